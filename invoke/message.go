@@ -1,0 +1,52 @@
+package invoke
+
+import (
+	"context"
+	"io"
+
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+)
+
+// Metadata keys the callee's sidecar sets from the caller's certificate. Any
+// values a client sent under these names are replaced, never trusted.
+const (
+	CallerAppIDKey     = "dapr-caller-app-id"
+	CallerNamespaceKey = "dapr-caller-namespace"
+	CalleeAppIDKey     = "dapr-callee-app-id"
+)
+
+// Request is one invocation of a method of an app.
+//
+// Message carries the method, HTTP verb and query (Message.Message.HttpExtension),
+// content type and metadata (lower-cased header names). Its
+// Message.Message.Data is left nil: the body is in Body.
+type Request struct {
+	Message *internalsv1.InternalInvokeRequest
+	// Body is the request payload; nil means empty. It is read once.
+	Body io.Reader
+	// ContentLength is the size of Body, or -1 when unknown (streamed).
+	ContentLength int64
+}
+
+// Response is the answer of the callee's app.
+//
+// Message.Status.Code is an HTTP status (>= 100) when the app speaks HTTP
+// and a gRPC code (< 100) when it speaks gRPC, as in Dapr. Message.Headers
+// holds the app's response headers (or gRPC header metadata), Trailers its
+// gRPC trailers.
+type Response struct {
+	Message *internalsv1.InternalInvokeResponse
+	// Body is the response payload. It is never nil and must be closed.
+	Body io.ReadCloser
+}
+
+// IsHTTP reports whether the status code is an HTTP status rather than a
+// gRPC code (gRPC codes are 0-16, HTTP statuses start at 100).
+func (r *Response) IsHTTP() bool {
+	return r.Message.GetStatus().GetCode() >= 100
+}
+
+// AppChannel delivers a request to the app next to this sidecar.
+type AppChannel interface {
+	Invoke(ctx context.Context, req *Request) (*Response, error)
+}

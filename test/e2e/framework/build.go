@@ -1,0 +1,68 @@
+package framework
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+)
+
+// Binaries are the built programs a test can start.
+type Binaries struct {
+	Dir      string
+	Tandemd  string
+	Sentry   string
+	Tandem   string
+	Echo     string
+	GRPCEcho string
+}
+
+var (
+	buildOnce sync.Once
+	built     *Binaries
+	buildErr  error
+)
+
+// RepoRoot returns the repository root (the folder holding go.mod).
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+}
+
+// Build compiles the binaries once per test process into a temporary folder.
+// Call Cleanup from TestMain to remove it.
+func Build() (*Binaries, error) {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tandem-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		b := &Binaries{
+			Dir:      dir,
+			Tandemd:  filepath.Join(dir, "tandemd"),
+			Sentry:   filepath.Join(dir, "sentry"),
+			Tandem:   filepath.Join(dir, "tandem"),
+			Echo:     filepath.Join(dir, "echo"),
+			GRPCEcho: filepath.Join(dir, "grpcecho"),
+		}
+		cmd := exec.Command("go", "build", "-o", dir+"/",
+			"./cmd/tandemd", "./cmd/sentry", "./cmd/tandem", "./test/apps/echo", "./test/apps/grpcecho")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built = b
+	})
+	return built, buildErr
+}
+
+// Cleanup removes the built binaries.
+func Cleanup() {
+	if built != nil {
+		_ = os.RemoveAll(built.Dir)
+	}
+}
