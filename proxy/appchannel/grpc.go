@@ -1,0 +1,277 @@
+package appchannel
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/tandemrun/tandem/invoke"
+)
+
+// App protocols (--app-protocol) served by gRPC.
+const (
+	ProtocolGRPC  = "grpc"
+	ProtocolGRPCS = "grpcs"
+)
+
+// DefaultMaxMessageSize is gRPC's and Dapr's default message limit (4 MiB).
+const DefaultMaxMessageSize = 4 << 20
+
+// GRPCConfig configures the channel to a gRPC app.
+type GRPCConfig struct {
+	// Address is --app-channel-address; "" means 127.0.0.1.
+	Address string
+	// Port is --app-port.
+	Port int
+	// Protocol is "grpc" (default) or "grpcs" (TLS without verification).
+	Protocol string
+	// APIToken is APP_API_TOKEN, sent as metadata dapr-api-token when set.
+	APIToken string
+	// MaxMessageSize bounds request and response messages in bytes
+	// (--dapr-http-max-request-size); 0 means DefaultMaxMessageSize.
+	MaxMessageSize int
+}
+
+// GRPC calls a gRPC app's AppCallback service over one shared connection.
+type GRPC struct {
+	conn     *grpc.ClientConn
+	client   runtimev1.AppCallbackClient
+	apiToken string
+	maxSize  int
+}
+
+var _ invoke.AppChannel = (*GRPC)(nil)
+
+// NewGRPC returns a channel to the gRPC app described by cfg. It does not
+// connect yet: the connection is made on first use and kept.
+func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
+	if cfg.Port <= 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("app channel: invalid app port %d: set --app-port to the port the app listens on", cfg.Port)
+	}
+	addr := cfg.Address
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
+	creds := insecure.NewCredentials()
+	switch cfg.Protocol {
+	case "", ProtocolGRPC:
+	case ProtocolGRPCS:
+		creds = credentials.NewTLS(&tls.Config{
+			InsecureSkipVerify: true, //nolint:gosec // Dapr's grpcs app protocol does not verify the local app.
+			MinVersion:         tls.VersionTLS12,
+		})
+	default:
+		return nil, fmt.Errorf("app channel: protocol %q is not gRPC: use grpc or grpcs (or the HTTP channel for http)", cfg.Protocol)
+	}
+	maxSize := cfg.MaxMessageSize
+	if maxSize <= 0 {
+		maxSize = DefaultMaxMessageSize
+	}
+	// passthrough: the address is an IP or host name dialled as is.
+	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(addr, strconv.Itoa(cfg.Port)),
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxSize), grpc.MaxCallSendMsgSize(maxSize)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("app channel: gRPC client for %s:%d: %w", addr, cfg.Port, err)
+	}
+	return &GRPC{
+		conn:     conn,
+		client:   runtimev1.NewAppCallbackClient(conn),
+		apiToken: cfg.APIToken,
+		maxSize:  maxSize,
+	}, nil
+}
+
+// Conn returns the connection to the app (the gRPC proxy forwards raw
+// streams over it).
+func (g *GRPC) Conn() *grpc.ClientConn { return g.conn }
+
+// Close closes the connection.
+func (g *GRPC) Close() error { return g.conn.Close() }
+
+// Invoke calls AppCallback/OnInvoke. The app's gRPC status, success or not,
+// is the Response's Status (code < 100); an error is returned only when
+// the request cannot be built or read.
+func (g *GRPC) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
+	data, err := readBody(req, g.maxSize)
+	if err != nil {
+		return nil, err
+	}
+	msg := req.Message.GetMessage()
+	in := &commonv1.InvokeRequest{
+		Method:        msg.GetMethod(),
+		ContentType:   msg.GetContentType(),
+		HttpExtension: msg.GetHttpExtension(),
+		Data:          &anypb.Any{TypeUrl: msg.GetData().GetTypeUrl(), Value: data},
+	}
+	md := MetadataToGRPC(req.Message.GetMetadata())
+	if g.apiToken != "" {
+		md.Set(apiTokenKey, g.apiToken)
+	}
+	ctx = metadata.NewOutgoingContext(ctx, md)
+
+	var header, trailer metadata.MD
+	out, callErr := g.client.OnInvoke(ctx, in, grpc.Header(&header), grpc.Trailer(&trailer))
+	st := status.Convert(callErr)
+	resp := &internalsv1.InternalInvokeResponse{
+		Status: &internalsv1.Status{
+			Code:    int32(st.Code()), //nolint:gosec // gRPC codes are small.
+			Message: st.Message(),
+			Details: st.Proto().GetDetails(),
+		},
+		Headers:  GRPCToMetadata(header),
+		Trailers: GRPCToMetadata(trailer),
+		Message:  &commonv1.InvokeResponse{ContentType: out.GetContentType()},
+	}
+	if tu := out.GetData().GetTypeUrl(); tu != "" {
+		// Keep the type URL for gRPC callers; the bytes go in Body.
+		resp.Message.Data = &anypb.Any{TypeUrl: tu}
+	}
+	return &invoke.Response{
+		Message: resp,
+		Body:    io.NopCloser(bytes.NewReader(out.GetData().GetValue())),
+	}, nil
+}
+
+// readBody reads the whole request body, refusing more than limit bytes.
+func readBody(req *invoke.Request, limit int) ([]byte, error) {
+	if req.Body == nil || req.ContentLength == 0 {
+		return nil, nil
+	}
+	if req.ContentLength > int64(limit) {
+		return nil, status.Errorf(codes.ResourceExhausted, "request body of %d bytes is larger than the gRPC app limit of %d bytes", req.ContentLength, limit)
+	}
+	size := 512
+	if req.ContentLength > 0 {
+		size = int(req.ContentLength)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	n, err := buf.ReadFrom(io.LimitReader(req.Body, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	if n > int64(limit) {
+		return nil, status.Errorf(codes.ResourceExhausted, "request body is larger than the gRPC app limit of %d bytes", limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// MetadataToGRPC converts internal metadata to outgoing gRPC metadata as
+// Dapr does for a gRPC app: "-bin" values are base64-decoded; when the
+// request came from HTTP (its content-type is not application/grpc) the
+// standard HTTP request headers (Accept, Content-Type, ...) get a "dapr-"
+// prefix so they do not clash with gRPC's own; destination-app-id, hop-by-hop
+// names and names or values gRPC cannot carry are dropped. A traceparent
+// without grpc-trace-bin also yields grpc-trace-bin.
+func MetadataToGRPC(md Metadata) metadata.MD {
+	out := make(metadata.MD, len(md)+1)
+	fromHTTP := !strings.HasPrefix(First(md, contentTypeKey), "application/grpc")
+	for k, lv := range md {
+		name := lowerASCII(k)
+		if name == destinationKey || IsHopByHop(name) || name == contentLengthKey && !fromHTTP {
+			continue
+		}
+		if fromHTTP && isPermanentHTTPHeader(name) {
+			name = "dapr-" + name
+		}
+		if !validGRPCKey(name) {
+			continue
+		}
+		if strings.HasSuffix(name, binSuffix) {
+			for _, v := range lv.GetValues() {
+				if b, ok := decodeBin(v); ok {
+					out[name] = append(out[name], string(b))
+				}
+			}
+			continue
+		}
+		for _, v := range lv.GetValues() {
+			if validGRPCValue(v) {
+				out[name] = append(out[name], v)
+			}
+		}
+	}
+	if _, ok := out[traceBinKey]; !ok {
+		if bin, ok := traceBin(First(md, traceparentKey)); ok {
+			out[traceBinKey] = []string{string(bin)}
+		}
+	}
+	return out
+}
+
+// GRPCToMetadata converts gRPC metadata to internal metadata, base64
+// encoding "-bin" values as Dapr does.
+func GRPCToMetadata(md metadata.MD) Metadata {
+	out := make(Metadata, len(md))
+	for k, vv := range md {
+		if strings.HasSuffix(k, binSuffix) {
+			enc := make([]string, len(vv))
+			for i, v := range vv {
+				enc[i] = base64.StdEncoding.EncodeToString([]byte(v))
+			}
+			vv = enc
+		}
+		out[k] = &internalsv1.ListStringValue{Values: vv}
+	}
+	return out
+}
+
+// isPermanentHTTPHeader reports whether a lower-case name is one of the
+// IANA permanent request headers Dapr renames for gRPC apps.
+func isPermanentHTTPHeader(name string) bool {
+	switch name {
+	case "accept", "accept-charset", "accept-language", "accept-ranges",
+		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+		"cache-control", "content-type", "content-length", "cookie", "date", "expect",
+		"from", "host", "if-match", "if-modified-since", "if-none-match",
+		"if-schedule-tag-match", "if-unmodified-since", "max-forwards", "origin",
+		"pragma", "referer", "via", "warning":
+		return true
+	}
+	return false
+}
+
+// validGRPCKey reports whether name is a legal gRPC metadata key and not
+// one gRPC manages itself.
+func validGRPCKey(name string) bool {
+	if name == "" || name[0] == ':' || name == "user-agent" || name == "te" ||
+		name == "content-type" || (strings.HasPrefix(name, "grpc-") && name != traceBinKey) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validGRPCValue reports whether v is printable ASCII, as gRPC requires of
+// non-binary metadata.
+func validGRPCValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

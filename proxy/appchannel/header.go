@@ -1,0 +1,181 @@
+package appchannel
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+)
+
+// Metadata is Dapr's internal metadata map: lower-cased header or gRPC
+// metadata names to their values. Values of "-bin" keys are base64.
+type Metadata = map[string]*internalsv1.ListStringValue
+
+// Header and metadata names with special handling.
+const (
+	contentTypeKey   = "content-type"
+	contentLengthKey = "content-length"
+	destinationKey   = "destination-app-id"
+	traceparentKey   = "traceparent"
+	tracestateKey    = "tracestate"
+	traceBinKey      = "grpc-trace-bin"
+	apiTokenKey      = "dapr-api-token"
+	binSuffix        = "-bin"
+)
+
+// IsHopByHop reports whether a lower-case header name is hop-by-hop (RFC
+// 7230 section 6.1, plus HTTP/2's and proxy authentication headers, as in
+// Dapr): such headers are never forwarded.
+func IsHopByHop(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+		"upgrade", "http2-settings", "te", "trailer",
+		"proxy-authorization", "proxy-authenticate":
+		return true
+	}
+	return false
+}
+
+// connectionTokens returns the lower-cased names a Connection header
+// nominates as hop-by-hop, or nil.
+func connectionTokens(values []string) map[string]struct{} {
+	if len(values) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{})
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				m[strings.ToLower(tok)] = struct{}{}
+			}
+		}
+	}
+	return m
+}
+
+// HeaderToMetadata copies HTTP headers into metadata with lower-cased names,
+// dropping hop-by-hop headers (and those the Connection header names),
+// Content-Length (the body's size travels separately) and the names in
+// skip (lower-case; e.g. "dapr-app-id"). Values are shared, not copied.
+func HeaderToMetadata(h http.Header, md Metadata, skip ...string) {
+	conn := connectionTokens(h["Connection"])
+outer:
+	for k, vv := range h {
+		if len(vv) == 0 {
+			continue
+		}
+		name := lowerASCII(k)
+		if name == contentLengthKey || IsHopByHop(name) {
+			continue
+		}
+		if _, ok := conn[name]; ok {
+			continue
+		}
+		for _, s := range skip {
+			if name == s {
+				continue outer
+			}
+		}
+		if cur, ok := md[name]; ok {
+			// Two spellings of one header ("X-A" and "x-a") merge.
+			cur.Values = append(cur.Values, vv...)
+			continue
+		}
+		md[name] = &internalsv1.ListStringValue{Values: vv}
+	}
+}
+
+// MetadataToHeader adds metadata entries to HTTP headers with Dapr's rules:
+// hop-by-hop (and Connection-nominated) names, content-type (set it from
+// the message's content type), content-length, destination-app-id and
+// binary "-bin" entries are dropped; gRPC pseudo-headers (":authority") and
+// "grpc-*" names get a "dapr-" prefix so they cannot confuse HTTP.
+func MetadataToHeader(md Metadata, h http.Header) {
+	var conn map[string]struct{}
+	if c, ok := md["connection"]; ok {
+		conn = connectionTokens(c.GetValues())
+	}
+	for k, lv := range md {
+		vals := lv.GetValues()
+		if len(vals) == 0 {
+			continue
+		}
+		name := lowerASCII(k)
+		switch name {
+		case contentTypeKey, contentLengthKey, destinationKey:
+			continue
+		}
+		if strings.HasSuffix(name, binSuffix) || IsHopByHop(name) {
+			continue
+		}
+		if _, ok := conn[name]; ok {
+			continue
+		}
+		name = daprPrefixReserved(name)
+		if !validHeaderName(name) {
+			continue
+		}
+		key := http.CanonicalHeaderKey(name)
+		for _, v := range vals {
+			h[key] = append(h[key], v)
+		}
+	}
+}
+
+// daprPrefixReserved renames gRPC's reserved names for HTTP, as Dapr does.
+func daprPrefixReserved(name string) string {
+	switch {
+	case name == ":method" || name == ":scheme" || name == ":path" || name == ":authority":
+		return "dapr-" + name[1:]
+	case strings.HasPrefix(name, "grpc-"):
+		return "dapr-" + name
+	}
+	return name
+}
+
+// validHeaderName reports whether name is an HTTP token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lower-cases s without allocating when it already is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// First returns the first value of a metadata entry, or "".
+func First(md Metadata, name string) string {
+	if lv, ok := md[name]; ok && len(lv.GetValues()) > 0 {
+		return lv.GetValues()[0]
+	}
+	return ""
+}
+
+// decodeBin decodes a "-bin" metadata value (base64, padded or not).
+func decodeBin(v string) ([]byte, bool) {
+	if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+		return b, true
+	}
+	if b, err := base64.RawStdEncoding.DecodeString(v); err == nil {
+		return b, true
+	}
+	return nil, false
+}

@@ -1,0 +1,212 @@
+package appchannel
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tandemrun/tandem/invoke"
+)
+
+// App protocols (--app-protocol) served by HTTP.
+const (
+	ProtocolHTTP  = "http"
+	ProtocolHTTPS = "https"
+	ProtocolH2C   = "h2c"
+)
+
+// HTTPConfig configures the channel to an HTTP app.
+type HTTPConfig struct {
+	// Address is --app-channel-address; "" means 127.0.0.1.
+	Address string
+	// Port is --app-port.
+	Port int
+	// Protocol is "http" (default), "https" (TLS without verification, as
+	// in Dapr: the app is local) or "h2c" (HTTP/2 without TLS).
+	Protocol string
+	// APIToken is APP_API_TOKEN, sent as header dapr-api-token when set.
+	APIToken string
+	// MaxResponseHeaderBytes bounds the app's response headers
+	// (--dapr-http-read-buffer-size); 0 means Go's default.
+	MaxResponseHeaderBytes int64
+}
+
+// HTTP calls an HTTP app. It is safe for concurrent use and keeps a pool
+// of keep-alive connections to the app.
+type HTTP struct {
+	client   *http.Client
+	scheme   string
+	host     string
+	apiToken string
+}
+
+var _ invoke.AppChannel = (*HTTP)(nil)
+
+// NewHTTP returns a channel to the app described by cfg.
+func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
+	if cfg.Port <= 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("app channel: invalid app port %d: set --app-port to the port the app listens on", cfg.Port)
+	}
+	addr := cfg.Address
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
+	tr := &http.Transport{
+		// Never Proxy: the app is local, HTTP_PROXY must not apply.
+		DialContext: (&net.Dialer{
+			Timeout:   15 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    1024,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    15 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
+		// Bodies pass through untouched: no transparent gzip.
+		DisableCompression: true,
+	}
+	scheme := "http"
+	switch cfg.Protocol {
+	case "", ProtocolHTTP:
+	case ProtocolHTTPS:
+		scheme = "https"
+		tr.TLSClientConfig = &tls.Config{
+			InsecureSkipVerify: true, //nolint:gosec // Dapr's https app protocol does not verify the local app.
+			MinVersion:         tls.VersionTLS12,
+		}
+	case ProtocolH2C:
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		tr.Protocols = p
+	default:
+		return nil, fmt.Errorf("app channel: protocol %q is not HTTP: use http, https or h2c (or the gRPC channel for grpc)", cfg.Protocol)
+	}
+	return &HTTP{
+		client: &http.Client{
+			Transport: tr,
+			// Redirects go back to the caller, as with a reverse proxy.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		scheme:   scheme,
+		host:     net.JoinHostPort(addr, strconv.Itoa(cfg.Port)),
+		apiToken: cfg.APIToken,
+	}, nil
+}
+
+// Client returns the pooled client to the app, for other callers of the app
+// (health probes, subscriptions) to share its connections.
+func (h *HTTP) Client() *http.Client { return h.client }
+
+// BaseURL returns scheme://host:port of the app.
+func (h *HTTP) BaseURL() string { return h.scheme + "://" + h.host }
+
+// Close releases idle connections.
+func (h *HTTP) Close() error {
+	h.client.CloseIdleConnections()
+	return nil
+}
+
+// Invoke sends req to the app and returns its response with the body
+// streaming; the caller must close Response.Body.
+func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
+	hreq, err := h.newRequest(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.client.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("call app at %s: %w", h.host, err)
+	}
+	md := make(Metadata, len(resp.Header))
+	HeaderToMetadata(resp.Header, md)
+	return &invoke.Response{
+		Message: &internalsv1.InternalInvokeResponse{
+			Status:  &internalsv1.Status{Code: int32(resp.StatusCode)}, //nolint:gosec // HTTP status fits.
+			Headers: md,
+			Message: &commonv1.InvokeResponse{ContentType: resp.Header.Get("Content-Type")},
+		},
+		Body: resp.Body,
+	}, nil
+}
+
+// newRequest builds the HTTP request for the app from req.
+func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Request, error) {
+	msg := req.Message.GetMessage()
+	ext := msg.GetHttpExtension()
+	if ext == nil {
+		return nil, status.Error(codes.InvalidArgument, "missing HTTP extension field: an HTTP app needs message.http_extension.verb")
+	}
+	verb := ext.GetVerb()
+	if verb == commonv1.HTTPExtension_NONE || verb == commonv1.HTTPExtension_CONNECT {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid HTTP verb %s for an HTTP app", verb)
+	}
+	// Cleaning a rooted path resolves "..": nothing escapes the app's root.
+	method := path.Clean("/" + msg.GetMethod())
+	u := &url.URL{Scheme: h.scheme, Host: h.host, Path: method, RawQuery: ext.GetQuerystring()}
+
+	var body io.ReadCloser = http.NoBody
+	if req.Body != nil && req.ContentLength != 0 {
+		if rc, ok := req.Body.(io.ReadCloser); ok {
+			body = rc
+		} else {
+			body = io.NopCloser(req.Body)
+		}
+	}
+	hreq, err := http.NewRequestWithContext(ctx, verb.String(), "", nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request for app: %w", err)
+	}
+	hreq.URL = u
+	hreq.Host = h.host
+	hreq.Body = body
+	hreq.ContentLength = contentLength(req)
+	if body == http.NoBody {
+		hreq.ContentLength = 0
+	}
+
+	md := req.Message.GetMetadata()
+	hdr := make(http.Header, len(md)+2)
+	MetadataToHeader(md, hdr)
+	if ct := msg.GetContentType(); ct != "" {
+		hdr["Content-Type"] = []string{ct}
+	}
+	if hdr.Get("Traceparent") == "" {
+		if bin, ok := decodeBin(First(md, traceBinKey)); ok {
+			if tp, ok := traceparent(bin); ok {
+				hdr["Traceparent"] = []string{tp}
+			}
+		}
+	}
+	if h.apiToken != "" {
+		hdr["Dapr-Api-Token"] = []string{h.apiToken}
+	}
+	hreq.Header = hdr
+	return hreq, nil
+}
+
+// contentLength is the body size from the request, or from the caller's
+// content-length metadata when a peer sidecar sent it; -1 when unknown.
+func contentLength(req *invoke.Request) int64 {
+	if req.ContentLength >= 0 {
+		return req.ContentLength
+	}
+	if v := First(req.Message.GetMetadata(), contentLengthKey); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return -1
+}
