@@ -1,0 +1,251 @@
+// Package client obtains workload certificates from a sentry (Tandem's or
+// Dapr's) over dapr.proto.sentry.v1.CA/SignCertificate. Client implements
+// identity.Issuer.
+//
+// The connection is TLS without a client certificate; sentry's certificate
+// must chain to the configured trust anchors and carry sentry's SPIFFE ID
+// (spiffe://<control-plane-trust-domain>/ns/<control-plane-namespace>/dapr-sentry),
+// exactly what daprd checks. Each try has a 3 s timeout and up to 5 tries
+// are made, as daprd does.
+package client
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/tandemrun/tandem/identity"
+)
+
+// Defaults, as daprd (pkg/security/sentry.go).
+const (
+	DefaultPerTryTimeout = 3 * time.Second
+	DefaultMaxAttempts   = 5
+)
+
+// Config configures a Client.
+type Config struct {
+	// Address of sentry, host:port.
+	Address string
+	// TrustAnchors verify sentry's certificate (DAPR_TRUST_ANCHORS).
+	TrustAnchors []*x509.Certificate
+	// SentryID is the SPIFFE ID sentry must present; see SentryID.
+	SentryID spiffeid.ID
+	// Token is sent with every request (join token); may be empty.
+	Token string
+	// TokenValidator names the validator sentry should use; UNKNOWN lets
+	// sentry pick its default.
+	TokenValidator sentryv1.SignCertificateRequest_TokenValidator
+	// PerTryTimeout (DefaultPerTryTimeout if zero) and MaxAttempts
+	// (DefaultMaxAttempts if zero).
+	PerTryTimeout time.Duration
+	MaxAttempts   int
+	// RetryBackoff is the first wait between tries, doubled each time
+	// (100ms if zero).
+	RetryBackoff time.Duration
+}
+
+// Client signs CSRs through sentry.
+type Client struct {
+	cfg  Config
+	conn *grpc.ClientConn
+	ca   sentryv1.CAClient
+}
+
+var _ identity.Issuer = (*Client)(nil)
+
+// New returns a client; it connects lazily, on the first Issue.
+func New(cfg Config) (*Client, error) {
+	if cfg.Address == "" {
+		return nil, errors.New("sentry client: no sentry address (set --sentry-address)")
+	}
+	if len(cfg.TrustAnchors) == 0 {
+		return nil, errors.New("sentry client: no trust anchors to verify sentry with (set DAPR_TRUST_ANCHORS or --trust-anchors-file)")
+	}
+	if cfg.SentryID.IsZero() {
+		return nil, errors.New("sentry client: sentry's SPIFFE ID is not set")
+	}
+	if cfg.PerTryTimeout <= 0 {
+		cfg.PerTryTimeout = DefaultPerTryTimeout
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	bundle := x509bundle.FromX509Authorities(cfg.SentryID.TrustDomain(), cfg.TrustAnchors)
+	tlsConf := tlsconfig.TLSClientConfig(bundle, tlsconfig.AuthorizeID(cfg.SentryID))
+	conn, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	if err != nil {
+		return nil, fmt.Errorf("sentry client for %s: %w", cfg.Address, err)
+	}
+	return &Client{cfg: cfg, conn: conn, ca: sentryv1.NewCAClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Issue implements identity.Issuer: id must be
+// spiffe://<trust-domain>/ns/<namespace>/<app-id>; csrDER is sent as PEM.
+func (c *Client) Issue(ctx context.Context, id spiffeid.ID, csrDER []byte) (*identity.Issued, error) {
+	app, err := identity.ParseApp(id)
+	if err != nil {
+		return nil, err
+	}
+	req := &sentryv1.SignCertificateRequest{
+		Id:                        app.AppID,
+		Namespace:                 app.Namespace,
+		TrustDomain:               app.TrustDomain,
+		Token:                     c.cfg.Token,
+		TokenValidator:            c.cfg.TokenValidator,
+		CertificateSigningRequest: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
+	}
+	resp, err := c.call(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("sentry at %s: %w", c.cfg.Address, err)
+	}
+	return ParseResponse(resp)
+}
+
+func (c *Client) call(ctx context.Context, req *sentryv1.SignCertificateRequest) (*sentryv1.SignCertificateResponse, error) {
+	backoff := c.cfg.RetryBackoff
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		tctx, cancel := context.WithTimeout(ctx, c.cfg.PerTryTimeout)
+		resp, err := c.ca.SignCertificate(tctx, req)
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if !retryable(err) || attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	return nil, lastErr
+}
+
+// retryable: transport trouble and per-try timeouts are retried; a refusal
+// (PermissionDenied, InvalidArgument, ...) is final.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+		return true
+	}
+	return false
+}
+
+// ParseResponse turns a SignCertificateResponse into identity.Issued. The
+// workload chain is the leaf plus intermediates (a root that an old sentry
+// appended is dropped); the trust anchors are every certificate in
+// trust_chain_certificates that is not part of the workload chain.
+func ParseResponse(resp *sentryv1.SignCertificateResponse) (*identity.Issued, error) {
+	chain, err := ParseTrustAnchors(resp.GetWorkloadCertificate())
+	if err != nil {
+		return nil, fmt.Errorf("parse workload certificate: %w", err)
+	}
+	var anchors []*x509.Certificate
+	for _, entry := range resp.GetTrustChainCertificates() {
+		certs, err := ParseTrustAnchors(entry)
+		if err != nil {
+			return nil, fmt.Errorf("parse trust chain certificates: %w", err)
+		}
+		anchors = append(anchors, certs...)
+	}
+	for len(chain) > 1 && selfSigned(chain[len(chain)-1]) {
+		chain = chain[:len(chain)-1]
+	}
+	anchors = without(anchors, chain)
+	validUntil := chain[0].NotAfter
+	if resp.GetValidUntil().IsValid() && resp.GetValidUntil().AsTime().Before(validUntil) {
+		validUntil = resp.GetValidUntil().AsTime()
+	}
+	return &identity.Issued{Chain: chain, TrustAnchors: anchors, ValidUntil: validUntil}, nil
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	return c.IsCA && c.CheckSignatureFrom(c) == nil
+}
+
+func without(certs, drop []*x509.Certificate) []*x509.Certificate {
+	out := certs[:0:0]
+	for _, c := range certs {
+		keep := true
+		for _, d := range drop {
+			if c.Equal(d) {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ParseTrustAnchors decodes PEM data holding one or more certificates, as
+// in DAPR_TRUST_ANCHORS or a trust anchors file.
+func ParseTrustAnchors(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM CERTIFICATE block found")
+	}
+	return certs, nil
+}
+
+// SentryID returns the SPIFFE ID daprd expects of sentry:
+// spiffe://<controlPlaneTrustDomain>/ns/<controlPlaneNamespace>/dapr-sentry.
+// Empty arguments take daprd's defaults, "localhost" and "default".
+func SentryID(controlPlaneTrustDomain, controlPlaneNamespace string) (spiffeid.ID, error) {
+	if controlPlaneTrustDomain == "" {
+		controlPlaneTrustDomain = "localhost"
+	}
+	if controlPlaneNamespace == "" {
+		controlPlaneNamespace = "default"
+	}
+	td, err := spiffeid.TrustDomainFromString(controlPlaneTrustDomain)
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("control plane trust domain %q: %w", controlPlaneTrustDomain, err)
+	}
+	id, err := spiffeid.FromSegments(td, "ns", controlPlaneNamespace, "dapr-sentry")
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("control plane namespace %q: %w", controlPlaneNamespace, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,206 @@
+package client
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/sentry/ca"
+)
+
+func TestSentryID(t *testing.T) {
+	tests := []struct {
+		td, ns, want string
+		wantErr      bool
+	}{
+		{"", "", "spiffe://localhost/ns/default/dapr-sentry", false},
+		{"cluster.local", "dapr-system", "spiffe://cluster.local/ns/dapr-system/dapr-sentry", false},
+		{"Bad TD", "", "", true},
+	}
+	for _, tt := range tests {
+		id, err := SentryID(tt.td, tt.ns)
+		if (err != nil) != tt.wantErr || err == nil && id.String() != tt.want {
+			t.Errorf("SentryID(%q, %q) = %v, %v; want %s", tt.td, tt.ns, id, err, tt.want)
+		}
+	}
+}
+
+func TestParseTrustAnchors(t *testing.T) {
+	a, err := ca.GenerateBundle(ca.GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ca.GenerateBundle(ca.GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := append(append([]byte("# comment\n"), a.TrustAnchorsPEM...), b.TrustAnchorsPEM...)
+	tests := []struct {
+		name    string
+		in      []byte
+		want    int
+		wantErr bool
+	}{
+		{"one", a.TrustAnchorsPEM, 1, false},
+		{"two with text around", two, 2, false},
+		{"key only", a.IssuerKeyPEM, 0, true},
+		{"empty", nil, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseTrustAnchors(tt.in)
+			if (err != nil) != tt.wantErr || len(got) != tt.want {
+				t.Fatalf("got %d certs, err %v; want %d, err %v", len(got), err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestParseResponseOldSentry: sentry before 1.11 appended the root to the
+// workload chain and sent [issuer, root] as the trust chain.
+func TestParseResponseOldSentry(t *testing.T) {
+	b, err := ca.GenerateBundle(ca.GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ca.New(b, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := c.IssueTLS(spiffeid.RequireFromString("spiffe://public/ns/default/a"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := []*x509.Certificate{cert.Leaf, c.Issuer(), c.ActiveRoot()}
+	issued, err := ParseResponse(&sentryv1.SignCertificateResponse{
+		WorkloadCertificate:    ca.EncodeCertificates(chain),
+		TrustChainCertificates: [][]byte{ca.EncodeCertificates(chain[1:2]), ca.EncodeCertificates(chain[2:])},
+		ValidUntil:             timestamppb.New(cert.Leaf.NotAfter),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(issued.Chain) != 2 || len(issued.TrustAnchors) != 1 || !issued.TrustAnchors[0].Equal(c.ActiveRoot()) {
+		t.Fatalf("chain %d, anchors %d; want 2 and the root", len(issued.Chain), len(issued.TrustAnchors))
+	}
+	if !issued.ValidUntil.Equal(cert.Leaf.NotAfter) {
+		t.Fatalf("ValidUntil = %v", issued.ValidUntil)
+	}
+}
+
+// flakyCA fails the first `failures` calls with code, then signs.
+type flakyCA struct {
+	sentryv1.UnimplementedCAServer
+	ca       *ca.CA
+	failures int32
+	code     codes.Code
+	calls    atomic.Int32
+}
+
+func (f *flakyCA) SignCertificate(_ context.Context, req *sentryv1.SignCertificateRequest) (*sentryv1.SignCertificateResponse, error) {
+	if f.calls.Add(1) <= f.failures {
+		return nil, status.Error(f.code, "try again")
+	}
+	chain, err := f.ca.IssueTLS(spiffeid.RequireFromString("spiffe://public/ns/"+req.GetNamespace()+"/"+req.GetId()), time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &sentryv1.SignCertificateResponse{
+		WorkloadCertificate:    ca.EncodeCertificates([]*x509.Certificate{chain.Leaf, f.ca.Issuer()}),
+		TrustChainCertificates: [][]byte{f.ca.TrustAnchorsPEM()},
+		ValidUntil:             timestamppb.New(chain.Leaf.NotAfter),
+	}, nil
+}
+
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name      string
+		failures  int32
+		code      codes.Code
+		wantCalls int32
+		wantOK    bool
+	}{
+		{"unavailable then ok", 2, codes.Unavailable, 3, true},
+		{"unavailable every try", 10, codes.Unavailable, 4, false},
+		{"permission denied is final", 10, codes.PermissionDenied, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := ca.GenerateBundle(ca.GenerateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ca.New(b, ca.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sentryID, _ := SentryID("", "")
+			serving, err := c.IssueTLS(sentryID, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake := &flakyCA{ca: c, failures: tt.failures, code: tt.code}
+			gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
+			sentryv1.RegisterCAServer(gs, fake)
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = gs.Serve(lis) }()
+			defer gs.Stop()
+
+			cl, err := New(Config{Address: lis.Addr().String(), TrustAnchors: c.TrustAnchors(), SentryID: sentryID,
+				MaxAttempts: 4, RetryBackoff: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			id := spiffeid.RequireFromString("spiffe://public/ns/default/app")
+			csr, err := identity.NewCSR(key, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			issued, err := cl.Issue(context.Background(), id, csr)
+			if (err == nil) != tt.wantOK {
+				t.Fatalf("err = %v, want ok %v", err, tt.wantOK)
+			}
+			if got := fake.calls.Load(); got != tt.wantCalls {
+				t.Fatalf("calls = %d, want %d", got, tt.wantCalls)
+			}
+			if tt.wantOK && len(issued.TrustAnchors) != 1 {
+				t.Fatalf("anchors = %d", len(issued.TrustAnchors))
+			}
+		})
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	b, _ := ca.GenerateBundle(ca.GenerateOptions{})
+	id, _ := SentryID("", "")
+	for name, cfg := range map[string]Config{
+		"no address": {TrustAnchors: b.TrustAnchors, SentryID: id},
+		"no anchors": {Address: "127.0.0.1:1", SentryID: id},
+		"no id":      {Address: "127.0.0.1:1", TrustAnchors: b.TrustAnchors},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}

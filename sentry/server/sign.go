@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"time"
+
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tandemrun/tandem/sentry/ca"
+)
+
+// signError is a gRPC status plus the failure_total reason label.
+type signError struct {
+	reason string
+	err    error
+}
+
+func fail(reason string, code codes.Code, msg string) *signError {
+	return &signError{reason: reason, err: status.Error(code, msg)}
+}
+
+// SignCertificate implements dapr.proto.sentry.v1.CA.
+func (s *Server) SignCertificate(ctx context.Context, req *sentryv1.SignCertificateRequest) (*sentryv1.SignCertificateResponse, error) {
+	s.metrics.received.Inc()
+	resp, serr := s.sign(ctx, req)
+	if serr != nil {
+		s.metrics.failure.WithLabelValues(serr.reason).Inc()
+		s.log.Warn("certificate request refused", "app_id", req.GetId(), "namespace", req.GetNamespace(),
+			"trust_domain", req.GetTrustDomain(), "reason", serr.reason, "error", serr.err)
+		return nil, serr.err
+	}
+	s.metrics.success.Inc()
+	return resp, nil
+}
+
+func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest) (*sentryv1.SignCertificateResponse, *signError) {
+	which := req.GetTokenValidator()
+	if which == sentryv1.SignCertificateRequest_UNKNOWN {
+		which = s.defaultVal
+	}
+	if which == sentryv1.SignCertificateRequest_UNKNOWN {
+		return nil, fail("validator", codes.InvalidArgument, "a validator name must be specified in this environment")
+	}
+	val, ok := s.vals[which]
+	if !ok {
+		return nil, fail("validator", codes.InvalidArgument, "the requested validator "+which.String()+" is not enabled")
+	}
+	id, err := val.Validate(ctx, req)
+	if err != nil {
+		return nil, fail("req_id_validation", codes.PermissionDenied, err.Error())
+	}
+
+	csr, serr := parseCSR(req.GetCertificateSigningRequest())
+	if serr != nil {
+		return nil, serr
+	}
+	// Dapr's sidecars send an empty CSR (the identity is in the request);
+	// Tandem's put the SPIFFE ID in the URI SAN, which must then match.
+	for _, u := range csr.URIs {
+		got, err := spiffeid.FromURI(u)
+		if err != nil || got != id {
+			return nil, fail("csr_identity", codes.PermissionDenied,
+				"the certificate signing request asks for "+u.String()+" but the request was validated as "+id.String())
+		}
+	}
+
+	chain, err := s.ca.Sign(csr, id, 0)
+	if err != nil {
+		s.log.Error("signing failed", "spiffe_id", id.String(), "error", err)
+		return nil, fail("cert_sign", codes.Internal, "failed to sign certificate")
+	}
+	leaf := chain[0]
+	s.log.Info("certificate issued", "spiffe_id", id.String(), "serial", leaf.SerialNumber.String(),
+		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+	return &sentryv1.SignCertificateResponse{
+		WorkloadCertificate: ca.EncodeCertificates(chain),
+		// As Dapr's sentry: one entry holding every trust anchor as PEM.
+		TrustChainCertificates: [][]byte{s.ca.TrustAnchorsPEM()},
+		ValidUntil:             timestamppb.New(leaf.NotAfter),
+	}, nil
+}
+
+// parseCSR accepts a PEM CSR (daprd sends "CERTIFICATE REQUEST"; daprd
+// before 1.12 sent "CERTIFICATE") or, leniently, raw DER.
+func parseCSR(data []byte) (*x509.CertificateRequest, *signError) {
+	der := data
+	if block, _ := pem.Decode(data); block != nil {
+		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" && block.Type != "CERTIFICATE" {
+			return nil, fail("cert_parse", codes.InvalidArgument, "invalid certificate signing request: unexpected PEM block "+block.Type)
+		}
+		der = block.Bytes
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fail("cert_parse", codes.InvalidArgument, "failed to parse certificate signing request: "+err.Error())
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fail("cert_parse", codes.InvalidArgument, "invalid certificate signing request signature")
+	}
+	return csr, nil
+}
