@@ -1,0 +1,301 @@
+package invoke
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/tandemrun/tandem/identity"
+)
+
+// AuthorizeFunc decides whether caller may make req. A non-nil error is
+// returned to the caller as codes.PermissionDenied.
+type AuthorizeFunc func(ctx context.Context, caller identity.App, req *Request) error
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// AppID and Namespace are this sidecar's app (the callee).
+	AppID     string
+	Namespace string
+	// App delivers requests to the local app.
+	App AppChannel
+	// Authorize, if set, is consulted for every call (access control).
+	Authorize AuthorizeFunc
+	Log       *slog.Logger
+}
+
+// Server is the callee side of service invocation: it implements Dapr's
+// internal ServiceInvocation gRPC service on the internal port.
+type Server struct {
+	appID     string
+	namespace string
+	app       AppChannel
+	authorize AuthorizeFunc
+	log       *slog.Logger
+}
+
+var _ internalsv1.ServiceInvocationServer = (*Server)(nil)
+
+// NewServer checks o and returns a Server.
+func NewServer(o ServerOptions) (*Server, error) {
+	if o.AppID == "" || o.Namespace == "" {
+		return nil, errors.New("invoke server: this sidecar's app id and namespace are required")
+	}
+	if o.App == nil {
+		return nil, errors.New("invoke server: an app channel is required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{appID: o.AppID, namespace: o.Namespace, app: o.App, authorize: o.Authorize, log: o.Log}, nil
+}
+
+// Register adds the ServiceInvocation service to g.
+func (s *Server) Register(g *grpc.Server) {
+	internalsv1.RegisterServiceInvocationServer(g, s)
+}
+
+// admit establishes who is calling, stamps the caller/callee metadata
+// (replacing whatever the caller sent) and runs Authorize.
+func (s *Server) admit(ctx context.Context, req *Request) error {
+	in := req.Message
+	if in.Metadata == nil {
+		in.Metadata = make(map[string]*internalsv1.ListStringValue, 4)
+	}
+	caller, secure, err := PeerApp(ctx)
+	if err != nil {
+		return status.Errorf(codes.Unauthenticated, "caller identity: %v", err)
+	}
+	if !secure {
+		// mTLS is off: like daprd, believe what the caller says.
+		caller = identity.App{
+			AppID:     firstMeta(in.Metadata, CallerAppIDKey),
+			Namespace: firstMeta(in.Metadata, CallerNamespaceKey),
+		}
+		if caller.Namespace == "" && caller.AppID != "" {
+			caller.Namespace = s.namespace
+		}
+	}
+	if caller.AppID != "" {
+		setMeta(in.Metadata, CallerAppIDKey, caller.AppID)
+		setMeta(in.Metadata, CallerNamespaceKey, caller.Namespace)
+	}
+	setMeta(in.Metadata, CalleeAppIDKey, s.appID)
+	copyIncomingTrace(ctx, in.Metadata)
+	if s.authorize != nil {
+		if err := s.authorize(ctx, caller, req); err != nil {
+			return status.Errorf(codes.PermissionDenied, "app %q may not call %q on app %q: %v",
+				caller.AppID, in.GetMessage().GetMethod(), s.appID, err)
+		}
+	}
+	return nil
+}
+
+// copyIncomingTrace moves the trace context the caller's sidecar sent as
+// gRPC metadata into the request metadata the app channel forwards.
+func copyIncomingTrace(ctx context.Context, md map[string]*internalsv1.ListStringValue) {
+	if firstMeta(md, traceparentKey) != "" {
+		return
+	}
+	in, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return
+	}
+	tp := ""
+	if v := in[traceparentKey]; len(v) > 0 {
+		tp = v[0]
+	} else if v := in[traceBinKey]; len(v) > 0 {
+		tp, _ = traceParentFromBin([]byte(v[0]))
+	}
+	if tp == "" {
+		return
+	}
+	setMeta(md, traceparentKey, tp)
+	if v := in[tracestateKey]; len(v) > 0 && firstMeta(md, tracestateKey) == "" {
+		setMeta(md, tracestateKey, v[0])
+	}
+}
+
+// appError turns an app channel failure into a status for the caller.
+func (s *Server) appError(method string, err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	s.log.Debug("app channel failed", "method", method, "error", err)
+	return status.Errorf(codes.Internal, "error invoking app channel: %v", err)
+}
+
+// CallLocal serves a unary invocation: the body is in message.data.
+func (s *Server) CallLocal(ctx context.Context, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	m := in.GetMessage()
+	if m == nil {
+		return nil, status.Error(codes.InvalidArgument, "invalid internal invoke request: message is missing")
+	}
+	var data []byte
+	if d := m.Data; d != nil {
+		data, d.Value = d.Value, nil
+		if d.TypeUrl == "" {
+			m.Data = nil
+		}
+	}
+	req := &Request{Message: in, ContentLength: int64(len(data))}
+	if len(data) > 0 {
+		req.Body = bytes.NewReader(data)
+	}
+	if err := s.admit(ctx, req); err != nil {
+		return nil, err
+	}
+	resp, err := s.app.Invoke(ctx, req)
+	if err != nil {
+		return nil, s.appError(m.GetMethod(), err)
+	}
+	defer resp.Body.Close()
+	body, err := readAllSized(resp.Body)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read response of app %q: %v", s.appID, err)
+	}
+	out := resp.Message
+	if out == nil {
+		return nil, status.Error(codes.Internal, "app channel returned a response without a message")
+	}
+	if out.Message == nil {
+		out.Message = &commonv1.InvokeResponse{}
+	}
+	if out.Message.Data == nil {
+		out.Message.Data = &anypb.Any{}
+	}
+	out.Message.Data.Value = body
+	return out, nil
+}
+
+// readAllSized reads r to the end, allocating once when r knows its size.
+func readAllSized(r io.Reader) ([]byte, error) {
+	if l, ok := r.(interface{ Len() int }); ok {
+		b := make([]byte, l.Len())
+		n, err := io.ReadFull(r, b)
+		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+			return b[:n], nil
+		}
+		return nil, err
+	}
+	return io.ReadAll(r)
+}
+
+// CallLocalStream serves a streamed invocation: the leading message holds
+// the request, then payload chunks follow; the response goes back the same
+// way.
+func (s *Server) CallLocalStream(ss internalsv1.ServiceInvocation_CallLocalStreamServer) error {
+	var first internalsv1.InternalInvokeRequestStream
+	if err := ss.RecvMsg(&first); err != nil {
+		return err
+	}
+	in := first.GetRequest()
+	if in.GetMessage() == nil {
+		return status.Error(codes.InvalidArgument, "invalid internal invoke request: request does not contain the required fields in the leading chunk")
+	}
+	if d := in.Message.Data; d != nil && d.TypeUrl == "" {
+		in.Message.Data = nil // the body is in the chunks
+	}
+	ctx := ss.Context()
+	body := &chunkReader{}
+	if err := body.accept(first.GetPayload()); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	var chunk internalsv1.InternalInvokeRequestStream
+	body.next = func() (*commonv1.StreamPayload, error) {
+		chunk.Reset()
+		if err := ss.RecvMsg(&chunk); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, fmt.Errorf("receive request body: %w", err)
+		}
+		if chunk.Request != nil {
+			return nil, errors.New("request metadata found in non-leading chunk")
+		}
+		return chunk.Payload, nil
+	}
+	// The app may stop reading before the end; once this handler returns
+	// the stream must not be read any more.
+	defer body.Close()
+
+	req := &Request{Message: in, Body: body, ContentLength: -1}
+	if err := s.admit(ctx, req); err != nil {
+		return err
+	}
+	resp, err := s.app.Invoke(ctx, req)
+	if err != nil {
+		return s.appError(in.GetMessage().GetMethod(), err)
+	}
+	defer resp.Body.Close()
+	if resp.Message == nil {
+		return status.Error(codes.Internal, "app channel returned a response without a message")
+	}
+	if d := resp.Message.GetMessage().GetData(); d != nil {
+		d.Value = nil
+	}
+
+	bp := chunkBufs.Get().(*[]byte)
+	n, done, rerr := readFirstChunk(resp.Body, *bp)
+	if rerr != nil {
+		chunkBufs.Put(bp)
+		return status.Errorf(codes.Internal, "read response of app %q: %v", s.appID, rerr)
+	}
+	head := &internalsv1.InternalInvokeResponseStream{Response: resp.Message}
+	if n > 0 {
+		head.Payload = &commonv1.StreamPayload{Data: (*bp)[:n], Seq: 0}
+	}
+	err = ss.SendMsg(head)
+	chunkBufs.Put(bp)
+	if err != nil || done {
+		return err
+	}
+	seq := uint64(0)
+	if n > 0 {
+		seq = 1
+	}
+	msg := &internalsv1.InternalInvokeResponseStream{}
+	err = sendChunks(resp.Body, seq, func(p *commonv1.StreamPayload) error {
+		msg.Payload = p
+		return ss.SendMsg(msg)
+	})
+	var be *bodyReadError
+	if errors.As(err, &be) {
+		// Abort rather than end cleanly, so the caller sees a failure and
+		// not a truncated body.
+		return status.Errorf(codes.Internal, "read response of app %q: %v", s.appID, be.err)
+	}
+	return err
+}
+
+// CallActor is not supported: Tandem has no actor runtime.
+func (s *Server) CallActor(context.Context, *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	return nil, errActors
+}
+
+// CallActorReminder is not supported: Tandem has no actor runtime.
+func (s *Server) CallActorReminder(context.Context, *internalsv1.Reminder) (*emptypb.Empty, error) {
+	return nil, errActors
+}
+
+// CallActorStream is not supported: Tandem has no actor runtime.
+func (s *Server) CallActorStream(*internalsv1.InternalInvokeRequest, internalsv1.ServiceInvocation_CallActorStreamServer) error {
+	return errActors
+}
+
+var errActors = status.Error(codes.Unimplemented, "actors are not supported by this sidecar (tandemd); host actors on a daprd sidecar")

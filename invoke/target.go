@@ -1,0 +1,57 @@
+package invoke
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+)
+
+// Metadata keys Dapr's sidecars exchange besides the caller/callee keys.
+const (
+	// DestinationAppIDKey names the invoked app in the internal request
+	// metadata (daprd's invokev1.DestinationIDHeader).
+	DestinationAppIDKey = "destination-app-id"
+	// AppIDKey is the gRPC metadata an app sets on its own gRPC stub to have
+	// the sidecar proxy the call to another app (gRPC proxying).
+	AppIDKey = "dapr-app-id"
+)
+
+// ErrInvalidAppID is returned for a target that is neither "app" nor
+// "app.namespace".
+var ErrInvalidAppID = errors.New("invalid app id")
+
+// SplitAppID splits a target of the form "app" or "app.namespace" (Dapr's
+// cross-namespace form); a bare app ID is in defaultNamespace.
+func SplitAppID(target, defaultNamespace string) (appID, namespace string, err error) {
+	if target == "" {
+		return "", "", fmt.Errorf("%w: empty; name the app to invoke", ErrInvalidAppID)
+	}
+	appID, namespace, found := strings.Cut(target, ".")
+	if !found {
+		return target, defaultNamespace, nil
+	}
+	if appID == "" || namespace == "" || strings.Contains(namespace, ".") {
+		return "", "", fmt.Errorf("%w %q: use \"app\" or \"app.namespace\"", ErrInvalidAppID, target)
+	}
+	return appID, namespace, nil
+}
+
+// setMeta replaces the values of key in md with the single value v. It
+// never writes into an existing value list, which may be shared with the
+// caller's own header map.
+func setMeta(md map[string]*internalsv1.ListStringValue, key, v string) {
+	if cur := md[key]; cur != nil && len(cur.Values) == 1 && cur.Values[0] == v {
+		return
+	}
+	md[key] = &internalsv1.ListStringValue{Values: []string{v}}
+}
+
+// firstMeta returns the first value of key in md.
+func firstMeta(md map[string]*internalsv1.ListStringValue, key string) string {
+	if l := md[key]; l != nil && len(l.Values) > 0 {
+		return l.Values[0]
+	}
+	return ""
+}

@@ -1,0 +1,191 @@
+package transport
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/tandemrun/tandem/identity"
+)
+
+// DefaultMaxMessageSize is the largest gRPC message sent or received on the
+// internal port when Options.MaxMessageSize is zero. gRPC's own default of
+// 4 MiB would refuse unary invocations with bodies near Dapr's default
+// 4 MiB max request size once framing is added.
+const DefaultMaxMessageSize = 16 << 20
+
+// ErrClosed is returned by Get after Close.
+var ErrClosed = errors.New("transport: connection pool is closed")
+
+// Options configure a Pool.
+type Options struct {
+	// Source is this sidecar's identity. Nil means plaintext (mTLS disabled,
+	// daprd's --enable-mtls=false).
+	Source *identity.Source
+	// Authorizer decides which server SPIFFE IDs are accepted. Nil accepts
+	// any ID in the trust domain of this sidecar's own current SVID.
+	Authorizer tlsconfig.Authorizer
+	// MaxMessageSize bounds one gRPC message each way
+	// (DefaultMaxMessageSize if zero).
+	MaxMessageSize int
+	// DialOptions are appended to the pool's own (tests, tracing).
+	DialOptions []grpc.DialOption
+	Log         *slog.Logger
+}
+
+// Pool holds one client connection per remote host:port. It is safe for
+// concurrent use.
+type Pool struct {
+	opts    []grpc.DialOption
+	maxSize int
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+// NewPool returns an empty pool; connections are made on first use.
+func NewPool(o Options) *Pool {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	var creds credentials.TransportCredentials
+	if o.Source == nil {
+		creds = insecure.NewCredentials()
+	} else {
+		auth := o.Authorizer
+		if auth == nil {
+			auth = sameTrustDomainAsSelf(o.Source)
+		}
+		creds = credentials.NewTLS(identity.ClientTLS(o.Source, auth))
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(o.MaxMessageSize),
+			grpc.MaxCallSendMsgSize(o.MaxMessageSize),
+		),
+		// Pings only while calls are open and no more often than gRPC
+		// servers (daprd included) tolerate by default (5 minutes), so a
+		// long quiet stream is not answered with GOAWAY "too_many_pings".
+		// Dead idle peers are found by TCP keepalive and by the
+		// server-side pings ServerOptions enables.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:    5 * time.Minute,
+			Timeout: 20 * time.Second,
+		}),
+		// Large windows keep multi-megabyte bodies from stalling on flow
+		// control between sidecars.
+		grpc.WithInitialWindowSize(1 << 20),
+		grpc.WithInitialConnWindowSize(4 << 20),
+	}
+	opts = append(opts, o.DialOptions...)
+	return &Pool{
+		opts:    opts,
+		maxSize: o.MaxMessageSize,
+		log:     o.Log,
+		conns:   make(map[string]*grpc.ClientConn),
+	}
+}
+
+// MaxMessageSize is the message size limit the pool's connections use.
+func (p *Pool) MaxMessageSize() int { return p.maxSize }
+
+// Get returns the connection to addr (host:port), creating it if needed. A
+// connection that was shut down is replaced. Connecting is lazy: errors
+// reaching addr surface on the first call as codes.Unavailable.
+func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if cc, ok := p.conns[addr]; ok {
+		switch cc.GetState() {
+		case connectivity.Shutdown:
+			delete(p.conns, addr)
+		case connectivity.TransientFailure:
+			// The peer may be back; don't wait out gRPC's backoff.
+			cc.ResetConnectBackoff()
+			return cc, nil
+		default:
+			return cc, nil
+		}
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, p.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to sidecar at %s: %w", addr, err)
+	}
+	p.conns[addr] = cc
+	p.log.Debug("opened connection to sidecar", "address", addr)
+	return cc, nil
+}
+
+// Discard closes cc and forgets it if it is still the pool's connection to
+// addr, so the next Get dials afresh. Callers use it after a transport
+// failure (codes.Unavailable).
+func (p *Pool) Discard(addr string, cc *grpc.ClientConn) {
+	p.mu.Lock()
+	cur, ok := p.conns[addr]
+	if ok && cur == cc {
+		delete(p.conns, addr)
+	}
+	p.mu.Unlock()
+	if ok && cur == cc {
+		_ = cc.Close()
+		p.log.Debug("discarded broken connection to sidecar", "address", addr)
+	}
+}
+
+// Len is the number of open connections.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// Close closes every connection; later Gets fail with ErrClosed.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.closed = true
+	p.mu.Unlock()
+	var errs []error
+	for addr, cc := range conns {
+		if err := cc.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close connection to %s: %w", addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameTrustDomainAsSelf accepts peers in the trust domain of src's SVID at
+// handshake time, so it follows a rotated identity.
+func sameTrustDomainAsSelf(src *identity.Source) tlsconfig.Authorizer {
+	return func(id spiffeid.ID, chains [][]*x509.Certificate) error {
+		own, err := src.GetX509SVID()
+		if err != nil {
+			return err
+		}
+		if !id.MemberOf(own.ID.TrustDomain()) {
+			return fmt.Errorf("peer %s is not in trust domain %q", id, own.ID.TrustDomain().Name())
+		}
+		return nil
+	}
+}
