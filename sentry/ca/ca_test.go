@@ -44,13 +44,13 @@ func TestLoadOrGenerateRoundTrip(t *testing.T) {
 	if !generated {
 		t.Fatal("first call: generated = false, want true")
 	}
-	for _, f := range []string{"ca.crt", "issuer.crt", "issuer.key"} {
+	for f, mode := range map[string]os.FileMode{"ca.crt": 0o644, "issuer.crt": 0o644, "issuer.key": 0o600} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatalf("%s not written: %v", f, err)
 		}
-		if st.Mode().Perm() != 0o600 {
-			t.Errorf("%s mode = %v, want 0600", f, st.Mode().Perm())
+		if st.Mode().Perm() != mode {
+			t.Errorf("%s mode = %v, want %v", f, st.Mode().Perm(), mode)
 		}
 	}
 	b2, generated, err := LoadOrGenerate(p, GenerateOptions{})

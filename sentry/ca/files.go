@@ -112,19 +112,24 @@ func isSelfSigned(c *x509.Certificate) bool {
 	return c.CheckSignatureFrom(c) == nil
 }
 
-// Write stores the bundle's PEM files (mode 0600, directory 0700 if it must
-// be made).
+// Write stores the bundle's PEM files: certificates mode 0644 (sidecars
+// read ca.crt as their trust anchors), the key 0600; a missing folder is
+// made with mode 0700.
 func (b *Bundle) Write(p Paths) error {
 	files := []struct {
 		path string
 		data []byte
-	}{{p.RootCert, b.TrustAnchorsPEM}, {p.IssuerCert, b.IssuerChainPEM}, {p.IssuerKey, b.IssuerKeyPEM}}
+		mode os.FileMode
+	}{{p.RootCert, b.TrustAnchorsPEM, 0o644}, {p.IssuerCert, b.IssuerChainPEM, 0o644}, {p.IssuerKey, b.IssuerKeyPEM, 0o600}}
 	for _, f := range files {
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
 			return fmt.Errorf("create credentials folder: %w", err)
 		}
-		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
 			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+		if err := os.Chmod(f.path, f.mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", f.path, err)
 		}
 	}
 	return nil

@@ -1,0 +1,225 @@
+// Command sentry is Tandem's certificate authority, a drop-in for Dapr's
+// self-hosted sentry: it accepts Dapr sentry's flags, reads or generates
+// ca.crt, issuer.crt and issuer.key in --issuer-credentials, and serves
+// dapr.proto.sentry.v1.CA/SignCertificate over TLS, /healthz and /metrics.
+//
+// Point daprd or tandemd at it with --sentry-address host:50001, the
+// contents of ca.crt in DAPR_TRUST_ANCHORS, and --control-plane-trust-domain
+// equal to sentry's --trust-domain.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/server"
+	"github.com/tandemrun/tandem/sentry/validator"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	opts, err := ParseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sentry:", err)
+		return 2
+	}
+	if opts.Version {
+		fmt.Fprintln(stdout, version)
+		return 0
+	}
+	log := newLogger(opts, stdout)
+	if err := serve(ctx, opts, log, getenv); err != nil {
+		log.Error("sentry failed", "error", err)
+		return 1
+	}
+	log.Info("sentry shut down gracefully")
+	return 0
+}
+
+func newLogger(o *Options, out io.Writer) *slog.Logger {
+	level, _ := parseLevel(o.LogLevel)
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(out, hopts)
+	if o.LogAsJSON {
+		h = slog.NewJSONHandler(out, hopts)
+	}
+	return slog.New(h).With("component", "sentry")
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error", "fatal":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("--log-level %q is not valid; use debug, info, warn, error or fatal", s)
+}
+
+// serve wires the CA, validators, gRPC service, healthz and metrics, and
+// runs them until ctx ends or one fails.
+func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string) string) error {
+	log.Info("starting Tandem sentry certificate authority", "version", version, "mode", "standalone")
+	for _, name := range o.ignoredNames() {
+		log.Warn("Dapr sentry flag accepted but ignored (not supported by Tandem's sentry)", "flag", "--"+name, "value", o.IgnoredDaprFlags[name])
+	}
+	namespace := getenv("NAMESPACE")
+	if namespace == "" {
+		namespace = "default"
+	}
+
+	mtls, err := loadMTLS(o)
+	if err != nil {
+		return err
+	}
+	if len(mtls.TokenValidators) > 0 {
+		log.Warn("spec.mtls.tokenValidators is not supported by Tandem's sentry and is ignored; use --join-token-file", "validators", mtls.TokenValidators)
+	}
+
+	paths := ca.PathsIn(o.CredentialsDir, o.RootCertFile, o.IssuerCertFile, o.IssuerKeyFile)
+	bundle, generated, err := ca.LoadOrGenerate(paths, ca.GenerateOptions{
+		TrustDomain: o.TrustDomain, Namespace: namespace, AllowedClockSkew: max(mtls.AllowedClockSkew, 0),
+	})
+	if err != nil {
+		return fmt.Errorf("issuer credentials in %s: %w", o.CredentialsDir, err)
+	}
+	authority, err := ca.New(bundle, ca.Options{WorkloadCertTTL: mtls.WorkloadCertTTL, AllowedClockSkew: mtls.AllowedClockSkew})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := server.NewMetrics(reg)
+	credsAttrs := []any{"trust_anchors_file", paths.RootCert, "issuer_cert_file", paths.IssuerCert, "issuer_key_file", paths.IssuerKey,
+		"trust_anchors", len(authority.TrustAnchors()), "issuer_not_after", authority.Issuer().NotAfter.UTC().String()}
+	if generated {
+		metrics.IssuerChanged()
+		log.Info("no issuer credentials found: generated a self-signed root and issuer and wrote them", credsAttrs...)
+	} else {
+		log.Info("using issuer credentials from files", credsAttrs...)
+	}
+
+	vals, def, err := validators(o, log)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Options{
+		CA: authority, Validators: vals, DefaultValidator: def,
+		TrustDomain: o.TrustDomain, Namespace: namespace,
+		Address: net.JoinHostPort(o.ListenAddress, strconv.Itoa(o.Port)),
+		Metrics: metrics, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	healthLis, err := net.Listen("tcp", net.JoinHostPort(o.HealthzAddress, strconv.Itoa(o.HealthzPort)))
+	if err != nil {
+		return fmt.Errorf("healthz: listen: %w (choose another --healthz-port)", err)
+	}
+	tasks := []func(context.Context) error{
+		srv.Run,
+		func(ctx context.Context) error { return server.ServeHTTP(ctx, healthLis, srv.Healthz()) },
+	}
+	attrs := []any{"grpc_address", srv.Addr().String(), "healthz_address", healthLis.Addr().String()}
+	if o.EnableMetrics {
+		metricsLis, err := net.Listen("tcp", net.JoinHostPort(o.MetricsAddress, o.MetricsPort))
+		if err != nil {
+			_ = healthLis.Close()
+			return fmt.Errorf("metrics: listen: %w (choose another --metrics-port or --enable-metrics=false)", err)
+		}
+		tasks = append(tasks, func(ctx context.Context) error {
+			return server.ServeHTTP(ctx, metricsLis, server.MetricsHandler(reg))
+		})
+		attrs = append(attrs, "metrics_address", metricsLis.Addr().String())
+	}
+	attrs = append(attrs, "sentry_spiffe_id", srv.ID().String(), "workload_cert_ttl", mtls.WorkloadCertTTL.String(),
+		"config", mtls.Source, "daprd_hint", "DAPR_TRUST_ANCHORS=\"$(cat "+paths.RootCert+")\" daprd --sentry-address <host>:"+portOf(srv.Addr())+" --control-plane-trust-domain "+o.TrustDomain)
+	log.Info("sentry listening", attrs...)
+	return runAll(ctx, tasks...)
+}
+
+func portOf(a net.Addr) string {
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return port
+}
+
+// validators picks the join-token validator if a token file is given,
+// else Dapr's self-hosted insecure validator, with a loud warning.
+func validators(o *Options, log *slog.Logger) (map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, sentryv1.SignCertificateRequest_TokenValidator, error) {
+	if o.JoinTokenFile != "" {
+		jt, err := validator.LoadJoinTokenFile(o.JoinTokenFile)
+		if err != nil {
+			return nil, 0, err
+		}
+		log.Info("join-token validator enabled: requests must carry a token from the file", "join_token_file", o.JoinTokenFile)
+		// daprd sends a token read from DAPR_SENTRY_TOKEN_FILE with the JWKS
+		// validator name; Tandem clients send UNKNOWN (the default).
+		return map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{sentryv1.SignCertificateRequest_JWKS: jt},
+			sentryv1.SignCertificateRequest_JWKS, nil
+	}
+	log.Warn("!!! INSECURE: no token validator configured. As with Dapr's self-hosted sentry, ANY process that can reach " +
+		"this port can obtain a certificate for ANY app ID. Start sentry with --join-token-file FILE (one token per line) " +
+		"and give each sidecar its token (DAPR_SENTRY_TOKEN_FILE) to require a join token.")
+	return map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{sentryv1.SignCertificateRequest_INSECURE: validator.Insecure{}},
+		sentryv1.SignCertificateRequest_INSECURE, nil
+}
+
+// runAll runs tasks until ctx ends or the first fails, then stops the rest
+// and waits for them.
+func runAll(ctx context.Context, tasks ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for _, task := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := task(ctx); err != nil {
+				once.Do(func() { first = err })
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
