@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/sentry/ca"
 )
 
 // Defaults, as daprd (pkg/security/sentry.go).
@@ -206,27 +207,7 @@ func without(certs, drop []*x509.Certificate) []*x509.Certificate {
 // ParseTrustAnchors decodes PEM data holding one or more certificates, as
 // in DAPR_TRUST_ANCHORS or a trust anchors file.
 func ParseTrustAnchors(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block found")
-	}
-	return certs, nil
+	return ca.ParseCertificates(data)
 }
 
 // SentryID returns the SPIFFE ID daprd expects of sentry:
