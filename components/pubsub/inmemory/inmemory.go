@@ -1,0 +1,220 @@
+// Package inmemory is the embedded pub/sub broker (Dapr type
+// "pubsub.in-memory"): topics live in the sidecar's memory, every
+// subscription of a topic gets every message, and a message whose handler
+// fails is redelivered after a short backoff.
+//
+// Nothing survives the process: it is for development and tests, not for
+// messages that must not be lost.
+package inmemory
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/pubsub"
+)
+
+// Type is the Dapr component type.
+const Type = "pubsub.in-memory"
+
+var _ pubsub.PubSub = (*PubSub)(nil)
+
+// PubSub is the in-memory broker.
+type PubSub struct {
+	log *slog.Logger
+
+	mu     sync.Mutex
+	subs   map[string]map[*subscription]struct{} // topic -> subscriptions
+	closed bool
+	wg     sync.WaitGroup
+	seq    atomic.Uint64
+	stop   chan struct{}
+
+	concurrency   int
+	redeliverWait time.Duration
+}
+
+// New returns an in-memory broker; log may be nil.
+func New(log *slog.Logger) *PubSub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &PubSub{
+		log:  log,
+		subs: make(map[string]map[*subscription]struct{}),
+		stop: make(chan struct{}),
+	}
+}
+
+// Init reads the optional "concurrency" (default pubsub.DefaultConcurrency)
+// and "redeliverInterval" (backoff before a failed message is delivered
+// again, default 100ms) metadata.
+func (p *PubSub) Init(_ context.Context, md components.Metadata) error {
+	var err error
+	if p.concurrency, err = md.Int("concurrency", pubsub.DefaultConcurrency); err != nil {
+		return err
+	}
+	if p.redeliverWait, err = md.Duration("redeliverInterval", 100*time.Millisecond); err != nil {
+		return err
+	}
+	if md.Name != "" {
+		p.log = p.log.With("component", md.Name)
+	}
+	return nil
+}
+
+// Features reports that metadata travels with messages.
+func (p *PubSub) Features() []pubsub.Feature {
+	return []pubsub.Feature{pubsub.FeatureMessageMetadata}
+}
+
+// Publish queues the message for every current subscription of the topic.
+func (p *PubSub) Publish(_ context.Context, req *pubsub.PublishRequest) error {
+	if req.Topic == "" {
+		return errors.New("in-memory publish: topic is empty")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("in-memory publish: component is closed")
+	}
+	id := strconv.FormatUint(p.seq.Add(1), 10)
+	for s := range p.subs[req.Topic] {
+		s.push(&pubsub.Message{
+			Topic:       req.Topic,
+			Data:        append([]byte(nil), req.Data...),
+			ContentType: req.ContentType,
+			Metadata:    pubsub.MergeMetadata(nil, req.Metadata),
+			ID:          id,
+		})
+	}
+	return nil
+}
+
+// Subscribe registers h for req.Topic.
+func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h pubsub.Handler) error {
+	if req.Topic == "" {
+		return errors.New("in-memory subscribe: topic is empty")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &subscription{wake: make(chan struct{}, 1)}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		cancel()
+		return errors.New("in-memory subscribe: component is closed")
+	}
+	if p.subs[req.Topic] == nil {
+		p.subs[req.Topic] = make(map[*subscription]struct{})
+	}
+	p.subs[req.Topic][s] = struct{}{}
+	p.wg.Add(1)
+	p.mu.Unlock()
+
+	d := pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
+		Concurrency: pubsub.Concurrency(req, p.concurrency),
+		OrderingKey: req.OrderingKey,
+		Log:         p.log,
+	})
+	go func() {
+		defer p.wg.Done()
+		defer cancel()
+		go func() {
+			select {
+			case <-p.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		p.deliver(ctx, s, d)
+		p.mu.Lock()
+		delete(p.subs[req.Topic], s)
+		if len(p.subs[req.Topic]) == 0 {
+			delete(p.subs, req.Topic)
+		}
+		p.mu.Unlock()
+		d.Wait()
+	}()
+	return nil
+}
+
+// deliver feeds the subscription's queue to the dispatcher until ctx ends.
+func (p *PubSub) deliver(ctx context.Context, s *subscription, d *pubsub.Dispatcher) {
+	for {
+		msg := s.pop()
+		if msg == nil {
+			select {
+			case <-s.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		err := d.Dispatch(pubsub.Delivery{
+			Msg: msg,
+			Nack: func(context.Context, error) error {
+				// Redeliver after a short pause, unless we are stopping: the
+				// embedded broker keeps nothing once it stops.
+				time.AfterFunc(p.redeliverWait, func() {
+					if ctx.Err() == nil {
+						msg.Redelivered = true
+						s.push(msg)
+					}
+				})
+				return nil
+			},
+		})
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Close stops every subscription and waits for running handlers.
+func (p *PubSub) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.stop)
+	p.mu.Unlock()
+	p.wg.Wait()
+	return nil
+}
+
+// subscription is an unbounded FIFO of messages for one subscriber.
+type subscription struct {
+	mu   sync.Mutex
+	q    []*pubsub.Message
+	wake chan struct{}
+}
+
+func (s *subscription) push(m *pubsub.Message) {
+	s.mu.Lock()
+	s.q = append(s.q, m)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscription) pop() *pubsub.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.q) == 0 {
+		return nil
+	}
+	m := s.q[0]
+	s.q[0] = nil
+	s.q = s.q[1:]
+	return m
+}
