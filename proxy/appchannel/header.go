@@ -60,6 +60,9 @@ func connectionTokens(values []string) map[string]struct{} {
 // skip (lower-case; e.g. "dapr-app-id"). Values are shared, not copied.
 func HeaderToMetadata(h http.Header, md Metadata, skip ...string) {
 	conn := connectionTokens(h["Connection"])
+	// One backing array for all entries: one allocation, not one per header.
+	lvs := make([]internalsv1.ListStringValue, len(h))
+	used := 0
 outer:
 	for k, vv := range h {
 		if len(vv) == 0 {
@@ -82,7 +85,10 @@ outer:
 			cur.Values = append(cur.Values, vv...)
 			continue
 		}
-		md[name] = &internalsv1.ListStringValue{Values: vv}
+		lv := &lvs[used]
+		used++
+		lv.Values = vv
+		md[name] = lv
 	}
 }
 
@@ -151,8 +157,31 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-// lowerASCII lower-cases s without allocating when it already is.
+// commonLower maps frequent canonical header names to their lower-case
+// form so converting them does not allocate on the invocation hot path.
+var commonLower = func() map[string]string {
+	m := make(map[string]string)
+	for _, n := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization",
+		"Cache-Control", "Content-Type", "Content-Length", "Content-Encoding",
+		"Cookie", "Date", "Etag", "Expect", "If-Match", "If-None-Match",
+		"Last-Modified", "Location", "Origin", "Referer", "Server", "Set-Cookie",
+		"Traceparent", "Tracestate", "Baggage", "User-Agent", "Vary",
+		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
+		"Grpc-Trace-Bin", "Dapr-App-Id", "Dapr-Api-Token", "Dapr-Caller-App-Id",
+		"Dapr-Caller-Namespace", "Dapr-Callee-App-Id",
+	} {
+		m[n] = strings.ToLower(n)
+	}
+	return m
+}()
+
+// lowerASCII lower-cases s without allocating when it already is or is a
+// common header name.
 func lowerASCII(s string) string {
+	if l, ok := commonLower[s]; ok {
+		return l
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= 'A' && c <= 'Z' {
 			return strings.ToLower(s)

@@ -1,0 +1,153 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+
+	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/apierr"
+)
+
+// Invoker calls a method of an app by ID ("app" or "app.namespace"). The
+// caller closes the returned Response's Body.
+type Invoker interface {
+	Invoke(ctx context.Context, appID string, req *invoke.Request) (*invoke.Response, error)
+}
+
+// Config is what the handler serves with. Nil funcs get safe defaults.
+type Config struct {
+	// AppID is this sidecar's app ID (for /v1.0/healthz?appid=).
+	AppID string
+	// Invoker performs service invocations; nil answers "invoke API is not
+	// ready".
+	Invoker Invoker
+	// APIToken is DAPR_API_TOKEN: when set, every request but GET of the
+	// healthz endpoints must carry it in header dapr-api-token.
+	APIToken string
+	// MaxRequestBodySize is --dapr-http-max-request-size in bytes; larger
+	// bodies get 413. 0 or less means no limit.
+	MaxRequestBodySize int64
+	// Ready reports whether the sidecar is ready (components loaded, app
+	// reachable): /v1.0/healthz. Nil means always.
+	Ready func() bool
+	// OutboundReady reports whether the outbound APIs are up, without
+	// waiting for the app: /v1.0/healthz/outbound. Nil means always.
+	OutboundReady func() bool
+	// Metadata returns the current metadata for GET /v1.0/metadata
+	// (including the extended map). Nil serves only the app ID.
+	Metadata func(ctx context.Context) *runtimev1.GetMetadataResponse
+	// SetMetadata stores an extended metadata value (PUT /v1.0/metadata/{key}).
+	SetMetadata func(ctx context.Context, key, value string)
+	// Shutdown starts a graceful shutdown (POST /v1.0/shutdown). It is
+	// called on its own goroutine: it may wait for this request to finish.
+	Shutdown func()
+	// Log receives request failures; nil discards them.
+	Log *slog.Logger
+}
+
+// Handler is the Dapr HTTP API.
+type Handler struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+	// tokenHeader is the expected dapr-api-token, as bytes for
+	// constant-time comparison; nil when no token is configured.
+	token []byte
+}
+
+// New returns the HTTP API handler for cfg.
+func New(cfg Config) *Handler {
+	h := &Handler{cfg: cfg, log: cfg.Log, mux: http.NewServeMux()}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.APIToken != "" {
+		h.token = []byte(cfg.APIToken)
+	}
+	h.mux.HandleFunc("GET /v1.0/healthz", h.healthz)
+	h.mux.HandleFunc("GET /v1.0/healthz/outbound", h.healthzOutbound)
+	h.mux.HandleFunc("GET /v1.0/metadata", h.getMetadata)
+	h.mux.HandleFunc("PUT /v1.0/metadata/{key}", h.putMetadata)
+	h.mux.HandleFunc("POST /v1.0/shutdown", h.shutdown)
+	return h
+}
+
+// Handle adds a route in http.ServeMux pattern syntax ("POST
+// /v1.0/state/{store}"). Requests are matched on their cleaned path, after
+// the API token and body size checks. Call it before serving.
+func (h *Handler) Handle(pattern string, handler http.Handler) {
+	h.mux.Handle(pattern, handler)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.token != nil && !h.authorized(r) {
+		// daprd answers with a plain-text 401, not a JSON error.
+		http.Error(w, "invalid api token", http.StatusUnauthorized)
+		return
+	}
+	var lb *limitedBody
+	if limit := h.cfg.MaxRequestBodySize; limit > 0 {
+		if r.ContentLength > limit {
+			apierr.WriteHTTP(w, apierr.BodyTooLarge(limit))
+			return
+		}
+		if r.ContentLength < 0 {
+			// Chunked: count while streaming.
+			lb = &limitedBody{rc: r.Body, left: limit}
+			r.Body = lb
+		}
+	}
+
+	// Hot path: invocation by path needs no routing.
+	if strings.HasPrefix(r.URL.Path, invokePrefix) {
+		h.invoke(w, r, lb)
+		return
+	}
+	clean := cleanPath(r.URL.Path)
+	if clean != r.URL.Path {
+		r2 := *r
+		u := *r.URL
+		u.Path, u.RawPath = clean, ""
+		r2.URL = &u
+		r = &r2
+	}
+	if _, pattern := h.mux.Handler(r); pattern != "" {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
+	// Like daprd, anything else (unknown path, other verb) is invocation.
+	h.invoke(w, r, lb)
+}
+
+// authorized checks the dapr-api-token header and removes it so it is not
+// forwarded. GET of the healthz endpoints needs no token.
+func (h *Handler) authorized(r *http.Request) bool {
+	got := r.Header[apiTokenHeader]
+	if len(got) > 0 && subtle.ConstantTimeCompare([]byte(got[0]), h.token) == 1 {
+		delete(r.Header, apiTokenHeader)
+		return true
+	}
+	if r.Method == http.MethodGet {
+		switch strings.Trim(cleanPath(r.URL.Path), "/") {
+		case "v1.0/healthz", "v1.0/healthz/outbound":
+			return true
+		}
+	}
+	return false
+}
+
+// cleanPath is daprd's path normalisation: duplicate slashes, "." and ".."
+// removed and no trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return path.Clean(p)
+}

@@ -1,0 +1,202 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // registers detail types for the JSON of gRPC statuses
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/proxy/appchannel"
+)
+
+// Dapr API areas other than invocation. A request to one of them that no
+// route serves gets 501 rather than the invocation fallback's 404, so a
+// client learns the API is missing, not that an app is.
+var knownAPIs = [...]string{
+	"state", "publish", "secrets", "bindings", "actors", "configuration",
+	"lock", "unlock", "crypto", "subtlecrypto", "workflows", "jobs",
+	"conversation",
+}
+
+// isKnownAPI reports whether a cleaned path is under /<version>/<known API>.
+func isKnownAPI(p string) bool {
+	rest, ok := strings.CutPrefix(p, "/v1.0")
+	if !ok {
+		return false
+	}
+	// Versions v1.0, v1.0-alpha1, v1.0-beta1 ...
+	if i := strings.IndexByte(rest, '/'); i >= 0 && (i == 0 || rest[0] == '-') {
+		rest = rest[i+1:]
+	} else {
+		return false
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	for _, api := range knownAPIs {
+		if seg == api {
+			return true
+		}
+	}
+	return false
+}
+
+// copyBufs holds buffers for streaming response bodies.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// requestAlloc groups the parts of one invoke.Request.
+type requestAlloc struct {
+	req      invoke.Request
+	internal internalsv1.InternalInvokeRequest
+	msg      commonv1.InvokeRequest
+	ext      commonv1.HTTPExtension
+}
+
+// invoke serves a service invocation.
+func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody) {
+	appID, method := findTarget(r)
+	if appID == "" {
+		if isKnownAPI(cleanPath(r.URL.Path)) {
+			apierr.WriteHTTP(w, apierr.APIUnimplemented())
+			return
+		}
+		apierr.WriteHTTP(w, apierr.DirectInvokeNoAppID())
+		return
+	}
+	if h.cfg.Invoker == nil {
+		apierr.WriteHTTP(w, apierr.DirectInvokeNotReady())
+		return
+	}
+	verb, ok := commonv1.HTTPExtension_Verb_value[r.Method]
+	if !ok || verb == int32(commonv1.HTTPExtension_CONNECT) {
+		apierr.WriteHTTP(w, apierr.MalformedRequest("HTTP verb %q cannot be forwarded to an app: use GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or TRACE", r.Method))
+		return
+	}
+
+	md := make(appchannel.Metadata, len(r.Header))
+	appchannel.HeaderToMetadata(r.Header, md)
+	// The request's messages share one allocation.
+	a := &requestAlloc{}
+	a.ext.Verb = commonv1.HTTPExtension_Verb(verb)
+	a.ext.Querystring = r.URL.RawQuery
+	a.msg.Method = method
+	a.msg.ContentType = firstHeader(r.Header, "Content-Type")
+	a.msg.HttpExtension = &a.ext
+	a.internal.Ver = internalsv1.APIVersion_V1
+	a.internal.Message = &a.msg
+	a.internal.Metadata = md
+	req := &a.req
+	req.Message = &a.internal
+	req.ContentLength = r.ContentLength
+	if r.ContentLength != 0 {
+		req.Body = r.Body
+	}
+
+	resp, err := h.cfg.Invoker.Invoke(r.Context(), appID, req)
+	if err != nil {
+		if lb.tooLarge() || errors.Is(err, errBodyTooLarge) {
+			apierr.WriteHTTP(w, apierr.BodyTooLarge(h.cfg.MaxRequestBodySize))
+			return
+		}
+		h.log.Debug("service invocation failed", "app_id", appID, "method", method, "error", err)
+		apierr.WriteHTTP(w, apierr.DirectInvoke(appID, err))
+		return
+	}
+	defer resp.Body.Close()
+	h.writeResponse(w, r, appID, resp)
+}
+
+// writeResponse streams resp to the caller: an HTTP app's status and
+// headers as they are; a gRPC app's code mapped to an HTTP status, with the
+// google.rpc.Status as JSON body when it is not OK.
+func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, appID string, resp *invoke.Response) {
+	msg := resp.Message
+	hdr := w.Header()
+	appchannel.MetadataToHeader(msg.GetHeaders(), hdr)
+	ct := msg.GetMessage().GetContentType()
+	if msg.GetMessage().GetData().GetTypeUrl() != "" {
+		ct = "application/x-protobuf"
+	}
+	code := int(msg.GetStatus().GetCode())
+	if !resp.IsHTTP() {
+		code = apierr.HTTPStatusFromCode(codes.Code(code))
+		if code != http.StatusOK {
+			body, err := protojson.Marshal(msg.GetStatus())
+			if err != nil {
+				apierr.WriteHTTP(w, apierr.MalformedResponse(err))
+				return
+			}
+			hdr.Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_, _ = w.Write(body)
+			return
+		}
+	}
+	if ct != "" {
+		hdr["Content-Type"] = []string{ct}
+	}
+	w.WriteHeader(code)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if isEventStream(ct) || strings.Contains(firstHeader(r.Header, "Accept"), "text/event-stream") {
+		// Server-sent events: the caller needs the headers before the first
+		// event, which may be long in coming.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	if err := copyFlush(w, resp.Body); err != nil {
+		// Headers are gone: cut the connection so the caller sees a
+		// truncated body rather than a complete-looking one.
+		h.log.Warn("service invocation response broken off", "app_id", appID, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// copyFlush copies src to w, flushing after each write so streamed
+// responses (server-sent events, long polls) reach the caller at once.
+func copyFlush(w http.ResponseWriter, src io.Reader) error {
+	f, _ := w.(http.Flusher)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				// The caller went away; nothing to tell it.
+				return nil
+			}
+			if f != nil {
+				f.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// isEventStream reports whether a content type is text/event-stream.
+func isEventStream(ct string) bool {
+	return strings.HasPrefix(ct, "text/event-stream")
+}
+
+// firstHeader returns the first value of a canonical header name.
+func firstHeader(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
