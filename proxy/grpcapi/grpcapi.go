@@ -1,0 +1,95 @@
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/tandemrun/tandem/invoke"
+)
+
+// Invoker calls a method of an app by ID ("app" or "app.namespace"). The
+// caller closes the returned Response's Body.
+type Invoker interface {
+	Invoke(ctx context.Context, appID string, req *invoke.Request) (*invoke.Response, error)
+}
+
+// Config is what the API serves with. Nil funcs get safe defaults.
+type Config struct {
+	// AppID is this sidecar's app ID.
+	AppID string
+	// Invoker performs service invocations; nil answers "invoke API is not
+	// ready".
+	Invoker Invoker
+	// APIToken is DAPR_API_TOKEN: when set, every RPC must carry it in
+	// metadata dapr-api-token.
+	APIToken string
+	// Metadata returns the current metadata (GetMetadata). Nil serves only
+	// the app ID.
+	Metadata func(ctx context.Context) *runtimev1.GetMetadataResponse
+	// SetMetadata stores an extended metadata value (SetMetadata).
+	SetMetadata func(ctx context.Context, key, value string)
+	// Shutdown starts a graceful shutdown; called on its own goroutine.
+	Shutdown func()
+	// Log receives failures; nil discards them.
+	Log *slog.Logger
+}
+
+// API implements runtimev1.DaprServer.
+type API struct {
+	runtimev1.UnimplementedDaprServer
+	cfg Config
+	log *slog.Logger
+}
+
+var _ runtimev1.DaprServer = (*API)(nil)
+
+// New returns the gRPC API for cfg.
+func New(cfg Config) *API {
+	a := &API{cfg: cfg, log: cfg.Log}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	return a
+}
+
+// Register adds the Dapr service to s.
+func (a *API) Register(s *grpc.Server) {
+	runtimev1.RegisterDaprServer(s, a)
+}
+
+// GetMetadata returns the sidecar's metadata.
+func (a *API) GetMetadata(ctx context.Context, _ *runtimev1.GetMetadataRequest) (*runtimev1.GetMetadataResponse, error) {
+	var m *runtimev1.GetMetadataResponse
+	if a.cfg.Metadata != nil {
+		m = a.cfg.Metadata(ctx)
+	}
+	if m == nil {
+		m = &runtimev1.GetMetadataResponse{}
+	}
+	if m.GetId() == "" {
+		m.Id = a.cfg.AppID
+	}
+	return m, nil
+}
+
+// SetMetadata stores an extended metadata value; an empty key is a no-op,
+// as in Dapr.
+func (a *API) SetMetadata(ctx context.Context, in *runtimev1.SetMetadataRequest) (*emptypb.Empty, error) {
+	if in.GetKey() != "" && a.cfg.SetMetadata != nil {
+		a.cfg.SetMetadata(ctx, in.GetKey(), in.GetValue())
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// Shutdown starts a graceful shutdown and returns at once.
+func (a *API) Shutdown(context.Context, *runtimev1.ShutdownRequest) (*emptypb.Empty, error) {
+	if a.cfg.Shutdown != nil {
+		a.log.Info("shutdown requested via API")
+		go a.cfg.Shutdown()
+	}
+	return &emptypb.Empty{}, nil
+}

@@ -1,0 +1,106 @@
+package grpcapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/proxy/appchannel"
+)
+
+// httpStatusKey is the response header carrying an HTTP app's status.
+const httpStatusKey = "dapr-http-status"
+
+// InvokeService calls a method of another app (Dapr's deprecated but still
+// used non-proxy invocation). The app's headers come back as gRPC headers.
+// An HTTP app's status outside 2xx becomes a gRPC error (CodeFromHTTPStatus,
+// with an ErrorInfo holding the status and the start of the body) and its
+// status is in header dapr-http-status; a gRPC app's status is returned as
+// is, with its trailers.
+func (a *API) InvokeService(ctx context.Context, in *runtimev1.InvokeServiceRequest) (*commonv1.InvokeResponse, error) {
+	if a.cfg.Invoker == nil {
+		return nil, apierr.GRPC(apierr.DirectInvokeNotReady())
+	}
+	appID := in.GetId()
+	if appID == "" {
+		return nil, apierr.GRPC(apierr.DirectInvokeNoAppID())
+	}
+	msg := in.GetMessage()
+	data := msg.GetData().GetValue()
+	fwd := &commonv1.InvokeRequest{
+		Method:        msg.GetMethod(),
+		ContentType:   msg.GetContentType(),
+		HttpExtension: msg.GetHttpExtension(),
+	}
+	if tu := msg.GetData().GetTypeUrl(); tu != "" {
+		// The bytes travel in Body; the type URL stays with the message.
+		fwd.Data = &anypb.Any{TypeUrl: tu}
+	}
+	var md appchannel.Metadata
+	if inMD, ok := metadata.FromIncomingContext(ctx); ok {
+		md = appchannel.GRPCToMetadata(inMD)
+	}
+	req := &invoke.Request{
+		Message: &internalsv1.InternalInvokeRequest{
+			Ver:      internalsv1.APIVersion_V1,
+			Message:  fwd,
+			Metadata: md,
+		},
+		Body:          bytes.NewReader(data),
+		ContentLength: int64(len(data)),
+	}
+
+	resp, err := a.cfg.Invoker.Invoke(ctx, appID, req)
+	if err != nil {
+		a.log.Debug("service invocation failed", "app_id", appID, "method", msg.GetMethod(), "error", err)
+		return nil, apierr.GRPC(apierr.DirectInvoke(appID, err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, apierr.GRPC(apierr.DirectInvoke(appID, fmt.Errorf("read response: %w", err)))
+	}
+
+	rm := resp.Message
+	headers := appchannel.MetadataToGRPC(rm.GetHeaders())
+	var callErr error
+	if resp.IsHTTP() {
+		code := int(rm.GetStatus().GetCode())
+		callErr = apierr.FromHTTPStatus(code, string(body))
+		headers.Set(httpStatusKey, strconv.Itoa(code))
+	} else {
+		if st := rm.GetStatus(); st.GetCode() != int32(codes.OK) {
+			callErr = status.ErrorProto(&spb.Status{Code: st.GetCode(), Message: st.GetMessage(), Details: st.GetDetails()})
+		}
+		if tr := appchannel.MetadataToGRPC(rm.GetTrailers()); len(tr) > 0 {
+			_ = grpc.SetTrailer(ctx, tr)
+		}
+	}
+	if len(headers) > 0 {
+		if err := grpc.SetHeader(ctx, headers); err != nil {
+			a.log.Debug("set invocation response headers", "app_id", appID, "error", err)
+		}
+	}
+	if callErr != nil {
+		return nil, callErr
+	}
+	out := &commonv1.InvokeResponse{
+		ContentType: rm.GetMessage().GetContentType(),
+		Data:        &anypb.Any{TypeUrl: rm.GetMessage().GetData().GetTypeUrl(), Value: body},
+	}
+	return out, nil
+}
