@@ -69,6 +69,9 @@ func (a *API) InvokeService(ctx context.Context, in *runtimev1.InvokeServiceRequ
 		a.log.Debug("service invocation failed", "app_id", appID, "method", msg.GetMethod(), "error", err)
 		return nil, apierr.GRPC(apierr.DirectInvoke(appID, err))
 	}
+	if resp.Body == nil {
+		resp.Body = io.NopCloser(bytes.NewReader(nil))
+	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {

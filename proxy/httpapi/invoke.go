@@ -109,6 +109,9 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 		apierr.WriteHTTP(w, apierr.DirectInvoke(appID, err))
 		return
 	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
 	defer resp.Body.Close()
 	h.writeResponse(w, r, appID, resp)
 }

@@ -1,0 +1,68 @@
+package appchannel
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestMetadataToGRPC(t *testing.T) {
+	tests := []struct {
+		name    string
+		md      Metadata
+		want    map[string][]string
+		missing []string
+	}{
+		{
+			name:    "from http: permanent headers prefixed",
+			md:      Metadata{"content-type": lv("application/json"), "accept": lv("*/*"), "x-a": lv("1"), "te": lv("trailers")},
+			want:    map[string][]string{"dapr-content-type": {"application/json"}, "dapr-accept": {"*/*"}, "x-a": {"1"}},
+			missing: []string{"content-type", "accept", "te"},
+		},
+		{
+			name: "from grpc: kept, reserved dropped",
+			md: Metadata{"content-type": lv("application/grpc"), "accept": lv("a"), ":authority": lv("x"),
+				"grpc-timeout": lv("1S"), "user-agent": lv("ua"), "x-b-bin": lv("AAE=")},
+			want:    map[string][]string{"accept": {"a"}, "x-b-bin": {"\x00\x01"}},
+			missing: []string{"content-type", ":authority", "grpc-timeout", "user-agent", "dapr-accept"},
+		},
+		{
+			name:    "bad base64 bin dropped",
+			md:      Metadata{"x-bin": lv("!!"), "X-Upper": lv("u")},
+			want:    map[string][]string{"x-upper": {"u"}},
+			missing: []string{"x-bin"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := MetadataToGRPC(tt.md)
+			for k, v := range tt.want {
+				if g := got.Get(k); len(g) != len(v) || g[0] != v[0] {
+					t.Errorf("%s = %q, want %q", k, g, v)
+				}
+			}
+			for _, k := range tt.missing {
+				if _, ok := got[k]; ok {
+					t.Errorf("%s present: %v", k, got)
+				}
+			}
+		})
+	}
+}
+
+func TestMetadataToHeader(t *testing.T) {
+	h := http.Header{}
+	MetadataToHeader(Metadata{
+		"x-a": lv("1", "2"), "content-type": lv("x"), "content-length": lv("3"), "x-b-bin": lv("AA=="),
+		"connection": lv("x-c"), "x-c": lv("gone"), "transfer-encoding": lv("chunked"), "destination-app-id": lv("d"),
+		":path": lv("/p"), "grpc-status": lv("0"), "bad header": lv("v"), "x-empty": lv(),
+	}, h)
+	want := http.Header{"X-A": {"1", "2"}, "Dapr-Path": {"/p"}, "Dapr-Grpc-Status": {"0"}}
+	if len(h) != len(want) {
+		t.Fatalf("header = %v, want %v", h, want)
+	}
+	for k, v := range want {
+		if g := h.Values(k); len(g) != len(v) || g[0] != v[0] {
+			t.Errorf("%s = %v, want %v", k, g, v)
+		}
+	}
+}
