@@ -1,0 +1,293 @@
+// Package inmemory is the state.in-memory store: an embedded, non-persistent
+// store with ETags, TTLs, atomic transactions, native bulk operations and the
+// query API. It is Tandem's default store and the reference the other
+// backends are tested against.
+package inmemory
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/state"
+)
+
+// Type is the component type this store registers as.
+const Type = "state.in-memory"
+
+// cleanupEvery is how often expired items are removed; reads never see them
+// anyway.
+const cleanupEvery = time.Second
+
+type item struct {
+	data    []byte
+	etag    string
+	expires time.Time // zero: never
+}
+
+func (it *item) live(now time.Time) bool {
+	return it != nil && (it.expires.IsZero() || now.Before(it.expires))
+}
+
+// Store is the in-memory state store.
+type Store struct {
+	mu    sync.RWMutex
+	items map[string]*item
+	now   func() time.Time
+
+	startOnce sync.Once
+	stop      chan struct{}
+	stopOnce  sync.Once
+	done      sync.WaitGroup
+}
+
+var (
+	_ state.Store         = (*Store)(nil)
+	_ state.Transactional = (*Store)(nil)
+	_ state.BulkStore     = (*Store)(nil)
+	_ state.Querier       = (*Store)(nil)
+)
+
+// New returns an empty store; Init starts its expiry sweeper.
+func New() *Store {
+	return &Store{items: map[string]*item{}, now: time.Now, stop: make(chan struct{})}
+}
+
+// NewStore is New as a state.Store, for registries.
+func NewStore() state.Store { return New() }
+
+// Init starts the background removal of expired items. The store has no
+// metadata.
+func (s *Store) Init(context.Context, components.Metadata) error {
+	s.startOnce.Do(func() {
+		s.done.Add(1)
+		go s.sweep()
+	})
+	return nil
+}
+
+func (s *Store) sweep() {
+	defer s.done.Done()
+	t := time.NewTicker(cleanupEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			now := s.now()
+			s.mu.Lock()
+			for k, it := range s.items {
+				if !it.live(now) {
+					delete(s.items, k)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Features: ETags, transactions, TTL and the query API.
+func (s *Store) Features() []state.Feature {
+	return []state.Feature{state.FeatureETag, state.FeatureTransactional, state.FeatureTTL, state.FeatureQueryAPI}
+}
+
+// Close stops the sweeper and drops all data.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.done.Wait()
+	s.mu.Lock()
+	s.items = map[string]*item{}
+	s.mu.Unlock()
+	return nil
+}
+
+// Get returns a live item or nil.
+func (s *Store) Get(_ context.Context, req *state.GetRequest) (*state.GetResponse, error) {
+	s.mu.RLock()
+	it := s.items[req.Key]
+	s.mu.RUnlock()
+	if !it.live(s.now()) {
+		return nil, nil
+	}
+	return response(it), nil
+}
+
+func response(it *item) *state.GetResponse {
+	etag := it.etag
+	r := &state.GetResponse{Data: append([]byte{}, it.data...), ETag: &etag}
+	if !it.expires.IsZero() {
+		r.Metadata = state.ExpireTimeMetadata(it.expires)
+	}
+	return r
+}
+
+// check applies Dapr's ETag rules to one key; the caller holds the lock.
+func (s *Store) check(key string, etag *string, c state.Concurrency, now time.Time) error {
+	it := s.items[key]
+	exists := it.live(now)
+	if state.HasETag(etag) {
+		if !exists || it.etag != *etag {
+			return fmt.Errorf("key %q: %w", key, state.ErrETagMismatch)
+		}
+		return nil
+	}
+	if c == state.FirstWrite && exists {
+		return fmt.Errorf("key %q exists and first-write was asked without an etag: %w", key, state.ErrETagMismatch)
+	}
+	return nil
+}
+
+type prepared struct {
+	key     string
+	data    []byte
+	expires time.Time
+}
+
+func prepare(req *state.SetRequest, now time.Time) (prepared, error) {
+	if req.Key == "" {
+		return prepared{}, fmt.Errorf("set: missing key")
+	}
+	if err := req.Options.Validate(); err != nil {
+		return prepared{}, fmt.Errorf("set %q: %w", req.Key, err)
+	}
+	ttl, _, err := state.ParseTTL(req.Metadata)
+	if err != nil {
+		return prepared{}, fmt.Errorf("set %q: %w", req.Key, err)
+	}
+	p := prepared{key: req.Key, data: append([]byte{}, req.Value...)}
+	if ttl > 0 {
+		p.expires = now.Add(ttl)
+	}
+	return p, nil
+}
+
+func (s *Store) apply(p prepared) {
+	s.items[p.key] = &item{data: p.data, etag: uuid.NewString(), expires: p.expires}
+}
+
+// Set writes one key.
+func (s *Store) Set(ctx context.Context, req *state.SetRequest) error {
+	return s.BulkSet(ctx, []state.SetRequest{*req})
+}
+
+// Delete removes one key.
+func (s *Store) Delete(ctx context.Context, req *state.DeleteRequest) error {
+	return s.BulkDelete(ctx, []state.DeleteRequest{*req})
+}
+
+// BulkGet reads keys under one lock.
+func (s *Store) BulkGet(_ context.Context, reqs []state.GetRequest) ([]state.BulkGetResponse, error) {
+	now := s.now()
+	out := make([]state.BulkGetResponse, len(reqs))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i, r := range reqs {
+		out[i].Key = r.Key
+		if it := s.items[r.Key]; it.live(now) {
+			g := response(it)
+			out[i].Data, out[i].ETag, out[i].Metadata = g.Data, g.ETag, g.Metadata
+		}
+	}
+	return out, nil
+}
+
+// BulkSet writes all keys or, when one ETag check fails, none.
+func (s *Store) BulkSet(_ context.Context, reqs []state.SetRequest) error {
+	ops := make([]state.Operation, len(reqs))
+	for i := range reqs {
+		ops[i].Upsert = &reqs[i]
+	}
+	return s.multi(ops)
+}
+
+// BulkDelete deletes all keys or, when one ETag check fails, none.
+func (s *Store) BulkDelete(_ context.Context, reqs []state.DeleteRequest) error {
+	ops := make([]state.Operation, len(reqs))
+	for i := range reqs {
+		ops[i].Delete = &reqs[i]
+	}
+	return s.multi(ops)
+}
+
+// Multi applies a transaction atomically.
+func (s *Store) Multi(_ context.Context, req *state.TransactionRequest) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	return s.multi(req.Operations)
+}
+
+func (s *Store) multi(ops []state.Operation) error {
+	now := s.now()
+	sets := make([]prepared, len(ops))
+	for i, op := range ops {
+		if op.Upsert != nil {
+			p, err := prepare(op.Upsert, now)
+			if err != nil {
+				return err
+			}
+			sets[i] = p
+		} else if op.Delete != nil {
+			if op.Delete.Key == "" {
+				return fmt.Errorf("delete: missing key")
+			}
+			if err := op.Delete.Options.Validate(); err != nil {
+				return fmt.Errorf("delete %q: %w", op.Delete.Key, err)
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Check every operation against the state as it will be when its turn
+	// comes: simulate on a copy of the touched items.
+	saved := map[string]*item{}
+	restore := func() {
+		for k, it := range saved {
+			if it == nil {
+				delete(s.items, k)
+			} else {
+				s.items[k] = it
+			}
+		}
+	}
+	for i, op := range ops {
+		key := op.Key()
+		if _, ok := saved[key]; !ok {
+			saved[key] = s.items[key]
+		}
+		if op.Upsert != nil {
+			if err := s.check(key, op.Upsert.ETag, op.Upsert.Options.Concurrency, now); err != nil {
+				restore()
+				return err
+			}
+			s.apply(sets[i])
+			continue
+		}
+		if err := s.check(key, op.Delete.ETag, op.Delete.Options.Concurrency, now); err != nil {
+			restore()
+			return err
+		}
+		delete(s.items, key)
+	}
+	return nil
+}
+
+// Query evaluates Dapr's query language over the live JSON values.
+func (s *Store) Query(_ context.Context, req *state.QueryRequest) (*state.QueryResponse, error) {
+	now := s.now()
+	s.mu.RLock()
+	items := make([]state.QueryItem, 0, len(s.items))
+	for k, it := range s.items {
+		if it.live(now) {
+			etag := it.etag
+			items = append(items, state.QueryItem{Key: k, Data: it.data, ETag: &etag})
+		}
+	}
+	s.mu.RUnlock()
+	return state.EvalQuery(&req.Query, items)
+}

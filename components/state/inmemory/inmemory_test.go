@@ -1,0 +1,33 @@
+package inmemory
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/state"
+	"github.com/tandemrun/tandem/components/state/statetest"
+)
+
+func TestConformance(t *testing.T) {
+	statetest.Run(t, func(t *testing.T) state.Store {
+		s := New()
+		if err := s.Init(context.Background(), components.Metadata{Name: "mem", Type: Type}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func TestCloseIsIdempotent(t *testing.T) {
+	s := New()
+	if err := s.Init(context.Background(), components.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := s.Close(); err != nil {
+			t.Fatalf("close %d: %v", i, err)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package state
+
+import (
+	"context"
+
+	"github.com/tandemrun/tandem/components"
+)
+
+// Store is a state store: a key/value store with ETags.
+//
+// Implementations must be safe for concurrent use after Init returns.
+type Store interface {
+	// Init connects the store using the component's metadata. It may be
+	// called again after a failure (the runtime retries in the background).
+	Init(ctx context.Context, md components.Metadata) error
+	// Get returns the value of a key, or nil (and no error) when the key is
+	// missing or expired.
+	Get(ctx context.Context, req *GetRequest) (*GetResponse, error)
+	// Set writes a value, honouring req.ETag and req.Options.Concurrency.
+	Set(ctx context.Context, req *SetRequest) error
+	// Delete removes a key; deleting a missing key without an ETag is not an
+	// error.
+	Delete(ctx context.Context, req *DeleteRequest) error
+	// Features says what the store can do, for /v1.0/metadata and for the
+	// API layer to refuse what it cannot.
+	Features() []Feature
+	// Close releases connections and stops background work.
+	Close() error
+}
+
+// Transactional is implemented by stores that can apply several writes
+// atomically: either every operation is applied or none is.
+type Transactional interface {
+	// Multi applies the operations in order, atomically. An ETag failure
+	// returns an error wrapping ErrETagMismatch and leaves nothing written.
+	Multi(ctx context.Context, req *TransactionRequest) error
+}
+
+// BulkStore is implemented by stores with native multi-key operations. For
+// the others use the package functions BulkGet, BulkSet and BulkDelete, which
+// fall back to one call per key.
+type BulkStore interface {
+	// BulkGet returns one response per requested key, in any order; missing
+	// keys have a response with nil Data.
+	BulkGet(ctx context.Context, reqs []GetRequest) ([]BulkGetResponse, error)
+	BulkSet(ctx context.Context, reqs []SetRequest) error
+	BulkDelete(ctx context.Context, reqs []DeleteRequest) error
+}
+
+// Querier is implemented by stores that support Dapr's state query API
+// (/v1.0-alpha1/state/{store}/query).
+type Querier interface {
+	Query(ctx context.Context, req *QueryRequest) (*QueryResponse, error)
+}
+
+// Feature is a capability, named as Dapr names it in /v1.0/metadata.
+type Feature string
+
+// Dapr's state store capability names.
+const (
+	FeatureETag          Feature = "ETAG"
+	FeatureTransactional Feature = "TRANSACTIONAL"
+	FeatureTTL           Feature = "TTL"
+	FeatureQueryAPI      Feature = "QUERY_API"
+	// FeatureActor is not reported by stores: the runtime adds it when the
+	// component has metadata actorStateStore "true" and the store is
+	// transactional with ETags, as Dapr does.
+	FeatureActor Feature = "ACTOR"
+)
+
+// HasFeature reports whether features contains f.
+func HasFeature(features []Feature, f Feature) bool {
+	for _, x := range features {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
