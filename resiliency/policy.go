@@ -1,0 +1,51 @@
+package resiliency
+
+import "time"
+
+// Policy is what applies to one target: a per-attempt timeout, a retry
+// policy and a circuit breaker, any of which may be absent. Get one from a
+// Set; a nil *Policy is valid and means "run once".
+type Policy struct {
+	target      string
+	timeout     time.Duration
+	timeoutName string
+	retry       *Retry
+	breaker     *breaker
+	budget      *budget
+	hooks       *Hooks
+	rnd         func() float64
+}
+
+// Target describes the target in messages, e.g. app "orders".
+func (p *Policy) Target() string {
+	if p == nil {
+		return ""
+	}
+	return p.target
+}
+
+// Timeout is the per-attempt timeout; 0 means none.
+func (p *Policy) Timeout() time.Duration {
+	if p == nil {
+		return 0
+	}
+	return p.timeout
+}
+
+// Retry returns a copy of the retry policy, or nil.
+func (p *Policy) Retry() *Retry {
+	if p == nil || p.retry == nil {
+		return nil
+	}
+	r := *p.retry
+	return &r
+}
+
+// BreakerState returns the state of the target's circuit breaker, and false
+// if the policy has none.
+func (p *Policy) BreakerState() (BreakerState, bool) {
+	if p == nil || p.breaker == nil {
+		return "", false
+	}
+	return p.breaker.State(), true
+}

@@ -1,0 +1,283 @@
+package resiliency
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+)
+
+// Hooks are optional callbacks for metrics and logs; nil fields are skipped.
+// They are called synchronously and must be quick.
+type Hooks struct {
+	// Retry runs before each retry: attempt is the number of the attempt
+	// about to start (2 for the first retry), err what the last one returned.
+	Retry func(target string, attempt int, err error)
+	// Timeout runs when an attempt hits its per-attempt timeout.
+	Timeout func(target string)
+	// BreakerStateChange runs when a breaker moves between states. It runs
+	// under the breaker's lock: don't call back into the Policy.
+	BreakerStateChange func(target, policy string, from, to BreakerState)
+	// BudgetExhausted runs when a retry is refused by the retry budget.
+	BudgetExhausted func(target string)
+}
+
+// BuildOption configures Build.
+type BuildOption func(*buildConfig)
+
+type buildConfig struct {
+	log      *slog.Logger
+	hooks    Hooks
+	budget   BudgetConfig
+	previous *Set
+	rnd      func() float64
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) BuildOption { return func(c *buildConfig) { c.log = l } }
+
+// WithHooks sets metric callbacks.
+func WithHooks(h Hooks) BuildOption { return func(c *buildConfig) { c.hooks = h } }
+
+// WithRetryBudget sets the per-target retry budget (see BudgetConfig).
+func WithRetryBudget(b BudgetConfig) BuildOption { return func(c *buildConfig) { c.budget = b } }
+
+// WithPrevious hands over live state on hot reload: breakers whose policy
+// settings did not change keep their state (an open breaker stays open),
+// and retry budgets keep their counts.
+func WithPrevious(old *Set) BuildOption { return func(c *buildConfig) { c.previous = old } }
+
+// WithRand sets the source of back-off jitter, a function returning values
+// in [0, 1); tests use it for exact timings.
+func WithRand(f func() float64) BuildOption { return func(c *buildConfig) { c.rnd = f } }
+
+// Set is the merged Resiliency configuration of one app, and the owner of
+// the live circuit breakers and retry budgets. It is safe for concurrent
+// use; a nil *Set hands out nil Policies (run once, no policy).
+type Set struct {
+	appID  string
+	c      *compiled
+	cfg    buildConfig
+	loaded []string
+
+	mu       sync.Mutex
+	breakers map[string]*breaker // policy name + "\x00" + target key
+	budgets  map[string]*budget  // target key
+	policies map[string]*Policy  // target key
+}
+
+// Build merges the documents that apply to appID (scopes) in order, later
+// definitions of a name replacing earlier ones, validates the result and
+// returns the Set. Documents whose scopes leave appID out are ignored.
+func Build(appID string, docs []*Resiliency, opts ...BuildOption) (*Set, error) {
+	cfg := buildConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.rnd == nil {
+		cfg.rnd = rand.Float64
+	}
+	var in []*Resiliency
+	var loaded []string
+	for _, d := range docs {
+		if d == nil {
+			continue
+		}
+		if !d.AppliesTo(appID) {
+			cfg.log.Debug("resiliency document not scoped to this app; ignored",
+				"file", d.File, "name", d.Metadata.Name, "app_id", appID)
+			continue
+		}
+		in = append(in, d)
+		loaded = append(loaded, d.Metadata.Name)
+	}
+	c, err := compileAll(in)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{
+		appID: appID, c: c, cfg: cfg, loaded: loaded,
+		breakers: map[string]*breaker{},
+		budgets:  map[string]*budget{},
+		policies: map[string]*Policy{},
+	}
+	if old := cfg.previous; old != nil {
+		old.mu.Lock()
+		for key, b := range old.breakers {
+			name, _, _ := strings.Cut(key, "\x00")
+			if t, ok := c.breakers[name]; ok && t.same(b.tmpl) {
+				s.breakers[key] = b
+			}
+		}
+		if old.cfg.budget == cfg.budget {
+			for key, b := range old.budgets {
+				s.budgets[key] = b
+			}
+		}
+		old.mu.Unlock()
+	}
+	return s, nil
+}
+
+// Loaded returns the names of the documents in effect, in merge order.
+func (s *Set) Loaded() []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s.loaded...)
+}
+
+// ComponentKind is a component's building block as Dapr's Default…Policy
+// names spell it.
+type ComponentKind string
+
+// Component kinds.
+const (
+	Statestore    ComponentKind = "Statestore"
+	Pubsub        ComponentKind = "Pubsub"
+	Binding       ComponentKind = "Binding"
+	Secretstore   ComponentKind = "Secretstore"
+	Configuration ComponentKind = "Configuration"
+	Lock          ComponentKind = "Lock"
+	Crypto        ComponentKind = "Crypto"
+)
+
+// KindOf maps a component's spec.type ("state.redis") to its kind;
+// unknown prefixes return "".
+func KindOf(componentType string) ComponentKind {
+	prefix, _, _ := strings.Cut(componentType, ".")
+	switch prefix {
+	case "state":
+		return Statestore
+	case "pubsub":
+		return Pubsub
+	case "bindings":
+		return Binding
+	case "secretstores":
+		return Secretstore
+	case "configuration":
+		return Configuration
+	case "lock":
+		return Lock
+	case "crypto":
+		return Crypto
+	}
+	return ""
+}
+
+// ForApp returns the policy for service invocation of appID: the policies
+// spec.targets.apps names for it or, if it is not listed, the
+// DefaultApp…Policy / Default…Policy ones. Nil if none apply.
+func (s *Set) ForApp(appID string) *Policy {
+	if s == nil {
+		return nil
+	}
+	names, ok := s.c.apps[appID]
+	return s.policy("app/"+appID, fmt.Sprintf("app %q", appID), names, ok, "App")
+}
+
+// ForComponentOutbound returns the policy for calls from the sidecar to a
+// component (state store, publish, output binding...). Defaults are looked
+// up most specific first: Default<Kind>ComponentOutbound…,
+// DefaultComponentOutbound…, DefaultComponent…, Default…Policy.
+func (s *Set) ForComponentOutbound(name string, kind ComponentKind) *Policy {
+	return s.forComponent(name, kind, "Outbound")
+}
+
+// ForComponentInbound returns the policy for deliveries from a component to
+// the app (pub/sub messages, input bindings), with defaults as for
+// ForComponentOutbound but Inbound.
+func (s *Set) ForComponentInbound(name string, kind ComponentKind) *Policy {
+	return s.forComponent(name, kind, "Inbound")
+}
+
+func (s *Set) forComponent(name string, kind ComponentKind, dir string) *Policy {
+	if s == nil {
+		return nil
+	}
+	cp, ok := s.c.comps[name]
+	names := cp.Outbound
+	if dir == "Inbound" {
+		names = cp.Inbound
+	}
+	levels := []string{string(kind) + "Component" + dir, "Component" + dir, "Component"}
+	if kind == "" {
+		levels = levels[1:]
+	}
+	key := "component/" + name + "/" + strings.ToLower(dir) + "/" + string(kind)
+	label := fmt.Sprintf("component %q (%s)", name, strings.ToLower(dir))
+	return s.policy(key, label, names, ok, levels...)
+}
+
+// BuiltIn returns one of Dapr's built-in retry policies
+// (BuiltInServiceRetries...), as overridden by the documents. It has no
+// timeout or breaker.
+func (s *Set) BuiltIn(name string) *Policy {
+	if s == nil {
+		return nil
+	}
+	return s.policy("builtin/"+name, name, PolicyNames{Retry: name}, true)
+}
+
+// policy returns the cached Policy for a target, building it on first use.
+// explicit says the target is listed in spec.targets: then only its own
+// names apply, as in Dapr; otherwise each kind falls back to the defaults.
+func (s *Set) policy(key, label string, names PolicyNames, explicit bool, levels ...string) *Policy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.policies[key]; ok {
+		return p
+	}
+	if !explicit {
+		names = PolicyNames{
+			Timeout:        defaultName(s.c.timeouts, "Timeout", levels),
+			Retry:          defaultName(s.c.retries, "Retry", levels),
+			CircuitBreaker: defaultName(s.c.breakers, "CircuitBreaker", levels),
+		}
+	}
+	p := &Policy{target: label, hooks: &s.cfg.hooks, rnd: s.cfg.rnd}
+	if names.Timeout != "" {
+		p.timeout = s.c.timeouts[names.Timeout]
+		p.timeoutName = names.Timeout
+	}
+	if r := s.c.retries[names.Retry]; names.Retry != "" && r != nil {
+		p.retry = r
+		if !s.cfg.budget.Unlimited {
+			b := s.budgets[key]
+			if b == nil {
+				b = newBudget(s.cfg.budget)
+				s.budgets[key] = b
+			}
+			p.budget = b
+		}
+	}
+	if t := s.c.breakers[names.CircuitBreaker]; names.CircuitBreaker != "" && t != nil {
+		bk := names.CircuitBreaker + "\x00" + key
+		b := s.breakers[bk]
+		if b == nil {
+			b = newBreaker(t, label, &s.cfg.hooks)
+			s.breakers[bk] = b
+		}
+		p.breaker = b
+	}
+	if p.timeout == 0 && p.retry == nil && p.breaker == nil {
+		p = nil
+	}
+	s.policies[key] = p
+	return p
+}
+
+// defaultName finds the most specific Default<level><kind>Policy defined.
+func defaultName[V any](defined map[string]V, kind string, levels []string) string {
+	for _, l := range append(levels, "") {
+		n := "Default" + l + kind + "Policy"
+		if _, ok := defined[n]; ok {
+			return n
+		}
+	}
+	return ""
+}

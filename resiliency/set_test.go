@@ -1,0 +1,135 @@
+package resiliency
+
+import (
+	"testing"
+	"time"
+)
+
+// defaultsYAML defines every default level with a distinct timeout, so the
+// chosen name can be read back from Timeout().
+const defaultsYAML = `
+kind: Resiliency
+spec:
+  policies:
+    timeouts:
+      DefaultTimeoutPolicy: 1s
+      DefaultAppTimeoutPolicy: 2s
+      DefaultComponentTimeoutPolicy: 3s
+      DefaultComponentOutboundTimeoutPolicy: 4s
+      DefaultStatestoreComponentOutboundTimeoutPolicy: 5s
+      DefaultPubsubComponentInboundTimeoutPolicy: 6s
+      own: 9s
+    retries:
+      DefaultRetryPolicy: {maxRetries: 1}
+      DefaultComponentInboundRetryPolicy: {maxRetries: 2}
+    circuitBreakers:
+      DefaultCircuitBreakerPolicy: {}
+  targets:
+    apps:
+      listed: {timeout: own}
+    components:
+      mystore: {inbound: {timeout: own}}
+`
+
+func TestDefaultPolicyPrecedence(t *testing.T) {
+	s, err := Build("me", []*Resiliency{mustParse(t, "d.yaml", defaultsYAML)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		p          *Policy
+		timeout    time.Duration
+		maxRetries int // -9: no retry
+		breaker    bool
+	}{
+		{"app not listed", s.ForApp("other"), 2 * time.Second, 1, true},
+		{"app listed uses only its own names", s.ForApp("listed"), 9 * time.Second, -9, false},
+		{"statestore outbound", s.ForComponentOutbound("s", Statestore), 5 * time.Second, 1, true},
+		{"pubsub outbound", s.ForComponentOutbound("p", Pubsub), 4 * time.Second, 1, true},
+		{"pubsub inbound", s.ForComponentInbound("p", Pubsub), 6 * time.Second, 2, true},
+		{"binding inbound", s.ForComponentInbound("b", Binding), 3 * time.Second, 2, true},
+		{"unknown kind outbound", s.ForComponentOutbound("x", ""), 4 * time.Second, 1, true},
+		{"listed component, inbound named", s.ForComponentInbound("mystore", Statestore), 9 * time.Second, -9, false},
+		{"listed component, outbound empty", s.ForComponentOutbound("mystore", Statestore), 0, -9, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.timeout == 0 && tt.maxRetries == -9 && !tt.breaker {
+				if tt.p != nil {
+					t.Fatalf("want nil policy, got %+v", tt.p)
+				}
+				return
+			}
+			if got := tt.p.Timeout(); got != tt.timeout {
+				t.Errorf("timeout = %v, want %v", got, tt.timeout)
+			}
+			r := tt.p.Retry()
+			switch {
+			case tt.maxRetries == -9 && r != nil:
+				t.Errorf("retry = %+v, want none", r)
+			case tt.maxRetries != -9 && (r == nil || r.MaxRetries != tt.maxRetries):
+				t.Errorf("retry = %+v, want maxRetries %d", r, tt.maxRetries)
+			}
+			if _, ok := tt.p.BreakerState(); ok != tt.breaker {
+				t.Errorf("breaker = %v, want %v", ok, tt.breaker)
+			}
+		})
+	}
+}
+
+func TestNoPoliciesNilPolicy(t *testing.T) {
+	s, err := Build("me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.ForApp("x"); p != nil {
+		t.Errorf("ForApp with no documents = %+v, want nil", p)
+	}
+	var nilSet *Set
+	if nilSet.ForApp("x") != nil || nilSet.ForComponentInbound("x", Pubsub) != nil || nilSet.BuiltIn(BuiltInServiceRetries) != nil {
+		t.Error("nil Set must hand out nil policies")
+	}
+	p := s.BuiltIn(BuiltInServiceRetries)
+	if r := p.Retry(); r == nil || r.MaxRetries != 3 || r.Duration != time.Second {
+		t.Errorf("built-in service retries = %+v", r)
+	}
+}
+
+func TestMergeAndScopes(t *testing.T) {
+	a := mustParse(t, "a.yaml", "kind: Resiliency\nmetadata: {name: a}\nspec: {policies: {timeouts: {t: 1s}, retries: {DaprBuiltInServiceRetries: {maxRetries: 1, duration: 2s}}}, targets: {apps: {x: {timeout: t}}}}")
+	b := mustParse(t, "b.yaml", "kind: Resiliency\nmetadata: {name: b}\nspec: {policies: {timeouts: {t: 2s}}}")
+	other := mustParse(t, "c.yaml", "kind: Resiliency\nmetadata: {name: c}\nscopes: [someone-else]\nspec: {policies: {timeouts: {t: 7s}}, targets: {apps: {x: {retry: nope}}}}")
+	mine := mustParse(t, "d.yaml", "kind: Resiliency\nmetadata: {name: d}\nscopes: [me]\nspec: {targets: {apps: {y: {timeout: t}}}}")
+	s, err := Build("me", []*Resiliency{a, b, other, mine})
+	if err != nil {
+		t.Fatalf("out-of-scope document must be ignored, even if invalid: %v", err)
+	}
+	if got := s.Loaded(); len(got) != 3 || got[0] != "a" || got[1] != "b" || got[2] != "d" {
+		t.Errorf("Loaded = %v", got)
+	}
+	if got := s.ForApp("x").Timeout(); got != 2*time.Second {
+		t.Errorf("later file should win: timeout %v, want 2s", got)
+	}
+	if got := s.ForApp("y").Timeout(); got != 2*time.Second {
+		t.Errorf("cross-file reference: %v", got)
+	}
+	if r := s.BuiltIn(BuiltInServiceRetries).Retry(); r.MaxRetries != 3 || r.Duration != 2*time.Second {
+		t.Errorf("built-in override = %+v; want duration 2s and maxRetries raised to 3", r)
+	}
+	if _, err := Build("someone-else", []*Resiliency{a, other}); err == nil {
+		t.Error("in-scope invalid document must fail Build")
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	for in, want := range map[string]ComponentKind{
+		"state.redis": Statestore, "pubsub.kafka": Pubsub, "bindings.http": Binding,
+		"secretstores.local.file": Secretstore, "configuration.redis": Configuration,
+		"lock.redis": Lock, "crypto.jwks": Crypto, "middleware.http.x": "",
+	} {
+		if got := KindOf(in); got != want {
+			t.Errorf("KindOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
