@@ -5,7 +5,22 @@
 //
 // It knows nothing of the kinds: components/state, components/pubsub and
 // components/secretstores define their interfaces and backends, and import
-// this package only for Metadata and Registry.
+// this package only for Metadata, Kind and Registry.
+//
+// Typical use, in cmd only:
+//
+//	set, err := components.Load(opts.ResourcesPaths, opts.AppID) // err: log each, keep going
+//	env := components.Env{AppID: id, Namespace: ns, PodName: pod, Getenv: os.Getenv}
+//	secrets := components.NewManager(secretbuiltin.Kind(), components.ManagerOptions{Resolve: env.Resolve, Log: log})
+//	env.Secret = secretstores.Resolver(secrets.Registry())
+//	states := components.NewManager(stateKind, components.ManagerOptions{Resolve: env.Resolve, Log: log}) // see FactoryFromMap
+//	secrets.Apply(set.Components); states.Apply(set.Components)
+//	for ch := range components.Watch(ctx, opts.ResourcesPaths, id, time.Second, set) {
+//		secrets.Apply(ch.Set.Components); states.Apply(ch.Set.Components)
+//	}
+//
+// The API layer calls Registry.Ready or Acquire per request, and answers
+// ErrNotFound / ErrNotReady with the kind's Dapr error code.
 package components
 
 import (

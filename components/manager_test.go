@@ -1,0 +1,403 @@
+package components
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// inst is a fake component instance.
+type inst struct {
+	id     string // metadata "v", to tell versions apart
+	closed atomic.Bool
+}
+
+// fakeKind builds instances whose Init behaves as their metadata says:
+// failTimes=N fails N times (per component and v), delay=D takes D,
+// hang=true ignores its context until release is closed, panic=true panics.
+type fakeKind struct {
+	mu      sync.Mutex
+	fails   map[string]int
+	all     []*inst
+	release chan struct{}
+}
+
+func newFakeKind() *fakeKind { return &fakeKind{fails: map[string]int{}, release: make(chan struct{})} }
+
+func (f *fakeKind) kind() Kind[*inst] {
+	return Kind[*inst]{
+		Category: "state",
+		Types:    []string{"state.fake", "state.other"},
+		New: func(typ string) (*inst, bool) {
+			if typ != "state.fake" {
+				return nil, false
+			}
+			return &inst{}, true
+		},
+		Init:         f.init,
+		Close:        func(i *inst) error { i.closed.Store(true); return nil },
+		Capabilities: func(*inst) []string { return []string{"ETAG"} },
+	}
+}
+
+func (f *fakeKind) init(ctx context.Context, i *inst, md Metadata) error {
+	i.id = md.Properties["v"]
+	f.mu.Lock()
+	f.all = append(f.all, i)
+	key := md.Name + "/" + i.id
+	f.fails[key]++
+	n := f.fails[key]
+	f.mu.Unlock()
+	if md.Properties["panic"] == "true" && n == 1 {
+		panic("boom")
+	}
+	if want, _ := md.Int("failTimes", 0); n <= want {
+		return fmt.Errorf("broker down (try %d)", n)
+	}
+	if md.Properties["hang"] == "true" && n == 1 {
+		<-f.release
+		return nil
+	}
+	if d, _ := md.Duration("delay", 0); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func comp(name string, props ...string) Component {
+	c := Component{APIVersion: APIVersionV1Alpha1, Name: name, Type: "state.fake", Version: "v1", InitTimeout: DefaultInitTimeout, Source: name + ".yaml"}
+	for i := 0; i+1 < len(props); i += 2 {
+		c.Metadata = append(c.Metadata, MetadataItem{Name: props[i], Value: props[i+1], HasValue: true})
+	}
+	return c
+}
+
+func newTestManager(t *testing.T, f *fakeKind, opts ManagerOptions) *Manager[*inst] {
+	t.Helper()
+	opts.Resolve = Env{AppID: "app"}.Resolve
+	m := NewManager(f.kind(), opts)
+	t.Cleanup(func() {
+		select {
+		case <-f.release:
+		default:
+			close(f.release)
+		}
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return m
+}
+
+func TestManagerRetriesWithBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{})
+		start := time.Now()
+		m.Apply([]Component{comp("db", "failTimes", "3")})
+
+		synctest.Wait()
+		_, st, ok := m.Registry().Get("db")
+		if !ok || st.State != StateRetrying || st.Attempts != 1 || !strings.Contains(fmt.Sprint(st.Err), "broker down") {
+			t.Fatalf("after the first failure: %+v", st)
+		}
+		if d := st.NextRetry.Sub(start); d < 400*time.Millisecond || d > 600*time.Millisecond {
+			t.Errorf("first retry in %v, want about 500ms", d)
+		}
+		_, err := m.Registry().Ready("db")
+		var nr *NotReadyError
+		if !errors.Is(err, ErrNotReady) || !errors.As(err, &nr) || !strings.Contains(err.Error(), `component "db" (state.fake) is not ready: retrying after 1 attempt(s); last error: init: broker down`) {
+			t.Errorf("Ready error = %v", err)
+		}
+
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		if elapsed < 2800*time.Millisecond || elapsed > 4200*time.Millisecond {
+			t.Errorf("ready after %v, want about 0.5+1+2s", elapsed)
+		}
+		v, st, _ := m.Registry().Get("db")
+		if v == nil || st.State != StateReady || st.Attempts != 4 || st.Err != nil || st.Capabilities[0] != "ETAG" {
+			t.Errorf("ready status: %v %+v", v, st)
+		}
+		// Failed attempts' instances were closed.
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, i := range f.all[:3] {
+			if !i.closed.Load() {
+				t.Error("instance of a failed attempt not closed")
+			}
+		}
+	})
+}
+
+func TestManagerBackoffCaps(t *testing.T) {
+	m := NewManager(newFakeKind().kind(), ManagerOptions{Resolve: Env{}.Resolve, MinBackoff: time.Second, MaxBackoff: 4 * time.Second})
+	defer m.Close()
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 10: 4 * time.Second} {
+		got := m.backoff(attempt)
+		if got < want*8/10 || got > want*12/10 {
+			t.Errorf("backoff(%d) = %v, want %v ±20%%", attempt, got, want)
+		}
+	}
+}
+
+func TestManagerPermanentFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{})
+		bad := comp("x")
+		bad.Type = "state.nope"
+		tmpl := comp("y", "consumer", "{podName}")
+		m.Apply([]Component{bad, tmpl, comp("ok")})
+		err := m.Wait(context.Background())
+		if err == nil || !strings.Contains(err.Error(), `x.yaml: component "x": spec.type: unknown state type "state.nope"; known types: state.fake, state.other`) ||
+			!strings.Contains(err.Error(), "{podName}") {
+			t.Fatalf("Wait = %v", err)
+		}
+		time.Sleep(time.Minute)
+		_, st, _ := m.Registry().Get("x")
+		if st.State != StateFailed || st.Attempts != 1 {
+			t.Errorf("permanent failure retried: %+v", st)
+		}
+		if _, err := m.Registry().Ready("x"); !strings.Contains(fmt.Sprint(err), "failed after 1 attempt(s)") || !strings.Contains(fmt.Sprint(err), "fix x.yaml") {
+			t.Errorf("Ready(x) = %v", err)
+		}
+		if _, err := m.Registry().Ready("missing"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Ready(missing) = %v", err)
+		}
+		if len(m.Registry().List()) != 3 {
+			t.Errorf("List = %+v", m.Registry().List())
+		}
+	})
+}
+
+func TestManagerInitTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{})
+		slow := comp("slow", "delay", "10s")
+		slow.InitTimeout = 2 * time.Second
+		start := time.Now()
+		m.Apply([]Component{slow})
+		time.Sleep(2*time.Second + time.Millisecond)
+		synctest.Wait()
+		_, st, _ := m.Registry().Get("slow")
+		if st.State != StateRetrying || !strings.Contains(fmt.Sprint(st.Err), "did not finish within spec.initTimeout (2s)") {
+			t.Fatalf("status after the timeout: %+v", st)
+		}
+		if st.Since.Sub(start) != 2*time.Second {
+			t.Errorf("attempt ended after %v, want 2s", st.Since.Sub(start))
+		}
+	})
+}
+
+func TestManagerInitIgnoringContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{})
+		c := comp("stuck", "hang", "true")
+		c.InitTimeout = time.Second
+		m.Apply([]Component{c})
+		// The first Init never returns by itself; the second attempt (after
+		// the timeout and a backoff) succeeds.
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		close(f.release)
+		synctest.Wait()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.all) != 2 || !f.all[0].closed.Load() || f.all[1].closed.Load() {
+			t.Errorf("the abandoned instance must be closed once its Init returns, the live one kept")
+		}
+	})
+}
+
+func TestManagerPanicInInitIsRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{})
+		m.Apply([]Component{comp("p", "panic", "true")})
+		synctest.Wait()
+		if _, st, _ := m.Registry().Get("p"); !strings.Contains(fmt.Sprint(st.Err), "panic: boom") {
+			t.Errorf("status %+v", st)
+		}
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestManagerFailFast(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprint("ignoreErrors=", ignore), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeKind()
+				m := newTestManager(t, f, ManagerOptions{FailFast: true})
+				c := comp("db", "failTimes", "2")
+				c.IgnoreErrors = ignore
+				m.Apply([]Component{c})
+				err := m.Wait(context.Background())
+				if ignore && err != nil {
+					t.Errorf("Wait = %v; ignoreErrors must not fail fast", err)
+				}
+				if !ignore && (err == nil || !strings.Contains(err.Error(), "spec.ignoreErrors is false")) {
+					t.Errorf("Wait = %v; want a fail-fast error", err)
+				}
+			})
+		})
+	}
+}
+
+func TestManagerHotSwap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{Grace: 3 * time.Second})
+		reg := m.Registry()
+		m.Apply([]Component{comp("db", "v", "1")})
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		v1, _, _ := reg.Get("db")
+		held, release, err := reg.Acquire("db")
+		if err != nil || held != v1 {
+			t.Fatalf("Acquire = %v, %v", held, err)
+		}
+
+		// Unchanged: nothing happens.
+		m.Apply([]Component{comp("db", "v", "1")})
+		synctest.Wait()
+		if v, _, _ := reg.Get("db"); v != v1 {
+			t.Fatal("an unchanged component was replaced")
+		}
+
+		// Changed, and the new version fails twice: v1 keeps serving.
+		m.Apply([]Component{comp("db", "v", "2", "failTimes", "2")})
+		synctest.Wait()
+		v, st, _ := reg.Get("db")
+		if v != v1 || st.State != StateReady || st.Reload == nil || st.Reload.State != StateRetrying {
+			t.Fatalf("during the reload: %v %+v", v, st)
+		}
+		if _, err := reg.Ready("db"); err != nil {
+			t.Errorf("Ready during reload: %v", err)
+		}
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		v2, st, _ := reg.Get("db")
+		if v2 == v1 || v2.id != "2" || st.Reload != nil || st.State != StateReady {
+			t.Fatalf("after the reload: %+v %+v", v2, st)
+		}
+		// v1 is still held by an Acquire caller: not closed, even after the grace period.
+		time.Sleep(10 * time.Second)
+		if v1.closed.Load() {
+			t.Fatal("replaced instance closed while in use")
+		}
+		release()
+		synctest.Wait()
+		if !v1.closed.Load() {
+			t.Fatal("replaced instance not closed after release")
+		}
+
+		// A broken change (unknown type): v2 keeps serving, the reload is FAILED.
+		broken := comp("db", "v", "3")
+		broken.Type = "state.nope"
+		m.Apply([]Component{broken})
+		synctest.Wait()
+		v, st, _ = reg.Get("db")
+		if v != v2 || st.State != StateReady || st.Reload == nil || st.Reload.State != StateFailed {
+			t.Fatalf("after a broken change: %+v", st)
+		}
+
+		// Removed: gone at once, closed after the grace period.
+		m.Apply(nil)
+		if _, _, ok := reg.Get("db"); ok {
+			t.Fatal("removed component still listed")
+		}
+		time.Sleep(2 * time.Second)
+		if v2.closed.Load() {
+			t.Fatal("removed instance closed before the grace period")
+		}
+		time.Sleep(2 * time.Second)
+		if !v2.closed.Load() {
+			t.Fatal("removed instance not closed after the grace period")
+		}
+	})
+}
+
+func TestManagerChangeWhileRetrying(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{})
+		m.Apply([]Component{comp("db", "v", "1", "failTimes", "100")})
+		synctest.Wait()
+		m.Apply([]Component{comp("db", "v", "2")}) // the fix
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if v, st, _ := m.Registry().Get("db"); v.id != "2" || st.Attempts != 1 {
+			t.Errorf("got %+v %+v", v, st)
+		}
+	})
+}
+
+func TestManagerSkipsOtherCategories(t *testing.T) {
+	m := NewManager(newFakeKind().kind(), ManagerOptions{Resolve: Env{}.Resolve})
+	defer m.Close()
+	c := comp("q")
+	c.Type = "pubsub.fake"
+	m.Apply([]Component{c})
+	if names := m.Registry().Names(); len(names) != 0 {
+		t.Errorf("names = %v", names)
+	}
+}
+
+func TestManagerCloseStopsRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := NewManager(f.kind(), ManagerOptions{Resolve: Env{}.Resolve})
+		m.Apply([]Component{comp("a", "failTimes", "1000"), comp("b")})
+		synctest.Wait()
+		b, _, _ := m.Registry().Get("b")
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !b.closed.Load() {
+			t.Error("Close did not close the ready instance")
+		}
+		if len(m.Registry().Names()) != 0 {
+			t.Error("registry not empty after Close")
+		}
+		m.Apply([]Component{comp("c")}) // ignored after Close
+		// synctest.Test fails if any goroutine is left running.
+	})
+}
+
+func TestFactoryFromMap(t *testing.T) {
+	n := 0
+	newFn, types := FactoryFromMap(map[string]func() int{"b.y": func() int { n++; return n }, "a.x": func() int { return -1 }})
+	if fmt.Sprint(types) != "[a.x b.y]" {
+		t.Errorf("types = %v", types)
+	}
+	if v, ok := newFn("b.y"); !ok || v != 1 {
+		t.Errorf("New(b.y) = %v, %v", v, ok)
+	}
+	if v, ok := newFn("b.y"); !ok || v != 2 {
+		t.Errorf("New(b.y) must build a fresh value each time: %v, %v", v, ok)
+	}
+	if _, ok := newFn("c"); ok {
+		t.Error("New(c) = ok")
+	}
+}

@@ -1,0 +1,252 @@
+package components
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// Op is what happened to a resource.
+type Op int
+
+const (
+	Added Op = iota + 1
+	Changed
+	Removed
+)
+
+func (o Op) String() string {
+	switch o {
+	case Added:
+		return "added"
+	case Changed:
+		return "changed"
+	case Removed:
+		return "removed"
+	}
+	return fmt.Sprintf("Op(%d)", int(o))
+}
+
+// Event is one resource added, changed or removed.
+type Event struct {
+	Op     Op
+	Kind   string
+	Name   string
+	Source string
+}
+
+func (e Event) String() string { return fmt.Sprintf("%s %s %q (%s)", e.Op, e.Kind, e.Name, e.Source) }
+
+// Change is one reload of the resource folders.
+type Change struct {
+	// Set is the whole new set of resources. A resource whose file became
+	// broken is kept at its last good version, so consumers can simply
+	// apply Set (e.g. Manager.Apply(Set.Components)).
+	Set *Set
+	// Events lists what differs from the previous set.
+	Events []Event
+	// Errors are the problems of this reload (same as Set.Errors).
+	Errors []*ResourceError
+}
+
+// Watch polls dirs every interval (default 1s) and sends a Change whenever
+// the resources differ from prev (the set loaded at startup) or the
+// problems found change. Polling compares file contents, so edits in
+// place, atomic renames and Kubernetes ConfigMap symlink swaps are all
+// seen. The channel is closed when ctx ends. Changes are not dropped: a
+// slow reader delays the next poll.
+func Watch(ctx context.Context, dirs []string, appID string, interval time.Duration, prev *Set) <-chan Change {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if prev == nil {
+		prev = &Set{}
+	}
+	out := make(chan Change)
+	go func() {
+		defer close(out)
+		var last []byte
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			fp := fingerprint(dirs)
+			if last != nil && bytes.Equal(fp, last) {
+				continue
+			}
+			last = fp
+			next, _ := Load(dirs, appID)
+			next = keepLastGood(prev, next)
+			events := Diff(prev, next)
+			if len(events) == 0 && sameErrors(prev.Errors, next.Errors) {
+				prev = next
+				continue
+			}
+			select {
+			case out <- Change{Set: next, Events: events, Errors: next.Errors}:
+				prev = next
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// fingerprint hashes the names and contents of the resource files, and
+// the errors reading them.
+func fingerprint(dirs []string) []byte {
+	h := sha256.New()
+	s := &Set{}
+	for _, f := range listFiles(dirs, s) {
+		data, err := os.ReadFile(f)
+		fmt.Fprintf(h, "%s\x00%d\x00%v\x00", f, len(data), err)
+		h.Write(data)
+	}
+	for _, e := range s.Errors {
+		fmt.Fprintf(h, "%s\x00", e.Error())
+	}
+	return h.Sum(nil)
+}
+
+// keepLastGood returns next with the resources that broke since prev put
+// back at their previous version: all of prev's resources from a file that
+// could not be read or parsed, and prev's version of each named resource
+// whose new version is invalid.
+func keepLastGood(prev, next *Set) *Set {
+	if len(next.Errors) == 0 {
+		return next
+	}
+	have := map[string]bool{}
+	for _, k := range keysOf(next) {
+		have[k] = true
+	}
+	carry := func(kind, name, source string) bool {
+		key := kind + "/" + name
+		if have[key] {
+			return false
+		}
+		for _, e := range next.Errors {
+			switch {
+			case e.fileLevel() && (e.File == source || filepath.Dir(source) == filepath.Clean(e.File)):
+			case e.Name != "" && e.Name == name && (e.Kind == kind || e.Kind == "document"):
+			default:
+				continue
+			}
+			have[key] = true
+			return true
+		}
+		return false
+	}
+	out := &Set{Components: slices.Clone(next.Components), Subscriptions: slices.Clone(next.Subscriptions),
+		Documents: slices.Clone(next.Documents), Errors: next.Errors}
+	for _, c := range prev.Components {
+		if carry(KindComponent, c.Name, c.Source) {
+			out.Components = append(out.Components, c)
+		}
+	}
+	for _, s := range prev.Subscriptions {
+		if carry(KindSubscription, s.Name, s.Source) {
+			out.Subscriptions = append(out.Subscriptions, s)
+		}
+	}
+	for _, d := range prev.Documents {
+		if carry(d.Kind, docName(d), d.Source) {
+			out.Documents = append(out.Documents, d)
+		}
+	}
+	return out
+}
+
+func docName(d Document) string {
+	if d.Name == "" {
+		return d.Source // unnamed Configuration documents: one per file
+	}
+	return d.Name
+}
+
+func keysOf(s *Set) []string {
+	var out []string
+	for _, c := range s.Components {
+		out = append(out, KindComponent+"/"+c.Name)
+	}
+	for _, x := range s.Subscriptions {
+		out = append(out, KindSubscription+"/"+x.Name)
+	}
+	for _, d := range s.Documents {
+		out = append(out, d.Kind+"/"+docName(d))
+	}
+	return out
+}
+
+// Diff lists the resources added, changed and removed from prev to next,
+// components first, then subscriptions, then other documents.
+func Diff(prev, next *Set) []Event {
+	var ev []Event
+	diffBy(&ev, KindComponent, prev.Components, next.Components,
+		func(c Component) (string, string) { return c.Name, c.Source }, Component.Same)
+	diffBy(&ev, KindSubscription, prev.Subscriptions, next.Subscriptions,
+		func(s Subscription) (string, string) { return s.Name, s.Source },
+		func(a, b Subscription) bool {
+			a.Source, a.Line, b.Source, b.Line = "", 0, "", 0
+			return reflect.DeepEqual(a, b)
+		})
+	diffBy(&ev, "", prev.Documents, next.Documents,
+		func(d Document) (string, string) { return d.Kind + "/" + docName(d), d.Source },
+		func(a, b Document) bool {
+			return a.APIVersion == b.APIVersion && bytes.Equal(a.Raw, b.Raw) && slices.Equal(a.Scopes, b.Scopes)
+		})
+	return ev
+}
+
+func diffBy[R any](ev *[]Event, kind string, prev, next []R, key func(R) (string, string), same func(a, b R) bool) {
+	old := map[string]R{}
+	for _, r := range prev {
+		k, _ := key(r)
+		old[k] = r
+	}
+	seen := map[string]bool{}
+	mk := func(op Op, k, src string) Event {
+		e := Event{Op: op, Kind: kind, Name: k, Source: src}
+		if kind == "" { // documents: key is kind/name
+			for i := range len(k) {
+				if k[i] == '/' {
+					e.Kind, e.Name = k[:i], k[i+1:]
+					break
+				}
+			}
+		}
+		return e
+	}
+	for _, r := range next {
+		k, src := key(r)
+		seen[k] = true
+		o, ok := old[k]
+		switch {
+		case !ok:
+			*ev = append(*ev, mk(Added, k, src))
+		case !same(o, r):
+			*ev = append(*ev, mk(Changed, k, src))
+		}
+	}
+	for _, r := range prev {
+		k, src := key(r)
+		if !seen[k] {
+			*ev = append(*ev, mk(Removed, k, src))
+		}
+	}
+}
+
+func sameErrors(a, b []*ResourceError) bool {
+	return slices.EqualFunc(a, b, func(x, y *ResourceError) bool { return x.Error() == y.Error() })
+}
