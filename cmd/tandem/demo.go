@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/invoke/resolve"
+	"github.com/tandemrun/tandem/invoke/resolve/sqlite"
+	"github.com/tandemrun/tandem/proxy"
+	"github.com/tandemrun/tandem/sentry/ca"
+	sentryclient "github.com/tandemrun/tandem/sentry/client"
+	"github.com/tandemrun/tandem/sentry/server"
+	"github.com/tandemrun/tandem/sentry/validator"
+)
+
+func demoCommand() *cobra.Command {
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start sentry, two apps and their sidecars, and invoke one from the other over mTLS",
+		Long: `demo runs everything in this process on random loopback ports, with no Docker and
+no external server: a sentry CA with a fresh root, two sidecars that get SPIFFE
+certificates from it (with a join token), two small HTTP apps and a shared SQLite
+name registry. It invokes "orders" from "checkout" through the Dapr HTTP API and
+prints each step and the identities each side verified.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), log)
+		},
+	}
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the components' own logs")
+	return cmd
+}
+
+type demo struct {
+	out   io.Writer
+	log   *slog.Logger
+	dir   string
+	start time.Time
+}
+
+func (d *demo) step(format string, args ...any) {
+	fmt.Fprintf(d.out, "[%6.1f ms] %s\n", float64(time.Since(d.start).Microseconds())/1000, fmt.Sprintf(format, args...))
+}
+
+func runDemo(parent context.Context, out io.Writer, log *slog.Logger) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "tandem-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	d := &demo{out: out, log: log, dir: dir, start: time.Now()}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	// 1. sentry with a fresh CA and a join token.
+	token := randomToken()
+	authority, sentryAddr, err := d.startSentry(ctx, &wg, token)
+	if err != nil {
+		return err
+	}
+
+	// 2. two apps.
+	ordersPort, err := serveApp(ctx, &wg, ordersApp())
+	if err != nil {
+		return err
+	}
+	checkoutPort, err := serveApp(ctx, &wg, http.NotFoundHandler())
+	if err != nil {
+		return err
+	}
+	d.step("apps listening: orders on 127.0.0.1:%d, checkout on 127.0.0.1:%d", ordersPort, checkoutPort)
+
+	// 3. two sidecars.
+	registry := filepath.Join(dir, "registry.db")
+	orders, ordersSrc, err := d.startSidecar(ctx, &wg, "orders", ordersPort, registry, sentryAddr, authority, token)
+	if err != nil {
+		return err
+	}
+	checkout, checkoutSrc, err := d.startSidecar(ctx, &wg, "checkout", checkoutPort, registry, sentryAddr, authority, token)
+	if err != nil {
+		return err
+	}
+
+	// 4. what the checkout sidecar sees when it dials the orders sidecar.
+	if err := d.showHandshake(checkoutSrc, orders.InternalAddr()); err != nil {
+		return err
+	}
+
+	// 5. the invocation, as an app would make it.
+	url := "http://" + checkout.HTTPAddr() + "/v1.0/invoke/orders/method/neworder?priority=high"
+	body := `{"item":"espresso beans","quantity":2}`
+	d.step("checkout app -> POST %s %s", url, body)
+	if err := waitReady(ctx, checkout.HTTPAddr()); err != nil {
+		return err
+	}
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("invoke orders through checkout's sidecar: %w", err)
+	}
+	reply, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d.step("checkout app <- %s %s", resp.Status, strings.TrimSpace(string(reply)))
+	var got struct {
+		CallerAppID string `json:"caller_app_id"`
+		Query       string `json:"query"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(reply, &got) != nil || got.CallerAppID != "checkout" {
+		return fmt.Errorf("demo invocation failed: status %s, body %s", resp.Status, reply)
+	}
+	ordersSVID, _ := ordersSrc.GetX509SVID()
+	fmt.Fprintf(out, `
+What happened:
+  checkout's sidecar resolved "orders" in %s and called it over mutual TLS.
+  It verified the server's certificate: %s.
+  orders' sidecar verified the client's certificate and told the orders app
+  dapr-caller-app-id=%q, taken from the certificate, not from any header.
+  Both certificates were issued by the demo's sentry (root serial %s) and are
+  renewed at half their lifetime (orders' expires %s).
+`, filepath.Base(registry), ordersSVID.ID, got.CallerAppID, authority.ActiveRoot().SerialNumber.Text(16)[:12],
+		ordersSVID.Certificates[0].NotAfter.Format(time.RFC3339))
+	d.step("demo done; stopping sidecars, apps and sentry")
+	cancel()
+	return nil
+}
+
+func (d *demo) startSentry(ctx context.Context, wg *sync.WaitGroup, token string) (*ca.CA, string, error) {
+	credDir := filepath.Join(d.dir, "creds")
+	bundle, _, err := ca.LoadOrGenerate(ca.DefaultPaths(credDir), ca.GenerateOptions{TrustDomain: "localhost"})
+	if err != nil {
+		return nil, "", err
+	}
+	authority, err := ca.New(bundle, ca.Options{WorkloadCertTTL: time.Hour})
+	if err != nil {
+		return nil, "", err
+	}
+	jt, err := validator.NewJoinToken([]validator.Token{{Secret: token, AppIDs: []string{"*"}}})
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	srv, err := server.New(server.Options{
+		CA:               authority,
+		Validators:       map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{sentryv1.SignCertificateRequest_JWKS: jt},
+		DefaultValidator: sentryv1.SignCertificateRequest_JWKS,
+		TrustDomain:      "localhost", Namespace: "default", Listener: ln,
+		Log: d.log.With("component", "sentry"),
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
+	d.step("sentry listening on %s as %s (new root CA, join-token validator, certificates in %s)", ln.Addr(), srv.ID(), credDir)
+	return authority, ln.Addr().String(), nil
+}
+
+func (d *demo) startSidecar(ctx context.Context, wg *sync.WaitGroup, appID string, appPort int, registry, sentryAddr string, authority *ca.CA, token string) (*proxy.Sidecar, *identity.Source, error) {
+	sentryID, err := sentryclient.SentryID("localhost", "default")
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := sentryclient.New(sentryclient.Config{Address: sentryAddr, TrustAnchors: authority.TrustAnchors(), SentryID: sentryID, Token: token})
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := identity.AppID(identity.DefaultTrustDomain, identity.DefaultNamespace, appID)
+	if err != nil {
+		return nil, nil, err
+	}
+	src := identity.NewSource()
+	src.SetTrustAnchors(authority.TrustAnchors())
+	rot := &identity.Rotator{ID: id, Issuer: client, Source: src, Log: d.log}
+	next, err := rot.Renew(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sidecar %s: get certificate from sentry: %w", appID, err)
+	}
+	svid, _ := src.GetX509SVID()
+	d.step("sidecar %-8s got certificate %s (serial %s) from sentry", appID, svid.ID, svid.Certificates[0].SerialNumber.Text(16)[:12])
+	log := d.log.With("app_id", appID)
+	s, err := proxy.New(proxy.Options{
+		AppID: appID, RuntimeVersion: version, AppPort: appPort,
+		ListenAddresses: []string{"127.0.0.1"}, InternalListenAddress: "127.0.0.1", MetricsPort: -1,
+		Identity: src,
+		NewResolver: func(self resolve.Instance) (resolve.Resolver, error) {
+			r, err := sqlite.New(resolve.Config{Self: self, Configuration: map[string]any{"connectionString": registry}, Log: log})
+			if err != nil {
+				return nil, err
+			}
+			return resolve.NewCached(r, time.Second), nil
+		},
+		Log: log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = rot.Run(ctx, next); _ = client.Close() }()
+	go func() { defer wg.Done(); _ = s.Run(ctx) }()
+	d.step("sidecar %-8s HTTP API %s, gRPC API %s, mTLS on %s, registered in the SQLite registry", appID, s.HTTPAddr(), s.GRPCAddr(), s.InternalAddr())
+	return s, src, nil
+}
+
+// showHandshake dials addr with src's identity and prints the SPIFFE ID the
+// server proved, the way the invoking sidecar does.
+func (d *demo) showHandshake(src *identity.Source, addr string) error {
+	td := spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
+	conn, err := tls.Dial("tcp", addr, identity.ClientTLS(src, identity.SameTrustDomain(td)))
+	if err != nil {
+		return fmt.Errorf("mTLS handshake with %s: %w", addr, err)
+	}
+	defer conn.Close()
+	peer, err := identity.PeerID(conn.ConnectionState())
+	if err != nil {
+		return err
+	}
+	d.step("mTLS handshake checkout -> %s: server proved %s (%s)", addr, peer, tlsVersion(conn.ConnectionState().Version))
+	return nil
+}
+
+func tlsVersion(v uint16) string {
+	if v == tls.VersionTLS13 {
+		return "TLS 1.3"
+	}
+	return "TLS 1.2"
+}
+
+func ordersApp() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"order_id":      "A-1001",
+			"method":        r.Method + " " + r.URL.Path,
+			"query":         r.URL.RawQuery,
+			"caller_app_id": r.Header.Get("dapr-caller-app-id"),
+			"received":      json.RawMessage(body),
+		})
+	})
+}
+
+func serveApp(ctx context.Context, wg *sync.WaitGroup, h http.Handler) (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = srv.Serve(ln) }()
+	go func() { defer wg.Done(); <-ctx.Done(); _ = srv.Close() }()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitReady(ctx context.Context, addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/v1.0/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return errors.New("sidecar did not become ready in 10s")
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

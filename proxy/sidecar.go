@@ -1,0 +1,448 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/invoke/grpcproxy"
+	"github.com/tandemrun/tandem/invoke/resolve"
+	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/grpcapi"
+	"github.com/tandemrun/tandem/proxy/httpapi"
+)
+
+// Options configure a Sidecar. Ports may be 0 (pick a free one).
+type Options struct {
+	AppID     string
+	Namespace string
+	// RuntimeVersion is reported by the metadata API.
+	RuntimeVersion string
+
+	AppPort           int    // 0: no app
+	AppProtocol       string // http (default), https, h2c, grpc, grpcs
+	AppChannelAddress string
+	AppAPIToken       string
+
+	// ListenAddresses are the hosts of the HTTP and gRPC APIs; empty means
+	// all interfaces.
+	ListenAddresses       []string
+	HTTPPort              int
+	GRPCPort              int
+	InternalListenAddress string
+	InternalPort          int
+	// HostIP is the address other sidecars dial (registered with the
+	// resolver); empty means 127.0.0.1.
+	HostIP string
+
+	MaxRequestBodySize int64 // bytes; 0 = unlimited
+	ReadBufferSize     int   // bytes; 0 = default
+	APIToken           string
+
+	// Identity is this sidecar's SVID source; nil runs without mTLS.
+	Identity *identity.Source
+
+	// NewResolver builds name resolution once the internal port is known.
+	NewResolver func(self resolve.Instance) (resolve.Resolver, error)
+
+	// MetricsListenAddress and MetricsPort serve /metrics when MetricsPort
+	// is non-negative and Metrics is set.
+	MetricsListenAddress string
+	MetricsPort          int
+	Metrics              *prometheus.Registry
+
+	GracefulShutdown time.Duration
+	Log              *slog.Logger
+}
+
+// Sidecar is a running tandemd: listeners are open once New returns.
+type Sidecar struct {
+	o   Options
+	log *slog.Logger
+
+	httpLns, grpcLns []net.Listener
+	internalLn       net.Listener
+	metricsLn        net.Listener
+
+	resolver resolve.Resolver
+	pool     *transport.Pool
+	app      invoke.AppChannel
+	appConn  interface{ Close() error }
+
+	httpSrv     *http.Server
+	grpcSrv     *grpc.Server
+	internalSrv *grpc.Server
+	metricsSrv  *http.Server
+
+	appReady     atomic.Bool
+	shutdownOnce sync.Once
+	shutdown     chan struct{}
+
+	mu       sync.Mutex
+	extended map[string]string
+}
+
+// New opens the listeners and builds every part; nothing is served until Run.
+func New(o Options) (*Sidecar, error) {
+	if o.AppID == "" {
+		return nil, errors.New("sidecar: --app-id is required")
+	}
+	if o.Namespace == "" {
+		o.Namespace = identity.DefaultNamespace
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.GracefulShutdown <= 0 {
+		o.GracefulShutdown = 5 * time.Second
+	}
+	s := &Sidecar{o: o, log: o.Log, shutdown: make(chan struct{}), extended: map[string]string{}}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+	var err error
+	if s.httpLns, err = listen(o.ListenAddresses, o.HTTPPort, "--dapr-http-port"); err != nil {
+		return nil, err
+	}
+	if s.grpcLns, err = listen(o.ListenAddresses, o.GRPCPort, "--dapr-grpc-port"); err != nil {
+		return nil, err
+	}
+	var internalHosts []string
+	if o.InternalListenAddress != "" {
+		internalHosts = []string{o.InternalListenAddress}
+	}
+	lns, err := listen(internalHosts, o.InternalPort, "--dapr-internal-grpc-port")
+	if err != nil {
+		return nil, err
+	}
+	s.internalLn = lns[0]
+	if o.Metrics != nil && o.MetricsPort >= 0 {
+		var hosts []string
+		if o.MetricsListenAddress != "" {
+			hosts = []string{o.MetricsListenAddress}
+		}
+		mlns, err := listen(hosts, o.MetricsPort, "--metrics-port")
+		if err != nil {
+			return nil, err
+		}
+		s.metricsLn = mlns[0]
+	}
+
+	if err := s.buildAppChannel(); err != nil {
+		return nil, err
+	}
+	if o.NewResolver == nil {
+		return nil, errors.New("sidecar: no name resolution configured")
+	}
+	host := o.HostIP
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	s.resolver, err = o.NewResolver(resolve.Instance{
+		AppID: o.AppID, Namespace: o.Namespace, Address: host,
+		InternalPort: port(s.internalLn), HTTPPort: port(s.httpLns[0]), AppPort: o.AppPort,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("name resolution: %w", err)
+	}
+	maxMsg := int(o.MaxRequestBodySize)
+	if maxMsg > 0 && maxMsg < transport.DefaultMaxMessageSize {
+		maxMsg = transport.DefaultMaxMessageSize
+	}
+	s.pool = transport.NewPool(transport.Options{Source: o.Identity, MaxMessageSize: maxMsg, Log: o.Log})
+	if err := s.buildServers(maxMsg); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Sidecar) buildAppChannel() error {
+	o := s.o
+	if o.AppPort == 0 {
+		s.appReady.Store(true)
+		return nil
+	}
+	switch o.AppProtocol {
+	case "", "http", "https", "h2c":
+		ch, err := appchannel.NewHTTP(appchannel.HTTPConfig{
+			Address: o.AppChannelAddress, Port: o.AppPort, Protocol: o.AppProtocol,
+			APIToken: o.AppAPIToken, MaxResponseHeaderBytes: int64(o.ReadBufferSize),
+		})
+		if err != nil {
+			return err
+		}
+		s.app, s.appConn = ch, ch
+	case "grpc", "grpcs":
+		ch, err := appchannel.NewGRPC(appchannel.GRPCConfig{
+			Address: o.AppChannelAddress, Port: o.AppPort, Protocol: o.AppProtocol,
+			APIToken: o.AppAPIToken, MaxMessageSize: int(o.MaxRequestBodySize),
+		})
+		if err != nil {
+			return err
+		}
+		s.app, s.appConn = ch, ch
+	default:
+		return fmt.Errorf("unknown --app-protocol %q: use http, https, h2c, grpc or grpcs", o.AppProtocol)
+	}
+	return nil
+}
+
+func (s *Sidecar) buildServers(maxMsg int) error {
+	o := s.o
+	var appGRPC grpc.ClientConnInterface
+	if g, ok := s.app.(*appchannel.GRPC); ok {
+		appGRPC = g.Conn()
+	}
+	invoker, err := invoke.NewInvoker(invoke.InvokerOptions{
+		Resolver: s.resolver, Pool: s.pool, AppID: o.AppID, Namespace: o.Namespace, Local: s.app, Log: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	outbound, err := grpcproxy.NewOutbound(grpcproxy.OutboundOptions{
+		AppID: o.AppID, Namespace: o.Namespace, Resolver: s.resolver, Pool: s.pool, App: appGRPC, Log: s.log,
+	})
+	if err != nil {
+		return err
+	}
+
+	// Internal server: sidecar-to-sidecar, mTLS when an identity is set.
+	internalOpts := append(transport.ServerOptions(transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg}),
+		grpcproxy.ServerOption())
+	if appGRPC != nil {
+		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: o.AppID, Namespace: o.Namespace, App: appGRPC, Log: s.log})
+		if err != nil {
+			return err
+		}
+		internalOpts = append(internalOpts, grpc.UnknownServiceHandler(inbound.Handler()))
+	}
+	s.internalSrv = grpc.NewServer(internalOpts...)
+	if s.app != nil {
+		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: s.app, Log: s.log})
+		if err != nil {
+			return err
+		}
+		srv.Register(s.internalSrv)
+	} else {
+		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: noApp{}, Log: s.log})
+		if err != nil {
+			return err
+		}
+		srv.Register(s.internalSrv)
+	}
+
+	// Public gRPC API (plaintext on loopback, like daprd).
+	api := grpcapi.New(grpcapi.Config{
+		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken,
+		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
+	})
+	grpcOpts := append(api.ServerOptions(), grpcproxy.ServerOption(),
+		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
+		grpc.UnknownServiceHandler(outbound.Handler()))
+	s.grpcSrv = grpc.NewServer(grpcOpts...)
+	api.Register(s.grpcSrv)
+
+	// Public HTTP API.
+	h := httpapi.New(httpapi.Config{
+		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken, MaxRequestBodySize: o.MaxRequestBodySize,
+		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
+	})
+	s.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(o.ReadBufferSize)}
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{Registry: o.Metrics}))
+		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+func maxMsgOrDefault(n int) int {
+	if n <= 0 {
+		return transport.DefaultMaxMessageSize
+	}
+	return n
+}
+
+func maxHeader(readBuffer int) int {
+	if readBuffer <= 0 {
+		return 0
+	}
+	// Dapr's read buffer bounds the request line and headers together.
+	return readBuffer
+}
+
+// HTTPAddr, GRPCAddr and InternalAddr return where the APIs listen.
+func (s *Sidecar) HTTPAddr() string     { return s.httpLns[0].Addr().String() }
+func (s *Sidecar) GRPCAddr() string     { return s.grpcLns[0].Addr().String() }
+func (s *Sidecar) InternalAddr() string { return s.internalLn.Addr().String() }
+
+// Shutdown starts a graceful shutdown; Run returns when it is done.
+func (s *Sidecar) Shutdown() {
+	s.shutdownOnce.Do(func() { close(s.shutdown) })
+}
+
+// Run serves until ctx ends or Shutdown is called, then stops taking new
+// requests, lets in-flight ones finish (up to GracefulShutdown) and returns.
+func (s *Sidecar) Run(ctx context.Context) error {
+	errc := make(chan error, 8)
+	serve := func(name string, f func() error) {
+		go func() {
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("%s server: %w", name, err)
+			}
+		}()
+	}
+	for _, ln := range s.httpLns {
+		serve("http", func() error { return s.httpSrv.Serve(ln) })
+	}
+	for _, ln := range s.grpcLns {
+		serve("grpc", func() error { return s.grpcSrv.Serve(ln) })
+	}
+	serve("internal grpc", func() error { return s.internalSrv.Serve(s.internalLn) })
+	if s.metricsSrv != nil {
+		serve("metrics", func() error { return s.metricsSrv.Serve(s.metricsLn) })
+	}
+	appCtx, cancelApp := context.WithCancel(ctx)
+	defer cancelApp()
+	if !s.appReady.Load() {
+		go s.waitForApp(appCtx)
+	}
+	s.log.Info("sidecar serving",
+		"app_id", s.o.AppID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "internal_grpc", s.InternalAddr(),
+		"mtls", s.o.Identity != nil)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-s.shutdown:
+	case runErr = <-errc:
+	}
+	s.log.Info("sidecar shutting down; finishing in-flight requests", "grace", s.o.GracefulShutdown.String())
+	s.stop()
+	return runErr
+}
+
+func (s *Sidecar) waitForApp(ctx context.Context) {
+	s.log.Info("waiting for the app to listen", "address", s.o.AppChannelAddress, "port", s.o.AppPort)
+	start := time.Now()
+	if err := appchannel.WaitReady(ctx, s.o.AppChannelAddress, s.o.AppPort, 50*time.Millisecond); err != nil {
+		return
+	}
+	s.appReady.Store(true)
+	s.log.Info("app is listening; sidecar ready", "port", s.o.AppPort, "waited", time.Since(start).Round(time.Millisecond).String())
+}
+
+func (s *Sidecar) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.GracefulShutdown)
+	defer cancel()
+	var wg sync.WaitGroup
+	graceful := func(srv *grpc.Server) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { srv.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				srv.Stop()
+			}
+		}()
+	}
+	graceful(s.grpcSrv)
+	graceful(s.internalSrv)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			_ = s.httpSrv.Close()
+		}
+	}()
+	wg.Wait()
+	if s.metricsSrv != nil {
+		_ = s.metricsSrv.Close()
+	}
+	s.closeAll()
+}
+
+func (s *Sidecar) closeAll() {
+	for _, ln := range append(append([]net.Listener{}, s.httpLns...), s.grpcLns...) {
+		_ = ln.Close()
+	}
+	for _, ln := range []net.Listener{s.internalLn, s.metricsLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if s.resolver != nil {
+		if err := s.resolver.Close(); err != nil {
+			s.log.Warn("deregister from name resolution", "error", err)
+		}
+	}
+	if s.pool != nil {
+		_ = s.pool.Close()
+	}
+	if s.appConn != nil {
+		_ = s.appConn.Close()
+	}
+}
+
+func (s *Sidecar) setMetadata(_ context.Context, key, value string) {
+	s.mu.Lock()
+	s.extended[key] = value
+	s.mu.Unlock()
+}
+
+func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
+	s.mu.Lock()
+	ext := make(map[string]string, len(s.extended)+1)
+	for k, v := range s.extended {
+		ext[k] = v
+	}
+	s.mu.Unlock()
+	ext["daprRuntimeVersion"] = s.o.RuntimeVersion
+	protocol := s.o.AppProtocol
+	if protocol == "" {
+		protocol = "http"
+	}
+	channel := s.o.AppChannelAddress
+	if channel == "" {
+		channel = "127.0.0.1"
+	}
+	return &runtimev1.GetMetadataResponse{
+		Id:               s.o.AppID,
+		RuntimeVersion:   s.o.RuntimeVersion,
+		ExtendedMetadata: ext,
+		EnabledFeatures:  []string{},
+		AppConnectionProperties: &runtimev1.AppConnectionProperties{
+			Port: int32(s.o.AppPort), Protocol: protocol, ChannelAddress: channel,
+		},
+	}
+}
+
+// noApp answers invocations when the sidecar runs without an app.
+type noApp struct{}
+
+func (noApp) Invoke(context.Context, *invoke.Request) (*invoke.Response, error) {
+	return nil, errNoApp
+}
+
+var errNoApp = errors.New("this sidecar has no app (started without --app-port)")
