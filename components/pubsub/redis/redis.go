@@ -32,7 +32,7 @@ import (
 const Type = "pubsub.redis"
 
 // readBlock bounds one XREADGROUP wait, and so how long stopping takes.
-const readBlock = time.Second
+const readBlock = 500 * time.Millisecond
 
 var _ pubsub.PubSub = (*PubSub)(nil)
 

@@ -1,0 +1,32 @@
+// Package builtin lists the pub/sub brokers compiled into the sidecar, by
+// Dapr component type (spec.type of a Component resource). cmd/tandemd
+// builds the list once and passes it to the component loader.
+package builtin
+
+import (
+	"log/slog"
+
+	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/components/pubsub/inmemory"
+	"github.com/tandemrun/tandem/components/pubsub/jetstream"
+	"github.com/tandemrun/tandem/components/pubsub/mqtt3"
+	"github.com/tandemrun/tandem/components/pubsub/rabbitmq"
+	"github.com/tandemrun/tandem/components/pubsub/redis"
+)
+
+// Factories returns a new map from Dapr component type ("pubsub.redis", ...)
+// to a constructor of an uninitialised broker that logs to log (with a
+// component_type key). log may be nil.
+func Factories(log *slog.Logger) map[string]func() pubsub.PubSub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	with := func(typ string) *slog.Logger { return log.With("component_type", typ) }
+	return map[string]func() pubsub.PubSub{
+		inmemory.Type:  func() pubsub.PubSub { return inmemory.New(with(inmemory.Type)) },
+		redis.Type:     func() pubsub.PubSub { return redis.New(with(redis.Type)) },
+		jetstream.Type: func() pubsub.PubSub { return jetstream.New(with(jetstream.Type)) },
+		rabbitmq.Type:  func() pubsub.PubSub { return rabbitmq.New(with(rabbitmq.Type)) },
+		mqtt3.Type:     func() pubsub.PubSub { return mqtt3.New(with(mqtt3.Type)) },
+	}
+}
