@@ -5,7 +5,9 @@ package builtin
 
 import (
 	"log/slog"
+	"slices"
 
+	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/components/pubsub/inmemory"
 	"github.com/tandemrun/tandem/components/pubsub/jetstream"
@@ -29,4 +31,22 @@ func Factories(log *slog.Logger) map[string]func() pubsub.PubSub {
 		rabbitmq.Type:  func() pubsub.PubSub { return rabbitmq.New(with(rabbitmq.Type)) },
 		mqtt3.Type:     func() pubsub.PubSub { return mqtt3.New(with(mqtt3.Type)) },
 	}
+}
+
+// Kind is the pub/sub kind with the built-in brokers, for
+// components.NewManager.
+func Kind(log *slog.Logger) components.Kind[pubsub.PubSub] {
+	f := Factories(log)
+	types := make([]string, 0, len(f))
+	for typ := range f {
+		types = append(types, typ)
+	}
+	slices.Sort(types)
+	return pubsub.Kind(func(typ string) (pubsub.PubSub, bool) {
+		newPS, ok := f[typ]
+		if !ok {
+			return nil, false
+		}
+		return newPS(), true
+	}, types)
 }

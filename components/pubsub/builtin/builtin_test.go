@@ -1,8 +1,10 @@
 package builtin_test
 
 import (
+	"context"
 	"testing"
 
+	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub/builtin"
 )
 
@@ -27,5 +29,34 @@ func TestFactories(t *testing.T) {
 	}
 	if len(f) != 5 {
 		t.Errorf("%d factories, want 5", len(f))
+	}
+}
+
+func TestKind(t *testing.T) {
+	k := builtin.Kind(nil)
+	if k.Category != "pubsub" || len(k.Types) != 5 {
+		t.Fatalf("Kind = %q with types %v", k.Category, k.Types)
+	}
+	if _, ok := k.New("pubsub.kafka"); ok {
+		t.Error("New accepted an unknown type")
+	}
+	ps, ok := k.New("pubsub.in-memory")
+	if !ok {
+		t.Fatal("New(pubsub.in-memory) failed")
+	}
+	if err := k.Init(context.Background(), ps, components.Metadata{Name: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if caps := k.Capabilities(ps); len(caps) != 1 || caps[0] != "MESSAGE_METADATA" {
+		t.Errorf("Capabilities = %v", caps)
+	}
+	// Bad metadata is permanent: the manager must not retry it forever.
+	bad, _ := k.New("pubsub.redis")
+	err := k.Init(context.Background(), bad, components.Metadata{Name: "r"})
+	if err == nil || !components.IsPermanent(err) {
+		t.Errorf("Init with no consumerID = %v, want a permanent error", err)
+	}
+	if err := k.Close(ps); err != nil {
+		t.Error(err)
 	}
 }

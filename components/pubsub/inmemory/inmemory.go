@@ -58,10 +58,10 @@ func New(log *slog.Logger) *PubSub {
 func (p *PubSub) Init(_ context.Context, md components.Metadata) error {
 	var err error
 	if p.concurrency, err = md.Int("concurrency", pubsub.DefaultConcurrency); err != nil {
-		return err
+		return components.Permanent(err)
 	}
 	if p.redeliverWait, err = md.Duration("redeliverInterval", 100*time.Millisecond); err != nil {
-		return err
+		return components.Permanent(err)
 	}
 	if md.Name != "" {
 		p.log = p.log.With("component", md.Name)

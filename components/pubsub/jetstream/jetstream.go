@@ -139,7 +139,7 @@ func sanitize(s string) string {
 func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 	cfg, err := parseConfig(md)
 	if err != nil {
-		return err
+		return components.Permanent(err) // fix the metadata; retrying cannot help
 	}
 	p.cfg = cfg
 	if md.Name != "" {

@@ -64,7 +64,7 @@ func New(log *slog.Logger) *PubSub {
 func (p *PubSub) Init(_ context.Context, md components.Metadata) error {
 	cfg, err := parseConfig(md)
 	if err != nil {
-		return err
+		return components.Permanent(err) // fix the metadata; retrying cannot help
 	}
 	p.cfg = cfg
 	if md.Name != "" {
