@@ -99,8 +99,15 @@ func handler(daprHTTPPort string) http.Handler {
 			if ct := r.Header.Get("Content-Type"); ct != "" {
 				h.Set("Content-Type", ct)
 			}
+			// Read the whole request before answering: an HTTP/1.1 server
+			// may discard the unread rest of a body once the response starts.
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+				return
+			}
 			w.WriteHeader(http.StatusOK)
-			_, _ = io.Copy(w, r.Body)
+			_, _ = w.Write(body)
 		}
 	})
 }

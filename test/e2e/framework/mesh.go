@@ -122,7 +122,7 @@ spec:
     component: sqlite
     configuration:
       connectionString: %q
-      updateInterval: 1s
+      updateInterval: 2s
 %s`, registry, extraSpec)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,280 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Run is one fortio run, summarised, with the CPU the processes under test
+// spent during it.
+type Run struct {
+	Name      string  // e.g. "direct, 1000 qps"
+	Sidecars  bool    // through the two sidecars (false: straight to the app)
+	TargetQPS float64 // requested rate; <= 0 means max rate
+	// Staggered: fortio's -uniform, the connections spread their requests
+	// evenly instead of firing together.
+	Staggered bool
+	Duration  time.Duration // measured wall time
+	Requests  int64
+	Errors    int64 // responses other than 200, and socket errors
+	QPS       float64
+	P50       time.Duration
+	P90       time.Duration
+	P99       time.Duration
+	Max       time.Duration
+	// SidecarCPU is the CPU time of each sidecar (caller, callee) during the
+	// run; empty for direct runs.
+	SidecarCPU []time.Duration
+	AppCPU     time.Duration // the echo app
+	ClientCPU  time.Duration // the load generator (this test process)
+}
+
+// SidecarsCPU is the CPU time of both sidecars together.
+func (r Run) SidecarsCPU() time.Duration {
+	var sum time.Duration
+	for _, d := range r.SidecarCPU {
+		sum += d
+	}
+	return sum
+}
+
+// PerK scales a CPU time to "per 1000 requests" of this run.
+func (r Run) PerK(d time.Duration) time.Duration {
+	if r.Requests == 0 {
+		return 0
+	}
+	return time.Duration(float64(d) * 1000 / float64(r.Requests))
+}
+
+// SidecarMem is one sidecar's resident memory.
+type SidecarMem struct {
+	Name      string
+	Idle      uint64 // VmRSS right after start, before any request
+	LoadPeak  uint64 // highest VmRSS sampled during the max-rate run
+	HWM       uint64 // VmHWM after all runs
+	AfterLoad uint64 // VmRSS after all runs
+}
+
+// Machine describes where the figures were taken.
+type Machine struct {
+	NProc      int
+	CPUModel   string
+	GoVersion  string
+	GOMAXPROCS int
+	Kernel     string
+	// LoadAvg is /proc/loadavg when the harness started: other work on the
+	// machine skews every figure.
+	LoadAvg string
+}
+
+// Settings are the knobs of the harness.
+type Settings struct {
+	Seconds       time.Duration // each measured run
+	WarmupSeconds time.Duration
+	Connections   int
+	PayloadBytes  int
+	FixedQPS      float64
+	ColdStarts    int
+}
+
+// Report is everything one harness run measured.
+type Report struct {
+	Date     time.Time
+	Commit   string
+	Machine  Machine
+	Settings Settings
+	Runs     []Run
+	Memory   []SidecarMem
+	// ColdOutbound and ColdHealthz are the times from exec to the first
+	// 204 on /v1.0/healthz/outbound and /v1.0/healthz, one per start.
+	ColdOutbound []time.Duration
+	ColdHealthz  []time.Duration
+	BinaryBytes  int64
+	StrippedSize int64 // 0 if not measured
+	// Profile is optional text (top functions of the sidecars under load).
+	Profile string
+}
+
+// Target is one figure next to the issue's goal and Dapr's value.
+type Target struct {
+	Figure string
+	Value  string
+	Goal   string
+	Dapr   string
+	Met    bool
+}
+
+func (r *Report) find(sidecars, max, staggered bool) (Run, bool) {
+	for _, run := range r.Runs {
+		if run.Sidecars == sidecars && (run.TargetQPS <= 0) == max && run.Staggered == staggered {
+			return run, true
+		}
+	}
+	return Run{}, false
+}
+
+// Targets compares the measured figures with the goals of issue 2.
+func (r *Report) Targets() []Target {
+	var ts []Target
+	cpu := func(run Run) {
+		v := ms(run.PerK(run.SidecarsCPU())) / 1000
+		ts = append(ts, Target{"both sidecars' CPU per request, " + runLabel(run), fmt.Sprintf("%.3f ms", v), "≤ 0.15 ms", "~1.1 ms", v <= 0.15})
+	}
+	p50 := func(d, s Run) {
+		v := ms(s.P50 - d.P50)
+		ts = append(ts, Target{"added p50, " + runLabel(s), fmt.Sprintf("%.3f ms (%.3f − %.3f)", v, ms(s.P50), ms(d.P50)), "≤ 0.3 ms", "~2.1 ms", v <= 0.3})
+	}
+	for _, staggered := range []bool{false, true} {
+		if run, ok := r.find(true, false, staggered); ok {
+			cpu(run)
+		}
+	}
+	if run, ok := r.find(true, true, false); ok {
+		cpu(run)
+	}
+	d, okd := r.find(false, true, false)
+	s, oks := r.find(true, true, false)
+	if okd && oks && d.QPS > 0 {
+		v := s.QPS / d.QPS
+		ts = append(ts, Target{"max qps through the sidecars ÷ direct", fmt.Sprintf("%.2f× (%.0f / %.0f qps)", v, s.QPS, d.QPS), "≥ 0.4×", "~0.08×", v >= 0.4})
+	}
+	for _, staggered := range []bool{false, true} {
+		d, okd := r.find(false, false, staggered)
+		s, oks := r.find(true, false, staggered)
+		if okd && oks {
+			p50(d, s)
+		}
+	}
+	for _, m := range r.Memory {
+		ts = append(ts, Target{"RSS idle, " + m.Name, mib(m.Idle), "≤ 25 MiB", "140–180 MiB", m.Idle <= 25<<20})
+	}
+	for _, m := range r.Memory {
+		peak := max(m.LoadPeak, m.HWM)
+		ts = append(ts, Target{"RSS under load, " + m.Name + " (VmHWM / sampled VmRSS)", mib(m.HWM) + " / " + mib(m.LoadPeak), "≤ 40 MiB", "140–180 MiB", peak <= 40<<20})
+	}
+	if len(r.ColdOutbound) > 0 {
+		v := median(r.ColdOutbound)
+		ts = append(ts, Target{fmt.Sprintf("cold start to /v1.0/healthz/outbound 204 (median of %d)", len(r.ColdOutbound)), spread(r.ColdOutbound), "≤ 30 ms", "~125 ms", v <= 30*time.Millisecond})
+	}
+	if len(r.ColdHealthz) > 0 {
+		v := median(r.ColdHealthz)
+		ts = append(ts, Target{fmt.Sprintf("cold start to /v1.0/healthz 204, app listening (median of %d)", len(r.ColdHealthz)), spread(r.ColdHealthz), "≤ 30 ms", "~125 ms", v <= 30*time.Millisecond})
+	}
+	if r.BinaryBytes > 0 {
+		ts = append(ts, Target{"tandemd binary", mib(uint64(r.BinaryBytes)), "≤ 40 MiB", "218 MiB", r.BinaryBytes <= 40<<20})
+	}
+	if r.StrippedSize > 0 {
+		ts = append(ts, Target{`tandemd binary, -ldflags="-s -w"`, mib(uint64(r.StrippedSize)), "≤ 40 MiB", "218 MiB", r.StrippedSize <= 40<<20})
+	}
+	return ts
+}
+
+// Markdown renders the report.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# Invocation load benchmark\n\n")
+	p("- date: %s\n", r.Date.UTC().Format("2006-01-02 15:04 MST"))
+	p("- commit: %s\n", r.Commit)
+	p("- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s\n", r.Machine.NProc, r.Machine.CPUModel, r.Machine.GOMAXPROCS, r.Machine.Kernel)
+	p("- Go: %s\n", r.Machine.GoVersion)
+	if r.Machine.LoadAvg != "" {
+		p("- load average before the run (1, 5, 15 min): %s\n", r.Machine.LoadAvg)
+	}
+	p("- load: fortio %d connections, %d-byte POST bodies echoed back, %s per run after %s warm-up of each path; fixed rate %.0f qps (fortio's default pacing: the connections fire together; and staggered: fortio -uniform) and max rate\n",
+		r.Settings.Connections, r.Settings.PayloadBytes, r.Settings.Seconds, r.Settings.WarmupSeconds, r.Settings.FixedQPS)
+	p("- path: direct = client → echo app; sidecars = client → caller tandemd (HTTP API) → mTLS gRPC → callee tandemd → echo app\n")
+	p("- the load generator, the echo app and both sidecars (and sentry) share the same CPUs\n\n")
+
+	p("## Targets (issue 2)\n\n")
+	p("| figure | Tandem | target | Dapr 1.18 | met |\n|---|---|---|---|---|\n")
+	for _, t := range r.Targets() {
+		met := "yes"
+		if !t.Met {
+			met = "**no**"
+		}
+		p("| %s | %s | %s | %s | %s |\n", t.Figure, t.Value, t.Goal, t.Dapr, met)
+	}
+
+	p("\n## Runs\n\n")
+	p("| run | target qps | achieved qps | requests | errors | p50 ms | p90 ms | p99 ms | max ms | sidecars CPU ms / 1000 req (caller + callee) | app CPU ms / 1000 req | client CPU ms / 1000 req |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, run := range r.Runs {
+		sc := "–"
+		if run.Sidecars {
+			parts := make([]string, len(run.SidecarCPU))
+			for i, d := range run.SidecarCPU {
+				parts[i] = fmt.Sprintf("%.1f", ms(run.PerK(d)))
+			}
+			sc = fmt.Sprintf("%.1f (%s)", ms(run.PerK(run.SidecarsCPU())), strings.Join(parts, " + "))
+		}
+		p("| %s | %s | %.0f | %d | %d | %.3f | %.3f | %.3f | %.3f | %s | %.1f | %.1f |\n",
+			run.Name, runLabel(run), run.QPS, run.Requests, run.Errors,
+			ms(run.P50), ms(run.P90), ms(run.P99), ms(run.Max), sc, ms(run.PerK(run.AppCPU)), ms(run.PerK(run.ClientCPU)))
+	}
+
+	if len(r.Memory) > 0 {
+		p("\n## Sidecar memory\n\n")
+		p("| sidecar | idle VmRSS (after start) | max sampled VmRSS (max-rate run) | VmHWM (after all runs) | VmRSS after all runs |\n|---|---|---|---|---|\n")
+		for _, m := range r.Memory {
+			p("| %s | %s | %s | %s | %s |\n", m.Name, mib(m.Idle), mib(m.LoadPeak), mib(m.HWM), mib(m.AfterLoad))
+		}
+	}
+	if len(r.ColdOutbound) > 0 {
+		p("\n## Cold starts (exec → first 204), ms\n\n")
+		p("- /v1.0/healthz/outbound: %s\n", list(r.ColdOutbound))
+		p("- /v1.0/healthz (app already listening): %s\n", list(r.ColdHealthz))
+	}
+	if r.Profile != "" {
+		p("\n## Where the sidecars' CPU goes (perf, max-rate run)\n\n```\n%s\n```\n", strings.TrimRight(r.Profile, "\n"))
+	}
+	return b.String()
+}
+
+// runLabel names the rate of a run: "1000 qps", "1000 qps staggered", "max rate".
+func runLabel(run Run) string {
+	if run.TargetQPS <= 0 {
+		return "max rate"
+	}
+	if run.Staggered {
+		return qpsLabel(run.TargetQPS) + " staggered"
+	}
+	return qpsLabel(run.TargetQPS)
+}
+
+func qpsLabel(q float64) string {
+	if q <= 0 {
+		return "max"
+	}
+	return fmt.Sprintf("%.0f qps", q)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func spread(ds []time.Duration) string {
+	return fmt.Sprintf("%.1f ms (min %.1f, max %.1f)", ms(median(ds)), ms(slices.Min(ds)), ms(slices.Max(ds)))
+}
+
+func list(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%.1f", ms(d))
+	}
+	return strings.Join(parts, ", ")
+}
