@@ -214,6 +214,15 @@ func (h *harness) waitEcho(url string) {
 // connections' requests evenly (fortio -uniform).
 func (h *harness) load(url string, qps float64, staggered bool, d time.Duration) *fhttp.HTTPRunnerResults {
 	h.t.Helper()
+	res, err := h.run(url, qps, staggered, d)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res
+}
+
+// run is load without the test: it may be called from any goroutine.
+func (h *harness) run(url string, qps float64, staggered bool, d time.Duration) (*fhttp.HTTPRunnerResults, error) {
 	if qps <= 0 {
 		qps = -1
 	}
@@ -240,9 +249,9 @@ func (h *harness) load(url string, qps float64, staggered bool, d time.Duration)
 	}
 	res, err := fhttp.RunHTTPTest(o)
 	if err != nil {
-		h.t.Fatalf("fortio %s: %v", url, err)
+		return nil, fmt.Errorf("fortio %s: %w", url, err)
 	}
-	return res
+	return res, nil
 }
 
 // measure runs one measured load and reads the processes' CPU around it.
@@ -338,10 +347,11 @@ func (h *harness) profile(url string) string {
 	window := strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
 	var wg sync.WaitGroup
 	var res *fhttp.HTTPRunnerResults
+	var loadErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res = h.load(url, -1, false, d+time.Second)
+		res, loadErr = h.run(url, -1, false, d+time.Second)
 	}()
 	time.Sleep(500 * time.Millisecond)
 	// perf stat per sidecar counts syscalls and context switches in the
@@ -365,6 +375,9 @@ func (h *harness) profile(url string) string {
 		}
 	}
 	wg.Wait()
+	if loadErr != nil {
+		return "load for the profile failed: " + loadErr.Error()
+	}
 	if recErr != nil {
 		return fmt.Sprintf("perf record failed: %v\n%s", recErr, recOut)
 	}

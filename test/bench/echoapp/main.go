@@ -1,8 +1,8 @@
 // Command echoapp is the load benchmark's app: it answers every request with
-// 200 and the request body (and its Content-Type). Unlike test/apps/echo it
-// reads the whole body before it writes the response, because an HTTP/1.x
-// Go server stops reading the request body once the response has started,
-// so echoing by streaming would cut bodies above ~512 bytes.
+// 200 and the request body (and its Content-Type), and nothing else, so its
+// own cost stays small. It reads the whole body before it writes: an
+// HTTP/1.x Go server stops reading the request body once the response has
+// started, so echoing by streaming would cut bodies above ~512 bytes.
 //
 // It listens on 127.0.0.1:$APP_PORT (or --port).
 package main
