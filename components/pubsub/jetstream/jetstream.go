@@ -5,8 +5,9 @@
 // the app ID) and the topic, with explicit acks.
 //
 // A message is acked only after the handler returned nil; a handler error
-// Naks it (redelivered after a short delay), and a message pulled but not
-// handled when the subscriber stops is redelivered after ackWait. Request
+// Naks it (redelivered after a short delay); when the subscriber stops, a
+// message waiting for a handler slot is Naked and one pulled but not yet
+// handed out is redelivered after ackWait. Request
 // metadata travels as message headers.
 package jetstream
 
@@ -283,14 +284,9 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 	if err != nil {
 		return fmt.Errorf("jetstream subscribe to %q: consumer %q on stream %q: %w", req.Topic, durable, stream, err)
 	}
-	it, err := cons.Messages(js.PullMaxMessages(max(concurrency, 2)))
-	if err != nil {
-		return fmt.Errorf("jetstream subscribe to %q: %w", req.Topic, err)
-	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		it.Stop()
 		return errors.New("jetstream subscribe: component is closed")
 	}
 	p.wg.Add(1)
@@ -309,29 +305,82 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 		case <-ctx.Done():
 		}
 		cancel()
-		it.Stop() // stop pulling first; buffered messages return after ackWait
 	}()
 	go func() {
 		defer p.wg.Done()
 		defer cancel()
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if errors.Is(err, js.ErrMsgIteratorClosed) || ctx.Err() != nil {
-					break
-				}
-				log.Warn("pulling messages failed; retrying", "error", err)
-				continue
-			}
-			if d.Dispatch(delivery(ctx, req.Topic, m)) != nil {
-				// Stopping: leave it unacked, or hand it back right away.
-				_ = m.Nak()
-				break
-			}
-		}
+		s := fetcher{cons: cons, d: d, topic: req.Topic, batch: concurrency, log: log}
+		s.run(ctx)
 		d.Wait()
 	}()
 	return nil
+}
+
+// fetchWait is how long one pull request stays open collecting messages.
+const fetchWait = 5 * time.Second
+
+// fetcher pulls batches with explicit pull requests (Fetch) rather than the
+// Messages iterator: a pull is only issued when the previous batch was
+// dispatched, so a busy subscription stops pulling, and there is no
+// client-side pull bookkeeping to stall.
+type fetcher struct {
+	cons  js.Consumer
+	d     *pubsub.Dispatcher
+	topic string
+	batch int
+	log   *slog.Logger
+}
+
+func (f *fetcher) run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		b, err := f.cons.Fetch(f.batch, js.FetchMaxWait(fetchWait))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			f.log.Warn("pull request failed; retrying", "error", err, "retry_in", backoff.String())
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if !f.drain(ctx, b) {
+			return
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			f.log.Warn("pull request ended with an error", "error", err)
+		}
+	}
+}
+
+// drain dispatches one batch; false means the subscription stopped. Messages
+// of the batch not handed out are left to return after ackWait.
+func (f *fetcher) drain(ctx context.Context, b js.MessageBatch) bool {
+	msgs := b.Messages()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case m, ok := <-msgs:
+			if !ok {
+				return true
+			}
+			if f.d.Dispatch(delivery(ctx, f.topic, m)) != nil {
+				_ = m.Nak() // stopping: hand it back right away
+				return false
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func delivery(subCtx context.Context, topic string, m js.Msg) pubsub.Delivery {

@@ -90,7 +90,7 @@ func (s *suite) open(t *testing.T) pubsub.PubSub {
 	return ps
 }
 
-func topic(t *testing.T) string {
+func topic(*testing.T) string {
 	return "tandemtest-" + RandomSuffix()
 }
 
@@ -175,7 +175,10 @@ func (c *counter) waitFor(t *testing.T, what string, cond func() bool) {
 		case <-c.ch:
 		case <-tick.C:
 		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", Timeout, what)
+			c.mu.Lock()
+			distinct, total := len(c.seen), c.total
+			c.mu.Unlock()
+			t.Fatalf("timed out after %s waiting for %s (%d distinct messages, %d deliveries so far)", Timeout, what, distinct, total)
 		}
 	}
 }
