@@ -21,6 +21,7 @@ import (
 	"github.com/tandemrun/tandem/invoke/grpcproxy"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/appchannel"
 	"github.com/tandemrun/tandem/proxy/grpcapi"
 	"github.com/tandemrun/tandem/proxy/httpapi"
@@ -64,6 +65,16 @@ type Options struct {
 	MetricsListenAddress string
 	MetricsPort          int
 	Metrics              *prometheus.Registry
+
+	// State, Secrets and PubSub are the building-block APIs (nil: not
+	// served). PubSub.Run is started once the app is reachable.
+	State   *api.State
+	Secrets *api.Secrets
+	PubSub  *api.PubSub
+	// Components lists loaded components for the metadata API.
+	Components func() []*runtimev1.RegisteredComponents
+	// Subscriptions lists active subscriptions for the metadata API.
+	Subscriptions func() []*runtimev1.PubsubSubscription
 
 	GracefulShutdown time.Duration
 	Log              *slog.Logger
@@ -250,19 +261,20 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	}
 
 	// Public gRPC API (plaintext on loopback, like daprd).
-	api := grpcapi.New(grpcapi.Config{
-		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken,
+	gapi := grpcapi.New(grpcapi.Config{
+		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken, State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
-	grpcOpts := append(api.ServerOptions(), grpcproxy.ServerOption(),
+	grpcOpts := append(gapi.ServerOptions(), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
 		grpc.UnknownServiceHandler(outbound.Handler()))
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
-	api.Register(s.grpcSrv)
+	gapi.Register(s.grpcSrv)
 
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken, MaxRequestBodySize: o.MaxRequestBodySize,
+		State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
 		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
 	s.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(o.ReadBufferSize)}
@@ -322,9 +334,18 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	appCtx, cancelApp := context.WithCancel(ctx)
 	defer cancelApp()
-	if !s.appReady.Load() {
-		go s.waitForApp(appCtx)
-	}
+	subsDone := make(chan struct{})
+	go func() {
+		defer close(subsDone)
+		if !s.appReady.Load() && !s.waitForApp(appCtx) {
+			return
+		}
+		if s.o.PubSub != nil {
+			if err := s.o.PubSub.Run(appCtx, s.apiApp()); err != nil {
+				s.log.Error("pub/sub subscriptions stopped", "error", err)
+			}
+		}
+	}()
 	s.log.Info("sidecar serving",
 		"app_id", s.o.AppID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "internal_grpc", s.InternalAddr(),
 		"mtls", s.o.Identity != nil)
@@ -336,18 +357,40 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	s.log.Info("sidecar shutting down; finishing in-flight requests", "grace", s.o.GracefulShutdown.String())
+	// Stop pulling messages first, and let deliveries in flight finish.
+	cancelApp()
+	select {
+	case <-subsDone:
+	case <-time.After(s.o.GracefulShutdown):
+		s.log.Warn("pub/sub deliveries still running after the grace period")
+	}
 	s.stop()
 	return runErr
 }
 
-func (s *Sidecar) waitForApp(ctx context.Context) {
+// waitForApp waits until the app's port accepts connections and reports
+// whether it did before ctx ended.
+func (s *Sidecar) waitForApp(ctx context.Context) bool {
 	s.log.Info("waiting for the app to listen", "address", s.o.AppChannelAddress, "port", s.o.AppPort)
 	start := time.Now()
 	if err := appchannel.WaitReady(ctx, s.o.AppChannelAddress, s.o.AppPort, 50*time.Millisecond); err != nil {
-		return
+		return false
 	}
 	s.appReady.Store(true)
 	s.log.Info("app is listening; sidecar ready", "port", s.o.AppPort, "waited", time.Since(start).Round(time.Millisecond).String())
+	return true
+}
+
+// apiApp is the app channel as the building-block APIs see it.
+func (s *Sidecar) apiApp() api.App {
+	var a api.App
+	switch ch := s.app.(type) {
+	case *appchannel.HTTP:
+		a.HTTP = ch
+	case *appchannel.GRPC:
+		a.GRPC = ch
+	}
+	return a
 }
 
 func (s *Sidecar) stop() {
@@ -446,3 +489,17 @@ func (noApp) Invoke(context.Context, *invoke.Request) (*invoke.Response, error) 
 }
 
 var errNoApp = errors.New("this sidecar has no app (started without --app-port)")
+
+func (s *Sidecar) components() []*runtimev1.RegisteredComponents {
+	if s.o.Components == nil {
+		return nil
+	}
+	return s.o.Components()
+}
+
+func (s *Sidecar) subscriptions() []*runtimev1.PubsubSubscription {
+	if s.o.Subscriptions == nil {
+		return nil
+	}
+	return s.o.Subscriptions()
+}

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"github.com/tandemrun/tandem/proxy/api"
 	"log/slog"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
@@ -34,6 +35,11 @@ type Config struct {
 	SetMetadata func(ctx context.Context, key, value string)
 	// Shutdown starts a graceful shutdown; called on its own goroutine.
 	Shutdown func()
+	// State, Secrets and PubSub serve the building-block RPCs; nil answers
+	// Unimplemented.
+	State   *api.State
+	Secrets *api.Secrets
+	PubSub  *api.PubSub
 	// Log receives failures; nil discards them.
 	Log *slog.Logger
 }

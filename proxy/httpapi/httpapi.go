@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	"github.com/tandemrun/tandem/proxy/api"
 	"log/slog"
 	"net/http"
 	"path"
@@ -47,6 +48,11 @@ type Config struct {
 	// Shutdown starts a graceful shutdown (POST /v1.0/shutdown). It is
 	// called on its own goroutine: it may wait for this request to finish.
 	Shutdown func()
+	// State, Secrets and PubSub serve the building-block APIs; nil leaves
+	// their routes unimplemented.
+	State   *api.State
+	Secrets *api.Secrets
+	PubSub  *api.PubSub
 	// Log receives request failures; nil discards them.
 	Log *slog.Logger
 }
@@ -75,6 +81,9 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("GET /v1.0/metadata", h.getMetadata)
 	h.mux.HandleFunc("PUT /v1.0/metadata/{key}", h.putMetadata)
 	h.mux.HandleFunc("POST /v1.0/shutdown", h.shutdown)
+	h.registerState()
+	h.registerSecrets()
+	h.registerPubSub()
 	return h
 }
 

@@ -1,0 +1,4 @@
+package api
+
+// Secrets is the secrets API. (Stub: being written.)
+type Secrets struct{}

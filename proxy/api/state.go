@@ -1,0 +1,4 @@
+package api
+
+// State is the state API. (Stub: being written.)
+type State struct{}

@@ -1,0 +1,4 @@
+package httpapi
+
+// registerState adds the state API routes when cfg.State is set. (Stub.)
+func (h *Handler) registerState() {}
