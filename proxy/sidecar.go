@@ -73,6 +73,9 @@ type Options struct {
 	PubSub  *api.PubSub
 	// Components lists loaded components for the metadata API.
 	Components func() []*runtimev1.RegisteredComponents
+	// Extended adds entries to the metadata API's extended map (component
+	// readiness).
+	Extended func() map[string]string
 	// Subscriptions lists active subscriptions for the metadata API.
 	Subscriptions func() []*runtimev1.PubsubSubscription
 
@@ -461,6 +464,11 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		ext[k] = v
 	}
 	s.mu.Unlock()
+	if s.o.Extended != nil {
+		for k, v := range s.o.Extended() {
+			ext[k] = v
+		}
+	}
 	ext["daprRuntimeVersion"] = s.o.RuntimeVersion
 	protocol := s.o.AppProtocol
 	if protocol == "" {
@@ -471,10 +479,12 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		channel = "127.0.0.1"
 	}
 	return &runtimev1.GetMetadataResponse{
-		Id:               s.o.AppID,
-		RuntimeVersion:   s.o.RuntimeVersion,
-		ExtendedMetadata: ext,
-		EnabledFeatures:  []string{},
+		Id:                   s.o.AppID,
+		RuntimeVersion:       s.o.RuntimeVersion,
+		ExtendedMetadata:     ext,
+		EnabledFeatures:      []string{},
+		RegisteredComponents: s.components(),
+		Subscriptions:        s.subscriptions(),
 		AppConnectionProperties: &runtimev1.AppConnectionProperties{
 			Port: int32(s.o.AppPort), Protocol: protocol, ChannelAddress: channel,
 		},

@@ -37,6 +37,7 @@ func run(args []string) int {
 		return 0
 	}
 	log := newLogger(opts)
+	quietRedis(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runSidecar(ctx, opts, log); err != nil {

@@ -57,6 +57,10 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		log.Warn("mTLS is disabled: sidecar-to-sidecar traffic is plaintext and callers are not authenticated; pass --enable-mtls with --sentry-address to turn it on")
 	}
 
+	rc := loadComponents(o, log)
+	defer rc.Close()
+	go rc.watch(ctx, o.ResourcesPaths, o.AppID)
+
 	nr := cfg.Spec.NameResolution
 	component := nr.Component
 	if component == "" {
@@ -77,6 +81,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			}
 			return resolve.NewCached(r, resolveCacheTTL), nil
 		},
+		Components:           rc.Registered,
+		Extended:             rc.Extended,
 		MetricsListenAddress: o.MetricsListenAddress, MetricsPort: metricsPort(o), Metrics: reg,
 		GracefulShutdown: o.GracefulShutdown, Log: log,
 	})

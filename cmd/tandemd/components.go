@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/pubsub"
+	pubsubbuiltin "github.com/tandemrun/tandem/components/pubsub/builtin"
+	"github.com/tandemrun/tandem/components/secretstores"
+	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
+	"github.com/tandemrun/tandem/components/state"
+	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
+)
+
+// reloadInterval is how often resource folders are checked for changes.
+const reloadInterval = time.Second
+
+// runtimeComponents owns the component managers of the sidecar and keeps
+// them in step with the resource folders.
+type runtimeComponents struct {
+	log     *slog.Logger
+	env     components.Env
+	secrets *components.Manager[secretstores.SecretStore]
+	states  *components.Manager[state.Store]
+	pubsubs *components.Manager[pubsub.PubSub]
+
+	mu  sync.RWMutex
+	set *components.Set
+	// onChange is called after every applied change (subscriptions may
+	// need to follow).
+	onChange func()
+}
+
+func stateKind(log *slog.Logger) components.Kind[state.Store] {
+	newStore, types := components.FactoryFromMap(statebuiltin.Stores(log))
+	return components.Kind[state.Store]{
+		Category: "state",
+		Types:    types,
+		New:      newStore,
+		Init:     func(ctx context.Context, s state.Store, md components.Metadata) error { return s.Init(ctx, md) },
+		Close:    func(s state.Store) error { return s.Close() },
+		Capabilities: func(s state.Store) []string {
+			fs := s.Features()
+			out := make([]string, len(fs))
+			for i, f := range fs {
+				out[i] = string(f)
+			}
+			return out
+		},
+	}
+}
+
+// loadComponents reads the resource folders and starts initialising every
+// component in the background; it never fails because a component does.
+func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
+	log = log.With("component", "components")
+	rc := &runtimeComponents{log: log}
+	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv}
+	mopts := func() components.ManagerOptions {
+		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log}
+	}
+	rc.secrets = components.NewManager(secretsbuiltin.Kind(), mopts())
+	rc.env.Secret = secretstores.Resolver(rc.secrets.Registry())
+	rc.states = components.NewManager(stateKind(log), mopts())
+	rc.pubsubs = components.NewManager(pubsubbuiltin.Kind(log), mopts())
+
+	set, err := components.Load(o.ResourcesPaths, o.AppID)
+	if err != nil {
+		log.Error("cannot read resource folders", "paths", o.ResourcesPaths, "error", err)
+		set = &components.Set{}
+	}
+	rc.report(set.Errors)
+	rc.apply(set)
+	for _, c := range set.Components {
+		log.Info("component loaded; initialising", "name", c.Name, "type", c.Type, "file", c.Source)
+	}
+	return rc
+}
+
+func (rc *runtimeComponents) report(errs []*components.ResourceError) {
+	for _, e := range errs {
+		rc.log.Error("resource file problem (the rest keeps loading): fix the file and it is picked up without a restart", "error", e.Error())
+	}
+}
+
+func (rc *runtimeComponents) apply(set *components.Set) {
+	rc.mu.Lock()
+	rc.set = set
+	rc.mu.Unlock()
+	rc.secrets.Apply(set.Components)
+	rc.states.Apply(set.Components)
+	rc.pubsubs.Apply(set.Components)
+}
+
+// watch applies changes to the resource folders until ctx ends.
+func (rc *runtimeComponents) watch(ctx context.Context, dirs []string, appID string) {
+	rc.mu.RLock()
+	prev := rc.set
+	rc.mu.RUnlock()
+	for ch := range components.Watch(ctx, dirs, appID, reloadInterval, prev) {
+		for _, ev := range ch.Events {
+			rc.log.Info("resource changed; applying without restart", "op", ev.Op.String(), "kind", ev.Kind, "name", ev.Name, "file", ev.Source)
+		}
+		rc.report(ch.Errors)
+		rc.apply(ch.Set)
+		if rc.onChange != nil {
+			rc.onChange()
+		}
+	}
+}
+
+// Subscriptions returns the declarative subscriptions currently loaded.
+func (rc *runtimeComponents) Subscriptions() []components.Subscription {
+	rc.mu.RLock()
+	defer rc.mu.RUnlock()
+	if rc.set == nil {
+		return nil
+	}
+	return rc.set.Subscriptions
+}
+
+// Metadata returns the resolved metadata of a component by name.
+func (rc *runtimeComponents) Metadata(name string) (components.Metadata, bool) {
+	rc.mu.RLock()
+	set := rc.set
+	rc.mu.RUnlock()
+	if set == nil {
+		return components.Metadata{}, false
+	}
+	c, ok := set.Component(name)
+	if !ok {
+		return components.Metadata{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	md, err := rc.env.Resolve(ctx, c)
+	if err != nil {
+		return components.Metadata{}, false
+	}
+	return md, true
+}
+
+// Registered lists components for the metadata API.
+func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
+	var out []*runtimev1.RegisteredComponents
+	add := func(list []components.Status) {
+		for _, s := range list {
+			out = append(out, &runtimev1.RegisteredComponents{Name: s.Name, Type: s.Type, Version: s.Version, Capabilities: s.Capabilities})
+		}
+	}
+	add(rc.secrets.Registry().List())
+	add(rc.states.Registry().List())
+	add(rc.pubsubs.Registry().List())
+	return out
+}
+
+// Extended reports each component's readiness for the metadata API's
+// extended map, as "component.<name>" = "ready" or "retrying (attempt N): error".
+func (rc *runtimeComponents) Extended() map[string]string {
+	out := map[string]string{}
+	add := func(list []components.Status) {
+		for _, s := range list {
+			v := s.State.String()
+			if s.Err != nil {
+				v = fmt.Sprintf("%s (attempt %d): %v", v, s.Attempts, s.Err)
+			}
+			if s.Reload != nil {
+				v += "; new version " + s.Reload.State.String()
+			}
+			out["component."+s.Name] = v
+		}
+	}
+	add(rc.secrets.Registry().List())
+	add(rc.states.Registry().List())
+	add(rc.pubsubs.Registry().List())
+	return out
+}
+
+// Close closes every component (after subscriptions have stopped).
+func (rc *runtimeComponents) Close() {
+	for _, c := range []interface{ Close() error }{rc.pubsubs, rc.states, rc.secrets} {
+		if err := c.Close(); err != nil {
+			rc.log.Warn("closing components", "error", err)
+		}
+	}
+}
