@@ -57,6 +57,12 @@ type Options struct {
 	// Identity is this sidecar's SVID source; nil runs without mTLS.
 	Identity *identity.Source
 
+	// Authorize and AuthorizeGRPC, if set, decide whether a caller may
+	// invoke a method of this app (access control); a denied call never
+	// reaches the app.
+	Authorize     invoke.AuthorizeFunc
+	AuthorizeGRPC func(ctx context.Context, caller identity.App, method string) error
+
 	// NewResolver builds name resolution once the internal port is known.
 	NewResolver func(self resolve.Instance) (resolve.Resolver, error)
 
@@ -242,7 +248,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	internalOpts := append(transport.ServerOptions(transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg}),
 		grpcproxy.ServerOption())
 	if appGRPC != nil {
-		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: o.AppID, Namespace: o.Namespace, App: appGRPC, Log: s.log})
+		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: o.AppID, Namespace: o.Namespace, App: appGRPC, Authorize: o.AuthorizeGRPC, Log: s.log})
 		if err != nil {
 			return err
 		}
@@ -250,13 +256,13 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	}
 	s.internalSrv = grpc.NewServer(internalOpts...)
 	if s.app != nil {
-		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: s.app, Log: s.log})
+		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: s.app, Authorize: o.Authorize, Log: s.log})
 		if err != nil {
 			return err
 		}
 		srv.Register(s.internalSrv)
 	} else {
-		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: noApp{}, Log: s.log})
+		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: noApp{}, Authorize: o.Authorize, Log: s.log})
 		if err != nil {
 			return err
 		}
