@@ -89,7 +89,6 @@ func (c Component) InScope(appID string) bool {
 // settings, wherever they were read from. A changed component is
 // re-initialised; an unchanged one is left alone.
 func (c Component) Same(o Component) bool {
-	c.Source, c.Line, o.Source, o.Line = "", 0, "", 0
 	return c.APIVersion == o.APIVersion && c.Name == o.Name && c.Namespace == o.Namespace &&
 		c.SecretStore == o.SecretStore && c.Type == o.Type && c.Version == o.Version &&
 		c.InitTimeout == o.InitTimeout && c.IgnoreErrors == o.IgnoreErrors &&

@@ -123,9 +123,7 @@ func MetadataToHeader(md Metadata, h http.Header) {
 			continue
 		}
 		key := http.CanonicalHeaderKey(name)
-		for _, v := range vals {
-			h[key] = append(h[key], v)
-		}
+		h[key] = append(h[key], vals...)
 	}
 }
 
