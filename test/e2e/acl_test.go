@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tandemrun/tandem/test/e2e/framework"
+)
+
+// aclSpec lets app "caller" do anything on the callee except POST under
+// /admin/, and refuses every other caller.
+const aclSpec = `  accessControl:
+    defaultAction: deny
+    trustDomain: public
+    policies:
+    - appId: caller
+      defaultAction: allow
+      trustDomain: public
+      namespace: default
+      operations:
+      - name: /admin/*
+        httpVerb: ['POST']
+        action: deny
+`
+
+// TestAccessControl runs a callee sidecar with an access policy in front of
+// an in-process app that records every request it gets, and checks that a
+// denied call is a 403 ERR_DIRECT_INVOKE naming the caller's SPIFFE ID and
+// never reaches the app, while allowed calls do.
+func TestAccessControl(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		_, _ = io.Copy(w, r.Body)
+	}))
+	defer app.Close()
+	u, _ := url.Parse(app.URL)
+	appPort, _ := strconv.Atoi(u.Port())
+
+	s := framework.StartSentry(t, bins, framework.SentryOptions{})
+	registry := filepath.Join(t.TempDir(), "r.db")
+	framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "callee", AppPort: appPort, Sentry: s,
+		Args: []string{"--config", framework.WriteConfig(t, registry, aclSpec)},
+	})
+	callers := map[string]*framework.Sidecar{}
+	for _, id := range []string{"caller", "stranger"} {
+		callers[id] = framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: id, Sentry: s, Registry: registry})
+	}
+
+	tests := []struct {
+		caller, verb, method string
+		wantStatus           int
+		wantSeen             bool
+	}{
+		{"caller", "POST", "admin/users", 403, false},
+		{"caller", "POST", "ADMIN/users", 403, false},
+		{"caller", "GET", "admin/users", 200, true},
+		{"caller", "POST", "orders", 200, true},
+		{"stranger", "GET", "orders", 403, false},
+	}
+	client := &http.Client{}
+	for _, tt := range tests {
+		t.Run(tt.caller+" "+tt.verb+" "+tt.method, func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			req, _ := http.NewRequest(tt.verb, callers[tt.caller].HTTPURL()+"/v1.0/invoke/callee/method/"+tt.method, strings.NewReader("hi"))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.wantStatus)
+			}
+			mu.Lock()
+			got := len(seen) > 0
+			mu.Unlock()
+			if got != tt.wantSeen {
+				t.Fatalf("app called = %v, want %v", got, tt.wantSeen)
+			}
+			if tt.wantStatus != 403 {
+				return
+			}
+			var e struct{ ErrorCode, Message string }
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("error body %q: %v", body, err)
+			}
+			id := "spiffe://public/ns/default/" + tt.caller
+			want := "access control policy has denied access to id: " + id + " operation: " + tt.method + " verb: " + tt.verb
+			if e.ErrorCode != "ERR_DIRECT_INVOKE" || !strings.Contains(e.Message, want) {
+				t.Fatalf("error = %+v, want ERR_DIRECT_INVOKE with %q", e, want)
+			}
+			t.Logf("denied: %s", e.Message)
+		})
+	}
+}
