@@ -1,4 +1,440 @@
 package api
 
-// State is the state API. (Stub: being written.)
-type State struct{}
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"reflect"
+	"sync"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/state"
+	"github.com/tandemrun/tandem/proxy/apierr"
+)
+
+// StateConfig is what the state API serves with.
+type StateConfig struct {
+	// Registry holds the state store instances by component name.
+	Registry *components.Registry[state.Store]
+	// AppID and Namespace are the sidecar's, for key prefixes.
+	AppID, Namespace string
+	// Metadata returns a component's resolved metadata (for its keyPrefix
+	// option); nil, or false, means the default appid prefix.
+	Metadata func(name string) (components.Metadata, bool)
+	// Log receives failures at debug level; nil discards them.
+	Log *slog.Logger
+}
+
+// State is the state API: it finds the store, applies the component's key
+// prefix, calls the store and turns its failures into Dapr's errors
+// (*apierr.Error). Requests carry the app's keys; responses give them back
+// without prefix. It is safe for concurrent use.
+type State struct {
+	cfg StateConfig
+	log *slog.Logger
+
+	mu       sync.Mutex
+	prefixes map[string]prefixEntry
+}
+
+// prefixEntry caches a store's key prefix for one instance: a hot reload
+// makes a new instance, whose metadata may say otherwise.
+type prefixEntry struct {
+	inst   state.Store
+	prefix state.KeyPrefix
+}
+
+// NewState returns the state API for cfg.
+func NewState(cfg StateConfig) *State {
+	if cfg.Registry == nil {
+		cfg.Registry = components.NewRegistry[state.Store]()
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &State{cfg: cfg, log: log, prefixes: map[string]prefixEntry{}}
+}
+
+// storeRef is one request's hold on a ready store.
+type storeRef struct {
+	name    string
+	s       state.Store
+	prefix  state.KeyPrefix
+	release func()
+}
+
+// storeError maps a registry lookup failure to Dapr's error.
+func (s *State) storeError(name string, err error) *apierr.Error {
+	var nr *components.NotReadyError
+	switch {
+	case errors.As(err, &nr):
+		return apierr.StateStoreNotReady(name, err)
+	case len(s.cfg.Registry.Names()) == 0:
+		return apierr.StateStoreNotConfigured(name)
+	default:
+		return apierr.StateStoreNotFound(name)
+	}
+}
+
+// Check reports whether name is a ready store, as an *apierr.Error; the
+// HTTP API calls it before reading a body so errors come in daprd's order.
+func (s *State) Check(name string) error {
+	if _, err := s.cfg.Registry.Ready(name); err != nil {
+		return s.storeError(name, err)
+	}
+	return nil
+}
+
+// CheckTransactional is Check that also requires transactions.
+func (s *State) CheckTransactional(name string) error {
+	st, err := s.cfg.Registry.Ready(name)
+	if err != nil {
+		return s.storeError(name, err)
+	}
+	if !transactional(st) {
+		return apierr.StateTransactionsNotSupported(name)
+	}
+	return nil
+}
+
+func transactional(st state.Store) bool {
+	_, ok := st.(state.Transactional)
+	return ok && state.HasFeature(st.Features(), state.FeatureTransactional)
+}
+
+// acquire takes a ready store for the length of a call.
+func (s *State) acquire(name string) (*storeRef, error) {
+	st, release, err := s.cfg.Registry.Acquire(name)
+	if err != nil {
+		s.log.Debug("state store unavailable", "store", name, "error", err)
+		return nil, s.storeError(name, err)
+	}
+	p, err := s.prefixFor(name, st)
+	if err != nil {
+		release()
+		return nil, apierr.Internal(err)
+	}
+	return &storeRef{name: name, s: st, prefix: p, release: release}, nil
+}
+
+// prefixFor returns the key prefix of the store's current instance.
+func (s *State) prefixFor(name string, inst state.Store) (state.KeyPrefix, error) {
+	cacheable := inst != nil && reflect.TypeOf(inst).Comparable()
+	s.mu.Lock()
+	e, ok := s.prefixes[name]
+	s.mu.Unlock()
+	if ok && cacheable && e.inst == inst {
+		return e.prefix, nil
+	}
+	md := components.Metadata{Name: name}
+	found := false
+	if s.cfg.Metadata != nil {
+		md, found = s.cfg.Metadata(name)
+		md.Name = name
+	}
+	if md.AppID == "" {
+		md.AppID = s.cfg.AppID
+	}
+	if md.Namespace == "" {
+		md.Namespace = s.cfg.Namespace
+	}
+	p, err := state.NewKeyPrefix(md)
+	if err != nil {
+		return state.KeyPrefix{}, err
+	}
+	// Cache only what the component's metadata said: a failed lookup is
+	// retried on the next call rather than pinned to this instance.
+	if cacheable && (found || s.cfg.Metadata == nil) {
+		s.mu.Lock()
+		s.prefixes[name] = prefixEntry{inst: inst, prefix: p}
+		s.mu.Unlock()
+	}
+	return p, nil
+}
+
+// key validates and prefixes an app key.
+func (r *storeRef) key(k string) (string, error) {
+	pk, err := r.prefix.Key(k)
+	if err != nil {
+		return "", apierr.StateIllegalKey(k)
+	}
+	return pk, nil
+}
+
+func etagKind(err error) apierr.StateETagKind {
+	return apierr.StateETagKind{
+		Mismatch: errors.Is(err, state.ErrETagMismatch),
+		Invalid:  errors.Is(err, state.ErrETagInvalid),
+	}
+}
+
+// Get reads one key; a missing key is a nil response and no error.
+func (s *State) Get(ctx context.Context, store string, req state.GetRequest) (*state.GetResponse, error) {
+	ref, err := s.acquire(store)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.release()
+	appKey := req.Key
+	if req.Key, err = ref.key(appKey); err != nil {
+		return nil, err
+	}
+	resp, err := ref.s.Get(ctx, &req)
+	if err != nil {
+		s.log.Debug("state get failed", "store", store, "key", appKey, "error", err)
+		return nil, apierr.StateGet(appKey, store, err)
+	}
+	if resp == nil || resp.Data == nil {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// Save writes items. They are all validated first, so a malformed item
+// writes nothing. One item is a Set; several are one transaction when the
+// store has transactions (all or nothing), otherwise BulkSet, which tries
+// every item and reports every failure.
+func (s *State) Save(ctx context.Context, store string, items []state.SetRequest) error {
+	ref, err := s.acquire(store)
+	if err != nil {
+		return err
+	}
+	defer ref.release()
+	reqs := make([]state.SetRequest, len(items))
+	for i, it := range items {
+		if it.Key == "" {
+			return apierr.MalformedRequest(`"key" is a required field`)
+		}
+		if err := validateWrite(it.Options, it.Metadata); err != nil {
+			return err
+		}
+		reqs[i] = it
+		if reqs[i].Key, err = ref.key(it.Key); err != nil {
+			return err
+		}
+	}
+	switch {
+	case len(reqs) == 0:
+		return nil
+	case len(reqs) == 1:
+		err = ref.s.Set(ctx, &reqs[0])
+	case transactional(ref.s):
+		ops := make([]state.Operation, len(reqs))
+		for i := range reqs {
+			ops[i].Upsert = &reqs[i]
+		}
+		err = ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
+	default:
+		err = state.BulkSet(ctx, ref.s, reqs)
+	}
+	if err != nil {
+		s.log.Debug("state save failed", "store", store, "items", len(reqs), "error", err)
+		return apierr.StateSave(store, etagKind(err), err)
+	}
+	return nil
+}
+
+// validateWrite rejects unknown concurrency/consistency modes and bad TTLs
+// before anything is written (daprd leaves both to the store, which may
+// already have written other items of the request).
+func validateWrite(o state.Options, md map[string]string) error {
+	if err := o.Validate(); err != nil {
+		return apierr.MalformedRequest("%v", err)
+	}
+	if _, _, err := state.ParseTTL(md); err != nil {
+		return apierr.MalformedRequest("%v", err)
+	}
+	return nil
+}
+
+// Delete removes one key.
+func (s *State) Delete(ctx context.Context, store string, req state.DeleteRequest) error {
+	ref, err := s.acquire(store)
+	if err != nil {
+		return err
+	}
+	defer ref.release()
+	appKey := req.Key
+	if err := req.Options.Validate(); err != nil {
+		return apierr.MalformedRequest("%v", err)
+	}
+	if req.Key, err = ref.key(appKey); err != nil {
+		return err
+	}
+	if err := ref.s.Delete(ctx, &req); err != nil {
+		s.log.Debug("state delete failed", "store", store, "key", appKey, "error", err)
+		return apierr.StateDelete(appKey, etagKind(err), err)
+	}
+	return nil
+}
+
+// BulkDelete removes several keys, atomically when the store has
+// transactions.
+func (s *State) BulkDelete(ctx context.Context, store string, items []state.DeleteRequest) error {
+	ref, err := s.acquire(store)
+	if err != nil {
+		return err
+	}
+	defer ref.release()
+	reqs := make([]state.DeleteRequest, len(items))
+	for i, it := range items {
+		if err := it.Options.Validate(); err != nil {
+			return apierr.MalformedRequest("%v", err)
+		}
+		reqs[i] = it
+		if reqs[i].Key, err = ref.key(it.Key); err != nil {
+			return err
+		}
+	}
+	switch {
+	case len(reqs) == 0:
+		return nil
+	case len(reqs) == 1:
+		err = ref.s.Delete(ctx, &reqs[0])
+	case transactional(ref.s):
+		ops := make([]state.Operation, len(reqs))
+		for i := range reqs {
+			ops[i].Delete = &reqs[i]
+		}
+		err = ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
+	default:
+		err = state.BulkDelete(ctx, ref.s, reqs)
+	}
+	if err != nil {
+		s.log.Debug("state bulk delete failed", "store", store, "items", len(reqs), "error", err)
+		return apierr.StateBulkDelete(store, etagKind(err), err)
+	}
+	return nil
+}
+
+// BulkGet reads several keys. Per-key failures are in the items' Error;
+// keys come back without prefix, in the store's order.
+func (s *State) BulkGet(ctx context.Context, store string, keys []string, md map[string]string, parallelism int) ([]state.BulkGetResponse, error) {
+	ref, err := s.acquire(store)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.release()
+	if len(keys) == 0 {
+		return []state.BulkGetResponse{}, nil
+	}
+	reqs := make([]state.GetRequest, len(keys))
+	for i, k := range keys {
+		pk, err := ref.key(k)
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = state.GetRequest{Key: pk, Metadata: md}
+	}
+	out, err := state.BulkGet(ctx, ref.s, reqs, parallelism)
+	if err != nil {
+		s.log.Debug("state bulk get failed", "store", store, "keys", len(keys), "error", err)
+		return nil, apierr.StateBulkGet(store, err)
+	}
+	for i := range out {
+		out[i].Key = ref.prefix.Original(out[i].Key)
+		if out[i].Error != "" {
+			out[i].Data, out[i].ETag = nil, nil
+		}
+	}
+	return out, nil
+}
+
+// multiMaxSizer is implemented by stores that limit the operations of one
+// transaction (Dapr's TransactionalStoreMultiMaxSize).
+type multiMaxSizer interface {
+	MultiMaxSize() int
+}
+
+// Transact applies a transaction atomically. Operation keys are the app's.
+func (s *State) Transact(ctx context.Context, store string, req state.TransactionRequest) error {
+	ref, err := s.acquire(store)
+	if err != nil {
+		return err
+	}
+	defer ref.release()
+	tx, ok := ref.s.(state.Transactional)
+	if !ok || !transactional(ref.s) {
+		return apierr.StateTransactionsNotSupported(store)
+	}
+	if len(req.Operations) == 0 {
+		return nil
+	}
+	ops := make([]state.Operation, len(req.Operations))
+	for i, op := range req.Operations {
+		switch {
+		case op.Upsert != nil && op.Delete == nil:
+			u := *op.Upsert
+			if err := validateWrite(u.Options, u.Metadata); err != nil {
+				return err
+			}
+			if u.Key == "" {
+				return apierr.MalformedRequest("transaction operation %d: \"key\" is a required field", i)
+			}
+			if u.Key, err = ref.key(u.Key); err != nil {
+				return err
+			}
+			ops[i].Upsert = &u
+		case op.Delete != nil && op.Upsert == nil:
+			d := *op.Delete
+			if err := d.Options.Validate(); err != nil {
+				return apierr.MalformedRequest("%v", err)
+			}
+			if d.Key == "" {
+				return apierr.MalformedRequest("transaction operation %d: \"key\" is a required field", i)
+			}
+			if d.Key, err = ref.key(d.Key); err != nil {
+				return err
+			}
+			ops[i].Delete = &d
+		default:
+			return apierr.MalformedRequest("transaction operation %d: exactly one of upsert and delete must be set", i)
+		}
+	}
+	if m, ok := ref.s.(multiMaxSizer); ok {
+		if limit := m.MultiMaxSize(); limit > 0 && len(ops) > limit {
+			return apierr.StateTooManyTransactionalOps(len(ops), limit)
+		}
+	}
+	if err := tx.Multi(ctx, &state.TransactionRequest{Operations: ops, Metadata: maps.Clone(req.Metadata)}); err != nil {
+		s.log.Debug("state transaction failed", "store", store, "operations", len(ops), "error", err)
+		return apierr.StateTransaction(err)
+	}
+	return nil
+}
+
+// Query runs a state query (Dapr's JSON query language) on a store with
+// the query API. Result keys come back without prefix; as in daprd, the
+// results are not restricted to this app's keys.
+func (s *State) Query(ctx context.Context, store string, query []byte, md map[string]string) (*state.QueryResponse, error) {
+	ref, err := s.acquire(store)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.release()
+	q, ok := ref.s.(state.Querier)
+	if !ok {
+		return nil, apierr.StateQueryUnsupported()
+	}
+	parsed, err := state.ParseQuery(query)
+	if err != nil {
+		return nil, apierr.StateQueryFailed(store, "failed to parse JSON query body: "+err.Error())
+	}
+	resp, err := q.Query(ctx, &state.QueryRequest{Query: *parsed, Metadata: md})
+	if err != nil {
+		s.log.Debug("state query failed", "store", store, "error", err)
+		if errors.Is(err, state.ErrNotSupported) {
+			return nil, apierr.StateQueryUnsupported()
+		}
+		return nil, apierr.StateQueryFailed(store, err.Error())
+	}
+	if resp == nil {
+		return &state.QueryResponse{}, nil
+	}
+	for i := range resp.Results {
+		resp.Results[i].Key = ref.prefix.Original(resp.Results[i].Key)
+	}
+	return resp, nil
+}
