@@ -1,0 +1,171 @@
+package subscriptions
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/proxy/cloudevents"
+)
+
+// binaryCEPrefix marks CloudEvent attributes carried as message metadata
+// (binary content mode, e.g. from Kafka producers).
+const binaryCEPrefix = "ce_"
+
+// Processor turns broker messages of one subscription into deliveries and
+// the app's verdict into the Handler result the broker acts on.
+type Processor struct {
+	Sub       *Subscription
+	Deliverer Deliverer
+	// DeadLetter publishes msg unchanged to topic on the subscription's
+	// pub/sub; nil means no dead-lettering.
+	DeadLetter func(ctx context.Context, msg *pubsub.Message, topic string) error
+	Log        *slog.Logger
+	// Now is the clock for expirations; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handle processes one message; it is a pubsub.Handler. It returns nil
+// (acknowledge) when the app accepted the event, dropped it (after
+// dead-lettering it, if configured), has no handler for it (404), or the
+// event expired or matches no route; it returns an error (redeliver) when
+// the app failed or asked to retry, or dead-lettering failed.
+func (p *Processor) Handle(ctx context.Context, msg *pubsub.Message) error {
+	sub := p.Sub
+	md := make(map[string]string, len(msg.Metadata)+1)
+	for k, v := range msg.Metadata {
+		md[k] = v
+	}
+	md[MetadataKeyPubSub] = sub.PubsubName
+	ct := msg.ContentType
+	if ct == "" {
+		ct = md["content-type"]
+	}
+
+	var ev cloudevents.Event
+	data := msg.Data
+	switch {
+	case sub.RawPayload():
+		ev = cloudevents.FromRawPayload(msg.Data, msg.Topic, sub.PubsubName)
+		traceFromMetadata(ev, md, true)
+		b, err := cloudevents.Marshal(ev)
+		if err != nil {
+			return p.deadLetterOr(ctx, msg, err)
+		}
+		data = b
+	case cloudevents.IsBinary(ct):
+		ev = cloudevents.Event{}
+		for k, v := range md {
+			if lk := strings.ToLower(k); strings.HasPrefix(lk, binaryCEPrefix) {
+				ev[lk[len(binaryCEPrefix):]] = v
+			}
+		}
+		ev[cloudevents.FieldData] = msg.Data
+		ev[cloudevents.FieldDataContentType] = ct
+	default:
+		var err error
+		if ev, err = cloudevents.Parse(msg.Data); err != nil {
+			p.log().Error("message is not a cloud event; publish with rawPayload and subscribe with metadata rawPayload=true for raw messages",
+				"pubsub", sub.PubsubName, "topic", msg.Topic, "message_id", msg.ID, "error", err)
+			return p.deadLetterOr(ctx, msg, fmt.Errorf("pubsub %s topic %s: %w", sub.PubsubName, msg.Topic, err))
+		}
+		traceFromMetadata(ev, md, false)
+	}
+	id := cloudevents.String(ev, cloudevents.FieldID)
+
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	if cloudevents.Expired(ev, now()) {
+		p.log().Warn("dropping expired event", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id,
+			"expiration", ev[cloudevents.FieldExpiration])
+		p.deadLetterQuietly(ctx, msg)
+		return nil
+	}
+	path, ok, err := sub.Route(ev)
+	if err != nil {
+		p.log().Error("cannot route event; fix the subscription's match rules", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "error", err)
+		return p.deadLetterOr(ctx, msg, err)
+	}
+	if !ok {
+		p.log().Debug("no route matches the event; skipping it", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id)
+		p.deadLetterQuietly(ctx, msg)
+		return nil
+	}
+
+	st, derr := p.Deliverer.Deliver(ctx, &Message{
+		Event: ev, Data: data, Topic: msg.Topic, PubsubName: sub.PubsubName, Path: path, Metadata: md,
+	})
+	switch st {
+	case Success:
+		return nil
+	case Discard:
+		p.log().Error("event dropped: the app has no handler for it", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "path", path, "error", derr)
+		return nil
+	case Drop:
+		p.log().Warn("app dropped the event", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "dead_letter_topic", sub.DeadLetterTopic)
+		if sub.DeadLetterTopic != "" && p.DeadLetter != nil {
+			if err := p.DeadLetter(ctx, msg, sub.DeadLetterTopic); err != nil {
+				// Not acknowledged: the message comes back rather than being lost.
+				return fmt.Errorf("send dropped event %s to dead letter topic %q: %w", id, sub.DeadLetterTopic, err)
+			}
+		}
+		return nil
+	default:
+		if derr == nil {
+			derr = fmt.Errorf("app asked to retry event %s", id)
+		}
+		p.log().Debug("event will be redelivered", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "error", derr)
+		return derr
+	}
+}
+
+func (p *Processor) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
+// deadLetterOr dead-letters msg when the subscription has a dead-letter
+// topic (nil: acknowledge), else returns cause (redeliver).
+func (p *Processor) deadLetterOr(ctx context.Context, msg *pubsub.Message, cause error) error {
+	topic := p.Sub.DeadLetterTopic
+	if topic == "" || p.DeadLetter == nil {
+		return cause
+	}
+	if err := p.DeadLetter(ctx, msg, topic); err != nil {
+		p.log().Error("dead-lettering failed; the message will be redelivered", "dead_letter_topic", topic, "error", err)
+		return cause
+	}
+	return nil
+}
+
+// deadLetterQuietly dead-letters msg if configured and acknowledges it
+// either way (Dapr's rule for expired and unrouted events).
+func (p *Processor) deadLetterQuietly(ctx context.Context, msg *pubsub.Message) {
+	if topic := p.Sub.DeadLetterTopic; topic != "" && p.DeadLetter != nil {
+		if err := p.DeadLetter(ctx, msg, topic); err != nil {
+			p.log().Error("dead-lettering failed", "dead_letter_topic", topic, "error", err)
+		}
+	}
+}
+
+// traceFromMetadata fills the trace fields from message metadata, where
+// the envelope has none (always, for raw payloads).
+func traceFromMetadata(ev cloudevents.Event, md map[string]string, force bool) {
+	if v, ok := md[cloudevents.FieldTraceID]; ok && (force || ev[cloudevents.FieldTraceID] == nil) {
+		ev[cloudevents.FieldTraceID] = v
+	}
+	if v, ok := md[cloudevents.FieldTraceParent]; ok && (force || ev[cloudevents.FieldTraceParent] == nil) {
+		ev[cloudevents.FieldTraceParent] = v
+		ev[cloudevents.FieldTraceID] = v
+	}
+	if v, ok := md[cloudevents.FieldTraceState]; ok && (force || ev[cloudevents.FieldTraceState] == nil) {
+		ev[cloudevents.FieldTraceState] = v
+	}
+}
