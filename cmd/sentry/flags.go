@@ -34,6 +34,12 @@ type Options struct {
 	LogAsJSON        bool
 	WorkloadCertTTL  time.Duration
 	JoinTokenFile    string
+	// ReloadInterval is how often the credential files are checked for
+	// changes (0 disables reloading).
+	ReloadInterval time.Duration
+	// GenerateRootInto, if set, makes a new root and issuer in that folder
+	// (for a root rotation) and exits.
+	GenerateRootInto string
 	Version          bool
 	IgnoredDaprFlags map[string]string // flag name -> value, set but not implemented
 }
@@ -94,6 +100,8 @@ func ParseFlags(args []string, usageOut io.Writer) (*Options, error) {
 	fs.BoolVar(&o.LogAsJSON, "log-as-json", false, "Log in JSON")
 	fs.DurationVar(&o.WorkloadCertTTL, "workload-cert-ttl", 0, "Lifetime of workload certificates (overrides the Configuration; e.g. 5s for tests)")
 	fs.StringVar(&o.JoinTokenFile, "join-token-file", "", "File of join tokens, one per line (\"TOKEN\" or \"TOKEN app1,app2\"); enables the join-token validator")
+	fs.DurationVar(&o.ReloadInterval, "issuer-credentials-reload-interval", ca.DefaultReloadInterval, "How often the CA files are checked for changes and reloaded without a restart (0 disables)")
+	fs.StringVar(&o.GenerateRootInto, "generate-root-into", "", "Write a new self-signed root and an issuer signed by it (ca.crt, issuer.crt, issuer.key) into this folder and exit; used to rotate the root (see docs/trust-anchor-rotation.md)")
 	fs.BoolVar(&o.Version, "version", false, "Print the version and exit")
 	for name, isBool := range ignoredDaprFlags {
 		fs.Var(&ignoredFlag{name: name, isBool: isBool, set: o.IgnoredDaprFlags}, name, "Dapr sentry flag accepted for compatibility and ignored")
@@ -132,6 +140,9 @@ func (o *Options) Validate() error {
 	}
 	if o.WorkloadCertTTL < 0 {
 		errs = append(errs, errors.New("--workload-cert-ttl must not be negative"))
+	}
+	if o.ReloadInterval < 0 {
+		errs = append(errs, errors.New("--issuer-credentials-reload-interval must not be negative"))
 	}
 	if o.CredentialsDir == "" {
 		errs = append(errs, errors.New("--issuer-credentials must name a folder"))

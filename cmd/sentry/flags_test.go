@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tandemrun/tandem/sentry/ca"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -44,6 +47,17 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("got %+v", o)
 			}
 		}, false},
+		{"rotation flags", []string{"--generate-root-into", "/new", "--issuer-credentials-reload-interval", "250ms"}, func(t *testing.T, o *Options) {
+			if o.GenerateRootInto != "/new" || o.ReloadInterval != 250*time.Millisecond {
+				t.Errorf("got %+v", o)
+			}
+		}, false},
+		{"reload on by default", nil, func(t *testing.T, o *Options) {
+			if o.ReloadInterval != time.Second {
+				t.Errorf("reload interval = %v, want 1s", o.ReloadInterval)
+			}
+		}, false},
+		{"negative reload interval", []string{"--issuer-credentials-reload-interval", "-1s"}, nil, true},
 		{"unknown flag", []string{"--no-such-flag"}, nil, true},
 		{"kubernetes mode", []string{"--mode", "kubernetes"}, nil, true},
 		{"bad log level", []string{"--log-level", "loud"}, nil, true},
@@ -98,5 +112,24 @@ func TestLoadMTLS(t *testing.T) {
 				t.Fatalf("got ttl %v skew %v, want %v %v", got.WorkloadCertTTL, got.AllowedClockSkew, tt.wantTTL, tt.wantSkew)
 			}
 		})
+	}
+}
+
+func TestGenerateRootInto(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "next")
+	getenv := func(string) string { return "" }
+	if code := run(context.Background(), []string{"--generate-root-into", dir, "--trust-domain", "example.org"}, io.Discard, io.Discard, getenv); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	b, err := ca.LoadBundle(ca.DefaultPaths(dir))
+	if err != nil {
+		t.Fatalf("generated credentials: %v", err)
+	}
+	if len(b.TrustAnchors) != 1 || b.TrustAnchors[0].Subject.Organization[0] != "example.org" {
+		t.Fatalf("root subject %v", b.TrustAnchors[0].Subject)
+	}
+	// Never overwrite.
+	if code := run(context.Background(), []string{"--generate-root-into", dir}, io.Discard, io.Discard, getenv); code == 0 {
+		t.Fatal("second run overwrote the folder")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -57,6 +58,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 0
 	}
 	log := newLogger(opts, stdout)
+	if opts.GenerateRootInto != "" {
+		if err := generateRoot(opts, getenv); err != nil {
+			log.Error("generate a new root", "error", err)
+			return 1
+		}
+		log.Info("wrote a new root and issuer; append its ca.crt to the current one to start a rotation (docs/trust-anchor-rotation.md)",
+			"folder", opts.GenerateRootInto)
+		return 0
+	}
 	if err := serve(ctx, opts, log, getenv); err != nil {
 		log.Error("sentry failed", "error", err)
 		return 1
@@ -153,6 +163,14 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		srv.Run,
 		func(ctx context.Context) error { return server.ServeHTTP(ctx, healthLis, srv.Healthz()) },
 	}
+	if o.ReloadInterval > 0 {
+		// A rotated root or issuer on disk takes effect without a restart.
+		reloader := &ca.Reloader{
+			Paths: paths, Interval: o.ReloadInterval, OnReload: srv.SetCA, Log: log,
+			Options: ca.Options{WorkloadCertTTL: mtls.WorkloadCertTTL, AllowedClockSkew: mtls.AllowedClockSkew},
+		}
+		tasks = append(tasks, reloader.Run)
+	}
 	attrs := []any{"grpc_address", srv.Addr().String(), "healthz_address", healthLis.Addr().String()}
 	if o.EnableMetrics {
 		metricsLis, err := net.Listen("tcp", net.JoinHostPort(o.MetricsAddress, o.MetricsPort))
@@ -169,6 +187,24 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		"config", mtls.Source, "daprd_hint", "DAPR_TRUST_ANCHORS=\"$(cat "+paths.RootCert+")\" daprd --sentry-address <host>:"+portOf(srv.Addr())+" --control-plane-trust-domain "+o.TrustDomain)
 	log.Info("sentry listening", attrs...)
 	return runAll(ctx, tasks...)
+}
+
+// generateRoot writes a fresh root and issuer into --generate-root-into,
+// refusing to overwrite existing files.
+func generateRoot(o *Options, getenv func(string) string) error {
+	namespace := getenv("NAMESPACE")
+	if namespace == "" {
+		namespace = "default"
+	}
+	paths := ca.DefaultPaths(o.GenerateRootInto)
+	if _, err := ca.LoadBundle(paths); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s already holds CA files; choose an empty folder", o.GenerateRootInto)
+	}
+	b, err := ca.GenerateBundle(ca.GenerateOptions{TrustDomain: o.TrustDomain, Namespace: namespace})
+	if err != nil {
+		return err
+	}
+	return b.Write(paths)
 }
 
 func portOf(a net.Addr) string {

@@ -42,6 +42,11 @@ type Config struct {
 	Address string
 	// TrustAnchors verify sentry's certificate (DAPR_TRUST_ANCHORS).
 	TrustAnchors []*x509.Certificate
+	// CurrentTrustAnchors, if set, is asked for the anchors at every
+	// handshake instead of TrustAnchors, so that a rotated root is used to
+	// verify sentry without a restart (for example identity.Source's
+	// TrustAnchors method).
+	CurrentTrustAnchors func() []*x509.Certificate
 	// SentryID is the SPIFFE ID sentry must present; see SentryID.
 	SentryID spiffeid.ID
 	// Token is sent with every request (join token); may be empty.
@@ -72,7 +77,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("sentry client: no sentry address (set --sentry-address)")
 	}
-	if len(cfg.TrustAnchors) == 0 {
+	if cfg.CurrentTrustAnchors == nil && len(cfg.TrustAnchors) == 0 {
 		return nil, errors.New("sentry client: no trust anchors to verify sentry with (set DAPR_TRUST_ANCHORS or --trust-anchors-file)")
 	}
 	if cfg.SentryID.IsZero() {
@@ -87,13 +92,27 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
-	bundle := x509bundle.FromX509Authorities(cfg.SentryID.TrustDomain(), cfg.TrustAnchors)
+	var bundle x509bundle.Source = x509bundle.FromX509Authorities(cfg.SentryID.TrustDomain(), cfg.TrustAnchors)
+	if cfg.CurrentTrustAnchors != nil {
+		bundle = anchorsFunc(cfg.CurrentTrustAnchors)
+	}
 	tlsConf := tlsconfig.TLSClientConfig(bundle, tlsconfig.AuthorizeID(cfg.SentryID))
 	conn, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
 	if err != nil {
 		return nil, fmt.Errorf("sentry client for %s: %w", cfg.Address, err)
 	}
 	return &Client{cfg: cfg, conn: conn, ca: sentryv1.NewCAClient(conn)}, nil
+}
+
+// anchorsFunc is an x509bundle.Source read at every handshake.
+type anchorsFunc func() []*x509.Certificate
+
+func (f anchorsFunc) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	anchors := f()
+	if len(anchors) == 0 {
+		return nil, errors.New("sentry client: no trust anchors to verify sentry with")
+	}
+	return x509bundle.FromX509Authorities(td, anchors), nil
 }
 
 // Close closes the connection.

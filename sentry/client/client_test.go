@@ -204,3 +204,84 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestParseResponseReturnsAllRoots: during a root rotation sentry sends old
+// and new roots; every one must become a trust anchor.
+func TestParseResponseReturnsAllRoots(t *testing.T) {
+	oldB, _ := ca.GenerateBundle(ca.GenerateOptions{})
+	newB, _ := ca.GenerateBundle(ca.GenerateOptions{})
+	c, err := ca.New(newB, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := c.IssueTLS(spiffeid.RequireFromString("spiffe://public/ns/default/a"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundlePEM := append(append([]byte{}, oldB.TrustAnchorsPEM...), newB.TrustAnchorsPEM...)
+	for name, entries := range map[string][][]byte{
+		"one entry, two roots": {bundlePEM},
+		"one entry per root":   {oldB.TrustAnchorsPEM, newB.TrustAnchorsPEM},
+	} {
+		issued, err := ParseResponse(&sentryv1.SignCertificateResponse{
+			WorkloadCertificate:    ca.EncodeCertificates([]*x509.Certificate{cert.Leaf, c.Issuer()}),
+			TrustChainCertificates: entries,
+			ValidUntil:             timestamppb.New(cert.Leaf.NotAfter),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(issued.TrustAnchors) != 2 || !issued.TrustAnchors[0].Equal(oldB.TrustAnchors[0]) || !issued.TrustAnchors[1].Equal(newB.TrustAnchors[0]) {
+			t.Fatalf("%s: anchors = %d, want old and new root", name, len(issued.TrustAnchors))
+		}
+	}
+}
+
+// TestCurrentTrustAnchors: with CurrentTrustAnchors the client verifies
+// sentry against whatever the anchors are at the handshake, so a sentry
+// whose certificate chains to a new root is accepted once the root is added.
+func TestCurrentTrustAnchors(t *testing.T) {
+	oldB, _ := ca.GenerateBundle(ca.GenerateOptions{})
+	newB, _ := ca.GenerateBundle(ca.GenerateOptions{})
+	c, err := ca.New(newB, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentryID, _ := SentryID("", "")
+	serving, err := c.IssueTLS(sentryID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
+	sentryv1.RegisterCAServer(gs, &flakyCA{ca: c})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+
+	var anchors atomic.Pointer[[]*x509.Certificate]
+	anchors.Store(&oldB.TrustAnchors)
+	id := spiffeid.RequireFromString("spiffe://public/ns/default/app")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := identity.NewCSR(key, id)
+	issue := func() error {
+		cl, err := New(Config{Address: lis.Addr().String(), SentryID: sentryID, MaxAttempts: 1,
+			CurrentTrustAnchors: func() []*x509.Certificate { return *anchors.Load() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		_, err = cl.Issue(context.Background(), id, csr)
+		return err
+	}
+	if err := issue(); err == nil {
+		t.Fatal("sentry with a certificate from an unknown root was accepted")
+	}
+	both := append(append([]*x509.Certificate{}, oldB.TrustAnchors...), newB.TrustAnchors...)
+	anchors.Store(&both)
+	if err := issue(); err != nil {
+		t.Fatalf("after adding the new root: %v", err)
+	}
+}

@@ -81,7 +81,7 @@ type Options struct {
 type Server struct {
 	sentryv1.UnimplementedCAServer
 
-	ca         *ca.CA
+	authority  atomic.Pointer[ca.CA]
 	vals       map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator
 	defaultVal sentryv1.SignCertificateRequest_TokenValidator
 	id         spiffeid.ID
@@ -126,7 +126,6 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("sentry server: %w", err)
 	}
 	s := &Server{
-		ca:         opts.CA,
 		vals:       opts.Validators,
 		defaultVal: opts.DefaultValidator,
 		id:         id,
@@ -135,6 +134,7 @@ func New(opts Options) (*Server, error) {
 		warnWithin: opts.ExpiryWarning,
 		checkEvery: opts.ExpiryCheckInterval,
 	}
+	s.authority.Store(opts.CA)
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
@@ -147,7 +147,10 @@ func New(opts Options) (*Server, error) {
 	if s.checkEvery <= 0 {
 		s.checkEvery = DefaultExpiryCheckInterval
 	}
-	s.certIssue = func() (*tls.Certificate, error) { return s.ca.IssueTLS(s.id, s.ca.WorkloadCertTTL()) }
+	s.certIssue = func() (*tls.Certificate, error) {
+		c := s.CA()
+		return c.IssueTLS(s.id, c.WorkloadCertTTL())
+	}
 	if _, err := s.servingCert(); err != nil {
 		return nil, fmt.Errorf("sentry server: issue serving certificate: %w", err)
 	}
@@ -179,6 +182,31 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // ID returns sentry's SPIFFE ID, which clients must expect.
 func (s *Server) ID() spiffeid.ID { return s.id }
+
+// CA returns the CA currently signing.
+func (s *Server) CA() *ca.CA { return s.authority.Load() }
+
+// SetCA replaces the CA while serving, for example after the issuer
+// credentials were rotated on disk: requests signed from now on use c, and
+// sentry's own serving certificate is re-issued by c at the next handshake
+// so that clients which dropped the old root still trust it. Requests in
+// flight finish with the CA they started with.
+func (s *Server) SetCA(c *ca.CA) {
+	if c == nil {
+		return
+	}
+	old := s.authority.Swap(c)
+	s.certMu.Lock()
+	s.cert = nil
+	s.certMu.Unlock()
+	if old == nil || !old.Issuer().Equal(c.Issuer()) {
+		s.metrics.IssuerChanged()
+	}
+	s.log.Info("sentry CA credentials replaced", "trust_anchors", len(c.TrustAnchors()),
+		"issuer_serial", c.Issuer().SerialNumber.String(), "issuer_not_after", c.Issuer().NotAfter.UTC().Format(time.RFC3339),
+		"active_root", c.ActiveRoot().Subject.String())
+	s.checkExpiry()
+}
 
 // Ready reports whether the service is serving.
 func (s *Server) Ready() bool { return s.ready.Load() }
@@ -248,21 +276,22 @@ func (s *Server) servingCert() (*tls.Certificate, error) {
 // checkExpiry updates the expiry gauges and warns loudly when the active
 // root or the issuer expires soon.
 func (s *Server) checkExpiry() {
-	root, iss := s.ca.ActiveRoot(), s.ca.Issuer()
-	s.metrics.setExpiry(s.ca.Bundle().IssuerNotAfter(), root.NotAfter)
+	c := s.CA()
+	root, iss := c.ActiveRoot(), c.Issuer()
+	s.metrics.setExpiry(c.Bundle().IssuerNotAfter(), root.NotAfter)
 	now := time.Now()
-	for _, c := range []struct {
+	for _, e := range []struct {
 		what     string
 		notAfter time.Time
 	}{{"root (trust anchor)", root.NotAfter}, {"issuer", iss.NotAfter}} {
-		left := c.notAfter.Sub(now)
+		left := e.notAfter.Sub(now)
 		switch {
 		case left <= 0:
-			s.log.Error("!!! sentry's "+c.what+" certificate has EXPIRED: workloads cannot get valid certificates; install new issuer credentials now",
-				"expired_at", c.notAfter.UTC().Format(time.RFC3339))
+			s.log.Error("!!! sentry's "+e.what+" certificate has EXPIRED: workloads cannot get valid certificates; install new issuer credentials now",
+				"expired_at", e.notAfter.UTC().Format(time.RFC3339))
 		case left < s.warnWithin:
-			s.log.Warn("!!! sentry's "+c.what+" certificate expires soon: rotate the CA credentials before then",
-				"expires_at", c.notAfter.UTC().Format(time.RFC3339), "days_left", int(left.Hours()/24))
+			s.log.Warn("!!! sentry's "+e.what+" certificate expires soon: rotate the CA credentials before then",
+				"expires_at", e.notAfter.UTC().Format(time.RFC3339), "days_left", int(left.Hours()/24))
 		}
 	}
 }

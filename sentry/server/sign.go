@@ -70,7 +70,9 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 		}
 	}
 
-	chain, err := s.ca.Sign(csr, id, 0)
+	// One snapshot, so the chain and the anchors sent with it belong together.
+	authority := s.CA()
+	chain, err := authority.Sign(csr, id, 0)
 	if err != nil {
 		s.log.Error("signing failed", "spiffe_id", id.String(), "error", err)
 		return nil, fail("cert_sign", codes.Internal, "failed to sign certificate")
@@ -81,7 +83,7 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 	return &sentryv1.SignCertificateResponse{
 		WorkloadCertificate: ca.EncodeCertificates(chain),
 		// As Dapr's sentry: one entry holding every trust anchor as PEM.
-		TrustChainCertificates: [][]byte{s.ca.TrustAnchorsPEM()},
+		TrustChainCertificates: [][]byte{authority.TrustAnchorsPEM()},
 		ValidUntil:             timestamppb.New(leaf.NotAfter),
 	}, nil
 }
