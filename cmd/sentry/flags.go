@@ -15,25 +15,25 @@ import (
 // Options are sentry's command-line options (Dapr sentry's self-hosted
 // flags plus Tandem's --workload-cert-ttl and --join-token-file).
 type Options struct {
-	ConfigPath       string
-	ConfigExplicit   bool
-	CredentialsDir   string
-	RootCertFile     string
-	IssuerCertFile   string
-	IssuerKeyFile    string
-	TrustDomain      string
-	Port             int
-	ListenAddress    string
-	HealthzPort      int
-	HealthzAddress   string
-	MetricsPort      string
-	MetricsAddress   string
-	EnableMetrics    bool
-	Mode             string
-	LogLevel         string
-	LogAsJSON        bool
-	WorkloadCertTTL  time.Duration
-	JoinTokenFile    string
+	ConfigPath      string
+	ConfigExplicit  bool
+	CredentialsDir  string
+	RootCertFile    string
+	IssuerCertFile  string
+	IssuerKeyFile   string
+	TrustDomain     string
+	Port            int
+	ListenAddress   string
+	HealthzPort     int
+	HealthzAddress  string
+	MetricsPort     string
+	MetricsAddress  string
+	EnableMetrics   bool
+	Mode            string
+	LogLevel        string
+	LogAsJSON       bool
+	WorkloadCertTTL time.Duration
+	JoinTokenFile   string
 	// ReloadInterval is how often the credential files are checked for
 	// changes (0 disables reloading).
 	ReloadInterval time.Duration
