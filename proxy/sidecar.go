@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,18 @@ type Options struct {
 	MetricsListenAddress string
 	MetricsPort          int
 	Metrics              *prometheus.Registry
+
+	// Observability hooks (built by package observe); nil or empty
+	// installs nothing. HTTPMiddleware wraps the public HTTP API;
+	// GRPCServerOptions and InternalServerOptions are added before the
+	// servers' own options (their interceptors run outermost);
+	// TransportDialOptions go on connections to other sidecars;
+	// AppHTTPTransport wraps the HTTP app channel's transport.
+	HTTPMiddleware        func(http.Handler) http.Handler
+	GRPCServerOptions     []grpc.ServerOption
+	InternalServerOptions []grpc.ServerOption
+	TransportDialOptions  []grpc.DialOption
+	AppHTTPTransport      func(http.RoundTripper) http.RoundTripper
 
 	// State, Secrets and PubSub are the building-block APIs (nil: not
 	// served). PubSub.Run is started once the app is reachable.
@@ -186,7 +199,7 @@ func New(o Options) (*Sidecar, error) {
 	if maxMsg > 0 && maxMsg < transport.DefaultMaxMessageSize {
 		maxMsg = transport.DefaultMaxMessageSize
 	}
-	s.pool = transport.NewPool(transport.Options{Source: o.Identity, MaxMessageSize: maxMsg, Log: o.Log})
+	s.pool = transport.NewPool(transport.Options{Source: o.Identity, MaxMessageSize: maxMsg, DialOptions: o.TransportDialOptions, Log: o.Log})
 	if err := s.buildServers(maxMsg); err != nil {
 		return nil, err
 	}
@@ -208,6 +221,9 @@ func (s *Sidecar) buildAppChannel() error {
 		})
 		if err != nil {
 			return err
+		}
+		if o.AppHTTPTransport != nil {
+			ch.Client().Transport = o.AppHTTPTransport(ch.Client().Transport)
 		}
 		s.app, s.appConn = ch, ch
 	case "grpc", "grpcs":
@@ -245,7 +261,8 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	}
 
 	// Internal server: sidecar-to-sidecar, mTLS when an identity is set.
-	internalOpts := append(transport.ServerOptions(transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg}),
+	internalOpts := append(append(slices.Clone(o.InternalServerOptions),
+		transport.ServerOptions(transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg})...),
 		grpcproxy.ServerOption())
 	if appGRPC != nil {
 		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: o.AppID, Namespace: o.Namespace, App: appGRPC, Authorize: o.AuthorizeGRPC, Log: s.log})
@@ -274,7 +291,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken, State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
-	grpcOpts := append(gapi.ServerOptions(), grpcproxy.ServerOption(),
+	grpcOpts := append(append(slices.Clone(o.GRPCServerOptions), gapi.ServerOptions()...), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
 		grpc.UnknownServiceHandler(outbound.Handler()))
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
@@ -286,7 +303,11 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
 		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
-	s.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(o.ReadBufferSize)}
+	var handler http.Handler = h
+	if o.HTTPMiddleware != nil {
+		handler = o.HTTPMiddleware(handler)
+	}
+	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(o.ReadBufferSize)}
 	if s.metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{Registry: o.Metrics}))
