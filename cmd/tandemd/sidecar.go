@@ -64,6 +64,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 
+	obs, _, stopTracing, err := observability(ctx, o, cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+
 	rc := loadComponents(o, log)
 	defer rc.Close()
 	go rc.watch(ctx, o.ResourcesPaths, o.AppID)
@@ -91,6 +97,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		Components:           rc.Registered,
 		Extended:             rc.Extended,
 		MetricsListenAddress: o.MetricsListenAddress, MetricsPort: metricsPort(o), Metrics: reg,
+		HTTPMiddleware: obs.HTTPMiddleware, GRPCServerOptions: obs.GRPCServerOptions,
+		InternalServerOptions: obs.InternalServerOptions, TransportDialOptions: obs.DialOptions,
+		AppHTTPTransport: obs.AppHTTPTransport,
 		GracefulShutdown: o.GracefulShutdown, Log: log,
 	})
 	if err != nil {
@@ -169,9 +178,22 @@ func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, r
 		}
 		token = string(trimSpace(b))
 	}
-	client, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, TrustAnchors: anchors, SentryID: sentryID, Token: token})
+	// The anchors live in src from the start, so that sentry is verified
+	// against the current ones after a root rotation.
+	src := identity.NewSource()
+	src.SetTrustAnchors(anchors)
+	client, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors, SentryID: sentryID, Token: token})
 	if err != nil {
 		return nil, err
+	}
+	var issuer identity.Issuer = client
+	if len(o.TrustAnchors) == 0 && o.TrustAnchorsFile != "" {
+		// The watched file alone decides the anchors (as in Dapr);
+		// without it they follow sentry's responses.
+		issuer = identity.AnchorsFromFileOnly(client)
+		go func() {
+			_ = identity.WatchTrustAnchorsFile(ctx, o.TrustAnchorsFile, src, 0, log.With("component", "identity"), nil)
+		}()
 	}
 	appID := o.AppID
 	if o.SentryLocalIdentity != "" {
@@ -184,12 +206,22 @@ func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, r
 	rotated := prometheus.NewCounter(prometheus.CounterOpts{Name: "dapr_runtime_mtls_workload_cert_rotated_total", Help: "Successful workload certificate issuances."})
 	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "dapr_runtime_mtls_workload_cert_rotated_fail_total", Help: "Failed workload certificate issuances."})
 	expiry := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_workload_cert_expiry_timestamp_seconds", Help: "Expiry of the current workload certificate (Unix seconds)."})
-	reg.MustRegister(rotated, failed, expiry)
+	reg.MustRegister(rotated, failed, expiry,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_workload_cert_expiry_seconds", Help: "Seconds until the current workload certificate expires."}, func() float64 {
+			if svid, err := src.GetX509SVID(); err == nil {
+				return time.Until(svid.Certificates[0].NotAfter).Seconds()
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tandem_trust_anchors_expiry_seconds", Help: "Seconds until the first of the trust anchors expires."}, func() float64 {
+			if t := identity.EarliestExpiry(src.TrustAnchors()); !t.IsZero() {
+				return time.Until(t).Seconds()
+			}
+			return 0
+		}))
 
-	src := identity.NewSource()
-	src.SetTrustAnchors(anchors)
 	rot := &identity.Rotator{
-		ID: id, Issuer: client, Source: src, Log: log.With("component", "identity"),
+		ID: id, Issuer: issuer, Source: src, Log: log.With("component", "identity"),
 		OnRotate: func(s *x509svid.SVID) {
 			rotated.Inc()
 			expiry.Set(float64(s.Certificates[0].NotAfter.Unix()))
