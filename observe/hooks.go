@@ -1,0 +1,49 @@
+package observe
+
+import (
+	"net/http"
+
+	"google.golang.org/grpc"
+)
+
+// Hooks are what the proxy needs to observe a sidecar, ready for
+// proxy.Options. Empty fields mean nothing to install.
+type Hooks struct {
+	// HTTPMiddleware wraps the public HTTP API.
+	HTTPMiddleware func(http.Handler) http.Handler
+	// GRPCServerOptions go on the public gRPC API server.
+	GRPCServerOptions []grpc.ServerOption
+	// InternalServerOptions go on the internal (sidecar-to-sidecar) server.
+	InternalServerOptions []grpc.ServerOption
+	// DialOptions go on the connections to other sidecars.
+	DialOptions []grpc.DialOption
+	// AppHTTPTransport wraps the HTTP app channel's transport.
+	AppHTTPTransport func(http.RoundTripper) http.RoundTripper
+}
+
+// NewHooks combines metrics, tracing and API logging; each may be nil.
+// On HTTP, API logging is outermost and tracing innermost, so the logged
+// and measured durations include everything. With all three nil, Hooks
+// is empty and the proxy runs with no observation cost at all.
+func NewHooks(m *Metrics, t *Tracing, l *APILogger) Hooks {
+	var h Hooks
+	if m != nil || t != nil || l != nil {
+		h.HTTPMiddleware = func(next http.Handler) http.Handler {
+			return l.HTTPMiddleware(m.HTTPMiddleware(t.HTTPMiddleware(next)))
+		}
+	}
+	h.GRPCServerOptions = append(h.GRPCServerOptions, l.GRPCServerOptions()...)
+	h.GRPCServerOptions = append(h.GRPCServerOptions, m.GRPCServerOptions()...)
+	h.GRPCServerOptions = append(h.GRPCServerOptions, t.GRPCServerOptions()...)
+
+	h.InternalServerOptions = append(h.InternalServerOptions, m.GRPCServerOptions()...)
+	h.InternalServerOptions = append(h.InternalServerOptions, m.InvokeServerOptions()...)
+	h.InternalServerOptions = append(h.InternalServerOptions, t.InternalServerOptions()...)
+
+	h.DialOptions = append(h.DialOptions, m.InvokeDialOptions()...)
+	h.DialOptions = append(h.DialOptions, t.DialOptions()...)
+	if t != nil {
+		h.AppHTTPTransport = t.AppTransport
+	}
+	return h
+}

@@ -1,0 +1,127 @@
+package observe
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandemrun/tandem/config"
+)
+
+// Dapr's default histogram buckets: latency in milliseconds, sizes in bytes
+// (pkg/diagnostics http_monitoring.go).
+var (
+	defaultLatencyBucketsMS = []float64{1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 30, 40, 50, 65, 80, 100, 130, 160, 200, 250, 300, 400, 500, 650, 800, 1000, 2000, 5000, 10000, 20000, 50000, 100000}
+	defaultSizeBuckets      = []float64{1024, 2048, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864, 268435456, 1073741824, 4294967296}
+)
+
+// MetricsOptions configure Metrics.
+type MetricsOptions struct {
+	AppID     string
+	Namespace string
+	// LatencyBucketsMS are the latency histogram bounds in milliseconds
+	// (Configuration spec.metrics.latencyDistributionBuckets); empty means
+	// Dapr's defaults.
+	LatencyBucketsMS []float64
+	// HTTP controls the path label of the HTTP server metrics.
+	HTTP HTTPMetricsOptions
+	// MaxSeries caps the label sets of each metric whose labels come from
+	// requests (0: 1000).
+	MaxSeries int
+}
+
+// HTTPMetricsOptions mirror spec.metrics.http.
+type HTTPMetricsOptions struct {
+	// IncreasedCardinality adds a path label with the request path (or
+	// the matching pattern). Off by default, as in Dapr: paths carry app
+	// IDs, keys and method names, and a label per distinct path is how
+	// sidecars grow to hundreds of MiB.
+	IncreasedCardinality bool
+	// PathMatching are http.ServeMux patterns ("/v1.0/state/{store}/{key}",
+	// "GET /orders/{id}"); a request matching one is labelled with the
+	// pattern. Unmatched requests get "_" unless IncreasedCardinality is on.
+	PathMatching []string
+	// ExcludeVerbs leaves the method label empty.
+	ExcludeVerbs bool
+}
+
+// MetricsOptionsFromConfig maps Configuration spec.metrics onto
+// MetricsOptions.
+func MetricsOptionsFromConfig(appID, namespace string, m config.Metrics) MetricsOptions {
+	o := MetricsOptions{AppID: appID, Namespace: namespace}
+	for _, b := range m.LatencyDistributionBuckets {
+		o.LatencyBucketsMS = append(o.LatencyBucketsMS, float64(b))
+	}
+	o.HTTP.IncreasedCardinality = m.HTTP.IncreasedCardinality != nil && *m.HTTP.IncreasedCardinality
+	o.HTTP.ExcludeVerbs = m.HTTP.ExcludeVerbs != nil && *m.HTTP.ExcludeVerbs
+	o.HTTP.PathMatching = slices.Clone(m.HTTP.PathMatching)
+	return o
+}
+
+// Metrics records the sidecar's Prometheus metrics. Build one with
+// NewMetrics; a nil *Metrics is valid and records nothing.
+type Metrics struct {
+	appID     string
+	namespace string
+	maxSeries int
+
+	http *httpMetrics
+	grpc *grpcMetrics
+	inv  *invokeMetrics
+	comp *componentMetrics
+	res  *resiliencyMetrics
+}
+
+// NewMetrics registers the sidecar's metrics on reg.
+func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
+	if reg == nil {
+		return nil, fmt.Errorf("metrics: a registry is required")
+	}
+	buckets := defaultLatencyBucketsMS
+	if len(o.LatencyBucketsMS) > 0 {
+		buckets = slices.Clone(o.LatencyBucketsMS)
+		slices.Sort(buckets)
+		buckets = slices.Compact(buckets)
+	}
+	m := &Metrics{appID: o.AppID, namespace: o.Namespace, maxSeries: o.MaxSeries}
+	if m.maxSeries <= 0 {
+		m.maxSeries = defaultMaxSeries
+	}
+	var err error
+	if m.http, err = newHTTPMetrics(o, buckets, m.maxSeries); err != nil {
+		return nil, err
+	}
+	m.grpc = newGRPCMetrics(o.AppID, buckets, m.maxSeries)
+	m.inv = newInvokeMetrics(o.AppID, buckets, m.maxSeries)
+	m.comp = newComponentMetrics(o.AppID, o.Namespace, buckets)
+	m.res = newResiliencyMetrics(o.AppID)
+	var cs []prometheus.Collector
+	cs = append(cs, m.http.collectors()...)
+	cs = append(cs, m.grpc.collectors()...)
+	cs = append(cs, m.inv.collectors()...)
+	cs = append(cs, m.comp.collectors()...)
+	cs = append(cs, m.res.collectors()...)
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metric: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// validatePatterns checks pathMatching patterns the way http.ServeMux
+// would, without panicking.
+func validatePatterns(patterns []string) (mux *http.ServeMux, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("spec.metrics.http.pathMatching: %v (write patterns like /v1.0/state/{store} or GET /orders/{id})", r)
+		}
+	}()
+	mux = http.NewServeMux()
+	for _, p := range patterns {
+		mux.Handle(p, http.NotFoundHandler())
+	}
+	return mux, nil
+}
