@@ -34,7 +34,7 @@ type State struct {
 	cfg StateConfig
 	log *slog.Logger
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	prefixes map[string]prefixEntry
 }
 
@@ -122,9 +122,9 @@ func (s *State) acquire(name string) (*storeRef, error) {
 // prefixFor returns the key prefix of the store's current instance.
 func (s *State) prefixFor(name string, inst state.Store) (state.KeyPrefix, error) {
 	cacheable := inst != nil && reflect.TypeOf(inst).Comparable()
-	s.mu.Lock()
+	s.mu.RLock()
 	e, ok := s.prefixes[name]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if ok && cacheable && e.inst == inst {
 		return e.prefix, nil
 	}
