@@ -1,12 +1,327 @@
 package api
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
 
-// PubSub is the publish and subscribe API. (Stub: being written.)
-type PubSub struct{}
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 
-// Run delivers subscribed messages to app until ctx ends.
-func (p *PubSub) Run(ctx context.Context, app App) error {
-	<-ctx.Done()
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/proxy/cloudevents"
+	"github.com/tandemrun/tandem/proxy/subscriptions"
+)
+
+// PubSubConfig configures the pub/sub API.
+type PubSubConfig struct {
+	// Registry holds the pub/sub components.
+	Registry *components.Registry[pubsub.PubSub]
+	// AppID and Namespace are this sidecar's (the envelope's source, and
+	// the scoping of declarative subscriptions).
+	AppID, Namespace string
+	// Declarative returns the current declarative Subscriptions; it may
+	// change on hot reload (then call Reload). Nil means none.
+	Declarative func() []components.Subscription
+	Log         *slog.Logger
+}
+
+// PubSub is the publish and subscribe API: publishing (HTTP and gRPC) and
+// the subscriptions that deliver messages to the app.
+type PubSub struct {
+	cfg    PubSubConfig
+	log    *slog.Logger
+	reload chan struct{}
+	// discovery is how the app is asked for its subscriptions.
+	discovery subscriptions.RetryPolicy
+	// resync is how often subscriptions are checked against the components
+	// even without Reload (a component that became ready, a swapped
+	// instance).
+	resync time.Duration
+	// drainLimit bounds the wait for deliveries in flight when a
+	// subscription is replaced (not at shutdown: the sidecar bounds that).
+	drainLimit time.Duration
+
+	mu           sync.Mutex
+	programmatic []*subscriptions.Subscription
+	desired      []*subscriptions.Subscription
+	active       map[string]*activeSub
+	streams      map[*activeSub]struct{}
+	reported     map[string]string // key -> last problem logged, to log once
+}
+
+// activeSub is one running broker subscription.
+type activeSub struct {
+	sub     *subscriptions.Subscription
+	inst    pubsub.PubSub
+	release func()
+	cancel  context.CancelFunc
+	flight  *inflight
+}
+
+// NewPubSub returns the pub/sub API. Subscriptions start when Run is called.
+func NewPubSub(cfg PubSubConfig) *PubSub {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &PubSub{
+		cfg:        cfg,
+		log:        log.With("component", "pubsub"),
+		reload:     make(chan struct{}, 1),
+		discovery:  subscriptions.DefaultRetryPolicy,
+		resync:     time.Second,
+		drainLimit: 30 * time.Second,
+		active:     map[string]*activeSub{},
+		streams:    map[*activeSub]struct{}{},
+		reported:   map[string]string{},
+	}
+}
+
+// component returns the ready instance of a pub/sub component, with the
+// API errors Dapr gives for a missing name or component.
+func (p *PubSub) component(name, topic string) (pubsub.PubSub, func(), error) {
+	if p.cfg.Registry == nil || len(p.cfg.Registry.Names()) == 0 {
+		return nil, nil, apierr.PubSubNotConfigured()
+	}
+	if name == "" {
+		return nil, nil, apierr.PubSubEmpty()
+	}
+	inst, release, err := p.cfg.Registry.Acquire(name)
+	switch {
+	case errors.Is(err, components.ErrNotFound):
+		return nil, nil, apierr.PubSubNotFound(name)
+	case err != nil:
+		return nil, nil, apierr.PubSubNotReady(name, err)
+	}
+	if topic == "" {
+		release()
+		return nil, nil, apierr.TopicEmpty(name)
+	}
+	return inst, release, nil
+}
+
+// PublishRequest is one message to publish.
+type PublishRequest struct {
+	PubsubName  string
+	Topic       string
+	Data        []byte
+	ContentType string
+	// Metadata is the request metadata (rawPayload, ttlInSeconds,
+	// cloudevent.*, broker options); it is passed to the broker.
+	Metadata map[string]string
+	// TraceParent and TraceState are the caller's trace context.
+	TraceParent, TraceState string
+}
+
+// rawPayload reads metadata rawPayload as Dapr does.
+func rawPayload(md map[string]string) (bool, error) {
+	v := md[cloudevents.MetadataRawPayload]
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s value must be a valid boolean: actual is '%s'", cloudevents.MetadataRawPayload, v)
+	}
+	return b, nil
+}
+
+// envelope returns the bytes and content type to publish for one message.
+func (p *PubSub) envelope(inst pubsub.PubSub, raw bool, req *PublishRequest) ([]byte, string, error) {
+	if raw {
+		return req.Data, req.ContentType, nil
+	}
+	ev, err := cloudevents.Wrap(cloudevents.Request{
+		Data: req.Data, DataContentType: req.ContentType, Topic: req.Topic, PubsubName: req.PubsubName,
+		Source: p.cfg.AppID, TraceParent: req.TraceParent, TraceState: req.TraceState,
+		Metadata: req.Metadata, BrokerTTL: pubsub.HasFeature(inst, pubsub.FeatureMessageTTL),
+	})
+	if err != nil {
+		return nil, "", apierr.PubSubCloudEvent(err)
+	}
+	b, err := cloudevents.Marshal(ev)
+	if err != nil {
+		return nil, "", apierr.PubSubCloudEvent(err)
+	}
+	return b, cloudevents.ContentType, nil
+}
+
+// Publish publishes one message, wrapped in a CloudEvent unless metadata
+// rawPayload=true. It returns once the broker accepted it.
+func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
+	inst, release, err := p.component(req.PubsubName, req.Topic)
+	if err != nil {
+		return err
+	}
+	defer release()
+	raw, err := rawPayload(req.Metadata)
+	if err != nil {
+		return apierr.PubSubRequestMetadata(err)
+	}
+	data, ct, err := p.envelope(inst, raw, &req)
+	if err != nil {
+		return err
+	}
+	if err := inst.Publish(ctx, &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: req.Metadata}); err != nil {
+		return apierr.PubSubPublishMessage(req.PubsubName, req.Topic, err)
+	}
 	return nil
+}
+
+// BulkPublishRequest is a batch for one topic.
+type BulkPublishRequest struct {
+	PubsubName, Topic       string
+	Entries                 []BulkPublishEntry
+	Metadata                map[string]string
+	TraceParent, TraceState string
+}
+
+// BulkPublishEntry is one message of a batch; Event holds the bytes to
+// wrap (or the caller's envelope for application/cloudevents+json).
+type BulkPublishEntry struct {
+	EntryID     string
+	Event       []byte
+	ContentType string
+	Metadata    map[string]string
+}
+
+// BulkPublishFailure is an entry that was not published.
+type BulkPublishFailure struct {
+	EntryID string
+	Error   string
+}
+
+// BulkPublish publishes a batch. Request errors (unknown pub/sub, missing
+// or duplicate entry IDs, bad envelopes) fail the whole call; otherwise the
+// entries the broker refused are returned together with an
+// ERR_PUBSUB_PUBLISH_MESSAGE error.
+func (p *PubSub) BulkPublish(ctx context.Context, req BulkPublishRequest) ([]BulkPublishFailure, error) {
+	inst, release, err := p.component(req.PubsubName, req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	raw, err := rawPayload(req.Metadata)
+	if err != nil {
+		return nil, apierr.PubSubRequestMetadata(err)
+	}
+	seen := make(map[string]struct{}, len(req.Entries))
+	breq := &pubsub.BulkPublishRequest{Topic: req.Topic, Metadata: req.Metadata, Entries: make([]pubsub.BulkMessageEntry, len(req.Entries))}
+	for i, e := range req.Entries {
+		if _, dup := seen[e.EntryID]; dup || e.EntryID == "" {
+			return nil, apierr.PubSubEvents(req.PubsubName, req.Topic, errors.New("entryId is duplicated or not present for entry"))
+		}
+		seen[e.EntryID] = struct{}{}
+		md := pubsub.MergeMetadata(req.Metadata, e.Metadata)
+		data, ct, err := p.envelope(inst, raw, &PublishRequest{
+			PubsubName: req.PubsubName, Topic: req.Topic, Data: e.Event, ContentType: e.ContentType,
+			Metadata: md, TraceParent: req.TraceParent, TraceState: req.TraceState,
+		})
+		if err != nil {
+			return nil, err
+		}
+		breq.Entries[i] = pubsub.BulkMessageEntry{EntryID: e.EntryID, Event: data, ContentType: ct, Metadata: e.Metadata}
+	}
+	resp, err := pubsub.BulkPublish(ctx, inst, breq)
+	if err == nil {
+		return nil, nil
+	}
+	failed := make([]BulkPublishFailure, 0, len(resp.FailedEntries))
+	for _, f := range resp.FailedEntries {
+		msg := ""
+		if f.Error != nil {
+			msg = f.Error.Error()
+		}
+		failed = append(failed, BulkPublishFailure{EntryID: f.EntryID, Error: msg})
+	}
+	if len(failed) == 0 {
+		// The whole batch failed without per-entry detail.
+		for _, e := range req.Entries {
+			failed = append(failed, BulkPublishFailure{EntryID: e.EntryID, Error: err.Error()})
+		}
+	}
+	return failed, apierr.PubSubPublishMessage(req.PubsubName, req.Topic, err)
+}
+
+// Subscriptions lists the subscriptions for the metadata API: the app's,
+// the declarative ones and the open streams.
+func (p *PubSub) Subscriptions() []*runtimev1.PubsubSubscription {
+	p.mu.Lock()
+	desired := p.desired
+	if desired == nil {
+		desired = p.desiredLocked()
+	}
+	out := make([]*runtimev1.PubsubSubscription, 0, len(desired)+len(p.streams))
+	for _, s := range desired {
+		out = append(out, s.ToMetadata())
+	}
+	for a := range p.streams {
+		out = append(out, a.sub.ToMetadata())
+	}
+	p.mu.Unlock()
+	return out
+}
+
+// Reload re-reads the declarative subscriptions and the components and
+// re-subscribes what changed. It returns at once; the work happens in Run.
+func (p *PubSub) Reload() {
+	select {
+	case p.reload <- struct{}{}:
+	default:
+	}
+}
+
+// desiredLocked merges the app's and the declarative subscriptions; a
+// declarative subscription replaces the app's for the same topic.
+func (p *PubSub) desiredLocked() []*subscriptions.Subscription {
+	byKey := map[string]int{}
+	var out []*subscriptions.Subscription
+	for _, s := range p.programmatic {
+		byKey[s.Key()] = len(out)
+		out = append(out, s)
+	}
+	if p.cfg.Declarative == nil {
+		return out
+	}
+	for _, c := range p.cfg.Declarative() {
+		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p.cfg.AppID) {
+			continue
+		}
+		if c.Namespace != "" && p.cfg.Namespace != "" && c.Namespace != p.cfg.Namespace {
+			continue
+		}
+		s, err := subscriptions.FromDeclarative(c)
+		if err != nil {
+			p.reportLocked("decl|"+c.Name, "skipping subscription: fix its routes", err)
+			continue
+		}
+		if i, ok := byKey[s.Key()]; ok {
+			if out[i].Kind == subscriptions.Programmatic {
+				p.reportLocked("override|"+s.Key(), "declarative subscription replaces the app's subscription to the same topic",
+					fmt.Errorf("subscription %q (%s)", c.Name, c.Source))
+			}
+			out[i] = s
+			continue
+		}
+		byKey[s.Key()] = len(out)
+		out = append(out, s)
+	}
+	return out
+}
+
+// reportLocked logs a problem once per key until it changes.
+func (p *PubSub) reportLocked(key, msg string, err error) {
+	s := err.Error()
+	if p.reported[key] == s {
+		return
+	}
+	p.reported[key] = s
+	p.log.Warn(msg, "error", s)
 }

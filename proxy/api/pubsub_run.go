@@ -1,0 +1,301 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/proxy/subscriptions"
+)
+
+// errStopping is what a handler returns for a message that arrives while
+// its subscription stops: the broker redelivers it later.
+var errStopping = errors.New("subscription is stopping; the message will be redelivered")
+
+// inflight counts the deliveries of one subscription, so it can stop
+// taking new ones and wait for those running.
+type inflight struct {
+	mu       sync.Mutex
+	n        int
+	stopping bool
+	idle     chan struct{} // closed when stopping and n == 0
+}
+
+func newInflight() *inflight { return &inflight{idle: make(chan struct{})} }
+
+func (f *inflight) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopping {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inflight) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.stopping && f.n == 0 {
+		close(f.idle)
+	}
+}
+
+// stop refuses new deliveries; the returned channel closes once the
+// running ones are done.
+func (f *inflight) stop() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.stopping {
+		f.stopping = true
+		if f.n == 0 {
+			close(f.idle)
+		}
+	}
+	return f.idle
+}
+
+// Run delivers the app's and the declarative subscriptions' messages to
+// app until ctx ends. It first asks the app for its subscriptions, then
+// keeps the broker subscriptions in step with Reload and with the
+// components' readiness. When ctx ends it stops pulling new messages and
+// waits for the deliveries in flight, which are then acknowledged or
+// redelivered by their own outcome: nothing is acked, dropped or
+// dead-lettered because the sidecar is stopping.
+func (p *PubSub) Run(ctx context.Context, app App) error {
+	var deliverer subscriptions.Deliverer
+	var programmatic []*subscriptions.Subscription
+	var err error
+	switch {
+	case app.HTTP != nil:
+		deliverer = subscriptions.HTTPDeliverer{App: app.HTTP}
+		programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.discovery, p.log)
+	case app.GRPC != nil:
+		client := runtimev1.NewAppCallbackClient(app.GRPC.Conn())
+		deliverer = subscriptions.GRPCDeliverer{App: client}
+		programmatic, err = subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
+	default:
+		p.log.Info("no app channel: only streaming subscriptions are served")
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.log.Error("cannot get the app's subscriptions; serving the declarative ones only", "error", err)
+	}
+	for _, s := range programmatic {
+		p.log.Info("app subscribes", "pubsub", s.PubsubName, "topic", s.Topic)
+	}
+	p.mu.Lock()
+	p.programmatic = programmatic
+	p.mu.Unlock()
+
+	t := time.NewTicker(p.resync)
+	defer t.Stop()
+	for {
+		if deliverer != nil {
+			p.reconcile(ctx, deliverer)
+		}
+		select {
+		case <-ctx.Done():
+			p.stopAll()
+			return nil
+		case <-p.reload:
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile makes the running subscriptions match the desired ones on the
+// current component instances.
+func (p *PubSub) reconcile(ctx context.Context, d subscriptions.Deliverer) {
+	p.mu.Lock()
+	desired := p.desiredLocked()
+	p.desired = desired
+	want := make(map[string]*subscriptions.Subscription, len(desired))
+	for _, s := range desired {
+		want[s.Key()] = s
+	}
+	var stale []*activeSub
+	for k, a := range p.active {
+		s, ok := want[k]
+		if ok && s.Equal(a.sub) && p.current(a) {
+			continue
+		}
+		stale = append(stale, a)
+		delete(p.active, k)
+	}
+	p.mu.Unlock()
+
+	// Stop what changed before starting its replacement, so one topic is
+	// never delivered twice over by this sidecar.
+	for _, a := range stale {
+		p.log.Info("re-subscribing", "pubsub", a.sub.PubsubName, "topic", a.sub.Topic)
+		p.stop(a, p.drainLimit)
+	}
+
+	for _, s := range desired {
+		if ctx.Err() != nil {
+			return
+		}
+		p.mu.Lock()
+		_, running := p.active[s.Key()]
+		p.mu.Unlock()
+		if running {
+			continue
+		}
+		a, err := p.start(ctx, s, d)
+		p.mu.Lock()
+		if err != nil {
+			p.reportLocked("start|"+s.Key(), "cannot subscribe yet; retrying when the component changes or becomes ready", err)
+		} else {
+			delete(p.reported, "start|"+s.Key())
+			p.active[s.Key()] = a
+			p.log.Info("subscribed", "pubsub", s.PubsubName, "topic", s.Topic, "kind", s.Kind.String())
+		}
+		p.mu.Unlock()
+	}
+}
+
+// current reports whether a's component instance is still the one the
+// registry serves.
+func (p *PubSub) current(a *activeSub) bool {
+	cur, st, ok := p.cfg.Registry.Get(a.sub.PubsubName)
+	return ok && st.State == components.StateReady && cur == a.inst
+}
+
+// start subscribes s on its component with deliveries through d.
+func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d subscriptions.Deliverer) (*activeSub, error) {
+	if p.cfg.Registry == nil {
+		return nil, fmt.Errorf("subscription to %q on %q: no pub/sub components", s.Topic, s.PubsubName)
+	}
+	inst, release, err := p.cfg.Registry.Acquire(s.PubsubName)
+	if err != nil {
+		return nil, fmt.Errorf("subscription to %q on %q: %w", s.Topic, s.PubsubName, err)
+	}
+	maxConc, err := s.MaxConcurrency()
+	if err != nil {
+		release()
+		return nil, err
+	}
+	orderingKey := s.Metadata[subscriptions.MetadataOrderingKey]
+	if orderingKey != "" && !pubsub.HasFeature(inst, pubsub.FeatureMessageMetadata) {
+		p.log.Warn("ordered delivery needs a broker that carries message metadata; messages are not ordered",
+			"pubsub", s.PubsubName, "topic", s.Topic, "ordering_key", orderingKey)
+	}
+	if s.BulkSubscribe.Enabled {
+		p.log.Warn("bulk subscribe is not supported yet: events are delivered one at a time", "pubsub", s.PubsubName, "topic", s.Topic)
+	}
+	a := &activeSub{sub: s, inst: inst, release: release, flight: newInflight()}
+	proc := &subscriptions.Processor{
+		Sub: s, Deliverer: d, Log: p.log,
+		DeadLetter: func(ctx context.Context, msg *pubsub.Message, topic string) error {
+			return inst.Publish(ctx, &pubsub.PublishRequest{Topic: topic, Data: msg.Data, ContentType: msg.ContentType, Metadata: msg.Metadata})
+		},
+	}
+	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	h := func(hctx context.Context, msg *pubsub.Message) error {
+		if !a.flight.enter() {
+			return errStopping
+		}
+		defer a.flight.leave()
+		return proc.Handle(hctx, msg)
+	}
+	err = inst.Subscribe(subCtx, pubsub.SubscribeRequest{
+		Topic: s.Topic, Metadata: s.Metadata, MaxConcurrency: maxConc, OrderingKey: orderingKey,
+	}, h)
+	if err != nil {
+		cancel()
+		release()
+		return nil, fmt.Errorf("subscribe to %q on %q: %w", s.Topic, s.PubsubName, err)
+	}
+	return a, nil
+}
+
+// stop ends a subscription: no new deliveries, wait (up to limit, 0 = no
+// limit) for those in flight, release the component.
+func (p *PubSub) stop(a *activeSub, limit time.Duration) {
+	a.cancel()
+	idle := a.flight.stop()
+	var timeout <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-idle:
+	case <-timeout:
+		p.log.Warn("deliveries still running after the drain limit; their messages may be redelivered",
+			"pubsub", a.sub.PubsubName, "topic", a.sub.Topic, "limit", limit.String())
+	}
+	a.release()
+}
+
+// stopAll stops every subscription, in parallel, waiting for their
+// deliveries (the sidecar bounds the total wait).
+func (p *PubSub) stopAll() {
+	p.mu.Lock()
+	all := make([]*activeSub, 0, len(p.active))
+	for k, a := range p.active {
+		all = append(all, a)
+		delete(p.active, k)
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range all {
+		wg.Go(func() { p.stop(a, 0) })
+	}
+	wg.Wait()
+	p.log.Info("subscriptions stopped", "count", len(all))
+}
+
+// StreamRequest opens a streaming subscription (SubscribeTopicEventsAlpha1).
+type StreamRequest struct {
+	PubsubName, Topic string
+	Metadata          map[string]string
+	DeadLetterTopic   string
+}
+
+// Subscribe starts a streaming subscription delivering through d. Call
+// stop when the stream ends (after d stopped waiting for answers): it
+// stops pulling and waits for the deliveries in flight.
+func (p *PubSub) Subscribe(ctx context.Context, req StreamRequest, d subscriptions.Deliverer) (stop func(), err error) {
+	// Validate with the publish API's errors; start takes its own reference.
+	_, release, err := p.component(req.PubsubName, req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	release()
+	s := &subscriptions.Subscription{
+		Kind: subscriptions.Streaming, PubsubName: req.PubsubName, Topic: req.Topic,
+		Metadata: req.Metadata, DeadLetterTopic: req.DeadLetterTopic, Rules: []*subscriptions.Rule{{}},
+	}
+	a, err := p.start(ctx, s, d)
+	if err != nil {
+		return nil, apierr.Internal(err)
+	}
+	p.mu.Lock()
+	p.streams[a] = struct{}{}
+	p.mu.Unlock()
+	p.log.Info("streaming subscription opened", "pubsub", req.PubsubName, "topic", req.Topic)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			delete(p.streams, a)
+			p.mu.Unlock()
+			p.stop(a, p.drainLimit)
+			p.log.Info("streaming subscription closed", "pubsub", req.PubsubName, "topic", req.Topic)
+		})
+	}, nil
+}

@@ -1,0 +1,344 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/components/pubsub/inmemory"
+	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/subscriptions"
+)
+
+// failing is a broker whose Init always fails (its server is "down").
+type failing struct{ pubsub.PubSub }
+
+func (failing) Init(context.Context, components.Metadata) error {
+	return errors.New("dial tcp 127.0.0.1:1: connection refused")
+}
+
+// pubsubRegistry loads "ps" (in-memory, redelivering fast) and "down"
+// (never ready).
+func pubsubRegistry(t *testing.T) (*components.Manager[pubsub.PubSub], *components.Registry[pubsub.PubSub]) {
+	t.Helper()
+	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
+		inmemory.Type:  func() pubsub.PubSub { return inmemory.New(nil) },
+		"pubsub.fail": func() pubsub.PubSub { return failing{inmemory.New(nil)} },
+	})
+	kind := pubsub.Kind(newFn, types)
+	env := components.Env{AppID: "app"}
+	m := components.NewManager(kind, components.ManagerOptions{Resolve: env.Resolve, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	t.Cleanup(func() { _ = m.Close() })
+	m.Apply([]components.Component{
+		{Name: "ps", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout,
+			Metadata: []components.MetadataItem{{Name: "redeliverInterval", Value: "10ms", HasValue: true}}},
+		{Name: "down", Type: "pubsub.fail", InitTimeout: components.DefaultInitTimeout},
+	})
+	// "down" never gets ready, so wait for "ps" alone.
+	waitUntil(t, "pubsub ps ready", func() bool {
+		_, err := m.Registry().Ready("ps")
+		return err == nil
+	})
+	return m, m.Registry()
+}
+
+func TestPublishErrors(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	empty := NewPubSub(PubSubConfig{Registry: components.NewRegistry[pubsub.PubSub](), AppID: "app"})
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		p      *PubSub
+		req    PublishRequest
+		code   string
+		status int
+		msg    string
+	}{
+		{"not configured", empty, PublishRequest{PubsubName: "ps", Topic: "t"}, apierr.CodePubSubNotConfigured, 400, "not configured"},
+		{"empty name", p, PublishRequest{Topic: "t"}, apierr.CodePubSubEmpty, 404, "empty"},
+		{"not found", p, PublishRequest{PubsubName: "nope", Topic: "t"}, apierr.CodePubSubNotFound, 404, "pubsub nope not found"},
+		{"empty topic", p, PublishRequest{PubsubName: "ps"}, apierr.CodeTopicEmpty, 404, "topic is empty in pubsub ps"},
+		{"not ready", p, PublishRequest{PubsubName: "down", Topic: "t"}, apierr.CodePubSubNotReady, 503, "connection refused"},
+		{"bad rawPayload", p, PublishRequest{PubsubName: "ps", Topic: "t", Metadata: map[string]string{"rawPayload": "yes please"}}, apierr.CodePubSubRequestMetadata, 400, "rawPayload"},
+		{"bad caller envelope", p, PublishRequest{PubsubName: "ps", Topic: "t", ContentType: "application/cloudevents+json", Data: []byte("{")}, apierr.CodePubSubCloudEventsSer, 500, "cannot create cloudevent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Publish(ctx, tt.req)
+			e := apierr.From(err)
+			if e.Code != tt.code || e.HTTPStatus != tt.status || !strings.Contains(e.Message, tt.msg) {
+				t.Errorf("error = %v (%d), want %s %d containing %q", err, e.HTTPStatus, tt.code, tt.status, tt.msg)
+			}
+		})
+	}
+	if _, err := p.BulkPublish(ctx, BulkPublishRequest{PubsubName: "ps", Topic: "t", Entries: []BulkPublishEntry{{EntryID: "1"}, {EntryID: "1"}}}); apierr.From(err).Code != apierr.CodePubSubEventsSer {
+		t.Errorf("duplicate entry IDs: %v", err)
+	}
+}
+
+// subApp is a fake subscriber app.
+type subApp struct {
+	mu       sync.Mutex
+	subs     string
+	events   map[string][]map[string]any // path -> events
+	answer   func(path string, ev map[string]any) (int, string)
+	received chan string
+}
+
+func (a *subApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/dapr/subscribe" {
+		_, _ = io.WriteString(w, a.subs)
+		return
+	}
+	var ev map[string]any
+	_ = json.NewDecoder(r.Body).Decode(&ev)
+	a.mu.Lock()
+	a.events[r.URL.Path] = append(a.events[r.URL.Path], ev)
+	answer := a.answer
+	a.mu.Unlock()
+	code, body := 200, ""
+	if answer != nil {
+		code, body = answer(r.URL.Path, ev)
+	}
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+	select {
+	case a.received <- r.URL.Path:
+	default:
+	}
+}
+
+func (a *subApp) count(path string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.events[path])
+}
+
+func startSubApp(t *testing.T, a *subApp) App {
+	t.Helper()
+	a.events = map[string][]map[string]any{}
+	a.received = make(chan string, 100)
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	n, _ := strconv.Atoi(port)
+	ch, err := appchannel.NewHTTP(appchannel.HTTPConfig{Port: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return App{HTTP: ch}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSubscriptionsInMemory runs programmatic and declarative
+// subscriptions over the in-memory broker against a fake HTTP app:
+// delivery, routing rules, dead-lettering on DROP, redelivery on 500,
+// hot reload of a declarative subscription, metadata listing, shutdown.
+func TestSubscriptionsInMemory(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	app := &subApp{subs: `[{"pubsubname":"ps","topic":"orders","route":"/orders","deadLetterTopic":"dead"}]`}
+	var failOnce sync.Once
+	app.answer = func(path string, ev map[string]any) (int, string) {
+		data, _ := ev["data"].(map[string]any)
+		switch {
+		case data["drop"] == true:
+			return 200, `{"status":"DROP"}`
+		case data["flaky"] == true:
+			code := 200
+			failOnce.Do(func() { code = 500 })
+			return code, ""
+		}
+		return 200, `{"status":"SUCCESS"}`
+	}
+	a := startSubApp(t, app)
+
+	var declMu sync.Mutex
+	decl := []components.Subscription{
+		{Name: "dead", PubsubName: "ps", Topic: "dead", Routes: components.Routes{Default: "/dead"}},
+		{Name: "rules", PubsubName: "ps", Topic: "rules", Routes: components.Routes{
+			Rules:   []components.Rule{{Match: `event.data.kind == "big"`, Path: "/big"}},
+			Default: "/small",
+		}},
+		{Name: "other-app", PubsubName: "ps", Topic: "x", Routes: components.Routes{Default: "/x"}, Scopes: []string{"someone-else"}},
+	}
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app", Declarative: func() []components.Subscription {
+		declMu.Lock()
+		defer declMu.Unlock()
+		return append([]components.Subscription(nil), decl...)
+	}})
+	p.resync = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- p.Run(ctx, a) }()
+	waitUntil(t, "three subscriptions", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.active) == 3
+	})
+
+	kinds := map[string]string{}
+	for _, s := range p.Subscriptions() {
+		kinds[s.GetTopic()] = s.GetType().String()
+	}
+	if kinds["orders"] != "PROGRAMMATIC" || kinds["dead"] != "DECLARATIVE" || kinds["rules"] != "DECLARATIVE" || len(kinds) != 3 {
+		t.Errorf("subscriptions = %v", kinds)
+	}
+
+	pub := func(topic, data string) {
+		t.Helper()
+		if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: topic, Data: []byte(data), ContentType: "application/json"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("orders", `{"n":1}`)
+	pub("orders", `{"drop":true}`)
+	pub("orders", `{"flaky":true}`)
+	pub("rules", `{"kind":"big"}`)
+	pub("rules", `{"kind":"tiny"}`)
+	waitUntil(t, "deliveries", func() bool {
+		return app.count("/orders") == 4 && app.count("/dead") == 1 && app.count("/big") == 1 && app.count("/small") == 1
+	})
+	app.mu.Lock()
+	deadEv := app.events["/dead"][0]
+	first := app.events["/orders"][0]
+	app.mu.Unlock()
+	if d, _ := deadEv["data"].(map[string]any); d["drop"] != true || deadEv["topic"] != "orders" {
+		t.Errorf("dead-lettered event = %v, want the dropped one as published", deadEv)
+	}
+	if first["source"] != "app" || first["type"] != "com.dapr.event.sent" || first["pubsubname"] != "ps" || first["specversion"] != "1.0" {
+		t.Errorf("envelope = %v", first)
+	}
+
+	// Hot reload: the rules subscription now routes everything to /all.
+	declMu.Lock()
+	decl[1].Routes = components.Routes{Default: "/all"}
+	declMu.Unlock()
+	p.Reload()
+	waitUntil(t, "re-subscription", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		a := p.active["ps||rules"]
+		return a != nil && a.sub.Rules[0].Path == "/all"
+	})
+	pub("rules", `{"kind":"big"}`)
+	waitUntil(t, "delivery after reload", func() bool { return app.count("/all") == 1 })
+
+	cancel()
+	select {
+	case err := <-runDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+// TestShutdownWaitsForDeliveries: cancelling Run waits for the delivery in
+// flight, whose success is then acknowledged (not redelivered, not
+// dead-lettered).
+func TestShutdownWaitsForDeliveries(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	release := make(chan struct{})
+	app := &subApp{subs: `[{"pubsubname":"ps","topic":"slow","route":"/slow","deadLetterTopic":"dead"}]`}
+	app.answer = func(string, map[string]any) (int, string) {
+		<-release
+		return 200, ""
+	}
+	a := startSubApp(t, app)
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- p.Run(ctx, a) }()
+	waitUntil(t, "subscription", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.active) == 1
+	})
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "slow", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "delivery started", func() bool { return app.count("/slow") == 1 })
+	cancel()
+	select {
+	case <-runDone:
+		t.Fatal("Run returned while a delivery was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-runDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the delivery finished")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := app.count("/slow"); n != 1 {
+		t.Errorf("delivered %d times, want 1", n)
+	}
+}
+
+// streamRecorder is a streaming subscriber answering with a fixed status.
+type streamRecorder struct {
+	mu   sync.Mutex
+	got  []string
+	resp subscriptions.Status
+}
+
+func (s *streamRecorder) Deliver(_ context.Context, m *subscriptions.Message) (subscriptions.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, m.Topic)
+	return s.resp, nil
+}
+
+func TestStreamingSubscription(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	ctx := context.Background()
+	rec := &streamRecorder{}
+	if _, err := p.Subscribe(ctx, StreamRequest{PubsubName: "nope", Topic: "t"}, rec); apierr.From(err).Code != apierr.CodePubSubNotFound {
+		t.Errorf("unknown pubsub: %v", err)
+	}
+	stop, err := p.Subscribe(ctx, StreamRequest{PubsubName: "ps", Topic: "live"}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subs := p.Subscriptions(); len(subs) != 1 || subs[0].GetType().String() != "STREAMING" {
+		t.Errorf("subscriptions = %v", subs)
+	}
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "live", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "stream delivery", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.got) == 1
+	})
+	stop()
+	if subs := p.Subscriptions(); len(subs) != 0 {
+		t.Errorf("after stop: %v", subs)
+	}
+}
