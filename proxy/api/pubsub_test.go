@@ -34,7 +34,7 @@ func (failing) Init(context.Context, components.Metadata) error {
 func pubsubRegistry(t *testing.T) (*components.Manager[pubsub.PubSub], *components.Registry[pubsub.PubSub]) {
 	t.Helper()
 	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
-		inmemory.Type:  func() pubsub.PubSub { return inmemory.New(nil) },
+		inmemory.Type: func() pubsub.PubSub { return inmemory.New(nil) },
 		"pubsub.fail": func() pubsub.PubSub { return failing{inmemory.New(nil)} },
 	})
 	kind := pubsub.Kind(newFn, types)
