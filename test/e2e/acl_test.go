@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
@@ -106,5 +116,63 @@ func TestAccessControl(t *testing.T) {
 			}
 			t.Logf("denied: %s", e.Message)
 		})
+	}
+}
+
+// TestAccessControlGRPCApp: for a gRPC app the operation's action decides
+// (no verbs), both for service invocation and for proxied gRPC calls,
+// whose operation is the full method name.
+func TestAccessControlGRPCApp(t *testing.T) {
+	const spec = `  accessControl:
+    defaultAction: deny
+    policies:
+    - appId: caller
+      defaultAction: deny
+      trustDomain: public
+      namespace: default
+      operations:
+      - name: /whoami
+        action: allow
+      - name: /dapr.proto.runtime.v1.AppCallback/ListTopicSubscriptions
+        action: allow
+`
+	s := framework.StartSentry(t, bins, framework.SentryOptions{})
+	registry := filepath.Join(t.TempDir(), "r.db")
+	app := framework.StartApp(t, "grpc app", bins.GRPCEcho)
+	framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "grpcsvc", AppPort: app.Port, AppProtocol: "grpc", Sentry: s,
+		Args: []string{"--config", framework.WriteConfig(t, registry, spec)},
+	})
+	caller := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "caller", Sentry: s, Registry: registry})
+
+	for method, want := range map[string]int{"whoami": 200, "echo": 403} {
+		resp, err := http.Post(caller.HTTPURL()+"/v1.0/invoke/grpcsvc/method/"+method, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("invoke %s: status %d (%s), want %d", method, resp.StatusCode, body, want)
+		}
+		if want == 403 && !strings.Contains(string(body), "access control policy has denied access to id: spiffe://public/ns/default/caller operation: echo verb: NONE") {
+			t.Errorf("invoke %s: body %s", method, body)
+		}
+	}
+
+	conn, err := grpc.NewClient(caller.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "dapr-app-id", "grpcsvc"), 10*time.Second)
+	defer cancel()
+	cb := runtimev1.NewAppCallbackClient(conn)
+	if _, err := cb.ListTopicSubscriptions(ctx, &emptypb.Empty{}); err != nil {
+		t.Errorf("allowed proxied call: %v", err)
+	}
+	_, err = cb.ListInputBindings(ctx, &emptypb.Empty{})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "operation: /dapr.proto.runtime.v1.AppCallback/ListInputBindings verb: NONE") {
+		t.Errorf("denied proxied call: %v, want PermissionDenied naming the method", err)
 	}
 }
