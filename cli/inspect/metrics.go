@@ -12,17 +12,25 @@ import (
 	"strings"
 )
 
-// Metrics summarises a sidecar's Prometheus text exposition.
+// Metrics summarises a sidecar's Prometheus text exposition. Counters that
+// have seen no traffic yet are absent and read as zero.
 type Metrics struct {
 	RSSBytes      float64 `json:"rssBytes"`
 	CPUSeconds    float64 `json:"cpuSeconds"`
 	CertExpiry    float64 `json:"certExpiry,omitempty"` // Unix seconds
 	CertRotations float64 `json:"certRotations"`
-	// Invocations sums the *_count series of request-latency histograms
-	// whose name mentions invocation or requests; LatencyMs is their mean.
-	Invocations float64 `json:"invocations"`
-	LatencyMs   float64 `json:"latencyMs"`
-	// Families lists every dapr_* and tandem_* metric, summed over labels.
+	// InvocationsSent and InvocationsReceived count service invocations to
+	// and from other apps' sidecars; LatencyMs is the mean time to a
+	// response for those sent.
+	InvocationsSent     float64 `json:"invocationsSent"`
+	InvocationsReceived float64 `json:"invocationsReceived"`
+	LatencyMs           float64 `json:"latencyMs"`
+	// SentTo counts invocations sent per destination app ID.
+	SentTo map[string]float64 `json:"sentTo,omitempty"`
+	// APIRequests counts requests served by the Dapr HTTP and gRPC APIs.
+	APIRequests float64 `json:"apiRequests"`
+	// Families lists every dapr_* and tandem_* metric (histogram buckets
+	// left out), summed over labels.
 	Families []Family `json:"families"`
 }
 
@@ -30,6 +38,22 @@ type Metrics struct {
 type Family struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
+}
+
+// Dapr's service invocation metric names (tandemd uses the same).
+const (
+	invSent    = "dapr_runtime_service_invocation_req_sent_total"
+	invLatency = "dapr_runtime_service_invocation_res_recv_latency_ms"
+)
+
+// label returns the value of label key in a sample line ("" if absent).
+func label(line, key string) string {
+	_, rest, ok := strings.Cut(line, key+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
 }
 
 // FetchMetrics GETs url and summarises it.
@@ -53,6 +77,7 @@ func FetchMetrics(ctx context.Context, url string) (*Metrics, error) {
 // timestamps are skipped).
 func ParseMetrics(r io.Reader) (*Metrics, error) {
 	sums := map[string]float64{}
+	sentTo := map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -80,35 +105,32 @@ func ParseMetrics(r io.Reader) (*Metrics, error) {
 			continue
 		}
 		sums[name] += v
+		if name == invSent {
+			if dst := label(line, "dst_app_id"); dst != "" {
+				sentTo[dst] += v
+			}
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
 	m := &Metrics{
-		RSSBytes:      sums["process_resident_memory_bytes"],
-		CPUSeconds:    sums["process_cpu_seconds_total"],
-		CertExpiry:    sums["tandem_workload_cert_expiry_timestamp_seconds"],
-		CertRotations: sums["dapr_runtime_mtls_workload_cert_rotated_total"],
+		RSSBytes:            sums["process_resident_memory_bytes"],
+		CPUSeconds:          sums["process_cpu_seconds_total"],
+		CertExpiry:          sums["tandem_workload_cert_expiry_timestamp_seconds"],
+		CertRotations:       sums["dapr_runtime_mtls_workload_cert_rotated_total"],
+		InvocationsSent:     sums[invSent],
+		InvocationsReceived: sums["dapr_runtime_service_invocation_req_recv_total"],
+		APIRequests:         sums["dapr_http_server_request_count"] + sums["dapr_grpc_io_server_completed_rpcs"],
+		SentTo:              sentTo,
 	}
-	var latencySum float64
+	if n := sums[invLatency+"_count"]; n > 0 {
+		m.LatencyMs = sums[invLatency+"_sum"] / n
+	}
 	for name, v := range sums {
-		if strings.HasPrefix(name, "dapr_") || strings.HasPrefix(name, "tandem_") {
+		if (strings.HasPrefix(name, "dapr_") || strings.HasPrefix(name, "tandem_")) && !strings.HasSuffix(name, "_bucket") {
 			m.Families = append(m.Families, Family{Name: name, Value: v})
 		}
-		base, ok := strings.CutSuffix(name, "_count")
-		if !ok || !(strings.Contains(base, "invocation") || strings.Contains(base, "request")) ||
-			!(strings.Contains(base, "latency") || strings.Contains(base, "duration")) {
-			continue
-		}
-		if strings.Contains(base, "client") { // the caller's view of the same calls
-			continue
-		}
-		m.Invocations += v
-		latencySum += sums[base+"_sum"]
-	}
-	if m.Invocations > 0 {
-		// Dapr's service-invocation latency histograms are in milliseconds.
-		m.LatencyMs = latencySum / m.Invocations
 	}
 	sort.Slice(m.Families, func(i, j int) bool { return m.Families[i].Name < m.Families[j].Name })
 	return m, nil
