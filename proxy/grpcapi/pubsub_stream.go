@@ -1,0 +1,133 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tandemrun/tandem/proxy/api"
+	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/proxy/subscriptions"
+)
+
+// SubscribeTopicEventsAlpha1 serves a streaming subscription: the client
+// sends an initial request (pub/sub, topic, metadata, dead letter topic),
+// receives an initial response, then events; it answers each event with
+// its ID and a status (SUCCESS, RETRY, DROP). Events not answered when the
+// stream ends are redelivered.
+func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEventsAlpha1Server) error {
+	if a.cfg.PubSub == nil {
+		return errPubSubUnimplemented
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	init := first.GetInitialRequest()
+	if init == nil {
+		return status.Error(codes.InvalidArgument, "the first message of a topic event stream must be an initial request naming the pub/sub and topic")
+	}
+	ss := &eventStream{stream: stream, pending: map[string]chan subscriptions.Status{}, done: make(chan struct{})}
+	stop, err := a.cfg.PubSub.Subscribe(stream.Context(), api.StreamRequest{
+		PubsubName: init.GetPubsubName(), Topic: init.GetTopic(), Metadata: init.GetMetadata(),
+		DeadLetterTopic: init.GetDeadLetterTopic(),
+	}, ss)
+	if err != nil {
+		return apierr.GRPC(err)
+	}
+	defer stop()
+	// Close done before stop waits for deliveries: they give up at once.
+	defer close(ss.done)
+	if err := ss.send(&runtimev1.SubscribeTopicEventsResponseAlpha1{
+		SubscribeTopicEventsResponseType: &runtimev1.SubscribeTopicEventsResponseAlpha1_InitialResponse{
+			InitialResponse: &runtimev1.SubscribeTopicEventsResponseInitialAlpha1{},
+		},
+	}); err != nil {
+		return err
+	}
+	for {
+		in, err := stream.Recv()
+		if err != nil {
+			// EOF or cancelled: the client is gone.
+			return nil
+		}
+		p := in.GetEventProcessed()
+		if p == nil {
+			return status.Error(codes.InvalidArgument, "after the initial request a topic event stream takes only event_processed messages")
+		}
+		ss.answer(p.GetId(), p.GetStatus().GetStatus())
+	}
+}
+
+// eventStream delivers events to a streaming subscriber.
+type eventStream struct {
+	stream  runtimev1.Dapr_SubscribeTopicEventsAlpha1Server
+	sendMu  sync.Mutex
+	mu      sync.Mutex
+	pending map[string]chan subscriptions.Status
+	done    chan struct{}
+}
+
+func (s *eventStream) send(m *runtimev1.SubscribeTopicEventsResponseAlpha1) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.stream.Send(m)
+}
+
+func (s *eventStream) answer(id string, st runtimev1.TopicEventResponse_TopicEventResponseStatus) {
+	s.mu.Lock()
+	ch, ok := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if !ok {
+		return // unknown or duplicate answer
+	}
+	res, _ := subscriptions.StatusFromProto(id, st)
+	ch <- res
+}
+
+// Deliver implements subscriptions.Deliverer.
+func (s *eventStream) Deliver(ctx context.Context, m *subscriptions.Message) (subscriptions.Status, error) {
+	req, err := subscriptions.TopicEventRequest(m)
+	if err != nil {
+		return subscriptions.Retry, err
+	}
+	id := req.GetId()
+	ch := make(chan subscriptions.Status, 1)
+	s.mu.Lock()
+	if _, dup := s.pending[id]; dup {
+		s.mu.Unlock()
+		return subscriptions.Retry, fmt.Errorf("event %s is already waiting for the subscriber's answer", id)
+	}
+	s.pending[id] = ch
+	s.mu.Unlock()
+	forget := func() {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+	}
+	err = s.send(&runtimev1.SubscribeTopicEventsResponseAlpha1{
+		SubscribeTopicEventsResponseType: &runtimev1.SubscribeTopicEventsResponseAlpha1_EventMessage{EventMessage: req},
+	})
+	if err != nil {
+		forget()
+		return subscriptions.Retry, fmt.Errorf("send event %s to the streaming subscriber: %w", id, err)
+	}
+	select {
+	case st := <-ch:
+		if st == subscriptions.Retry {
+			return st, fmt.Errorf("subscriber asked to retry event %s", id)
+		}
+		return st, nil
+	case <-s.done:
+		forget()
+		return subscriptions.Retry, fmt.Errorf("stream closed before the subscriber answered event %s", id)
+	case <-ctx.Done():
+		forget()
+		return subscriptions.Retry, ctx.Err()
+	}
+}
