@@ -18,6 +18,7 @@ import (
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/resolvers"
 	"github.com/tandemrun/tandem/proxy"
+	"github.com/tandemrun/tandem/proxy/api"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
 )
 
@@ -72,6 +73,18 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 
 	rc := loadComponents(o, log)
 	defer rc.Close()
+	stateAPI := api.NewState(api.StateConfig{
+		Registry: rc.states.Registry(), AppID: o.AppID, Namespace: o.Namespace,
+		Metadata: rc.Metadata, Log: log.With("component", "state"),
+	})
+	secretsAPI := api.NewSecrets(api.SecretsConfig{
+		Registry: rc.secrets.Registry(), Allowed: cfg.SecretAllowed, Log: log.With("component", "secrets"),
+	})
+	pubsubAPI := api.NewPubSub(api.PubSubConfig{
+		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
+		Declarative: rc.Subscriptions, Log: log,
+	})
+	rc.onChange = pubsubAPI.Reload
 	go rc.watch(ctx, o.ResourcesPaths, o.AppID)
 
 	nr := cfg.Spec.NameResolution
@@ -94,6 +107,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			}
 			return resolve.NewCached(r, resolveCacheTTL), nil
 		},
+		State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Subscriptions: pubsubAPI.Subscriptions,
 		Components:           rc.Registered,
 		Extended:             rc.Extended,
 		MetricsListenAddress: o.MetricsListenAddress, MetricsPort: metricsPort(o), Metrics: reg,
