@@ -367,3 +367,51 @@ func TestCLIErrorsAndExitCode(t *testing.T) {
 		t.Fatalf("failed runs left records: %+v", left)
 	}
 }
+
+// TestCLIBuildingBlocksOnDefaults uses the state store, secret store and
+// pub/sub that `tandem init` configures. It skips while tandemd does not
+// serve those APIs yet (501 ERR_API_UNIMPLEMENTED).
+func TestCLIBuildingBlocksOnDefaults(t *testing.T) {
+	c := newTandemCLI(t)
+	sub := filepath.Join(t.TempDir(), "subscriber")
+	cmd := exec.Command("go", "build", "-o", sub, "./test/apps/subscriber")
+	cmd.Dir = framework.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build subscriber: %v\n%s", err, out)
+	}
+	p := c.start("tandem run shop", "run", "--app-id", "shop", "--app-port", fmt.Sprint(framework.FreePort(t)), "--", sub)
+	shop := c.waitApps([]*framework.Process{p}, "shop")["shop"]
+	base := fmt.Sprintf("http://127.0.0.1:%d/v1.0", shop.HTTPPort)
+
+	resp, body := do(t, "POST", base+"/state/statestore", strings.NewReader(`[{"key":"cart","value":{"items":2}}]`), map[string]string{"Content-Type": "application/json"})
+	if resp.StatusCode == http.StatusNotImplemented {
+		t.Skipf("tandemd does not serve the state API yet: %s", body)
+	}
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("save state: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, "GET", base+"/state/statestore/cart", nil, nil)
+	if resp.StatusCode != 200 || strings.ReplaceAll(string(body), " ", "") != `{"items":2}` {
+		t.Fatalf("get state: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, "GET", base+"/secrets/localsecretstore/greeting", nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "hello from tandem") {
+		t.Fatalf("get secret: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, "POST", base+"/publish/pubsub/orders", strings.NewReader(`{"order":7}`), map[string]string{"Content-Type": "application/json"})
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("publish: %d %s", resp.StatusCode, body)
+	}
+	// pubsub.in-memory delivers inside this sidecar: to its own app.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, got := do(t, "GET", base+"/invoke/shop/method/received", nil, nil)
+		if strings.Contains(string(got), `"order":7`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscriber did not receive the message: %s\n%s", got, p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
