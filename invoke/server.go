@@ -96,8 +96,8 @@ func (s *Server) admit(ctx context.Context, req *Request) error {
 	copyIncomingTrace(ctx, in.Metadata)
 	if s.authorize != nil {
 		if err := s.authorize(ctx, caller, req); err != nil {
-			return status.Errorf(codes.PermissionDenied, "app %q may not call %q on app %q: %v",
-				caller.AppID, in.GetMessage().GetMethod(), s.appID, err)
+			// The hook's message is Dapr's own denial text; send it as is.
+			return status.Error(codes.PermissionDenied, err.Error())
 		}
 	}
 	return nil

@@ -74,7 +74,7 @@ func (p *Inbound) handle(_ any, ss grpc.ServerStream) error {
 	}
 	if p.o.Authorize != nil {
 		if err := p.o.Authorize(ctx, caller, method); err != nil {
-			return status.Errorf(codes.PermissionDenied, "app %q may not call %s on app %q: %v", caller.AppID, method, p.o.AppID, err)
+			return status.Error(codes.PermissionDenied, err.Error())
 		}
 	}
 	if p.o.App == nil {
