@@ -73,3 +73,12 @@ func newInvokeRequest() *internalsv1.InternalInvokeRequest {
 		callerAppIDKey: {Values: []string{"caller"}},
 	}}
 }
+
+func mustGather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}

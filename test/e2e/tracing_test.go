@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -122,6 +123,27 @@ func TestTracingAcrossSidecars(t *testing.T) {
 	}
 	if id != rootID {
 		t.Errorf("the caller's server span has parent %s, want the incoming traceparent's span %s", id, rootID)
+	}
+
+	// The same calls are in the caller's metrics, without a path label.
+	mresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", caller.MetricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	var sawCount, sawSent bool
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "dapr_http_server_request_count{") {
+			if strings.Contains(line, "path=") {
+				t.Errorf("path label without increasedCardinality: %s", line)
+			}
+			sawCount = sawCount || strings.Contains(line, `method="POST"`) && strings.Contains(line, `status="200"`)
+		}
+		sawSent = sawSent || strings.HasPrefix(line, `dapr_runtime_service_invocation_req_sent_total{app_id="caller",dst_app_id="callee",type="unary"}`)
+	}
+	if !sawCount || !sawSent {
+		t.Errorf("caller metrics lack the invocation (request_count POST 200: %v, req_sent_total: %v):\n%s", sawCount, sawSent, body)
 	}
 }
 

@@ -1,0 +1,65 @@
+package observe
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tandemrun/tandem/resiliency"
+)
+
+func TestComponentAndResiliencyMetrics(t *testing.T) {
+	m, reg := newTestMetrics(t, MetricsOptions{AppID: "a", Namespace: "ns"})
+	state := m.ComponentRecorder(KindState)
+	state("store", "get", true, 2*time.Millisecond)
+	state("store", "get", true, time.Millisecond)
+	state("store", "set", false, time.Millisecond)
+	m.ComponentOp("nonsense", "x", "y", true, 0)
+	m.PubSubEgress("pubsub", "orders", true, time.Millisecond)
+	m.PubSubIngress("pubsub", "orders", ProcessRetry, time.Millisecond)
+
+	h := m.ResiliencyHooks()
+	h.Retry("app:b", 2, errors.New("x"))
+	h.Retry("app:b", 3, errors.New("x"))
+	h.Timeout("app:b")
+	h.BreakerStateChange("app:b", "cb", resiliency.StateClosed, resiliency.StateOpen)
+	h.BudgetExhausted("app:b")
+	onEject, onReturn := m.EjectorHooks()
+	onEject("10.0.0.1:50002", time.Second)
+	onEject("10.0.0.2:50002", time.Second)
+	onReturn("10.0.0.1:50002")
+
+	tests := []struct {
+		name string
+		want map[string]float64
+	}{
+		{"dapr_component_state_count", map[string]float64{
+			"app_id=a,component=store,namespace=ns,operation=get,success=true":  2,
+			"app_id=a,component=store,namespace=ns,operation=set,success=false": 1,
+		}},
+		{"dapr_component_state_latencies", map[string]float64{
+			"app_id=a,component=store,namespace=ns,operation=get,success=true":  2,
+			"app_id=a,component=store,namespace=ns,operation=set,success=false": 1,
+		}},
+		{"dapr_component_pubsub_egress_count", map[string]float64{"app_id=a,component=pubsub,namespace=ns,success=true,topic=orders": 1}},
+		{"dapr_component_pubsub_ingress_count", map[string]float64{"app_id=a,component=pubsub,namespace=ns,process_status=retry,topic=orders": 1}},
+		{"dapr_resiliency_activations_total", map[string]float64{
+			"app_id=a,policy=retry,status=,target=app:b":              2,
+			"app_id=a,policy=timeout,status=,target=app:b":            1,
+			"app_id=a,policy=circuitbreaker,status=open,target=app:b": 1,
+		}},
+		{"dapr_resiliency_cb_state", map[string]float64{
+			"app_id=a,name=cb,status=closed,target=app:b":    0,
+			"app_id=a,name=cb,status=half-open,target=app:b": 0,
+			"app_id=a,name=cb,status=open,target=app:b":      1,
+		}},
+		{"tandem_resiliency_retry_budget_exhausted_total", map[string]float64{"app_id=a,target=app:b": 1}},
+		{"tandem_resiliency_ejections_total", map[string]float64{"app_id=a": 2}},
+		{"tandem_resiliency_ejected_instances", map[string]float64{"app_id=a": 1}},
+	}
+	for _, tt := range tests {
+		if got := series(t, reg, tt.name); !equalSeries(got, tt.want) {
+			t.Errorf("%s = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
