@@ -44,8 +44,14 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 		Category: "state",
 		Types:    types,
 		New:      newStore,
-		Init:     func(ctx context.Context, s state.Store, md components.Metadata) error { return s.Init(ctx, md) },
-		Close:    func(s state.Store) error { return s.Close() },
+		Init: func(ctx context.Context, s state.Store, md components.Metadata) error {
+			// A bad keyPrefix fails the component, as in Dapr, not every call.
+			if _, err := state.NewKeyPrefix(md); err != nil {
+				return components.Permanent(err)
+			}
+			return s.Init(ctx, md)
+		},
+		Close: func(s state.Store) error { return s.Close() },
 		Capabilities: func(s state.Store) []string {
 			fs := s.Features()
 			out := make([]string, len(fs))
