@@ -2,7 +2,6 @@ package observe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,7 +37,9 @@ type TracingOptions struct {
 	OTLP *OTLPOptions
 	// Stdout, if set, writes spans as JSON lines (tracing.stdout).
 	Stdout io.Writer
-	Log    *slog.Logger
+	// Warnings are logged by NewTracing (unsupported settings).
+	Warnings []string
+	Log      *slog.Logger
 }
 
 // OTLPOptions are tracing.otel. Unset fields fall back to the standard
@@ -56,8 +57,8 @@ type OTLPOptions struct {
 // TracingOptions. Without tracing.otel.endpointAddress, an OTLP endpoint
 // from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT
 // (protocol from OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL) is used. Zipkin is
-// not supported: its endpoint is reported as an error so it is not
-// silently ignored.
+// not supported: a zipkin endpoint adds a warning (the Dapr CLI's default
+// configuration names one, so failing would break `dapr run`).
 func TracingOptionsFromConfig(appID string, c *config.Configuration, getenv func(string) string, stdout io.Writer) (TracingOptions, error) {
 	t := c.Spec.Tracing
 	o := TracingOptions{AppID: appID, SamplingRate: c.SamplingRate()}
@@ -65,7 +66,7 @@ func TracingOptionsFromConfig(appID string, c *config.Configuration, getenv func
 		o.Stdout = stdout
 	}
 	if t.Zipkin.EndpointAddress != "" {
-		return o, errors.New("tracing.zipkin is not supported by Tandem: export with tracing.otel (an OpenTelemetry Collector can forward to Zipkin)")
+		o.Warnings = append(o.Warnings, "tracing.zipkin is not supported by Tandem and is ignored: export with tracing.otel (an OpenTelemetry Collector can forward to Zipkin)")
 	}
 	if t.Otel.EndpointAddress != "" {
 		timeout, err := t.Otel.Timeout.Parse()
@@ -116,14 +117,22 @@ type Tracing struct {
 	appID  string
 }
 
-// NewTracing builds the tracer provider, or returns nil when
-// o.SamplingRate is 0. Call Shutdown to flush spans on exit.
+// NewTracing builds the tracer provider, or returns nil (tracing off,
+// trace context forwarded as it comes) when o.SamplingRate is 0 or no
+// exporter is configured. Call Shutdown to flush spans on exit.
 func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	for _, w := range o.Warnings {
+		o.Log.Warn(w)
+	}
 	if o.SamplingRate <= 0 {
 		return nil, nil
 	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
+	if o.OTLP == nil && o.Stdout == nil {
+		o.Log.Warn("tracing.samplingRate is set but no exporter is configured: tracing stays off (trace context is still forwarded); set tracing.otel.endpointAddress")
+		return nil, nil
 	}
 	res, err := resource.New(ctx,
 		resource.WithAttributes(attribute.String("service.name", o.AppID)),
@@ -150,9 +159,6 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 			return nil, fmt.Errorf("stdout trace exporter: %w", err)
 		}
 		opts = append(opts, sdktrace.WithSyncer(exp))
-	}
-	if o.OTLP == nil && o.Stdout == nil {
-		o.Log.Warn("tracing.samplingRate is set but no exporter is configured: spans are created and propagated but not exported; set tracing.otel.endpointAddress")
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	return &Tracing{

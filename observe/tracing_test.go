@@ -33,7 +33,10 @@ otel: {endpointAddress: "collector:4318", protocol: http}`, nil,
 			func(o TracingOptions) bool { return o.OTLP != nil && o.OTLP.Protocol == ProtocolHTTP }, ""},
 		{"zipkin unsupported", `
 samplingRate: "1"
-zipkin: {endpointAddress: "http://z:9411/api/v2/spans"}`, nil, nil, "zipkin"},
+zipkin: {endpointAddress: "http://z:9411/api/v2/spans"}`, nil,
+			func(o TracingOptions) bool {
+				return o.OTLP == nil && len(o.Warnings) == 1 && strings.Contains(o.Warnings[0], "zipkin")
+			}, ""},
 		{"bad protocol", `
 samplingRate: "1"
 otel: {endpointAddress: "c:1", protocol: thrift}`, nil, nil, "protocol"},
@@ -81,5 +84,12 @@ http: {increasedCardinality: true, pathMatching: ["/orders/{id}"], excludeVerbs:
 		if n := len(mf.GetMetric()[0].GetHistogram().GetBucket()); n != 3 {
 			t.Errorf("%d buckets, want 3 from latencyDistributionBuckets", n)
 		}
+	}
+}
+
+func TestNoExporterMeansOff(t *testing.T) {
+	tr, err := NewTracing(t.Context(), TracingOptions{AppID: "a", SamplingRate: 1})
+	if err != nil || tr != nil {
+		t.Errorf("rate 1 without exporter: %v, %v; want tracing off", tr, err)
 	}
 }
