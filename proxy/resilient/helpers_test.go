@@ -128,7 +128,6 @@ func statuses(codes ...int) func(context.Context, int, []byte) (*invoke.Response
 	}
 }
 
-
 // fakeResolver lists fixed addresses and hands them out round robin.
 type fakeResolver struct {
 	addrs []string
