@@ -342,3 +342,65 @@ func TestStreamingSubscription(t *testing.T) {
 		t.Errorf("after stop: %v", subs)
 	}
 }
+
+// TestConcurrencyAndOrdering: metadata maxConcurrency bounds the
+// deliveries in flight, and orderingKey keeps events of one key in order.
+func TestConcurrencyAndOrdering(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	var order []float64
+	app := &subApp{subs: `[
+		{"pubsubname":"ps","topic":"bounded","route":"/bounded","metadata":{"maxConcurrency":"2"}},
+		{"pubsubname":"ps","topic":"ordered","route":"/ordered","metadata":{"maxConcurrency":"8","orderingKey":"partitionKey"}}
+	]`}
+	app.answer = func(path string, ev map[string]any) (int, string) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		if path == "/ordered" {
+			order = append(order, ev["data"].(map[string]any)["n"].(float64))
+		}
+		mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return 200, ""
+	}
+	a := startSubApp(t, app)
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = p.Run(ctx, a) }()
+	waitUntil(t, "subscriptions", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.active) == 2
+	})
+	for i := 0; i < 12; i++ {
+		if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "bounded", Data: []byte(`{"n":1}`), ContentType: "application/json"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "bounded deliveries", func() bool { return app.count("/bounded") == 12 })
+	mu.Lock()
+	if peak != 2 {
+		t.Errorf("peak concurrency = %d, want 2", peak)
+	}
+	mu.Unlock()
+	for i := 0; i < 20; i++ {
+		if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "ordered", Data: []byte(`{"n":` + strconv.Itoa(i) + `}`),
+			ContentType: "application/json", Metadata: map[string]string{"partitionKey": "k"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "ordered deliveries", func() bool { return app.count("/ordered") == 20 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, n := range order {
+		if int(n) != i {
+			t.Fatalf("order = %v, want 0..19", order)
+		}
+	}
+}
