@@ -17,6 +17,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/apierr"
 	"github.com/tandemrun/tandem/proxy/cloudevents"
 	"github.com/tandemrun/tandem/proxy/subscriptions"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 // PubSubConfig configures the pub/sub API.
@@ -30,6 +31,12 @@ type PubSubConfig struct {
 	// change on hot reload (then call Reload). Nil means none.
 	Declarative func() []components.Subscription
 	Log         *slog.Logger
+	// Resiliency, if set, returns the Resiliency policies in effect:
+	// Publish runs under the component's outbound policy, and deliveries
+	// to the app (not to streaming subscribers) under its inbound policy.
+	// When the inbound policy gives up, the message is left to the broker
+	// for redelivery. Nil: one attempt each.
+	Resiliency func() *resiliency.Set
 }
 
 // PubSub is the publish and subscribe API: publishing (HTTP and gRPC) and
@@ -169,7 +176,11 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := inst.Publish(ctx, &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: req.Metadata}); err != nil {
+	preq := &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: req.Metadata}
+	_, err = outbound(ctx, p.cfg.Resiliency, req.PubsubName, resiliency.Pubsub, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, inst.Publish(ctx, preq)
+	})
+	if err != nil {
 		return apierr.PubSubPublishMessage(req.PubsubName, req.Topic, err)
 	}
 	return nil
@@ -324,4 +335,36 @@ func (p *PubSub) reportLocked(key, msg string, err error) {
 	}
 	p.reported[key] = s
 	p.log.Warn(msg, "error", s)
+}
+
+// inboundDeliverer runs deliveries to the app under the pub/sub
+// component's inbound Resiliency policy, looked up per message so a hot
+// reload applies at once. Only a Retry verdict (or a failed delivery) is
+// retried; when the policy gives up the verdict stays Retry, so the
+// message goes back to the broker and is redelivered, never lost.
+type inboundDeliverer struct {
+	next       subscriptions.Deliverer
+	policies   func() *resiliency.Set
+	pubsubName string
+}
+
+func (d inboundDeliverer) Deliver(ctx context.Context, m *subscriptions.Message) (subscriptions.Status, error) {
+	pol := d.policies().ForComponentInbound(d.pubsubName, resiliency.Pubsub)
+	if pol == nil {
+		return d.next.Deliver(ctx, m)
+	}
+	st, err := resiliency.Do(ctx, pol, func(ctx context.Context) (subscriptions.Status, error) {
+		st, err := d.next.Deliver(ctx, m)
+		if st == subscriptions.Retry && err == nil {
+			err = errors.New("the app asked to retry the event")
+		}
+		if st != subscriptions.Retry {
+			err = nil // the app's verdict is final
+		}
+		return st, err
+	})
+	if err != nil {
+		return subscriptions.Retry, err
+	}
+	return st, nil
 }

@@ -195,6 +195,11 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 		p.log.Warn("bulk subscribe is not supported yet: events are delivered one at a time", "pubsub", s.PubsubName, "topic", s.Topic)
 	}
 	a := &activeSub{sub: s, inst: inst, release: release, flight: newInflight()}
+	if p.cfg.Resiliency != nil && s.Kind != subscriptions.Streaming {
+		// A streaming subscriber answers over its own stream; sending it
+		// the same event again is its client's call, not ours.
+		d = inboundDeliverer{next: d, policies: p.cfg.Resiliency, pubsubName: s.PubsubName}
+	}
 	proc := &subscriptions.Processor{
 		Sub: s, Deliverer: d, Log: p.log,
 		DeadLetter: func(ctx context.Context, msg *pubsub.Message, topic string) error {

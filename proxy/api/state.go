@@ -11,6 +11,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 // StateConfig is what the state API serves with.
@@ -24,6 +25,10 @@ type StateConfig struct {
 	Metadata func(name string) (components.Metadata, bool)
 	// Log receives failures at debug level; nil discards them.
 	Log *slog.Logger
+	// Resiliency, if set, returns the Resiliency policies in effect; store
+	// calls run under the store's outbound policy (timeout, retries,
+	// breaker). Nil: each store call is made once.
+	Resiliency func() *resiliency.Set
 }
 
 // State is the state API: it finds the store, applies the component's key
@@ -181,7 +186,9 @@ func (s *State) Get(ctx context.Context, store string, req state.GetRequest) (*s
 	if req.Key, err = ref.key(appKey); err != nil {
 		return nil, err
 	}
-	resp, err := ref.s.Get(ctx, &req)
+	resp, err := outbound(ctx, s.cfg.Resiliency, store, resiliency.Statestore, func(ctx context.Context) (*state.GetResponse, error) {
+		return ref.s.Get(ctx, &req)
+	})
 	if err != nil {
 		s.log.Debug("state get failed", "store", store, "key", appKey, "error", err)
 		return nil, apierr.StateGet(appKey, store, err)
@@ -215,20 +222,23 @@ func (s *State) Save(ctx context.Context, store string, items []state.SetRequest
 			return err
 		}
 	}
-	switch {
-	case len(reqs) == 0:
+	if len(reqs) == 0 {
 		return nil
-	case len(reqs) == 1:
-		err = ref.s.Set(ctx, &reqs[0])
-	case transactional(ref.s):
-		ops := make([]state.Operation, len(reqs))
-		for i := range reqs {
-			ops[i].Upsert = &reqs[i]
-		}
-		err = ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
-	default:
-		err = state.BulkSet(ctx, ref.s, reqs)
 	}
+	err = outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error {
+		switch {
+		case len(reqs) == 1:
+			return ref.s.Set(ctx, &reqs[0])
+		case transactional(ref.s):
+			ops := make([]state.Operation, len(reqs))
+			for i := range reqs {
+				ops[i].Upsert = &reqs[i]
+			}
+			return ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
+		default:
+			return state.BulkSet(ctx, ref.s, reqs)
+		}
+	})
 	if err != nil {
 		s.log.Debug("state save failed", "store", store, "items", len(reqs), "error", err)
 		return apierr.StateSave(store, etagKind(err), err)
@@ -263,7 +273,7 @@ func (s *State) Delete(ctx context.Context, store string, req state.DeleteReques
 	if req.Key, err = ref.key(appKey); err != nil {
 		return err
 	}
-	if err := ref.s.Delete(ctx, &req); err != nil {
+	if err := outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error { return ref.s.Delete(ctx, &req) }); err != nil {
 		s.log.Debug("state delete failed", "store", store, "key", appKey, "error", err)
 		return apierr.StateDelete(appKey, etagKind(err), err)
 	}
@@ -288,20 +298,23 @@ func (s *State) BulkDelete(ctx context.Context, store string, items []state.Dele
 			return err
 		}
 	}
-	switch {
-	case len(reqs) == 0:
+	if len(reqs) == 0 {
 		return nil
-	case len(reqs) == 1:
-		err = ref.s.Delete(ctx, &reqs[0])
-	case transactional(ref.s):
-		ops := make([]state.Operation, len(reqs))
-		for i := range reqs {
-			ops[i].Delete = &reqs[i]
-		}
-		err = ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
-	default:
-		err = state.BulkDelete(ctx, ref.s, reqs)
 	}
+	err = outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error {
+		switch {
+		case len(reqs) == 1:
+			return ref.s.Delete(ctx, &reqs[0])
+		case transactional(ref.s):
+			ops := make([]state.Operation, len(reqs))
+			for i := range reqs {
+				ops[i].Delete = &reqs[i]
+			}
+			return ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
+		default:
+			return state.BulkDelete(ctx, ref.s, reqs)
+		}
+	})
 	if err != nil {
 		s.log.Debug("state bulk delete failed", "store", store, "items", len(reqs), "error", err)
 		return apierr.StateBulkDelete(store, etagKind(err), err)
@@ -328,7 +341,9 @@ func (s *State) BulkGet(ctx context.Context, store string, keys []string, md map
 		}
 		reqs[i] = state.GetRequest{Key: pk, Metadata: md}
 	}
-	out, err := state.BulkGet(ctx, ref.s, reqs, parallelism)
+	out, err := outbound(ctx, s.cfg.Resiliency, store, resiliency.Statestore, func(ctx context.Context) ([]state.BulkGetResponse, error) {
+		return state.BulkGet(ctx, ref.s, reqs, parallelism)
+	})
 	if err != nil {
 		s.log.Debug("state bulk get failed", "store", store, "keys", len(keys), "error", err)
 		return nil, apierr.StateBulkGet(store, err)
@@ -398,7 +413,9 @@ func (s *State) Transact(ctx context.Context, store string, req state.Transactio
 			return apierr.StateTooManyTransactionalOps(len(ops), limit)
 		}
 	}
-	if err := tx.Multi(ctx, &state.TransactionRequest{Operations: ops, Metadata: maps.Clone(req.Metadata)}); err != nil {
+	if err := outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error {
+		return tx.Multi(ctx, &state.TransactionRequest{Operations: ops, Metadata: maps.Clone(req.Metadata)})
+	}); err != nil {
 		s.log.Debug("state transaction failed", "store", store, "operations", len(ops), "error", err)
 		return apierr.StateTransaction(err)
 	}
@@ -422,7 +439,9 @@ func (s *State) Query(ctx context.Context, store string, query []byte, md map[st
 	if err != nil {
 		return nil, apierr.StateQueryFailed(store, "failed to parse JSON query body: "+err.Error())
 	}
-	resp, err := q.Query(ctx, &state.QueryRequest{Query: *parsed, Metadata: md})
+	resp, err := outbound(ctx, s.cfg.Resiliency, store, resiliency.Statestore, func(ctx context.Context) (*state.QueryResponse, error) {
+		return q.Query(ctx, &state.QueryRequest{Query: *parsed, Metadata: md})
+	})
 	if err != nil {
 		s.log.Debug("state query failed", "store", store, "error", err)
 		if errors.Is(err, state.ErrNotSupported) {
@@ -437,4 +456,33 @@ func (s *State) Query(ctx context.Context, store string, query []byte, md map[st
 		resp.Results[i].Key = ref.prefix.Original(resp.Results[i].Key)
 	}
 	return resp, nil
+}
+
+// outbound runs op, a call to component name, under the component's
+// outbound Resiliency policy; with no policy it is a plain call. Outcomes
+// that a retry cannot change (ETag conflicts, unsupported operations) are
+// not retried.
+func outbound[T any](ctx context.Context, policies func() *resiliency.Set, name string, kind resiliency.ComponentKind, op func(context.Context) (T, error)) (T, error) {
+	var p *resiliency.Policy
+	if policies != nil {
+		p = policies().ForComponentOutbound(name, kind)
+	}
+	if p == nil {
+		return op(ctx)
+	}
+	return resiliency.Do(ctx, p, func(ctx context.Context) (T, error) {
+		v, err := op(ctx)
+		if errors.Is(err, state.ErrETagMismatch) || errors.Is(err, state.ErrETagInvalid) || errors.Is(err, state.ErrNotSupported) {
+			err = resiliency.Permanent(err)
+		}
+		return v, err
+	})
+}
+
+// outboundErr is outbound for a state store call without a result.
+func outboundErr(ctx context.Context, policies func() *resiliency.Set, store string, op func(context.Context) error) error {
+	_, err := outbound(ctx, policies, store, resiliency.Statestore, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, op(ctx)
+	})
+	return err
 }
