@@ -85,6 +85,10 @@ type Options struct {
 	TransportDialOptions  []grpc.DialOption
 	AppHTTPTransport      func(http.RoundTripper) http.RoundTripper
 
+	// WrapInvoker, if set, decorates the service invoker the HTTP and gRPC
+	// APIs use (resiliency policies). It is called after NewResolver.
+	WrapInvoker func(httpapi.Invoker) httpapi.Invoker
+
 	// State, Secrets and PubSub are the building-block APIs (nil: not
 	// served). PubSub.Run is started once the app is reachable.
 	State   *api.State
@@ -247,11 +251,15 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	if g, ok := s.app.(*appchannel.GRPC); ok {
 		appGRPC = g.Conn()
 	}
-	invoker, err := invoke.NewInvoker(invoke.InvokerOptions{
+	baseInvoker, err := invoke.NewInvoker(invoke.InvokerOptions{
 		Resolver: s.resolver, Pool: s.pool, AppID: o.AppID, Namespace: o.Namespace, Local: s.app, Log: s.log,
 	})
 	if err != nil {
 		return err
+	}
+	var invoker httpapi.Invoker = baseInvoker
+	if o.WrapInvoker != nil {
+		invoker = o.WrapInvoker(baseInvoker)
 	}
 	outbound, err := grpcproxy.NewOutbound(grpcproxy.OutboundOptions{
 		AppID: o.AppID, Namespace: o.Namespace, Resolver: s.resolver, Pool: s.pool, App: appGRPC, Log: s.log,
