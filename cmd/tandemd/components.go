@@ -17,6 +17,7 @@ import (
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
 	"github.com/tandemrun/tandem/components/state"
 	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
+	"github.com/tandemrun/tandem/proxy/resilient"
 )
 
 // reloadInterval is how often resource folders are checked for changes.
@@ -36,6 +37,35 @@ type runtimeComponents struct {
 	// onChange is called after every applied change (subscriptions may
 	// need to follow).
 	onChange func()
+	// resiliency, if set, gets the Resiliency documents of every change.
+	resiliency *resilient.Policies
+	resLog     *slog.Logger
+}
+
+// useResiliency applies the Resiliency documents loaded so far to p, and
+// every later change.
+func (rc *runtimeComponents) useResiliency(p *resilient.Policies, log *slog.Logger) {
+	rc.mu.Lock()
+	rc.resiliency, rc.resLog = p, log
+	set := rc.set
+	rc.mu.Unlock()
+	rc.applyResiliency(set)
+}
+
+func (rc *runtimeComponents) applyResiliency(set *components.Set) {
+	rc.mu.RLock()
+	p, log := rc.resiliency, rc.resLog
+	rc.mu.RUnlock()
+	if p == nil || set == nil {
+		return
+	}
+	changed, err := p.Apply(set.DocumentsOf(components.KindResiliency))
+	switch {
+	case err != nil:
+		log.Error("resiliency files not applied; fix them and they are picked up without a restart", "error", err)
+	case changed:
+		log.Info("resiliency policies in effect", "resiliency", p.Set().Loaded())
+	}
 }
 
 func stateKind(log *slog.Logger) components.Kind[state.Store] {
@@ -116,6 +146,7 @@ func (rc *runtimeComponents) watch(ctx context.Context, dirs []string, appID str
 		}
 		rc.report(ch.Errors)
 		rc.apply(ch.Set)
+		rc.applyResiliency(ch.Set)
 		if rc.onChange != nil {
 			rc.onChange()
 		}

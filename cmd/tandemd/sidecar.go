@@ -19,6 +19,9 @@ import (
 	"github.com/tandemrun/tandem/invoke/resolve/resolvers"
 	"github.com/tandemrun/tandem/proxy"
 	"github.com/tandemrun/tandem/proxy/api"
+	"github.com/tandemrun/tandem/proxy/httpapi"
+	"github.com/tandemrun/tandem/proxy/resilient"
+	"github.com/tandemrun/tandem/resiliency"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
 )
 
@@ -65,7 +68,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 
-	obs, _, stopTracing, err := observability(ctx, o, cfg, reg, log)
+	obs, metrics, stopTracing, err := observability(ctx, o, cfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -73,16 +76,22 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 
 	rc := loadComponents(o, log)
 	defer rc.Close()
+	// Resiliency files come from the resource folders and follow their
+	// hot reload; every call looks up the policies in effect.
+	resLog := log.With("component", "resiliency")
+	policies := resilient.NewPolicies(o.AppID, resLog,
+		resiliency.WithLogger(resLog), resiliency.WithHooks(metrics.ResiliencyHooks()))
+	rc.useResiliency(policies, resLog)
 	stateAPI := api.NewState(api.StateConfig{
 		Registry: rc.states.Registry(), AppID: o.AppID, Namespace: o.Namespace,
-		Metadata: rc.Metadata, Log: log.With("component", "state"),
+		Metadata: rc.Metadata, Log: log.With("component", "state"), Resiliency: policies.Set,
 	})
 	secretsAPI := api.NewSecrets(api.SecretsConfig{
 		Registry: rc.secrets.Registry(), Allowed: cfg.SecretAllowed, Log: log.With("component", "secrets"),
 	})
 	pubsubAPI := api.NewPubSub(api.PubSubConfig{
 		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
-		Declarative: rc.Subscriptions, Log: log,
+		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set,
 	})
 	rc.onChange = pubsubAPI.Reload
 	go rc.watch(ctx, o.ResourcesPaths, o.AppID)
@@ -93,6 +102,26 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		component = defaultResolver
 	}
 	nrConfig, _ := nr.Configuration.(map[string]any)
+	// ejecting wraps name resolution (set by NewResolver, which proxy.New
+	// calls before WrapInvoker): it takes failing instances out of
+	// rotation and learns from the invoker decorator which instance
+	// served each call.
+	var ejecting *resilient.Resolver
+	onEject, onReturn := metrics.EjectorHooks()
+	ejection := resiliency.EjectorConfig{
+		OnEject: func(addr string, d time.Duration) {
+			resLog.Warn("instance keeps failing; taken out of rotation", "address", addr, "for", d.String())
+			if onEject != nil {
+				onEject(addr, d)
+			}
+		},
+		OnReturn: func(addr string) {
+			resLog.Info("instance back in rotation", "address", addr)
+			if onReturn != nil {
+				onReturn(addr)
+			}
+		},
+	}
 	s, err := proxy.New(proxy.Options{
 		AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: version,
 		AppPort: o.AppPort, AppProtocol: o.AppProtocol, AppChannelAddress: o.AppChannelAddress, AppAPIToken: o.AppAPIToken,
@@ -105,7 +134,11 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			if err != nil {
 				return nil, err
 			}
-			return resolve.NewCached(r, resolveCacheTTL), nil
+			ejecting = resilient.NewResolver(resolve.NewCached(r, resolveCacheTTL), resilient.ResolverOptions{Ejection: ejection})
+			return ejecting, nil
+		},
+		WrapInvoker: func(next httpapi.Invoker) httpapi.Invoker {
+			return resilient.NewInvoker(resilient.InvokerOptions{Next: next, Policies: policies.Set, Resolver: ejecting, Log: resLog})
 		},
 		State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Subscriptions: pubsubAPI.Subscriptions,
 		Components:           rc.Registered,

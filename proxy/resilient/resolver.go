@@ -48,6 +48,7 @@ type Resolver struct {
 // appPool is the ejection state of one app's instances.
 type appPool struct {
 	ej       *resiliency.Ejector
+	onReturn func(addr string) // also for instances forgotten while ejected
 	known    []string  // instances as last listed
 	synced   time.Time // when known was read
 	fallback atomic.Uint64
@@ -133,7 +134,7 @@ func (r *Resolver) pool(req resolve.Request) *appPool {
 				onReturn(addr)
 			}
 		}
-		p = &appPool{ej: resiliency.NewEjector(cfg)}
+		p = &appPool{ej: resiliency.NewEjector(cfg), onReturn: cfg.OnReturn}
 		r.apps[req] = p
 	}
 	return p
@@ -162,7 +163,7 @@ func (p *appPool) sync(r *Resolver, addrs []string) {
 		wasEjected := slices.Contains(p.ej.Ejected(), a)
 		p.ej.Forget(a)
 		if wasEjected {
-			r.ejected.Add(-1)
+			p.onReturn(a)
 		}
 	}
 }
