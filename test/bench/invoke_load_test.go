@@ -36,6 +36,16 @@ func TestInvokeLoad(t *testing.T) {
 		t.Fatalf("build the binaries: %v", err)
 	}
 	t.Cleanup(framework.Cleanup) // runs last: processes are stopped first
+	if alt := os.Getenv("TANDEM_BENCH_TANDEMD"); alt != "" {
+		// A/B comparisons: run a tandemd built elsewhere (another commit)
+		// against the same sentry, app and load generator.
+		if _, err := os.Stat(alt); err != nil {
+			t.Fatalf("TANDEM_BENCH_TANDEMD: %v", err)
+		}
+		b := *bins
+		b.Tandemd = alt
+		bins = &b
+	}
 	flog.SetLogLevelQuiet(flog.Warning)
 
 	h := &harness{t: t, set: set, cpu: NewProcCPU(), payload: payload(set.PayloadBytes)}
@@ -483,6 +493,11 @@ func coldStarts(t *testing.T, bins *framework.Binaries, sentry *framework.Sentry
 		}
 		if tOut == 0 || tHealth == 0 {
 			t.Fatalf("cold start %d: tandemd not healthy after 15 s (outbound %v, healthz %v)\n%s", i, tOut, tHealth, out.String())
+		}
+		if os.Getenv("TANDEM_BENCH_COLD_LOG") == "1" {
+			// Phase timings: the log's timestamps against exec time.
+			t.Logf("cold start %d: exec at %s, outbound after %v, healthz after %v; log:\n%s",
+				i, start.Format("15:04:05.000"), tOut, tHealth, out.String())
 		}
 		if i >= 0 {
 			outbound = append(outbound, tOut)

@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/invoke/resolve"
+	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/invoke/transport/transporttest"
+	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/httpapi"
+)
+
+// BenchmarkSidecarPair runs the whole invocation path of the load harness
+// in one process: HTTP client → Dapr HTTP API (caller) → mTLS gRPC
+// CallLocal → callee's invoke.Server → HTTP app channel → echo app, with
+// 1 KiB bodies and 16 concurrent clients. cpu-ns/op is this process's CPU
+// time per request (client and app included); use -cpuprofile to see where
+// it goes. It is a quick, quieter companion to TestInvokeLoad for A/B
+// comparisons of the hot path, not a replacement for it.
+func BenchmarkSidecarPair(b *testing.B) {
+	ca := transporttest.NewCA(b)
+	callerSrc := ca.Source(b, "public", "default", "caller")
+	calleeSrc := ca.Source(b, "public", "default", "callee")
+
+	app := serveHTTP(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header()["Content-Type"] = r.Header["Content-Type"]
+		_, _ = w.Write(body)
+	}))
+	_, portStr, _ := net.SplitHostPort(app)
+	appPort, _ := strconv.Atoi(portStr)
+	ch, err := appchannel.NewHTTP(appchannel.HTTPConfig{Port: appPort})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ch.Close() })
+
+	// Callee: internal gRPC server.
+	srv, err := invoke.NewServer(invoke.ServerOptions{AppID: "callee", Namespace: "default", App: ch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{Source: calleeSrc})...)
+	srv.Register(g)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	b.Cleanup(g.Stop)
+
+	// Caller: HTTP API with an Invoker.
+	pool := transport.NewPool(transport.Options{Source: callerSrc})
+	b.Cleanup(func() { _ = pool.Close() })
+	inv, err := invoke.NewInvoker(invoke.InvokerOptions{
+		Resolver: staticResolver(ln.Addr().String()), Pool: pool, AppID: "caller", Namespace: "default",
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := serveHTTP(b, httpapi.New(httpapi.Config{AppID: "caller", Invoker: inv}))
+
+	url := "http://" + api + "/v1.0/invoke/callee/method/echo"
+	body := payload(1024)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	b.Cleanup(client.CloseIdleConnections)
+	post := func() error {
+		resp, err := client.Post(url, "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n != int64(len(body)) {
+			return &badEcho{resp.StatusCode, n}
+		}
+		return nil
+	}
+	if err := post(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(8) // 16 clients on 2 CPUs, like the harness
+	cpu0 := selfCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := post(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(selfCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+type badEcho struct {
+	status int
+	n      int64
+}
+
+func (e *badEcho) Error() string {
+	return "echo: status " + strconv.Itoa(e.status) + ", " + strconv.FormatInt(e.n, 10) + " bytes"
+}
+
+// staticResolver resolves every app to one address.
+type staticResolver string
+
+func (r staticResolver) Resolve(context.Context, resolve.Request) (string, error) {
+	return string(r), nil
+}
+func (staticResolver) Close() error { return nil }
+
+// serveHTTP serves h on a random loopback port until the benchmark ends.
+func serveHTTP(tb testing.TB, h http.Handler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	tb.Cleanup(func() { _ = s.Close() })
+	return ln.Addr().String()
+}
