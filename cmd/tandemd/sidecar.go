@@ -11,10 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	"github.com/tandemrun/tandem/acl"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/identity"
-	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/resolvers"
 	"github.com/tandemrun/tandem/proxy"
@@ -63,10 +61,11 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		log.Warn("mTLS is disabled: sidecar-to-sidecar traffic is plaintext and callers are not authenticated; pass --enable-mtls with --sentry-address to turn it on")
 	}
 
-	authorize, authorizeGRPC, err := accessControl(cfg, o.AppProtocol, log)
+	live, err := newLiveConfig(cfg, o.AppProtocol, log)
 	if err != nil {
 		return err
 	}
+	go live.watch(ctx, o.ConfigPaths, reloadInterval)
 
 	obs, metrics, stopTracing, err := observability(ctx, o, cfg, reg, log)
 	if err != nil {
@@ -87,7 +86,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		Metadata: rc.Metadata, Log: log.With("component", "state"), Resiliency: policies.Set,
 	})
 	secretsAPI := api.NewSecrets(api.SecretsConfig{
-		Registry: rc.secrets.Registry(), Allowed: cfg.SecretAllowed, Log: log.With("component", "secrets"),
+		Registry: rc.secrets.Registry(), Allowed: live.secretAllowed, Log: log.With("component", "secrets"),
 	})
 	pubsubAPI := api.NewPubSub(api.PubSubConfig{
 		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
@@ -128,7 +127,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		ListenAddresses: o.ListenAddresses, HTTPPort: o.HTTPPort, GRPCPort: o.GRPCPort,
 		InternalListenAddress: o.InternalGRPCListenAddress, InternalPort: o.InternalGRPCPort, HostIP: o.HostIP,
 		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize, APIToken: o.APIToken,
-		Identity: src, Authorize: authorize, AuthorizeGRPC: authorizeGRPC,
+		Identity: src, Authorize: live.authorize, AuthorizeGRPC: live.authorizeGRPC,
 		NewResolver: func(self resolve.Instance) (resolve.Resolver, error) {
 			r, err := resolvers.New(component, resolve.Config{Self: self, Configuration: nrConfig, Log: log.With("component", "nameresolution")})
 			if err != nil {
@@ -158,38 +157,6 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 
 // accessControl compiles spec.accessControl into the invocation hooks; both
 // are nil when every call is allowed anyway. Hot reload is not supported.
-func accessControl(cfg *config.Configuration, appProtocol string, log *slog.Logger) (invoke.AuthorizeFunc, func(context.Context, identity.App, string) error, error) {
-	spec := cfg.Spec.AccessControl
-	if len(spec.Policies) == 0 && cfg.ACLDefaultAction() == config.Allow {
-		return nil, nil, nil
-	}
-	httpApp := appProtocol == "" || appProtocol == "http" || appProtocol == "https" || appProtocol == "h2c"
-	list, err := acl.Compile(spec, acl.Options{HTTP: httpApp})
-	if err != nil || list == nil {
-		return nil, nil, err
-	}
-	log.Info("access control enabled", "default_action", cfg.ACLDefaultAction(), "policies", len(spec.Policies))
-	authorize := func(_ context.Context, caller identity.App, req *invoke.Request) error {
-		m := req.Message.GetMessage()
-		verb := ""
-		if httpApp {
-			verb = m.GetHttpExtension().GetVerb().String()
-		}
-		err := list.Check(caller, m.GetMethod(), verb)
-		if err != nil {
-			log.Debug("invocation denied by access control", "error", err)
-		}
-		return err
-	}
-	authorizeGRPC := func(_ context.Context, caller identity.App, method string) error {
-		err := list.Check(caller, method, "")
-		if err != nil {
-			log.Debug("proxied gRPC call denied by access control", "error", err)
-		}
-		return err
-	}
-	return authorize, authorizeGRPC, nil
-}
 
 func metricsPort(o *Options) int {
 	if !o.MetricsEnabled {

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandemrun/tandem/acl"
+	"github.com/tandemrun/tandem/config"
+	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/invoke"
+)
+
+// liveConfig holds the parts of the Configuration that apply without a
+// restart: access control and secret scopes. The --config files are watched
+// and a valid change is swapped in atomically; an invalid one is reported
+// and the current configuration stays.
+type liveConfig struct {
+	log     *slog.Logger
+	httpApp bool
+	cfg     atomic.Pointer[config.Configuration]
+	acl     atomic.Pointer[acl.ACL]
+}
+
+func newLiveConfig(cfg *config.Configuration, appProtocol string, log *slog.Logger) (*liveConfig, error) {
+	l := &liveConfig{log: log, httpApp: appProtocol == "" || appProtocol == "http" || appProtocol == "https" || appProtocol == "h2c"}
+	if err := l.set(cfg); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *liveConfig) set(cfg *config.Configuration) error {
+	var list *acl.ACL
+	spec := cfg.Spec.AccessControl
+	if len(spec.Policies) > 0 || cfg.ACLDefaultAction() != config.Allow {
+		var err error
+		if list, err = acl.Compile(spec, acl.Options{HTTP: l.httpApp}); err != nil {
+			return err
+		}
+		l.log.Info("access control enabled", "default_action", cfg.ACLDefaultAction(), "policies", len(spec.Policies))
+	}
+	l.acl.Store(list)
+	l.cfg.Store(cfg)
+	return nil
+}
+
+// authorize is the invocation server's access-control hook.
+func (l *liveConfig) authorize(_ context.Context, caller identity.App, req *invoke.Request) error {
+	list := l.acl.Load()
+	if list == nil {
+		return nil
+	}
+	m := req.Message.GetMessage()
+	verb := ""
+	if l.httpApp {
+		verb = m.GetHttpExtension().GetVerb().String()
+	}
+	err := list.Check(caller, m.GetMethod(), verb)
+	if err != nil {
+		l.log.Debug("invocation denied by access control", "error", err)
+	}
+	return err
+}
+
+// authorizeGRPC is the gRPC proxy's access-control hook.
+func (l *liveConfig) authorizeGRPC(_ context.Context, caller identity.App, method string) error {
+	list := l.acl.Load()
+	if list == nil {
+		return nil
+	}
+	err := list.Check(caller, method, "")
+	if err != nil {
+		l.log.Debug("proxied gRPC call denied by access control", "error", err)
+	}
+	return err
+}
+
+// secretAllowed applies the current secrets.scopes.
+func (l *liveConfig) secretAllowed(store, key string) bool {
+	return l.cfg.Load().SecretAllowed(store, key)
+}
+
+// watch polls the configuration files and applies valid changes.
+func (l *liveConfig) watch(ctx context.Context, paths []string, interval time.Duration) {
+	if len(paths) == 0 {
+		return
+	}
+	last := hashFiles(paths)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h := hashFiles(paths)
+		if h == last {
+			continue
+		}
+		last = h
+		cfg, err := config.LoadFiles(os.Getenv, paths...)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil {
+			err = l.set(cfg)
+		}
+		if err != nil {
+			l.log.Error("configuration changed but is not valid; keeping the current one", "files", paths, "error", err)
+			continue
+		}
+		l.log.Info("configuration reloaded: access control and secret scopes apply now; mTLS, tracing, metrics and name resolution changes apply at the next restart", "files", paths)
+	}
+}
+
+func hashFiles(paths []string) [32]byte {
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			h.Write([]byte("missing:" + p))
+			continue
+		}
+		h.Write(b)
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
