@@ -70,6 +70,8 @@ type activeSub struct {
 	release func()
 	cancel  context.CancelFunc
 	flight  *inflight
+	// batcher collects the messages of a bulk subscription; nil otherwise.
+	batcher *subscriptions.Batcher
 }
 
 // NewPubSub returns the pub/sub API. Subscriptions start when Run is called.

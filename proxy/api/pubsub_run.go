@@ -80,7 +80,7 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 		programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.discovery, p.log)
 	case app.GRPC != nil:
 		client := runtimev1.NewAppCallbackClient(app.GRPC.Conn())
-		deliverer = subscriptions.GRPCDeliverer{App: client}
+		deliverer = subscriptions.GRPCDeliverer{App: client, Alpha: runtimev1.NewAppCallbackAlphaClient(app.GRPC.Conn())}
 		programmatic, err = subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
 	default:
 		p.log.Info("no app channel: only streaming subscriptions are served")
@@ -191,10 +191,11 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 		p.log.Warn("ordered delivery needs a broker that carries message metadata; messages are not ordered",
 			"pubsub", s.PubsubName, "topic", s.Topic, "ordering_key", orderingKey)
 	}
-	if s.BulkSubscribe.Enabled {
-		p.log.Warn("bulk subscribe is not supported yet: events are delivered one at a time", "pubsub", s.PubsubName, "topic", s.Topic)
-	}
 	a := &activeSub{sub: s, inst: inst, release: release, flight: newInflight()}
+	bulk, _ := d.(subscriptions.BulkDeliverer)
+	if s.BulkSubscribe.Enabled && bulk == nil {
+		p.log.Warn("bulk subscribe is not available for this subscriber: events are delivered one at a time", "pubsub", s.PubsubName, "topic", s.Topic)
+	}
 	if p.cfg.Resiliency != nil && s.Kind != subscriptions.Streaming {
 		// A streaming subscriber answers over its own stream; sending it
 		// the same event again is its client's call, not ours.
@@ -208,12 +209,25 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 	}
 	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
+	handle := proc.Handle
+	if s.BulkSubscribe.Enabled && bulk != nil {
+		// Batches are sent with a context of their own: stopping fails the
+		// entries not yet sent, while a batch the app has answers by its
+		// verdict.
+		a.batcher = subscriptions.NewBatcher(context.WithoutCancel(ctx), proc, bulk)
+		handle = a.batcher.Handle
+		// A batch fills only if that many messages may wait at once.
+		if n, _ := s.BulkLimits(); maxConc < n {
+			maxConc = n
+		}
+		p.log.Info("bulk subscription", "pubsub", s.PubsubName, "topic", s.Topic, "max_concurrency", maxConc)
+	}
 	h := func(hctx context.Context, msg *pubsub.Message) error {
 		if !a.flight.enter() {
 			return errStopping
 		}
 		defer a.flight.leave()
-		return proc.Handle(hctx, msg)
+		return handle(hctx, msg)
 	}
 	err = inst.Subscribe(subCtx, pubsub.SubscribeRequest{
 		Topic: s.Topic, Metadata: s.Metadata, MaxConcurrency: maxConc, OrderingKey: orderingKey,
@@ -231,6 +245,10 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 func (p *PubSub) stop(a *activeSub, limit time.Duration) {
 	a.cancel()
 	idle := a.flight.stop()
+	if a.batcher != nil {
+		// Entries waiting for their batch go back to the broker.
+		a.batcher.Close()
+	}
 	var timeout <-chan time.Time
 	if limit > 0 {
 		t := time.NewTimer(limit)

@@ -155,6 +155,9 @@ func replyStatus(id, s string) (Status, error) {
 // GRPCDeliverer calls AppCallback/OnTopicEvent of a gRPC app.
 type GRPCDeliverer struct {
 	App runtimev1.AppCallbackClient
+	// Alpha, when set, serves bulk deliveries to apps that only implement
+	// OnBulkTopicEventAlpha1.
+	Alpha runtimev1.AppCallbackAlphaClient
 }
 
 // Deliver implements Deliverer with Dapr's gRPC reply rules.

@@ -34,6 +34,17 @@ type Processor struct {
 // event expired or matches no route; it returns an error (redeliver) when
 // the app failed or asked to retry, or dead-lettering failed.
 func (p *Processor) Handle(ctx context.Context, msg *pubsub.Message) error {
+	m, settled, err := p.prepare(ctx, msg)
+	if settled {
+		return err
+	}
+	st, derr := p.Deliverer.Deliver(ctx, m)
+	return p.settle(ctx, msg, m, st, derr)
+}
+
+// prepare decodes and routes msg. settled is true when msg needs no
+// delivery (expired, unrouted, undecodable): err is then Handle's result.
+func (p *Processor) prepare(ctx context.Context, msg *pubsub.Message) (m *Message, settled bool, err error) {
 	sub := p.Sub
 	md := make(map[string]string, len(msg.Metadata)+1)
 	for k, v := range msg.Metadata {
@@ -53,7 +64,7 @@ func (p *Processor) Handle(ctx context.Context, msg *pubsub.Message) error {
 		traceFromMetadata(ev, md, true)
 		b, err := cloudevents.Marshal(ev)
 		if err != nil {
-			return p.deadLetterOr(ctx, msg, err)
+			return nil, true, p.deadLetterOr(ctx, msg, err)
 		}
 		data = b
 	case cloudevents.IsBinary(ct):
@@ -70,7 +81,7 @@ func (p *Processor) Handle(ctx context.Context, msg *pubsub.Message) error {
 		if ev, err = cloudevents.Parse(msg.Data); err != nil {
 			p.log().Error("message is not a cloud event; publish with rawPayload and subscribe with metadata rawPayload=true for raw messages",
 				"pubsub", sub.PubsubName, "topic", msg.Topic, "message_id", msg.ID, "error", err)
-			return p.deadLetterOr(ctx, msg, fmt.Errorf("pubsub %s topic %s: %w", sub.PubsubName, msg.Topic, err))
+			return nil, true, p.deadLetterOr(ctx, msg, fmt.Errorf("pubsub %s topic %s: %w", sub.PubsubName, msg.Topic, err))
 		}
 		traceFromMetadata(ev, md, false)
 	}
@@ -84,22 +95,30 @@ func (p *Processor) Handle(ctx context.Context, msg *pubsub.Message) error {
 		p.log().Warn("dropping expired event", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id,
 			"expiration", ev[cloudevents.FieldExpiration])
 		p.deadLetterQuietly(ctx, msg)
-		return nil
+		return nil, true, nil
 	}
 	path, ok, err := sub.Route(ev)
 	if err != nil {
 		p.log().Error("cannot route event; fix the subscription's match rules", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "error", err)
-		return p.deadLetterOr(ctx, msg, err)
+		return nil, true, p.deadLetterOr(ctx, msg, err)
 	}
 	if !ok {
 		p.log().Debug("no route matches the event; skipping it", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id)
 		p.deadLetterQuietly(ctx, msg)
-		return nil
+		return nil, true, nil
 	}
 
-	st, derr := p.Deliverer.Deliver(ctx, &Message{
+	return &Message{
 		Event: ev, Data: data, Topic: msg.Topic, PubsubName: sub.PubsubName, Path: path, Metadata: md,
-	})
+	}, false, nil
+}
+
+// settle turns the app's verdict on m (prepared from msg) into Handle's
+// result: nil acknowledges, an error redelivers.
+func (p *Processor) settle(ctx context.Context, msg *pubsub.Message, m *Message, st Status, derr error) error {
+	sub := p.Sub
+	id := cloudevents.String(m.Event, cloudevents.FieldID)
+	path := m.Path
 	switch st {
 	case Success:
 		return nil
