@@ -49,8 +49,8 @@ type Resolver struct {
 type appPool struct {
 	ej       *resiliency.Ejector
 	onReturn func(addr string) // also for instances forgotten while ejected
-	known    []string  // instances as last listed
-	synced   time.Time // when known was read
+	known    []string          // instances as last listed
+	synced   time.Time         // when known was read
 	fallback atomic.Uint64
 }
 
