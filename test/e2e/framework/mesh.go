@@ -106,6 +106,9 @@ type SidecarOptions struct {
 	Env          []string
 	// NoWait skips waiting for readiness.
 	NoWait bool
+	// Binary runs another sidecar binary with the same flags (e.g. a real
+	// daprd for interoperability tests); empty means tandemd.
+	Binary string
 }
 
 // WriteConfig writes a Configuration using sqlite name resolution on
@@ -163,7 +166,11 @@ func StartSidecar(t testing.TB, bins *Binaries, o SidecarOptions) *Sidecar {
 		env = append(env, "DAPR_TRUST_ANCHORS="+o.Sentry.TrustAnchors(t))
 	}
 	args = append(args, o.Args...)
-	s.Process = Start(t, "tandemd "+o.AppID, bins.Tandemd, args, env...)
+	bin := bins.Tandemd
+	if o.Binary != "" {
+		bin = o.Binary
+	}
+	s.Process = Start(t, filepath.Base(bin)+" "+o.AppID, bin, args, env...)
 	if !o.NoWait {
 		s.WaitReady(t)
 	}
