@@ -218,8 +218,7 @@ func (c *call) attempt(actx context.Context) (*invoke.Response, error) {
 		}
 	}
 	c.iv.report(rec, resp, err)
-	picks := int64(len(rec.list()))
-	total := c.rpcs.Add(max(picks, 1))
+	total := c.rpcs.Add(max(int64(rec.len()), 1))
 
 	if err != nil {
 		if c.builtIn && !builtInRetryable(err) {
@@ -248,7 +247,9 @@ func (iv *ResilientInvoker) report(rec *recorder, resp *invoke.Response, err err
 	if iv.o.Resolver == nil {
 		return
 	}
-	picks := rec.list()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	picks := rec.picks
 	for i, p := range picks {
 		outcome := errUnreachable
 		if i == len(picks)-1 {

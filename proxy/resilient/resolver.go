@@ -240,6 +240,12 @@ func (rec *recorder) add(req resolve.Request, addr string) {
 	rec.mu.Unlock()
 }
 
+func (rec *recorder) len() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.picks)
+}
+
 func (rec *recorder) list() []pick {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
