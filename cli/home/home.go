@@ -7,7 +7,7 @@
 //	config.yaml     Configuration: mTLS on, sqlite name resolution, tracing off
 //	certs/          ca.crt, issuer.crt, issuer.key (the local CA)
 //	join-token      the sentry join token sidecars present
-//	state.db, registry.db, secrets.json
+//	state.db, pubsub.db, registry.db, secrets.json
 //	run/            sentry.json, apps/<app-id>.json, logs/
 //
 // Only cmd/tandem and the other cli/ packages import it.
@@ -61,6 +61,7 @@ func (h *Home) CertsDir() string      { return filepath.Join(h.Dir, "certs") }
 func (h *Home) TrustAnchors() string  { return filepath.Join(h.CertsDir(), "ca.crt") }
 func (h *Home) JoinTokenFile() string { return filepath.Join(h.Dir, "join-token") }
 func (h *Home) StateDB() string       { return filepath.Join(h.Dir, "state.db") }
+func (h *Home) PubSubDB() string      { return filepath.Join(h.Dir, "pubsub.db") }
 func (h *Home) RegistryDB() string    { return filepath.Join(h.Dir, "registry.db") }
 func (h *Home) SecretsFile() string   { return filepath.Join(h.Dir, "secrets.json") }
 func (h *Home) RunDir() string        { return filepath.Join(h.Dir, "run") }

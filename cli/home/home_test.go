@@ -134,7 +134,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	for _, c := range set.Components {
 		got[c.Name] = c.Type
 	}
-	want := map[string]string{"statestore": "state.sqlite", "pubsub": "pubsub.in-memory", "localsecretstore": "secretstores.local.file"}
+	want := map[string]string{"statestore": "state.sqlite", "pubsub": "pubsub.sqlite", "localsecretstore": "secretstores.local.file"}
 	for n, typ := range want {
 		if got[n] != typ {
 			t.Errorf("component %s type %q, want %q", n, got[n], typ)

@@ -43,7 +43,7 @@ func (h *Home) Init(o InitOptions) ([]Written, error) {
 		perm             fs.FileMode
 	}{
 		{filepath.Join(h.ResourcesDir(), "statestore.yaml"), "state store \"statestore\" (state.sqlite in " + filepath.Base(h.StateDB()) + ")", stateStoreYAML(h), 0o644},
-		{filepath.Join(h.ResourcesDir(), "pubsub.yaml"), "pub/sub \"pubsub\" (pubsub.in-memory: per sidecar, apps in other sidecars do not see it)", pubsubYAML, 0o644},
+		{filepath.Join(h.ResourcesDir(), "pubsub.yaml"), "pub/sub \"pubsub\" (pubsub.sqlite in " + filepath.Base(h.PubSubDB()) + ", shared by the apps on this machine)", pubsubYAML(h), 0o644},
 		{filepath.Join(h.ResourcesDir(), "secretstore.yaml"), "secret store \"localsecretstore\" (secretstores.local.file reading " + filepath.Base(h.SecretsFile()) + ")", secretStoreYAML(h), 0o644},
 		{filepath.Join(h.ResourcesDir(), "resiliency.yaml"), "resiliency policies (timeouts and retries for the default components)", resiliencyYAML, 0o644},
 		{h.SecretsFile(), "secrets for the local file secret store", "{\n  \"greeting\": \"hello from tandem\"\n}\n", 0o600},

@@ -20,18 +20,22 @@ spec:
 `, h.StateDB())
 }
 
-// pubsubYAML is in-memory: messages stay inside one sidecar, so a publisher
-// and a subscriber must share it (run them as one app, or switch the type to
-// a broker such as pubsub.redis for several apps).
-const pubsubYAML = `apiVersion: dapr.io/v1alpha1
+// pubsubYAML is pubsub.sqlite on one file in the home folder: every sidecar
+// started from this home shares it, so apps in different `tandem run`s
+// publish to each other. Each app is its own consumer group (its app ID).
+func pubsubYAML(h *Home) string {
+	return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
   name: pubsub
 spec:
-  type: pubsub.in-memory
+  type: pubsub.sqlite
   version: v1
-  metadata: []
-`
+  metadata:
+  - name: connectionString
+    value: %q
+`, h.PubSubDB())
+}
 
 func secretStoreYAML(h *Home) string {
 	return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1

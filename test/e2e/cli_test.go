@@ -230,7 +230,7 @@ func TestCLIRunInvokeListStop(t *testing.T) {
 	t.Run("status and logs", func(t *testing.T) {
 		out := c.mustExec("status")
 		for _, want := range []string{"Sentry:  running", "root expires", "App web: healthy", "spiffe://public/ns/default/grpcsvc",
-			"statestore", "state.sqlite", "pubsub.in-memory"} {
+			"statestore", "state.sqlite", "pubsub.sqlite"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
@@ -373,12 +373,7 @@ func TestCLIErrorsAndExitCode(t *testing.T) {
 // serve those APIs yet (501 ERR_API_UNIMPLEMENTED).
 func TestCLIBuildingBlocksOnDefaults(t *testing.T) {
 	c := newTandemCLI(t)
-	sub := filepath.Join(t.TempDir(), "subscriber")
-	cmd := exec.Command("go", "build", "-o", sub, "./test/apps/subscriber")
-	cmd.Dir = framework.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build subscriber: %v\n%s", err, out)
-	}
+	sub := buildSubscriberApp(t)
 	p := c.start("tandem run shop", "run", "--app-id", "shop", "--app-port", fmt.Sprint(framework.FreePort(t)), "--", sub)
 	shop := c.waitApps([]*framework.Process{p}, "shop")["shop"]
 	base := fmt.Sprintf("http://127.0.0.1:%d/v1.0", shop.HTTPPort)
@@ -402,7 +397,8 @@ func TestCLIBuildingBlocksOnDefaults(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("publish: %d %s", resp.StatusCode, body)
 	}
-	// pubsub.in-memory delivers inside this sidecar: to its own app.
+	// The app subscribes to the topic it published to (its own consumer
+	// group): it gets its own message.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		_, got := do(t, "GET", base+"/invoke/shop/method/received", nil, nil)
@@ -413,5 +409,103 @@ func TestCLIBuildingBlocksOnDefaults(t *testing.T) {
 			t.Fatalf("the subscriber did not receive the message: %s\n%s", got, p.Output())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// buildSubscriberApp builds test/apps/subscriber into the test's temp folder.
+func buildSubscriberApp(t *testing.T) string {
+	t.Helper()
+	sub := filepath.Join(t.TempDir(), "subscriber")
+	cmd := exec.Command("go", "build", "-o", sub, "./test/apps/subscriber")
+	cmd.Dir = framework.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build subscriber: %v\n%s", err, out)
+	}
+	return sub
+}
+
+// TestCLIPubSubAcrossApps: on the pub/sub `tandem init` configures
+// (pubsub.sqlite in the home folder), apps started by separate `tandem run`s
+// exchange messages. Every subscribing app is its own consumer group, so
+// each gets every message once, whichever sidecar published it.
+func TestCLIPubSubAcrossApps(t *testing.T) {
+	c := newTandemCLI(t)
+	sub := buildSubscriberApp(t)
+	procs := []*framework.Process{
+		c.start("tandem run shop", "run", "--app-id", "shop", "--app-port", fmt.Sprint(framework.FreePort(t)), "--", sub),
+		c.start("tandem run audit", "run", "--app-id", "audit", "--app-port", fmt.Sprint(framework.FreePort(t)), "--", sub),
+		c.start("tandem run web", "run", "--app-id", "web", "--app-port", fmt.Sprint(framework.FreePort(t)), "--", bins.Echo),
+	}
+	apps := c.waitApps(procs, "shop", "audit", "web")
+	output := func() string {
+		var b strings.Builder
+		for _, p := range procs {
+			b.WriteString(p.Output())
+		}
+		return b.String()
+	}
+	publish := func(from, data string) {
+		t.Helper()
+		url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/publish/pubsub/orders", apps[from].HTTPPort)
+		resp, body := do(t, "POST", url, strings.NewReader(data), map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("publish through %s: %d %s", from, resp.StatusCode, body)
+		}
+	}
+	// received lists what app got, asked through its own sidecar.
+	received := func(app string) []string {
+		t.Helper()
+		url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/received", apps[app].HTTPPort, app)
+		resp, body := do(t, "GET", url, nil, nil)
+		var got []json.RawMessage
+		if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil {
+			t.Fatalf("%s received: %d %s", app, resp.StatusCode, body)
+		}
+		out := make([]string, len(got))
+		for i, g := range got {
+			out[i] = strings.ReplaceAll(string(g), " ", "")
+		}
+		return out
+	}
+	count := func(list []string, want string) int {
+		n := 0
+		for _, s := range list {
+			if s == want {
+				n++
+			}
+		}
+		return n
+	}
+	waitAll := func(want string, apps ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for _, app := range apps {
+			for count(received(app), want) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s did not receive %s: %v\n%s", app, want, received(app), output())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+
+	// From an app that does not subscribe to both subscribers.
+	publish("web", `{"order":42}`)
+	// From a subscriber: the other app gets it, and so does the publisher's
+	// own app (it subscribes too).
+	publish("shop", `{"order":43}`)
+	waitAll(`{"order":42}`, "shop", "audit")
+	waitAll(`{"order":43}`, "shop", "audit")
+	time.Sleep(500 * time.Millisecond)
+	for _, app := range []string{"shop", "audit"} {
+		got := received(app)
+		for _, want := range []string{`{"order":42}`, `{"order":43}`} {
+			if n := count(got, want); n != 1 {
+				t.Errorf("%s received %s %d times, want once: %v", app, want, n, got)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.home, "pubsub.db")); err != nil {
+		t.Errorf("the shared pub/sub file is not in the home folder: %v", err)
 	}
 }

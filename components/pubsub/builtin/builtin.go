@@ -14,6 +14,7 @@ import (
 	"github.com/tandemrun/tandem/components/pubsub/mqtt3"
 	"github.com/tandemrun/tandem/components/pubsub/rabbitmq"
 	"github.com/tandemrun/tandem/components/pubsub/redis"
+	"github.com/tandemrun/tandem/components/pubsub/sqlite"
 )
 
 // Factories returns a new map from Dapr component type ("pubsub.redis", ...)
@@ -30,6 +31,7 @@ func Factories(log *slog.Logger) map[string]func() pubsub.PubSub {
 		jetstream.Type: func() pubsub.PubSub { return jetstream.New(with(jetstream.Type)) },
 		rabbitmq.Type:  func() pubsub.PubSub { return rabbitmq.New(with(rabbitmq.Type)) },
 		mqtt3.Type:     func() pubsub.PubSub { return mqtt3.New(with(mqtt3.Type)) },
+		sqlite.Type:    func() pubsub.PubSub { return sqlite.New(with(sqlite.Type)) },
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 
 func TestFactories(t *testing.T) {
 	f := builtin.Factories(nil)
-	for _, typ := range []string{"pubsub.in-memory", "pubsub.redis", "pubsub.jetstream", "pubsub.rabbitmq", "pubsub.mqtt3"} {
+	for _, typ := range []string{"pubsub.in-memory", "pubsub.redis", "pubsub.jetstream", "pubsub.rabbitmq", "pubsub.mqtt3", "pubsub.sqlite"} {
 		t.Run(typ, func(t *testing.T) {
 			newPS, ok := f[typ]
 			if !ok {
@@ -27,14 +27,14 @@ func TestFactories(t *testing.T) {
 			}
 		})
 	}
-	if len(f) != 5 {
-		t.Errorf("%d factories, want 5", len(f))
+	if len(f) != 6 {
+		t.Errorf("%d factories, want 6", len(f))
 	}
 }
 
 func TestKind(t *testing.T) {
 	k := builtin.Kind(nil)
-	if k.Category != "pubsub" || len(k.Types) != 5 {
+	if k.Category != "pubsub" || len(k.Types) != 6 {
 		t.Fatalf("Kind = %q with types %v", k.Category, k.Types)
 	}
 	if _, ok := k.New("pubsub.kafka"); ok {
