@@ -18,9 +18,8 @@ func initCommand(g *globals) *cobra.Command {
 		Long: `init creates the home folder (~/.tandem, or --home, or $TANDEM_HOME) with:
 
   resources/statestore.yaml   state store "statestore" (state.sqlite, state.db)
-  resources/pubsub.yaml       pub/sub "pubsub" (pubsub.in-memory: messages stay inside
-                              one sidecar; use a broker such as pubsub.redis to publish
-                              from one app to another)
+  resources/pubsub.yaml       pub/sub "pubsub" (pubsub.sqlite, pubsub.db: shared by every
+                              app of this home, durable, one consumer group per app ID)
   resources/secretstore.yaml  secret store "localsecretstore" (secrets.json)
   resources/resiliency.yaml   timeouts and retries
   config.yaml                 Configuration: mTLS on, sqlite name resolution, tracing off
