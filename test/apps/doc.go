@@ -1,3 +1,5 @@
 // Package apps holds the small programs end-to-end tests and benchmarks run
-// next to sidecars: echo (plain HTTP) and grpcecho (Dapr Go SDK, gRPC).
+// next to sidecars: echo (plain HTTP), grpcecho (Dapr Go SDK, gRPC),
+// subscriber (pub/sub subscriber that counts events) and flaky (fails,
+// hangs or crashes on request, for resiliency and fault tests).
 package apps
