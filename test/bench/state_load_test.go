@@ -1,0 +1,351 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/state"
+	redisstate "github.com/tandemrun/tandem/components/state/redis"
+	"github.com/tandemrun/tandem/test/e2e/framework"
+)
+
+// stateRun is one measured state run.
+type stateRun struct {
+	Op, Path   string // "save"/"get"; "sidecar", "component" or "plain"
+	Stats      opStats
+	SidecarCPU time.Duration // 0 for direct runs
+	RedisCPU   time.Duration // -1 when redis-server is not visible here
+	ClientCPU  time.Duration
+}
+
+func (r stateRun) perK(d time.Duration) string {
+	if d < 0 || r.Stats.Ops == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", ms(d)*1000/float64(r.Stats.Ops))
+}
+
+// TestStateLoad measures state save and get through a tandemd (HTTP API,
+// state.redis) against the same operations sent straight to Redis, with
+// the same number of workers and connections, and writes results/state.md.
+func TestStateLoad(t *testing.T) {
+	if os.Getenv("TANDEM_BENCH") != "1" {
+		t.Skip("load benchmark: run it with TANDEM_BENCH=1 go test ./test/bench -run TestStateLoad -v -timeout 10m (see test/bench/README.md)")
+	}
+	addr := os.Getenv("TANDEM_BENCH_REDIS")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	if err := reachable(addr); err != nil {
+		t.Skipf("redis at %s not reachable (set TANDEM_BENCH_REDIS): %v", addr, err)
+	}
+	seconds := benchSeconds(t, "TANDEM_BENCH_SECONDS", 10)
+	warmup := benchSeconds(t, "TANDEM_BENCH_WARMUP_SECONDS", 2)
+	workers := int(benchNum(t, "TANDEM_BENCH_CONNECTIONS", 16))
+	nkeys := int(benchNum(t, "TANDEM_BENCH_STATE_KEYS", 1000))
+	if workers < 1 || nkeys < 1 {
+		t.Fatal("TANDEM_BENCH_CONNECTIONS and TANDEM_BENCH_STATE_KEYS must be at least 1")
+	}
+	bins, err := framework.Build()
+	if err != nil {
+		t.Fatalf("build the binaries: %v", err)
+	}
+	t.Cleanup(framework.Cleanup)
+	loadBefore := machine().LoadAvg
+
+	// A key prefix of our own keeps the run apart from other users of this
+	// Redis; the keys are deleted at the end.
+	prefix := randomName("tbench")
+	dir := t.TempDir()
+	comp := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: %q
+  - name: keyPrefix
+    value: %q
+`, addr, prefix)
+	if err := os.WriteFile(filepath.Join(dir, "state.yaml"), []byte(comp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "benchstate", ResourcesDir: dir, Args: []string{"--log-level", "info"},
+	})
+	idle, err := ReadMem(sc.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	value := stateValue(100)
+	key := func(w, i int) int { return (w*nkeys/workers + i) % nkeys }
+	name := func(k int) string { return "k-" + strconv.Itoa(k) }
+	stored := func(k int) string { return prefix + state.Separator + name(k) }
+	saveBodies := make([][]byte, nkeys)
+	for k := range saveBodies {
+		saveBodies[k] = fmt.Appendf(nil, `[{"key":%q,"value":%s}]`, name(k), value)
+	}
+	cleanup := goredis.NewClient(&goredis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
+	t.Cleanup(func() {
+		for k := range nkeys {
+			_ = cleanup.Del(ctx, stored(k)).Err()
+		}
+		_ = cleanup.Close()
+	})
+
+	// Every worker has its own HTTP client (one keep-alive connection), its
+	// own go-redis client and its own store instance, each with a pool of 1.
+	httpc := make([]*http.Client, workers)
+	plain := make([]*goredis.Client, workers)
+	stores := make([]*redisstate.Store, workers)
+	for w := range workers {
+		httpc[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+		plain[w] = goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1, Protocol: 2, DisableIdentity: true})
+		stores[w] = redisstate.New(nil)
+		md := components.Metadata{Name: "statestore", Type: redisstate.Type, Properties: map[string]string{"redisHost": addr, "poolSize": "1"}}
+		if err := stores[w].Init(ctx, md); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = plain[w].Close(); _ = stores[w].Close() })
+	}
+	base := sc.HTTPURL() + "/v1.0/state/statestore"
+
+	ops := map[string]func(w, i int) error{
+		"save sidecar": func(w, i int) error {
+			return httpDo(httpc[w], http.MethodPost, base, saveBodies[key(w, i)], http.StatusNoContent, -1)
+		},
+		"get sidecar": func(w, i int) error {
+			return httpDo(httpc[w], http.MethodGet, base+"/"+name(key(w, i)), nil, http.StatusOK, len(value))
+		},
+		"save component": func(w, i int) error {
+			return stores[w].Set(ctx, &state.SetRequest{Key: stored(key(w, i)), Value: value})
+		},
+		"get component": func(w, i int) error {
+			res, err := stores[w].Get(ctx, &state.GetRequest{Key: stored(key(w, i))})
+			return checkValue(res != nil, len(resData(res)), len(value), err)
+		},
+		"save plain": func(w, i int) error {
+			return plain[w].HSet(ctx, stored(key(w, i)), "data", value).Err()
+		},
+		"get plain": func(w, i int) error {
+			m, err := plain[w].HGetAll(ctx, stored(key(w, i))).Result()
+			return checkValue(len(m) > 0, len(m["data"]), len(value), err)
+		},
+	}
+
+	// Preload every key through the sidecar (so the stored layout is the
+	// store's own), then warm every path up.
+	for k := range nkeys {
+		if err := ops["save sidecar"](0, k); err != nil {
+			t.Fatalf("preload %s: %v", name(k), err)
+		}
+	}
+	order := []string{"plain", "component", "sidecar"}
+	for _, op := range []string{"save", "get"} {
+		for _, path := range order {
+			if s := closedLoop(workers, warmup, ops[op+" "+path]); s.Errors > 0 {
+				t.Fatalf("warm-up %s %s: %d errors, first: %s", op, path, s.Errors, s.FirstErr)
+			}
+		}
+	}
+
+	cpu := NewProcCPU()
+	redisPID := findPID("redis-server")
+	readCPU := func(pid int) time.Duration {
+		if pid == 0 {
+			return -1
+		}
+		d, err := cpu.CPU(pid)
+		if err != nil {
+			return -1
+		}
+		return d
+	}
+	sampler := StartRSSSampler(50*time.Millisecond, sc.PID())
+	var runs []stateRun
+	for _, op := range []string{"save", "get"} {
+		for _, path := range order {
+			scBefore, rBefore, cBefore := readCPU(sc.PID()), readCPU(redisPID), selfCPU()
+			s := closedLoop(workers, seconds, ops[op+" "+path])
+			run := stateRun{Op: op, Path: path, Stats: s, ClientCPU: selfCPU() - cBefore, RedisCPU: -1}
+			if path == "sidecar" {
+				run.SidecarCPU = readCPU(sc.PID()) - scBefore
+			}
+			if rBefore >= 0 {
+				run.RedisCPU = readCPU(redisPID) - rBefore
+			}
+			t.Logf("%s %s: %.0f ops/s, %d ops, %d errors, p50 %.3f ms, p99 %.3f ms",
+				op, path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P99))
+			runs = append(runs, run)
+		}
+	}
+	peak := sampler.Stop()[0]
+	after, err := ReadMem(sc.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	md := stateMarkdown(runs, stateEnv{
+		workers: workers, keys: nkeys, seconds: seconds, warmup: warmup, loadBefore: loadBefore, loadAfter: machine().LoadAvg,
+		idle: idle.RSS, peak: peak, hwm: after.HWM,
+	})
+	t.Logf("\n%s", md)
+	writeBenchReport(t, "TANDEM_BENCH_STATE_OUT", filepath.Join("results", "state.md"), md)
+	for _, r := range runs {
+		if r.Stats.Errors > 0 {
+			t.Errorf("%s %s: %d of %d operations failed, first: %s", r.Op, r.Path, r.Stats.Errors, r.Stats.Ops, r.Stats.FirstErr)
+		}
+	}
+}
+
+// stateValue is a JSON object of exactly n bytes (n >= 16).
+func stateValue(n int) []byte {
+	head := `{"id":1,"pad":"`
+	return []byte(head + strings.Repeat("x", n-len(head)-2) + `"}`)
+}
+
+func resData(r *state.GetResponse) []byte {
+	if r == nil {
+		return nil
+	}
+	return r.Data
+}
+
+func checkValue(found bool, got, want int, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case !found:
+		return fmt.Errorf("key not found")
+	case got != want:
+		return fmt.Errorf("value of %d bytes, want %d", got, want)
+	}
+	return nil
+}
+
+// httpDo sends one request and checks the status and, if wantLen >= 0, the
+// body's length; the body is always read to the end so the connection is
+// reused.
+func httpDo(c *http.Client, method, url string, body []byte, wantStatus, wantLen int) error {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		return err
+	case resp.StatusCode != wantStatus:
+		return fmt.Errorf("%s %s: status %d, want %d", method, url, resp.StatusCode, wantStatus)
+	case wantLen >= 0 && int(n) != wantLen:
+		return fmt.Errorf("%s %s: %d bytes, want %d", method, url, n, wantLen)
+	}
+	return nil
+}
+
+// findPID returns the pid of the first process whose name is comm, or 0.
+func findPID(comm string) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "comm"))
+		if err == nil && strings.TrimSpace(string(b)) == comm {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			return pid
+		}
+	}
+	return 0
+}
+
+type stateEnv struct {
+	workers, keys         int
+	seconds, warmup       time.Duration
+	loadBefore, loadAfter string
+	idle, peak, hwm       uint64
+}
+
+func stateMarkdown(runs []stateRun, e stateEnv) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	m := machine()
+	p("# State load benchmark\n\n")
+	p("- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	p("- commit: %s\n", commit())
+	p("- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s, %s\n", m.NProc, m.CPUModel, m.GOMAXPROCS, m.Kernel, m.GoVersion)
+	p("- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", e.loadBefore, e.loadAfter)
+	p("- load: %d workers, each with its own connection, each sending its next operation as soon as the previous one returned; %s per run after %s warm-up of each path; %d keys (preloaded), 100-byte JSON values\n",
+		e.workers, e.seconds, e.warmup, e.keys)
+	p("- paths: **sidecar** = Go net/http client → tandemd HTTP API (`POST /v1.0/state/statestore` one item; `GET /v1.0/state/statestore/{key}`) → state.redis → Redis, plaintext (the store call is local: no app, no mTLS); ")
+	p("**component** = the same `components/state/redis` store called in-process (the same Lua scripts over go-redis: set = HGET version + HSET data + HINCRBY version + PERSIST, get = HMGET data version + TTL); ")
+	p("**plain** = go-redis `HSET key data <value>` / `HGETALL key` (no ETag, no script: the \"straight to Redis\" baseline)\n")
+	p("- the load generator (this process), tandemd and redis-server share the same CPUs\n\n")
+
+	p("## Targets (issue 3)\n\n| figure | Tandem | target | Dapr 1.18 | met |\n|---|---|---|---|---|\n")
+	find := func(op, path string) (stateRun, bool) {
+		for _, r := range runs {
+			if r.Op == op && r.Path == path {
+				return r, true
+			}
+		}
+		return stateRun{}, false
+	}
+	for _, op := range []string{"save", "get"} {
+		dapr := map[string]string{"save": "0.05×", "get": "0.12×"}[op]
+		s, ok := find(op, "sidecar")
+		for _, base := range []string{"plain", "component"} {
+			d, okd := find(op, base)
+			if !ok || !okd || d.Stats.Rate() == 0 {
+				continue
+			}
+			v := s.Stats.Rate() / d.Stats.Rate()
+			met := "yes"
+			if v < 0.5 {
+				met = "**no**"
+			}
+			p("| %s ops/s through the sidecar ÷ direct (%s) | %.2f× (%.0f / %.0f) | ≥ 0.5× | %s | %s |\n", op, base, v, s.Stats.Rate(), d.Stats.Rate(), dapr, met)
+		}
+	}
+
+	p("\n## Runs\n\n| op | path | ops/s | ops | errors | p50 ms | p90 ms | p99 ms | max ms | sidecar CPU ms / 1000 ops | redis-server CPU ms / 1000 ops | client CPU ms / 1000 ops |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range runs {
+		sc := "–"
+		if r.Path == "sidecar" {
+			sc = r.perK(r.SidecarCPU)
+		}
+		s := r.Stats
+		p("| %s | %s | %.0f | %d | %d | %.3f | %.3f | %.3f | %.3f | %s | %s | %s |\n",
+			r.Op, r.Path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), sc, r.perK(r.RedisCPU), r.perK(r.ClientCPU))
+	}
+	p("\n## Sidecar memory\n\n| idle VmRSS | max sampled VmRSS (all runs) | VmHWM (after all runs) |\n|---|---|---|\n| %s | %s | %s |\n",
+		mib(e.idle), mib(e.peak), mib(e.hwm))
+	return b.String()
+}
