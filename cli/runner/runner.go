@@ -265,7 +265,7 @@ func (in *instance) start(ctx context.Context) error {
 			}
 			return err == nil
 		}); err != nil {
-			return fmt.Errorf("%w\nIf the app listens on another port, pass it with --app-port (it also gets APP_PORT in its environment).", err)
+			return fmt.Errorf("%w\nif the app listens on another port, pass it with --app-port (it also gets APP_PORT in its environment)", err)
 		}
 	}
 	in.say("✅  You're up and running! %s: app pid %d, sidecar HTTP http://127.0.0.1:%d, gRPC 127.0.0.1:%d. Logs: %s",

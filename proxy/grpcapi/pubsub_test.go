@@ -44,6 +44,7 @@ func TestGRPCPublishErrors(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "topic is empty")
 	_, err = c.PublishEvent(ctx, &runtimev1.PublishEventRequest{PubsubName: "ps", Topic: "t", DataContentType: "application/cloudevents+json", Data: []byte("[")})
 	wantCode(t, err, codes.InvalidArgument, "cannot create cloudevent")
+	//lint:ignore SA1019 older SDKs still call the alpha RPC; it must keep working
 	res, err := c.BulkPublishEventAlpha1(ctx, &runtimev1.BulkPublishRequest{PubsubName: "ps", Topic: "t", Entries: []*runtimev1.BulkPublishRequestEntry{
 		{EntryId: "1", Event: []byte("a"), ContentType: "text/plain"}, {EntryId: "2", Event: []byte(`{"b":1}`), ContentType: "application/json"},
 	}})

@@ -53,12 +53,6 @@ func (f *fakeInvoker) last() call {
 	return f.calls[len(f.calls)-1]
 }
 
-func (f *fakeInvoker) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.calls)
-}
-
 func httpResp(code int32, headers map[string][]string, ct, body string) *invoke.Response {
 	md := map[string]*internalsv1.ListStringValue{}
 	for k, v := range headers {

@@ -70,11 +70,12 @@ func MetadataJSON(m *runtimev1.GetMetadataResponse) ([]byte, error) {
 		ID:              m.GetId(),
 		RuntimeVersion:  m.GetRuntimeVersion(),
 		EnabledFeatures: m.GetEnabledFeatures(),
-		Actors:          m.GetActiveActorsCount(), //nolint:staticcheck // still served by Dapr
-		Components:      m.GetRegisteredComponents(),
-		Extended:        m.GetExtendedMetadata(),
-		HTTPEndpoints:   m.GetHttpEndpoints(),
-		Scheduler:       m.GetScheduler(),
+		//lint:ignore SA1019 Dapr still serves the actors list
+		Actors:        m.GetActiveActorsCount(),
+		Components:    m.GetRegisteredComponents(),
+		Extended:      m.GetExtendedMetadata(),
+		HTTPEndpoints: m.GetHttpEndpoints(),
+		Scheduler:     m.GetScheduler(),
 	}
 	if acp := m.GetAppConnectionProperties(); acp != nil {
 		out.AppConnectionProperties = appConnectionJSON{

@@ -66,6 +66,7 @@ func (d GRPCDeliverer) DeliverBulk(ctx context.Context, b *BulkMessage) ([]Statu
 	ctx = metadata.NewOutgoingContext(ctx, md)
 	res, err := d.App.OnBulkTopicEvent(ctx, req)
 	if status.Code(err) == codes.Unimplemented && d.Alpha != nil {
+		//lint:ignore SA1019 apps built with older SDKs only implement the alpha callback
 		res, err = d.Alpha.OnBulkTopicEventAlpha1(ctx, req)
 	}
 	if err != nil {

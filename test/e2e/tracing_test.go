@@ -86,7 +86,7 @@ func TestTracingAcrossSidecars(t *testing.T) {
 
 	// Wait for the chain that ends at the app's span.
 	var spans []otlptest.Span
-	byID := map[string]otlptest.Span{}
+	var byID map[string]otlptest.Span
 	for end := time.Now().Add(15 * time.Second); ; {
 		spans = rcv.Trace(traceID)
 		byID = map[string]otlptest.Span{}
