@@ -78,8 +78,8 @@ func TestInvokeLoad(t *testing.T) {
 	h.waitEcho(via)
 
 	// Warm-up, interleaved, then the measured runs, interleaved.
-	h.load(direct, -1, false, set.WarmupSeconds)
-	h.load(via, -1, false, set.WarmupSeconds)
+	h.load(direct, -1, false, set.Warmup)
+	h.load(via, -1, false, set.Warmup)
 	rep.Runs = append(rep.Runs,
 		h.measure("direct, fixed rate", direct, false, set.FixedQPS, false, nil),
 		h.measure("sidecars, fixed rate", via, true, set.FixedQPS, false, nil),
@@ -170,12 +170,12 @@ func settingsFromEnv(t *testing.T) Settings {
 	}
 	secs := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 	return Settings{
-		Seconds:       secs(num("TANDEM_BENCH_SECONDS", 10)),
-		WarmupSeconds: secs(num("TANDEM_BENCH_WARMUP_SECONDS", 3)),
-		Connections:   int(num("TANDEM_BENCH_CONNECTIONS", 16)),
-		PayloadBytes:  int(num("TANDEM_BENCH_PAYLOAD_BYTES", 1024)),
-		FixedQPS:      num("TANDEM_BENCH_QPS", 1000),
-		ColdStarts:    int(num("TANDEM_BENCH_COLD_STARTS", 10)),
+		Run:          secs(num("TANDEM_BENCH_SECONDS", 10)),
+		Warmup:       secs(num("TANDEM_BENCH_WARMUP_SECONDS", 3)),
+		Connections:  int(num("TANDEM_BENCH_CONNECTIONS", 16)),
+		PayloadBytes: int(num("TANDEM_BENCH_PAYLOAD_BYTES", 1024)),
+		FixedQPS:     num("TANDEM_BENCH_QPS", 1000),
+		ColdStarts:   int(num("TANDEM_BENCH_COLD_STARTS", 10)),
 	}
 }
 
@@ -275,7 +275,7 @@ func (h *harness) measure(name, url string, sidecars bool, qps float64, staggere
 	if mem != nil {
 		sampler = StartRSSSampler(50*time.Millisecond, h.sidecarPIDs...)
 	}
-	res := h.load(url, qps, staggered, h.set.Seconds)
+	res := h.load(url, qps, staggered, h.set.Run)
 	clientAfter := selfCPU()
 	after := h.cpus(pids)
 	if sampler != nil {
@@ -353,7 +353,7 @@ func (h *harness) profile(url string) string {
 	for i, pid := range h.sidecarPIDs {
 		pids[i] = strconv.Itoa(pid)
 	}
-	d := h.set.Seconds
+	d := h.set.Run
 	window := strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
 	var wg sync.WaitGroup
 	var res *fhttp.HTTPRunnerResults

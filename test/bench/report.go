@@ -71,12 +71,12 @@ type Machine struct {
 
 // Settings are the knobs of the harness.
 type Settings struct {
-	Seconds       time.Duration // each measured run
-	WarmupSeconds time.Duration
-	Connections   int
-	PayloadBytes  int
-	FixedQPS      float64
-	ColdStarts    int
+	Run          time.Duration // each measured run
+	Warmup       time.Duration
+	Connections  int
+	PayloadBytes int
+	FixedQPS     float64
+	ColdStarts   int
 }
 
 // Report is everything one harness run measured.
@@ -184,7 +184,7 @@ func (r *Report) Markdown() string {
 		p("- load average before the run (1, 5, 15 min): %s\n", r.Machine.LoadAvg)
 	}
 	p("- load: fortio %d connections, %d-byte POST bodies echoed back, %s per run after %s warm-up of each path; fixed rate %.0f qps (fortio's default pacing: the connections fire together; and staggered: fortio -uniform) and max rate\n",
-		r.Settings.Connections, r.Settings.PayloadBytes, r.Settings.Seconds, r.Settings.WarmupSeconds, r.Settings.FixedQPS)
+		r.Settings.Connections, r.Settings.PayloadBytes, r.Settings.Run, r.Settings.Warmup, r.Settings.FixedQPS)
 	p("- path: direct = client → echo app; sidecars = client → caller tandemd (HTTP API) → mTLS gRPC → callee tandemd → echo app\n")
 	p("- the load generator, the echo app and both sidecars (and sentry) share the same CPUs\n\n")
 

@@ -11,7 +11,7 @@ func sampleReport() *Report {
 		Date:     time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC),
 		Commit:   "abc123",
 		Machine:  Machine{NProc: 2, CPUModel: "Test CPU", GoVersion: "go1.26", GOMAXPROCS: 2, Kernel: "6.1"},
-		Settings: Settings{Seconds: 10 * time.Second, WarmupSeconds: 3 * time.Second, Connections: 16, PayloadBytes: 1024, FixedQPS: 1000},
+		Settings: Settings{Run: 10 * time.Second, Warmup: 3 * time.Second, Connections: 16, PayloadBytes: 1024, FixedQPS: 1000},
 		Runs: []Run{
 			{Name: "direct, 1000 qps", TargetQPS: 1000, Requests: 10000, QPS: 1000, P50: 100 * time.Microsecond},
 			{Name: "sidecars, 1000 qps", Sidecars: true, TargetQPS: 1000, Requests: 10000, QPS: 1000, P50: 350 * time.Microsecond,
