@@ -72,6 +72,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	defer stopTracing()
+	if obs, err = withAPIAccess(obs, cfg.Spec.API, log); err != nil {
+		return err
+	}
 
 	rc := loadComponents(o, log)
 	defer rc.Close()
