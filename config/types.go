@@ -317,7 +317,7 @@ type API struct {
 type APIRule struct {
 	Name     string `yaml:"name"`
 	Version  string `yaml:"version"`
-	Protocol string `yaml:"protocol,omitempty"` // http | grpc | "" (both)
+	Protocol string `yaml:"protocol,omitempty"` // http or grpc; Dapr 1.18 applies a rule without a protocol to neither
 }
 
 // Components restricts which component types may be loaded.
