@@ -452,20 +452,20 @@ func TestTraceBinRoundTrip(t *testing.T) {
 		{"garbage", false},
 	}
 	for _, tc := range cases {
-		bin, ok := traceBinFromParent(tc.tp)
+		bin, ok := TraceBinFromParent(tc.tp)
 		if ok != tc.ok {
-			t.Errorf("traceBinFromParent(%q) ok = %v", tc.tp, ok)
+			t.Errorf("TraceBinFromParent(%q) ok = %v", tc.tp, ok)
 			continue
 		}
 		if !ok {
 			continue
 		}
-		back, ok := traceParentFromBin(bin)
+		back, ok := TraceParentFromBin(bin)
 		if !ok || back != tc.tp {
 			t.Errorf("round trip %q -> %q (%v)", tc.tp, back, ok)
 		}
 	}
-	if _, ok := traceParentFromBin([]byte{1, 2}); ok {
+	if _, ok := TraceParentFromBin([]byte{1, 2}); ok {
 		t.Error("short binary accepted")
 	}
 }

@@ -213,7 +213,7 @@ func withTraceContext(ctx context.Context, md map[string]*internalsv1.ListString
 	}
 	kv := make([]string, 0, 6)
 	kv = append(kv, traceparentKey, tp)
-	if bin, ok := traceBinFromParent(tp); ok {
+	if bin, ok := TraceBinFromParent(tp); ok {
 		kv = append(kv, traceBinKey, string(bin))
 	}
 	if ts := firstMeta(md, tracestateKey); ts != "" {

@@ -117,7 +117,7 @@ func copyIncomingTrace(ctx context.Context, md map[string]*internalsv1.ListStrin
 	if v := in[traceparentKey]; len(v) > 0 {
 		tp = v[0]
 	} else if v := in[traceBinKey]; len(v) > 0 {
-		tp, _ = traceParentFromBin([]byte(v[0]))
+		tp, _ = TraceParentFromBin([]byte(v[0]))
 	}
 	if tp == "" {
 		return

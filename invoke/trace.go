@@ -13,11 +13,11 @@ const (
 	traceBinKey    = "grpc-trace-bin"
 )
 
-// traceBinFromParent converts a W3C traceparent
+// TraceBinFromParent converts a W3C traceparent
 // ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>") to the 29-byte
 // OpenCensus binary form: version 0, then field 0 (trace id), field 1
 // (span id) and field 2 (options), each preceded by its field number.
-func traceBinFromParent(tp string) ([]byte, bool) {
+func TraceBinFromParent(tp string) ([]byte, bool) {
 	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
 		return nil, false
 	}
@@ -35,8 +35,8 @@ func traceBinFromParent(tp string) ([]byte, bool) {
 	return b, true
 }
 
-// traceParentFromBin is the inverse of traceBinFromParent.
-func traceParentFromBin(b []byte) (string, bool) {
+// TraceParentFromBin is the inverse of TraceBinFromParent.
+func TraceParentFromBin(b []byte) (string, bool) {
 	if len(b) < 29 || b[0] != 0 || b[1] != 0 || b[18] != 1 || b[27] != 2 {
 		return "", false
 	}

@@ -210,7 +210,7 @@ func MetadataToGRPC(md Metadata) metadata.MD {
 		}
 	}
 	if _, ok := out[traceBinKey]; !ok {
-		if bin, ok := traceBin(First(md, traceparentKey)); ok {
+		if bin, ok := invoke.TraceBinFromParent(First(md, traceparentKey)); ok {
 			out[traceBinKey] = []string{string(bin)}
 		}
 	}

@@ -185,7 +185,7 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 	}
 	if hdr.Get("Traceparent") == "" {
 		if bin, ok := decodeBin(First(md, traceBinKey)); ok {
-			if tp, ok := traceparent(bin); ok {
+			if tp, ok := invoke.TraceParentFromBin(bin); ok {
 				hdr["Traceparent"] = []string{tp}
 			}
 		}

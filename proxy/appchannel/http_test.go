@@ -238,7 +238,7 @@ func TestHTTPInvoke(t *testing.T) {
 }
 
 func binOf(tp string) string {
-	b, ok := traceBin(tp)
+	b, ok := invoke.TraceBinFromParent(tp)
 	if !ok {
 		panic("bad traceparent " + tp)
 	}
@@ -256,19 +256,19 @@ func TestTraceRoundTrip(t *testing.T) {
 		{"", false},
 	}
 	for _, tt := range tests {
-		b, ok := traceBin(tt.in)
+		b, ok := invoke.TraceBinFromParent(tt.in)
 		if ok != tt.ok {
-			t.Errorf("traceBin(%q) ok = %v", tt.in, ok)
+			t.Errorf("invoke.TraceBinFromParent(%q) ok = %v", tt.in, ok)
 			continue
 		}
 		if !ok {
 			continue
 		}
-		if got, ok := traceparent(b); !ok || got != tt.in {
+		if got, ok := invoke.TraceParentFromBin(b); !ok || got != tt.in {
 			t.Errorf("round trip %q -> %q", tt.in, got)
 		}
 	}
-	if _, ok := traceparent([]byte{1, 2}); ok {
+	if _, ok := invoke.TraceParentFromBin([]byte{1, 2}); ok {
 		t.Error("short bin accepted")
 	}
 }
