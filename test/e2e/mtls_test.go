@@ -4,15 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,36 +126,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	url := sidecars[0].HTTPURL() + "/v1.0/invoke/callee/method/echo"
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				want := fmt.Sprintf("w%d-%d", w, i)
-				resp, err := client.Post(url, "text/plain", strings.NewReader(want))
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != want {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("status %d body %q", resp.StatusCode, b))
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
+	load := framework.StartEchoLoad(ctx, url, 4)
 	// Meanwhile, probe new handshakes with the callee's internal port and
 	// record the serial numbers it presents.
 	serials := map[string]bool{}
@@ -181,12 +147,12 @@ func TestRotationUnderLoad(t *testing.T) {
 		}
 	}
 	tick.Stop()
-	wg.Wait()
-	t.Logf("%d calls succeeded, %d failed in %s; callee presented %d distinct certificates to new connections", ok.Load(), failed.Load(), duration, len(serials))
-	if failed.Load() != 0 {
-		t.Errorf("%d calls failed during rotation (first: %v)", failed.Load(), firstErr.Load())
+	load.Stop()
+	t.Logf("%d calls succeeded, %d failed in %s; callee presented %d distinct certificates to new connections", load.OK.Load(), load.Failed.Load(), duration, len(serials))
+	if load.Failed.Load() != 0 {
+		t.Errorf("%d calls failed during rotation (first: %v)", load.Failed.Load(), load.FirstError())
 	}
-	if ok.Load() == 0 {
+	if load.OK.Load() == 0 {
 		t.Fatal("no call succeeded")
 	}
 	wantRotations := int(duration/(2*time.Second)) / 2

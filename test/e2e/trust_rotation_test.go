@@ -6,15 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,36 +60,7 @@ func TestTrustAnchorRotation(t *testing.T) {
 	url := caller.HTTPURL() + "/v1.0/invoke/callee/method/echo"
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; loadCtx.Err() == nil; i++ {
-				want := fmt.Sprintf("w%d-%d", w, i)
-				resp, err := client.Post(url, "text/plain", strings.NewReader(want))
-				if err != nil {
-					if loadCtx.Err() != nil {
-						return
-					}
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != want {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("status %d body %q", resp.StatusCode, b))
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
+	load := framework.StartEchoLoad(loadCtx, url, 4)
 	time.Sleep(2 * time.Second)
 
 	// A new root and issuer, made by the documented helper.
@@ -113,7 +79,7 @@ func TestTrustAnchorRotation(t *testing.T) {
 	for _, sc := range sidecars {
 		waitOutput(t, sc.Process, `trust anchors reloaded from file.*anchors=2`, 1)
 	}
-	t.Logf("step 1 done: %d calls ok, %d failed", ok.Load(), failed.Load())
+	t.Logf("step 1 done: %d calls ok, %d failed", load.OK.Load(), load.Failed.Load())
 
 	// Step 2: the new issuer. After one TTL every certificate is new.
 	writeAtomic(t, filepath.Join(s.CredsDir, "issuer.crt"), newCreds.issuer)
@@ -134,7 +100,7 @@ func TestTrustAnchorRotation(t *testing.T) {
 	if _, err := callLocal(ctx, calleeInternal, oldClient); err != nil {
 		t.Fatalf("step 2: an old-root client must still be accepted while the old root is in the bundle: %v", err)
 	}
-	t.Logf("step 2 done: %d calls ok, %d failed", ok.Load(), failed.Load())
+	t.Logf("step 2 done: %d calls ok, %d failed", load.OK.Load(), load.Failed.Load())
 
 	// Step 3: the old root goes.
 	writeAtomic(t, sentryCA, newCreds.root)
@@ -154,13 +120,13 @@ func TestTrustAnchorRotation(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	stopLoad()
-	wg.Wait()
+	load.Stop()
 
-	t.Logf("%d calls succeeded, %d failed during the rotation", ok.Load(), failed.Load())
-	if failed.Load() != 0 {
-		t.Errorf("%d calls failed during the root rotation (first: %v)", failed.Load(), firstErr.Load())
+	t.Logf("%d calls succeeded, %d failed during the rotation", load.OK.Load(), load.Failed.Load())
+	if load.Failed.Load() != 0 {
+		t.Errorf("%d calls failed during the root rotation (first: %v)", load.Failed.Load(), load.FirstError())
 	}
-	if ok.Load() == 0 {
+	if load.OK.Load() == 0 {
 		t.Fatal("no call succeeded")
 	}
 }
