@@ -135,7 +135,34 @@ spec:
 
 // StartSidecar starts tandemd on random ports and waits for
 // /v1.0/healthz/outbound.
+//
+// A port picked free can be taken by another process before the sidecar
+// binds it; a sidecar that exits saying so is started again on new ports.
 func StartSidecar(t testing.TB, bins *Binaries, o SidecarOptions) *Sidecar {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s := startSidecarOnce(t, bins, o)
+		if o.NoWait {
+			return s
+		}
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+			if err = WaitHTTP(context.Background(), s.HTTPURL()+"/v1.0/healthz/outbound", 204, 250*time.Millisecond); err == nil {
+				return s
+			}
+			if exited, _ := s.Exited(); exited {
+				break
+			}
+		}
+		if exited, _ := s.Exited(); exited && strings.Contains(s.Output(), "already in use") && attempt < 3 {
+			t.Logf("sidecar %s lost a port to another process; starting it again on new ports", o.AppID)
+			continue
+		}
+		t.Fatalf("sidecar %s: %v\n%s", o.AppID, err, s.Output())
+	}
+}
+
+func startSidecarOnce(t testing.TB, bins *Binaries, o SidecarOptions) *Sidecar {
 	t.Helper()
 	s := &Sidecar{AppID: o.AppID, HTTPPort: FreePort(t), GRPCPort: FreePort(t), InternalPort: FreePort(t), MetricsPort: FreePort(t)}
 	args := []string{
@@ -171,9 +198,6 @@ func StartSidecar(t testing.TB, bins *Binaries, o SidecarOptions) *Sidecar {
 		bin = o.Binary
 	}
 	s.Process = Start(t, filepath.Base(bin)+" "+o.AppID, bin, args, env...)
-	if !o.NoWait {
-		s.WaitReady(t)
-	}
 	return s
 }
 

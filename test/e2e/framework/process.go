@@ -154,15 +154,32 @@ func (p *Process) Exited() (bool, error) {
 	}
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// FreePort returns a loopback TCP port that was free a moment ago and that
+// this test process has not handed out before (the kernel may offer the
+// same ephemeral port twice in a row once its listener is closed).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !given[port] {
+			given[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: no unused port after 100 tries")
+	return 0
 }
 
 // WaitHTTP polls url until it answers with status want or timeout passes.
