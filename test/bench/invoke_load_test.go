@@ -100,7 +100,7 @@ func TestInvokeLoad(t *testing.T) {
 	}
 
 	rep.ColdOutbound, rep.ColdHealthz = coldStarts(t, bins, sentry, registry, app.Port, set.ColdStarts)
-	rep.BinaryBytes, rep.StrippedSize = binarySizes(t, bins)
+	rep.BinaryBytes, rep.PlainBytes = binarySizes(t, bins)
 
 	md := rep.Markdown()
 	t.Logf("\n%s", md)
@@ -517,19 +517,20 @@ func status(c *http.Client, url string) int {
 	return resp.StatusCode
 }
 
-// binarySizes returns the size of the tandemd the harness ran and of one
-// built with -ldflags="-s -w" (0 if that build fails).
-func binarySizes(t *testing.T, bins *framework.Binaries) (plain, stripped int64) {
+// binarySizes returns the size of the tandemd the harness ran (a release
+// build: framework.ReleaseFlags) and of one built by a bare `go build`
+// (0 if that build fails).
+func binarySizes(t *testing.T, bins *framework.Binaries) (release, plain int64) {
 	t.Helper()
 	fi, err := os.Stat(bins.Tandemd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "tandemd-stripped")
-	cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", out, "./cmd/tandemd")
+	out := filepath.Join(t.TempDir(), "tandemd-plain")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/tandemd")
 	cmd.Dir = framework.RepoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Logf("stripped build failed (size left out): %v\n%s", err, b)
+		t.Logf("plain build failed (size left out): %v\n%s", err, b)
 		return fi.Size(), 0
 	}
 	sfi, err := os.Stat(out)

@@ -91,8 +91,11 @@ type Report struct {
 	// 204 on /v1.0/healthz/outbound and /v1.0/healthz, one per start.
 	ColdOutbound []time.Duration
 	ColdHealthz  []time.Duration
-	BinaryBytes  int64
-	StrippedSize int64 // 0 if not measured
+	// BinaryBytes is the tandemd the harness ran: a release build
+	// (framework.ReleaseFlags). PlainBytes is a bare `go build` (0 if not
+	// measured), for context.
+	BinaryBytes int64
+	PlainBytes  int64
 	// Profile is optional text (top functions of the sidecars under load).
 	Profile string
 }
@@ -163,10 +166,10 @@ func (r *Report) Targets() []Target {
 		ts = append(ts, Target{fmt.Sprintf("cold start to /v1.0/healthz 204, app listening (median of %d)", len(r.ColdHealthz)), spread(r.ColdHealthz), "≤ 30 ms", "~125 ms", v <= 30*time.Millisecond})
 	}
 	if r.BinaryBytes > 0 {
-		ts = append(ts, Target{"tandemd binary", mib(uint64(r.BinaryBytes)), "≤ 40 MiB", "218 MiB", r.BinaryBytes <= 40<<20})
+		ts = append(ts, Target{"tandemd binary (release build: scripts/build.sh)", mib(uint64(r.BinaryBytes)), "≤ 40 MiB", "218 MiB", r.BinaryBytes <= 40<<20})
 	}
-	if r.StrippedSize > 0 {
-		ts = append(ts, Target{`tandemd binary, -ldflags="-s -w"`, mib(uint64(r.StrippedSize)), "≤ 40 MiB", "218 MiB", r.StrippedSize <= 40<<20})
+	if r.PlainBytes > 0 {
+		ts = append(ts, Target{"tandemd binary, bare `go build` (with symbols, DWARF and x/net/trace)", mib(uint64(r.PlainBytes)), "≤ 40 MiB", "218 MiB", r.PlainBytes <= 40<<20})
 	}
 	return ts
 }
