@@ -13,6 +13,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	pubsubbuiltin "github.com/tandemrun/tandem/components/pubsub/builtin"
+	"github.com/tandemrun/tandem/components/pubsub/topicscope"
 	"github.com/tandemrun/tandem/components/secretstores"
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
 	"github.com/tandemrun/tandem/components/state"
@@ -31,6 +32,9 @@ type runtimeComponents struct {
 	secrets *components.Manager[secretstores.SecretStore]
 	states  *components.Manager[state.Store]
 	pubsubs *components.Manager[pubsub.PubSub]
+	// topicScopes holds each pub/sub instance's topic scoping, for the
+	// pub/sub API.
+	topicScopes *topicscope.Table
 
 	mu  sync.RWMutex
 	set *components.Set
@@ -105,7 +109,8 @@ func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	rc.secrets = components.NewManager(secretsbuiltin.Kind(), mopts())
 	rc.env.Secret = secretstores.Resolver(rc.secrets.Registry())
 	rc.states = components.NewManager(stateKind(log), mopts())
-	rc.pubsubs = components.NewManager(pubsubbuiltin.Kind(log), mopts())
+	rc.topicScopes = topicscope.NewTable(log)
+	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(pubsubbuiltin.Kind(log)), mopts())
 
 	set, err := components.Load(o.ResourcesPaths, o.AppID)
 	if err != nil {

@@ -93,7 +93,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	})
 	pubsubAPI := api.NewPubSub(api.PubSubConfig{
 		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
-		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set,
+		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
 	})
 	rc.onChange = pubsubAPI.Reload
 	go rc.watch(ctx, o.ResourcesPaths, o.AppID)

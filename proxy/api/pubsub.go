@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/components/pubsub/topicscope"
 	"github.com/tandemrun/tandem/proxy/apierr"
 	"github.com/tandemrun/tandem/proxy/cloudevents"
 	"github.com/tandemrun/tandem/proxy/subscriptions"
@@ -37,6 +38,12 @@ type PubSubConfig struct {
 	// When the inbound policy gives up, the message is left to the broker
 	// for redelivery. Nil: one attempt each.
 	Resiliency func() *resiliency.Set
+	// Scopes returns the topic scoping of a component instance
+	// (publishingScopes, subscriptionScopes, allowedTopics,
+	// protectedTopics), usually topicscope.Table.Of. Publishing to a topic
+	// AppID may not publish to fails with ERR_PUBSUB_FORBIDDEN, and a
+	// subscription AppID may not make is not made. Nil: no scoping.
+	Scopes func(pubsub.PubSub) *topicscope.Scopes
 }
 
 // PubSub is the publish and subscribe API: publishing (HTTP and gRPC) and
@@ -116,6 +123,24 @@ func (p *PubSub) component(name, topic string) (pubsub.PubSub, func(), error) {
 	return inst, release, nil
 }
 
+// scopes returns the topic scoping of inst; nil allows everything.
+func (p *PubSub) scopes(inst pubsub.PubSub) *topicscope.Scopes {
+	if p.cfg.Scopes == nil {
+		return nil
+	}
+	return p.cfg.Scopes(inst)
+}
+
+// mayPublish returns ERR_PUBSUB_FORBIDDEN when inst's topic scoping does
+// not let this app publish to topic.
+func (p *PubSub) mayPublish(inst pubsub.PubSub, topic string) error {
+	var denied *topicscope.DeniedError
+	if errors.As(p.scopes(inst).Check(topicscope.Publish, p.cfg.AppID, topic), &denied) {
+		return apierr.PubSubForbidden(topic, p.cfg.AppID, denied.Reason())
+	}
+	return nil
+}
+
 // PublishRequest is one message to publish.
 type PublishRequest struct {
 	PubsubName  string
@@ -170,6 +195,9 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 		return err
 	}
 	defer release()
+	if err := p.mayPublish(inst, req.Topic); err != nil {
+		return err
+	}
 	raw, err := rawPayload(req.Metadata)
 	if err != nil {
 		return apierr.PubSubRequestMetadata(err)
@@ -221,6 +249,9 @@ func (p *PubSub) BulkPublish(ctx context.Context, req BulkPublishRequest) ([]Bul
 		return nil, err
 	}
 	defer release()
+	if err := p.mayPublish(inst, req.Topic); err != nil {
+		return nil, err
+	}
 	raw, err := rawPayload(req.Metadata)
 	if err != nil {
 		return nil, apierr.PubSubRequestMetadata(err)
@@ -330,13 +361,13 @@ func (p *PubSub) desiredLocked() []*subscriptions.Subscription {
 }
 
 // reportLocked logs a problem once per key until it changes.
-func (p *PubSub) reportLocked(key, msg string, err error) {
+func (p *PubSub) reportLocked(key, msg string, err error, attrs ...any) {
 	s := err.Error()
 	if p.reported[key] == s {
 		return
 	}
 	p.reported[key] = s
-	p.log.Warn(msg, "error", s)
+	p.log.Warn(msg, append(attrs, "error", s)...)
 }
 
 // inboundDeliverer runs deliveries to the app under the pub/sub

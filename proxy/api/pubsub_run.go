@@ -11,6 +11,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/components/pubsub/topicscope"
 	"github.com/tandemrun/tandem/proxy/apierr"
 	"github.com/tandemrun/tandem/proxy/subscriptions"
 )
@@ -154,9 +155,16 @@ func (p *PubSub) reconcile(ctx context.Context, d subscriptions.Deliverer) {
 		}
 		a, err := p.start(ctx, s, d)
 		p.mu.Lock()
-		if err != nil {
+		var denied *topicscope.DeniedError
+		switch {
+		case errors.As(err, &denied):
+			// Tried again at every resync: a reload that grants the topic
+			// subscribes it.
+			p.reportLocked("start|"+s.Key(), "subscription not made: the pub/sub's topic scoping does not let this app subscribe to the topic; change the field named here", err,
+				"pubsub", s.PubsubName, "topic", s.Topic, "app_id", denied.AppID, "field", denied.Field, "kind", s.Kind.String())
+		case err != nil:
 			p.reportLocked("start|"+s.Key(), "cannot subscribe yet; retrying when the component changes or becomes ready", err)
-		} else {
+		default:
 			delete(p.reported, "start|"+s.Key())
 			p.active[s.Key()] = a
 			p.log.Info("subscribed", "pubsub", s.PubsubName, "topic", s.Topic, "kind", s.Kind.String())
@@ -172,7 +180,9 @@ func (p *PubSub) current(a *activeSub) bool {
 	return ok && st.State == components.StateReady && cur == a.inst
 }
 
-// start subscribes s on its component with deliveries through d.
+// start subscribes s on its component with deliveries through d. It
+// returns a *topicscope.DeniedError when the component's topic scoping
+// does not let this app subscribe to s.Topic.
 func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d subscriptions.Deliverer) (*activeSub, error) {
 	if p.cfg.Registry == nil {
 		return nil, fmt.Errorf("subscription to %q on %q: no pub/sub components", s.Topic, s.PubsubName)
@@ -180,6 +190,17 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 	inst, release, err := p.cfg.Registry.Acquire(s.PubsubName)
 	if err != nil {
 		return nil, fmt.Errorf("subscription to %q on %q: %w", s.Topic, s.PubsubName, err)
+	}
+	scopes := p.scopes(inst)
+	if err := scopes.Check(topicscope.Subscribe, p.cfg.AppID, s.Topic); err != nil {
+		release()
+		return nil, err
+	}
+	if s.DeadLetterTopic != "" {
+		if err := scopes.Check(topicscope.Publish, p.cfg.AppID, s.DeadLetterTopic); err != nil {
+			p.log.Warn("the subscription's dead letter topic is not allowed for this app: dropped events will be redelivered instead of dead-lettered",
+				"pubsub", s.PubsubName, "topic", s.Topic, "dead_letter_topic", s.DeadLetterTopic, "error", err)
+		}
 	}
 	maxConc, err := s.MaxConcurrency()
 	if err != nil {
@@ -204,6 +225,10 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 	proc := &subscriptions.Processor{
 		Sub: s, Deliverer: d, Log: p.log,
 		DeadLetter: func(ctx context.Context, msg *pubsub.Message, topic string) error {
+			// Dead-lettering publishes as the app: the scoping applies.
+			if err := scopes.Check(topicscope.Publish, p.cfg.AppID, topic); err != nil {
+				return err
+			}
 			return inst.Publish(ctx, &pubsub.PublishRequest{Topic: topic, Data: msg.Data, ContentType: msg.ContentType, Metadata: msg.Metadata})
 		},
 	}
@@ -304,7 +329,13 @@ func (p *PubSub) Subscribe(ctx context.Context, req StreamRequest, d subscriptio
 		Metadata: req.Metadata, DeadLetterTopic: req.DeadLetterTopic, Rules: []*subscriptions.Rule{{}},
 	}
 	a, err := p.start(ctx, s, d)
-	if err != nil {
+	var denied *topicscope.DeniedError
+	switch {
+	case errors.As(err, &denied):
+		p.log.Warn("streaming subscription refused: the pub/sub's topic scoping does not let this app subscribe to the topic",
+			"pubsub", req.PubsubName, "topic", req.Topic, "app_id", denied.AppID, "field", denied.Field, "error", err)
+		return nil, apierr.PubSubForbidden(req.Topic, p.cfg.AppID, denied.Reason())
+	case err != nil:
 		return nil, apierr.Internal(err)
 	}
 	p.mu.Lock()

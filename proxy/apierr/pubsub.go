@@ -17,6 +17,7 @@ const (
 	CodePubSubPublishMessage  = "ERR_PUBSUB_PUBLISH_MESSAGE"
 	CodePubSubCloudEventsSer  = "ERR_PUBSUB_CLOUD_EVENTS_SER"
 	CodePubSubEventsSer       = "ERR_PUBSUB_EVENTS_SER"
+	CodePubSubForbidden       = "ERR_PUBSUB_FORBIDDEN"
 	// CodePubSubNotReady has no Dapr equivalent (daprd does not start with
 	// a broken component): the component is loaded but its broker is not
 	// reachable yet.
@@ -79,4 +80,12 @@ func PubSubCloudEvent(err error) *Error {
 func PubSubEvents(pubsubName, topic string, err error) *Error {
 	return &Error{Code: CodePubSubEventsSer, HTTPStatus: http.StatusBadRequest, GRPCCode: codes.InvalidArgument,
 		Message: fmt.Sprintf("error when unmarshaling the request for topic %s pubsub %s: %v", topic, pubsubName, err)}
+}
+
+// PubSubForbidden: the component's topic scoping (publishingScopes,
+// subscriptionScopes, allowedTopics, protectedTopics) does not let appID use
+// topic; reason says which field to change. Dapr's wording, then the reason.
+func PubSubForbidden(topic, appID, reason string) *Error {
+	return &Error{Code: CodePubSubForbidden, HTTPStatus: http.StatusForbidden, GRPCCode: codes.PermissionDenied,
+		Message: fmt.Sprintf("topic %s is not allowed for app id %s: %s", topic, appID, reason)}
 }

@@ -14,25 +14,29 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/components/pubsub/inmemory"
+	"github.com/tandemrun/tandem/components/pubsub/topicscope"
 	"github.com/tandemrun/tandem/proxy/api"
 )
 
-func pubsubClient(t *testing.T) runtimev1.DaprClient {
+// pubsubClient serves the in-memory "ps"; scoping is extra metadata of it,
+// such as its topic scoping fields.
+func pubsubClient(t *testing.T, scoping ...components.MetadataItem) runtimev1.DaprClient {
 	t.Helper()
 	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
 		inmemory.Type: func() pubsub.PubSub { return inmemory.New(nil) },
 	})
 	env := components.Env{AppID: "myapp"}
-	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: env.Resolve})
+	scopes := topicscope.NewTable(nil)
+	m := components.NewManager(scopes.Kind(pubsub.Kind(newFn, types)), components.ManagerOptions{Resolve: env.Resolve})
 	t.Cleanup(func() { _ = m.Close() })
 	m.Apply([]components.Component{{Name: "ps", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout,
-		Metadata: []components.MetadataItem{{Name: "redeliverInterval", Value: "10ms", HasValue: true}}}})
+		Metadata: append([]components.MetadataItem{{Name: "redeliverInterval", Value: "10ms", HasValue: true}}, scoping...)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return start(t, Config{AppID: "myapp", PubSub: api.NewPubSub(api.PubSubConfig{Registry: m.Registry(), AppID: "myapp"})})
+	return start(t, Config{AppID: "myapp", PubSub: api.NewPubSub(api.PubSubConfig{Registry: m.Registry(), AppID: "myapp", Scopes: scopes.Of})})
 }
 
 func TestGRPCPublishErrors(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/components/pubsub/inmemory"
+	"github.com/tandemrun/tandem/components/pubsub/topicscope"
 	"github.com/tandemrun/tandem/proxy/api"
 )
 
@@ -44,7 +45,9 @@ func (r *recordingBroker) take() []*pubsub.PublishRequest {
 	return out
 }
 
-func pubsubHandler(t *testing.T) (*Handler, *recordingBroker, *recordingBroker) {
+// pubsubHandler serves "ps" (recording) and "flaky" (refusing "bad"); scoping
+// is extra metadata of "ps", such as its topic scoping fields.
+func pubsubHandler(t *testing.T, scoping ...components.MetadataItem) (*Handler, *recordingBroker, *recordingBroker) {
 	t.Helper()
 	rec := &recordingBroker{PubSub: inmemory.New(nil)}
 	failing := &recordingBroker{PubSub: inmemory.New(nil), fail: true}
@@ -53,10 +56,11 @@ func pubsubHandler(t *testing.T) (*Handler, *recordingBroker, *recordingBroker) 
 		"pubsub.fail": func() pubsub.PubSub { return failing },
 	})
 	env := components.Env{AppID: "pubapp"}
-	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: env.Resolve})
+	scopes := topicscope.NewTable(nil)
+	m := components.NewManager(scopes.Kind(pubsub.Kind(newFn, types)), components.ManagerOptions{Resolve: env.Resolve})
 	t.Cleanup(func() { _ = m.Close() })
 	m.Apply([]components.Component{
-		{Name: "ps", Type: "pubsub.rec", InitTimeout: components.DefaultInitTimeout},
+		{Name: "ps", Type: "pubsub.rec", InitTimeout: components.DefaultInitTimeout, Metadata: scoping},
 		{Name: "flaky", Type: "pubsub.fail", InitTimeout: components.DefaultInitTimeout},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -64,7 +68,7 @@ func pubsubHandler(t *testing.T) (*Handler, *recordingBroker, *recordingBroker) 
 	if err := m.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{AppID: "pubapp", PubSub: api.NewPubSub(api.PubSubConfig{Registry: m.Registry(), AppID: "pubapp"}), MaxRequestBodySize: 1 << 20})
+	h := New(Config{AppID: "pubapp", PubSub: api.NewPubSub(api.PubSubConfig{Registry: m.Registry(), AppID: "pubapp", Scopes: scopes.Of}), MaxRequestBodySize: 1 << 20})
 	return h, rec, failing
 }
 
