@@ -38,6 +38,9 @@ type Response struct {
 	Message *internalsv1.InternalInvokeResponse
 	// Body is the response payload. It is never nil and must be closed.
 	Body io.ReadCloser
+	// ContentLength is the size of Body when the app said it, 0 or -1
+	// when unknown.
+	ContentLength int64
 }
 
 // IsHTTP reports whether the status code is an HTTP status rather than a

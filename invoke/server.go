@@ -165,7 +165,7 @@ func (s *Server) CallLocal(ctx context.Context, in *internalsv1.InternalInvokeRe
 		return nil, s.appError(m.GetMethod(), err)
 	}
 	defer resp.Body.Close()
-	body, err := readAllSized(resp.Body)
+	body, err := readAllSized(resp.Body, resp.ContentLength)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read response of app %q: %v", s.appID, err)
 	}
@@ -183,18 +183,48 @@ func (s *Server) CallLocal(ctx context.Context, in *internalsv1.InternalInvokeRe
 	return out, nil
 }
 
-// readAllSized reads r to the end, allocating once when r knows its size.
-func readAllSized(r io.Reader) ([]byte, error) {
+// readAllSized reads r to the end, allocating once when its size is known:
+// r has a Len method, or size > 0 as the app announced it (a body shorter
+// than announced is an error, as io.ReadAll would report it).
+func readAllSized(r io.Reader, size int64) ([]byte, error) {
+	announced := true
 	if l, ok := r.(interface{ Len() int }); ok {
-		b := make([]byte, l.Len())
-		n, err := io.ReadFull(r, b)
-		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+		size, announced = int64(l.Len()), false
+	}
+	if size <= 0 || size > maxPresize {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, size)
+	n, err := io.ReadFull(r, b)
+	if err != nil {
+		if !announced && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
 			return b[:n], nil
 		}
 		return nil, err
 	}
-	return io.ReadAll(r)
+	// All size bytes are in; the reader should be at its end now (a
+	// one-byte probe, so the common case allocates nothing more).
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		if m > 0 {
+			rest, err := io.ReadAll(r)
+			if err != nil {
+				return nil, err
+			}
+			return append(append(b, one[0]), rest...), nil
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
+
+// maxPresize caps what an announced size may allocate up front.
+const maxPresize = 16 << 20
 
 // CallLocalStream serves a streamed invocation: the leading message holds
 // the request, then payload chunks follow; the response goes back the same

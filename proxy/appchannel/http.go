@@ -1,6 +1,7 @@
 package appchannel
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/appchannel/h1"
 )
 
 // App protocols (--app-protocol) served by HTTP.
@@ -94,14 +96,19 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	default:
 		return nil, fmt.Errorf("app channel: protocol %q is not HTTP: use http, https or h2c (or the gRPC channel for grpc)", cfg.Protocol)
 	}
+	host := net.JoinHostPort(addr, strconv.Itoa(cfg.Port))
+	var rt http.RoundTripper = tr
+	if scheme == "http" && tr.Protocols == nil {
+		rt = &router{std: tr, lean: h1.New(h1.Config{Addr: host, MaxIdle: 1024, MaxHeaderBytes: cfg.MaxResponseHeaderBytes})}
+	}
 	return &HTTP{
 		client: &http.Client{
-			Transport: tr,
+			Transport: rt,
 			// Redirects go back to the caller, as with a reverse proxy.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		scheme:   scheme,
-		host:     net.JoinHostPort(addr, strconv.Itoa(cfg.Port)),
+		host:     host,
 		apiToken: cfg.APIToken,
 	}, nil
 }
@@ -117,6 +124,43 @@ func (h *HTTP) BaseURL() string { return h.scheme + "://" + h.host }
 func (h *HTTP) Close() error {
 	h.client.CloseIdleConnections()
 	return nil
+}
+
+// leanMax is the largest request body the lean client carries: the size of
+// a unary CallLocal (bigger bodies stream, through net/http).
+const leanMax = 64 << 10
+
+// router sends small requests whose body can be sent again (GetBody) to
+// the plaintext app over h1, which spends no goroutine hand-offs on them,
+// and everything else (streams, large bodies) over net/http.
+type router struct {
+	std  *http.Transport
+	lean *h1.Client
+}
+
+func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
+	if leanFits(req) {
+		return r.lean.RoundTrip(req)
+	}
+	return r.std.RoundTrip(req)
+}
+
+// leanFits reports whether req goes over h1: plaintext, and no body or a
+// small replayable one.
+func leanFits(req *http.Request) bool {
+	if req.URL.Scheme != "http" {
+		return false
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	return req.GetBody != nil && req.ContentLength > 0 && req.ContentLength <= leanMax
+}
+
+// CloseIdleConnections is what http.Client.CloseIdleConnections calls.
+func (r *router) CloseIdleConnections() {
+	r.std.CloseIdleConnections()
+	r.lean.CloseIdleConnections()
 }
 
 // Invoke sends req to the app and returns its response with the body
@@ -138,9 +182,11 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 			Headers: md,
 			Message: &commonv1.InvokeResponse{ContentType: resp.Header.Get("Content-Type")},
 		},
-		Body: resp.Body,
+		Body:          resp.Body,
+		ContentLength: resp.ContentLength,
 	}, nil
 }
+
 
 // newRequest builds the HTTP request for the app from req.
 func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Request, error) {
@@ -175,6 +221,16 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 	hreq.ContentLength = contentLength(req)
 	if body == http.NoBody {
 		hreq.ContentLength = 0
+	}
+	// A body held in memory (a unary CallLocal's) can be sent again when
+	// the app closed a keep-alive connection just as it was reused.
+	if br, ok := req.Body.(*bytes.Reader); ok && body != http.NoBody && br.Size() == hreq.ContentLength && int64(br.Len()) == br.Size() {
+		hreq.GetBody = func() (io.ReadCloser, error) {
+			if _, err := br.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+			return io.NopCloser(br), nil
+		}
 	}
 
 	md := req.Message.GetMetadata()

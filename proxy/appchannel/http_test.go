@@ -324,3 +324,74 @@ func TestHeaderToMetadata(t *testing.T) {
 		t.Errorf("content-type = %v", md["content-type"])
 	}
 }
+
+func TestLeanFits(t *testing.T) {
+	small := bytes.Repeat([]byte("a"), 1024)
+	big := bytes.Repeat([]byte("a"), 64<<10+1)
+	mk := func(url string, body io.Reader) *http.Request {
+		r, err := http.NewRequest(http.MethodPost, url, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	stream := mk("http://127.0.0.1:1/x", io.NopCloser(bytes.NewReader(small))) // no GetBody, unknown length
+	for _, tt := range []struct {
+		name string
+		req  *http.Request
+		want bool
+	}{
+		{"no body", mk("http://127.0.0.1:1/x", nil), true},
+		{"small in-memory body", mk("http://127.0.0.1:1/x", bytes.NewReader(small)), true},
+		{"body over 64 KiB", mk("http://127.0.0.1:1/x", bytes.NewReader(big)), false},
+		{"streamed body", stream, false},
+		{"https", mk("https://127.0.0.1:1/x", bytes.NewReader(small)), false},
+	} {
+		if got := leanFits(tt.req); got != tt.want {
+			t.Errorf("%s: leanFits = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestHTTPInvokeWrappedTransport: a wrapper around the channel's transport
+// (tracing wraps it) sees every call, small and streamed.
+func TestHTTPInvokeWrappedTransport(t *testing.T) {
+	srv, ch := fakeApp(t, (*httptest.Server).Start, func(w http.ResponseWriter) { _, _ = io.WriteString(w, "ok") })
+	host, port := portOf(t, srv)
+	app, err := NewHTTP(HTTPConfig{Address: host, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	var seen int
+	next := app.Client().Transport
+	app.Client().Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen++
+		return next.RoundTrip(r)
+	})
+	for i, body := range [][]byte{[]byte("small"), bytes.Repeat([]byte("b"), 100<<10)} {
+		for _, streamed := range []bool{false, true} {
+			var rd io.Reader = bytes.NewReader(body)
+			n := int64(len(body))
+			if streamed {
+				rd, n = io.MultiReader(bytes.NewReader(body)), -1
+			}
+			resp, err := app.Invoke(context.Background(), newReq("m", commonv1.HTTPExtension_POST, "", "text/plain", nil, rd, n))
+			if err != nil {
+				t.Fatalf("body %d streamed %v: %v", i, streamed, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if got := <-ch; string(b) != "ok" || !bytes.Equal(got.body, body) {
+				t.Fatalf("body %d streamed %v: reply %q, app got %d bytes", i, streamed, b, len(got.body))
+			}
+		}
+	}
+	if seen != 4 {
+		t.Fatalf("wrapper saw %d calls, want 4", seen)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -69,7 +69,7 @@ func TestInvokeLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep.Memory = append(rep.Memory, SidecarMem{Name: name, Idle: m.RSS})
+		rep.Memory = append(rep.Memory, SidecarMem{Name: name, Idle: m.RSS, IdleFile: m.File})
 	}
 
 	direct := fmt.Sprintf("http://127.0.0.1:%d/echo", app.Port)

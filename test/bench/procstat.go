@@ -70,8 +70,9 @@ func parseStatTicks(b []byte) (int64, error) {
 
 // Mem is a process's resident memory from /proc/<pid>/status, in bytes.
 type Mem struct {
-	RSS uint64 // VmRSS: resident now
-	HWM uint64 // VmHWM: peak resident since start
+	RSS  uint64 // VmRSS: resident now
+	HWM  uint64 // VmHWM: peak resident since start
+	File uint64 // RssFile: the part of RSS that is mapped file pages (the binary's own)
 }
 
 // ReadMem reads VmRSS and VmHWM of pid.
@@ -94,7 +95,7 @@ func parseStatus(b []byte) (Mem, error) {
 	var seen int
 	for _, line := range strings.Split(string(b), "\n") {
 		key, rest, ok := strings.Cut(line, ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		if !ok || (key != "VmRSS" && key != "VmHWM" && key != "RssFile") {
 			continue
 		}
 		f := strings.Fields(rest)
@@ -105,12 +106,16 @@ func parseStatus(b []byte) (Mem, error) {
 		if err != nil {
 			return Mem{}, fmt.Errorf("parse /proc status %s: %w", key, err)
 		}
-		if key == "VmRSS" {
+		switch key {
+		case "VmRSS":
 			m.RSS = kb * 1024
-		} else {
+			seen++
+		case "VmHWM":
 			m.HWM = kb * 1024
+			seen++
+		default:
+			m.File = kb * 1024
 		}
-		seen++
 	}
 	if seen != 2 {
 		return Mem{}, fmt.Errorf("parse /proc status: VmRSS or VmHWM missing (kernel threads and zombies have none)")

@@ -52,6 +52,7 @@ func (r Run) PerK(d time.Duration) time.Duration {
 type SidecarMem struct {
 	Name      string
 	Idle      uint64 // VmRSS right after start, before any request
+	IdleFile  uint64 // RssFile of Idle: mapped pages of the binary
 	LoadPeak  uint64 // highest VmRSS sampled during the max-rate run
 	HWM       uint64 // VmHWM after all runs
 	AfterLoad uint64 // VmRSS after all runs
@@ -222,7 +223,7 @@ func (r *Report) Markdown() string {
 		p("\n## Sidecar memory\n\n")
 		p("| sidecar | idle VmRSS (after start) | max sampled VmRSS (max-rate run) | VmHWM (after all runs) | VmRSS after all runs |\n|---|---|---|---|---|\n")
 		for _, m := range r.Memory {
-			p("| %s | %s | %s | %s | %s |\n", m.Name, mib(m.Idle), mib(m.LoadPeak), mib(m.HWM), mib(m.AfterLoad))
+			p("| %s | %s (binary pages %s) | %s | %s | %s |\n", m.Name, mib(m.Idle), mib(m.IdleFile), mib(m.LoadPeak), mib(m.HWM), mib(m.AfterLoad))
 		}
 	}
 	if len(r.ColdOutbound) > 0 {
