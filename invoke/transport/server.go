@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -31,6 +32,7 @@ func ServerOptions(c ServerConfig) []grpc.ServerOption {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(c.MaxMessageSize),
 		grpc.MaxSendMsgSize(c.MaxMessageSize),
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(4 << 20),
 		// The server probes idle clients, which always answer pings; this

@@ -495,3 +495,53 @@ func TestHandleAddsRoutes(t *testing.T) {
 		t.Errorf("unbuilt state route: %d", resp.StatusCode)
 	}
 }
+
+// memBody is a response body held in memory, as a unary CallLocal's is.
+type memBody struct{ *bytes.Reader }
+
+func (memBody) Close() error { return nil }
+
+// TestInvokeUnaryResponseOneWrite: an answer held in memory goes out with
+// its Content-Length (one write), a streamed one chunked; HEAD and 204
+// carry no body either way.
+func TestInvokeUnaryResponseOneWrite(t *testing.T) {
+	var code atomic.Int32
+	var streamed atomic.Bool
+	inv := &fakeInvoker{respond: func(string, *invoke.Request) (*invoke.Response, error) {
+		r := httpResp(code.Load(), nil, "text/plain", "")
+		if !streamed.Load() {
+			r.Body = memBody{bytes.NewReader([]byte("eleven char"))}
+		} else {
+			r.Body = io.NopCloser(strings.NewReader("eleven char"))
+		}
+		return r, nil
+	}}
+	srv := serve(t, Config{Invoker: inv})
+	for _, tt := range []struct {
+		method   string
+		code     int32
+		streamed bool
+		wantLen  int64
+		wantBody string
+	}{
+		{"GET", 200, false, 11, "eleven char"},
+		{"POST", 201, false, 11, "eleven char"},
+		{"GET", 200, true, -1, "eleven char"},
+		{"HEAD", 200, false, -1, ""},
+		{"GET", 204, false, -1, ""},
+	} {
+		code.Store(tt.code)
+		streamed.Store(tt.streamed)
+		resp, body := do(t, tt.method, srv.URL+"/v1.0/invoke/app/method/m", nil, nil)
+		if resp.StatusCode != int(tt.code) || string(body) != tt.wantBody {
+			t.Errorf("%s %d streamed=%v: got %d %q", tt.method, tt.code, tt.streamed, resp.StatusCode, body)
+		}
+		if tt.wantLen >= 0 && (resp.ContentLength != tt.wantLen || len(resp.TransferEncoding) != 0) {
+			t.Errorf("%s %d streamed=%v: Content-Length %d, Transfer-Encoding %v; want length %d, not chunked",
+				tt.method, tt.code, tt.streamed, resp.ContentLength, resp.TransferEncoding, tt.wantLen)
+		}
+		if tt.streamed && len(resp.TransferEncoding) == 0 {
+			t.Errorf("streamed answer not chunked (flushed as it came)")
+		}
+	}
+}

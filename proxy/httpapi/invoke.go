@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -145,11 +146,24 @@ func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, appID st
 	if ct != "" {
 		hdr["Content-Type"] = []string{ct}
 	}
+	stream := isEventStream(ct) || strings.Contains(firstHeader(r.Header, "Accept"), "text/event-stream")
+	if mem, ok := resp.Body.(inMemory); ok && !stream {
+		// A unary answer is in memory whole: it goes out with its length,
+		// headers and body in one write, instead of chunk by chunk.
+		if n := mem.Len(); n > 0 && bodyAllowed(code) && r.Method != http.MethodHead && len(hdr["Content-Length"]) == 0 {
+			hdr["Content-Length"] = []string{strconv.Itoa(n)}
+		}
+		w.WriteHeader(code)
+		if r.Method != http.MethodHead {
+			_, _ = mem.WriteTo(w) // an error means the caller went away
+		}
+		return
+	}
 	w.WriteHeader(code)
 	if r.Method == http.MethodHead {
 		return
 	}
-	if isEventStream(ct) || strings.Contains(firstHeader(r.Header, "Accept"), "text/event-stream") {
+	if stream {
 		// Server-sent events: the caller needs the headers before the first
 		// event, which may be long in coming.
 		if f, ok := w.(http.Flusher); ok {
@@ -162,6 +176,17 @@ func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, appID st
 		h.log.Warn("service invocation response broken off", "app_id", appID, "error", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// inMemory is a response body held whole in memory (a unary CallLocal's).
+type inMemory interface {
+	Len() int
+	io.WriterTo
+}
+
+// bodyAllowed reports whether a response with this status may carry a body.
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
 // copyFlush copies src to w, flushing after each write so streamed
