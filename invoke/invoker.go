@@ -133,7 +133,12 @@ func (iv *Invoker) resolve(ctx context.Context, appID, ns string) (string, error
 
 func (iv *Invoker) invokeUnary(ctx context.Context, appID, ns, addr string, req *Request) (*Response, error) {
 	var data []byte
-	if req.Body != nil && req.ContentLength > 0 {
+	if mb, ok := req.Body.(*MemBody); ok {
+		if b, whole := mb.unread(); whole && int64(len(b)) == req.ContentLength {
+			data = b
+		}
+	}
+	if data == nil && req.Body != nil && req.ContentLength > 0 {
 		data = make([]byte, req.ContentLength)
 		if _, err := io.ReadFull(req.Body, data); err != nil {
 			return nil, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)

@@ -1,6 +1,7 @@
 package invoke
 
 import (
+	"bytes"
 	"context"
 	"io"
 
@@ -26,6 +27,25 @@ type Request struct {
 	Body io.Reader
 	// ContentLength is the size of Body, or -1 when unknown (streamed).
 	ContentLength int64
+}
+
+// MemBody is a request body held whole in memory. The invoker sends its
+// bytes as they are (a unary CallLocal) instead of copying them first.
+type MemBody struct {
+	bytes.Reader
+	b []byte
+}
+
+// NewMemBody returns a body reading b, which must not change while in use.
+func NewMemBody(b []byte) *MemBody {
+	m := &MemBody{b: b}
+	m.Reset(b)
+	return m
+}
+
+// unread returns the whole content when nothing has been read yet.
+func (m *MemBody) unread() ([]byte, bool) {
+	return m.b, m.Len() == len(m.b)
 }
 
 // Response is the answer of the callee's app.

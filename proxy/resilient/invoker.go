@@ -1,7 +1,6 @@
 package resilient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -186,7 +185,7 @@ func (c *call) attempt(actx context.Context) (*invoke.Response, error) {
 		// may still be using the first.
 		r := *c.req
 		if c.buffered {
-			r.Body = bytes.NewReader(c.body)
+			r.Body = invoke.NewMemBody(c.body)
 		}
 		if n > 1 {
 			r.Message = proto.Clone(c.req.Message).(*internalsv1.InternalInvokeRequest)
