@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
+	"github.com/tandemrun/tandem/proxy/appchannel/h1"
 	redisstate "github.com/tandemrun/tandem/components/state/redis"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
@@ -112,11 +113,25 @@ spec:
 
 	// Every worker has its own HTTP client (one keep-alive connection), its
 	// own go-redis client and its own store instance, each with a pool of 1.
+	// The HTTP client: a lean keep-alive one by default (h1, the sidecar's
+	// own app-channel client: it writes and reads on the calling goroutine,
+	// like fortio's fast client the invocation benchmark uses); "nethttp"
+	// for Go's net/http Transport.
+	clientKind := os.Getenv("TANDEM_BENCH_STATE_CLIENT")
+	if clientKind == "" {
+		clientKind = "h1"
+	}
+	if clientKind != "h1" && clientKind != "nethttp" {
+		t.Fatalf("TANDEM_BENCH_STATE_CLIENT=%q: use h1 or nethttp", clientKind)
+	}
 	httpc := make([]*http.Client, workers)
 	plain := make([]*goredis.Client, workers)
 	stores := make([]*redisstate.Store, workers)
 	for w := range workers {
 		httpc[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+		if clientKind == "h1" {
+			httpc[w].Transport = h1.New(h1.Config{Addr: strings.TrimPrefix(sc.HTTPURL(), "http://"), MaxIdle: 1})
+		}
 		plain[w] = goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1, Protocol: 2, DisableIdentity: true})
 		stores[w] = redisstate.New(nil)
 		md := components.Metadata{Name: "statestore", Type: redisstate.Type, Properties: map[string]string{"redisHost": addr, "poolSize": "1"}}
@@ -204,7 +219,7 @@ spec:
 
 	md := stateMarkdown(runs, stateEnv{
 		workers: workers, keys: nkeys, seconds: seconds, warmup: warmup, loadBefore: loadBefore, loadAfter: machine().LoadAvg,
-		idle: idle.RSS, peak: peak, hwm: after.HWM,
+		idle: idle.RSS, peak: peak, hwm: after.HWM, client: clientKind,
 	})
 	t.Logf("\n%s", md)
 	writeBenchReport(t, "TANDEM_BENCH_STATE_OUT", filepath.Join("results", "state.md"), md)
@@ -286,6 +301,7 @@ func findPID(comm string) int {
 }
 
 type stateEnv struct {
+	client                string // "h1" or "nethttp"
 	workers, keys         int
 	seconds, warmup       time.Duration
 	loadBefore, loadAfter string
@@ -303,7 +319,11 @@ func stateMarkdown(runs []stateRun, e stateEnv) string {
 	p("- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", e.loadBefore, e.loadAfter)
 	p("- load: %d workers, each with its own connection, each sending its next operation as soon as the previous one returned; %s per run after %s warm-up of each path; %d keys (preloaded), 100-byte JSON values\n",
 		e.workers, e.seconds, e.warmup, e.keys)
-	p("- paths: **sidecar** = Go net/http client → tandemd HTTP API (`POST /v1.0/state/statestore` one item; `GET /v1.0/state/statestore/{key}`) → state.redis → Redis, plaintext (the store call is local: no app, no mTLS); ")
+	cl := "Go net/http client (`TANDEM_BENCH_STATE_CLIENT=nethttp`)"
+	if e.client == "h1" {
+		cl = "lean HTTP/1.1 keep-alive client (`proxy/appchannel/h1`: writes and reads on the calling goroutine, as fortio's fast client does)"
+	}
+	p("- paths: **sidecar** = %s → tandemd HTTP API (`POST /v1.0/state/statestore` one item; `GET /v1.0/state/statestore/{key}`) → state.redis → Redis, plaintext (the store call is local: no app, no mTLS); ", cl)
 	p("**component** = the same `components/state/redis` store called in-process (the same Lua scripts over go-redis: set = HGET version + HSET data + HINCRBY version + PERSIST, get = HMGET data version + TTL); ")
 	p("**plain** = go-redis `HSET key data <value>` / `HGETALL key` (no ETag, no script: the \"straight to Redis\" baseline)\n")
 	p("- the load generator (this process), tandemd and redis-server share the same CPUs\n\n")
