@@ -42,7 +42,9 @@ type GRPCConfig struct {
 	Port int
 	// Protocol is "grpc" (default) or "grpcs" (TLS without verification).
 	Protocol string
-	// APIToken is APP_API_TOKEN, sent as metadata dapr-api-token when set.
+	// APIToken is APP_API_TOKEN: when set, every unary call to the app
+	// (OnInvoke, OnTopicEvent, ListTopicSubscriptions ...) carries it as
+	// metadata dapr-api-token.
 	APIToken string
 	// MaxMessageSize bounds request and response messages in bytes
 	// (--dapr-http-max-request-size); 0 means DefaultMaxMessageSize.
@@ -84,11 +86,17 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxMessageSize
 	}
-	// passthrough: the address is an IP or host name dialled as is.
-	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(addr, strconv.Itoa(cfg.Port)),
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxSize), grpc.MaxCallSendMsgSize(maxSize)),
-	)
+	}
+	if cfg.APIToken != "" {
+		// On the connection, so no caller of the app (invocation, topic
+		// events, subscription discovery, bindings) can forget it.
+		opts = append(opts, grpc.WithChainUnaryInterceptor(withAPIToken(cfg.APIToken)))
+	}
+	// passthrough: the address is an IP or host name dialled as is.
+	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(addr, strconv.Itoa(cfg.Port)), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("app channel: gRPC client for %s:%d: %w", addr, cfg.Port, err)
 	}
@@ -100,8 +108,27 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	}, nil
 }
 
-// Conn returns the connection to the app (the gRPC proxy forwards raw
-// streams over it).
+// withAPIToken makes every unary call carry token as the only value of
+// dapr-api-token, as daprd sends APP_API_TOKEN with each call to the app.
+// A value already in the outgoing metadata (one an event or a caller
+// brought along) is replaced, never sent beside it.
+func withAPIToken(token string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		switch v := metadata.ValueFromOutgoingContext(ctx, apiTokenKey); {
+		case len(v) == 0:
+			ctx = metadata.AppendToOutgoingContext(ctx, apiTokenKey, token)
+		case len(v) != 1 || v[0] != token:
+			md, _ := metadata.FromOutgoingContext(ctx)
+			md.Set(apiTokenKey, token)
+			ctx = metadata.NewOutgoingContext(ctx, md)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// Conn returns the connection to the app. Unary calls made on it carry
+// APP_API_TOKEN; streams (the gRPC proxy's, forwarding another app's call)
+// do not, as in daprd.
 func (g *GRPC) Conn() *grpc.ClientConn { return g.conn }
 
 // Close closes the connection.
@@ -124,6 +151,8 @@ func (g *GRPC) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	}
 	md := MetadataToGRPC(req.Message.GetMetadata())
 	if g.apiToken != "" {
+		// The connection's interceptor would add it; set in metadata being
+		// built anyway, it costs the call no extra context.
 		md.Set(apiTokenKey, g.apiToken)
 	}
 	ctx = metadata.NewOutgoingContext(ctx, md)

@@ -44,13 +44,18 @@ func (f *fakeCallback) OnInvoke(ctx context.Context, in *commonv1.InvokeRequest)
 }
 
 func startCallback(t *testing.T, f *fakeCallback) int {
+	return serveApp(t, func(s *grpc.Server) { runtimev1.RegisterAppCallbackServer(s, f) })
+}
+
+// serveApp serves a fake gRPC app on a free local port until the test ends.
+func serveApp(t *testing.T, register func(*grpc.Server)) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	runtimev1.RegisterAppCallbackServer(s, f)
+	register(s)
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(s.Stop)
 	return l.Addr().(*net.TCPAddr).Port
