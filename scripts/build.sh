@@ -5,10 +5,11 @@
 #                      (~11 MiB of tandemd, and the pages RSS that come with it)
 #   -ldflags="-s -w"   no symbol table, no DWARF (panics still name functions)
 #   -trimpath          no local paths in the binary
+#   CGO_ENABLED=0      a static binary that runs on any Linux (as Dapr's are)
 # test/e2e/framework.ReleaseFlags holds the same flags: the tests run this build.
 set -euo pipefail
 out="${1:-bin}"
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
-go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$out/" ./cmd/tandemd ./cmd/sentry ./cmd/tandem
+CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$out/" ./cmd/tandemd ./cmd/sentry ./cmd/tandem
 ls -l "$out"/tandemd "$out"/sentry "$out"/tandem

@@ -36,7 +36,8 @@ func RepoRoot() string {
 // golang.org/x/net/trace, whose html/template keeps every exported method
 // of every type alive in the linker (about 11 MiB of tandemd); -s -w drops
 // the symbol table and DWARF (stack traces keep their function names).
-// Tests run the binaries a user runs.
+// Build also sets CGO_ENABLED=0 (a static binary). Tests run the binaries
+// a user runs.
 var ReleaseFlags = []string{"-trimpath", "-tags=grpcnotrace", "-ldflags=-s -w"}
 
 // Build compiles the binaries once per test process into a temporary folder.
@@ -61,6 +62,7 @@ func Build() (*Binaries, error) {
 			"./cmd/tandemd", "./cmd/sentry", "./cmd/tandem", "./test/apps/echo", "./test/apps/grpcecho")
 		cmd := exec.Command("go", args...)
 		cmd.Dir = RepoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
