@@ -81,8 +81,14 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 		return
 	}
 
-	md := make(appchannel.Metadata, len(r.Header))
+	// Room for the forwarding entries and the invoker's routing ones.
+	md := make(appchannel.Metadata, len(r.Header)+6)
 	appchannel.HeaderToMetadata(r.Header, md)
+	if appID != h.cfg.AppID {
+		// As daprd, only calls that leave for another sidecar say which
+		// host they were forwarded by.
+		appchannel.HostForwarded().AddTo(md)
+	}
 	// The request's messages share one allocation.
 	a := &requestAlloc{}
 	a.ext.Verb = commonv1.HTTPExtension_Verb(verb)

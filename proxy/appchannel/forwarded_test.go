@@ -1,0 +1,118 @@
+package appchannel
+
+import (
+	"net"
+	"os"
+	"slices"
+	"testing"
+)
+
+func TestForwardedValues(t *testing.T) {
+	for _, tt := range []struct {
+		name, addr, host string
+		want             map[string][]string
+	}{
+		{"address and name", "10.0.0.7", "node-a", map[string][]string{
+			"x-forwarded-for": {"10.0.0.7"}, "x-forwarded-host": {"node-a"},
+			"forwarded": {"for=10.0.0.7;by=10.0.0.7;host=node-a"},
+		}},
+		// daprd's shapes when one half is unknown, trailing ";" included.
+		{"address only", "10.0.0.7", "", map[string][]string{
+			"x-forwarded-for": {"10.0.0.7"}, "forwarded": {"for=10.0.0.7;by=10.0.0.7;"},
+		}},
+		{"name only", "", "node-a", map[string][]string{
+			"x-forwarded-host": {"node-a"}, "forwarded": {"host=node-a"},
+		}},
+		{"neither", "", "", map[string][]string{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			md := Metadata{"x-other": lv("o")}
+			NewForwarded(tt.addr, tt.host).AddTo(md)
+			delete(md, "x-other")
+			if len(md) != len(tt.want) {
+				t.Errorf("metadata = %v, want %v", md, tt.want)
+			}
+			for k, want := range tt.want {
+				if got := md[k].GetValues(); !slices.Equal(got, want) {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestForwardedAppendsAfterCallerValues(t *testing.T) {
+	// The caller's values may be its request's header slice, with room to
+	// spare: appending must not write into it.
+	callers := make([]string, 1, 4)
+	callers[0] = "203.0.113.9"
+	md := Metadata{
+		"x-forwarded-for":  {Values: callers},
+		"x-forwarded-host": lv("front.example", "edge.example"),
+		"forwarded":        lv(), // present but empty: just ours
+	}
+	f := NewForwarded("10.0.0.7", "node-a")
+	f.AddTo(md)
+
+	want := map[string][]string{
+		"x-forwarded-for":  {"203.0.113.9", "10.0.0.7"},
+		"x-forwarded-host": {"front.example", "edge.example", "node-a"},
+		"forwarded":        {"for=10.0.0.7;by=10.0.0.7;host=node-a"},
+	}
+	for k, w := range want {
+		if got := md[k].GetValues(); !slices.Equal(got, w) {
+			t.Errorf("%s = %q, want %q", k, got, w)
+		}
+	}
+	if spare := callers[:2][1]; spare != "" {
+		t.Errorf("caller's header slice written to: %q", spare)
+	}
+
+	// The shared one-value slices must not be changed by a later append.
+	md2 := Metadata{}
+	f.AddTo(md2)
+	md2["x-forwarded-for"].Values = append(md2["x-forwarded-for"].Values, "x")
+	md3 := Metadata{}
+	f.AddTo(md3)
+	if got := md3["x-forwarded-for"].GetValues(); !slices.Equal(got, []string{"10.0.0.7"}) {
+		t.Errorf("shared values changed: %q", got)
+	}
+}
+
+func TestForwardedAllocations(t *testing.T) {
+	f := NewForwarded("10.0.0.7", "node-a")
+	md := make(Metadata, 8)
+	allocs := testing.AllocsPerRun(100, func() {
+		clear(md)
+		f.AddTo(md)
+	})
+	if allocs > 1 {
+		t.Errorf("AddTo allocates %v times per call, want at most 1", allocs)
+	}
+}
+
+func TestHostForwarded(t *testing.T) {
+	t.Setenv("DAPR_HOST_IP", "10.9.8.7")
+	if addr, err := hostAddress(); err != nil || addr != "10.9.8.7" {
+		t.Errorf("hostAddress with DAPR_HOST_IP = %q, %v", addr, err)
+	}
+	t.Setenv("DAPR_HOST_IP", "")
+	if addr, err := hostAddress(); err == nil && net.ParseIP(addr) == nil {
+		t.Errorf("hostAddress = %q, not an IP", addr)
+	}
+
+	f := HostForwarded()
+	if HostForwarded() != f {
+		t.Error("HostForwarded is worked out again")
+	}
+	md := Metadata{}
+	f.AddTo(md)
+	if name, err := os.Hostname(); err == nil {
+		if got := md["x-forwarded-host"].GetValues(); !slices.Equal(got, []string{name}) {
+			t.Errorf("x-forwarded-host = %q, want the host name %q", got, name)
+		}
+	}
+	if len(md["forwarded"].GetValues()) != 1 {
+		t.Errorf("forwarded = %v", md["forwarded"])
+	}
+}
