@@ -187,7 +187,6 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	}, nil
 }
 
-
 // newRequest builds the HTTP request for the app from req.
 func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Request, error) {
 	msg := req.Message.GetMessage()
