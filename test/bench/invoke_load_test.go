@@ -98,6 +98,9 @@ func TestInvokeLoad(t *testing.T) {
 	if os.Getenv("TANDEM_BENCH_PERF") == "1" {
 		rep.Profile = h.profile(via)
 	}
+	if os.Getenv("TANDEM_BENCH_FLOOR") != "0" {
+		rep.Floor = h.floor(bins, app.Port)
+	}
 
 	rep.ColdOutbound, rep.ColdHealthz = coldStarts(t, bins, sentry, registry, app.Port, set.ColdStarts)
 	rep.BinaryBytes, rep.PlainBytes = binarySizes(t, bins)
@@ -120,6 +123,43 @@ func TestInvokeLoad(t *testing.T) {
 			t.Errorf("%s: %d of %d requests failed", run.Name, run.Errors, run.Requests)
 		}
 	}
+}
+
+// floor measures the same max-rate load through two minimal relays in
+// series (test/bench/relay), first copying TCP bytes, then as net/http
+// reverse proxies: what two extra hops cost here before any sidecar work.
+// Their CPU is reported in the sidecars' column.
+func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
+	h.t.Helper()
+	relayBin := filepath.Join(bins.Dir, "benchrelay")
+	cmd := exec.Command("go", "build", "-o", relayBin, "./test/bench/relay")
+	cmd.Dir = framework.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		h.t.Fatalf("build test/bench/relay: %v\n%s", err, b)
+	}
+	saved := h.sidecarPIDs
+	defer func() { h.sidecarPIDs = saved }()
+	var runs []Run
+	for _, mode := range []string{"tcp", "http"} {
+		to := fmt.Sprintf("127.0.0.1:%d", appPort)
+		var pids []int
+		for _, hop := range []string{"second", "first"} {
+			port := framework.FreePort(h.t)
+			p := framework.Start(h.t, mode+" relay "+hop, relayBin,
+				[]string{"-mode", mode, "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-to", to})
+			if err := framework.WaitTCP(fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second); err != nil {
+				h.t.Fatalf("%s relay: %v\n%s", mode, err, p.Output())
+			}
+			pids = append([]int{p.PID()}, pids...)
+			to = fmt.Sprintf("127.0.0.1:%d", port)
+		}
+		url := "http://" + to + "/echo"
+		h.waitEcho(url)
+		h.load(url, -1, false, h.set.Warmup)
+		h.sidecarPIDs = pids
+		runs = append(runs, h.measure("floor: 2 "+mode+" relays, max rate", url, true, -1, false, nil))
+	}
+	return runs
 }
 
 // buildEchoApp builds test/bench/echoapp next to the other binaries.

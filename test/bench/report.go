@@ -87,6 +87,9 @@ type Report struct {
 	Machine  Machine
 	Settings Settings
 	Runs     []Run
+	// Floor holds the max-rate runs through two minimal relays instead of
+	// the sidecars (their CPU in SidecarCPU); optional.
+	Floor []Run
 	Memory   []SidecarMem
 	// ColdOutbound and ColdHealthz are the times from exec to the first
 	// 204 on /v1.0/healthz/outbound and /v1.0/healthz, one per start.
@@ -202,10 +205,11 @@ func (r *Report) Markdown() string {
 		p("| %s | %s | %s | %s | %s |\n", t.Figure, t.Value, t.Goal, t.Dapr, met)
 	}
 
-	p("\n## Runs\n\n")
-	p("| run | target qps | achieved qps | requests | errors | p50 ms | p90 ms | p99 ms | max ms | sidecars CPU ms / 1000 req (caller + callee) | app CPU ms / 1000 req | client CPU ms / 1000 req |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, run := range r.Runs {
+	header := func() {
+		p("| run | target qps | achieved qps | requests | errors | p50 ms | p90 ms | p99 ms | max ms | sidecars CPU ms / 1000 req (caller + callee) | app CPU ms / 1000 req | client CPU ms / 1000 req |\n")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	}
+	row := func(run Run) {
 		sc := "–"
 		if run.Sidecars {
 			parts := make([]string, len(run.SidecarCPU))
@@ -217,6 +221,31 @@ func (r *Report) Markdown() string {
 		p("| %s | %s | %.0f | %d | %d | %.3f | %.3f | %.3f | %.3f | %s | %.1f | %.1f |\n",
 			run.Name, runLabel(run), run.QPS, run.Requests, run.Errors,
 			ms(run.P50), ms(run.P90), ms(run.P99), ms(run.Max), sc, ms(run.PerK(run.AppCPU)), ms(run.PerK(run.ClientCPU)))
+	}
+	p("\n## Runs\n\n")
+	header()
+	for _, run := range r.Runs {
+		row(run)
+	}
+	if len(r.Floor) > 0 {
+		p("\n## Floor: two minimal relays in place of the sidecars\n\n")
+		p("The same max-rate load through two relays in series (`test/bench/relay`): **tcp** copies bytes (no HTTP parsing, no TLS, kernel splice), **http** is net/http's ReverseProxy with a keep-alive pool. Their CPU is in the sidecars' column. No design with two user-space hops does less work than the tcp pair.\n\n")
+		header()
+		var direct float64
+		for _, run := range r.Runs {
+			if !run.Sidecars && run.TargetQPS <= 0 {
+				direct = run.QPS
+			}
+		}
+		for _, run := range r.Floor {
+			row(run)
+		}
+		if direct > 0 {
+			p("\n")
+			for _, run := range r.Floor {
+				p("- %s: %.2f× direct\n", run.Name, run.QPS/direct)
+			}
+		}
 	}
 
 	if len(r.Memory) > 0 {
