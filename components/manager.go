@@ -23,6 +23,10 @@ type Kind[T any] struct {
 	Types []string
 	// New returns a fresh, uninitialised instance for a spec.type.
 	New func(typ string) (T, bool)
+	// Versioned lists the types whose constructor depends on spec.version;
+	// New is not asked for them, and a version they lack fails the
+	// component for good. Optional.
+	Versioned map[string]Versions[T]
 	// Init initialises an instance; ctx ends after spec.initTimeout.
 	// Returning an error wrapped with Permanent stops the retries.
 	Init func(ctx context.Context, v T, md Metadata) error
@@ -246,7 +250,10 @@ func (m *Manager[T]) attempt(ctx context.Context, c Component) (T, error) {
 	if err != nil {
 		return zero, err
 	}
-	v, ok := m.kind.New(c.Type)
+	v, ok, err := m.build(c)
+	if err != nil {
+		return zero, Permanent(&ResourceError{File: c.Source, Kind: KindComponent, Name: c.Name, Field: "spec.version", Err: err})
+	}
 	if !ok {
 		known := slices.Clone(m.kind.Types)
 		slices.Sort(known)
@@ -273,6 +280,17 @@ func (m *Manager[T]) attempt(ctx context.Context, c Component) (T, error) {
 		}
 		return zero, fmt.Errorf("init did not finish within spec.initTimeout (%s); raise spec.initTimeout or check that the service is reachable", c.InitTimeout)
 	}
+}
+
+// build makes a fresh instance of c's type (and version, for the types in
+// Kind.Versioned); ok is false for an unknown type.
+func (m *Manager[T]) build(c Component) (v T, ok bool, err error) {
+	if vs, found := m.kind.Versioned[c.Type]; found {
+		v, err = vs.Build(c.Type, c.Version)
+		return v, err == nil, err
+	}
+	v, ok = m.kind.New(c.Type)
+	return v, ok, nil
 }
 
 // succeed swaps v in; false if the run was superseded.

@@ -260,3 +260,37 @@ func (r *Registry[T]) remove(name string) *slot[T] {
 	delete(r.entries, name)
 	return e.cur
 }
+
+// Versions are the constructors of one component type by spec.version, for
+// a type whose versions are different components: Dapr's state.postgresql
+// v1 and v2 keep their data in different tables, so serving a v2 component
+// with v1 would not find what daprd wrote. Kind.Versioned holds them.
+type Versions[T any] struct {
+	// Default is the version an empty spec.version means (Dapr's is the
+	// first one, "v1").
+	Default string
+	// New maps a version ("v1", "v2") to a constructor of fresh,
+	// uninitialised instances.
+	New map[string]func() T
+}
+
+// Build returns a fresh instance of version (Default when empty; matched
+// without regard to case, as Dapr does), or an error naming the versions
+// there are.
+func (v Versions[T]) Build(typ, version string) (T, error) {
+	want := strings.ToLower(strings.TrimSpace(version))
+	if want == "" {
+		want = v.Default
+	}
+	if mk, ok := v.New[want]; ok {
+		return mk(), nil
+	}
+	known := make([]string, 0, len(v.New))
+	for k := range v.New {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	var zero T
+	return zero, fmt.Errorf("%s has no version %q; set spec.version to one of %s (empty means %s)",
+		typ, version, strings.Join(known, ", "), v.Default)
+}

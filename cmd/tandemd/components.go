@@ -18,6 +18,7 @@ import (
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
 	"github.com/tandemrun/tandem/components/state"
 	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
+	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/proxy/resilient"
 )
 
@@ -78,6 +79,8 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 		Category: "state",
 		Types:    types,
 		New:      newStore,
+		// Dapr's v1 and v2 keep different tables: spec.version picks.
+		Versioned: map[string]components.Versions[state.Store]{postgresql.Type: postgresql.Versions(log)},
 		Init: func(ctx context.Context, s state.Store, md components.Metadata) error {
 			// A bad keyPrefix fails the component, as in Dapr, not every call.
 			if _, err := state.NewKeyPrefix(md); err != nil {

@@ -159,7 +159,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig(components.Metadata{Name: "pg", Properties: tc.props})
+			_, err := parseConfig(components.Metadata{Name: "pg", Properties: tc.props}, "v1")
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
