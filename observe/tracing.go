@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	//lint:ignore SA1019 Dapr configurations name tracing.zipkin; the exporter is maintained until early 2027 and OTLP (tracing.otel) is the way on
+	"go.opentelemetry.io/otel/exporters/zipkin"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -35,6 +39,11 @@ type TracingOptions struct {
 	SamplingRate float64
 	// OTLP, if set, exports spans with OTLP.
 	OTLP *OTLPOptions
+	// ZipkinURL, if set, exports spans as Zipkin v2 JSON to this URL
+	// (tracing.zipkin.endpointAddress, e.g.
+	// http://localhost:9411/api/v2/spans). It may be set together with
+	// OTLP: as in Dapr, every configured exporter gets every span.
+	ZipkinURL string
 	// Stdout, if set, writes spans as JSON lines (tracing.stdout).
 	Stdout io.Writer
 	// Warnings are logged by NewTracing (unsupported settings).
@@ -56,17 +65,21 @@ type OTLPOptions struct {
 // TracingOptionsFromConfig maps Configuration spec.tracing onto
 // TracingOptions. Without tracing.otel.endpointAddress, an OTLP endpoint
 // from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT
-// (protocol from OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL) is used. Zipkin is
-// not supported: a zipkin endpoint adds a warning (the Dapr CLI's default
-// configuration names one, so failing would break `dapr run`).
+// (protocol from OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL) is used.
+// tracing.zipkin.endpointAddress (which `dapr init` writes into the default
+// configuration) must be an http(s) URL; spans go to it in addition to any
+// OTLP endpoint.
 func TracingOptionsFromConfig(appID string, c *config.Configuration, getenv func(string) string, stdout io.Writer) (TracingOptions, error) {
 	t := c.Spec.Tracing
 	o := TracingOptions{AppID: appID, SamplingRate: c.SamplingRate()}
 	if t.Stdout {
 		o.Stdout = stdout
 	}
-	if t.Zipkin.EndpointAddress != "" {
-		o.Warnings = append(o.Warnings, "tracing.zipkin is not supported by Tandem and is ignored: export with tracing.otel (an OpenTelemetry Collector can forward to Zipkin)")
+	if z := t.Zipkin.EndpointAddress; z != "" {
+		if _, err := parseZipkinURL(z); err != nil {
+			return o, err
+		}
+		o.ZipkinURL = z
 	}
 	if t.Otel.EndpointAddress != "" {
 		timeout, err := t.Otel.Timeout.Parse()
@@ -130,8 +143,8 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	if o.SamplingRate <= 0 {
 		return nil, nil
 	}
-	if o.OTLP == nil && o.Stdout == nil {
-		o.Log.Warn("tracing.samplingRate is set but no exporter is configured: tracing stays off (trace context is still forwarded); set tracing.otel.endpointAddress")
+	if o.OTLP == nil && o.ZipkinURL == "" && o.Stdout == nil {
+		o.Log.Warn("tracing.samplingRate is set but no exporter is configured: tracing stays off (trace context is still forwarded); set tracing.otel.endpointAddress or tracing.zipkin.endpointAddress")
 		return nil, nil
 	}
 	res, err := resource.New(ctx,
@@ -152,6 +165,16 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 		opts = append(opts, sdktrace.WithBatcher(exp))
 		o.Log.Info("tracing to OTLP", "protocol", o.OTLP.Protocol, "endpoint", o.OTLP.Endpoint,
 			"insecure", o.OTLP.Insecure, "sampling_rate", o.SamplingRate)
+	}
+	if o.ZipkinURL != "" {
+		exp, endpoint, err := newZipkinExporter(o.ZipkinURL)
+		if err != nil {
+			return nil, err
+		}
+		// Batched like OTLP: spans are queued on the request path and
+		// posted from the processor's goroutine.
+		opts = append(opts, sdktrace.WithBatcher(exp))
+		o.Log.Info("tracing to Zipkin", "endpoint", endpoint, "sampling_rate", o.SamplingRate)
 	}
 	if o.Stdout != nil {
 		exp, err := stdouttrace.New(stdouttrace.WithWriter(o.Stdout))
@@ -217,6 +240,35 @@ func newOTLPExporter(ctx context.Context, o OTLPOptions) (sdktrace.SpanExporter,
 		}
 		return exp, nil
 	}
+}
+
+// zipkinTimeout bounds one POST of a batch, like the OTLP exporters'
+// default timeout, so an unreachable Zipkin does not hold the batch
+// processor (and shutdown) for long.
+const zipkinTimeout = 10 * time.Second
+
+// parseZipkinURL accepts what the Zipkin exporter can post to: an
+// absolute http or https URL.
+func parseZipkinURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("tracing.zipkin.endpointAddress %q is not an http(s) URL: write it like http://localhost:9411/api/v2/spans", raw)
+	}
+	return u, nil
+}
+
+// newZipkinExporter returns the exporter and the URL without credentials,
+// for logging.
+func newZipkinExporter(rawURL string) (sdktrace.SpanExporter, string, error) {
+	u, err := parseZipkinURL(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	exp, err := zipkin.New(rawURL, zipkin.WithClient(&http.Client{Timeout: zipkinTimeout}))
+	if err != nil {
+		return nil, "", fmt.Errorf("zipkin trace exporter: %w", err)
+	}
+	return exp, u.Redacted(), nil
 }
 
 // Shutdown flushes buffered spans and stops the exporters.

@@ -1,6 +1,7 @@
-// Package otlptest is an in-process OTLP/gRPC trace receiver for tests: a
-// real gRPC server implementing the collector's TraceService that keeps
-// every span it is sent.
+// Package otlptest is in-process trace receivers for tests: a real gRPC
+// server implementing the OTLP collector's TraceService (Start) and a
+// Zipkin v2 HTTP endpoint (StartZipkin), both keeping every span they are
+// sent.
 package otlptest
 
 import (
@@ -32,6 +33,7 @@ type Receiver struct {
 	collectortrace.UnimplementedTraceServiceServer
 	srv  *grpc.Server
 	addr string
+	url  string // Zipkin receivers only
 
 	mu    sync.Mutex
 	spans []Span

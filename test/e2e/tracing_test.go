@@ -19,9 +19,12 @@ import (
 // TestTracingAcrossSidecars sends one invocation with a traceparent
 // through two sidecars to an app and checks that both sidecars export
 // spans of ONE trace, rooted at the caller's span and linked hop by hop,
-// and that the app received a traceparent of that trace.
+// and that the app received a traceparent of that trace. The sidecars
+// have both an OTLP and a Zipkin endpoint, as Dapr allows: each must get
+// the whole chain.
 func TestTracingAcrossSidecars(t *testing.T) {
 	rcv := otlptest.Start(t)
+	zipkin := otlptest.StartZipkin(t)
 	gotTP := make(chan string, 4)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotTP <- r.Header.Get("traceparent")
@@ -38,7 +41,9 @@ func TestTracingAcrossSidecars(t *testing.T) {
       endpointAddress: %s
       protocol: grpc
       isSecure: false
-`, rcv.Addr())
+    zipkin:
+      endpointAddress: %s
+`, rcv.Addr(), zipkin.URL())
 	// Export quickly instead of the batch processor's default 5 s.
 	env := []string{"OTEL_BSP_SCHEDULE_DELAY=100"}
 	framework.StartSidecar(t, bins, framework.SidecarOptions{
@@ -84,46 +89,8 @@ func TestTracingAcrossSidecars(t *testing.T) {
 		t.Fatalf("app received traceparent %q, want trace %s", appTP, traceID)
 	}
 
-	// Wait for the chain that ends at the app's span.
-	var spans []otlptest.Span
-	var byID map[string]otlptest.Span
-	for end := time.Now().Add(15 * time.Second); ; {
-		spans = rcv.Trace(traceID)
-		byID = map[string]otlptest.Span{}
-		for _, s := range spans {
-			byID[s.SpanID] = s
-		}
-		if chainToRoot(byID, parts[2], rootID) >= 4 {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("no connected trace from the app's span %s to the root %s; spans: %+v", parts[2], rootID, spans)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
-	// Walk from the app's span to the root: callee app call, callee
-	// server, caller client, caller server (parent: the caller's root).
-	want := []struct{ service, name string }{
-		{"callee", "CallApp/callee/orders"},
-		{"callee", "CallLocal/callee/orders"},
-		{"caller", "/dapr.proto.internals.v1.ServiceInvocation/CallLocal"},
-		{"caller", "CallLocal/callee/orders"},
-	}
-	id := parts[2]
-	for i, w := range want {
-		s, ok := byID[id]
-		if !ok {
-			t.Fatalf("hop %d: span %s missing; spans %+v", i, id, spans)
-		}
-		if s.Service != w.service || s.Name != w.name {
-			t.Errorf("hop %d: span %s/%q, want %s/%q", i, s.Service, s.Name, w.service, w.name)
-		}
-		id = s.ParentSpanID
-	}
-	if id != rootID {
-		t.Errorf("the caller's server span has parent %s, want the incoming traceparent's span %s", id, rootID)
-	}
+	checkChain(t, "otlp", rcv, traceID, parts[2], rootID)
+	checkChain(t, "zipkin", zipkin, traceID, parts[2], rootID)
 
 	// The same calls are in the caller's metrics, without a path label.
 	mresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", caller.MetricsPort))
@@ -144,6 +111,49 @@ func TestTracingAcrossSidecars(t *testing.T) {
 	}
 	if !sawCount || !sawSent {
 		t.Errorf("caller metrics lack the invocation (request_count POST 200: %v, req_sent_total: %v):\n%s", sawCount, sawSent, body)
+	}
+}
+
+// checkChain waits until rcv has the spans of traceID from the app's span
+// up to root
+// and checks each hop: callee app call, callee server, caller client,
+// caller server (parent: the caller's root). Names are compared ignoring
+// case: Zipkin lower-cases them.
+func checkChain(t *testing.T, exporter string, rcv *otlptest.Receiver, traceID, appSpan, rootID string) {
+	t.Helper()
+	var spans []otlptest.Span
+	var byID map[string]otlptest.Span
+	for end := time.Now().Add(15 * time.Second); ; {
+		spans = rcv.Trace(traceID)
+		byID = map[string]otlptest.Span{}
+		for _, s := range spans {
+			byID[s.SpanID] = s
+		}
+		if chainToRoot(byID, appSpan, rootID) >= 4 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s: no connected trace from the app's span %s to the root %s; spans: %+v", exporter, appSpan, rootID, spans)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	want := []struct{ service, name string }{
+		{"callee", "CallApp/callee/orders"},
+		{"callee", "CallLocal/callee/orders"},
+		{"caller", "/dapr.proto.internals.v1.ServiceInvocation/CallLocal"},
+		{"caller", "CallLocal/callee/orders"},
+	}
+	id := appSpan
+	for i, w := range want {
+		s := byID[id]
+		if s.Service != w.service || !strings.EqualFold(s.Name, w.name) {
+			t.Errorf("%s hop %d: span %s/%q, want %s/%q", exporter, i, s.Service, s.Name, w.service, w.name)
+		}
+		id = s.ParentSpanID
+	}
+	if id != rootID {
+		t.Errorf("%s: the caller's server span has parent %s, want the incoming traceparent's span %s", exporter, id, rootID)
 	}
 }
 
