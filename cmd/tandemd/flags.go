@@ -68,6 +68,10 @@ type Options struct {
 	LogLevel             string // debug | info | warn | error | fatal
 	LogAsJSON            bool
 	MetricsEnabled       bool
+	// EnableProfiling serves Go's pprof handlers under /debug/pprof on
+	// ProfilePort (--enable-profiling, --profile-port), as daprd does.
+	EnableProfiling bool
+	ProfilePort     int
 	MetricsPort          int
 	MetricsListenAddress string
 
@@ -508,7 +512,8 @@ func (c *converter) convert() {
 	c.ignore("actors-disseminate-timeout", raw.actorsDisseminateTimeout.String(), "actors are not implemented")
 	c.ignore("hot-reload-reconcile-interval", raw.hotReloadInterval.String(), "hot reload is not implemented")
 	if raw.enableProfiling {
-		c.ignore("enable-profiling", "true", "profiling server is not implemented; --profile-port "+raw.profilePort+" is not opened")
+		o.EnableProfiling = true
+		o.ProfilePort = c.port("profile-port", raw.profilePort)
 	}
 	c.ignore("unix-domain-socket", raw.unixDomainSocket, "the Dapr API listens on TCP only")
 	c.ignore("disable-builtin-k8s-secret-store", strconv.FormatBool(raw.disableK8sSecretStore), "there is no built-in Kubernetes secret store")

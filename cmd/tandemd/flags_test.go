@@ -123,11 +123,11 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "unimplemented features are collected, not errors",
 			args: []string{"--placement-host-address", "localhost:50005", "--scheduler-host-address", "localhost:50006",
-				"--enable-profiling", "--unix-domain-socket", "/tmp", "--mode", "kubernetes", "--wait",
+				"--unix-domain-socket", "/tmp", "--mode", "kubernetes", "--wait",
 				"--disable-builtin-k8s-secret-store", "--control-plane-address", "op:80", "--actors-service", "x"},
 			check: func(t *testing.T, o *Options) {
 				want := []string{"--mode=kubernetes", "--control-plane-address=op:80", "--placement-host-address=localhost:50005",
-					"--scheduler-host-address=localhost:50006", "--enable-profiling=true", "--unix-domain-socket=/tmp", "--disable-builtin-k8s-secret-store=true",
+					"--scheduler-host-address=localhost:50006", "--unix-domain-socket=/tmp", "--disable-builtin-k8s-secret-store=true",
 					"--wait=true", "--actors-service=x"}
 				if len(o.Ignored) != len(want) {
 					t.Fatalf("ignored = %q", o.Ignored)

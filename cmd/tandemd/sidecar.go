@@ -61,6 +61,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		log.Warn("mTLS is disabled: sidecar-to-sidecar traffic is plaintext and callers are not authenticated; pass --enable-mtls with --sentry-address to turn it on")
 	}
 
+	if o.EnableProfiling {
+		if _, err := startProfiling(ctx, o.ListenAddresses, o.ProfilePort, log.With("component", "profiling")); err != nil {
+			return err
+		}
+	}
+
 	live, err := newLiveConfig(cfg, o.AppProtocol, log)
 	if err != nil {
 		return err
