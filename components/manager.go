@@ -290,6 +290,14 @@ func (m *Manager[T]) build(c Component) (v T, ok bool, err error) {
 		return v, err == nil, err
 	}
 	v, ok = m.kind.New(c.Type)
+	if ok {
+		// Every other type has one version, v1, and Dapr refuses a
+		// component that asks for one it does not have.
+		if ver := strings.ToLower(strings.TrimSpace(c.Version)); ver != "" && ver != "v1" {
+			var zero T
+			return zero, true, fmt.Errorf("%s has no version %q: the only one is v1 (set spec.version: v1)", c.Type, c.Version)
+		}
+	}
 	return v, ok, nil
 }
 

@@ -81,3 +81,27 @@ func TestManagerPicksByVersion(t *testing.T) {
 		}
 	})
 }
+
+// TestManagerRefusesUnknownVersion: a type with one version takes
+// spec.version v1 or none, and anything else fails for good, as in Dapr.
+func TestManagerRefusesUnknownVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewManager(newFakeKind().kind(), ManagerOptions{Resolve: Env{AppID: "app"}.Resolve})
+		defer m.Close()
+		none, upper, two := comp("none"), comp("upper"), comp("two")
+		none.Version, upper.Version, two.Version = "", "V1", "v2"
+		m.Apply([]Component{none, upper, two})
+		err := m.Wait(context.Background())
+		if err == nil || !strings.Contains(err.Error(), `two.yaml: component "two": spec.version: state.fake has no version "v2": the only one is v1`) {
+			t.Fatalf("Wait = %v", err)
+		}
+		for _, name := range []string{"none", "upper"} {
+			if _, err := m.Registry().Ready(name); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if _, st, _ := m.Registry().Get("two"); st.State != StateFailed {
+			t.Errorf("unknown version: state %v, want FAILED", st.State)
+		}
+	})
+}
