@@ -35,7 +35,7 @@ type config struct {
 	pollInterval      time.Duration // pollInterval: how often other processes' messages are looked for
 	retention         time.Duration // retention: how long delivered messages are kept
 	cleanupInterval   time.Duration // cleanupInterval: how often old messages are removed
-	busyTimeout       time.Duration // busyTimeout: wait for another process's write
+	busyTimeout       time.Duration // busyTimeout: wait for another process's write (for its turn, then for SQLite's lock)
 	timeout           time.Duration // timeout: bound of one database operation
 	concurrency       int           // concurrency: default handlers per subscription
 }
@@ -110,6 +110,32 @@ func hasPragma(qs url.Values, name string) bool {
 func inMemory(cs string) bool {
 	lc := strings.ToLower(cs)
 	return strings.HasPrefix(lc, ":memory:") || strings.HasPrefix(lc, "file::memory:") || strings.Contains(lc, "mode=memory")
+}
+
+// path is the database file's path as SQLite opens it: connectionString
+// without its options, a file: URI decoded (the lock files of the write
+// turn go beside it).
+func (c config) path() string {
+	cs := c.connectionString
+	if i := strings.IndexAny(cs, "?#"); i >= 0 {
+		cs = cs[:i]
+	}
+	if !strings.HasPrefix(strings.ToLower(cs), "file:") {
+		return cs
+	}
+	cs = cs[len("file:"):]
+	if rest, ok := strings.CutPrefix(cs, "//"); ok {
+		// file://host/path: SQLite accepts only an empty host or localhost.
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			cs = rest[i:]
+		} else {
+			cs = ""
+		}
+	}
+	if u, err := url.PathUnescape(cs); err == nil {
+		cs = u
+	}
+	return cs
 }
 
 // dsn builds the driver's connection string: immediate write transactions

@@ -95,6 +95,23 @@ func TestDSN(t *testing.T) {
 	}
 }
 
+func TestPath(t *testing.T) {
+	tests := []struct{ cs, want string }{
+		{"/data/p.db", "/data/p.db"},
+		{"p.db?_pragma=synchronous(FULL)", "p.db"},
+		{"file:p.db?mode=rwc", "p.db"},
+		{"FILE:/data/p.db", "/data/p.db"},
+		{"file:///data/my%20p.db?cache=private", "/data/my p.db"},
+		{"file://localhost/data/p.db", "/data/p.db"},
+		{"file:/data/p.db#frag", "/data/p.db"},
+	}
+	for _, tt := range tests {
+		if got := (config{connectionString: tt.cs}).path(); got != tt.want {
+			t.Errorf("path of %q = %q, want %q", tt.cs, got, tt.want)
+		}
+	}
+}
+
 func TestNackDelay(t *testing.T) {
 	tests := []struct {
 		attempt int64

@@ -17,6 +17,11 @@
 // backoff. A killed subscriber's leases expire and another instance of the
 // group takes the messages over.
 //
+// The instances on a file (one per sidecar, each its own connections) take
+// turns at SQLite's single write lock (turn.go): an instance with writes
+// always queued keeps it for at most a few milliseconds while others wait,
+// so the instances of a group share its messages under load too.
+//
 // A group that subscribes to a topic for the first time starts from the
 // oldest message the file still holds (startFrom: earliest, like Dapr's
 // Redis Streams groups) or from the next one (startFrom: latest).
@@ -62,6 +67,8 @@ type PubSub struct {
 	writes     chan writeReq // to the writer goroutine (writer.go)
 	writerStop chan struct{}
 	writerDone chan struct{}
+	turn       *turn // nil: writes use SQLite's lock alone
+	stats      writeStats
 
 	mu     sync.Mutex
 	closed bool
@@ -115,13 +122,22 @@ func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	p.owner = hex.EncodeToString(b)
+	tn, err := openTurn(cfg.path())
+	switch {
+	case errors.Is(err, errNoFlock):
+		p.log.Debug("writers on this platform share the database file through SQLite's lock alone", "error", err)
+	case err != nil:
+		p.log.Warn("cannot share the write lock fairly with other sidecars; under load one of them may wait long for it (check that the database's folder is writable)",
+			"file", cfg.path(), "error", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
+		tn.close()
 		_ = db.Close()
 		return errors.New("sqlite pubsub: init after close")
 	}
-	p.cfg, p.db, p.st = cfg, db, &stmts{db: db}
+	p.cfg, p.db, p.st, p.turn = cfg, db, &stmts{db: db}, tn
 	go p.writer()
 	p.wg.Add(2)
 	go p.renewLoop()
@@ -296,6 +312,7 @@ func (p *PubSub) Close() error {
 	}
 	close(p.writerStop)
 	<-p.writerDone
+	p.turn.close()
 	p.st.close()
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("sqlite pubsub: close database: %w", err)

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 )
 
 // maxBatch bounds how many writes share one transaction.
@@ -22,7 +24,8 @@ type writeReq struct {
 // those that queued up meanwhile together (each in its own savepoint, so
 // one failing write does not undo the others): one commit per batch
 // instead of per publish or ack, and no in-process contention for
-// SQLite's single write lock. Other processes wait in busy_timeout.
+// SQLite's single write lock. Between instances (processes) the lock goes
+// round by turns (turn.go).
 func (p *PubSub) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	r := writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
@@ -41,33 +44,37 @@ func (p *PubSub) write(ctx context.Context, fn func(ctx context.Context, tx *sql
 func (p *PubSub) writer() {
 	defer close(p.writerDone)
 	for {
-		var batch []writeReq
 		select {
 		case r := <-p.writes:
-			batch = append(batch, r)
+			p.commit(r)
 		case <-p.writerStop:
 			return
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-p.writes:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		p.commit(batch)
 	}
 }
 
-// commit runs one batch in one transaction and reports each write's result.
-func (p *PubSub) commit(batch []writeReq) {
+// commit runs first and the writes queued behind it in one transaction and
+// reports each write's result. The batch is collected once this instance
+// has its turn (turn.go), so what queued while it waited goes along.
+func (p *PubSub) commit(first writeReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.timeout)
 	defer cancel()
+	start := time.Now()
+	held := p.turn.lock(ctx, p.cfg.busyTimeout)
+	batch := []writeReq{first}
+drain:
+	for len(batch) < maxBatch {
+		select {
+		case r := <-p.writes:
+			batch = append(batch, r)
+		default:
+			break drain
+		}
+	}
 	results := make([]error, len(batch))
 	err := func() error {
 		tx, err := p.db.BeginTx(ctx, nil)
+		p.stats.lockWait(time.Since(start))
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
@@ -101,10 +108,28 @@ func (p *PubSub) commit(batch []writeReq) {
 		}
 		return nil
 	}()
+	if held {
+		p.turn.unlock()
+	}
 	for i, r := range batch {
 		if results[i] == nil {
 			results[i] = err
 		}
 		r.done <- results[i]
+	}
+}
+
+// writeStats records how long this instance waited for the write lock (its
+// turn and SQLite's lock), for the tests.
+type writeStats struct {
+	maxWait atomic.Int64 // nanoseconds
+}
+
+func (w *writeStats) lockWait(d time.Duration) {
+	for {
+		old := w.maxWait.Load()
+		if int64(d) <= old || w.maxWait.CompareAndSwap(old, int64(d)) {
+			return
+		}
 	}
 }
