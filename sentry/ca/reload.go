@@ -46,6 +46,11 @@ func (r *Reloader) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	last, _ := r.digest()
+	// bad is the last content that did not form a CA: warned about once.
+	// It is kept apart from last, so that a poll that catches a file half
+	// rewritten (with the same bytes as before) does not make the finished
+	// file look like a change.
+	var bad [sha256.Size]byte
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -55,7 +60,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		d, err := r.digest()
-		if err != nil || d == last {
+		if err != nil || d == last || d == bad {
 			// A file briefly missing (being replaced) is not a change.
 			continue
 		}
@@ -63,10 +68,10 @@ func (r *Reloader) Run(ctx context.Context) error {
 		if err != nil {
 			log.Warn("issuer credentials changed on disk but do not form a valid CA yet; still signing with the current credentials",
 				"trust_anchors_file", r.Paths.RootCert, "issuer_cert_file", r.Paths.IssuerCert, "error", err)
-			last = d
+			bad = d
 			continue
 		}
-		last = d
+		last, bad = d, [sha256.Size]byte{}
 		log.Info("issuer credentials changed on disk; reloaded",
 			"trust_anchors", len(c.TrustAnchors()), "issuer_not_after", c.Issuer().NotAfter.UTC().Format(time.RFC3339))
 		r.OnReload(c)

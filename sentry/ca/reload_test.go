@@ -65,6 +65,13 @@ func TestReloader(t *testing.T) {
 	write(paths.RootCert, oldB.TrustAnchorsPEM)
 	quiet("rewrite with the same content")
 
+	// A poll that catches the file half written sees no CA; the finished
+	// file has the old bytes again, which is not a change either.
+	write(paths.RootCert, oldB.TrustAnchorsPEM[:len(oldB.TrustAnchorsPEM)/2])
+	time.Sleep(50 * time.Millisecond)
+	write(paths.RootCert, oldB.TrustAnchorsPEM)
+	quiet("the same content after a half-written file")
+
 	// Step 1: bundle = old + new root; the old issuer keeps signing.
 	write(paths.RootCert, append(append([]byte{}, oldB.TrustAnchorsPEM...), newB.TrustAnchorsPEM...))
 	expect("root added", func(c *CA) bool {
