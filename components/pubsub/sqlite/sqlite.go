@@ -49,6 +49,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/internal/sqlitebusy"
 )
 
 // Type is the component type.
@@ -115,7 +116,9 @@ func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 	db.SetMaxIdleConns(4)
 	cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	if err := migrate(cctx, db); err != nil {
+	// Sidecars starting together on one file race for the lock that WAL
+	// mode and the schema need; the losers try again.
+	if err := sqlitebusy.Retry(cctx, func() error { return migrate(cctx, db) }); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("component %q: prepare tables in %s: %w (check that the folder exists and is writable)", md.Name, cfg.connectionString, err)
 	}

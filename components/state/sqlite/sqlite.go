@@ -25,6 +25,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
+	"github.com/tandemrun/tandem/internal/sqlitebusy"
 )
 
 // Type is the component type this store registers as.
@@ -80,7 +81,9 @@ func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	s.cfg, s.db = cfg, db
 	cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	if err := s.migrate(cctx); err != nil {
+	// Sidecars starting together on one file race for the lock that WAL
+	// mode and the schema need; the losers try again.
+	if err := sqlitebusy.Retry(cctx, func() error { return s.migrate(cctx) }); err != nil {
 		_ = db.Close()
 		s.db = nil
 		return fmt.Errorf("component %q: prepare tables: %w", md.Name, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/sqlitebusy"
 )
 
 // errRegistrationLost means our row is gone (deleted by another process's
@@ -41,7 +43,7 @@ WHERE registration_id = ? AND address = ?`, r.opts.TableName)
 			return nil
 		}
 		// Retry briefly while another process holds the write lock.
-		if !isBusy(err) {
+		if !sqlitebusy.Is(err) {
 			return err
 		}
 		select {

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
+
+	"github.com/tandemrun/tandem/internal/sqlitebusy"
 )
 
 // migrationsKey is the metadata-table key holding the schema level; Dapr's
@@ -40,18 +41,7 @@ CREATE INDEX %[1]s_last_update_idx ON %[1]s (last_update);`, hosts),
 // for each other instead of racing. It retries while another process holds
 // the lock, up to ctx.
 func migrate(ctx context.Context, db *sql.DB, o *Options) error {
-	var err error
-	for attempt := 0; ; attempt++ {
-		err = migrateOnce(ctx, db, o)
-		if err == nil || !isBusy(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
-		}
-	}
+	return sqlitebusy.Retry(ctx, func() error { return migrateOnce(ctx, db, o) })
 }
 
 func migrateOnce(ctx context.Context, db *sql.DB, o *Options) (err error) {

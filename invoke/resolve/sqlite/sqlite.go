@@ -37,7 +37,7 @@ import (
 	"strconv"
 	"sync"
 
-	msqlite "modernc.org/sqlite"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/tandemrun/tandem/invoke/resolve"
 )
@@ -202,16 +202,6 @@ func (r *Resolver) Close() error {
 		r.closeErr = errors.Join(errs...)
 	})
 	return r.closeErr
-}
-
-// isBusy reports SQLITE_BUSY or SQLITE_LOCKED: another process holds the lock.
-func isBusy(err error) bool {
-	var e *msqlite.Error
-	if errors.As(err, &e) {
-		c := e.Code() & 0xff
-		return c == 5 || c == 6
-	}
-	return false
 }
 
 // newRegistrationID returns a random UUIDv4 string, the form Dapr uses.
