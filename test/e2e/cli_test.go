@@ -447,9 +447,18 @@ func TestCLIPubSubAcrossApps(t *testing.T) {
 	publish := func(from, data string) {
 		t.Helper()
 		url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/publish/pubsub/orders", apps[from].HTTPPort)
-		resp, body := do(t, "POST", url, strings.NewReader(data), map[string]string{"Content-Type": "application/json"})
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("publish through %s: %d %s", from, resp.StatusCode, body)
+		// The sidecar serves before its components are ready and answers
+		// 503 ERR_PUBSUB_NOT_READY until then: a careful client retries.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, body := do(t, "POST", url, strings.NewReader(data), map[string]string{"Content-Type": "application/json"})
+			if resp.StatusCode == http.StatusNoContent {
+				return
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				t.Fatalf("publish through %s: %d %s", from, resp.StatusCode, body)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	// received lists what app got, asked through its own sidecar.
