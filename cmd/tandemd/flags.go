@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -65,13 +66,13 @@ type Options struct {
 	HostIP                  string // DAPR_HOST_IP: address other sidecars reach us at
 
 	// Observability.
-	LogLevel             string // debug | info | warn | error | fatal
-	LogAsJSON            bool
-	MetricsEnabled       bool
+	LogLevel       string // debug | info | warn | error | fatal
+	LogAsJSON      bool
+	MetricsEnabled bool
 	// EnableProfiling serves Go's pprof handlers under /debug/pprof on
 	// ProfilePort (--enable-profiling, --profile-port), as daprd does.
-	EnableProfiling bool
-	ProfilePort     int
+	EnableProfiling      bool
+	ProfilePort          int
 	MetricsPort          int
 	MetricsListenAddress string
 
@@ -643,6 +644,7 @@ func (o *Options) LogValue() slog.Value {
 		slog.Bool("sentry_token_set", isSet(o.SentryToken)),
 		slog.Bool("metrics", o.MetricsEnabled),
 		slog.Int("metrics_port", o.MetricsPort),
+		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
 	)
 }
 

