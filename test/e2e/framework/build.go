@@ -72,9 +72,11 @@ func Build() (*Binaries, error) {
 	return built, buildErr
 }
 
-// Cleanup removes the built binaries.
+// Cleanup removes the built binaries; a later Build builds them again
+// (tests that clean up after themselves can run one after another).
 func Cleanup() {
 	if built != nil {
 		_ = os.RemoveAll(built.Dir)
 	}
+	buildOnce, built, buildErr = sync.Once{}, nil, nil
 }
