@@ -89,8 +89,8 @@ type Report struct {
 	Runs     []Run
 	// Floor holds the max-rate runs through two minimal relays instead of
 	// the sidecars (their CPU in SidecarCPU); optional.
-	Floor []Run
-	Memory   []SidecarMem
+	Floor  []Run
+	Memory []SidecarMem
 	// ColdOutbound and ColdHealthz are the times from exec to the first
 	// 204 on /v1.0/healthz/outbound and /v1.0/healthz, one per start.
 	ColdOutbound []time.Duration

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,8 +18,8 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
-	"github.com/tandemrun/tandem/proxy/appchannel/h1"
 	redisstate "github.com/tandemrun/tandem/components/state/redis"
+	"github.com/tandemrun/tandem/proxy/appchannel/h1"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
@@ -93,6 +94,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
+	floor := startStateFloor(t, bins, addr)
 
 	ctx := context.Background()
 	value := stateValue(100)
@@ -125,12 +127,15 @@ spec:
 		t.Fatalf("TANDEM_BENCH_STATE_CLIENT=%q: use h1 or nethttp", clientKind)
 	}
 	httpc := make([]*http.Client, workers)
+	floorc := make([]*http.Client, workers)
 	plain := make([]*goredis.Client, workers)
 	stores := make([]*redisstate.Store, workers)
 	for w := range workers {
 		httpc[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+		floorc[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 		if clientKind == "h1" {
 			httpc[w].Transport = h1.New(h1.Config{Addr: strings.TrimPrefix(sc.HTTPURL(), "http://"), MaxIdle: 1})
+			floorc[w].Transport = h1.New(h1.Config{Addr: floor.addr, MaxIdle: 1})
 		}
 		plain[w] = goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1, Protocol: 2, DisableIdentity: true})
 		stores[w] = redisstate.New(nil)
@@ -148,6 +153,12 @@ spec:
 		},
 		"get sidecar": func(w, i int) error {
 			return httpDo(httpc[w], http.MethodGet, base+"/"+name(key(w, i)), nil, http.StatusOK, len(value))
+		},
+		"save floor": func(w, i int) error {
+			return httpDo(floorc[w], http.MethodPost, "http://"+floor.addr+"/s/"+stored(key(w, i)), value, http.StatusNoContent, -1)
+		},
+		"get floor": func(w, i int) error {
+			return httpDo(floorc[w], http.MethodGet, "http://"+floor.addr+"/s/"+stored(key(w, i)), nil, http.StatusOK, len(value))
 		},
 		"save component": func(w, i int) error {
 			return stores[w].Set(ctx, &state.SetRequest{Key: stored(key(w, i)), Value: value})
@@ -172,7 +183,7 @@ spec:
 			t.Fatalf("preload %s: %v", name(k), err)
 		}
 	}
-	order := []string{"plain", "component", "sidecar"}
+	order := []string{"plain", "component", "floor", "sidecar"}
 	for _, op := range []string{"save", "get"} {
 		for _, path := range order {
 			if s := closedLoop(workers, warmup, ops[op+" "+path]); s.Errors > 0 {
@@ -197,11 +208,14 @@ spec:
 	var runs []stateRun
 	for _, op := range []string{"save", "get"} {
 		for _, path := range order {
-			scBefore, rBefore, cBefore := readCPU(sc.PID()), readCPU(redisPID), selfCPU()
+			scBefore, rBefore, cBefore, floorBefore := readCPU(sc.PID()), readCPU(redisPID), selfCPU(), readCPU(floor.pid)
 			s := closedLoop(workers, seconds, ops[op+" "+path])
 			run := stateRun{Op: op, Path: path, Stats: s, ClientCPU: selfCPU() - cBefore, RedisCPU: -1}
-			if path == "sidecar" {
+			switch path {
+			case "sidecar":
 				run.SidecarCPU = readCPU(sc.PID()) - scBefore
+			case "floor":
+				run.SidecarCPU = readCPU(floor.pid) - floorBefore
 			}
 			if rBefore >= 0 {
 				run.RedisCPU = readCPU(redisPID) - rBefore
@@ -228,6 +242,29 @@ spec:
 			t.Errorf("%s %s: %d of %d operations failed, first: %s", r.Op, r.Path, r.Stats.Errors, r.Stats.Ops, r.Stats.FirstErr)
 		}
 	}
+}
+
+// stateFloor is the running test/bench/statefloor server.
+type stateFloor struct {
+	addr string
+	pid  int
+}
+
+// startStateFloor builds and starts test/bench/statefloor against Redis.
+func startStateFloor(t *testing.T, bins *framework.Binaries, redisAddr string) stateFloor {
+	t.Helper()
+	bin := filepath.Join(bins.Dir, "statefloor")
+	cmd := exec.Command("go", "build", "-o", bin, "./test/bench/statefloor")
+	cmd.Dir = framework.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build test/bench/statefloor: %v\n%s", err, b)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", framework.FreePort(t))
+	p := framework.Start(t, "statefloor", bin, []string{"-listen", addr, "-redis", redisAddr})
+	if err := framework.WaitTCP(addr, 15*time.Second); err != nil {
+		t.Fatalf("statefloor: %v\n%s", err, p.Output())
+	}
+	return stateFloor{addr: addr, pid: p.PID()}
 }
 
 // stateValue is a JSON object of exactly n bytes (n >= 16).
@@ -325,7 +362,8 @@ func stateMarkdown(runs []stateRun, e stateEnv) string {
 	}
 	p("- paths: **sidecar** = %s → tandemd HTTP API (`POST /v1.0/state/statestore` one item; `GET /v1.0/state/statestore/{key}`) → state.redis → Redis, plaintext (the store call is local: no app, no mTLS); ", cl)
 	p("**component** = the same `components/state/redis` store called in-process (the same Lua scripts over go-redis: set = HGET version + HSET data + HINCRBY version + PERSIST, get = HMGET data version + TTL); ")
-	p("**plain** = go-redis `HSET key data <value>` / `HGETALL key` (no ETag, no script: the \"straight to Redis\" baseline)\n")
+	p("**plain** = go-redis `HSET key data <value>` / `HGETALL key` (no ETag, no script: the \"straight to Redis\" baseline); ")
+	p("**floor** = the same client → `test/bench/statefloor`, the least an HTTP server in front of Redis can do (net/http, `HSET`/`HGET` of the raw body: no JSON, no ETag, no script), in its own process like the sidecar: no HTTP state API can beat it here\n")
 	p("- the load generator (this process), tandemd and redis-server share the same CPUs\n\n")
 
 	p("## Targets (issue 3)\n\n| figure | Tandem | target | Dapr 1.18 | met |\n|---|---|---|---|---|\n")
@@ -340,6 +378,12 @@ func stateMarkdown(runs []stateRun, e stateEnv) string {
 	for _, op := range []string{"save", "get"} {
 		dapr := map[string]string{"save": "0.05×", "get": "0.12×"}[op]
 		s, ok := find(op, "sidecar")
+		if f, okf := find(op, "floor"); okf {
+			if d, okd := find(op, "plain"); okd && d.Stats.Rate() > 0 {
+				v := f.Stats.Rate() / d.Stats.Rate()
+				p("| (floor) %s ops/s through a bare HTTP-to-Redis server ÷ direct (plain) | %.2f× (%.0f / %.0f) | – | – | – |\n", op, v, f.Stats.Rate(), d.Stats.Rate())
+			}
+		}
 		for _, base := range []string{"plain", "component"} {
 			d, okd := find(op, base)
 			if !ok || !okd || d.Stats.Rate() == 0 {
@@ -358,7 +402,7 @@ func stateMarkdown(runs []stateRun, e stateEnv) string {
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		sc := "–"
-		if r.Path == "sidecar" {
+		if r.Path == "sidecar" || r.Path == "floor" {
 			sc = r.perK(r.SidecarCPU)
 		}
 		s := r.Stats
