@@ -125,10 +125,11 @@ func TestInvokeLoad(t *testing.T) {
 	}
 }
 
-// floor measures the same max-rate load through two minimal relays in
-// series (test/bench/relay), first copying TCP bytes, then as net/http
-// reverse proxies: what two extra hops cost here before any sidecar work.
-// Their CPU is reported in the sidecars' column.
+// floor measures the same load (staggered fixed rate, then max rate)
+// through two minimal relays in series (test/bench/relay), first copying
+// TCP bytes, then as net/http reverse proxies: what two extra hops cost
+// here before any sidecar work. Their CPU is reported in the sidecars'
+// column.
 func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
 	h.t.Helper()
 	relayBin := filepath.Join(bins.Dir, "benchrelay")
@@ -157,7 +158,9 @@ func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
 		h.waitEcho(url)
 		h.load(url, -1, false, h.set.Warmup)
 		h.sidecarPIDs = pids
-		runs = append(runs, h.measure("floor: 2 "+mode+" relays, max rate", url, true, -1, false, nil))
+		runs = append(runs,
+			h.measure("floor: 2 "+mode+" relays, fixed rate, staggered", url, true, h.set.FixedQPS, true, nil),
+			h.measure("floor: 2 "+mode+" relays, max rate", url, true, -1, false, nil))
 	}
 	return runs
 }

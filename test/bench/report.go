@@ -229,21 +229,28 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Floor) > 0 {
 		p("\n## Floor: two minimal relays in place of the sidecars\n\n")
-		p("The same max-rate load through two relays in series (`test/bench/relay`): **tcp** copies bytes (no HTTP parsing, no TLS, kernel splice), **http** is net/http's ReverseProxy with a keep-alive pool. Their CPU is in the sidecars' column. No design with two user-space hops does less work than the tcp pair.\n\n")
+		p("The same load (staggered 1000 qps, max rate) through two relays in series (`test/bench/relay`): **tcp** copies bytes (no HTTP parsing, no TLS, kernel splice), **http** is net/http's ReverseProxy with a keep-alive pool. Their CPU is in the sidecars' column. No design with two user-space hops does less work than the tcp pair.\n\n")
 		header()
 		var direct float64
+		var directP50 time.Duration
 		for _, run := range r.Runs {
 			if !run.Sidecars && run.TargetQPS <= 0 {
 				direct = run.QPS
+			}
+			if !run.Sidecars && run.TargetQPS > 0 && run.Staggered {
+				directP50 = run.P50
 			}
 		}
 		for _, run := range r.Floor {
 			row(run)
 		}
-		if direct > 0 {
-			p("\n")
-			for _, run := range r.Floor {
-				p("- %s: %.2f× direct\n", run.Name, run.QPS/direct)
+		p("\n")
+		for _, run := range r.Floor {
+			switch {
+			case run.TargetQPS <= 0 && direct > 0:
+				p("- %s: %.2f× direct, %.3f ms CPU per request in the two relays\n", run.Name, run.QPS/direct, ms(run.PerK(run.SidecarsCPU()))/1000)
+			case run.TargetQPS > 0 && directP50 > 0:
+				p("- %s: added p50 %.3f ms, %.3f ms CPU per request in the two relays\n", run.Name, ms(run.P50-directP50), ms(run.PerK(run.SidecarsCPU()))/1000)
 			}
 		}
 	}
