@@ -34,7 +34,8 @@ type PubSubConfig struct {
 	Log         *slog.Logger
 	// Resiliency, if set, returns the Resiliency policies in effect:
 	// Publish runs under the component's outbound policy, and deliveries
-	// to the app (not to streaming subscribers) under its inbound policy.
+	// to the app (not to streaming subscribers) under its inbound policy;
+	// a batch's retries send only the entries the app has not settled.
 	// When the inbound policy gives up, the message is left to the broker
 	// for redelivery. Nil: one attempt each.
 	Resiliency func() *resiliency.Set
@@ -370,6 +371,18 @@ func (p *PubSub) reportLocked(key, msg string, err error, attrs ...any) {
 	p.log.Warn(msg, append(attrs, "error", s)...)
 }
 
+// newInboundDeliverer wraps next in the pub/sub component's inbound
+// Resiliency policy. The result is a subscriptions.BulkDeliverer exactly
+// when next is one, so a bulk subscription keeps its batches where the
+// subscriber takes them and falls back to single deliveries where not.
+func newInboundDeliverer(next subscriptions.Deliverer, policies func() *resiliency.Set, pubsubName string) subscriptions.Deliverer {
+	in := inboundDeliverer{next: next, policies: policies, pubsubName: pubsubName}
+	if bulk, ok := next.(subscriptions.BulkDeliverer); ok {
+		return inboundBulkDeliverer{inboundDeliverer: in, bulk: bulk}
+	}
+	return in
+}
+
 // inboundDeliverer runs deliveries to the app under the pub/sub
 // component's inbound Resiliency policy, looked up per message so a hot
 // reload applies at once. Only a Retry verdict (or a failed delivery) is
@@ -400,4 +413,128 @@ func (d inboundDeliverer) Deliver(ctx context.Context, m *subscriptions.Message)
 		return subscriptions.Retry, err
 	}
 	return st, nil
+}
+
+// inboundBulkDeliverer is inboundDeliverer for a subscriber that also
+// takes batches; its policy is looked up per batch.
+type inboundBulkDeliverer struct {
+	inboundDeliverer
+	bulk subscriptions.BulkDeliverer
+}
+
+var _ subscriptions.BulkDeliverer = inboundBulkDeliverer{}
+
+// DeliverBulk runs a batch under the inbound policy the way Dapr runs bulk
+// subscriptions: an attempt that leaves any entry to retry (the app
+// answered RETRY or nothing for it, or the call failed) counts as a
+// failure for the retry and circuit breaker policies, and the next attempt
+// sends only the entries still to retry. The app's other verdicts
+// (SUCCESS, DROP, DISCARD for a missing handler) are final: they are kept
+// and their entries never sent again. When the policy gives up, the
+// entries still waiting stay Retry, so the broker redelivers them.
+func (d inboundBulkDeliverer) DeliverBulk(ctx context.Context, b *subscriptions.BulkMessage) ([]subscriptions.Status, error) {
+	pol := d.policies().ForComponentInbound(d.pubsubName, resiliency.Pubsub)
+	if pol == nil {
+		return d.bulk.DeliverBulk(ctx, b)
+	}
+	r := newBulkAttempts(b)
+	_, err := resiliency.Do(ctx, pol, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, r.attempt(ctx, d.bulk)
+	})
+	return r.finish(err)
+}
+
+// bulkAttempts is one batch's verdicts across the attempts of the policy.
+// An attempt that timed out is abandoned, not waited for, so it may still
+// record the app's answer while the next attempt runs: hence the lock.
+type bulkAttempts struct {
+	batch *subscriptions.BulkMessage
+
+	mu sync.Mutex
+	// verdicts has one entry per batch entry: Retry until the app gives a
+	// final verdict, which nothing overwrites.
+	verdicts []subscriptions.Status
+	// reason is the latest error that came with verdicts, for the logs of
+	// entries that end as Retry or Discard.
+	reason error
+	// done is set once finish has handed the verdicts over.
+	done bool
+}
+
+func newBulkAttempts(b *subscriptions.BulkMessage) *bulkAttempts {
+	v := make([]subscriptions.Status, len(b.Entries))
+	for i := range v {
+		v[i] = subscriptions.Retry
+	}
+	return &bulkAttempts{batch: b, verdicts: v}
+}
+
+// attempt sends the entries still waiting for a final verdict and records
+// the app's answers. It fails while any entry is still to retry.
+func (r *bulkAttempts) attempt(ctx context.Context, next subscriptions.BulkDeliverer) error {
+	r.mu.Lock()
+	var idx []int
+	for i, st := range r.verdicts {
+		if st == subscriptions.Retry {
+			idx = append(idx, i)
+		}
+	}
+	r.mu.Unlock()
+	if len(idx) == 0 {
+		// An abandoned attempt's late answer settled them all.
+		return nil
+	}
+	part := *r.batch
+	part.Entries = make([]subscriptions.BulkEntry, len(idx))
+	for j, i := range idx {
+		part.Entries[j] = r.batch.Entries[i]
+	}
+	sts, err := next.DeliverBulk(ctx, &part)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return err
+	}
+	if err != nil {
+		r.reason = err
+	}
+	left := 0
+	for j, i := range idx {
+		if j < len(sts) && r.verdicts[i] == subscriptions.Retry {
+			r.verdicts[i] = sts[j] // a missing verdict stays Retry
+		}
+		if r.verdicts[i] == subscriptions.Retry {
+			left++
+		}
+	}
+	switch {
+	case left == 0:
+		return nil
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("the app asked to retry %d of %d entries of the batch", left, len(idx))
+}
+
+// finish returns the verdicts once the policy is done with the batch; err
+// is the policy's, which says why entries still to retry gave up.
+func (r *bulkAttempts) finish(err error) ([]subscriptions.Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = true
+	out := slices.Clone(r.verdicts)
+	switch {
+	case slices.Contains(out, subscriptions.Retry):
+		if err == nil {
+			err = r.reason
+		}
+		if err == nil {
+			err = errors.New("the app did not settle every entry of the batch")
+		}
+		return out, err
+	case slices.Contains(out, subscriptions.Discard):
+		return out, r.reason
+	}
+	return out, nil
 }

@@ -220,7 +220,12 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 	if p.cfg.Resiliency != nil && s.Kind != subscriptions.Streaming {
 		// A streaming subscriber answers over its own stream; sending it
 		// the same event again is its client's call, not ours.
-		d = inboundDeliverer{next: d, policies: p.cfg.Resiliency, pubsubName: s.PubsubName}
+		d = newInboundDeliverer(d, p.cfg.Resiliency, s.PubsubName)
+		if bulk != nil {
+			// Batches run under the same policy, retrying only the entries
+			// the app has not settled.
+			bulk, _ = d.(subscriptions.BulkDeliverer)
+		}
 	}
 	proc := &subscriptions.Processor{
 		Sub: s, Deliverer: d, Log: p.log,
