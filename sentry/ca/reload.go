@@ -16,7 +16,9 @@ const DefaultReloadInterval = time.Second
 // Reloader watches a bundle's three files and builds a new CA whenever
 // their content changes, so that sentry picks up a rotated root or issuer
 // without a restart. Files are compared by content, so a rewrite with the
-// same bytes is ignored and a change within the same second is not missed.
+// same bytes is ignored and a change within the same second is not missed;
+// new content is loaded once two polls in a row have seen it (a reload
+// takes one to two intervals).
 //
 // The files are written one at a time, so a poll may see a new issuer.crt
 // with the old issuer.key: such a bundle does not verify, the current CA
@@ -49,8 +51,10 @@ func (r *Reloader) Run(ctx context.Context) error {
 	// bad is the last content that did not form a CA: warned about once.
 	// It is kept apart from last, so that a poll that catches a file half
 	// rewritten (with the same bytes as before) does not make the finished
-	// file look like a change.
-	var bad [sha256.Size]byte
+	// file look like a change. pending is new content seen once: it is
+	// acted on only when the next poll finds it unchanged, so files caught
+	// in the middle of a write (even an empty one) are never loaded.
+	var bad, pending [sha256.Size]byte
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -60,8 +64,16 @@ func (r *Reloader) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		d, err := r.digest()
-		if err != nil || d == last || d == bad {
+		if err != nil {
 			// A file briefly missing (being replaced) is not a change.
+			continue
+		}
+		if d == last || d == bad {
+			pending = [sha256.Size]byte{}
+			continue
+		}
+		if d != pending {
+			pending = d // changed: let the writes settle for one interval
 			continue
 		}
 		c, err := r.load()
