@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -132,6 +133,27 @@ func (o Operation) Key() string {
 type TransactionRequest struct {
 	Operations []Operation
 	Metadata   map[string]string
+}
+
+// Validate checks what every store checks before a delete: a key, and
+// options it knows.
+func (r *DeleteRequest) Validate() error {
+	if r.Key == "" {
+		return errors.New("delete: missing key")
+	}
+	if err := r.Options.Validate(); err != nil {
+		return fmt.Errorf("delete %q: %w", r.Key, err)
+	}
+	return nil
+}
+
+// SetConflict is the error of a conditional set of key that wrote nothing:
+// etag was stale, or (no etag) first-write found the key already there.
+func SetConflict(key string, etag *string) error {
+	if HasETag(etag) {
+		return fmt.Errorf("set %q: %w", key, ErrETagMismatch)
+	}
+	return fmt.Errorf("set %q: key exists and first-write was asked without an etag: %w", key, ErrETagMismatch)
 }
 
 // Validate checks every operation has exactly one request, a key and valid

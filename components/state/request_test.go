@@ -1,6 +1,8 @@
 package state
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,5 +81,27 @@ func TestHasFeature(t *testing.T) {
 	f := []Feature{FeatureETag, FeatureTTL}
 	if !HasFeature(f, FeatureTTL) || HasFeature(f, FeatureQueryAPI) {
 		t.Fatal("HasFeature is wrong")
+	}
+}
+
+func TestDeleteValidateAndSetConflict(t *testing.T) {
+	if err := (&DeleteRequest{}).Validate(); err == nil || err.Error() != "delete: missing key" {
+		t.Errorf("no key: %v", err)
+	}
+	if err := (&DeleteRequest{Key: "k", Options: Options{Concurrency: "sometimes"}}).Validate(); err == nil || !strings.Contains(err.Error(), `delete "k"`) {
+		t.Errorf("bad options: %v", err)
+	}
+	if err := (&DeleteRequest{Key: "k"}).Validate(); err != nil {
+		t.Errorf("valid request: %v", err)
+	}
+	etag := "3"
+	for _, e := range []*string{&etag, nil} {
+		err := SetConflict("k", e)
+		if !errors.Is(err, ErrETagMismatch) {
+			t.Errorf("etag %v: %v is not ErrETagMismatch", e, err)
+		}
+	}
+	if err := SetConflict("k", nil); !strings.Contains(err.Error(), "first-write") {
+		t.Errorf("no etag: %v", err)
 	}
 }

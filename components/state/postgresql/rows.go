@@ -125,10 +125,7 @@ func (c *conn) set(ctx context.Context, db dbtx, req *state.SetRequest) error {
 		return fmt.Errorf("set %q: %w", req.Key, err)
 	}
 	if tag.RowsAffected() != 1 {
-		if state.HasETag(req.ETag) {
-			return fmt.Errorf("set %q: %w", req.Key, state.ErrETagMismatch)
-		}
-		return fmt.Errorf("set %q: key exists and first-write was asked without an etag: %w", req.Key, state.ErrETagMismatch)
+		return state.SetConflict(req.Key, req.ETag)
 	}
 	return nil
 }
@@ -139,11 +136,8 @@ func (c *conn) Delete(ctx context.Context, req *state.DeleteRequest) error {
 }
 
 func (c *conn) delete(ctx context.Context, db dbtx, req *state.DeleteRequest) error {
-	if req.Key == "" {
-		return errors.New("delete: missing key")
-	}
-	if err := req.Options.Validate(); err != nil {
-		return fmt.Errorf("delete %q: %w", req.Key, err)
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
 	defer cancel()

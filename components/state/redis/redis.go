@@ -227,11 +227,8 @@ func (s *Store) Set(ctx context.Context, req *state.SetRequest) error {
 
 // Delete removes one key with the delete script.
 func (s *Store) Delete(ctx context.Context, req *state.DeleteRequest) error {
-	if req.Key == "" {
-		return errors.New("delete: missing key")
-	}
-	if err := req.Options.Validate(); err != nil {
-		return fmt.Errorf("delete %q: %w", req.Key, err)
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	etag := ""
 	if state.HasETag(req.ETag) {

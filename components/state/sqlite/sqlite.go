@@ -270,10 +270,7 @@ func (s *Store) doSet(ctx context.Context, db querier, req *state.SetRequest) er
 		return fmt.Errorf("set %q: %w", req.Key, err)
 	}
 	if n == 0 {
-		if state.HasETag(req.ETag) {
-			return fmt.Errorf("set %q: %w", req.Key, state.ErrETagMismatch)
-		}
-		return fmt.Errorf("set %q: key exists and first-write was asked without an etag: %w", req.Key, state.ErrETagMismatch)
+		return state.SetConflict(req.Key, req.ETag)
 	}
 	return nil
 }
@@ -284,11 +281,8 @@ func (s *Store) Delete(ctx context.Context, req *state.DeleteRequest) error {
 }
 
 func (s *Store) doDelete(ctx context.Context, db querier, req *state.DeleteRequest) error {
-	if req.Key == "" {
-		return errors.New("delete: missing key")
-	}
-	if err := req.Options.Validate(); err != nil {
-		return fmt.Errorf("delete %q: %w", req.Key, err)
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
 	defer cancel()
