@@ -48,9 +48,8 @@ type Client struct {
 	cfg    Config
 	dialer net.Dialer
 
-	mu     sync.Mutex
-	idle   []*conn // most recently used last
-	closed bool
+	mu   sync.Mutex
+	idle []*conn // most recently used last
 }
 
 // New returns a client for cfg.Addr.
@@ -279,7 +278,7 @@ func (cl *Client) get(ctx context.Context) (*conn, bool, error) {
 func (cl *Client) put(c *conn) {
 	c.idleAt = time.Now()
 	cl.mu.Lock()
-	if cl.closed || len(cl.idle) >= cl.cfg.MaxIdle {
+	if len(cl.idle) >= cl.cfg.MaxIdle {
 		cl.mu.Unlock()
 		_ = c.nc.Close()
 		return
@@ -308,17 +307,4 @@ func (cl *Client) CloseIdleConnections() {
 	for _, c := range idle {
 		_ = c.nc.Close()
 	}
-}
-
-// Close closes the idle connections and keeps none from now on;
-// connections in use close when their response body is closed.
-func (cl *Client) Close() error {
-	cl.mu.Lock()
-	idle := cl.idle
-	cl.idle, cl.closed = nil, true
-	cl.mu.Unlock()
-	for _, c := range idle {
-		_ = c.nc.Close()
-	}
-	return nil
 }

@@ -70,7 +70,7 @@ func TestKeepAliveAndWire(t *testing.T) {
 	})
 	addr := srv.Listener.Addr().String()
 	cl := New(Config{Addr: addr})
-	t.Cleanup(func() { _ = cl.Close() })
+	t.Cleanup(cl.CloseIdleConnections)
 	for i := range 20 {
 		body := []byte(fmt.Sprintf("payload-%d", i))
 		req := newReq(t, context.Background(), http.MethodPost, addr, "/a/b?x=1&y=%20", body)
@@ -116,7 +116,7 @@ func TestChunkedResponseAndEarlyClose(t *testing.T) {
 	})
 	addr := srv.Listener.Addr().String()
 	cl := New(Config{Addr: addr})
-	t.Cleanup(func() { _ = cl.Close() })
+	t.Cleanup(cl.CloseIdleConnections)
 	req := newReq(t, context.Background(), http.MethodGet, addr, "/chunked", nil)
 	resp, got := do(t, cl, req)
 	if got != "part1-part2" || resp.ContentLength != -1 {
@@ -186,7 +186,7 @@ func TestServerClosedIdleConnection(t *testing.T) {
 		return false
 	})
 	cl := New(Config{Addr: addr})
-	t.Cleanup(func() { _ = cl.Close() })
+	t.Cleanup(cl.CloseIdleConnections)
 	for i := range 5 {
 		req := newReq(t, context.Background(), http.MethodPost, addr, "/p", []byte("body"))
 		if _, got := do(t, cl, req); got != "ok" {
@@ -226,7 +226,7 @@ func TestRetryRules(t *testing.T) {
 				return true
 			})
 			cl := New(Config{Addr: addr})
-			defer cl.Close()
+			defer cl.CloseIdleConnections()
 			req := newReq(t, context.Background(), http.MethodGet, addr, "/warm", nil)
 			do(t, cl, req)
 			req = newReq(t, context.Background(), tt.method, addr, "/x", []byte("b"))
@@ -258,7 +258,7 @@ func TestInformationalAndHeaderLimit(t *testing.T) {
 		return true
 	})
 	cl := New(Config{Addr: addr, MaxHeaderBytes: 4 << 10})
-	t.Cleanup(func() { _ = cl.Close() })
+	t.Cleanup(cl.CloseIdleConnections)
 	req := newReq(t, context.Background(), http.MethodGet, addr, "/hints", nil)
 	if resp, got := do(t, cl, req); resp.StatusCode != http.StatusAccepted || got != "done" {
 		t.Fatalf("after 103: %d %q", resp.StatusCode, got)
@@ -284,7 +284,7 @@ func TestContextCancel(t *testing.T) {
 	defer close(release)
 	addr := srv.Listener.Addr().String()
 	cl := New(Config{Addr: addr})
-	t.Cleanup(func() { _ = cl.Close() })
+	t.Cleanup(cl.CloseIdleConnections)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req := newReq(t, ctx, http.MethodGet, addr, "/stall", nil)
