@@ -294,9 +294,13 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		srv.Register(s.internalSrv)
 	}
 
+	// The forwarding entries daprd adds to calls to other apps, worked out
+	// once for both APIs.
+	forwarded := appchannel.HostForwarded(o.HostIP)
+
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken, State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
+		AppID: o.AppID, Forwarded: forwarded, Invoker: invoker, APIToken: o.APIToken, State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.GRPCServerOptions), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -307,7 +311,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
-		AppID: o.AppID, Invoker: invoker, APIToken: o.APIToken, MaxRequestBodySize: o.MaxRequestBodySize,
+		AppID: o.AppID, Forwarded: forwarded, Invoker: invoker, APIToken: o.APIToken, MaxRequestBodySize: o.MaxRequestBodySize,
 		State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
 		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})

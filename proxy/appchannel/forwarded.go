@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"sync"
 
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 )
@@ -61,7 +60,11 @@ func NewForwarded(addr, name string) *Forwarded {
 // AddTo appends the forwarding values to md. Existing values are kept in
 // front; their slice is not written to (it may be the caller's request
 // headers). At most one allocation when none of the names is present yet.
+// A nil Forwarded adds nothing.
 func (f *Forwarded) AddTo(md Metadata) {
+	if f == nil {
+		return
+	}
 	var fresh []internalsv1.ListStringValue
 	for _, e := range f.entries {
 		if cur := md[e.key]; len(cur.GetValues()) > 0 {
@@ -81,22 +84,21 @@ func (f *Forwarded) AddTo(md Metadata) {
 	}
 }
 
-// HostForwarded returns this host's Forwarded, worked out on first use as
-// daprd does: the address is DAPR_HOST_IP, else the one this host would
+// HostForwarded returns this host's entries, worked out as daprd does: the
+// address is hostIP (DAPR_HOST_IP) when set, else the one this host would
 // send from to reach the internet, else its first non-loopback IPv4
-// address; the name is the OS host name.
-func HostForwarded() *Forwarded { return hostForwarded() }
-
-var hostForwarded = sync.OnceValue(func() *Forwarded {
+// address; the name is the OS host name. It looks at the network: build
+// it once, at start-up, and hand it to the APIs.
+func HostForwarded(hostIP string) *Forwarded {
 	name, _ := os.Hostname()
-	addr, _ := hostAddress()
+	addr, _ := hostAddress(hostIP)
 	return NewForwarded(addr, name)
-})
+}
 
 // hostAddress picks this host's outbound address as daprd does.
-func hostAddress() (string, error) {
-	if v := os.Getenv("DAPR_HOST_IP"); v != "" {
-		return v, nil
+func hostAddress(hostIP string) (string, error) {
+	if hostIP != "" {
+		return hostIP, nil
 	}
 	// Connecting a UDP socket sends nothing; it only makes the kernel choose
 	// the source address of the default route. The target is daprd's.

@@ -92,21 +92,25 @@ func TestForwardedAllocations(t *testing.T) {
 }
 
 func TestHostForwarded(t *testing.T) {
-	t.Setenv("DAPR_HOST_IP", "10.9.8.7")
-	if addr, err := hostAddress(); err != nil || addr != "10.9.8.7" {
+	if addr, err := hostAddress("10.9.8.7"); err != nil || addr != "10.9.8.7" {
 		t.Errorf("hostAddress with DAPR_HOST_IP = %q, %v", addr, err)
 	}
-	t.Setenv("DAPR_HOST_IP", "")
-	if addr, err := hostAddress(); err == nil && net.ParseIP(addr) == nil {
+	if addr, err := hostAddress(""); err == nil && net.ParseIP(addr) == nil {
 		t.Errorf("hostAddress = %q, not an IP", addr)
 	}
-
-	f := HostForwarded()
-	if HostForwarded() != f {
-		t.Error("HostForwarded is worked out again")
+	var none *Forwarded
+	empty := Metadata{}
+	none.AddTo(empty)
+	if len(empty) != 0 {
+		t.Errorf("a nil Forwarded added %v", empty)
 	}
+
+	f := HostForwarded("10.9.8.7")
 	md := Metadata{}
 	f.AddTo(md)
+	if got := md["x-forwarded-for"].GetValues(); !slices.Equal(got, []string{"10.9.8.7"}) {
+		t.Errorf("x-forwarded-for = %q, want DAPR_HOST_IP's 10.9.8.7", got)
+	}
 	if name, err := os.Hostname(); err == nil {
 		if got := md["x-forwarded-host"].GetValues(); !slices.Equal(got, []string{name}) {
 			t.Errorf("x-forwarded-host = %q, want the host name %q", got, name)

@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"github.com/tandemrun/tandem/proxy/api"
 	"log/slog"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
@@ -10,6 +9,8 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/api"
+	"github.com/tandemrun/tandem/proxy/appchannel"
 )
 
 // Invoker calls a method of an app by ID ("app" or "app.namespace"). The
@@ -22,6 +23,10 @@ type Invoker interface {
 type Config struct {
 	// AppID is this sidecar's app ID.
 	AppID string
+	// Forwarded holds the X-Forwarded-For, X-Forwarded-Host and Forwarded
+	// entries added to calls to other apps (appchannel.HostForwarded); nil
+	// adds none.
+	Forwarded *appchannel.Forwarded
 	// Invoker performs service invocations; nil answers "invoke API is not
 	// ready".
 	Invoker Invoker

@@ -54,13 +54,13 @@ func (a *API) InvokeService(ctx context.Context, in *runtimev1.InvokeServiceRequ
 	if inMD, ok := metadata.FromIncomingContext(ctx); ok {
 		md = appchannel.GRPCToMetadata(inMD)
 	}
-	if appID != a.cfg.AppID {
+	if appID != a.cfg.AppID && a.cfg.Forwarded != nil {
 		// daprd adds the forwarding entries to every call that leaves for
 		// another sidecar, whichever API it came in by.
 		if md == nil {
 			md = make(appchannel.Metadata, 3)
 		}
-		appchannel.HostForwarded().AddTo(md)
+		a.cfg.Forwarded.AddTo(md)
 	}
 	req := &invoke.Request{
 		Message: &internalsv1.InternalInvokeRequest{

@@ -17,11 +17,9 @@ import (
 // its messaging layer, so InvokeService gets them like the HTTP API's
 // invocations: after the caller's, and not when the app calls itself.
 func TestInvokeServiceForwardedMetadata(t *testing.T) {
+	fwd := appchannel.NewForwarded("192.0.2.10", "sidecar-host")
 	ours := appchannel.Metadata{}
-	appchannel.HostForwarded().AddTo(ours)
-	if len(ours) == 0 {
-		t.Skip("this host has neither an address nor a name to forward")
-	}
+	fwd.AddTo(ours)
 	for _, tt := range []struct {
 		name, target string
 		self         bool
@@ -31,7 +29,7 @@ func TestInvokeServiceForwardedMetadata(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			inv := &fakeInvoker{respond: func() (*invoke.Response, error) { return resp(200, nil, "", "", ""), nil }}
-			client := start(t, Config{AppID: "me", Invoker: inv})
+			client := start(t, Config{AppID: "me", Forwarded: fwd, Invoker: inv})
 			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "203.0.113.9")
 			if _, err := client.InvokeService(ctx, &runtimev1.InvokeServiceRequest{
 				Id: tt.target, Message: &commonv1.InvokeRequest{Method: "m"},

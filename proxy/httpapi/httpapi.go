@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
-	"github.com/tandemrun/tandem/proxy/api"
 	"log/slog"
 	"net/http"
 	"path"
@@ -12,7 +11,9 @@ import (
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/apierr"
+	"github.com/tandemrun/tandem/proxy/appchannel"
 )
 
 // Invoker calls a method of an app by ID ("app" or "app.namespace"). The
@@ -25,6 +26,10 @@ type Invoker interface {
 type Config struct {
 	// AppID is this sidecar's app ID (for /v1.0/healthz?appid=).
 	AppID string
+	// Forwarded holds the X-Forwarded-For, X-Forwarded-Host and Forwarded
+	// entries added to calls to other apps (appchannel.HostForwarded); nil
+	// adds none.
+	Forwarded *appchannel.Forwarded
 	// Invoker performs service invocations; nil answers "invoke API is not
 	// ready".
 	Invoker Invoker

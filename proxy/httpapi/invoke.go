@@ -87,7 +87,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 	if appID != h.cfg.AppID {
 		// As daprd, only calls that leave for another sidecar say which
 		// host they were forwarded by.
-		appchannel.HostForwarded().AddTo(md)
+		h.cfg.Forwarded.AddTo(md)
 	}
 	// The request's messages share one allocation.
 	a := &requestAlloc{}
