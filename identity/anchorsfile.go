@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,32 +27,9 @@ func ReadTrustAnchorsFile(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read trust anchors file: %w", err)
 	}
-	certs, err := parseCertificatesPEM(b)
+	certs, err := ParseCertificates(b)
 	if err != nil {
 		return nil, fmt.Errorf("trust anchors file %s: %w", path, err)
-	}
-	return certs, nil
-}
-
-func parseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block found")
 	}
 	return certs, nil
 }
@@ -91,7 +67,7 @@ func WatchTrustAnchorsFile(ctx context.Context, path string, src *Source, interv
 			return
 		}
 		last = sum
-		certs, err := parseCertificatesPEM(b)
+		certs, err := ParseCertificates(b)
 		if err != nil {
 			log.Warn("trust anchors file changed but holds no valid certificates; keeping the current anchors", "file", path, "error", err)
 			return

@@ -102,32 +102,6 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && ae.Equal(b)
 }
 
-// ParseCertificates decodes every CERTIFICATE block in PEM data. It fails if
-// there is none or one does not parse.
-func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block found")
-	}
-	return certs, nil
-}
-
 // EncodeCertificates returns certs as concatenated PEM CERTIFICATE blocks.
 func EncodeCertificates(certs []*x509.Certificate) []byte {
 	var buf bytes.Buffer

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tandemrun/tandem/identity"
 )
 
 // Dapr's default file names inside the --issuer-credentials folder.
@@ -81,11 +83,11 @@ func LoadBundle(p Paths) (*Bundle, error) {
 
 // ParseBundle parses and verifies a bundle from its PEM parts.
 func ParseBundle(rootPEM, issuerPEM, keyPEM []byte) (*Bundle, error) {
-	anchors, err := ParseCertificates(rootPEM)
+	anchors, err := identity.ParseCertificates(rootPEM)
 	if err != nil {
 		return nil, fmt.Errorf("trust anchors: %w", err)
 	}
-	chain, err := ParseCertificates(issuerPEM)
+	chain, err := identity.ParseCertificates(issuerPEM)
 	if err != nil {
 		return nil, fmt.Errorf("issuer certificate: %w", err)
 	}

@@ -27,7 +27,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/identity"
-	"github.com/tandemrun/tandem/sentry/ca"
 )
 
 // Defaults, as daprd (pkg/security/sentry.go).
@@ -226,7 +225,7 @@ func without(certs, drop []*x509.Certificate) []*x509.Certificate {
 // ParseTrustAnchors decodes PEM data holding one or more certificates, as
 // in DAPR_TRUST_ANCHORS or a trust anchors file.
 func ParseTrustAnchors(data []byte) ([]*x509.Certificate, error) {
-	return ca.ParseCertificates(data)
+	return identity.ParseCertificates(data)
 }
 
 // SentryID returns the SPIFFE ID daprd expects of sentry:

@@ -161,7 +161,7 @@ func writeAtomic(t *testing.T, path string, data []byte) {
 
 func parseOne(t *testing.T, pemData []byte) *x509.Certificate {
 	t.Helper()
-	certs, err := ca.ParseCertificates(pemData)
+	certs, err := identity.ParseCertificates(pemData)
 	if err != nil || len(certs) != 1 {
 		t.Fatalf("want one certificate: %d, %v", len(certs), err)
 	}
