@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# conformance.sh: runs cases of Dapr 1.18.2's own integration suite (tests/integration/suite/daprd/...) against
+# tandemd, one case per process, and fails when a case fails twice in a row.
+#
+#   scripts/conformance.sh                        # the cases in test/conformance/passing.txt (the regression guard)
+#   scripts/conformance.sh state pubsub           # whole areas (folders under suite/daprd)
+#   scripts/conformance.sh 'daprd/state/http/.*' # or regular expressions over case names
+#   scripts/conformance.sh --list state           # print the matching cases only
+#
+# The first run copies github.com/dapr/dapr@v1.18.2 (one of our module dependencies) out of the module cache and
+# builds Dapr's placement, scheduler, sentry and operator (some cases start them) and the suite's test binary: about
+# 10 minutes on 2 cores, cached in TANDEM_CONFORMANCE_CACHE (default /var/tmp/tandem-dapr-suite; it must be readable
+# by user nobody, so not under /root). tandemd is built from this checkout with the release flags on every run.
+#
+# How it runs: the suite's framework takes ports from a fixed base, so each worker gets its own network namespace
+# (loopback up, multicast on loopback for mDNS). The suite refuses to run some cases as root, so the test binary runs
+# as user nobody. A case that hangs is killed after TANDEM_CONFORMANCE_CASE_TIMEOUT seconds (default 150) with a
+# goroutine dump in its log. Logs go to TANDEM_CONFORMANCE_OUT (default a new folder under /tmp, printed first).
+# Needs root, unshare and setpriv (util-linux) and ip (iproute2).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+DAPR_VERSION=1.18.2
+TAGS="stablecomponents,state_etcd,crypto_localstorage,middleware_http_routeralias,conversation_echo,state_spiffeprobe"
+CACHE="${TANDEM_CONFORMANCE_CACHE:-/var/tmp/tandem-dapr-suite}"
+JOBS="${TANDEM_CONFORMANCE_JOBS:-2}"
+CASE_TIMEOUT="${TANDEM_CONFORMANCE_CASE_TIMEOUT:-150}"
+LIST=test/conformance/passing.txt
+
+list_only=0 sel=()
+for a in "$@"; do
+  case $a in
+    --list) list_only=1 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) sel+=("$a") ;;
+  esac
+done
+
+die() { echo "conformance: $*" >&2; exit 2; }
+for t in unshare ip setpriv timeout; do command -v "$t" >/dev/null || die "needs $t (apt-get install util-linux iproute2)"; done
+[[ $(id -u) == 0 ]] || die "needs root: each worker gets its own network namespace and the suite runs as user nobody"
+
+mkdir -p "$CACHE/bin" && chmod 755 "$CACHE" "$CACHE/bin" || die "cannot create $CACHE"
+SRC="$CACHE/dapr-$DAPR_VERSION"
+if [[ ! -d $SRC/tests/integration ]]; then
+  echo "conformance: copying github.com/dapr/dapr@v$DAPR_VERSION out of the module cache" >&2
+  dir=$(go mod download -f '{{.Dir}}' "github.com/dapr/dapr@v$DAPR_VERSION" 2>/dev/null) ||
+    dir=$(go mod download -json "github.com/dapr/dapr@v$DAPR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d $dir ]] || die "cannot find github.com/dapr/dapr@v$DAPR_VERSION in the module cache (go mod download)"
+  rm -rf "$SRC.tmp" && cp -r "$dir" "$SRC.tmp" && chmod -R u+w,a+rX "$SRC.tmp" && mv "$SRC.tmp" "$SRC" || die "copy failed"
+fi
+
+# all_cases prints every case the suite registers under suite/daprd, as "daprd/<folders>/<type>".
+all_cases() {
+  local root="$SRC/tests/integration/suite"
+  grep -rEo --include='*.go' --exclude='*_test.go' 'suite\.Register\(new\([A-Za-z0-9_]+\)\)' "$root/daprd" |
+    sed -E "s#^$root/(.*)/[^/]+\.go:suite\.Register\(new\(([A-Za-z0-9_]+)\)\)#\1/\2#" | sort -u
+}
+
+mapfile -t ALL < <(all_cases)
+[[ ${#ALL[@]} -gt 0 ]] || die "no cases found under $SRC/tests/integration/suite/daprd"
+if [[ ${#sel[@]} -eq 0 ]]; then
+  mapfile -t CASES < <(grep -vE '^[[:space:]]*(#|$)' "$LIST" | awk '{print $1}')
+  for c in "${CASES[@]}"; do printf '%s\n' "${ALL[@]}" | grep -qxF "$c" || die "$LIST names $c, which the suite does not have"; done
+else
+  CASES=()
+  for c in "${ALL[@]}"; do
+    area=$(cut -d/ -f2 <<<"$c")
+    for s in "${sel[@]}"; do
+      if [[ $s != */* && $s == "$area" ]] || [[ $s == */* && $c =~ ^${s}$ ]]; then CASES+=("$c"); break; fi
+    done
+  done
+fi
+[[ ${#CASES[@]} -gt 0 ]] || die "no case matches ${sel[*]:-$LIST}"
+if [[ $list_only == 1 ]]; then printf '%s\n' "${CASES[@]}"; exit 0; fi
+
+build() { # name, then go build arguments
+  local name=$1; shift
+  [[ -x $CACHE/bin/$name ]] && return 0
+  echo "conformance: building Dapr's $name (cached afterwards)" >&2
+  (cd "$SRC" && CGO_ENABLED=0 go build -tags "$TAGS" -ldflags "-X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION" \
+     -o "$CACHE/bin/$name.tmp" "$@" && mv "$CACHE/bin/$name.tmp" "$CACHE/bin/$name") || die "building $name failed"
+}
+for b in placement scheduler sentry operator; do build "$b" "./cmd/$b"; done
+if [[ ! -x $CACHE/integration.test ]]; then
+  echo "conformance: compiling the suite's test binary (about 5 minutes, cached afterwards)" >&2
+  (cd "$SRC" && go test -c -tags=integration -o "$CACHE/integration.test.tmp" ./tests/integration &&
+     mv "$CACHE/integration.test.tmp" "$CACHE/integration.test") || die "compiling the suite failed"
+fi
+
+SIDECAR="$CACHE/bin/tandemd-$$"
+echo "conformance: building tandemd (release flags)" >&2
+CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$SIDECAR" ./cmd/tandemd || die "building tandemd failed"
+chmod a+rx "$SIDECAR"
+trap 'rm -f "$SIDECAR"' EXIT
+
+OUT="${TANDEM_CONFORMANCE_OUT:-$(mktemp -d /tmp/tandem-conformance.XXXXXX)}"
+mkdir -p "$OUT" && chmod 777 "$OUT"
+echo "conformance: ${#CASES[@]} cases against tandemd, $JOBS at a time; logs in $OUT" >&2
+
+export DAPR_INTEGRATION_DAPRD_PATH="$SIDECAR" DAPR_HOST_IP=127.0.0.1
+for b in placement scheduler sentry operator; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b"; done
+for b in injector helmtemplate mcpstdioserver controllergen; do export "DAPR_INTEGRATION_${b^^}_PATH=/bin/false"; done
+export SRC CACHE OUT CASE_TIMEOUT
+
+# run_case runs one case up to twice and prints "PASS|FLAKY|FAIL|SKIP <case>".
+run_case() {
+  local c=$1 attempt res log
+  for attempt in 1 2; do
+    log="$OUT/$(tr / _ <<<"$c").$attempt.log"
+    (cd "$SRC/tests/integration" && HOME=/tmp timeout -s QUIT -k 10 "$CASE_TIMEOUT" \
+       setpriv --reuid=65534 --regid=65534 --clear-groups \
+       "$CACHE/integration.test" -test.v -test.timeout 5m -focus "^${c}\$") >"$log" 2>&1
+    if grep -q -- "--- PASS: Test_Integration/${c} (" "$log"; then res=PASS
+    elif grep -q -- "--- SKIP: Test_Integration/${c} (" "$log"; then res=SKIP
+    else res=FAIL; fi
+    [[ $res != FAIL ]] && break
+  done
+  [[ $res == PASS && $attempt == 2 ]] && res=FLAKY
+  echo "$res $c"
+}
+export -f run_case
+
+start=$SECONDS
+for ((w = 0; w < JOBS; w++)); do
+  printf '%s\n' "${CASES[@]}" | awk -v n="$JOBS" -v k="$w" 'NR % n == k' >"$OUT/.worker$w"
+  unshare -n bash -c 'ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo
+    while read -r c; do run_case "$c"; done <"'"$OUT/.worker$w"'"' &
+done | tee "$OUT/results.txt"
+wait
+
+pass=$(grep -c '^PASS ' "$OUT/results.txt"); flaky=$(grep -c '^FLAKY ' "$OUT/results.txt")
+fail=$(grep -c '^FAIL ' "$OUT/results.txt"); skip=$(grep -c '^SKIP ' "$OUT/results.txt")
+for area in $(awk '{print $2}' "$OUT/results.txt" | cut -d/ -f2 | sort -u); do
+  printf '  %-18s %3d passed, %3d failed\n' "$area" \
+    "$(grep -cE "^(PASS|FLAKY) daprd/$area/" "$OUT/results.txt")" "$(grep -cE "^FAIL daprd/$area/" "$OUT/results.txt")"
+done
+echo "conformance: $((pass + flaky)) passed ($flaky on the second attempt), $fail failed, $skip skipped in $((SECONDS - start)) s; logs in $OUT"
+[[ $fail == 0 ]]
