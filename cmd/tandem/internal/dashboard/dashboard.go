@@ -15,8 +15,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/tandemrun/tandem/cli/home"
-	"github.com/tandemrun/tandem/cli/inspect"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/inspect"
 )
 
 //go:embed static

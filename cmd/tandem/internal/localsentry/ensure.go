@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandemrun/tandem/cli/home"
-	"github.com/tandemrun/tandem/cli/registry"
-	"github.com/tandemrun/tandem/cli/tail"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/tail"
 )
 
 // StartTimeout bounds how long Ensure waits for a new sentry.

@@ -14,10 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tandemrun/tandem/cli/home"
-	"github.com/tandemrun/tandem/cli/localsentry"
-	"github.com/tandemrun/tandem/cli/registry"
-	"github.com/tandemrun/tandem/cli/tail"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/localsentry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/tail"
 )
 
 // Spec is one app to run.

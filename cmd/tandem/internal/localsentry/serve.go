@@ -24,8 +24,8 @@ import (
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tandemrun/tandem/cli/home"
-	"github.com/tandemrun/tandem/cli/registry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
 	"github.com/tandemrun/tandem/sentry/ca"
 	"github.com/tandemrun/tandem/sentry/server"
 	"github.com/tandemrun/tandem/sentry/validator"

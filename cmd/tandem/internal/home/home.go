@@ -10,7 +10,7 @@
 //	state.db, pubsub.db, registry.db, secrets.json
 //	run/            sentry.json, apps/<app-id>.json, logs/
 //
-// Only cmd/tandem and the other cli/ packages import it.
+// Only cmd/tandem and its other internal packages import it.
 package home
 
 import (

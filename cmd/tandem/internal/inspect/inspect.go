@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tandemrun/tandem/cli/registry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
 )
 
 // Metadata is the part of GET /v1.0/metadata Tandem shows.

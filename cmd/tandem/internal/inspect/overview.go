@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/tandemrun/tandem/cli/home"
-	"github.com/tandemrun/tandem/cli/localsentry"
-	"github.com/tandemrun/tandem/cli/registry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/localsentry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
 	"github.com/tandemrun/tandem/sentry/ca"
 )
 
