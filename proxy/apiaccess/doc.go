@@ -17,6 +17,8 @@
 //     checked, so proxied gRPC calls pass. A refused call fails with
 //     codes.Unimplemented, as in daprd.
 //
-// The package imports only config of Tandem; cmd/tandemd wires it in front
-// of the APIs.
+// It lives under proxy with acl: the two packages that decide who may call
+// what at the sidecar's edge (acl: which callers may invoke this app;
+// apiaccess: which Dapr APIs this app may use). It imports only config of
+// Tandem; cmd/tandemd wires it in front of the APIs.
 package apiaccess

@@ -22,6 +22,9 @@
 //     a verb gets the policy's defaultAction (deny when it is empty); for a
 //     gRPC app the operation's action decides.
 //
-// The package imports only config and identity; cmd wires ACL.Check into
-// the invocation server and the gRPC proxy.
+// It lives under proxy with apiaccess: the two packages that decide who may
+// call what at the sidecar's edge (acl: which callers may invoke this app;
+// apiaccess: which Dapr APIs this app may use). It imports only config and
+// identity; cmd/tandemd wires ACL.Check into the invocation server and the
+// gRPC proxy.
 package acl
