@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/dashboard"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/dashboard"
 )
 
 func dashboardCommand(g *globals) *cobra.Command {

@@ -3,8 +3,8 @@ package main
 import (
 	"os"
 
-	"github.com/tandemrun/tandem/cli/home"
-	"github.com/tandemrun/tandem/cli/registry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
 )
 
 // globals are the persistent flags.

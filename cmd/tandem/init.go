@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
 )
 
 func initCommand(g *globals) *cobra.Command {

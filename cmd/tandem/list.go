@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/inspect"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/inspect"
 )
 
 func listCommand(g *globals) *cobra.Command {

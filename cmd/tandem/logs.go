@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/tail"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/tail"
 )
 
 func logsCommand(g *globals) *cobra.Command {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/runfile"
-	"github.com/tandemrun/tandem/cli/runner"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/runfile"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/runner"
 )
 
 func runCommand(g *globals) *cobra.Command {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/localsentry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/localsentry"
 )
 
 // sentryCommand is the hidden background sentry that `tandem run` starts.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/inspect"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/inspect"
 )
 
 func statusCommand(g *globals) *cobra.Command {

@@ -8,10 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemrun/tandem/cli/localsentry"
-	"github.com/tandemrun/tandem/cli/registry"
-	"github.com/tandemrun/tandem/cli/runfile"
-	"github.com/tandemrun/tandem/cli/runner"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/localsentry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/runfile"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/runner"
 )
 
 func stopCommand(g *globals) *cobra.Command {

@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/tandemrun/tandem/apiaccess"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/observe"
+	"github.com/tandemrun/tandem/proxy/apiaccess"
 )
 
 // withAPIAccess adds spec.api's allow and deny lists to the hooks of the

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tandemrun/tandem/acl"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/acl"
 )
 
 // liveConfig holds the parts of the Configuration that apply without a

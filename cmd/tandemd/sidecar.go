@@ -164,9 +164,6 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	return s.Run(ctx)
 }
 
-// accessControl compiles spec.accessControl into the invocation hooks; both
-// are nil when every call is allowed anyway. Hot reload is not supported.
-
 func metricsPort(o *Options) int {
 	if !o.MetricsEnabled {
 		return -1

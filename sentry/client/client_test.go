@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,28 +42,36 @@ func TestSentryID(t *testing.T) {
 	}
 }
 
-func TestParseTrustAnchors(t *testing.T) {
+type anchorsCase struct {
+	name    string
+	in      []byte
+	want    int
+	wantErr bool
+}
+
+// anchorsCases are ParseTrustAnchors' table, also the seeds of its fuzz
+// target.
+func anchorsCases(tb testing.TB) []anchorsCase {
 	a, err := ca.GenerateBundle(ca.GenerateOptions{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	b, err := ca.GenerateBundle(ca.GenerateOptions{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	two := append(append([]byte("# comment\n"), a.TrustAnchorsPEM...), b.TrustAnchorsPEM...)
-	tests := []struct {
-		name    string
-		in      []byte
-		want    int
-		wantErr bool
-	}{
+	return []anchorsCase{
 		{"one", a.TrustAnchorsPEM, 1, false},
 		{"two with text around", two, 2, false},
+		{"issuer and root", append(append([]byte{}, a.IssuerChainPEM...), a.TrustAnchorsPEM...), 2, false},
 		{"key only", a.IssuerKeyPEM, 0, true},
 		{"empty", nil, 0, true},
 	}
-	for _, tt := range tests {
+}
+
+func TestParseTrustAnchors(t *testing.T) {
+	for _, tt := range anchorsCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseTrustAnchors(tt.in)
 			if (err != nil) != tt.wantErr || len(got) != tt.want {
@@ -70,6 +79,48 @@ func TestParseTrustAnchors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseTrustAnchors checks the trust-anchors parser on any input, and
+// ParseResponse built on it: ParseTrustAnchors fails exactly when it returns
+// no certificate; ParseResponse of a response whose workload certificate and
+// trust chain are both that input fails exactly when the parser does, and
+// otherwise puts every certificate of the input in exactly one of the chain
+// (which is not empty) and the trust anchors.
+func FuzzParseTrustAnchors(f *testing.F) {
+	for _, c := range anchorsCases(f) {
+		f.Add(c.in)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := ParseTrustAnchors(data)
+		if (err == nil) != (len(certs) > 0) {
+			t.Fatalf("%d certificates with error %v", len(certs), err)
+		}
+		issued, rerr := ParseResponse(&sentryv1.SignCertificateResponse{
+			WorkloadCertificate: data, TrustChainCertificates: [][]byte{data}})
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("ParseTrustAnchors error %v but ParseResponse error %v", err, rerr)
+		}
+		if err != nil {
+			return
+		}
+		if len(issued.Chain) == 0 || !issued.ValidUntil.Equal(issued.Chain[0].NotAfter) {
+			t.Fatalf("chain of %d, valid until %v", len(issued.Chain), issued.ValidUntil)
+		}
+		in := func(c *x509.Certificate, list []*x509.Certificate) bool {
+			return slices.ContainsFunc(list, c.Equal)
+		}
+		for i, c := range certs {
+			if in(c, issued.Chain) == in(c, issued.TrustAnchors) {
+				t.Fatalf("certificate %d: in the chain %v, in the anchors %v; want exactly one", i+1, in(c, issued.Chain), in(c, issued.TrustAnchors))
+			}
+		}
+		for _, c := range slices.Concat(issued.Chain, issued.TrustAnchors) {
+			if !in(c, certs) {
+				t.Fatalf("ParseResponse returned a certificate that is not in the input")
+			}
+		}
+	})
 }
 
 // TestParseResponseOldSentry: sentry before 1.11 appended the root to the

@@ -334,7 +334,7 @@ type fetcher struct {
 func (f *fetcher) run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		b, err := f.cons.Fetch(f.batch, js.FetchMaxWait(fetchWait))
+		ok, err := f.fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -345,13 +345,31 @@ func (f *fetcher) run(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if !f.drain(ctx, b) {
+		if !ok {
 			return
 		}
-		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			f.log.Warn("pull request ended with an error", "error", err)
-		}
 	}
+}
+
+// fetch issues one pull request and dispatches its batch; false means the
+// subscription stopped. The request is bound to ctx (FetchContext rather
+// than FetchMaxWait) so that the client library's goroutine collecting the
+// batch ends when the subscription stops, not fetchWait later, after Close.
+func (f *fetcher) fetch(ctx context.Context) (bool, error) {
+	fctx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	b, err := f.cons.Fetch(f.batch, js.FetchContext(fctx))
+	if err != nil {
+		return true, err
+	}
+	if !f.drain(ctx, b) {
+		return false, nil
+	}
+	// A batch that ends at fetchWait without filling up is not an error.
+	if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		f.log.Warn("pull request ended with an error", "error", err)
+	}
+	return true, nil
 }
 
 // drain dispatches one batch; false means the subscription stopped. Messages

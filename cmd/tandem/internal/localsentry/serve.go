@@ -1,0 +1,186 @@
+// Package localsentry runs the sentry CA of a Tandem home folder as a
+// background process and finds it again: Serve is the body of the hidden
+// `tandem sentry` command, Ensure starts that command unless a healthy one
+// is already running for the home folder.
+//
+// The sentry uses the CA that `tandem init` wrote and admits only sidecars
+// that present the home's join token. It exits by itself once no app has
+// been running for IdleExit.
+package localsentry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
+	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/server"
+	"github.com/tandemrun/tandem/sentry/validator"
+)
+
+// DefaultIdleExit is how long sentry stays up with no app running.
+const DefaultIdleExit = 10 * time.Minute
+
+// ServeOptions configure Serve.
+type ServeOptions struct {
+	// IdleExit: exit after this long with no live app record; 0 never.
+	IdleExit time.Duration
+	// WorkloadCertTTL of issued certificates; ca's default (24h) if zero.
+	WorkloadCertTTL time.Duration
+	Log             *slog.Logger
+}
+
+// Fingerprint returns the SHA-256 of the trust anchors file.
+func Fingerprint(h *home.Home) (string, error) {
+	b, err := os.ReadFile(h.TrustAnchors())
+	if err != nil {
+		return "", fmt.Errorf("read trust anchors: %w (run `tandem init`)", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Serve runs sentry for h on random loopback ports until ctx ends or it
+// has been idle for o.IdleExit, and records itself in h.SentryFile().
+func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := h.Check(); err != nil {
+		return err
+	}
+	bundle, err := ca.LoadBundle(ca.DefaultPaths(h.CertsDir()))
+	if err != nil {
+		return fmt.Errorf("load the local CA from %s: %w (run `tandem init --force` to regenerate it)", h.CertsDir(), err)
+	}
+	fp, err := Fingerprint(h)
+	if err != nil {
+		return err
+	}
+	authority, err := ca.New(bundle, ca.Options{WorkloadCertTTL: o.WorkloadCertTTL})
+	if err != nil {
+		return err
+	}
+	jt, err := validator.LoadJoinTokenFile(h.JoinTokenFile())
+	if err != nil {
+		return fmt.Errorf("join token: %w (run `tandem init --force`)", err)
+	}
+	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("sentry: listen: %w", err)
+	}
+	healthLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("sentry healthz: listen: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	srv, err := server.New(server.Options{
+		CA: authority,
+		// Tandem sidecars name no validator (the default is used); daprd
+		// with DAPR_SENTRY_TOKEN_FILE names JWKS.
+		Validators:       map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{sentryv1.SignCertificateRequest_JWKS: jt},
+		DefaultValidator: sentryv1.SignCertificateRequest_JWKS,
+		TrustDomain:      home.TrustDomain, Namespace: "default",
+		Listener: grpcLis, Metrics: server.NewMetrics(reg), Log: log,
+	})
+	if err != nil {
+		grpcLis.Close()
+		healthLis.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", srv.Healthz())
+	mux.Handle("/metrics", server.MetricsHandler(reg))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); errs <- srv.Run(ctx) }()
+	go func() { defer wg.Done(); errs <- server.ServeHTTP(ctx, healthLis, mux) }()
+
+	self := registry.NewProc(os.Getpid())
+	rec := &registry.Sentry{
+		Proc: self, Address: grpcLis.Addr().String(), HealthAddr: healthLis.Addr().String(),
+		MetricsURL: "http://" + healthLis.Addr().String() + "/metrics", CA: fp, Started: time.Now().UTC(),
+	}
+	if err := os.MkdirAll(h.RunDir(), 0o700); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	if err := registry.SaveSentry(h.SentryFile(), rec); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	defer func() {
+		if cur, err := registry.LoadSentry(h.SentryFile()); err == nil && cur.Proc == self {
+			_ = os.Remove(h.SentryFile())
+		}
+	}()
+	log.Info("local sentry listening", "address", rec.Address, "healthz", rec.HealthAddr,
+		"root_expires", authority.TrustAnchors()[0].NotAfter.UTC().Format(time.RFC3339), "idle_exit", o.IdleExit.String())
+
+	idle := idleWatch(ctx, registry.Dir(h.AppsDir()), o.IdleExit)
+	var first error
+	select {
+	case <-ctx.Done():
+	case <-idle:
+		log.Info("no app has run for a while; sentry exits (the next `tandem run` starts it again)", "idle", o.IdleExit.String())
+	case first = <-errs:
+	}
+	cancel()
+	wg.Wait()
+	if first != nil && !errors.Is(first, context.Canceled) {
+		return first
+	}
+	return nil
+}
+
+// idleWatch closes the returned channel once apps has had no live record
+// for d (never if d is 0).
+func idleWatch(ctx context.Context, apps registry.Dir, d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	if d <= 0 {
+		return ch
+	}
+	tick := min(d/4, 5*time.Second)
+	go func() {
+		last := time.Now()
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if list, _ := apps.List(); len(list) > 0 {
+				last = time.Now()
+				continue
+			}
+			if time.Since(last) >= d {
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch
+}
