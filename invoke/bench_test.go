@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkInvokeUnary measures one 1 KiB CallLocal through both sidecars
-// (caller Invoker and callee Server, mTLS, in one process). cpu-ns/op is
+// (caller Client and callee Server, mTLS, in one process). cpu-ns/op is
 // the process CPU time per call, the figure to compare with the 0.15 ms
 // budget for two sidecars.
 func BenchmarkInvokeUnary(b *testing.B) {

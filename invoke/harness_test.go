@@ -147,10 +147,10 @@ func startSidecar(t testing.TB, src *identity.Source, appID string, authz Author
 	return &sidecar{addr: ln.Addr().String(), app: app, srv: g}
 }
 
-// pair is a caller Invoker wired to a callee sidecar "server" (and any
+// pair is a caller Client wired to a callee sidecar "server" (and any
 // other apps added to res).
 type pair struct {
-	inv    *Invoker
+	inv    *Client
 	pool   *transport.Pool
 	res    *mapResolver
 	callee *sidecar
@@ -168,7 +168,7 @@ func newPair(t testing.TB, secure bool) *pair {
 	pool := transport.NewPool(transport.Options{Source: callerSrc})
 	t.Cleanup(func() { _ = pool.Close() })
 	res := &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}
-	inv, err := NewInvoker(InvokerOptions{Resolver: res, Pool: pool, AppID: "caller", Namespace: "default"})
+	inv, err := NewClient(ClientOptions{Resolver: res, Pool: pool, AppID: "caller", Namespace: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ var callLocalStreamDesc = &internalsv1.ServiceInvocation_ServiceDesc.Streams[0]
 // the request and the first chunk; the rest of the body is sent by a
 // goroutine while the response is read, so an app that answers while still
 // reading (an echo) cannot deadlock the two flow-control windows.
-func (iv *Invoker) invokeStream(ctx context.Context, appID, addr string, req *Request) (*Response, error) {
+func (iv *Client) invokeStream(ctx context.Context, appID, addr string, req *Request) (*Response, error) {
 	cc, err := iv.pool.Get(addr)
 	if err != nil {
 		return nil, err

@@ -131,7 +131,7 @@ func TestInvokeLargeUnaryResponse(t *testing.T) {
 	t.Cleanup(g.Stop)
 	pool := transport.NewPool(transport.Options{})
 	t.Cleanup(func() { _ = pool.Close() })
-	inv, _ := NewInvoker(InvokerOptions{Resolver: &mapResolver{addrs: map[string][]string{"big/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
+	inv, _ := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"big/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
 	resp, err := inv.Invoke(context.Background(), "big", newReq("x", commonv1.HTTPExtension_GET, "", nil, 0, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func TestServerRefusesOtherTrustDomainClient(t *testing.T) {
 	callee := startSidecar(t, ca.Source(t, "elsewhere", "default", "server"), "server", nil)
 	pool := transport.NewPool(transport.Options{Source: ca.Source(t, testTD, "default", "caller")})
 	defer pool.Close()
-	inv, _ := NewInvoker(InvokerOptions{Resolver: &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}, Pool: pool, AppID: "caller", Namespace: "default"})
+	inv, _ := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}, Pool: pool, AppID: "caller", Namespace: "default"})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := inv.Invoke(ctx, "server", newReq("m", commonv1.HTTPExtension_GET, "", nil, 0, nil))
@@ -357,7 +357,7 @@ func TestAuthorizeHook(t *testing.T) {
 		})
 	pool := transport.NewPool(transport.Options{Source: ca.Source(t, testTD, "default", "caller")})
 	defer pool.Close()
-	inv, _ := NewInvoker(InvokerOptions{Resolver: &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}, Pool: pool, AppID: "caller", Namespace: "default"})
+	inv, _ := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}, Pool: pool, AppID: "caller", Namespace: "default"})
 	for _, tc := range []struct {
 		method string
 		code   codes.Code
@@ -408,7 +408,7 @@ func TestLocalShortcut(t *testing.T) {
 	app := &echoApp{}
 	pool := transport.NewPool(transport.Options{})
 	defer pool.Close()
-	inv, _ := NewInvoker(InvokerOptions{Resolver: &mapResolver{}, Pool: pool, AppID: "me", Namespace: "default", Local: app})
+	inv, _ := NewClient(ClientOptions{Resolver: &mapResolver{}, Pool: pool, AppID: "me", Namespace: "default", Local: app})
 	resp, err := inv.Invoke(context.Background(), "me", newReq("m", commonv1.HTTPExtension_GET, "", nil, 0, nil))
 	if err != nil {
 		t.Fatal(err)

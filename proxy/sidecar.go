@@ -87,7 +87,7 @@ type Options struct {
 
 	// WrapInvoker, if set, decorates the service invoker the HTTP and gRPC
 	// APIs use (resiliency policies). It is called after NewResolver.
-	WrapInvoker func(httpapi.Invoker) httpapi.Invoker
+	WrapInvoker func(invoke.Invoker) invoke.Invoker
 
 	// State, Secrets and PubSub are the building-block APIs (nil: not
 	// served). PubSub.Run is started once the app is reachable.
@@ -251,13 +251,13 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	if g, ok := s.app.(*appchannel.GRPC); ok {
 		appGRPC = g.Conn()
 	}
-	baseInvoker, err := invoke.NewInvoker(invoke.InvokerOptions{
+	baseInvoker, err := invoke.NewClient(invoke.ClientOptions{
 		Resolver: s.resolver, Pool: s.pool, AppID: o.AppID, Namespace: o.Namespace, Local: s.app, Log: s.log,
 	})
 	if err != nil {
 		return err
 	}
-	var invoker httpapi.Invoker = baseInvoker
+	var invoker invoke.Invoker = baseInvoker
 	if o.WrapInvoker != nil {
 		invoker = o.WrapInvoker(baseInvoker)
 	}

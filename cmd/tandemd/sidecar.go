@@ -13,11 +13,11 @@ import (
 
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/resolvers"
 	"github.com/tandemrun/tandem/proxy"
 	"github.com/tandemrun/tandem/proxy/api"
-	"github.com/tandemrun/tandem/proxy/httpapi"
 	"github.com/tandemrun/tandem/proxy/resilient"
 	"github.com/tandemrun/tandem/resiliency"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
@@ -145,7 +145,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			ejecting = resilient.NewResolver(resolve.NewCached(r, resolveCacheTTL), resilient.ResolverOptions{Ejection: ejection})
 			return ejecting, nil
 		},
-		WrapInvoker: func(next httpapi.Invoker) httpapi.Invoker {
+		WrapInvoker: func(next invoke.Invoker) invoke.Invoker {
 			return resilient.NewInvoker(resilient.InvokerOptions{Next: next, Policies: policies.Set, Resolver: ejecting, Log: resLog})
 		},
 		State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Subscriptions: pubsubAPI.Subscriptions,

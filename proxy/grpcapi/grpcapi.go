@@ -13,12 +13,6 @@ import (
 	"github.com/tandemrun/tandem/proxy/appchannel"
 )
 
-// Invoker calls a method of an app by ID ("app" or "app.namespace"). The
-// caller closes the returned Response's Body.
-type Invoker interface {
-	Invoke(ctx context.Context, appID string, req *invoke.Request) (*invoke.Response, error)
-}
-
 // Config is what the API serves with. Nil funcs get safe defaults.
 type Config struct {
 	// AppID is this sidecar's app ID.
@@ -29,7 +23,7 @@ type Config struct {
 	Forwarded *appchannel.Forwarded
 	// Invoker performs service invocations; nil answers "invoke API is not
 	// ready".
-	Invoker Invoker
+	Invoker invoke.Invoker
 	// APIToken is DAPR_API_TOKEN: when set, every RPC must carry it in
 	// metadata dapr-api-token.
 	APIToken string

@@ -15,7 +15,7 @@ func BenchmarkInvokerOverhead(b *testing.B) {
 	next := InvokerFunc(func(context.Context, string, *invoke.Request) (*invoke.Response, error) { return ok, nil })
 	for _, bc := range []struct {
 		name string
-		iv   Invoker
+		iv   invoke.Invoker
 	}{
 		{"direct", next},
 		{"decorated", NewInvoker(InvokerOptions{Next: next, Policies: policies(b, "").Set,
@@ -32,7 +32,7 @@ func BenchmarkInvokerOverhead(b *testing.B) {
 	}
 }
 
-// InvokerFunc adapts a function to Invoker.
+// InvokerFunc adapts a function to invoke.Invoker.
 type InvokerFunc func(ctx context.Context, appID string, req *invoke.Request) (*invoke.Response, error)
 
 func (f InvokerFunc) Invoke(ctx context.Context, appID string, req *invoke.Request) (*invoke.Response, error) {

@@ -23,16 +23,10 @@ import (
 // streamed bodies are attempted once.
 const DefaultReplayLimit = 4 << 20
 
-// Invoker is the service invocation interface of the HTTP and gRPC APIs
-// (httpapi.Invoker, grpcapi.Invoker).
-type Invoker interface {
-	Invoke(ctx context.Context, appID string, req *invoke.Request) (*invoke.Response, error)
-}
-
 // InvokerOptions configure NewInvoker.
 type InvokerOptions struct {
-	// Next makes the calls (an *invoke.Invoker).
-	Next Invoker
+	// Next makes the calls (an *invoke.Client).
+	Next invoke.Invoker
 	// Policies returns the resiliency.Set in effect; it is called per
 	// invocation, so a hot reload applies to the next call. Nil, or a nil
 	// Set, means no policies and no built-in retries.
@@ -62,7 +56,7 @@ type ResilientInvoker struct {
 	log *slog.Logger
 }
 
-var _ Invoker = (*ResilientInvoker)(nil)
+var _ invoke.Invoker = (*ResilientInvoker)(nil)
 
 // NewInvoker returns the decorator.
 func NewInvoker(o InvokerOptions) *ResilientInvoker {
@@ -79,7 +73,7 @@ func NewInvoker(o InvokerOptions) *ResilientInvoker {
 // retry on another instance; it is what that instance is reported with.
 var errUnreachable = status.Error(codes.Unavailable, "sidecar unreachable")
 
-// Invoke implements Invoker.
+// Invoke implements invoke.Invoker.
 func (iv *ResilientInvoker) Invoke(ctx context.Context, target string, req *invoke.Request) (*invoke.Response, error) {
 	var set *resiliency.Set
 	if iv.o.Policies != nil {

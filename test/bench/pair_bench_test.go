@@ -66,7 +66,7 @@ func BenchmarkSidecarPair(b *testing.B) {
 	// Caller: HTTP API with an Invoker.
 	pool := transport.NewPool(transport.Options{Source: callerSrc})
 	b.Cleanup(func() { _ = pool.Close() })
-	inv, err := invoke.NewInvoker(invoke.InvokerOptions{
+	inv, err := invoke.NewClient(invoke.ClientOptions{
 		Resolver: staticResolver(ln.Addr().String()), Pool: pool, AppID: "caller", Namespace: "default",
 	})
 	if err != nil {

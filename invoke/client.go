@@ -22,8 +22,16 @@ import (
 // or unknown-size bodies go over CallLocalStream.
 const UnaryLimit = 64 << 10
 
-// InvokerOptions configure an Invoker.
-type InvokerOptions struct {
+// Invoker calls a method of an app by ID ("app" or "app.namespace"). It is
+// the one service invocation interface: the HTTP and gRPC APIs take one,
+// Client makes the calls, and proxy/resilient's decorator wraps another.
+// The caller closes the returned Response's Body.
+type Invoker interface {
+	Invoke(ctx context.Context, target string, req *Request) (*Response, error)
+}
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
 	Resolver resolve.Resolver
 	Pool     *transport.Pool
 	// AppID and Namespace are this sidecar's app (the caller).
@@ -35,8 +43,8 @@ type InvokerOptions struct {
 	Log   *slog.Logger
 }
 
-// Invoker calls methods of other apps through their sidecars.
-type Invoker struct {
+// Client calls methods of other apps through their sidecars.
+type Client struct {
 	resolver  resolve.Resolver
 	pool      *transport.Pool
 	appID     string
@@ -45,14 +53,16 @@ type Invoker struct {
 	log       *slog.Logger
 }
 
+var _ Invoker = (*Client)(nil)
+
 // failureMarker is implemented by resolvers that cache addresses and can
 // drop one that failed (the caching resolver); optional.
 type failureMarker interface {
 	MarkFailed(addr string)
 }
 
-// NewInvoker checks o and returns an Invoker.
-func NewInvoker(o InvokerOptions) (*Invoker, error) {
+// NewClient checks o and returns a Client.
+func NewClient(o ClientOptions) (*Client, error) {
 	switch {
 	case o.Resolver == nil:
 		return nil, errors.New("invoker: a name resolver is required")
@@ -64,7 +74,7 @@ func NewInvoker(o InvokerOptions) (*Invoker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Invoker{
+	return &Client{
 		resolver: o.Resolver, pool: o.Pool, appID: o.AppID, namespace: o.Namespace,
 		local: o.Local, log: o.Log,
 	}, nil
@@ -82,7 +92,7 @@ func NewInvoker(o InvokerOptions) (*Invoker, error) {
 // error); gRPC status errors from the remote sidecar are returned as they
 // are, and transport failures (codes.Unavailable) keep their status but
 // name the app and address.
-func (iv *Invoker) Invoke(ctx context.Context, target string, req *Request) (*Response, error) {
+func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Response, error) {
 	if req == nil || req.Message == nil || req.Message.GetMessage() == nil {
 		return nil, errors.New("invoke: request has no message")
 	}
@@ -120,7 +130,7 @@ func (iv *Invoker) Invoke(ctx context.Context, target string, req *Request) (*Re
 	return iv.invokeStream(ctx, appID, addr, req)
 }
 
-func (iv *Invoker) resolve(ctx context.Context, appID, ns string) (string, error) {
+func (iv *Client) resolve(ctx context.Context, appID, ns string) (string, error) {
 	addr, err := iv.resolver.Resolve(ctx, resolve.Request{AppID: appID, Namespace: ns})
 	if err != nil {
 		if errors.Is(err, resolve.ErrNotFound) {
@@ -131,7 +141,7 @@ func (iv *Invoker) resolve(ctx context.Context, appID, ns string) (string, error
 	return addr, nil
 }
 
-func (iv *Invoker) invokeUnary(ctx context.Context, appID, ns, addr string, req *Request) (*Response, error) {
+func (iv *Client) invokeUnary(ctx context.Context, appID, ns, addr string, req *Request) (*Response, error) {
 	var data []byte
 	if mb, ok := req.Body.(*MemBody); ok {
 		if b, whole := mb.unread(); whole && int64(len(b)) == req.ContentLength {
@@ -180,7 +190,7 @@ func (iv *Invoker) invokeUnary(ctx context.Context, appID, ns, addr string, req 
 
 // callUnary sends one CallLocal on the pooled connection to addr and drops
 // the connection if it proved broken.
-func (iv *Invoker) callUnary(ctx context.Context, addr string, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+func (iv *Client) callUnary(ctx context.Context, addr string, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	cc, err := iv.pool.Get(addr)
 	if err != nil {
 		return nil, err
