@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/grpcproxy"
 	"github.com/tandemrun/tandem/invoke/resolve"
@@ -28,97 +28,98 @@ import (
 	"github.com/tandemrun/tandem/proxy/httpapi"
 )
 
-// Options configure a Sidecar. Ports may be 0 (pick a free one).
+// Options are the parts a Sidecar serves with. The binary's root builds
+// them (and closes them after Run returns); the Sidecar builds only its
+// servers and their handlers.
 type Options struct {
+	Self Self
+	// Listeners are served, and closed when the Sidecar stops.
+	Listeners *Listeners
+	// App is the channel to this sidecar's app (NewApp); nil: no app.
+	App        *App
+	Invocation Invocation
+	APIs       APIs
+	// Interceptors are added to the servers (observability, API access).
+	Interceptors Interceptors
+	// Identity is this sidecar's SVID source for the internal server's
+	// mTLS; nil serves it in plaintext.
+	Identity *identity.Source
+	// Metrics is served on Listeners.Metrics at /metrics.
+	Metrics *prometheus.Registry
+	// GracefulShutdown bounds each step of a shutdown (5s if 0).
+	GracefulShutdown time.Duration
+	Log              *slog.Logger
+}
+
+// Self is who this sidecar is.
+type Self struct {
 	AppID     string
-	Namespace string
+	Namespace string // identity.DefaultNamespace if empty
 	// RuntimeVersion is reported by the metadata API.
 	RuntimeVersion string
-
-	AppPort           int    // 0: no app
-	AppProtocol       string // http (default), https, h2c, grpc, grpcs
-	AppChannelAddress string
-	AppAPIToken       string
-
-	// ListenAddresses are the hosts of the HTTP and gRPC APIs; empty means
-	// all interfaces.
-	ListenAddresses       []string
-	HTTPPort              int
-	GRPCPort              int
-	InternalListenAddress string
-	InternalPort          int
-	// HostIP is the address other sidecars dial (registered with the
-	// resolver); empty means 127.0.0.1.
+	// HostIP is the address other sidecars dial; it goes into the
+	// forwarding headers of calls to other apps.
 	HostIP string
+}
 
+// Invocation is service invocation, built by the binary's root.
+type Invocation struct {
+	// Invoker makes the HTTP and gRPC APIs' calls (an invoke.Client,
+	// usually wrapped in resiliency policies).
+	Invoker invoke.Invoker
+	// Resolver and Pool are those of the Invoker, for proxied gRPC calls.
+	Resolver resolve.Resolver
+	Pool     *transport.Pool
+	// Access, if set, decides whether a caller may invoke a method of this
+	// app; a denied call never reaches the app.
+	Access Access
+}
+
+// Access is access control for calls from other sidecars.
+type Access interface {
+	// Authorize decides a service invocation.
+	Authorize(ctx context.Context, caller identity.App, req *invoke.Request) error
+	// AuthorizeGRPC decides a proxied gRPC call of a full method name.
+	AuthorizeGRPC(ctx context.Context, caller identity.App, method string) error
+}
+
+// APIs are the Dapr APIs served to the app, and their limits.
+type APIs struct {
+	// Token is DAPR_API_TOKEN: when set, requests must carry it.
+	Token              string
 	MaxRequestBodySize int64 // bytes; 0 = unlimited
 	ReadBufferSize     int   // bytes; 0 = default
-	APIToken           string
-
-	// Identity is this sidecar's SVID source; nil runs without mTLS.
-	Identity *identity.Source
-
-	// Authorize and AuthorizeGRPC, if set, decide whether a caller may
-	// invoke a method of this app (access control); a denied call never
-	// reaches the app.
-	Authorize     invoke.AuthorizeFunc
-	AuthorizeGRPC func(ctx context.Context, caller identity.App, method string) error
-
-	// NewResolver builds name resolution once the internal port is known.
-	NewResolver func(self resolve.Instance) (resolve.Resolver, error)
-
-	// MetricsListenAddress and MetricsPort serve /metrics when MetricsPort
-	// is non-negative and Metrics is set.
-	MetricsListenAddress string
-	MetricsPort          int
-	Metrics              *prometheus.Registry
-
-	// Observability hooks (built by package observe); nil or empty
-	// installs nothing. HTTPMiddleware wraps the public HTTP API;
-	// GRPCServerOptions and InternalServerOptions are added before the
-	// servers' own options (their interceptors run outermost);
-	// TransportDialOptions go on connections to other sidecars;
-	// AppHTTPTransport wraps the HTTP app channel's transport.
-	HTTPMiddleware        func(http.Handler) http.Handler
-	GRPCServerOptions     []grpc.ServerOption
-	InternalServerOptions []grpc.ServerOption
-	TransportDialOptions  []grpc.DialOption
-	AppHTTPTransport      func(http.RoundTripper) http.RoundTripper
-
-	// WrapInvoker, if set, decorates the service invoker the HTTP and gRPC
-	// APIs use (resiliency policies). It is called after NewResolver.
-	WrapInvoker func(invoke.Invoker) invoke.Invoker
-
 	// State, Secrets and PubSub are the building-block APIs (nil: not
 	// served). PubSub.Run is started once the app is reachable.
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
-	// Components lists loaded components for the metadata API.
-	Components func() []*runtimev1.RegisteredComponents
-	// Extended adds entries to the metadata API's extended map (component
-	// readiness).
-	Extended func() map[string]string
-	// Subscriptions lists active subscriptions for the metadata API.
-	Subscriptions func() []*runtimev1.PubsubSubscription
-
-	GracefulShutdown time.Duration
-	Log              *slog.Logger
+	// Components, if set, reports loaded components to the metadata API.
+	Components Components
 }
 
-// Sidecar is a running tandemd: listeners are open once New returns.
+// Components reports the loaded components for the metadata API.
+type Components interface {
+	// Registered lists them.
+	Registered() []*runtimev1.RegisteredComponents
+	// Extended adds entries to the extended map (component readiness).
+	Extended() map[string]string
+}
+
+// Interceptors are added to the servers; zero installs nothing.
+type Interceptors struct {
+	// HTTP wraps the public HTTP API.
+	HTTP func(http.Handler) http.Handler
+	// GRPC and Internal go before the public and the internal gRPC
+	// servers' own options (their interceptors run outermost).
+	GRPC     []grpc.ServerOption
+	Internal []grpc.ServerOption
+}
+
+// Sidecar serves the Dapr APIs and the internal port on its Listeners.
 type Sidecar struct {
 	o   Options
 	log *slog.Logger
-
-	httpLns, grpcLns []net.Listener
-	internalLn       net.Listener
-	metricsLn        net.Listener
-
-	resolver resolve.Resolver
-	pool     *transport.Pool
-	app      invoke.AppChannel
-	appConn  interface{ Close() error }
 
 	httpSrv     *http.Server
 	grpcSrv     *grpc.Server
@@ -133,13 +134,28 @@ type Sidecar struct {
 	extended map[string]string
 }
 
-// New opens the listeners and builds every part; nothing is served until Run.
-func New(o Options) (*Sidecar, error) {
-	if o.AppID == "" {
-		return nil, errors.New("sidecar: --app-id is required")
+// MessageSize is the largest gRPC message for a request body limit: the
+// transport's default, or more when bodies may be larger.
+func MessageSize(maxRequestBodySize int64) int {
+	n := int(maxRequestBodySize)
+	if n > 0 && n < transport.DefaultMaxMessageSize {
+		n = transport.DefaultMaxMessageSize
 	}
-	if o.Namespace == "" {
-		o.Namespace = identity.DefaultNamespace
+	return n
+}
+
+// New builds the servers; nothing is served until Run.
+func New(o Options) (*Sidecar, error) {
+	switch {
+	case o.Self.AppID == "":
+		return nil, errors.New("sidecar: --app-id is required")
+	case o.Listeners == nil:
+		return nil, errors.New("sidecar: no listeners")
+	case o.Invocation.Invoker == nil || o.Invocation.Resolver == nil || o.Invocation.Pool == nil:
+		return nil, errors.New("sidecar: service invocation needs an invoker, a resolver and a pool")
+	}
+	if o.Self.Namespace == "" {
+		o.Self.Namespace = identity.DefaultNamespace
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -148,162 +164,62 @@ func New(o Options) (*Sidecar, error) {
 		o.GracefulShutdown = 5 * time.Second
 	}
 	s := &Sidecar{o: o, log: o.Log, shutdown: make(chan struct{}), extended: map[string]string{}}
-	ok := false
-	defer func() {
-		if !ok {
-			s.closeAll()
-		}
-	}()
-	var err error
-	if s.httpLns, err = listen(o.ListenAddresses, o.HTTPPort, "--dapr-http-port"); err != nil {
+	if o.App.Channel() == nil {
+		s.appReady.Store(true)
+	}
+	if err := s.buildServers(MessageSize(o.APIs.MaxRequestBodySize)); err != nil {
 		return nil, err
 	}
-	if s.grpcLns, err = listen(o.ListenAddresses, o.GRPCPort, "--dapr-grpc-port"); err != nil {
-		return nil, err
-	}
-	var internalHosts []string
-	if o.InternalListenAddress != "" {
-		internalHosts = []string{o.InternalListenAddress}
-	}
-	lns, err := listen(internalHosts, o.InternalPort, "--dapr-internal-grpc-port")
-	if err != nil {
-		return nil, err
-	}
-	s.internalLn = lns[0]
-	if o.Metrics != nil && o.MetricsPort >= 0 {
-		var hosts []string
-		if o.MetricsListenAddress != "" {
-			hosts = []string{o.MetricsListenAddress}
-		}
-		mlns, err := listen(hosts, o.MetricsPort, "--metrics-port")
-		if err != nil {
-			return nil, err
-		}
-		s.metricsLn = mlns[0]
-	}
-
-	if err := s.buildAppChannel(); err != nil {
-		return nil, err
-	}
-	if o.NewResolver == nil {
-		return nil, errors.New("sidecar: no name resolution configured")
-	}
-	host := o.HostIP
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	s.resolver, err = o.NewResolver(resolve.Instance{
-		AppID: o.AppID, Namespace: o.Namespace, Address: host,
-		InternalPort: port(s.internalLn), HTTPPort: port(s.httpLns[0]), AppPort: o.AppPort,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("name resolution: %w", err)
-	}
-	maxMsg := int(o.MaxRequestBodySize)
-	if maxMsg > 0 && maxMsg < transport.DefaultMaxMessageSize {
-		maxMsg = transport.DefaultMaxMessageSize
-	}
-	s.pool = transport.NewPool(transport.Options{Source: o.Identity, MaxMessageSize: maxMsg, DialOptions: o.TransportDialOptions, Log: o.Log})
-	if err := s.buildServers(maxMsg); err != nil {
-		return nil, err
-	}
-	ok = true
 	return s, nil
 }
 
-func (s *Sidecar) buildAppChannel() error {
-	o := s.o
-	if o.AppPort == 0 {
-		s.appReady.Store(true)
-		return nil
-	}
-	switch o.AppProtocol {
-	case "", "http", "https", "h2c":
-		ch, err := appchannel.NewHTTP(appchannel.HTTPConfig{
-			Address: o.AppChannelAddress, Port: o.AppPort, Protocol: o.AppProtocol,
-			APIToken: o.AppAPIToken, MaxResponseHeaderBytes: int64(o.ReadBufferSize),
-		})
-		if err != nil {
-			return err
-		}
-		if o.AppHTTPTransport != nil {
-			ch.Client().Transport = o.AppHTTPTransport(ch.Client().Transport)
-		}
-		s.app, s.appConn = ch, ch
-	case "grpc", "grpcs":
-		ch, err := appchannel.NewGRPC(appchannel.GRPCConfig{
-			Address: o.AppChannelAddress, Port: o.AppPort, Protocol: o.AppProtocol,
-			APIToken: o.AppAPIToken, MaxMessageSize: int(o.MaxRequestBodySize),
-		})
-		if err != nil {
-			return err
-		}
-		s.app, s.appConn = ch, ch
-	default:
-		return fmt.Errorf("unknown --app-protocol %q: use http, https, h2c, grpc or grpcs", o.AppProtocol)
-	}
-	return nil
-}
-
 func (s *Sidecar) buildServers(maxMsg int) error {
-	o := s.o
+	o, self, inv := s.o, s.o.Self, s.o.Invocation
 	var appGRPC grpc.ClientConnInterface
-	if g, ok := s.app.(*appchannel.GRPC); ok {
-		appGRPC = g.Conn()
-	}
-	baseInvoker, err := invoke.NewClient(invoke.ClientOptions{
-		Resolver: s.resolver, Pool: s.pool, AppID: o.AppID, Namespace: o.Namespace, Local: s.app, Log: s.log,
-	})
-	if err != nil {
-		return err
-	}
-	var invoker invoke.Invoker = baseInvoker
-	if o.WrapInvoker != nil {
-		invoker = o.WrapInvoker(baseInvoker)
+	if o.App != nil && o.App.GRPC != nil {
+		appGRPC = o.App.GRPC.Conn()
 	}
 	outbound, err := grpcproxy.NewOutbound(grpcproxy.OutboundOptions{
-		AppID: o.AppID, Namespace: o.Namespace, Resolver: s.resolver, Pool: s.pool, App: appGRPC, Log: s.log,
+		AppID: self.AppID, Namespace: self.Namespace, Resolver: inv.Resolver, Pool: inv.Pool, App: appGRPC, Log: s.log,
 	})
 	if err != nil {
 		return err
+	}
+	var authorize invoke.AuthorizeFunc
+	var authorizeGRPC func(context.Context, identity.App, string) error
+	if inv.Access != nil {
+		authorize, authorizeGRPC = inv.Access.Authorize, inv.Access.AuthorizeGRPC
 	}
 
 	// Internal server: sidecar-to-sidecar, mTLS when an identity is set.
-	internalOpts := append(append(slices.Clone(o.InternalServerOptions),
+	internalOpts := append(append(slices.Clone(o.Interceptors.Internal),
 		transport.ServerOptions(transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg})...),
 		grpcproxy.ServerOption())
 	if appGRPC != nil {
-		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: o.AppID, Namespace: o.Namespace, App: appGRPC, Authorize: o.AuthorizeGRPC, Log: s.log})
+		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: self.AppID, Namespace: self.Namespace, App: appGRPC, Authorize: authorizeGRPC, Log: s.log})
 		if err != nil {
 			return err
 		}
 		internalOpts = append(internalOpts, grpc.UnknownServiceHandler(inbound.Handler()))
 	}
 	s.internalSrv = grpc.NewServer(internalOpts...)
-	if s.app != nil {
-		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: s.app, Authorize: o.Authorize, Log: s.log})
-		if err != nil {
-			return err
-		}
-		srv.Register(s.internalSrv)
-	} else {
-		srv, err := invoke.NewServer(invoke.ServerOptions{AppID: o.AppID, Namespace: o.Namespace, App: noApp{}, Authorize: o.Authorize, Log: s.log})
-		if err != nil {
-			return err
-		}
-		srv.Register(s.internalSrv)
+	srv, err := invoke.NewServer(invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: o.App.orNone(), Authorize: authorize, Log: s.log})
+	if err != nil {
+		return err
 	}
+	srv.Register(s.internalSrv)
 
 	// The forwarding entries daprd adds to calls to other apps, worked out
 	// once for both APIs.
-	forwarded := appchannel.HostForwarded(o.HostIP)
+	forwarded := appchannel.HostForwarded(self.HostIP)
+	apis := o.APIs
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: o.AppID, Forwarded: forwarded, Invoker: invoker, APIToken: o.APIToken, State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
-	grpcOpts := append(append(slices.Clone(o.GRPCServerOptions), gapi.ServerOptions()...), grpcproxy.ServerOption(),
+	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
 		grpc.UnknownServiceHandler(outbound.Handler()))
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
@@ -311,16 +227,16 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
-		AppID: o.AppID, Forwarded: forwarded, Invoker: invoker, APIToken: o.APIToken, MaxRequestBodySize: o.MaxRequestBodySize,
-		State: o.State, Secrets: o.Secrets, PubSub: o.PubSub,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
+		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
 		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
 	var handler http.Handler = h
-	if o.HTTPMiddleware != nil {
-		handler = o.HTTPMiddleware(handler)
+	if o.Interceptors.HTTP != nil {
+		handler = o.Interceptors.HTTP(handler)
 	}
-	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(o.ReadBufferSize)}
-	if s.metricsLn != nil {
+	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(apis.ReadBufferSize)}
+	if o.Listeners.Metrics != nil && o.Metrics != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{Registry: o.Metrics}))
 		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -344,150 +260,135 @@ func maxHeader(readBuffer int) int {
 }
 
 // HTTPAddr, GRPCAddr and InternalAddr return where the APIs listen.
-func (s *Sidecar) HTTPAddr() string     { return s.httpLns[0].Addr().String() }
-func (s *Sidecar) GRPCAddr() string     { return s.grpcLns[0].Addr().String() }
-func (s *Sidecar) InternalAddr() string { return s.internalLn.Addr().String() }
+func (s *Sidecar) HTTPAddr() string     { return s.o.Listeners.HTTP[0].Addr().String() }
+func (s *Sidecar) GRPCAddr() string     { return s.o.Listeners.GRPC[0].Addr().String() }
+func (s *Sidecar) InternalAddr() string { return s.o.Listeners.Internal.Addr().String() }
 
 // Shutdown starts a graceful shutdown; Run returns when it is done.
 func (s *Sidecar) Shutdown() {
 	s.shutdownOnce.Do(func() { close(s.shutdown) })
 }
 
-// Run serves until ctx ends or Shutdown is called, then stops taking new
-// requests, lets in-flight ones finish (up to GracefulShutdown) and returns.
+// Run serves until ctx ends or Shutdown is called, then stops in order:
+// pub/sub stops pulling messages and lets deliveries in flight finish, the
+// servers stop taking requests and let in-flight ones finish (each up to
+// GracefulShutdown), and the metrics server goes last. It returns the
+// error of a server that failed, or nil. The listeners are closed when it
+// returns.
 func (s *Sidecar) Run(ctx context.Context) error {
-	errc := make(chan error, 8)
-	serve := func(name string, f func() error) {
-		go func() {
-			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
-				errc <- fmt.Errorf("%s server: %w", name, err)
-			}
-		}()
+	lns, grace := s.o.Listeners, s.o.GracefulShutdown
+	defer lns.Close()
+	servers := []task.Task{
+		serveTask("http server", lns.HTTP, s.httpSrv.Serve, httpStop(s.httpSrv, grace)),
+		serveTask("grpc server", lns.GRPC, s.grpcSrv.Serve, grpcStop(s.grpcSrv, grace)),
+		serveTask("internal grpc server", []net.Listener{lns.Internal}, s.internalSrv.Serve, grpcStop(s.internalSrv, grace)),
 	}
-	for _, ln := range s.httpLns {
-		serve("http", func() error { return s.httpSrv.Serve(ln) })
-	}
-	for _, ln := range s.grpcLns {
-		serve("grpc", func() error { return s.grpcSrv.Serve(ln) })
-	}
-	serve("internal grpc", func() error { return s.internalSrv.Serve(s.internalLn) })
+	var metrics []task.Task
 	if s.metricsSrv != nil {
-		serve("metrics", func() error { return s.metricsSrv.Serve(s.metricsLn) })
+		metrics = append(metrics, serveTask("metrics server", []net.Listener{lns.Metrics}, s.metricsSrv.Serve, func() { _ = s.metricsSrv.Close() }))
 	}
-	appCtx, cancelApp := context.WithCancel(ctx)
-	defer cancelApp()
-	subsDone := make(chan struct{})
-	go func() {
-		defer close(subsDone)
-		if !s.appReady.Load() && !s.waitForApp(appCtx) {
-			return
-		}
-		if s.o.PubSub != nil {
-			if err := s.o.PubSub.Run(appCtx, s.apiApp()); err != nil {
-				s.log.Error("pub/sub subscriptions stopped", "error", err)
-			}
-		}
-	}()
 	s.log.Info("sidecar serving",
-		"app_id", s.o.AppID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "internal_grpc", s.InternalAddr(),
+		"app_id", s.o.Self.AppID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "internal_grpc", s.InternalAddr(),
 		"mtls", s.o.Identity != nil)
+	return task.Run(ctx, s.log,
+		task.Stage{Name: "intake", Grace: grace, Tasks: []task.Task{
+			{Name: "shutdown request", Critical: true, Run: s.waitShutdown},
+			{Name: "pub/sub subscriptions", Run: s.runSubscriptions},
+		}},
+		task.Stage{Name: "servers", Tasks: servers},
+		task.Stage{Name: "metrics", Tasks: metrics},
+	)
+}
 
-	var runErr error
+// waitShutdown returns when Shutdown is called or the sidecar is stopping.
+func (s *Sidecar) waitShutdown(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
-	case runErr = <-errc:
 	}
 	s.log.Info("sidecar shutting down; finishing in-flight requests", "grace", s.o.GracefulShutdown.String())
-	// Stop pulling messages first, and let deliveries in flight finish.
-	cancelApp()
-	select {
-	case <-subsDone:
-	case <-time.After(s.o.GracefulShutdown):
-		s.log.Warn("pub/sub deliveries still running after the grace period")
+	return nil
+}
+
+// runSubscriptions delivers pub/sub messages once the app listens.
+func (s *Sidecar) runSubscriptions(ctx context.Context) error {
+	if !s.appReady.Load() && !s.waitForApp(ctx) {
+		return nil
 	}
-	s.stop()
-	return runErr
+	if s.o.APIs.PubSub == nil {
+		return nil
+	}
+	return s.o.APIs.PubSub.Run(ctx, s.o.App.api())
+}
+
+// serveTask serves srv on every listener until its context ends, then
+// calls stop; a listener that fails stops the others and is the task's
+// error.
+func serveTask(name string, lns []net.Listener, serve func(net.Listener) error, stop func()) task.Task {
+	return task.Task{Name: name, Critical: true, Run: func(ctx context.Context) error {
+		errc := make(chan error, len(lns))
+		for _, ln := range lns {
+			go func() { errc <- serve(ln) }()
+		}
+		var first error
+		pending := len(lns)
+		select {
+		case <-ctx.Done():
+		case first = <-errc:
+			pending--
+		}
+		stop()
+		for ; pending > 0; pending-- {
+			if err := <-errc; first == nil {
+				first = err
+			}
+		}
+		if first == nil || errors.Is(first, http.ErrServerClosed) || errors.Is(first, grpc.ErrServerStopped) {
+			return nil
+		}
+		return first
+	}}
+}
+
+// httpStop lets in-flight requests finish for up to grace, then closes.
+func httpStop(srv *http.Server, grace time.Duration) func() {
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}
+}
+
+// grpcStop lets in-flight calls finish for up to grace, then stops.
+func grpcStop(srv *grpc.Server, grace time.Duration) func() {
+	return func() {
+		done := make(chan struct{})
+		go func() { srv.GracefulStop(); close(done) }()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			srv.Stop()
+			<-done
+		}
+	}
 }
 
 // waitForApp waits until the app's port accepts connections and reports
 // whether it did before ctx ended.
 func (s *Sidecar) waitForApp(ctx context.Context) bool {
-	s.log.Info("waiting for the app to listen", "address", s.o.AppChannelAddress, "port", s.o.AppPort)
+	c := s.o.App.cfg
+	s.log.Info("waiting for the app to listen", "address", c.ChannelAddress, "port", c.Port)
 	start := time.Now()
-	if err := appchannel.WaitReady(ctx, s.o.AppChannelAddress, s.o.AppPort, 50*time.Millisecond); err != nil {
+	if err := appchannel.WaitReady(ctx, c.ChannelAddress, c.Port, 50*time.Millisecond); err != nil {
 		return false
 	}
 	s.appReady.Store(true)
-	s.log.Info("app is listening; sidecar ready", "port", s.o.AppPort, "waited", time.Since(start).Round(time.Millisecond).String())
+	s.log.Info("app is listening; sidecar ready", "port", c.Port, "waited", time.Since(start).Round(time.Millisecond).String())
 	return true
-}
-
-// apiApp is the app channel as the building-block APIs see it.
-func (s *Sidecar) apiApp() api.App {
-	var a api.App
-	switch ch := s.app.(type) {
-	case *appchannel.HTTP:
-		a.HTTP = ch
-	case *appchannel.GRPC:
-		a.GRPC = ch
-	}
-	return a
-}
-
-func (s *Sidecar) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.o.GracefulShutdown)
-	defer cancel()
-	var wg sync.WaitGroup
-	graceful := func(srv *grpc.Server) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			done := make(chan struct{})
-			go func() { srv.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				srv.Stop()
-			}
-		}()
-	}
-	graceful(s.grpcSrv)
-	graceful(s.internalSrv)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := s.httpSrv.Shutdown(ctx); err != nil {
-			_ = s.httpSrv.Close()
-		}
-	}()
-	wg.Wait()
-	if s.metricsSrv != nil {
-		_ = s.metricsSrv.Close()
-	}
-	s.closeAll()
-}
-
-func (s *Sidecar) closeAll() {
-	for _, ln := range append(append([]net.Listener{}, s.httpLns...), s.grpcLns...) {
-		_ = ln.Close()
-	}
-	for _, ln := range []net.Listener{s.internalLn, s.metricsLn} {
-		if ln != nil {
-			_ = ln.Close()
-		}
-	}
-	if s.resolver != nil {
-		if err := s.resolver.Close(); err != nil {
-			s.log.Warn("deregister from name resolution", "error", err)
-		}
-	}
-	if s.pool != nil {
-		_ = s.pool.Close()
-	}
-	if s.appConn != nil {
-		_ = s.appConn.Close()
-	}
 }
 
 func (s *Sidecar) setMetadata(_ context.Context, key, value string) {
@@ -503,52 +404,39 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		ext[k] = v
 	}
 	s.mu.Unlock()
-	if s.o.Extended != nil {
-		for k, v := range s.o.Extended() {
+	var registered []*runtimev1.RegisteredComponents
+	if c := s.o.APIs.Components; c != nil {
+		for k, v := range c.Extended() {
 			ext[k] = v
 		}
+		registered = c.Registered()
 	}
-	ext["daprRuntimeVersion"] = s.o.RuntimeVersion
-	protocol := s.o.AppProtocol
+	var subs []*runtimev1.PubsubSubscription
+	if p := s.o.APIs.PubSub; p != nil {
+		subs = p.Subscriptions()
+	}
+	ext["daprRuntimeVersion"] = s.o.Self.RuntimeVersion
+	var app AppConfig
+	if s.o.App != nil {
+		app = s.o.App.cfg
+	}
+	protocol := app.Protocol
 	if protocol == "" {
 		protocol = "http"
 	}
-	channel := s.o.AppChannelAddress
+	channel := app.ChannelAddress
 	if channel == "" {
 		channel = "127.0.0.1"
 	}
 	return &runtimev1.GetMetadataResponse{
-		Id:                   s.o.AppID,
-		RuntimeVersion:       s.o.RuntimeVersion,
+		Id:                   s.o.Self.AppID,
+		RuntimeVersion:       s.o.Self.RuntimeVersion,
 		ExtendedMetadata:     ext,
 		EnabledFeatures:      []string{},
-		RegisteredComponents: s.components(),
-		Subscriptions:        s.subscriptions(),
+		RegisteredComponents: registered,
+		Subscriptions:        subs,
 		AppConnectionProperties: &runtimev1.AppConnectionProperties{
-			Port: int32(s.o.AppPort), Protocol: protocol, ChannelAddress: channel,
+			Port: int32(app.Port), Protocol: protocol, ChannelAddress: channel,
 		},
 	}
-}
-
-// noApp answers invocations when the sidecar runs without an app.
-type noApp struct{}
-
-func (noApp) Invoke(context.Context, *invoke.Request) (*invoke.Response, error) {
-	return nil, errNoApp
-}
-
-var errNoApp = errors.New("this sidecar has no app (started without --app-port)")
-
-func (s *Sidecar) components() []*runtimev1.RegisteredComponents {
-	if s.o.Components == nil {
-		return nil
-	}
-	return s.o.Components()
-}
-
-func (s *Sidecar) subscriptions() []*runtimev1.PubsubSubscription {
-	if s.o.Subscriptions == nil {
-		return nil
-	}
-	return s.o.Subscriptions()
 }

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/static"
+	"github.com/tandemrun/tandem/invoke/transport"
 )
 
 // startPair runs two plaintext sidecars, "a" (no app) and "b" (in front of
@@ -40,15 +42,41 @@ func startPair(t *testing.T, app http.Handler) (*Sidecar, *Sidecar) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	start := func(id string, port int) *Sidecar {
+		lns, err := Listen(ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := NewApp(AppConfig{Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := newResolver(resolve.Instance{AppID: id, Namespace: "default", Address: "127.0.0.1", InternalPort: lns.InternalPort(), HTTPPort: lns.HTTPPort(), AppPort: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := transport.NewPool(transport.Options{MaxMessageSize: MessageSize(8 << 20)})
+		client, err := invoke.NewClient(invoke.ClientOptions{Resolver: res, Pool: pool, AppID: id, Namespace: "default", Local: app.Channel()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		s, err := New(Options{
-			AppID: id, AppPort: port, ListenAddresses: []string{"127.0.0.1"}, InternalListenAddress: "127.0.0.1",
-			MetricsPort: -1, NewResolver: newResolver, MaxRequestBodySize: 8 << 20,
+			Self: Self{AppID: id}, Listeners: lns, App: app,
+			Invocation: Invocation{Invoker: client, Resolver: res, Pool: pool},
+			APIs:       APIs{MaxRequestBodySize: 8 << 20},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = s.Run(ctx) }()
+		go func() {
+			defer wg.Done()
+			if err := s.Run(ctx); err != nil {
+				t.Errorf("sidecar %s: %v", id, err)
+			}
+			_ = res.Close()
+			_ = pool.Close()
+			_ = app.Close()
+		}()
 		return s
 	}
 	b := start("b", appPort)

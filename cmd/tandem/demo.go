@@ -23,8 +23,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/sqlite"
+	"github.com/tandemrun/tandem/invoke/transport"
 	"github.com/tandemrun/tandem/proxy"
 	"github.com/tandemrun/tandem/sentry/ca"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
@@ -210,25 +212,48 @@ func (d *demo) startSidecar(ctx context.Context, wg *sync.WaitGroup, appID strin
 	svid, _ := src.GetX509SVID()
 	d.step("sidecar %-8s got certificate %s (serial %s) from sentry", appID, svid.ID, svid.Certificates[0].SerialNumber.Text(16)[:12])
 	log := d.log.With("app_id", appID)
-	s, err := proxy.New(proxy.Options{
-		AppID: appID, RuntimeVersion: version, AppPort: appPort,
-		ListenAddresses: []string{"127.0.0.1"}, InternalListenAddress: "127.0.0.1", MetricsPort: -1,
-		Identity: src,
-		NewResolver: func(self resolve.Instance) (resolve.Resolver, error) {
-			r, err := sqlite.New(resolve.Config{Self: self, Configuration: map[string]any{"connectionString": registry}, Log: log})
-			if err != nil {
-				return nil, err
-			}
-			return resolve.NewCached(r, time.Second), nil
-		},
-		Log: log,
-	})
+	lns, err := proxy.Listen(proxy.ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1})
 	if err != nil {
+		return nil, nil, err
+	}
+	app, err := proxy.NewApp(proxy.AppConfig{Port: appPort})
+	if err != nil {
+		lns.Close()
+		return nil, nil, err
+	}
+	r, err := sqlite.New(resolve.Config{Self: resolve.Instance{
+		AppID: appID, Namespace: identity.DefaultNamespace, Address: "127.0.0.1",
+		InternalPort: lns.InternalPort(), HTTPPort: lns.HTTPPort(), AppPort: appPort,
+	}, Configuration: map[string]any{"connectionString": registry}, Log: log})
+	if err != nil {
+		lns.Close()
+		return nil, nil, err
+	}
+	resolver := resolve.NewCached(r, time.Second)
+	pool := transport.NewPool(transport.Options{Source: src, Log: log})
+	invoker, err := invoke.NewClient(invoke.ClientOptions{
+		Resolver: resolver, Pool: pool, AppID: appID, Namespace: identity.DefaultNamespace, Local: app.Channel(), Log: log,
+	})
+	var s *proxy.Sidecar
+	if err == nil {
+		s, err = proxy.New(proxy.Options{
+			Self: proxy.Self{AppID: appID, RuntimeVersion: version}, Listeners: lns, App: app,
+			Invocation: proxy.Invocation{Invoker: invoker, Resolver: resolver, Pool: pool},
+			Identity:   src, Log: log,
+		})
+	}
+	if err != nil {
+		lns.Close()
+		_, _, _ = resolver.Close(), pool.Close(), app.Close()
 		return nil, nil, err
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = rot.Run(ctx, next); _ = client.Close() }()
-	go func() { defer wg.Done(); _ = s.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		_ = s.Run(ctx)
+		_, _, _ = resolver.Close(), pool.Close(), app.Close()
+	}()
 	d.step("sidecar %-8s HTTP API %s, gRPC API %s, mTLS on %s, registered in the SQLite registry", appID, s.HTTPAddr(), s.GRPCAddr(), s.InternalAddr())
 	return s, src, nil
 }

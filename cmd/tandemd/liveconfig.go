@@ -48,8 +48,8 @@ func (l *liveConfig) set(cfg *config.Configuration) error {
 	return nil
 }
 
-// authorize is the invocation server's access-control hook.
-func (l *liveConfig) authorize(_ context.Context, caller identity.App, req *invoke.Request) error {
+// Authorize decides service invocations from other sidecars (proxy.Access).
+func (l *liveConfig) Authorize(_ context.Context, caller identity.App, req *invoke.Request) error {
 	list := l.acl.Load()
 	if list == nil {
 		return nil
@@ -66,8 +66,8 @@ func (l *liveConfig) authorize(_ context.Context, caller identity.App, req *invo
 	return err
 }
 
-// authorizeGRPC is the gRPC proxy's access-control hook.
-func (l *liveConfig) authorizeGRPC(_ context.Context, caller identity.App, method string) error {
+// AuthorizeGRPC decides proxied gRPC calls (proxy.Access).
+func (l *liveConfig) AuthorizeGRPC(_ context.Context, caller identity.App, method string) error {
 	list := l.acl.Load()
 	if list == nil {
 		return nil

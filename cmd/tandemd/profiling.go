@@ -10,14 +10,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/task"
 )
 
-// startProfiling serves Go's pprof handlers under /debug/pprof on port, on
-// the Dapr API's listen addresses (all interfaces when none are given), as
-// daprd does with --enable-profiling: `go tool pprof
-// http://localhost:7777/debug/pprof/profile`. It returns the addresses it
-// listens on and stops when ctx ends.
-func startProfiling(ctx context.Context, hosts []string, port int, log *slog.Logger) ([]string, error) {
+// profilingTask opens the listeners of Go's pprof handlers under
+// /debug/pprof on port, on the Dapr API's listen addresses (all interfaces
+// when none are given), as daprd does with --enable-profiling: `go tool
+// pprof http://localhost:7777/debug/pprof/profile`. It returns the task
+// that serves them until its context ends, and the addresses.
+func profilingTask(hosts []string, port int, log *slog.Logger) (task.Task, []string, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -35,24 +37,29 @@ func startProfiling(ctx context.Context, hosts []string, port int, log *slog.Log
 			for _, l := range lns {
 				_ = l.Close()
 			}
-			return nil, errors.New("profiling server: " + err.Error() + "; pick a free --profile-port or drop --enable-profiling")
+			return task.Task{}, nil, errors.New("profiling server: " + err.Error() + "; pick a free --profile-port or drop --enable-profiling")
 		}
 		lns = append(lns, ln)
 	}
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("profiling server stopped", "address", ln.Addr().String(), "error", err)
-			}
-		}()
 	}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
 	log.Warn("profiling server (pprof) listening: anyone who can reach it can read the sidecar's memory profile; turn it off with --enable-profiling=false in production",
 		"addresses", addrs, "path", "/debug/pprof/")
-	return addrs, nil
+	return task.Task{Name: "profiling server", Run: func(ctx context.Context) error {
+		errc := make(chan error, len(lns))
+		for _, ln := range lns {
+			go func() { errc <- srv.Serve(ln) }()
+		}
+		<-ctx.Done()
+		closeErr := srv.Close()
+		var errs []error
+		for range lns {
+			if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(append(errs, closeErr)...)
+	}}, addrs, nil
 }

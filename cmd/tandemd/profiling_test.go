@@ -14,10 +14,12 @@ import (
 func TestProfilingServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrs, err := startProfiling(ctx, []string{"127.0.0.1"}, 0, slog.New(slog.DiscardHandler))
+	serve, addrs, err := profilingTask([]string{"127.0.0.1"}, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan error, 1)
+	go func() { done <- serve.Run(ctx) }()
 	if len(addrs) != 1 {
 		t.Fatalf("addresses %v", addrs)
 	}
@@ -36,10 +38,13 @@ func TestProfilingServer(t *testing.T) {
 	for _, c := range port {
 		p = p*10 + int(c-'0')
 	}
-	if _, err := startProfiling(ctx, []string{"127.0.0.1"}, p, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--profile-port") {
+	if _, _, err := profilingTask([]string{"127.0.0.1"}, p, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--profile-port") {
 		t.Fatalf("second server on the same port: %v", err)
 	}
 	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("profiling server stopped with %v", err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addrs[0], time.Second)

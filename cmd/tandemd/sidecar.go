@@ -13,9 +13,12 @@ import (
 
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/resolvers"
+	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/observe"
 	"github.com/tandemrun/tandem/proxy"
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/resilient"
@@ -29,6 +32,10 @@ const defaultResolver = "mdns"
 // resolveCacheTTL bounds how stale a resolved address list may be.
 const resolveCacheTTL = 2 * time.Second
 
+// runSidecar is tandemd's composition root: it builds every part from the
+// flags and the Configuration, hands them down as values, and runs the
+// long-running ones as tasks in one group until ctx ends or the sidecar is
+// asked to shut down.
 func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	for _, ig := range o.Ignored {
 		log.Info("flag accepted but ignored: Tandem does not implement this feature yet", "flag", ig)
@@ -44,34 +51,60 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 
+	// The tasks, by the order in which they stop: what takes work in and
+	// drains it, then background loops, then the connections the drained
+	// work used, then the components. Parts that only need closing are
+	// cleanups in their stage. If building fails half way, what was built
+	// is started and stopped at once, in the same order.
+	var serve, background, connections, comps []task.Task
+	stages := func() []task.Stage {
+		return []task.Stage{
+			{Name: "serve", Tasks: serve},
+			{Name: "background", Tasks: background},
+			{Name: "connections", Tasks: connections},
+			{Name: "components", Tasks: comps},
+		}
+	}
+	started := false
+	defer func() {
+		if !started {
+			stopped, cancel := context.WithCancel(ctx)
+			cancel()
+			_ = task.Run(stopped, log, stages()...)
+		}
+	}()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var src *identity.Source
 	if o.EnableMTLS {
-		var err error
-		src, err = startIdentity(ctx, o, cfg, reg, log)
-		if err != nil {
+		var tasks []task.Task
+		src, tasks, err = startIdentity(ctx, o, cfg, reg, log)
+		if err != nil || src == nil { // src is nil if ctx ended while waiting for sentry
 			return err
 		}
-		if src == nil { // ctx ended while waiting for sentry
-			return nil
-		}
+		background = append(background, tasks...)
 	} else {
 		log.Warn("mTLS is disabled: sidecar-to-sidecar traffic is plaintext and callers are not authenticated; pass --enable-mtls with --sentry-address to turn it on")
 	}
 
 	if o.EnableProfiling {
-		if _, err := startProfiling(ctx, o.ListenAddresses, o.ProfilePort, log.With("component", "profiling")); err != nil {
+		t, _, err := profilingTask(o.ListenAddresses, o.ProfilePort, log.With("component", "profiling"))
+		if err != nil {
 			return err
 		}
+		serve = append(serve, t)
 	}
 
 	live, err := newLiveConfig(cfg, o.AppProtocol, log)
 	if err != nil {
 		return err
 	}
-	go live.watch(ctx, o.ConfigPaths, reloadInterval)
+	background = append(background, task.Task{Name: "configuration reload", Run: func(ctx context.Context) error {
+		live.watch(ctx, o.ConfigPaths, reloadInterval)
+		return nil
+	}})
 
 	obs, metrics, stopTracing, err := observability(ctx, o, cfg, reg, log)
 	if err != nil {
@@ -83,7 +116,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	}
 
 	rc := loadComponents(o, log)
-	defer rc.Close()
+	comps = append(comps, task.Cleanup("components", func() error { rc.Close(); return nil })) // Close logs what fails
 	// Resiliency files come from the resource folders and follow their
 	// hot reload; every call looks up the policies in effect.
 	resLog := log.With("component", "resiliency")
@@ -102,19 +135,94 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
 	})
 	rc.onChange = pubsubAPI.Reload
-	go rc.watch(ctx, o.ResourcesPaths, o.AppID)
+	background = append(background, task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
+		rc.watch(ctx, o.ResourcesPaths, o.AppID)
+		return nil
+	}})
 
-	nr := cfg.Spec.NameResolution
+	// The listeners come first: name resolution registers the ports they
+	// are bound to.
+	lns, err := proxy.Listen(proxy.ListenConfig{
+		Addresses: o.ListenAddresses, HTTPPort: o.HTTPPort, GRPCPort: o.GRPCPort,
+		InternalAddress: o.InternalGRPCListenAddress, InternalPort: o.InternalGRPCPort,
+		MetricsAddress: o.MetricsListenAddress, MetricsPort: metricsPort(o),
+	})
+	if err != nil {
+		return err
+	}
+	// The sidecar closes them when it stops; this is for a failed start.
+	connections = append(connections, task.Cleanup("listeners", func() error { lns.Close(); return nil }))
+	app, err := proxy.NewApp(proxy.AppConfig{
+		Port: o.AppPort, Protocol: o.AppProtocol, ChannelAddress: o.AppChannelAddress, APIToken: o.AppAPIToken,
+		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
+	})
+	if err != nil {
+		return err
+	}
+	connections = append(connections, task.Cleanup("app channel", app.Close))
+	if app.HTTP != nil && obs.AppHTTPTransport != nil {
+		app.HTTP.Client().Transport = obs.AppHTTPTransport(app.HTTP.Client().Transport)
+	}
+
+	host := o.HostIP
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	resolver, component, err := nameResolution(cfg.Spec.NameResolution, resolve.Instance{
+		AppID: o.AppID, Namespace: o.Namespace, Address: host,
+		InternalPort: lns.InternalPort(), HTTPPort: lns.HTTPPort(), AppPort: o.AppPort,
+	}, metrics, log, resLog)
+	if err != nil {
+		return err
+	}
+	// Deregistering comes after the servers have drained, as before.
+	connections = append(connections, task.Cleanup("name resolution", resolver.Close))
+	pool := transport.NewPool(transport.Options{
+		Source: src, MaxMessageSize: proxy.MessageSize(int64(o.MaxRequestBodySize)), DialOptions: obs.DialOptions, Log: log,
+	})
+	connections = append(connections, task.Cleanup("connection pool", pool.Close))
+	client, err := invoke.NewClient(invoke.ClientOptions{
+		Resolver: resolver, Pool: pool, AppID: o.AppID, Namespace: o.Namespace, Local: app.Channel(), Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: client, Policies: policies.Set, Resolver: resolver, Log: resLog})
+
+	s, err := proxy.New(proxy.Options{
+		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: version, HostIP: o.HostIP},
+		Listeners: lns, App: app,
+		Invocation: proxy.Invocation{Invoker: invoker, Resolver: resolver, Pool: pool, Access: live},
+		APIs: proxy.APIs{
+			Token: o.APIToken, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Components: rc,
+		},
+		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
+		Identity:     src, Metrics: reg, GracefulShutdown: o.GracefulShutdown, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("name resolution", "component", component)
+	serve = append(serve, task.Task{Name: "sidecar", Critical: true, Run: s.Run})
+	started = true
+	return task.Run(ctx, log, stages()...)
+}
+
+// nameResolution builds the Configuration's name resolution component
+// (mdns by default) for self, behind a short cache and outlier ejection:
+// failing instances are taken out of rotation, learning from the resilient
+// invoker which instance served each call.
+func nameResolution(nr config.NameResolution, self resolve.Instance, metrics *observe.Metrics, log, resLog *slog.Logger) (*resilient.Resolver, string, error) {
 	component := nr.Component
 	if component == "" {
 		component = defaultResolver
 	}
 	nrConfig, _ := nr.Configuration.(map[string]any)
-	// ejecting wraps name resolution (set by NewResolver, which proxy.New
-	// calls before WrapInvoker): it takes failing instances out of
-	// rotation and learns from the invoker decorator which instance
-	// served each call.
-	var ejecting *resilient.Resolver
+	r, err := resolvers.New(component, resolve.Config{Self: self, Configuration: nrConfig, Log: log.With("component", "nameresolution")})
+	if err != nil {
+		return nil, "", fmt.Errorf("name resolution: %w", err)
+	}
 	onEject, onReturn := metrics.EjectorHooks()
 	ejection := resiliency.EjectorConfig{
 		OnEject: func(addr string, d time.Duration) {
@@ -130,38 +238,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			}
 		},
 	}
-	s, err := proxy.New(proxy.Options{
-		AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: version,
-		AppPort: o.AppPort, AppProtocol: o.AppProtocol, AppChannelAddress: o.AppChannelAddress, AppAPIToken: o.AppAPIToken,
-		ListenAddresses: o.ListenAddresses, HTTPPort: o.HTTPPort, GRPCPort: o.GRPCPort,
-		InternalListenAddress: o.InternalGRPCListenAddress, InternalPort: o.InternalGRPCPort, HostIP: o.HostIP,
-		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize, APIToken: o.APIToken,
-		Identity: src, Authorize: live.authorize, AuthorizeGRPC: live.authorizeGRPC,
-		NewResolver: func(self resolve.Instance) (resolve.Resolver, error) {
-			r, err := resolvers.New(component, resolve.Config{Self: self, Configuration: nrConfig, Log: log.With("component", "nameresolution")})
-			if err != nil {
-				return nil, err
-			}
-			ejecting = resilient.NewResolver(resolve.NewCached(r, resolveCacheTTL), resilient.ResolverOptions{Ejection: ejection})
-			return ejecting, nil
-		},
-		WrapInvoker: func(next invoke.Invoker) invoke.Invoker {
-			return resilient.NewInvoker(resilient.InvokerOptions{Next: next, Policies: policies.Set, Resolver: ejecting, Log: resLog})
-		},
-		State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Subscriptions: pubsubAPI.Subscriptions,
-		Components:           rc.Registered,
-		Extended:             rc.Extended,
-		MetricsListenAddress: o.MetricsListenAddress, MetricsPort: metricsPort(o), Metrics: reg,
-		HTTPMiddleware: obs.HTTPMiddleware, GRPCServerOptions: obs.GRPCServerOptions,
-		InternalServerOptions: obs.InternalServerOptions, TransportDialOptions: obs.DialOptions,
-		AppHTTPTransport: obs.AppHTTPTransport,
-		GracefulShutdown: o.GracefulShutdown, Log: log,
-	})
-	if err != nil {
-		return err
-	}
-	log.Info("name resolution", "component", component)
-	return s.Run(ctx)
+	return resilient.NewResolver(resolve.NewCached(r, resolveCacheTTL), resilient.ResolverOptions{Ejection: ejection}), component, nil
 }
 
 func metricsPort(o *Options) int {
@@ -172,29 +249,31 @@ func metricsPort(o *Options) int {
 }
 
 // startIdentity obtains the first SVID from sentry (retrying until it
-// answers or ctx ends) and keeps it renewed in the background.
-func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, reg *prometheus.Registry, log *slog.Logger) (*identity.Source, error) {
+// answers or ctx ends) and returns the tasks that keep it renewed and, with
+// --trust-anchors-file, the anchors in step with the file. The source is
+// nil when ctx ended first.
+func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, reg *prometheus.Registry, log *slog.Logger) (*identity.Source, []task.Task, error) {
 	anchorsPEM := o.TrustAnchors
 	if len(anchorsPEM) == 0 && o.TrustAnchorsFile != "" {
 		b, err := os.ReadFile(o.TrustAnchorsFile)
 		if err != nil {
-			return nil, fmt.Errorf("read trust anchors file: %w", err)
+			return nil, nil, fmt.Errorf("read trust anchors file: %w", err)
 		}
 		anchorsPEM = b
 	}
 	anchors, err := sentryclient.ParseTrustAnchors(anchorsPEM)
 	if err != nil {
-		return nil, fmt.Errorf("trust anchors (DAPR_TRUST_ANCHORS or --trust-anchors-file): %w", err)
+		return nil, nil, fmt.Errorf("trust anchors (DAPR_TRUST_ANCHORS or --trust-anchors-file): %w", err)
 	}
 	sentryID, err := sentryclient.SentryID(o.ControlPlaneTrustDomain, o.ControlPlaneNamespace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	token := o.SentryToken
 	if token == "" && o.SentryTokenFile != "" {
 		b, err := os.ReadFile(o.SentryTokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("read sentry token file: %w", err)
+			return nil, nil, fmt.Errorf("read sentry token file: %w", err)
 		}
 		token = string(trimSpace(b))
 	}
@@ -204,16 +283,27 @@ func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, r
 	src.SetTrustAnchors(anchors)
 	client, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors, SentryID: sentryID, Token: token})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var issuer identity.Issuer = client
+	var tasks []task.Task
 	if len(o.TrustAnchors) == 0 && o.TrustAnchorsFile != "" {
 		// The watched file alone decides the anchors (as in Dapr);
-		// without it they follow sentry's responses.
+		// without it they follow sentry's responses. The file is watched
+		// from now on, while the first certificate is awaited too.
 		issuer = identity.AnchorsFromFileOnly(client)
-		go func() {
-			_ = identity.WatchTrustAnchorsFile(ctx, o.TrustAnchorsFile, src, 0, log.With("component", "identity"), nil)
-		}()
+		tasks = append(tasks, task.Early(ctx, task.Task{Name: "trust anchors file watch", Critical: true, Run: func(ctx context.Context) error {
+			return identity.WatchTrustAnchorsFile(ctx, o.TrustAnchorsFile, src, 0, log.With("component", "identity"), nil)
+		}}))
+	}
+	// stopEarly stops the watcher when start-up does not get further.
+	stopEarly := func() {
+		stopped, cancel := context.WithCancel(ctx)
+		cancel()
+		for _, t := range tasks {
+			_ = t.Run(stopped)
+		}
+		_ = client.Close()
 	}
 	appID := o.AppID
 	if o.SentryLocalIdentity != "" {
@@ -221,7 +311,8 @@ func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, r
 	}
 	id, err := identity.AppID(cfg.TrustDomain(), o.Namespace, appID)
 	if err != nil {
-		return nil, err
+		stopEarly()
+		return nil, nil, err
 	}
 	rotated := prometheus.NewCounter(prometheus.CounterOpts{Name: "dapr_runtime_mtls_workload_cert_rotated_total", Help: "Successful workload certificate issuances."})
 	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "dapr_runtime_mtls_workload_cert_rotated_fail_total", Help: "Failed workload certificate issuances."})
@@ -250,18 +341,21 @@ func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, r
 	}
 	next, err := firstSVID(ctx, rot, o.SentryAddress, log)
 	if err != nil || ctx.Err() != nil {
-		_ = client.Close()
-		return nil, err
+		stopEarly()
+		return nil, nil, err
 	}
 	svid, _ := src.GetX509SVID()
 	log.Info("workload certificate issued", "spiffe_id", id.String(),
 		"serial", svid.Certificates[0].SerialNumber.String(),
 		"not_after", svid.Certificates[0].NotAfter.UTC().Format(time.RFC3339))
-	go func() {
-		_ = rot.Run(ctx, next)
-		_ = client.Close()
-	}()
-	return src, nil
+	tasks = append(tasks, task.Task{Name: "certificate rotation", Critical: true, Run: func(ctx context.Context) error {
+		err := rot.Run(ctx, next)
+		if cerr := client.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close sentry client: %w", cerr)
+		}
+		return err
+	}})
+	return src, tasks, nil
 }
 
 func firstSVID(ctx context.Context, rot *identity.Rotator, addr string, log *slog.Logger) (time.Time, error) {

@@ -191,3 +191,25 @@ func (s *stage) stop(log *slog.Logger) {
 			"stage", s.Name, "grace", s.Grace.String(), "tasks", names)
 	}
 }
+
+// Early starts t at once, before the group it belongs to runs, and returns
+// the task to put in the group in its place: that one waits for t, and
+// when its own context ends, stops t and waits for it. It is for work that
+// must already run while the root is still building (the trust anchors
+// watcher while the first certificate is awaited). The returned task must
+// be run, or t is never stopped.
+func Early(ctx context.Context, t Task) Task {
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- t.Run(ectx) }()
+	return Task{Name: t.Name, Critical: t.Critical, Run: func(ctx context.Context) error {
+		defer cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			cancel()
+			return <-done
+		}
+	}}
+}

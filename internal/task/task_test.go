@@ -213,3 +213,31 @@ func TestTaskContextKeepsValues(t *testing.T) {
 		t.Fatalf("Run = %v, value %v", err, got)
 	}
 }
+
+func TestEarlyRunsBeforeTheGroupAndStopsWithIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		early := Early(context.Background(), Task{Name: "watcher", Run: func(ctx context.Context) error {
+			rec.add("started watcher")
+			<-ctx.Done()
+			rec.add("stopped watcher")
+			return errors.New("watch ended")
+		}})
+		synctest.Wait()
+		if got := rec.list(); !slices.Equal(got, []string{"started watcher"}) {
+			t.Fatalf("before the group: %v", got)
+		}
+		var buf bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := Run(ctx, logTo(&buf), Stage{Tasks: []Task{early}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.list(); !slices.Equal(got, []string{"started watcher", "stopped watcher"}) {
+			t.Errorf("events %v", got)
+		}
+		if !strings.Contains(buf.String(), `task=watcher error="watch ended"`) {
+			t.Errorf("the early task's error was lost:\n%s", buf.String())
+		}
+	})
+}
