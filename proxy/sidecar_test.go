@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,3 +121,80 @@ func TestInvokeBodiesThroughTwoSidecars(t *testing.T) {
 type netTCPAddr = net.TCPAddr
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// lone builds a sidecar without an app whose name resolution knows no one.
+func lone(t *testing.T) (*Sidecar, *Listeners) {
+	t.Helper()
+	lns, err := Listen(ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := static.New(resolve.Config{Configuration: map[string]any{"apps": map[string]any{"other": []any{"127.0.0.1:1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := transport.NewPool(transport.Options{})
+	t.Cleanup(func() { _ = res.Close(); _ = pool.Close() })
+	client, err := invoke.NewClient(invoke.ClientOptions{Resolver: res, Pool: pool, AppID: "lone", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Self: Self{AppID: "lone"}, Listeners: lns, Invocation: Invocation{Invoker: client, Resolver: res, Pool: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, lns
+}
+
+func TestRunStops(t *testing.T) {
+	tests := []struct {
+		name    string
+		stop    func(s *Sidecar, lns *Listeners, cancel context.CancelFunc)
+		wantErr string
+	}{
+		{"context ends", func(_ *Sidecar, _ *Listeners, cancel context.CancelFunc) { cancel() }, ""},
+		{"shutdown API", func(s *Sidecar, _ *Listeners, _ context.CancelFunc) {
+			resp, err := http.Post("http://"+s.HTTPAddr()+"/v1.0/shutdown", "", nil)
+			if err == nil {
+				resp.Body.Close()
+			}
+		}, ""},
+		{"a server fails", func(_ *Sidecar, lns *Listeners, _ context.CancelFunc) { _ = lns.GRPC[0].Close() }, "grpc server: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, lns := lone(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			waitHTTP(t, s.HTTPAddr())
+			tc.stop(s, lns, cancel)
+			select {
+			case err := <-done:
+				if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)) {
+					t.Fatalf("Run = %v, want %q", err, tc.wantErr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if c, err := net.Dial("tcp", s.InternalAddr()); err == nil {
+				c.Close()
+				t.Error("internal listener still open after Run returned")
+			}
+		})
+	}
+}
+
+func waitHTTP(t *testing.T, addr string) {
+	t.Helper()
+	for range 200 {
+		resp, err := http.Get("http://" + addr + "/v1.0/healthz/outbound")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered", addr)
+}

@@ -21,13 +21,13 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/sentry/ca"
 	"github.com/tandemrun/tandem/sentry/server"
 	"github.com/tandemrun/tandem/sentry/validator"
@@ -159,17 +159,19 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	if err != nil {
 		return fmt.Errorf("healthz: listen: %w (choose another --healthz-port)", err)
 	}
-	tasks := []func(context.Context) error{
-		srv.Run,
-		func(ctx context.Context) error { return server.ServeHTTP(ctx, healthLis, srv.Healthz()) },
+	// Every task is critical: sentry stops, and says why, when any fails.
+	serving := []task.Task{
+		{Name: "ca service", Critical: true, Run: srv.Run},
+		{Name: "healthz server", Critical: true, Run: func(ctx context.Context) error { return server.ServeHTTP(ctx, healthLis, srv.Healthz()) }},
 	}
+	var background []task.Task
 	if o.ReloadInterval > 0 {
 		// A rotated root or issuer on disk takes effect without a restart.
 		reloader := &ca.Reloader{
 			Paths: paths, Interval: o.ReloadInterval, OnReload: srv.SetCA, Log: log,
 			Options: ca.Options{WorkloadCertTTL: mtls.WorkloadCertTTL, AllowedClockSkew: mtls.AllowedClockSkew},
 		}
-		tasks = append(tasks, reloader.Run)
+		background = append(background, task.Task{Name: "ca files reload", Critical: true, Run: reloader.Run})
 	}
 	attrs := []any{"grpc_address", srv.Addr().String(), "healthz_address", healthLis.Addr().String()}
 	if o.EnableMetrics {
@@ -178,15 +180,15 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 			_ = healthLis.Close()
 			return fmt.Errorf("metrics: listen: %w (choose another --metrics-port or --enable-metrics=false)", err)
 		}
-		tasks = append(tasks, func(ctx context.Context) error {
+		serving = append(serving, task.Task{Name: "metrics server", Critical: true, Run: func(ctx context.Context) error {
 			return server.ServeHTTP(ctx, metricsLis, server.MetricsHandler(reg))
-		})
+		}})
 		attrs = append(attrs, "metrics_address", metricsLis.Addr().String())
 	}
 	attrs = append(attrs, "sentry_spiffe_id", srv.ID().String(), "workload_cert_ttl", mtls.WorkloadCertTTL.String(),
 		"config", mtls.Source, "daprd_hint", "DAPR_TRUST_ANCHORS=\"$(cat "+paths.RootCert+")\" daprd --sentry-address <host>:"+portOf(srv.Addr())+" --control-plane-trust-domain "+o.TrustDomain)
 	log.Info("sentry listening", attrs...)
-	return runAll(ctx, tasks...)
+	return task.Run(ctx, log, task.Stage{Name: "serve", Tasks: serving}, task.Stage{Name: "background", Tasks: background})
 }
 
 // generateRoot writes a fresh root and issuer into --generate-root-into,
@@ -234,28 +236,4 @@ func validators(o *Options, log *slog.Logger) (map[sentryv1.SignCertificateReque
 		"and give each sidecar its token (DAPR_SENTRY_TOKEN_FILE) to require a join token.")
 	return map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{sentryv1.SignCertificateRequest_INSECURE: validator.Insecure{}},
 		sentryv1.SignCertificateRequest_INSECURE, nil
-}
-
-// runAll runs tasks until ctx ends or the first fails, then stops the rest
-// and waits for them.
-func runAll(ctx context.Context, tasks ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	for _, task := range tasks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := task(ctx); err != nil {
-				once.Do(func() { first = err })
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	return first
 }
