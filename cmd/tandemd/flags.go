@@ -18,15 +18,34 @@ import (
 // features Tandem does not implement are listed in Ignored instead of
 // failing, so `dapr run` and existing manifests keep working.
 type Options struct {
-	// The application.
+	// Each group is what one part of the sidecar is built from; the
+	// fields are promoted, so o.AppID reads as before.
+	AppFlags
+	APIFlags
+	ResourceFlags
+	IdentityFlags
+	ObservabilityFlags
+	ShutdownFlags
+	UnsupportedFlags
+
+	ShowVersion bool // --version: main prints the version and exits 0
+	BuildInfo   bool // --build-info: main prints build details and exits 0
+}
+
+// AppFlags say how to reach the application (proxy.AppConfig).
+type AppFlags struct {
 	AppID             string
 	AppPort           int    // 0: no app (sidecar only)
 	AppProtocol       string // http | grpc | https | grpcs | h2c
 	AppChannelAddress string
 	AppMaxConcurrency int // 0: unlimited
 	AppHealth         AppHealth
+	AppAPIToken       string // APP_API_TOKEN: sent to the app; never log
+}
 
-	// Dapr API servers. Port 0 means "any free port".
+// APIFlags configure the Dapr API servers (proxy.ListenConfig, proxy.APIs).
+// Port 0 means "any free port".
+type APIFlags struct {
 	HTTPPort                  int
 	GRPCPort                  int
 	InternalGRPCPort          int // 0: pick one (Dapr picks a stable port from the app ID)
@@ -42,13 +61,16 @@ type Options struct {
 	EnableAPILogging     *bool    // nil: not given, use the Configuration's logging.apiLogging.enabled
 	DisableInitEndpoints []string // subset of config, subscribe
 	APIToken             string   // DAPR_API_TOKEN: apps must send it; never log
-	AppAPIToken          string   // APP_API_TOKEN: sent to the app; never log
+}
 
-	// Resources and configuration.
+// ResourceFlags name the resource folders and Configuration files.
+type ResourceFlags struct {
 	ResourcesPaths []string // --resources-path, else --components-path
 	ConfigPaths    []string // --config, in order; later files override earlier ones
+}
 
-	// Identity and mTLS.
+// IdentityFlags configure who the sidecar is and its mTLS identity.
+type IdentityFlags struct {
 	Mode                    string // standalone | kubernetes
 	EnableMTLS              bool
 	SentryAddress           string
@@ -64,8 +86,10 @@ type Options struct {
 	Namespace               string // NAMESPACE, default "default"
 	PodName                 string // POD_NAME
 	HostIP                  string // DAPR_HOST_IP: address other sidecars reach us at
+}
 
-	// Observability.
+// ObservabilityFlags configure logs, metrics and profiling.
+type ObservabilityFlags struct {
 	LogLevel       string // debug | info | warn | error | fatal
 	LogAsJSON      bool
 	MetricsEnabled bool
@@ -75,18 +99,18 @@ type Options struct {
 	ProfilePort          int
 	MetricsPort          int
 	MetricsListenAddress string
+}
 
-	// Shutdown.
+// ShutdownFlags configure the graceful shutdown.
+type ShutdownFlags struct {
 	GracefulShutdown time.Duration
 	BlockShutdown    *time.Duration // nil: disabled
+}
 
-	// Accepted for compatibility; see Ignored.
+// UnsupportedFlags are accepted for compatibility.
+type UnsupportedFlags struct {
 	PlacementAddresses []string
 	SchedulerAddresses []string
-
-	ShowVersion bool // --version: main prints the version and exits 0
-	BuildInfo   bool // --build-info: main prints build details and exits 0
-
 	// Ignored lists flags that were given but name features Tandem does not
 	// implement, each as "--flag=value (reason)". main logs them.
 	Ignored []string

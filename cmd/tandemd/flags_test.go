@@ -21,23 +21,21 @@ func TestParseFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Options{
-		AppProtocol:             "http",
-		AppChannelAddress:       "127.0.0.1",
-		AppHealth:               AppHealth{Path: "/healthz", Interval: 5 * time.Second, Timeout: 500 * time.Millisecond, Threshold: 3},
-		HTTPPort:                3500,
-		GRPCPort:                50001,
-		MaxRequestBodySize:      4 << 20,
-		ReadBufferSize:          4 << 10,
-		TrustAnchors:            []byte{},
-		Mode:                    "standalone",
-		ControlPlaneTrustDomain: "localhost",
-		ControlPlaneNamespace:   "default",
-		Namespace:               "default",
-		LogLevel:                "info",
-		MetricsEnabled:          true,
-		MetricsPort:             9090,
-		MetricsListenAddress:    "0.0.0.0",
-		GracefulShutdown:        5 * time.Second,
+		AppFlags: AppFlags{
+			AppProtocol:       "http",
+			AppChannelAddress: "127.0.0.1",
+			AppHealth:         AppHealth{Path: "/healthz", Interval: 5 * time.Second, Timeout: 500 * time.Millisecond, Threshold: 3},
+		},
+		APIFlags: APIFlags{HTTPPort: 3500, GRPCPort: 50001, MaxRequestBodySize: 4 << 20, ReadBufferSize: 4 << 10},
+		IdentityFlags: IdentityFlags{
+			TrustAnchors:            []byte{},
+			Mode:                    "standalone",
+			ControlPlaneTrustDomain: "localhost",
+			ControlPlaneNamespace:   "default",
+			Namespace:               "default",
+		},
+		ObservabilityFlags: ObservabilityFlags{LogLevel: "info", MetricsEnabled: true, MetricsPort: 9090, MetricsListenAddress: "0.0.0.0"},
+		ShutdownFlags:      ShutdownFlags{GracefulShutdown: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *o, want)
