@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
@@ -23,6 +22,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/sqlite"
@@ -80,39 +80,73 @@ func runDemo(parent context.Context, out io.Writer, log *slog.Logger) error {
 	}
 	defer os.RemoveAll(dir)
 	d := &demo{out: out, log: log, dir: dir, start: time.Now()}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
 
-	// 1. sentry with a fresh CA and a join token.
+	// Everything runs as tasks in one group, stopped in this order once
+	// the demo script ends: sidecars, then the apps, then sentry. If
+	// building fails half way, what was built is stopped the same way.
+	var sidecars, apps, sentry []task.Task
+	stages := func(script ...task.Task) []task.Stage {
+		return []task.Stage{
+			{Name: "demo", Tasks: script},
+			{Name: "sidecars", Tasks: sidecars},
+			{Name: "apps", Tasks: apps},
+			{Name: "sentry", Tasks: sentry},
+		}
+	}
+	started := false
+	defer func() {
+		if !started {
+			stopped, cancel := context.WithCancel(ctx)
+			cancel()
+			_ = task.Run(stopped, log, stages()...)
+		}
+	}()
+
+	// 1. sentry with a fresh CA and a join token; it serves from now on,
+	// since the sidecars get their certificates while they are built.
 	token := randomToken()
-	authority, sentryAddr, err := d.startSentry(ctx, &wg, token)
+	authority, sentryAddr, sentryTask, err := d.startSentry(ctx, token)
 	if err != nil {
 		return err
 	}
+	sentry = append(sentry, sentryTask)
 
 	// 2. two apps.
-	ordersPort, err := serveApp(ctx, &wg, ordersApp())
+	ordersPort, ordersTask, err := serveApp("orders app", ordersApp())
 	if err != nil {
 		return err
 	}
-	checkoutPort, err := serveApp(ctx, &wg, http.NotFoundHandler())
+	apps = append(apps, ordersTask)
+	checkoutPort, checkoutTask, err := serveApp("checkout app", http.NotFoundHandler())
 	if err != nil {
 		return err
 	}
+	apps = append(apps, checkoutTask)
 	d.step("apps listening: orders on 127.0.0.1:%d, checkout on 127.0.0.1:%d", ordersPort, checkoutPort)
 
 	// 3. two sidecars.
 	registry := filepath.Join(dir, "registry.db")
-	orders, ordersSrc, err := d.startSidecar(ctx, &wg, "orders", ordersPort, registry, sentryAddr, authority, token)
+	orders, ordersSrc, tasks, err := d.startSidecar(ctx, "orders", ordersPort, registry, sentryAddr, authority, token)
 	if err != nil {
 		return err
 	}
-	checkout, checkoutSrc, err := d.startSidecar(ctx, &wg, "checkout", checkoutPort, registry, sentryAddr, authority, token)
+	sidecars = append(sidecars, tasks...)
+	checkout, checkoutSrc, tasks, err := d.startSidecar(ctx, "checkout", checkoutPort, registry, sentryAddr, authority, token)
 	if err != nil {
 		return err
 	}
+	sidecars = append(sidecars, tasks...)
 
+	script := task.Task{Name: "demo", Critical: true, Run: func(ctx context.Context) error {
+		return d.invoke(ctx, orders, checkout, ordersSrc, checkoutSrc, authority, registry)
+	}}
+	started = true
+	return task.Run(ctx, log, stages(script)...)
+}
+
+// invoke shows what the checkout sidecar sees when it dials the orders
+// sidecar, and makes the invocation as an app would.
+func (d *demo) invoke(ctx context.Context, orders, checkout *proxy.Sidecar, ordersSrc, checkoutSrc *identity.Source, authority *ca.CA, registry string) error {
 	// 4. what the checkout sidecar sees when it dials the orders sidecar.
 	if err := d.showHandshake(checkoutSrc, orders.InternalAddr()); err != nil {
 		return err
@@ -140,7 +174,7 @@ func runDemo(parent context.Context, out io.Writer, log *slog.Logger) error {
 		return fmt.Errorf("demo invocation failed: status %s, body %s", resp.Status, reply)
 	}
 	ordersSVID, _ := ordersSrc.GetX509SVID()
-	fmt.Fprintf(out, `
+	fmt.Fprintf(d.out, `
 What happened:
   checkout's sidecar resolved "orders" in %s and called it over mutual TLS.
   It verified the server's certificate: %s.
@@ -151,27 +185,26 @@ What happened:
 `, filepath.Base(registry), ordersSVID.ID, got.CallerAppID, authority.ActiveRoot().SerialNumber.Text(16)[:12],
 		ordersSVID.Certificates[0].NotAfter.Format(time.RFC3339))
 	d.step("demo done; stopping sidecars, apps and sentry")
-	cancel()
 	return nil
 }
 
-func (d *demo) startSentry(ctx context.Context, wg *sync.WaitGroup, token string) (*ca.CA, string, error) {
+func (d *demo) startSentry(ctx context.Context, token string) (*ca.CA, string, task.Task, error) {
 	credDir := filepath.Join(d.dir, "creds")
 	bundle, _, err := ca.LoadOrGenerate(ca.DefaultPaths(credDir), ca.GenerateOptions{TrustDomain: "localhost"})
 	if err != nil {
-		return nil, "", err
+		return nil, "", task.Task{}, err
 	}
 	authority, err := ca.New(bundle, ca.Options{WorkloadCertTTL: time.Hour})
 	if err != nil {
-		return nil, "", err
+		return nil, "", task.Task{}, err
 	}
 	jt, err := validator.NewJoinToken([]validator.Token{{Secret: token, AppIDs: []string{"*"}}})
 	if err != nil {
-		return nil, "", err
+		return nil, "", task.Task{}, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", err
+		return nil, "", task.Task{}, err
 	}
 	srv, err := server.New(server.Options{
 		CA:               authority,
@@ -181,45 +214,50 @@ func (d *demo) startSentry(ctx context.Context, wg *sync.WaitGroup, token string
 		Log: d.log.With("component", "sentry"),
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", task.Task{}, err
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
+	serve := task.Early(ctx, task.Task{Name: "sentry", Critical: true, Run: srv.Run})
 	d.step("sentry listening on %s as %s (new root CA, join-token validator, certificates in %s)", ln.Addr(), srv.ID(), credDir)
-	return authority, ln.Addr().String(), nil
+	return authority, ln.Addr().String(), serve, nil
 }
 
-func (d *demo) startSidecar(ctx context.Context, wg *sync.WaitGroup, appID string, appPort int, registry, sentryAddr string, authority *ca.CA, token string) (*proxy.Sidecar, *identity.Source, error) {
+func (d *demo) startSidecar(ctx context.Context, appID string, appPort int, registry, sentryAddr string, authority *ca.CA, token string) (*proxy.Sidecar, *identity.Source, []task.Task, error) {
 	sentryID, err := sentryclient.SentryID("localhost", "default")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	client, err := sentryclient.New(sentryclient.Config{Address: sentryAddr, TrustAnchors: authority.TrustAnchors(), SentryID: sentryID, Token: token})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = client.Close()
+		}
+	}()
 	id, err := identity.AppID(identity.DefaultTrustDomain, identity.DefaultNamespace, appID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	src := identity.NewSource()
 	src.SetTrustAnchors(authority.TrustAnchors())
 	rot := &identity.Rotator{ID: id, Issuer: client, Source: src, Log: d.log}
 	next, err := rot.Renew(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sidecar %s: get certificate from sentry: %w", appID, err)
+		return nil, nil, nil, fmt.Errorf("sidecar %s: get certificate from sentry: %w", appID, err)
 	}
 	svid, _ := src.GetX509SVID()
 	d.step("sidecar %-8s got certificate %s (serial %s) from sentry", appID, svid.ID, svid.Certificates[0].SerialNumber.Text(16)[:12])
 	log := d.log.With("app_id", appID)
 	lns, err := proxy.Listen(proxy.ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	app, err := proxy.NewApp(proxy.AppConfig{Port: appPort})
 	if err != nil {
 		lns.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	r, err := sqlite.New(resolve.Config{Self: resolve.Instance{
 		AppID: appID, Namespace: identity.DefaultNamespace, Address: "127.0.0.1",
@@ -227,7 +265,8 @@ func (d *demo) startSidecar(ctx context.Context, wg *sync.WaitGroup, appID strin
 	}, Configuration: map[string]any{"connectionString": registry}, Log: log})
 	if err != nil {
 		lns.Close()
-		return nil, nil, err
+		_ = app.Close()
+		return nil, nil, nil, err
 	}
 	resolver := resolve.NewCached(r, time.Second)
 	pool := transport.NewPool(transport.Options{Source: src, Log: log})
@@ -242,20 +281,23 @@ func (d *demo) startSidecar(ctx context.Context, wg *sync.WaitGroup, appID strin
 			Identity:   src, Log: log,
 		})
 	}
+	closeParts := func() error { return errors.Join(resolver.Close(), pool.Close(), app.Close()) }
 	if err != nil {
 		lns.Close()
-		_, _, _ = resolver.Close(), pool.Close(), app.Close()
-		return nil, nil, err
+		_ = closeParts()
+		return nil, nil, nil, err
 	}
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = rot.Run(ctx, next); _ = client.Close() }()
-	go func() {
-		defer wg.Done()
-		_ = s.Run(ctx)
-		_, _, _ = resolver.Close(), pool.Close(), app.Close()
-	}()
+	ok = true
+	tasks := []task.Task{
+		{Name: appID + " sidecar", Critical: true, Run: func(ctx context.Context) error {
+			return errors.Join(s.Run(ctx), closeParts())
+		}},
+		{Name: appID + " certificate rotation", Critical: true, Run: func(ctx context.Context) error {
+			return errors.Join(rot.Run(ctx, next), client.Close())
+		}},
+	}
 	d.step("sidecar %-8s HTTP API %s, gRPC API %s, mTLS on %s, registered in the SQLite registry", appID, s.HTTPAddr(), s.GRPCAddr(), s.InternalAddr())
-	return s, src, nil
+	return s, src, tasks, nil
 }
 
 // showHandshake dials addr with src's identity and prints the SPIFFE ID the
@@ -296,16 +338,26 @@ func ordersApp() http.Handler {
 	})
 }
 
-func serveApp(ctx context.Context, wg *sync.WaitGroup, h http.Handler) (int, error) {
+func serveApp(name string, h http.Handler) (int, task.Task, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return 0, task.Task{}, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = srv.Serve(ln) }()
-	go func() { defer wg.Done(); <-ctx.Done(); _ = srv.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ln.Addr().(*net.TCPAddr).Port, task.Task{Name: name, Critical: true, Run: func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		closeErr := srv.Close()
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return closeErr
+	}}, nil
 }
 
 func waitReady(ctx context.Context, addr string) error {
