@@ -82,25 +82,11 @@ func runDemo(parent context.Context, out io.Writer, log *slog.Logger) error {
 	d := &demo{out: out, log: log, dir: dir, start: time.Now()}
 
 	// Everything runs as tasks in one group, stopped in this order once
-	// the demo script ends: sidecars, then the apps, then sentry. If
-	// building fails half way, what was built is stopped the same way.
-	var sidecars, apps, sentry []task.Task
-	stages := func(script ...task.Task) []task.Stage {
-		return []task.Stage{
-			{Name: "demo", Tasks: script},
-			{Name: "sidecars", Tasks: sidecars},
-			{Name: "apps", Tasks: apps},
-			{Name: "sentry", Tasks: sentry},
-		}
-	}
-	started := false
-	defer func() {
-		if !started {
-			stopped, cancel := context.WithCancel(ctx)
-			cancel()
-			_ = task.Run(stopped, log, stages()...)
-		}
-	}()
+	// the demo script ends: sidecars, then the apps, then sentry.
+	var plan task.Plan
+	script, sidecars := plan.Stage("demo", 0), plan.Stage("sidecars", 0)
+	apps, sentry := plan.Stage("apps", 0), plan.Stage("sentry", 0)
+	defer plan.Abort(ctx, log)
 
 	// 1. sentry with a fresh CA and a join token; it serves from now on,
 	// since the sidecars get their certificates while they are built.
@@ -109,19 +95,19 @@ func runDemo(parent context.Context, out io.Writer, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sentry = append(sentry, sentryTask)
+	sentry.Add(sentryTask)
 
 	// 2. two apps.
 	ordersPort, ordersTask, err := serveApp("orders app", ordersApp())
 	if err != nil {
 		return err
 	}
-	apps = append(apps, ordersTask)
+	apps.Add(ordersTask)
 	checkoutPort, checkoutTask, err := serveApp("checkout app", http.NotFoundHandler())
 	if err != nil {
 		return err
 	}
-	apps = append(apps, checkoutTask)
+	apps.Add(checkoutTask)
 	d.step("apps listening: orders on 127.0.0.1:%d, checkout on 127.0.0.1:%d", ordersPort, checkoutPort)
 
 	// 3. two sidecars.
@@ -130,18 +116,17 @@ func runDemo(parent context.Context, out io.Writer, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sidecars = append(sidecars, tasks...)
+	sidecars.Add(tasks...)
 	checkout, checkoutSrc, tasks, err := d.startSidecar(ctx, "checkout", checkoutPort, registry, sentryAddr, authority, token)
 	if err != nil {
 		return err
 	}
-	sidecars = append(sidecars, tasks...)
+	sidecars.Add(tasks...)
 
-	script := task.Task{Name: "demo", Critical: true, Run: func(ctx context.Context) error {
+	script.Add(task.Task{Name: "demo", Critical: true, Run: func(ctx context.Context) error {
 		return d.invoke(ctx, orders, checkout, ordersSrc, checkoutSrc, authority, registry)
-	}}
-	started = true
-	return task.Run(ctx, log, stages(script)...)
+	}})
+	return plan.Run(ctx, log)
 }
 
 // invoke shows what the checkout sidecar sees when it dials the orders

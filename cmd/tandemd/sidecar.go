@@ -54,25 +54,11 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	// The tasks, by the order in which they stop: what takes work in and
 	// drains it, then background loops, then the connections the drained
 	// work used, then the components. Parts that only need closing are
-	// cleanups in their stage. If building fails half way, what was built
-	// is started and stopped at once, in the same order.
-	var serve, background, connections, comps []task.Task
-	stages := func() []task.Stage {
-		return []task.Stage{
-			{Name: "serve", Tasks: serve},
-			{Name: "background", Tasks: background},
-			{Name: "connections", Tasks: connections},
-			{Name: "components", Tasks: comps},
-		}
-	}
-	started := false
-	defer func() {
-		if !started {
-			stopped, cancel := context.WithCancel(ctx)
-			cancel()
-			_ = task.Run(stopped, log, stages()...)
-		}
-	}()
+	// cleanups in their stage.
+	var plan task.Plan
+	serve, background := plan.Stage("serve", 0), plan.Stage("background", 0)
+	connections, comps := plan.Stage("connections", 0), plan.Stage("components", 0)
+	defer plan.Abort(ctx, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -84,7 +70,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		if err != nil || src == nil { // src is nil if ctx ended while waiting for sentry
 			return err
 		}
-		background = append(background, tasks...)
+		background.Add(tasks...)
 	} else {
 		log.Warn("mTLS is disabled: sidecar-to-sidecar traffic is plaintext and callers are not authenticated; pass --enable-mtls with --sentry-address to turn it on")
 	}
@@ -94,14 +80,14 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		serve = append(serve, t)
+		serve.Add(t)
 	}
 
 	live, err := newLiveConfig(cfg, o.AppProtocol, log)
 	if err != nil {
 		return err
 	}
-	background = append(background, task.Task{Name: "configuration reload", Run: func(ctx context.Context) error {
+	background.Add(task.Task{Name: "configuration reload", Run: func(ctx context.Context) error {
 		live.watch(ctx, o.ConfigPaths, reloadInterval)
 		return nil
 	}})
@@ -116,7 +102,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	}
 
 	rc := loadComponents(o, log)
-	comps = append(comps, task.Cleanup("components", func() error { rc.Close(); return nil })) // Close logs what fails
+	comps.Add(task.Cleanup("components", func() error { rc.Close(); return nil })) // Close logs what fails
 	// Resiliency files come from the resource folders and follow their
 	// hot reload; every call looks up the policies in effect.
 	resLog := log.With("component", "resiliency")
@@ -135,7 +121,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
 	})
 	rc.onChange = pubsubAPI.Reload
-	background = append(background, task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
+	background.Add(task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
 		rc.watch(ctx, o.ResourcesPaths, o.AppID)
 		return nil
 	}})
@@ -151,7 +137,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	// The sidecar closes them when it stops; this is for a failed start.
-	connections = append(connections, task.Cleanup("listeners", func() error { lns.Close(); return nil }))
+	connections.Add(task.Cleanup("listeners", func() error { lns.Close(); return nil }))
 	app, err := proxy.NewApp(proxy.AppConfig{
 		Port: o.AppPort, Protocol: o.AppProtocol, ChannelAddress: o.AppChannelAddress, APIToken: o.AppAPIToken,
 		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
@@ -159,7 +145,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	connections = append(connections, task.Cleanup("app channel", app.Close))
+	connections.Add(task.Cleanup("app channel", app.Close))
 	if app.HTTP != nil && obs.AppHTTPTransport != nil {
 		app.HTTP.Client().Transport = obs.AppHTTPTransport(app.HTTP.Client().Transport)
 	}
@@ -176,11 +162,11 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	// Deregistering comes after the servers have drained, as before.
-	connections = append(connections, task.Cleanup("name resolution", resolver.Close))
+	connections.Add(task.Cleanup("name resolution", resolver.Close))
 	pool := transport.NewPool(transport.Options{
 		Source: src, MaxMessageSize: proxy.MessageSize(int64(o.MaxRequestBodySize)), DialOptions: obs.DialOptions, Log: log,
 	})
-	connections = append(connections, task.Cleanup("connection pool", pool.Close))
+	connections.Add(task.Cleanup("connection pool", pool.Close))
 	client, err := invoke.NewClient(invoke.ClientOptions{
 		Resolver: resolver, Pool: pool, AppID: o.AppID, Namespace: o.Namespace, Local: app.Channel(), Log: log,
 	})
@@ -204,9 +190,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	log.Info("name resolution", "component", component)
-	serve = append(serve, task.Task{Name: "sidecar", Critical: true, Run: s.Run})
-	started = true
-	return task.Run(ctx, log, stages()...)
+	serve.Add(task.Task{Name: "sidecar", Critical: true, Run: s.Run})
+	return plan.Run(ctx, log)
 }
 
 // nameResolution builds the Configuration's name resolution component

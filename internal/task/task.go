@@ -213,3 +213,50 @@ func Early(ctx context.Context, t Task) Task {
 		}
 	}}
 }
+
+// Plan collects a binary's tasks, stage by stage, while its root builds
+// the parts, so each part's task is added where the part is built:
+//
+//	var plan task.Plan
+//	serve, closing := plan.Stage("serve", 0), plan.Stage("close", 0)
+//	defer plan.Abort(ctx, log) // a failed start stops what was built
+//	...
+//	closing.Add(task.Cleanup("components", comps.Close))
+//	serve.Add(task.Task{Name: "sidecar", Critical: true, Run: s.Run})
+//	return plan.Run(ctx, log)
+type Plan struct {
+	stages  []*Stage
+	started bool
+}
+
+// Stage adds a stage after the ones added so far and returns it.
+func (p *Plan) Stage(name string, grace time.Duration) *Stage {
+	s := &Stage{Name: name, Grace: grace}
+	p.stages = append(p.stages, s)
+	return s
+}
+
+// Add adds tasks to the stage.
+func (s *Stage) Add(t ...Task) { s.Tasks = append(s.Tasks, t...) }
+
+// Run runs the plan's tasks (see Run).
+func (p *Plan) Run(ctx context.Context, log *slog.Logger) error {
+	p.started = true
+	stages := make([]Stage, len(p.stages))
+	for i, s := range p.stages {
+		stages[i] = *s
+	}
+	return Run(ctx, log, stages...)
+}
+
+// Abort, unless Run was called, starts and at once stops the tasks added
+// so far, in stage order: the cleanups close what was built and the tasks
+// started early are stopped.
+func (p *Plan) Abort(ctx context.Context, log *slog.Logger) {
+	if p.started {
+		return
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = p.Run(stopped, log)
+}

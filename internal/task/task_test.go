@@ -241,3 +241,35 @@ func TestEarlyRunsBeforeTheGroupAndStopsWithIt(t *testing.T) {
 		}
 	})
 }
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name string
+		run  bool
+		want []string
+	}{
+		{"aborted before running", false, []string{"cancel a", "stopped a", "close b"}},
+		{"run", true, []string{"cancel a", "stopped a", "close b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			var plan Plan
+			first, second := plan.Stage("first", 0), plan.Stage("second", 0)
+			second.Add(Cleanup("b", func() error { rec.add("close b"); return nil }))
+			first.Add(untilCancelled(rec, "a", 0, nil))
+			ctx, cancel := context.WithCancel(context.Background())
+			if tc.run {
+				cancel()
+				if err := plan.Run(ctx, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			plan.Abort(context.Background(), nil) // no-op after Run
+			cancel()
+			if got := rec.list(); !slices.Equal(got, tc.want) {
+				t.Errorf("events %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
