@@ -277,6 +277,7 @@ func (d *demo) startSidecar(ctx context.Context, appID string, appPort int, regi
 		{Name: appID + " sidecar", Critical: true, Run: func(ctx context.Context) error {
 			return errors.Join(s.Run(ctx), closeParts())
 		}},
+		{Name: appID + " name resolution heartbeat", Critical: true, Run: r.Run},
 		{Name: appID + " certificate rotation", Critical: true, Run: func(ctx context.Context) error {
 			return errors.Join(rot.Run(ctx, next), client.Close())
 		}},

@@ -154,12 +154,15 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	resolver, component, err := nameResolution(cfg.Spec.NameResolution, resolve.Instance{
+	resolver, heartbeat, component, err := nameResolution(cfg.Spec.NameResolution, resolve.Instance{
 		AppID: o.AppID, Namespace: o.Namespace, Address: host,
 		InternalPort: lns.InternalPort(), HTTPPort: lns.HTTPPort(), AppPort: o.AppPort,
 	}, metrics, log, resLog)
 	if err != nil {
 		return err
+	}
+	if heartbeat != nil {
+		background.Add(task.Task{Name: "name resolution heartbeat", Critical: true, Run: heartbeat.Run})
 	}
 	// Deregistering comes after the servers have drained, as before.
 	connections.Add(task.Cleanup("name resolution", resolver.Close))
@@ -197,8 +200,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 // nameResolution builds the Configuration's name resolution component
 // (mdns by default) for self, behind a short cache and outlier ejection:
 // failing instances are taken out of rotation, learning from the resilient
-// invoker which instance served each call.
-func nameResolution(nr config.NameResolution, self resolve.Instance, metrics *observe.Metrics, log, resLog *slog.Logger) (*resilient.Resolver, string, error) {
+// invoker which instance served each call. The component's background work
+// (a registry heartbeat), if it has any, is returned to be run as a task.
+func nameResolution(nr config.NameResolution, self resolve.Instance, metrics *observe.Metrics, log, resLog *slog.Logger) (*resilient.Resolver, resolve.Runner, string, error) {
 	component := nr.Component
 	if component == "" {
 		component = defaultResolver
@@ -206,7 +210,7 @@ func nameResolution(nr config.NameResolution, self resolve.Instance, metrics *ob
 	nrConfig, _ := nr.Configuration.(map[string]any)
 	r, err := resolvers.New(component, resolve.Config{Self: self, Configuration: nrConfig, Log: log.With("component", "nameresolution")})
 	if err != nil {
-		return nil, "", fmt.Errorf("name resolution: %w", err)
+		return nil, nil, "", fmt.Errorf("name resolution: %w", err)
 	}
 	onEject, onReturn := metrics.EjectorHooks()
 	ejection := resiliency.EjectorConfig{
@@ -223,7 +227,8 @@ func nameResolution(nr config.NameResolution, self resolve.Instance, metrics *ob
 			}
 		},
 	}
-	return resilient.NewResolver(resolve.NewCached(r, resolveCacheTTL), resilient.ResolverOptions{Ejection: ejection}), component, nil
+	run, _ := r.(resolve.Runner)
+	return resilient.NewResolver(resolve.NewCached(r, resolveCacheTTL), resilient.ResolverOptions{Ejection: ejection}), run, component, nil
 }
 
 func metricsPort(o *Options) int {

@@ -42,6 +42,13 @@ type Resolver interface {
 	Close() error
 }
 
+// Runner is implemented by resolvers with background work, such as a
+// registry heartbeat. The binary's root runs it as a task until shutdown,
+// and calls Close (deregistration) after it has returned.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
 // Config is what a resolver is built from.
 type Config struct {
 	// Self is this sidecar; resolvers that register make it findable.

@@ -69,19 +69,12 @@ func (r *Resolver) deregister(ctx context.Context) error {
 
 // heartbeat renews the row every updateInterval - timeout, so a renewal
 // that takes the whole timeout still lands before the row goes stale.
-func (r *Resolver) heartbeat() {
-	defer r.wg.Done()
+func (r *Resolver) heartbeat(ctx context.Context) {
 	t := time.NewTicker(r.opts.UpdateInterval - r.opts.Timeout)
 	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-r.stop
-		cancel()
-	}()
 	for {
 		select {
-		case <-r.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -98,14 +91,7 @@ func (r *Resolver) heartbeat() {
 }
 
 // cleanupLoop deletes stale rows now and every cleanupInterval.
-func (r *Resolver) cleanupLoop() {
-	defer r.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-r.stop
-		cancel()
-	}()
+func (r *Resolver) cleanupLoop(ctx context.Context) {
 	t := time.NewTicker(r.opts.CleanupInterval)
 	defer t.Stop()
 	for {
@@ -117,7 +103,7 @@ func (r *Resolver) cleanupLoop() {
 			r.log.Info("removed stale name resolution rows", "count", n)
 		}
 		select {
-		case <-r.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

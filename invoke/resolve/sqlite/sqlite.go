@@ -55,7 +55,9 @@ type Resolver struct {
 	counters map[resolve.Request]uint64
 
 	stop      chan struct{}
-	wg        sync.WaitGroup
+	runMu     sync.Mutex
+	closed    bool           // Close has begun: Run returns at once
+	wg        sync.WaitGroup // Run
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -63,11 +65,12 @@ type Resolver struct {
 var (
 	_ resolve.Resolver = (*Resolver)(nil)
 	_ resolve.Lister   = (*Resolver)(nil)
+	_ resolve.Runner   = (*Resolver)(nil)
 )
 
-// New opens the database, migrates it to Dapr's layout, registers
-// cfg.Self (unless cfg.Self.AppID is empty: then it only resolves) and
-// starts the heartbeat and cleanup loops.
+// New opens the database, migrates it to Dapr's layout and registers
+// cfg.Self (unless cfg.Self.AppID is empty: then it only resolves). Run
+// keeps the registration alive.
 func New(cfg resolve.Config) (*Resolver, error) {
 	opts, err := ParseOptions(cfg.Configuration)
 	if err != nil {
@@ -123,12 +126,6 @@ func New(cfg resolve.Config) (*Resolver, error) {
 			r.db.Close()
 			return nil, fmt.Errorf("sqlite name resolution: register %s (%s) in %s: %w", cfg.Self.AppID, r.addr, opts.path(), err)
 		}
-		r.wg.Add(1)
-		go r.heartbeat()
-	}
-	if opts.CleanupInterval > 0 {
-		r.wg.Add(1)
-		go r.cleanupLoop()
 	}
 	return r, nil
 }
@@ -183,9 +180,47 @@ WHERE app_id = ? AND unixepoch(CURRENT_TIMESTAMP) - last_update < ?`, r.opts.Tab
 	return out, nil
 }
 
-// Close stops the loops, deletes this sidecar's row and closes the file.
+// Run renews this sidecar's row (the heartbeat, every updateInterval
+// minus timeout) and deletes stale rows (every cleanupInterval) until ctx
+// ends or Close is called. The binary's root runs it as a task; without it
+// the registration goes stale after updateInterval. Failures are logged
+// and retried at the next tick; Run returns nil.
+func (r *Resolver) Run(ctx context.Context) error {
+	r.runMu.Lock()
+	if r.closed {
+		r.runMu.Unlock()
+		return nil
+	}
+	r.wg.Add(1)
+	r.runMu.Unlock()
+	defer r.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	if r.addr != "" {
+		wg.Go(func() { r.heartbeat(ctx) })
+	}
+	if r.opts.CleanupInterval > 0 {
+		wg.Go(func() { r.cleanupLoop(ctx) })
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// Close stops Run, deletes this sidecar's row and closes the file.
 func (r *Resolver) Close() error {
 	r.closeOnce.Do(func() {
+		r.runMu.Lock()
+		r.closed = true
+		r.runMu.Unlock()
 		close(r.stop)
 		r.wg.Wait()
 		var errs []error

@@ -19,8 +19,25 @@ func dbPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "nr.db")
 }
 
-// start builds a resolver on path; appID "" makes a resolve-only one.
+// start builds a resolver on path and runs it; appID "" makes a
+// resolve-only one.
 func start(t *testing.T, path, appID, ns string, port int, extra map[string]any) *Resolver {
+	t.Helper()
+	r := build(t, path, appID, ns, port, extra)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return r
+}
+
+// build builds a resolver on path without running its loops.
+func build(t *testing.T, path, appID, ns string, port int, extra map[string]any) *Resolver {
 	t.Helper()
 	cfg := map[string]any{"connectionString": path, "updateInterval": "2s", "timeout": "1s"}
 	for k, v := range extra {
@@ -338,7 +355,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func TestCleanup(t *testing.T) {
 	path := dbPath(t)
-	r := start(t, path, "orders", "", 50001, map[string]any{"cleanupInterval": "0"})
+	r := build(t, path, "orders", "", 50001, map[string]any{"cleanupInterval": "0"})
 	db := rawDB(t, path)
 	exec(t, db, `INSERT INTO hosts VALUES ('dead', '127.0.0.1:1', 'cart', '', unixepoch(CURRENT_TIMESTAMP) - 100)`)
 	exec(t, db, `INSERT INTO hosts VALUES ('slow', '127.0.0.1:2', 'cart', '', unixepoch(CURRENT_TIMESTAMP) - 3)`)
@@ -428,5 +445,26 @@ func TestNewErrors(t *testing.T) {
 				t.Fatalf("error %q does not mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCloseStopsRun(t *testing.T) {
+	r := build(t, dbPath(t), "orders", "", 50001, nil)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still running after Close")
+	}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatalf("Run after Close: %v", err)
 	}
 }
