@@ -279,13 +279,13 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	lns, grace := s.o.Listeners, s.o.GracefulShutdown
 	defer lns.Close()
 	servers := []task.Task{
-		serveTask("http server", lns.HTTP, s.httpSrv.Serve, httpStop(s.httpSrv, grace)),
+		HTTPTask("http server", s.httpSrv, lns.HTTP, grace),
 		serveTask("grpc server", lns.GRPC, s.grpcSrv.Serve, grpcStop(s.grpcSrv, grace)),
 		serveTask("internal grpc server", []net.Listener{lns.Internal}, s.internalSrv.Serve, grpcStop(s.internalSrv, grace)),
 	}
 	var metrics []task.Task
 	if s.metricsSrv != nil {
-		metrics = append(metrics, serveTask("metrics server", []net.Listener{lns.Metrics}, s.metricsSrv.Serve, func() { _ = s.metricsSrv.Close() }))
+		metrics = append(metrics, HTTPTask("metrics server", s.metricsSrv, []net.Listener{lns.Metrics}, 0))
 	}
 	s.log.Info("sidecar serving",
 		"app_id", s.o.Self.AppID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "internal_grpc", s.InternalAddr(),
@@ -350,15 +350,18 @@ func serveTask(name string, lns []net.Listener, serve func(net.Listener) error, 
 	}}
 }
 
-// httpStop lets in-flight requests finish for up to grace, then closes.
-func httpStop(srv *http.Server, grace time.Duration) func() {
-	return func() {
+// HTTPTask serves srv on every listener in lns as a critical task: when
+// its context ends it stops taking requests and lets in-flight ones finish
+// for up to grace (zero: none), then closes. A listener that fails stops
+// the others and is the task's error.
+func HTTPTask(name string, srv *http.Server, lns []net.Listener, grace time.Duration) task.Task {
+	return serveTask(name, lns, srv.Serve, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			_ = srv.Close()
 		}
-	}
+	})
 }
 
 // grpcStop lets in-flight calls finish for up to grace, then stops.

@@ -330,20 +330,7 @@ func serveApp(name string, h http.Handler) (int, task.Task, error) {
 		return 0, task.Task{}, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	return ln.Addr().(*net.TCPAddr).Port, task.Task{Name: name, Critical: true, Run: func(ctx context.Context) error {
-		errc := make(chan error, 1)
-		go func() { errc <- srv.Serve(ln) }()
-		select {
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
-		}
-		closeErr := srv.Close()
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return closeErr
-	}}, nil
+	return ln.Addr().(*net.TCPAddr).Port, proxy.HTTPTask(name, srv, []net.Listener{ln}, 0), nil
 }
 
 func waitReady(ctx context.Context, addr string) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemrun/tandem/internal/task"
+	"github.com/tandemrun/tandem/proxy"
 )
 
 // profilingTask opens the listeners of Go's pprof handlers under
@@ -47,19 +47,7 @@ func profilingTask(hosts []string, port int, log *slog.Logger) (task.Task, []str
 	}
 	log.Warn("profiling server (pprof) listening: anyone who can reach it can read the sidecar's memory profile; turn it off with --enable-profiling=false in production",
 		"addresses", addrs, "path", "/debug/pprof/")
-	return task.Task{Name: "profiling server", Run: func(ctx context.Context) error {
-		errc := make(chan error, len(lns))
-		for _, ln := range lns {
-			go func() { errc <- srv.Serve(ln) }()
-		}
-		<-ctx.Done()
-		closeErr := srv.Close()
-		var errs []error
-		for range lns {
-			if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-				errs = append(errs, err)
-			}
-		}
-		return errors.Join(append(errs, closeErr)...)
-	}}, addrs, nil
+	t := proxy.HTTPTask("profiling server", srv, lns, 0)
+	t.Critical = false // the sidecar goes on without it
+	return t, addrs, nil
 }
