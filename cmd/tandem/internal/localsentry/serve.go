@@ -12,13 +12,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
 	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
+	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/sentry/ca"
 	"github.com/tandemrun/tandem/sentry/server"
 	"github.com/tandemrun/tandem/sentry/validator"
@@ -107,13 +106,14 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 	mux.Handle("/healthz", srv.Healthz())
 	mux.Handle("/metrics", server.MetricsHandler(reg))
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 2)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); errs <- srv.Run(ctx) }()
-	go func() { defer wg.Done(); errs <- server.ServeHTTP(ctx, healthLis, mux) }()
+	// The servers answer before the record that points at them is saved.
+	var plan task.Plan
+	serving := plan.Stage("serve", 0)
+	defer plan.Abort(ctx, log)
+	serving.Add(task.Early(ctx, task.Task{Name: "ca service", Critical: true, Run: srv.Run}),
+		task.Early(ctx, task.Task{Name: "healthz server", Critical: true, Run: func(ctx context.Context) error {
+			return server.ServeHTTP(ctx, healthLis, mux)
+		}}))
 
 	self := registry.NewProc(os.Getpid())
 	rec := &registry.Sentry{
@@ -121,13 +121,9 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 		MetricsURL: "http://" + healthLis.Addr().String() + "/metrics", CA: fp, Started: time.Now().UTC(),
 	}
 	if err := os.MkdirAll(h.RunDir(), 0o700); err != nil {
-		cancel()
-		wg.Wait()
 		return err
 	}
 	if err := registry.SaveSentry(h.SentryFile(), rec); err != nil {
-		cancel()
-		wg.Wait()
 		return err
 	}
 	defer func() {
@@ -137,50 +133,36 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 	}()
 	log.Info("local sentry listening", "address", rec.Address, "healthz", rec.HealthAddr,
 		"root_expires", authority.TrustAnchors()[0].NotAfter.UTC().Format(time.RFC3339), "idle_exit", o.IdleExit.String())
-
-	idle := idleWatch(ctx, registry.Dir(h.AppsDir()), o.IdleExit)
-	var first error
-	select {
-	case <-ctx.Done():
-	case <-idle:
-		log.Info("no app has run for a while; sentry exits (the next `tandem run` starts it again)", "idle", o.IdleExit.String())
-	case first = <-errs:
+	if o.IdleExit > 0 {
+		serving.Add(task.Task{Name: "idle exit", Critical: true, Run: func(ctx context.Context) error {
+			if idle(ctx, registry.Dir(h.AppsDir()), o.IdleExit) {
+				log.Info("no app has run for a while; sentry exits (the next `tandem run` starts it again)", "idle", o.IdleExit.String())
+			}
+			return nil
+		}})
 	}
-	cancel()
-	wg.Wait()
-	if first != nil && !errors.Is(first, context.Canceled) {
-		return first
-	}
-	return nil
+	return plan.Run(ctx, log)
 }
 
-// idleWatch closes the returned channel once apps has had no live record
-// for d (never if d is 0).
-func idleWatch(ctx context.Context, apps registry.Dir, d time.Duration) <-chan struct{} {
-	ch := make(chan struct{})
-	if d <= 0 {
-		return ch
-	}
+// idle waits until apps has had no live record for d, and reports whether
+// it did before ctx ended.
+func idle(ctx context.Context, apps registry.Dir, d time.Duration) bool {
 	tick := min(d/4, 5*time.Second)
-	go func() {
-		last := time.Now()
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if list, _ := apps.List(); len(list) > 0 {
-				last = time.Now()
-				continue
-			}
-			if time.Since(last) >= d {
-				close(ch)
-				return
-			}
+	last := time.Now()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
 		}
-	}()
-	return ch
+		if list, _ := apps.List(); len(list) > 0 {
+			last = time.Now()
+			continue
+		}
+		if time.Since(last) >= d {
+			return true
+		}
+	}
 }
