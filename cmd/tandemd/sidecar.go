@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -39,6 +40,9 @@ const resolveCacheTTL = 2 * time.Second
 func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	for _, ig := range o.Ignored {
 		log.Info("flag accepted but ignored: Tandem does not implement this feature yet", "flag", ig)
+	}
+	if o.AppID == "" { // before anything registers under it
+		return errors.New("sidecar: --app-id is required")
 	}
 	cfg, err := config.LoadFiles(os.Getenv, o.ConfigPaths...)
 	if err != nil {
