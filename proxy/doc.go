@@ -1,8 +1,11 @@
-// Package proxy is the sidecar: it owns the listeners and the lifecycle of
-// the Dapr HTTP API (httpapi), the Dapr gRPC API (grpcapi), the internal
-// sidecar-to-sidecar gRPC server (invoke.Server and gRPC proxying) and the
-// app channel (appchannel), and shuts them down gracefully.
+// Package proxy is the sidecar's serving side: the Dapr HTTP API
+// (httpapi), the Dapr gRPC API (grpcapi) and the internal
+// sidecar-to-sidecar gRPC server (invoke.Server and gRPC proxying), served
+// on Listeners and shut down in order by Sidecar.Run.
 //
-// cmd/tandemd builds the identity, the resolver and the Options; proxy
-// reaches no further up.
+// It builds only its servers and their handlers. The parts that a binary
+// chooses — the app channel (NewApp), name resolution, the connection
+// pool, the invoker and its resiliency wrapper, access control, the
+// building-block APIs — are built by the binary's root (cmd/tandemd) and
+// handed in through Options as values; the root closes them after Run.
 package proxy
