@@ -25,6 +25,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/appchannel"
 	"github.com/tandemrun/tandem/proxy/grpcapi"
+	"github.com/tandemrun/tandem/proxy/headers"
 	"github.com/tandemrun/tandem/proxy/httpapi"
 )
 
@@ -296,7 +297,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// The forwarding entries daprd adds to calls to other apps, worked out
 	// once for both APIs.
-	forwarded := appchannel.HostForwarded(o.HostIP)
+	forwarded := headers.HostForwarded(o.HostIP)
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
