@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/filewatch"
 )
 
 // Op is what happened to a resource.
@@ -59,46 +61,37 @@ type Change struct {
 // the resources differ from prev (the set loaded at startup) or the
 // problems found change. Polling compares file contents, so edits in
 // place, atomic renames and Kubernetes ConfigMap symlink swaps are all
-// seen. The channel is closed when ctx ends. Changes are not dropped: a
-// slow reader delays the next poll.
+// seen; new contents are loaded once they have settled (internal/filewatch:
+// two polls in a row saw them), so a file caught half written is not. The
+// channel is closed when ctx ends. Changes are not dropped: a slow reader
+// delays the next poll.
 func Watch(ctx context.Context, dirs []string, appID string, interval time.Duration, prev *Set) <-chan Change {
-	if interval <= 0 {
-		interval = time.Second
-	}
 	if prev == nil {
 		prev = &Set{}
 	}
 	out := make(chan Change)
-	go func() {
-		defer close(out)
-		var last []byte
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			fp := fingerprint(dirs)
-			if last != nil && bytes.Equal(fp, last) {
-				continue
-			}
-			last = fp
+	w := &filewatch.Watcher{
+		Read:     func() ([]byte, error) { return fingerprint(dirs), nil },
+		Interval: interval,
+		Apply: func([]byte) error {
 			next, _ := Load(dirs, appID)
 			next = keepLastGood(prev, next)
 			events := Diff(prev, next)
 			if len(events) == 0 && sameErrors(prev.Errors, next.Errors) {
 				prev = next
-				continue
+				return nil
 			}
 			select {
 			case out <- Change{Set: next, Events: events, Errors: next.Errors}:
 				prev = next
 			case <-ctx.Done():
-				return
 			}
-		}
+			return nil
+		},
+	}
+	go func() {
+		defer close(out)
+		_ = w.Run(ctx)
 	}()
 	return out
 }

@@ -3,7 +3,6 @@ package identity
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/tandemrun/tandem/internal/filewatch"
 )
 
 // DefaultAnchorsPollInterval is how often WatchTrustAnchorsFile reads the file.
@@ -37,10 +38,11 @@ func ReadTrustAnchorsFile(path string) ([]*x509.Certificate, error) {
 // WatchTrustAnchorsFile keeps src's trust anchors equal to the certificates
 // in path until ctx ends: the file is read every interval
 // (DefaultAnchorsPollInterval if zero) and installed whenever its content
-// changes, so a root added or removed during a rotation takes effect
-// without a restart. A file that is missing or holds no valid certificate
-// (half written) is reported and the current anchors are kept. The file is
-// read once at the start too, and installed if it parses.
+// changes and has settled (internal/filewatch: two polls in a row saw it),
+// so a root added or removed during a rotation takes effect without a
+// restart and a file caught half written is not loaded. A file that holds
+// no valid certificate is reported and the current anchors are kept. The
+// file is read once at the start too, and installed if it parses.
 //
 // onChange, if set, is called with the anchors after every change.
 func WatchTrustAnchorsFile(ctx context.Context, path string, src *Source, interval time.Duration, log *slog.Logger, onChange func([]*x509.Certificate)) error {
@@ -53,27 +55,14 @@ func WatchTrustAnchorsFile(ctx context.Context, path string, src *Source, interv
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var last [sha256.Size]byte
-	poll := func(first bool) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			if first {
-				log.Warn("cannot read the trust anchors file; keeping the current anchors", "file", path, "error", err)
-			}
-			return
-		}
-		sum := sha256.Sum256(b)
-		if sum == last {
-			return
-		}
-		last = sum
+	apply := func(b []byte) error {
 		certs, err := ParseCertificates(b)
 		if err != nil {
 			log.Warn("trust anchors file changed but holds no valid certificates; keeping the current anchors", "file", path, "error", err)
-			return
+			return err
 		}
 		if sameCerts(certs, src.TrustAnchors()) {
-			return
+			return nil
 		}
 		src.SetTrustAnchors(certs)
 		log.Info("trust anchors reloaded from file", "file", path, "anchors", len(certs), "subjects", subjects(certs))
@@ -81,18 +70,19 @@ func WatchTrustAnchorsFile(ctx context.Context, path string, src *Source, interv
 		if onChange != nil {
 			onChange(certs)
 		}
+		return nil
 	}
-	poll(true)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			poll(false)
-		}
+	// The file as it is now is installed at once: nothing was loaded from
+	// it yet. Later changes are applied once they have settled.
+	read := func() ([]byte, error) { return os.ReadFile(path) }
+	current, err := read()
+	if err != nil {
+		log.Warn("cannot read the trust anchors file; keeping the current anchors", "file", path, "error", err)
+	} else {
+		_ = apply(current)
 	}
+	w := &filewatch.Watcher{Read: read, Apply: apply, Interval: interval, Current: current}
+	return w.Run(ctx)
 }
 
 func sameCerts(a, b []*x509.Certificate) bool {

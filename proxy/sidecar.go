@@ -25,6 +25,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/appchannel"
 	"github.com/tandemrun/tandem/proxy/grpcapi"
+	"github.com/tandemrun/tandem/proxy/headers"
 	"github.com/tandemrun/tandem/proxy/httpapi"
 )
 
@@ -211,7 +212,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// The forwarding entries daprd adds to calls to other apps, worked out
 	// once for both APIs.
-	forwarded := appchannel.HostForwarded(self.HostIP)
+	forwarded := headers.HostForwarded(self.HostIP)
 	apis := o.APIs
 
 	// Public gRPC API (plaintext on loopback, like daprd).

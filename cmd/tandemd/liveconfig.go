@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/filewatch"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/acl"
 )
@@ -84,25 +84,14 @@ func (l *liveConfig) secretAllowed(store, key string) bool {
 	return l.cfg.Load().SecretAllowed(store, key)
 }
 
-// watch polls the configuration files and applies valid changes.
+// watch polls the configuration files and applies valid changes once they
+// have settled (internal/filewatch).
 func (l *liveConfig) watch(ctx context.Context, paths []string, interval time.Duration) {
 	if len(paths) == 0 {
 		return
 	}
-	last := hashFiles(paths)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		h := hashFiles(paths)
-		if h == last {
-			continue
-		}
-		last = h
+	read := func() ([]byte, error) { return readFiles(paths), nil }
+	w := &filewatch.Watcher{Read: read, Interval: interval, Current: readFiles(paths), Apply: func([]byte) error {
 		cfg, err := config.LoadFiles(os.Getenv, paths...)
 		if err == nil {
 			err = cfg.Validate()
@@ -112,23 +101,24 @@ func (l *liveConfig) watch(ctx context.Context, paths []string, interval time.Du
 		}
 		if err != nil {
 			l.log.Error("configuration changed but is not valid; keeping the current one", "files", paths, "error", err)
-			continue
+			return err
 		}
 		l.log.Info("configuration reloaded: access control and secret scopes apply now; mTLS, tracing, metrics and name resolution changes apply at the next restart", "files", paths)
-	}
+		return nil
+	}}
+	_ = w.Run(ctx)
 }
 
-func hashFiles(paths []string) [32]byte {
-	h := sha256.New()
+// readFiles returns the files' contents, a missing one marked as such.
+func readFiles(paths []string) []byte {
+	var out []byte
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			h.Write([]byte("missing:" + p))
+			out = append(out, "missing:"+p...)
 			continue
 		}
-		h.Write(b)
+		out = append(out, b...)
 	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
 	return out
 }

@@ -204,21 +204,51 @@ func (s *State) Get(ctx context.Context, store string, req state.GetRequest) (*s
 // store has transactions (all or nothing), otherwise BulkSet, which tries
 // every item and reports every failure.
 func (s *State) Save(ctx context.Context, store string, items []state.SetRequest) error {
+	return batch[state.SetRequest]{
+		what: "save",
+		prepare: func(ref *storeRef, r *state.SetRequest) (err error) {
+			if r.Key == "" {
+				return apierr.MalformedRequest(`"key" is a required field`)
+			}
+			if err := validateWrite(r.Options, r.Metadata); err != nil {
+				return err
+			}
+			r.Key, err = ref.key(r.Key)
+			return err
+		},
+		one:  state.Store.Set,
+		op:   func(r *state.SetRequest) state.Operation { return state.Operation{Upsert: r} },
+		bulk: state.BulkSet,
+		fail: apierr.StateSave,
+	}.write(ctx, s, store, items)
+}
+
+// batch is one of the state write paths that take several items (save,
+// bulk delete): how an item is checked and keyed, and how one item, a
+// transaction operation and the store's bulk call are made.
+type batch[R any] struct {
+	what    string                    // for the log: "save", "bulk delete"
+	prepare func(*storeRef, *R) error // validates the item and sets its key to the store's
+	one     func(state.Store, context.Context, *R) error
+	op      func(*R) state.Operation
+	bulk    func(context.Context, state.Store, []R) error
+	fail    func(store string, kind apierr.StateETagKind, err error) *apierr.Error // the store's error as the API's
+}
+
+// write prepares every item first, so a malformed one writes nothing, then
+// makes one call: one item alone; several as one transaction when the store
+// has transactions (all or nothing), otherwise the bulk call, which tries
+// every item and reports every failure.
+func (b batch[R]) write(ctx context.Context, s *State, store string, items []R) error {
 	ref, err := s.acquire(store)
 	if err != nil {
 		return err
 	}
 	defer ref.release()
-	reqs := make([]state.SetRequest, len(items))
-	for i, it := range items {
-		if it.Key == "" {
-			return apierr.MalformedRequest(`"key" is a required field`)
-		}
-		if err := validateWrite(it.Options, it.Metadata); err != nil {
-			return err
-		}
-		reqs[i] = it
-		if reqs[i].Key, err = ref.key(it.Key); err != nil {
+	reqs := make([]R, len(items))
+	for i := range items {
+		reqs[i] = items[i]
+		if err := b.prepare(ref, &reqs[i]); err != nil {
 			return err
 		}
 	}
@@ -228,20 +258,20 @@ func (s *State) Save(ctx context.Context, store string, items []state.SetRequest
 	err = outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error {
 		switch {
 		case len(reqs) == 1:
-			return ref.s.Set(ctx, &reqs[0])
+			return b.one(ref.s, ctx, &reqs[0])
 		case transactional(ref.s):
 			ops := make([]state.Operation, len(reqs))
 			for i := range reqs {
-				ops[i].Upsert = &reqs[i]
+				ops[i] = b.op(&reqs[i])
 			}
 			return ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
 		default:
-			return state.BulkSet(ctx, ref.s, reqs)
+			return b.bulk(ctx, ref.s, reqs)
 		}
 	})
 	if err != nil {
-		s.log.Debug("state save failed", "store", store, "items", len(reqs), "error", err)
-		return apierr.StateSave(store, etagKind(err), err)
+		s.log.Debug("state "+b.what+" failed", "store", store, "items", len(reqs), "error", err)
+		return b.fail(store, etagKind(err), err)
 	}
 	return nil
 }
@@ -283,43 +313,20 @@ func (s *State) Delete(ctx context.Context, store string, req state.DeleteReques
 // BulkDelete removes several keys, atomically when the store has
 // transactions.
 func (s *State) BulkDelete(ctx context.Context, store string, items []state.DeleteRequest) error {
-	ref, err := s.acquire(store)
-	if err != nil {
-		return err
-	}
-	defer ref.release()
-	reqs := make([]state.DeleteRequest, len(items))
-	for i, it := range items {
-		if err := it.Options.Validate(); err != nil {
-			return apierr.MalformedRequest("%v", err)
-		}
-		reqs[i] = it
-		if reqs[i].Key, err = ref.key(it.Key); err != nil {
-			return err
-		}
-	}
-	if len(reqs) == 0 {
-		return nil
-	}
-	err = outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error {
-		switch {
-		case len(reqs) == 1:
-			return ref.s.Delete(ctx, &reqs[0])
-		case transactional(ref.s):
-			ops := make([]state.Operation, len(reqs))
-			for i := range reqs {
-				ops[i].Delete = &reqs[i]
+	return batch[state.DeleteRequest]{
+		what: "bulk delete",
+		prepare: func(ref *storeRef, r *state.DeleteRequest) (err error) {
+			if err := r.Options.Validate(); err != nil {
+				return apierr.MalformedRequest("%v", err)
 			}
-			return ref.s.(state.Transactional).Multi(ctx, &state.TransactionRequest{Operations: ops})
-		default:
-			return state.BulkDelete(ctx, ref.s, reqs)
-		}
-	})
-	if err != nil {
-		s.log.Debug("state bulk delete failed", "store", store, "items", len(reqs), "error", err)
-		return apierr.StateBulkDelete(store, etagKind(err), err)
-	}
-	return nil
+			r.Key, err = ref.key(r.Key)
+			return err
+		},
+		one:  state.Store.Delete,
+		op:   func(r *state.DeleteRequest) state.Operation { return state.Operation{Delete: r} },
+		bulk: state.BulkDelete,
+		fail: apierr.StateBulkDelete,
+	}.write(ctx, s, store, items)
 }
 
 // BulkGet reads several keys. Per-key failures are in the items' Error;

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // fakeCallback is a tiny gRPC app: it records the call and answers with
@@ -97,7 +98,7 @@ func TestGRPCInvoke(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ch.Close()
-			req := newReq("say/hi", commonv1.HTTPExtension_POST, "q=1", "application/json", Metadata{
+			req := newReq("say/hi", commonv1.HTTPExtension_POST, "q=1", "application/json", headers.Metadata{
 				"content-type":       lv("application/json"),
 				"accept":             lv("*/*"),
 				"x-user":             lv("u"),
@@ -140,10 +141,10 @@ func TestGRPCInvoke(t *testing.T) {
 			if resp.Message.GetStatus().GetMessage() != tt.wantMsg || len(resp.Message.GetStatus().GetDetails()) != tt.wantDetls {
 				t.Errorf("status = %v", resp.Message.GetStatus())
 			}
-			if First(resp.Message.GetHeaders(), "x-h") != "hv" || First(resp.Message.GetHeaders(), "x-b-bin") != "AAE=" {
+			if headers.First(resp.Message.GetHeaders(), "x-h") != "hv" || headers.First(resp.Message.GetHeaders(), "x-b-bin") != "AAE=" {
 				t.Errorf("headers = %v", resp.Message.GetHeaders())
 			}
-			if First(resp.Message.GetTrailers(), "x-t") != "tv" {
+			if headers.First(resp.Message.GetTrailers(), "x-t") != "tv" {
 				t.Errorf("trailers = %v", resp.Message.GetTrailers())
 			}
 			if got := resp.Message.GetMessage().GetData().GetTypeUrl(); got != tt.wantType {

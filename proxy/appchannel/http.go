@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/headers"
 	"github.com/tandemrun/tandem/proxy/appchannel/h1"
 )
 
@@ -174,8 +175,8 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	if err != nil {
 		return nil, fmt.Errorf("call app at %s: %w", h.host, err)
 	}
-	md := make(Metadata, len(resp.Header))
-	HeaderToMetadata(resp.Header, md)
+	md := make(headers.Metadata, len(resp.Header))
+	headers.FromHTTP(resp.Header, md)
 	return &invoke.Response{
 		Message: &internalsv1.InternalInvokeResponse{
 			Status:  &internalsv1.Status{Code: int32(resp.StatusCode)}, //nolint:gosec // HTTP status fits.
@@ -234,12 +235,12 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 
 	md := req.Message.GetMetadata()
 	hdr := make(http.Header, len(md)+2)
-	MetadataToHeader(md, hdr)
+	headers.ToHTTP(md, hdr)
 	if ct := msg.GetContentType(); ct != "" {
 		hdr["Content-Type"] = []string{ct}
 	}
 	if hdr.Get("Traceparent") == "" {
-		if bin, ok := decodeBin(First(md, traceBinKey)); ok {
+		if bin, ok := headers.DecodeBin(headers.First(md, "grpc-trace-bin")); ok {
 			if tp, ok := invoke.TraceParentFromBin(bin); ok {
 				hdr["Traceparent"] = []string{tp}
 			}
@@ -258,7 +259,7 @@ func contentLength(req *invoke.Request) int64 {
 	if req.ContentLength >= 0 {
 		return req.ContentLength
 	}
-	if v := First(req.Message.GetMetadata(), contentLengthKey); v != "" {
+	if v := headers.First(req.Message.GetMetadata(), "content-length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
 			return n
 		}

@@ -18,6 +18,7 @@ import (
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // seen is what the fake app observed.
@@ -55,7 +56,7 @@ func portOf(t *testing.T, srv *httptest.Server) (string, int) {
 	return host, port
 }
 
-func newReq(method string, verb commonv1.HTTPExtension_Verb, query, ct string, md Metadata, body io.Reader, n int64) *invoke.Request {
+func newReq(method string, verb commonv1.HTTPExtension_Verb, query, ct string, md headers.Metadata, body io.Reader, n int64) *invoke.Request {
 	return &invoke.Request{
 		Message: &internalsv1.InternalInvokeRequest{
 			Ver: internalsv1.APIVersion_V1,
@@ -89,7 +90,7 @@ func TestHTTPInvoke(t *testing.T) {
 		{
 			name:  "verb path query headers",
 			start: func(s *httptest.Server) { s.Start() },
-			req: newReq("orders/42/../7", commonv1.HTTPExtension_PATCH, "a=1&b=%20x", "application/json", Metadata{
+			req: newReq("orders/42/../7", commonv1.HTTPExtension_PATCH, "a=1&b=%20x", "application/json", headers.Metadata{
 				"x-custom":           lv("v1", "v2"),
 				"connection":         lv("x-hop"),
 				"x-hop":              lv("gone"),
@@ -157,7 +158,7 @@ func TestHTTPInvoke(t *testing.T) {
 		{
 			name:  "traceparent from grpc-trace-bin",
 			start: func(s *httptest.Server) { s.Start() },
-			req: newReq("t", commonv1.HTTPExtension_GET, "", "", Metadata{
+			req: newReq("t", commonv1.HTTPExtension_GET, "", "", headers.Metadata{
 				"grpc-trace-bin": lv(binOf("00-4bf824d1d1a5b6a65c810a7f0fb54000-98c63871e0a6e7c0-01")),
 			}, nil, 0),
 			check: func(t *testing.T, s seen) {
@@ -219,7 +220,7 @@ func TestHTTPInvoke(t *testing.T) {
 			if !resp.IsHTTP() || resp.Message.GetStatus().GetCode() != 202 {
 				t.Errorf("status = %d", resp.Message.GetStatus().GetCode())
 			}
-			if First(resp.Message.GetHeaders(), "x-reply") != "r" {
+			if headers.First(resp.Message.GetHeaders(), "x-reply") != "r" {
 				t.Errorf("headers = %v", resp.Message.GetHeaders())
 			}
 			// HTTP/2 has no Connection header, so only HTTP/1 can nominate.
@@ -297,31 +298,6 @@ func TestHTTPInvokeErrors(t *testing.T) {
 		if _, err := NewHTTP(cfg); err == nil {
 			t.Errorf("NewHTTP(%+v) accepted", cfg)
 		}
-	}
-}
-
-func TestHeaderToMetadata(t *testing.T) {
-	h := http.Header{
-		"Content-Type":      {"a/b"},
-		"Content-Length":    {"3"},
-		"Connection":        {"keep-alive, X-Gone"},
-		"X-Gone":            {"1"},
-		"Transfer-Encoding": {"chunked"},
-		"Dapr-App-Id":       {"orders"},
-		"X-Multi":           {"1", "2"},
-		"x-multi":           {"3"},
-	}
-	md := Metadata{}
-	HeaderToMetadata(h, md, "dapr-app-id")
-	want := map[string][]string{"content-type": {"a/b"}, "x-multi": nil}
-	if len(md) != len(want) {
-		t.Fatalf("md = %v", md)
-	}
-	if got := md["x-multi"].GetValues(); len(got) != 3 {
-		t.Errorf("x-multi = %v", got)
-	}
-	if First(md, "content-type") != "a/b" {
-		t.Errorf("content-type = %v", md["content-type"])
 	}
 }
 

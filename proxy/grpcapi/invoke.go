@@ -19,7 +19,7 @@ import (
 
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/apierr"
-	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // httpStatusKey is the response header carrying an HTTP app's status.
@@ -50,15 +50,15 @@ func (a *API) InvokeService(ctx context.Context, in *runtimev1.InvokeServiceRequ
 		// The bytes travel in Body; the type URL stays with the message.
 		fwd.Data = &anypb.Any{TypeUrl: tu}
 	}
-	var md appchannel.Metadata
+	var md headers.Metadata
 	if inMD, ok := metadata.FromIncomingContext(ctx); ok {
-		md = appchannel.GRPCToMetadata(inMD)
+		md = headers.FromGRPC(inMD)
 	}
 	if appID != a.cfg.AppID && a.cfg.Forwarded != nil {
 		// daprd adds the forwarding entries to every call that leaves for
 		// another sidecar, whichever API it came in by.
 		if md == nil {
-			md = make(appchannel.Metadata, 3)
+			md = make(headers.Metadata, 3)
 		}
 		a.cfg.Forwarded.AddTo(md)
 	}
@@ -87,22 +87,22 @@ func (a *API) InvokeService(ctx context.Context, in *runtimev1.InvokeServiceRequ
 	}
 
 	rm := resp.Message
-	headers := appchannel.MetadataToGRPC(rm.GetHeaders())
+	hdr := headers.ToGRPC(rm.GetHeaders())
 	var callErr error
 	if resp.IsHTTP() {
 		code := int(rm.GetStatus().GetCode())
 		callErr = apierr.FromHTTPStatus(code, string(body))
-		headers.Set(httpStatusKey, strconv.Itoa(code))
+		hdr.Set(httpStatusKey, strconv.Itoa(code))
 	} else {
 		if st := rm.GetStatus(); st.GetCode() != int32(codes.OK) {
 			callErr = status.ErrorProto(&spb.Status{Code: st.GetCode(), Message: st.GetMessage(), Details: st.GetDetails()})
 		}
-		if tr := appchannel.MetadataToGRPC(rm.GetTrailers()); len(tr) > 0 {
+		if tr := headers.ToGRPC(rm.GetTrailers()); len(tr) > 0 {
 			_ = grpc.SetTrailer(ctx, tr)
 		}
 	}
-	if len(headers) > 0 {
-		if err := grpc.SetHeader(ctx, headers); err != nil {
+	if len(hdr) > 0 {
+		if err := grpc.SetHeader(ctx, hdr); err != nil {
 			a.log.Debug("set invocation response headers", "app_id", appID, "error", err)
 		}
 	}

@@ -10,15 +10,15 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/tandemrun/tandem/invoke"
-	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // TestInvokeServiceForwardedMetadata: daprd adds the forwarding entries in
 // its messaging layer, so InvokeService gets them like the HTTP API's
 // invocations: after the caller's, and not when the app calls itself.
 func TestInvokeServiceForwardedMetadata(t *testing.T) {
-	fwd := appchannel.NewForwarded("192.0.2.10", "sidecar-host")
-	ours := appchannel.Metadata{}
+	fwd := headers.NewForwarded("192.0.2.10", "sidecar-host")
+	ours := headers.Metadata{}
 	fwd.AddTo(ours)
 	for _, tt := range []struct {
 		name, target string

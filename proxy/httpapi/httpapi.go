@@ -13,7 +13,7 @@ import (
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/apierr"
-	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // Config is what the handler serves with. Nil funcs get safe defaults.
@@ -21,9 +21,9 @@ type Config struct {
 	// AppID is this sidecar's app ID (for /v1.0/healthz?appid=).
 	AppID string
 	// Forwarded holds the X-Forwarded-For, X-Forwarded-Host and Forwarded
-	// entries added to calls to other apps (appchannel.HostForwarded); nil
+	// entries added to calls to other apps (headers.HostForwarded); nil
 	// adds none.
-	Forwarded *appchannel.Forwarded
+	Forwarded *headers.Forwarded
 	// Invoker performs service invocations; nil answers "invoke API is not
 	// ready".
 	Invoker invoke.Invoker

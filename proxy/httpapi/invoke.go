@@ -16,7 +16,7 @@ import (
 
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/apierr"
-	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // Dapr API areas other than invocation. A request to one of them that no
@@ -82,8 +82,8 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 	}
 
 	// Room for the forwarding entries and the invoker's routing ones.
-	md := make(appchannel.Metadata, len(r.Header)+6)
-	appchannel.HeaderToMetadata(r.Header, md)
+	md := make(headers.Metadata, len(r.Header)+6)
+	headers.FromHTTP(r.Header, md)
 	if appID != h.cfg.AppID {
 		// As daprd, only calls that leave for another sidecar say which
 		// host they were forwarded by.
@@ -129,7 +129,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, appID string, resp *invoke.Response) {
 	msg := resp.Message
 	hdr := w.Header()
-	appchannel.MetadataToHeader(msg.GetHeaders(), hdr)
+	headers.ToHTTP(msg.GetHeaders(), hdr)
 	ct := msg.GetMessage().GetContentType()
 	if msg.GetMessage().GetData().GetTypeUrl() != "" {
 		ct = "application/x-protobuf"

@@ -9,15 +9,16 @@ import (
 	"testing"
 
 	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // testForwarded is the sidecar's forwarding entries in these tests.
-var testForwarded = appchannel.NewForwarded("192.0.2.10", "sidecar-host")
+var testForwarded = headers.NewForwarded("192.0.2.10", "sidecar-host")
 
 // hostForwarded returns the entries the sidecar adds to a call.
-func hostForwarded(t *testing.T) appchannel.Metadata {
+func hostForwarded(t *testing.T) headers.Metadata {
 	t.Helper()
-	md := appchannel.Metadata{}
+	md := headers.Metadata{}
 	testForwarded.AddTo(md)
 	return md
 }

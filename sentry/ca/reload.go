@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/filewatch"
 )
 
 // DefaultReloadInterval is how often Reloader looks at the files.
@@ -17,8 +20,8 @@ const DefaultReloadInterval = time.Second
 // their content changes, so that sentry picks up a rotated root or issuer
 // without a restart. Files are compared by content, so a rewrite with the
 // same bytes is ignored and a change within the same second is not missed;
-// new content is loaded once two polls in a row have seen it (a reload
-// takes one to two intervals).
+// new content is loaded once it has settled (internal/filewatch: two polls
+// in a row have seen it, so a reload takes one to two intervals).
 //
 // The files are written one at a time, so a poll may see a new issuer.crt
 // with the old issuer.key: such a bundle does not verify, the current CA
@@ -39,55 +42,29 @@ func (r *Reloader) Run(ctx context.Context) error {
 	if r.OnReload == nil {
 		return errors.New("ca reloader: OnReload is required")
 	}
-	interval := r.Interval
-	if interval <= 0 {
-		interval = DefaultReloadInterval
-	}
 	log := r.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	last, _ := r.digest()
-	// bad is the last content that did not form a CA: warned about once.
-	// It is kept apart from last, so that a poll that catches a file half
-	// rewritten (with the same bytes as before) does not make the finished
-	// file look like a change. pending is new content seen once: it is
-	// acted on only when the next poll finds it unchanged, so files caught
-	// in the middle of a write (even an empty one) are never loaded.
-	var bad, pending [sha256.Size]byte
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	w := &filewatch.Watcher{
+		// A file briefly missing (being replaced) is not a change.
+		Read:     r.digest,
+		Interval: cmp.Or(r.Interval, DefaultReloadInterval),
+		Apply: func([]byte) error {
+			c, err := r.load()
+			if err != nil {
+				log.Warn("issuer credentials changed on disk but do not form a valid CA yet; still signing with the current credentials",
+					"trust_anchors_file", r.Paths.RootCert, "issuer_cert_file", r.Paths.IssuerCert, "error", err)
+				return err
+			}
+			log.Info("issuer credentials changed on disk; reloaded",
+				"trust_anchors", len(c.TrustAnchors()), "issuer_not_after", c.Issuer().NotAfter.UTC().Format(time.RFC3339))
+			r.OnReload(c)
 			return nil
-		case <-t.C:
-		}
-		d, err := r.digest()
-		if err != nil {
-			// A file briefly missing (being replaced) is not a change.
-			continue
-		}
-		if d == last || d == bad {
-			pending = [sha256.Size]byte{}
-			continue
-		}
-		if d != pending {
-			pending = d // changed: let the writes settle for one interval
-			continue
-		}
-		c, err := r.load()
-		if err != nil {
-			log.Warn("issuer credentials changed on disk but do not form a valid CA yet; still signing with the current credentials",
-				"trust_anchors_file", r.Paths.RootCert, "issuer_cert_file", r.Paths.IssuerCert, "error", err)
-			bad = d
-			continue
-		}
-		last, bad = d, [sha256.Size]byte{}
-		log.Info("issuer credentials changed on disk; reloaded",
-			"trust_anchors", len(c.TrustAnchors()), "issuer_not_after", c.Issuer().NotAfter.UTC().Format(time.RFC3339))
-		r.OnReload(c)
+		},
 	}
+	w.Current, _ = r.digest()
+	return w.Run(ctx)
 }
 
 func (r *Reloader) load() (*CA, error) {
@@ -99,17 +76,15 @@ func (r *Reloader) load() (*CA, error) {
 }
 
 // digest hashes the three files' contents.
-func (r *Reloader) digest() ([sha256.Size]byte, error) {
+func (r *Reloader) digest() ([]byte, error) {
 	h := sha256.New()
 	for _, f := range r.Paths.all() {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return [sha256.Size]byte{}, fmt.Errorf("read %s: %w", f, err)
+			return nil, fmt.Errorf("read %s: %w", f, err)
 		}
 		fmt.Fprintf(h, "%d:", len(b))
 		h.Write(b)
 	}
-	var d [sha256.Size]byte
-	h.Sum(d[:0])
-	return d, nil
+	return h.Sum(nil), nil
 }

@@ -29,12 +29,10 @@ var _ pubsub.PubSub = (*PubSub)(nil)
 type PubSub struct {
 	log *slog.Logger
 
-	mu     sync.Mutex
-	subs   map[string]map[*subscription]struct{} // topic -> subscriptions
-	closed bool
-	wg     sync.WaitGroup
-	seq    atomic.Uint64
-	stop   chan struct{}
+	life pubsub.Lifecycle
+	mu   sync.Mutex
+	subs map[string]map[*subscription]struct{} // topic -> subscriptions
+	seq  atomic.Uint64
 
 	concurrency   int
 	redeliverWait time.Duration
@@ -48,7 +46,6 @@ func New(log *slog.Logger) *PubSub {
 	return &PubSub{
 		log:  log,
 		subs: make(map[string]map[*subscription]struct{}),
-		stop: make(chan struct{}),
 	}
 }
 
@@ -79,11 +76,11 @@ func (p *PubSub) Publish(_ context.Context, req *pubsub.PublishRequest) error {
 	if req.Topic == "" {
 		return errors.New("in-memory publish: topic is empty")
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.life.Closed() {
 		return errors.New("in-memory publish: component is closed")
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	id := strconv.FormatUint(p.seq.Add(1), 10)
 	for s := range p.subs[req.Topic] {
 		s.push(&pubsub.Message{
@@ -102,46 +99,38 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 	if req.Topic == "" {
 		return errors.New("in-memory subscribe: topic is empty")
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	s := &subscription{wake: make(chan struct{}, 1)}
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		cancel()
-		return errors.New("in-memory subscribe: component is closed")
-	}
 	if p.subs[req.Topic] == nil {
 		p.subs[req.Topic] = make(map[*subscription]struct{})
 	}
 	p.subs[req.Topic][s] = struct{}{}
-	p.wg.Add(1)
 	p.mu.Unlock()
-
-	d := pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
-		Concurrency: pubsub.Concurrency(req, p.concurrency),
-		OrderingKey: req.OrderingKey,
-		Log:         p.log,
-	})
-	go func() {
-		defer p.wg.Done()
-		defer cancel()
-		go func() {
-			select {
-			case <-p.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+	ok := p.life.Go(ctx, func(ctx context.Context) {
+		d := pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
+			Concurrency: pubsub.Concurrency(req, p.concurrency),
+			OrderingKey: req.OrderingKey,
+			Log:         p.log,
+		})
 		p.deliver(ctx, s, d)
-		p.mu.Lock()
-		delete(p.subs[req.Topic], s)
-		if len(p.subs[req.Topic]) == 0 {
-			delete(p.subs, req.Topic)
-		}
-		p.mu.Unlock()
+		p.unsubscribe(req.Topic, s)
 		d.Wait()
-	}()
+	})
+	if !ok {
+		p.unsubscribe(req.Topic, s)
+		return errors.New("in-memory subscribe: component is closed")
+	}
 	return nil
+}
+
+// unsubscribe removes s from topic's subscriptions.
+func (p *PubSub) unsubscribe(topic string, s *subscription) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.subs[topic], s)
+	if len(p.subs[topic]) == 0 {
+		delete(p.subs, topic)
+	}
 }
 
 // deliver feeds the subscription's queue to the dispatcher until ctx ends.
@@ -178,15 +167,7 @@ func (p *PubSub) deliver(ctx context.Context, s *subscription, d *pubsub.Dispatc
 
 // Close stops every subscription and waits for running handlers.
 func (p *PubSub) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	close(p.stop)
-	p.mu.Unlock()
-	p.wg.Wait()
+	p.life.Close()
 	return nil
 }
 

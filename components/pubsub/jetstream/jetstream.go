@@ -48,10 +48,7 @@ type PubSub struct {
 	streamMu sync.Mutex
 	subjects map[string]string // topic -> stream known to carry it
 
-	mu     sync.Mutex
-	closed bool
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	life pubsub.Lifecycle
 }
 
 type config struct {
@@ -73,7 +70,7 @@ func New(log *slog.Logger) *PubSub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PubSub{log: log, stop: make(chan struct{}), subjects: make(map[string]string)}
+	return &PubSub{log: log, subjects: make(map[string]string)}
 }
 
 func parseConfig(md components.Metadata) (config, error) {
@@ -173,9 +170,7 @@ func (p *PubSub) Features() []pubsub.Feature {
 }
 
 func (p *PubSub) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed || p.js == nil
+	return p.life.Closed() || p.js == nil
 }
 
 // ensureSubject makes sure a stream carries topic and returns its name: the
@@ -284,35 +279,20 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 	if err != nil {
 		return fmt.Errorf("jetstream subscribe to %q: consumer %q on stream %q: %w", req.Topic, durable, stream, err)
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return errors.New("jetstream subscribe: component is closed")
-	}
-	p.wg.Add(1)
-	p.mu.Unlock()
-
-	ctx, cancel := context.WithCancel(ctx)
 	log := p.log.With("topic", req.Topic)
-	d := pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
-		Concurrency: concurrency,
-		OrderingKey: req.OrderingKey,
-		Log:         log,
-	})
-	go func() {
-		select {
-		case <-p.stop:
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
-	go func() {
-		defer p.wg.Done()
-		defer cancel()
+	ok := p.life.Go(ctx, func(ctx context.Context) {
+		d := pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
+			Concurrency: concurrency,
+			OrderingKey: req.OrderingKey,
+			Log:         log,
+		})
 		s := fetcher{cons: cons, d: d, topic: req.Topic, batch: concurrency, log: log}
 		s.run(ctx)
 		d.Wait()
-	}()
+	})
+	if !ok {
+		return errors.New("jetstream subscribe: component is closed")
+	}
 	return nil
 }
 
@@ -434,15 +414,9 @@ func delivery(subCtx context.Context, topic string, m js.Msg) pubsub.Delivery {
 
 // Close stops pulling, waits for running handlers and closes the connection.
 func (p *PubSub) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.life.Close() {
 		return nil
 	}
-	p.closed = true
-	close(p.stop)
-	p.mu.Unlock()
-	p.wg.Wait()
 	if p.nc != nil {
 		if err := p.nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			p.log.Warn("flushing acks before close failed; those messages will be redelivered", "error", err)

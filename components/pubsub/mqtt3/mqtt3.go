@@ -53,10 +53,8 @@ type PubSub struct {
 	client mqtt.Client // subscriptions: client ID consumerID, session as configured
 	pub    mqtt.Client // publishing: client ID consumerID+"-pub", clean session
 
+	life    pubsub.Lifecycle
 	mu      sync.Mutex
-	closed  bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
 	subs    map[string]*subscription  // topic -> live subscription
 	pending map[string][]mqtt.Message // topic -> arrived with no subscription, unacked
 }
@@ -105,7 +103,6 @@ func New(log *slog.Logger) *PubSub {
 	}
 	return &PubSub{
 		log:     log,
-		stop:    make(chan struct{}),
 		subs:    make(map[string]*subscription),
 		pending: make(map[string][]mqtt.Message),
 	}
@@ -214,9 +211,7 @@ func (p *PubSub) Features() []pubsub.Feature {
 }
 
 func (p *PubSub) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed || p.client == nil
+	return p.life.Closed() || p.client == nil
 }
 
 // Publish sends the message and, for QoS >= 1, waits for the broker's ack.
@@ -256,21 +251,20 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 			Log:         p.log.With("topic", req.Topic),
 		}),
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.life.Enter() {
 		cancel()
 		return errors.New("mqtt3 subscribe: component is closed")
 	}
+	p.mu.Lock()
 	if _, dup := p.subs[req.Topic]; dup {
 		p.mu.Unlock()
 		cancel()
+		p.life.Exit()
 		return fmt.Errorf("mqtt3 subscribe: topic %q already has a subscription in this component", req.Topic)
 	}
 	p.subs[req.Topic] = s
 	backlog := p.pending[req.Topic]
 	delete(p.pending, req.Topic)
-	p.wg.Add(1)
 	p.mu.Unlock()
 
 	if err := wait(ctx, p.client.Subscribe(req.Topic, p.cfg.QoS, func(_ mqtt.Client, m mqtt.Message) { s.deliver(m) })); err != nil {
@@ -279,17 +273,17 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 		p.pending[req.Topic] = append(backlog, p.pending[req.Topic]...)
 		p.mu.Unlock()
 		cancel()
-		p.wg.Done()
+		p.life.Exit()
 		return fmt.Errorf("mqtt3 subscribe to %q: %w", req.Topic, err)
 	}
 	go func() {
-		defer p.wg.Done()
+		defer p.life.Exit()
 		for _, m := range backlog {
 			s.deliver(m)
 		}
 		unsubscribe := false
 		select {
-		case <-p.stop:
+		case <-p.life.Stopping():
 		case <-sctx.Done():
 			// The subscription was removed (not the component closed): like
 			// Dapr, tell the broker only for clean sessions or when asked,
@@ -353,15 +347,9 @@ func (s *subscription) deliver(m mqtt.Message) {
 // Close stops delivering, waits for running handlers and disconnects without
 // unsubscribing, so the session keeps collecting messages.
 func (p *PubSub) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.life.Close() {
 		return nil
 	}
-	p.closed = true
-	close(p.stop)
-	p.mu.Unlock()
-	p.wg.Wait()
 	if p.client != nil {
 		p.client.Disconnect(disconnectQuiesce)
 	}

@@ -46,10 +46,7 @@ type PubSub struct {
 	pubCh     *amqp.Channel
 	exchanges map[string]bool // declared on pubCh
 
-	mu     sync.Mutex
-	closed bool
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	life pubsub.Lifecycle
 }
 
 // New returns an uninitialised broker; log may be nil.
@@ -57,7 +54,7 @@ func New(log *slog.Logger) *PubSub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PubSub{log: log, stop: make(chan struct{})}
+	return &PubSub{log: log}
 }
 
 // Init parses the metadata and connects.
@@ -80,12 +77,6 @@ func (p *PubSub) Init(_ context.Context, md components.Metadata) error {
 // queues.
 func (p *PubSub) Features() []pubsub.Feature {
 	return []pubsub.Feature{pubsub.FeatureMessageTTL, pubsub.FeatureMessageMetadata, pubsub.FeatureDurable, pubsub.FeatureConsumerGroups}
-}
-
-func (p *PubSub) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
 }
 
 // connection returns the open connection, dialling a new one when there is
@@ -129,7 +120,7 @@ func (p *PubSub) declareExchange(ch *amqp.Channel, topic string) error {
 // Publish sends the message to the topic's exchange and waits for the
 // broker's confirm.
 func (p *PubSub) Publish(ctx context.Context, req *pubsub.PublishRequest) error {
-	if p.isClosed() {
+	if p.life.Closed() {
 		return errors.New("rabbitmq publish: component is closed")
 	}
 	msg := amqp.Publishing{
@@ -202,7 +193,7 @@ func (p *PubSub) publishOnce(ctx context.Context, topic, key string, msg amqp.Pu
 // Subscribe declares the topic's exchange and the subscriber's queue, binds
 // them and starts consuming.
 func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h pubsub.Handler) error {
-	if p.isClosed() {
+	if p.life.Closed() {
 		return errors.New("rabbitmq subscribe: component is closed")
 	}
 	queue := req.Metadata["queueName"]
@@ -227,33 +218,18 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	ok := p.life.Go(ctx, func(ctx context.Context) {
+		d := pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
+			Concurrency: concurrency,
+			OrderingKey: req.OrderingKey,
+			Log:         s.log,
+		})
+		s.run(ctx, d, ch, deliveries)
+	})
+	if !ok {
 		_ = ch.Close()
 		return errors.New("rabbitmq subscribe: component is closed")
 	}
-	p.wg.Add(1)
-	p.mu.Unlock()
-
-	ctx, cancel := context.WithCancel(ctx)
-	d := pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
-		Concurrency: concurrency,
-		OrderingKey: req.OrderingKey,
-		Log:         s.log,
-	})
-	go func() {
-		defer p.wg.Done()
-		defer cancel()
-		go func() {
-			select {
-			case <-p.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		s.run(ctx, d, ch, deliveries)
-	}()
 	return nil
 }
 
@@ -397,15 +373,9 @@ func (s *subscription) delivery(dl amqp.Delivery) pubsub.Delivery {
 // Close stops every subscription, waits for running handlers and closes
 // the connection.
 func (p *PubSub) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.life.Close() {
 		return nil
 	}
-	p.closed = true
-	close(p.stop)
-	p.mu.Unlock()
-	p.wg.Wait()
 	p.pubMu.Lock()
 	if p.pubCh != nil {
 		_ = p.pubCh.Close()

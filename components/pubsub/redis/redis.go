@@ -42,10 +42,7 @@ type PubSub struct {
 	cfg    config
 	client *goredis.Client
 
-	mu     sync.Mutex
-	closed bool
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	life pubsub.Lifecycle
 }
 
 // New returns an uninitialised broker; log may be nil.
@@ -53,7 +50,7 @@ func New(log *slog.Logger) *PubSub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PubSub{log: log, stop: make(chan struct{})}
+	return &PubSub{log: log}
 }
 
 // Init parses the metadata and checks that Redis answers.
@@ -89,15 +86,9 @@ func (p *PubSub) Features() []pubsub.Feature {
 	return []pubsub.Feature{pubsub.FeatureMessageMetadata, pubsub.FeatureDurable, pubsub.FeatureConsumerGroups}
 }
 
-func (p *PubSub) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
-
 // Publish appends the message to the topic's stream.
 func (p *PubSub) Publish(ctx context.Context, req *pubsub.PublishRequest) error {
-	if p.client == nil || p.isClosed() {
+	if p.client == nil || p.life.Closed() {
 		return errors.New("redis publish: component is closed or not initialised")
 	}
 	values := map[string]any{"data": req.Data}
@@ -121,42 +112,24 @@ func (p *PubSub) Publish(ctx context.Context, req *pubsub.PublishRequest) error 
 // Subscribe creates the consumer group if needed and starts reading new
 // entries and reclaiming stale pending ones.
 func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h pubsub.Handler) error {
-	if p.client == nil || p.isClosed() {
+	if p.client == nil || p.life.Closed() {
 		return errors.New("redis subscribe: component is closed or not initialised")
 	}
 	if err := p.createGroup(ctx, req.Topic); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	s := &subscription{
 		p:        p,
 		topic:    req.Topic,
 		inFlight: make(map[string]struct{}),
 		log:      p.log.With("topic", req.Topic),
 	}
-	s.d = pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
-		Concurrency: pubsub.Concurrency(req, p.cfg.Concurrency),
-		OrderingKey: req.OrderingKey,
-		Log:         s.log,
-	})
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		cancel()
-		return errors.New("redis subscribe: component is closed")
-	}
-	p.wg.Add(1)
-	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		defer cancel()
-		go func() {
-			select {
-			case <-p.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+	ok := p.life.Go(ctx, func(ctx context.Context) {
+		s.d = pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
+			Concurrency: pubsub.Concurrency(req, p.cfg.Concurrency),
+			OrderingKey: req.OrderingKey,
+			Log:         s.log,
+		})
 		var loops sync.WaitGroup
 		loops.Go(func() { s.readLoop(ctx) })
 		if p.cfg.ProcessingTimeout > 0 && p.cfg.RedeliverInterval > 0 {
@@ -164,7 +137,10 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 		}
 		loops.Wait()
 		s.d.Wait()
-	}()
+	})
+	if !ok {
+		return errors.New("redis subscribe: component is closed")
+	}
 	return nil
 }
 
@@ -179,15 +155,9 @@ func (p *PubSub) createGroup(ctx context.Context, topic string) error {
 // Close stops reading, waits for running handlers, and closes the client.
 // Unacknowledged entries stay pending for the next subscriber.
 func (p *PubSub) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.life.Close() {
 		return nil
 	}
-	p.closed = true
-	close(p.stop)
-	p.mu.Unlock()
-	p.wg.Wait()
 	if p.client != nil {
 		return p.client.Close()
 	}

@@ -10,13 +10,12 @@ import (
 // renewLoop extends this instance's leases while their handlers run, so a
 // handler slower than processingTimeout is not handed to another instance
 // meanwhile. Leases of a killed process are not renewed and expire.
-func (p *PubSub) renewLoop() {
-	defer p.wg.Done()
+func (p *PubSub) renewLoop(ctx context.Context) {
 	t := time.NewTicker(p.cfg.processingTimeout / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-p.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -26,8 +25,8 @@ func (p *PubSub) renewLoop() {
 		if idle {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.timeout)
-		err := p.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		wctx, cancel := context.WithTimeout(context.Background(), p.cfg.timeout)
+		err := p.write(wctx, func(ctx context.Context, tx *sql.Tx) error {
 			_, err := p.st.exec(ctx, tx, `UPDATE pubsub_deliveries SET lease_until = ? WHERE lease_owner = ?`,
 				time.Now().Add(p.cfg.processingTimeout).UnixMilli(), p.owner)
 			return err
@@ -40,13 +39,12 @@ func (p *PubSub) renewLoop() {
 }
 
 // cleanupLoop deletes old messages now and every cleanupInterval.
-func (p *PubSub) cleanupLoop() {
-	defer p.wg.Done()
+func (p *PubSub) cleanupLoop(ctx context.Context) {
 	t := time.NewTicker(p.cfg.cleanupInterval)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.timeout)
-		n, err := p.cleanup(ctx, time.Now())
+		cctx, cancel := context.WithTimeout(context.Background(), p.cfg.timeout)
+		n, err := p.cleanup(cctx, time.Now())
 		cancel()
 		switch {
 		case err != nil:
@@ -55,7 +53,7 @@ func (p *PubSub) cleanupLoop() {
 			p.log.Debug("deleted old messages", "count", n)
 		}
 		select {
-		case <-p.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

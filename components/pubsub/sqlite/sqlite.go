@@ -71,11 +71,9 @@ type PubSub struct {
 	turn       *turn // nil: writes use SQLite's lock alone
 	stats      writeStats
 
-	mu     sync.Mutex
-	closed bool
-	stop   chan struct{}
-	wg     sync.WaitGroup                        // subscriptions and background loops
-	subs   map[string]map[*subscription]struct{} // topic -> running subscriptions, for wake-ups
+	life pubsub.Lifecycle                      // subscriptions and background loops
+	mu   sync.Mutex                            // db, st, turn (set by Init) and subs
+	subs map[string]map[*subscription]struct{} // topic -> running subscriptions, for wake-ups
 }
 
 // New returns an uninitialised broker; log may be nil.
@@ -85,7 +83,6 @@ func New(log *slog.Logger) *PubSub {
 	}
 	return &PubSub{
 		log:        log,
-		stop:       make(chan struct{}),
 		subs:       map[string]map[*subscription]struct{}{},
 		writes:     make(chan writeReq),
 		writerStop: make(chan struct{}),
@@ -133,18 +130,21 @@ func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 		p.log.Warn("cannot share the write lock fairly with other sidecars; under load one of them may wait long for it (check that the database's folder is writable)",
 			"file", cfg.path(), "error", err)
 	}
+	// Init and Close agree through p.mu: Close reads db after it began, so
+	// either Init sees it closing here or Close finds db set and stops the
+	// writer. The loops, once Close began, do not start.
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.life.Closed() {
+		p.mu.Unlock()
 		tn.close()
 		_ = db.Close()
 		return errors.New("sqlite pubsub: init after close")
 	}
 	p.cfg, p.db, p.st, p.turn = cfg, db, &stmts{db: db}, tn
+	p.mu.Unlock()
 	go p.writer()
-	p.wg.Add(2)
-	go p.renewLoop()
-	go p.cleanupLoop()
+	p.life.Go(context.Background(), p.renewLoop)
+	p.life.Go(context.Background(), p.cleanupLoop)
 	p.log.Debug("sqlite pub/sub ready", "file", cfg.connectionString, "consumer_id", cfg.consumerID)
 	return nil
 }
@@ -159,7 +159,7 @@ func (p *PubSub) Features() []pubsub.Feature {
 func (p *PubSub) ready(op string) (*sql.DB, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.db == nil {
+	if p.life.Closed() || p.db == nil {
 		return nil, fmt.Errorf("sqlite %s: component is closed or not initialised", op)
 	}
 	return p.db, nil
@@ -256,60 +256,49 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 		return fmt.Errorf("sqlite subscribe to %q: register consumer group %q: %w", req.Topic, group, err)
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	s.d = pubsub.NewDispatcher(runCtx, h, pubsub.DispatcherConfig{
-		Concurrency: s.concurrency,
-		OrderingKey: req.OrderingKey,
-		Log:         s.log,
-	})
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		stop()
-		return errors.New("sqlite subscribe: component is closed")
-	}
 	if p.subs[req.Topic] == nil {
 		p.subs[req.Topic] = map[*subscription]struct{}{}
 	}
 	p.subs[req.Topic][s] = struct{}{}
-	p.wg.Add(1)
 	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		defer stop()
-		go func() {
-			select {
-			case <-p.stop:
-				stop()
-			case <-runCtx.Done():
-			}
-		}()
-		s.run(runCtx)
+	ok := p.life.Go(ctx, func(ctx context.Context) {
+		s.d = pubsub.NewDispatcher(ctx, h, pubsub.DispatcherConfig{
+			Concurrency: s.concurrency,
+			OrderingKey: req.OrderingKey,
+			Log:         s.log,
+		})
+		s.run(ctx)
 		s.d.Wait()
-		p.mu.Lock()
-		delete(p.subs[req.Topic], s)
-		if len(p.subs[req.Topic]) == 0 {
-			delete(p.subs, req.Topic)
-		}
-		p.mu.Unlock()
-	}()
+		p.unsubscribe(s)
+	})
+	if !ok {
+		p.unsubscribe(s)
+		return errors.New("sqlite subscribe: component is closed")
+	}
 	return nil
+}
+
+// unsubscribe removes s from its topic's running subscriptions.
+func (p *PubSub) unsubscribe(s *subscription) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.subs[s.topic], s)
+	if len(p.subs[s.topic]) == 0 {
+		delete(p.subs, s.topic)
+	}
 }
 
 // Close stops pulling, waits for running handlers (their results are still
 // settled) and closes the database. Leases of crashed handlers, if any,
 // expire on their own.
 func (p *PubSub) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.life.Close() {
 		return nil
 	}
-	p.closed = true
-	close(p.stop)
+	p.mu.Lock()
 	db := p.db
 	p.mu.Unlock()
-	p.wg.Wait()
 	if db == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package appchannel
+package headers
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package appchannel
+package headers
 
 import (
 	"encoding/base64"
@@ -20,7 +20,6 @@ const (
 	traceparentKey   = "traceparent"
 	tracestateKey    = "tracestate"
 	traceBinKey      = "grpc-trace-bin"
-	apiTokenKey      = "dapr-api-token"
 	binSuffix        = "-bin"
 )
 
@@ -54,11 +53,11 @@ func connectionTokens(values []string) map[string]struct{} {
 	return m
 }
 
-// HeaderToMetadata copies HTTP headers into metadata with lower-cased names,
+// FromHTTP copies HTTP headers into metadata with lower-cased names,
 // dropping hop-by-hop headers (and those the Connection header names),
 // Content-Length (the body's size travels separately) and the names in
 // skip (lower-case; e.g. "dapr-app-id"). Values are shared, not copied.
-func HeaderToMetadata(h http.Header, md Metadata, skip ...string) {
+func FromHTTP(h http.Header, md Metadata, skip ...string) {
 	conn := connectionTokens(h["Connection"])
 	// One backing array for all entries: one allocation, not one per header.
 	lvs := make([]internalsv1.ListStringValue, len(h))
@@ -92,12 +91,12 @@ outer:
 	}
 }
 
-// MetadataToHeader adds metadata entries to HTTP headers with Dapr's rules:
+// ToHTTP adds metadata entries to HTTP headers with Dapr's rules:
 // hop-by-hop (and Connection-nominated) names, content-type (set it from
 // the message's content type), content-length, destination-app-id and
 // binary "-bin" entries are dropped; gRPC pseudo-headers (":authority") and
 // "grpc-*" names get a "dapr-" prefix so they cannot confuse HTTP.
-func MetadataToHeader(md Metadata, h http.Header) {
+func ToHTTP(md Metadata, h http.Header) {
 	var conn map[string]struct{}
 	if c, ok := md["connection"]; ok {
 		conn = connectionTokens(c.GetValues())
@@ -196,8 +195,8 @@ func First(md Metadata, name string) string {
 	return ""
 }
 
-// decodeBin decodes a "-bin" metadata value (base64, padded or not).
-func decodeBin(v string) ([]byte, bool) {
+// DecodeBin decodes a "-bin" metadata value (base64, padded or not).
+func DecodeBin(v string) ([]byte, bool) {
 	if b, err := base64.StdEncoding.DecodeString(v); err == nil {
 		return b, true
 	}

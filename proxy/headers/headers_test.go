@@ -1,11 +1,13 @@
-package appchannel
+package headers
 
 import (
 	"net/http"
 	"testing"
+
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 )
 
-func TestMetadataToGRPC(t *testing.T) {
+func TestToGRPC(t *testing.T) {
 	tests := []struct {
 		name    string
 		md      Metadata
@@ -34,7 +36,7 @@ func TestMetadataToGRPC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := MetadataToGRPC(tt.md)
+			got := ToGRPC(tt.md)
 			for k, v := range tt.want {
 				if g := got.Get(k); len(g) != len(v) || g[0] != v[0] {
 					t.Errorf("%s = %q, want %q", k, g, v)
@@ -49,9 +51,9 @@ func TestMetadataToGRPC(t *testing.T) {
 	}
 }
 
-func TestMetadataToHeader(t *testing.T) {
+func TestToHTTP(t *testing.T) {
 	h := http.Header{}
-	MetadataToHeader(Metadata{
+	ToHTTP(Metadata{
 		"x-a": lv("1", "2"), "content-type": lv("x"), "content-length": lv("3"), "x-b-bin": lv("AA=="),
 		"connection": lv("x-c"), "x-c": lv("gone"), "transfer-encoding": lv("chunked"), "destination-app-id": lv("d"),
 		":path": lv("/p"), "grpc-status": lv("0"), "bad header": lv("v"), "x-empty": lv(),
@@ -66,3 +68,30 @@ func TestMetadataToHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestFromHTTP(t *testing.T) {
+	h := http.Header{
+		"Content-Type":      {"a/b"},
+		"Content-Length":    {"3"},
+		"Connection":        {"keep-alive, X-Gone"},
+		"X-Gone":            {"1"},
+		"Transfer-Encoding": {"chunked"},
+		"Dapr-App-Id":       {"orders"},
+		"X-Multi":           {"1", "2"},
+		"x-multi":           {"3"},
+	}
+	md := Metadata{}
+	FromHTTP(h, md, "dapr-app-id")
+	want := map[string][]string{"content-type": {"a/b"}, "x-multi": nil}
+	if len(md) != len(want) {
+		t.Fatalf("md = %v", md)
+	}
+	if got := md["x-multi"].GetValues(); len(got) != 3 {
+		t.Errorf("x-multi = %v", got)
+	}
+	if First(md, "content-type") != "a/b" {
+		t.Errorf("content-type = %v", md["content-type"])
+	}
+}
+
+func lv(v ...string) *internalsv1.ListStringValue { return &internalsv1.ListStringValue{Values: v} }
