@@ -24,12 +24,15 @@ func TestBrokerURL(t *testing.T) {
 	}
 }
 
+// badProps are metadata parseConfig refuses.
+var badProps = []map[string]string{{"qos": "3"}, {"retain": "maybe"}, {"cleanSession": "x"}}
+
 func TestParseConfig(t *testing.T) {
 	c, err := parseConfig(components.Metadata{Name: "m", AppID: "app"})
 	if err != nil || c.QoS != 1 || c.CleanSession || c.Retain || c.ClientID != "app" || c.URL != "tcp://127.0.0.1:1883" {
 		t.Errorf("defaults = %+v, %v", c, err)
 	}
-	for _, props := range []map[string]string{{"qos": "3"}, {"retain": "maybe"}, {"cleanSession": "x"}} {
+	for _, props := range badProps {
 		if _, err := parseConfig(components.Metadata{Name: "m", AppID: "app", Properties: props}); err == nil {
 			t.Errorf("parseConfig(%v) accepted bad metadata", props)
 		}

@@ -7,29 +7,30 @@ import (
 	"github.com/tandemrun/tandem/components"
 )
 
+var parseConfigCases = []struct {
+	name    string
+	props   map[string]string
+	appID   string
+	check   func(c config) bool
+	wantErr bool
+}{
+	{"defaults like Dapr", nil, "app", func(c config) bool {
+		return c.Host == "127.0.0.1:6379" && c.ConsumerID == "app" && c.ProcessingTimeout == 60*time.Second &&
+			c.RedeliverInterval == 15*time.Second && c.Concurrency == 10 && c.QueueDepth == 100
+	}, false},
+	{"bare numbers are milliseconds", map[string]string{"processingTimeout": "1500", "redeliverInterval": "0"}, "app", func(c config) bool {
+		return c.ProcessingTimeout == 1500*time.Millisecond && c.RedeliverInterval == 0
+	}, false},
+	{"host without port", map[string]string{"redisHost": "redis", "consumerID": "g"}, "", func(c config) bool {
+		return c.Host == "redis:6379" && c.ConsumerID == "g"
+	}, false},
+	{"no consumer", nil, "", nil, true},
+	{"bad duration", map[string]string{"processingTimeout": "soon"}, "app", nil, true},
+	{"bad db", map[string]string{"redisDB": "x"}, "app", nil, true},
+}
+
 func TestParseConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		props   map[string]string
-		appID   string
-		check   func(c config) bool
-		wantErr bool
-	}{
-		{"defaults like Dapr", nil, "app", func(c config) bool {
-			return c.Host == "127.0.0.1:6379" && c.ConsumerID == "app" && c.ProcessingTimeout == 60*time.Second &&
-				c.RedeliverInterval == 15*time.Second && c.Concurrency == 10 && c.QueueDepth == 100
-		}, false},
-		{"bare numbers are milliseconds", map[string]string{"processingTimeout": "1500", "redeliverInterval": "0"}, "app", func(c config) bool {
-			return c.ProcessingTimeout == 1500*time.Millisecond && c.RedeliverInterval == 0
-		}, false},
-		{"host without port", map[string]string{"redisHost": "redis", "consumerID": "g"}, "", func(c config) bool {
-			return c.Host == "redis:6379" && c.ConsumerID == "g"
-		}, false},
-		{"no consumer", nil, "", nil, true},
-		{"bad duration", map[string]string{"processingTimeout": "soon"}, "app", nil, true},
-		{"bad db", map[string]string{"redisDB": "x"}, "app", nil, true},
-	}
-	for _, tt := range tests {
+	for _, tt := range parseConfigCases {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := parseConfig(components.Metadata{Name: "r", AppID: tt.appID, Properties: tt.props})
 			if (err != nil) != tt.wantErr {

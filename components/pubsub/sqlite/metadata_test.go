@@ -11,37 +11,38 @@ import (
 	"github.com/tandemrun/tandem/components"
 )
 
+var parseConfigCases = []struct {
+	name    string
+	appID   string
+	props   map[string]string
+	wantErr string
+	check   func(t *testing.T, c config)
+}{
+	{name: "defaults", appID: "app", props: map[string]string{"connectionString": "/tmp/p.db"}, check: func(t *testing.T, c config) {
+		if c.consumerID != "app" || c.startFrom != startEarliest || c.processingTimeout != defaultProcessingTimeout ||
+			c.pollInterval != defaultPollInterval || c.retention != defaultRetention || c.concurrency != 10 {
+			t.Errorf("config %+v", c)
+		}
+	}},
+	{name: "overrides", appID: "app", props: map[string]string{"connectionString": "p.db", "consumerID": "grp", "startFrom": "Latest",
+		"processingTimeout": "5s", "pollInterval": "20ms", "retention": "1h", "concurrency": "3"}, check: func(t *testing.T, c config) {
+		if c.consumerID != "grp" || c.startFrom != startLatest || c.processingTimeout != 5*time.Second ||
+			c.pollInterval != 20*time.Millisecond || c.retention != time.Hour || c.concurrency != 3 {
+			t.Errorf("config %+v", c)
+		}
+	}},
+	{name: "no connection string", appID: "app", props: nil, wantErr: "connectionString is required"},
+	{name: "in memory", appID: "app", props: map[string]string{"connectionString": ":memory:"}, wantErr: "in-memory"},
+	{name: "memory uri", appID: "app", props: map[string]string{"connectionString": "file:x?mode=memory"}, wantErr: "in-memory"},
+	{name: "no consumer", props: map[string]string{"connectionString": "p.db"}, wantErr: "consumerID"},
+	{name: "bad startFrom", appID: "app", props: map[string]string{"connectionString": "p.db", "startFrom": "middle"}, wantErr: "startFrom"},
+	{name: "bad duration", appID: "app", props: map[string]string{"connectionString": "p.db", "pollInterval": "often"}, wantErr: "pollInterval"},
+	{name: "too short", appID: "app", props: map[string]string{"connectionString": "p.db", "processingTimeout": "1ms"}, wantErr: "too short"},
+	{name: "bad concurrency", appID: "app", props: map[string]string{"connectionString": "p.db", "concurrency": "0"}, wantErr: "concurrency"},
+}
+
 func TestParseConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		appID   string
-		props   map[string]string
-		wantErr string
-		check   func(t *testing.T, c config)
-	}{
-		{name: "defaults", appID: "app", props: map[string]string{"connectionString": "/tmp/p.db"}, check: func(t *testing.T, c config) {
-			if c.consumerID != "app" || c.startFrom != startEarliest || c.processingTimeout != defaultProcessingTimeout ||
-				c.pollInterval != defaultPollInterval || c.retention != defaultRetention || c.concurrency != 10 {
-				t.Errorf("config %+v", c)
-			}
-		}},
-		{name: "overrides", appID: "app", props: map[string]string{"connectionString": "p.db", "consumerID": "grp", "startFrom": "Latest",
-			"processingTimeout": "5s", "pollInterval": "20ms", "retention": "1h", "concurrency": "3"}, check: func(t *testing.T, c config) {
-			if c.consumerID != "grp" || c.startFrom != startLatest || c.processingTimeout != 5*time.Second ||
-				c.pollInterval != 20*time.Millisecond || c.retention != time.Hour || c.concurrency != 3 {
-				t.Errorf("config %+v", c)
-			}
-		}},
-		{name: "no connection string", appID: "app", props: nil, wantErr: "connectionString is required"},
-		{name: "in memory", appID: "app", props: map[string]string{"connectionString": ":memory:"}, wantErr: "in-memory"},
-		{name: "memory uri", appID: "app", props: map[string]string{"connectionString": "file:x?mode=memory"}, wantErr: "in-memory"},
-		{name: "no consumer", props: map[string]string{"connectionString": "p.db"}, wantErr: "consumerID"},
-		{name: "bad startFrom", appID: "app", props: map[string]string{"connectionString": "p.db", "startFrom": "middle"}, wantErr: "startFrom"},
-		{name: "bad duration", appID: "app", props: map[string]string{"connectionString": "p.db", "pollInterval": "often"}, wantErr: "pollInterval"},
-		{name: "too short", appID: "app", props: map[string]string{"connectionString": "p.db", "processingTimeout": "1ms"}, wantErr: "too short"},
-		{name: "bad concurrency", appID: "app", props: map[string]string{"connectionString": "p.db", "concurrency": "0"}, wantErr: "concurrency"},
-	}
-	for _, tt := range tests {
+	for _, tt := range parseConfigCases {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := parseConfig(components.Metadata{Name: "ps", AppID: tt.appID, Properties: tt.props})
 			if tt.wantErr != "" {

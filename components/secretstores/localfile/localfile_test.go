@@ -46,49 +46,50 @@ const nested = `{
   "n": 42
 }`
 
+var layoutCases = []struct {
+	name     string
+	json     string
+	props    map[string]string
+	want     map[string]map[string]string
+	features []secretstores.Feature
+}{
+	{
+		name: "single-valued flattens with ':'",
+		json: nested,
+		want: map[string]map[string]string{
+			"redisPassword":            {"redisPassword": "pw"},
+			"connectionStrings:sql":    {"connectionStrings:sql": "s"},
+			"connectionStrings:mysql":  {"connectionStrings:mysql": "m"},
+			"connectionStrings:deep:x": {"connectionStrings:deep:x": "1.50"},
+			"list:0":                   {"list:0": "a"},
+			"list:1":                   {"list:1": "true"},
+			"list:2":                   {"list:2": ""},
+			"n":                        {"n": "42"},
+		},
+		features: []secretstores.Feature{},
+	},
+	{
+		name:  "custom separator",
+		json:  `{"a": {"b": "c"}}`,
+		props: map[string]string{"nestedSeparator": "."},
+		want:  map[string]map[string]string{"a.b": {"a.b": "c"}},
+	},
+	{
+		name:  "multi-valued keeps one level",
+		json:  nested,
+		props: map[string]string{"multiValued": "true"},
+		want: map[string]map[string]string{
+			"redisPassword":     {"redisPassword": "pw"},
+			"connectionStrings": {"sql": "s", "mysql": "m", "deep:x": "1.50"},
+			"list":              {"0": "a", "1": "true", "2": ""},
+			"n":                 {"n": "42"},
+		},
+		features: []secretstores.Feature{secretstores.FeatureMultipleKeyValuesPerSecret},
+	},
+}
+
 func TestLayouts(t *testing.T) {
-	tests := []struct {
-		name     string
-		json     string
-		props    map[string]string
-		want     map[string]map[string]string
-		features []secretstores.Feature
-	}{
-		{
-			name: "single-valued flattens with ':'",
-			json: nested,
-			want: map[string]map[string]string{
-				"redisPassword":            {"redisPassword": "pw"},
-				"connectionStrings:sql":    {"connectionStrings:sql": "s"},
-				"connectionStrings:mysql":  {"connectionStrings:mysql": "m"},
-				"connectionStrings:deep:x": {"connectionStrings:deep:x": "1.50"},
-				"list:0":                   {"list:0": "a"},
-				"list:1":                   {"list:1": "true"},
-				"list:2":                   {"list:2": ""},
-				"n":                        {"n": "42"},
-			},
-			features: []secretstores.Feature{},
-		},
-		{
-			name:  "custom separator",
-			json:  `{"a": {"b": "c"}}`,
-			props: map[string]string{"nestedSeparator": "."},
-			want:  map[string]map[string]string{"a.b": {"a.b": "c"}},
-		},
-		{
-			name:  "multi-valued keeps one level",
-			json:  nested,
-			props: map[string]string{"multiValued": "true"},
-			want: map[string]map[string]string{
-				"redisPassword":     {"redisPassword": "pw"},
-				"connectionStrings": {"sql": "s", "mysql": "m", "deep:x": "1.50"},
-				"list":              {"0": "a", "1": "true", "2": ""},
-				"n":                 {"n": "42"},
-			},
-			features: []secretstores.Feature{secretstores.FeatureMultipleKeyValuesPerSecret},
-		},
-	}
-	for _, tc := range tests {
+	for _, tc := range layoutCases {
 		t.Run(tc.name, func(t *testing.T) {
 			props := map[string]string{"secretsFile": writeFile(t, tc.json)}
 			for k, v := range tc.props {
@@ -118,23 +119,24 @@ func TestLayouts(t *testing.T) {
 	}
 }
 
+var initErrorCases = []struct {
+	name      string
+	json      string // "" = no file written
+	props     map[string]string
+	wantErr   string
+	permanent bool
+}{
+	{name: "no secretsFile", props: map[string]string{}, wantErr: "secretsFile is missing", permanent: true},
+	{name: "missing file", props: map[string]string{"secretsFile": "/nonexistent/s.json"}, wantErr: "read secrets file"},
+	{name: "bad multiValued", json: `{}`, props: map[string]string{"multiValued": "maybe"}, wantErr: "multiValued", permanent: true},
+	{name: "syntax error does not leak content", json: `{"k": "hunter2-secret" x}`, wantErr: "invalid JSON at byte"},
+	{name: "not an object", json: `["a"]`, wantErr: "JSON object"},
+	{name: "two values", json: `{} {}`, wantErr: "more than one"},
+	{name: "flattened duplicate", json: `{"a:b": "1", "a": {"b": "2"}}`, wantErr: "appears twice"},
+}
+
 func TestInitErrors(t *testing.T) {
-	tests := []struct {
-		name      string
-		json      string // "" = no file written
-		props     map[string]string
-		wantErr   string
-		permanent bool
-	}{
-		{name: "no secretsFile", props: map[string]string{}, wantErr: "secretsFile is missing", permanent: true},
-		{name: "missing file", props: map[string]string{"secretsFile": "/nonexistent/s.json"}, wantErr: "read secrets file"},
-		{name: "bad multiValued", json: `{}`, props: map[string]string{"multiValued": "maybe"}, wantErr: "multiValued", permanent: true},
-		{name: "syntax error does not leak content", json: `{"k": "hunter2-secret" x}`, wantErr: "invalid JSON at byte"},
-		{name: "not an object", json: `["a"]`, wantErr: "JSON object"},
-		{name: "two values", json: `{} {}`, wantErr: "more than one"},
-		{name: "flattened duplicate", json: `{"a:b": "1", "a": {"b": "2"}}`, wantErr: "appears twice"},
-	}
-	for _, tc := range tests {
+	for _, tc := range initErrorCases {
 		t.Run(tc.name, func(t *testing.T) {
 			props := map[string]string{}
 			if tc.json != "" {

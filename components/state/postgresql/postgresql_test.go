@@ -145,19 +145,20 @@ func TestCleanupExpired(t *testing.T) {
 	}
 }
 
+var configCases = []struct {
+	name    string
+	props   map[string]string
+	wantErr string
+}{
+	{"missing connection string", map[string]string{}, "connectionString is required"},
+	{"bad table", map[string]string{"connectionString": "x", "tableName": "a; drop"}, "tableName"},
+	{"schema table", map[string]string{"connectionString": "x", "tableName": "s.t"}, ""},
+	{"two dots", map[string]string{"connectionString": "x", "tableName": "a.b.c"}, "tableName"},
+	{"short timeout", map[string]string{"connectionString": "x", "timeoutInSeconds": "0"}, "at least 1s"},
+}
+
 func TestConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		props   map[string]string
-		wantErr string
-	}{
-		{"missing connection string", map[string]string{}, "connectionString is required"},
-		{"bad table", map[string]string{"connectionString": "x", "tableName": "a; drop"}, "tableName"},
-		{"schema table", map[string]string{"connectionString": "x", "tableName": "s.t"}, ""},
-		{"two dots", map[string]string{"connectionString": "x", "tableName": "a.b.c"}, "tableName"},
-		{"short timeout", map[string]string{"connectionString": "x", "timeoutInSeconds": "0"}, "at least 1s"},
-	}
-	for _, tc := range tests {
+	for _, tc := range configCases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseConfig(components.Metadata{Name: "pg", Properties: tc.props}, "v1")
 			if tc.wantErr == "" {

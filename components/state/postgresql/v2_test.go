@@ -410,21 +410,22 @@ func TestVersions(t *testing.T) {
 	}
 }
 
+var configV2Cases = []struct {
+	name      string
+	props     map[string]string
+	wantTable string
+	wantErr   string
+}{
+	{"defaults", map[string]string{"connectionString": "x"}, "state", ""},
+	{"prefix", map[string]string{"connectionString": "x", "tablePrefix": "app_"}, "app_state", ""},
+	{"schema prefix", map[string]string{"connectionString": "x", "tablePrefix": "myschema."}, "myschema.state", ""},
+	{"tableName is not v2's", map[string]string{"connectionString": "x", "tableName": "mine"}, "state", ""},
+	{"bad prefix", map[string]string{"connectionString": "x", "tablePrefix": "a;"}, "", `tablePrefix "a;"`},
+	{"missing connection string", map[string]string{}, "", "connectionString is required"},
+}
+
 func TestConfigV2(t *testing.T) {
-	tests := []struct {
-		name      string
-		props     map[string]string
-		wantTable string
-		wantErr   string
-	}{
-		{"defaults", map[string]string{"connectionString": "x"}, "state", ""},
-		{"prefix", map[string]string{"connectionString": "x", "tablePrefix": "app_"}, "app_state", ""},
-		{"schema prefix", map[string]string{"connectionString": "x", "tablePrefix": "myschema."}, "myschema.state", ""},
-		{"tableName is not v2's", map[string]string{"connectionString": "x", "tableName": "mine"}, "state", ""},
-		{"bad prefix", map[string]string{"connectionString": "x", "tablePrefix": "a;"}, "", `tablePrefix "a;"`},
-		{"missing connection string", map[string]string{}, "", "connectionString is required"},
-	}
-	for _, tc := range tests {
+	for _, tc := range configV2Cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseConfig(components.Metadata{Name: "pg", Version: "v2", Properties: tc.props}, "v2")
 			if tc.wantErr != "" {

@@ -98,18 +98,19 @@ func TestDefaultTTL(t *testing.T) {
 	}
 }
 
+var configCases = []struct {
+	name    string
+	props   map[string]string
+	wantErr string
+}{
+	{"missing host", map[string]string{}, "redisHost is required"},
+	{"cluster", map[string]string{"redisHost": "h:1", "redisType": "cluster"}, "not supported"},
+	{"bad db", map[string]string{"redisHost": "h:1", "redisDB": "x"}, "not an integer"},
+	{"ok", map[string]string{"redisHost": "h:1", "redisDB": "3", "enableTLS": "true", "dialTimeout": "2s"}, ""},
+}
+
 func TestConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		props   map[string]string
-		wantErr string
-	}{
-		{"missing host", map[string]string{}, "redisHost is required"},
-		{"cluster", map[string]string{"redisHost": "h:1", "redisType": "cluster"}, "not supported"},
-		{"bad db", map[string]string{"redisHost": "h:1", "redisDB": "x"}, "not an integer"},
-		{"ok", map[string]string{"redisHost": "h:1", "redisDB": "3", "enableTLS": "true", "dialTimeout": "2s"}, ""},
-	}
-	for _, tc := range tests {
+	for _, tc := range configCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseConfig(components.Metadata{Name: "r", Properties: tc.props})
 			if tc.wantErr != "" {

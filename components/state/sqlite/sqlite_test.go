@@ -110,24 +110,25 @@ func TestCleanupExpired(t *testing.T) {
 	}
 }
 
+var configCases = []struct {
+	name    string
+	props   map[string]string
+	wantErr string
+	wantDSN []string
+}{
+	{"missing connection string", map[string]string{}, "connectionString is required", nil},
+	{"bad table", map[string]string{"connectionString": "x.db", "tableName": "a;drop"}, "tableName", nil},
+	{"short timeout", map[string]string{"connectionString": "x.db", "timeout": "500ms"}, "at least 1s", nil},
+	{"forbidden pragma", map[string]string{"connectionString": "x.db?_pragma=journal_mode(OFF)"}, "disableWAL", nil},
+	{"defaults", map[string]string{"connectionString": "x.db"}, "",
+		[]string{"file:x.db?", "_txlock=immediate", "busy_timeout%282000%29", "journal_mode%28WAL%29"}},
+	{"no WAL", map[string]string{"connectionString": "file:x.db", "disableWAL": "true", "busyTimeout": "0"}, "",
+		[]string{"file:x.db?", "journal_mode%28DELETE%29"}},
+	{"memory", map[string]string{"connectionString": ":memory:"}, "", []string{"cache=shared", "journal_mode%28MEMORY%29"}},
+}
+
 func TestConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		props   map[string]string
-		wantErr string
-		wantDSN []string
-	}{
-		{"missing connection string", map[string]string{}, "connectionString is required", nil},
-		{"bad table", map[string]string{"connectionString": "x.db", "tableName": "a;drop"}, "tableName", nil},
-		{"short timeout", map[string]string{"connectionString": "x.db", "timeout": "500ms"}, "at least 1s", nil},
-		{"forbidden pragma", map[string]string{"connectionString": "x.db?_pragma=journal_mode(OFF)"}, "disableWAL", nil},
-		{"defaults", map[string]string{"connectionString": "x.db"}, "",
-			[]string{"file:x.db?", "_txlock=immediate", "busy_timeout%282000%29", "journal_mode%28WAL%29"}},
-		{"no WAL", map[string]string{"connectionString": "file:x.db", "disableWAL": "true", "busyTimeout": "0"}, "",
-			[]string{"file:x.db?", "journal_mode%28DELETE%29"}},
-		{"memory", map[string]string{"connectionString": ":memory:"}, "", []string{"cache=shared", "journal_mode%28MEMORY%29"}},
-	}
-	for _, tc := range tests {
+	for _, tc := range configCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseConfig(components.Metadata{Name: "s", Properties: tc.props})
 			var dsn string

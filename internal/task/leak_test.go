@@ -1,0 +1,14 @@
+package task
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when a goroutine they started is still
+// running after the last one: the runner's promise is that every task is
+// waited for.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
