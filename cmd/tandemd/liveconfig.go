@@ -86,9 +86,9 @@ func (l *liveConfig) secretAllowed(store, key string) bool {
 
 // watch polls the configuration files and applies valid changes once they
 // have settled (internal/filewatch).
-func (l *liveConfig) watch(ctx context.Context, paths []string, interval time.Duration) {
+func (l *liveConfig) watch(ctx context.Context, paths []string, interval time.Duration) error {
 	if len(paths) == 0 {
-		return
+		return nil
 	}
 	read := func() ([]byte, error) { return readFiles(paths), nil }
 	w := &filewatch.Watcher{Read: read, Interval: interval, Current: readFiles(paths), Apply: func([]byte) error {
@@ -106,7 +106,7 @@ func (l *liveConfig) watch(ctx context.Context, paths []string, interval time.Du
 		l.log.Info("configuration reloaded: access control and secret scopes apply now; mTLS, tracing, metrics and name resolution changes apply at the next restart", "files", paths)
 		return nil
 	}}
-	_ = w.Run(ctx)
+	return w.Run(ctx)
 }
 
 // readFiles returns the files' contents, a missing one marked as such.

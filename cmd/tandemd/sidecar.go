@@ -92,8 +92,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	background.Add(task.Task{Name: "configuration reload", Run: func(ctx context.Context) error {
-		live.watch(ctx, o.ConfigPaths, reloadInterval)
-		return nil
+		return live.watch(ctx, o.ConfigPaths, reloadInterval)
 	}})
 
 	obs, metrics, stopTracing, err := observability(ctx, o, cfg, reg, log)
