@@ -12,10 +12,7 @@ import (
 // broker URL, a client ID and a QoS of 0-2. (A concurrency below 1 means
 // the default, see pubsub.Concurrency.)
 func FuzzParseConfig(f *testing.F) {
-	seeds := []map[string]string{nil, {"url": "tcp://h:1883", "qos": "2", "retain": "true"}}
-	for _, p := range badProps {
-		seeds = append(seeds, p)
-	}
+	seeds := append([]map[string]string{nil, {"url": "tcp://h:1883", "qos": "2", "retain": "true"}}, badProps...)
 	metadatafuzz.Run(f, "fuzzed", metadataNames, seeds, func(p map[string]string) (config, error) {
 		return parseConfig(components.Metadata{Name: "fuzzed", AppID: "app", Properties: p})
 	}, func(c config) error {
