@@ -61,7 +61,8 @@ mapfile -t ALL < <(all_cases)
 [[ ${#ALL[@]} -gt 0 ]] || die "no cases found under $SRC/tests/integration/suite/daprd"
 if [[ ${#sel[@]} -eq 0 ]]; then
   mapfile -t CASES < <(grep -vE '^[[:space:]]*(#|$)' "$LIST" | awk '{print $1}')
-  for c in "${CASES[@]}"; do printf '%s\n' "${ALL[@]}" | grep -qxF "$c" || die "$LIST names $c, which the suite does not have"; done
+  declare -A known=(); for c in "${ALL[@]}"; do known[$c]=1; done
+  for c in "${CASES[@]}"; do [[ -n ${known[$c]:-} ]] || die "$LIST names $c, which the suite does not have"; done
 else
   CASES=()
   for c in "${ALL[@]}"; do
