@@ -345,7 +345,7 @@ func TestCheck(t *testing.T) {
 		{name: "backend imports observe through a helper",
 			imports: map[string][]string{
 				"components/state/redis": {"helpers/metricsx"},
-				"helpers/metricsx":      {"observe"}, "observe": nil},
+				"helpers/metricsx":       {"observe"}, "observe": nil},
 			want: []string{"components/state/redis ~> observe"}},
 		{name: "kind package may not reach proxy either",
 			imports: map[string][]string{"components/state": {"proxy/apierr"}, "proxy/apierr": nil},

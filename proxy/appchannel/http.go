@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/invoke"
-	"github.com/tandemrun/tandem/proxy/headers"
 	"github.com/tandemrun/tandem/proxy/appchannel/h1"
+	"github.com/tandemrun/tandem/proxy/headers"
 )
 
 // App protocols (--app-protocol) served by HTTP.
