@@ -146,6 +146,7 @@ func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 		rec, own := recorderFor(w)
 		next.ServeHTTP(rec, r)
 		h.record(r, rec.Status(), rec.written, time.Since(start))
+		m.errCodes.record(rec.errCode, rec.errCategory)
 		if own {
 			rec.release()
 		}

@@ -30,6 +30,9 @@ type MetricsOptions struct {
 	// MaxSeries caps the label sets of each metric whose labels come from
 	// requests (0: 1000).
 	MaxSeries int
+	// RecordErrorCodes adds dapr_error_code_total (Configuration
+	// spec.metrics.recordErrorCodes).
+	RecordErrorCodes bool
 }
 
 // HTTPMetricsOptions mirror spec.metrics.http.
@@ -57,6 +60,7 @@ func MetricsOptionsFromConfig(appID, namespace string, m config.Metrics) Metrics
 	o.HTTP.IncreasedCardinality = m.HTTP.IncreasedCardinality != nil && *m.HTTP.IncreasedCardinality
 	o.HTTP.ExcludeVerbs = m.HTTP.ExcludeVerbs != nil && *m.HTTP.ExcludeVerbs
 	o.HTTP.PathMatching = slices.Clone(m.HTTP.PathMatching)
+	o.RecordErrorCodes = m.RecordErrorCodes != nil && *m.RecordErrorCodes
 	return o
 }
 
@@ -72,6 +76,8 @@ type Metrics struct {
 	inv  *invokeMetrics
 	comp *componentMetrics
 	res  *resiliencyMetrics
+	// errCodes is nil unless recordErrorCodes is on.
+	errCodes *errorCodeMetrics
 }
 
 // NewMetrics registers the sidecar's metrics on reg.
@@ -103,6 +109,10 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	cs = append(cs, m.inv.collectors()...)
 	cs = append(cs, m.comp.collectors()...)
 	cs = append(cs, m.res.collectors()...)
+	if o.RecordErrorCodes {
+		m.errCodes = newErrorCodeMetrics(o.AppID)
+		cs = append(cs, m.errCodes.total)
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metric: %w", err)

@@ -14,6 +14,9 @@ type statusRecorder struct {
 	w       http.ResponseWriter
 	status  int
 	written int64
+	// errCode and errCategory are the API error the handler wrote, if
+	// any (apierr.WriteHTTP reports it through RecordErrorCode).
+	errCode, errCategory string
 }
 
 var recorderPool = sync.Pool{New: func() any { return new(statusRecorder) }}
@@ -26,12 +29,19 @@ func recorderFor(w http.ResponseWriter) (*statusRecorder, bool) {
 	}
 	r := recorderPool.Get().(*statusRecorder)
 	r.w, r.status, r.written = w, 0, 0
+	r.errCode, r.errCategory = "", ""
 	return r, true
 }
 
 func (r *statusRecorder) release() {
 	r.w = nil
 	recorderPool.Put(r)
+}
+
+// RecordErrorCode implements apierr.ErrorRecorder: it keeps the error
+// written for the metrics middleware to count when the handler returns.
+func (r *statusRecorder) RecordErrorCode(code, category string) {
+	r.errCode, r.errCategory = code, category
 }
 
 // Status is the status written, 200 if the handler wrote none.

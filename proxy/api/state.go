@@ -70,16 +70,17 @@ type storeRef struct {
 	release func()
 }
 
-// storeError maps a registry lookup failure to Dapr's error.
-func (s *State) storeError(name string, err error) *apierr.Error {
+// storeError maps a registry lookup failure to Dapr's error; appID goes
+// in its ErrorInfo metadata (daprd's HTTP API sends it, its gRPC API not).
+func (s *State) storeError(name, appID string, err error) *apierr.Error {
 	var nr *components.NotReadyError
 	switch {
 	case errors.As(err, &nr):
 		return apierr.StateStoreNotReady(name, err)
 	case len(s.cfg.Registry.Names()) == 0:
-		return apierr.StateStoreNotConfigured(name)
+		return apierr.StateStoreNotConfigured(name, appID)
 	default:
-		return apierr.StateStoreNotFound(name)
+		return apierr.StateStoreNotFound(name, appID)
 	}
 }
 
@@ -87,16 +88,18 @@ func (s *State) storeError(name string, err error) *apierr.Error {
 // HTTP API calls it before reading a body so errors come in daprd's order.
 func (s *State) Check(name string) error {
 	if _, err := s.cfg.Registry.Ready(name); err != nil {
-		return s.storeError(name, err)
+		return s.storeError(name, s.cfg.AppID, err)
 	}
 	return nil
 }
 
-// CheckTransactional is Check that also requires transactions.
-func (s *State) CheckTransactional(name string) error {
+// CheckTransactional is Check that also requires transactions. appID goes
+// in the ErrorInfo metadata of a store lookup error: daprd's HTTP API
+// sends its app ID there, its gRPC API ("") nothing.
+func (s *State) CheckTransactional(name, appID string) error {
 	st, err := s.cfg.Registry.Ready(name)
 	if err != nil {
-		return s.storeError(name, err)
+		return s.storeError(name, appID, err)
 	}
 	if !transactional(st) {
 		return apierr.StateTransactionsNotSupported(name)
@@ -114,7 +117,7 @@ func (s *State) acquire(name string) (*storeRef, error) {
 	st, release, err := s.cfg.Registry.Acquire(name)
 	if err != nil {
 		s.log.Debug("state store unavailable", "store", name, "error", err)
-		return nil, s.storeError(name, err)
+		return nil, s.storeError(name, "", err)
 	}
 	p, err := s.prefixFor(name, st)
 	if err != nil {
@@ -163,7 +166,7 @@ func (s *State) prefixFor(name string, inst state.Store) (state.KeyPrefix, error
 func (r *storeRef) key(k string) (string, error) {
 	pk, err := r.prefix.Key(k)
 	if err != nil {
-		return "", apierr.StateIllegalKey(k)
+		return "", apierr.StateIllegalKey(r.name, k)
 	}
 	return pk, nil
 }
@@ -417,7 +420,7 @@ func (s *State) Transact(ctx context.Context, store string, req state.Transactio
 	}
 	if m, ok := ref.s.(multiMaxSizer); ok {
 		if limit := m.MultiMaxSize(); limit > 0 && len(ops) > limit {
-			return apierr.StateTooManyTransactionalOps(len(ops), limit)
+			return apierr.StateTooManyTransactionalOps(store, len(ops), limit)
 		}
 	}
 	if err := outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error {
@@ -440,7 +443,7 @@ func (s *State) Query(ctx context.Context, store string, query []byte, md map[st
 	defer ref.release()
 	q, ok := ref.s.(state.Querier)
 	if !ok {
-		return nil, apierr.StateQueryUnsupported()
+		return nil, apierr.StateQueryUnsupported(store)
 	}
 	parsed, err := state.ParseQuery(query)
 	if err != nil {
@@ -452,7 +455,7 @@ func (s *State) Query(ctx context.Context, store string, query []byte, md map[st
 	if err != nil {
 		s.log.Debug("state query failed", "store", store, "error", err)
 		if errors.Is(err, state.ErrNotSupported) {
-			return nil, apierr.StateQueryUnsupported()
+			return nil, apierr.StateQueryUnsupported(store)
 		}
 		return nil, apierr.StateQueryFailed(store, err.Error())
 	}

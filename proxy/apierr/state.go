@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"google.golang.org/grpc/codes"
 )
@@ -11,46 +12,74 @@ import (
 // Dapr's state and secrets error codes (pkg/messages/errorcodes), plus the
 // two "not ready" codes Tandem adds for components still initialising.
 const (
-	CodeStateStoreNotFound          = "ERR_STATE_STORE_NOT_FOUND"
-	CodeStateStoreNotConfigured     = "ERR_STATE_STORE_NOT_CONFIGURED"
-	CodeStateStoreNotSupported      = "ERR_STATE_STORE_NOT_SUPPORTED"
-	CodeStateStoreTooManyOps        = "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS"
-	CodeStateGet                    = "ERR_STATE_GET"
-	CodeStateSave                   = "ERR_STATE_SAVE"
-	CodeStateDelete                 = "ERR_STATE_DELETE"
-	CodeStateBulkGet                = "ERR_STATE_BULK_GET"
-	CodeStateBulkDelete             = "ERR_STATE_BULK_DELETE"
-	CodeStateTransaction            = "ERR_STATE_TRANSACTION"
-	CodeStateQuery                  = "ERR_STATE_QUERY"
-	CodeStateOperationNotSupported  = "ERR_NOT_SUPPORTED_STATE_OPERATION"
-	CodeSecretStoresNotConfigured   = "ERR_SECRET_STORES_NOT_CONFIGURED"
-	CodeSecretStoreNotFound         = "ERR_SECRET_STORE_NOT_FOUND"
-	CodeSecretGet                   = "ERR_SECRET_GET"
-	CodeStateStoreNotReady          = "ERR_STATE_STORE_NOT_READY"
-	CodeSecretStoreNotReady         = "ERR_SECRET_STORE_NOT_READY"
-	stateStoreNotConfiguredGuidance = "add a Component with spec.type state.<store> to a --resources-path folder"
+	CodeStateStoreNotFound         = "ERR_STATE_STORE_NOT_FOUND"
+	CodeStateStoreNotConfigured    = "ERR_STATE_STORE_NOT_CONFIGURED"
+	CodeStateStoreNotSupported     = "ERR_STATE_STORE_NOT_SUPPORTED"
+	CodeStateStoreTooManyOps       = "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS"
+	CodeStateGet                   = "ERR_STATE_GET"
+	CodeStateSave                  = "ERR_STATE_SAVE"
+	CodeStateDelete                = "ERR_STATE_DELETE"
+	CodeStateBulkGet               = "ERR_STATE_BULK_GET"
+	CodeStateBulkDelete            = "ERR_STATE_BULK_DELETE"
+	CodeStateTransaction           = "ERR_STATE_TRANSACTION"
+	CodeStateQuery                 = "ERR_STATE_QUERY"
+	CodeStateOperationNotSupported = "ERR_NOT_SUPPORTED_STATE_OPERATION"
+	CodeSecretStoresNotConfigured  = "ERR_SECRET_STORES_NOT_CONFIGURED"
+	CodeSecretStoreNotFound        = "ERR_SECRET_STORE_NOT_FOUND"
+	CodeSecretGet                  = "ERR_SECRET_GET"
+	CodeStateStoreNotReady         = "ERR_STATE_STORE_NOT_READY"
+	CodeSecretStoreNotReady        = "ERR_SECRET_STORE_NOT_READY"
 )
 
+// The ErrorInfo reasons of Dapr's rich state errors (pkg/api/errors).
+const (
+	ReasonStateNotFound                 = "DAPR_STATE_NOT_FOUND"
+	ReasonStateNotConfigured            = "DAPR_STATE_NOT_CONFIGURED"
+	ReasonStateIllegalKey               = "DAPR_STATE_ILLEGAL_KEY"
+	ReasonStateTransactionsNotSupported = "DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED"
+	ReasonStateTooManyTransactions      = "DAPR_STATE_TOO_MANY_TRANSACTIONS"
+	ReasonStateQueryingNotSupported     = "DAPR_STATE_QUERYING_NOT_SUPPORTED"
+	ReasonStateQueryFailed              = "DAPR_STATE_QUERY_FAILED"
+)
+
+const (
+	stateStoresDocs  = "https://docs.dapr.io/reference/components-reference/supported-state-stores/"
+	secretStoresDocs = "https://docs.dapr.io/reference/components-reference/supported-secret-stores/"
+)
+
+// appIDMetadata is the ErrorInfo metadata daprd's HTTP API gives its
+// store lookup errors; its gRPC API (appID "") gives none.
+func appIDMetadata(appID string) map[string]string {
+	if appID == "" {
+		return nil
+	}
+	return map[string]string{"appID": appID}
+}
+
 // StateStoreNotFound is a request naming a state store that is not loaded
-// (400, InvalidArgument).
-func StateStoreNotFound(name string) *Error {
-	return &Error{
+// (400, InvalidArgument; ErrorInfo DAPR_STATE_NOT_FOUND with the appID in
+// its metadata when appID is not empty, as daprd's HTTP API sends it).
+func StateStoreNotFound(name, appID string) *Error {
+	e := &Error{
 		Code:       CodeStateStoreNotFound,
 		HTTPStatus: http.StatusBadRequest,
 		GRPCCode:   codes.InvalidArgument,
 		Message:    fmt.Sprintf("state store %s is not found", name),
 	}
+	return e.withErrorInfo(ReasonStateNotFound, appIDMetadata(appID))
 }
 
 // StateStoreNotConfigured is a state request when no state store is loaded
-// at all (500, FailedPrecondition).
-func StateStoreNotConfigured(name string) *Error {
-	return &Error{
+// at all (500, FailedPrecondition; ErrorInfo DAPR_STATE_NOT_CONFIGURED, its
+// metadata as StateStoreNotFound's).
+func StateStoreNotConfigured(name, appID string) *Error {
+	e := &Error{
 		Code:       CodeStateStoreNotConfigured,
 		HTTPStatus: http.StatusInternalServerError,
 		GRPCCode:   codes.FailedPrecondition,
-		Message:    fmt.Sprintf("state store %s is not configured: %s", name, stateStoreNotConfiguredGuidance),
+		Message:    fmt.Sprintf("state store %s is not configured", name),
 	}
+	return e.withErrorInfo(ReasonStateNotConfigured, appIDMetadata(appID))
 }
 
 // StateStoreNotReady is a request to a state store that is loaded but
@@ -67,10 +96,20 @@ func StateStoreNotReady(name string, err error) *Error {
 	}
 }
 
-// StateIllegalKey is a key containing "||" (400, ERR_MALFORMED_REQUEST,
-// Dapr's DAPR_STATE_ILLEGAL_KEY).
-func StateIllegalKey(key string) *Error {
-	return MalformedRequest("input key/keyPrefix '%s' can't contain '||'", key)
+// StateIllegalKey is a key containing "||" in store (400,
+// InvalidArgument, ERR_MALFORMED_REQUEST), with daprd's details: a
+// BadRequest field violation, the store's ResourceInfo and ErrorInfo
+// DAPR_STATE_ILLEGAL_KEY.
+func StateIllegalKey(store, key string) *Error {
+	msg := fmt.Sprintf("input key/keyPrefix '%s' can't contain '||'", key)
+	e := &Error{
+		Code:       CodeMalformedRequest,
+		HTTPStatus: http.StatusBadRequest,
+		GRPCCode:   codes.InvalidArgument,
+		Message:    msg,
+		Category:   CategoryState,
+	}
+	return e.withFieldViolation(key, msg).withResource("state", store).withErrorInfo(ReasonStateIllegalKey, nil)
 }
 
 // etagStatus returns the HTTP status and gRPC code of a store error: 409 /
@@ -150,36 +189,45 @@ func StateBulkGet(store string, err error) *Error {
 }
 
 // StateTransactionsNotSupported is a transaction on a store without them
-// (500, Unimplemented).
+// (500, Unimplemented), with daprd's Help link, ResourceInfo and ErrorInfo
+// DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED.
 func StateTransactionsNotSupported(store string) *Error {
-	return &Error{
+	e := &Error{
 		Code:       CodeStateStoreNotSupported,
 		HTTPStatus: http.StatusInternalServerError,
 		GRPCCode:   codes.Unimplemented,
-		Message:    fmt.Sprintf("state store %s doesn't support transactions: use a store with the TRANSACTIONAL feature (see /v1.0/metadata)", store),
+		Message:    fmt.Sprintf("state store %s doesn't support transactions", store),
 	}
+	return e.withHelp(stateStoresDocs, "Check the list of state stores and the features they support").
+		withResource("state", store).withErrorInfo(ReasonStateTransactionsNotSupported, nil)
 }
 
 // StateTooManyTransactionalOps is a transaction over the store's limit
-// (400, InvalidArgument).
-func StateTooManyTransactionalOps(count, limit int) *Error {
-	return &Error{
+// (400, InvalidArgument), with ResourceInfo and ErrorInfo
+// DAPR_STATE_TOO_MANY_TRANSACTIONS holding both counts.
+func StateTooManyTransactionalOps(store string, count, limit int) *Error {
+	e := &Error{
 		Code:       CodeStateStoreTooManyOps,
 		HTTPStatus: http.StatusBadRequest,
 		GRPCCode:   codes.InvalidArgument,
 		Message:    fmt.Sprintf("the transaction contains %d operations, which is more than what the state store supports: %d", count, limit),
 	}
+	return e.withResource("state", store).withErrorInfo(ReasonStateTooManyTransactions, map[string]string{
+		"currentOpsTransaction": strconv.Itoa(count),
+		"maxOpsPerTransaction":  strconv.Itoa(limit),
+	})
 }
 
 // StateOperationNotSupported is a transaction operation other than upsert
 // and delete: daprd answers 400 over HTTP and Unimplemented over gRPC.
 func StateOperationNotSupported(op string) *Error {
-	return &Error{
+	e := &Error{
 		Code:       CodeStateOperationNotSupported,
 		HTTPStatus: http.StatusBadRequest,
 		GRPCCode:   codes.Unimplemented,
-		Message:    fmt.Sprintf("operation type %s not supported: use upsert or delete", op),
+		Message:    fmt.Sprintf("operation type %s not supported", op),
 	}
+	return e.withHint("https://docs.dapr.io/reference/api/state_api/#state-transactions", "A transaction operation is upsert or delete")
 }
 
 // StateTransaction is a failed transaction (500, Internal; daprd does not
@@ -194,36 +242,41 @@ func StateTransaction(err error) *Error {
 }
 
 // StateQueryUnsupported is a query to a store without the query API (500,
-// Internal).
-func StateQueryUnsupported() *Error {
-	return &Error{
+// Internal), with ResourceInfo and ErrorInfo
+// DAPR_STATE_QUERYING_NOT_SUPPORTED.
+func StateQueryUnsupported(store string) *Error {
+	e := &Error{
 		Code:       CodeStateStoreNotSupported,
 		HTTPStatus: http.StatusInternalServerError,
 		GRPCCode:   codes.Internal,
 		Message:    "state store does not support querying",
 	}
+	return e.withResource("state", store).withErrorInfo(ReasonStateQueryingNotSupported, nil)
 }
 
 // StateQueryFailed is a query that could not be parsed or run (500,
-// Internal).
+// Internal), with ResourceInfo and ErrorInfo DAPR_STATE_QUERY_FAILED.
 func StateQueryFailed(store, detail string) *Error {
-	return &Error{
+	e := &Error{
 		Code:       CodeStateQuery,
 		HTTPStatus: http.StatusInternalServerError,
 		GRPCCode:   codes.Internal,
 		Message:    fmt.Sprintf("state store %s query failed: %s", store, detail),
 	}
+	return e.withResource("state", store).withErrorInfo(ReasonStateQueryFailed, nil)
 }
 
 // SecretStoresNotConfigured is a secrets request when no secret store is
-// loaded (500, FailedPrecondition).
+// loaded (500, FailedPrecondition), with a Help detail saying how to add
+// one.
 func SecretStoresNotConfigured() *Error {
-	return &Error{
+	e := &Error{
 		Code:       CodeSecretStoresNotConfigured,
 		HTTPStatus: http.StatusInternalServerError,
 		GRPCCode:   codes.FailedPrecondition,
-		Message:    "secret store is not configured: add a Component with spec.type secretstores.<store> to a --resources-path folder",
+		Message:    "secret store is not configured",
 	}
+	return e.withHint(secretStoresDocs, "Add a Component with spec.type secretstores.<store> to a --resources-path folder")
 }
 
 // SecretStoreNotFound is a request naming an unknown secret store. daprd

@@ -181,7 +181,7 @@ func (a *API) ExecuteStateTransaction(ctx context.Context, in *runtimev1.Execute
 	if a.cfg.State == nil {
 		return a.UnimplementedDaprServer.ExecuteStateTransaction(ctx, in)
 	}
-	if err := a.cfg.State.CheckTransactional(in.GetStoreName()); err != nil {
+	if err := a.cfg.State.CheckTransactional(in.GetStoreName(), ""); err != nil {
 		return nil, apierr.GRPC(err)
 	}
 	req := state.TransactionRequest{Metadata: in.GetMetadata(), Operations: make([]state.Operation, len(in.GetOperations()))}

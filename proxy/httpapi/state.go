@@ -350,7 +350,7 @@ func (h *Handler) bulkGetState(w http.ResponseWriter, r *http.Request) {
 // stateTransaction is POST|PUT /v1.0/state/{storeName}/transaction.
 func (h *Handler) stateTransaction(w http.ResponseWriter, r *http.Request) {
 	store := r.PathValue("storeName")
-	if err := h.cfg.State.CheckTransactional(store); err != nil {
+	if err := h.cfg.State.CheckTransactional(store, h.cfg.AppID); err != nil {
 		h.stateFail(w, r, err)
 		return
 	}
