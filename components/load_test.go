@@ -135,6 +135,29 @@ scopes: [other]
 		wantComps: []string{"mine", "everyone"},
 	},
 	{
+		// daprd's rule (IsValidPathSegmentName): spaces, '?', '#' and
+		// non-ASCII letters are valid; '.', '..', '/' and '%' are not.
+		name: "component names daprd accepts",
+		files: map[string]string{"names.yaml": `
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: 'Sĭ騉 ńĄ?F珡j!ĚZ#m'}
+spec: {type: state.in-memory}
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: '..'}
+spec: {type: state.in-memory}
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: 'a%2F'}
+spec: {type: state.in-memory}
+`},
+		wantComps: []string{"Sĭ騉 ńĄ?F珡j!ĚZ#m"},
+		wantErrs:  []string{`metadata.name: ".." cannot be a component name`, `metadata.name: "a%2F" cannot contain '/' or '%'`},
+	},
+	{
 		name: "broken file does not stop the others and names the file",
 		files: map[string]string{
 			"a-good.yaml": redisYAML,
@@ -209,7 +232,7 @@ spec: {type: state.redis}
 - just a list
 `},
 		wantErrs: []string{
-			`component "a/b": metadata.name: "a/b" cannot contain`,
+			`component "a/b": metadata.name: "a/b" cannot contain '/'`,
 			`component "t1": spec.type: "redis" is not a component type`,
 			`component "t2": spec.initTimeout: "forever" is not a duration`,
 			`component "t3": spec.metadata[0].name: missing`,

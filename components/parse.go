@@ -271,13 +271,17 @@ func parseComponent(root *yaml.Node, h rawHeader, source string) (Component, []*
 	return c, errs
 }
 
-// checkName rejects names that cannot appear in an API path.
+// checkName rejects names that cannot be one segment of an API path, with
+// daprd's rule (Kubernetes' IsValidPathSegmentName): not "." or "..", no
+// '/' or '%'. Spaces, '?' and '#' are fine: callers escape them in URLs.
 func checkName(name string) error {
 	switch {
 	case name == "":
 		return errors.New("missing; give the component a name (the apps use it in API calls)")
-	case strings.ContainsAny(name, "/ \t\r\n?#%"):
-		return fmt.Errorf("%q cannot contain spaces, '/', '?', '#' or '%%' (it is used in URLs)", name)
+	case name == "." || name == "..":
+		return fmt.Errorf("%q cannot be a component name (it is a path segment in URLs)", name)
+	case strings.ContainsAny(name, "/%"):
+		return fmt.Errorf("%q cannot contain '/' or '%%' (it is a path segment in URLs)", name)
 	case strings.Contains(name, "||"):
 		return fmt.Errorf("%q cannot contain \"||\" (it separates key parts)", name)
 	}

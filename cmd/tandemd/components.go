@@ -115,11 +115,8 @@ func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	rc.topicScopes = topicscope.NewTable(log)
 	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(pubsubbuiltin.Kind(log)), mopts())
 
-	set, err := components.Load(o.ResourcesPaths, o.AppID)
-	if err != nil {
-		log.Error("cannot read resource folders", "paths", o.ResourcesPaths, "error", err)
-		set = &components.Set{}
-	}
+	// A broken file is one of set.Errors: the others load, as on a reload.
+	set, _ := components.Load(o.ResourcesPaths, o.AppID)
 	rc.report(set.Errors)
 	rc.apply(set)
 	for _, c := range set.Components {

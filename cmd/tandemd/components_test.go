@@ -1,6 +1,10 @@
 package main
 
 import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,5 +30,24 @@ func TestStatePostgresqlByVersion(t *testing.T) {
 	}
 	if _, err := vs.Build(postgresql.Type, "v3"); err == nil || !strings.Contains(err.Error(), "v1, v2") {
 		t.Errorf("version v3: %v", err)
+	}
+}
+
+// TestLoadComponentsBrokenFile: a broken resource file at start-up is
+// reported and the others still load (it used to drop them all).
+func TestLoadComponentsBrokenFile(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"a-broken.yaml": "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: 'a/b'}\nspec: {type: state.in-memory}\n",
+		"b-good.yaml":   "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: 'good #1'}\nspec: {type: state.in-memory}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := loadComponents(&Options{AppID: "app", ResourcesPaths: []string{dir}}, slog.New(slog.DiscardHandler))
+	if got := rc.states.Registry().Names(); !slices.Equal(got, []string{"good #1"}) {
+		t.Fatalf("state stores = %v, want [good #1]", got)
 	}
 }
