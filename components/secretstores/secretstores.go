@@ -56,6 +56,16 @@ const FeatureMultipleKeyValuesPerSecret Feature = "MULTIPLE_KEY_VALUES_PER_SECRE
 // ErrNotFound is wrapped by GetSecret errors for a missing secret.
 var ErrNotFound = errors.New("secret not found")
 
+// NotFound is the GetSecret error for a missing secret name, in daprd's
+// words ("secret NAME not found"); errors.Is(err, ErrNotFound) holds.
+func NotFound(name string) error { return notFoundError(name) }
+
+type notFoundError string
+
+func (e notFoundError) Error() string { return fmt.Sprintf("secret %s not found", string(e)) }
+
+func (e notFoundError) Is(target error) bool { return target == ErrNotFound }
+
 // Category is the spec.type prefix of secret stores.
 const Category = "secretstores"
 

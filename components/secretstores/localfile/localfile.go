@@ -168,7 +168,7 @@ func (s *Store) GetSecret(_ context.Context, req secretstores.GetRequest) (map[s
 	defer s.mu.RUnlock()
 	v, ok := s.secrets[req.Name]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", secretstores.ErrNotFound, req.Name)
+		return nil, secretstores.NotFound(req.Name)
 	}
 	return maps.Clone(v), nil
 }

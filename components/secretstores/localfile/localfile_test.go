@@ -168,4 +168,8 @@ func TestMissingSecret(t *testing.T) {
 	if !errors.Is(err, secretstores.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
+	// daprd's local.file wording, which its integration suite matches.
+	if err.Error() != "secret nope not found" {
+		t.Fatalf("err = %q, want daprd's %q", err, "secret nope not found")
+	}
 }
