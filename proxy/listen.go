@@ -34,6 +34,20 @@ func listen(hosts []string, port int, flag string) ([]net.Listener, error) {
 	return out, nil
 }
 
+// listenOne listens on one address and port; an empty host means every
+// interface.
+func listenOne(host string, port int, flag string) (net.Listener, error) {
+	var hosts []string
+	if host != "" {
+		hosts = []string{host}
+	}
+	lns, err := listen(hosts, port, flag)
+	if err != nil {
+		return nil, err
+	}
+	return lns[0], nil
+}
+
 // port returns the port a listener is bound to.
 func port(ln net.Listener) int {
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
