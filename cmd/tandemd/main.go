@@ -8,16 +8,30 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// runtimeVersion is version as the metadata API reports it, in daprd's
+// form: "1.2.3" (no leading v) for a release, "edge" for a build without a
+// version, as daprd's own unreleased builds say.
+func runtimeVersion(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	if v == "" || v == "dev" {
+		return "edge"
+	}
+	return v
+}
 
 func main() {
 	setRuntimeDefaults(os.Getenv)
@@ -61,8 +75,9 @@ func run(args []string) int {
 		fmt.Println(version)
 		return 0
 	}
-	log := newLogger(opts)
+	log := newLogger(opts, os.Stdout)
 	quietRedis(log)
+	warnSkippedInit(log, opts)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runSidecar(ctx, opts, log); err != nil {
@@ -72,13 +87,24 @@ func run(args []string) int {
 	return 0
 }
 
-func newLogger(o *Options) *slog.Logger {
+// warnSkippedInit logs, in daprd's words, the start-up calls to the app
+// that --disable-init-endpoints turns off. Tandem has no actor runtime, so
+// it never reads the app's /dapr/config in any case.
+func warnSkippedInit(log *slog.Logger, o *Options) {
+	if slices.Contains(o.DisableInitEndpoints, "config") {
+		log.Warn("Skipping programmatic dapr configuration loading (see 'disable-init-endpoints' flag/annotation)")
+	}
+}
+
+// newLogger returns the sidecar's logger writing to w: standard output,
+// where daprd logs (tools and tests that follow daprd's log read it there).
+func newLogger(o *Options, w io.Writer) *slog.Logger {
 	hopts := &slog.HandlerOptions{Level: o.SlogLevel()}
 	var h slog.Handler
 	if o.LogAsJSON {
-		h = slog.NewJSONHandler(os.Stderr, hopts)
+		h = slog.NewJSONHandler(w, hopts)
 	} else {
-		h = slog.NewTextHandler(os.Stderr, hopts)
+		h = slog.NewTextHandler(w, hopts)
 	}
 	return slog.New(h).With("app_id", o.AppID, "scope", "tandemd")
 }

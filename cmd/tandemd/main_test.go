@@ -3,6 +3,8 @@ package main
 import (
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -25,5 +27,25 @@ func TestSetRuntimeDefaults(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(100); got != 150 {
 		t.Fatalf("default GC percent = %d, want 150", got)
+	}
+}
+
+func TestRuntimeVersion(t *testing.T) {
+	for in, want := range map[string]string{"dev": "edge", "": "edge", "v1.4.0": "1.4.0", "1.4.0-rc.1": "1.4.0-rc.1"} {
+		if got := runtimeVersion(in); got != want {
+			t.Errorf("runtimeVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLoggerAndSkippedInit(t *testing.T) {
+	for _, disabled := range [][]string{nil, {"subscribe"}, {"config"}} {
+		var out strings.Builder
+		o := &Options{AppID: "a", DisableInitEndpoints: disabled}
+		warnSkippedInit(newLogger(o, &out), o)
+		want := slices.Contains(disabled, "config")
+		if got := strings.Contains(out.String(), "Skipping programmatic dapr configuration loading"); got != want {
+			t.Errorf("disabled %v: logged %q", disabled, out.String())
+		}
 	}
 }
