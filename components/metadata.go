@@ -41,6 +41,10 @@ type Metadata struct {
 	Version string
 	// Properties are spec.metadata as name -> value.
 	Properties map[string]string
+	// SecretRefs name the secret each property read through secretKeyRef
+	// (property name -> secretKeyRef.name); state encryption records the
+	// key's name with every value.
+	SecretRefs map[string]string
 	// AppID and Namespace are the sidecar's, for key prefixes and consumer
 	// groups.
 	AppID     string

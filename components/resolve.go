@@ -79,6 +79,10 @@ func (e Env) Resolve(ctx context.Context, c Component) (Metadata, error) {
 				return Metadata{}, fail(i, it, ".secretKeyRef", fmt.Errorf("secret %q key %q from secret store %q: %w", it.SecretKeyRef.Name, key, store, err))
 			}
 			val = v
+			if md.SecretRefs == nil {
+				md.SecretRefs = map[string]string{}
+			}
+			md.SecretRefs[it.Name] = it.SecretKeyRef.Name
 		}
 		v, err := e.expand(val)
 		if err != nil {

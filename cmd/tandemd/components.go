@@ -86,6 +86,10 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 			if _, err := state.NewKeyPrefix(md); err != nil {
 				return components.Permanent(err)
 			}
+			// So is a bad primaryEncryptionKey / secondaryEncryptionKey.
+			if _, err := state.NewEncryption(md); err != nil {
+				return components.Permanent(err)
+			}
 			return s.Init(ctx, md)
 		},
 		Close: func(s state.Store) error { return s.Close() },

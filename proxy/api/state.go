@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"maps"
@@ -43,11 +44,13 @@ type State struct {
 	prefixes map[string]prefixEntry
 }
 
-// prefixEntry caches a store's key prefix for one instance: a hot reload
-// makes a new instance, whose metadata may say otherwise.
+// prefixEntry caches a store's key prefix and value encryption for one
+// instance: a hot reload makes a new instance, whose metadata may say
+// otherwise.
 type prefixEntry struct {
 	inst   state.Store
 	prefix state.KeyPrefix
+	enc    *state.Encryption
 }
 
 // NewState returns the state API for cfg.
@@ -67,6 +70,7 @@ type storeRef struct {
 	name    string
 	s       state.Store
 	prefix  state.KeyPrefix
+	enc     *state.Encryption // nil: values are stored as given
 	release func()
 }
 
@@ -119,22 +123,23 @@ func (s *State) acquire(name string) (*storeRef, error) {
 		s.log.Debug("state store unavailable", "store", name, "error", err)
 		return nil, s.storeError(name, "", err)
 	}
-	p, err := s.prefixFor(name, st)
+	e, err := s.prefixFor(name, st)
 	if err != nil {
 		release()
 		return nil, apierr.Internal(err)
 	}
-	return &storeRef{name: name, s: st, prefix: p, release: release}, nil
+	return &storeRef{name: name, s: st, prefix: e.prefix, enc: e.enc, release: release}, nil
 }
 
-// prefixFor returns the key prefix of the store's current instance.
-func (s *State) prefixFor(name string, inst state.Store) (state.KeyPrefix, error) {
+// prefixFor returns the key prefix and encryption of the store's current
+// instance.
+func (s *State) prefixFor(name string, inst state.Store) (prefixEntry, error) {
 	cacheable := inst != nil && reflect.TypeOf(inst).Comparable()
 	s.mu.RLock()
 	e, ok := s.prefixes[name]
 	s.mu.RUnlock()
 	if ok && cacheable && e.inst == inst {
-		return e.prefix, nil
+		return e, nil
 	}
 	md := components.Metadata{Name: name}
 	found := false
@@ -150,16 +155,50 @@ func (s *State) prefixFor(name string, inst state.Store) (state.KeyPrefix, error
 	}
 	p, err := state.NewKeyPrefix(md)
 	if err != nil {
-		return state.KeyPrefix{}, err
+		return prefixEntry{}, err
 	}
+	enc, err := state.NewEncryption(md)
+	if err != nil {
+		return prefixEntry{}, err
+	}
+	e = prefixEntry{inst: inst, prefix: p, enc: enc}
 	// Cache only what the component's metadata said: a failed lookup is
 	// retried on the next call rather than pinned to this instance.
 	if cacheable && (found || s.cfg.Metadata == nil) {
 		s.mu.Lock()
-		s.prefixes[name] = prefixEntry{inst: inst, prefix: p}
+		s.prefixes[name] = e
 		s.mu.Unlock()
 	}
-	return p, nil
+	return e, nil
+}
+
+// seal encrypts a value to write when the store encrypts (Dapr's
+// primaryEncryptionKey). Like daprd, a JSON string from the HTTP API is
+// encrypted as its text, without the quotes, and read back that way; other
+// values are encrypted as they are. The sealed value is opaque bytes.
+func (r *storeRef) seal(req *state.SetRequest) error {
+	if r.enc == nil {
+		return nil
+	}
+	plain := req.Value
+	var text string
+	if !req.IsBinary && json.Unmarshal(req.Value, &text) == nil {
+		plain = []byte(text)
+	}
+	sealed, err := r.enc.Encrypt(plain)
+	if err != nil {
+		return apierr.StateSave(r.name, apierr.StateETagKind{}, err)
+	}
+	req.Value, req.IsBinary = sealed, true
+	return nil
+}
+
+// open decrypts a value read from a store that encrypts.
+func (r *storeRef) open(data []byte) ([]byte, error) {
+	if r.enc == nil || data == nil {
+		return data, nil
+	}
+	return r.enc.Decrypt(data)
 }
 
 // key validates and prefixes an app key.
@@ -198,6 +237,9 @@ func (s *State) Get(ctx context.Context, store string, req state.GetRequest) (*s
 	}
 	if resp == nil || resp.Data == nil {
 		return nil, nil
+	}
+	if resp.Data, err = ref.open(resp.Data); err != nil {
+		return nil, apierr.StateGet(appKey, store, err)
 	}
 	return resp, nil
 }
@@ -252,6 +294,9 @@ func (b batch[R]) write(ctx context.Context, s *State, store string, items []R) 
 	for i := range items {
 		reqs[i] = items[i]
 		if err := b.prepare(ref, &reqs[i]); err != nil {
+			return err
+		}
+		if err := ref.seal(&reqs[i]); err != nil {
 			return err
 		}
 	}
@@ -360,6 +405,11 @@ func (s *State) BulkGet(ctx context.Context, store string, keys []string, md map
 	}
 	for i := range out {
 		out[i].Key = ref.prefix.Original(out[i].Key)
+		if out[i].Error == "" {
+			if out[i].Data, err = ref.open(out[i].Data); err != nil {
+				out[i].Error = err.Error()
+			}
+		}
 		if out[i].Error != "" {
 			out[i].Data, out[i].ETag = nil, nil
 		}
@@ -399,6 +449,9 @@ func (s *State) Transact(ctx context.Context, store string, req state.Transactio
 				return apierr.MalformedRequest("transaction operation %d: \"key\" is a required field", i)
 			}
 			if u.Key, err = ref.key(u.Key); err != nil {
+				return err
+			}
+			if err := ref.seal(&u); err != nil {
 				return err
 			}
 			ops[i].Upsert = &u
