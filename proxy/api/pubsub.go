@@ -105,7 +105,7 @@ func NewPubSub(cfg PubSubConfig) *PubSub {
 // API errors Dapr gives for a missing name or component.
 func (p *PubSub) component(name, topic string) (pubsub.PubSub, func(), error) {
 	if p.cfg.Registry == nil || len(p.cfg.Registry.Names()) == 0 {
-		return nil, nil, apierr.PubSubNotConfigured()
+		return nil, nil, apierr.PubSubNotConfigured(name)
 	}
 	if name == "" {
 		return nil, nil, apierr.PubSubEmpty()

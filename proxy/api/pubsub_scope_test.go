@@ -122,10 +122,12 @@ func wantForbidden(t *testing.T, err error, topic, field string) {
 	if e.Code != apierr.CodePubSubForbidden || e.HTTPStatus != 403 || e.GRPCCode != codes.PermissionDenied {
 		t.Fatalf("error = %v (%d, %v), want ERR_PUBSUB_FORBIDDEN 403 PermissionDenied", err, e.HTTPStatus, e.GRPCCode)
 	}
-	for _, want := range []string{"topic " + topic + " is not allowed for app id app", field} {
-		if !strings.Contains(e.Message, want) {
-			t.Errorf("message %q does not contain %q", e.Message, want)
-		}
+	// daprd's message; the scoping field to change is in the details.
+	if want := "topic " + topic + " is not allowed for app id app"; e.Message != want {
+		t.Errorf("message %q, want %q", e.Message, want)
+	}
+	if body := string(e.JSON()); !strings.Contains(body, field) {
+		t.Errorf("details %s do not name %q", body, field)
 	}
 }
 

@@ -69,7 +69,7 @@ func TestPublishErrors(t *testing.T) {
 	}{
 		{"not configured", empty, PublishRequest{PubsubName: "ps", Topic: "t"}, apierr.CodePubSubNotConfigured, 400, "not configured"},
 		{"empty name", p, PublishRequest{Topic: "t"}, apierr.CodePubSubEmpty, 404, "empty"},
-		{"not found", p, PublishRequest{PubsubName: "nope", Topic: "t"}, apierr.CodePubSubNotFound, 404, "pubsub nope not found"},
+		{"not found", p, PublishRequest{PubsubName: "nope", Topic: "t"}, apierr.CodePubSubNotFound, 404, "pubsub nope is not found"},
 		{"empty topic", p, PublishRequest{PubsubName: "ps"}, apierr.CodeTopicEmpty, 404, "topic is empty in pubsub ps"},
 		{"not ready", p, PublishRequest{PubsubName: "down", Topic: "t"}, apierr.CodePubSubNotReady, 503, "connection refused"},
 		{"bad rawPayload", p, PublishRequest{PubsubName: "ps", Topic: "t", Metadata: map[string]string{"rawPayload": "yes please"}}, apierr.CodePubSubRequestMetadata, 400, "rawPayload"},

@@ -35,7 +35,7 @@ func TestWriteHTTP(t *testing.T) {
 		{"invoke", DirectInvoke("orders", errors.New("dial 10.0.0.1:50002: refused")), 500, "ERR_DIRECT_INVOKE", "failed to invoke, id: orders, err: dial 10.0.0.1:50002: refused"},
 		{"invoke unknown app", DirectInvoke("orders", fmt.Errorf("resolve: %w", resolve.ErrNotFound)), 500, "ERR_DIRECT_INVOKE", `app "orders" is not running or not registered with name resolution: start it with tandem run`},
 		{"invoke denied", DirectInvoke("orders", status.Error(codes.PermissionDenied, "acl")), 403, "ERR_DIRECT_INVOKE", "acl"},
-		{"pubsub forbidden", PubSubForbidden("orders", "shop", "add it to publishingScopes"), 403, "ERR_PUBSUB_FORBIDDEN", "topic orders is not allowed for app id shop: add it to publishingScopes"},
+		{"pubsub forbidden", PubSubForbidden("orders", "shop", "add it to publishingScopes"), 403, "ERR_PUBSUB_FORBIDDEN", "topic orders is not allowed for app id shop"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,6 @@ var categories = map[string]string{
 	CodeTopicEmpty:                  CategoryPubsub,
 	CodeStateOperationNotSupported:  CategoryState,
 	CodeSecretStoresNotConfigured:   CategorySecret,
-	"ERR_TOPIC_NAME_EMPTY":          CategoryPubsub,
 	"ERR_PUBLISH_OUTBOX":            CategoryPubsub,
 	"ERR_INVOKE_OUTPUT_BINDING":     "binding",
 	"ERR_APP_CHANNEL_NIL":           CategoryCommon,

@@ -88,8 +88,12 @@ func (e *Error) withErrorInfo(reason string, metadata map[string]string) *Error 
 
 // withResource adds google.rpc.ResourceInfo naming the component.
 func (e *Error) withResource(kind, name string) *Error {
-	e.Details = append(e.Details, &errdetails.ResourceInfo{ResourceType: kind, ResourceName: name})
+	e.Details = append(e.Details, resourceInfo(kind, name, ""))
 	return e
+}
+
+func resourceInfo(kind, name, description string) *errdetails.ResourceInfo {
+	return &errdetails.ResourceInfo{ResourceType: kind, ResourceName: name, Description: description}
 }
 
 // withFieldViolation adds google.rpc.BadRequest with one field violation.

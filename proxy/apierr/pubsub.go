@@ -12,7 +12,7 @@ const (
 	CodePubSubNotConfigured   = "ERR_PUBSUB_NOT_CONFIGURED"
 	CodePubSubEmpty           = "ERR_PUBSUB_EMPTY"
 	CodePubSubNotFound        = "ERR_PUBSUB_NOT_FOUND"
-	CodeTopicEmpty            = "ERR_TOPIC_EMPTY"
+	CodeTopicEmpty            = "ERR_TOPIC_NAME_EMPTY"
 	CodePubSubRequestMetadata = "ERR_PUBSUB_REQUEST_METADATA"
 	CodePubSubPublishMessage  = "ERR_PUBSUB_PUBLISH_MESSAGE"
 	CodePubSubCloudEventsSer  = "ERR_PUBSUB_CLOUD_EVENTS_SER"
@@ -24,22 +24,47 @@ const (
 	CodePubSubNotReady = "ERR_PUBSUB_NOT_READY"
 )
 
-// PubSubNotConfigured: no pub/sub component is loaded at all.
-func PubSubNotConfigured() *Error {
-	return &Error{Code: CodePubSubNotConfigured, HTTPStatus: http.StatusBadRequest, GRPCCode: codes.FailedPrecondition,
-		Message: "pubsub is not configured: add a pubsub component to a --resources-path folder"}
+// The ErrorInfo reasons of Dapr's pub/sub errors.
+const (
+	ReasonPubSubNotConfigured   = "DAPR_PUBSUB_NOT_CONFIGURED"
+	ReasonPubSubNameEmpty       = "DAPR_PUBSUB_NAME_EMPTY"
+	ReasonPubSubNotFound        = "DAPR_PUBSUB_NOT_FOUND"
+	ReasonPubSubTopicNameEmpty  = "DAPR_PUBSUB_TOPIC_NAME_EMPTY"
+	ReasonPubSubMetadata        = "DAPR_PUBSUB_METADATA_DESERIALIZATION"
+	ReasonPubSubPublishMessage  = "DAPR_PUBSUB_PUBLISH_MESSAGE"
+	ReasonPubSubCloudEvent      = "DAPR_PUBSUB_CLOUD_EVENT_CREATION"
+	ReasonPubSubUnmarshalEvents = "DAPR_PUBSUB_UNMARSHAL_EVENTS"
+	ReasonPubSubForbidden       = "DAPR_PUBSUB_FORBIDDEN"
+)
+
+// pubsubError is one of daprd's rich pub/sub errors: ResourceInfo naming
+// the component (unless name is ""), then ErrorInfo with reason and md.
+func pubsubError(code string, httpStatus int, grpcCode codes.Code, msg, name, reason string, md map[string]string) *Error {
+	e := &Error{Code: code, HTTPStatus: httpStatus, GRPCCode: grpcCode, Message: msg}
+	if name != "" {
+		e.Details = append(e.Details, resourceInfo("pubsub", name, msg))
+	}
+	return e.withErrorInfo(reason, md)
+}
+
+// PubSubNotConfigured: no pub/sub component is loaded at all; name is the
+// one the request asked for.
+func PubSubNotConfigured(name string) *Error {
+	return pubsubError(CodePubSubNotConfigured, http.StatusBadRequest, codes.FailedPrecondition,
+		fmt.Sprintf("pubsub %s is not configured", name), "", ReasonPubSubNotConfigured, nil).
+		withHint("https://docs.dapr.io/reference/components-reference/supported-pubsub/", "Add a pubsub component to a --resources-path folder")
 }
 
 // PubSubEmpty: no pub/sub name in the request.
 func PubSubEmpty() *Error {
-	return &Error{Code: CodePubSubEmpty, HTTPStatus: http.StatusNotFound, GRPCCode: codes.InvalidArgument,
-		Message: "pubsub name is empty"}
+	return pubsubError(CodePubSubEmpty, http.StatusNotFound, codes.InvalidArgument,
+		"pubsub name is empty", "", ReasonPubSubNameEmpty, nil)
 }
 
 // PubSubNotFound: no pub/sub component of that name is loaded.
 func PubSubNotFound(name string) *Error {
-	return &Error{Code: CodePubSubNotFound, HTTPStatus: http.StatusNotFound, GRPCCode: codes.InvalidArgument,
-		Message: fmt.Sprintf("pubsub %s not found", name)}
+	return pubsubError(CodePubSubNotFound, http.StatusNotFound, codes.InvalidArgument,
+		fmt.Sprintf("pubsub %s is not found", name), "", ReasonPubSubNotFound, nil)
 }
 
 // PubSubNotReady: the component is loaded but cannot serve yet; err says
@@ -51,41 +76,45 @@ func PubSubNotReady(name string, err error) *Error {
 
 // TopicEmpty: no topic in the request.
 func TopicEmpty(pubsubName string) *Error {
-	return &Error{Code: CodeTopicEmpty, HTTPStatus: http.StatusNotFound, GRPCCode: codes.InvalidArgument,
-		Message: fmt.Sprintf("topic is empty in pubsub %s", pubsubName)}
+	return pubsubError(CodeTopicEmpty, http.StatusNotFound, codes.InvalidArgument,
+		"topic is empty in pubsub "+pubsubName, pubsubName, ReasonPubSubTopicNameEmpty, nil)
 }
 
 // PubSubRequestMetadata: request metadata that cannot be read (e.g.
 // rawPayload that is not a boolean).
 func PubSubRequestMetadata(err error) *Error {
-	return &Error{Code: CodePubSubRequestMetadata, HTTPStatus: http.StatusBadRequest, GRPCCode: codes.InvalidArgument,
-		Message: fmt.Sprintf("failed deserializing metadata. Error: %v", err)}
+	return pubsubError(CodePubSubRequestMetadata, http.StatusBadRequest, codes.InvalidArgument,
+		fmt.Sprintf("failed deserializing metadata. Error: %v", err), "", ReasonPubSubMetadata, map[string]string{"error": err.Error()})
 }
 
 // PubSubPublishMessage: the broker did not accept the message.
 func PubSubPublishMessage(pubsubName, topic string, err error) *Error {
-	return &Error{Code: CodePubSubPublishMessage, HTTPStatus: http.StatusInternalServerError, GRPCCode: codes.Internal,
-		Message: fmt.Sprintf("error when publishing to topic %s in pubsub %s: %v", topic, pubsubName, err)}
+	return pubsubError(CodePubSubPublishMessage, http.StatusInternalServerError, codes.Internal,
+		fmt.Sprintf("error when publishing to topic %s in pubsub %s: %v", topic, pubsubName, err), pubsubName,
+		ReasonPubSubPublishMessage, map[string]string{"topic": topic, "error": err.Error()})
 }
 
 // PubSubCloudEvent: the envelope could not be built, e.g. a caller's
 // application/cloudevents+json body that is not a JSON object (Dapr: 500,
-// InvalidArgument).
+// InvalidArgument). The cause is in the ErrorInfo metadata.
 func PubSubCloudEvent(err error) *Error {
-	return &Error{Code: CodePubSubCloudEventsSer, HTTPStatus: http.StatusInternalServerError, GRPCCode: codes.InvalidArgument,
-		Message: fmt.Sprintf("cannot create cloudevent: %v", err)}
+	return pubsubError(CodePubSubCloudEventsSer, http.StatusInternalServerError, codes.InvalidArgument,
+		"cannot create cloudevent", "", ReasonPubSubCloudEvent, map[string]string{"error": err.Error()})
 }
 
 // PubSubEvents: a bulk publish body or entry that cannot be read.
 func PubSubEvents(pubsubName, topic string, err error) *Error {
-	return &Error{Code: CodePubSubEventsSer, HTTPStatus: http.StatusBadRequest, GRPCCode: codes.InvalidArgument,
-		Message: fmt.Sprintf("error when unmarshaling the request for topic %s pubsub %s: %v", topic, pubsubName, err)}
+	return pubsubError(CodePubSubEventsSer, http.StatusBadRequest, codes.InvalidArgument,
+		fmt.Sprintf("error when unmarshaling the request for topic %s pubsub %s: %v", topic, pubsubName, err), pubsubName,
+		ReasonPubSubUnmarshalEvents, map[string]string{"topic": topic, "error": err.Error()})
 }
 
 // PubSubForbidden: the component's topic scoping (publishingScopes,
 // subscriptionScopes, allowedTopics, protectedTopics) does not let appID use
-// topic; reason says which field to change. Dapr's wording, then the reason.
+// topic. The message is daprd's; reason, which says which field to change,
+// is the ErrorInfo metadata's "error", where daprd puts its cause.
 func PubSubForbidden(topic, appID, reason string) *Error {
-	return &Error{Code: CodePubSubForbidden, HTTPStatus: http.StatusForbidden, GRPCCode: codes.PermissionDenied,
-		Message: fmt.Sprintf("topic %s is not allowed for app id %s: %s", topic, appID, reason)}
+	return pubsubError(CodePubSubForbidden, http.StatusForbidden, codes.PermissionDenied,
+		fmt.Sprintf("topic %s is not allowed for app id %s", topic, appID), "", ReasonPubSubForbidden,
+		map[string]string{"topic": topic, "error": reason})
 }

@@ -43,7 +43,7 @@ func TestGRPCPublishErrors(t *testing.T) {
 	c := pubsubClient(t)
 	ctx := context.Background()
 	_, err := c.PublishEvent(ctx, &runtimev1.PublishEventRequest{PubsubName: "nope", Topic: "t"})
-	wantCode(t, err, codes.InvalidArgument, "pubsub nope not found")
+	wantCode(t, err, codes.InvalidArgument, "pubsub nope is not found")
 	_, err = c.PublishEvent(ctx, &runtimev1.PublishEventRequest{PubsubName: "ps"})
 	wantCode(t, err, codes.InvalidArgument, "topic is empty")
 	_, err = c.PublishEvent(ctx, &runtimev1.PublishEventRequest{PubsubName: "ps", Topic: "t", DataContentType: "application/cloudevents+json", Data: []byte("[")})

@@ -23,7 +23,7 @@ func TestPublishForbiddenRoute(t *testing.T) {
 		var b struct{ ErrorCode, Message string }
 		_ = json.Unmarshal(w.Body.Bytes(), &b)
 		if w.Code != http.StatusForbidden || b.ErrorCode != "ERR_PUBSUB_FORBIDDEN" ||
-			!strings.Contains(b.Message, "topic payments is not allowed for app id pubapp") || !strings.Contains(b.Message, "publishingScopes") {
+			!strings.Contains(b.Message, "topic payments is not allowed for app id pubapp") || !strings.Contains(w.Body.String(), "publishingScopes") {
 			t.Errorf("%s: %d %s", target, w.Code, w.Body)
 		}
 	}

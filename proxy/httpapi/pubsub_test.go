@@ -145,7 +145,7 @@ func TestPublishRouteErrors(t *testing.T) {
 		code                   string
 	}{
 		{"unknown pubsub", "/v1.0/publish/nope/t", "", "x", 404, "ERR_PUBSUB_NOT_FOUND"},
-		{"no topic", "/v1.0/publish/ps/", "", "x", 404, "ERR_TOPIC_EMPTY"},
+		{"no topic", "/v1.0/publish/ps/", "", "x", 404, "ERR_TOPIC_NAME_EMPTY"},
 		{"bad envelope", "/v1.0/publish/ps/t", "application/cloudevents+json", "{", 500, "ERR_PUBSUB_CLOUD_EVENTS_SER"},
 		{"bad rawPayload", "/v1.0/publish/ps/t?metadata.rawPayload=maybe", "", "x", 400, "ERR_PUBSUB_REQUEST_METADATA"},
 		{"too large", "/v1.0/publish/ps/t", "", strings.Repeat("x", 2<<20), 413, "ERR_BODY_TOO_LARGE"},
