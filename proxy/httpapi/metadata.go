@@ -26,6 +26,7 @@ type metadataJSON struct {
 	AppConnectionProperties appConnectionJSON                 `json:"appConnectionProperties,omitzero"`
 	ActorRuntime            *actorRuntimeJSON                 `json:"actorRuntime,omitempty"`
 	Scheduler               *runtimev1.MetadataScheduler      `json:"scheduler,omitempty"`
+	Resiliencies            []*runtimev1.MetadataResiliency   `json:"resiliencies,omitempty"`
 }
 
 type subscriptionJSON struct {
@@ -76,6 +77,7 @@ func MetadataJSON(m *runtimev1.GetMetadataResponse) ([]byte, error) {
 		Extended:      m.GetExtendedMetadata(),
 		HTTPEndpoints: m.GetHttpEndpoints(),
 		Scheduler:     m.GetScheduler(),
+		Resiliencies:  m.GetResiliencies(),
 	}
 	if acp := m.GetAppConnectionProperties(); acp != nil {
 		out.AppConnectionProperties = appConnectionJSON{
