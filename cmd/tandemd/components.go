@@ -93,14 +93,7 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 			return s.Init(ctx, md)
 		},
 		Close: func(s state.Store) error { return s.Close() },
-		Capabilities: func(s state.Store) []string {
-			fs := s.Features()
-			out := make([]string, len(fs))
-			for i, f := range fs {
-				out[i] = string(f)
-			}
-			return out
-		},
+		Capabilities: func(s state.Store) []string { return state.Capabilities(s.Features()) },
 	}
 }
 

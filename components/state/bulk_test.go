@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/tandemrun/tandem/components/state"
@@ -41,5 +42,24 @@ func TestBulkFallback(t *testing.T) {
 	}
 	if r, _ := s.Get(ctx, &state.GetRequest{Key: "a"}); r != nil {
 		t.Fatal("a not deleted")
+	}
+}
+
+// TestCapabilities: daprd lists ACTOR for every store with ETags and
+// transactions.
+func TestCapabilities(t *testing.T) {
+	tests := []struct {
+		in   []state.Feature
+		want []string
+	}{
+		{[]state.Feature{state.FeatureETag, state.FeatureTransactional, state.FeatureTTL}, []string{"ETAG", "TRANSACTIONAL", "TTL", "ACTOR"}},
+		{[]state.Feature{state.FeatureETag, state.FeatureTTL}, []string{"ETAG", "TTL"}},
+		{[]state.Feature{state.FeatureTransactional}, []string{"TRANSACTIONAL"}},
+		{nil, []string{}},
+	}
+	for _, tt := range tests {
+		if got := state.Capabilities(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("Capabilities(%v) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }

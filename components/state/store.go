@@ -62,11 +62,24 @@ const (
 	FeatureTransactional Feature = "TRANSACTIONAL"
 	FeatureTTL           Feature = "TTL"
 	FeatureQueryAPI      Feature = "QUERY_API"
-	// FeatureActor is not reported by stores: the runtime adds it when the
-	// component has metadata actorStateStore "true" and the store is
-	// transactional with ETags, as Dapr does.
+	// FeatureActor is not reported by stores: Capabilities adds it to
+	// every store with ETags and transactions, as daprd does.
 	FeatureActor Feature = "ACTOR"
 )
+
+// Capabilities are a store's features as /v1.0/metadata lists them:
+// daprd's rule adds ACTOR to every store with ETags and transactions
+// (those it can use for actor state).
+func Capabilities(features []Feature) []string {
+	out := make([]string, 0, len(features)+1)
+	for _, f := range features {
+		out = append(out, string(f))
+	}
+	if HasFeature(features, FeatureETag) && HasFeature(features, FeatureTransactional) && !HasFeature(features, FeatureActor) {
+		out = append(out, string(FeatureActor))
+	}
+	return out
+}
 
 // HasFeature reports whether features contains f.
 func HasFeature(features []Feature, f Feature) bool {
