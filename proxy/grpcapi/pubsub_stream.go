@@ -27,9 +27,16 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 	if err != nil {
 		return err
 	}
+	// daprd's checks and words (plain errors, so codes.Unknown), before
+	// the pub/sub is looked up.
 	init := first.GetInitialRequest()
-	if init == nil {
-		return status.Error(codes.InvalidArgument, "the first message of a topic event stream must be an initial request naming the pub/sub and topic")
+	switch {
+	case init == nil:
+		return status.Error(codes.Unknown, "initial request is required")
+	case init.GetPubsubName() == "":
+		return status.Error(codes.Unknown, "pubsubName is required")
+	case init.GetTopic() == "":
+		return status.Error(codes.Unknown, "topic is required")
 	}
 	ss := &eventStream{stream: stream, pending: map[string]chan subscriptions.Status{}, done: make(chan struct{})}
 	stop, err := a.cfg.PubSub.Subscribe(stream.Context(), api.StreamRequest{
@@ -57,7 +64,8 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 		}
 		p := in.GetEventProcessed()
 		if p == nil {
-			return status.Error(codes.InvalidArgument, "after the initial request a topic event stream takes only event_processed messages")
+			// daprd's words: only an initial request can be anything else.
+			return status.Error(codes.Unknown, "duplicate initial request received")
 		}
 		ss.answer(p.GetId(), p.GetStatus().GetStatus())
 	}

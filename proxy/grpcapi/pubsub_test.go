@@ -154,5 +154,34 @@ func TestGRPCStreamingSubscription(t *testing.T) {
 	}
 	_ = bad.Send(&runtimev1.SubscribeTopicEventsRequestAlpha1{SubscribeTopicEventsRequestType: &runtimev1.SubscribeTopicEventsRequestAlpha1_EventProcessed{EventProcessed: &runtimev1.SubscribeTopicEventsRequestProcessedAlpha1{Id: "x"}}})
 	_, err = bad.Recv()
-	wantCode(t, err, codes.InvalidArgument, "initial request")
+	wantCode(t, err, codes.Unknown, "initial request is required")
+
+	// daprd's checks of the initial request and of a second one, in its
+	// words.
+	for _, tc := range []struct {
+		first, second *runtimev1.SubscribeTopicEventsRequestInitialAlpha1
+		want          string
+	}{
+		{&runtimev1.SubscribeTopicEventsRequestInitialAlpha1{Topic: "a"}, nil, "pubsubName is required"},
+		{&runtimev1.SubscribeTopicEventsRequestInitialAlpha1{PubsubName: "ps"}, nil, "topic is required"},
+		{&runtimev1.SubscribeTopicEventsRequestInitialAlpha1{PubsubName: "ps", Topic: "dup"},
+			&runtimev1.SubscribeTopicEventsRequestInitialAlpha1{PubsubName: "ps", Topic: "dup"}, "duplicate initial request received"},
+	} {
+		s, err := c.SubscribeTopicEventsAlpha1(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		initial := func(r *runtimev1.SubscribeTopicEventsRequestInitialAlpha1) {
+			_ = s.Send(&runtimev1.SubscribeTopicEventsRequestAlpha1{SubscribeTopicEventsRequestType: &runtimev1.SubscribeTopicEventsRequestAlpha1_InitialRequest{InitialRequest: r}})
+		}
+		initial(tc.first)
+		if tc.second != nil {
+			if _, err := s.Recv(); err != nil {
+				t.Fatalf("initial response: %v", err)
+			}
+			initial(tc.second)
+		}
+		_, err = s.Recv()
+		wantCode(t, err, codes.Unknown, tc.want)
+	}
 }
