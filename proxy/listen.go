@@ -34,20 +34,6 @@ func listen(hosts []string, port int, flag string) ([]net.Listener, error) {
 	return out, nil
 }
 
-// listenOne listens on one address and port; an empty host means every
-// interface.
-func listenOne(host string, port int, flag string) (net.Listener, error) {
-	var hosts []string
-	if host != "" {
-		hosts = []string{host}
-	}
-	lns, err := listen(hosts, port, flag)
-	if err != nil {
-		return nil, err
-	}
-	return lns[0], nil
-}
-
 // port returns the port a listener is bound to.
 func port(ln net.Listener) int {
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
@@ -70,6 +56,10 @@ type ListenConfig struct {
 	// no metrics listener.
 	MetricsAddress string
 	MetricsPort    int
+	// PublicAddress and PublicPort are daprd's public health and metadata
+	// server (--dapr-public-port); PublicPort 0 opens none.
+	PublicAddress string
+	PublicPort    int
 }
 
 // Listeners are a sidecar's open sockets. They are opened before anything
@@ -80,6 +70,8 @@ type Listeners struct {
 	Internal   net.Listener
 	// Metrics is nil when no metrics listener was asked for.
 	Metrics net.Listener
+	// Public is nil without --dapr-public-port.
+	Public net.Listener
 }
 
 // Listen opens every listener of c, or none.
@@ -103,6 +95,11 @@ func Listen(c ListenConfig) (*Listeners, error) {
 	}
 	if c.MetricsPort >= 0 {
 		if l.Metrics, err = listenOne(c.MetricsAddress, c.MetricsPort, "--metrics-port"); err != nil {
+			return nil, err
+		}
+	}
+	if c.PublicPort > 0 {
+		if l.Public, err = listenOne(c.PublicAddress, c.PublicPort, "--dapr-public-port"); err != nil {
 			return nil, err
 		}
 	}
@@ -131,7 +128,7 @@ func (l *Listeners) Close() {
 	for _, ln := range append(slices.Clone(l.HTTP), l.GRPC...) {
 		_ = ln.Close()
 	}
-	for _, ln := range []net.Listener{l.Internal, l.Metrics} {
+	for _, ln := range []net.Listener{l.Internal, l.Metrics, l.Public} {
 		if ln != nil {
 			_ = ln.Close()
 		}

@@ -97,6 +97,9 @@ type APIs struct {
 	PubSub  *api.PubSub
 	// Components, if set, reports loaded components to the metadata API.
 	Components Components
+	// Resiliencies, if set, names the Resiliency resources in effect for
+	// the metadata API.
+	Resiliencies func() []string
 }
 
 // Components reports the loaded components for the metadata API.
@@ -126,6 +129,7 @@ type Sidecar struct {
 	grpcSrv     *grpc.Server
 	internalSrv *grpc.Server
 	metricsSrv  *http.Server
+	publicSrv   *http.Server
 
 	appReady     atomic.Bool
 	shutdownOnce sync.Once
@@ -237,6 +241,22 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		handler = o.Interceptors.HTTP(handler)
 	}
 	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(apis.ReadBufferSize)}
+	if o.Listeners.Public != nil {
+		// daprd's public server: health and metadata only, no API token.
+		pub := httpapi.New(httpapi.Config{
+			AppID: self.AppID, MaxRequestBodySize: apis.MaxRequestBodySize,
+			Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Log: s.log,
+		})
+		mux := http.NewServeMux()
+		for _, p := range []string{"/v1.0/healthz", "/v1.0/healthz/outbound", "/v1.0/metadata", "/v1.0/metadata/{key}"} {
+			mux.Handle(p, pub)
+		}
+		var ph http.Handler = mux
+		if o.Interceptors.HTTP != nil {
+			ph = o.Interceptors.HTTP(ph)
+		}
+		s.publicSrv = &http.Server{Handler: ph, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(apis.ReadBufferSize)}
+	}
 	if o.Listeners.Metrics != nil && o.Metrics != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{Registry: o.Metrics}))
@@ -283,6 +303,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		HTTPTask("http server", s.httpSrv, lns.HTTP, grace),
 		serveTask("grpc server", lns.GRPC, s.grpcSrv.Serve, grpcStop(s.grpcSrv, grace)),
 		serveTask("internal grpc server", []net.Listener{lns.Internal}, s.internalSrv.Serve, grpcStop(s.internalSrv, grace)),
+	}
+	if s.publicSrv != nil {
+		servers = append(servers, HTTPTask("public server", s.publicSrv, []net.Listener{lns.Public}, grace))
 	}
 	var metrics []task.Task
 	if s.metricsSrv != nil {
@@ -442,5 +465,21 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		AppConnectionProperties: &runtimev1.AppConnectionProperties{
 			Port: int32(app.Port), Protocol: protocol, ChannelAddress: channel,
 		},
+		Resiliencies: s.resiliencies(),
+		// Tandem has no actor runtime: daprd without placement reports this.
+		ActorRuntime: &runtimev1.ActorRuntime{
+			RuntimeStatus: runtimev1.ActorRuntime_DISABLED, Placement: "placement: disconnected",
+		},
 	}
+}
+
+func (s *Sidecar) resiliencies() []*runtimev1.MetadataResiliency {
+	if s.o.APIs.Resiliencies == nil {
+		return nil
+	}
+	var out []*runtimev1.MetadataResiliency
+	for _, name := range s.o.APIs.Resiliencies() {
+		out = append(out, &runtimev1.MetadataResiliency{Name: name})
+	}
+	return out
 }

@@ -92,7 +92,7 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 			}
 			return s.Init(ctx, md)
 		},
-		Close: func(s state.Store) error { return s.Close() },
+		Close:        func(s state.Store) error { return s.Close() },
 		Capabilities: func(s state.Store) []string { return state.Capabilities(s.Features()) },
 	}
 }

@@ -46,7 +46,7 @@ func TestLoadComponentsBrokenFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rc := loadComponents(&Options{AppID: "app", ResourcesPaths: []string{dir}}, slog.New(slog.DiscardHandler))
+	rc := loadComponents(&Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}, slog.New(slog.DiscardHandler))
 	if got := rc.states.Registry().Names(); !slices.Equal(got, []string{"good #1"}) {
 		t.Fatalf("state stores = %v, want [good #1]", got)
 	}

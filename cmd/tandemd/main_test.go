@@ -41,7 +41,7 @@ func TestRuntimeVersion(t *testing.T) {
 func TestLoggerAndSkippedInit(t *testing.T) {
 	for _, disabled := range [][]string{nil, {"subscribe"}, {"config"}} {
 		var out strings.Builder
-		o := &Options{AppID: "a", DisableInitEndpoints: disabled}
+		o := &Options{AppFlags: AppFlags{AppID: "a"}, APIFlags: APIFlags{DisableInitEndpoints: disabled}}
 		warnSkippedInit(newLogger(o, &out), o)
 		want := slices.Contains(disabled, "config")
 		if got := strings.Contains(out.String(), "Skipping programmatic dapr configuration loading"); got != want {

@@ -135,6 +135,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		Addresses: o.ListenAddresses, HTTPPort: o.HTTPPort, GRPCPort: o.GRPCPort,
 		InternalAddress: o.InternalGRPCListenAddress, InternalPort: o.InternalGRPCPort,
 		MetricsAddress: o.MetricsListenAddress, MetricsPort: metricsPort(o),
+		PublicAddress: o.PublicListenAddress, PublicPort: o.PublicPort,
 	})
 	if err != nil {
 		return err
@@ -182,12 +183,13 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: client, Policies: policies.Set, Resolver: resolver, Log: resLog})
 
 	s, err := proxy.New(proxy.Options{
-		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: version, HostIP: o.HostIP},
+		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP},
 		Listeners: lns, App: app,
 		Invocation: proxy.Invocation{Invoker: invoker, Resolver: resolver, Pool: pool, Access: live},
 		APIs: proxy.APIs{
 			Token: o.APIToken, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
 			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Components: rc,
+			Resiliencies: func() []string { return policies.Set().Loaded() },
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
 		Identity:     src, Metrics: reg, GracefulShutdown: o.GracefulShutdown, Log: log,

@@ -258,8 +258,10 @@ func (s *State) Save(ctx context.Context, store string, items []state.SetRequest
 			if err := validateWrite(r.Options, r.Metadata); err != nil {
 				return err
 			}
-			r.Key, err = ref.key(r.Key)
-			return err
+			if r.Key, err = ref.key(r.Key); err != nil {
+				return err
+			}
+			return ref.seal(r)
 		},
 		one:  state.Store.Set,
 		op:   func(r *state.SetRequest) state.Operation { return state.Operation{Upsert: r} },
@@ -294,9 +296,6 @@ func (b batch[R]) write(ctx context.Context, s *State, store string, items []R) 
 	for i := range items {
 		reqs[i] = items[i]
 		if err := b.prepare(ref, &reqs[i]); err != nil {
-			return err
-		}
-		if err := ref.seal(&reqs[i]); err != nil {
 			return err
 		}
 	}
