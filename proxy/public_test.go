@@ -7,11 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-
-	"github.com/tandemrun/tandem/invoke"
-	"github.com/tandemrun/tandem/invoke/resolve"
-	"github.com/tandemrun/tandem/invoke/resolve/static"
-	"github.com/tandemrun/tandem/invoke/transport"
 )
 
 // TestPublicServer: --dapr-public-port serves daprd's public endpoints
@@ -28,27 +23,9 @@ func TestPublicServer(t *testing.T) {
 		t.Fatal("public listener without a port")
 	}
 	lns.Close()
-	lns, err = Listen(ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1,
-		PublicAddress: "127.0.0.1", PublicPort: freePort(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := static.New(resolve.Config{Configuration: map[string]any{"apps": map[string]any{"other": []any{"127.0.0.1:1"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := transport.NewPool(transport.Options{})
-	t.Cleanup(func() { _ = res.Close(); _ = pool.Close() })
-	client, err := invoke.NewClient(invoke.ClientOptions{Resolver: res, Pool: pool, AppID: "pub", Namespace: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Self: Self{AppID: "pub", RuntimeVersion: "1.2.3"}, Listeners: lns,
-		Invocation: Invocation{Invoker: client, Resolver: res, Pool: pool},
-		APIs:       APIs{Token: "secret", Resiliencies: func() []string { return []string{"res1", "res2"} }}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, lns := loneWith(t, ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1,
+		PublicAddress: "127.0.0.1", PublicPort: freePort(t)}, Self{AppID: "pub", RuntimeVersion: "1.2.3"},
+		APIs{Token: "secret", Resiliencies: func() []string { return []string{"res1", "res2"} }})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -125,7 +125,13 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // lone builds a sidecar without an app whose name resolution knows no one.
 func lone(t *testing.T) (*Sidecar, *Listeners) {
 	t.Helper()
-	lns, err := Listen(ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1})
+	return loneWith(t, ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1}, Self{AppID: "lone"}, APIs{})
+}
+
+// loneWith is lone with its own listeners, self and APIs.
+func loneWith(t *testing.T, lc ListenConfig, self Self, apis APIs) (*Sidecar, *Listeners) {
+	t.Helper()
+	lns, err := Listen(lc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +145,7 @@ func lone(t *testing.T) (*Sidecar, *Listeners) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Self: Self{AppID: "lone"}, Listeners: lns, Invocation: Invocation{Invoker: client, Resolver: res, Pool: pool}})
+	s, err := New(Options{Self: self, Listeners: lns, Invocation: Invocation{Invoker: client, Resolver: res, Pool: pool}, APIs: apis})
 	if err != nil {
 		t.Fatal(err)
 	}
