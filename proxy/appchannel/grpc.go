@@ -95,7 +95,8 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	if cfg.APIToken != "" {
 		// On the connection, so no caller of the app (invocation, topic
 		// events, subscription discovery, bindings) can forget it.
-		opts = append(opts, grpc.WithChainUnaryInterceptor(withAPIToken(cfg.APIToken)))
+		opts = append(opts, grpc.WithChainUnaryInterceptor(withAPIToken(cfg.APIToken)),
+			grpc.WithChainStreamInterceptor(withAPITokenStream(cfg.APIToken)))
 	}
 	// passthrough: the address is an IP or host name dialled as is.
 	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(addr, strconv.Itoa(cfg.Port)), opts...)
@@ -116,21 +117,35 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 // brought along) is replaced, never sent beside it.
 func withAPIToken(token string) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		switch v := metadata.ValueFromOutgoingContext(ctx, apiTokenKey); {
-		case len(v) == 0:
-			ctx = metadata.AppendToOutgoingContext(ctx, apiTokenKey, token)
-		case len(v) != 1 || v[0] != token:
-			md, _ := metadata.FromOutgoingContext(ctx)
-			md.Set(apiTokenKey, token)
-			ctx = metadata.NewOutgoingContext(ctx, md)
-		}
-		return invoker(ctx, method, req, reply, cc, opts...)
+		return invoker(tokenContext(ctx, token), method, req, reply, cc, opts...)
 	}
 }
 
-// Conn returns the connection to the app. Unary calls made on it carry
-// APP_API_TOKEN; streams (the gRPC proxy's, forwarding another app's call)
-// do not, as in daprd.
+// withAPITokenStream is withAPIToken for streams: the gRPC proxy forwards
+// other apps' calls to the app on them, and daprd sends the token there too.
+func withAPITokenStream(token string) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		return streamer(tokenContext(ctx, token), desc, cc, method, opts...)
+	}
+}
+
+// tokenContext returns ctx with token as the only dapr-api-token value.
+func tokenContext(ctx context.Context, token string) context.Context {
+	switch v := metadata.ValueFromOutgoingContext(ctx, apiTokenKey); {
+	case len(v) == 0:
+		return metadata.AppendToOutgoingContext(ctx, apiTokenKey, token)
+	case len(v) != 1 || v[0] != token:
+		md, _ := metadata.FromOutgoingContext(ctx)
+		md = md.Copy()
+		md.Set(apiTokenKey, token)
+		return metadata.NewOutgoingContext(ctx, md)
+	}
+	return ctx
+}
+
+// Conn returns the connection to the app. Every call made on it, unary or
+// stream (the gRPC proxy's, forwarding another app's call), carries
+// APP_API_TOKEN, as in daprd.
 func (g *GRPC) Conn() *grpc.ClientConn { return g.conn }
 
 // Close closes the connection.
