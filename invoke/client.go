@@ -112,9 +112,10 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	setMeta(msg.Metadata, DestinationAppIDKey, appID)
 	setMeta(msg.Metadata, CallerAppIDKey, iv.appID)
 	setMeta(msg.Metadata, CalleeAppIDKey, appID)
+	// The callee trusts this only without mTLS (then it is all it has).
+	setMeta(msg.Metadata, CallerNamespaceKey, iv.namespace)
 
 	if iv.local != nil && appID == iv.appID && ns == iv.namespace {
-		setMeta(msg.Metadata, CallerNamespaceKey, iv.namespace)
 		return iv.local.Invoke(ctx, req)
 	}
 

@@ -546,3 +546,27 @@ func TestMemBodySentAsIs(t *testing.T) {
 		t.Fatal("unread after a read still reports the whole body")
 	}
 }
+
+func TestCallerNamespaceSentWithoutMTLS(t *testing.T) {
+	// Without mTLS the callee has only the caller's word for its namespace,
+	// so the caller must send it (daprd's dapr-caller-namespace).
+	p := newPair(t, false)
+	inv, err := NewInvoker(InvokerOptions{Resolver: p.res, Pool: p.pool, AppID: "caller", Namespace: "ns-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, streamed := range []bool{false, true} {
+		length := int64(2)
+		if streamed {
+			length = -1
+		}
+		resp, err := inv.Invoke(context.Background(), "server.default", newReq("x", commonv1.HTTPExtension_POST, "", []byte("hi"), length, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if g := firstMeta(resp.Message.GetHeaders(), "x-caller-ns"); g != "ns-a" {
+			t.Errorf("streamed=%v: callee saw caller namespace %q, want ns-a", streamed, g)
+		}
+	}
+}

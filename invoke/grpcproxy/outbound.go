@@ -73,12 +73,12 @@ func (p *Outbound) handle(_ any, ss grpc.ServerStream) error {
 
 	self := p.o.App != nil && appID == p.o.AppID && ns == p.o.Namespace
 	out.Set(invoke.CallerAppIDKey, p.o.AppID)
+	out.Set(invoke.CallerNamespaceKey, p.o.Namespace)
 	out.Set(invoke.CalleeAppIDKey, appID)
 	if self {
 		// Straight to the app: the target app id is the proxy's business,
 		// not the app's.
 		out.Delete(invoke.AppIDKey)
-		out.Set(invoke.CallerNamespaceKey, p.o.Namespace)
 	}
 	open := func(ctx context.Context) (grpc.ClientStream, context.CancelFunc, error) {
 		uctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ctx, out))
