@@ -96,6 +96,9 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	if req == nil || req.Message == nil || req.Message.GetMessage() == nil {
 		return nil, errors.New("invoke: request has no message")
 	}
+	if err := normalizeRequest(req); err != nil {
+		return nil, err
+	}
 	appID, ns, err := SplitAppID(target, iv.namespace)
 	if err != nil {
 		return nil, err

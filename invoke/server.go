@@ -70,6 +70,11 @@ func (s *Server) Register(g *grpc.Server) {
 // admit establishes who is calling, stamps the caller/callee metadata
 // (replacing whatever the caller sent) and runs Authorize.
 func (s *Server) admit(ctx context.Context, req *Request) error {
+	// Again here, before access control: a caller need not be a sidecar
+	// that normalized it.
+	if err := normalizeRequest(req); err != nil {
+		return err
+	}
 	in := req.Message
 	if in.Metadata == nil {
 		in.Metadata = make(map[string]*internalsv1.ListStringValue, 4)

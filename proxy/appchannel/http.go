@@ -200,8 +200,13 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 		return nil, status.Errorf(codes.InvalidArgument, "invalid HTTP verb %s for an HTTP app", verb)
 	}
 	// Cleaning a rooted path resolves "..": nothing escapes the app's root.
-	method := path.Clean("/" + msg.GetMethod())
-	u := &url.URL{Scheme: h.scheme, Host: h.host, Path: method, RawQuery: ext.GetQuerystring()}
+	// As in daprd, the method is taken as the URL's path in its escaped
+	// form: "%41" reaches the app as "A", and a bare "%" is refused.
+	u, err := url.Parse(path.Clean("/" + msg.GetMethod()))
+	if err != nil || u.Scheme != "" || u.Host != "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, status.Errorf(codes.InvalidArgument, "method %q is not a valid URL path for the app: %v", msg.GetMethod(), err)
+	}
+	u.Scheme, u.Host, u.RawQuery = h.scheme, h.host, ext.GetQuerystring()
 
 	var body io.ReadCloser = http.NoBody
 	if req.Body != nil && req.ContentLength != 0 {

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 
@@ -293,6 +296,10 @@ func TestHTTPInvokeErrors(t *testing.T) {
 	bad.Message.Message.HttpExtension = nil
 	if _, err := ch.Invoke(context.Background(), bad); err == nil {
 		t.Error("missing verb accepted")
+	}
+	// As in daprd the method is an escaped path: a bare "%" cannot be one.
+	if _, err := ch.Invoke(context.Background(), newReq("test%stream", commonv1.HTTPExtension_GET, "", "", nil, nil, 0)); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("method with a bare %%: err = %v, want InvalidArgument", err)
 	}
 	for _, cfg := range []HTTPConfig{{Port: 0}, {Port: 1, Protocol: "grpc"}} {
 		if _, err := NewHTTP(cfg); err == nil {
