@@ -84,7 +84,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 //
 // Invoke takes ownership of req: it adds Dapr's routing metadata to
 // req.Message and reads req.Body. A body of known size up to UnaryLimit is
-// sent with CallLocal and retried once on another connection if the sidecar
+// sent with CallLocal (unless req.StreamResponse) and retried once on another connection if the sidecar
 // was unreachable; anything else is streamed with CallLocalStream and not
 // retried. The response body is streamed as it arrives; close it.
 //
@@ -128,7 +128,7 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	}
 	ctx = withTraceContext(ctx, msg.Metadata)
 
-	if req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
+	if !req.StreamResponse && req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
 		return iv.invokeUnary(ctx, appID, ns, addr, req)
 	}
 	return iv.invokeStream(ctx, appID, addr, req)

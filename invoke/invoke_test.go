@@ -570,3 +570,53 @@ func TestCallerNamespaceSentWithoutMTLS(t *testing.T) {
 		}
 	}
 }
+
+// chunkApp answers with "A", then "B" only once next is closed.
+type chunkApp struct{ next chan struct{} }
+
+func (a *chunkApp) Invoke(context.Context, *Request) (*Response, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("A"))
+		<-a.next
+		_, _ = pw.Write([]byte("B"))
+		_ = pw.Close()
+	}()
+	return &Response{
+		Message: &internalsv1.InternalInvokeResponse{Status: &internalsv1.Status{Code: 200}},
+		Body:    pr,
+	}, nil
+}
+
+func TestInvokeStreamResponseWithSmallRequest(t *testing.T) {
+	// The HTTP API relays answers as they come: a small request must not
+	// make the answer wait for the app to finish (a unary CallLocal would).
+	app := &chunkApp{next: make(chan struct{})}
+	s, _ := NewServer(ServerOptions{AppID: "server", Namespace: "default", App: app})
+	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{})...)
+	s.Register(g)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go func() { _ = g.Serve(ln) }()
+	t.Cleanup(g.Stop)
+	pool := transport.NewPool(transport.Options{})
+	t.Cleanup(func() { _ = pool.Close() })
+	inv, _ := NewInvoker(InvokerOptions{Resolver: &mapResolver{addrs: map[string][]string{"chunks/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := newReq("x", commonv1.HTTPExtension_GET, "", nil, 0, nil)
+	req.StreamResponse = true
+	resp, err := inv.Invoke(ctx, "chunks", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "A" {
+		t.Fatalf("first chunk = %q, %v", first, err)
+	}
+	close(app.next)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "B" {
+		t.Fatalf("rest = %q, %v", rest, err)
+	}
+}
