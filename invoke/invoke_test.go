@@ -123,15 +123,7 @@ func TestInvokeLargeUnaryResponse(t *testing.T) {
 	body := make([]byte, 5<<20)
 	_, _ = rand.Read(body)
 	big := &bigApp{body: body}
-	s, _ := NewServer(ServerOptions{AppID: "server", Namespace: "default", App: big})
-	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{})...)
-	s.Register(g)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(g.Stop)
-	pool := transport.NewPool(transport.Options{})
-	t.Cleanup(func() { _ = pool.Close() })
-	inv, _ := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"big/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
+	inv := invokerFor(t, "big", big)
 	resp, err := inv.Invoke(context.Background(), "big", newReq("x", commonv1.HTTPExtension_GET, "", nil, 0, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -551,7 +543,7 @@ func TestCallerNamespaceSentWithoutMTLS(t *testing.T) {
 	// Without mTLS the callee has only the caller's word for its namespace,
 	// so the caller must send it (daprd's dapr-caller-namespace).
 	p := newPair(t, false)
-	inv, err := NewInvoker(InvokerOptions{Resolver: p.res, Pool: p.pool, AppID: "caller", Namespace: "ns-a"})
+	inv, err := NewClient(ClientOptions{Resolver: p.res, Pool: p.pool, AppID: "caller", Namespace: "ns-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,15 +584,7 @@ func TestInvokeStreamResponseWithSmallRequest(t *testing.T) {
 	// The HTTP API relays answers as they come: a small request must not
 	// make the answer wait for the app to finish (a unary CallLocal would).
 	app := &chunkApp{next: make(chan struct{})}
-	s, _ := NewServer(ServerOptions{AppID: "server", Namespace: "default", App: app})
-	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{})...)
-	s.Register(g)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(g.Stop)
-	pool := transport.NewPool(transport.Options{})
-	t.Cleanup(func() { _ = pool.Close() })
-	inv, _ := NewInvoker(InvokerOptions{Resolver: &mapResolver{addrs: map[string][]string{"chunks/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
+	inv := invokerFor(t, "chunks", app)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := newReq("x", commonv1.HTTPExtension_GET, "", nil, 0, nil)
@@ -619,4 +603,29 @@ func TestInvokeStreamResponseWithSmallRequest(t *testing.T) {
 	if err != nil || string(rest) != "B" {
 		t.Fatalf("rest = %q, %v", rest, err)
 	}
+}
+
+// invokerFor serves app behind a sidecar without mTLS and returns an
+// Client that reaches it as appID.
+func invokerFor(t *testing.T, appID string, app AppChannel) *Client {
+	t.Helper()
+	s, err := NewServer(ServerOptions{AppID: appID, Namespace: "default", App: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{})...)
+	s.Register(g)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	t.Cleanup(g.Stop)
+	pool := transport.NewPool(transport.Options{})
+	t.Cleanup(func() { _ = pool.Close() })
+	inv, err := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{appID + "/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }
