@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -183,9 +184,22 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 			Headers: md,
 			Message: &commonv1.InvokeResponse{ContentType: resp.Header.Get("Content-Type")},
 		},
-		Body:          resp.Body,
+		Body:          shortBodyOK{resp.Body},
 		ContentLength: resp.ContentLength,
 	}, nil
+}
+
+// shortBodyOK ends a response body that is shorter than the app's
+// Content-Length normally, as daprd does: what came is the answer, and the
+// caller gets it with its true length (Content-Length is never relayed).
+type shortBodyOK struct{ io.ReadCloser }
+
+func (b shortBodyOK) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // newRequest builds the HTTP request for the app from req.

@@ -378,3 +378,29 @@ func TestHTTPInvokeWrappedTransport(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestHTTPInvokeStaleContentLength(t *testing.T) {
+	// The app announces more than it sends: daprd relays what came.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "999")
+		_, _ = w.Write([]byte(`"ok"`))
+	}))
+	defer srv.Close()
+	port, _ := strconv.Atoi(srv.URL[strings.LastIndex(srv.URL, ":")+1:])
+	ch, err := NewHTTP(HTTPConfig{Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ch.Invoke(context.Background(), newReq("x", commonv1.HTTPExtension_GET, "", "", nil, nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != `"ok"` {
+		t.Errorf("body = %q, %v; want \"ok\" and no error", b, err)
+	}
+	if _, ok := resp.Message.GetHeaders()["content-length"]; ok {
+		t.Error("the app's Content-Length is relayed")
+	}
+}
