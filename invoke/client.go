@@ -84,7 +84,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 //
 // Invoke takes ownership of req: it adds Dapr's routing metadata to
 // req.Message and reads req.Body. A body of known size up to UnaryLimit is
-// sent with CallLocal and retried once on another connection if the sidecar
+// sent with CallLocal (unless req.StreamResponse) and retried once on another connection if the sidecar
 // was unreachable; anything else is streamed with CallLocalStream and not
 // retried. The response body is streamed as it arrives; close it.
 //
@@ -95,6 +95,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Response, error) {
 	if req == nil || req.Message == nil || req.Message.GetMessage() == nil {
 		return nil, errors.New("invoke: request has no message")
+	}
+	if err := normalizeRequest(req); err != nil {
+		return nil, err
 	}
 	appID, ns, err := SplitAppID(target, iv.namespace)
 	if err != nil {
@@ -112,9 +115,10 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	setMeta(msg.Metadata, DestinationAppIDKey, appID)
 	setMeta(msg.Metadata, CallerAppIDKey, iv.appID)
 	setMeta(msg.Metadata, CalleeAppIDKey, appID)
+	// The callee trusts this only without mTLS (then it is all it has).
+	setMeta(msg.Metadata, CallerNamespaceKey, iv.namespace)
 
 	if iv.local != nil && appID == iv.appID && ns == iv.namespace {
-		setMeta(msg.Metadata, CallerNamespaceKey, iv.namespace)
 		return iv.local.Invoke(ctx, req)
 	}
 
@@ -124,7 +128,7 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	}
 	ctx = withTraceContext(ctx, msg.Metadata)
 
-	if req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
+	if !req.StreamResponse && req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
 		return iv.invokeUnary(ctx, appID, ns, addr, req)
 	}
 	return iv.invokeStream(ctx, appID, addr, req)

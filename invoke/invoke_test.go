@@ -123,15 +123,7 @@ func TestInvokeLargeUnaryResponse(t *testing.T) {
 	body := make([]byte, 5<<20)
 	_, _ = rand.Read(body)
 	big := &bigApp{body: body}
-	s, _ := NewServer(ServerOptions{AppID: "server", Namespace: "default", App: big})
-	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{})...)
-	s.Register(g)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(g.Stop)
-	pool := transport.NewPool(transport.Options{})
-	t.Cleanup(func() { _ = pool.Close() })
-	inv, _ := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"big/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
+	inv := invokerFor(t, "big", big)
 	resp, err := inv.Invoke(context.Background(), "big", newReq("x", commonv1.HTTPExtension_GET, "", nil, 0, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -545,4 +537,95 @@ func TestMemBodySentAsIs(t *testing.T) {
 	if _, whole := m.unread(); whole {
 		t.Fatal("unread after a read still reports the whole body")
 	}
+}
+
+func TestCallerNamespaceSentWithoutMTLS(t *testing.T) {
+	// Without mTLS the callee has only the caller's word for its namespace,
+	// so the caller must send it (daprd's dapr-caller-namespace).
+	p := newPair(t, false)
+	inv, err := NewClient(ClientOptions{Resolver: p.res, Pool: p.pool, AppID: "caller", Namespace: "ns-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, streamed := range []bool{false, true} {
+		length := int64(2)
+		if streamed {
+			length = -1
+		}
+		resp, err := inv.Invoke(context.Background(), "server.default", newReq("x", commonv1.HTTPExtension_POST, "", []byte("hi"), length, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if g := firstMeta(resp.Message.GetHeaders(), "x-caller-ns"); g != "ns-a" {
+			t.Errorf("streamed=%v: callee saw caller namespace %q, want ns-a", streamed, g)
+		}
+	}
+}
+
+// chunkApp answers with "A", then "B" only once next is closed.
+type chunkApp struct{ next chan struct{} }
+
+func (a *chunkApp) Invoke(context.Context, *Request) (*Response, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("A"))
+		<-a.next
+		_, _ = pw.Write([]byte("B"))
+		_ = pw.Close()
+	}()
+	return &Response{
+		Message: &internalsv1.InternalInvokeResponse{Status: &internalsv1.Status{Code: 200}},
+		Body:    pr,
+	}, nil
+}
+
+func TestInvokeStreamResponseWithSmallRequest(t *testing.T) {
+	// The HTTP API relays answers as they come: a small request must not
+	// make the answer wait for the app to finish (a unary CallLocal would).
+	app := &chunkApp{next: make(chan struct{})}
+	inv := invokerFor(t, "chunks", app)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := newReq("x", commonv1.HTTPExtension_GET, "", nil, 0, nil)
+	req.StreamResponse = true
+	resp, err := inv.Invoke(ctx, "chunks", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "A" {
+		t.Fatalf("first chunk = %q, %v", first, err)
+	}
+	close(app.next)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "B" {
+		t.Fatalf("rest = %q, %v", rest, err)
+	}
+}
+
+// invokerFor serves app behind a sidecar without mTLS and returns an
+// Client that reaches it as appID.
+func invokerFor(t *testing.T, appID string, app AppChannel) *Client {
+	t.Helper()
+	s, err := NewServer(ServerOptions{AppID: appID, Namespace: "default", App: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{})...)
+	s.Register(g)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	t.Cleanup(g.Stop)
+	pool := transport.NewPool(transport.Options{})
+	t.Cleanup(func() { _ = pool.Close() })
+	inv, err := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{appID + "/default": {ln.Addr().String()}}}, Pool: pool, AppID: "c", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }

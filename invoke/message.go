@@ -27,6 +27,12 @@ type Request struct {
 	Body io.Reader
 	// ContentLength is the size of Body, or -1 when unknown (streamed).
 	ContentLength int64
+	// StreamResponse says the caller relays the answer as it arrives (the
+	// HTTP API): a peer sidecar is then called with CallLocalStream
+	// whatever the body size, as daprd does, because a unary CallLocal
+	// answers only once the app has finished, in one message of bounded
+	// size (no chunked or server-sent events, nothing over the limit).
+	StreamResponse bool
 }
 
 // MemBody is a request body held whole in memory. The invoker sends its

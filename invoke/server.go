@@ -70,6 +70,11 @@ func (s *Server) Register(g *grpc.Server) {
 // admit establishes who is calling, stamps the caller/callee metadata
 // (replacing whatever the caller sent) and runs Authorize.
 func (s *Server) admit(ctx context.Context, req *Request) error {
+	// Again here, before access control: a caller need not be a sidecar
+	// that normalized it.
+	if err := normalizeRequest(req); err != nil {
+		return err
+	}
 	in := req.Message
 	if in.Metadata == nil {
 		in.Metadata = make(map[string]*internalsv1.ListStringValue, 4)
@@ -185,11 +190,10 @@ func (s *Server) CallLocal(ctx context.Context, in *internalsv1.InternalInvokeRe
 
 // readAllSized reads r to the end, allocating once when its size is known:
 // r has a Len method, or size > 0 as the app announced it (a body shorter
-// than announced is an error, as io.ReadAll would report it).
+// than announced is taken as it is).
 func readAllSized(r io.Reader, size int64) ([]byte, error) {
-	announced := true
 	if l, ok := r.(interface{ Len() int }); ok {
-		size, announced = int64(l.Len()), false
+		size = int64(l.Len())
 	}
 	if size <= 0 || size > maxPresize {
 		return io.ReadAll(r)
@@ -197,7 +201,9 @@ func readAllSized(r io.Reader, size int64) ([]byte, error) {
 	b := make([]byte, size)
 	n, err := io.ReadFull(r, b)
 	if err != nil {
-		if !announced && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			// Shorter than announced (an app's wrong Content-Length):
+			// what came is the answer, as in daprd.
 			return b[:n], nil
 		}
 		return nil, err

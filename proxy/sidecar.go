@@ -27,6 +27,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/grpcapi"
 	"github.com/tandemrun/tandem/proxy/headers"
 	"github.com/tandemrun/tandem/proxy/httpapi"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 // Options are the parts a Sidecar serves with. The binary's root builds
@@ -71,6 +72,9 @@ type Invocation struct {
 	// Resolver and Pool are those of the Invoker, for proxied gRPC calls.
 	Resolver resolve.Resolver
 	Pool     *transport.Pool
+	// ProxyPolicy, if set, returns the resiliency policy for gRPC calls the
+	// app proxies to appID (dapr-app-id metadata); nil: none.
+	ProxyPolicy func(appID string) *resiliency.Policy
 	// Access, if set, decides whether a caller may invoke a method of this
 	// app; a denied call never reaches the app.
 	Access Access
@@ -87,7 +91,10 @@ type Access interface {
 // APIs are the Dapr APIs served to the app, and their limits.
 type APIs struct {
 	// Token is DAPR_API_TOKEN: when set, requests must carry it.
-	Token              string
+	Token string
+	// AllowedOrigins is --allowed-origins: CORS on the HTTP API (see
+	// httpapi.CORS); empty: none.
+	AllowedOrigins     string
 	MaxRequestBodySize int64 // bytes; 0 = unlimited
 	ReadBufferSize     int   // bytes; 0 = default
 	// State, Secrets and PubSub are the building-block APIs (nil: not
@@ -186,6 +193,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	}
 	outbound, err := grpcproxy.NewOutbound(grpcproxy.OutboundOptions{
 		AppID: self.AppID, Namespace: self.Namespace, Resolver: inv.Resolver, Pool: inv.Pool, App: appGRPC, Log: s.log,
+		Policy: inv.ProxyPolicy,
 	})
 	if err != nil {
 		return err
@@ -236,11 +244,12 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
 		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
-	var handler http.Handler = h
+	// CORS before the token check: preflights carry no token.
+	handler := httpapi.CORS(apis.AllowedOrigins, h)
 	if o.Interceptors.HTTP != nil {
 		handler = o.Interceptors.HTTP(handler)
 	}
-	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(apis.ReadBufferSize)}
+	s.httpSrv = &http.Server{Handler: withH2C(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(apis.ReadBufferSize)}
 	if o.Listeners.Public != nil {
 		// daprd's public server: health and metadata only, no API token.
 		pub := httpapi.New(httpapi.Config{

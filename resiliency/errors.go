@@ -12,7 +12,7 @@ import (
 )
 
 // StatusError tells Do what an attempt's outcome was in protocol terms, so
-// matching rules and the 4xx default can decide whether to retry. Set HTTP
+// matching rules can decide whether to retry and breakers whether it counts. Set HTTP
 // for an HTTP status, or leave it 0 and set GRPC for a gRPC code.
 //
 // An op that got a response it must pass on (say a 503 with a body) returns
@@ -111,11 +111,11 @@ func statusOf(err error) (httpCode int, grpcCode codes.Code, ok bool) {
 }
 
 // Retryable reports whether an attempt that failed with err may be retried
-// under m. Matching lists, when set, decide for outcomes with a status;
-// otherwise 4xx other than 408/429 (and the gRPC codes meaning the same) are
-// not retried. Errors without a status (connection refused, attempt
-// timeout) are retried. Permanent errors, open breakers and the caller's
-// own cancellation are never retried.
+// under m. As in daprd, a matching list, when set, decides for outcomes
+// with a status of its protocol; without one, every failure is retried,
+// 4xx answers and gRPC client-error codes included. Errors without a status
+// (connection refused, attempt timeout) are retried. Permanent errors, open
+// breakers and the caller's own cancellation are never retried.
 func Retryable(err error, m Matching) bool {
 	if err == nil {
 		return false
@@ -128,14 +128,10 @@ func Retryable(err error, m Matching) bool {
 	switch {
 	case !ok:
 		return true
-	case h != 0 && m.HTTP != nil:
-		return inRanges(h, m.HTTP)
 	case h != 0:
-		return !httpClientError(h)
-	case m.GRPC != nil:
-		return inRanges(int(g), m.GRPC)
+		return m.HTTP == nil || inRanges(h, m.HTTP)
 	default:
-		return !grpcClientError(g)
+		return m.GRPC == nil || inRanges(int(g), m.GRPC)
 	}
 }
 

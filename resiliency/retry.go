@@ -37,7 +37,7 @@ type Retry struct {
 }
 
 // Matching decides which status codes are retried. A nil list means the
-// spec did not set it, and Tandem's default applies (see Retryable).
+// spec did not set it: every failure status is retried (see Retryable).
 type Matching struct {
 	HTTP []CodeRange
 	GRPC []CodeRange

@@ -2,8 +2,10 @@ package grpcproxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/transport"
 	"github.com/tandemrun/tandem/invoke/transport/transporttest"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 type staticResolver map[string]string
@@ -58,6 +61,11 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 type targetApp struct {
 	mu   sync.Mutex
 	last metadata.MD
+	// calls counts unary calls; the first failFirst of them fail with
+	// failCode.
+	calls     atomic.Int32
+	failFirst int32
+	failCode  codes.Code
 }
 
 func (a *targetApp) record(ctx context.Context) {
@@ -74,12 +82,21 @@ func (a *targetApp) seen(key string) string {
 }
 
 func startTargetApp(t *testing.T) (*targetApp, string) {
-	app := &targetApp{}
+	return startFlakyApp(t, 0, codes.OK)
+}
+
+// startFlakyApp is startTargetApp whose first failFirst unary calls fail
+// with code.
+func startFlakyApp(t *testing.T, failFirst int32, code codes.Code) (*targetApp, string) {
+	app := &targetApp{failFirst: failFirst, failCode: code}
 	hs := health.NewServer()
 	hs.SetServingStatus("orders", healthpb.HealthCheckResponse_SERVING)
 	g := grpc.NewServer(
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			app.record(ctx)
+			if n := app.calls.Add(1); n <= app.failFirst {
+				return nil, status.Errorf(app.failCode, "failing call %d", n)
+			}
 			_ = grpc.SetHeader(ctx, metadata.Pairs("x-app-header", "h"))
 			_ = grpc.SetTrailer(ctx, metadata.Pairs("x-app-trailer", "t"))
 			return h(ctx, req)
@@ -102,13 +119,19 @@ type world struct {
 
 func newWorld(t *testing.T, secure bool) *world {
 	t.Helper()
+	app, appAddr := startTargetApp(t)
+	return newWorldWith(t, secure, app, appAddr, nil)
+}
+
+// newWorldWith is newWorld with the given app and the Outbound's policy.
+func newWorldWith(t *testing.T, secure bool, app *targetApp, appAddr string, policy func(string) *resiliency.Policy) *world {
+	t.Helper()
 	var callerSrc, calleeSrc *identity.Source
 	if secure {
 		ca := transporttest.NewCA(t)
 		callerSrc = ca.Source(t, "public", "default", "caller")
 		calleeSrc = ca.Source(t, "public", "default", "server")
 	}
-	app, appAddr := startTargetApp(t)
 
 	in, err := NewInbound(InboundOptions{AppID: "server", Namespace: "default", App: dial(t, appAddr)})
 	if err != nil {
@@ -128,7 +151,7 @@ func newWorld(t *testing.T, secure bool) *world {
 	t.Cleanup(func() { _ = pool.Close() })
 	out, err := NewOutbound(OutboundOptions{
 		AppID: "caller", Namespace: "default", Pool: pool,
-		Resolver: staticResolver{"server/default": internalAddr},
+		Resolver: staticResolver{"server/default": internalAddr}, Policy: policy,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +191,7 @@ func TestProxyUnary(t *testing.T) {
 			wantCaller := "caller"
 			for k, want := range map[string]string{
 				invoke.CallerAppIDKey: wantCaller, invoke.CalleeAppIDKey: "server",
-				invoke.AppIDKey: "server", "x-user": "u1",
+				invoke.AppIDKey: "", "x-user": "u1", // dapr-app-id is not forwarded to the app, as in daprd
 			} {
 				if g := w.app.seen(k); g != want {
 					t.Errorf("app saw %s = %q, want %q", k, g, want)
@@ -194,6 +217,12 @@ func TestProxyStatusAndStream(t *testing.T) {
 		t.Errorf("unknown service: err = %v, want the app's NotFound", err)
 	}
 
+	checkWatch(ctx, t, w)
+}
+
+// checkWatch reads the first message of a proxied server stream.
+func checkWatch(ctx context.Context, t *testing.T, w *world) {
+	t.Helper()
 	stream, err := w.client.Watch(ctx, &healthpb.HealthCheckRequest{Service: "orders"})
 	if err != nil {
 		t.Fatal(err)
@@ -267,5 +296,82 @@ func TestInboundAuthorizeAndWrongTarget(t *testing.T) {
 		if status.Code(err) != tc.code {
 			t.Errorf("target %s: err = %v, want %v", tc.target, err, tc.code)
 		}
+	}
+}
+
+// retryPolicy returns the policy "server" gets from a Resiliency document
+// with a default app retry policy of maxRetries and the matching list.
+func retryPolicy(t *testing.T, maxRetries int, grpcCodes string) func(string) *resiliency.Policy {
+	t.Helper()
+	doc := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata: {name: r}
+spec:
+  policies:
+    retries:
+      DefaultAppRetryPolicy: {policy: constant, duration: 1ms, maxRetries: %d, matching: {gRPCStatusCodes: %q}}
+`, maxRetries, grpcCodes)
+	docs, _, err := resiliency.Parse("r.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := resiliency.Build("caller", docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set.ForApp
+}
+
+func TestProxyRetriesUnaryCalls(t *testing.T) {
+	cases := []struct {
+		name      string
+		codes     string // matching gRPCStatusCodes; "" retries all
+		failFirst int32
+		code      codes.Code
+		stream    bool
+		wantCalls int32
+		wantCode  codes.Code
+	}{
+		{"all codes retried by default", "", 2, codes.Canceled, false, 3, codes.OK},
+		{"matched code retried", "3", 2, codes.InvalidArgument, false, 3, codes.OK},
+		{"gives up after maxRetries", "3", 5, codes.InvalidArgument, false, 3, codes.InvalidArgument},
+		{"unmatched code not retried", "1,12", 2, codes.Unknown, false, 1, codes.Unknown},
+		{"stream: only opening is retried", "", 2, codes.Internal, true, 1, codes.Internal},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app, addr := startFlakyApp(t, tc.failFirst, tc.code)
+			w := newWorldWith(t, false, app, addr, retryPolicy(t, 2, tc.codes))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ctx = metadata.AppendToOutgoingContext(ctx, invoke.AppIDKey, "server")
+			if tc.stream {
+				ctx = metadata.AppendToOutgoingContext(ctx, StreamKey, "true")
+			}
+			_, err := w.client.Check(ctx, &healthpb.HealthCheckRequest{Service: "orders"})
+			if status.Code(err) != tc.wantCode {
+				t.Errorf("err = %v, want code %v", err, tc.wantCode)
+			}
+			if g := app.calls.Load(); g != tc.wantCalls {
+				t.Errorf("app called %d times, want %d", g, tc.wantCalls)
+			}
+		})
+	}
+}
+
+func TestProxyWithPolicyStreams(t *testing.T) {
+	// A server stream under a retry policy, marked or not, still flows.
+	for _, marked := range []bool{true, false} {
+		t.Run(fmt.Sprint("dapr-stream=", marked), func(t *testing.T) {
+			app, addr := startTargetApp(t)
+			w := newWorldWith(t, false, app, addr, retryPolicy(t, 2, ""))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ctx = metadata.AppendToOutgoingContext(ctx, invoke.AppIDKey, "server")
+			if marked {
+				ctx = metadata.AppendToOutgoingContext(ctx, StreamKey, "true")
+			}
+			checkWatch(ctx, t, w)
+		})
 	}
 }

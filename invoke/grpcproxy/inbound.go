@@ -81,6 +81,7 @@ func (p *Inbound) handle(_ any, ss grpc.ServerStream) error {
 		return status.Errorf(codes.Unavailable, "app %q has no gRPC channel (is --app-protocol grpc set and the app listening?)", p.o.AppID)
 	}
 	out := outgoingMD(md)
+	out.Delete(invoke.AppIDKey) // the proxy's addressing, not the app's business
 	if caller.AppID != "" {
 		out.Set(invoke.CallerAppIDKey, caller.AppID)
 		out.Set(invoke.CallerNamespaceKey, caller.Namespace)

@@ -13,6 +13,7 @@ import (
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 // OutboundOptions configure an Outbound.
@@ -25,7 +26,10 @@ type OutboundOptions struct {
 	// App, if set, is the connection to this sidecar's own app; calls an app
 	// addresses to itself go there directly, as in daprd.
 	App grpc.ClientConnInterface
-	Log *slog.Logger
+	// Policy, if set, returns the resiliency policy for calls to appID
+	// (nil: none). It is called per call, so a reload applies to the next.
+	Policy func(appID string) *resiliency.Policy
+	Log    *slog.Logger
 }
 
 // Outbound proxies gRPC calls an app makes with "dapr-app-id" metadata to
@@ -67,29 +71,46 @@ func (p *Outbound) handle(_ any, ss grpc.ServerStream) error {
 	}
 	out := outgoingMD(md)
 
-	if p.o.App != nil && appID == p.o.AppID && ns == p.o.Namespace {
-		out.Set(invoke.CallerAppIDKey, p.o.AppID)
-		out.Set(invoke.CallerNamespaceKey, p.o.Namespace)
-		out.Set(invoke.CalleeAppIDKey, appID)
+	self := p.o.App != nil && appID == p.o.AppID && ns == p.o.Namespace
+	out.Set(invoke.CallerAppIDKey, p.o.AppID)
+	out.Set(invoke.CallerNamespaceKey, p.o.Namespace)
+	out.Set(invoke.CalleeAppIDKey, appID)
+	if self {
+		// Straight to the app: the target app id is the proxy's business,
+		// not the app's.
+		out.Delete(invoke.AppIDKey)
+	}
+	open := func(ctx context.Context) (grpc.ClientStream, context.CancelFunc, error) {
 		uctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ctx, out))
-		cs, err := p.o.App.NewStream(uctx, proxyStreamDesc, method, callOption())
+		if self {
+			cs, err := p.o.App.NewStream(uctx, proxyStreamDesc, method, callOption())
+			if err != nil {
+				cancel()
+				return nil, nil, err
+			}
+			return cs, cancel, nil
+		}
+		cs, addr, err := p.open(uctx, appID, ns, method)
 		if err != nil {
 			cancel()
+			return nil, nil, err
+		}
+		p.o.Log.Debug("proxying grpc call", "app_id", appID, "namespace", ns, "address", addr, "method", method)
+		return cs, cancel, nil
+	}
+
+	var pol *resiliency.Policy
+	if p.o.Policy != nil {
+		pol = p.o.Policy(appID)
+	}
+	if pol == nil {
+		cs, cancel, err := open(ctx)
+		if err != nil {
 			return err
 		}
 		return pipe(ss, cs, cancel)
 	}
-
-	out.Set(invoke.CallerAppIDKey, p.o.AppID)
-	out.Set(invoke.CalleeAppIDKey, appID)
-	uctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ctx, out))
-	cs, addr, err := p.open(uctx, appID, ns, method)
-	if err != nil {
-		cancel()
-		return err
-	}
-	p.o.Log.Debug("proxying grpc call", "app_id", appID, "namespace", ns, "address", addr, "method", method)
-	return pipe(ss, cs, cancel)
+	return withPolicy(ss, pol, isStream(md), open)
 }
 
 // open starts the upstream call, once more on a fresh connection (and

@@ -18,9 +18,14 @@ var proxyStreamDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 // upstream call cs until the upstream ends, then relays its headers,
 // trailers and status. cancel ends the upstream call.
 func pipe(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.CancelFunc) error {
+	return pipeFrom(ss, cs, cancel, func(cs grpc.ClientStream) error { return forwardUp(ss, cs) })
+}
+
+// pipeFrom is pipe with up sending the caller's side upstream.
+func pipeFrom(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.CancelFunc, up func(grpc.ClientStream) error) error {
 	upErr := make(chan error, 1)
 	go func() {
-		err := forwardUp(ss, cs)
+		err := up(cs)
 		if err != nil {
 			cancel() // the caller went away: abandon the upstream call
 		}

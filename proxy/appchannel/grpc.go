@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
+	"sync"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -53,12 +55,29 @@ type GRPCConfig struct {
 	MaxMessageSize int
 }
 
-// GRPC calls a gRPC app's AppCallback service over one shared connection.
+// GRPC calls a gRPC app's AppCallback service over one shared connection,
+// and for invocations (Invoke) over as many more as needed to keep at most
+// StreamsPerConn calls in flight on each: an app's server may cap
+// concurrent streams per connection (often at 100), and calls over the cap
+// would wait in line, as daprd's pool avoids.
 type GRPC struct {
 	conn     *grpc.ClientConn
-	client   runtimev1.AppCallbackClient
 	apiToken string
 	maxSize  int
+	dial     func() (*grpc.ClientConn, error)
+
+	mu   sync.Mutex
+	pool []*pooledConn // pool[0] is conn
+}
+
+// StreamsPerConn is how many invocations the channel keeps in flight on one
+// connection to the app before it opens another.
+const StreamsPerConn = 100
+
+type pooledConn struct {
+	cc       *grpc.ClientConn
+	client   runtimev1.AppCallbackClient
+	inflight int // under GRPC.mu
 }
 
 var _ invoke.AppChannel = (*GRPC)(nil)
@@ -95,19 +114,57 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	if cfg.APIToken != "" {
 		// On the connection, so no caller of the app (invocation, topic
 		// events, subscription discovery, bindings) can forget it.
-		opts = append(opts, grpc.WithChainUnaryInterceptor(withAPIToken(cfg.APIToken)))
+		opts = append(opts, grpc.WithChainUnaryInterceptor(withAPIToken(cfg.APIToken)),
+			grpc.WithChainStreamInterceptor(withAPITokenStream(cfg.APIToken)))
 	}
-	// passthrough: the address is an IP or host name dialled as is.
-	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(addr, strconv.Itoa(cfg.Port)), opts...)
+	dial := func() (*grpc.ClientConn, error) {
+		// passthrough: the address is an IP or host name dialled as is.
+		conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(addr, strconv.Itoa(cfg.Port)), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("app channel: gRPC client for %s:%d: %w", addr, cfg.Port, err)
+		}
+		return conn, nil
+	}
+	conn, err := dial()
 	if err != nil {
-		return nil, fmt.Errorf("app channel: gRPC client for %s:%d: %w", addr, cfg.Port, err)
+		return nil, err
 	}
 	return &GRPC{
 		conn:     conn,
-		client:   runtimev1.NewAppCallbackClient(conn),
 		apiToken: cfg.APIToken,
 		maxSize:  maxSize,
+		dial:     dial,
+		pool:     []*pooledConn{{cc: conn, client: runtimev1.NewAppCallbackClient(conn)}},
 	}, nil
+}
+
+// acquire returns a connection with room for one more call, opening one if
+// all are full; release it when the call is over.
+func (g *GRPC) acquire() (*pooledConn, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.pool) == 0 {
+		return nil, status.Error(codes.Unavailable, "app channel is closed")
+	}
+	for _, c := range g.pool {
+		if c.inflight < StreamsPerConn {
+			c.inflight++
+			return c, nil
+		}
+	}
+	cc, err := g.dial()
+	if err != nil {
+		return nil, err
+	}
+	c := &pooledConn{cc: cc, client: runtimev1.NewAppCallbackClient(cc), inflight: 1}
+	g.pool = append(g.pool, c)
+	return c, nil
+}
+
+func (g *GRPC) release(c *pooledConn) {
+	g.mu.Lock()
+	c.inflight--
+	g.mu.Unlock()
 }
 
 // withAPIToken makes every unary call carry token as the only value of
@@ -116,25 +173,48 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 // brought along) is replaced, never sent beside it.
 func withAPIToken(token string) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		switch v := metadata.ValueFromOutgoingContext(ctx, apiTokenKey); {
-		case len(v) == 0:
-			ctx = metadata.AppendToOutgoingContext(ctx, apiTokenKey, token)
-		case len(v) != 1 || v[0] != token:
-			md, _ := metadata.FromOutgoingContext(ctx)
-			md.Set(apiTokenKey, token)
-			ctx = metadata.NewOutgoingContext(ctx, md)
-		}
-		return invoker(ctx, method, req, reply, cc, opts...)
+		return invoker(tokenContext(ctx, token), method, req, reply, cc, opts...)
 	}
 }
 
-// Conn returns the connection to the app. Unary calls made on it carry
-// APP_API_TOKEN; streams (the gRPC proxy's, forwarding another app's call)
-// do not, as in daprd.
+// withAPITokenStream is withAPIToken for streams: the gRPC proxy forwards
+// other apps' calls to the app on them, and daprd sends the token there too.
+func withAPITokenStream(token string) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		return streamer(tokenContext(ctx, token), desc, cc, method, opts...)
+	}
+}
+
+// tokenContext returns ctx with token as the only dapr-api-token value.
+func tokenContext(ctx context.Context, token string) context.Context {
+	switch v := metadata.ValueFromOutgoingContext(ctx, apiTokenKey); {
+	case len(v) == 0:
+		return metadata.AppendToOutgoingContext(ctx, apiTokenKey, token)
+	case len(v) != 1 || v[0] != token:
+		md, _ := metadata.FromOutgoingContext(ctx)
+		md = md.Copy()
+		md.Set(apiTokenKey, token)
+		return metadata.NewOutgoingContext(ctx, md)
+	}
+	return ctx
+}
+
+// Conn returns the connection to the app. Every call made on it, unary or
+// stream (the gRPC proxy's, forwarding another app's call), carries
+// APP_API_TOKEN, as in daprd.
 func (g *GRPC) Conn() *grpc.ClientConn { return g.conn }
 
 // Close closes the connection.
-func (g *GRPC) Close() error { return g.conn.Close() }
+func (g *GRPC) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for _, c := range g.pool {
+		errs = append(errs, c.cc.Close())
+	}
+	g.pool = nil
+	return errors.Join(errs...)
+}
 
 // Invoke calls AppCallback/OnInvoke. The app's gRPC status, success or not,
 // is the Response's Status (code < 100); an error is returned only when
@@ -160,7 +240,12 @@ func (g *GRPC) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	ctx = metadata.NewOutgoingContext(ctx, md)
 
 	var header, trailer metadata.MD
-	out, callErr := g.client.OnInvoke(ctx, in, grpc.Header(&header), grpc.Trailer(&trailer))
+	pc, err := g.acquire()
+	if err != nil {
+		return nil, err
+	}
+	out, callErr := pc.client.OnInvoke(ctx, in, grpc.Header(&header), grpc.Trailer(&trailer))
+	g.release(pc)
 	st := status.Convert(callErr)
 	resp := &internalsv1.InternalInvokeResponse{
 		Status: &internalsv1.Status{

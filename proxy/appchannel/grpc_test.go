@@ -2,10 +2,12 @@ package appchannel
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,5 +227,66 @@ func TestWaitReady(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("WaitReady did not see the port open")
+	}
+}
+
+// waitingCallback holds every OnInvoke until want calls are in flight.
+type waitingCallback struct {
+	runtimev1.UnimplementedAppCallbackServer
+	want     int32
+	inflight atomic.Int32
+	all      chan struct{}
+	once     sync.Once
+}
+
+func (w *waitingCallback) OnInvoke(ctx context.Context, _ *commonv1.InvokeRequest) (*commonv1.InvokeResponse, error) {
+	if w.inflight.Add(1) >= w.want {
+		w.once.Do(func() { close(w.all) })
+	}
+	select {
+	case <-w.all:
+		return &commonv1.InvokeResponse{}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func TestGRPCInvokeBeyondStreamLimit(t *testing.T) {
+	// The app allows 100 concurrent streams per connection; 150 calls at
+	// once need a second connection (daprd's connpool case).
+	const n = StreamsPerConn + 50
+	app := &waitingCallback{want: n, all: make(chan struct{})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(grpc.MaxConcurrentStreams(StreamsPerConn))
+	runtimev1.RegisterAppCallbackServer(s, app)
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(s.Stop)
+	ch, err := NewGRPC(GRPCConfig{Port: l.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			resp, err := ch.Invoke(ctx, newReq("m", commonv1.HTTPExtension_POST, "", "", nil, nil, 0))
+			if err == nil && resp.Message.GetStatus().GetCode() != 0 {
+				err = fmt.Errorf("status %v", resp.Message.GetStatus())
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -175,12 +175,23 @@ func TestWithAPIToken(t *testing.T) {
 			if err := withAPIToken("tok")(tt.ctx, "/m", nil, nil, nil, invoker); err != nil {
 				t.Fatal(err)
 			}
-			if got := sent.Get(apiTokenKey); !slices.Equal(got, []string{"tok"}) {
-				t.Errorf("dapr-api-token = %q, want [tok]", got)
+			var streamed metadata.MD
+			streamer := func(ctx context.Context, _ *grpc.StreamDesc, _ *grpc.ClientConn, _ string, _ ...grpc.CallOption) (grpc.ClientStream, error) {
+				streamed, _ = metadata.FromOutgoingContext(ctx)
+				return nil, nil
+			}
+			// Streams carry it too: the gRPC proxy forwards calls on them.
+			if _, err := withAPITokenStream("tok")(tt.ctx, &grpc.StreamDesc{}, nil, "/m", streamer); err != nil {
+				t.Fatal(err)
 			}
 			in, _ := metadata.FromOutgoingContext(tt.ctx)
-			if got, want := sent.Get("x-a"), in.Get("x-a"); !slices.Equal(got, want) {
-				t.Errorf("x-a = %q, want %q", got, want)
+			for kind, md := range map[string]metadata.MD{"unary": sent, "stream": streamed} {
+				if got := md.Get(apiTokenKey); !slices.Equal(got, []string{"tok"}) {
+					t.Errorf("%s: dapr-api-token = %q, want [tok]", kind, got)
+				}
+				if got, want := md.Get("x-a"), in.Get("x-a"); !slices.Equal(got, want) {
+					t.Errorf("%s: x-a = %q, want %q", kind, got, want)
+				}
 			}
 		})
 	}

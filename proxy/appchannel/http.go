@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -183,9 +184,22 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 			Headers: md,
 			Message: &commonv1.InvokeResponse{ContentType: resp.Header.Get("Content-Type")},
 		},
-		Body:          resp.Body,
+		Body:          shortBodyOK{resp.Body},
 		ContentLength: resp.ContentLength,
 	}, nil
+}
+
+// shortBodyOK ends a response body that is shorter than the app's
+// Content-Length normally, as daprd does: what came is the answer, and the
+// caller gets it with its true length (Content-Length is never relayed).
+type shortBodyOK struct{ io.ReadCloser }
+
+func (b shortBodyOK) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // newRequest builds the HTTP request for the app from req.
@@ -200,8 +214,13 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 		return nil, status.Errorf(codes.InvalidArgument, "invalid HTTP verb %s for an HTTP app", verb)
 	}
 	// Cleaning a rooted path resolves "..": nothing escapes the app's root.
-	method := path.Clean("/" + msg.GetMethod())
-	u := &url.URL{Scheme: h.scheme, Host: h.host, Path: method, RawQuery: ext.GetQuerystring()}
+	// As in daprd, the method is taken as the URL's path in its escaped
+	// form: "%41" reaches the app as "A", and a bare "%" is refused.
+	u, err := url.Parse(path.Clean("/" + msg.GetMethod()))
+	if err != nil || u.Scheme != "" || u.Host != "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, status.Errorf(codes.InvalidArgument, "method %q is not a valid URL path for the app: %v", msg.GetMethod(), err)
+	}
+	u.Scheme, u.Host, u.RawQuery = h.scheme, h.host, ext.GetQuerystring()
 
 	var body io.ReadCloser = http.NoBody
 	if req.Body != nil && req.ContentLength != 0 {

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 
@@ -294,6 +297,10 @@ func TestHTTPInvokeErrors(t *testing.T) {
 	if _, err := ch.Invoke(context.Background(), bad); err == nil {
 		t.Error("missing verb accepted")
 	}
+	// As in daprd the method is an escaped path: a bare "%" cannot be one.
+	if _, err := ch.Invoke(context.Background(), newReq("test%stream", commonv1.HTTPExtension_GET, "", "", nil, nil, 0)); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("method with a bare %%: err = %v, want InvalidArgument", err)
+	}
 	for _, cfg := range []HTTPConfig{{Port: 0}, {Port: 1, Protocol: "grpc"}} {
 		if _, err := NewHTTP(cfg); err == nil {
 			t.Errorf("NewHTTP(%+v) accepted", cfg)
@@ -371,3 +378,29 @@ func TestHTTPInvokeWrappedTransport(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestHTTPInvokeStaleContentLength(t *testing.T) {
+	// The app announces more than it sends: daprd relays what came.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "999")
+		_, _ = w.Write([]byte(`"ok"`))
+	}))
+	defer srv.Close()
+	port, _ := strconv.Atoi(srv.URL[strings.LastIndex(srv.URL, ":")+1:])
+	ch, err := NewHTTP(HTTPConfig{Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ch.Invoke(context.Background(), newReq("x", commonv1.HTTPExtension_GET, "", "", nil, nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != `"ok"` {
+		t.Errorf("body = %q, %v; want \"ok\" and no error", b, err)
+	}
+	if _, ok := resp.Message.GetHeaders()["content-length"]; ok {
+		t.Error("the app's Content-Length is relayed")
+	}
+}

@@ -102,6 +102,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 	req := &a.req
 	req.Message = &a.internal
 	req.ContentLength = r.ContentLength
+	req.StreamResponse = true // relayed as it comes, chunked or SSE, any size
 	if r.ContentLength != 0 {
 		req.Body = r.Body
 	}

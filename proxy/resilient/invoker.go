@@ -45,10 +45,11 @@ type InvokerOptions struct {
 // sidecar-to-sidecar retries (DaprBuiltInServiceRetries: a peer that is
 // unreachable or refuses the certificate, retried 3 times 1s apart).
 //
-// With a policy, an answer with a failure status (HTTP >= 400, a gRPC
-// code other than OK) is a *resiliency.StatusError for the retry decision
-// and the breaker (by default 5xx, 408 and 429 are retried; other 4xx are
-// neither retried nor counted against the app); when the policy gives up,
+// With a policy, an answer with a failure status (HTTP outside 200-399, a
+// gRPC code other than OK) is a *resiliency.StatusError for the retry
+// decision and the breaker (as in daprd, every failure is retried unless
+// the policy's matching lists say otherwise; 4xx other than 408 and 429
+// are not counted against the app by the breaker); when the policy gives up,
 // the last answer is relayed as is, status and body. The built-in retries
 // never retry an answer, only transport failures.
 type ResilientInvoker struct {
@@ -274,7 +275,8 @@ func statusError(resp *invoke.Response) *resiliency.StatusError {
 	}
 	code := int(resp.Message.GetStatus().GetCode())
 	if resp.IsHTTP() {
-		if code >= 400 {
+		// As daprd: any status outside 200-399 is a failure answer.
+		if code < 200 || code > 399 {
 			return &resiliency.StatusError{HTTP: code}
 		}
 		return nil

@@ -81,6 +81,13 @@ func (p *Policies) Apply(docs []components.Document) (changed bool, err error) {
 	opts := append(append([]resiliency.BuildOption(nil), p.opts...), resiliency.WithPrevious(p.cur.Load()))
 	s, err := resiliency.Build(p.appID, parsed, opts...)
 	if err != nil {
+		// Name the documents at fault in daprd's words, which tools and
+		// daprd's own tests look for.
+		for _, r := range parsed {
+			if _, derr := resiliency.Build(p.appID, []*resiliency.Resiliency{r}, p.opts...); derr != nil {
+				p.log.Error("Could not read resiliency policy "+r.Metadata.Name, "file", r.File, "error", derr)
+			}
+		}
 		return false, fmt.Errorf("resiliency not reloaded, the previous policies stay in effect: %w", err)
 	}
 	p.cur.Store(s)

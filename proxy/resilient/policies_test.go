@@ -1,6 +1,8 @@
 package resilient
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -63,5 +65,20 @@ targets:
 		if got != s.maxRetries {
 			t.Errorf("%s: maxRetries = %d, want %d", s.name, got, s.maxRetries)
 		}
+	}
+}
+
+func TestPoliciesNameInvalidDocument(t *testing.T) {
+	var buf bytes.Buffer
+	p := NewPolicies("me", slog.New(slog.NewTextHandler(&buf, nil)))
+	_, err := p.Apply([]components.Document{doc("myresiliency.yaml", `policies:
+  retries:
+    DefaultAppRetryPolicy: {policy: constant, duration: 10ms, maxRetries: 3, matching: {httpStatusCodes: "11"}}
+`)})
+	if err == nil {
+		t.Fatal("an out-of-range status code was accepted")
+	}
+	if !strings.Contains(buf.String(), "Could not read resiliency policy myresiliency") {
+		t.Errorf("log does not name the document as daprd does:\n%s", buf.String())
 	}
 }

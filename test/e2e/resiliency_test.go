@@ -139,7 +139,8 @@ func TestResiliency(t *testing.T) {
 			{"fails twice then succeeds", "fail/2/a", "a", 200, "ok after 2 failures (request 3)", 3},
 			{"always failing: the last 503 is relayed", "fail/10/b", "b", 503, "failure 4 of 10", 4},
 			{"429 retried, last one relayed", "status/429/c", "c", 429, "status 429 (request 4)", 4},
-			{"404 not retried", "status/404/d", "d", 404, "status 404 (request 1)", 1},
+			// As in daprd, without a matching list every failure is retried.
+			{"404 retried too, last one relayed", "status/404/d", "d", 404, "status 404 (request 4)", 4},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
