@@ -69,6 +69,7 @@ type PubSub struct {
 	active       map[string]*activeSub
 	streams      map[*activeSub]struct{}
 	reported     map[string]string // key -> last problem logged, to log once
+
 }
 
 // activeSub is one running broker subscription.
@@ -100,6 +101,7 @@ func NewPubSub(cfg PubSubConfig) *PubSub {
 		reported:   map[string]string{},
 	}
 }
+
 
 // component returns the ready instance of a pub/sub component, with the
 // API errors Dapr gives for a missing name or component.
@@ -323,34 +325,41 @@ func (p *PubSub) Reload() {
 	}
 }
 
-// desiredLocked merges the app's and the declarative subscriptions; a
-// declarative subscription replaces the app's for the same topic.
+// desiredLocked merges the app's and the declarative subscriptions with
+// Dapr's precedence: one subscription per pub/sub and topic; among
+// declarative ones the first loaded wins, and the app's own (programmatic)
+// subscription replaces a declarative one for the same topic (among the
+// app's, the last one listed wins).
 func (p *PubSub) desiredLocked() []*subscriptions.Subscription {
 	byKey := map[string]int{}
 	var out []*subscriptions.Subscription
+	if p.cfg.Declarative != nil {
+		for _, c := range p.cfg.Declarative() {
+			if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p.cfg.AppID) {
+				continue
+			}
+			if c.Namespace != "" && p.cfg.Namespace != "" && c.Namespace != p.cfg.Namespace {
+				continue
+			}
+			s, err := subscriptions.FromDeclarative(c)
+			if err != nil {
+				p.reportLocked("decl|"+c.Name, "skipping subscription: fix its routes", err)
+				continue
+			}
+			if i, ok := byKey[s.Key()]; ok {
+				p.reportLocked("shadowed|"+c.Name, "declarative subscription ignored: an earlier one subscribes to the same topic",
+					fmt.Errorf("subscription %q (%s) is shadowed by %q", c.Name, c.Source, out[i].Name))
+				continue
+			}
+			byKey[s.Key()] = len(out)
+			out = append(out, s)
+		}
+	}
 	for _, s := range p.programmatic {
-		byKey[s.Key()] = len(out)
-		out = append(out, s)
-	}
-	if p.cfg.Declarative == nil {
-		return out
-	}
-	for _, c := range p.cfg.Declarative() {
-		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p.cfg.AppID) {
-			continue
-		}
-		if c.Namespace != "" && p.cfg.Namespace != "" && c.Namespace != p.cfg.Namespace {
-			continue
-		}
-		s, err := subscriptions.FromDeclarative(c)
-		if err != nil {
-			p.reportLocked("decl|"+c.Name, "skipping subscription: fix its routes", err)
-			continue
-		}
 		if i, ok := byKey[s.Key()]; ok {
-			if out[i].Kind == subscriptions.Programmatic {
-				p.reportLocked("override|"+s.Key(), "declarative subscription replaces the app's subscription to the same topic",
-					fmt.Errorf("subscription %q (%s)", c.Name, c.Source))
+			if out[i].Kind == subscriptions.Declarative {
+				p.reportLocked("override|"+s.Key(), "the app's subscription replaces the declarative subscription to the same topic",
+					fmt.Errorf("subscription %q", out[i].Name))
 			}
 			out[i] = s
 			continue

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -402,5 +403,46 @@ func TestConcurrencyAndOrdering(t *testing.T) {
 		if int(n) != i {
 			t.Fatalf("order = %v, want 0..19", order)
 		}
+	}
+}
+
+// TestSubscriptionPrecedence pins Dapr's rule for several subscriptions to
+// one topic: the first declarative one wins over later declarative ones,
+// and the app's own subscription wins over any declarative one.
+func TestSubscriptionPrecedence(t *testing.T) {
+	decl := func(name, topic, route string) components.Subscription {
+		return components.Subscription{Name: name, PubsubName: "ps", Topic: topic, Routes: components.Routes{Default: route}}
+	}
+	prog := func(topic, route string) *subscriptions.Subscription {
+		return &subscriptions.Subscription{Kind: subscriptions.Programmatic, PubsubName: "ps", Topic: topic, Rules: []*subscriptions.Rule{{Path: route}}}
+	}
+	tests := []struct {
+		name string
+		decl []components.Subscription
+		prog []*subscriptions.Subscription
+		want map[string]string // topic -> path
+	}{
+		{"first declarative wins", []components.Subscription{decl("s1", "a", "/first"), decl("s2", "a", "/second")}, nil,
+			map[string]string{"a": "/first"}},
+		{"programmatic beats declarative", []components.Subscription{decl("s1", "a", "/decl"), decl("s2", "b", "/decl-b")},
+			[]*subscriptions.Subscription{prog("a", "/prog")}, map[string]string{"a": "/prog", "b": "/decl-b"}},
+		{"last programmatic wins", nil, []*subscriptions.Subscription{prog("a", "/one"), prog("a", "/two")},
+			map[string]string{"a": "/two"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPubSub(PubSubConfig{AppID: "app", Declarative: func() []components.Subscription { return tt.decl }})
+			p.programmatic = tt.prog
+			p.mu.Lock()
+			got := p.desiredLocked()
+			p.mu.Unlock()
+			paths := map[string]string{}
+			for _, s := range got {
+				paths[s.Topic] = s.Rules[len(s.Rules)-1].Path
+			}
+			if !maps.Equal(paths, tt.want) {
+				t.Errorf("routes = %v, want %v", paths, tt.want)
+			}
+		})
 	}
 }
