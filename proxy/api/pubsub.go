@@ -70,6 +70,10 @@ type PubSub struct {
 	streams      map[*activeSub]struct{}
 	reported     map[string]string // key -> last problem logged, to log once
 
+	// started is closed once Run has asked the app for its subscriptions
+	// and made the first round of them (Started).
+	started     chan struct{}
+	startedOnce sync.Once
 }
 
 // activeSub is one running broker subscription.
@@ -99,9 +103,26 @@ func NewPubSub(cfg PubSubConfig) *PubSub {
 		active:     map[string]*activeSub{},
 		streams:    map[*activeSub]struct{}{},
 		reported:   map[string]string{},
+		started:    make(chan struct{}),
 	}
 }
 
+// Started reports whether Run has made the app's first subscriptions: the
+// app's programmatic ones and the declarative ones whose component is
+// ready. As in Dapr, the sidecar reports healthy only after this, so an
+// event published once it is healthy reaches a subscription that exists.
+// A subscription that cannot be made yet is retried later and does not
+// hold Started back.
+func (p *PubSub) Started() bool {
+	select {
+	case <-p.started:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *PubSub) markStarted() { p.startedOnce.Do(func() { close(p.started) }) }
 
 // component returns the ready instance of a pub/sub component, with the
 // API errors Dapr gives for a missing name or component.

@@ -101,10 +101,12 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 
 	t := time.NewTicker(p.resync)
 	defer t.Stop()
+	defer p.markStarted()
 	for {
 		if deliverer != nil {
 			p.reconcile(ctx, deliverer)
 		}
+		p.markStarted()
 		select {
 		case <-ctx.Done():
 			p.stopAll()

@@ -132,7 +132,13 @@ func startSubApp(t *testing.T, a *subApp) App {
 	t.Helper()
 	a.events = map[string][]map[string]any{}
 	a.received = make(chan string, 100)
-	srv := httptest.NewServer(a)
+	return serveApp(t, a)
+}
+
+// serveApp serves h as the app and returns its channel.
+func serveApp(t *testing.T, h http.Handler) App {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	n, _ := strconv.Atoi(port)
@@ -445,4 +451,42 @@ func TestSubscriptionPrecedence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStartedAfterFirstSubscriptions: Started (which gates the sidecar's
+// healthz) turns true only once the app's subscriptions are made, so an
+// event published as soon as the sidecar is healthy is delivered.
+func TestStartedAfterFirstSubscriptions(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	release := make(chan struct{})
+	app := &subApp{subs: `[{"pubsubname":"ps","topic":"orders","route":"/orders"}]`}
+	startSubApp(t, app)
+	a := serveApp(t, &slowSubscribe{subApp: app, release: release})
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = p.Run(ctx, a) }()
+	time.Sleep(50 * time.Millisecond)
+	if p.Started() {
+		t.Fatal("Started before the app answered GET /dapr/subscribe")
+	}
+	close(release)
+	waitUntil(t, "Started", p.Started)
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "orders", Data: []byte(`{}`), ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "delivery of the event published once started", func() bool { return app.count("/orders") == 1 })
+}
+
+// slowSubscribe holds GET /dapr/subscribe until release is closed.
+type slowSubscribe struct {
+	*subApp
+	release chan struct{}
+}
+
+func (s *slowSubscribe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/dapr/subscribe" {
+		<-s.release
+	}
+	s.subApp.ServeHTTP(w, r)
 }
