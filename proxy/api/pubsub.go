@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -230,7 +231,21 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 	if err != nil {
 		return err
 	}
-	preq := &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: req.Metadata}
+	md := req.Metadata
+	if raw && req.TraceParent != "" {
+		// A raw payload has no envelope: the trace context travels as
+		// message metadata (Dapr's traceid and tracestate entries), which
+		// the subscriber side puts into the event it delivers.
+		md = maps.Clone(md)
+		if md == nil {
+			md = map[string]string{}
+		}
+		md[cloudevents.FieldTraceID] = req.TraceParent
+		if req.TraceState != "" {
+			md[cloudevents.FieldTraceState] = req.TraceState
+		}
+	}
+	preq := &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: md}
 	_, err = outbound(ctx, p.cfg.Resiliency, req.PubsubName, resiliency.Pubsub, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, inst.Publish(ctx, preq)
 	})

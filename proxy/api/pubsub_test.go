@@ -490,3 +490,42 @@ func (s *slowSubscribe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.subApp.ServeHTTP(w, r)
 }
+
+// TestRawPublishCarriesTrace: a raw payload has no envelope, so the
+// caller's trace context goes with the message as metadata traceid and
+// tracestate (Dapr's entries), and the caller's own metadata map is left
+// alone.
+func TestRawPublishCarriesTrace(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	inst, release, err := reg.Acquire("ps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	got := make(chan map[string]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := inst.Subscribe(ctx, pubsub.SubscribeRequest{Topic: "raw"}, func(_ context.Context, m *pubsub.Message) error {
+		got <- m.Metadata
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	md := map[string]string{"rawPayload": "true"}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "raw", Data: []byte("x"), Metadata: md, TraceParent: tp, TraceState: "k=v"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m["traceid"] != tp || m["tracestate"] != "k=v" {
+			t.Errorf("message metadata = %v, want traceid %s and tracestate k=v", m, tp)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+	}
+	if len(md) != 1 {
+		t.Errorf("caller's metadata changed: %v", md)
+	}
+}
