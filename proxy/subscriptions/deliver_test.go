@@ -87,12 +87,14 @@ func TestReplyRules(t *testing.T) {
 		{"200 not json", 200, "ok", false, true, false},
 		{"200 json without status", 200, `{"x":1}`, false, true, false},
 		{"SUCCESS", 200, `{"status":"SUCCESS"}`, false, true, false},
-		{"RETRY", 200, `{"status":"RETRY"}`, true, false, false},
+		{"RETRY with dead letter", 200, `{"status":"RETRY"}`, true, true, true},
+		{"RETRY", 200, `{"status":"RETRY"}`, false, false, false},
 		{"unknown status", 200, `{"status":"MAYBE"}`, false, false, false},
 		{"DROP without dead letter", 200, `{"status":"DROP"}`, false, true, false},
 		{"DROP with dead letter", 200, `{"status":"DROP"}`, true, true, true},
 		{"404", 404, "no", true, true, false},
-		{"500", 500, "boom", true, false, false},
+		{"500 with dead letter", 500, "boom", true, true, true},
+		{"500", 500, "boom", false, false, false},
 		{"503", 503, "", false, false, false},
 	}
 	for _, tt := range tests {
