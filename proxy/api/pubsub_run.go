@@ -333,7 +333,9 @@ func (p *PubSub) Subscribe(ctx context.Context, req StreamRequest, d subscriptio
 	release()
 	s := &subscriptions.Subscription{
 		Kind: subscriptions.Streaming, PubsubName: req.PubsubName, Topic: req.Topic,
-		Metadata: req.Metadata, DeadLetterTopic: req.DeadLetterTopic, Rules: []*subscriptions.Rule{{}},
+		// Dapr gives a stream the default route "/": events carry it as
+		// their path, and the metadata API lists it.
+		Metadata: req.Metadata, DeadLetterTopic: req.DeadLetterTopic, Rules: []*subscriptions.Rule{{Path: "/"}},
 	}
 	a, err := p.start(ctx, s, d)
 	var denied *topicscope.DeniedError

@@ -321,7 +321,7 @@ type streamRecorder struct {
 func (s *streamRecorder) Deliver(_ context.Context, m *subscriptions.Message) (subscriptions.Status, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.got = append(s.got, m.Topic)
+	s.got = append(s.got, m.Topic+m.Path)
 	return s.resp, nil
 }
 
@@ -337,8 +337,8 @@ func TestStreamingSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if subs := p.Subscriptions(); len(subs) != 1 || subs[0].GetType().String() != "STREAMING" {
-		t.Errorf("subscriptions = %v", subs)
+	if subs := p.Subscriptions(); len(subs) != 1 || subs[0].GetType().String() != "STREAMING" || subs[0].GetRules().GetRules()[0].GetPath() != "/" {
+		t.Errorf("subscriptions = %v, want one streaming with path /", subs)
 	}
 	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "live", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
@@ -348,6 +348,11 @@ func TestStreamingSubscription(t *testing.T) {
 		defer rec.mu.Unlock()
 		return len(rec.got) == 1
 	})
+	rec.mu.Lock()
+	if rec.got[0] != "live/" {
+		t.Errorf("delivered %q, want topic live with path /", rec.got[0])
+	}
+	rec.mu.Unlock()
 	stop()
 	if subs := p.Subscriptions(); len(subs) != 0 {
 		t.Errorf("after stop: %v", subs)
