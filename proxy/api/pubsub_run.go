@@ -219,9 +219,9 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 	if s.BulkSubscribe.Enabled && bulk == nil {
 		p.log.Warn("bulk subscribe is not available for this subscriber: events are delivered one at a time", "pubsub", s.PubsubName, "topic", s.Topic)
 	}
-	if p.cfg.Resiliency != nil && s.Kind != subscriptions.Streaming {
-		// A streaming subscriber answers over its own stream; sending it
-		// the same event again is its client's call, not ours.
+	if p.cfg.Resiliency != nil {
+		// Streaming subscribers too: as in Dapr, an event the stream's
+		// client answers with RETRY is sent again under the policy.
 		d = newInboundDeliverer(d, p.cfg.Resiliency, s.PubsubName)
 		if bulk != nil {
 			// Batches run under the same policy, retrying only the entries

@@ -35,6 +35,13 @@ func (failing) Init(context.Context, components.Metadata) error {
 // (never ready).
 func pubsubRegistry(t *testing.T) (*components.Manager[pubsub.PubSub], *components.Registry[pubsub.PubSub]) {
 	t.Helper()
+	return pubsubRegistryRedeliver(t, "10ms")
+}
+
+// pubsubRegistryRedeliver is pubsubRegistry with "ps" redelivering a failed
+// message after redeliver.
+func pubsubRegistryRedeliver(t *testing.T, redeliver string) (*components.Manager[pubsub.PubSub], *components.Registry[pubsub.PubSub]) {
+	t.Helper()
 	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
 		inmemory.Type: func() pubsub.PubSub { return inmemory.New(nil) },
 		"pubsub.fail": func() pubsub.PubSub { return failing{inmemory.New(nil)} },
@@ -45,7 +52,7 @@ func pubsubRegistry(t *testing.T) (*components.Manager[pubsub.PubSub], *componen
 	t.Cleanup(func() { _ = m.Close() })
 	m.Apply([]components.Component{
 		{Name: "ps", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout,
-			Metadata: []components.MetadataItem{{Name: "redeliverInterval", Value: "10ms", HasValue: true}}},
+			Metadata: []components.MetadataItem{{Name: "redeliverInterval", Value: redeliver, HasValue: true}}},
 		{Name: "down", Type: "pubsub.fail", InitTimeout: components.DefaultInitTimeout},
 	})
 	// "down" never gets ready, so wait for "ps" alone.
