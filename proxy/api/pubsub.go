@@ -35,7 +35,7 @@ type PubSubConfig struct {
 	Log         *slog.Logger
 	// Resiliency, if set, returns the Resiliency policies in effect:
 	// Publish runs under the component's outbound policy, and deliveries
-	// to the app (not to streaming subscribers) under its inbound policy;
+	// to the app and to streaming subscribers under its inbound policy;
 	// a batch's retries send only the entries the app has not settled.
 	// When the inbound policy gives up, the message is left to the broker
 	// for redelivery. Nil: one attempt each.

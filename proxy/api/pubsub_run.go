@@ -248,10 +248,10 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 		// verdict.
 		a.batcher = subscriptions.NewBatcher(context.WithoutCancel(ctx), proc, bulk)
 		handle = a.batcher.Handle
-		// A batch fills only if that many messages may wait at once.
-		if n, _ := s.BulkLimits(); maxConc < n {
-			maxConc = n
-		}
+		// As in Dapr, a batch holds at most as many messages as the broker
+		// hands over at once (its concurrency, or metadata maxConcurrency):
+		// a broker delivering one at a time makes batches of one, each
+		// sent when maxAwaitDurationMs is up.
 		p.log.Info("bulk subscription", "pubsub", s.PubsubName, "topic", s.Topic, "max_concurrency", maxConc)
 	}
 	h := func(hctx context.Context, msg *pubsub.Message) error {
