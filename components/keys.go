@@ -55,6 +55,7 @@ func canonicalKeys(n *yaml.Node, schema keySchema) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		exact[n.Content[i].Value] = true
 	}
+	defer dropDuplicateKeys(n)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		if k.Kind != yaml.ScalarNode {
@@ -73,4 +74,45 @@ func canonicalKeys(n *yaml.Node, schema keySchema) {
 			break
 		}
 	}
+}
+
+// dedupeKeys drops, in every mapping under n, a key that appears again
+// later in the same mapping: the last one wins, as in Dapr's YAML reading
+// (a manifest with apiVersion written twice loads).
+func dedupeKeys(n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	if n.Kind == yaml.MappingNode {
+		dropDuplicateKeys(n)
+	}
+	for _, c := range n.Content {
+		dedupeKeys(c)
+	}
+}
+
+// dropDuplicateKeys keeps the last of the entries of mapping n that share
+// a scalar key.
+func dropDuplicateKeys(n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	last := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode {
+			last[k.Value] = i
+		}
+	}
+	if len(last) == len(n.Content)/2 {
+		return
+	}
+	out := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind == yaml.ScalarNode && last[k.Value] != i {
+			continue
+		}
+		out = append(out, k, n.Content[i+1])
+	}
+	n.Content = out
 }

@@ -21,6 +21,8 @@ func TestParseKeysIgnoreCase(t *testing.T) {
 			"", "b:/b", map[string]string{"rawPayload": "true"}},
 		{"component", "apiVersion: dapr.io/v1alpha1\nKind: Component\nmetadata:\n  name: ps\nspec:\n  Type: pubsub.in-memory\n  Version: v1\n  Metadata:\n  - Name: a\n    Value: b\n",
 			"ps:pubsub.in-memory:a=b", "", nil},
+		{"duplicate key: the last wins", "apiVersion: dapr.io/v1alpha1\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: s1\nspec:\n  pubsubname: ps\n  topic: d\n  topic: e\n  routes:\n    default: /e\n",
+			"", "e:/e", nil},
 		{"exact spelling wins", "apiVersion: dapr.io/v1alpha1\nkind: Subscription\nKind: Component\nmetadata:\n  name: s1\nspec:\n  pubsubname: ps\n  topic: c\n  route: /c\n",
 			"", "c:/c", nil},
 	}

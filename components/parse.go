@@ -74,6 +74,7 @@ func (s *Set) addDocument(root *yaml.Node, source, appID string) {
 			Err: errors.New("a resource must be a YAML mapping with apiVersion, kind, metadata and spec")})
 		return
 	}
+	dedupeKeys(root)
 	canonicalKeys(root, headerKeys)
 	var h rawHeader
 	if err := root.Decode(&h); err != nil {
