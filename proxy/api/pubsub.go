@@ -40,6 +40,10 @@ type PubSubConfig struct {
 	// When the inbound policy gives up, the message is left to the broker
 	// for redelivery. Nil: one attempt each.
 	Resiliency func() *resiliency.Set
+	// NoProgrammatic skips asking the app for its subscriptions
+	// (--disable-init-endpoints subscribe): only declarative and
+	// streaming subscriptions are served.
+	NoProgrammatic bool
 	// Scopes returns the topic scoping of a component instance
 	// (publishingScopes, subscriptionScopes, allowedTopics,
 	// protectedTopics), usually topicscope.Table.Of. Publishing to a topic

@@ -75,14 +75,23 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	var deliverer subscriptions.Deliverer
 	var programmatic []*subscriptions.Subscription
 	var err error
+	discover := !p.cfg.NoProgrammatic
+	if !discover && (app.HTTP != nil || app.GRPC != nil) {
+		// daprd's wording, which tooling looks for.
+		p.log.Warn("Skipping programmatic subscription loading (see 'disable-init-endpoints' flag/annotation)")
+	}
 	switch {
 	case app.HTTP != nil:
 		deliverer = subscriptions.HTTPDeliverer{App: app.HTTP}
-		programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.discovery, p.log)
+		if discover {
+			programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.discovery, p.log)
+		}
 	case app.GRPC != nil:
 		client := runtimev1.NewAppCallbackClient(app.GRPC.Conn())
 		deliverer = subscriptions.GRPCDeliverer{App: client, Alpha: runtimev1.NewAppCallbackAlphaClient(app.GRPC.Conn())}
-		programmatic, err = subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
+		if discover {
+			programmatic, err = subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
+		}
 	default:
 		p.log.Info("no app channel: only streaming subscriptions are served")
 	}

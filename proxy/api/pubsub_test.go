@@ -545,3 +545,30 @@ func TestRawPublishCarriesTrace(t *testing.T) {
 		t.Errorf("caller's metadata changed: %v", md)
 	}
 }
+
+// TestNoProgrammatic: with --disable-init-endpoints subscribe the app is
+// not asked for its subscriptions, and its topics get nothing.
+func TestNoProgrammatic(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	app := &subApp{subs: `[{"pubsubname":"ps","topic":"orders","route":"/orders"}]`}
+	a := startSubApp(t, app)
+	asked := make(chan struct{}, 10)
+	a = serveApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dapr/subscribe" {
+			asked <- struct{}{}
+		}
+		app.ServeHTTP(w, r)
+	}))
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app", NoProgrammatic: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = p.Run(ctx, a) }()
+	waitUntil(t, "Started", p.Started)
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "orders", Data: []byte(`{}`), ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(asked) != 0 || app.count("/orders") != 0 || len(p.Subscriptions()) != 0 {
+		t.Errorf("asked %d times, %d deliveries, subscriptions %v; want none", len(asked), app.count("/orders"), p.Subscriptions())
+	}
+}
