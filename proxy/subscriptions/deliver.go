@@ -33,8 +33,9 @@ const (
 	// Drop: the app refuses the event; it goes to the dead-letter topic
 	// when there is one, and is acknowledged.
 	Drop
-	// Discard: the app has no handler (HTTP 404, gRPC Unimplemented): the
-	// event is logged and acknowledged without dead-lettering, as in Dapr.
+	// Discard: a gRPC app has no handler (Unimplemented): the event is
+	// logged and acknowledged without dead-lettering, as in Dapr. (An HTTP
+	// app's 404 is a Drop, as in Dapr.)
 	Discard
 )
 
@@ -92,7 +93,7 @@ const maxAppAnswer = 1 << 20
 
 // Deliver implements Deliverer with Dapr's HTTP reply rules: 2xx with an
 // empty or unreadable body, no status or SUCCESS acks; RETRY and unknown
-// statuses retry; DROP drops; 404 discards; any other status retries.
+// statuses retry; DROP and 404 drop; any other status retries.
 func (d HTTPDeliverer) Deliver(ctx context.Context, m *Message) (Status, error) {
 	md := make(map[string]*internalsv1.ListStringValue, len(m.Metadata)+2)
 	for k, v := range m.Metadata {
@@ -134,7 +135,9 @@ func (d HTTPDeliverer) Deliver(ctx context.Context, m *Message) (Status, error) 
 		}
 		return replyStatus(id, ar.Status)
 	case code == http.StatusNotFound:
-		return Discard, fmt.Errorf("app has no handler for event %s at %s (404): %s", id, m.Path, trim(body))
+		// Dapr: not retriable, the event is dropped (so dead-lettered when
+		// the subscription has a dead-letter topic).
+		return Drop, fmt.Errorf("app has no handler for event %s at %s (404): %s", id, m.Path, trim(body))
 	default:
 		return Retry, fmt.Errorf("app answered event %s at %s with status %d: %s", id, m.Path, code, trim(body))
 	}

@@ -5,7 +5,7 @@
 // is delivered to the app (HTTP POST of the CloudEvent, gRPC OnTopicEvent)
 // and what the app's answer means (Dapr's reply rules: success acks, RETRY
 // and errors go to the dead-letter topic when there is one and are
-// redelivered otherwise, DROP dead-letters, HTTP 404 / gRPC Unimplemented
+// redelivered otherwise, DROP and HTTP 404 dead-letter, gRPC Unimplemented
 // drops).
 //
 // Processor.Handle is a components/pubsub Handler: it returns nil only when

@@ -130,7 +130,7 @@ func (p *Processor) settle(ctx context.Context, msg *pubsub.Message, m *Message,
 		p.log().Error("event dropped: the app has no handler for it", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "path", path, "error", derr)
 		return nil
 	case Drop:
-		p.log().Warn("app dropped the event", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "dead_letter_topic", sub.DeadLetterTopic)
+		p.log().Warn("app dropped the event", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "dead_letter_topic", sub.DeadLetterTopic, "reason", derr)
 		if sub.DeadLetterTopic != "" && p.DeadLetter != nil {
 			if err := p.DeadLetter(ctx, msg, sub.DeadLetterTopic); err != nil {
 				// Not acknowledged: the message comes back rather than being lost.
