@@ -84,7 +84,7 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	case app.HTTP != nil:
 		deliverer = subscriptions.HTTPDeliverer{App: app.HTTP}
 		if discover {
-			programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.discovery, p.log)
+			programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.cfg.AppID, p.discovery, p.log)
 		}
 	case app.GRPC != nil:
 		client := runtimev1.NewAppCallbackClient(app.GRPC.Conn())
