@@ -337,6 +337,12 @@ func (p *PubSub) Subscribe(ctx context.Context, req StreamRequest, d subscriptio
 	// Validate with the publish API's errors; start takes its own reference.
 	_, release, err := p.component(req.PubsubName, req.Topic)
 	if err != nil {
+		if e := apierr.From(err); e.Code == apierr.CodePubSubNotFound {
+			// daprd words it differently for a stream.
+			nf := *e
+			nf.Message = fmt.Sprintf("pubsub %s is not found", req.PubsubName)
+			return nil, &nf
+		}
 		return nil, err
 	}
 	release()

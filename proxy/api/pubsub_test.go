@@ -337,8 +337,8 @@ func TestStreamingSubscription(t *testing.T) {
 	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
 	ctx := context.Background()
 	rec := &streamRecorder{}
-	if _, err := p.Subscribe(ctx, StreamRequest{PubsubName: "nope", Topic: "t"}, rec); apierr.From(err).Code != apierr.CodePubSubNotFound {
-		t.Errorf("unknown pubsub: %v", err)
+	if _, err := p.Subscribe(ctx, StreamRequest{PubsubName: "nope", Topic: "t"}, rec); apierr.From(err).Code != apierr.CodePubSubNotFound || apierr.From(err).Message != "pubsub nope is not found" {
+		t.Errorf("unknown pubsub: %v, want daprd's \"pubsub nope is not found\"", err)
 	}
 	stop, err := p.Subscribe(ctx, StreamRequest{PubsubName: "ps", Topic: "live"}, rec)
 	if err != nil {
