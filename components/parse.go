@@ -74,6 +74,8 @@ func (s *Set) addDocument(root *yaml.Node, source, appID string) {
 			Err: errors.New("a resource must be a YAML mapping with apiVersion, kind, metadata and spec")})
 		return
 	}
+	dedupeKeys(root)
+	canonicalKeys(root, headerKeys)
 	var h rawHeader
 	if err := root.Decode(&h); err != nil {
 		s.Errors = append(s.Errors, &ResourceError{File: source, Line: root.Line, Kind: "document",
@@ -195,6 +197,7 @@ func parseComponent(root *yaml.Node, h rawHeader, source string) (Component, []*
 	add := func(field string, err error) {
 		errs = append(errs, &ResourceError{File: source, Line: root.Line, Kind: KindComponent, Name: h.Metadata.Name, Field: field, Err: err})
 	}
+	canonicalKeys(mapValue(root, "spec"), componentSpecKeys)
 	var r rawComponent
 	if err := root.Decode(&r); err != nil {
 		add("", typeErr(err))

@@ -35,6 +35,7 @@ func parseSubscription(root *yaml.Node, h rawHeader, source string) (Subscriptio
 	add := func(field string, err error) {
 		errs = append(errs, &ResourceError{File: source, Line: root.Line, Kind: KindSubscription, Name: h.Metadata.Name, Field: field, Err: err})
 	}
+	canonicalKeys(mapValue(root, "spec"), subscriptionSpecKeys)
 	var r rawSubscription
 	if err := root.Decode(&r); err != nil {
 		add("", typeErr(err))

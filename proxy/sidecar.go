@@ -242,7 +242,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
-		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
+		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
 	})
 	// CORS before the token check: preflights carry no token.
 	handler := httpapi.CORS(apis.AllowedOrigins, h)
@@ -425,6 +425,12 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 	s.appReady.Store(true)
 	s.log.Info("app is listening; sidecar ready", "port", c.Port, "waited", time.Since(start).Round(time.Millisecond).String())
 	return true
+}
+
+// ready reports whether the sidecar is healthy: the app is reachable and
+// its first subscriptions are made.
+func (s *Sidecar) ready() bool {
+	return s.appReady.Load() && (s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started())
 }
 
 func (s *Sidecar) setMetadata(_ context.Context, key, value string) {

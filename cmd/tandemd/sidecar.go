@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,6 +123,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	pubsubAPI := api.NewPubSub(api.PubSubConfig{
 		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
 		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
+		NoProgrammatic: slices.Contains(o.DisableInitEndpoints, "subscribe"),
 	})
 	rc.onChange = pubsubAPI.Reload
 	background.Add(task.Task{Name: "resources watch", Run: func(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,11 +35,15 @@ type PubSubConfig struct {
 	Log         *slog.Logger
 	// Resiliency, if set, returns the Resiliency policies in effect:
 	// Publish runs under the component's outbound policy, and deliveries
-	// to the app (not to streaming subscribers) under its inbound policy;
+	// to the app and to streaming subscribers under its inbound policy;
 	// a batch's retries send only the entries the app has not settled.
 	// When the inbound policy gives up, the message is left to the broker
 	// for redelivery. Nil: one attempt each.
 	Resiliency func() *resiliency.Set
+	// NoProgrammatic skips asking the app for its subscriptions
+	// (--disable-init-endpoints subscribe): only declarative and
+	// streaming subscriptions are served.
+	NoProgrammatic bool
 	// Scopes returns the topic scoping of a component instance
 	// (publishingScopes, subscriptionScopes, allowedTopics,
 	// protectedTopics), usually topicscope.Table.Of. Publishing to a topic
@@ -69,6 +74,11 @@ type PubSub struct {
 	active       map[string]*activeSub
 	streams      map[*activeSub]struct{}
 	reported     map[string]string // key -> last problem logged, to log once
+
+	// started is closed once Run has asked the app for its subscriptions
+	// and made the first round of them (Started).
+	started     chan struct{}
+	startedOnce sync.Once
 }
 
 // activeSub is one running broker subscription.
@@ -98,8 +108,26 @@ func NewPubSub(cfg PubSubConfig) *PubSub {
 		active:     map[string]*activeSub{},
 		streams:    map[*activeSub]struct{}{},
 		reported:   map[string]string{},
+		started:    make(chan struct{}),
 	}
 }
+
+// Started reports whether Run has made the app's first subscriptions: the
+// app's programmatic ones and the declarative ones whose component is
+// ready. As in Dapr, the sidecar reports healthy only after this, so an
+// event published once it is healthy reaches a subscription that exists.
+// A subscription that cannot be made yet is retried later and does not
+// hold Started back.
+func (p *PubSub) Started() bool {
+	select {
+	case <-p.started:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *PubSub) markStarted() { p.startedOnce.Do(func() { close(p.started) }) }
 
 // component returns the ready instance of a pub/sub component, with the
 // API errors Dapr gives for a missing name or component.
@@ -207,7 +235,21 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 	if err != nil {
 		return err
 	}
-	preq := &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: req.Metadata}
+	md := req.Metadata
+	if raw && req.TraceParent != "" {
+		// A raw payload has no envelope: the trace context travels as
+		// message metadata (Dapr's traceid and tracestate entries), which
+		// the subscriber side puts into the event it delivers.
+		md = maps.Clone(md)
+		if md == nil {
+			md = map[string]string{}
+		}
+		md[cloudevents.FieldTraceID] = req.TraceParent
+		if req.TraceState != "" {
+			md[cloudevents.FieldTraceState] = req.TraceState
+		}
+	}
+	preq := &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: md}
 	_, err = outbound(ctx, p.cfg.Resiliency, req.PubsubName, resiliency.Pubsub, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, inst.Publish(ctx, preq)
 	})
@@ -323,34 +365,41 @@ func (p *PubSub) Reload() {
 	}
 }
 
-// desiredLocked merges the app's and the declarative subscriptions; a
-// declarative subscription replaces the app's for the same topic.
+// desiredLocked merges the app's and the declarative subscriptions with
+// Dapr's precedence: one subscription per pub/sub and topic; among
+// declarative ones the first loaded wins, and the app's own (programmatic)
+// subscription replaces a declarative one for the same topic (among the
+// app's, the last one listed wins).
 func (p *PubSub) desiredLocked() []*subscriptions.Subscription {
 	byKey := map[string]int{}
 	var out []*subscriptions.Subscription
+	if p.cfg.Declarative != nil {
+		for _, c := range p.cfg.Declarative() {
+			if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p.cfg.AppID) {
+				continue
+			}
+			if c.Namespace != "" && p.cfg.Namespace != "" && c.Namespace != p.cfg.Namespace {
+				continue
+			}
+			s, err := subscriptions.FromDeclarative(c)
+			if err != nil {
+				p.reportLocked("decl|"+c.Name, "skipping subscription: fix its routes", err)
+				continue
+			}
+			if i, ok := byKey[s.Key()]; ok {
+				p.reportLocked("shadowed|"+c.Name, "declarative subscription ignored: an earlier one subscribes to the same topic",
+					fmt.Errorf("subscription %q (%s) is shadowed by %q", c.Name, c.Source, out[i].Name))
+				continue
+			}
+			byKey[s.Key()] = len(out)
+			out = append(out, s)
+		}
+	}
 	for _, s := range p.programmatic {
-		byKey[s.Key()] = len(out)
-		out = append(out, s)
-	}
-	if p.cfg.Declarative == nil {
-		return out
-	}
-	for _, c := range p.cfg.Declarative() {
-		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p.cfg.AppID) {
-			continue
-		}
-		if c.Namespace != "" && p.cfg.Namespace != "" && c.Namespace != p.cfg.Namespace {
-			continue
-		}
-		s, err := subscriptions.FromDeclarative(c)
-		if err != nil {
-			p.reportLocked("decl|"+c.Name, "skipping subscription: fix its routes", err)
-			continue
-		}
 		if i, ok := byKey[s.Key()]; ok {
-			if out[i].Kind == subscriptions.Programmatic {
-				p.reportLocked("override|"+s.Key(), "declarative subscription replaces the app's subscription to the same topic",
-					fmt.Errorf("subscription %q (%s)", c.Name, c.Source))
+			if out[i].Kind == subscriptions.Declarative {
+				p.reportLocked("override|"+s.Key(), "the app's subscription replaces the declarative subscription to the same topic",
+					fmt.Errorf("subscription %q", out[i].Name))
 			}
 			out[i] = s
 			continue

@@ -477,3 +477,32 @@ func TestBulkSubscriptionUnderInboundPolicy(t *testing.T) {
 		t.Errorf("calls = %v, want the retry to send the flaky entry %s alone, again", calls, flaky)
 	}
 }
+
+// TestStreamingUnderInboundPolicy: as in Dapr, an event a streaming
+// subscriber answers with RETRY is sent to it again under the pub/sub's
+// inbound policy (three attempts with maxRetries 2), then left to the
+// broker.
+func TestStreamingUnderInboundPolicy(t *testing.T) {
+	_, reg := pubsubRegistryRedeliver(t, "1h")
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "me", Resiliency: resiliencySet(t, strings.ReplaceAll(componentPolicies, "      pubsub:", "      ps:"))})
+	next := &scriptedDeliverer{verdicts: []subscriptions.Status{subscriptions.Retry}}
+	stop, err := p.Subscribe(context.Background(), StreamRequest{PubsubName: "ps", Topic: "live"}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if err := p.Publish(context.Background(), PublishRequest{PubsubName: "ps", Topic: "live", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "three attempts", func() bool {
+		next.mu.Lock()
+		defer next.mu.Unlock()
+		return next.calls >= 3
+	})
+	time.Sleep(50 * time.Millisecond)
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	if next.calls != 3 {
+		t.Errorf("stream got the event %d times, want 3", next.calls)
+	}
+}

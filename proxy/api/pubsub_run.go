@@ -75,14 +75,23 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	var deliverer subscriptions.Deliverer
 	var programmatic []*subscriptions.Subscription
 	var err error
+	discover := !p.cfg.NoProgrammatic
+	if !discover && (app.HTTP != nil || app.GRPC != nil) {
+		// daprd's wording, which tooling looks for.
+		p.log.Warn("Skipping programmatic subscription loading (see 'disable-init-endpoints' flag/annotation)")
+	}
 	switch {
 	case app.HTTP != nil:
 		deliverer = subscriptions.HTTPDeliverer{App: app.HTTP}
-		programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.discovery, p.log)
+		if discover {
+			programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.cfg.AppID, p.discovery, p.log)
+		}
 	case app.GRPC != nil:
 		client := runtimev1.NewAppCallbackClient(app.GRPC.Conn())
 		deliverer = subscriptions.GRPCDeliverer{App: client, Alpha: runtimev1.NewAppCallbackAlphaClient(app.GRPC.Conn())}
-		programmatic, err = subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
+		if discover {
+			programmatic, err = subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
+		}
 	default:
 		p.log.Info("no app channel: only streaming subscriptions are served")
 	}
@@ -101,10 +110,12 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 
 	t := time.NewTicker(p.resync)
 	defer t.Stop()
+	defer p.markStarted()
 	for {
 		if deliverer != nil {
 			p.reconcile(ctx, deliverer)
 		}
+		p.markStarted()
 		select {
 		case <-ctx.Done():
 			p.stopAll()
@@ -217,9 +228,9 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 	if s.BulkSubscribe.Enabled && bulk == nil {
 		p.log.Warn("bulk subscribe is not available for this subscriber: events are delivered one at a time", "pubsub", s.PubsubName, "topic", s.Topic)
 	}
-	if p.cfg.Resiliency != nil && s.Kind != subscriptions.Streaming {
-		// A streaming subscriber answers over its own stream; sending it
-		// the same event again is its client's call, not ours.
+	if p.cfg.Resiliency != nil {
+		// Streaming subscribers too: as in Dapr, an event the stream's
+		// client answers with RETRY is sent again under the policy.
 		d = newInboundDeliverer(d, p.cfg.Resiliency, s.PubsubName)
 		if bulk != nil {
 			// Batches run under the same policy, retrying only the entries
@@ -246,10 +257,10 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 		// verdict.
 		a.batcher = subscriptions.NewBatcher(context.WithoutCancel(ctx), proc, bulk)
 		handle = a.batcher.Handle
-		// A batch fills only if that many messages may wait at once.
-		if n, _ := s.BulkLimits(); maxConc < n {
-			maxConc = n
-		}
+		// As in Dapr, a batch holds at most as many messages as the broker
+		// hands over at once (its concurrency, or metadata maxConcurrency):
+		// a broker delivering one at a time makes batches of one, each
+		// sent when maxAwaitDurationMs is up.
 		p.log.Info("bulk subscription", "pubsub", s.PubsubName, "topic", s.Topic, "max_concurrency", maxConc)
 	}
 	h := func(hctx context.Context, msg *pubsub.Message) error {
@@ -326,12 +337,20 @@ func (p *PubSub) Subscribe(ctx context.Context, req StreamRequest, d subscriptio
 	// Validate with the publish API's errors; start takes its own reference.
 	_, release, err := p.component(req.PubsubName, req.Topic)
 	if err != nil {
+		if e := apierr.From(err); e.Code == apierr.CodePubSubNotFound {
+			// daprd words it differently for a stream.
+			nf := *e
+			nf.Message = fmt.Sprintf("pubsub %s is not found", req.PubsubName)
+			return nil, &nf
+		}
 		return nil, err
 	}
 	release()
 	s := &subscriptions.Subscription{
 		Kind: subscriptions.Streaming, PubsubName: req.PubsubName, Topic: req.Topic,
-		Metadata: req.Metadata, DeadLetterTopic: req.DeadLetterTopic, Rules: []*subscriptions.Rule{{}},
+		// Dapr gives a stream the default route "/": events carry it as
+		// their path, and the metadata API lists it.
+		Metadata: req.Metadata, DeadLetterTopic: req.DeadLetterTopic, Rules: []*subscriptions.Rule{{Path: "/"}},
 	}
 	a, err := p.start(ctx, s, d)
 	var denied *topicscope.DeniedError

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +35,13 @@ func (failing) Init(context.Context, components.Metadata) error {
 // (never ready).
 func pubsubRegistry(t *testing.T) (*components.Manager[pubsub.PubSub], *components.Registry[pubsub.PubSub]) {
 	t.Helper()
+	return pubsubRegistryRedeliver(t, "10ms")
+}
+
+// pubsubRegistryRedeliver is pubsubRegistry with "ps" redelivering a failed
+// message after redeliver.
+func pubsubRegistryRedeliver(t *testing.T, redeliver string) (*components.Manager[pubsub.PubSub], *components.Registry[pubsub.PubSub]) {
+	t.Helper()
 	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
 		inmemory.Type: func() pubsub.PubSub { return inmemory.New(nil) },
 		"pubsub.fail": func() pubsub.PubSub { return failing{inmemory.New(nil)} },
@@ -43,7 +52,7 @@ func pubsubRegistry(t *testing.T) (*components.Manager[pubsub.PubSub], *componen
 	t.Cleanup(func() { _ = m.Close() })
 	m.Apply([]components.Component{
 		{Name: "ps", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout,
-			Metadata: []components.MetadataItem{{Name: "redeliverInterval", Value: "10ms", HasValue: true}}},
+			Metadata: []components.MetadataItem{{Name: "redeliverInterval", Value: redeliver, HasValue: true}}},
 		{Name: "down", Type: "pubsub.fail", InitTimeout: components.DefaultInitTimeout},
 	})
 	// "down" never gets ready, so wait for "ps" alone.
@@ -131,7 +140,13 @@ func startSubApp(t *testing.T, a *subApp) App {
 	t.Helper()
 	a.events = map[string][]map[string]any{}
 	a.received = make(chan string, 100)
-	srv := httptest.NewServer(a)
+	return serveApp(t, a)
+}
+
+// serveApp serves h as the app and returns its channel.
+func serveApp(t *testing.T, h http.Handler) App {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	n, _ := strconv.Atoi(port)
@@ -155,7 +170,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 // TestSubscriptionsInMemory runs programmatic and declarative
 // subscriptions over the in-memory broker against a fake HTTP app:
-// delivery, routing rules, dead-lettering on DROP, redelivery on 500,
+// delivery, routing rules, dead-lettering on DROP and on 500,
 // hot reload of a declarative subscription, metadata listing, shutdown.
 func TestSubscriptionsInMemory(t *testing.T) {
 	_, reg := pubsubRegistry(t)
@@ -219,14 +234,17 @@ func TestSubscriptionsInMemory(t *testing.T) {
 	pub("rules", `{"kind":"big"}`)
 	pub("rules", `{"kind":"tiny"}`)
 	waitUntil(t, "deliveries", func() bool {
-		return app.count("/orders") == 4 && app.count("/dead") == 1 && app.count("/big") == 1 && app.count("/small") == 1
+		// The failed (500) event goes to the dead letter topic too, as in Dapr.
+		return app.count("/orders") == 3 && app.count("/dead") == 2 && app.count("/big") == 1 && app.count("/small") == 1
 	})
 	app.mu.Lock()
-	deadEv := app.events["/dead"][0]
+	deadEvs := slices.Clone(app.events["/dead"])
 	first := app.events["/orders"][0]
 	app.mu.Unlock()
-	if d, _ := deadEv["data"].(map[string]any); d["drop"] != true || deadEv["topic"] != "orders" {
-		t.Errorf("dead-lettered event = %v, want the dropped one as published", deadEv)
+	for _, deadEv := range deadEvs {
+		if d, _ := deadEv["data"].(map[string]any); (d["drop"] != true && d["flaky"] != true) || deadEv["topic"] != "orders" {
+			t.Errorf("dead-lettered event = %v, want the dropped or failed one as published", deadEv)
+		}
 	}
 	if first["source"] != "app" || first["type"] != "com.dapr.event.sent" || first["pubsubname"] != "ps" || first["specversion"] != "1.0" {
 		t.Errorf("envelope = %v", first)
@@ -310,7 +328,7 @@ type streamRecorder struct {
 func (s *streamRecorder) Deliver(_ context.Context, m *subscriptions.Message) (subscriptions.Status, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.got = append(s.got, m.Topic)
+	s.got = append(s.got, m.Topic+m.Path)
 	return s.resp, nil
 }
 
@@ -319,15 +337,15 @@ func TestStreamingSubscription(t *testing.T) {
 	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
 	ctx := context.Background()
 	rec := &streamRecorder{}
-	if _, err := p.Subscribe(ctx, StreamRequest{PubsubName: "nope", Topic: "t"}, rec); apierr.From(err).Code != apierr.CodePubSubNotFound {
-		t.Errorf("unknown pubsub: %v", err)
+	if _, err := p.Subscribe(ctx, StreamRequest{PubsubName: "nope", Topic: "t"}, rec); apierr.From(err).Code != apierr.CodePubSubNotFound || apierr.From(err).Message != "pubsub nope is not found" {
+		t.Errorf("unknown pubsub: %v, want daprd's \"pubsub nope is not found\"", err)
 	}
 	stop, err := p.Subscribe(ctx, StreamRequest{PubsubName: "ps", Topic: "live"}, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if subs := p.Subscriptions(); len(subs) != 1 || subs[0].GetType().String() != "STREAMING" {
-		t.Errorf("subscriptions = %v", subs)
+	if subs := p.Subscriptions(); len(subs) != 1 || subs[0].GetType().String() != "STREAMING" || subs[0].GetRules().GetRules()[0].GetPath() != "/" {
+		t.Errorf("subscriptions = %v, want one streaming with path /", subs)
 	}
 	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "live", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
@@ -337,6 +355,11 @@ func TestStreamingSubscription(t *testing.T) {
 		defer rec.mu.Unlock()
 		return len(rec.got) == 1
 	})
+	rec.mu.Lock()
+	if rec.got[0] != "live/" {
+		t.Errorf("delivered %q, want topic live with path /", rec.got[0])
+	}
+	rec.mu.Unlock()
 	stop()
 	if subs := p.Subscriptions(); len(subs) != 0 {
 		t.Errorf("after stop: %v", subs)
@@ -402,5 +425,150 @@ func TestConcurrencyAndOrdering(t *testing.T) {
 		if int(n) != i {
 			t.Fatalf("order = %v, want 0..19", order)
 		}
+	}
+}
+
+// TestSubscriptionPrecedence pins Dapr's rule for several subscriptions to
+// one topic: the first declarative one wins over later declarative ones,
+// and the app's own subscription wins over any declarative one.
+func TestSubscriptionPrecedence(t *testing.T) {
+	decl := func(name, topic, route string) components.Subscription {
+		return components.Subscription{Name: name, PubsubName: "ps", Topic: topic, Routes: components.Routes{Default: route}}
+	}
+	prog := func(topic, route string) *subscriptions.Subscription {
+		return &subscriptions.Subscription{Kind: subscriptions.Programmatic, PubsubName: "ps", Topic: topic, Rules: []*subscriptions.Rule{{Path: route}}}
+	}
+	tests := []struct {
+		name string
+		decl []components.Subscription
+		prog []*subscriptions.Subscription
+		want map[string]string // topic -> path
+	}{
+		{"first declarative wins", []components.Subscription{decl("s1", "a", "/first"), decl("s2", "a", "/second")}, nil,
+			map[string]string{"a": "/first"}},
+		{"programmatic beats declarative", []components.Subscription{decl("s1", "a", "/decl"), decl("s2", "b", "/decl-b")},
+			[]*subscriptions.Subscription{prog("a", "/prog")}, map[string]string{"a": "/prog", "b": "/decl-b"}},
+		{"last programmatic wins", nil, []*subscriptions.Subscription{prog("a", "/one"), prog("a", "/two")},
+			map[string]string{"a": "/two"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPubSub(PubSubConfig{AppID: "app", Declarative: func() []components.Subscription { return tt.decl }})
+			p.programmatic = tt.prog
+			p.mu.Lock()
+			got := p.desiredLocked()
+			p.mu.Unlock()
+			paths := map[string]string{}
+			for _, s := range got {
+				paths[s.Topic] = s.Rules[len(s.Rules)-1].Path
+			}
+			if !maps.Equal(paths, tt.want) {
+				t.Errorf("routes = %v, want %v", paths, tt.want)
+			}
+		})
+	}
+}
+
+// TestStartedAfterFirstSubscriptions: Started (which gates the sidecar's
+// healthz) turns true only once the app's subscriptions are made, so an
+// event published as soon as the sidecar is healthy is delivered.
+func TestStartedAfterFirstSubscriptions(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	release := make(chan struct{})
+	app := &subApp{subs: `[{"pubsubname":"ps","topic":"orders","route":"/orders"}]`}
+	startSubApp(t, app)
+	a := serveApp(t, &slowSubscribe{subApp: app, release: release})
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = p.Run(ctx, a) }()
+	time.Sleep(50 * time.Millisecond)
+	if p.Started() {
+		t.Fatal("Started before the app answered GET /dapr/subscribe")
+	}
+	close(release)
+	waitUntil(t, "Started", p.Started)
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "orders", Data: []byte(`{}`), ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "delivery of the event published once started", func() bool { return app.count("/orders") == 1 })
+}
+
+// slowSubscribe holds GET /dapr/subscribe until release is closed.
+type slowSubscribe struct {
+	*subApp
+	release chan struct{}
+}
+
+func (s *slowSubscribe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/dapr/subscribe" {
+		<-s.release
+	}
+	s.subApp.ServeHTTP(w, r)
+}
+
+// TestRawPublishCarriesTrace: a raw payload has no envelope, so the
+// caller's trace context goes with the message as metadata traceid and
+// tracestate (Dapr's entries), and the caller's own metadata map is left
+// alone.
+func TestRawPublishCarriesTrace(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	inst, release, err := reg.Acquire("ps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	got := make(chan map[string]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := inst.Subscribe(ctx, pubsub.SubscribeRequest{Topic: "raw"}, func(_ context.Context, m *pubsub.Message) error {
+		got <- m.Metadata
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	md := map[string]string{"rawPayload": "true"}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "raw", Data: []byte("x"), Metadata: md, TraceParent: tp, TraceState: "k=v"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m["traceid"] != tp || m["tracestate"] != "k=v" {
+			t.Errorf("message metadata = %v, want traceid %s and tracestate k=v", m, tp)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+	}
+	if len(md) != 1 {
+		t.Errorf("caller's metadata changed: %v", md)
+	}
+}
+
+// TestNoProgrammatic: with --disable-init-endpoints subscribe the app is
+// not asked for its subscriptions, and its topics get nothing.
+func TestNoProgrammatic(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	app := &subApp{subs: `[{"pubsubname":"ps","topic":"orders","route":"/orders"}]`}
+	a := startSubApp(t, app)
+	asked := make(chan struct{}, 10)
+	a = serveApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dapr/subscribe" {
+			asked <- struct{}{}
+		}
+		app.ServeHTTP(w, r)
+	}))
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app", NoProgrammatic: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = p.Run(ctx, a) }()
+	waitUntil(t, "Started", p.Started)
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "orders", Data: []byte(`{}`), ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(asked) != 0 || app.count("/orders") != 0 || len(p.Subscriptions()) != 0 {
+		t.Errorf("asked %d times, %d deliveries, subscriptions %v; want none", len(asked), app.count("/orders"), p.Subscriptions())
 	}
 }

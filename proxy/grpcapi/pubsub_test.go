@@ -185,3 +185,42 @@ func TestGRPCStreamingSubscription(t *testing.T) {
 		wantCode(t, err, codes.Unknown, tc.want)
 	}
 }
+
+// TestGRPCStreamErrors: a topic event stream is refused with Dapr's
+// messages, which clients match on.
+func TestGRPCStreamErrors(t *testing.T) {
+	c := pubsubClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	initial := func(pubsubName, topic string) *runtimev1.SubscribeTopicEventsRequestAlpha1 {
+		return &runtimev1.SubscribeTopicEventsRequestAlpha1{SubscribeTopicEventsRequestType: &runtimev1.SubscribeTopicEventsRequestAlpha1_InitialRequest{
+			InitialRequest: &runtimev1.SubscribeTopicEventsRequestInitialAlpha1{PubsubName: pubsubName, Topic: topic},
+		}}
+	}
+	tests := []struct {
+		name string
+		msgs []*runtimev1.SubscribeTopicEventsRequestAlpha1
+		want string
+	}{
+		{"no pubsub name", []*runtimev1.SubscribeTopicEventsRequestAlpha1{initial("", "a")}, "pubsubName is required"},
+		{"no topic", []*runtimev1.SubscribeTopicEventsRequestAlpha1{initial("ps", "")}, "topic is required"},
+		{"second initial request", []*runtimev1.SubscribeTopicEventsRequestAlpha1{initial("ps", "b"), initial("ps", "b")}, "duplicate initial request received"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := c.SubscribeTopicEventsAlpha1(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tt.msgs {
+				_ = s.Send(m)
+			}
+			for {
+				if _, err = s.Recv(); err != nil {
+					break
+				}
+			}
+			wantCode(t, err, codes.Unknown, tt.want)
+		})
+	}
+}

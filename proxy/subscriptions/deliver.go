@@ -33,8 +33,9 @@ const (
 	// Drop: the app refuses the event; it goes to the dead-letter topic
 	// when there is one, and is acknowledged.
 	Drop
-	// Discard: the app has no handler (HTTP 404, gRPC Unimplemented): the
-	// event is logged and acknowledged without dead-lettering, as in Dapr.
+	// Discard: a gRPC app has no handler (Unimplemented): the event is
+	// logged and acknowledged without dead-lettering, as in Dapr. (An HTTP
+	// app's 404 is a Drop, as in Dapr.)
 	Discard
 )
 
@@ -92,7 +93,7 @@ const maxAppAnswer = 1 << 20
 
 // Deliver implements Deliverer with Dapr's HTTP reply rules: 2xx with an
 // empty or unreadable body, no status or SUCCESS acks; RETRY and unknown
-// statuses retry; DROP drops; 404 discards; any other status retries.
+// statuses retry; DROP and 404 drop; any other status retries.
 func (d HTTPDeliverer) Deliver(ctx context.Context, m *Message) (Status, error) {
 	md := make(map[string]*internalsv1.ListStringValue, len(m.Metadata)+2)
 	for k, v := range m.Metadata {
@@ -101,10 +102,10 @@ func (d HTTPDeliverer) Deliver(ctx context.Context, m *Message) (Status, error) 
 		}
 	}
 	// The trace context travels as headers too, as with Dapr's callback span.
-	for _, f := range [...]string{cloudevents.FieldTraceParent, cloudevents.FieldTraceState} {
-		if v := cloudevents.String(m.Event, f); v != "" && validHeader(f, v) {
-			md[f] = &internalsv1.ListStringValue{Values: []string{v}}
-		}
+	tc := traceOf(m.Event)
+	md[cloudevents.FieldTraceParent] = &internalsv1.ListStringValue{Values: []string{tc.parent}}
+	if tc.state != "" {
+		md[cloudevents.FieldTraceState] = &internalsv1.ListStringValue{Values: []string{tc.state}}
 	}
 	resp, err := d.App.Invoke(ctx, &invoke.Request{
 		Message: &internalsv1.InternalInvokeRequest{
@@ -134,7 +135,9 @@ func (d HTTPDeliverer) Deliver(ctx context.Context, m *Message) (Status, error) 
 		}
 		return replyStatus(id, ar.Status)
 	case code == http.StatusNotFound:
-		return Discard, fmt.Errorf("app has no handler for event %s at %s (404): %s", id, m.Path, trim(body))
+		// Dapr: not retriable, the event is dropped (so dead-lettered when
+		// the subscription has a dead-letter topic).
+		return Drop, fmt.Errorf("app has no handler for event %s at %s (404): %s", id, m.Path, trim(body))
 	default:
 		return Retry, fmt.Errorf("app answered event %s at %s with status %d: %s", id, m.Path, code, trim(body))
 	}
@@ -172,6 +175,14 @@ func (d GRPCDeliverer) Deliver(ctx context.Context, m *Message) (Status, error) 
 			md.Append(strings.ToLower(k), v)
 		}
 	}
+	tc := traceOf(m.Event)
+	md.Set(cloudevents.FieldTraceParent, tc.parent)
+	if tc.state != "" {
+		md.Set(cloudevents.FieldTraceState, tc.state)
+	}
+	if tc.bin != nil {
+		md.Set(traceBinKey, string(tc.bin))
+	}
 	res, err := d.App.OnTopicEvent(metadata.NewOutgoingContext(ctx, md), req)
 	if err != nil {
 		if status.Code(err) == codes.Unimplemented {
@@ -180,6 +191,48 @@ func (d GRPCDeliverer) Deliver(ctx context.Context, m *Message) (Status, error) 
 		return Retry, fmt.Errorf("app failed event %s: %w", req.GetId(), err)
 	}
 	return StatusFromProto(req.GetId(), res.GetStatus())
+}
+
+// zeroTraceParent is the traceparent daprd delivers with an event that
+// carries no valid trace context.
+const zeroTraceParent = "00-00000000000000000000000000000000-0000000000000000-00"
+
+// traceBinKey is OpenCensus' binary trace context, which daprd sends to
+// gRPC apps next to traceparent.
+const traceBinKey = "grpc-trace-bin"
+
+// traceContext is the trace context delivered with an event.
+type traceContext struct {
+	parent, state string
+	bin           []byte // nil when the event has no valid trace context
+}
+
+// traceOf returns the trace context to deliver ev with, as daprd does: the
+// event's traceparent (or traceid) when it is a valid W3C traceparent, its
+// tracestate, and for gRPC the binary form; otherwise zeroTraceParent.
+func traceOf(ev cloudevents.Event) traceContext {
+	tp := cloudevents.String(ev, cloudevents.FieldTraceParent)
+	if tp == "" {
+		tp = cloudevents.String(ev, cloudevents.FieldTraceID)
+	}
+	bin, ok := invoke.TraceBinFromParent(tp)
+	if !ok || allZero(bin[2:18]) || allZero(bin[19:27]) {
+		return traceContext{parent: zeroTraceParent}
+	}
+	tc := traceContext{parent: tp, bin: bin}
+	if ts := cloudevents.String(ev, cloudevents.FieldTraceState); validHeader(cloudevents.FieldTraceState, ts) {
+		tc.state = ts
+	}
+	return tc
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // StatusFromProto maps a TopicEventResponse status.

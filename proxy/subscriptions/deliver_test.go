@@ -27,6 +27,8 @@ type fakeApp struct {
 	got     []*http.Request
 	bodies  [][]byte
 	subsRaw string
+	// subsAppID is the Dapr-App-Id of the last GET /dapr/subscribe.
+	subsAppID string
 }
 
 func (f *fakeApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -34,6 +36,7 @@ func (f *fakeApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.URL.Path == "/dapr/subscribe" {
+		f.subsAppID = r.Header.Get("Dapr-App-Id")
 		if f.subsRaw == "" {
 			http.NotFound(w, r)
 			return
@@ -87,12 +90,15 @@ func TestReplyRules(t *testing.T) {
 		{"200 not json", 200, "ok", false, true, false},
 		{"200 json without status", 200, `{"x":1}`, false, true, false},
 		{"SUCCESS", 200, `{"status":"SUCCESS"}`, false, true, false},
-		{"RETRY", 200, `{"status":"RETRY"}`, true, false, false},
+		{"RETRY with dead letter", 200, `{"status":"RETRY"}`, true, true, true},
+		{"RETRY", 200, `{"status":"RETRY"}`, false, false, false},
 		{"unknown status", 200, `{"status":"MAYBE"}`, false, false, false},
 		{"DROP without dead letter", 200, `{"status":"DROP"}`, false, true, false},
 		{"DROP with dead letter", 200, `{"status":"DROP"}`, true, true, true},
-		{"404", 404, "no", true, true, false},
-		{"500", 500, "boom", true, false, false},
+		{"404 with dead letter", 404, "no", true, true, true},
+		{"404", 404, "no", false, true, false},
+		{"500 with dead letter", 500, "boom", true, true, true},
+		{"500", 500, "boom", false, false, false},
 		{"503", 503, "", false, false, false},
 	}
 	for _, tt := range tests {
@@ -206,12 +212,15 @@ func TestDiscoverHTTP(t *testing.T) {
 		{"pubsubname":"ps","topic":"badrule","routes":{"rules":[{"match":"event.type ==","path":"/x"}]}}
 	]`}
 	ch := startApp(t, app)
-	subs, err := DiscoverHTTP(context.Background(), ch, RetryPolicy{Attempts: 1}, nil)
+	subs, err := DiscoverHTTP(context.Background(), ch, "myapp", RetryPolicy{Attempts: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(subs) != 2 {
 		t.Fatalf("subs = %d, want 2 (no route and bad rule skipped)", len(subs))
+	}
+	if app.subsAppID != "myapp" {
+		t.Errorf("Dapr-App-Id = %q, want myapp", app.subsAppID)
 	}
 	if subs[0].Topic != "a" || subs[0].Rules[0].Path != "/a" || !subs[0].RawPayload() || subs[0].Kind != Programmatic {
 		t.Errorf("sub a = %+v", subs[0])
@@ -222,19 +231,19 @@ func TestDiscoverHTTP(t *testing.T) {
 	}
 
 	app.subsRaw = ""
-	subs, err = DiscoverHTTP(context.Background(), ch, RetryPolicy{Attempts: 1}, nil)
+	subs, err = DiscoverHTTP(context.Background(), ch, "myapp", RetryPolicy{Attempts: 1}, nil)
 	if err != nil || len(subs) != 0 {
 		t.Errorf("404: %v %v", subs, err)
 	}
 	app.subsRaw = `{"not":"an array"}`
-	if _, err := DiscoverHTTP(context.Background(), ch, RetryPolicy{Attempts: 1}, nil); err == nil {
+	if _, err := DiscoverHTTP(context.Background(), ch, "myapp", RetryPolicy{Attempts: 1}, nil); err == nil {
 		t.Error("bad JSON must fail")
 	}
 
 	// A closed port is retried, then reported.
 	dead, _ := appchannel.NewHTTP(appchannel.HTTPConfig{Port: 1})
 	start := time.Now()
-	if _, err := DiscoverHTTP(context.Background(), dead, RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond}, nil); err == nil {
+	if _, err := DiscoverHTTP(context.Background(), dead, "myapp", RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond}, nil); err == nil {
 		t.Error("unreachable app must fail")
 	}
 	if time.Since(start) < 30*time.Millisecond {

@@ -81,7 +81,9 @@ const maxSubscribeBody = 4 << 20
 // 404 means none; another non-200 status is logged and means none, as in
 // Dapr; transport errors are retried per r. Entries without a route or
 // with a bad match expression are skipped with an error log.
-func DiscoverHTTP(ctx context.Context, app invoke.AppChannel, r RetryPolicy, log *slog.Logger) ([]*Subscription, error) {
+//
+// The request carries Dapr-App-Id: appID, as daprd's does.
+func DiscoverHTTP(ctx context.Context, app invoke.AppChannel, appID string, r RetryPolicy, log *slog.Logger) ([]*Subscription, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -95,6 +97,7 @@ func DiscoverHTTP(ctx context.Context, app invoke.AppChannel, r RetryPolicy, log
 				ContentType:   "application/json",
 				HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_GET},
 			},
+			Metadata: appIDHeader(appID),
 		}})
 		if err != nil {
 			log.Debug("GET /dapr/subscribe failed; retrying", "error", err)
@@ -147,6 +150,15 @@ func DiscoverHTTP(ctx context.Context, app invoke.AppChannel, r RetryPolicy, log
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// appIDHeader is the Dapr-App-Id header naming this sidecar's app, or
+// none.
+func appIDHeader(appID string) map[string]*internalsv1.ListStringValue {
+	if appID == "" {
+		return nil
+	}
+	return map[string]*internalsv1.ListStringValue{"dapr-app-id": {Values: []string{appID}}}
 }
 
 // DiscoverGRPC asks a gRPC app for its subscriptions

@@ -4,7 +4,8 @@
 // picks its route (CEL match rules, evaluated with cel.dev/cel-go), how it
 // is delivered to the app (HTTP POST of the CloudEvent, gRPC OnTopicEvent)
 // and what the app's answer means (Dapr's reply rules: success acks, RETRY
-// and errors redeliver, DROP dead-letters, HTTP 404 / gRPC Unimplemented
+// and errors go to the dead-letter topic when there is one and are
+// redelivered otherwise, DROP and HTTP 404 dead-letter, gRPC Unimplemented
 // drops).
 //
 // Processor.Handle is a components/pubsub Handler: it returns nil only when

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -31,8 +32,11 @@ type Processor struct {
 // Handle processes one message; it is a pubsub.Handler. It returns nil
 // (acknowledge) when the app accepted the event, dropped it (after
 // dead-lettering it, if configured), has no handler for it (404), or the
-// event expired or matches no route; it returns an error (redeliver) when
-// the app failed or asked to retry, or dead-lettering failed.
+// event expired or matches no route, or the app failed or asked to retry
+// and the event went to the subscription's dead-letter topic; it returns
+// an error (redeliver) when the app failed or asked to retry and there is
+// no dead-letter topic (or dead-lettering failed, or the subscription is
+// stopping).
 func (p *Processor) Handle(ctx context.Context, msg *pubsub.Message) error {
 	m, settled, err := p.prepare(ctx, msg)
 	if settled {
@@ -126,7 +130,7 @@ func (p *Processor) settle(ctx context.Context, msg *pubsub.Message, m *Message,
 		p.log().Error("event dropped: the app has no handler for it", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "path", path, "error", derr)
 		return nil
 	case Drop:
-		p.log().Warn("app dropped the event", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "dead_letter_topic", sub.DeadLetterTopic)
+		p.log().Warn("app dropped the event", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "dead_letter_topic", sub.DeadLetterTopic, "reason", derr)
 		if sub.DeadLetterTopic != "" && p.DeadLetter != nil {
 			if err := p.DeadLetter(ctx, msg, sub.DeadLetterTopic); err != nil {
 				// Not acknowledged: the message comes back rather than being lost.
@@ -137,6 +141,21 @@ func (p *Processor) settle(ctx context.Context, msg *pubsub.Message, m *Message,
 	default:
 		if derr == nil {
 			derr = fmt.Errorf("app asked to retry event %s", id)
+		}
+		// As in Dapr, a failed delivery (after the subscription's
+		// resiliency policy gave up) goes to the dead-letter topic when
+		// there is one; without one, or when dead-lettering fails, the
+		// broker redelivers it. Not while the subscription stops: the
+		// message is then left to the broker, never dead-lettered.
+		if sub.DeadLetterTopic != "" && p.DeadLetter != nil && ctx.Err() == nil && !errors.Is(derr, ErrBatcherClosed) {
+			if err := p.DeadLetter(ctx, msg, sub.DeadLetterTopic); err == nil {
+				p.log().Warn("event failed; sent to the dead letter topic", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id,
+					"dead_letter_topic", sub.DeadLetterTopic, "error", derr)
+				return nil
+			} else {
+				p.log().Error("dead-lettering the failed event failed; it will be redelivered", "pubsub", sub.PubsubName, "topic", msg.Topic,
+					"event_id", id, "dead_letter_topic", sub.DeadLetterTopic, "error", err)
+			}
 		}
 		p.log().Debug("event will be redelivered", "pubsub", sub.PubsubName, "topic", msg.Topic, "event_id", id, "error", derr)
 		return derr

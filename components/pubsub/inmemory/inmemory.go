@@ -1,7 +1,12 @@
 // Package inmemory is the embedded pub/sub broker (Dapr type
-// "pubsub.in-memory"): topics live in the sidecar's memory, every
-// subscription of a topic gets every message, and a message whose handler
-// fails is redelivered after a short backoff.
+// "pubsub.in-memory"): topics live in the sidecar's memory and every
+// subscription of a topic gets every message.
+//
+// As Dapr's in-memory broker, it hands each subscription one message at a
+// time (metadata "concurrency" raises that). Unlike Dapr's, which loses a
+// message whose handler fails, it redelivers it after "redeliverInterval"
+// (default 5s; the subscription's Resiliency policy is what retries
+// quickly).
 //
 // Nothing survives the process: it is for development and tests, not for
 // messages that must not be lost.
@@ -49,15 +54,26 @@ func New(log *slog.Logger) *PubSub {
 	}
 }
 
-// Init reads the optional "concurrency" (default pubsub.DefaultConcurrency)
-// and "redeliverInterval" (backoff before a failed message is delivered
-// again, default 100ms) metadata.
+// Defaults of the metadata Init reads.
+const (
+	// DefaultConcurrency: one message at a time per subscription, as
+	// Dapr's in-memory broker delivers.
+	DefaultConcurrency = 1
+	// DefaultRedeliverInterval is the wait before a message whose handler
+	// failed is delivered again.
+	DefaultRedeliverInterval = 5 * time.Second
+)
+
+// Init reads the optional "concurrency" (messages of one subscription
+// handled at once, default DefaultConcurrency) and "redeliverInterval"
+// (wait before a failed message is delivered again, default
+// DefaultRedeliverInterval) metadata.
 func (p *PubSub) Init(_ context.Context, md components.Metadata) error {
 	var err error
-	if p.concurrency, err = md.Int("concurrency", pubsub.DefaultConcurrency); err != nil {
+	if p.concurrency, err = md.Int("concurrency", DefaultConcurrency); err != nil {
 		return components.Permanent(err)
 	}
-	if p.redeliverWait, err = md.Duration("redeliverInterval", 100*time.Millisecond); err != nil {
+	if p.redeliverWait, err = md.Duration("redeliverInterval", DefaultRedeliverInterval); err != nil {
 		return components.Permanent(err)
 	}
 	if md.Name != "" {
