@@ -15,7 +15,8 @@
 # How it runs: the suite's framework takes ports from a fixed base, so each worker gets its own network namespace
 # (loopback up, multicast on loopback for mDNS). The suite refuses to run some cases as root, so the test binary runs
 # as user nobody. A case that hangs is killed after TANDEM_CONFORMANCE_CASE_TIMEOUT seconds (default 150) with a
-# goroutine dump in its log. Logs go to TANDEM_CONFORMANCE_OUT (default a new folder under /tmp, printed first).
+# goroutine dump in its log. Logs go to TANDEM_CONFORMANCE_OUT (default a new folder under /tmp, printed first);
+# TANDEM_CONFORMANCE_LIST names another list file.
 # Needs root, unshare and setpriv (util-linux) and ip (iproute2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ TAGS="stablecomponents,state_etcd,crypto_localstorage,middleware_http_routeralia
 CACHE="${TANDEM_CONFORMANCE_CACHE:-/var/tmp/tandem-dapr-suite}"
 JOBS="${TANDEM_CONFORMANCE_JOBS:-2}"
 CASE_TIMEOUT="${TANDEM_CONFORMANCE_CASE_TIMEOUT:-150}"
-LIST=test/conformance/passing.txt
+LIST="${TANDEM_CONFORMANCE_LIST:-test/conformance/passing.txt}"
 
 list_only=0 sel=()
 for a in "$@"; do
