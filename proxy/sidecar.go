@@ -141,6 +141,8 @@ type Sidecar struct {
 	appReady     atomic.Bool
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
+	forceOnce    sync.Once
+	forced       chan struct{}
 
 	mu       sync.Mutex
 	extended map[string]string
@@ -175,7 +177,7 @@ func New(o Options) (*Sidecar, error) {
 	if o.GracefulShutdown <= 0 {
 		o.GracefulShutdown = 5 * time.Second
 	}
-	s := &Sidecar{o: o, log: o.Log, shutdown: make(chan struct{}), extended: map[string]string{}}
+	s := &Sidecar{o: o, log: o.Log, shutdown: make(chan struct{}), forced: make(chan struct{}), extended: map[string]string{}}
 	if o.App.Channel() == nil {
 		s.appReady.Store(true)
 	}
@@ -230,7 +232,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
-		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
+		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
@@ -242,7 +244,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
-		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
+		Ready: s.appReady.Load, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	// CORS before the token check: preflights carry no token.
 	handler := httpapi.CORS(apis.AllowedOrigins, h)
@@ -338,6 +340,9 @@ func (s *Sidecar) waitShutdown(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
+	case <-s.forced:
+		s.stopNow()
+		return ErrForcedShutdown
 	}
 	s.log.Info("sidecar shutting down; finishing in-flight requests", "grace", s.o.GracefulShutdown.String())
 	return nil

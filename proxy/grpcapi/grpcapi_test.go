@@ -336,3 +336,41 @@ type fakeStream struct {
 }
 
 func (f fakeStream) Context() context.Context { return f.ctx }
+
+// TestForceShutdown: metadata dapr-force-shutdown: true calls ForceShutdown
+// instead of Shutdown.
+func TestForceShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		value     string
+		wantForce bool
+	}{{"true", true}, {"TRUE", true}, {"false", false}, {"", false}} {
+		t.Run(tc.value, func(t *testing.T) {
+			graceful, forced := make(chan struct{}, 1), make(chan struct{}, 1)
+			client := start(t, Config{
+				Shutdown:      func() { graceful <- struct{}{} },
+				ForceShutdown: func() { forced <- struct{}{} },
+			})
+			ctx := context.Background()
+			if tc.value != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "dapr-force-shutdown", tc.value)
+			}
+			if _, err := client.Shutdown(ctx, &runtimev1.ShutdownRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			want, other := graceful, forced
+			if tc.wantForce {
+				want, other = forced, graceful
+			}
+			select {
+			case <-want:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the expected shutdown was not called")
+			}
+			select {
+			case <-other:
+				t.Fatal("the other shutdown was called too")
+			default:
+			}
+		})
+	}
+}

@@ -545,3 +545,41 @@ func TestInvokeUnaryResponseOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestForceShutdown: header dapr-force-shutdown: true calls ForceShutdown
+// instead of Shutdown; other values shut down gracefully.
+func TestForceShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		header    string
+		wantForce bool
+	}{{"true", true}, {"True", true}, {"false", false}, {"", false}} {
+		t.Run(tc.header, func(t *testing.T) {
+			graceful, forced := make(chan struct{}, 1), make(chan struct{}, 1)
+			srv := serve(t, Config{
+				Shutdown:      func() { graceful <- struct{}{} },
+				ForceShutdown: func() { forced <- struct{}{} },
+			})
+			h := map[string]string{}
+			if tc.header != "" {
+				h["dapr-force-shutdown"] = tc.header
+			}
+			if resp, _ := do(t, "POST", srv.URL+"/v1.0/shutdown", nil, h); resp.StatusCode != 204 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			want, other := graceful, forced
+			if tc.wantForce {
+				want, other = forced, graceful
+			}
+			select {
+			case <-want:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the expected shutdown was not called")
+			}
+			select {
+			case <-other:
+				t.Fatal("the other shutdown was called too")
+			default:
+			}
+		})
+	}
+}
