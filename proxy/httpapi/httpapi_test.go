@@ -554,10 +554,10 @@ func TestForceShutdown(t *testing.T) {
 		wantForce bool
 	}{{"true", true}, {"True", true}, {"false", false}, {"", false}} {
 		t.Run(tc.header, func(t *testing.T) {
-			graceful, forced := make(chan struct{}, 1), make(chan struct{}, 1)
+			calls := make(chan string, 2)
 			srv := serve(t, Config{
-				Shutdown:      func() { graceful <- struct{}{} },
-				ForceShutdown: func() { forced <- struct{}{} },
+				Shutdown:      func() { calls <- "graceful" },
+				ForceShutdown: func() { calls <- "forced" },
 			})
 			h := map[string]string{}
 			if tc.header != "" {
@@ -566,20 +566,31 @@ func TestForceShutdown(t *testing.T) {
 			if resp, _ := do(t, "POST", srv.URL+"/v1.0/shutdown", nil, h); resp.StatusCode != 204 {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			want, other := graceful, forced
+			want := "graceful"
 			if tc.wantForce {
-				want, other = forced, graceful
+				want = "forced"
 			}
-			select {
-			case <-want:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the expected shutdown was not called")
-			}
-			select {
-			case <-other:
-				t.Fatal("the other shutdown was called too")
-			default:
+			if got := firstCall(t, calls); got != want {
+				t.Fatalf("%s shutdown called, want %s", got, want)
 			}
 		})
 	}
+}
+
+// firstCall returns the first name sent on calls, and fails the test if
+// another follows within 100ms.
+func firstCall(t *testing.T, calls <-chan string) string {
+	t.Helper()
+	var got string
+	select {
+	case got = <-calls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no shutdown was called")
+	}
+	select {
+	case more := <-calls:
+		t.Fatalf("%s shutdown called after %s", more, got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	return got
 }

@@ -22,14 +22,14 @@ type Process struct {
 	Args []string
 	Env  []string
 
-	t    testing.TB
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	out  *lockedBuffer
+	t   testing.TB
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	out *lockedBuffer
 	// stdout is what the process wrote to its standard output alone.
 	stdout *lockedBuffer
-	done chan struct{}
-	err  error
+	done   chan struct{}
+	err    error
 }
 
 type lockedBuffer struct {
