@@ -124,10 +124,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
 	})
 	rc.onChange = pubsubAPI.Reload
-	background.Add(task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
-		rc.watch(ctx, o.ResourcesPaths, o.AppID)
-		return nil
-	}})
+	if t, ok := resourcesWatch(cfg, rc, o, log); ok {
+		background.Add(t)
+	}
 
 	// The listeners come first: name resolution registers the ports they
 	// are bound to.
