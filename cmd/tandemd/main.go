@@ -84,7 +84,11 @@ func run(args []string) int {
 	warnSkippedInit(log, opts)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runSidecar(ctx, opts, log); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	err = runReloading(ctx, hup, log, func(ctx context.Context) error { return runSidecar(ctx, opts, log) })
+	if err != nil {
 		// Includes a forced shutdown (proxy.ErrForcedShutdown): daprd
 		// exits 1 then too.
 		log.Error("tandemd stopped with an error", "error", err)

@@ -1,7 +1,13 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,5 +65,53 @@ func TestShutdownAPI(t *testing.T) {
 			}
 			waitStdout(t, s.Process, time.Second, tc.lines...)
 		})
+	}
+}
+
+// TestSIGHUPReloads: SIGHUP restarts tandemd in its process, reading the
+// resources again, as daprd does; here hot reload is off, so only the
+// restart can pick up the added component.
+func TestSIGHUPReloads(t *testing.T) {
+	dir := t.TempDir()
+	comp := "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: %s\nspec:\n  type: state.in-memory\n  version: v1\n"
+	writeFile(t, filepath.Join(dir, "a.yaml"), fmt.Sprintf(comp, "a"))
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, cfg, "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: nohot\nspec:\n  features:\n  - name: HotReload\n    enabled: false\n")
+	s := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "hup", ResourcesDir: dir, Args: []string{"--config", cfg}})
+	components := func() int {
+		_, body := do(t, "GET", s.HTTPURL()+"/v1.0/metadata", nil, nil)
+		var md struct {
+			Components []struct{ Name string } `json:"components"`
+		}
+		if err := json.Unmarshal(body, &md); err != nil {
+			t.Fatalf("metadata %s: %v", body, err)
+		}
+		return len(md.Components)
+	}
+	if n := components(); n != 1 {
+		t.Fatalf("%d components at start, want 1", n)
+	}
+	writeFile(t, filepath.Join(dir, "b.yaml"), fmt.Sprintf(comp, "b"))
+	s.Signal(syscall.SIGHUP)
+	waitStdout(t, s.Process, 10*time.Second, "SIGHUP received")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if exited, err := s.Exited(); exited {
+			t.Fatalf("tandemd exited on SIGHUP: %v", err)
+		}
+		if framework.WaitHTTP(context.Background(), s.HTTPURL()+"/v1.0/healthz/outbound", 204, 250*time.Millisecond) == nil && components() == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the added component was not loaded after SIGHUP")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
