@@ -54,6 +54,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
+	logConfiguration(cfg, log)
 
 	// The tasks, by the order in which they stop: what takes work in and
 	// drains it, then background loops, then the connections the drained
@@ -381,4 +382,15 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// logConfiguration logs the configuration in effect (debug level), as
+// daprd does, so a SIGHUP reload can be checked in the log.
+func logConfiguration(cfg *config.Configuration, log *slog.Logger) {
+	spec, err := cfg.SpecJSON()
+	if err != nil {
+		log.Debug("configuration loaded", "source", cfg.Source, "error", err)
+		return
+	}
+	log.Debug("configuration loaded", "source", cfg.Source, "spec", spec)
 }
