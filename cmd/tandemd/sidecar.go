@@ -199,8 +199,18 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	log.Info("name resolution", "component", component)
-	serve.Add(task.Task{Name: "sidecar", Critical: true, Run: s.Run})
-	return plan.Run(ctx, log)
+	// A forced or cut-off shutdown (proxy.ErrForcedShutdown,
+	// proxy.ErrGraceExceeded) makes tandemd exit 1 even when the stop began
+	// with a signal, which the task group only logs.
+	var sidecarErr error
+	serve.Add(task.Task{Name: "sidecar", Critical: true, Run: func(ctx context.Context) error {
+		sidecarErr = s.Run(ctx)
+		return sidecarErr
+	}})
+	if err := plan.Run(ctx, log); err != nil {
+		return err
+	}
+	return sidecarErr
 }
 
 // nameResolution builds the Configuration's name resolution component
