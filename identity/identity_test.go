@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,6 +78,9 @@ type testCA struct {
 	ttl   time.Duration
 	calls atomic.Int64
 	fail  atomic.Bool
+	// issueFor, if set, is the SPIFFE ID put in certificates instead of
+	// the requested one (a sentry with its own trust domain, or a bad one).
+	issueFor string
 }
 
 func newTestCA(t *testing.T, ttl time.Duration) *testCA {
@@ -114,11 +118,19 @@ func (ca *testCA) Issue(_ context.Context, id spiffeid.ID, csrDER []byte) (*Issu
 	if len(csr.URIs) != 1 || csr.URIs[0].String() != id.String() {
 		return nil, errors.New("csr does not name the id")
 	}
+	uris := csr.URIs
+	if ca.issueFor != "" {
+		u, err := url.Parse(ca.issueFor)
+		if err != nil {
+			return nil, err
+		}
+		uris = []*url.URL{u}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(n + 1),
 		NotBefore:    time.Now().Add(-15 * time.Minute),
 		NotAfter:     time.Now().Add(ca.ttl),
-		URIs:         csr.URIs,
+		URIs:         uris,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
@@ -324,4 +336,42 @@ func TestRotatorRetriesAfterFailure(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestRotatorTakesSentrysTrustDomain: sentry decides the trust domain of
+// the certificate (daprd takes what it issues); a certificate for another
+// app is refused.
+func TestRotatorTakesSentrysTrustDomain(t *testing.T) {
+	for _, tc := range []struct {
+		name, issueFor string
+		wantID         string // empty: refused
+	}{
+		{"requested", "", "spiffe://public/ns/default/app"},
+		{"sentry's trust domain", "spiffe://localhost/ns/default/app", "spiffe://localhost/ns/default/app"},
+		{"other app", "spiffe://public/ns/default/other", ""},
+		{"other namespace", "spiffe://public/ns/prod/app", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := newTestCA(t, time.Hour)
+			ca.issueFor = tc.issueFor
+			r, src := newRotator(t, ca, "app")
+			_, err := r.Renew(context.Background())
+			if tc.wantID == "" {
+				if err == nil {
+					t.Fatal("certificate for another identity accepted")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			svid, err := src.GetX509SVID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if svid.ID.String() != tc.wantID {
+				t.Fatalf("SVID %s, want %s", svid.ID, tc.wantID)
+			}
+		})
+	}
 }

@@ -55,11 +55,13 @@ func (r *Rotator) Renew(ctx context.Context) (next time.Time, err error) {
 	if len(issued.Chain) == 0 {
 		return time.Time{}, errors.New("issuer returned an empty certificate chain")
 	}
-	svid := &x509svid.SVID{ID: r.ID, Certificates: issued.Chain, PrivateKey: key}
+	// Sentry decides the trust domain (daprd takes what it issues); the
+	// namespace and app must be the ones asked for.
 	got, err := x509svid.IDFromCert(issued.Chain[0])
-	if err != nil || got != r.ID {
+	if err != nil || got.Path() != r.ID.Path() {
 		return time.Time{}, fmt.Errorf("issuer returned a certificate for %v, want %s (%v)", got, r.ID, err)
 	}
+	svid := &x509svid.SVID{ID: got, Certificates: issued.Chain, PrivateKey: key}
 	if len(issued.TrustAnchors) > 0 {
 		r.Source.SetTrustAnchors(issued.TrustAnchors)
 	}

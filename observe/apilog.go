@@ -64,17 +64,21 @@ func (a *APILogger) HTTPMiddleware(next http.Handler) http.Handler {
 			rec.release()
 		}
 		path := r.URL.Path
+		attrs := make([]slog.Attr, 0, 6)
+		attrs = append(attrs, slog.String("method", r.Method))
 		if a.obfuscate {
+			if name := endpointName(path); name != "" {
+				attrs = append(attrs, slog.String("endpoint", name))
+			}
 			path = routeTemplate(path)
 		} else if keys := queryKeys(r.URL.RawQuery); keys != "" {
 			path += "?" + keys
 		}
-		a.log.LogAttrs(r.Context(), slog.LevelInfo, "HTTP API Called",
-			slog.String("method", r.Method),
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "HTTP API Called", append(attrs,
 			slog.String("path", path),
 			slog.Int("code", st),
 			slog.String("duration", time.Since(start).String()),
-			slog.String("useragent", r.UserAgent()))
+			slog.String("useragent", r.UserAgent()))...)
 	})
 }
 
@@ -98,6 +102,18 @@ func queryKeys(raw string) string {
 
 // routeTemplate replaces the user-chosen segments of Dapr API paths with
 // their names.
+// endpointName is how daprd names an obfuscated call to the invoke API:
+// "InvokeService/<app ID>", which keeps the target app and hides the method;
+// empty for other paths.
+func endpointName(path string) string {
+	rest, ok := strings.CutPrefix(path, "/v1.0/invoke/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return "InvokeService/" + id
+}
+
 func routeTemplate(path string) string {
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	if len(parts) < 2 {

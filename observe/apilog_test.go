@@ -22,12 +22,14 @@ func TestAPILogHTTP(t *testing.T) {
 		path      string
 		wantLines int
 		wantPath  string
+		// wantEndpoint is the endpoint attribute (obfuscated invocations).
+		wantEndpoint string
 	}{
-		{"path and query keys, no values", APILogOptions{}, "/v1.0/state/s/k?token=s3cret&b=2", 1, "/v1.0/state/s/k?b=&token="},
-		{"obfuscated", APILogOptions{ObfuscateURLs: true}, "/v1.0/invoke/app/method/orders/42?x=1", 1, "/v1.0/invoke/{id}/method/{method}"},
-		{"obfuscated state", APILogOptions{ObfuscateURLs: true}, "/v1.0/state/store/key", 1, "/v1.0/state/{storeName}/{key}"},
-		{"health checks logged by default", APILogOptions{}, "/v1.0/healthz", 1, "/v1.0/healthz"},
-		{"health checks omitted", APILogOptions{OmitHealthChecks: true}, "/v1.0/healthz/outbound", 0, ""},
+		{"path and query keys, no values", APILogOptions{}, "/v1.0/state/s/k?token=s3cret&b=2", 1, "/v1.0/state/s/k?b=&token=", ""},
+		{"obfuscated", APILogOptions{ObfuscateURLs: true}, "/v1.0/invoke/app/method/orders/42?x=1", 1, "/v1.0/invoke/{id}/method/{method}", "InvokeService/app"},
+		{"obfuscated state", APILogOptions{ObfuscateURLs: true}, "/v1.0/state/store/key", 1, "/v1.0/state/{storeName}/{key}", ""},
+		{"health checks logged by default", APILogOptions{}, "/v1.0/healthz", 1, "/v1.0/healthz", ""},
+		{"health checks omitted", APILogOptions{OmitHealthChecks: true}, "/v1.0/healthz/outbound", 0, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +55,9 @@ func TestAPILogHTTP(t *testing.T) {
 			var rec map[string]any
 			if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 				t.Fatal(err)
+			}
+			if ep, _ := rec["endpoint"].(string); ep != tt.wantEndpoint {
+				t.Errorf("endpoint %q, want %q", ep, tt.wantEndpoint)
 			}
 			if rec["msg"] != "HTTP API Called" || rec["path"] != tt.wantPath || rec["method"] != "GET" || rec["code"] != 200.0 || rec["duration"] == nil {
 				t.Errorf("log record %v, want path %q", rec, tt.wantPath)

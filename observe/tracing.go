@@ -140,6 +140,9 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	for _, w := range o.Warnings {
 		o.Log.Warn(w)
 	}
+	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.SamplingRate))
+	// daprd's line, which tools read to see the sampling in effect.
+	o.Log.Info("Dapr trace sampler initialized: " + sampler.Description())
 	if o.SamplingRate <= 0 {
 		return nil, nil
 	}
@@ -155,7 +158,7 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	}
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.SamplingRate))),
+		sdktrace.WithSampler(sampler),
 	}
 	if o.OTLP != nil {
 		exp, err := newOTLPExporter(ctx, *o.OTLP)

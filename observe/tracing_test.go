@@ -1,6 +1,8 @@
 package observe
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -161,5 +163,25 @@ func TestZipkinBadURL(t *testing.T) {
 	_, err := NewTracing(t.Context(), TracingOptions{AppID: "a", SamplingRate: 1, ZipkinURL: "localhost:9411"})
 	if err == nil || !strings.Contains(err.Error(), "tracing.zipkin.endpointAddress") {
 		t.Errorf("err = %v, want one naming tracing.zipkin.endpointAddress", err)
+	}
+}
+
+// TestSamplerLogged: the sampler in effect is logged in daprd's words,
+// whether tracing ends up on or off.
+func TestSamplerLogged(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		want string
+	}{{0, "TraceIDRatioBased{0}"}, {0.5, "TraceIDRatioBased{0.5}"}, {1, "TraceIDRatioBased{1}"}} {
+		t.Run(tc.want, func(t *testing.T) {
+			var buf bytes.Buffer
+			_, err := NewTracing(t.Context(), TracingOptions{AppID: "a", SamplingRate: tc.rate, Log: slog.New(slog.NewTextHandler(&buf, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := buf.String(); !strings.Contains(out, "Dapr trace sampler initialized: ") || !strings.Contains(out, tc.want) {
+				t.Fatalf("log %q lacks the sampler %s", out, tc.want)
+			}
+		})
 	}
 }

@@ -141,6 +141,10 @@ type Sidecar struct {
 	appReady     atomic.Bool
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
+	forceOnce    sync.Once
+	forced       chan struct{}
+	// graceExceeded: a server had to cut off work in flight at shutdown.
+	graceExceeded atomic.Bool
 
 	mu       sync.Mutex
 	extended map[string]string
@@ -175,7 +179,7 @@ func New(o Options) (*Sidecar, error) {
 	if o.GracefulShutdown <= 0 {
 		o.GracefulShutdown = 5 * time.Second
 	}
-	s := &Sidecar{o: o, log: o.Log, shutdown: make(chan struct{}), extended: map[string]string{}}
+	s := &Sidecar{o: o, log: o.Log, shutdown: make(chan struct{}), forced: make(chan struct{}), extended: map[string]string{}}
 	if o.App.Channel() == nil {
 		s.appReady.Store(true)
 	}
@@ -230,7 +234,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
-		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
+		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
@@ -242,7 +246,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
-		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, Log: s.log,
+		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	// CORS before the token check: preflights carry no token.
 	handler := httpapi.CORS(apis.AllowedOrigins, h)
@@ -323,7 +327,10 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	s.log.Info("sidecar serving",
 		"app_id", s.o.Self.AppID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "internal_grpc", s.InternalAddr(),
 		"mtls", s.o.Identity != nil)
-	return task.Run(ctx, s.log,
+	for i := range servers {
+		servers[i] = s.noteGraceExceeded(servers[i])
+	}
+	err := task.Run(ctx, s.log,
 		task.Stage{Name: "intake", Grace: grace, Tasks: []task.Task{
 			{Name: "shutdown request", Critical: true, Run: s.waitShutdown},
 			{Name: "pub/sub subscriptions", Run: s.runSubscriptions},
@@ -331,6 +338,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		task.Stage{Name: "servers", Tasks: servers},
 		task.Stage{Name: "metrics", Tasks: metrics},
 	)
+	return s.shutdownOutcome(err)
 }
 
 // waitShutdown returns when Shutdown is called or the sidecar is stopping.
@@ -338,6 +346,9 @@ func (s *Sidecar) waitShutdown(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-s.shutdown:
+	case <-s.forced:
+		s.stopNow()
+		return ErrForcedShutdown
 	}
 	s.log.Info("sidecar shutting down; finishing in-flight requests", "grace", s.o.GracefulShutdown.String())
 	return nil
@@ -357,7 +368,10 @@ func (s *Sidecar) runSubscriptions(ctx context.Context) error {
 // serveTask serves srv on every listener until its context ends, then
 // calls stop; a listener that fails stops the others and is the task's
 // error.
-func serveTask(name string, lns []net.Listener, serve func(net.Listener) error, stop func()) task.Task {
+//
+// stop reports whether everything in flight finished; if not, the task's
+// error is ErrGraceExceeded (daprd exits 1 then).
+func serveTask(name string, lns []net.Listener, serve func(net.Listener) error, stop func() bool) task.Task {
 	return task.Task{Name: name, Critical: true, Run: func(ctx context.Context) error {
 		errc := make(chan error, len(lns))
 		for _, ln := range lns {
@@ -370,13 +384,16 @@ func serveTask(name string, lns []net.Listener, serve func(net.Listener) error, 
 		case first = <-errc:
 			pending--
 		}
-		stop()
+		finished := stop()
 		for ; pending > 0; pending-- {
 			if err := <-errc; first == nil {
 				first = err
 			}
 		}
 		if first == nil || errors.Is(first, http.ErrServerClosed) || errors.Is(first, grpc.ErrServerStopped) {
+			if !finished {
+				return ErrGraceExceeded
+			}
 			return nil
 		}
 		return first
@@ -388,27 +405,32 @@ func serveTask(name string, lns []net.Listener, serve func(net.Listener) error, 
 // for up to grace (zero: none), then closes. A listener that fails stops
 // the others and is the task's error.
 func HTTPTask(name string, srv *http.Server, lns []net.Listener, grace time.Duration) task.Task {
-	return serveTask(name, lns, srv.Serve, func() {
+	return serveTask(name, lns, srv.Serve, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			_ = srv.Close()
+			// With no grace nothing was promised.
+			return grace <= 0
 		}
+		return true
 	})
 }
 
 // grpcStop lets in-flight calls finish for up to grace, then stops.
-func grpcStop(srv *grpc.Server, grace time.Duration) func() {
-	return func() {
+func grpcStop(srv *grpc.Server, grace time.Duration) func() bool {
+	return func() bool {
 		done := make(chan struct{})
 		go func() { srv.GracefulStop(); close(done) }()
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-done:
+			return true
 		case <-t.C:
 			srv.Stop()
 			<-done
+			return false
 		}
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/tandemrun/tandem/components/state"
 	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
 	"github.com/tandemrun/tandem/components/state/postgresql"
+	"github.com/tandemrun/tandem/config"
+	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/proxy/resilient"
 )
 
@@ -229,4 +231,19 @@ func (rc *runtimeComponents) Close() {
 			rc.log.Warn("closing components", "error", err)
 		}
 	}
+}
+
+// resourcesWatch is the task that follows changes to the resource folders
+// (hot reload), unless the Configuration turns the HotReload feature off:
+// then, as in daprd, what was loaded at start-up stays until a restart, and
+// ok is false.
+func resourcesWatch(cfg *config.Configuration, rc *runtimeComponents, o *Options, log *slog.Logger) (t task.Task, ok bool) {
+	if !cfg.FeatureEnabled("HotReload") {
+		log.Info("hot reload is disabled by the HotReload feature; resource files are read at start-up only")
+		return task.Task{}, false
+	}
+	return task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
+		rc.watch(ctx, o.ResourcesPaths, o.AppID)
+		return nil
+	}}, true
 }

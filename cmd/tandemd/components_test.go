@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tandemrun/tandem/components/state/postgresql"
+	"github.com/tandemrun/tandem/config"
 )
 
 // TestStatePostgresqlByVersion: state.postgresql is built by spec.version,
@@ -49,5 +53,52 @@ func TestLoadComponentsBrokenFile(t *testing.T) {
 	rc := loadComponents(&Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}, slog.New(slog.DiscardHandler))
 	if got := rc.states.Registry().Names(); !slices.Equal(got, []string{"good #1"}) {
 		t.Fatalf("state stores = %v, want [good #1]", got)
+	}
+}
+
+// TestWatchResourcesHotReloadFeature: a component file added after start-up
+// is loaded unless the Configuration turns HotReload off (daprd's
+// hotreload/selfhosted/disabled).
+func TestWatchResourcesHotReloadFeature(t *testing.T) {
+	const comp = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: %s\nspec:\n  type: state.in-memory\n  version: v1\n"
+	for _, tc := range []struct {
+		name     string
+		features []config.Feature
+		want     int
+	}{
+		{"default on", nil, 2},
+		{"disabled", []config.Feature{{Name: "HotReload", Enabled: false}}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "a.yaml"), fmt.Appendf(nil, comp, "a"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o := &Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}
+			log := slog.New(slog.DiscardHandler)
+			rc := loadComponents(o, log)
+			defer rc.Close()
+			cfg := config.Default()
+			cfg.Spec.Features = tc.features
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if w, ok := resourcesWatch(cfg, rc, o, log); ok {
+				done := make(chan struct{})
+				defer func() { cancel(); <-done }()
+				go func() { defer close(done); _ = w.Run(ctx) }()
+			}
+			time.Sleep(200 * time.Millisecond) // the watcher has its first look
+			if err := os.WriteFile(filepath.Join(dir, "b.yaml"), fmt.Appendf(nil, comp, "b"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(4 * reloadInterval)
+			for len(rc.Registered()) != tc.want && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(2 * reloadInterval) // and it stays so
+			if got := len(rc.Registered()); got != tc.want {
+				t.Fatalf("%d components registered, want %d", got, tc.want)
+			}
+		})
 	}
 }

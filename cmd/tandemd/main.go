@@ -19,6 +19,10 @@ import (
 	"syscall"
 )
 
+// logStopped is logged after a graceful stop, in daprd's words (tools watch
+// for the line).
+const logStopped = "Daprd shutdown gracefully"
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -80,10 +84,17 @@ func run(args []string) int {
 	warnSkippedInit(log, opts)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runSidecar(ctx, opts, log); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	err = runReloading(ctx, hup, log, func(ctx context.Context) error { return runSidecar(ctx, opts, log) })
+	if err != nil {
+		// Includes a forced shutdown (proxy.ErrForcedShutdown): daprd
+		// exits 1 then too.
 		log.Error("tandemd stopped with an error", "error", err)
 		return 1
 	}
+	log.Info(logStopped)
 	return 0
 }
 

@@ -55,6 +55,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
+	logConfiguration(cfg, log)
 
 	// The tasks, by the order in which they stop: what takes work in and
 	// drains it, then background loops, then the connections the drained
@@ -126,10 +127,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		NoProgrammatic: slices.Contains(o.DisableInitEndpoints, "subscribe"),
 	})
 	rc.onChange = pubsubAPI.Reload
-	background.Add(task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
-		rc.watch(ctx, o.ResourcesPaths, o.AppID)
-		return nil
-	}})
+	if t, ok := resourcesWatch(cfg, rc, o, log); ok {
+		background.Add(t)
+	}
 
 	// The listeners come first: name resolution registers the ports they
 	// are bound to.
@@ -201,8 +201,18 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	log.Info("name resolution", "component", component)
-	serve.Add(task.Task{Name: "sidecar", Critical: true, Run: s.Run})
-	return plan.Run(ctx, log)
+	// A forced or cut-off shutdown (proxy.ErrForcedShutdown,
+	// proxy.ErrGraceExceeded) makes tandemd exit 1 even when the stop began
+	// with a signal, which the task group only logs.
+	var sidecarErr error
+	serve.Add(task.Task{Name: "sidecar", Critical: true, Run: func(ctx context.Context) error {
+		sidecarErr = s.Run(ctx)
+		return sidecarErr
+	}})
+	if err := plan.Run(ctx, log); err != nil {
+		return err
+	}
+	return sidecarErr
 }
 
 // nameResolution builds the Configuration's name resolution component
@@ -384,4 +394,15 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// logConfiguration logs the configuration in effect (debug level), as
+// daprd does, so a SIGHUP reload can be checked in the log.
+func logConfiguration(cfg *config.Configuration, log *slog.Logger) {
+	spec, err := cfg.SpecJSON()
+	if err != nil {
+		log.Debug("configuration loaded", "source", cfg.Source, "error", err)
+		return
+	}
+	log.Debug("configuration loaded", "source", cfg.Source, "spec", spec)
 }

@@ -6,6 +6,7 @@ import (
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tandemrun/tandem/invoke"
@@ -34,6 +35,10 @@ type Config struct {
 	SetMetadata func(ctx context.Context, key, value string)
 	// Shutdown starts a graceful shutdown; called on its own goroutine.
 	Shutdown func()
+	// ForceShutdown, with metadata dapr-force-shutdown: true on Shutdown,
+	// ends the sidecar at once with exit status 1. Called on its own
+	// goroutine.
+	ForceShutdown func()
 	// State, Secrets and PubSub serve the building-block RPCs; nil answers
 	// Unimplemented.
 	State   *api.State
@@ -91,9 +96,12 @@ func (a *API) SetMetadata(ctx context.Context, in *runtimev1.SetMetadataRequest)
 }
 
 // Shutdown starts a graceful shutdown and returns at once.
-func (a *API) Shutdown(context.Context, *runtimev1.ShutdownRequest) (*emptypb.Empty, error) {
-	if a.cfg.Shutdown != nil {
-		a.log.Info("shutdown requested via API")
+func (a *API) Shutdown(ctx context.Context, _ *runtimev1.ShutdownRequest) (*emptypb.Empty, error) {
+	if a.cfg.ForceShutdown != nil && api.IsForceShutdown(metadata.ValueFromIncomingContext(ctx, api.ForceShutdownKey)) {
+		a.log.Warn(api.LogForceShutdown)
+		go a.cfg.ForceShutdown()
+	} else if a.cfg.Shutdown != nil {
+		a.log.Info(api.LogShutdownRequested)
 		go a.cfg.Shutdown()
 	}
 	return &emptypb.Empty{}, nil

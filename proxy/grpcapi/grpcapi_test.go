@@ -336,3 +336,39 @@ type fakeStream struct {
 }
 
 func (f fakeStream) Context() context.Context { return f.ctx }
+
+// TestForceShutdown: metadata dapr-force-shutdown: true calls ForceShutdown
+// instead of Shutdown.
+func TestForceShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		value     string
+		wantForce bool
+	}{{"true", true}, {"TRUE", true}, {"false", false}, {"", false}} {
+		t.Run(tc.value, func(t *testing.T) {
+			calls := make(chan string, 2)
+			client := start(t, Config{
+				Shutdown:      func() { calls <- "graceful" },
+				ForceShutdown: func() { calls <- "forced" },
+			})
+			ctx := context.Background()
+			if tc.value != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "dapr-force-shutdown", tc.value)
+			}
+			if _, err := client.Shutdown(ctx, &runtimev1.ShutdownRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			want := "graceful"
+			if tc.wantForce {
+				want = "forced"
+			}
+			select {
+			case got := <-calls:
+				if got != want {
+					t.Fatalf("%s shutdown called, want %s", got, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no shutdown was called")
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/apierr"
 )
 
@@ -27,9 +28,12 @@ func (h *Handler) healthzOutbound(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *Handler) shutdown(w http.ResponseWriter, _ *http.Request) {
-	if h.cfg.Shutdown != nil {
-		h.log.Info("shutdown requested via API")
+func (h *Handler) shutdown(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.ForceShutdown != nil && api.IsForceShutdown(r.Header.Values(api.ForceShutdownKey)) {
+		h.log.Warn(api.LogForceShutdown)
+		go h.cfg.ForceShutdown()
+	} else if h.cfg.Shutdown != nil {
+		h.log.Info(api.LogShutdownRequested)
 		go h.cfg.Shutdown()
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -47,6 +47,10 @@ type Config struct {
 	// Shutdown starts a graceful shutdown (POST /v1.0/shutdown). It is
 	// called on its own goroutine: it may wait for this request to finish.
 	Shutdown func()
+	// ForceShutdown, with header dapr-force-shutdown: true on POST
+	// /v1.0/shutdown, ends the sidecar at once with exit status 1. Called on
+	// its own goroutine.
+	ForceShutdown func()
 	// State, Secrets and PubSub serve the building-block APIs; nil leaves
 	// their routes unimplemented.
 	State   *api.State

@@ -545,3 +545,52 @@ func TestInvokeUnaryResponseOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestForceShutdown: header dapr-force-shutdown: true calls ForceShutdown
+// instead of Shutdown; other values shut down gracefully.
+func TestForceShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		header    string
+		wantForce bool
+	}{{"true", true}, {"True", true}, {"false", false}, {"", false}} {
+		t.Run(tc.header, func(t *testing.T) {
+			calls := make(chan string, 2)
+			srv := serve(t, Config{
+				Shutdown:      func() { calls <- "graceful" },
+				ForceShutdown: func() { calls <- "forced" },
+			})
+			h := map[string]string{}
+			if tc.header != "" {
+				h["dapr-force-shutdown"] = tc.header
+			}
+			if resp, _ := do(t, "POST", srv.URL+"/v1.0/shutdown", nil, h); resp.StatusCode != 204 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			want := "graceful"
+			if tc.wantForce {
+				want = "forced"
+			}
+			if got := firstCall(t, calls); got != want {
+				t.Fatalf("%s shutdown called, want %s", got, want)
+			}
+		})
+	}
+}
+
+// firstCall returns the first name sent on calls, and fails the test if
+// another follows within 100ms.
+func firstCall(t *testing.T, calls <-chan string) string {
+	t.Helper()
+	var got string
+	select {
+	case got = <-calls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no shutdown was called")
+	}
+	select {
+	case more := <-calls:
+		t.Fatalf("%s shutdown called after %s", more, got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	return got
+}

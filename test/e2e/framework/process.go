@@ -22,12 +22,14 @@ type Process struct {
 	Args []string
 	Env  []string
 
-	t    testing.TB
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error
+	t   testing.TB
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	out *lockedBuffer
+	// stdout is what the process wrote to its standard output alone.
+	stdout *lockedBuffer
+	done   chan struct{}
+	err    error
 }
 
 type lockedBuffer struct {
@@ -51,7 +53,7 @@ func (b *lockedBuffer) String() string {
 // stops it when the test ends. Its output is printed if the test fails.
 func Start(t testing.TB, name, bin string, args []string, env ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, Args: append([]string{bin}, args...), Env: env, t: t, out: &lockedBuffer{}}
+	p := &Process{Name: name, Args: append([]string{bin}, args...), Env: env, t: t, out: &lockedBuffer{}, stdout: &lockedBuffer{}}
 	if err := p.start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -69,7 +71,7 @@ func (p *Process) start() error {
 	defer p.mu.Unlock()
 	cmd := exec.Command(p.Args[0], p.Args[1:]...)
 	cmd.Env = append(os.Environ(), p.Env...)
-	cmd.Stdout = p.out
+	cmd.Stdout = io.MultiWriter(p.out, p.stdout)
 	cmd.Stderr = p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -90,6 +92,33 @@ func (p *Process) start() error {
 
 // Output returns everything the process printed so far.
 func (p *Process) Output() string { return p.out.String() }
+
+// Stdout returns what the process wrote to its standard output alone.
+func (p *Process) Stdout() string { return p.stdout.String() }
+
+// Signal sends sig to the process and returns at once.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(sig)
+	}
+}
+
+// WaitExit waits up to timeout for the process to exit and returns its exit
+// code; ok is false if it is still running.
+func (p *Process) WaitExit(timeout time.Duration) (code int, ok bool) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode(), true
+	case <-time.After(timeout):
+		return 0, false
+	}
+}
 
 // PID returns the process ID.
 func (p *Process) PID() int {
