@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -297,6 +298,26 @@ func TestClientFromOtherTrustDomainRefused(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("client from another trust domain was accepted")
+	}
+}
+
+// TestRotatorUsesEd25519 pins daprd's workload key type: peers (and Dapr's
+// mtls/servingcerted case) see an Ed25519 certificate on the internal port.
+func TestRotatorUsesEd25519(t *testing.T) {
+	ca := newTestCA(t, time.Hour)
+	r, src := newRotator(t, ca, "app")
+	if _, err := r.Renew(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	svid, err := src.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := svid.PrivateKey.(ed25519.PrivateKey); !ok {
+		t.Fatalf("workload key is %T, want ed25519.PrivateKey", svid.PrivateKey)
+	}
+	if got := svid.Certificates[0].PublicKeyAlgorithm; got != x509.Ed25519 {
+		t.Fatalf("certificate key algorithm = %v, want Ed25519", got)
 	}
 }
 

@@ -3,8 +3,7 @@ package identity
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
@@ -21,7 +20,7 @@ import (
 const DefaultRetryInterval = 3 * time.Second
 
 // Rotator obtains the workload's SVID from an Issuer and renews it at half of
-// its remaining lifetime. A fresh ECDSA P-256 key is made for every renewal;
+// its remaining lifetime. A fresh Ed25519 key (as daprd's) is made for every renewal;
 // the key never leaves the process.
 type Rotator struct {
 	ID     spiffeid.ID
@@ -39,7 +38,9 @@ type Rotator struct {
 // Renew obtains a new SVID now and installs it and the trust anchors in the
 // Source. It returns when the time the next renewal is due.
 func (r *Rotator) Renew(ctx context.Context) (next time.Time, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	// An Ed25519 key, as daprd's: its certificate is what peers (and
+	// Dapr's own tests) see on the internal port.
+	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("generate key: %w", err)
 	}
