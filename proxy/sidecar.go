@@ -134,6 +134,7 @@ type Sidecar struct {
 
 	httpSrv     *http.Server
 	grpcSrv     *grpc.Server
+	grpcAPI     *grpcapi.API
 	internalSrv *grpc.Server
 	metricsSrv  *http.Server
 	publicSrv   *http.Server
@@ -241,6 +242,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		grpc.UnknownServiceHandler(outbound.Handler()))
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
 	gapi.Register(s.grpcSrv)
+	s.grpcAPI = gapi
 
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
@@ -314,7 +316,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	defer lns.Close()
 	servers := []task.Task{
 		HTTPTask("http server", s.httpSrv, lns.HTTP, grace),
-		serveTask("grpc server", lns.GRPC, s.grpcSrv.Serve, grpcStop(s.grpcSrv, grace)),
+		serveTask("grpc server", lns.GRPC, s.grpcSrv.Serve, s.stopGRPCAPI(grace)),
 		serveTask("internal grpc server", []net.Listener{lns.Internal}, s.internalSrv.Serve, grpcStop(s.internalSrv, grace)),
 	}
 	if s.publicSrv != nil {
@@ -418,6 +420,19 @@ func HTTPTask(name string, srv *http.Server, lns []net.Listener, grace time.Dura
 }
 
 // grpcStop lets in-flight calls finish for up to grace, then stops.
+// stopGRPCAPI ends the API's open topic event streams, as daprd does, and
+// then stops the public gRPC server gracefully: streams would otherwise
+// hold it until the grace runs out.
+func (s *Sidecar) stopGRPCAPI(grace time.Duration) func() bool {
+	stop := grpcStop(s.grpcSrv, grace)
+	return func() bool {
+		s.grpcAPI.CloseStreams()
+		finished := stop()
+		s.grpcAPI.Wait()
+		return finished
+	}
+}
+
 func grpcStop(srv *grpc.Server, grace time.Duration) func() bool {
 	return func() bool {
 		done := make(chan struct{})

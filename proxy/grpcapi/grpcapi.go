@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 	"google.golang.org/grpc"
@@ -53,17 +54,37 @@ type API struct {
 	runtimev1.UnimplementedDaprServer
 	cfg Config
 	log *slog.Logger
+
+	// closing ends the long-lived streams (topic event streams) when the
+	// sidecar stops, as daprd's API does: a gRPC server stops gracefully
+	// only once every stream has ended. readers counts the goroutines
+	// that read those streams; they end once the stream's RPC is over.
+	closing   chan struct{}
+	closeOnce sync.Once
+	readers   sync.WaitGroup
 }
 
 var _ runtimev1.DaprServer = (*API)(nil)
 
 // New returns the gRPC API for cfg.
 func New(cfg Config) *API {
-	a := &API{cfg: cfg, log: cfg.Log}
+	a := &API{cfg: cfg, log: cfg.Log, closing: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	return a
+}
+
+// CloseStreams ends the open topic event streams (their clients see the
+// stream end with Unavailable) so that the server can stop gracefully.
+func (a *API) CloseStreams() {
+	a.closeOnce.Do(func() { close(a.closing) })
+}
+
+// Wait returns when the goroutines reading ended streams are done; call it
+// after the server has stopped.
+func (a *API) Wait() {
+	a.readers.Wait()
 }
 
 // Register adds the Dapr service to s.

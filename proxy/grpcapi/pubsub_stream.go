@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -23,7 +24,38 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 	if a.cfg.PubSub == nil {
 		return errPubSubUnimplemented
 	}
-	first, err := stream.Recv()
+	// One goroutine reads the stream, so that the handler can return
+	// when the sidecar stops (CloseStreams) while a read is blocked.
+	in := make(chan *runtimev1.SubscribeTopicEventsRequestAlpha1)
+	readErr := make(chan error, 1)
+	a.readers.Add(1)
+	go func() {
+		defer a.readers.Done()
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case in <- m:
+			case <-stream.Context().Done():
+				readErr <- stream.Context().Err()
+				return
+			}
+		}
+	}()
+	next := func() (*runtimev1.SubscribeTopicEventsRequestAlpha1, error) {
+		select {
+		case m := <-in:
+			return m, nil
+		case err := <-readErr:
+			return nil, err
+		case <-a.closing:
+			return nil, errStreamsClosed
+		}
+	}
+	first, err := next()
 	if err != nil {
 		return err
 	}
@@ -57,12 +89,15 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 		return err
 	}
 	for {
-		in, err := stream.Recv()
+		m, err := next()
+		if errors.Is(err, errStreamsClosed) {
+			return err
+		}
 		if err != nil {
 			// EOF or cancelled: the client is gone.
 			return nil
 		}
-		p := in.GetEventProcessed()
+		p := m.GetEventProcessed()
 		if p == nil {
 			// daprd's words: only an initial request can be anything else.
 			return status.Error(codes.Unknown, "duplicate initial request received")
@@ -70,6 +105,9 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 		ss.answer(p.GetId(), p.GetStatus().GetStatus())
 	}
 }
+
+// errStreamsClosed ends a topic event stream when the sidecar stops.
+var errStreamsClosed = status.Error(codes.Unavailable, "api server closed")
 
 // eventStream delivers events to a streaming subscriber.
 type eventStream struct {
