@@ -8,6 +8,7 @@ import (
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/apphealth"
 )
 
 // AppConfig says how a sidecar reaches its app.
@@ -31,6 +32,8 @@ type App struct {
 	// HTTP or GRPC is set, by the protocol; neither when there is no app.
 	HTTP *appchannel.HTTP
 	GRPC *appchannel.GRPC
+	// health, when set (CheckHealth), gates calls to the app.
+	health *apphealth.Checker
 }
 
 // NewApp builds the channel to the app (it does not connect yet).
@@ -61,16 +64,32 @@ func NewApp(c AppConfig) (*App, error) {
 }
 
 // Channel is the app as the invoker sees it; nil when there is no app.
+// With health probes on (CheckHealth) it refuses calls while the app is
+// unhealthy.
 func (a *App) Channel() invoke.AppChannel {
+	var ch invoke.AppChannel
 	switch {
 	case a == nil:
 		return nil
 	case a.HTTP != nil:
-		return a.HTTP
+		ch = a.HTTP
 	case a.GRPC != nil:
-		return a.GRPC
+		ch = a.GRPC
+	default:
+		return nil
 	}
-	return nil
+	if a.health != nil {
+		return healthGated{next: ch, health: a.health}
+	}
+	return ch
+}
+
+// healthChecker is the app's health checker; nil: no probes.
+func (a *App) healthChecker() *apphealth.Checker {
+	if a == nil {
+		return nil
+	}
+	return a.health
 }
 
 // Close releases the app's connections.

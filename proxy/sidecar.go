@@ -48,6 +48,10 @@ type Options struct {
 	Identity *identity.Source
 	// Metrics is served on Listeners.Metrics at /metrics.
 	Metrics *prometheus.Registry
+	// BlockShutdown, if set, keeps the APIs serving after Run's context
+	// ends (a terminate signal) for this long or until the app reports
+	// unhealthy, with subscriptions stopped (--dapr-block-shutdown-duration).
+	BlockShutdown *time.Duration
 	// GracefulShutdown bounds each step of a shutdown (5s if 0).
 	GracefulShutdown time.Duration
 	Log              *slog.Logger
@@ -332,10 +336,25 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	for i := range servers {
 		servers[i] = s.noteGraceExceeded(servers[i])
 	}
-	err := task.Run(ctx, s.log,
+	subscriptions := s.runSubscriptions
+	runCtx := ctx
+	if d := s.o.BlockShutdown; d != nil {
+		// Subscriptions stop with ctx; the rest only after the block.
+		var stop context.CancelFunc
+		runCtx, stop = context.WithCancel(context.WithoutCancel(ctx))
+		defer stop()
+		go s.blockShutdown(ctx, runCtx, *d, stop)
+		subscriptions = func(subCtx context.Context) error {
+			subCtx, cancel := context.WithCancel(subCtx)
+			defer context.AfterFunc(ctx, cancel)()
+			defer cancel()
+			return s.runSubscriptions(subCtx)
+		}
+	}
+	err := task.Run(runCtx, s.log,
 		task.Stage{Name: "intake", Grace: grace, Tasks: []task.Task{
 			{Name: "shutdown request", Critical: true, Run: s.waitShutdown},
-			{Name: "pub/sub subscriptions", Run: s.runSubscriptions},
+			{Name: "pub/sub subscriptions", Run: subscriptions},
 		}},
 		task.Stage{Name: "servers", Tasks: servers},
 		task.Stage{Name: "metrics", Tasks: metrics},
@@ -362,6 +381,10 @@ func (s *Sidecar) runSubscriptions(ctx context.Context) error {
 		return nil
 	}
 	if s.o.APIs.PubSub == nil {
+		return nil
+	}
+	if h := s.o.App.healthChecker(); h != nil {
+		s.subscribeWhileHealthy(ctx, h)
 		return nil
 	}
 	return s.o.APIs.PubSub.Run(ctx, s.o.App.api())
@@ -467,7 +490,19 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 // ready reports whether the sidecar is healthy: the app is reachable and
 // its first subscriptions are made.
 func (s *Sidecar) ready() bool {
-	return s.appReady.Load() && (s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started())
+	if !s.appReady.Load() {
+		return false
+	}
+	if s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started() {
+		return true
+	}
+	// Subscriptions wait for a healthy app; the sidecar's health does not
+	// (as daprd's).
+	if h := s.o.App.healthChecker(); h != nil {
+		healthy, _ := h.Watch()
+		return !healthy
+	}
+	return false
 }
 
 func (s *Sidecar) setMetadata(_ context.Context, key, value string) {

@@ -155,6 +155,13 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	if app.HTTP != nil && obs.AppHTTPTransport != nil {
 		app.HTTP.Client().Transport = obs.AppHTTPTransport(app.HTTP.Client().Transport)
 	}
+	if o.AppHealth.Enabled {
+		// Before app.Channel is handed out: calls to an unhealthy app fail.
+		hc := proxy.AppHealthCheck{Path: o.AppHealth.Path, Interval: o.AppHealth.Interval, Timeout: o.AppHealth.Timeout, Threshold: o.AppHealth.Threshold}
+		if health := app.CheckHealth(hc, log); health != nil {
+			background.Add(task.Task{Name: "app health probes", Run: health.Run})
+		}
+	}
 
 	host := o.HostIP
 	if host == "" {
@@ -195,7 +202,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			Resiliencies: func() []string { return policies.Set().Loaded() },
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
-		Identity:     src, Metrics: reg, GracefulShutdown: o.GracefulShutdown, Log: log,
+		Identity:     src, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown, Log: log,
 	})
 	if err != nil {
 		return err
