@@ -342,8 +342,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		// Subscriptions stop with ctx; the rest only after the block.
 		var stop context.CancelFunc
 		runCtx, stop = context.WithCancel(context.WithoutCancel(ctx))
-		defer stop()
-		go s.blockShutdown(ctx, runCtx, *d, stop)
+		blocked := make(chan struct{})
+		go func() { defer close(blocked); s.blockShutdown(ctx, runCtx, *d, stop) }()
+		defer func() { stop(); <-blocked }()
 		subscriptions = func(subCtx context.Context) error {
 			subCtx, cancel := context.WithCancel(subCtx)
 			defer context.AfterFunc(ctx, cancel)()
