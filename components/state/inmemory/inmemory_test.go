@@ -20,6 +20,19 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceQueryable runs the suite, query API included, on the
+// querying variant the API layer's tests use.
+func TestConformanceQueryable(t *testing.T) {
+	statetest.Run(t, func(t *testing.T) state.Store {
+		s := NewQueryable()
+		if err := s.Init(context.Background(), components.Metadata{Name: "memq", Type: Type}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func TestCloseIsIdempotent(t *testing.T) {
 	s := New()
 	if err := s.Init(context.Background(), components.Metadata{}); err != nil {
