@@ -2,6 +2,7 @@ package inmemory
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/tandemrun/tandem/components"
@@ -42,5 +43,15 @@ func TestCloseIsIdempotent(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("close %d: %v", i, err)
 		}
+	}
+}
+
+// TestCapabilities pins /v1.0/metadata's list, order included, to daprd's
+// for state.in-memory.
+func TestCapabilities(t *testing.T) {
+	got := state.Capabilities(New().Features())
+	want := []string{"ETAG", "TRANSACTIONAL", "TTL", "DELETE_WITH_PREFIX", "KEYS_LIKE", "ACTOR"}
+	if !slices.Equal(got, want) {
+		t.Errorf("capabilities = %q, want %q", got, want)
 	}
 }
