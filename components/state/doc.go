@@ -1,9 +1,10 @@
 // Package state defines Tandem's state store building block: the Store
 // interface every backend implements, its optional capabilities
-// (Transactional, BulkStore, Querier) found by type assertion, the request
+// (Transactional, BulkStore, Querier, PrefixDeleter, KeysLiker) found by type
+// assertion, each reported as its Feature in /v1.0/metadata, the request
 // and response types, the sentinel errors the API layer maps to Dapr's status
 // codes, and the helpers shared by all backends (key prefixes, TTL parsing,
-// the query language, a generic bulk fallback).
+// the query language, SQL LIKE patterns, a generic bulk fallback).
 //
 // Semantics follow Dapr's components-contrib state stores so that an app sees
 // the same behaviour, and backends keep data in the same layout as Dapr's so

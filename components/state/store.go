@@ -53,6 +53,24 @@ type Querier interface {
 	Query(ctx context.Context, req *QueryRequest) (*QueryResponse, error)
 }
 
+// PrefixDeleter is implemented by stores that can delete every key under a
+// prefix at once, as Dapr's DeleteWithPrefix (daprd uses it to drop an
+// actor's state).
+type PrefixDeleter interface {
+	// DeleteWithPrefix deletes every key that starts with req.Prefix and
+	// has no further "||" after it, and returns how many it deleted.
+	DeleteWithPrefix(ctx context.Context, req *DeleteWithPrefixRequest) (*DeleteWithPrefixResponse, error)
+}
+
+// KeysLiker is implemented by stores that can list keys matching a SQL
+// LIKE pattern, as Dapr's KeysLike.
+type KeysLiker interface {
+	// KeysLike returns the live keys matching req.Pattern, at most
+	// *req.PageSize of them when set, with a ContinuationToken when more
+	// remain.
+	KeysLike(ctx context.Context, req *KeysLikeRequest) (*KeysLikeResponse, error)
+}
+
 // Feature is a capability, named as Dapr names it in /v1.0/metadata.
 type Feature string
 
@@ -62,6 +80,10 @@ const (
 	FeatureTransactional Feature = "TRANSACTIONAL"
 	FeatureTTL           Feature = "TTL"
 	FeatureQueryAPI      Feature = "QUERY_API"
+	// FeatureDeleteWithPrefix: the store is a PrefixDeleter.
+	FeatureDeleteWithPrefix Feature = "DELETE_WITH_PREFIX"
+	// FeatureKeysLike: the store is a KeysLiker.
+	FeatureKeysLike Feature = "KEYS_LIKE"
 	// FeatureActor is not reported by stores: Capabilities adds it to
 	// every store with ETags and transactions, as daprd does.
 	FeatureActor Feature = "ACTOR"

@@ -41,7 +41,7 @@ func stateFixture(t *testing.T) (runtimev1.DaprClient, *components.Registry[stat
 			Metadata: []components.MetadataItem{{Name: "secretsFile", Value: secretsFile, HasValue: true}}},
 	}
 	newFn, types := components.FactoryFromMap(map[string]func() state.Store{
-		inmemory.Type: inmemory.NewStore,
+		inmemory.Type: inmemory.NewQueryable, // the query API tests need a querying store
 		"state.plain": func() state.Store { return plainStore{inmemory.New()} },
 	})
 	kind := components.Kind[state.Store]{Category: "state", Types: types, New: newFn,

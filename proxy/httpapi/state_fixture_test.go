@@ -31,7 +31,7 @@ func (brokenStore) Init(context.Context, components.Metadata) error {
 
 func testStateKind() components.Kind[state.Store] {
 	newFn, types := components.FactoryFromMap(map[string]func() state.Store{
-		inmemory.Type:  inmemory.NewStore,
+		inmemory.Type:  inmemory.NewQueryable, // the query API tests need a querying store
 		"state.plain":  func() state.Store { return plainStore{inmemory.New()} },
 		"state.broken": func() state.Store { return brokenStore{} },
 	})

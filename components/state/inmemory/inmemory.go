@@ -1,12 +1,14 @@
 // Package inmemory is the state.in-memory store: an embedded, non-persistent
-// store with ETags, TTLs, atomic transactions, native bulk operations and the
-// query API. It is Tandem's default store and the reference the other
-// backends are tested against.
+// store with ETags, TTLs, atomic transactions, native bulk operations,
+// DeleteWithPrefix and KeysLike. Like Dapr's state.in-memory it has no query
+// API. It is Tandem's default store and the reference the other backends are
+// tested against.
 package inmemory
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,7 +51,8 @@ var (
 	_ state.Store         = (*Store)(nil)
 	_ state.Transactional = (*Store)(nil)
 	_ state.BulkStore     = (*Store)(nil)
-	_ state.Querier       = (*Store)(nil)
+	_ state.PrefixDeleter = (*Store)(nil)
+	_ state.KeysLiker     = (*Store)(nil)
 )
 
 // New returns an empty store; Init starts its expiry sweeper.
@@ -91,9 +94,11 @@ func (s *Store) sweep() {
 	}
 }
 
-// Features: ETags, transactions, TTL and the query API.
+// Features: ETags, transactions, TTL, DeleteWithPrefix and KeysLike, in
+// Dapr's order.
 func (s *Store) Features() []state.Feature {
-	return []state.Feature{state.FeatureETag, state.FeatureTransactional, state.FeatureTTL, state.FeatureQueryAPI}
+	return []state.Feature{state.FeatureETag, state.FeatureTransactional, state.FeatureTTL,
+		state.FeatureDeleteWithPrefix, state.FeatureKeysLike}
 }
 
 // Close stops the sweeper and drops all data.
@@ -277,17 +282,54 @@ func (s *Store) multi(ops []state.Operation) error {
 	return nil
 }
 
-// Query evaluates Dapr's query language over the live JSON values.
-func (s *Store) Query(_ context.Context, req *state.QueryRequest) (*state.QueryResponse, error) {
+// DeleteWithPrefix deletes the live keys directly under req.Prefix and
+// counts them; expired ones go too, uncounted.
+func (s *Store) DeleteWithPrefix(_ context.Context, req *state.DeleteWithPrefixRequest) (*state.DeleteWithPrefixResponse, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	s.mu.RLock()
-	items := make([]state.QueryItem, 0, len(s.items))
+	var n int64
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for k, it := range s.items {
-		if it.live(now) {
-			etag := it.etag
-			items = append(items, state.QueryItem{Key: k, Data: it.data, ETag: &etag})
+		if req.Matches(k) {
+			if it.live(now) {
+				n++
+			}
+			delete(s.items, k)
+		}
+	}
+	return &state.DeleteWithPrefixResponse{Count: n}, nil
+}
+
+// KeysLike lists the live keys matching the pattern in byte order; the
+// continuation token is the last key of the previous page.
+func (s *Store) KeysLike(_ context.Context, req *state.KeysLikeRequest) (*state.KeysLikeResponse, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	re, err := state.LikePattern(req.Pattern)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var keys []string
+	s.mu.RLock()
+	for k, it := range s.items {
+		if it.live(now) && re.MatchString(k) && (req.ContinuationToken == nil || k > *req.ContinuationToken) {
+			keys = append(keys, k)
 		}
 	}
 	s.mu.RUnlock()
-	return state.EvalQuery(&req.Query, items)
+	slices.Sort(keys)
+	resp := &state.KeysLikeResponse{Keys: keys}
+	if req.PageSize != nil && *req.PageSize > 0 && len(keys) > int(*req.PageSize) {
+		resp.Keys = keys[:*req.PageSize]
+		if len(resp.Keys) > 0 {
+			last := resp.Keys[len(resp.Keys)-1]
+			resp.ContinuationToken = &last
+		}
+	}
+	return resp, nil
 }

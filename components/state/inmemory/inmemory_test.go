@@ -2,6 +2,7 @@ package inmemory
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/tandemrun/tandem/components"
@@ -20,6 +21,19 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceQueryable runs the suite, query API included, on the
+// querying variant the API layer's tests use.
+func TestConformanceQueryable(t *testing.T) {
+	statetest.Run(t, func(t *testing.T) state.Store {
+		s := NewQueryable()
+		if err := s.Init(context.Background(), components.Metadata{Name: "memq", Type: Type}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func TestCloseIsIdempotent(t *testing.T) {
 	s := New()
 	if err := s.Init(context.Background(), components.Metadata{}); err != nil {
@@ -29,5 +43,15 @@ func TestCloseIsIdempotent(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("close %d: %v", i, err)
 		}
+	}
+}
+
+// TestCapabilities pins /v1.0/metadata's list, order included, to daprd's
+// for state.in-memory.
+func TestCapabilities(t *testing.T) {
+	got := state.Capabilities(New().Features())
+	want := []string{"ETAG", "TRANSACTIONAL", "TTL", "DELETE_WITH_PREFIX", "KEYS_LIKE", "ACTOR"}
+	if !slices.Equal(got, want) {
+		t.Errorf("capabilities = %q, want %q", got, want)
 	}
 }

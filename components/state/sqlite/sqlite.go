@@ -1,5 +1,5 @@
 // Package sqlite is the state.sqlite store: embedded, persistent, pure Go
-// (modernc.org/sqlite), with ETags, TTLs and transactions.
+// (modernc.org/sqlite), with ETags, TTLs, transactions and KeysLike.
 //
 // It keeps Dapr's layout, so a database written by Dapr's state.sqlite can be
 // used by Tandem and back: table "state" (key TEXT PRIMARY KEY, value TEXT,
@@ -45,6 +45,7 @@ type Store struct {
 var (
 	_ state.Store         = (*Store)(nil)
 	_ state.Transactional = (*Store)(nil)
+	_ state.KeysLiker     = (*Store)(nil)
 )
 
 // New returns a store that logs to log (nil: discard).
@@ -140,9 +141,58 @@ func (s *Store) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
-// Features: ETags, transactions and TTL (Dapr's state.sqlite has no query).
+// Features: ETags, transactions, TTL and KeysLike, as Dapr's state.sqlite
+// (no query API, no DeleteWithPrefix).
 func (s *Store) Features() []state.Feature {
-	return []state.Feature{state.FeatureETag, state.FeatureTransactional, state.FeatureTTL}
+	return []state.Feature{state.FeatureETag, state.FeatureTransactional, state.FeatureTTL, state.FeatureKeysLike}
+}
+
+// KeysLike lists the live keys matching the pattern with SQLite's LIKE
+// (backslash escapes; like Dapr's state.sqlite, SQLite's LIKE ignores ASCII
+// case), in key order; the continuation token is the last key of the
+// previous page.
+func (s *Store) KeysLike(ctx context.Context, req *state.KeysLikeRequest) (*state.KeysLikeResponse, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
+	defer cancel()
+	q := `SELECT key FROM ` + s.cfg.tableName + ` WHERE key LIKE ? ESCAPE '\' AND ` + notExpired
+	args := []any{req.Pattern}
+	if req.ContinuationToken != nil {
+		q += ` AND key > ?`
+		args = append(args, *req.ContinuationToken)
+	}
+	q += ` ORDER BY key`
+	limit := 0
+	if req.PageSize != nil && *req.PageSize > 0 {
+		// One more than asked: whether more remain decides the token.
+		limit = int(*req.PageSize)
+		q += ` LIMIT ?`
+		args = append(args, limit+1)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("keys like %q: %w", req.Pattern, err)
+	}
+	defer func() { _ = rows.Close() }()
+	resp := &state.KeysLikeResponse{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("keys like %q: %w", req.Pattern, err)
+		}
+		resp.Keys = append(resp.Keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("keys like %q: %w", req.Pattern, err)
+	}
+	if limit > 0 && len(resp.Keys) > limit {
+		resp.Keys = resp.Keys[:limit]
+		last := resp.Keys[limit-1]
+		resp.ContinuationToken = &last
+	}
+	return resp, nil
 }
 
 // Close stops the cleanup and closes the database.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,5 +151,15 @@ func TestConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCapabilities pins /v1.0/metadata's list, order included, to daprd's
+// for state.sqlite.
+func TestCapabilities(t *testing.T) {
+	got := state.Capabilities(New(nil).Features())
+	want := []string{"ETAG", "TRANSACTIONAL", "TTL", "KEYS_LIKE", "ACTOR"}
+	if !slices.Equal(got, want) {
+		t.Errorf("capabilities = %q, want %q", got, want)
 	}
 }

@@ -64,6 +64,8 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 		{"ConcurrentFirstWrite", testConcurrentFirstWrite},
 		{"OptimisticIncrements", testOptimisticIncrements},
 		{"Query", testQuery},
+		{"DeleteWithPrefix", testDeleteWithPrefix},
+		{"KeysLike", testKeysLike},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,6 +182,14 @@ func testFeatures(t *testing.T, s state.Store, _ *keys) {
 	_, isQ := s.(state.Querier)
 	if isQ != state.HasFeature(f, state.FeatureQueryAPI) {
 		t.Errorf("features %v: QUERY_API reported = %v, but implements Querier = %v", f, !isQ, isQ)
+	}
+	_, isPD := s.(state.PrefixDeleter)
+	if isPD != state.HasFeature(f, state.FeatureDeleteWithPrefix) {
+		t.Errorf("features %v: DELETE_WITH_PREFIX reported = %v, but implements PrefixDeleter = %v", f, !isPD, isPD)
+	}
+	_, isKL := s.(state.KeysLiker)
+	if isKL != state.HasFeature(f, state.FeatureKeysLike) {
+		t.Errorf("features %v: KEYS_LIKE reported = %v, but implements KeysLiker = %v", f, !isKL, isKL)
 	}
 	if state.HasFeature(f, state.FeatureActor) {
 		t.Errorf("features %v: ACTOR is the runtime's to add, not the store's", f)
@@ -645,4 +655,139 @@ func testQuery(t *testing.T, s state.Store, k *keys) {
 		t.Fatalf("OR query = %v, want %v", got, want("q-1", "q-2", "q-4"))
 	}
 	jsonEqual(t, r.Results[0].Data, docs["q-1"])
+}
+
+func testDeleteWithPrefix(t *testing.T, s state.Store, k *keys) {
+	pd, ok := s.(state.PrefixDeleter)
+	if !ok {
+		t.Skip("store has no DeleteWithPrefix")
+	}
+	base := k.key("dwp")
+	under := []string{k.key("dwp||a"), k.key("dwp||b")}
+	kept := []string{base, k.key("dwpx||c"), k.key("dwp||sub||d"), k.key("other||e")}
+	for _, key := range append(append([]string{}, under...), kept...) {
+		set(t, s, key, `1`)
+	}
+	// Without the trailing separator: Dapr appends it.
+	r, err := pd.DeleteWithPrefix(ctx(t), &state.DeleteWithPrefixRequest{Prefix: base})
+	if err != nil {
+		t.Fatalf("delete with prefix %q: %v", base, err)
+	}
+	if r.Count != int64(len(under)) {
+		t.Errorf("count = %d, want %d", r.Count, len(under))
+	}
+	for _, key := range under {
+		mustMiss(t, s, key)
+	}
+	for _, key := range kept {
+		mustGet(t, s, key)
+	}
+	r, err = pd.DeleteWithPrefix(ctx(t), &state.DeleteWithPrefixRequest{Prefix: base + "||"})
+	if err != nil || r.Count != 0 {
+		t.Errorf("second delete = %+v, %v; want count 0", r, err)
+	}
+	for _, p := range []string{"", "||"} {
+		if _, err := pd.DeleteWithPrefix(ctx(t), &state.DeleteWithPrefixRequest{Prefix: p}); err == nil {
+			t.Errorf("delete with prefix %q: no error", p)
+		}
+	}
+}
+
+func testKeysLike(t *testing.T, s state.Store, k *keys) {
+	kl, ok := s.(state.KeysLiker)
+	if !ok {
+		t.Skip("store has no KeysLike")
+	}
+	base := k.key("kl")
+	names := []string{"a1", "a2", "b1", "ab12", "p%q", "pzq", "u_v", "uxv", "sub||a3"}
+	for _, n := range names {
+		set(t, s, k.key("kl||"+n), `1`)
+	}
+	set(t, s, k.key("klx||a1"), `1`)
+	list := func(req *state.KeysLikeRequest) *state.KeysLikeResponse {
+		t.Helper()
+		r, err := kl.KeysLike(ctx(t), req)
+		if err != nil {
+			t.Fatalf("keys like %q: %v", req.Pattern, err)
+		}
+		return r
+	}
+	tests := []struct {
+		pattern string
+		want    []string
+	}{
+		{"||a%", []string{"a1", "a2", "ab12"}},
+		{"||_1", []string{"a1", "b1"}},
+		{"||a_", []string{"a1", "a2"}},
+		{`||p\%q`, []string{"p%q"}},
+		{"||p%q", []string{"p%q", "pzq"}},
+		{`||u\_v`, []string{"u_v"}},
+		{"||%||%", []string{"sub||a3"}},
+		{"||nothing%", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pattern, func(t *testing.T) {
+			r := list(&state.KeysLikeRequest{Pattern: base + tc.pattern})
+			var want []string
+			for _, n := range tc.want {
+				want = append(want, base+"||"+n)
+			}
+			if !sameSet(r.Keys, want) {
+				t.Errorf("keys = %q, want %q", r.Keys, want)
+			}
+			if r.ContinuationToken != nil {
+				t.Errorf("token %q without a page size", *r.ContinuationToken)
+			}
+		})
+	}
+	t.Run("Pages", func(t *testing.T) {
+		size := uint32(2)
+		seen := map[string]int{}
+		req := &state.KeysLikeRequest{Pattern: base + "||%", PageSize: &size}
+		for pages := 0; ; pages++ {
+			if pages > len(names) {
+				t.Fatalf("more than %d pages", pages)
+			}
+			r := list(req)
+			if len(r.Keys) > int(size) {
+				t.Fatalf("page of %d keys, page size %d", len(r.Keys), size)
+			}
+			for _, key := range r.Keys {
+				seen[key]++
+			}
+			if r.ContinuationToken == nil {
+				break
+			}
+			req.ContinuationToken = r.ContinuationToken
+		}
+		if len(seen) != len(names) {
+			t.Errorf("pages listed %d keys, want %d: %v", len(seen), len(names), seen)
+		}
+		for key, n := range seen {
+			if n != 1 {
+				t.Errorf("key %q listed %d times", key, n)
+			}
+		}
+	})
+	if _, err := kl.KeysLike(ctx(t), &state.KeysLikeRequest{}); err == nil {
+		t.Error("empty pattern: no error")
+	}
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, x := range a {
+		m[x]++
+	}
+	for _, x := range b {
+		m[x]--
+		if m[x] < 0 {
+			return false
+		}
+	}
+	return true
 }
