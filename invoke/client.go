@@ -131,7 +131,50 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	if !req.StreamResponse && req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
 		return iv.invokeUnary(ctx, appID, ns, addr, req)
 	}
-	return iv.invokeStream(ctx, appID, addr, req)
+	if _, mem := req.Body.(*MemBody); !mem && req.Body != nil && req.ContentLength > 0 && req.ContentLength <= UnaryLimit {
+		// A small body of known size is read first, as for CallLocal, so
+		// that the call can be replayed after a transport failure.
+		data := make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(req.Body, data); err != nil {
+			return nil, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
+		}
+		req.Body = NewMemBody(data)
+	}
+	replay, canReplay := replayable(req)
+	resp, err := iv.invokeStream(ctx, appID, addr, req)
+	if err != nil && canReplay && status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+		// As for CallLocal: a body in memory (or none) can be sent again
+		// on a fresh connection, possibly to another instance, when the
+		// peer's sidecar was unreachable.
+		if fm, ok := iv.resolver.(failureMarker); ok {
+			fm.MarkFailed(addr)
+		}
+		next, rerr := iv.resolve(ctx, appID, ns)
+		if rerr != nil {
+			return nil, fmt.Errorf("%w (re-resolving after failure: %v)", err, rerr)
+		}
+		iv.log.Debug("retrying invocation after transport failure", "app_id", appID, "address", addr, "retry_address", next, "error", err)
+		if replay != nil {
+			req.Body = NewMemBody(replay)
+		}
+		resp, err = iv.invokeStream(ctx, appID, next, req)
+	}
+	return resp, err
+}
+
+// replayable returns the request body's bytes when it can be sent again:
+// it is held whole in memory and nothing of it has been read, or there is
+// none (then nil, true).
+func replayable(req *Request) ([]byte, bool) {
+	if req.Body == nil || req.ContentLength == 0 {
+		return nil, true
+	}
+	if mb, ok := req.Body.(*MemBody); ok {
+		if b, whole := mb.unread(); whole {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 func (iv *Client) resolve(ctx context.Context, appID, ns string) (string, error) {

@@ -20,10 +20,9 @@ const (
 	calleeAppIDKey        = "dapr-callee-app-id"
 )
 
-const (
-	typeUnary     = "unary"
-	typeStreaming = "streaming"
-)
+// typeUnary is the type label of service invocations (daprd has no other
+// for them).
+const typeUnary = "unary"
 
 type appTypeKey struct {
 	app, typ string
@@ -148,7 +147,9 @@ func (im *invokeMetrics) clientStream(ctx context.Context, desc *grpc.StreamDesc
 }
 
 // meteredClientStream learns the callee from the first request chunk and
-// the status from the first response chunk.
+// the status from the first response chunk. A CallLocalStream is one
+// invocation, counted as type "unary" as daprd's direct messaging does
+// (its "streaming" type is only the gRPC proxy's streams).
 type meteredClientStream struct {
 	grpc.ClientStream
 	im       *invokeMetrics
@@ -168,7 +169,7 @@ func (s *meteredClientStream) SendMsg(m any) error {
 		s.mu.Lock()
 		s.dst = dst
 		s.mu.Unlock()
-		s.im.sent.get(appTypeKey{app: dst, typ: typeStreaming}).Inc()
+		s.im.sent.get(appTypeKey{app: dst, typ: typeUnary}).Inc()
 	})
 	return s.ClientStream.SendMsg(m)
 }
@@ -183,7 +184,7 @@ func (s *meteredClientStream) RecvMsg(m any) error {
 		s.mu.Lock()
 		dst := s.dst
 		s.mu.Unlock()
-		r := s.im.recv.get(appStatusKey{app: dst, typ: typeStreaming, status: responseStatus(resp, err)})
+		r := s.im.recv.get(appStatusKey{app: dst, typ: typeUnary, status: responseStatus(resp, err)})
 		r.count.Inc()
 		r.latency.Observe(float64(time.Since(s.start)) / float64(time.Millisecond))
 	})

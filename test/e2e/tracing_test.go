@@ -141,7 +141,8 @@ func checkChain(t *testing.T, exporter string, rcv *otlptest.Receiver, traceID, 
 	want := []struct{ service, name string }{
 		{"callee", "CallApp/callee/orders"},
 		{"callee", "CallLocal/callee/orders"},
-		{"caller", "/dapr.proto.internals.v1.ServiceInvocation/CallLocal"},
+		// HTTP API invocations go out as CallLocalStream, as daprd's.
+		{"caller", "/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream"},
 		{"caller", "CallLocal/callee/orders"},
 	}
 	id := appSpan
