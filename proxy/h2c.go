@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 x/net's h2c handler is the only implementation of the h2c upgrade (101) that daprd answers.
+
 package proxy
 
 import (
@@ -12,6 +14,5 @@ import (
 // answered 101). http.Server's Protocols covers prior knowledge only, so
 // the upgrade needs x/net's handler.
 func withH2C(h http.Handler) http.Handler {
-	//lint:ignore SA1019 the only implementation of the h2c upgrade daprd answers.
 	return h2c.NewHandler(h, &http2.Server{}) //nolint:staticcheck // as above
 }

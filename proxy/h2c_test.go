@@ -1,14 +1,9 @@
 package proxy
 
 import (
-	"context"
-	"crypto/tls"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"golang.org/x/net/http2"
 )
 
 func TestWithH2C(t *testing.T) {
@@ -17,12 +12,10 @@ func TestWithH2C(t *testing.T) {
 	})))
 	defer srv.Close()
 
-	h2 := &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	// HTTP/2 with prior knowledge, no TLS.
+	prior := new(http.Protocols)
+	prior.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: prior}}
 	defer h2.CloseIdleConnections()
 	h1 := &http.Client{Transport: &http.Transport{}}
 	defer h1.CloseIdleConnections()
