@@ -32,7 +32,7 @@ list_only=0 sel=()
 for a in "$@"; do
   case $a in
     --list) list_only=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) sel+=("$a") ;;
   esac
 done
