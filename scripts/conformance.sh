@@ -38,7 +38,7 @@ for a in "$@"; do
 done
 
 die() { echo "conformance: $*" >&2; exit 2; }
-for t in unshare ip setpriv timeout; do command -v "$t" >/dev/null || die "needs $t (apt-get install util-linux iproute2)"; done
+for t in unshare ip setpriv timeout flock; do command -v "$t" >/dev/null || die "needs $t (apt-get install util-linux iproute2)"; done
 [[ $(id -u) == 0 ]] || die "needs root: each worker gets its own network namespace and the suite runs as user nobody"
 
 mkdir -p "$CACHE/bin" && chmod 755 "$CACHE" "$CACHE/bin" || die "cannot create $CACHE"
@@ -83,12 +83,14 @@ build() { # name, then go build arguments
   (cd "$SRC" && CGO_ENABLED=0 go build -tags "$TAGS" -ldflags "-X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION" \
      -o "$CACHE/bin/$name.tmp" "$@" && mv "$CACHE/bin/$name.tmp" "$CACHE/bin/$name") || die "building $name failed"
 }
+exec 9>"$CACHE/.build.lock" && flock 9 # one build at a time when several runs start on a cold cache
 for b in placement scheduler sentry operator; do build "$b" "./cmd/$b"; done
 if [[ ! -x $CACHE/integration.test ]]; then
   echo "conformance: compiling the suite's test binary (about 5 minutes, cached afterwards)" >&2
   (cd "$SRC" && go test -c -tags=integration -o "$CACHE/integration.test.tmp" ./tests/integration &&
      mv "$CACHE/integration.test.tmp" "$CACHE/integration.test") || die "compiling the suite failed"
 fi
+exec 9>&-
 
 SIDECAR="$CACHE/bin/tandemd-$$"
 echo "conformance: building tandemd (release flags)" >&2
