@@ -87,7 +87,7 @@ exec 9>"$CACHE/.build.lock" && flock 9 # one build at a time when several runs s
 for b in placement scheduler sentry operator; do build "$b" "./cmd/$b"; done
 if [[ ! -x $CACHE/integration.test ]]; then
   echo "conformance: compiling the suite's test binary (about 5 minutes, cached afterwards)" >&2
-  (cd "$SRC" && go test -c -tags=integration -o "$CACHE/integration.test.tmp" ./tests/integration &&
+  (cd "$SRC" && go test -c -vet=off -tags=integration -o "$CACHE/integration.test.tmp" ./tests/integration &&
      mv "$CACHE/integration.test.tmp" "$CACHE/integration.test") || die "compiling the suite failed"
 fi
 exec 9>&-
