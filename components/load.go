@@ -13,8 +13,9 @@ import (
 type Set struct {
 	Components    []Component
 	Subscriptions []Subscription
-	// Documents are the other resources (Resiliency, Configuration,
-	// HTTPEndpoint, ...), raw.
+	HTTPEndpoints []HTTPEndpoint
+	// Documents are the other resources (Resiliency, Configuration, ...),
+	// raw.
 	Documents []Document
 	// Errors are the problems found; the resources they concern are not in
 	// the lists above.
@@ -120,6 +121,7 @@ func listFiles(dirs []string, s *Set) []string {
 func (s *Set) merge(o *Set) {
 	s.Components = append(s.Components, o.Components...)
 	s.Subscriptions = append(s.Subscriptions, o.Subscriptions...)
+	s.HTTPEndpoints = append(s.HTTPEndpoints, o.HTTPEndpoints...)
 	s.Documents = append(s.Documents, o.Documents...)
 	s.Errors = append(s.Errors, o.Errors...)
 }
@@ -152,4 +154,17 @@ func (s *Set) dedupe() {
 		subs = append(subs, sub)
 	}
 	s.Subscriptions = subs
+
+	seenEP := map[string]HTTPEndpoint{}
+	eps := s.HTTPEndpoints[:0]
+	for _, e := range s.HTTPEndpoints {
+		if first, dup := seenEP[e.Name]; dup {
+			s.Errors = append(s.Errors, &ResourceError{File: e.Source, Line: e.Line, Kind: KindHTTPEndpoint, Name: e.Name, Field: "metadata.name",
+				Err: fmt.Errorf("already used by the HTTP endpoint in %s; HTTP endpoint names must be unique (this one is ignored)", first.Source)})
+			continue
+		}
+		seenEP[e.Name] = e
+		eps = append(eps, e)
+	}
+	s.HTTPEndpoints = eps
 }

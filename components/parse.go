@@ -108,6 +108,15 @@ func (s *Set) addDocument(root *yaml.Node, source, appID string) {
 		if len(errs) == 0 {
 			s.Subscriptions = append(s.Subscriptions, sub)
 		}
+	case h.Kind == KindHTTPEndpoint && strings.HasPrefix(h.APIVersion, "dapr.io/"):
+		if !inScope(h.Scopes, appID) {
+			return
+		}
+		e, errs := parseHTTPEndpoint(root, h, source)
+		s.Errors = append(s.Errors, errs...)
+		if len(errs) == 0 {
+			s.HTTPEndpoints = append(s.HTTPEndpoints, e)
+		}
 	case h.Kind == "" && h.APIVersion == "":
 		if h.Spec.Kind != 0 {
 			s.Errors = append(s.Errors, rerr("kind", errors.New("missing; add kind: Component (or Subscription, Resiliency, ...) and apiVersion: dapr.io/v1alpha1")))

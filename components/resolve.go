@@ -50,35 +50,11 @@ func (e Env) Resolve(ctx context.Context, c Component) (Metadata, error) {
 			Field: fmt.Sprintf("spec.metadata[%d] (%s)%s", i, it.Name, sub), Err: err}
 	}
 	for i, it := range c.Metadata {
-		val := it.Value
-		switch {
-		case !it.HasValue && it.EnvRef != "":
-			if !envAllowed(it.EnvRef) {
-				return Metadata{}, Permanent(fail(i, it, ".envRef", fmt.Errorf("variable %q may not be read by components (APP_API_TOKEN and DAPR_* are reserved)", it.EnvRef)))
-			}
-			if e.Getenv != nil {
-				val = e.Getenv(it.EnvRef)
-			}
-		case it.SecretKeyRef != nil:
-			store := c.SecretStore
-			if store == "" {
-				store = e.DefaultSecretStore
-			}
-			if store == "" {
-				return Metadata{}, Permanent(fail(i, it, ".secretKeyRef", errors.New("no secret store to read it from; add auth.secretStore: <name of a secret store component> to the component")))
-			}
-			if e.Secret == nil {
-				return Metadata{}, Permanent(fail(i, it, ".secretKeyRef", errors.New("secret references are not available in this sidecar")))
-			}
-			key := it.SecretKeyRef.Key
-			if key == "" {
-				key = it.SecretKeyRef.Name
-			}
-			v, err := e.Secret(ctx, store, it.SecretKeyRef.Name, key)
-			if err != nil {
-				return Metadata{}, fail(i, it, ".secretKeyRef", fmt.Errorf("secret %q key %q from secret store %q: %w", it.SecretKeyRef.Name, key, store, err))
-			}
-			val = v
+		val, sub, err := e.value(ctx, c.SecretStore, it)
+		if err != nil {
+			return Metadata{}, fail(i, it, sub, err)
+		}
+		if it.SecretKeyRef != nil {
 			if md.SecretRefs == nil {
 				md.SecretRefs = map[string]string{}
 			}
@@ -91,6 +67,51 @@ func (e Env) Resolve(ctx context.Context, c Component) (Metadata, error) {
 		md.Properties[it.Name] = v
 	}
 	return md, nil
+}
+
+// value resolves one item's value: an envRef without a value reads the
+// environment (Dapr's deny list applies: APP_API_TOKEN and DAPR_* are
+// never read), a secretKeyRef reads store (or DefaultSecretStore). sub
+// names the part of the item at fault.
+func (e Env) value(ctx context.Context, store string, it MetadataItem) (val, sub string, err error) {
+	switch {
+	case !it.HasValue && it.EnvRef != "":
+		if !envAllowed(it.EnvRef) {
+			return "", ".envRef", Permanent(fmt.Errorf("variable %q may not be read by components (APP_API_TOKEN and DAPR_* are reserved)", it.EnvRef))
+		}
+		if e.Getenv != nil {
+			return e.Getenv(it.EnvRef), "", nil
+		}
+		return "", "", nil
+	case it.SecretKeyRef != nil:
+		v, err := e.secret(ctx, store, *it.SecretKeyRef)
+		return v, ".secretKeyRef", err
+	}
+	return it.Value, "", nil
+}
+
+// secret reads one secretKeyRef from store (or DefaultSecretStore). A
+// missing store is Permanent; a failing read is not (the store may not be
+// ready yet).
+func (e Env) secret(ctx context.Context, store string, ref SecretKeyRef) (string, error) {
+	if store == "" {
+		store = e.DefaultSecretStore
+	}
+	if store == "" {
+		return "", Permanent(errors.New("no secret store to read it from; add auth.secretStore: <name of a secret store component> to the resource"))
+	}
+	if e.Secret == nil {
+		return "", Permanent(errors.New("secret references are not available in this sidecar"))
+	}
+	key := ref.Key
+	if key == "" {
+		key = ref.Name
+	}
+	v, err := e.Secret(ctx, store, ref.Name, key)
+	if err != nil {
+		return "", fmt.Errorf("secret %q key %q from secret store %q: %w", ref.Name, key, store, err)
+	}
+	return v, nil
 }
 
 // expand fills the templates of one value.

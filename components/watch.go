@@ -142,7 +142,7 @@ func keepLastGood(prev, next *Set) *Set {
 		return false
 	}
 	out := &Set{Components: slices.Clone(next.Components), Subscriptions: slices.Clone(next.Subscriptions),
-		Documents: slices.Clone(next.Documents), Errors: next.Errors}
+		HTTPEndpoints: slices.Clone(next.HTTPEndpoints), Documents: slices.Clone(next.Documents), Errors: next.Errors}
 	for _, c := range prev.Components {
 		if carry(KindComponent, c.Name, c.Source) {
 			out.Components = append(out.Components, c)
@@ -151,6 +151,11 @@ func keepLastGood(prev, next *Set) *Set {
 	for _, s := range prev.Subscriptions {
 		if carry(KindSubscription, s.Name, s.Source) {
 			out.Subscriptions = append(out.Subscriptions, s)
+		}
+	}
+	for _, e := range prev.HTTPEndpoints {
+		if carry(KindHTTPEndpoint, e.Name, e.Source) {
+			out.HTTPEndpoints = append(out.HTTPEndpoints, e)
 		}
 	}
 	for _, d := range prev.Documents {
@@ -176,6 +181,9 @@ func keysOf(s *Set) []string {
 	for _, x := range s.Subscriptions {
 		out = append(out, KindSubscription+"/"+x.Name)
 	}
+	for _, e := range s.HTTPEndpoints {
+		out = append(out, KindHTTPEndpoint+"/"+e.Name)
+	}
 	for _, d := range s.Documents {
 		out = append(out, d.Kind+"/"+docName(d))
 	}
@@ -183,7 +191,8 @@ func keysOf(s *Set) []string {
 }
 
 // Diff lists the resources added, changed and removed from prev to next,
-// components first, then subscriptions, then other documents.
+// components first, then subscriptions, HTTP endpoints, then other
+// documents.
 func Diff(prev, next *Set) []Event {
 	var ev []Event
 	diffBy(&ev, KindComponent, prev.Components, next.Components,
@@ -194,6 +203,8 @@ func Diff(prev, next *Set) []Event {
 			a.Source, a.Line, b.Source, b.Line = "", 0, "", 0
 			return reflect.DeepEqual(a, b)
 		})
+	diffBy(&ev, KindHTTPEndpoint, prev.HTTPEndpoints, next.HTTPEndpoints,
+		func(e HTTPEndpoint) (string, string) { return e.Name, e.Source }, HTTPEndpoint.Same)
 	diffBy(&ev, "", prev.Documents, next.Documents,
 		func(d Document) (string, string) { return d.Kind + "/" + docName(d), d.Source },
 		func(a, b Document) bool {

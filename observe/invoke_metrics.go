@@ -276,3 +276,21 @@ func (m *Metrics) InvokeServerOptions() []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(m.inv.serverStream),
 	}
 }
+
+// InvokeSent records a service invocation that does not go over the
+// sidecar-to-sidecar connections (a call to an HTTP endpoint), as daprd
+// does: req_sent_total for dst now; the returned func, called with the
+// answer's status once it has come, records res_recv_total and
+// res_recv_latency_ms. A nil m records nothing.
+func (m *Metrics) InvokeSent(dst string) (answered func(status int32)) {
+	if m == nil {
+		return func(int32) {}
+	}
+	m.inv.sent.get(appTypeKey{app: dst, typ: typeUnary}).Inc()
+	start := time.Now()
+	return func(status int32) {
+		r := m.inv.recv.get(appStatusKey{app: dst, typ: typeUnary, status: status})
+		r.count.Inc()
+		r.latency.Observe(float64(time.Since(start)) / float64(time.Millisecond))
+	}
+}

@@ -111,6 +111,9 @@ type APIs struct {
 	// Resiliencies, if set, names the Resiliency resources in effect for
 	// the metadata API.
 	Resiliencies func() []string
+	// HTTPEndpoints, if set, names the HTTPEndpoint resources in effect
+	// for the metadata API.
+	HTTPEndpoints func() []string
 }
 
 // Components reports the loaded components for the metadata API.
@@ -553,12 +556,24 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		AppConnectionProperties: &runtimev1.AppConnectionProperties{
 			Port: int32(app.Port), Protocol: protocol, ChannelAddress: channel,
 		},
-		Resiliencies: s.resiliencies(),
+		Resiliencies:  s.resiliencies(),
+		HttpEndpoints: s.httpEndpoints(),
 		// Tandem has no actor runtime: daprd without placement reports this.
 		ActorRuntime: &runtimev1.ActorRuntime{
 			RuntimeStatus: runtimev1.ActorRuntime_DISABLED, Placement: "placement: disconnected",
 		},
 	}
+}
+
+func (s *Sidecar) httpEndpoints() []*runtimev1.MetadataHTTPEndpoint {
+	if s.o.APIs.HTTPEndpoints == nil {
+		return nil
+	}
+	var out []*runtimev1.MetadataHTTPEndpoint
+	for _, name := range s.o.APIs.HTTPEndpoints() {
+		out = append(out, &runtimev1.MetadataHTTPEndpoint{Name: name})
+	}
+	return out
 }
 
 func (s *Sidecar) resiliencies() []*runtimev1.MetadataResiliency {

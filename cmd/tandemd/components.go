@@ -21,6 +21,7 @@ import (
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/internal/task"
+	"github.com/tandemrun/tandem/proxy/httpendpoints"
 	"github.com/tandemrun/tandem/proxy/resilient"
 )
 
@@ -47,6 +48,20 @@ type runtimeComponents struct {
 	// resiliency, if set, gets the Resiliency documents of every change.
 	resiliency *resilient.Policies
 	resLog     *slog.Logger
+	// endpoints, if set, gets the HTTPEndpoint resources of every change.
+	endpoints *httpendpoints.Router
+}
+
+// useEndpoints applies the HTTPEndpoint resources loaded so far to r, and
+// every later change.
+func (rc *runtimeComponents) useEndpoints(r *httpendpoints.Router) {
+	rc.mu.Lock()
+	rc.endpoints = r
+	set := rc.set
+	rc.mu.Unlock()
+	if set != nil {
+		r.Apply(set.HTTPEndpoints)
+	}
 }
 
 // useResiliency applies the Resiliency documents loaded so far to p, and
@@ -121,6 +136,9 @@ func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	for _, c := range set.Components {
 		log.Info("component loaded; initialising", "name", c.Name, "type", c.Type, "file", c.Source)
 	}
+	for _, e := range set.HTTPEndpoints {
+		log.Info("http endpoint loaded", "name", e.Name, "base_url", e.BaseURL, "file", e.Source)
+	}
 	return rc
 }
 
@@ -133,7 +151,11 @@ func (rc *runtimeComponents) report(errs []*components.ResourceError) {
 func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.mu.Lock()
 	rc.set = set
+	eps := rc.endpoints
 	rc.mu.Unlock()
+	if eps != nil {
+		eps.Apply(set.HTTPEndpoints)
+	}
 	rc.secrets.Apply(set.Components)
 	rc.states.Apply(set.Components)
 	rc.pubsubs.Apply(set.Components)

@@ -23,6 +23,7 @@ import (
 	"github.com/tandemrun/tandem/observe"
 	"github.com/tandemrun/tandem/proxy"
 	"github.com/tandemrun/tandem/proxy/api"
+	"github.com/tandemrun/tandem/proxy/httpendpoints"
 	"github.com/tandemrun/tandem/proxy/resilient"
 	"github.com/tandemrun/tandem/resiliency"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
@@ -189,7 +190,18 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: client, Policies: policies.Set, Resolver: resolver, Log: resLog})
+	endpoints, err := httpendpoints.New(httpendpoints.Options{
+		Next: client, Resolve: rc.env.ResolveHTTPEndpoint, WrapTransport: obs.AppHTTPTransport,
+		Sent: metrics.InvokeSent, Log: log.With("component", "httpendpoints"),
+	})
+	if err != nil {
+		return err
+	}
+	connections.Add(task.Cleanup("http endpoints", endpoints.Close))
+	rc.useEndpoints(endpoints)
+	// Policies for targets.apps.<name> apply to HTTP endpoints too, as in
+	// daprd: the resilient invoker wraps the endpoints' router.
+	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: endpoints, Policies: policies.Set, Resolver: resolver, Log: resLog})
 
 	s, err := proxy.New(proxy.Options{
 		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP},
@@ -199,7 +211,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
 			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Components: rc,
-			Resiliencies: func() []string { return policies.Set().Loaded() },
+			Resiliencies:  func() []string { return policies.Set().Loaded() },
+			HTTPEndpoints: endpoints.Names,
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
 		Identity:     src, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown, Log: log,

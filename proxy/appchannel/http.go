@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
@@ -168,14 +169,23 @@ func (r *router) CloseIdleConnections() {
 // Invoke sends req to the app and returns its response with the body
 // streaming; the caller must close Response.Body.
 func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
-	hreq, err := h.newRequest(ctx, req)
+	hreq, err := NewRequest(ctx, req, &url.URL{Scheme: h.scheme, Host: h.host})
 	if err != nil {
 		return nil, err
+	}
+	if h.apiToken != "" {
+		hreq.Header["Dapr-Api-Token"] = []string{h.apiToken}
 	}
 	resp, err := h.client.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("call app at %s: %w", h.host, err)
 	}
+	return NewResponse(resp), nil
+}
+
+// NewResponse turns an HTTP service's answer into an invocation response
+// whose body streams from resp's.
+func NewResponse(resp *http.Response) *invoke.Response {
 	md := make(headers.Metadata, len(resp.Header))
 	headers.FromHTTP(resp.Header, md)
 	return &invoke.Response{
@@ -186,7 +196,7 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 		},
 		Body:          shortBodyOK{resp.Body},
 		ContentLength: resp.ContentLength,
-	}, nil
+	}
 }
 
 // shortBodyOK ends a response body that is shorter than the app's
@@ -202,8 +212,10 @@ func (b shortBodyOK) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// newRequest builds the HTTP request for the app from req.
-func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Request, error) {
+// NewRequest builds the HTTP request for req: its method as a path under
+// base (scheme, host and an optional path prefix), its query, body and
+// metadata as headers. Used for the app and for HTTP endpoints.
+func NewRequest(ctx context.Context, req *invoke.Request, base *url.URL) (*http.Request, error) {
 	msg := req.Message.GetMessage()
 	ext := msg.GetHttpExtension()
 	if ext == nil {
@@ -220,7 +232,13 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 	if err != nil || u.Scheme != "" || u.Host != "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, status.Errorf(codes.InvalidArgument, "method %q is not a valid URL path for the app: %v", msg.GetMethod(), err)
 	}
-	u.Scheme, u.Host, u.RawQuery = h.scheme, h.host, ext.GetQuerystring()
+	if prefix := strings.TrimSuffix(base.Path, "/"); prefix != "" {
+		if u.RawPath != "" {
+			u.RawPath = strings.TrimSuffix(base.EscapedPath(), "/") + u.RawPath
+		}
+		u.Path = prefix + u.Path
+	}
+	u.Scheme, u.Host, u.RawQuery = base.Scheme, base.Host, ext.GetQuerystring()
 
 	var body io.ReadCloser = http.NoBody
 	if req.Body != nil && req.ContentLength != 0 {
@@ -232,10 +250,10 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 	}
 	hreq, err := http.NewRequestWithContext(ctx, verb.String(), "", nil)
 	if err != nil {
-		return nil, fmt.Errorf("build request for app: %w", err)
+		return nil, fmt.Errorf("build request for %s: %w", base.Host, err)
 	}
 	hreq.URL = u
-	hreq.Host = h.host
+	hreq.Host = base.Host
 	hreq.Body = body
 	hreq.ContentLength = contentLength(req)
 	if body == http.NoBody {
@@ -264,9 +282,6 @@ func (h *HTTP) newRequest(ctx context.Context, req *invoke.Request) (*http.Reque
 				hdr["Traceparent"] = []string{tp}
 			}
 		}
-	}
-	if h.apiToken != "" {
-		hdr["Dapr-Api-Token"] = []string{h.apiToken}
 	}
 	hreq.Header = hdr
 	return hreq, nil
