@@ -6,8 +6,9 @@ import (
 )
 
 // FuzzParseResources checks that no input makes the resource parser, the
-// metadata resolver or Diff panic. Seeds: every loader table document plus
-// adversarial YAML.
+// metadata and HTTP endpoint resolvers or Diff panic, and that no invalid
+// component, subscription or HTTP endpoint is accepted. Seeds: every loader
+// table document plus adversarial YAML.
 func FuzzParseResources(f *testing.F) {
 	for _, tc := range loadCases {
 		for _, content := range tc.files {
@@ -17,6 +18,9 @@ func FuzzParseResources(f *testing.F) {
 	for _, s := range []string{
 		redisYAML,
 		subYAML,
+		endpointYAML,
+		"kind: HTTPEndpoint\napiVersion: dapr.io/v1alpha1\nmetadata: {name: e}\nspec: {baseUrl: 'http://x', headers: [{name: h, value: {a: 1}}], clientTLS: {rootCA: {value: x}, certificate: {secretKeyRef: {name: c}}, privateKey: {value: &k [*k]}}}\n",
+		"kind: HTTPEndpoint\napiVersion: dapr.io/v1alpha1\nmetadata: {name: e}\nspec: {clientTLS: 1, headers: {}}\n",
 		fakeComp("x", "{uuid}{appID}{namespace}"),
 		"a: &a [*a]\n",
 		"kind: Component\napiVersion: dapr.io/v1alpha1\nmetadata: &m {name: *m}\n",
@@ -48,6 +52,15 @@ func FuzzParseResources(f *testing.F) {
 			}
 			_, _ = env.Resolve(context.Background(), c)
 			_ = c.Same(c)
+		}
+		for _, e := range set.HTTPEndpoints {
+			if e.Name == "" || CheckBaseURL(e.BaseURL) != nil {
+				t.Fatalf("invalid HTTP endpoint accepted: %+v", e)
+			}
+			_, _ = env.ResolveHTTPEndpoint(context.Background(), e)
+			if !e.Same(e) {
+				t.Fatalf("endpoint not Same as itself: %+v", e)
+			}
 		}
 		for _, s := range set.Subscriptions {
 			if s.PubsubName == "" || s.Topic == "" {

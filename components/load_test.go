@@ -323,6 +323,9 @@ func TestLoad(t *testing.T) {
 			for _, d := range set.Documents {
 				docs = append(docs, d.Kind+"/"+d.Name)
 			}
+			for _, e := range set.HTTPEndpoints {
+				docs = append(docs, KindHTTPEndpoint+"/"+e.Name)
+			}
 			if !slices.Equal(comps, tc.wantComps) || !slices.Equal(subs, tc.wantSubs) || !slices.Equal(docs, tc.wantDocs) {
 				t.Errorf("loaded components %v subscriptions %v documents %v; want %v %v %v", comps, subs, docs, tc.wantComps, tc.wantSubs, tc.wantDocs)
 			}
