@@ -184,3 +184,56 @@ func TestKeepLastGoodOnlyCarriesBrokenResources(t *testing.T) {
 		t.Errorf("Diff = %v", ev)
 	}
 }
+
+// TestWatchHTTPEndpoints is hot reload of HTTPEndpoint files: added,
+// changed, broken (the last good version stays), removed.
+func TestWatchHTTPEndpoints(t *testing.T) {
+	dir := writeDir(t, nil)
+	ep := func(url string) string {
+		return "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: ext}\nspec: {baseUrl: '" + url + "'}\n"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := Watch(ctx, []string{dir}, "app", 10*time.Millisecond, &Set{})
+	next := func(want string) Change {
+		t.Helper()
+		select {
+		case ch := <-changes:
+			var got []string
+			for _, e := range ch.Events {
+				got = append(got, e.Op.String()+" "+e.Kind+"/"+e.Name)
+			}
+			if strings.Join(got, ",") != want {
+				t.Fatalf("events %q, want %q (errors: %v)", got, want, ch.Errors)
+			}
+			return ch
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no change seen; want %q", want)
+		}
+		return Change{}
+	}
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "ep.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(ep("http://one"))
+	if ch := next("added HTTPEndpoint/ext"); ch.Set.HTTPEndpoints[0].BaseURL != "http://one" {
+		t.Errorf("added %+v", ch.Set.HTTPEndpoints)
+	}
+	write(ep("http://two"))
+	if ch := next("changed HTTPEndpoint/ext"); ch.Set.HTTPEndpoints[0].BaseURL != "http://two" {
+		t.Errorf("changed %+v", ch.Set.HTTPEndpoints)
+	}
+	write(ep("ftp://three"))
+	if ch := next(""); len(ch.Errors) != 1 || len(ch.Set.HTTPEndpoints) != 1 || ch.Set.HTTPEndpoints[0].BaseURL != "http://two" {
+		t.Errorf("broken file: errors %v, endpoints %+v; want the last good version kept", ch.Errors, ch.Set.HTTPEndpoints)
+	}
+	if err := os.Remove(filepath.Join(dir, "ep.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if ch := next("removed HTTPEndpoint/ext"); len(ch.Set.HTTPEndpoints) != 0 {
+		t.Errorf("removed %+v", ch.Set.HTTPEndpoints)
+	}
+}
