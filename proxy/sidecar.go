@@ -82,6 +82,9 @@ type Invocation struct {
 	// Access, if set, decides whether a caller may invoke a method of this
 	// app; a denied call never reaches the app.
 	Access Access
+	// External, if set, reports whether a target is a service outside
+	// Dapr (an HTTP endpoint or a URL); see httpapi.Config.External.
+	External func(target string) bool
 }
 
 // Access is access control for calls from other sidecars.
@@ -241,7 +244,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -253,7 +256,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
 		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})

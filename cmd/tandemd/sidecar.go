@@ -206,7 +206,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	s, err := proxy.New(proxy.Options{
 		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP},
 		Listeners: lns, App: app,
-		Invocation: proxy.Invocation{Invoker: invoker, Resolver: resolver, Pool: pool, Access: live,
+		Invocation: proxy.Invocation{Invoker: invoker, Resolver: resolver, Pool: pool, Access: live, External: endpoints.External,
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,

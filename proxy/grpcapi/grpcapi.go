@@ -23,6 +23,10 @@ type Config struct {
 	// entries added to calls to other apps (headers.HostForwarded); nil
 	// adds none.
 	Forwarded *headers.Forwarded
+	// External, if set, reports whether an invocation target is a service
+	// outside Dapr (an HTTP endpoint or a URL): as in daprd, calls to one
+	// carry no forwarding headers.
+	External func(target string) bool
 	// Invoker performs service invocations; nil answers "invoke API is not
 	// ready".
 	Invoker invoke.Invoker

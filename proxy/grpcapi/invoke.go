@@ -54,7 +54,7 @@ func (a *API) InvokeService(ctx context.Context, in *runtimev1.InvokeServiceRequ
 	if inMD, ok := metadata.FromIncomingContext(ctx); ok {
 		md = headers.FromGRPC(inMD)
 	}
-	if appID != a.cfg.AppID && a.cfg.Forwarded != nil {
+	if appID != a.cfg.AppID && a.cfg.Forwarded != nil && (a.cfg.External == nil || !a.cfg.External(appID)) {
 		// daprd adds the forwarding entries to every call that leaves for
 		// another sidecar, whichever API it came in by.
 		if md == nil {

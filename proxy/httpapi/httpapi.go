@@ -27,6 +27,10 @@ type Config struct {
 	// Invoker performs service invocations; nil answers "invoke API is not
 	// ready".
 	Invoker invoke.Invoker
+	// External, if set, reports whether an invocation target is a service
+	// outside Dapr (an HTTP endpoint or a URL): as in daprd, calls to one
+	// carry no forwarding headers.
+	External func(target string) bool
 	// APIToken is DAPR_API_TOKEN: when set, every request but GET of the
 	// healthz endpoints must carry it in header dapr-api-token.
 	APIToken string

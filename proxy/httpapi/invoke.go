@@ -84,7 +84,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 	// Room for the forwarding entries and the invoker's routing ones.
 	md := make(headers.Metadata, len(r.Header)+6)
 	headers.FromHTTP(r.Header, md)
-	if appID != h.cfg.AppID {
+	if appID != h.cfg.AppID && (h.cfg.External == nil || !h.cfg.External(appID)) {
 		// As daprd, only calls that leave for another sidecar say which
 		// host they were forwarded by.
 		h.cfg.Forwarded.AddTo(md)

@@ -33,7 +33,7 @@ func TestInvokeForwardedMetadata(t *testing.T) {
 		name   string
 		path   string
 		header map[string]string
-		self   bool
+		self   bool // the target is this app, or a service outside Dapr
 		// caller is what the calling app sent for each forwarding name.
 		caller map[string][]string
 	}{
@@ -49,11 +49,14 @@ func TestInvokeForwardedMetadata(t *testing.T) {
 			header: map[string]string{"X-Forwarded-For": "203.0.113.9"},
 			caller: map[string][]string{"x-forwarded-for": {"203.0.113.9"}},
 		},
+		{name: "HTTP endpoint adds nothing", path: "/v1.0/invoke/ext/method/m", self: true},
+		{name: "URL target adds nothing", path: "/v1.0/invoke/http://192.0.2.1:80/method/m", self: true},
 	}
+	external := func(target string) bool { return target == "ext" || strings.HasPrefix(target, "http://") }
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			inv := &fakeInvoker{}
-			srv := serve(t, Config{AppID: "me", Forwarded: testForwarded, Invoker: inv})
+			srv := serve(t, Config{AppID: "me", Forwarded: testForwarded, Invoker: inv, External: external})
 			if resp, body := do(t, "POST", srv.URL+tt.path, strings.NewReader("x"), tt.header); resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}

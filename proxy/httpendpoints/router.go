@@ -125,6 +125,17 @@ func IsURL(target string) bool {
 	return strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://")
 }
 
+// External reports whether target is served here (a URL or a loaded
+// endpoint) rather than by Next.
+func (r *Router) External(target string) bool {
+	if IsURL(target) {
+		return true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.eps[target] != nil
+}
+
 // Invoke sends req to the endpoint or URL target names, or hands it to
 // Next. Transport failures (connection refused, TLS verification) are
 // returned as errors naming the URL, as daprd's do.
