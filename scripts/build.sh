@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Release build of the three binaries into ./bin (or the folder given as $1):
+# Release build of the binaries into ./bin (or the folder given as $1); GOOS/GOARCH from the environment pick the
+# target (GOOS=linux GOARCH=arm64 scripts/build.sh bin/linux-arm64 for the arm64 images):
 #   -tags=grpcnotrace  leaves out golang.org/x/net/trace: its html/template keeps
 #                      every exported method of every type alive in the linker
 #                      (~11 MiB of tandemd, and the pages RSS that come with it)
@@ -11,5 +12,7 @@ set -euo pipefail
 out="${1:-bin}"
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
-CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$out/" ./cmd/tandemd ./cmd/sentry ./cmd/tandem
-ls -l "$out"/tandemd "$out"/sentry "$out"/tandem
+pkgs=()
+for b in tandemd sentry tandem operator injector; do [[ -d cmd/$b ]] && pkgs+=("./cmd/$b"); done
+CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$out/" "${pkgs[@]}"
+ls -l "${pkgs[@]/#.\/cmd/$out}"

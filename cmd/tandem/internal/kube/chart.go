@@ -1,0 +1,121 @@
+// Package kube puts Tandem's control plane on a Kubernetes cluster: it loads the Helm chart that package deploy
+// embeds, renders it (the plain manifests, helm template), and installs, upgrades, inspects and removes it through
+// Helm's Go SDK for `tandem k8s`.
+package kube
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"helm.sh/helm/v4/pkg/action"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/loader/archive"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	kubefake "helm.sh/helm/v4/pkg/kube/fake"
+	release "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage"
+	"helm.sh/helm/v4/pkg/storage/driver"
+
+	"github.com/tandemrun/tandem/deploy"
+)
+
+// Defaults of `tandem k8s` and of the plain manifests: Dapr's namespace and a release name of our own.
+const (
+	DefaultNamespace   = "dapr-system"
+	DefaultReleaseName = "tandem"
+)
+
+// LoadChart reads the chart embedded in the binary.
+func LoadChart() (*chart.Chart, error) {
+	return loadChartFS(deploy.Chart())
+}
+
+func loadChartFS(fsys fs.FS) (*chart.Chart, error) {
+	var files []*archive.BufferedFile
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".go") {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		files = append(files, &archive.BufferedFile{Name: path, Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the chart: %w", err)
+	}
+	ch, err := loader.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("load the chart: %w", err)
+	}
+	return ch, nil
+}
+
+// RenderOptions says what to render the chart for.
+type RenderOptions struct {
+	ReleaseName string         // DefaultReleaseName when empty
+	Namespace   string         // DefaultNamespace when empty
+	Values      map[string]any // over the chart's values.yaml
+	KubeVersion string         // the cluster version templates see; DefaultKubeVersion when empty
+}
+
+// DefaultKubeVersion is the Kubernetes version rendering assumes without a cluster (Helm's own default is too old for
+// the chart's kubeVersion): the version the tests run the API server at.
+const DefaultKubeVersion = "v1.37.2"
+
+// Render renders the chart as `helm template --include-crds` does, without a cluster: CRDs first, then the
+// templates in Helm's install order, as one YAML stream.
+func Render(ch *chart.Chart, opts RenderOptions) (string, error) {
+	cfg := action.NewConfiguration()
+	cfg.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard}
+	cfg.Releases = storage.Init(driver.NewMemory())
+	install := action.NewInstall(cfg)
+	install.DryRunStrategy = action.DryRunClient
+	install.Replace = true
+	install.IncludeCRDs = true
+	install.DisableHooks = true
+	install.ReleaseName = cmpOr(opts.ReleaseName, DefaultReleaseName)
+	install.Namespace = cmpOr(opts.Namespace, DefaultNamespace)
+	kv := cmpOr(opts.KubeVersion, DefaultKubeVersion)
+	v, err := common.ParseKubeVersion(kv)
+	if err != nil {
+		return "", fmt.Errorf("kube version %q: %w", kv, err)
+	}
+	install.KubeVersion = v
+	out, err := install.Run(ch, opts.Values)
+	if err != nil {
+		return "", fmt.Errorf("render the chart: %w", err)
+	}
+	rel, ok := out.(*release.Release)
+	if !ok {
+		return "", fmt.Errorf("render the chart: unexpected release type %T", out)
+	}
+	return strings.TrimSpace(rel.Manifest) + "\n", nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// PlainManifests is the install for kubectl: the release's Namespace, then Render's output.
+func PlainManifests(ch *chart.Chart, opts RenderOptions) (string, error) {
+	body, err := Render(ch, opts)
+	if err != nil {
+		return "", err
+	}
+	ns := cmpOr(opts.Namespace, DefaultNamespace)
+	head := "# Tandem's control plane (chart " + ch.Metadata.Version + "), rendered from deploy/helm/tandem by\n" +
+		"# `tandem k8s manifests`; apply with kubectl apply --server-side -f <this file>.\n" +
+		"# The injector's webhook certificate and key are made at each render: the copy of this file in Tandem's\n" +
+		"# repository is public, so for a cluster of your own run `tandem k8s manifests` (or use the Helm chart).\n" +
+		"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n    app.kubernetes.io/part-of: tandem\n---\n"
+	return head + body, nil
+}
