@@ -89,7 +89,7 @@ func Write(w io.Writer, ref string, img v1.Image) error {
 		Manifests: []v1.Descriptor{{
 			MediaType: mt, Digest: digest, Size: int64(len(manifest)),
 			Annotations: map[string]string{
-				"io.containerd.image.name":         tag.Name(),
+				"io.containerd.image.name":          tag.Name(),
 				"org.opencontainers.image.ref.name": tag.TagStr(),
 			},
 		}},

@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"helm.sh/helm/v4/pkg/action"
-	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/loader/archive"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	kubefake "helm.sh/helm/v4/pkg/kube/fake"
 	release "helm.sh/helm/v4/pkg/release/v1"
@@ -117,5 +117,5 @@ func PlainManifests(ch *chart.Chart, opts RenderOptions) (string, error) {
 		"# The injector's webhook certificate and key are made at each render: the copy of this file in Tandem's\n" +
 		"# repository is public, so for a cluster of your own run `tandem k8s manifests` (or use the Helm chart).\n" +
 		"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n    app.kubernetes.io/part-of: tandem\n---\n"
-	return head + body, nil
+	return head + strings.TrimPrefix(body, "---\n"), nil
 }

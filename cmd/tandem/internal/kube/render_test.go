@@ -5,8 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"os"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -219,17 +219,17 @@ func TestRenderDefaults(t *testing.T) {
 
 func TestRenderValues(t *testing.T) {
 	objs := render(t, map[string]any{
-		"ha":        map[string]any{"enabled": true},
-		"image":     map[string]any{"repository": "registry.local/t", "tag": "1.2.3"},
-		"logLevel":  "debug",
-		"logAsJson": true,
-		"mtls":      map[string]any{"trustDomain": "example.org", "workloadCertTTL": "1h"},
-		"metrics":   map[string]any{"enabled": false},
-		"resources": map[string]any{"limits": map[string]any{"memory": "128Mi"}},
-		"tolerations": []any{map[string]any{"key": "dedicated", "operator": "Exists"}},
+		"ha":           map[string]any{"enabled": true},
+		"image":        map[string]any{"repository": "registry.local/t", "tag": "1.2.3"},
+		"logLevel":     "debug",
+		"logAsJson":    true,
+		"mtls":         map[string]any{"trustDomain": "example.org", "workloadCertTTL": "1h"},
+		"metrics":      map[string]any{"enabled": false},
+		"resources":    map[string]any{"limits": map[string]any{"memory": "128Mi"}},
+		"tolerations":  []any{map[string]any{"key": "dedicated", "operator": "Exists"}},
 		"nodeSelector": map[string]any{"pool": "system"},
-		"operator": map[string]any{"nodeSelector": map[string]any{"pool": "operator"}, "watchNamespace": "apps"},
-		"injector": map[string]any{"sidecarImage": "registry.local/t/tandemd:dev"},
+		"operator":     map[string]any{"nodeSelector": map[string]any{"pool": "operator"}, "watchNamespace": "apps"},
+		"injector":     map[string]any{"sidecarImage": "registry.local/t/tandemd:dev"},
 	})
 	for _, name := range []string{"dapr-sentry", "dapr-operator", "dapr-sidecar-injector"} {
 		d := objs["Deployment/"+name]
