@@ -315,12 +315,42 @@ func (p *PubSub) stopAll() {
 		delete(p.active, k)
 	}
 	p.mu.Unlock()
+	p.pauseBrokers(all)
 	var wg sync.WaitGroup
 	for _, a := range all {
 		wg.Go(func() { p.stop(a, 0) })
 	}
 	wg.Wait()
 	p.log.Info("subscriptions stopped", "count", len(all))
+}
+
+// pauseTimeout bounds how long the sidecar waits for a broker to pause.
+const pauseTimeout = 5 * time.Second
+
+// pauseBrokers asks the brokers behind all that can pause to stop handing
+// out messages, once each, before their subscriptions stop for good: what
+// is in flight then drains and nothing new is pulled (daprd's
+// pause-and-drain shutdown). A broker that cannot pause is stopped without.
+func (p *PubSub) pauseBrokers(all []*activeSub) {
+	seen := map[pubsub.PubSub]bool{}
+	for _, a := range all {
+		pauser, ok := a.inst.(pubsub.Pauser)
+		if !ok || seen[a.inst] {
+			continue
+		}
+		seen[a.inst] = true
+		ctx, cancel := context.WithTimeout(context.Background(), pauseTimeout)
+		err := pauser.Pause(ctx)
+		cancel()
+		switch {
+		case errors.Is(err, pubsub.ErrPauseUnsupported):
+			p.log.Debug("the broker cannot pause; stopping its subscriptions without", "pubsub", a.sub.PubsubName)
+		case err != nil:
+			p.log.Warn("pausing the broker failed; stopping its subscriptions without", "pubsub", a.sub.PubsubName, "error", err)
+		default:
+			p.log.Info("broker paused; draining the messages in flight", "pubsub", a.sub.PubsubName)
+		}
+	}
 }
 
 // StreamRequest opens a streaming subscription (SubscribeTopicEventsAlpha1).
