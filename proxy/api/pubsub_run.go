@@ -238,8 +238,14 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 			bulk, _ = d.(subscriptions.BulkDeliverer)
 		}
 	}
+	var observe func(topic, processStatus, status string, d time.Duration)
+	if rec := p.cfg.Metrics.Ingress; rec != nil {
+		observe = func(topic, processStatus, status string, d time.Duration) {
+			rec(s.PubsubName, topic, processStatus, status, d)
+		}
+	}
 	proc := &subscriptions.Processor{
-		Sub: s, Deliverer: d, Log: p.log,
+		Sub: s, Deliverer: d, Log: p.log, Observe: observe,
 		DeadLetter: func(ctx context.Context, msg *pubsub.Message, topic string) error {
 			// Dead-lettering publishes as the app: the scoping applies.
 			if err := scopes.Check(topicscope.Publish, p.cfg.AppID, topic); err != nil {
