@@ -119,6 +119,8 @@ type activeSub struct {
 	flight  *inflight
 	// batcher collects the messages of a bulk subscription; nil otherwise.
 	batcher *subscriptions.Batcher
+	// onStop is StreamRequest.OnStop (streaming subscriptions).
+	onStop func()
 }
 
 // NewPubSub returns the pub/sub API. Subscriptions start when Run is called.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/components/pubsub/inmemory"
+	"github.com/tandemrun/tandem/proxy/subscriptions"
 )
 
 // pausing is the in-memory broker with Pause counted (it does not stop
@@ -97,5 +99,49 @@ func TestPubSubMetrics(t *testing.T) {
 	defer mu.Unlock()
 	if got[0] != "egress ps a true" || got[1] != "ingress ps a success success" {
 		t.Errorf("recorded %q", got)
+	}
+}
+
+// waitingSubscriber is a streaming subscriber that never answers: its
+// deliveries wait until gone is closed.
+type waitingSubscriber struct {
+	entered chan struct{}
+	gone    chan struct{}
+}
+
+func (w *waitingSubscriber) Deliver(context.Context, *subscriptions.Message) (subscriptions.Status, error) {
+	w.entered <- struct{}{}
+	<-w.gone
+	return subscriptions.Retry, errors.New("stream closed before the subscriber answered")
+}
+
+// TestStreamOnStop: stopping a streaming subscription calls OnStop once,
+// after it stopped taking messages, so the deliveries waiting for the
+// subscriber give up and stop returns without waiting for the drain limit.
+func TestStreamOnStop(t *testing.T) {
+	_, reg := pubsubRegistry(t)
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	w := &waitingSubscriber{entered: make(chan struct{}, 1), gone: make(chan struct{})}
+	var calls atomic.Int32
+	stop, err := p.Subscribe(t.Context(), StreamRequest{PubsubName: "ps", Topic: "s", OnStop: func() {
+		calls.Add(1)
+		close(w.gone)
+	}}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(t.Context(), PublishRequest{PubsubName: "ps", Topic: "s", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	<-w.entered
+	stopped := make(chan struct{})
+	go func() { stop(); stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop waited for a delivery OnStop should have ended")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("OnStop called %d times", n)
 	}
 }

@@ -292,6 +292,12 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 func (p *PubSub) stop(a *activeSub, limit time.Duration) {
 	a.cancel()
 	idle := a.flight.stop()
+	if a.onStop != nil {
+		// Only now, with the subscription cancelled, may the deliveries
+		// waiting on the subscriber give up: the broker then sees them
+		// fail while stopping, and leaves them unanswered.
+		a.onStop()
+	}
 	if a.batcher != nil {
 		// Entries waiting for their batch go back to the broker.
 		a.batcher.Close()
@@ -364,6 +370,10 @@ type StreamRequest struct {
 	PubsubName, Topic string
 	Metadata          map[string]string
 	DeadLetterTopic   string
+	// OnStop, if set, is called when the subscription stops, after it was
+	// cancelled and before its deliveries are waited for: the place to
+	// make deliveries still waiting for the subscriber's answer give up.
+	OnStop func()
 }
 
 // Subscribe starts a streaming subscription delivering through d. Call
@@ -398,6 +408,7 @@ func (p *PubSub) Subscribe(ctx context.Context, req StreamRequest, d subscriptio
 	case err != nil:
 		return nil, apierr.Internal(err)
 	}
+	a.onStop = req.OnStop
 	p.mu.Lock()
 	p.streams[a] = struct{}{}
 	p.mu.Unlock()
