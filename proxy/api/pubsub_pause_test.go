@@ -145,3 +145,44 @@ func TestStreamOnStop(t *testing.T) {
 		t.Errorf("OnStop called %d times", n)
 	}
 }
+
+// slowInit is the in-memory broker whose Init waits for release.
+type slowInit struct {
+	*inmemory.PubSub
+	release chan struct{}
+}
+
+func (s slowInit) Init(ctx context.Context, md components.Metadata) error {
+	<-s.release
+	return s.PubSub.Init(ctx, md)
+}
+
+// TestWaitFirstInit: Run's first subscriptions wait for a component's
+// first Init attempt (bounded), so Started includes it.
+func TestWaitFirstInit(t *testing.T) {
+	release := make(chan struct{})
+	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
+		"pubsub.slow": func() pubsub.PubSub { return slowInit{inmemory.New(nil), release} },
+	})
+	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: components.Env{AppID: "app"}.Resolve})
+	t.Cleanup(func() { _ = m.Close() })
+	m.Apply([]components.Component{{Name: "ps", Type: "pubsub.slow", InitTimeout: components.DefaultInitTimeout}})
+	p := NewPubSub(PubSubConfig{Registry: m.Registry(), AppID: "app"})
+
+	start := time.Now()
+	p.waitFirstInit(t.Context(), 100*time.Millisecond)
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("returned after %s while the component was initialising", d)
+	}
+	close(release)
+	done := make(chan struct{})
+	go func() { p.waitFirstInit(t.Context(), 5*time.Second); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("still waiting after the component's Init finished")
+	}
+	if _, err := m.Registry().Ready("ps"); err != nil {
+		t.Errorf("after the wait: %v", err)
+	}
+}

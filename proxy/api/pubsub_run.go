@@ -111,6 +111,7 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	t := time.NewTicker(p.resync)
 	defer t.Stop()
 	defer p.markStarted()
+	p.waitFirstInit(ctx, firstInitWait)
 	for {
 		if deliverer != nil {
 			p.reconcile(ctx, deliverer)
@@ -122,6 +123,44 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 			return nil
 		case <-p.reload:
 		case <-t.C:
+		}
+	}
+}
+
+// firstInitWait bounds how long Run waits for the pub/sub components'
+// first Init attempts before making the first subscriptions.
+const firstInitWait = 10 * time.Second
+
+// waitFirstInit waits, up to limit, until no pub/sub component is still in
+// its first Init attempt, so the first subscriptions (and Started, which
+// the sidecar's health waits for, as daprd's waits for its components)
+// include the components that come up at start: a streaming subscriber
+// that connects once the sidecar is healthy finds its pub/sub ready.
+func (p *PubSub) waitFirstInit(ctx context.Context, limit time.Duration) {
+	if p.cfg.Registry == nil {
+		return
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		initializing := false
+		for _, st := range p.cfg.Registry.List() {
+			if st.State == components.StateInitializing {
+				initializing = true
+				break
+			}
+		}
+		if !initializing {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
 		}
 	}
 }

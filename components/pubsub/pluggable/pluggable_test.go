@@ -183,3 +183,35 @@ func TestCloseBeforeInit(t *testing.T) {
 		t.Error("Publish before Init succeeded")
 	}
 }
+
+// TestCloseDeliversLastAck: a handler that finishes while the broker
+// closes is still acknowledged; Close does not cut the stream under the
+// ack.
+func TestCloseDeliversLastAck(t *testing.T) {
+	ps, srv := open(t, false)
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if err := ps.Subscribe(ctx, pubsub.SubscribeRequest{Topic: "a"}, func(context.Context, *pubsub.Message) error {
+		close(entered)
+		<-release
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Publish(t.Context(), &pubsub.PublishRequest{Topic: "a", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- ps.Close() }()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.answered(); len(got) != 1 || got[0].GetAckError() != nil {
+		t.Fatalf("answers after Close = %v, want the ack", got)
+	}
+}

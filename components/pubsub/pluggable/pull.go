@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	compv1 "github.com/dapr/dapr/pkg/proto/components/v1"
 	"google.golang.org/grpc/codes"
@@ -48,9 +49,21 @@ func (s *pull) run(subCtx context.Context, cancel context.CancelFunc, h pubsub.H
 	s.sendMu.Lock()
 	_ = s.stream.CloseSend()
 	s.sendMu.Unlock()
+	// Let the component read the last acks and end the stream itself:
+	// cancelling at once could drop acks still in the send buffer.
+	t := time.NewTimer(closeWait)
+	select {
+	case <-recvDone:
+	case <-t.C:
+	}
+	t.Stop()
 	cancel()
 	<-recvDone
 }
+
+// closeWait bounds how long a stopping subscription waits for the component
+// to end the stream after the last ack.
+const closeWait = 2 * time.Second
 
 // receive dispatches each message while subCtx lasts. Messages that arrive
 // after it ended are held unanswered: the component redelivers them once
