@@ -16,7 +16,10 @@ func TestComponentAndResiliencyMetrics(t *testing.T) {
 	state("store", "set", false, time.Millisecond)
 	m.ComponentOp("nonsense", "x", "y", true, 0)
 	m.PubSubEgress("pubsub", "orders", true, time.Millisecond)
-	m.PubSubIngress("pubsub", "orders", ProcessRetry, time.Millisecond)
+	m.PubSubIngress("pubsub", "orders", "retry", "retry", time.Millisecond)
+	m.PubSubIngress("pubsub", "orders", "drop", "success", time.Millisecond)
+	m.PubSubBulkEgress("pubsub", "orders", true, 3, time.Millisecond)
+	m.PubSubBulkEgress("pubsub", "orders", false, 0, time.Millisecond)
 
 	h := m.ResiliencyHooks()
 	h.Retry("app:b", 2, errors.New("x"))
@@ -42,7 +45,15 @@ func TestComponentAndResiliencyMetrics(t *testing.T) {
 			"app_id=a,component=store,namespace=ns,operation=set,success=false": 1,
 		}},
 		{"dapr_component_pubsub_egress_count", map[string]float64{"app_id=a,component=pubsub,namespace=ns,success=true,topic=orders": 1}},
-		{"dapr_component_pubsub_ingress_count", map[string]float64{"app_id=a,component=pubsub,namespace=ns,process_status=retry,topic=orders": 1}},
+		{"dapr_component_pubsub_ingress_count", map[string]float64{
+			"app_id=a,component=pubsub,namespace=ns,process_status=retry,status=retry,topic=orders":  1,
+			"app_id=a,component=pubsub,namespace=ns,process_status=drop,status=success,topic=orders": 1,
+		}},
+		{"dapr_component_pubsub_egress_bulk_count", map[string]float64{
+			"app_id=a,component=pubsub,namespace=ns,success=true,topic=orders":  1,
+			"app_id=a,component=pubsub,namespace=ns,success=false,topic=orders": 1,
+		}},
+		{"dapr_component_pubsub_egress_bulk_event_count", map[string]float64{"app_id=a,component=pubsub,namespace=ns,success=true,topic=orders": 3}},
 		{"dapr_resiliency_activations_total", map[string]float64{
 			"app_id=a,policy=retry,status=,target=app:b":              2,
 			"app_id=a,policy=timeout,status=,target=app:b":            1,

@@ -30,7 +30,7 @@ type egressKey struct {
 }
 
 type ingressKey struct {
-	component, topic, status string
+	component, topic, processStatus, status string
 }
 
 type countLatency struct {
@@ -43,16 +43,26 @@ type countLatency struct {
 // operations, so they are bounded by what is deployed; a cap still
 // applies.
 type componentMetrics struct {
-	counts    map[string]*prometheus.CounterVec
-	latencies map[string]*prometheus.HistogramVec
-	egCount   *prometheus.CounterVec
-	egLatency *prometheus.HistogramVec
-	inCount   *prometheus.CounterVec
-	inLatency *prometheus.HistogramVec
+	counts      map[string]*prometheus.CounterVec
+	latencies   map[string]*prometheus.HistogramVec
+	egCount     *prometheus.CounterVec
+	egLatency   *prometheus.HistogramVec
+	inCount     *prometheus.CounterVec
+	inLatency   *prometheus.HistogramVec
+	bulkCount   *prometheus.CounterVec
+	bulkEvents  *prometheus.CounterVec
+	bulkLatency *prometheus.HistogramVec
 
 	ops     *boundCache[compKey, countLatency]
 	egress  *boundCache[egressKey, countLatency]
 	ingress *boundCache[ingressKey, countLatency]
+	bulk    *boundCache[egressKey, bulkRecorders]
+}
+
+// bulkRecorders are the series of one bulk publish label set.
+type bulkRecorders struct {
+	calls   countLatency
+	entries prometheus.Counter // success is always "true": entries published
 }
 
 func newComponentMetrics(appID, namespace string, buckets []float64) *componentMetrics {
@@ -69,7 +79,10 @@ func newComponentMetrics(appID, namespace string, buckets []float64) *componentM
 	eg := []string{"app_id", "component", "namespace", "success", "topic"}
 	c.egCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dapr_component_pubsub_egress_count", Help: "Messages published to pub/sub components."}, eg)
 	c.egLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dapr_component_pubsub_egress_latencies", Help: "Latency of publishing to pub/sub components, in milliseconds.", Buckets: buckets}, eg)
-	in := []string{"app_id", "component", "namespace", "process_status", "topic"}
+	c.bulkCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dapr_component_pubsub_egress_bulk_count", Help: "Bulk publish calls to pub/sub components."}, eg)
+	c.bulkEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dapr_component_pubsub_egress_bulk_event_count", Help: "Messages published to pub/sub components through bulk publish."}, eg)
+	c.bulkLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dapr_component_pubsub_egress_bulk_latencies", Help: "Latency of bulk publish calls to pub/sub components, in milliseconds.", Buckets: buckets}, eg)
+	in := []string{"app_id", "component", "namespace", "process_status", "status", "topic"}
 	c.inCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dapr_component_pubsub_ingress_count", Help: "Messages delivered from pub/sub components to the app, by outcome."}, in)
 	c.inLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dapr_component_pubsub_ingress_latencies", Help: "Latency of delivering pub/sub messages to the app, in milliseconds.", Buckets: buckets}, in)
 
@@ -88,11 +101,23 @@ func newComponentMetrics(appID, namespace string, buckets []float64) *componentM
 		return countLatency{c.egCount.WithLabelValues(v...), c.egLatency.WithLabelValues(v...)}
 	})
 	c.ingress = newBoundCache(0, func(k ingressKey) countLatency {
-		v := []string{appID, k.component, namespace, k.status, k.topic}
+		v := []string{appID, k.component, namespace, k.processStatus, k.status, k.topic}
 		return countLatency{c.inCount.WithLabelValues(v...), c.inLatency.WithLabelValues(v...)}
 	}, func() countLatency {
-		v := []string{appID, overflowLabel, namespace, overflowLabel, overflowLabel}
+		v := []string{appID, overflowLabel, namespace, overflowLabel, overflowLabel, overflowLabel}
 		return countLatency{c.inCount.WithLabelValues(v...), c.inLatency.WithLabelValues(v...)}
+	})
+	bulk := func(component, success, topic string) bulkRecorders {
+		v := []string{appID, component, namespace, success, topic}
+		return bulkRecorders{
+			calls:   countLatency{c.bulkCount.WithLabelValues(v...), c.bulkLatency.WithLabelValues(v...)},
+			entries: c.bulkEvents.WithLabelValues(appID, component, namespace, "true", topic),
+		}
+	}
+	c.bulk = newBoundCache(0, func(k egressKey) bulkRecorders {
+		return bulk(k.component, strconv.FormatBool(k.success), k.topic)
+	}, func() bulkRecorders {
+		return bulk(overflowLabel, overflowLabel, overflowLabel)
 	})
 	return c
 }
@@ -102,7 +127,7 @@ func (c *componentMetrics) collectors() []prometheus.Collector {
 	for _, k := range componentKinds {
 		out = append(out, c.counts[k], c.latencies[k])
 	}
-	return append(out, c.egCount, c.egLatency, c.inCount, c.inLatency)
+	return append(out, c.egCount, c.egLatency, c.inCount, c.inLatency, c.bulkCount, c.bulkEvents, c.bulkLatency)
 }
 
 func observe(cl countLatency, d time.Duration) {
@@ -141,18 +166,26 @@ func (m *Metrics) PubSubEgress(component, topic string, success bool, d time.Dur
 	observe(m.comp.egress.get(egressKey{component: component, topic: topic, success: success}), d)
 }
 
-// Pub/sub delivery outcomes (Dapr's process_status values).
-const (
-	ProcessSuccess = "success"
-	ProcessRetry   = "retry"
-	ProcessDrop    = "drop"
-)
-
-// PubSubIngress records one delivery to the app with its outcome
-// (ProcessSuccess, ProcessRetry or ProcessDrop).
-func (m *Metrics) PubSubIngress(component, topic, processStatus string, d time.Duration) {
+// PubSubBulkEgress records one bulk publish call that published events of
+// its entries.
+func (m *Metrics) PubSubBulkEgress(component, topic string, success bool, events int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	observe(m.comp.ingress.get(ingressKey{component: component, topic: topic, status: processStatus}), d)
+	r := m.comp.bulk.get(egressKey{component: component, topic: topic, success: success})
+	observe(r.calls, d)
+	if events > 0 {
+		r.entries.Add(float64(events))
+	}
+}
+
+// PubSubIngress records one delivery to the app with daprd's outcome
+// labels: processStatus "success", "retry" or "drop", and status (how
+// daprd counts it: "success" also for an event the app dropped on
+// purpose).
+func (m *Metrics) PubSubIngress(component, topic, processStatus, status string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	observe(m.comp.ingress.get(ingressKey{component: component, topic: topic, processStatus: processStatus, status: status}), d)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	pubsubbuiltin "github.com/tandemrun/tandem/components/pubsub/builtin"
+	pubsubpluggable "github.com/tandemrun/tandem/components/pubsub/pluggable"
 	"github.com/tandemrun/tandem/components/pubsub/topicscope"
 	"github.com/tandemrun/tandem/components/secretstores"
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
@@ -127,7 +128,10 @@ func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	rc.env.Secret = secretstores.Resolver(rc.secrets.Registry())
 	rc.states = components.NewManager(stateKind(log), mopts())
 	rc.topicScopes = topicscope.NewTable(log)
-	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(pubsubbuiltin.Kind(log)), mopts())
+	sockets := components.SocketsFolderFromEnv(os.Getenv)
+	psKind := pubsubbuiltin.Kind(log)
+	psKind.New = pubsubpluggable.Fallback(psKind.New, sockets, log)
+	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), mopts())
 
 	// A broken file is one of set.Errors: the others load, as on a reload.
 	set, _ := components.Load(o.ResourcesPaths, o.AppID)

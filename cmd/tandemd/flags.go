@@ -84,8 +84,11 @@ type IdentityFlags struct {
 	SentryJWTAudiences      []string
 	SentryLocalIdentity     string // SENTRY_LOCAL_IDENTITY: app ID to request a certificate for, if not AppID
 	Namespace               string // NAMESPACE, default "default"
-	PodName                 string // POD_NAME
-	HostIP                  string // DAPR_HOST_IP: address other sidecars reach us at
+	// MetricsNamespace is NAMESPACE as set, "" when unset: daprd labels its
+	// metrics with the variable itself, not the default.
+	MetricsNamespace string
+	PodName          string // POD_NAME
+	HostIP           string // DAPR_HOST_IP: address other sidecars reach us at
 }
 
 // ObservabilityFlags configure logs, metrics and profiling.
@@ -482,6 +485,7 @@ func (c *converter) convert() {
 		}
 	}
 	o.Namespace = c.getenv(envNamespace)
+	o.MetricsNamespace = o.Namespace
 	if o.Namespace == "" {
 		o.Namespace = "default"
 	}

@@ -33,6 +33,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 			ControlPlaneTrustDomain: "localhost",
 			ControlPlaneNamespace:   "default",
 			Namespace:               "default",
+			MetricsNamespace:        "",
 		},
 		ObservabilityFlags: ObservabilityFlags{LogLevel: "info", MetricsEnabled: true, MetricsPort: 9090, MetricsListenAddress: "0.0.0.0"},
 		ShutdownFlags:      ShutdownFlags{GracefulShutdown: 5 * time.Second},
@@ -100,9 +101,9 @@ func TestParseFlags(t *testing.T) {
 				"SENTRY_LOCAL_IDENTITY": "other", "DAPR_SENTRY_TOKEN_FILE": "/tok", "POD_NAME": "p-1",
 			},
 			check: func(t *testing.T, o *Options) {
-				got := []any{string(o.TrustAnchors), o.Namespace, o.APIToken, o.AppAPIToken, o.SentryToken, o.TrustAnchorsFile,
+				got := []any{string(o.TrustAnchors), o.Namespace, o.MetricsNamespace, o.APIToken, o.AppAPIToken, o.SentryToken, o.TrustAnchorsFile,
 					o.HostIP, o.ControlPlaneNamespace, o.ControlPlaneTrustDomain, o.SentryLocalIdentity, o.SentryTokenFile, o.PodName}
-				want := []any{"PEM", "prod", "t1", "t2", "join", "/ca.pem", "10.0.0.5", "dapr-system", "cluster.local", "other", "/tok", "p-1"}
+				want := []any{"PEM", "prod", "prod", "t1", "t2", "join", "/ca.pem", "10.0.0.5", "dapr-system", "cluster.local", "other", "/tok", "p-1"}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("got %v\nwant %v", got, want)
 				}

@@ -19,7 +19,7 @@ func observability(ctx context.Context, o *Options, cfg *config.Configuration, r
 	var m *observe.Metrics
 	if o.MetricsEnabled && cfg.MetricsEnabled() {
 		var err error
-		m, err = observe.NewMetrics(reg, observe.MetricsOptionsFromConfig(o.AppID, o.Namespace, cfg.Spec.Metrics))
+		m, err = observe.NewMetrics(reg, observe.MetricsOptionsFromConfig(o.AppID, o.MetricsNamespace, cfg.Spec.Metrics))
 		if err != nil {
 			return observe.Hooks{}, nil, nil, err
 		}

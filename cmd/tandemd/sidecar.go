@@ -126,6 +126,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
 		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
 		NoProgrammatic: slices.Contains(o.DisableInitEndpoints, "subscribe"),
+		Metrics: api.PubSubMetrics{
+			Egress: metrics.PubSubEgress, BulkEgress: metrics.PubSubBulkEgress, Ingress: metrics.PubSubIngress,
+		},
 	})
 	rc.onChange = pubsubAPI.Reload
 	if t, ok := resourcesWatch(cfg, rc, o, log); ok {

@@ -50,6 +50,35 @@ type PubSubConfig struct {
 	// AppID may not publish to fails with ERR_PUBSUB_FORBIDDEN, and a
 	// subscription AppID may not make is not made. Nil: no scoping.
 	Scopes func(pubsub.PubSub) *topicscope.Scopes
+	// Metrics records daprd's pub/sub component metrics; its nil funcs
+	// record nothing.
+	Metrics PubSubMetrics
+}
+
+// PubSubMetrics are the recorders of daprd's dapr_component_pubsub_*
+// metrics, as plain funcs so the API does not depend on the metrics
+// package.
+type PubSubMetrics struct {
+	// Egress records one publish (egress_count, egress_latencies).
+	Egress func(component, topic string, success bool, d time.Duration)
+	// BulkEgress records one bulk publish call (egress_bulk_count,
+	// egress_bulk_event_count, egress_bulk_latencies).
+	BulkEgress func(component, topic string, success bool, events int, d time.Duration)
+	// Ingress records one delivery to the app (ingress_count,
+	// ingress_latencies); see subscriptions.IngressStatus.
+	Ingress func(component, topic, processStatus, status string, d time.Duration)
+}
+
+func (m PubSubMetrics) egress(component, topic string, err error, start time.Time) {
+	if m.Egress != nil {
+		m.Egress(component, topic, err == nil, time.Since(start))
+	}
+}
+
+func (m PubSubMetrics) bulkEgress(component, topic string, err error, events int, start time.Time) {
+	if m.BulkEgress != nil {
+		m.BulkEgress(component, topic, err == nil, events, time.Since(start))
+	}
 }
 
 // PubSub is the publish and subscribe API: publishing (HTTP and gRPC) and
@@ -90,6 +119,8 @@ type activeSub struct {
 	flight  *inflight
 	// batcher collects the messages of a bulk subscription; nil otherwise.
 	batcher *subscriptions.Batcher
+	// onStop is StreamRequest.OnStop (streaming subscriptions).
+	onStop func()
 }
 
 // NewPubSub returns the pub/sub API. Subscriptions start when Run is called.
@@ -250,9 +281,11 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 		}
 	}
 	preq := &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: md}
+	start := time.Now()
 	_, err = outbound(ctx, p.cfg.Resiliency, req.PubsubName, resiliency.Pubsub, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, inst.Publish(ctx, preq)
 	})
+	p.cfg.Metrics.egress(req.PubsubName, req.Topic, err, start)
 	if err != nil {
 		return apierr.PubSubPublishMessage(req.PubsubName, req.Topic, err)
 	}
@@ -316,7 +349,13 @@ func (p *PubSub) BulkPublish(ctx context.Context, req BulkPublishRequest) ([]Bul
 		}
 		breq.Entries[i] = pubsub.BulkMessageEntry{EntryID: e.EntryID, Event: data, ContentType: ct, Metadata: e.Metadata}
 	}
+	start := time.Now()
 	resp, err := pubsub.BulkPublish(ctx, inst, breq)
+	published := len(req.Entries) - len(resp.FailedEntries)
+	if err != nil && len(resp.FailedEntries) == 0 {
+		published = 0
+	}
+	p.cfg.Metrics.bulkEgress(req.PubsubName, req.Topic, err, published, start)
 	if err == nil {
 		return nil, nil
 	}

@@ -111,6 +111,7 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	t := time.NewTicker(p.resync)
 	defer t.Stop()
 	defer p.markStarted()
+	p.waitFirstInit(ctx, firstInitWait)
 	for {
 		if deliverer != nil {
 			p.reconcile(ctx, deliverer)
@@ -122,6 +123,44 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 			return nil
 		case <-p.reload:
 		case <-t.C:
+		}
+	}
+}
+
+// firstInitWait bounds how long Run waits for the pub/sub components'
+// first Init attempts before making the first subscriptions.
+const firstInitWait = 10 * time.Second
+
+// waitFirstInit waits, up to limit, until no pub/sub component is still in
+// its first Init attempt, so the first subscriptions (and Started, which
+// the sidecar's health waits for, as daprd's waits for its components)
+// include the components that come up at start: a streaming subscriber
+// that connects once the sidecar is healthy finds its pub/sub ready.
+func (p *PubSub) waitFirstInit(ctx context.Context, limit time.Duration) {
+	if p.cfg.Registry == nil {
+		return
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		initializing := false
+		for _, st := range p.cfg.Registry.List() {
+			if st.State == components.StateInitializing {
+				initializing = true
+				break
+			}
+		}
+		if !initializing {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
 		}
 	}
 }
@@ -238,8 +277,14 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 			bulk, _ = d.(subscriptions.BulkDeliverer)
 		}
 	}
+	var observe func(topic, processStatus, status string, d time.Duration)
+	if rec := p.cfg.Metrics.Ingress; rec != nil {
+		observe = func(topic, processStatus, status string, d time.Duration) {
+			rec(s.PubsubName, topic, processStatus, status, d)
+		}
+	}
 	proc := &subscriptions.Processor{
-		Sub: s, Deliverer: d, Log: p.log,
+		Sub: s, Deliverer: d, Log: p.log, Observe: observe,
 		DeadLetter: func(ctx context.Context, msg *pubsub.Message, topic string) error {
 			// Dead-lettering publishes as the app: the scoping applies.
 			if err := scopes.Check(topicscope.Publish, p.cfg.AppID, topic); err != nil {
@@ -286,6 +331,12 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 func (p *PubSub) stop(a *activeSub, limit time.Duration) {
 	a.cancel()
 	idle := a.flight.stop()
+	if a.onStop != nil {
+		// Only now, with the subscription cancelled, may the deliveries
+		// waiting on the subscriber give up: the broker then sees them
+		// fail while stopping, and leaves them unanswered.
+		a.onStop()
+	}
 	if a.batcher != nil {
 		// Entries waiting for their batch go back to the broker.
 		a.batcher.Close()
@@ -315,6 +366,7 @@ func (p *PubSub) stopAll() {
 		delete(p.active, k)
 	}
 	p.mu.Unlock()
+	p.pauseBrokers(all)
 	var wg sync.WaitGroup
 	for _, a := range all {
 		wg.Go(func() { p.stop(a, 0) })
@@ -323,11 +375,44 @@ func (p *PubSub) stopAll() {
 	p.log.Info("subscriptions stopped", "count", len(all))
 }
 
+// pauseTimeout bounds how long the sidecar waits for a broker to pause.
+const pauseTimeout = 5 * time.Second
+
+// pauseBrokers asks the brokers behind all that can pause to stop handing
+// out messages, once each, before their subscriptions stop for good: what
+// is in flight then drains and nothing new is pulled (daprd's
+// pause-and-drain shutdown). A broker that cannot pause is stopped without.
+func (p *PubSub) pauseBrokers(all []*activeSub) {
+	seen := map[pubsub.PubSub]bool{}
+	for _, a := range all {
+		pauser, ok := a.inst.(pubsub.Pauser)
+		if !ok || seen[a.inst] {
+			continue
+		}
+		seen[a.inst] = true
+		ctx, cancel := context.WithTimeout(context.Background(), pauseTimeout)
+		err := pauser.Pause(ctx)
+		cancel()
+		switch {
+		case errors.Is(err, pubsub.ErrPauseUnsupported):
+			p.log.Debug("the broker cannot pause; stopping its subscriptions without", "pubsub", a.sub.PubsubName)
+		case err != nil:
+			p.log.Warn("pausing the broker failed; stopping its subscriptions without", "pubsub", a.sub.PubsubName, "error", err)
+		default:
+			p.log.Info("broker paused; draining the messages in flight", "pubsub", a.sub.PubsubName)
+		}
+	}
+}
+
 // StreamRequest opens a streaming subscription (SubscribeTopicEventsAlpha1).
 type StreamRequest struct {
 	PubsubName, Topic string
 	Metadata          map[string]string
 	DeadLetterTopic   string
+	// OnStop, if set, is called when the subscription stops, after it was
+	// cancelled and before its deliveries are waited for: the place to
+	// make deliveries still waiting for the subscriber's answer give up.
+	OnStop func()
 }
 
 // Subscribe starts a streaming subscription delivering through d. Call
@@ -362,6 +447,7 @@ func (p *PubSub) Subscribe(ctx context.Context, req StreamRequest, d subscriptio
 	case err != nil:
 		return nil, apierr.Internal(err)
 	}
+	a.onStop = req.OnStop
 	p.mu.Lock()
 	p.streams[a] = struct{}{}
 	p.mu.Unlock()

@@ -74,13 +74,15 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 	stop, err := a.cfg.PubSub.Subscribe(stream.Context(), api.StreamRequest{
 		PubsubName: init.GetPubsubName(), Topic: init.GetTopic(), Metadata: init.GetMetadata(),
 		DeadLetterTopic: init.GetDeadLetterTopic(),
+		// Deliveries waiting for an answer give up once the subscription
+		// is cancelled, before stop waits for them: the broker leaves
+		// their messages unanswered instead of seeing a nack.
+		OnStop: func() { close(ss.done) },
 	}, ss)
 	if err != nil {
 		return apierr.GRPC(err)
 	}
 	defer stop()
-	// Close done before stop waits for deliveries: they give up at once.
-	defer close(ss.done)
 	if err := ss.send(&runtimev1.SubscribeTopicEventsResponseAlpha1{
 		SubscribeTopicEventsResponseType: &runtimev1.SubscribeTopicEventsResponseAlpha1_InitialResponse{
 			InitialResponse: &runtimev1.SubscribeTopicEventsResponseInitialAlpha1{},

@@ -11,10 +11,11 @@ func (h *Handler) registerSecrets() {
 	h.mux.HandleFunc("GET /v1.0/secrets/{secretStoreName}/{key}", h.getSecret)
 }
 
-// getSecret is GET /v1.0/secrets/{store}/{key}: {"<key>":"<value>",...},
+// getSecret is GET /v1.0/secrets/{store}/{key} (both read as daprd does,
+// see daprParam): {"<key>":"<value>",...},
 // or 204 when the store answered nothing.
 func (h *Handler) getSecret(w http.ResponseWriter, r *http.Request) {
-	data, err := h.cfg.Secrets.Get(r.Context(), r.PathValue("secretStoreName"), r.PathValue("key"), stateMetadataFromQuery(r))
+	data, err := h.cfg.Secrets.Get(r.Context(), daprParam(r, "secretStoreName"), daprParam(r, "key"), stateMetadataFromQuery(r))
 	if err != nil {
 		h.stateFail(w, r, err)
 		return
@@ -29,7 +30,7 @@ func (h *Handler) getSecret(w http.ResponseWriter, r *http.Request) {
 // bulkGetSecret is GET /v1.0/secrets/{store}/bulk:
 // {"<secret>":{"<key>":"<value>"}}, only the secrets secrets.scopes allows.
 func (h *Handler) bulkGetSecret(w http.ResponseWriter, r *http.Request) {
-	data, err := h.cfg.Secrets.BulkGet(r.Context(), r.PathValue("secretStoreName"), stateMetadataFromQuery(r))
+	data, err := h.cfg.Secrets.BulkGet(r.Context(), daprParam(r, "secretStoreName"), stateMetadataFromQuery(r))
 	if err != nil {
 		h.stateFail(w, r, err)
 		return

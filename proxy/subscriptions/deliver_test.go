@@ -84,22 +84,23 @@ func TestReplyRules(t *testing.T) {
 		deadLetter bool
 		wantAck    bool
 		wantDLQ    bool
+		wantLabels string // process_status|status of the ingress metric
 	}{
-		{"200 empty", 200, "", false, true, false},
-		{"204", 204, "", false, true, false},
-		{"200 not json", 200, "ok", false, true, false},
-		{"200 json without status", 200, `{"x":1}`, false, true, false},
-		{"SUCCESS", 200, `{"status":"SUCCESS"}`, false, true, false},
-		{"RETRY with dead letter", 200, `{"status":"RETRY"}`, true, true, true},
-		{"RETRY", 200, `{"status":"RETRY"}`, false, false, false},
-		{"unknown status", 200, `{"status":"MAYBE"}`, false, false, false},
-		{"DROP without dead letter", 200, `{"status":"DROP"}`, false, true, false},
-		{"DROP with dead letter", 200, `{"status":"DROP"}`, true, true, true},
-		{"404 with dead letter", 404, "no", true, true, true},
-		{"404", 404, "no", false, true, false},
-		{"500 with dead letter", 500, "boom", true, true, true},
-		{"500", 500, "boom", false, false, false},
-		{"503", 503, "", false, false, false},
+		{"200 empty", 200, "", false, true, false, "success|success"},
+		{"204", 204, "", false, true, false, "success|success"},
+		{"200 not json", 200, "ok", false, true, false, "success|success"},
+		{"200 json without status", 200, `{"x":1}`, false, true, false, "success|success"},
+		{"SUCCESS", 200, `{"status":"SUCCESS"}`, false, true, false, "success|success"},
+		{"RETRY with dead letter", 200, `{"status":"RETRY"}`, true, true, true, "retry|retry"},
+		{"RETRY", 200, `{"status":"RETRY"}`, false, false, false, "retry|retry"},
+		{"unknown status", 200, `{"status":"MAYBE"}`, false, false, false, "retry|retry"},
+		{"DROP without dead letter", 200, `{"status":"DROP"}`, false, true, false, "drop|success"},
+		{"DROP with dead letter", 200, `{"status":"DROP"}`, true, true, true, "drop|success"},
+		{"404 with dead letter", 404, "no", true, true, true, "drop|success"},
+		{"404", 404, "no", false, true, false, "drop|success"},
+		{"500 with dead letter", 500, "boom", true, true, true, "retry|retry"},
+		{"500", 500, "boom", false, false, false, "retry|retry"},
+		{"503", 503, "", false, false, false, "retry|retry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,10 +113,12 @@ func TestReplyRules(t *testing.T) {
 			if tt.deadLetter {
 				sub.DeadLetterTopic = "dead"
 			}
-			var dlq []string
+			var dlq, observed []string
 			p := &Processor{Sub: sub, Deliverer: HTTPDeliverer{App: ch}, DeadLetter: func(_ context.Context, m *pubsub.Message, topic string) error {
 				dlq = append(dlq, topic)
 				return nil
+			}, Observe: func(topic, processStatus, status string, _ time.Duration) {
+				observed = append(observed, topic+"|"+processStatus+"|"+status)
 			}}
 			data := envelope(t, nil)
 			err = p.Handle(context.Background(), &pubsub.Message{Topic: "orders", Data: data, Metadata: map[string]string{"partitionKey": "k1", "bad\nkey": "x"}})
@@ -124,6 +127,9 @@ func TestReplyRules(t *testing.T) {
 			}
 			if (len(dlq) == 1) != tt.wantDLQ {
 				t.Errorf("dead letters = %v, want %v", dlq, tt.wantDLQ)
+			}
+			if want := "orders|" + tt.wantLabels; len(observed) != 1 || observed[0] != want {
+				t.Errorf("ingress observed %v, want [%s]", observed, want)
 			}
 			if len(app.got) != 1 {
 				t.Fatalf("app got %d requests", len(app.got))
@@ -248,5 +254,15 @@ func TestDiscoverHTTP(t *testing.T) {
 	}
 	if time.Since(start) < 30*time.Millisecond {
 		t.Error("should have backed off between attempts")
+	}
+}
+
+func TestIngressStatus(t *testing.T) {
+	for st, want := range map[Status]string{
+		Success: "success|success", Retry: "retry|retry", Drop: "drop|success", Discard: "drop|drop",
+	} {
+		if ps, s := IngressStatus(st); ps+"|"+s != want {
+			t.Errorf("IngressStatus(%s) = %s|%s, want %s", st, ps, s, want)
+		}
 	}
 }

@@ -27,6 +27,33 @@ type Processor struct {
 	Log        *slog.Logger
 	// Now is the clock for expirations; nil means time.Now.
 	Now func() time.Time
+	// Observe, if set, records each delivery's outcome with daprd's
+	// dapr_component_pubsub_ingress labels (IngressStatus).
+	Observe func(topic, processStatus, status string, d time.Duration)
+}
+
+// Delivery outcomes as daprd's ingress metrics name them.
+const (
+	IngressSuccess = "success"
+	IngressRetry   = "retry"
+	IngressDrop    = "drop"
+)
+
+// IngressStatus is daprd's process_status and status labels for a
+// delivery the app answered with st: an event the app dropped on purpose
+// was processed successfully (status "success"), one it had no handler for
+// was not.
+func IngressStatus(st Status) (processStatus, status string) {
+	switch st {
+	case Success:
+		return IngressSuccess, IngressSuccess
+	case Drop:
+		return IngressDrop, IngressSuccess
+	case Discard:
+		return IngressDrop, IngressDrop
+	default:
+		return IngressRetry, IngressRetry
+	}
 }
 
 // Handle processes one message; it is a pubsub.Handler. It returns nil
@@ -42,7 +69,12 @@ func (p *Processor) Handle(ctx context.Context, msg *pubsub.Message) error {
 	if settled {
 		return err
 	}
+	start := time.Now()
 	st, derr := p.Deliverer.Deliver(ctx, m)
+	if p.Observe != nil {
+		ps, s := IngressStatus(st)
+		p.Observe(msg.Topic, ps, s, time.Since(start))
+	}
 	return p.settle(ctx, msg, m, st, derr)
 }
 
