@@ -99,8 +99,13 @@ func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 64)
 
 func (r *recorder) watch() Watch {
 	return Watch{Kind: Components,
-		Snapshot: func(l []Resource) { r.mu.Lock(); r.snapshots = append(r.snapshots, l); r.mu.Unlock(); r.changed <- struct{}{} },
-		Event:    func(e Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock(); r.changed <- struct{}{} },
+		Snapshot: func(l []Resource) {
+			r.mu.Lock()
+			r.snapshots = append(r.snapshots, l)
+			r.mu.Unlock()
+			r.changed <- struct{}{}
+		},
+		Event: func(e Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock(); r.changed <- struct{}{} },
 	}
 }
 
@@ -128,8 +133,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestFollowEventsAndReconnect: the stream's events are handed on; when
 // the operator goes away and comes back, Follow opens the stream again and
