@@ -10,6 +10,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/tandemrun/tandem/identity"
@@ -26,7 +27,7 @@ const (
 	// DefaultReconnectMin and DefaultReconnectMax bound the exponential
 	// backoff between attempts to open a broken update stream again.
 	DefaultReconnectMin = 500 * time.Millisecond
-	DefaultReconnectMax = 10 * time.Second
+	DefaultReconnectMax = 5 * time.Second
 )
 
 // Config configures a Client.
@@ -106,7 +107,12 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	tlsConf := identity.ClientTLS(cfg.Source, tlsconfig.AuthorizeID(cfg.OperatorID))
-	conn, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	// gRPC's own reconnect backoff grows to two minutes by default, and
+	// while it waits every call fails at once: an operator that restarts
+	// would be found late. Keep it short; Follow paces the retries.
+	conn, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: cfg.PerTryTimeout, Backoff: backoff.Config{
+			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}}))
 	if err != nil {
 		return nil, fmt.Errorf("operator client for %s: %w", cfg.Address, err)
 	}
