@@ -162,6 +162,11 @@ func (r *operatorResources) load(ctx context.Context) (*components.Set, error) {
 	defer r.mu.Unlock()
 	for _, kind := range operatorKinds {
 		list, err := r.client.List(ctx, kind)
+		if err != nil && kind == opclient.Resiliencies && ctx.Err() == nil {
+			// daprd starts without them then.
+			r.log.Error("Error listing resiliency policies: " + err.Error())
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
