@@ -151,8 +151,12 @@ type operatorResources struct {
 }
 
 func newOperatorResources(c *opclient.Client, appID string, log *slog.Logger) *operatorResources {
-	return &operatorResources{client: c, appID: appID, log: log,
+	r := &operatorResources{client: c, appID: appID, log: log, current: &components.Set{},
 		byKind: map[opclient.Kind]map[string]opclient.Resource{}, changes: make(chan components.Change)}
+	for _, kind := range operatorKinds {
+		r.byKind[kind] = map[string]opclient.Resource{}
+	}
+	return r
 }
 
 // load lists every kind once, for the start-up set. Like daprd, it fails

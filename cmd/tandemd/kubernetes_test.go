@@ -42,10 +42,6 @@ func nextChange(t *testing.T, r *operatorResources) components.Change {
 // changes nothing sends nothing.
 func TestOperatorResourcesMirror(t *testing.T) {
 	r := newOperatorResources(nil, "myapp", slog.New(slog.DiscardHandler))
-	r.current = &components.Set{}
-	for _, k := range operatorKinds {
-		r.byKind[k] = map[string]opclient.Resource{}
-	}
 	ctx := t.Context()
 	comps := r.watch(ctx, opclient.Components, 0)
 	subs := r.watch(ctx, opclient.Subscriptions, 0)
@@ -96,8 +92,6 @@ func TestOperatorResourcesMirror(t *testing.T) {
 // the context ends.
 func TestPublishStopsWithContext(t *testing.T) {
 	r := newOperatorResources(nil, "myapp", slog.New(slog.DiscardHandler))
-	r.current = &components.Set{}
-	r.byKind[opclient.Components] = map[string]opclient.Resource{}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	r.watch(ctx, opclient.Components, 0).Snapshot([]opclient.Resource{opComponent("a", "state.in-memory")})
