@@ -144,18 +144,17 @@ type operatorResources struct {
 	appID  string
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	byKind  map[opclient.Kind]map[string]opclient.Resource
+	mu sync.Mutex
+	// byKind holds each kind's resources in daprd's order: as first
+	// loaded, then each one added or changed since at the end.
+	byKind  map[opclient.Kind][]opclient.Resource
 	current *components.Set
 	changes chan components.Change
 }
 
 func newOperatorResources(c *opclient.Client, appID string, log *slog.Logger) *operatorResources {
 	r := &operatorResources{client: c, appID: appID, log: log, current: &components.Set{},
-		byKind: map[opclient.Kind]map[string]opclient.Resource{}, changes: make(chan components.Change)}
-	for _, kind := range operatorKinds {
-		r.byKind[kind] = map[string]opclient.Resource{}
-	}
+		byKind: map[opclient.Kind][]opclient.Resource{}, changes: make(chan components.Change)}
 	return r
 }
 
@@ -174,32 +173,44 @@ func (r *operatorResources) load(ctx context.Context) (*components.Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.byKind[kind] = byName(list)
+		r.byKind[kind] = list
 	}
 	r.current = r.build()
 	return r.current, nil
 }
 
-func byName(list []opclient.Resource) map[string]opclient.Resource {
-	m := make(map[string]opclient.Resource, len(list))
-	for _, res := range list {
-		m[res.Name] = res
+// upsert puts res at the end of list, unless list holds it unchanged.
+func upsert(list []opclient.Resource, res opclient.Resource) []opclient.Resource {
+	if i := slices.IndexFunc(list, func(x opclient.Resource) bool { return x.Name == res.Name }); i >= 0 {
+		if bytes.Equal(list[i].JSON, res.JSON) {
+			return list
+		}
+		list = slices.Delete(slices.Clone(list), i, i+1)
 	}
-	return m
+	return append(slices.Clip(list), res)
 }
 
-// build parses the mirrored resources into a Set, kind by kind, each kind
-// in name order. Scopes are applied as for files.
+// reconcile returns the resources of a fresh listing in the order of
+// list: those unchanged keep their place, the others go at the end.
+func reconcile(list, listed []opclient.Resource) []opclient.Resource {
+	var out []opclient.Resource
+	for _, old := range list {
+		if slices.ContainsFunc(listed, func(x opclient.Resource) bool { return x.Name == old.Name && bytes.Equal(x.JSON, old.JSON) }) {
+			out = append(out, old)
+		}
+	}
+	for _, res := range listed {
+		out = upsert(out, res)
+	}
+	return out
+}
+
+// build parses the mirrored resources into a Set, kind by kind, in the
+// mirror's order. Scopes are applied as for files.
 func (r *operatorResources) build() *components.Set {
 	set := &components.Set{}
 	for _, kind := range operatorKinds {
-		names := make([]string, 0, len(r.byKind[kind]))
-		for name := range r.byKind[kind] {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			res := r.byKind[kind][name]
+		for _, res := range r.byKind[kind] {
 			s := components.Parse(res.JSON, fmt.Sprintf("kubernetes %s %s/%s", kind, res.Namespace, res.Name), r.appID)
 			set.Components = append(set.Components, s.Components...)
 			set.Subscriptions = append(set.Subscriptions, s.Subscriptions...)
@@ -239,7 +250,7 @@ func (r *operatorResources) watch(ctx context.Context, kind opclient.Kind, resyn
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.log.Debug(fmt.Sprintf("Reconciling all %s", kind), "count", len(list))
-			r.byKind[kind] = byName(list)
+			r.byKind[kind] = reconcile(r.byKind[kind], list)
 			r.publish(ctx)
 		},
 		Event: func(ev opclient.Event) {
@@ -247,9 +258,9 @@ func (r *operatorResources) watch(ctx context.Context, kind opclient.Kind, resyn
 			defer r.mu.Unlock()
 			r.log.Info(fmt.Sprintf("Received %s %s event: %s", kind, ev.Type, ev.Resource.Name))
 			if ev.Type == opclient.Deleted {
-				delete(r.byKind[kind], ev.Resource.Name)
+				r.byKind[kind] = slices.DeleteFunc(slices.Clone(r.byKind[kind]), func(x opclient.Resource) bool { return x.Name == ev.Resource.Name })
 			} else {
-				r.byKind[kind][ev.Resource.Name] = ev.Resource
+				r.byKind[kind] = upsert(r.byKind[kind], ev.Resource)
 			}
 			r.publish(ctx)
 		},

@@ -131,3 +131,28 @@ func TestConfigWatch(t *testing.T) {
 		})
 	}
 }
+
+// TestMirrorOrder: daprd's order, which the metadata API shows: a resource
+// added or changed goes last; an unchanged one keeps its place, also
+// across a fresh listing.
+func TestMirrorOrder(t *testing.T) {
+	names := func(list []opclient.Resource) (out []string) {
+		for _, r := range list {
+			out = append(out, r.Name+"="+string(specOf(r.JSON)))
+		}
+		return out
+	}
+	a, b, c := opSubscription("a", "1"), opSubscription("b", "1"), opSubscription("c", "1")
+	list := upsert(upsert(upsert(nil, a), b), c)
+	list = upsert(list, opSubscription("a", "1")) // unchanged: stays first
+	list = upsert(list, opSubscription("b", "2")) // changed: goes last
+	want := `[a={"pubsubname":"ps","routes":{"default":"/a"},"topic":"1"} c={"pubsubname":"ps","routes":{"default":"/a"},"topic":"1"} b={"pubsubname":"ps","routes":{"default":"/a"},"topic":"2"}]`
+	if got := fmt.Sprint(names(list)); got != want {
+		t.Fatalf("after updates: %s\nwant %s", got, want)
+	}
+	// A listing in another order, with a changed and a new one.
+	list = reconcile(list, []opclient.Resource{opSubscription("d", "1"), opSubscription("b", "2"), opSubscription("a", "9")})
+	if got := fmt.Sprint(names(list)); got != `[b={"pubsubname":"ps","routes":{"default":"/a"},"topic":"2"} d={"pubsubname":"ps","routes":{"default":"/a"},"topic":"1"} a={"pubsubname":"ps","routes":{"default":"/a"},"topic":"9"}]` {
+		t.Fatalf("after reconcile: %s", got)
+	}
+}
