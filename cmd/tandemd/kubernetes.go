@@ -26,7 +26,7 @@ const defaultReconcileInterval = 60 * time.Second
 
 // operatorKinds are the resources read from the operator and applied
 // without a restart, in the order they are loaded.
-var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies}
+var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies, opclient.HTTPEndpoints}
 
 // Where a pod's token for sentry is mounted (daprd's paths).
 const (
@@ -214,6 +214,7 @@ func (r *operatorResources) build() *components.Set {
 			s := components.Parse(res.JSON, fmt.Sprintf("kubernetes %s %s/%s", kind, res.Namespace, res.Name), r.appID)
 			set.Components = append(set.Components, s.Components...)
 			set.Subscriptions = append(set.Subscriptions, s.Subscriptions...)
+			set.HTTPEndpoints = append(set.HTTPEndpoints, s.HTTPEndpoints...)
 			set.Documents = append(set.Documents, s.Documents...)
 			set.Errors = append(set.Errors, s.Errors...)
 		}

@@ -86,6 +86,13 @@ func TestOperatorResourcesMirror(t *testing.T) {
 	if ch = nextChange(t, r); len(ch.Set.Components) != 0 {
 		t.Fatalf("x kept after being scoped to another app: %+v", ch.Set)
 	}
+
+	eps := r.watch(ctx, opclient.HTTPEndpoints, 0)
+	go eps.Event(opclient.Event{Type: opclient.Created, Resource: opclient.Resource{Kind: opclient.HTTPEndpoints, Name: "ep",
+		JSON: []byte(`{"apiVersion":"dapr.io/v1alpha1","kind":"HTTPEndpoint","metadata":{"name":"ep"},"spec":{"baseUrl":"http://localhost:1234"}}`)}})
+	if ch = nextChange(t, r); len(ch.Set.HTTPEndpoints) != 1 || ch.Set.HTTPEndpoints[0].Name != "ep" {
+		t.Fatalf("HTTPEndpoint not added: %+v", ch.Set)
+	}
 }
 
 // TestPublishStopsWithContext: a change nobody takes does not block once
