@@ -118,6 +118,14 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 // loadComponents reads the resource folders and starts initialising every
 // component in the background; it never fails because a component does.
 func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
+	// A broken file is one of set.Errors: the others load, as on a reload.
+	set, _ := components.Load(o.ResourcesPaths, o.AppID)
+	return startComponents(o, set, log)
+}
+
+// startComponents starts initialising the components of set (read from
+// the resource folders or the operator) in the background.
+func startComponents(o *Options, set *components.Set, log *slog.Logger) *runtimeComponents {
 	log = log.With("component", "components")
 	rc := &runtimeComponents{log: log}
 	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv}
@@ -133,8 +141,6 @@ func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	psKind.New = pubsubpluggable.Fallback(psKind.New, sockets, log)
 	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), mopts())
 
-	// A broken file is one of set.Errors: the others load, as on a reload.
-	set, _ := components.Load(o.ResourcesPaths, o.AppID)
 	rc.report(set.Errors)
 	rc.apply(set)
 	for _, c := range set.Components {
@@ -170,7 +176,23 @@ func (rc *runtimeComponents) watch(ctx context.Context, dirs []string, appID str
 	rc.mu.RLock()
 	prev := rc.set
 	rc.mu.RUnlock()
-	for ch := range components.Watch(ctx, dirs, appID, reloadInterval, prev) {
+	rc.follow(ctx, components.Watch(ctx, dirs, appID, reloadInterval, prev))
+}
+
+// follow applies every change from changes (the resource folders' watch,
+// or the operator's streams) until the channel is closed or ctx ends.
+func (rc *runtimeComponents) follow(ctx context.Context, changes <-chan components.Change) {
+	for {
+		var ch components.Change
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return
+		case ch, ok = <-changes:
+			if !ok {
+				return
+			}
+		}
 		for _, ev := range ch.Events {
 			rc.log.Info("resource changed; applying without restart", "op", ev.Op.String(), "kind", ev.Kind, "name", ev.Name, "file", ev.Source)
 		}

@@ -66,12 +66,19 @@ type APIFlags struct {
 // ResourceFlags name the resource folders and Configuration files.
 type ResourceFlags struct {
 	ResourcesPaths []string // --resources-path, else --components-path
-	ConfigPaths    []string // --config, in order; later files override earlier ones
+	// ConfigPaths are the --config values, in order; later files override
+	// earlier ones. In Kubernetes mode they are names of Configuration
+	// resources, and only the first is used (as in daprd).
+	ConfigPaths []string
+	// HotReloadReconcileInterval is how often, in Kubernetes mode, the
+	// resources are listed again as a backup of the operator's update
+	// streams (--hot-reload-reconcile-interval; 0: daprd's 60 s).
+	HotReloadReconcileInterval time.Duration
 }
 
 // IdentityFlags configure who the sidecar is and its mTLS identity.
 type IdentityFlags struct {
-	Mode                    string // standalone | kubernetes
+	Mode                    string // ModeStandalone | ModeKubernetes
 	EnableMTLS              bool
 	SentryAddress           string
 	ControlPlaneAddress     string
@@ -128,6 +135,12 @@ type AppHealth struct {
 	Threshold int
 }
 
+// Runtime modes (--mode).
+const (
+	ModeStandalone = "standalone"
+	ModeKubernetes = "kubernetes"
+)
+
 // Environment variables read by ParseFlags, besides the flags.
 const (
 	envTrustAnchors         = "DAPR_TRUST_ANCHORS"
@@ -159,7 +172,7 @@ type rawFlags struct {
 	appSSL, enableProfiling, wait, disableK8sSecretStore                                bool
 	unixDomainSocket, actorsService, remindersService                                   string
 	schedulerJobStreams                                                                 uint
-	actorsDisseminateTimeout, hotReloadInterval                                         time.Duration
+	actorsDisseminateTimeout                                                            time.Duration
 }
 
 // listFlag is a repeatable flag that also splits on commas, like pflag's
@@ -268,7 +281,7 @@ func newRegistry(o *Options, raw *rawFlags) *registry {
 	r.str(&o.ControlPlaneAddress, "control-plane-address", "", "Address of the Dapr operator (Kubernetes)")
 	r.str(&o.ControlPlaneTrustDomain, "control-plane-trust-domain", "localhost", "Trust domain of the control plane (env "+envControlPlaneTD+")")
 	r.str(&o.ControlPlaneNamespace, "control-plane-namespace", "default", "Namespace of the control plane (env "+envControlPlaneNS+")")
-	r.str(&o.Mode, "mode", "standalone", "Runtime mode: standalone or kubernetes")
+	r.str(&o.Mode, "mode", ModeStandalone, "Runtime mode: standalone (resources from --resources-path) or kubernetes (resources from the operator at --control-plane-address)")
 
 	r.group("Observability")
 	r.str(&o.LogLevel, "log-level", "info", "Log level: debug, info, warn, error or fatal")
@@ -287,7 +300,7 @@ func newRegistry(o *Options, raw *rawFlags) *registry {
 	r.fs.UintVar(&raw.schedulerJobStreams, "scheduler-job-streams", 3, "Number of job streams to the scheduler")
 	r.note("scheduler-job-streams")
 	r.duration(&raw.actorsDisseminateTimeout, "actors-disseminate-timeout", 30*time.Second, "Actor placement dissemination timeout")
-	r.duration(&raw.hotReloadInterval, "hot-reload-reconcile-interval", 0, "Hot-reload backup reconcile period")
+	r.duration(&o.HotReloadReconcileInterval, "hot-reload-reconcile-interval", 0, "Kubernetes mode: how often resources are listed again as a backup of the operator's update streams (0: 60s)")
 	r.boolean(&raw.enableProfiling, "enable-profiling", false, "Serve pprof")
 	r.str(&raw.profilePort, "profile-port", "7777", "Port for pprof")
 	r.str(&raw.unixDomainSocket, "unix-domain-socket", "", "Directory for Unix domain sockets of the Dapr API")
@@ -458,9 +471,10 @@ func (c *converter) convert() {
 
 	// Identity.
 	switch o.Mode {
-	case "standalone":
-	case "kubernetes":
-		c.ignore("mode", o.Mode, "Kubernetes mode is not implemented; running standalone")
+	case ModeStandalone:
+		c.ignore("control-plane-address", o.ControlPlaneAddress, "used in --mode kubernetes only")
+	case ModeKubernetes:
+		c.kubernetes()
 	default:
 		c.fail("mode", "%q is not valid; use standalone or kubernetes", o.Mode)
 	}
@@ -497,7 +511,6 @@ func (c *converter) convert() {
 	if o.EnableMTLS && len(o.TrustAnchors) == 0 && o.TrustAnchorsFile == "" {
 		c.fail("trust-anchors-file", "is required with --enable-mtls (or set %s to the PEM, or %s to a file); it is the CA bundle used to verify sentry and peers", envTrustAnchors, envTrustAnchorsFile)
 	}
-	c.ignore("control-plane-address", o.ControlPlaneAddress, "the Dapr operator is not used")
 
 	// Observability.
 	switch strings.ToLower(o.LogLevel) {
@@ -539,7 +552,6 @@ func (c *converter) convert() {
 	c.ignore("scheduler-host-address", raw.scheduler.String(), "jobs, reminders and workflows are not implemented")
 	c.ignore("scheduler-job-streams", fmt.Sprint(raw.schedulerJobStreams), "no scheduler")
 	c.ignore("actors-disseminate-timeout", raw.actorsDisseminateTimeout.String(), "actors are not implemented")
-	c.ignore("hot-reload-reconcile-interval", raw.hotReloadInterval.String(), "hot reload is not implemented")
 	if raw.enableProfiling {
 		o.EnableProfiling = true
 		o.ProfilePort = c.port("profile-port", raw.profilePort)
@@ -549,6 +561,28 @@ func (c *converter) convert() {
 	c.ignore("wait", strconv.FormatBool(raw.wait), "not implemented")
 	c.ignore("actors-service", raw.actorsService, "no effect, as in daprd")
 	c.ignore("reminders-service", raw.remindersService, "no effect, as in daprd")
+}
+
+// kubernetes checks what Kubernetes mode needs: the operator, and sentry
+// for the certificate the operator is called with (daprd always gets one
+// in Kubernetes, --enable-mtls or not).
+func (c *converter) kubernetes() {
+	o := c.o
+	if strings.TrimSpace(o.ControlPlaneAddress) == "" {
+		c.fail("control-plane-address", "is required with --mode kubernetes; point it at the operator, e.g. --control-plane-address dapr-api.dapr-system.svc:443")
+	}
+	if o.EnableMTLS {
+		return // sentry, the trust anchors and the app ID are checked for --enable-mtls
+	}
+	if o.SentryAddress == "" {
+		c.fail("sentry-address", "is required with --mode kubernetes: the sidecar calls the operator with a certificate from sentry")
+	}
+	if len(c.getenv(envTrustAnchors)) == 0 && o.TrustAnchorsFile == "" && c.getenv(envTrustAnchorsFile) == "" {
+		c.fail("trust-anchors-file", "is required with --mode kubernetes (or set %s to the PEM, or %s to a file): it verifies sentry and the operator", envTrustAnchors, envTrustAnchorsFile)
+	}
+	if strings.TrimSpace(o.AppID) == "" {
+		c.fail("app-id", "is required with --mode kubernetes; the app ID is part of the sidecar's SPIFFE identity")
+	}
 }
 
 func (c *converter) appHealth() {

@@ -122,10 +122,10 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "unimplemented features are collected, not errors",
 			args: []string{"--placement-host-address", "localhost:50005", "--scheduler-host-address", "localhost:50006",
-				"--unix-domain-socket", "/tmp", "--mode", "kubernetes", "--wait",
+				"--unix-domain-socket", "/tmp", "--wait",
 				"--disable-builtin-k8s-secret-store", "--control-plane-address", "op:80", "--actors-service", "x"},
 			check: func(t *testing.T, o *Options) {
-				want := []string{"--mode=kubernetes", "--control-plane-address=op:80", "--placement-host-address=localhost:50005",
+				want := []string{"--control-plane-address=op:80", "--placement-host-address=localhost:50005",
 					"--scheduler-host-address=localhost:50006", "--unix-domain-socket=/tmp", "--disable-builtin-k8s-secret-store=true",
 					"--wait=true", "--actors-service=x"}
 				if len(o.Ignored) != len(want) {
@@ -138,6 +138,18 @@ func TestParseFlags(t *testing.T) {
 				}
 				if !reflect.DeepEqual(o.PlacementAddresses, []string{"localhost:50005"}) || !reflect.DeepEqual(o.SchedulerAddresses, []string{"localhost:50006"}) {
 					t.Errorf("placement %v scheduler %v", o.PlacementAddresses, o.SchedulerAddresses)
+				}
+			},
+		},
+		{
+			name: "kubernetes mode",
+			args: []string{"--mode", "kubernetes", "--app-id", "a", "--control-plane-address", "op:443", "--sentry-address", "s:443",
+				"--config", "appconfig", "--hot-reload-reconcile-interval", "2s"},
+			env: map[string]string{"DAPR_TRUST_ANCHORS": "pem", "NAMESPACE": "ns1", "POD_NAME": "pod-1"},
+			check: func(t *testing.T, o *Options) {
+				if o.Mode != ModeKubernetes || o.ControlPlaneAddress != "op:443" || o.Namespace != "ns1" || o.PodName != "pod-1" ||
+					o.HotReloadReconcileInterval != 2*time.Second || len(o.Ignored) != 0 {
+					t.Errorf("got %+v", o)
 				}
 			},
 		},
@@ -216,6 +228,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"port conflict", []string{"--app-id", "a", "--app-port", "3500"}, []string{"--dapr-http-port: 3500 is also the --app-port"}},
 		{"mtls needs sentry and anchors", []string{"--app-id", "a", "--enable-mtls"}, []string{"--sentry-address: is required", "--trust-anchors-file: is required"}},
 		{"mode", []string{"--mode", "cloud"}, []string{"--mode: \"cloud\" is not valid"}},
+		{"kubernetes needs the operator and sentry", []string{"--mode", "kubernetes"},
+			[]string{"--control-plane-address: is required with --mode kubernetes", "--sentry-address: is required", "--trust-anchors-file: is required", "--app-id: is required"}},
 		{"log level", []string{"--log-level", "loud"}, []string{"--log-level: \"loud\""}},
 		{"bad size", []string{"--max-body-size", "lots"}, []string{"--max-body-size: \"lots\""}},
 		{"fractional size", []string{"--read-buffer-size", "1.5"}, []string{"not a whole number"}},

@@ -87,7 +87,14 @@ func run(args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	err = runReloading(ctx, hup, log, func(ctx context.Context) error { return runSidecar(ctx, opts, log) })
+	// A restart the sidecar asks for itself goes the way of a SIGHUP.
+	restart := func() {
+		select {
+		case hup <- syscall.SIGHUP:
+		default: // one is pending already
+		}
+	}
+	err = runReloading(ctx, hup, log, func(ctx context.Context) error { return runSidecar(ctx, opts, log, restart) })
 	if err != nil {
 		// Includes a forced shutdown (proxy.ErrForcedShutdown): daprd
 		// exits 1 then too.

@@ -19,7 +19,8 @@ func runReloading(ctx context.Context, hup <-chan os.Signal, log *slog.Logger, r
 		go func() {
 			select {
 			case <-hup:
-				log.Info("SIGHUP received: restarting the sidecar to read its configuration and resources again")
+				// daprd's words first; tools wait for them.
+				log.Info("Received signal 'hangup'; restarting (SIGHUP received: reading the configuration and resources again)")
 				reload.Store(true)
 				cancel()
 			case <-done:

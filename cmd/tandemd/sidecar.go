@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -38,25 +39,16 @@ const resolveCacheTTL = 2 * time.Second
 // runSidecar is tandemd's composition root: it builds every part from the
 // flags and the Configuration, hands them down as values, and runs the
 // long-running ones as tasks in one group until ctx ends or the sidecar is
-// asked to shut down.
-func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
+// asked to shut down. restart asks for the sidecar to be stopped and run
+// again, as a SIGHUP does (Kubernetes mode, when its Configuration
+// changes).
+func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func()) error {
 	for _, ig := range o.Ignored {
 		log.Info("flag accepted but ignored: Tandem does not implement this feature yet", "flag", ig)
 	}
 	if o.AppID == "" { // before anything registers under it
 		return errors.New("sidecar: --app-id is required")
 	}
-	cfg, err := config.LoadFiles(os.Getenv, o.ConfigPaths...)
-	if err != nil {
-		return err
-	}
-	for _, w := range cfg.Warnings {
-		log.Warn("configuration", "warning", w.String())
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration: %w", err)
-	}
-	logConfiguration(cfg, log)
 
 	// The tasks, by the order in which they stop: what takes work in and
 	// drains it, then background loops, then the connections the drained
@@ -70,15 +62,51 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var src *identity.Source
-	if o.EnableMTLS {
+	// In Kubernetes mode the sidecar always has a certificate from sentry,
+	// --enable-mtls or not, to call the operator with (as daprd); the
+	// Configuration and the resources come from the operator.
+	var (
+		src  *identity.Source
+		kube *kubeStart
+		cfg  *config.Configuration
+		err  error
+	)
+	if o.Mode == ModeKubernetes {
+		var tasks []task.Task
+		src, tasks, err = startIdentity(ctx, o, config.Default(), reg, log)
+		if err != nil || src == nil { // src is nil if ctx ended while waiting for sentry
+			return err
+		}
+		background.Add(tasks...)
+		if kube, err = startKubernetes(ctx, o, src, log); err != nil || kube == nil {
+			return err
+		}
+		connections.Add(task.Cleanup("operator client", kube.client.Close))
+		cfg = kube.cfg
+	} else if cfg, err = config.LoadFiles(os.Getenv, o.ConfigPaths...); err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	logConfiguration(cfg, log)
+
+	if o.EnableMTLS && src == nil {
 		var tasks []task.Task
 		src, tasks, err = startIdentity(ctx, o, cfg, reg, log)
 		if err != nil || src == nil { // src is nil if ctx ended while waiting for sentry
 			return err
 		}
 		background.Add(tasks...)
-	} else {
+	}
+	// peers is the identity of sidecar-to-sidecar traffic: none without
+	// --enable-mtls, even when there is one for the operator.
+	peers := src
+	if !o.EnableMTLS {
+		peers = nil
 		log.Warn("mTLS is disabled: sidecar-to-sidecar traffic is plaintext and callers are not authenticated; pass --enable-mtls with --sentry-address to turn it on")
 	}
 
@@ -94,9 +122,11 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	background.Add(task.Task{Name: "configuration reload", Run: func(ctx context.Context) error {
-		return live.watch(ctx, o.ConfigPaths, reloadInterval)
-	}})
+	if kube == nil { // in Kubernetes mode --config names a resource, followed below
+		background.Add(task.Task{Name: "configuration reload", Run: func(ctx context.Context) error {
+			return live.watch(ctx, o.ConfigPaths, reloadInterval)
+		}})
+	}
 
 	obs, metrics, stopTracing, err := observability(ctx, o, cfg, reg, log)
 	if err != nil {
@@ -107,7 +137,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 
-	rc := loadComponents(o, log)
+	var rc *runtimeComponents
+	if kube != nil {
+		rc = startComponents(o, kube.set, log)
+	} else {
+		rc = loadComponents(o, log)
+	}
 	comps.Add(task.Cleanup("components", func() error { rc.Close(); return nil })) // Close logs what fails
 	// Resiliency files come from the resource folders and follow their
 	// hot reload; every call looks up the policies in effect.
@@ -131,8 +166,15 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		},
 	})
 	rc.onChange = pubsubAPI.Reload
-	if t, ok := resourcesWatch(cfg, rc, o, log); ok {
-		background.Add(t)
+	switch {
+	case kube != nil && cfg.FeatureEnabled("HotReload"):
+		background.Add(kube.resources.tasks(o, rc, kube.configSpec, restart)...)
+	case kube != nil:
+		log.Info("hot reload is disabled by the HotReload feature; resources are read from the operator at start-up only")
+	default:
+		if t, ok := resourcesWatch(cfg, rc, o, log); ok {
+			background.Add(t)
+		}
 	}
 
 	// The listeners come first: name resolution registers the ports they
@@ -184,7 +226,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 	// Deregistering comes after the servers have drained, as before.
 	connections.Add(task.Cleanup("name resolution", resolver.Close))
 	pool := transport.NewPool(transport.Options{
-		Source: src, MaxMessageSize: proxy.MessageSize(int64(o.MaxRequestBodySize)), DialOptions: obs.DialOptions, Log: log,
+		Source: peers, MaxMessageSize: proxy.MessageSize(int64(o.MaxRequestBodySize)), DialOptions: obs.DialOptions, Log: log,
 	})
 	connections.Add(task.Cleanup("connection pool", pool.Close))
 	client, err := invoke.NewClient(invoke.ClientOptions{
@@ -218,7 +260,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			HTTPEndpoints: endpoints.Names,
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
-		Identity:     src, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown, Log: log,
+		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown, Log: log,
 	})
 	if err != nil {
 		return err
@@ -312,7 +354,12 @@ func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, r
 	// against the current ones after a root rotation.
 	src := identity.NewSource()
 	src.SetTrustAnchors(anchors)
-	client, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors, SentryID: sentryID, Token: token})
+	validator := sentryv1.SignCertificateRequest_UNKNOWN
+	if o.Mode == ModeKubernetes {
+		token, validator = kubeSentryToken(token, log)
+	}
+	client, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors,
+		SentryID: sentryID, Token: token, TokenValidator: validator})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -62,7 +62,7 @@ func TestSidecarShutdownAPI(t *testing.T) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	done := make(chan error, 1)
-	go func() { done <- runSidecar(context.Background(), o, log) }()
+	go func() { done <- runSidecar(context.Background(), o, log, func() {}) }()
 
 	var httpAddr string
 	for deadline := time.Now().Add(10 * time.Second); httpAddr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

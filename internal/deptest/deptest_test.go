@@ -51,6 +51,8 @@ var forbidden = []arrow{
 	{"sentry/...", "proxy/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
 	{"sentry/...", "invoke/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
 
+	{"operator/...", "proxy/...|invoke/...|components/...", "the operator's packages are control plane: they never use the sidecar's packages"},
+
 	{"cmd/{bin}/...", "cmd/{!bin}/...", "a binary's packages belong to that binary alone"},
 	{"!cmd/...", "cmd/...", "nothing imports a binary: cmd is the top"},
 }
