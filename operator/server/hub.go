@@ -20,10 +20,8 @@ type event struct {
 // subscriber is one open update stream.
 type subscriber struct {
 	namespace, appID string
-	ch               chan event
-	// lagged is set (under the hub's lock) when ch was closed because the
-	// stream fell behind.
-	lagged bool
+	// ch is closed by the hub when the stream fell behind.
+	ch chan event
 }
 
 // hub fans the informers' changes out to the open update streams.
@@ -51,13 +49,6 @@ func (h *hub) subscribe(kindName, namespace, appID string) (s *subscriber, cance
 	}
 }
 
-// laggedNow reports whether s was cut off.
-func (h *hub) laggedNow(s *subscriber) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return s.lagged
-}
-
 // subscribers returns how many streams of kind are open.
 func (h *hub) subscribers(kindName string) int {
 	h.mu.Lock()
@@ -83,7 +74,6 @@ func (h *hub) publish(kindName string, typ operatorv1.ResourceEventType, old, cu
 		default:
 			// Never block the informer on one slow sidecar: it reconnects
 			// and lists again.
-			s.lagged = true
 			close(s.ch)
 			delete(h.subs[kindName], s)
 		}
