@@ -140,6 +140,23 @@ func (h *harness) waitSubscribed(t *testing.T, kind string, n int) {
 	}
 }
 
+// eventually retries f until it returns nil, for up to 10 s: the
+// operator reads through an informer cache, a moment behind the API server.
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

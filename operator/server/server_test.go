@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -18,6 +19,9 @@ import (
 )
 
 func component(ns, name string, scopes []string, md ...v1alpha1.NameValuePair) *v1alpha1.Component {
+	if md == nil {
+		md = []v1alpha1.NameValuePair{} // the CRD requires spec.metadata
+	}
 	return &v1alpha1.Component{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       v1alpha1.ComponentSpec{Type: "state.redis", Version: "v1", Metadata: md},
@@ -63,13 +67,17 @@ func TestListComponents(t *testing.T) {
 		}
 	}
 
-	resp, err := h.dial(t, ns, "orders").ListComponents(ctx, &operatorv1.ListComponentsRequest{Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(t, resp.GetComponents()), []string{"everyone", "orders-only"}; !slices.Equal(got, want) {
-		t.Fatalf("orders got components %v, want %v", got, want)
-	}
+	orders := h.dial(t, ns, "orders")
+	var resp *operatorv1.ListComponentResponse
+	eventually(t, func() (err error) {
+		if resp, err = orders.ListComponents(ctx, &operatorv1.ListComponentsRequest{Namespace: ns}); err != nil {
+			return err
+		}
+		if got, want := names(t, resp.GetComponents()), []string{"everyone", "orders-only"}; !slices.Equal(got, want) {
+			return fmt.Errorf("orders got components %v, want %v", got, want)
+		}
+		return nil
+	})
 	for _, b := range resp.GetComponents() {
 		var c v1alpha1.Component
 		if err := json.Unmarshal(b, &c); err != nil {
@@ -87,7 +95,7 @@ func TestListComponents(t *testing.T) {
 		}
 	}
 
-	_, err = h.dial(t, other, "orders").ListComponents(ctx, &operatorv1.ListComponentsRequest{Namespace: ns})
+	_, err := h.dial(t, other, "orders").ListComponents(ctx, &operatorv1.ListComponentsRequest{Namespace: ns})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("a sidecar of %s listing %s: %v, want PermissionDenied", other, ns, err)
 	}
@@ -99,6 +107,12 @@ func TestComponentUpdates(t *testing.T) {
 	h := newHarness(t)
 	ctx := ctxT(t)
 	ns := h.namespace(t, "component-updates")
+	stream, err := h.dial(t, ns, "orders").ComponentUpdate(ctx, &operatorv1.ComponentUpdateRequest{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitSubscribed(t, "components", 1)
+	// Created after the stream opened, so every change is an event on it.
 	shared := component(ns, "shared", nil, v1alpha1.NameValuePair{Name: "v", Value: v1alpha1.JSONString("1")})
 	scoped := component(ns, "scoped", []string{"billing"})
 	for _, c := range []*v1alpha1.Component{shared, scoped} {
@@ -106,11 +120,6 @@ func TestComponentUpdates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stream, err := h.dial(t, ns, "orders").ComponentUpdate(ctx, &operatorv1.ComponentUpdateRequest{Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.waitSubscribed(t, "components", 1)
 
 	next := func(wantType operatorv1.ResourceEventType, wantName string) v1alpha1.Component {
 		t.Helper()
@@ -128,6 +137,7 @@ func TestComponentUpdates(t *testing.T) {
 		return c
 	}
 
+	next(operatorv1.ResourceEventType_CREATED, "shared")
 	shared.Spec.Metadata[0].Value = v1alpha1.JSONString("2")
 	if err := h.k.Update(ctx, shared); err != nil {
 		t.Fatal(err)
@@ -180,21 +190,26 @@ func TestSubscriptionsBothVersions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resp, err := h.dial(t, ns, "orders").ListSubscriptionsV2(ctx, &operatorv1.ListSubscriptionsRequest{Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
+	orders := h.dial(t, ns, "orders")
 	got := map[string]v2alpha1.Subscription{}
-	for _, b := range resp.GetSubscriptions() {
-		var s v2alpha1.Subscription
-		if err := json.Unmarshal(b, &s); err != nil {
-			t.Fatal(err)
+	eventually(t, func() error {
+		resp, err := orders.ListSubscriptionsV2(ctx, &operatorv1.ListSubscriptionsRequest{Namespace: ns})
+		if err != nil {
+			return err
 		}
-		got[s.Name] = s
-	}
-	if len(got) != 2 || got["old"].Spec.Routes.Default != "/a" || got["new"].Spec.Routes.Rules[0].Path != "/x" {
-		t.Fatalf("subscriptions %+v", got)
-	}
+		clear(got)
+		for _, b := range resp.GetSubscriptions() {
+			var s v2alpha1.Subscription
+			if err := json.Unmarshal(b, &s); err != nil {
+				return err
+			}
+			got[s.Name] = s
+		}
+		if len(got) != 2 || got["old"].Spec.Routes.Default != "/a" || len(got["new"].Spec.Routes.Rules) != 1 || got["new"].Spec.Routes.Rules[0].Path != "/x" {
+			return fmt.Errorf("subscriptions %+v", got)
+		}
+		return nil
+	})
 	if got["old"].APIVersion != "dapr.io/v2alpha1" {
 		t.Errorf("apiVersion %q, want dapr.io/v2alpha1", got["old"].APIVersion)
 	}
@@ -219,10 +234,11 @@ func TestConfigurationResiliencyEndpoints(t *testing.T) {
 		}
 	}
 	c := h.dial(t, ns, "orders")
-	gc, err := c.GetConfiguration(ctx, &operatorv1.GetConfigurationRequest{Namespace: ns, Name: "appconfig"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var gc *operatorv1.GetConfigurationResponse
+	eventually(t, func() (err error) {
+		gc, err = c.GetConfiguration(ctx, &operatorv1.GetConfigurationRequest{Namespace: ns, Name: "appconfig"})
+		return err
+	})
 	var gotCfg struct {
 		Spec map[string]any `json:"spec"`
 	}
@@ -232,18 +248,24 @@ func TestConfigurationResiliencyEndpoints(t *testing.T) {
 	if _, err := c.GetConfiguration(ctx, &operatorv1.GetConfigurationRequest{Namespace: ns, Name: "missing"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("missing configuration: %v, want NotFound", err)
 	}
-	lr, err := c.ListResiliency(ctx, &operatorv1.ListResiliencyRequest{Namespace: ns})
-	if err != nil || len(lr.GetResiliencies()) != 1 {
-		t.Fatalf("resiliencies %d, %v", len(lr.GetResiliencies()), err)
-	}
+	var lr *operatorv1.ListResiliencyResponse
+	eventually(t, func() (err error) {
+		if lr, err = c.ListResiliency(ctx, &operatorv1.ListResiliencyRequest{Namespace: ns}); err == nil && len(lr.GetResiliencies()) != 1 {
+			err = fmt.Errorf("%d resiliencies, want 1", len(lr.GetResiliencies()))
+		}
+		return err
+	})
 	var gotRes v1alpha1.Resiliency
 	if err := json.Unmarshal(lr.GetResiliencies()[0], &gotRes); err != nil || string(gotRes.Spec.Policies) != `{"timeouts":{"fast":"1s"}}` {
 		t.Fatalf("resiliency %s (%v)", lr.GetResiliencies()[0], err)
 	}
-	le, err := c.ListHTTPEndpoints(ctx, &operatorv1.ListHTTPEndpointsRequest{Namespace: ns})
-	if err != nil || len(le.GetHttpEndpoints()) != 1 {
-		t.Fatalf("endpoints %d, %v", len(le.GetHttpEndpoints()), err)
-	}
+	var le *operatorv1.ListHTTPEndpointsResponse
+	eventually(t, func() (err error) {
+		if le, err = c.ListHTTPEndpoints(ctx, &operatorv1.ListHTTPEndpointsRequest{Namespace: ns}); err == nil && len(le.GetHttpEndpoints()) != 1 {
+			err = fmt.Errorf("%d endpoints, want 1", len(le.GetHttpEndpoints()))
+		}
+		return err
+	})
 	var gotEP v1alpha1.HTTPEndpoint
 	if err := json.Unmarshal(le.GetHttpEndpoints()[0], &gotEP); err != nil {
 		t.Fatal(err)
