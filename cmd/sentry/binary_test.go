@@ -57,7 +57,7 @@ func TestBinary(t *testing.T) {
 		"--listen-address", "127.0.0.1", "--port", "0",
 		"--healthz-listen-address", "127.0.0.1", "--healthz-port", "0",
 		"--metrics-listen-address", "127.0.0.1", "--metrics-port", "0",
-		"--join-token-file", tokens, "--log-as-json", "--kubeconfig", "/nowhere")
+		"--join-token-file", tokens, "--log-as-json", "--token-audience", "x")
 	cmd.Env = append(os.Environ(), "NAMESPACE=tandem-system")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -94,7 +94,7 @@ func TestBinary(t *testing.T) {
 			if !ok {
 				t.Fatal("sentry exited before listening")
 			}
-			if m["flag"] == "--kubeconfig" {
+			if m["flag"] == "--token-audience" {
 				sawIgnored = true
 			}
 			if m["msg"] == "sentry listening" {
@@ -109,7 +109,7 @@ func TestBinary(t *testing.T) {
 		}
 	}()
 	if !sawIgnored {
-		t.Error("--kubeconfig not logged as ignored")
+		t.Error("--token-audience not logged as ignored")
 	}
 	if got := listening["sentry_spiffe_id"]; got != "spiffe://localhost/ns/tandem-system/dapr-sentry" {
 		t.Errorf("sentry_spiffe_id = %v", got)

@@ -30,6 +30,7 @@ type Options struct {
 	MetricsAddress  string
 	EnableMetrics   bool
 	Mode            string
+	Kubeconfig      string
 	LogLevel        string
 	LogAsJSON       bool
 	WorkloadCertTTL time.Duration
@@ -53,8 +54,8 @@ const (
 // ignoredDaprFlags are Dapr sentry flags Tandem accepts and ignores
 // (Kubernetes, JWT/OIDC issuance, profiling). true marks boolean flags.
 var ignoredDaprFlags = map[string]bool{
-	"kubeconfig": false, "token-audience": false,
-	"jwt-enabled": true, "jwt-key-filename": false, "jwks-filename": false, "jwt-issuer": false,
+	"token-audience": false,
+	"jwt-enabled":    true, "jwt-key-filename": false, "jwks-filename": false, "jwt-issuer": false,
 	"jwt-signing-algorithm": false, "jwt-key-id": false, "jwt-ttl": false,
 	"oidc-enabled": true, "oidc-server-listen-port": false, "oidc-server-listen-address": false,
 	"oidc-server-tls-enabled": true, "oidc-server-tls-cert-file": false, "oidc-server-tls-key-file": false,
@@ -95,7 +96,8 @@ func ParseFlags(args []string, usageOut io.Writer) (*Options, error) {
 	fs.StringVar(&o.MetricsPort, "metrics-port", "9090", "Port of the Prometheus /metrics endpoint")
 	fs.StringVar(&o.MetricsAddress, "metrics-listen-address", "", "Address of the /metrics endpoint (all interfaces if empty)")
 	fs.BoolVar(&o.EnableMetrics, "enable-metrics", true, "Serve Prometheus metrics")
-	fs.StringVar(&o.Mode, "mode", "standalone", "Runtime mode; only standalone is supported")
+	fs.StringVar(&o.Mode, "mode", "standalone", "Runtime mode: standalone (credentials in --issuer-credentials) or kubernetes (in the dapr-trust-bundle Secret; pods' service account tokens validated)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Path to a kubeconfig for --mode kubernetes (in-cluster configuration if empty)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "Log level: debug, info, warn, error or fatal")
 	fs.BoolVar(&o.LogAsJSON, "log-as-json", false, "Log in JSON")
 	fs.DurationVar(&o.WorkloadCertTTL, "workload-cert-ttl", 0, "Lifetime of workload certificates (overrides the Configuration; e.g. 5s for tests)")
@@ -124,11 +126,9 @@ func ParseFlags(args []string, usageOut io.Writer) (*Options, error) {
 func (o *Options) Validate() error {
 	var errs []error
 	switch strings.ToLower(o.Mode) {
-	case "standalone", "":
-	case "kubernetes":
-		errs = append(errs, errors.New("--mode kubernetes is not supported by Tandem's sentry; run it with --mode standalone and a --issuer-credentials folder"))
+	case "standalone", "", "kubernetes":
 	default:
-		errs = append(errs, fmt.Errorf("--mode %q is not valid; use standalone", o.Mode))
+		errs = append(errs, fmt.Errorf("--mode %q is not valid; use standalone or kubernetes", o.Mode))
 	}
 	if _, err := parseLevel(o.LogLevel); err != nil {
 		errs = append(errs, err)

@@ -29,8 +29,8 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("got %+v", o)
 			}
 		}, false},
-		{"ignored Dapr flags", []string{"--kubeconfig", "/k", "--jwt-enabled", "--oidc-server-listen-port", "9", "--token-audience=x"}, func(t *testing.T, o *Options) {
-			want := map[string]string{"kubeconfig": "/k", "jwt-enabled": "true", "oidc-server-listen-port": "9", "token-audience": "x"}
+		{"ignored Dapr flags", []string{"--jwt-enabled", "--oidc-server-listen-port", "9", "--token-audience=x"}, func(t *testing.T, o *Options) {
+			want := map[string]string{"jwt-enabled": "true", "oidc-server-listen-port": "9", "token-audience": "x"}
 			for k, v := range want {
 				if o.IgnoredDaprFlags[k] != v {
 					t.Errorf("ignored %s = %q, want %q", k, o.IgnoredDaprFlags[k], v)
@@ -59,7 +59,12 @@ func TestParseFlags(t *testing.T) {
 		}, false},
 		{"negative reload interval", []string{"--issuer-credentials-reload-interval", "-1s"}, nil, true},
 		{"unknown flag", []string{"--no-such-flag"}, nil, true},
-		{"kubernetes mode", []string{"--mode", "kubernetes"}, nil, true},
+		{"kubernetes mode", []string{"--mode", "kubernetes", "--kubeconfig", "/k"}, func(t *testing.T, o *Options) {
+			if o.Mode != "kubernetes" || o.Kubeconfig != "/k" {
+				t.Errorf("got %+v", o)
+			}
+		}, false},
+		{"unknown mode", []string{"--mode", "swarm"}, nil, true},
 		{"bad log level", []string{"--log-level", "loud"}, nil, true},
 		{"bad port", []string{"--port", "70000"}, nil, true},
 		{"positional argument", []string{"extra"}, nil, true},

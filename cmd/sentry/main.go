@@ -29,6 +29,7 @@ import (
 
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/kube"
 	"github.com/tandemrun/tandem/sentry/server"
 	"github.com/tandemrun/tandem/sentry/validator"
 )
@@ -102,7 +103,8 @@ func parseLevel(s string) (slog.Level, error) {
 // serve wires the CA, validators, gRPC service, healthz and metrics, and
 // runs them until ctx ends or one fails.
 func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string) string) error {
-	log.Info("starting Tandem sentry certificate authority", "version", version, "mode", "standalone")
+	kubernetesMode := strings.EqualFold(o.Mode, "kubernetes")
+	log.Info("starting Tandem sentry certificate authority", "version", version, "mode", strings.ToLower(o.Mode))
 	for _, name := range o.ignoredNames() {
 		log.Warn("Dapr sentry flag accepted but ignored (not supported by Tandem's sentry)", "flag", "--"+name, "value", o.IgnoredDaprFlags[name])
 	}
@@ -120,10 +122,18 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	}
 
 	paths := ca.PathsIn(o.CredentialsDir, o.RootCertFile, o.IssuerCertFile, o.IssuerKeyFile)
-	bundle, generated, err := ca.LoadOrGenerate(paths, ca.GenerateOptions{
-		TrustDomain: o.TrustDomain, Namespace: namespace, AllowedClockSkew: max(mtls.AllowedClockSkew, 0),
-	})
-	if err != nil {
+	genOpts := ca.GenerateOptions{TrustDomain: o.TrustDomain, Namespace: namespace, AllowedClockSkew: max(mtls.AllowedClockSkew, 0)}
+	var km *kubeMode
+	var bundle *ca.Bundle
+	var generated bool
+	if kubernetesMode {
+		if km, err = newKubeMode(o, namespace); err != nil {
+			return err
+		}
+		if bundle, generated, err = km.store.LoadOrGenerate(ctx, genOpts); err != nil {
+			return fmt.Errorf("issuer credentials in secret %s/%s: %w", namespace, kube.TrustBundleName, err)
+		}
+	} else if bundle, generated, err = ca.LoadOrGenerate(paths, genOpts); err != nil {
 		return fmt.Errorf("issuer credentials in %s: %w", o.CredentialsDir, err)
 	}
 	authority, err := ca.New(bundle, ca.Options{WorkloadCertTTL: mtls.WorkloadCertTTL, AllowedClockSkew: mtls.AllowedClockSkew})
@@ -135,6 +145,10 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	metrics := server.NewMetrics(reg)
 	credsAttrs := []any{"trust_anchors_file", paths.RootCert, "issuer_cert_file", paths.IssuerCert, "issuer_key_file", paths.IssuerKey,
 		"trust_anchors", len(authority.TrustAnchors()), "issuer_not_after", authority.Issuer().NotAfter.UTC().String()}
+	if km != nil {
+		credsAttrs = []any{"secret", namespace + "/" + kube.TrustBundleName, "trust_anchors", len(authority.TrustAnchors()),
+			"issuer_not_after", authority.Issuer().NotAfter.UTC().String()}
+	}
 	if generated {
 		metrics.IssuerChanged()
 		log.Info("no issuer credentials found: generated a self-signed root and issuer and wrote them", credsAttrs...)
@@ -142,9 +156,21 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		log.Info("using issuer credentials from files", credsAttrs...)
 	}
 
-	vals, def, err := validators(o, log)
-	if err != nil {
-		return err
+	var vals map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator
+	var def sentryv1.SignCertificateRequest_TokenValidator
+	if km == nil {
+		if vals, def, err = validators(o, log); err != nil {
+			return err
+		}
+	} else {
+		sentryID, err := ca.SentryID(o.TrustDomain, namespace)
+		if err != nil {
+			return err
+		}
+		if vals, err = km.validators(sentryID, namespace, log); err != nil {
+			return err
+		}
+		def = sentryv1.SignCertificateRequest_KUBERNETES
 	}
 	srv, err := server.New(server.Options{
 		CA: authority, Validators: vals, DefaultValidator: def,
@@ -165,7 +191,10 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		{Name: "healthz server", Critical: true, Run: func(ctx context.Context) error { return server.ServeHTTP(ctx, healthLis, srv.Healthz()) }},
 	}
 	var background []task.Task
-	if o.ReloadInterval > 0 {
+	caOpts := ca.Options{WorkloadCertTTL: mtls.WorkloadCertTTL, AllowedClockSkew: mtls.AllowedClockSkew}
+	if km != nil {
+		background = append(background, km.tasks(bundle, caOpts, srv.SetCA, log)...)
+	} else if o.ReloadInterval > 0 {
 		// A rotated root or issuer on disk takes effect without a restart.
 		reloader := &ca.Reloader{
 			Paths: paths, Interval: o.ReloadInterval, OnReload: srv.SetCA, Log: log,

@@ -50,6 +50,9 @@ var forbidden = []arrow{
 
 	{"sentry/...", "proxy/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
 	{"sentry/...", "invoke/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
+	{"sentry/...", "components/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
+	{"operator/...|injector/...", "proxy/...|invoke/...|components/...", "the operator and the injector are control-plane services: they never use the sidecar's packages"},
+	{"sentry/...", "operator/...|injector/...", "sentry comes first in the control plane: the operator and the injector get their certificates from it"},
 
 	{"operator/...", "proxy/...|invoke/...|components/...", "the operator's packages are control plane: they never use the sidecar's packages"},
 

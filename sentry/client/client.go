@@ -50,6 +50,10 @@ type Config struct {
 	SentryID spiffeid.ID
 	// Token is sent with every request (join token); may be empty.
 	Token string
+	// CurrentToken, if set, is asked for the token at every request
+	// instead of Token (a projected service account token, which the
+	// kubelet refreshes in its file).
+	CurrentToken func() (string, error)
 	// TokenValidator names the validator sentry should use; UNKNOWN lets
 	// sentry pick its default.
 	TokenValidator sentryv1.SignCertificateRequest_TokenValidator
@@ -124,11 +128,17 @@ func (c *Client) Issue(ctx context.Context, id spiffeid.ID, csrDER []byte) (*ide
 	if err != nil {
 		return nil, err
 	}
+	token := c.cfg.Token
+	if c.cfg.CurrentToken != nil {
+		if token, err = c.cfg.CurrentToken(); err != nil {
+			return nil, fmt.Errorf("token for sentry: %w", err)
+		}
+	}
 	req := &sentryv1.SignCertificateRequest{
 		Id:                        app.AppID,
 		Namespace:                 app.Namespace,
 		TrustDomain:               app.TrustDomain,
-		Token:                     c.cfg.Token,
+		Token:                     token,
 		TokenValidator:            c.cfg.TokenValidator,
 		CertificateSigningRequest: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
 	}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tandemrun/tandem/internal/task"
+	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/kube"
+	"github.com/tandemrun/tandem/sentry/validator"
+)
+
+// kubeMode is what --mode kubernetes adds: the credentials in the
+// dapr-trust-bundle Secret, the Kubernetes validator, and the trust bundle
+// ConfigMaps.
+type kubeMode struct {
+	client client.Client
+	cache  cache.Cache
+	cs     *kubernetes.Clientset
+	store  *kube.SecretStore
+}
+
+func newKubeMode(o *Options, namespace string) (*kubeMode, error) {
+	var cfg *rest.Config
+	var err error
+	if o.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration (--kubeconfig or in-cluster): %w", err)
+	}
+	// Token reviews come in bursts when many pods start; the API server's
+	// own priority and fairness limits them, not a client-side limiter.
+	cfg.QPS, cfg.Burst = 200, 400
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	pods, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &kubeMode{client: c, cache: pods, cs: cs, store: &kube.SecretStore{Client: c, Namespace: namespace}}, nil
+}
+
+func (k *kubeMode) validators(sentryID spiffeid.ID, namespace string, log *slog.Logger) (map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, error) {
+	v, err := validator.NewKubernetes(validator.KubernetesOptions{
+		TokenReviews: k.cs.AuthenticationV1().TokenReviews(), Reader: k.client,
+		SentryID: sentryID, ControlPlaneNamespace: namespace, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{sentryv1.SignCertificateRequest_KUBERNETES: v}, nil
+}
+
+// tasks run the pod cache and the publisher, which reloads a changed
+// Secret into the CA (onReload) before publishing its anchors.
+func (k *kubeMode) tasks(b *ca.Bundle, caOpts ca.Options, onReload func(*ca.CA), log *slog.Logger) []task.Task {
+	p := &kube.Publisher{Client: k.client, Cache: k.cache, Store: k.store, Log: log,
+		OnReload: func(nb *ca.Bundle) error {
+			c, err := ca.New(nb, caOpts)
+			if err != nil {
+				return err
+			}
+			log.Info("trust bundle secret changed; reloaded the issuer credentials",
+				"trust_anchors", len(c.TrustAnchors()), "issuer_not_after", c.Issuer().NotAfter.UTC().String())
+			onReload(c)
+			return nil
+		}}
+	return []task.Task{
+		{Name: "pod cache", Critical: true, Run: k.cache.Start},
+		{Name: "trust bundle publisher", Critical: true, Run: func(ctx context.Context) error { return p.Run(ctx, b) }},
+	}
+}

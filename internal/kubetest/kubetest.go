@@ -1,0 +1,118 @@
+// Package kubetest starts a real Kubernetes API server (and etcd) for a
+// test package, with controller-runtime's envtest and the binaries that
+// scripts/build-kube.sh builds. A package starts one in its TestMain and
+// shares it between its tests:
+//
+//	var kube *kubetest.Env
+//
+//	func TestMain(m *testing.M) {
+//		kube = kubetest.Start("../../deploy/helm/tandem/crds")
+//		code := m.Run()
+//		kube.Stop()
+//		os.Exit(code)
+//	}
+//
+// and each test calls kube.Require(t) for the rest.Config. Without the
+// binaries the tests skip and say how to get them; with CI=true they fail.
+package kubetest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Versions of the binaries scripts/build-kube.sh caches.
+const cacheFolder = "v1.37.2-etcd-v3.7.3"
+
+// Env is a running API server, or the reason there is none.
+type Env struct {
+	// Config reaches the API server as an administrator.
+	Config  *rest.Config
+	env     *envtest.Environment
+	missing string // why there is no API server
+	failed  error  // it was there but did not start
+}
+
+// Assets returns the folder holding kube-apiserver, etcd and kubectl:
+// $KUBEBUILDER_ASSETS, else $TANDEM_KUBE_BIN, else build-kube.sh's cache.
+func Assets() (string, error) {
+	dirs := []string{os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("TANDEM_KUBE_BIN")}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".cache", "tandem", "kube", cacheFolder))
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d, "kube-apiserver")); err == nil {
+			return d, nil
+		}
+	}
+	return "", errors.New("kube-apiserver, etcd and kubectl not found: run `export KUBEBUILDER_ASSETS=$(bash scripts/build-kube.sh)` (a cold build takes 8-18 minutes)")
+}
+
+// Start starts an API server with the CRDs of crdDirs installed. It never
+// fails: a missing binary or a failed start is reported by Require.
+func Start(crdDirs ...string) *Env {
+	dir, err := Assets()
+	if err != nil {
+		return &Env{missing: err.Error()}
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: dir,
+		CRDDirectoryPaths:     crdDirs,
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		_ = env.Stop()
+		return &Env{failed: fmt.Errorf("start the API server from %s: %w", dir, err)}
+	}
+	return &Env{Config: cfg, env: env}
+}
+
+// Require returns a copy of the administrator's rest.Config, or skips the
+// test when there is no API server (fails it under CI=true).
+func (e *Env) Require(t testing.TB) *rest.Config {
+	t.Helper()
+	switch {
+	case e.failed != nil:
+		t.Fatal(e.failed)
+	case e.missing != "" && os.Getenv("CI") == "true":
+		t.Fatalf("CI=true and no API server: %s", e.missing)
+	case e.missing != "":
+		t.Skip("no API server: " + e.missing)
+	}
+	return rest.CopyConfig(e.Config)
+}
+
+// Stop stops the API server and etcd.
+func (e *Env) Stop() {
+	if e.env != nil {
+		_ = e.env.Stop()
+	}
+}
+
+// IgnoreClientGo lists the goroutines client-go and controller-runtime
+// leave running for the life of the process (log flushing, the shared
+// watch-cache metrics), for goleak.
+func IgnoreClientGo() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("k8s.io/klog/v2.(*flushDaemon).run.func1"),
+		goleak.IgnoreAnyFunction("k8s.io/client-go/util/workqueue.(*Typed[...]).updateUnfinishedWorkLoop"),
+		goleak.IgnoreAnyFunction("k8s.io/apimachinery/pkg/util/wait.BackoffUntil"),
+		goleak.IgnoreAnyFunction("k8s.io/client-go/tools/cache.(*processorListener).run"),
+		goleak.IgnoreAnyFunction("k8s.io/client-go/tools/cache.(*processorListener).pop"),
+		goleak.IgnoreAnyFunction("k8s.io/client-go/transport.(*dynamicClientCert).run"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("k8s.io/client-go/util/flowcontrol.(*tokenBucketPassiveRateLimiter).Wait"),
+	}
+}

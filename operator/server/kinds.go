@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tandemrun/tandem/operator/api/v1alpha1"
+	"github.com/tandemrun/tandem/operator/api/v2alpha1"
+)
+
+// kind is one resource type the operator serves.
+type kind struct {
+	name   string
+	object func() client.Object
+	list   func() client.ObjectList
+	items  func(client.ObjectList) []client.Object
+	// prepare returns the copy of obj a sidecar receives: its type set,
+	// secrets resolved.
+	prepare func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error)
+}
+
+// scoped is what every served resource implements.
+type scoped interface {
+	client.Object
+	AppliesTo(appID string) bool
+}
+
+func itemsOf[T any, PT interface {
+	*T
+	client.Object
+}](items []T) []client.Object {
+	out := make([]client.Object, len(items))
+	for i := range items {
+		out[i] = PT(&items[i])
+	}
+	return out
+}
+
+var (
+	components = kind{
+		name:   "components",
+		object: func() client.Object { return &v1alpha1.Component{} },
+		list:   func() client.ObjectList { return &v1alpha1.ComponentList{} },
+		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ComponentList).Items) },
+		prepare: func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error) {
+			c := obj.(*v1alpha1.Component).DeepCopy()
+			c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Component"
+			return c, resolveComponent(ctx, secrets, c)
+		},
+	}
+	configurations = kind{
+		name:   "configurations",
+		object: func() client.Object { return &v1alpha1.Configuration{} },
+		list:   func() client.ObjectList { return &v1alpha1.ConfigurationList{} },
+		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ConfigurationList).Items) },
+		prepare: func(_ context.Context, _ client.Reader, obj client.Object) (client.Object, error) {
+			c := obj.(*v1alpha1.Configuration).DeepCopy()
+			c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Configuration"
+			return c, nil
+		},
+	}
+	resiliencies = kind{
+		name:   "resiliencies",
+		object: func() client.Object { return &v1alpha1.Resiliency{} },
+		list:   func() client.ObjectList { return &v1alpha1.ResiliencyList{} },
+		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ResiliencyList).Items) },
+		prepare: func(_ context.Context, _ client.Reader, obj client.Object) (client.Object, error) {
+			r := obj.(*v1alpha1.Resiliency).DeepCopy()
+			r.APIVersion, r.Kind = v1alpha1.GroupVersion.String(), "Resiliency"
+			return r, nil
+		},
+	}
+	subscriptions = kind{
+		name:   "subscriptions",
+		object: func() client.Object { return &v2alpha1.Subscription{} },
+		list:   func() client.ObjectList { return &v2alpha1.SubscriptionList{} },
+		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v2alpha1.SubscriptionList).Items) },
+		prepare: func(_ context.Context, _ client.Reader, obj client.Object) (client.Object, error) {
+			s := obj.(*v2alpha1.Subscription).DeepCopy()
+			s.APIVersion, s.Kind = v2alpha1.GroupVersion.String(), "Subscription"
+			s.Normalize()
+			return s, nil
+		},
+	}
+	httpEndpoints = kind{
+		name:   "httpendpoints",
+		object: func() client.Object { return &v1alpha1.HTTPEndpoint{} },
+		list:   func() client.ObjectList { return &v1alpha1.HTTPEndpointList{} },
+		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.HTTPEndpointList).Items) },
+		prepare: func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error) {
+			h := obj.(*v1alpha1.HTTPEndpoint).DeepCopy()
+			h.APIVersion, h.Kind = v1alpha1.GroupVersion.String(), "HTTPEndpoint"
+			return h, resolveHTTPEndpoint(ctx, secrets, h)
+		},
+	}
+	allKinds = []*kind{&components, &configurations, &resiliencies, &subscriptions, &httpEndpoints}
+)
+
+// appliesTo reports whether obj is for the app.
+func appliesTo(obj client.Object, appID string) bool {
+	s, ok := obj.(scoped)
+	return ok && s.AppliesTo(appID)
+}
+
+// encode prepares obj for a sidecar and marshals it.
+func (k *kind) encode(ctx context.Context, secrets client.Reader, obj client.Object) ([]byte, error) {
+	out, err := k.prepare(ctx, secrets, obj)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s %s/%s: %w", k.name, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return b, nil
+}
