@@ -88,22 +88,24 @@ func New(cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// Run connects to placement, reads the app's actor configuration and
+// Run reads the app's actor configuration, connects to placement and
 // deactivates idle actors until ctx ends; then it deactivates every actor.
 func (r *Runtime) Run(ctx context.Context) error {
+	// The types are known before the host first reports, as daprd's: one
+	// dissemination, not one without types and one with.
+	if r.cfg.App != nil {
+		r.register(ctx)
+	} else {
+		r.setTypes(map[string]TypeConfig{})
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if r.placement != nil {
+	if r.placement != nil && ctx.Err() == nil {
 		wg.Go(func() {
 			if err := r.placement.Run(ctx); err != nil {
 				r.log.Error("placement client stopped", "error", err)
 			}
 		})
-	}
-	if r.cfg.App != nil {
-		r.register(ctx)
-	} else {
-		r.setTypes(map[string]TypeConfig{})
 	}
 	r.reapIdle(ctx)
 	r.deactivateAll(context.WithoutCancel(ctx), func(*actor) bool { return true })

@@ -107,7 +107,9 @@ func (c *Client) report() *placementv1.Host {
 	}
 	return &placementv1.Host{
 		Name: c.cfg.HostName, Port: port, Entities: slices.Clone(c.types), Id: c.cfg.AppID,
-		ApiLevel: 20, Namespace: c.cfg.Namespace, Operation: placementv1.HostOperation_REPORT,
+		//lint:ignore SA1019 daprd still reports API level 20; placement reads it
+		ApiLevel:  20,
+		Namespace: c.cfg.Namespace, Operation: placementv1.HostOperation_REPORT,
 	}
 }
 
@@ -203,6 +205,7 @@ func (c *Client) session(ctx context.Context, addr string) error {
 func (c *Client) handle(ctx context.Context, s placementv1.Placement_ReportDaprStatusClient, o *placementv1.PlacementOrder, current placementv1.HostOperation) (placementv1.HostOperation, error) {
 	version := o.GetVersion()
 	if version == 0 {
+		//lint:ignore SA1019 older placement replicas send the version only here
 		version, _ = strconv.ParseUint(o.GetTables().GetVersion(), 10, 64)
 	}
 	var op placementv1.HostOperation

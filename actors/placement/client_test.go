@@ -60,6 +60,7 @@ func tables(version string, hosts ...string) *placementv1.PlacementTables {
 	for _, h := range hosts {
 		lm[h] = &placementv1.Host{Name: h, Id: "app-" + h}
 	}
+	//lint:ignore SA1019 the test sends the version both ways, as placement does
 	return &placementv1.PlacementTables{Version: version, ReplicationFactor: 100,
 		Entries: map[string]*placementv1.PlacementTable{"counter": {LoadMap: lm}}}
 }
