@@ -19,8 +19,6 @@ var (
 	ErrNotHosted = errors.New("actor type is not hosted by this app")
 	// ErrNoApp: the sidecar has no app to host actors.
 	ErrNoApp = errors.New("app channel is not initialized")
-	// ErrRemindersUnsupported: reminders are not implemented yet.
-	ErrRemindersUnsupported = errors.New("actor reminders are not implemented by this sidecar (tandemd) yet; use timers, or host the actor type on daprd")
 	// ErrPlacementUnavailable: no table from placement within the bound.
 	ErrPlacementUnavailable = errors.New("placement is unavailable")
 )

@@ -62,6 +62,7 @@ type Runtime struct {
 	types      map[string]TypeConfig // hosted types; nil until /dapr/config was read
 	active     map[string]*actor     // by type||id
 	registered chan struct{}         // closed once /dapr/config was read
+	rem        reminders
 }
 
 // New builds a Runtime; Run starts it.
@@ -72,7 +73,8 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = 30 * time.Second
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Log, active: map[string]*actor{}, registered: make(chan struct{})}
+	r := &Runtime{cfg: cfg, log: cfg.Log, active: map[string]*actor{}, registered: make(chan struct{}),
+		rem: reminders{running: map[string]reminderRunner{}, wake: make(chan struct{}, 1)}}
 	if cfg.Placement != nil {
 		pc := *cfg.Placement
 		pc.OnUpdate, pc.OnDisconnect = r.onTableUpdate, r.onDisconnect
@@ -106,6 +108,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 				r.log.Error("placement client stopped", "error", err)
 			}
 		})
+		wg.Go(func() { r.runReminders(ctx) })
 	}
 	r.reapIdle(ctx)
 	r.deactivateAll(context.WithoutCancel(ctx), func(*actor) bool { return true })
@@ -243,6 +246,7 @@ func (r *Runtime) onTableUpdate(ctx context.Context, changed []string) {
 		h, ok := tbl.Owner(a.typ, a.id)
 		return !ok || h.Name != r.hostName
 	})
+	r.wakeReminders()
 }
 
 // onDisconnect deactivates every actor: without placement this host cannot

@@ -21,6 +21,9 @@ type StateOp struct {
 		Value    json.RawMessage   `json:"value"`
 		Metadata map[string]string `json:"metadata"`
 	} `json:"request"`
+	// Raw, when set, is stored as is instead of Request.Value (the gRPC
+	// API's values are bytes).
+	Raw []byte `json:"-"`
 }
 
 // stateKey is Dapr's layout: {appId}||{type}||{id}||{key}.
@@ -89,11 +92,15 @@ func (r *Runtime) TransactState(ctx context.Context, actorType, actorID string, 
 		k := r.stateKey(actorType, actorID, op.Request.Key)
 		switch strings.ToLower(op.Operation) {
 		case "upsert":
-			v, err := compactJSON(op.Request.Value)
-			if err != nil {
-				return fmt.Errorf("value of %q: %w", op.Request.Key, err)
+			set := &state.SetRequest{Key: k, Value: op.Raw, IsBinary: op.Raw != nil && !json.Valid(op.Raw), Metadata: md}
+			if op.Raw == nil {
+				v, err := compactJSON(op.Request.Value)
+				if err != nil {
+					return fmt.Errorf("value of %q: %w", op.Request.Key, err)
+				}
+				set.Value = v
 			}
-			req.Operations = append(req.Operations, state.Operation{Upsert: &state.SetRequest{Key: k, Value: v, Metadata: md}})
+			req.Operations = append(req.Operations, state.Operation{Upsert: set})
 		case "delete":
 			req.Operations = append(req.Operations, state.Operation{Delete: &state.DeleteRequest{Key: k, Metadata: md}})
 		default:

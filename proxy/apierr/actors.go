@@ -21,7 +21,9 @@ const (
 	ActorStateGet
 	ActorStateTransaction
 	ActorTimerCreate
-	ActorReminder
+	ActorReminderCreate
+	ActorReminderGet
+	ActorReminderDelete
 )
 
 func actorErr(code string, httpStatus int, grpc codes.Code, msg string) *Error {
@@ -49,6 +51,14 @@ func Actor(op ActorOp, err error) *Error {
 		return actorErr("ERR_ACTOR_NO_ADDRESS", http.StatusNotFound, codes.FailedPrecondition,
 			strings.Replace(err.Error(), placement.ErrNoAddress.Error(), "did not find address for actor", 1)+
 				": no host has registered this actor type (is an app hosting it running?)")
+	case errors.Is(err, actors.ErrReminderNotHosted):
+		return actorErr("ERR_ACTOR_REMINDER_NON_HOSTED", http.StatusForbidden, codes.PermissionDenied, err.Error())
+	case errors.Is(err, actors.ErrReminderNotFound):
+		return actorErr("ERR_ACTOR_REMINDER_NOT_FOUND", http.StatusNotFound, codes.NotFound, err.Error())
+	case op == ActorReminderCreate && errors.As(err, &fe):
+		// daprd answers 500; a malformed field is the caller's error.
+		return actorErr("ERR_ACTOR_REMINDER_CREATE", http.StatusBadRequest, codes.InvalidArgument, "error creating actor reminder: "+err.Error()).
+			withFieldViolation(fe.Field, fe.Err.Error())
 	case op == ActorTimerCreate && errors.As(err, &fe):
 		// daprd answers 500; a malformed field is the caller's error.
 		return actorErr("ERR_ACTOR_TIMER_CREATE", http.StatusBadRequest, codes.InvalidArgument, "error creating actor timer: "+err.Error()).
@@ -61,8 +71,12 @@ func Actor(op ActorOp, err error) *Error {
 		return actorErr("ERR_ACTOR_STATE_TRANSACTION_SAVE", http.StatusInternalServerError, codes.Internal, "error saving actor transaction state: "+err.Error())
 	case ActorTimerCreate:
 		return actorErr("ERR_ACTOR_TIMER_CREATE", http.StatusInternalServerError, codes.Internal, "error creating actor timer: "+err.Error())
-	case ActorReminder:
+	case ActorReminderCreate:
 		return actorErr("ERR_ACTOR_REMINDER_CREATE", http.StatusInternalServerError, codes.Internal, "error creating actor reminder: "+err.Error())
+	case ActorReminderGet:
+		return actorErr("ERR_ACTOR_REMINDER_GET", http.StatusInternalServerError, codes.Internal, "error getting actor reminder: "+err.Error())
+	case ActorReminderDelete:
+		return actorErr("ERR_ACTOR_REMINDER_DELETE", http.StatusInternalServerError, codes.Internal, "error deleting actor reminder: "+err.Error())
 	}
 	return actorErr("ERR_ACTOR_INVOKE_METHOD", http.StatusInternalServerError, codes.Internal, "error invoke actor method: "+err.Error())
 }

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
@@ -53,7 +54,7 @@ func (a *API) GetActorState(ctx context.Context, in *runtimev1.GetActorStateRequ
 func (a *API) RegisterActorTimer(ctx context.Context, in *runtimev1.RegisterActorTimerRequest) (*emptypb.Empty, error) {
 	req := actors.TimerRequest{
 		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
-		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Callback: in.GetCallback(), Data: in.GetData(),
+		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Callback: in.GetCallback(), Data: jsonOrString(in.GetData()),
 	}
 	if err := a.cfg.Actors.CreateTimer(ctx, req); err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorTimerCreate, err))
@@ -65,4 +66,53 @@ func (a *API) RegisterActorTimer(ctx context.Context, in *runtimev1.RegisterActo
 func (a *API) UnregisterActorTimer(_ context.Context, in *runtimev1.UnregisterActorTimerRequest) (*emptypb.Empty, error) {
 	a.cfg.Actors.DeleteTimer(in.GetActorType(), in.GetActorId(), in.GetName())
 	return &emptypb.Empty{}, nil
+}
+
+// ExecuteActorStateTransaction applies upserts and deletes to the state of
+// an actor active on this host. Values are sent as they are (Any.Value),
+// as daprd stores them.
+func (a *API) ExecuteActorStateTransaction(ctx context.Context, in *runtimev1.ExecuteActorStateTransactionRequest) (*emptypb.Empty, error) {
+	ops := make([]actors.StateOp, 0, len(in.GetOperations()))
+	for _, o := range in.GetOperations() {
+		var op actors.StateOp
+		op.Operation = o.GetOperationType()
+		op.Request.Key = o.GetKey()
+		op.Request.Metadata = o.GetMetadata()
+		op.Raw = o.GetValue().GetValue()
+		ops = append(ops, op)
+	}
+	if err := a.cfg.Actors.TransactState(ctx, in.GetActorType(), in.GetActorId(), ops); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorStateTransaction, err))
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// RegisterActorReminder stores a reminder of a hosted actor type.
+func (a *API) RegisterActorReminder(ctx context.Context, in *runtimev1.RegisterActorReminderRequest) (*emptypb.Empty, error) {
+	req := actors.ReminderRequest{
+		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
+		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Data: jsonOrString(in.GetData()),
+	}
+	if err := a.cfg.Actors.CreateReminder(ctx, req); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderCreate, err))
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// UnregisterActorReminder deletes a reminder.
+func (a *API) UnregisterActorReminder(ctx context.Context, in *runtimev1.UnregisterActorReminderRequest) (*emptypb.Empty, error) {
+	if err := a.cfg.Actors.DeleteReminder(ctx, in.GetActorType(), in.GetActorId(), in.GetName()); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderDelete, err))
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// jsonOrString keeps JSON data as it is and sends other bytes back as a
+// JSON string, so the callback body stays valid JSON.
+func jsonOrString(b []byte) json.RawMessage {
+	if len(b) == 0 || json.Valid(b) {
+		return b
+	}
+	s, _ := json.Marshal(string(b))
+	return s
 }

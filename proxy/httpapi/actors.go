@@ -26,11 +26,11 @@ func (h *Handler) registerActors() {
 	for _, m := range []string{http.MethodPost, http.MethodPut} {
 		h.mux.HandleFunc(m+" "+base+"/state", h.actorTransaction)
 		h.mux.HandleFunc(m+" "+base+"/timers/{name}", h.actorCreateTimer)
-		h.mux.HandleFunc(m+" "+base+"/reminders/{name}", h.actorReminder)
+		h.mux.HandleFunc(m+" "+base+"/reminders/{name}", h.actorCreateReminder)
 	}
 	h.mux.HandleFunc("DELETE "+base+"/timers/{name}", h.actorDeleteTimer)
-	h.mux.HandleFunc("GET "+base+"/reminders/{name}", h.actorReminder)
-	h.mux.HandleFunc("DELETE "+base+"/reminders/{name}", h.actorReminder)
+	h.mux.HandleFunc("GET "+base+"/reminders/{name}", h.actorGetReminder)
+	h.mux.HandleFunc("DELETE "+base+"/reminders/{name}", h.actorDeleteReminder)
 }
 
 func (h *Handler) actorMethod(w http.ResponseWriter, r *http.Request) {
@@ -148,8 +148,39 @@ func (h *Handler) actorDeleteTimer(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// actorReminder answers that reminders are not there yet, instead of
-// letting the request fall through to service invocation.
-func (h *Handler) actorReminder(w http.ResponseWriter, _ *http.Request) {
-	apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminder, actors.ErrRemindersUnsupported))
+func (h *Handler) actorCreateReminder(w http.ResponseWriter, r *http.Request) {
+	body, err := h.stateReadBody(r)
+	if err != nil {
+		apierr.WriteHTTP(w, err)
+		return
+	}
+	var req actors.ReminderRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		apierr.WriteHTTP(w, apierr.MalformedRequest("%s", err))
+		return
+	}
+	req.ActorType, req.ActorID, req.Name = r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("name")
+	if err := h.cfg.Actors.CreateReminder(r.Context(), req); err != nil {
+		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminderCreate, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) actorGetReminder(w http.ResponseWriter, r *http.Request) {
+	b, err := h.cfg.Actors.GetReminder(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("name"))
+	if err != nil {
+		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminderGet, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+func (h *Handler) actorDeleteReminder(w http.ResponseWriter, r *http.Request) {
+	if err := h.cfg.Actors.DeleteReminder(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("name")); err != nil {
+		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminderDelete, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -56,6 +56,7 @@ type counterApp struct {
 	inTurn      map[string]bool
 	overlaps    int
 	deactivated []string
+	reminded    []string // bodies of remind/ calls
 	served      atomic.Int64
 }
 
@@ -93,6 +94,13 @@ func (a *counterApp) method(w http.ResponseWriter, r *http.Request, id, method s
 		b, _ := io.ReadAll(resp.Body)
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(b)
+		return
+	}
+	if strings.HasPrefix(method, "remind/") {
+		b, _ := io.ReadAll(r.Body)
+		a.mu.Lock()
+		a.reminded = append(a.reminded, string(b))
+		a.mu.Unlock()
 		return
 	}
 	if method == "fail" {
@@ -319,5 +327,76 @@ func TestActorTimer(t *testing.T) {
 	}
 	if code, body := httpDo(t, http.MethodPost, caller.HTTPURL()+"/v1.0/actors/counter/t-1/timers/x", `{"dueTime":"1s"}`); code != 500 || !strings.Contains(body, "ERR_ACTOR_TIMER_CREATE") {
 		t.Errorf("timer on a non-hosting sidecar: %d %s", code, body)
+	}
+}
+
+// TestActorReminderSurvivesRestart: a reminder stored in the actor state
+// store (sqlite file) fires with its data, keeps firing after its sidecar
+// is restarted, stops after its repetitions, and is refused (403) on a
+// sidecar whose app does not host the type.
+func TestActorReminderSurvivesRestart(t *testing.T) {
+	place := startPlacement(t)
+	res := t.TempDir()
+	if err := os.WriteFile(res+"/state.yaml", []byte(`apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: actorstore
+spec:
+  type: state.sqlite
+  version: v1
+  metadata:
+  - name: connectionString
+    value: "`+res+`/actors.db"
+  - name: actorStateStore
+    value: "true"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app, port := startCounterApp(t, "a", "1m", false)
+	s := actorSidecar(t, "reminders", port, place, res)
+	caller := actorSidecar(t, "caller", 0, place, "")
+	waitActorsReady(t, s)
+	if code, body := httpDo(t, http.MethodPost, s.HTTPURL()+"/v1.0/actors/counter/r-1/reminders/ping",
+		`{"dueTime":"1s","period":"R4/PT1S","data":{"hello":"world"}}`); code != 204 {
+		t.Fatalf("create reminder: %d %s", code, body)
+	}
+	if code, body := httpDo(t, http.MethodGet, s.HTTPURL()+"/v1.0/actors/counter/r-1/reminders/ping", ""); code != 200 || !strings.Contains(body, `"period":"R4/PT1S"`) {
+		t.Errorf("get reminder: %d %s", code, body)
+	}
+	if code, body := httpDo(t, http.MethodPost, caller.HTTPURL()+"/v1.0/actors/counter/r-1/reminders/x", `{"dueTime":"1s"}`); code != 403 || !strings.Contains(body, "ERR_ACTOR_REMINDER_NON_HOSTED") {
+		t.Errorf("reminder on a non-hosting sidecar: %d %s", code, body)
+	}
+	fired := func() []string {
+		app.mu.Lock()
+		defer app.mu.Unlock()
+		return append([]string(nil), app.reminded...)
+	}
+	waitFor := func(n int, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for time.Now().Before(deadline) && len(fired()) < n {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := len(fired()); got < n {
+			t.Fatalf("reminder fired %d times, want %d\n%s", got, n, s.Output())
+		}
+	}
+	waitFor(1, 10*time.Second)
+	s.Restart()
+	s.WaitReady(t)
+	waitActorsReady(t, s)
+	waitFor(4, 20*time.Second)
+	time.Sleep(2500 * time.Millisecond)
+	got := fired()
+	if len(got) != 4 {
+		t.Errorf("fired %d times, want exactly 4: %q", len(got), got)
+	}
+	for _, b := range got {
+		if !strings.Contains(b, `"data":{"hello":"world"}`) || !strings.Contains(b, `"period":"R4/PT1S"`) {
+			t.Errorf("callback body %s", b)
+		}
+	}
+	if code, _ := httpDo(t, http.MethodGet, s.HTTPURL()+"/v1.0/actors/counter/r-1/reminders/ping", ""); code != 404 {
+		t.Errorf("finished reminder still there: %d", code)
 	}
 }
