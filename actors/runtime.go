@@ -19,6 +19,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
@@ -63,6 +64,7 @@ type Runtime struct {
 	active     map[string]*actor     // by type||id
 	registered chan struct{}         // closed once /dapr/config was read
 	rem        reminders
+	ready      atomic.Bool
 }
 
 // New builds a Runtime; Run starts it.
@@ -204,6 +206,22 @@ func (r *Runtime) Hosts(ctx context.Context, actorType string) bool {
 	}
 	_, ok := r.typeConfig(actorType)
 	return ok
+}
+
+// Ready reports whether the host has received placement's table once
+// since it started (daprd's health waits for that); it stays true after.
+func (r *Runtime) Ready() bool {
+	if r == nil || r.placement == nil {
+		return true
+	}
+	if r.ready.Load() {
+		return true
+	}
+	if r.placement.Table().Ready() {
+		r.ready.Store(true)
+		return true
+	}
+	return false
 }
 
 // Status is the actor runtime as the metadata API reports it.

@@ -505,7 +505,7 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 // ready reports whether the sidecar is healthy: the app is reachable and
 // its first subscriptions are made.
 func (s *Sidecar) ready() bool {
-	if !s.appReady.Load() {
+	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() {
 		return false
 	}
 	if s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started() {
