@@ -27,7 +27,15 @@ import (
 // use, and accepts only placement's SPIFFE ID, as daprd does.
 func actorRuntime(o *Options, src *identity.Source, host string, internalPort int, pool *transport.Pool,
 	app invoke.AppChannel, rc *runtimeComponents, log *slog.Logger) (*actors.Runtime, error) {
-	if len(o.PlacementAddresses) == 0 {
+	var addrs []string
+	for _, a := range o.PlacementAddresses {
+		// daprd reads "", '' and blanks as no address.
+		if a = strings.TrimSpace(strings.Trim(strings.TrimSpace(a), `"'`)); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		log.Warn("Actor runtime disabled: placement service is not configured. Actors and Workflow APIs will be unavailable")
 		return nil, nil
 	}
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
@@ -41,12 +49,6 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 			return nil, err
 		}
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(identity.ClientTLS(src, tlsconfig.AuthorizeID(id))))}
-	}
-	addrs := make([]string, 0, len(o.PlacementAddresses))
-	for _, a := range o.PlacementAddresses {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
 	}
 	stores := &actorStores{rc: rc, log: log}
 	return actors.New(actors.Config{
