@@ -61,7 +61,8 @@ func remindersKey(actorType string) string { return "actors||" + actorType }
 // reminderRunner is a reminder waiting to fire on this host.
 type reminderRunner struct {
 	cancel     context.CancelFunc
-	registered string // the registration it fires (a re-created reminder restarts)
+	registered string            // the registration it fires (a re-created reminder restarts)
+	token      *struct{ _ byte } // tells this runner from a later one for the same reminder
 }
 
 // reminders keeps this host's firing goroutines in step with the store.
@@ -257,17 +258,18 @@ func (r *Runtime) reconcileReminders(ctx context.Context) {
 			continue
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		r.rem.running[id] = reminderRunner{cancel: cancel, registered: s.RegisteredTime}
-		r.rem.wg.Go(func() { r.fireReminder(rctx, s) })
+		token := new(struct{ _ byte })
+		r.rem.running[id] = reminderRunner{cancel: cancel, registered: s.RegisteredTime, token: token}
+		r.rem.wg.Go(func() { r.fireReminder(rctx, s, token) })
 	}
 }
 
 // fireReminder waits for the reminder's next firing, calls the actor and
 // records the progress, until the reminder ends or is taken away.
-func (r *Runtime) fireReminder(ctx context.Context, s storedReminder) {
+func (r *Runtime) fireReminder(ctx context.Context, s storedReminder, token *struct{ _ byte }) {
 	defer func() {
 		r.rem.mu.Lock()
-		if run, ok := r.rem.running[s.id()]; ok && run.registered == s.RegisteredTime {
+		if run, ok := r.rem.running[s.id()]; ok && run.token == token {
 			run.cancel()
 			delete(r.rem.running, s.id())
 		}
