@@ -42,6 +42,10 @@ type Config struct {
 	// OnUpdate, if set, is called during an update round, before it is
 	// acknowledged: the host deactivates the actors it no longer owns.
 	OnUpdate func(ctx context.Context, changed []string)
+	// DisseminationTimeout bounds a lock -> update -> unlock round; a
+	// round that takes longer resets the stream (daprd's
+	// --actors-disseminate-timeout). 0: no bound.
+	DisseminationTimeout time.Duration
 	// OnDisconnect, if set, is called when the stream is lost: the host
 	// deactivates every actor (another host may own them now).
 	OnDisconnect func(ctx context.Context)
@@ -189,6 +193,12 @@ func (c *Client) session(ctx context.Context, addr string) error {
 	c.mu.Unlock()
 	c.cfg.Log.Info("connected to placement; reported host", "address", addr, "actor_types", types)
 	var current placementv1.HostOperation
+	var round *time.Timer
+	defer func() {
+		if round != nil {
+			round.Stop()
+		}
+	}()
 	for {
 		order, err := s.Recv()
 		if err != nil {
@@ -196,6 +206,19 @@ func (c *Client) session(ctx context.Context, addr string) error {
 		}
 		if current, err = c.handle(ctx, s, order, current); err != nil {
 			return err
+		}
+		switch {
+		case current == placementv1.HostOperation_LOCK && c.cfg.DisseminationTimeout > 0:
+			if round != nil {
+				round.Stop()
+			}
+			version := order.GetVersion()
+			round = time.AfterFunc(c.cfg.DisseminationTimeout, func() {
+				c.cfg.Log.Warn(fmt.Sprintf("Dissemination timeout for version %d, closing stream to reconnect", version))
+				cancel()
+			})
+		case current == placementv1.HostOperation_UNLOCK && round != nil:
+			round.Stop()
 		}
 	}
 }

@@ -55,7 +55,7 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 		AppID: o.AppID, Namespace: o.Namespace,
 		Placement: &placement.Config{
 			Addresses: addrs, HostName: net.JoinHostPort(host, strconv.Itoa(internalPort)),
-			AppID: o.AppID, Namespace: o.Namespace, DialOptions: dial,
+			AppID: o.AppID, Namespace: o.Namespace, DialOptions: dial, DisseminationTimeout: o.ActorsDisseminateTimeout,
 		},
 		Pool: pool, App: app, StateStore: stores.get,
 		LookupTimeout: o.ActorsDisseminateTimeout,
