@@ -271,7 +271,9 @@ func parseComponent(root *yaml.Node, h rawHeader, source string) (Component, []*
 			continue
 		}
 		item.Value, item.HasValue = v, has
-		if ref := it.SecretKeyRef; ref != nil {
+		// An empty secretKeyRef ({"name":"","key":""}, as Go clients
+		// serialise Dapr's struct) is no reference, as in Dapr.
+		if ref := it.SecretKeyRef; ref != nil && (ref.Name != "" || ref.Key != "") {
 			if ref.Name == "" {
 				add(field+".secretKeyRef.name", errors.New("missing; name the secret to read"))
 				continue

@@ -33,7 +33,9 @@ type ServerOptions struct {
 	App AppChannel
 	// Authorize, if set, is consulted for every call (access control).
 	Authorize AuthorizeFunc
-	Log       *slog.Logger
+	// Actors, if set, serves CallActor.
+	Actors ActorHost
+	Log    *slog.Logger
 }
 
 // Server is the callee side of service invocation: it implements Dapr's
@@ -43,6 +45,7 @@ type Server struct {
 	namespace string
 	app       AppChannel
 	authorize AuthorizeFunc
+	actors    ActorHost
 	log       *slog.Logger
 }
 
@@ -59,7 +62,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{appID: o.AppID, namespace: o.Namespace, app: o.App, authorize: o.Authorize, log: o.Log}, nil
+	return &Server{appID: o.AppID, namespace: o.Namespace, app: o.App, authorize: o.Authorize, actors: o.Actors, log: o.Log}, nil
 }
 
 // Register adds the ServiceInvocation service to g.
@@ -319,19 +322,29 @@ func (s *Server) CallLocalStream(ss internalsv1.ServiceInvocation_CallLocalStrea
 	return err
 }
 
-// CallActor is not supported: Tandem has no actor runtime.
-func (s *Server) CallActor(context.Context, *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
-	return nil, errActors
+// CallActor hands another sidecar's actor call to the actor host; without
+// one (no placement configured) it is Unimplemented.
+func (s *Server) CallActor(ctx context.Context, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	if s.actors == nil {
+		return nil, errActors
+	}
+	return s.actors.CallActor(ctx, in)
 }
 
-// CallActorReminder is not supported: Tandem has no actor runtime.
+// CallActorReminder is not supported: Tandem has no reminders yet.
 func (s *Server) CallActorReminder(context.Context, *internalsv1.Reminder) (*emptypb.Empty, error) {
 	return nil, errActors
 }
 
-// CallActorStream is not supported: Tandem has no actor runtime.
+// CallActorStream is not supported: Tandem's actor calls are unary.
 func (s *Server) CallActorStream(*internalsv1.InternalInvokeRequest, internalsv1.ServiceInvocation_CallActorStreamServer) error {
 	return errActors
 }
 
-var errActors = status.Error(codes.Unimplemented, "actors are not supported by this sidecar (tandemd); host actors on a daprd sidecar")
+var errActors = status.Error(codes.Unimplemented, "actors are not enabled on this sidecar (tandemd): start it with --placement-host-address")
+
+// ActorHost serves the actor calls other sidecars route to this one (the
+// actors package's Runtime).
+type ActorHost interface {
+	CallActor(ctx context.Context, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error)
+}

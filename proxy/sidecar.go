@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/invoke"
@@ -109,6 +110,9 @@ type APIs struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Actors is the actor runtime (nil: no placement configured; the actor
+	// API answers ERR_ACTOR_NO_PLACEMENT).
+	Actors *actors.Runtime
 	// Components, if set, reports loaded components to the metadata API.
 	Components Components
 	// Resiliencies, if set, names the Resiliency resources in effect for
@@ -231,7 +235,11 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		internalOpts = append(internalOpts, grpc.UnknownServiceHandler(inbound.Handler()))
 	}
 	s.internalSrv = grpc.NewServer(internalOpts...)
-	srv, err := invoke.NewServer(invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: o.App.orNone(), Authorize: authorize, Log: s.log})
+	sopts := invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: o.App.orNone(), Authorize: authorize, Log: s.log}
+	if o.APIs.Actors != nil {
+		sopts.Actors = o.APIs.Actors
+	}
+	srv, err := invoke.NewServer(sopts)
 	if err != nil {
 		return err
 	}
@@ -244,7 +252,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Actors: apis.Actors,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -257,7 +265,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
-		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub,
+		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Actors: apis.Actors,
 		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	// CORS before the token check: preflights carry no token.
@@ -497,7 +505,7 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 // ready reports whether the sidecar is healthy: the app is reachable and
 // its first subscriptions are made.
 func (s *Sidecar) ready() bool {
-	if !s.appReady.Load() {
+	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() {
 		return false
 	}
 	if s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started() {
@@ -549,6 +557,7 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 	if channel == "" {
 		channel = "127.0.0.1"
 	}
+	actorRuntime := s.o.APIs.Actors.Status()
 	return &runtimev1.GetMetadataResponse{
 		Id:                   s.o.Self.AppID,
 		RuntimeVersion:       s.o.Self.RuntimeVersion,
@@ -561,10 +570,9 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		},
 		Resiliencies:  s.resiliencies(),
 		HttpEndpoints: s.httpEndpoints(),
-		// Tandem has no actor runtime: daprd without placement reports this.
-		ActorRuntime: &runtimev1.ActorRuntime{
-			RuntimeStatus: runtimev1.ActorRuntime_DISABLED, Placement: "placement: disconnected",
-		},
+		ActorRuntime:  actorRuntime,
+		//lint:ignore SA1019 daprd still fills the alias
+		ActiveActorsCount: actorRuntime.GetActiveActors(),
 	}
 }
 

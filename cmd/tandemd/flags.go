@@ -117,10 +117,14 @@ type ShutdownFlags struct {
 	BlockShutdown    *time.Duration // nil: disabled
 }
 
-// UnsupportedFlags are accepted for compatibility.
+// UnsupportedFlags are accepted for compatibility; the placement ones turn
+// on actors.
 type UnsupportedFlags struct {
 	PlacementAddresses []string
-	SchedulerAddresses []string
+	// ActorsDisseminateTimeout bounds how long actor calls wait for
+	// placement's table (--actors-disseminate-timeout).
+	ActorsDisseminateTimeout time.Duration
+	SchedulerAddresses       []string
 	// Ignored lists flags that were given but name features Tandem does not
 	// implement, each as "--flag=value (reason)". main logs them.
 	Ignored []string
@@ -538,20 +542,19 @@ func (c *converter) convert() {
 		o.BlockShutdown = &d
 	}
 
-	// Not implemented.
 	if raw.placement != "" {
 		o.PlacementAddresses = strings.Split(raw.placement, ",")
 	}
+	o.ActorsDisseminateTimeout = raw.actorsDisseminateTimeout
+	// Not implemented.
 	o.SchedulerAddresses = raw.scheduler
 	if !c.set["scheduler-host-address"] {
 		if v := c.getenv(envSchedulerHostAddress); v != "" {
 			o.SchedulerAddresses = strings.Split(v, ",")
 		}
 	}
-	c.ignore("placement-host-address", raw.placement, "actors are not implemented")
 	c.ignore("scheduler-host-address", raw.scheduler.String(), "jobs, reminders and workflows are not implemented")
 	c.ignore("scheduler-job-streams", fmt.Sprint(raw.schedulerJobStreams), "no scheduler")
-	c.ignore("actors-disseminate-timeout", raw.actorsDisseminateTimeout.String(), "actors are not implemented")
 	if raw.enableProfiling {
 		o.EnableProfiling = true
 		o.ProfilePort = c.port("profile-port", raw.profilePort)

@@ -37,6 +37,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		},
 		ObservabilityFlags: ObservabilityFlags{LogLevel: "info", MetricsEnabled: true, MetricsPort: 9090, MetricsListenAddress: "0.0.0.0"},
 		ShutdownFlags:      ShutdownFlags{GracefulShutdown: 5 * time.Second},
+		UnsupportedFlags:   UnsupportedFlags{ActorsDisseminateTimeout: 30 * time.Second},
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *o, want)
@@ -125,7 +126,7 @@ func TestParseFlags(t *testing.T) {
 				"--unix-domain-socket", "/tmp", "--wait",
 				"--disable-builtin-k8s-secret-store", "--control-plane-address", "op:80", "--actors-service", "x"},
 			check: func(t *testing.T, o *Options) {
-				want := []string{"--control-plane-address=op:80", "--placement-host-address=localhost:50005",
+				want := []string{"--control-plane-address=op:80",
 					"--scheduler-host-address=localhost:50006", "--unix-domain-socket=/tmp", "--disable-builtin-k8s-secret-store=true",
 					"--wait=true", "--actors-service=x"}
 				if len(o.Ignored) != len(want) {

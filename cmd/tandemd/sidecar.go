@@ -247,6 +247,14 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	// Policies for targets.apps.<name> apply to HTTP endpoints too, as in
 	// daprd: the resilient invoker wraps the endpoints' router.
 	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: endpoints, Policies: policies.Set, Resolver: resolver, Log: resLog})
+	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, app.Channel(), rc, log)
+	if err != nil {
+		return fmt.Errorf("actors: %w", err)
+	}
+	if actorsRT != nil {
+		// Stops before the connections its calls use.
+		background.Add(task.Task{Name: "actors", Run: actorsRT.Run})
+	}
 
 	s, err := proxy.New(proxy.Options{
 		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP},
@@ -255,7 +263,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Actors: actorsRT, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 		},

@@ -48,6 +48,9 @@ var forbidden = []arrow{
 	{"invoke/...", "proxy/...", "invoke sits below proxy: the APIs call it"},
 	{"invoke/...", "components/...", "invoke carries calls between sidecars and knows nothing of components"},
 
+	{"invoke/...", "actors/...", "invoke sits below actors: the actor router calls it"},
+	{"actors/...", "proxy/...", "actors sits below proxy: the APIs call the actor runtime"},
+
 	{"sentry/...", "proxy/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
 	{"sentry/...", "invoke/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
 	{"sentry/...", "components/...", "sentry is a control-plane service: it never uses the sidecar's packages"},

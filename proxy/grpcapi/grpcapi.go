@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/headers"
@@ -49,6 +50,8 @@ type Config struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Actors serves the actor RPCs; nil answers ERR_ACTOR_NO_PLACEMENT.
+	Actors *actors.Runtime
 	// Log receives failures; nil discards them.
 	Log *slog.Logger
 }

@@ -10,6 +10,7 @@ import (
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 
+	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/apierr"
@@ -60,6 +61,8 @@ type Config struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Actors serves the actor API; nil answers ERR_ACTOR_NO_PLACEMENT.
+	Actors *actors.Runtime
 	// Log receives request failures; nil discards them.
 	Log *slog.Logger
 }
@@ -91,6 +94,7 @@ func New(cfg Config) *Handler {
 	h.registerState()
 	h.registerSecrets()
 	h.registerPubSub()
+	h.registerActors()
 	return h
 }
 

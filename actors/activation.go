@@ -1,0 +1,115 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+
+	"github.com/tandemrun/tandem/invoke"
+)
+
+// actor is an activated actor on this host.
+type actor struct {
+	typ, id string
+	cfg     TypeConfig
+	turn    *turnLock
+	lastUse atomic.Int64 // unix nanoseconds of the last call's end
+	timers  timerSet
+}
+
+func key(actorType, actorID string) string { return actorType + "||" + actorID }
+
+// activate returns the active actor, creating it on first use.
+func (r *Runtime) activate(actorType, actorID string) (*actor, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := key(actorType, actorID)
+	if a, ok := r.active[k]; ok {
+		return a, nil
+	}
+	tc, ok := r.types[actorType]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotHosted, actorType)
+	}
+	a := &actor{typ: actorType, id: actorID, cfg: tc, turn: newTurnLock(tc.Reentrant, tc.MaxStackDepth)}
+	a.lastUse.Store(time.Now().UnixNano())
+	r.active[k] = a
+	return a, nil
+}
+
+// deactivateAll deactivates, in parallel, the active actors pick selects.
+func (r *Runtime) deactivateAll(ctx context.Context, pick func(*actor) bool) {
+	r.mu.Lock()
+	var gone []*actor
+	for k, a := range r.active {
+		if pick(a) {
+			delete(r.active, k)
+			gone = append(gone, a)
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range gone {
+		wg.Go(func() { r.deactivate(ctx, a) })
+	}
+	wg.Wait()
+}
+
+// deactivate waits (up to the type's drain timeout) for the turn in
+// progress, stops the actor's timers and tells the app.
+func (r *Runtime) deactivate(ctx context.Context, a *actor) {
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.DrainCallTimeout)
+	release, err := a.turn.acquire(dctx, "deactivate")
+	cancel()
+	a.turn.close()
+	a.timers.stopAll()
+	if err == nil {
+		defer release()
+	}
+	if r.cfg.App == nil {
+		return
+	}
+	req := &invoke.Request{Message: &internalsv1.InternalInvokeRequest{
+		Ver: internalsv1.APIVersion_V1,
+		Message: &commonv1.InvokeRequest{
+			Method: "actors/" + a.typ + "/" + a.id, HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_DELETE},
+		},
+		Metadata: map[string]*internalsv1.ListStringValue{},
+	}}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	resp, err := r.cfg.App.Invoke(cctx, req)
+	if err != nil {
+		r.log.Warn("deactivate actor", "actor_type", a.typ, "actor_id", a.id, "error", err)
+		return
+	}
+	_ = resp.Body.Close()
+	if c := resp.Message.GetStatus().GetCode(); c != http.StatusOK {
+		r.log.Warn("deactivate actor: app answered", "actor_type", a.typ, "actor_id", a.id, "status", c)
+		return
+	}
+	r.log.Debug("actor deactivated", "actor_type", a.typ, "actor_id", a.id)
+}
+
+// reapIdle deactivates actors idle longer than their type's idle timeout
+// until ctx ends.
+func (r *Runtime) reapIdle(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.deactivateAll(ctx, func(a *actor) bool {
+				return !a.turn.busy() && now.UnixNano()-a.lastUse.Load() > int64(a.cfg.IdleTimeout)
+			})
+		}
+	}
+}

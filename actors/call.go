@@ -1,0 +1,241 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/tandemrun/tandem/invoke"
+)
+
+// Headers of Dapr's actor protocol.
+const (
+	ReentrancyIDHeader    = "Dapr-Reentrancy-Id"
+	errorResponseHeader   = "X-Daprerrorresponseheader"
+	maxActorResponseBytes = 64 << 20
+)
+
+// Call routes an actor call (req.Actor names it; req.Message the method,
+// data and HTTP verb) to the host that owns the actor and returns the
+// app's answer. An answer other than 200, or one flagged with
+// X-DaprErrorResponseHeader, is an *AppError.
+func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	if r == nil || r.placement == nil {
+		return nil, ErrNoPlacement
+	}
+	local, addr, err := r.locate(ctx, req.GetActor().GetActorType(), req.GetActor().GetActorId())
+	if err != nil {
+		return nil, err
+	}
+	var resp *internalsv1.InternalInvokeResponse
+	if local {
+		resp, err = r.callLocal(ctx, req)
+	} else {
+		resp, err = r.callRemote(ctx, addr, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, appError(resp)
+}
+
+// locate finds the owner, waiting up to LookupTimeout for placement.
+func (r *Runtime) locate(ctx context.Context, actorType, actorID string) (local bool, addr string, err error) {
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+	defer cancel()
+	h, err := r.placement.Table().Lookup(lctx, actorType, actorID)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return false, "", fmt.Errorf("%w: no placement table after %s (placement connected: %q)", ErrPlacementUnavailable, r.cfg.LookupTimeout, r.placement.Connected())
+		}
+		return false, "", err
+	}
+	return isLocal(h.Name, r.hostName), h.Name, nil
+}
+
+// isLocal compares addresses as daprd does: equal, or both loopback names
+// with the same port.
+func isLocal(target, self string) bool {
+	if target == self {
+		return true
+	}
+	th, tp, err1 := net.SplitHostPort(target)
+	sh, sp, err2 := net.SplitHostPort(self)
+	return err1 == nil && err2 == nil && tp == sp && loopback(th) && loopback(sh)
+}
+
+func loopback(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CallActor serves another sidecar's call of an actor this host owns (the
+// internal CallActor RPC).
+func (r *Runtime) CallActor(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	if r == nil || r.placement == nil {
+		return nil, status.Error(codes.FailedPrecondition, ErrNoPlacement.Error())
+	}
+	local, addr, err := r.locate(ctx, req.GetActor().GetActorType(), req.GetActor().GetActorId())
+	switch {
+	case err != nil:
+		return nil, status.Error(codes.Unavailable, err.Error())
+	case !local:
+		return nil, status.Errorf(codes.FailedPrecondition, "actor %s||%s is owned by %s, not by this host", req.GetActor().GetActorType(), req.GetActor().GetActorId(), addr)
+	}
+	resp, err := r.callLocal(ctx, req)
+	if err != nil {
+		code := codes.Internal
+		if errors.Is(err, ErrMaxStackDepth) {
+			code = codes.ResourceExhausted
+		}
+		return nil, status.Error(code, err.Error())
+	}
+	return resp, nil
+}
+
+func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	cc, err := r.cfg.Pool.Get(addr)
+	if err != nil {
+		return nil, err
+	}
+	out := new(internalsv1.InternalInvokeResponse)
+	if err := cc.Invoke(ctx, internalsv1.ServiceInvocation_CallActor_FullMethodName, req, out); err != nil {
+		if status.Code(err) == codes.Unavailable {
+			r.cfg.Pool.Discard(addr, cc)
+		}
+		if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), ErrMaxStackDepth.Error()) {
+			return nil, ErrMaxStackDepth
+		}
+		return nil, fmt.Errorf("call actor on host %s: %s", addr, status.Convert(err).Message())
+	}
+	return out, nil
+}
+
+// callLocal runs the call in the actor's turn on this host's app.
+func (r *Runtime) callLocal(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	if r.cfg.App == nil {
+		return nil, ErrNoApp
+	}
+	actorType, actorID := req.GetActor().GetActorType(), req.GetActor().GetActorId()
+	for attempt := 0; ; attempt++ {
+		a, err := r.activate(actorType, actorID)
+		if err != nil {
+			return nil, err
+		}
+		release, err := a.turn.acquire(ctx, r.turnID(a, req))
+		if errors.Is(err, ErrActorClosed) && attempt < 3 {
+			continue // deactivated meanwhile: activate it again
+		}
+		if err != nil {
+			return nil, err
+		}
+		resp, err := r.invokeApp(ctx, a, req)
+		a.lastUse.Store(time.Now().UnixNano())
+		release()
+		return resp, err
+	}
+}
+
+// turnID is the reentrancy ID the call's turn is keyed by: the request's
+// Dapr-Reentrancy-Id (one is made and passed to the app when missing) for
+// reentrant types, a fresh one otherwise.
+func (r *Runtime) turnID(a *actor, req *internalsv1.InternalInvokeRequest) string {
+	if !a.cfg.Reentrant {
+		return uuid.NewString()
+	}
+	for k, v := range req.GetMetadata() {
+		if strings.EqualFold(k, ReentrancyIDHeader) && len(v.GetValues()) > 0 && v.GetValues()[0] != "" {
+			return v.GetValues()[0]
+		}
+	}
+	id := uuid.NewString()
+	if req.Metadata == nil {
+		req.Metadata = map[string]*internalsv1.ListStringValue{}
+	}
+	req.Metadata[ReentrancyIDHeader] = &internalsv1.ListStringValue{Values: []string{id}}
+	return id
+}
+
+// invokeApp calls PUT /actors/{type}/{id}/method/{method} on the app.
+func (r *Runtime) invokeApp(ctx context.Context, a *actor, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	msg := req.GetMessage()
+	method, err := invoke.NormalizeMethod(msg.GetMethod())
+	if err != nil {
+		return nil, err
+	}
+	data := msg.GetData().GetValue()
+	md := make(map[string]*internalsv1.ListStringValue, len(req.GetMetadata()))
+	for k, v := range req.GetMetadata() {
+		md[strings.ToLower(k)] = v
+	}
+	out := &invoke.Request{
+		Message: &internalsv1.InternalInvokeRequest{
+			Ver: internalsv1.APIVersion_V1,
+			Message: &commonv1.InvokeRequest{
+				Method:      "actors/" + a.typ + "/" + a.id + "/method/" + method,
+				ContentType: msg.GetContentType(),
+				HttpExtension: &commonv1.HTTPExtension{
+					Verb: commonv1.HTTPExtension_PUT, Querystring: msg.GetHttpExtension().GetQuerystring(),
+				},
+			},
+			Metadata: md,
+			Actor:    req.GetActor(),
+		},
+		Body: invoke.NewMemBody(data), ContentLength: int64(len(data)),
+	}
+	resp, err := r.cfg.App.Invoke(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxActorResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read actor response: %w", err)
+	}
+	m := resp.Message
+	if m.Message == nil {
+		m.Message = &commonv1.InvokeResponse{}
+	}
+	m.Message.Data = &anypb.Any{Value: body}
+	return m, nil
+}
+
+// appError is the *AppError of a failed answer, or nil.
+func appError(resp *internalsv1.InternalInvokeResponse) error {
+	code := int(resp.GetStatus().GetCode())
+	flagged := false
+	hdr := map[string][]string{}
+	for k, v := range resp.GetHeaders() {
+		hdr[k] = v.GetValues()
+		if strings.EqualFold(k, errorResponseHeader) {
+			flagged = true
+		}
+	}
+	switch {
+	case code == 0: // a gRPC app's OK
+		code = http.StatusOK
+	case code < 100: // a gRPC app's error code
+		code = http.StatusInternalServerError
+	}
+	if code == http.StatusOK && !flagged {
+		return nil
+	}
+	body := resp.GetMessage().GetData().GetValue()
+	return &AppError{Status: code, ContentType: resp.GetMessage().GetContentType(), Headers: hdr, Body: bytes.Clone(body), Flagged: flagged}
+}

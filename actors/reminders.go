@@ -1,0 +1,366 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/tandemrun/tandem/actors/schedule"
+	"github.com/tandemrun/tandem/components/state"
+)
+
+// Reminder errors callers branch on.
+var (
+	// ErrReminderNotHosted: reminders need the type hosted by this app.
+	ErrReminderNotHosted = errors.New("operations on actor reminders are only possible on hosted actor types")
+	// ErrReminderNotFound: no such reminder.
+	ErrReminderNotFound = errors.New("actor reminder not found")
+)
+
+// ReminderRequest is the body of POST /v1.0/actors/{type}/{id}/reminders/{name}.
+type ReminderRequest struct {
+	Name      string          `json:"-"`
+	ActorType string          `json:"-"`
+	ActorID   string          `json:"-"`
+	DueTime   string          `json:"dueTime"`
+	Period    string          `json:"period"`
+	TTL       string          `json:"ttl"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// storedReminder is one reminder in the actor state store. Reminders of a
+// type live in one JSON array under "actors||{type}", the layout of Dapr
+// 1.14 and earlier without partitions, plus Tandem's firing progress
+// (nextFireTime, repetitionsLeft) so that a restart resumes where it was.
+type storedReminder struct {
+	ActorID         string          `json:"actorID"`
+	ActorType       string          `json:"actorType"`
+	Name            string          `json:"name"`
+	Data            json.RawMessage `json:"data,omitempty"`
+	Period          string          `json:"period,omitempty"`
+	DueTime         string          `json:"dueTime,omitempty"`
+	RegisteredTime  string          `json:"registeredTime,omitempty"`
+	ExpirationTime  string          `json:"expirationTime,omitempty"`
+	NextFireTime    time.Time       `json:"nextFireTime"`
+	RepetitionsLeft int             `json:"repetitionsLeft"`
+}
+
+func (s storedReminder) id() string { return s.ActorType + "||" + s.ActorID + "||" + s.Name }
+
+func remindersKey(actorType string) string { return "actors||" + actorType }
+
+// reminderRunner is a reminder waiting to fire on this host.
+type reminderRunner struct {
+	cancel     context.CancelFunc
+	registered string            // the registration it fires (a re-created reminder restarts)
+	token      *struct{ _ byte } // tells this runner from a later one for the same reminder
+}
+
+// reminders keeps this host's firing goroutines in step with the store.
+type reminders struct {
+	mu      sync.Mutex
+	running map[string]reminderRunner
+	wake    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func (r *Runtime) loadReminders(ctx context.Context, st state.Store, actorType string) ([]storedReminder, *string, error) {
+	resp, err := st.Get(ctx, &state.GetRequest{Key: remindersKey(actorType)})
+	if err != nil || resp == nil || len(resp.Data) == 0 {
+		return nil, nil, err
+	}
+	var list []storedReminder
+	if err := json.Unmarshal(resp.Data, &list); err != nil {
+		return nil, nil, fmt.Errorf("reminders of %s: %w", actorType, err)
+	}
+	return list, resp.ETag, nil
+}
+
+// updateReminders applies change to a type's reminders, retrying when
+// another host wrote them meanwhile.
+func (r *Runtime) updateReminders(ctx context.Context, actorType string, change func([]storedReminder) ([]storedReminder, error)) error {
+	st, err := r.store()
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		list, etag, err := r.loadReminders(ctx, st, actorType)
+		if err != nil {
+			return err
+		}
+		next, err := change(list)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		err = st.Set(ctx, &state.SetRequest{Key: remindersKey(actorType), Value: b, ETag: etag})
+		if errors.Is(err, state.ErrETagMismatch) && attempt < 20 {
+			continue
+		}
+		r.wakeReminders()
+		return err
+	}
+}
+
+// CreateReminder stores (or replaces) a reminder of a type hosted here.
+func (r *Runtime) CreateReminder(ctx context.Context, req ReminderRequest) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	if !r.Hosts(ctx, req.ActorType) {
+		return ErrReminderNotHosted
+	}
+	now := time.Now()
+	due, err := schedule.ParseTime(req.DueTime, now)
+	if err != nil {
+		return &FieldError{Field: "dueTime", Err: err}
+	}
+	period, err := schedule.ParsePeriod(req.Period)
+	if err != nil {
+		return &FieldError{Field: "period", Err: err}
+	}
+	rec := storedReminder{
+		ActorID: req.ActorID, ActorType: req.ActorType, Name: req.Name, Data: req.Data, Period: req.Period,
+		DueTime: req.DueTime, RegisteredTime: now.UTC().Format(time.RFC3339Nano), NextFireTime: due.UTC(), RepetitionsLeft: period.Repeats,
+	}
+	if req.TTL != "" {
+		exp, err := schedule.ParseTime(req.TTL, due)
+		if err != nil {
+			return &FieldError{Field: "ttl", Err: err}
+		}
+		rec.ExpirationTime = exp.UTC().Format(time.RFC3339Nano)
+	}
+	return r.updateReminders(ctx, req.ActorType, func(list []storedReminder) ([]storedReminder, error) {
+		list = slices.DeleteFunc(list, func(s storedReminder) bool { return s.id() == rec.id() })
+		return append(list, rec), nil
+	})
+}
+
+// GetReminder returns a reminder as daprd does: {data, dueTime, period}.
+func (r *Runtime) GetReminder(ctx context.Context, actorType, actorID, name string) ([]byte, error) {
+	if r == nil || r.placement == nil {
+		return nil, ErrNoPlacement
+	}
+	if !r.Hosts(ctx, actorType) {
+		return nil, ErrReminderNotHosted
+	}
+	st, err := r.store()
+	if err != nil {
+		return nil, err
+	}
+	list, _, err := r.loadReminders(ctx, st, actorType)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range list {
+		if s.ActorID == actorID && s.Name == name {
+			return json.Marshal(reminderBody{Data: dataOrNull(s.Data), DueTime: s.DueTime, Period: s.Period})
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrReminderNotFound, name)
+}
+
+// DeleteReminder removes a reminder; a missing one is not an error.
+func (r *Runtime) DeleteReminder(ctx context.Context, actorType, actorID, name string) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	if !r.Hosts(ctx, actorType) {
+		return ErrReminderNotHosted
+	}
+	return r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
+		return slices.DeleteFunc(list, func(s storedReminder) bool { return s.ActorID == actorID && s.Name == name }), nil
+	})
+}
+
+type reminderBody struct {
+	Data    json.RawMessage `json:"data"`
+	DueTime string          `json:"dueTime"`
+	Period  string          `json:"period"`
+}
+
+func (r *Runtime) wakeReminders() {
+	select {
+	case r.rem.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runReminders reconciles this host's firing goroutines with the stored
+// reminders it owns, every second and whenever they or the table change,
+// until ctx ends.
+func (r *Runtime) runReminders(ctx context.Context) {
+	defer r.rem.wg.Wait()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		r.reconcileReminders(ctx)
+		select {
+		case <-ctx.Done():
+			r.rem.mu.Lock()
+			for _, run := range r.rem.running {
+				run.cancel()
+			}
+			r.rem.mu.Unlock()
+			return
+		case <-t.C:
+		case <-r.rem.wake:
+		}
+	}
+}
+
+func (r *Runtime) reconcileReminders(ctx context.Context) {
+	st, err := r.store()
+	if err != nil || r.placement == nil || !r.placement.Table().Ready() {
+		return
+	}
+	r.mu.Lock()
+	var types []string
+	for t := range r.types {
+		types = append(types, t)
+	}
+	r.mu.Unlock()
+	want := map[string]storedReminder{}
+	for _, typ := range types {
+		list, _, err := r.loadReminders(ctx, st, typ)
+		if err != nil {
+			r.log.Warn("load reminders", "actor_type", typ, "error", err)
+			return // keep what runs: a store hiccup must not stop reminders
+		}
+		for _, s := range list {
+			if h, ok := r.placement.Table().Owner(s.ActorType, s.ActorID); ok && isLocal(h.Name, r.hostName) {
+				want[s.id()] = s
+			}
+		}
+	}
+	r.rem.mu.Lock()
+	defer r.rem.mu.Unlock()
+	for id, run := range r.rem.running {
+		if s, ok := want[id]; !ok || s.RegisteredTime != run.registered {
+			run.cancel()
+			delete(r.rem.running, id)
+		}
+	}
+	for id, s := range want {
+		if _, ok := r.rem.running[id]; ok {
+			continue
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		token := new(struct{ _ byte })
+		r.rem.running[id] = reminderRunner{cancel: cancel, registered: s.RegisteredTime, token: token}
+		r.rem.wg.Go(func() { r.fireReminder(rctx, s, token) })
+	}
+}
+
+// fireReminder waits for the reminder's next firing, calls the actor and
+// records the progress, until the reminder ends or is taken away.
+func (r *Runtime) fireReminder(ctx context.Context, s storedReminder, token *struct{ _ byte }) {
+	defer func() {
+		r.rem.mu.Lock()
+		if run, ok := r.rem.running[s.id()]; ok && run.token == token {
+			run.cancel()
+			delete(r.rem.running, s.id())
+		}
+		r.rem.mu.Unlock()
+	}()
+	period, err := schedule.ParsePeriod(s.Period)
+	if err != nil {
+		r.log.Error("stored reminder has an invalid period; not firing it", "reminder", s.id(), "error", err)
+		return
+	}
+	body, _ := json.Marshal(reminderBody{Data: dataOrNull(s.Data), DueTime: s.DueTime, Period: s.Period})
+	for {
+		t := time.NewTimer(time.Until(s.NextFireTime))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if exp, err := time.Parse(time.RFC3339Nano, s.ExpirationTime); err == nil && !s.NextFireTime.Before(exp) {
+			r.finishReminder(ctx, s)
+			return
+		}
+		req := &internalsv1.InternalInvokeRequest{
+			Ver:   internalsv1.APIVersion_V1,
+			Actor: &internalsv1.Actor{ActorType: s.ActorType, ActorId: s.ActorID},
+			Message: &commonv1.InvokeRequest{
+				Method: "remind/" + s.Name, ContentType: "application/json", Data: &anypb.Any{Value: body},
+				HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
+			},
+		}
+		resp, err := r.callLocal(ctx, req)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.log.Warn("actor reminder failed", "reminder", s.id(), "error", err)
+		}
+		cancelled := resp != nil && cancelHeader(resp)
+		if s.RepetitionsLeft > 0 {
+			s.RepetitionsLeft--
+		}
+		if cancelled || !period.Repeating() || s.RepetitionsLeft == 0 {
+			r.finishReminder(ctx, s)
+			return
+		}
+		s.NextFireTime = period.Next(s.NextFireTime)
+		if now := time.Now(); s.NextFireTime.Before(now) {
+			s.NextFireTime = now // late (a restart): fire once now, then on period
+		}
+		if !r.recordReminder(ctx, s) {
+			return
+		}
+	}
+}
+
+func cancelHeader(resp *internalsv1.InternalInvokeResponse) bool {
+	for k, v := range resp.GetHeaders() {
+		if strings.EqualFold(k, "X-DaprReminderCancel") && len(v.GetValues()) > 0 && strings.EqualFold(v.GetValues()[0], "true") {
+			return true
+		}
+	}
+	return false
+}
+
+// recordReminder stores the progress; false when the reminder was deleted
+// or re-created meanwhile (then this runner stops).
+func (r *Runtime) recordReminder(ctx context.Context, s storedReminder) bool {
+	still := false
+	err := r.updateReminders(ctx, s.ActorType, func(list []storedReminder) ([]storedReminder, error) {
+		for i := range list {
+			if list[i].id() == s.id() && list[i].RegisteredTime == s.RegisteredTime {
+				list[i] = s
+				still = true
+			}
+		}
+		return list, nil
+	})
+	if err != nil {
+		r.log.Warn("record reminder progress", "reminder", s.id(), "error", err)
+		return true
+	}
+	return still
+}
+
+// finishReminder deletes a reminder that has no firing left.
+func (r *Runtime) finishReminder(ctx context.Context, s storedReminder) {
+	err := r.updateReminders(ctx, s.ActorType, func(list []storedReminder) ([]storedReminder, error) {
+		return slices.DeleteFunc(list, func(x storedReminder) bool { return x.id() == s.id() && x.RegisteredTime == s.RegisteredTime }), nil
+	})
+	if err != nil {
+		r.log.Warn("delete finished reminder", "reminder", s.id(), "error", err)
+	}
+}

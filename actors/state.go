@@ -1,0 +1,124 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tandemrun/tandem/components/state"
+)
+
+// ErrInstanceMissing: a state transaction for an actor not active here.
+var ErrInstanceMissing = errors.New("actor instance is missing")
+
+// StateOp is one operation of POST /v1.0/actors/{type}/{id}/state.
+type StateOp struct {
+	Operation string `json:"operation"` // upsert or delete
+	Request   struct {
+		Key      string            `json:"key"`
+		Value    json.RawMessage   `json:"value"`
+		Metadata map[string]string `json:"metadata"`
+	} `json:"request"`
+	// Raw, when set, is stored as is instead of Request.Value (the gRPC
+	// API's values are bytes).
+	Raw []byte `json:"-"`
+}
+
+// stateKey is Dapr's layout: {appId}||{type}||{id}||{key}.
+func (r *Runtime) stateKey(actorType, actorID, k string) string {
+	return r.cfg.AppID + "||" + actorType + "||" + actorID + "||" + k
+}
+
+func (r *Runtime) store() (state.Store, error) {
+	if r.cfg.StateStore == nil {
+		return nil, ErrNoStateStore
+	}
+	st, ok := r.cfg.StateStore()
+	if !ok {
+		return nil, ErrNoStateStore
+	}
+	if _, tx := st.(state.Transactional); !tx || !state.HasFeature(st.Features(), state.FeatureETag) {
+		return nil, ErrNoStateStore
+	}
+	return st, nil
+}
+
+// GetState reads one key of an actor's state; nil when missing.
+func (r *Runtime) GetState(ctx context.Context, actorType, actorID, k string) ([]byte, error) {
+	if r == nil || r.placement == nil {
+		return nil, ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := st.Get(ctx, &state.GetRequest{
+		Key: r.stateKey(actorType, actorID, k), Metadata: map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, nil
+	}
+	return resp.Data, nil
+}
+
+// TransactState applies ops to the state of an actor active on this host,
+// atomically.
+func (r *Runtime) TransactState(ctx context.Context, actorType, actorID string, ops []StateOp) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	_, active := r.active[key(actorType, actorID)]
+	r.mu.Unlock()
+	if !active {
+		return ErrInstanceMissing
+	}
+	partition := map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID}
+	req := &state.TransactionRequest{Metadata: partition}
+	for _, op := range ops {
+		md := map[string]string{"partitionKey": partition["partitionKey"]}
+		for k, v := range op.Request.Metadata {
+			md[k] = v
+		}
+		k := r.stateKey(actorType, actorID, op.Request.Key)
+		switch strings.ToLower(op.Operation) {
+		case "upsert":
+			set := &state.SetRequest{Key: k, Value: op.Raw, IsBinary: op.Raw != nil && !json.Valid(op.Raw), Metadata: md}
+			if op.Raw == nil {
+				v, err := compactJSON(op.Request.Value)
+				if err != nil {
+					return fmt.Errorf("value of %q: %w", op.Request.Key, err)
+				}
+				set.Value = v
+			}
+			req.Operations = append(req.Operations, state.Operation{Upsert: set})
+		case "delete":
+			req.Operations = append(req.Operations, state.Operation{Delete: &state.DeleteRequest{Key: k, Metadata: md}})
+		default:
+			return fmt.Errorf("operation type %s not supported", op.Operation)
+		}
+	}
+	return st.(state.Transactional).Multi(ctx, req)
+}
+
+// compactJSON re-encodes a value as daprd stores it (decoded, then
+// marshalled again), so both write the same bytes.
+func compactJSON(raw json.RawMessage) ([]byte, error) {
+	if len(raw) == 0 {
+		return []byte("null"), nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}

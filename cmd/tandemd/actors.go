@@ -1,0 +1,109 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/actors/placement"
+	"github.com/tandemrun/tandem/components/state"
+	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/invoke/transport"
+)
+
+// actorRuntime builds the actor host when placement addresses are given
+// (nil otherwise: the actor API answers ERR_ACTOR_NO_PLACEMENT, as daprd's).
+// The placement stream uses mTLS with the sidecar's SVID when sentry is in
+// use, and accepts only placement's SPIFFE ID, as daprd does.
+func actorRuntime(o *Options, src *identity.Source, host string, internalPort int, pool *transport.Pool,
+	app invoke.AppChannel, rc *runtimeComponents, log *slog.Logger) (*actors.Runtime, error) {
+	var addrs []string
+	for _, a := range o.PlacementAddresses {
+		// daprd reads "", '' and blanks as no address.
+		if a = strings.TrimSpace(strings.Trim(strings.TrimSpace(a), `"'`)); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		log.Warn("Actor runtime disabled: placement service is not configured. Actors and Workflow APIs will be unavailable")
+		return nil, nil
+	}
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if src != nil {
+		td, err := spiffeid.TrustDomainFromString(o.ControlPlaneTrustDomain)
+		if err != nil {
+			return nil, err
+		}
+		id, err := spiffeid.FromSegments(td, "ns", o.ControlPlaneNamespace, "dapr-placement")
+		if err != nil {
+			return nil, err
+		}
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(identity.ClientTLS(src, tlsconfig.AuthorizeID(id))))}
+	}
+	stores := &actorStores{rc: rc, log: log}
+	return actors.New(actors.Config{
+		AppID: o.AppID, Namespace: o.Namespace,
+		Placement: &placement.Config{
+			Addresses: addrs, HostName: net.JoinHostPort(host, strconv.Itoa(internalPort)),
+			AppID: o.AppID, Namespace: o.Namespace, DialOptions: dial, DisseminationTimeout: o.ActorsDisseminateTimeout,
+		},
+		Pool: pool, App: app, StateStore: stores.get,
+		LookupTimeout: o.ActorsDisseminateTimeout,
+		Log:           log.With("component", "actors"),
+	})
+}
+
+// actorStores finds the state store whose metadata has actorStateStore
+// "true" (the first by name when several do, and daprd refuses that).
+type actorStores struct {
+	rc  *runtimeComponents
+	log *slog.Logger
+
+	mu   sync.Mutex
+	name string
+}
+
+func (s *actorStores) get() (state.Store, bool) {
+	reg := s.rc.states.Registry()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.name != "" {
+		if st, err := reg.Ready(s.name); err == nil {
+			return st, true
+		}
+		s.name = ""
+	}
+	for _, name := range reg.Names() {
+		md, ok := s.rc.Metadata(name)
+		if !ok {
+			continue
+		}
+		for k, v := range md.Properties {
+			if strings.EqualFold(k, "actorStateStore") && truthy(v) {
+				if st, err := reg.Ready(name); err == nil {
+					s.name = name
+					return st, true
+				}
+			}
+		}
+	}
+	return nil, false
+}
+
+func truthy(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "1", "yes", "y", "on":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,118 @@
+package grpcapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/proxy/apierr"
+)
+
+// InvokeActor calls an actor method through the actor router.
+func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest) (*runtimev1.InvokeActorResponse, error) {
+	md := make(map[string]*internalsv1.ListStringValue, len(in.GetMetadata()))
+	for k, v := range in.GetMetadata() {
+		md[k] = &internalsv1.ListStringValue{Values: []string{v}}
+	}
+	req := &internalsv1.InternalInvokeRequest{
+		Ver:      internalsv1.APIVersion_V1,
+		Actor:    &internalsv1.Actor{ActorType: in.GetActorType(), ActorId: in.GetActorId()},
+		Metadata: md,
+		Message: &commonv1.InvokeRequest{
+			Method: in.GetMethod(), Data: &anypb.Any{Value: in.GetData()},
+			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
+		},
+	}
+	resp, err := a.cfg.Actors.Call(ctx, req)
+	var ae *actors.AppError
+	if errors.As(err, &ae) && ae.Flagged {
+		return &runtimev1.InvokeActorResponse{Data: ae.Body}, nil
+	}
+	if err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorInvoke, err))
+	}
+	return &runtimev1.InvokeActorResponse{Data: resp.GetMessage().GetData().GetValue()}, nil
+}
+
+// GetActorState reads one key of an actor's state.
+func (a *API) GetActorState(ctx context.Context, in *runtimev1.GetActorStateRequest) (*runtimev1.GetActorStateResponse, error) {
+	data, err := a.cfg.Actors.GetState(ctx, in.GetActorType(), in.GetActorId(), in.GetKey())
+	if err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorStateGet, err))
+	}
+	return &runtimev1.GetActorStateResponse{Data: data}, nil
+}
+
+// RegisterActorTimer starts a timer of a hosted actor.
+func (a *API) RegisterActorTimer(ctx context.Context, in *runtimev1.RegisterActorTimerRequest) (*emptypb.Empty, error) {
+	req := actors.TimerRequest{
+		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
+		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Callback: in.GetCallback(), Data: jsonOrString(in.GetData()),
+	}
+	if err := a.cfg.Actors.CreateTimer(ctx, req); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorTimerCreate, err))
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// UnregisterActorTimer stops a timer.
+func (a *API) UnregisterActorTimer(_ context.Context, in *runtimev1.UnregisterActorTimerRequest) (*emptypb.Empty, error) {
+	a.cfg.Actors.DeleteTimer(in.GetActorType(), in.GetActorId(), in.GetName())
+	return &emptypb.Empty{}, nil
+}
+
+// ExecuteActorStateTransaction applies upserts and deletes to the state of
+// an actor active on this host. Values are sent as they are (Any.Value),
+// as daprd stores them.
+func (a *API) ExecuteActorStateTransaction(ctx context.Context, in *runtimev1.ExecuteActorStateTransactionRequest) (*emptypb.Empty, error) {
+	ops := make([]actors.StateOp, 0, len(in.GetOperations()))
+	for _, o := range in.GetOperations() {
+		var op actors.StateOp
+		op.Operation = o.GetOperationType()
+		op.Request.Key = o.GetKey()
+		op.Request.Metadata = o.GetMetadata()
+		op.Raw = o.GetValue().GetValue()
+		ops = append(ops, op)
+	}
+	if err := a.cfg.Actors.TransactState(ctx, in.GetActorType(), in.GetActorId(), ops); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorStateTransaction, err))
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// RegisterActorReminder stores a reminder of a hosted actor type.
+func (a *API) RegisterActorReminder(ctx context.Context, in *runtimev1.RegisterActorReminderRequest) (*emptypb.Empty, error) {
+	req := actors.ReminderRequest{
+		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
+		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Data: jsonOrString(in.GetData()),
+	}
+	if err := a.cfg.Actors.CreateReminder(ctx, req); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderCreate, err))
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// UnregisterActorReminder deletes a reminder.
+func (a *API) UnregisterActorReminder(ctx context.Context, in *runtimev1.UnregisterActorReminderRequest) (*emptypb.Empty, error) {
+	if err := a.cfg.Actors.DeleteReminder(ctx, in.GetActorType(), in.GetActorId(), in.GetName()); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderDelete, err))
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// jsonOrString keeps JSON data as it is and sends other bytes back as a
+// JSON string, so the callback body stays valid JSON.
+func jsonOrString(b []byte) json.RawMessage {
+	if len(b) == 0 || json.Valid(b) {
+		return b
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
