@@ -1,6 +1,7 @@
 package components
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -37,9 +38,9 @@ type Component struct {
 	Version string
 	// InitTimeout is spec.initTimeout, DefaultInitTimeout when unset.
 	InitTimeout time.Duration
-	// IgnoreErrors is spec.ignoreErrors. Tandem never stops the sidecar for
-	// a failing component unless asked to (see ManagerOptions.FailFast);
-	// this only changes how loudly failures are logged.
+	// IgnoreErrors is spec.ignoreErrors. Without it, a component that
+	// cannot work as written stops the sidecar (ManagerOptions.Fatal), as
+	// in daprd; one whose server is down is retried either way.
 	IgnoreErrors bool
 	Metadata     []MetadataItem
 	// Scopes lists the app IDs allowed to load the component; empty means
@@ -78,6 +79,12 @@ type SecretKeyRef struct {
 func (c Component) Category() string {
 	cat, _, _ := strings.Cut(c.Type, ".")
 	return cat
+}
+
+// LogName is how daprd names the component in its logs and errors:
+// "name (type/version)".
+func (c Component) LogName() string {
+	return fmt.Sprintf("%s (%s/%s)", c.Name, c.Type, c.Version)
 }
 
 // InScope reports whether appID may load the component.

@@ -59,7 +59,7 @@ func TestWatchAppliesChanges(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changes := Watch(ctx, []string{dir}, "app", 10*time.Millisecond, set)
+	changes := Watch(ctx, []string{dir}, Filter{AppID: "app"}, 10*time.Millisecond, set)
 	next := func(want ...string) Change {
 		t.Helper()
 		select {

@@ -41,6 +41,13 @@ type runtimeComponents struct {
 	// pub/sub API.
 	topicScopes *topicscope.Table
 
+	// filter selects the resources of this app (and namespace).
+	filter components.Filter
+	// fatal receives what must stop the sidecar, as daprd exits: a
+	// component without spec.ignoreErrors that cannot work as written, two
+	// components with one name. Capacity 1: the first is enough.
+	fatal chan error
+
 	mu  sync.RWMutex
 	set *components.Set
 	// onChange is called after every applied change (subscriptions may
@@ -116,13 +123,20 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 }
 
 // loadComponents reads the resource folders and starts initialising every
-// component in the background; it never fails because a component does.
-func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
+// component in the background. It fails, as daprd does, only when two
+// components share a name; a component that fails later is reported on
+// the channel Fatal returns, unless its spec.ignoreErrors is set or its
+// server is only down (then it is retried).
+func loadComponents(o *Options, log *slog.Logger) (*runtimeComponents, error) {
 	log = log.With("component", "components")
-	rc := &runtimeComponents{log: log}
+	rc := &runtimeComponents{log: log, fatal: make(chan error, 1)}
+	rc.filter = components.Filter{AppID: o.AppID}
+	if o.MetricsNamespace != "" { // NAMESPACE as set
+		rc.filter.Namespace = o.Namespace
+	}
 	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv}
 	mopts := func() components.ManagerOptions {
-		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log}
+		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log, Fatal: rc.stop}
 	}
 	rc.secrets = components.NewManager(secretsbuiltin.Kind(), mopts())
 	rc.env.Secret = secretstores.Resolver(rc.secrets.Registry())
@@ -134,7 +148,10 @@ func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), mopts())
 
 	// A broken file is one of set.Errors: the others load, as on a reload.
-	set, _ := components.Load(o.ResourcesPaths, o.AppID)
+	set, _ := components.LoadFiltered(o.ResourcesPaths, rc.filter)
+	if err := set.Conflict(); err != nil {
+		return nil, fmt.Errorf("failed to load components: %w", err)
+	}
 	rc.report(set.Errors)
 	rc.apply(set)
 	for _, c := range set.Components {
@@ -143,7 +160,31 @@ func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	for _, e := range set.HTTPEndpoints {
 		log.Info("http endpoint loaded", "name", e.Name, "base_url", e.BaseURL, "file", e.Source)
 	}
-	return rc
+	return rc, nil
+}
+
+// stop asks for the sidecar to stop with err (the first one wins).
+func (rc *runtimeComponents) stop(err error) {
+	select {
+	case rc.fatal <- err:
+	default:
+	}
+}
+
+// fatalTask is the critical task that ends the sidecar with the first
+// error sent to stop.
+func (rc *runtimeComponents) fatalTask() task.Task {
+	return task.Task{Name: "components", Critical: true, Run: func(ctx context.Context) error {
+		select {
+		case err := <-rc.fatal:
+			// daprd's words, which tools look for, before the task's name
+			// is added.
+			rc.log.Error("Fatal error from runtime: " + err.Error())
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	}}
 }
 
 func (rc *runtimeComponents) report(errs []*components.ResourceError) {
@@ -165,12 +206,17 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.pubsubs.Apply(set.Components)
 }
 
-// watch applies changes to the resource folders until ctx ends.
-func (rc *runtimeComponents) watch(ctx context.Context, dirs []string, appID string) {
+// watch applies changes to the resource folders until ctx ends. Two
+// components with one name stop the sidecar, as they stop daprd.
+func (rc *runtimeComponents) watch(ctx context.Context, dirs []string) {
 	rc.mu.RLock()
 	prev := rc.set
 	rc.mu.RUnlock()
-	for ch := range components.Watch(ctx, dirs, appID, reloadInterval, prev) {
+	for ch := range components.Watch(ctx, dirs, rc.filter, reloadInterval, prev) {
+		if ch.Conflict != nil {
+			rc.stop(fmt.Errorf("failed to load resources from disk: %w", ch.Conflict))
+			return
+		}
 		for _, ev := range ch.Events {
 			rc.log.Info("resource changed; applying without restart", "op", ev.Op.String(), "kind", ev.Kind, "name", ev.Name, "file", ev.Source)
 		}
@@ -214,11 +260,15 @@ func (rc *runtimeComponents) Metadata(name string) (components.Metadata, bool) {
 	return md, true
 }
 
-// Registered lists components for the metadata API.
+// Registered lists the ready components for the metadata API (daprd lists
+// those it initialised; Extended tells about the others).
 func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	var out []*runtimev1.RegisteredComponents
 	add := func(list []components.Status) {
 		for _, s := range list {
+			if s.State != components.StateReady {
+				continue
+			}
 			out = append(out, &runtimev1.RegisteredComponents{Name: s.Name, Type: s.Type, Version: s.Version, Capabilities: s.Capabilities})
 		}
 	}
@@ -269,7 +319,7 @@ func resourcesWatch(cfg *config.Configuration, rc *runtimeComponents, o *Options
 		return task.Task{}, false
 	}
 	return task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
-		rc.watch(ctx, o.ResourcesPaths, o.AppID)
+		rc.watch(ctx, o.ResourcesPaths)
 		return nil
 	}}, true
 }

@@ -107,8 +107,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 
-	rc := loadComponents(o, log)
+	rc, err := loadComponents(o, log)
+	if err != nil {
+		return err
+	}
 	comps.Add(task.Cleanup("components", func() error { rc.Close(); return nil })) // Close logs what fails
+	background.Add(rc.fatalTask())
 	// Resiliency files come from the resource folders and follow their
 	// hot reload; every call looks up the policies in effect.
 	resLog := log.With("component", "resiliency")
