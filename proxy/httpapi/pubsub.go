@@ -61,6 +61,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		Metadata:    requestMetadata(r),
 		TraceParent: r.Header.Get("Traceparent"),
 		TraceState:  r.Header.Get("Tracestate"),
+		HTTP:        true,
 	})
 	if err != nil {
 		h.writeErr(w, err)
