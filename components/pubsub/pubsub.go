@@ -112,11 +112,15 @@ const (
 	// FeatureSubscribeWildcards: a subscription's topic may be a pattern
 	// (the broker's own syntax) matching several topics.
 	FeatureSubscribeWildcards Feature = "SUBSCRIBE_WILDCARDS"
+	// FeatureBulkSubscribeImmediate: a bulk subscription's messages go to
+	// the app at once, each in a batch of its own, instead of waiting for
+	// a batch to fill (the broker batches itself).
+	FeatureBulkSubscribeImmediate Feature = "BULK_SUBSCRIBE_IMMEDIATE"
 )
 
 // daprFeatures are the features daprd's metadata API can list for a
 // pub/sub; the others are Tandem's own and stay internal.
-var daprFeatures = []Feature{FeatureMessageTTL, FeatureSubscribeWildcards, "BULK_PUBLISH"}
+var daprFeatures = []Feature{FeatureMessageTTL, FeatureSubscribeWildcards, "BULK_PUBSUB", FeatureBulkSubscribeImmediate}
 
 // Capabilities lists a broker's features as daprd's metadata API does:
 // only those daprd knows, in the broker's order.
