@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -110,6 +111,38 @@ func (m MetadataItem) same(o MetadataItem) bool {
 		return false
 	}
 	return m.Name == o.Name && m.Value == o.Value && m.HasValue == o.HasValue && m.EnvRef == o.EnvRef
+}
+
+// Same reports whether two subscriptions are the same resource with the
+// same settings, wherever they were read from.
+func (s Subscription) Same(o Subscription) bool {
+	s.Source, s.Line, o.Source, o.Line = "", 0, "", 0
+	return reflect.DeepEqual(s, o)
+}
+
+// InDaprdOrder returns next's subscriptions in the order daprd lists them
+// after a reload: those unchanged since prev first, in their previous
+// order, then the changed and new ones in load order (daprd removes a
+// changed subscription and adds it again).
+func InDaprdOrder(prev, next []Subscription) []Subscription {
+	byName := make(map[string]Subscription, len(next))
+	for _, s := range next {
+		byName[s.Name] = s
+	}
+	out := make([]Subscription, 0, len(next))
+	kept := map[string]bool{}
+	for _, p := range prev {
+		if n, ok := byName[p.Name]; ok && !kept[p.Name] && n.Same(p) {
+			out = append(out, n)
+			kept[p.Name] = true
+		}
+	}
+	for _, n := range next {
+		if !kept[n.Name] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Subscription is a declarative Subscription resource. Both

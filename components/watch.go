@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"time"
 
@@ -200,11 +199,7 @@ func Diff(prev, next *Set) []Event {
 	diffBy(&ev, KindComponent, prev.Components, next.Components,
 		func(c Component) (string, string) { return c.Name, c.Source }, Component.Same)
 	diffBy(&ev, KindSubscription, prev.Subscriptions, next.Subscriptions,
-		func(s Subscription) (string, string) { return s.Name, s.Source },
-		func(a, b Subscription) bool {
-			a.Source, a.Line, b.Source, b.Line = "", 0, "", 0
-			return reflect.DeepEqual(a, b)
-		})
+		func(s Subscription) (string, string) { return s.Name, s.Source }, Subscription.Same)
 	diffBy(&ev, KindHTTPEndpoint, prev.HTTPEndpoints, next.HTTPEndpoints,
 		func(e HTTPEndpoint) (string, string) { return e.Name, e.Source }, HTTPEndpoint.Same)
 	diffBy(&ev, "", prev.Documents, next.Documents,

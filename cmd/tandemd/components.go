@@ -195,6 +195,10 @@ func (rc *runtimeComponents) report(errs []*components.ResourceError) {
 
 func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.mu.Lock()
+	if rc.set != nil {
+		// The metadata API lists subscriptions in daprd's order.
+		set.Subscriptions = components.InDaprdOrder(rc.set.Subscriptions, set.Subscriptions)
+	}
 	rc.set = set
 	eps := rc.endpoints
 	rc.mu.Unlock()
