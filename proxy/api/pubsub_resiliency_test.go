@@ -518,11 +518,16 @@ func TestStreamingUnderInboundPolicy(t *testing.T) {
 // topic names ("14" → Unavailable), counting the attempts per topic.
 type statusBroker struct {
 	*inmemory.PubSub
+	*publishCounts
+}
+
+// publishCounts counts the publish attempts per topic.
+type publishCounts struct {
 	mu    sync.Mutex
 	calls map[string]int
 }
 
-func (b *statusBroker) Publish(_ context.Context, req *pubsub.PublishRequest) error {
+func (b statusBroker) Publish(_ context.Context, req *pubsub.PublishRequest) error {
 	b.mu.Lock()
 	b.calls[req.Topic]++
 	b.mu.Unlock()
@@ -534,8 +539,10 @@ func (b *statusBroker) Publish(_ context.Context, req *pubsub.PublishRequest) er
 // httpStatusCodes as its HTTP equivalent for an HTTP caller, and against
 // gRPCStatusCodes as it is for a gRPC caller (daprd's resiliency/publish).
 func TestPublishRetryMatching(t *testing.T) {
-	b := &statusBroker{PubSub: inmemory.New(nil), calls: map[string]int{}}
-	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{"pubsub.status": func() pubsub.PubSub { return b }})
+	b := &publishCounts{calls: map[string]int{}}
+	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
+		"pubsub.status": func() pubsub.PubSub { return statusBroker{inmemory.New(nil), b} },
+	})
 	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: components.Env{AppID: "app"}.Resolve})
 	t.Cleanup(func() { _ = m.Close() })
 	m.Apply([]components.Component{

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -37,7 +36,7 @@ func parseConfig(md components.Metadata) (config, error) {
 	var err error
 	if c.connectionString == "" {
 		// daprd's words first (tools look for them), then how to fix it.
-		return c, errors.New(`missing connection string: set metadata connectionString, e.g. "data.db" or ":memory:"`)
+		return c, fmt.Errorf(`missing connection string (component %q): set metadata connectionString, e.g. "data.db" or ":memory:"`, md.Name)
 	}
 	for _, id := range []struct{ field, v string }{{"tableName", c.tableName}, {"metadataTableName", c.metadataTableName}} {
 		if !validIdentifier(id.v) {
