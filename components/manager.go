@@ -63,6 +63,11 @@ type ManagerOptions struct {
 	// written), at start-up or after a reload: daprd exits then. A
 	// component whose server is down is retried and never reaches Fatal.
 	Fatal func(error)
+	// Changed, if set, is called after a component became ready, was
+	// taken out or removed, outside the Manager's lock: users of the
+	// instances (subscriptions) follow at once instead of at their next
+	// poll.
+	Changed func()
 }
 
 // Manager initialises the components of one kind in the background,
@@ -217,6 +222,7 @@ func (m *Manager[T]) run(ctx context.Context, c Component, gen uint64) {
 				m.closeQuietly(v)
 				return
 			}
+			m.notifyChanged()
 			if attempt > 1 {
 				log.Info("component ready", "attempts", attempt)
 			} else {
@@ -229,6 +235,7 @@ func (m *Manager[T]) run(ctx context.Context, c Component, gen uint64) {
 		if !m.fail(c, gen, err, attempt, perm, wait) {
 			return
 		}
+		m.notifyChanged()
 		level := slog.LevelError
 		if c.IgnoreErrors {
 			level = slog.LevelWarn
@@ -451,6 +458,13 @@ func (m *Manager[T]) backoff(attempt int) time.Duration {
 	}
 	d = min(d, m.opts.MaxBackoff)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// notifyChanged calls ManagerOptions.Changed. Never with m.mu held.
+func (m *Manager[T]) notifyChanged() {
+	if m.opts.Changed != nil {
+		m.opts.Changed()
+	}
 }
 
 // changed wakes Wait. Called with m.mu held.

@@ -510,3 +510,25 @@ func TestFactoryFromMap(t *testing.T) {
 		t.Error("New(c) = ok")
 	}
 }
+
+// TestManagerChanged: ManagerOptions.Changed is called once a component is
+// ready (and when it fails), so users follow at once.
+func TestManagerChanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		var calls atomic.Int32
+		m := newTestManager(t, f, ManagerOptions{Changed: func() { calls.Add(1) }})
+		m.Apply([]Component{comp("a", "failTimes", "1")})
+		synctest.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("Changed called %d times after a failure, want 1", n)
+		}
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("Changed called %d times once ready, want 2", n)
+		}
+	})
+}

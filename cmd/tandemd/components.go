@@ -50,8 +50,9 @@ type runtimeComponents struct {
 
 	mu  sync.RWMutex
 	set *components.Set
-	// onChange is called after every applied change (subscriptions may
-	// need to follow).
+	// onChange is called after every applied change and every change of
+	// a pub/sub's readiness (subscriptions follow). Set with
+	// setOnChange.
 	onChange func()
 	// resiliency, if set, gets the Resiliency documents of every change.
 	resiliency *resilient.Policies
@@ -145,7 +146,9 @@ func loadComponents(o *Options, log *slog.Logger) (*runtimeComponents, error) {
 	sockets := components.SocketsFolderFromEnv(os.Getenv)
 	psKind := pubsubbuiltin.Kind(log)
 	psKind.New = pubsubpluggable.Fallback(psKind.New, sockets, log)
-	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), mopts())
+	popts := mopts()
+	popts.Changed = rc.changed // a pub/sub that becomes ready is subscribed at once
+	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), popts)
 
 	// A broken file is one of set.Errors: the others load, as on a reload.
 	set, _ := components.LoadFiltered(o.ResourcesPaths, rc.filter)
@@ -161,6 +164,24 @@ func loadComponents(o *Options, log *slog.Logger) (*runtimeComponents, error) {
 		log.Info("http endpoint loaded", "name", e.Name, "base_url", e.BaseURL, "file", e.Source)
 	}
 	return rc, nil
+}
+
+// setOnChange sets the function called when subscriptions may need to
+// follow a change.
+func (rc *runtimeComponents) setOnChange(fn func()) {
+	rc.mu.Lock()
+	rc.onChange = fn
+	rc.mu.Unlock()
+}
+
+// changed calls the onChange function, if any.
+func (rc *runtimeComponents) changed() {
+	rc.mu.RLock()
+	fn := rc.onChange
+	rc.mu.RUnlock()
+	if fn != nil {
+		fn()
+	}
 }
 
 // stop asks for the sidecar to stop with err (the first one wins).
@@ -227,9 +248,7 @@ func (rc *runtimeComponents) watch(ctx context.Context, dirs []string) {
 		rc.report(ch.Errors)
 		rc.apply(ch.Set)
 		rc.applyResiliency(ch.Set)
-		if rc.onChange != nil {
-			rc.onChange()
-		}
+		rc.changed()
 	}
 }
 

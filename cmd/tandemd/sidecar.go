@@ -134,7 +134,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger) error {
 			Egress: metrics.PubSubEgress, BulkEgress: metrics.PubSubBulkEgress, Ingress: metrics.PubSubIngress,
 		},
 	})
-	rc.onChange = pubsubAPI.Reload
+	rc.setOnChange(pubsubAPI.Reload)
 	if t, ok := resourcesWatch(cfg, rc, o, log); ok {
 		background.Add(t)
 	}
