@@ -67,6 +67,7 @@ func FuzzParseResources(f *testing.F) {
 				t.Fatalf("invalid subscription accepted: %+v", s)
 			}
 		}
+		set.dedupe() // as Load does: names are unique in a loaded set
 		if ev := Diff(set, set); len(ev) != 0 {
 			t.Fatalf("Diff of a set with itself: %v", ev)
 		}

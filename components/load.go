@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -20,6 +21,28 @@ type Set struct {
 	// Errors are the problems found; the resources they concern are not in
 	// the lists above.
 	Errors []*ResourceError
+	// Conflicts are components defined twice under one name, in daprd's
+	// words. daprd refuses such a set (it does not start, or stops on a
+	// reload); the lists above keep the first definition of each name.
+	Conflicts []error
+}
+
+// Filter says whose resources Load keeps.
+type Filter struct {
+	// AppID: resources whose scopes list other apps only are skipped.
+	AppID string
+	// Namespace, when not empty, skips the resources of other namespaces
+	// (those without metadata.namespace are kept). daprd applies it only
+	// when the NAMESPACE variable is set; leave it empty otherwise.
+	Namespace string
+}
+
+// Conflict returns the Conflicts joined into one error, nil if none.
+func (s *Set) Conflict() error {
+	if s == nil {
+		return nil
+	}
+	return errors.Join(s.Conflicts...)
 }
 
 // Err joins Errors into one error, nil if there are none.
@@ -76,17 +99,32 @@ func (s *Set) DocumentsOf(kind string) []Document {
 // the resource and the field. A component name used twice keeps the first
 // and reports the second.
 func Load(dirs []string, appID string) (*Set, error) {
+	return LoadFiltered(dirs, Filter{AppID: appID})
+}
+
+// LoadFiltered is Load keeping only the resources f selects.
+func LoadFiltered(dirs []string, f Filter) (*Set, error) {
 	s := &Set{}
-	for _, f := range listFiles(dirs, s) {
-		data, err := os.ReadFile(f)
+	for _, file := range listFiles(dirs, s) {
+		data, err := os.ReadFile(file)
 		if err != nil {
-			s.Errors = append(s.Errors, &ResourceError{File: f, Err: fmt.Errorf("%w; check the file's permissions", err)})
+			s.Errors = append(s.Errors, &ResourceError{File: file, Err: fmt.Errorf("%w; check the file's permissions", err)})
 			continue
 		}
-		s.merge(Parse(data, f, appID))
+		s.merge(Parse(data, file, f.AppID))
+	}
+	if f.Namespace != "" {
+		s.keepNamespace(f.Namespace)
 	}
 	s.dedupe()
 	return s, s.Err()
+}
+
+// keepNamespace drops the resources of namespaces other than ns.
+func (s *Set) keepNamespace(ns string) {
+	s.Components = slices.DeleteFunc(s.Components, func(c Component) bool { return c.Namespace != "" && c.Namespace != ns })
+	s.Subscriptions = slices.DeleteFunc(s.Subscriptions, func(x Subscription) bool { return x.Namespace != "" && x.Namespace != ns })
+	s.Documents = slices.DeleteFunc(s.Documents, func(d Document) bool { return d.Namespace != "" && d.Namespace != ns })
 }
 
 // listFiles lists the resource files of dirs; unreadable folders become
@@ -127,14 +165,15 @@ func (s *Set) merge(o *Set) {
 }
 
 // dedupe keeps the first resource of each kind and name and reports the
-// others.
+// others: components as Conflicts, subscriptions as Errors.
 func (s *Set) dedupe() {
 	seen := map[string]Component{}
 	comps := s.Components[:0]
 	for _, c := range s.Components {
 		if first, dup := seen[c.Name]; dup {
-			s.Errors = append(s.Errors, &ResourceError{File: c.Source, Line: c.Line, Kind: KindComponent, Name: c.Name, Field: "metadata.name",
-				Err: fmt.Errorf("already used by the component in %s; component names must be unique (this one is ignored)", first.Source)})
+			// daprd's words, which tools look for; the files say where.
+			s.Conflicts = append(s.Conflicts, fmt.Errorf("duplicate definition of %s name %s with existing %s",
+				KindComponent, c.LogName(), first.LogName()))
 			continue
 		}
 		seen[c.Name] = c

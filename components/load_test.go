@@ -1,6 +1,7 @@
 package components
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -46,10 +47,13 @@ var loadCases = []struct {
 	name      string
 	files     map[string]string
 	appID     string
+	namespace string // Filter.Namespace
 	wantComps []string
 	wantSubs  []string
 	wantDocs  []string
 	wantErrs  []string // substrings, one per error, in order
+	// wantConflict is Set.Conflict's text, exactly (daprd's words).
+	wantConflict string
 }{
 	{
 		name:      "one component",
@@ -290,8 +294,27 @@ spec: {pubsubname: p, topic: t, routes: {rules: [{match: x}]}, bulkSubscribe: {m
 			"1.yaml": redisYAML,
 			"2.yaml": redisYAML,
 		},
-		wantComps: []string{"statestore"},
-		wantErrs:  []string{`2.yaml: component "statestore": metadata.name: already used by the component in`},
+		wantComps:    []string{"statestore"},
+		wantConflict: "duplicate definition of Component name statestore (state.redis/v1) with existing statestore (state.redis/v1)",
+	},
+	{
+		name: "duplicates across kinds, in file order, namespaces not checked",
+		files: map[string]string{"1.yaml": nsComp("123", "mynamespace", "state.in-memory") + nsComp("foo", "foobar", "state.in-memory") +
+			nsComp("foo", "mynamespace", "pubsub.in-memory") + nsComp("foo", "", "state.in-memory")},
+		wantComps: []string{"123", "foo"},
+		wantConflict: "duplicate definition of Component name foo (pubsub.in-memory/v1) with existing foo (state.in-memory/v1)\n" +
+			"duplicate definition of Component name foo (state.in-memory/v1) with existing foo (state.in-memory/v1)",
+	},
+	{
+		name: "a namespace skips the others' resources before duplicates are looked for",
+		files: map[string]string{"1.yaml": nsComp("123", "mynamespace", "state.in-memory") + nsComp("foo", "foobar", "state.in-memory") +
+			nsComp("foo", "mynamespace", "pubsub.in-memory") + nsComp("foo", "", "state.in-memory") +
+			"---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s1, namespace: other}\nspec: {pubsubname: p, topic: t, routes: {default: /a}}\n" +
+			"---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s2, namespace: mynamespace}\nspec: {pubsubname: p, topic: t, routes: {default: /a}}\n"},
+		namespace:    "mynamespace",
+		wantComps:    []string{"123", "foo"},
+		wantSubs:     []string{"s2"},
+		wantConflict: "duplicate definition of Component name foo (state.in-memory/v1) with existing foo (pubsub.in-memory/v1)",
 	},
 	{
 		name: "same name scoped to different apps is not a duplicate",
@@ -308,11 +331,24 @@ spec: {pubsubname: p, topic: t, routes: {rules: [{match: x}]}, bulkSubscribe: {m
 	},
 }
 
+// nsComp is a component document (with its leading ---) in a namespace
+// ("" for none).
+func nsComp(name, namespace, typ string) string {
+	ns := ""
+	if namespace != "" {
+		ns = "\n  namespace: " + namespace
+	}
+	return fmt.Sprintf("---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: %q%s\nspec:\n  type: %s\n  version: v1\n", name, ns, typ)
+}
+
 func TestLoad(t *testing.T) {
 	for _, tc := range loadCases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeDir(t, tc.files)
-			set, err := Load([]string{dir}, tc.appID)
+			set, err := LoadFiltered([]string{dir}, Filter{AppID: tc.appID, Namespace: tc.namespace})
+			if got := fmt.Sprint(set.Conflict()); (tc.wantConflict != "" || set.Conflict() != nil) && got != tc.wantConflict {
+				t.Errorf("conflict = %q, want %q", got, tc.wantConflict)
+			}
 			var comps, subs, docs []string
 			for _, c := range set.Components {
 				comps = append(comps, c.Name)

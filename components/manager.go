@@ -58,6 +58,16 @@ type ManagerOptions struct {
 	// spec.ignoreErrors fails an attempt (Dapr's startup behaviour). Off,
 	// failing components are only retried and reported.
 	FailFast bool
+	// Fatal, if set, is called when a component without spec.ignoreErrors
+	// fails for good (an error marked Permanent: it cannot work as
+	// written), at start-up or after a reload: daprd exits then. A
+	// component whose server is down is retried and never reaches Fatal.
+	Fatal func(error)
+	// Changed, if set, is called after a component became ready, was
+	// taken out or removed, outside the Manager's lock: users of the
+	// instances (subscriptions) follow at once instead of at their next
+	// poll.
+	Changed func()
 }
 
 // Manager initialises the components of one kind in the background,
@@ -212,6 +222,7 @@ func (m *Manager[T]) run(ctx context.Context, c Component, gen uint64) {
 				m.closeQuietly(v)
 				return
 			}
+			m.notifyChanged()
 			if attempt > 1 {
 				log.Info("component ready", "attempts", attempt)
 			} else {
@@ -224,12 +235,25 @@ func (m *Manager[T]) run(ctx context.Context, c Component, gen uint64) {
 		if !m.fail(c, gen, err, attempt, perm, wait) {
 			return
 		}
+		m.notifyChanged()
 		level := slog.LevelError
 		if c.IgnoreErrors {
 			level = slog.LevelWarn
 		}
+		// daprd's words first: tools and tests look for them.
+		initErr := fmt.Sprintf("[INIT_COMPONENT_FAILURE]: initialization error occurred for %s: %v", c.LogName(), initCause(err))
+		log.Error(fmt.Sprintf("Failed to init component %s: %s", c.LogName(), initErr))
 		if perm {
+			processErr := fmt.Sprintf("process component %s error: [INIT_COMPONENT_FAILURE]: initialization error occurred for %s: %s", c.Name, c.LogName(), initErr)
+			if c.IgnoreErrors {
+				log.Error("Ignoring error processing component: " + processErr)
+			} else {
+				log.Warn("Error processing component, daprd will exit gracefully: " + processErr)
+			}
 			log.Log(ctx, level, "component failed; fix its file, it is not retried until then", "file", c.Source, "attempt", attempt, "error", err)
+			if !c.IgnoreErrors && m.opts.Fatal != nil {
+				m.opts.Fatal(fmt.Errorf("component %s cannot be initialised and spec.ignoreErrors is false: %w", c.LogName(), err))
+			}
 			return
 		}
 		log.Log(ctx, level, "component failed to initialise; retrying", "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "error", err)
@@ -268,7 +292,7 @@ func (m *Manager[T]) attempt(ctx context.Context, c Component) (T, error) {
 	case err := <-done:
 		if err != nil {
 			m.closeQuietly(v) // release whatever the failed Init opened
-			return zero, fmt.Errorf("init: %w", err)
+			return zero, &initError{err}
 		}
 		return v, nil
 	case <-ictx.Done():
@@ -327,7 +351,34 @@ func (m *Manager[T]) succeed(c Component, gen uint64, v T, attempt int) bool {
 	return true
 }
 
-// fail records a failed attempt; false if the run was superseded.
+// initError is an error Init returned, as opposed to one found before
+// (metadata resolution, unknown type).
+type initError struct{ err error }
+
+func (e *initError) Error() string { return "init: " + e.err.Error() }
+func (e *initError) Unwrap() error { return e.err }
+
+// initCause is the error Init itself returned, if err is one, else err.
+func initCause(err error) error {
+	var ie *initError
+	if errors.As(err, &ie) {
+		if p, ok := ie.err.(permanent); ok {
+			return p.err
+		}
+		return ie.err
+	}
+	if p, ok := err.(permanent); ok {
+		return p.err
+	}
+	return err
+}
+
+// fail records a failed attempt; false if the run was superseded. A
+// replacement that fails for good takes the serving instance out (daprd
+// closes the old version before it initialises the new one): the file
+// asks for something else, and the old version must not keep serving as
+// if the change had worked. A replacement that fails for a passing reason
+// (its server is down) leaves the old one serving while it is retried.
 func (m *Manager[T]) fail(c Component, gen uint64, err error, attempt int, perm bool, wait time.Duration) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -341,13 +392,22 @@ func (m *Manager[T]) fail(c Component, gen uint64, err error, attempt int, perm 
 	if perm {
 		st.State, st.NextRetry = StateFailed, time.Time{}
 	}
+	var old *slot[T]
 	m.reg.update(c.Name, func(e *entry[T]) {
-		if e.cur != nil {
+		switch {
+		case e.cur != nil && perm:
+			old, e.cur = e.cur, nil
+			e.status = st
+		case e.cur != nil:
 			e.status.Reload = &st
-		} else {
+		default:
 			e.status = st
 		}
 	})
+	if old != nil {
+		m.log.Info("the component's new version cannot work; its previous version is closed", "component", c.Name, "type", c.Type)
+		m.retire(c.Name, old)
+	}
 	m.changed()
 	return true
 }
@@ -398,6 +458,13 @@ func (m *Manager[T]) backoff(attempt int) time.Duration {
 	}
 	d = min(d, m.opts.MaxBackoff)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// notifyChanged calls ManagerOptions.Changed. Never with m.mu held.
+func (m *Manager[T]) notifyChanged() {
+	if m.opts.Changed != nil {
+		m.opts.Changed()
+	}
 }
 
 // changed wakes Wait. Called with m.mu held.

@@ -1,9 +1,12 @@
 package components
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +23,8 @@ type inst struct {
 
 // fakeKind builds instances whose Init behaves as their metadata says:
 // failTimes=N fails N times (per component and v), delay=D takes D,
-// hang=true ignores its context until release is closed, panic=true panics.
+// hang=true ignores its context until release is closed, panic=true panics,
+// permanent=true fails for good.
 type fakeKind struct {
 	mu      sync.Mutex
 	fails   map[string]int
@@ -56,6 +60,9 @@ func (f *fakeKind) init(ctx context.Context, i *inst, md Metadata) error {
 	f.mu.Unlock()
 	if md.Properties["panic"] == "true" && n == 1 {
 		panic("boom")
+	}
+	if md.Properties["permanent"] == "true" {
+		return Permanent(errors.New("missing connection string"))
 	}
 	if want, _ := md.Int("failTimes", 0); n <= want {
 		return fmt.Errorf("broker down (try %d)", n)
@@ -179,6 +186,104 @@ func TestManagerPermanentFailures(t *testing.T) {
 		}
 		if len(m.Registry().List()) != 3 {
 			t.Errorf("List = %+v", m.Registry().List())
+		}
+	})
+}
+
+// fatalRecorder collects what Manager passes to ManagerOptions.Fatal.
+type fatalRecorder struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (r *fatalRecorder) fatal(err error) { r.mu.Lock(); r.errs = append(r.errs, err); r.mu.Unlock() }
+
+func (r *fatalRecorder) list() []error { r.mu.Lock(); defer r.mu.Unlock(); return slices.Clone(r.errs) }
+
+// TestManagerFatal: a component without spec.ignoreErrors that cannot work
+// as written is fatal (daprd exits), at start-up and on a reload, with
+// daprd's log lines; with ignoreErrors, or when its server is only down, it
+// is not.
+func TestManagerFatal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		var logs bytes.Buffer
+		rec := &fatalRecorder{}
+		m := newTestManager(t, f, ManagerOptions{Fatal: rec.fatal, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+
+		ignored := comp("a", "permanent", "true")
+		ignored.IgnoreErrors = true
+		m.Apply([]Component{ignored, comp("down", "failTimes", "2")})
+		synctest.Wait()
+		time.Sleep(time.Minute)
+		if errs := rec.list(); len(errs) != 0 {
+			t.Fatalf("fatal with ignoreErrors or a passing failure: %v", errs)
+		}
+
+		m.Apply([]Component{comp("a", "permanent", "true"), comp("down", "failTimes", "2")})
+		synctest.Wait()
+		errs := rec.list()
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "a (state.fake/v1)") || !strings.Contains(errs[0].Error(), "missing connection string") {
+			t.Fatalf("fatal errors = %v, want one for a", errs)
+		}
+		for _, want := range []string{
+			"Failed to init component a (state.fake/v1): [INIT_COMPONENT_FAILURE]: initialization error occurred for a (state.fake/v1): missing connection string",
+			"Ignoring error processing component: process component a error: [INIT_COMPONENT_FAILURE]: initialization error occurred for a (state.fake/v1): [INIT_COMPONENT_FAILURE]: initialization error occurred for a (state.fake/v1): missing connection string",
+			"Error processing component, daprd will exit gracefully: process component a error: [INIT_COMPONENT_FAILURE]: initialization error occurred for a (state.fake/v1): [INIT_COMPONENT_FAILURE]: initialization error occurred for a (state.fake/v1): missing connection string",
+		} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs.String())
+			}
+		}
+	})
+}
+
+// TestManagerBrokenReplacement: a changed version that cannot work takes
+// the serving one out (daprd closes the old version first), and the
+// component leaves the ready list; one whose server is down leaves the old
+// version serving while it is retried.
+func TestManagerBrokenReplacement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		m := newTestManager(t, f, ManagerOptions{Grace: time.Second})
+		reg := m.Registry()
+		m.Apply([]Component{comp("a", "v", "1")})
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		v1, _, _ := reg.Get("a")
+
+		m.Apply([]Component{comp("a", "v", "2", "failTimes", "1")})
+		synctest.Wait()
+		if v, st, _ := reg.Get("a"); v != v1 || st.State != StateReady || st.Reload == nil || st.Reload.State != StateRetrying {
+			t.Fatalf("server down: %v %+v, want v1 serving while v2 retries", v, st)
+		}
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		v2, _, _ := reg.Get("a")
+		if v2 == v1 || v2.id != "2" {
+			t.Fatalf("after the retry: %+v", v2)
+		}
+
+		broken := comp("a", "v", "3", "permanent", "true")
+		broken.IgnoreErrors = true
+		m.Apply([]Component{broken})
+		synctest.Wait()
+		if v, st, _ := reg.Get("a"); v != nil || st.State != StateFailed {
+			t.Fatalf("broken replacement: %v %+v, want no instance, FAILED", v, st)
+		}
+		time.Sleep(2 * time.Second)
+		if !v2.closed.Load() {
+			t.Fatal("the taken-out version is not closed after the grace period")
+		}
+
+		m.Apply([]Component{comp("a", "v", "4")})
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if v, st, _ := reg.Get("a"); v == nil || v.id != "4" || st.State != StateReady {
+			t.Fatalf("fixed: %v %+v", v, st)
 		}
 	})
 }
@@ -311,28 +416,32 @@ func TestManagerHotSwap(t *testing.T) {
 			t.Fatal("replaced instance not closed after release")
 		}
 
-		// A broken change (unknown type): v2 keeps serving, the reload is FAILED.
+		// A broken change (unknown type) takes v2 out, as daprd closes the
+		// old version first: the file asks for something that cannot work.
 		broken := comp("db", "v", "3")
 		broken.Type = "state.nope"
 		m.Apply([]Component{broken})
 		synctest.Wait()
-		v, st, _ = reg.Get("db")
-		if v != v2 || st.State != StateReady || st.Reload == nil || st.Reload.State != StateFailed {
-			t.Fatalf("after a broken change: %+v", st)
+		v, st, ok := reg.Get("db")
+		if !ok || v != nil || st.State != StateFailed || st.Reload != nil {
+			t.Fatalf("after a broken change: %v %+v", v, st)
 		}
-
-		// Removed: gone at once, closed after the grace period.
-		m.Apply(nil)
-		if _, _, ok := reg.Get("db"); ok {
-			t.Fatal("removed component still listed")
+		if _, err := reg.Ready("db"); !errors.Is(err, ErrNotReady) {
+			t.Fatalf("Ready after a broken change = %v, want ErrNotReady", err)
 		}
 		time.Sleep(2 * time.Second)
 		if v2.closed.Load() {
-			t.Fatal("removed instance closed before the grace period")
+			t.Fatal("taken-out instance closed before the grace period")
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(4 * time.Second)
 		if !v2.closed.Load() {
-			t.Fatal("removed instance not closed after the grace period")
+			t.Fatal("taken-out instance not closed after the grace period")
+		}
+
+		// Removed: gone at once.
+		m.Apply(nil)
+		if _, _, ok := reg.Get("db"); ok {
+			t.Fatal("removed component still listed")
 		}
 	})
 }
@@ -400,4 +509,26 @@ func TestFactoryFromMap(t *testing.T) {
 	if _, ok := newFn("c"); ok {
 		t.Error("New(c) = ok")
 	}
+}
+
+// TestManagerChanged: ManagerOptions.Changed is called once a component is
+// ready (and when it fails), so users follow at once.
+func TestManagerChanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeKind()
+		var calls atomic.Int32
+		m := newTestManager(t, f, ManagerOptions{Changed: func() { calls.Add(1) }})
+		m.Apply([]Component{comp("a", "failTimes", "1")})
+		synctest.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("Changed called %d times after a failure, want 1", n)
+		}
+		if err := m.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("Changed called %d times once ready, want 2", n)
+		}
+	})
 }

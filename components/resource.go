@@ -1,6 +1,8 @@
 package components
 
 import (
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -37,9 +39,9 @@ type Component struct {
 	Version string
 	// InitTimeout is spec.initTimeout, DefaultInitTimeout when unset.
 	InitTimeout time.Duration
-	// IgnoreErrors is spec.ignoreErrors. Tandem never stops the sidecar for
-	// a failing component unless asked to (see ManagerOptions.FailFast);
-	// this only changes how loudly failures are logged.
+	// IgnoreErrors is spec.ignoreErrors. Without it, a component that
+	// cannot work as written stops the sidecar (ManagerOptions.Fatal), as
+	// in daprd; one whose server is down is retried either way.
 	IgnoreErrors bool
 	Metadata     []MetadataItem
 	// Scopes lists the app IDs allowed to load the component; empty means
@@ -80,6 +82,12 @@ func (c Component) Category() string {
 	return cat
 }
 
+// LogName is how daprd names the component in its logs and errors:
+// "name (type/version)".
+func (c Component) LogName() string {
+	return fmt.Sprintf("%s (%s/%s)", c.Name, c.Type, c.Version)
+}
+
 // InScope reports whether appID may load the component.
 func (c Component) InScope(appID string) bool {
 	return inScope(c.Scopes, appID)
@@ -103,6 +111,38 @@ func (m MetadataItem) same(o MetadataItem) bool {
 		return false
 	}
 	return m.Name == o.Name && m.Value == o.Value && m.HasValue == o.HasValue && m.EnvRef == o.EnvRef
+}
+
+// Same reports whether two subscriptions are the same resource with the
+// same settings, wherever they were read from.
+func (s Subscription) Same(o Subscription) bool {
+	s.Source, s.Line, o.Source, o.Line = "", 0, "", 0
+	return reflect.DeepEqual(s, o)
+}
+
+// InDaprdOrder returns next's subscriptions in the order daprd lists them
+// after a reload: those unchanged since prev first, in their previous
+// order, then the changed and new ones in load order (daprd removes a
+// changed subscription and adds it again).
+func InDaprdOrder(prev, next []Subscription) []Subscription {
+	byName := make(map[string]Subscription, len(next))
+	for _, s := range next {
+		byName[s.Name] = s
+	}
+	out := make([]Subscription, 0, len(next))
+	kept := map[string]bool{}
+	for _, p := range prev {
+		if n, ok := byName[p.Name]; ok && !kept[p.Name] && n.Same(p) {
+			out = append(out, n)
+			kept[p.Name] = true
+		}
+	}
+	for _, n := range next {
+		if !kept[n.Name] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Subscription is a declarative Subscription resource. Both

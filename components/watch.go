@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"time"
 
@@ -55,6 +54,8 @@ type Change struct {
 	Events []Event
 	// Errors are the problems of this reload (same as Set.Errors).
 	Errors []*ResourceError
+	// Conflict is Set.Conflict(): not nil, daprd would stop.
+	Conflict error
 }
 
 // Watch polls dirs every interval (default 1s) and sends a Change whenever
@@ -65,7 +66,7 @@ type Change struct {
 // two polls in a row saw them), so a file caught half written is not. The
 // channel is closed when ctx ends. Changes are not dropped: a slow reader
 // delays the next poll.
-func Watch(ctx context.Context, dirs []string, appID string, interval time.Duration, prev *Set) <-chan Change {
+func Watch(ctx context.Context, dirs []string, f Filter, interval time.Duration, prev *Set) <-chan Change {
 	if prev == nil {
 		prev = &Set{}
 	}
@@ -74,15 +75,15 @@ func Watch(ctx context.Context, dirs []string, appID string, interval time.Durat
 		Read:     func() ([]byte, error) { return fingerprint(dirs), nil },
 		Interval: interval,
 		Apply: func([]byte) error {
-			next, _ := Load(dirs, appID)
+			next, _ := LoadFiltered(dirs, f)
 			next = keepLastGood(prev, next)
 			events := Diff(prev, next)
-			if len(events) == 0 && sameErrors(prev.Errors, next.Errors) {
+			if len(events) == 0 && sameErrors(prev.Errors, next.Errors) && len(next.Conflicts) == 0 {
 				prev = next
 				return nil
 			}
 			select {
-			case out <- Change{Set: next, Events: events, Errors: next.Errors}:
+			case out <- Change{Set: next, Events: events, Errors: next.Errors, Conflict: next.Conflict()}:
 				prev = next
 			case <-ctx.Done():
 			}
@@ -142,7 +143,7 @@ func keepLastGood(prev, next *Set) *Set {
 		return false
 	}
 	out := &Set{Components: slices.Clone(next.Components), Subscriptions: slices.Clone(next.Subscriptions),
-		HTTPEndpoints: slices.Clone(next.HTTPEndpoints), Documents: slices.Clone(next.Documents), Errors: next.Errors}
+		HTTPEndpoints: slices.Clone(next.HTTPEndpoints), Documents: slices.Clone(next.Documents), Errors: next.Errors, Conflicts: next.Conflicts}
 	for _, c := range prev.Components {
 		if carry(KindComponent, c.Name, c.Source) {
 			out.Components = append(out.Components, c)
@@ -198,11 +199,7 @@ func Diff(prev, next *Set) []Event {
 	diffBy(&ev, KindComponent, prev.Components, next.Components,
 		func(c Component) (string, string) { return c.Name, c.Source }, Component.Same)
 	diffBy(&ev, KindSubscription, prev.Subscriptions, next.Subscriptions,
-		func(s Subscription) (string, string) { return s.Name, s.Source },
-		func(a, b Subscription) bool {
-			a.Source, a.Line, b.Source, b.Line = "", 0, "", 0
-			return reflect.DeepEqual(a, b)
-		})
+		func(s Subscription) (string, string) { return s.Name, s.Source }, Subscription.Same)
 	diffBy(&ev, KindHTTPEndpoint, prev.HTTPEndpoints, next.HTTPEndpoints,
 		func(e HTTPEndpoint) (string, string) { return e.Name, e.Source }, HTTPEndpoint.Same)
 	diffBy(&ev, "", prev.Documents, next.Documents,

@@ -59,7 +59,7 @@ func TestWatchAppliesChanges(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changes := Watch(ctx, []string{dir}, "app", 10*time.Millisecond, set)
+	changes := Watch(ctx, []string{dir}, Filter{AppID: "app"}, 10*time.Millisecond, set)
 	next := func(want ...string) Change {
 		t.Helper()
 		select {
@@ -194,7 +194,7 @@ func TestWatchHTTPEndpoints(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changes := Watch(ctx, []string{dir}, "app", 10*time.Millisecond, &Set{})
+	changes := Watch(ctx, []string{dir}, Filter{AppID: "app"}, 10*time.Millisecond, &Set{})
 	next := func(want string) Change {
 		t.Helper()
 		select {
@@ -235,5 +235,23 @@ func TestWatchHTTPEndpoints(t *testing.T) {
 	}
 	if ch := next("removed HTTPEndpoint/ext"); len(ch.Set.HTTPEndpoints) != 0 {
 		t.Errorf("removed %+v", ch.Set.HTTPEndpoints)
+	}
+}
+
+// TestInDaprdOrder: unchanged subscriptions keep their places, changed and
+// new ones follow in load order, removed ones are gone.
+func TestInDaprdOrder(t *testing.T) {
+	sub := func(name, topic string) Subscription {
+		return Subscription{Name: name, PubsubName: "p", Topic: topic, Source: name + ".yaml"}
+	}
+	prev := []Subscription{sub("sub2", "b"), sub("sub3", "c"), sub("gone", "x")}
+	next := []Subscription{sub("sub2", "d"), sub("sub3", "c"), sub("sub4", "e")}
+	next[1].Source = "moved.yaml" // where it was read from does not count
+	var got []string
+	for _, s := range InDaprdOrder(prev, next) {
+		got = append(got, s.Name+"/"+s.Topic)
+	}
+	if want := []string{"sub3/c", "sub2/d", "sub4/e"}; !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
 	}
 }

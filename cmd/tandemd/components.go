@@ -41,10 +41,18 @@ type runtimeComponents struct {
 	// pub/sub API.
 	topicScopes *topicscope.Table
 
+	// filter selects the resources of this app (and namespace).
+	filter components.Filter
+	// fatal receives what must stop the sidecar, as daprd exits: a
+	// component without spec.ignoreErrors that cannot work as written, two
+	// components with one name. Capacity 1: the first is enough.
+	fatal chan error
+
 	mu  sync.RWMutex
 	set *components.Set
-	// onChange is called after every applied change (subscriptions may
-	// need to follow).
+	// onChange is called after every applied change and every change of
+	// a pub/sub's readiness (subscriptions follow). Set with
+	// setOnChange.
 	onChange func()
 	// resiliency, if set, gets the Resiliency documents of every change.
 	resiliency *resilient.Policies
@@ -116,21 +124,43 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 }
 
 // loadComponents reads the resource folders and starts initialising every
-// component in the background; it never fails because a component does.
-func loadComponents(o *Options, log *slog.Logger) *runtimeComponents {
+// component in the background. It fails, as daprd does, only when two
+// components share a name; a component that fails later is reported on
+// the channel Fatal returns, unless its spec.ignoreErrors is set or its
+// server is only down (then it is retried).
+func loadComponents(o *Options, log *slog.Logger) (*runtimeComponents, error) {
+	rc := newComponents(o, log)
 	// A broken file is one of set.Errors: the others load, as on a reload.
-	set, _ := components.Load(o.ResourcesPaths, o.AppID)
-	return startComponents(o, set, log)
+	set, _ := components.LoadFiltered(o.ResourcesPaths, rc.filter)
+	if err := set.Conflict(); err != nil {
+		return nil, fmt.Errorf("failed to load components: %w", err)
+	}
+	rc.start(set)
+	return rc, nil
 }
 
 // startComponents starts initialising the components of set (read from
-// the resource folders or the operator) in the background.
-func startComponents(o *Options, set *components.Set, log *slog.Logger) *runtimeComponents {
+// the operator) in the background, with the same rules as loadComponents.
+func startComponents(o *Options, set *components.Set, log *slog.Logger) (*runtimeComponents, error) {
+	if err := set.Conflict(); err != nil {
+		return nil, fmt.Errorf("failed to load components: %w", err)
+	}
+	rc := newComponents(o, log)
+	rc.start(set)
+	return rc, nil
+}
+
+// newComponents builds the component managers, with nothing loaded yet.
+func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	log = log.With("component", "components")
-	rc := &runtimeComponents{log: log}
+	rc := &runtimeComponents{log: log, fatal: make(chan error, 1)}
+	rc.filter = components.Filter{AppID: o.AppID}
+	if o.MetricsNamespace != "" { // NAMESPACE as set
+		rc.filter.Namespace = o.Namespace
+	}
 	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv}
 	mopts := func() components.ManagerOptions {
-		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log}
+		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log, Fatal: rc.stop}
 	}
 	rc.secrets = components.NewManager(secretsbuiltin.Kind(), mopts())
 	rc.env.Secret = secretstores.Resolver(rc.secrets.Registry())
@@ -139,17 +169,64 @@ func startComponents(o *Options, set *components.Set, log *slog.Logger) *runtime
 	sockets := components.SocketsFolderFromEnv(os.Getenv)
 	psKind := pubsubbuiltin.Kind(log)
 	psKind.New = pubsubpluggable.Fallback(psKind.New, sockets, log)
-	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), mopts())
+	popts := mopts()
+	popts.Changed = rc.changed // a pub/sub that becomes ready is subscribed at once
+	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), popts)
+	return rc
+}
 
+// start applies the first set and logs what it holds.
+func (rc *runtimeComponents) start(set *components.Set) {
 	rc.report(set.Errors)
 	rc.apply(set)
 	for _, c := range set.Components {
-		log.Info("component loaded; initialising", "name", c.Name, "type", c.Type, "file", c.Source)
+		rc.log.Info("component loaded; initialising", "name", c.Name, "type", c.Type, "file", c.Source)
 	}
 	for _, e := range set.HTTPEndpoints {
-		log.Info("http endpoint loaded", "name", e.Name, "base_url", e.BaseURL, "file", e.Source)
+		rc.log.Info("http endpoint loaded", "name", e.Name, "base_url", e.BaseURL, "file", e.Source)
 	}
-	return rc
+}
+
+// setOnChange sets the function called when subscriptions may need to
+// follow a change.
+func (rc *runtimeComponents) setOnChange(fn func()) {
+	rc.mu.Lock()
+	rc.onChange = fn
+	rc.mu.Unlock()
+}
+
+// changed calls the onChange function, if any.
+func (rc *runtimeComponents) changed() {
+	rc.mu.RLock()
+	fn := rc.onChange
+	rc.mu.RUnlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// stop asks for the sidecar to stop with err (the first one wins).
+func (rc *runtimeComponents) stop(err error) {
+	select {
+	case rc.fatal <- err:
+	default:
+	}
+}
+
+// fatalTask is the critical task that ends the sidecar with the first
+// error sent to stop.
+func (rc *runtimeComponents) fatalTask() task.Task {
+	return task.Task{Name: "components", Critical: true, Run: func(ctx context.Context) error {
+		select {
+		case err := <-rc.fatal:
+			// daprd's words, which tools look for, before the task's name
+			// is added.
+			rc.log.Error("Fatal error from runtime: " + err.Error())
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	}}
 }
 
 func (rc *runtimeComponents) report(errs []*components.ResourceError) {
@@ -160,6 +237,10 @@ func (rc *runtimeComponents) report(errs []*components.ResourceError) {
 
 func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.mu.Lock()
+	if rc.set != nil {
+		// The metadata API lists subscriptions in daprd's order.
+		set.Subscriptions = components.InDaprdOrder(rc.set.Subscriptions, set.Subscriptions)
+	}
 	rc.set = set
 	eps := rc.endpoints
 	rc.mu.Unlock()
@@ -171,12 +252,13 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.pubsubs.Apply(set.Components)
 }
 
-// watch applies changes to the resource folders until ctx ends.
-func (rc *runtimeComponents) watch(ctx context.Context, dirs []string, appID string) {
+// watch applies changes to the resource folders until ctx ends. Two
+// components with one name stop the sidecar, as they stop daprd.
+func (rc *runtimeComponents) watch(ctx context.Context, dirs []string) {
 	rc.mu.RLock()
 	prev := rc.set
 	rc.mu.RUnlock()
-	rc.follow(ctx, components.Watch(ctx, dirs, appID, reloadInterval, prev))
+	rc.follow(ctx, components.Watch(ctx, dirs, rc.filter, reloadInterval, prev))
 }
 
 // follow applies every change from changes (the resource folders' watch,
@@ -193,15 +275,17 @@ func (rc *runtimeComponents) follow(ctx context.Context, changes <-chan componen
 				return
 			}
 		}
+		if ch.Conflict != nil {
+			rc.stop(fmt.Errorf("failed to load resources from disk: %w", ch.Conflict))
+			return
+		}
 		for _, ev := range ch.Events {
 			rc.log.Info("resource changed; applying without restart", "op", ev.Op.String(), "kind", ev.Kind, "name", ev.Name, "file", ev.Source)
 		}
 		rc.report(ch.Errors)
 		rc.apply(ch.Set)
 		rc.applyResiliency(ch.Set)
-		if rc.onChange != nil {
-			rc.onChange()
-		}
+		rc.changed()
 	}
 }
 
@@ -236,11 +320,15 @@ func (rc *runtimeComponents) Metadata(name string) (components.Metadata, bool) {
 	return md, true
 }
 
-// Registered lists components for the metadata API.
+// Registered lists the ready components for the metadata API (daprd lists
+// those it initialised; Extended tells about the others).
 func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	var out []*runtimev1.RegisteredComponents
 	add := func(list []components.Status) {
 		for _, s := range list {
+			if s.State != components.StateReady {
+				continue
+			}
 			out = append(out, &runtimev1.RegisteredComponents{Name: s.Name, Type: s.Type, Version: s.Version, Capabilities: s.Capabilities})
 		}
 	}
@@ -291,7 +379,7 @@ func resourcesWatch(cfg *config.Configuration, rc *runtimeComponents, o *Options
 		return task.Task{}, false
 	}
 	return task.Task{Name: "resources watch", Run: func(ctx context.Context) error {
-		rc.watch(ctx, o.ResourcesPaths, o.AppID)
+		rc.watch(ctx, o.ResourcesPaths)
 		return nil
 	}}, true
 }

@@ -50,7 +50,11 @@ func TestLoadComponentsBrokenFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rc := loadComponents(&Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}, slog.New(slog.DiscardHandler))
+	rc, err := loadComponents(&Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
 	if got := rc.states.Registry().Names(); !slices.Equal(got, []string{"good #1"}) {
 		t.Fatalf("state stores = %v, want [good #1]", got)
 	}
@@ -76,7 +80,10 @@ func TestWatchResourcesHotReloadFeature(t *testing.T) {
 			}
 			o := &Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}
 			log := slog.New(slog.DiscardHandler)
-			rc := loadComponents(o, log)
+			rc, err := loadComponents(o, log)
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer rc.Close()
 			cfg := config.Default()
 			cfg.Spec.Features = tc.features
@@ -98,6 +105,77 @@ func TestWatchResourcesHotReloadFeature(t *testing.T) {
 			time.Sleep(2 * reloadInterval) // and it stays so
 			if got := len(rc.Registered()); got != tc.want {
 				t.Fatalf("%d components registered, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestComponentsFatal: what stops daprd stops tandemd: two components with
+// one name (at start-up: loadComponents fails; on a reload: the fatal
+// task), and a component without spec.ignoreErrors that cannot work as
+// written, on a reload too; with ignoreErrors it is only taken out.
+func TestComponentsFatal(t *testing.T) {
+	const comp = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: %s\nspec:\n  type: %s\n  version: v1\n  ignoreErrors: %t\n"
+	write := func(t *testing.T, dir, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	options := func(dir string) *Options {
+		return &Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}
+	}
+
+	t.Run("duplicate at start-up", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, fmt.Sprintf(comp, "foo", "state.in-memory", false)+"---\n"+fmt.Sprintf(comp, "foo", "pubsub.in-memory", false))
+		_, err := loadComponents(options(dir), log)
+		want := "failed to load components: duplicate definition of Component name foo (pubsub.in-memory/v1) with existing foo (state.in-memory/v1)"
+		if err == nil || err.Error() != want {
+			t.Fatalf("loadComponents = %v, want %q", err, want)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, reload string
+		want         string // the fatal error's text contains it; "" for none
+	}{
+		{"duplicate on reload", fmt.Sprintf(comp, "a", "state.in-memory", false) + "---\n" + fmt.Sprintf(comp, "a", "pubsub.in-memory", false),
+			"failed to load resources from disk: duplicate definition of Component name a (pubsub.in-memory/v1) with existing a (state.in-memory/v1)"},
+		{"broken on reload", fmt.Sprintf(comp, "a", "state.sqlite", false), "a (state.sqlite/v1)"},
+		{"broken on reload, ignoreErrors", fmt.Sprintf(comp, "a", "state.sqlite", true), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, fmt.Sprintf(comp, "a", "state.in-memory", false))
+			o := options(dir)
+			rc, err := loadComponents(o, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			w, _ := resourcesWatch(config.Default(), rc, o, log)
+			done := make(chan struct{})
+			defer func() { cancel(); <-done }()
+			go func() { defer close(done); _ = w.Run(ctx) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for len(rc.Registered()) != 1 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			write(t, dir, tc.reload)
+
+			fctx, fcancel := context.WithTimeout(ctx, 5*reloadInterval)
+			defer fcancel()
+			err = rc.fatalTask().Run(fctx)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("fatal: %v, want none", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("fatal: %v, want one containing %q", err, tc.want)
+			case tc.want == "" && len(rc.Registered()) != 0:
+				t.Fatalf("registered %v, want none: the broken version takes the old one out", rc.Registered())
 			}
 		})
 	}

@@ -97,8 +97,8 @@ func run(args []string) int {
 	err = runReloading(ctx, hup, log, func(ctx context.Context) error { return runSidecar(ctx, opts, log, restart) })
 	if err != nil {
 		// Includes a forced shutdown (proxy.ErrForcedShutdown): daprd
-		// exits 1 then too.
-		log.Error("tandemd stopped with an error", "error", err)
+		// exits 1 then too. daprd's words: tools look for them.
+		log.Error("Fatal error from runtime: " + err.Error())
 		return 1
 	}
 	log.Info(logStopped)

@@ -139,11 +139,15 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 
 	var rc *runtimeComponents
 	if kube != nil {
-		rc = startComponents(o, kube.set, log)
+		rc, err = startComponents(o, kube.set, log)
 	} else {
-		rc = loadComponents(o, log)
+		rc, err = loadComponents(o, log)
+	}
+	if err != nil {
+		return err
 	}
 	comps.Add(task.Cleanup("components", func() error { rc.Close(); return nil })) // Close logs what fails
+	background.Add(rc.fatalTask())
 	// Resiliency files come from the resource folders and follow their
 	// hot reload; every call looks up the policies in effect.
 	resLog := log.With("component", "resiliency")
@@ -165,7 +169,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			Egress: metrics.PubSubEgress, BulkEgress: metrics.PubSubBulkEgress, Ingress: metrics.PubSubIngress,
 		},
 	})
-	rc.onChange = pubsubAPI.Reload
+	rc.setOnChange(pubsubAPI.Reload)
 	switch {
 	case kube != nil && cfg.FeatureEnabled("HotReload"):
 		background.Add(kube.resources.tasks(o, rc, kube.configSpec, restart)...)

@@ -21,14 +21,7 @@ func Kind(newPubSub func(typ string) (PubSub, bool), types []string) components.
 		Init: func(ctx context.Context, ps PubSub, md components.Metadata) error {
 			return ps.Init(ctx, md)
 		},
-		Close: func(ps PubSub) error { return ps.Close() },
-		Capabilities: func(ps PubSub) []string {
-			fs := ps.Features()
-			out := make([]string, len(fs))
-			for i, f := range fs {
-				out[i] = string(f)
-			}
-			return out
-		},
+		Close:        func(ps PubSub) error { return ps.Close() },
+		Capabilities: func(ps PubSub) []string { return Capabilities(ps.Features()) },
 	}
 }

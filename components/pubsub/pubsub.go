@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"slices"
 
 	"github.com/tandemrun/tandem/components"
 )
@@ -108,7 +109,30 @@ const (
 	// FeatureConsumerGroups: subscribers with the same consumer ID share a
 	// topic's messages instead of each getting all of them.
 	FeatureConsumerGroups Feature = "CONSUMER_GROUPS"
+	// FeatureSubscribeWildcards: a subscription's topic may be a pattern
+	// (the broker's own syntax) matching several topics.
+	FeatureSubscribeWildcards Feature = "SUBSCRIBE_WILDCARDS"
+	// FeatureBulkSubscribeImmediate: a bulk subscription's messages go to
+	// the app at once, each in a batch of its own, instead of waiting for
+	// a batch to fill (the broker batches itself).
+	FeatureBulkSubscribeImmediate Feature = "BULK_SUBSCRIBE_IMMEDIATE"
 )
+
+// daprFeatures are the features daprd's metadata API can list for a
+// pub/sub; the others are Tandem's own and stay internal.
+var daprFeatures = []Feature{FeatureMessageTTL, FeatureSubscribeWildcards, "BULK_PUBSUB", FeatureBulkSubscribeImmediate}
+
+// Capabilities lists a broker's features as daprd's metadata API does:
+// only those daprd knows, in the broker's order.
+func Capabilities(fs []Feature) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		if slices.Contains(daprFeatures, f) {
+			out = append(out, string(f))
+		}
+	}
+	return out
+}
 
 // Well-known request metadata keys.
 const (

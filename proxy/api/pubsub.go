@@ -12,6 +12,7 @@ import (
 	"time"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
@@ -163,7 +164,9 @@ func (p *PubSub) markStarted() { p.startedOnce.Do(func() { close(p.started) }) }
 // component returns the ready instance of a pub/sub component, with the
 // API errors Dapr gives for a missing name or component.
 func (p *PubSub) component(name, topic string) (pubsub.PubSub, func(), error) {
-	if p.cfg.Registry == nil || len(p.cfg.Registry.Names()) == 0 {
+	// daprd 1.18 always has its pub/sub adapter: with no component loaded
+	// (all removed by a reload, say) a name is simply not found.
+	if p.cfg.Registry == nil {
 		return nil, nil, apierr.PubSubNotConfigured(name)
 	}
 	if name == "" {
@@ -212,6 +215,10 @@ type PublishRequest struct {
 	Metadata map[string]string
 	// TraceParent and TraceState are the caller's trace context.
 	TraceParent, TraceState string
+	// HTTP is set for the HTTP API: a broker's gRPC status (a pluggable
+	// component's) is then matched against Resiliency's httpStatusCodes as
+	// its HTTP equivalent, as daprd does; gRPC callers match gRPCStatusCodes.
+	HTTP bool
 }
 
 // rawPayload reads metadata rawPayload as Dapr does.
@@ -283,13 +290,34 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 	preq := &pubsub.PublishRequest{Topic: req.Topic, Data: data, ContentType: ct, Metadata: md}
 	start := time.Now()
 	_, err = outbound(ctx, p.cfg.Resiliency, req.PubsubName, resiliency.Pubsub, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, inst.Publish(ctx, preq)
+		return struct{}{}, publishStatus(inst.Publish(ctx, preq), req.HTTP)
 	})
 	p.cfg.Metrics.egress(req.PubsubName, req.Topic, err, start)
 	if err != nil {
-		return apierr.PubSubPublishMessage(req.PubsubName, req.Topic, err)
+		return apierr.PubSubPublishMessage(req.PubsubName, req.Topic, brokerError(err))
 	}
 	return nil
+}
+
+// publishStatus gives a broker's gRPC status its HTTP equivalent for an
+// HTTP caller's retry matching; other errors are returned as they are.
+func publishStatus(err error, http bool) error {
+	if err == nil || !http {
+		return err
+	}
+	if st, ok := status.FromError(err); ok {
+		return &resiliency.StatusError{HTTP: apierr.HTTPStatusFromCode(st.Code()), Err: err}
+	}
+	return err
+}
+
+// brokerError is the broker's own error inside one publishStatus wrapped.
+func brokerError(err error) error {
+	var se *resiliency.StatusError
+	if errors.As(err, &se) && se.Err != nil {
+		return se.Err
+	}
+	return err
 }
 
 // BulkPublishRequest is a batch for one topic.

@@ -5,12 +5,19 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/components/pubsub/inmemory"
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/proxy/subscriptions"
 	"github.com/tandemrun/tandem/resiliency"
@@ -504,5 +511,82 @@ func TestStreamingUnderInboundPolicy(t *testing.T) {
 	defer next.mu.Unlock()
 	if next.calls != 3 {
 		t.Errorf("stream got the event %d times, want 3", next.calls)
+	}
+}
+
+// statusBroker is a broker whose Publish fails with the gRPC status its
+// topic names ("14" → Unavailable), counting the attempts per topic.
+type statusBroker struct {
+	*inmemory.PubSub
+	*publishCounts
+}
+
+// publishCounts counts the publish attempts per topic.
+type publishCounts struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (b statusBroker) Publish(_ context.Context, req *pubsub.PublishRequest) error {
+	b.mu.Lock()
+	b.calls[req.Topic]++
+	b.mu.Unlock()
+	code, _ := strconv.Atoi(req.Topic)
+	return status.Error(codes.Code(code), "broker says no")
+}
+
+// TestPublishRetryMatching: a broker's gRPC status is matched against
+// httpStatusCodes as its HTTP equivalent for an HTTP caller, and against
+// gRPCStatusCodes as it is for a gRPC caller (daprd's resiliency/publish).
+func TestPublishRetryMatching(t *testing.T) {
+	b := &publishCounts{calls: map[string]int{}}
+	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
+		"pubsub.status": func() pubsub.PubSub { return statusBroker{inmemory.New(nil), b} },
+	})
+	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: components.Env{AppID: "app"}.Resolve})
+	t.Cleanup(func() { _ = m.Close() })
+	m.Apply([]components.Component{
+		{Name: "httpmatch", Type: "pubsub.status", InitTimeout: components.DefaultInitTimeout},
+		{Name: "grpcmatch", Type: "pubsub.status", InitTimeout: components.DefaultInitTimeout},
+	})
+	if err := m.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPubSub(PubSubConfig{Registry: m.Registry(), AppID: "me", Resiliency: resiliencySet(t, `
+  policies:
+    retries:
+      http: {policy: constant, duration: 1ms, maxRetries: 3, matching: {httpStatusCodes: "429,500-599"}}
+      grpc: {policy: constant, duration: 1ms, maxRetries: 3, matching: {gRPCStatusCodes: "14"}}
+  targets:
+    components:
+      httpmatch: {outbound: {retry: http}}
+      grpcmatch: {outbound: {retry: grpc}}
+`)})
+	for _, tc := range []struct {
+		pubsub string
+		code   codes.Code
+		http   bool
+		calls  int
+	}{
+		{"httpmatch", codes.Unavailable, true, 4},        // 503
+		{"httpmatch", codes.ResourceExhausted, true, 4},  // 429
+		{"httpmatch", codes.FailedPrecondition, true, 1}, // 400
+		{"grpcmatch", codes.Unavailable, false, 4},
+		{"grpcmatch", codes.FailedPrecondition, false, 1},
+	} {
+		topic := strconv.Itoa(int(tc.code))
+		b.mu.Lock()
+		b.calls[topic] = 0
+		b.mu.Unlock()
+		err := p.Publish(context.Background(), PublishRequest{PubsubName: tc.pubsub, Topic: topic, Data: []byte(`{}`), HTTP: tc.http})
+		b.mu.Lock()
+		calls := b.calls[topic]
+		b.mu.Unlock()
+		if err == nil || calls != tc.calls {
+			t.Errorf("%s %s (http %t): %d attempts, err %v; want %d and an error", tc.pubsub, tc.code, tc.http, calls, err, tc.calls)
+		}
+		if err != nil && strings.Contains(err.Error(), "HTTP status") {
+			t.Errorf("error %q shows the matching status instead of the broker's error", err)
+		}
 	}
 }

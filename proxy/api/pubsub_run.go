@@ -301,6 +301,9 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 		// entries not yet sent, while a batch the app has answers by its
 		// verdict.
 		a.batcher = subscriptions.NewBatcher(context.WithoutCancel(ctx), proc, bulk)
+		if pubsub.HasFeature(inst, pubsub.FeatureBulkSubscribeImmediate) {
+			a.batcher.Immediate()
+		}
 		handle = a.batcher.Handle
 		// As in Dapr, a batch holds at most as many messages as the broker
 		// hands over at once (its concurrency, or metadata maxConcurrency):

@@ -76,7 +76,8 @@ func TestPublishErrors(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"not configured", empty, PublishRequest{PubsubName: "ps", Topic: "t"}, apierr.CodePubSubNotConfigured, 400, "not configured"},
+		{"none loaded", empty, PublishRequest{PubsubName: "ps", Topic: "t"}, apierr.CodePubSubNotFound, 404, "pubsub ps is not found"},
+		{"not configured", NewPubSub(PubSubConfig{AppID: "app"}), PublishRequest{PubsubName: "ps", Topic: "t"}, apierr.CodePubSubNotConfigured, 400, "not configured"},
 		{"empty name", p, PublishRequest{Topic: "t"}, apierr.CodePubSubEmpty, 404, "empty"},
 		{"not found", p, PublishRequest{PubsubName: "nope", Topic: "t"}, apierr.CodePubSubNotFound, 404, "pubsub nope is not found"},
 		{"empty topic", p, PublishRequest{PubsubName: "ps"}, apierr.CodeTopicEmpty, 404, "topic is empty in pubsub ps"},

@@ -42,10 +42,7 @@ const (
 	ReasonStateQueryFailed              = "DAPR_STATE_QUERY_FAILED"
 )
 
-const (
-	stateStoresDocs  = "https://docs.dapr.io/reference/components-reference/supported-state-stores/"
-	secretStoresDocs = "https://docs.dapr.io/reference/components-reference/supported-secret-stores/"
-)
+const stateStoresDocs = "https://docs.dapr.io/reference/components-reference/supported-state-stores/"
 
 // appIDMetadata is the ErrorInfo metadata daprd's HTTP API gives its
 // store lookup errors; its gRPC API (appID "") gives none.
@@ -276,7 +273,9 @@ func SecretStoresNotConfigured() *Error {
 		GRPCCode:   codes.FailedPrecondition,
 		Message:    "secret store is not configured",
 	}
-	return e.withHint(secretStoresDocs, "Add a Component with spec.type secretstores.<store> to a --resources-path folder")
+	// No help link: daprd's body is exactly errorCode and message, and
+	// clients match it whole (hotreload/selfhosted/secret).
+	return e
 }
 
 // SecretStoreNotFound is a request naming an unknown secret store. daprd

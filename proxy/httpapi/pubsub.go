@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		Metadata:    requestMetadata(r),
 		TraceParent: r.Header.Get("Traceparent"),
 		TraceState:  r.Header.Get("Tracestate"),
+		HTTP:        true,
 	})
 	if err != nil {
 		h.writeErr(w, err)
@@ -68,12 +70,25 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// bulkEntry is one entry of a bulk publish body.
-type bulkEntry struct {
+// bulkPublishMessageEntry is one entry of a bulk publish body; named as in
+// daprd, whose decoding errors name it (see decodeBulkEntries).
+type bulkPublishMessageEntry struct {
 	EntryID     string            `json:"entryId"`
 	Event       any               `json:"event"`
 	ContentType string            `json:"contentType"`
 	Metadata    map[string]string `json:"metadata"`
+}
+
+// decodeBulkEntries reads a bulk publish body with daprd's decoder (a
+// json.Decoder: "unexpected EOF" for a truncated body) and words a body of
+// the wrong shape as daprd does, naming its type in its package (http).
+func decodeBulkEntries(body []byte) ([]bulkPublishMessageEntry, error) {
+	var in []bulkPublishMessageEntry
+	err := json.NewDecoder(bytes.NewReader(body)).Decode(&in)
+	if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field == "" {
+		return nil, fmt.Errorf("json: cannot unmarshal %s into Go value of type []http.bulkPublishMessageEntry", te.Value)
+	}
+	return in, err
 }
 
 // bulkResponse is Dapr's bulk publish failure body.
@@ -94,8 +109,8 @@ func (h *Handler) bulkPublish(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, h.bodyErr(err))
 		return
 	}
-	var in []bulkEntry
-	if err := json.Unmarshal(body, &in); err != nil {
+	in, err := decodeBulkEntries(body)
+	if err != nil {
 		h.writeErr(w, apierr.PubSubEvents(name, topic, err))
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -200,5 +201,22 @@ func TestBulkPublishRoute(t *testing.T) {
 	}
 	if w.Code != 500 || res.ErrorCode != "ERR_PUBSUB_PUBLISH_MESSAGE" || len(res.FailedEntries) != 1 || res.FailedEntries[0].EntryID != "no" || !strings.Contains(res.FailedEntries[0].Error, "refused") {
 		t.Errorf("partial failure = %d %s", w.Code, w.Body)
+	}
+}
+
+// TestDecodeBulkEntries: a bad bulk publish body is worded as daprd words
+// it (pubsub/http/errorcodes), its decoder's texts included.
+func TestDecodeBulkEntries(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"entryID": "}`, "unexpected EOF"},
+		{`{"entryID": ""}`, "json: cannot unmarshal object into Go value of type []http.bulkPublishMessageEntry"},
+		{``, "EOF"},
+		{`[{"entryId": 1}]`, "json: cannot unmarshal number into Go struct field bulkPublishMessageEntry.entryId of type string"},
+		{`[{"entryId": "a", "event": {"x": 1}}]`, ""},
+	} {
+		_, err := decodeBulkEntries([]byte(tc.body))
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("decode %q: %v, want %q", tc.body, err, tc.want)
+		}
 	}
 }

@@ -53,6 +53,13 @@ func NewBatcher(ctx context.Context, p *Processor, d BulkDeliverer) *Batcher {
 	return &Batcher{proc: p, deliverer: d, ctx: ctx, maxMessages: maxMessages, maxAwait: maxAwait}
 }
 
+// Immediate makes b send every message at once in a batch of its own, for
+// brokers with pubsub.FeatureBulkSubscribeImmediate. Call it before Handle.
+func (b *Batcher) Immediate() *Batcher {
+	b.maxMessages = 1
+	return b
+}
+
 // Handle is a pubsub.Handler: nil when the app accepted (or dropped, or has
 // no handler for) the message's entry, an error when the entry is to be
 // redelivered. Messages that need no delivery (expired, unrouted) are

@@ -259,6 +259,32 @@ func TestBulkFlushesPartialBatchAfterAwait(t *testing.T) {
 	}
 }
 
+// TestBulkImmediate: with Immediate (brokers that batch themselves), each
+// message goes to the app at once in a batch of its own, long before
+// maxAwaitDurationMs.
+func TestBulkImmediate(t *testing.T) {
+	app := &bulkApp{t: t, batchCh: make(chan int, 10)}
+	r := newBulkRig(t, app, bulkSub(100, 5000, ""))
+	r.batcher.Immediate()
+	start := time.Now()
+	for i := range 3 {
+		r.publish(t, "orders", i)
+	}
+	for range 3 {
+		select {
+		case n := <-app.batchCh:
+			if n != 1 {
+				t.Errorf("batch of %d, want 1", n)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatal("immediate batch not sent")
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("three messages took %v", d)
+	}
+}
+
 // TestBulkEntryStatuses: each entry is settled by its own status. Without
 // a dead-letter topic, RETRY and missing entries come back and DROP is
 // acknowledged; with one, as in Dapr, every entry the app did not accept

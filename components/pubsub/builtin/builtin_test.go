@@ -47,7 +47,7 @@ func TestKind(t *testing.T) {
 	if err := k.Init(context.Background(), ps, components.Metadata{Name: "m"}); err != nil {
 		t.Fatal(err)
 	}
-	if caps := k.Capabilities(ps); len(caps) != 1 || caps[0] != "MESSAGE_METADATA" {
+	if caps := k.Capabilities(ps); len(caps) != 1 || caps[0] != "SUBSCRIBE_WILDCARDS" { // daprd's in-memory capabilities
 		t.Errorf("Capabilities = %v", caps)
 	}
 	// Bad metadata is permanent: the manager must not retry it forever.

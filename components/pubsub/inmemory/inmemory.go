@@ -8,6 +8,10 @@
 // (default 5s; the subscription's Resiliency policy is what retries
 // quickly).
 //
+// A subscription's topic ending in "*" is a wildcard, as in Dapr's
+// broker: "orders.*" gets the messages of every topic that starts with
+// "orders." and is longer than it (feature SUBSCRIBE_WILDCARDS).
+//
 // Nothing survives the process: it is for development and tests, not for
 // messages that must not be lost.
 package inmemory
@@ -17,6 +21,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +41,7 @@ type PubSub struct {
 
 	life pubsub.Lifecycle
 	mu   sync.Mutex
-	subs map[string]map[*subscription]struct{} // topic -> subscriptions
+	subs map[string]map[*subscription]struct{} // topic or pattern -> subscriptions
 	seq  atomic.Uint64
 
 	concurrency   int
@@ -82,9 +87,21 @@ func (p *PubSub) Init(_ context.Context, md components.Metadata) error {
 	return nil
 }
 
-// Features reports that metadata travels with messages.
+// Features reports wildcard subscriptions and that metadata travels with
+// messages.
 func (p *PubSub) Features() []pubsub.Feature {
-	return []pubsub.Feature{pubsub.FeatureMessageMetadata}
+	return []pubsub.Feature{pubsub.FeatureSubscribeWildcards, pubsub.FeatureMessageMetadata}
+}
+
+// Matches reports whether a subscription to pattern gets the messages of
+// topic: the same topic, or for a pattern ending in "*", a longer topic
+// that starts with what precedes the "*" (Dapr's in-memory rule).
+func Matches(pattern, topic string) bool {
+	if pattern == topic {
+		return true
+	}
+	prefix, ok := strings.CutSuffix(pattern, "*")
+	return ok && len(topic) > len(prefix) && strings.HasPrefix(topic, prefix)
 }
 
 // Publish queues the message for every current subscription of the topic.
@@ -98,14 +115,19 @@ func (p *PubSub) Publish(_ context.Context, req *pubsub.PublishRequest) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id := strconv.FormatUint(p.seq.Add(1), 10)
-	for s := range p.subs[req.Topic] {
-		s.push(&pubsub.Message{
-			Topic:       req.Topic,
-			Data:        append([]byte(nil), req.Data...),
-			ContentType: req.ContentType,
-			Metadata:    pubsub.MergeMetadata(nil, req.Metadata),
-			ID:          id,
-		})
+	for pattern, subs := range p.subs {
+		if !Matches(pattern, req.Topic) {
+			continue
+		}
+		for s := range subs {
+			s.push(&pubsub.Message{
+				Topic:       req.Topic,
+				Data:        append([]byte(nil), req.Data...),
+				ContentType: req.ContentType,
+				Metadata:    pubsub.MergeMetadata(nil, req.Metadata),
+				ID:          id,
+			})
+		}
 	}
 	return nil
 }

@@ -35,7 +35,8 @@ func parseConfig(md components.Metadata) (config, error) {
 	}
 	var err error
 	if c.connectionString == "" {
-		return c, fmt.Errorf("component %q: metadata connectionString is required, e.g. \"data.db\" or \":memory:\"", md.Name)
+		// daprd's words first (tools look for them), then how to fix it.
+		return c, fmt.Errorf(`missing connection string (component %q): set metadata connectionString, e.g. "data.db" or ":memory:"`, md.Name)
 	}
 	for _, id := range []struct{ field, v string }{{"tableName", c.tableName}, {"metadataTableName", c.metadataTableName}} {
 		if !validIdentifier(id.v) {

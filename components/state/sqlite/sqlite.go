@@ -64,11 +64,11 @@ func NewStore(log *slog.Logger) state.Store { return New(log) }
 func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	cfg, err := parseConfig(md)
 	if err != nil {
-		return err
+		return components.Permanent(err) // only an edit of the file fixes it
 	}
 	dsn, err := cfg.dsn()
 	if err != nil {
-		return fmt.Errorf("component %q: %w", md.Name, err)
+		return components.Permanent(fmt.Errorf("component %q: %w", md.Name, err))
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

@@ -117,7 +117,7 @@ var configCases = []struct {
 	wantErr string
 	wantDSN []string
 }{
-	{"missing connection string", map[string]string{}, "connectionString is required", nil},
+	{"missing connection string", map[string]string{}, "missing connection string (component", nil},
 	{"bad table", map[string]string{"connectionString": "x.db", "tableName": "a;drop"}, "tableName", nil},
 	{"short timeout", map[string]string{"connectionString": "x.db", "timeout": "500ms"}, "at least 1s", nil},
 	{"forbidden pragma", map[string]string{"connectionString": "x.db?_pragma=journal_mode(OFF)"}, "disableWAL", nil},
