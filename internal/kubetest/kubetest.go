@@ -111,6 +111,7 @@ func IgnoreClientGo() []goleak.Option {
 		goleak.IgnoreAnyFunction("k8s.io/client-go/tools/cache.(*processorListener).run"),
 		goleak.IgnoreAnyFunction("k8s.io/client-go/tools/cache.(*processorListener).pop"),
 		goleak.IgnoreAnyFunction("k8s.io/client-go/transport.(*dynamicClientCert).run"),
+		goleak.IgnoreAnyFunction("k8s.io/apimachinery/pkg/watch.(*filteredWatch).loop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreAnyFunction("k8s.io/client-go/util/flowcontrol.(*tokenBucketPassiveRateLimiter).Wait"),
