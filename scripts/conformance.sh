@@ -6,6 +6,7 @@
 #   scripts/conformance.sh state pubsub           # whole areas (folders under suite/daprd)
 #   scripts/conformance.sh 'daprd/state/http/.*' # or regular expressions over case names
 #   scripts/conformance.sh --list state           # print the matching cases only
+#   scripts/conformance.sh --build                # build Dapr's binaries and the suite only (the e2e actor tests use placement)
 #
 # The first run copies github.com/dapr/dapr@v1.18.2 (one of our module dependencies) out of the module cache and
 # builds Dapr's placement, scheduler, sentry and operator (some cases start them) and the suite's test binary: about
@@ -28,10 +29,11 @@ JOBS="${TANDEM_CONFORMANCE_JOBS:-2}"
 CASE_TIMEOUT="${TANDEM_CONFORMANCE_CASE_TIMEOUT:-150}"
 LIST="${TANDEM_CONFORMANCE_LIST:-test/conformance/passing.txt}"
 
-list_only=0 sel=()
+list_only=0 build_only=0 sel=()
 for a in "$@"; do
   case $a in
     --list) list_only=1 ;;
+    --build) build_only=1 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) sel+=("$a") ;;
   esac
@@ -91,6 +93,7 @@ if [[ ! -x $CACHE/integration.test ]]; then
      mv "$CACHE/integration.test.tmp" "$CACHE/integration.test") || die "compiling the suite failed"
 fi
 exec 9>&-
+if [[ $build_only == 1 ]]; then echo "conformance: Dapr's binaries and the suite are built in $CACHE" >&2; exit 0; fi
 
 SIDECAR="$CACHE/bin/tandemd-$$"
 echo "conformance: building tandemd (release flags)" >&2
