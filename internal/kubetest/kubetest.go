@@ -100,6 +100,21 @@ func (e *Env) Stop() {
 	}
 }
 
+// Run runs the package's tests (a TestMain's m), stops the API server, and
+// fails the run when a goroutine the tests started is still running. It
+// returns the exit code for os.Exit.
+func (e *Env) Run(m *testing.M) int {
+	code := m.Run()
+	e.Stop()
+	if code == 0 {
+		if err := goleak.Find(IgnoreClientGo()...); err != nil {
+			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	return code
+}
+
 // IgnoreClientGo lists the goroutines client-go and controller-runtime
 // leave running for the life of the process (log flushing, the shared
 // watch-cache metrics), for goleak.

@@ -4,25 +4,15 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/tandemrun/tandem/internal/kubetest"
 )
 
 // kube is the API server the package's tests share.
 var kube *kubetest.Env
 
-// TestMain starts one API server for the package, and fails the tests when
-// a goroutine they started is still running after the last one.
+// TestMain starts one API server for the package; the run fails when a
+// goroutine the tests started is still running after the last one.
 func TestMain(m *testing.M) {
 	kube = kubetest.Start()
-	code := m.Run()
-	kube.Stop()
-	if code == 0 {
-		if err := goleak.Find(kubetest.IgnoreClientGo()...); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(kube.Run(m))
 }
