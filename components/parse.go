@@ -192,13 +192,17 @@ type rawComponent struct {
 }
 
 type rawItem struct {
-	Name         string    `yaml:"name"`
-	Value        yaml.Node `yaml:"value"`
-	SecretKeyRef *struct {
-		Name string `yaml:"name"`
-		Key  string `yaml:"key"`
-	} `yaml:"secretKeyRef"`
-	EnvRef string `yaml:"envRef"`
+	Name         string           `yaml:"name"`
+	Value        yaml.Node        `yaml:"value"`
+	SecretKeyRef *rawSecretKeyRef `yaml:"secretKeyRef"`
+	EnvRef       string           `yaml:"envRef"`
+}
+
+// rawSecretKeyRef is a secretKeyRef as written in a resource: Component
+// metadata, HTTPEndpoint headers and TLS documents.
+type rawSecretKeyRef struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
 }
 
 func parseComponent(root *yaml.Node, h rawHeader, source string) (Component, []*ResourceError) {

@@ -41,11 +41,8 @@ type rawHTTPEndpoint struct {
 }
 
 type rawTLSDocument struct {
-	Value        yaml.Node `yaml:"value"`
-	SecretKeyRef *struct {
-		Name string `yaml:"name"`
-		Key  string `yaml:"key"`
-	} `yaml:"secretKeyRef"`
+	Value        yaml.Node        `yaml:"value"`
+	SecretKeyRef *rawSecretKeyRef `yaml:"secretKeyRef"`
 }
 
 // parseHTTPEndpoint reads and checks one HTTPEndpoint document. Fields

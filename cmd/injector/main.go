@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +30,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tandemrun/tandem/injector"
+	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
 )
 
@@ -91,16 +91,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stdout, version)
 		return 0
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(strings.ToUpper(f.logLevel))); err != nil {
-		fmt.Fprintln(stderr, "injector: --log-level:", err)
+	level, err := logging.ParseLevel(f.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "injector:", err)
 		return 2
 	}
-	var h slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level})
-	if f.logAsJSON {
-		h = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
-	}
-	log := slog.New(h).With("component", "injector")
+	log := logging.New(stdout, level, f.logAsJSON, "component", "injector")
 	opts, err := optionsFromEnv(getenv)
 	if err != nil {
 		log.Error("injector configuration", "error", err)

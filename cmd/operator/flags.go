@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/logging"
 )
 
 // Options are the operator's command-line options: Dapr operator's flags
@@ -103,7 +103,7 @@ func ParseFlags(args []string, usage io.Writer) (*Options, error) {
 
 func (o *Options) validate() error {
 	var errs []error
-	if _, err := parseLevel(o.LogLevel); err != nil {
+	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	for name, p := range map[string]int{"--port": o.Port, "--healthz-port": o.HealthzPort} {
@@ -124,18 +124,4 @@ func (o *Options) ignoredNames() []string {
 	}
 	slices.Sort(names)
 	return names
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error", "fatal":
-		return slog.LevelError, nil
-	}
-	return slog.LevelInfo, fmt.Errorf("--log-level %q is not valid; use debug, info, warn, error or fatal", s)
 }

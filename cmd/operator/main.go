@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/operator/api"
 	"github.com/tandemrun/tandem/operator/server"
@@ -66,12 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stdout, version)
 		return 0
 	}
-	level, _ := parseLevel(o.LogLevel)
-	var h slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level})
-	if o.LogAsJSON {
-		h = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
-	}
-	log := slog.New(h).With("component", "operator")
+	level, _ := logging.ParseLevel(o.LogLevel)
+	log := logging.New(stdout, level, o.LogAsJSON, "component", "operator")
 	if err := serve(ctx, o, log, getenv); err != nil {
 		log.Error("operator failed", "error", err)
 		return 1

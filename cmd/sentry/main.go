@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/sentry/ca"
 	"github.com/tandemrun/tandem/sentry/kube"
@@ -77,27 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 }
 
 func newLogger(o *Options, out io.Writer) *slog.Logger {
-	level, _ := parseLevel(o.LogLevel)
-	hopts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(out, hopts)
-	if o.LogAsJSON {
-		h = slog.NewJSONHandler(out, hopts)
-	}
-	return slog.New(h).With("component", "sentry")
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error", "fatal":
-		return slog.LevelError, nil
-	}
-	return slog.LevelInfo, fmt.Errorf("--log-level %q is not valid; use debug, info, warn, error or fatal", s)
+	level, _ := logging.ParseLevel(o.LogLevel)
+	return logging.New(out, level, o.LogAsJSON, "component", "sentry")
 }
 
 // serve wires the CA, validators, gRPC service, healthz and metrics, and

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/logging"
 )
 
 // Options is daprd's command line and environment, parsed and checked.
@@ -674,18 +676,8 @@ func parseQuantity(s string) (int, error) {
 
 // SlogLevel maps LogLevel to a slog level (fatal is above error).
 func (o *Options) SlogLevel() slog.Level {
-	switch o.LogLevel {
-	case "debug":
-		return slog.LevelDebug
-	case "warn":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	case "fatal":
-		return slog.LevelError + 4
-	default:
-		return slog.LevelInfo
-	}
+	level, _ := logging.ParseLevel(o.LogLevel)
+	return level
 }
 
 // LogValue implements slog.LogValuer: the options worth seeing at startup,

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/tandemrun/tandem/internal/logging"
 )
 
 // logStopped is logged after a graceful stop, in daprd's words (tools watch
@@ -117,12 +119,5 @@ func warnSkippedInit(log *slog.Logger, o *Options) {
 // newLogger returns the sidecar's logger writing to w: standard output,
 // where daprd logs (tools and tests that follow daprd's log read it there).
 func newLogger(o *Options, w io.Writer) *slog.Logger {
-	hopts := &slog.HandlerOptions{Level: o.SlogLevel()}
-	var h slog.Handler
-	if o.LogAsJSON {
-		h = slog.NewJSONHandler(w, hopts)
-	} else {
-		h = slog.NewTextHandler(w, hopts)
-	}
-	return slog.New(h).With("app_id", o.AppID, "scope", "tandemd")
+	return logging.New(w, o.SlogLevel(), o.LogAsJSON, "app_id", o.AppID, "scope", "tandemd")
 }
