@@ -10,7 +10,8 @@
 // loaded but failed to initialise does not stop the sidecar: its place in
 // the chain answers 500 (503 while it is being retried) naming it, so a
 // request is never passed on without the filter it should have had; one
-// still initialising is waited for.
+// still initialising is waited for. With spec.ignoreErrors a failed one is
+// left out, as in daprd.
 package middleware
 
 import (
@@ -116,12 +117,17 @@ func (p *Pipeline) Rebuild() {
 		if !ok || st.Type != hd.Type || !sameVersion(st.Version, hd.Version) {
 			continue // daprd skips a middleware that is not loaded as named
 		}
-		names = append(names, hd.Name)
-		if st.State == components.StateReady && mw != nil {
+		switch {
+		case st.State == components.StateReady && mw != nil:
 			next = p.safe(hd, mw, next)
+		case st.IgnoreErrors && st.State != components.StateInitializing:
+			// As in daprd, spec.ignoreErrors leaves a failed middleware out.
+			p.log.Warn("middleware failed and has spec.ignoreErrors: requests skip it", "middleware", hd.Name, "type", hd.Type, "error", st.Err)
 			continue
+		default:
+			next = p.unavailable(hd, st, next)
 		}
-		next = p.unavailable(hd, st, next)
+		names = append(names, hd.Name)
 	}
 	p.chain.Store(&built{h: next, empty: len(names) == 0})
 	close(p.changed)
