@@ -23,7 +23,7 @@ type pipelines struct {
 // pipelines answer the requests that should go through it with an error
 // naming it, so the Manager has no Fatal.
 func newMiddlewares(log *slog.Logger, env *components.Env, changed func()) *components.Manager[cmw.Middleware] {
-	return components.NewManager(mwbuiltin.Kind(), components.ManagerOptions{Resolve: env.Resolve, Log: log, Changed: changed})
+	return components.NewManager(mwbuiltin.Kind(log), components.ManagerOptions{Resolve: env.Resolve, Log: log, Changed: changed})
 }
 
 // newPipelines builds the pipelines of cfg over reg.

@@ -3,25 +3,29 @@
 package builtin
 
 import (
+	"log/slog"
+
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/middleware"
 	"github.com/tandemrun/tandem/components/middleware/ratelimit"
 	"github.com/tandemrun/tandem/components/middleware/routeralias"
 	"github.com/tandemrun/tandem/components/middleware/uppercase"
+	"github.com/tandemrun/tandem/components/middleware/wasm"
 )
 
 // Middlewares maps each spec.type to its constructor.
-func Middlewares() map[string]func() middleware.Middleware {
+func Middlewares(log *slog.Logger) map[string]func() middleware.Middleware {
 	return map[string]func() middleware.Middleware{
 		uppercase.Type:   uppercase.New,
 		routeralias.Type: routeralias.New,
 		ratelimit.Type:   ratelimit.New,
+		wasm.Type:        wasm.New(log),
 	}
 }
 
 // Kind is the middleware kind with the built-in types, for
 // components.NewManager.
-func Kind() components.Kind[middleware.Middleware] {
-	newFn, types := components.FactoryFromMap(Middlewares())
+func Kind(log *slog.Logger) components.Kind[middleware.Middleware] {
+	newFn, types := components.FactoryFromMap(Middlewares(log))
 	return middleware.Kind(newFn, types)
 }
