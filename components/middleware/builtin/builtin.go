@@ -7,6 +7,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/middleware"
+	"github.com/tandemrun/tandem/components/middleware/bearer"
 	"github.com/tandemrun/tandem/components/middleware/ratelimit"
 	"github.com/tandemrun/tandem/components/middleware/routeralias"
 	"github.com/tandemrun/tandem/components/middleware/uppercase"
@@ -20,6 +21,7 @@ func Middlewares(log *slog.Logger) map[string]func() middleware.Middleware {
 		routeralias.Type: routeralias.New,
 		ratelimit.Type:   ratelimit.New,
 		wasm.Type:        wasm.New(log),
+		bearer.Type:      bearer.New(log),
 	}
 }
 
