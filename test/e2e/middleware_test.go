@@ -31,16 +31,6 @@ func buildGuest(t *testing.T) string {
 	return out
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func wasmComponent(name, guest, config, extra string) string {
 	return fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -79,7 +69,7 @@ func TestMiddlewarePipelines(t *testing.T) {
     - {name: trap, type: middleware.http.wasm}
 `)
 	write := func(rewriteExtra string) {
-		writeFile(t, filepath.Join(resources, "middleware.yaml"), `apiVersion: dapr.io/v1alpha1
+		writeAtomic(t, filepath.Join(resources, "middleware.yaml"), []byte(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
   name: alias
@@ -90,7 +80,7 @@ spec:
   - name: routes
     value: '{"/hello": "/v1.0/invoke/mw/method/old"}'
 ---
-`+wasmComponent("rewrite", guest, "rewrite", rewriteExtra)+wasmComponent("deny", guest, "deny", "")+wasmComponent("trap", guest, "trap", ""))
+`+wasmComponent("rewrite", guest, "rewrite", rewriteExtra)+wasmComponent("deny", guest, "deny", "")+wasmComponent("trap", guest, "trap", "")))
 	}
 	write("")
 	app := framework.StartApp(t, "mw app", bins.Echo)
@@ -140,7 +130,7 @@ spec:
 		}
 	})
 	t.Run("a middleware that fails to initialise answers 500 naming it", func(t *testing.T) {
-		writeFile(t, filepath.Join(resources, "broken.yaml"), `apiVersion: dapr.io/v1alpha1
+		writeAtomic(t, filepath.Join(resources, "broken.yaml"), []byte(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
   name: broken
@@ -150,7 +140,7 @@ spec:
   metadata:
   - name: url
     value: file:///nonexistent/guest.wasm
-`)
+`))
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			resp, b := do(t, "POST", sc.HTTPURL()+"/v1.0/invoke/mw/method/x", strings.NewReader("x"), allow)
@@ -196,7 +186,7 @@ func TestRateLimitMiddleware(t *testing.T) {
     handlers:
     - {name: limit, type: middleware.http.ratelimit}
 `)
-	writeFile(t, filepath.Join(resources, "limit.yaml"), `apiVersion: dapr.io/v1alpha1
+	writeAtomic(t, filepath.Join(resources, "limit.yaml"), []byte(`apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata:
   name: limit
@@ -206,7 +196,7 @@ spec:
   metadata:
   - name: maxRequestsPerSecond
     value: "2"
-`)
+`))
 	app := framework.StartApp(t, "rl app", bins.Echo)
 	sc := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "rl", AppPort: app.Port, ResourcesDir: resources, Args: []string{"--config", cfg}})
 	url := sc.HTTPURL() + "/v1.0/invoke/rl/method/x"

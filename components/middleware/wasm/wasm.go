@@ -107,11 +107,13 @@ func (m *Middleware) Init(ctx context.Context, md components.Metadata) error {
 	if err != nil {
 		return err
 	}
-	cfg := wazero.NewRuntimeConfig().
-		WithMemoryLimitPages(uint32(mem) * 16). // 64 KiB pages
-		WithCloseOnContextDone(true).
-		WithCompilationCache(cache)
-	m.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	if err := precompile(ctx, guest); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("the guest at %s is still being compiled (it goes on in the background; raise spec.initTimeout to wait for it in one attempt): %w", u, err)
+		}
+		return components.Permanent(fmt.Errorf("the guest at %s is not a valid wasm module: %w", u, err))
+	}
+	m.rt = wazero.NewRuntimeWithConfig(ctx, runtimeConfig(uint32(mem)*16)) // 64 KiB pages
 	fail := func(err error) error {
 		_ = m.rt.Close(context.Background())
 		return err
