@@ -8,6 +8,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/middleware"
 	"github.com/tandemrun/tandem/components/middleware/bearer"
+	"github.com/tandemrun/tandem/components/middleware/oauth2clientcredentials"
 	"github.com/tandemrun/tandem/components/middleware/ratelimit"
 	"github.com/tandemrun/tandem/components/middleware/routeralias"
 	"github.com/tandemrun/tandem/components/middleware/uppercase"
@@ -17,11 +18,12 @@ import (
 // Middlewares maps each spec.type to its constructor.
 func Middlewares(log *slog.Logger) map[string]func() middleware.Middleware {
 	return map[string]func() middleware.Middleware{
-		uppercase.Type:   uppercase.New,
-		routeralias.Type: routeralias.New,
-		ratelimit.Type:   ratelimit.New,
-		wasm.Type:        wasm.New(log),
-		bearer.Type:      bearer.New(log),
+		uppercase.Type:               uppercase.New,
+		routeralias.Type:             routeralias.New,
+		ratelimit.Type:               ratelimit.New,
+		wasm.Type:                    wasm.New(log),
+		bearer.Type:                  bearer.New(log),
+		oauth2clientcredentials.Type: oauth2clientcredentials.New(log),
 	}
 }
 
