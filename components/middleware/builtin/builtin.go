@@ -11,6 +11,7 @@ import (
 	"github.com/tandemrun/tandem/components/middleware/oauth2clientcredentials"
 	"github.com/tandemrun/tandem/components/middleware/ratelimit"
 	"github.com/tandemrun/tandem/components/middleware/routeralias"
+	"github.com/tandemrun/tandem/components/middleware/routerchecker"
 	"github.com/tandemrun/tandem/components/middleware/uppercase"
 	"github.com/tandemrun/tandem/components/middleware/wasm"
 )
@@ -20,6 +21,7 @@ func Middlewares(log *slog.Logger) map[string]func() middleware.Middleware {
 	return map[string]func() middleware.Middleware{
 		uppercase.Type:               uppercase.New,
 		routeralias.Type:             routeralias.New,
+		routerchecker.Type:           routerchecker.New,
 		ratelimit.Type:               ratelimit.New,
 		wasm.Type:                    wasm.New(log),
 		bearer.Type:                  bearer.New(log),
