@@ -27,8 +27,7 @@ func BenchmarkHeaderGuest(b *testing.B) {
 			}
 		})
 	}
+	guest := newMiddleware(b, map[string]string{"guestConfig": "header"}).Handler(nop)
 	b.Run("none", func(b *testing.B) { run(b, nop) })
-	b.Run("wasm", func(b *testing.B) {
-		run(b, newMiddleware(b, map[string]string{"guestConfig": "header"}).Handler(nop))
-	})
+	b.Run("wasm", func(b *testing.B) { run(b, guest) })
 }
