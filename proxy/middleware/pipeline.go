@@ -15,6 +15,7 @@
 package middleware
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -55,6 +56,9 @@ type Pipeline struct {
 	changed chan struct{}
 
 	chain atomic.Pointer[built]
+	// waits counts requests that waited for an initialising middleware
+	// (tests).
+	waits atomic.Int64
 }
 
 // built is one chain and whether it holds any handler.
@@ -109,6 +113,8 @@ func (p *Pipeline) Rebuild() {
 	if p.root == nil {
 		return
 	}
+	// Handlers built now wait on the channel the next rebuild closes.
+	changed := make(chan struct{})
 	next := p.root
 	var names []string
 	for i := len(p.handlers) - 1; i >= 0; i-- {
@@ -125,13 +131,13 @@ func (p *Pipeline) Rebuild() {
 			p.log.Warn("middleware failed and has spec.ignoreErrors: requests skip it", "middleware", hd.Name, "type", hd.Type, "error", st.Err)
 			continue
 		default:
-			next = p.unavailable(hd, st, next)
+			next = p.unavailable(hd, st, next, changed)
 		}
 		names = append(names, hd.Name)
 	}
 	p.chain.Store(&built{h: next, empty: len(names) == 0})
 	close(p.changed)
-	p.changed = make(chan struct{})
+	p.changed = changed
 	if len(names) > 0 {
 		for i, j := 0, len(names)-1; i < j; i, j = i+1, j-1 {
 			names[i], names[j] = names[j], names[i]
@@ -155,7 +161,7 @@ func (p *Pipeline) safe(hd config.Handler, mw cmw.Middleware, next http.Handler)
 	}()
 	if h == nil {
 		st := components.Status{Name: hd.Name, Type: hd.Type, State: components.StateFailed, Err: fmt.Errorf("its handler could not be built")}
-		return p.unavailable(hd, st, next)
+		return p.unavailable(hd, st, next, nil)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -172,20 +178,30 @@ func (p *Pipeline) safe(hd config.Handler, mw cmw.Middleware, next http.Handler)
 }
 
 // unavailable stands for a middleware that is loaded but cannot filter: it
-// waits for one that is initialising, and answers the others with an error
-// naming it.
-func (p *Pipeline) unavailable(hd config.Handler, st components.Status, next http.Handler) http.Handler {
+// waits for one that is initialising (until changed, closed by the next
+// rebuild, then the request goes through the chain as rebuilt), and answers
+// the others with an error naming it.
+func (p *Pipeline) unavailable(hd config.Handler, st components.Status, next http.Handler, changed <-chan struct{}) http.Handler {
+	_ = next // never passed on: that is the point
 	p.log.Warn("middleware is not ready; requests through the pipeline fail until it is", "middleware", hd.Name, "type", hd.Type, "state", st.State.String(), "error", st.Err)
-	changed := p.changed
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if st.State == components.StateInitializing {
-			t := time.NewTimer(initWait)
+		if st.State == components.StateInitializing && changed != nil {
+			// One deadline for the whole wait, however many rebuilds it
+			// sees.
+			ctx := r.Context()
+			deadline, ok := ctx.Value(waitKey{}).(time.Time)
+			if !ok {
+				deadline = time.Now().Add(initWait)
+				r = r.WithContext(context.WithValue(ctx, waitKey{}, deadline))
+			}
+			p.waits.Add(1)
+			t := time.NewTimer(time.Until(deadline))
 			defer t.Stop()
 			select {
 			case <-changed:
 				p.serve(w, r) // the chain as rebuilt
 				return
-			case <-r.Context().Done():
+			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
@@ -193,6 +209,10 @@ func (p *Pipeline) unavailable(hd config.Handler, st components.Status, next htt
 		apierr.WriteHTTP(w, NotReady(hd.Name, hd.Type, st))
 	})
 }
+
+// waitKey carries the deadline of a request's wait for initialising
+// middleware.
+type waitKey struct{}
 
 // NotReady is the error of a request that met a middleware that cannot
 // filter it.

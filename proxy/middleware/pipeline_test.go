@@ -204,13 +204,19 @@ func TestInitialisingIsWaitedFor(t *testing.T) {
 	gate := make(chan struct{})
 	gates.Store("slow", gate)
 	defer gates.Delete("slow")
-	_, h := setup(t, m, handlers("slow=middleware.http.tag"), comp("slow", "middleware.http.tag"))
+	p, h := setup(t, m, handlers("slow=middleware.http.tag"), comp("slow", "middleware.http.tag"))
 	got := make(chan string, 1)
 	go func() { _, body := do(h); got <- body }()
 	select {
 	case b := <-got:
 		t.Fatalf("request passed a middleware that is still initialising: %q", b)
-	case <-time.After(100 * time.Millisecond):
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The request waits for a rebuild; it does not spin.
+	p.Rebuild()
+	time.Sleep(50 * time.Millisecond)
+	if n := p.waits.Load(); n < 1 || n > 2 {
+		t.Fatalf("the waiting request went through the chain %d times", n)
 	}
 	close(gate)
 	select {
