@@ -93,3 +93,22 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRoutes checks that no routes property makes the parser or the
+// rewriting panic.
+func FuzzParseRoutes(f *testing.F) {
+	for _, s := range []string{`{"/a": "/b"}`, "/a: /b\n", `{"/a/{id}": "/b"}`, "[1,2]", "{", `{"": ""}`, `{"/x/{y:[a-z]+}": "/z"}`} {
+		f.Add(s, "/a/1")
+	}
+	f.Fuzz(func(t *testing.T, routes, path string) {
+		rs, err := parseRoutes(map[string]string{"routes": routes})
+		if err != nil {
+			return
+		}
+		m := &Middleware{routes: rs}
+		h := m.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.URL.Path = path
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	})
+}
