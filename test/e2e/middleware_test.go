@@ -182,7 +182,7 @@ spec:
 }
 
 // TestRateLimitMiddleware puts middleware.http.ratelimit in front of the
-// API of a real sidecar.
+// API of a real sidecar, then takes it out by editing the Configuration.
 func TestRateLimitMiddleware(t *testing.T) {
 	registry := filepath.Join(t.TempDir(), "r.db")
 	resources := t.TempDir()
@@ -218,13 +218,41 @@ spec:
 			if limited.Header.Get("Retry-After") == "" {
 				t.Fatalf("429 without Retry-After: %v", limited.Header)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("never limited\n%s", sc.Output())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The Configuration reloads without a restart: with the pipeline gone,
+	// a burst is no longer limited.
+	writeAtomic(t, cfg, []byte(strings.SplitN(mustRead(t, cfg), "  httpPipeline:", 2)[0]))
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		limited := false
+		for range 10 {
+			if resp, _ := do(t, "GET", url, nil, nil); resp.StatusCode == http.StatusTooManyRequests {
+				limited = true
+			}
+		}
+		if !limited {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still limited after the pipeline was removed\n%s", sc.Output())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // allowedLoad posts distinct bodies with X-Allow (past the deny guest) and
