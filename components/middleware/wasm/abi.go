@@ -47,8 +47,9 @@ func instanceOf(ctx context.Context) *instance {
 type exchange struct {
 	r *http.Request
 	w http.ResponseWriter
-	// body is the request body as the guest read it so far (replayed for
-	// the next handler) and reqBody the rest; written replaces it.
+	// readBuf is the request body the guest read so far (replayed, followed
+	// by the unread rest, for the next handler) and reqEOF whether it read
+	// all of it; newBody, once the guest wrote one, replaces the body.
 	readBuf  bytes.Buffer
 	reqEOF   bool
 	newBody  *bytes.Buffer
