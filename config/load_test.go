@@ -125,9 +125,9 @@ var parseCases = []struct {
 		},
 	},
 	{
-		name:     "pipelines accepted with a warning",
-		yaml:     "kind: Configuration\nspec:\n  httpPipeline:\n    handlers: [{name: oauth, type: middleware.http.oauth2}]\n",
-		wantWarn: []string{"spec.httpPipeline: middleware pipelines are accepted but not run"},
+		name:     "a pipeline handler of another kind warns",
+		yaml:     "kind: Configuration\nspec:\n  httpPipeline:\n    handlers: [{name: oauth, type: middleware.http.oauth2}, {name: x, type: state.redis}]\n",
+		wantWarn: []string{"spec.httpPipeline.handlers[1].type"},
 	},
 	{
 		name:     "empty action warns",

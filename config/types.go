@@ -70,7 +70,8 @@ type Spec struct {
 	Workflow map[string]any `yaml:"workflow,omitempty"`
 }
 
-// Pipeline is an HTTP middleware pipeline. Accepted, not executed by Tandem.
+// Pipeline is an HTTP middleware pipeline: middleware.http components, in
+// order (proxy/middleware runs it).
 type Pipeline struct {
 	Handlers []Handler `yaml:"handlers,omitempty"`
 }

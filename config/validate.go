@@ -178,11 +178,19 @@ func (c *Configuration) lint() []Warning {
 			}
 		}
 	}
-	if len(s.HTTPPipeline.Handlers) > 0 {
-		warn("spec.httpPipeline", "middleware pipelines are accepted but not run by Tandem")
-	}
-	if len(s.AppHTTPPipeline.Handlers) > 0 {
-		warn("spec.appHttpPipeline", "middleware pipelines are accepted but not run by Tandem")
+	for _, p := range []struct {
+		field string
+		p     Pipeline
+	}{{"spec.httpPipeline", s.HTTPPipeline}, {"spec.appHttpPipeline", s.AppHTTPPipeline}} {
+		for i, h := range p.p.Handlers {
+			at := fmt.Sprintf("%s.handlers[%d]", p.field, i)
+			if h.Name == "" {
+				warn(at+".name", "is empty: the handler names no component and is skipped")
+			}
+			if !strings.HasPrefix(h.Type, "middleware.http.") {
+				warn(at+".type", "is %q, not a middleware.http.* type: no component matches it and the handler is skipped", h.Type)
+			}
+		}
 	}
 	return out
 }

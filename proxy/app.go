@@ -21,6 +21,9 @@ type AppConfig struct {
 	// default); ReadBufferSize bounds the HTTP app's response headers.
 	MaxRequestBodySize int64
 	ReadBufferSize     int
+	// Pipeline, if set, is the Configuration's spec.appHttpPipeline, run
+	// around every call to an HTTP app.
+	Pipeline appchannel.Pipeline
 }
 
 // App is the channel to a sidecar's app. The binary's root builds it once
@@ -47,7 +50,7 @@ func NewApp(c AppConfig) (*App, error) {
 	case "", "http", "https", "h2c":
 		a.HTTP, err = appchannel.NewHTTP(appchannel.HTTPConfig{
 			Address: c.ChannelAddress, Port: c.Port, Protocol: c.Protocol,
-			APIToken: c.APIToken, MaxResponseHeaderBytes: int64(c.ReadBufferSize),
+			APIToken: c.APIToken, MaxResponseHeaderBytes: int64(c.ReadBufferSize), Pipeline: c.Pipeline,
 		})
 	case "grpc", "grpcs":
 		a.GRPC, err = appchannel.NewGRPC(appchannel.GRPCConfig{

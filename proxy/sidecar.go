@@ -121,6 +121,9 @@ type APIs struct {
 	// HTTPEndpoints, if set, names the HTTPEndpoint resources in effect
 	// for the metadata API.
 	HTTPEndpoints func() []string
+	// Pipeline, if set, is the Configuration's spec.httpPipeline, run
+	// between the API token check and routing (see httpapi.Config).
+	Pipeline func(next http.Handler) http.Handler
 }
 
 // Components reports the loaded components for the metadata API.
@@ -267,6 +270,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Actors: apis.Actors,
 		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
+		Pipeline: apis.Pipeline,
 	})
 	// CORS before the token check: preflights carry no token.
 	handler := httpapi.CORS(apis.AllowedOrigins, h)

@@ -11,6 +11,7 @@ import (
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 
 	"github.com/tandemrun/tandem/components"
+	cmw "github.com/tandemrun/tandem/components/middleware"
 	"github.com/tandemrun/tandem/components/pubsub"
 	pubsubbuiltin "github.com/tandemrun/tandem/components/pubsub/builtin"
 	pubsubpluggable "github.com/tandemrun/tandem/components/pubsub/pluggable"
@@ -37,6 +38,10 @@ type runtimeComponents struct {
 	secrets *components.Manager[secretstores.SecretStore]
 	states  *components.Manager[state.Store]
 	pubsubs *components.Manager[pubsub.PubSub]
+	// middlewares are the middleware.http components the pipelines chain;
+	// pipes holds the pipelines once the sidecar has built them.
+	middlewares *components.Manager[cmw.Middleware]
+	pipes       pipelineHook
 	// topicScopes holds each pub/sub instance's topic scoping, for the
 	// pub/sub API.
 	topicScopes *topicscope.Table
@@ -172,6 +177,7 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	popts := mopts()
 	popts.Changed = rc.changed // a pub/sub that becomes ready is subscribed at once
 	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), popts)
+	rc.middlewares = newMiddlewares(log, &rc.env, func() { rc.pipes.get().rebuild() })
 	return rc
 }
 
@@ -250,6 +256,8 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.secrets.Apply(set.Components)
 	rc.states.Apply(set.Components)
 	rc.pubsubs.Apply(set.Components)
+	rc.middlewares.Apply(set.Components)
+	rc.pipes.get().rebuild() // added and removed middleware
 }
 
 // watch applies changes to the resource folders until ctx ends. Two
@@ -335,6 +343,7 @@ func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	add(rc.secrets.Registry().List())
 	add(rc.states.Registry().List())
 	add(rc.pubsubs.Registry().List())
+	add(rc.middlewares.Registry().List())
 	return out
 }
 
@@ -357,12 +366,13 @@ func (rc *runtimeComponents) Extended() map[string]string {
 	add(rc.secrets.Registry().List())
 	add(rc.states.Registry().List())
 	add(rc.pubsubs.Registry().List())
+	add(rc.middlewares.Registry().List())
 	return out
 }
 
 // Close closes every component (after subscriptions have stopped).
 func (rc *runtimeComponents) Close() {
-	for _, c := range []interface{ Close() error }{rc.pubsubs, rc.states, rc.secrets} {
+	for _, c := range []interface{ Close() error }{rc.middlewares, rc.pubsubs, rc.states, rc.secrets} {
 		if err := c.Close(); err != nil {
 			rc.log.Warn("closing components", "error", err)
 		}

@@ -23,6 +23,8 @@ type liveConfig struct {
 	httpApp bool
 	cfg     atomic.Pointer[config.Configuration]
 	acl     atomic.Pointer[acl.ACL]
+	// pipes, once set, follow spec.httpPipeline and spec.appHttpPipeline.
+	pipes *pipelineHook
 }
 
 func newLiveConfig(cfg *config.Configuration, appProtocol string, log *slog.Logger) (*liveConfig, error) {
@@ -45,6 +47,9 @@ func (l *liveConfig) set(cfg *config.Configuration) error {
 	}
 	l.acl.Store(list)
 	l.cfg.Store(cfg)
+	if l.pipes != nil {
+		l.pipes.get().configure(cfg)
+	}
 	return nil
 }
 
@@ -103,7 +108,7 @@ func (l *liveConfig) watch(ctx context.Context, paths []string, interval time.Du
 			l.log.Error("configuration changed but is not valid; keeping the current one", "files", paths, "error", err)
 			return err
 		}
-		l.log.Info("configuration reloaded: access control and secret scopes apply now; mTLS, tracing, metrics and name resolution changes apply at the next restart", "files", paths)
+		l.log.Info("configuration reloaded: access control, secret scopes and middleware pipelines apply now; mTLS, tracing, metrics and name resolution changes apply at the next restart", "files", paths)
 		return nil
 	}}
 	return w.Run(ctx)

@@ -194,9 +194,14 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	}
 	// The sidecar closes them when it stops; this is for a failed start.
 	connections.Add(task.Cleanup("listeners", func() error { lns.Close(); return nil }))
+	// The Configuration's middleware pipelines, over the middleware
+	// components; both follow hot reloads of either.
+	pipes := newPipelines(live.cfg.Load(), rc.middlewares.Registry(), log)
+	live.pipes = &rc.pipes
+	rc.pipes.set(pipes)
 	app, err := proxy.NewApp(proxy.AppConfig{
 		Port: o.AppPort, Protocol: o.AppProtocol, ChannelAddress: o.AppChannelAddress, APIToken: o.AppAPIToken,
-		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
+		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize, Pipeline: pipes.app,
 	})
 	if err != nil {
 		return err
@@ -270,6 +275,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Actors: actorsRT, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
+			Pipeline:      pipes.server.Wrap,
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
 		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown, Log: log,

@@ -46,6 +46,9 @@ type HTTPConfig struct {
 	// MaxResponseHeaderBytes bounds the app's response headers
 	// (--dapr-http-read-buffer-size); 0 means Go's default.
 	MaxResponseHeaderBytes int64
+	// Pipeline, if set, is the app's HTTP middleware pipeline: calls go
+	// through it whenever it holds a middleware.
+	Pipeline Pipeline
 }
 
 // HTTP calls an HTTP app. It is safe for concurrent use and keeps a pool
@@ -55,6 +58,8 @@ type HTTP struct {
 	scheme   string
 	host     string
 	apiToken string
+	pipeline Pipeline
+	piped    http.Handler // the pipeline ending in send
 }
 
 var _ invoke.AppChannel = (*HTTP)(nil)
@@ -104,7 +109,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	if scheme == "http" && tr.Protocols == nil {
 		rt = &router{std: tr, lean: h1.New(h1.Config{Addr: host, MaxIdle: 1024, MaxHeaderBytes: cfg.MaxResponseHeaderBytes})}
 	}
-	return &HTTP{
+	h := &HTTP{
 		client: &http.Client{
 			Transport: rt,
 			// Redirects go back to the caller, as with a reverse proxy.
@@ -113,7 +118,12 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		scheme:   scheme,
 		host:     host,
 		apiToken: cfg.APIToken,
-	}, nil
+	}
+	if cfg.Pipeline != nil {
+		h.pipeline = cfg.Pipeline
+		h.piped = cfg.Pipeline.Wrap(http.HandlerFunc(h.send))
+	}
+	return h, nil
 }
 
 // Client returns the pooled client to the app, for other callers of the app
@@ -176,12 +186,17 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	if h.apiToken != "" {
 		hreq.Header["Dapr-Api-Token"] = []string{h.apiToken}
 	}
+	if h.pipeline != nil && !h.pipeline.Empty() {
+		return h.invokePiped(ctx, hreq)
+	}
 	resp, err := h.client.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("call app at %s: %w", h.host, err)
+		return nil, callErr(h.host, err)
 	}
 	return NewResponse(resp), nil
 }
+
+func callErr(host string, err error) error { return fmt.Errorf("call app at %s: %w", host, err) }
 
 // NewResponse turns an HTTP service's answer into an invocation response
 // whose body streams from resp's.

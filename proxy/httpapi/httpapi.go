@@ -65,6 +65,11 @@ type Config struct {
 	Actors *actors.Runtime
 	// Log receives request failures; nil discards them.
 	Log *slog.Logger
+	// Pipeline, if set, wraps the routing in the Configuration's
+	// spec.httpPipeline (proxy/middleware): its middleware see each request
+	// after the API token and body size checks and before routing, as in
+	// daprd, and may rewrite it.
+	Pipeline func(next http.Handler) http.Handler
 }
 
 // Handler is the Dapr HTTP API.
@@ -75,6 +80,8 @@ type Handler struct {
 	// tokenHeader is the expected dapr-api-token, as bytes for
 	// constant-time comparison; nil when no token is configured.
 	token []byte
+	// piped is the routing inside the middleware pipeline; nil: none.
+	piped http.Handler
 }
 
 // New returns the HTTP API handler for cfg.
@@ -95,6 +102,12 @@ func New(cfg Config) *Handler {
 	h.registerSecrets()
 	h.registerPubSub()
 	h.registerActors()
+	if cfg.Pipeline != nil {
+		h.piped = cfg.Pipeline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			lb, _ := r.Body.(*limitedBody) // nil if a middleware replaced the body
+			h.route(w, r, lb)
+		}))
+	}
 	return h
 }
 
@@ -124,7 +137,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Body = lb
 		}
 	}
+	if h.piped != nil {
+		h.piped.ServeHTTP(w, r)
+		return
+	}
+	h.route(w, r, lb)
+}
 
+// route serves r by its path.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, lb *limitedBody) {
 	// Hot path: invocation by path needs no routing.
 	if strings.HasPrefix(r.URL.Path, invokePrefix) {
 		h.invoke(w, r, lb)
