@@ -156,6 +156,12 @@ func (n *namespace) shutdown(ctx context.Context) {
 	n.o.record(n.name, 0, 0)
 }
 
+// hold queues the hosts that join within d and admits them together when
+// it ends; called before run.
+func (n *namespace) hold(d time.Duration) {
+	n.coalesceTimer = time.AfterFunc(d, func() { n.enqueue(evCoalesce{}) })
+}
+
 func (n *namespace) idle() bool {
 	return n.op == placementv1.HostOperation_REPORT && n.coalesceTimer == nil
 }

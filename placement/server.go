@@ -55,8 +55,14 @@ type Options struct {
 	ReplicationFactor         int64
 	DisseminateTimeout        time.Duration
 	DisseminateCoalesceWindow time.Duration
-	Metrics                   *Metrics
-	Log                       *slog.Logger
+	// LeaderSettle holds back the first round of each namespace for this
+	// long after this replica becomes the leader, so that the hosts of the
+	// old leader, which all reconnect at once, share one table: a caller
+	// admitted alone would otherwise get a table without the actor types
+	// whose hosts are a moment late (Tandem's addition; 0: none, as Dapr).
+	LeaderSettle time.Duration
+	Metrics      *Metrics
+	Log          *slog.Logger
 }
 
 // Server serves ReportDaprStatus while this replica is the leader.
@@ -74,6 +80,7 @@ type Server struct {
 	leader       bool
 	leaderCtx    context.Context
 	leaderCancel context.CancelCauseFunc
+	settleUntil  time.Time
 	namespaces   map[string]*nsEntry
 }
 
@@ -165,6 +172,7 @@ func (s *Server) SetLeader(leader bool) {
 			return
 		}
 		s.leaderCtx, s.leaderCancel = context.WithCancelCause(s.base)
+		s.settleUntil = time.Now().Add(s.o.LeaderSettle)
 		s.o.Log.Info("this replica is the placement leader; accepting hosts", "node_id", s.o.NodeID)
 		return
 	}
@@ -228,6 +236,9 @@ func (s *Server) join(c *conn) *nsEntry {
 	if e == nil {
 		ctx, cancel := context.WithCancelCause(s.leaderCtx)
 		e = &nsEntry{n: newNamespace(c.ns, s.nso), cancel: cancel}
+		if d := time.Until(s.settleUntil); d > 0 {
+			e.n.hold(d)
+		}
 		s.namespaces[c.ns] = e
 		s.wg.Go(func() { e.n.run(ctx) })
 	}

@@ -262,3 +262,17 @@ func TestBadReportRefused(t *testing.T) {
 		t.Fatalf("internal type of another app: %v, want PermissionDenied", err)
 	}
 }
+
+// TestLeaderSettle: after gaining the leadership, hosts joining within the
+// settle window are admitted together: a caller without actor types that
+// connects first still gets a table with the actor host.
+func TestLeaderSettle(t *testing.T) {
+	s, addr := startTestServer(t, Options{DisseminateTimeout: time.Minute, LeaderSettle: 300 * time.Millisecond})
+	s.SetLeader(true)
+	c := dialHost(t, addr, "ns", "c:1")
+	time.Sleep(50 * time.Millisecond)
+	a := dialHost(t, addr, "ns", "a:1", "counter")
+	if got := hostsOf(rounds(1, a, c), "counter"); !slices.Equal(got, []string{"a:1"}) {
+		t.Fatalf("first table: %v", got)
+	}
+}

@@ -28,18 +28,21 @@ type Options struct {
 	KeepAliveTimeout          time.Duration
 	DisseminateTimeout        time.Duration
 	DisseminateCoalesceWindow time.Duration
-	TrustDomain               string
-	TrustAnchorsFile          string
-	SentryAddress             string
-	Mode                      string
-	MaxAPILevel               int
-	MinAPILevel               int
-	LogLevel                  string
-	LogAsJSON                 bool
-	MetricsPort               string
-	MetricsListenAddress      string
-	EnableMetrics             bool
-	Version                   bool
+	// LeaderSettleWindow is Tandem's --leader-settle-window; negative:
+	// the default (2s with several replicas, 0 with one).
+	LeaderSettleWindow   time.Duration
+	TrustDomain          string
+	TrustAnchorsFile     string
+	SentryAddress        string
+	Mode                 string
+	MaxAPILevel          int
+	MinAPILevel          int
+	LogLevel             string
+	LogAsJSON            bool
+	MetricsPort          string
+	MetricsListenAddress string
+	EnableMetrics        bool
+	Version              bool
 	// set names the flags given on the command line.
 	set map[string]bool
 }
@@ -103,6 +106,7 @@ func ParseFlags(args []string, usageOut io.Writer, getenv func(string) string) (
 	fs.DurationVar(&o.KeepAliveTimeout, "keepalive-timeout", placement.DefaultKeepAliveTimeout, "Time a host has to answer a keepalive ping before it is disconnected (1s to 10s)")
 	fs.DurationVar(&o.DisseminateTimeout, "disseminate-timeout", placement.DefaultDisseminateTimeout, "Time a dissemination round may take; hosts that have not answered by then are disconnected")
 	fs.DurationVar(&o.DisseminateCoalesceWindow, "disseminate-coalesce-window", 0, "After a round, wait this long so that hosts joining or leaving meanwhile share the next round (0: none)")
+	fs.DurationVar(&o.LeaderSettleWindow, "leader-settle-window", -1, "Tandem: after becoming the leader, admit the hosts that connect within this window together before the first table (default 2s with several replicas, 0 with one)")
 	fs.StringVar(&o.TrustDomain, "trust-domain", "localhost", "Trust domain of the control plane")
 	fs.StringVar(&o.TrustAnchorsFile, "trust-anchors-file", defaultTrustAnchorsFile, "PEM trust anchors of the control plane (with --tls-enabled)")
 	fs.StringVar(&o.SentryAddress, "sentry-address", "dapr-sentry."+namespace+".svc:443", "Address of sentry (with --tls-enabled)")

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,10 @@ var version = "dev"
 // kubeTokenFile is where the injector-free control-plane pods get their
 // projected service account token for sentry (Dapr's path).
 const kubeTokenFile = "/var/run/secrets/dapr.io/sentrytoken/token"
+
+// defaultLeaderSettle is --leader-settle-window with several replicas: a
+// failover's hosts reconnect within about a second (their retry cycle).
+const defaultLeaderSettle = 2 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -138,15 +143,23 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		return fmt.Errorf("placement API: listen: %w (choose another --port)", err)
 	}
 	serving.Add(task.Cleanup("placement listener", func() error { _ = lis.Close(); return nil }))
+	peers := placement.ParsePeers(o.InitialCluster)
+	settle := o.LeaderSettleWindow
+	if settle < 0 {
+		settle = 0
+		if len(peers) > 1 {
+			settle = defaultLeaderSettle
+		}
+	}
 	srv := placement.New(placement.Options{
 		NodeID: o.ID, Listener: lis, Source: src,
 		KeepAliveTime: o.KeepAliveTime, KeepAliveTimeout: o.KeepAliveTimeout,
 		ReplicationFactor: int64(o.ReplicationFactor), DisseminateTimeout: o.DisseminateTimeout,
-		DisseminateCoalesceWindow: o.DisseminateCoalesceWindow, Metrics: metrics, Log: log,
+		DisseminateCoalesceWindow: o.DisseminateCoalesceWindow, LeaderSettle: settle, Metrics: metrics, Log: log,
 	})
 	var raftReady atomic.Bool
 	lead, err := placement.NewLeadership(placement.LeadershipOptions{
-		ID: o.ID, Peers: placement.ParsePeers(o.InitialCluster), Source: src, PlacementID: placeID,
+		ID: o.ID, Peers: peers, Source: src, PlacementID: placeID,
 		LogStorePath: o.RaftLogStorePath, OnLeader: srv.SetLeader, OnReady: func() { raftReady.Store(true) },
 		Metrics: metrics, Log: log,
 	})
