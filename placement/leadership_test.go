@@ -126,3 +126,12 @@ func TestLeadershipOptions(t *testing.T) {
 		t.Error("a duplicate peer was accepted")
 	}
 }
+
+func mustListen(tb testing.TB) net.Listener {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
