@@ -180,6 +180,23 @@ func (s *Set) ForApp(appID string) *Policy {
 	return s.policy("app/"+appID, fmt.Sprintf("app %q", appID), names, ok, "App")
 }
 
+// ForActor returns the policy for calls of the actor actorType/actorID:
+// the policies spec.targets.actors names for its type or, if the type is
+// not listed, the DefaultActor…/Default… ones. The circuit breaker is kept
+// per type, or per actor with circuitBreakerScope id or both (one breaker
+// per actor then; Dapr's "both" also trips the type's).
+func (s *Set) ForActor(actorType, actorID string) *Policy {
+	if s == nil {
+		return nil
+	}
+	a, ok := s.c.actors[actorType]
+	key, label := "actor/"+actorType, fmt.Sprintf("actor type %q", actorType)
+	if a.CircuitBreaker != "" && (a.CircuitBreakerScope == "id" || a.CircuitBreakerScope == "both") {
+		key, label = key+"/"+actorID, fmt.Sprintf("actor %q of type %q", actorID, actorType)
+	}
+	return s.policy(key, label, PolicyNames{Timeout: a.Timeout, Retry: a.Retry, CircuitBreaker: a.CircuitBreaker}, ok, "Actor")
+}
+
 // ForComponentOutbound returns the policy for calls from the sidecar to a
 // component (state store, publish, output binding...). Defaults are looked
 // up most specific first: Default<Kind>ComponentOutbound…,

@@ -133,3 +133,41 @@ func TestKindOf(t *testing.T) {
 		}
 	}
 }
+
+func TestForActor(t *testing.T) {
+	s, err := Build("me", []*Resiliency{mustParse(t, "a.yaml", `
+kind: Resiliency
+spec:
+  policies:
+    timeouts:
+      DefaultActorTimeoutPolicy: 7s
+      fast: 500ms
+    retries:
+      five: {policy: constant, duration: 10ms, maxRetries: 5}
+    circuitBreakers:
+      cb: {}
+  targets:
+    actors:
+      abc: {timeout: fast, retry: five}
+      byid: {circuitBreaker: cb, circuitBreakerScope: id}
+      bytype: {circuitBreaker: cb, circuitBreakerScope: type}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.ForActor("abc", "1"); p.Timeout() != 500*time.Millisecond || p.Retry() == nil || p.Retry().MaxRetries != 5 {
+		t.Errorf("listed type: timeout %v retry %+v", p.Timeout(), p.Retry())
+	}
+	if p := s.ForActor("other", "1"); p.Timeout() != 7*time.Second || p.Retry() != nil {
+		t.Errorf("unlisted type: timeout %v retry %+v", p.Timeout(), p.Retry())
+	}
+	if s.ForActor("byid", "1") == s.ForActor("byid", "2") {
+		t.Error("scope id: two actors share a policy (and breaker)")
+	}
+	if s.ForActor("bytype", "1") != s.ForActor("bytype", "2") {
+		t.Error("scope type: two actors of the type have different policies")
+	}
+	if _, ok := s.ForActor("byid", "1").BreakerState(); !ok {
+		t.Error("scope id: no breaker")
+	}
+}

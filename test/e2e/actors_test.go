@@ -69,6 +69,7 @@ type counterApp struct {
 	overlaps    int
 	deactivated []string
 	reminded    []string // bodies of remind/ calls
+	flaky       map[string]int
 	served      atomic.Int64
 }
 
@@ -115,6 +116,18 @@ func (a *counterApp) method(w http.ResponseWriter, r *http.Request, id, method s
 		a.mu.Unlock()
 		return
 	}
+	if method == "flaky" { // fails (500) three times per actor, then answers
+		a.mu.Lock()
+		a.flaky[id]++
+		n := a.flaky[id]
+		a.mu.Unlock()
+		if n <= 3 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"attempts":%d}`, n)
+		return
+	}
 	if method == "fail" {
 		w.Header().Set("X-DaprErrorResponseHeader", "true")
 		w.WriteHeader(http.StatusTeapot)
@@ -141,7 +154,7 @@ func (a *counterApp) method(w http.ResponseWriter, r *http.Request, id, method s
 
 func startCounterApp(t *testing.T, name, idle string, reentrant bool) (*counterApp, int) {
 	t.Helper()
-	app := &counterApp{name: name, idleTimeout: idle, reentrant: reentrant, counts: map[string]int{}, inTurn: map[string]bool{}}
+	app := &counterApp{name: name, idleTimeout: idle, reentrant: reentrant, counts: map[string]int{}, inTurn: map[string]bool{}, flaky: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

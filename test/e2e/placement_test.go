@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -281,5 +282,61 @@ func TestPlacementMTLS(t *testing.T) {
 	}
 	if !strings.Contains(reps[0].Output(), "certificate obtained from sentry") {
 		t.Errorf("placement did not get a certificate:\n%s", reps[0].Output())
+	}
+}
+
+// TestActorResiliency: spec.targets.actors retries an actor call whose app
+// answers 500, on the calling sidecar, for a local and a remote actor; a
+// type the Resiliency does not list is called once.
+func TestActorResiliency(t *testing.T) {
+	place := placementAddrs(startTandemPlacement(t, 1))
+	res := t.TempDir()
+	if err := os.WriteFile(filepath.Join(res, "resiliency.yaml"), []byte(`apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: actors
+spec:
+  policies:
+    timeouts:
+      fast: 5s
+    retries:
+      fiveRetries:
+        policy: constant
+        duration: 10ms
+        maxRetries: 5
+  targets:
+    actors:
+      counter:
+        timeout: fast
+        retry: fiveRetries
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app, port := startCounterApp(t, "a", "1m", false)
+	host := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "counters", AppPort: port, ResourcesDir: res,
+		Args: []string{"--placement-host-address", place}})
+	caller := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "caller", ResourcesDir: res,
+		Args: []string{"--placement-host-address", place}})
+	plain := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "plain", Args: []string{"--placement-host-address", place}})
+	for _, s := range []*framework.Sidecar{host, caller, plain} {
+		waitActorsReady(t, s)
+	}
+	for _, c := range []struct {
+		via *framework.Sidecar
+		id  string
+	}{{host, "local"}, {caller, "remote"}} {
+		code, body := httpDo(t, http.MethodPost, c.via.HTTPURL()+"/v1.0/actors/counter/"+c.id+"/method/flaky", "")
+		if code != 200 || body != `{"attempts":4}` {
+			t.Errorf("%s actor through %s: %d %s", c.id, c.via.AppID, code, body)
+		}
+	}
+	// Without a Resiliency the app's 500 comes back at once.
+	if code, _ := httpDo(t, http.MethodPost, plain.HTTPURL()+"/v1.0/actors/counter/once/method/flaky", ""); code != 500 {
+		t.Errorf("without resiliency: %d, want 500", code)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if app.flaky["once"] != 1 {
+		t.Errorf("without resiliency the app was called %d times", app.flaky["once"])
 	}
 }
