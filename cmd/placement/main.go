@@ -128,7 +128,7 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	var src *identity.Source
 	if o.TLSEnabled {
 		var idTasks []task.Task
-		if src, idTasks, err = startIdentity(ctx, o, placeID, log); err != nil {
+		if src, idTasks, err = startIdentity(ctx, o, placeID, getenv("DAPR_SENTRY_TOKEN_FILE"), log); err != nil {
 			return err
 		}
 		idStage.Add(idTasks...)
@@ -223,10 +223,27 @@ func healthHandler(raftReady *atomic.Bool, srv *placement.Server, metadata bool)
 
 // startIdentity obtains placement's SVID from sentry and returns the
 // source and the tasks that renew it and follow the trust anchors file.
-// In Kubernetes mode sentry checks the pod's projected token.
-func startIdentity(ctx context.Context, o *Options, id spiffeid.ID, log *slog.Logger) (*identity.Source, []task.Task, error) {
+// In Kubernetes mode sentry checks the pod's projected token (or the one
+// in tokenFile); in standalone mode a tokenFile (DAPR_SENTRY_TOKEN_FILE)
+// is sent for sentry's JWKS validator, as Dapr's placement does.
+func startIdentity(ctx context.Context, o *Options, id spiffeid.ID, tokenFile string, log *slog.Logger) (*identity.Source, []task.Task, error) {
 	if strings.EqualFold(o.Mode, "kubernetes") {
-		return sentryclient.Service{ID: id, SentryAddress: o.SentryAddress, AnchorsFile: o.TrustAnchorsFile, TokenFile: kubeTokenFile, Log: log}.Start(ctx)
+		if tokenFile == "" {
+			tokenFile = kubeTokenFile
+		}
+		return sentryclient.Service{ID: id, SentryAddress: o.SentryAddress, AnchorsFile: o.TrustAnchorsFile, TokenFile: tokenFile, Log: log}.Start(ctx)
+	}
+	var token func() (string, error)
+	validator := sentryv1.SignCertificateRequest_UNKNOWN
+	if tokenFile != "" {
+		validator = sentryv1.SignCertificateRequest_JWKS
+		token = func() (string, error) {
+			b, err := os.ReadFile(tokenFile)
+			if err == nil && len(b) == 0 {
+				err = fmt.Errorf("token file %s (DAPR_SENTRY_TOKEN_FILE) is empty", tokenFile)
+			}
+			return string(b), err
+		}
 	}
 	anchors, err := identity.ReadTrustAnchorsFile(o.TrustAnchorsFile)
 	if err != nil {
@@ -239,7 +256,7 @@ func startIdentity(ctx context.Context, o *Options, id spiffeid.ID, log *slog.Lo
 		return nil, nil, err
 	}
 	c, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors,
-		SentryID: sentryID, TokenValidator: sentryv1.SignCertificateRequest_UNKNOWN})
+		SentryID: sentryID, CurrentToken: token, TokenValidator: validator})
 	if err != nil {
 		return nil, nil, err
 	}
