@@ -164,13 +164,12 @@ func (s *Server) SetLeader(leader bool) {
 	if leader == s.leader {
 		return
 	}
+	if leader && s.base.Err() != nil {
+		return // shutting down
+	}
 	s.leader = leader
 	s.o.Metrics.leader(leader)
 	if leader {
-		if s.base.Err() != nil {
-			s.leader = false
-			return
-		}
 		s.leaderCtx, s.leaderCancel = context.WithCancelCause(s.base)
 		s.settleUntil = time.Now().Add(s.o.LeaderSettle)
 		s.o.Log.Info("this replica is the placement leader; accepting hosts", "node_id", s.o.NodeID)
