@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ func (h *autoHost) report(types ...string) error {
 	return h.stream.Send(&placementv1.Host{Name: h.name, Id: "app", Namespace: "ns", Entities: types, Operation: placementv1.HostOperation_REPORT})
 }
 
-func (h *autoHost) run(unlocked func(uint64)) {
+func (h *autoHost) run(unlocked func(v uint64, hosts int)) {
+	hosts := map[uint64]int{}
 	ops := map[string]placementv1.HostOperation{opLock: placementv1.HostOperation_LOCK, opUpdate: placementv1.HostOperation_UPDATE, opUnlock: placementv1.HostOperation_UNLOCK}
 	for {
 		o, err := h.stream.Recv()
@@ -39,33 +41,51 @@ func (h *autoHost) run(unlocked func(uint64)) {
 		if err != nil {
 			return
 		}
+		if o.GetOperation() == opUpdate {
+			hosts[v] = len(o.GetTables().GetEntries()["counter"].GetLoadMap())
+		}
 		if o.GetOperation() == opUnlock {
-			unlocked(v)
+			unlocked(v, hosts[v])
 		}
 	}
 }
 
 // BenchmarkDissemination measures one round (a host's new report to the
-// last host's unlock) with N actor hosts on loopback gRPC.
+// last host's unlock) with N actor hosts on loopback gRPC. With
+// TANDEM_PLACEMENT_BENCH_ADDR=host:port it measures that placement (Dapr's,
+// say) instead of an in-process one; each size then needs a fresh one
+// (-bench 'Dissemination/hosts=100$').
 func BenchmarkDissemination(b *testing.B) {
 	for _, n := range []int{10, 100, 500} {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
-			lis := mustListen(b)
-			s := New(Options{Listener: lis, NodeID: "bench", DisseminateTimeout: time.Minute})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- s.Run(ctx) }()
-			s.SetLeader(true)
-			cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			addr := os.Getenv("TANDEM_PLACEMENT_BENCH_ADDR")
+			stop := func() {}
+			if addr == "" {
+				lis := mustListen(b)
+				s := New(Options{Listener: lis, NodeID: "bench", DisseminateTimeout: time.Minute})
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- s.Run(ctx) }()
+				s.SetLeader(true)
+				addr, stop = lis.Addr().String(), func() {
+					cancel()
+					<-done
+				}
+			}
+			cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				b.Fatal(err)
 			}
 			var mu sync.Mutex
 			cond := sync.NewCond(&mu)
 			unlocks := map[uint64]int{}
-			unlocked := func(v uint64) {
+			var full uint64 // a version all n hosts unlocked, with all n in the table
+			unlocked := func(v uint64, hosts int) {
 				mu.Lock()
 				unlocks[v]++
+				if unlocks[v] == n && hosts == n {
+					full = v
+				}
 				mu.Unlock()
 				cond.Broadcast()
 			}
@@ -97,24 +117,24 @@ func BenchmarkDissemination(b *testing.B) {
 				b.Fatal(err)
 			}
 			deadline := time.Now().Add(time.Minute)
-			for {
-				st, _ := s.StatePlacementTables(context.Background())
-				if ns := st.GetTables()["ns"]; ns != nil && len(ns.GetHosts()) == n {
-					mu.Lock()
-					v := ns.GetVersion()
-					ok := unlocks[v] >= n
-					mu.Unlock()
-					if ok {
-						break
-					}
-				}
+			mu.Lock()
+			for full == 0 {
 				if time.Now().After(deadline) {
 					b.Fatal("hosts never all joined")
 				}
+				mu.Unlock()
 				time.Sleep(10 * time.Millisecond)
+				mu.Lock()
 			}
-			st, _ := s.StatePlacementTables(context.Background())
-			v := st.GetTables()["ns"].GetVersion()
+			v := full
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond) // let late rounds of the joins finish
+			mu.Lock()
+			for w := range unlocks {
+				v = max(v, w)
+			}
+			mu.Unlock()
+			waitAll(v)
 			b.ResetTimer()
 			for i := range b.N {
 				types := []string{"counter"}
@@ -129,8 +149,7 @@ func BenchmarkDissemination(b *testing.B) {
 			}
 			b.StopTimer()
 			scancel()
-			cancel()
-			<-done
+			stop()
 			wg.Wait()
 			_ = cc.Close()
 		})
