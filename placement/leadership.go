@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -234,17 +235,78 @@ func listenRaft(ctx context.Context, addr string) (net.Listener, error) {
 }
 
 // streamLayer is Raft's transport: TCP, or mTLS between placement replicas.
+// Closing it closes every connection it made or accepted too: Raft's
+// transport leaves them (and the goroutines serving them) open otherwise.
 type streamLayer struct {
 	net.Listener
 	client *tls.Config
+
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
 }
 
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
+	var c net.Conn
+	var err error
 	if s.client == nil {
-		return d.Dial("tcp", string(addr))
+		c, err = d.Dial("tcp", string(addr))
+	} else {
+		c, err = (&tls.Dialer{NetDialer: d, Config: s.client}).Dial("tcp", string(addr))
 	}
-	return (&tls.Dialer{NetDialer: d, Config: s.client}).Dial("tcp", string(addr))
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c)
+}
+
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c)
+}
+
+func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, layer: s}
+	if s.conns == nil {
+		s.conns = map[*trackedConn]struct{}{}
+	}
+	s.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (s *streamLayer) Close() error {
+	err := s.Listener.Close()
+	s.mu.Lock()
+	s.closed = true
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.Conn.Close()
+	}
+	return err
+}
+
+type trackedConn struct {
+	net.Conn
+	layer *streamLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.layer.mu.Lock()
+	delete(c.layer.conns, c)
+	c.layer.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // noopFSM is the empty state machine: the cluster only elects a leader.
