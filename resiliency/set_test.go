@@ -166,7 +166,7 @@ spec:
 	if s.ForActor("byid", "1").breaker == s.ForActor("byid", "2").breaker {
 		t.Error("scope id: two actors share a breaker")
 	}
-	if s.ForActor("byid", "1").breaker != s.ForActor("byid", "1").breaker {
+	if again := s.ForActor("byid", "1"); again.breaker != s.ForActor("byid", "1").breaker {
 		t.Error("scope id: one actor got two breakers")
 	}
 	if s.ForActor("bytype", "1") != s.ForActor("bytype", "2") {
