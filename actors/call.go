@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 // Headers of Dapr's actor protocol.
@@ -31,11 +32,35 @@ const (
 // Call routes an actor call (req.Actor names it; req.Message the method,
 // data and HTTP verb) to the host that owns the actor and returns the
 // app's answer. An answer other than 200, or one flagged with
-// X-DaprErrorResponseHeader, is an *AppError.
+// X-DaprErrorResponseHeader, is an *AppError. The actor's Resiliency
+// policy (Config.Policy) retries, times out and breaks whole calls, app
+// errors included; when it gives up on an app error, that last answer is
+// the *AppError returned.
 func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	if r == nil || r.placement == nil {
 		return nil, ErrNoPlacement
 	}
+	var p *resiliency.Policy
+	if r.cfg.Policy != nil {
+		p = r.cfg.Policy(req.GetActor().GetActorType(), req.GetActor().GetActorId())
+	}
+	resp, err := resiliency.Do(ctx, p, func(ctx context.Context) (*internalsv1.InternalInvokeResponse, error) {
+		resp, err := r.route(ctx, req)
+		var ae *AppError
+		if errors.As(err, &ae) {
+			return resp, &resiliency.StatusError{HTTP: ae.Status, Err: ae}
+		}
+		return resp, err
+	})
+	var ae *AppError
+	if errors.As(err, &ae) {
+		return resp, ae
+	}
+	return resp, err
+}
+
+// route makes one attempt of Call.
+func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	local, addr, err := r.locate(ctx, req.GetActor().GetActorType(), req.GetActor().GetActorId())
 	if err != nil {
 		return nil, err
@@ -49,7 +74,10 @@ func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeReque
 	if err != nil {
 		return nil, err
 	}
-	return resp, appError(resp)
+	if err := appError(resp); err != nil {
+		return resp, err
+	}
+	return resp, nil
 }
 
 // locate finds the owner, waiting up to LookupTimeout for placement.

@@ -30,6 +30,7 @@ import (
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 // Config is what a Runtime is built from.
@@ -47,6 +48,9 @@ type Config struct {
 	App invoke.AppChannel
 	// StateStore returns the store marked actorStateStore, if any.
 	StateStore func() (state.Store, bool)
+	// Policy, if set, returns the Resiliency policy for calls of an actor
+	// (spec.targets.actors); Call applies it where the call is made.
+	Policy func(actorType, actorID string) *resiliency.Policy
 	// LookupTimeout bounds the wait for placement's table (30s if 0).
 	LookupTimeout time.Duration
 	Log           *slog.Logger

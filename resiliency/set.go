@@ -1,6 +1,7 @@
 package resiliency
 
 import (
+	"container/list"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -65,6 +66,9 @@ type Set struct {
 	breakers map[string]*breaker // policy name + "\x00" + target key
 	budgets  map[string]*budget  // target key
 	policies map[string]*Policy  // target key
+	// actorBreakers are the per-actor breakers of actor types with
+	// circuitBreakerScope id or both, by type.
+	actorBreakers map[string]*lruBreakers
 }
 
 // Build merges the documents that apply to appID (scopes) in order, later
@@ -178,6 +182,73 @@ func (s *Set) ForApp(appID string) *Policy {
 	}
 	names, ok := s.c.apps[appID]
 	return s.policy("app/"+appID, fmt.Sprintf("app %q", appID), names, ok, "App")
+}
+
+// defaultActorBreakers is how many actors of a type keep a circuit breaker
+// with circuitBreakerScope id when circuitBreakerCacheSize is not set
+// (Dapr's default).
+const defaultActorBreakers = 5000
+
+// ForActor returns the policy for calls of the actor actorType/actorID:
+// the policies spec.targets.actors names for its type or, if the type is
+// not listed, the DefaultActor…/Default… ones. The circuit breaker is kept
+// per type, or per actor with circuitBreakerScope id or both (one breaker
+// per actor then, for the circuitBreakerCacheSize actors called last; Dapr's
+// "both" also trips the type's).
+func (s *Set) ForActor(actorType, actorID string) *Policy {
+	if s == nil {
+		return nil
+	}
+	a, ok := s.c.actors[actorType]
+	p := s.policy("actor/"+actorType, fmt.Sprintf("actor type %q", actorType),
+		PolicyNames{Timeout: a.Timeout, Retry: a.Retry, CircuitBreaker: a.CircuitBreaker}, ok, "Actor")
+	if p == nil || p.breaker == nil || (a.CircuitBreakerScope != "id" && a.CircuitBreakerScope != "both") {
+		return p
+	}
+	size := a.CircuitBreakerCacheSize
+	if size <= 0 {
+		size = defaultActorBreakers
+	}
+	own := *p
+	own.target = fmt.Sprintf("actor %q of type %q", actorID, actorType)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.actorBreakers == nil {
+		s.actorBreakers = map[string]*lruBreakers{}
+	}
+	lb := s.actorBreakers[actorType]
+	if lb == nil {
+		lb = &lruBreakers{order: list.New(), byID: map[string]*list.Element{}}
+		s.actorBreakers[actorType] = lb
+	}
+	own.breaker = lb.get(actorID, size, func() *breaker { return newBreaker(p.breaker.tmpl, own.target, &s.cfg.hooks) })
+	return &own
+}
+
+// lruBreakers keeps the breakers of the actors of one type called last.
+type lruBreakers struct {
+	order *list.List // of *actorBreaker, most recent first
+	byID  map[string]*list.Element
+}
+
+type actorBreaker struct {
+	id string
+	b  *breaker
+}
+
+func (l *lruBreakers) get(id string, size int, mk func() *breaker) *breaker {
+	if e, ok := l.byID[id]; ok {
+		l.order.MoveToFront(e)
+		return e.Value.(*actorBreaker).b
+	}
+	ab := &actorBreaker{id: id, b: mk()}
+	l.byID[id] = l.order.PushFront(ab)
+	for l.order.Len() > size {
+		last := l.order.Back()
+		l.order.Remove(last)
+		delete(l.byID, last.Value.(*actorBreaker).id)
+	}
+	return ab.b
 }
 
 // ForComponentOutbound returns the policy for calls from the sidecar to a

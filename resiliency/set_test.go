@@ -1,6 +1,7 @@
 package resiliency
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -131,5 +132,55 @@ func TestKindOf(t *testing.T) {
 		if got := KindOf(in); got != want {
 			t.Errorf("KindOf(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestForActor(t *testing.T) {
+	s, err := Build("me", []*Resiliency{mustParse(t, "a.yaml", `
+kind: Resiliency
+spec:
+  policies:
+    timeouts:
+      DefaultActorTimeoutPolicy: 7s
+      fast: 500ms
+    retries:
+      five: {policy: constant, duration: 10ms, maxRetries: 5}
+    circuitBreakers:
+      cb: {}
+  targets:
+    actors:
+      abc: {timeout: fast, retry: five}
+      byid: {circuitBreaker: cb, circuitBreakerScope: id}
+      bytype: {circuitBreaker: cb, circuitBreakerScope: type}
+      small: {circuitBreaker: cb, circuitBreakerScope: id, circuitBreakerCacheSize: 2}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.ForActor("abc", "1"); p.Timeout() != 500*time.Millisecond || p.Retry() == nil || p.Retry().MaxRetries != 5 {
+		t.Errorf("listed type: timeout %v retry %+v", p.Timeout(), p.Retry())
+	}
+	if p := s.ForActor("other", "1"); p.Timeout() != 7*time.Second || p.Retry() != nil {
+		t.Errorf("unlisted type: timeout %v retry %+v", p.Timeout(), p.Retry())
+	}
+	if s.ForActor("byid", "1").breaker == s.ForActor("byid", "2").breaker {
+		t.Error("scope id: two actors share a breaker")
+	}
+	if again := s.ForActor("byid", "1"); again.breaker != s.ForActor("byid", "1").breaker {
+		t.Error("scope id: one actor got two breakers")
+	}
+	if s.ForActor("bytype", "1") != s.ForActor("bytype", "2") {
+		t.Error("scope type: two actors of the type have different policies")
+	}
+	// Only circuitBreakerCacheSize actors keep a breaker.
+	first := s.ForActor("small", "0").breaker
+	for i := range 3 {
+		s.ForActor("small", fmt.Sprint(i))
+	}
+	if s.ForActor("small", "2").breaker == nil || s.ForActor("small", "0").breaker == first {
+		t.Error("scope id with circuitBreakerCacheSize 2: the least recent actor kept its breaker")
+	}
+	if _, ok := s.ForActor("byid", "1").BreakerState(); !ok {
+		t.Error("scope id: no breaker")
 	}
 }

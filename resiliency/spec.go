@@ -78,7 +78,7 @@ type CircuitBreakerSpec struct {
 // Targets maps apps, actors and components to policy names.
 type Targets struct {
 	Apps       map[string]PolicyNames          `yaml:"apps"`
-	Actors     map[string]ActorPolicyNames     `yaml:"actors"` // parsed, not yet applied
+	Actors     map[string]ActorPolicyNames     `yaml:"actors"`
 	Components map[string]ComponentPolicyNames `yaml:"components"`
 }
 

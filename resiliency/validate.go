@@ -47,6 +47,7 @@ type compiled struct {
 	retries  map[string]*Retry
 	breakers map[string]*CircuitBreaker
 	apps     map[string]PolicyNames
+	actors   map[string]ActorPolicyNames
 	comps    map[string]ComponentPolicyNames
 }
 
@@ -56,6 +57,7 @@ func newCompiled() *compiled {
 		retries:  map[string]*Retry{},
 		breakers: map[string]*CircuitBreaker{},
 		apps:     map[string]PolicyNames{},
+		actors:   map[string]ActorPolicyNames{},
 		comps:    map[string]ComponentPolicyNames{},
 	}
 }
@@ -177,6 +179,7 @@ func (c *compiled) addTargets(d *Resiliency) []error {
 			errs = append(errs, &FieldError{File: d.File, Path: path + ".circuitBreakerScope",
 				Message: fmt.Sprintf("is %q; use type, id or both", a.CircuitBreakerScope)})
 		}
+		c.actors[typ] = a
 	}
 	for _, name := range slices.Sorted(maps.Keys(t.Components)) {
 		cp := t.Components[name]

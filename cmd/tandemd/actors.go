@@ -19,6 +19,7 @@ import (
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/resiliency"
 )
 
 // actorRuntime builds the actor host when placement addresses are given
@@ -26,7 +27,7 @@ import (
 // The placement stream uses mTLS with the sidecar's SVID when sentry is in
 // use, and accepts only placement's SPIFFE ID, as daprd does.
 func actorRuntime(o *Options, src *identity.Source, host string, internalPort int, pool *transport.Pool,
-	app invoke.AppChannel, rc *runtimeComponents, log *slog.Logger) (*actors.Runtime, error) {
+	app invoke.AppChannel, rc *runtimeComponents, policies func() *resiliency.Set, log *slog.Logger) (*actors.Runtime, error) {
 	var addrs []string
 	for _, a := range o.PlacementAddresses {
 		// daprd reads "", '' and blanks as no address.
@@ -58,6 +59,7 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 			AppID: o.AppID, Namespace: o.Namespace, DialOptions: dial, DisseminationTimeout: o.ActorsDisseminateTimeout,
 		},
 		Pool: pool, App: app, StateStore: stores.get,
+		Policy:        func(actorType, actorID string) *resiliency.Policy { return policies().ForActor(actorType, actorID) },
 		LookupTimeout: o.ActorsDisseminateTimeout,
 		Log:           log.With("component", "actors"),
 	})

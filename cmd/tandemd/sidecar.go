@@ -256,7 +256,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	// Policies for targets.apps.<name> apply to HTTP endpoints too, as in
 	// daprd: the resilient invoker wraps the endpoints' router.
 	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: endpoints, Policies: policies.Set, Resolver: resolver, Log: resLog})
-	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, app.Channel(), rc, log)
+	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, app.Channel(), rc, policies.Set, log)
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
 	}

@@ -21,9 +21,13 @@ import (
 const daprPlacement = "/var/tmp/tandem-dapr-suite/bin/placement"
 
 // startPlacement starts Dapr's placement (plaintext, one replica) and
-// returns its address.
+// returns its address; with TANDEM_E2E_PLACEMENT=tandem it starts Tandem's
+// instead, so that every actor test runs against either.
 func startPlacement(t *testing.T) string {
 	t.Helper()
+	if os.Getenv("TANDEM_E2E_PLACEMENT") == "tandem" {
+		return placementAddrs(startTandemPlacement(t, 1))
+	}
 	if _, err := os.Stat(daprPlacement); err != nil {
 		msg := fmt.Sprintf("Dapr's placement binary is not built (%s); run scripts/conformance.sh --build once", daprPlacement)
 		if os.Getenv("CI") == "true" {
@@ -55,12 +59,17 @@ type counterApp struct {
 	reentrant   bool
 	sidecarURL  atomic.Value // string
 
+	// turns, when shared by the apps of a test, catches one actor in a
+	// turn on two hosts at once.
+	turns *turnTracker
+
 	mu          sync.Mutex
 	counts      map[string]int
 	inTurn      map[string]bool
 	overlaps    int
 	deactivated []string
 	reminded    []string // bodies of remind/ calls
+	flaky       map[string]int
 	served      atomic.Int64
 }
 
@@ -107,6 +116,18 @@ func (a *counterApp) method(w http.ResponseWriter, r *http.Request, id, method s
 		a.mu.Unlock()
 		return
 	}
+	if method == "flaky" { // fails (500) three times per actor, then answers
+		a.mu.Lock()
+		a.flaky[id]++
+		n := a.flaky[id]
+		a.mu.Unlock()
+		if n <= 3 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"attempts":%d}`, n)
+		return
+	}
 	if method == "fail" {
 		w.Header().Set("X-DaprErrorResponseHeader", "true")
 		w.WriteHeader(http.StatusTeapot)
@@ -119,6 +140,9 @@ func (a *counterApp) method(w http.ResponseWriter, r *http.Request, id, method s
 	}
 	a.inTurn[id] = true
 	a.mu.Unlock()
+	if a.turns != nil {
+		defer a.turns.enter(id)()
+	}
 	time.Sleep(200 * time.Microsecond)
 	a.mu.Lock()
 	a.counts[id]++
@@ -130,7 +154,7 @@ func (a *counterApp) method(w http.ResponseWriter, r *http.Request, id, method s
 
 func startCounterApp(t *testing.T, name, idle string, reentrant bool) (*counterApp, int) {
 	t.Helper()
-	app := &counterApp{name: name, idleTimeout: idle, reentrant: reentrant, counts: map[string]int{}, inTurn: map[string]bool{}}
+	app := &counterApp{name: name, idleTimeout: idle, reentrant: reentrant, counts: map[string]int{}, inTurn: map[string]bool{}, flaky: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +208,16 @@ func waitActorsReady(t *testing.T, s *framework.Sidecar) {
 // from each host reach the one owner, turns never overlap, counts are
 // exact, state is read back, and idle actors are deactivated.
 func TestActorsTwoHostsWithDaprPlacement(t *testing.T) {
-	place := startPlacement(t)
+	testActorsTwoHosts(t, startPlacement(t))
+}
+
+// TestActorsTwoHostsWithTandemPlacement is the same against Tandem's
+// placement (one replica).
+func TestActorsTwoHostsWithTandemPlacement(t *testing.T) {
+	testActorsTwoHosts(t, placementAddrs(startTandemPlacement(t, 1)))
+}
+
+func testActorsTwoHosts(t *testing.T, place string) {
 	res := t.TempDir()
 	if err := os.WriteFile(res+"/state.yaml", []byte(`apiVersion: dapr.io/v1alpha1
 kind: Component

@@ -11,12 +11,14 @@ import (
 
 // Binaries are the built programs a test can start.
 type Binaries struct {
-	Dir      string
-	Tandemd  string
-	Sentry   string
-	Tandem   string
-	Echo     string
-	GRPCEcho string
+	Dir     string
+	Tandemd string
+	Sentry  string
+	// Placement is Tandem's placement service (cmd/placement).
+	Placement string
+	Tandem    string
+	Echo      string
+	GRPCEcho  string
 }
 
 var (
@@ -50,16 +52,17 @@ func Build() (*Binaries, error) {
 			return
 		}
 		b := &Binaries{
-			Dir:      dir,
-			Tandemd:  filepath.Join(dir, "tandemd"),
-			Sentry:   filepath.Join(dir, "sentry"),
-			Tandem:   filepath.Join(dir, "tandem"),
-			Echo:     filepath.Join(dir, "echo"),
-			GRPCEcho: filepath.Join(dir, "grpcecho"),
+			Dir:       dir,
+			Tandemd:   filepath.Join(dir, "tandemd"),
+			Sentry:    filepath.Join(dir, "sentry"),
+			Placement: filepath.Join(dir, "placement"),
+			Tandem:    filepath.Join(dir, "tandem"),
+			Echo:      filepath.Join(dir, "echo"),
+			GRPCEcho:  filepath.Join(dir, "grpcecho"),
 		}
 		args := append([]string{"build"}, ReleaseFlags...)
 		args = append(args, "-o", dir+"/",
-			"./cmd/tandemd", "./cmd/sentry", "./cmd/tandem", "./test/apps/echo", "./test/apps/grpcecho")
+			"./cmd/tandemd", "./cmd/sentry", "./cmd/placement", "./cmd/tandem", "./test/apps/echo", "./test/apps/grpcecho")
 		cmd := exec.Command("go", args...)
 		cmd.Dir = RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
