@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -261,4 +262,45 @@ func FuzzHTTPEndpointSpec(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResolveOperatorSecrets: in Kubernetes mode Dapr's operator resolves
+// the secretKeyRefs of the Kubernetes secret store and sends the values
+// base64-encoded; other stores are still read by the sidecar.
+func TestResolveOperatorSecrets(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	ref := &SecretKeyRef{Name: "dapr-tls-certificates", Key: "tls.crt"}
+	env := Env{OperatorSecrets: true, Secret: func(_ context.Context, store, name, key string) (string, error) {
+		return store + ":" + name + ":" + key, nil
+	}}
+	ep := HTTPEndpoint{Name: "foobar", BaseURL: "https://localhost:1",
+		Headers: []MetadataItem{{Name: "X-Key", Value: b64("k"), HasValue: true, SecretKeyRef: ref}},
+		ClientTLS: &ClientTLS{
+			Certificate: &TLSDocument{Value: b64("CERT PEM"), SecretKeyRef: ref},
+			PrivateKey:  &TLSDocument{Value: b64("KEY PEM"), SecretKeyRef: &SecretKeyRef{Name: "dapr-tls-certificates", Key: "tls.key"}},
+		}}
+	for _, store := range []string{"", "kubernetes"} {
+		ep.SecretStore = store
+		got, err := env.ResolveHTTPEndpoint(context.Background(), ep)
+		if err != nil {
+			t.Fatalf("store %q: %v", store, err)
+		}
+		if got.Certificate != "CERT PEM" || got.PrivateKey != "KEY PEM" || got.Headers[0].Value != "k" {
+			t.Errorf("store %q: got %+v, want the operator's values decoded", store, got)
+		}
+	}
+	ep.SecretStore = "vault"
+	got, err := env.ResolveHTTPEndpoint(context.Background(), ep)
+	if err != nil || got.Certificate != "vault:dapr-tls-certificates:tls.crt" {
+		t.Errorf("another store: got %+v, %v; want it read from the store", got, err)
+	}
+	md, err := env.Resolve(context.Background(), Component{Name: "c", Metadata: []MetadataItem{{Name: "password", Value: b64("pw"), HasValue: true, SecretKeyRef: ref}}})
+	if err != nil || md.Properties["password"] != "pw" {
+		t.Errorf("component: %v, %v; want the operator's value decoded", md.Properties, err)
+	}
+	ep.SecretStore = ""
+	ep.ClientTLS.Certificate.Value = "not base64!"
+	if _, err := env.ResolveHTTPEndpoint(context.Background(), ep); !IsPermanent(err) || !strings.Contains(err.Error(), "spec.clientTLS.certificate.secretKeyRef: the operator sent a value that is not base64") {
+		t.Errorf("bad value: err = %v, want a permanent error naming the field", err)
+	}
 }
