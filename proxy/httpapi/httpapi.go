@@ -86,11 +86,11 @@ func New(cfg Config) *Handler {
 	if cfg.APIToken != "" {
 		h.token = []byte(cfg.APIToken)
 	}
-	h.mux.HandleFunc("GET /v1.0/healthz", h.healthz)
-	h.mux.HandleFunc("GET /v1.0/healthz/outbound", h.healthzOutbound)
-	h.mux.HandleFunc("GET /v1.0/metadata", h.getMetadata)
-	h.mux.HandleFunc("PUT /v1.0/metadata/{key}", h.putMetadata)
-	h.mux.HandleFunc("POST /v1.0/shutdown", h.shutdown)
+	h.route("GET /v1.0/healthz", h.healthz)
+	h.route("GET /v1.0/healthz/outbound", h.healthzOutbound)
+	h.route("GET /v1.0/metadata", h.getMetadata)
+	h.route("PUT /v1.0/metadata/{key}", h.putMetadata)
+	h.route("POST /v1.0/shutdown", h.shutdown)
 	h.registerState()
 	h.registerSecrets()
 	h.registerPubSub()
@@ -102,7 +102,7 @@ func New(cfg Config) *Handler {
 // /v1.0/state/{store}"). Requests are matched on their cleaned path, after
 // the API token and body size checks. Call it before serving.
 func (h *Handler) Handle(pattern string, handler http.Handler) {
-	h.mux.Handle(pattern, handler)
+	h.mux.Handle(pattern, daprParams(handler))
 }
 
 // ServeHTTP implements http.Handler.
