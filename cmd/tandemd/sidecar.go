@@ -162,7 +162,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		Registry: rc.secrets.Registry(), Allowed: live.secretAllowed, Log: log.With("component", "secrets"),
 	})
 	pubsubAPI := api.NewPubSub(api.PubSubConfig{
-		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
+		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.MetricsNamespace,
 		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
 		NoProgrammatic: slices.Contains(o.DisableInitEndpoints, "subscribe"),
 		Metrics: api.PubSubMetrics{

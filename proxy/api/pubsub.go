@@ -27,8 +27,9 @@ import (
 type PubSubConfig struct {
 	// Registry holds the pub/sub components.
 	Registry *components.Registry[pubsub.PubSub]
-	// AppID and Namespace are this sidecar's (the envelope's source, and
-	// the scoping of declarative subscriptions).
+	// AppID is this sidecar's. Namespace is NAMESPACE as set: declarative
+	// subscriptions of another namespace are skipped; "" (NAMESPACE unset)
+	// keeps them all, as daprd does.
 	AppID, Namespace string
 	// Declarative returns the current declarative Subscriptions; it may
 	// change on hot reload (then call Reload). Nil means none.
