@@ -197,6 +197,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	app, err := proxy.NewApp(proxy.AppConfig{
 		Port: o.AppPort, Protocol: o.AppProtocol, ChannelAddress: o.AppChannelAddress, APIToken: o.AppAPIToken,
 		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
+		// daprd reads /dapr/config at start-up; the actor runtime reads it
+		// itself when placement is configured.
+		ReadConfig: !slices.Contains(o.DisableInitEndpoints, "config") && len(placementAddresses(o)) == 0,
 	})
 	if err != nil {
 		return err
