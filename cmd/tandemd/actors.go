@@ -58,7 +58,7 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 }
 
 // placementAddresses are --placement-host-address's addresses; daprd reads
-// "", ” and blanks as no address.
+// empty, quoted empty and blank entries as no address.
 func placementAddresses(o *Options) []string {
 	var addrs []string
 	for _, a := range o.PlacementAddresses {
