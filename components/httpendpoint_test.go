@@ -139,7 +139,6 @@ func TestParseHTTPEndpointErrors(t *testing.T) {
 		{"certificate without key", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {certificate: {secretKeyRef: {name: c}}}}\n", "go together"},
 		{"root CA not PEM", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {rootCA: {value: nope}}}\n", "rootCA.value: no PEM certificate"},
 		{"key not PEM", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {certificate: {value: x}, privateKey: {value: y}}}\n", "certificate.value: is not PEM"},
-		{"value and secret", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {rootCA: {value: x, secretKeyRef: {name: s}}}}\n", "both value and secretKeyRef"},
 		{"wrong type", head + "metadata: {name: a}\nspec: {baseUrl: [x]}\n", "fix the field's type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,6 +151,22 @@ func TestParseHTTPEndpointErrors(t *testing.T) {
 				t.Errorf("error %v; want it to name e.yaml and contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseHTTPEndpointValueAndSecret: a TLS document with both a value
+// and a secretKeyRef (what Dapr's operator sends) loads; the secret wins.
+func TestParseHTTPEndpointValueAndSecret(t *testing.T) {
+	doc := "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: a}\nauth: {secretStore: vault}\n" +
+		"spec: {baseUrl: https://x, clientTLS: {rootCA: {value: not-pem, secretKeyRef: {name: ca}}}}\n"
+	set := Parse([]byte(doc), "e.yaml", "app")
+	if err := set.Err(); err != nil || len(set.HTTPEndpoints) != 1 {
+		t.Fatalf("err %v, endpoints %+v; want it loaded", err, set.HTTPEndpoints)
+	}
+	env := Env{Secret: func(_ context.Context, store, name, key string) (string, error) { return store + "/" + name + "/" + key, nil }}
+	got, err := env.ResolveHTTPEndpoint(context.Background(), set.HTTPEndpoints[0])
+	if err != nil || got.RootCA != "vault/ca/ca" {
+		t.Errorf("rootCA %q, %v; want the secret", got.RootCA, err)
 	}
 }
 
