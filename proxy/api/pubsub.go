@@ -246,11 +246,11 @@ func (p *PubSub) envelope(inst pubsub.PubSub, raw bool, req *PublishRequest) ([]
 		Metadata: req.Metadata, BrokerTTL: pubsub.HasFeature(inst, pubsub.FeatureMessageTTL),
 	})
 	if err != nil {
-		return nil, "", apierr.PubSubCloudEvent(err)
+		return nil, "", apierr.PubSubCloudEvent(req.PubsubName, p.cfg.AppID, err)
 	}
 	b, err := cloudevents.Marshal(ev)
 	if err != nil {
-		return nil, "", apierr.PubSubCloudEvent(err)
+		return nil, "", apierr.PubSubCloudEvent(req.PubsubName, p.cfg.AppID, err)
 	}
 	return b, cloudevents.ContentType, nil
 }
@@ -268,7 +268,7 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 	}
 	raw, err := rawPayload(req.Metadata)
 	if err != nil {
-		return apierr.PubSubRequestMetadata(err)
+		return apierr.PubSubRequestMetadata(req.PubsubName, req.Metadata, err)
 	}
 	data, ct, err := p.envelope(inst, raw, &req)
 	if err != nil {
@@ -359,7 +359,7 @@ func (p *PubSub) BulkPublish(ctx context.Context, req BulkPublishRequest) ([]Bul
 	}
 	raw, err := rawPayload(req.Metadata)
 	if err != nil {
-		return nil, apierr.PubSubRequestMetadata(err)
+		return nil, apierr.PubSubRequestMetadata(req.PubsubName, req.Metadata, err)
 	}
 	seen := make(map[string]struct{}, len(req.Entries))
 	breq := &pubsub.BulkPublishRequest{Topic: req.Topic, Metadata: req.Metadata, Entries: make([]pubsub.BulkMessageEntry, len(req.Entries))}

@@ -2,6 +2,7 @@ package apierr
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
@@ -81,10 +82,17 @@ func TopicEmpty(pubsubName string) *Error {
 }
 
 // PubSubRequestMetadata: request metadata that cannot be read (e.g.
-// rawPayload that is not a boolean).
-func PubSubRequestMetadata(err error) *Error {
+// rawPayload that is not a boolean). As daprd, ResourceInfo names the
+// component and the ErrorInfo metadata is the request's, with the cause
+// added as "error".
+func PubSubRequestMetadata(pubsubName string, md map[string]string, err error) *Error {
+	info := make(map[string]string, len(md)+1)
+	maps.Copy(info, md)
+	if _, ok := info["error"]; !ok {
+		info["error"] = err.Error()
+	}
 	return pubsubError(CodePubSubRequestMetadata, http.StatusBadRequest, codes.InvalidArgument,
-		fmt.Sprintf("failed deserializing metadata. Error: %v", err), "", ReasonPubSubMetadata, map[string]string{"error": err.Error()})
+		fmt.Sprintf("failed deserializing metadata. Error: %v", err), pubsubName, ReasonPubSubMetadata, info)
 }
 
 // PubSubPublishMessage: the broker did not accept the message.
@@ -96,10 +104,11 @@ func PubSubPublishMessage(pubsubName, topic string, err error) *Error {
 
 // PubSubCloudEvent: the envelope could not be built, e.g. a caller's
 // application/cloudevents+json body that is not a JSON object (Dapr: 500,
-// InvalidArgument). The cause is in the ErrorInfo metadata.
-func PubSubCloudEvent(err error) *Error {
+// InvalidArgument). ResourceInfo names the component; the ErrorInfo
+// metadata has the app ID and the cause, as daprd's.
+func PubSubCloudEvent(pubsubName, appID string, err error) *Error {
 	return pubsubError(CodePubSubCloudEventsSer, http.StatusInternalServerError, codes.InvalidArgument,
-		"cannot create cloudevent", "", ReasonPubSubCloudEvent, map[string]string{"error": err.Error()})
+		"cannot create cloudevent", pubsubName, ReasonPubSubCloudEvent, map[string]string{"appID": appID, "error": err.Error()})
 }
 
 // PubSubEvents: a bulk publish body or entry that cannot be read.
