@@ -365,7 +365,7 @@ func (p *PubSub) BulkPublish(ctx context.Context, req BulkPublishRequest) ([]Bul
 	breq := &pubsub.BulkPublishRequest{Topic: req.Topic, Metadata: req.Metadata, Entries: make([]pubsub.BulkMessageEntry, len(req.Entries))}
 	for i, e := range req.Entries {
 		if _, dup := seen[e.EntryID]; dup || e.EntryID == "" {
-			return nil, apierr.PubSubEvents(req.PubsubName, req.Topic, errors.New("entryId is duplicated or not present for entry"))
+			return nil, apierr.PubSubMarshalEvents(req.PubsubName, req.Topic, p.cfg.AppID, errors.New("entryId is duplicated or not present for entry"))
 		}
 		seen[e.EntryID] = struct{}{}
 		md := pubsub.MergeMetadata(req.Metadata, e.Metadata)

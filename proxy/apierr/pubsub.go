@@ -35,6 +35,7 @@ const (
 	ReasonPubSubPublishMessage  = "DAPR_PUBSUB_PUBLISH_MESSAGE"
 	ReasonPubSubCloudEvent      = "DAPR_PUBSUB_CLOUD_EVENT_CREATION"
 	ReasonPubSubUnmarshalEvents = "DAPR_PUBSUB_UNMARSHAL_EVENTS"
+	ReasonPubSubMarshalEvents   = "DAPR_PUBSUB_MARSHAL_EVENTS"
 	ReasonPubSubForbidden       = "DAPR_PUBSUB_FORBIDDEN"
 )
 
@@ -56,10 +57,12 @@ func PubSubNotConfigured(name string) *Error {
 		withHint("https://docs.dapr.io/reference/components-reference/supported-pubsub/", "Add a pubsub component to a --resources-path folder")
 }
 
-// PubSubEmpty: no pub/sub name in the request.
+// PubSubEmpty: no pub/sub name in the request. daprd adds a ResourceInfo
+// with the empty name.
 func PubSubEmpty() *Error {
-	return pubsubError(CodePubSubEmpty, http.StatusNotFound, codes.InvalidArgument,
-		"pubsub name is empty", "", ReasonPubSubNameEmpty, nil)
+	e := &Error{Code: CodePubSubEmpty, HTTPStatus: http.StatusNotFound, GRPCCode: codes.InvalidArgument, Message: "pubsub name is empty"}
+	e.Details = append(e.Details, resourceInfo("pubsub", "", e.Message))
+	return e.withErrorInfo(ReasonPubSubNameEmpty, nil)
 }
 
 // PubSubNotFound: no pub/sub component of that name is loaded.
@@ -116,6 +119,14 @@ func PubSubEvents(pubsubName, topic string, err error) *Error {
 	return pubsubError(CodePubSubEventsSer, http.StatusBadRequest, codes.InvalidArgument,
 		fmt.Sprintf("error when unmarshaling the request for topic %s pubsub %s: %v", topic, pubsubName, err), pubsubName,
 		ReasonPubSubUnmarshalEvents, map[string]string{"topic": topic, "error": err.Error()})
+}
+
+// PubSubMarshalEvents: bulk publish entries that cannot be sent as they
+// are (a missing or repeated entryId), as daprd reports it for both APIs.
+func PubSubMarshalEvents(pubsubName, topic, appID string, err error) *Error {
+	return pubsubError(CodePubSubEventsSer, http.StatusBadRequest, codes.InvalidArgument,
+		fmt.Sprintf("error marshaling events to bytes for topic %s pubsub %s. error: %v", topic, pubsubName, err), pubsubName,
+		ReasonPubSubMarshalEvents, map[string]string{"appID": appID, "error": err.Error()})
 }
 
 // PubSubForbidden: the component's topic scoping (publishingScopes,
