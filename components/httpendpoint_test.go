@@ -163,7 +163,9 @@ func TestParseHTTPEndpointValueAndSecret(t *testing.T) {
 	if err := set.Err(); err != nil || len(set.HTTPEndpoints) != 1 {
 		t.Fatalf("err %v, endpoints %+v; want it loaded", err, set.HTTPEndpoints)
 	}
-	env := Env{Secret: func(_ context.Context, store, name, key string) (string, error) { return store + "/" + name + "/" + key, nil }}
+	env := Env{Secret: func(_ context.Context, store, name, key string) (string, error) {
+		return store + "/" + name + "/" + key, nil
+	}}
 	got, err := env.ResolveHTTPEndpoint(context.Background(), set.HTTPEndpoints[0])
 	if err != nil || got.RootCA != "vault/ca/ca" {
 		t.Errorf("rootCA %q, %v; want the secret", got.RootCA, err)
