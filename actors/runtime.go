@@ -164,7 +164,8 @@ func (r *Runtime) getAppConfig(ctx context.Context) ([]byte, int, error) {
 		Message: &commonv1.InvokeRequest{
 			Method: "dapr/config", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_GET},
 		},
-		Metadata: map[string]*internalsv1.ListStringValue{},
+		// Dapr-App-Id, as daprd's call carries.
+		Metadata: map[string]*internalsv1.ListStringValue{invoke.AppIDKey: {Values: []string{r.cfg.AppID}}},
 	}}
 	resp, err := r.cfg.App.Invoke(cctx, req)
 	if err != nil {

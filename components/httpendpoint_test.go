@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -138,7 +139,6 @@ func TestParseHTTPEndpointErrors(t *testing.T) {
 		{"certificate without key", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {certificate: {secretKeyRef: {name: c}}}}\n", "go together"},
 		{"root CA not PEM", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {rootCA: {value: nope}}}\n", "rootCA.value: no PEM certificate"},
 		{"key not PEM", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {certificate: {value: x}, privateKey: {value: y}}}\n", "certificate.value: is not PEM"},
-		{"value and secret", head + "metadata: {name: a}\nspec: {baseUrl: http://x, clientTLS: {rootCA: {value: x, secretKeyRef: {name: s}}}}\n", "both value and secretKeyRef"},
 		{"wrong type", head + "metadata: {name: a}\nspec: {baseUrl: [x]}\n", "fix the field's type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +151,24 @@ func TestParseHTTPEndpointErrors(t *testing.T) {
 				t.Errorf("error %v; want it to name e.yaml and contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseHTTPEndpointValueAndSecret: a TLS document with both a value
+// and a secretKeyRef (what Dapr's operator sends) loads; the secret wins.
+func TestParseHTTPEndpointValueAndSecret(t *testing.T) {
+	doc := "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata: {name: a}\nauth: {secretStore: vault}\n" +
+		"spec: {baseUrl: https://x, clientTLS: {rootCA: {value: not-pem, secretKeyRef: {name: ca}}}}\n"
+	set := Parse([]byte(doc), "e.yaml", "app")
+	if err := set.Err(); err != nil || len(set.HTTPEndpoints) != 1 {
+		t.Fatalf("err %v, endpoints %+v; want it loaded", err, set.HTTPEndpoints)
+	}
+	env := Env{Secret: func(_ context.Context, store, name, key string) (string, error) {
+		return store + "/" + name + "/" + key, nil
+	}}
+	got, err := env.ResolveHTTPEndpoint(context.Background(), set.HTTPEndpoints[0])
+	if err != nil || got.RootCA != "vault/ca/ca" {
+		t.Errorf("rootCA %q, %v; want the secret", got.RootCA, err)
 	}
 }
 
@@ -261,4 +279,45 @@ func FuzzHTTPEndpointSpec(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResolveOperatorSecrets: in Kubernetes mode Dapr's operator resolves
+// the secretKeyRefs of the Kubernetes secret store and sends the values
+// base64-encoded; other stores are still read by the sidecar.
+func TestResolveOperatorSecrets(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	ref := &SecretKeyRef{Name: "dapr-tls-certificates", Key: "tls.crt"}
+	env := Env{OperatorSecrets: true, Secret: func(_ context.Context, store, name, key string) (string, error) {
+		return store + ":" + name + ":" + key, nil
+	}}
+	ep := HTTPEndpoint{Name: "foobar", BaseURL: "https://localhost:1",
+		Headers: []MetadataItem{{Name: "X-Key", Value: b64("k"), HasValue: true, SecretKeyRef: ref}},
+		ClientTLS: &ClientTLS{
+			Certificate: &TLSDocument{Value: b64("CERT PEM"), SecretKeyRef: ref},
+			PrivateKey:  &TLSDocument{Value: b64("KEY PEM"), SecretKeyRef: &SecretKeyRef{Name: "dapr-tls-certificates", Key: "tls.key"}},
+		}}
+	for _, store := range []string{"", "kubernetes"} {
+		ep.SecretStore = store
+		got, err := env.ResolveHTTPEndpoint(context.Background(), ep)
+		if err != nil {
+			t.Fatalf("store %q: %v", store, err)
+		}
+		if got.Certificate != "CERT PEM" || got.PrivateKey != "KEY PEM" || got.Headers[0].Value != "k" {
+			t.Errorf("store %q: got %+v, want the operator's values decoded", store, got)
+		}
+	}
+	ep.SecretStore = "vault"
+	got, err := env.ResolveHTTPEndpoint(context.Background(), ep)
+	if err != nil || got.Certificate != "vault:dapr-tls-certificates:tls.crt" {
+		t.Errorf("another store: got %+v, %v; want it read from the store", got, err)
+	}
+	md, err := env.Resolve(context.Background(), Component{Name: "c", Metadata: []MetadataItem{{Name: "password", Value: b64("pw"), HasValue: true, SecretKeyRef: ref}}})
+	if err != nil || md.Properties["password"] != "pw" {
+		t.Errorf("component: %v, %v; want the operator's value decoded", md.Properties, err)
+	}
+	ep.SecretStore = ""
+	ep.ClientTLS.Certificate.Value = "not base64!"
+	if _, err := env.ResolveHTTPEndpoint(context.Background(), ep); !IsPermanent(err) || !strings.Contains(err.Error(), "spec.clientTLS.certificate.secretKeyRef: the operator sent a value that is not base64") {
+		t.Errorf("bad value: err = %v, want a permanent error naming the field", err)
+	}
 }

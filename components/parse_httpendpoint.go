@@ -200,9 +200,8 @@ func tlsDocument(raw *rawTLSDocument) (*TLSDocument, error) {
 	if !has && d.SecretKeyRef == nil {
 		return nil, nil // an empty document is no document, as in Dapr
 	}
-	if has && d.SecretKeyRef != nil {
-		return nil, errors.New("has both value and secretKeyRef; keep one")
-	}
+	// A value next to a secretKeyRef is allowed: Dapr's operator sends the
+	// secret it resolved there, and otherwise the secret wins, as in daprd.
 	return d, nil
 }
 

@@ -3,6 +3,7 @@ package components
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,7 +31,16 @@ type Env struct {
 	DefaultSecretStore string
 	// NewUUID fills each {uuid}; nil uses random version 4 UUIDs.
 	NewUUID func() string
+	// OperatorSecrets says the resources come from Dapr's operator, which
+	// resolves the secretKeyRefs of the Kubernetes secret store
+	// (auth.secretStore "kubernetes" or unset) itself and sends each value
+	// base64-encoded: those are decoded, not read from a secret store.
+	OperatorSecrets bool
 }
+
+// kubernetesSecretStore is the secret store whose references Dapr's
+// operator resolves.
+const kubernetesSecretStore = "kubernetes"
 
 // Resolve turns a component's spec.metadata into the Metadata its Init
 // receives: envRef entries without a value read the environment (Dapr's
@@ -83,11 +93,31 @@ func (e Env) value(ctx context.Context, store string, it MetadataItem) (val, sub
 			return e.Getenv(it.EnvRef), "", nil
 		}
 		return "", "", nil
+	case it.SecretKeyRef != nil && e.fromOperator(store):
+		v, err := operatorSecret(it.Value)
+		return v, ".secretKeyRef", err
 	case it.SecretKeyRef != nil:
 		v, err := e.secret(ctx, store, *it.SecretKeyRef)
 		return v, ".secretKeyRef", err
 	}
 	return it.Value, "", nil
+}
+
+// fromOperator reports whether a secretKeyRef of store came resolved by
+// the operator.
+func (e Env) fromOperator(store string) bool {
+	return e.OperatorSecrets && (store == "" || store == kubernetesSecretStore)
+}
+
+// operatorSecret decodes a value the operator resolved: the base64 of the
+// secret's bytes. Empty stays empty (the Secret lacks the key, which Dapr's
+// operator leaves unresolved).
+func operatorSecret(v string) (string, error) {
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return "", Permanent(fmt.Errorf("the operator sent a value that is not base64 (%v); check the operator's version", err))
+	}
+	return string(b), nil
 }
 
 // secret reads one secretKeyRef from store (or DefaultSecretStore). A

@@ -96,7 +96,7 @@ func TestNilObserversPassThrough(t *testing.T) {
 	}
 	m.ComponentOp(KindState, "s", "get", true, 1)
 	m.PubSubEgress("p", "t", true, 1)
-	if hooks := m.ResiliencyHooks(); hooks.Retry != nil {
+	if hooks := m.ResiliencyHooks(); hooks.Applied != nil {
 		t.Error("nil metrics returned hooks")
 	}
 }

@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -22,10 +21,15 @@ func TestComponentAndResiliencyMetrics(t *testing.T) {
 	m.PubSubBulkEgress("pubsub", "orders", false, 0, time.Millisecond)
 
 	h := m.ResiliencyHooks()
-	h.Retry("app:b", 2, errors.New("x"))
-	h.Retry("app:b", 3, errors.New("x"))
-	h.Timeout("app:b")
-	h.BreakerStateChange("app:b", "cb", resiliency.StateClosed, resiliency.StateOpen)
+	sc := resiliency.Scope{Name: "res", Target: "app_b", Direction: resiliency.Outbound}
+	h.Loaded("res", "")
+	h.Applied(sc, resiliency.KindRetry, "")
+	h.Applied(sc, resiliency.KindBreaker, "closed")
+	h.Applied(sc, resiliency.KindBreaker, "open")
+	h.Activated(sc, resiliency.KindRetry, "")
+	h.Activated(sc, resiliency.KindRetry, "")
+	h.Activated(sc, resiliency.KindTimeout, "")
+	h.Activated(sc, resiliency.KindBreaker, "open")
 	h.BudgetExhausted("app:b")
 	onEject, onReturn := m.EjectorHooks()
 	onEject("10.0.0.1:50002", time.Second)
@@ -54,15 +58,21 @@ func TestComponentAndResiliencyMetrics(t *testing.T) {
 			"app_id=a,component=pubsub,namespace=ns,success=false,topic=orders": 1,
 		}},
 		{"dapr_component_pubsub_egress_bulk_event_count", map[string]float64{"app_id=a,component=pubsub,namespace=ns,success=true,topic=orders": 3}},
+		{"dapr_resiliency_loaded", map[string]float64{"app_id=a,name=res,namespace=": 1}},
+		{"dapr_resiliency_count", map[string]float64{
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=retry,status=,target=app_b":                1,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=circuitbreaker,status=closed,target=app_b": 1,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=circuitbreaker,status=open,target=app_b":   1,
+		}},
 		{"dapr_resiliency_activations_total", map[string]float64{
-			"app_id=a,policy=retry,status=,target=app:b":              2,
-			"app_id=a,policy=timeout,status=,target=app:b":            1,
-			"app_id=a,policy=circuitbreaker,status=open,target=app:b": 1,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=retry,status=,target=app_b":              2,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=timeout,status=,target=app_b":            1,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=circuitbreaker,status=open,target=app_b": 1,
 		}},
 		{"dapr_resiliency_cb_state", map[string]float64{
-			"app_id=a,name=cb,status=closed,target=app:b":    0,
-			"app_id=a,name=cb,status=half-open,target=app:b": 0,
-			"app_id=a,name=cb,status=open,target=app:b":      1,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=circuitbreaker,status=closed,target=app_b":    0,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=circuitbreaker,status=half-open,target=app_b": 0,
+			"app_id=a,flow_direction=outbound,name=res,namespace=,policy=circuitbreaker,status=open,target=app_b":      1,
 		}},
 		{"tandem_resiliency_retry_budget_exhausted_total", map[string]float64{"app_id=a,target=app:b": 1}},
 		{"tandem_resiliency_ejections_total", map[string]float64{"app_id=a": 2}},

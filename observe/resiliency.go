@@ -8,16 +8,17 @@ import (
 	"github.com/tandemrun/tandem/resiliency"
 )
 
-// Resiliency policy kinds, Dapr's "policy" label values.
-const (
-	policyRetry   = "retry"
-	policyTimeout = "timeout"
-	policyBreaker = "circuitbreaker"
-)
-
+// breakerStates are the values of cb_state's status label; daprd also
+// reports "unknown", which gobreaker never is.
 var breakerStates = []resiliency.BreakerState{resiliency.StateClosed, resiliency.StateHalfOpen, resiliency.StateOpen}
 
+// resiliencyLabels are daprd's labels of count, activations_total and
+// cb_state (pkg/diagnostics/resiliency_monitoring.go).
+var resiliencyLabels = []string{"app_id", "name", "policy", "namespace", "flow_direction", "target", "status"}
+
 type resiliencyMetrics struct {
+	loaded      *prometheus.CounterVec
+	count       *prometheus.CounterVec
 	activations *prometheus.CounterVec
 	cbState     *prometheus.GaugeVec
 	exhausted   *prometheus.CounterVec
@@ -29,12 +30,18 @@ type resiliencyMetrics struct {
 func newResiliencyMetrics(appID string) *resiliencyMetrics {
 	return &resiliencyMetrics{
 		appID: appID,
+		loaded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dapr_resiliency_loaded", Help: "Number of resiliency policies loaded.",
+		}, []string{"app_id", "name", "namespace"}),
+		count: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dapr_resiliency_count", Help: "Number of times a resiliency policyKey has been applied to a building block.",
+		}, resiliencyLabels),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dapr_resiliency_activations_total", Help: "Times a resiliency policy activated: a retry, an attempt timeout, or a circuit breaker changing state (status is the new state).",
-		}, []string{"app_id", "policy", "target", "status"}),
+			Name: "dapr_resiliency_activations_total", Help: "Number of times a resiliency policyKey has been activated in a building block after a failure or after a state change.",
+		}, resiliencyLabels),
 		cbState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dapr_resiliency_cb_state", Help: "Circuit breaker state per target: 1 for the current state, 0 otherwise.",
-		}, []string{"app_id", "name", "target", "status"}),
+			Name: "dapr_resiliency_cb_state", Help: "A resiliency policy's current CircuitBreakerState state: 1 for the state the breaker was in when last used, 0 for the others.",
+		}, resiliencyLabels),
 		exhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tandem_resiliency_retry_budget_exhausted_total", Help: "Retries refused because the retry budget was spent.",
 		}, []string{"app_id", "target"}),
@@ -48,33 +55,43 @@ func newResiliencyMetrics(appID string) *resiliencyMetrics {
 }
 
 func (r *resiliencyMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.activations, r.cbState, r.exhausted, r.ejections, r.ejected}
+	return []prometheus.Collector{r.loaded, r.count, r.activations, r.cbState, r.exhausted, r.ejections, r.ejected}
 }
 
-// ResiliencyHooks returns resiliency.Hooks that record retries, attempt
-// timeouts, breaker transitions and budget refusals. Targets are app IDs
-// and component names, bounded by what is configured and called.
+func (r *resiliencyMetrics) labels(s resiliency.Scope, kind resiliency.PolicyKind, status string) []string {
+	return []string{r.appID, s.Name, string(kind), s.Namespace, s.Direction, s.Target, status}
+}
+
+// ResiliencyHooks returns resiliency.Hooks that record daprd's resiliency
+// metrics (documents loaded, policies applied and activated, breaker
+// states) and retry budget refusals. Targets are app IDs and component
+// names, bounded by what is configured and called.
 func (m *Metrics) ResiliencyHooks() resiliency.Hooks {
 	if m == nil {
 		return resiliency.Hooks{}
 	}
 	r := m.res
 	return resiliency.Hooks{
-		Retry: func(target string, _ int, _ error) {
-			r.activations.WithLabelValues(r.appID, policyRetry, target, "").Inc()
+		Loaded: func(name, namespace string) {
+			r.loaded.WithLabelValues(r.appID, name, namespace).Inc()
 		},
-		Timeout: func(target string) {
-			r.activations.WithLabelValues(r.appID, policyTimeout, target, "").Inc()
-		},
-		BreakerStateChange: func(target, policy string, _, to resiliency.BreakerState) {
-			r.activations.WithLabelValues(r.appID, policyBreaker, target, string(to)).Inc()
-			for _, s := range breakerStates {
+		Applied: func(s resiliency.Scope, kind resiliency.PolicyKind, status string) {
+			r.count.WithLabelValues(r.labels(s, kind, status)...).Inc()
+			if kind != resiliency.KindBreaker {
+				return
+			}
+			// As daprd: the gauge shows the state the breaker was in when
+			// a call last used it.
+			for _, st := range breakerStates {
 				v := 0.0
-				if s == to {
+				if string(st) == status {
 					v = 1
 				}
-				r.cbState.WithLabelValues(r.appID, policy, target, string(s)).Set(v)
+				r.cbState.WithLabelValues(r.labels(s, kind, string(st))...).Set(v)
 			}
+		},
+		Activated: func(s resiliency.Scope, kind resiliency.PolicyKind, status string) {
+			r.activations.WithLabelValues(r.labels(s, kind, status)...).Inc()
 		},
 		BudgetExhausted: func(target string) {
 			r.exhausted.WithLabelValues(r.appID, target).Inc()

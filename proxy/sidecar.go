@@ -501,6 +501,7 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 	if err := appchannel.WaitReady(ctx, c.ChannelAddress, c.Port, 50*time.Millisecond); err != nil {
 		return false
 	}
+	s.o.App.readConfig(ctx, s.o.Self.AppID, s.log)
 	s.appReady.Store(true)
 	s.log.Info("app is listening; sidecar ready", "port", c.Port, "waited", time.Since(start).Round(time.Millisecond).String())
 	return true

@@ -13,6 +13,7 @@ type Option func(*callOptions)
 type callOptions struct {
 	replayable bool
 	discard    func(any)
+	timedOut   bool // an attempt timed out: Activated(KindTimeout) was reported
 }
 
 // Replayable says whether op can run again with the same input. Pass false
@@ -46,6 +47,7 @@ func Do[T any](ctx context.Context, p *Policy, op func(ctx context.Context) (T, 
 	if p == nil {
 		return op(ctx)
 	}
+	p.applied()
 	retries := p.retry != nil && o.replayable
 	if retries {
 		p.budget.request()
@@ -80,6 +82,7 @@ func Do[T any](ctx context.Context, p *Policy, op func(ctx context.Context) (T, 
 		if p.hooks.Retry != nil {
 			p.hooks.Retry(p.target, attempt+1, err)
 		}
+		p.activated(KindRetry, "")
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -107,7 +110,12 @@ func attemptOnce[T any](ctx context.Context, p *Policy, op func(context.Context)
 		run()
 		return out.res, ran, out.err
 	}
-	if err := p.breaker.run(run); err != nil && out.err == nil {
+	before := p.breaker.State()
+	err = p.breaker.run(run)
+	if after := p.breaker.State(); after != before {
+		p.activated(KindBreaker, string(after))
+	}
+	if err != nil && out.err == nil {
 		var zero T
 		return zero, false, err // rejected by the breaker; op did not run
 	}
@@ -131,7 +139,7 @@ func timed[T any](ctx context.Context, p *Policy, op func(context.Context) (T, e
 	select {
 	case r := <-done:
 		if r.err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-			return r.res, true, timeoutError(p, r.err)
+			return r.res, true, timeoutError(p, o, r.err)
 		}
 		return r.res, true, r.err
 	case <-actx.Done():
@@ -142,13 +150,17 @@ func timed[T any](ctx context.Context, p *Policy, op func(context.Context) (T, e
 		if ctx.Err() != nil {
 			return zero, false, ctx.Err()
 		}
-		return zero, false, timeoutError(p, context.DeadlineExceeded)
+		return zero, false, timeoutError(p, o, context.DeadlineExceeded)
 	}
 }
 
-func timeoutError(p *Policy, cause error) error {
+func timeoutError(p *Policy, o *callOptions, cause error) error {
 	if p.hooks.Timeout != nil {
 		p.hooks.Timeout(p.target)
+	}
+	if !o.timedOut {
+		o.timedOut = true
+		p.activated(KindTimeout, "")
 	}
 	if !errors.Is(cause, context.DeadlineExceeded) {
 		cause = errors.Join(context.DeadlineExceeded, cause)

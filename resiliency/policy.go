@@ -13,7 +13,31 @@ type Policy struct {
 	breaker     *breaker
 	budget      *budget
 	hooks       *Hooks
+	scope       *Scope // nil: no Applied/Activated hooks (built-in policies)
 	rnd         func() float64
+}
+
+// applied reports, as a call starts, each kind of policy p has.
+func (p *Policy) applied() {
+	if p.scope == nil || p.hooks.Applied == nil {
+		return
+	}
+	if p.timeout > 0 {
+		p.hooks.Applied(*p.scope, KindTimeout, "")
+	}
+	if p.retry != nil {
+		p.hooks.Applied(*p.scope, KindRetry, "")
+	}
+	if p.breaker != nil {
+		p.hooks.Applied(*p.scope, KindBreaker, string(p.breaker.State()))
+	}
+}
+
+// activated reports a policy acting on a call.
+func (p *Policy) activated(kind PolicyKind, status string) {
+	if p.scope != nil && p.hooks.Activated != nil {
+		p.hooks.Activated(*p.scope, kind, status)
+	}
 }
 
 // Target describes the target in messages, e.g. app "orders".

@@ -22,7 +22,49 @@ type Hooks struct {
 	BreakerStateChange func(target, policy string, from, to BreakerState)
 	// BudgetExhausted runs when a retry is refused by the retry budget.
 	BudgetExhausted func(target string)
+
+	// Applied runs as a Do call starts, once for each kind of policy the
+	// target has; status is the breaker's state then (after an open breaker
+	// whose timeout passed turned half-open), "" for the other kinds.
+	// Dapr's dapr_resiliency_count and dapr_resiliency_cb_state.
+	Applied func(s Scope, kind PolicyKind, status string)
+	// Activated runs when a policy acts on a Do call: before each retry,
+	// on the call's first attempt timeout, and when a breaker's state after
+	// an attempt differs from before it (status: the new state). Dapr's
+	// dapr_resiliency_activations_total.
+	Activated func(s Scope, kind PolicyKind, status string)
+	// Loaded runs once for each document a successful Build merged
+	// (dapr_resiliency_loaded).
+	Loaded func(name, namespace string)
 }
+
+// PolicyKind is a kind of policy, as Dapr's metrics label it.
+type PolicyKind string
+
+// Policy kinds.
+const (
+	KindTimeout PolicyKind = "timeout"
+	KindRetry   PolicyKind = "retry"
+	KindBreaker PolicyKind = "circuitbreaker"
+)
+
+// Scope names a policy's target in metrics the way daprd does.
+type Scope struct {
+	// Name and Namespace are those of the Resiliency document in effect;
+	// like daprd, the last one merged names every target.
+	Name, Namespace string
+	// Target is "app_<app ID>" or "<Kind>_<component>" (Statestore_orders).
+	Target string
+	// Direction is "outbound" (to an app or component) or "inbound"
+	// (component deliveries to the app).
+	Direction string
+}
+
+// Flow directions of a Scope.
+const (
+	Outbound = "outbound"
+	Inbound  = "inbound"
+)
 
 // BuildOption configures Build.
 type BuildOption func(*buildConfig)
@@ -61,6 +103,7 @@ type Set struct {
 	c      *compiled
 	cfg    buildConfig
 	loaded []string
+	last   Metadata // the last document merged, Dapr's label for every target
 
 	mu       sync.Mutex
 	breakers map[string]*breaker // policy name + "\x00" + target key
@@ -124,6 +167,14 @@ func Build(appID string, docs []*Resiliency, opts ...BuildOption) (*Set, error) 
 		}
 		old.mu.Unlock()
 	}
+	if len(in) > 0 {
+		s.last = in[len(in)-1].Metadata
+	}
+	if cfg.hooks.Loaded != nil {
+		for _, d := range in {
+			cfg.hooks.Loaded(d.Metadata.Name, d.Metadata.Namespace)
+		}
+	}
 	return s, nil
 }
 
@@ -181,7 +232,7 @@ func (s *Set) ForApp(appID string) *Policy {
 		return nil
 	}
 	names, ok := s.c.apps[appID]
-	return s.policy("app/"+appID, fmt.Sprintf("app %q", appID), names, ok, "App")
+	return s.policy("app/"+appID, fmt.Sprintf("app %q", appID), "app_"+appID, Outbound, names, ok, "App")
 }
 
 // defaultActorBreakers is how many actors of a type keep a circuit breaker
@@ -200,7 +251,7 @@ func (s *Set) ForActor(actorType, actorID string) *Policy {
 		return nil
 	}
 	a, ok := s.c.actors[actorType]
-	p := s.policy("actor/"+actorType, fmt.Sprintf("actor type %q", actorType),
+	p := s.policy("actor/"+actorType, fmt.Sprintf("actor type %q", actorType), "actor_"+actorType, Outbound,
 		PolicyNames{Timeout: a.Timeout, Retry: a.Retry, CircuitBreaker: a.CircuitBreaker}, ok, "Actor")
 	if p == nil || p.breaker == nil || (a.CircuitBreakerScope != "id" && a.CircuitBreakerScope != "both") {
 		return p
@@ -281,7 +332,7 @@ func (s *Set) forComponent(name string, kind ComponentKind, dir string) *Policy 
 	}
 	key := "component/" + name + "/" + strings.ToLower(dir) + "/" + string(kind)
 	label := fmt.Sprintf("component %q (%s)", name, strings.ToLower(dir))
-	return s.policy(key, label, names, ok, levels...)
+	return s.policy(key, label, string(kind)+"_"+name, strings.ToLower(dir), names, ok, levels...)
 }
 
 // BuiltIn returns one of Dapr's built-in retry policies
@@ -291,13 +342,15 @@ func (s *Set) BuiltIn(name string) *Policy {
 	if s == nil {
 		return nil
 	}
-	return s.policy("builtin/"+name, name, PolicyNames{Retry: name}, true)
+	return s.policy("builtin/"+name, name, "", "", PolicyNames{Retry: name}, true)
 }
 
 // policy returns the cached Policy for a target, building it on first use.
 // explicit says the target is listed in spec.targets: then only its own
 // names apply, as in Dapr; otherwise each kind falls back to the defaults.
-func (s *Set) policy(key, label string, names PolicyNames, explicit bool, levels ...string) *Policy {
+// metricTarget and direction make the policy's Scope; an empty
+// metricTarget (Dapr's built-in retries) reports no Applied or Activated.
+func (s *Set) policy(key, label, metricTarget, direction string, names PolicyNames, explicit bool, levels ...string) *Policy {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.policies[key]; ok {
@@ -311,6 +364,9 @@ func (s *Set) policy(key, label string, names PolicyNames, explicit bool, levels
 		}
 	}
 	p := &Policy{target: label, hooks: &s.cfg.hooks, rnd: s.cfg.rnd}
+	if metricTarget != "" {
+		p.scope = &Scope{Name: s.last.Name, Namespace: s.last.Namespace, Target: metricTarget, Direction: direction}
+	}
 	if names.Timeout != "" {
 		p.timeout = s.c.timeouts[names.Timeout]
 		p.timeoutName = names.Timeout

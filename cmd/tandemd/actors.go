@@ -28,13 +28,7 @@ import (
 // use, and accepts only placement's SPIFFE ID, as daprd does.
 func actorRuntime(o *Options, src *identity.Source, host string, internalPort int, pool *transport.Pool,
 	app invoke.AppChannel, rc *runtimeComponents, policies func() *resiliency.Set, log *slog.Logger) (*actors.Runtime, error) {
-	var addrs []string
-	for _, a := range o.PlacementAddresses {
-		// daprd reads "", '' and blanks as no address.
-		if a = strings.TrimSpace(strings.Trim(strings.TrimSpace(a), `"'`)); a != "" {
-			addrs = append(addrs, a)
-		}
-	}
+	addrs := placementAddresses(o)
 	if len(addrs) == 0 {
 		log.Warn("Actor runtime disabled: placement service is not configured. Actors and Workflow APIs will be unavailable")
 		return nil, nil
@@ -63,6 +57,18 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 		LookupTimeout: o.ActorsDisseminateTimeout,
 		Log:           log.With("component", "actors"),
 	})
+}
+
+// placementAddresses are --placement-host-address's addresses; daprd reads
+// empty, quoted empty and blank entries as no address.
+func placementAddresses(o *Options) []string {
+	var addrs []string
+	for _, a := range o.PlacementAddresses {
+		if a = strings.TrimSpace(strings.Trim(strings.TrimSpace(a), `"'`)); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // actorStores finds the state store whose metadata has actorStateStore

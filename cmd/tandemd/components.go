@@ -163,7 +163,8 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	if o.MetricsNamespace != "" { // NAMESPACE as set
 		rc.filter.Namespace = o.Namespace
 	}
-	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv}
+	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv,
+		OperatorSecrets: o.Mode == ModeKubernetes}
 	mopts := func() components.ManagerOptions {
 		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log, Fatal: rc.stop}
 	}

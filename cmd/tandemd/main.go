@@ -108,8 +108,7 @@ func run(args []string) int {
 }
 
 // warnSkippedInit logs, in daprd's words, the start-up calls to the app
-// that --disable-init-endpoints turns off. Tandem has no actor runtime, so
-// it never reads the app's /dapr/config in any case.
+// that --disable-init-endpoints turns off.
 func warnSkippedInit(log *slog.Logger, o *Options) {
 	if slices.Contains(o.DisableInitEndpoints, "config") {
 		log.Warn("Skipping programmatic dapr configuration loading (see 'disable-init-endpoints' flag/annotation)")

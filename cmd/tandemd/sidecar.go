@@ -162,7 +162,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		Registry: rc.secrets.Registry(), Allowed: live.secretAllowed, Log: log.With("component", "secrets"),
 	})
 	pubsubAPI := api.NewPubSub(api.PubSubConfig{
-		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.Namespace,
+		Registry: rc.pubsubs.Registry(), AppID: o.AppID, Namespace: o.MetricsNamespace,
 		Declarative: rc.Subscriptions, Log: log, Resiliency: policies.Set, Scopes: rc.topicScopes.Of,
 		NoProgrammatic: slices.Contains(o.DisableInitEndpoints, "subscribe"),
 		Metrics: api.PubSubMetrics{
@@ -202,6 +202,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	app, err := proxy.NewApp(proxy.AppConfig{
 		Port: o.AppPort, Protocol: o.AppProtocol, ChannelAddress: o.AppChannelAddress, APIToken: o.AppAPIToken,
 		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize, Pipeline: pipes.app,
+		// daprd reads /dapr/config at start-up; the actor runtime reads it
+		// itself when placement is configured.
+		ReadConfig: !slices.Contains(o.DisableInitEndpoints, "config") && len(placementAddresses(o)) == 0,
 	})
 	if err != nil {
 		return err

@@ -27,8 +27,9 @@ import (
 type PubSubConfig struct {
 	// Registry holds the pub/sub components.
 	Registry *components.Registry[pubsub.PubSub]
-	// AppID and Namespace are this sidecar's (the envelope's source, and
-	// the scoping of declarative subscriptions).
+	// AppID is this sidecar's. Namespace is NAMESPACE as set: declarative
+	// subscriptions of another namespace are skipped; "" (NAMESPACE unset)
+	// keeps them all, as daprd does.
 	AppID, Namespace string
 	// Declarative returns the current declarative Subscriptions; it may
 	// change on hot reload (then call Reload). Nil means none.
@@ -245,11 +246,11 @@ func (p *PubSub) envelope(inst pubsub.PubSub, raw bool, req *PublishRequest) ([]
 		Metadata: req.Metadata, BrokerTTL: pubsub.HasFeature(inst, pubsub.FeatureMessageTTL),
 	})
 	if err != nil {
-		return nil, "", apierr.PubSubCloudEvent(err)
+		return nil, "", apierr.PubSubCloudEvent(req.PubsubName, p.cfg.AppID, err)
 	}
 	b, err := cloudevents.Marshal(ev)
 	if err != nil {
-		return nil, "", apierr.PubSubCloudEvent(err)
+		return nil, "", apierr.PubSubCloudEvent(req.PubsubName, p.cfg.AppID, err)
 	}
 	return b, cloudevents.ContentType, nil
 }
@@ -267,7 +268,7 @@ func (p *PubSub) Publish(ctx context.Context, req PublishRequest) error {
 	}
 	raw, err := rawPayload(req.Metadata)
 	if err != nil {
-		return apierr.PubSubRequestMetadata(err)
+		return apierr.PubSubRequestMetadata(req.PubsubName, req.Metadata, err)
 	}
 	data, ct, err := p.envelope(inst, raw, &req)
 	if err != nil {
@@ -358,13 +359,13 @@ func (p *PubSub) BulkPublish(ctx context.Context, req BulkPublishRequest) ([]Bul
 	}
 	raw, err := rawPayload(req.Metadata)
 	if err != nil {
-		return nil, apierr.PubSubRequestMetadata(err)
+		return nil, apierr.PubSubRequestMetadata(req.PubsubName, req.Metadata, err)
 	}
 	seen := make(map[string]struct{}, len(req.Entries))
 	breq := &pubsub.BulkPublishRequest{Topic: req.Topic, Metadata: req.Metadata, Entries: make([]pubsub.BulkMessageEntry, len(req.Entries))}
 	for i, e := range req.Entries {
 		if _, dup := seen[e.EntryID]; dup || e.EntryID == "" {
-			return nil, apierr.PubSubEvents(req.PubsubName, req.Topic, errors.New("entryId is duplicated or not present for entry"))
+			return nil, apierr.PubSubMarshalEvents(req.PubsubName, req.Topic, p.cfg.AppID, errors.New("entryId is duplicated or not present for entry"))
 		}
 		seen[e.EntryID] = struct{}{}
 		md := pubsub.MergeMetadata(req.Metadata, e.Metadata)

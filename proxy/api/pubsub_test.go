@@ -432,6 +432,11 @@ func TestConcurrencyAndOrdering(t *testing.T) {
 // TestSubscriptionPrecedence pins Dapr's rule for several subscriptions to
 // one topic: the first declarative one wins over later declarative ones,
 // and the app's own subscription wins over any declarative one.
+func nsDecl(ns string, s components.Subscription) components.Subscription {
+	s.Namespace = ns
+	return s
+}
+
 func TestSubscriptionPrecedence(t *testing.T) {
 	decl := func(name, topic, route string) components.Subscription {
 		return components.Subscription{Name: name, PubsubName: "ps", Topic: topic, Routes: components.Routes{Default: route}}
@@ -441,20 +446,26 @@ func TestSubscriptionPrecedence(t *testing.T) {
 	}
 	tests := []struct {
 		name string
+		ns   string
 		decl []components.Subscription
 		prog []*subscriptions.Subscription
 		want map[string]string // topic -> path
 	}{
-		{"first declarative wins", []components.Subscription{decl("s1", "a", "/first"), decl("s2", "a", "/second")}, nil,
+		{"first declarative wins", "", []components.Subscription{decl("s1", "a", "/first"), decl("s2", "a", "/second")}, nil,
 			map[string]string{"a": "/first"}},
-		{"programmatic beats declarative", []components.Subscription{decl("s1", "a", "/decl"), decl("s2", "b", "/decl-b")},
+		{"programmatic beats declarative", "", []components.Subscription{decl("s1", "a", "/decl"), decl("s2", "b", "/decl-b")},
 			[]*subscriptions.Subscription{prog("a", "/prog")}, map[string]string{"a": "/prog", "b": "/decl-b"}},
-		{"last programmatic wins", nil, []*subscriptions.Subscription{prog("a", "/one"), prog("a", "/two")},
+		{"last programmatic wins", "", nil, []*subscriptions.Subscription{prog("a", "/one"), prog("a", "/two")},
 			map[string]string{"a": "/two"}},
+		// As daprd: a subscription's namespace counts only when NAMESPACE is set.
+		{"namespace unset keeps every namespace", "", []components.Subscription{nsDecl("other", decl("s1", "a", "/a"))}, nil,
+			map[string]string{"a": "/a"}},
+		{"namespace set filters", "mine", []components.Subscription{nsDecl("other", decl("s1", "a", "/a")), nsDecl("mine", decl("s2", "b", "/b")), decl("s3", "c", "/c")}, nil,
+			map[string]string{"b": "/b", "c": "/c"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := NewPubSub(PubSubConfig{AppID: "app", Declarative: func() []components.Subscription { return tt.decl }})
+			p := NewPubSub(PubSubConfig{AppID: "app", Namespace: tt.ns, Declarative: func() []components.Subscription { return tt.decl }})
 			p.programmatic = tt.prog
 			p.mu.Lock()
 			got := p.desiredLocked()

@@ -2,6 +2,7 @@ package apierr
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,7 @@ const (
 	ReasonPubSubPublishMessage  = "DAPR_PUBSUB_PUBLISH_MESSAGE"
 	ReasonPubSubCloudEvent      = "DAPR_PUBSUB_CLOUD_EVENT_CREATION"
 	ReasonPubSubUnmarshalEvents = "DAPR_PUBSUB_UNMARSHAL_EVENTS"
+	ReasonPubSubMarshalEvents   = "DAPR_PUBSUB_MARSHAL_EVENTS"
 	ReasonPubSubForbidden       = "DAPR_PUBSUB_FORBIDDEN"
 )
 
@@ -55,10 +57,12 @@ func PubSubNotConfigured(name string) *Error {
 		withHint("https://docs.dapr.io/reference/components-reference/supported-pubsub/", "Add a pubsub component to a --resources-path folder")
 }
 
-// PubSubEmpty: no pub/sub name in the request.
+// PubSubEmpty: no pub/sub name in the request. daprd adds a ResourceInfo
+// with the empty name.
 func PubSubEmpty() *Error {
-	return pubsubError(CodePubSubEmpty, http.StatusNotFound, codes.InvalidArgument,
-		"pubsub name is empty", "", ReasonPubSubNameEmpty, nil)
+	e := &Error{Code: CodePubSubEmpty, HTTPStatus: http.StatusNotFound, GRPCCode: codes.InvalidArgument, Message: "pubsub name is empty"}
+	e.Details = append(e.Details, resourceInfo("pubsub", "", e.Message))
+	return e.withErrorInfo(ReasonPubSubNameEmpty, nil)
 }
 
 // PubSubNotFound: no pub/sub component of that name is loaded.
@@ -81,10 +85,17 @@ func TopicEmpty(pubsubName string) *Error {
 }
 
 // PubSubRequestMetadata: request metadata that cannot be read (e.g.
-// rawPayload that is not a boolean).
-func PubSubRequestMetadata(err error) *Error {
+// rawPayload that is not a boolean). As daprd, ResourceInfo names the
+// component and the ErrorInfo metadata is the request's, with the cause
+// added as "error".
+func PubSubRequestMetadata(pubsubName string, md map[string]string, err error) *Error {
+	info := make(map[string]string, len(md)+1)
+	maps.Copy(info, md)
+	if _, ok := info["error"]; !ok {
+		info["error"] = err.Error()
+	}
 	return pubsubError(CodePubSubRequestMetadata, http.StatusBadRequest, codes.InvalidArgument,
-		fmt.Sprintf("failed deserializing metadata. Error: %v", err), "", ReasonPubSubMetadata, map[string]string{"error": err.Error()})
+		fmt.Sprintf("failed deserializing metadata. Error: %v", err), pubsubName, ReasonPubSubMetadata, info)
 }
 
 // PubSubPublishMessage: the broker did not accept the message.
@@ -96,10 +107,11 @@ func PubSubPublishMessage(pubsubName, topic string, err error) *Error {
 
 // PubSubCloudEvent: the envelope could not be built, e.g. a caller's
 // application/cloudevents+json body that is not a JSON object (Dapr: 500,
-// InvalidArgument). The cause is in the ErrorInfo metadata.
-func PubSubCloudEvent(err error) *Error {
+// InvalidArgument). ResourceInfo names the component; the ErrorInfo
+// metadata has the app ID and the cause, as daprd's.
+func PubSubCloudEvent(pubsubName, appID string, err error) *Error {
 	return pubsubError(CodePubSubCloudEventsSer, http.StatusInternalServerError, codes.InvalidArgument,
-		"cannot create cloudevent", "", ReasonPubSubCloudEvent, map[string]string{"error": err.Error()})
+		"cannot create cloudevent", pubsubName, ReasonPubSubCloudEvent, map[string]string{"appID": appID, "error": err.Error()})
 }
 
 // PubSubEvents: a bulk publish body or entry that cannot be read.
@@ -107,6 +119,14 @@ func PubSubEvents(pubsubName, topic string, err error) *Error {
 	return pubsubError(CodePubSubEventsSer, http.StatusBadRequest, codes.InvalidArgument,
 		fmt.Sprintf("error when unmarshaling the request for topic %s pubsub %s: %v", topic, pubsubName, err), pubsubName,
 		ReasonPubSubUnmarshalEvents, map[string]string{"topic": topic, "error": err.Error()})
+}
+
+// PubSubMarshalEvents: bulk publish entries that cannot be sent as they
+// are (a missing or repeated entryId), as daprd reports it for both APIs.
+func PubSubMarshalEvents(pubsubName, topic, appID string, err error) *Error {
+	return pubsubError(CodePubSubEventsSer, http.StatusBadRequest, codes.InvalidArgument,
+		fmt.Sprintf("error marshaling events to bytes for topic %s pubsub %s. error: %v", topic, pubsubName, err), pubsubName,
+		ReasonPubSubMarshalEvents, map[string]string{"appID": appID, "error": err.Error()})
 }
 
 // PubSubForbidden: the component's topic scoping (publishingScopes,

@@ -42,6 +42,29 @@ func TestRichErrorJSON(t *testing.T) {
 				{"@type": errInfo, "reason": "DAPR_STATE_TOO_MANY_TRANSACTIONS", "domain": "dapr.io",
 					"metadata": map[string]any{"currentOpsTransaction": "2", "maxOpsPerTransaction": "1"}},
 			}},
+		// tests/integration/suite/daprd/pubsub/http/errors.go
+		{"pubsub metadata", PubSubRequestMetadata("ps", map[string]string{"rawPayload": "x"}, errString("bad")), 400, "ERR_PUBSUB_REQUEST_METADATA",
+			"failed deserializing metadata. Error: bad",
+			[]map[string]any{
+				{"@type": resInfo, "resource_type": "pubsub", "resource_name": "ps", "owner": "", "description": "failed deserializing metadata. Error: bad"},
+				{"@type": errInfo, "reason": "DAPR_PUBSUB_METADATA_DESERIALIZATION", "domain": "dapr.io", "metadata": map[string]any{"rawPayload": "x", "error": "bad"}},
+			}},
+		{"pubsub cloud event", PubSubCloudEvent("ps", "app1", errString("eof")), 500, "ERR_PUBSUB_CLOUD_EVENTS_SER", "cannot create cloudevent",
+			[]map[string]any{
+				{"@type": resInfo, "resource_type": "pubsub", "resource_name": "ps", "owner": "", "description": "cannot create cloudevent"},
+				{"@type": errInfo, "reason": "DAPR_PUBSUB_CLOUD_EVENT_CREATION", "domain": "dapr.io", "metadata": map[string]any{"appID": "app1", "error": "eof"}},
+			}},
+		{"pubsub marshal events", PubSubMarshalEvents("ps", "t", "app1", errString("dup")), 400, "ERR_PUBSUB_EVENTS_SER",
+			"error marshaling events to bytes for topic t pubsub ps. error: dup",
+			[]map[string]any{
+				{"@type": resInfo, "resource_type": "pubsub", "resource_name": "ps", "owner": "", "description": "error marshaling events to bytes for topic t pubsub ps. error: dup"},
+				{"@type": errInfo, "reason": "DAPR_PUBSUB_MARSHAL_EVENTS", "domain": "dapr.io", "metadata": map[string]any{"appID": "app1", "error": "dup"}},
+			}},
+		{"pubsub name empty", PubSubEmpty(), 404, "ERR_PUBSUB_EMPTY", "pubsub name is empty",
+			[]map[string]any{
+				{"@type": resInfo, "resource_type": "pubsub", "resource_name": "", "owner": "", "description": "pubsub name is empty"},
+				{"@type": errInfo, "reason": "DAPR_PUBSUB_NAME_EMPTY", "domain": "dapr.io", "metadata": nil},
+			}},
 		{"legacy error has no details", StateGet("k", "s", errString("boom")), 500, "ERR_STATE_GET", "fail to get k from state store s: boom", nil},
 	}
 	for _, tt := range tests {

@@ -29,9 +29,10 @@ const (
 	CodeBodyTooLarge = "ERR_BODY_TOO_LARGE"
 )
 
-// DirectInvoke is a failed service invocation of appID (500, Internal), or
-// 403 PermissionDenied when the callee's access policy refused it, as in
-// Dapr. An unknown app gets a message that says how to fix it.
+// DirectInvoke is a failed service invocation of appID (500, Internal). When
+// the callee's access policy refused it, HTTP answers 403 while gRPC keeps
+// codes.Internal with the callee's PermissionDenied in the message, as daprd
+// does. An unknown app gets a message that says how to fix it.
 func DirectInvoke(appID string, err error) *Error {
 	e := &Error{
 		Code:       CodeDirectInvoke,
@@ -43,7 +44,6 @@ func DirectInvoke(appID string, err error) *Error {
 		err = fmt.Errorf("app %q is not running or not registered with name resolution: start it with tandem run, or check --app-id and the name resolution configuration (%w)", appID, err)
 	case status.Code(err) == codes.PermissionDenied:
 		e.HTTPStatus = http.StatusForbidden
-		e.GRPCCode = codes.PermissionDenied
 	}
 	e.Message = fmt.Sprintf("failed to invoke, id: %s, err: %v", appID, err)
 	return e

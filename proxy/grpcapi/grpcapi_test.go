@@ -138,7 +138,7 @@ func TestInvokeService(t *testing.T) {
 		{
 			name:     "acl",
 			respond:  func() (*invoke.Response, error) { return nil, status.Error(codes.PermissionDenied, "denied") },
-			wantCode: codes.PermissionDenied, wantMsg: "failed to invoke, id: target, err: rpc error: code = PermissionDenied desc = denied",
+			wantCode: codes.Internal, wantMsg: "failed to invoke, id: target, err: rpc error: code = PermissionDenied desc = denied",
 		},
 	}
 	for _, tt := range tests {

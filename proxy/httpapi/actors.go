@@ -20,17 +20,17 @@ import (
 func (h *Handler) registerActors() {
 	const base = "/v1.0/actors/{actorType}/{actorId}"
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodGet, http.MethodDelete} {
-		h.mux.HandleFunc(m+" "+base+"/method/{method...}", h.actorMethod)
+		h.route(m+" "+base+"/method/{method...}", h.actorMethod)
 	}
-	h.mux.HandleFunc("GET "+base+"/state/{key}", h.actorGetState)
+	h.route("GET "+base+"/state/{key}", h.actorGetState)
 	for _, m := range []string{http.MethodPost, http.MethodPut} {
-		h.mux.HandleFunc(m+" "+base+"/state", h.actorTransaction)
-		h.mux.HandleFunc(m+" "+base+"/timers/{name}", h.actorCreateTimer)
-		h.mux.HandleFunc(m+" "+base+"/reminders/{name}", h.actorCreateReminder)
+		h.route(m+" "+base+"/state", h.actorTransaction)
+		h.route(m+" "+base+"/timers/{name}", h.actorCreateTimer)
+		h.route(m+" "+base+"/reminders/{name}", h.actorCreateReminder)
 	}
-	h.mux.HandleFunc("DELETE "+base+"/timers/{name}", h.actorDeleteTimer)
-	h.mux.HandleFunc("GET "+base+"/reminders/{name}", h.actorGetReminder)
-	h.mux.HandleFunc("DELETE "+base+"/reminders/{name}", h.actorDeleteReminder)
+	h.route("DELETE "+base+"/timers/{name}", h.actorDeleteTimer)
+	h.route("GET "+base+"/reminders/{name}", h.actorGetReminder)
+	h.route("DELETE "+base+"/reminders/{name}", h.actorDeleteReminder)
 }
 
 func (h *Handler) actorMethod(w http.ResponseWriter, r *http.Request) {

@@ -93,11 +93,11 @@ func New(cfg Config) *Handler {
 	if cfg.APIToken != "" {
 		h.token = []byte(cfg.APIToken)
 	}
-	h.mux.HandleFunc("GET /v1.0/healthz", h.healthz)
-	h.mux.HandleFunc("GET /v1.0/healthz/outbound", h.healthzOutbound)
-	h.mux.HandleFunc("GET /v1.0/metadata", h.getMetadata)
-	h.mux.HandleFunc("PUT /v1.0/metadata/{key}", h.putMetadata)
-	h.mux.HandleFunc("POST /v1.0/shutdown", h.shutdown)
+	h.route("GET /v1.0/healthz", h.healthz)
+	h.route("GET /v1.0/healthz/outbound", h.healthzOutbound)
+	h.route("GET /v1.0/metadata", h.getMetadata)
+	h.route("PUT /v1.0/metadata/{key}", h.putMetadata)
+	h.route("POST /v1.0/shutdown", h.shutdown)
 	h.registerState()
 	h.registerSecrets()
 	h.registerPubSub()
@@ -105,7 +105,7 @@ func New(cfg Config) *Handler {
 	if cfg.Pipeline != nil {
 		h.piped = cfg.Pipeline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			lb, _ := r.Body.(*limitedBody) // nil if a middleware replaced the body
-			h.route(w, r, lb)
+			h.dispatch(w, r, lb)
 		}))
 	}
 	return h
@@ -115,7 +115,7 @@ func New(cfg Config) *Handler {
 // /v1.0/state/{store}"). Requests are matched on their cleaned path, after
 // the API token and body size checks. Call it before serving.
 func (h *Handler) Handle(pattern string, handler http.Handler) {
-	h.mux.Handle(pattern, handler)
+	h.mux.Handle(pattern, daprParams(handler))
 }
 
 // ServeHTTP implements http.Handler.
@@ -141,11 +141,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.piped.ServeHTTP(w, r)
 		return
 	}
-	h.route(w, r, lb)
+	h.dispatch(w, r, lb)
 }
 
-// route serves r by its path.
-func (h *Handler) route(w http.ResponseWriter, r *http.Request, lb *limitedBody) {
+// dispatch serves r by its path.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, lb *limitedBody) {
 	// Hot path: invocation by path needs no routing.
 	if strings.HasPrefix(r.URL.Path, invokePrefix) {
 		h.invoke(w, r, lb)

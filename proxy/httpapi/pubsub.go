@@ -21,13 +21,13 @@ func (h *Handler) registerPubSub() {
 		return
 	}
 	for _, m := range []string{http.MethodPost, http.MethodPut} {
-		h.mux.HandleFunc(m+" /v1.0/publish/{pubsub}/{topic...}", h.publish)
+		h.route(m+" /v1.0/publish/{pubsub}/{topic...}", h.publish)
 		// A path without a topic is cleaned to this; answer like Dapr, not
 		// with an invocation error.
-		h.mux.HandleFunc(m+" /v1.0/publish/{pubsub}", h.publish)
+		h.route(m+" /v1.0/publish/{pubsub}", h.publish)
 		for _, v := range []string{"v1.0", "v1.0-alpha1"} {
-			h.mux.HandleFunc(m+" /"+v+"/publish/bulk/{pubsub}/{topic...}", h.bulkPublish)
-			h.mux.HandleFunc(m+" /"+v+"/publish/bulk/{pubsub}", h.bulkPublish)
+			h.route(m+" /"+v+"/publish/bulk/{pubsub}/{topic...}", h.bulkPublish)
+			h.route(m+" /"+v+"/publish/bulk/{pubsub}", h.bulkPublish)
 		}
 	}
 }

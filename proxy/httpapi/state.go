@@ -19,13 +19,13 @@ func (h *Handler) registerState() {
 		return
 	}
 	for _, m := range []string{http.MethodPost, http.MethodPut} {
-		h.mux.HandleFunc(m+" /v1.0/state/{storeName}", h.saveState)
-		h.mux.HandleFunc(m+" /v1.0/state/{storeName}/bulk", h.bulkGetState)
-		h.mux.HandleFunc(m+" /v1.0/state/{storeName}/transaction", h.stateTransaction)
-		h.mux.HandleFunc(m+" /v1.0-alpha1/state/{storeName}/query", h.queryState)
+		h.route(m+" /v1.0/state/{storeName}", h.saveState)
+		h.route(m+" /v1.0/state/{storeName}/bulk", h.bulkGetState)
+		h.route(m+" /v1.0/state/{storeName}/transaction", h.stateTransaction)
+		h.route(m+" /v1.0-alpha1/state/{storeName}/query", h.queryState)
 	}
-	h.mux.HandleFunc("GET /v1.0/state/{storeName}/{key}", h.getState)
-	h.mux.HandleFunc("DELETE /v1.0/state/{storeName}/{key}", h.deleteState)
+	h.route("GET /v1.0/state/{storeName}/{key}", h.getState)
+	h.route("DELETE /v1.0/state/{storeName}/{key}", h.deleteState)
 }
 
 // stateMetadataFromQuery collects the metadata.* query parameters (first

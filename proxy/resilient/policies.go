@@ -84,7 +84,8 @@ func (p *Policies) Apply(docs []components.Document) (changed bool, err error) {
 		// Name the documents at fault in daprd's words, which tools and
 		// daprd's own tests look for.
 		for _, r := range parsed {
-			if _, derr := resiliency.Build(p.appID, []*resiliency.Resiliency{r}, p.opts...); derr != nil {
+			diag := append(append([]resiliency.BuildOption(nil), p.opts...), resiliency.WithHooks(resiliency.Hooks{}))
+			if _, derr := resiliency.Build(p.appID, []*resiliency.Resiliency{r}, diag...); derr != nil {
 				p.log.Error("Could not read resiliency policy "+r.Metadata.Name, "file", r.File, "error", derr)
 			}
 		}

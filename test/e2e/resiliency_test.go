@@ -229,8 +229,8 @@ func TestResiliency(t *testing.T) {
 		}
 		m := scrape(t, caller)
 		for _, want := range []string{
-			`dapr_resiliency_cb_state{app_id="rcaller",name="cb",status="closed",target="app \"breaky\""} 1`,
-			`dapr_resiliency_activations_total{app_id="rcaller",policy="circuitbreaker",status="open",target="app \"breaky\""} 2`,
+			`dapr_resiliency_cb_state{app_id="rcaller",flow_direction="outbound",name="e2e",namespace="",policy="circuitbreaker",status="closed",target="app_breaky"} 1`,
+			`dapr_resiliency_activations_total{app_id="rcaller",flow_direction="outbound",name="e2e",namespace="",policy="circuitbreaker",status="open",target="app_breaky"} 2`,
 		} {
 			if !strings.Contains(m, want) {
 				t.Errorf("metrics lack %s", want)
