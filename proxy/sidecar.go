@@ -55,7 +55,10 @@ type Options struct {
 	BlockShutdown *time.Duration
 	// GracefulShutdown bounds each step of a shutdown (5s if 0).
 	GracefulShutdown time.Duration
-	Log              *slog.Logger
+	// SkipAppConfig leaves out the start-up GET /dapr/config
+	// (--disable-init-endpoints config).
+	SkipAppConfig bool
+	Log           *slog.Logger
 }
 
 // Self is who this sidecar is.
@@ -153,11 +156,12 @@ type Sidecar struct {
 	metricsSrv  *http.Server
 	publicSrv   *http.Server
 
-	appReady     atomic.Bool
-	shutdownOnce sync.Once
-	shutdown     chan struct{}
-	forceOnce    sync.Once
-	forced       chan struct{}
+	appReady      atomic.Bool
+	appConfigOnce sync.Once
+	shutdownOnce  sync.Once
+	shutdown      chan struct{}
+	forceOnce     sync.Once
+	forced        chan struct{}
 	// graceExceeded: a server had to cut off work in flight at shutdown.
 	graceExceeded atomic.Bool
 
@@ -395,11 +399,12 @@ func (s *Sidecar) runSubscriptions(ctx context.Context) error {
 	if !s.appReady.Load() && !s.waitForApp(ctx) {
 		return nil
 	}
-	if s.o.APIs.PubSub == nil {
-		return nil
-	}
 	if h := s.o.App.healthChecker(); h != nil {
 		s.subscribeWhileHealthy(ctx, h)
+		return nil
+	}
+	s.readAppConfig(ctx)
+	if s.o.APIs.PubSub == nil {
 		return nil
 	}
 	return s.o.APIs.PubSub.Run(ctx, s.o.App.api())

@@ -105,9 +105,8 @@ func run(args []string) int {
 	return 0
 }
 
-// warnSkippedInit logs, in daprd's words, the start-up calls to the app
-// that --disable-init-endpoints turns off. Tandem has no actor runtime, so
-// it never reads the app's /dapr/config in any case.
+// warnSkippedInit logs, in daprd's words, the start-up call to the app's
+// /dapr/config that --disable-init-endpoints config turns off.
 func warnSkippedInit(log *slog.Logger, o *Options) {
 	if slices.Contains(o.DisableInitEndpoints, "config") {
 		log.Warn("Skipping programmatic dapr configuration loading (see 'disable-init-endpoints' flag/annotation)")

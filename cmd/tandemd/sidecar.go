@@ -272,7 +272,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			HTTPEndpoints: endpoints.Names,
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
-		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown, Log: log,
+		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown,
+		SkipAppConfig: slices.Contains(o.DisableInitEndpoints, "config"), Log: log,
 	})
 	if err != nil {
 		return err
