@@ -169,7 +169,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			Egress: metrics.PubSubEgress, BulkEgress: metrics.PubSubBulkEgress, Ingress: metrics.PubSubIngress,
 		},
 	})
-	rc.setOnChange(pubsubAPI.Reload)
+	rc.setOnChange(pubsubAPI.Reload, pubsubAPI.Settled)
 	switch {
 	case kube != nil && cfg.FeatureEnabled("HotReload"):
 		background.Add(kube.resources.tasks(o, rc, kube.configSpec, restart)...)

@@ -112,10 +112,24 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	defer t.Stop()
 	defer p.markStarted()
 	p.waitFirstInit(ctx, firstInitWait)
+	p.mu.Lock()
+	p.running, p.settled = true, nil
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.running, p.settled = false, nil
+		p.mu.Unlock()
+	}()
 	for {
+		// The instances this round subscribes on: one that becomes ready
+		// during the round is settled by the next.
+		ready := p.readyInstances()
 		if deliverer != nil {
 			p.reconcile(ctx, deliverer)
 		}
+		p.mu.Lock()
+		p.settled = ready
+		p.mu.Unlock()
 		p.markStarted()
 		select {
 		case <-ctx.Done():
