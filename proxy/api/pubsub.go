@@ -127,6 +127,9 @@ type activeSub struct {
 	batcher *subscriptions.Batcher
 	// onStop is StreamRequest.OnStop (streaming subscriptions).
 	onStop func()
+	// stopOnce makes stopping happen once, whoever asks first (the
+	// sidecar's shutdown or the stream's end).
+	stopOnce sync.Once
 }
 
 // NewPubSub returns the pub/sub API. Subscriptions start when Run is called.
