@@ -39,7 +39,9 @@ func runtimeVersion(v string) string {
 
 func main() {
 	setRuntimeDefaults(os.Getenv)
-	os.Exit(run(os.Args[1:]))
+	code := run(os.Args[1:])
+	waitStdoutRead(os.Stdout, stdoutDrainLimit)
+	os.Exit(code)
 }
 
 // setRuntimeDefaults tunes Go's runtime for a sidecar, unless the
