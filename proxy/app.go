@@ -4,12 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"time"
-
-	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
-	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
@@ -30,12 +24,6 @@ type AppConfig struct {
 	// Pipeline, if set, is the Configuration's spec.appHttpPipeline, run
 	// around every call to an HTTP app.
 	Pipeline appchannel.Pipeline
-	// ReadConfig makes the sidecar read an HTTP app's GET /dapr/config
-	// once, when the app first listens and before the sidecar reports
-	// healthy, as daprd does at start-up. Leave it off when the actor
-	// runtime reads it (it is only actor configuration) or when
-	// --disable-init-endpoints lists config.
-	ReadConfig bool
 }
 
 // App is the channel to a sidecar's app. The binary's root builds it once
@@ -145,30 +133,3 @@ func (noApp) Invoke(context.Context, *invoke.Request) (*invoke.Response, error) 
 
 var errNoApp = errors.New("this sidecar has no app (started without --app-port)")
 
-// readConfig makes daprd's start-up call GET /dapr/config, with
-// Dapr-App-Id: appID. The answer is not used (it configures actors, which
-// read it themselves); an app that does not serve it is fine.
-func (a *App) readConfig(ctx context.Context, appID string, log *slog.Logger) {
-	if a == nil || a.HTTP == nil || !a.cfg.ReadConfig {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := a.HTTP.Invoke(ctx, &invoke.Request{Message: &internalsv1.InternalInvokeRequest{
-		Ver: internalsv1.APIVersion_V1,
-		Message: &commonv1.InvokeRequest{
-			Method: "dapr/config", ContentType: "application/json",
-			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_GET},
-		},
-		Metadata: map[string]*internalsv1.ListStringValue{invoke.AppIDKey: {Values: []string{appID}}},
-	}})
-	if err != nil {
-		log.Debug("app's /dapr/config not read", "error", err)
-		return
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	_ = resp.Body.Close()
-	if resp.Message.GetStatus().GetCode() == 200 {
-		log.Info("Application configuration loaded")
-	}
-}

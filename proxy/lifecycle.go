@@ -83,7 +83,8 @@ func (h healthGated) Invoke(ctx context.Context, req *invoke.Request) (*invoke.R
 
 // subscribeWhileHealthy runs the pub/sub subscriptions while the app is
 // healthy until ctx ends, as daprd starts and stops them with the app's
-// health.
+// health; the first time the app is healthy, its configuration is read
+// first.
 func (s *Sidecar) subscribeWhileHealthy(ctx context.Context, health *apphealth.Checker) {
 	for {
 		healthy, changed := health.Watch()
@@ -94,6 +95,12 @@ func (s *Sidecar) subscribeWhileHealthy(ctx context.Context, health *apphealth.C
 			case <-changed:
 				continue
 			}
+		}
+		s.readAppConfig(ctx)
+		if s.o.APIs.PubSub == nil {
+			// Only the first healthy moment matters then.
+			<-ctx.Done()
+			return
 		}
 		subCtx, cancel := context.WithCancel(ctx)
 		unhealthy := health.Unhealthy()

@@ -69,6 +69,10 @@ func TestRunShutdownOutcomes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			entered, release := make(chan struct{}), make(chan struct{})
 			app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/slow" { // the start-up calls (GET /dapr/config)
+					w.WriteHeader(http.StatusNotFound)
+					return
+				}
 				close(entered)
 				<-release
 			}))

@@ -55,7 +55,10 @@ type Options struct {
 	BlockShutdown *time.Duration
 	// GracefulShutdown bounds each step of a shutdown (5s if 0).
 	GracefulShutdown time.Duration
-	Log              *slog.Logger
+	// SkipAppConfig leaves out the start-up GET /dapr/config
+	// (--disable-init-endpoints config).
+	SkipAppConfig bool
+	Log           *slog.Logger
 }
 
 // Self is who this sidecar is.
@@ -156,11 +159,12 @@ type Sidecar struct {
 	metricsSrv  *http.Server
 	publicSrv   *http.Server
 
-	appReady     atomic.Bool
-	shutdownOnce sync.Once
-	shutdown     chan struct{}
-	forceOnce    sync.Once
-	forced       chan struct{}
+	appReady      atomic.Bool
+	appConfigOnce sync.Once
+	shutdownOnce  sync.Once
+	shutdown      chan struct{}
+	forceOnce     sync.Once
+	forced        chan struct{}
 	// graceExceeded: a server had to cut off work in flight at shutdown.
 	graceExceeded atomic.Bool
 
@@ -399,11 +403,12 @@ func (s *Sidecar) runSubscriptions(ctx context.Context) error {
 	if !s.appReady.Load() && !s.waitForApp(ctx) {
 		return nil
 	}
-	if s.o.APIs.PubSub == nil {
-		return nil
-	}
 	if h := s.o.App.healthChecker(); h != nil {
 		s.subscribeWhileHealthy(ctx, h)
+		return nil
+	}
+	s.readAppConfig(ctx)
+	if s.o.APIs.PubSub == nil {
 		return nil
 	}
 	return s.o.APIs.PubSub.Run(ctx, s.o.App.api())
@@ -501,7 +506,6 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 	if err := appchannel.WaitReady(ctx, c.ChannelAddress, c.Port, 50*time.Millisecond); err != nil {
 		return false
 	}
-	s.o.App.readConfig(ctx, s.o.Self.AppID, s.log)
 	s.appReady.Store(true)
 	s.log.Info("app is listening; sidecar ready", "port", c.Port, "waited", time.Since(start).Round(time.Millisecond).String())
 	return true

@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"context"
+	"io"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,52 +23,17 @@ import (
 // until the grace runs out, as daprd's (subscriptions/stream/disconnect):
 // Run returns nil well within the grace, not ErrGraceExceeded.
 func TestStopEndsTopicEventStreams(t *testing.T) {
-	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
-		inmemory.Type: func() pubsub.PubSub { return inmemory.New(nil) },
-	})
-	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: components.Env{AppID: "lone"}.Resolve})
-	t.Cleanup(func() { _ = m.Close() })
-	m.Apply([]components.Component{{Name: "mypub", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout}})
-	deadline := time.Now().Add(10 * time.Second)
-	for _, err := m.Registry().Ready("mypub"); err != nil; _, err = m.Registry().Ready("mypub") {
-		if time.Now().After(deadline) {
-			t.Fatal("pub/sub mypub never got ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	ps := api.NewPubSub(api.PubSubConfig{Registry: m.Registry(), AppID: "lone"})
-	s, _ := loneWith(t, ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1},
-		Self{AppID: "lone"}, APIs{PubSub: ps})
-	s.o.GracefulShutdown = 5 * time.Second
-
+	s, _, _ := streamSidecar(t, api.PubSubMetrics{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	waitHTTP(t, s.HTTPAddr())
 
-	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := runtimev1.NewDaprClient(conn)
+	client := grpcClient(t, s)
 	streamCtx, cancelStreams := context.WithCancel(context.Background())
 	defer cancelStreams()
-	subscribed, err := client.SubscribeTopicEventsAlpha1(streamCtx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := subscribed.Send(&runtimev1.SubscribeTopicEventsRequestAlpha1{
-		SubscribeTopicEventsRequestType: &runtimev1.SubscribeTopicEventsRequestAlpha1_InitialRequest{
-			InitialRequest: &runtimev1.SubscribeTopicEventsRequestInitialAlpha1{PubsubName: "mypub", Topic: "a"},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := subscribed.Recv(); err != nil {
-		t.Fatalf("initial response: %v", err)
-	}
+	subscribed := openStream(t, streamCtx, client)
 	silent, err := client.SubscribeTopicEventsAlpha1(streamCtx)
 	if err != nil {
 		t.Fatal(err)
@@ -87,5 +55,113 @@ func TestStopEndsTopicEventStreams(t *testing.T) {
 	}
 	if _, err := subscribed.Recv(); err == nil {
 		t.Fatal("the subscribed stream is still open after the sidecar stopped")
+	}
+}
+
+// streamSidecar is a sidecar without an app serving pub/sub "mypub"
+// (in-memory), with a grace of 5s; metrics records its deliveries.
+func streamSidecar(t *testing.T, metrics api.PubSubMetrics) (*Sidecar, *api.PubSub, *components.Registry[pubsub.PubSub]) {
+	t.Helper()
+	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
+		inmemory.Type: func() pubsub.PubSub { return inmemory.New(nil) },
+	})
+	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: components.Env{AppID: "lone"}.Resolve})
+	t.Cleanup(func() { _ = m.Close() })
+	m.Apply([]components.Component{{Name: "mypub", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout}})
+	deadline := time.Now().Add(10 * time.Second)
+	for _, err := m.Registry().Ready("mypub"); err != nil; _, err = m.Registry().Ready("mypub") {
+		if time.Now().After(deadline) {
+			t.Fatal("pub/sub mypub never got ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ps := api.NewPubSub(api.PubSubConfig{Registry: m.Registry(), AppID: "lone", Metrics: metrics})
+	s, _ := loneWith(t, ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1},
+		Self{AppID: "lone"}, APIs{PubSub: ps})
+	s.o.GracefulShutdown = 5 * time.Second
+	return s, ps, m.Registry()
+}
+
+func grpcClient(t *testing.T, s *Sidecar) runtimev1.DaprClient {
+	t.Helper()
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return runtimev1.NewDaprClient(conn)
+}
+
+// openStream subscribes to mypub/a and reads the initial response.
+func openStream(t *testing.T, ctx context.Context, client runtimev1.DaprClient) runtimev1.Dapr_SubscribeTopicEventsAlpha1Client {
+	t.Helper()
+	stream, err := client.SubscribeTopicEventsAlpha1(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&runtimev1.SubscribeTopicEventsRequestAlpha1{
+		SubscribeTopicEventsRequestType: &runtimev1.SubscribeTopicEventsRequestAlpha1_InitialRequest{
+			InitialRequest: &runtimev1.SubscribeTopicEventsRequestInitialAlpha1{PubsubName: "mypub", Topic: "a"},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("initial response: %v", err)
+	}
+	return stream
+}
+
+// TestShutdownDrainsTopicEventStreams: when the sidecar's shutdown begins,
+// a stream holding an unanswered event stays open so the subscriber can
+// still answer it (daprd's shutdown/graceful/subscription/streaming); the
+// answer counts, and then the stream ends cleanly (not with the server's
+// Unavailable).
+func TestShutdownDrainsTopicEventStreams(t *testing.T) {
+	var mu sync.Mutex
+	var statuses []string
+	s, ps, _ := streamSidecar(t, api.PubSubMetrics{Ingress: func(_, _, processStatus, _ string, _ time.Duration) {
+		mu.Lock()
+		statuses = append(statuses, processStatus)
+		mu.Unlock()
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitHTTP(t, s.HTTPAddr())
+	stream := openStream(t, context.Background(), grpcClient(t, s))
+	if err := ps.Publish(context.Background(), api.PublishRequest{PubsubName: "mypub", Topic: "a", Data: []byte(`{}`), ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel() // shutdown begins with the event unanswered
+	if err := stream.Send(&runtimev1.SubscribeTopicEventsRequestAlpha1{
+		SubscribeTopicEventsRequestType: &runtimev1.SubscribeTopicEventsRequestAlpha1_EventProcessed{
+			EventProcessed: &runtimev1.SubscribeTopicEventsRequestProcessedAlpha1{
+				Id: ev.GetEventMessage().GetId(), Status: &runtimev1.TopicEventResponse{Status: runtimev1.TopicEventResponse_SUCCESS},
+			},
+		},
+	}); err != nil {
+		t.Fatalf("answering after shutdown began: %v", err)
+	}
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("stream ended with %v, want io.EOF (ended by the sidecar once drained)", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(statuses, []string{"success"}) {
+		t.Fatalf("deliveries = %v, want one success", statuses)
 	}
 }

@@ -59,6 +59,10 @@ type runtimeComponents struct {
 	// a pub/sub's readiness (subscriptions follow). Set with
 	// setOnChange.
 	onChange func()
+	// settled, if set, reports whether the subscriptions have caught up
+	// with a ready pub/sub component (api.PubSub.Settled): the metadata
+	// API lists it only then. Set with setOnChange.
+	settled func(name string) bool
 	// resiliency, if set, gets the Resiliency documents of every change.
 	resiliency *resilient.Policies
 	resLog     *slog.Logger
@@ -195,10 +199,11 @@ func (rc *runtimeComponents) start(set *components.Set) {
 }
 
 // setOnChange sets the function called when subscriptions may need to
-// follow a change.
-func (rc *runtimeComponents) setOnChange(fn func()) {
+// follow a change, and the one that tells whether they have followed a
+// pub/sub component's (nil: always).
+func (rc *runtimeComponents) setOnChange(fn func(), settled func(name string) bool) {
 	rc.mu.Lock()
-	rc.onChange = fn
+	rc.onChange, rc.settled = fn, settled
 	rc.mu.Unlock()
 }
 
@@ -330,21 +335,26 @@ func (rc *runtimeComponents) Metadata(name string) (components.Metadata, bool) {
 }
 
 // Registered lists the ready components for the metadata API (daprd lists
-// those it initialised; Extended tells about the others).
+// those it initialised; Extended tells about the others). A pub/sub
+// component is listed once the subscriptions have caught up with it, as
+// daprd commits one only after subscribing on it.
 func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
+	rc.mu.RLock()
+	settled := rc.settled
+	rc.mu.RUnlock()
 	var out []*runtimev1.RegisteredComponents
-	add := func(list []components.Status) {
+	add := func(list []components.Status, listed func(string) bool) {
 		for _, s := range list {
-			if s.State != components.StateReady {
+			if s.State != components.StateReady || (listed != nil && !listed(s.Name)) {
 				continue
 			}
 			out = append(out, &runtimev1.RegisteredComponents{Name: s.Name, Type: s.Type, Version: s.Version, Capabilities: s.Capabilities})
 		}
 	}
-	add(rc.secrets.Registry().List())
-	add(rc.states.Registry().List())
-	add(rc.pubsubs.Registry().List())
-	add(rc.middlewares.Registry().List())
+	add(rc.secrets.Registry().List(), nil)
+	add(rc.states.Registry().List(), nil)
+	add(rc.pubsubs.Registry().List(), settled)
+	add(rc.middlewares.Registry().List(), nil)
 	return out
 }
 

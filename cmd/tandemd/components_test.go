@@ -180,3 +180,44 @@ func TestComponentsFatal(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisteredWaitsForSettledPubSub: the metadata API lists a ready
+// pub/sub component only once the subscriptions have settled on it; other
+// components do not wait.
+func TestRegisteredWaitsForSettledPubSub(t *testing.T) {
+	dir := t.TempDir()
+	body := "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: ps}\nspec: {type: pubsub.in-memory, version: v1}\n---\n" +
+		"apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: st}\nspec: {type: state.in-memory, version: v1}\n"
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := loadComponents(&Options{AppFlags: AppFlags{AppID: "app"}, ResourceFlags: ResourceFlags{ResourcesPaths: []string{dir}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	names := func() []string {
+		var out []string
+		for _, c := range rc.Registered() {
+			out = append(out, c.GetName())
+		}
+		slices.Sort(out)
+		return out
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(names()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := names(); !slices.Equal(got, []string{"ps", "st"}) {
+		t.Fatalf("registered = %v, want [ps st]", got)
+	}
+	settled := false
+	rc.setOnChange(func() {}, func(name string) bool { return settled || name != "ps" })
+	if got := names(); !slices.Equal(got, []string{"st"}) {
+		t.Fatalf("registered before ps settled = %v, want [st]", got)
+	}
+	settled = true
+	if got := names(); !slices.Equal(got, []string{"ps", "st"}) {
+		t.Fatalf("registered once ps settled = %v, want [ps st]", got)
+	}
+}

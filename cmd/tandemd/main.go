@@ -41,7 +41,9 @@ func runtimeVersion(v string) string {
 
 func main() {
 	setRuntimeDefaults(os.Getenv)
-	os.Exit(run(os.Args[1:]))
+	code := run(os.Args[1:])
+	waitStdoutRead(os.Stdout, stdoutDrainLimit)
+	os.Exit(code)
 }
 
 // setRuntimeDefaults tunes Go's runtime for a sidecar, unless the
@@ -107,8 +109,8 @@ func run(args []string) int {
 	return 0
 }
 
-// warnSkippedInit logs, in daprd's words, the start-up calls to the app
-// that --disable-init-endpoints turns off.
+// warnSkippedInit logs, in daprd's words, the start-up call to the app's
+// /dapr/config that --disable-init-endpoints config turns off.
 func warnSkippedInit(log *slog.Logger, o *Options) {
 	if slices.Contains(o.DisableInitEndpoints, "config") {
 		log.Warn("Skipping programmatic dapr configuration loading (see 'disable-init-endpoints' flag/annotation)")

@@ -169,7 +169,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			Egress: metrics.PubSubEgress, BulkEgress: metrics.PubSubBulkEgress, Ingress: metrics.PubSubIngress,
 		},
 	})
-	rc.setOnChange(pubsubAPI.Reload)
+	rc.setOnChange(pubsubAPI.Reload, pubsubAPI.Settled)
 	switch {
 	case kube != nil && cfg.FeatureEnabled("HotReload"):
 		background.Add(kube.resources.tasks(o, rc, kube.configSpec, restart)...)
@@ -202,9 +202,6 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	app, err := proxy.NewApp(proxy.AppConfig{
 		Port: o.AppPort, Protocol: o.AppProtocol, ChannelAddress: o.AppChannelAddress, APIToken: o.AppAPIToken,
 		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize, Pipeline: pipes.app,
-		// daprd reads /dapr/config at start-up; the actor runtime reads it
-		// itself when placement is configured.
-		ReadConfig: !slices.Contains(o.DisableInitEndpoints, "config") && len(placementAddresses(o)) == 0,
 	})
 	if err != nil {
 		return err
@@ -281,7 +278,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			Pipeline:      pipes.server.Wrap,
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
-		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown, Log: log,
+		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown,
+		SkipAppConfig: slices.Contains(o.DisableInitEndpoints, "config"), Log: log,
 	})
 	if err != nil {
 		return err

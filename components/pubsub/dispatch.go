@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,6 +65,8 @@ type Dispatcher struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	keys map[string][]Delivery // key -> deliveries waiting; present = key busy
+	// ranPastStop: a handler returned after ctx ended.
+	ranPastStop atomic.Bool
 }
 
 // NewDispatcher returns a Dispatcher for one subscription. When ctx ends the
@@ -141,6 +144,10 @@ func (d *Dispatcher) Dispatch(dl Delivery) error {
 // Wait blocks until every dispatched message was handled and settled.
 func (d *Dispatcher) Wait() { d.wg.Wait() }
 
+// RanPastStop reports whether a handler was still running when the
+// subscription's context ended (its message was then settled late).
+func (d *Dispatcher) RanPastStop() bool { return d.ranPastStop.Load() }
+
 // runKey handles dl and then the deliveries queued behind it for key.
 func (d *Dispatcher) runKey(key string, dl Delivery) {
 	for {
@@ -173,6 +180,9 @@ func (d *Dispatcher) finish(dl Delivery) {
 		return
 	}
 	err := d.handle(dl)
+	if d.ctx.Err() != nil {
+		d.ranPastStop.Store(true)
+	}
 	if err == nil {
 		if dl.Ack != nil {
 			if aerr := dl.Ack(settleCtx); aerr != nil {

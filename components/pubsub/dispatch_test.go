@@ -247,3 +247,34 @@ func TestConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatcherRanPastStop: RanPastStop tells whether a handler was still
+// running when the subscription stopped.
+func TestDispatcherRanPastStop(t *testing.T) {
+	for _, running := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		release := make(chan struct{})
+		entered := make(chan struct{})
+		d := pubsub.NewDispatcher(ctx, func(context.Context, *pubsub.Message) error {
+			close(entered)
+			<-release
+			return nil
+		}, pubsub.DispatcherConfig{})
+		if err := d.Dispatch(pubsub.Delivery{Msg: &pubsub.Message{ID: "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		<-entered
+		if running {
+			cancel()
+			close(release)
+		} else {
+			close(release)
+			d.Wait()
+			cancel()
+		}
+		d.Wait()
+		if got := d.RanPastStop(); got != running {
+			t.Errorf("handler running at stop = %v: RanPastStop = %v", running, got)
+		}
+	}
+}

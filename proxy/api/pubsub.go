@@ -105,6 +105,11 @@ type PubSub struct {
 	active       map[string]*activeSub
 	streams      map[*activeSub]struct{}
 	reported     map[string]string // key -> last problem logged, to log once
+	// running is set while Run keeps the subscriptions in step with the
+	// components; settled then holds the instance of each ready pub/sub
+	// component as of the last finished round (see Settled).
+	running bool
+	settled map[string]pubsub.PubSub
 
 	// started is closed once Run has asked the app for its subscriptions
 	// and made the first round of them (Started).
@@ -123,6 +128,9 @@ type activeSub struct {
 	batcher *subscriptions.Batcher
 	// onStop is StreamRequest.OnStop (streaming subscriptions).
 	onStop func()
+	// stopOnce makes stopping happen once, whoever asks first (the
+	// sidecar's shutdown or the stream's end).
+	stopOnce sync.Once
 }
 
 // NewPubSub returns the pub/sub API. Subscriptions start when Run is called.
@@ -185,6 +193,42 @@ func (p *PubSub) component(name, topic string) (pubsub.PubSub, func(), error) {
 		return nil, nil, apierr.TopicEmpty(name)
 	}
 	return inst, release, nil
+}
+
+// Settled reports whether the subscriptions have caught up with the
+// current instance of pub/sub component name: a round of subscribing has
+// finished since it became ready. daprd lists a pub/sub component among
+// the registered ones only once its subscriptions are made (it commits the
+// component after subscribing), so an app that waits for the component in
+// the metadata API can publish at once and be delivered to; the sidecar's
+// metadata API lists a ready pub/sub only once it is settled. It is true
+// while Run is not running (no app, app unhealthy): there is nothing to
+// wait for then.
+func (p *PubSub) Settled(name string) bool {
+	if p.cfg.Registry == nil {
+		return true
+	}
+	cur, st, ok := p.cfg.Registry.Get(name)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running || !ok || st.State != components.StateReady {
+		return true
+	}
+	return p.settled[name] == cur
+}
+
+// readyInstances returns the ready pub/sub component instances by name.
+func (p *PubSub) readyInstances() map[string]pubsub.PubSub {
+	out := map[string]pubsub.PubSub{}
+	if p.cfg.Registry == nil {
+		return out
+	}
+	for _, st := range p.cfg.Registry.List() {
+		if inst, cur, ok := p.cfg.Registry.Get(st.Name); ok && cur.State == components.StateReady {
+			out[st.Name] = inst
+		}
+	}
+	return out
 }
 
 // scopes returns the topic scoping of inst; nil allows everything.

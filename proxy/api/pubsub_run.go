@@ -112,10 +112,24 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	defer t.Stop()
 	defer p.markStarted()
 	p.waitFirstInit(ctx, firstInitWait)
+	p.mu.Lock()
+	p.running, p.settled = true, nil
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.running, p.settled = false, nil
+		p.mu.Unlock()
+	}()
 	for {
+		// The instances this round subscribes on: one that becomes ready
+		// during the round is settled by the next.
+		ready := p.readyInstances()
 		if deliverer != nil {
 			p.reconcile(ctx, deliverer)
 		}
+		p.mu.Lock()
+		p.settled = ready
+		p.mu.Unlock()
 		p.markStarted()
 		select {
 		case <-ctx.Done():
@@ -330,11 +344,25 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 }
 
 // stop ends a subscription: no new deliveries, wait (up to limit, 0 = no
-// limit) for those in flight, release the component.
+// limit) for those in flight, release the component. A streaming
+// subscription's deliveries waiting for the subscriber's answer give up at
+// once: its stream is gone.
 func (p *PubSub) stop(a *activeSub, limit time.Duration) {
+	a.stopOnce.Do(func() { p.stopNow(a, limit, false) })
+}
+
+// drain stops a streaming subscription whose stream is still open (the
+// sidecar is shutting down): nothing new is pulled, the subscriber may
+// still answer the events it holds, and only then is OnStop called, which
+// ends the stream (daprd's graceful shutdown of a stream).
+func (p *PubSub) drain(a *activeSub, limit time.Duration) {
+	a.stopOnce.Do(func() { p.stopNow(a, limit, true) })
+}
+
+func (p *PubSub) stopNow(a *activeSub, limit time.Duration, drainFirst bool) {
 	a.cancel()
 	idle := a.flight.stop()
-	if a.onStop != nil {
+	if a.onStop != nil && !drainFirst {
 		// Only now, with the subscription cancelled, may the deliveries
 		// waiting on the subscriber give up: the broker then sees them
 		// fail while stopping, and leaves them unanswered.
@@ -356,26 +384,39 @@ func (p *PubSub) stop(a *activeSub, limit time.Duration) {
 		p.log.Warn("deliveries still running after the drain limit; their messages may be redelivered",
 			"pubsub", a.sub.PubsubName, "topic", a.sub.Topic, "limit", limit.String())
 	}
+	if a.onStop != nil && drainFirst {
+		a.onStop()
+	}
 	a.release()
 }
 
 // stopAll stops every subscription, in parallel, waiting for their
-// deliveries (the sidecar bounds the total wait).
+// deliveries (the sidecar bounds the total wait). Streaming subscriptions
+// stop too, as daprd stops them when its shutdown begins: they pull
+// nothing more, their subscribers may still answer the events they hold,
+// then their streams end.
 func (p *PubSub) stopAll() {
 	p.mu.Lock()
-	all := make([]*activeSub, 0, len(p.active))
+	all := make([]*activeSub, 0, len(p.active)+len(p.streams))
 	for k, a := range p.active {
 		all = append(all, a)
 		delete(p.active, k)
 	}
+	streams := make([]*activeSub, 0, len(p.streams))
+	for a := range p.streams {
+		streams = append(streams, a)
+	}
 	p.mu.Unlock()
-	p.pauseBrokers(all)
+	p.pauseBrokers(append(all, streams...))
 	var wg sync.WaitGroup
 	for _, a := range all {
 		wg.Go(func() { p.stop(a, 0) })
 	}
+	for _, a := range streams {
+		wg.Go(func() { p.drain(a, 0) })
+	}
 	wg.Wait()
-	p.log.Info("subscriptions stopped", "count", len(all))
+	p.log.Info("subscriptions stopped", "count", len(all), "streams", len(streams))
 }
 
 // pauseTimeout bounds how long the sidecar waits for a broker to pause.
@@ -413,8 +454,11 @@ type StreamRequest struct {
 	Metadata          map[string]string
 	DeadLetterTopic   string
 	// OnStop, if set, is called when the subscription stops, after it was
-	// cancelled and before its deliveries are waited for: the place to
-	// make deliveries still waiting for the subscriber's answer give up.
+	// cancelled: the place to make deliveries still waiting for the
+	// subscriber's answer give up, and to end the stream. When the stream
+	// ends first (stop), it is called before the deliveries are waited
+	// for; when the sidecar shuts down, after them, so the subscriber can
+	// still answer what it holds. It is called once.
 	OnStop func()
 }
 

@@ -584,3 +584,43 @@ func TestNoProgrammatic(t *testing.T) {
 		t.Errorf("asked %d times, %d deliveries, subscriptions %v; want none", len(asked), app.count("/orders"), p.Subscriptions())
 	}
 }
+
+// TestSettledAfterSubscribing: a pub/sub component that becomes ready while
+// Run runs is not settled until a round of subscribing has made the app's
+// subscription on it; once it is, an event published at once is delivered
+// (daprd lists a pub/sub component only after subscribing on it).
+func TestSettledAfterSubscribing(t *testing.T) {
+	m, reg := pubsubRegistry(t)
+	app := &subApp{subs: `[{"pubsubname":"late","topic":"orders","route":"/orders"}]`}
+	a := startSubApp(t, app)
+	p := NewPubSub(PubSubConfig{Registry: reg, AppID: "app"})
+	p.resync = time.Hour // rounds only on Reload
+	if !p.Settled("late") {
+		t.Fatal("Settled before Run: want true (nothing to wait for)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- p.Run(ctx, a) }()
+	defer func() { cancel(); <-runDone }()
+	waitUntil(t, "Started", p.Started)
+
+	m.Apply([]components.Component{
+		{Name: "ps", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout,
+			Metadata: []components.MetadataItem{{Name: "redeliverInterval", Value: "10ms", HasValue: true}}},
+		{Name: "down", Type: "pubsub.fail", InitTimeout: components.DefaultInitTimeout},
+		{Name: "late", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout},
+	})
+	waitUntil(t, "late ready", func() bool { _, err := reg.Ready("late"); return err == nil })
+	if p.Settled("late") {
+		t.Fatal("late settled before a round of subscribing")
+	}
+	if !p.Settled("ps") {
+		t.Fatal("ps, ready since before the first round, is not settled")
+	}
+	p.Reload()
+	waitUntil(t, "late settled", func() bool { return p.Settled("late") })
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "late", Topic: "orders", Data: []byte(`{}`), ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "delivery of the event published once settled", func() bool { return app.count("/orders") == 1 })
+}

@@ -45,6 +45,8 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 			}
 		}
 	}()
+	// stopped is closed once the subscription has stopped (ss.done).
+	var stopped <-chan struct{}
 	next := func() (*runtimev1.SubscribeTopicEventsRequestAlpha1, error) {
 		select {
 		case m := <-in:
@@ -53,6 +55,8 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 			return nil, err
 		case <-a.closing:
 			return nil, errStreamsClosed
+		case <-stopped:
+			return nil, errSubscriptionStopped
 		}
 	}
 	first, err := next()
@@ -71,18 +75,23 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 		return status.Error(codes.Unknown, "topic is required")
 	}
 	ss := &eventStream{stream: stream, pending: map[string]chan subscriptions.Status{}, done: make(chan struct{})}
+	stopped = ss.done
 	stop, err := a.cfg.PubSub.Subscribe(stream.Context(), api.StreamRequest{
 		PubsubName: init.GetPubsubName(), Topic: init.GetTopic(), Metadata: init.GetMetadata(),
 		DeadLetterTopic: init.GetDeadLetterTopic(),
 		// Deliveries waiting for an answer give up once the subscription
-		// is cancelled, before stop waits for them: the broker leaves
-		// their messages unanswered instead of seeing a nack.
-		OnStop: func() { close(ss.done) },
+		// is cancelled: the broker leaves their messages unanswered
+		// instead of seeing a nack. At shutdown that is after the
+		// subscriber could answer them; then the stream ends.
+		OnStop: ss.giveUp,
 	}, ss)
 	if err != nil {
 		return apierr.GRPC(err)
 	}
 	defer stop()
+	// The stream is over (deferred calls run last first): what waits for
+	// an answer gives up before stop waits for the deliveries.
+	defer ss.giveUp()
 	if err := ss.send(&runtimev1.SubscribeTopicEventsResponseAlpha1{
 		SubscribeTopicEventsResponseType: &runtimev1.SubscribeTopicEventsResponseAlpha1_InitialResponse{
 			InitialResponse: &runtimev1.SubscribeTopicEventsResponseInitialAlpha1{},
@@ -94,6 +103,12 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 		m, err := next()
 		if errors.Is(err, errStreamsClosed) {
 			return err
+		}
+		if errors.Is(err, errSubscriptionStopped) {
+			// The sidecar stopped the subscription (its shutdown began)
+			// and the subscriber has answered what it could: the stream
+			// ends as daprd's does.
+			return nil
 		}
 		if err != nil {
 			// EOF or cancelled: the client is gone.
@@ -111,14 +126,22 @@ func (a *API) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopicEve
 // errStreamsClosed ends a topic event stream when the sidecar stops.
 var errStreamsClosed = status.Error(codes.Unavailable, "api server closed")
 
+// errSubscriptionStopped tells the stream's loop its subscription stopped.
+var errSubscriptionStopped = errors.New("subscription stopped")
+
 // eventStream delivers events to a streaming subscriber.
 type eventStream struct {
 	stream  runtimev1.Dapr_SubscribeTopicEventsAlpha1Server
 	sendMu  sync.Mutex
 	mu      sync.Mutex
 	pending map[string]chan subscriptions.Status
-	done    chan struct{}
+	// done is closed (giveUp) once the subscription stopped or the stream
+	// ended: deliveries waiting for an answer give up.
+	done     chan struct{}
+	doneOnce sync.Once
 }
+
+func (s *eventStream) giveUp() { s.doneOnce.Do(func() { close(s.done) }) }
 
 func (s *eventStream) send(m *runtimev1.SubscribeTopicEventsResponseAlpha1) error {
 	s.sendMu.Lock()

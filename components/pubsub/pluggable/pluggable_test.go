@@ -215,3 +215,48 @@ func TestCloseDeliversLastAck(t *testing.T) {
 		t.Fatalf("answers after Close = %v, want the ack", got)
 	}
 }
+
+// TestStopKeepsStreamForAcksToSettle: when a delivery was running as the
+// subscription stopped, the stream stays open a moment after its answer
+// (daprd's ack settling): a message the component sends meanwhile is taken
+// and held unanswered, and goes back to the component once the stream
+// ends (hotreload/selfhosted/subscriptions/closing).
+func TestStopKeepsStreamForAcksToSettle(t *testing.T) {
+	// Restored once the component is closed (cleanups run last first).
+	t.Cleanup(pluggable.SetAckSettle(5 * time.Second))
+	ps, srv := open(t, false)
+	entered := make(chan string, 4)
+	release := make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if err := ps.Subscribe(ctx, pubsub.SubscribeRequest{Topic: "a"}, func(_ context.Context, m *pubsub.Message) error {
+		entered <- string(m.Data)
+		<-release
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Publish(t.Context(), &pubsub.PublishRequest{Topic: "a", Data: []byte("one")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler not called")
+	}
+	cancel()
+	close(release)
+	pubsubtest.Eventually(t, "the ack", func() bool { return len(srv.answered()) == 1 })
+	if err := ps.Publish(t.Context(), &pubsub.PublishRequest{Topic: "a", Data: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	pubsubtest.Eventually(t, "the late message taken by the open stream", func() bool { return srv.sent.Load() == 2 })
+	if got := srv.answered(); len(got) != 1 || got[0].GetAckError() != nil {
+		t.Fatalf("answers = %v, want the one ack (the late message held unanswered)", got)
+	}
+	select {
+	case d := <-entered:
+		t.Errorf("message %q handled after the subscription stopped", d)
+	default:
+	}
+}

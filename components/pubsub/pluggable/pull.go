@@ -46,6 +46,18 @@ func (s *pull) run(subCtx context.Context, cancel context.CancelFunc, h pubsub.H
 	case <-recvDone:
 	}
 	d.Wait()
+	if d.RanPastStop() {
+		// As daprd: when deliveries were still running as the
+		// subscription stopped, the stream stays open a moment after the
+		// last of them was answered, so the answers settle with the
+		// component; what it sends meanwhile is held unanswered.
+		t := time.NewTimer(ackSettle)
+		select {
+		case <-recvDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	s.sendMu.Lock()
 	_ = s.stream.CloseSend()
 	s.sendMu.Unlock()
@@ -64,6 +76,11 @@ func (s *pull) run(subCtx context.Context, cancel context.CancelFunc, h pubsub.H
 // closeWait bounds how long a stopping subscription waits for the component
 // to end the stream after the last ack.
 const closeWait = 2 * time.Second
+
+// ackSettle is how long a stopping subscription keeps its stream open after
+// the deliveries that were running when it stopped were answered (daprd's
+// 400ms). A variable for tests.
+var ackSettle = 400 * time.Millisecond
 
 // receive dispatches each message while subCtx lasts. Messages that arrive
 // after it ended are held unanswered: the component redelivers them once

@@ -34,6 +34,7 @@ type server struct {
 	answers []*compv1.PullMessagesRequest
 	paused  chan struct{} // closed by the first Pause
 	pauses  atomic.Int32
+	sent    atomic.Int32 // messages sent over PullMessages streams
 }
 
 // queue is one topic's messages not yet sent; ready has a value while it
@@ -188,5 +189,6 @@ func (s *server) PullMessages(stream compv1.PubSub_PullMessagesServer) error {
 		if err := stream.Send(m); err != nil {
 			return nil
 		}
+		s.sent.Add(1)
 	}
 }

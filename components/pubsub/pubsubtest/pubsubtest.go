@@ -456,3 +456,15 @@ func (s *suite) closeIdempotent(t *testing.T) {
 		t.Error("Publish after Close succeeded; want an error")
 	}
 }
+
+// Eventually waits up to 10s for cond, failing t with what otherwise.
+func Eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/components/pubsub/pubsubtest"
 )
 
 const childEnv = "TANDEM_SQLITE_PUBSUB_CHILD_FILE"
@@ -70,7 +71,7 @@ func TestCrashedSubscriberRedelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	eventually(t, "the killed subscriber's message to be redelivered", func() bool { return c.has("job") })
+	pubsubtest.Eventually(t, "the killed subscriber's message to be redelivered", func() bool { return c.has("job") })
 	c.mu.Lock()
 	m := c.msgs["job"][0]
 	c.mu.Unlock()

@@ -76,18 +76,6 @@ func (c *collector) distinct() int {
 	return len(c.msgs)
 }
 
-// eventually waits up to 10s for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func publish(t *testing.T, ps pubsub.PubSub, topic, data string, md map[string]string) {
 	t.Helper()
 	if err := ps.Publish(t.Context(), &pubsub.PublishRequest{Topic: topic, Data: []byte(data), ContentType: "text/plain", Metadata: md}); err != nil {
@@ -115,7 +103,7 @@ func TestGroupsEachGetEverything(t *testing.T) {
 	for i := range n {
 		publish(t, publisher, "t", "m-"+strconv.Itoa(i), map[string]string{"i": strconv.Itoa(i)})
 	}
-	eventually(t, "both groups to receive all messages", func() bool { return co.distinct() == n && ca.distinct() == n })
+	pubsubtest.Eventually(t, "both groups to receive all messages", func() bool { return co.distinct() == n && ca.distinct() == n })
 	time.Sleep(100 * time.Millisecond)
 	for name, c := range map[string]*collector{"orders": co, "audit": ca} {
 		c.mu.Lock()
@@ -161,7 +149,7 @@ func TestStartFrom(t *testing.T) {
 			}
 			subscribe(t, t.Context(), ps, pubsub.SubscribeRequest{Topic: "t", Metadata: md}, c.handler)
 			publish(t, ps, "t", "new", nil)
-			eventually(t, "the new message", func() bool { return c.has("new") })
+			pubsubtest.Eventually(t, "the new message", func() bool { return c.has("new") })
 			time.Sleep(50 * time.Millisecond)
 			if c.has("old") != tt.wantOld {
 				t.Errorf("old message delivered = %v, want %v", c.has("old"), tt.wantOld)
@@ -180,7 +168,7 @@ func TestTTL(t *testing.T) {
 	c := newCollector()
 	subscribe(t, t.Context(), ps, pubsub.SubscribeRequest{Topic: "t"}, c.handler)
 	publish(t, ps, "t", "after", nil)
-	eventually(t, "the live messages", func() bool { return c.has("long") && c.has("after") })
+	pubsubtest.Eventually(t, "the live messages", func() bool { return c.has("long") && c.has("after") })
 	if c.has("short") {
 		t.Error("an expired message was delivered")
 	}
@@ -221,17 +209,17 @@ func TestRetention(t *testing.T) {
 	subscribe(t, t.Context(), a, pubsub.SubscribeRequest{Topic: "t"}, ca.handler)
 	publish(t, a, "t", "m", nil)
 	publish(t, a, "other", "nobody listens", nil)
-	eventually(t, "a to receive the message", func() bool { return ca.has("m") })
+	pubsubtest.Eventually(t, "a to receive the message", func() bool { return ca.has("m") })
 	// The unsubscribed topic's message goes; b still needs "m".
-	eventually(t, "the unwanted message to be deleted", func() bool { return rows(t, file, "pubsub_messages") == 1 })
+	pubsubtest.Eventually(t, "the unwanted message to be deleted", func() bool { return rows(t, file, "pubsub_messages") == 1 })
 	time.Sleep(300 * time.Millisecond)
 	if n := rows(t, file, "pubsub_messages"); n != 1 {
 		t.Fatalf("%d messages left; group b has not received \"m\" yet, it must be kept", n)
 	}
 	cb := newCollector()
 	subscribe(t, t.Context(), b, pubsub.SubscribeRequest{Topic: "t"}, cb.handler)
-	eventually(t, "b to receive the kept message", func() bool { return cb.has("m") })
-	eventually(t, "the delivered message to be deleted", func() bool { return rows(t, file, "pubsub_messages") == 0 })
+	pubsubtest.Eventually(t, "b to receive the kept message", func() bool { return cb.has("m") })
+	pubsubtest.Eventually(t, "the delivered message to be deleted", func() bool { return rows(t, file, "pubsub_messages") == 0 })
 	if n := rows(t, file, "pubsub_deliveries"); n != 0 {
 		t.Errorf("%d deliveries left", n)
 	}
