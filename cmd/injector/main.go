@@ -159,6 +159,7 @@ func optionsFromEnv(getenv func(string) string) (*injector.Options, error) {
 		PlacementAddress:        getenv("PLACEMENT_ADDRESS"),
 		SchedulerAddress:        getenv("SCHEDULER_ADDRESS"),
 		TrustBundleConfigMap:    or(getenv("TRUST_BUNDLE_CONFIGMAP"), "dapr-trust-bundle"),
+		ClassicSidecarDefault:   strings.EqualFold(getenv("NATIVE_SIDECAR_ENABLED"), "false"),
 	}, nil
 }
 
