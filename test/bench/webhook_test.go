@@ -32,10 +32,11 @@ import (
 // real API server (test/k8s/cluster):
 //
 //   - direct: AdmissionReviews POSTed to the webhook over TLS, as the API server sends them, open loop;
+//
 //   - through the API server: pods created with client-go, annotated (the API server calls the webhook) and plain
 //     (it does not: the match condition), at the same rate; the difference is what the webhook adds.
 //
-//	TANDEM_BENCH=1 KUBEBUILDER_ASSETS=$(bash scripts/build-kube.sh) go test ./test/bench -run TestWebhookLatency -v -timeout 20m
+//     TANDEM_BENCH=1 KUBEBUILDER_ASSETS=$(bash scripts/build-kube.sh) go test ./test/bench -run TestWebhookLatency -v -timeout 20m
 //
 // TANDEM_BENCH_WEBHOOK_QPS (100) and TANDEM_BENCH_SECONDS (10) set the rate and the length of each run; the report
 // goes to TANDEM_BENCH_OUT (results/webhook.md).

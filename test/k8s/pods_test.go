@@ -141,7 +141,8 @@ func startAppPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, id str
 		ObjectMeta: metav1.ObjectMeta{Name: id + "-0", Annotations: map[string]string{
 			"dapr.io/enabled": "true", "dapr.io/app-id": id, "dapr.io/app-port": appPort, "dapr.io/config": "appconfig",
 		}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/echo:1"}}},
+		// The ServiceAccount admission plugin, which envtest leaves out, sets this on a real cluster.
+		Spec: corev1.PodSpec{ServiceAccountName: "default", Containers: []corev1.Container{{Name: "app", Image: "example.com/echo:1"}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create pod %s: %v", id, err)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,13 +71,15 @@ func StartControlPlane(t *testing.T, n *Node) *ControlPlane {
 	cp.Operator, _ = n.Run(Container{Pod: opPod, Spec: opPod.Spec.Containers[0], Bin: n.Bins["operator"], Kubeconfig: true,
 		Args: []string{"--port", opPort, "--listen-address", local, "--healthz-port", opHealth, "--healthz-listen-address", local,
 			"--metrics-port", Port(t), "--metrics-listen-address", local, "--sentry-address", cp.SentryAddr,
-			"--sentry-token-file", "/var/run/secrets/dapr.io/sentrytoken/token"}})
+			"--sentry-token-file", "/var/run/secrets/dapr.io/sentrytoken/token", "--log-level", "debug"}})
 	waitHealthy(t, cp.Operator, opHealth)
 
+	// The API server refuses loopback addresses in EndpointSlices, so the webhook listens on the node's own address.
+	nodeIP := NodeIP(t)
 	injPort, injHealth := Port(t), Port(t)
 	injPod := n.DeploymentPod("dapr-sidecar-injector")
-	cp.InjectorAddr = local + ":" + injPort
-	// What the endpoints controller would write for the injector's pod, on this node's address.
+	cp.InjectorAddr = net.JoinHostPort(nodeIP, injPort)
+	// What the endpoints controller would write for the injector's pod.
 	var p int32
 	fmt.Sscan(injPort, &p)
 	https, ready := "https", true
@@ -84,13 +87,13 @@ func StartControlPlane(t *testing.T, n *Node) *ControlPlane {
 	if _, err := n.CS.DiscoveryV1().EndpointSlices(Namespace).Create(n.Ctx, &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "dapr-sidecar-injector-node", Labels: map[string]string{discoveryv1.LabelServiceName: "dapr-sidecar-injector"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{local}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{nodeIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
 		Ports:       []discoveryv1.EndpointPort{{Name: &https, Port: &p, Protocol: &tcp}},
 	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("EndpointSlice of the injector's Service on 127.0.0.1: %v", err)
+		t.Fatalf("EndpointSlice of the injector's Service on %s: %v", nodeIP, err)
 	}
 	cp.Injector, _ = n.Run(Container{Pod: injPod, Spec: injPod.Spec.Containers[0], Bin: n.Bins["injector"], Kubeconfig: true,
-		Args: []string{"--port", injPort, "--listen-address", local, "--healthz-port", injHealth, "--healthz-listen-address", local,
+		Args: []string{"--port", injPort, "--listen-address", nodeIP, "--healthz-port", injHealth, "--healthz-listen-address", local,
 			"--sentry-token-file", "/var/run/secrets/dapr.io/sentrytoken/token"},
 		Env: map[string]string{"DAPR_SENTRY_ADDRESS": cp.SentryAddr}})
 	// The injector is healthy once its webhook serves sentry's certificate and the caBundle is set.
@@ -121,4 +124,21 @@ func (n *Node) DeploymentPod(name string) *corev1.Pod {
 		n.T.Fatalf("pod of Deployment %s: %v", name, err)
 	}
 	return out
+}
+
+// NodeIP is this machine's first IPv4 address that is not loopback: the API server only calls a webhook at an
+// address an EndpointSlice may hold.
+func NodeIP(t testing.TB) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			return ipn.IP.String()
+		}
+	}
+	t.Fatal("this machine has no IPv4 address but loopback, and the API server calls webhooks only at other addresses")
+	return ""
 }

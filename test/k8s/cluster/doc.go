@@ -13,9 +13,11 @@
 // is on 127.0.0.1, so each container's ports are moved to free ones (the
 // flags are appended: a later flag wins), and the Service names of sentry
 // and the operator are replaced by their loopback addresses. The API
-// server reaches the injector's Service through an EndpointSlice on
-// 127.0.0.1, which needs kube-apiserver --enable-aggregator-routing
-// (APIServerFlags).
+// server refuses loopback addresses in EndpointSlices, so the injector's
+// webhook listens on the machine's own IPv4 address (NodeIP), which an
+// EndpointSlice of its Service holds; kube-apiserver
+// --enable-aggregator-routing (APIServerFlags) makes the API server call
+// the webhook there, checking sentry's certificate for the Service's name.
 package cluster
 
 // APIServerFlags are the kube-apiserver flags a Node needs (for kubetest.Options).

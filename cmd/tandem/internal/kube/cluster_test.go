@@ -208,6 +208,8 @@ func checkRBAC(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 	}{
 		{"dapr-sentry", "create", "authentication.k8s.io", "tokenreviews", "", "", true},
 		{"dapr-sentry", "get", "", "pods", "apps", "", true},
+		{"dapr-sentry", "get", "dapr.io", "configurations", "apps", "appconfig", true},
+		{"dapr-sentry", "update", "dapr.io", "configurations", "apps", "appconfig", false},
 		{"dapr-sentry", "update", "", "secrets", "tandem-it", "dapr-trust-bundle", true},
 		{"dapr-sentry", "get", "", "secrets", "apps", "db-password", false},
 		{"dapr-sentry", "delete", "", "pods", "apps", "", false},
