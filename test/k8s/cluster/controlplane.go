@@ -71,7 +71,7 @@ func StartControlPlane(t *testing.T, n *Node) *ControlPlane {
 	cp.Operator, _ = n.Run(Container{Pod: opPod, Spec: opPod.Spec.Containers[0], Bin: n.Bins["operator"], Kubeconfig: true,
 		Args: []string{"--port", opPort, "--listen-address", local, "--healthz-port", opHealth, "--healthz-listen-address", local,
 			"--metrics-port", Port(t), "--metrics-listen-address", local, "--sentry-address", cp.SentryAddr,
-			"--sentry-token-file", "/var/run/secrets/dapr.io/sentrytoken/token", "--log-level", "debug"}})
+			"--sentry-token-file", "/var/run/secrets/dapr.io/sentrytoken/token"}})
 	waitHealthy(t, cp.Operator, opHealth)
 
 	// The API server refuses loopback addresses in EndpointSlices, so the webhook listens on the node's own address.
