@@ -96,8 +96,9 @@ func TestWebhookLatency(t *testing.T) {
 	cs := kubernetes.NewForConfigOrDie(&fast)
 	create := func(prefix string, annotated bool) func(i int) error {
 		return func(i int) error {
+			// ServiceAccountName is what the ServiceAccount admission plugin (left out by envtest) sets.
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: prefix + strconv.Itoa(i)},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}
+				Spec: corev1.PodSpec{ServiceAccountName: "default", Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}}}
 			if annotated {
 				pod.Annotations = map[string]string{"dapr.io/enabled": "true", "dapr.io/app-id": "bench", "dapr.io/app-port": "8080"}
 			}
