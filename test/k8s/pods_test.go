@@ -27,6 +27,8 @@ type appPod struct {
 	App      *framework.Process
 	Sidecar  *framework.Process
 	HTTPPort string
+	// MetricsPort is the sidecar's Prometheus port.
+	MetricsPort string
 }
 
 func (a *appPod) url(path string) string { return "http://127.0.0.1:" + a.HTTPPort + path }
@@ -77,8 +79,8 @@ spec:
   metadata: []
 `, appsNamespace, n.Dir), "apply", "-f", "-")
 
-	caller := startAppPod(t, n, cp, "caller")
-	callee := startAppPod(t, n, cp, "callee")
+	caller := startAppPod(t, n, cp, "caller", "caller-0")
+	callee := startAppPod(t, n, cp, "callee", "callee-0")
 
 	t.Run("sidecar injected as a native sidecar", func(t *testing.T) {
 		init := callee.Pod.Spec.InitContainers
@@ -130,15 +132,86 @@ spec:
 			t.Errorf("%d calls failed (first: %v), %d succeeded", load.Failed.Load(), load.FirstError(), load.OK.Load())
 		}
 	})
+
+	t.Run("scaling the callee from 1 to 3 spreads the calls", func(t *testing.T) {
+		callees := []*appPod{callee, startAppPod(t, n, cp, "callee", "callee-1"), startAppPod(t, n, cp, "callee", "callee-2")}
+		before := make([]float64, len(callees))
+		for i, c := range callees {
+			before[i] = received(t, c, "caller")
+		}
+		start := time.Now()
+		load := framework.StartEchoLoad(context.Background(), caller.url("/v1.0/invoke/callee/method/echo"), 4)
+		cluster.WaitFor(t, "calls reach all three callees", 2*time.Minute, func() (bool, string) {
+			var got []string
+			all := true
+			for i, c := range callees {
+				d := received(t, c, "caller") - before[i]
+				got = append(got, fmt.Sprintf("%s %.0f", c.Pod.Name, d))
+				all = all && d > 0
+			}
+			return all, strings.Join(got, ", ")
+		})
+		spread := time.Since(start)
+		load.Stop()
+		var got []string
+		for i, c := range callees {
+			got = append(got, fmt.Sprintf("%s %.0f", c.Pod.Name, received(t, c, "caller")-before[i]))
+		}
+		t.Logf("all three callees served within %v; calls served: %s; %d ok, %d failed", spread.Round(time.Millisecond), strings.Join(got, ", "), load.OK.Load(), load.Failed.Load())
+		if load.Failed.Load() != 0 {
+			t.Errorf("%d calls failed (first: %v)", load.Failed.Load(), load.FirstError())
+		}
+
+		t.Run("deleting one pod fails no call", func(t *testing.T) {
+			gone := callees[2]
+			load := framework.StartEchoLoad(context.Background(), caller.url("/v1.0/invoke/callee/method/echo"), 4)
+			time.Sleep(time.Second)
+			if err := n.CS.CoreV1().Pods(appsNamespace).Delete(n.Ctx, gone.Pod.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// The kubelet stops a native sidecar after the app's containers; a deleted pod has left its EndpointSlice
+			// by then. The sqlite name resolution used here only forgets the pod when its sidecar deregisters, so the
+			// sidecar is stopped first (it drains its in-flight calls), then the app.
+			gone.Sidecar.Stop()
+			gone.App.Stop()
+			time.Sleep(3 * time.Second)
+			load.Stop()
+			t.Logf("calls while %s went away: %d ok, %d failed", gone.Pod.Name, load.OK.Load(), load.Failed.Load())
+			if load.Failed.Load() != 0 || load.OK.Load() == 0 {
+				t.Errorf("%d calls failed (first: %v), %d succeeded", load.Failed.Load(), load.FirstError(), load.OK.Load())
+			}
+		})
+	})
+}
+
+// received is how many invocations from the app ID from a's sidecar served, read from its metrics.
+func received(t *testing.T, a *appPod, from string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + a.MetricsPort + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", a.Pod.Name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "dapr_runtime_service_invocation_req_recv_total{") && strings.Contains(line, `src_app_id="`+from+`"`) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // startAppPod creates an annotated pod through the API (the injector mutates it) and runs its app and its
 // injected sidecar.
-func startAppPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, id string) *appPod {
+func startAppPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, id, name string) *appPod {
 	t.Helper()
 	appPort := cluster.Port(t)
 	pod, err := n.CS.CoreV1().Pods(appsNamespace).Create(n.Ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: id + "-0", Annotations: map[string]string{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{
 			"dapr.io/enabled": "true", "dapr.io/app-id": id, "dapr.io/app-port": appPort, "dapr.io/config": "appconfig",
 		}},
 		// The ServiceAccount admission plugin, which envtest leaves out, sets this on a real cluster.
@@ -156,7 +229,7 @@ func startAppPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, id str
 	if sidecar == nil {
 		t.Fatalf("pod %s has no daprd container after admission: %+v", id, pod.Spec)
 	}
-	a := &appPod{ID: id, Pod: pod, HTTPPort: cluster.Port(t)}
+	a := &appPod{ID: id, Pod: pod, HTTPPort: cluster.Port(t), MetricsPort: cluster.Port(t)}
 	a.App = framework.Start(t, pod.Name+"/app", n.Bins["echo"], []string{"--port", appPort}, "DAPR_HTTP_PORT="+a.HTTPPort, "APP_ID="+id)
 	cluster.WaitFor(t, "sentry publishes the trust bundle in "+appsNamespace, time.Minute, func() (bool, string) {
 		cm, err := n.CS.CoreV1().ConfigMaps(appsNamespace).Get(n.Ctx, "dapr-trust-bundle", metav1.GetOptions{})
@@ -164,7 +237,7 @@ func startAppPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, id str
 	})
 	a.Sidecar, _ = n.Run(cluster.Container{Pod: pod, Spec: *sidecar, Bin: n.Bins["tandemd"],
 		Args: []string{"--dapr-http-port", a.HTTPPort, "--dapr-grpc-port", cluster.Port(t), "--dapr-internal-grpc-port", cluster.Port(t),
-			"--metrics-port", cluster.Port(t), "--control-plane-address", cp.OperatorAddr, "--sentry-address", cp.SentryAddr},
+			"--metrics-port", a.MetricsPort, "--control-plane-address", cp.OperatorAddr, "--sentry-address", cp.SentryAddr},
 		Env: map[string]string{"DAPR_SENTRY_TOKEN_FILE": "/var/run/secrets/dapr.io/sentrytoken/token"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -219,6 +219,7 @@ func checkRBAC(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 		{"dapr-operator", "update", "coordination.k8s.io", "leases", "tandem-it", "operator.dapr.io", true},
 		{"dapr-operator", "create", "dapr.io", "components", "apps", "", false},
 		{"dapr-operator", "delete", "", "pods", "apps", "", false},
+		{"dapr-operator", "list", "", "pods", "apps", "", true},
 		{"dapr-sentry", "create", "", "configmaps", "apps", "", true},
 		{"dapr-sentry", "update", "", "configmaps", "apps", "other", false},
 		{"dapr-injector", "get", "", "pods", "apps", "", false},
