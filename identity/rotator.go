@@ -33,6 +33,9 @@ type Rotator struct {
 	OnRotate func(svid *x509svid.SVID)
 	// OnFailure, if set, is called after every failed issuance.
 	OnFailure func(err error)
+	// NewKey, if set, makes the key of each renewal instead of Ed25519
+	// (the injector serves the API server, which may refuse Ed25519).
+	NewKey func() (crypto.Signer, error)
 }
 
 // Renew obtains a new SVID now and installs it and the trust anchors in the
@@ -40,7 +43,12 @@ type Rotator struct {
 func (r *Rotator) Renew(ctx context.Context) (next time.Time, err error) {
 	// An Ed25519 key, as daprd's: its certificate is what peers (and
 	// Dapr's own tests) see on the internal port.
-	_, key, err := ed25519.GenerateKey(rand.Reader)
+	var key crypto.Signer
+	if r.NewKey != nil {
+		key, err = r.NewKey()
+	} else {
+		_, key, err = ed25519.GenerateKey(rand.Reader)
+	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("generate key: %w", err)
 	}

@@ -246,6 +246,23 @@ func TestNativeAndClassic(t *testing.T) {
 	if len(out.Spec.InitContainers) != 1 || len(out.Spec.Containers) != 2 || out.Spec.Containers[1].Name != SidecarName || out.Spec.Containers[1].RestartPolicy != nil {
 		t.Fatalf("classic: init %d containers %+v", len(out.Spec.InitContainers), out.Spec.Containers)
 	}
+
+	// The injector's default (NATIVE_SIDECAR_ENABLED=false) applies to pods that do not say; the annotation wins.
+	classic := testOptions()
+	classic.ClassicSidecarDefault = true
+	for value, native := range map[string]bool{"": false, "true": true, "false": false} {
+		delete(pod.Annotations, "dapr.io/enable-native-sidecar")
+		if value != "" {
+			pod.Annotations["dapr.io/enable-native-sidecar"] = value
+		}
+		out, _, err = classic.Mutate(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(out.Spec.InitContainers) == 2; got != native {
+			t.Errorf("classic by default, annotation %q: native %v, want %v", value, got, native)
+		}
+	}
 }
 
 // TestIdempotentAndUntouched: a mutated pod mutated again is unchanged;

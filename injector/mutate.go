@@ -22,6 +22,9 @@ func (o *Options) Mutate(pod *corev1.Pod) (*corev1.Pod, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if _, set := pod.Annotations[Prefix+"enable-native-sidecar"]; !set && o.ClassicSidecarDefault {
+		c.NativeSidecar = false
+	}
 	if c.AppID == "" {
 		return nil, false, fmt.Errorf("annotation %sapp-id is required for a pod without a name", Prefix)
 	}

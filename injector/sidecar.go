@@ -37,6 +37,10 @@ type Options struct {
 	// TrustBundleConfigMap is the ConfigMap sentry publishes in every
 	// namespace (key ca.crt).
 	TrustBundleConfigMap string
+	// ClassicSidecarDefault injects a classic sidecar container into pods
+	// without the enable-native-sidecar annotation (the chart's
+	// injector.nativeSidecar: false, NATIVE_SIDECAR_ENABLED=false).
+	ClassicSidecarDefault bool
 }
 
 // sidecar builds the sidecar container for c.

@@ -132,4 +132,3 @@ func (noApp) Invoke(context.Context, *invoke.Request) (*invoke.Response, error) 
 }
 
 var errNoApp = errors.New("this sidecar has no app (started without --app-port)")
-

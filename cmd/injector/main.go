@@ -5,13 +5,23 @@
 //
 // It takes Dapr injector's flags and environment (SIDECAR_IMAGE,
 // SIDECAR_IMAGE_PULL_POLICY, NAMESPACE, KUBE_CLUSTER_DOMAIN,
-// SENTRY_ADDRESS...). Its serving certificate is read from --tls-cert-file
-// and --tls-key-file (a Secret the chart creates, whose CA is the
-// webhook's caBundle) and reloaded when the files change.
+// DAPR_SENTRY_ADDRESS, DAPR_CONTROL_PLANE_TRUST_DOMAIN,
+// DAPR_TRUST_ANCHORS_FILE...). As Dapr's, it has no certificate of its own:
+// it proves itself to sentry with its pod's projected service account token
+// (the pod is annotated dapr.io/control-plane: injector), serves the
+// webhook with the X.509 SVID it gets back (valid for
+// dapr-sidecar-injector.<namespace>.svc, renewed before it expires), and
+// patches the trust anchors into the caBundle of the
+// dapr-sidecar-injector MutatingWebhookConfiguration, again after every
+// root rotation. /healthz answers 503 until both are in place.
 package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -23,15 +33,22 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"sync"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tandemrun/tandem/injector"
 	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
+	sentryclient "github.com/tandemrun/tandem/sentry/client"
 )
 
 var version = "dev"
@@ -43,11 +60,17 @@ func main() {
 	os.Exit(code)
 }
 
-// flags are Dapr injector's (cmd/injector/options) plus the TLS files.
+// Dapr's paths of the projected token and the trust bundle in the pod.
+const (
+	defaultTrustAnchorsFile = "/var/run/secrets/dapr.io/tls/ca.crt"
+	defaultSentryTokenFile  = "/var/run/secrets/dapr.io/sentrytoken/token"
+)
+
+// flags are Dapr injector's (cmd/injector/options) plus --sentry-token-file.
 type flags struct {
 	port, healthzPort          int
 	listenAddress, healthzAddr string
-	certFile, keyFile          string
+	kubeconfig, tokenFile      string
 	logLevel                   string
 	logAsJSON, version         bool
 }
@@ -60,15 +83,17 @@ func parse(args []string, out io.Writer) (*flags, error) {
 	fs.StringVar(&f.listenAddress, "listen-address", "", "Address of the webhook")
 	fs.IntVar(&f.healthzPort, "healthz-port", 8080, "Port of /healthz")
 	fs.StringVar(&f.healthzAddr, "healthz-listen-address", "", "Address of /healthz")
-	fs.StringVar(&f.certFile, "tls-cert-file", "/var/run/secrets/tandem.io/webhook/tls.crt", "Serving certificate of the webhook (PEM)")
-	fs.StringVar(&f.keyFile, "tls-key-file", "/var/run/secrets/tandem.io/webhook/tls.key", "Serving key of the webhook (PEM)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "Kubeconfig of the API server (in-cluster configuration when empty)")
+	fs.StringVar(&f.tokenFile, "sentry-token-file", defaultSentryTokenFile, "The pod's projected service account token, sent to sentry")
 	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn or error")
 	fs.BoolVar(&f.logAsJSON, "log-as-json", false, "Log in JSON")
 	fs.BoolVar(&f.version, "version", false, "Print the version and exit")
-	var ignored string
-	fs.StringVar(&ignored, "kubeconfig", "", "Accepted for compatibility; the injector needs no API access")
 	var scheduler bool
 	fs.BoolVar(&scheduler, "scheduler-enabled", true, "Give sidecars the scheduler's address")
+	var metrics bool
+	var metricsPort string
+	fs.BoolVar(&metrics, "enable-metrics", true, "Accepted for compatibility with Dapr's chart")
+	fs.StringVar(&metricsPort, "metrics-port", "9090", "Accepted for compatibility with Dapr's chart")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -102,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		log.Error("injector configuration", "error", err)
 		return 2
 	}
-	if err := serve(ctx, f, opts, log); err != nil {
+	if err := serve(ctx, f, opts, or(getenv("DAPR_TRUST_ANCHORS_FILE"), defaultTrustAnchorsFile), log); err != nil {
 		log.Error("injector failed", "error", err)
 		return 1
 	}
@@ -110,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 }
 
 // optionsFromEnv reads the settings Dapr's chart gives its injector as
-// environment variables.
+// environment variables (and the names Tandem's first chart used).
 func optionsFromEnv(getenv func(string) string) (*injector.Options, error) {
 	ns := getenv("NAMESPACE")
 	if ns == "" {
@@ -125,27 +150,58 @@ func optionsFromEnv(getenv func(string) string) (*injector.Options, error) {
 	return &injector.Options{
 		Image: image, ImagePullPolicy: corev1.PullPolicy(or(getenv("SIDECAR_IMAGE_PULL_POLICY"), string(corev1.PullIfNotPresent))),
 		ControlPlaneNamespace:   ns,
-		ControlPlaneTrustDomain: or(getenv("CONTROL_PLANE_TRUST_DOMAIN"), "cluster.local"),
-		SentryAddress:           or(getenv("SENTRY_ADDRESS"), svc("dapr-sentry", "443")),
+		ControlPlaneTrustDomain: or(getenv("DAPR_CONTROL_PLANE_TRUST_DOMAIN"), getenv("CONTROL_PLANE_TRUST_DOMAIN"), "cluster.local"),
+		SentryAddress:           or(getenv("DAPR_SENTRY_ADDRESS"), getenv("SENTRY_ADDRESS"), svc("dapr-sentry", "443")),
 		OperatorAddress:         or(getenv("OPERATOR_ADDRESS"), svc("dapr-api", "443")),
 		PlacementAddress:        getenv("PLACEMENT_ADDRESS"),
 		SchedulerAddress:        getenv("SCHEDULER_ADDRESS"),
 		TrustBundleConfigMap:    or(getenv("TRUST_BUNDLE_CONFIGMAP"), "dapr-trust-bundle"),
+		ClassicSidecarDefault:   strings.EqualFold(getenv("NATIVE_SIDECAR_ENABLED"), "false"),
 	}, nil
 }
 
-func or(v, def string) string {
-	if v == "" {
-		return def
+// or returns the first of vs that is not empty.
+func or(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
 	}
-	return v
+	return ""
 }
 
-func serve(ctx context.Context, f *flags, opts *injector.Options, log *slog.Logger) error {
-	certs := &certFiles{cert: f.certFile, key: f.keyFile}
-	if err := certs.load(); err != nil {
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return rest.InClusterConfig()
+}
+
+// newKey makes the webhook certificate's key: ECDSA P-256, which every API
+// server accepts (some refuse the sidecars' Ed25519; Dapr's injector uses
+// RSA for the same reason).
+func newKey() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+func serve(ctx context.Context, f *flags, opts *injector.Options, anchorsFile string, log *slog.Logger) error {
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubernetes client configuration: %w (give --kubeconfig outside a cluster)", err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	id, err := spiffeid.FromSegments(spiffeid.RequireTrustDomainFromString(opts.ControlPlaneTrustDomain), "ns", opts.ControlPlaneNamespace, "dapr-injector")
+	if err != nil {
+		return fmt.Errorf("injector identity: %w", err)
+	}
+	src, idTasks, err := sentryclient.Service{ID: id, SentryAddress: opts.SentryAddress, AnchorsFile: anchorsFile,
+		TokenFile: f.tokenFile, NewKey: newKey, Log: log}.Start(ctx)
+	if err != nil {
 		return err
 	}
+	log.Info("certificate obtained from sentry", "spiffe_id", id.String(), "sentry_address", opts.SentryAddress)
+
 	lis, err := net.Listen("tcp", net.JoinHostPort(f.listenAddress, strconv.Itoa(f.port)))
 	if err != nil {
 		return fmt.Errorf("webhook: listen: %w", err)
@@ -155,13 +211,20 @@ func serve(ctx context.Context, f *flags, opts *injector.Options, log *slog.Logg
 		_ = lis.Close()
 		return fmt.Errorf("healthz: listen: %w", err)
 	}
+	var ready atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/mutate", &injector.Handler{Options: opts, Log: log})
 	web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}}
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: tlsconfig.GetCertificate(src)}}
 	health := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "the webhook's caBundle is not set yet", http.StatusServiceUnavailable)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 	})}
+	bundle := &injector.CABundle{Client: kube.AdmissionregistrationV1().MutatingWebhookConfigurations(), Source: src,
+		Ready: func() { ready.Store(true) }, Log: log}
 	log.Info("injector listening", "webhook_address", lis.Addr().String(), "healthz_address", hlis.Addr().String(), "sidecar_image", opts.Image)
 	httpTask := func(name string, s *http.Server, run func() error) task.Task {
 		return task.Task{Name: name, Critical: true, Run: func(ctx context.Context) error {
@@ -179,11 +242,11 @@ func serve(ctx context.Context, f *flags, opts *injector.Options, log *slog.Logg
 			return nil
 		}}
 	}
-	return task.Run(ctx, log, task.Stage{Name: "serve", Tasks: []task.Task{
+	return task.Run(ctx, log, task.Stage{Name: "serve", Tasks: append(idTasks,
 		httpTask("webhook", web, func() error { return ignoreClosed(web.ServeTLS(lis, "", "")) }),
 		httpTask("healthz", health, func() error { return ignoreClosed(health.Serve(hlis)) }),
-		{Name: "certificate reload", Run: certs.watch},
-	}})
+		task.Task{Name: "webhook caBundle", Run: bundle.Run},
+	)})
 }
 
 func ignoreClosed(err error) error {
@@ -191,42 +254,4 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
-}
-
-// certFiles is the serving certificate, reloaded when its files change
-// (a renewed Secret).
-type certFiles struct {
-	cert, key string
-	mu        sync.RWMutex
-	current   *tls.Certificate
-}
-
-func (c *certFiles) load() error {
-	pair, err := tls.LoadX509KeyPair(c.cert, c.key)
-	if err != nil {
-		return fmt.Errorf("webhook certificate: %w", err)
-	}
-	c.mu.Lock()
-	c.current = &pair
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.current, nil
-}
-
-func (c *certFiles) watch(ctx context.Context) error {
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			_ = c.load() // a half-written pair is retried at the next tick
-		}
-	}
 }

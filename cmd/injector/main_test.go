@@ -16,6 +16,10 @@ func TestOptionsFromEnv(t *testing.T) {
 		o.TrustBundleConfigMap != "dapr-trust-bundle" || o.ImagePullPolicy != "IfNotPresent" {
 		t.Fatalf("got %+v", o)
 	}
+	env["DAPR_SENTRY_ADDRESS"], env["SENTRY_ADDRESS"], env["DAPR_CONTROL_PLANE_TRUST_DOMAIN"] = "s:1", "old:2", "example.org"
+	if o, err = optionsFromEnv(func(k string) string { return env[k] }); err != nil || o.SentryAddress != "s:1" || o.ControlPlaneTrustDomain != "example.org" {
+		t.Fatalf("Dapr's variable names: %+v, %v", o, err)
+	}
 	if _, err := optionsFromEnv(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "NAMESPACE") {
 		t.Fatalf("no NAMESPACE: %v", err)
 	}

@@ -457,6 +457,9 @@ func (c *converter) convert() {
 	}
 	var lf listFlag
 	_ = lf.Set(raw.listenAddresses)
+	for i := range lf {
+		lf[i] = strings.Trim(lf[i], "[]") // daprd's form "[::1],127.0.0.1", which Dapr's injector gives
+	}
 	o.ListenAddresses = lf
 	o.MaxRequestBodySize = c.size("max-body-size", raw.maxBodySize, "dapr-http-max-request-size", raw.maxRequestSizeMB, 20, 4<<20)
 	o.ReadBufferSize = c.size("read-buffer-size", raw.readBufferSize, "dapr-http-read-buffer-size", raw.readBufferSizeKB, 10, 4<<10)

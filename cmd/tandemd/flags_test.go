@@ -178,7 +178,7 @@ func TestParseFlags(t *testing.T) {
 				"--dapr-listen-addresses", "127.0.0.1, [::1]", "--enable-api-logging=false", "--disable-init-endpoints", "Config,subscribe"},
 			check: func(t *testing.T, o *Options) {
 				if o.GracefulShutdown != 10*time.Second || o.BlockShutdown == nil || *o.BlockShutdown != 30*time.Second ||
-					!reflect.DeepEqual(o.ListenAddresses, []string{"127.0.0.1", "[::1]"}) || o.EnableAPILogging == nil || *o.EnableAPILogging ||
+					!reflect.DeepEqual(o.ListenAddresses, []string{"127.0.0.1", "::1"}) || o.EnableAPILogging == nil || *o.EnableAPILogging ||
 					!reflect.DeepEqual(o.DisableInitEndpoints, []string{"config", "subscribe"}) {
 					t.Errorf("got %+v", o)
 				}

@@ -61,14 +61,31 @@ func Assets() (string, error) {
 // Start starts an API server with the CRDs of crdDirs installed. It never
 // fails: a missing binary or a failed start is reported by Require.
 func Start(crdDirs ...string) *Env {
+	return StartWith(Options{CRDDirs: crdDirs})
+}
+
+// Options of StartWith.
+type Options struct {
+	CRDDirs []string
+	// APIServerFlags are set on kube-apiserver (name without the dashes),
+	// for example "enable-aggregator-routing": "true" so that the API
+	// server calls a webhook's Service at its EndpointSlices' addresses.
+	APIServerFlags map[string]string
+}
+
+// StartWith is Start with flags for the API server.
+func StartWith(o Options) *Env {
 	dir, err := Assets()
 	if err != nil {
 		return &Env{missing: err.Error()}
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: dir,
-		CRDDirectoryPaths:     crdDirs,
+		CRDDirectoryPaths:     o.CRDDirs,
 		ErrorIfCRDPathMissing: true,
+	}
+	for k, v := range o.APIServerFlags {
+		env.ControlPlane.GetAPIServer().Configure().Set(k, v)
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -91,10 +91,11 @@ func (c *CA) WorkloadCertTTL() time.Duration { return c.ttl }
 
 // Sign issues a certificate for id over csr's public key and returns it
 // followed by the issuer chain. The CSR's subject and SANs are ignored: the
-// caller has already decided that the requester is id. NotBefore is
-// back-dated by the allowed clock skew; NotAfter is now+ttl (the default
-// TTL if ttl <= 0) but never after the issuer expires.
-func (c *CA) Sign(csr *x509.CertificateRequest, id spiffeid.ID, ttl time.Duration) ([]*x509.Certificate, error) {
+// caller has already decided that the requester is id, and which dns names
+// (if any) it may serve as. NotBefore is back-dated by the allowed clock
+// skew; NotAfter is now+ttl (the default TTL if ttl <= 0) but never after
+// the issuer expires.
+func (c *CA) Sign(csr *x509.CertificateRequest, id spiffeid.ID, ttl time.Duration, dns ...string) ([]*x509.Certificate, error) {
 	if csr == nil {
 		return nil, errors.New("sign: nil certificate request")
 	}
@@ -128,6 +129,7 @@ func (c *CA) Sign(csr *x509.CertificateRequest, id spiffeid.ID, ttl time.Duratio
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:                  []*url.URL{u},
+		DNSNames:              dns,
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.bundle.IssuerChain[0], csr.PublicKey, c.bundle.IssuerKey)

@@ -192,6 +192,34 @@ func TestSign(t *testing.T) {
 	}
 }
 
+// TestSignDNS: the DNS names the caller allows are in the leaf, which then serves TLS for them (the injector's
+// webhook), and a leaf signed without them names no host.
+func TestSignDNS(t *testing.T) {
+	b, err := GenerateBundle(GenerateOptions{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := spiffeid.RequireFromString("spiffe://cluster.local/ns/dapr-system/dapr-injector")
+	roots := x509.NewCertPool()
+	roots.AddCert(c.ActiveRoot())
+	for _, dns := range [][]string{{"dapr-sidecar-injector.dapr-system.svc"}, nil} {
+		chain, err := c.Sign(newCSR(t), id, 0, dns...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inter := x509.NewCertPool()
+		inter.AddCert(chain[1])
+		_, err = chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: "dapr-sidecar-injector.dapr-system.svc"})
+		if (err == nil) != (len(dns) > 0) {
+			t.Errorf("DNS names %v: verify for the injector's Service: %v", dns, err)
+		}
+	}
+}
+
 func TestSignAfterIssuerExpiry(t *testing.T) {
 	start := time.Now().Add(-2 * time.Hour)
 	b, err := GenerateBundle(GenerateOptions{Now: start, TTL: time.Hour})

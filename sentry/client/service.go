@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,7 +29,9 @@ type Service struct {
 	AnchorsFile string
 	// TokenFile is the projected service account token.
 	TokenFile string
-	Log       *slog.Logger
+	// NewKey, if set, makes each certificate's key (Ed25519 otherwise).
+	NewKey func() (crypto.Signer, error)
+	Log    *slog.Logger
 }
 
 // Start obtains the first SVID and returns the Source holding it and the
@@ -51,7 +54,7 @@ func (s Service) Start(ctx context.Context) (*identity.Source, []task.Task, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	rot := &identity.Rotator{ID: s.ID, Issuer: c, Source: src, Log: s.Log}
+	rot := &identity.Rotator{ID: s.ID, Issuer: c, Source: src, Log: s.Log, NewKey: s.NewKey}
 	next, err := rot.Renew(ctx)
 	if err != nil {
 		_ = c.Close()

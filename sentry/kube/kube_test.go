@@ -140,6 +140,7 @@ func TestPublisher(t *testing.T) {
 		t.Fatalf("%s never got the trust bundle", ns)
 	}
 	waitAnchors("pub-a", b.TrustAnchorsPEM)
+	waitAnchors("pub-ctl", b.TrustAnchorsPEM) // the control plane's own, which the operator and the injector mount
 	var cm corev1.ConfigMap
 	if err := k.Get(ctx, types.NamespacedName{Namespace: "pub-b", Name: TrustBundleName}, &cm); err == nil {
 		t.Error("a namespace without annotated pods got the trust bundle")
@@ -158,6 +159,7 @@ func TestPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAnchors("pub-a", rotated.TrustAnchorsPEM)
+	waitAnchors("pub-ctl", rotated.TrustAnchorsPEM)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(reloaded) != 1 || len(reloaded[0].TrustAnchors) != 2 {

@@ -37,8 +37,9 @@ func PodMetadata() client.Object {
 	return m
 }
 
-// Publisher keeps the trust bundle ConfigMap of every namespace that has
-// an annotated pod in step with the Secret, and hands a changed Secret to
+// Publisher keeps the trust bundle ConfigMap of the control plane's
+// namespace and of every namespace that has an annotated pod in step with
+// the Secret, and hands a changed Secret to
 // OnReload (sentry's SetCA) first, so that sentry signs with the new issuer
 // before sidecars trust the new root.
 type Publisher struct {
@@ -82,6 +83,11 @@ func (p *Publisher) Run(ctx context.Context, b *ca.Bundle) error {
 		return fmt.Errorf("watch pods: %w", err)
 	}
 	defer func() { _ = inf.RemoveEventHandler(reg) }()
+	// The control plane's own namespace always gets the bundle: the operator
+	// and the injector mount it to verify sentry, before any app pod exists.
+	if p.Store != nil && p.Store.Namespace != "" {
+		p.mark(p.Store.Namespace)
+	}
 	interval := p.Interval
 	if interval <= 0 {
 		interval = DefaultInterval

@@ -85,6 +85,7 @@ type Server struct {
 	vals       map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator
 	defaultVal sentryv1.SignCertificateRequest_TokenValidator
 	id         spiffeid.ID
+	namespace  string
 	lis        net.Listener
 	grpc       *grpc.Server
 	metrics    *Metrics
@@ -129,6 +130,7 @@ func New(opts Options) (*Server, error) {
 		vals:       opts.Validators,
 		defaultVal: opts.DefaultValidator,
 		id:         id,
+		namespace:  opts.Namespace,
 		metrics:    opts.Metrics,
 		log:        opts.Log,
 		warnWithin: opts.ExpiryWarning,

@@ -361,3 +361,28 @@ func get(t *testing.T, path string, h http.Handler) string {
 	}
 	return string(body)
 }
+
+// TestInjectorDNSName: the control plane's injector (sentry's namespace and trust domain) gets its webhook
+// Service's name in its certificate, which the API server checks; no other identity gets a host name.
+func TestInjectorDNSName(t *testing.T) {
+	h := start(t, insecureOnly(), sentryv1.SignCertificateRequest_INSECURE)
+	for _, c := range []struct {
+		id   string
+		want []string
+	}{
+		{"spiffe://localhost/ns/default/dapr-injector", []string{"dapr-sidecar-injector.default.svc"}},
+		{"spiffe://localhost/ns/apps/dapr-injector", nil},
+		{"spiffe://public/ns/default/dapr-injector", nil},
+		{"spiffe://localhost/ns/default/dapr-operator", nil},
+		{"spiffe://localhost/ns/default/orders", nil},
+	} {
+		id := spiffeid.RequireFromString(c.id)
+		issued, err := h.client(t, "").Issue(context.Background(), id, csrFor(t, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := issued.Chain[0].DNSNames; strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s: DNS names %v, want %v", c.id, got, c.want)
+		}
+	}
+}

@@ -72,7 +72,7 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 
 	// One snapshot, so the chain and the anchors sent with it belong together.
 	authority := s.CA()
-	chain, err := authority.Sign(csr, id, 0)
+	chain, err := authority.Sign(csr, id, 0, s.dnsNames(id)...)
 	if err != nil {
 		s.log.Error("signing failed", "spiffe_id", id.String(), "error", err)
 		return nil, fail("cert_sign", codes.Internal, "failed to sign certificate")
@@ -86,6 +86,23 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 		TrustChainCertificates: [][]byte{authority.TrustAnchorsPEM()},
 		ValidUntil:             timestamppb.New(leaf.NotAfter),
 	}, nil
+}
+
+// InjectorService is the Service the API server calls the injector's
+// webhook through; the injector's certificate is valid for
+// <InjectorService>.<namespace>.svc, the name the API server checks.
+const InjectorService = "dapr-sidecar-injector"
+
+// dnsNames are the host names id may serve TLS as. Only the injector of
+// sentry's own namespace and trust domain gets one: its webhook's Service
+// (as Dapr's sentry). The ID was validated, so it is the control plane's
+// injector pod asking.
+func (s *Server) dnsNames(id spiffeid.ID) []string {
+	injector, err := spiffeid.FromSegments(s.id.TrustDomain(), "ns", s.namespace, "dapr-injector")
+	if err != nil || id != injector {
+		return nil
+	}
+	return []string{InjectorService + "." + s.namespace + ".svc"}
 }
 
 // parseCSR accepts a PEM CSR (daprd sends "CERTIFICATE REQUEST"; daprd

@@ -172,7 +172,13 @@ func (k *Kubernetes) expectedID(pod *corev1.Pod) (id string, controlPlane bool, 
 		return "dapr-" + service, true, nil
 	}
 	if !hasAppID {
-		return pod.Name, false, nil
+		appID = pod.Name
+	}
+	// Tandem goes past Dapr here: in the control plane's namespace the IDs of
+	// its services are theirs alone, so an app pod there cannot become
+	// dapr-injector (whose certificate serves the webhook) or dapr-operator.
+	if service, ok := strings.CutPrefix(appID, "dapr-"); ok && pod.Namespace == k.o.ControlPlaneNamespace && controlPlaneService(service) {
+		return "", false, fmt.Errorf("app ID %s is reserved for the control plane's %s, and pod %s is not annotated %s", appID, service, pod.Name, AnnotationControlPlane)
 	}
 	return appID, false, nil
 }

@@ -100,6 +100,8 @@ func TestKubernetesValidator(t *testing.T) {
 	_, wrongAud := f.pod(t, "shop", "orders-2", "orders-sa", map[string]string{"dapr.io/app-id": "orders"}, "https://kubernetes.default.svc")
 	_, noAppID := f.pod(t, "shop", "plain", "orders-sa", nil, ServiceAccountAudience)
 	_, operator := f.pod(t, "tandem-system", "operator-0", "operator", map[string]string{AnnotationControlPlane: "operator"}, ServiceAccountAudience)
+	_, injector := f.pod(t, "tandem-system", "injector-0", "injector", map[string]string{AnnotationControlPlane: "injector"}, "spiffe://cluster.local/ns/tandem-system/dapr-sentry")
+	_, impostor := f.pod(t, "tandem-system", "impostor", "default", map[string]string{"dapr.io/app-id": "dapr-injector"}, ServiceAccountAudience)
 	_, rogue := f.pod(t, "shop", "rogue", "orders-sa", map[string]string{AnnotationControlPlane: "operator"}, ServiceAccountAudience)
 	cfg := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "dapr.io/v1alpha1", "kind": "Configuration",
@@ -124,6 +126,8 @@ func TestKubernetesValidator(t *testing.T) {
 		{"pod name without app-id annotation", signReq("shop", "plain", noAppID), "spiffe://public/ns/shop/plain", ""},
 		{"configuration trust domain", signReq("shop", "billing", withCfg), "spiffe://prod.example/ns/shop/billing", ""},
 		{"control plane", signReq("tandem-system", "dapr-operator", operator), "spiffe://cluster.local/ns/tandem-system/dapr-operator", ""},
+		{"injector", signReq("tandem-system", "dapr-injector", injector), "spiffe://cluster.local/ns/tandem-system/dapr-injector", ""},
+		{"app pod taking a control-plane id", signReq("tandem-system", "dapr-injector", impostor), "", "app ID dapr-injector is reserved for the control plane's injector"},
 		{"another app's id", signReq("shop", "billing", orders), "", "app-id mismatch. expected: orders, received: billing"},
 		{"another namespace", signReq("other", "orders", orders), "", "namespace mismatch; received namespace: other"},
 		{"wrong audience", signReq("shop", "orders", wrongAud), "", "token"},

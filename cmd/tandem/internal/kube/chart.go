@@ -114,8 +114,8 @@ func PlainManifests(ch *chart.Chart, opts RenderOptions) (string, error) {
 	ns := cmpOr(opts.Namespace, DefaultNamespace)
 	head := "# Tandem's control plane (chart " + ch.Metadata.Version + "), rendered from deploy/helm/tandem by\n" +
 		"# `tandem k8s manifests`; apply with kubectl apply --server-side -f <this file>.\n" +
-		"# The injector's webhook certificate and key are made at each render: the copy of this file in Tandem's\n" +
-		"# repository is public, so for a cluster of your own run `tandem k8s manifests` (or use the Helm chart).\n" +
+		"# It holds no secret: sentry makes the root and issuer on its first start, and the injector's webhook\n" +
+		"# certificate comes from sentry (the injector sets the webhook's caBundle itself).\n" +
 		"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n    app.kubernetes.io/part-of: tandem\n---\n"
 	return head + strings.TrimPrefix(body, "---\n"), nil
 }

@@ -12,8 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
+	"github.com/tandemrun/tandem/injector"
 	"github.com/tandemrun/tandem/sentry/ca"
 )
 
@@ -107,8 +110,22 @@ func TestInstallStatusUninstall(t *testing.T) {
 	if len(r.Certificates) != 2 || !r.Certificates[0].NotAfter.Equal(root.NotAfter) || !r.Certificates[1].NotAfter.Equal(bundle.IssuerChain[0].NotAfter) {
 		t.Errorf("certificates %+v, want the root's and the issuer's expiry", r.Certificates)
 	}
-	if r.Webhook != "registered" {
-		t.Errorf("webhook state %q", r.Webhook)
+	if !strings.HasPrefix(r.Webhook, "registered without a caBundle") {
+		t.Errorf("webhook state %q before the injector set the caBundle", r.Webhook)
+	}
+	// What the injector does when it starts, as the injector's ServiceAccount: its RBAC allows exactly this patch.
+	asInjector := rest.CopyConfig(shared.cfg)
+	asInjector.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:tandem-it:dapr-injector"}
+	patch, err := injector.CABundlePatch(bundle.TrustAnchorsPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubernetes.NewForConfigOrDie(asInjector).AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx,
+		"dapr-sidecar-injector", types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("the injector's caBundle patch: %v", err)
+	}
+	if r, err = Status(ctx, o); err != nil || r.Webhook != "registered" {
+		t.Errorf("webhook state %q (%v) after the injector's patch", r.Webhook, err)
 	}
 	var text bytes.Buffer
 	if err := r.Write(&text, time.Now()); err != nil || !strings.Contains(text.String(), "dapr-sentry") || !strings.Contains(text.String(), "NOT healthy") {
@@ -180,7 +197,7 @@ func checkRBAC(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 		if _, err := client.CoreV1().ServiceAccounts("tandem-it").Get(ctx, sa, metav1.GetOptions{}); err != nil {
 			t.Errorf("ServiceAccount %s: %v", sa, err)
 		}
-		if _, err := client.RbacV1().ClusterRoleBindings().Get(ctx, sa, metav1.GetOptions{}); (err == nil) != (sa != "dapr-injector") {
+		if _, err := client.RbacV1().ClusterRoleBindings().Get(ctx, sa, metav1.GetOptions{}); err != nil {
 			t.Errorf("ClusterRoleBinding %s: %v", sa, err)
 		}
 	}
@@ -191,6 +208,8 @@ func checkRBAC(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 	}{
 		{"dapr-sentry", "create", "authentication.k8s.io", "tokenreviews", "", "", true},
 		{"dapr-sentry", "get", "", "pods", "apps", "", true},
+		{"dapr-sentry", "get", "dapr.io", "configurations", "apps", "appconfig", true},
+		{"dapr-sentry", "update", "dapr.io", "configurations", "apps", "appconfig", false},
 		{"dapr-sentry", "update", "", "secrets", "tandem-it", "dapr-trust-bundle", true},
 		{"dapr-sentry", "get", "", "secrets", "apps", "db-password", false},
 		{"dapr-sentry", "delete", "", "pods", "apps", "", false},
@@ -200,11 +219,17 @@ func checkRBAC(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 		{"dapr-operator", "update", "coordination.k8s.io", "leases", "tandem-it", "operator.dapr.io", true},
 		{"dapr-operator", "create", "dapr.io", "components", "apps", "", false},
 		{"dapr-operator", "delete", "", "pods", "apps", "", false},
+		{"dapr-operator", "list", "", "pods", "apps", "", true},
 		{"dapr-sentry", "create", "", "configmaps", "apps", "", true},
 		{"dapr-sentry", "update", "", "configmaps", "apps", "other", false},
 		{"dapr-injector", "get", "", "pods", "apps", "", false},
-		{"dapr-injector", "patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "dapr-sidecar-injector", false},
+		{"dapr-injector", "patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "dapr-sidecar-injector", true},
+		{"dapr-injector", "patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "other-webhook", false},
+		{"dapr-injector", "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "dapr-sidecar-injector", false},
+		{"dapr-injector", "get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "dapr-sidecar-injector", false},
+		{"dapr-injector", "patch", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", "dapr-sidecar-injector", false},
 		{"dapr-injector", "get", "", "secrets", "tandem-it", "dapr-trust-bundle", false},
+		{"dapr-injector", "get", "", "secrets", "apps", "db-password", false},
 	} {
 		args := []string{"auth", "can-i", c.verb, c.resource, "--as", "system:serviceaccount:tandem-it:" + c.sa}
 		if c.group != "" {

@@ -1,12 +1,8 @@
 package kube
 
 import (
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -60,48 +56,52 @@ func TestManifestsInSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if maskGenerated(string(got)) != maskGenerated(want) {
+	if string(got) != want {
 		t.Errorf("deploy/manifests/tandem.yaml is not the chart rendered with its defaults; regenerate it with\n" +
 			"  TANDEM_UPDATE_MANIFESTS=1 go test ./cmd/tandem/internal/kube -run TestManifestsInSync")
 	}
 }
 
-// generated matches the webhook's serving certificate, key and CA, which the chart makes anew on each render.
-var generated = regexp.MustCompile(`(?m)^(\s*(?:tls\.crt|tls\.key|ca\.crt|caBundle): )[A-Za-z0-9+/=]{100,}$`)
-
-func maskGenerated(s string) string { return generated.ReplaceAllString(s, "${1}<generated>") }
-
-// TestWebhookCertificate: the generated serving certificate names the injector's Service and chains to the
-// caBundle the API server is given.
-func TestWebhookCertificate(t *testing.T) {
-	objs := render(t, nil)
-	sec := objs["Secret/dapr-sidecar-injector-tls"]
-	der := func(v any) []byte {
-		b, err := base64.StdEncoding.DecodeString(v.(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	certPEM, caPEM := der(sec.get("data", "tls.crt")), der(sec.get("data", "ca.crt"))
-	hook := object(objs["MutatingWebhookConfiguration/dapr-sidecar-injector"].get("webhooks").([]any)[0].(map[string]any))
-	if got := string(der(hook.get("clientConfig", "caBundle"))); got != string(caPEM) {
-		t.Fatal("the webhook's caBundle is not the Secret's ca.crt")
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("ca.crt holds no certificate")
-	}
-	block, _ := pem.Decode(certPEM)
-	if block == nil {
-		t.Fatal("tls.crt holds no PEM")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+// TestNoSecretsRendered: the rendered install holds no key and no certificate (the plain manifests are public),
+// and the webhook's caBundle is left for the injector to set from sentry's trust anchors.
+func TestNoSecretsRendered(t *testing.T) {
+	ch, err := LoadChart()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "dapr-sidecar-injector.cp.svc"}); err != nil {
-		t.Errorf("serving certificate: %v", err)
+	out, err := PlainManifests(ch, RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"PRIVATE KEY", "BEGIN CERTIFICATE", "LS0tLS1CRUdJTi", "tls.key", "caBundle:"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the rendered manifests contain %q", bad)
+		}
+	}
+	objs := render(t, nil)
+	for id, o := range objs {
+		if o["kind"] == "Secret" && id != "Secret/dapr-trust-bundle" {
+			t.Errorf("the chart renders %s", id)
+		}
+	}
+	d := objs["Deployment/dapr-sidecar-injector"]
+	if got := d.get("spec", "template", "metadata", "annotations", "dapr.io/control-plane"); got != "injector" {
+		t.Errorf("injector pod annotation dapr.io/control-plane = %v, want injector (sentry gives it its identity)", got)
+	}
+	var audience any
+	for _, v := range d.get("spec", "template", "spec", "volumes").([]any) {
+		if vol := object(v.(map[string]any)); vol["name"] == "dapr-identity-token" {
+			audience = object(vol.get("projected", "sources").([]any)[0].(map[string]any)).get("serviceAccountToken", "audience")
+		}
+	}
+	if audience != "spiffe://cluster.local/ns/cp/dapr-sentry" {
+		t.Errorf("injector token audience %v", audience)
+	}
+	for _, name := range []string{"dapr-operator", "dapr-sentry"} {
+		want := strings.TrimPrefix(name, "dapr-")
+		if got := objs["Deployment/"+name].get("spec", "template", "metadata", "annotations", "dapr.io/control-plane"); got != want {
+			t.Errorf("%s pod annotation dapr.io/control-plane = %v, want %s", name, got, want)
+		}
 	}
 }
 
@@ -178,7 +178,7 @@ func TestRenderDefaults(t *testing.T) {
 		"Deployment/dapr-sentry", "Deployment/dapr-operator", "Deployment/dapr-sidecar-injector",
 		"Service/dapr-sentry", "Service/dapr-api", "Service/dapr-sidecar-injector",
 		"ServiceAccount/dapr-sentry", "ServiceAccount/dapr-operator", "ServiceAccount/dapr-injector",
-		"ClusterRole/dapr-sentry", "ClusterRole/dapr-operator", "Secret/dapr-sidecar-injector-tls",
+		"ClusterRole/dapr-sentry", "ClusterRole/dapr-operator", "ClusterRole/dapr-injector",
 		"MutatingWebhookConfiguration/dapr-sidecar-injector", "Secret/dapr-trust-bundle",
 		"ConfigMap/dapr-trust-bundle", "Configuration/daprsystem",
 	} {

@@ -144,7 +144,7 @@ func webhookState(ctx context.Context, c *cluster) string {
 	}
 	for _, w := range wh.Webhooks {
 		if len(w.ClientConfig.CABundle) == 0 {
-			return "registered without a caBundle: the API server cannot call the injector"
+			return "registered without a caBundle: the injector sets it when it has its certificate from sentry; until then the API server cannot call it"
 		}
 	}
 	return "registered"
