@@ -85,36 +85,9 @@ func (h healthGated) Invoke(ctx context.Context, req *invoke.Request) (*invoke.R
 // healthy until ctx ends, as daprd starts and stops them with the app's
 // health.
 func (s *Sidecar) subscribeWhileHealthy(ctx context.Context, health *apphealth.Checker) {
-	for {
-		healthy, changed := health.Watch()
-		if !healthy {
-			select {
-			case <-ctx.Done():
-				return
-			case <-changed:
-				continue
-			}
-		}
-		subCtx, cancel := context.WithCancel(ctx)
-		unhealthy := health.Unhealthy()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := s.o.APIs.PubSub.Run(subCtx, s.o.App.api()); err != nil {
-				s.log.Error("pub/sub subscriptions stopped", "error", err)
-			}
-		}()
-		select {
-		case <-ctx.Done():
-		case <-unhealthy:
-			s.log.Info("app is unhealthy: pub/sub subscriptions paused until it is healthy again")
-		}
-		cancel()
-		<-done
-		if ctx.Err() != nil {
-			return
-		}
-	}
+	s.whileHealthy(ctx, health, "pub/sub subscriptions", func(ctx context.Context) error {
+		return s.o.APIs.PubSub.Run(ctx, s.o.App.api())
+	})
 }
 
 // blockShutdown keeps the APIs serving after a terminate signal (ctx

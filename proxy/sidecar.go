@@ -110,6 +110,9 @@ type APIs struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Bindings is the bindings API (nil: not served); its input bindings
+	// run once the app is reachable, and stop with the subscriptions.
+	Bindings *api.Bindings
 	// Actors is the actor runtime (nil: no placement configured; the actor
 	// API answers ERR_ACTOR_NO_PLACEMENT).
 	Actors *actors.Runtime
@@ -252,7 +255,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Actors: apis.Actors,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Actors: apis.Actors,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -265,7 +268,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
-		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Actors: apis.Actors,
+		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Actors: apis.Actors,
 		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	// CORS before the token check: preflights carry no token.
@@ -350,7 +353,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	for i := range servers {
 		servers[i] = s.noteGraceExceeded(servers[i])
 	}
-	subscriptions := s.runSubscriptions
+	subscriptions, inputs := s.runSubscriptions, s.runInputBindings
 	runCtx := ctx
 	if d := s.o.BlockShutdown; d != nil {
 		// Subscriptions stop with ctx; the rest only after the block.
@@ -365,11 +368,18 @@ func (s *Sidecar) Run(ctx context.Context) error {
 			defer cancel()
 			return s.runSubscriptions(subCtx)
 		}
+		inputs = func(inCtx context.Context) error {
+			inCtx, cancel := context.WithCancel(inCtx)
+			defer context.AfterFunc(ctx, cancel)()
+			defer cancel()
+			return s.runInputBindings(inCtx)
+		}
 	}
 	err := task.Run(runCtx, s.log,
 		task.Stage{Name: "intake", Grace: grace, Tasks: []task.Task{
 			{Name: "shutdown request", Critical: true, Run: s.waitShutdown},
 			{Name: "pub/sub subscriptions", Run: subscriptions},
+			{Name: "input bindings", Run: inputs},
 		}},
 		task.Stage{Name: "servers", Tasks: servers},
 		task.Stage{Name: "metrics", Tasks: metrics},

@@ -11,6 +11,8 @@ import (
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 
 	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/bindings"
+	bindingsbuiltin "github.com/tandemrun/tandem/components/bindings/builtin"
 	"github.com/tandemrun/tandem/components/pubsub"
 	pubsubbuiltin "github.com/tandemrun/tandem/components/pubsub/builtin"
 	pubsubpluggable "github.com/tandemrun/tandem/components/pubsub/pluggable"
@@ -37,6 +39,7 @@ type runtimeComponents struct {
 	secrets *components.Manager[secretstores.SecretStore]
 	states  *components.Manager[state.Store]
 	pubsubs *components.Manager[pubsub.PubSub]
+	binds   *components.Manager[*bindings.Instance]
 	// topicScopes holds each pub/sub instance's topic scoping, for the
 	// pub/sub API.
 	topicScopes *topicscope.Table
@@ -172,6 +175,9 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	popts := mopts()
 	popts.Changed = rc.changed // a pub/sub that becomes ready is subscribed at once
 	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), popts)
+	bopts := mopts()
+	bopts.Changed = rc.changed // a binding that becomes ready starts reading at once
+	rc.binds = components.NewManager(bindingsbuiltin.Kind(log), bopts)
 	return rc
 }
 
@@ -250,6 +256,7 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.secrets.Apply(set.Components)
 	rc.states.Apply(set.Components)
 	rc.pubsubs.Apply(set.Components)
+	rc.binds.Apply(set.Components)
 }
 
 // watch applies changes to the resource folders until ctx ends. Two
@@ -335,6 +342,7 @@ func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	add(rc.secrets.Registry().List())
 	add(rc.states.Registry().List())
 	add(rc.pubsubs.Registry().List())
+	add(rc.binds.Registry().List())
 	return out
 }
 
@@ -357,12 +365,13 @@ func (rc *runtimeComponents) Extended() map[string]string {
 	add(rc.secrets.Registry().List())
 	add(rc.states.Registry().List())
 	add(rc.pubsubs.Registry().List())
+	add(rc.binds.Registry().List())
 	return out
 }
 
 // Close closes every component (after subscriptions have stopped).
 func (rc *runtimeComponents) Close() {
-	for _, c := range []interface{ Close() error }{rc.pubsubs, rc.states, rc.secrets} {
+	for _, c := range []interface{ Close() error }{rc.binds, rc.pubsubs, rc.states, rc.secrets} {
 		if err := c.Close(); err != nil {
 			rc.log.Warn("closing components", "error", err)
 		}

@@ -169,7 +169,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			Egress: metrics.PubSubEgress, BulkEgress: metrics.PubSubBulkEgress, Ingress: metrics.PubSubIngress,
 		},
 	})
-	rc.setOnChange(pubsubAPI.Reload)
+	bindingsAPI := api.NewBindings(api.BindingsConfig{Registry: rc.binds.Registry(), Resiliency: policies.Set, Log: log})
+	rc.setOnChange(func() { pubsubAPI.Reload(); bindingsAPI.Reload() })
 	switch {
 	case kube != nil && cfg.FeatureEnabled("HotReload"):
 		background.Add(kube.resources.tasks(o, rc, kube.configSpec, restart)...)
@@ -267,7 +268,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Actors: actorsRT, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Actors: actorsRT, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 		},

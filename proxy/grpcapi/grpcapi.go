@@ -50,6 +50,8 @@ type Config struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Bindings serves InvokeBinding; nil answers Unimplemented.
+	Bindings *api.Bindings
 	// Actors serves the actor RPCs; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives failures; nil discards them.

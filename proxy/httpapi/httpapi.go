@@ -61,6 +61,9 @@ type Config struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Bindings serves the output bindings API; nil leaves it
+	// unimplemented.
+	Bindings *api.Bindings
 	// Actors serves the actor API; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives request failures; nil discards them.
@@ -94,6 +97,7 @@ func New(cfg Config) *Handler {
 	h.registerState()
 	h.registerSecrets()
 	h.registerPubSub()
+	h.registerBindings()
 	h.registerActors()
 	return h
 }

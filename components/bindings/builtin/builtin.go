@@ -1,0 +1,50 @@
+// Package builtin lists the bindings compiled into the sidecar, by Dapr
+// component type (spec.type of a Component resource). cmd/tandemd builds
+// the list once and passes it to the component loader.
+package builtin
+
+import (
+	"log/slog"
+	"slices"
+
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/bindings"
+	"github.com/tandemrun/tandem/components/bindings/cron"
+	bindhttp "github.com/tandemrun/tandem/components/bindings/http"
+	"github.com/tandemrun/tandem/components/bindings/localstorage"
+)
+
+// Factories returns a new map from Dapr component type ("bindings.cron",
+// ...) to a constructor of an uninitialised binding that logs to log (with
+// a component_type key). log may be nil.
+func Factories(log *slog.Logger) map[string]func() bindings.Binding {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	with := func(typ string) *slog.Logger { return log.With("component_type", typ) }
+	return map[string]func() bindings.Binding{
+		cron.Type:         func() bindings.Binding { return cron.New(with(cron.Type)) },
+		bindhttp.Type:     func() bindings.Binding { return bindhttp.New(with(bindhttp.Type)) },
+		localstorage.Type: func() bindings.Binding { return localstorage.New() },
+	}
+}
+
+// Kind is the bindings kind with the built-in backends, for
+// components.NewManager.
+func Kind(log *slog.Logger) components.Kind[*bindings.Instance] {
+	f := Factories(log)
+	types := slices.Sorted(func(yield func(string) bool) {
+		for typ := range f {
+			if !yield(typ) {
+				return
+			}
+		}
+	})
+	return bindings.Kind(func(typ string) (bindings.Binding, bool) {
+		newB, ok := f[typ]
+		if !ok {
+			return nil, false
+		}
+		return newB(), true
+	}, types)
+}
