@@ -12,6 +12,10 @@ import (
 	"github.com/tandemrun/tandem/components/bindings/cron"
 	bindhttp "github.com/tandemrun/tandem/components/bindings/http"
 	"github.com/tandemrun/tandem/components/bindings/localstorage"
+	"github.com/tandemrun/tandem/components/bindings/mqtt3"
+	"github.com/tandemrun/tandem/components/bindings/postgresql"
+	"github.com/tandemrun/tandem/components/bindings/rabbitmq"
+	"github.com/tandemrun/tandem/components/bindings/redis"
 )
 
 // Factories returns a new map from Dapr component type ("bindings.cron",
@@ -26,6 +30,10 @@ func Factories(log *slog.Logger) map[string]func() bindings.Binding {
 		cron.Type:         func() bindings.Binding { return cron.New(with(cron.Type)) },
 		bindhttp.Type:     func() bindings.Binding { return bindhttp.New(with(bindhttp.Type)) },
 		localstorage.Type: func() bindings.Binding { return localstorage.New() },
+		postgresql.Type:   func() bindings.Binding { return postgresql.New() },
+		redis.Type:        func() bindings.Binding { return redis.New() },
+		rabbitmq.Type:     func() bindings.Binding { return rabbitmq.New(with(rabbitmq.Type)) },
+		mqtt3.Type:        func() bindings.Binding { return mqtt3.New(with(mqtt3.Type)) },
 	}
 }
 
