@@ -196,6 +196,9 @@ func (b *Binding) Operations() []string { return []string{bindings.OperationCrea
 
 // Invoke publishes req's data.
 func (b *Binding) Invoke(ctx context.Context, req *bindings.InvokeRequest) (*bindings.InvokeResponse, error) {
+	if req.Operation != bindings.OperationCreate {
+		return nil, fmt.Errorf("invalid operation type: %s (mqtt3 supports create)", req.Operation)
+	}
 	b.mu.Lock()
 	pub := b.pub
 	b.mu.Unlock()
@@ -222,7 +225,22 @@ func (b *Binding) Read(ctx context.Context, h bindings.Handler) error {
 	if err != nil {
 		return err
 	}
-	handle := func(_ mqtt.Client, m mqtt.Message) { b.handle(ctx, h, m) }
+	// Read returns only once the handlers it started have returned.
+	var running sync.WaitGroup
+	defer running.Wait()
+	var mu sync.Mutex
+	stopped := false
+	handle := func(_ mqtt.Client, m mqtt.Message) {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return // unacknowledged: the broker's session keeps it
+		}
+		running.Add(1)
+		mu.Unlock()
+		defer running.Done()
+		b.handle(ctx, h, m)
+	}
 	o.SetAutoAckDisabled(true).SetOrderMatters(true).SetResumeSubs(true).SetDefaultPublishHandler(handle).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			if err := wait(ctx, c.Subscribe(b.cfg.Topic, qos, handle)); err != nil && ctx.Err() == nil {
@@ -246,6 +264,9 @@ func (b *Binding) Read(ctx context.Context, h bindings.Handler) error {
 		}
 	}
 	<-ctx.Done()
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
 	client.Disconnect(250)
 	return nil
 }

@@ -128,6 +128,9 @@ func (b *Binding) Operations() []string { return []string{bindings.OperationCrea
 
 // Invoke publishes req's data to the queue.
 func (b *Binding) Invoke(ctx context.Context, req *bindings.InvokeRequest) (*bindings.InvokeResponse, error) {
+	if req.Operation != bindings.OperationCreate {
+		return nil, fmt.Errorf("invalid operation type: %s (rabbitmq supports create)", req.Operation)
+	}
 	pub := amqp.Publishing{DeliveryMode: amqp.Persistent, ContentType: "text/plain", Body: req.Data, Headers: amqp.Table{}}
 	for k, v := range req.Metadata {
 		pub.Headers[k] = v
@@ -228,13 +231,23 @@ func (b *Binding) consume(ctx context.Context, h bindings.Handler) error {
 	if err := b.declare(ch); err != nil {
 		return err
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, b.cfg.QueueName, "", false, false, false, false, nil)
+	deliveries, err := ch.Consume(b.cfg.QueueName, "", false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume queue %q: %w", b.cfg.QueueName, err)
 	}
 	for {
 		select {
 		case <-ctx.Done():
+			// Deliveries not handled yet go back to the queue when the
+			// channel closes; the library needs them read meanwhile.
+			drained := make(chan struct{})
+			go func() {
+				defer close(drained)
+				for range deliveries {
+				}
+			}()
+			_ = ch.Close()
+			<-drained
 			return nil
 		case d, ok := <-deliveries:
 			if !ok {
