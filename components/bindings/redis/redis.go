@@ -13,6 +13,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -70,6 +71,7 @@ func parseConfig(md components.Metadata) (config, error) {
 
 // Binding is a Redis output binding.
 type Binding struct {
+	mu     sync.RWMutex
 	client *goredis.Client
 }
 
@@ -93,7 +95,9 @@ func (b *Binding) Init(ctx context.Context, md components.Metadata) error {
 		_ = client.Close()
 		return fmt.Errorf("component %q: connect to redis at %s: %w (is the server up and redisHost right?)", md.Name, c.Host, err)
 	}
+	b.mu.Lock()
 	b.client = client
+	b.mu.Unlock()
 	return nil
 }
 
@@ -130,8 +134,10 @@ func ttlOf(md map[string]string) (time.Duration, bool, error) {
 
 // Invoke runs one operation.
 func (b *Binding) Invoke(ctx context.Context, req *bindings.InvokeRequest) (*bindings.InvokeResponse, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	if b.client == nil {
-		return nil, errors.New("redis binding is not initialised")
+		return nil, errors.New("redis binding is not initialised or closed")
 	}
 	key := req.Metadata["key"]
 	if key == "" {
@@ -178,10 +184,14 @@ func (b *Binding) Invoke(ctx context.Context, req *bindings.InvokeRequest) (*bin
 	return nil, fmt.Errorf("invalid operation type: %s", req.Operation)
 }
 
-// Close closes the connection pool.
+// Close closes the connection pool; it may be called more than once.
 func (b *Binding) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.client == nil {
 		return nil
 	}
-	return b.client.Close()
+	err := b.client.Close()
+	b.client = nil
+	return err
 }
