@@ -63,7 +63,6 @@ func (f *fake) Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error) 
 }
 func (f *fake) Read(ctx context.Context, _ Handler) error { <-ctx.Done(); return nil }
 
-
 func TestKind(t *testing.T) {
 	k := Kind(func(typ string) (Binding, bool) {
 		switch typ {

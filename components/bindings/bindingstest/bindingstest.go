@@ -174,7 +174,7 @@ func read(t *testing.T, in bindings.InputBinding, h bindings.Handler) (stop func
 			select {
 			case err = <-done:
 			case <-time.After(Timeout):
-				err = errors.New("Read did not return after its context ended")
+				err = errors.New("read did not return after its context ended")
 			}
 		})
 		return err
