@@ -518,6 +518,9 @@ func (s *Sidecar) ready() bool {
 	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() {
 		return false
 	}
+	if b := s.o.APIs.Bindings; b != nil && !b.Settled() {
+		return false
+	}
 	if s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started() {
 		return true
 	}

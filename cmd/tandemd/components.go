@@ -13,6 +13,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/bindings"
 	bindingsbuiltin "github.com/tandemrun/tandem/components/bindings/builtin"
+	bindingspluggable "github.com/tandemrun/tandem/components/bindings/pluggable"
 	"github.com/tandemrun/tandem/components/pubsub"
 	pubsubbuiltin "github.com/tandemrun/tandem/components/pubsub/builtin"
 	pubsubpluggable "github.com/tandemrun/tandem/components/pubsub/pluggable"
@@ -177,7 +178,8 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), popts)
 	bopts := mopts()
 	bopts.Changed = rc.changed // a binding that becomes ready starts reading at once
-	rc.binds = components.NewManager(bindingsbuiltin.Kind(log), bopts)
+	newBinding, bindingTypes := bindingsbuiltin.New(log)
+	rc.binds = components.NewManager(bindings.Kind(bindingspluggable.Fallback(newBinding, sockets, log), bindingTypes), bopts)
 	return rc
 }
 

@@ -122,6 +122,23 @@ type InputBinding interface {
 	Read(ctx context.Context, h Handler) error
 }
 
+// Sider is implemented by a binding whose sides are known only after Init
+// (a pluggable component serves the input side, the output side or both).
+type Sider interface {
+	Sides() Direction
+}
+
+// SidesOf reports the sides an initialised binding has: those it says
+// (Sider), else those it implements.
+func SidesOf(b Binding) Direction {
+	if s, ok := b.(Sider); ok {
+		return s.Sides()
+	}
+	_, in := b.(InputBinding)
+	_, out := b.(OutputBinding)
+	return Direction{Input: in, Output: out}
+}
+
 // Direction says which sides of a component are in use.
 type Direction struct {
 	Input, Output bool
@@ -219,19 +236,25 @@ func Kind(newBinding func(typ string) (Binding, bool), types []string) component
 			if err != nil {
 				return components.Permanent(err)
 			}
-			in, isIn := inst.raw.(InputBinding)
-			out, isOut := inst.raw.(OutputBinding)
-			if dir.Input && isIn {
+			if err := inst.raw.Init(ctx, md); err != nil {
+				return err
+			}
+			has := SidesOf(inst.raw)
+			in, _ := inst.raw.(InputBinding)
+			out, _ := inst.raw.(OutputBinding)
+			inst.Input, inst.Output = nil, nil
+			if dir.Input && has.Input {
 				inst.Input = in
 			}
-			if dir.Output && isOut {
+			if dir.Output && has.Output {
 				inst.Output = out
 			}
 			if inst.Input == nil && inst.Output == nil {
-				return components.Permanent(fmt.Errorf("component %q: %s has no %s side: change the direction metadata", md.Name, md.Type, strings.ToLower(directionWords(dir))))
+				_ = inst.raw.Close()
+				return components.Permanent(fmt.Errorf("component %q: %s has no %s side: change the direction metadata", md.Name, md.Type, directionWords(dir)))
 			}
 			inst.Name, inst.Route, inst.ExplicitInput = md.Name, RouteOf(md), explicit
-			return inst.raw.Init(ctx, md)
+			return nil
 		},
 		Close:        func(inst *Instance) error { return inst.Close() },
 		Capabilities: func(inst *Instance) []string { return inst.Capabilities() },

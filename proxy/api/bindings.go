@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -38,6 +39,8 @@ type Bindings struct {
 	reload chan struct{}
 	mu     sync.Mutex
 	active map[string]*activeInput
+	// created is when the API was made (Settled).
+	created time.Time
 }
 
 // NewBindings returns the bindings API for cfg.
@@ -49,7 +52,7 @@ func NewBindings(cfg BindingsConfig) *Bindings {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bindings{cfg: cfg, log: log.With("component", "bindings"), reload: make(chan struct{}, 1), active: map[string]*activeInput{}}
+	return &Bindings{cfg: cfg, log: log.With("component", "bindings"), reload: make(chan struct{}, 1), active: map[string]*activeInput{}, created: time.Now()}
 }
 
 // Reload makes Run follow a change of the loaded bindings.
@@ -123,4 +126,24 @@ func TraceContext(ctx context.Context, parent, state string) (string, string) {
 	_, _ = rand.Read(tid[:])
 	_, _ = rand.Read(sid[:])
 	return fmt.Sprintf("00-%s-%s-00", tid, sid), ""
+}
+
+// firstInitLimit bounds how long Settled waits for the bindings' first
+// Init attempts.
+const firstInitLimit = 10 * time.Second
+
+// Settled reports whether every binding has had its first Init attempt
+// (or firstInitLimit has passed since the API was made): the sidecar
+// reports healthy only then, as daprd does once its components are
+// initialised.
+func (b *Bindings) Settled() bool {
+	if time.Since(b.created) > firstInitLimit {
+		return true
+	}
+	for _, st := range b.cfg.Registry.List() {
+		if st.State == components.StateInitializing {
+			return false
+		}
+	}
+	return true
 }

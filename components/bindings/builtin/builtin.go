@@ -5,6 +5,7 @@ package builtin
 
 import (
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/tandemrun/tandem/components"
@@ -37,22 +38,23 @@ func Factories(log *slog.Logger) map[string]func() bindings.Binding {
 	}
 }
 
-// Kind is the bindings kind with the built-in backends, for
-// components.NewManager.
-func Kind(log *slog.Logger) components.Kind[*bindings.Instance] {
+// New returns a constructor of the built-in bindings by type (false for
+// an unknown type) and the known types, sorted.
+func New(log *slog.Logger) (func(typ string) (bindings.Binding, bool), []string) {
 	f := Factories(log)
-	types := slices.Sorted(func(yield func(string) bool) {
-		for typ := range f {
-			if !yield(typ) {
-				return
-			}
-		}
-	})
-	return bindings.Kind(func(typ string) (bindings.Binding, bool) {
+	types := slices.Sorted(maps.Keys(f))
+	return func(typ string) (bindings.Binding, bool) {
 		newB, ok := f[typ]
 		if !ok {
 			return nil, false
 		}
 		return newB(), true
-	}, types)
+	}, types
+}
+
+// Kind is the bindings kind with the built-in backends, for
+// components.NewManager.
+func Kind(log *slog.Logger) components.Kind[*bindings.Instance] {
+	newB, types := New(log)
+	return bindings.Kind(newB, types)
 }
