@@ -113,6 +113,8 @@ type APIs struct {
 	// Bindings is the bindings API (nil: not served); its input bindings
 	// run once the app is reachable, and stop with the subscriptions.
 	Bindings *api.Bindings
+	// Lock is the distributed lock API (nil: not served).
+	Lock *api.Lock
 	// Actors is the actor runtime (nil: no placement configured; the actor
 	// API answers ERR_ACTOR_NO_PLACEMENT).
 	Actors *actors.Runtime
@@ -255,7 +257,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Actors: apis.Actors,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Actors: apis.Actors,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -268,7 +270,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
-		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Actors: apis.Actors,
+		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Actors: apis.Actors,
 		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	// CORS before the token check: preflights carry no token.

@@ -170,6 +170,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		},
 	})
 	bindingsAPI := api.NewBindings(api.BindingsConfig{Registry: rc.binds.Registry(), Resiliency: policies.Set, Log: log})
+	lockAPI := api.NewLock(api.LockConfig{Registry: rc.locks.Registry(), AppID: o.AppID, Resiliency: policies.Set, Log: log})
 	rc.setOnChange(func() { pubsubAPI.Reload(); bindingsAPI.Reload() })
 	switch {
 	case kube != nil && cfg.FeatureEnabled("HotReload"):
@@ -268,7 +269,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Actors: actorsRT, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Actors: actorsRT, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 		},

@@ -52,6 +52,8 @@ type Config struct {
 	PubSub  *api.PubSub
 	// Bindings serves InvokeBinding; nil answers Unimplemented.
 	Bindings *api.Bindings
+	// Lock serves the distributed lock API; nil leaves it unimplemented.
+	Lock *api.Lock
 	// Actors serves the actor RPCs; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives failures; nil discards them.

@@ -64,6 +64,8 @@ type Config struct {
 	// Bindings serves the output bindings API; nil leaves it
 	// unimplemented.
 	Bindings *api.Bindings
+	// Lock serves the distributed lock API; nil leaves it unimplemented.
+	Lock *api.Lock
 	// Actors serves the actor API; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives request failures; nil discards them.
@@ -98,6 +100,7 @@ func New(cfg Config) *Handler {
 	h.registerSecrets()
 	h.registerPubSub()
 	h.registerBindings()
+	h.registerLock()
 	h.registerActors()
 	return h
 }
