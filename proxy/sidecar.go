@@ -115,6 +115,9 @@ type APIs struct {
 	Bindings *api.Bindings
 	// Lock is the distributed lock API (nil: not served).
 	Lock *api.Lock
+	// Configuration is the configuration API (nil: not served); its HTTP
+	// subscriptions post to the app.
+	Configuration *api.Configuration
 	// Actors is the actor runtime (nil: no placement configured; the actor
 	// API answers ERR_ACTOR_NO_PLACEMENT).
 	Actors *actors.Runtime
@@ -254,10 +257,13 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// once for both APIs.
 	forwarded := headers.HostForwarded(self.HostIP)
 	apis := o.APIs
+	if apis.Configuration != nil {
+		apis.Configuration.UseApp(o.App.api())
+	}
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Actors: apis.Actors,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -270,7 +276,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
-		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Actors: apis.Actors,
+		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
 		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	// CORS before the token check: preflights carry no token.

@@ -14,6 +14,8 @@ import (
 	"github.com/tandemrun/tandem/components/bindings"
 	bindingsbuiltin "github.com/tandemrun/tandem/components/bindings/builtin"
 	bindingspluggable "github.com/tandemrun/tandem/components/bindings/pluggable"
+	"github.com/tandemrun/tandem/components/configuration"
+	configbuiltin "github.com/tandemrun/tandem/components/configuration/builtin"
 	"github.com/tandemrun/tandem/components/lock"
 	lockbuiltin "github.com/tandemrun/tandem/components/lock/builtin"
 	"github.com/tandemrun/tandem/components/pubsub"
@@ -44,6 +46,7 @@ type runtimeComponents struct {
 	pubsubs *components.Manager[pubsub.PubSub]
 	binds   *components.Manager[*bindings.Instance]
 	locks   *components.Manager[*lock.Instance]
+	configs *components.Manager[configuration.Store]
 	// topicScopes holds each pub/sub instance's topic scoping, for the
 	// pub/sub API.
 	topicScopes *topicscope.Table
@@ -183,6 +186,7 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	bopts.Changed = rc.changed // a binding that becomes ready starts reading at once
 	newBinding, bindingTypes := bindingsbuiltin.New(log)
 	rc.locks = components.NewManager(lockbuiltin.Kind(), mopts())
+	rc.configs = components.NewManager(configbuiltin.Kind(log), mopts())
 	rc.binds = components.NewManager(bindings.Kind(bindingspluggable.Fallback(newBinding, sockets, log), bindingTypes), bopts)
 	return rc
 }
@@ -264,6 +268,7 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.pubsubs.Apply(set.Components)
 	rc.binds.Apply(set.Components)
 	rc.locks.Apply(set.Components)
+	rc.configs.Apply(set.Components)
 }
 
 // watch applies changes to the resource folders until ctx ends. Two
@@ -351,6 +356,7 @@ func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	add(rc.pubsubs.Registry().List())
 	add(rc.binds.Registry().List())
 	add(rc.locks.Registry().List())
+	add(rc.configs.Registry().List())
 	return out
 }
 
@@ -375,12 +381,13 @@ func (rc *runtimeComponents) Extended() map[string]string {
 	add(rc.pubsubs.Registry().List())
 	add(rc.binds.Registry().List())
 	add(rc.locks.Registry().List())
+	add(rc.configs.Registry().List())
 	return out
 }
 
 // Close closes every component (after subscriptions have stopped).
 func (rc *runtimeComponents) Close() {
-	for _, c := range []interface{ Close() error }{rc.binds, rc.locks, rc.pubsubs, rc.states, rc.secrets} {
+	for _, c := range []interface{ Close() error }{rc.binds, rc.locks, rc.configs, rc.pubsubs, rc.states, rc.secrets} {
 		if err := c.Close(); err != nil {
 			rc.log.Warn("closing components", "error", err)
 		}

@@ -54,6 +54,9 @@ type Config struct {
 	Bindings *api.Bindings
 	// Lock serves the distributed lock API; nil leaves it unimplemented.
 	Lock *api.Lock
+	// Configuration serves the configuration API; nil leaves it
+	// unimplemented.
+	Configuration *api.Configuration
 	// Actors serves the actor RPCs; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives failures; nil discards them.

@@ -66,6 +66,9 @@ type Config struct {
 	Bindings *api.Bindings
 	// Lock serves the distributed lock API; nil leaves it unimplemented.
 	Lock *api.Lock
+	// Configuration serves the configuration API; nil leaves it
+	// unimplemented.
+	Configuration *api.Configuration
 	// Actors serves the actor API; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives request failures; nil discards them.
@@ -101,6 +104,7 @@ func New(cfg Config) *Handler {
 	h.registerPubSub()
 	h.registerBindings()
 	h.registerLock()
+	h.registerConfiguration()
 	h.registerActors()
 	return h
 }
