@@ -25,7 +25,8 @@ type Item struct {
 }
 
 // Handler receives changed items, by key; a deleted key comes with an
-// empty Item. An error is logged by the caller; the subscription goes on.
+// empty Item (Redis) or the deleted row (PostgreSQL, as its trigger sends
+// it). An error is logged by the caller; the subscription goes on.
 type Handler func(ctx context.Context, items map[string]*Item) error
 
 // Store is a configuration backend. Implementations must be safe for

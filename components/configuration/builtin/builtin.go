@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/configuration"
+	"github.com/tandemrun/tandem/components/configuration/postgresql"
 	"github.com/tandemrun/tandem/components/configuration/redis"
 )
 
@@ -19,7 +20,8 @@ func Factories(log *slog.Logger) map[string]func() configuration.Store {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return map[string]func() configuration.Store{
-		redis.Type: func() configuration.Store { return redis.New(log.With("component_type", redis.Type)) },
+		redis.Type:      func() configuration.Store { return redis.New(log.With("component_type", redis.Type)) },
+		postgresql.Type: func() configuration.Store { return postgresql.New(log.With("component_type", postgresql.Type)) },
 	}
 }
 
