@@ -171,10 +171,36 @@ func (b *Binding) Init(ctx context.Context, md components.Metadata) error {
 	if err := wait(ctx, pub.Connect()); err != nil {
 		return fmt.Errorf("component %q: mqtt3: connect to %s: %w (is the broker up and url right?)", md.Name, c.URL, err)
 	}
+	// With a persistent session, subscribe once now: messages published
+	// before Read connects wait in the broker for this client ID.
+	if dir, _, err := bindings.DirectionOf(md); err == nil && dir.Input && !c.CleanSession {
+		if err := b.primeSession(ctx); err != nil {
+			pub.Disconnect(0)
+			return fmt.Errorf("component %q: mqtt3: subscribe to %q as %q: %w", md.Name, c.Topic, c.ClientID, err)
+		}
+	}
 	b.mu.Lock()
 	b.pub = pub
 	b.mu.Unlock()
 	return nil
+}
+
+// primeSession subscribes the consumer's client ID to the topic and
+// disconnects, leaving the broker to keep its messages for Read.
+func (b *Binding) primeSession(ctx context.Context) error {
+	o, err := b.options(b.cfg.ClientID, false)
+	if err != nil {
+		return err
+	}
+	// What arrives meanwhile is not acknowledged: the broker sends it
+	// again to Read.
+	o.SetAutoAckDisabled(true)
+	sub := mqtt.NewClient(o)
+	if err := wait(ctx, sub.Connect()); err != nil {
+		return err
+	}
+	defer sub.Disconnect(0)
+	return wait(ctx, sub.Subscribe(b.cfg.Topic, qos, nil))
 }
 
 // wait waits for a paho token, bounded by ctx and connectTimeout.
