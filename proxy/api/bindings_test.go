@@ -4,16 +4,25 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/bindings"
 	"github.com/tandemrun/tandem/components/bindings/localstorage"
+	"github.com/tandemrun/tandem/proxy/appchannel"
 )
 
 // feed is an input (and output) binding whose events the test sends: each
@@ -299,4 +308,81 @@ func TestInputBindingStopLetsInflightFinish(t *testing.T) {
 		t.Fatalf("event after stop: %v, want %v", got.err, ErrInputClosed)
 	}
 	<-stopped
+}
+
+// grpcBindingApp is a gRPC app that takes input binding events; its
+// answer names output bindings in "to" (daprd's legacy reply).
+type grpcBindingApp struct {
+	runtimev1.UnimplementedAppCallbackServer
+	to          []string
+	concurrency runtimev1.BindingEventResponse_BindingEventConcurrency
+	mu          sync.Mutex
+	got         []string
+}
+
+func (a *grpcBindingApp) ListInputBindings(context.Context, *emptypb.Empty) (*runtimev1.ListInputBindingsResponse, error) {
+	return &runtimev1.ListInputBindingsResponse{Bindings: []string{"in"}}, nil
+}
+
+func (a *grpcBindingApp) OnBindingEvent(_ context.Context, in *runtimev1.BindingEventRequest) (*runtimev1.BindingEventResponse, error) {
+	a.mu.Lock()
+	a.got = append(a.got, in.GetName()+" "+string(in.GetData())+" "+in.GetMetadata()["Source"])
+	a.mu.Unlock()
+	return &runtimev1.BindingEventResponse{Data: []byte(`{"forwarded":true}`), To: a.to, Concurrency: a.concurrency}, nil
+}
+
+func serveGRPCApp(t *testing.T, a *grpcBindingApp) App {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	runtimev1.RegisterAppCallbackServer(s, a)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(s.Stop)
+	ch, err := appchannel.NewGRPC(appchannel.GRPCConfig{Port: ln.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ch.Close() })
+	return App{GRPC: ch}
+}
+
+func TestInputBindingGRPCAppForwardsToOutputBindings(t *testing.T) {
+	f := &feed{events: make(chan feedEvent)}
+	dir := t.TempDir()
+	// "in" has no direction: the app's ListInputBindings decides.
+	m := bindingsManager(t, f,
+		components.Component{Name: "in", Type: "bindings.feed"},
+		components.Component{Name: "files", Type: "bindings.localstorage", Metadata: md("rootPath", dir)})
+	for _, conc := range []runtimev1.BindingEventResponse_BindingEventConcurrency{runtimev1.BindingEventResponse_SEQUENTIAL, runtimev1.BindingEventResponse_PARALLEL} {
+		a := &grpcBindingApp{to: []string{"files"}, concurrency: conc}
+		b := NewBindings(BindingsConfig{Registry: m.Registry()})
+		stop := runBindings(t, b, serveGRPCApp(t, a))
+		waitUntil(t, "reading", func() bool { return slices.Contains(b.Reading(), "in") })
+		got := answer(t, f.send("ev"))
+		if got.err != nil || string(got.data) != `{"forwarded":true}` {
+			t.Fatalf("answer = %q, %v", got.data, got.err)
+		}
+		a.mu.Lock()
+		if len(a.got) != 1 || a.got[0] != "in ev feed" {
+			t.Errorf("app got %v", a.got)
+		}
+		a.mu.Unlock()
+		// The app's data went to the files binding (create, a generated
+		// name).
+		entries, _ := os.ReadDir(dir)
+		if len(entries) == 0 {
+			t.Fatalf("%v: nothing written through the output binding the app named", conc)
+		}
+		for _, e := range entries {
+			b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+			if string(b) != `{"forwarded":true}` {
+				t.Errorf("forwarded data %q", b)
+			}
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+		stop()
+	}
 }
