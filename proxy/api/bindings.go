@@ -41,6 +41,8 @@ type Bindings struct {
 	active map[string]*activeInput
 	// created is when the API was made (Settled).
 	created time.Time
+	// linger is closedLinger (tests lengthen it).
+	linger time.Duration
 }
 
 // NewBindings returns the bindings API for cfg.
@@ -52,7 +54,7 @@ func NewBindings(cfg BindingsConfig) *Bindings {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bindings{cfg: cfg, log: log.With("component", "bindings"), reload: make(chan struct{}, 1), active: map[string]*activeInput{}, created: time.Now()}
+	return &Bindings{cfg: cfg, log: log.With("component", "bindings"), reload: make(chan struct{}, 1), active: map[string]*activeInput{}, created: time.Now(), linger: closedLinger}
 }
 
 // Reload makes Run follow a change of the loaded bindings.

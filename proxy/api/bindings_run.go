@@ -109,7 +109,7 @@ func (b *Bindings) reconcile(ctx context.Context, tgt *inputTarget) {
 	var wg sync.WaitGroup
 	for _, a := range stale {
 		b.log.Info("input binding stopping", "binding", a.inst.Name)
-		wg.Go(func() { stopInput(a) })
+		wg.Go(func() { b.stopInput(a) })
 	}
 	wg.Wait()
 	for name, inst := range want {
@@ -212,13 +212,13 @@ func (b *Bindings) start(ctx context.Context, tgt *inputTarget, name string) {
 
 // stopInput refuses new events, waits for the deliveries in flight, lets
 // the backend settle their answers, then ends the read.
-func stopInput(a *activeInput) {
+func (b *Bindings) stopInput(a *activeInput) {
 	a.flight.mu.Lock()
 	busy := a.flight.n > 0
 	a.flight.mu.Unlock()
 	<-a.flight.stop()
 	if busy {
-		time.Sleep(closedLinger)
+		time.Sleep(b.linger)
 	}
 	a.cancel()
 	<-a.done
@@ -236,7 +236,7 @@ func (b *Bindings) stopAll() {
 	b.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, a := range all {
-		wg.Go(func() { stopInput(a) })
+		wg.Go(func() { b.stopInput(a) })
 	}
 	wg.Wait()
 }

@@ -286,6 +286,9 @@ func TestInputBindingStopLetsInflightFinish(t *testing.T) {
 	m := bindingsManager(t, f, components.Component{Name: "in", Type: "bindings.feed", Metadata: md("direction", "input")})
 	a := &bindingApp{entered: make(chan struct{}, 1), block: make(chan struct{})}
 	b := NewBindings(BindingsConfig{Registry: m.Registry()})
+	// Long enough for the next event to arrive while reading lingers,
+	// however loaded the machine.
+	b.linger = 5 * time.Second
 	stop := runBindings(t, b, serveApp(t, a))
 	waitUntil(t, "reading", func() bool { return len(b.Reading()) == 1 })
 	first := f.send("first")
