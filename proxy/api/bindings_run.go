@@ -195,6 +195,12 @@ func (b *Bindings) start(ctx context.Context, tgt *inputTarget, name string) {
 				return nil, ErrInputClosed
 			}
 			defer a.flight.leave()
+			// A removed or replaced component takes no more events, even
+			// before Run has stopped reading it (daprd stops an input
+			// binding before it leaves the metadata API).
+			if cur, _, ok := b.cfg.Registry.Get(name); !ok || cur != inst {
+				return nil, ErrInputClosed
+			}
 			if ev == nil {
 				return nil, nil
 			}
