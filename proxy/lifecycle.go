@@ -86,42 +86,14 @@ func (h healthGated) Invoke(ctx context.Context, req *invoke.Request) (*invoke.R
 // health; the first time the app is healthy, its configuration is read
 // first.
 func (s *Sidecar) subscribeWhileHealthy(ctx context.Context, health *apphealth.Checker) {
-	for {
-		healthy, changed := health.Watch()
-		if !healthy {
-			select {
-			case <-ctx.Done():
-				return
-			case <-changed:
-				continue
-			}
-		}
-		s.readAppConfig(ctx)
+	s.whileHealthy(ctx, health, "pub/sub subscriptions", func(ctx context.Context) error {
+		s.readAppConfig(ctx) // once, the first time the app is healthy
 		if s.o.APIs.PubSub == nil {
-			// Only the first healthy moment matters then.
 			<-ctx.Done()
-			return
+			return nil
 		}
-		subCtx, cancel := context.WithCancel(ctx)
-		unhealthy := health.Unhealthy()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := s.o.APIs.PubSub.Run(subCtx, s.o.App.api()); err != nil {
-				s.log.Error("pub/sub subscriptions stopped", "error", err)
-			}
-		}()
-		select {
-		case <-ctx.Done():
-		case <-unhealthy:
-			s.log.Info("app is unhealthy: pub/sub subscriptions paused until it is healthy again")
-		}
-		cancel()
-		<-done
-		if ctx.Err() != nil {
-			return
-		}
-	}
+		return s.o.APIs.PubSub.Run(ctx, s.o.App.api())
+	})
 }
 
 // blockShutdown keeps the APIs serving after a terminate signal (ctx

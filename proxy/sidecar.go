@@ -113,6 +113,14 @@ type APIs struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Bindings is the bindings API (nil: not served); its input bindings
+	// run once the app is reachable, and stop with the subscriptions.
+	Bindings *api.Bindings
+	// Lock is the distributed lock API (nil: not served).
+	Lock *api.Lock
+	// Configuration is the configuration API (nil: not served); its HTTP
+	// subscriptions post to the app.
+	Configuration *api.Configuration
 	// Actors is the actor runtime (nil: no placement configured; the actor
 	// API answers ERR_ACTOR_NO_PLACEMENT).
 	Actors *actors.Runtime
@@ -256,10 +264,13 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// once for both APIs.
 	forwarded := headers.HostForwarded(self.HostIP)
 	apis := o.APIs
+	if apis.Configuration != nil {
+		apis.Configuration.UseApp(o.App.api())
+	}
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Actors: apis.Actors,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
 		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -272,7 +283,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
-		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Actors: apis.Actors,
+		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
 		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 		Pipeline: apis.Pipeline,
 	})
@@ -358,7 +369,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	for i := range servers {
 		servers[i] = s.noteGraceExceeded(servers[i])
 	}
-	subscriptions := s.runSubscriptions
+	subscriptions, inputs := s.runSubscriptions, s.runInputBindings
 	runCtx := ctx
 	if d := s.o.BlockShutdown; d != nil {
 		// Subscriptions stop with ctx; the rest only after the block.
@@ -373,11 +384,18 @@ func (s *Sidecar) Run(ctx context.Context) error {
 			defer cancel()
 			return s.runSubscriptions(subCtx)
 		}
+		inputs = func(inCtx context.Context) error {
+			inCtx, cancel := context.WithCancel(inCtx)
+			defer context.AfterFunc(ctx, cancel)()
+			defer cancel()
+			return s.runInputBindings(inCtx)
+		}
 	}
 	err := task.Run(runCtx, s.log,
 		task.Stage{Name: "intake", Grace: grace, Tasks: []task.Task{
 			{Name: "shutdown request", Critical: true, Run: s.waitShutdown},
 			{Name: "pub/sub subscriptions", Run: subscriptions},
+			{Name: "input bindings", Run: inputs},
 		}},
 		task.Stage{Name: "servers", Tasks: servers},
 		task.Stage{Name: "metrics", Tasks: metrics},
@@ -515,6 +533,9 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 // its first subscriptions are made.
 func (s *Sidecar) ready() bool {
 	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() {
+		return false
+	}
+	if b := s.o.APIs.Bindings; b != nil && !b.Settled() {
 		return false
 	}
 	if s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started() {

@@ -11,6 +11,13 @@ import (
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 
 	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/components/bindings"
+	bindingsbuiltin "github.com/tandemrun/tandem/components/bindings/builtin"
+	bindingspluggable "github.com/tandemrun/tandem/components/bindings/pluggable"
+	"github.com/tandemrun/tandem/components/configuration"
+	configbuiltin "github.com/tandemrun/tandem/components/configuration/builtin"
+	"github.com/tandemrun/tandem/components/lock"
+	lockbuiltin "github.com/tandemrun/tandem/components/lock/builtin"
 	cmw "github.com/tandemrun/tandem/components/middleware"
 	"github.com/tandemrun/tandem/components/pubsub"
 	pubsubbuiltin "github.com/tandemrun/tandem/components/pubsub/builtin"
@@ -42,6 +49,9 @@ type runtimeComponents struct {
 	// pipes holds the pipelines once the sidecar has built them.
 	middlewares *components.Manager[cmw.Middleware]
 	pipes       pipelineHook
+	binds       *components.Manager[*bindings.Instance]
+	locks       *components.Manager[*lock.Instance]
+	configs     *components.Manager[configuration.Store]
 	// topicScopes holds each pub/sub instance's topic scoping, for the
 	// pub/sub API.
 	topicScopes *topicscope.Table
@@ -183,6 +193,12 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	popts.Changed = rc.changed // a pub/sub that becomes ready is subscribed at once
 	rc.pubsubs = components.NewManager(rc.topicScopes.Kind(psKind), popts)
 	rc.middlewares = newMiddlewares(log, &rc.env, func() { rc.pipes.get().rebuild() })
+	bopts := mopts()
+	bopts.Changed = rc.changed // a binding that becomes ready starts reading at once
+	newBinding, bindingTypes := bindingsbuiltin.New(log)
+	rc.locks = components.NewManager(lockbuiltin.Kind(), mopts())
+	rc.configs = components.NewManager(configbuiltin.Kind(log), mopts())
+	rc.binds = components.NewManager(bindings.Kind(bindingspluggable.Fallback(newBinding, sockets, log), bindingTypes), bopts)
 	return rc
 }
 
@@ -264,6 +280,9 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.pubsubs.Apply(set.Components)
 	rc.middlewares.Apply(set.Components)
 	rc.pipes.get().rebuild() // added and removed middleware
+	rc.binds.Apply(set.Components)
+	rc.locks.Apply(set.Components)
+	rc.configs.Apply(set.Components)
 }
 
 // watch applies changes to the resource folders until ctx ends. Two
@@ -355,6 +374,9 @@ func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	add(rc.states.Registry().List(), nil)
 	add(rc.pubsubs.Registry().List(), settled)
 	add(rc.middlewares.Registry().List(), nil)
+	add(rc.binds.Registry().List(), nil)
+	add(rc.locks.Registry().List(), nil)
+	add(rc.configs.Registry().List(), nil)
 	return out
 }
 
@@ -378,12 +400,15 @@ func (rc *runtimeComponents) Extended() map[string]string {
 	add(rc.states.Registry().List())
 	add(rc.pubsubs.Registry().List())
 	add(rc.middlewares.Registry().List())
+	add(rc.binds.Registry().List())
+	add(rc.locks.Registry().List())
+	add(rc.configs.Registry().List())
 	return out
 }
 
 // Close closes every component (after subscriptions have stopped).
 func (rc *runtimeComponents) Close() {
-	for _, c := range []interface{ Close() error }{rc.middlewares, rc.pubsubs, rc.states, rc.secrets} {
+	for _, c := range []interface{ Close() error }{rc.middlewares, rc.binds, rc.locks, rc.configs, rc.pubsubs, rc.states, rc.secrets} {
 		if err := c.Close(); err != nil {
 			rc.log.Warn("closing components", "error", err)
 		}

@@ -50,6 +50,13 @@ type Config struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Bindings serves InvokeBinding; nil answers Unimplemented.
+	Bindings *api.Bindings
+	// Lock serves the distributed lock API; nil leaves it unimplemented.
+	Lock *api.Lock
+	// Configuration serves the configuration API; nil leaves it
+	// unimplemented.
+	Configuration *api.Configuration
 	// Actors serves the actor RPCs; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives failures; nil discards them.

@@ -61,6 +61,14 @@ type Config struct {
 	State   *api.State
 	Secrets *api.Secrets
 	PubSub  *api.PubSub
+	// Bindings serves the output bindings API; nil leaves it
+	// unimplemented.
+	Bindings *api.Bindings
+	// Lock serves the distributed lock API; nil leaves it unimplemented.
+	Lock *api.Lock
+	// Configuration serves the configuration API; nil leaves it
+	// unimplemented.
+	Configuration *api.Configuration
 	// Actors serves the actor API; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
 	// Log receives request failures; nil discards them.
@@ -101,6 +109,9 @@ func New(cfg Config) *Handler {
 	h.registerState()
 	h.registerSecrets()
 	h.registerPubSub()
+	h.registerBindings()
+	h.registerLock()
+	h.registerConfiguration()
 	h.registerActors()
 	if cfg.Pipeline != nil {
 		h.piped = cfg.Pipeline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
