@@ -212,9 +212,15 @@ func TestWatchHTTPEndpoints(t *testing.T) {
 		}
 		return Change{}
 	}
+	// Written whole (temporary file, then rename): a slow truncate-and-write
+	// can be seen as an empty file for two polls, which is a removal.
 	write := func(content string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, "ep.yaml"), []byte(content), 0o644); err != nil {
+		tmp := filepath.Join(t.TempDir(), "ep.yaml")
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "ep.yaml")); err != nil {
 			t.Fatal(err)
 		}
 	}
