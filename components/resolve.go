@@ -3,6 +3,7 @@ package components
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,12 @@ type Env struct {
 	// empty: "kubernetes" in Kubernetes mode, "" (an error) in self-hosted
 	// mode, as in Dapr.
 	DefaultSecretStore string
+	// Prefilled names the secret store whose secretKeyRef values the
+	// resource already holds: in Kubernetes mode the operator reads the
+	// Secrets for store "kubernetes" and sends each value base64-encoded in
+	// the item's value, which is decoded instead of asking the store, as
+	// daprd does.
+	Prefilled string
 	// NewUUID fills each {uuid}; nil uses random version 4 UUIDs.
 	NewUUID func() string
 }
@@ -84,18 +91,22 @@ func (e Env) value(ctx context.Context, store string, it MetadataItem) (val, sub
 		}
 		return "", "", nil
 	case it.SecretKeyRef != nil:
-		v, err := e.secret(ctx, store, *it.SecretKeyRef)
+		v, err := e.secret(ctx, store, *it.SecretKeyRef, it.Value, it.HasValue)
 		return v, ".secretKeyRef", err
 	}
 	return it.Value, "", nil
 }
 
-// secret reads one secretKeyRef from store (or DefaultSecretStore). A
-// missing store is Permanent; a failing read is not (the store may not be
-// ready yet).
-func (e Env) secret(ctx context.Context, store string, ref SecretKeyRef) (string, error) {
+// secret reads one secretKeyRef from store (or DefaultSecretStore), or
+// decodes the value the operator filled in (value, has) when that store is
+// Prefilled. A missing store is Permanent; a failing read is not (the
+// store may not be ready yet).
+func (e Env) secret(ctx context.Context, store string, ref SecretKeyRef, value string, has bool) (string, error) {
 	if store == "" {
 		store = e.DefaultSecretStore
+	}
+	if store != "" && store == e.Prefilled {
+		return prefilled(store, ref, value, has)
 	}
 	if store == "" {
 		return "", Permanent(errors.New("no secret store to read it from; add auth.secretStore: <name of a secret store component> to the resource"))
@@ -112,6 +123,22 @@ func (e Env) secret(ctx context.Context, store string, ref SecretKeyRef) (string
 		return "", fmt.Errorf("secret %q key %q from secret store %q: %w", ref.Name, key, store, err)
 	}
 	return v, nil
+}
+
+// prefilled decodes a secret value the operator sent (base64).
+func prefilled(store string, ref SecretKeyRef, value string, has bool) (string, error) {
+	key := ref.Key
+	if key == "" {
+		key = ref.Name
+	}
+	if !has {
+		return "", Permanent(fmt.Errorf("secret %q key %q from secret store %q: the operator sent no value; check that the Secret exists in the namespace and has that key", ref.Name, key, store))
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+	if err != nil {
+		return "", Permanent(fmt.Errorf("secret %q key %q from secret store %q: the operator's value is not base64: %w", ref.Name, key, store, err))
+	}
+	return string(b), nil
 }
 
 // expand fills the templates of one value.

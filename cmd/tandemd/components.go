@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type runtimeComponents struct {
 
 	// filter selects the resources of this app (and namespace).
 	filter components.Filter
+	// builtins are added to every set applied, unless it has a component
+	// of the same name: the secret store "kubernetes" in Kubernetes mode.
+	builtins []components.Component
 	// fatal receives what must stop the sidecar, as daprd exits: a
 	// component without spec.ignoreErrors that cannot work as written, two
 	// components with one name. Capacity 1: the first is enough.
@@ -159,6 +163,15 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 		rc.filter.Namespace = o.Namespace
 	}
 	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv}
+	if o.Mode == ModeKubernetes {
+		// The operator fills in the secretKeyRef values of the store
+		// "kubernetes", the default store there (as in daprd).
+		rc.env.DefaultSecretStore = secretsbuiltin.KubernetesStoreName
+		rc.env.Prefilled = secretsbuiltin.KubernetesStoreName
+		if !o.DisableBuiltinK8sSecretStore {
+			rc.builtins = append(rc.builtins, secretsbuiltin.KubernetesStore(o.Namespace))
+		}
+	}
 	mopts := func() components.ManagerOptions {
 		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log, Fatal: rc.stop}
 	}
@@ -236,6 +249,7 @@ func (rc *runtimeComponents) report(errs []*components.ResourceError) {
 }
 
 func (rc *runtimeComponents) apply(set *components.Set) {
+	set = withBuiltins(set, rc.builtins)
 	rc.mu.Lock()
 	if rc.set != nil {
 		// The metadata API lists subscriptions in daprd's order.
@@ -250,6 +264,23 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.secrets.Apply(set.Components)
 	rc.states.Apply(set.Components)
 	rc.pubsubs.Apply(set.Components)
+}
+
+// withBuiltins returns set with the built-in components it does not
+// declare itself (a copy; set is not changed).
+func withBuiltins(set *components.Set, builtins []components.Component) *components.Set {
+	var add []components.Component
+	for _, b := range builtins {
+		if _, ok := set.Component(b.Name); !ok {
+			add = append(add, b)
+		}
+	}
+	if len(add) == 0 {
+		return set
+	}
+	out := *set
+	out.Components = append(slices.Clone(set.Components), add...)
+	return &out
 }
 
 // watch applies changes to the resource folders until ctx ends. Two

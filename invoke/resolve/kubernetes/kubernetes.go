@@ -22,7 +22,7 @@
 //
 //	watchEndpointSlices: true   # false: DNS only, as Dapr
 //	portName: dapr-internal     # the EndpointSlice port sidecars listen on
-//	kubeconfig: /path           # API access (default $KUBECONFIG, else in-cluster)
+//	kubeconfig: /path           # API access (default: in-cluster, $KUBECONFIG, ~/.kube/config)
 package kubernetes
 
 import (
@@ -32,8 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"slices"
+		"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,10 +41,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	k8s "k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tandemrun/tandem/internal/endpointslices"
+	"github.com/tandemrun/tandem/internal/kubeclient"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/internal/conf"
 )
@@ -151,7 +149,8 @@ var (
 )
 
 // New builds the resolver from its configuration, with API access from
-// "kubeconfig", $KUBECONFIG or the pod's service account, in that order.
+// "kubeconfig", the pod's service account, $KUBECONFIG or ~/.kube/config, in
+// that order.
 // Without any it resolves through DNS.
 func New(c resolve.Config) (*Resolver, error) {
 	cfg, err := ParseConfig(c.Configuration)
@@ -164,7 +163,7 @@ func New(c resolve.Config) (*Resolver, error) {
 	}
 	var client k8s.Interface
 	if cfg.Watch {
-		rc, where, err := restConfig(cfg.Kubeconfig)
+		rc, where, err := kubeclient.Config(cfg.Kubeconfig)
 		if err == nil {
 			client, err = k8s.NewForConfig(rc)
 		}
@@ -197,26 +196,6 @@ func NewWithClient(c resolve.Config, cfg Config, client k8s.Interface) *Resolver
 		lookup:  net.DefaultResolver.LookupIPAddr,
 		watches: map[endpointslices.Key]*endpointslices.Watcher{}, counters: map[resolve.Request]uint64{},
 	}
-}
-
-// restConfig finds API access: the kubeconfig named, $KUBECONFIG, or the
-// in-cluster service account.
-func restConfig(kubeconfig string) (*rest.Config, string, error) {
-	if kubeconfig == "" {
-		kubeconfig = os.Getenv("KUBECONFIG")
-	}
-	if kubeconfig != "" {
-		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, "", fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
-		}
-		return rc, kubeconfig, nil
-	}
-	rc, err := rest.InClusterConfig()
-	if err != nil {
-		return nil, "", err
-	}
-	return rc, "in-cluster", nil
 }
 
 // OnChange implements resolve.Notifier.

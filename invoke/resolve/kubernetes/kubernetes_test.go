@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,8 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/tandemrun/tandem/internal/kubetest"
 	"github.com/tandemrun/tandem/invoke/resolve"
@@ -305,15 +302,7 @@ func TestNewWithKubeconfig(t *testing.T) {
 	if _, err := admin.DiscoveryV1().EndpointSlices(ns).Create(context.Background(), slice(ns, "x", "orders-dapr", 50002, "127.0.0.21"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "kubeconfig")
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["c"] = &clientcmdapi.Cluster{Server: sa.Host, CertificateAuthorityData: sa.CAData}
-	kc.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: sa.BearerToken}
-	kc.Contexts["x"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-	kc.CurrentContext = "x"
-	if err := clientcmd.WriteToFile(*kc, file); err != nil {
-		t.Fatal(err)
-	}
+	file := kubetest.Kubeconfig(t, sa)
 	r, err := New(resolve.Config{Self: resolve.Instance{Namespace: ns}, Configuration: map[string]any{"kubeconfig": file}})
 	if err != nil {
 		t.Fatal(err)
