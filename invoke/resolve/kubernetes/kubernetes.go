@@ -32,7 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-		"slices"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
