@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
 )
@@ -178,5 +179,57 @@ func TestComponentsFatal(t *testing.T) {
 				t.Fatalf("registered %v, want none: the broken version takes the old one out", rc.Registered())
 			}
 		})
+	}
+}
+
+// TestBuiltinKubernetesSecretStore: in Kubernetes mode the secret store
+// "kubernetes" is there without being declared, survives every change from
+// the operator, gives way to a declared component of that name, and is
+// absent with --disable-builtin-k8s-secret-store or in standalone mode.
+func TestBuiltinKubernetesSecretStore(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	kube := func(disable bool) *Options {
+		o := &Options{AppFlags: AppFlags{AppID: "app"}}
+		o.Mode, o.Namespace, o.DisableBuiltinK8sSecretStore = ModeKubernetes, "shop", disable
+		return o
+	}
+	store := func(rc *runtimeComponents) (components.Component, bool) {
+		rc.mu.RLock()
+		defer rc.mu.RUnlock()
+		return rc.set.Component("kubernetes")
+	}
+	declared := components.Component{Name: "kubernetes", Type: "secretstores.local.env", Version: "v1"}
+	other := components.Component{Name: "other", Type: "state.in-memory", Version: "v1"}
+
+	rc, err := startComponents(kube(false), &components.Set{Components: []components.Component{other}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	c, ok := store(rc)
+	if !ok || c.Type != "secretstores.kubernetes" || !c.IgnoreErrors || c.Metadata[0].Value != "shop" {
+		t.Fatalf("built-in store %+v, %v", c, ok)
+	}
+	if rc.env.DefaultSecretStore != "kubernetes" || rc.env.Prefilled != "kubernetes" {
+		t.Fatalf("env %+v: secretKeyRef should default to the operator-filled store kubernetes", rc.env)
+	}
+	rc.apply(&components.Set{Components: []components.Component{declared}})
+	if c, _ := store(rc); c.Type != declared.Type {
+		t.Fatalf("declared kubernetes component replaced by %+v", c)
+	}
+	rc.apply(&components.Set{})
+	if c, ok := store(rc); !ok || c.Type != "secretstores.kubernetes" {
+		t.Fatalf("built-in store gone after a change: %+v", c)
+	}
+
+	for name, o := range map[string]*Options{"disabled": kube(true), "standalone": {AppFlags: AppFlags{AppID: "app"}}} {
+		rc, err := startComponents(o, &components.Set{}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := store(rc); ok {
+			t.Errorf("%s: built-in store present", name)
+		}
+		rc.Close()
 	}
 }

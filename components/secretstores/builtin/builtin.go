@@ -34,12 +34,14 @@ func Kind() components.Kind[secretstores.SecretStore] {
 
 // KubernetesStore is the secret store tandemd registers by itself in
 // Kubernetes mode, as daprd does: "kubernetes", reading the Secrets of
-// namespace (unless a request names another).
+// namespace (unless a request names another). Unlike a declared
+// component, it does not stop the sidecar when it cannot start (no API
+// access): the operator resolves secretKeyRef without it.
 func KubernetesStore(namespace string) components.Component {
 	return components.Component{
 		APIVersion: components.APIVersionV1Alpha1, Name: kubernetes.BuiltinName, Type: kubernetes.Type, Version: "v1",
 		Metadata:    []components.MetadataItem{{Name: "defaultNamespace", Value: namespace, HasValue: true}},
-		InitTimeout: components.DefaultInitTimeout, Source: "built-in (--mode kubernetes)",
+		InitTimeout: components.DefaultInitTimeout, IgnoreErrors: true, Source: "built-in (--mode kubernetes)",
 	}
 }
 
