@@ -1,0 +1,508 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	operatorv1 "github.com/dapr/dapr/pkg/proto/operator/v1"
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/kubetest"
+	"github.com/tandemrun/tandem/sentry/ca"
+	sentryclient "github.com/tandemrun/tandem/sentry/client"
+	"github.com/tandemrun/tandem/sentry/kube"
+	"github.com/tandemrun/tandem/sentry/validator"
+	"github.com/tandemrun/tandem/test/e2e/framework"
+)
+
+// The control plane's namespace and trust domain in these benchmarks.
+const (
+	benchControlNS = "tandem-system"
+	benchTD        = "cluster.local"
+	benchAppNS     = "bench"
+)
+
+// kubePlane is sentry (--mode kubernetes) on a real API server, started as
+// a process, with the credentials it generated.
+type kubePlane struct {
+	t          *testing.T
+	cfg        *rest.Config
+	cs         kubernetes.Interface
+	kubeconfig string
+	bins       *framework.Binaries
+	sentry     *framework.Process
+	sentryAddr string
+	ca         *ca.CA
+	anchors    string // trust anchors file
+}
+
+// startKubePlane starts the API server and sentry. sentryEnv is added to
+// sentry's environment (GOMAXPROCS=1 for the one-core figure).
+func startKubePlane(t *testing.T, sentryEnv ...string) *kubePlane {
+	t.Helper()
+	if os.Getenv("TANDEM_BENCH") != "1" {
+		t.Skip("set TANDEM_BENCH=1 to run the Kubernetes control-plane benchmarks")
+	}
+	env := kubetest.Start(filepath.Join(framework.RepoRoot(), "deploy", "helm", "tandem", "crds"))
+	t.Cleanup(env.Stop)
+	cfg := env.Require(t)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := framework.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(framework.Cleanup)
+	p := &kubePlane{t: t, cfg: cfg, cs: cs, kubeconfig: kubetest.Kubeconfig(t, cfg), bins: bins}
+	for _, ns := range []string{benchControlNS, benchAppNS} {
+		if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := framework.FreePort(t)
+	p.sentryAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	p.sentry = framework.Start(t, "sentry", bins.Sentry, []string{
+		"--mode", "kubernetes", "--kubeconfig", p.kubeconfig, "--trust-domain", benchTD,
+		"--listen-address", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--healthz-listen-address", "127.0.0.1", "--healthz-port", strconv.Itoa(framework.FreePort(t)),
+		"--enable-metrics=false", "--log-level", "warn",
+	}, append([]string{"NAMESPACE=" + benchControlNS}, sentryEnv...)...)
+	if err := framework.WaitTCP(p.sentryAddr, 60*time.Second); err != nil {
+		t.Fatalf("sentry: %v\n%s", err, p.sentry.Output())
+	}
+	// The credentials sentry generated on first start, to sign the
+	// benchmark's own sidecar certificates and to verify sentry.
+	kc, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &kube.SecretStore{Client: kc, Namespace: benchControlNS}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, ok, err := store.Load(context.Background())
+		if err == nil && ok {
+			if p.ca, err = ca.New(b, ca.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no trust bundle Secret from sentry (%v)\n%s", err, p.sentry.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.anchors = filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(p.anchors, p.ca.TrustAnchorsPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pod creates a pod (and its service account) and returns a projected
+// token bound to it for sentry, as the injector mounts one.
+func (p *kubePlane) pod(ns, name string, annotations map[string]string) string {
+	t := p.t
+	t.Helper()
+	ctx := context.Background()
+	sa := name + "-sa"
+	if _, err := p.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := p.cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
+		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl := int64(3600)
+	tr, err := p.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
+		Audiences: []string{validator.ServiceAccountAudience}, ExpirationSeconds: &ttl,
+		BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// startOperator builds and starts the operator as a process with its own
+// identity from sentry, and returns it with its API address.
+func (p *kubePlane) startOperator() (*framework.Process, string) {
+	t := p.t
+	t.Helper()
+	bin := filepath.Join(p.bins.Dir, "operator")
+	args := append([]string{"build"}, framework.ReleaseFlags...)
+	cmd := exec.Command("go", append(args, "-o", bin, "./cmd/operator")...)
+	cmd.Dir = framework.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the operator: %v\n%s", err, out)
+	}
+	token := p.pod(benchControlNS, "dapr-operator-0", map[string]string{validator.AnnotationControlPlane: "operator"})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := framework.FreePort(t)
+	op := framework.Start(t, "operator", bin, []string{
+		"--kubeconfig", p.kubeconfig, "--sentry-address", p.sentryAddr, "--sentry-token-file", tokenFile,
+		"--trust-anchors-file", p.anchors, "--listen-address", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--healthz-listen-address", "127.0.0.1", "--healthz-port", strconv.Itoa(framework.FreePort(t)),
+		"--enable-metrics=false", "--disable-leader-election", "--disable-service-reconciler", "--log-level", "warn",
+	}, "NAMESPACE="+benchControlNS)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := framework.WaitTCP(addr, 60*time.Second); err != nil {
+		t.Fatalf("operator: %v\n%s", err, op.Output())
+	}
+	return op, addr
+}
+
+// source returns an identity with an SVID for id signed by sentry's issuer.
+func (p *kubePlane) source(id spiffeid.ID) *identity.Source {
+	p.t.Helper()
+	cert, err := p.ca.IssueTLS(id, time.Hour)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	svid := &x509svid.SVID{ID: id, PrivateKey: cert.PrivateKey.(crypto.Signer)}
+	svid.Certificates = append(append(svid.Certificates, cert.Leaf), p.ca.Bundle().IssuerChain...)
+	src := identity.NewSource()
+	src.SetTrustAnchors(p.ca.TrustAnchors())
+	src.SetSVID(svid)
+	return src
+}
+
+func benchInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestOperatorStreams measures the operator serving many sidecars: each
+// of TANDEM_BENCH_STREAMS (2000) sidecars has its own mTLS connection
+// with its own SVID and a ComponentUpdate stream, as daprd opens. It
+// reports the time for one Component change made through the API server
+// to reach every stream, and the operator's resident memory and CPU.
+// Targets (issue 10): <= 2 s and <= 200 MiB.
+//
+//	TANDEM_BENCH=1 go test ./test/bench -run TestOperatorStreams -v -timeout 20m
+func TestOperatorStreams(t *testing.T) {
+	p := startKubePlane(t)
+	n := benchInt("TANDEM_BENCH_STREAMS", 2000)
+	op, addr := p.startOperator()
+	opID := spiffeid.RequireFromString("spiffe://" + benchTD + "/ns/" + benchControlNS + "/dapr-operator")
+	cpu := NewProcCPU()
+	memIdle, err := ReadMem(op.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dyn, err := dynamic.NewForConfig(p.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comps := dyn.Resource(schema.GroupVersionResource{Group: "dapr.io", Version: "v1alpha1", Resource: "components"}).Namespace(benchAppNS)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// received[i] is when stream i saw each value of the component's
+	// "round" metadata.
+	type seen struct {
+		mu sync.Mutex
+		at map[string]time.Time
+	}
+	received := make([]seen, n)
+	var open, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		id := spiffeid.RequireFromSegments(spiffeid.RequireTrustDomainFromString("public"), "ns", benchAppNS, fmt.Sprintf("app-%d", i))
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(identity.ClientTLS(p.source(id), tlsconfig.AuthorizeID(opID)))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		received[i].at = map[string]time.Time{}
+		wg.Go(func() {
+			stream, err := operatorv1.NewOperatorClient(conn).ComponentUpdate(ctx, &operatorv1.ComponentUpdateRequest{Namespace: benchAppNS})
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			open.Add(1)
+			for {
+				ev, err := stream.Recv()
+				if err != nil {
+					if ctx.Err() == nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+					}
+					return
+				}
+				now := time.Now()
+				var round string
+				if i := bytes.Index(ev.GetComponent(), []byte(`"round-`)); i >= 0 {
+					round, _, _ = strings.Cut(string(ev.GetComponent()[i+1:]), `"`)
+				}
+				received[i].mu.Lock()
+				if _, ok := received[i].at[round]; !ok {
+					received[i].at[round] = now
+				}
+				received[i].mu.Unlock()
+			}
+		})
+	}
+	// Each stream's handshake and subscription is done once it has seen a
+	// change: round-0 proves all are subscribed, round-1 is measured.
+	apply := func(round string) time.Time {
+		t.Helper()
+		obj := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "dapr.io/v1alpha1", "kind": "Component",
+			"metadata": map[string]any{"name": "bench", "namespace": benchAppNS},
+			"spec": map[string]any{"type": "state.in-memory", "version": "v1",
+				"metadata": []any{map[string]any{"name": "round", "value": round}}},
+		}}
+		at := time.Now()
+		cur, err := comps.Get(ctx, "bench", metav1.GetOptions{})
+		if err == nil {
+			obj.SetResourceVersion(cur.GetResourceVersion())
+			_, err = comps.Update(ctx, obj, metav1.UpdateOptions{})
+		} else {
+			_, err = comps.Create(ctx, obj, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	waitAll := func(round string, timeout time.Duration) ([]time.Duration, int) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			var got []time.Time
+			for i := range received {
+				received[i].mu.Lock()
+				if at, ok := received[i].at[round]; ok {
+					got = append(got, at)
+				}
+				received[i].mu.Unlock()
+			}
+			if len(got) == n || time.Now().After(deadline) {
+				out := make([]time.Duration, len(got))
+				for i, at := range got {
+					out[i] = at.Sub(time.Time{})
+				}
+				return out, len(got)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// Round 0 until every stream has it (streams still connecting get
+	// later rounds: apply again every few seconds).
+	var subscribed int
+	for r := 0; ; r++ {
+		round := fmt.Sprintf("round-0-%d", r)
+		apply(round)
+		if _, subscribed = waitAll(round, 5*time.Second); subscribed == n {
+			break
+		}
+		if r > 40 || failed.Load() > 0 {
+			t.Fatalf("%d of %d streams subscribed after %d tries, %d failed (first error: %v)\noperator:\n%s", subscribed, n, r+1, failed.Load(), firstErr.Load(), op.Output())
+		}
+	}
+	connected := time.Since(start)
+	memConnected, _ := ReadMem(op.PID())
+	cpu0, _ := cpu.CPU(op.PID())
+
+	const rounds = 5
+	var reach []time.Duration
+	for r := range rounds {
+		round := fmt.Sprintf("round-1-%d", r)
+		at := apply(round)
+		times, got := waitAll(round, 30*time.Second)
+		if got != n {
+			t.Fatalf("round %d reached %d of %d streams in 30 s", r, got, n)
+		}
+		slices.Sort(times)
+		base := at.Sub(time.Time{})
+		reach = append(reach, times[len(times)-1]-base)
+		t.Logf("round %d: p50 %v, last %v", r, (times[len(times)/2] - base).Round(time.Millisecond), (times[len(times)-1] - base).Round(time.Millisecond))
+		time.Sleep(500 * time.Millisecond)
+	}
+	cpu1, _ := cpu.CPU(op.PID())
+	mem, _ := ReadMem(op.PID())
+	slices.Sort(reach)
+	report := fmt.Sprintf(`## Operator: %d sidecar streams
+
+| figure | value |
+|---|---|
+| streams (own mTLS connection and SVID each, ComponentUpdate) | %d |
+| time to connect and subscribe all | %v |
+| one Component change to reach all streams: median of %d | %v |
+| the same, worst of %d | %v |
+| operator RSS idle / with all streams / after the changes (VmHWM) | %s / %s / %s (peak %s) |
+| operator CPU for %d changes to all streams | %v |
+
+Targets (issue 10): <= 2 s to reach all, <= 200 MiB.
+Command: TANDEM_BENCH=1 go test ./test/bench -run TestOperatorStreams -v -timeout 20m
+`, n, n, connected.Round(time.Millisecond), rounds, reach[rounds/2].Round(time.Millisecond), rounds, reach[rounds-1].Round(time.Millisecond),
+		mib(memIdle.RSS), mib(memConnected.RSS), mib(mem.RSS), mib(mem.HWM), rounds, (cpu1 - cpu0).Round(time.Millisecond))
+	t.Log("\n" + report)
+	writeKubeReport(t, "operator-streams.md", report)
+	if reach[rounds/2] > 2*time.Second || mem.RSS > 200<<20 {
+		t.Errorf("over the targets (2 s, 200 MiB): %v, %s", reach[rounds/2], mib(mem.RSS))
+	}
+	cancel()
+	wg.Wait()
+}
+
+func writeKubeReport(t *testing.T, name, report string) {
+	out := filepath.Join("results", name)
+	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+		t.Logf("write %s: %v", out, err)
+	}
+}
+
+// TestSentryKubernetesSigns measures certificates signed per second by
+// sentry in Kubernetes mode on one core (GOMAXPROCS=1): each request's
+// projected token goes through a TokenReview, and the pod is read, as for
+// a real sidecar. TANDEM_BENCH_SECONDS (10) long, TANDEM_BENCH_CONNECTIONS
+// (16) requests in flight.
+//
+//	TANDEM_BENCH=1 go test ./test/bench -run TestSentryKubernetesSigns -v -timeout 20m
+func TestSentryKubernetesSigns(t *testing.T) {
+	p := startKubePlane(t, "GOMAXPROCS=1")
+	seconds := benchInt("TANDEM_BENCH_SECONDS", 10)
+	workers := benchInt("TANDEM_BENCH_CONNECTIONS", 16)
+	token := p.pod(benchAppNS, "signer-0", map[string]string{"dapr.io/app-id": "signer"})
+	sentryID, err := ca.SentryID(benchTD, benchControlNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf := tlsconfig.TLSClientConfig(x509bundle.FromX509Authorities(sentryID.TrustDomain(), p.ca.TrustAnchors()), tlsconfig.AuthorizeID(sentryID))
+	conn, err := grpc.NewClient(p.sentryAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	caClient := sentryv1.NewCAClient(conn)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &sentryv1.SignCertificateRequest{
+		Id: "signer", Namespace: benchAppNS, Token: token, TokenValidator: sentryv1.SignCertificateRequest_KUBERNETES,
+		TrustDomain: "public", CertificateSigningRequest: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+	}
+	// One call first: it must work, and warms the connection.
+	resp, err := caClient.SignCertificate(context.Background(), req)
+	if err != nil {
+		t.Fatalf("sign: %v\n%s", err, p.sentry.Output())
+	}
+	if _, err := sentryclient.ParseResponse(resp); err != nil {
+		t.Fatal(err)
+	}
+	cpu := NewProcCPU()
+	cpu0, _ := cpu.CPU(p.sentry.PID())
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var lat sync.Mutex
+	var latencies []time.Duration
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				_, err := caClient.SignCertificate(ctx, req)
+				switch {
+				case err == nil:
+					ok.Add(1)
+					mine = append(mine, time.Since(t0))
+				case ctx.Err() == nil:
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+			lat.Lock()
+			latencies = append(latencies, mine...)
+			lat.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := cpu.CPU(p.sentry.PID())
+	if failed.Load() > 0 {
+		t.Errorf("%d signs failed (first: %v)", failed.Load(), firstErr.Load())
+	}
+	slices.Sort(latencies)
+	if len(latencies) == 0 {
+		t.Fatal("no certificate signed")
+	}
+	rate := float64(ok.Load()) / elapsed.Seconds()
+	report := fmt.Sprintf(`## sentry --mode kubernetes: certificates signed per second
+
+| figure | value |
+|---|---|
+| signed (TokenReview + pod read each) | %d in %v, %d in flight |
+| rate | %.0f /s |
+| latency p50 / p99 | %v / %v |
+| sentry CPU (GOMAXPROCS=1) | %v (%.0f%% of one core) |
+| sentry CPU per certificate | %v |
+
+The API server (envtest, same machine) answers the TokenReviews and pod reads.
+Command: TANDEM_BENCH=1 go test ./test/bench -run TestSentryKubernetesSigns -v -timeout 20m
+`, ok.Load(), elapsed.Round(time.Millisecond), workers, rate,
+		latencies[len(latencies)/2].Round(time.Microsecond), latencies[len(latencies)*99/100].Round(time.Microsecond),
+		(cpu1 - cpu0).Round(time.Millisecond), 100*(cpu1-cpu0).Seconds()/elapsed.Seconds(),
+		((cpu1 - cpu0) / time.Duration(ok.Load())).Round(time.Microsecond))
+	t.Log("\n" + report)
+	writeKubeReport(t, "sentry-kubernetes.md", report)
+}
+
