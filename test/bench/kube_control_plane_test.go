@@ -505,4 +505,3 @@ Command: TANDEM_BENCH=1 go test ./test/bench -run TestSentryKubernetesSigns -v -
 	t.Log("\n" + report)
 	writeKubeReport(t, "sentry-kubernetes.md", report)
 }
-
