@@ -14,6 +14,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
+	"github.com/tandemrun/tandem/invoke/resolve"
 )
 
 // TestStatePostgresqlByVersion: state.postgresql is built by spec.version,
@@ -231,5 +232,34 @@ func TestBuiltinKubernetesSecretStore(t *testing.T) {
 			t.Errorf("%s: built-in store present", name)
 		}
 		rc.Close()
+	}
+}
+
+// TestNameResolutionDefaultByMode: with no spec.nameResolution the mode
+// picks daprd's default (mdns, kubernetes); the Configuration's component
+// wins over it.
+func TestNameResolutionDefaultByMode(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	self := resolve.Instance{AppID: "app", Namespace: "shop", Address: "127.0.0.1", InternalPort: 50002}
+	for _, tc := range []struct {
+		mode string
+		nr   config.NameResolution
+		want string
+	}{
+		{ModeKubernetes, config.NameResolution{Configuration: map[string]any{"watchEndpointSlices": false}}, "kubernetes"},
+		{ModeKubernetes, config.NameResolution{Component: "static", Configuration: map[string]any{"apps": map[string]any{"x": "h:1"}}}, "static"},
+		{ModeStandalone, config.NameResolution{Component: "kubernetes", Configuration: map[string]any{"watchEndpointSlices": false}}, "kubernetes"},
+	} {
+		r, _, component, err := nameResolution(tc.nr, defaultResolver[tc.mode], self, nil, log, log)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		if component != tc.want {
+			t.Errorf("%s with %+v: component %s, want %s", tc.mode, tc.nr, component, tc.want)
+		}
+		_ = r.Close()
+	}
+	if defaultResolver[ModeStandalone] != "mdns" {
+		t.Errorf("standalone default %q, want mdns", defaultResolver[ModeStandalone])
 	}
 }
