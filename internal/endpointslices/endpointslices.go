@@ -106,10 +106,11 @@ func New(o Options) *Watcher {
 // It returns nil when ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
 	backoff := w.o.Backoff
+	failures := 0
 	for {
 		rv, err := w.list(ctx)
 		if err == nil {
-			backoff = w.o.Backoff
+			backoff, failures = w.o.Backoff, 0
 			err = w.watch(ctx, rv)
 		}
 		if ctx.Err() != nil {
@@ -117,7 +118,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			w.setErr(err)
-			w.o.Log.Warn("EndpointSlice watch failed; listing again", "namespace", w.o.Namespace, "service", w.o.Service, "retry_in", backoff.String(), "error", err)
+			failures++
+			w.logFailure(err, failures, backoff)
 		}
 		select {
 		case <-ctx.Done():
@@ -125,6 +127,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// logFailure logs the first failure of a row at warning level (a refusal
+// by RBAC at info: the caller has a fallback), the others at debug level.
+func (w *Watcher) logFailure(err error, n int, retry time.Duration) {
+	args := []any{"namespace", w.o.Namespace, "service", w.o.Service, "retry_in", retry.String(), "error", err}
+	switch {
+	case n > 1:
+		w.o.Log.Debug("EndpointSlice watch still failing; listing again", args...)
+	case apierrors.IsForbidden(err):
+		w.o.Log.Info("may not list and watch EndpointSlices; grant list and watch on endpointslices (discovery.k8s.io) to the service account to use them", args...)
+	default:
+		w.o.Log.Warn("EndpointSlice watch failed; listing again", args...)
 	}
 }
 
