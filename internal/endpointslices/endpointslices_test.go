@@ -69,16 +69,12 @@ func Slice(ns, name, service, portName string, port int32, addrs ...string) *dis
 type changes struct {
 	mu   sync.Mutex
 	keys []Key
-	c    chan struct{}
 }
-
-func newChanges() *changes { return &changes{c: make(chan struct{}, 100)} }
 
 func (c *changes) add(k Key) {
 	c.mu.Lock()
 	c.keys = append(c.keys, k)
 	c.mu.Unlock()
-	c.c <- struct{}{}
 }
 
 // waitFor polls cond (the watcher's state) until it holds, failing after
@@ -133,7 +129,7 @@ func TestWatchOneService(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ch := newChanges()
+	ch := &changes{}
 	orders := Key{Namespace: ns, Service: "orders-dapr"}
 	w := New(Options{Client: cs, Namespace: ns, Service: "orders-dapr", Port: "dapr-internal", OnChange: ch.add})
 	if _, ok := w.Endpoints(orders); ok {
