@@ -171,7 +171,7 @@ func TestWatchOneService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Endpoints = Slice(ns, "", "", "", 0, "10.0.0.1", "10.0.0.3").Endpoints
+	s.Endpoints = Slice(ns, "orders-dapr-1", "", "", 0, "10.0.0.1", "10.0.0.3").Endpoints
 	if _, err := api.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
