@@ -213,7 +213,7 @@ func TestEndpointSlices(t *testing.T) {
 	kube.Grant(t, ns, "caller", discoveryv1.GroupName, []string{"endpointslices"}, []string{"list", "watch"})
 	ctx := context.Background()
 	api := admin.DiscoveryV1().EndpointSlices(ns)
-	if _, err := api.Create(ctx, slice(ns, "orders-dapr-a", "orders-dapr", 50002, "127.0.0.11"), metav1.CreateOptions{}); err != nil {
+	if _, err := api.Create(ctx, slice(ns, "orders-dapr-a", "orders-dapr", 50002, "10.77.0.11"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -227,21 +227,21 @@ func TestEndpointSlices(t *testing.T) {
 		return got
 	}
 	// The grant may take a moment to reach the authorizer.
-	eventually(t, "the first pod", func() bool { return slices.Equal(list(), []string{"127.0.0.11:50002"}) })
+	eventually(t, "the first pod", func() bool { return slices.Equal(list(), []string{"10.77.0.11:50002"}) })
 
 	// Scale to three: one more in this slice, one in a second slice.
 	s, err := api.Get(ctx, "orders-dapr-a", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Endpoints = slice(ns, "", "", 0, "127.0.0.11", "127.0.0.12").Endpoints
+	s.Endpoints = slice(ns, "", "", 0, "10.77.0.11", "10.77.0.12").Endpoints
 	if _, err := api.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.Create(ctx, slice(ns, "orders-dapr-b", "orders-dapr", 50012, "127.0.0.13"), metav1.CreateOptions{}); err != nil {
+	if _, err := api.Create(ctx, slice(ns, "orders-dapr-b", "orders-dapr", 50012, "10.77.0.13"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"127.0.0.11:50002", "127.0.0.12:50002", "127.0.0.13:50012"}
+	want := []string{"10.77.0.11:50002", "10.77.0.12:50002", "10.77.0.13:50012"}
 	eventually(t, "three pods", func() bool { return slices.Equal(list(), want) })
 	seen := map[string]bool{}
 	for range 6 {
@@ -257,7 +257,7 @@ func TestEndpointSlices(t *testing.T) {
 
 	// A pod terminating (not ready) leaves the rotation.
 	s, _ = api.Get(ctx, "orders-dapr-a", metav1.GetOptions{})
-	s.Endpoints = slice(ns, "", "", 0, "127.0.0.11!", "127.0.0.12").Endpoints
+	s.Endpoints = slice(ns, "", "", 0, "10.77.0.11!", "10.77.0.12").Endpoints
 	if _, err := api.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestNewWithKubeconfig(t *testing.T) {
 	sa := kube.ServiceAccount(t, ns, "caller")
 	kube.Grant(t, ns, "caller", discoveryv1.GroupName, []string{"endpointslices"}, []string{"list", "watch"})
 	admin := clientset(t, kube.Require(t))
-	if _, err := admin.DiscoveryV1().EndpointSlices(ns).Create(context.Background(), slice(ns, "x", "orders-dapr", 50002, "127.0.0.21"), metav1.CreateOptions{}); err != nil {
+	if _, err := admin.DiscoveryV1().EndpointSlices(ns).Create(context.Background(), slice(ns, "x", "orders-dapr", 50002, "10.77.0.21"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	file := kubetest.Kubeconfig(t, sa)
@@ -313,6 +313,6 @@ func TestNewWithKubeconfig(t *testing.T) {
 	running(t, r)
 	eventually(t, "the pod", func() bool {
 		got, _ := r.List(context.Background(), resolve.Request{AppID: "orders"})
-		return slices.Equal(got, []string{"127.0.0.21:50002"})
+		return slices.Equal(got, []string{"10.77.0.21:50002"})
 	})
 }
