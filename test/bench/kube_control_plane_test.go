@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,193 +20,38 @@ import (
 	"time"
 
 	operatorv1 "github.com/dapr/dapr/pkg/proto/operator/v1"
-	"github.com/go-logr/logr"
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	authnv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tandemrun/tandem/identity"
-	"github.com/tandemrun/tandem/internal/kubetest"
 	"github.com/tandemrun/tandem/sentry/ca"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
-	"github.com/tandemrun/tandem/sentry/kube"
-	"github.com/tandemrun/tandem/sentry/validator"
 	"github.com/tandemrun/tandem/test/e2e/framework"
+	"github.com/tandemrun/tandem/test/kubeplane"
 )
 
-// The control plane's namespace and trust domain in these benchmarks.
-const (
-	benchControlNS = "tandem-system"
-	benchTD        = "cluster.local"
-	benchAppNS     = "bench"
-)
+const benchAppNS = "bench"
 
-// kubePlane is sentry (--mode kubernetes) on a real API server, started as
-// a process, with the credentials it generated.
-type kubePlane struct {
-	t          *testing.T
-	cfg        *rest.Config
-	cs         kubernetes.Interface
-	kubeconfig string
-	bins       *framework.Binaries
-	sentry     *framework.Process
-	sentryAddr string
-	ca         *ca.CA
-	anchors    string // trust anchors file
-}
-
-// startKubePlane starts the API server and sentry. sentryEnv is added to
-// sentry's environment (GOMAXPROCS=1 for the one-core figure).
-func startKubePlane(t *testing.T, sentryEnv ...string) *kubePlane {
+// kubePlane starts the control plane of the benchmarks, or skips.
+func kubePlane(t *testing.T, sentryEnv ...string) *kubeplane.Plane {
 	t.Helper()
 	if os.Getenv("TANDEM_BENCH") != "1" {
 		t.Skip("set TANDEM_BENCH=1 to run the Kubernetes control-plane benchmarks")
-	}
-	ctrllog.SetLogger(logr.Discard())
-	env := kubetest.Start(filepath.Join(framework.RepoRoot(), "deploy", "helm", "tandem", "crds"))
-	t.Cleanup(env.Stop)
-	cfg := env.Require(t)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
 	}
 	bins, err := framework.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(framework.Cleanup)
-	p := &kubePlane{t: t, cfg: cfg, cs: cs, kubeconfig: kubetest.Kubeconfig(t, cfg), bins: bins}
-	for _, ns := range []string{benchControlNS, benchAppNS} {
-		if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := framework.FreePort(t)
-	p.sentryAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	p.sentry = framework.Start(t, "sentry", bins.Sentry, []string{
-		"--mode", "kubernetes", "--kubeconfig", p.kubeconfig, "--trust-domain", benchTD,
-		"--listen-address", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--healthz-listen-address", "127.0.0.1", "--healthz-port", strconv.Itoa(framework.FreePort(t)),
-		"--enable-metrics=false", "--log-level", "warn",
-	}, append([]string{"NAMESPACE=" + benchControlNS}, sentryEnv...)...)
-	if err := framework.WaitTCP(p.sentryAddr, 60*time.Second); err != nil {
-		t.Fatalf("sentry: %v\n%s", err, p.sentry.Output())
-	}
-	// The credentials sentry generated on first start, to sign the
-	// benchmark's own sidecar certificates and to verify sentry.
-	kc, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &kube.SecretStore{Client: kc, Namespace: benchControlNS}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, ok, err := store.Load(context.Background())
-		if err == nil && ok {
-			if p.ca, err = ca.New(b, ca.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no trust bundle Secret from sentry (%v)\n%s", err, p.sentry.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	p.anchors = filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(p.anchors, p.ca.TrustAnchorsPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// pod creates a pod (and its service account) and returns a projected
-// token bound to it for sentry, as the injector mounts one.
-func (p *kubePlane) pod(ns, name string, annotations map[string]string) string {
-	t := p.t
-	t.Helper()
-	ctx := context.Background()
-	sa := name + "-sa"
-	if _, err := p.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pod, err := p.cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
-		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ttl := int64(3600)
-	tr, err := p.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
-		Audiences: []string{validator.ServiceAccountAudience}, ExpirationSeconds: &ttl,
-		BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
-	}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr.Status.Token
-}
-
-// startOperator builds and starts the operator as a process with its own
-// identity from sentry, and returns it with its API address.
-func (p *kubePlane) startOperator() (*framework.Process, string) {
-	t := p.t
-	t.Helper()
-	bin := filepath.Join(p.bins.Dir, "operator")
-	args := append([]string{"build"}, framework.ReleaseFlags...)
-	cmd := exec.Command("go", append(args, "-o", bin, "./cmd/operator")...)
-	cmd.Dir = framework.RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the operator: %v\n%s", err, out)
-	}
-	token := p.pod(benchControlNS, "dapr-operator-0", map[string]string{validator.AnnotationControlPlane: "operator"})
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := framework.FreePort(t)
-	op := framework.Start(t, "operator", bin, []string{
-		"--kubeconfig", p.kubeconfig, "--sentry-address", p.sentryAddr, "--sentry-token-file", tokenFile,
-		"--trust-anchors-file", p.anchors, "--listen-address", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--healthz-listen-address", "127.0.0.1", "--healthz-port", strconv.Itoa(framework.FreePort(t)),
-		"--enable-metrics=false", "--disable-leader-election", "--disable-service-reconciler", "--log-level", "warn",
-	}, append([]string{"NAMESPACE=" + benchControlNS}, strings.Fields(os.Getenv("TANDEM_BENCH_OPERATOR_ENV"))...)...)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := framework.WaitTCP(addr, 60*time.Second); err != nil {
-		t.Fatalf("operator: %v\n%s", err, op.Output())
-	}
-	return op, addr
-}
-
-// source returns an identity with an SVID for id signed by sentry's issuer.
-func (p *kubePlane) source(id spiffeid.ID) *identity.Source {
-	p.t.Helper()
-	cert, err := p.ca.IssueTLS(id, time.Hour)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	svid := &x509svid.SVID{ID: id, PrivateKey: cert.PrivateKey.(crypto.Signer)}
-	svid.Certificates = append(append(svid.Certificates, cert.Leaf), p.ca.Bundle().IssuerChain...)
-	src := identity.NewSource()
-	src.SetTrustAnchors(p.ca.TrustAnchors())
-	src.SetSVID(svid)
-	return src
+	return kubeplane.Start(t, bins, []string{benchAppNS}, sentryEnv...)
 }
 
 func benchInt(name string, def int) int {
@@ -228,17 +71,17 @@ func benchInt(name string, def int) int {
 //
 //	TANDEM_BENCH=1 go test ./test/bench -run TestOperatorStreams -v -timeout 20m
 func TestOperatorStreams(t *testing.T) {
-	p := startKubePlane(t)
+	p := kubePlane(t)
 	n := benchInt("TANDEM_BENCH_STREAMS", 2000)
-	op, addr := p.startOperator()
-	opID := spiffeid.RequireFromString("spiffe://" + benchTD + "/ns/" + benchControlNS + "/dapr-operator")
+	op, addr := p.StartOperator(strings.Fields(os.Getenv("TANDEM_BENCH_OPERATOR_ENV"))...)
+	opID := kubeplane.OperatorID()
 	cpu := NewProcCPU()
 	memIdle, err := ReadMem(op.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	dyn, err := dynamic.NewForConfig(p.cfg)
+	dyn, err := dynamic.NewForConfig(p.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +102,7 @@ func TestOperatorStreams(t *testing.T) {
 	start := time.Now()
 	for i := range n {
 		id := spiffeid.RequireFromSegments(spiffeid.RequireTrustDomainFromString("public"), "ns", benchAppNS, fmt.Sprintf("app-%d", i))
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(identity.ClientTLS(p.source(id), tlsconfig.AuthorizeID(opID)))))
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(identity.ClientTLS(p.Source(id), tlsconfig.AuthorizeID(opID)))))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -411,16 +254,16 @@ func writeKubeReport(t *testing.T, name, report string) {
 //
 //	TANDEM_BENCH=1 go test ./test/bench -run TestSentryKubernetesSigns -v -timeout 20m
 func TestSentryKubernetesSigns(t *testing.T) {
-	p := startKubePlane(t, "GOMAXPROCS=1")
+	p := kubePlane(t, "GOMAXPROCS=1")
 	seconds := benchInt("TANDEM_BENCH_SECONDS", 10)
 	workers := benchInt("TANDEM_BENCH_CONNECTIONS", 16)
-	token := p.pod(benchAppNS, "signer-0", map[string]string{"dapr.io/app-id": "signer"})
-	sentryID, err := ca.SentryID(benchTD, benchControlNS)
+	token := p.Pod(benchAppNS, "signer-0", map[string]string{"dapr.io/app-id": "signer"})
+	sentryID, err := ca.SentryID(kubeplane.TrustDomain, kubeplane.ControlNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsConf := tlsconfig.TLSClientConfig(x509bundle.FromX509Authorities(sentryID.TrustDomain(), p.ca.TrustAnchors()), tlsconfig.AuthorizeID(sentryID))
-	conn, err := grpc.NewClient(p.sentryAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	tlsConf := tlsconfig.TLSClientConfig(x509bundle.FromX509Authorities(sentryID.TrustDomain(), p.CA.TrustAnchors()), tlsconfig.AuthorizeID(sentryID))
+	conn, err := grpc.NewClient(p.SentryAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,13 +284,13 @@ func TestSentryKubernetesSigns(t *testing.T) {
 	// One call first: it must work, and warms the connection.
 	resp, err := caClient.SignCertificate(context.Background(), req)
 	if err != nil {
-		t.Fatalf("sign: %v\n%s", err, p.sentry.Output())
+		t.Fatalf("sign: %v\n%s", err, p.Sentry.Output())
 	}
 	if _, err := sentryclient.ParseResponse(resp); err != nil {
 		t.Fatal(err)
 	}
 	cpu := NewProcCPU()
-	cpu0, _ := cpu.CPU(p.sentry.PID())
+	cpu0, _ := cpu.CPU(p.Sentry.PID())
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
 	var lat sync.Mutex
@@ -478,7 +321,7 @@ func TestSentryKubernetesSigns(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu1, _ := cpu.CPU(p.sentry.PID())
+	cpu1, _ := cpu.CPU(p.Sentry.PID())
 	if failed.Load() > 0 {
 		t.Errorf("%d signs failed (first: %v)", failed.Load(), firstErr.Load())
 	}
