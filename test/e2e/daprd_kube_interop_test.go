@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -185,9 +187,114 @@ func kubeInterop(t *testing.T, daprd string) {
 	if resp.StatusCode != 200 || json.Unmarshal(body, &bulk) != nil || bulk["interop-secret"]["password"] != "s3cret" {
 		t.Fatalf("tandemd bulk secrets: %d %s", resp.StatusCode, body)
 	}
+	if daprd == "" {
+		endpointSlices(t, p, opAddr, tan)
+	}
 	// The same answer from the peer's own store (daprd's, or tandemd's).
 	resp, body = do(t, "GET", dap.url()+"/v1.0/secrets/kubernetes/interop-secret", nil, nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"password":"s3cret"`) {
 		t.Fatalf("daprd GET secret: %d %s", resp.StatusCode, body)
 	}
+}
+
+// endpointSlices starts a third tandemd whose Configuration leaves name
+// resolution to the mode's default, kubernetes, and has it call tan
+// through an EndpointSlice of tan-dapr naming this host's own address
+// (the API server refuses loopback ones): the call works, stops as soon
+// as the endpoint is marked not ready, and works again when it is ready.
+func endpointSlices(t *testing.T, p *kubeplane.Plane, opAddr string, tan *kubeSidecar) {
+	const ns = "interop"
+	ip := hostIP()
+	if ip == "" {
+		t.Log("no non-loopback IPv4 address on this host: the EndpointSlice part is skipped")
+		return
+	}
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(p.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvr := schema.GroupVersionResource{Group: "dapr.io", Version: "v1alpha1", Resource: "configurations"}
+	if _, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "dapr.io/v1alpha1", "kind": "Configuration", "metadata": map[string]any{"name": "slices"}, "spec": map[string]any{},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	slices := p.Clientset.DiscoveryV1().EndpointSlices(ns)
+	portName, port := "dapr-internal", int32(tan.internPort)
+	setReady := func(ready bool) {
+		t.Helper()
+		s := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "tan-dapr-x", Labels: map[string]string{discoveryv1.LabelServiceName: "tan-dapr"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		}
+		cur, err := slices.Get(ctx, s.Name, metav1.GetOptions{})
+		if err == nil {
+			s.ResourceVersion = cur.ResourceVersion
+			_, err = slices.Update(ctx, s, metav1.UpdateOptions{})
+		} else {
+			_, err = slices.Create(ctx, s, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReady(true)
+
+	ep := &kubeSidecar{}
+	args := kubeSidecarArgs(t, p, opAddr, "ep", 0, ep)
+	for i, a := range args {
+		if a == "interop" {
+			args[i] = "slices"
+		}
+	}
+	token := p.TokenFile(p.Pod(ns, "ep-0", map[string]string{"dapr.io/enabled": "true", "dapr.io/app-id": "ep", "dapr.io/config": "slices"}))
+	ep.Process = framework.Start(t, "tandemd ep", bins.Tandemd, append(args, "--trust-anchors-file", p.Anchors),
+		"NAMESPACE="+ns, "POD_NAME=ep-0", "KUBECONFIG="+p.Kubeconfig, "DAPR_SENTRY_TOKEN_FILE="+token)
+	wait, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := framework.WaitHTTP(wait, ep.url()+"/v1.0/healthz", http.StatusNoContent, 90*time.Second); err != nil {
+		t.Fatalf("ep not healthy: %v\n%s", err, ep.Output())
+	}
+	call := func() int {
+		resp, _ := do(t, "POST", ep.url()+"/v1.0/invoke/tan/method/echo", strings.NewReader("hi"), map[string]string{"Content-Type": "text/plain"})
+		return resp.StatusCode
+	}
+	until := func(what string, ok func(int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code := call()
+			if ok(code) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: last status %d\n%s", what, code, ep.Output())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if code := call(); code != 200 {
+		t.Fatalf("ep -> tan through the EndpointSlice: status %d\n%s", code, ep.Output())
+	}
+	setReady(false)
+	until("the not-ready endpoint to leave", func(c int) bool { return c != 200 })
+	setReady(true)
+	until("the endpoint to come back", func(c int) bool { return c == 200 })
+}
+
+// hostIP returns this host's first non-loopback IPv4 address.
+func hostIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return ""
 }
