@@ -131,7 +131,9 @@ func kubeInterop(t *testing.T, daprd string) {
 	if daprd != "" {
 		dap.Process = framework.Start(t, "daprd dap", "unshare",
 			append([]string{"-m", "sh", "-c", wrapper, "sh", daprd, "--placement-host-address", "", "--scheduler-host-address", ""}, dapArgs...),
-			append(env("dap-0"), "TOKEN="+dapToken, "DAPR_TRUST_ANCHORS="+string(anchors))...)
+			append(env("dap-0"), "TOKEN="+dapToken, "DAPR_TRUST_ANCHORS="+string(anchors),
+				// The test runs as root; daprd refuses that in Kubernetes mode.
+				"DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK=true")...)
 	} else {
 		dap.Process = framework.Start(t, "tandemd dap", bins.Tandemd, append(dapArgs, "--trust-anchors-file", p.Anchors),
 			append(env("dap-0"), "DAPR_SENTRY_TOKEN_FILE="+dapToken)...)
