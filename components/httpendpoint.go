@@ -139,14 +139,8 @@ func (env Env) ResolveHTTPEndpoint(ctx context.Context, e HTTPEndpoint) (Resolve
 	} {
 		switch {
 		case d.doc == nil:
-		case d.doc.SecretKeyRef != nil && env.fromOperator(e.SecretStore):
-			v, err := operatorSecret(d.doc.Value)
-			if err != nil {
-				return ResolvedHTTPEndpoint{}, fail(d.field+".secretKeyRef", err)
-			}
-			*d.dst = v
 		case d.doc.SecretKeyRef != nil:
-			v, err := env.secret(ctx, e.SecretStore, *d.doc.SecretKeyRef)
+			v, err := env.secret(ctx, e.SecretStore, *d.doc.SecretKeyRef, d.doc.Value, d.doc.Value != "")
 			if err != nil {
 				return ResolvedHTTPEndpoint{}, fail(d.field+".secretKeyRef", err)
 			}

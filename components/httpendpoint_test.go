@@ -287,7 +287,7 @@ func FuzzHTTPEndpointSpec(f *testing.F) {
 func TestResolveOperatorSecrets(t *testing.T) {
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	ref := &SecretKeyRef{Name: "dapr-tls-certificates", Key: "tls.crt"}
-	env := Env{OperatorSecrets: true, Secret: func(_ context.Context, store, name, key string) (string, error) {
+	env := Env{DefaultSecretStore: "kubernetes", Prefilled: "kubernetes", Secret: func(_ context.Context, store, name, key string) (string, error) {
 		return store + ":" + name + ":" + key, nil
 	}}
 	ep := HTTPEndpoint{Name: "foobar", BaseURL: "https://localhost:1",
@@ -317,7 +317,7 @@ func TestResolveOperatorSecrets(t *testing.T) {
 	}
 	ep.SecretStore = ""
 	ep.ClientTLS.Certificate.Value = "not base64!"
-	if _, err := env.ResolveHTTPEndpoint(context.Background(), ep); !IsPermanent(err) || !strings.Contains(err.Error(), "spec.clientTLS.certificate.secretKeyRef: the operator sent a value that is not base64") {
+	if _, err := env.ResolveHTTPEndpoint(context.Background(), ep); !IsPermanent(err) || !strings.Contains(err.Error(), "spec.clientTLS.certificate.secretKeyRef: secret \"dapr-tls-certificates\" key \"tls.crt\" from secret store \"kubernetes\": the operator's value is not base64") {
 		t.Errorf("bad value: err = %v, want a permanent error naming the field", err)
 	}
 }

@@ -29,18 +29,15 @@ type Env struct {
 	// empty: "kubernetes" in Kubernetes mode, "" (an error) in self-hosted
 	// mode, as in Dapr.
 	DefaultSecretStore string
+	// Prefilled names the secret store whose secretKeyRef values the
+	// resource already holds: in Kubernetes mode the operator reads the
+	// Secrets for store "kubernetes" and sends each value base64-encoded in
+	// the item's value, which is decoded instead of asking the store, as
+	// daprd does.
+	Prefilled string
 	// NewUUID fills each {uuid}; nil uses random version 4 UUIDs.
 	NewUUID func() string
-	// OperatorSecrets says the resources come from Dapr's operator, which
-	// resolves the secretKeyRefs of the Kubernetes secret store
-	// (auth.secretStore "kubernetes" or unset) itself and sends each value
-	// base64-encoded: those are decoded, not read from a secret store.
-	OperatorSecrets bool
 }
-
-// kubernetesSecretStore is the secret store whose references Dapr's
-// operator resolves.
-const kubernetesSecretStore = "kubernetes"
 
 // Resolve turns a component's spec.metadata into the Metadata its Init
 // receives: envRef entries without a value read the environment (Dapr's
@@ -93,39 +90,23 @@ func (e Env) value(ctx context.Context, store string, it MetadataItem) (val, sub
 			return e.Getenv(it.EnvRef), "", nil
 		}
 		return "", "", nil
-	case it.SecretKeyRef != nil && e.fromOperator(store):
-		v, err := operatorSecret(it.Value)
-		return v, ".secretKeyRef", err
 	case it.SecretKeyRef != nil:
-		v, err := e.secret(ctx, store, *it.SecretKeyRef)
+		v, err := e.secret(ctx, store, *it.SecretKeyRef, it.Value, it.HasValue)
 		return v, ".secretKeyRef", err
 	}
 	return it.Value, "", nil
 }
 
-// fromOperator reports whether a secretKeyRef of store came resolved by
-// the operator.
-func (e Env) fromOperator(store string) bool {
-	return e.OperatorSecrets && (store == "" || store == kubernetesSecretStore)
-}
-
-// operatorSecret decodes a value the operator resolved: the base64 of the
-// secret's bytes. Empty stays empty (the Secret lacks the key, which Dapr's
-// operator leaves unresolved).
-func operatorSecret(v string) (string, error) {
-	b, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
-		return "", Permanent(fmt.Errorf("the operator sent a value that is not base64 (%v); check the operator's version", err))
-	}
-	return string(b), nil
-}
-
-// secret reads one secretKeyRef from store (or DefaultSecretStore). A
-// missing store is Permanent; a failing read is not (the store may not be
-// ready yet).
-func (e Env) secret(ctx context.Context, store string, ref SecretKeyRef) (string, error) {
+// secret reads one secretKeyRef from store (or DefaultSecretStore), or
+// decodes the value the operator filled in (value, has) when that store is
+// Prefilled. A missing store is Permanent; a failing read is not (the
+// store may not be ready yet).
+func (e Env) secret(ctx context.Context, store string, ref SecretKeyRef, value string, has bool) (string, error) {
 	if store == "" {
 		store = e.DefaultSecretStore
+	}
+	if store != "" && store == e.Prefilled {
+		return prefilled(store, ref, value, has)
 	}
 	if store == "" {
 		return "", Permanent(errors.New("no secret store to read it from; add auth.secretStore: <name of a secret store component> to the resource"))
@@ -142,6 +123,22 @@ func (e Env) secret(ctx context.Context, store string, ref SecretKeyRef) (string
 		return "", fmt.Errorf("secret %q key %q from secret store %q: %w", ref.Name, key, store, err)
 	}
 	return v, nil
+}
+
+// prefilled decodes a secret value the operator sent (base64).
+func prefilled(store string, ref SecretKeyRef, value string, has bool) (string, error) {
+	key := ref.Key
+	if key == "" {
+		key = ref.Name
+	}
+	if !has {
+		return "", Permanent(fmt.Errorf("secret %q key %q from secret store %q: the operator sent no value; check that the Secret exists in the namespace and has that key", ref.Name, key, store))
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+	if err != nil {
+		return "", Permanent(fmt.Errorf("secret %q key %q from secret store %q: the operator's value is not base64: %w", ref.Name, key, store, err))
+	}
+	return string(b), nil
 }
 
 // expand fills the templates of one value.

@@ -78,6 +78,34 @@ func TestResolve(t *testing.T) {
 			want: map[string]string{"pw": "s3cr3t-value"},
 		},
 		{
+			name: "values the operator filled in (Kubernetes mode) are decoded, not read",
+			comp: Component{Metadata: []MetadataItem{
+				{Name: "pw", Value: "czNjcjN0", HasValue: true, SecretKeyRef: &SecretKeyRef{Name: "db", Key: "password"}},
+			}},
+			env:  &Env{DefaultSecretStore: "kubernetes", Prefilled: "kubernetes"},
+			want: map[string]string{"pw": "s3cr3t"},
+		},
+		{
+			name: "another store than the prefilled one is read",
+			comp: Component{SecretStore: "local", Metadata: []MetadataItem{{Name: "pw", SecretKeyRef: &SecretKeyRef{Name: "db", Key: "password"}}}},
+			env:  &Env{DefaultSecretStore: "kubernetes", Prefilled: "kubernetes", Secret: fakeSecret},
+			want: map[string]string{"pw": "s3cr3t-value"},
+		},
+		{
+			name:      "a key the operator did not fill in",
+			comp:      Component{Metadata: []MetadataItem{{Name: "pw", SecretKeyRef: &SecretKeyRef{Name: "db", Key: "nokey"}}}},
+			env:       &Env{DefaultSecretStore: "kubernetes", Prefilled: "kubernetes"},
+			wantErr:   `secret "db" key "nokey" from secret store "kubernetes": the operator sent no value`,
+			permanent: true,
+		},
+		{
+			name:      "a prefilled value that is not base64",
+			comp:      Component{Metadata: []MetadataItem{{Name: "pw", Value: "%%%", HasValue: true, SecretKeyRef: &SecretKeyRef{Name: "db"}}}},
+			env:       &Env{DefaultSecretStore: "kubernetes", Prefilled: "kubernetes"},
+			wantErr:   "not base64",
+			permanent: true,
+		},
+		{
 			name:    "secret store not ready is retryable",
 			comp:    Component{Name: "c", SecretStore: "pending", Metadata: []MetadataItem{{Name: "pw", SecretKeyRef: &SecretKeyRef{Name: "db"}}}},
 			wantErr: `secret "db" key "db" from secret store "pending": component not ready`,

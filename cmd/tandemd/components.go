@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ type runtimeComponents struct {
 
 	// filter selects the resources of this app (and namespace).
 	filter components.Filter
+	// builtins are added to every set applied, unless it has a component
+	// of the same name: the secret store "kubernetes" in Kubernetes mode.
+	builtins []components.Component
 	// fatal receives what must stop the sidecar, as daprd exits: a
 	// component without spec.ignoreErrors that cannot work as written, two
 	// components with one name. Capacity 1: the first is enough.
@@ -177,8 +181,16 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	if o.MetricsNamespace != "" { // NAMESPACE as set
 		rc.filter.Namespace = o.Namespace
 	}
-	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv,
-		OperatorSecrets: o.Mode == ModeKubernetes}
+	rc.env = components.Env{AppID: o.AppID, Namespace: o.Namespace, PodName: o.PodName, Getenv: os.Getenv}
+	if o.Mode == ModeKubernetes {
+		// The operator fills in the secretKeyRef values of the store
+		// "kubernetes", the default store there (as in daprd).
+		rc.env.DefaultSecretStore = secretsbuiltin.KubernetesStoreName
+		rc.env.Prefilled = secretsbuiltin.KubernetesStoreName
+		if !o.DisableBuiltinK8sSecretStore {
+			rc.builtins = append(rc.builtins, secretsbuiltin.KubernetesStore(o.Namespace))
+		}
+	}
 	mopts := func() components.ManagerOptions {
 		return components.ManagerOptions{Resolve: rc.env.Resolve, Log: log, Fatal: rc.stop}
 	}
@@ -264,6 +276,7 @@ func (rc *runtimeComponents) report(errs []*components.ResourceError) {
 }
 
 func (rc *runtimeComponents) apply(set *components.Set) {
+	set = withBuiltins(set, rc.builtins)
 	rc.mu.Lock()
 	if rc.set != nil {
 		// The metadata API lists subscriptions in daprd's order.
@@ -283,6 +296,23 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.binds.Apply(set.Components)
 	rc.locks.Apply(set.Components)
 	rc.configs.Apply(set.Components)
+}
+
+// withBuiltins returns set with the built-in components it does not
+// declare itself (a copy; set is not changed).
+func withBuiltins(set *components.Set, builtins []components.Component) *components.Set {
+	var add []components.Component
+	for _, b := range builtins {
+		if _, ok := set.Component(b.Name); !ok {
+			add = append(add, b)
+		}
+	}
+	if len(add) == 0 {
+		return set
+	}
+	out := *set
+	out.Components = append(slices.Clone(set.Components), add...)
+	return &out
 }
 
 // watch applies changes to the resource folders until ctx ends. Two

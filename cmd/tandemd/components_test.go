@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
+	"github.com/tandemrun/tandem/invoke/resolve"
 )
 
 // TestStatePostgresqlByVersion: state.postgresql is built by spec.version,
@@ -219,5 +221,86 @@ func TestRegisteredWaitsForSettledPubSub(t *testing.T) {
 	settled = true
 	if got := names(); !slices.Equal(got, []string{"ps", "st"}) {
 		t.Fatalf("registered once ps settled = %v, want [ps st]", got)
+	}
+}
+
+// TestBuiltinKubernetesSecretStore: in Kubernetes mode the secret store
+// "kubernetes" is there without being declared, survives every change from
+// the operator, gives way to a declared component of that name, and is
+// absent with --disable-builtin-k8s-secret-store or in standalone mode.
+func TestBuiltinKubernetesSecretStore(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	kube := func(disable bool) *Options {
+		o := &Options{AppFlags: AppFlags{AppID: "app"}}
+		o.Mode, o.Namespace, o.DisableBuiltinK8sSecretStore = ModeKubernetes, "shop", disable
+		return o
+	}
+	store := func(rc *runtimeComponents) (components.Component, bool) {
+		rc.mu.RLock()
+		defer rc.mu.RUnlock()
+		return rc.set.Component("kubernetes")
+	}
+	declared := components.Component{Name: "kubernetes", Type: "secretstores.local.env", Version: "v1"}
+	other := components.Component{Name: "other", Type: "state.in-memory", Version: "v1"}
+
+	rc, err := startComponents(kube(false), &components.Set{Components: []components.Component{other}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	c, ok := store(rc)
+	if !ok || c.Type != "secretstores.kubernetes" || !c.IgnoreErrors || c.Metadata[0].Value != "shop" {
+		t.Fatalf("built-in store %+v, %v", c, ok)
+	}
+	if rc.env.DefaultSecretStore != "kubernetes" || rc.env.Prefilled != "kubernetes" {
+		t.Fatalf("env %+v: secretKeyRef should default to the operator-filled store kubernetes", rc.env)
+	}
+	rc.apply(&components.Set{Components: []components.Component{declared}})
+	if c, _ := store(rc); c.Type != declared.Type {
+		t.Fatalf("declared kubernetes component replaced by %+v", c)
+	}
+	rc.apply(&components.Set{})
+	if c, ok := store(rc); !ok || c.Type != "secretstores.kubernetes" {
+		t.Fatalf("built-in store gone after a change: %+v", c)
+	}
+
+	for name, o := range map[string]*Options{"disabled": kube(true), "standalone": {AppFlags: AppFlags{AppID: "app"}}} {
+		rc, err := startComponents(o, &components.Set{}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := store(rc); ok {
+			t.Errorf("%s: built-in store present", name)
+		}
+		rc.Close()
+	}
+}
+
+// TestNameResolutionDefaultByMode: with no spec.nameResolution the mode
+// picks daprd's default (mdns, kubernetes); the Configuration's component
+// wins over it.
+func TestNameResolutionDefaultByMode(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	self := resolve.Instance{AppID: "app", Namespace: "shop", Address: "127.0.0.1", InternalPort: 50002}
+	for _, tc := range []struct {
+		mode string
+		nr   config.NameResolution
+		want string
+	}{
+		{ModeKubernetes, config.NameResolution{Configuration: map[string]any{"watchEndpointSlices": false}}, "kubernetes"},
+		{ModeKubernetes, config.NameResolution{Component: "static", Configuration: map[string]any{"apps": map[string]any{"x": "h:1"}}}, "static"},
+		{ModeStandalone, config.NameResolution{Component: "kubernetes", Configuration: map[string]any{"watchEndpointSlices": false}}, "kubernetes"},
+	} {
+		r, _, component, err := nameResolution(tc.nr, defaultResolver[tc.mode], self, nil, log, log)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		if component != tc.want {
+			t.Errorf("%s with %+v: component %s, want %s", tc.mode, tc.nr, component, tc.want)
+		}
+		_ = r.Close()
+	}
+	if defaultResolver[ModeStandalone] != "mdns" {
+		t.Errorf("standalone default %q, want mdns", defaultResolver[ModeStandalone])
 	}
 }

@@ -98,6 +98,9 @@ type IdentityFlags struct {
 	MetricsNamespace string
 	PodName          string // POD_NAME
 	HostIP           string // DAPR_HOST_IP: address other sidecars reach us at
+	// DisableBuiltinK8sSecretStore: no secret store "kubernetes" of its
+	// own in Kubernetes mode.
+	DisableBuiltinK8sSecretStore bool
 }
 
 // ObservabilityFlags configure logs, metrics and profiling.
@@ -175,7 +178,7 @@ type rawFlags struct {
 	enableAPILogging                                                                    bool
 	listenAddresses, placement                                                          string
 	resources, components, configs, jwtAudiences, scheduler, disableInit                listFlag
-	appSSL, enableProfiling, wait, disableK8sSecretStore                                bool
+	appSSL, enableProfiling, wait                                                       bool
 	unixDomainSocket, actorsService, remindersService                                   string
 	schedulerJobStreams                                                                 uint
 	actorsDisseminateTimeout                                                            time.Duration
@@ -288,6 +291,7 @@ func newRegistry(o *Options, raw *rawFlags) *registry {
 	r.str(&o.ControlPlaneTrustDomain, "control-plane-trust-domain", "localhost", "Trust domain of the control plane (env "+envControlPlaneTD+")")
 	r.str(&o.ControlPlaneNamespace, "control-plane-namespace", "default", "Namespace of the control plane (env "+envControlPlaneNS+")")
 	r.str(&o.Mode, "mode", ModeStandalone, "Runtime mode: standalone (resources from --resources-path) or kubernetes (resources from the operator at --control-plane-address)")
+	r.boolean(&o.DisableBuiltinK8sSecretStore, "disable-builtin-k8s-secret-store", false, "Kubernetes mode: no built-in secret store \"kubernetes\" (the namespace's Secrets, read with the pod's service account)")
 
 	r.group("Observability")
 	r.str(&o.LogLevel, "log-level", "info", "Log level: debug, info, warn, error or fatal")
@@ -310,7 +314,6 @@ func newRegistry(o *Options, raw *rawFlags) *registry {
 	r.boolean(&raw.enableProfiling, "enable-profiling", false, "Serve pprof")
 	r.str(&raw.profilePort, "profile-port", "7777", "Port for pprof")
 	r.str(&raw.unixDomainSocket, "unix-domain-socket", "", "Directory for Unix domain sockets of the Dapr API")
-	r.boolean(&raw.disableK8sSecretStore, "disable-builtin-k8s-secret-store", false, "Disable the built-in Kubernetes secret store")
 	r.boolean(&raw.wait, "wait", false, "Wait for Dapr outbound ready")
 
 	r.group("Deprecated (still accepted)")
@@ -565,7 +568,6 @@ func (c *converter) convert() {
 		o.ProfilePort = c.port("profile-port", raw.profilePort)
 	}
 	c.ignore("unix-domain-socket", raw.unixDomainSocket, "the Dapr API listens on TCP only")
-	c.ignore("disable-builtin-k8s-secret-store", strconv.FormatBool(raw.disableK8sSecretStore), "there is no built-in Kubernetes secret store")
 	c.ignore("wait", strconv.FormatBool(raw.wait), "not implemented")
 	c.ignore("actors-service", raw.actorsService, "no effect, as in daprd")
 	c.ignore("reminders-service", raw.remindersService, "no effect, as in daprd")

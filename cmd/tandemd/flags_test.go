@@ -124,10 +124,10 @@ func TestParseFlags(t *testing.T) {
 			name: "unimplemented features are collected, not errors",
 			args: []string{"--placement-host-address", "localhost:50005", "--scheduler-host-address", "localhost:50006",
 				"--unix-domain-socket", "/tmp", "--wait",
-				"--disable-builtin-k8s-secret-store", "--control-plane-address", "op:80", "--actors-service", "x"},
+				"--control-plane-address", "op:80", "--actors-service", "x"},
 			check: func(t *testing.T, o *Options) {
 				want := []string{"--control-plane-address=op:80",
-					"--scheduler-host-address=localhost:50006", "--unix-domain-socket=/tmp", "--disable-builtin-k8s-secret-store=true",
+					"--scheduler-host-address=localhost:50006", "--unix-domain-socket=/tmp",
 					"--wait=true", "--actors-service=x"}
 				if len(o.Ignored) != len(want) {
 					t.Fatalf("ignored = %q", o.Ignored)

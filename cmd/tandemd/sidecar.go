@@ -30,8 +30,8 @@ import (
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
 )
 
-// defaultResolver is daprd's self-hosted default name resolution.
-const defaultResolver = "mdns"
+// defaultResolver is daprd's default name resolution in each mode.
+var defaultResolver = map[string]string{ModeStandalone: resolvers.DefaultComponent, ModeKubernetes: resolvers.KubernetesDefault}
 
 // resolveCacheTTL bounds how stale a resolved address list may be.
 const resolveCacheTTL = 2 * time.Second
@@ -227,7 +227,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	resolver, heartbeat, component, err := nameResolution(cfg.Spec.NameResolution, resolve.Instance{
+	resolver, heartbeat, component, err := nameResolution(cfg.Spec.NameResolution, defaultResolver[o.Mode], resolve.Instance{
 		AppID: o.AppID, Namespace: o.Namespace, Address: host,
 		InternalPort: lns.InternalPort(), HTTPPort: lns.HTTPPort(), AppPort: o.AppPort,
 	}, metrics, log, resLog)
@@ -235,7 +235,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		return err
 	}
 	if heartbeat != nil {
-		background.Add(task.Task{Name: "name resolution heartbeat", Critical: true, Run: heartbeat.Run})
+		background.Add(task.Task{Name: "name resolution " + component, Critical: true, Run: heartbeat.Run})
 	}
 	// Deregistering comes after the servers have drained, as before.
 	connections.Add(task.Cleanup("name resolution", resolver.Close))
@@ -305,14 +305,14 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 }
 
 // nameResolution builds the Configuration's name resolution component
-// (mdns by default) for self, behind a short cache and outlier ejection:
+// (fallback, the mode's default, when it names none) for self, behind a short cache and outlier ejection:
 // failing instances are taken out of rotation, learning from the resilient
 // invoker which instance served each call. The component's background work
 // (a registry heartbeat), if it has any, is returned to be run as a task.
-func nameResolution(nr config.NameResolution, self resolve.Instance, metrics *observe.Metrics, log, resLog *slog.Logger) (*resilient.Resolver, resolve.Runner, string, error) {
+func nameResolution(nr config.NameResolution, fallback string, self resolve.Instance, metrics *observe.Metrics, log, resLog *slog.Logger) (*resilient.Resolver, resolve.Runner, string, error) {
 	component := nr.Component
 	if component == "" {
-		component = defaultResolver
+		component = fallback
 	}
 	nrConfig, _ := nr.Configuration.(map[string]any)
 	r, err := resolvers.New(component, resolve.Config{Self: self, Configuration: nrConfig, Log: log.With("component", "nameresolution")})

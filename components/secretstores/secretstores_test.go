@@ -130,7 +130,7 @@ func TestBuiltinUnknownType(t *testing.T) {
 	defer m.Close()
 	m.Apply([]components.Component{{Name: "v", Type: "secretstores.hashicorp.vault", Source: "vault.yaml", InitTimeout: time.Second}})
 	err := m.Wait(context.Background())
-	want := `vault.yaml: component "v": spec.type: unknown secretstores type "secretstores.hashicorp.vault"; known types: secretstores.local.env, secretstores.local.file`
+	want := `vault.yaml: component "v": spec.type: unknown secretstores type "secretstores.hashicorp.vault"; known types: secretstores.kubernetes, secretstores.local.env, secretstores.local.file`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Wait = %v\nwant it to contain %s", err, want)
 	}

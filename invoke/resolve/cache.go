@@ -17,7 +17,8 @@ const DefaultCacheTTL = 2 * time.Second
 // Cached wraps a Resolver: it keeps the instance list of each app for a
 // short TTL, spreads calls over it round robin and skips addresses marked
 // failed until the next refresh. Only resolvers that implement Lister are
-// cached; others are called through on every Resolve.
+// cached; others are called through on every Resolve. A resolver that
+// implements Notifier has an app's list dropped as soon as it changes.
 type Cached struct {
 	next   Resolver
 	lister Lister
@@ -49,7 +50,23 @@ func NewCached(r Resolver, ttl time.Duration) *Cached {
 		ttl = DefaultCacheTTL
 	}
 	l, _ := r.(Lister)
-	return &Cached{next: r, lister: l, ttl: ttl, apps: make(map[Request]*cacheEntry)}
+	c := &Cached{next: r, lister: l, ttl: ttl, apps: make(map[Request]*cacheEntry)}
+	if n, ok := r.(Notifier); ok {
+		n.OnChange(c.forget)
+	}
+	return c
+}
+
+// forget drops the cached list of req's app (asked for in req's namespace
+// or with none), so the next call lists it again.
+func (c *Cached) forget(req Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.apps {
+		if k.AppID == req.AppID && (k.Namespace == req.Namespace || k.Namespace == "") {
+			delete(c.apps, k)
+		}
+	}
 }
 
 // Resolve returns the next usable address of req.AppID, refreshing the

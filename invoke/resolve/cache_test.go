@@ -241,3 +241,43 @@ func TestCachedConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// notifyingLister is a fakeLister that pushes changes (Notifier).
+type notifyingLister struct {
+	fakeLister
+	changed func(Request)
+}
+
+func (n *notifyingLister) OnChange(fn func(Request)) { n.changed = fn }
+
+// TestCachedNotifier: a pushed change drops the cached list at once, for
+// requests made with the namespace or without one, and only for that app.
+func TestCachedNotifier(t *testing.T) {
+	n := &notifyingLister{}
+	n.set("orders", "a:1")
+	n.set("ledger", "l:1")
+	c := NewCached(n, time.Hour)
+	if n.changed == nil {
+		t.Fatal("NewCached did not subscribe to the Notifier")
+	}
+	ctx := context.Background()
+	resolveN(t, c, "orders", 1)
+	if _, err := c.Resolve(ctx, Request{AppID: "orders", Namespace: "shop"}); err != nil {
+		t.Fatal(err)
+	}
+	resolveN(t, c, "ledger", 1)
+	calls := n.callCount()
+
+	n.set("orders", "b:1")
+	n.changed(Request{AppID: "orders", Namespace: "shop"})
+	if got := resolveN(t, c, "orders", 1)[0]; got != "b:1" {
+		t.Fatalf("after the change got %s, want b:1 (no namespace)", got)
+	}
+	if got, _ := c.Resolve(ctx, Request{AppID: "orders", Namespace: "shop"}); got != "b:1" {
+		t.Fatalf("after the change got %s, want b:1 (namespace shop)", got)
+	}
+	resolveN(t, c, "ledger", 1)
+	if got := n.callCount() - calls; got != 2 {
+		t.Fatalf("List called %d times after the change, want 2 (orders twice, ledger still cached)", got)
+	}
+}

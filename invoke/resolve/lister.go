@@ -18,3 +18,13 @@ type FailureMarker interface {
 	// MarkFailed skips addr until the instance list is next refreshed.
 	MarkFailed(addr string)
 }
+
+// Notifier is implemented by resolvers that learn of changes as they
+// happen (pushed to them, as Kubernetes EndpointSlices are). NewCached
+// subscribes: a change drops the cached list of that app at once, so the
+// next call sees the new instances without waiting for the TTL.
+type Notifier interface {
+	// OnChange sets fn, called with the app whose instances changed. It is
+	// called once, before the first Resolve.
+	OnChange(fn func(Request))
+}

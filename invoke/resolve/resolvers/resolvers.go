@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tandemrun/tandem/invoke/resolve"
+	"github.com/tandemrun/tandem/invoke/resolve/kubernetes"
 	"github.com/tandemrun/tandem/invoke/resolve/mdns"
 	"github.com/tandemrun/tandem/invoke/resolve/sqlite"
 	"github.com/tandemrun/tandem/invoke/resolve/static"
@@ -19,15 +20,19 @@ import (
 // does in self-hosted mode.
 const DefaultComponent = "mdns"
 
+// KubernetesDefault is daprd's default in Kubernetes mode.
+const KubernetesDefault = "kubernetes"
+
 // Factory builds a resolver from its configuration.
 type Factory func(cfg resolve.Config) (resolve.Resolver, error)
 
 // Builtins returns the known backends by component name.
 func Builtins() map[string]Factory {
 	return map[string]Factory{
-		"mdns":   func(c resolve.Config) (resolve.Resolver, error) { return mdns.New(c) },
-		"sqlite": func(c resolve.Config) (resolve.Resolver, error) { return sqlite.New(c) },
-		"static": func(c resolve.Config) (resolve.Resolver, error) { return static.New(c) },
+		"kubernetes": func(c resolve.Config) (resolve.Resolver, error) { return kubernetes.New(c) },
+		"mdns":       func(c resolve.Config) (resolve.Resolver, error) { return mdns.New(c) },
+		"sqlite":     func(c resolve.Config) (resolve.Resolver, error) { return sqlite.New(c) },
+		"static":     func(c resolve.Config) (resolve.Resolver, error) { return static.New(c) },
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tandemrun/tandem/invoke/resolve"
+	"github.com/tandemrun/tandem/invoke/resolve/kubernetes"
 	"github.com/tandemrun/tandem/invoke/resolve/mdns"
 	"github.com/tandemrun/tandem/invoke/resolve/sqlite"
 	"github.com/tandemrun/tandem/invoke/resolve/static"
@@ -23,10 +24,11 @@ func TestNew(t *testing.T) {
 		{name: "sqlite", component: "sqlite", cfg: map[string]any{"connectionString": dbFile}, wantType: "sqlite"},
 		{name: "static", component: "static", cfg: map[string]any{"apps": map[string]any{"a": "h:1"}}, wantType: "static"},
 		{name: "mdns", component: "mdns", wantType: "mdns"},
+		{name: "kubernetes", component: "kubernetes", cfg: map[string]any{"watchEndpointSlices": false}, wantType: "kubernetes"},
 		{name: "case and spaces", component: " SQLite ", cfg: map[string]any{"connectionString": dbFile}, wantType: "sqlite"},
 		{name: "empty uses Dapr's default", component: "", wantType: "mdns"},
 		{name: "empty uses caller's default", component: "", fallback: "static", cfg: map[string]any{"apps": map[string]any{"a": "h:1"}}, wantType: "static"},
-		{name: "unknown", component: "consul", wantErr: "use one of mdns, sqlite, static"},
+		{name: "unknown", component: "consul", wantErr: "use one of kubernetes, mdns, sqlite, static"},
 		{name: "backend error names component", component: "sqlite", cfg: map[string]any{}, wantErr: `name resolution "sqlite"`},
 	}
 	for _, tt := range tests {
@@ -57,6 +59,8 @@ func TestNew(t *testing.T) {
 				got = "sqlite"
 			case *static.Resolver:
 				got = "static"
+			case *kubernetes.Resolver:
+				got = "kubernetes"
 			case *mdns.Resolver:
 				got = "mdns"
 			}
