@@ -48,6 +48,10 @@ type Config struct {
 	App invoke.AppChannel
 	// StateStore returns the store marked actorStateStore, if any.
 	StateStore func() (state.Store, bool)
+	// StateStorePending, if set, reports that a store marked
+	// actorStateStore is declared but not ready yet: the host is not ready
+	// until it is (daprd initialises its components before its actors).
+	StateStorePending func() bool
 	// Policy, if set, returns the Resiliency policy for calls of an actor
 	// (spec.targets.actors); Call applies it where the call is made.
 	Policy func(actorType, actorID string) *resiliency.Policy
@@ -222,6 +226,9 @@ func (r *Runtime) Ready() bool {
 	if r.ready.Load() {
 		return true
 	}
+	if r.cfg.StateStorePending != nil && r.cfg.StateStorePending() {
+		return false
+	}
 	if r.placement.Table().Ready() {
 		r.ready.Store(true)
 		return true
@@ -251,6 +258,8 @@ func (r *Runtime) Status() *runtimev1.ActorRuntime {
 	out := &runtimev1.ActorRuntime{RuntimeStatus: runtimev1.ActorRuntime_RUNNING, HostReady: true, Placement: "placement: connected"}
 	if !r.placement.Table().Ready() {
 		out.HostReady, out.Placement = false, disconnected
+	} else if !r.ready.Load() && r.cfg.StateStorePending != nil && r.cfg.StateStorePending() {
+		out.HostReady = false
 	}
 	for _, t := range slices.Sorted(maps.Keys(counts)) {
 		out.ActiveActors = append(out.ActiveActors, &runtimev1.ActiveActorsCount{Type: t, Count: counts[t]})

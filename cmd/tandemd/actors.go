@@ -15,6 +15,7 @@ import (
 
 	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/actors/placement"
+	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/invoke"
@@ -52,7 +53,7 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 			Addresses: addrs, HostName: net.JoinHostPort(host, strconv.Itoa(internalPort)),
 			AppID: o.AppID, Namespace: o.Namespace, DialOptions: dial, DisseminationTimeout: o.ActorsDisseminateTimeout,
 		},
-		Pool: pool, App: app, StateStore: stores.get,
+		Pool: pool, App: app, StateStore: stores.get, StateStorePending: stores.pending,
 		Policy:        func(actorType, actorID string) *resiliency.Policy { return policies().ForActor(actorType, actorID) },
 		LookupTimeout: o.ActorsDisseminateTimeout,
 		Log:           log.With("component", "actors"),
@@ -106,6 +107,38 @@ func (s *actorStores) get() (state.Store, bool) {
 		}
 	}
 	return nil, false
+}
+
+// pending reports whether a state store declared with actorStateStore
+// "true" is not ready yet (not applied yet, initialising, or retrying its
+// server).
+func (s *actorStores) pending() bool {
+	s.rc.mu.RLock()
+	set := s.rc.set
+	s.rc.mu.RUnlock()
+	if set == nil {
+		return false
+	}
+	states := map[string]components.State{}
+	for _, st := range s.rc.states.Registry().List() {
+		states[st.Name] = st.State
+	}
+	for _, c := range set.Components {
+		if !strings.HasPrefix(c.Type, "state.") {
+			continue
+		}
+		for _, it := range c.Metadata {
+			if !strings.EqualFold(it.Name, "actorStateStore") || !truthy(it.Value) {
+				continue
+			}
+			// A store that failed for good (kept only with ignoreErrors) is
+			// not waited for.
+			if st, ok := states[c.Name]; !ok || st == components.StateInitializing || st == components.StateRetrying {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func truthy(v string) bool {

@@ -304,3 +304,48 @@ func TestNameResolutionDefaultByMode(t *testing.T) {
 		t.Errorf("standalone default %q, want mdns", defaultResolver[ModeStandalone])
 	}
 }
+
+// TestActorStorePending: the actor host waits for the store marked
+// actorStateStore while it initialises or retries its server, and not for
+// other stores.
+func TestActorStorePending(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	actorStore := func(name, typ string, md ...components.MetadataItem) components.Component {
+		md = append(md, components.MetadataItem{Name: "actorStateStore", Value: "true", HasValue: true})
+		return components.Component{Name: name, Type: typ, Version: "v1", Metadata: md, InitTimeout: components.DefaultInitTimeout}
+	}
+	ready, err := startComponents(&Options{AppFlags: AppFlags{AppID: "app"}}, &components.Set{Components: []components.Component{
+		actorStore("mem", "state.in-memory"),
+		{Name: "other", Type: "state.postgresql", Version: "v1", IgnoreErrors: true, InitTimeout: components.DefaultInitTimeout, Metadata: []components.MetadataItem{
+			{Name: "connectionString", Value: "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=1", HasValue: true}}},
+	}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
+	s := &actorStores{rc: ready, log: log}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.pending() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.pending() {
+		t.Fatal("in-memory actor store still pending; an unreachable store without actorStateStore must not be waited for")
+	}
+
+	down, err := startComponents(&Options{AppFlags: AppFlags{AppID: "app"}}, &components.Set{Components: []components.Component{
+		actorStore("pg", "state.postgresql", components.MetadataItem{Name: "connectionString",
+			Value: "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=1", HasValue: true}),
+	}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	s = &actorStores{rc: down, log: log}
+	time.Sleep(200 * time.Millisecond)
+	if !s.pending() {
+		t.Fatal("an actor store whose server is unreachable is not pending")
+	}
+	if _, ok := s.get(); ok {
+		t.Fatal("get returned a store that is not ready")
+	}
+}
