@@ -346,7 +346,10 @@ func (rc *runtimeComponents) follow(ctx context.Context, changes <-chan componen
 			rc.log.Info("resource changed; applying without restart", "op", ev.Op.String(), "kind", ev.Kind, "name", ev.Name, "file", ev.Source)
 		}
 		rc.report(ch.Errors)
-		rc.apply(ch.Set)
+		rc.mu.RLock()
+		applied := rc.set
+		rc.mu.RUnlock()
+		rc.apply(guardActorStateStore(applied, ch.Set, ch.Events, rc.log))
 		rc.applyResiliency(ch.Set)
 		rc.changed()
 	}

@@ -154,10 +154,6 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	policies := resilient.NewPolicies(o.AppID, resLog,
 		resiliency.WithLogger(resLog), resiliency.WithHooks(metrics.ResiliencyHooks()))
 	rc.useResiliency(policies, resLog)
-	stateAPI := api.NewState(api.StateConfig{
-		Registry: rc.states.Registry(), AppID: o.AppID, Namespace: o.Namespace,
-		Metadata: rc.Metadata, Log: log.With("component", "state"), Resiliency: policies.Set,
-	})
 	secretsAPI := api.NewSecrets(api.SecretsConfig{
 		Registry: rc.secrets.Registry(), Allowed: live.secretAllowed, Log: log.With("component", "secrets"),
 	})
@@ -168,6 +164,18 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		Metrics: api.PubSubMetrics{
 			Egress: metrics.PubSubEgress, BulkEgress: metrics.PubSubBulkEgress, Ingress: metrics.PubSubIngress,
 		},
+	})
+	// The transactional outbox of state stores that configure one: its
+	// internal subscriptions run whether or not there is an app.
+	outbox := api.NewOutbox(api.OutboxOptions{
+		States: rc.states.Registry(), Metadata: rc.Metadata, PubSub: pubsubAPI,
+		AppID: o.AppID, Namespace: o.MetricsNamespace, Log: log, // NAMESPACE as set, as daprd
+	})
+	background.Add(task.Task{Name: "outbox", Run: outbox.Run})
+	stateAPI := api.NewState(api.StateConfig{
+		Registry: rc.states.Registry(), AppID: o.AppID, Namespace: o.Namespace,
+		Metadata: rc.Metadata, Log: log.With("component", "state"), Resiliency: policies.Set,
+		Outbox: outbox,
 	})
 	bindingsAPI := api.NewBindings(api.BindingsConfig{Registry: rc.binds.Registry(), Resiliency: policies.Set, Log: log})
 	lockAPI := api.NewLock(api.LockConfig{Registry: rc.locks.Registry(), AppID: o.AppID, Resiliency: policies.Set, Log: log})

@@ -30,6 +30,9 @@ type StateConfig struct {
 	// calls run under the store's outbound policy (timeout, retries,
 	// breaker). Nil: each store call is made once.
 	Resiliency func() *resiliency.Set
+	// Outbox, if set, is the transactional outbox of the stores whose
+	// metadata configures one (see Outbox).
+	Outbox *Outbox
 }
 
 // State is the state API: it finds the store, applies the component's key
@@ -436,6 +439,9 @@ func (s *State) Transact(ctx context.Context, store string, req state.Transactio
 	if len(req.Operations) == 0 {
 		return nil
 	}
+	// The outbox's projections are messages, not writes.
+	appOps, proj, outbox, hasOutbox := s.cfg.Outbox.prepare(store, req.Operations)
+	req.Operations = appOps
 	ops := make([]state.Operation, len(req.Operations))
 	for i, op := range req.Operations {
 		switch {
@@ -474,6 +480,17 @@ func (s *State) Transact(ctx context.Context, store string, req state.Transactio
 		if limit := m.MultiMaxSize(); limit > 0 && len(ops) > limit {
 			return apierr.StateTooManyTransactionalOps(store, len(ops), limit)
 		}
+	}
+	if hasOutbox {
+		// Published before the write: the outbox's subscription publishes
+		// each message on once the transaction's marker is there, so a
+		// failed write sends nothing and a failed publish writes nothing.
+		markers, err := s.cfg.Outbox.publishInternal(ctx, outbox, req.Operations, proj)
+		if err != nil {
+			s.log.Debug("outbox publish failed; transaction not written", "store", store, "error", err)
+			return apierr.PubSubOutbox(s.cfg.AppID, err)
+		}
+		ops = append(ops, markers...)
 	}
 	if err := outboundErr(ctx, s.cfg.Resiliency, store, func(ctx context.Context) error {
 		return tx.Multi(ctx, &state.TransactionRequest{Operations: ops, Metadata: maps.Clone(req.Metadata)})

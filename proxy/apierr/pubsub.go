@@ -19,6 +19,7 @@ const (
 	CodePubSubCloudEventsSer  = "ERR_PUBSUB_CLOUD_EVENTS_SER"
 	CodePubSubEventsSer       = "ERR_PUBSUB_EVENTS_SER"
 	CodePubSubForbidden       = "ERR_PUBSUB_FORBIDDEN"
+	CodePublishOutbox         = "ERR_PUBLISH_OUTBOX"
 	// CodePubSubNotReady has no Dapr equivalent (daprd does not start with
 	// a broken component): the component is loaded but its broker is not
 	// reachable yet.
@@ -37,6 +38,7 @@ const (
 	ReasonPubSubUnmarshalEvents = "DAPR_PUBSUB_UNMARSHAL_EVENTS"
 	ReasonPubSubMarshalEvents   = "DAPR_PUBSUB_MARSHAL_EVENTS"
 	ReasonPubSubForbidden       = "DAPR_PUBSUB_FORBIDDEN"
+	ReasonPubSubOutbox          = "DAPR_PUBSUB_OUTBOX"
 )
 
 // pubsubError is one of daprd's rich pub/sub errors: ResourceInfo naming
@@ -47,6 +49,15 @@ func pubsubError(code string, httpStatus int, grpcCode codes.Code, msg, name, re
 		e.Details = append(e.Details, resourceInfo("pubsub", name, msg))
 	}
 	return e.withErrorInfo(reason, md)
+}
+
+// PubSubOutbox: a state transaction on a store with an outbox could not
+// publish its internal outbox message, so nothing was written (Dapr: 500,
+// Internal, no ResourceInfo).
+func PubSubOutbox(appID string, err error) *Error {
+	return pubsubError(CodePublishOutbox, http.StatusInternalServerError, codes.Internal,
+		fmt.Sprintf("error while publishing outbox message: %s", err), "", ReasonPubSubOutbox,
+		map[string]string{"appID": appID, "error": err.Error()})
 }
 
 // PubSubNotConfigured: no pub/sub component is loaded at all; name is the
