@@ -43,8 +43,9 @@ func newKubeMode(o *Options, namespace string) (*kubeMode, error) {
 		return nil, fmt.Errorf("kubernetes client configuration (--kubeconfig or in-cluster): %w", err)
 	}
 	// Token reviews come in bursts when many pods start; the API server's
-	// own priority and fairness limits them, not a client-side limiter.
-	cfg.QPS, cfg.Burst = 200, 400
+	// own priority and fairness limits them, not a client-side limiter
+	// (a negative QPS turns client-go's off).
+	cfg.QPS = -1
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
