@@ -7,12 +7,10 @@ package redis
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/bindings"
+	"github.com/tandemrun/tandem/internal/redisconn"
 )
 
 // Type is the component's spec.type.
@@ -28,45 +27,12 @@ const Type = "bindings.redis"
 // OperationIncrement is Dapr's increment operation.
 const OperationIncrement = "increment"
 
-// config is the component's metadata, with Dapr's names and defaults.
-type config struct {
-	Host      string        // redisHost
-	Username  string        // redisUsername
-	Password  string        // redisPassword
-	DB        int           // redisDB
-	EnableTLS bool          // enableTLS
-	Timeout   time.Duration // dialTimeout (connect and ping at Init)
-}
+// config is the component's connection metadata, with Dapr's names and
+// defaults.
+type config = redisconn.Config
 
 func parseConfig(md components.Metadata) (config, error) {
-	c := config{
-		Host:     md.String("redisHost", ""),
-		Username: md.String("redisUsername", ""),
-		Password: md.String("redisPassword", ""),
-	}
-	if c.Host == "" {
-		return c, fmt.Errorf("component %q: metadata %q is required, e.g. localhost:6379", md.Name, "redisHost")
-	}
-	var err error
-	if c.DB, err = md.Int("redisDB", 0); err != nil {
-		return c, err
-	}
-	if c.DB < 0 {
-		return c, fmt.Errorf("component %q: metadata %q must not be negative", md.Name, "redisDB")
-	}
-	if c.EnableTLS, err = md.Bool("enableTLS", false); err != nil {
-		return c, err
-	}
-	if c.Timeout, err = md.Duration("dialTimeout", 5*time.Second); err != nil {
-		return c, err
-	}
-	if c.Timeout <= 0 {
-		return c, fmt.Errorf("component %q: metadata %q must be positive", md.Name, "dialTimeout")
-	}
-	if !strings.Contains(c.Host, ":") {
-		c.Host += ":6379"
-	}
-	return c, nil
+	return redisconn.Parse(md.Name, md)
 }
 
 // Binding is a Redis output binding.
@@ -84,16 +50,9 @@ func (b *Binding) Init(ctx context.Context, md components.Metadata) error {
 	if err != nil {
 		return components.Permanent(err)
 	}
-	opts := &goredis.Options{Addr: c.Host, Username: c.Username, Password: c.Password, DB: c.DB, DialTimeout: c.Timeout}
-	if c.EnableTLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	client := goredis.NewClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
-		_ = client.Close()
-		return fmt.Errorf("component %q: connect to redis at %s: %w (is the server up and redisHost right?)", md.Name, c.Host, err)
+	client, err := c.Connect(ctx, md.Name)
+	if err != nil {
+		return err
 	}
 	b.mu.Lock()
 	b.client = client

@@ -7,19 +7,18 @@ package redis
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/configuration"
+	"github.com/tandemrun/tandem/internal/redisconn"
 )
 
 // Type is the component's spec.type.
@@ -27,41 +26,12 @@ const Type = "configuration.redis"
 
 const separator = "||"
 
-// config is the component's metadata, with Dapr's names and defaults.
-type config struct {
-	Host      string        // redisHost
-	Username  string        // redisUsername
-	Password  string        // redisPassword
-	DB        int           // redisDB
-	EnableTLS bool          // enableTLS
-	Timeout   time.Duration // dialTimeout
-}
+// config is the component's connection metadata, with Dapr's names and
+// defaults.
+type config = redisconn.Config
 
 func parseConfig(md components.Metadata) (config, error) {
-	c := config{Host: md.String("redisHost", ""), Username: md.String("redisUsername", ""), Password: md.String("redisPassword", "")}
-	if c.Host == "" {
-		return c, fmt.Errorf("component %q: metadata %q is required, e.g. localhost:6379", md.Name, "redisHost")
-	}
-	var err error
-	if c.DB, err = md.Int("redisDB", 0); err != nil {
-		return c, err
-	}
-	if c.DB < 0 {
-		return c, fmt.Errorf("component %q: metadata %q must not be negative", md.Name, "redisDB")
-	}
-	if c.EnableTLS, err = md.Bool("enableTLS", false); err != nil {
-		return c, err
-	}
-	if c.Timeout, err = md.Duration("dialTimeout", 5*time.Second); err != nil {
-		return c, err
-	}
-	if c.Timeout <= 0 {
-		return c, fmt.Errorf("component %q: metadata %q must be positive", md.Name, "dialTimeout")
-	}
-	if !strings.Contains(c.Host, ":") {
-		c.Host += ":6379"
-	}
-	return c, nil
+	return redisconn.Parse(md.Name, md)
 }
 
 // Store is a Redis configuration store.
@@ -90,17 +60,12 @@ func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	if err != nil {
 		return components.Permanent(err)
 	}
-	opts := &goredis.Options{Addr: c.Host, Username: c.Username, Password: c.Password, DB: c.DB, DialTimeout: c.Timeout}
-	if c.EnableTLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	client, err := c.Connect(ctx, md.Name)
+	if err != nil {
+		return err
 	}
-	client := goredis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
-		_ = client.Close()
-		return fmt.Errorf("component %q: connect to redis at %s: %w (is the server up and redisHost right?)", md.Name, c.Host, err)
-	}
 	if ev, err := client.ConfigGet(pctx, "notify-keyspace-events").Result(); err == nil && !notifies(ev["notify-keyspace-events"]) {
 		if err := client.ConfigSet(pctx, "notify-keyspace-events", "KEA").Err(); err != nil {
 			s.log.Warn("Redis does not publish keyspace notifications and refused CONFIG SET; subscriptions will see no changes until notify-keyspace-events is set to KEA", "component", md.Name, "error", err)

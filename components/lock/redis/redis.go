@@ -5,7 +5,6 @@ package redis
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/lock"
+	"github.com/tandemrun/tandem/internal/redisconn"
 )
 
 // Type is the component's spec.type.
@@ -28,42 +28,17 @@ if v == false then return -1 end
 if v ~= ARGV[1] then return -2 end
 return redis.call("del", KEYS[1])`)
 
-// config is the component's metadata, with Dapr's names and defaults.
-type config struct {
-	Host      string        // redisHost
-	Username  string        // redisUsername
-	Password  string        // redisPassword
-	DB        int           // redisDB
-	EnableTLS bool          // enableTLS
-	Timeout   time.Duration // dialTimeout
-}
+// config is the component's connection metadata, with Dapr's names and
+// defaults.
+type config = redisconn.Config
 
 func parseConfig(md components.Metadata) (config, error) {
-	c := config{Host: md.String("redisHost", ""), Username: md.String("redisUsername", ""), Password: md.String("redisPassword", "")}
-	if c.Host == "" {
-		return c, fmt.Errorf("component %q: metadata %q is required, e.g. localhost:6379", md.Name, "redisHost")
-	}
-	var err error
-	if c.DB, err = md.Int("redisDB", 0); err != nil {
+	c, err := redisconn.Parse(md.Name, md)
+	if err != nil {
 		return c, err
-	}
-	if c.DB < 0 {
-		return c, fmt.Errorf("component %q: metadata %q must not be negative", md.Name, "redisDB")
-	}
-	if c.EnableTLS, err = md.Bool("enableTLS", false); err != nil {
-		return c, err
-	}
-	if c.Timeout, err = md.Duration("dialTimeout", 5*time.Second); err != nil {
-		return c, err
-	}
-	if c.Timeout <= 0 {
-		return c, fmt.Errorf("component %q: metadata %q must be positive", md.Name, "dialTimeout")
 	}
 	if strings.EqualFold(md.String("redisType", "node"), "cluster") || md.String("failover", "") == "true" {
 		return c, fmt.Errorf("component %q: lock.redis needs a single Redis node (redisType cluster and failover are not supported, as in Dapr)", md.Name)
-	}
-	if !strings.Contains(c.Host, ":") {
-		c.Host += ":6379"
 	}
 	return c, nil
 }
@@ -83,16 +58,9 @@ func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	if err != nil {
 		return components.Permanent(err)
 	}
-	opts := &goredis.Options{Addr: c.Host, Username: c.Username, Password: c.Password, DB: c.DB, DialTimeout: c.Timeout}
-	if c.EnableTLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	client := goredis.NewClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
-		_ = client.Close()
-		return fmt.Errorf("component %q: connect to redis at %s: %w (is the server up and redisHost right?)", md.Name, c.Host, err)
+	client, err := c.Connect(ctx, md.Name)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.client = client
