@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# conformance.sh: runs cases of Dapr 1.18.2's own integration suite (tests/integration/suite/daprd/...) against
-# tandemd, one case per process, and fails when a case fails twice in a row.
+# conformance.sh: runs cases of Dapr 1.18.2's own integration suite (tests/integration/suite/{daprd,actors,scheduler,
+# placement}/...) against tandemd, one case per process, and fails when a case fails twice in a row.
 #
 #   scripts/conformance.sh                        # the cases in test/conformance/passing.txt (the regression guard)
 #   scripts/conformance.sh state pubsub           # whole areas (folders under suite/daprd)
 #   scripts/conformance.sh 'daprd/state/http/.*' # or regular expressions over case names
+#   scripts/conformance.sh 'actors/.*'            # suite/actors, suite/scheduler and suite/placement by expression
+#   TANDEM_CONFORMANCE_OURS="placement scheduler" scripts/conformance.sh 'placement/.*'
+#                                                 # our cmd/placement, cmd/scheduler in the place of Dapr's
 #   scripts/conformance.sh --list state           # print the matching cases only
 #   scripts/conformance.sh --build                # build Dapr's binaries and the suite only (the e2e actor tests use placement)
 #
@@ -53,10 +56,12 @@ if [[ ! -d $SRC/tests/integration ]]; then
   rm -rf "$SRC.tmp" && cp -r "$dir" "$SRC.tmp" && chmod -R u+w,a+rX "$SRC.tmp" && mv "$SRC.tmp" "$SRC" || die "copy failed"
 fi
 
-# all_cases prints every case the suite registers under suite/daprd, as "daprd/<folders>/<type>".
+# all_cases prints every case the suite registers under suite/{daprd,actors,scheduler,placement}, as
+# "<root>/<folders>/<type>".
 all_cases() {
   local root="$SRC/tests/integration/suite"
-  grep -rEo --include='*.go' --exclude='*_test.go' 'suite\.Register\(new\([A-Za-z0-9_]+\)\)' "$root/daprd" |
+  grep -rEo --include='*.go' --exclude='*_test.go' 'suite\.Register\(new\([A-Za-z0-9_]+\)\)' \
+    "$root/daprd" "$root/actors" "$root/scheduler" "$root/placement" |
     sed -E "s#^$root/(.*)/[^/]+\.go:suite\.Register\(new\(([A-Za-z0-9_]+)\)\)#\1/\2#" | sort -u
 }
 
@@ -71,7 +76,7 @@ else
   for c in "${ALL[@]}"; do
     area=$(cut -d/ -f2 <<<"$c")
     for s in "${sel[@]}"; do
-      if [[ $s != */* && $s == "$area" ]] || [[ $s == */* && $c =~ ^${s}$ ]]; then CASES+=("$c"); break; fi
+      if [[ $s != */* && $c == daprd/* && $s == "$area" ]] || [[ $s == */* && $c =~ ^${s}$ ]]; then CASES+=("$c"); break; fi
     done
   done
 fi
@@ -99,7 +104,14 @@ SIDECAR="$CACHE/bin/tandemd-$$"
 echo "conformance: building tandemd (release flags)" >&2
 CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$SIDECAR" ./cmd/tandemd || die "building tandemd failed"
 chmod a+rx "$SIDECAR"
-trap 'rm -f "$SIDECAR"' EXIT
+OURS=()
+for b in ${TANDEM_CONFORMANCE_OURS:-}; do
+  [[ $b =~ ^(placement|scheduler|sentry|operator)$ ]] || die "TANDEM_CONFORMANCE_OURS: $b is not one of placement scheduler sentry operator"
+  echo "conformance: building our $b from this checkout in the place of Dapr's" >&2
+  CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$CACHE/bin/$b-$$" "./cmd/$b" || die "building cmd/$b failed"
+  chmod a+rx "$CACHE/bin/$b-$$"; OURS+=("$CACHE/bin/$b-$$")
+done
+trap 'rm -f "$SIDECAR" "${OURS[@]}"' EXIT
 
 OUT="${TANDEM_CONFORMANCE_OUT:-$(mktemp -d /tmp/tandem-conformance.XXXXXX)}"
 mkdir -p "$OUT" && chmod 777 "$OUT"
@@ -107,6 +119,7 @@ echo "conformance: ${#CASES[@]} cases against tandemd, $JOBS at a time; logs in 
 
 export DAPR_INTEGRATION_DAPRD_PATH="$SIDECAR" DAPR_HOST_IP=127.0.0.1
 for b in placement scheduler sentry operator; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b"; done
+for b in ${TANDEM_CONFORMANCE_OURS:-}; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b-$$"; done
 for b in injector helmtemplate mcpstdioserver controllergen; do export "DAPR_INTEGRATION_${b^^}_PATH=/bin/false"; done
 export SRC CACHE OUT CASE_TIMEOUT
 
@@ -138,9 +151,9 @@ wait
 
 pass=$(grep -c '^PASS ' "$OUT/results.txt"); flaky=$(grep -c '^FLAKY ' "$OUT/results.txt")
 fail=$(grep -c '^FAIL ' "$OUT/results.txt"); skip=$(grep -c '^SKIP ' "$OUT/results.txt")
-for area in $(awk '{print $2}' "$OUT/results.txt" | cut -d/ -f2 | sort -u); do
-  printf '  %-18s %3d passed, %3d failed\n' "$area" \
-    "$(grep -cE "^(PASS|FLAKY) daprd/$area/" "$OUT/results.txt")" "$(grep -cE "^FAIL daprd/$area/" "$OUT/results.txt")"
+for area in $(awk '{print $2}' "$OUT/results.txt" | cut -d/ -f1-2 | sort -u); do
+  printf '  %-24s %3d passed, %3d failed\n' "$area" \
+    "$(grep -cE "^(PASS|FLAKY) $area/" "$OUT/results.txt")" "$(grep -cE "^FAIL $area/" "$OUT/results.txt")"
 done
 echo "conformance: $((pass + flaky)) passed ($flaky on the second attempt), $fail failed, $skip skipped in $((SECONDS - start)) s; logs in $OUT"
 [[ $fail == 0 ]]
