@@ -74,6 +74,24 @@ func (e configError) Permanent() bool { return true }
 
 func permanent(err error) error { return configError{err} }
 
+// Load fetches the module at u (Fetch) and waits until it is compiled into
+// the shared cache (Precompile). what names it in errors ("guest",
+// "program"). A module that does not compile is a permanent error; one still
+// compiling when ctx ends is not (the next attempt finds it compiled).
+func Load(ctx context.Context, u, what string) ([]byte, error) {
+	mod, err := Fetch(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if err := Precompile(ctx, mod); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("the %s at %s is still being compiled (it goes on in the background; raise spec.initTimeout to wait for it in one attempt): %w", what, u, err)
+		}
+		return nil, permanent(fmt.Errorf("the %s at %s is not a valid wasm module: %w", what, u, err))
+	}
+	return mod, nil
+}
+
 // Compiling a guest (a Go guest is some MiB) can take longer than a
 // component's spec.initTimeout on a busy machine. So each distinct module is
 // compiled once, on its own goroutine that outlives the Init that started

@@ -87,3 +87,21 @@ func TestLimitedWriter(t *testing.T) {
 		t.Fatalf("kept %q", b.String())
 	}
 }
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.wasm"), filepath.Join(dir, "bad.wasm")
+	if err := os.WriteFile(good, empty, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("\x00asm garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := Load(context.Background(), "file://"+good, "guest"); err != nil || !bytes.Equal(b, empty) {
+		t.Fatalf("Load: %v", err)
+	}
+	_, err := Load(context.Background(), "file://"+bad, "program")
+	if err == nil || !isPermanent(err) || !strings.Contains(err.Error(), "the program at file://"+bad+" is not a valid wasm module") {
+		t.Fatalf("Load of garbage: %v, want a permanent error naming the program", err)
+	}
+}

@@ -85,15 +85,9 @@ func (b *Binding) Init(ctx context.Context, md components.Metadata) error {
 			return components.Permanent(fmt.Errorf("component %q: metadata timeout is %q: give a positive duration such as 5s", md.Name, v))
 		}
 	}
-	prog, err := wasmguest.Fetch(ctx, u)
+	prog, err := wasmguest.Load(ctx, u, "program")
 	if err != nil {
 		return err
-	}
-	if err := wasmguest.Precompile(ctx, prog); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("the program at %s is still being compiled (it goes on in the background; raise spec.initTimeout to wait for it in one attempt): %w", u, err)
-		}
-		return components.Permanent(fmt.Errorf("the program at %s is not a valid wasm module: %w", u, err))
 	}
 	b.rt = wazero.NewRuntimeWithConfig(ctx, wasmguest.RuntimeConfig(uint32(mem)*16)) // 64 KiB pages
 	fail := func(err error) error {

@@ -98,15 +98,9 @@ func (m *Middleware) Init(ctx context.Context, md components.Metadata) error {
 			return components.Permanent(fmt.Errorf("metadata timeout is %q: give a positive duration such as 500ms", v))
 		}
 	}
-	guest, err := wasmguest.Fetch(ctx, u)
+	guest, err := wasmguest.Load(ctx, u, "guest")
 	if err != nil {
 		return err
-	}
-	if err := wasmguest.Precompile(ctx, guest); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("the guest at %s is still being compiled (it goes on in the background; raise spec.initTimeout to wait for it in one attempt): %w", u, err)
-		}
-		return components.Permanent(fmt.Errorf("the guest at %s is not a valid wasm module: %w", u, err))
 	}
 	m.rt = wazero.NewRuntimeWithConfig(ctx, wasmguest.RuntimeConfig(uint32(mem)*16)) // 64 KiB pages
 	fail := func(err error) error {
