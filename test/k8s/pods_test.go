@@ -288,13 +288,15 @@ spec:
 			return strings.Count(cp.Sentry.Output(), "trust bundle secret changed; reloaded the issuer credentials") > reloads, progress()
 		})
 		ids := []string{"spiffe://public/ns/" + appsNamespace + "/caller", "spiffe://public/ns/" + appsNamespace + "/callee",
-			"spiffe://" + controlPlaneTrustDomain + "/ns/" + cluster.Namespace + "/dapr-operator"}
+			"spiffe://" + controlPlaneTrustDomain + "/ns/" + cluster.Namespace + "/dapr-operator",
+			// The injector's webhook serves its certificate to the API server, which verifies it with the caBundle.
+			"spiffe://" + controlPlaneTrustDomain + "/ns/" + cluster.Namespace + "/dapr-injector"}
 		before := map[string]int{}
 		for _, id := range ids {
 			before[id] = strings.Count(cp.Sentry.Output(), "spiffe_id="+id+" ")
 		}
 		// Two renewals each: the first may have been signed as the issuer changed.
-		cluster.WaitFor(t, "the sidecars and the operator renew from the new issuer", 3*time.Minute, func() (bool, string) {
+		cluster.WaitFor(t, "the sidecars, the operator and the injector renew from the new issuer", 3*time.Minute, func() (bool, string) {
 			var missing []string
 			for _, id := range ids {
 				if strings.Count(cp.Sentry.Output(), "spiffe_id="+id+" ") < before[id]+2 {
