@@ -55,7 +55,7 @@ type Config struct {
 	// kubelet refreshes in its file).
 	CurrentToken func() (string, error)
 	// TokenValidator names the validator sentry should use; UNKNOWN lets
-	// sentry pick its default.
+	// sentry pick its default. A request without a token names none.
 	TokenValidator sentryv1.SignCertificateRequest_TokenValidator
 	// PerTryTimeout (DefaultPerTryTimeout if zero) and MaxAttempts
 	// (DefaultMaxAttempts if zero).
@@ -134,12 +134,16 @@ func (c *Client) Issue(ctx context.Context, id spiffeid.ID, csrDER []byte) (*ide
 			return nil, fmt.Errorf("token for sentry: %w", err)
 		}
 	}
+	validator := c.cfg.TokenValidator
+	if token == "" {
+		validator = sentryv1.SignCertificateRequest_UNKNOWN
+	}
 	req := &sentryv1.SignCertificateRequest{
 		Id:                        app.AppID,
 		Namespace:                 app.Namespace,
 		TrustDomain:               app.TrustDomain,
 		Token:                     token,
-		TokenValidator:            c.cfg.TokenValidator,
+		TokenValidator:            validator,
 		CertificateSigningRequest: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
 	}
 	resp, err := c.call(ctx, req)

@@ -7,8 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,13 +166,15 @@ type flakyCA struct {
 	failures int32
 	code     codes.Code
 	calls    atomic.Int32
+	last     atomic.Pointer[sentryv1.SignCertificateRequest]
 }
 
 func (f *flakyCA) SignCertificate(_ context.Context, req *sentryv1.SignCertificateRequest) (*sentryv1.SignCertificateResponse, error) {
+	f.last.Store(req)
 	if f.calls.Add(1) <= f.failures {
 		return nil, status.Error(f.code, "try again")
 	}
-	chain, err := f.ca.IssueTLS(spiffeid.RequireFromString("spiffe://public/ns/"+req.GetNamespace()+"/"+req.GetId()), time.Hour)
+	chain, err := f.ca.IssueTLS(spiffeid.RequireFromString("spiffe://"+req.GetTrustDomain()+"/ns/"+req.GetNamespace()+"/"+req.GetId()), time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -334,5 +340,71 @@ func TestCurrentTrustAnchors(t *testing.T) {
 	anchors.Store(&both)
 	if err := issue(); err != nil {
 		t.Fatalf("after adding the new root: %v", err)
+	}
+}
+
+// TestServiceToken: a control-plane service sends its projected token with the KUBERNETES validator, and no token
+// and no validator when the token file does not exist (as Dapr's control plane does outside Kubernetes).
+func TestServiceToken(t *testing.T) {
+	b, err := ca.GenerateBundle(ca.GenerateOptions{Namespace: "cp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ca.New(b, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentryID, _ := SentryID("", "cp")
+	serving, err := c.IssueTLS(sentryID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &flakyCA{ca: c}
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
+	sentryv1.RegisterCAServer(gs, fake)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	dir := t.TempDir()
+	anchors := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(anchors, c.TrustAnchorsPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("the-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		file      string
+		token     string
+		validator sentryv1.SignCertificateRequest_TokenValidator
+	}{
+		{"token file", tokenFile, "the-token", sentryv1.SignCertificateRequest_KUBERNETES},
+		{"no token file", filepath.Join(dir, "missing"), "", sentryv1.SignCertificateRequest_UNKNOWN},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			id := spiffeid.RequireFromString("spiffe://localhost/ns/cp/dapr-operator")
+			_, tasks, err := Service{ID: id, SentryAddress: lis.Addr().String(), AnchorsFile: anchors, TokenFile: tt.file,
+				Log: slog.New(slog.DiscardHandler)}.Start(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for _, task := range tasks {
+				wg.Go(func() { _ = task.Run(ctx) })
+			}
+			defer wg.Wait()
+			defer cancel()
+			req := fake.last.Load()
+			if req.GetToken() != tt.token || req.GetTokenValidator() != tt.validator {
+				t.Errorf("sent token %q validator %s, want %q %s", req.GetToken(), req.GetTokenValidator(), tt.token, tt.validator)
+			}
+		})
 	}
 }

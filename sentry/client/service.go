@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -73,9 +74,14 @@ func (s Service) Start(ctx context.Context) (*identity.Source, []task.Task, erro
 }
 
 // token reads the projected token at every request: the kubelet replaces
-// it before it expires.
+// it before it expires. A missing file means no token, as with Dapr's
+// control plane (pkg/security/token): sentry then uses its default
+// validator, which in Kubernetes mode refuses the request and says why.
 func (s Service) token() (string, error) {
 	b, err := os.ReadFile(s.TokenFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("service account token: %w", err)
 	}

@@ -110,18 +110,29 @@ func waitHealthy(t *testing.T, p *framework.Process, healthPort string) {
 	}
 }
 
-// deploymentPod creates the pod a ReplicaSet would create for the Deployment (its template, named <name>-0).
+// DeploymentPod creates the pod a ReplicaSet would create for the control plane's Deployment (see PodOf).
 func (n *Node) DeploymentPod(name string) *corev1.Pod {
 	n.T.Helper()
-	d, err := n.CS.AppsV1().Deployments(Namespace).Get(n.Ctx, name, metav1.GetOptions{})
+	return n.PodOf(Namespace, name)
+}
+
+// PodOf creates the pod a ReplicaSet would create for the Deployment ns/name: its template, named <name>-0, with
+// the ServiceAccount "default" if it names none (what the ServiceAccount admission plugin, which envtest leaves
+// out, sets). The pod returned is as the API server stored it, after admission.
+func (n *Node) PodOf(ns, name string) *corev1.Pod {
+	n.T.Helper()
+	d, err := n.CS.AppsV1().Deployments(ns).Get(n.Ctx, name, metav1.GetOptions{})
 	if err != nil {
 		n.T.Fatal(err)
 	}
 	pod := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
-	pod.Name, pod.Namespace = name+"-0", Namespace
-	out, err := n.CS.CoreV1().Pods(Namespace).Create(n.Ctx, pod, metav1.CreateOptions{})
+	pod.Name, pod.Namespace = name+"-0", ns
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
+	out, err := n.CS.CoreV1().Pods(ns).Create(n.Ctx, pod, metav1.CreateOptions{})
 	if err != nil {
-		n.T.Fatalf("pod of Deployment %s: %v", name, err)
+		n.T.Fatalf("pod of Deployment %s/%s: %v", ns, name, err)
 	}
 	return out
 }

@@ -34,7 +34,7 @@ type Node struct {
 	CS *kubernetes.Clientset
 	// Dir holds the node's files: kubeconfigs, the pods' volumes.
 	Dir string
-	// Bins are the built programs, by name: tandemd, sentry, operator, injector, echo.
+	// Bins are the built programs, by name: tandemd, sentry, operator, injector, echo, subscriber.
 	Bins map[string]string
 	// Ctx ends with the test.
 	Ctx context.Context
@@ -75,10 +75,10 @@ func buildBinaries(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	bins := map[string]string{"tandemd": b.Tandemd, "sentry": b.Sentry, "echo": b.Echo,
-		"operator": filepath.Join(b.Dir, "operator"), "injector": filepath.Join(b.Dir, "injector")}
-	if _, err := os.Stat(bins["injector"]); err != nil {
+		"operator": filepath.Join(b.Dir, "operator"), "injector": filepath.Join(b.Dir, "injector"), "subscriber": filepath.Join(b.Dir, "subscriber")}
+	if _, err := os.Stat(bins["subscriber"]); err != nil {
 		args := append([]string{"build"}, framework.ReleaseFlags...)
-		cmd := exec.Command("go", append(args, "-o", b.Dir+"/", "./cmd/operator", "./cmd/injector")...)
+		cmd := exec.Command("go", append(args, "-o", b.Dir+"/", "./cmd/operator", "./cmd/injector", "./test/apps/subscriber")...)
 		cmd.Dir = framework.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"strings"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -118,4 +119,35 @@ func PlainManifests(ch *chart.Chart, opts RenderOptions) (string, error) {
 		"# certificate comes from sentry (the injector sets the webhook's caBundle itself).\n" +
 		"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n    app.kubernetes.io/part-of: tandem\n---\n"
 	return head + strings.TrimPrefix(body, "---\n"), nil
+}
+
+// appRBACSource is the template of the opt-in app RBAC (values appRBAC).
+const appRBACSource = "# Source: tandem/templates/rbac-apps.yaml"
+
+// AppRBACManifests is the opt-in app RBAC alone (appRBAC.enabled set over values): for each namespace of
+// appRBAC.namespaces, the Role that lets the apps' sidecars watch EndpointSlices and read Secrets, and its binding.
+func AppRBACManifests(ch *chart.Chart, opts RenderOptions) (string, error) {
+	vals := map[string]any{}
+	maps.Copy(vals, opts.Values)
+	rbac := map[string]any{}
+	if m, ok := vals["appRBAC"].(map[string]any); ok {
+		maps.Copy(rbac, m)
+	}
+	rbac["enabled"] = true
+	vals["appRBAC"] = rbac
+	opts.Values = vals
+	body, err := Render(ch, opts)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("# Opt-in RBAC for the apps' ServiceAccounts (chart value appRBAC.enabled), rendered from deploy/helm/tandem:\n" +
+		"# the sidecars may watch EndpointSlices (name resolution \"kubernetes\") and read Secrets (secret store\n" +
+		"# \"kubernetes\") in their own namespace. Copy it per namespace, changing the namespace.\n")
+	for _, doc := range strings.Split("\n"+body, "\n---\n") {
+		if strings.Contains(doc, appRBACSource) {
+			b.WriteString("---\n" + strings.TrimSpace(doc) + "\n")
+		}
+	}
+	return b.String(), nil
 }

@@ -20,6 +20,59 @@ import (
 	"github.com/tandemrun/tandem/sentry/ca"
 )
 
+// TestAppRBAC applies the opt-in app RBAC (appRBAC.enabled) for two namespaces, binding only the ServiceAccount
+// "app" in each, and asks the API server (kubectl auth can-i) what that ServiceAccount may now do: watch
+// EndpointSlices and read Secrets in its own namespace, nothing in another, and nothing more.
+func TestAppRBAC(t *testing.T) {
+	apiServer(t)
+	ch, err := LoadChart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := AppRBACManifests(ch, RenderOptions{Values: map[string]any{"appRBAC": map[string]any{
+		"namespaces": []any{"rbac-a", "rbac-b"}, "serviceAccounts": []any{"app"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, "", "create", "namespace", "rbac-a")
+	mustKubectl(t, "", "create", "namespace", "rbac-b")
+	mustKubectl(t, "", "create", "namespace", "rbac-c")
+	mustKubectl(t, out, "apply", "-f", "-")
+	canI := func(ns, sa, verb, resource string) bool {
+		got, _ := kubectl(t, "", "auth", "can-i", verb, resource, "-n", ns, "--as", "system:serviceaccount:rbac-a:"+sa)
+		return strings.TrimSpace(got) == "yes"
+	}
+	for _, c := range []struct {
+		ns, sa, verb, resource string
+		want                   bool
+	}{
+		{"rbac-a", "app", "watch", "endpointslices.discovery.k8s.io", true},
+		{"rbac-a", "app", "list", "endpointslices.discovery.k8s.io", true},
+		{"rbac-a", "app", "get", "secrets", true},
+		{"rbac-a", "app", "list", "secrets", true},
+		{"rbac-a", "app", "create", "secrets", false},
+		{"rbac-a", "app", "delete", "endpointslices.discovery.k8s.io", false},
+		{"rbac-a", "app", "list", "pods", false},
+		{"rbac-a", "other", "get", "secrets", false},                        // a ServiceAccount not listed
+		{"rbac-c", "app", "get", "secrets", false},                          // a namespace not listed
+		{"rbac-b", "app", "list", "endpointslices.discovery.k8s.io", false}, // another namespace's Role
+	} {
+		if got := canI(c.ns, c.sa, c.verb, c.resource); got != c.want {
+			t.Errorf("system:serviceaccount:rbac-a:%s can %s %s in %s: %v, want %v", c.sa, c.verb, c.resource, c.ns, got, c.want)
+		}
+	}
+	// Without serviceAccounts, every ServiceAccount of the namespace is bound.
+	out, err = AppRBACManifests(ch, RenderOptions{Values: map[string]any{"appRBAC": map[string]any{"namespaces": []any{"rbac-c"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, out, "apply", "-f", "-")
+	got, _ := kubectl(t, "", "auth", "can-i", "watch", "endpointslices.discovery.k8s.io", "-n", "rbac-c", "--as", "system:serviceaccount:rbac-c:anyone")
+	if strings.TrimSpace(got) != "yes" {
+		t.Errorf("any ServiceAccount of rbac-c watching EndpointSlices there: %q, want yes", got)
+	}
+}
+
 // TestDryRunServer is `helm template | kubectl apply --dry-run=server`: every rendered object passes the API
 // server's validation (schemas, RBAC objects, webhook configuration, CEL match conditions). The CRDs are applied
 // first, for real, as the daprsystem Configuration needs them.

@@ -15,6 +15,7 @@ import (
 const (
 	chartDir      = "../../../../deploy/helm/tandem"
 	manifestsFile = "../../../../deploy/manifests/tandem.yaml"
+	appRBACFile   = "../../../../deploy/manifests/app-rbac.yaml"
 )
 
 // TestLint is helm lint --strict on the chart's folder: no error and no warning.
@@ -33,32 +34,45 @@ func TestLint(t *testing.T) {
 	}
 }
 
-// TestManifestsInSync keeps deploy/manifests/tandem.yaml equal to the chart rendered with its defaults.
-// TANDEM_UPDATE_MANIFESTS=1 rewrites the file.
+// TestManifestsInSync keeps deploy/manifests/tandem.yaml equal to the chart rendered with its defaults, and
+// deploy/manifests/app-rbac.yaml equal to the opt-in app RBAC rendered alone. TANDEM_UPDATE_MANIFESTS=1 rewrites
+// the files.
 func TestManifestsInSync(t *testing.T) {
 	ch, err := LoadChart()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := PlainManifests(ch, RenderOptions{})
+	control, err := PlainManifests(ch, RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if os.Getenv("TANDEM_UPDATE_MANIFESTS") == "1" {
-		if err := os.MkdirAll(filepath.Dir(manifestsFile), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(manifestsFile, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(manifestsFile)
+	apps, err := AppRBACManifests(ch, RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != want {
-		t.Errorf("deploy/manifests/tandem.yaml is not the chart rendered with its defaults; regenerate it with\n" +
-			"  TANDEM_UPDATE_MANIFESTS=1 go test ./cmd/tandem/internal/kube -run TestManifestsInSync")
+	for file, want := range map[string]string{manifestsFile: control, appRBACFile: apps} {
+		if os.Getenv("TANDEM_UPDATE_MANIFESTS") == "1" {
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("deploy/manifests/%s is not what the chart renders; regenerate it with\n"+
+				"  TANDEM_UPDATE_MANIFESTS=1 go test ./cmd/tandem/internal/kube -run TestManifestsInSync", filepath.Base(file))
+		}
+	}
+	if strings.Contains(control, appRBACSource) {
+		t.Error("the default install has the app RBAC, which is opt-in")
+	}
+	if n := strings.Count(apps, "\nkind: Role\n"); n != 1 || strings.Count(apps, "\nkind: RoleBinding\n") != 1 {
+		t.Errorf("app-rbac.yaml has %d Roles, want one Role and its RoleBinding:\n%s", n, apps)
 	}
 }
 
