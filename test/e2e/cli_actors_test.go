@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,14 +18,18 @@ import (
 // `tandem status` and `tandem list` show placement.
 func TestCLIRunActorsAcrossApps(t *testing.T) {
 	c := newTandemCLI(t)
-	appA, portA := startCounterApp(t, "a", "1h", false)
-	appB, portB := startCounterApp(t, "b", "1h", false)
 	// The counter apps are served by this test; the command tandem run
-	// starts for each only keeps it running.
+	// starts for each only keeps it running. tandem run wants the app's
+	// port free when it starts, so each app listens once its sidecar is
+	// starting.
+	appA, appB := newCounterApp("a", "1h", false), newCounterApp("b", "1h", false)
+	portA, portB := framework.FreePort(t), framework.FreePort(t)
 	pa := c.start("tandem run counters-a", "run", "--app-id", "counters", "--app-port", fmt.Sprint(portA), "--", "sleep", "600")
+	serveWhenStarting(t, pa, appA, portA)
 	apps := c.waitApps([]*framework.Process{pa}, "counters")
 	urlA := fmt.Sprintf("http://127.0.0.1:%d", apps["counters"].HTTPPort)
 	pb := c.start("tandem run counters-b", "run", "--app-id", "counters2", "--app-port", fmt.Sprint(portB), "--", "sleep", "600")
+	serveWhenStarting(t, pb, appB, portB)
 	apps = c.waitApps([]*framework.Process{pa, pb}, "counters", "counters2")
 	urlB := fmt.Sprintf("http://127.0.0.1:%d", apps["counters2"].HTTPPort)
 	appA.sidecarURL.Store(urlA)
@@ -84,4 +89,28 @@ func TestCLIRunActorsAcrossApps(t *testing.T) {
 	if list := c.mustExec("list"); !strings.Contains(list, "Actor placement: 127.0.0.1:") {
 		t.Fatalf("tandem list shows no placement:\n%s", list)
 	}
+}
+
+func newCounterApp(name, idle string, reentrant bool) *counterApp {
+	return &counterApp{name: name, idleTimeout: idle, reentrant: reentrant, counts: map[string]int{}, inTurn: map[string]bool{}, flaky: map[string]int{}}
+}
+
+// serveWhenStarting serves app on port once tandem run p says it starts
+// the sidecar (it has checked that the port is free).
+func serveWhenStarting(t *testing.T, p *framework.Process, app *counterApp, port int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.Output(), "Starting the sidecar") {
+		if done, err := p.Exited(); done || time.Now().After(deadline) {
+			t.Fatalf("%s did not start its sidecar (%v):\n%s", p.Name, err, p.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }
