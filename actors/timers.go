@@ -160,13 +160,15 @@ func (r *Runtime) runTimer(ctx context.Context, a *actor, name string, body []by
 				HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 			},
 		}
-		if _, err := r.callLocal(ctx, req); err != nil && ctx.Err() == nil {
+		resp, err := r.callLocal(ctx, req)
+		if err != nil && ctx.Err() == nil {
 			r.log.Warn("actor timer failed", "actor_type", a.typ, "actor_id", a.id, "timer", name, "error", err)
 		}
 		if left > 0 {
 			left--
 		}
-		if !p.Repeating() || left == 0 {
+		// The app may cancel the timer in its answer, as a reminder.
+		if !p.Repeating() || left == 0 || (resp != nil && cancelHeader(resp)) {
 			a.timers.remove(name)
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/actors/appstream"
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/invoke"
@@ -124,6 +125,9 @@ type APIs struct {
 	// Actors is the actor runtime (nil: no placement configured; the actor
 	// API answers ERR_ACTOR_NO_PLACEMENT).
 	Actors *actors.Runtime
+	// ActorStreams, if set, serves the actor callback streams of an app
+	// that speaks gRPC or has no port (SubscribeActorEventsAlpha1).
+	ActorStreams *appstream.Streams
 	// Components, if set, reports loaded components to the metadata API.
 	Components Components
 	// Resiliencies, if set, names the Resiliency resources in effect for
@@ -271,7 +275,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
-		Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
+		ActorStreams: apis.ActorStreams, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),

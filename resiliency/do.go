@@ -110,6 +110,20 @@ func attemptOnce[T any](ctx context.Context, p *Policy, op func(context.Context)
 		run()
 		return out.res, ran, out.err
 	}
+	if tb := p.typeBreaker; tb != nil {
+		// Scope both: the type's breaker inside the actor's, so that an
+		// actor whose own breaker is open does not count against its type,
+		// and an open type rejects every actor of it.
+		inner := run
+		run = func() error {
+			before := tb.State()
+			err := tb.run(inner)
+			if after := tb.State(); after != before {
+				p.activated(KindBreaker, string(after))
+			}
+			return err
+		}
+	}
 	before := p.breaker.State()
 	err = p.breaker.run(run)
 	if after := p.breaker.State(); after != before {

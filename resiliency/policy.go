@@ -11,6 +11,9 @@ type Policy struct {
 	timeoutName string
 	retry       *Retry
 	breaker     *breaker
+	// typeBreaker is an actor type's breaker that also guards a call of
+	// one actor (circuitBreakerScope both); breaker is the actor's own.
+	typeBreaker *breaker
 	budget      *budget
 	hooks       *Hooks
 	scope       *Scope // nil: no Applied/Activated hooks (built-in policies)

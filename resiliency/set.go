@@ -243,9 +243,10 @@ const defaultActorBreakers = 5000
 // ForActor returns the policy for calls of the actor actorType/actorID:
 // the policies spec.targets.actors names for its type or, if the type is
 // not listed, the DefaultActor…/Default… ones. The circuit breaker is kept
-// per type, or per actor with circuitBreakerScope id or both (one breaker
-// per actor then, for the circuitBreakerCacheSize actors called last; Dapr's
-// "both" also trips the type's).
+// per type, or per actor with circuitBreakerScope id (one breaker per actor
+// then, for the circuitBreakerCacheSize actors called last), or both with
+// both: a call is refused while its actor's or its type's is open, and its
+// failure counts for both (as Dapr's docs describe "both").
 func (s *Set) ForActor(actorType, actorID string) *Policy {
 	if s == nil {
 		return nil
@@ -273,6 +274,9 @@ func (s *Set) ForActor(actorType, actorID string) *Policy {
 		s.actorBreakers[actorType] = lb
 	}
 	own.breaker = lb.get(actorID, size, func() *breaker { return newBreaker(p.breaker.tmpl, own.target, &s.cfg.hooks) })
+	if a.CircuitBreakerScope == "both" {
+		own.typeBreaker = p.breaker
+	}
 	return &own
 }
 

@@ -1,6 +1,8 @@
 package resiliency
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -182,5 +184,46 @@ spec:
 	}
 	if _, ok := s.ForActor("byid", "1").BreakerState(); !ok {
 		t.Error("scope id: no breaker")
+	}
+}
+
+// Scope both: each call goes through its actor's own breaker and its
+// type's. Failures count for both; once the type's breaker is open, every
+// actor of the type is refused, though their own breakers are closed.
+func TestForActorScopeBoth(t *testing.T) {
+	s, err := Build("me", []*Resiliency{mustParse(t, "a.yaml", `
+kind: Resiliency
+spec:
+  policies:
+    circuitBreakers:
+      cb: {maxRequests: 1, timeout: 1h, trip: consecutiveFailures >= 3}
+  targets:
+    actors:
+      both: {circuitBreaker: cb, circuitBreakerScope: both}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := s.ForActor("both", "x"), s.ForActor("both", "y")
+	if x.breaker == y.breaker || x.typeBreaker == nil || x.typeBreaker != y.typeBreaker {
+		t.Fatal("scope both: want one breaker per actor and one shared by the type")
+	}
+	boom := errors.New("boom")
+	fail := func(context.Context) (int, error) { return 0, boom }
+	ok := func(context.Context) (int, error) { return 1, nil }
+	for range 3 {
+		if _, err := Do(t.Context(), s.ForActor("both", "hot"), fail); !errors.Is(err, boom) {
+			t.Fatalf("failing call: %v", err)
+		}
+	}
+	if st, _ := s.ForActor("both", "hot").BreakerState(); st != StateOpen {
+		t.Fatalf("the failing actor's breaker is %s, want open", st)
+	}
+	var open *BreakerOpenError
+	if _, err := Do(t.Context(), s.ForActor("both", "cold"), ok); !errors.As(err, &open) {
+		t.Fatalf("an actor of a type whose breaker tripped: %v, want refused", err)
+	}
+	if st, _ := s.ForActor("both", "cold").BreakerState(); st != StateClosed {
+		t.Errorf("the other actor's own breaker is %s, want closed", st)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandemrun/tandem/cmd/tandem/internal/inspect"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
 )
 
 func listCommand(g *globals) *cobra.Command {
@@ -85,7 +86,15 @@ func listCommand(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.AppID, r.HTTPPort, r.GRPCPort, r.AppPort, r.Sidecar.PID, r.App.PID,
 					a.Uptime, health, expiry, strings.Join(r.Command, " "))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if h, err := g.Home(); err == nil {
+				if s, err := registry.LoadSentry(h.SentryFile()); err == nil && s.PlacementAddress != "" {
+					fmt.Fprintf(out, "\nActor placement: %s (pid %d, with the local sentry)\n", s.PlacementAddress, s.PID)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")

@@ -14,7 +14,7 @@ func statusCommand(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the local sentry, the CA's expiry, and each app's components and readiness",
+		Short: "Show the local sentry and placement, the CA's expiry, and each app's components and readiness",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, err := g.Home()
@@ -37,6 +37,9 @@ func statusCommand(g *globals) *cobra.Command {
 			fmt.Fprintf(out, "Home:    %s\n", ov.Home)
 			if ov.Sentry.Running {
 				fmt.Fprintf(out, "Sentry:  running on %s (pid %d, since %s)\n", ov.Sentry.Address, ov.Sentry.PID, ov.Sentry.Started.Local().Format(time.Stamp))
+				if ov.Sentry.Placement != "" {
+					fmt.Fprintf(out, "Placement: running on %s (actors; same process)\n", ov.Sentry.Placement)
+				}
 			} else {
 				fmt.Fprintln(out, "Sentry:  not running (tandem run starts it)")
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/tandemrun/tandem/actors/appstream"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/internal/task"
@@ -269,7 +270,14 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	// Policies for targets.apps.<name> apply to HTTP endpoints too, as in
 	// daprd: the resilient invoker wraps the endpoints' router.
 	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: endpoints, Policies: policies.Set, Resolver: resolver, Log: resLog})
-	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, app.Channel(), rc, policies.Set, log)
+	// An app that speaks gRPC, or has no port, hosts actors over the
+	// callback stream it opens (SubscribeActorEventsAlpha1), as in daprd.
+	actorApp, actorStreams := app.Channel(), (*appstream.Streams)(nil)
+	if actorApp == nil || app.GRPC != nil {
+		actorStreams = appstream.New()
+		actorApp = actorStreams
+	}
+	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, actorApp, rc, policies.Set, log)
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
 	}
@@ -285,7 +293,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 			Pipeline:      pipes.server.Wrap,

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/actors/appstream"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/headers"
@@ -59,6 +60,10 @@ type Config struct {
 	Configuration *api.Configuration
 	// Actors serves the actor RPCs; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
+	// ActorStreams carries the actor callback streams of an app that
+	// speaks gRPC or has no port (SubscribeActorEventsAlpha1); nil answers
+	// FailedPrecondition, as daprd does for an HTTP app.
+	ActorStreams *appstream.Streams
 	// Log receives failures; nil discards them.
 	Log *slog.Logger
 }

@@ -21,10 +21,13 @@ type Overview struct {
 
 // SentryStatus is the local sentry's state.
 type SentryStatus struct {
-	Running bool      `json:"running"`
-	PID     int       `json:"pid,omitempty"`
-	Address string    `json:"address,omitempty"`
-	Started time.Time `json:"started,omitzero"`
+	Running bool   `json:"running"`
+	PID     int    `json:"pid,omitempty"`
+	Address string `json:"address,omitempty"`
+	// Placement is the address of the actor placement service the same
+	// process runs.
+	Placement string    `json:"placement,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
 }
 
 // CAStatus is the local CA's validity.
@@ -42,7 +45,7 @@ func Collect(ctx context.Context, h *home.Home) (*Overview, error) {
 	}
 	ov := &Overview{Home: h.Dir, Time: time.Now().UTC(), Apps: Inspect(ctx, recs)}
 	if s, err := registry.LoadSentry(h.SentryFile()); err == nil {
-		ov.Sentry = SentryStatus{Running: localsentry.Healthy(ctx, s), PID: s.PID, Address: s.Address, Started: s.Started}
+		ov.Sentry = SentryStatus{Running: localsentry.Healthy(ctx, s), PID: s.PID, Address: s.Address, Placement: s.PlacementAddress, Started: s.Started}
 	}
 	if b, err := ca.LoadBundle(ca.DefaultPaths(h.CertsDir())); err == nil {
 		ov.CA = &CAStatus{RootSubject: b.TrustAnchors[0].Subject.String(), RootNotAfter: b.TrustAnchors[0].NotAfter, IssuerNotAfter: b.IssuerChain[0].NotAfter}

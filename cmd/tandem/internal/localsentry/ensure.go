@@ -38,10 +38,11 @@ func Ensure(ctx context.Context, h *home.Home, exe string, progress io.Writer) (
 		return nil, err
 	}
 	if s, err := registry.LoadSentry(h.SentryFile()); err == nil {
-		if s.CA == fp && Healthy(ctx, s) {
+		// One without placement is from an older tandem: replaced.
+		if s.CA == fp && s.PlacementAddress != "" && Healthy(ctx, s) {
 			return s, nil
 		}
-		fmt.Fprintf(progress, "ℹ️  Restarting the local sentry (pid %d): the CA changed or it is not healthy\n", s.PID)
+		fmt.Fprintf(progress, "ℹ️  Restarting the local sentry (pid %d): the CA changed, it has no placement or it is not healthy\n", s.PID)
 		Stop(s, 5*time.Second)
 	}
 

@@ -1,8 +1,11 @@
-// Package localsentry runs the sentry CA of a Tandem home folder as a
-// background process and finds it again: Serve is the body of the hidden
+// Package localsentry runs the control plane of a Tandem home folder (the
+// sentry CA, and actor placement beside it) as a background process and
+// finds it again: Serve is the body of the hidden
 // `tandem sentry` command, Ensure starts that command unless a healthy one
 // is already running for the home folder.
 //
+// Placement serves the machine's sidecars (one replica, in memory) with an
+// identity the local CA signs, so `tandem run` apps host and call actors.
 // The sentry uses the CA that `tandem init` wrote and admits only sidecars
 // that present the home's join token. It exits by itself once no app has
 // been running for IdleExit.
@@ -25,6 +28,7 @@ import (
 	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
 	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
 	"github.com/tandemrun/tandem/internal/task"
+	"github.com/tandemrun/tandem/placement"
 	"github.com/tandemrun/tandem/sentry/ca"
 	"github.com/tandemrun/tandem/sentry/server"
 	"github.com/tandemrun/tandem/sentry/validator"
@@ -102,6 +106,25 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 		healthLis.Close()
 		return err
 	}
+	// Actor placement for the machine's sidecars, in this process: one
+	// replica, always the leader, with the local CA's placement identity.
+	placeLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		grpcLis.Close()
+		healthLis.Close()
+		return fmt.Errorf("placement: listen: %w", err)
+	}
+	placeSrc, renewPlacement, err := placementIdentity(authority, log)
+	if err != nil {
+		grpcLis.Close()
+		healthLis.Close()
+		placeLis.Close()
+		return err
+	}
+	place := placement.New(placement.Options{
+		NodeID: "local", Listener: placeLis, Source: placeSrc, Metrics: placement.NewMetrics(reg), Log: log.With("component", "placement"),
+	})
+	place.SetLeader(true)
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", srv.Healthz())
 	mux.Handle("/metrics", server.MetricsHandler(reg))
@@ -113,12 +136,15 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 	serving.Add(task.Early(ctx, task.Task{Name: "ca service", Critical: true, Run: srv.Run}),
 		task.Early(ctx, task.Task{Name: "healthz server", Critical: true, Run: func(ctx context.Context) error {
 			return server.ServeHTTP(ctx, healthLis, mux)
-		}}))
+		}}),
+		task.Early(ctx, task.Task{Name: "placement", Critical: true, Run: place.Run}),
+		task.Task{Name: "placement certificate", Critical: true, Run: renewPlacement})
 
 	self := registry.NewProc(os.Getpid())
 	rec := &registry.Sentry{
 		Proc: self, Address: grpcLis.Addr().String(), HealthAddr: healthLis.Addr().String(),
 		MetricsURL: "http://" + healthLis.Addr().String() + "/metrics", CA: fp, Started: time.Now().UTC(),
+		PlacementAddress: placeLis.Addr().String(),
 	}
 	if err := os.MkdirAll(h.RunDir(), 0o700); err != nil {
 		return err
@@ -131,7 +157,7 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 			_ = os.Remove(h.SentryFile())
 		}
 	}()
-	log.Info("local sentry listening", "address", rec.Address, "healthz", rec.HealthAddr,
+	log.Info("local sentry listening", "address", rec.Address, "healthz", rec.HealthAddr, "placement", rec.PlacementAddress,
 		"root_expires", authority.TrustAnchors()[0].NotAfter.UTC().Format(time.RFC3339), "idle_exit", o.IdleExit.String())
 	if o.IdleExit > 0 {
 		serving.Add(task.Task{Name: "idle exit", Critical: true, Run: func(ctx context.Context) error {

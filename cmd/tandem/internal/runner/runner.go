@@ -91,7 +91,7 @@ func Run(ctx context.Context, o Options, specs []Spec) (int, error) {
 		}
 	}
 	for _, s := range specs {
-		in := &instance{spec: s, o: o, multi: multi, sentry: sentry.Address, anchors: string(anchors), token: token}
+		in := &instance{spec: s, o: o, multi: multi, sentry: sentry.Address, placement: sentry.PlacementAddress, anchors: string(anchors), token: token}
 		if err := in.start(ctx); err != nil {
 			in.stop(o)
 			stopAll()
@@ -117,12 +117,14 @@ func Run(ctx context.Context, o Options, specs []Spec) (int, error) {
 
 // instance is one running app and its sidecar.
 type instance struct {
-	spec    Spec
-	o       Options
-	multi   bool
-	sentry  string
-	anchors string
-	token   string
+	spec   Spec
+	o      Options
+	multi  bool
+	sentry string
+	// placement is the local placement service (actors).
+	placement string
+	anchors   string
+	token     string
 
 	rec        *registry.App
 	sidecar    *child
@@ -293,6 +295,9 @@ func (in *instance) sidecarArgs() []string {
 	}
 	if s.AppPort != 0 {
 		args = append(args, "--app-port", strconv.Itoa(s.AppPort))
+	}
+	if in.placement != "" {
+		args = append(args, "--placement-host-address", in.placement)
 	}
 	for _, r := range s.ResourcesPaths {
 		args = append(args, "--resources-path", r)
