@@ -127,7 +127,7 @@ func TestParseFlags(t *testing.T) {
 				"--control-plane-address", "op:80", "--actors-service", "x"},
 			check: func(t *testing.T, o *Options) {
 				want := []string{"--control-plane-address=op:80",
-					"--scheduler-host-address=localhost:50006", "--unix-domain-socket=/tmp",
+					"--unix-domain-socket=/tmp",
 					"--wait=true", "--actors-service=x"}
 				if len(o.Ignored) != len(want) {
 					t.Fatalf("ignored = %q", o.Ignored)

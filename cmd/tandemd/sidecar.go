@@ -269,6 +269,19 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	// Policies for targets.apps.<name> apply to HTTP endpoints too, as in
 	// daprd: the resilient invoker wraps the endpoints' router.
 	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: endpoints, Policies: policies.Set, Resolver: resolver, Log: resLog})
+	sched, err := schedulerConnection(o, src, log)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	// Stops after the servers: API calls in flight may still use it.
+	background.Add(task.Task{Name: "scheduler", Run: sched.Run})
+	jobsAPI := api.NewJobs(api.JobsConfig{
+		Scheduler: sched, AppID: o.AppID, Namespace: o.Namespace, Log: log,
+		Metrics: api.JobsMetrics{
+			Success: func(d time.Duration) { metrics.JobTriggered(true, d) },
+			Failure: func(d time.Duration) { metrics.JobTriggered(false, d) },
+		},
+	})
 	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, app.Channel(), rc, policies.Set, log)
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
@@ -285,7 +298,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, Jobs: jobsAPI, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 			Pipeline:      pipes.server.Wrap,

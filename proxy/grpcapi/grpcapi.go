@@ -59,6 +59,8 @@ type Config struct {
 	Configuration *api.Configuration
 	// Actors serves the actor RPCs; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
+	// Jobs serves the jobs RPCs; nil leaves them unimplemented.
+	Jobs *api.Jobs
 	// Log receives failures; nil discards them.
 	Log *slog.Logger
 }
