@@ -282,7 +282,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			Failure: func(d time.Duration) { metrics.JobTriggered(false, d) },
 		},
 	})
-	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, app.Channel(), rc, policies.Set, log)
+	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, app.Channel(), rc, policies.Set, sched, log)
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
 	}
