@@ -205,12 +205,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// Stopping: the streams end first, then the connections close.
+	defer s.closeConns()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wg.Go(func() { s.runStreams(ctx) })
-	defer s.closeConns()
 	for ctx.Err() == nil {
 		if err := s.watchHosts(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("scheduler host watch failed; reconnecting (is the scheduler running at --scheduler-host-address?)",
