@@ -37,7 +37,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		},
 		ObservabilityFlags: ObservabilityFlags{LogLevel: "info", MetricsEnabled: true, MetricsPort: 9090, MetricsListenAddress: "0.0.0.0"},
 		ShutdownFlags:      ShutdownFlags{GracefulShutdown: 5 * time.Second},
-		UnsupportedFlags:   UnsupportedFlags{ActorsDisseminateTimeout: 30 * time.Second},
+		UnsupportedFlags:   UnsupportedFlags{ActorsDisseminateTimeout: 30 * time.Second, SchedulerJobStreams: 3},
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *o, want)
