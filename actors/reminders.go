@@ -122,6 +122,15 @@ func (r *Runtime) CreateReminder(ctx context.Context, req ReminderRequest) error
 	if !r.Hosts(ctx, req.ActorType) {
 		return ErrReminderNotHosted
 	}
+	return r.remStore.Create(ctx, req)
+}
+
+// stateReminders keeps reminders in the actor state store and fires them
+// from this host (runReminders).
+type stateReminders struct{ r *Runtime }
+
+func (s stateReminders) Create(ctx context.Context, req ReminderRequest) error {
+	r := s.r
 	now := time.Now()
 	due, err := schedule.ParseTime(req.DueTime, now)
 	if err != nil {
@@ -156,6 +165,11 @@ func (r *Runtime) GetReminder(ctx context.Context, actorType, actorID, name stri
 	if !r.Hosts(ctx, actorType) {
 		return nil, ErrReminderNotHosted
 	}
+	return r.remStore.Get(ctx, actorType, actorID, name)
+}
+
+func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string) ([]byte, error) {
+	r := s.r
 	st, err := r.store()
 	if err != nil {
 		return nil, err
@@ -180,7 +194,11 @@ func (r *Runtime) DeleteReminder(ctx context.Context, actorType, actorID, name s
 	if !r.Hosts(ctx, actorType) {
 		return ErrReminderNotHosted
 	}
-	return r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
+	return r.remStore.Delete(ctx, actorType, actorID, name)
+}
+
+func (s stateReminders) Delete(ctx context.Context, actorType, actorID, name string) error {
+	return s.r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
 		return slices.DeleteFunc(list, func(s storedReminder) bool { return s.ActorID == actorID && s.Name == name }), nil
 	})
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/jobs"
 	"github.com/tandemrun/tandem/resiliency"
 )
 
@@ -57,7 +58,11 @@ type Config struct {
 	Policy func(actorType, actorID string) *resiliency.Policy
 	// LookupTimeout bounds the wait for placement's table (30s if 0).
 	LookupTimeout time.Duration
-	Log           *slog.Logger
+	// Scheduler, when enabled, keeps the reminders (as daprd does with
+	// --scheduler-host-address): those in the state store move to it at
+	// start-up; otherwise they stay in the actor state store.
+	Scheduler *jobs.Scheduler
+	Log       *slog.Logger
 }
 
 // Runtime is one sidecar's actor host and router.
@@ -72,6 +77,7 @@ type Runtime struct {
 	active     map[string]*actor     // by type||id
 	registered chan struct{}         // closed once /dapr/config was read
 	rem        reminders
+	remStore   ReminderStore
 	ready      atomic.Bool
 }
 
@@ -85,6 +91,10 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, active: map[string]*actor{}, registered: make(chan struct{}),
 		rem: reminders{running: map[string]reminderRunner{}, wake: make(chan struct{}, 1)}}
+	r.remStore = stateReminders{r}
+	if cfg.Scheduler.Enabled() {
+		r.remStore = &schedulerReminders{r: r, sched: cfg.Scheduler}
+	}
 	if cfg.Placement != nil {
 		pc := *cfg.Placement
 		pc.OnUpdate, pc.OnDisconnect = r.onTableUpdate, r.onDisconnect
@@ -118,7 +128,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 				r.log.Error("placement client stopped", "error", err)
 			}
 		})
-		wg.Go(func() { r.runReminders(ctx) })
+		if sr, ok := r.remStore.(*schedulerReminders); ok {
+			wg.Go(func() { r.migrateReminders(ctx, sr) })
+		} else {
+			wg.Go(func() { r.runReminders(ctx) })
+		}
 	}
 	r.reapIdle(ctx)
 	r.deactivateAll(context.WithoutCancel(ctx), func(*actor) bool { return true })
@@ -195,6 +209,31 @@ func (r *Runtime) setTypes(types map[string]TypeConfig) {
 	if r.placement != nil {
 		r.placement.SetTypes(slices.Sorted(maps.Keys(types)))
 	}
+	if sr, ok := r.remStore.(*schedulerReminders); ok && r.placement != nil {
+		// The scheduler triggers the reminders of these types here.
+		sr.sched.SetActorTypes(slices.Sorted(maps.Keys(types)), sr.trigger)
+	}
+}
+
+// migrateReminders moves the state store's reminders of the hosted types
+// to the scheduler once the actor state store is ready.
+func (r *Runtime) migrateReminders(ctx context.Context, sr *schedulerReminders) {
+	for r.cfg.StateStorePending != nil && r.cfg.StateStorePending() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	select {
+	case <-r.registered:
+	case <-ctx.Done():
+		return
+	}
+	r.mu.Lock()
+	types := slices.Sorted(maps.Keys(r.types))
+	r.mu.Unlock()
+	sr.migrate(ctx, types)
 }
 
 // typeConfig returns the configuration of a hosted type.

@@ -76,6 +76,7 @@ type Metrics struct {
 	inv  *invokeMetrics
 	comp *componentMetrics
 	res  *resiliencyMetrics
+	jobs *jobMetrics
 	// errCodes is nil unless recordErrorCodes is on.
 	errCodes *errorCodeMetrics
 }
@@ -103,12 +104,14 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	m.inv = newInvokeMetrics(o.AppID, buckets, m.maxSeries)
 	m.comp = newComponentMetrics(o.AppID, o.Namespace, buckets)
 	m.res = newResiliencyMetrics(o.AppID)
+	m.jobs = newJobMetrics(o.AppID, o.Namespace, buckets)
 	var cs []prometheus.Collector
 	cs = append(cs, m.http.collectors()...)
 	cs = append(cs, m.grpc.collectors()...)
 	cs = append(cs, m.inv.collectors()...)
 	cs = append(cs, m.comp.collectors()...)
 	cs = append(cs, m.res.collectors()...)
+	cs = append(cs, m.jobs.collectors()...)
 	if o.RecordErrorCodes {
 		m.errCodes = newErrorCodeMetrics(o.AppID)
 		cs = append(cs, m.errCodes.total)

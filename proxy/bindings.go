@@ -59,3 +59,21 @@ func (s *Sidecar) whileHealthy(ctx context.Context, health *apphealth.Checker, w
 		}
 	}
 }
+
+// runJobs lets the app take its triggered jobs once it listens, only while
+// it is healthy when health probes are on (daprd opens and closes its job
+// streams with the app's health).
+func (s *Sidecar) runJobs(ctx context.Context) error {
+	j := s.o.APIs.Jobs
+	if !j.Enabled() || s.o.App.api().HTTP == nil && s.o.App.api().GRPC == nil {
+		return nil
+	}
+	if !s.appReady.Load() && !s.waitForApp(ctx) {
+		return nil
+	}
+	if h := s.o.App.healthChecker(); h != nil {
+		s.whileHealthy(ctx, h, "scheduler jobs", func(ctx context.Context) error { return j.Deliver(ctx, s.o.App.api()) })
+		return nil
+	}
+	return j.Deliver(ctx, s.o.App.api())
+}

@@ -128,6 +128,9 @@ type APIs struct {
 	// ActorStreams, if set, serves the actor callback streams of an app
 	// that speaks gRPC or has no port (SubscribeActorEventsAlpha1).
 	ActorStreams *appstream.Streams
+	// Jobs is the jobs API over the scheduler (nil: not served); the app
+	// takes its triggered jobs while it is reachable and healthy.
+	Jobs *api.Jobs
 	// Components, if set, reports loaded components to the metadata API.
 	Components Components
 	// Resiliencies, if set, names the Resiliency resources in effect for
@@ -275,7 +278,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
-		ActorStreams: apis.ActorStreams, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
+		ActorStreams: apis.ActorStreams, Jobs: apis.Jobs, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
@@ -288,7 +291,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
-		Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
+		Jobs: apis.Jobs, Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 		Pipeline: apis.Pipeline,
 	})
 	// CORS before the token check: preflights carry no token.
@@ -400,6 +403,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 			{Name: "shutdown request", Critical: true, Run: s.waitShutdown},
 			{Name: "pub/sub subscriptions", Run: subscriptions},
 			{Name: "input bindings", Run: inputs},
+			{Name: "scheduler jobs", Run: s.runJobs},
 		}},
 		task.Stage{Name: "servers", Tasks: servers},
 		task.Stage{Name: "metrics", Tasks: metrics},
@@ -536,7 +540,7 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 // ready reports whether the sidecar is healthy: the app is reachable and
 // its first subscriptions are made.
 func (s *Sidecar) ready() bool {
-	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() {
+	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() || !s.o.APIs.Jobs.Ready() {
 		return false
 	}
 	if b := s.o.APIs.Bindings; b != nil && !b.Settled() {
@@ -592,6 +596,10 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		channel = "127.0.0.1"
 	}
 	actorRuntime := s.o.APIs.Actors.Status()
+	var sched *runtimev1.MetadataScheduler
+	if addrs := s.o.APIs.Jobs.ConnectedAddresses(); len(addrs) > 0 {
+		sched = &runtimev1.MetadataScheduler{ConnectedAddresses: addrs}
+	}
 	return &runtimev1.GetMetadataResponse{
 		Id:                   s.o.Self.AppID,
 		RuntimeVersion:       s.o.Self.RuntimeVersion,
@@ -605,6 +613,7 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		Resiliencies:  s.resiliencies(),
 		HttpEndpoints: s.httpEndpoints(),
 		ActorRuntime:  actorRuntime,
+		Scheduler:     sched,
 		//lint:ignore SA1019 daprd still fills the alias
 		ActiveActorsCount: actorRuntime.GetActiveActors(),
 	}

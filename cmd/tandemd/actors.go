@@ -20,6 +20,7 @@ import (
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/jobs"
 	"github.com/tandemrun/tandem/resiliency"
 )
 
@@ -28,7 +29,7 @@ import (
 // The placement stream uses mTLS with the sidecar's SVID when sentry is in
 // use, and accepts only placement's SPIFFE ID, as daprd does.
 func actorRuntime(o *Options, src *identity.Source, host string, internalPort int, pool *transport.Pool,
-	app invoke.AppChannel, rc *runtimeComponents, policies func() *resiliency.Set, log *slog.Logger) (*actors.Runtime, error) {
+	app invoke.AppChannel, rc *runtimeComponents, policies func() *resiliency.Set, sched *jobs.Scheduler, log *slog.Logger) (*actors.Runtime, error) {
 	addrs := placementAddresses(o)
 	if len(addrs) == 0 {
 		log.Warn("Actor runtime disabled: placement service is not configured. Actors and Workflow APIs will be unavailable")
@@ -55,8 +56,8 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 		},
 		Pool: pool, App: app, StateStore: stores.get, StateStorePending: stores.pending,
 		Policy:        func(actorType, actorID string) *resiliency.Policy { return policies().ForActor(actorType, actorID) },
-		LookupTimeout: o.ActorsDisseminateTimeout,
-		Log:           log.With("component", "actors"),
+		LookupTimeout: o.ActorsDisseminateTimeout, Scheduler: sched,
+		Log: log.With("component", "actors"),
 	})
 }
 

@@ -129,7 +129,12 @@ type UnsupportedFlags struct {
 	// ActorsDisseminateTimeout bounds how long actor calls wait for
 	// placement's table (--actors-disseminate-timeout).
 	ActorsDisseminateTimeout time.Duration
-	SchedulerAddresses       []string
+	// SchedulerAddresses are --scheduler-host-address's entries (jobs and
+	// actor reminders); none disables the scheduler, as in daprd.
+	SchedulerAddresses []string
+	// SchedulerJobStreams is the number of job streams per scheduler host
+	// (--scheduler-job-streams).
+	SchedulerJobStreams uint
 	// Ignored lists flags that were given but name features Tandem does not
 	// implement, each as "--flag=value (reason)". main logs them.
 	Ignored []string
@@ -554,15 +559,16 @@ func (c *converter) convert() {
 		o.PlacementAddresses = strings.Split(raw.placement, ",")
 	}
 	o.ActorsDisseminateTimeout = raw.actorsDisseminateTimeout
-	// Not implemented.
 	o.SchedulerAddresses = raw.scheduler
 	if !c.set["scheduler-host-address"] {
 		if v := c.getenv(envSchedulerHostAddress); v != "" {
 			o.SchedulerAddresses = strings.Split(v, ",")
 		}
 	}
-	c.ignore("scheduler-host-address", raw.scheduler.String(), "jobs, reminders and workflows are not implemented")
-	c.ignore("scheduler-job-streams", fmt.Sprint(raw.schedulerJobStreams), "no scheduler")
+	o.SchedulerJobStreams = raw.schedulerJobStreams
+	if o.SchedulerJobStreams < 1 {
+		c.fail("scheduler-job-streams", "must define at least 1 scheduler stream, got %d", o.SchedulerJobStreams)
+	}
 	if raw.enableProfiling {
 		o.EnableProfiling = true
 		o.ProfilePort = c.port("profile-port", raw.profilePort)

@@ -37,7 +37,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		},
 		ObservabilityFlags: ObservabilityFlags{LogLevel: "info", MetricsEnabled: true, MetricsPort: 9090, MetricsListenAddress: "0.0.0.0"},
 		ShutdownFlags:      ShutdownFlags{GracefulShutdown: 5 * time.Second},
-		UnsupportedFlags:   UnsupportedFlags{ActorsDisseminateTimeout: 30 * time.Second},
+		UnsupportedFlags:   UnsupportedFlags{ActorsDisseminateTimeout: 30 * time.Second, SchedulerJobStreams: 3},
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *o, want)
@@ -127,7 +127,7 @@ func TestParseFlags(t *testing.T) {
 				"--control-plane-address", "op:80", "--actors-service", "x"},
 			check: func(t *testing.T, o *Options) {
 				want := []string{"--control-plane-address=op:80",
-					"--scheduler-host-address=localhost:50006", "--unix-domain-socket=/tmp",
+					"--unix-domain-socket=/tmp",
 					"--wait=true", "--actors-service=x"}
 				if len(o.Ignored) != len(want) {
 					t.Fatalf("ignored = %q", o.Ignored)

@@ -270,6 +270,19 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	// Policies for targets.apps.<name> apply to HTTP endpoints too, as in
 	// daprd: the resilient invoker wraps the endpoints' router.
 	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: endpoints, Policies: policies.Set, Resolver: resolver, Log: resLog})
+	sched, err := schedulerConnection(o, src, log)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	// Stops after the servers: API calls in flight may still use it.
+	background.Add(task.Task{Name: "scheduler", Run: sched.Run})
+	jobsAPI := api.NewJobs(api.JobsConfig{
+		Scheduler: sched, AppID: o.AppID, Namespace: o.Namespace, Log: log,
+		Metrics: api.JobsMetrics{
+			Success: func(d time.Duration) { metrics.JobTriggered(true, d) },
+			Failure: func(d time.Duration) { metrics.JobTriggered(false, d) },
+		},
+	})
 	// An app that speaks gRPC, or has no port, hosts actors over the
 	// callback stream it opens (SubscribeActorEventsAlpha1), as in daprd.
 	actorApp, actorStreams := app.Channel(), (*appstream.Streams)(nil)
@@ -277,7 +290,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		actorStreams = appstream.New()
 		actorApp = actorStreams
 	}
-	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, actorApp, rc, policies.Set, log)
+	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, actorApp, rc, policies.Set, sched, log)
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
 	}
@@ -293,7 +306,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Jobs: jobsAPI, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 			Pipeline:      pipes.server.Wrap,

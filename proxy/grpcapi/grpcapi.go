@@ -64,6 +64,8 @@ type Config struct {
 	// speaks gRPC or has no port (SubscribeActorEventsAlpha1); nil answers
 	// FailedPrecondition, as daprd does for an HTTP app.
 	ActorStreams *appstream.Streams
+	// Jobs serves the jobs RPCs; nil leaves them unimplemented.
+	Jobs *api.Jobs
 	// Log receives failures; nil discards them.
 	Log *slog.Logger
 }

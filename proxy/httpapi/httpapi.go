@@ -71,6 +71,8 @@ type Config struct {
 	Configuration *api.Configuration
 	// Actors serves the actor API; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
+	// Jobs serves the jobs API; nil leaves it unimplemented.
+	Jobs *api.Jobs
 	// Log receives request failures; nil discards them.
 	Log *slog.Logger
 	// Pipeline, if set, wraps the routing in the Configuration's
@@ -113,6 +115,7 @@ func New(cfg Config) *Handler {
 	h.registerLock()
 	h.registerConfiguration()
 	h.registerActors()
+	h.registerJobs()
 	if cfg.Pipeline != nil {
 		h.piped = cfg.Pipeline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			lb, _ := r.Body.(*limitedBody) // nil if a middleware replaced the body

@@ -1,0 +1,271 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tandemrun/tandem/actors/schedule"
+	"github.com/tandemrun/tandem/jobs"
+)
+
+// ReminderStore keeps actor reminders and has them fire: the actor state
+// store (Tandem's firing loop over Dapr's "actors||{type}" layout), or
+// the scheduler, as daprd does when --scheduler-host-address is set. The
+// Runtime checks the actor type first; a store only stores.
+type ReminderStore interface {
+	Create(ctx context.Context, req ReminderRequest) error
+	// Get returns the reminder's JSON as daprd's GET answers it, or an
+	// error wrapping ErrReminderNotFound.
+	Get(ctx context.Context, actorType, actorID, name string) ([]byte, error)
+	// Delete removes a reminder; a missing one is not an error.
+	Delete(ctx context.Context, actorType, actorID, name string) error
+}
+
+var (
+	_ ReminderStore = stateReminders{}
+	_ ReminderStore = (*schedulerReminders)(nil)
+)
+
+// schedulerReminders keeps reminders as scheduler jobs whose target is the
+// actor; the scheduler triggers them on a sidecar that hosts the type,
+// which routes each to the actor's owner (trigger).
+type schedulerReminders struct {
+	r     *Runtime
+	sched *jobs.Scheduler
+}
+
+func (s *schedulerReminders) metadata(actorType, actorID string) *schedulerv1.JobMetadata {
+	return &schedulerv1.JobMetadata{
+		AppId: s.r.cfg.AppID, Namespace: s.r.cfg.Namespace,
+		Target: &schedulerv1.JobTargetMetadata{Type: &schedulerv1.JobTargetMetadata_Actor{
+			Actor: &schedulerv1.TargetActorReminder{Type: actorType, Id: actorID},
+		}},
+	}
+}
+
+// scheduleFromPeriod turns a reminder period into a job schedule, as
+// daprd: "@every <duration>" and the repetitions; periods in years,
+// months or days cannot be a job.
+func scheduleFromPeriod(period string) (*string, *uint32, error) {
+	if period == "" {
+		return nil, nil, nil
+	}
+	p, err := schedule.ParsePeriod(period)
+	if err != nil || p.Years != 0 || p.Months != 0 || p.Days != 0 {
+		return nil, nil, &FieldError{Field: "period", Err: fmt.Errorf("unsupported period format: %s", period)}
+	}
+	every := "@every " + p.Every.String()
+	var repeats *uint32
+	if p.Repeats > 0 {
+		n := uint32(p.Repeats)
+		repeats = &n
+	}
+	return &every, repeats, nil
+}
+
+func (s *schedulerReminders) Create(ctx context.Context, req ReminderRequest) error {
+	every, repeats, err := scheduleFromPeriod(req.Period)
+	if err != nil {
+		return err
+	}
+	job := &schedulerv1.Job{Schedule: every, Repeats: repeats}
+	if req.DueTime != "" {
+		job.DueTime = &req.DueTime
+	}
+	if req.TTL != "" {
+		job.Ttl = &req.TTL
+	}
+	if len(req.Data) > 0 {
+		if job.Data, err = anypb.New(wrapperspb.Bytes(req.Data)); err != nil {
+			return err
+		}
+	}
+	return s.schedule(ctx, &schedulerv1.ScheduleJobRequest{
+		Name: req.Name, Overwrite: true, Job: job, Metadata: s.metadata(req.ActorType, req.ActorID),
+	})
+}
+
+func (s *schedulerReminders) schedule(ctx context.Context, req *schedulerv1.ScheduleJobRequest) error {
+	_, err := jobs.Call(ctx, s.sched, func(ctx context.Context, c schedulerv1.SchedulerClient) (*schedulerv1.ScheduleJobResponse, error) {
+		return c.ScheduleJob(ctx, req, grpc.WaitForReady(true))
+	})
+	if status.Code(err) == codes.InvalidArgument {
+		return &FieldError{Field: "reminder", Err: errors.New(status.Convert(err).Message())}
+	}
+	return err
+}
+
+// schedulerReminderJSON is daprd's GET of a scheduler reminder.
+type schedulerReminderJSON struct {
+	ActorID   string          `json:"actorID"`
+	ActorType string          `json:"actorType"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	Period    string          `json:"period,omitempty"`
+	DueTime   string          `json:"dueTime,omitempty"`
+	TTL       string          `json:"ttl,omitempty"`
+}
+
+func (s *schedulerReminders) Get(ctx context.Context, actorType, actorID, name string) ([]byte, error) {
+	resp, err := jobs.Call(ctx, s.sched, func(ctx context.Context, c schedulerv1.SchedulerClient) (*schedulerv1.GetJobResponse, error) {
+		return c.GetJob(ctx, &schedulerv1.GetJobRequest{Name: name, Metadata: s.metadata(actorType, actorID)}, grpc.WaitForReady(true))
+	})
+	if status.Code(err) == codes.NotFound {
+		return nil, fmt.Errorf("%w: %s", ErrReminderNotFound, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	job := resp.GetJob()
+	return json.Marshal(schedulerReminderJSON{
+		ActorID: actorID, ActorType: actorType, Data: reminderData(job.GetData()), Period: job.GetSchedule(),
+		DueTime: job.GetDueTime(), TTL: job.GetTtl(),
+	})
+}
+
+// reminderData is a job's data as the reminder's JSON: the bytes the
+// reminder was created with.
+func reminderData(a *anypb.Any) json.RawMessage {
+	if a == nil {
+		return nil
+	}
+	var b wrapperspb.BytesValue
+	if a.MessageIs(&b) && a.UnmarshalTo(&b) == nil {
+		return jsonOrString(b.GetValue())
+	}
+	return jsonOrString(a.GetValue())
+}
+
+func jsonOrString(b []byte) json.RawMessage {
+	if len(b) == 0 || json.Valid(b) {
+		return b
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
+
+func (s *schedulerReminders) Delete(ctx context.Context, actorType, actorID, name string) error {
+	_, err := jobs.Call(ctx, s.sched, func(ctx context.Context, c schedulerv1.SchedulerClient) (*schedulerv1.DeleteJobResponse, error) {
+		return c.DeleteJob(ctx, &schedulerv1.DeleteJobRequest{Name: name, Metadata: s.metadata(actorType, actorID)}, grpc.WaitForReady(true))
+	})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+// trigger delivers a reminder the scheduler triggered to the actor's owner
+// (PUT remind/{name}) and answers the scheduler: SUCCESS when the actor
+// took it, or asked with X-DaprReminderCancel to cancel it (then it is
+// deleted); FAILED otherwise, which the job's failure policy retries.
+func (s *schedulerReminders) trigger(ctx context.Context, job *schedulerv1.WatchJobsResponse) schedulerv1.WatchJobsRequestResultStatus {
+	actor := job.GetMetadata().GetTarget().GetActor()
+	body, _ := json.Marshal(reminderBody{Data: dataOrNull(reminderData(job.GetData()))})
+	req := &internalsv1.InternalInvokeRequest{
+		Ver:   internalsv1.APIVersion_V1,
+		Actor: &internalsv1.Actor{ActorType: actor.GetType(), ActorId: actor.GetId()},
+		Message: &commonv1.InvokeRequest{
+			Method: "remind/" + job.GetName(), ContentType: "application/json", Data: &anypb.Any{Value: body},
+			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
+		},
+	}
+	resp, err := s.r.route(ctx, req)
+	if resp != nil && cancelHeader(resp) {
+		if derr := s.Delete(ctx, actor.GetType(), actor.GetId(), job.GetName()); derr != nil {
+			s.r.log.Warn("delete cancelled reminder", "reminder", job.GetName(), "error", derr)
+		}
+		return schedulerv1.WatchJobsRequestResultStatus_SUCCESS
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.r.log.Error("failed to invoke scheduled actor reminder", "reminder", job.GetName(),
+				"actor_type", actor.GetType(), "actor_id", actor.GetId(), "error", err)
+		}
+		return schedulerv1.WatchJobsRequestResultStatus_FAILED
+	}
+	return schedulerv1.WatchJobsRequestResultStatus_SUCCESS
+}
+
+// migrate moves the reminders of the hosted types from the actor state
+// store to the scheduler, as daprd 1.15 did on upgrade: each one is
+// created with what it has left (its next firing as the due time, its
+// remaining repetitions and its expiry); a type's state-store entry is
+// removed only once all of its reminders are in the scheduler, so a
+// failure loses none (the next start tries again).
+func (s *schedulerReminders) migrate(ctx context.Context, types []string) {
+	st, err := s.r.store()
+	if err != nil {
+		return // no actor state store: nothing to move
+	}
+	for _, typ := range types {
+		list, _, err := s.r.loadReminders(ctx, st, typ)
+		if err != nil || len(list) == 0 {
+			if err != nil {
+				s.r.log.Warn("read state-store reminders to migrate", "actor_type", typ, "error", err)
+			}
+			continue
+		}
+		moved := 0
+		for _, rem := range list {
+			if err := s.migrateOne(ctx, rem); err != nil {
+				s.r.log.Error("migrate reminder to the scheduler; it stays in the state store", "reminder", rem.id(), "error", err)
+				continue
+			}
+			moved++
+		}
+		if moved != len(list) {
+			continue
+		}
+		if err := s.r.updateReminders(ctx, typ, func([]storedReminder) ([]storedReminder, error) { return nil, nil }); err != nil {
+			s.r.log.Warn("clear migrated reminders from the state store", "actor_type", typ, "error", err)
+			continue
+		}
+		s.r.log.Info("actor reminders migrated from the state store to the scheduler", "actor_type", typ, "count", moved)
+	}
+}
+
+func (s *schedulerReminders) migrateOne(ctx context.Context, rem storedReminder) error {
+	every, _, err := scheduleFromPeriod(rem.Period)
+	if err != nil {
+		return err
+	}
+	job := &schedulerv1.Job{Schedule: every}
+	if !rem.NextFireTime.IsZero() {
+		due := rem.NextFireTime.UTC().Format(time.RFC3339Nano)
+		if rem.NextFireTime.Before(time.Now()) {
+			due = "0s"
+		}
+		job.DueTime = &due
+	}
+	if rem.RepetitionsLeft > 0 {
+		n := uint32(rem.RepetitionsLeft)
+		job.Repeats = &n
+	}
+	if rem.ExpirationTime != "" {
+		job.Ttl = &rem.ExpirationTime
+	}
+	if len(rem.Data) > 0 {
+		if job.Data, err = anypb.New(wrapperspb.Bytes(rem.Data)); err != nil {
+			return err
+		}
+	}
+	// A reminder already in the scheduler (an earlier, interrupted
+	// migration or one made since) is kept as it is.
+	err = s.schedule(ctx, &schedulerv1.ScheduleJobRequest{Name: rem.Name, Job: job, Metadata: s.metadata(rem.ActorType, rem.ActorID)})
+	if status.Code(err) == codes.AlreadyExists || strings.Contains(fmt.Sprint(err), "already exists") {
+		return nil
+	}
+	return err
+}
