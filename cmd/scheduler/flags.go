@@ -203,20 +203,24 @@ func (o *Options) Validate() error {
 // "500M", "1024") as a number of bytes.
 func ParseQuantity(s string) (int64, error) {
 	s = strings.TrimSpace(s)
-	mult := 1.0
+	mult, exp := 1.0, ""
 	for _, u := range []struct {
 		suffix string
 		mult   float64
+		exp    string
 	}{
-		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"Pi", 1 << 50}, {"Ei", 1 << 60},
-		{"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18},
+		{"Ki", 1 << 10, ""}, {"Mi", 1 << 20, ""}, {"Gi", 1 << 30, ""}, {"Ti", 1 << 40, ""}, {"Pi", 1 << 50, ""}, {"Ei", 1 << 60, ""},
+		{"k", 1, "e3"}, {"M", 1, "e6"}, {"G", 1, "e9"}, {"T", 1, "e12"}, {"P", 1, "e15"}, {"E", 1, "e18"},
 	} {
 		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			s, mult, exp = strings.TrimSuffix(s, u.suffix), u.mult, u.exp
 			break
 		}
 	}
-	f, err := strconv.ParseFloat(s, 64)
+	if strings.ContainsAny(s, "eE") && exp != "" {
+		return 0, fmt.Errorf("quantity %q has two exponents", s)
+	}
+	f, err := strconv.ParseFloat(s+exp, 64)
 	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, fmt.Errorf("quantity %q is not a number with an optional unit (Ki, Mi, Gi, k, M, G, E...)", s)
 	}
