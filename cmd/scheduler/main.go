@@ -356,4 +356,3 @@ func startIdentity(ctx context.Context, o *Options, id spiffeid.ID, tokenFile st
 		}},
 	}, nil
 }
-

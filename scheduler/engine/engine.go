@@ -19,7 +19,6 @@ package engine
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -571,7 +570,7 @@ func (e *Engine) run(ctx context.Context, s step) {
 	job, meta, err := s.job.Decode()
 	if err != nil {
 		e.log.Error("job record unreadable; dropping the tick", "job", s.name, "error", err)
-		e.done(ctx, s, claimed, true, meta)
+		e.done(ctx, s, claimed)
 		return
 	}
 	prefix, _ := store.TargetPrefix(meta)
@@ -583,18 +582,18 @@ func (e *Engine) run(ctx context.Context, s step) {
 		if e.o.Hooks.Triggered != nil {
 			e.o.Hooks.Triggered(meta, time.Since(s.plan.tick))
 		}
-		e.done(ctx, s, claimed, true, meta)
+		e.done(ctx, s, claimed)
 		return
 	}
 	if e.o.Hooks.Failed != nil {
 		e.o.Hooks.Failed(meta)
 	}
-	e.failed(ctx, s, claimed, job, meta)
+	e.failed(ctx, s, claimed, job)
 }
 
 // done records the tick done and deletes the job when it has no tick
 // left.
-func (e *Engine) done(ctx context.Context, s step, c store.Counter, _ bool, _ *schedulerv1.JobMetadata) {
+func (e *Engine) done(ctx context.Context, s step, c store.Counter) {
 	c.Count++
 	c.Last = c.Inflight
 	c.Attempts = 0
@@ -611,7 +610,7 @@ func (e *Engine) done(ctx context.Context, s step, c store.Counter, _ bool, _ *s
 }
 
 // failed applies the job's failure policy to a tick the sidecar failed.
-func (e *Engine) failed(ctx context.Context, s step, c store.Counter, job *schedulerv1.Job, meta *schedulerv1.JobMetadata) {
+func (e *Engine) failed(ctx context.Context, s step, c store.Counter, job *schedulerv1.Job) {
 	c.Attempts++
 	fp := job.GetFailurePolicy()
 	if cp := fp.GetConstant(); cp != nil && (cp.MaxRetries == nil || cp.GetMaxRetries() >= c.Attempts) {
@@ -622,7 +621,7 @@ func (e *Engine) failed(ctx context.Context, s step, c store.Counter, job *sched
 		}
 		return
 	}
-	e.done(ctx, s, c, false, meta)
+	e.done(ctx, s, c)
 }
 
 // put writes the job's counter if neither it nor the job changed since s
@@ -664,10 +663,6 @@ func (e *Engine) finish(ctx context.Context, s step) error {
 	}
 	return nil
 }
-
-var errNoOwner = errors.New("no replica")
-
-var _ = errNoOwner
 
 // --- timer heap --------------------------------------------------------
 
