@@ -71,10 +71,15 @@ func Permanent(err error) error {
 }
 
 // IsPermanent reports whether err (or an error it wraps) was marked with
-// Permanent.
+// Permanent, or says so itself with a Permanent() bool method (how
+// packages below components, such as internal/wasmguest, mark theirs).
 func IsPermanent(err error) bool {
 	var p permanent
-	return errors.As(err, &p)
+	if errors.As(err, &p) {
+		return true
+	}
+	var s interface{ Permanent() bool }
+	return errors.As(err, &s) && s.Permanent()
 }
 
 func lowerFirst(s string) string {

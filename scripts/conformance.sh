@@ -8,6 +8,8 @@
 #   scripts/conformance.sh 'actors/.*'            # suite/actors, suite/scheduler and suite/placement by expression
 #   TANDEM_CONFORMANCE_OURS="placement scheduler" scripts/conformance.sh 'placement/.*'
 #                                                 # our cmd/placement, cmd/scheduler in the place of Dapr's
+# A line of the list may name our binaries for that case in a second field: "placement/quorum/insecure ours=placement"
+# (comma-separated: placement, scheduler, sentry, operator).
 #   scripts/conformance.sh --list state           # print the matching cases only
 #   scripts/conformance.sh --build                # build Dapr's binaries and the suite only (the e2e actor tests use placement)
 #
@@ -66,9 +68,15 @@ all_cases() {
 }
 
 mapfile -t ALL < <(all_cases)
+declare -A CASE_OURS=() # the binaries of ours a case of the list runs with ("ours=a,b" in its second field)
 [[ ${#ALL[@]} -gt 0 ]] || die "no cases found under $SRC/tests/integration/suite/daprd"
 if [[ ${#sel[@]} -eq 0 ]]; then
   mapfile -t CASES < <(grep -vE '^[[:space:]]*(#|$)' "$LIST" | awk '{print $1}')
+  while read -r c f; do
+    [[ -z $f ]] && continue
+    [[ $f =~ ^ours=[a-z,]+$ ]] || die "$LIST: $c: the second field must be ours=<binaries>, not $f"
+    CASE_OURS[$c]=${f#ours=}
+  done < <(grep -vE '^[[:space:]]*(#|$)' "$LIST")
   declare -A known=(); for c in "${ALL[@]}"; do known[$c]=1; done
   for c in "${CASES[@]}"; do [[ -n ${known[$c]:-} ]] || die "$LIST names $c, which the suite does not have"; done
 else
@@ -105,8 +113,13 @@ echo "conformance: building tandemd (release flags)" >&2
 CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$SIDECAR" ./cmd/tandemd || die "building tandemd failed"
 chmod a+rx "$SIDECAR"
 OURS=()
-for b in ${TANDEM_CONFORMANCE_OURS:-}; do
-  [[ $b =~ ^(placement|scheduler|sentry|operator)$ ]] || die "TANDEM_CONFORMANCE_OURS: $b is not one of placement scheduler sentry operator"
+wanted=" ${TANDEM_CONFORMANCE_OURS:-} "
+for c in "${CASES[@]}"; do
+  o=${CASE_OURS[$c]:-}
+  for b in ${o//,/ }; do [[ $wanted == *" $b "* ]] || wanted+="$b "; done
+done
+for b in $wanted; do
+  [[ $b =~ ^(placement|scheduler|sentry|operator)$ ]] || die "ours: $b is not one of placement scheduler sentry operator"
   echo "conformance: building our $b from this checkout in the place of Dapr's" >&2
   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$CACHE/bin/$b-$$" "./cmd/$b" || die "building cmd/$b failed"
   chmod a+rx "$CACHE/bin/$b-$$"; OURS+=("$CACHE/bin/$b-$$")
@@ -143,9 +156,10 @@ export -f run_case
 
 start=$SECONDS
 for ((w = 0; w < JOBS; w++)); do
-  printf '%s\n' "${CASES[@]}" | awk -v n="$JOBS" -v k="$w" 'NR % n == k' >"$OUT/.worker$w"
+  for c in "${CASES[@]}"; do printf '%s %s\n' "$c" "${CASE_OURS[$c]:-}"; done |
+    awk -v n="$JOBS" -v k="$w" 'NR % n == k' >"$OUT/.worker$w"
   unshare -n bash -c 'ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo
-    while read -r c; do run_case "$c"; done <"'"$OUT/.worker$w"'"' &
+    while read -r c ours; do run_case "$c" "$ours"; done <"'"$OUT/.worker$w"'"' &
 done | tee "$OUT/results.txt"
 wait
 

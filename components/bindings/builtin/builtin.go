@@ -17,6 +17,7 @@ import (
 	"github.com/tandemrun/tandem/components/bindings/postgresql"
 	"github.com/tandemrun/tandem/components/bindings/rabbitmq"
 	"github.com/tandemrun/tandem/components/bindings/redis"
+	"github.com/tandemrun/tandem/components/bindings/wasm"
 )
 
 // Factories returns a new map from Dapr component type ("bindings.cron",
@@ -35,6 +36,7 @@ func Factories(log *slog.Logger) map[string]func() bindings.Binding {
 		redis.Type:        func() bindings.Binding { return redis.New() },
 		rabbitmq.Type:     func() bindings.Binding { return rabbitmq.New(with(rabbitmq.Type)) },
 		mqtt3.Type:        func() bindings.Binding { return mqtt3.New(with(mqtt3.Type)) },
+		wasm.Type:         func() bindings.Binding { return wasm.New() },
 	}
 }
 

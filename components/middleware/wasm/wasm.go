@@ -18,8 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/middleware"
+	"github.com/tandemrun/tandem/internal/wasmguest"
 )
 
 // Type is the spec.type.
@@ -41,11 +40,7 @@ const (
 	defaultMemoryMiB    = 64
 	defaultTimeout      = time.Second
 	defaultMaxInstances = 32
-	maxModuleBytes      = 256 << 20
 )
-
-// cache shares compiled modules between components and reloads of one.
-var cache = wazero.NewCompilationCache()
 
 // Middleware is one wasm component.
 type Middleware struct {
@@ -103,17 +98,11 @@ func (m *Middleware) Init(ctx context.Context, md components.Metadata) error {
 			return components.Permanent(fmt.Errorf("metadata timeout is %q: give a positive duration such as 500ms", v))
 		}
 	}
-	guest, err := fetch(ctx, u)
+	guest, err := wasmguest.Load(ctx, u, "guest")
 	if err != nil {
 		return err
 	}
-	if err := precompile(ctx, guest); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("the guest at %s is still being compiled (it goes on in the background; raise spec.initTimeout to wait for it in one attempt): %w", u, err)
-		}
-		return components.Permanent(fmt.Errorf("the guest at %s is not a valid wasm module: %w", u, err))
-	}
-	m.rt = wazero.NewRuntimeWithConfig(ctx, runtimeConfig(uint32(mem)*16)) // 64 KiB pages
+	m.rt = wazero.NewRuntimeWithConfig(ctx, wasmguest.RuntimeConfig(uint32(mem)*16)) // 64 KiB pages
 	fail := func(err error) error {
 		_ = m.rt.Close(context.Background())
 		return err
@@ -165,43 +154,6 @@ func positive(md components.Metadata, name string, def int) (int, error) {
 	return n, nil
 }
 
-// fetch reads the guest from a file:// or http(s):// URL.
-func fetch(ctx context.Context, u string) ([]byte, error) {
-	scheme, rest, ok := strings.Cut(u, "://")
-	switch {
-	case !ok:
-		return nil, components.Permanent(fmt.Errorf("metadata url %q has no scheme: use file:// or https://", u))
-	case scheme == "file":
-		b, err := os.ReadFile(rest)
-		if err != nil {
-			return nil, components.Permanent(fmt.Errorf("read the guest: %w", err))
-		}
-		return b, nil
-	case scheme == "http" || scheme == "https":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return nil, components.Permanent(fmt.Errorf("metadata url %q: %w", u, err))
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("fetch the guest (retried): %w", err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("fetch the guest from %s: status %d (retried)", u, resp.StatusCode)
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxModuleBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("fetch the guest from %s: %w", u, err)
-		}
-		if len(b) > maxModuleBytes {
-			return nil, components.Permanent(fmt.Errorf("the guest at %s is larger than %d MiB", u, maxModuleBytes>>20))
-		}
-		return b, nil
-	}
-	return nil, components.Permanent(fmt.Errorf("metadata url %q: unsupported scheme %s: use file:// or https://", u, scheme))
-}
-
 // instance is one instantiated guest and the request it is handling.
 type instance struct {
 	mw       *Middleware
@@ -226,7 +178,7 @@ func (m *Middleware) instantiate(ctx context.Context) (*instance, error) {
 	in := &instance{mw: m}
 	mc := wazero.NewModuleConfig().WithName("").
 		WithSysNanotime().WithSysWalltime().WithSysNanosleep().WithRandSource(rand.Reader).
-		WithStderr(limitedWriter{&in.stderr, 4096}).WithStdout(io.Discard)
+		WithStderr(wasmguest.LimitedWriter{B: &in.stderr, Max: 4096}).WithStdout(io.Discard)
 	if m.start != "" {
 		mc = mc.WithStartFunctions(m.start)
 	} else {
@@ -354,16 +306,4 @@ func (m *Middleware) Close() error {
 		break
 	}
 	return m.rt.Close(context.Background())
-}
-
-type limitedWriter struct {
-	b   *bytes.Buffer
-	max int
-}
-
-func (w limitedWriter) Write(p []byte) (int, error) {
-	if room := w.max - w.b.Len(); room > 0 {
-		w.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }
