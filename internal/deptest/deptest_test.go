@@ -58,6 +58,7 @@ var forbidden = []arrow{
 	{"sentry/...", "operator/...|injector/...", "sentry comes first in the control plane: the operator and the injector get their certificates from it"},
 
 	{"operator/...", "proxy/...|invoke/...|components/...", "the operator's packages are control plane: they never use the sidecar's packages"},
+	{"scheduler/...", "proxy/...|invoke/...|components/...|actors/...|placement/...", "the scheduler is a control-plane service: it never uses the sidecar's packages"},
 
 	{"cmd/{bin}/...", "cmd/{!bin}/...", "a binary's packages belong to that binary alone"},
 	{"!cmd/...", "cmd/...", "nothing imports a binary: cmd is the top"},

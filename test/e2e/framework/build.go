@@ -16,6 +16,8 @@ type Binaries struct {
 	Sentry  string
 	// Placement is Tandem's placement service (cmd/placement).
 	Placement string
+	// Scheduler is Tandem's scheduler service (cmd/scheduler).
+	Scheduler string
 	Tandem    string
 	Echo      string
 	GRPCEcho  string
@@ -56,13 +58,14 @@ func Build() (*Binaries, error) {
 			Tandemd:   filepath.Join(dir, "tandemd"),
 			Sentry:    filepath.Join(dir, "sentry"),
 			Placement: filepath.Join(dir, "placement"),
+			Scheduler: filepath.Join(dir, "scheduler"),
 			Tandem:    filepath.Join(dir, "tandem"),
 			Echo:      filepath.Join(dir, "echo"),
 			GRPCEcho:  filepath.Join(dir, "grpcecho"),
 		}
 		args := append([]string{"build"}, ReleaseFlags...)
 		args = append(args, "-o", dir+"/",
-			"./cmd/tandemd", "./cmd/sentry", "./cmd/placement", "./cmd/tandem", "./test/apps/echo", "./test/apps/grpcecho")
+			"./cmd/tandemd", "./cmd/sentry", "./cmd/placement", "./cmd/scheduler", "./cmd/tandem", "./test/apps/echo", "./test/apps/grpcecho")
 		cmd := exec.Command("go", args...)
 		cmd.Dir = RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -1,0 +1,358 @@
+// Command scheduler is Tandem's scheduler service, a drop-in for Dapr's: it
+// accepts Dapr scheduler's flags, keeps jobs in an embedded etcd (or an
+// external one, --etcd-embed=false), and serves
+// dapr.proto.scheduler.v1.Scheduler to sidecars (tandemd or daprd,
+// --scheduler-host-address), with /healthz and Prometheus metrics.
+//
+// Replicas (--etcd-initial-cluster) form one etcd cluster and share the
+// jobs between them; each tick is delivered once, to one of the connected
+// sidecars of the job's app.
+//
+// With --tls-enabled it gets its certificate from sentry
+// (spiffe://<trust-domain>/ns/<NAMESPACE>/dapr-scheduler), serves sidecars
+// with mTLS and lets each touch only its own app's jobs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/task"
+	"github.com/tandemrun/tandem/scheduler/engine"
+	"github.com/tandemrun/tandem/scheduler/pool"
+	"github.com/tandemrun/tandem/scheduler/server"
+	"github.com/tandemrun/tandem/scheduler/store"
+	sentryclient "github.com/tandemrun/tandem/sentry/client"
+	sentryserver "github.com/tandemrun/tandem/sentry/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// kubeTokenFile is where control-plane pods get their projected service
+// account token for sentry (Dapr's path).
+const kubeTokenFile = "/var/run/secrets/dapr.io/sentrytoken/token"
+
+type slogLevel = slog.Level
+
+const (
+	levelDebug = slog.LevelDebug
+	levelInfo  = slog.LevelInfo
+	levelWarn  = slog.LevelWarn
+	levelError = slog.LevelError
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	o, err := ParseFlags(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "scheduler:", err)
+		return 2
+	}
+	if o.Version {
+		fmt.Fprintln(stdout, version)
+		return 0
+	}
+	level, _ := parseLevel(o.LogLevel)
+	var h slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level})
+	if o.LogAsJSON {
+		h = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(h).With("component", "scheduler")
+	if err := serve(ctx, o, log, getenv); err != nil {
+		log.Error("scheduler failed", "error", err)
+		return 1
+	}
+	log.Info("scheduler service shut down gracefully")
+	return 0
+}
+
+func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string) string) error {
+	namespace := getenv("NAMESPACE")
+	if namespace == "" {
+		namespace = "default"
+	}
+	kube := strings.EqualFold(o.Mode, "kubernetes")
+	log.Info("starting Tandem scheduler service", "version", version, "id", o.ID, "mode", strings.ToLower(o.Mode))
+	td, err := spiffeid.TrustDomainFromString(o.TrustDomain)
+	if err != nil {
+		return fmt.Errorf("--trust-domain %q: %w", o.TrustDomain, err)
+	}
+	schedID, err := spiffeid.FromSegments(td, "ns", namespace, "dapr-scheduler")
+	if err != nil {
+		return fmt.Errorf("scheduler identity in namespace %q: %w", namespace, err)
+	}
+
+	var plan task.Plan
+	engineStage, serving, storeStage, idStage := plan.Stage("engine", 0), plan.Stage("serve", 0), plan.Stage("store", 0), plan.Stage("identity", 0)
+	defer plan.Abort(ctx, log)
+
+	var src *identity.Source
+	if o.TLSEnabled {
+		var idTasks []task.Task
+		if src, idTasks, err = startIdentity(ctx, o, schedID, getenv("DAPR_SENTRY_TOKEN_FILE"), kube, log); err != nil {
+			return err
+		}
+		idStage.Add(idTasks...)
+		log.Info("certificate obtained from sentry", "spiffe_id", schedID.String(), "sentry_address", o.SentryAddress)
+	}
+
+	// Listen first, so that a port in use fails before etcd starts.
+	lis, err := net.Listen("tcp", net.JoinHostPort(o.ListenAddress, strconv.Itoa(o.Port)))
+	if err != nil {
+		return fmt.Errorf("scheduler API: listen: %w (choose another --port)", err)
+	}
+	serving.Add(task.Cleanup("scheduler listener", func() error { _ = lis.Close(); return nil }))
+	healthLis, err := net.Listen("tcp", net.JoinHostPort(o.HealthzListenAddress, strconv.Itoa(o.HealthzPort)))
+	if err != nil {
+		return fmt.Errorf("healthz: listen: %w (choose another --healthz-port)", err)
+	}
+	serving.Add(task.Cleanup("healthz listener", func() error { _ = healthLis.Close(); return nil }))
+
+	endpoints := o.EtcdClientEndpoints
+	if o.EtcdEmbed {
+		e, err := store.StartEtcd(ctx, store.EtcdOptions{
+			Name: o.ID, InitialCluster: o.EtcdInitialCluster, DataDir: o.EtcdDataDir, Kubernetes: kube, Namespace: namespace,
+			ClientListenAddress: o.EtcdClientListenAddress, ClientPort: o.EtcdClientPort, SpaceQuota: o.EtcdSpaceQuota,
+			CompactionMode: o.EtcdCompactionMode, CompactionRetention: o.EtcdCompactionRetention,
+			SnapshotCount: o.EtcdSnapshotCount, MaxSnapshots: o.EtcdMaxSnapshots, MaxWALs: o.EtcdMaxWALs,
+			BackendBatchLimit: o.EtcdBackendBatchLimit, BackendBatchInterval: o.EtcdBackendBatchInterval,
+			MaxTxnOps: o.EtcdMaxTxnOps, DefragThresholdMB: o.EtcdDefragThresholdMB,
+			ElectionTickAdvance: o.EtcdElectionTickAdvance, Metrics: o.EtcdMetrics, LogLevel: etcdLogLevel(o.LogLevel),
+		})
+		if err != nil {
+			return err
+		}
+		storeStage.Add(task.Task{Name: "embedded etcd", Critical: true, Run: e.Run})
+		endpoints = []string{e.Endpoint()}
+	}
+	cli, err := store.NewClient(store.ClientOptions{Endpoints: endpoints, Username: o.EtcdClientUsername, Password: o.EtcdClientPassword})
+	if err != nil {
+		return err
+	}
+	storeStage.Add(task.Cleanup("etcd client", cli.Close))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := server.NewMetrics(reg)
+	p := pool.New(log, pool.Hooks{
+		Connected: func(d int) { metrics.SidecarsConnected.Add(float64(d)) },
+		SendError: metrics.SidecarSendError, RecvError: metrics.SidecarRecvError,
+	})
+	eng := engine.New(engine.Options{
+		Client: cli, ID: o.ID, Address: broadcastAddress(o), Pool: p, Workers: int(o.Workers), Log: log,
+		Hooks: engine.Hooks{
+			Triggered: func(meta *schedulerv1.JobMetadata, lag time.Duration) {
+				metrics.Triggered(meta, float64(lag)/float64(time.Millisecond))
+			},
+			Failed: metrics.Failed,
+		},
+	})
+	engineStage.Add(task.Task{Name: "engine", Critical: true, Run: eng.Run})
+
+	var authorize func(ctx context.Context, ns, appID string) error
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(1<<31 - 1), grpc.MaxSendMsgSize(1<<31 - 1),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+	if src != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(identity.ServerTLS(src, tlsconfig.AuthorizeAny()))))
+		authorize = authorizePeer
+	}
+	srv := server.New(server.Options{Client: cli, Pool: p, Hosts: eng, Authorize: authorize, Metrics: metrics, Log: log})
+	g := grpc.NewServer(opts...)
+	srv.Register(g)
+	serving.Add(task.Task{Name: "scheduler API", Critical: true, Run: func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- g.Serve(lis) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+		}
+		srv.Close()
+		stopped := make(chan struct{})
+		go func() { g.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			g.Stop()
+		}
+		return nil
+	}})
+	serving.Add(task.Task{Name: "healthz server", Critical: true, Run: func(ctx context.Context) error {
+		return sentryserver.ServeHTTP(ctx, healthLis, healthHandler(eng))
+	}})
+	attrs := []any{"grpc_address", lis.Addr().String(), "healthz_address", healthLis.Addr().String(),
+		"etcd", strings.Join(endpoints, ","), "broadcast_address", broadcastAddress(o), "mtls", o.TLSEnabled}
+	if o.EnableMetrics {
+		metricsLis, err := net.Listen("tcp", net.JoinHostPort(o.MetricsListenAddress, o.MetricsPort))
+		if err != nil {
+			return fmt.Errorf("metrics: listen: %w (choose another --metrics-port or --enable-metrics=false)", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})) // Dapr serves metrics on every path
+		serving.Add(task.Task{Name: "metrics server", Critical: true, Run: func(ctx context.Context) error {
+			return sentryserver.ServeHTTP(ctx, metricsLis, mux)
+		}})
+		attrs = append(attrs, "metrics_address", metricsLis.Addr().String())
+	}
+	log.Info("scheduler listening", attrs...)
+	return plan.Run(ctx, log)
+}
+
+// etcdLogLevel keeps etcd quieter than the scheduler: its info logs are
+// many.
+func etcdLogLevel(l string) string {
+	if strings.EqualFold(l, "debug") {
+		return "info"
+	}
+	return "warn"
+}
+
+// broadcastAddress is where sidecars are told to reach this replica
+// (WatchHosts), as Dapr computes it.
+func broadcastAddress(o *Options) string {
+	if o.OverrideBroadcastHost != "" {
+		return o.OverrideBroadcastHost
+	}
+	port := strconv.Itoa(o.Port)
+	switch o.ListenAddress {
+	case "localhost", "127.0.0.1", "::1", "[::1]":
+		return net.JoinHostPort(o.ListenAddress, port)
+	}
+	if ip := os.Getenv("DAPR_HOST_IP"); ip != "" {
+		return net.JoinHostPort(ip, port)
+	}
+	if conn, err := net.Dial("udp", "8.8.8.8:80"); err == nil {
+		defer conn.Close()
+		return net.JoinHostPort(conn.LocalAddr().(*net.UDPAddr).IP.String(), port)
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// healthHandler serves /healthz: 200 once this replica holds its
+// leadership key and follows the store, 503 before.
+func healthHandler(eng *engine.Engine) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !eng.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	return mux
+}
+
+// authorizePeer checks, as Dapr's scheduler does, that the caller's
+// certificate is of the app ID and namespace the request names.
+func authorizePeer(ctx context.Context, ns, appID string) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "failed to get identity from context")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "failed to get identity from context")
+	}
+	id, err := identity.PeerID(info.State)
+	if err != nil {
+		return status.Error(codes.Unauthenticated, "failed to get identity from context")
+	}
+	app, err := identity.ParseApp(id)
+	if err != nil || app.Namespace != ns || app.AppID != appID {
+		return status.Error(codes.PermissionDenied, "identity does not match request")
+	}
+	return nil
+}
+
+// startIdentity obtains the scheduler's SVID from sentry and returns the
+// source and the tasks that renew it and follow the trust anchors file.
+func startIdentity(ctx context.Context, o *Options, id spiffeid.ID, tokenFile string, kube bool, log *slog.Logger) (*identity.Source, []task.Task, error) {
+	if kube {
+		if tokenFile == "" {
+			tokenFile = kubeTokenFile
+		}
+		return sentryclient.Service{ID: id, SentryAddress: o.SentryAddress, AnchorsFile: o.TrustAnchorsFile, TokenFile: tokenFile, Log: log}.Start(ctx)
+	}
+	var token func() (string, error)
+	validator := sentryv1.SignCertificateRequest_UNKNOWN
+	if tokenFile != "" {
+		validator = sentryv1.SignCertificateRequest_JWKS
+		token = func() (string, error) {
+			b, err := os.ReadFile(tokenFile)
+			if err == nil && len(b) == 0 {
+				err = fmt.Errorf("token file %s (DAPR_SENTRY_TOKEN_FILE) is empty", tokenFile)
+			}
+			return string(b), err
+		}
+	}
+	anchors, err := identity.ReadTrustAnchorsFile(o.TrustAnchorsFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--trust-anchors-file: %w", err)
+	}
+	src := identity.NewSource()
+	src.SetTrustAnchors(anchors)
+	sentryID, err := sentryclient.SentryID(o.TrustDomain, strings.Split(id.Path(), "/")[2])
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors,
+		SentryID: sentryID, CurrentToken: token, TokenValidator: validator})
+	if err != nil {
+		return nil, nil, err
+	}
+	rot := &identity.Rotator{ID: id, Issuer: identity.AnchorsFromFileOnly(c), Source: src, Log: log}
+	next, err := rot.Renew(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("certificate from sentry at %s: %w (is sentry running, and --trust-domain its trust domain?)", o.SentryAddress, err)
+	}
+	return src, []task.Task{
+		{Name: "certificate renewal", Critical: true, Run: func(ctx context.Context) error {
+			defer c.Close()
+			return rot.Run(ctx, next)
+		}},
+		{Name: "trust anchors file", Run: func(ctx context.Context) error {
+			return identity.WatchTrustAnchorsFile(ctx, o.TrustAnchorsFile, src, 0, log, nil)
+		}},
+	}, nil
+}

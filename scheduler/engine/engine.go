@@ -1,0 +1,686 @@
+// Package engine triggers the jobs kept in etcd. Each replica keeps a
+// leadership key on its own lease (dapr/leadership/<id>); the live
+// replicas, sorted by ID, share the jobs by the job's UID modulo their
+// number, and each replica times the ticks of its own jobs.
+//
+// A tick is delivered at most once by construction and at least once
+// across failures: before delivering tick T the owner claims it with a
+// compare-and-swap on the job's counter (Inflight=T, Owner=its ID), so two
+// replicas that both believe they own a job while the replica set changes
+// cannot both deliver it; after the sidecar's answer it records the tick
+// done (or its failure policy's retry) with a second compare-and-swap. A
+// tick claimed by a replica that is gone (its lease expired) is delivered
+// again by the job's new owner; one claimed by a live replica is left to
+// it. A replica that restarts with its ID finds its own claims and delivers
+// them again. On a graceful stop a replica finishes the deliveries under
+// way (for a while) before giving up its lease.
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
+
+	"github.com/tandemrun/tandem/scheduler/pool"
+	"github.com/tandemrun/tandem/scheduler/store"
+)
+
+// Deliverer delivers a tick and returns the sidecar's answer (pool.Pool).
+type Deliverer interface {
+	Deliver(ctx context.Context, t pool.Tick) (pool.Result, error)
+}
+
+// Hooks are told what happens to ticks (for metrics); nil ones are
+// skipped.
+type Hooks struct {
+	// Triggered: a tick was delivered and the sidecar succeeded; lag is
+	// from its scheduled time to the answer.
+	Triggered func(meta *schedulerv1.JobMetadata, lag time.Duration)
+	// Failed: the sidecar answered FAILED.
+	Failed func(meta *schedulerv1.JobMetadata)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Client *clientv3.Client
+	// ID is this replica's ID; Address is where sidecars reach it
+	// (published to WatchHosts).
+	ID      string
+	Address string
+	Pool    Deliverer
+	// Workers bounds the deliveries under way (default 1024).
+	Workers int
+	// LeaseTTL is the leadership lease's time to live: how long a dead
+	// replica's jobs wait for another owner (default 10s).
+	LeaseTTL time.Duration
+	// DrainTimeout bounds how long a graceful stop waits for deliveries
+	// under way (default 5s).
+	DrainTimeout time.Duration
+	Hooks        Hooks
+	Log          *slog.Logger
+}
+
+// Engine is one replica's share of the triggering.
+type Engine struct {
+	o   Options
+	log *slog.Logger
+	cli *clientv3.Client
+	sem chan struct{}
+
+	mu       sync.Mutex
+	jobs     map[string]*entry
+	leaders  map[string]store.Leader
+	members  []string
+	idx      int // this replica's place in members, -1 when not there
+	timers   timerHeap
+	synced   bool
+	hostSubs map[chan []string]struct{}
+	wake     chan struct{}
+	inflight sync.WaitGroup
+}
+
+// entry is the cached state of one job.
+type entry struct {
+	name       string
+	job        *store.Job
+	jobRev     int64
+	counter    *store.Counter
+	counterRev int64
+	local      bool // a delivery of this replica is under way
+	gen        uint64
+}
+
+// New returns an engine; Run runs it.
+func New(o Options) *Engine {
+	if o.Workers <= 0 {
+		o.Workers = 1024
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{o: o, log: o.Log, cli: o.Client, sem: make(chan struct{}, o.Workers),
+		jobs: map[string]*entry{}, leaders: map[string]store.Leader{}, idx: -1,
+		hostSubs: map[chan []string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// Run keeps the replica's leadership, follows the store and triggers the
+// replica's ticks until ctx ends; then it stops triggering, lets the
+// deliveries under way finish (up to DrainTimeout) and gives up its lease.
+func (e *Engine) Run(ctx context.Context) error {
+	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliveries()
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLead()
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- e.lead(leadCtx) }()
+	go func() { defer wg.Done(); errc <- e.follow(ctx) }()
+	go func() { defer wg.Done(); errc <- e.tick(ctx, deliverCtx) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	// Drain: no new ticks start once ctx ended; those under way may end.
+	drained := make(chan struct{})
+	go func() { e.inflight.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(e.o.DrainTimeout):
+		e.log.Warn("deliveries still under way at shutdown; their ticks will be delivered again by the next owner")
+		cancelDeliveries()
+		<-drained
+	}
+	stopLead()
+	wg.Wait()
+	return err
+}
+
+// --- leadership --------------------------------------------------------
+
+// lead keeps this replica's leadership key on a lease, granting a new
+// lease when the old one is lost (expired or revoked), and revokes it when
+// ctx ends so that the other replicas take over at once.
+func (e *Engine) lead(ctx context.Context) error {
+	val, err := store.Encode(store.Leader{ID: e.o.ID, Address: e.o.Address})
+	if err != nil {
+		return err
+	}
+	ttl := int64(e.o.LeaseTTL / time.Second)
+	for ctx.Err() == nil {
+		lease, err := e.cli.Grant(ctx, ttl)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			e.log.Warn("leadership lease not granted; retrying", "error", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if _, err := e.cli.Put(ctx, store.LeadershipKey(e.o.ID), val, clientv3.WithLease(lease.ID)); err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("leadership key not written; retrying", "error", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		ka, err := e.cli.KeepAlive(ctx, lease.ID)
+		if err != nil {
+			continue
+		}
+		e.log.Info("leadership key written", "key", store.LeadershipKey(e.o.ID), "lease", int64(lease.ID))
+		for range ka {
+		}
+		if ctx.Err() != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, _ = e.cli.Revoke(rctx, lease.ID)
+			cancel()
+			break
+		}
+		e.log.Warn("leadership lease lost; writing a new one", "lease", int64(lease.ID))
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Ready reports whether this replica has its leadership key and follows
+// the store.
+func (e *Engine) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.synced && e.idx >= 0
+}
+
+// Hosts returns the addresses of the live replicas and a channel that
+// receives them again on each change; cancel stops it.
+func (e *Engine) Hosts() (hosts []string, updates <-chan []string, cancel func()) {
+	ch := make(chan []string, 1)
+	e.mu.Lock()
+	e.hostSubs[ch] = struct{}{}
+	hosts = e.hostsLocked()
+	e.mu.Unlock()
+	return hosts, ch, func() {
+		e.mu.Lock()
+		delete(e.hostSubs, ch)
+		e.mu.Unlock()
+	}
+}
+
+func (e *Engine) hostsLocked() []string {
+	hosts := make([]string, 0, len(e.leaders))
+	for _, id := range e.members {
+		hosts = append(hosts, e.leaders[id].Address)
+	}
+	return hosts
+}
+
+// --- following the store -------------------------------------------------
+
+// follow lists everything under dapr/ and then watches it, listing again
+// when the watch breaks.
+func (e *Engine) follow(ctx context.Context) error {
+	for ctx.Err() == nil {
+		resp, err := e.cli.Get(ctx, "dapr/", clientv3.WithPrefix())
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("listing the store failed; retrying", "error", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		e.reset(resp.Kvs)
+		wctx, cancel := context.WithCancel(ctx)
+		wch := e.cli.Watch(clientv3.WithRequireLeader(wctx), "dapr/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		for wr := range wch {
+			if err := wr.Err(); err != nil {
+				e.log.Warn("store watch broke; listing again", "error", err)
+				break
+			}
+			e.mu.Lock()
+			for _, ev := range wr.Events {
+				e.applyLocked(ev.Kv, ev.Type == mvccpb.DELETE)
+			}
+			e.mu.Unlock()
+		}
+		cancel()
+	}
+	return nil
+}
+
+func (e *Engine) reset(kvs []*mvccpb.KeyValue) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := map[string]bool{}
+	leaders := map[string]bool{}
+	for _, kv := range kvs {
+		k := string(kv.Key)
+		switch {
+		case len(k) > len(store.JobsPrefix) && k[:len(store.JobsPrefix)] == store.JobsPrefix:
+			seen["j"+k[len(store.JobsPrefix):]] = true
+		case len(k) > len(store.CountersPrefix) && k[:len(store.CountersPrefix)] == store.CountersPrefix:
+			seen["c"+k[len(store.CountersPrefix):]] = true
+		case len(k) > len(store.LeadershipPrefix) && k[:len(store.LeadershipPrefix)] == store.LeadershipPrefix:
+			leaders[k[len(store.LeadershipPrefix):]] = true
+		}
+		e.applyLocked(kv, false)
+	}
+	for name, ent := range e.jobs {
+		if ent.job != nil && !seen["j"+name] {
+			ent.job, ent.jobRev = nil, 0
+		}
+		if ent.counter != nil && !seen["c"+name] {
+			ent.counter, ent.counterRev = nil, 0
+		}
+		e.scheduleLocked(ent)
+	}
+	for id := range e.leaders {
+		if !leaders[id] {
+			delete(e.leaders, id)
+		}
+	}
+	e.membersChangedLocked()
+	e.synced = true
+}
+
+func (e *Engine) entryLocked(name string) *entry {
+	ent := e.jobs[name]
+	if ent == nil {
+		ent = &entry{name: name}
+		e.jobs[name] = ent
+	}
+	return ent
+}
+
+// applyLocked applies one key's new value (or deletion).
+func (e *Engine) applyLocked(kv *mvccpb.KeyValue, deleted bool) {
+	k := string(kv.Key)
+	switch {
+	case len(k) > len(store.JobsPrefix) && k[:len(store.JobsPrefix)] == store.JobsPrefix:
+		name := k[len(store.JobsPrefix):]
+		ent := e.entryLocked(name)
+		if deleted {
+			ent.job, ent.jobRev = nil, 0
+		} else if kv.ModRevision > ent.jobRev {
+			j, err := store.DecodeJob(kv.Value)
+			if err != nil {
+				e.log.Error("job record unreadable; skipping it", "job", name, "error", err)
+				return
+			}
+			ent.job, ent.jobRev = j, kv.ModRevision
+		}
+		e.scheduleLocked(ent)
+	case len(k) > len(store.CountersPrefix) && k[:len(store.CountersPrefix)] == store.CountersPrefix:
+		name := k[len(store.CountersPrefix):]
+		ent := e.entryLocked(name)
+		if deleted {
+			ent.counter, ent.counterRev = nil, 0
+		} else if kv.ModRevision > ent.counterRev {
+			c, err := store.DecodeCounter(kv.Value)
+			if err != nil {
+				e.log.Error("counter record unreadable; starting the job's count again", "job", name, "error", err)
+				c = nil
+			}
+			ent.counter, ent.counterRev = c, kv.ModRevision
+		}
+		e.scheduleLocked(ent)
+	case len(k) > len(store.LeadershipPrefix) && k[:len(store.LeadershipPrefix)] == store.LeadershipPrefix:
+		id := k[len(store.LeadershipPrefix):]
+		if deleted {
+			delete(e.leaders, id)
+		} else {
+			l, err := store.DecodeLeader(kv.Value)
+			if err != nil {
+				// A replica that writes another format (Dapr's own) still
+				// counts as a member.
+				l = &store.Leader{ID: id}
+			}
+			e.leaders[id] = *l
+		}
+		if e.synced {
+			e.membersChangedLocked()
+		}
+	}
+}
+
+// membersChangedLocked recomputes the replica set and this replica's
+// share, and tells WatchHosts subscribers.
+func (e *Engine) membersChangedLocked() {
+	members := make([]string, 0, len(e.leaders))
+	for id := range e.leaders {
+		members = append(members, id)
+	}
+	sort.Strings(members)
+	if slices.Equal(members, e.members) {
+		// Addresses may still have changed.
+		e.notifyHostsLocked()
+		return
+	}
+	e.members = members
+	e.idx = slices.Index(members, e.o.ID)
+	e.log.Info("replica set changed", "replicas", members, "index", e.idx)
+	for _, ent := range e.jobs {
+		e.scheduleLocked(ent)
+	}
+	e.notifyHostsLocked()
+}
+
+func (e *Engine) notifyHostsLocked() {
+	hosts := e.hostsLocked()
+	for ch := range e.hostSubs {
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- hosts
+	}
+}
+
+// --- timing ------------------------------------------------------------
+
+// ownsLocked reports whether this replica triggers the job.
+func (e *Engine) ownsLocked(j *store.Job) bool {
+	return e.idx >= 0 && len(e.members) > 0 && j.UID%uint64(len(e.members)) == uint64(e.idx)
+}
+
+// plan is what to do next for a job.
+type plan struct {
+	at     time.Time
+	tick   time.Time // the scheduled time of the tick to deliver
+	finish bool      // no tick left: delete the job
+}
+
+// counterOf is the job's counter, fresh when the stored one belongs to an
+// earlier job of the name.
+func counterOf(ent *entry) store.Counter {
+	if ent.counter != nil && ent.counter.JobUID == ent.job.UID {
+		return *ent.counter
+	}
+	return store.Counter{JobUID: ent.job.UID}
+}
+
+// nextLocked is the job's next step, ok false when there is nothing for
+// this replica to do now (not its job, a delivery under way, or a tick
+// claimed by another live replica).
+func (e *Engine) nextLocked(ent *entry) (plan, bool) {
+	if ent.job == nil || ent.local || !e.ownsLocked(ent.job) {
+		return plan{}, false
+	}
+	c := counterOf(ent)
+	if !c.Inflight.IsZero() {
+		if _, alive := e.leaders[c.Owner]; alive && c.Owner != e.o.ID {
+			return plan{}, false
+		}
+		return plan{at: time.Time{}, tick: c.Inflight}, true
+	}
+	next, ok := ent.job.Plan.Next(c.Count, c.Last)
+	if !ok {
+		return plan{finish: true}, true
+	}
+	if !c.RetryAt.IsZero() {
+		return plan{at: c.RetryAt, tick: next}, true
+	}
+	return plan{at: next, tick: next}, true
+}
+
+func (e *Engine) scheduleLocked(ent *entry) {
+	ent.gen++
+	if ent.job == nil && ent.counter == nil && !ent.local {
+		delete(e.jobs, ent.name)
+		return
+	}
+	p, ok := e.nextLocked(ent)
+	if !ok {
+		return
+	}
+	heap.Push(&e.timers, timer{at: p.at, name: ent.name, gen: ent.gen})
+	if e.timers[0].name == ent.name {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// tick starts the due ticks of this replica's jobs until ctx ends.
+func (e *Engine) tick(ctx, deliverCtx context.Context) error {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		now := time.Now()
+		wait := time.Hour
+		for len(e.timers) > 0 {
+			top := e.timers[0]
+			if top.at.After(now) {
+				wait = top.at.Sub(now)
+				break
+			}
+			heap.Pop(&e.timers)
+			ent := e.jobs[top.name]
+			if ent == nil || ent.gen != top.gen {
+				continue
+			}
+			p, ok := e.nextLocked(ent)
+			if !ok {
+				continue
+			}
+			if p.at.After(now) { // changed since it was pushed
+				heap.Push(&e.timers, timer{at: p.at, name: ent.name, gen: ent.gen})
+				continue
+			}
+			ent.local = true
+			e.inflight.Add(1)
+			go e.run(deliverCtx, step{name: ent.name, job: ent.job, jobRev: ent.jobRev,
+				counter: counterOf(ent), counterRev: ent.counterRev, plan: p})
+		}
+		e.mu.Unlock()
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// step is one tick's delivery, with the store revisions it was decided
+// on.
+type step struct {
+	name       string
+	job        *store.Job
+	jobRev     int64
+	counter    store.Counter
+	counterRev int64
+	plan       plan
+}
+
+// run claims, delivers and records one tick.
+func (e *Engine) run(ctx context.Context, s step) {
+	defer e.inflight.Done()
+	retryIn := time.Duration(0)
+	defer func() {
+		e.mu.Lock()
+		if ent := e.jobs[s.name]; ent != nil {
+			ent.local = false
+			if retryIn > 0 {
+				ent.gen++
+				heap.Push(&e.timers, timer{at: time.Now().Add(retryIn), name: ent.name, gen: ent.gen})
+				select {
+				case e.wake <- struct{}{}:
+				default:
+				}
+			} else {
+				e.scheduleLocked(ent)
+			}
+		}
+		e.mu.Unlock()
+	}()
+	select {
+	case e.sem <- struct{}{}:
+		defer func() { <-e.sem }()
+	case <-ctx.Done():
+		return
+	}
+	if s.plan.finish {
+		if err := e.finish(ctx, s); err != nil {
+			e.log.Warn("deleting a finished job failed; retrying", "job", s.name, "error", err)
+			retryIn = time.Second
+		}
+		return
+	}
+	claimed := s.counter
+	claimed.Inflight, claimed.Owner, claimed.RetryAt = s.plan.tick, e.o.ID, time.Time{}
+	rev, ok, err := e.put(ctx, s, claimed)
+	if err != nil {
+		e.log.Warn("claiming a tick failed; retrying", "job", s.name, "error", err)
+		retryIn = time.Second
+		return
+	}
+	if !ok {
+		return // the job or its counter changed: the watch brings the news
+	}
+	s.counterRev = rev
+	job, meta, err := s.job.Decode()
+	if err != nil {
+		e.log.Error("job record unreadable; dropping the tick", "job", s.name, "error", err)
+		e.done(ctx, s, claimed)
+		return
+	}
+	prefix, _ := store.TargetPrefix(meta)
+	res, err := e.o.Pool.Deliver(ctx, pool.Tick{Name: s.name[len(prefix):], Data: job.GetData(), Metadata: meta})
+	if err != nil {
+		return // shutting down: the claim stays, the next owner delivers it
+	}
+	if res == schedulerv1.WatchJobsRequestResultStatus_SUCCESS {
+		if e.o.Hooks.Triggered != nil {
+			e.o.Hooks.Triggered(meta, time.Since(s.plan.tick))
+		}
+		e.done(ctx, s, claimed)
+		return
+	}
+	if e.o.Hooks.Failed != nil {
+		e.o.Hooks.Failed(meta)
+	}
+	e.failed(ctx, s, claimed, job)
+}
+
+// done records the tick done and deletes the job when it has no tick
+// left.
+func (e *Engine) done(ctx context.Context, s step, c store.Counter) {
+	c.Count++
+	c.Last = c.Inflight
+	c.Attempts = 0
+	c.Inflight, c.Owner, c.RetryAt = time.Time{}, "", time.Time{}
+	if _, more := s.job.Plan.Next(c.Count, c.Last); !more {
+		if err := e.finish(ctx, s); err != nil {
+			e.log.Warn("deleting a finished job failed", "job", s.name, "error", err)
+		}
+		return
+	}
+	if _, _, err := e.put(ctx, s, c); err != nil {
+		e.log.Warn("recording a delivered tick failed; it may be delivered again", "job", s.name, "error", err)
+	}
+}
+
+// failed applies the job's failure policy to a tick the sidecar failed.
+func (e *Engine) failed(ctx context.Context, s step, c store.Counter, job *schedulerv1.Job) {
+	c.Attempts++
+	fp := job.GetFailurePolicy()
+	if cp := fp.GetConstant(); cp != nil && (cp.MaxRetries == nil || cp.GetMaxRetries() >= c.Attempts) {
+		c.RetryAt = time.Now().Add(cp.GetInterval().AsDuration())
+		c.Inflight, c.Owner = time.Time{}, ""
+		if _, _, err := e.put(ctx, s, c); err != nil {
+			e.log.Warn("recording a failed tick failed", "job", s.name, "error", err)
+		}
+		return
+	}
+	e.done(ctx, s, c)
+}
+
+// put writes the job's counter if neither it nor the job changed since s
+// was decided; it returns the new revision and whether it was written.
+func (e *Engine) put(ctx context.Context, s step, c store.Counter) (int64, bool, error) {
+	val, err := store.Encode(c)
+	if err != nil {
+		return 0, false, err
+	}
+	ck := store.CounterKey(s.name)
+	resp, err := e.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.ModRevision(store.JobKey(s.name)), "=", s.jobRev),
+		clientv3.Compare(clientv3.ModRevision(ck), "=", s.counterRev),
+	).Then(clientv3.OpPut(ck, val)).Commit()
+	if err != nil {
+		return 0, false, fmt.Errorf("write counter: %w", err)
+	}
+	if !resp.Succeeded {
+		return 0, false, nil
+	}
+	rev := resp.Header.Revision
+	e.mu.Lock()
+	if ent := e.jobs[s.name]; ent != nil && rev > ent.counterRev {
+		cc := c
+		ent.counter, ent.counterRev = &cc, rev
+	}
+	e.mu.Unlock()
+	return rev, true, nil
+}
+
+// finish deletes a job with no tick left, and its counter, if the job did
+// not change meanwhile.
+func (e *Engine) finish(ctx context.Context, s step) error {
+	_, err := e.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.ModRevision(store.JobKey(s.name)), "=", s.jobRev),
+	).Then(clientv3.OpDelete(store.JobKey(s.name)), clientv3.OpDelete(store.CounterKey(s.name))).Commit()
+	if err != nil {
+		return fmt.Errorf("delete finished job: %w", err)
+	}
+	return nil
+}
+
+// --- timer heap --------------------------------------------------------
+
+type timer struct {
+	at   time.Time
+	name string
+	gen  uint64
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}

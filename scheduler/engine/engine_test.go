@@ -1,0 +1,221 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tandemrun/tandem/scheduler/pool"
+	"github.com/tandemrun/tandem/scheduler/schedule"
+	"github.com/tandemrun/tandem/scheduler/store"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startStore runs an embedded etcd for the test and returns a client.
+func startStore(t *testing.T) *clientv3.Client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e, err := store.StartEtcd(ctx, store.EtcdOptions{Name: "s0", DataDir: t.TempDir(), Namespace: "default",
+		InitialCluster:      []string{fmt.Sprintf("s0=http://127.0.0.1:%d", freePort(t))},
+		ClientListenAddress: "127.0.0.1", ClientPort: freePort(t), LogLevel: "error"})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	cli, err := store.NewClient(store.ClientOptions{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close(); cancel(); <-done })
+	return cli
+}
+
+// sidecar answers ticks with a fixed status and counts them by name.
+type sidecar struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	toSrv  chan *schedulerv1.WatchJobsRequest
+	status pool.Result
+	mu     sync.Mutex
+	got    map[string]int
+}
+
+func (s *sidecar) Context() context.Context { return s.ctx }
+func (s *sidecar) Send(r *schedulerv1.WatchJobsResponse) error {
+	s.mu.Lock()
+	s.got[r.GetName()]++
+	s.mu.Unlock()
+	s.toSrv <- &schedulerv1.WatchJobsRequest{WatchJobRequestType: &schedulerv1.WatchJobsRequest_Result{
+		Result: &schedulerv1.WatchJobsRequestResult{Id: r.GetId(), Status: s.status}}}
+	return nil
+}
+func (s *sidecar) Recv() (*schedulerv1.WatchJobsRequest, error) {
+	select {
+	case r := <-s.toSrv:
+		return r, nil
+	case <-s.ctx.Done():
+		return nil, io.EOF
+	}
+}
+func (s *sidecar) count(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got[name]
+}
+
+func connect(t *testing.T, p *pool.Pool, app string, status pool.Result) *sidecar {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sidecar{ctx: ctx, cancel: cancel, toSrv: make(chan *schedulerv1.WatchJobsRequest, 1024), status: status, got: map[string]int{}}
+	done := make(chan struct{})
+	go func() {
+		_ = p.Serve(context.Background(), &schedulerv1.WatchJobsRequestInitial{Namespace: "ns", AppId: app}, s)
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+// runEngine runs a replica until the returned stop is called (or the
+// test ends).
+func runEngine(t *testing.T, cli *clientv3.Client, id string, p *pool.Pool) (stop func()) {
+	t.Helper()
+	e := New(Options{Client: cli, ID: id, Address: id + ":1", Pool: p, LeaseTTL: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s not ready", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return stop
+}
+
+// putJob writes a job as the server does.
+func putJob(t *testing.T, cli *clientv3.Client, app, name string, job *schedulerv1.Job) {
+	t.Helper()
+	p, err := schedule.Make(schedule.Spec{Schedule: job.Schedule, DueTime: job.DueTime, TTL: job.Ttl, Repeats: job.Repeats}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := &schedulerv1.JobMetadata{Namespace: "ns", AppId: app,
+		Target: &schedulerv1.JobTargetMetadata{Type: &schedulerv1.JobTargetMetadata_Job{Job: new(schedulerv1.TargetJob)}}}
+	rec, err := store.NewJob(rand.Uint64(), p, job, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, _ := store.Encode(rec)
+	full, _ := store.JobName(name, meta)
+	if _, err := cli.Put(context.Background(), store.JobKey(full), val); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func jobsLeft(t *testing.T, cli *clientv3.Client) int64 {
+	t.Helper()
+	resp, err := cli.Get(context.Background(), store.JobsPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Count
+}
+
+func waitNoJobs(t *testing.T, cli *clientv3.Client, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for jobsLeft(t, cli) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs left after %v", jobsLeft(t, cli), within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestTicksAreDeliveredOnceThenTheJobIsDeleted(t *testing.T) {
+	cli := startStore(t)
+	p := pool.New(nil, pool.Hooks{})
+	sc := connect(t, p, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
+	runEngine(t, cli, "s0", p)
+	putJob(t, cli, "app", "once", &schedulerv1.Job{DueTime: ptr("0s")})
+	putJob(t, cli, "app", "thrice", &schedulerv1.Job{Schedule: ptr("@every 1s"), Repeats: ptr(uint32(3))})
+	waitNoJobs(t, cli, 15*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if sc.count("once") != 1 || sc.count("thrice") != 3 {
+		t.Fatalf("deliveries: once %d (want 1), thrice %d (want 3)", sc.count("once"), sc.count("thrice"))
+	}
+}
+
+func TestFailedTicksFollowTheFailurePolicy(t *testing.T) {
+	cli := startStore(t)
+	p := pool.New(nil, pool.Hooks{})
+	sc := connect(t, p, "app", schedulerv1.WatchJobsRequestResultStatus_FAILED)
+	runEngine(t, cli, "s0", p)
+	putJob(t, cli, "app", "retried", &schedulerv1.Job{DueTime: ptr("0s"), FailurePolicy: &commonv1.JobFailurePolicy{
+		Policy: &commonv1.JobFailurePolicy_Constant{Constant: &commonv1.JobFailurePolicyConstant{
+			Interval: durationpb.New(100 * time.Millisecond), MaxRetries: ptr(uint32(2))}}}})
+	putJob(t, cli, "app", "dropped", &schedulerv1.Job{DueTime: ptr("0s"), FailurePolicy: &commonv1.JobFailurePolicy{
+		Policy: &commonv1.JobFailurePolicy_Drop{Drop: new(commonv1.JobFailurePolicyDrop)}}})
+	waitNoJobs(t, cli, 15*time.Second)
+	if sc.count("retried") != 3 || sc.count("dropped") != 1 {
+		t.Fatalf("deliveries: retried %d (want 1 + 2 retries), dropped %d (want 1)", sc.count("retried"), sc.count("dropped"))
+	}
+}
+
+// TestReplicasShareJobsAndOneStoppingLosesNoTick: two replicas on one
+// store, one stopped in the middle; every tick is delivered once.
+func TestReplicasShareJobsAndOneStoppingLosesNoTick(t *testing.T) {
+	cli := startStore(t)
+	p0, p1 := pool.New(nil, pool.Hooks{}), pool.New(nil, pool.Hooks{})
+	sc0 := connect(t, p0, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
+	sc1 := connect(t, p1, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
+	stop0 := runEngine(t, cli, "s0", p0)
+	runEngine(t, cli, "s1", p1)
+	const jobs, repeats = 40, 4
+	for i := range jobs {
+		putJob(t, cli, "app", fmt.Sprintf("j%d", i), &schedulerv1.Job{Schedule: ptr("@every 1s"), Repeats: ptr(uint32(repeats))})
+	}
+	time.Sleep(1500 * time.Millisecond)
+	stop0()
+	waitNoJobs(t, cli, 30*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	by0 := 0
+	for i := range jobs {
+		name := fmt.Sprintf("j%d", i)
+		by0 += sc0.count(name)
+		if n := sc0.count(name) + sc1.count(name); n != repeats {
+			t.Errorf("%s delivered %d times, want %d", name, n, repeats)
+		}
+	}
+	if by0 == 0 {
+		t.Error("replica s0 delivered nothing before it stopped: the jobs were not shared")
+	}
+}
