@@ -2,10 +2,12 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +47,9 @@ type Options struct {
 	MaxMessageSize int
 	// DialOptions are appended to the pool's own (tests, tracing).
 	DialOptions []grpc.DialOption
+	// NoLean keeps every call on Dapr's gRPC even with peers that offer
+	// the lean transport (A/B comparisons, tests of the gRPC path).
+	NoLean bool
 	Log         *slog.Logger
 }
 
@@ -55,8 +60,13 @@ type Pool struct {
 	maxSize int
 	log     *slog.Logger
 
+	// leanTLS is nil when the lean transport is off (plaintext, NoLean).
+	leanTLS *tls.Config
+	dialer  *net.Dialer
+
 	mu     sync.Mutex
 	conns  map[string]*pooledConn
+	lean   map[string]*leanPeer
 	closed bool
 }
 
@@ -161,6 +171,7 @@ func NewPool(o Options) *Pool {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	var creds credentials.TransportCredentials
+	var leanTLS *tls.Config
 	if o.Source == nil {
 		creds = insecure.NewCredentials()
 	} else {
@@ -168,7 +179,12 @@ func NewPool(o Options) *Pool {
 		if auth == nil {
 			auth = sameTrustDomainAsSelf(o.Source)
 		}
-		creds = credentials.NewTLS(identity.ClientTLS(o.Source, auth))
+		conf := identity.ClientTLS(o.Source, auth)
+		creds = credentials.NewTLS(conf)
+		if !o.NoLean {
+			leanTLS = conf.Clone()
+			leanTLS.NextProtos = []string{LeanALPN, "h2"}
+		}
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -196,6 +212,9 @@ func NewPool(o Options) *Pool {
 		maxSize: o.MaxMessageSize,
 		log:     o.Log,
 		conns:   make(map[string]*pooledConn),
+		lean:    make(map[string]*leanPeer),
+		leanTLS: leanTLS,
+		dialer:  newDialer(),
 	}
 }
 
@@ -255,11 +274,23 @@ func (p *Pool) Discard(addr string, cc *grpc.ClientConn) {
 	}
 }
 
-// Len is the number of open connections.
+// Len is the number of peers the pool holds connections to (one gRPC
+// connection each, and any idle lean connections).
 func (p *Pool) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.conns)
+	n := len(p.conns)
+	for addr, lp := range p.lean {
+		if _, ok := p.conns[addr]; ok {
+			continue
+		}
+		lp.mu.Lock()
+		if len(lp.idle) > 0 {
+			n++
+		}
+		lp.mu.Unlock()
+	}
+	return n
 }
 
 // Close closes every connection; later Gets fail with ErrClosed.
@@ -268,6 +299,7 @@ func (p *Pool) Close() error {
 	conns := p.conns
 	p.conns = nil
 	p.closed = true
+	p.closeLean()
 	p.mu.Unlock()
 	var errs []error
 	for addr, pc := range conns {
