@@ -322,7 +322,9 @@ func (p *Pool) closeLean() {
 
 var _ io.ReadWriter = (*ClientCall)(nil)
 
-func newDialer() *net.Dialer { return &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second} }
+func newDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+}
 
 // Discard closes a connection that will not carry a call.
 func (c *LeanConn) Discard() { _ = c.conn.Close() }

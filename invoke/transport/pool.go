@@ -50,7 +50,7 @@ type Options struct {
 	// NoLean keeps every call on Dapr's gRPC even with peers that offer
 	// the lean transport (A/B comparisons, tests of the gRPC path).
 	NoLean bool
-	Log         *slog.Logger
+	Log    *slog.Logger
 }
 
 // Pool holds one client connection per remote host:port. It is safe for
