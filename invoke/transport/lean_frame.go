@@ -155,6 +155,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		typ, payload, err := b.fr.next()
 		switch {
 		case err != nil:
+			if err == io.EOF {
+				// The connection ended inside the body: never a clean end.
+				err = io.ErrUnexpectedEOF
+			}
 			b.fail(err)
 		case typ == frameData:
 		case typ == frameEnd:
