@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -203,7 +204,8 @@ func newPair(t testing.TB, secure bool) *pair {
 		calleeSrc = ca.Source(t, testTD, "default", "server")
 	}
 	callee := startSidecar(t, calleeSrc, "server", nil)
-	pool := transport.NewPool(transport.Options{Source: callerSrc})
+	// TANDEM_TEST_LEAN=1 runs the suite's calls over the lean transport.
+	pool := transport.NewPool(transport.Options{Source: callerSrc, Lean: os.Getenv("TANDEM_TEST_LEAN") == "1"})
 	t.Cleanup(func() { _ = pool.Close() })
 	res := &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}
 	inv, err := NewClient(ClientOptions{Resolver: res, Pool: pool, AppID: "caller", Namespace: "default"})

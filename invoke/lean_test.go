@@ -32,7 +32,7 @@ func TestLeanAndFallback(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ca := transporttest.NewCA(t)
 			callee := startSidecarWith(t, ca.Source(t, testTD, "default", "server"), "server", nil, tc.noLean)
-			pool := transport.NewPool(transport.Options{Source: ca.Source(t, testTD, "default", "caller"), NoLean: tc.poolNoLan})
+			pool := transport.NewPool(transport.Options{Source: ca.Source(t, testTD, "default", "caller"), Lean: !tc.poolNoLan})
 			t.Cleanup(func() { _ = pool.Close() })
 			inv, err := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}, Pool: pool, AppID: "caller", Namespace: "default"})
 			if err != nil {
@@ -99,6 +99,7 @@ func TestLeanAndFallback(t *testing.T) {
 // app, and cancelling a call in flight cancels it at the callee; the
 // connection pool keeps working after both.
 func TestLeanDeadlineAndCancel(t *testing.T) {
+	t.Setenv("TANDEM_TEST_LEAN", "1")
 	p := newPair(t, true)
 	app := &blockingApp{started: make(chan struct{}, 2), done: make(chan error, 2)}
 	p.callee.app.block = app

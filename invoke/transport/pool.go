@@ -47,10 +47,10 @@ type Options struct {
 	MaxMessageSize int
 	// DialOptions are appended to the pool's own (tests, tracing).
 	DialOptions []grpc.DialOption
-	// NoLean keeps every call on Dapr's gRPC even with peers that offer
-	// the lean transport (A/B comparisons, tests of the gRPC path).
-	NoLean bool
-	Log    *slog.Logger
+	// Lean makes calls to peers that offer the lean transport over it
+	// (with Source only). Off, every call uses Dapr's gRPC.
+	Lean bool
+	Log  *slog.Logger
 }
 
 // Pool holds one client connection per remote host:port. It is safe for
@@ -181,7 +181,7 @@ func NewPool(o Options) *Pool {
 		}
 		conf := identity.ClientTLS(o.Source, auth)
 		creds = credentials.NewTLS(conf)
-		if !o.NoLean {
+		if o.Lean {
 			leanTLS = conf.Clone()
 			leanTLS.NextProtos = []string{LeanALPN, "h2"}
 		}
