@@ -194,6 +194,9 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 	}}
 	timer := time.AfterFunc(watchAfter, call.watch)
 	err := s.handler.ServeLean(ctx, call)
+	// Before the end goes out: once the caller has it, it may send its
+	// next call, which the watch must not take for a departure.
+	call.stopWatch(timer)
 	if err != nil {
 		st := grpcstatus.Convert(err)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -212,7 +215,6 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 	if ferr := fw.flush(); ferr != nil {
 		call.broken.Store(true)
 	}
-	call.stopWatch(timer)
 	return !call.broken.Load() && call.ended.Load()
 }
 
