@@ -126,6 +126,11 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	if err != nil {
 		return nil, err
 	}
+	resp, at, lean, err := iv.invokeLean(ctx, appID, ns, addr, req)
+	if lean {
+		return resp, err
+	}
+	addr = at // the peer speaks only Dapr's gRPC (a daprd)
 	ctx = withTraceContext(ctx, msg.Metadata)
 
 	if !req.StreamResponse && req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
@@ -141,7 +146,7 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 		req.Body = NewMemBody(data)
 	}
 	replay, canReplay := replayable(req)
-	resp, err := iv.invokeStream(ctx, appID, addr, req)
+	resp, err = iv.invokeStream(ctx, appID, addr, req)
 	if err != nil && canReplay && status.Code(err) == codes.Unavailable && ctx.Err() == nil {
 		// As for CallLocal: a body in memory (or none) can be sent again
 		// on a fresh connection, possibly to another instance, when the

@@ -6,10 +6,14 @@
 // call one, and proxy/resilient's decorator is one that wraps another.
 // Client is the caller side's Invoker: it resolves an app ID
 // (resolve.Resolver), reuses one pooled connection per remote sidecar
-// (transport) and sends CallLocal for small bodies of known size or
-// CallLocalStream otherwise.
-// Server is the callee side: it takes the caller's identity from its
-// certificate and hands the request to the local app through an AppChannel.
+// (transport) and, with a Tandem peer over mTLS, makes the call on the
+// lean transport (lean.go: the request and response messages in protobuf
+// without data, the bodies raw); with a daprd peer or without mTLS it
+// sends CallLocal for small bodies of known size or CallLocalStream
+// otherwise.
+// Server is the callee side of both (ServeLean and the gRPC service): it
+// takes the caller's identity from its certificate and hands the request
+// to the local app through an AppChannel.
 //
 // Request and Response are the protocol-neutral currency shared with proxy,
 // which turns the Dapr HTTP and gRPC APIs into them.

@@ -3,12 +3,15 @@ package invoke
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -61,6 +64,9 @@ func (r *mapResolver) Close() error { return nil }
 // echoApp is a fake app: it echoes the body and reports what it saw in
 // response headers. Metadata "x-status" sets the status code.
 type echoApp struct {
+	// block, if set, serves method "block": it waits for the call's
+	// context to end.
+	block *blockingApp
 	calls atomic.Int64
 	mu    sync.Mutex
 	last  *internalsv1.InternalInvokeRequest
@@ -78,6 +84,16 @@ func (a *echoApp) Invoke(ctx context.Context, req *Request) (*Response, error) {
 		return nil, status.Error(codes.NotFound, "no such thing")
 	case "broken":
 		return nil, io.ErrUnexpectedEOF
+	case "block":
+		a.block.started <- struct{}{}
+		select {
+		case <-ctx.Done():
+			a.block.done <- ctx.Err()
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Second):
+			a.block.done <- nil
+			return nil, errors.New("block: the call's context did not end")
+		}
 	}
 	var body io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
 	if req.Body != nil {
@@ -127,16 +143,39 @@ type sidecar struct {
 	addr string
 	app  *echoApp
 	srv  *grpc.Server
+	// grpcCalls counts the calls that came over gRPC (not the lean
+	// transport).
+	grpcCalls *atomic.Int64
 }
 
 func startSidecar(t testing.TB, src *identity.Source, appID string, authz AuthorizeFunc) *sidecar {
+	return startSidecarWith(t, src, appID, authz, false)
+}
+
+// startSidecarWith starts a callee; noLean makes it offer only h2, as a
+// daprd does.
+func startSidecarWith(t testing.TB, src *identity.Source, appID string, authz AuthorizeFunc, noLean bool) *sidecar {
 	t.Helper()
 	app := &echoApp{}
 	s, err := NewServer(ServerOptions{AppID: appID, Namespace: "default", App: app, Authorize: authz})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{Source: src})...)
+	cfg := transport.ServerConfig{Source: src}
+	if !noLean {
+		cfg.Lean = transport.NewLeanServer(s, 0, nil)
+		t.Cleanup(func() { _ = cfg.Lean.Close() })
+	}
+	grpcCalls := new(atomic.Int64)
+	g := grpc.NewServer(append(transport.ServerOptions(cfg),
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			grpcCalls.Add(1)
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			grpcCalls.Add(1)
+			return h(srv, ss)
+		}))...)
 	s.Register(g)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -144,7 +183,7 @@ func startSidecar(t testing.TB, src *identity.Source, appID string, authz Author
 	}
 	go func() { _ = g.Serve(ln) }()
 	t.Cleanup(g.Stop)
-	return &sidecar{addr: ln.Addr().String(), app: app, srv: g}
+	return &sidecar{addr: ln.Addr().String(), app: app, srv: g, grpcCalls: grpcCalls}
 }
 
 // pair is a caller Client wired to a callee sidecar "server" (and any
@@ -165,7 +204,8 @@ func newPair(t testing.TB, secure bool) *pair {
 		calleeSrc = ca.Source(t, testTD, "default", "server")
 	}
 	callee := startSidecar(t, calleeSrc, "server", nil)
-	pool := transport.NewPool(transport.Options{Source: callerSrc})
+	// TANDEM_TEST_LEAN=1 runs the suite's calls over the lean transport.
+	pool := transport.NewPool(transport.Options{Source: callerSrc, Lean: os.Getenv("TANDEM_TEST_LEAN") == "1"})
 	t.Cleanup(func() { _ = pool.Close() })
 	res := &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}
 	inv, err := NewClient(ClientOptions{Resolver: res, Pool: pool, AppID: "caller", Namespace: "default"})
@@ -202,3 +242,9 @@ func newReq(method string, verb commonv1.HTTPExtension_Verb, query string, body 
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// blockingApp reports calls of method "block" of an echoApp.
+type blockingApp struct {
+	started chan struct{}
+	done    chan error
+}

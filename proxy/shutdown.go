@@ -64,6 +64,9 @@ func (s *Sidecar) shutdownOutcome(err error) error {
 func (s *Sidecar) stopNow() {
 	s.grpcSrv.Stop()
 	s.internalSrv.Stop()
+	if s.lean != nil {
+		_ = s.lean.Close()
+	}
 	_ = s.httpSrv.Close()
 	if s.metricsSrv != nil {
 		_ = s.metricsSrv.Close()

@@ -171,6 +171,7 @@ type Sidecar struct {
 	grpcSrv     *grpc.Server
 	grpcAPI     *grpcapi.API
 	internalSrv *grpc.Server
+	lean        *transport.LeanServer // nil without mTLS
 	metricsSrv  *http.Server
 	publicSrv   *http.Server
 
@@ -245,9 +246,24 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		authorize, authorizeGRPC = inv.Access.Authorize, inv.Access.AuthorizeGRPC
 	}
 
-	// Internal server: sidecar-to-sidecar, mTLS when an identity is set.
+	sopts := invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: o.App.orNone(), Authorize: authorize, Log: s.log}
+	if o.APIs.Actors != nil {
+		sopts.Actors = o.APIs.Actors
+	}
+	srv, err := invoke.NewServer(sopts)
+	if err != nil {
+		return err
+	}
+	// Internal server: sidecar-to-sidecar, mTLS when an identity is set;
+	// then Tandem callers negotiate the lean transport (ALPN), daprd
+	// callers speak gRPC.
+	internalCfg := transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg}
+	if o.Identity != nil {
+		s.lean = transport.NewLeanServer(srv, maxMsg, s.log)
+		internalCfg.Lean = s.lean
+	}
 	internalOpts := append(append(slices.Clone(o.Interceptors.Internal),
-		transport.ServerOptions(transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg})...),
+		transport.ServerOptions(internalCfg)...),
 		grpcproxy.ServerOption())
 	if appGRPC != nil {
 		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: self.AppID, Namespace: self.Namespace, App: appGRPC, Authorize: authorizeGRPC, Log: s.log})
@@ -257,14 +273,6 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		internalOpts = append(internalOpts, grpc.UnknownServiceHandler(inbound.Handler()))
 	}
 	s.internalSrv = grpc.NewServer(internalOpts...)
-	sopts := invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: o.App.orNone(), Authorize: authorize, Log: s.log}
-	if o.APIs.Actors != nil {
-		sopts.Actors = o.APIs.Actors
-	}
-	srv, err := invoke.NewServer(sopts)
-	if err != nil {
-		return err
-	}
 	srv.Register(s.internalSrv)
 
 	// The forwarding entries daprd adds to calls to other apps, worked out
@@ -361,7 +369,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	servers := []task.Task{
 		HTTPTask("http server", s.httpSrv, lns.HTTP, grace),
 		serveTask("grpc server", lns.GRPC, s.grpcSrv.Serve, s.stopGRPCAPI(grace)),
-		serveTask("internal grpc server", []net.Listener{lns.Internal}, s.internalSrv.Serve, grpcStop(s.internalSrv, grace)),
+		serveTask("internal grpc server", []net.Listener{lns.Internal}, s.internalSrv.Serve, leanStop(s.lean, grpcStop(s.internalSrv, grace), grace)),
 	}
 	if s.publicSrv != nil {
 		servers = append(servers, HTTPTask("public server", s.publicSrv, []net.Listener{lns.Public}, grace))
@@ -520,6 +528,23 @@ func grpcStop(srv *grpc.Server, grace time.Duration) func() bool {
 			<-done
 			return false
 		}
+	}
+}
+
+// leanStop adds the lean transport's connections to the internal server's
+// stop: they were handed over at the TLS handshake, so gRPC's own stop
+// does not see them. Both finish their calls within grace.
+func leanStop(lean *transport.LeanServer, stop func() bool, grace time.Duration) func() bool {
+	if lean == nil {
+		return stop
+	}
+	return func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		leanErr := make(chan error, 1)
+		go func() { leanErr <- lean.Shutdown(ctx) }()
+		ok := stop()
+		return <-leanErr == nil && ok
 	}
 }
 

@@ -250,6 +250,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	connections.Add(task.Cleanup("name resolution", resolver.Close))
 	pool := transport.NewPool(transport.Options{
 		Source: peers, MaxMessageSize: proxy.MessageSize(int64(o.MaxRequestBodySize)), DialOptions: obs.DialOptions, Log: log,
+		Lean: o.LeanTransport,
 	})
 	connections.Add(task.Cleanup("connection pool", pool.Close))
 	client, err := invoke.NewClient(invoke.ClientOptions{

@@ -1,10 +1,25 @@
-// Package transport keeps the gRPC client connections a sidecar uses to
-// reach other sidecars' internal ports: one connection per remote address,
-// shared by all calls (HTTP/2 multiplexes them), secured with SPIFFE mutual
-// TLS from an identity.Source or, when mTLS is disabled, plaintext.
+// Package transport keeps the connections a sidecar uses to reach other
+// sidecars' internal ports, secured with SPIFFE mutual TLS from an
+// identity.Source or, when mTLS is disabled, plaintext.
 //
-// It also provides the matching server options for the internal gRPC server
-// (credentials, message size limits and keepalive), so both ends agree.
+// Two protocols share the internal port, chosen by ALPN at the TLS
+// handshake:
+//
+//   - the lean transport (LeanALPN, "tandem-invoke/1"), which Tandem
+//     sidecars prefer: a few frame types (head, data, end, status), one call
+//     per connection at a time from a keep-alive pool (Pool.Lean), bodies as
+//     they are, a small call in one write each way, both ends reading on the
+//     calling goroutine. The server side is a LeanServer, handed the
+//     connections by the internal gRPC server's credentials
+//     (ServerConfig.Lean);
+//   - gRPC over h2 (Dapr's ServiceInvocation, the gRPC proxy, actors): one
+//     connection per remote address shared by all calls (Pool.Get), and the
+//     only protocol a daprd offers or accepts, so a mixed mesh falls back to
+//     it. Without mTLS it is the only one.
+//
+// ServerOptions gives the matching server options for the internal gRPC
+// server (credentials, message size limits and keepalive), so both ends
+// agree.
 //
 // transport knows nothing about service invocation; invoke and
 // invoke/grpcproxy use it.

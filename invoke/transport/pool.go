@@ -1,20 +1,26 @@
 package transport
 
 import (
+	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/identity"
 )
@@ -41,7 +47,10 @@ type Options struct {
 	MaxMessageSize int
 	// DialOptions are appended to the pool's own (tests, tracing).
 	DialOptions []grpc.DialOption
-	Log         *slog.Logger
+	// Lean makes calls to peers that offer the lean transport over it
+	// (with Source only). Off, every call uses Dapr's gRPC.
+	Lean bool
+	Log  *slog.Logger
 }
 
 // Pool holds one client connection per remote host:port. It is safe for
@@ -51,9 +60,106 @@ type Pool struct {
 	maxSize int
 	log     *slog.Logger
 
+	// leanTLS is nil when the lean transport is off (plaintext, NoLean).
+	leanTLS *tls.Config
+	dialer  *net.Dialer
+
 	mu     sync.Mutex
-	conns  map[string]*grpc.ClientConn
+	conns  map[string]*pooledConn
+	lean   map[string]*leanPeer
 	closed bool
+}
+
+// pooledConn is one pooled connection and the calls running on it. A
+// connection the pool no longer hands out (Discard) is closed only once its
+// last call has finished: closing a gRPC connection cancels every call on
+// it, and a caller that got it from Get just before the Discard would fail
+// with "grpc: the client connection is closing" (Canceled, so not retried)
+// although its request was never sent.
+type pooledConn struct {
+	cc *grpc.ClientConn
+	// state counts the calls in flight; retiredBit says the pool dropped
+	// the connection, closedBit that it is (being) closed and admits no
+	// more calls.
+	state atomic.Int64
+	log   *slog.Logger
+	addr  string
+}
+
+const (
+	closedBit  = int64(1) << 62
+	retiredBit = int64(1) << 61
+	countMask  = retiredBit - 1
+)
+
+// errRetired is what a call gets when it picked a connection that was
+// closed before the call started. Nothing was sent, so it is Unavailable:
+// every caller retries that on a fresh connection.
+var errRetired = status.Error(codes.Unavailable, "transport: pooled connection to sidecar was retired before the call started; retry on a fresh one")
+
+// acquire admits one call unless the connection is closed.
+func (c *pooledConn) acquire() bool {
+	for {
+		s := c.state.Load()
+		if s&closedBit != 0 {
+			return false
+		}
+		if c.state.CompareAndSwap(s, s+1) {
+			return true
+		}
+	}
+}
+
+// release ends one call; the last call on a retired connection closes it.
+func (c *pooledConn) release() {
+	s := c.state.Add(-1)
+	if s&retiredBit != 0 && s&countMask == 0 {
+		c.closeIfIdle()
+	}
+}
+
+// retire stops handing the connection out and closes it when idle.
+func (c *pooledConn) retire() {
+	c.state.Or(retiredBit)
+	c.closeIfIdle()
+}
+
+// closeIfIdle closes a retired connection with no calls, exactly once.
+func (c *pooledConn) closeIfIdle() {
+	for {
+		s := c.state.Load()
+		if s&closedBit != 0 || s&countMask != 0 {
+			return
+		}
+		if c.state.CompareAndSwap(s, s|closedBit) {
+			_ = c.cc.Close()
+			c.log.Debug("closed retired connection to sidecar", "address", c.addr)
+			return
+		}
+	}
+}
+
+// unary and stream are the connection's interceptors: they count calls so
+// that retire never cuts one off.
+func (c *pooledConn) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if !c.acquire() {
+		return errRetired
+	}
+	defer c.release()
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+func (c *pooledConn) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if !c.acquire() {
+		return nil, errRetired
+	}
+	var once sync.Once
+	done := func(error) { once.Do(c.release) }
+	cs, err := streamer(ctx, desc, cc, method, append(opts, grpc.OnFinish(done))...)
+	if err != nil {
+		done(err)
+	}
+	return cs, err
 }
 
 // NewPool returns an empty pool; connections are made on first use.
@@ -65,6 +171,7 @@ func NewPool(o Options) *Pool {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	var creds credentials.TransportCredentials
+	var leanTLS *tls.Config
 	if o.Source == nil {
 		creds = insecure.NewCredentials()
 	} else {
@@ -72,7 +179,12 @@ func NewPool(o Options) *Pool {
 		if auth == nil {
 			auth = sameTrustDomainAsSelf(o.Source)
 		}
-		creds = credentials.NewTLS(identity.ClientTLS(o.Source, auth))
+		conf := identity.ClientTLS(o.Source, auth)
+		creds = credentials.NewTLS(conf)
+		if o.Lean {
+			leanTLS = conf.Clone()
+			leanTLS.NextProtos = []string{LeanALPN, "h2"}
+		}
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -99,7 +211,10 @@ func NewPool(o Options) *Pool {
 		opts:    opts,
 		maxSize: o.MaxMessageSize,
 		log:     o.Log,
-		conns:   make(map[string]*grpc.ClientConn),
+		conns:   make(map[string]*pooledConn),
+		lean:    make(map[string]*leanPeer),
+		leanTLS: leanTLS,
+		dialer:  newDialer(),
 	}
 }
 
@@ -115,48 +230,67 @@ func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
-	if cc, ok := p.conns[addr]; ok {
-		switch cc.GetState() {
+	if pc, ok := p.conns[addr]; ok {
+		switch pc.cc.GetState() {
 		case connectivity.Shutdown:
 			delete(p.conns, addr)
+			pc.retire()
 		case connectivity.TransientFailure:
 			// The peer may be back; don't wait out gRPC's backoff.
-			cc.ResetConnectBackoff()
-			return cc, nil
+			pc.cc.ResetConnectBackoff()
+			return pc.cc, nil
 		default:
-			return cc, nil
+			return pc.cc, nil
 		}
 	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, p.opts...)
+	pc := &pooledConn{log: p.log, addr: addr}
+	opts := append(p.opts[:len(p.opts):len(p.opts)],
+		grpc.WithChainUnaryInterceptor(pc.unary), grpc.WithChainStreamInterceptor(pc.stream))
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to sidecar at %s: %w", addr, err)
 	}
-	p.conns[addr] = cc
+	pc.cc = cc
+	p.conns[addr] = pc
 	p.log.Debug("opened connection to sidecar", "address", addr)
 	return cc, nil
 }
 
-// Discard closes cc and forgets it if it is still the pool's connection to
-// addr, so the next Get dials afresh. Callers use it after a transport
-// failure (codes.Unavailable).
+// Discard forgets cc if it is still the pool's connection to addr, so the
+// next Get dials afresh, and closes it once the calls running on it have
+// finished. Callers use it after a transport failure (codes.Unavailable).
+// A call started on cc after that fails with codes.Unavailable without
+// being sent, so callers' usual retry on a fresh connection covers it.
 func (p *Pool) Discard(addr string, cc *grpc.ClientConn) {
 	p.mu.Lock()
 	cur, ok := p.conns[addr]
-	if ok && cur == cc {
+	if ok && cur.cc == cc {
 		delete(p.conns, addr)
 	}
 	p.mu.Unlock()
-	if ok && cur == cc {
-		_ = cc.Close()
+	if ok && cur.cc == cc {
+		cur.retire()
 		p.log.Debug("discarded broken connection to sidecar", "address", addr)
 	}
 }
 
-// Len is the number of open connections.
+// Len is the number of peers the pool holds connections to (one gRPC
+// connection each, and any idle lean connections).
 func (p *Pool) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.conns)
+	n := len(p.conns)
+	for addr, lp := range p.lean {
+		if _, ok := p.conns[addr]; ok {
+			continue
+		}
+		lp.mu.Lock()
+		if len(lp.idle) > 0 {
+			n++
+		}
+		lp.mu.Unlock()
+	}
+	return n
 }
 
 // Close closes every connection; later Gets fail with ErrClosed.
@@ -165,10 +299,11 @@ func (p *Pool) Close() error {
 	conns := p.conns
 	p.conns = nil
 	p.closed = true
+	p.closeLean()
 	p.mu.Unlock()
 	var errs []error
-	for addr, cc := range conns {
-		if err := cc.Close(); err != nil {
+	for addr, pc := range conns {
+		if err := pc.cc.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close connection to %s: %w", addr, err))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -109,5 +110,73 @@ func TestPoolAuthorization(t *testing.T) {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestPoolDiscardWhileCallsInFlight is the pod-deletion race: one caller
+// discards the pooled connection after a transport failure while other
+// calls are running on it or about to start. The calls in flight must
+// finish, and a call that starts on the retired connection must fail with
+// codes.Unavailable (retried by every caller) instead of "grpc: the client
+// connection is closing" (Canceled, which nobody retries).
+func TestPoolDiscardWhileCallsInFlight(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{Source: ca.Source(t, "public", "default", "b")})...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	t.Cleanup(g.Stop)
+	addr := ln.Addr().String()
+	p := transport.NewPool(transport.Options{Source: ca.Source(t, "public", "default", "a")})
+	defer p.Close()
+
+	stale, err := p.Get(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(stale).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Discard(addr, stale) // another caller saw Unavailable
+
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if _, err := watch.Recv(); err != nil {
+		t.Fatalf("call in flight on the discarded connection was cut off: %v", err)
+	}
+	if err := check(stale); err != nil {
+		t.Fatalf("call on the discarded connection while another still runs: %v", err)
+	}
+	cancel() // the last call ends: now the connection closes
+	if _, err := watch.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("watch after cancel: %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	for stale.GetState() != connectivity.Shutdown && stale.WaitForStateChange(ctx2, stale.GetState()) {
+	}
+	if s := stale.GetState(); s != connectivity.Shutdown {
+		t.Fatalf("discarded connection not closed after its last call: %v", s)
+	}
+	err = check(stale)
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("call started on a closed pooled connection = %v, want codes.Unavailable so callers retry", err)
+	}
+	fresh, err := p.Get(addr)
+	if err != nil || fresh == stale {
+		t.Fatalf("Get after Discard = %v, %v; want a fresh connection", fresh == stale, err)
+	}
+	if err := check(fresh); err != nil {
+		t.Fatal(err)
 	}
 }

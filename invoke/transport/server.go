@@ -21,6 +21,10 @@ type ServerConfig struct {
 	Authorizer tlsconfig.Authorizer
 	// MaxMessageSize bounds one message each way (DefaultMaxMessageSize if zero).
 	MaxMessageSize int
+	// Lean, if set (and Source too), is offered to clients by ALPN: a
+	// Tandem caller's connections go to it, h2-only callers (daprd) keep
+	// gRPC. Its owner shuts it down with the gRPC server.
+	Lean *LeanServer
 }
 
 // ServerOptions returns the grpc.ServerOptions for a sidecar's internal
@@ -51,7 +55,14 @@ func ServerOptions(c ServerConfig) []grpc.ServerOption {
 		if auth == nil {
 			auth = sameTrustDomainAsSelf(c.Source)
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(identity.ServerTLS(c.Source, auth))))
+		conf := identity.ServerTLS(c.Source, auth)
+		creds := credentials.NewTLS(conf)
+		if c.Lean != nil {
+			lc := conf.Clone()
+			lc.NextProtos = []string{LeanALPN, "h2"}
+			creds = &alpnCreds{TransportCredentials: creds, conf: lc, lean: c.Lean}
+		}
+		opts = append(opts, grpc.Creds(creds))
 	}
 	return opts
 }

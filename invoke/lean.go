@@ -1,0 +1,325 @@
+package invoke
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tandemrun/tandem/invoke/transport"
+)
+
+// The lean transport (transport.LeanALPN) carries the same
+// InternalInvokeRequest and InternalInvokeResponse as Dapr's gRPC, with
+// message.data left out: the head is the message in protobuf, and the
+// body travels as it is, in the transport's data frames.
+
+// headBufs recycles the buffers request heads are marshalled into.
+var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// invokeLean makes the call over the lean transport when the peer at addr
+// speaks it. handled is false when it does not (a daprd): then the caller
+// uses gRPC, at addr, which a retry may have changed.
+func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *Request) (resp *Response, at string, handled bool, err error) {
+	lc, err := iv.pool.Lean(ctx, addr)
+	if lc == nil && err == nil {
+		return nil, addr, false, nil
+	}
+	if _, mem := req.Body.(*MemBody); !mem && req.Body != nil && req.ContentLength > 0 && req.ContentLength <= UnaryLimit {
+		// Read a small body of known size first so that the call can be
+		// replayed after a transport failure, as with gRPC.
+		data := make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(req.Body, data); err != nil {
+			if lc != nil {
+				lc.Discard()
+			}
+			return nil, addr, true, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
+		}
+		req.Body = NewMemBody(data)
+	}
+	replay, canReplay := replayable(req)
+	stale, failed := false, false
+	for {
+		if err == nil {
+			resp, err = iv.callLean(ctx, appID, lc, req)
+			if err == nil {
+				return resp, addr, true, nil
+			}
+		}
+		if !canReplay || ctx.Err() != nil || status.Code(err) != codes.Unavailable {
+			return nil, addr, true, wrapCallErr(appID, addr, err)
+		}
+		switch {
+		case transport.IsStale(err) && !stale:
+			// An idle connection the peer had closed: it never saw the
+			// call. Its siblings are likely closed too.
+			stale = true
+			iv.pool.DropIdle(addr)
+		case !failed:
+			failed = true
+			if fm, ok := iv.resolver.(failureMarker); ok {
+				fm.MarkFailed(addr)
+			}
+			next, rerr := iv.resolve(ctx, appID, ns)
+			if rerr != nil {
+				return nil, addr, true, fmt.Errorf("%w (re-resolving after failure: %v)", wrapCallErr(appID, addr, err), rerr)
+			}
+			iv.log.Debug("retrying invocation after transport failure", "app_id", appID, "address", addr, "retry_address", next, "error", err)
+			addr = next
+		default:
+			return nil, addr, true, wrapCallErr(appID, addr, err)
+		}
+		if replay != nil {
+			req.Body = NewMemBody(replay)
+		}
+		lc, err = iv.pool.Lean(ctx, addr)
+		if lc == nil && err == nil {
+			return nil, addr, false, nil
+		}
+	}
+}
+
+// callLean makes one call on lc: the head and a body in memory leave in
+// one write; a longer body is streamed by a goroutine while the answer is
+// read, so an app that answers while still reading cannot deadlock.
+func (iv *Client) callLean(ctx context.Context, appID string, lc *transport.LeanConn, req *Request) (*Response, error) {
+	m := req.Message.Message
+	if m.Data != nil {
+		saved := m.Data.Value
+		m.Data.Value = nil
+		defer func() { m.Data.Value = saved }()
+	}
+	hb := headBufs.Get().(*[]byte)
+	head, err := proto.MarshalOptions{}.MarshalAppend((*hb)[:0], req.Message)
+	if err != nil {
+		headBufs.Put(hb)
+		lc.Discard()
+		return nil, status.Errorf(codes.Internal, "encode request for app %q: %v", appID, err)
+	}
+	call, err := lc.Start(ctx, req.ContentLength, head)
+	*hb = head[:0]
+	headBufs.Put(hb)
+	if err != nil {
+		return nil, err
+	}
+	if err := sendLeanBody(call, req); err != nil {
+		call.Close()
+		return nil, err
+	}
+	rh, err := call.RecvHead()
+	if err != nil {
+		call.Close()
+		return nil, err
+	}
+	out := new(internalsv1.InternalInvokeResponse)
+	if err := proto.Unmarshal(rh, out); err != nil {
+		call.Close()
+		return nil, fmt.Errorf("invoke app %q: undecodable response head: %w", appID, err)
+	}
+	if out.GetStatus() == nil {
+		call.Close()
+		return nil, fmt.Errorf("invoke app %q: response does not contain the required fields in the leading chunk", appID)
+	}
+	if d := out.GetMessage().GetData(); d != nil {
+		d.Value = nil
+	}
+	return &Response{Message: out, Body: &leanBody{call: call}}, nil
+}
+
+// sendLeanBody writes the request body: all of it and the end when it is
+// in memory or fits the first chunk, else the first chunk now and the rest
+// from a goroutine.
+func sendLeanBody(call *transport.ClientCall, req *Request) error {
+	if mb, ok := req.Body.(*MemBody); ok {
+		if b, whole := mb.unread(); whole {
+			if _, err := call.Write(b); err != nil {
+				return err
+			}
+			return call.CloseSend()
+		}
+	}
+	bp := chunkBufs.Get().(*[]byte)
+	n, done, rerr := readFirstChunk(req.Body, *bp)
+	if rerr != nil {
+		chunkBufs.Put(bp)
+		call.AbortSend(rerr)
+		return rerr
+	}
+	_, err := call.Write((*bp)[:n])
+	chunkBufs.Put(bp)
+	if err != nil {
+		return err
+	}
+	if done {
+		return call.CloseSend()
+	}
+	if err := call.Flush(); err != nil {
+		return err
+	}
+	go sendLeanRest(call, req.Body)
+	return nil
+}
+
+// sendLeanRest streams the rest of a request body, a chunk per write. A
+// failure to read it aborts the call (the connection is closed) rather
+// than ending the body cleanly.
+func sendLeanRest(call *transport.ClientCall, body io.Reader) {
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := call.Write(buf[:n]); werr != nil {
+				return
+			}
+			if werr := call.Flush(); werr != nil {
+				return
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			_ = call.CloseSend()
+			return
+		}
+		if err != nil {
+			call.AbortSend(&bodyReadError{err})
+			return
+		}
+	}
+}
+
+// leanBody is the answer's body on the lean transport.
+type leanBody struct {
+	call *transport.ClientCall
+}
+
+func (b *leanBody) Read(p []byte) (int, error) { return b.call.Read(p) }
+
+// WriteTo copies the body to w with a pooled buffer (io.Copy uses it).
+func (b *leanBody) WriteTo(w io.Writer) (int64, error) {
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	var total int64
+	for {
+		n, err := b.call.Read(*bp)
+		if n > 0 {
+			m, werr := w.Write((*bp)[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (b *leanBody) Close() error { return b.call.Close() }
+
+// ServeLean serves one call of the lean transport: the same admission,
+// access control and app channel as CallLocalStream.
+func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) error {
+	in := new(internalsv1.InternalInvokeRequest)
+	if err := proto.Unmarshal(call.Head, in); err != nil {
+		return status.Errorf(codes.InvalidArgument, "invalid internal invoke request: %v", err)
+	}
+	if in.GetMessage() == nil {
+		return status.Error(codes.InvalidArgument, "invalid internal invoke request: message is missing")
+	}
+	if d := in.Message.Data; d != nil && d.TypeUrl == "" {
+		in.Message.Data = nil // the body is in the data frames
+	}
+	req := &Request{Message: in, Body: call, ContentLength: call.ContentLength}
+	if req.ContentLength > UnaryLimit {
+		// As over gRPC, where a body this size is streamed (CallLocalStream).
+		req.ContentLength = -1
+	}
+	if n := call.ContentLength; n >= 0 && n <= UnaryLimit {
+		// A small body is read whole first, as CallLocal has it: the app
+		// channel sends it with its length, and the end of the call's
+		// frames is in, so the transport can notice the caller leaving.
+		var data []byte
+		if n > 0 {
+			data = make([]byte, n)
+			if _, err := io.ReadFull(call, data); err != nil {
+				return status.Errorf(codes.InvalidArgument, "read request body (%d bytes announced): %v", n, err)
+			}
+			req.Body = bytes.NewReader(data)
+		} else {
+			req.Body = nil
+		}
+		var one [1]byte
+		if m, err := call.Read(one[:]); m > 0 || err != io.EOF {
+			return status.Errorf(codes.InvalidArgument, "request body is not the %d bytes announced", n)
+		}
+	}
+	if err := s.admit(ctx, req); err != nil {
+		return err
+	}
+	resp, err := s.app.Invoke(ctx, req)
+	if err != nil {
+		return s.appError(in.GetMessage().GetMethod(), err)
+	}
+	defer resp.Body.Close()
+	out := resp.Message
+	if out == nil {
+		return status.Error(codes.Internal, "app channel returned a response without a message")
+	}
+	if d := out.GetMessage().GetData(); d != nil {
+		d.Value = nil
+	}
+	hb := headBufs.Get().(*[]byte)
+	head, err := proto.MarshalOptions{}.MarshalAppend((*hb)[:0], out)
+	if err == nil {
+		err = call.SendHead(head)
+	}
+	*hb = head[:0]
+	headBufs.Put(hb)
+	if err != nil {
+		return err
+	}
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	buf := *bp
+	lr, hasLen := resp.Body.(interface{ Len() int })
+	var total int64
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			if _, err := call.Write(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			// Abort rather than end cleanly, so the caller sees a failure
+			// and not a truncated body.
+			return status.Errorf(codes.Internal, "read response of app %q: %v", s.appID, rerr)
+		}
+		// Write out now unless the body is known to be at its end (the
+		// next Read returns EOF at once): a streamed answer's chunks go as
+		// they come, a small answer leaves in one write with its end.
+		atEnd := (resp.ContentLength > 0 && total >= resp.ContentLength) || (hasLen && lr.Len() == 0)
+		if !atEnd {
+			if err := call.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+var _ transport.LeanHandler = (*Server)(nil)

@@ -1,0 +1,330 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+)
+
+// errBodyClosed is what reading an answer returns after Close.
+var errBodyClosed = errors.New("lean transport: body closed")
+
+// maxIdleLean caps the idle lean connections kept per peer.
+const maxIdleLean = 64
+
+// leanPeer is the lean side of the pool for one address.
+type leanPeer struct {
+	// h2Only: the peer did not offer LeanALPN (a daprd); use gRPC.
+	h2Only atomic.Bool
+	mu     sync.Mutex
+	idle   []*LeanConn
+}
+
+// ErrStaleConn marks a failure of a reused idle connection before any
+// answer came: the peer closed it between calls (a restart, an idle
+// timeout) and never saw the request, so it is safe to send again on a
+// fresh connection. It is codes.Unavailable.
+var ErrStaleConn = errors.New("lean transport: idle connection to sidecar was closed before the call was answered")
+
+// Lean returns a connection to addr that speaks the lean transport, reused
+// or dialed, or (nil, nil) when the pool does not use it (plaintext) or
+// the peer offers only h2 (a daprd): then use Get and Dapr's gRPC. Dial
+// failures are codes.Unavailable. A connection carries one call at a
+// time; Start one and Close it.
+func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
+	if p.leanTLS == nil {
+		return nil, nil
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	lp := p.lean[addr]
+	if lp == nil {
+		lp = &leanPeer{}
+		p.lean[addr] = lp
+	}
+	p.mu.Unlock()
+	if lp.h2Only.Load() {
+		return nil, nil
+	}
+	now := time.Now()
+	lp.mu.Lock()
+	for len(lp.idle) > 0 {
+		c := lp.idle[len(lp.idle)-1]
+		lp.idle = lp.idle[:len(lp.idle)-1]
+		if now.Sub(c.lastUsed) < leanClientIdle {
+			lp.mu.Unlock()
+			c.reused = true
+			return c, nil
+		}
+		_ = c.conn.Close()
+	}
+	lp.mu.Unlock()
+
+	raw, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, grpcstatus.Errorf(codes.Unavailable, "connect to sidecar at %s: %v", addr, err)
+	}
+	conn := tls.Client(raw, p.leanTLS)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = raw.Close()
+		if ctx.Err() != nil {
+			return nil, grpcstatus.FromContextError(ctx.Err()).Err()
+		}
+		return nil, grpcstatus.Errorf(codes.Unavailable, "TLS handshake with sidecar at %s: %v", addr, err)
+	}
+	if conn.ConnectionState().NegotiatedProtocol != LeanALPN {
+		_ = conn.Close()
+		lp.h2Only.Store(true)
+		p.log.Debug("sidecar offers only h2; using Dapr's gRPC", "address", addr)
+		return nil, nil
+	}
+	return &LeanConn{
+		pool: p, peer: lp, conn: conn,
+		fr: frameReader{br: bufio.NewReaderSize(conn, 32<<10), max: p.maxSize},
+		fw: frameWriter{w: conn},
+	}, nil
+}
+
+// LeanConn is a lean connection to another sidecar, lent for one call.
+type LeanConn struct {
+	pool     *Pool
+	peer     *leanPeer
+	conn     *tls.Conn
+	fr       frameReader
+	fw       frameWriter
+	reused   bool
+	lastUsed time.Time
+}
+
+// Start begins a call: head is the caller's head (the invoke layer's
+// encoding), contentLength the request body's size (-1: unknown); the
+// context's deadline goes with it. The call owns the
+// connection until Close.
+func (c *LeanConn) Start(ctx context.Context, contentLength int64, head []byte) (*ClientCall, error) {
+	call := &ClientCall{c: c, ctx: ctx}
+	var timeout int64
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(int64(time.Until(d)), 1)
+	}
+	n := headPrefixLen + len(head)
+	if len(c.fw.b())+frameHeaderLen+n > writeBufferMax {
+		if err := c.fw.flush(); err != nil {
+			return nil, call.fail(err)
+		}
+	}
+	c.fw.header(frameHead, n)
+	b := binary.BigEndian.AppendUint64(*c.fw.buf, uint64(timeout))
+	b = binary.BigEndian.AppendUint64(b, uint64(contentLength))
+	*c.fw.buf = append(b, head...)
+	if ctx.Done() != nil {
+		call.stop = context.AfterFunc(ctx, func() {
+			call.canceled.Store(true)
+			_ = c.conn.SetDeadline(time.Unix(1, 0))
+		})
+	}
+	call.body = bodyReader{fr: &c.fr, onErr: call.fail}
+	return call, nil
+}
+
+// ClientCall is one call on a LeanConn. The request side (Write, Flush,
+// CloseSend) may run on another goroutine than the answer side (RecvHead,
+// Read), one goroutine each.
+type ClientCall struct {
+	c    *LeanConn
+	ctx  context.Context
+	stop func() bool
+	body bodyReader
+
+	canceled atomic.Bool
+	aborted  atomic.Pointer[error] // why AbortSend gave up the body
+	received bool                  // some of the answer came
+	sent     atomic.Bool
+	sendErr  atomic.Bool
+	broken   atomic.Bool
+	closed   bool
+}
+
+// fail turns a connection failure into the call's status error and marks
+// the connection unusable.
+func (cl *ClientCall) fail(err error) error {
+	cl.broken.Store(true)
+	if a := cl.aborted.Load(); a != nil {
+		return *a
+	}
+	if cl.canceled.Load() || cl.ctx.Err() != nil {
+		if e := cl.ctx.Err(); e != nil {
+			return grpcstatus.FromContextError(e).Err()
+		}
+		return grpcstatus.Error(codes.Canceled, context.Canceled.Error())
+	}
+	if _, ok := grpcstatus.FromError(err); ok {
+		return err
+	}
+	if cl.c.reused && !cl.received {
+		return grpcstatus.Error(codes.Unavailable, fmt.Errorf("%w: %v", ErrStaleConn, err).Error())
+	}
+	return grpcstatus.Errorf(codes.Unavailable, "connection to sidecar at %s failed: %v", cl.c.conn.RemoteAddr(), err)
+}
+
+// IsStale reports whether err is a call's failure on a reused idle
+// connection before any answer (ErrStaleConn): send it again on a fresh
+// connection.
+func IsStale(err error) bool {
+	st, ok := grpcstatus.FromError(err)
+	return ok && st.Code() == codes.Unavailable && len(st.Message()) >= len(ErrStaleConn.Error()) &&
+		st.Message()[:len(ErrStaleConn.Error())] == ErrStaleConn.Error()
+}
+
+// Write buffers p as request body; a full buffer is written out.
+func (cl *ClientCall) Write(p []byte) (int, error) {
+	if err := cl.c.fw.data(p); err != nil {
+		cl.sendErr.Store(true)
+		return 0, cl.fail(err)
+	}
+	return len(p), nil
+}
+
+// Flush writes out what is buffered.
+func (cl *ClientCall) Flush() error {
+	if err := cl.c.fw.flush(); err != nil {
+		cl.sendErr.Store(true)
+		return cl.fail(err)
+	}
+	return nil
+}
+
+// CloseSend ends the request body and writes everything out: a call whose
+// body was all written before goes in one write.
+func (cl *ClientCall) CloseSend() error {
+	if err := cl.c.fw.frame(frameEnd, nil); err != nil {
+		cl.sendErr.Store(true)
+		return cl.fail(err)
+	}
+	if err := cl.Flush(); err != nil {
+		return err
+	}
+	cl.sent.Store(true)
+	return nil
+}
+
+// AbortSend gives up sending the request body because reading it failed
+// with err: the connection is closed so the callee never takes a truncated
+// body for a whole one, and the answer side returns err.
+func (cl *ClientCall) AbortSend(err error) {
+	cl.aborted.CompareAndSwap(nil, &err)
+	cl.sendErr.Store(true)
+	cl.broken.Store(true)
+	cl.c.fw.discard()
+	_ = cl.c.conn.Close()
+}
+
+// RecvHead waits for the answer's head; a failed call returns its status
+// error. The head is valid until the first Read.
+func (cl *ClientCall) RecvHead() ([]byte, error) {
+	typ, payload, err := cl.c.fr.next()
+	if err != nil {
+		return nil, cl.fail(err)
+	}
+	cl.received = true
+	switch typ {
+	case frameHead:
+		return payload, nil
+	case frameStatus:
+		cl.body.done = true
+		return nil, decodeStatus(payload)
+	}
+	return nil, cl.fail(fmt.Errorf("%w: frame type %d before the answer's head", errProtocol, typ))
+}
+
+// Read reads the answer's body; a callee that failed after its head ends
+// it with the status error.
+func (cl *ClientCall) Read(p []byte) (int, error) { return cl.body.Read(p) }
+
+// Close ends the call. The connection goes back to the pool when the
+// whole exchange is complete; otherwise it is closed, which cancels the
+// call at the callee.
+func (cl *ClientCall) Close() error {
+	if cl.closed {
+		return nil
+	}
+	cl.closed = true
+	if !cl.body.done && cl.body.err == nil {
+		cl.body.err = errBodyClosed
+	}
+	if cl.stop != nil && !cl.stop() {
+		cl.broken.Store(true)
+	}
+	c := cl.c
+	if cl.broken.Load() || cl.sendErr.Load() || !cl.sent.Load() || !cl.body.done || (cl.body.err != nil && cl.body.err != errBodyClosed) || c.fr.remain > 0 {
+		// A request body may still be being written by another
+		// goroutine: closing the connection stops it.
+		_ = c.conn.Close()
+		return nil
+	}
+	c.lastUsed = time.Now()
+	c.pool.mu.Lock()
+	closed := c.pool.closed
+	c.pool.mu.Unlock()
+	lp := c.peer
+	lp.mu.Lock()
+	if closed || len(lp.idle) >= maxIdleLean {
+		lp.mu.Unlock()
+		_ = c.conn.Close()
+		return nil
+	}
+	lp.idle = append(lp.idle, c)
+	lp.mu.Unlock()
+	return nil
+}
+
+// DropIdle closes addr's idle lean connections (after one proved stale,
+// the others came from the same server and likely are too).
+func (p *Pool) DropIdle(addr string) {
+	p.mu.Lock()
+	lp := p.lean[addr]
+	p.mu.Unlock()
+	if lp == nil {
+		return
+	}
+	lp.mu.Lock()
+	idle := lp.idle
+	lp.idle = nil
+	lp.mu.Unlock()
+	for _, c := range idle {
+		_ = c.conn.Close()
+	}
+}
+
+func (p *Pool) closeLean() {
+	for _, lp := range p.lean {
+		lp.mu.Lock()
+		for _, c := range lp.idle {
+			_ = c.conn.Close()
+		}
+		lp.idle = nil
+		lp.mu.Unlock()
+	}
+}
+
+var _ io.ReadWriter = (*ClientCall)(nil)
+
+func newDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+}
+
+// Discard closes a connection that will not carry a call.
+func (c *LeanConn) Discard() { _ = c.conn.Close() }
