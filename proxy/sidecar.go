@@ -243,7 +243,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		transport.ServerOptions(transport.ServerConfig{Source: o.Identity, MaxMessageSize: maxMsg})...),
 		grpcproxy.ServerOption())
 	if appGRPC != nil {
-		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: self.AppID, Namespace: self.Namespace, App: appGRPC, Authorize: authorizeGRPC, Log: s.log})
+		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: self.AppID, Namespace: self.Namespace, App: appGRPC, Authorize: authorizeGRPC, Direct: true, Log: s.log})
 		if err != nil {
 			return err
 		}
