@@ -68,7 +68,11 @@ func New(o Options) (*Server, error) {
 	}
 	o.Log = o.Log.With("component", "xds")
 	s := &Server{o: o, nacks: map[string]string{}}
-	s.cache = cachev3.NewSnapshotCache(true, nodeGroup{}, nil)
+	// Not the cache's "ADS mode": that holds back a state-of-the-world
+	// answer until the request names every resource of the type, and a
+	// proxyless client names only the listeners and clusters it dials.
+	// Answers still travel over the aggregated stream.
+	s.cache = cachev3.NewSnapshotCache(false, nodeGroup{}, nil)
 	s.xds = serverv3.NewServer(context.Background(), s.cache, s.callbacks())
 	return s, nil
 }
