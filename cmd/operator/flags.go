@@ -38,7 +38,7 @@ type Options struct {
 	// XDSPort, when not 0, serves xDS for proxyless gRPC apps (package xds).
 	XDSPort        int
 	XDSTrustDomain string
-	Ignored                  map[string]string // Dapr flags accepted and not implemented
+	Ignored        map[string]string // Dapr flags accepted and not implemented
 }
 
 // Dapr's defaults.
