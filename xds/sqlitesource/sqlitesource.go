@@ -126,6 +126,13 @@ func (s *Source) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(s.o.Recheck)
 	defer tick.Stop()
+	// A file event can come before the writer's commit is visible (the
+	// WAL frames land before the index in -shm is updated): read shortly
+	// after the events stop, and once more a little later.
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	confirm := time.NewTimer(time.Hour)
+	confirm.Stop()
 	s.read(ctx, db)
 	for {
 		select {
@@ -135,12 +142,16 @@ func (s *Source) Run(ctx context.Context) error {
 			if !ok {
 				return errors.New("xds sqlite source: file watch closed")
 			}
-			if !strings.HasPrefix(filepath.Base(ev.Name), base) || ev.Op == fsnotify.Chmod {
-				continue
+			if strings.HasPrefix(filepath.Base(ev.Name), base) && ev.Op != fsnotify.Chmod {
+				settle.Reset(5 * time.Millisecond)
 			}
+			continue
 		case err := <-w.Errors:
 			s.o.Log.Warn("file watch error; the once-a-second read continues", "error", err)
 			continue
+		case <-settle.C:
+			confirm.Reset(100 * time.Millisecond)
+		case <-confirm.C:
 		case <-tick.C:
 		}
 		s.read(ctx, db)
