@@ -266,7 +266,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		transport.ServerOptions(internalCfg)...),
 		grpcproxy.ServerOption())
 	if appGRPC != nil {
-		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: self.AppID, Namespace: self.Namespace, App: appGRPC, Authorize: authorizeGRPC, Log: s.log})
+		inbound, err := grpcproxy.NewInbound(grpcproxy.InboundOptions{AppID: self.AppID, Namespace: self.Namespace, App: appGRPC, Authorize: authorizeGRPC, Direct: true, Log: s.log})
 		if err != nil {
 			return err
 		}

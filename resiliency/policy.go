@@ -76,3 +76,14 @@ func (p *Policy) BreakerState() (BreakerState, bool) {
 	}
 	return p.breaker.State(), true
 }
+
+// Breaker returns a copy of the circuit breaker's settings, or nil if the
+// policy has none (for translating a policy into another system's terms,
+// such as xDS).
+func (p *Policy) Breaker() *CircuitBreaker {
+	if p == nil || p.breaker == nil {
+		return nil
+	}
+	c := *p.breaker.tmpl
+	return &c
+}

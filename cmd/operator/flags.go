@@ -35,7 +35,10 @@ type Options struct {
 	SentryAddress            string
 	SentryTokenFile          string
 	Version                  bool
-	Ignored                  map[string]string // Dapr flags accepted and not implemented
+	// XDSPort, when not 0, serves xDS for proxyless gRPC apps (package xds).
+	XDSPort        int
+	XDSTrustDomain string
+	Ignored        map[string]string // Dapr flags accepted and not implemented
 }
 
 // Dapr's defaults.
@@ -89,6 +92,8 @@ func ParseFlags(args []string, usage io.Writer) (*Options, error) {
 	fs.StringVar(&o.SentryAddress, "sentry-address", "", "Sentry's address (default: the Configuration's spec.mtls.sentryAddress, else dapr-sentry.<namespace>.svc:443)")
 	fs.StringVar(&o.SentryTokenFile, "sentry-token-file", defaultSentryTokenFile, "The pod's projected service account token, sent to sentry")
 	fs.BoolVar(&o.Version, "version", false, "Print the version and exit")
+	fs.IntVar(&o.XDSPort, "xds-port", 0, "Serve xDS (ADS) for proxyless gRPC apps on this port, with mTLS (0: off)")
+	fs.StringVar(&o.XDSTrustDomain, "xds-trust-domain", "public", "The apps' SPIFFE trust domain: the SANs xDS clients check, and who may connect")
 	for name, isBool := range ignoredFlags {
 		fs.Var(&ignored{name: name, isBool: isBool, into: o.Ignored}, name, "Dapr operator flag accepted for compatibility and ignored")
 	}

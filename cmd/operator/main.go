@@ -171,6 +171,13 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		task.Task{Name: "controller manager", Critical: true, Run: mgr.Start},
 		task.Task{Name: "operator API", Critical: true, Run: srv.Run},
 	)
+	if o.XDSPort != 0 {
+		t, err := xdsTask(cfg, o, src, log)
+		if err != nil {
+			return err
+		}
+		serving.Add(t)
+	}
 	return plan.Run(ctx, log)
 }
 

@@ -59,7 +59,7 @@ between sidecars, certificates from a local CA and zero configuration.
 	root.PersistentFlags().StringVar(&g.home, "home", "", "Tandem home folder (default $TANDEM_HOME or ~/.tandem)")
 	root.AddCommand(
 		initCommand(g), runCommand(g), listCommand(g), stopCommand(g), logsCommand(g), statusCommand(g),
-		dashboardCommand(g), sentryCommand(g), demoCommand(), k8sCommand(),
+		dashboardCommand(g), sentryCommand(g), demoCommand(), k8sCommand(), xdsCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

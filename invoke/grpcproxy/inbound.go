@@ -24,7 +24,12 @@ type InboundOptions struct {
 	// Authorize, if set, decides whether caller may call the full method
 	// name; its error is returned as codes.PermissionDenied.
 	Authorize func(ctx context.Context, caller identity.App, method string) error
-	Log       *slog.Logger
+	// Direct accepts calls without "dapr-app-id" from callers that proved
+	// an SPIFFE identity over mTLS: proxyless gRPC clients (xDS) that
+	// dial this sidecar as the app itself. Plaintext direct calls stay
+	// refused.
+	Direct bool
+	Log    *slog.Logger
 }
 
 // Inbound forwards proxied gRPC calls that arrive on the internal port to
@@ -55,13 +60,18 @@ func (p *Inbound) handle(_ any, ss grpc.ServerStream) error {
 	ctx := ss.Context()
 	md, _ := metadata.FromIncomingContext(ctx)
 	target := first(md, invoke.AppIDKey)
-	if target == "" {
-		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
-	}
-	if appID, _, err := invoke.SplitAppID(target, p.o.Namespace); err != nil || appID != p.o.AppID {
-		return status.Errorf(codes.NotFound, "this sidecar serves app %q, not %q", p.o.AppID, target)
-	}
 	caller, secure, err := invoke.PeerApp(ctx)
+	switch {
+	case target == "" && !(p.o.Direct && secure && err == nil):
+		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
+	case target == "":
+		// A proxyless client's direct call: the certificate says who
+		// calls, the port says whom.
+	default:
+		if appID, _, err := invoke.SplitAppID(target, p.o.Namespace); err != nil || appID != p.o.AppID {
+			return status.Errorf(codes.NotFound, "this sidecar serves app %q, not %q", p.o.AppID, target)
+		}
+	}
 	if err != nil {
 		return status.Errorf(codes.Unauthenticated, "caller identity: %v", err)
 	}
