@@ -27,6 +27,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/httpendpoints"
 	"github.com/tandemrun/tandem/proxy/resilient"
 	"github.com/tandemrun/tandem/resiliency"
+	"github.com/tandemrun/tandem/workflow"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
 )
 
@@ -273,9 +274,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
 	}
+	var workflows *workflow.Engine
 	if actorsRT != nil {
 		// Stops before the connections its calls use.
 		background.Add(task.Task{Name: "actors", Run: actorsRT.Run})
+		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, Log: log.With("component", "workflow")})
+		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
 
 	s, err := proxy.New(proxy.Options{
@@ -285,7 +289,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, Workflows: workflows, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 			Pipeline:      pipes.server.Wrap,

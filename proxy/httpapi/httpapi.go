@@ -15,6 +15,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/apierr"
 	"github.com/tandemrun/tandem/proxy/headers"
+	"github.com/tandemrun/tandem/workflow"
 )
 
 // Config is what the handler serves with. Nil funcs get safe defaults.
@@ -71,6 +72,9 @@ type Config struct {
 	Configuration *api.Configuration
 	// Actors serves the actor API; nil answers ERR_ACTOR_NO_PLACEMENT.
 	Actors *actors.Runtime
+	// Workflows serves the workflow API; nil answers that the actor
+	// runtime is not configured.
+	Workflows *workflow.Engine
 	// Log receives request failures; nil discards them.
 	Log *slog.Logger
 	// Pipeline, if set, wraps the routing in the Configuration's
@@ -113,6 +117,7 @@ func New(cfg Config) *Handler {
 	h.registerLock()
 	h.registerConfiguration()
 	h.registerActors()
+	h.registerWorkflows()
 	if cfg.Pipeline != nil {
 		h.piped = cfg.Pipeline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			lb, _ := r.Body.(*limitedBody) // nil if a middleware replaced the body
