@@ -27,8 +27,8 @@ import (
 	"github.com/tandemrun/tandem/proxy/httpendpoints"
 	"github.com/tandemrun/tandem/proxy/resilient"
 	"github.com/tandemrun/tandem/resiliency"
-	"github.com/tandemrun/tandem/workflow"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
+	"github.com/tandemrun/tandem/workflow"
 )
 
 // defaultResolver is daprd's default name resolution in each mode.
