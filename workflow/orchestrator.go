@@ -214,6 +214,9 @@ func (e *Engine) kick(id string) {
 	e.goAsync(func(ctx context.Context) {
 		if _, err := e.call(ctx, e.workflowType, id, methodRun, nil); err != nil && ctx.Err() == nil {
 			e.log.Warn("workflow run failed; its watchdog retries it", "instance", id, "error", err)
+			e.mu.Lock()
+			delete(e.running, "run|"+id) // the run did not start: a later kick may
+			e.mu.Unlock()
 		}
 	})
 }
