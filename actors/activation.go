@@ -72,6 +72,10 @@ func (r *Runtime) deactivate(ctx context.Context, a *actor) {
 	if err == nil {
 		defer release()
 	}
+	if h, ok := r.internalHandler(a.typ); ok {
+		h.Deactivate(a.id)
+		return
+	}
 	if r.cfg.App == nil {
 		return
 	}

@@ -157,7 +157,8 @@ func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.
 
 // callLocal runs the call in the actor's turn on this host's app.
 func (r *Runtime) callLocal(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
-	if r.cfg.App == nil {
+	internal, isInternal := r.internalHandler(req.GetActor().GetActorType())
+	if r.cfg.App == nil && !isInternal {
 		return nil, ErrNoApp
 	}
 	actorType, actorID := req.GetActor().GetActorType(), req.GetActor().GetActorId()
@@ -173,7 +174,12 @@ func (r *Runtime) callLocal(ctx context.Context, req *internalsv1.InternalInvoke
 		if err != nil {
 			return nil, err
 		}
-		resp, err := r.invokeApp(ctx, a, req)
+		var resp *internalsv1.InternalInvokeResponse
+		if isInternal {
+			resp, err = invokeInternal(ctx, internal, a, req)
+		} else {
+			resp, err = r.invokeApp(ctx, a, req)
+		}
 		a.lastUse.Store(time.Now().UnixNano())
 		release()
 		return resp, err

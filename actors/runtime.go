@@ -74,6 +74,7 @@ type Runtime struct {
 
 	mu         sync.Mutex
 	types      map[string]TypeConfig // hosted types; nil until /dapr/config was read
+	internal   map[string]Internal   // types the sidecar implements (HostInternal)
 	active     map[string]*actor     // by type||id
 	registered chan struct{}         // closed once /dapr/config was read
 	rem        reminders
@@ -199,7 +200,8 @@ func (r *Runtime) getAppConfig(ctx context.Context) ([]byte, int, error) {
 
 func (r *Runtime) setTypes(types map[string]TypeConfig) {
 	r.mu.Lock()
-	r.types = types
+	r.types = r.withInternal(types)
+	types = r.types
 	select {
 	case <-r.registered:
 	default:

@@ -30,6 +30,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/headers"
 	"github.com/tandemrun/tandem/proxy/httpapi"
 	"github.com/tandemrun/tandem/resiliency"
+	"github.com/tandemrun/tandem/workflow"
 )
 
 // Options are the parts a Sidecar serves with. The binary's root builds
@@ -131,6 +132,9 @@ type APIs struct {
 	// Jobs is the jobs API over the scheduler (nil: not served); the app
 	// takes its triggered jobs while it is reachable and healthy.
 	Jobs *api.Jobs
+	// Workflows is the workflow engine (nil: no actor runtime); its
+	// durabletask service is served on the gRPC API port.
+	Workflows *workflow.Engine
 	// Components, if set, reports loaded components to the metadata API.
 	Components Components
 	// Resiliencies, if set, names the Resiliency resources in effect for
@@ -293,13 +297,16 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		grpc.UnknownServiceHandler(outbound.Handler()))
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
 	gapi.Register(s.grpcSrv)
+	if apis.Workflows != nil {
+		apis.Workflows.TaskHub().Register(s.grpcSrv)
+	}
 	s.grpcAPI = gapi
 
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Configuration: apis.Configuration, Actors: apis.Actors,
-		Jobs: apis.Jobs, Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
+		Jobs: apis.Jobs, Workflows: apis.Workflows, Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 		Pipeline: apis.Pipeline,
 	})
 	// CORS before the token check: preflights carry no token.
@@ -639,9 +646,18 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		HttpEndpoints: s.httpEndpoints(),
 		ActorRuntime:  actorRuntime,
 		Scheduler:     sched,
+		Workflows:     s.workflows(),
 		//lint:ignore SA1019 daprd still fills the alias
 		ActiveActorsCount: actorRuntime.GetActiveActors(),
 	}
+}
+
+// workflows is the workflow engine's part of the metadata; nil without one.
+func (s *Sidecar) workflows() *runtimev1.MetadataWorkflows {
+	if s.o.APIs.Workflows == nil {
+		return nil
+	}
+	return &runtimev1.MetadataWorkflows{ConnectedWorkers: int32(s.o.APIs.Workflows.ConnectedWorkers())}
 }
 
 func (s *Sidecar) httpEndpoints() []*runtimev1.MetadataHTTPEndpoint {

@@ -29,6 +29,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/resilient"
 	"github.com/tandemrun/tandem/resiliency"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
+	"github.com/tandemrun/tandem/workflow"
 )
 
 // defaultResolver is daprd's default name resolution in each mode.
@@ -295,9 +296,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
 	}
+	var workflows *workflow.Engine
 	if actorsRT != nil {
 		// Stops before the connections its calls use.
 		background.Add(task.Task{Name: "actors", Run: actorsRT.Run})
+		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, Log: log.With("component", "workflow")})
+		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
 
 	s, err := proxy.New(proxy.Options{
@@ -307,7 +311,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Jobs: jobsAPI, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Jobs: jobsAPI, Workflows: workflows, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 			Pipeline:      pipes.server.Wrap,

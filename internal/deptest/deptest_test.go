@@ -50,6 +50,8 @@ var forbidden = []arrow{
 
 	{"invoke/...", "actors/...", "invoke sits below actors: the actor router calls it"},
 	{"actors/...", "proxy/...", "actors sits below proxy: the APIs call the actor runtime"},
+	{"actors/...", "workflow/...", "actors sits below workflow: the engine hosts its actor types on the runtime"},
+	{"workflow/...", "proxy/...", "workflow sits below proxy: the APIs call the engine"},
 
 	{"sentry/...", "proxy/...", "sentry is a control-plane service: it never uses the sidecar's packages"},
 	{"sentry/...", "invoke/...", "sentry is a control-plane service: it never uses the sidecar's packages"},

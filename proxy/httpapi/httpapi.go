@@ -15,6 +15,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/apierr"
 	"github.com/tandemrun/tandem/proxy/headers"
+	"github.com/tandemrun/tandem/workflow"
 )
 
 // Config is what the handler serves with. Nil funcs get safe defaults.
@@ -73,6 +74,9 @@ type Config struct {
 	Actors *actors.Runtime
 	// Jobs serves the jobs API; nil leaves it unimplemented.
 	Jobs *api.Jobs
+	// Workflows serves the workflow API; nil answers that the actor
+	// runtime is not configured.
+	Workflows *workflow.Engine
 	// Log receives request failures; nil discards them.
 	Log *slog.Logger
 	// Pipeline, if set, wraps the routing in the Configuration's
@@ -116,6 +120,7 @@ func New(cfg Config) *Handler {
 	h.registerConfiguration()
 	h.registerActors()
 	h.registerJobs()
+	h.registerWorkflows()
 	if cfg.Pipeline != nil {
 		h.piped = cfg.Pipeline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			lb, _ := r.Body.(*limitedBody) // nil if a middleware replaced the body

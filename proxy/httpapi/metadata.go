@@ -26,7 +26,12 @@ type metadataJSON struct {
 	AppConnectionProperties appConnectionJSON                 `json:"appConnectionProperties,omitzero"`
 	ActorRuntime            *actorRuntimeJSON                 `json:"actorRuntime,omitempty"`
 	Scheduler               *runtimev1.MetadataScheduler      `json:"scheduler,omitempty"`
+	Workflows               workflowsJSON                     `json:"workflows,omitzero"`
 	Resiliencies            []*runtimev1.MetadataResiliency   `json:"resiliencies,omitempty"`
+}
+
+type workflowsJSON struct {
+	ConnectedWorkers int32 `json:"connectedWorkers,omitempty"`
 }
 
 type subscriptionJSON struct {
@@ -77,6 +82,7 @@ func MetadataJSON(m *runtimev1.GetMetadataResponse) ([]byte, error) {
 		Extended:      m.GetExtendedMetadata(),
 		HTTPEndpoints: m.GetHttpEndpoints(),
 		Scheduler:     m.GetScheduler(),
+		Workflows:     workflowsJSON{ConnectedWorkers: m.GetWorkflows().GetConnectedWorkers()},
 		Resiliencies:  m.GetResiliencies(),
 	}
 	if acp := m.GetAppConnectionProperties(); acp != nil {

@@ -1,0 +1,92 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Internal is an actor type the sidecar implements itself rather than the
+// app (the workflow engine's dapr.internal.{ns}.{app}.workflow and
+// .activity types). Its calls run in the actor's turn, as an app's do;
+// reminders of the type call Invoke with method "remind/{name}".
+type Internal interface {
+	// Invoke runs one method of the actor and returns its answer.
+	Invoke(ctx context.Context, actorID, method string, data []byte) ([]byte, error)
+	// Deactivate tells that the actor left this host (idle, moved or
+	// stopped): cached state must be dropped.
+	Deactivate(actorID string)
+}
+
+// internalTypeConfig is how internal types are hosted: daprd's defaults,
+// not reentrant.
+var internalTypeConfig = TypeConfig{IdleTimeout: DefaultIdleTimeout, DrainCallTimeout: DefaultDrainCallTimeout, MaxStackDepth: DefaultReentrancyMaxDepth}
+
+// HostInternal hosts actorType on this sidecar, handled by h, and reports
+// it to placement; call it before or after Run.
+func (r *Runtime) HostInternal(actorType string, h Internal) {
+	r.mu.Lock()
+	if r.internal == nil {
+		r.internal = map[string]Internal{}
+	}
+	r.internal[actorType] = h
+	if r.types != nil {
+		r.types[actorType] = internalTypeConfig
+	}
+	types := slices.Sorted(maps.Keys(r.types))
+	registered := r.types != nil
+	r.mu.Unlock()
+	if registered && r.placement != nil {
+		r.placement.SetTypes(types)
+	}
+}
+
+// internalHandler is the handler of an internal type, if actorType is one.
+func (r *Runtime) internalHandler(actorType string) (Internal, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, ok := r.internal[actorType]
+	return h, ok
+}
+
+// withInternal adds the internal types to the app's; r.mu is held.
+func (r *Runtime) withInternal(types map[string]TypeConfig) map[string]TypeConfig {
+	for t := range r.internal {
+		types[t] = internalTypeConfig
+	}
+	return types
+}
+
+// invokeInternal runs a call of an internal actor in its turn.
+func invokeInternal(ctx context.Context, h Internal, a *actor, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	out, err := h.Invoke(ctx, a.id, req.GetMessage().GetMethod(), req.GetMessage().GetData().GetValue())
+	if err != nil {
+		return nil, fmt.Errorf("%s||%s: %w", a.typ, a.id, err)
+	}
+	return &internalsv1.InternalInvokeResponse{
+		Status:  &internalsv1.Status{Code: 200},
+		Message: &commonv1.InvokeResponse{Data: &anypb.Any{Value: out}},
+	}, nil
+}
+
+// CallInternal calls method of an internal actor wherever it is hosted
+// and returns its answer's bytes.
+func (r *Runtime) CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error) {
+	resp, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
+		Ver:   internalsv1.APIVersion_V1,
+		Actor: &internalsv1.Actor{ActorType: actorType, ActorId: actorID},
+		Message: &commonv1.InvokeRequest{
+			Method: method, Data: &anypb.Any{Value: data}, ContentType: "application/octet-stream",
+			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetMessage().GetData().GetValue(), nil
+}

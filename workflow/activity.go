@@ -1,0 +1,107 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dapr/durabletask-go/api/protos"
+
+	"github.com/tandemrun/tandem/actors"
+)
+
+const methodExecute = "Execute"
+
+// activityActor is the activity actor type: one actor per activity run,
+// ID {instance}::{taskID}::{generation}, so that runs spread over hosts.
+type activityActor struct{ e *Engine }
+
+var _ actors.Internal = activityActor{}
+
+func activityActorID(instanceID string, gen uint64, taskID int32) string {
+	return instanceID + "::" + strconv.Itoa(int(taskID)) + "::" + strconv.FormatUint(gen, 10)
+}
+
+func (a activityActor) Deactivate(id string) {
+	a.e.mu.Lock()
+	delete(a.e.done, id)
+	a.e.mu.Unlock()
+}
+
+// Invoke runs the activity on a worker of this host and adds its result
+// to the instance. A run that ended here is not repeated (the instance's
+// watchdog may ask again while the answer is on its way).
+func (a activityActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
+	e := a.e
+	if method != methodExecute {
+		return nil, fmt.Errorf("unknown activity actor method %q", method)
+	}
+	e.mu.Lock()
+	done := e.done[id]
+	e.mu.Unlock()
+	if done {
+		return nil, nil
+	}
+	req := new(protos.ActivityRequest)
+	if err := unmarshal(data, req); err != nil {
+		return nil, fmt.Errorf("activity %s request: %w", id, err)
+	}
+	instanceID := req.GetWorkflowInstance().GetInstanceId()
+	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
+	res, err := e.workers.dispatch(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1)
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*protos.ActivityResponse)
+	var ev *protos.HistoryEvent
+	if fd := resp.GetFailureDetails(); fd != nil {
+		ev = &protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskFailed{TaskFailed: &protos.TaskFailedEvent{
+			TaskScheduledId: req.GetTaskId(), FailureDetails: fd, TaskExecutionId: req.GetTaskExecutionId()}}}
+	} else {
+		ev = &protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{
+			TaskScheduledId: req.GetTaskId(), Result: resp.GetResult(), TaskExecutionId: req.GetTaskExecutionId()}}}
+	}
+	ev = stamp(ev)
+	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		err := e.addEvent(ctx, instanceID, ev)
+		if err == nil || strings.Contains(err.Error(), ErrNotFound.Error()) {
+			break
+		}
+		e.log.Warn("activity result not delivered yet", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	e.mu.Lock()
+	e.done[id] = true
+	e.mu.Unlock()
+	return nil, nil
+}
+
+// runActivity calls the run's activity actor in the background, once at a
+// time per run from this host.
+func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.ActivityRequest) {
+	id := activityActorID(instanceID, gen, req.GetTaskId())
+	e.mu.Lock()
+	if e.running["act|"+id] {
+		e.mu.Unlock()
+		return
+	}
+	e.running["act|"+id] = true
+	e.mu.Unlock()
+	data := mustMarshal(req)
+	e.goAsync(func(ctx context.Context) {
+		defer func() {
+			e.mu.Lock()
+			delete(e.running, "act|"+id)
+			e.mu.Unlock()
+		}()
+		if _, err := e.call(ctx, e.activityType, id, methodExecute, data); err != nil && ctx.Err() == nil {
+			e.log.Warn("activity run failed; the instance's watchdog retries it", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+		}
+	})
+}

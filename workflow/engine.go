@@ -1,0 +1,301 @@
+// Package workflow is the durable workflow engine behind Dapr's workflow
+// API. Each workflow instance is an internal actor of type
+// dapr.internal.{namespace}.{appID}.workflow hosted by the sidecar (actors:
+// placement puts each on exactly one host, and its calls are turn-based);
+// its history and inbox live in the actor state store under Dapr's keys
+// (metadata, history-NNNNNN, inbox-NNNNNN, customStatus), so instances
+// survive restarts and move between hosts. Each activity run is an actor
+// of type ...activity with ID {instance}::{taskID}::{generation}.
+//
+// The app's workflow runtime (the SDKs, through the durabletask protocol)
+// connects to the TaskHubSidecarService (TaskHub) on the sidecar's gRPC
+// port and receives work items: an orchestrator work item carries the
+// instance's past and new events and is answered with actions, which the
+// engine turns into history, activity runs, durable timers (actor
+// reminders), child instances and events. proxy serves the HTTP and gRPC
+// APIs on an Engine; cmd/tandemd builds it.
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tandemrun/tandem/actors"
+)
+
+// Errors callers branch on; proxy maps them to Dapr's error codes.
+var (
+	// ErrNotFound: no instance with that ID.
+	ErrNotFound = errors.New("workflow instance does not exist")
+	// ErrExists: an instance with that ID is running.
+	ErrExists = errors.New("an active workflow with this ID already exists")
+	// ErrNotCompleted: purge of an instance that has not ended.
+	ErrNotCompleted = errors.New("workflow instance is not in a completed state; terminate it or wait for it to complete before purging")
+	// ErrNoActors: the sidecar runs without placement.
+	ErrNoActors = errors.New("the workflow engine needs the actor runtime: start the sidecar with --placement-host-address and an actor state store")
+)
+
+// Host is what the engine needs of the actor runtime (actors.Runtime).
+type Host interface {
+	HostInternal(actorType string, h actors.Internal)
+	CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error)
+	GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error)
+	TransactState(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
+	CreateReminder(ctx context.Context, req actors.ReminderRequest) error
+	DeleteReminder(ctx context.Context, actorType, actorID, name string) error
+}
+
+// Config is what an Engine is built from.
+type Config struct {
+	AppID     string
+	Namespace string
+	// Actors hosts the engine's actor types; nil: every call answers
+	// ErrNoActors.
+	Actors Host
+	// WatchdogPeriod is how often a running instance's watchdog reminder
+	// re-drives work a crash may have lost (10s if 0).
+	WatchdogPeriod time.Duration
+	Log            *slog.Logger
+}
+
+// Engine runs workflow instances; it is safe for concurrent use.
+type Engine struct {
+	cfg          Config
+	log          *slog.Logger
+	workflowType string
+	activityType string
+	workers      *workers
+
+	mu        sync.Mutex
+	instances map[string]*instance // loaded state of instances active here (used in their turn)
+	changed   chan struct{}        // closed and replaced when an instance here changes
+	running   map[string]bool      // activity runs dispatched from here and not yet answered
+	done      map[string]bool      // activity actors that ran to the end on this host
+	ctx       context.Context      // Run's; background work stops with it
+	bg        sync.WaitGroup
+}
+
+// New builds an Engine and hosts its actor types on cfg.Actors.
+func New(cfg Config) *Engine {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WatchdogPeriod <= 0 {
+		cfg.WatchdogPeriod = 10 * time.Second
+	}
+	ns := cfg.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	prefix := "dapr.internal." + ns + "." + cfg.AppID
+	e := &Engine{
+		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity",
+		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
+		running: map[string]bool{}, done: map[string]bool{},
+	}
+	if cfg.Actors != nil {
+		cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
+		cfg.Actors.HostInternal(e.activityType, activityActor{e})
+	}
+	return e
+}
+
+// WorkflowActorType and ActivityActorType are the engine's actor types.
+func (e *Engine) WorkflowActorType() string { return e.workflowType }
+
+// ActivityActorType is the actor type of activity runs.
+func (e *Engine) ActivityActorType() string { return e.activityType }
+
+// ConnectedWorkers is the number of open work-item streams (metadata API).
+func (e *Engine) ConnectedWorkers() int { return e.workers.count() }
+
+// notify wakes the waiters of instance changes.
+func (e *Engine) notify() {
+	e.mu.Lock()
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
+}
+
+func (e *Engine) changes() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+func (e *Engine) call(ctx context.Context, actorType, id, method string, data []byte) ([]byte, error) {
+	if e.cfg.Actors == nil {
+		return nil, ErrNoActors
+	}
+	return e.cfg.Actors.CallInternal(ctx, actorType, id, method, data)
+}
+
+// Start creates an instance; it runs once a worker takes it. An empty id
+// gets a random one; the id is returned.
+func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (string, error) {
+	if req.GetName() == "" {
+		return "", errors.New("workflow name is required")
+	}
+	if req.GetInstanceId() == "" {
+		req.InstanceId = newID()
+	}
+	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: &protos.ExecutionStartedEvent{
+		Name: req.GetName(), Version: req.GetVersion(), Input: req.GetInput(),
+		WorkflowInstance:        &protos.WorkflowInstance{InstanceId: req.GetInstanceId(), ExecutionId: wrap(newID())},
+		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: req.GetParentTraceContext(),
+	}}})
+	if _, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, mustMarshal(ev)); err != nil {
+		return "", unwrapActorErr(err)
+	}
+	return req.GetInstanceId(), nil
+}
+
+// Get returns an instance's state (ErrNotFound if none).
+func (e *Engine) Get(ctx context.Context, id string, withPayloads bool) (*protos.WorkflowState, error) {
+	out, err := e.call(ctx, e.workflowType, id, methodGet, nil)
+	if err != nil {
+		return nil, unwrapActorErr(err)
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	st := new(protos.WorkflowState)
+	if err := unmarshal(out, st); err != nil {
+		return nil, err
+	}
+	if !withPayloads {
+		st.Input, st.Output, st.CustomStatus = nil, nil, nil
+	}
+	return st, nil
+}
+
+// Wait returns the instance's state once done(state) holds, or ctx ends.
+func (e *Engine) Wait(ctx context.Context, id string, withPayloads bool, done func(*protos.WorkflowState) bool) (*protos.WorkflowState, error) {
+	for {
+		ch := e.changes()
+		st, err := e.Get(ctx, id, withPayloads)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if st != nil && done(st) {
+			return st, nil
+		}
+		// Local changes wake at once; an instance on another host is
+		// polled.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// RaiseEvent delivers an external event to an instance.
+func (e *Engine) RaiseEvent(ctx context.Context, id, name string, input *wrapperspb.StringValue) error {
+	return e.addEvent(ctx, id, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventRaised{
+		EventRaised: &protos.EventRaisedEvent{Name: name, Input: input}}}))
+}
+
+// Terminate ends a running instance (and, if recursive, its children).
+func (e *Engine) Terminate(ctx context.Context, id string, output *wrapperspb.StringValue, recursive bool) error {
+	return e.addEvent(ctx, id, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{
+		ExecutionTerminated: &protos.ExecutionTerminatedEvent{Input: output, Recurse: recursive}}}))
+}
+
+// Suspend pauses a running instance: events wait until Resume.
+func (e *Engine) Suspend(ctx context.Context, id string, reason *wrapperspb.StringValue) error {
+	return e.addEvent(ctx, id, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionSuspended{
+		ExecutionSuspended: &protos.ExecutionSuspendedEvent{Input: reason}}}))
+}
+
+// Resume continues a suspended instance.
+func (e *Engine) Resume(ctx context.Context, id string, reason *wrapperspb.StringValue) error {
+	return e.addEvent(ctx, id, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionResumed{
+		ExecutionResumed: &protos.ExecutionResumedEvent{Input: reason}}}))
+}
+
+func (e *Engine) addEvent(ctx context.Context, id string, ev *protos.HistoryEvent) error {
+	_, err := e.call(ctx, e.workflowType, id, methodAddEvent, mustMarshal(ev))
+	return unwrapActorErr(err)
+}
+
+// Purge deletes an ended instance's state (and, if recursive, its
+// children's). It reports whether there was one to delete.
+func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, error) {
+	data := []byte{0}
+	if recursive {
+		data = []byte{1}
+	}
+	out, err := e.call(ctx, e.workflowType, id, methodPurge, data)
+	if err != nil {
+		return false, unwrapActorErr(err)
+	}
+	return len(out) > 0 && out[0] == 1, nil
+}
+
+// unwrapActorErr restores the engine's sentinel errors from an actor
+// call's error (a remote host's arrive as text).
+func unwrapActorErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, s := range []error{ErrNotFound, ErrExists, ErrNotCompleted, ErrNoActors} {
+		if errors.Is(err, s) || containsText(err, s) {
+			return fmt.Errorf("%w", s)
+		}
+	}
+	if errors.Is(err, actors.ErrNoPlacement) {
+		return ErrNoActors
+	}
+	return err
+}
+
+// Run keeps the engine's background work (activity runs, deliveries to
+// other instances) going until ctx ends, then waits for it.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	e.ctx = ctx
+	e.mu.Unlock()
+	<-ctx.Done()
+	e.bg.Wait()
+	return nil
+}
+
+// goAsync runs f in the background under the engine's context.
+func (e *Engine) goAsync(f func(ctx context.Context)) {
+	e.mu.Lock()
+	ctx := e.ctx
+	e.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	e.bg.Go(func() { f(ctx) })
+}
+
+// kickStalled runs the instances that waited for a worker.
+func (e *Engine) kickStalled() {
+	e.mu.Lock()
+	var ids []string
+	for k := range e.running {
+		if id, ok := strings.CutPrefix(k, "stalled|"); ok {
+			ids = append(ids, id)
+			delete(e.running, k)
+		}
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		e.kick(id)
+	}
+}

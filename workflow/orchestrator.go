@@ -1,0 +1,583 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tandemrun/tandem/actors"
+)
+
+// Methods of the workflow actor (Dapr's names where it has them).
+const (
+	methodCreate   = "CreateWorkflowInstance"
+	methodAddEvent = "AddWorkflowEvent"
+	methodGet      = "GetWorkflowState"
+	methodPurge    = "PurgeWorkflowState"
+	methodRun      = "RunWorkflow"
+	reminderPrefix = "remind/"
+	watchdogName   = "watchdog"
+	timerPrefix    = "timer-"
+	// waitWorker bounds how long a turn waits for a worker to connect; the
+	// instance runs when one does (or at its watchdog).
+	waitWorker = 5 * time.Second
+)
+
+// orchestratorActor is the workflow actor type.
+type orchestratorActor struct{ e *Engine }
+
+var _ actors.Internal = orchestratorActor{}
+
+func (o orchestratorActor) Deactivate(id string) {
+	o.e.mu.Lock()
+	delete(o.e.instances, id)
+	o.e.mu.Unlock()
+}
+
+func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
+	e := o.e
+	inst, err := e.instance(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case method == methodCreate:
+		return nil, e.create(ctx, inst, data)
+	case method == methodAddEvent:
+		return nil, e.addToInbox(ctx, inst, data)
+	case method == methodGet:
+		if st := inst.state(); st != nil && inst.exists {
+			return mustMarshal(st), nil
+		}
+		return nil, nil
+	case method == methodPurge:
+		return e.purgeInstance(ctx, inst, len(data) > 0 && data[0] == 1)
+	case method == methodRun:
+		return nil, e.run(ctx, inst)
+	case strings.HasPrefix(method, reminderPrefix+timerPrefix):
+		return nil, e.timerFired(ctx, inst, data)
+	case method == reminderPrefix+watchdogName:
+		return nil, e.recover(ctx, inst)
+	}
+	return nil, fmt.Errorf("unknown workflow actor method %q", method)
+}
+
+// instance returns the cached state of an instance active here, loading
+// it on first use.
+func (e *Engine) instance(ctx context.Context, id string) (*instance, error) {
+	e.mu.Lock()
+	inst, ok := e.instances[id]
+	e.mu.Unlock()
+	if ok {
+		return inst, nil
+	}
+	inst, err := e.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.instances[id] = inst
+	e.mu.Unlock()
+	return inst, nil
+}
+
+// saveOrDrop saves inst; on failure the cache is dropped so that the next
+// turn reloads what the store holds.
+func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
+	if err := e.save(ctx, inst); err != nil {
+		e.mu.Lock()
+		delete(e.instances, inst.id)
+		e.mu.Unlock()
+		return err
+	}
+	e.notify()
+	return nil
+}
+
+// create starts (or restarts, when the old one ended) an instance.
+func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error {
+	ev := new(protos.HistoryEvent)
+	if err := unmarshal(data, ev); err != nil || ev.GetExecutionStarted() == nil {
+		return fmt.Errorf("create workflow %s: not an ExecutionStarted event", inst.id)
+	}
+	if inst.exists && inst.completed() == nil {
+		// A parent re-sending the creation of its child is no conflict.
+		if old, p := inst.started(), ev.GetExecutionStarted().GetParentInstance(); p != nil && old != nil &&
+			old.GetParentInstance().GetWorkflowInstance().GetInstanceId() == p.GetWorkflowInstance().GetInstanceId() &&
+			old.GetParentInstance().GetTaskScheduledId() == p.GetTaskScheduledId() {
+			return nil
+		}
+		return fmt.Errorf("%w: %s", ErrExists, inst.id)
+	}
+	inst.history, inst.historyRewritten = nil, true
+	inst.inbox = []*protos.HistoryEvent{ev}
+	inst.customStatus = nil
+	inst.generation++
+	if err := e.saveOrDrop(ctx, inst); err != nil {
+		return err
+	}
+	e.armWatchdog(ctx, inst.id)
+	if start := ev.GetExecutionStarted().GetScheduledStartTimestamp(); start != nil && start.AsTime().After(time.Now()) {
+		return e.createTimerReminder(ctx, inst.id, inst.generation, 0, start.AsTime())
+	}
+	e.kick(inst.id)
+	return nil
+}
+
+// addToInbox queues an event for the next run, dropping duplicates and
+// answers to tasks the instance does not wait for.
+func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) error {
+	ev := new(protos.HistoryEvent)
+	if err := unmarshal(data, ev); err != nil {
+		return fmt.Errorf("workflow %s event: %w", inst.id, err)
+	}
+	if !inst.exists || inst.started() == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, inst.id)
+	}
+	if inst.completed() != nil {
+		return nil // nothing happens to an ended instance
+	}
+	if id, ok := answerTo(ev); ok && !inst.waitsFor(ev, id) {
+		return nil
+	}
+	inst.inbox = append(inst.inbox, ev)
+	if err := e.saveOrDrop(ctx, inst); err != nil {
+		return err
+	}
+	e.kick(inst.id)
+	return nil
+}
+
+// answerTo is the event ID an event answers (task, child, timer).
+func answerTo(ev *protos.HistoryEvent) (int32, bool) {
+	switch {
+	case ev.GetTaskCompleted() != nil:
+		return ev.GetTaskCompleted().GetTaskScheduledId(), true
+	case ev.GetTaskFailed() != nil:
+		return ev.GetTaskFailed().GetTaskScheduledId(), true
+	case ev.GetChildWorkflowInstanceCompleted() != nil:
+		return ev.GetChildWorkflowInstanceCompleted().GetTaskScheduledId(), true
+	case ev.GetChildWorkflowInstanceFailed() != nil:
+		return ev.GetChildWorkflowInstanceFailed().GetTaskScheduledId(), true
+	case ev.GetTimerFired() != nil:
+		return ev.GetTimerFired().GetTimerId(), true
+	}
+	return 0, false
+}
+
+// waitsFor reports whether the instance scheduled event id of the kind ev
+// answers and has no answer to it yet.
+func (inst *instance) waitsFor(ev *protos.HistoryEvent, id int32) bool {
+	scheduled := false
+	for _, h := range inst.history {
+		if h.GetEventId() != id {
+			continue
+		}
+		switch {
+		case h.GetTaskScheduled() != nil:
+			scheduled = ev.GetTaskCompleted() != nil || ev.GetTaskFailed() != nil
+		case h.GetChildWorkflowInstanceCreated() != nil:
+			scheduled = ev.GetChildWorkflowInstanceCompleted() != nil || ev.GetChildWorkflowInstanceFailed() != nil
+		case h.GetTimerCreated() != nil:
+			scheduled = ev.GetTimerFired() != nil
+		}
+	}
+	if !scheduled {
+		return false
+	}
+	for _, list := range [][]*protos.HistoryEvent{inst.history, inst.inbox} {
+		for _, h := range list {
+			if other, ok := answerTo(h); ok && other == id {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// kick runs the instance soon, once however often it is kicked before.
+func (e *Engine) kick(id string) {
+	e.mu.Lock()
+	if e.running["run|"+id] {
+		e.mu.Unlock()
+		return
+	}
+	e.running["run|"+id] = true
+	e.mu.Unlock()
+	e.goAsync(func(ctx context.Context) {
+		if _, err := e.call(ctx, e.workflowType, id, methodRun, nil); err != nil && ctx.Err() == nil {
+			e.log.Warn("workflow run failed; its watchdog retries it", "instance", id, "error", err)
+			e.mu.Lock()
+			delete(e.running, "run|"+id) // the run did not start: a later kick may
+			e.mu.Unlock()
+		}
+	})
+}
+
+// run hands the instance's new events to a worker and applies the
+// actions it answers with.
+func (e *Engine) run(ctx context.Context, inst *instance) error {
+	e.mu.Lock()
+	delete(e.running, "run|"+inst.id)
+	e.mu.Unlock()
+	if !inst.exists || len(inst.inbox) == 0 {
+		return nil
+	}
+	if inst.completed() != nil {
+		inst.inbox = nil
+		return e.saveOrDrop(ctx, inst)
+	}
+	start := inst.started()
+	if ts := start.GetScheduledStartTimestamp(); ts != nil && ts.AsTime().After(time.Now()) && len(inst.history) == 0 {
+		return nil // its start timer runs it
+	}
+	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.inbox...)
+	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents}
+	res, err := e.workers.dispatch(ctx, "o|"+inst.id, &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}, waitWorker)
+	if err == errNoWorker {
+		e.log.Debug("workflow waits for a worker", "instance", inst.id)
+		e.mu.Lock()
+		e.running["stalled|"+inst.id] = true
+		e.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	resp := res.(*protos.WorkflowResponse)
+	var post []func(context.Context)
+	inst.history = append(inst.history, newEvents...)
+	inst.inbox = nil
+	inst.customStatus = resp.GetCustomStatus()
+	for _, a := range resp.GetActions() {
+		p, stop := e.apply(inst, start, a)
+		if p != nil {
+			post = append(post, p)
+		}
+		if stop {
+			break
+		}
+	}
+	if err := e.saveOrDrop(ctx, inst); err != nil {
+		return err
+	}
+	for _, p := range post {
+		p(ctx)
+	}
+	return nil
+}
+
+// apply records one action in the history and returns what to do once
+// the history is saved; stop ends the action list (continue-as-new).
+func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *protos.WorkflowAction) (post func(context.Context), stop bool) {
+	id := a.GetId()
+	add := func(ev *protos.HistoryEvent) {
+		ev = stamp(ev)
+		ev.EventId = id
+		inst.history = append(inst.history, ev)
+	}
+	gen := inst.generation
+	switch {
+	case a.GetScheduleTask() != nil:
+		t := a.GetScheduleTask()
+		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{
+			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId()}}})
+		req := &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskId: id,
+			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: start.GetWorkflowInstance()}
+		return func(context.Context) { e.runActivity(inst.id, gen, req) }, false
+	case a.GetCreateTimer() != nil:
+		t := a.GetCreateTimer()
+		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: &protos.TimerCreatedEvent{FireAt: t.GetFireAt(), Name: t.Name}}})
+		return func(ctx context.Context) {
+			if err := e.createTimerReminder(ctx, inst.id, gen, id, t.GetFireAt().AsTime()); err != nil {
+				e.log.Warn("durable timer not stored; the watchdog fires it late", "instance", inst.id, "error", err)
+			}
+		}, false
+	case a.GetCreateChildWorkflow() != nil:
+		c := a.GetCreateChildWorkflow()
+		childID := c.GetInstanceId()
+		if childID == "" {
+			childID = fmt.Sprintf("%s:%04x", inst.id, id)
+		}
+		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCreated{ChildWorkflowInstanceCreated: &protos.ChildWorkflowInstanceCreatedEvent{
+			InstanceId: childID, Name: c.GetName(), Version: c.GetVersion(), Input: c.GetInput()}}})
+		return func(context.Context) { e.createChild(inst.id, start, id, childID, c.GetName(), c) }, false
+	case a.GetSendEvent() != nil:
+		s := a.GetSendEvent()
+		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{
+			InstanceId: s.GetInstance().GetInstanceId(), Name: s.GetName(), Input: s.GetData()}}})
+		ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: s.GetName(), Input: s.GetData()}}})
+		return func(context.Context) { e.deliver(s.GetInstance().GetInstanceId(), ev) }, false
+	case a.GetTerminateWorkflow() != nil:
+		t := a.GetTerminateWorkflow()
+		ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Input: t.GetReason(), Recurse: t.GetRecurse()}}})
+		return func(context.Context) { e.deliver(t.GetInstanceId(), ev) }, false
+	case a.GetCompleteWorkflow() != nil:
+		c := a.GetCompleteWorkflow()
+		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW {
+			next := proto.Clone(start).(*protos.ExecutionStartedEvent)
+			next.Input = c.GetResult()
+			next.WorkflowInstance = &protos.WorkflowInstance{InstanceId: inst.id, ExecutionId: wrap(newID())}
+			next.ScheduledStartTimestamp = nil
+			inst.history, inst.historyRewritten = nil, true
+			inst.inbox = append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: next}})}, c.GetCarryoverEvents()...)
+			inst.generation++
+			return func(context.Context) { e.kick(inst.id) }, true
+		}
+		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
+			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}}})
+		var children []string
+		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED && inst.terminateRecursive() {
+			children = inst.runningChildren()
+		}
+		return func(context.Context) {
+			for _, child := range children {
+				e.deliver(child, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
+			}
+			e.finish(inst.id, start, c)
+		}, true
+	}
+	return nil, false
+}
+
+// terminateRecursive reports whether the termination asked for the
+// children too.
+func (inst *instance) terminateRecursive() bool {
+	for i := len(inst.history) - 1; i >= 0; i-- {
+		if t := inst.history[i].GetExecutionTerminated(); t != nil {
+			return t.GetRecurse()
+		}
+	}
+	return false
+}
+
+// runningChildren are the children created and not answered yet.
+func (inst *instance) runningChildren() []string {
+	var out []string
+	for _, h := range inst.history {
+		if c := h.GetChildWorkflowInstanceCreated(); c != nil {
+			answered := false
+			for _, x := range inst.history {
+				if id, ok := answerTo(x); ok && id == h.GetEventId() && x.GetTimerFired() == nil {
+					answered = true
+				}
+			}
+			if !answered {
+				out = append(out, c.GetInstanceId())
+			}
+		}
+	}
+	return out
+}
+
+// finish tells the parent, if any, that the instance ended, then stops
+// its watchdog (which repeats this until it succeeds).
+func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *protos.CompleteWorkflowAction) {
+	e.goAsync(func(ctx context.Context) {
+		if p := start.GetParentInstance(); p != nil {
+			var ev *protos.HistoryEvent
+			if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+				ev = &protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCompleted{ChildWorkflowInstanceCompleted: &protos.ChildWorkflowInstanceCompletedEvent{
+					TaskScheduledId: p.GetTaskScheduledId(), Result: c.GetResult()}}}
+			} else {
+				fd := c.GetFailureDetails()
+				if fd == nil {
+					fd = &protos.TaskFailureDetails{ErrorType: "WorkflowEnded", ErrorMessage: fmt.Sprintf("child workflow %s ended as %s", id, statusName(c.GetWorkflowStatus()))}
+				}
+				ev = &protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{
+					TaskScheduledId: p.GetTaskScheduledId(), FailureDetails: fd}}}
+			}
+			if err := e.addEvent(ctx, p.GetWorkflowInstance().GetInstanceId(), stamp(ev)); err != nil {
+				e.log.Warn("tell parent workflow; the watchdog retries", "instance", id, "parent", p.GetWorkflowInstance().GetInstanceId(), "error", err)
+				return
+			}
+		}
+		if err := e.cfg.Actors.DeleteReminder(ctx, e.workflowType, id, watchdogName); err != nil && ctx.Err() == nil {
+			e.log.Debug("delete workflow watchdog", "instance", id, "error", err)
+		}
+	})
+}
+
+// createChild starts a child instance.
+func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEvent, taskID int32, childID, name string, c *protos.CreateChildWorkflowAction) {
+	key := "child|" + parentID + "|" + strconv.Itoa(int(taskID))
+	e.mu.Lock()
+	if e.running[key] {
+		e.mu.Unlock()
+		return
+	}
+	e.running[key] = true
+	e.mu.Unlock()
+	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: &protos.ExecutionStartedEvent{
+		Name: name, Version: c.GetVersion(), Input: c.GetInput(),
+		WorkflowInstance: &protos.WorkflowInstance{InstanceId: childID, ExecutionId: wrap(newID())},
+		ParentInstance: &protos.ParentInstanceInfo{TaskScheduledId: taskID, Name: wrap(parent.GetName()),
+			WorkflowInstance: parent.GetWorkflowInstance()},
+	}}})
+	e.goAsync(func(ctx context.Context) {
+		defer func() {
+			e.mu.Lock()
+			delete(e.running, key)
+			e.mu.Unlock()
+		}()
+		_, err := e.call(ctx, e.workflowType, childID, methodCreate, mustMarshal(ev))
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		fd := &protos.TaskFailureDetails{ErrorType: "WorkflowCreateFailed", ErrorMessage: unwrapActorErr(err).Error()}
+		fail := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{TaskScheduledId: taskID, FailureDetails: fd}}})
+		if err := e.addEvent(ctx, parentID, fail); err != nil {
+			e.log.Warn("child workflow not created", "instance", parentID, "child", childID, "error", err)
+		}
+	})
+}
+
+// deliver adds an event to another instance, in the background.
+func (e *Engine) deliver(id string, ev *protos.HistoryEvent) {
+	e.goAsync(func(ctx context.Context) {
+		if err := e.addEvent(ctx, id, ev); err != nil && ctx.Err() == nil {
+			e.log.Warn("deliver workflow event", "instance", id, "error", err)
+		}
+	})
+}
+
+// timerData is the data of a timer's reminder.
+type timerData struct {
+	Generation uint64    `json:"generation"`
+	ID         int32     `json:"id"`
+	FireAt     time.Time `json:"fireAt"`
+}
+
+func (e *Engine) createTimerReminder(ctx context.Context, id string, gen uint64, timerID int32, at time.Time) error {
+	data, _ := json.Marshal(timerData{Generation: gen, ID: timerID, FireAt: at})
+	due := time.Until(at)
+	if due < 0 {
+		due = 0
+	}
+	return e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+		ActorType: e.workflowType, ActorID: id, Name: fmt.Sprintf("%s%d-%d", timerPrefix, gen, timerID),
+		DueTime: due.String(), Data: data,
+	})
+}
+
+// timerFired turns a timer's reminder into a TimerFired event (timer 0
+// of a generation with no history is a scheduled start).
+func (e *Engine) timerFired(ctx context.Context, inst *instance, body []byte) error {
+	var rb struct {
+		Data timerData `json:"data"`
+	}
+	if err := json.Unmarshal(body, &rb); err != nil {
+		return fmt.Errorf("timer reminder of %s: %w", inst.id, err)
+	}
+	t := rb.Data
+	if !inst.exists || t.Generation != inst.generation || inst.completed() != nil {
+		return nil
+	}
+	if t.ID == 0 && len(inst.history) == 0 {
+		e.kick(inst.id)
+		return nil
+	}
+	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{FireAt: timestamppb.New(t.FireAt), TimerId: t.ID}}})
+	return e.addToInbox(ctx, inst, mustMarshal(ev))
+}
+
+// armWatchdog starts the instance's watchdog reminder.
+func (e *Engine) armWatchdog(ctx context.Context, id string) {
+	err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+		ActorType: e.workflowType, ActorID: id, Name: watchdogName,
+		DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
+	})
+	if err != nil {
+		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", id, "error", err)
+	}
+}
+
+// recover re-drives what a crash may have lost: queued events, activity
+// runs and children with no answer, timers past due, the parent's news.
+func (e *Engine) recover(ctx context.Context, inst *instance) error {
+	if !inst.exists {
+		e.goAsync(func(ctx context.Context) { _ = e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, watchdogName) })
+		return nil
+	}
+	start := inst.started()
+	if c := inst.completed(); c != nil {
+		e.finish(inst.id, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
+		return nil
+	}
+	e.mu.Lock()
+	delete(e.running, "run|"+inst.id) // a lost kick
+	e.mu.Unlock()
+	if len(inst.inbox) > 0 {
+		e.kick(inst.id)
+	}
+	for _, h := range inst.history {
+		id := h.GetEventId()
+		switch {
+		case h.GetTaskScheduled() != nil:
+			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{}}}
+			if inst.waitsFor(probe, id) {
+				t := h.GetTaskScheduled()
+				e.runActivity(inst.id, inst.generation, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
+					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: start.GetWorkflowInstance()})
+			}
+		case h.GetTimerCreated() != nil:
+			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{}}}
+			if at := h.GetTimerCreated().GetFireAt().AsTime(); inst.waitsFor(probe, id) && time.Since(at) > e.cfg.WatchdogPeriod {
+				ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{FireAt: h.GetTimerCreated().GetFireAt(), TimerId: id}}})
+				if err := e.addToInbox(ctx, inst, mustMarshal(ev)); err != nil {
+					return err
+				}
+			}
+		case h.GetChildWorkflowInstanceCreated() != nil:
+			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCompleted{ChildWorkflowInstanceCompleted: &protos.ChildWorkflowInstanceCompletedEvent{}}}
+			if inst.waitsFor(probe, id) {
+				c := h.GetChildWorkflowInstanceCreated()
+				e.createChild(inst.id, start, id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()})
+			}
+		}
+	}
+	return nil
+}
+
+// purgeInstance deletes an ended instance's state; [1] if there was one.
+func (e *Engine) purgeInstance(ctx context.Context, inst *instance, recursive bool) ([]byte, error) {
+	if !inst.exists || inst.started() == nil {
+		return []byte{0}, nil
+	}
+	if inst.completed() == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotCompleted, inst.id)
+	}
+	if recursive {
+		for _, h := range inst.history {
+			if c := h.GetChildWorkflowInstanceCreated(); c != nil {
+				if _, err := e.Purge(ctx, c.GetInstanceId(), true); err != nil {
+					e.log.Warn("purge child workflow", "instance", inst.id, "child", c.GetInstanceId(), "error", err)
+				}
+			}
+		}
+	}
+	if err := e.purge(ctx, inst); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	delete(e.instances, inst.id)
+	e.mu.Unlock()
+	e.goAsync(func(ctx context.Context) { _ = e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, watchdogName) })
+	e.notify()
+	return []byte{1}, nil
+}
+
+// statusName is Dapr's name of a status: RUNNING, COMPLETED, ...
+func statusName(s protos.OrchestrationStatus) string {
+	return strings.TrimPrefix(s.String(), "ORCHESTRATION_STATUS_")
+}
+
+// StatusName is Dapr's name of a runtime status (RUNNING, COMPLETED, ...).
+func StatusName(s protos.OrchestrationStatus) string { return statusName(s) }

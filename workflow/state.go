@@ -1,0 +1,233 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tandemrun/tandem/actors"
+)
+
+// State keys of a workflow actor, Dapr's layout.
+const (
+	keyMetadata     = "metadata"
+	keyCustomStatus = "customStatus"
+	// maxEntries bounds the lengths read from metadata, as daprd's.
+	maxEntries = 1_000_000
+)
+
+func historyKey(i int) string { return fmt.Sprintf("history-%06d", i) }
+func inboxKey(i int) string   { return fmt.Sprintf("inbox-%06d", i) }
+
+// instance is the loaded state of one workflow actor. Only the actor's
+// turn touches it.
+type instance struct {
+	id           string
+	exists       bool
+	history      []*protos.HistoryEvent
+	inbox        []*protos.HistoryEvent
+	customStatus *wrapperspb.StringValue
+	generation   uint64
+
+	// What the store holds, to write only the difference.
+	savedHistory, savedInbox int
+	historyRewritten         bool
+}
+
+// load reads an instance's state from the actor state store.
+func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
+	inst := &instance{id: id}
+	get := func(k string) ([]byte, error) {
+		return e.cfg.Actors.GetState(ctx, e.workflowType, id, k)
+	}
+	b, err := get(keyMetadata)
+	if err != nil {
+		return nil, fmt.Errorf("load workflow %s metadata: %w", id, err)
+	}
+	if b == nil {
+		return inst, nil
+	}
+	md := new(protos.BackendWorkflowStateMetadata)
+	if err := unmarshal(b, md); err != nil {
+		return nil, fmt.Errorf("workflow %s metadata: %w", id, err)
+	}
+	if md.GetHistoryLength() > maxEntries || md.GetInboxLength() > maxEntries {
+		return nil, fmt.Errorf("workflow %s metadata claims %d history and %d inbox entries; more than %d", id, md.GetHistoryLength(), md.GetInboxLength(), maxEntries)
+	}
+	inst.exists, inst.generation = true, md.GetGeneration()
+	readEvents := func(n uint64, key func(int) string) ([]*protos.HistoryEvent, error) {
+		out := make([]*protos.HistoryEvent, 0, n)
+		for i := range int(n) {
+			b, err := get(key(i))
+			if err != nil {
+				return nil, err
+			}
+			ev := new(protos.HistoryEvent)
+			if err := unmarshal(b, ev); err != nil {
+				return nil, fmt.Errorf("%s: %w", key(i), err)
+			}
+			out = append(out, ev)
+		}
+		return out, nil
+	}
+	if inst.history, err = readEvents(md.GetHistoryLength(), historyKey); err != nil {
+		return nil, fmt.Errorf("load workflow %s history: %w", id, err)
+	}
+	if inst.inbox, err = readEvents(md.GetInboxLength(), inboxKey); err != nil {
+		return nil, fmt.Errorf("load workflow %s inbox: %w", id, err)
+	}
+	if b, err = get(keyCustomStatus); err == nil && len(b) > 0 {
+		cs := new(wrapperspb.StringValue)
+		if unmarshal(b, cs) == nil {
+			inst.customStatus = cs
+		}
+	}
+	inst.savedHistory, inst.savedInbox = len(inst.history), len(inst.inbox)
+	return inst, nil
+}
+
+// save writes what changed since the last load or save, atomically.
+func (e *Engine) save(ctx context.Context, inst *instance) error {
+	var ops []actors.StateOp
+	upsert := func(k string, v []byte) {
+		if v == nil {
+			v = []byte{}
+		}
+		op := actors.StateOp{Operation: "upsert", Raw: v}
+		op.Request.Key = k
+		ops = append(ops, op)
+	}
+	del := func(k string) {
+		op := actors.StateOp{Operation: "delete"}
+		op.Request.Key = k
+		ops = append(ops, op)
+	}
+	from := inst.savedHistory
+	if inst.historyRewritten {
+		from = 0
+	}
+	for i := from; i < len(inst.history); i++ {
+		upsert(historyKey(i), mustMarshal(inst.history[i]))
+	}
+	for i := len(inst.history); i < inst.savedHistory; i++ {
+		del(historyKey(i))
+	}
+	for i, ev := range inst.inbox {
+		upsert(inboxKey(i), mustMarshal(ev))
+	}
+	for i := len(inst.inbox); i < inst.savedInbox; i++ {
+		del(inboxKey(i))
+	}
+	cs := inst.customStatus
+	if cs == nil {
+		cs = &wrapperspb.StringValue{}
+	}
+	upsert(keyCustomStatus, mustMarshal(cs))
+	upsert(keyMetadata, mustMarshal(&protos.BackendWorkflowStateMetadata{
+		InboxLength: uint64(len(inst.inbox)), HistoryLength: uint64(len(inst.history)), Generation: inst.generation,
+	}))
+	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
+		return fmt.Errorf("save workflow %s: %w", inst.id, err)
+	}
+	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
+	inst.exists = true
+	return nil
+}
+
+// purge deletes every key of the instance.
+func (e *Engine) purge(ctx context.Context, inst *instance) error {
+	var ops []actors.StateOp
+	del := func(k string) {
+		op := actors.StateOp{Operation: "delete"}
+		op.Request.Key = k
+		ops = append(ops, op)
+	}
+	for i := range max(inst.savedHistory, len(inst.history)) {
+		del(historyKey(i))
+	}
+	for i := range max(inst.savedInbox, len(inst.inbox)) {
+		del(inboxKey(i))
+	}
+	del(keyCustomStatus)
+	del(keyMetadata)
+	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
+		return fmt.Errorf("purge workflow %s: %w", inst.id, err)
+	}
+	return nil
+}
+
+// started is the instance's ExecutionStarted event, nil if none.
+func (inst *instance) started() *protos.ExecutionStartedEvent {
+	for _, ev := range inst.history {
+		if s := ev.GetExecutionStarted(); s != nil {
+			return s
+		}
+	}
+	for _, ev := range inst.inbox {
+		if s := ev.GetExecutionStarted(); s != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// completed is the instance's ExecutionCompleted event, nil if running.
+func (inst *instance) completed() *protos.ExecutionCompletedEvent {
+	for i := len(inst.history) - 1; i >= 0; i-- {
+		if c := inst.history[i].GetExecutionCompleted(); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// state is the instance as GetInstance reports it.
+func (inst *instance) state() *protos.WorkflowState {
+	s := inst.started()
+	if s == nil {
+		return nil
+	}
+	st := &protos.WorkflowState{
+		InstanceId: inst.id, Name: s.GetName(), Version: s.GetVersion(), Input: s.GetInput(),
+		WorkflowStatus:          protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING,
+		ScheduledStartTimestamp: s.GetScheduledStartTimestamp(), CustomStatus: inst.customStatus,
+		ExecutionId: s.GetWorkflowInstance().GetExecutionId(), Tags: s.GetTags(),
+	}
+	if p := s.GetParentInstance(); p != nil {
+		st.ParentInstanceId = wrap(p.GetWorkflowInstance().GetInstanceId())
+	}
+	suspended := false
+	for _, ev := range inst.history {
+		switch {
+		case ev.GetExecutionStarted() != nil:
+			st.CreatedTimestamp = ev.GetTimestamp()
+		case ev.GetWorkflowStarted() != nil:
+			if st.WorkflowStatus == protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
+				st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
+				st.StartedAt = ev.GetTimestamp()
+			}
+		case ev.GetExecutionSuspended() != nil:
+			suspended = true
+		case ev.GetExecutionResumed() != nil:
+			suspended = false
+		case ev.GetExecutionCompleted() != nil:
+			c := ev.GetExecutionCompleted()
+			st.WorkflowStatus, st.Output, st.FailureDetails = c.GetWorkflowStatus(), c.GetResult(), c.GetFailureDetails()
+			st.CompletedTimestamp = ev.GetTimestamp()
+		}
+		st.LastUpdatedTimestamp = ev.GetTimestamp()
+	}
+	if st.CreatedTimestamp == nil {
+		for _, ev := range inst.inbox {
+			if ev.GetExecutionStarted() != nil {
+				st.CreatedTimestamp, st.LastUpdatedTimestamp = ev.GetTimestamp(), ev.GetTimestamp()
+			}
+		}
+	}
+	if suspended && st.CompletedTimestamp == nil {
+		st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED
+	}
+	return st
+}

@@ -1,0 +1,197 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// TaskHub is the durabletask TaskHubSidecarService the SDKs' workflow
+// runtimes and clients speak, served on the sidecar's gRPC API port.
+type TaskHub struct {
+	protos.UnimplementedTaskHubSidecarServiceServer
+	e *Engine
+}
+
+var _ protos.TaskHubSidecarServiceServer = (*TaskHub)(nil)
+
+// TaskHub returns the engine's gRPC service.
+func (e *Engine) TaskHub() *TaskHub { return &TaskHub{e: e} }
+
+// Register adds the service to s.
+func (t *TaskHub) Register(s *grpc.Server) { protos.RegisterTaskHubSidecarServiceServer(s, t) }
+
+func grpcErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ErrNotCompleted):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrNoActors):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+// Hello answers the workers' connection check.
+func (t *TaskHub) Hello(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+// StartInstance creates an instance.
+func (t *TaskHub) StartInstance(ctx context.Context, req *protos.CreateInstanceRequest) (*protos.CreateInstanceResponse, error) {
+	id, err := t.e.Start(ctx, req)
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.CreateInstanceResponse{InstanceId: id}, nil
+}
+
+func (t *TaskHub) get(ctx context.Context, req *protos.GetInstanceRequest, done func(*protos.WorkflowState) bool) (*protos.GetInstanceResponse, error) {
+	var st *protos.WorkflowState
+	var err error
+	if done == nil {
+		st, err = t.e.Get(ctx, req.GetInstanceId(), req.GetGetInputsAndOutputs())
+	} else {
+		st, err = t.e.Wait(ctx, req.GetInstanceId(), req.GetGetInputsAndOutputs(), done)
+	}
+	if errors.Is(err, ErrNotFound) {
+		return &protos.GetInstanceResponse{Exists: false}, nil
+	}
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.GetInstanceResponse{Exists: true, WorkflowState: st}, nil
+}
+
+// GetInstance returns an instance's state.
+func (t *TaskHub) GetInstance(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
+	return t.get(ctx, req, nil)
+}
+
+// WaitForInstanceStart returns once the instance left PENDING.
+func (t *TaskHub) WaitForInstanceStart(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
+	return t.get(ctx, req, func(s *protos.WorkflowState) bool {
+		return s.GetWorkflowStatus() != protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING
+	})
+}
+
+// WaitForInstanceCompletion returns once the instance ended.
+func (t *TaskHub) WaitForInstanceCompletion(ctx context.Context, req *protos.GetInstanceRequest) (*protos.GetInstanceResponse, error) {
+	return t.get(ctx, req, func(s *protos.WorkflowState) bool { return Ended(s.GetWorkflowStatus()) })
+}
+
+// Ended reports whether a status is final.
+func Ended(s protos.OrchestrationStatus) bool {
+	switch s {
+	case protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED,
+		protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED, protos.OrchestrationStatus_ORCHESTRATION_STATUS_CANCELED:
+		return true
+	}
+	return false
+}
+
+// RaiseEvent delivers an external event.
+func (t *TaskHub) RaiseEvent(ctx context.Context, req *protos.RaiseEventRequest) (*protos.RaiseEventResponse, error) {
+	if err := t.e.RaiseEvent(ctx, req.GetInstanceId(), req.GetName(), req.GetInput()); err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.RaiseEventResponse{}, nil
+}
+
+// TerminateInstance terminates an instance.
+func (t *TaskHub) TerminateInstance(ctx context.Context, req *protos.TerminateRequest) (*protos.TerminateResponse, error) {
+	if err := t.e.Terminate(ctx, req.GetInstanceId(), req.GetOutput(), req.GetRecursive()); err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.TerminateResponse{}, nil
+}
+
+// SuspendInstance suspends an instance.
+func (t *TaskHub) SuspendInstance(ctx context.Context, req *protos.SuspendRequest) (*protos.SuspendResponse, error) {
+	if err := t.e.Suspend(ctx, req.GetInstanceId(), req.GetReason()); err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.SuspendResponse{}, nil
+}
+
+// ResumeInstance resumes an instance.
+func (t *TaskHub) ResumeInstance(ctx context.Context, req *protos.ResumeRequest) (*protos.ResumeResponse, error) {
+	if err := t.e.Resume(ctx, req.GetInstanceId(), req.GetReason()); err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.ResumeResponse{}, nil
+}
+
+// PurgeInstances deletes an ended instance (purging by filter is not
+// supported: the engine keeps no index of instances).
+func (t *TaskHub) PurgeInstances(ctx context.Context, req *protos.PurgeInstancesRequest) (*protos.PurgeInstancesResponse, error) {
+	id := req.GetInstanceId()
+	if id == "" {
+		return nil, status.Error(codes.Unimplemented, "purging workflow instances by filter is not supported; purge by instance ID")
+	}
+	deleted, err := t.e.Purge(ctx, id, req.GetRecursive())
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	n := int32(0)
+	if deleted {
+		n = 1
+	}
+	return &protos.PurgeInstancesResponse{DeletedInstanceCount: n}, nil
+}
+
+// GetWorkItems streams orchestrator and activity work items to a worker
+// until it disconnects.
+func (t *TaskHub) GetWorkItems(_ *protos.GetWorkItemsRequest, stream protos.TaskHubSidecarService_GetWorkItemsServer) error {
+	w, remove := t.e.workers.add()
+	defer remove()
+	t.e.log.Info("workflow worker connected", "workers", t.e.workers.count())
+	t.e.kickStalled()
+	ctx := stream.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			t.e.log.Info("workflow worker disconnected")
+			return nil
+		case item := <-w.items:
+			if err := stream.Send(item); err != nil {
+				t.e.log.Warn("send workflow work item", "error", err)
+				return err
+			}
+		}
+	}
+}
+
+// CompleteActivityTask delivers an activity's result.
+func (t *TaskHub) CompleteActivityTask(_ context.Context, res *protos.ActivityResponse) (*protos.CompleteTaskResponse, error) {
+	if !t.e.workers.complete("a|"+res.GetInstanceId()+"|"+strconv.Itoa(int(res.GetTaskId())), res) {
+		return nil, status.Errorf(codes.NotFound, "no activity %d of workflow %s is waiting for a result", res.GetTaskId(), res.GetInstanceId())
+	}
+	return &protos.CompleteTaskResponse{}, nil
+}
+
+// CompleteOrchestratorTask delivers an orchestrator's actions.
+func (t *TaskHub) CompleteOrchestratorTask(_ context.Context, res *protos.WorkflowResponse) (*protos.CompleteTaskResponse, error) {
+	if !t.e.workers.complete("o|"+res.GetInstanceId(), res) {
+		return nil, status.Errorf(codes.NotFound, "workflow %s is not waiting for actions", res.GetInstanceId())
+	}
+	return &protos.CompleteTaskResponse{}, nil
+}
+
+// CompleteWorkflowTask is CompleteOrchestratorTask's newer name.
+func (t *TaskHub) CompleteWorkflowTask(ctx context.Context, res *protos.WorkflowResponse) (*protos.CompleteTaskResponse, error) {
+	return t.CompleteOrchestratorTask(ctx, res)
+}
