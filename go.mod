@@ -8,6 +8,7 @@ require (
 	fortio.org/log v1.16.0
 	github.com/dapr/dapr v1.18.2
 	github.com/dapr/go-sdk v1.11.0
+	github.com/dapr/kit v0.18.2
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/go-jose/go-jose/v4 v4.1.5
 	github.com/go-logr/logr v1.4.4
