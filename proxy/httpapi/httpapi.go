@@ -66,6 +66,8 @@ type Config struct {
 	Bindings *api.Bindings
 	// Lock serves the distributed lock API; nil leaves it unimplemented.
 	Lock *api.Lock
+	// Crypto serves the cryptography API; nil leaves it unimplemented.
+	Crypto *api.Crypto
 	// Configuration serves the configuration API; nil leaves it
 	// unimplemented.
 	Configuration *api.Configuration
@@ -111,6 +113,7 @@ func New(cfg Config) *Handler {
 	h.registerPubSub()
 	h.registerBindings()
 	h.registerLock()
+	h.registerCrypto()
 	h.registerConfiguration()
 	h.registerActors()
 	if cfg.Pipeline != nil {
