@@ -96,7 +96,6 @@ func TestOperations(t *testing.T) {
 		{"XC20P", sym(32), nonce(24), msg},
 		{"RSA-OAEP", &Key{Material: rk}, nil, msg},
 		{"RSA-OAEP-256", &Key{Material: rk}, nil, msg},
-		{"RSA1_5", &Key{Material: rk}, nil, msg},
 	} {
 		t.Run(c.alg, func(t *testing.T) {
 			ct, tag, err := c.key.Encrypt(c.plain, c.alg, c.nonce, nil)

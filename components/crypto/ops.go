@@ -39,9 +39,10 @@ var (
 // Encrypt encrypts plaintext with k. Symmetric algorithms: A128CBC,
 // A192CBC, A256CBC (PKCS #7 padding, nonce is the IV), A128GCM, A192GCM,
 // A256GCM, A128CBC-HS256, A192CBC-HS384, A256CBC-HS512, A128KW, A192KW,
-// A256KW, C20P, C20PKW, XC20P, XC20PKW; RSA: RSA1_5, RSA-OAEP,
-// RSA-OAEP-256, RSA-OAEP-384, RSA-OAEP-512 (associatedData is the OAEP
-// label). AEAD ciphers return their tag apart.
+// A256KW, C20P, C20PKW, XC20P, XC20PKW; RSA: RSA-OAEP, RSA-OAEP-256,
+// RSA-OAEP-384, RSA-OAEP-512 (associatedData is the OAEP label). AEAD
+// ciphers return their tag apart. Unlike daprd, RSA1_5 is refused: Go
+// deprecates PKCS #1 v1.5 encryption as unsafe (its errors leak the key).
 func (k *Key) Encrypt(plaintext []byte, alg string, nonce, associatedData []byte) (ciphertext, tag []byte, err error) {
 	if err := k.allows(opEncrypt, alg); err != nil {
 		return nil, nil, err
@@ -161,7 +162,7 @@ func (k *Key) encrypt(plaintext []byte, alg string, nonce, ad []byte) ([]byte, [
 		out := aead.Seal(nil, nonce, plaintext, ad)
 		t := len(out) - aead.Overhead()
 		return out[:t], out[t:], nil
-	case "RSA1_5", "RSA-OAEP", "RSA-OAEP-256", "RSA-OAEP-384", "RSA-OAEP-512":
+	case "RSA-OAEP", "RSA-OAEP-256", "RSA-OAEP-384", "RSA-OAEP-512":
 		pub, err := k.Public()
 		if err != nil {
 			return nil, nil, ErrKeyTypeMismatch
@@ -172,8 +173,6 @@ func (k *Key) encrypt(plaintext []byte, alg string, nonce, ad []byte) ([]byte, [
 		}
 		var out []byte
 		switch alg {
-		case "RSA1_5":
-			out, err = rsa.EncryptPKCS1v15(rand.Reader, rk, plaintext)
 		case "RSA-OAEP":
 			out, err = rsa.EncryptOAEP(crypto.SHA1.New(), rand.Reader, rk, plaintext, ad)
 		default:
@@ -228,14 +227,12 @@ func (k *Key) decrypt(ciphertext []byte, alg string, nonce, tag, ad []byte) ([]b
 			return nil, ErrInvalidTag
 		}
 		return aead.Open(nil, nonce, append(bytes.Clone(ciphertext), tag...), ad)
-	case "RSA1_5", "RSA-OAEP", "RSA-OAEP-256", "RSA-OAEP-384", "RSA-OAEP-512":
+	case "RSA-OAEP", "RSA-OAEP-256", "RSA-OAEP-384", "RSA-OAEP-512":
 		rk, ok := k.Material.(*rsa.PrivateKey)
 		if !ok {
 			return nil, ErrKeyTypeMismatch
 		}
 		switch alg {
-		case "RSA1_5":
-			return rsa.DecryptPKCS1v15(rand.Reader, rk, ciphertext)
 		case "RSA-OAEP":
 			return rsa.DecryptOAEP(crypto.SHA1.New(), rand.Reader, rk, ciphertext, ad)
 		default:

@@ -23,11 +23,11 @@ type chunkRequest interface {
 // sequence numbers from 0 with no gap, and options only in the first
 // message. It receives as it is read, on the caller's goroutine.
 type chunkReader[T chunkRequest] struct {
-	recv     func() (T, error)
-	hasOpts  func(T) bool
-	buf      []byte
-	expect   uint64
-	err      error
+	recv    func() (T, error)
+	hasOpts func(T) bool
+	buf     []byte
+	expect  uint64
+	err     error
 }
 
 func (c *chunkReader[T]) take(m T) error {
