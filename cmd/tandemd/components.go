@@ -30,6 +30,7 @@ import (
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
 	"github.com/tandemrun/tandem/components/state"
 	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
+	statepluggable "github.com/tandemrun/tandem/components/state/pluggable"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/internal/task"
@@ -127,6 +128,8 @@ func (rc *runtimeComponents) applyResiliency(set *components.Set) {
 
 func stateKind(log *slog.Logger) components.Kind[state.Store] {
 	newStore, types := components.FactoryFromMap(statebuiltin.Stores(log))
+	// Types without a built-in store may be pluggable stores on a socket.
+	newStore = statepluggable.Fallback(newStore, components.SocketsFolderFromEnv(os.Getenv), log)
 	return components.Kind[state.Store]{
 		Category: "state",
 		Types:    types,
