@@ -96,6 +96,9 @@ func (h *Handler) cryptoBodyErr(err error) error {
 // Dapr's error body; a later one (a tampered segment) aborts the response,
 // so that a client never takes a cut document for a whole one.
 func (h *Handler) streamCrypto(w http.ResponseWriter, out io.Reader) {
+	// HTTP/1.1 stops reading the request body once the response starts,
+	// unless told otherwise: the body is still being read here.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	buf := make([]byte, encv1.SegmentSize+encv1.SegmentOverhead)
 	n, err := io.ReadFull(out, buf)
 	done := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
