@@ -9,6 +9,7 @@ require (
 	github.com/dapr/dapr v1.18.2
 	github.com/dapr/durabletask-go v0.12.2-0.20260720132056-79042da5fe61
 	github.com/dapr/go-sdk v1.11.0
+	github.com/dapr/kit v0.18.2
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/envoyproxy/go-control-plane v0.14.0
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0

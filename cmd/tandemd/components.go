@@ -17,6 +17,8 @@ import (
 	bindingspluggable "github.com/tandemrun/tandem/components/bindings/pluggable"
 	"github.com/tandemrun/tandem/components/configuration"
 	configbuiltin "github.com/tandemrun/tandem/components/configuration/builtin"
+	"github.com/tandemrun/tandem/components/crypto"
+	cryptobuiltin "github.com/tandemrun/tandem/components/crypto/builtin"
 	"github.com/tandemrun/tandem/components/lock"
 	lockbuiltin "github.com/tandemrun/tandem/components/lock/builtin"
 	cmw "github.com/tandemrun/tandem/components/middleware"
@@ -28,6 +30,7 @@ import (
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
 	"github.com/tandemrun/tandem/components/state"
 	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
+	statepluggable "github.com/tandemrun/tandem/components/state/pluggable"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/internal/task"
@@ -53,6 +56,7 @@ type runtimeComponents struct {
 	binds       *components.Manager[*bindings.Instance]
 	locks       *components.Manager[*lock.Instance]
 	configs     *components.Manager[configuration.Store]
+	cryptos     *components.Manager[crypto.KeyStore]
 	// topicScopes holds each pub/sub instance's topic scoping, for the
 	// pub/sub API.
 	topicScopes *topicscope.Table
@@ -124,6 +128,8 @@ func (rc *runtimeComponents) applyResiliency(set *components.Set) {
 
 func stateKind(log *slog.Logger) components.Kind[state.Store] {
 	newStore, types := components.FactoryFromMap(statebuiltin.Stores(log))
+	// Types without a built-in store may be pluggable stores on a socket.
+	newStore = statepluggable.Fallback(newStore, components.SocketsFolderFromEnv(os.Getenv), log)
 	return components.Kind[state.Store]{
 		Category: "state",
 		Types:    types,
@@ -210,6 +216,7 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	newBinding, bindingTypes := bindingsbuiltin.New(log)
 	rc.locks = components.NewManager(lockbuiltin.Kind(), mopts())
 	rc.configs = components.NewManager(configbuiltin.Kind(log), mopts())
+	rc.cryptos = components.NewManager(cryptobuiltin.Kind(log), mopts())
 	rc.binds = components.NewManager(bindings.Kind(bindingspluggable.Fallback(newBinding, sockets, log), bindingTypes), bopts)
 	return rc
 }
@@ -296,6 +303,7 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.binds.Apply(set.Components)
 	rc.locks.Apply(set.Components)
 	rc.configs.Apply(set.Components)
+	rc.cryptos.Apply(set.Components)
 }
 
 // withBuiltins returns set with the built-in components it does not
@@ -410,6 +418,7 @@ func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	add(rc.binds.Registry().List(), nil)
 	add(rc.locks.Registry().List(), nil)
 	add(rc.configs.Registry().List(), nil)
+	add(rc.cryptos.Registry().List(), nil)
 	return out
 }
 
@@ -436,12 +445,13 @@ func (rc *runtimeComponents) Extended() map[string]string {
 	add(rc.binds.Registry().List())
 	add(rc.locks.Registry().List())
 	add(rc.configs.Registry().List())
+	add(rc.cryptos.Registry().List())
 	return out
 }
 
 // Close closes every component (after subscriptions have stopped).
 func (rc *runtimeComponents) Close() {
-	for _, c := range []interface{ Close() error }{rc.middlewares, rc.binds, rc.locks, rc.configs, rc.pubsubs, rc.states, rc.secrets} {
+	for _, c := range []interface{ Close() error }{rc.middlewares, rc.binds, rc.locks, rc.configs, rc.cryptos, rc.pubsubs, rc.states, rc.secrets} {
 		if err := c.Close(); err != nil {
 			rc.log.Warn("closing components", "error", err)
 		}

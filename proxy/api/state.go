@@ -526,7 +526,7 @@ func (s *State) Query(ctx context.Context, store string, query []byte, md map[st
 		if errors.Is(err, state.ErrNotSupported) {
 			return nil, apierr.StateQueryUnsupported(store)
 		}
-		return nil, apierr.StateQueryFailed(store, err.Error())
+		return nil, apierr.StateQueryError(store, err)
 	}
 	if resp == nil {
 		return &state.QueryResponse{}, nil

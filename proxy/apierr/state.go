@@ -132,6 +132,9 @@ type StateETagKind struct {
 
 // StateGet is a failed read (500, Internal).
 func StateGet(key, store string, err error) *Error {
+	if k, ok := kitError(err); ok {
+		return k
+	}
 	return &Error{
 		Code:       CodeStateGet,
 		HTTPStatus: http.StatusInternalServerError,
@@ -143,6 +146,9 @@ func StateGet(key, store string, err error) *Error {
 // StateSave is a failed write: 409 on an ETag mismatch, 400 on an invalid
 // ETag, else 500.
 func StateSave(store string, kind StateETagKind, err error) *Error {
+	if k, ok := kitError(err); ok {
+		return k
+	}
 	hs, gc := etagStatus(kind.Mismatch, kind.Invalid)
 	return &Error{
 		Code:       CodeStateSave,
@@ -154,6 +160,9 @@ func StateSave(store string, kind StateETagKind, err error) *Error {
 
 // StateDelete is a failed delete, with StateSave's statuses.
 func StateDelete(key string, kind StateETagKind, err error) *Error {
+	if k, ok := kitError(err); ok {
+		return k
+	}
 	hs, gc := etagStatus(kind.Mismatch, kind.Invalid)
 	return &Error{
 		Code:       CodeStateDelete,
@@ -166,6 +175,9 @@ func StateDelete(key string, kind StateETagKind, err error) *Error {
 // StateBulkDelete is a failed gRPC DeleteBulkState, with StateSave's
 // statuses.
 func StateBulkDelete(store string, kind StateETagKind, err error) *Error {
+	if k, ok := kitError(err); ok {
+		return k
+	}
 	hs, gc := etagStatus(kind.Mismatch, kind.Invalid)
 	return &Error{
 		Code:       CodeStateBulkDelete,
@@ -177,6 +189,9 @@ func StateBulkDelete(store string, kind StateETagKind, err error) *Error {
 
 // StateBulkGet is a failed bulk read as a whole (500, Internal).
 func StateBulkGet(store string, err error) *Error {
+	if k, ok := kitError(err); ok {
+		return k
+	}
 	return &Error{
 		Code:       CodeStateBulkGet,
 		HTTPStatus: http.StatusInternalServerError,
@@ -230,6 +245,9 @@ func StateOperationNotSupported(op string) *Error {
 // StateTransaction is a failed transaction (500, Internal; daprd does not
 // single out ETag failures here).
 func StateTransaction(err error) *Error {
+	if k, ok := kitError(err); ok {
+		return k
+	}
 	return &Error{
 		Code:       CodeStateTransaction,
 		HTTPStatus: http.StatusInternalServerError,

@@ -55,6 +55,8 @@ type Config struct {
 	Bindings *api.Bindings
 	// Lock serves the distributed lock API; nil leaves it unimplemented.
 	Lock *api.Lock
+	// Crypto serves the cryptography API; nil leaves it unimplemented.
+	Crypto *api.Crypto
 	// Configuration serves the configuration API; nil leaves it
 	// unimplemented.
 	Configuration *api.Configuration
