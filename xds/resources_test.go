@@ -133,7 +133,8 @@ func TestBuildConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	vc := up.GetCommonTlsContext().GetValidationContext()
-	if got := vc.GetMatchSubjectAltNames()[0].GetExact(); got != "spiffe://public/ns/default/orders" { //lint:ignore SA1019 the field gRPC reads
+	//lint:ignore SA1019 the field gRPC reads
+	if got := vc.GetMatchSubjectAltNames()[0].GetExact(); got != "spiffe://public/ns/default/orders" {
 		t.Errorf("SAN matcher %q", got)
 	}
 	if vc.GetCaCertificateProviderInstance().GetInstanceName() != DefaultCertProvider ||
