@@ -29,7 +29,6 @@ import (
 	"syscall"
 	"time"
 
-	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,10 +43,6 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-// kubeTokenFile is where the injector-free control-plane pods get their
-// projected service account token for sentry (Dapr's path).
-const kubeTokenFile = "/var/run/secrets/dapr.io/sentrytoken/token"
 
 // defaultLeaderSettle is --leader-settle-window with several replicas: a
 // failover's hosts reconnect within about a second (their retry cycle).
@@ -128,7 +123,8 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	var src *identity.Source
 	if o.TLSEnabled {
 		var idTasks []task.Task
-		if src, idTasks, err = startIdentity(ctx, o, placeID, getenv("DAPR_SENTRY_TOKEN_FILE"), log); err != nil {
+		if src, idTasks, err = (sentryclient.ControlPlane{Kubernetes: strings.EqualFold(o.Mode, "kubernetes"), ID: placeID, TrustDomain: o.TrustDomain,
+			SentryAddress: o.SentryAddress, AnchorsFile: o.TrustAnchorsFile, TokenFile: getenv("DAPR_SENTRY_TOKEN_FILE"), Log: log}).Start(ctx); err != nil {
 			return err
 		}
 		idStage.Add(idTasks...)
@@ -219,60 +215,4 @@ func healthHandler(raftReady *atomic.Bool, srv *placement.Server, metadata bool)
 		})
 	}
 	return mux
-}
-
-// startIdentity obtains placement's SVID from sentry and returns the
-// source and the tasks that renew it and follow the trust anchors file.
-// In Kubernetes mode sentry checks the pod's projected token (or the one
-// in tokenFile); in standalone mode a tokenFile (DAPR_SENTRY_TOKEN_FILE)
-// is sent for sentry's JWKS validator, as Dapr's placement does.
-func startIdentity(ctx context.Context, o *Options, id spiffeid.ID, tokenFile string, log *slog.Logger) (*identity.Source, []task.Task, error) {
-	if strings.EqualFold(o.Mode, "kubernetes") {
-		if tokenFile == "" {
-			tokenFile = kubeTokenFile
-		}
-		return sentryclient.Service{ID: id, SentryAddress: o.SentryAddress, AnchorsFile: o.TrustAnchorsFile, TokenFile: tokenFile, Log: log}.Start(ctx)
-	}
-	var token func() (string, error)
-	validator := sentryv1.SignCertificateRequest_UNKNOWN
-	if tokenFile != "" {
-		validator = sentryv1.SignCertificateRequest_JWKS
-		token = func() (string, error) {
-			b, err := os.ReadFile(tokenFile)
-			if err == nil && len(b) == 0 {
-				err = fmt.Errorf("token file %s (DAPR_SENTRY_TOKEN_FILE) is empty", tokenFile)
-			}
-			return string(b), err
-		}
-	}
-	anchors, err := identity.ReadTrustAnchorsFile(o.TrustAnchorsFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--trust-anchors-file: %w", err)
-	}
-	src := identity.NewSource()
-	src.SetTrustAnchors(anchors)
-	sentryID, err := sentryclient.SentryID(o.TrustDomain, strings.Split(id.Path(), "/")[2])
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors,
-		SentryID: sentryID, CurrentToken: token, TokenValidator: validator})
-	if err != nil {
-		return nil, nil, err
-	}
-	rot := &identity.Rotator{ID: id, Issuer: identity.AnchorsFromFileOnly(c), Source: src, Log: log}
-	next, err := rot.Renew(ctx)
-	if err != nil {
-		_ = c.Close()
-		return nil, nil, fmt.Errorf("certificate from sentry at %s: %w (is sentry running, and --trust-domain its trust domain?)", o.SentryAddress, err)
-	}
-	return src, []task.Task{
-		{Name: "certificate renewal", Critical: true, Run: func(ctx context.Context) error {
-			defer c.Close()
-			return rot.Run(ctx, next)
-		}},
-		{Name: "trust anchors file", Run: func(ctx context.Context) error {
-			return identity.WatchTrustAnchorsFile(ctx, o.TrustAnchorsFile, src, 0, log, nil)
-		}},
-	}, nil
 }

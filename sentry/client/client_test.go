@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/sentry/ca"
 )
 
@@ -345,7 +346,11 @@ func TestCurrentTrustAnchors(t *testing.T) {
 
 // TestServiceToken: a control-plane service sends its projected token with the KUBERNETES validator, and no token
 // and no validator when the token file does not exist (as Dapr's control plane does outside Kubernetes).
-func TestServiceToken(t *testing.T) {
+// controlPlaneSentry serves a signing sentry for control-plane namespace
+// cp and returns it with its address, a trust anchors file and a token
+// file holding "the-token\n".
+func controlPlaneSentry(t *testing.T) (fake *flakyCA, addr, anchors, tokenFile string) {
+	t.Helper()
 	b, err := ca.GenerateBundle(ca.GenerateOptions{Namespace: "cp"})
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +364,7 @@ func TestServiceToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := &flakyCA{ca: c}
+	fake = &flakyCA{ca: c}
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
 	sentryv1.RegisterCAServer(gs, fake)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -367,16 +372,68 @@ func TestServiceToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = gs.Serve(lis) }()
-	defer gs.Stop()
+	t.Cleanup(gs.Stop)
 	dir := t.TempDir()
-	anchors := filepath.Join(dir, "ca.crt")
+	anchors = filepath.Join(dir, "ca.crt")
 	if err := os.WriteFile(anchors, c.TrustAnchorsPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := filepath.Join(dir, "token")
+	tokenFile = filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte("the-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return fake, lis.Addr().String(), anchors, tokenFile
+}
+
+// runTasks runs the identity tasks until the test's end.
+func runTasks(t *testing.T, tasks []task.Task) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, tk := range tasks {
+		wg.Go(func() { _ = tk.Run(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// TestControlPlaneStandalone: placement and the scheduler outside
+// Kubernetes send no token, or DAPR_SENTRY_TOKEN_FILE's with the JWKS
+// validator, and get the SVID they asked for.
+func TestControlPlaneStandalone(t *testing.T) {
+	fake, addr, anchors, tokenFile := controlPlaneSentry(t)
+	id := spiffeid.RequireFromString("spiffe://localhost/ns/cp/dapr-placement")
+	for _, tt := range []struct {
+		name, file, token string
+		validator         sentryv1.SignCertificateRequest_TokenValidator
+	}{
+		{"no token", "", "", sentryv1.SignCertificateRequest_UNKNOWN},
+		{"token file", tokenFile, "the-token\n", sentryv1.SignCertificateRequest_JWKS},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src, tasks, err := ControlPlane{ID: id, TrustDomain: "localhost", SentryAddress: addr, AnchorsFile: anchors,
+				TokenFile: tt.file, Log: slog.New(slog.DiscardHandler)}.Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			runTasks(t, tasks)
+			req := fake.last.Load()
+			if req.GetToken() != tt.token || req.GetTokenValidator() != tt.validator {
+				t.Errorf("sent token %q validator %s, want %q %s", req.GetToken(), req.GetTokenValidator(), tt.token, tt.validator)
+			}
+			svid, err := src.GetX509SVID()
+			if err != nil || svid.ID != id {
+				t.Fatalf("SVID %v, %v; want %s", svid, err, id)
+			}
+		})
+	}
+	if _, _, err := (ControlPlane{ID: id, TrustDomain: "localhost", SentryAddress: addr, AnchorsFile: anchors + ".missing",
+		Log: slog.New(slog.DiscardHandler)}).Start(context.Background()); err == nil {
+		t.Fatal("Start with a missing trust anchors file succeeded")
+	}
+}
+
+func TestServiceToken(t *testing.T) {
+	fake, addr, anchors, tokenFile := controlPlaneSentry(t)
+	dir := t.TempDir()
 	for _, tt := range []struct {
 		name      string
 		file      string
@@ -390,7 +447,7 @@ func TestServiceToken(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			id := spiffeid.RequireFromString("spiffe://localhost/ns/cp/dapr-operator")
-			_, tasks, err := Service{ID: id, SentryAddress: lis.Addr().String(), AnchorsFile: anchors, TokenFile: tt.file,
+			_, tasks, err := Service{ID: id, SentryAddress: addr, AnchorsFile: anchors, TokenFile: tt.file,
 				Log: slog.New(slog.DiscardHandler)}.Start(ctx)
 			if err != nil {
 				t.Fatal(err)
