@@ -73,6 +73,7 @@ type Engine struct {
 	workflowType string
 	activityType string
 	workers      *workers
+	hostOnce     sync.Once // the actor types are hosted once a worker connects
 
 	mu        sync.Mutex
 	instances map[string]*instance // loaded state of instances active here (used in their turn)
@@ -101,11 +102,19 @@ func New(cfg Config) *Engine {
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
 		running: map[string]bool{}, done: map[string]bool{},
 	}
-	if cfg.Actors != nil {
-		cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
-		cfg.Actors.HostInternal(e.activityType, activityActor{e})
-	}
 	return e
+}
+
+// host hosts the engine's actor types on this sidecar (and reports them to
+// placement). As in daprd, that waits for the app's first workflow worker:
+// a sidecar whose app runs no workflows hosts no workflow actors.
+func (e *Engine) host() {
+	e.hostOnce.Do(func() {
+		if e.cfg.Actors != nil {
+			e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
+			e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
+		}
+	})
 }
 
 // WorkflowActorType and ActivityActorType are the engine's actor types.

@@ -158,6 +158,7 @@ func (t *TaskHub) PurgeInstances(ctx context.Context, req *protos.PurgeInstances
 func (t *TaskHub) GetWorkItems(_ *protos.GetWorkItemsRequest, stream protos.TaskHubSidecarService_GetWorkItemsServer) error {
 	w, remove := t.e.workers.add()
 	defer remove()
+	t.e.host()
 	t.e.log.Info("workflow worker connected", "workers", t.e.workers.count())
 	t.e.kickStalled()
 	ctx := stream.Context()
