@@ -129,17 +129,25 @@ func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLead()
+	// runCtx ends the follower and the ticker when ctx ends or one of the
+	// three fails.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	tickerDone := make(chan struct{})
 	wg.Add(3)
 	go func() { defer wg.Done(); errc <- e.lead(leadCtx) }()
-	go func() { defer wg.Done(); errc <- e.follow(ctx) }()
-	go func() { defer wg.Done(); errc <- e.tick(ctx, deliverCtx) }()
+	go func() { defer wg.Done(); errc <- e.follow(runCtx) }()
+	go func() { defer wg.Done(); defer close(tickerDone); errc <- e.tick(runCtx, deliverCtx) }()
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	// Drain: no new ticks start once ctx ended; those under way may end.
+	// Drain: once the ticker has returned no new delivery starts (so
+	// inflight.Wait does not race its Add); those under way may end.
+	stopRun()
+	<-tickerDone
 	drained := make(chan struct{})
 	go func() { e.inflight.Wait(); close(drained) }()
 	select {
