@@ -499,7 +499,11 @@ func runPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, pod *corev1
 	})
 	a.Sidecar, a.Mounts = n.Run(cluster.Container{Pod: pod, Spec: *sidecar, Bin: n.Bins["tandemd"],
 		Args: append([]string{"--dapr-http-port", a.HTTPPort, "--dapr-grpc-port", cluster.Port(t), "--dapr-internal-grpc-port", cluster.Port(t),
-			"--metrics-port", a.MetricsPort, "--control-plane-address", cp.OperatorAddr, "--sentry-address", cp.SentryAddr}, args...),
+			"--metrics-port", a.MetricsPort, "--control-plane-address", cp.OperatorAddr, "--sentry-address", cp.SentryAddr,
+			// The stand-in kubelet runs no placement StatefulSet (actors are tested elsewhere), so the
+			// injected placement address is turned off rather than left unreachable (an actor host is not
+			// ready until placement answers).
+			"--placement-host-address", ""}, args...),
 		Env: map[string]string{"DAPR_SENTRY_TOKEN_FILE": sentryTokenDir + "/token"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
