@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/placement"
 )
 
@@ -146,7 +147,7 @@ func (o *Options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--mode %q is not valid; use standalone or kubernetes", o.Mode))
 	}
-	if _, err := parseLevel(o.LogLevel); err != nil {
+	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	for name, p := range map[string]int{"--port": o.Port, "--healthz-port": o.HealthzPort} {

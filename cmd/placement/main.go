@@ -35,6 +35,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/placement"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
@@ -69,32 +70,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stdout, version)
 		return 0
 	}
-	level, _ := parseLevel(o.LogLevel)
-	var h slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level})
-	if o.LogAsJSON {
-		h = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
-	}
-	log := slog.New(h).With("component", "placement")
+	level, _ := logging.ParseLevel(o.LogLevel)
+	log := logging.New(stdout, level, o.LogAsJSON, "component", "placement")
 	if err := serve(ctx, o, log, getenv); err != nil {
 		log.Error("placement failed", "error", err)
 		return 1
 	}
 	log.Info("placement service shut down gracefully")
 	return 0
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error", "fatal":
-		return slog.LevelError, nil
-	}
-	return slog.LevelInfo, fmt.Errorf("--log-level %q is not valid; use debug, info, warn, error or fatal", s)
 }
 
 func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string) string) error {

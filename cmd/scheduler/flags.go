@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/logging"
 )
 
 // Options are Dapr scheduler's command-line options.
@@ -183,7 +185,7 @@ func (o *Options) Validate() error {
 	} else if len(o.EtcdClientEndpoints) == 0 {
 		errs = append(errs, errors.New("must specify --etcd-client-endpoints when not using embedded etcd"))
 	}
-	if _, err := parseLevel(o.LogLevel); err != nil {
+	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	for name, p := range map[string]int{"--port": o.Port, "--healthz-port": o.HealthzPort, "--etcd-client-port": o.EtcdClientPort} {
@@ -229,18 +231,4 @@ func ParseQuantity(s string) (int64, error) {
 		return math.MaxInt64, nil
 	}
 	return int64(v), nil
-}
-
-func parseLevel(s string) (slogLevel, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return levelDebug, nil
-	case "info", "":
-		return levelInfo, nil
-	case "warn", "warning":
-		return levelWarn, nil
-	case "error", "fatal":
-		return levelError, nil
-	}
-	return levelInfo, fmt.Errorf("--log-level %q is not valid; use debug, info, warn, error or fatal", s)
 }

@@ -43,6 +43,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/scheduler/engine"
 	"github.com/tandemrun/tandem/scheduler/pool"
@@ -54,15 +55,6 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-type slogLevel = slog.Level
-
-const (
-	levelDebug = slog.LevelDebug
-	levelInfo  = slog.LevelInfo
-	levelWarn  = slog.LevelWarn
-	levelError = slog.LevelError
-)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,12 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stdout, version)
 		return 0
 	}
-	level, _ := parseLevel(o.LogLevel)
-	var h slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level})
-	if o.LogAsJSON {
-		h = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
-	}
-	log := slog.New(h).With("component", "scheduler")
+	level, _ := logging.ParseLevel(o.LogLevel)
+	log := logging.New(stdout, level, o.LogAsJSON, "component", "scheduler")
 	if err := serve(ctx, o, log, getenv); err != nil {
 		log.Error("scheduler failed", "error", err)
 		return 1
