@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemrun/tandem/internal/flagvalue"
 	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/placement"
 )
@@ -55,32 +56,6 @@ const (
 	keepAliveMax            = 10 * time.Second
 )
 
-// sliceFlag is a comma-separated list that may also be repeated; the first
-// use replaces the default (pflag's StringSlice).
-type sliceFlag struct {
-	v   *[]string
-	set bool
-}
-
-func (s *sliceFlag) String() string {
-	if s.v == nil {
-		return ""
-	}
-	return strings.Join(*s.v, ",")
-}
-
-func (s *sliceFlag) Set(v string) error {
-	if !s.set {
-		*s.v, s.set = nil, true
-	}
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*s.v = append(*s.v, p)
-		}
-	}
-	return nil
-}
-
 // ParseFlags parses args (without the program name); -flag and --flag
 // both work, as with Dapr's placement. getenv supplies NAMESPACE and
 // DAPR_PLACEMENT_METADATA_ENABLED.
@@ -93,7 +68,7 @@ func ParseFlags(args []string, usageOut io.Writer, getenv func(string) string) (
 	fs := flag.NewFlagSet("placement", flag.ContinueOnError)
 	fs.SetOutput(usageOut)
 	fs.StringVar(&o.ID, "id", "dapr-placement-0", "This replica's ID in --initial-cluster")
-	fs.Var(&sliceFlag{v: &o.InitialCluster}, "initial-cluster", "The Raft cluster: id=host:port of every replica, comma separated")
+	fs.Var(flagvalue.NewList(&o.InitialCluster), "initial-cluster", "The Raft cluster: id=host:port of every replica, comma separated")
 	fs.BoolVar(&o.InmemStoreEnabled, "inmem-store-enabled", true, "Keep the Raft log in memory unless --raft-logstore-path is set")
 	fs.StringVar(&o.RaftLogStorePath, "raft-logstore-path", "", "Folder for the Raft log, vote and snapshots (raft.db); empty keeps them in memory")
 	fs.IntVar(&o.Port, "port", 50005, "Port of the placement gRPC service")

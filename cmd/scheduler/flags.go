@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemrun/tandem/internal/flagvalue"
 	"github.com/tandemrun/tandem/internal/logging"
 )
 
@@ -63,32 +64,6 @@ type Options struct {
 // defaultTrustAnchorsFile is Dapr's control-plane default.
 const defaultTrustAnchorsFile = "/var/run/secrets/dapr.io/tls/ca.crt"
 
-// sliceFlag is a comma-separated list that may also be repeated; the first
-// use replaces the default (pflag's StringSlice).
-type sliceFlag struct {
-	v   *[]string
-	set bool
-}
-
-func (s *sliceFlag) String() string {
-	if s.v == nil {
-		return ""
-	}
-	return strings.Join(*s.v, ",")
-}
-
-func (s *sliceFlag) Set(v string) error {
-	if !s.set {
-		*s.v, s.set = nil, true
-	}
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*s.v = append(*s.v, p)
-		}
-	}
-	return nil
-}
-
 // ParseFlags parses args (without the program name); -flag and --flag
 // both work. getenv supplies NAMESPACE.
 func ParseFlags(args []string, usageOut io.Writer, getenv func(string) string) (*Options, error) {
@@ -113,7 +88,7 @@ func ParseFlags(args []string, usageOut io.Writer, getenv func(string) string) (
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Kubernetes mode only: path of a kubeconfig file")
 	fs.StringVar(&o.ID, "id", "dapr-scheduler-server-0", "This replica's ID, its name in --etcd-initial-cluster")
 	fs.BoolVar(&o.EtcdEmbed, "etcd-embed", true, "Run etcd inside the scheduler; false connects to --etcd-client-endpoints")
-	fs.Var(&sliceFlag{v: &o.EtcdInitialCluster}, "etcd-initial-cluster", "The etcd cluster: id=http://host:peer-port of every replica, comma separated")
+	fs.Var(flagvalue.NewList(&o.EtcdInitialCluster), "etcd-initial-cluster", "The etcd cluster: id=http://host:peer-port of every replica, comma separated")
 	fs.StringVar(&o.EtcdDataDir, "etcd-data-dir", "./data", "Folder of the embedded etcd's data")
 	fs.IntVar(&o.EtcdClientPort, "etcd-client-port", 2379, "Port of the embedded etcd's client API")
 	fs.StringVar(&o.EtcdClientListenAddress, "etcd-client-listen-address", "localhost", "Address of the embedded etcd's client API")
@@ -129,7 +104,7 @@ func ParseFlags(args []string, usageOut io.Writer, getenv func(string) string) (
 	fs.UintVar(&o.EtcdDefragThresholdMB, "etcd-experimental-bootstrap-defrag-threshold-megabytes", 100, "Megabytes to free for etcd to defragment at start")
 	fs.BoolVar(&o.EtcdElectionTickAdvance, "etcd-initial-election-tick-advance", false, "Fast-forward etcd's first election")
 	fs.StringVar(&o.EtcdMetrics, "etcd-metrics", "basic", "etcd metrics detail: basic or extensive")
-	fs.Var(&sliceFlag{v: &o.EtcdClientEndpoints}, "etcd-client-endpoints", "External etcd endpoints, comma separated (with --etcd-embed=false)")
+	fs.Var(flagvalue.NewList(&o.EtcdClientEndpoints), "etcd-client-endpoints", "External etcd endpoints, comma separated (with --etcd-embed=false)")
 	fs.StringVar(&o.EtcdClientUsername, "etcd-client-username", "", "External etcd user name (with --etcd-embed=false)")
 	fs.StringVar(&o.EtcdClientPassword, "etcd-client-password", "", "External etcd password (with --etcd-embed=false)")
 	fs.StringVar(&o.IdentityDirectoryWrite, "identity-directory-write", "", "Accepted for Dapr's compatibility; Tandem keeps its certificate in memory")
