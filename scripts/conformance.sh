@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # conformance.sh: runs cases of Dapr 1.18.2's own integration suite (tests/integration/suite/{daprd,actors,scheduler,
-# placement}/...) against tandemd, one case per process, and fails when a case fails twice in a row.
+# placement,operator,sentry,injector}/...) against tandemd, one case per process, and fails when a case fails twice in
+# a row.
 #
 #   scripts/conformance.sh                        # the cases in test/conformance/passing.txt (the regression guard)
 #   scripts/conformance.sh state pubsub           # whole areas (folders under suite/daprd)
 #   scripts/conformance.sh 'daprd/state/http/.*' # or regular expressions over case names
-#   scripts/conformance.sh 'actors/.*'            # suite/actors, suite/scheduler and suite/placement by expression
+#   scripts/conformance.sh 'actors/.*'            # the other roots (actors, scheduler, placement, operator, sentry,
+#                                                 # injector) by expression
 #   TANDEM_CONFORMANCE_OURS="placement scheduler" scripts/conformance.sh 'placement/.*'
 #                                                 # our cmd/placement, cmd/scheduler in the place of Dapr's
 # A line of the list may name our binaries for that case in a second field: "placement/quorum/insecure ours=placement"
-# (comma-separated: placement, scheduler, sentry, operator).
+# (comma-separated: placement, scheduler, sentry, operator, injector).
 #   scripts/conformance.sh --list state           # print the matching cases only
 #   scripts/conformance.sh --build                # build Dapr's binaries and the suite only (the e2e actor tests use placement)
 #
@@ -63,7 +65,7 @@ fi
 all_cases() {
   local root="$SRC/tests/integration/suite"
   grep -rEo --include='*.go' --exclude='*_test.go' 'suite\.Register\(new\([A-Za-z0-9_]+\)\)' \
-    "$root/daprd" "$root/actors" "$root/scheduler" "$root/placement" |
+    "$root/daprd" "$root/actors" "$root/scheduler" "$root/placement" "$root/operator" "$root/sentry" "$root/injector" |
     sed -E "s#^$root/(.*)/[^/]+\.go:suite\.Register\(new\(([A-Za-z0-9_]+)\)\)#\1/\2#" | sort -u
 }
 
@@ -99,7 +101,7 @@ build() { # name, then go build arguments
      -o "$CACHE/bin/$name.tmp" "$@" && mv "$CACHE/bin/$name.tmp" "$CACHE/bin/$name") || die "building $name failed"
 }
 exec 9>"$CACHE/.build.lock" && flock 9 # one build at a time when several runs start on a cold cache
-for b in placement scheduler sentry operator; do build "$b" "./cmd/$b"; done
+for b in placement scheduler sentry operator injector; do build "$b" "./cmd/$b"; done
 if [[ ! -x $CACHE/integration.test ]]; then
   echo "conformance: compiling the suite's test binary (about 5 minutes, cached afterwards)" >&2
   (cd "$SRC" && go test -c -vet=off -tags=integration -o "$CACHE/integration.test.tmp" ./tests/integration &&
@@ -119,7 +121,8 @@ for c in "${CASES[@]}"; do
   for b in ${o//,/ }; do [[ $wanted == *" $b "* ]] || wanted+="$b "; done
 done
 for b in $wanted; do
-  [[ $b =~ ^(placement|scheduler|sentry|operator)$ ]] || die "ours: $b is not one of placement scheduler sentry operator"
+  [[ $b =~ ^(placement|scheduler|sentry|operator|injector)$ ]] ||
+    die "ours: $b is not one of placement scheduler sentry operator injector"
   echo "conformance: building our $b from this checkout in the place of Dapr's" >&2
   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$CACHE/bin/$b-$$" "./cmd/$b" || die "building cmd/$b failed"
   chmod a+rx "$CACHE/bin/$b-$$"; OURS+=("$CACHE/bin/$b-$$")
@@ -131,17 +134,20 @@ mkdir -p "$OUT" && chmod 777 "$OUT"
 echo "conformance: ${#CASES[@]} cases against tandemd, $JOBS at a time; logs in $OUT" >&2
 
 export DAPR_INTEGRATION_DAPRD_PATH="$SIDECAR" DAPR_HOST_IP=127.0.0.1
-for b in placement scheduler sentry operator; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b"; done
+for b in placement scheduler sentry operator injector; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b"; done
 for b in ${TANDEM_CONFORMANCE_OURS:-}; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b-$$"; done
-for b in injector helmtemplate mcpstdioserver controllergen; do export "DAPR_INTEGRATION_${b^^}_PATH=/bin/false"; done
-export SRC CACHE OUT CASE_TIMEOUT
+for b in helmtemplate mcpstdioserver controllergen; do export "DAPR_INTEGRATION_${b^^}_PATH=/bin/false"; done
+OURS_SUFFIX=$$
+export SRC CACHE OUT CASE_TIMEOUT OURS_SUFFIX
 
-# run_case runs one case up to twice and prints "PASS|FLAKY|FAIL|SKIP <case>".
+# run_case runs one case up to twice, with our binaries named in its second argument ("a,b") in the place of Dapr's,
+# and prints "PASS|FLAKY|FAIL|SKIP <case>".
 run_case() {
-  local c=$1 attempt res log
+  local c=$1 attempt res log b ours=()
+  for b in ${2//,/ }; do ours+=("DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b-$OURS_SUFFIX"); done
   for attempt in 1 2; do
     log="$OUT/$(tr / _ <<<"$c").$attempt.log"
-    (cd "$SRC/tests/integration" && HOME=/tmp timeout -s QUIT -k 10 "$CASE_TIMEOUT" \
+    (cd "$SRC/tests/integration" && HOME=/tmp env "${ours[@]}" timeout -s QUIT -k 10 "$CASE_TIMEOUT" \
        setpriv --reuid=65534 --regid=65534 --clear-groups \
        "$CACHE/integration.test" -test.v -test.timeout 5m -focus "^${c}\$") >"$log" 2>&1
     if grep -q -- "--- PASS: Test_Integration/${c} (" "$log"; then res=PASS
