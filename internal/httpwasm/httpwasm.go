@@ -52,6 +52,9 @@ type Config struct {
 	// Fail answers a request the guest failed (500); nil: a plain
 	// {"errorCode":"ERR_WASM_GUEST_FAILED"} answer.
 	Fail func(w http.ResponseWriter, what string, err error)
+	// Cache, if set, is where compiled code is kept instead of the
+	// process's shared in-memory cache (a folder cache survives restarts).
+	Cache wazero.CompilationCache
 	// Stdout receives the guests' stdout (nil: dropped).
 	Stdout io.Writer
 	Log    *slog.Logger
@@ -112,7 +115,11 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		log: cfg.Log, source: cfg.Source, guestConfig: cfg.GuestConfig, timeout: cfg.Timeout, max: cfg.MaxInstances,
 		failFn: cfg.Fail, stdout: cfg.Stdout, freed: make(chan struct{}, 1),
 	}
-	p.rt = wazero.NewRuntimeWithConfig(ctx, wasmguest.RuntimeConfig(uint32(cfg.MemoryMiB)*16)) // 64 KiB pages
+	rc := wasmguest.RuntimeConfig(uint32(cfg.MemoryMiB) * 16) // 64 KiB pages
+	if cfg.Cache != nil {
+		rc = rc.WithCompilationCache(cfg.Cache)
+	}
+	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	fail := func(err error) (*Pool, error) {
 		_ = p.rt.Close(context.Background())
 		return nil, err
