@@ -176,6 +176,11 @@ func (a *App) daprCall(ctx context.Context, m api.Module, s []uint64) {
 			panic("tandem.dapr_call: request out of the guest's memory")
 		}
 		*pending = a.call(ctx, raw, (*pending)[:0])
+		if err := ctx.Err(); err != nil {
+			// The request's time ran out during the call: the guest does
+			// not go on (the request fails, the instance is replaced).
+			panic(fmt.Sprintf("tandem.dapr_call: %v", err))
+		}
 	}
 	out := *pending
 	if uint32(len(out)) <= limit {
