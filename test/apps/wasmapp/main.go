@@ -7,7 +7,7 @@
 //	GET  /trap?n=N      panics when N is odd (the guest traps), else 200 "even"
 //	POST /state/{key}   saves the body under key in statestore through the Dapr API
 //	GET  /state/{key}   reads it back through the Dapr API
-//	POST /publish/{t}   publishes the body to topic t of pubsub
+//	POST /publish/{t}   publishes the body (with its Content-Type) to topic t of pubsub
 //	GET  /dapr/subscribe  subscribes /received to topic "deliveries" of pubsub
 //	POST /received      saves the delivered event's data under "received-<id>"
 package main
@@ -47,7 +47,7 @@ func init() {
 		relay(w, get("/v1.0/state/statestore/"+r.PathValue("key")))
 	})
 	mux.HandleFunc("POST /publish/{topic}", func(w http.ResponseWriter, r *http.Request) {
-		relay(w, post("/v1.0/publish/pubsub/"+r.PathValue("topic"), r.Body))
+		relay(w, post("/v1.0/publish/pubsub/"+r.PathValue("topic"), r.Header.Get("Content-Type"), r.Body))
 	})
 	mux.HandleFunc("GET /dapr/subscribe", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -74,7 +74,7 @@ func save(w http.ResponseWriter, key string, value []byte) {
 		value, _ = json.Marshal(string(value))
 	}
 	body, _ := json.Marshal([]map[string]json.RawMessage{{"key": json.RawMessage(strconv.Quote(key)), "value": value}})
-	relay(w, post("/v1.0/state/statestore", bytes.NewReader(body)))
+	relay(w, post("/v1.0/state/statestore", "application/json", bytes.NewReader(body)))
 }
 
 type result struct {
@@ -87,8 +87,8 @@ func get(path string) result {
 	return result{resp, err}
 }
 
-func post(path string, body io.Reader) result {
-	resp, err := wasmapp.Dapr.Post(wasmapp.API+path, "application/json", body)
+func post(path, contentType string, body io.Reader) result {
+	resp, err := wasmapp.Dapr.Post(wasmapp.API+path, contentType, body)
 	return result{resp, err}
 }
 
