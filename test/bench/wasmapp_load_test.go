@@ -48,7 +48,7 @@ func TestWasmAppLoad(t *testing.T) {
 	h := &harness{t: t, set: set, cpu: NewProcCPU(), payload: payload(set.PayloadBytes)}
 	args := []string{"--log-level", "warn", "--app-wasm-cache-dir", t.TempDir()}
 	procPort := framework.FreePort(t)
-	app := framework.StartApp(t, "process app", native, fmt.Sprintf("APP_PORT=%d", procPort))
+	app := framework.Start(t, "process app", native, nil, fmt.Sprintf("APP_PORT=%d", procPort))
 	if err := framework.WaitTCP(fmt.Sprintf("127.0.0.1:%d", procPort), 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
