@@ -65,6 +65,10 @@ type Config struct {
 	DisableInitEndpoints  string
 	ActorsDisseminate     string
 	SentryJWTAudiences    string
+	AppWasm               string // --app-wasm: a Wasm module hosted in the sidecar
+	AppWasmMemory         int    // 0: tandemd's default
+	AppWasmTimeout        string
+	AppWasmInstances      int
 }
 
 // Probe is a sidecar probe's timing.

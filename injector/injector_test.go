@@ -82,6 +82,15 @@ func TestAnnotations(t *testing.T) {
 				t.Error("--app-port set without dapr.io/app-port")
 			}
 		}},
+		{"wasm app", map[string]string{"dapr.io/app-id": "orders", "dapr.io/app-wasm": "/mnt/app/orders.wasm",
+			"dapr.io/app-wasm-memory": "128", "dapr.io/app-wasm-timeout": "5s", "dapr.io/app-wasm-instances": "8"}, func(t *testing.T, sc corev1.Container) {
+			for flag, want := range map[string]string{"--app-wasm": "/mnt/app/orders.wasm", "--app-wasm-memory": "128",
+				"--app-wasm-timeout": "5s", "--app-wasm-instances": "8"} {
+				if got, _ := argValue(sc.Args, flag); got != want {
+					t.Errorf("%s = %q, want %q", flag, got, want)
+				}
+			}
+		}},
 		{"app", map[string]string{"dapr.io/app-id": "orders", "dapr.io/app-port": "8080", "dapr.io/app-protocol": "grpc",
 			"dapr.io/config": "appconfig", "dapr.io/log-level": "debug", "dapr.io/log-as-json": "true",
 			"dapr.io/app-max-concurrency": "10", "dapr.io/enable-api-logging": "true", "dapr.io/graceful-shutdown-seconds": "30",

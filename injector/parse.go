@@ -30,6 +30,9 @@ var known = []string{
 	"pluggable-components", "pluggable-components-sockets-folder", "component-container",
 	"inject-pluggable-components", "app-channel-address", "sentry-request-jwt-audiences",
 	"sidecar-svc-annotations", "disable-init-endpoints", "enable-native-sidecar",
+	// Tandem's own: the app as a Wasm module hosted in the sidecar (the
+	// path is in the sidecar container, e.g. from dapr.io/volume-mounts).
+	"app-wasm", "app-wasm-memory", "app-wasm-timeout", "app-wasm-instances",
 }
 
 // notSupported are Dapr annotations Tandem refuses rather than ignores:
@@ -120,6 +123,8 @@ func Parse(annotations map[string]string, podName string) (*Config, error) {
 		DisableInitEndpoints:  p.str("disable-init-endpoints", ""),
 		ActorsDisseminate:     p.duration("actors-disseminate-timeout"),
 		SentryJWTAudiences:    p.str("sentry-request-jwt-audiences", ""),
+		AppWasm:               p.str("app-wasm", ""),
+		AppWasmTimeout:        p.duration("app-wasm-timeout"),
 		Liveness: Probe{
 			Delay: p.probe("sidecar-liveness-probe-delay-seconds", 3), Timeout: p.probe("sidecar-liveness-probe-timeout-seconds", 3),
 			Period: p.probe("sidecar-liveness-probe-period-seconds", 6), Threshold: p.probe("sidecar-liveness-probe-threshold", 3),
@@ -131,6 +136,12 @@ func Parse(annotations map[string]string, podName string) (*Config, error) {
 	}
 	if _, ok := annotations[Prefix+"app-port"]; ok {
 		c.AppPort = p.port("app-port", 0)
+	}
+	if _, ok := annotations[Prefix+"app-wasm-memory"]; ok {
+		c.AppWasmMemory = p.integer("app-wasm-memory", 64, 1, 4096)
+	}
+	if _, ok := annotations[Prefix+"app-wasm-instances"]; ok {
+		c.AppWasmInstances = p.integer("app-wasm-instances", 32, 1, 100000)
 	}
 	if v, ok := annotations[Prefix+"scheduler-host-address"]; ok {
 		c.SchedulerAddress = &v

@@ -142,6 +142,10 @@ func (o *Options) args(c *Config) []string {
 	add(c.ActorsDisseminate != "", "--actors-disseminate-timeout", c.ActorsDisseminate)
 	add(c.DisableInitEndpoints != "", "--disable-init-endpoints", c.DisableInitEndpoints)
 	add(c.SentryJWTAudiences != "", "--sentry-request-jwt-audiences", c.SentryJWTAudiences)
+	add(c.AppWasm != "", "--app-wasm", c.AppWasm)
+	add(c.AppWasmMemory > 0, "--app-wasm-memory", strconv.Itoa(c.AppWasmMemory))
+	add(c.AppWasmTimeout != "", "--app-wasm-timeout", c.AppWasmTimeout)
+	add(c.AppWasmInstances > 0, "--app-wasm-instances", strconv.Itoa(c.AppWasmInstances))
 	return a
 }
 

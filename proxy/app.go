@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
@@ -24,6 +25,16 @@ type AppConfig struct {
 	// Pipeline, if set, is the Configuration's spec.appHttpPipeline, run
 	// around every call to an HTTP app.
 	Pipeline appchannel.Pipeline
+	// InProcess, if set, is an app inside the sidecar (a Wasm app,
+	// proxy/wasmhost), called with no socket; Port is then unused.
+	InProcess InProcessApp
+}
+
+// InProcessApp is an app the sidecar hosts: an HTTP handler, and what
+// /v1.0/metadata reports of it (extended fields).
+type InProcessApp interface {
+	http.Handler
+	Extended() map[string]string
 }
 
 // App is the channel to a sidecar's app. The binary's root builds it once
@@ -42,6 +53,14 @@ type App struct {
 // NewApp builds the channel to the app (it does not connect yet).
 func NewApp(c AppConfig) (*App, error) {
 	a := &App{cfg: c}
+	if c.InProcess != nil {
+		if c.Protocol != "" && c.Protocol != "http" {
+			return nil, fmt.Errorf("--app-protocol %q: an app inside the sidecar speaks http", c.Protocol)
+		}
+		var err error
+		a.HTTP, err = appchannel.NewHTTP(appchannel.HTTPConfig{APIToken: c.APIToken, Pipeline: c.Pipeline, Handler: c.InProcess})
+		return a, err
+	}
 	if c.Port == 0 {
 		return a, nil
 	}

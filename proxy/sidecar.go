@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -181,6 +182,7 @@ type Sidecar struct {
 	metricsSrv  *http.Server
 	publicSrv   *http.Server
 
+	apiHandler    http.Handler // the public HTTP API, as httpSrv serves it
 	appReady      atomic.Bool
 	appConfigOnce sync.Once
 	shutdownOnce  sync.Once
@@ -193,6 +195,11 @@ type Sidecar struct {
 	mu       sync.Mutex
 	extended map[string]string
 }
+
+// APIHandler is the sidecar's public HTTP API (CORS, the API token, the
+// Configuration's httpPipeline, telemetry), for an app inside the sidecar
+// to call in process.
+func (s *Sidecar) APIHandler() http.Handler { return s.apiHandler }
 
 // MessageSize is the largest gRPC message for a request body limit: the
 // transport's default, or more when bodies may be larger.
@@ -224,8 +231,8 @@ func New(o Options) (*Sidecar, error) {
 		o.GracefulShutdown = 5 * time.Second
 	}
 	s := &Sidecar{o: o, log: o.Log, shutdown: make(chan struct{}), forced: make(chan struct{}), extended: map[string]string{}}
-	if o.App.Channel() == nil {
-		s.appReady.Store(true)
+	if o.App.Channel() == nil || o.App.cfg.InProcess != nil {
+		s.appReady.Store(true) // no app to wait for, or one inside the sidecar
 	}
 	if err := s.buildServers(MessageSize(o.APIs.MaxRequestBodySize)); err != nil {
 		return nil, err
@@ -316,6 +323,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	if o.Interceptors.HTTP != nil {
 		handler = o.Interceptors.HTTP(handler)
 	}
+	s.apiHandler = handler
 	s.httpSrv = &http.Server{Handler: withH2C(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader(apis.ReadBufferSize)}
 	if o.Listeners.Public != nil {
 		// daprd's public server: health and metadata only, no API token.
@@ -620,6 +628,9 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 	var app AppConfig
 	if s.o.App != nil {
 		app = s.o.App.cfg
+	}
+	if app.InProcess != nil {
+		maps.Copy(ext, app.InProcess.Extended())
 	}
 	protocol := app.Protocol
 	if protocol == "" {

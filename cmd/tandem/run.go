@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,6 +41,7 @@ apps[] with appID, appDirPath, appPort, command, env...) is started.
 The sidecar binary is tandemd next to tandem, or on PATH, or $TANDEM_SIDECAR_PATH.`,
 		Example: `  tandem run --app-id orders --app-port 3000 -- python3 app.py
   tandem run --app-id checkout -- go run ./checkout
+  tandem run --app-id orders --wasm app.wasm
   tandem run -f apps.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.Home()
@@ -81,6 +83,14 @@ The sidecar binary is tandemd next to tandem, or on PATH, or $TANDEM_SIDECAR_PAT
 				}
 				s.Command = args
 				s.ResourcesPaths = resPaths
+				if s.Wasm != "" {
+					if len(args) > 0 || s.AppPort != 0 {
+						return errors.New("--wasm runs the app inside the sidecar: give no app command and no --app-port")
+					}
+					if s.Wasm, err = filepath.Abs(s.Wasm); err != nil {
+						return err
+					}
+				}
 				specs = []runner.Spec{s}
 			}
 			code, err := runner.Run(cmd.Context(), runner.Options{
@@ -100,6 +110,7 @@ The sidecar binary is tandemd next to tandem, or on PATH, or $TANDEM_SIDECAR_PAT
 	f.SetInterspersed(false) // everything after the first argument belongs to the app
 	f.StringVarP(&s.AppID, "app-id", "a", "", "the app's ID: other apps invoke it by this name; also its SPIFFE identity")
 	f.IntVarP(&s.AppPort, "app-port", "p", 0, "the port the app listens on (0: the app receives no calls)")
+	f.StringVar(&s.Wasm, "wasm", "", "run the app inside the sidecar: the path of its Wasm module (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared, package wasmapp)")
 	f.StringVarP(&s.AppProtocol, "app-protocol", "P", "http", "how the sidecar talks to the app: http, grpc, h2c, https or grpcs")
 	f.StringArrayVarP(&resPaths, "resources-path", "d", nil, "folder of component YAML files (repeatable; default <home>/resources)")
 	f.StringVarP(&s.ConfigFile, "config", "c", "", "Configuration file (default <home>/config.yaml)")

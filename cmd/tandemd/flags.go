@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -43,6 +45,17 @@ type AppFlags struct {
 	AppMaxConcurrency int // 0: unlimited
 	AppHealth         AppHealth
 	AppAPIToken       string // APP_API_TOKEN: sent to the app; never log
+	AppWasm           AppWasm
+}
+
+// AppWasm hosts the app inside the sidecar as a Wasm module
+// (proxy/wasmhost) instead of reaching it on a port.
+type AppWasm struct {
+	Path         string        // --app-wasm; "": no Wasm app
+	MemoryMiB    int           // --app-wasm-memory, per instance
+	Timeout      time.Duration // --app-wasm-timeout, per request
+	MaxInstances int           // --app-wasm-instances
+	CacheDir     string        // --app-wasm-cache-dir; "": compile at every start
 }
 
 // APIFlags configure the Dapr API servers (proxy.ListenConfig, proxy.APIs).
@@ -268,6 +281,11 @@ func newRegistry(o *Options, raw *rawFlags) *registry {
 	r.integer(&raw.appHealthInterval, "app-health-probe-interval", 5, "Seconds between app health probes")
 	r.integer(&raw.appHealthTimeout, "app-health-probe-timeout", 500, "Timeout of an app health probe, in milliseconds")
 	r.integer(&o.AppHealth.Threshold, "app-health-threshold", 3, "Consecutive failed probes before the app is unhealthy")
+	r.str(&o.AppWasm.Path, "app-wasm", "", "Host the app in the sidecar: the `path` of its Wasm module (an http-wasm handler, see package wasmapp); instead of --app-port")
+	r.integer(&o.AppWasm.MemoryMiB, "app-wasm-memory", 64, "Memory limit of each Wasm app instance, in MiB")
+	r.duration(&o.AppWasm.Timeout, "app-wasm-timeout", time.Minute, "Time limit of each request into the Wasm app, its own Dapr API calls included")
+	r.integer(&o.AppWasm.MaxInstances, "app-wasm-instances", 32, "Most Wasm app instances serving requests at once")
+	r.str(&o.AppWasm.CacheDir, "app-wasm-cache-dir", defaultWasmCacheDir(), "`Folder` keeping the Wasm app's compiled code between starts; empty for none")
 	r.list(&raw.disableInit, "disable-init-endpoints", "Startup calls to the app to skip: config, subscribe (comma separated `list`)")
 
 	r.group("Dapr API")
@@ -443,6 +461,7 @@ func (c *converter) convert() {
 		c.fail("app-id", "is required with --enable-mtls; the app ID is part of the sidecar's SPIFFE identity")
 	}
 	c.appHealth()
+	c.appWasm()
 	for _, e := range raw.disableInit {
 		e = strings.ToLower(e)
 		if e != "config" && e != "subscribe" {
@@ -600,6 +619,39 @@ func (c *converter) kubernetes() {
 	}
 	if strings.TrimSpace(o.AppID) == "" {
 		c.fail("app-id", "is required with --mode kubernetes; the app ID is part of the sidecar's SPIFFE identity")
+	}
+}
+
+// defaultWasmCacheDir is tandem/wasm in the user's cache folder, or none.
+func defaultWasmCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "tandem", "wasm")
+}
+
+func (c *converter) appWasm() {
+	w := &c.o.AppWasm
+	if w.Path == "" {
+		return
+	}
+	switch {
+	case c.o.AppPort != 0:
+		c.fail("app-wasm", "and --app-port both name the app: give one (a Wasm app runs inside the sidecar and has no port)")
+	case c.o.AppProtocol != "http":
+		c.fail("app-wasm", "is an http app: drop --app-protocol %s", c.o.AppProtocol)
+	case strings.TrimSpace(c.o.AppID) == "":
+		c.fail("app-id", "is required with --app-wasm; give the app a unique ID, e.g. --app-id orders")
+	}
+	if w.MemoryMiB <= 0 || w.MemoryMiB > 4096 {
+		c.fail("app-wasm-memory", "%d MiB: give 1 to 4096 (a wasm32 module addresses at most 4 GiB)", w.MemoryMiB)
+	}
+	if w.Timeout <= 0 {
+		c.fail("app-wasm-timeout", "%s: give a positive duration such as 30s", w.Timeout)
+	}
+	if w.MaxInstances <= 0 {
+		c.fail("app-wasm-instances", "%d: give a positive number", w.MaxInstances)
 	}
 }
 

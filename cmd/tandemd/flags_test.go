@@ -15,6 +15,31 @@ func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+func TestAppWasmFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // "" : no error
+	}{
+		{[]string{"--app-id", "a", "--app-wasm", "app.wasm", "--app-wasm-memory", "128", "--app-wasm-timeout", "5s", "--app-wasm-instances", "4"}, ""},
+		{[]string{"--app-wasm", "app.wasm"}, "app-id"},
+		{[]string{"--app-id", "a", "--app-wasm", "app.wasm", "--app-port", "8080"}, "--app-port both"},
+		{[]string{"--app-id", "a", "--app-wasm", "app.wasm", "--app-protocol", "grpc"}, "drop --app-protocol"},
+		{[]string{"--app-id", "a", "--app-wasm", "app.wasm", "--app-wasm-memory", "0"}, "app-wasm-memory"},
+		{[]string{"--app-id", "a", "--app-wasm", "app.wasm", "--app-wasm-timeout", "0s"}, "app-wasm-timeout"},
+		{[]string{"--app-id", "a", "--app-wasm", "app.wasm", "--app-wasm-instances", "0"}, "app-wasm-instances"},
+	} {
+		o, err := ParseFlags(tc.args, nil, nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.want == "" && (o.AppWasm.MemoryMiB != 128 || o.AppWasm.Timeout != 5*time.Second || o.AppWasm.MaxInstances != 4):
+			t.Errorf("%v: got %+v", tc.args, o.AppWasm)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: err %v, want one saying %q", tc.args, err, tc.want)
+		}
+	}
+}
+
 func TestParseFlagsDefaults(t *testing.T) {
 	o, err := ParseFlags(nil, nil, nil)
 	if err != nil {
@@ -25,6 +50,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 			AppProtocol:       "http",
 			AppChannelAddress: "127.0.0.1",
 			AppHealth:         AppHealth{Path: "/healthz", Interval: 5 * time.Second, Timeout: 500 * time.Millisecond, Threshold: 3},
+			AppWasm:           AppWasm{MemoryMiB: 64, Timeout: time.Minute, MaxInstances: 32, CacheDir: defaultWasmCacheDir()},
 		},
 		APIFlags: APIFlags{HTTPPort: 3500, GRPCPort: 50001, MaxRequestBodySize: 4 << 20, ReadBufferSize: 4 << 10},
 		IdentityFlags: IdentityFlags{

@@ -27,6 +27,7 @@ import (
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/httpendpoints"
 	"github.com/tandemrun/tandem/proxy/resilient"
+	"github.com/tandemrun/tandem/proxy/wasmhost"
 	"github.com/tandemrun/tandem/resiliency"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
 	"github.com/tandemrun/tandem/workflow"
@@ -215,10 +216,20 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	pipes := newPipelines(live.cfg.Load(), rc.middlewares.Registry(), log)
 	live.pipes = &rc.pipes
 	rc.pipes.set(pipes)
-	app, err := proxy.NewApp(proxy.AppConfig{
+	wasmApp, err := loadWasmApp(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	appCfg := proxy.AppConfig{
 		Port: o.AppPort, Protocol: o.AppProtocol, ChannelAddress: o.AppChannelAddress, APIToken: o.AppAPIToken,
 		MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize, Pipeline: pipes.app,
-	})
+	}
+	if wasmApp != nil {
+		appCfg.InProcess = wasmApp
+		// Closed after the sidecar has stopped calling it.
+		connections.Add(task.Cleanup("wasm app", wasmApp.Close))
+	}
+	app, err := proxy.NewApp(appCfg)
 	if err != nil {
 		return err
 	}
@@ -324,6 +335,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if err != nil {
 		return err
 	}
+	if wasmApp != nil {
+		wasmApp.UseAPI(s.APIHandler())
+	}
 	log.Info("name resolution", "component", component)
 	// A forced or cut-off shutdown (proxy.ErrForcedShutdown,
 	// proxy.ErrGraceExceeded) makes tandemd exit 1 even when the stop began
@@ -337,6 +351,18 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		return err
 	}
 	return sidecarErr
+}
+
+// loadWasmApp loads --app-wasm; nil without it. A module that cannot serve
+// stops the sidecar at start, naming what is wrong.
+func loadWasmApp(ctx context.Context, o *Options, log *slog.Logger) (*wasmhost.App, error) {
+	if o.AppWasm.Path == "" {
+		return nil, nil
+	}
+	return wasmhost.Load(ctx, wasmhost.Config{
+		Path: o.AppWasm.Path, MemoryMiB: o.AppWasm.MemoryMiB, Timeout: o.AppWasm.Timeout, MaxInstances: o.AppWasm.MaxInstances,
+		CacheDir: o.AppWasm.CacheDir, APIToken: o.APIToken, Log: log.With("app_id", o.AppID),
+	})
 }
 
 // nameResolution builds the Configuration's name resolution component

@@ -38,6 +38,9 @@ var forbidden = []arrow{
 	{"resiliency/...", "!resiliency/...|internal/...", "resiliency is a leaf: it imports no other package of ours but the shared leaves in internal"},
 	{"config/...", "!config/...|internal/...", "config is a leaf: it imports no other package of ours but the shared leaves in internal"},
 	{"internal/...", "!internal/...", "internal holds the leaves every part may share (filewatch, sqlitebusy): they import nothing else of ours"},
+	{"wasmapp/...", "!wasmapp/...", "wasmapp is compiled into Wasm apps: it imports nothing of ours, so an app's module holds only it and net/http"},
+	{"!examples/...|test/...|wasmapp/...", "wasmapp/...", "only apps (examples, test apps) import the Wasm guest package; the sidecar hosts modules, it never links the guest side"},
+	{"examples/...", "!wasmapp/...", "an example app uses only what an app author can: the wasmapp guest package"},
 
 	{"components/...", "proxy/...", "components serve the APIs in proxy, never the other way round"},
 	{"components/...", "invoke/...", "components know nothing of service invocation"},

@@ -49,6 +49,9 @@ type HTTPConfig struct {
 	// Pipeline, if set, is the app's HTTP middleware pipeline: calls go
 	// through it whenever it holds a middleware.
 	Pipeline Pipeline
+	// Handler, if set, is an app inside the sidecar (a Wasm app): calls
+	// run it in process, and Address, Port and Protocol are not used.
+	Handler http.Handler
 }
 
 // HTTP calls an HTTP app. It is safe for concurrent use and keeps a pool
@@ -66,6 +69,9 @@ var _ invoke.AppChannel = (*HTTP)(nil)
 
 // NewHTTP returns a channel to the app described by cfg.
 func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
+	if cfg.Handler != nil {
+		return newHTTP(cfg, &http.Client{Transport: inProcess{cfg.Handler}}, "http", InProcessHost), nil
+	}
 	if cfg.Port <= 0 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("app channel: invalid app port %d: set --app-port to the port the app listens on", cfg.Port)
 	}
@@ -109,21 +115,18 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	if scheme == "http" && tr.Protocols == nil {
 		rt = &router{std: tr, lean: h1.New(h1.Config{Addr: host, MaxIdle: 1024, MaxHeaderBytes: cfg.MaxResponseHeaderBytes})}
 	}
-	h := &HTTP{
-		client: &http.Client{
-			Transport: rt,
-			// Redirects go back to the caller, as with a reverse proxy.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		scheme:   scheme,
-		host:     host,
-		apiToken: cfg.APIToken,
-	}
+	return newHTTP(cfg, &http.Client{Transport: rt}, scheme, host), nil
+}
+
+func newHTTP(cfg HTTPConfig, client *http.Client, scheme, host string) *HTTP {
+	// Redirects go back to the caller, as with a reverse proxy.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	h := &HTTP{client: client, scheme: scheme, host: host, apiToken: cfg.APIToken}
 	if cfg.Pipeline != nil {
 		h.pipeline = cfg.Pipeline
 		h.piped = cfg.Pipeline.Wrap(http.HandlerFunc(h.send))
 	}
-	return h, nil
+	return h
 }
 
 // Client returns the pooled client to the app, for other callers of the app

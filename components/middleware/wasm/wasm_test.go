@@ -170,10 +170,8 @@ func TestConcurrentRequestsSharePool(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.live > 3 {
-		t.Errorf("%d instances, max 3", m.live)
+	if st := m.pool.Stats(); st.Live > 3 {
+		t.Errorf("%d instances, max 3", st.Live)
 	}
 }
 

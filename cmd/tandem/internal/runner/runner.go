@@ -22,9 +22,12 @@ import (
 
 // Spec is one app to run.
 type Spec struct {
-	AppID          string
-	AppPort        int    // 0: the app listens on no port (or there is no app)
-	AppProtocol    string // http (default) | grpc | h2c ...
+	AppID       string
+	AppPort     int    // 0: the app listens on no port (or there is no app)
+	AppProtocol string // http (default) | grpc | h2c ...
+	// Wasm is the path of a Wasm app the sidecar hosts (tandemd
+	// --app-wasm); such an app has no command and no port.
+	Wasm           string
 	Command        []string
 	Dir            string // working folder of the app; current folder if empty
 	Env            map[string]string
@@ -219,13 +222,22 @@ func (in *instance) start(ctx context.Context) error {
 		return err
 	}
 	outbound := fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz/outbound", s.HTTPPort)
-	if err := in.wait(ctx, "the sidecar of "+s.AppID+" to get its certificate and open its APIs", 30*time.Second, in.sidecar, sidecarLog.Name(), func() bool {
+	up := 30 * time.Second
+	if s.Wasm != "" {
+		up = 3 * time.Minute // the first start compiles the module (cached for the next)
+	}
+	if err := in.wait(ctx, "the sidecar of "+s.AppID+" to get its certificate and open its APIs", up, in.sidecar, sidecarLog.Name(), func() bool {
 		return httpStatus(outbound) == http.StatusNoContent
 	}); err != nil {
 		return err
 	}
 	in.say("✅  Sidecar for %s is up (pid %d)", s.AppID, in.sidecar.pid())
 
+	if s.Wasm != "" {
+		in.say("✅  You're up and running! The Wasm app %s (%s) runs inside its sidecar: HTTP http://127.0.0.1:%d, gRPC 127.0.0.1:%d",
+			s.AppID, s.Wasm, s.HTTPPort, s.GRPCPort)
+		return nil
+	}
 	if len(s.Command) == 0 {
 		in.say("ℹ️  No app command given: running the sidecar alone. Its HTTP API is http://127.0.0.1:%d", s.HTTPPort)
 		return nil
@@ -295,6 +307,9 @@ func (in *instance) sidecarArgs() []string {
 	}
 	if s.AppPort != 0 {
 		args = append(args, "--app-port", strconv.Itoa(s.AppPort))
+	}
+	if s.Wasm != "" {
+		args = append(args, "--app-wasm", s.Wasm)
 	}
 	if in.placement != "" {
 		args = append(args, "--placement-host-address", in.placement)

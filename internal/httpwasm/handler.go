@@ -1,4 +1,4 @@
-package wasm
+package httpwasm
 
 import (
 	"bytes"
@@ -11,15 +11,16 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// Handler implements middleware.Middleware: handle_request, then (when
-// the guest asks for it) the next handler and handle_response.
-func (m *Middleware) Handler(next http.Handler) http.Handler {
+// Handler runs each request through an instance: handle_request, then
+// (when the guest asks for it) next and handle_response. It may be called
+// any number of times; the handlers share the pool.
+func (m *Pool) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.serve(w, r, next)
 	})
 }
 
-func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (m *Pool) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	in, err := m.get(r.Context())
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -87,7 +88,7 @@ func serveNext(next http.Handler, w http.ResponseWriter, r *http.Request) (ok bo
 }
 
 // call calls fn under the per-call deadline.
-func (m *Middleware) call(ctx context.Context, in *instance, fn func(context.Context, ...uint64) ([]uint64, error), params ...uint64) (uint64, error) {
+func (m *Pool) call(ctx context.Context, in *instance, fn func(context.Context, ...uint64) ([]uint64, error), params ...uint64) (uint64, error) {
 	cctx, cancel := context.WithTimeout(context.WithValue(ctx, guestKey{}, in), m.timeout)
 	defer cancel()
 	res, err := fn(cctx, params...)
@@ -105,7 +106,7 @@ func (m *Middleware) call(ctx context.Context, in *instance, fn func(context.Con
 
 // trapped fails the request of an instance whose guest trapped, exited or
 // ran out of time, and throws the instance away.
-func (m *Middleware) trapped(w http.ResponseWriter, in *instance, fn string, err error) {
+func (m *Pool) trapped(w http.ResponseWriter, in *instance, fn string, err error) {
 	m.discard(in)
 	var exit *sys.ExitError
 	if errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled {
@@ -114,11 +115,19 @@ func (m *Middleware) trapped(w http.ResponseWriter, in *instance, fn string, err
 	m.fail(w, "the guest failed in "+fn+" and its instance was replaced", err)
 }
 
-// fail answers 500 in Dapr's error shape, naming the middleware.
-func (m *Middleware) fail(w http.ResponseWriter, what string, err error) {
-	m.log.Error("wasm middleware failed a request: "+what, "error", err)
-	msg := fmt.Sprintf("middleware %s (%s): %s: %v", m.name, Type, what, err)
-	body, _ := jsonError("ERR_MIDDLEWARE_FAILED", msg)
+// fail answers 500 (Config.Fail, or a plain answer in Dapr's error shape).
+func (m *Pool) fail(w http.ResponseWriter, what string, err error) {
+	m.log.Error("wasm guest failed a request: "+what, "error", err)
+	if m.failFn != nil {
+		m.failFn(w, what, err)
+		return
+	}
+	Fail(w, "ERR_WASM_GUEST_FAILED", fmt.Sprintf("the wasm guest at %s: %s: %v", m.source, what, err))
+}
+
+// Fail answers 500 with Dapr's error body {"errorCode","message"}.
+func Fail(w http.ResponseWriter, code, msg string) {
+	body, _ := jsonError(code, msg)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
@@ -127,7 +136,7 @@ func (m *Middleware) fail(w http.ResponseWriter, what string, err error) {
 }
 
 // writeGuestResponse sends the answer the guest made (or kept).
-func (m *Middleware) writeGuestResponse(w http.ResponseWriter, ex *exchange) {
+func (m *Pool) writeGuestResponse(w http.ResponseWriter, ex *exchange) {
 	if ex.respBody != nil {
 		w.Header().Del("Content-Length")
 	}

@@ -1,4 +1,4 @@
-package wasm
+package httpwasm
 
 import (
 	"bytes"
@@ -81,7 +81,7 @@ func hostFunctions(ctx context.Context, rt wazero.Runtime, log *slog.Logger) err
 		s[0] = uint64(in.features)
 	}, []api.ValueType{i32}, []api.ValueType{i32})
 	def("get_config", func(_ context.Context, m api.Module, in *instance, s []uint64) {
-		s[0] = uint64(writeIfFits(m, uint32(s[0]), uint32(s[1]), in.mw.guestConfig))
+		s[0] = uint64(writeIfFits(m, uint32(s[0]), uint32(s[1]), in.pool.guestConfig))
 	}, []api.ValueType{i32, i32}, []api.ValueType{i32})
 	def("log_enabled", func(ctx context.Context, _ api.Module, _ *instance, s []uint64) {
 		s[0] = 0

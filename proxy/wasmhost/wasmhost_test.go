@@ -1,0 +1,216 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+	appPath   string
+)
+
+// testApp builds test/apps/wasmapp for wasip1 once (the module is not
+// committed) and returns its path.
+func testApp(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wasmhost-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		appPath = filepath.Join(dir, "app.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", appPath, "../../test/apps/wasmapp")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build the wasip1 test app: %v\n%s", err, b)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return appPath
+}
+
+// TestMain removes the built module, and fails the tests when a goroutine
+// they started is still running.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if appPath != "" {
+		_ = os.RemoveAll(filepath.Dir(appPath))
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// load hosts the test app with a fake Dapr API: a handler that records the
+// calls and answers them.
+func load(t testing.TB, cfg Config) *App {
+	t.Helper()
+	cfg.Path = testApp(t)
+	a, err := Load(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+func do(h http.Handler, method, target, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	r.Header.Set("Content-Type", "text/plain")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+func TestServesAndCallsTheAPIInProcess(t *testing.T) {
+	a := load(t, Config{APIToken: "tok"})
+	if rec := do(a, http.MethodPost, "/echo", "hello"); rec.Code != 200 || rec.Body.String() != "hello" || rec.Header().Get("Content-Type") != "text/plain" {
+		t.Fatalf("echo: %d %q %v", rec.Code, rec.Body.String(), rec.Header())
+	}
+	// Before UseAPI the app's calls are answered 503.
+	if rec := do(a, http.MethodGet, "/state/k", ""); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("before UseAPI: %d %q", rec.Code, rec.Body.String())
+	}
+	var mu sync.Mutex
+	var seen []string
+	big := strings.Repeat("x", 100<<10) // more than the guest's first buffer
+	a.UseAPI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path+" "+r.Header.Get("Dapr-Api-Token")+" "+string(b))
+		mu.Unlock()
+		if r.URL.Path == "/v1.0/state/statestore/big" {
+			_, _ = io.WriteString(w, big)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	if rec := do(a, http.MethodPost, "/state/k", `{"a":1}`); rec.Code != http.StatusNoContent {
+		t.Fatalf("save: %d %q", rec.Code, rec.Body.String())
+	}
+	if rec := do(a, http.MethodGet, "/state/big", ""); rec.Code != 200 || rec.Body.String() != big {
+		t.Fatalf("big answer: %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+	want := []string{`POST /v1.0/state/statestore tok [{"key":"k","value":{"a":1}}]`, "GET /v1.0/state/statestore/big tok "}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("API calls:\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestTrapFailsOnlyThatRequest(t *testing.T) {
+	a := load(t, Config{MaxInstances: 2})
+	var wg sync.WaitGroup
+	errs := make(chan string, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := do(a, http.MethodGet, fmt.Sprintf("/trap?n=%d", i), "")
+			switch {
+			case i%2 == 1 && (rec.Code != 500 || !strings.Contains(rec.Body.String(), "ERR_WASM_APP_FAILED") || !strings.Contains(rec.Body.String(), fmt.Sprintf("odd input %d", i))):
+				errs <- fmt.Sprintf("n=%d: %d %q", i, rec.Code, rec.Body.String())
+			case i%2 == 0 && (rec.Code != 200 || rec.Body.String() != "even"):
+				errs <- fmt.Sprintf("n=%d: %d %q", i, rec.Code, rec.Body.String())
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if st := a.Stats(); st.Live > 2 || st.Live < 0 {
+		t.Errorf("instances %+v, max 2", st)
+	}
+	ext := a.Extended()
+	if ext["appWasm.maxInstances"] != "2" || len(ext["appWasm.sha256"]) != 64 || ext["appWasm.module"] != appPath {
+		t.Errorf("extended metadata %v", ext)
+	}
+}
+
+func TestTimeoutCutsOffTheRequest(t *testing.T) {
+	a := load(t, Config{Timeout: 300 * time.Millisecond, MaxInstances: 1})
+	a.UseAPI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // the app's API call outlives the request's deadline
+	}))
+	if rec := do(a, http.MethodGet, "/state/k", ""); rec.Code != 500 || !strings.Contains(rec.Body.String(), "deadline") {
+		t.Fatalf("got %d %q", rec.Code, rec.Body.String())
+	}
+	if rec := do(a, http.MethodPost, "/echo", "after"); rec.Code != 200 || rec.Body.String() != "after" {
+		t.Fatalf("after the timeout: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestBadModulesFailAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for path, want := range map[string]string{
+		write("empty.wasm", "\x00asm\x01\x00\x00\x00"): "does not export handle_request",
+		write("junk.wasm", "not wasm"):                "not a valid wasm module",
+		filepath.Join(dir, "none.wasm"):               "no such file",
+	} {
+		_, err := Load(context.Background(), Config{Path: path})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want one saying %q", filepath.Base(path), err, want)
+		}
+	}
+}
+
+func TestReadRequestAndAppendResponse(t *testing.T) {
+	r, err := ReadRequest([]byte("POST /v1.0/publish/p/t HTTP/1.1\r\nHost: dapr\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(r.Body); string(b) != "abc" || r.ContentLength != 3 || r.URL.Path != "/v1.0/publish/p/t" {
+		t.Fatalf("got %s %q %d", r.URL, b, r.ContentLength)
+	}
+	out := AppendResponse([]byte("x"), 404, http.Header{"A": {"1"}}, []byte("gone"))
+	if want := "xHTTP/1.1 404 Not Found\r\nA: 1\r\nContent-Length: 4\r\n\r\ngone"; string(out) != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+}
+
+func FuzzReadRequest(f *testing.F) {
+	f.Add([]byte("GET /v1.0/state/s/k HTTP/1.1\r\nHost: dapr\r\n\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"))
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := ReadRequest(raw)
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		if int64(len(b)) != r.ContentLength {
+			t.Fatalf("body %d bytes, ContentLength %d", len(b), r.ContentLength)
+		}
+	})
+}

@@ -1,0 +1,244 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fortio.org/fortio/fhttp"
+	flog "fortio.org/log"
+
+	"github.com/tandemrun/tandem/proxy/wasmhost"
+	"github.com/tandemrun/tandem/test/e2e/framework"
+)
+
+// TestWasmAppLoad compares, in one run, test/apps/wasmapp's echo handler
+// hosted in the sidecar (--app-wasm) with the same handler built natively
+// as a process app behind its sidecar (--app-port): p50 and CPU per
+// request (app and sidecar together) at the fixed rate and at max rate.
+// It then times a Wasm app's cold start (compile, compile from the
+// folder cache, first request) and the memory of an idle instance, in
+// this process. Report: results/wasm-app.md (TANDEM_BENCH_WASM_OUT).
+//
+//	TANDEM_BENCH=1 go test ./test/bench -run TestWasmAppLoad -v -timeout 20m
+func TestWasmAppLoad(t *testing.T) {
+	if os.Getenv("TANDEM_BENCH") != "1" {
+		t.Skip("load benchmark: run it with TANDEM_BENCH=1 go test ./test/bench -run TestWasmAppLoad -v -timeout 20m (see test/bench/README.md)")
+	}
+	set := settingsFromEnv(t)
+	bins, err := framework.Build()
+	if err != nil {
+		t.Fatalf("build the binaries: %v", err)
+	}
+	t.Cleanup(framework.Cleanup)
+	flog.SetLogLevelQuiet(flog.Warning)
+	module := buildTestApp(t, bins.Dir, "wasip1")
+	native := buildTestApp(t, bins.Dir, "")
+
+	h := &harness{t: t, set: set, cpu: NewProcCPU(), payload: payload(set.PayloadBytes)}
+	args := []string{"--log-level", "warn", "--app-wasm-cache-dir", t.TempDir()}
+	procPort := framework.FreePort(t)
+	app := framework.Start(t, "process app", native, nil, fmt.Sprintf("APP_PORT=%d", procPort))
+	if err := framework.WaitTCP(fmt.Sprintf("127.0.0.1:%d", procPort), 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	proc := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "proc", AppPort: procPort, Args: args})
+	wasm := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "wasm", NoWait: true, Args: append(args, "--app-wasm", module)})
+	if err := framework.WaitHTTP(context.Background(), wasm.HTTPURL()+"/v1.0/healthz", 204, 5*time.Minute); err != nil {
+		t.Fatalf("wasm sidecar: %v\n%s", err, wasm.Output())
+	}
+	direct := fmt.Sprintf("http://127.0.0.1:%d/echo", procPort)
+	viaProc := proc.HTTPURL() + "/v1.0/invoke/proc/method/echo"
+	viaWasm := wasm.HTTPURL() + "/v1.0/invoke/wasm/method/echo"
+	for _, u := range []string{direct, viaProc, viaWasm} {
+		h.waitEcho(u)
+		h.load(u, -1, false, set.Warmup)
+	}
+	type row struct {
+		name string
+		qps  float64
+		res  *fhttp.HTTPRunnerResults
+		cpu  time.Duration // app and sidecar
+	}
+	var rows []row
+	measure := func(name, url string, qps float64, pids ...int) {
+		before := h.cpus(pids)
+		res := h.load(url, qps, false, set.Run)
+		after := h.cpus(pids)
+		var cpu time.Duration
+		for i := range pids {
+			cpu += after[i] - before[i]
+		}
+		rows = append(rows, row{name: name, qps: qps, res: res, cpu: cpu})
+	}
+	for _, qps := range []float64{set.FixedQPS, -1} {
+		measure("process app, direct (no sidecar)", direct, qps, app.PID())
+		measure("process app behind its sidecar", viaProc, qps, app.PID(), proc.PID())
+		measure("Wasm app in the sidecar", viaWasm, qps, wasm.PID())
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "# Wasm app in the sidecar vs a process app\n\n%s, commit %s, %d CPUs (load average %s). One run: `TANDEM_BENCH=1 go test ./test/bench -run TestWasmAppLoad -v`.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), commit(), runtime.NumCPU(), loadavg())
+	fmt.Fprintf(&md, "The same handler (`test/apps/wasmapp`, POST /echo of %d bytes) as a Wasm module in tandemd (`--app-wasm`) and built natively as a process app behind tandemd (`--app-port`); the client (fortio, %d connections) calls `/v1.0/invoke/<app>/method/echo` on the sidecar. CPU is the app's and the sidecar's processes together, per request. Each run %s.\n\n",
+		set.PayloadBytes, set.Connections, set.Run)
+	md.WriteString("| path | target | achieved qps | p50 | p99 | errors | CPU per request |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		target := "max"
+		if r.qps > 0 {
+			target = fmt.Sprintf("%.0f qps", r.qps)
+		}
+		var p50, p99 time.Duration
+		for _, p := range r.res.DurationHistogram.Percentiles {
+			switch p.Percentile {
+			case 50:
+				p50 = secs(p.Value)
+			case 99:
+				p99 = secs(p.Value)
+			}
+		}
+		n := r.res.DurationHistogram.Count
+		errs := n - r.res.RetCodes[http.StatusOK]
+		per := time.Duration(0)
+		if n > 0 {
+			per = r.cpu / time.Duration(n)
+		}
+		fmt.Fprintf(&md, "| %s | %s | %.0f | %.3f ms | %.3f ms | %d | %.1f µs |\n", r.name, target, r.res.ActualQPS, ms(p50), ms(p99), errs, float64(per)/1e3)
+		if errs > 0 {
+			t.Errorf("%s at %s: %d of %d requests failed", r.name, target, errs, n)
+		}
+	}
+	coldStart(t, &md, module)
+	idleInstance(t, &md, module)
+	out := os.Getenv("TANDEM_BENCH_WASM_OUT")
+	if out == "" {
+		out = filepath.Join("results", "wasm-app.md")
+	}
+	t.Logf("\n%s", md.String())
+	writeBenchReport(t, "TANDEM_BENCH_WASM_OUT", out, md.String())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// buildTestApp builds test/apps/wasmapp for goos ("wasip1": the module;
+// "": a native process app).
+func buildTestApp(t *testing.T, dir, goos string) string {
+	t.Helper()
+	out := filepath.Join(dir, "wasmapp-native")
+	args := []string{"build", "-o", out}
+	env := os.Environ()
+	if goos == "wasip1" {
+		out = filepath.Join(dir, "wasmapp.wasm")
+		args = []string{"build", "-buildmode=c-shared", "-o", out}
+		env = append(env, "GOOS=wasip1", "GOARCH=wasm")
+	}
+	cmd := exec.Command("go", append(args, "./test/apps/wasmapp")...)
+	cmd.Dir = framework.RepoRoot()
+	cmd.Env = env
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build test/apps/wasmapp (%s): %v\n%s", goos, err, b)
+	}
+	return out
+}
+
+// coldStart times wasmhost.Load with an empty folder cache (compile), then
+// several times with the cache filled, each followed by a first request.
+func coldStart(t *testing.T, md *strings.Builder, module string) {
+	cache := t.TempDir()
+	start := time.Now()
+	a, err := wasmhost.Load(context.Background(), wasmhost.Config{Path: module, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compile := time.Since(start)
+	_ = a.Close()
+	var loads, firsts []time.Duration
+	for range 5 {
+		start := time.Now()
+		a, err := wasmhost.Load(context.Background(), wasmhost.Config{Path: module, CacheDir: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded := time.Now()
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/echo", strings.NewReader("first")))
+		if rec.Code != 200 || rec.Body.String() != "first" {
+			t.Fatalf("first request: %d %q", rec.Code, rec.Body.String())
+		}
+		loads, firsts = append(loads, loaded.Sub(start)), append(firsts, time.Since(loaded))
+		_ = a.Close()
+	}
+	st, fi := summarize(loads), summarize(firsts)
+	info, _ := os.Stat(module)
+	fmt.Fprintf(md, "\n## Cold start\n\nModule %.1f MiB. Compile with an empty cache (`--app-wasm-cache-dir`): %.0f ms. With the compiled code in the folder cache (a sidecar's restart), over 5 starts: load (read, compile from cache, first instance) p50 %.1f ms, max %.1f ms; then the first request p50 %.2f ms, max %.2f ms; together p50 %.1f ms (target ≤ 50 ms).\n",
+		float64(info.Size())/(1<<20), ms(compile), ms(st.P50), ms(st.Max), ms(fi.P50), ms(fi.Max), ms(st.P50+fi.P50))
+}
+
+// idleInstance forces n instances into being at once (their requests wait
+// in the API handler for each other), lets them go idle and reports the
+// heap and RSS growth per instance.
+func idleInstance(t *testing.T, md *strings.Builder, module string) {
+	const n = 20
+	a, err := wasmhost.Load(context.Background(), wasmhost.Config{Path: module, MaxInstances: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	a.UseAPI(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		arrived.Done()
+		arrived.Wait()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	before := memNow(t)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := httptest.NewRecorder()
+			a.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, fmt.Sprintf("/state/k%d", i), strings.NewReader("1")))
+		}()
+	}
+	wg.Wait()
+	after := memNow(t)
+	st := a.Stats()
+	grown := st.Live - 1
+	if grown <= 0 {
+		t.Fatalf("instances %+v: the pool did not grow", st)
+	}
+	fmt.Fprintf(md, "\n## Memory per idle instance\n\n%d instances made at once, then idle (%d live, %d idle): RSS grew %.1f MiB, %.2f MiB per instance (Go heap in use +%.2f MiB per instance; the rest is the instances' linear memory, %d MiB cap each).\n",
+		n, st.Live, st.Idle, float64(after.rss-before.rss)/(1<<20), float64(after.rss-before.rss)/float64(grown)/(1<<20),
+		float64(after.heap-before.heap)/float64(grown)/(1<<20), wasmhost.DefaultMemoryMiB)
+}
+
+type memSample struct{ rss, heap uint64 }
+
+func memNow(t *testing.T) memSample {
+	runtime.GC()
+	debug.FreeOSMemory()
+	m, err := ReadMem(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memSample{rss: m.RSS, heap: ms.HeapInuse}
+}
