@@ -114,6 +114,12 @@ func (s *State) CheckTransactional(name, appID string) error {
 	return nil
 }
 
+// bulkStore reports whether st has its own bulk writes.
+func bulkStore(st state.Store) bool {
+	_, ok := st.(state.BulkStore)
+	return ok
+}
+
 func transactional(st state.Store) bool {
 	_, ok := st.(state.Transactional)
 	return ok && state.HasFeature(st.Features(), state.FeatureTransactional)
@@ -248,9 +254,10 @@ func (s *State) Get(ctx context.Context, store string, req state.GetRequest) (*s
 }
 
 // Save writes items. They are all validated first, so a malformed item
-// writes nothing. One item is a Set; several are one transaction when the
-// store has transactions (all or nothing), otherwise BulkSet, which tries
-// every item and reports every failure.
+// writes nothing. One item is a Set; several are the store's BulkSet when
+// it has one (the built-in ones are all or nothing), else one transaction
+// when the store has transactions, otherwise one Set per item, each tried
+// and every failure reported.
 func (s *State) Save(ctx context.Context, store string, items []state.SetRequest) error {
 	return batch[state.SetRequest]{
 		what: "save",
@@ -286,9 +293,10 @@ type batch[R any] struct {
 }
 
 // write prepares every item first, so a malformed one writes nothing, then
-// makes one call: one item alone; several as one transaction when the store
-// has transactions (all or nothing), otherwise the bulk call, which tries
-// every item and reports every failure.
+// makes one call: one item alone; several with the store's native bulk
+// call when it has one, else as one transaction when the store has
+// transactions (all or nothing), otherwise the generic bulk call, which
+// tries every item and reports every failure.
 func (b batch[R]) write(ctx context.Context, s *State, store string, items []R) error {
 	ref, err := s.acquire(store)
 	if err != nil {
@@ -309,6 +317,11 @@ func (b batch[R]) write(ctx context.Context, s *State, store string, items []R) 
 		switch {
 		case len(reqs) == 1:
 			return b.one(ref.s, ctx, &reqs[0])
+		case bulkStore(ref.s):
+			// The store's own bulk call, as daprd makes it (a pluggable
+			// store's BulkSet may fail in its own way); the built-in
+			// stores' are all or nothing.
+			return b.bulk(ctx, ref.s, reqs)
 		case transactional(ref.s):
 			ops := make([]state.Operation, len(reqs))
 			for i := range reqs {
