@@ -89,6 +89,9 @@ func parseConfig(md components.Metadata) (config, error) {
 	if c.server.DBName != "" {
 		return c, fmt.Errorf("component %q: metadata connectionString names the database %q: leave it out (\"…@tcp(host:3306)/\") and set schemaName", md.Name, c.server.DBName)
 	}
+	// Conditional writes and the sweep's turn-taking read "rows changed";
+	// clientFoundRows would make them "rows matched".
+	c.server.ClientFoundRows = false
 	if rootCAs != nil {
 		c.server.TLS = &tls.Config{RootCAs: rootCAs, MinVersion: tls.VersionTLS12}
 	}
