@@ -94,8 +94,15 @@ func (s *State) storeError(name, appID string, err error) *apierr.Error {
 // Check reports whether name is a ready store, as an *apierr.Error; the
 // HTTP API calls it before reading a body so errors come in daprd's order.
 func (s *State) Check(name string) error {
+	return s.CheckStore(name, s.cfg.AppID)
+}
+
+// CheckStore is Check with the app ID of the lookup errors' ErrorInfo
+// metadata: the gRPC API gives "" (daprd's sends none) and calls it before
+// validating the request, as daprd looks the store up first.
+func (s *State) CheckStore(name, appID string) error {
 	if _, err := s.cfg.Registry.Ready(name); err != nil {
-		return s.storeError(name, s.cfg.AppID, err)
+		return s.storeError(name, appID, err)
 	}
 	return nil
 }
