@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
@@ -45,6 +46,9 @@ type State struct {
 
 	mu       sync.RWMutex
 	prefixes map[string]prefixEntry
+
+	// created is when the API was made (Settled).
+	created time.Time
 }
 
 // prefixEntry caches a store's key prefix and value encryption for one
@@ -65,7 +69,17 @@ func NewState(cfg StateConfig) *State {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &State{cfg: cfg, log: log, prefixes: map[string]prefixEntry{}}
+	return &State{cfg: cfg, log: log, prefixes: map[string]prefixEntry{}, created: time.Now()}
+}
+
+// Settled reports whether every state store has had its first Init
+// attempt (or firstInitLimit has passed since the API was made): the
+// sidecar reports healthy only then, as daprd does once its components are
+// initialised, so an app's first call does not meet a store still
+// connecting. A store that failed is retried in the background and does
+// not hold the sidecar back.
+func (s *State) Settled() bool {
+	return firstAttemptsDone(s.cfg.Registry, s.created)
 }
 
 // storeRef is one request's hold on a ready store.
