@@ -588,6 +588,9 @@ func (s *Sidecar) ready() bool {
 	if b := s.o.APIs.Bindings; b != nil && !b.Settled() {
 		return false
 	}
+	if st := s.o.APIs.State; st != nil && !st.Settled() {
+		return false
+	}
 	if s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started() {
 		return true
 	}

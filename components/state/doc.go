@@ -22,7 +22,7 @@
 // keyPrefix component option, "<appId>||<key>" by default) before calling a
 // store, and strips it with KeyPrefix.Original on the way out.
 //
-// Backends live in subpackages (inmemory, sqlite, redis, postgresql); the
+// Backends live in subpackages (inmemory, sqlite, redis, postgresql, mysql); the
 // conformance suite all of them pass is in statetest; builtin lists them.
 // This package imports only components (for Metadata).
 package state

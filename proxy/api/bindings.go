@@ -130,22 +130,28 @@ func TraceContext(ctx context.Context, parent, state string) (string, string) {
 	return fmt.Sprintf("00-%s-%s-00", tid, sid), ""
 }
 
-// firstInitLimit bounds how long Settled waits for the bindings' first
+// firstInitLimit bounds how long Settled waits for the components' first
 // Init attempts.
 const firstInitLimit = 10 * time.Second
+
+// firstAttemptsDone reports whether every component of reg has had its
+// first Init attempt, or firstInitLimit has passed since created.
+func firstAttemptsDone[T any](reg *components.Registry[T], created time.Time) bool {
+	if time.Since(created) > firstInitLimit {
+		return true
+	}
+	for _, st := range reg.List() {
+		if st.State == components.StateInitializing {
+			return false
+		}
+	}
+	return true
+}
 
 // Settled reports whether every binding has had its first Init attempt
 // (or firstInitLimit has passed since the API was made): the sidecar
 // reports healthy only then, as daprd does once its components are
 // initialised.
 func (b *Bindings) Settled() bool {
-	if time.Since(b.created) > firstInitLimit {
-		return true
-	}
-	for _, st := range b.cfg.Registry.List() {
-		if st.State == components.StateInitializing {
-			return false
-		}
-	}
-	return true
+	return firstAttemptsDone(b.cfg.Registry, b.created)
 }

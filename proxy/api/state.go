@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
@@ -45,6 +46,9 @@ type State struct {
 
 	mu       sync.RWMutex
 	prefixes map[string]prefixEntry
+
+	// created is when the API was made (Settled).
+	created time.Time
 }
 
 // prefixEntry caches a store's key prefix and value encryption for one
@@ -65,7 +69,17 @@ func NewState(cfg StateConfig) *State {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &State{cfg: cfg, log: log, prefixes: map[string]prefixEntry{}}
+	return &State{cfg: cfg, log: log, prefixes: map[string]prefixEntry{}, created: time.Now()}
+}
+
+// Settled reports whether every state store has had its first Init
+// attempt (or firstInitLimit has passed since the API was made): the
+// sidecar reports healthy only then, as daprd does once its components are
+// initialised, so an app's first call does not meet a store still
+// connecting. A store that failed is retried in the background and does
+// not hold the sidecar back.
+func (s *State) Settled() bool {
+	return firstAttemptsDone(s.cfg.Registry, s.created)
 }
 
 // storeRef is one request's hold on a ready store.
@@ -94,8 +108,15 @@ func (s *State) storeError(name, appID string, err error) *apierr.Error {
 // Check reports whether name is a ready store, as an *apierr.Error; the
 // HTTP API calls it before reading a body so errors come in daprd's order.
 func (s *State) Check(name string) error {
+	return s.CheckStore(name, s.cfg.AppID)
+}
+
+// CheckStore is Check with the app ID of the lookup errors' ErrorInfo
+// metadata: the gRPC API gives "" (daprd's sends none) and calls it before
+// validating the request, as daprd looks the store up first.
+func (s *State) CheckStore(name, appID string) error {
 	if _, err := s.cfg.Registry.Ready(name); err != nil {
-		return s.storeError(name, s.cfg.AppID, err)
+		return s.storeError(name, appID, err)
 	}
 	return nil
 }
@@ -112,6 +133,12 @@ func (s *State) CheckTransactional(name, appID string) error {
 		return apierr.StateTransactionsNotSupported(name)
 	}
 	return nil
+}
+
+// bulkStore reports whether st has its own bulk writes.
+func bulkStore(st state.Store) bool {
+	_, ok := st.(state.BulkStore)
+	return ok
 }
 
 func transactional(st state.Store) bool {
@@ -248,9 +275,10 @@ func (s *State) Get(ctx context.Context, store string, req state.GetRequest) (*s
 }
 
 // Save writes items. They are all validated first, so a malformed item
-// writes nothing. One item is a Set; several are one transaction when the
-// store has transactions (all or nothing), otherwise BulkSet, which tries
-// every item and reports every failure.
+// writes nothing. One item is a Set; several are the store's BulkSet when
+// it has one (the built-in ones are all or nothing), else one transaction
+// when the store has transactions, otherwise one Set per item, each tried
+// and every failure reported.
 func (s *State) Save(ctx context.Context, store string, items []state.SetRequest) error {
 	return batch[state.SetRequest]{
 		what: "save",
@@ -286,9 +314,10 @@ type batch[R any] struct {
 }
 
 // write prepares every item first, so a malformed one writes nothing, then
-// makes one call: one item alone; several as one transaction when the store
-// has transactions (all or nothing), otherwise the bulk call, which tries
-// every item and reports every failure.
+// makes one call: one item alone; several with the store's native bulk
+// call when it has one, else as one transaction when the store has
+// transactions (all or nothing), otherwise the generic bulk call, which
+// tries every item and reports every failure.
 func (b batch[R]) write(ctx context.Context, s *State, store string, items []R) error {
 	ref, err := s.acquire(store)
 	if err != nil {
@@ -309,6 +338,11 @@ func (b batch[R]) write(ctx context.Context, s *State, store string, items []R) 
 		switch {
 		case len(reqs) == 1:
 			return b.one(ref.s, ctx, &reqs[0])
+		case bulkStore(ref.s):
+			// The store's own bulk call, as daprd makes it (a pluggable
+			// store's BulkSet may fail in its own way); the built-in
+			// stores' are all or nothing.
+			return b.bulk(ctx, ref.s, reqs)
 		case transactional(ref.s):
 			ops := make([]state.Operation, len(reqs))
 			for i := range reqs {

@@ -187,3 +187,42 @@ func TestEncryptedStore(t *testing.T) {
 		t.Fatalf("get of an unencrypted value: %v", err)
 	}
 }
+
+// slowStore is an in-memory store whose Init waits for release.
+type slowStore struct {
+	*inmemory.Store
+	release chan struct{}
+}
+
+func (s slowStore) Init(ctx context.Context, md components.Metadata) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.Init(ctx, md)
+}
+
+// TestStateSettled: the state API is settled (and the sidecar healthy)
+// once every store has had its first Init attempt.
+func TestStateSettled(t *testing.T) {
+	release := make(chan struct{})
+	newFn, types := components.FactoryFromMap(map[string]func() state.Store{
+		"state.slow": func() state.Store { return slowStore{inmemory.New(), release} },
+	})
+	m := components.NewManager(components.Kind[state.Store]{Category: "state", Types: types, New: newFn,
+		Init:  func(ctx context.Context, s state.Store, md components.Metadata) error { return s.Init(ctx, md) },
+		Close: func(s state.Store) error { return s.Close() },
+	}, components.ManagerOptions{Resolve: components.Env{AppID: "app1"}.Resolve, Grace: time.Millisecond})
+	t.Cleanup(func() { _ = m.Close() })
+	s := NewState(StateConfig{Registry: m.Registry(), AppID: "app1"})
+	if !s.Settled() {
+		t.Fatal("settled = false with no store")
+	}
+	m.Apply([]components.Component{comp("state.slow", "")})
+	if s.Settled() {
+		t.Fatal("settled = true while the store's first Init runs")
+	}
+	close(release)
+	waitFor(t, s.Settled)
+}

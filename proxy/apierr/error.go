@@ -32,6 +32,11 @@ type Error struct {
 	// BadRequest, Help), in the order daprd adds them. They travel in the
 	// gRPC status and in the "details" array of the HTTP body.
 	Details []protoadapt.MessageV1
+	// passThrough, when set, is the status gRPC callers get instead of
+	// the one built from the fields above: daprd hands a pluggable
+	// component's own error (kit.go) to gRPC callers as it came, while its
+	// HTTP API wraps it in its own errorCode and message.
+	passThrough *status.Status
 }
 
 // Error implements error.
@@ -42,6 +47,9 @@ func (e *Error) Error() string {
 // GRPCStatus lets status.FromError and status.Code see the gRPC code and
 // the details.
 func (e *Error) GRPCStatus() *status.Status {
+	if e.passThrough != nil {
+		return e.passThrough
+	}
 	st := status.New(e.GRPCCode, e.Message)
 	if len(e.Details) == 0 {
 		return st

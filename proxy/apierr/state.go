@@ -130,67 +130,77 @@ type StateETagKind struct {
 	Invalid  bool
 }
 
-// StateGet is a failed read (500, Internal).
+// StateGet is a failed read (500, Internal). A pluggable store's own
+// error keeps its HTTP status and reaches gRPC callers as it came, as in
+// daprd (kit.go).
 func StateGet(key, store string, err error) *Error {
-	if k, ok := kitError(err); ok {
-		return k
+	msg := fmt.Sprintf("fail to get %s from state store %s: %s", key, store, errText(err))
+	if k, ok := kitOf(err); ok {
+		return k.wrapped(CodeStateGet, msg)
 	}
 	return &Error{
 		Code:       CodeStateGet,
 		HTTPStatus: http.StatusInternalServerError,
 		GRPCCode:   codes.Internal,
-		Message:    fmt.Sprintf("fail to get %s from state store %s: %v", key, store, err),
+		Message:    msg,
 	}
 }
 
 // StateSave is a failed write: 409 on an ETag mismatch, 400 on an invalid
 // ETag, else 500.
 func StateSave(store string, kind StateETagKind, err error) *Error {
-	if k, ok := kitError(err); ok {
-		return k
+	msg := fmt.Sprintf("failed saving state in state store %s: %s", store, errText(err))
+	if k, ok := kitOf(err); ok {
+		return k.wrapped(CodeStateSave, msg)
 	}
 	hs, gc := etagStatus(kind.Mismatch, kind.Invalid)
 	return &Error{
 		Code:       CodeStateSave,
 		HTTPStatus: hs,
 		GRPCCode:   gc,
-		Message:    fmt.Sprintf("failed saving state in state store %s: %v", store, err),
+		Message:    msg,
 	}
 }
 
 // StateDelete is a failed delete, with StateSave's statuses.
 func StateDelete(key string, kind StateETagKind, err error) *Error {
-	if k, ok := kitError(err); ok {
-		return k
+	msg := fmt.Sprintf("failed deleting state with key %s: %s", key, errText(err))
+	if k, ok := kitOf(err); ok {
+		return k.wrapped(CodeStateDelete, msg)
 	}
 	hs, gc := etagStatus(kind.Mismatch, kind.Invalid)
 	return &Error{
 		Code:       CodeStateDelete,
 		HTTPStatus: hs,
 		GRPCCode:   gc,
-		Message:    fmt.Sprintf("failed deleting state with key %s: %v", key, err),
+		Message:    msg,
 	}
 }
 
 // StateBulkDelete is a failed gRPC DeleteBulkState, with StateSave's
 // statuses.
 func StateBulkDelete(store string, kind StateETagKind, err error) *Error {
-	if k, ok := kitError(err); ok {
-		return k
+	msg := fmt.Sprintf("failed deleting state in state store %s: %s", store, errText(err))
+	if k, ok := kitOf(err); ok {
+		return k.wrapped(CodeStateBulkDelete, msg)
 	}
 	hs, gc := etagStatus(kind.Mismatch, kind.Invalid)
 	return &Error{
 		Code:       CodeStateBulkDelete,
 		HTTPStatus: hs,
 		GRPCCode:   gc,
-		Message:    fmt.Sprintf("failed deleting state in state store %s: %v", store, err),
+		Message:    msg,
 	}
 }
 
 // StateBulkGet is a failed bulk read as a whole (500, Internal).
+//
+// A pluggable store's own error is answered as daprd answers it: its HTTP
+// status with ERR_STATE_BULK_GET and its text alone, and over gRPC as it
+// came.
 func StateBulkGet(store string, err error) *Error {
-	if k, ok := kitError(err); ok {
-		return k
+	if k, ok := kitOf(err); ok {
+		return k.wrapped(CodeStateBulkGet, k.String())
 	}
 	return &Error{
 		Code:       CodeStateBulkGet,
@@ -245,14 +255,11 @@ func StateOperationNotSupported(op string) *Error {
 // StateTransaction is a failed transaction (500, Internal; daprd does not
 // single out ETag failures here).
 func StateTransaction(err error) *Error {
-	if k, ok := kitError(err); ok {
-		return k
-	}
 	return &Error{
 		Code:       CodeStateTransaction,
 		HTTPStatus: http.StatusInternalServerError,
 		GRPCCode:   codes.Internal,
-		Message:    fmt.Sprintf("error while executing state transaction: %v", err),
+		Message:    fmt.Sprintf("error while executing state transaction: %s", errText(err)),
 	}
 }
 

@@ -127,6 +127,9 @@ func (a *API) SaveState(ctx context.Context, in *runtimev1.SaveStateRequest) (*e
 	if a.cfg.State == nil {
 		return a.UnimplementedDaprServer.SaveState(ctx, in)
 	}
+	if err := a.cfg.State.CheckStore(in.GetStoreName(), ""); err != nil {
+		return nil, apierr.GRPC(err)
+	}
 	reqs := make([]state.SetRequest, len(in.GetStates()))
 	for i, it := range in.GetStates() {
 		if it.GetKey() == "" {

@@ -182,6 +182,11 @@ func TestGRPCStateErrors(t *testing.T) {
 			_, err := c.SaveState(ctx, &runtimev1.SaveStateRequest{StoreName: "statestore", States: []*commonv1.StateItem{{Value: []byte("1")}}})
 			return err
 		}, codes.InvalidArgument, "state key cannot be empty"},
+		{"empty key, unknown store", func() error {
+			// daprd looks the store up before it reads the items.
+			_, err := c.SaveState(ctx, &runtimev1.SaveStateRequest{StoreName: "nostore", States: []*commonv1.StateItem{{Value: []byte("1")}}})
+			return err
+		}, codes.InvalidArgument, "state store nostore is not found"},
 		{"json content type, not json", func() error {
 			_, err := c.SaveState(ctx, &runtimev1.SaveStateRequest{StoreName: "statestore", States: []*commonv1.StateItem{{Key: "a", Value: []byte("{"), Metadata: map[string]string{"contentType": "application/json"}}}})
 			return err

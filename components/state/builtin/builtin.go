@@ -8,6 +8,7 @@ import (
 
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/components/state/inmemory"
+	"github.com/tandemrun/tandem/components/state/mysql"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/components/state/redis"
 	"github.com/tandemrun/tandem/components/state/sqlite"
@@ -23,5 +24,6 @@ func Stores(log *slog.Logger) map[string]func() state.Store {
 		sqlite.Type:     func() state.Store { return sqlite.NewStore(log) },
 		redis.Type:      func() state.Store { return redis.NewStore(log) },
 		postgresql.Type: func() state.Store { return postgresql.NewStore(log) },
+		mysql.Type:      func() state.Store { return mysql.NewStore(log) },
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 func TestStores(t *testing.T) {
 	stores := Stores(nil)
-	for _, typ := range []string{"state.in-memory", "state.sqlite", "state.redis", "state.postgresql"} {
+	for _, typ := range []string{"state.in-memory", "state.sqlite", "state.redis", "state.postgresql", "state.mysql"} {
 		newStore, ok := stores[typ]
 		if !ok {
 			t.Errorf("%s is not registered", typ)
@@ -24,8 +24,8 @@ func TestStores(t *testing.T) {
 			t.Errorf("%s: features %v lack ETAG", typ, a.Features())
 		}
 	}
-	if len(stores) != 4 {
-		t.Errorf("%d stores, want 4", len(stores))
+	if len(stores) != 5 {
+		t.Errorf("%d stores, want 5", len(stores))
 	}
 }
 

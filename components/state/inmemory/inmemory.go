@@ -203,20 +203,12 @@ func (s *Store) BulkGet(_ context.Context, reqs []state.GetRequest) ([]state.Bul
 
 // BulkSet writes all keys or, when one ETag check fails, none.
 func (s *Store) BulkSet(_ context.Context, reqs []state.SetRequest) error {
-	ops := make([]state.Operation, len(reqs))
-	for i := range reqs {
-		ops[i].Upsert = &reqs[i]
-	}
-	return s.multi(ops)
+	return s.multi(state.UpsertOps(reqs))
 }
 
 // BulkDelete deletes all keys or, when one ETag check fails, none.
 func (s *Store) BulkDelete(_ context.Context, reqs []state.DeleteRequest) error {
-	ops := make([]state.Operation, len(reqs))
-	for i := range reqs {
-		ops[i].Delete = &reqs[i]
-	}
-	return s.multi(ops)
+	return s.multi(state.DeleteOps(reqs))
 }
 
 // Multi applies a transaction atomically.

@@ -25,10 +25,6 @@ package postgresql
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 
@@ -117,18 +113,12 @@ func layoutV1(cfg config) layout {
 			if err := sc.Scan(append(lead, &value, &isBinary, &st.etag, &st.expires)...); err != nil {
 				return st, err
 			}
-			st.data, st.decodeErr = decode(value, isBinary)
+			st.data, st.decodeErr = state.FromJSONColumn(value, isBinary)
 			return st, nil
 		},
 		values: func(req *state.SetRequest) ([]any, error) {
-			if req.IsBinary {
-				b, _ := json.Marshal(base64.StdEncoding.EncodeToString(req.Value))
-				return []any{string(b), true}, nil
-			}
-			if !json.Valid(req.Value) {
-				return nil, errors.New("value is not JSON; send it as binary (gRPC without contentType application/json)")
-			}
-			return []any{string(req.Value), false}, nil
+			value, isBinary, err := state.JSONColumn(req)
+			return []any{value, isBinary}, err
 		},
 		upsert: func(expire string) string {
 			return `INSERT INTO ` + t + ` AS t (key, value, isbinary, expiredate) VALUES ($1, $2, $3, ` + expire + `)
@@ -157,19 +147,3 @@ func (s *Store) Features() []state.Feature {
 }
 
 const notExpired = `(expiredate IS NULL OR expiredate > CURRENT_TIMESTAMP)`
-
-// decode turns a stored jsonb value back into the bytes that were saved.
-func decode(value []byte, isBinary bool) ([]byte, error) {
-	if !isBinary {
-		return value, nil
-	}
-	var s string
-	if err := json.Unmarshal(value, &s); err != nil {
-		return nil, fmt.Errorf("stored binary value is not a JSON string: %w", err)
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("stored binary value is not base64: %w", err)
-	}
-	return b, nil
-}

@@ -65,7 +65,7 @@ func (s *Store) Query(ctx context.Context, req *state.QueryRequest) (*state.Quer
 			return nil, fmt.Errorf("query: %w", err)
 		}
 		it.ETag = &etag
-		if it.Data, err = decode(value, isBinary); err != nil {
+		if it.Data, err = state.FromJSONColumn(value, isBinary); err != nil {
 			it.Error = err.Error()
 		}
 		resp.Results = append(resp.Results, it)

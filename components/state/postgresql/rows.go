@@ -193,20 +193,12 @@ func (c *conn) apply(ctx context.Context, db dbtx, op state.Operation) error {
 // BulkSet writes each key in one transaction; unlike Dapr's loop of Sets it
 // is all or nothing.
 func (c *conn) BulkSet(ctx context.Context, reqs []state.SetRequest) error {
-	ops := make([]state.Operation, len(reqs))
-	for i := range reqs {
-		ops[i].Upsert = &reqs[i]
-	}
-	return c.Multi(ctx, &state.TransactionRequest{Operations: ops})
+	return c.Multi(ctx, &state.TransactionRequest{Operations: state.UpsertOps(reqs)})
 }
 
 // BulkDelete deletes each key in one transaction.
 func (c *conn) BulkDelete(ctx context.Context, reqs []state.DeleteRequest) error {
-	ops := make([]state.Operation, len(reqs))
-	for i := range reqs {
-		ops[i].Delete = &reqs[i]
-	}
-	return c.Multi(ctx, &state.TransactionRequest{Operations: ops})
+	return c.Multi(ctx, &state.TransactionRequest{Operations: state.DeleteOps(reqs)})
 }
 
 // expireSQL is the SQL expiry time of a write: ttl seconds from now, or
