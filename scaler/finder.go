@@ -40,8 +40,8 @@ func Static(urls ...string) Finder {
 // DNS resolves template, with {app} and {namespace} replaced, to the
 // addresses of the app's pods and returns http://<address>:<port> for
 // each. With the operator's headless Service the template is
-// "{app}-dapr.{namespace}.svc.cluster.local" and port the sidecars'
-// public port (3501: the metadata API with no API token).
+// "{app}-dapr.{namespace}.svc.cluster.local" and port the sidecars' HTTP
+// API port (3500), or their public port (3501) where it is served.
 func DNS(template string, port int, r *net.Resolver) Finder {
 	if r == nil {
 		r = net.DefaultResolver

@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net"
@@ -23,6 +24,10 @@ type Options struct {
 	// Reports returns the load reports of an app's sidecars, usually
 	// (*Reader).Reports.
 	Reports func(ctx context.Context, appID, namespace string) ([]loadreport.Report, error)
+	// Broker, if set, asks the broker itself for the backlog of a query
+	// naming pubsubName and topic when no sidecar of the app reports it
+	// (the app is scaled to zero): ok false means it cannot tell.
+	Broker func(ctx context.Context, q Query) (value float64, ok bool, err error)
 	// Poll is how often StreamIsActive looks again (default 250 ms).
 	Poll time.Duration
 	Log  *slog.Logger
@@ -81,6 +86,16 @@ func (s *Server) measure(ctx context.Context, ref *externalscaler.ScaledObjectRe
 		return q, 0, status.Errorf(codes.InvalidArgument, "ScaledObject %s/%s: %v", ref.GetNamespace(), ref.GetName(), err)
 	}
 	reports, err := s.o.Reports(ctx, q.AppID, q.Namespace)
+	if len(reports) == 0 && q.Metric == MetricPending && s.o.Broker != nil {
+		// No sidecar runs (or answers): the broker itself can tell.
+		v, ok, berr := s.o.Broker(ctx, q)
+		if berr == nil && ok {
+			return q, v, nil
+		}
+		if berr != nil {
+			err = errors.Join(err, fmt.Errorf("broker: %w", berr))
+		}
+	}
 	if err != nil {
 		if len(reports) == 0 {
 			return q, 0, status.Errorf(codes.Unavailable, "ScaledObject %s/%s: no sidecar of app %q answered: %v", ref.GetNamespace(), ref.GetName(), q.AppID, err)

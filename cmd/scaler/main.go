@@ -7,7 +7,11 @@
 // Sidecars are found by --sidecars (fixed metadata endpoints,
 // self-hosted) or by --dns-template (in Kubernetes, the operator's
 // headless Service "{app}-dapr.{namespace}.svc.cluster.local", each pod's
-// address at --sidecar-port, the sidecars' public port by default).
+// address at --sidecar-port, the sidecars' HTTP API port by default). With
+// --resources-path, an app with no sidecar running (scaled to zero) is
+// measured at its broker: the pub/sub Component named by the
+// ScaledObject's pubsubName is opened as the app would open it, and asked
+// for the topic's backlog.
 package main
 
 import (
@@ -41,6 +45,7 @@ type Options struct {
 	DNSTemplate string
 	SidecarPort int
 	Poll        time.Duration
+	Resources   []string
 	LogLevel    string
 	LogAsJSON   bool
 	Version     bool
@@ -57,7 +62,8 @@ func ParseFlags(args []string, stderr io.Writer, getenv func(string) string) (Op
 	fs.StringVar(&o.Listen, "listen-address", "", "the address to listen on (default: all)")
 	fs.Var(flagvalue.NewList(&o.Sidecars), "sidecars", "metadata endpoints of the sidecars, comma-separated or repeated (http://127.0.0.1:3500); self-hosted")
 	fs.StringVar(&o.DNSTemplate, "dns-template", "", `find an app's sidecars by resolving this name, {app} and {namespace} replaced (Kubernetes: "{app}-dapr.{namespace}.svc.cluster.local")`)
-	fs.IntVar(&o.SidecarPort, "sidecar-port", 3501, "with --dns-template, the sidecars' port serving /v1.0/metadata (3501: daprd's public port, no API token)")
+	fs.IntVar(&o.SidecarPort, "sidecar-port", 3500, "with --dns-template, the sidecars' port serving /v1.0/metadata (their HTTP API port; DAPR_API_TOKEN is sent when set)")
+	fs.Var(flagvalue.NewList(&o.Resources), "resources-path", "folders of pub/sub Component files: with an app scaled to zero, the broker named by scalerMetadata pubsubName is asked for the topic's backlog directly (as the app's consumer)")
 	fs.DurationVar(&o.Poll, "poll-interval", 250*time.Millisecond, "how often StreamIsActive looks at the sidecars again")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn, error or fatal")
 	fs.BoolVar(&o.LogAsJSON, "log-as-json", false, "log in JSON")
@@ -120,7 +126,19 @@ func serve(ctx context.Context, o Options, log *slog.Logger) error {
 		finder = scaler.DNS(o.DNSTemplate, o.SidecarPort, nil)
 	}
 	reader := &scaler.Reader{Finder: finder, APIToken: o.APIToken}
-	srv, err := scaler.New(scaler.Options{Reports: reader.Reports, Poll: o.Poll, Log: log})
+	so := scaler.Options{Reports: reader.Reports, Poll: o.Poll, Log: log}
+	var plan task.Plan
+	serving, brokerStage := plan.Stage("serve", 0), plan.Stage("brokers", 0)
+	defer plan.Abort(ctx, log)
+	if len(o.Resources) > 0 {
+		b, err := newBrokers(o.Resources, log)
+		if err != nil {
+			return err
+		}
+		so.Broker = b.Backlog
+		brokerStage.Add(task.Cleanup("brokers", b.Close))
+	}
+	srv, err := scaler.New(so)
 	if err != nil {
 		return err
 	}
@@ -128,9 +146,6 @@ func serve(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on port %d: %w (is another process using it? set --port)", o.Port, err)
 	}
-	var plan task.Plan
-	serving := plan.Stage("serve", 0)
-	defer plan.Abort(ctx, log)
 	serving.Add(task.Task{Name: "external scaler", Critical: true, Run: func(ctx context.Context) error { return srv.Run(ctx, lis) }})
 	return plan.Run(ctx, log)
 }
