@@ -245,3 +245,39 @@ func TestDNS(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerWhenNoReplica: with no sidecar reporting, a pending query
+// naming its topic is answered by the broker; others stay at 0.
+func TestBrokerWhenNoReplica(t *testing.T) {
+	var asked []Query
+	srv, err := New(Options{
+		Reports: func(context.Context, string, string) ([]loadreport.Report, error) { return nil, nil },
+		Broker: func(_ context.Context, q Query) (float64, bool, error) {
+			asked = append(asked, q)
+			return 3, q.Topic != "", nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := &externalscaler.ScaledObjectRef{Namespace: "default", ScalerMetadata: map[string]string{"appId": "orders", "pubsubName": "pubsub", "topic": "t"}}
+	if r, err := srv.IsActive(t.Context(), ref); err != nil || !r.GetResult() {
+		t.Errorf("IsActive = %v, %v; want true from the broker", r, err)
+	}
+	m, err := srv.GetMetrics(t.Context(), &externalscaler.GetMetricsRequest{ScaledObjectRef: ref})
+	if err != nil || m.GetMetricValues()[0].GetMetricValueFloat() != 3 {
+		t.Errorf("GetMetrics = %v, %v; want 3", m, err)
+	}
+	if len(asked) == 0 || asked[0].AppID != "orders" || asked[0].PubsubName != "pubsub" {
+		t.Errorf("broker asked %+v", asked)
+	}
+	noTopic := &externalscaler.ScaledObjectRef{ScalerMetadata: map[string]string{"appId": "orders"}}
+	if r, err := srv.IsActive(t.Context(), noTopic); err != nil || r.GetResult() {
+		t.Errorf("IsActive with no topic = %v, %v; want false", r, err)
+	}
+	actors := &externalscaler.ScaledObjectRef{ScalerMetadata: map[string]string{"appId": "orders", "metric": "actors"}}
+	n := len(asked)
+	if _, err := srv.IsActive(t.Context(), actors); err != nil || len(asked) != n {
+		t.Errorf("actors query: err %v, broker asked %d times more; want not asked", err, len(asked)-n)
+	}
+}

@@ -178,18 +178,25 @@ func testKEDAScaler(t *testing.T, b kedaBroker) {
 		return m.GetMetricValues()[0].GetMetricValueFloat()
 	}
 	pubURL := sc.HTTPURL()
+	// publish retries while the sidecar's pub/sub is not ready yet (503).
 	publish := func(seq int) {
 		t.Helper()
-		resp, err := http.Post(pubURL+"/v1.0/publish/pubsub/"+topic, "application/json", bytes.NewReader(fmt.Appendf(nil, `{"seq":%d}`, seq)))
-		if err != nil {
-			t.Fatalf("publish: %v", err)
+		var last string
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			resp, err := http.Post(pubURL+"/v1.0/publish/pubsub/"+topic, "application/json", bytes.NewReader(fmt.Appendf(nil, `{"seq":%d}`, seq)))
+			if err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return
+			}
+			if last = resp.Status; resp.StatusCode != http.StatusServiceUnavailable {
+				break
+			}
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("publish: %s", resp.Status)
-		}
+		t.Fatalf("publish: %s", last)
 	}
-
 	// Warm up: the subscription exists and is idle.
 	publish(-1)
 	waitFor(t, 30*time.Second, "the warm-up event", func() bool { return getStats(t, app, 0).Total > 0 })
