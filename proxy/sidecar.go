@@ -20,6 +20,7 @@ import (
 	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/actors/appstream"
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/loadreport"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/grpcproxy"
@@ -194,6 +195,9 @@ type Sidecar struct {
 
 	mu       sync.Mutex
 	extended map[string]string
+
+	// invocations counts the app's invocations in flight (Load).
+	invocations atomic.Int64
 }
 
 // APIHandler is the sidecar's public HTTP API (CORS, the API token, the
@@ -259,7 +263,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		authorize, authorizeGRPC = inv.Access.Authorize, inv.Access.AuthorizeGRPC
 	}
 
-	sopts := invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: o.App.orNone(), Authorize: authorize, Log: s.log}
+	sopts := invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: countingApp{next: o.App.orNone(), n: &s.invocations}, Authorize: authorize, Log: s.log}
 	if o.APIs.Actors != nil {
 		sopts.Actors = o.APIs.Actors
 	}
@@ -609,7 +613,7 @@ func (s *Sidecar) setMetadata(_ context.Context, key, value string) {
 	s.mu.Unlock()
 }
 
-func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
+func (s *Sidecar) metadata(ctx context.Context) *runtimev1.GetMetadataResponse {
 	s.mu.Lock()
 	ext := make(map[string]string, len(s.extended)+1)
 	for k, v := range s.extended {
@@ -628,6 +632,7 @@ func (s *Sidecar) metadata(context.Context) *runtimev1.GetMetadataResponse {
 		subs = p.Subscriptions()
 	}
 	ext["daprRuntimeVersion"] = s.o.Self.RuntimeVersion
+	ext[loadreport.ExtendedKey] = s.Load(ctx).Marshal()
 	var app AppConfig
 	if s.o.App != nil {
 		app = s.o.App.cfg

@@ -338,6 +338,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if wasmApp != nil {
 		wasmApp.UseAPI(s.APIHandler())
 	}
+	if metrics != nil {
+		// The load report KEDA's scaler also reads (tandem_* gauges).
+		if err := reg.Register(observe.NewLoadCollector(s.Load)); err != nil {
+			return fmt.Errorf("register the load metrics: %w", err)
+		}
+	}
 	log.Info("name resolution", "component", component)
 	// A forced or cut-off shutdown (proxy.ErrForcedShutdown,
 	// proxy.ErrGraceExceeded) makes tandemd exit 1 even when the stop began

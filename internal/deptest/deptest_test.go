@@ -64,6 +64,7 @@ var forbidden = []arrow{
 
 	{"operator/...", "proxy/...|invoke/...|components/...", "the operator's packages are control plane: they never use the sidecar's packages"},
 	{"scheduler/...", "proxy/...|invoke/...|components/...|actors/...|placement/...", "the scheduler is a control-plane service: it never uses the sidecar's packages"},
+	{"scaler/...", "!scaler/...|internal/...", "the KEDA scaler reads the sidecars' load reports over their metadata API: it imports only internal (loadreport)"},
 
 	{"cmd/{bin}/...", "cmd/{!bin}/...", "a binary's packages belong to that binary alone"},
 	{"!cmd/...", "cmd/...", "nothing imports a binary: cmd is the top"},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
@@ -17,6 +18,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/components/pubsub/topicscope"
+	"github.com/tandemrun/tandem/internal/loadreport"
 	"github.com/tandemrun/tandem/proxy/apierr"
 	"github.com/tandemrun/tandem/proxy/cloudevents"
 	"github.com/tandemrun/tandem/proxy/subscriptions"
@@ -131,6 +133,9 @@ type activeSub struct {
 	// stopOnce makes stopping happen once, whoever asks first (the
 	// sidecar's shutdown or the stream's end).
 	stopOnce sync.Once
+	// delivered and rate count the deliveries finished, for Load.
+	delivered atomic.Uint64
+	rate      loadreport.Rate
 }
 
 // NewPubSub returns the pub/sub API. Subscriptions start when Run is called.

@@ -41,6 +41,12 @@ func (f *inflight) enter() bool {
 	return true
 }
 
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
 func (f *inflight) leave() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -330,7 +336,10 @@ func (p *PubSub) start(ctx context.Context, s *subscriptions.Subscription, d sub
 			return errStopping
 		}
 		defer a.flight.leave()
-		return handle(hctx, msg)
+		err := handle(hctx, msg)
+		a.delivered.Add(1)
+		a.rate.Add(time.Now())
+		return err
 	}
 	err = inst.Subscribe(subCtx, pubsub.SubscribeRequest{
 		Topic: s.Topic, Metadata: s.Metadata, MaxConcurrency: maxConc, OrderingKey: orderingKey,

@@ -59,6 +59,7 @@ func Run(t *testing.T, newPubSub func(t *testing.T) pubsub.PubSub) {
 		{"ConsumerGroupSharesLoad", pubsub.FeatureConsumerGroups, s.consumerGroup},
 		{"CloseWhileInFlightRedeliversToNewInstance", pubsub.FeatureDurable, s.closeWhileInFlight},
 		{"CloseIsIdempotent", "", s.closeIdempotent},
+		{"BacklogCountsUnsettled", "", s.backlog},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -466,5 +467,58 @@ func Eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// backlog checks a Backlogger's figures against what the test knows it
+// left unsettled: messages published while the only handler is held,
+// then none once it lets them through.
+func (s *suite) backlog(t *testing.T) {
+	ps := s.open(t)
+	bl, ok := ps.(pubsub.Backlogger)
+	if !ok {
+		t.Skip("broker does not implement pubsub.Backlogger")
+	}
+	tp := topic(t)
+	read := func() pubsub.Backlog {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		b, err := bl.Backlog(ctx, tp)
+		if err != nil {
+			t.Fatalf("Backlog(%q): %v", tp, err)
+		}
+		return b
+	}
+	if b := read(); b.Total() != 0 {
+		t.Fatalf("Backlog of a topic nobody subscribed to = %+v, want none", b)
+	}
+	release := make(chan struct{})
+	c := newCounter()
+	subscribe(t, t.Context(), ps, pubsub.SubscribeRequest{Topic: tp, MaxConcurrency: 1}, func(ctx context.Context, m *pubsub.Message) error {
+		<-release
+		c.add(m)
+		return nil
+	})
+	const n = 5
+	before := time.Now().Add(-time.Second) // broker clocks round to ms
+	for i := range n {
+		publish(t, ps, tp, fmt.Sprintf("b%d", i), nil)
+	}
+	var b pubsub.Backlog
+	// The held message is handed out but not acked; the others may or may
+	// not have been pulled yet.
+	Eventually(t, fmt.Sprintf("a backlog of %d with one unacked", n), func() bool {
+		b = read()
+		return b.Total() == n && b.Unacked >= 1
+	})
+	if b.Oldest.Before(before) || b.Oldest.After(time.Now().Add(time.Second)) {
+		t.Errorf("Backlog.Oldest = %v, want the time of the first publish (after %v)", b.Oldest, before)
+	}
+	close(release)
+	c.waitFor(t, "all messages", func() bool { return c.distinct() == n })
+	Eventually(t, "the backlog to drain", func() bool { b = read(); return b.Total() == 0 })
+	if !b.Oldest.IsZero() {
+		t.Errorf("drained Backlog.Oldest = %v, want zero", b.Oldest)
 	}
 }
