@@ -4,13 +4,14 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/internal/loadreport"
 )
 
-// backlogTimeout bounds asking one broker for one topic's backlog, so a
+// backlogTimeout bounds asking the brokers for the topics' backlogs, so a
 // slow broker cannot hold up the metadata API or a metrics scrape.
 const backlogTimeout = 2 * time.Second
 
@@ -30,30 +31,38 @@ func (p *PubSub) Load(ctx context.Context) []loadreport.Subscription {
 	}
 	p.mu.Unlock()
 	now := time.Now()
-	out := make([]loadreport.Subscription, 0, len(subs))
-	for _, a := range subs {
-		s := loadreport.Subscription{
+	out := make([]loadreport.Subscription, len(subs))
+	// The brokers are asked at once, under one deadline, so a broker that is
+	// down costs the report backlogTimeout however many topics it has.
+	bctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, a := range subs {
+		out[i] = loadreport.Subscription{
 			PubsubName:   a.sub.PubsubName,
 			Topic:        a.sub.Topic,
 			InFlight:     int64(a.flight.count()),
 			Delivered:    a.delivered.Load(),
 			DeliveryRate: a.rate.PerSecond(now),
 		}
-		if bl, ok := a.inst.(pubsub.Backlogger); ok {
-			bctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+		bl, ok := a.inst.(pubsub.Backlogger)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			s := &out[i]
 			b, err := bl.Backlog(bctx, a.sub.Topic)
-			cancel()
 			if err != nil {
 				s.BacklogError = err.Error()
-			} else {
-				s.Backlog, s.Unacked = &b.Undelivered, &b.Unacked
-				if !b.Oldest.IsZero() {
-					s.OldestPendingAgeSeconds = max(now.Sub(b.Oldest).Seconds(), 0)
-				}
+				return
 			}
-		}
-		out = append(out, s)
+			s.Backlog, s.Unacked = &b.Undelivered, &b.Unacked
+			if !b.Oldest.IsZero() {
+				s.OldestPendingAgeSeconds = max(now.Sub(b.Oldest).Seconds(), 0)
+			}
+		})
 	}
+	wg.Wait()
 	slices.SortFunc(out, func(x, y loadreport.Subscription) int {
 		if c := strings.Compare(x.PubsubName, y.PubsubName); c != 0 {
 			return c
