@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,8 +35,8 @@ func newSecretResolver(r client.Reader, namespace string) *secretResolver {
 func (s *secretResolver) value(ctx context.Context, ref v1alpha1.SecretKeyRef) (v1alpha1.RawJSON, bool, error) {
 	sec, ok := s.cache[ref.Name]
 	if !ok {
-		sec = &corev1.Secret{}
-		if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: ref.Name}, sec); err != nil {
+		var err error
+		if sec, err = s.get(ctx, ref.Name); err != nil {
 			return nil, false, fmt.Errorf("secret %s/%s: %w", s.namespace, ref.Name, err)
 		}
 		s.cache[ref.Name] = sec
@@ -49,6 +50,28 @@ func (s *secretResolver) value(ctx context.Context, ref v1alpha1.SecretKeyRef) (
 		return nil, false, nil
 	}
 	return v1alpha1.JSONString(base64.StdEncoding.EncodeToString(data)), true, nil
+}
+
+// get reads one Secret. Where the API server does not serve it by name
+// (404), it is looked for in a list selected by name, as Dapr's operator
+// finds Secrets in its cluster-wide informer (its ClusterRole may list
+// them); a list that fails or lacks it leaves the first answer.
+func (s *secretResolver) get(ctx context.Context, name string) (*corev1.Secret, error) {
+	sec := &corev1.Secret{}
+	err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: name}, sec)
+	if err == nil || !apierrors.IsNotFound(err) {
+		return sec, err
+	}
+	var list corev1.SecretList
+	if lerr := s.reader.List(ctx, &list, client.MatchingFields{"metadata.name": name, "metadata.namespace": s.namespace}); lerr != nil {
+		return nil, err
+	}
+	for i := range list.Items {
+		if it := &list.Items[i]; it.Name == name && it.Namespace == s.namespace {
+			return it, nil
+		}
+	}
+	return nil, err
 }
 
 func usesKubernetesStore(a v1alpha1.Auth) bool {

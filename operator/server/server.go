@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"k8s.io/apimachinery/pkg/api/equality"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -110,6 +111,15 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// changed tells an update from a resync: by resource version, or, where
+// the API server sets none, by content.
+func changed(o, n client.Object) bool {
+	if rv := o.GetResourceVersion(); rv != "" || n.GetResourceVersion() != "" {
+		return rv != n.GetResourceVersion()
+	}
+	return !equality.Semantic.DeepEqual(o, n)
+}
+
 // watch feeds the hub from each kind's informer.
 func (s *Server) watch(ctx context.Context) error {
 	for _, k := range allKinds {
@@ -127,7 +137,7 @@ func (s *Server) watch(ctx context.Context) error {
 			UpdateFunc: func(oldObj, newObj any) {
 				o, ok1 := oldObj.(client.Object)
 				n, ok2 := newObj.(client.Object)
-				if ok1 && ok2 && o.GetResourceVersion() != n.GetResourceVersion() {
+				if ok1 && ok2 && changed(o, n) {
 					s.hub.publish(name, operatorv1.ResourceEventType_UPDATED, o, n)
 				}
 			},
