@@ -51,6 +51,7 @@ type Host interface {
 	TransactState(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
 	CreateReminder(ctx context.Context, req actors.ReminderRequest) error
 	DeleteReminder(ctx context.Context, actorType, actorID, name string) error
+	ListActorIDs(ctx context.Context, actorType, key string, token *string, pageSize uint32) ([]string, *string, error)
 }
 
 // Config is what an Engine is built from.
@@ -72,6 +73,7 @@ type Engine struct {
 	log          *slog.Logger
 	workflowType string
 	activityType string
+	retainType   string
 	workers      *workers
 	hostOnce     sync.Once // the actor types are hosted once a worker connects
 
@@ -98,7 +100,7 @@ func New(cfg Config) *Engine {
 	}
 	prefix := "dapr.internal." + ns + "." + cfg.AppID
 	e := &Engine{
-		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity",
+		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
 		running: map[string]bool{}, done: map[string]bool{},
 	}
@@ -113,6 +115,7 @@ func (e *Engine) host() {
 		if e.cfg.Actors != nil {
 			e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
 			e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
+			e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
 		}
 	})
 }
@@ -184,6 +187,30 @@ func (e *Engine) Get(ctx context.Context, id string, withPayloads bool) (*protos
 		st.Input, st.Output, st.CustomStatus = nil, nil, nil
 	}
 	return st, nil
+}
+
+// History returns an instance's history events (ErrNotFound if none).
+func (e *Engine) History(ctx context.Context, id string) ([]*protos.HistoryEvent, error) {
+	out, err := e.call(ctx, e.workflowType, id, methodHistory, nil)
+	if err != nil {
+		return nil, unwrapActorErr(err)
+	}
+	h := new(protos.GetInstanceHistoryResponse)
+	if err := unmarshal(out, h); err != nil {
+		return nil, err
+	}
+	return h.GetEvents(), nil
+}
+
+// List pages through the IDs of the app's instances in the actor state
+// store, as daprd lists them (the store must list keys: KeysLike). token
+// continues a previous page; pageSize 0 returns all.
+func (e *Engine) List(ctx context.Context, token *string, pageSize uint32) ([]string, *string, error) {
+	if e.cfg.Actors == nil {
+		return nil, nil, ErrNoActors
+	}
+	ids, next, err := e.cfg.Actors.ListActorIDs(ctx, e.workflowType, keyMetadata, token, pageSize)
+	return ids, next, unwrapActorErr(err)
 }
 
 // Wait returns the instance's state once done(state) holds, or ctx ends.

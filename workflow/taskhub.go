@@ -153,6 +153,27 @@ func (t *TaskHub) PurgeInstances(ctx context.Context, req *protos.PurgeInstances
 	return &protos.PurgeInstancesResponse{DeletedInstanceCount: n}, nil
 }
 
+// GetInstanceHistory returns an instance's history (NotFound if none).
+func (t *TaskHub) GetInstanceHistory(ctx context.Context, req *protos.GetInstanceHistoryRequest) (*protos.GetInstanceHistoryResponse, error) {
+	events, err := t.e.History(ctx, req.GetInstanceId())
+	if errors.Is(err, ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "workflow instance '%s' not found", req.GetInstanceId())
+	}
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.GetInstanceHistoryResponse{Events: events}, nil
+}
+
+// ListInstanceIDs pages through the app's instance IDs.
+func (t *TaskHub) ListInstanceIDs(ctx context.Context, req *protos.ListInstanceIDsRequest) (*protos.ListInstanceIDsResponse, error) {
+	ids, next, err := t.e.List(ctx, req.ContinuationToken, req.GetPageSize())
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.ListInstanceIDsResponse{InstanceIds: ids, ContinuationToken: next}, nil
+}
+
 // GetWorkItems streams orchestrator and activity work items to a worker
 // until it disconnects.
 func (t *TaskHub) GetWorkItems(_ *protos.GetWorkItemsRequest, stream protos.TaskHubSidecarService_GetWorkItemsServer) error {
