@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/dapr/durabletask-go/api/protos"
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"github.com/dapr/durabletask-go/api/protos"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -16,13 +16,13 @@ import (
 	"github.com/tandemrun/tandem/workflow"
 )
 
-// The workflow RPCs of the Dapr service (StartWorkflow…, and the Beta1 and
-// Alpha1 names daprd still serves), on the engine the durabletask TaskHub
+// The workflow RPCs of the Dapr service (StartWorkflowBeta1…, and the Alpha1
+// names daprd still serves), on the engine the durabletask TaskHub
 // also serves. Errors are daprd's: ERR_ACTOR_RUNTIME_NOT_FOUND without an
 // engine, ERR_INSTANCE_ID_* for a bad ID, and per-operation codes.
 
-// StartWorkflow starts an instance; an empty instance ID gets a random one.
-func (a *API) StartWorkflow(ctx context.Context, in *runtimev1.StartWorkflowRequest) (*runtimev1.StartWorkflowResponse, error) {
+// startWorkflow starts an instance; an empty instance ID gets a random one.
+func (a *API) startWorkflow(ctx context.Context, in *runtimev1.StartWorkflowRequest) (*runtimev1.StartWorkflowResponse, error) {
 	e := a.cfg.Workflows
 	if e == nil {
 		return nil, apierr.GRPC(apierr.Workflow(apierr.WorkflowStart, in.GetWorkflowName(), workflow.ErrNoActors))
@@ -52,9 +52,9 @@ func (a *API) StartWorkflow(ctx context.Context, in *runtimev1.StartWorkflowRequ
 	return &runtimev1.StartWorkflowResponse{InstanceId: id}, nil
 }
 
-// GetWorkflow returns an instance's state; as in daprd, an unknown
+// getWorkflow returns an instance's state; as in daprd, an unknown
 // instance is an answer with only the ID, not an error.
-func (a *API) GetWorkflow(ctx context.Context, in *runtimev1.GetWorkflowRequest) (*runtimev1.GetWorkflowResponse, error) {
+func (a *API) getWorkflow(ctx context.Context, in *runtimev1.GetWorkflowRequest) (*runtimev1.GetWorkflowResponse, error) {
 	id := in.GetInstanceId()
 	if a.cfg.Workflows == nil {
 		return nil, apierr.GRPC(apierr.Workflow(apierr.WorkflowGet, id, workflow.ErrNoActors))
@@ -91,15 +91,15 @@ func (a *API) workflowOp(ctx context.Context, op apierr.WorkflowOp, id string, f
 	return &emptypb.Empty{}, nil
 }
 
-// TerminateWorkflow terminates an instance and its children.
-func (a *API) TerminateWorkflow(ctx context.Context, in *runtimev1.TerminateWorkflowRequest) (*emptypb.Empty, error) {
+// terminateWorkflow terminates an instance and its children.
+func (a *API) terminateWorkflow(ctx context.Context, in *runtimev1.TerminateWorkflowRequest) (*emptypb.Empty, error) {
 	return a.workflowOp(ctx, apierr.WorkflowTerminate, in.GetInstanceId(), func(e *workflow.Engine) error {
 		return e.Terminate(ctx, in.GetInstanceId(), nil, true)
 	})
 }
 
-// RaiseEventWorkflow delivers an external event to an instance.
-func (a *API) RaiseEventWorkflow(ctx context.Context, in *runtimev1.RaiseEventWorkflowRequest) (*emptypb.Empty, error) {
+// raiseEventWorkflow delivers an external event to an instance.
+func (a *API) raiseEventWorkflow(ctx context.Context, in *runtimev1.RaiseEventWorkflowRequest) (*emptypb.Empty, error) {
 	return a.workflowOp(ctx, apierr.WorkflowRaiseEvent, in.GetInstanceId(), func(e *workflow.Engine) error {
 		if in.GetEventName() == "" {
 			return apierr.WorkflowEventNameMissing()
@@ -112,22 +112,22 @@ func (a *API) RaiseEventWorkflow(ctx context.Context, in *runtimev1.RaiseEventWo
 	})
 }
 
-// PauseWorkflow suspends an instance.
-func (a *API) PauseWorkflow(ctx context.Context, in *runtimev1.PauseWorkflowRequest) (*emptypb.Empty, error) {
+// pauseWorkflow suspends an instance.
+func (a *API) pauseWorkflow(ctx context.Context, in *runtimev1.PauseWorkflowRequest) (*emptypb.Empty, error) {
 	return a.workflowOp(ctx, apierr.WorkflowPause, in.GetInstanceId(), func(e *workflow.Engine) error {
 		return e.Suspend(ctx, in.GetInstanceId(), nil)
 	})
 }
 
-// ResumeWorkflow resumes a suspended instance.
-func (a *API) ResumeWorkflow(ctx context.Context, in *runtimev1.ResumeWorkflowRequest) (*emptypb.Empty, error) {
+// resumeWorkflow resumes a suspended instance.
+func (a *API) resumeWorkflow(ctx context.Context, in *runtimev1.ResumeWorkflowRequest) (*emptypb.Empty, error) {
 	return a.workflowOp(ctx, apierr.WorkflowResume, in.GetInstanceId(), func(e *workflow.Engine) error {
 		return e.Resume(ctx, in.GetInstanceId(), nil)
 	})
 }
 
-// PurgeWorkflow deletes an ended instance and its children.
-func (a *API) PurgeWorkflow(ctx context.Context, in *runtimev1.PurgeWorkflowRequest) (*emptypb.Empty, error) {
+// purgeWorkflow deletes an ended instance and its children.
+func (a *API) purgeWorkflow(ctx context.Context, in *runtimev1.PurgeWorkflowRequest) (*emptypb.Empty, error) {
 	return a.workflowOp(ctx, apierr.WorkflowPurge, in.GetInstanceId(), func(e *workflow.Engine) error {
 		deleted, err := e.Purge(ctx, in.GetInstanceId(), true)
 		if err == nil && !deleted {
@@ -137,72 +137,72 @@ func (a *API) PurgeWorkflow(ctx context.Context, in *runtimev1.PurgeWorkflowRequ
 	})
 }
 
-// StartWorkflowBeta1 is StartWorkflow.
+// StartWorkflowBeta1 is startWorkflow.
 func (a *API) StartWorkflowBeta1(ctx context.Context, in *runtimev1.StartWorkflowRequest) (*runtimev1.StartWorkflowResponse, error) {
-	return a.StartWorkflow(ctx, in)
+	return a.startWorkflow(ctx, in)
 }
 
-// GetWorkflowBeta1 is GetWorkflow.
+// GetWorkflowBeta1 is getWorkflow.
 func (a *API) GetWorkflowBeta1(ctx context.Context, in *runtimev1.GetWorkflowRequest) (*runtimev1.GetWorkflowResponse, error) {
-	return a.GetWorkflow(ctx, in)
+	return a.getWorkflow(ctx, in)
 }
 
-// TerminateWorkflowBeta1 is TerminateWorkflow.
+// TerminateWorkflowBeta1 is terminateWorkflow.
 func (a *API) TerminateWorkflowBeta1(ctx context.Context, in *runtimev1.TerminateWorkflowRequest) (*emptypb.Empty, error) {
-	return a.TerminateWorkflow(ctx, in)
+	return a.terminateWorkflow(ctx, in)
 }
 
-// RaiseEventWorkflowBeta1 is RaiseEventWorkflow.
+// RaiseEventWorkflowBeta1 is raiseEventWorkflow.
 func (a *API) RaiseEventWorkflowBeta1(ctx context.Context, in *runtimev1.RaiseEventWorkflowRequest) (*emptypb.Empty, error) {
-	return a.RaiseEventWorkflow(ctx, in)
+	return a.raiseEventWorkflow(ctx, in)
 }
 
-// PauseWorkflowBeta1 is PauseWorkflow.
+// PauseWorkflowBeta1 is pauseWorkflow.
 func (a *API) PauseWorkflowBeta1(ctx context.Context, in *runtimev1.PauseWorkflowRequest) (*emptypb.Empty, error) {
-	return a.PauseWorkflow(ctx, in)
+	return a.pauseWorkflow(ctx, in)
 }
 
-// ResumeWorkflowBeta1 is ResumeWorkflow.
+// ResumeWorkflowBeta1 is resumeWorkflow.
 func (a *API) ResumeWorkflowBeta1(ctx context.Context, in *runtimev1.ResumeWorkflowRequest) (*emptypb.Empty, error) {
-	return a.ResumeWorkflow(ctx, in)
+	return a.resumeWorkflow(ctx, in)
 }
 
-// PurgeWorkflowBeta1 is PurgeWorkflow.
+// PurgeWorkflowBeta1 is purgeWorkflow.
 func (a *API) PurgeWorkflowBeta1(ctx context.Context, in *runtimev1.PurgeWorkflowRequest) (*emptypb.Empty, error) {
-	return a.PurgeWorkflow(ctx, in)
+	return a.purgeWorkflow(ctx, in)
 }
 
-// StartWorkflowAlpha1 is StartWorkflow.
+// StartWorkflowAlpha1 is startWorkflow.
 func (a *API) StartWorkflowAlpha1(ctx context.Context, in *runtimev1.StartWorkflowRequest) (*runtimev1.StartWorkflowResponse, error) {
-	return a.StartWorkflow(ctx, in)
+	return a.startWorkflow(ctx, in)
 }
 
-// GetWorkflowAlpha1 is GetWorkflow.
+// GetWorkflowAlpha1 is getWorkflow.
 func (a *API) GetWorkflowAlpha1(ctx context.Context, in *runtimev1.GetWorkflowRequest) (*runtimev1.GetWorkflowResponse, error) {
-	return a.GetWorkflow(ctx, in)
+	return a.getWorkflow(ctx, in)
 }
 
-// TerminateWorkflowAlpha1 is TerminateWorkflow.
+// TerminateWorkflowAlpha1 is terminateWorkflow.
 func (a *API) TerminateWorkflowAlpha1(ctx context.Context, in *runtimev1.TerminateWorkflowRequest) (*emptypb.Empty, error) {
-	return a.TerminateWorkflow(ctx, in)
+	return a.terminateWorkflow(ctx, in)
 }
 
-// RaiseEventWorkflowAlpha1 is RaiseEventWorkflow.
+// RaiseEventWorkflowAlpha1 is raiseEventWorkflow.
 func (a *API) RaiseEventWorkflowAlpha1(ctx context.Context, in *runtimev1.RaiseEventWorkflowRequest) (*emptypb.Empty, error) {
-	return a.RaiseEventWorkflow(ctx, in)
+	return a.raiseEventWorkflow(ctx, in)
 }
 
-// PauseWorkflowAlpha1 is PauseWorkflow.
+// PauseWorkflowAlpha1 is pauseWorkflow.
 func (a *API) PauseWorkflowAlpha1(ctx context.Context, in *runtimev1.PauseWorkflowRequest) (*emptypb.Empty, error) {
-	return a.PauseWorkflow(ctx, in)
+	return a.pauseWorkflow(ctx, in)
 }
 
-// ResumeWorkflowAlpha1 is ResumeWorkflow.
+// ResumeWorkflowAlpha1 is resumeWorkflow.
 func (a *API) ResumeWorkflowAlpha1(ctx context.Context, in *runtimev1.ResumeWorkflowRequest) (*emptypb.Empty, error) {
-	return a.ResumeWorkflow(ctx, in)
+	return a.resumeWorkflow(ctx, in)
 }
 
-// PurgeWorkflowAlpha1 is PurgeWorkflow.
+// PurgeWorkflowAlpha1 is purgeWorkflow.
 func (a *API) PurgeWorkflowAlpha1(ctx context.Context, in *runtimev1.PurgeWorkflowRequest) (*emptypb.Empty, error) {
-	return a.PurgeWorkflow(ctx, in)
+	return a.purgeWorkflow(ctx, in)
 }
