@@ -170,18 +170,18 @@ func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (
 	return req.GetInstanceId(), nil
 }
 
-// Get returns an instance's state (ErrNotFound if none).
+// Get returns an instance's state (ErrNotFound if none). As daprd, it
+// reads the actor state store rather than calling the instance's actor:
+// it answers on a sidecar whose workers have not connected yet, and while
+// the instance is busy.
 func (e *Engine) Get(ctx context.Context, id string, withPayloads bool) (*protos.WorkflowState, error) {
-	out, err := e.call(ctx, e.workflowType, id, methodGet, nil)
+	inst, err := e.loadDirect(ctx, id)
 	if err != nil {
-		return nil, unwrapActorErr(err)
-	}
-	if len(out) == 0 {
-		return nil, ErrNotFound
-	}
-	st := new(protos.WorkflowState)
-	if err := unmarshal(out, st); err != nil {
 		return nil, err
+	}
+	st := inst.state()
+	if st == nil {
+		return nil, ErrNotFound
 	}
 	if !withPayloads {
 		st.Input, st.Output, st.CustomStatus = nil, nil, nil
@@ -189,17 +189,29 @@ func (e *Engine) Get(ctx context.Context, id string, withPayloads bool) (*protos
 	return st, nil
 }
 
-// History returns an instance's history events (ErrNotFound if none).
-func (e *Engine) History(ctx context.Context, id string) ([]*protos.HistoryEvent, error) {
-	out, err := e.call(ctx, e.workflowType, id, methodHistory, nil)
+// loadDirect reads an instance's state from the store, outside its
+// actor's turn; ErrNotFound if it has none.
+func (e *Engine) loadDirect(ctx context.Context, id string) (*instance, error) {
+	if e.cfg.Actors == nil {
+		return nil, ErrNoActors
+	}
+	inst, err := e.load(ctx, id)
 	if err != nil {
 		return nil, unwrapActorErr(err)
 	}
-	h := new(protos.GetInstanceHistoryResponse)
-	if err := unmarshal(out, h); err != nil {
+	if !inst.exists || inst.started() == nil {
+		return nil, ErrNotFound
+	}
+	return inst, nil
+}
+
+// History returns an instance's history events (ErrNotFound if none).
+func (e *Engine) History(ctx context.Context, id string) ([]*protos.HistoryEvent, error) {
+	inst, err := e.loadDirect(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	return h.GetEvents(), nil
+	return inst.history, nil
 }
 
 // List pages through the IDs of the app's instances in the actor state

@@ -22,7 +22,6 @@ const (
 	methodGet      = "GetWorkflowState"
 	methodPurge    = "PurgeWorkflowState"
 	methodRun      = "RunWorkflow"
-	methodHistory  = "GetWorkflowHistory"
 	reminderPrefix = "remind/"
 	watchdogName   = "watchdog"
 	timerPrefix    = "timer-"
@@ -58,11 +57,6 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 			return mustMarshal(st), nil
 		}
 		return nil, nil
-	case method == methodHistory:
-		if !inst.exists || inst.started() == nil {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
-		return mustMarshal(&protos.GetInstanceHistoryResponse{Events: inst.history}), nil
 	case method == methodPurge:
 		return e.purgeInstance(ctx, inst, len(data) > 0 && data[0] == 1)
 	case method == methodRun:
