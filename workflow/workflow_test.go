@@ -128,3 +128,16 @@ func FuzzState(f *testing.F) {
 		_ = inst.runningChildren()
 	})
 }
+
+// TestPendingTimers: the reminders an ended instance leaves behind are its
+// unfired timers, named as daprd names them.
+func TestPendingTimers(t *testing.T) {
+	timer := func(id int32) *protos.HistoryEvent {
+		return ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: &protos.TimerCreatedEvent{}}}, id)
+	}
+	fired := ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{TimerId: 0}}}, -1)
+	inst := &instance{history: []*protos.HistoryEvent{started("w"), timer(0), timer(2), fired}}
+	if got := inst.pendingTimers(); len(got) != 1 || got[0] != "timer-2" {
+		t.Errorf("pending timers = %q, want [timer-2]", got)
+	}
+}
