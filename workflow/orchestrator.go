@@ -296,7 +296,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		return func(context.Context) { e.runActivity(inst.id, gen, req) }, false
 	case a.GetCreateTimer() != nil:
 		t := a.GetCreateTimer()
-		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: &protos.TimerCreatedEvent{FireAt: t.GetFireAt(), Name: t.Name}}})
+		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: timerCreated(t)}})
 		return func(ctx context.Context) {
 			name := timerPrefix + strconv.Itoa(int(id))
 			if err := e.createTimerReminder(ctx, inst.id, name, timerData{Generation: gen, ID: id, FireAt: t.GetFireAt().AsTime()}); err != nil {
@@ -349,6 +349,24 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		}, true
 	}
 	return nil, false
+}
+
+// timerCreated is a timer action's history event, with the timer's
+// origin (a plain timer, an external event's timeout, an activity's or a
+// child's retry), which the SDKs read back.
+func timerCreated(t *protos.CreateTimerAction) *protos.TimerCreatedEvent {
+	ev := &protos.TimerCreatedEvent{FireAt: t.GetFireAt(), Name: t.Name}
+	switch o := t.GetOrigin().(type) {
+	case *protos.CreateTimerAction_CreateTimer:
+		ev.Origin = &protos.TimerCreatedEvent_CreateTimer{CreateTimer: o.CreateTimer}
+	case *protos.CreateTimerAction_ExternalEvent:
+		ev.Origin = &protos.TimerCreatedEvent_ExternalEvent{ExternalEvent: o.ExternalEvent}
+	case *protos.CreateTimerAction_ActivityRetry:
+		ev.Origin = &protos.TimerCreatedEvent_ActivityRetry{ActivityRetry: o.ActivityRetry}
+	case *protos.CreateTimerAction_ChildWorkflowRetry:
+		ev.Origin = &protos.TimerCreatedEvent_ChildWorkflowRetry{ChildWorkflowRetry: o.ChildWorkflowRetry}
+	}
+	return ev
 }
 
 // terminateRecursive reports whether the termination asked for the

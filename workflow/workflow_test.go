@@ -141,3 +141,15 @@ func TestPendingTimers(t *testing.T) {
 		t.Errorf("pending timers = %q, want [timer-2]", got)
 	}
 }
+
+// TestTimerCreatedOrigin: a timer's origin reaches its history event.
+func TestTimerCreatedOrigin(t *testing.T) {
+	a := &protos.CreateTimerAction{Origin: &protos.CreateTimerAction_ActivityRetry{ActivityRetry: &protos.TimerOriginActivityRetry{TaskExecutionId: "x"}}}
+	if got := timerCreated(a).GetActivityRetry().GetTaskExecutionId(); got != "x" {
+		t.Errorf("activity retry origin lost: %q", got)
+	}
+	e := &protos.CreateTimerAction{Origin: &protos.CreateTimerAction_ExternalEvent{ExternalEvent: &protos.TimerOriginExternalEvent{Name: "ev"}}}
+	if got := timerCreated(e).GetExternalEvent().GetName(); got != "ev" {
+		t.Errorf("external event origin lost: %q", got)
+	}
+}
