@@ -112,7 +112,8 @@ func (r *Runtime) hostsType(actorType string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.types[actorType]
-	return ok
+	_, internal := r.internal[actorType]
+	return ok || internal
 }
 
 // isLocal compares addresses as daprd does: equal, or both loopback names
