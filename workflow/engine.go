@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/actors/placement"
 )
 
 // Errors callers branch on; proxy maps them to Dapr's error codes.
@@ -147,8 +148,26 @@ func (e *Engine) call(ctx context.Context, actorType, id, method string, data []
 	if e.cfg.Actors == nil {
 		return nil, ErrNoActors
 	}
-	return e.cfg.Actors.CallInternal(ctx, actorType, id, method, data)
+	// No host of the engine's types yet: the app's worker is connecting
+	// (or placement has not disseminated its types). Retry for a while,
+	// as daprd retries actor calls with its built-in actor policy.
+	deadline := time.Now().Add(noHostRetry)
+	for {
+		out, err := e.cfg.Actors.CallInternal(ctx, actorType, id, method, data)
+		if err == nil || !errors.Is(err, placement.ErrNoAddress) || time.Now().After(deadline) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// noHostRetry bounds how long a call waits for a host of the engine's
+// actor types.
+const noHostRetry = 10 * time.Second
 
 // Start creates an instance; it runs once a worker takes it. An empty id
 // gets a random one; the id is returned.
