@@ -121,6 +121,10 @@ func (e *Engine) host() {
 	})
 }
 
+// router is the routing daprd records on the events an instance's own
+// app writes (ExecutionStarted, ExecutionCompleted): this app as source.
+func (e *Engine) router() *protos.TaskRouter { return &protos.TaskRouter{SourceAppID: e.cfg.AppID} }
+
 // WorkflowActorType and ActivityActorType are the engine's actor types.
 func (e *Engine) WorkflowActorType() string { return e.workflowType }
 
@@ -182,7 +186,7 @@ func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (
 		Name: req.GetName(), Version: req.GetVersion(), Input: req.GetInput(),
 		WorkflowInstance:        &protos.WorkflowInstance{InstanceId: req.GetInstanceId(), ExecutionId: wrap(newID())},
 		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: req.GetParentTraceContext(),
-	}}})
+	}}, Router: e.router()})
 	if _, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, mustMarshal(ev)); err != nil {
 		return "", unwrapActorErr(err)
 	}

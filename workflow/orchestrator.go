@@ -121,7 +121,7 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 	inst.history, inst.historyRewritten = nil, true
 	inst.inbox = []*protos.HistoryEvent{ev}
 	inst.customStatus = nil
-	inst.generation++
+	inst.generation = nextGeneration(inst)
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
@@ -131,6 +131,17 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 	}
 	e.kick(inst.id)
 	return nil
+}
+
+// nextGeneration is the generation of a (re)created instance: one more
+// than the last, or, for an ID with no state (new, or purged), one from
+// the clock, so that a purged instance's activity runs
+// ({instance}::{task}::{generation}) are never taken for the new one's.
+func nextGeneration(inst *instance) uint64 {
+	if inst.exists {
+		return inst.generation + 1
+	}
+	return max(inst.generation+1, uint64(time.Now().UnixNano()))
 }
 
 // addToInbox queues an event for the next run, dropping duplicates and
@@ -335,7 +346,8 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			return func(context.Context) { e.kick(inst.id) }, true
 		}
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
-			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}}})
+			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}},
+			Router: e.router()})
 		var children []string
 		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED && inst.terminateRecursive() {
 			children = inst.runningChildren()
@@ -475,7 +487,7 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 		WorkflowInstance: &protos.WorkflowInstance{InstanceId: childID, ExecutionId: wrap(newID())},
 		ParentInstance: &protos.ParentInstanceInfo{TaskScheduledId: taskID, Name: wrap(parent.GetName()),
 			WorkflowInstance: parent.GetWorkflowInstance()},
-	}}})
+	}}, Router: e.router()})
 	e.goAsync(func(ctx context.Context) {
 		defer func() {
 			e.mu.Lock()

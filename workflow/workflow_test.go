@@ -153,3 +153,15 @@ func TestTimerCreatedOrigin(t *testing.T) {
 		t.Errorf("external event origin lost: %q", got)
 	}
 }
+
+// TestNextGeneration: a re-created instance counts on; one with no state
+// (new or purged) never reuses a generation a purged instance had.
+func TestNextGeneration(t *testing.T) {
+	if got := nextGeneration(&instance{exists: true, generation: 4}); got != 5 {
+		t.Errorf("re-created: generation %d, want 5", got)
+	}
+	purged := nextGeneration(&instance{})
+	if again := nextGeneration(&instance{}); purged <= 1 || again == 1 {
+		t.Errorf("fresh generations %d, %d: want clock-based, never 1", purged, again)
+	}
+}
