@@ -34,6 +34,9 @@ func (r *Runtime) activate(actorType, actorID string) (*actor, error) {
 		return a, nil
 	}
 	tc, ok := r.types[actorType]
+	if _, internal := r.internal[actorType]; !ok && internal {
+		tc, ok = internalTypeConfig, true // hosted before the app's types are known
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotHosted, actorType)
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/tandemrun/tandem/actors/placement"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/resiliency"
 )
@@ -85,6 +86,18 @@ func (r *Runtime) locate(ctx context.Context, actorType, actorID string) (local 
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
 	defer cancel()
 	h, err := r.placement.Table().Lookup(lctx, actorType, actorID)
+	// A type this host has just started to host (the workflow engine's,
+	// once a worker connects) is not in the table until placement's next
+	// dissemination: wait for it rather than answer that nobody hosts it.
+	for err != nil && errors.Is(err, placement.ErrNoAddress) && r.hostsType(actorType) {
+		select {
+		case <-lctx.Done():
+		case <-time.After(20 * time.Millisecond):
+			h, err = r.placement.Table().Lookup(lctx, actorType, actorID)
+			continue
+		}
+		break
+	}
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return false, "", fmt.Errorf("%w: no placement table after %s (placement connected: %q)", ErrPlacementUnavailable, r.cfg.LookupTimeout, r.placement.Connected())
@@ -92,6 +105,15 @@ func (r *Runtime) locate(ctx context.Context, actorType, actorID string) (local 
 		return false, "", err
 	}
 	return isLocal(h.Name, r.hostName), h.Name, nil
+}
+
+// hostsType reports whether this host has registered actorType.
+func (r *Runtime) hostsType(actorType string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.types[actorType]
+	_, internal := r.internal[actorType]
+	return ok || internal
 }
 
 // isLocal compares addresses as daprd does: equal, or both loopback names

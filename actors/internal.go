@@ -35,15 +35,19 @@ func (r *Runtime) HostInternal(actorType string, h Internal) {
 		r.internal = map[string]Internal{}
 	}
 	r.internal[actorType] = h
+	var types []string
 	if r.types != nil {
 		r.types[actorType] = internalTypeConfig
+		types = slices.Sorted(maps.Keys(r.types))
+	} else {
+		// The app's types are not known yet (it has not answered
+		// /dapr/config, or has no port and opened no callback stream):
+		// the internal types are hosted meanwhile, as daprd hosts the
+		// workflow actors of a sidecar with no app.
+		types = slices.Sorted(maps.Keys(r.internal))
 	}
-	types := slices.Sorted(maps.Keys(r.types))
-	registered := r.types != nil
 	r.mu.Unlock()
-	if registered && r.placement != nil {
-		r.placement.SetTypes(types)
-	}
+	r.announce(types)
 }
 
 // internalHandler is the handler of an internal type, if actorType is one.

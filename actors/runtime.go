@@ -208,12 +208,18 @@ func (r *Runtime) setTypes(types map[string]TypeConfig) {
 		close(r.registered)
 	}
 	r.mu.Unlock()
-	if r.placement != nil {
-		r.placement.SetTypes(slices.Sorted(maps.Keys(types)))
+	r.announce(slices.Sorted(maps.Keys(types)))
+}
+
+// announce reports the hosted types to placement and, with reminders in
+// the scheduler, asks it to trigger their reminders here.
+func (r *Runtime) announce(types []string) {
+	if r.placement == nil {
+		return
 	}
-	if sr, ok := r.remStore.(*schedulerReminders); ok && r.placement != nil {
-		// The scheduler triggers the reminders of these types here.
-		sr.sched.SetActorTypes(slices.Sorted(maps.Keys(types)), sr.trigger)
+	r.placement.SetTypes(types)
+	if sr, ok := r.remStore.(*schedulerReminders); ok {
+		sr.sched.SetActorTypes(types, sr.trigger)
 	}
 }
 

@@ -122,3 +122,41 @@ func compactJSON(raw json.RawMessage) ([]byte, error) {
 	}
 	return json.Marshal(v)
 }
+
+// ErrNoKeyListing: the actor state store cannot list its keys.
+var ErrNoKeyListing = errors.New("the actor state store does not support listing keys (KeysLike); use state.sqlite, state.in-memory or another store that does")
+
+// ListActorIDs pages through the IDs of the actors of a type that have
+// state key k, as daprd lists workflow instances: a KeysLike over
+// "{appId}||{type}||%||{k}". token continues a previous page; pageSize 0
+// means the store's default.
+func (r *Runtime) ListActorIDs(ctx context.Context, actorType, k string, token *string, pageSize uint32) ([]string, *string, error) {
+	if r == nil || r.placement == nil {
+		return nil, nil, ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	kl, ok := st.(state.KeysLiker)
+	if !ok {
+		return nil, nil, ErrNoKeyListing
+	}
+	req := &state.KeysLikeRequest{Pattern: r.stateKey(actorType, "%", k), ContinuationToken: token}
+	if pageSize > 0 {
+		req.PageSize = &pageSize
+	}
+	resp, err := kl.KeysLike(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]string, 0, len(resp.Keys))
+	for _, key := range resp.Keys {
+		parts := strings.Split(key, "||")
+		if len(parts) != 4 {
+			return nil, nil, fmt.Errorf("actor state key %q: want {appId}||{type}||{id}||{key}", key)
+		}
+		ids = append(ids, parts[2])
+	}
+	return ids, resp.ContinuationToken, nil
+}

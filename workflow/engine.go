@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/actors/placement"
 )
 
 // Errors callers branch on; proxy maps them to Dapr's error codes.
@@ -51,6 +52,7 @@ type Host interface {
 	TransactState(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
 	CreateReminder(ctx context.Context, req actors.ReminderRequest) error
 	DeleteReminder(ctx context.Context, actorType, actorID, name string) error
+	ListActorIDs(ctx context.Context, actorType, key string, token *string, pageSize uint32) ([]string, *string, error)
 }
 
 // Config is what an Engine is built from.
@@ -72,6 +74,7 @@ type Engine struct {
 	log          *slog.Logger
 	workflowType string
 	activityType string
+	retainType   string
 	workers      *workers
 	hostOnce     sync.Once // the actor types are hosted once a worker connects
 
@@ -98,7 +101,7 @@ func New(cfg Config) *Engine {
 	}
 	prefix := "dapr.internal." + ns + "." + cfg.AppID
 	e := &Engine{
-		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity",
+		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
 		running: map[string]bool{}, done: map[string]bool{},
 	}
@@ -113,9 +116,14 @@ func (e *Engine) host() {
 		if e.cfg.Actors != nil {
 			e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
 			e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
+			e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
 		}
 	})
 }
+
+// router is the routing daprd records on the events an instance's own
+// app writes (ExecutionStarted, ExecutionCompleted): this app as source.
+func (e *Engine) router() *protos.TaskRouter { return &protos.TaskRouter{SourceAppID: e.cfg.AppID} }
 
 // WorkflowActorType and ActivityActorType are the engine's actor types.
 func (e *Engine) WorkflowActorType() string { return e.workflowType }
@@ -144,8 +152,26 @@ func (e *Engine) call(ctx context.Context, actorType, id, method string, data []
 	if e.cfg.Actors == nil {
 		return nil, ErrNoActors
 	}
-	return e.cfg.Actors.CallInternal(ctx, actorType, id, method, data)
+	// No host of the engine's types yet: the app's worker is connecting
+	// (or placement has not disseminated its types). Retry for a while,
+	// as daprd retries actor calls with its built-in actor policy.
+	deadline := time.Now().Add(noHostRetry)
+	for {
+		out, err := e.cfg.Actors.CallInternal(ctx, actorType, id, method, data)
+		if err == nil || !errors.Is(err, placement.ErrNoAddress) || time.Now().After(deadline) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// noHostRetry bounds how long a call waits for a host of the engine's
+// actor types.
+const noHostRetry = 10 * time.Second
 
 // Start creates an instance; it runs once a worker takes it. An empty id
 // gets a random one; the id is returned.
@@ -160,30 +186,66 @@ func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (
 		Name: req.GetName(), Version: req.GetVersion(), Input: req.GetInput(),
 		WorkflowInstance:        &protos.WorkflowInstance{InstanceId: req.GetInstanceId(), ExecutionId: wrap(newID())},
 		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: req.GetParentTraceContext(),
-	}}})
+	}}, Router: e.router()})
 	if _, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, mustMarshal(ev)); err != nil {
 		return "", unwrapActorErr(err)
 	}
 	return req.GetInstanceId(), nil
 }
 
-// Get returns an instance's state (ErrNotFound if none).
+// Get returns an instance's state (ErrNotFound if none). As daprd, it
+// reads the actor state store rather than calling the instance's actor:
+// it answers on a sidecar whose workers have not connected yet, and while
+// the instance is busy.
 func (e *Engine) Get(ctx context.Context, id string, withPayloads bool) (*protos.WorkflowState, error) {
-	out, err := e.call(ctx, e.workflowType, id, methodGet, nil)
+	inst, err := e.loadDirect(ctx, id)
 	if err != nil {
-		return nil, unwrapActorErr(err)
-	}
-	if len(out) == 0 {
-		return nil, ErrNotFound
-	}
-	st := new(protos.WorkflowState)
-	if err := unmarshal(out, st); err != nil {
 		return nil, err
+	}
+	st := inst.state()
+	if st == nil {
+		return nil, ErrNotFound
 	}
 	if !withPayloads {
 		st.Input, st.Output, st.CustomStatus = nil, nil, nil
 	}
 	return st, nil
+}
+
+// loadDirect reads an instance's state from the store, outside its
+// actor's turn; ErrNotFound if it has none.
+func (e *Engine) loadDirect(ctx context.Context, id string) (*instance, error) {
+	if e.cfg.Actors == nil {
+		return nil, ErrNoActors
+	}
+	inst, err := e.load(ctx, id)
+	if err != nil {
+		return nil, unwrapActorErr(err)
+	}
+	if !inst.exists || inst.started() == nil {
+		return nil, ErrNotFound
+	}
+	return inst, nil
+}
+
+// History returns an instance's history events (ErrNotFound if none).
+func (e *Engine) History(ctx context.Context, id string) ([]*protos.HistoryEvent, error) {
+	inst, err := e.loadDirect(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return inst.history, nil
+}
+
+// List pages through the IDs of the app's instances in the actor state
+// store, as daprd lists them (the store must list keys: KeysLike). token
+// continues a previous page; pageSize 0 returns all.
+func (e *Engine) List(ctx context.Context, token *string, pageSize uint32) ([]string, *string, error) {
+	if e.cfg.Actors == nil {
+		return nil, nil, ErrNoActors
+	}
+	ids, next, err := e.cfg.Actors.ListActorIDs(ctx, e.workflowType, keyMetadata, token, pageSize)
+	return ids, next, unwrapActorErr(err)
 }
 
 // Wait returns the instance's state once done(state) holds, or ctx ends.

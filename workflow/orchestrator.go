@@ -25,6 +25,8 @@ const (
 	reminderPrefix = "remind/"
 	watchdogName   = "watchdog"
 	timerPrefix    = "timer-"
+	// startReminder runs an instance with a scheduled start time.
+	startReminder = "start"
 	// waitWorker bounds how long a turn waits for a worker to connect; the
 	// instance runs when one does (or at its watchdog).
 	waitWorker = 5 * time.Second
@@ -61,7 +63,7 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		return e.purgeInstance(ctx, inst, len(data) > 0 && data[0] == 1)
 	case method == methodRun:
 		return nil, e.run(ctx, inst)
-	case strings.HasPrefix(method, reminderPrefix+timerPrefix):
+	case strings.HasPrefix(method, reminderPrefix+timerPrefix), method == reminderPrefix+startReminder:
 		return nil, e.timerFired(ctx, inst, data)
 	case method == reminderPrefix+watchdogName:
 		return nil, e.recover(ctx, inst)
@@ -119,16 +121,27 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 	inst.history, inst.historyRewritten = nil, true
 	inst.inbox = []*protos.HistoryEvent{ev}
 	inst.customStatus = nil
-	inst.generation++
+	inst.generation = nextGeneration(inst)
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
 	e.armWatchdog(ctx, inst.id)
 	if start := ev.GetExecutionStarted().GetScheduledStartTimestamp(); start != nil && start.AsTime().After(time.Now()) {
-		return e.createTimerReminder(ctx, inst.id, inst.generation, 0, start.AsTime())
+		return e.createTimerReminder(ctx, inst.id, startReminder, timerData{Generation: inst.generation, FireAt: start.AsTime()})
 	}
 	e.kick(inst.id)
 	return nil
+}
+
+// nextGeneration is the generation of a (re)created instance: one more
+// than the last, or, for an ID with no state (new, or purged), one from
+// the clock, so that a purged instance's activity runs
+// ({instance}::{task}::{generation}) are never taken for the new one's.
+func nextGeneration(inst *instance) uint64 {
+	if inst.exists {
+		return inst.generation + 1
+	}
+	return max(inst.generation+1, uint64(time.Now().UnixNano()))
 }
 
 // addToInbox queues an event for the next run, dropping duplicates and
@@ -294,9 +307,10 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		return func(context.Context) { e.runActivity(inst.id, gen, req) }, false
 	case a.GetCreateTimer() != nil:
 		t := a.GetCreateTimer()
-		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: &protos.TimerCreatedEvent{FireAt: t.GetFireAt(), Name: t.Name}}})
+		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: timerCreated(t)}})
 		return func(ctx context.Context) {
-			if err := e.createTimerReminder(ctx, inst.id, gen, id, t.GetFireAt().AsTime()); err != nil {
+			name := timerPrefix + strconv.Itoa(int(id))
+			if err := e.createTimerReminder(ctx, inst.id, name, timerData{Generation: gen, ID: id, FireAt: t.GetFireAt().AsTime()}); err != nil {
 				e.log.Warn("durable timer not stored; the watchdog fires it late", "instance", inst.id, "error", err)
 			}
 		}, false
@@ -332,7 +346,8 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			return func(context.Context) { e.kick(inst.id) }, true
 		}
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
-			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}}})
+			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}},
+			Router: e.router()})
 		var children []string
 		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED && inst.terminateRecursive() {
 			children = inst.runningChildren()
@@ -341,10 +356,29 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			for _, child := range children {
 				e.deliver(child, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
 			}
+			e.deleteTimers(inst.id, inst.pendingTimers())
 			e.finish(inst.id, start, c)
 		}, true
 	}
 	return nil, false
+}
+
+// timerCreated is a timer action's history event, with the timer's
+// origin (a plain timer, an external event's timeout, an activity's or a
+// child's retry), which the SDKs read back.
+func timerCreated(t *protos.CreateTimerAction) *protos.TimerCreatedEvent {
+	ev := &protos.TimerCreatedEvent{FireAt: t.GetFireAt(), Name: t.Name}
+	switch o := t.GetOrigin().(type) {
+	case *protos.CreateTimerAction_CreateTimer:
+		ev.Origin = &protos.TimerCreatedEvent_CreateTimer{CreateTimer: o.CreateTimer}
+	case *protos.CreateTimerAction_ExternalEvent:
+		ev.Origin = &protos.TimerCreatedEvent_ExternalEvent{ExternalEvent: o.ExternalEvent}
+	case *protos.CreateTimerAction_ActivityRetry:
+		ev.Origin = &protos.TimerCreatedEvent_ActivityRetry{ActivityRetry: o.ActivityRetry}
+	case *protos.CreateTimerAction_ChildWorkflowRetry:
+		ev.Origin = &protos.TimerCreatedEvent_ChildWorkflowRetry{ChildWorkflowRetry: o.ChildWorkflowRetry}
+	}
+	return ev
 }
 
 // terminateRecursive reports whether the termination asked for the
@@ -375,6 +409,39 @@ func (inst *instance) runningChildren() []string {
 		}
 	}
 	return out
+}
+
+// pendingTimers are the reminder names of the timers created and not
+// fired yet.
+func (inst *instance) pendingTimers() []string {
+	fired := map[int32]bool{}
+	for _, h := range inst.history {
+		if f := h.GetTimerFired(); f != nil {
+			fired[f.GetTimerId()] = true
+		}
+	}
+	var out []string
+	for _, h := range inst.history {
+		if h.GetTimerCreated() != nil && !fired[h.GetEventId()] {
+			out = append(out, timerPrefix+strconv.Itoa(int(h.GetEventId())))
+		}
+	}
+	return out
+}
+
+// deleteTimers deletes an ended instance's timer reminders, as daprd
+// deletes every reminder of a workflow that ended.
+func (e *Engine) deleteTimers(id string, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	e.goAsync(func(ctx context.Context) {
+		for _, n := range names {
+			if err := e.cfg.Actors.DeleteReminder(ctx, e.workflowType, id, n); err != nil && ctx.Err() == nil {
+				e.log.Debug("delete timer of ended workflow", "instance", id, "timer", n, "error", err)
+			}
+		}
+	})
 }
 
 // finish tells the parent, if any, that the instance ended, then stops
@@ -420,7 +487,7 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 		WorkflowInstance: &protos.WorkflowInstance{InstanceId: childID, ExecutionId: wrap(newID())},
 		ParentInstance: &protos.ParentInstanceInfo{TaskScheduledId: taskID, Name: wrap(parent.GetName()),
 			WorkflowInstance: parent.GetWorkflowInstance()},
-	}}})
+	}}, Router: e.router()})
 	e.goAsync(func(ctx context.Context) {
 		defer func() {
 			e.mu.Lock()
@@ -455,15 +522,18 @@ type timerData struct {
 	FireAt     time.Time `json:"fireAt"`
 }
 
-func (e *Engine) createTimerReminder(ctx context.Context, id string, gen uint64, timerID int32, at time.Time) error {
-	data, _ := json.Marshal(timerData{Generation: gen, ID: timerID, FireAt: at})
-	due := time.Until(at)
+// createTimerReminder stores a durable timer as a reminder named as
+// daprd names them (timer-{event ID}, start); its data says which
+// generation of the instance set it, so that one left by an earlier
+// generation (continue-as-new, a re-created ID) is ignored.
+func (e *Engine) createTimerReminder(ctx context.Context, id, name string, t timerData) error {
+	data, _ := json.Marshal(t)
+	due := time.Until(t.FireAt)
 	if due < 0 {
 		due = 0
 	}
 	return e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
-		ActorType: e.workflowType, ActorID: id, Name: fmt.Sprintf("%s%d-%d", timerPrefix, gen, timerID),
-		DueTime: due.String(), Data: data,
+		ActorType: e.workflowType, ActorID: id, Name: name, DueTime: due.String(), Data: data,
 	})
 }
 

@@ -56,6 +56,13 @@ func (t *TaskHub) StartInstance(ctx context.Context, req *protos.CreateInstanceR
 	if err != nil {
 		return nil, grpcErr(err)
 	}
+	// As daprd's TaskHub (durabletask's gRPC executor): an instance that
+	// starts now is answered once it left PENDING.
+	if req.GetScheduledStartTimestamp() == nil {
+		if _, err := t.WaitForInstanceStart(ctx, &protos.GetInstanceRequest{InstanceId: id}); err != nil {
+			return nil, err
+		}
+	}
 	return &protos.CreateInstanceResponse{InstanceId: id}, nil
 }
 
@@ -116,7 +123,9 @@ func (t *TaskHub) TerminateInstance(ctx context.Context, req *protos.TerminateRe
 	if err := t.e.Terminate(ctx, req.GetInstanceId(), req.GetOutput(), req.GetRecursive()); err != nil {
 		return nil, grpcErr(err)
 	}
-	return &protos.TerminateResponse{}, nil
+	// daprd's TaskHub answers once the instance ended.
+	_, err := t.WaitForInstanceCompletion(ctx, &protos.GetInstanceRequest{InstanceId: req.GetInstanceId()})
+	return &protos.TerminateResponse{}, err
 }
 
 // SuspendInstance suspends an instance.
@@ -124,7 +133,11 @@ func (t *TaskHub) SuspendInstance(ctx context.Context, req *protos.SuspendReques
 	if err := t.e.Suspend(ctx, req.GetInstanceId(), req.GetReason()); err != nil {
 		return nil, grpcErr(err)
 	}
-	return &protos.SuspendResponse{}, nil
+	// daprd's TaskHub answers once the instance is suspended (or ended).
+	_, err := t.get(ctx, &protos.GetInstanceRequest{InstanceId: req.GetInstanceId()}, func(s *protos.WorkflowState) bool {
+		return s.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED || Ended(s.GetWorkflowStatus())
+	})
+	return &protos.SuspendResponse{}, err
 }
 
 // ResumeInstance resumes an instance.
@@ -132,7 +145,11 @@ func (t *TaskHub) ResumeInstance(ctx context.Context, req *protos.ResumeRequest)
 	if err := t.e.Resume(ctx, req.GetInstanceId(), req.GetReason()); err != nil {
 		return nil, grpcErr(err)
 	}
-	return &protos.ResumeResponse{}, nil
+	// daprd's TaskHub answers once the instance runs again (or ended).
+	_, err := t.get(ctx, &protos.GetInstanceRequest{InstanceId: req.GetInstanceId()}, func(s *protos.WorkflowState) bool {
+		return s.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING || Ended(s.GetWorkflowStatus())
+	})
+	return &protos.ResumeResponse{}, err
 }
 
 // PurgeInstances deletes an ended instance (purging by filter is not
@@ -151,6 +168,27 @@ func (t *TaskHub) PurgeInstances(ctx context.Context, req *protos.PurgeInstances
 		n = 1
 	}
 	return &protos.PurgeInstancesResponse{DeletedInstanceCount: n}, nil
+}
+
+// GetInstanceHistory returns an instance's history (NotFound if none).
+func (t *TaskHub) GetInstanceHistory(ctx context.Context, req *protos.GetInstanceHistoryRequest) (*protos.GetInstanceHistoryResponse, error) {
+	events, err := t.e.History(ctx, req.GetInstanceId())
+	if errors.Is(err, ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "workflow instance '%s' not found", req.GetInstanceId())
+	}
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.GetInstanceHistoryResponse{Events: events}, nil
+}
+
+// ListInstanceIDs pages through the app's instance IDs.
+func (t *TaskHub) ListInstanceIDs(ctx context.Context, req *protos.ListInstanceIDsRequest) (*protos.ListInstanceIDsResponse, error) {
+	ids, next, err := t.e.List(ctx, req.ContinuationToken, req.GetPageSize())
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	return &protos.ListInstanceIDsResponse{InstanceIds: ids, ContinuationToken: next}, nil
 }
 
 // GetWorkItems streams orchestrator and activity work items to a worker

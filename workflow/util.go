@@ -35,3 +35,27 @@ func stamp(ev *protos.HistoryEvent) *protos.HistoryEvent {
 }
 
 func containsText(err, s error) bool { return strings.Contains(err.Error(), s.Error()) }
+
+// Properties is an instance's state as daprd's workflow API reports it
+// (GetWorkflowResponse.properties): custom status, input, output and the
+// failure, each under its dapr.workflow.* key when present.
+func Properties(st *protos.WorkflowState) map[string]string {
+	props := map[string]string{}
+	if st.GetCustomStatus() != nil {
+		props["dapr.workflow.custom_status"] = st.GetCustomStatus().GetValue()
+	}
+	if st.GetInput() != nil {
+		props["dapr.workflow.input"] = st.GetInput().GetValue()
+	}
+	if st.GetOutput() != nil {
+		props["dapr.workflow.output"] = st.GetOutput().GetValue()
+	}
+	if fd := st.GetFailureDetails(); fd != nil {
+		props["dapr.workflow.failure.error_type"] = fd.GetErrorType()
+		props["dapr.workflow.failure.error_message"] = fd.GetErrorMessage()
+		if fd.GetStackTrace() != nil {
+			props["dapr.workflow.failure.stack_trace"] = fd.GetStackTrace().GetValue()
+		}
+	}
+	return props
+}

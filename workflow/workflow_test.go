@@ -128,3 +128,40 @@ func FuzzState(f *testing.F) {
 		_ = inst.runningChildren()
 	})
 }
+
+// TestPendingTimers: the reminders an ended instance leaves behind are its
+// unfired timers, named as daprd names them.
+func TestPendingTimers(t *testing.T) {
+	timer := func(id int32) *protos.HistoryEvent {
+		return ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: &protos.TimerCreatedEvent{}}}, id)
+	}
+	fired := ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{TimerId: 0}}}, -1)
+	inst := &instance{history: []*protos.HistoryEvent{started("w"), timer(0), timer(2), fired}}
+	if got := inst.pendingTimers(); len(got) != 1 || got[0] != "timer-2" {
+		t.Errorf("pending timers = %q, want [timer-2]", got)
+	}
+}
+
+// TestTimerCreatedOrigin: a timer's origin reaches its history event.
+func TestTimerCreatedOrigin(t *testing.T) {
+	a := &protos.CreateTimerAction{Origin: &protos.CreateTimerAction_ActivityRetry{ActivityRetry: &protos.TimerOriginActivityRetry{TaskExecutionId: "x"}}}
+	if got := timerCreated(a).GetActivityRetry().GetTaskExecutionId(); got != "x" {
+		t.Errorf("activity retry origin lost: %q", got)
+	}
+	e := &protos.CreateTimerAction{Origin: &protos.CreateTimerAction_ExternalEvent{ExternalEvent: &protos.TimerOriginExternalEvent{Name: "ev"}}}
+	if got := timerCreated(e).GetExternalEvent().GetName(); got != "ev" {
+		t.Errorf("external event origin lost: %q", got)
+	}
+}
+
+// TestNextGeneration: a re-created instance counts on; one with no state
+// (new or purged) never reuses a generation a purged instance had.
+func TestNextGeneration(t *testing.T) {
+	if got := nextGeneration(&instance{exists: true, generation: 4}); got != 5 {
+		t.Errorf("re-created: generation %d, want 5", got)
+	}
+	purged := nextGeneration(&instance{})
+	if again := nextGeneration(&instance{}); purged <= 1 || again == 1 {
+		t.Errorf("fresh generations %d, %d: want clock-based, never 1", purged, again)
+	}
+}

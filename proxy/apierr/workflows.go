@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode"
 
 	"google.golang.org/grpc/codes"
 
@@ -87,4 +88,27 @@ func Workflow(op WorkflowOp, id string, err error) *Error {
 		return workflowErr("ERR_RESUME_WORKFLOW", http.StatusInternalServerError, codes.Internal, fmt.Sprintf("error resuming workflow %s: %s", id, err))
 	}
 	return workflowErr("ERR_PURGE_WORKFLOW", http.StatusInternalServerError, codes.Internal, fmt.Sprintf("error purging workflow %s: %s", id, err))
+}
+
+// maxInstanceIDLength is daprd's limit for IDs given at start.
+const maxInstanceIDLength = 64
+
+// ValidateWorkflowInstanceID applies daprd's rules to an instance ID:
+// present, and when creating at most 64 letters, digits, '-' and '_'.
+func ValidateWorkflowInstanceID(id string, create bool) *Error {
+	if id == "" {
+		return WorkflowInstanceIDMissing()
+	}
+	if !create {
+		return nil
+	}
+	if len(id) > maxInstanceIDLength {
+		return WorkflowInstanceIDTooLong(maxInstanceIDLength)
+	}
+	for _, c := range id {
+		if !unicode.IsLetter(c) && !unicode.IsDigit(c) && c != '-' && c != '_' {
+			return WorkflowInstanceIDInvalid(id)
+		}
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/api"
 	"github.com/tandemrun/tandem/proxy/headers"
+	"github.com/tandemrun/tandem/workflow"
 )
 
 // Config is what the API serves with. Nil funcs get safe defaults.
@@ -68,6 +69,9 @@ type Config struct {
 	ActorStreams *appstream.Streams
 	// Jobs serves the jobs RPCs; nil leaves them unimplemented.
 	Jobs *api.Jobs
+	// Workflows serves the workflow RPCs; nil answers
+	// ERR_ACTOR_RUNTIME_NOT_FOUND, as daprd does without actors.
+	Workflows *workflow.Engine
 	// Log receives failures; nil discards them.
 	Log *slog.Logger
 }

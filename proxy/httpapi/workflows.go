@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"time"
-	"unicode"
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"github.com/google/uuid"
@@ -31,29 +30,6 @@ func (h *Handler) registerWorkflows() {
 	}
 }
 
-// maxInstanceIDLength is daprd's limit for IDs given at start.
-const maxInstanceIDLength = 64
-
-// validateInstanceID applies daprd's rules: present, and at start at most
-// 64 letters, digits, '-' and '_'.
-func validateInstanceID(id string, create bool) *apierr.Error {
-	if id == "" {
-		return apierr.WorkflowInstanceIDMissing()
-	}
-	if !create {
-		return nil
-	}
-	if len(id) > maxInstanceIDLength {
-		return apierr.WorkflowInstanceIDTooLong(maxInstanceIDLength)
-	}
-	for _, c := range id {
-		if !unicode.IsLetter(c) && !unicode.IsDigit(c) && c != '-' && c != '_' {
-			return apierr.WorkflowInstanceIDInvalid(id)
-		}
-	}
-	return nil
-}
-
 func (h *Handler) workflowStart(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Workflows == nil {
 		apierr.WriteHTTP(w, apierr.Workflow(apierr.WorkflowStart, r.PathValue("name"), workflow.ErrNoActors))
@@ -63,7 +39,7 @@ func (h *Handler) workflowStart(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = newInstanceID()
 	}
-	if err := validateInstanceID(id, true); err != nil {
+	if err := apierr.ValidateWorkflowInstanceID(id, true); err != nil {
 		apierr.WriteHTTP(w, err)
 		return
 	}
@@ -102,7 +78,7 @@ type workflowJSON struct {
 
 func (h *Handler) workflowGet(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := validateInstanceID(id, false); err != nil {
+	if err := apierr.ValidateWorkflowInstanceID(id, false); err != nil {
 		apierr.WriteHTTP(w, err)
 		return
 	}
@@ -115,23 +91,7 @@ func (h *Handler) workflowGet(w http.ResponseWriter, r *http.Request) {
 		apierr.WriteHTTP(w, apierr.Workflow(apierr.WorkflowGet, id, err))
 		return
 	}
-	props := map[string]string{}
-	if st.GetCustomStatus() != nil {
-		props["dapr.workflow.custom_status"] = st.GetCustomStatus().GetValue()
-	}
-	if st.GetInput() != nil {
-		props["dapr.workflow.input"] = st.GetInput().GetValue()
-	}
-	if st.GetOutput() != nil {
-		props["dapr.workflow.output"] = st.GetOutput().GetValue()
-	}
-	if fd := st.GetFailureDetails(); fd != nil {
-		props["dapr.workflow.failure.error_type"] = fd.GetErrorType()
-		props["dapr.workflow.failure.error_message"] = fd.GetErrorMessage()
-		if fd.GetStackTrace() != nil {
-			props["dapr.workflow.failure.stack_trace"] = fd.GetStackTrace().GetValue()
-		}
-	}
+	props := workflow.Properties(st)
 	writeWorkflowJSON(w, http.StatusOK, workflowJSON{
 		InstanceID: id, WorkflowName: st.GetName(),
 		CreatedAt: rfc3339(st.GetCreatedTimestamp().AsTime()), LastUpdatedAt: rfc3339(st.GetLastUpdatedTimestamp().AsTime()),
@@ -145,7 +105,7 @@ func rfc3339(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.99
 func (h *Handler) workflowOp(op apierr.WorkflowOp) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if err := validateInstanceID(id, false); err != nil {
+		if err := apierr.ValidateWorkflowInstanceID(id, false); err != nil {
 			apierr.WriteHTTP(w, err)
 			return
 		}

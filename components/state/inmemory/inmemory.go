@@ -6,9 +6,11 @@
 package inmemory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +31,8 @@ type item struct {
 	data    []byte
 	etag    string
 	expires time.Time // zero: never
+	// seq orders KeysLike as Dapr's in-memory store does: by last write.
+	seq uint64
 }
 
 func (it *item) live(now time.Time) bool {
@@ -39,6 +43,7 @@ func (it *item) live(now time.Time) bool {
 type Store struct {
 	mu    sync.RWMutex
 	items map[string]*item
+	seq   uint64 // of the last write
 	now   func() time.Time
 
 	startOnce sync.Once
@@ -172,7 +177,8 @@ func prepare(req *state.SetRequest, now time.Time) (prepared, error) {
 }
 
 func (s *Store) apply(p prepared) {
-	s.items[p.key] = &item{data: p.data, etag: uuid.NewString(), expires: p.expires}
+	s.seq++
+	s.items[p.key] = &item{data: p.data, etag: uuid.NewString(), expires: p.expires, seq: s.seq}
 }
 
 // Set writes one key.
@@ -295,8 +301,10 @@ func (s *Store) DeleteWithPrefix(_ context.Context, req *state.DeleteWithPrefixR
 	return &state.DeleteWithPrefixResponse{Count: n}, nil
 }
 
-// KeysLike lists the live keys matching the pattern in byte order; the
-// continuation token is the last key of the previous page.
+// KeysLike lists the live keys matching the pattern in the order they were
+// last written, as Dapr's in-memory store does (workflow instance lists
+// come out oldest first); the continuation token is the write sequence
+// number of the previous page's last key.
 func (s *Store) KeysLike(_ context.Context, req *state.KeysLikeRequest) (*state.KeysLikeResponse, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -305,23 +313,34 @@ func (s *Store) KeysLike(_ context.Context, req *state.KeysLikeRequest) (*state.
 	if err != nil {
 		return nil, err
 	}
+	after := uint64(0)
+	if req.ContinuationToken != nil {
+		if after, err = strconv.ParseUint(*req.ContinuationToken, 10, 64); err != nil {
+			return nil, fmt.Errorf("keys like: continuation token %q is not one this store returned", *req.ContinuationToken)
+		}
+	}
+	type found struct {
+		key string
+		seq uint64
+	}
+	var keys []found
 	now := s.now()
-	var keys []string
 	s.mu.RLock()
 	for k, it := range s.items {
-		if it.live(now) && re.MatchString(k) && (req.ContinuationToken == nil || k > *req.ContinuationToken) {
-			keys = append(keys, k)
+		if it.live(now) && it.seq > after && re.MatchString(k) {
+			keys = append(keys, found{k, it.seq})
 		}
 	}
 	s.mu.RUnlock()
-	slices.Sort(keys)
-	resp := &state.KeysLikeResponse{Keys: keys}
+	slices.SortFunc(keys, func(a, b found) int { return cmp.Compare(a.seq, b.seq) })
+	resp := &state.KeysLikeResponse{}
 	if req.PageSize != nil && *req.PageSize > 0 && len(keys) > int(*req.PageSize) {
-		resp.Keys = keys[:*req.PageSize]
-		if len(resp.Keys) > 0 {
-			last := resp.Keys[len(resp.Keys)-1]
-			resp.ContinuationToken = &last
-		}
+		keys = keys[:*req.PageSize]
+		token := strconv.FormatUint(keys[len(keys)-1].seq, 10)
+		resp.ContinuationToken = &token
+	}
+	for _, f := range keys {
+		resp.Keys = append(resp.Keys, f.key)
 	}
 	return resp, nil
 }

@@ -55,3 +55,13 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("capabilities = %q, want %q", got, want)
 	}
 }
+
+// TestKeysLikeOrder: last-write order, as Dapr's state.in-memory.
+func TestKeysLikeOrder(t *testing.T) {
+	s := New()
+	if err := s.Init(context.Background(), components.Metadata{Name: "mem", Type: Type}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	statetest.KeysLikeOrder(t, s, true)
+}

@@ -149,21 +149,26 @@ func (s *Store) Features() []state.Feature {
 
 // KeysLike lists the live keys matching the pattern with SQLite's LIKE
 // (backslash escapes; like Dapr's state.sqlite, SQLite's LIKE ignores ASCII
-// case), in key order; the continuation token is the last key of the
-// previous page.
+// case), in the order they were first written (rowid), as Dapr's
+// state.sqlite does; the continuation token is the rowid of the previous
+// page's last key.
 func (s *Store) KeysLike(ctx context.Context, req *state.KeysLikeRequest) (*state.KeysLikeResponse, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
 	defer cancel()
-	q := `SELECT key FROM ` + s.cfg.tableName + ` WHERE key LIKE ? ESCAPE '\' AND ` + notExpired
+	q := `SELECT key, rowid FROM ` + s.cfg.tableName + ` WHERE key LIKE ? ESCAPE '\' AND ` + notExpired
 	args := []any{req.Pattern}
 	if req.ContinuationToken != nil {
-		q += ` AND key > ?`
-		args = append(args, *req.ContinuationToken)
+		after, err := strconv.ParseInt(*req.ContinuationToken, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("keys like: continuation token %q is not one this store returned", *req.ContinuationToken)
+		}
+		q += ` AND rowid > ?`
+		args = append(args, after)
 	}
-	q += ` ORDER BY key`
+	q += ` ORDER BY rowid`
 	limit := 0
 	if req.PageSize != nil && *req.PageSize > 0 {
 		// One more than asked: whether more remain decides the token.
@@ -177,19 +182,22 @@ func (s *Store) KeysLike(ctx context.Context, req *state.KeysLikeRequest) (*stat
 	}
 	defer func() { _ = rows.Close() }()
 	resp := &state.KeysLikeResponse{}
+	var rowids []int64
 	for rows.Next() {
 		var k string
-		if err := rows.Scan(&k); err != nil {
+		var id int64
+		if err := rows.Scan(&k, &id); err != nil {
 			return nil, fmt.Errorf("keys like %q: %w", req.Pattern, err)
 		}
 		resp.Keys = append(resp.Keys, k)
+		rowids = append(rowids, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("keys like %q: %w", req.Pattern, err)
 	}
 	if limit > 0 && len(resp.Keys) > limit {
 		resp.Keys = resp.Keys[:limit]
-		last := resp.Keys[limit-1]
+		last := strconv.FormatInt(rowids[limit-1], 10)
 		resp.ContinuationToken = &last
 	}
 	return resp, nil

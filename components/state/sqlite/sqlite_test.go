@@ -163,3 +163,8 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("capabilities = %q, want %q", got, want)
 	}
 }
+
+// TestKeysLikeOrder: first-write order, as Dapr's state.sqlite (rowid).
+func TestKeysLikeOrder(t *testing.T) {
+	statetest.KeysLikeOrder(t, open(t, map[string]string{"connectionString": ":memory:"}), false)
+}

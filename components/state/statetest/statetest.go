@@ -20,6 +20,8 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -790,4 +792,51 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// KeysLikeOrder checks a KeysLiker's listing order, which Dapr's workflow
+// API passes on (ListInstanceIDs): Dapr's state.sqlite lists keys in the
+// order they were first written, its state.in-memory in the order they
+// were last written (lastWrite). Pages of one key must continue where the
+// previous ended.
+func KeysLikeOrder(t *testing.T, s state.Store, lastWrite bool) {
+	t.Helper()
+	kl, ok := s.(state.KeysLiker)
+	if !ok {
+		t.Fatalf("%T is not a KeysLiker", s)
+	}
+	k := newKeys(t, s)
+	c, a, b := k.key("order||c"), k.key("order||a"), k.key("order||b")
+	for _, key := range []string{c, a, b, c} {
+		set(t, s, key, `"v"`)
+	}
+	want := []string{c, a, b}
+	if lastWrite {
+		want = []string{a, b, c}
+	}
+	pattern := strings.TrimSuffix(c, "order||c") + "order||%"
+	resp, err := kl.KeysLike(ctx(t), &state.KeysLikeRequest{Pattern: pattern})
+	if err != nil {
+		t.Fatalf("keys like: %v", err)
+	}
+	if !slices.Equal(resp.Keys, want) || resp.ContinuationToken != nil {
+		t.Fatalf("keys like = %q (token %v), want %q and no token", resp.Keys, resp.ContinuationToken, want)
+	}
+	var paged []string
+	one := uint32(1)
+	req := &state.KeysLikeRequest{Pattern: pattern, PageSize: &one}
+	for range len(want) + 1 {
+		resp, err := kl.KeysLike(ctx(t), req)
+		if err != nil {
+			t.Fatalf("keys like page: %v", err)
+		}
+		paged = append(paged, resp.Keys...)
+		if resp.ContinuationToken == nil {
+			break
+		}
+		req.ContinuationToken = resp.ContinuationToken
+	}
+	if !slices.Equal(paged, want) {
+		t.Fatalf("keys like by pages of one = %q, want %q", paged, want)
+	}
 }
