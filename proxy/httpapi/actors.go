@@ -7,7 +7,9 @@ import (
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/invoke"
@@ -168,13 +170,54 @@ func (h *Handler) actorCreateReminder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) actorGetReminder(w http.ResponseWriter, r *http.Request) {
-	b, err := h.cfg.Actors.GetReminder(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("name"))
+	rem, err := h.cfg.Actors.GetReminder(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("name"))
+	if err != nil {
+		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminderGet, err))
+		return
+	}
+	b, err := json.Marshal(reminderJSON{
+		ActorID: rem.ActorID, ActorType: rem.ActorType, Data: reminderData(rem.Data), DueTime: rem.DueTime, Period: rem.Period, TTL: rem.TTL,
+	})
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminderGet, err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
+}
+
+// reminderJSON is daprd's answer to GET .../reminders/{name}.
+type reminderJSON struct {
+	ActorID   string          `json:"actorID,omitempty"`
+	ActorType string          `json:"actorType,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	DueTime   string          `json:"dueTime,omitempty"`
+	Period    string          `json:"period,omitempty"`
+	TTL       string          `json:"ttl,omitempty"`
+}
+
+// reminderData is a reminder's data as JSON: the bytes of a BytesValue
+// (what the reminder was created with), another message as protojson.
+func reminderData(a *anypb.Any) json.RawMessage {
+	if a == nil {
+		return nil
+	}
+	msg, err := a.UnmarshalNew()
+	if err != nil {
+		return nil
+	}
+	if b, ok := msg.(*wrapperspb.BytesValue); ok {
+		if !json.Valid(b.GetValue()) {
+			s, _ := json.Marshal(string(b.GetValue()))
+			return s
+		}
+		return b.GetValue()
+	}
+	out, err := protojson.Marshal(msg)
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 func (h *Handler) actorDeleteReminder(w http.ResponseWriter, r *http.Request) {
