@@ -161,11 +161,27 @@ func (r *Runtime) CreateReminder(ctx context.Context, req ReminderRequest) error
 }
 
 // stateReminders keeps reminders in the actor state store and fires them
-// from this host (runReminders).
+// from this host (runReminders): Tandem's way without a scheduler. With
+// no actor state store either, reminders fail as daprd's do without a
+// scheduler (errSchedulerDisabled).
 type stateReminders struct{ r *Runtime }
+
+// errSchedulerDisabled is daprd's answer for reminders without a scheduler.
+var errSchedulerDisabled = errors.New("scheduler clients are disabled")
+
+// usable is errSchedulerDisabled when there is no actor state store.
+func (s stateReminders) usable() error {
+	if _, err := s.r.store(); errors.Is(err, ErrNoStateStore) {
+		return errSchedulerDisabled
+	}
+	return nil
+}
 
 func (s stateReminders) Create(ctx context.Context, req ReminderRequest) error {
 	r := s.r
+	if err := s.usable(); err != nil {
+		return err
+	}
 	now := time.Now()
 	due, err := schedule.ParseTime(req.DueTime, now)
 	if err != nil {
@@ -249,6 +265,9 @@ func (s storedReminder) reminder() Reminder {
 
 func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string) (*Reminder, error) {
 	r := s.r
+	if err := s.usable(); err != nil {
+		return nil, fmt.Errorf("api error: code = Internal desc = failed to get job due to: %w", err)
+	}
 	st, err := r.store()
 	if err != nil {
 		return nil, err
@@ -267,6 +286,9 @@ func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string
 }
 
 func (s stateReminders) List(ctx context.Context, actorType string, actorID *string) ([]Reminder, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
 	st, err := s.r.store()
 	if err != nil {
 		return nil, err
@@ -285,6 +307,9 @@ func (s stateReminders) List(ctx context.Context, actorType string, actorID *str
 }
 
 func (s stateReminders) DeleteByActor(ctx context.Context, actorType string, actorID *string) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	return s.r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
 		return slices.DeleteFunc(list, func(x storedReminder) bool { return actorID == nil || x.ActorID == *actorID }), nil
 	})
@@ -302,6 +327,9 @@ func (r *Runtime) DeleteReminder(ctx context.Context, actorType, actorID, name s
 }
 
 func (s stateReminders) Delete(ctx context.Context, actorType, actorID, name string) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	return s.r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
 		return slices.DeleteFunc(list, func(s storedReminder) bool { return s.ActorID == actorID && s.Name == name }), nil
 	})
