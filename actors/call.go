@@ -134,8 +134,27 @@ func (r *Runtime) CallActor(ctx context.Context, req *internalsv1.InternalInvoke
 		}
 		return nil, status.Error(code, err.Error())
 	}
+	// An app's failure it did not flag with X-DaprErrorResponseHeader goes
+	// back as daprd's owner sends it: a status with its error message.
+	var ae *AppError
+	if errors.As(appError(resp), &ae) && !ae.Flagged {
+		return nil, status.Error(codes.Internal, remoteInvokePrefix+ae.Error())
+	}
 	return resp, nil
 }
+
+// remoteInvokePrefix starts the status message of an owner's app failure.
+const remoteInvokePrefix = "error invoke actor method: "
+
+// RemoteError is an actor method's failure on another host, as its
+// sidecar answered: the gRPC API passes the status on unchanged, the HTTP
+// API wraps it (daprd's messages differ so).
+type RemoteError struct{ st *status.Status }
+
+func (e *RemoteError) Error() string { return e.st.Err().Error() }
+
+// GRPCStatus is the owner's status.
+func (e *RemoteError) GRPCStatus() *status.Status { return e.st }
 
 func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	cc, err := r.cfg.Pool.Get(addr)
@@ -149,6 +168,9 @@ func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.
 		}
 		if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), ErrMaxStackDepth.Error()) {
 			return nil, ErrMaxStackDepth
+		}
+		if st := status.Convert(err); st.Code() == codes.Internal && strings.HasPrefix(st.Message(), remoteInvokePrefix) {
+			return nil, &RemoteError{st: st}
 		}
 		return nil, fmt.Errorf("call actor on host %s: %s", addr, status.Convert(err).Message())
 	}

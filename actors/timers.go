@@ -82,6 +82,9 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 	if !r.Hosts(ctx, req.ActorType) {
 		return fmt.Errorf("%w: %s", ErrNotHosted, req.ActorType)
 	}
+	if err := ValidName("name", req.Name); err != nil {
+		return err
+	}
 	now := time.Now()
 	due, err := schedule.ParseTime(req.DueTime, now)
 	if err != nil {

@@ -35,6 +35,10 @@ func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest)
 	if errors.As(err, &ae) && ae.Flagged {
 		return &runtimev1.InvokeActorResponse{Data: ae.Body}, nil
 	}
+	var re *actors.RemoteError
+	if errors.As(err, &re) {
+		return nil, re.GRPCStatus().Err()
+	}
 	if err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorInvoke, err))
 	}
