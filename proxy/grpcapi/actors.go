@@ -47,11 +47,11 @@ func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest)
 
 // GetActorState reads one key of an actor's state.
 func (a *API) GetActorState(ctx context.Context, in *runtimev1.GetActorStateRequest) (*runtimev1.GetActorStateResponse, error) {
-	data, err := a.cfg.Actors.GetState(ctx, in.GetActorType(), in.GetActorId(), in.GetKey())
+	data, md, err := a.cfg.Actors.GetStateMetadata(ctx, in.GetActorType(), in.GetActorId(), in.GetKey())
 	if err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorStateGet, err))
 	}
-	return &runtimev1.GetActorStateResponse{Data: data}, nil
+	return &runtimev1.GetActorStateResponse{Data: data, Metadata: md}, nil
 }
 
 // RegisterActorTimer starts a timer of a hosted actor.

@@ -95,10 +95,13 @@ func writeActorAnswer(w http.ResponseWriter, status int, contentType string, hdr
 }
 
 func (h *Handler) actorGetState(w http.ResponseWriter, r *http.Request) {
-	data, err := h.cfg.Actors.GetState(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("key"))
+	data, md, err := h.cfg.Actors.GetStateMetadata(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("key"))
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorStateGet, err))
 		return
+	}
+	for k, v := range md {
+		w.Header().Set("metadata."+k, v) // as daprd: "metadata.ttlExpireTime"
 	}
 	if len(data) == 0 {
 		w.WriteHeader(http.StatusNoContent)
