@@ -208,12 +208,18 @@ func (r *Runtime) setTypes(types map[string]TypeConfig) {
 		close(r.registered)
 	}
 	r.mu.Unlock()
-	if r.placement != nil {
-		r.placement.SetTypes(slices.Sorted(maps.Keys(types)))
+	r.announceTypes(slices.Sorted(maps.Keys(types)))
+}
+
+// announceTypes tells placement and the scheduler (which triggers their
+// reminders here) the types this host serves.
+func (r *Runtime) announceTypes(names []string) {
+	if r.placement == nil {
+		return
 	}
-	if sr, ok := r.remStore.(*schedulerReminders); ok && r.placement != nil {
-		// The scheduler triggers the reminders of these types here.
-		sr.sched.SetActorTypes(slices.Sorted(maps.Keys(types)), sr.trigger)
+	r.placement.SetTypes(names)
+	if sr, ok := r.remStore.(*schedulerReminders); ok {
+		sr.sched.SetActorTypes(names, sr.trigger)
 	}
 }
 
