@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -163,7 +164,13 @@ func (r *Runtime) runTimer(ctx context.Context, a *actor, name string, body []by
 				HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 			},
 		}
-		resp, err := r.callLocal(ctx, req)
+		// Through the router: the actor may live on another host (daprd
+		// fires a timer wherever it was made, at the actor's owner).
+		resp, err := r.route(ctx, req)
+		var ae *AppError
+		if errors.As(err, &ae) {
+			err = nil // the app answered; resp carries its headers
+		}
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("actor timer failed", "actor_type", a.typ, "actor_id", a.id, "timer", name, "error", err)
 		}
