@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/tandemrun/tandem/actors/placement"
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/resiliency"
 )
@@ -84,7 +85,24 @@ func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequ
 func (r *Runtime) locate(ctx context.Context, actorType, actorID string) (local bool, addr string, err error) {
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
 	defer cancel()
-	h, err := r.placement.Table().Lookup(lctx, actorType, actorID)
+	tbl := r.placement.Table()
+	changed := tbl.Changed()
+	h, err := tbl.Lookup(lctx, actorType, actorID)
+	// A type this host has just begun to serve (a workflow worker that
+	// connected) is in the table after placement's next round: wait for
+	// it rather than fail.
+	for errors.Is(err, placement.ErrNoAddress) {
+		if _, hosted := r.typeConfig(actorType); !hosted {
+			break
+		}
+		select {
+		case <-changed:
+		case <-lctx.Done():
+			return false, "", err
+		}
+		changed = tbl.Changed()
+		h, err = tbl.Lookup(lctx, actorType, actorID)
+	}
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return false, "", fmt.Errorf("%w: no placement table after %s (placement connected: %q)", ErrPlacementUnavailable, r.cfg.LookupTimeout, r.placement.Connected())
