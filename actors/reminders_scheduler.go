@@ -215,7 +215,13 @@ func (s *schedulerReminders) Delete(ctx context.Context, actorType, actorID, nam
 // deleted); FAILED otherwise, which the job's failure policy retries.
 func (s *schedulerReminders) trigger(ctx context.Context, job *schedulerv1.WatchJobsResponse) schedulerv1.WatchJobsRequestResultStatus {
 	actor := job.GetMetadata().GetTarget().GetActor()
-	body, _ := json.Marshal(reminderBody{Data: dataOrNull(reminderData(job.GetData()))})
+	// daprd's body: no "data" when the reminder has none, its JSON
+	// compacted otherwise; dueTime and period empty.
+	body, _ := json.Marshal(struct {
+		Data    json.RawMessage `json:"data,omitempty"`
+		DueTime string          `json:"dueTime"`
+		Period  string          `json:"period"`
+	}{Data: reminderData(job.GetData())})
 	req := &internalsv1.InternalInvokeRequest{
 		Ver:   internalsv1.APIVersion_V1,
 		Actor: &internalsv1.Actor{ActorType: actor.GetType(), ActorId: actor.GetId()},
