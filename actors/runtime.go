@@ -130,6 +130,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			}
 		})
 		if sr, ok := r.remStore.(*schedulerReminders); ok {
+			r.log.Info("Using Scheduler service for reminders.") // daprd's words, which tooling looks for
 			wg.Go(func() { r.migrateReminders(ctx, sr) })
 		} else {
 			wg.Go(func() { r.runReminders(ctx) })
