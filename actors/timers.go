@@ -86,6 +86,9 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 	if err := ValidName("name", req.Name); err != nil {
 		return err
 	}
+	if err := ValidName("actor ID", req.ActorID); err != nil {
+		return err
+	}
 	now := time.Now()
 	due, err := schedule.ParseTime(req.DueTime, now)
 	if err != nil {

@@ -17,6 +17,13 @@ import (
 
 // InvokeActor calls an actor method through the actor router.
 func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest) (*runtimev1.InvokeActorResponse, error) {
+	// An actor type or ID that would change the path of the app's
+	// callback ("/", "..", "?"…) is refused, as daprd.
+	for _, v := range [][2]string{{"actor type", in.GetActorType()}, {"actor ID", in.GetActorId()}} {
+		if err := actors.ValidName(v[0], v[1]); err != nil {
+			return nil, apierr.GRPC(apierr.BadRequest("%s", err))
+		}
+	}
 	md := make(map[string]*internalsv1.ListStringValue, len(in.GetMetadata()))
 	for k, v := range in.GetMetadata() {
 		md[k] = &internalsv1.ListStringValue{Values: []string{v}}

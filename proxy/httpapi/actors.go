@@ -38,6 +38,9 @@ func (h *Handler) registerActors() {
 func (h *Handler) actorMethod(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("actorType"), r.PathValue("actorId")
 	method, err := invoke.NormalizeMethod(r.PathValue("method"))
+	if err == nil {
+		err = validActor(typ, id)
+	}
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.BadRequest("%s", err))
 		return
@@ -72,6 +75,15 @@ func (h *Handler) actorMethod(w http.ResponseWriter, r *http.Request) {
 		hdr[k] = v.GetValues()
 	}
 	writeActorAnswer(w, http.StatusOK, resp.GetMessage().GetContentType(), hdr, resp.GetMessage().GetData().GetValue())
+}
+
+// validActor refuses an actor type or ID that would change the path of
+// the app's callback ("/", "..", "?"…), as daprd.
+func validActor(typ, id string) error {
+	if err := actors.ValidName("actor type", typ); err != nil {
+		return err
+	}
+	return actors.ValidName("actor ID", id)
 }
 
 func verb(m string) commonv1.HTTPExtension_Verb {

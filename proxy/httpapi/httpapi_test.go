@@ -237,6 +237,8 @@ func TestInvokeErrors(t *testing.T) {
 		// An escaped slash stays in its segment: the actor route serves it
 		// (no placement here), ".." does not climb out of /v1.0/actors.
 		{"escaped slash in actor method", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/1/method/..%2F..%2F..%2Fsecret", nil, 400, "ERR_ACTOR_NO_PLACEMENT", "placement"},
+		{"escaped slash in actor ID", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/..%2F..%2Fevil/method/m", nil, 400, "ERR_BAD_REQUEST", "actor ID"},
+		{"question mark in actor ID", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/id%3Fx=1/method/m", nil, 400, "ERR_BAD_REQUEST", "actor ID"},
 		{"escaped slash in reminder name", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/1/reminders/..%2F..%2Fmethod%2Fevil", nil, 400, "ERR_MALFORMED_REQUEST", "ReminderRequest"},
 	}
 	for _, tt := range tests {
