@@ -108,7 +108,7 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(timerBody{Callback: req.Callback, Data: dataOrNull(req.Data), DueTime: req.DueTime, Period: req.Period})
+	body, err := json.Marshal(timerBody{Callback: req.Callback, Data: req.Data, DueTime: req.DueTime, Period: req.Period})
 	if err != nil {
 		return err
 	}
@@ -118,9 +118,11 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 	return nil
 }
 
+// timerBody is daprd's timer callback body, fields in its order; no
+// "data" when the timer has none, its JSON compacted otherwise.
 type timerBody struct {
+	Data     json.RawMessage `json:"data,omitempty"`
 	Callback string          `json:"callback"`
-	Data     json.RawMessage `json:"data"`
 	DueTime  string          `json:"dueTime"`
 	Period   string          `json:"period"`
 }
