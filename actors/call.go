@@ -85,18 +85,23 @@ func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequ
 func (r *Runtime) locate(ctx context.Context, actorType, actorID string) (local bool, addr string, err error) {
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
 	defer cancel()
-	h, err := r.placement.Table().Lookup(lctx, actorType, actorID)
-	// A type this host has just started to host (the workflow engine's,
-	// once a worker connects) is not in the table until placement's next
-	// dissemination: wait for it rather than answer that nobody hosts it.
-	for err != nil && errors.Is(err, placement.ErrNoAddress) && r.hostsType(actorType) {
-		select {
-		case <-lctx.Done():
-		case <-time.After(20 * time.Millisecond):
-			h, err = r.placement.Table().Lookup(lctx, actorType, actorID)
-			continue
+	tbl := r.placement.Table()
+	changed := tbl.Changed()
+	h, err := tbl.Lookup(lctx, actorType, actorID)
+	// A type this host has just begun to serve (a workflow worker that
+	// connected) is in the table after placement's next round: wait for
+	// it rather than fail.
+	for errors.Is(err, placement.ErrNoAddress) {
+		if !r.hostsType(actorType) {
+			break
 		}
-		break
+		select {
+		case <-changed:
+		case <-lctx.Done():
+			return false, "", err
+		}
+		changed = tbl.Changed()
+		h, err = tbl.Lookup(lctx, actorType, actorID)
 	}
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
@@ -156,8 +161,27 @@ func (r *Runtime) CallActor(ctx context.Context, req *internalsv1.InternalInvoke
 		}
 		return nil, status.Error(code, err.Error())
 	}
+	// An app's failure it did not flag with X-DaprErrorResponseHeader goes
+	// back as daprd's owner sends it: a status with its error message.
+	var ae *AppError
+	if errors.As(appError(resp), &ae) && !ae.Flagged {
+		return nil, status.Error(codes.Internal, remoteInvokePrefix+ae.Error())
+	}
 	return resp, nil
 }
+
+// remoteInvokePrefix starts the status message of an owner's app failure.
+const remoteInvokePrefix = "error invoke actor method: "
+
+// RemoteError is an actor method's failure on another host, as its
+// sidecar answered: the gRPC API passes the status on unchanged, the HTTP
+// API wraps it (daprd's messages differ so).
+type RemoteError struct{ st *status.Status }
+
+func (e *RemoteError) Error() string { return e.st.Err().Error() }
+
+// GRPCStatus is the owner's status.
+func (e *RemoteError) GRPCStatus() *status.Status { return e.st }
 
 func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	cc, err := r.cfg.Pool.Get(addr)
@@ -171,6 +195,9 @@ func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.
 		}
 		if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), ErrMaxStackDepth.Error()) {
 			return nil, ErrMaxStackDepth
+		}
+		if st := status.Convert(err); st.Code() == codes.Internal && strings.HasPrefix(st.Message(), remoteInvokePrefix) {
+			return nil, &RemoteError{st: st}
 		}
 		return nil, fmt.Errorf("call actor on host %s: %s", addr, status.Convert(err).Message())
 	}

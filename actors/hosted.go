@@ -24,9 +24,7 @@ func (r *Runtime) RegisterHosted(ctx context.Context, types map[string]TypeConfi
 	maps.Copy(r.types, types)
 	names := slices.Sorted(maps.Keys(r.types))
 	r.mu.Unlock()
-	if r.placement != nil {
-		r.placement.SetTypes(names)
-	}
+	r.announceTypes(names)
 	return nil
 }
 
@@ -43,8 +41,6 @@ func (r *Runtime) UnregisterHosted(ctx context.Context, types ...string) {
 	}
 	names := slices.Sorted(maps.Keys(r.types))
 	r.mu.Unlock()
-	if r.placement != nil {
-		r.placement.SetTypes(names)
-	}
+	r.announceTypes(names)
 	r.deactivateAll(ctx, func(a *actor) bool { return slices.Contains(types, a.typ) })
 }

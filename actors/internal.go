@@ -47,7 +47,7 @@ func (r *Runtime) HostInternal(actorType string, h Internal) {
 		types = slices.Sorted(maps.Keys(r.internal))
 	}
 	r.mu.Unlock()
-	r.announce(types)
+	r.announceTypes(types)
 }
 
 // internalHandler is the handler of an internal type, if actorType is one.

@@ -13,6 +13,7 @@ import (
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors/schedule"
 	"github.com/tandemrun/tandem/components/state"
@@ -24,6 +25,8 @@ var (
 	ErrReminderNotHosted = errors.New("operations on actor reminders are only possible on hosted actor types")
 	// ErrReminderNotFound: no such reminder.
 	ErrReminderNotFound = errors.New("actor reminder not found")
+	// ErrReminderExists: a reminder created with overwrite false exists.
+	ErrReminderExists = errors.New("actor reminder already exists")
 )
 
 // ReminderRequest is the body of POST /v1.0/actors/{type}/{id}/reminders/{name}.
@@ -35,6 +38,32 @@ type ReminderRequest struct {
 	Period    string          `json:"period"`
 	TTL       string          `json:"ttl"`
 	Data      json.RawMessage `json:"data"`
+	// Overwrite false refuses to replace a reminder (ErrReminderExists);
+	// unset replaces, as daprd.
+	Overwrite *bool `json:"overwrite"`
+	// FailurePolicy is how the scheduler retries a reminder the app fails.
+	FailurePolicy *commonv1.JobFailurePolicy `json:"-"`
+}
+
+// ValidName checks a reminder's (or timer's) name or actor ID as daprd
+// does: no '#', '?', '/', backslash, control characters, and not "." or "..";
+// both become parts of a path.
+func ValidName(what, name string) error {
+	if name == "" {
+		return &FieldError{Field: what, Err: errors.New("must not be empty")}
+	}
+	if i := strings.IndexAny(name, "#?/\\"); i >= 0 {
+		return &FieldError{Field: what, Err: fmt.Errorf("contains forbidden character %q: %q", name[i], name)}
+	}
+	for i := range len(name) {
+		if b := name[i]; b < 0x20 || b == 0x7f {
+			return &FieldError{Field: what, Err: fmt.Errorf("contains control character at position %d: %q", i, name)}
+		}
+	}
+	if name == "." || name == ".." {
+		return &FieldError{Field: what, Err: fmt.Errorf("is a path traversal sequence: %q", name)}
+	}
+	return nil
 }
 
 // storedReminder is one reminder in the actor state store. Reminders of a
@@ -122,15 +151,37 @@ func (r *Runtime) CreateReminder(ctx context.Context, req ReminderRequest) error
 	if !r.Hosts(ctx, req.ActorType) {
 		return ErrReminderNotHosted
 	}
+	if err := ValidName("name", req.Name); err != nil {
+		return err
+	}
+	if err := ValidName("actor ID", req.ActorID); err != nil {
+		return err
+	}
 	return r.remStore.Create(ctx, req)
 }
 
 // stateReminders keeps reminders in the actor state store and fires them
-// from this host (runReminders).
+// from this host (runReminders): Tandem's way without a scheduler. With
+// no actor state store either, reminders fail as daprd's do without a
+// scheduler (errSchedulerDisabled).
 type stateReminders struct{ r *Runtime }
+
+// errSchedulerDisabled is daprd's answer for reminders without a scheduler.
+var errSchedulerDisabled = errors.New("scheduler clients are disabled")
+
+// usable is errSchedulerDisabled when there is no actor state store.
+func (s stateReminders) usable() error {
+	if _, err := s.r.store(); errors.Is(err, ErrNoStateStore) {
+		return errSchedulerDisabled
+	}
+	return nil
+}
 
 func (s stateReminders) Create(ctx context.Context, req ReminderRequest) error {
 	r := s.r
+	if err := s.usable(); err != nil {
+		return err
+	}
 	now := time.Now()
 	due, err := schedule.ParseTime(req.DueTime, now)
 	if err != nil {
@@ -152,13 +203,26 @@ func (s stateReminders) Create(ctx context.Context, req ReminderRequest) error {
 		rec.ExpirationTime = exp.UTC().Format(time.RFC3339Nano)
 	}
 	return r.updateReminders(ctx, req.ActorType, func(list []storedReminder) ([]storedReminder, error) {
+		if req.Overwrite != nil && !*req.Overwrite && slices.ContainsFunc(list, func(s storedReminder) bool { return s.id() == rec.id() }) {
+			return nil, fmt.Errorf("%w: %s", ErrReminderExists, req.Name)
+		}
 		list = slices.DeleteFunc(list, func(s storedReminder) bool { return s.id() == rec.id() })
 		return append(list, rec), nil
 	})
 }
 
-// GetReminder returns a reminder as daprd does: {data, dueTime, period}.
-func (r *Runtime) GetReminder(ctx context.Context, actorType, actorID, name string) ([]byte, error) {
+// Reminder is a stored reminder as the actor API reads it back.
+type Reminder struct {
+	Name, ActorType, ActorID string
+	// Data is what the reminder was created with: a BytesValue of its JSON.
+	Data            *anypb.Any
+	DueTime, Period string
+	// TTL is the expiry (RFC 3339), or "".
+	TTL string
+}
+
+// GetReminder returns a reminder of a type hosted here.
+func (r *Runtime) GetReminder(ctx context.Context, actorType, actorID, name string) (*Reminder, error) {
 	if r == nil || r.placement == nil {
 		return nil, ErrNoPlacement
 	}
@@ -168,8 +232,42 @@ func (r *Runtime) GetReminder(ctx context.Context, actorType, actorID, name stri
 	return r.remStore.Get(ctx, actorType, actorID, name)
 }
 
-func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string) ([]byte, error) {
+// ListReminders returns the reminders of a type hosted here, of one actor
+// when actorID is set.
+func (r *Runtime) ListReminders(ctx context.Context, actorType string, actorID *string) ([]Reminder, error) {
+	if r == nil || r.placement == nil {
+		return nil, ErrNoPlacement
+	}
+	if !r.Hosts(ctx, actorType) {
+		return nil, ErrReminderNotHosted
+	}
+	return r.remStore.List(ctx, actorType, actorID)
+}
+
+// DeleteRemindersByActor removes the reminders ListReminders would return.
+func (r *Runtime) DeleteRemindersByActor(ctx context.Context, actorType string, actorID *string) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	if !r.Hosts(ctx, actorType) {
+		return ErrReminderNotHosted
+	}
+	return r.remStore.DeleteByActor(ctx, actorType, actorID)
+}
+
+func (s storedReminder) reminder() Reminder {
+	rem := Reminder{Name: s.Name, ActorType: s.ActorType, ActorID: s.ActorID, DueTime: s.DueTime, Period: s.Period, TTL: s.ExpirationTime}
+	if len(s.Data) > 0 {
+		rem.Data, _ = anypb.New(wrapperspb.Bytes(s.Data))
+	}
+	return rem
+}
+
+func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string) (*Reminder, error) {
 	r := s.r
+	if err := s.usable(); err != nil {
+		return nil, fmt.Errorf("api error: code = Internal desc = failed to get job due to: %w", err)
+	}
 	st, err := r.store()
 	if err != nil {
 		return nil, err
@@ -180,10 +278,41 @@ func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string
 	}
 	for _, s := range list {
 		if s.ActorID == actorID && s.Name == name {
-			return json.Marshal(reminderBody{Data: dataOrNull(s.Data), DueTime: s.DueTime, Period: s.Period})
+			rem := s.reminder()
+			return &rem, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %s", ErrReminderNotFound, name)
+}
+
+func (s stateReminders) List(ctx context.Context, actorType string, actorID *string) ([]Reminder, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	st, err := s.r.store()
+	if err != nil {
+		return nil, err
+	}
+	list, _, err := s.r.loadReminders(ctx, st, actorType)
+	if err != nil {
+		return nil, err
+	}
+	var out []Reminder
+	for _, x := range list {
+		if actorID == nil || x.ActorID == *actorID {
+			out = append(out, x.reminder())
+		}
+	}
+	return out, nil
+}
+
+func (s stateReminders) DeleteByActor(ctx context.Context, actorType string, actorID *string) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	return s.r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
+		return slices.DeleteFunc(list, func(x storedReminder) bool { return actorID == nil || x.ActorID == *actorID }), nil
+	})
 }
 
 // DeleteReminder removes a reminder; a missing one is not an error.
@@ -198,6 +327,9 @@ func (r *Runtime) DeleteReminder(ctx context.Context, actorType, actorID, name s
 }
 
 func (s stateReminders) Delete(ctx context.Context, actorType, actorID, name string) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	return s.r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
 		return slices.DeleteFunc(list, func(s storedReminder) bool { return s.ActorID == actorID && s.Name == name }), nil
 	})

@@ -27,11 +27,15 @@ import (
 // Runtime checks the actor type first; a store only stores.
 type ReminderStore interface {
 	Create(ctx context.Context, req ReminderRequest) error
-	// Get returns the reminder's JSON as daprd's GET answers it, or an
-	// error wrapping ErrReminderNotFound.
-	Get(ctx context.Context, actorType, actorID, name string) ([]byte, error)
+	// Get returns the reminder, or an error wrapping ErrReminderNotFound.
+	Get(ctx context.Context, actorType, actorID, name string) (*Reminder, error)
 	// Delete removes a reminder; a missing one is not an error.
 	Delete(ctx context.Context, actorType, actorID, name string) error
+	// List returns the reminders of a type, of one actor of it when
+	// actorID is set.
+	List(ctx context.Context, actorType string, actorID *string) ([]Reminder, error)
+	// DeleteByActor removes the reminders List would return.
+	DeleteByActor(ctx context.Context, actorType string, actorID *string) error
 }
 
 var (
@@ -81,7 +85,7 @@ func (s *schedulerReminders) Create(ctx context.Context, req ReminderRequest) er
 	if err != nil {
 		return err
 	}
-	job := &schedulerv1.Job{Schedule: every, Repeats: repeats}
+	job := &schedulerv1.Job{Schedule: every, Repeats: repeats, FailurePolicy: req.FailurePolicy}
 	if req.DueTime != "" {
 		job.DueTime = &req.DueTime
 	}
@@ -93,9 +97,14 @@ func (s *schedulerReminders) Create(ctx context.Context, req ReminderRequest) er
 			return err
 		}
 	}
-	return s.schedule(ctx, &schedulerv1.ScheduleJobRequest{
-		Name: req.Name, Overwrite: true, Job: job, Metadata: s.metadata(req.ActorType, req.ActorID),
+	overwrite := req.Overwrite == nil || *req.Overwrite
+	err = s.schedule(ctx, &schedulerv1.ScheduleJobRequest{
+		Name: req.Name, Overwrite: overwrite, Job: job, Metadata: s.metadata(req.ActorType, req.ActorID),
 	})
+	if status.Code(err) == codes.AlreadyExists {
+		return fmt.Errorf("%w: %s", ErrReminderExists, req.Name)
+	}
+	return err
 }
 
 func (s *schedulerReminders) schedule(ctx context.Context, req *schedulerv1.ScheduleJobRequest) error {
@@ -108,17 +117,7 @@ func (s *schedulerReminders) schedule(ctx context.Context, req *schedulerv1.Sche
 	return err
 }
 
-// schedulerReminderJSON is daprd's GET of a scheduler reminder.
-type schedulerReminderJSON struct {
-	ActorID   string          `json:"actorID"`
-	ActorType string          `json:"actorType"`
-	Data      json.RawMessage `json:"data,omitempty"`
-	Period    string          `json:"period,omitempty"`
-	DueTime   string          `json:"dueTime,omitempty"`
-	TTL       string          `json:"ttl,omitempty"`
-}
-
-func (s *schedulerReminders) Get(ctx context.Context, actorType, actorID, name string) ([]byte, error) {
+func (s *schedulerReminders) Get(ctx context.Context, actorType, actorID, name string) (*Reminder, error) {
 	resp, err := jobs.Call(ctx, s.sched, func(ctx context.Context, c schedulerv1.SchedulerClient) (*schedulerv1.GetJobResponse, error) {
 		return c.GetJob(ctx, &schedulerv1.GetJobRequest{Name: name, Metadata: s.metadata(actorType, actorID)}, grpc.WaitForReady(true))
 	})
@@ -128,11 +127,55 @@ func (s *schedulerReminders) Get(ctx context.Context, actorType, actorID, name s
 	if err != nil {
 		return nil, err
 	}
-	job := resp.GetJob()
-	return json.Marshal(schedulerReminderJSON{
-		ActorID: actorID, ActorType: actorType, Data: reminderData(job.GetData()), Period: job.GetSchedule(),
-		DueTime: job.GetDueTime(), TTL: job.GetTtl(),
+	rem := jobReminder(name, actorType, actorID, resp.GetJob())
+	return &rem, nil
+}
+
+// jobReminder is a reminder job as daprd reads it back: its schedule is
+// the period ("@every 1s") and its ttl, when it is a time, the expiry.
+func jobReminder(name, actorType, actorID string, job *schedulerv1.Job) Reminder {
+	rem := Reminder{Name: name, ActorType: actorType, ActorID: actorID, Data: job.GetData(), DueTime: job.GetDueTime(), Period: job.GetSchedule()}
+	if t, err := time.Parse(time.RFC3339Nano, job.GetTtl()); err == nil {
+		rem.TTL = t.Format(time.RFC3339Nano)
+	}
+	return rem
+}
+
+func (s *schedulerReminders) List(ctx context.Context, actorType string, actorID *string) ([]Reminder, error) {
+	resp, err := jobs.Call(ctx, s.sched, func(ctx context.Context, c schedulerv1.SchedulerClient) (*schedulerv1.ListJobsResponse, error) {
+		return c.ListJobs(ctx, &schedulerv1.ListJobsRequest{Metadata: s.metadata(actorType, deref(actorID))}, grpc.WaitForReady(true))
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Reminder, 0, len(resp.GetJobs()))
+	for _, j := range resp.GetJobs() {
+		a := j.GetMetadata().GetTarget().GetActor()
+		if a == nil {
+			continue
+		}
+		rem := jobReminder(j.GetName(), a.GetType(), a.GetId(), j.GetJob())
+		rem.TTL = "" // daprd's list leaves the expiry out
+		out = append(out, rem)
+	}
+	return out, nil
+}
+
+func (s *schedulerReminders) DeleteByActor(ctx context.Context, actorType string, actorID *string) error {
+	prefix := actorID == nil
+	_, err := jobs.Call(ctx, s.sched, func(ctx context.Context, c schedulerv1.SchedulerClient) (*schedulerv1.DeleteByMetadataResponse, error) {
+		return c.DeleteByMetadata(ctx, &schedulerv1.DeleteByMetadataRequest{
+			Metadata: s.metadata(actorType, deref(actorID)), IdPrefixMatch: &prefix,
+		}, grpc.WaitForReady(true))
+	})
+	return err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // reminderData is a job's data as the reminder's JSON: the bytes the
@@ -172,7 +215,13 @@ func (s *schedulerReminders) Delete(ctx context.Context, actorType, actorID, nam
 // deleted); FAILED otherwise, which the job's failure policy retries.
 func (s *schedulerReminders) trigger(ctx context.Context, job *schedulerv1.WatchJobsResponse) schedulerv1.WatchJobsRequestResultStatus {
 	actor := job.GetMetadata().GetTarget().GetActor()
-	body, _ := json.Marshal(reminderBody{Data: dataOrNull(reminderData(job.GetData()))})
+	// daprd's body: no "data" when the reminder has none, its JSON
+	// compacted otherwise; dueTime and period empty.
+	body, _ := json.Marshal(struct {
+		Data    json.RawMessage `json:"data,omitempty"`
+		DueTime string          `json:"dueTime"`
+		Period  string          `json:"period"`
+	}{Data: reminderData(job.GetData())})
 	req := &internalsv1.InternalInvokeRequest{
 		Ver:   internalsv1.APIVersion_V1,
 		Actor: &internalsv1.Actor{ActorType: actor.GetType(), ActorId: actor.GetId()},

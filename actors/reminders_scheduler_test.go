@@ -45,13 +45,6 @@ func TestScheduleFromPeriod(t *testing.T) {
 	}
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
 func TestReminderData(t *testing.T) {
 	if got := string(jsonOrString([]byte("plain"))); got != `"plain"` {
 		t.Fatalf("jsonOrString = %s", got)

@@ -130,6 +130,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			}
 		})
 		if sr, ok := r.remStore.(*schedulerReminders); ok {
+			r.log.Info("Using Scheduler service for reminders.") // daprd's words, which tooling looks for
 			wg.Go(func() { r.migrateReminders(ctx, sr) })
 		} else {
 			wg.Go(func() { r.runReminders(ctx) })
@@ -208,18 +209,18 @@ func (r *Runtime) setTypes(types map[string]TypeConfig) {
 		close(r.registered)
 	}
 	r.mu.Unlock()
-	r.announce(slices.Sorted(maps.Keys(types)))
+	r.announceTypes(slices.Sorted(maps.Keys(types)))
 }
 
-// announce reports the hosted types to placement and, with reminders in
-// the scheduler, asks it to trigger their reminders here.
-func (r *Runtime) announce(types []string) {
+// announceTypes tells placement and the scheduler (which triggers their
+// reminders here) the types this host serves.
+func (r *Runtime) announceTypes(names []string) {
 	if r.placement == nil {
 		return
 	}
-	r.placement.SetTypes(types)
+	r.placement.SetTypes(names)
 	if sr, ok := r.remStore.(*schedulerReminders); ok {
-		sr.sched.SetActorTypes(types, sr.trigger)
+		sr.sched.SetActorTypes(names, sr.trigger)
 	}
 }
 

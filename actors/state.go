@@ -47,23 +47,30 @@ func (r *Runtime) store() (state.Store, error) {
 
 // GetState reads one key of an actor's state; nil when missing.
 func (r *Runtime) GetState(ctx context.Context, actorType, actorID, k string) ([]byte, error) {
+	data, _, err := r.GetStateMetadata(ctx, actorType, actorID, k)
+	return data, err
+}
+
+// GetStateMetadata is GetState with the store's metadata of the value
+// (ttlExpireTime, which daprd's API returns).
+func (r *Runtime) GetStateMetadata(ctx context.Context, actorType, actorID, k string) ([]byte, map[string]string, error) {
 	if r == nil || r.placement == nil {
-		return nil, ErrNoPlacement
+		return nil, nil, ErrNoPlacement
 	}
 	st, err := r.store()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := st.Get(ctx, &state.GetRequest{
 		Key: r.stateKey(actorType, actorID, k), Metadata: map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID},
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return resp.Data, nil
+	return resp.Data, resp.Metadata, nil
 }
 
 // TransactState applies ops to the state of an actor active on this host,

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -82,6 +83,12 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 	if !r.Hosts(ctx, req.ActorType) {
 		return fmt.Errorf("%w: %s", ErrNotHosted, req.ActorType)
 	}
+	if err := ValidName("name", req.Name); err != nil {
+		return err
+	}
+	if err := ValidName("actor ID", req.ActorID); err != nil {
+		return err
+	}
 	now := time.Now()
 	due, err := schedule.ParseTime(req.DueTime, now)
 	if err != nil {
@@ -101,7 +108,7 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(timerBody{Callback: req.Callback, Data: dataOrNull(req.Data), DueTime: req.DueTime, Period: req.Period})
+	body, err := json.Marshal(timerBody{Callback: req.Callback, Data: req.Data, DueTime: req.DueTime, Period: req.Period})
 	if err != nil {
 		return err
 	}
@@ -111,9 +118,11 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 	return nil
 }
 
+// timerBody is daprd's timer callback body, fields in its order; no
+// "data" when the timer has none, its JSON compacted otherwise.
 type timerBody struct {
+	Data     json.RawMessage `json:"data,omitempty"`
 	Callback string          `json:"callback"`
-	Data     json.RawMessage `json:"data"`
 	DueTime  string          `json:"dueTime"`
 	Period   string          `json:"period"`
 }
@@ -160,7 +169,13 @@ func (r *Runtime) runTimer(ctx context.Context, a *actor, name string, body []by
 				HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 			},
 		}
-		resp, err := r.callLocal(ctx, req)
+		// Through the router: the actor may live on another host (daprd
+		// fires a timer wherever it was made, at the actor's owner).
+		resp, err := r.route(ctx, req)
+		var ae *AppError
+		if errors.As(err, &ae) {
+			err = nil // the app answered; resp carries its headers
+		}
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("actor timer failed", "actor_type", a.typ, "actor_id", a.id, "timer", name, "error", err)
 		}

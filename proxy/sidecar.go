@@ -306,7 +306,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		ActorStreams: apis.ActorStreams, Jobs: apis.Jobs, Workflows: apis.Workflows, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
-		grpc.MaxRecvMsgSize(maxMsgOrDefault(maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
+		grpc.MaxRecvMsgSize(apiRecvSize(o.APIs.MaxRequestBodySize, maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
 		grpc.UnknownServiceHandler(outbound.Handler()))
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
 	gapi.Register(s.grpcSrv)
@@ -351,6 +351,16 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return nil
+}
+
+// apiRecvSize is the largest message the public gRPC API takes: the
+// request body limit itself, as daprd (--max-body-size 1k refuses a 2 KB
+// InvokeActor with ResourceExhausted), else the transport's size.
+func apiRecvSize(maxRequestBodySize int64, maxMsg int) int {
+	if maxRequestBodySize > 0 {
+		return int(maxRequestBodySize)
+	}
+	return maxMsgOrDefault(maxMsg)
 }
 
 func maxMsgOrDefault(n int) int {

@@ -23,8 +23,9 @@
 # How it runs: the suite's framework takes ports from a fixed base, so each worker gets its own network namespace
 # (loopback up, multicast on loopback for mDNS). The suite refuses to run some cases as root, so the test binary runs
 # as user nobody. A case that hangs is killed after TANDEM_CONFORMANCE_CASE_TIMEOUT seconds (default 150) with a
-# goroutine dump in its log. Logs go to TANDEM_CONFORMANCE_OUT (default a new folder under /tmp, printed first);
-# TANDEM_CONFORMANCE_LIST names another list file.
+# goroutine dump in its log; a failed case is run again (TANDEM_CONFORMANCE_ATTEMPTS runs in all, default 2). Logs go
+# to TANDEM_CONFORMANCE_OUT (default a new folder under /tmp, printed first); TANDEM_CONFORMANCE_LIST names another
+# list file.
 # Needs root, unshare and setpriv (util-linux) and ip (iproute2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ TAGS="stablecomponents,state_etcd,crypto_localstorage,middleware_http_routeralia
 CACHE="${TANDEM_CONFORMANCE_CACHE:-/var/tmp/tandem-dapr-suite}"
 JOBS="${TANDEM_CONFORMANCE_JOBS:-2}"
 CASE_TIMEOUT="${TANDEM_CONFORMANCE_CASE_TIMEOUT:-150}"
+ATTEMPTS="${TANDEM_CONFORMANCE_ATTEMPTS:-2}"
 LIST="${TANDEM_CONFORMANCE_LIST:-test/conformance/passing.txt}"
 
 list_only=0 build_only=0 sel=()
@@ -137,15 +139,15 @@ export DAPR_INTEGRATION_DAPRD_PATH="$SIDECAR" DAPR_HOST_IP=127.0.0.1
 for b in placement scheduler sentry operator injector; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b"; done
 for b in ${TANDEM_CONFORMANCE_OURS:-}; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b-$$"; done
 for b in helmtemplate mcpstdioserver controllergen; do export "DAPR_INTEGRATION_${b^^}_PATH=/bin/false"; done
-OURS_SUFFIX=$$
-export SRC CACHE OUT CASE_TIMEOUT OURS_SUFFIX
+RUN_ID=$$
+export SRC CACHE OUT CASE_TIMEOUT ATTEMPTS RUN_ID
 
-# run_case runs one case up to twice, with our binaries named in its second argument ("a,b") in the place of Dapr's,
-# and prints "PASS|FLAKY|FAIL|SKIP <case>".
+# run_case runs one case (with our binaries for the names in $2, "a,b") up to ATTEMPTS times and prints
+# "PASS|FLAKY|FAIL|SKIP <case>".
 run_case() {
   local c=$1 attempt res log b ours=()
-  for b in ${2//,/ }; do ours+=("DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b-$OURS_SUFFIX"); done
-  for attempt in 1 2; do
+  for b in ${2//,/ }; do ours+=("DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b-$RUN_ID"); done
+  for ((attempt = 1; attempt <= ATTEMPTS; attempt++)); do
     log="$OUT/$(tr / _ <<<"$c").$attempt.log"
     (cd "$SRC/tests/integration" && HOME=/tmp env "${ours[@]}" timeout -s QUIT -k 10 "$CASE_TIMEOUT" \
        setpriv --reuid=65534 --regid=65534 --clear-groups \
@@ -155,7 +157,7 @@ run_case() {
     else res=FAIL; fi
     [[ $res != FAIL ]] && break
   done
-  [[ $res == PASS && $attempt == 2 ]] && res=FLAKY
+  [[ $res == PASS && $attempt -gt 1 ]] && res=FLAKY
   echo "$res $c"
 }
 export -f run_case

@@ -65,6 +65,13 @@ func (t *Table) Lookup(ctx context.Context, actorType, actorID string) (hashing.
 	}
 }
 
+// Changed is closed at the table's next change.
+func (t *Table) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
+
 // Owner returns the owner without waiting; false when unknown now.
 func (t *Table) Owner(actorType, actorID string) (hashing.Host, bool) {
 	t.mu.Lock()

@@ -53,6 +53,8 @@ func Actor(op ActorOp, err error) *Error {
 				": no host has registered this actor type (is an app hosting it running?)")
 	case errors.Is(err, actors.ErrReminderNotHosted):
 		return actorErr("ERR_ACTOR_REMINDER_NON_HOSTED", http.StatusForbidden, codes.PermissionDenied, err.Error())
+	case errors.Is(err, actors.ErrReminderExists):
+		return actorErr("ERR_ACTOR_REMINDER_ALREADY_EXISTS", http.StatusConflict, codes.AlreadyExists, err.Error())
 	case errors.Is(err, actors.ErrReminderNotFound):
 		return actorErr("ERR_ACTOR_REMINDER_NOT_FOUND", http.StatusNotFound, codes.NotFound, err.Error())
 	case op == ActorReminderCreate && errors.As(err, &fe):

@@ -17,6 +17,13 @@ import (
 
 // InvokeActor calls an actor method through the actor router.
 func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest) (*runtimev1.InvokeActorResponse, error) {
+	// An actor type or ID that would change the path of the app's
+	// callback ("/", "..", "?"…) is refused, as daprd.
+	for _, v := range [][2]string{{"actor type", in.GetActorType()}, {"actor ID", in.GetActorId()}} {
+		if err := actors.ValidName(v[0], v[1]); err != nil {
+			return nil, apierr.GRPC(apierr.BadRequest("%s", err))
+		}
+	}
 	md := make(map[string]*internalsv1.ListStringValue, len(in.GetMetadata()))
 	for k, v := range in.GetMetadata() {
 		md[k] = &internalsv1.ListStringValue{Values: []string{v}}
@@ -35,6 +42,10 @@ func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest)
 	if errors.As(err, &ae) && ae.Flagged {
 		return &runtimev1.InvokeActorResponse{Data: ae.Body}, nil
 	}
+	var re *actors.RemoteError
+	if errors.As(err, &re) {
+		return nil, re.GRPCStatus().Err()
+	}
 	if err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorInvoke, err))
 	}
@@ -43,18 +54,18 @@ func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest)
 
 // GetActorState reads one key of an actor's state.
 func (a *API) GetActorState(ctx context.Context, in *runtimev1.GetActorStateRequest) (*runtimev1.GetActorStateResponse, error) {
-	data, err := a.cfg.Actors.GetState(ctx, in.GetActorType(), in.GetActorId(), in.GetKey())
+	data, md, err := a.cfg.Actors.GetStateMetadata(ctx, in.GetActorType(), in.GetActorId(), in.GetKey())
 	if err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorStateGet, err))
 	}
-	return &runtimev1.GetActorStateResponse{Data: data}, nil
+	return &runtimev1.GetActorStateResponse{Data: data, Metadata: md}, nil
 }
 
 // RegisterActorTimer starts a timer of a hosted actor.
 func (a *API) RegisterActorTimer(ctx context.Context, in *runtimev1.RegisterActorTimerRequest) (*emptypb.Empty, error) {
 	req := actors.TimerRequest{
 		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
-		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Callback: in.GetCallback(), Data: jsonOrString(in.GetData()),
+		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Callback: in.GetCallback(), Data: base64JSON(in.GetData()),
 	}
 	if err := a.cfg.Actors.CreateTimer(ctx, req); err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorTimerCreate, err))
@@ -91,7 +102,8 @@ func (a *API) ExecuteActorStateTransaction(ctx context.Context, in *runtimev1.Ex
 func (a *API) RegisterActorReminder(ctx context.Context, in *runtimev1.RegisterActorReminderRequest) (*emptypb.Empty, error) {
 	req := actors.ReminderRequest{
 		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
-		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Data: jsonOrString(in.GetData()),
+		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Data: base64JSON(in.GetData()),
+		Overwrite: in.Overwrite, FailurePolicy: in.GetFailurePolicy(),
 	}
 	if err := a.cfg.Actors.CreateReminder(ctx, req); err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderCreate, err))
@@ -107,12 +119,57 @@ func (a *API) UnregisterActorReminder(ctx context.Context, in *runtimev1.Unregis
 	return &emptypb.Empty{}, nil
 }
 
-// jsonOrString keeps JSON data as it is and sends other bytes back as a
-// JSON string, so the callback body stays valid JSON.
-func jsonOrString(b []byte) json.RawMessage {
-	if len(b) == 0 || json.Valid(b) {
-		return b
+// GetActorReminder returns a reminder of a hosted actor type.
+func (a *API) GetActorReminder(ctx context.Context, in *runtimev1.GetActorReminderRequest) (*runtimev1.GetActorReminderResponse, error) {
+	rem, err := a.cfg.Actors.GetReminder(ctx, in.GetActorType(), in.GetActorId(), in.GetName())
+	if err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderGet, err))
 	}
-	s, _ := json.Marshal(string(b))
-	return s
+	return &runtimev1.GetActorReminderResponse{
+		ActorType: rem.ActorType, ActorId: rem.ActorID, Data: rem.Data,
+		DueTime: optional(rem.DueTime), Period: optional(rem.Period), Ttl: optional(rem.TTL),
+	}, nil
+}
+
+// ListActorReminders returns the reminders of a hosted actor type, of one
+// actor when ActorId is set.
+func (a *API) ListActorReminders(ctx context.Context, in *runtimev1.ListActorRemindersRequest) (*runtimev1.ListActorRemindersResponse, error) {
+	list, err := a.cfg.Actors.ListReminders(ctx, in.GetActorType(), in.ActorId)
+	if err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderGet, err))
+	}
+	out := &runtimev1.ListActorRemindersResponse{Reminders: make([]*runtimev1.NamedActorReminder, 0, len(list))}
+	for _, rem := range list {
+		out.Reminders = append(out.Reminders, &runtimev1.NamedActorReminder{Name: rem.Name, Reminder: &runtimev1.ActorReminder{
+			ActorType: rem.ActorType, ActorId: rem.ActorID, Data: rem.Data,
+			DueTime: optional(rem.DueTime), Period: optional(rem.Period), Ttl: optional(rem.TTL),
+		}})
+	}
+	return out, nil
+}
+
+// UnregisterActorRemindersByType deletes the reminders of a hosted actor
+// type, of one actor when ActorId is set.
+func (a *API) UnregisterActorRemindersByType(ctx context.Context, in *runtimev1.UnregisterActorRemindersByTypeRequest) (*runtimev1.UnregisterActorRemindersByTypeResponse, error) {
+	if err := a.cfg.Actors.DeleteRemindersByActor(ctx, in.GetActorType(), in.ActorId); err != nil {
+		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderDelete, err))
+	}
+	return &runtimev1.UnregisterActorRemindersByTypeResponse{}, nil
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// base64JSON is the data of a gRPC timer or reminder as daprd keeps it:
+// the bytes as a JSON string in base64 (what the app's callback gets).
+func base64JSON(b []byte) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	out, _ := json.Marshal(b)
+	return out
 }

@@ -7,7 +7,9 @@ import (
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/invoke"
@@ -36,6 +38,9 @@ func (h *Handler) registerActors() {
 func (h *Handler) actorMethod(w http.ResponseWriter, r *http.Request) {
 	typ, id := r.PathValue("actorType"), r.PathValue("actorId")
 	method, err := invoke.NormalizeMethod(r.PathValue("method"))
+	if err == nil {
+		err = validActor(typ, id)
+	}
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.BadRequest("%s", err))
 		return
@@ -72,6 +77,15 @@ func (h *Handler) actorMethod(w http.ResponseWriter, r *http.Request) {
 	writeActorAnswer(w, http.StatusOK, resp.GetMessage().GetContentType(), hdr, resp.GetMessage().GetData().GetValue())
 }
 
+// validActor refuses an actor type or ID that would change the path of
+// the app's callback ("/", "..", "?"…), as daprd.
+func validActor(typ, id string) error {
+	if err := actors.ValidName("actor type", typ); err != nil {
+		return err
+	}
+	return actors.ValidName("actor ID", id)
+}
+
 func verb(m string) commonv1.HTTPExtension_Verb {
 	if v, ok := commonv1.HTTPExtension_Verb_value[strings.ToUpper(m)]; ok {
 		return commonv1.HTTPExtension_Verb(v)
@@ -93,10 +107,13 @@ func writeActorAnswer(w http.ResponseWriter, status int, contentType string, hdr
 }
 
 func (h *Handler) actorGetState(w http.ResponseWriter, r *http.Request) {
-	data, err := h.cfg.Actors.GetState(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("key"))
+	data, md, err := h.cfg.Actors.GetStateMetadata(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("key"))
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorStateGet, err))
 		return
+	}
+	for k, v := range md {
+		w.Header().Set("metadata."+k, v) // as daprd: "metadata.ttlExpireTime"
 	}
 	if len(data) == 0 {
 		w.WriteHeader(http.StatusNoContent)
@@ -168,13 +185,54 @@ func (h *Handler) actorCreateReminder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) actorGetReminder(w http.ResponseWriter, r *http.Request) {
-	b, err := h.cfg.Actors.GetReminder(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("name"))
+	rem, err := h.cfg.Actors.GetReminder(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("name"))
+	if err != nil {
+		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminderGet, err))
+		return
+	}
+	b, err := json.Marshal(reminderJSON{
+		ActorID: rem.ActorID, ActorType: rem.ActorType, Data: reminderData(rem.Data), DueTime: rem.DueTime, Period: rem.Period, TTL: rem.TTL,
+	})
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorReminderGet, err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
+}
+
+// reminderJSON is daprd's answer to GET .../reminders/{name}.
+type reminderJSON struct {
+	ActorID   string          `json:"actorID,omitempty"`
+	ActorType string          `json:"actorType,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	DueTime   string          `json:"dueTime,omitempty"`
+	Period    string          `json:"period,omitempty"`
+	TTL       string          `json:"ttl,omitempty"`
+}
+
+// reminderData is a reminder's data as JSON: the bytes of a BytesValue
+// (what the reminder was created with), another message as protojson.
+func reminderData(a *anypb.Any) json.RawMessage {
+	if a == nil {
+		return nil
+	}
+	msg, err := a.UnmarshalNew()
+	if err != nil {
+		return nil
+	}
+	if b, ok := msg.(*wrapperspb.BytesValue); ok {
+		if !json.Valid(b.GetValue()) {
+			s, _ := json.Marshal(string(b.GetValue()))
+			return s
+		}
+		return b.GetValue()
+	}
+	out, err := protojson.Marshal(msg)
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 func (h *Handler) actorDeleteReminder(w http.ResponseWriter, r *http.Request) {

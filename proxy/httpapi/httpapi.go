@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 
@@ -173,11 +174,17 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, lb *limitedBo
 		h.invoke(w, r, lb)
 		return
 	}
-	clean := cleanPath(r.URL.Path)
-	if clean != r.URL.Path {
+	// The escaped path is cleaned, as daprd's router routes on it: an
+	// escaped slash ("%2F") stays inside its segment (an actor method or
+	// a reminder name), not a separator for ".." to climb over.
+	esc := r.URL.EscapedPath()
+	if clean := cleanPath(esc); clean != esc {
 		r2 := *r
 		u := *r.URL
 		u.Path, u.RawPath = clean, ""
+		if p, err := url.PathUnescape(clean); err == nil && p != clean {
+			u.Path, u.RawPath = p, clean
+		}
 		r2.URL = &u
 		r = &r2
 	}

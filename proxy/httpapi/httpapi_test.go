@@ -234,6 +234,12 @@ func TestInvokeErrors(t *testing.T) {
 		}}}, "GET", "/v1.0/invoke/orders/method/m", nil, 403, "ERR_DIRECT_INVOKE", "denied by access control"},
 		{"bad verb", Config{Invoker: &fakeInvoker{}}, "PROPFIND", "/v1.0/invoke/a/method/m", nil, 400, "ERR_MALFORMED_REQUEST", "PROPFIND"},
 		{"too large by length", Config{Invoker: &fakeInvoker{}, MaxRequestBodySize: 4}, "POST", "/v1.0/invoke/a/method/m", nil, 413, "ERR_BODY_TOO_LARGE", "--dapr-http-max-request-size"},
+		// An escaped slash stays in its segment: the actor route serves it
+		// (no placement here), ".." does not climb out of /v1.0/actors.
+		{"escaped slash in actor method", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/1/method/..%2F..%2F..%2Fsecret", nil, 400, "ERR_ACTOR_NO_PLACEMENT", "placement"},
+		{"escaped slash in actor ID", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/..%2F..%2Fevil/method/m", nil, 400, "ERR_BAD_REQUEST", "actor ID"},
+		{"question mark in actor ID", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/id%3Fx=1/method/m", nil, 400, "ERR_BAD_REQUEST", "actor ID"},
+		{"escaped slash in reminder name", Config{Invoker: &fakeInvoker{}}, "POST", "/v1.0/actors/a/1/reminders/..%2F..%2Fmethod%2Fevil", nil, 400, "ERR_MALFORMED_REQUEST", "ReminderRequest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
