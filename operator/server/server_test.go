@@ -274,3 +274,49 @@ func TestConfigurationResiliencyEndpoints(t *testing.T) {
 		t.Fatalf("header from secret %q, want %q", got, want)
 	}
 }
+
+// TestConfigurationUpdatesAssigned: a sidecar's Configuration stream
+// carries only the Configuration its app's pods name in dapr.io/config, not
+// one of another app, nor one a pod of the same app ID names in another
+// namespace.
+func TestConfigurationUpdatesAssigned(t *testing.T) {
+	h := newHarness(t)
+	ctx := ctxT(t)
+	ns := h.namespace(t, "config-assigned")
+	elsewhere := h.namespace(t, "config-assigned-elsewhere")
+	pod := func(ns, name, app, config string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{
+				annotationEnabled: "true", annotationAppID: app, annotationConfig: config}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+		}
+	}
+	for _, p := range []*corev1.Pod{pod(ns, "orders-1", "orders", "orderscfg"), pod(ns, "billing-1", "billing", "billingcfg"),
+		pod(elsewhere, "orders-1", "orders", "strangercfg")} {
+		if err := h.k.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := h.dial(t, ns, "orders").ConfigurationUpdate(ctx, &operatorv1.ConfigurationUpdateRequest{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitSubscribed(t, "configurations", 1)
+	for _, name := range []string{"billingcfg", "strangercfg", "orderscfg"} {
+		cfg := &v1alpha1.Configuration{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.RawJSON(`{}`)}
+		if err := h.k.Create(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got metav1.PartialObjectMetadata
+	if err := json.Unmarshal(ev.GetConfiguration(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "orderscfg" || ev.GetType() != operatorv1.ResourceEventType_CREATED {
+		t.Fatalf("first event %s %s, want CREATED orderscfg (the others belong to other apps)", ev.GetType(), got.Name)
+	}
+}

@@ -107,10 +107,16 @@ func (s *Server) ConfigurationUpdate(in *operatorv1.ConfigurationUpdateRequest, 
 func (s *Server) assignedConfiguration(ctx context.Context, namespace, appID string) (string, error) {
 	var pods metav1.PartialObjectMetadataList
 	pods.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "PodList"})
-	if err := s.api.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
+	// Listed across the cluster and selected by namespace, as Dapr's
+	// operator lists them (its pod cache is cluster-wide): the same pods,
+	// and an API server that serves only the cluster-wide list answers too.
+	if err := s.api.List(ctx, &pods, client.MatchingFields{"metadata.namespace": namespace}); err != nil {
 		return "", fmt.Errorf("list pods: %w", err)
 	}
 	for _, p := range pods.Items {
+		if p.GetNamespace() != namespace {
+			continue
+		}
 		a := p.GetAnnotations()
 		id := a[annotationAppID]
 		if id == "" {
