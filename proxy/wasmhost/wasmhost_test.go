@@ -175,8 +175,8 @@ func TestBadModulesFailAtLoad(t *testing.T) {
 	}
 	for path, want := range map[string]string{
 		write("empty.wasm", "\x00asm\x01\x00\x00\x00"): "does not export handle_request",
-		write("junk.wasm", "not wasm"):                "not a valid wasm module",
-		filepath.Join(dir, "none.wasm"):               "no such file",
+		write("junk.wasm", "not wasm"):                 "not a valid wasm module",
+		filepath.Join(dir, "none.wasm"):                "no such file",
 	} {
 		_, err := Load(context.Background(), Config{Path: path})
 		if err == nil || !strings.Contains(err.Error(), want) {
