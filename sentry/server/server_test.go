@@ -362,8 +362,9 @@ func get(t *testing.T, path string, h http.Handler) string {
 	return string(body)
 }
 
-// TestInjectorDNSName: the control plane's injector (sentry's namespace and trust domain) gets its webhook
-// Service's name in its certificate, which the API server checks; no other identity gets a host name.
+// TestInjectorDNSName: the control plane's injector and operator (sentry's namespace and trust domain) get
+// their webhook Services' names in their certificates, which the API server checks, and the scheduler its
+// pods' names, which its etcd peers check; no other identity gets a host name.
 func TestInjectorDNSName(t *testing.T) {
 	h := start(t, insecureOnly(), sentryv1.SignCertificateRequest_INSECURE)
 	for _, c := range []struct {
@@ -373,7 +374,13 @@ func TestInjectorDNSName(t *testing.T) {
 		{"spiffe://localhost/ns/default/dapr-injector", []string{"dapr-sidecar-injector.default.svc"}},
 		{"spiffe://localhost/ns/apps/dapr-injector", nil},
 		{"spiffe://public/ns/default/dapr-injector", nil},
-		{"spiffe://localhost/ns/default/dapr-operator", nil},
+		{"spiffe://localhost/ns/default/dapr-operator", []string{"dapr-webhook.default.svc"}},
+		{"spiffe://localhost/ns/default/dapr-scheduler", []string{
+			"dapr-scheduler-server-0.dapr-scheduler-server.default.svc.localhost",
+			"dapr-scheduler-server-1.dapr-scheduler-server.default.svc.localhost",
+			"dapr-scheduler-server-2.dapr-scheduler-server.default.svc.localhost",
+		}},
+		{"spiffe://localhost/ns/apps/dapr-scheduler", nil},
 		{"spiffe://localhost/ns/default/orders", nil},
 	} {
 		id := spiffeid.RequireFromString(c.id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"time"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
@@ -93,16 +94,32 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 // <InjectorService>.<namespace>.svc, the name the API server checks.
 const InjectorService = "dapr-sidecar-injector"
 
-// dnsNames are the host names id may serve TLS as. Only the injector of
-// sentry's own namespace and trust domain gets one: its webhook's Service
-// (as Dapr's sentry). The ID was validated, so it is the control plane's
-// injector pod asking.
+// dnsNames are the host names id may serve TLS as, as Dapr's sentry names
+// them. Only control plane services of sentry's own namespace and trust
+// domain get any: the injector and the operator their webhooks' Services
+// (which the API server checks), the scheduler its StatefulSet pods'
+// names, which its embedded etcd peers check (under the trust domain, as
+// Dapr's sentry names them outside a cluster). The ID was validated, so it
+// is that control plane pod asking.
 func (s *Server) dnsNames(id spiffeid.ID) []string {
-	injector, err := spiffeid.FromSegments(s.id.TrustDomain(), "ns", s.namespace, "dapr-injector")
-	if err != nil || id != injector {
-		return nil
+	td, ns := s.id.TrustDomain(), s.namespace
+	is := func(name string) bool {
+		want, err := spiffeid.FromSegments(td, "ns", ns, name)
+		return err == nil && id == want
 	}
-	return []string{InjectorService + "." + s.namespace + ".svc"}
+	switch {
+	case is("dapr-injector"):
+		return []string{InjectorService + "." + ns + ".svc"}
+	case is("dapr-operator"):
+		return []string{"dapr-webhook." + ns + ".svc"}
+	case is("dapr-scheduler"):
+		names := make([]string, 3)
+		for i := range names {
+			names[i] = fmt.Sprintf("dapr-scheduler-server-%d.dapr-scheduler-server.%s.svc.%s", i, ns, td.Name())
+		}
+		return names
+	}
+	return nil
 }
 
 // parseCSR accepts a PEM CSR (daprd sends "CERTIFICATE REQUEST"; daprd
