@@ -168,7 +168,7 @@ func (b *Binding) Init(ctx context.Context, md components.Metadata) error {
 		return components.Permanent(fmt.Errorf("component %q: %w", md.Name, err))
 	}
 	pub := mqtt.NewClient(o)
-	if err := wait(ctx, pub.Connect()); err != nil {
+	if err := connect(ctx, pub); err != nil {
 		return fmt.Errorf("component %q: mqtt3: connect to %s: %w (is the broker up and url right?)", md.Name, c.URL, err)
 	}
 	// With a persistent session, subscribe once now: messages published
@@ -196,11 +196,24 @@ func (b *Binding) primeSession(ctx context.Context) error {
 	// again to Read.
 	o.SetAutoAckDisabled(true)
 	sub := mqtt.NewClient(o)
-	if err := wait(ctx, sub.Connect()); err != nil {
+	if err := connect(ctx, sub); err != nil {
 		return err
 	}
 	defer sub.Disconnect(0)
 	return wait(ctx, sub.Subscribe(b.cfg.Topic, qos, nil))
+}
+
+// connect connects c. When that fails or ctx ends first, a connection
+// still being made is let finish (at most connectTimeout) and closed, so
+// no client outlives the call that gave up on it.
+func connect(ctx context.Context, c mqtt.Client) error {
+	t := c.Connect()
+	err := wait(ctx, t)
+	if err != nil {
+		t.WaitTimeout(connectTimeout)
+		c.Disconnect(0)
+	}
+	return err
 }
 
 // wait waits for a paho token, bounded by ctx and connectTimeout.
@@ -275,7 +288,7 @@ func (b *Binding) Read(ctx context.Context, h bindings.Handler) error {
 		})
 	client := mqtt.NewClient(o)
 	for {
-		err := wait(ctx, client.Connect())
+		err := connect(ctx, client)
 		if err == nil {
 			break
 		}

@@ -13,9 +13,13 @@ func TestContract(t *testing.T) {
 	suffix := bindingstest.RandomSuffix()
 	bindingstest.Run(t, bindingstest.Config{
 		New: func() bindings.Binding { return New(nil) },
+		// Each binding gets its own client ID: the broker drops a
+		// connection when another connects with its ID, and the previous
+		// test's reader may not have left yet.
 		Metadata: func(t *testing.T) components.Metadata {
 			return components.Metadata{Name: "mq", Type: Type, Properties: map[string]string{
-				"url": "tcp://127.0.0.1:1883", "topic": "tandemtest/" + suffix, "consumerID": "tandemtest-" + suffix,
+				"url": "tcp://127.0.0.1:1883", "topic": "tandemtest/" + suffix,
+				"consumerID": "tandemtest-" + suffix + "-" + bindingstest.RandomSuffix(),
 			}}
 		},
 		Send: func(data []byte) *bindings.InvokeRequest {
