@@ -24,6 +24,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/bindings"
+	"github.com/tandemrun/tandem/internal/pahotoken"
 )
 
 // Type is the component's spec.type.
@@ -168,7 +169,7 @@ func (b *Binding) Init(ctx context.Context, md components.Metadata) error {
 		return components.Permanent(fmt.Errorf("component %q: %w", md.Name, err))
 	}
 	pub := mqtt.NewClient(o)
-	if err := connect(ctx, pub); err != nil {
+	if err := pahotoken.Connect(ctx, pub, connectTimeout); err != nil {
 		return fmt.Errorf("component %q: mqtt3: connect to %s: %w (is the broker up and url right?)", md.Name, c.URL, err)
 	}
 	// With a persistent session, subscribe once now: messages published
@@ -196,38 +197,11 @@ func (b *Binding) primeSession(ctx context.Context) error {
 	// again to Read.
 	o.SetAutoAckDisabled(true)
 	sub := mqtt.NewClient(o)
-	if err := connect(ctx, sub); err != nil {
+	if err := pahotoken.Connect(ctx, sub, connectTimeout); err != nil {
 		return err
 	}
 	defer sub.Disconnect(0)
-	return wait(ctx, sub.Subscribe(b.cfg.Topic, qos, nil))
-}
-
-// connect connects c. When that fails or ctx ends first, a connection
-// still being made is let finish (at most connectTimeout) and closed, so
-// no client outlives the call that gave up on it.
-func connect(ctx context.Context, c mqtt.Client) error {
-	t := c.Connect()
-	err := wait(ctx, t)
-	if err != nil {
-		t.WaitTimeout(connectTimeout)
-		c.Disconnect(0)
-	}
-	return err
-}
-
-// wait waits for a paho token, bounded by ctx and connectTimeout.
-func wait(ctx context.Context, t mqtt.Token) error {
-	timer := time.NewTimer(connectTimeout)
-	defer timer.Stop()
-	select {
-	case <-t.Done():
-		return t.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return fmt.Errorf("no answer from the broker in %s", connectTimeout)
-	}
+	return pahotoken.Wait(ctx, sub.Subscribe(b.cfg.Topic, qos, nil), connectTimeout)
 }
 
 // Operations lists create.
@@ -252,7 +226,7 @@ func (b *Binding) Invoke(ctx context.Context, req *bindings.InvokeRequest) (*bin
 	if v := req.Metadata["retain"]; v != "" {
 		retain = v == "true"
 	}
-	if err := wait(ctx, pub.Publish(topic, qos, retain, req.Data)); err != nil {
+	if err := pahotoken.Wait(ctx, pub.Publish(topic, qos, retain, req.Data), connectTimeout); err != nil {
 		return nil, fmt.Errorf("failed to publish: %w", err)
 	}
 	return nil, nil
@@ -282,13 +256,13 @@ func (b *Binding) Read(ctx context.Context, h bindings.Handler) error {
 	}
 	o.SetAutoAckDisabled(true).SetOrderMatters(true).SetResumeSubs(true).SetDefaultPublishHandler(handle).
 		SetOnConnectHandler(func(c mqtt.Client) {
-			if err := wait(ctx, c.Subscribe(b.cfg.Topic, qos, handle)); err != nil && ctx.Err() == nil {
+			if err := pahotoken.Wait(ctx, c.Subscribe(b.cfg.Topic, qos, handle), connectTimeout); err != nil && ctx.Err() == nil {
 				b.log.Error("mqtt3 input binding could not subscribe; it tries again on reconnect", "binding", b.name, "topic", b.cfg.Topic, "error", err)
 			}
 		})
 	client := mqtt.NewClient(o)
 	for {
-		err := connect(ctx, client)
+		err := pahotoken.Connect(ctx, client, connectTimeout)
 		if err == nil {
 			break
 		}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/internal/pahotoken"
 )
 
 // Type is the Dapr component type.
@@ -140,7 +141,7 @@ func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 		})
 	setAuth(opts, u)
 	p.client = mqtt.NewClient(opts)
-	if err := wait(ctx, p.client.Connect()); err != nil {
+	if err := pahotoken.Connect(ctx, p.client, connectTimeout); err != nil {
 		return fmt.Errorf("mqtt3: connect to %s as %q: %w (check url and that the client ID is not used by another client)", cfg.URL, cfg.ClientID, err)
 	}
 	// Publishing on the subscribing connection would make each publish
@@ -154,7 +155,7 @@ func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 		SetConnectTimeout(connectTimeout)
 	setAuth(pubOpts, u)
 	p.pub = mqtt.NewClient(pubOpts)
-	if err := wait(ctx, p.pub.Connect()); err != nil {
+	if err := pahotoken.Connect(ctx, p.pub, connectTimeout); err != nil {
 		p.client.Disconnect(0)
 		return fmt.Errorf("mqtt3: connect publisher to %s as %q: %w", cfg.URL, cfg.ClientID+"-pub", err)
 	}
@@ -187,20 +188,6 @@ func setAuth(o *mqtt.ClientOptions, u *url.URL) {
 	}
 }
 
-// wait waits for a paho token, bounded by ctx and connectTimeout.
-func wait(ctx context.Context, t mqtt.Token) error {
-	timer := time.NewTimer(connectTimeout)
-	defer timer.Stop()
-	select {
-	case <-t.Done():
-		return t.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return fmt.Errorf("no answer from the broker in %s", connectTimeout)
-	}
-}
-
 // Features: with QoS >= 1 and a persistent session, messages wait for the
 // client ID.
 func (p *PubSub) Features() []pubsub.Feature {
@@ -228,7 +215,7 @@ func (p *PubSub) Publish(ctx context.Context, req *pubsub.PublishRequest) error 
 		}
 		retain = b
 	}
-	if err := wait(ctx, p.pub.Publish(req.Topic, p.cfg.QoS, retain, req.Data)); err != nil {
+	if err := pahotoken.Wait(ctx, p.pub.Publish(req.Topic, p.cfg.QoS, retain, req.Data), connectTimeout); err != nil {
 		return fmt.Errorf("mqtt3 publish to %q: %w", req.Topic, err)
 	}
 	return nil
@@ -267,7 +254,7 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 	delete(p.pending, req.Topic)
 	p.mu.Unlock()
 
-	if err := wait(ctx, p.client.Subscribe(req.Topic, p.cfg.QoS, func(_ mqtt.Client, m mqtt.Message) { s.deliver(m) })); err != nil {
+	if err := pahotoken.Wait(ctx, p.client.Subscribe(req.Topic, p.cfg.QoS, func(_ mqtt.Client, m mqtt.Message) { s.deliver(m) }), connectTimeout); err != nil {
 		p.mu.Lock()
 		delete(p.subs, req.Topic)
 		p.pending[req.Topic] = append(backlog, p.pending[req.Topic]...)
@@ -292,7 +279,7 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 		}
 		cancel()
 		if unsubscribe {
-			if err := wait(context.Background(), p.client.Unsubscribe(req.Topic)); err != nil {
+			if err := pahotoken.Wait(context.Background(), p.client.Unsubscribe(req.Topic), connectTimeout); err != nil {
 				p.log.Warn("unsubscribing failed", "topic", req.Topic, "error", err)
 			}
 		}
