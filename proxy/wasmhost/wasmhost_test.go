@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,44 +14,20 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-)
 
-var (
-	buildOnce sync.Once
-	buildErr  error
-	appPath   string
+	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 )
 
 // testApp builds test/apps/wasmapp for wasip1 once (the module is not
 // committed) and returns its path.
 func testApp(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wasmhost-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		appPath = filepath.Join(dir, "app.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", appPath, "../../test/apps/wasmapp")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build the wasip1 test app: %v\n%s", err, b)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return appPath
+	return wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmapp", true)
 }
 
-// TestMain removes the built module, and fails the tests when a goroutine
-// they started is still running.
+// TestMain fails the tests when a goroutine they started is still running.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if appPath != "" {
-		_ = os.RemoveAll(filepath.Dir(appPath))
-	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -146,7 +121,7 @@ func TestTrapFailsOnlyThatRequest(t *testing.T) {
 		t.Errorf("instances %+v, max 2", st)
 	}
 	ext := a.Extended()
-	if ext["appWasm.maxInstances"] != "2" || len(ext["appWasm.sha256"]) != 64 || ext["appWasm.module"] != appPath {
+	if ext["appWasm.maxInstances"] != "2" || len(ext["appWasm.sha256"]) != 64 || ext["appWasm.module"] != testApp(t) {
 		t.Errorf("extended metadata %v", ext)
 	}
 }

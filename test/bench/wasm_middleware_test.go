@@ -6,12 +6,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
@@ -33,13 +33,7 @@ func TestWasmMiddlewareLoad(t *testing.T) {
 		t.Fatalf("build the binaries: %v", err)
 	}
 	t.Cleanup(framework.Cleanup)
-	guest := filepath.Join(t.TempDir(), "guest.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", guest, "./components/middleware/wasm/testdata/guest")
-	cmd.Dir = framework.RepoRoot()
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the guest: %v\n%s", err, b)
-	}
+	guest := wasmguesttest.Build(t, "github.com/tandemrun/tandem/components/middleware/wasm/testdata/guest", true)
 	app := framework.StartApp(t, "echo app", buildEchoApp(t, bins), "APP_ID=app")
 	registry := filepath.Join(t.TempDir(), "registry.db")
 

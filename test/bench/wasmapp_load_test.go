@@ -18,6 +18,7 @@ import (
 	"fortio.org/fortio/fhttp"
 	flog "fortio.org/log"
 
+	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 	"github.com/tandemrun/tandem/proxy/wasmhost"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
@@ -42,8 +43,8 @@ func TestWasmAppLoad(t *testing.T) {
 	}
 	t.Cleanup(framework.Cleanup)
 	flog.SetLogLevelQuiet(flog.Warning)
-	module := buildTestApp(t, bins.Dir, "wasip1")
-	native := buildTestApp(t, bins.Dir, "")
+	module := wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmapp", true)
+	native := buildTestApp(t, bins.Dir)
 
 	h := &harness{t: t, set: set, cpu: NewProcCPU(), payload: payload(set.PayloadBytes)}
 	args := []string{"--log-level", "warn", "--app-wasm-cache-dir", t.TempDir()}
@@ -136,23 +137,14 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// buildTestApp builds test/apps/wasmapp for goos ("wasip1": the module;
-// "": a native process app).
-func buildTestApp(t *testing.T, dir, goos string) string {
+// buildTestApp builds test/apps/wasmapp as a native process app.
+func buildTestApp(t *testing.T, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "wasmapp-native")
-	args := []string{"build", "-o", out}
-	env := os.Environ()
-	if goos == "wasip1" {
-		out = filepath.Join(dir, "wasmapp.wasm")
-		args = []string{"build", "-buildmode=c-shared", "-o", out}
-		env = append(env, "GOOS=wasip1", "GOARCH=wasm")
-	}
-	cmd := exec.Command("go", append(args, "./test/apps/wasmapp")...)
+	cmd := exec.Command("go", "build", "-o", out, "./test/apps/wasmapp")
 	cmd.Dir = framework.RepoRoot()
-	cmd.Env = env
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build test/apps/wasmapp (%s): %v\n%s", goos, err, b)
+		t.Fatalf("build test/apps/wasmapp: %v\n%s", err, b)
 	}
 	return out
 }

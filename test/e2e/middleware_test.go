@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
@@ -21,14 +21,7 @@ import (
 // components/middleware/wasm/testdata/guest.
 func buildGuest(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "guest.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./components/middleware/wasm/testdata/guest")
-	cmd.Dir = framework.RepoRoot()
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the wasip1 guest: %v\n%s", err, b)
-	}
-	return out
+	return wasmguesttest.Build(t, "github.com/tandemrun/tandem/components/middleware/wasm/testdata/guest", true)
 }
 
 func wasmComponent(name, guest, config, extra string) string {

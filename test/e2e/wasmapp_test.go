@@ -7,27 +7,20 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
 // buildWasmApp builds test/apps/wasmapp as a Wasm app (wasip1 reactor).
 func buildWasmApp(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "app.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./test/apps/wasmapp")
-	cmd.Dir = framework.RepoRoot()
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the wasip1 app: %v\n%s", err, b)
-	}
-	return out
+	return wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmapp", true)
 }
 
 // TestWasmApp hosts test/apps/wasmapp inside a sidecar (--app-wasm) and

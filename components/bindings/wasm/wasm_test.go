@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,34 +12,13 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/bindings"
-)
-
-var (
-	buildOnce sync.Once
-	program   string
-	buildErr  error
+	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 )
 
 // programPath builds testdata/program for wasip1 once.
 func programPath(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bindings-wasm-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		program = filepath.Join(dir, "program.wasm")
-		cmd := exec.Command("go", "build", "-o", program, "./testdata/program")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build the wasip1 program: %v\n%s", err, b)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return program
+	return wasmguesttest.Build(t, "github.com/tandemrun/tandem/components/bindings/wasm/testdata/program", false)
 }
 
 func newBinding(t *testing.T, props map[string]string) *Binding {

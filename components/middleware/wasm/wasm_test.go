@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,20 +16,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 )
 
-var guestDir string
-
-// TestMain builds the test guest from testdata/guest (wasip1) once, and
-// fails the tests when a goroutine they started is still running.
+// TestMain fails the tests when a goroutine they started is still running.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wasm-guest-")
-	if err != nil {
-		panic(err)
-	}
-	guestDir = dir
 	code := m.Run()
-	_ = os.RemoveAll(dir)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -40,27 +31,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
-
-// Guest returns the path of the test guest, building it with the go
-// command on first use.
+// Guest returns the path of the test guest (testdata/guest, wasip1),
+// building it on first use.
 func Guest(t testing.TB) string {
 	t.Helper()
-	out := filepath.Join(guestDir, "guest.wasm")
-	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/guest")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build the wasip1 guest: %v\n%s", err, b)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return out
+	return wasmguesttest.Build(t, "github.com/tandemrun/tandem/components/middleware/wasm/testdata/guest", true)
 }
 
 func newMiddleware(t testing.TB, props map[string]string) *Middleware {
