@@ -136,6 +136,8 @@ type activeSub struct {
 	// delivered and rate count the deliveries finished, for Load.
 	delivered atomic.Uint64
 	rate      loadreport.Rate
+	// backlog is the broker's last answer on this subscription's backlog.
+	backlog backlogCache
 }
 
 // NewPubSub returns the pub/sub API. Subscriptions start when Run is called.
