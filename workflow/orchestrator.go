@@ -63,6 +63,10 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		return e.purgeInstance(ctx, inst, len(data) > 0 && data[0] == 1)
 	case method == methodRun:
 		return nil, e.run(ctx, inst)
+	case method == methodFork:
+		return e.fork(inst, data)
+	case method == methodRerun:
+		return nil, e.rerunInstance(ctx, inst, data)
 	case strings.HasPrefix(method, reminderPrefix+timerPrefix), method == reminderPrefix+startReminder:
 		return nil, e.timerFired(ctx, inst, data)
 	case method == reminderPrefix+watchdogName:
@@ -303,7 +307,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{
 			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId()}}})
 		req := &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskId: id,
-			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: start.GetWorkflowInstance()}
+			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()}
 		return func(context.Context) { e.runActivity(inst.id, gen, req) }, false
 	case a.GetCreateTimer() != nil:
 		t := a.GetCreateTimer()
@@ -318,11 +322,12 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		c := a.GetCreateChildWorkflow()
 		childID := c.GetInstanceId()
 		if childID == "" {
-			childID = fmt.Sprintf("%s:%04x", inst.id, id)
+			childID = childInstanceID(inst.id, id)
 		}
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCreated{ChildWorkflowInstanceCreated: &protos.ChildWorkflowInstanceCreatedEvent{
 			InstanceId: childID, Name: c.GetName(), Version: c.GetVersion(), Input: c.GetInput()}}})
-		return func(context.Context) { e.createChild(inst.id, start, id, childID, c.GetName(), c) }, false
+		ref := inst.ref()
+		return func(context.Context) { e.createChild(inst.id, start, ref, id, childID, c.GetName(), c) }, false
 	case a.GetSendEvent() != nil:
 		s := a.GetSendEvent()
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{
@@ -472,8 +477,9 @@ func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *proto
 	})
 }
 
-// createChild starts a child instance.
-func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEvent, taskID int32, childID, name string, c *protos.CreateChildWorkflowAction) {
+// createChild starts a child instance of the parent ref (whose start
+// event is parent).
+func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEvent, ref *protos.WorkflowInstance, taskID int32, childID, name string, c *protos.CreateChildWorkflowAction) {
 	key := "child|" + parentID + "|" + strconv.Itoa(int(taskID))
 	e.mu.Lock()
 	if e.running[key] {
@@ -486,7 +492,7 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 		Name: name, Version: c.GetVersion(), Input: c.GetInput(),
 		WorkflowInstance: &protos.WorkflowInstance{InstanceId: childID, ExecutionId: wrap(newID())},
 		ParentInstance: &protos.ParentInstanceInfo{TaskScheduledId: taskID, Name: wrap(parent.GetName()),
-			WorkflowInstance: parent.GetWorkflowInstance()},
+			WorkflowInstance: ref},
 	}}, Router: e.router()})
 	e.goAsync(func(ctx context.Context) {
 		defer func() {
@@ -595,7 +601,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			if inst.waitsFor(probe, id) {
 				t := h.GetTaskScheduled()
 				e.runActivity(inst.id, inst.generation, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
-					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: start.GetWorkflowInstance()})
+					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()})
 			}
 		case h.GetTimerCreated() != nil:
 			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{}}}
@@ -609,7 +615,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCompleted{ChildWorkflowInstanceCompleted: &protos.ChildWorkflowInstanceCompletedEvent{}}}
 			if inst.waitsFor(probe, id) {
 				c := h.GetChildWorkflowInstanceCreated()
-				e.createChild(inst.id, start, id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()})
+				e.createChild(inst.id, start, inst.ref(), id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()})
 			}
 		}
 	}

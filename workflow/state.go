@@ -173,6 +173,13 @@ func (inst *instance) started() *protos.ExecutionStartedEvent {
 	return nil
 }
 
+// ref is the instance as its activities and children name it: its ID
+// (a rerun instance's ExecutionStarted event still names its source) and
+// the execution of its ExecutionStarted event.
+func (inst *instance) ref() *protos.WorkflowInstance {
+	return &protos.WorkflowInstance{InstanceId: inst.id, ExecutionId: inst.started().GetWorkflowInstance().GetExecutionId()}
+}
+
 // completed is the instance's ExecutionCompleted event, nil if running.
 func (inst *instance) completed() *protos.ExecutionCompletedEvent {
 	for i := len(inst.history) - 1; i >= 0; i-- {

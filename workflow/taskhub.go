@@ -31,6 +31,8 @@ func grpcErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case isStatus(err):
+		return err
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrExists):
@@ -43,6 +45,27 @@ func grpcErr(err error) error {
 		return status.FromContextError(err).Err()
 	}
 	return status.Error(codes.Unknown, err.Error())
+}
+
+// isStatus reports whether err is a gRPC status error itself (not one
+// wrapped in others' text).
+func isStatus(err error) bool {
+	_, ok := err.(interface{ GRPCStatus() *status.Status })
+	return ok
+}
+
+// RerunWorkflowFromEvent starts a new instance from an ended one's history
+// up to an event, which runs again; answered once the new instance left
+// PENDING, as daprd's TaskHub answers.
+func (t *TaskHub) RerunWorkflowFromEvent(ctx context.Context, req *protos.RerunWorkflowFromEventRequest) (*protos.RerunWorkflowFromEventResponse, error) {
+	id, err := t.e.Rerun(ctx, req)
+	if err != nil {
+		return nil, grpcErr(err)
+	}
+	if _, err := t.WaitForInstanceStart(ctx, &protos.GetInstanceRequest{InstanceId: id}); err != nil {
+		return nil, err
+	}
+	return &protos.RerunWorkflowFromEventResponse{NewInstanceID: id}, nil
 }
 
 // Hello answers the workers' connection check.
