@@ -111,10 +111,10 @@ type LeanConn struct {
 }
 
 // Start begins a call: head is the caller's head (the invoke layer's
-// encoding), contentLength the request body's size (-1: unknown); the
-// context's deadline goes with it. The call owns the
+// encoding), contentLength the request body's size (-1: unknown), flags
+// FlagStream or 0; the context's deadline goes with it. The call owns the
 // connection until Close.
-func (c *LeanConn) Start(ctx context.Context, contentLength int64, head []byte) (*ClientCall, error) {
+func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, head []byte) (*ClientCall, error) {
 	call := &ClientCall{c: c, ctx: ctx}
 	var timeout int64
 	if d, ok := ctx.Deadline(); ok {
@@ -129,6 +129,7 @@ func (c *LeanConn) Start(ctx context.Context, contentLength int64, head []byte) 
 	c.fw.header(frameHead, n)
 	b := binary.BigEndian.AppendUint64(*c.fw.buf, uint64(timeout))
 	b = binary.BigEndian.AppendUint64(b, uint64(contentLength))
+	b = append(b, flags)
 	*c.fw.buf = append(b, head...)
 	if ctx.Done() != nil {
 		call.stop = context.AfterFunc(ctx, func() {

@@ -186,7 +186,8 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 		ctx, cancelT = context.WithTimeout(ctx, time.Duration(t))
 		defer cancelT()
 	}
-	call := &ServerCall{Head: payload[headPrefixLen:], ContentLength: int64(binary.BigEndian.Uint64(payload[8:])), w: fw, conn: conn, cancel: cancel}
+	call := &ServerCall{Head: payload[headPrefixLen:], ContentLength: int64(binary.BigEndian.Uint64(payload[8:])),
+		Flags: payload[16], w: fw, conn: conn, cancel: cancel}
 	call.body = bodyReader{fr: fr, onErr: func(err error) error {
 		cancel()
 		call.broken.Store(true)
@@ -227,6 +228,8 @@ type ServerCall struct {
 	// ContentLength is the request body's size as the caller announced
 	// it, -1 when unknown.
 	ContentLength int64
+	// Flags are the caller's (FlagStream).
+	Flags byte
 
 	body   bodyReader
 	w      *frameWriter
