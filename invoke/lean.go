@@ -58,7 +58,7 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // speaks it. handled is false when it does not (a daprd): then the caller
 // uses gRPC, at addr, which a retry may have changed.
 func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *Request) (resp *Response, at string, handled bool, err error) {
-	lc, err := iv.pool.Lean(ctx, addr)
+	lc, err := iv.leanConn(ctx, addr)
 	if lc == nil && err == nil {
 		return nil, addr, false, nil
 	}
@@ -109,11 +109,23 @@ func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *R
 		if replay != nil {
 			req.Body = NewMemBody(replay)
 		}
-		lc, err = iv.pool.Lean(ctx, addr)
+		lc, err = iv.leanConn(ctx, addr)
 		if lc == nil && err == nil {
 			return nil, addr, false, nil
 		}
 	}
+}
+
+// leanConn gets a connection to addr, trying once more when connecting
+// failed: nothing of the call was sent, so even a streamed body can wait
+// (a callee that stopped accepting as it restarts).
+func (iv *Client) leanConn(ctx context.Context, addr string) (*transport.LeanConn, error) {
+	lc, err := iv.pool.Lean(ctx, addr)
+	if err != nil && ctx.Err() == nil && status.Code(err) == codes.Unavailable {
+		iv.log.Debug("connecting to sidecar failed; trying again", "address", addr, "error", err)
+		lc, err = iv.pool.Lean(ctx, addr)
+	}
+	return lc, err
 }
 
 // callLean makes one call on lc: the head and a body in memory leave in

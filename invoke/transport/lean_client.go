@@ -65,11 +65,13 @@ func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
 	for len(lp.idle) > 0 {
 		c := lp.idle[len(lp.idle)-1]
 		lp.idle = lp.idle[:len(lp.idle)-1]
-		if now.Sub(c.lastUsed) < leanClientIdle {
+		if now.Sub(c.lastUsed) < leanClientIdle && c.fr.br.Buffered() == 0 && !peerClosed(c.conn.NetConn()) {
 			lp.mu.Unlock()
 			c.reused = true
 			return c, nil
 		}
+		// Idle too long, or the callee closed it or said goaway while it
+		// was idle (a restart): a call on it would fail.
 		_ = c.conn.Close()
 	}
 	lp.mu.Unlock()
@@ -108,6 +110,8 @@ type LeanConn struct {
 	fw       frameWriter
 	reused   bool
 	lastUsed time.Time
+	// goAway: the callee said it closes the connection after this call.
+	goAway bool
 }
 
 // Start begins a call: head is the caller's head (the invoke layer's
@@ -237,7 +241,17 @@ func (cl *ClientCall) AbortSend(err error) {
 // error. The head is valid until the first Read.
 func (cl *ClientCall) RecvHead() ([]byte, error) {
 	typ, payload, err := cl.c.fr.next()
+	if err == nil && typ == frameGoAway {
+		// Sent while the connection was idle: the callee serves this call
+		// and closes the connection.
+		cl.c.goAway = true
+		typ, payload, err = cl.c.fr.next()
+	}
 	if err != nil {
+		if cl.c.goAway && !cl.received {
+			// The callee closed before it read the call.
+			cl.c.reused = true
+		}
 		return nil, cl.fail(err)
 	}
 	cl.received = true
@@ -270,7 +284,7 @@ func (cl *ClientCall) Close() error {
 		cl.broken.Store(true)
 	}
 	c := cl.c
-	if cl.broken.Load() || cl.sendErr.Load() || !cl.sent.Load() || !cl.body.done || (cl.body.err != nil && cl.body.err != errBodyClosed) || c.fr.remain > 0 {
+	if cl.broken.Load() || cl.sendErr.Load() || !cl.sent.Load() || !cl.body.done || (cl.body.err != nil && cl.body.err != errBodyClosed) || c.fr.remain > 0 || c.goAway {
 		// A request body may still be being written by another
 		// goroutine: closing the connection stops it.
 		_ = c.conn.Close()

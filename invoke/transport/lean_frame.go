@@ -34,6 +34,10 @@ const LeanALPN = "tandem-invoke/2"
 //	data    body bytes, as they are
 //	end     the sender's body is complete (empty payload)
 //	status  the call failed: a google.rpc.Status (callee to caller only)
+//	goaway  the callee closes the connection after this (empty payload):
+//	        sent between calls when it stops or the connection idled too
+//	        long; a call that crossed it is still served, then the
+//	        connection closes
 //
 // A connection carries one call at a time, so each side reads its own
 // frames on its own goroutine: the caller sends head, data…, end and reads
@@ -44,6 +48,7 @@ const (
 	frameData   byte = 2
 	frameEnd    byte = 3
 	frameStatus byte = 4
+	frameGoAway byte = 5
 
 	frameHeaderLen = 5
 	// headPrefixLen is the timeout, body size and flags before a request
@@ -98,9 +103,9 @@ func (r *frameReader) next() (typ byte, payload []byte, err error) {
 		}
 		r.remain = n
 		return typ, nil, nil
-	case frameEnd:
+	case frameEnd, frameGoAway:
 		if n != 0 {
-			return 0, nil, fmt.Errorf("%w: end frame with a %d-byte payload", errProtocol, n)
+			return 0, nil, fmt.Errorf("%w: frame type %d with a %d-byte payload", errProtocol, typ, n)
 		}
 		return typ, nil, nil
 	case frameHead, frameStatus:
