@@ -139,7 +139,7 @@ func testTracingAcrossSidecars(t *testing.T, mtls bool) {
 			t.Errorf("callee metrics lack %s:\n%s", want, body)
 		}
 	}
-	if mtls && !strings.Contains(caller.Output(), "tandem-invoke") && strings.Contains(caller.Output(), "offers only h2") {
+	if mtls && strings.Contains(caller.Output(), "offers only h2") {
 		t.Errorf("the caller fell back to gRPC with a Tandem callee:\n%s", caller.Output())
 	}
 }
