@@ -110,8 +110,9 @@ type LeanConn struct {
 	fw       frameWriter
 	reused   bool
 	lastUsed time.Time
-	// goAway: the callee said it closes the connection after this call.
-	goAway bool
+	// goAway: the callee said it closes the connection after this call
+	// (set by the answer side, read by the request side too).
+	goAway atomic.Bool
 }
 
 // Start begins a call: head is the caller's head (the invoke layer's
@@ -156,7 +157,7 @@ type ClientCall struct {
 
 	canceled atomic.Bool
 	aborted  atomic.Pointer[error] // why AbortSend gave up the body
-	received bool                  // some of the answer came
+	received atomic.Bool           // some of the answer came (read by the request side too)
 	sent     atomic.Bool
 	sendErr  atomic.Bool
 	broken   atomic.Bool
@@ -179,7 +180,7 @@ func (cl *ClientCall) fail(err error) error {
 	if _, ok := grpcstatus.FromError(err); ok {
 		return err
 	}
-	if cl.c.reused && !cl.received {
+	if (cl.c.reused || cl.c.goAway.Load()) && !cl.received.Load() {
 		return grpcstatus.Error(codes.Unavailable, fmt.Errorf("%w: %v", ErrStaleConn, err).Error())
 	}
 	return grpcstatus.Errorf(codes.Unavailable, "connection to sidecar at %s failed: %v", cl.c.conn.RemoteAddr(), err)
@@ -244,17 +245,15 @@ func (cl *ClientCall) RecvHead() ([]byte, error) {
 	if err == nil && typ == frameGoAway {
 		// Sent while the connection was idle: the callee serves this call
 		// and closes the connection.
-		cl.c.goAway = true
+		// A failure now is the callee closing before it read the call
+		// (fail takes it for a stale connection).
+		cl.c.goAway.Store(true)
 		typ, payload, err = cl.c.fr.next()
 	}
 	if err != nil {
-		if cl.c.goAway && !cl.received {
-			// The callee closed before it read the call.
-			cl.c.reused = true
-		}
 		return nil, cl.fail(err)
 	}
-	cl.received = true
+	cl.received.Store(true)
 	switch typ {
 	case frameHead:
 		return payload, nil
@@ -284,7 +283,7 @@ func (cl *ClientCall) Close() error {
 		cl.broken.Store(true)
 	}
 	c := cl.c
-	if cl.broken.Load() || cl.sendErr.Load() || !cl.sent.Load() || !cl.body.done || (cl.body.err != nil && cl.body.err != errBodyClosed) || c.fr.remain > 0 || c.goAway {
+	if cl.broken.Load() || cl.sendErr.Load() || !cl.sent.Load() || !cl.body.done || (cl.body.err != nil && cl.body.err != errBodyClosed) || c.fr.remain > 0 || c.goAway.Load() {
 		// A request body may still be being written by another
 		// goroutine: closing the connection stops it.
 		_ = c.conn.Close()

@@ -215,7 +215,7 @@ func (s *LeanServer) serveConn(c *leanServerConn) {
 
 // goAwayGrace is how long a connection stays open after its goaway for a
 // call that crossed it (the caller took the idle connection just before).
-const goAwayGrace = 250 * time.Millisecond
+const goAwayGrace = time.Second
 
 // goAway tells the caller that the connection closes, so it does not send
 // another call on it, and serves a call that was already on its way.
