@@ -40,7 +40,10 @@ type ClientOptions struct {
 	// Local, if set, serves calls addressed to this sidecar's own app
 	// without a network hop, as daprd does.
 	Local AppChannel
-	Log   *slog.Logger
+	// LeanHook, if set, observes the calls made over the lean transport
+	// as the Pool's dial options observe gRPC calls (metrics, tracing).
+	LeanHook LeanClientHook
+	Log      *slog.Logger
 }
 
 // Client calls methods of other apps through their sidecars.
@@ -50,6 +53,7 @@ type Client struct {
 	appID     string
 	namespace string
 	local     AppChannel
+	leanHook  LeanClientHook
 	log       *slog.Logger
 }
 
@@ -76,7 +80,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	return &Client{
 		resolver: o.Resolver, pool: o.Pool, appID: o.AppID, namespace: o.Namespace,
-		local: o.Local, log: o.Log,
+		local: o.Local, leanHook: o.LeanHook, log: o.Log,
 	}, nil
 }
 
@@ -126,12 +130,21 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	if err != nil {
 		return nil, err
 	}
+	// The trace context goes on as gRPC metadata, as daprd sends it. The
+	// lean transport carries it in the message's metadata; there the
+	// hook's spans take their parent from the same gRPC metadata as the
+	// gRPC path's interceptors.
+	if iv.leanHook != nil {
+		ctx = withTraceContext(ctx, msg.Metadata)
+	}
 	resp, at, lean, err := iv.invokeLean(ctx, appID, ns, addr, req)
 	if lean {
 		return resp, err
 	}
 	addr = at // the peer speaks only Dapr's gRPC (a daprd)
-	ctx = withTraceContext(ctx, msg.Metadata)
+	if iv.leanHook == nil {
+		ctx = withTraceContext(ctx, msg.Metadata)
+	}
 
 	if !req.StreamResponse && req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
 		return iv.invokeUnary(ctx, appID, ns, addr, req)

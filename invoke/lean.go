@@ -21,6 +21,36 @@ import (
 // message.data left out: the head is the message in protobuf, and the
 // body travels as it is, in the transport's data frames.
 
+// LeanClientHook observes a call this sidecar makes over the lean
+// transport as the pool's gRPC interceptors observe a CallLocal or
+// CallLocalStream (observe implements it: the same metrics and spans).
+// method is the gRPC method the call stands for. It is called before the
+// request's head is encoded, so it may put trace context into in's
+// metadata, and returns the call's context; answered (if not nil) is called
+// once the answer's head or the call's error has come, ended (if not nil)
+// once the call is over: the answer's body read to its end (nil), failed
+// (its error) or closed before its end (Canceled).
+type LeanClientHook func(ctx context.Context, method string, in *internalsv1.InternalInvokeRequest) (
+	_ context.Context, answered func(*internalsv1.InternalInvokeResponse, error), ended func(error))
+
+// LeanServerHook observes a call served over the lean transport as the
+// internal gRPC server's interceptors observe a CallLocal or
+// CallLocalStream: serve runs the call (admission, the app, the answer
+// sent) and returns the answer's head (nil if none went out) and its
+// error.
+type LeanServerHook func(ctx context.Context, method string, in *internalsv1.InternalInvokeRequest,
+	serve func(context.Context) (*internalsv1.InternalInvokeResponse, error)) (*internalsv1.InternalInvokeResponse, error)
+
+// leanMethod is the gRPC method a call stands for: what invoke would use
+// over gRPC (CallLocal for a small body of known size whose answer is not
+// streamed, else CallLocalStream).
+func leanMethod(req *Request) (string, byte) {
+	if !req.StreamResponse && req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
+		return internalsv1.ServiceInvocation_CallLocal_FullMethodName, 0
+	}
+	return internalsv1.ServiceInvocation_CallLocalStream_FullMethodName, transport.FlagStream
+}
+
 // headBufs recycles the buffers request heads are marshalled into.
 var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
@@ -28,7 +58,7 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // speaks it. handled is false when it does not (a daprd): then the caller
 // uses gRPC, at addr, which a retry may have changed.
 func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *Request) (resp *Response, at string, handled bool, err error) {
-	lc, err := iv.pool.Lean(ctx, addr)
+	lc, err := iv.leanConn(ctx, addr)
 	if lc == nil && err == nil {
 		return nil, addr, false, nil
 	}
@@ -79,17 +109,51 @@ func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *R
 		if replay != nil {
 			req.Body = NewMemBody(replay)
 		}
-		lc, err = iv.pool.Lean(ctx, addr)
+		lc, err = iv.leanConn(ctx, addr)
 		if lc == nil && err == nil {
 			return nil, addr, false, nil
 		}
 	}
 }
 
+// leanConn gets a connection to addr, trying once more when connecting
+// failed: nothing of the call was sent, so even a streamed body can wait
+// (a callee that stopped accepting as it restarts).
+func (iv *Client) leanConn(ctx context.Context, addr string) (*transport.LeanConn, error) {
+	lc, err := iv.pool.Lean(ctx, addr)
+	if err != nil && ctx.Err() == nil && status.Code(err) == codes.Unavailable {
+		iv.log.Debug("connecting to sidecar failed; trying again", "address", addr, "error", err)
+		lc, err = iv.pool.Lean(ctx, addr)
+	}
+	return lc, err
+}
+
 // callLean makes one call on lc: the head and a body in memory leave in
 // one write; a longer body is streamed by a goroutine while the answer is
 // read, so an app that answers while still reading cannot deadlock.
 func (iv *Client) callLean(ctx context.Context, appID string, lc *transport.LeanConn, req *Request) (*Response, error) {
+	method, flags := leanMethod(req)
+	if iv.leanHook == nil {
+		return iv.callLeanOnce(ctx, appID, lc, req, flags, nil)
+	}
+	ctx, answered, ended := iv.leanHook(ctx, method, req.Message)
+	resp, err := iv.callLeanOnce(ctx, appID, lc, req, flags, ended)
+	if answered != nil {
+		var out *internalsv1.InternalInvokeResponse
+		if resp != nil {
+			out = resp.Message
+		}
+		answered(out, err)
+	}
+	if err != nil && ended != nil {
+		ended(err)
+	}
+	return resp, err
+}
+
+// callLeanOnce makes the call; the answer's body calls ended when it is
+// over.
+func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.LeanConn, req *Request, flags byte, ended func(error)) (*Response, error) {
 	m := req.Message.Message
 	if m.Data != nil {
 		saved := m.Data.Value
@@ -103,7 +167,7 @@ func (iv *Client) callLean(ctx context.Context, appID string, lc *transport.Lean
 		lc.Discard()
 		return nil, status.Errorf(codes.Internal, "encode request for app %q: %v", appID, err)
 	}
-	call, err := lc.Start(ctx, req.ContentLength, head)
+	call, err := lc.Start(ctx, req.ContentLength, flags, head)
 	*hb = head[:0]
 	headBufs.Put(hb)
 	if err != nil {
@@ -130,7 +194,7 @@ func (iv *Client) callLean(ctx context.Context, appID string, lc *transport.Lean
 	if d := out.GetMessage().GetData(); d != nil {
 		d.Value = nil
 	}
-	return &Response{Message: out, Body: &leanBody{call: call}}, nil
+	return &Response{Message: out, Body: &leanBody{call: call, ended: ended}}, nil
 }
 
 // sendLeanBody writes the request body: all of it and the end when it is
@@ -198,9 +262,30 @@ func sendLeanRest(call *transport.ClientCall, body io.Reader) {
 // leanBody is the answer's body on the lean transport.
 type leanBody struct {
 	call *transport.ClientCall
+	// ended, if set, is the hook's: called once when the body is over.
+	ended func(error)
 }
 
-func (b *leanBody) Read(p []byte) (int, error) { return b.call.Read(p) }
+func (b *leanBody) Read(p []byte) (int, error) {
+	n, err := b.call.Read(p)
+	if err != nil {
+		b.end(err)
+	}
+	return n, err
+}
+
+// end reports the end of the body to the hook, once: io.EOF as success.
+func (b *leanBody) end(err error) {
+	if b.ended == nil {
+		return
+	}
+	f := b.ended
+	b.ended = nil
+	if err == io.EOF {
+		err = nil
+	}
+	f(err)
+}
 
 // WriteTo copies the body to w with a pooled buffer (io.Copy uses it).
 func (b *leanBody) WriteTo(w io.Writer) (int64, error) {
@@ -209,6 +294,9 @@ func (b *leanBody) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		n, err := b.call.Read(*bp)
+		if err != nil {
+			b.end(err)
+		}
 		if n > 0 {
 			m, werr := w.Write((*bp)[:n])
 			total += int64(m)
@@ -225,10 +313,14 @@ func (b *leanBody) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-func (b *leanBody) Close() error { return b.call.Close() }
+func (b *leanBody) Close() error {
+	b.end(status.Error(codes.Canceled, "the answer's body was closed before its end"))
+	return b.call.Close()
+}
 
 // ServeLean serves one call of the lean transport: the same admission,
-// access control and app channel as CallLocalStream.
+// access control and app channel as CallLocal and CallLocalStream, and
+// the same observation (the server's LeanHook).
 func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) error {
 	in := new(internalsv1.InternalInvokeRequest)
 	if err := proto.Unmarshal(call.Head, in); err != nil {
@@ -240,6 +332,22 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 	if d := in.Message.Data; d != nil && d.TypeUrl == "" {
 		in.Message.Data = nil // the body is in the data frames
 	}
+	if s.leanHook == nil {
+		_, err := s.serveLean(ctx, call, in)
+		return err
+	}
+	method := internalsv1.ServiceInvocation_CallLocal_FullMethodName
+	if call.Flags&transport.FlagStream != 0 || call.ContentLength < 0 || call.ContentLength > UnaryLimit {
+		method = internalsv1.ServiceInvocation_CallLocalStream_FullMethodName
+	}
+	_, err := s.leanHook(ctx, method, in, func(ctx context.Context) (*internalsv1.InternalInvokeResponse, error) {
+		return s.serveLean(ctx, call, in)
+	})
+	return err
+}
+
+// serveLean runs a call; it returns the answer's head once it went out.
+func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	req := &Request{Message: in, Body: call, ContentLength: call.ContentLength}
 	if req.ContentLength > UnaryLimit {
 		// As over gRPC, where a body this size is streamed (CallLocalStream).
@@ -253,7 +361,7 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 		if n > 0 {
 			data = make([]byte, n)
 			if _, err := io.ReadFull(call, data); err != nil {
-				return status.Errorf(codes.InvalidArgument, "read request body (%d bytes announced): %v", n, err)
+				return nil, status.Errorf(codes.InvalidArgument, "read request body (%d bytes announced): %v", n, err)
 			}
 			req.Body = bytes.NewReader(data)
 		} else {
@@ -261,20 +369,20 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 		}
 		var one [1]byte
 		if m, err := call.Read(one[:]); m > 0 || err != io.EOF {
-			return status.Errorf(codes.InvalidArgument, "request body is not the %d bytes announced", n)
+			return nil, status.Errorf(codes.InvalidArgument, "request body is not the %d bytes announced", n)
 		}
 	}
 	if err := s.admit(ctx, req); err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := s.app.Invoke(ctx, req)
 	if err != nil {
-		return s.appError(in.GetMessage().GetMethod(), err)
+		return nil, s.appError(in.GetMessage().GetMethod(), err)
 	}
 	defer resp.Body.Close()
 	out := resp.Message
 	if out == nil {
-		return status.Error(codes.Internal, "app channel returned a response without a message")
+		return nil, status.Error(codes.Internal, "app channel returned a response without a message")
 	}
 	if d := out.GetMessage().GetData(); d != nil {
 		d.Value = nil
@@ -287,7 +395,7 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 	*hb = head[:0]
 	headBufs.Put(hb)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bp := chunkBufs.Get().(*[]byte)
 	defer chunkBufs.Put(bp)
@@ -299,16 +407,16 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 		if n > 0 {
 			total += int64(n)
 			if _, err := call.Write(buf[:n]); err != nil {
-				return err
+				return out, err
 			}
 		}
 		if errors.Is(rerr, io.EOF) {
-			return nil
+			return out, nil
 		}
 		if rerr != nil {
 			// Abort rather than end cleanly, so the caller sees a failure
 			// and not a truncated body.
-			return status.Errorf(codes.Internal, "read response of app %q: %v", s.appID, rerr)
+			return out, status.Errorf(codes.Internal, "read response of app %q: %v", s.appID, rerr)
 		}
 		// Write out now unless the body is known to be at its end (the
 		// next Read returns EOF at once): a streamed answer's chunks go as
@@ -316,7 +424,7 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 		atEnd := (resp.ContentLength > 0 && total >= resp.ContentLength) || (hasLen && lr.Len() == 0)
 		if !atEnd {
 			if err := call.Flush(); err != nil {
-				return err
+				return out, err
 			}
 		}
 	}

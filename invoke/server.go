@@ -35,7 +35,10 @@ type ServerOptions struct {
 	Authorize AuthorizeFunc
 	// Actors, if set, serves CallActor.
 	Actors ActorHost
-	Log    *slog.Logger
+	// LeanHook, if set, observes the calls served over the lean transport
+	// as the internal gRPC server's interceptors observe gRPC calls.
+	LeanHook LeanServerHook
+	Log      *slog.Logger
 }
 
 // Server is the callee side of service invocation: it implements Dapr's
@@ -46,6 +49,7 @@ type Server struct {
 	app       AppChannel
 	authorize AuthorizeFunc
 	actors    ActorHost
+	leanHook  LeanServerHook
 	log       *slog.Logger
 }
 
@@ -62,7 +66,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{appID: o.AppID, namespace: o.Namespace, app: o.App, authorize: o.Authorize, actors: o.Actors, log: o.Log}, nil
+	return &Server{appID: o.AppID, namespace: o.Namespace, app: o.App, authorize: o.Authorize, actors: o.Actors, leanHook: o.LeanHook, log: o.Log}, nil
 }
 
 // Register adds the ServiceInvocation service to g.

@@ -278,7 +278,8 @@ func TestTracingOffPropagatesAsIs(t *testing.T) {
 		t.Fatalf("rate 0: tracing %v, err %v; want nil, nil", tr, err)
 	}
 	h := NewHooks(nil, nil, nil)
-	if h.HTTPMiddleware != nil || len(h.GRPCServerOptions)+len(h.InternalServerOptions)+len(h.DialOptions) != 0 || h.AppHTTPTransport != nil {
+	if h.HTTPMiddleware != nil || len(h.GRPCServerOptions)+len(h.InternalServerOptions)+len(h.DialOptions) != 0 || h.AppHTTPTransport != nil ||
+		h.LeanClient != nil || h.LeanServer != nil {
 		t.Fatalf("hooks with nothing enabled: %+v", h)
 	}
 	f := startFlow(t, nil, nil, nil, nil)

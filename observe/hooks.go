@@ -19,6 +19,11 @@ type Hooks struct {
 	DialOptions []grpc.DialOption
 	// AppHTTPTransport wraps the HTTP app channel's transport.
 	AppHTTPTransport func(http.RoundTripper) http.RoundTripper
+	// LeanClient and LeanServer observe the calls made and served over
+	// the lean transport between Tandem sidecars as DialOptions and
+	// InternalServerOptions observe gRPC ones (invoke's LeanHook options).
+	LeanClient LeanClientHook
+	LeanServer LeanServerHook
 }
 
 // NewHooks combines metrics, tracing and API logging; each may be nil.
@@ -42,6 +47,8 @@ func NewHooks(m *Metrics, t *Tracing, l *APILogger) Hooks {
 
 	h.DialOptions = append(h.DialOptions, m.InvokeDialOptions()...)
 	h.DialOptions = append(h.DialOptions, t.DialOptions()...)
+	h.LeanClient = leanClientHook(m, t)
+	h.LeanServer = leanServerHook(m, t)
 	if t != nil {
 		h.AppHTTPTransport = t.AppTransport
 	}

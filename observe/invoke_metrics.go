@@ -124,14 +124,24 @@ func (im *invokeMetrics) clientUnary(ctx context.Context, method string, req, re
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	dst := firstValue(in.GetMetadata(), calleeAppIDKey)
-	im.sent.get(appTypeKey{app: dst, typ: typeUnary}).Inc()
-	start := time.Now()
+	start := im.requestSent(dst)
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	out, _ := reply.(*internalsv1.InternalInvokeResponse)
-	r := im.recv.get(appStatusKey{app: dst, typ: typeUnary, status: responseStatus(out, err)})
+	im.responseReceived(dst, responseStatus(out, err), start)
+	return err
+}
+
+// requestSent records a call to dst going out and returns its start.
+func (im *invokeMetrics) requestSent(dst string) time.Time {
+	im.sent.get(appTypeKey{app: dst, typ: typeUnary}).Inc()
+	return time.Now()
+}
+
+// responseReceived records the answer (or failure) of a call to dst.
+func (im *invokeMetrics) responseReceived(dst string, status int32, start time.Time) {
+	r := im.recv.get(appStatusKey{app: dst, typ: typeUnary, status: status})
 	r.count.Inc()
 	r.latency.Observe(float64(time.Since(start)) / float64(time.Millisecond))
-	return err
 }
 
 func (im *invokeMetrics) clientStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -197,13 +207,17 @@ func (im *invokeMetrics) serverUnary(ctx context.Context, req any, info *grpc.Un
 		return handler(ctx, req)
 	}
 	resp, err := handler(ctx, req)
-	// After the handler: the invoke server has replaced the caller
-	// metadata with the authenticated caller.
+	out, _ := resp.(*internalsv1.InternalInvokeResponse)
+	im.served(in, out, err)
+	return resp, err
+}
+
+// served records a call served: after the handler, whose admission has
+// replaced the caller metadata with the authenticated caller.
+func (im *invokeMetrics) served(in *internalsv1.InternalInvokeRequest, out *internalsv1.InternalInvokeResponse, err error) {
 	src := firstValue(in.GetMetadata(), callerAppIDKey)
 	im.received.get(src).Inc()
-	out, _ := resp.(*internalsv1.InternalInvokeResponse)
 	im.answered.get(appStatusKey{app: src, status: responseStatus(out, err)}).Inc()
-	return resp, err
 }
 
 func (im *invokeMetrics) serverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -195,7 +195,11 @@ func (s *tracedClientStream) RecvMsg(m any) error {
 // sidecar's span (gRPC metadata).
 func (t *Tracing) serverStart(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	parent := t.prop.Extract(ctx, mdCarrier(md))
+	return t.serverStartFrom(t.prop.Extract(ctx, mdCarrier(md)), name, attrs...)
+}
+
+// serverStartFrom starts the callee-side span under parent.
+func (t *Tracing) serverStartFrom(parent context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	attrs = append(attrs, attribute.String(attrAppID, t.appID), attribute.String(attrRPCService, serviceInvocation))
 	return t.tracer.Start(parent, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 }

@@ -168,6 +168,9 @@ type Interceptors struct {
 	// servers' own options (their interceptors run outermost).
 	GRPC     []grpc.ServerOption
 	Internal []grpc.ServerOption
+	// Lean observes the calls served over the lean transport as Internal
+	// observes gRPC ones.
+	Lean invoke.LeanServerHook
 }
 
 // Sidecar serves the Dapr APIs and the internal port on its Listeners.
@@ -263,7 +266,8 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		authorize, authorizeGRPC = inv.Access.Authorize, inv.Access.AuthorizeGRPC
 	}
 
-	sopts := invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: countingApp{next: o.App.orNone(), n: &s.invocations}, Authorize: authorize, Log: s.log}
+	sopts := invoke.ServerOptions{AppID: self.AppID, Namespace: self.Namespace, App: countingApp{next: o.App.orNone(), n: &s.invocations}, Authorize: authorize,
+		LeanHook: o.Interceptors.Lean, Log: s.log}
 	if o.APIs.Actors != nil {
 		sopts.Actors = o.APIs.Actors
 	}

@@ -267,7 +267,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	})
 	connections.Add(task.Cleanup("connection pool", pool.Close))
 	client, err := invoke.NewClient(invoke.ClientOptions{
-		Resolver: resolver, Pool: pool, AppID: o.AppID, Namespace: o.Namespace, Local: app.Channel(), Log: log,
+		Resolver: resolver, Pool: pool, AppID: o.AppID, Namespace: o.Namespace, Local: app.Channel(),
+		LeanHook: obs.LeanClient, Log: log,
 	})
 	if err != nil {
 		return err
@@ -328,7 +329,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			HTTPEndpoints: endpoints.Names,
 			Pipeline:      pipes.server.Wrap,
 		},
-		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions},
+		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions, Lean: obs.LeanServer},
 		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown,
 		SkipAppConfig: slices.Contains(o.DisableInitEndpoints, "config"), Log: log,
 	})

@@ -5,7 +5,7 @@
 // Two protocols share the internal port, chosen by ALPN at the TLS
 // handshake:
 //
-//   - the lean transport (LeanALPN, "tandem-invoke/1"), which Tandem
+//   - the lean transport (LeanALPN, "tandem-invoke/2"), which Tandem
 //     sidecars prefer: a few frame types (head, data, end, status), one call
 //     per connection at a time from a keep-alive pool (Pool.Lean), bodies as
 //     they are, a small call in one write each way, both ends reading on the

@@ -65,11 +65,13 @@ func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
 	for len(lp.idle) > 0 {
 		c := lp.idle[len(lp.idle)-1]
 		lp.idle = lp.idle[:len(lp.idle)-1]
-		if now.Sub(c.lastUsed) < leanClientIdle {
+		if now.Sub(c.lastUsed) < leanClientIdle && c.fr.br.Buffered() == 0 && !peerClosed(c.conn.NetConn()) {
 			lp.mu.Unlock()
 			c.reused = true
 			return c, nil
 		}
+		// Idle too long, or the callee closed it or said goaway while it
+		// was idle (a restart): a call on it would fail.
 		_ = c.conn.Close()
 	}
 	lp.mu.Unlock()
@@ -108,13 +110,16 @@ type LeanConn struct {
 	fw       frameWriter
 	reused   bool
 	lastUsed time.Time
+	// goAway: the callee said it closes the connection after this call
+	// (set by the answer side, read by the request side too).
+	goAway atomic.Bool
 }
 
 // Start begins a call: head is the caller's head (the invoke layer's
-// encoding), contentLength the request body's size (-1: unknown); the
-// context's deadline goes with it. The call owns the
+// encoding), contentLength the request body's size (-1: unknown), flags
+// FlagStream or 0; the context's deadline goes with it. The call owns the
 // connection until Close.
-func (c *LeanConn) Start(ctx context.Context, contentLength int64, head []byte) (*ClientCall, error) {
+func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, head []byte) (*ClientCall, error) {
 	call := &ClientCall{c: c, ctx: ctx}
 	var timeout int64
 	if d, ok := ctx.Deadline(); ok {
@@ -129,6 +134,7 @@ func (c *LeanConn) Start(ctx context.Context, contentLength int64, head []byte) 
 	c.fw.header(frameHead, n)
 	b := binary.BigEndian.AppendUint64(*c.fw.buf, uint64(timeout))
 	b = binary.BigEndian.AppendUint64(b, uint64(contentLength))
+	b = append(b, flags)
 	*c.fw.buf = append(b, head...)
 	if ctx.Done() != nil {
 		call.stop = context.AfterFunc(ctx, func() {
@@ -151,7 +157,7 @@ type ClientCall struct {
 
 	canceled atomic.Bool
 	aborted  atomic.Pointer[error] // why AbortSend gave up the body
-	received bool                  // some of the answer came
+	received atomic.Bool           // some of the answer came (read by the request side too)
 	sent     atomic.Bool
 	sendErr  atomic.Bool
 	broken   atomic.Bool
@@ -174,7 +180,7 @@ func (cl *ClientCall) fail(err error) error {
 	if _, ok := grpcstatus.FromError(err); ok {
 		return err
 	}
-	if cl.c.reused && !cl.received {
+	if (cl.c.reused || cl.c.goAway.Load()) && !cl.received.Load() {
 		return grpcstatus.Error(codes.Unavailable, fmt.Errorf("%w: %v", ErrStaleConn, err).Error())
 	}
 	return grpcstatus.Errorf(codes.Unavailable, "connection to sidecar at %s failed: %v", cl.c.conn.RemoteAddr(), err)
@@ -236,10 +242,18 @@ func (cl *ClientCall) AbortSend(err error) {
 // error. The head is valid until the first Read.
 func (cl *ClientCall) RecvHead() ([]byte, error) {
 	typ, payload, err := cl.c.fr.next()
+	if err == nil && typ == frameGoAway {
+		// Sent while the connection was idle: the callee serves this call
+		// and closes the connection.
+		// A failure now is the callee closing before it read the call
+		// (fail takes it for a stale connection).
+		cl.c.goAway.Store(true)
+		typ, payload, err = cl.c.fr.next()
+	}
 	if err != nil {
 		return nil, cl.fail(err)
 	}
-	cl.received = true
+	cl.received.Store(true)
 	switch typ {
 	case frameHead:
 		return payload, nil
@@ -269,7 +283,7 @@ func (cl *ClientCall) Close() error {
 		cl.broken.Store(true)
 	}
 	c := cl.c
-	if cl.broken.Load() || cl.sendErr.Load() || !cl.sent.Load() || !cl.body.done || (cl.body.err != nil && cl.body.err != errBodyClosed) || c.fr.remain > 0 {
+	if cl.broken.Load() || cl.sendErr.Load() || !cl.sent.Load() || !cl.body.done || (cl.body.err != nil && cl.body.err != errBodyClosed) || c.fr.remain > 0 || c.goAway.Load() {
 		// A request body may still be being written by another
 		// goroutine: closing the connection stops it.
 		_ = c.conn.Close()

@@ -18,17 +18,26 @@ import (
 // Tandem sidecars. A Tandem client offers it before "h2"; a Tandem server
 // prefers it; a daprd on either end offers only "h2", so the pair falls
 // back to Dapr's ServiceInvocation gRPC.
-const LeanALPN = "tandem-invoke/1"
+//
+// Version 2 added the flags byte to the request head; a version 1 peer
+// (an older Tandem) negotiates h2 with a version 2 one, so the pair falls
+// back to gRPC rather than misreading heads.
+const LeanALPN = "tandem-invoke/2"
 
 // Frames of the lean transport. Every frame is a 5-byte header, the type
 // and the payload's length (big endian), then the payload:
 //
 //	head    request: 8-byte timeout in ns (0: none), 8-byte body size
-//	        (-1: unknown), then the caller's head
-//	        (invoke's encoding); response: the callee's head
+//	        (-1: unknown), 1 byte of flags (FlagStream), then the
+//	        caller's head (invoke's encoding); response: the callee's
+//	        head
 //	data    body bytes, as they are
 //	end     the sender's body is complete (empty payload)
 //	status  the call failed: a google.rpc.Status (callee to caller only)
+//	goaway  the callee closes the connection after this (empty payload):
+//	        sent between calls when it stops or the connection idled too
+//	        long; a call that crossed it is still served, then the
+//	        connection closes
 //
 // A connection carries one call at a time, so each side reads its own
 // frames on its own goroutine: the caller sends head, data…, end and reads
@@ -39,10 +48,12 @@ const (
 	frameData   byte = 2
 	frameEnd    byte = 3
 	frameStatus byte = 4
+	frameGoAway byte = 5
 
 	frameHeaderLen = 5
-	// headPrefixLen is the timeout and body size before a request head.
-	headPrefixLen = 16
+	// headPrefixLen is the timeout, body size and flags before a request
+	// head.
+	headPrefixLen = 17
 	// dataFrameMax is the largest data frame a writer makes; a body
 	// larger than that goes as several frames.
 	dataFrameMax = 64 << 10
@@ -50,6 +61,11 @@ const (
 	// call's frames leave in one write.
 	writeBufferMax = dataFrameMax + 4<<10
 )
+
+// FlagStream, in a request head's flags, says the caller streams the call
+// (over gRPC it would be a CallLocalStream, not a CallLocal), so the callee
+// observes it under that method.
+const FlagStream byte = 1
 
 // errProtocol marks a malformed frame stream; the connection is closed.
 var errProtocol = errors.New("lean transport: protocol error")
@@ -87,9 +103,9 @@ func (r *frameReader) next() (typ byte, payload []byte, err error) {
 		}
 		r.remain = n
 		return typ, nil, nil
-	case frameEnd:
+	case frameEnd, frameGoAway:
 		if n != 0 {
-			return 0, nil, fmt.Errorf("%w: end frame with a %d-byte payload", errProtocol, n)
+			return 0, nil, fmt.Errorf("%w: frame type %d with a %d-byte payload", errProtocol, typ, n)
 		}
 		return typ, nil, nil
 	case frameHead, frameStatus:

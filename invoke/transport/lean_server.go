@@ -55,6 +55,7 @@ type LeanServer struct {
 	mu      sync.Mutex
 	conns   map[*leanServerConn]struct{}
 	closing bool
+	closed  bool // Close: no goaway grace either
 	wg      sync.WaitGroup
 }
 
@@ -72,16 +73,33 @@ func NewLeanServer(h LeanHandler, maxMessageSize int, log *slog.Logger) *LeanSer
 
 type leanServerConn struct {
 	conn *tls.Conn
-	busy atomic.Bool
+	// mu orders Shutdown's wake-up of an idle connection (a read deadline
+	// in the past) with the start of a call, so that a call's frames are
+	// never cut by it.
+	mu   sync.Mutex
+	busy bool
 }
 
 // serve takes over a handshaken connection; false if the server is closing.
 func (s *LeanServer) serve(conn *tls.Conn) bool {
 	c := &leanServerConn{conn: conn}
 	s.mu.Lock()
-	if s.closing {
+	if s.closed {
 		s.mu.Unlock()
 		return false
+	}
+	if s.closing {
+		// Dialed as the server stops: the caller's first call may be on
+		// its way; serve it (goaway first), as a call that crossed the
+		// goaway of an idle connection.
+		s.mu.Unlock()
+		state := conn.ConnectionState()
+		base := peer.NewContext(context.Background(), &peer.Peer{
+			Addr: conn.RemoteAddr(), LocalAddr: conn.LocalAddr(), AuthInfo: tlsInfo(state),
+		})
+		s.goAway(base, conn, &frameReader{br: bufio.NewReaderSize(conn, 32<<10), max: s.max}, &frameWriter{w: conn})
+		_ = conn.Close()
+		return true
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
@@ -106,11 +124,13 @@ func (s *LeanServer) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	for c := range s.conns {
-		if !c.busy.Load() {
-			// Wakes the read of the next head; a call that just began
+		c.mu.Lock()
+		if !c.busy {
+			// Wakes the wait for the next call; a call that just began
 			// still finishes (closing is checked after it).
 			_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 		}
+		c.mu.Unlock()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -128,7 +148,7 @@ func (s *LeanServer) Shutdown(ctx context.Context) error {
 // their goroutines.
 func (s *LeanServer) Close() error {
 	s.mu.Lock()
-	s.closing = true
+	s.closing, s.closed = true, true
 	for c := range s.conns {
 		_ = c.conn.Close()
 	}
@@ -153,28 +173,66 @@ func (s *LeanServer) serveConn(c *leanServerConn) {
 	fw := &frameWriter{w: conn}
 	for {
 		if s.isClosing() {
+			s.goAway(base, conn, fr, fw)
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(leanIdleTimeout))
-		typ, payload, err := fr.next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !isTimeout(err) {
+		// Wait for the next call without consuming anything: a wake-up
+		// (Shutdown) or the idle timeout never cuts a frame.
+		if _, err := fr.br.Peek(1); err != nil {
+			if isTimeout(err) {
+				// Idle too long, or woken by Shutdown.
+				s.goAway(base, conn, fr, fw)
+				return
+			}
+			if !errors.Is(err, io.EOF) {
 				s.log.Debug("lean connection failed", "remote", conn.RemoteAddr().String(), "error", err)
 			}
 			return
 		}
-		c.busy.Store(true)
+		c.mu.Lock()
+		c.busy = true
 		_ = conn.SetReadDeadline(time.Time{})
+		c.mu.Unlock()
+		typ, payload, err := fr.next()
+		if err != nil {
+			s.log.Debug("lean connection failed", "remote", conn.RemoteAddr().String(), "error", err)
+			return
+		}
 		if typ != frameHead || len(payload) < headPrefixLen {
 			s.log.Debug("lean connection: protocol error", "remote", conn.RemoteAddr().String(), "frame", typ)
 			return
 		}
 		ok := s.serveCall(base, conn, fr, fw, payload)
-		c.busy.Store(false)
+		c.mu.Lock()
+		c.busy = false
+		c.mu.Unlock()
 		if !ok {
 			return
 		}
 	}
+}
+
+// goAwayGrace is how long a connection stays open after its goaway for a
+// call that crossed it (the caller took the idle connection just before).
+const goAwayGrace = time.Second
+
+// goAway tells the caller that the connection closes, so it does not send
+// another call on it, and serves a call that was already on its way.
+func (s *LeanServer) goAway(base context.Context, conn *tls.Conn, fr *frameReader, fw *frameWriter) {
+	if fw.frame(frameGoAway, nil) != nil || fw.flush() != nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(goAwayGrace))
+	if _, err := fr.br.Peek(1); err != nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	typ, payload, err := fr.next()
+	if err != nil || typ != frameHead || len(payload) < headPrefixLen {
+		return
+	}
+	s.serveCall(base, conn, fr, fw, payload)
 }
 
 // serveCall runs one call; false means the connection cannot carry another.
@@ -186,7 +244,8 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 		ctx, cancelT = context.WithTimeout(ctx, time.Duration(t))
 		defer cancelT()
 	}
-	call := &ServerCall{Head: payload[headPrefixLen:], ContentLength: int64(binary.BigEndian.Uint64(payload[8:])), w: fw, conn: conn, cancel: cancel}
+	call := &ServerCall{Head: payload[headPrefixLen:], ContentLength: int64(binary.BigEndian.Uint64(payload[8:])),
+		Flags: payload[16], w: fw, conn: conn, cancel: cancel}
 	call.body = bodyReader{fr: fr, onErr: func(err error) error {
 		cancel()
 		call.broken.Store(true)
@@ -227,6 +286,8 @@ type ServerCall struct {
 	// ContentLength is the request body's size as the caller announced
 	// it, -1 when unknown.
 	ContentLength int64
+	// Flags are the caller's (FlagStream).
+	Flags byte
 
 	body   bodyReader
 	w      *frameWriter

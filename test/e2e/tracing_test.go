@@ -21,8 +21,15 @@ import (
 // spans of ONE trace, rooted at the caller's span and linked hop by hop,
 // and that the app received a traceparent of that trace. The sidecars
 // have both an OTLP and a Zipkin endpoint, as Dapr allows: each must get
-// the whole chain.
+// the whole chain. Plaintext the sidecars speak Dapr's gRPC; with mTLS
+// they speak the lean transport, which must give the same spans and
+// metrics.
 func TestTracingAcrossSidecars(t *testing.T) {
+	t.Run("gRPC", func(t *testing.T) { testTracingAcrossSidecars(t, false) })
+	t.Run("lean transport", func(t *testing.T) { testTracingAcrossSidecars(t, true) })
+}
+
+func testTracingAcrossSidecars(t *testing.T, mtls bool) {
 	rcv := otlptest.Start(t)
 	zipkin := otlptest.StartZipkin(t)
 	gotTP := make(chan string, 4)
@@ -46,12 +53,16 @@ func TestTracingAcrossSidecars(t *testing.T) {
 `, rcv.Addr(), zipkin.URL())
 	// Export quickly instead of the batch processor's default 5 s.
 	env := []string{"OTEL_BSP_SCHEDULE_DELAY=100"}
-	framework.StartSidecar(t, bins, framework.SidecarOptions{
-		AppID: "callee", AppPort: appPort, Env: env,
+	var sentry *framework.Sentry
+	if mtls {
+		sentry = framework.StartSentry(t, bins, framework.SentryOptions{})
+	}
+	callee := framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "callee", AppPort: appPort, Env: env, Sentry: sentry,
 		Args: []string{"--config", framework.WriteConfig(t, registry, spec)},
 	})
 	caller := framework.StartSidecar(t, bins, framework.SidecarOptions{
-		AppID: "caller", Env: env,
+		AppID: "caller", Env: env, Sentry: sentry,
 		Args: []string{"--config", framework.WriteConfig(t, registry, spec)},
 	})
 
@@ -111,6 +122,25 @@ func TestTracingAcrossSidecars(t *testing.T) {
 	}
 	if !sawCount || !sawSent {
 		t.Errorf("caller metrics lack the invocation (request_count POST 200: %v, req_sent_total: %v):\n%s", sawCount, sawSent, body)
+	}
+	// And in the callee's, under the method the call stands for.
+	mresp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", callee.MetricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{
+		`dapr_runtime_service_invocation_req_recv_total{app_id="callee",src_app_id="caller"}`,
+		`dapr_runtime_service_invocation_res_sent_total{app_id="callee",dst_app_id="caller",status="200"}`,
+		`dapr_grpc_io_server_completed_rpcs{app_id="callee",grpc_server_method="/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream",grpc_server_status="OK"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("callee metrics lack %s:\n%s", want, body)
+		}
+	}
+	if mtls && strings.Contains(caller.Output(), "offers only h2") {
+		t.Errorf("the caller fell back to gRPC with a Tandem callee:\n%s", caller.Output())
 	}
 }
 
