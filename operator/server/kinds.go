@@ -53,17 +53,17 @@ var (
 		},
 	}
 	configurations = kind{
-		name:   "configurations",
-		object: func() client.Object { return &v1alpha1.Configuration{} },
-		list:   func() client.ObjectList { return &v1alpha1.ConfigurationList{} },
-		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ConfigurationList).Items) },
+		name:    "configurations",
+		object:  func() client.Object { return &v1alpha1.Configuration{} },
+		list:    func() client.ObjectList { return &v1alpha1.ConfigurationList{} },
+		items:   func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ConfigurationList).Items) },
 		prepare: asStored,
 	}
 	resiliencies = kind{
-		name:   "resiliencies",
-		object: func() client.Object { return &v1alpha1.Resiliency{} },
-		list:   func() client.ObjectList { return &v1alpha1.ResiliencyList{} },
-		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ResiliencyList).Items) },
+		name:    "resiliencies",
+		object:  func() client.Object { return &v1alpha1.Resiliency{} },
+		list:    func() client.ObjectList { return &v1alpha1.ResiliencyList{} },
+		items:   func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ResiliencyList).Items) },
 		prepare: asStored,
 	}
 	subscriptions = kind{
