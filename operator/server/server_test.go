@@ -225,7 +225,7 @@ func TestConfigurationResiliencyEndpoints(t *testing.T) {
 		Spec: v1alpha1.RawObject(`{"tracing":{"samplingRate":"1"},"features":[{"name":"x","enabled":true}]}`)}
 	res := &v1alpha1.Resiliency{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "res"},
 		Spec: v1alpha1.ResiliencySpec{Policies: v1alpha1.Policies{Timeouts: map[string]string{"fast": "1s"}},
-			Targets: v1alpha1.Targets{Apps: map[string]v1alpha1.EndpointPolicyNames{"b": {Timeout: "fast"}}}}}
+			Targets: v1alpha1.Targets{Apps: map[string]v1alpha1.EndpointPolicyNames{"b": {PolicyNames: v1alpha1.PolicyNames{Timeout: "fast"}}}}}}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tok"}, Data: map[string][]byte{"tok": []byte("abc")}}
 	ep := &v1alpha1.HTTPEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ext"},
 		Spec: v1alpha1.HTTPEndpointSpec{BaseURL: "http://example.test", Headers: []v1alpha1.NameValuePair{{Name: "Authorization", SecretKeyRef: v1alpha1.SecretKeyRef{Name: "tok"}}}}}

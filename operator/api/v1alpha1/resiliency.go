@@ -55,19 +55,14 @@ type ComponentPolicyNames struct {
 
 // EndpointPolicyNames name the policies of calls to an app.
 type EndpointPolicyNames struct {
-	Timeout                 string `json:"timeout,omitempty"`
-	Retry                   string `json:"retry,omitempty"`
-	CircuitBreaker          string `json:"circuitBreaker,omitempty"`
-	CircuitBreakerCacheSize int    `json:"circuitBreakerCacheSize,omitempty"`
+	PolicyNames
+	CircuitBreakerCacheSize int `json:"circuitBreakerCacheSize,omitempty"`
 }
 
 // ActorPolicyNames name the policies of calls to an actor type.
 type ActorPolicyNames struct {
-	Timeout                 string `json:"timeout,omitempty"`
-	Retry                   string `json:"retry,omitempty"`
-	CircuitBreaker          string `json:"circuitBreaker,omitempty"`
-	CircuitBreakerScope     string `json:"circuitBreakerScope,omitempty"`
-	CircuitBreakerCacheSize int    `json:"circuitBreakerCacheSize,omitempty"`
+	EndpointPolicyNames
+	CircuitBreakerScope string `json:"circuitBreakerScope,omitempty"`
 }
 
 // DeepCopy returns a copy of p that shares no memory with it.
