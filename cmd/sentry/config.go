@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/validator"
 )
 
 // mtlsSettings are the parts of the Configuration sentry honours.
@@ -16,7 +17,7 @@ type mtlsSettings struct {
 	Source           string // file read, "" if defaults
 	WorkloadCertTTL  time.Duration
 	AllowedClockSkew time.Duration // negative: no back-dating
-	TokenValidators  []string      // names configured (unsupported; reported)
+	TokenValidators  []config.TokenValidator
 }
 
 // loadMTLS reads spec.mtls from the --config file. Dapr's default config
@@ -60,9 +61,7 @@ func loadMTLS(o *Options) (mtlsSettings, error) {
 			s.AllowedClockSkew = -1
 		}
 	}
-	for _, v := range m.TokenValidators {
-		s.TokenValidators = append(s.TokenValidators, v.Name)
-	}
+	s.TokenValidators = m.TokenValidators
 	return s.override(o), nil
 }
 
@@ -71,4 +70,44 @@ func (s mtlsSettings) override(o *Options) mtlsSettings {
 		s.WorkloadCertTTL = o.WorkloadCertTTL
 	}
 	return s
+}
+
+// jwksOptions reads the options of a "jwks" token validator (strings, the
+// durations as Go durations), as Dapr's sentry reads them.
+func jwksOptions(v config.TokenValidator, audience string) (validator.JWKSOptions, error) {
+	o := validator.JWKSOptions{Audience: audience}
+	str := func(key string) (string, error) {
+		x, ok := v.Options[key]
+		if !ok || x == nil {
+			return "", nil
+		}
+		s, ok := x.(string)
+		if !ok {
+			return "", fmt.Errorf("spec.mtls.tokenValidators[jwks].options.%s must be a string, not %v", key, x)
+		}
+		return s, nil
+	}
+	dur := func(key string) (time.Duration, error) {
+		s, err := str(key)
+		if err != nil || s == "" {
+			return 0, err
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("spec.mtls.tokenValidators[jwks].options.%s: %w", key, err)
+		}
+		return d, nil
+	}
+	var err error
+	if o.Source, err = str("source"); err != nil {
+		return o, err
+	}
+	if o.CACertificate, err = str("caCertificate"); err != nil {
+		return o, err
+	}
+	if o.RequestTimeout, err = dur("requestTimeout"); err != nil {
+		return o, err
+	}
+	o.MinRefreshInterval, err = dur("minRefreshInterval")
+	return o, err
 }

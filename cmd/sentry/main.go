@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -99,9 +100,6 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	if err != nil {
 		return err
 	}
-	if len(mtls.TokenValidators) > 0 {
-		log.Warn("spec.mtls.tokenValidators is not supported by Tandem's sentry and is ignored; use --join-token-file", "validators", mtls.TokenValidators)
-	}
 
 	paths := ca.PathsIn(o.CredentialsDir, o.RootCertFile, o.IssuerCertFile, o.IssuerKeyFile)
 	genOpts := ca.GenerateOptions{TrustDomain: o.TrustDomain, Namespace: namespace, AllowedClockSkew: max(mtls.AllowedClockSkew, 0)}
@@ -140,18 +138,23 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 
 	var vals map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator
 	var def sentryv1.SignCertificateRequest_TokenValidator
+	sentryID, err := ca.SentryID(o.TrustDomain, namespace)
+	if err != nil {
+		return err
+	}
+	configured, err := configuredValidators(mtls, sentryID.String(), log)
+	if err != nil {
+		return err
+	}
 	if km == nil {
-		if vals, def, err = validators(o, log); err != nil {
+		if vals, def, err = validators(o, configured, log); err != nil {
 			return err
 		}
 	} else {
-		sentryID, err := ca.SentryID(o.TrustDomain, namespace)
-		if err != nil {
-			return err
-		}
 		if vals, err = km.validators(sentryID, namespace, log); err != nil {
 			return err
 		}
+		maps.Copy(vals, configured)
 		def = sentryv1.SignCertificateRequest_KUBERNETES
 	}
 	srv, err := server.New(server.Options{
@@ -228,9 +231,38 @@ func portOf(a net.Addr) string {
 	return port
 }
 
-// validators picks the join-token validator if a token file is given,
-// else Dapr's self-hosted insecure validator, with a loud warning.
-func validators(o *Options, log *slog.Logger) (map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, sentryv1.SignCertificateRequest_TokenValidator, error) {
+// configuredValidators builds the token validators the Configuration's
+// spec.mtls.tokenValidators names (Dapr's "jwks"; others are reported and
+// skipped).
+func configuredValidators(mtls mtlsSettings, audience string, log *slog.Logger) (map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, error) {
+	out := map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{}
+	for _, v := range mtls.TokenValidators {
+		if !strings.EqualFold(v.Name, "jwks") {
+			log.Warn("token validator not supported by Tandem's sentry; skipped (jwks is, and --join-token-file)", "validator", v.Name)
+			continue
+		}
+		opts, err := jwksOptions(v, audience)
+		if err != nil {
+			return nil, fmt.Errorf("configuration %s: %w", mtls.Source, err)
+		}
+		j, err := validator.NewJWKS(opts)
+		if err != nil {
+			return nil, fmt.Errorf("configuration %s: %w", mtls.Source, err)
+		}
+		log.Info("jwks token validator enabled: requests must carry a JWT for this sentry signed by a key of the set", "source", opts.Source, "audience", audience)
+		out[sentryv1.SignCertificateRequest_JWKS] = j
+	}
+	return out, nil
+}
+
+// validators picks the join-token validator if a token file is given, else
+// the validators of the Configuration (with no default: a request must
+// name one, as in Dapr), else Dapr's self-hosted insecure validator, with a
+// loud warning.
+func validators(o *Options, configured map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, log *slog.Logger) (map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, sentryv1.SignCertificateRequest_TokenValidator, error) {
+	if o.JoinTokenFile == "" && len(configured) > 0 {
+		return configured, sentryv1.SignCertificateRequest_UNKNOWN, nil
+	}
 	if o.JoinTokenFile != "" {
 		jt, err := validator.LoadJoinTokenFile(o.JoinTokenFile)
 		if err != nil {

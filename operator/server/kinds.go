@@ -17,8 +17,10 @@ type kind struct {
 	object func() client.Object
 	list   func() client.ObjectList
 	items  func(client.ObjectList) []client.Object
-	// prepare returns the copy of obj a sidecar receives: its type set,
-	// secrets resolved.
+	// prepare returns the copy of obj a sidecar receives, secrets resolved.
+	// Its kind and apiVersion are left as the cache has them, as Dapr's
+	// operator leaves them: set on what is listed or read, empty on what a
+	// watch event brought (the API client's decoder clears them).
 	prepare func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error)
 }
 
@@ -47,31 +49,22 @@ var (
 		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ComponentList).Items) },
 		prepare: func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error) {
 			c := obj.(*v1alpha1.Component).DeepCopy()
-			c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Component"
 			return c, resolveComponent(ctx, secrets, c)
 		},
 	}
 	configurations = kind{
-		name:   "configurations",
-		object: func() client.Object { return &v1alpha1.Configuration{} },
-		list:   func() client.ObjectList { return &v1alpha1.ConfigurationList{} },
-		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ConfigurationList).Items) },
-		prepare: func(_ context.Context, _ client.Reader, obj client.Object) (client.Object, error) {
-			c := obj.(*v1alpha1.Configuration).DeepCopy()
-			c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Configuration"
-			return c, nil
-		},
+		name:    "configurations",
+		object:  func() client.Object { return &v1alpha1.Configuration{} },
+		list:    func() client.ObjectList { return &v1alpha1.ConfigurationList{} },
+		items:   func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ConfigurationList).Items) },
+		prepare: asStored,
 	}
 	resiliencies = kind{
-		name:   "resiliencies",
-		object: func() client.Object { return &v1alpha1.Resiliency{} },
-		list:   func() client.ObjectList { return &v1alpha1.ResiliencyList{} },
-		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ResiliencyList).Items) },
-		prepare: func(_ context.Context, _ client.Reader, obj client.Object) (client.Object, error) {
-			r := obj.(*v1alpha1.Resiliency).DeepCopy()
-			r.APIVersion, r.Kind = v1alpha1.GroupVersion.String(), "Resiliency"
-			return r, nil
-		},
+		name:    "resiliencies",
+		object:  func() client.Object { return &v1alpha1.Resiliency{} },
+		list:    func() client.ObjectList { return &v1alpha1.ResiliencyList{} },
+		items:   func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ResiliencyList).Items) },
+		prepare: asStored,
 	}
 	subscriptions = kind{
 		name:   "subscriptions",
@@ -80,7 +73,6 @@ var (
 		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v2alpha1.SubscriptionList).Items) },
 		prepare: func(_ context.Context, _ client.Reader, obj client.Object) (client.Object, error) {
 			s := obj.(*v2alpha1.Subscription).DeepCopy()
-			s.APIVersion, s.Kind = v2alpha1.GroupVersion.String(), "Subscription"
 			s.Normalize()
 			return s, nil
 		},
@@ -92,12 +84,17 @@ var (
 		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.HTTPEndpointList).Items) },
 		prepare: func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error) {
 			h := obj.(*v1alpha1.HTTPEndpoint).DeepCopy()
-			h.APIVersion, h.Kind = v1alpha1.GroupVersion.String(), "HTTPEndpoint"
 			return h, resolveHTTPEndpoint(ctx, secrets, h)
 		},
 	}
 	allKinds = []*kind{&components, &configurations, &resiliencies, &subscriptions, &httpEndpoints}
 )
+
+// asStored is the prepare of kinds that reach the sidecar as the cache has
+// them.
+func asStored(_ context.Context, _ client.Reader, obj client.Object) (client.Object, error) {
+	return obj, nil
+}
 
 // appliesTo reports whether obj is for the app.
 func appliesTo(obj client.Object, appID string) bool {
@@ -112,8 +109,35 @@ func (k *kind) encode(ctx context.Context, secrets client.Reader, obj client.Obj
 		return nil, err
 	}
 	b, err := json.Marshal(out)
+	if ts := out.GetCreationTimestamp(); err == nil && ts.IsZero() {
+		b, err = nullCreationTimestamp(b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s/%s: %w", k.name, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return b, nil
+}
+
+// nullCreationTimestamp writes an unset metadata.creationTimestamp as null,
+// as Dapr's operator does: it is built with a Kubernetes API library
+// (apimachinery v0.33) whose ObjectMeta writes the zero time as null, where
+// ours (v0.37) leaves it out. Dapr's suite compares the JSON.
+func nullCreationTimestamp(b []byte) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, err
+	}
+	meta := map[string]json.RawMessage{}
+	if m, ok := top["metadata"]; ok {
+		if err := json.Unmarshal(m, &meta); err != nil {
+			return nil, err
+		}
+	}
+	meta["creationTimestamp"] = json.RawMessage("null")
+	m, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	top["metadata"] = m
+	return json.Marshal(top)
 }

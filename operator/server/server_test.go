@@ -222,9 +222,10 @@ func TestConfigurationResiliencyEndpoints(t *testing.T) {
 	ctx := ctxT(t)
 	ns := h.namespace(t, "other-kinds")
 	cfg := &v1alpha1.Configuration{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "appconfig"},
-		Spec: v1alpha1.RawJSON(`{"tracing":{"samplingRate":"1"},"features":[{"name":"x","enabled":true}]}`)}
+		Spec: v1alpha1.RawObject(`{"tracing":{"samplingRate":"1"},"features":[{"name":"x","enabled":true}]}`)}
 	res := &v1alpha1.Resiliency{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "res"},
-		Spec: v1alpha1.ResiliencySpec{Policies: v1alpha1.RawJSON(`{"timeouts":{"fast":"1s"}}`), Targets: v1alpha1.RawJSON(`{"apps":{"b":{"timeout":"fast"}}}`)}}
+		Spec: v1alpha1.ResiliencySpec{Policies: v1alpha1.Policies{Timeouts: map[string]string{"fast": "1s"}},
+			Targets: v1alpha1.Targets{Apps: map[string]v1alpha1.EndpointPolicyNames{"b": {PolicyNames: v1alpha1.PolicyNames{Timeout: "fast"}}}}}}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tok"}, Data: map[string][]byte{"tok": []byte("abc")}}
 	ep := &v1alpha1.HTTPEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ext"},
 		Spec: v1alpha1.HTTPEndpointSpec{BaseURL: "http://example.test", Headers: []v1alpha1.NameValuePair{{Name: "Authorization", SecretKeyRef: v1alpha1.SecretKeyRef{Name: "tok"}}}}}
@@ -256,7 +257,7 @@ func TestConfigurationResiliencyEndpoints(t *testing.T) {
 		return err
 	})
 	var gotRes v1alpha1.Resiliency
-	if err := json.Unmarshal(lr.GetResiliencies()[0], &gotRes); err != nil || string(gotRes.Spec.Policies) != `{"timeouts":{"fast":"1s"}}` {
+	if err := json.Unmarshal(lr.GetResiliencies()[0], &gotRes); err != nil || gotRes.Spec.Policies.Timeouts["fast"] != "1s" || gotRes.Spec.Targets.Apps["b"].Timeout != "fast" {
 		t.Fatalf("resiliency %s (%v)", lr.GetResiliencies()[0], err)
 	}
 	var le *operatorv1.ListHTTPEndpointsResponse
@@ -303,7 +304,7 @@ func TestConfigurationUpdatesAssigned(t *testing.T) {
 	}
 	h.waitSubscribed(t, "configurations", 1)
 	for _, name := range []string{"billingcfg", "strangercfg", "orderscfg"} {
-		cfg := &v1alpha1.Configuration{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.RawJSON(`{}`)}
+		cfg := &v1alpha1.Configuration{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.RawObject(`{}`)}
 		if err := h.k.Create(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}

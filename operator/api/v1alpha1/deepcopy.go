@@ -61,10 +61,13 @@ func (h *HTTPEndpoint) DeepCopy() *HTTPEndpoint {
 	out.Spec.Headers = copyPairs(h.Spec.Headers)
 	if t := h.Spec.ClientTLS; t != nil {
 		out.Spec.ClientTLS = &ClientTLS{
-			Renegotiation: t.Renegotiation,
-			RootCA:        t.RootCA.DeepCopy(),
-			Certificate:   t.Certificate.DeepCopy(),
-			PrivateKey:    t.PrivateKey.DeepCopy(),
+			RootCA:      t.RootCA.DeepCopy(),
+			Certificate: t.Certificate.DeepCopy(),
+			PrivateKey:  t.PrivateKey.DeepCopy(),
+		}
+		if t.Renegotiation != nil {
+			r := *t.Renegotiation
+			out.Spec.ClientTLS.Renegotiation = &r
 		}
 	}
 	return &out

@@ -54,16 +54,17 @@ func JSONString(s string) RawJSON {
 // SecretKeyRef names a key of a secret in the resource's secret store.
 type SecretKeyRef struct {
 	Name string `json:"name"`
-	Key  string `json:"key,omitempty"`
+	Key  string `json:"key"`
 }
 
 // NameValuePair is one metadata item or header: a value, an environment
-// variable of the sidecar, or a secret reference.
+// variable of the sidecar, or a secret reference. As in Dapr's operator,
+// value (null when not given) and secretKeyRef are always written.
 type NameValuePair struct {
 	Name         string       `json:"name"`
-	Value        RawJSON      `json:"value,omitempty"`
+	Value        RawJSON      `json:"value"`
+	SecretKeyRef SecretKeyRef `json:"secretKeyRef"`
 	EnvRef       string       `json:"envRef,omitempty"`
-	SecretKeyRef SecretKeyRef `json:"secretKeyRef,omitzero"`
 }
 
 // Auth names the secret store that resolves a resource's secretKeyRefs.
@@ -82,3 +83,22 @@ func copyPairs(in []NameValuePair) []NameValuePair {
 	}
 	return out
 }
+
+// RawObject is a JSON object kept as its bytes; an empty RawObject is {}.
+type RawObject []byte
+
+// MarshalJSON implements json.Marshaler.
+func (r RawObject) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("{}"), nil
+	}
+	return r, nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler; null is kept as empty.
+func (r *RawObject) UnmarshalJSON(data []byte) error {
+	return (*RawJSON)(r).UnmarshalJSON(data)
+}
+
+// DeepCopy returns a copy that shares no memory with r.
+func (r RawObject) DeepCopy() RawObject { return RawObject(RawJSON(r).DeepCopy()) }

@@ -12,25 +12,27 @@ type Component struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              ComponentSpec `json:"spec"`
-	Auth              Auth          `json:"auth,omitzero"`
+	Auth              Auth          `json:"auth"`
 	Scopes            []string      `json:"scopes,omitempty"`
 }
 
-// ComponentSpec is a Component's backend type and metadata.
+// ComponentSpec is a Component's backend type and metadata. Every field is
+// written, empty or not, as Dapr's operator writes it.
 type ComponentSpec struct {
 	Type         string          `json:"type"`
 	Version      string          `json:"version"`
-	IgnoreErrors bool            `json:"ignoreErrors,omitempty"`
+	IgnoreErrors bool            `json:"ignoreErrors"`
 	Metadata     []NameValuePair `json:"metadata"`
-	InitTimeout  string          `json:"initTimeout,omitempty"`
+	InitTimeout  string          `json:"initTimeout"`
 }
 
 // Configuration is a sidecar's configuration (dapr.io/v1alpha1
-// Configuration). Its spec is passed on as stored.
+// Configuration). Its spec is passed on as stored; an empty one is written
+// as {}, as Dapr's operator writes it.
 type Configuration struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
-	Spec              RawJSON `json:"spec,omitempty"`
+	Spec              RawObject `json:"spec"`
 }
 
 // Resiliency is a set of retry, timeout and circuit-breaker policies and
@@ -42,10 +44,11 @@ type Resiliency struct {
 	Scopes            []string       `json:"scopes,omitempty"`
 }
 
-// ResiliencySpec holds the policies and targets, passed on as stored.
+// ResiliencySpec holds the policies and the targets they apply to
+// (resiliency.go).
 type ResiliencySpec struct {
-	Policies RawJSON `json:"policies,omitempty"`
-	Targets  RawJSON `json:"targets,omitempty"`
+	Policies Policies `json:"policies"`
+	Targets  Targets  `json:"targets"`
 }
 
 // Subscription is a declarative pub/sub subscription with one route
@@ -80,23 +83,24 @@ type HTTPEndpoint struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              HTTPEndpointSpec `json:"spec"`
-	Auth              Auth             `json:"auth,omitzero"`
+	Auth              Auth             `json:"auth"`
 	Scopes            []string         `json:"scopes,omitempty"`
 }
 
 // HTTPEndpointSpec is the endpoint's base URL, headers and client TLS.
 type HTTPEndpointSpec struct {
 	BaseURL   string          `json:"baseUrl"`
-	Headers   []NameValuePair `json:"headers,omitempty"`
+	Headers   []NameValuePair `json:"headers"`
 	ClientTLS *ClientTLS      `json:"clientTLS,omitempty"`
 }
 
-// ClientTLS is the TLS the sidecar uses towards an HTTPEndpoint.
+// ClientTLS is the TLS the sidecar uses towards an HTTPEndpoint; a part
+// not given is written as null, as Dapr's operator writes it.
 type ClientTLS struct {
-	Renegotiation string       `json:"renegotiation,omitempty"`
-	RootCA        *TLSDocument `json:"rootCA,omitempty"`
-	Certificate   *TLSDocument `json:"certificate,omitempty"`
-	PrivateKey    *TLSDocument `json:"privateKey,omitempty"`
+	RootCA        *TLSDocument `json:"rootCA"`
+	Certificate   *TLSDocument `json:"certificate"`
+	PrivateKey    *TLSDocument `json:"privateKey"`
+	Renegotiation *string      `json:"renegotiation"`
 }
 
 // TLSDocument is a PEM document given inline or read from a secret.

@@ -33,10 +33,10 @@ type SubscriptionSpec struct {
 	Routes     Routes `json:"routes"`
 	// Route is kept by the CRD when a v1alpha1 Subscription is stored at
 	// this version; see Normalize.
-	Route           string                  `json:"route,omitempty"`
-	Metadata        map[string]string       `json:"metadata,omitempty"`
-	DeadLetterTopic string                  `json:"deadLetterTopic,omitempty"`
-	BulkSubscribe   *v1alpha1.BulkSubscribe `json:"bulkSubscribe,omitempty"`
+	Route           string                 `json:"route,omitempty"`
+	Metadata        map[string]string      `json:"metadata,omitempty"`
+	DeadLetterTopic string                 `json:"deadLetterTopic,omitempty"`
+	BulkSubscribe   v1alpha1.BulkSubscribe `json:"bulkSubscribe"`
 }
 
 // Routes are tried in order; Default takes the events no rule matches.
@@ -73,7 +73,6 @@ func (s *Subscription) DeepCopy() *Subscription {
 	out.Scopes = slices.Clone(s.Scopes)
 	out.Spec.Routes.Rules = slices.Clone(s.Spec.Routes.Rules)
 	out.Spec.Metadata = maps.Clone(s.Spec.Metadata)
-	out.Spec.BulkSubscribe = s.Spec.BulkSubscribe.DeepCopy()
 	return &out
 }
 
