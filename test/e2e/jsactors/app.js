@@ -112,6 +112,10 @@ async function main() {
   console.log(`jsactors: serving JSCounter on port ${process.env.APP_PORT}`);
 }
 
+// The SDK throws, unhandled, when the sidecar deactivates an actor the SDK
+// never activated (one whose first call failed): log it rather than exit.
+process.on("unhandledRejection", (err) => console.error("unhandled:", err));
+
 main().catch((err) => {
   console.error(err);
   process.exit(1);
