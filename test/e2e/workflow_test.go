@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,28 +20,14 @@ import (
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
-var (
-	workflowAppOnce sync.Once
-	workflowAppBin  string
-	workflowAppErr  error
-)
-
 // buildWorkflowApp builds test/apps/workflowapp (the Go SDK workflow app).
 func buildWorkflowApp(t *testing.T) string {
 	t.Helper()
-	workflowAppOnce.Do(func() {
-		workflowAppBin = filepath.Join(bins.Dir, "workflowapp")
-		cmd := exec.Command("go", append(append([]string{"build"}, framework.ReleaseFlags...), "-o", workflowAppBin, "./test/apps/workflowapp")...)
-		cmd.Dir = framework.RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			workflowAppErr = fmt.Errorf("go build workflowapp: %v\n%s", err, out)
-		}
-	})
-	if workflowAppErr != nil {
-		t.Fatal(workflowAppErr)
+	bin, err := framework.BuildApp("./test/apps/workflowapp")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return workflowAppBin
+	return bin
 }
 
 // workflowEnv is a tandemd with a sqlite actor state store, placement, and

@@ -85,4 +85,36 @@ func Cleanup() {
 		_ = os.RemoveAll(built.Dir)
 	}
 	buildOnce, built, buildErr = sync.Once{}, nil, nil
+	appsMu.Lock()
+	clear(apps)
+	appsMu.Unlock()
+}
+
+var (
+	appsMu sync.Mutex
+	apps   = map[string]string{}
+)
+
+// BuildApp builds the Go program in pkg (a path from the repository root,
+// such as "./test/apps/workflowapp") with the release flags into the
+// binaries' folder, once per test process, and returns its path.
+func BuildApp(pkg string) (string, error) {
+	b, err := Build()
+	if err != nil {
+		return "", err
+	}
+	appsMu.Lock()
+	defer appsMu.Unlock()
+	if bin, ok := apps[pkg]; ok {
+		return bin, nil
+	}
+	bin := filepath.Join(b.Dir, filepath.Base(pkg))
+	cmd := exec.Command("go", append(append([]string{"build"}, ReleaseFlags...), "-o", bin, pkg)...)
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	apps[pkg] = bin
+	return bin, nil
 }
