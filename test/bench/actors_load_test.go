@@ -43,7 +43,7 @@ func TestActorsLoad(t *testing.T) {
 	rep := &actorReport{Machine: machine(), Commit: commit(), Date: time.Now(), Set: set, UptimeBefore: uptime()}
 
 	sentry := framework.StartSentry(t, bins, framework.SentryOptions{})
-	place := startBenchPlacement(t, bins)
+	place := startBenchPlacement(t, bins, sentry)
 	registry := filepath.Join(t.TempDir(), "registry.db")
 	app := framework.Start(t, "echo app", buildEchoApp(t, bins), []string{"--actor-types", "bench"}, "APP_PORT="+strconv.Itoa(framework.FreePort(t)))
 	appPort := appPortOf(t, app)
@@ -163,7 +163,9 @@ func appPortOf(t *testing.T, p *framework.Process) int {
 	return 0
 }
 
-func startBenchPlacement(t *testing.T, bins *framework.Binaries) string {
+// startBenchPlacement starts one replica of Tandem's placement with mTLS
+// (the sidecars use mTLS with sentry, placement included).
+func startBenchPlacement(t *testing.T, bins *framework.Binaries, sentry *framework.Sentry) string {
 	t.Helper()
 	port, hz := framework.FreePort(t), framework.FreePort(t)
 	p := framework.Start(t, "placement", bins.Placement, []string{
@@ -171,6 +173,8 @@ func startBenchPlacement(t *testing.T, bins *framework.Binaries) string {
 		"--healthz-port=" + strconv.Itoa(hz), "--healthz-listen-address=127.0.0.1",
 		"--metrics-port=" + strconv.Itoa(framework.FreePort(t)), "--metrics-listen-address=127.0.0.1",
 		"--initial-cluster=p0=127.0.0.1:" + strconv.Itoa(framework.FreePort(t)),
+		"--tls-enabled", "--sentry-address=" + sentry.Addr, "--trust-anchors-file=" + filepath.Join(sentry.CredsDir, "ca.crt"),
+		"--trust-domain=" + sentry.TrustDomain,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
