@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -25,10 +26,42 @@ type actor struct {
 
 func key(actorType, actorID string) string { return actorType + "||" + actorID }
 
+// errMoved: the table in effect gives the actor to another host; the call
+// reached no app and is routed again.
+var errMoved = errors.New("actor moved to another host")
+
 // activate returns the active actor, creating it on first use.
 func (r *Runtime) activate(actorType, actorID string) (*actor, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.activateLocked(actorType, actorID)
+}
+
+// activateOwned is activate for a call routed here: it creates the actor
+// only while the table gives it to this host (errMoved otherwise). The
+// check and the creation are one step under r.mu, and a table update
+// installs the new rings before it deactivates (under r.mu) the actors
+// that moved: either the update finds the new actor and drains its turn
+// before placement lets the new owner serve, or the check sees the new
+// owner. Without it a call that looked the owner up just before the
+// update, or that waited in the turn lock of an actor the update
+// deactivated, would activate the actor here again, while the new owner
+// serves it too.
+func (r *Runtime) activateOwned(actorType, actorID string) (*actor, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.active[key(actorType, actorID)]; ok {
+		return a, nil
+	}
+	if r.placement != nil {
+		if h, ok := r.placement.Table().Owner(actorType, actorID); !ok || !isLocal(h.Name, r.hostName) {
+			return nil, errMoved
+		}
+	}
+	return r.activateLocked(actorType, actorID)
+}
+
+func (r *Runtime) activateLocked(actorType, actorID string) (*actor, error) {
 	k := key(actorType, actorID)
 	if a, ok := r.active[k]; ok {
 		return a, nil

@@ -60,20 +60,40 @@ func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeReque
 	return resp, err
 }
 
-// route makes one attempt of Call.
+// maxMoves bounds how often one attempt follows an actor that moved to
+// another host while its call was on the way (errMoved).
+const maxMoves = 10
+
+// route makes one attempt of Call. A call that finds the actor moved
+// (the table changed between the lookup and the turn, here or on the
+// owner it was sent to) reached no app: it is routed again once this
+// host's table has changed, or after a short pause.
 func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
-	local, addr, err := r.locate(ctx, req.GetActor().GetActorType(), req.GetActor().GetActorId())
-	if err != nil {
-		return nil, err
-	}
 	var resp *internalsv1.InternalInvokeResponse
-	if local {
-		resp, err = r.callLocal(ctx, req)
-	} else {
-		resp, err = r.callRemote(ctx, addr, req)
-	}
-	if err != nil {
-		return nil, err
+	for moves := 0; ; moves++ {
+		changed := r.placement.Table().Changed()
+		local, addr, err := r.locate(ctx, req.GetActor().GetActorType(), req.GetActor().GetActorId())
+		if err != nil {
+			return nil, err
+		}
+		if local {
+			resp, err = r.callLocal(ctx, req)
+		} else {
+			resp, err = r.callRemote(ctx, addr, req)
+		}
+		if errors.Is(err, errMoved) && moves < maxMoves {
+			select {
+			case <-changed:
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	if err := appError(resp); err != nil {
 		return resp, err
@@ -151,13 +171,16 @@ func (r *Runtime) CallActor(ctx context.Context, req *internalsv1.InternalInvoke
 	case err != nil:
 		return nil, status.Error(codes.Unavailable, err.Error())
 	case !local:
-		return nil, status.Errorf(codes.FailedPrecondition, "actor %s||%s is owned by %s, not by this host", req.GetActor().GetActorType(), req.GetActor().GetActorId(), addr)
+		return nil, status.Errorf(codes.FailedPrecondition, "%s: actor %s||%s is owned by %s, not by this host", errMoved, req.GetActor().GetActorType(), req.GetActor().GetActorId(), addr)
 	}
 	resp, err := r.callLocal(ctx, req)
 	if err != nil {
 		code := codes.Internal
-		if errors.Is(err, ErrMaxStackDepth) {
+		switch {
+		case errors.Is(err, ErrMaxStackDepth):
 			code = codes.ResourceExhausted
+		case errors.Is(err, errMoved):
+			code = codes.FailedPrecondition
 		}
 		return nil, status.Error(code, err.Error())
 	}
@@ -196,6 +219,9 @@ func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.
 		if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), ErrMaxStackDepth.Error()) {
 			return nil, ErrMaxStackDepth
 		}
+		if status.Code(err) == codes.FailedPrecondition && strings.HasPrefix(status.Convert(err).Message(), errMoved.Error()) {
+			return nil, fmt.Errorf("call actor on host %s: %w", addr, errMoved)
+		}
 		if st := status.Convert(err); st.Code() == codes.Internal && strings.HasPrefix(st.Message(), remoteInvokePrefix) {
 			return nil, &RemoteError{st: st}
 		}
@@ -212,13 +238,15 @@ func (r *Runtime) callLocal(ctx context.Context, req *internalsv1.InternalInvoke
 	}
 	actorType, actorID := req.GetActor().GetActorType(), req.GetActor().GetActorId()
 	for attempt := 0; ; attempt++ {
-		a, err := r.activate(actorType, actorID)
+		a, err := r.activateOwned(actorType, actorID)
 		if err != nil {
 			return nil, err
 		}
 		release, err := a.turn.acquire(ctx, r.turnID(a, req))
 		if errors.Is(err, ErrActorClosed) && attempt < 3 {
-			continue // deactivated meanwhile: activate it again
+			// Deactivated meanwhile: idle, or moved to another host (then
+			// activateOwned says so and the call is routed again).
+			continue
 		}
 		if err != nil {
 			return nil, err

@@ -4,12 +4,18 @@
 // HTTP/1.x Go server stops reading the request body once the response has
 // started, so echoing by streaming would cut bodies above ~512 bytes.
 //
+// With --actor-types it also hosts those actor types: GET /dapr/config
+// lists them, and an actor call (PUT /actors/{type}/{id}/method/{m}) is
+// echoed like any other request, so that an actor call and a plain
+// invocation cost the app the same.
+//
 // It listens on 127.0.0.1:$APP_PORT (or --port).
 package main
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -19,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +34,7 @@ import (
 func main() {
 	def, _ := strconv.Atoi(os.Getenv("APP_PORT"))
 	port := flag.Int("port", def, "port to listen on (default $APP_PORT)")
+	actorTypes := flag.String("actor-types", "", "comma-separated actor types to host (GET /dapr/config lists them)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
@@ -34,7 +42,11 @@ func main() {
 		log.Error("listen failed; pick another port with --port or APP_PORT", "error", err)
 		os.Exit(1)
 	}
-	srv := &http.Server{Handler: echo(), ReadHeaderTimeout: 10 * time.Second}
+	handler := echo()
+	if *actorTypes != "" {
+		handler = withActorConfig(strings.Split(*actorTypes, ","), handler)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -65,5 +77,18 @@ func echo() http.Handler {
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 		_, _ = io.Copy(w, buf)
+	})
+}
+
+// withActorConfig answers GET /dapr/config with the hosted actor types.
+func withActorConfig(types []string, next http.Handler) http.Handler {
+	cfg, _ := json.Marshal(map[string]any{"entities": types})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/dapr/config" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(cfg)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
