@@ -1,0 +1,65 @@
+package httpapi
+
+import (
+	"net/http"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tandemrun/tandem/proxy/apierr"
+)
+
+// registerConversation adds the conversation routes (v1.0-alpha1 and
+// v1.0-alpha2) when cfg.Conversation is set.
+func (h *Handler) registerConversation() {
+	if h.cfg.Conversation == nil {
+		return
+	}
+	h.route("POST /v1.0-alpha1/conversation/{name}/converse", h.converseAlpha1)
+	h.route("POST /v1.0-alpha2/conversation/{name}/converse", h.converseAlpha2)
+}
+
+// writeProtoSparse answers m as JSON without its empty fields, as daprd's
+// conversation routes do.
+func writeProtoSparse(w http.ResponseWriter, m proto.Message) {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		apierr.WriteHTTP(w, apierr.Internal(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+// converseAlpha1 is POST /v1.0-alpha1/conversation/{name}/converse:
+// Dapr's ConversationRequest as JSON -> ConversationResponse.
+func (h *Handler) converseAlpha1(w http.ResponseWriter, r *http.Request) {
+	in := &runtimev1.ConversationRequest{} //nolint:staticcheck // alpha1 is deprecated but served
+	if !h.readProto(w, r, in) {
+		return
+	}
+	in.Name = r.PathValue("name")
+	out, err := h.cfg.Conversation.ConverseAlpha1(r.Context(), in)
+	if err != nil {
+		h.writeErr(w, err)
+		return
+	}
+	writeProtoSparse(w, out)
+}
+
+// converseAlpha2 is POST /v1.0-alpha2/conversation/{name}/converse:
+// Dapr's ConversationRequestAlpha2 as JSON -> ConversationResponseAlpha2.
+func (h *Handler) converseAlpha2(w http.ResponseWriter, r *http.Request) {
+	in := &runtimev1.ConversationRequestAlpha2{}
+	if !h.readProto(w, r, in) {
+		return
+	}
+	in.Name = r.PathValue("name")
+	out, err := h.cfg.Conversation.ConverseAlpha2(r.Context(), in)
+	if err != nil {
+		h.writeErr(w, err)
+		return
+	}
+	writeProtoSparse(w, out)
+}
