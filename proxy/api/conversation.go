@@ -1,5 +1,7 @@
 package api
 
+//lint:file-ignore SA1019 Dapr deprecated the alpha1 conversation messages; daprd 1.18 still serves them, and so do we
+
 import (
 	"context"
 	"log/slog"
@@ -107,8 +109,6 @@ func roleOf(r string) conversation.Role {
 
 // ConverseAlpha1 is the first conversation API: plain text inputs, one
 // text result per output.
-//
-//nolint:staticcheck // alpha1 messages are deprecated but still served
 func (c *Conversation) ConverseAlpha1(ctx context.Context, in *runtimev1.ConversationRequest) (*runtimev1.ConversationResponse, error) {
 	if err := c.found(in.GetName()); err != nil {
 		return nil, err

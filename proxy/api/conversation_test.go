@@ -1,5 +1,7 @@
 package api
 
+//lint:file-ignore SA1019 Dapr deprecated the alpha1 conversation messages; daprd 1.18 still serves them, and so do we
+
 import (
 	"context"
 	"errors"
@@ -33,7 +35,6 @@ func userMsg(text string) *runtimev1.ConversationMessage {
 	}}}
 }
 
-//nolint:staticcheck // alpha1 messages are deprecated but still served
 func TestConverseAlpha1(t *testing.T) {
 	ctx := context.Background()
 	c := newEchoConversation(t)

@@ -1,5 +1,7 @@
 package grpcapi
 
+//lint:file-ignore SA1019 Dapr deprecated the alpha1 conversation messages; daprd 1.18 still serves them, and so do we
+
 import (
 	"context"
 
@@ -9,8 +11,6 @@ import (
 )
 
 // ConverseAlpha1 sends plain text inputs to a conversation component.
-//
-//nolint:staticcheck // alpha1 messages are deprecated but still served
 func (a *API) ConverseAlpha1(ctx context.Context, in *runtimev1.ConversationRequest) (*runtimev1.ConversationResponse, error) {
 	if a.cfg.Conversation == nil {
 		return a.UnimplementedDaprServer.ConverseAlpha1(ctx, in)

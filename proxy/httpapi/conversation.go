@@ -1,5 +1,7 @@
 package httpapi
 
+//lint:file-ignore SA1019 Dapr deprecated the alpha1 conversation messages; daprd 1.18 still serves them, and so do we
+
 import (
 	"net/http"
 
@@ -35,7 +37,7 @@ func writeProtoSparse(w http.ResponseWriter, m proto.Message) {
 // converseAlpha1 is POST /v1.0-alpha1/conversation/{name}/converse:
 // Dapr's ConversationRequest as JSON -> ConversationResponse.
 func (h *Handler) converseAlpha1(w http.ResponseWriter, r *http.Request) {
-	in := &runtimev1.ConversationRequest{} //nolint:staticcheck // alpha1 is deprecated but served
+	in := &runtimev1.ConversationRequest{}
 	if !h.readProto(w, r, in) {
 		return
 	}
