@@ -7,9 +7,6 @@ import (
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/tandemrun/tandem/proxy/apierr"
 )
 
 // registerConversation adds the conversation routes (v1.0-alpha1 and
@@ -20,18 +17,6 @@ func (h *Handler) registerConversation() {
 	}
 	h.route("POST /v1.0-alpha1/conversation/{name}/converse", h.converseAlpha1)
 	h.route("POST /v1.0-alpha2/conversation/{name}/converse", h.converseAlpha2)
-}
-
-// writeProtoSparse answers m as JSON without its empty fields, as daprd's
-// conversation routes do.
-func writeProtoSparse(w http.ResponseWriter, m proto.Message) {
-	b, err := protojson.Marshal(m)
-	if err != nil {
-		apierr.WriteHTTP(w, apierr.Internal(err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
 }
 
 // converseAlpha1 is POST /v1.0-alpha1/conversation/{name}/converse:
@@ -47,7 +32,7 @@ func (h *Handler) converseAlpha1(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, err)
 		return
 	}
-	writeProtoSparse(w, out)
+	writeProtoWith(w, out, protojson.MarshalOptions{}) // without empty fields, as daprd answers here
 }
 
 // converseAlpha2 is POST /v1.0-alpha2/conversation/{name}/converse:
@@ -63,5 +48,5 @@ func (h *Handler) converseAlpha2(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, err)
 		return
 	}
-	writeProtoSparse(w, out)
+	writeProtoWith(w, out, protojson.MarshalOptions{}) // without empty fields, as daprd answers here
 }
