@@ -124,6 +124,8 @@ type APIs struct {
 	Lock *api.Lock
 	// Crypto is the cryptography API (nil: not served).
 	Crypto *api.Crypto
+	// Conversation is the conversation API (nil: not served).
+	Conversation *api.Conversation
 	// Configuration is the configuration API (nil: not served); its HTTP
 	// subscriptions post to the app.
 	Configuration *api.Configuration
@@ -306,7 +308,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 
 	// Public gRPC API (plaintext on loopback, like daprd).
 	gapi := grpcapi.New(grpcapi.Config{
-		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Crypto: apis.Crypto, Configuration: apis.Configuration, Actors: apis.Actors,
+		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Crypto: apis.Crypto, Conversation: apis.Conversation, Configuration: apis.Configuration, Actors: apis.Actors,
 		ActorStreams: apis.ActorStreams, Jobs: apis.Jobs, Workflows: apis.Workflows, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 	})
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
@@ -322,7 +324,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	// Public HTTP API.
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
-		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Crypto: apis.Crypto, Configuration: apis.Configuration, Actors: apis.Actors,
+		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Crypto: apis.Crypto, Conversation: apis.Conversation, Configuration: apis.Configuration, Actors: apis.Actors,
 		Jobs: apis.Jobs, Workflows: apis.Workflows, Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 		Pipeline: apis.Pipeline,
 	})

@@ -199,6 +199,7 @@ const (
 	Configuration ComponentKind = "Configuration"
 	Lock          ComponentKind = "Lock"
 	Crypto        ComponentKind = "Crypto"
+	Conversation  ComponentKind = "Conversation"
 )
 
 // KindOf maps a component's spec.type ("state.redis") to its kind;
@@ -220,6 +221,8 @@ func KindOf(componentType string) ComponentKind {
 		return Lock
 	case "crypto":
 		return Crypto
+	case "conversation":
+		return Conversation
 	}
 	return ""
 }

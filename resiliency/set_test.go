@@ -129,7 +129,7 @@ func TestKindOf(t *testing.T) {
 	for in, want := range map[string]ComponentKind{
 		"state.redis": Statestore, "pubsub.kafka": Pubsub, "bindings.http": Binding,
 		"secretstores.local.file": Secretstore, "configuration.redis": Configuration,
-		"lock.redis": Lock, "crypto.jwks": Crypto, "middleware.http.x": "",
+		"lock.redis": Lock, "crypto.jwks": Crypto, "conversation.echo": Conversation, "middleware.http.x": "",
 	} {
 		if got := KindOf(in); got != want {
 			t.Errorf("KindOf(%q) = %q, want %q", in, got, want)

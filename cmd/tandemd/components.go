@@ -17,6 +17,8 @@ import (
 	bindingspluggable "github.com/tandemrun/tandem/components/bindings/pluggable"
 	"github.com/tandemrun/tandem/components/configuration"
 	configbuiltin "github.com/tandemrun/tandem/components/configuration/builtin"
+	"github.com/tandemrun/tandem/components/conversation"
+	conversationbuiltin "github.com/tandemrun/tandem/components/conversation/builtin"
 	"github.com/tandemrun/tandem/components/crypto"
 	cryptobuiltin "github.com/tandemrun/tandem/components/crypto/builtin"
 	"github.com/tandemrun/tandem/components/lock"
@@ -57,6 +59,7 @@ type runtimeComponents struct {
 	locks       *components.Manager[*lock.Instance]
 	configs     *components.Manager[configuration.Store]
 	cryptos     *components.Manager[crypto.KeyStore]
+	convos      *components.Manager[conversation.Model]
 	// topicScopes holds each pub/sub instance's topic scoping, for the
 	// pub/sub API.
 	topicScopes *topicscope.Table
@@ -217,6 +220,7 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	rc.locks = components.NewManager(lockbuiltin.Kind(), mopts())
 	rc.configs = components.NewManager(configbuiltin.Kind(log), mopts())
 	rc.cryptos = components.NewManager(cryptobuiltin.Kind(log), mopts())
+	rc.convos = components.NewManager(conversationbuiltin.Kind(), mopts())
 	rc.binds = components.NewManager(bindings.Kind(bindingspluggable.Fallback(newBinding, sockets, log), bindingTypes), bopts)
 	return rc
 }
@@ -304,6 +308,7 @@ func (rc *runtimeComponents) apply(set *components.Set) {
 	rc.locks.Apply(set.Components)
 	rc.configs.Apply(set.Components)
 	rc.cryptos.Apply(set.Components)
+	rc.convos.Apply(set.Components)
 }
 
 // withBuiltins returns set with the built-in components it does not
@@ -419,6 +424,7 @@ func (rc *runtimeComponents) Registered() []*runtimev1.RegisteredComponents {
 	add(rc.locks.Registry().List(), nil)
 	add(rc.configs.Registry().List(), nil)
 	add(rc.cryptos.Registry().List(), nil)
+	add(rc.convos.Registry().List(), nil)
 	return out
 }
 
@@ -446,12 +452,13 @@ func (rc *runtimeComponents) Extended() map[string]string {
 	add(rc.locks.Registry().List())
 	add(rc.configs.Registry().List())
 	add(rc.cryptos.Registry().List())
+	add(rc.convos.Registry().List())
 	return out
 }
 
 // Close closes every component (after subscriptions have stopped).
 func (rc *runtimeComponents) Close() {
-	for _, c := range []interface{ Close() error }{rc.middlewares, rc.binds, rc.locks, rc.configs, rc.cryptos, rc.pubsubs, rc.states, rc.secrets} {
+	for _, c := range []interface{ Close() error }{rc.middlewares, rc.binds, rc.locks, rc.configs, rc.cryptos, rc.convos, rc.pubsubs, rc.states, rc.secrets} {
 		if err := c.Close(); err != nil {
 			rc.log.Warn("closing components", "error", err)
 		}

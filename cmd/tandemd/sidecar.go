@@ -183,6 +183,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	bindingsAPI := api.NewBindings(api.BindingsConfig{Registry: rc.binds.Registry(), Resiliency: policies.Set, Log: log})
 	lockAPI := api.NewLock(api.LockConfig{Registry: rc.locks.Registry(), AppID: o.AppID, Resiliency: policies.Set, Log: log})
 	cryptoAPI := api.NewCrypto(api.CryptoConfig{Registry: rc.cryptos.Registry(), Resiliency: policies.Set, Log: log})
+	conversationAPI := api.NewConversation(api.ConversationConfig{Registry: rc.convos.Registry(), Resiliency: policies.Set, Log: log})
 	configAPI := api.NewConfiguration(api.ConfigurationConfig{Registry: rc.configs.Registry(), Resiliency: policies.Set, Log: log})
 	// HTTP subscriptions end before the components close.
 	connections.Add(task.Cleanup("configuration subscriptions", func() error { configAPI.Close(); return nil }))
@@ -324,7 +325,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
 		APIs: proxy.APIs{
 			Token: o.APIToken, AllowedOrigins: o.AllowedOrigins, MaxRequestBodySize: int64(o.MaxRequestBodySize), ReadBufferSize: o.ReadBufferSize,
-			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Crypto: cryptoAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Jobs: jobsAPI, Workflows: workflows, Components: rc,
+			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Crypto: cryptoAPI, Conversation: conversationAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Jobs: jobsAPI, Workflows: workflows, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
 			Pipeline:      pipes.server.Wrap,

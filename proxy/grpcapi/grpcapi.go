@@ -58,6 +58,9 @@ type Config struct {
 	Lock *api.Lock
 	// Crypto serves the cryptography API; nil leaves it unimplemented.
 	Crypto *api.Crypto
+	// Conversation serves the conversation API; nil leaves it
+	// unimplemented.
+	Conversation *api.Conversation
 	// Configuration serves the configuration API; nil leaves it
 	// unimplemented.
 	Configuration *api.Configuration

@@ -70,6 +70,9 @@ type Config struct {
 	Lock *api.Lock
 	// Crypto serves the cryptography API; nil leaves it unimplemented.
 	Crypto *api.Crypto
+	// Conversation serves the conversation API; nil leaves it
+	// unimplemented.
+	Conversation *api.Conversation
 	// Configuration serves the configuration API; nil leaves it
 	// unimplemented.
 	Configuration *api.Configuration
@@ -121,6 +124,7 @@ func New(cfg Config) *Handler {
 	h.registerBindings()
 	h.registerLock()
 	h.registerCrypto()
+	h.registerConversation()
 	h.registerConfiguration()
 	h.registerActors()
 	h.registerJobs()

@@ -41,7 +41,12 @@ func (h *Handler) readProto(w http.ResponseWriter, r *http.Request, m proto.Mess
 
 // writeProto answers m as JSON with every field, as daprd does.
 func writeProto(w http.ResponseWriter, m proto.Message, enumNumbers bool) {
-	b, err := protojson.MarshalOptions{EmitUnpopulated: true, UseEnumNumbers: enumNumbers}.Marshal(m)
+	writeProtoWith(w, m, protojson.MarshalOptions{EmitUnpopulated: true, UseEnumNumbers: enumNumbers})
+}
+
+// writeProtoWith answers m as JSON marshalled with opts.
+func writeProtoWith(w http.ResponseWriter, m proto.Message, opts protojson.MarshalOptions) {
+	b, err := opts.Marshal(m)
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.Internal(err))
 		return
