@@ -86,13 +86,23 @@ func (r *Runtime) deactivateAll(ctx context.Context, pick func(*actor) bool) {
 	for k, a := range r.active {
 		if pick(a) {
 			delete(r.active, k)
+			// Its turn in progress still saves state until it ends.
+			r.draining[k]++
 			gone = append(gone, a)
 		}
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, a := range gone {
-		wg.Go(func() { r.deactivate(ctx, a) })
+		wg.Go(func() {
+			r.deactivate(ctx, a)
+			k := key(a.typ, a.id)
+			r.mu.Lock()
+			if r.draining[k]--; r.draining[k] <= 0 {
+				delete(r.draining, k)
+			}
+			r.mu.Unlock()
+		})
 	}
 	wg.Wait()
 }

@@ -76,6 +76,7 @@ type Runtime struct {
 	types      map[string]TypeConfig // hosted types; nil until /dapr/config was read
 	internal   map[string]Internal   // types the sidecar implements (HostInternal)
 	active     map[string]*actor     // by type||id
+	draining   map[string]int        // deactivated actors whose last turn may still run, by type||id
 	registered chan struct{}         // closed once /dapr/config was read
 	rem        reminders
 	remStore   ReminderStore
@@ -90,7 +91,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = 30 * time.Second
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Log, active: map[string]*actor{}, registered: make(chan struct{}),
+	r := &Runtime{cfg: cfg, log: cfg.Log, active: map[string]*actor{}, draining: map[string]int{}, registered: make(chan struct{}),
 		rem: reminders{running: map[string]reminderRunner{}, wake: make(chan struct{}, 1)}}
 	r.remStore = stateReminders{r}
 	if cfg.Scheduler.Enabled() {

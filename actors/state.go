@@ -84,7 +84,9 @@ func (r *Runtime) TransactState(ctx context.Context, actorType, actorID string, 
 		return err
 	}
 	r.mu.Lock()
-	_, active := r.active[key(actorType, actorID)]
+	k := key(actorType, actorID)
+	_, active := r.active[k]
+	active = active || r.draining[k] > 0 // the last turn of an actor being deactivated
 	r.mu.Unlock()
 	if !active {
 		return ErrInstanceMissing
