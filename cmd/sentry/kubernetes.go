@@ -46,6 +46,9 @@ func newKubeMode(o *Options, namespace string) (*kubeMode, error) {
 	// own priority and fairness limits them, not a client-side limiter
 	// (a negative QPS turns client-go's off).
 	cfg.QPS = -1
+	// JSON, as Dapr's sentry sends (client-go now defaults built-in types to
+	// protobuf, which API server stand-ins such as Dapr's test fake reject).
+	cfg.ContentType = "application/json"
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err

@@ -134,7 +134,7 @@ func parseCSR(data []byte) (*x509.CertificateRequest, *signError) {
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, fail("cert_parse", codes.InvalidArgument, "failed to parse certificate signing request: "+err.Error())
+		return nil, fail("cert_parse", codes.InvalidArgument, "invalid certificate signing request: failed to parse: "+err.Error())
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fail("cert_parse", codes.InvalidArgument, "invalid certificate signing request signature")

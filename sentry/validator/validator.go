@@ -48,13 +48,13 @@ func RequestedID(req *sentryv1.SignCertificateRequest) (spiffeid.ID, error) {
 	case strings.Contains(appID, "."):
 		errs = append(errs, errors.New("app id must not contain a period (.)"))
 	case len(appID) > 64:
-		errs = append(errs, errors.New("app id must be 64 characters or less"))
+		errs = append(errs, errors.New("app ID must be 64 characters or less")) // Dapr's words
 	}
 	if req.GetNamespace() == "" {
 		errs = append(errs, errors.New("namespace is required"))
 	}
 	if len(req.GetCertificateSigningRequest()) == 0 {
-		errs = append(errs, errors.New("certificate signing request is required"))
+		errs = append(errs, errors.New("CSR is required")) // Dapr's words
 	}
 	if err := errors.Join(errs...); err != nil {
 		return spiffeid.ID{}, fmt.Errorf("invalid request: %w", err)
