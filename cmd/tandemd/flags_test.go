@@ -59,6 +59,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 			ControlPlaneTrustDomain: "localhost",
 			ControlPlaneNamespace:   "default",
 			Namespace:               "default",
+			LeanTransport:           true,
 			MetricsNamespace:        "",
 		},
 		ObservabilityFlags: ObservabilityFlags{LogLevel: "info", MetricsEnabled: true, MetricsPort: 9090, MetricsListenAddress: "0.0.0.0"},
