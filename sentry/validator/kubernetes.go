@@ -2,6 +2,8 @@ package validator
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,6 +95,11 @@ func (k *Kubernetes) Validate(ctx context.Context, req *sentryv1.SignCertificate
 		return spiffeid.ID{}, fmt.Errorf("namespace mismatch; received namespace: %s, but the token is of namespace %s", req.GetNamespace(), saNamespace)
 	}
 	podName, podUID := first(user.Extra[extraPodName]), first(user.Extra[extraPodUID])
+	if podName == "" {
+		// API servers that do not put the pod into the review's user info
+		// still bound the token: its claims name the pod (Dapr reads them).
+		podName, podUID = podClaim(req.GetToken())
+	}
 	if podName == "" {
 		return spiffeid.ID{}, errors.New("the token is not bound to a pod: use a projected service account token (audience " + ServiceAccountAudience + ")")
 	}
@@ -214,4 +221,30 @@ func (k *Kubernetes) trustDomain(ctx context.Context, pod *corev1.Pod) (spiffeid
 		return spiffeid.TrustDomain{}, fmt.Errorf("failed to parse trust domain %q: %w", tdName, err)
 	}
 	return td, nil
+}
+
+// podClaim reads the pod a bound service account token names in its
+// "kubernetes.io" claim. The token was verified by the TokenReview before;
+// this only decodes its payload.
+func podClaim(token string) (name, uid string) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", ""
+	}
+	var claims struct {
+		Kubernetes struct {
+			Pod struct {
+				Name string `json:"name"`
+				UID  string `json:"uid"`
+			} `json:"pod"`
+		} `json:"kubernetes.io"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return "", ""
+	}
+	return claims.Kubernetes.Pod.Name, claims.Kubernetes.Pod.UID
 }

@@ -2,6 +2,7 @@ package validator
 
 import (
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,18 @@ func TestKubernetesValidator(t *testing.T) {
 				t.Fatalf("Validate = %v, %v; want %s", id, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestPodClaim(t *testing.T) {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	tok := enc(`{"alg":"RS256"}`) + "." + enc(`{"kubernetes.io":{"namespace":"ns","pod":{"name":"app-1","uid":"u-1"}}}`) + ".sig"
+	if name, uid := podClaim(tok); name != "app-1" || uid != "u-1" {
+		t.Fatalf("podClaim = %q, %q; want app-1, u-1", name, uid)
+	}
+	for _, bad := range []string{"", "a.b", enc(`{}`) + "." + enc(`{"sub":"x"}`) + ".s", "a.!!.c"} {
+		if name, _ := podClaim(bad); name != "" {
+			t.Errorf("podClaim(%q) = %q, want none", bad, name)
+		}
 	}
 }
