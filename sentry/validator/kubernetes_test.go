@@ -158,6 +158,9 @@ func TestPodClaim(t *testing.T) {
 	if name, uid := podClaim(tok); name != "app-1" || uid != "u-1" {
 		t.Fatalf("podClaim = %q, %q; want app-1, u-1", name, uid)
 	}
+	if name, _ := podClaim(`{"kubernetes.io":{"pod":{"name":"mypod"}}}`); name != "mypod" {
+		t.Fatalf("podClaim of claims in the clear = %q, want mypod", name)
+	}
 	for _, bad := range []string{"", "a.b", enc(`{}`) + "." + enc(`{"sub":"x"}`) + ".s", "a.!!.c"} {
 		if name, _ := podClaim(bad); name != "" {
 			t.Errorf("podClaim(%q) = %q, want none", bad, name)
