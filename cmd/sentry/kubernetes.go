@@ -7,6 +7,7 @@ import (
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -70,7 +71,7 @@ func newKubeMode(o *Options, namespace string) (*kubeMode, error) {
 
 func (k *kubeMode) validators(sentryID spiffeid.ID, namespace string, log *slog.Logger) (map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, error) {
 	v, err := validator.NewKubernetes(validator.KubernetesOptions{
-		TokenReviews: k.cs.AuthenticationV1().TokenReviews(), Reader: k.client,
+		TokenReviews: k.cs.AuthenticationV1().TokenReviews(), Reader: podReader{direct: k.client, cached: k.cache},
 		SentryID: sentryID, ControlPlaneNamespace: namespace, Log: log,
 	})
 	if err != nil {
@@ -97,4 +98,25 @@ func (k *kubeMode) tasks(b *ca.Bundle, caOpts ca.Options, onReload func(*ca.CA),
 		{Name: "pod cache", Critical: true, Run: k.cache.Start},
 		{Name: "trust bundle publisher", Critical: true, Run: func(ctx context.Context) error { return p.Run(ctx, b) }},
 	}
+}
+
+// podReader reads a token's pod from the API server and, when that answers
+// 404, from the pod cache (a list and watch, which Dapr's sentry reads
+// pods from): the object may not have reached a direct read's server yet,
+// and API server stand-ins may serve only lists and watches.
+type podReader struct {
+	direct client.Reader
+	cached client.Reader
+}
+
+func (r podReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	err := r.direct.Get(ctx, key, obj, opts...)
+	if apierrors.IsNotFound(err) {
+		return r.cached.Get(ctx, key, obj, opts...)
+	}
+	return err
+}
+
+func (r podReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return r.direct.List(ctx, list, opts...)
 }
