@@ -94,22 +94,7 @@ func TestActorsLoad(t *testing.T) {
 	sched := startBenchScheduler(t, bins)
 	rep.Reminders = append(rep.Reminders, reminderLag(t, bins, sentry, place, "scheduler", reminders,
 		[]string{"--scheduler-host-address", sched}, ""))
-	res := t.TempDir()
-	if err := os.WriteFile(filepath.Join(res, "state.yaml"), []byte(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: actorstore
-spec:
-  type: state.sqlite
-  version: v1
-  metadata:
-  - name: connectionString
-    value: "`+filepath.Join(res, "actors.db")+`"
-  - name: actorStateStore
-    value: "true"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	res := framework.ActorStore(t)
 	if stateReminders > 0 {
 		rep.Reminders = append(rep.Reminders, reminderLag(t, bins, sentry, place, "actor state store (sqlite)", stateReminders, nil, res))
 	}

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -238,24 +237,7 @@ func TestActorsRebalance(t *testing.T) {
 	reps := startTandemPlacement(t, 1, "--tls-enabled", "--sentry-address="+sentry.Addr,
 		"--trust-anchors-file="+filepath.Join(sentry.CredsDir, "ca.crt"), "--trust-domain="+sentry.TrustDomain)
 	place := reps[0].Addr
-	res := t.TempDir()
-	if err := os.WriteFile(filepath.Join(res, "state.yaml"), []byte(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: actorstore
-spec:
-  type: state.sqlite
-  version: v1
-  metadata:
-  - name: connectionString
-    value: "`+filepath.Join(res, "actors.db")+`"
-  - name: busyTimeout
-    value: "10s"
-  - name: actorStateStore
-    value: "true"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	res := framework.ActorStore(t, "busyTimeout", "10s")
 	turns := &turnLedger{inTurn: map[string]string{}}
 	rems := &reminderLog{}
 	apps := map[string]*ledgerApp{}

@@ -45,22 +45,7 @@ func startSDKActorMesh(t *testing.T, n int, appID string, startApp func(port int
 	s := framework.StartSentry(t, bins, framework.SentryOptions{})
 	place := startTandemPlacement(t, 1, "--tls-enabled", "--sentry-address="+s.Addr,
 		"--trust-anchors-file="+filepath.Join(s.CredsDir, "ca.crt"), "--trust-domain="+s.TrustDomain)[0].Addr
-	res := t.TempDir()
-	if err := os.WriteFile(filepath.Join(res, "state.yaml"), []byte(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: actorstore
-spec:
-  type: state.sqlite
-  version: v1
-  metadata:
-  - name: connectionString
-    value: "`+filepath.Join(res, "actors.db")+`"
-  - name: actorStateStore
-    value: "true"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	res := framework.ActorStore(t)
 	args := []string{"--placement-host-address", place, "--actors-disseminate-timeout", "10s"}
 	m := &sdkActorMesh{}
 	for range n {

@@ -373,22 +373,7 @@ func TestActorTimer(t *testing.T) {
 // sidecar whose app does not host the type.
 func TestActorReminderSurvivesRestart(t *testing.T) {
 	place := startPlacement(t)
-	res := t.TempDir()
-	if err := os.WriteFile(res+"/state.yaml", []byte(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: actorstore
-spec:
-  type: state.sqlite
-  version: v1
-  metadata:
-  - name: connectionString
-    value: "`+res+`/actors.db"
-  - name: actorStateStore
-    value: "true"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	res := framework.ActorStore(t)
 	app, port := startCounterApp(t, "a", "1m", false)
 	s := actorSidecar(t, "reminders", port, place, res)
 	caller := actorSidecar(t, "caller", 0, place, "")

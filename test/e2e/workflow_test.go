@@ -42,22 +42,7 @@ type workflowEnv struct {
 func startWorkflowEnv(t *testing.T) *workflowEnv {
 	t.Helper()
 	place := startPlacement(t)
-	res := t.TempDir()
-	if err := os.WriteFile(res+"/state.yaml", []byte(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: actorstore
-spec:
-  type: state.sqlite
-  version: v1
-  metadata:
-  - name: connectionString
-    value: "`+res+`/actors.db"
-  - name: actorStateStore
-    value: "true"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	res := framework.ActorStore(t)
 	env := &workflowEnv{runs: filepath.Join(res, "runs.txt")}
 	env.sidecar = actorSidecar(t, "wfapp", 0, place, res)
 	waitActorsReady(t, env.sidecar)

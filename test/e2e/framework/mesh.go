@@ -133,6 +133,26 @@ spec:
 	return path
 }
 
+// ActorStore writes, into a new resources folder it returns, the actor
+// state store the actor and workflow tests share: state.sqlite named
+// actorstore in that folder, with actorStateStore "true". extra are more
+// metadata items as name, value pairs.
+func ActorStore(t testing.TB, extra ...string) string {
+	t.Helper()
+	res := t.TempDir()
+	var md strings.Builder
+	fmt.Fprintf(&md, "  - name: connectionString\n    value: %q\n", filepath.Join(res, "actors.db"))
+	for i := 0; i+1 < len(extra); i += 2 {
+		fmt.Fprintf(&md, "  - name: %s\n    value: %q\n", extra[i], extra[i+1])
+	}
+	md.WriteString("  - name: actorStateStore\n    value: \"true\"\n")
+	comp := "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: actorstore\nspec:\n  type: state.sqlite\n  version: v1\n  metadata:\n" + md.String()
+	if err := os.WriteFile(filepath.Join(res, "state.yaml"), []byte(comp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // StartSidecar starts tandemd on random ports and waits for
 // /v1.0/healthz/outbound.
 //
