@@ -139,12 +139,13 @@ func (c *conn) migrate(ctx context.Context, l layout) error {
 	var err error
 	for range 3 {
 		// Creating the same table at once can fail on a catalog unique
-		// index; the loser tries again and finds it.
+		// index or as duplicate_table (42P07) despite IF NOT EXISTS; the
+		// loser tries again and finds it.
 		_, err = c.db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+meta+` (
 			key text NOT NULL PRIMARY KEY,
 			value text NOT NULL
 		)`)
-		if !isUniqueViolation(err) {
+		if !isUniqueViolation(err) && !isDuplicateTable(err) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -182,6 +183,11 @@ func (c *conn) migrate(ctx context.Context, l layout) error {
 		}
 		return nil
 	})
+}
+
+func isDuplicateTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P07"
 }
 
 func isUniqueViolation(err error) bool {
