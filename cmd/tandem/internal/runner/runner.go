@@ -164,7 +164,11 @@ func (in *instance) start(ctx context.Context) error {
 		{&s.HTTPPort, "--dapr-http-port"}, {&s.GRPCPort, "--dapr-grpc-port"},
 		{&s.InternalPort, "--dapr-internal-grpc-port"}, {&s.MetricsPort, "--metrics-port"},
 	}
+	var picked []*int // ports Tandem chose, which it may choose again
 	for _, p := range ports {
+		if *p.p == 0 {
+			picked = append(picked, p.p)
+		}
 		if *p.p, err = choosePort(*p.p, p.flag); err != nil {
 			return fmt.Errorf("app %s: %w", s.AppID, err)
 		}
@@ -201,35 +205,23 @@ func (in *instance) start(ctx context.Context) error {
 	in.sidecarOut = newPrefixWriter(in.o.Console, in.label("SIDECAR"))
 	in.appOut = newPrefixWriter(in.o.Console, in.label("APP"))
 
-	in.say("ℹ️  Starting the sidecar for %s: HTTP port %d, gRPC port %d, mTLS on (sentry %s)", s.AppID, s.HTTPPort, s.GRPCPort, in.sentry)
-	args := in.sidecarArgs()
-	in.sidecar, err = startChild(in.o.Sidecar, args, "", environ(
-		"DAPR_TRUST_ANCHORS="+in.anchors,
-		"TANDEM_SENTRY_TOKEN="+in.token,
-		"DAPR_HOST_IP="+hostIP(),
-	), multiWriter(sidecarLog, in.sidecarOut))
-	if err != nil {
-		return fmt.Errorf("start the sidecar %s: %w", in.o.Sidecar, err)
-	}
-	in.rec = &registry.App{
-		AppID: s.AppID, CLI: registry.NewProc(os.Getpid()), Sidecar: registry.NewProc(in.sidecar.pid()),
-		AppPort: s.AppPort, AppProtocol: s.AppProtocol,
-		HTTPPort: s.HTTPPort, GRPCPort: s.GRPCPort, InternalPort: s.InternalPort, MetricsPort: s.MetricsPort,
-		Command: s.Command, Dir: s.Dir, RunFile: in.o.RunFile,
-		AppLog: h.AppLog(s.AppID), SidecarLog: h.SidecarLog(s.AppID), Started: time.Now().UTC(),
-	}
-	if err := apps.Save(in.rec); err != nil {
-		return err
-	}
-	outbound := fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz/outbound", s.HTTPPort)
-	up := 30 * time.Second
-	if s.Wasm != "" {
-		up = 3 * time.Minute // the first start compiles the module (cached for the next)
-	}
-	if err := in.wait(ctx, "the sidecar of "+s.AppID+" to get its certificate and open its APIs", up, in.sidecar, sidecarLog.Name(), func() bool {
-		return httpStatus(outbound) == http.StatusNoContent
-	}); err != nil {
-		return err
+	// A port picked free can be taken by another process (often another
+	// `tandem run` picking its own) before the sidecar binds it; the sidecar
+	// then exits at once, and it is started again on other free ports.
+	for attempt := 1; ; attempt++ {
+		err := in.startSidecar(ctx, apps, sidecarLog)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || in.sidecar == nil || !in.sidecar.exited() || !lostPickedPort(tail.File(sidecarLog.Name(), 20), picked) {
+			return err
+		}
+		for _, p := range picked {
+			if *p, err = freePort(); err != nil {
+				return fmt.Errorf("app %s: %w", s.AppID, err)
+			}
+		}
+		in.say("ℹ️  A port picked for %s was taken before its sidecar opened it; trying other free ports", s.AppID)
 	}
 	in.say("✅  Sidecar for %s is up (pid %d)", s.AppID, in.sidecar.pid())
 
@@ -285,6 +277,51 @@ func (in *instance) start(ctx context.Context) error {
 	in.say("✅  You're up and running! %s: app pid %d, sidecar HTTP http://127.0.0.1:%d, gRPC 127.0.0.1:%d. Logs: %s",
 		s.AppID, in.app.pid(), s.HTTPPort, s.GRPCPort, filepath.Dir(appLog.Name()))
 	return nil
+}
+
+// lostPickedPort reports whether a sidecar's log says one of the ports
+// Tandem picked was in use when it tried to listen.
+func lostPickedPort(log string, picked []*int) bool {
+	for _, p := range picked {
+		if strings.Contains(log, fmt.Sprintf("port %d is already in use", *p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// startSidecar starts the sidecar on the spec's ports, records it and waits
+// until its APIs are up.
+func (in *instance) startSidecar(ctx context.Context, apps registry.Dir, sidecarLog *os.File) error {
+	s := &in.spec
+	in.say("ℹ️  Starting the sidecar for %s: HTTP port %d, gRPC port %d, mTLS on (sentry %s)", s.AppID, s.HTTPPort, s.GRPCPort, in.sentry)
+	var err error
+	in.sidecar, err = startChild(in.o.Sidecar, in.sidecarArgs(), "", environ(
+		"DAPR_TRUST_ANCHORS="+in.anchors,
+		"TANDEM_SENTRY_TOKEN="+in.token,
+		"DAPR_HOST_IP="+hostIP(),
+	), multiWriter(sidecarLog, in.sidecarOut))
+	if err != nil {
+		return fmt.Errorf("start the sidecar %s: %w", in.o.Sidecar, err)
+	}
+	in.rec = &registry.App{
+		AppID: s.AppID, CLI: registry.NewProc(os.Getpid()), Sidecar: registry.NewProc(in.sidecar.pid()),
+		AppPort: s.AppPort, AppProtocol: s.AppProtocol,
+		HTTPPort: s.HTTPPort, GRPCPort: s.GRPCPort, InternalPort: s.InternalPort, MetricsPort: s.MetricsPort,
+		Command: s.Command, Dir: s.Dir, RunFile: in.o.RunFile,
+		AppLog: in.o.Home.AppLog(s.AppID), SidecarLog: in.o.Home.SidecarLog(s.AppID), Started: time.Now().UTC(),
+	}
+	if err := apps.Save(in.rec); err != nil {
+		return err
+	}
+	outbound := fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz/outbound", s.HTTPPort)
+	up := 30 * time.Second
+	if s.Wasm != "" {
+		up = 3 * time.Minute // the first start compiles the module (cached for the next)
+	}
+	return in.wait(ctx, "the sidecar of "+s.AppID+" to get its certificate and open its APIs", up, in.sidecar, sidecarLog.Name(), func() bool {
+		return httpStatus(outbound) == http.StatusNoContent
+	})
 }
 
 func (in *instance) sidecarArgs() []string {
