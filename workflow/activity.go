@@ -2,6 +2,8 @@ package workflow
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,7 +14,15 @@ import (
 	"github.com/tandemrun/tandem/actors"
 )
 
-const methodExecute = "Execute"
+const (
+	methodExecute = "Execute"
+	// runActivityReminder is daprd's name of the reminder on an activity
+	// actor that keeps its run durable: stored before the run starts, due
+	// a watchdog period later, deleted once the result is delivered; it
+	// fires only when a crash (or a very long activity) is in the way,
+	// and then runs the activity from its data.
+	runActivityReminder = "run-activity"
+)
 
 // activityActor is the activity actor type: one actor per activity run,
 // ID {instance}::{taskID}::{generation}, so that runs spread over hosts.
@@ -35,7 +45,17 @@ func (a activityActor) Deactivate(id string) {
 // watchdog may ask again while the answer is on its way).
 func (a activityActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
 	e := a.e
-	if method != methodExecute {
+	switch method {
+	case methodExecute:
+	case reminderPrefix + runActivityReminder:
+		var rb struct {
+			Data []byte `json:"data"`
+		}
+		if err := json.Unmarshal(data, &rb); err != nil {
+			return nil, fmt.Errorf("activity %s reminder: %w", id, err)
+		}
+		data = rb.Data
+	default:
 		return nil, fmt.Errorf("unknown activity actor method %q", method)
 	}
 	e.mu.Lock()
@@ -79,7 +99,31 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	e.mu.Lock()
 	e.done[id] = true
 	e.mu.Unlock()
+	if !e.cfg.SchedulerReminders {
+		return nil, nil
+	}
+	if err := e.cfg.Actors.DeleteReminder(ctx, e.activityType, id, runActivityReminder); err != nil && !errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
+		e.log.Debug("delete run-activity reminder", "activity", id, "error", err)
+	}
 	return nil, nil
+}
+
+// startActivity stores the run's run-activity reminder, then calls its
+// activity actor in the background.
+func (e *Engine) startActivity(ctx context.Context, gen uint64, req *protos.ActivityRequest) {
+	instanceID := req.GetWorkflowInstance().GetInstanceId()
+	data, _ := json.Marshal(mustMarshal(req))
+	if !e.cfg.SchedulerReminders {
+		e.runActivity(instanceID, gen, req)
+		return
+	}
+	if err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+		ActorType: e.activityType, ActorID: activityActorID(instanceID, gen, req.GetTaskId()), Name: runActivityReminder,
+		DueTime: e.cfg.WatchdogPeriod.String(), Data: data,
+	}); err != nil {
+		e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+	}
+	e.runActivity(instanceID, gen, req)
 }
 
 // runActivity calls the run's activity actor in the background, once at a

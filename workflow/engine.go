@@ -65,7 +65,16 @@ type Config struct {
 	// WatchdogPeriod is how often a running instance's watchdog reminder
 	// re-drives work a crash may have lost (10s if 0).
 	WatchdogPeriod time.Duration
-	Log            *slog.Logger
+	// SchedulerReminders says the scheduler keeps the reminders. Then
+	// the engine keeps daprd's set of reminders: each activity run has a
+	// run-activity reminder that keeps it durable, and an instance has a
+	// watchdog only while work only it would re-drive is in flight, so an
+	// instance that waits has only its timers. Without it (reminders in
+	// the actor state store rewrite one list per change, too dear for a
+	// reminder per activity or event) an instance keeps one watchdog from
+	// start to end.
+	SchedulerReminders bool
+	Log                *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -83,6 +92,7 @@ type Engine struct {
 	changed   chan struct{}        // closed and replaced when an instance here changes
 	running   map[string]bool      // activity runs dispatched from here and not yet answered
 	done      map[string]bool      // activity actors that ran to the end on this host
+	pending   map[string]int       // deliveries in flight from each instance (children, events)
 	ctx       context.Context      // Run's; background work stops with it
 	bg        sync.WaitGroup
 }
@@ -103,7 +113,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
-		running: map[string]bool{}, done: map[string]bool{},
+		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{},
 	}
 	return e
 }

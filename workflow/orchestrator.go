@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,11 +23,22 @@ const (
 	methodGet      = "GetWorkflowState"
 	methodPurge    = "PurgeWorkflowState"
 	methodRun      = "RunWorkflow"
+	methodSettle   = "SettleWorkflow"
 	reminderPrefix = "remind/"
-	watchdogName   = "watchdog"
-	timerPrefix    = "timer-"
-	// startReminder runs an instance with a scheduled start time.
-	startReminder = "start"
+	// watchdogName is the reminder that re-drives an instance's work a
+	// crash may have lost. It exists only while such work is in flight (an
+	// event in the inbox not run yet, a child to create, an event to send):
+	// an instance that waits only for durable things (timers, activities,
+	// children, external events) has none, so its reminders are those
+	// daprd's would be.
+	watchdogName = "watchdog"
+	timerPrefix  = "timer-"
+	// startPrefix names the reminder that runs an instance with a
+	// scheduled start time (start-{generation}, daprd's prefix).
+	startPrefix = "start-"
+	// newEventPrefix is daprd's wake-up reminder for an instance with
+	// events in its inbox; one may be created by a tool or another daprd.
+	newEventPrefix = "new-event"
 	// waitWorker bounds how long a turn waits for a worker to connect; the
 	// instance runs when one does (or at its watchdog).
 	waitWorker = 5 * time.Second
@@ -67,9 +79,11 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		return e.fork(inst, data)
 	case method == methodRerun:
 		return nil, e.rerunInstance(ctx, inst, data)
-	case strings.HasPrefix(method, reminderPrefix+timerPrefix), method == reminderPrefix+startReminder:
+	case method == methodSettle:
+		return nil, e.settle(ctx, inst)
+	case strings.HasPrefix(method, reminderPrefix+timerPrefix), strings.HasPrefix(method, reminderPrefix+startPrefix):
 		return nil, e.timerFired(ctx, inst, data)
-	case method == reminderPrefix+watchdogName:
+	case method == reminderPrefix+watchdogName, strings.HasPrefix(method, reminderPrefix+newEventPrefix):
 		return nil, e.recover(ctx, inst)
 	}
 	return nil, fmt.Errorf("unknown workflow actor method %q", method)
@@ -129,10 +143,12 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
-	e.armWatchdog(ctx, inst.id)
 	if start := ev.GetExecutionStarted().GetScheduledStartTimestamp(); start != nil && start.AsTime().After(time.Now()) {
-		return e.createTimerReminder(ctx, inst.id, startReminder, timerData{Generation: inst.generation, FireAt: start.AsTime()})
+		// The start reminder is durable: no watchdog while it waits.
+		return e.createTimerReminder(ctx, inst.id, startReminderName(inst.generation), timerData{Generation: inst.generation, FireAt: start.AsTime()})
 	}
+	inst.armed = false // a re-created instance's old watchdog was deleted at its end
+	e.arm(ctx, inst)
 	e.kick(inst.id)
 	return nil
 }
@@ -168,6 +184,7 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
+	e.arm(ctx, inst)
 	e.kick(inst.id)
 	return nil
 }
@@ -288,7 +305,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	for _, p := range post {
 		p(ctx)
 	}
-	return nil
+	return e.settle(ctx, inst)
 }
 
 // apply records one action in the history and returns what to do once
@@ -308,7 +325,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId()}}})
 		req := &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskId: id,
 			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()}
-		return func(context.Context) { e.runActivity(inst.id, gen, req) }, false
+		return func(ctx context.Context) { e.startActivity(ctx, gen, req) }, false
 	case a.GetCreateTimer() != nil:
 		t := a.GetCreateTimer()
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: timerCreated(t)}})
@@ -333,11 +350,11 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{
 			InstanceId: s.GetInstance().GetInstanceId(), Name: s.GetName(), Input: s.GetData()}}})
 		ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: s.GetName(), Input: s.GetData()}}})
-		return func(context.Context) { e.deliver(s.GetInstance().GetInstanceId(), ev) }, false
+		return func(context.Context) { e.deliver(inst.id, s.GetInstance().GetInstanceId(), ev) }, false
 	case a.GetTerminateWorkflow() != nil:
 		t := a.GetTerminateWorkflow()
 		ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Input: t.GetReason(), Recurse: t.GetRecurse()}}})
-		return func(context.Context) { e.deliver(t.GetInstanceId(), ev) }, false
+		return func(context.Context) { e.deliver(inst.id, t.GetInstanceId(), ev) }, false
 	case a.GetCompleteWorkflow() != nil:
 		c := a.GetCompleteWorkflow()
 		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW {
@@ -357,11 +374,15 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED && inst.terminateRecursive() {
 			children = inst.runningChildren()
 		}
+		timers, activities := inst.pendingTimers(), []string(nil)
+		if e.cfg.SchedulerReminders {
+			activities = inst.pendingActivities()
+		}
 		return func(context.Context) {
 			for _, child := range children {
-				e.deliver(child, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
+				e.deliver(inst.id, child, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
 			}
-			e.deleteTimers(inst.id, inst.pendingTimers())
+			e.deleteReminders(inst.id, timers, activities)
 			e.finish(inst.id, start, c)
 		}, true
 	}
@@ -426,6 +447,9 @@ func (inst *instance) pendingTimers() []string {
 		}
 	}
 	var out []string
+	if inst.started().GetScheduledStartTimestamp() != nil {
+		out = append(out, startReminderName(inst.generation))
+	}
 	for _, h := range inst.history {
 		if h.GetTimerCreated() != nil && !fired[h.GetEventId()] {
 			out = append(out, timerPrefix+strconv.Itoa(int(h.GetEventId())))
@@ -434,19 +458,40 @@ func (inst *instance) pendingTimers() []string {
 	return out
 }
 
-// deleteTimers deletes an ended instance's timer reminders, as daprd
-// deletes every reminder of a workflow that ended.
-func (e *Engine) deleteTimers(id string, names []string) {
-	if len(names) == 0 {
+// pendingActivities are the activity actor IDs of the activities
+// scheduled and not answered yet.
+func (inst *instance) pendingActivities() []string {
+	var out []string
+	probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{}}}
+	for _, h := range inst.history {
+		if h.GetTaskScheduled() != nil && inst.waitsFor(probe, h.GetEventId()) {
+			out = append(out, activityActorID(inst.id, inst.generation, h.GetEventId()))
+		}
+	}
+	return out
+}
+
+// deleteReminders deletes an ended instance's timer reminders and its
+// activities' run-activity reminders, as daprd deletes every reminder of
+// a workflow that ended.
+func (e *Engine) deleteReminders(id string, timers, activities []string) {
+	if len(timers)+len(activities) == 0 {
 		return
 	}
-	e.goAsync(func(ctx context.Context) {
-		for _, n := range names {
-			if err := e.cfg.Actors.DeleteReminder(ctx, e.workflowType, id, n); err != nil && ctx.Err() == nil {
-				e.log.Debug("delete timer of ended workflow", "instance", id, "timer", n, "error", err)
-			}
+	e.goAsync(func(ctx context.Context) { e.deleteRemindersNow(ctx, id, timers, activities) })
+}
+
+func (e *Engine) deleteRemindersNow(ctx context.Context, id string, timers, activities []string) {
+	for _, n := range timers {
+		if err := e.cfg.Actors.DeleteReminder(ctx, e.workflowType, id, n); err != nil && ctx.Err() == nil {
+			e.log.Debug("delete timer of ended workflow", "instance", id, "timer", n, "error", err)
 		}
-	})
+	}
+	for _, a := range activities {
+		if err := e.cfg.Actors.DeleteReminder(ctx, e.activityType, a, runActivityReminder); err != nil && ctx.Err() == nil {
+			e.log.Debug("delete activity reminder of ended workflow", "instance", id, "activity", a, "error", err)
+		}
+	}
 }
 
 // finish tells the parent, if any, that the instance ended, then stops
@@ -494,31 +539,105 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 		ParentInstance: &protos.ParentInstanceInfo{TaskScheduledId: taskID, Name: wrap(parent.GetName()),
 			WorkflowInstance: ref},
 	}}, Router: e.router()})
+	e.track(parentID)
 	e.goAsync(func(ctx context.Context) {
+		ok := false
 		defer func() {
 			e.mu.Lock()
 			delete(e.running, key)
 			e.mu.Unlock()
+			e.untrack(parentID, ok)
 		}()
 		_, err := e.call(ctx, e.workflowType, childID, methodCreate, mustMarshal(ev))
 		if err == nil || ctx.Err() != nil {
+			ok = err == nil
 			return
 		}
 		fd := &protos.TaskFailureDetails{ErrorType: "WorkflowCreateFailed", ErrorMessage: unwrapActorErr(err).Error()}
 		fail := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{TaskScheduledId: taskID, FailureDetails: fd}}})
 		if err := e.addEvent(ctx, parentID, fail); err != nil {
 			e.log.Warn("child workflow not created", "instance", parentID, "child", childID, "error", err)
+			return
 		}
+		ok = true
 	})
 }
 
-// deliver adds an event to another instance, in the background.
-func (e *Engine) deliver(id string, ev *protos.HistoryEvent) {
+// deliver adds an event of instance from to instance id, in the
+// background; from keeps its watchdog until that is done.
+func (e *Engine) deliver(from, id string, ev *protos.HistoryEvent) {
+	e.track(from)
 	e.goAsync(func(ctx context.Context) {
-		if err := e.addEvent(ctx, id, ev); err != nil && ctx.Err() == nil {
+		err := e.addEvent(ctx, id, ev)
+		if err != nil && ctx.Err() == nil {
 			e.log.Warn("deliver workflow event", "instance", id, "error", err)
 		}
+		e.untrack(from, err == nil || errors.Is(err, ErrNotFound) || strings.Contains(err.Error(), ErrNotFound.Error()))
 	})
+}
+
+// track counts a delivery of instance id in flight; untrack ends it, and
+// once the last one succeeded the instance settles (drops its watchdog)
+// in its own turn.
+func (e *Engine) track(id string) {
+	e.mu.Lock()
+	e.pending[id]++
+	e.mu.Unlock()
+}
+
+func (e *Engine) untrack(id string, ok bool) {
+	e.mu.Lock()
+	e.pending[id]--
+	last := e.pending[id] <= 0
+	if last {
+		delete(e.pending, id)
+	}
+	e.mu.Unlock()
+	if ok && last {
+		e.goAsync(func(ctx context.Context) {
+			if _, err := e.call(ctx, e.workflowType, id, methodSettle, nil); err != nil && ctx.Err() == nil {
+				e.log.Debug("settle workflow", "instance", id, "error", err)
+			}
+		})
+	}
+}
+
+// arm makes sure the instance's watchdog reminder is stored: it has work
+// in flight that only the watchdog would re-drive after a crash.
+func (e *Engine) arm(ctx context.Context, inst *instance) {
+	if inst.armed {
+		return
+	}
+	if err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+		ActorType: e.workflowType, ActorID: inst.id, Name: watchdogName,
+		DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
+	}); err != nil {
+		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", inst.id, "error", err)
+		return
+	}
+	inst.armed = true
+}
+
+// settle deletes the watchdog of a running instance that has nothing in
+// flight any more: no inbox, no delivery from this host. What it waits
+// for then is durable by itself (timer and activity reminders, children,
+// external events).
+func (e *Engine) settle(ctx context.Context, inst *instance) error {
+	if !e.cfg.SchedulerReminders || !inst.armed || !inst.exists || inst.completed() != nil || len(inst.inbox) > 0 {
+		return nil
+	}
+	e.mu.Lock()
+	busy := e.pending[inst.id] > 0 || e.running["run|"+inst.id] || e.running["stalled|"+inst.id]
+	e.mu.Unlock()
+	if busy {
+		return nil
+	}
+	if err := e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, watchdogName); err != nil && !errors.Is(err, actors.ErrReminderNotFound) {
+		e.log.Debug("delete workflow watchdog", "instance", inst.id, "error", err)
+		return nil
+	}
+	inst.armed = false
+	return nil
 }
 
 // timerData is the data of a timer's reminder.
@@ -528,8 +647,12 @@ type timerData struct {
 	FireAt     time.Time `json:"fireAt"`
 }
 
+// startReminderName is the name of the reminder that starts an instance
+// of a generation at its scheduled time.
+func startReminderName(gen uint64) string { return startPrefix + strconv.FormatUint(gen, 36) }
+
 // createTimerReminder stores a durable timer as a reminder named as
-// daprd names them (timer-{event ID}, start); its data says which
+// daprd names them (timer-{event ID}, start-...); its data says which
 // generation of the instance set it, so that one left by an earlier
 // generation (continue-as-new, a re-created ID) is ignored.
 func (e *Engine) createTimerReminder(ctx context.Context, id, name string, t timerData) error {
@@ -564,17 +687,6 @@ func (e *Engine) timerFired(ctx context.Context, inst *instance, body []byte) er
 	return e.addToInbox(ctx, inst, mustMarshal(ev))
 }
 
-// armWatchdog starts the instance's watchdog reminder.
-func (e *Engine) armWatchdog(ctx context.Context, id string) {
-	err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
-		ActorType: e.workflowType, ActorID: id, Name: watchdogName,
-		DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
-	})
-	if err != nil {
-		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", id, "error", err)
-	}
-}
-
 // recover re-drives what a crash may have lost: queued events, activity
 // runs and children with no answer, timers past due, the parent's news.
 func (e *Engine) recover(ctx context.Context, inst *instance) error {
@@ -587,6 +699,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 		e.finish(inst.id, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
 		return nil
 	}
+	inst.armed = true // fired by it, or by a wake-up reminder: delete it if it is there
 	e.mu.Lock()
 	delete(e.running, "run|"+inst.id) // a lost kick
 	e.mu.Unlock()
@@ -600,7 +713,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{}}}
 			if inst.waitsFor(probe, id) {
 				t := h.GetTaskScheduled()
-				e.runActivity(inst.id, inst.generation, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
+				e.startActivity(ctx, inst.generation, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
 					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()})
 			}
 		case h.GetTimerCreated() != nil:
@@ -619,7 +732,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			}
 		}
 	}
-	return nil
+	return e.settle(ctx, inst)
 }
 
 // purgeInstance deletes an ended instance's state; [1] if there was one.
@@ -639,13 +752,19 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, recursive bo
 			}
 		}
 	}
+	timers, activities := inst.pendingTimers(), inst.pendingActivities()
 	if err := e.purge(ctx, inst); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
 	delete(e.instances, inst.id)
 	e.mu.Unlock()
-	e.goAsync(func(ctx context.Context) { _ = e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, watchdogName) })
+	// A purged instance leaves no reminder behind (daprd's purge deletes
+	// them before it answers).
+	if !e.cfg.SchedulerReminders {
+		activities = nil
+	}
+	e.deleteRemindersNow(ctx, inst.id, append(timers, watchdogName), activities)
 	e.notify()
 	return []byte{1}, nil
 }

@@ -228,14 +228,15 @@ func (e *Engine) rerunInstance(ctx context.Context, inst *instance, data []byte)
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
-	e.armWatchdog(ctx, inst.id)
+	inst.armed = false
+	e.arm(ctx, inst)
 	gen, ref := inst.generation, inst.ref()
 	for _, ev := range tasks {
 		id := ev.GetEventId()
 		switch {
 		case ev.GetTaskScheduled() != nil:
 			t := ev.GetTaskScheduled()
-			e.runActivity(inst.id, gen, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
+			e.startActivity(ctx, gen, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
 				TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: ref})
 		case ev.GetTimerCreated() != nil:
 			name := timerPrefix + fmt.Sprint(id)

@@ -30,6 +30,9 @@ type instance struct {
 	inbox        []*protos.HistoryEvent
 	customStatus *wrapperspb.StringValue
 	generation   uint64
+	// armed: this host stored the instance's watchdog reminder and has
+	// not deleted it since.
+	armed bool
 
 	// What the store holds, to write only the difference.
 	savedHistory, savedInbox int

@@ -22,6 +22,7 @@ type schedulerProc struct {
 	*framework.Process
 	Addr        string
 	HealthzPort int
+	EtcdPort    int // its embedded etcd's client port
 }
 
 // startTandemScheduler starts one scheduler replica with embedded etcd in
@@ -29,7 +30,7 @@ type schedulerProc struct {
 func startTandemScheduler(t *testing.T, dataDir string) *schedulerProc {
 	t.Helper()
 	port, hz, mp, cp, pp := framework.FreePort(t), framework.FreePort(t), framework.FreePort(t), framework.FreePort(t), framework.FreePort(t)
-	s := &schedulerProc{Addr: fmt.Sprintf("127.0.0.1:%d", port), HealthzPort: hz}
+	s := &schedulerProc{Addr: fmt.Sprintf("127.0.0.1:%d", port), HealthzPort: hz, EtcdPort: cp}
 	s.Process = framework.Start(t, "scheduler", bins.Scheduler, []string{
 		"--id=s0", "--port=" + strconv.Itoa(port), "--listen-address=127.0.0.1",
 		"--healthz-port=" + strconv.Itoa(hz), "--healthz-listen-address=127.0.0.1",

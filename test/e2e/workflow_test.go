@@ -39,12 +39,15 @@ type workflowEnv struct {
 	runs    string
 }
 
-func startWorkflowEnv(t *testing.T) *workflowEnv {
+func startWorkflowEnv(t *testing.T, sidecarArgs ...string) *workflowEnv {
 	t.Helper()
 	place := startPlacement(t)
 	res := framework.ActorStore(t)
 	env := &workflowEnv{runs: filepath.Join(res, "runs.txt")}
-	env.sidecar = actorSidecar(t, "wfapp", 0, place, res)
+	env.sidecar = framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "wfapp", ResourcesDir: res,
+		Args: append([]string{"--placement-host-address", place, "--actors-disseminate-timeout", "10s"}, sidecarArgs...),
+	})
 	waitActorsReady(t, env.sidecar)
 	env.app = framework.Start(t, "workflowapp", buildWorkflowApp(t), []string{"--dapr-grpc", env.sidecar.GRPCAddr(), "--runs", env.runs})
 	env.waitWorkers(t)
@@ -58,6 +61,21 @@ func startWorkflowEnv(t *testing.T) *workflowEnv {
 		t.Fatal(err)
 	}
 	return env
+}
+
+// reconnect gives a workflow client of the (restarted) sidecar.
+func (env *workflowEnv) reconnect(t *testing.T) *workflow.Client {
+	t.Helper()
+	c, err := dapr.NewClientWithAddress(env.sidecar.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	client, err := workflow.NewClient(workflow.WithDaprClient(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
 
 // waitWorkers waits until the metadata API shows a connected worker.
@@ -392,15 +410,7 @@ func TestWorkflowSurvivesCrash(t *testing.T) {
 	waitActorsReady(t, env.sidecar)
 	env.app.Restart()
 	env.waitWorkers(t)
-	c, err := dapr.NewClientWithAddress(env.sidecar.GRPCAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	client, err := workflow.NewClient(workflow.WithDaprClient(c))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := env.reconnect(t)
 	for i := range n {
 		id := fmt.Sprintf("slow-%d", i)
 		md, err := client.WaitForWorkflowCompletion(ctx, id)
