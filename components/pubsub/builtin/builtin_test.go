@@ -10,7 +10,7 @@ import (
 
 func TestFactories(t *testing.T) {
 	f := builtin.Factories(nil)
-	for _, typ := range []string{"pubsub.in-memory", "pubsub.redis", "pubsub.jetstream", "pubsub.rabbitmq", "pubsub.mqtt3", "pubsub.sqlite"} {
+	for _, typ := range []string{"pubsub.in-memory", "pubsub.redis", "pubsub.jetstream", "pubsub.kafka", "pubsub.rabbitmq", "pubsub.mqtt3", "pubsub.sqlite"} {
 		t.Run(typ, func(t *testing.T) {
 			newPS, ok := f[typ]
 			if !ok {
