@@ -36,8 +36,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -156,10 +158,29 @@ func (p *PubSub) Publish(ctx context.Context, req *pubsub.PublishRequest) error 
 		return errors.New("kafka publish: component is closed or not initialised")
 	}
 	defer p.life.Exit()
-	if err := p.cl.ProduceSync(ctx, record(req.Topic, req.Data, req.ContentType, req.Metadata)).FirstErr(); err != nil {
+	if err := produce(ctx, p.cl, record(req.Topic, req.Data, req.ContentType, req.Metadata)); err != nil {
 		return fmt.Errorf("kafka publish to %q: %w", req.Topic, err)
 	}
 	return nil
+}
+
+// produce sends r and waits for the brokers' answer, at most until ctx
+// ends or kafkaconn.PublishTimeout passes: the client keeps a record it
+// has buffered while the brokers are unreachable, so the caller is told
+// it failed (it may still arrive later: at least once).
+func produce(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
+	done := make(chan error, 1)
+	cl.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
+	t := time.NewTimer(kafkaconn.PublishTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("no answer from the brokers in %s", kafkaconn.PublishTimeout)
+	}
 }
 
 // BulkPublish produces every entry at once and waits for all; the entries
@@ -171,22 +192,54 @@ func (p *PubSub) BulkPublish(ctx context.Context, req *pubsub.BulkPublishRequest
 	}
 	defer p.life.Exit()
 	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		answered = make(map[string]bool, len(req.Entries))
 	)
 	for _, e := range req.Entries {
 		r := record(req.Topic, e.Event, e.ContentType, pubsub.MergeMetadata(req.Metadata, e.Metadata))
 		wg.Add(1)
 		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				mu.Lock()
 				resp.FailedEntries = append(resp.FailedEntries, pubsub.BulkPublishFailure{EntryID: e.EntryID, Error: err})
-				mu.Unlock()
+			} else {
+				answered[e.EntryID] = true
 			}
 		})
 	}
-	wg.Wait()
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	t := time.NewTimer(kafkaconn.PublishTimeout)
+	defer t.Stop()
+	var stop error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		stop = ctx.Err()
+	case <-t.C:
+		stop = fmt.Errorf("no answer from the brokers in %s", kafkaconn.PublishTimeout)
+	}
+	if stop != nil {
+		// Entries still unanswered count as failed; their callbacks only
+		// record into answered from now on.
+		mu.Lock()
+		failed := make(map[string]bool, len(resp.FailedEntries))
+		for _, f := range resp.FailedEntries {
+			failed[f.EntryID] = true
+		}
+		for _, e := range req.Entries {
+			if !failed[e.EntryID] && !answered[e.EntryID] {
+				resp.FailedEntries = append(resp.FailedEntries, pubsub.BulkPublishFailure{EntryID: e.EntryID, Error: stop})
+			}
+		}
+		out := resp
+		out.FailedEntries = slices.Clone(resp.FailedEntries)
+		mu.Unlock()
+		return out, fmt.Errorf("kafka bulk publish to %q: %d of %d: %w", req.Topic, len(out.FailedEntries), len(req.Entries), pubsub.ErrBulkPartial)
+	}
 	if n := len(resp.FailedEntries); n > 0 {
 		return resp, fmt.Errorf("kafka bulk publish to %q: %d of %d: %w", req.Topic, n, len(req.Entries), pubsub.ErrBulkPartial)
 	}
