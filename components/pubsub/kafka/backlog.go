@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/internal/kafkaconn"
 )
 
 // oldestWait bounds the read of the oldest unsettled records' timestamps.
@@ -99,7 +100,7 @@ func (p *PubSub) local(topic string) (unacked int64, marked map[int32]int64) {
 	}
 	p.mu.Unlock()
 	for _, s := range subs {
-		n, m := s.unacked()
+		n, m := s.m.Unsettled(topic)
 		unacked += n
 		for part, off := range m {
 			marked[part] = max(marked[part], off)
@@ -117,7 +118,7 @@ func (p *PubSub) oldest(ctx context.Context, topic string, from map[int32]int64)
 	}
 	cl, err := kgo.NewClient(slices.Concat(p.opts, []kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-		kgo.WithLogger(logger{p.log}),
+		kgo.WithLogger(kafkaconn.Logger(p.log)),
 	})...)
 	if err != nil {
 		return time.Time{}, err

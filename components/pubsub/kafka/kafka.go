@@ -111,7 +111,7 @@ func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 	if md.Name != "" {
 		p.log = p.log.With("component", md.Name)
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.WithLogger(logger{p.log}))...)
+	cl, err := kgo.NewClient(append(opts, kgo.WithLogger(kafkaconn.Logger(p.log)))...)
 	if err != nil {
 		return components.Permanent(fmt.Errorf("kafka pubsub: %w", err))
 	}
@@ -158,29 +158,10 @@ func (p *PubSub) Publish(ctx context.Context, req *pubsub.PublishRequest) error 
 		return errors.New("kafka publish: component is closed or not initialised")
 	}
 	defer p.life.Exit()
-	if err := produce(ctx, p.cl, record(req.Topic, req.Data, req.ContentType, req.Metadata)); err != nil {
+	if err := kafkaconn.Produce(ctx, p.cl, record(req.Topic, req.Data, req.ContentType, req.Metadata)); err != nil {
 		return fmt.Errorf("kafka publish to %q: %w", req.Topic, err)
 	}
 	return nil
-}
-
-// produce sends r and waits for the brokers' answer, at most until ctx
-// ends or kafkaconn.PublishTimeout passes: the client keeps a record it
-// has buffered while the brokers are unreachable, so the caller is told
-// it failed (it may still arrive later: at least once).
-func produce(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
-	done := make(chan error, 1)
-	cl.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
-	t := time.NewTimer(kafkaconn.PublishTimeout)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return fmt.Errorf("no answer from the brokers in %s", kafkaconn.PublishTimeout)
-	}
 }
 
 // BulkPublish produces every entry at once and waits for all; the entries
@@ -256,19 +237,4 @@ func (p *PubSub) Close() error {
 		p.cl.Close()
 	}
 	return nil
-}
-
-// logger sends the client's warnings and errors to slog; its info and
-// debug lines (every rebalance step) stay out.
-type logger struct{ log *slog.Logger }
-
-func (l logger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (l logger) Log(level kgo.LogLevel, msg string, kv ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		l.log.Error("kafka client: "+msg, kv...)
-	case kgo.LogLevelWarn:
-		l.log.Warn("kafka client: "+msg, kv...)
-	}
 }
