@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,6 +51,7 @@ func build() (string, error) {
 type Broker struct {
 	// Brokers is the comma-separated address list for "brokers" metadata.
 	Brokers string
+	args    []string
 	cmd     *exec.Cmd
 	once    sync.Once
 }
@@ -71,7 +73,7 @@ func Start(t testing.TB, args ...string) *Broker {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start kafkabroker: %v", err)
 	}
-	b := &Broker{cmd: cmd}
+	b := &Broker{cmd: cmd, args: args}
 	t.Cleanup(b.Stop)
 	line := make(chan string, 1)
 	go func() {
@@ -94,6 +96,23 @@ func Start(t testing.TB, args ...string) *Broker {
 		t.Fatal("kafkabroker did not start in 30s")
 	}
 	return b
+}
+
+// Restart stops the broker and starts it again with the same flags on the
+// same port (give it --data-dir to keep its data), for tests of brokers
+// that go away and come back.
+func (b *Broker) Restart(t testing.TB) *Broker {
+	t.Helper()
+	b.Stop()
+	_, port, ok := strings.Cut(strings.Split(b.Brokers, ",")[0], "127.0.0.1:")
+	if !ok {
+		t.Fatalf("broker address %q is not on 127.0.0.1", b.Brokers)
+	}
+	nb := Start(t, append(slices.Clone(b.args), "--port", port)...)
+	if nb.Brokers != b.Brokers {
+		t.Fatalf("restarted broker listens on %s, not %s", nb.Brokers, b.Brokers)
+	}
+	return nb
 }
 
 // Stop terminates the broker (a clean shutdown, which saves the data of a

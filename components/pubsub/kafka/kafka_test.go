@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -292,9 +291,7 @@ func TestBulkPublish(t *testing.T) {
 // fails in bounded time, and a subscription made while they were up
 // carries on once they are back.
 func TestBrokerDown(t *testing.T) {
-	dir := t.TempDir()
-	port := freePort(t)
-	b := kafkatest.Start(t, "--port", strconv.Itoa(port), "--data-dir", dir)
+	b := kafkatest.Start(t, "--data-dir", t.TempDir())
 	ps := open(t, b.Brokers, "down-"+pubsubtest.RandomSuffix(), map[string]string{"consumeRetryInterval": "20ms"})
 	topic := "down-" + pubsubtest.RandomSuffix()
 	var got sync.Map
@@ -323,21 +320,11 @@ func TestBrokerDown(t *testing.T) {
 	}
 	t.Logf("publish with the brokers down failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 
-	kafkatest.Start(t, "--port", strconv.Itoa(port), "--data-dir", dir)
+	b.Restart(t)
 	waitFor(t, "a publish to succeed again", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		return ps.Publish(ctx, &pubsub.PublishRequest{Topic: topic, Data: []byte("after")}) == nil
 	})
 	waitFor(t, "the subscription to deliver again", func() bool { _, ok := got.Load("after"); return ok })
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
