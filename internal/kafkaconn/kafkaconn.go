@@ -83,6 +83,7 @@ type Config struct {
 	ClientCert          string        // clientCert (PEM, mtls)
 	ClientKey           string        // clientKey (PEM, mtls)
 	Version             string        // version: accepted and checked; the client negotiates versions itself
+	EscapeHeaders       bool          // escapeHeaders: URL-escape delivered keys and header values
 }
 
 // Parse reads and checks the connection settings of the component name;
@@ -180,6 +181,9 @@ func Parse(name, defGroup string, md Metadata) (Config, error) {
 		return c, err
 	}
 	if c.SkipVerify, err = md.Bool("skipVerify", false); err != nil {
+		return c, err
+	}
+	if c.EscapeHeaders, err = md.Bool("escapeHeaders", false); err != nil {
 		return c, err
 	}
 	if c.Version != "" && !validVersion(c.Version) {

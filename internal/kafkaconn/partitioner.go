@@ -2,6 +2,8 @@ package kafkaconn
 
 import (
 	"hash/fnv"
+	"net/url"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,4 +43,30 @@ func HashPartition(key []byte, n int) int {
 		part = -part
 	}
 	return int(part)
+}
+
+// EventMetadata is a delivered record's metadata as Dapr builds it: __key
+// (when the record has one), __offset, __topic, __timestamp (Unix
+// milliseconds) and __partition, then every header (a header of the same
+// name wins); with escape (escapeHeaders) the key and header values are
+// URL query escaped.
+func EventMetadata(r *kgo.Record, escape bool) map[string]string {
+	esc := func(b []byte) string {
+		if escape {
+			return url.QueryEscape(string(b))
+		}
+		return string(b)
+	}
+	md := make(map[string]string, len(r.Headers)+5)
+	if r.Key != nil {
+		md["__key"] = esc(r.Key)
+	}
+	md["__offset"] = strconv.FormatInt(r.Offset, 10)
+	md["__topic"] = r.Topic
+	md["__timestamp"] = strconv.FormatInt(r.Timestamp.UnixMilli(), 10)
+	md["__partition"] = strconv.FormatInt(int64(r.Partition), 10)
+	for _, h := range r.Headers {
+		md[h.Key] = esc(h.Value)
+	}
+	return md
 }

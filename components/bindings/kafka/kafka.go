@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -187,7 +186,7 @@ func (b *Binding) Read(ctx context.Context, h bindings.Handler) error {
 		Topics: b.topics, Group: b.cfg.ConsumerGroup, Config: b.cfg, Options: b.opts,
 		Log: b.log.With("consumer_group", b.cfg.ConsumerGroup),
 		NewSink: func(pctx context.Context, _ string, _ int32) kafkaconn.Sink {
-			return &sink{ctx: pctx, h: h, retry: b.cfg.ConsumeRetryInterval, log: b.log}
+			return &sink{ctx: pctx, h: h, retry: b.cfg.ConsumeRetryInterval, escape: b.cfg.EscapeHeaders, log: b.log}
 		},
 	})
 	if err != nil {
@@ -218,14 +217,15 @@ func (b *Binding) Close() error {
 // sink calls the app for one partition's records, one at a time, until
 // it accepts each or the partition stops.
 type sink struct {
-	ctx   context.Context
-	h     bindings.Handler
-	retry time.Duration
-	log   *slog.Logger
+	ctx    context.Context
+	h      bindings.Handler
+	retry  time.Duration
+	escape bool
+	log    *slog.Logger
 }
 
 func (s *sink) Dispatch(r *kgo.Record, ack func()) error {
-	ev := event(r)
+	ev := event(r, s.escape)
 	// A call under way finishes even when the partition stops; its answer
 	// still counts.
 	hctx := context.WithoutCancel(s.ctx)
@@ -255,17 +255,6 @@ func (s *sink) Dispatch(r *kgo.Record, ack func()) error {
 // Wait: Dispatch is synchronous, nothing is left running.
 func (*sink) Wait() {}
 
-func event(r *kgo.Record) *bindings.Event {
-	md := make(map[string]string, len(r.Headers)+5)
-	for _, h := range r.Headers {
-		md[h.Key] = string(h.Value)
-	}
-	if len(r.Key) > 0 {
-		md["__key"] = string(r.Key)
-	}
-	md["__topic"] = r.Topic
-	md["__partition"] = strconv.FormatInt(int64(r.Partition), 10)
-	md["__offset"] = strconv.FormatInt(r.Offset, 10)
-	md["__timestamp"] = r.Timestamp.UTC().Format(time.RFC3339Nano)
-	return &bindings.Event{Data: r.Value, Metadata: md}
+func event(r *kgo.Record, escape bool) *bindings.Event {
+	return &bindings.Event{Data: r.Value, Metadata: kafkaconn.EventMetadata(r, escape)}
 }

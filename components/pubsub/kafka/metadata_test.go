@@ -112,5 +112,5 @@ func FuzzParseConfig(f *testing.F) {
 // metadataNames are the properties kafkaconn.Parse reads.
 var metadataNames = []string{"authRequired", "authType", "brokers", "caCert", "clientCert", "clientID", "clientKey",
 	"consumeRetryEnabled", "consumeRetryInterval", "consumerFetchDefault", "consumerFetchMin", "consumerGroup", "consumerID",
-	"disableTls", "heartbeatInterval", "initialOffset", "maxMessageBytes", "saslMechanism", "saslPassword", "saslUsername",
+	"disableTls", "escapeHeaders", "heartbeatInterval", "initialOffset", "maxMessageBytes", "saslMechanism", "saslPassword", "saslUsername",
 	"sessionTimeout", "skipVerify", "version"}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -55,7 +54,7 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 				Retries:     -1, // never skip a record: retry until it succeeds or the partition goes away
 				Backoff:     p.cfg.ConsumeRetryInterval,
 				Log:         log.With("partition", part),
-			})}
+			}), p.cfg.EscapeHeaders}
 		},
 	})
 	if err != nil {
@@ -91,34 +90,22 @@ type subscription struct {
 // sink hands a partition's records to a Dispatcher: records with the same
 // key (or ordering key) one at a time in offset order, others
 // concurrently.
-type sink struct{ d *pubsub.Dispatcher }
+type sink struct {
+	d      *pubsub.Dispatcher
+	escape bool
+}
 
 func (s sink) Dispatch(r *kgo.Record, ack func()) error {
-	return s.d.Dispatch(delivery(r, ack))
+	return s.d.Dispatch(delivery(r, s.escape, ack))
 }
 
 func (s sink) Wait() { s.d.Wait() }
 
 // delivery wraps a record as a message with Dapr's metadata entries.
-func delivery(r *kgo.Record, ack func()) pubsub.Delivery {
-	md := make(map[string]string, len(r.Headers)+5)
-	var ct string
-	for _, h := range r.Headers {
-		if h.Key == contentTypeHeader {
-			ct = string(h.Value)
-			continue
-		}
-		md[h.Key] = string(h.Value)
-	}
-	if len(r.Key) > 0 {
-		md[MetadataKey] = string(r.Key)
-	}
-	md[MetadataTopic] = r.Topic
-	md[MetadataPartition] = strconv.FormatInt(int64(r.Partition), 10)
-	md[MetadataOffset] = strconv.FormatInt(r.Offset, 10)
-	md[MetadataTimestamp] = r.Timestamp.UTC().Format(time.RFC3339Nano)
+func delivery(r *kgo.Record, escape bool, ack func()) pubsub.Delivery {
+	md := kafkaconn.EventMetadata(r, escape)
 	msg := &pubsub.Message{
-		Topic: r.Topic, Data: r.Value, ContentType: ct, Metadata: md,
+		Topic: r.Topic, Data: r.Value, ContentType: md[contentTypeHeader], Metadata: md,
 		ID: strconv.FormatInt(int64(r.Partition), 10) + "-" + strconv.FormatInt(r.Offset, 10),
 	}
 	return pubsub.Delivery{
