@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -192,6 +193,57 @@ func (m *Member) assigned(_ context.Context, cl *kgo.Client, tps map[string][]in
 				m.parts[k] = m.startPartition(cl, k)
 			}
 		}
+	}
+	if !m.cfg.Config.InitialOffsetOldest {
+		m.pinNewest(cl, tps)
+	}
+}
+
+// pinNewest starts the assigned partitions that have no committed offset
+// at their end offset as of now, the join, rather than when the client
+// gets round to asking: with initialOffset newest, a record published once
+// Join returned is then never skipped.
+func (m *Member) pinNewest(cl *kgo.Client, tps map[string][]int32) {
+	topics := make([]string, 0, len(tps))
+	for t, ids := range tps {
+		if len(ids) > 0 {
+			topics = append(topics, t)
+		}
+	}
+	if len(topics) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	committed, err := adm.FetchOffsetsForTopics(ctx, m.cfg.Group, topics...)
+	if err != nil {
+		m.log.Warn("reading the group's offsets at assignment failed; partitions without one start at their end when fetched", "error", err)
+		return
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		m.log.Warn("reading end offsets at assignment failed; partitions without a commit start at their end when fetched", "error", err)
+		return
+	}
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	for t, ids := range tps {
+		for _, id := range ids {
+			if o, ok := committed.Lookup(t, id); ok && o.Err == nil && o.At >= 0 {
+				continue
+			}
+			end, ok := ends.Lookup(t, id)
+			if !ok || end.Err != nil || end.Offset < 0 {
+				continue
+			}
+			if set[t] == nil {
+				set[t] = make(map[int32]kgo.EpochOffset)
+			}
+			set[t][id] = kgo.EpochOffset{Epoch: -1, Offset: end.Offset}
+		}
+	}
+	if len(set) > 0 {
+		cl.SetOffsets(set)
 	}
 }
 

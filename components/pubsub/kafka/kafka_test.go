@@ -328,3 +328,36 @@ func TestBrokerDown(t *testing.T) {
 	})
 	waitFor(t, "the subscription to deliver again", func() bool { _, ok := got.Load("after"); return ok })
 }
+
+// With initialOffset newest (Dapr's default) a new group starts at the end
+// as of the join: what was published before is not delivered, what is
+// published once Subscribe returned is, at once.
+func TestNewestStartsAtJoin(t *testing.T) {
+	b := kafkatest.Start(t)
+	topic := "newest-" + pubsubtest.RandomSuffix()
+	ps := open(t, b.Brokers, "newest-"+pubsubtest.RandomSuffix(), map[string]string{"initialOffset": "newest"})
+	if err := ps.Publish(t.Context(), &pubsub.PublishRequest{Topic: topic, Data: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	var got sync.Map
+	subscribe(t, t.Context(), ps, pubsub.SubscribeRequest{Topic: topic}, func(_ context.Context, m *pubsub.Message) error {
+		got.Store(string(m.Data), true)
+		return nil
+	})
+	for i := range 20 {
+		if err := ps.Publish(t.Context(), &pubsub.PublishRequest{Topic: topic, Data: []byte("after-" + strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every record published after Subscribe returned", func() bool {
+		for i := range 20 {
+			if _, ok := got.Load("after-" + strconv.Itoa(i)); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	if _, ok := got.Load("before"); ok {
+		t.Error("a record published before the group existed was delivered with initialOffset newest")
+	}
+}
