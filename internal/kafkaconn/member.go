@@ -183,8 +183,8 @@ func (m *Member) Run(ctx context.Context) {
 func (m *Member) assigned(_ context.Context, cl *kgo.Client, tps map[string][]int32) {
 	defer m.once.Do(func() { close(m.joined) })
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.stopped {
+		m.mu.Unlock()
 		return
 	}
 	for topic, ids := range tps {
@@ -194,6 +194,7 @@ func (m *Member) assigned(_ context.Context, cl *kgo.Client, tps map[string][]in
 			}
 		}
 	}
+	m.mu.Unlock()
 	if !m.cfg.Config.InitialOffsetOldest {
 		m.pinNewest(cl, tps)
 	}
