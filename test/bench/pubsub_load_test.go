@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/tandemrun/tandem/internal/kafkatest"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
@@ -36,7 +37,9 @@ type broker struct {
 	Cleanup func(id, topic string)
 }
 
-func brokers() []broker {
+// brokers lists the brokers; kafkaAddr is the test Kafka peer (kfake, see
+// internal/kafkatest), "" when it is not started.
+func brokers(kafkaAddr string) []broker {
 	item := func(name, value string) string {
 		return fmt.Sprintf("  - name: %s\n    value: %q\n", name, value)
 	}
@@ -71,6 +74,12 @@ func brokers() []broker {
 		// cleanSession: no session is left behind on the broker.
 		{Name: "mqtt3", Type: "pubsub.mqtt3", Addr: "127.0.0.1:1883",
 			Meta: func(_, _ string) string { return item("url", "tcp://127.0.0.1:1883") + item("cleanSession", "true") }},
+		// kfake (franz-go's in-memory cluster in its own process), not
+		// Apache Kafka: there is none on our machines.
+		{Name: "kafka", Type: "pubsub.kafka", Addr: kafkaAddr,
+			Meta: func(id, _ string) string {
+				return item("brokers", kafkaAddr) + item("authType", "none") + item("consumerGroup", id) + item("initialOffset", "oldest")
+			}},
 		{Name: "sqlite", Type: "pubsub.sqlite",
 			Meta: func(_, dir string) string { return item("connectionString", filepath.Join(dir, "pubsub.db")) }},
 	}
@@ -117,8 +126,15 @@ func TestPubSubLoad(t *testing.T) {
 	cpu := NewProcCPU()
 
 	var runs []pubsubRun
-	for _, b := range brokers() {
+	var kafkaAddr string
+	if only == "" || strings.Contains(","+only+",", ",kafka,") {
+		kafkaAddr = kafkatest.Start(t).Brokers
+	}
+	for _, b := range brokers(kafkaAddr) {
 		if only != "" && !strings.Contains(","+only+",", ","+b.Name+",") {
+			continue
+		}
+		if b.Name == "kafka" && kafkaAddr == "" {
 			continue
 		}
 		if b.Addr != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/tandemrun/tandem/components/bindings"
 	"github.com/tandemrun/tandem/components/bindings/cron"
 	bindhttp "github.com/tandemrun/tandem/components/bindings/http"
+	"github.com/tandemrun/tandem/components/bindings/kafka"
 	"github.com/tandemrun/tandem/components/bindings/localstorage"
 	"github.com/tandemrun/tandem/components/bindings/mqtt3"
 	"github.com/tandemrun/tandem/components/bindings/postgresql"
@@ -35,6 +36,7 @@ func Factories(log *slog.Logger) map[string]func() bindings.Binding {
 		postgresql.Type:   func() bindings.Binding { return postgresql.New() },
 		redis.Type:        func() bindings.Binding { return redis.New() },
 		rabbitmq.Type:     func() bindings.Binding { return rabbitmq.New(with(rabbitmq.Type)) },
+		kafka.Type:        func() bindings.Binding { return kafka.New(with(kafka.Type)) },
 		mqtt3.Type:        func() bindings.Binding { return mqtt3.New(with(mqtt3.Type)) },
 		wasm.Type:         func() bindings.Binding { return wasm.New() },
 	}

@@ -8,7 +8,7 @@ import (
 
 func TestFactories(t *testing.T) {
 	f := builtin.Factories(nil)
-	for _, typ := range []string{"bindings.cron", "bindings.http", "bindings.localstorage", "bindings.postgresql", "bindings.redis", "bindings.rabbitmq", "bindings.mqtt3", "bindings.wasm"} {
+	for _, typ := range []string{"bindings.cron", "bindings.http", "bindings.localstorage", "bindings.postgresql", "bindings.redis", "bindings.rabbitmq", "bindings.kafka", "bindings.mqtt3", "bindings.wasm"} {
 		newB, ok := f[typ]
 		if !ok {
 			t.Fatalf("%s missing", typ)

@@ -11,6 +11,7 @@ import (
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/components/pubsub/inmemory"
 	"github.com/tandemrun/tandem/components/pubsub/jetstream"
+	"github.com/tandemrun/tandem/components/pubsub/kafka"
 	"github.com/tandemrun/tandem/components/pubsub/mqtt3"
 	"github.com/tandemrun/tandem/components/pubsub/rabbitmq"
 	"github.com/tandemrun/tandem/components/pubsub/redis"
@@ -29,6 +30,7 @@ func Factories(log *slog.Logger) map[string]func() pubsub.PubSub {
 		inmemory.Type:  func() pubsub.PubSub { return inmemory.New(with(inmemory.Type)) },
 		redis.Type:     func() pubsub.PubSub { return redis.New(with(redis.Type)) },
 		jetstream.Type: func() pubsub.PubSub { return jetstream.New(with(jetstream.Type)) },
+		kafka.Type:     func() pubsub.PubSub { return kafka.New(with(kafka.Type)) },
 		rabbitmq.Type:  func() pubsub.PubSub { return rabbitmq.New(with(rabbitmq.Type)) },
 		mqtt3.Type:     func() pubsub.PubSub { return mqtt3.New(with(mqtt3.Type)) },
 		sqlite.Type:    func() pubsub.PubSub { return sqlite.New(with(sqlite.Type)) },

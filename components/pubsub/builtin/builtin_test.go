@@ -10,7 +10,7 @@ import (
 
 func TestFactories(t *testing.T) {
 	f := builtin.Factories(nil)
-	for _, typ := range []string{"pubsub.in-memory", "pubsub.redis", "pubsub.jetstream", "pubsub.rabbitmq", "pubsub.mqtt3", "pubsub.sqlite"} {
+	for _, typ := range []string{"pubsub.in-memory", "pubsub.redis", "pubsub.jetstream", "pubsub.kafka", "pubsub.rabbitmq", "pubsub.mqtt3", "pubsub.sqlite"} {
 		t.Run(typ, func(t *testing.T) {
 			newPS, ok := f[typ]
 			if !ok {
@@ -27,17 +27,17 @@ func TestFactories(t *testing.T) {
 			}
 		})
 	}
-	if len(f) != 6 {
-		t.Errorf("%d factories, want 6", len(f))
+	if len(f) != 7 {
+		t.Errorf("%d factories, want 7", len(f))
 	}
 }
 
 func TestKind(t *testing.T) {
 	k := builtin.Kind(nil)
-	if k.Category != "pubsub" || len(k.Types) != 6 {
+	if k.Category != "pubsub" || len(k.Types) != 7 {
 		t.Fatalf("Kind = %q with types %v", k.Category, k.Types)
 	}
-	if _, ok := k.New("pubsub.kafka"); ok {
+	if _, ok := k.New("pubsub.pulsar"); ok {
 		t.Error("New accepted an unknown type")
 	}
 	ps, ok := k.New("pubsub.in-memory")
