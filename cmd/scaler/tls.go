@@ -30,15 +30,14 @@ import (
 type serverTLS struct {
 	// svid, if set, is the certificate (from sentry); else certFile and
 	// keyFile.
-	svid               *identity.Source
-	certFile, keyFile  string
-	clientCAFile       string
-	reloadEvery        time.Duration
-	log                *slog.Logger
-	mu                 sync.RWMutex
-	cert               *tls.Certificate
-	clientCAs          *x509.CertPool
-	clientCAsFromFiles bool
+	svid              *identity.Source
+	certFile, keyFile string
+	clientCAFile      string
+	reloadEvery       time.Duration
+	log               *slog.Logger
+	mu                sync.RWMutex
+	cert              *tls.Certificate
+	clientCAs         *x509.CertPool
 }
 
 // newServerTLS loads the files once (so a wrong path fails at start).
