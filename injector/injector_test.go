@@ -73,7 +73,8 @@ func TestAnnotations(t *testing.T) {
 	}{
 		{"defaults", nil, func(t *testing.T, sc corev1.Container) {
 			for flag, want := range map[string]string{"--app-id": "orders-7d9", "--mode": "kubernetes", "--app-protocol": "http",
-				"--log-level": "info", "--dapr-grpc-port": "50001", "--metrics-port": "9090", "--dapr-listen-addresses": "[::1],127.0.0.1"} {
+				"--log-level": "info", "--dapr-grpc-port": "50001", "--metrics-port": "9090", "--dapr-listen-addresses": "[::1],127.0.0.1",
+				"--dapr-public-port": "3501"} {
 				if got, _ := argValue(sc.Args, flag); got != want {
 					t.Errorf("%s = %q, want %q", flag, got, want)
 				}

@@ -19,6 +19,10 @@ const (
 	TrustMountPath    = "/var/run/secrets/dapr.io/tls"
 	TokenAudience     = "dapr.io/sentry"
 	sidecarHTTPPort   = 3500
+	// sidecarPublicPort is daprd's public health and metadata server, which
+	// listens on every interface (the API ports listen on loopback): the
+	// KEDA scaler reads the sidecar's load there.
+	sidecarPublicPort = 3501
 	tokenTTLSeconds   = 7200
 )
 
@@ -91,6 +95,7 @@ func (o *Options) args(c *Config) []string {
 		"--dapr-grpc-port", itoa(c.GRPCPort),
 		"--dapr-internal-grpc-port", itoa(c.InternalGRPCPort),
 		"--dapr-listen-addresses", c.ListenAddresses,
+		"--dapr-public-port", itoa(sidecarPublicPort),
 		"--app-id", c.AppID,
 		"--app-protocol", c.AppProtocol,
 		"--log-level", c.LogLevel,

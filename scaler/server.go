@@ -30,7 +30,10 @@ type Options struct {
 	Broker func(ctx context.Context, q Query) (value float64, ok bool, err error)
 	// Poll is how often StreamIsActive looks again (default 250 ms).
 	Poll time.Duration
-	Log  *slog.Logger
+	// ServerOptions are given to the gRPC server Run makes: its transport
+	// credentials (TLS) above all.
+	ServerOptions []grpc.ServerOption
+	Log           *slog.Logger
 }
 
 // Server is KEDA's ExternalScaler service over the sidecars' reports.
@@ -61,7 +64,7 @@ func (s *Server) Register(g *grpc.Server) { externalscaler.RegisterExternalScale
 // Run serves the ExternalScaler service and gRPC health on lis until ctx
 // ends.
 func (s *Server) Run(ctx context.Context, lis net.Listener) error {
-	g := grpc.NewServer()
+	g := grpc.NewServer(s.o.ServerOptions...)
 	s.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)

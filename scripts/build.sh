@@ -13,6 +13,6 @@ out="${1:-bin}"
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 pkgs=()
-for b in tandemd sentry tandem operator injector placement; do [[ -d cmd/$b ]] && pkgs+=("./cmd/$b"); done
+for b in tandemd sentry tandem operator injector placement scaler; do [[ -d cmd/$b ]] && pkgs+=("./cmd/$b"); done
 CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$out/" "${pkgs[@]}"
 ls -l "${pkgs[@]/#.\/cmd/$out}"

@@ -14,14 +14,14 @@ import (
 )
 
 // imageBinaries are the binaries that get an image, as the chart names them (<repository>/<binary>:<tag>).
-var imageBinaries = []string{"tandemd", "sentry", "operator", "injector", "placement"}
+var imageBinaries = []string{"tandemd", "sentry", "operator", "injector", "placement", "scaler"}
 
 func k8sImagesCommand() *cobra.Command {
 	var binDir, out, arch, repository, tag, caCerts string
 	cmd := &cobra.Command{
 		Use:   "images",
 		Short: "Build OCI image tarballs of the release binaries (no Docker needed)",
-		Long: `images builds one image from scratch per release binary found in --bin-dir (tandemd, sentry, operator, placement,
+		Long: `images builds one image from scratch per release binary found in --bin-dir (tandemd, sentry, operator, placement, scaler,
 injector; build them with scripts/build.sh, which makes static binaries), running as a non-root user, and writes
 each as <out>/<binary>-<tag>-linux-<arch>.tar. Load them with docker load -i, kind load image-archive or ctr import.`,
 		Args: cobra.NoArgs,

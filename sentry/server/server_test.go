@@ -364,7 +364,8 @@ func get(t *testing.T, path string, h http.Handler) string {
 
 // TestInjectorDNSName: the control plane's injector and operator (sentry's namespace and trust domain) get
 // their webhook Services' names in their certificates, which the API server checks, and the scheduler its
-// pods' names, which its etcd peers check; no other identity gets a host name.
+// pods' names, which its etcd peers check, and the KEDA scaler its Service's name, which KEDA checks; no other
+// identity gets a host name.
 func TestInjectorDNSName(t *testing.T) {
 	h := start(t, insecureOnly(), sentryv1.SignCertificateRequest_INSECURE)
 	for _, c := range []struct {
@@ -381,6 +382,8 @@ func TestInjectorDNSName(t *testing.T) {
 			"dapr-scheduler-server-2.dapr-scheduler-server.default.svc.localhost",
 		}},
 		{"spiffe://localhost/ns/apps/dapr-scheduler", nil},
+		{"spiffe://localhost/ns/default/dapr-scaler", []string{"dapr-scaler.default.svc", "dapr-scaler.default.svc.cluster.local"}},
+		{"spiffe://localhost/ns/apps/dapr-scaler", nil},
 		{"spiffe://localhost/ns/default/orders", nil},
 	} {
 		id := spiffeid.RequireFromString(c.id)

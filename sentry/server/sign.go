@@ -94,13 +94,19 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 // <InjectorService>.<namespace>.svc, the name the API server checks.
 const InjectorService = "dapr-sidecar-injector"
 
+// ScalerService is the Service KEDA reaches the scaler through
+// (scalerAddress dapr-scaler.<namespace>.svc:6000); the scaler's
+// certificate is valid for that name, with and without .cluster.local.
+const ScalerService = "dapr-scaler"
+
 // dnsNames are the host names id may serve TLS as, as Dapr's sentry names
 // them. Only control plane services of sentry's own namespace and trust
 // domain get any: the injector and the operator their webhooks' Services
 // (which the API server checks), the scheduler its StatefulSet pods'
 // names, which its embedded etcd peers check (under the trust domain, as
-// Dapr's sentry names them outside a cluster). The ID was validated, so it
-// is that control plane pod asking.
+// Dapr's sentry names them outside a cluster), and Tandem's KEDA scaler
+// its Service, which KEDA dials and checks (scalerAddress). The ID was
+// validated, so it is that control plane pod asking.
 func (s *Server) dnsNames(id spiffeid.ID) []string {
 	td, ns := s.id.TrustDomain(), s.namespace
 	is := func(name string) bool {
@@ -112,6 +118,8 @@ func (s *Server) dnsNames(id spiffeid.ID) []string {
 		return []string{InjectorService + "." + ns + ".svc"}
 	case is("dapr-operator"):
 		return []string{"dapr-webhook." + ns + ".svc"}
+	case is("dapr-scaler"):
+		return []string{ScalerService + "." + ns + ".svc", ScalerService + "." + ns + ".svc.cluster.local"}
 	case is("dapr-scheduler"):
 		names := make([]string, 3)
 		for i := range names {

@@ -192,7 +192,7 @@ func (k *Kubernetes) expectedID(pod *corev1.Pod) (id string, controlPlane bool, 
 
 func controlPlaneService(s string) bool {
 	switch s {
-	case "operator", "placement", "injector", "sentry", "scheduler":
+	case "operator", "placement", "injector", "sentry", "scheduler", "scaler":
 		return true
 	}
 	return false

@@ -102,6 +102,7 @@ func TestKubernetesValidator(t *testing.T) {
 	_, noAppID := f.pod(t, "shop", "plain", "orders-sa", nil, ServiceAccountAudience)
 	_, operator := f.pod(t, "tandem-system", "operator-0", "operator", map[string]string{AnnotationControlPlane: "operator"}, ServiceAccountAudience)
 	_, injector := f.pod(t, "tandem-system", "injector-0", "injector", map[string]string{AnnotationControlPlane: "injector"}, "spiffe://cluster.local/ns/tandem-system/dapr-sentry")
+	_, scaler := f.pod(t, "tandem-system", "scaler-0", "scaler", map[string]string{AnnotationControlPlane: "scaler"}, "spiffe://cluster.local/ns/tandem-system/dapr-sentry")
 	_, impostor := f.pod(t, "tandem-system", "impostor", "default", map[string]string{"dapr.io/app-id": "dapr-injector"}, ServiceAccountAudience)
 	_, rogue := f.pod(t, "shop", "rogue", "orders-sa", map[string]string{AnnotationControlPlane: "operator"}, ServiceAccountAudience)
 	cfg := &unstructured.Unstructured{Object: map[string]any{
@@ -128,6 +129,7 @@ func TestKubernetesValidator(t *testing.T) {
 		{"configuration trust domain", signReq("shop", "billing", withCfg), "spiffe://prod.example/ns/shop/billing", ""},
 		{"control plane", signReq("tandem-system", "dapr-operator", operator), "spiffe://cluster.local/ns/tandem-system/dapr-operator", ""},
 		{"injector", signReq("tandem-system", "dapr-injector", injector), "spiffe://cluster.local/ns/tandem-system/dapr-injector", ""},
+		{"KEDA scaler", signReq("tandem-system", "dapr-scaler", scaler), "spiffe://cluster.local/ns/tandem-system/dapr-scaler", ""},
 		{"app pod taking a control-plane id", signReq("tandem-system", "dapr-injector", impostor), "", "app ID dapr-injector is reserved for the control plane's injector"},
 		{"another app's id", signReq("shop", "billing", orders), "", "app-id mismatch. expected: orders, received: billing"},
 		{"another namespace", signReq("other", "orders", orders), "", "namespace mismatch; received namespace: other"},

@@ -47,8 +47,9 @@ type appPod struct {
 	App      *framework.Process
 	Sidecar  *framework.Process
 	HTTPPort string
-	// MetricsPort is the sidecar's Prometheus port.
-	MetricsPort string
+	// MetricsPort is the sidecar's Prometheus port; PublicPort its public health and metadata port (the injector's
+	// 3501, moved), which listens on every interface.
+	MetricsPort, PublicPort string
 }
 
 func (a *appPod) url(path string) string { return "http://127.0.0.1:" + a.HTTPPort + path }
@@ -219,6 +220,8 @@ spec:
 	})
 
 	t.Run("a Dapr sample's manifests, applied unchanged", func(t *testing.T) { runDaprSample(t, n, cp) })
+
+	t.Run("the KEDA scaler finds a subscriber through the API server and reports its backlog over TLS", func(t *testing.T) { runKEDAScaler(t, n, cp) })
 
 	t.Run("certificates rotate under load with no failed call", func(t *testing.T) {
 		issued := func(app string) int {
@@ -489,7 +492,7 @@ func runPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, pod *corev1
 	if sidecar == nil {
 		t.Fatalf("pod %s has no daprd container after admission: %+v", pod.Name, pod.Spec)
 	}
-	a := &appPod{ID: pod.Annotations["dapr.io/app-id"], Pod: pod, HTTPPort: cluster.Port(t), MetricsPort: cluster.Port(t)}
+	a := &appPod{ID: pod.Annotations["dapr.io/app-id"], Pod: pod, HTTPPort: cluster.Port(t), MetricsPort: cluster.Port(t), PublicPort: cluster.Port(t)}
 	if startApp != nil {
 		a.App = startApp(a.HTTPPort)
 	}
@@ -499,7 +502,7 @@ func runPod(t *testing.T, n *cluster.Node, cp *cluster.ControlPlane, pod *corev1
 	})
 	a.Sidecar, a.Mounts = n.Run(cluster.Container{Pod: pod, Spec: *sidecar, Bin: n.Bins["tandemd"],
 		Args: append([]string{"--dapr-http-port", a.HTTPPort, "--dapr-grpc-port", cluster.Port(t), "--dapr-internal-grpc-port", cluster.Port(t),
-			"--metrics-port", a.MetricsPort, "--control-plane-address", cp.OperatorAddr, "--sentry-address", cp.SentryAddr,
+			"--metrics-port", a.MetricsPort, "--dapr-public-port", a.PublicPort, "--control-plane-address", cp.OperatorAddr, "--sentry-address", cp.SentryAddr,
 			// The stand-in kubelet runs no placement StatefulSet (actors are tested elsewhere), so the
 			// injected placement address is turned off rather than left unreachable (an actor host is not
 			// ready until placement answers).

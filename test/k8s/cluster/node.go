@@ -34,7 +34,7 @@ type Node struct {
 	CS *kubernetes.Clientset
 	// Dir holds the node's files: kubeconfigs, the pods' volumes.
 	Dir string
-	// Bins are the built programs, by name: tandemd, sentry, operator, injector, echo, subscriber.
+	// Bins are the built programs, by name: tandemd, sentry, operator, injector, scaler, echo, subscriber.
 	Bins map[string]string
 	// Ctx ends with the test.
 	Ctx context.Context
@@ -67,7 +67,7 @@ func NewNode(t *testing.T, cfg *rest.Config) *Node {
 	return n
 }
 
-// buildBinaries builds the control plane, tandemd and the echo app once per test binary.
+// buildBinaries builds the control plane, tandemd and the test apps once per test binary.
 func buildBinaries(t *testing.T) map[string]string {
 	t.Helper()
 	b, err := framework.Build()
@@ -75,10 +75,15 @@ func buildBinaries(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	bins := map[string]string{"tandemd": b.Tandemd, "sentry": b.Sentry, "echo": b.Echo,
-		"operator": filepath.Join(b.Dir, "operator"), "injector": filepath.Join(b.Dir, "injector"), "subscriber": filepath.Join(b.Dir, "subscriber")}
-	if _, err := os.Stat(bins["subscriber"]); err != nil {
+		"operator": filepath.Join(b.Dir, "operator"), "injector": filepath.Join(b.Dir, "injector"), "scaler": filepath.Join(b.Dir, "scaler"),
+		"subscriber": filepath.Join(b.Dir, "subscriber")}
+	missing := slices.ContainsFunc([]string{"operator", "injector", "scaler", "subscriber"}, func(name string) bool {
+		_, err := os.Stat(bins[name])
+		return err != nil
+	})
+	if missing {
 		args := append([]string{"build"}, framework.ReleaseFlags...)
-		cmd := exec.Command("go", append(args, "-o", b.Dir+"/", "./cmd/operator", "./cmd/injector", "./test/apps/subscriber")...)
+		cmd := exec.Command("go", append(args, "-o", b.Dir+"/", "./cmd/operator", "./cmd/injector", "./cmd/scaler", "./test/apps/subscriber")...)
 		cmd.Dir = framework.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

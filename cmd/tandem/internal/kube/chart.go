@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"slices"
 	"strings"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -127,25 +128,42 @@ const appRBACSource = "# Source: tandem/templates/rbac-apps.yaml"
 // AppRBACManifests is the opt-in app RBAC alone (appRBAC.enabled set over values): for each namespace of
 // appRBAC.namespaces, the Role that lets the apps' sidecars watch EndpointSlices and read Secrets, and its binding.
 func AppRBACManifests(ch *chart.Chart, opts RenderOptions) (string, error) {
+	return optIn(ch, opts, "appRBAC", "# Opt-in RBAC for the apps' ServiceAccounts (chart value appRBAC.enabled), rendered from deploy/helm/tandem:\n"+
+		"# the sidecars may watch EndpointSlices (name resolution \"kubernetes\") and read Secrets (secret store\n"+
+		"# \"kubernetes\") in their own namespace. Copy it per namespace, changing the namespace.\n", appRBACSource)
+}
+
+// scalerSources are the templates of the opt-in KEDA scaler (values scaler).
+var scalerSources = []string{"# Source: tandem/templates/scaler.yaml", "# Source: tandem/templates/rbac-scaler.yaml"}
+
+// ScalerManifests is the opt-in KEDA external scaler alone (scaler.enabled set over values): its Deployment,
+// Service, ServiceAccount and the RBAC to watch EndpointSlices, to apply next to the control plane.
+func ScalerManifests(ch *chart.Chart, opts RenderOptions) (string, error) {
+	ns := cmpOr(opts.Namespace, DefaultNamespace)
+	return optIn(ch, opts, "scaler", "# Tandem's KEDA external scaler (chart value scaler.enabled), rendered from deploy/helm/tandem: apply it\n"+
+		"# after tandem.yaml; KEDA's external trigger reaches it at scalerAddress dapr-scaler."+ns+".svc:6000, over TLS\n"+
+		"# with a certificate from sentry (caCert: the dapr-trust-bundle ConfigMap's ca.crt). See docs/keda.md.\n", scalerSources...)
+}
+
+// optIn renders the chart with <key>.enabled set over opts.Values and keeps the documents of the templates named.
+func optIn(ch *chart.Chart, opts RenderOptions, key, head string, sources ...string) (string, error) {
 	vals := map[string]any{}
 	maps.Copy(vals, opts.Values)
-	rbac := map[string]any{}
-	if m, ok := vals["appRBAC"].(map[string]any); ok {
-		maps.Copy(rbac, m)
+	sub := map[string]any{}
+	if m, ok := vals[key].(map[string]any); ok {
+		maps.Copy(sub, m)
 	}
-	rbac["enabled"] = true
-	vals["appRBAC"] = rbac
+	sub["enabled"] = true
+	vals[key] = sub
 	opts.Values = vals
 	body, err := Render(ch, opts)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("# Opt-in RBAC for the apps' ServiceAccounts (chart value appRBAC.enabled), rendered from deploy/helm/tandem:\n" +
-		"# the sidecars may watch EndpointSlices (name resolution \"kubernetes\") and read Secrets (secret store\n" +
-		"# \"kubernetes\") in their own namespace. Copy it per namespace, changing the namespace.\n")
+	b.WriteString(head)
 	for _, doc := range strings.Split("\n"+body, "\n---\n") {
-		if strings.Contains(doc, appRBACSource) {
+		if slices.ContainsFunc(sources, func(src string) bool { return strings.Contains(doc, src) }) {
 			b.WriteString("---\n" + strings.TrimSpace(doc) + "\n")
 		}
 	}

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ const (
 	chartDir      = "../../../../deploy/helm/tandem"
 	manifestsFile = "../../../../deploy/manifests/tandem.yaml"
 	appRBACFile   = "../../../../deploy/manifests/app-rbac.yaml"
+	scalerFile    = "../../../../deploy/manifests/scaler.yaml"
 )
 
 // TestLint is helm lint --strict on the chart's folder: no error and no warning.
@@ -50,7 +52,11 @@ func TestManifestsInSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for file, want := range map[string]string{manifestsFile: control, appRBACFile: apps} {
+	scaler, err := ScalerManifests(ch, RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{manifestsFile: control, appRBACFile: apps, scalerFile: scaler} {
 		if os.Getenv("TANDEM_UPDATE_MANIFESTS") == "1" {
 			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 				t.Fatal(err)
@@ -70,6 +76,16 @@ func TestManifestsInSync(t *testing.T) {
 	}
 	if strings.Contains(control, appRBACSource) {
 		t.Error("the default install has the app RBAC, which is opt-in")
+	}
+	for _, src := range scalerSources {
+		if strings.Contains(control, src) {
+			t.Errorf("the default install has %s, which is opt-in", src)
+		}
+	}
+	for _, kind := range []string{"Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} {
+		if n := strings.Count(scaler, "\nkind: "+kind+"\n"); n != 1 {
+			t.Errorf("scaler.yaml has %d %s, want one:\n%s", n, kind, scaler)
+		}
 	}
 	if n := strings.Count(apps, "\nkind: Role\n"); n != 1 || strings.Count(apps, "\nkind: RoleBinding\n") != 1 {
 		t.Errorf("app-rbac.yaml has %d Roles, want one Role and its RoleBinding:\n%s", n, apps)
@@ -300,5 +316,62 @@ func TestRenderRejectsPartialTLS(t *testing.T) {
 	_, err = Render(ch, RenderOptions{Values: map[string]any{"tls": map[string]any{"root": map[string]any{"certPEM": "x"}}}})
 	if err == nil || !strings.Contains(err.Error(), "give all of") {
 		t.Errorf("Render: %v, want the tls error", err)
+	}
+}
+
+// TestRenderScaler: the opt-in KEDA scaler in each TLS mode, and watching one namespace with a Role there.
+func TestRenderScaler(t *testing.T) {
+	if _, ok := render(t, nil)["Deployment/dapr-scaler"]; ok {
+		t.Fatal("the scaler is rendered without scaler.enabled")
+	}
+	objs := render(t, map[string]any{"scaler": map[string]any{"enabled": true}})
+	c := container(t, objs, "dapr-scaler")
+	for _, want := range []string{"--mode kubernetes", "--port 6000", "--healthz-port 8080", "--sidecar-port 3501", "--tls-enabled",
+		"--trust-domain cluster.local", "--trust-anchors-file /var/run/secrets/dapr.io/tls/ca.crt", "--sentry-address dapr-sentry.cp.svc.cluster.local:443"} {
+		if !strings.Contains(args(c), want) {
+			t.Errorf("scaler args %q lack %q", args(c), want)
+		}
+	}
+	if got := objs["Deployment/dapr-scaler"].get("spec", "template", "metadata", "annotations", "dapr.io/control-plane"); got != "scaler" {
+		t.Errorf("scaler pod annotation dapr.io/control-plane = %v, want scaler (sentry gives it its identity)", got)
+	}
+	if got := objs["Service/dapr-scaler"].get("spec", "ports"); got == nil {
+		t.Error("no Service dapr-scaler")
+	}
+	rules := objs["ClusterRole/dapr-scaler"].get("rules").([]any)
+	if len(rules) != 1 || !strings.Contains(fmt.Sprint(rules[0]), "endpointslices") || strings.Contains(fmt.Sprint(rules[0]), "get") {
+		t.Errorf("scaler ClusterRole rules %v, want list and watch of endpointslices only", rules)
+	}
+
+	objs = render(t, map[string]any{"scaler": map[string]any{"enabled": true, "sidecarPort": 0, "watchNamespace": "apps",
+		"componentsSecretName": "brokers", "tls": map[string]any{"mode": "secret", "secretName": "scaler-cert", "clientCASecretName": "keda-ca"}}})
+	a := args(container(t, objs, "dapr-scaler"))
+	for _, want := range []string{"--sidecar-port 0", "--watch-namespace apps", "--tls-cert-file /var/run/secrets/tandem/scaler-tls/tls.crt",
+		"--tls-key-file /var/run/secrets/tandem/scaler-tls/tls.key", "--tls-client-ca-file /var/run/secrets/tandem/scaler-client-ca/ca.crt",
+		"--resources-path /var/run/tandem/components"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("scaler args %q lack %q", a, want)
+		}
+	}
+	if strings.Contains(a, "--tls-enabled") {
+		t.Errorf("scaler args %q: sentry's certificate with tls.mode secret", a)
+	}
+	if _, ok := objs["Role/dapr-scaler"]; !ok {
+		t.Error("no Role with scaler.watchNamespace")
+	}
+	if _, ok := objs["ClusterRole/dapr-scaler"]; ok {
+		t.Error("a ClusterRole with scaler.watchNamespace")
+	}
+
+	ch, err := LoadChart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]any{
+		{"mode": "mtls"}, {"mode": "secret"}, {"mode": "none", "clientCASecretName": "x"},
+	} {
+		if _, err := Render(ch, RenderOptions{Values: map[string]any{"scaler": map[string]any{"enabled": true, "tls": bad}}}); err == nil {
+			t.Errorf("scaler.tls %v rendered", bad)
+		}
 	}
 }
