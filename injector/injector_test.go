@@ -133,6 +133,11 @@ func TestAnnotations(t *testing.T) {
 			}
 		}},
 		{"sidecar probes", map[string]string{"dapr.io/sidecar-liveness-probe-period-seconds": "20", "dapr.io/sidecar-readiness-probe-threshold": "9"}, func(t *testing.T, sc corev1.Container) {
+			// The kubelet probes from outside the pod: the public port
+			// (every interface), not the loopback-only API port.
+			if sc.LivenessProbe.HTTPGet.Port.IntValue() != 3501 || sc.ReadinessProbe.HTTPGet.Port.IntValue() != 3501 {
+				t.Errorf("probes on ports %v and %v, want the public port 3501", sc.LivenessProbe.HTTPGet.Port, sc.ReadinessProbe.HTTPGet.Port)
+			}
 			if sc.LivenessProbe.PeriodSeconds != 20 || sc.ReadinessProbe.FailureThreshold != 9 {
 				t.Errorf("probes %+v %+v", sc.LivenessProbe, sc.ReadinessProbe)
 			}

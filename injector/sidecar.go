@@ -21,7 +21,8 @@ const (
 	sidecarHTTPPort   = 3500
 	// sidecarPublicPort is daprd's public health and metadata server, which
 	// listens on every interface (the API ports listen on loopback): the
-	// KEDA scaler reads the sidecar's load there.
+	// kubelet's probes and the KEDA scaler reach the sidecar there, as
+	// Dapr's injector points them.
 	sidecarPublicPort = 3501
 	tokenTTLSeconds   = 7200
 )
@@ -63,7 +64,7 @@ func (o *Options) sidecar(c *Config) corev1.Container {
 	}
 	health := func(path string, p Probe) *corev1.Probe {
 		return &corev1.Probe{
-			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(sidecarHTTPPort)}},
+			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(sidecarPublicPort)}},
 			InitialDelaySeconds: p.Delay, TimeoutSeconds: p.Timeout, PeriodSeconds: p.Period, FailureThreshold: p.Threshold,
 		}
 	}
