@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,11 +19,18 @@ import (
 	"github.com/tandemrun/tandem/internal/wasmguest/wasmguesttest"
 )
 
+// The test apps: the same handler on the net/http guest package (the
+// http-wasm ABI) and on the lean one.
+const (
+	httpWasmApp = "github.com/tandemrun/tandem/test/apps/wasmapp"
+	leanApp     = "github.com/tandemrun/tandem/test/apps/wasmlean"
+)
+
 // testApp builds test/apps/wasmapp for wasip1 once (the module is not
 // committed) and returns its path.
 func testApp(t testing.TB) string {
 	t.Helper()
-	return wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmapp", true)
+	return wasmguesttest.Build(t, httpWasmApp, true)
 }
 
 // TestMain fails the tests when a goroutine they started is still running.
@@ -41,7 +49,13 @@ func TestMain(m *testing.M) {
 // calls and answers them.
 func load(t testing.TB, cfg Config) *App {
 	t.Helper()
-	cfg.Path = testApp(t)
+	return loadApp(t, httpWasmApp, cfg)
+}
+
+// loadApp hosts the app built from pkg.
+func loadApp(t testing.TB, pkg string, cfg Config) *App {
+	t.Helper()
+	cfg.Path = wasmguesttest.Build(t, pkg, true)
 	a, err := Load(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -188,4 +202,31 @@ func FuzzReadRequest(f *testing.F) {
 			t.Fatalf("body %d bytes, ContentLength %d", len(b), r.ContentLength)
 		}
 	})
+}
+
+// BenchmarkEcho is one echo request of 1 KiB through the hosted app, in
+// process (no sidecar), for each ABI: the Wasm app's own cost per request.
+// cpu-µs/op is the process's CPU time (user and system) per request.
+func BenchmarkEcho(b *testing.B) {
+	for _, abi := range []struct{ name, pkg string }{{"http-wasm", httpWasmApp}, {"lean", leanApp}} {
+		b.Run(abi.name, func(b *testing.B) {
+			a := loadApp(b, abi.pkg, Config{})
+			body := strings.Repeat("x", 1024)
+			do(a, http.MethodPost, "/echo", body) // the instance's first request
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				if rec := do(a, http.MethodPost, "/echo", body); rec.Code != 200 || rec.Body.Len() != len(body) {
+					b.Fatalf("echo: %d", rec.Code)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu)/1e3/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
