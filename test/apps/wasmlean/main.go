@@ -9,6 +9,9 @@
 //	POST /state/{key}   saves the body (JSON) under key in statestore through the Dapr API
 //	GET  /state/{key}   reads it back through the Dapr API
 //	POST /publish/{t}   publishes the body (with its Content-Type) to topic t of pubsub
+//	GET  /dapr/subscribe  subscribes /received to topic "deliveries" of pubsub
+//	POST /received      saves the delivered event, whole, under "received-lean"
+//	                    (the module has no JSON decoder to take its id and data)
 package main
 
 import (
@@ -42,6 +45,12 @@ func serve(w *lean.Response, r *lean.Request) {
 		relay(w)(lean.Dapr("GET", "/v1.0/state/statestore/"+path[len("/state/"):], nil))
 	case r.Method == "POST" && strings.HasPrefix(path, "/publish/"):
 		relay(w)(lean.Dapr("POST", "/v1.0/publish/pubsub/"+path[len("/publish/"):], r.Body, lean.Header{Name: "Content-Type", Value: r.Header.Get("Content-Type")}))
+	case r.Method == "GET" && path == "/dapr/subscribe":
+		w.Header = append(w.Header, lean.Header{Name: "Content-Type", Value: "application/json"})
+		w.Body = append(w.Body, `[{"pubsubname":"pubsub","topic":"deliveries","route":"/received"}]`...)
+	case r.Method == "POST" && path == "/received":
+		body := append(append([]byte(`[{"key":"received-lean","value":`), r.Body...), "}]"...)
+		relay(w)(lean.Dapr("POST", "/v1.0/state/statestore", body, lean.Header{Name: "Content-Type", Value: "application/json"}))
 	default:
 		w.Status = 404
 	}
