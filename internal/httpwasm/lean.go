@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
+	"slices"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -41,24 +42,12 @@ func checkLean(exports map[string]api.FunctionDefinition) error {
 		if def == nil {
 			return fmt.Errorf("exports %s but not %s: it is not a lean Wasm app (see wasmapp/lean)", leanHandle, want.name)
 		}
-		if !same(def.ParamTypes(), want.params) || !same(def.ResultTypes(), want.result) {
+		if !slices.Equal(def.ParamTypes(), want.params) || !slices.Equal(def.ResultTypes(), want.result) {
 			return fmt.Errorf("exports %s with the signature %v -> %v, not %v -> %v (see wasmapp/lean)",
 				want.name, typeNames(def.ParamTypes()), typeNames(def.ResultTypes()), typeNames(want.params), typeNames(want.result))
 		}
 	}
 	return nil
-}
-
-func same(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func typeNames(ts []api.ValueType) []string {
