@@ -308,3 +308,31 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkColdStart is a sidecar's restart with the compiled code in the
+// folder cache, per ABI: Load (read, compile from the cache, first
+// instance) and the first request. cpu-ms/op is the process's CPU time.
+func BenchmarkColdStart(b *testing.B) {
+	for _, abi := range abis {
+		b.Run(abi.name, func(b *testing.B) {
+			cfg := Config{Path: wasmguesttest.Build(b, abi.pkg, true), CacheDir: b.TempDir()}
+			a, err := Load(context.Background(), cfg) // fills the cache
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = a.Close()
+			cpu := cpuTime()
+			for b.Loop() {
+				a, err := Load(context.Background(), cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rec := do(a, http.MethodPost, "/echo", "first"); rec.Code != 200 || rec.Body.String() != "first" {
+					b.Fatalf("first request: %d %q", rec.Code, rec.Body.String())
+				}
+				_ = a.Close()
+			}
+			b.ReportMetric(float64(cpuTime()-cpu)/1e6/float64(b.N), "cpu-ms/op")
+		})
+	}
+}

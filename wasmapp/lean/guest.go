@@ -28,6 +28,7 @@ var (
 // the sidecar calls; main never runs.
 func Main() {}
 
+//lint:ignore U1000 the host calls it (go:wasmexport)
 //go:wasmexport lean_buffer
 func leanBuffer(n uint32) unsafe.Pointer {
 	if uint32(cap(in)) < n || cap(in) == 0 {
@@ -36,6 +37,7 @@ func leanBuffer(n uint32) unsafe.Pointer {
 	return unsafe.Pointer(unsafe.SliceData(in[:cap(in)]))
 }
 
+//lint:ignore U1000 the host calls it (go:wasmexport)
 //go:wasmexport lean_handle
 func leanHandle(n uint32) uint64 {
 	resp.reset()
@@ -49,6 +51,13 @@ func leanHandle(n uint32) uint64 {
 	}
 	out = encode(out[:0], &resp)
 	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(out))))<<32 | uint64(len(out))
+}
+
+// reset empties w for the next request, keeping its arrays.
+func (w *Response) reset() {
+	w.Status = 0
+	w.Header = w.Header[:0]
+	w.Body = w.Body[:0]
 }
 
 func encode(dst []byte, w *Response) []byte {

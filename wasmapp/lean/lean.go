@@ -101,13 +101,6 @@ type Response struct {
 	Body   []byte
 }
 
-// reset empties w for the next request, keeping its arrays.
-func (w *Response) reset() {
-	w.Status = 0
-	w.Header = w.Header[:0]
-	w.Body = w.Body[:0]
-}
-
 // Handler serves one request into w, which starts empty.
 type Handler func(w *Response, r *Request)
 
