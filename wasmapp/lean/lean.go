@@ -7,8 +7,8 @@
 // host call each (tandem.lean_dapr_call). Buffers are kept from one request
 // to the next, and no goroutine is started, so a request allocates little
 // in the guest and its garbage collector seldom runs. The module of a small
-// app is about a tenth of a net/http one, which is what makes it start
-// fast. The layout is internal/leanwire's.
+// app is about a sixth of a net/http one (1.8 against 10.5 MiB), and a
+// sidecar's start from its compile cache costs about as much less. The layout is internal/leanwire's.
 //
 // An app is a main package that sets its handler in init (the module is a
 // reactor: main never runs), built with Go 1.24 or later:
