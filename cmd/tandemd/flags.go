@@ -281,7 +281,7 @@ func newRegistry(o *Options, raw *rawFlags) *registry {
 	r.integer(&raw.appHealthInterval, "app-health-probe-interval", 5, "Seconds between app health probes")
 	r.integer(&raw.appHealthTimeout, "app-health-probe-timeout", 500, "Timeout of an app health probe, in milliseconds")
 	r.integer(&o.AppHealth.Threshold, "app-health-threshold", 3, "Consecutive failed probes before the app is unhealthy")
-	r.str(&o.AppWasm.Path, "app-wasm", "", "Host the app in the sidecar: the `path` of its Wasm module (an http-wasm handler, see package wasmapp); instead of --app-port")
+	r.str(&o.AppWasm.Path, "app-wasm", "", "Host the app in the sidecar: the `path` of its Wasm module (an http-wasm handler, see package wasmapp, or a lean app, see wasmapp/lean); instead of --app-port")
 	r.integer(&o.AppWasm.MemoryMiB, "app-wasm-memory", 64, "Memory limit of each Wasm app instance, in MiB")
 	r.duration(&o.AppWasm.Timeout, "app-wasm-timeout", time.Minute, "Time limit of each request into the Wasm app, its own Dapr API calls included")
 	r.integer(&o.AppWasm.MaxInstances, "app-wasm-instances", 32, "Most Wasm app instances serving requests at once")

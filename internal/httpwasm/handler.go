@@ -29,6 +29,10 @@ func (m *Pool) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		m.fail(w, "no guest instance could be started", err)
 		return
 	}
+	if m.lean {
+		m.serveLean(w, r, in)
+		return
+	}
 	ex := &exchange{r: r, w: w, status: http.StatusOK}
 	in.cur = ex
 	ctxNext, err := m.call(r.Context(), in, in.handleRq.Call)

@@ -55,6 +55,12 @@ type Config struct {
 	// Cache, if set, is where compiled code is kept instead of the
 	// process's shared in-memory cache (a folder cache survives restarts).
 	Cache wazero.CompilationCache
+	// Lean accepts a guest of the lean app ABI (exports lean_handle and
+	// lean_buffer, see lean.go) as well; such a guest answers each request
+	// itself (there is no next handler).
+	Lean bool
+	// Env is the guests' environment (GOGC for a Go guest, say).
+	Env map[string]string
 	// Stdout receives the guests' stdout (nil: dropped).
 	Stdout io.Writer
 	Log    *slog.Logger
@@ -76,6 +82,8 @@ type Pool struct {
 	max         int
 	failFn      func(w http.ResponseWriter, what string, err error)
 	stdout      io.Writer
+	env         map[string]string
+	lean        bool // the guest speaks the lean ABI, not http-wasm
 
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
@@ -113,7 +121,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	}
 	p := &Pool{
 		log: cfg.Log, source: cfg.Source, guestConfig: cfg.GuestConfig, timeout: cfg.Timeout, max: cfg.MaxInstances,
-		failFn: cfg.Fail, stdout: cfg.Stdout, freed: make(chan struct{}, 1),
+		failFn: cfg.Fail, stdout: cfg.Stdout, env: cfg.Env, freed: make(chan struct{}, 1),
 	}
 	rc := wasmguest.RuntimeConfig(uint32(cfg.MemoryMiB) * 16) // 64 KiB pages
 	if cfg.Cache != nil {
@@ -141,9 +149,20 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		return fail(fmt.Errorf("the guest at %s is not a valid wasm module: %w", cfg.Source, err))
 	}
 	exports := p.compiled.ExportedFunctions()
-	for _, name := range []string{"handle_request", "handle_response"} {
-		if _, ok := exports[name]; !ok {
-			return fail(fmt.Errorf("the guest at %s does not export %s: it is not an http-wasm handler (see https://http-wasm.io/http-handler-abi/)", cfg.Source, name))
+	p.lean = cfg.Lean && exports[leanHandle] != nil
+	if p.lean {
+		if err := checkLean(exports); err != nil {
+			return fail(fmt.Errorf("the guest at %s %w", cfg.Source, err))
+		}
+	} else {
+		for _, name := range []string{"handle_request", "handle_response"} {
+			if _, ok := exports[name]; !ok {
+				also := ""
+				if cfg.Lean {
+					also = " nor a lean Wasm app (export " + leanHandle + ", see wasmapp/lean)"
+				}
+				return fail(fmt.Errorf("the guest at %s does not export %s: it is not an http-wasm handler (see https://http-wasm.io/http-handler-abi/)%s", cfg.Source, name, also))
+			}
 		}
 	}
 	if _, ok := p.compiled.ExportedMemories()["memory"]; !ok {
@@ -174,6 +193,14 @@ func (m *Pool) Stats() Stats {
 	return Stats{Live: m.live, Idle: len(m.idle), Max: m.max}
 }
 
+// ABI is the guest's ABI: "lean" (wasmapp/lean) or "http-wasm".
+func (m *Pool) ABI() string {
+	if m.lean {
+		return "lean"
+	}
+	return "http-wasm"
+}
+
 // instance is one instantiated guest and the request it is handling.
 type instance struct {
 	pool     *Pool
@@ -184,6 +211,7 @@ type instance struct {
 	cur      *exchange
 	stderr   bytes.Buffer
 	scratch  []byte
+	lean     leanState
 }
 
 func (in *instance) ex() *exchange {
@@ -219,6 +247,9 @@ func (m *Pool) instantiate(ctx context.Context) (*instance, error) {
 	mc := wazero.NewModuleConfig().WithName("").
 		WithSysNanotime().WithSysWalltime().WithSysNanosleep().WithRandSource(rand.Reader).
 		WithStderr(wasmguest.LimitedWriter{B: &in.stderr, Max: 4096}).WithStdout(m.stdout)
+	for k, v := range m.env {
+		mc = mc.WithEnv(k, v)
+	}
 	if m.start != "" {
 		mc = mc.WithStartFunctions(m.start)
 	} else {
@@ -231,6 +262,10 @@ func (m *Pool) instantiate(ctx context.Context) (*instance, error) {
 		return nil, withStderr(err, &in.stderr)
 	}
 	in.mod = mod
+	if m.lean {
+		in.lean.handle, in.lean.buffer = mod.ExportedFunction(leanHandle), mod.ExportedFunction(leanBuffer)
+		return in, nil
+	}
 	in.handleRq = mod.ExportedFunction("handle_request")
 	in.handleRs = mod.ExportedFunction("handle_response")
 	return in, nil

@@ -7,16 +7,25 @@
 // host function, tandem.dapr_call, into the sidecar's HTTP API handler,
 // also in process.
 //
+// The module speaks one of two ABIs, told apart by its exports: the
+// http-wasm handler ABI (handle_request; the wasmapp package, a net/http
+// handler) or the lean app ABI (lean_handle; the wasmapp/lean package, a
+// request in linear memory and one call per request, see
+// internal/httpwasm's lean.go and internal/leanwire).
+//
 // The ABI of tandem.dapr_call(req, req_len, buf, limit) -> len: req is an
 // HTTP/1.1 request as on the wire; the host runs it through the API handler
 // and writes the answer, an HTTP/1.1 response as on the wire, into buf
 // when it fits, returning its length either way. When it does not fit the
 // host keeps it, and a call with req_len 0 fetches it into a bigger buf.
+// tandem.lean_dapr_call, which lean apps import, is the same with both in
+// internal/leanwire's layout instead of HTTP/1.1.
 package wasmhost
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,8 +34,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +45,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/tandemrun/tandem/internal/httpwasm"
+	"github.com/tandemrun/tandem/internal/leanwire"
 )
 
 // Config says which module to host and within what limits.
@@ -50,6 +62,8 @@ type Config struct {
 	// CacheDir, if set, keeps the compiled module on disk, so that the
 	// next start of the sidecar does not compile it again.
 	CacheDir string
+	// Env is the guest's environment (GOGC, GOMEMLIMIT for a Go guest).
+	Env map[string]string
 	// APIToken is DAPR_API_TOKEN: the host adds it to the app's API calls
 	// (the app runs inside the sidecar and is trusted as the app is).
 	APIToken string
@@ -100,7 +114,7 @@ func Load(ctx context.Context, cfg Config) (*App, error) {
 	a := &App{cfg: cfg, sum: hex.EncodeToString(sum[:]), cache: cache}
 	a.pool, err = httpwasm.New(ctx, httpwasm.Config{
 		Guest: mod, Source: cfg.Path, Cache: cache, MemoryMiB: cfg.MemoryMiB, Timeout: cfg.Timeout, MaxInstances: cfg.MaxInstances,
-		HostModules: a.hostModule, Fail: fail, Stdout: logWriter{cfg.Log}, Log: cfg.Log.With("component", "wasm app"),
+		HostModules: a.hostModule, Fail: fail, Lean: true, Env: cfg.Env, Stdout: logWriter{cfg.Log}, Log: cfg.Log.With("component", "wasm app"),
 	})
 	if err != nil {
 		if cache != nil {
@@ -110,7 +124,7 @@ func Load(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.serve = a.pool.Handler(http.NotFoundHandler())
 	a.took = time.Since(start)
-	cfg.Log.Info("wasm app loaded", "module", cfg.Path, "sha256", a.sum, "took", a.took.Round(time.Microsecond).String(),
+	cfg.Log.Info("wasm app loaded", "module", cfg.Path, "abi", a.pool.ABI(), "sha256", a.sum, "took", a.took.Round(time.Microsecond).String(),
 		"max_instances", a.pool.Stats().Max, "memory_mib", cfg.MemoryMiB, "timeout", cfg.Timeout.String())
 	return a, nil
 }
@@ -128,6 +142,7 @@ func (a *App) Extended() map[string]string {
 	return map[string]string{
 		"appWasm.module":       a.cfg.Path,
 		"appWasm.sha256":       a.sum,
+		"appWasm.abi":          a.pool.ABI(),
 		"appWasm.instances":    strconv.Itoa(st.Live),
 		"appWasm.idle":         strconv.Itoa(st.Idle),
 		"appWasm.maxInstances": strconv.Itoa(st.Max),
@@ -155,37 +170,50 @@ func fail(w http.ResponseWriter, what string, err error) {
 	httpwasm.Fail(w, "ERR_WASM_APP_FAILED", fmt.Sprintf("wasm app: %s: %v", what, err))
 }
 
-// hostModule defines the tandem host module: dapr_call.
+// hostModule defines the tandem host module: dapr_call (HTTP/1.1 on the
+// wire, for net/http guests) and lean_dapr_call (leanwire's layout).
 func (a *App) hostModule(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
-	_, err := rt.NewHostModuleBuilder("tandem").NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(a.daprCall), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
-		Export("dapr_call").Instantiate(ctx)
+	sig := []api.ValueType{i32, i32, i32, i32}
+	_, err := rt.NewHostModuleBuilder("tandem").
+		NewFunctionBuilder().WithGoModuleFunction(a.daprCall("tandem.dapr_call", a.call), sig, []api.ValueType{i32}).Export("dapr_call").
+		NewFunctionBuilder().WithGoModuleFunction(a.daprCall("tandem.lean_dapr_call", a.leanCall), sig, []api.ValueType{i32}).Export("lean_dapr_call").
+		Instantiate(ctx)
 	return err
 }
 
-func (a *App) daprCall(ctx context.Context, m api.Module, s []uint64) {
-	reqPtr, reqLen, bufPtr, limit := uint32(s[0]), uint32(s[1]), uint32(s[2]), uint32(s[3])
-	pending := httpwasm.Scratch(ctx)
-	if pending == nil {
-		panic("tandem.dapr_call called outside a request")
-	}
-	if reqLen > 0 {
-		raw, ok := m.Memory().Read(reqPtr, reqLen)
-		if !ok {
-			panic("tandem.dapr_call: request out of the guest's memory")
+// daprCall is a host function of the dapr_call shape whose request and
+// answer call reads and writes.
+func (a *App) daprCall(name string, call func(ctx context.Context, raw, dst []byte) []byte) api.GoModuleFunc {
+	return func(ctx context.Context, m api.Module, s []uint64) {
+		reqPtr, reqLen, bufPtr, limit := uint32(s[0]), uint32(s[1]), uint32(s[2]), uint32(s[3])
+		pending := httpwasm.Scratch(ctx)
+		if pending == nil {
+			panic(name + " called outside a request")
 		}
-		*pending = a.call(ctx, raw, (*pending)[:0])
-		if err := ctx.Err(); err != nil {
-			// The request's time ran out during the call: the guest does
-			// not go on (the request fails, the instance is replaced).
-			panic(fmt.Sprintf("tandem.dapr_call: %v", err))
+		if reqLen > 0 {
+			raw, ok := m.Memory().Read(reqPtr, reqLen)
+			if !ok {
+				panic(name + ": request out of the guest's memory")
+			}
+			*pending = call(ctx, raw, (*pending)[:0])
+			if err := ctx.Err(); err != nil {
+				// The request's time ran out during the call: the guest does
+				// not go on (the request fails, the instance is replaced).
+				panic(fmt.Sprintf("%s: %v", name, err))
+			}
 		}
+		deliver(m, s, pending, bufPtr, limit, name)
 	}
+}
+
+// deliver writes the pending answer into the guest's buffer when it fits
+// and returns its length either way.
+func deliver(m api.Module, s []uint64, pending *[]byte, bufPtr, limit uint32, name string) {
 	out := *pending
 	if uint32(len(out)) <= limit {
 		if len(out) > 0 && !m.Memory().Write(bufPtr, out) {
-			panic("tandem.dapr_call: buffer out of the guest's memory")
+			panic(name + ": buffer out of the guest's memory")
 		}
 		*pending = out[:0]
 	}
@@ -200,21 +228,109 @@ func (a *App) call(ctx context.Context, raw []byte, dst []byte) []byte {
 		return AppendResponse(dst, http.StatusBadRequest, http.Header{"Content-Type": {"application/json"}},
 			errorBody("ERR_MALFORMED_REQUEST", "wasm app: the request to tandem.dapr_call is not HTTP/1.1: "+err.Error()))
 	}
+	rec := a.serveAPI(ctx, r)
+	return AppendResponse(dst, rec.status, rec.h, rec.body.Bytes())
+}
+
+// serveAPI runs one request of the app's through the API handler.
+func (a *App) serveAPI(ctx context.Context, r *http.Request) *recorder {
+	rec := &recorder{h: http.Header{}}
 	h := a.api.Load()
 	if h == nil {
-		return AppendResponse(dst, http.StatusServiceUnavailable, http.Header{"Content-Type": {"application/json"}},
-			errorBody("ERR_NOT_READY", "wasm app: the sidecar's API is not serving yet"))
+		rec.h.Set("Content-Type", "application/json")
+		rec.status = http.StatusServiceUnavailable
+		rec.body.Write(errorBody("ERR_NOT_READY", "wasm app: the sidecar's API is not serving yet"))
+		return rec
 	}
 	if a.cfg.APIToken != "" {
 		r.Header.Set("Dapr-Api-Token", a.cfg.APIToken)
 	}
-	r = r.WithContext(ctx)
-	rec := &recorder{h: http.Header{}}
-	(*h).ServeHTTP(rec, r)
+	(*h).ServeHTTP(rec, r.WithContext(ctx))
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
-	return AppendResponse(dst, rec.status, rec.h, rec.body.Bytes())
+	return rec
+}
+
+// leanCall runs one request of a lean app's (leanwire's layout) through
+// the API handler and appends the answer in the same layout to dst.
+func (a *App) leanCall(ctx context.Context, raw []byte, dst []byte) []byte {
+	r, err := DecodeLeanRequest(raw)
+	if err != nil {
+		body := errorBody("ERR_MALFORMED_REQUEST", "wasm app: the request to tandem.lean_dapr_call: "+err.Error())
+		return AppendLeanResponse(dst, http.StatusBadRequest, http.Header{"Content-Type": {"application/json"}}, body)
+	}
+	rec := a.serveAPI(ctx, r)
+	return AppendLeanResponse(dst, rec.status, rec.h, rec.body.Bytes())
+}
+
+// DecodeLeanRequest reads a request in leanwire's layout, as a lean app
+// sends it, into a server-side request.
+func DecodeLeanRequest(raw []byte) (*http.Request, error) {
+	var w leanwire.Request
+	if err := leanwire.DecodeRequest(raw, &w); err != nil {
+		return nil, err
+	}
+	method, uri := string(w.Method), string(w.URI)
+	if !validMethod(method) {
+		return nil, fmt.Errorf("invalid method %q", method)
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	h := make(http.Header, len(w.Header))
+	for _, f := range w.Header {
+		h.Add(string(f.Name), string(f.Value))
+	}
+	host := h.Get("Host")
+	h.Del("Host")
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	body := bytes.Clone(w.Body)
+	r := &http.Request{
+		Method: method, URL: u, RequestURI: uri, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, ContentLength: int64(len(body)), Host: cmp.Or(host, "dapr"),
+		RemoteAddr: "127.0.0.1:0", // the app, as a process app on loopback would be
+	}
+	if len(body) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return r, nil
+}
+
+// validMethod: a token of RFC 9110 (what http.ReadRequest accepts).
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendLeanResponse appends an answer in leanwire's layout to dst.
+func AppendLeanResponse(dst []byte, status int, h http.Header, body []byte) []byte {
+	count := 0
+	for k, vs := range h {
+		if k != "Content-Length" && k != "Transfer-Encoding" {
+			count += len(vs)
+		}
+	}
+	dst = leanwire.AppendResponseHead(dst, uint32(status), count)
+	for k, vs := range h {
+		if k == "Content-Length" || k == "Transfer-Encoding" {
+			continue
+		}
+		for _, v := range vs {
+			dst = leanwire.AppendField(dst, k, v)
+		}
+	}
+	return leanwire.AppendBytes(dst, body)
 }
 
 // ReadRequest parses an HTTP/1.1 request as the guest sends it.

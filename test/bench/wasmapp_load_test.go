@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,11 +26,12 @@ import (
 
 // TestWasmAppLoad compares, in one run, test/apps/wasmapp's echo handler
 // hosted in the sidecar (--app-wasm) with the same handler built natively
-// as a process app behind its sidecar (--app-port): p50 and CPU per
-// request (app and sidecar together) at the fixed rate and at max rate.
-// It then times a Wasm app's cold start (compile, compile from the
-// folder cache, first request) and the memory of an idle instance, in
-// this process. Report: results/wasm-app.md (TANDEM_BENCH_WASM_OUT).
+// as a process app behind its sidecar (--app-port), and the echo of
+// test/apps/wasmlean, the same app on the lean ABI (wasmapp/lean), hosted
+// in a third sidecar: p50 and CPU per request (app and sidecar together)
+// at the fixed rate and at max rate. It then times each Wasm app's cold
+// start (compile, compile from the folder cache, first request) and the
+// memory of an idle instance, in this process. Report: results/wasm-app.md (TANDEM_BENCH_WASM_OUT).
 //
 //	TANDEM_BENCH=1 go test ./test/bench -run TestWasmAppLoad -v -timeout 20m
 func TestWasmAppLoad(t *testing.T) {
@@ -44,6 +46,7 @@ func TestWasmAppLoad(t *testing.T) {
 	t.Cleanup(framework.Cleanup)
 	flog.SetLogLevelQuiet(flog.Warning)
 	module := wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmapp", true)
+	leanModule := wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmlean", true)
 	native := buildTestApp(t, bins.Dir)
 
 	h := &harness{t: t, set: set, cpu: NewProcCPU(), payload: payload(set.PayloadBytes)}
@@ -55,13 +58,17 @@ func TestWasmAppLoad(t *testing.T) {
 	}
 	proc := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "proc", AppPort: procPort, Args: args})
 	wasm := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "wasm", NoWait: true, Args: append(args, "--app-wasm", module)})
-	if err := framework.WaitHTTP(context.Background(), wasm.HTTPURL()+"/v1.0/healthz", 204, 5*time.Minute); err != nil {
-		t.Fatalf("wasm sidecar: %v\n%s", err, wasm.Output())
+	lean := framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "lean", NoWait: true, Args: append(args, "--app-wasm", leanModule)})
+	for _, sc := range []*framework.Sidecar{wasm, lean} {
+		if err := framework.WaitHTTP(context.Background(), sc.HTTPURL()+"/v1.0/healthz", 204, 5*time.Minute); err != nil {
+			t.Fatalf("wasm sidecar: %v\n%s", err, sc.Output())
+		}
 	}
 	direct := fmt.Sprintf("http://127.0.0.1:%d/echo", procPort)
 	viaProc := proc.HTTPURL() + "/v1.0/invoke/proc/method/echo"
 	viaWasm := wasm.HTTPURL() + "/v1.0/invoke/wasm/method/echo"
-	for _, u := range []string{direct, viaProc, viaWasm} {
+	viaLean := lean.HTTPURL() + "/v1.0/invoke/lean/method/echo"
+	for _, u := range []string{direct, viaProc, viaWasm, viaLean} {
 		h.waitEcho(u)
 		h.load(u, -1, false, set.Warmup)
 	}
@@ -85,12 +92,13 @@ func TestWasmAppLoad(t *testing.T) {
 	for _, qps := range []float64{set.FixedQPS, -1} {
 		measure("process app, direct (no sidecar)", direct, qps, app.PID())
 		measure("process app behind its sidecar", viaProc, qps, app.PID(), proc.PID())
-		measure("Wasm app in the sidecar", viaWasm, qps, wasm.PID())
+		measure("Wasm app in the sidecar, net/http guest (http-wasm ABI)", viaWasm, qps, wasm.PID())
+		measure("Wasm app in the sidecar, lean guest (lean ABI)", viaLean, qps, lean.PID())
 	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "# Wasm app in the sidecar vs a process app\n\n%s, commit %s, %d CPUs (load average %s). One run: `TANDEM_BENCH=1 go test ./test/bench -run TestWasmAppLoad -v`.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), commit(), runtime.NumCPU(), loadavg())
-	fmt.Fprintf(&md, "The same handler (`test/apps/wasmapp`, POST /echo of %d bytes) as a Wasm module in tandemd (`--app-wasm`) and built natively as a process app behind tandemd (`--app-port`); the client (fortio, %d connections) calls `/v1.0/invoke/<app>/method/echo` on the sidecar. CPU is the app's and the sidecar's processes together, per request. Each run %s.\n\n",
+	fmt.Fprintf(&md, "The same handler (`test/apps/wasmapp`, POST /echo of %d bytes) as a Wasm module in tandemd (`--app-wasm`) and built natively as a process app behind tandemd (`--app-port`), and the same echo on the lean ABI (`test/apps/wasmlean` on `wasmapp/lean`) in a third tandemd; the client (fortio, %d connections) calls `/v1.0/invoke/<app>/method/echo` on the sidecar. CPU is the app's and the sidecar's processes together, per request. Each run %s.\n\n",
 		set.PayloadBytes, set.Connections, set.Run)
 	md.WriteString("| path | target | achieved qps | p50 | p99 | errors | CPU per request |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -118,8 +126,12 @@ func TestWasmAppLoad(t *testing.T) {
 			t.Errorf("%s at %s: %d of %d requests failed", r.name, target, errs, n)
 		}
 	}
-	coldStart(t, &md, module)
-	idleInstance(t, &md, module)
+	md.WriteString("\n## Cold start\n\nA sidecar's restart: the compiled code is in the folder cache (`--app-wasm-cache-dir`). Load is wasmhost.Load (read the module, compile it from the cache, start the first instance); CPU is this process's (user and system) over load and first request. Over 5 starts each.\n\n| guest | module | compile, empty cache | load p50 | load max | first request p50 | together p50 | CPU, load + first request, p50 |\n|---|---|---|---|---|---|---|---|\n")
+	coldStart(t, &md, "net/http (http-wasm ABI)", module)
+	coldStart(t, &md, "lean (lean ABI)", leanModule)
+	md.WriteString("\n## Memory per idle instance\n\n20 instances made at once (their requests wait in the API handler for each other), then idle; RSS and Go heap in use of this process before and after.\n\n| guest | live, idle | RSS grown | RSS per instance | Go heap per instance |\n|---|---|---|---|---|\n")
+	idleInstance(t, &md, "net/http (http-wasm ABI)", module)
+	idleInstance(t, &md, "lean (lean ABI)", leanModule)
 	out := os.Getenv("TANDEM_BENCH_WASM_OUT")
 	if out == "" {
 		out = filepath.Join("results", "wasm-app.md")
@@ -151,7 +163,7 @@ func buildTestApp(t *testing.T, dir string) string {
 
 // coldStart times wasmhost.Load with an empty folder cache (compile), then
 // several times with the cache filled, each followed by a first request.
-func coldStart(t *testing.T, md *strings.Builder, module string) {
+func coldStart(t *testing.T, md *strings.Builder, name, module string) {
 	cache := t.TempDir()
 	start := time.Now()
 	a, err := wasmhost.Load(context.Background(), wasmhost.Config{Path: module, CacheDir: cache})
@@ -160,8 +172,9 @@ func coldStart(t *testing.T, md *strings.Builder, module string) {
 	}
 	compile := time.Since(start)
 	_ = a.Close()
-	var loads, firsts []time.Duration
+	var loads, firsts, cpus []time.Duration
 	for range 5 {
+		cpu := processCPU()
 		start := time.Now()
 		a, err := wasmhost.Load(context.Background(), wasmhost.Config{Path: module, CacheDir: cache})
 		if err != nil {
@@ -174,18 +187,26 @@ func coldStart(t *testing.T, md *strings.Builder, module string) {
 			t.Fatalf("first request: %d %q", rec.Code, rec.Body.String())
 		}
 		loads, firsts = append(loads, loaded.Sub(start)), append(firsts, time.Since(loaded))
+		cpus = append(cpus, processCPU()-cpu)
 		_ = a.Close()
 	}
-	st, fi := summarize(loads), summarize(firsts)
+	st, fi, cp := summarize(loads), summarize(firsts), summarize(cpus)
 	info, _ := os.Stat(module)
-	fmt.Fprintf(md, "\n## Cold start\n\nModule %.1f MiB. Compile with an empty cache (`--app-wasm-cache-dir`): %.0f ms. With the compiled code in the folder cache (a sidecar's restart), over 5 starts: load (read, compile from cache, first instance) p50 %.1f ms, max %.1f ms; then the first request p50 %.2f ms, max %.2f ms; together p50 %.1f ms (target ≤ 50 ms).\n",
-		float64(info.Size())/(1<<20), ms(compile), ms(st.P50), ms(st.Max), ms(fi.P50), ms(fi.Max), ms(st.P50+fi.P50))
+	fmt.Fprintf(md, "| %s | %.1f MiB | %.0f ms | %.1f ms | %.1f ms | %.2f ms | %.1f ms | %.1f ms |\n",
+		name, float64(info.Size())/(1<<20), ms(compile), ms(st.P50), ms(st.Max), ms(fi.P50), ms(st.P50+fi.P50), ms(cp.P50))
+}
+
+// processCPU is this process's CPU time, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // idleInstance forces n instances into being at once (their requests wait
 // in the API handler for each other), lets them go idle and reports the
 // heap and RSS growth per instance.
-func idleInstance(t *testing.T, md *strings.Builder, module string) {
+func idleInstance(t *testing.T, md *strings.Builder, name, module string) {
 	const n = 20
 	a, err := wasmhost.Load(context.Background(), wasmhost.Config{Path: module, MaxInstances: n})
 	if err != nil {
@@ -216,9 +237,9 @@ func idleInstance(t *testing.T, md *strings.Builder, module string) {
 	if grown <= 0 {
 		t.Fatalf("instances %+v: the pool did not grow", st)
 	}
-	fmt.Fprintf(md, "\n## Memory per idle instance\n\n%d instances made at once, then idle (%d live, %d idle): RSS grew %.1f MiB, %.2f MiB per instance (Go heap in use +%.2f MiB per instance; the rest is the instances' linear memory, %d MiB cap each).\n",
-		n, st.Live, st.Idle, float64(after.rss-before.rss)/(1<<20), float64(after.rss-before.rss)/float64(grown)/(1<<20),
-		float64(after.heap-before.heap)/float64(grown)/(1<<20), wasmhost.DefaultMemoryMiB)
+	fmt.Fprintf(md, "| %s | %d, %d | %.1f MiB | %.2f MiB | %.2f MiB |\n",
+		name, st.Live, st.Idle, float64(after.rss-before.rss)/(1<<20), float64(after.rss-before.rss)/float64(grown)/(1<<20),
+		float64(after.heap-before.heap)/float64(grown)/(1<<20))
 }
 
 type memSample struct{ rss, heap uint64 }
