@@ -291,7 +291,7 @@ func TestNameResolutionDefaultByMode(t *testing.T) {
 		{ModeKubernetes, config.NameResolution{Component: "static", Configuration: map[string]any{"apps": map[string]any{"x": "h:1"}}}, "static"},
 		{ModeStandalone, config.NameResolution{Component: "kubernetes", Configuration: map[string]any{"watchEndpointSlices": false}}, "kubernetes"},
 	} {
-		r, _, component, err := nameResolution(tc.nr, defaultResolver[tc.mode], self, nil, log, log)
+		r, _, component, err := nameResolution(tc.nr, defaultResolver[tc.mode], self, nil, nil, log, log)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.mode, err)
 		}

@@ -253,7 +253,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	resolver, heartbeat, component, err := nameResolution(cfg.Spec.NameResolution, defaultResolver[o.Mode], resolve.Instance{
 		AppID: o.AppID, Namespace: o.Namespace, Address: host,
 		InternalPort: lns.InternalPort(), HTTPPort: lns.HTTPPort(), AppPort: o.AppPort,
-	}, metrics, log, resLog)
+	}, src, metrics, log, resLog)
 	if err != nil {
 		return err
 	}
@@ -377,14 +377,16 @@ func loadWasmApp(ctx context.Context, o *Options, log *slog.Logger) (*wasmhost.A
 // (fallback, the mode's default, when it names none) for self, behind a short cache and outlier ejection:
 // failing instances are taken out of rotation, learning from the resilient
 // invoker which instance served each call. The component's background work
-// (a registry heartbeat), if it has any, is returned to be run as a task.
-func nameResolution(nr config.NameResolution, fallback string, self resolve.Instance, metrics *observe.Metrics, log, resLog *slog.Logger) (*resilient.Resolver, resolve.Runner, string, error) {
+// (a registry heartbeat, the xDS stream), if it has any, is returned to be
+// run as a task. ident is the sidecar's SVID (nil without one), with which
+// the xds component authenticates to the xDS server.
+func nameResolution(nr config.NameResolution, fallback string, self resolve.Instance, ident *identity.Source, metrics *observe.Metrics, log, resLog *slog.Logger) (*resilient.Resolver, resolve.Runner, string, error) {
 	component := nr.Component
 	if component == "" {
 		component = fallback
 	}
 	nrConfig, _ := nr.Configuration.(map[string]any)
-	r, err := resolvers.New(component, resolve.Config{Self: self, Configuration: nrConfig, Log: log.With("component", "nameresolution")})
+	r, err := resolvers.New(component, resolve.Config{Self: self, Configuration: nrConfig, Identity: ident, Log: log.With("component", "nameresolution")})
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("name resolution: %w", err)
 	}

@@ -63,6 +63,7 @@ var forbidden = []arrow{
 	{"sentry/...", "operator/...|injector/...", "sentry comes first in the control plane: the operator and the injector get their certificates from it"},
 
 	{"operator/...", "proxy/...|invoke/...|components/...", "the operator's packages are control plane: they never use the sidecar's packages"},
+	{"xds/...", "proxy/...|invoke/...|components/...|actors/...|workflow/...", "the xDS server is control plane: the sidecar's xds name resolver is its client, never the other way round"},
 	{"scheduler/...", "proxy/...|invoke/...|components/...|actors/...|placement/...", "the scheduler is a control-plane service: it never uses the sidecar's packages"},
 	{"scaler/...", "!scaler/...|internal/...", "the KEDA scaler reads the sidecars' load reports over their metadata API: it imports only internal (loadreport)"},
 

@@ -3,13 +3,17 @@
 //
 // Backends mirror Dapr's name resolution components, chosen by the
 // Configuration's spec.nameResolution.component: sqlite (one shared file on
-// a host, Dapr's table layout), mdns (LAN) and static (a file or a map).
+// a host, Dapr's table layout), mdns (LAN), static (a file or a map),
+// kubernetes (EndpointSlices) and xds (endpoints pushed by Tandem's xDS
+// server).
 package resolve
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+
+	"github.com/tandemrun/tandem/identity"
 )
 
 // ErrNotFound is returned when no healthy instance serves the app ID.
@@ -56,5 +60,9 @@ type Config struct {
 	// Configuration is spec.nameResolution.configuration from the
 	// Configuration resource, as decoded YAML.
 	Configuration map[string]any
-	Log           *slog.Logger
+	// Identity is this sidecar's SVID and trust anchors, for resolvers
+	// that talk to the control plane over mTLS (xds); nil when the
+	// sidecar has none (self-hosted without mTLS).
+	Identity *identity.Source
+	Log      *slog.Logger
 }

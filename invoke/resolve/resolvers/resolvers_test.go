@@ -11,6 +11,7 @@ import (
 	"github.com/tandemrun/tandem/invoke/resolve/mdns"
 	"github.com/tandemrun/tandem/invoke/resolve/sqlite"
 	"github.com/tandemrun/tandem/invoke/resolve/static"
+	"github.com/tandemrun/tandem/invoke/resolve/xds"
 )
 
 func TestNew(t *testing.T) {
@@ -18,6 +19,7 @@ func TestNew(t *testing.T) {
 	tests := []struct {
 		name, component, fallback string
 		cfg                       map[string]any
+		self                      bool
 		wantType                  string
 		wantErr                   string
 	}{
@@ -28,7 +30,12 @@ func TestNew(t *testing.T) {
 		{name: "case and spaces", component: " SQLite ", cfg: map[string]any{"connectionString": dbFile}, wantType: "sqlite"},
 		{name: "empty uses Dapr's default", component: "", wantType: "mdns"},
 		{name: "empty uses caller's default", component: "", fallback: "static", cfg: map[string]any{"apps": map[string]any{"a": "h:1"}}, wantType: "static"},
-		{name: "unknown", component: "consul", wantErr: "use one of kubernetes, mdns, sqlite, static"},
+		{name: "xds", component: "xds", cfg: map[string]any{"server": "127.0.0.1:1", "insecure": true}, wantType: "xds"},
+		{name: "xds registering in sqlite", component: "xds", self: true, cfg: map[string]any{"server": "127.0.0.1:1", "insecure": true,
+			"registry": map[string]any{"connectionString": dbFile}}, wantType: "xds+sqlite"},
+		{name: "xds registry not a map", component: "xds", self: true, cfg: map[string]any{"server": "127.0.0.1:1", "insecure": true,
+			"registry": dbFile}, wantErr: `"registry" must be a map`},
+		{name: "unknown", component: "consul", wantErr: "use one of kubernetes, mdns, sqlite, static, xds"},
 		{name: "backend error names component", component: "sqlite", cfg: map[string]any{}, wantErr: `name resolution "sqlite"`},
 	}
 	for _, tt := range tests {
@@ -38,6 +45,9 @@ func TestNew(t *testing.T) {
 				err error
 			)
 			cfg := resolve.Config{Configuration: tt.cfg}
+			if tt.self {
+				cfg.Self = resolve.Instance{AppID: "me", Namespace: "default", Address: "127.0.0.1", InternalPort: 50002}
+			}
 			if tt.fallback != "" {
 				r, err = NewWithDefault(tt.component, tt.fallback, cfg)
 			} else {
@@ -63,6 +73,10 @@ func TestNew(t *testing.T) {
 				got = "kubernetes"
 			case *mdns.Resolver:
 				got = "mdns"
+			case *xds.Resolver:
+				got = "xds"
+			case *registered:
+				got = "xds+sqlite"
 			}
 			if got != tt.wantType {
 				t.Fatalf("got %T, want %s", r, tt.wantType)
@@ -91,5 +105,40 @@ func TestCachedOverStatic(t *testing.T) {
 		if err != nil || got != "h:2" {
 			t.Fatalf("got %q, %v; want h:2", got, err)
 		}
+	}
+}
+
+// The xds component with a registry registers this sidecar in the SQLite
+// file the xDS server follows, and deregisters it on Close.
+func TestXDSRegisters(t *testing.T) {
+	dbFile := filepath.Join(t.TempDir(), "nr.db")
+	self := resolve.Instance{AppID: "me", Namespace: "default", Address: "127.0.0.1", InternalPort: 50002}
+	r, err := New("xds", resolve.Config{Self: self, Configuration: map[string]any{
+		"server": "127.0.0.1:1", "insecure": true, "registry": map[string]any{"connectionString": dbFile},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := sqlite.New(resolve.Config{Configuration: map[string]any{"connectionString": dbFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	got, err := peer.List(context.Background(), resolve.Request{AppID: "me"})
+	if err != nil || len(got) != 1 || got[0] != "127.0.0.1:50002" {
+		t.Fatalf("registered rows: %v, %v", got, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.(resolve.Runner).Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := peer.List(context.Background(), resolve.Request{AppID: "me"}); err == nil {
+		t.Fatalf("still registered after Close: %v", got)
 	}
 }
