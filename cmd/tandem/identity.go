@@ -17,6 +17,7 @@ import (
 
 	"github.com/tandemrun/tandem/cmd/tandem/internal/home"
 	"github.com/tandemrun/tandem/cmd/tandem/internal/localsentry"
+	"github.com/tandemrun/tandem/cmd/tandem/internal/registry"
 	"github.com/tandemrun/tandem/identity"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
 	"github.com/tandemrun/tandem/xds"
@@ -29,7 +30,7 @@ type identityFlags struct {
 	sentryAddr, anchorsFile, cpTrustDomain, cpNamespace string
 	token, kubeTokenFile                                string
 	xdsAddr, xdsTrustDomain                             string
-	xdsPlaintext                                        bool
+	xdsPlaintext, xdsAddrSet                            bool
 }
 
 // identityCommand keeps a sidecar-less app's SVID in files and prints the
@@ -46,13 +47,15 @@ and prints the GRPC_XDS_BOOTSTRAP JSON (DIR/bootstrap.json) whose file_watcher
 certificate provider rereads them: the app needs no restart on rotation.
 
 With no --sentry-address it uses the home folder's local sentry (started if
-needed) and join token, as tandem run does. Otherwise give the sentry, its
+needed) and join token, as tandem run does, and the bootstrap names the xDS
+server that runs in the same process (unless --xds-address is given). Otherwise give the sentry, its
 trust anchors, and a join token (--sentry-token, $TANDEM_SENTRY_TOKEN) or a
 Kubernetes service account token file (--kubernetes-token-file).`,
 		Example: `  tandem identity --app-id web --out /tmp/web-id &
   GRPC_XDS_BOOTSTRAP=/tmp/web-id/bootstrap.json GRPC_EXPERIMENTAL_XDS_MTLS_SPIFFE=true ./web   # dials xds:///orders`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.xdsAddrSet = cmd.Flags().Changed("xds-address")
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("component", "identity")
 			return runIdentity(cmd.Context(), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
 		},
@@ -68,7 +71,7 @@ Kubernetes service account token file (--kubernetes-token-file).`,
 	fl.StringVar(&f.cpNamespace, "control-plane-namespace", envOr("DAPR_CONTROLPLANE_NAMESPACE", identity.DefaultNamespace), "sentry's namespace")
 	fl.StringVar(&f.token, "sentry-token", "", "join token for sentry (prefer $TANDEM_SENTRY_TOKEN: command lines are visible to other users)")
 	fl.StringVar(&f.kubeTokenFile, "kubernetes-token-file", "", "a Kubernetes service account token file, reread at every renewal (sentry's Kubernetes validator)")
-	fl.StringVar(&f.xdsAddr, "xds-address", "127.0.0.1:50061", "the xDS server the bootstrap names (tandem xds, or the operator's --xds-port)")
+	fl.StringVar(&f.xdsAddr, "xds-address", "127.0.0.1:50061", "the xDS server the bootstrap names (tandem xds, or the operator's --xds-port; default with no --sentry-address: the local sentry's)")
 	fl.StringVar(&f.xdsTrustDomain, "xds-trust-domain", "", "the xDS server's trust domain, if not --trust-domain")
 	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "the xDS server serves plaintext (tandem xds with no --sentry-address)")
 	_ = cmd.MarkFlagRequired("app-id")
@@ -99,9 +102,9 @@ func runIdentity(ctx context.Context, g *globals, f identityFlags, stdout, progr
 		return err
 	}
 	var issuer identity.Issuer
+	var h *home.Home
 	if f.sentryAddr == "" {
-		h, err := g.Home()
-		if err != nil {
+		if h, err = g.Home(); err != nil {
 			return err
 		}
 		if err := h.Check(); err != nil {
@@ -134,6 +137,12 @@ func runIdentity(ctx context.Context, g *globals, f identityFlags, stdout, progr
 	next, err := k.Start(ctx)
 	if err != nil {
 		return err
+	}
+	if h != nil && !f.xdsAddrSet {
+		// The local sentry's process serves xDS too.
+		if s, err := registry.LoadSentry(h.SentryFile()); err == nil && s.XDSAddress != "" {
+			f.xdsAddr = s.XDSAddress
+		}
 	}
 	boot, err := xds.Bootstrap(xds.BootstrapOptions{Server: f.xdsAddr, NodeID: f.appID, Files: svidfiles.Paths(out), Plaintext: f.xdsPlaintext})
 	if err != nil {
