@@ -440,3 +440,61 @@ spec:
 		t.Errorf("the call ended after %d ms, want about 1000 (the Resiliency timeout)", elapsed)
 	}
 }
+
+// TestXDSTandemRunServesXDS: with `tandem run` alone (self-hosted), the
+// local sentry's process serves xDS too: `tandem status` shows it, `tandem
+// identity` with no sentry flags gets a certificate from the local sentry
+// and names that server in its bootstrap, and the proxyless client calls
+// the app through xds:///<app-id> with no other process.
+func TestXDSTandemRunServesXDS(t *testing.T) {
+	client := buildXDSClient(t)
+	c := newTandemCLI(t)
+	run := c.start("tandem run grpcsvc", "run", "--app-id", "grpcsvc", "--app-port", fmt.Sprint(framework.FreePort(t)),
+		"--app-protocol", "grpc", "--", bins.GRPCEcho)
+	c.waitApps([]*framework.Process{run}, "grpcsvc")
+
+	var st struct {
+		Sentry struct {
+			XDS string `json:"xds"`
+		} `json:"sentry"`
+	}
+	if out := c.mustExec("status", "-o", "json"); json.Unmarshal([]byte(out), &st) != nil || st.Sentry.XDS == "" {
+		t.Fatalf("tandem status shows no xDS server:\n%s", out)
+	}
+	if out := c.mustExec("status"); !strings.Contains(out, "xDS:     running on "+st.Sentry.XDS) {
+		t.Errorf("tandem status does not show the xDS server %s:\n%s", st.Sentry.XDS, out)
+	}
+
+	dir := filepath.Join(t.TempDir(), "id")
+	id := c.start("tandem identity", "identity", "--app-id", "proxyless", "--out", dir)
+	boot := filepath.Join(dir, svidfiles.BootstrapFile)
+	var b []byte
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if b, err = os.ReadFile(boot); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tandem identity wrote no bootstrap in 20s:\n%s", id.Output())
+		}
+	}
+	if !strings.Contains(string(b), `"server_uri": "`+st.Sentry.XDS+`"`) {
+		t.Errorf("the bootstrap does not name the local xDS server %s:\n%s", st.Sentry.XDS, b)
+	}
+
+	port := framework.FreePort(t)
+	framework.Start(t, "xds client", client, []string{"--port", strconv.Itoa(port)},
+		"GRPC_XDS_BOOTSTRAP="+boot, "GRPC_EXPERIMENTAL_XDS_MTLS_SPIFFE=true")
+	if err := framework.WaitTCP(fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var call xdsCall
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if call, _ = proxylessCall(port, "grpcsvc", "whoami", ""); call.Code == "OK" {
+			break
+		}
+	}
+	if call.Code != "OK" || call.Data != "proxyless" {
+		t.Fatalf("proxyless call to grpcsvc through the local xDS server: %+v\nidentity:\n%s", call, id.Output())
+	}
+}
