@@ -52,6 +52,7 @@ between sidecars, certificates from a local CA and zero configuration.
   tandem run -f apps.yaml                       several apps (Dapr's multi-app run format)
   tandem list | status | logs ID | stop --app-id ID
   tandem dashboard                              a web page with everything running
+  tandem identity --app-id web --out DIR        certificates for a sidecar-less gRPC app (xDS)
   tandem demo                                   everything in one process, no setup`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -59,7 +60,7 @@ between sidecars, certificates from a local CA and zero configuration.
 	root.PersistentFlags().StringVar(&g.home, "home", "", "Tandem home folder (default $TANDEM_HOME or ~/.tandem)")
 	root.AddCommand(
 		initCommand(g), runCommand(g), listCommand(g), stopCommand(g), logsCommand(g), statusCommand(g),
-		dashboardCommand(g), sentryCommand(g), demoCommand(), k8sCommand(), xdsCommand(),
+		dashboardCommand(g), sentryCommand(g), demoCommand(), k8sCommand(), xdsCommand(), identityCommand(g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -40,6 +40,9 @@ func statusCommand(g *globals) *cobra.Command {
 				if ov.Sentry.Placement != "" {
 					fmt.Fprintf(out, "Placement: running on %s (actors; same process)\n", ov.Sentry.Placement)
 				}
+				if ov.Sentry.XDS != "" {
+					fmt.Fprintf(out, "xDS:     running on %s (proxyless gRPC apps: tandem identity; same process)\n", ov.Sentry.XDS)
+				}
 			} else {
 				fmt.Fprintln(out, "Sentry:  not running (tandem run starts it)")
 			}

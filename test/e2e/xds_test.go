@@ -90,6 +90,7 @@ func proxylessFiles(t *testing.T, s *framework.Sentry, app, xdsAddr string) stri
 
 type xdsCall struct {
 	Code, Data, Peer, Error string
+	ElapsedMS               string `json:"elapsed_ms"`
 }
 
 func callProxyless(t *testing.T, port int, app, method string) xdsCall {

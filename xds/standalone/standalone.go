@@ -43,7 +43,13 @@ type Config struct {
 	TrustAnchors  []byte
 	// ControlPlaneTrustDomain is sentry's own ("localhost" self-hosted).
 	ControlPlaneTrustDomain string
-	Log                     *slog.Logger
+	// Identity, if set, is the server's SVID source, kept current by the
+	// caller (the local sentry's process signs its own); SentryAddress is
+	// then not used.
+	Identity *identity.Source
+	// Listener, if set, is used instead of listening on Listen.
+	Listener net.Listener
+	Log      *slog.Logger
 }
 
 // Run serves until ctx ends.
@@ -91,20 +97,24 @@ func Run(ctx context.Context, c Config) error {
 	}
 
 	var tasks []task.Task
-	var ident *identity.Source
-	if c.SentryAddress != "" {
+	ident := c.Identity // kept current by the caller if set
+	switch {
+	case ident != nil:
+	case c.SentryAddress != "":
 		var renew task.Task
 		ident, renew, err = svid(ctx, c, td)
 		if err != nil {
 			return err
 		}
 		tasks = append(tasks, renew)
-	} else {
+	default:
 		c.Log.Warn("no sentry address: serving xDS in plaintext")
 	}
-	lis, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return fmt.Errorf("xds: listen on %s: %w (choose another --port)", c.Listen, err)
+	lis := c.Listener
+	if lis == nil {
+		if lis, err = net.Listen("tcp", c.Listen); err != nil {
+			return fmt.Errorf("xds: listen on %s: %w (choose another --port)", c.Listen, err)
+		}
 	}
 	tasks = append(tasks, task.Task{Name: "xds server", Critical: true, Run: func(ctx context.Context) error {
 		return srv.Serve(ctx, lis, ident, td)

@@ -1,6 +1,7 @@
 // Command grpcecho is a gRPC test app written with the Dapr Go SDK's service
 // package: its OnInvoke answers every method by echoing the data back, and
-// the method "whoami" answers with the caller's app ID.
+// the method "whoami" answers with the caller's app ID; "sleep" waits for
+// the duration in the data; "fail" fails.
 //
 // It listens on 127.0.0.1:$APP_PORT (or --port).
 package main
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/dapr/go-sdk/service/common"
 	daprd "github.com/dapr/go-sdk/service/grpc"
@@ -40,6 +42,10 @@ func main() {
 		log.Error("add handler", "error", err)
 		os.Exit(1)
 	}
+	if err := s.AddServiceInvocationHandler("sleep", sleep); err != nil {
+		log.Error("add handler", "error", err)
+		os.Exit(1)
+	}
 	if err := s.AddServiceInvocationHandler("fail", fail); err != nil {
 		log.Error("add handler", "error", err)
 		os.Exit(1)
@@ -62,6 +68,21 @@ func whoami(ctx context.Context, _ *common.InvocationEvent) (*common.Content, er
 		caller = v[0]
 	}
 	return &common.Content{Data: []byte(caller), ContentType: "text/plain"}, nil
+}
+
+// sleep waits for the duration in the data ("3s"), or until the call is
+// cancelled, and answers "slept".
+func sleep(ctx context.Context, in *common.InvocationEvent) (*common.Content, error) {
+	d, err := time.ParseDuration(string(in.Data))
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &common.Content{Data: []byte("slept"), ContentType: "text/plain"}, nil
 }
 
 func fail(context.Context, *common.InvocationEvent) (*common.Content, error) {

@@ -6,8 +6,8 @@
 //
 // It listens on 127.0.0.1:--port for the test driving it:
 //
-//	GET /call?app=echo&method=whoami
-//	-> {"code":"OK","data":"<answer>","peer":"<sidecar addr>"}
+//	GET /call?app=echo&method=whoami[&data=ping]
+//	-> {"code":"OK","data":"<answer>","peer":"<sidecar addr>","elapsed_ms":"3"}
 //
 // One connection per app, made on first use and kept.
 package main
@@ -68,11 +68,16 @@ func main() {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
+		data := r.URL.Query().Get("data")
+		if data == "" {
+			data = "ping"
+		}
 		var p peer.Peer
+		start := time.Now()
 		resp, err := cb.OnInvoke(ctx, &commonv1.InvokeRequest{
-			Method: r.URL.Query().Get("method"), Data: &anypb.Any{Value: []byte("ping")}, ContentType: "text/plain",
+			Method: r.URL.Query().Get("method"), Data: &anypb.Any{Value: []byte(data)}, ContentType: "text/plain",
 		}, grpc.Peer(&p))
-		out := map[string]string{"code": status.Code(err).String()}
+		out := map[string]string{"code": status.Code(err).String(), "elapsed_ms": strconv.FormatInt(time.Since(start).Milliseconds(), 10)}
 		if err != nil {
 			out["error"] = err.Error()
 		} else {

@@ -26,8 +26,11 @@ type SentryStatus struct {
 	Address string `json:"address,omitempty"`
 	// Placement is the address of the actor placement service the same
 	// process runs.
-	Placement string    `json:"placement,omitempty"`
-	Started   time.Time `json:"started,omitzero"`
+	Placement string `json:"placement,omitempty"`
+	// XDS is the address of the xDS server for proxyless gRPC apps the
+	// same process runs.
+	XDS     string    `json:"xds,omitempty"`
+	Started time.Time `json:"started,omitzero"`
 }
 
 // CAStatus is the local CA's validity.
@@ -45,7 +48,7 @@ func Collect(ctx context.Context, h *home.Home) (*Overview, error) {
 	}
 	ov := &Overview{Home: h.Dir, Time: time.Now().UTC(), Apps: Inspect(ctx, recs)}
 	if s, err := registry.LoadSentry(h.SentryFile()); err == nil {
-		ov.Sentry = SentryStatus{Running: localsentry.Healthy(ctx, s), PID: s.PID, Address: s.Address, Placement: s.PlacementAddress, Started: s.Started}
+		ov.Sentry = SentryStatus{Running: localsentry.Healthy(ctx, s), PID: s.PID, Address: s.Address, Placement: s.PlacementAddress, XDS: s.XDSAddress, Started: s.Started}
 	}
 	if b, err := ca.LoadBundle(ca.DefaultPaths(h.CertsDir())); err == nil {
 		ov.CA = &CAStatus{RootSubject: b.TrustAnchors[0].Subject.String(), RootNotAfter: b.TrustAnchors[0].NotAfter, IssuerNotAfter: b.IssuerChain[0].NotAfter}

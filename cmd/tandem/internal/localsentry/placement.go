@@ -21,11 +21,17 @@ import (
 // accept from placement) signed by the local CA, and its trust anchors.
 // The task renews the SVID at half its lifetime.
 func placementIdentity(authority *ca.CA, log *slog.Logger) (*identity.Source, func(context.Context) error, error) {
-	td, err := spiffeid.TrustDomainFromString(home.TrustDomain)
+	return localIdentity(authority, home.TrustDomain, "dapr-placement", log)
+}
+
+// localIdentity is placementIdentity for any control-plane service: an SVID
+// for spiffe://<td>/ns/default/<name> signed by the local CA.
+func localIdentity(authority *ca.CA, trustDomain, name string, log *slog.Logger) (*identity.Source, func(context.Context) error, error) {
+	td, err := spiffeid.TrustDomainFromString(trustDomain)
 	if err != nil {
 		return nil, nil, err
 	}
-	id, err := spiffeid.FromSegments(td, "ns", "default", "dapr-placement")
+	id, err := spiffeid.FromSegments(td, "ns", "default", name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,17 +40,17 @@ func placementIdentity(authority *ca.CA, log *slog.Logger) (*identity.Source, fu
 	issue := func() (time.Duration, error) {
 		cert, err := authority.IssueTLS(id, authority.WorkloadCertTTL())
 		if err != nil {
-			return 0, fmt.Errorf("issue placement's certificate: %w", err)
+			return 0, fmt.Errorf("issue %s's certificate: %w", name, err)
 		}
 		key, ok := cert.PrivateKey.(crypto.Signer)
 		if !ok {
-			return 0, fmt.Errorf("placement's key is a %T, not a crypto.Signer", cert.PrivateKey)
+			return 0, fmt.Errorf("%s's key is a %T, not a crypto.Signer", name, cert.PrivateKey)
 		}
 		chain := make([]*x509.Certificate, 0, len(cert.Certificate))
 		for _, der := range cert.Certificate {
 			c, err := x509.ParseCertificate(der)
 			if err != nil {
-				return 0, fmt.Errorf("placement's certificate: %w", err)
+				return 0, fmt.Errorf("%s's certificate: %w", name, err)
 			}
 			chain = append(chain, c)
 		}
@@ -64,7 +70,7 @@ func placementIdentity(authority *ca.CA, log *slog.Logger) (*identity.Source, fu
 			}
 			w, err := issue()
 			if err != nil {
-				log.Error("renew placement's certificate; retrying in a minute", "error", err)
+				log.Error("renew a control-plane certificate; retrying in a minute", "spiffe_id", id.String(), "error", err)
 				wait = time.Minute
 				continue
 			}

@@ -6,6 +6,8 @@
 //
 // Placement serves the machine's sidecars (one replica, in memory) with an
 // identity the local CA signs, so `tandem run` apps host and call actors.
+// The same process serves xDS for proxyless gRPC apps over the machine's
+// name-resolution registry (`tandem identity` names it in its bootstrap).
 // The sentry uses the CA that `tandem init` wrote and admits only sidecars
 // that present the home's join token. It exits by itself once no app has
 // been running for IdleExit.
@@ -32,7 +34,13 @@ import (
 	"github.com/tandemrun/tandem/sentry/ca"
 	"github.com/tandemrun/tandem/sentry/server"
 	"github.com/tandemrun/tandem/sentry/validator"
+	"github.com/tandemrun/tandem/xds"
+	"github.com/tandemrun/tandem/xds/standalone"
 )
+
+// AppTrustDomain is the apps' SPIFFE trust domain in the home's
+// Configuration (Dapr's default; the xDS server's SVID is in it).
+const AppTrustDomain = "public"
 
 // DefaultIdleExit is how long sentry stays up with no app running.
 const DefaultIdleExit = 10 * time.Minute
@@ -125,6 +133,24 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 		NodeID: "local", Listener: placeLis, Source: placeSrc, Metrics: placement.NewMetrics(reg), Log: log.With("component", "placement"),
 	})
 	place.SetLeader(true)
+	// The xDS server for proxyless gRPC apps (`tandem identity`), over the
+	// same registry the sidecars register in, with an SVID of the apps'
+	// trust domain from the local CA.
+	xdsLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		grpcLis.Close()
+		healthLis.Close()
+		placeLis.Close()
+		return fmt.Errorf("xds: listen: %w", err)
+	}
+	xdsSrc, renewXDS, err := localIdentity(authority, AppTrustDomain, xds.XDSServerAppID, log)
+	if err != nil {
+		grpcLis.Close()
+		healthLis.Close()
+		placeLis.Close()
+		xdsLis.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", srv.Healthz())
 	mux.Handle("/metrics", server.MetricsHandler(reg))
@@ -138,13 +164,22 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 			return server.ServeHTTP(ctx, healthLis, mux)
 		}}),
 		task.Early(ctx, task.Task{Name: "placement", Critical: true, Run: place.Run}),
-		task.Task{Name: "placement certificate", Critical: true, Run: renewPlacement})
+		task.Task{Name: "placement certificate", Critical: true, Run: renewPlacement},
+		// Not critical: sentry and placement go on if xDS fails.
+		task.Task{Name: "xds", Run: func(ctx context.Context) error {
+			defer xdsLis.Close()
+			return standalone.Run(ctx, standalone.Config{
+				Registry: h.RegistryDB(), UpdateInterval: 2 * time.Second, ResourcesDirs: []string{h.ResourcesDir()},
+				TrustDomain: AppTrustDomain, Identity: xdsSrc, Listener: xdsLis, Log: log.With("component", "xds"),
+			})
+		}},
+		task.Task{Name: "xds certificate", Run: renewXDS})
 
 	self := registry.NewProc(os.Getpid())
 	rec := &registry.Sentry{
 		Proc: self, Address: grpcLis.Addr().String(), HealthAddr: healthLis.Addr().String(),
 		MetricsURL: "http://" + healthLis.Addr().String() + "/metrics", CA: fp, Started: time.Now().UTC(),
-		PlacementAddress: placeLis.Addr().String(),
+		PlacementAddress: placeLis.Addr().String(), XDSAddress: xdsLis.Addr().String(),
 	}
 	if err := os.MkdirAll(h.RunDir(), 0o700); err != nil {
 		return err
@@ -157,7 +192,7 @@ func Serve(ctx context.Context, h *home.Home, o ServeOptions) error {
 			_ = os.Remove(h.SentryFile())
 		}
 	}()
-	log.Info("local sentry listening", "address", rec.Address, "healthz", rec.HealthAddr, "placement", rec.PlacementAddress,
+	log.Info("local sentry listening", "address", rec.Address, "healthz", rec.HealthAddr, "placement", rec.PlacementAddress, "xds", rec.XDSAddress,
 		"root_expires", authority.TrustAnchors()[0].NotAfter.UTC().Format(time.RFC3339), "idle_exit", o.IdleExit.String())
 	if o.IdleExit > 0 {
 		serving.Add(task.Task{Name: "idle exit", Critical: true, Run: func(ctx context.Context) error {
