@@ -371,9 +371,9 @@ type namedStats struct {
 type reminderApp struct {
 	partitions int // remindersStoragePartitions in /dapr/config
 	mu         sync.Mutex
-	lags  []time.Duration
-	seen  map[string]int
-	dupes atomic.Int64
+	lags       []time.Duration
+	seen       map[string]int
+	dupes      atomic.Int64
 }
 
 func (a *reminderApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
