@@ -22,6 +22,10 @@ type AppConfig struct {
 	DrainRebalancedActors   *bool            `json:"drainRebalancedActors"`
 	Reentrancy              ReentrancyConfig `json:"reentrancy"`
 	EntitiesConfig          []EntityConfig   `json:"entitiesConfig"`
+	// RemindersStoragePartitions splits each type's reminders in the
+	// actor state store over this many keys (Dapr's layout); 0 keeps
+	// them in one.
+	RemindersStoragePartitions int `json:"remindersStoragePartitions"`
 }
 
 // EntityConfig overrides AppConfig for some actor types.
@@ -31,6 +35,8 @@ type EntityConfig struct {
 	DrainOngoingCallTimeout string           `json:"drainOngoingCallTimeout"`
 	DrainRebalancedActors   *bool            `json:"drainRebalancedActors"`
 	Reentrancy              ReentrancyConfig `json:"reentrancy"`
+	// RemindersStoragePartitions, when set, overrides AppConfig's.
+	RemindersStoragePartitions *int `json:"remindersStoragePartitions"`
 }
 
 // ReentrancyConfig turns on reentrancy for a type.
@@ -46,6 +52,9 @@ type TypeConfig struct {
 	DrainRebalanced  bool
 	Reentrant        bool
 	MaxStackDepth    int
+	// RemindersPartitions is how many keys the type's reminders are
+	// split over in the actor state store (0: one key).
+	RemindersPartitions int
 }
 
 // ParseAppConfig decodes /dapr/config and returns the hosted types with
@@ -61,6 +70,7 @@ func ParseAppConfig(body []byte) (types map[string]TypeConfig, warnings []string
 	base := TypeConfig{
 		IdleTimeout: DefaultIdleTimeout, DrainCallTimeout: DefaultDrainCallTimeout, DrainRebalanced: true,
 		Reentrant: c.Reentrancy.Enabled, MaxStackDepth: DefaultReentrancyMaxDepth,
+		RemindersPartitions: max(c.RemindersStoragePartitions, 0),
 	}
 	warn := func(field, v string, def time.Duration) {
 		warnings = append(warnings, fmt.Sprintf("invalid %s %q; using %s", field, v, def))
@@ -94,6 +104,9 @@ func ParseAppConfig(body []byte) (types map[string]TypeConfig, warnings []string
 		tc.MaxStackDepth = DefaultReentrancyMaxDepth
 		if ec.Reentrancy.MaxStackDepth != nil {
 			tc.MaxStackDepth = *ec.Reentrancy.MaxStackDepth
+		}
+		if ec.RemindersStoragePartitions != nil {
+			tc.RemindersPartitions = max(*ec.RemindersStoragePartitions, 0)
 		}
 		for _, t := range ec.Entities {
 			if _, hosted := types[t]; hosted {

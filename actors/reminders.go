@@ -100,47 +100,29 @@ type reminders struct {
 	running map[string]reminderRunner
 	wake    chan struct{}
 	wg      sync.WaitGroup
+	writer  reminderWriter
+	ctx     context.Context // runReminders's, for runners started after a write; nil before
 }
 
-func (r *Runtime) loadReminders(ctx context.Context, st state.Store, actorType string) ([]storedReminder, *string, error) {
-	resp, err := st.Get(ctx, &state.GetRequest{Key: remindersKey(actorType)})
-	if err != nil || resp == nil || len(resp.Data) == 0 {
-		return nil, nil, err
+// loadReminders reads every reminder of a type.
+func (r *Runtime) loadReminders(ctx context.Context, st state.Store, actorType string) ([]storedReminder, error) {
+	set, err := readReminderSet(ctx, st, actorType)
+	if err != nil {
+		return nil, err
 	}
-	var list []storedReminder
-	if err := json.Unmarshal(resp.Data, &list); err != nil {
-		return nil, nil, fmt.Errorf("reminders of %s: %w", actorType, err)
-	}
-	return list, resp.ETag, nil
+	return set.all(), nil
 }
 
-// updateReminders applies change to a type's reminders, retrying when
-// another host wrote them meanwhile.
-func (r *Runtime) updateReminders(ctx context.Context, actorType string, change func([]storedReminder) ([]storedReminder, error)) error {
+// updateReminders applies change to a type's reminders (batched with the
+// other writes of this host, retried when another host wrote them
+// meanwhile), then brings this host's firing in step with what it wrote.
+func (r *Runtime) updateReminders(ctx context.Context, actorType string, change reminderChange) error {
 	st, err := r.store()
 	if err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
-		list, etag, err := r.loadReminders(ctx, st, actorType)
-		if err != nil {
-			return err
-		}
-		next, err := change(list)
-		if err != nil {
-			return err
-		}
-		b, err := json.Marshal(next)
-		if err != nil {
-			return err
-		}
-		err = st.Set(ctx, &state.SetRequest{Key: remindersKey(actorType), Value: b, ETag: etag})
-		if errors.Is(err, state.ErrETagMismatch) && attempt < 20 {
-			continue
-		}
-		r.wakeReminders()
-		return err
-	}
+	tc, _ := r.typeConfig(actorType)
+	return r.rem.writer.update(ctx, st, actorType, tc.RemindersPartitions, change, r.remindersWritten)
 }
 
 // CreateReminder stores (or replaces) a reminder of a type hosted here.
@@ -202,13 +184,13 @@ func (s stateReminders) Create(ctx context.Context, req ReminderRequest) error {
 		}
 		rec.ExpirationTime = exp.UTC().Format(time.RFC3339Nano)
 	}
-	return r.updateReminders(ctx, req.ActorType, func(list []storedReminder) ([]storedReminder, error) {
+	return r.updateReminders(ctx, req.ActorType, reminderChange{ActorID: req.ActorID, Name: req.Name, Apply: func(list []storedReminder) ([]storedReminder, error) {
 		if req.Overwrite != nil && !*req.Overwrite && slices.ContainsFunc(list, func(s storedReminder) bool { return s.id() == rec.id() }) {
 			return nil, fmt.Errorf("%w: %s", ErrReminderExists, req.Name)
 		}
 		list = slices.DeleteFunc(list, func(s storedReminder) bool { return s.id() == rec.id() })
 		return append(list, rec), nil
-	})
+	}})
 }
 
 // Reminder is a stored reminder as the actor API reads it back.
@@ -272,7 +254,7 @@ func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string
 	if err != nil {
 		return nil, err
 	}
-	list, _, err := r.loadReminders(ctx, st, actorType)
+	list, err := r.loadReminders(ctx, st, actorType)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +275,7 @@ func (s stateReminders) List(ctx context.Context, actorType string, actorID *str
 	if err != nil {
 		return nil, err
 	}
-	list, _, err := s.r.loadReminders(ctx, st, actorType)
+	list, err := s.r.loadReminders(ctx, st, actorType)
 	if err != nil {
 		return nil, err
 	}
@@ -310,9 +292,9 @@ func (s stateReminders) DeleteByActor(ctx context.Context, actorType string, act
 	if err := s.usable(); err != nil {
 		return err
 	}
-	return s.r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
+	return s.r.updateReminders(ctx, actorType, reminderChange{Apply: func(list []storedReminder) ([]storedReminder, error) {
 		return slices.DeleteFunc(list, func(x storedReminder) bool { return actorID == nil || x.ActorID == *actorID }), nil
-	})
+	}})
 }
 
 // DeleteReminder removes a reminder; a missing one is not an error.
@@ -330,9 +312,9 @@ func (s stateReminders) Delete(ctx context.Context, actorType, actorID, name str
 	if err := s.usable(); err != nil {
 		return err
 	}
-	return s.r.updateReminders(ctx, actorType, func(list []storedReminder) ([]storedReminder, error) {
+	return s.r.updateReminders(ctx, actorType, reminderChange{ActorID: actorID, Name: name, Apply: func(list []storedReminder) ([]storedReminder, error) {
 		return slices.DeleteFunc(list, func(s storedReminder) bool { return s.ActorID == actorID && s.Name == name }), nil
-	})
+	}})
 }
 
 type reminderBody struct {
@@ -349,10 +331,14 @@ func (r *Runtime) wakeReminders() {
 }
 
 // runReminders reconciles this host's firing goroutines with the stored
-// reminders it owns, every second and whenever they or the table change,
-// until ctx ends.
+// reminders it owns, every second and whenever the table changes, until
+// ctx ends. This host's own writes start and stop their runners at once
+// (remindersWritten) without reading every reminder again.
 func (r *Runtime) runReminders(ctx context.Context) {
 	defer r.rem.wg.Wait()
+	r.rem.mu.Lock()
+	r.rem.ctx = ctx
+	r.rem.mu.Unlock()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -360,6 +346,7 @@ func (r *Runtime) runReminders(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			r.rem.mu.Lock()
+			r.rem.ctx = nil // no runner starts after this: wg.Wait follows
 			for _, run := range r.rem.running {
 				run.cancel()
 			}
@@ -384,33 +371,87 @@ func (r *Runtime) reconcileReminders(ctx context.Context) {
 	r.mu.Unlock()
 	want := map[string]storedReminder{}
 	for _, typ := range types {
-		list, _, err := r.loadReminders(ctx, st, typ)
+		list, err := r.loadReminders(ctx, st, typ)
 		if err != nil {
 			r.log.Warn("load reminders", "actor_type", typ, "error", err)
 			return // keep what runs: a store hiccup must not stop reminders
 		}
 		for _, s := range list {
-			if h, ok := r.placement.Table().Owner(s.ActorType, s.ActorID); ok && isLocal(h.Name, r.hostName) {
+			if r.ownsReminder(s) {
 				want[s.id()] = s
 			}
 		}
 	}
 	r.rem.mu.Lock()
 	defer r.rem.mu.Unlock()
+	if r.rem.ctx == nil {
+		return
+	}
 	for id, run := range r.rem.running {
 		if s, ok := want[id]; !ok || s.RegisteredTime != run.registered {
 			run.cancel()
 			delete(r.rem.running, id)
 		}
 	}
-	for id, s := range want {
-		if _, ok := r.rem.running[id]; ok {
+	for _, s := range want {
+		r.startReminderLocked(s)
+	}
+}
+
+func (r *Runtime) ownsReminder(s storedReminder) bool {
+	h, ok := r.placement.Table().Owner(s.ActorType, s.ActorID)
+	return ok && isLocal(h.Name, r.hostName)
+}
+
+// startReminderLocked starts the runner of s unless it runs already.
+func (r *Runtime) startReminderLocked(s storedReminder) {
+	if _, ok := r.rem.running[s.id()]; ok {
+		return
+	}
+	rctx, cancel := context.WithCancel(r.rem.ctx)
+	token := new(struct{ _ byte })
+	r.rem.running[s.id()] = reminderRunner{cancel: cancel, registered: s.RegisteredTime, token: token}
+	r.rem.wg.Go(func() { r.fireReminder(rctx, s, token) })
+}
+
+// remindersWritten brings the runners of the reminders a write of this
+// host changed in step with it: a reminder created or re-created here
+// and owned here starts firing at once, a deleted one stops. Changes of
+// many reminders (by actor or type) wake a full reconciliation.
+func (r *Runtime) remindersWritten(set *reminderSet, applied []reminderChange) {
+	if r.placement == nil || !r.placement.Table().Ready() {
+		return // the first reconciliation, once the table is there, reads them
+	}
+	full := false
+	r.rem.mu.Lock()
+	defer r.rem.mu.Unlock()
+	if r.rem.ctx == nil {
+		return
+	}
+	for _, c := range applied {
+		if c.Name == "" {
+			full = true
 			continue
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		token := new(struct{ _ byte })
-		r.rem.running[id] = reminderRunner{cancel: cancel, registered: s.RegisteredTime, token: token}
-		r.rem.wg.Go(func() { r.fireReminder(rctx, s, token) })
+		id := set.actorType + "||" + c.ActorID + "||" + c.Name
+		var now *storedReminder
+		for i, x := range set.slots[set.slotOf(c.ActorID, c.Name)] {
+			if x.ActorID == c.ActorID && x.Name == c.Name {
+				now = &set.slots[set.slotOf(c.ActorID, c.Name)][i]
+				break
+			}
+		}
+		run, running := r.rem.running[id]
+		if running && (now == nil || now.RegisteredTime != run.registered || !r.ownsReminder(*now)) {
+			run.cancel()
+			delete(r.rem.running, id)
+		}
+		if now != nil && r.ownsReminder(*now) {
+			r.startReminderLocked(*now)
+		}
+	}
+	if full {
+		r.wakeReminders()
 	}
 }
 
@@ -489,7 +530,8 @@ func cancelHeader(resp *internalsv1.InternalInvokeResponse) bool {
 // or re-created meanwhile (then this runner stops).
 func (r *Runtime) recordReminder(ctx context.Context, s storedReminder) bool {
 	still := false
-	err := r.updateReminders(ctx, s.ActorType, func(list []storedReminder) ([]storedReminder, error) {
+	err := r.updateReminders(ctx, s.ActorType, reminderChange{ActorID: s.ActorID, Name: s.Name, Apply: func(list []storedReminder) ([]storedReminder, error) {
+		still = false
 		for i := range list {
 			if list[i].id() == s.id() && list[i].RegisteredTime == s.RegisteredTime {
 				list[i] = s
@@ -497,7 +539,7 @@ func (r *Runtime) recordReminder(ctx context.Context, s storedReminder) bool {
 			}
 		}
 		return list, nil
-	})
+	}})
 	if err != nil {
 		r.log.Warn("record reminder progress", "reminder", s.id(), "error", err)
 		return true
@@ -507,9 +549,9 @@ func (r *Runtime) recordReminder(ctx context.Context, s storedReminder) bool {
 
 // finishReminder deletes a reminder that has no firing left.
 func (r *Runtime) finishReminder(ctx context.Context, s storedReminder) {
-	err := r.updateReminders(ctx, s.ActorType, func(list []storedReminder) ([]storedReminder, error) {
+	err := r.updateReminders(ctx, s.ActorType, reminderChange{ActorID: s.ActorID, Name: s.Name, Apply: func(list []storedReminder) ([]storedReminder, error) {
 		return slices.DeleteFunc(list, func(x storedReminder) bool { return x.id() == s.id() && x.RegisteredTime == s.RegisteredTime }), nil
-	})
+	}})
 	if err != nil {
 		r.log.Warn("delete finished reminder", "reminder", s.id(), "error", err)
 	}

@@ -259,7 +259,7 @@ func (s *schedulerReminders) migrate(ctx context.Context, types []string) {
 		return // no actor state store: nothing to move
 	}
 	for _, typ := range types {
-		list, _, err := s.r.loadReminders(ctx, st, typ)
+		list, err := s.r.loadReminders(ctx, st, typ)
 		if err != nil || len(list) == 0 {
 			if err != nil {
 				s.r.log.Warn("read state-store reminders to migrate", "actor_type", typ, "error", err)
@@ -277,7 +277,8 @@ func (s *schedulerReminders) migrate(ctx context.Context, types []string) {
 		if moved != len(list) {
 			continue
 		}
-		if err := s.r.updateReminders(ctx, typ, func([]storedReminder) ([]storedReminder, error) { return nil, nil }); err != nil {
+		clearAll := reminderChange{Apply: func([]storedReminder) ([]storedReminder, error) { return nil, nil }}
+		if err := s.r.updateReminders(ctx, typ, clearAll); err != nil {
 			s.r.log.Warn("clear migrated reminders from the state store", "actor_type", typ, "error", err)
 			continue
 		}

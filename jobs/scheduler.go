@@ -39,8 +39,16 @@ type Config struct {
 	// sidecar's SVID, authorizing the scheduler's SPIFFE ID, when mTLS is
 	// on; insecure otherwise.
 	DialOptions []grpc.DialOption
-	Log         *slog.Logger
+	// ReadyTimeout bounds how long a call waits for the scheduler hosts
+	// to be known before it fails saying the scheduler is not reached
+	// (DefaultReadyTimeout if 0): a scheduler that is down, or that the
+	// sidecar cannot authenticate, must not hang the API's callers.
+	ReadyTimeout time.Duration
+	Log          *slog.Logger
 }
+
+// DefaultReadyTimeout is Config.ReadyTimeout's default.
+const DefaultReadyTimeout = 10 * time.Second
 
 // Trigger handles one triggered job and returns the result the scheduler
 // is acked with.
@@ -58,6 +66,7 @@ type Scheduler struct {
 	next      int                // round robin over conns
 	ready     chan struct{}      // closed once hosts are known (or disabled)
 	readyOnce sync.Once
+	lastErr   error         // why the hosts are not known yet, for the callers that give up
 	changed   chan struct{} // closed and replaced when hosts or targets change
 	app       Trigger       // nil: the app takes no jobs now
 	actors    Trigger
@@ -71,6 +80,9 @@ func New(cfg Config) *Scheduler {
 	}
 	if cfg.Streams < 1 {
 		cfg.Streams = 1
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
 	return &Scheduler{cfg: cfg, addrs: Addresses(cfg.Addresses), log: cfg.Log, ready: make(chan struct{}), changed: make(chan struct{})}
 }
@@ -122,10 +134,21 @@ func (s *Scheduler) Client(ctx context.Context) (schedulerv1.SchedulerClient, er
 	if !s.Enabled() {
 		return nil, ErrDisabled
 	}
+	t := time.NewTimer(s.cfg.ReadyTimeout)
+	defer t.Stop()
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-t.C:
+		s.mu.Lock()
+		last := s.lastErr
+		s.mu.Unlock()
+		if last == nil {
+			last = errors.New("no answer yet")
+		}
+		return nil, status.Errorf(codes.Unavailable, "scheduler not reached at %s after %s: %v",
+			strings.Join(s.addrs, ","), s.cfg.ReadyTimeout, last)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -214,6 +237,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	wg.Go(func() { s.runStreams(ctx) })
 	for ctx.Err() == nil {
 		if err := s.watchHosts(ctx); err != nil && ctx.Err() == nil {
+			s.mu.Lock()
+			s.lastErr = err
+			s.mu.Unlock()
 			s.log.Warn("scheduler host watch failed; reconnecting (is the scheduler running at --scheduler-host-address?)",
 				"error", err)
 		}

@@ -219,3 +219,27 @@ func TestTriggersAndAcks(t *testing.T) {
 		return slices.Equal(last.GetActorTypes(), []string{"a", "b"}) && slices.Contains(f.acks, schedulerv1.WatchJobsRequestResultStatus_FAILED)
 	})
 }
+
+// A scheduler that cannot be reached fails the calls after ReadyTimeout,
+// naming it, instead of holding them until their callers give up.
+func TestUnreachableSchedulerFailsCallsAfterReadyTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	s := New(Config{Addresses: []string{addr}, AppID: "app", Namespace: "default", ReadyTimeout: 300 * time.Millisecond,
+		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	callCtx, callCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer callCancel()
+	start := time.Now()
+	_, err = s.Client(callCtx)
+	if err == nil || callCtx.Err() != nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("after %s: err = %v, want a prompt error naming %s", time.Since(start), err, addr)
+	}
+}

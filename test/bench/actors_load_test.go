@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
@@ -41,9 +44,60 @@ func TestActorsLoad(t *testing.T) {
 	}
 	t.Cleanup(framework.Cleanup)
 	rep := &actorReport{Machine: machine(), Commit: commit(), Date: time.Now(), Set: set, UptimeBefore: uptime()}
+	parts := benchParts(t)
 
 	sentry := framework.StartSentry(t, bins, framework.SentryOptions{})
 	place := startBenchPlacement(t, bins, sentry)
+	if parts["calls"] || parts["activation"] {
+		actorCalls(t, bins, sentry, place, set, parts, rep)
+	}
+	if parts["reminders"] {
+		// Reminders: the scheduler (what daprd 1.18 uses, and tandemd
+		// with --scheduler-host-address) and the actor state store
+		// (tandemd's default without a scheduler).
+		sched := startBenchScheduler(t, bins, sentry)
+		rep.Reminders = append(rep.Reminders, reminderLag(t, bins, sentry, place, "scheduler", reminders,
+			[]string{"--scheduler-host-address", sched.addr}, "", sched, 0))
+		if stateReminders > 0 {
+			rep.Reminders = append(rep.Reminders,
+				reminderLag(t, bins, sentry, place, "actor state store (sqlite, one key)", stateReminders, nil, framework.ActorStore(t), nil, 0),
+				reminderLag(t, bins, sentry, place, "actor state store (sqlite, 32 partitions)", stateReminders, nil, framework.ActorStore(t), nil, 32))
+		}
+	}
+	rep.UptimeAfter = uptime()
+
+	md := rep.markdown()
+	t.Logf("\n%s", md)
+	out := os.Getenv("TANDEM_BENCH_OUT")
+	if out == "" {
+		out = filepath.Join("results", "actors.md")
+	}
+	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+		t.Fatalf("write %s: %v", out, err)
+	}
+	t.Logf("wrote %s", out)
+}
+
+// benchParts reads TANDEM_BENCH_ACTOR_PARTS, a comma-separated subset of
+// calls, activation and reminders (all of them when unset).
+func benchParts(t *testing.T) map[string]bool {
+	parts := map[string]bool{"calls": true, "activation": true, "reminders": true}
+	v := os.Getenv("TANDEM_BENCH_ACTOR_PARTS")
+	if v == "" {
+		return parts
+	}
+	want := map[string]bool{}
+	for _, p := range strings.Split(v, ",") {
+		if !parts[strings.TrimSpace(p)] {
+			t.Fatalf("TANDEM_BENCH_ACTOR_PARTS=%q: %q is not one of calls, activation, reminders", v, p)
+		}
+		want[strings.TrimSpace(p)] = true
+	}
+	return want
+}
+
+// actorCalls measures the calls and the activations.
+func actorCalls(t *testing.T, bins *framework.Binaries, sentry *framework.Sentry, place string, set Settings, parts map[string]bool, rep *actorReport) {
 	registry := filepath.Join(t.TempDir(), "registry.db")
 	app := framework.Start(t, "echo app", buildEchoApp(t, bins), []string{"--actor-types", "bench"}, "APP_PORT="+strconv.Itoa(framework.FreePort(t)))
 	appPort := appPortOf(t, app)
@@ -60,26 +114,31 @@ func TestActorsLoad(t *testing.T) {
 	for _, u := range []string{invokeURL(0), actorURL(0)} {
 		h.waitEcho(u)
 	}
-	client := newBenchClient(set.Connections)
-	h.paced(client, "warm-up", invokeURL, -1, set.Warmup)
-	h.paced(client, "warm-up", actorURL, -1, set.Warmup)
-	rep.Calls = append(rep.Calls,
-		h.paced(client, "invocation, fixed rate", invokeURL, set.FixedQPS, set.Run),
-		h.paced(client, "actor call, fixed rate", actorURL, set.FixedQPS, set.Run),
-		h.paced(client, "invocation, max rate", invokeURL, -1, set.Run),
-		h.paced(client, "actor call, max rate", actorURL, -1, set.Run),
-	)
-	for i, name := range []string{"caller", "callee"} {
-		m, err := ReadMem(h.sidecarPIDs[i])
-		if err != nil {
-			t.Fatal(err)
+	if parts["calls"] {
+		client := newBenchClient(set.Connections)
+		h.paced(client, "warm-up", invokeURL, -1, set.Warmup)
+		h.paced(client, "warm-up", actorURL, -1, set.Warmup)
+		rep.Calls = append(rep.Calls,
+			h.paced(client, "invocation, fixed rate", invokeURL, set.FixedQPS, set.Run),
+			h.paced(client, "actor call, fixed rate", actorURL, set.FixedQPS, set.Run),
+			h.paced(client, "invocation, max rate", invokeURL, -1, set.Run),
+			h.paced(client, "actor call, max rate", actorURL, -1, set.Run),
+		)
+		for i, name := range []string{"caller", "callee"} {
+			m, err := ReadMem(h.sidecarPIDs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.Memory = append(rep.Memory, SidecarMem{Name: name, AfterLoad: m.RSS, HWM: m.HWM})
 		}
-		rep.Memory = append(rep.Memory, SidecarMem{Name: name, AfterLoad: m.RSS, HWM: m.HWM})
 	}
 
 	// Activation: one call at a time to actors never called before,
 	// against one call at a time to an active actor.
 	n := int(envNum(t, "TANDEM_BENCH_ACTIVATIONS", 2000))
+	if !parts["activation"] {
+		return
+	}
 	c1 := newBenchClient(1)
 	rep.Activation = append(rep.Activation,
 		sequential(t, c1, "call to an active actor", n, h.payload, func(int) string { return actorURL(0) }),
@@ -87,29 +146,6 @@ func TestActorsLoad(t *testing.T) {
 			return fmt.Sprintf("%s/v1.0/actors/bench/new-%d/method/echo", caller.HTTPURL(), i)
 		}),
 	)
-
-	// Reminders: the scheduler (what daprd 1.18 uses, and tandemd with
-	// --scheduler-host-address) and the actor state store (tandemd's
-	// default without a scheduler).
-	sched := startBenchScheduler(t, bins)
-	rep.Reminders = append(rep.Reminders, reminderLag(t, bins, sentry, place, "scheduler", reminders,
-		[]string{"--scheduler-host-address", sched}, ""))
-	res := framework.ActorStore(t)
-	if stateReminders > 0 {
-		rep.Reminders = append(rep.Reminders, reminderLag(t, bins, sentry, place, "actor state store (sqlite)", stateReminders, nil, res))
-	}
-	rep.UptimeAfter = uptime()
-
-	md := rep.markdown()
-	t.Logf("\n%s", md)
-	out := os.Getenv("TANDEM_BENCH_OUT")
-	if out == "" {
-		out = filepath.Join("results", "actors.md")
-	}
-	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
-		t.Fatalf("write %s: %v", out, err)
-	}
-	t.Logf("wrote %s", out)
 }
 
 func envNum(t *testing.T, name string, def float64) float64 {
@@ -169,22 +205,34 @@ func startBenchPlacement(t *testing.T, bins *framework.Binaries, sentry *framewo
 	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
-func startBenchScheduler(t *testing.T, bins *framework.Binaries) string {
+// benchScheduler is a running scheduler: its API, its embedded etcd's
+// client endpoint and its process.
+type benchScheduler struct {
+	addr, etcd string
+	pid        int
+}
+
+// startBenchScheduler starts one replica of Tandem's scheduler with mTLS
+// from sentry: a sidecar with mTLS dials its scheduler with mTLS (as
+// daprd), so a plaintext scheduler is never reached.
+func startBenchScheduler(t *testing.T, bins *framework.Binaries, sentry *framework.Sentry) *benchScheduler {
 	t.Helper()
-	port, hz, pp := framework.FreePort(t), framework.FreePort(t), framework.FreePort(t)
+	port, hz, pp, cp := framework.FreePort(t), framework.FreePort(t), framework.FreePort(t), framework.FreePort(t)
 	s := framework.Start(t, "scheduler", bins.Scheduler, []string{
 		"--id=s0", "--port=" + strconv.Itoa(port), "--listen-address=127.0.0.1",
 		"--healthz-port=" + strconv.Itoa(hz), "--healthz-listen-address=127.0.0.1",
 		"--metrics-port=" + strconv.Itoa(framework.FreePort(t)), "--metrics-listen-address=127.0.0.1",
-		"--etcd-data-dir=" + t.TempDir(), "--etcd-client-port=" + strconv.Itoa(framework.FreePort(t)),
+		"--etcd-data-dir=" + t.TempDir(), "--etcd-client-port=" + strconv.Itoa(cp), "--etcd-client-listen-address=127.0.0.1",
 		"--etcd-initial-cluster=s0=http://127.0.0.1:" + strconv.Itoa(pp),
+		"--tls-enabled", "--sentry-address=" + sentry.Addr, "--trust-anchors-file=" + filepath.Join(sentry.CredsDir, "ca.crt"),
+		"--trust-domain=" + sentry.TrustDomain,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := framework.WaitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", hz), 200, 30*time.Second); err != nil {
 		t.Fatalf("scheduler: %v\n%s", err, s.Output())
 	}
-	return fmt.Sprintf("127.0.0.1:%d", port)
+	return &benchScheduler{addr: fmt.Sprintf("127.0.0.1:%d", port), etcd: fmt.Sprintf("127.0.0.1:%d", cp), pid: s.PID()}
 }
 
 // newBenchClient is a keep-alive HTTP/1.1 client with one connection per
@@ -321,16 +369,17 @@ type namedStats struct {
 // reminderApp hosts type "timed" and records, per reminder, when its
 // callback arrived; the reminder's data is its due time.
 type reminderApp struct {
-	mu    sync.Mutex
-	lags  []time.Duration
-	seen  map[string]int
-	dupes atomic.Int64
+	partitions int // remindersStoragePartitions in /dapr/config
+	mu         sync.Mutex
+	lags       []time.Duration
+	seen       map[string]int
+	dupes      atomic.Int64
 }
 
 func (a *reminderApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	if r.URL.Path == "/dapr/config" {
-		_, _ = io.WriteString(w, `{"entities":["timed"],"actorIdleTimeout":"1h"}`)
+		fmt.Fprintf(w, `{"entities":["timed"],"actorIdleTimeout":"1h","remindersStoragePartitions":%d}`, a.partitions)
 		return
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
@@ -376,6 +425,12 @@ type reminderRun struct {
 	Lag        opStats // due time → callback received
 	SidecarCPU time.Duration
 	Window     time.Duration
+	// For the scheduler: its process's CPU over the test, and the floor
+	// of the first creation, n puts of a job-sized value straight into
+	// its etcd from 16 clients (the least a creation can cost).
+	SchedulerCPU time.Duration
+	Floor        time.Duration
+	FloorErr     string
 }
 
 // reminderLag starts one host sidecar of type "timed" (args and resources
@@ -383,9 +438,9 @@ type reminderRun struct {
 // whose due times are spread evenly over a window starting after they are
 // all created (each carries its due time as data), and measures when the
 // app receives each.
-func reminderLag(t *testing.T, bins *framework.Binaries, sentry *framework.Sentry, place, store string, n int, args []string, resources string) reminderRun {
+func reminderLag(t *testing.T, bins *framework.Binaries, sentry *framework.Sentry, place, store string, n int, args []string, resources string, sched *benchScheduler, partitions int) reminderRun {
 	t.Helper()
-	app := &reminderApp{seen: map[string]int{}}
+	app := &reminderApp{seen: map[string]int{}, partitions: partitions}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +477,17 @@ func reminderLag(t *testing.T, bins *framework.Binaries, sentry *framework.Sentr
 	// minutes, generously, and start the window after the last creation.
 	far := time.Now().Add(time.Hour)
 	cpu := NewProcCPU()
+	var floor time.Duration
+	var floorErr error
+	if sched != nil {
+		floor, floorErr = etcdFloor(sched.etcd, n, workers)
+		t.Logf("%s: floor: %d puts into the scheduler's etcd in %s (%v)", store, n, floor.Round(time.Millisecond), floorErr)
+	}
 	cpuBefore, _ := cpu.CPU(host.PID())
+	var schedBefore time.Duration
+	if sched != nil {
+		schedBefore, _ = cpu.CPU(sched.pid)
+	}
 	regStart := time.Now()
 	var next atomic.Int64
 	var errs atomic.Int64
@@ -447,7 +512,10 @@ func reminderLag(t *testing.T, bins *framework.Binaries, sentry *framework.Sentr
 		})
 	}
 	wg.Wait()
-	run := reminderRun{Store: store, N: n, Register: time.Since(regStart), CreateErrs: errs.Load(), Window: window}
+	run := reminderRun{Store: store, N: n, Register: time.Since(regStart), CreateErrs: errs.Load(), Window: window, Floor: floor}
+	if floorErr != nil {
+		run.FloorErr = floorErr.Error()
+	}
 	t.Logf("%s: %d reminders created in %s (%d errors)", store, n, run.Register.Round(time.Millisecond), run.CreateErrs)
 	// Now the measured part: re-create each due in the window, the
 	// window starting after the re-creation is expected to finish (the
@@ -489,8 +557,52 @@ func reminderLag(t *testing.T, bins *framework.Binaries, sentry *framework.Sentr
 		run.FirstErr = v.(string)
 	}
 	run.SidecarCPU = cpuAfter - cpuBefore
+	if sched != nil {
+		schedAfter, _ := cpu.CPU(sched.pid)
+		run.SchedulerCPU = schedAfter - schedBefore
+	}
 	t.Logf("%s: %d of %d fired (%d twice), lag p50 %.1f ms p99 %.1f ms max %.1f ms", store, run.Fired, n, run.Dupes, ms(run.Lag.P50), ms(run.Lag.P99), ms(run.Lag.Max))
 	return run
+}
+
+// etcdFloor puts n values of a reminder job's size into etcd at addr
+// from workers clients, one key each, and returns how long it took.
+func etcdFloor(addr string, n, workers int) (time.Duration, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	val := strings.Repeat("x", 400)
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				if _, err := cli.Put(ctx, fmt.Sprintf("bench/floor/%d", i), val); err != nil {
+					first.CompareAndSwap(nil, err)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if v := first.Load(); v != nil {
+		return d, v.(error)
+	}
+	// Leave the scheduler's etcd as it was.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = cli.Delete(ctx, "bench/floor/", clientv3.WithPrefix())
+	return d, err
 }
 
 // waitHostReady waits for the sidecar's placement connection.
@@ -590,10 +702,21 @@ func (r *actorReport) markdown() string {
 	for _, a := range r.Activation {
 		fmt.Fprintf(&b, "| %s | %d | %d | %.3f | %.3f | %.3f | %.3f |\n", a.Name, a.Ops, a.Errors, ms(a.P50), ms(a.P90), ms(a.P99), ms(a.Max))
 	}
-	fmt.Fprintf(&b, "\n## Reminder firing lag\n\nOne host sidecar (type `timed`, mTLS, placement) and an app in the test process that records when each callback arrives. N one-shot reminders on N actors are created with 16 concurrent clients, first due in an hour, then re-created with due times spread evenly over a window of N ms (1,000 due per second) that begins after the re-creation is over; each carries its due time as data. Lag = callback received − due time (one clock). \"twice\" counts callbacks of a reminder after its first.\n\n| store | reminders | first creation took | create errors | fired | twice | lag p50 ms | p90 ms | p99 ms | max ms | host sidecar CPU (whole test) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\n## Reminder firing lag\n\nOne host sidecar (type `timed`, mTLS, placement) and an app in the test process that records when each callback arrives. N one-shot reminders on N actors are created with 16 concurrent clients, first due in an hour, then re-created with due times spread evenly over a window of N ms (1,000 due per second) that begins after the re-creation is over; each carries its due time as data. Lag = callback received − due time (one clock). \"twice\" counts callbacks of a reminder after its first.\n\n| store | reminders | first creation took | creations/s | floor: etcd puts/s | create errors | fired | twice | lag p50 ms | p90 ms | p99 ms | max ms | host sidecar CPU (whole test) | scheduler CPU (whole test) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, rr := range r.Reminders {
-		fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %s |\n", rr.Store, rr.N, rr.Register.Round(time.Millisecond), rr.CreateErrs, rr.Fired, rr.Dupes,
-			ms(rr.Lag.P50), ms(rr.Lag.P90), ms(rr.Lag.P99), ms(rr.Lag.Max), rr.SidecarCPU.Round(time.Millisecond))
+		floor, schedCPU := "–", "–"
+		if rr.Floor > 0 {
+			floor = fmt.Sprintf("%.0f", float64(rr.N)/rr.Floor.Seconds())
+			schedCPU = rr.SchedulerCPU.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %s | %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %s | %s |\n", rr.Store, rr.N, rr.Register.Round(time.Millisecond),
+			float64(rr.N)/rr.Register.Seconds(), floor, rr.CreateErrs, rr.Fired, rr.Dupes,
+			ms(rr.Lag.P50), ms(rr.Lag.P90), ms(rr.Lag.P99), ms(rr.Lag.Max), rr.SidecarCPU.Round(time.Millisecond), schedCPU)
+	}
+	for _, rr := range r.Reminders {
+		if rr.FloorErr != "" {
+			fmt.Fprintf(&b, "\nfloor error (%s): `%s`\n", rr.Store, rr.FloorErr)
+		}
 	}
 	for _, rr := range r.Reminders {
 		if rr.FirstErr != "" {

@@ -422,3 +422,33 @@ func TestActorReminderSurvivesRestart(t *testing.T) {
 		t.Errorf("finished reminder still there: %d", code)
 	}
 }
+
+// TestActorReminderWithSchedulerUnreachable: a sidecar whose
+// --scheduler-host-address answers nothing still serves actor calls, and
+// a reminder creation fails with an error naming the scheduler within the
+// sidecar's bound (10s) instead of hanging until its caller gives up.
+func TestActorReminderWithSchedulerUnreachable(t *testing.T) {
+	place := startPlacement(t)
+	app, port := startCounterApp(t, "a", "1m", false)
+	s := framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "nosched", AppPort: port,
+		Args: []string{"--placement-host-address", place, "--actors-disseminate-timeout", "10s",
+			"--scheduler-host-address", fmt.Sprintf("127.0.0.1:%d", framework.FreePort(t))},
+	})
+	app.sidecarURL.Store(s.HTTPURL())
+	waitActorsReady(t, s)
+	if code, body := httpDo(t, http.MethodPost, s.HTTPURL()+"/v1.0/actors/counter/u-1/method/add", ""); code != 200 {
+		t.Fatalf("actor call without a scheduler: %d %s", code, body)
+	}
+	c := &http.Client{Timeout: 40 * time.Second}
+	start := time.Now()
+	resp, err := c.Post(s.HTTPURL()+"/v1.0/actors/counter/u-1/reminders/r", "application/json", strings.NewReader(`{"dueTime":"1s"}`))
+	if err != nil {
+		t.Fatalf("create reminder after %s: %v (the call hung)", time.Since(start).Round(time.Second), err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !strings.Contains(string(b), "scheduler") || time.Since(start) > 30*time.Second {
+		t.Fatalf("create reminder: %d %s after %s, want a 500 naming the scheduler within 30s", resp.StatusCode, b, time.Since(start).Round(time.Second))
+	}
+}
