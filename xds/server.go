@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,8 @@ type Server struct {
 	mu      sync.Mutex
 	current []App
 	nacks   map[string]string // "node/type" -> last NACK reason
+	// nackedVersion is the version last rejected by "node/type".
+	nackedVersion map[string]string
 }
 
 // nodeGroup puts every client in one group: the resources do not depend on
@@ -67,7 +70,7 @@ func New(o Options) (*Server, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	o.Log = o.Log.With("component", "xds")
-	s := &Server{o: o, nacks: map[string]string{}}
+	s := &Server{o: o, nacks: map[string]string{}, nackedVersion: map[string]string{}}
 	// Not the cache's "ADS mode": that holds back a state-of-the-world
 	// answer until the request names every resource of the type, and a
 	// proxyless client names only the listeners and clusters it dials.
@@ -173,12 +176,23 @@ func (s *Server) NACKs() map[string]string {
 	return out
 }
 
-func (s *Server) nack(node *corev3.Node, typeURL, version, nonce, reason string) {
-	s.o.Log.Warn("xds client rejected resources; it keeps its previous version",
-		"node", node.GetId(), "type", typeURL, "rejected_version", version, "nonce", nonce, "reason", reason)
+// nack records a client's rejection of the version the server sent with
+// nonce. A client that rejects a version asks again and may be answered
+// with the same version: only the first rejection of a version is logged
+// as a warning.
+func (s *Server) nack(node *corev3.Node, typeURL, rejected, accepted, nonce, reason string) {
+	key := node.GetId() + "/" + typeURL
 	s.mu.Lock()
-	s.nacks[node.GetId()+"/"+typeURL] = reason
+	first := s.nackedVersion[key] != rejected || s.nacks[key] != reason
+	s.nacks[key] = reason
+	s.nackedVersion[key] = rejected
 	s.mu.Unlock()
+	level := slog.LevelDebug
+	if first {
+		level = slog.LevelWarn
+	}
+	s.o.Log.Log(context.Background(), level, "xds client rejected resources; it keeps its previous version",
+		"node", node.GetId(), "type", typeURL, "rejected_version", rejected, "accepted_version", accepted, "nonce", nonce, "reason", reason)
 }
 
 func (s *Server) callbacks() serverv3.Callbacks {
@@ -193,20 +207,38 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		}
 		return nil
 	}
+	// sent is the version each response carried, by "stream/nonce", until
+	// the client answers that nonce: a NACK names the nonce of the rejected
+	// response and the version it still holds.
+	sent := sync.Map{}
+	sentVersion := func(id int64, nonce string) string {
+		if v, ok := sent.LoadAndDelete(strconv.FormatInt(id, 10) + "/" + nonce); ok {
+			return v.(string)
+		}
+		return ""
+	}
 	return serverv3.CallbackFuncs{
 		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
 			n := nodeOf(id, req.GetNode())
+			rejected := sentVersion(id, req.GetResponseNonce())
 			if d := req.GetErrorDetail(); d != nil {
-				s.nack(n, req.GetTypeUrl(), req.GetVersionInfo(), req.GetResponseNonce(), d.GetMessage())
+				s.nack(n, req.GetTypeUrl(), rejected, req.GetVersionInfo(), req.GetResponseNonce(), d.GetMessage())
 			}
 			return nil
 		},
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			sent.Store(strconv.FormatInt(id, 10)+"/"+resp.GetNonce(), resp.GetVersionInfo())
+		},
 		StreamDeltaRequestFunc: func(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
 			n := nodeOf(id, req.GetNode())
+			rejected := sentVersion(id, req.GetResponseNonce())
 			if d := req.GetErrorDetail(); d != nil {
-				s.nack(n, req.GetTypeUrl(), "", req.GetResponseNonce(), d.GetMessage())
+				s.nack(n, req.GetTypeUrl(), rejected, "", req.GetResponseNonce(), d.GetMessage())
 			}
 			return nil
+		},
+		StreamDeltaResponseFunc: func(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+			sent.Store(strconv.FormatInt(id, 10)+"/"+resp.GetNonce(), resp.GetSystemVersionInfo())
 		},
 		StreamOpenFunc: func(_ context.Context, id int64, typeURL string) error {
 			s.o.Log.Debug("xds stream opened", "stream", id, "type", typeURL)
@@ -214,11 +246,24 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		},
 		StreamClosedFunc: func(id int64, n *corev3.Node) {
 			nodes.Delete(id)
+			forgetStream(&sent, id)
 			s.o.Log.Debug("xds stream closed", "stream", id, "node", n.GetId())
 		},
 		DeltaStreamClosedFunc: func(id int64, n *corev3.Node) {
 			nodes.Delete(id)
+			forgetStream(&sent, id)
 			s.o.Log.Debug("xds delta stream closed", "stream", id, "node", n.GetId())
 		},
 	}
+}
+
+// forgetStream drops a closed stream's unanswered nonces.
+func forgetStream(sent *sync.Map, id int64) {
+	prefix := strconv.FormatInt(id, 10) + "/"
+	sent.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), prefix) {
+			sent.Delete(k)
+		}
+		return true
+	})
 }
