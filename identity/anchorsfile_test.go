@@ -14,11 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/tandemrun/tandem/internal/syncbuf"
 )
 
 func selfSignedRoot(t *testing.T, name string, notAfter time.Time) *x509.Certificate {
@@ -48,24 +49,6 @@ func pemOf(certs ...*x509.Certificate) []byte {
 	return b.Bytes()
 }
 
-// syncBuffer is a log sink safe for the watcher goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestWatchTrustAnchorsFile(t *testing.T) {
 	oldRoot := selfSignedRoot(t, "old", time.Now().Add(24*time.Hour)) // expires soon: warned
 	newRoot := selfSignedRoot(t, "new", time.Now().Add(365*24*time.Hour))
@@ -83,7 +66,7 @@ func TestWatchTrustAnchorsFile(t *testing.T) {
 	}
 	write(pemOf(oldRoot))
 	src := NewSource()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	changes := make(chan int, 10)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/tandemrun/tandem/internal/loadreport"
+	"github.com/tandemrun/tandem/internal/syncbuf"
 	"github.com/tandemrun/tandem/scaler/externalscaler"
 )
 
@@ -136,24 +135,6 @@ func write(t *testing.T, path string, b []byte) {
 	}
 }
 
-// syncBuffer is the scaler's log, read while it writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestTLSFromFiles runs the scaler as its main does, over TLS from files with client certificates required,
 // against a real metadata endpoint, and talks to it as KEDA does (caCert, tlsClientCert, tlsClientKey): a client
 // without a certificate is refused, the server's certificate files are replaced while it runs and the new one is
@@ -180,7 +161,7 @@ func TestTLSFromFiles(t *testing.T) {
 	port := lis.Addr().(*net.TCPAddr).Port
 	lis.Close()
 	ctx, cancel := context.WithCancel(t.Context())
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--port", fmt.Sprint(port), "--listen-address", "127.0.0.1", "--sidecars", md.URL,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,29 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/syncbuf"
 )
 
-// syncBuffer is a log sink the sidecar's goroutines write concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the JSON log records so far.
-func (b *syncBuffer) records() []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// records returns the JSON log records in b so far.
+func records(b *syncbuf.Buffer) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(b.String(), "\n") {
 		var r map[string]any
 		if json.Unmarshal([]byte(line), &r) == nil {
 			out = append(out, r)
@@ -59,21 +45,21 @@ func TestSidecarShutdownAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	done := make(chan error, 1)
 	go func() { done <- runSidecar(context.Background(), o, log, func() {}) }()
 
 	var httpAddr string
 	for deadline := time.Now().Add(10 * time.Second); httpAddr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, r := range logs.records() {
+		for _, r := range records(logs) {
 			if r["msg"] == "sidecar serving" {
 				httpAddr, _ = r["http"].(string)
 			}
 		}
 	}
 	if httpAddr == "" {
-		t.Fatalf("the sidecar never served; logs:\n%v", logs.records())
+		t.Fatalf("the sidecar never served; logs:\n%v", records(logs))
 	}
 	db, err := sql.Open("sqlite", registry)
 	if err != nil {
@@ -107,7 +93,7 @@ func TestSidecarShutdownAPI(t *testing.T) {
 	if n := rows(); n != 0 {
 		t.Errorf("%d registrations after shutdown, want 0 (deregistered)", n)
 	}
-	for _, r := range logs.records() {
+	for _, r := range records(logs) {
 		if lvl := r["level"]; lvl == "ERROR" || (lvl == "WARN" && r["task"] != nil) {
 			t.Errorf("unexpected log record during start or stop: %v", r)
 		}

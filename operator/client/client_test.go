@@ -10,6 +10,8 @@ import (
 	"time"
 
 	operatorv1 "github.com/dapr/dapr/pkg/proto/operator/v1"
+
+	"github.com/tandemrun/tandem/internal/syncbuf"
 )
 
 const (
@@ -127,19 +129,6 @@ func (r *recorder) wait(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-// syncBuffer is a log destination safe for the concurrent writes of Follow.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestFollowEventsAndReconnect: the stream's events are handed on; when
 // the operator goes away and comes back, Follow opens the stream again and
 // lists again, so a change made meanwhile is seen.
@@ -148,7 +137,7 @@ func TestFollowEventsAndReconnect(t *testing.T) {
 	op := newFakeOperator()
 	op.setComponents(component("a", "state.in-memory"))
 	addr, stop := tca.serve("127.0.0.1:0", operatorSV, op)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	c := newClient(t, tca, addr, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -249,7 +238,7 @@ func TestUnimplementedStream(t *testing.T) {
 	tca := newTestCA(t)
 	addr, stop := tca.serve("127.0.0.1:0", operatorSV, newFakeOperator())
 	defer stop()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	c := newClient(t, tca, addr, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/syncbuf"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 	"github.com/tandemrun/tandem/xds"
 	"github.com/tandemrun/tandem/xds/svidfiles"
@@ -311,31 +311,13 @@ func (s staticSource) Run(ctx context.Context) error { <-ctx.Done(); return nil 
 func (s staticSource) Apps() []xds.App               { return append([]xds.App(nil), s.apps...) }
 func (s staticSource) Changed() <-chan struct{}      { return nil }
 
-// syncBuffer is a log sink the test reads while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestXDSNackKeepsLastGoodVersion: a cluster the client cannot accept (an
 // lb_policy gRPC does not implement) is pushed; the client NACKs it, the
 // server logs and reports the NACK with the client's reason, and the client
 // keeps calling on the last good version.
 func TestXDSNackKeepsLastGoodVersion(t *testing.T) {
 	var srv *xds.Server
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	build := xds.BuildOptions{TrustDomain: spiffeid.RequireTrustDomainFromString("public")}
 	var apps []xds.App
 	m := startProxylessMesh(t, meshOptions{Server: func(t *testing.T, echo *framework.Sidecar) string {

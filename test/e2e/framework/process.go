@@ -1,7 +1,6 @@
 package framework
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/syncbuf"
 )
 
 // Process is a started program whose output is kept for the test log.
@@ -25,35 +26,18 @@ type Process struct {
 	t   testing.TB
 	mu  sync.Mutex
 	cmd *exec.Cmd
-	out *lockedBuffer
+	out *syncbuf.Buffer
 	// stdout is what the process wrote to its standard output alone.
-	stdout *lockedBuffer
+	stdout *syncbuf.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Start runs bin with args and env (added to the current environment) and
 // stops it when the test ends. Its output is printed if the test fails.
 func Start(t testing.TB, name, bin string, args []string, env ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, Args: append([]string{bin}, args...), Env: env, t: t, out: &lockedBuffer{}, stdout: &lockedBuffer{}}
+	p := &Process{Name: name, Args: append([]string{bin}, args...), Env: env, t: t, out: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}}
 	if err := p.start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
