@@ -79,33 +79,12 @@ func TestWorkflowRemindersWithScheduler(t *testing.T) {
 	// Crash with activities in flight: the run-activity reminders are what
 	// is left to bring them back.
 	const n = 10
-	for i := range n {
-		if _, err := env.client.ScheduleNewWorkflow(ctx, "Slow", workflow.WithInstanceID(fmt.Sprintf("slow-%d", i)), workflow.WithInput(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && strings.Count(readFile(t, env.runs), "\n") < n/2; {
-		time.Sleep(50 * time.Millisecond)
-	}
+	env.startSlow(t, ctx, n)
 	keys := jobKeys()
 	if !slices.ContainsFunc(keys, func(k string) bool { return strings.HasSuffix(k, "||run-activity") }) {
 		t.Logf("no run-activity job seen at the crash (all between activities?): %q", keys)
 	}
-	env.app.Kill()
-	env.sidecar.Kill()
-	env.sidecar.Restart()
-	env.sidecar.WaitReady(t)
-	waitActorsReady(t, env.sidecar)
-	env.app.Restart()
-	env.waitWorkers(t)
-	client := env.reconnect(t)
-	for i := range n {
-		id := fmt.Sprintf("slow-%d", i)
-		md, err := client.WaitForWorkflowCompletion(ctx, id)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", id, err, env.sidecar.Output())
-		}
-		wantCompleted(t, md, fmt.Sprintf(`"%d:3"`, i))
-	}
+	env.crash(t)
+	env.waitSlow(t, ctx, env.reconnect(t), n)
 	eventually("emptied after the crashed workflows ended", func(keys []string) bool { return len(keys) == 0 })
 }

@@ -63,6 +63,47 @@ func startWorkflowEnv(t *testing.T, sidecarArgs ...string) *workflowEnv {
 	return env
 }
 
+// startSlow starts n Slow workflows (three 300 ms activities each) and
+// returns once about half their activities ran, with how many did.
+func (env *workflowEnv) startSlow(t *testing.T, ctx context.Context, n int) int {
+	t.Helper()
+	for i := range n {
+		if _, err := env.client.ScheduleNewWorkflow(ctx, "Slow", workflow.WithInstanceID(fmt.Sprintf("slow-%d", i)), workflow.WithInput(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && strings.Count(readFile(t, env.runs), "\n") < n/2; {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return strings.Count(readFile(t, env.runs), "\n")
+}
+
+// crash SIGKILLs the app and its sidecar and starts both again.
+func (env *workflowEnv) crash(t *testing.T) {
+	t.Helper()
+	env.app.Kill()
+	env.sidecar.Kill()
+	env.sidecar.Restart()
+	env.sidecar.WaitReady(t)
+	waitActorsReady(t, env.sidecar)
+	env.app.Restart()
+	env.waitWorkers(t)
+}
+
+// waitSlow waits for the n Slow workflows startSlow started to complete
+// with their outputs.
+func (env *workflowEnv) waitSlow(t *testing.T, ctx context.Context, client *workflow.Client, n int) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("slow-%d", i)
+		md, err := client.WaitForWorkflowCompletion(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", id, err, env.sidecar.Output())
+		}
+		wantCompleted(t, md, fmt.Sprintf(`"%d:3"`, i))
+	}
+}
+
 // reconnect gives a workflow client of the (restarted) sidecar.
 func (env *workflowEnv) reconnect(t *testing.T) *workflow.Client {
 	t.Helper()
@@ -390,35 +431,12 @@ func TestWorkflowSurvivesCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const n = 20
-	for i := range n {
-		if _, err := env.client.ScheduleNewWorkflow(ctx, "Slow", workflow.WithInstanceID(fmt.Sprintf("slow-%d", i)), workflow.WithInput(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Kill once some activities ran and before all could.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && strings.Count(readFile(t, env.runs), "\n") < n/2; {
-		time.Sleep(50 * time.Millisecond)
-	}
-	before := strings.Count(readFile(t, env.runs), "\n")
-	env.app.Kill()
-	env.sidecar.Kill()
+	before := env.startSlow(t, ctx, n)
 	if before >= 3*n {
 		t.Fatalf("every activity ran (%d) before the crash: nothing to test", before)
 	}
-	env.sidecar.Restart()
-	env.sidecar.WaitReady(t)
-	waitActorsReady(t, env.sidecar)
-	env.app.Restart()
-	env.waitWorkers(t)
-	client := env.reconnect(t)
-	for i := range n {
-		id := fmt.Sprintf("slow-%d", i)
-		md, err := client.WaitForWorkflowCompletion(ctx, id)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", id, err, env.sidecar.Output())
-		}
-		wantCompleted(t, md, fmt.Sprintf(`"%d:3"`, i))
-	}
+	env.crash(t)
+	env.waitSlow(t, ctx, env.reconnect(t), n)
 	runs := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(readFile(t, env.runs)), "\n") {
 		runs[line]++
