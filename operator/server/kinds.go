@@ -22,6 +22,9 @@ type kind struct {
 	// operator leaves them: set on what is listed or read, empty on what a
 	// watch event brought (the API client's decoder clears them).
 	prepare func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error)
+	// optional kinds are new in Dapr 1.18: a cluster whose CRDs predate
+	// them still gets an operator, which serves them as empty.
+	optional bool
 }
 
 // scoped is what every served resource implements.
@@ -53,11 +56,14 @@ var (
 		},
 	}
 	configurations = kind{
-		name:    "configurations",
-		object:  func() client.Object { return &v1alpha1.Configuration{} },
-		list:    func() client.ObjectList { return &v1alpha1.ConfigurationList{} },
-		items:   func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ConfigurationList).Items) },
-		prepare: asStored,
+		name:   "configurations",
+		object: func() client.Object { return &v1alpha1.Configuration{} },
+		list:   func() client.ObjectList { return &v1alpha1.ConfigurationList{} },
+		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.ConfigurationList).Items) },
+		prepare: func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error) {
+			c := obj.(*v1alpha1.Configuration).DeepCopy()
+			return c, resolveConfiguration(ctx, secrets, c)
+		},
 	}
 	resiliencies = kind{
 		name:    "resiliencies",
@@ -87,7 +93,28 @@ var (
 			return h, resolveHTTPEndpoint(ctx, secrets, h)
 		},
 	}
-	allKinds = []*kind{&components, &configurations, &resiliencies, &subscriptions, &httpEndpoints}
+	mcpServers = kind{
+		name:   "mcpservers",
+		object: func() client.Object { return &v1alpha1.MCPServer{} },
+		list:   func() client.ObjectList { return &v1alpha1.MCPServerList{} },
+		items:  func(l client.ObjectList) []client.Object { return itemsOf(l.(*v1alpha1.MCPServerList).Items) },
+		prepare: func(ctx context.Context, secrets client.Reader, obj client.Object) (client.Object, error) {
+			m := obj.(*v1alpha1.MCPServer).DeepCopy()
+			return m, resolveMCPServer(ctx, secrets, m)
+		},
+		optional: true,
+	}
+	workflowAccessPolicies = kind{
+		name:   "workflowaccesspolicies",
+		object: func() client.Object { return &v1alpha1.WorkflowAccessPolicy{} },
+		list:   func() client.ObjectList { return &v1alpha1.WorkflowAccessPolicyList{} },
+		items: func(l client.ObjectList) []client.Object {
+			return itemsOf(l.(*v1alpha1.WorkflowAccessPolicyList).Items)
+		},
+		prepare:  asStored,
+		optional: true,
+	}
+	allKinds = []*kind{&components, &configurations, &resiliencies, &subscriptions, &httpEndpoints, &mcpServers, &workflowAccessPolicies}
 )
 
 // asStored is the prepare of kinds that reach the sidecar as the cache has

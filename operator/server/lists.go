@@ -19,11 +19,14 @@ func (s *Server) listFor(ctx context.Context, k *kind, namespace string) ([][]by
 	if err != nil {
 		return nil, err
 	}
+	out := [][]byte{}
+	if s.absent[k.name] {
+		return out, nil
+	}
 	list := k.list()
 	if err := s.cache.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		return nil, status.Errorf(codes.Internal, "error getting %s: %v", k.name, err)
 	}
-	out := [][]byte{}
 	for _, obj := range k.items(list) {
 		if !appliesTo(obj, app.AppID) {
 			continue
@@ -125,4 +128,22 @@ func (s *Server) ListHTTPEndpoints(ctx context.Context, in *operatorv1.ListHTTPE
 		return nil, err
 	}
 	return &operatorv1.ListHTTPEndpointsResponse{HttpEndpoints: items}, nil
+}
+
+// ListMCPServers implements operatorv1.OperatorServer.
+func (s *Server) ListMCPServers(ctx context.Context, in *operatorv1.ListMCPServersRequest) (*operatorv1.ListMCPServersResponse, error) {
+	items, err := s.listFor(ctx, &mcpServers, in.GetNamespace())
+	if err != nil {
+		return nil, err
+	}
+	return &operatorv1.ListMCPServersResponse{McpServers: items}, nil
+}
+
+// ListWorkflowAccessPolicy implements operatorv1.OperatorServer.
+func (s *Server) ListWorkflowAccessPolicy(ctx context.Context, in *operatorv1.ListWorkflowAccessPolicyRequest) (*operatorv1.ListWorkflowAccessPolicyResponse, error) {
+	items, err := s.listFor(ctx, &workflowAccessPolicies, in.GetNamespace())
+	if err != nil {
+		return nil, err
+	}
+	return &operatorv1.ListWorkflowAccessPolicyResponse{Policies: items}, nil
 }

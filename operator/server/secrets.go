@@ -33,13 +33,9 @@ func newSecretResolver(r client.Reader, namespace string) *secretResolver {
 // string holding the base64 of the secret's bytes (daprd decodes it). A key
 // the Secret lacks leaves the value as it is (ok false), as in Dapr.
 func (s *secretResolver) value(ctx context.Context, ref v1alpha1.SecretKeyRef) (v1alpha1.RawJSON, bool, error) {
-	sec, ok := s.cache[ref.Name]
-	if !ok {
-		var err error
-		if sec, err = s.get(ctx, ref.Name); err != nil {
-			return nil, false, fmt.Errorf("secret %s/%s: %w", s.namespace, ref.Name, err)
-		}
-		s.cache[ref.Name] = sec
+	sec, err := s.secret(ctx, ref.Name)
+	if err != nil {
+		return nil, false, fmt.Errorf("secret %s/%s: %w", s.namespace, ref.Name, err)
 	}
 	key := ref.Key
 	if key == "" {
@@ -50,6 +46,19 @@ func (s *secretResolver) value(ctx context.Context, ref v1alpha1.SecretKeyRef) (
 		return nil, false, nil
 	}
 	return v1alpha1.JSONString(base64.StdEncoding.EncodeToString(data)), true, nil
+}
+
+// secret reads the named Secret once.
+func (s *secretResolver) secret(ctx context.Context, name string) (*corev1.Secret, error) {
+	if sec, ok := s.cache[name]; ok {
+		return sec, nil
+	}
+	sec, err := s.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	s.cache[name] = sec
+	return sec, nil
 }
 
 // get reads one Secret. Where the API server does not serve it by name

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,6 +49,9 @@ type Server struct {
 	hub    *hub
 	log    *slog.Logger
 	sent   func(kind string) // test hook: an event was sent
+	// absent holds the optional kinds whose CRD the API server does not
+	// serve; set before serving, read-only after.
+	absent map[string]bool
 }
 
 var _ operatorv1.OperatorServer = (*Server)(nil)
@@ -61,7 +65,7 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cache: o.Cache, api: o.APIReader, source: o.Source, lis: o.Listener, hub: newHub(), log: log, sent: func(string) {}}, nil
+	return &Server{cache: o.Cache, api: o.APIReader, source: o.Source, lis: o.Listener, hub: newHub(), log: log, sent: func(string) {}, absent: map[string]bool{}}, nil
 }
 
 // Addr is where the Server listens.
@@ -124,6 +128,11 @@ func changed(o, n client.Object) bool {
 func (s *Server) watch(ctx context.Context) error {
 	for _, k := range allKinds {
 		inf, err := s.cache.GetInformer(ctx, k.object())
+		if err != nil && k.optional && meta.IsNoMatchError(err) {
+			s.log.Warn("CRD not installed: serving none of its kind (install the chart's CRDs to use it)", "kind", k.name, "error", err)
+			s.absent[k.name] = true
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("watch %s: %w (are the dapr.io CRDs installed?)", k.name, err)
 		}

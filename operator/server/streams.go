@@ -77,6 +77,20 @@ func (s *Server) HTTPEndpointUpdate(in *operatorv1.HTTPEndpointUpdateRequest, sr
 	})
 }
 
+// MCPServerUpdate implements operatorv1.OperatorServer.
+func (s *Server) MCPServerUpdate(in *operatorv1.MCPServerUpdateRequest, srv operatorv1.Operator_MCPServerUpdateServer) error {
+	return s.streamUpdates(srv.Context(), &mcpServers, in.GetNamespace(), nil, func(b []byte, t operatorv1.ResourceEventType) error {
+		return srv.Send(&operatorv1.MCPServerUpdateEvent{McpServer: b, Type: t})
+	})
+}
+
+// WorkflowAccessPolicyUpdate implements operatorv1.OperatorServer.
+func (s *Server) WorkflowAccessPolicyUpdate(in *operatorv1.WorkflowAccessPolicyUpdateRequest, srv operatorv1.Operator_WorkflowAccessPolicyUpdateServer) error {
+	return s.streamUpdates(srv.Context(), &workflowAccessPolicies, in.GetNamespace(), nil, func(b []byte, t operatorv1.ResourceEventType) error {
+		return srv.Send(&operatorv1.WorkflowAccessPolicyUpdateEvent{Policy: b, Type: t})
+	})
+}
+
 // ResiliencyUpdate implements operatorv1.OperatorServer.
 func (s *Server) ResiliencyUpdate(in *operatorv1.ResiliencyUpdateRequest, srv operatorv1.Operator_ResiliencyUpdateServer) error {
 	return s.streamUpdates(srv.Context(), &resiliencies, in.GetNamespace(), nil, func(b []byte, t operatorv1.ResourceEventType) error {

@@ -17,6 +17,8 @@ func AddToScheme(s *runtime.Scheme) error {
 		&Resiliency{}, &ResiliencyList{},
 		&Subscription{}, &SubscriptionList{},
 		&HTTPEndpoint{}, &HTTPEndpointList{},
+		&MCPServer{}, &MCPServerList{},
+		&WorkflowAccessPolicy{}, &WorkflowAccessPolicyList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
