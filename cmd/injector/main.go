@@ -19,9 +19,8 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -177,10 +176,11 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return rest.InClusterConfig()
 }
 
-// newKey makes the webhook certificate's key: ECDSA P-256, which every API
-// server accepts (some refuse the sidecars' Ed25519; Dapr's injector uses
-// RSA for the same reason).
-func newKey() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+// newKey makes the webhook certificate's key: RSA 2048, as Dapr's injector
+// (some managed API servers refuse the sidecars' Ed25519 serving
+// certificates, and tools that check Dapr's webhook expect RSA). One key
+// per renewal, so its cost (~0.1 s) is paid once a day.
+func newKey() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }
 
 func serve(ctx context.Context, f *flags, opts *injector.Options, anchorsFile string, log *slog.Logger) error {
 	cfg, err := restConfig(f.kubeconfig)
