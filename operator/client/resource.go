@@ -16,6 +16,9 @@ const (
 	Resiliencies   Kind = "Resiliency"
 	HTTPEndpoints  Kind = "HTTPEndpoint"
 	Configurations Kind = "Configuration"
+	// MCPServers and WorkflowAccessPolicies are new in Dapr 1.18.
+	MCPServers             Kind = "MCPServer"
+	WorkflowAccessPolicies Kind = "WorkflowAccessPolicy"
 )
 
 // apiVersion is the version each kind is sent in (the operator converts

@@ -167,7 +167,9 @@ func TestConfigurationHeaderSecrets(t *testing.T) {
 			Spec struct {
 				Tracing struct {
 					SamplingRate string
-					Otel         struct{ Headers []struct{ Name, Value string } }
+					Otel         struct {
+						Headers []struct{ Name, Value string }
+					}
 				}
 			}
 		}
