@@ -79,40 +79,55 @@ func (f *inflight) stop() <-chan struct{} {
 // dead-lettered because the sidecar is stopping.
 func (p *PubSub) Run(ctx context.Context, app App) error {
 	var deliverer subscriptions.Deliverer
-	var programmatic []*subscriptions.Subscription
-	var err error
+	var ask func() ([]*subscriptions.Subscription, error)
 	discover := !p.cfg.NoProgrammatic
-	if !discover && (app.HTTP != nil || app.GRPC != nil) {
-		// daprd's wording, which tooling looks for.
-		p.log.Warn("Skipping programmatic subscription loading (see 'disable-init-endpoints' flag/annotation)")
-	}
 	switch {
 	case app.HTTP != nil:
 		deliverer = subscriptions.HTTPDeliverer{App: app.HTTP}
-		if discover {
-			programmatic, err = subscriptions.DiscoverHTTP(ctx, app.HTTP, p.cfg.AppID, p.discovery, p.log)
+		ask = func() ([]*subscriptions.Subscription, error) {
+			return subscriptions.DiscoverHTTP(ctx, app.HTTP, p.cfg.AppID, p.discovery, p.log)
 		}
 	case app.GRPC != nil:
 		client := runtimev1.NewAppCallbackClient(app.GRPC.Conn())
 		deliverer = subscriptions.GRPCDeliverer{App: client, Alpha: runtimev1.NewAppCallbackAlphaClient(app.GRPC.Conn())}
-		if discover {
-			programmatic, err = subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
+		ask = func() ([]*subscriptions.Subscription, error) {
+			return subscriptions.DiscoverGRPC(ctx, client, p.discovery, p.log)
 		}
 	default:
 		p.log.Info("no app channel: only streaming subscriptions are served")
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	// The app is asked once, when the first pub/sub component is there
+	// (at start, or when one is added later), as daprd does: an app of a
+	// sidecar without pub/sub is never called at /dapr/subscribe.
+	asked := false
+	askApp := func() {
+		if asked || ask == nil || !p.hasPubSubs() {
+			return
 		}
-		p.log.Error("cannot get the app's subscriptions; serving the declarative ones only", "error", err)
+		asked = true
+		if !discover {
+			// daprd's wording, which tooling looks for.
+			p.log.Warn("Skipping programmatic subscription loading (see 'disable-init-endpoints' flag/annotation)")
+			return
+		}
+		programmatic, err := ask()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Error("cannot get the app's subscriptions; serving the declarative ones only", "error", err)
+		}
+		for _, s := range programmatic {
+			p.log.Info("app subscribes", "pubsub", s.PubsubName, "topic", s.Topic)
+		}
+		p.mu.Lock()
+		p.programmatic = programmatic
+		p.mu.Unlock()
 	}
-	for _, s := range programmatic {
-		p.log.Info("app subscribes", "pubsub", s.PubsubName, "topic", s.Topic)
+	askApp()
+	if ctx.Err() != nil {
+		return nil
 	}
-	p.mu.Lock()
-	p.programmatic = programmatic
-	p.mu.Unlock()
 
 	t := time.NewTicker(p.resync)
 	defer t.Stop()
@@ -129,6 +144,7 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 	for {
 		// The instances this round subscribes on: one that becomes ready
 		// during the round is settled by the next.
+		askApp()
 		ready := p.readyInstances()
 		if deliverer != nil {
 			p.reconcile(ctx, deliverer)
@@ -145,6 +161,12 @@ func (p *PubSub) Run(ctx context.Context, app App) error {
 		case <-t.C:
 		}
 	}
+}
+
+// hasPubSubs reports whether any pub/sub component is loaded, ready or
+// not.
+func (p *PubSub) hasPubSubs() bool {
+	return p.cfg.Registry != nil && len(p.cfg.Registry.List()) > 0
 }
 
 // firstInitWait bounds how long Run waits for the pub/sub components'

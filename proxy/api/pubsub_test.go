@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -623,4 +624,56 @@ func TestSettledAfterSubscribing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "delivery of the event published once settled", func() bool { return app.count("/orders") == 1 })
+}
+
+// TestAskedOnlyOnceAPubSubExists: as daprd, a sidecar without pub/sub
+// components never calls the app's GET /dapr/subscribe (Dapr's
+// actors/healthz/endpoint cases fail on any unexpected call); once one is
+// added and the subscriptions reloaded, the app is asked, once, and its
+// subscription delivers.
+func TestAskedOnlyOnceAPubSubExists(t *testing.T) {
+	newFn, types := components.FactoryFromMap(map[string]func() pubsub.PubSub{
+		inmemory.Type: func() pubsub.PubSub { return inmemory.New(nil) },
+	})
+	env := components.Env{AppID: "app"}
+	m := components.NewManager(pubsub.Kind(newFn, types), components.ManagerOptions{Resolve: env.Resolve, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	t.Cleanup(func() { _ = m.Close() })
+	app := &subApp{subs: `[{"pubsubname":"ps","topic":"orders","route":"/orders"}]`}
+	startSubApp(t, app)
+	var asked atomic.Int32
+	a := serveApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dapr/subscribe" {
+			asked.Add(1)
+		}
+		app.ServeHTTP(w, r)
+	}))
+	p := NewPubSub(PubSubConfig{Registry: m.Registry(), AppID: "app"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, a) }()
+	waitUntil(t, "Started", p.Started)
+	p.Reload()
+	time.Sleep(200 * time.Millisecond)
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("the app was asked for its subscriptions %d times with no pub/sub component; want 0", n)
+	}
+
+	m.Apply([]components.Component{{Name: "ps", Type: inmemory.Type, InitTimeout: components.DefaultInitTimeout}})
+	waitUntil(t, "pubsub ps ready", func() bool { _, err := m.Registry().Ready("ps"); return err == nil })
+	p.Reload()
+	waitUntil(t, "subscribed to ps/orders", func() bool { return len(p.Subscriptions()) == 1 && p.Settled("ps") })
+	if err := p.Publish(ctx, PublishRequest{PubsubName: "ps", Topic: "orders", Data: []byte(`{}`), ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "delivery to /orders", func() bool { return app.count("/orders") == 1 })
+	p.Reload()
+	time.Sleep(100 * time.Millisecond)
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the app was asked %d times; want once", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
