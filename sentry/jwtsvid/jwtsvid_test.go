@@ -2,6 +2,7 @@ package jwtsvid
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -273,9 +274,20 @@ func TestLoadOrGenerate(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	b := mustGenerate(f)
-	f.Add(b.KeyPEM, b.JWKSJSON, "")
-	f.Add(b.KeyPEM, []byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`), "x")
+	// EC and Ed25519 seeds: a mutated RSA private key can make the standard
+	// library's key validation take seconds, which stalls the fuzzer
+	// without finding anything in this package.
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(ec)
+	ecPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	ecSet, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: ec.Public(), KeyID: "k", Use: "sig"}}})
+	f.Add(ecPEM, ecSet, "")
+	f.Add(ecPEM, ecSet, "k")
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ = x509.MarshalPKCS8PrivateKey(ed)
+	edSet, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: ed.Public()}}})
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), edSet, "")
+	f.Add(ecPEM, []byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`), "x")
 	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), []byte(`{"keys":[]}`), "")
 	f.Fuzz(func(t *testing.T, key, jwks []byte, kid string) {
 		got, err := Parse(key, jwks, kid)
