@@ -13,11 +13,16 @@ import (
 )
 
 // Healthz returns a handler for /healthz: 200 while the CA service is
-// serving, 503 otherwise (as Dapr's healthz server).
-func (s *Server) Healthz() http.Handler {
+// serving and every other check (the OIDC server's, say) reports ready,
+// 503 otherwise (as Dapr's healthz server with its targets).
+func (s *Server) Healthz(also ...func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
+		ready := s.Ready()
+		for _, r := range also {
+			ready = ready && r()
+		}
+		if !ready {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}

@@ -1,7 +1,8 @@
 // Package server is sentry's gRPC service, dapr.proto.sentry.v1.CA, a
 // drop-in for Dapr's sentry: SignCertificate validates the request with a
 // validator, signs the CSR's public key with the CA and returns the PEM
-// chain and trust anchors.
+// chain and trust anchors, and with a JWT issuer JWT SVIDs for the same
+// identity.
 //
 // The service is served over TLS with sentry's own certificate
 // (spiffe://<trust-domain>/ns/<namespace>/dapr-sentry), signed by the same
@@ -34,6 +35,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/jwtsvid"
 	"github.com/tandemrun/tandem/sentry/validator"
 )
 
@@ -65,6 +67,11 @@ type Options struct {
 	// Address is the TCP address when Listener is nil (DefaultAddress if empty).
 	Address string
 
+	// JWT, if set, also issues a JWT SVID with every certificate (Dapr's
+	// --jwt-enabled): the response's jwt, for the trust domain and the
+	// request's jwt_audiences, and per_audience_jwts, one for each.
+	JWT *jwtsvid.Issuer
+
 	// Metrics to record; if nil they are kept but exported nowhere.
 	Metrics *Metrics
 	// Log; discarded if nil.
@@ -86,6 +93,7 @@ type Server struct {
 	defaultVal sentryv1.SignCertificateRequest_TokenValidator
 	id         spiffeid.ID
 	namespace  string
+	jwt        *jwtsvid.Issuer
 	lis        net.Listener
 	grpc       *grpc.Server
 	metrics    *Metrics
@@ -131,6 +139,7 @@ func New(opts Options) (*Server, error) {
 		defaultVal: opts.DefaultValidator,
 		id:         id,
 		namespace:  opts.Namespace,
+		jwt:        opts.JWT,
 		metrics:    opts.Metrics,
 		log:        opts.Log,
 		warnWithin: opts.ExpiryWarning,

@@ -44,6 +44,12 @@ type harness struct {
 // test ends.
 func start(t *testing.T, vals map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, def sentryv1.SignCertificateRequest_TokenValidator) *harness {
 	t.Helper()
+	return startWith(t, vals, def, nil)
+}
+
+// startWith is start with a last change to the server's options.
+func startWith(t *testing.T, vals map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator, def sentryv1.SignCertificateRequest_TokenValidator, edit func(*server.Options)) *harness {
+	t.Helper()
 	b, err := ca.GenerateBundle(ca.GenerateOptions{TrustDomain: "localhost"})
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +63,13 @@ func start(t *testing.T, vals map[sentryv1.SignCertificateRequest_TokenValidator
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Options{
+	opts := server.Options{
 		CA: c, Validators: vals, DefaultValidator: def, Listener: lis, Metrics: server.NewMetrics(reg),
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +175,9 @@ func TestDaprStyleRequest(t *testing.T) {
 	}
 	if len(resp.GetTrustChainCertificates()) != 1 || !strings.Contains(string(resp.GetTrustChainCertificates()[0]), "BEGIN CERTIFICATE") {
 		t.Fatal("trust_chain_certificates is not one PEM entry of anchors")
+	}
+	if resp.GetJwt() != nil || len(resp.GetPerAudienceJwts()) != 0 {
+		t.Fatal("jwt issued without a jwt issuer")
 	}
 }
 

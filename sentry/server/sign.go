@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/sentry/ca"
 )
@@ -81,12 +82,41 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 	leaf := chain[0]
 	s.log.Info("certificate issued", "spiffe_id", id.String(), "serial", leaf.SerialNumber.String(),
 		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
-	return &sentryv1.SignCertificateResponse{
+	resp := &sentryv1.SignCertificateResponse{
 		WorkloadCertificate: ca.EncodeCertificates(chain),
 		// As Dapr's sentry: one entry holding every trust anchor as PEM.
 		TrustChainCertificates: [][]byte{authority.TrustAnchorsPEM()},
 		ValidUntil:             timestamppb.New(leaf.NotAfter),
-	}, nil
+	}
+	if s.jwt != nil {
+		if serr := s.issueJWTs(resp, id, req.GetJwtAudiences()); serr != nil {
+			return nil, serr
+		}
+	}
+	return resp, nil
+}
+
+// issueJWTs adds Dapr's JWT SVIDs to resp: jwt for the trust domain
+// followed by the requested audiences, and per_audience_jwts holding one
+// token for each of those audiences alone.
+func (s *Server) issueJWTs(resp *sentryv1.SignCertificateResponse, id spiffeid.ID, requested []string) *signError {
+	audiences := append([]string{id.TrustDomain().Name()}, requested...)
+	token, err := s.jwt.Issue(id, audiences, 0)
+	if err != nil {
+		s.log.Error("jwt signing failed", "spiffe_id", id.String(), "error", err)
+		return fail("jwt_sign", codes.Internal, "failed to generate JWT: "+err.Error())
+	}
+	resp.Jwt = wrapperspb.String(token)
+	resp.PerAudienceJwts = make(map[string]*wrapperspb.StringValue, len(audiences))
+	for _, aud := range audiences {
+		token, err := s.jwt.Issue(id, []string{aud}, 0)
+		if err != nil {
+			s.log.Error("jwt signing failed", "spiffe_id", id.String(), "audience", aud, "error", err)
+			return fail("jwt_sign", codes.Internal, "failed to generate JWT for audience "+aud+": "+err.Error())
+		}
+		resp.PerAudienceJwts[aud] = wrapperspb.String(token)
+	}
+	return nil
 }
 
 // InjectorService is the Service the API server calls the injector's
