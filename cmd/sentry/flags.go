@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemrun/tandem/internal/flagvalue"
 	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/jwtsvid"
 )
 
-// Options are sentry's command-line options (Dapr sentry's self-hosted
-// flags plus Tandem's --workload-cert-ttl and --join-token-file).
+// Options are sentry's command-line options (Dapr sentry's flags plus
+// Tandem's --workload-cert-ttl, --join-token-file and friends).
 type Options struct {
 	ConfigPath      string
 	ConfigExplicit  bool
@@ -44,6 +46,35 @@ type Options struct {
 	GenerateRootInto string
 	Version          bool
 	IgnoredDaprFlags map[string]string // flag name -> value, set but not implemented
+
+	JWT  JWTOptions
+	OIDC OIDCOptions
+}
+
+// JWTOptions are Dapr sentry's --jwt-* flags: JWT SVIDs issued with every
+// certificate.
+type JWTOptions struct {
+	Enabled   bool
+	KeyFile   string // relative to --issuer-credentials unless absolute
+	JWKSFile  string // likewise
+	Issuer    string // iss claim; none if empty
+	IssuerSet bool
+	Algorithm string
+	KeyID     string // kid; the key's thumbprint if empty
+	TTL       time.Duration
+}
+
+// OIDCOptions are Dapr sentry's --oidc-* flags: the discovery server.
+type OIDCOptions struct {
+	Enabled      bool
+	Port         int
+	Address      string
+	TLSEnabled   bool
+	TLSCertFile  string
+	TLSKeyFile   string
+	JWKSURI      string
+	PathPrefix   string
+	AllowedHosts []string
 }
 
 // Dapr's defaults (cmd/sentry/options).
@@ -53,14 +84,9 @@ const (
 )
 
 // ignoredDaprFlags are Dapr sentry flags Tandem accepts and ignores
-// (Kubernetes, JWT/OIDC issuance, profiling). true marks boolean flags.
+// (the unused --token-audience, profiling). true marks boolean flags.
 var ignoredDaprFlags = map[string]bool{
-	"token-audience": false,
-	"jwt-enabled":    true, "jwt-key-filename": false, "jwks-filename": false, "jwt-issuer": false,
-	"jwt-signing-algorithm": false, "jwt-key-id": false, "jwt-ttl": false,
-	"oidc-enabled": true, "oidc-server-listen-port": false, "oidc-server-listen-address": false,
-	"oidc-server-tls-enabled": true, "oidc-server-tls-cert-file": false, "oidc-server-tls-key-file": false,
-	"oidc-jwks-uri": false, "oidc-path-prefix": false, "oidc-allowed-hosts": false,
+	"token-audience":   false,
 	"enable-profiling": true, "profile-port": false,
 }
 
@@ -106,6 +132,22 @@ func ParseFlags(args []string, usageOut io.Writer) (*Options, error) {
 	fs.DurationVar(&o.ReloadInterval, "issuer-credentials-reload-interval", ca.DefaultReloadInterval, "How often the CA files are checked for changes and reloaded without a restart (0 disables)")
 	fs.StringVar(&o.GenerateRootInto, "generate-root-into", "", "Write a new self-signed root and an issuer signed by it (ca.crt, issuer.crt, issuer.key) into this folder and exit; used to rotate the root (see docs/trust-anchor-rotation.md)")
 	fs.BoolVar(&o.Version, "version", false, "Print the version and exit")
+	fs.BoolVar(&o.JWT.Enabled, "jwt-enabled", false, "Issue a JWT SVID with every certificate (signing key and JWKS generated in the issuer credentials if absent)")
+	fs.StringVar(&o.JWT.KeyFile, "jwt-key-filename", jwtsvid.DefaultKeyFilename, "JWT signing key file (PEM), relative to --issuer-credentials unless absolute")
+	fs.StringVar(&o.JWT.JWKSFile, "jwks-filename", jwtsvid.DefaultJWKSFilename, "JWKS (JSON Web Key Set) file holding the signing key's public key, relative to --issuer-credentials unless absolute")
+	fs.StringVar(&o.JWT.Issuer, "jwt-issuer", "", "Issuer (iss) of JWT SVIDs and of the OIDC discovery document (no iss claim if empty)")
+	fs.StringVar(&o.JWT.Algorithm, "jwt-signing-algorithm", jwtsvid.DefaultAlgorithm, "JWS algorithm of JWT SVIDs; must suit the signing key (RS*, PS*, ES*, EdDSA)")
+	fs.StringVar(&o.JWT.KeyID, "jwt-key-id", "", "Key ID (kid) of JWT SVIDs; the JWKS must hold it (default: base64 of the signing key's SHA-256 JWK thumbprint)")
+	fs.DurationVar(&o.JWT.TTL, "jwt-ttl", jwtsvid.DefaultTTL, "Lifetime of JWT SVIDs")
+	fs.BoolVar(&o.OIDC.Enabled, "oidc-enabled", false, "Serve OIDC discovery (/.well-known/openid-configuration, /jwks.json) for the JWT SVIDs (needs --jwt-enabled)")
+	fs.IntVar(&o.OIDC.Port, "oidc-server-listen-port", 9080, "Port of the OIDC server")
+	fs.StringVar(&o.OIDC.Address, "oidc-server-listen-address", "localhost", "Address of the OIDC server")
+	fs.BoolVar(&o.OIDC.TLSEnabled, "oidc-server-tls-enabled", true, "Require --oidc-server-tls-cert-file and --oidc-server-tls-key-file (HTTPS); false allows plain HTTP")
+	fs.StringVar(&o.OIDC.TLSCertFile, "oidc-server-tls-cert-file", "", "TLS certificate file of the OIDC server (HTTPS when given with the key file)")
+	fs.StringVar(&o.OIDC.TLSKeyFile, "oidc-server-tls-key-file", "", "TLS key file of the OIDC server")
+	fs.StringVar(&o.OIDC.JWKSURI, "oidc-jwks-uri", "", "jwks_uri of the discovery document (derived from the issuer or the request if empty)")
+	fs.StringVar(&o.OIDC.PathPrefix, "oidc-path-prefix", "", "Path prefix of the OIDC endpoints")
+	fs.Var(flagvalue.NewList(&o.OIDC.AllowedHosts), "oidc-allowed-hosts", "Hosts the OIDC server answers for, comma-separated (any if empty; * allows any); X-Forwarded-Host is trusted only when it matches one")
 	for name, isBool := range ignoredDaprFlags {
 		fs.Var(&ignoredFlag{name: name, isBool: isBool, set: o.IgnoredDaprFlags}, name, "Dapr sentry flag accepted for compatibility and ignored")
 	}
@@ -116,8 +158,11 @@ func ParseFlags(args []string, usageOut io.Writer) (*Options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q: sentry takes only flags", fs.Args())
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "config" {
+		switch f.Name {
+		case "config":
 			o.ConfigExplicit = true
+		case "jwt-issuer":
+			o.JWT.IssuerSet = true
 		}
 	})
 	return o, o.Validate()
@@ -144,6 +189,21 @@ func (o *Options) Validate() error {
 	}
 	if o.ReloadInterval < 0 {
 		errs = append(errs, errors.New("--issuer-credentials-reload-interval must not be negative"))
+	}
+	if o.OIDC.Enabled && o.OIDC.TLSEnabled && (o.OIDC.TLSCertFile == "" || o.OIDC.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--oidc-server-tls-cert-file and --oidc-server-tls-key-file are required with --oidc-enabled (unless --oidc-server-tls-enabled=false)"))
+	}
+	if (o.OIDC.TLSCertFile == "") != (o.OIDC.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--oidc-server-tls-cert-file and --oidc-server-tls-key-file go together"))
+	}
+	if o.JWT.IssuerSet && !o.JWT.Enabled {
+		errs = append(errs, errors.New("--jwt-issuer cannot be set without --jwt-enabled"))
+	}
+	if o.JWT.TTL <= 0 {
+		errs = append(errs, errors.New("--jwt-ttl must be positive"))
+	}
+	if o.OIDC.Port < 0 || o.OIDC.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--oidc-server-listen-port %d is not a port number", o.OIDC.Port))
 	}
 	if o.CredentialsDir == "" {
 		errs = append(errs, errors.New("--issuer-credentials must name a folder"))

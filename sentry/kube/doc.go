@@ -5,4 +5,6 @@
 // (dapr-trust-bundle, key ca.crt) in every namespace that runs annotated
 // pods. The injector mounts that ConfigMap as a file, and sidecars watch
 // the file, so a root rotation reaches running pods without a restart.
+// With JWT SVIDs on, the Secret also holds jwt.key and jwks.json, and the
+// ConfigMaps carry jwks.json.
 package kube

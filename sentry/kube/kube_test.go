@@ -87,6 +87,46 @@ func TestSecretStore(t *testing.T) {
 	if _, generated, err := empty.LoadOrGenerate(ctx, opts); err != nil || !generated {
 		t.Fatalf("empty secret: generated %v, %v", generated, err)
 	}
+
+	// The JWT signing key and key set join the X.509 credentials.
+	jb, generated, err := s.LoadOrGenerateJWT(ctx, JWTKeys{}, "")
+	if err != nil || !generated {
+		t.Fatalf("jwt: generated %v, %v", generated, err)
+	}
+	jagain, generated, err := s.LoadOrGenerateJWT(ctx, JWTKeys{}, "")
+	if err != nil || generated || !bytes.Equal(jagain.KeyPEM, jb.KeyPEM) || !bytes.Equal(jagain.JWKSJSON, jb.JWKSJSON) {
+		t.Fatalf("jwt again: generated %v, %v", generated, err)
+	}
+	if err := k.Get(ctx, types.NamespacedName{Namespace: "store", Name: TrustBundleName}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sec.Data[KeyJWTKey], jb.KeyPEM) || !bytes.Equal(sec.Data[KeyJWKS], jb.JWKSJSON) || !bytes.Equal(sec.Data[KeyIssuerKey], first.IssuerKeyPEM) {
+		t.Fatal("secret does not hold the jwt key, the jwks and the issuer key")
+	}
+	if _, _, err := s.LoadOrGenerateJWT(ctx, JWTKeys{}, "not-in-the-set"); err == nil {
+		t.Fatal("a kid the stored set lacks was accepted")
+	}
+	// Half of it is refused, not replaced.
+	delete(sec.Data, KeyJWKS)
+	if err := k.Update(ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.LoadOrGenerateJWT(ctx, JWTKeys{}, ""); err == nil {
+		t.Fatal("a secret with the key but no jwks was accepted")
+	}
+	// Storing X.509 credentials keeps the other keys.
+	if err := empty.store(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if _, generated, err := empty.LoadOrGenerateJWT(ctx, JWTKeys{Key: "k", JWKS: "j"}, "my-kid"); err != nil || !generated {
+		t.Fatalf("jwt in the second secret: %v %v", generated, err)
+	}
+	if err := empty.store(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if b, generated, err := empty.LoadOrGenerateJWT(ctx, JWTKeys{Key: "k", JWKS: "j"}, "my-kid"); err != nil || generated || b.JWKS.Keys[0].KeyID != "my-kid" {
+		t.Fatalf("jwt keys lost by a store: %v %v", generated, err)
+	}
 }
 
 // TestPublisher: namespaces with annotated pods get the ConfigMap, and a
@@ -113,7 +153,7 @@ func TestPublisher(t *testing.T) {
 	pod("pub-b", "plain", nil)
 	var mu sync.Mutex
 	var reloaded []*ca.Bundle
-	p := &Publisher{Client: k, Cache: c, Store: store, Interval: 100 * time.Millisecond, OnReload: func(nb *ca.Bundle) error {
+	p := &Publisher{Client: k, Cache: c, Store: store, Interval: 100 * time.Millisecond, JWKS: []byte(`{"keys":[]}`), OnReload: func(nb *ca.Bundle) error {
 		mu.Lock()
 		reloaded = append(reloaded, nb)
 		mu.Unlock()
@@ -132,7 +172,7 @@ func TestPublisher(t *testing.T) {
 		t.Helper()
 		for ctx.Err() == nil {
 			var cm corev1.ConfigMap
-			if err := k.Get(ctx, types.NamespacedName{Namespace: ns, Name: TrustBundleName}, &cm); err == nil && cm.Data[KeyRootCert] == string(want) {
+			if err := k.Get(ctx, types.NamespacedName{Namespace: ns, Name: TrustBundleName}, &cm); err == nil && cm.Data[KeyRootCert] == string(want) && cm.Data[KeyJWKS] == `{"keys":[]}` {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)

@@ -50,6 +50,10 @@ type Publisher struct {
 	Interval time.Duration
 	OnReload func(*ca.Bundle) error
 	Log      *slog.Logger
+	// JWKS, if set, is published beside the anchors under the key KeyJWKS
+	// (as Dapr's sentry does with --jwt-enabled), for verifiers that read
+	// the ConfigMap rather than the OIDC server.
+	JWKS []byte
 
 	mu      sync.Mutex
 	anchors []byte
@@ -183,17 +187,26 @@ func (p *Publisher) publish(ctx context.Context, namespace string, anchors []byt
 			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: TrustBundleName, Labels: map[string]string{"app.kubernetes.io/managed-by": "tandem-sentry"}},
 			Data:       map[string]string{KeyRootCert: string(anchors)},
 		}
+		if p.JWKS != nil {
+			cm.Data[KeyJWKS] = string(p.JWKS)
+		}
 		return p.Client.Create(ctx, &cm)
 	}
 	if err != nil {
 		return err
 	}
-	if cm.Data[KeyRootCert] == string(anchors) {
+	jwks, hasJWKS := cm.Data[KeyJWKS]
+	if cm.Data[KeyRootCert] == string(anchors) && hasJWKS == (p.JWKS != nil) && jwks == string(p.JWKS) {
 		return nil
 	}
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
 	}
 	cm.Data[KeyRootCert] = string(anchors)
+	// As Dapr's sentry: the key set is there exactly while JWTs are issued.
+	delete(cm.Data, KeyJWKS)
+	if p.JWKS != nil {
+		cm.Data[KeyJWKS] = string(p.JWKS)
+	}
 	return p.Client.Update(ctx, &cm)
 }
