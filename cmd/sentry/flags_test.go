@@ -29,14 +29,41 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("got %+v", o)
 			}
 		}, false},
-		{"ignored Dapr flags", []string{"--jwt-enabled", "--oidc-server-listen-port", "9", "--token-audience=x"}, func(t *testing.T, o *Options) {
-			want := map[string]string{"jwt-enabled": "true", "oidc-server-listen-port": "9", "token-audience": "x"}
+		{"ignored Dapr flags", []string{"--enable-profiling", "--profile-port", "9", "--token-audience=x"}, func(t *testing.T, o *Options) {
+			want := map[string]string{"enable-profiling": "true", "profile-port": "9", "token-audience": "x"}
 			for k, v := range want {
 				if o.IgnoredDaprFlags[k] != v {
 					t.Errorf("ignored %s = %q, want %q", k, o.IgnoredDaprFlags[k], v)
 				}
 			}
 		}, false},
+		{"jwt and oidc defaults", nil, func(t *testing.T, o *Options) {
+			j, d := o.JWT, o.OIDC
+			if j.Enabled || j.KeyFile != "jwt.key" || j.JWKSFile != "jwks.json" || j.Issuer != "" || j.Algorithm != "RS256" || j.KeyID != "" || j.TTL != 24*time.Hour ||
+				d.Enabled || d.Port != 9080 || d.Address != "localhost" || !d.TLSEnabled || d.TLSCertFile != "" || d.JWKSURI != "" || d.PathPrefix != "" || d.AllowedHosts != nil {
+				t.Errorf("defaults = %+v %+v", j, d)
+			}
+		}, false},
+		{"jwt and oidc flags", []string{"-jwt-enabled=true", "-jwt-ttl=2h0m0s", "-jwt-issuer=https://localhost:1/auth", "-jwt-key-id=k",
+			"-jwt-signing-algorithm", "ES256", "-jwt-key-filename", "/abs/k.pem", "-jwks-filename", "j.json",
+			"-oidc-enabled=true", "-oidc-server-listen-port=1", "-oidc-server-listen-address", "0.0.0.0", "-oidc-jwks-uri=https://x/jwks",
+			"-oidc-path-prefix=/auth", "-oidc-allowed-hosts=localhost,example.com", "--oidc-allowed-hosts", "api.example.com",
+			"-oidc-server-tls-cert-file=/c", "-oidc-server-tls-key-file=/k"}, func(t *testing.T, o *Options) {
+			j, d := o.JWT, o.OIDC
+			if !j.Enabled || j.TTL != 2*time.Hour || j.Issuer != "https://localhost:1/auth" || !j.IssuerSet || j.KeyID != "k" || j.Algorithm != "ES256" ||
+				j.KeyFile != "/abs/k.pem" || j.JWKSFile != "j.json" || !d.Enabled || d.Port != 1 || d.Address != "0.0.0.0" || d.JWKSURI != "https://x/jwks" ||
+				d.PathPrefix != "/auth" || len(d.AllowedHosts) != 3 || d.AllowedHosts[2] != "api.example.com" || d.TLSCertFile != "/c" || d.TLSKeyFile != "/k" {
+				t.Errorf("got %+v %+v", j, d)
+			}
+			if len(o.IgnoredDaprFlags) != 0 {
+				t.Errorf("jwt/oidc flags reported as ignored: %v", o.IgnoredDaprFlags)
+			}
+		}, false},
+		{"oidc plain http", []string{"-jwt-enabled", "-oidc-enabled", "-oidc-server-tls-enabled=false"}, nil, false},
+		{"oidc tls needs files", []string{"-jwt-enabled", "-oidc-enabled"}, nil, true},
+		{"oidc cert without key", []string{"-oidc-server-tls-cert-file=/c"}, nil, true},
+		{"jwt issuer without jwt", []string{"-jwt-issuer=https://x"}, nil, true},
+		{"jwt ttl zero", []string{"-jwt-ttl=0s"}, nil, true},
 		{"tandem flags", []string{"--workload-cert-ttl", "5s", "--join-token-file", "/t"}, func(t *testing.T, o *Options) {
 			if o.WorkloadCertTTL != 5*time.Second || o.JoinTokenFile != "/t" {
 				t.Errorf("got %+v", o)

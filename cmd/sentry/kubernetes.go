@@ -81,9 +81,10 @@ func (k *kubeMode) validators(sentryID spiffeid.ID, namespace string, log *slog.
 }
 
 // tasks run the pod cache and the publisher, which reloads a changed
-// Secret into the CA (onReload) before publishing its anchors.
-func (k *kubeMode) tasks(b *ca.Bundle, caOpts ca.Options, onReload func(*ca.CA), log *slog.Logger) []task.Task {
-	p := &kube.Publisher{Client: k.client, Cache: k.cache, Store: k.store, Log: log,
+// Secret into the CA (onReload) before publishing its anchors (and jwks,
+// the public JWT key set, if JWT SVIDs are on).
+func (k *kubeMode) tasks(b *ca.Bundle, jwks []byte, caOpts ca.Options, onReload func(*ca.CA), log *slog.Logger) []task.Task {
+	p := &kube.Publisher{Client: k.client, Cache: k.cache, Store: k.store, Log: log, JWKS: jwks,
 		OnReload: func(nb *ca.Bundle) error {
 			c, err := ca.New(nb, caOpts)
 			if err != nil {

@@ -2,6 +2,8 @@
 // self-hosted sentry: it accepts Dapr sentry's flags, reads or generates
 // ca.crt, issuer.crt and issuer.key in --issuer-credentials, and serves
 // dapr.proto.sentry.v1.CA/SignCertificate over TLS, /healthz and /metrics.
+// With --jwt-enabled it also issues JWT SVIDs (jwt.key and jwks.json beside
+// the CA files), and with --oidc-enabled serves OIDC discovery for them.
 //
 // Point daprd or tandemd at it with --sentry-address host:50001, the
 // contents of ca.crt in DAPR_TRUST_ANCHORS, and --control-plane-trust-domain
@@ -20,6 +22,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,7 +34,9 @@ import (
 	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/jwtsvid"
 	"github.com/tandemrun/tandem/sentry/kube"
+	"github.com/tandemrun/tandem/sentry/oidc"
 	"github.com/tandemrun/tandem/sentry/server"
 	"github.com/tandemrun/tandem/sentry/validator"
 )
@@ -136,6 +141,11 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		log.Info("using issuer credentials from files", credsAttrs...)
 	}
 
+	jwtIss, err := jwtIssuer(ctx, o, km, mtls, log)
+	if err != nil {
+		return err
+	}
+
 	var vals map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator
 	var def sentryv1.SignCertificateRequest_TokenValidator
 	sentryID, err := ca.SentryID(o.TrustDomain, namespace)
@@ -161,6 +171,7 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		CA: authority, Validators: vals, DefaultValidator: def,
 		TrustDomain: o.TrustDomain, Namespace: namespace,
 		Address: net.JoinHostPort(o.ListenAddress, strconv.Itoa(o.Port)),
+		JWT:     jwtIss,
 		Metrics: metrics, Log: log,
 	})
 	if err != nil {
@@ -170,15 +181,31 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	if err != nil {
 		return fmt.Errorf("healthz: listen: %w (choose another --healthz-port)", err)
 	}
-	// Every task is critical: sentry stops, and says why, when any fails.
-	serving := []task.Task{
-		{Name: "ca service", Critical: true, Run: srv.Run},
-		{Name: "healthz server", Critical: true, Run: func(ctx context.Context) error { return server.ServeHTTP(ctx, healthLis, srv.Healthz()) }},
+	oidcSrv, err := oidcServer(o, jwtIss, log)
+	if err != nil {
+		_ = healthLis.Close()
+		return err
 	}
+	var also []func() bool
+	// Every task is critical: sentry stops, and says why, when any fails.
+	serving := []task.Task{{Name: "ca service", Critical: true, Run: srv.Run}}
+	if oidcSrv != nil {
+		also = append(also, oidcSrv.Ready)
+		serving = append(serving, task.Task{Name: "oidc server", Critical: true, Run: oidcSrv.Run})
+	}
+	serving = append(serving, task.Task{Name: "healthz server", Critical: true, Run: func(ctx context.Context) error {
+		return server.ServeHTTP(ctx, healthLis, srv.Healthz(also...))
+	}})
 	var background []task.Task
 	caOpts := ca.Options{WorkloadCertTTL: mtls.WorkloadCertTTL, AllowedClockSkew: mtls.AllowedClockSkew}
 	if km != nil {
-		background = append(background, km.tasks(bundle, caOpts, srv.SetCA, log)...)
+		var jwks []byte
+		if jwtIss != nil {
+			if jwks, err = jwtIss.Bundle().PublicJWKS(); err != nil {
+				return err
+			}
+		}
+		background = append(background, km.tasks(bundle, jwks, caOpts, srv.SetCA, log)...)
 	} else if o.ReloadInterval > 0 {
 		// A rotated root or issuer on disk takes effect without a restart.
 		reloader := &ca.Reloader{
@@ -198,6 +225,9 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 			return server.ServeHTTP(ctx, metricsLis, server.MetricsHandler(reg))
 		}})
 		attrs = append(attrs, "metrics_address", metricsLis.Addr().String())
+	}
+	if oidcSrv != nil {
+		attrs = append(attrs, "oidc_address", oidcSrv.Addr().String())
 	}
 	attrs = append(attrs, "sentry_spiffe_id", srv.ID().String(), "workload_cert_ttl", mtls.WorkloadCertTTL.String(),
 		"config", mtls.Source, "daprd_hint", "DAPR_TRUST_ANCHORS=\"$(cat "+paths.RootCert+")\" daprd --sentry-address <host>:"+portOf(srv.Addr())+" --control-plane-trust-domain "+o.TrustDomain)
@@ -279,4 +309,70 @@ func validators(o *Options, configured map[sentryv1.SignCertificateRequest_Token
 		"and give each sidecar its token (DAPR_SENTRY_TOKEN_FILE) to require a join token.")
 	return map[sentryv1.SignCertificateRequest_TokenValidator]validator.Validator{sentryv1.SignCertificateRequest_INSECURE: validator.Insecure{}},
 		sentryv1.SignCertificateRequest_INSECURE, nil
+}
+
+// jwtIssuer loads or generates the JWT signing key and key set beside the
+// issuer credentials (files, or the trust bundle Secret) when --jwt-enabled.
+func jwtIssuer(ctx context.Context, o *Options, km *kubeMode, mtls mtlsSettings, log *slog.Logger) (*jwtsvid.Issuer, error) {
+	if !o.JWT.Enabled {
+		return nil, nil
+	}
+	var b *jwtsvid.Bundle
+	var generated bool
+	var err error
+	where := []any{}
+	if km != nil {
+		names := kube.JWTKeys{Key: filepath.Base(o.JWT.KeyFile), JWKS: filepath.Base(o.JWT.JWKSFile)}
+		if b, generated, err = km.store.LoadOrGenerateJWT(ctx, names, o.JWT.KeyID); err != nil {
+			return nil, err
+		}
+		where = append(where, "secret", km.store.Namespace+"/"+kube.TrustBundleName, "key", names.Key, "jwks", names.JWKS)
+	} else {
+		paths := jwtsvid.PathsIn(o.CredentialsDir, o.JWT.KeyFile, o.JWT.JWKSFile)
+		if b, generated, err = jwtsvid.LoadOrGenerate(paths, o.JWT.KeyID); err != nil {
+			return nil, fmt.Errorf("jwt credentials: %w", err)
+		}
+		where = append(where, "key_file", paths.Key, "jwks_file", paths.JWKS)
+	}
+	alg := o.JWT.Algorithm
+	if generated && alg != jwtsvid.DefaultAlgorithm {
+		// As Dapr's sentry: a generated key is RSA and signs RS256.
+		log.Warn("generated an RSA jwt signing key: tokens are signed RS256, not --jwt-signing-algorithm", "jwt_signing_algorithm", alg)
+		alg = jwtsvid.DefaultAlgorithm
+	}
+	iss, err := jwtsvid.NewIssuer(jwtsvid.IssuerOptions{
+		Bundle: b, Algorithm: alg, KeyID: o.JWT.KeyID, Issuer: o.JWT.Issuer, TTL: o.JWT.TTL, AllowedClockSkew: mtls.AllowedClockSkew,
+	})
+	if err != nil {
+		return nil, err
+	}
+	attrs := append(where, "algorithm", iss.Algorithm(), "kid", iss.KeyID(), "ttl", o.JWT.TTL.String(), "issuer", o.JWT.Issuer)
+	if generated {
+		log.Info("no jwt signing key found: generated one and its jwks", attrs...)
+	} else {
+		log.Info("jwt svids enabled with the stored signing key", attrs...)
+	}
+	return iss, nil
+}
+
+// oidcServer builds the OIDC discovery server when --oidc-enabled (and,
+// as in Dapr, only with --jwt-enabled).
+func oidcServer(o *Options, iss *jwtsvid.Issuer, log *slog.Logger) (*oidc.Server, error) {
+	if !o.OIDC.Enabled {
+		return nil, nil
+	}
+	if iss == nil {
+		log.Warn("--oidc-enabled without --jwt-enabled: there are no tokens to verify, so the OIDC server is not started (as in Dapr)")
+		return nil, nil
+	}
+	jwks, err := iss.Bundle().PublicJWKS()
+	if err != nil {
+		return nil, err
+	}
+	return oidc.New(oidc.Options{
+		JWKS: jwks, Algorithm: iss.Algorithm(), Issuer: o.JWT.Issuer, JWKSURI: o.OIDC.JWKSURI,
+		PathPrefix: o.OIDC.PathPrefix, AllowedHosts: o.OIDC.AllowedHosts,
+		TLSCertFile: o.OIDC.TLSCertFile, TLSKeyFile: o.OIDC.TLSKeyFile,
+		Address: net.JoinHostPort(o.OIDC.Address, strconv.Itoa(o.OIDC.Port)), Log: log,
+	})
 }
