@@ -28,6 +28,7 @@ import (
 
 	"github.com/tandemrun/tandem/internal/syncbuf"
 	"github.com/tandemrun/tandem/sentry/client"
+	"github.com/tandemrun/tandem/sentry/jwtsvid"
 )
 
 // TestJWTAndOIDC runs sentry as Dapr's suite does with --jwt-enabled and
@@ -46,7 +47,8 @@ func TestJWTAndOIDC(t *testing.T) {
 		args := []string{"-issuer-credentials=" + creds, "-listen-address=127.0.0.1", "-port=0",
 			"-healthz-listen-address=127.0.0.1", "-healthz-port=0", "-enable-metrics=false", "-log-as-json",
 			"-jwt-enabled=true", "-jwt-ttl=2h0m0s", "-oidc-enabled=true", "-oidc-server-listen-address=127.0.0.1",
-			"-oidc-server-listen-port=0", "-oidc-server-tls-enabled=false", "-oidc-path-prefix=/auth"}
+			"-oidc-server-listen-port=0", "-oidc-server-tls-enabled=false", "-oidc-path-prefix=/auth",
+			"-issuer-credentials-reload-interval=50ms"}
 		go func() { done <- run(ctx, args, out, out, func(string) string { return "" }) }()
 		deadline := time.Now().Add(20 * time.Second)
 		for listening == nil {
@@ -149,7 +151,52 @@ func TestJWTAndOIDC(t *testing.T) {
 	if len(resp.GetPerAudienceJwts()) != 2 {
 		t.Fatalf("per_audience_jwts = %d entries, want 2", len(resp.GetPerAudienceJwts()))
 	}
+
+	// Key rotation on disk, without a restart: the new public key joins
+	// the set, then the new key signs.
+	next, err := jwtsvid.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, _ := json.Marshal(jose.JSONWebKeySet{Keys: append(append([]jose.JSONWebKey{}, set.Keys...), next.JWKS.Keys...)})
+	if err := os.WriteFile(filepath.Join(creds, "jwks.json"), both, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not reloaded", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("new key set", func() bool {
+		var s jose.JSONWebKeySet
+		getJSON(t, doc.JWKSURI, &s)
+		return len(s.Keys) == 2
+	})
+	if err := os.WriteFile(filepath.Join(creds, "jwt.key"), next.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("new signing key", func() bool {
+		resp, err := sentryv1.NewCAClient(conn).SignCertificate(context.Background(), &sentryv1.SignCertificateRequest{
+			Id: "orders", Namespace: "default", TrustDomain: "localhost",
+			CertificateSigningRequest: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+			TokenValidator:            sentryv1.SignCertificateRequest_INSECURE,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.ParseSigned(resp.GetJwt().GetValue(), []jose.SignatureAlgorithm{jose.RS256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Headers[0].KeyID == next.JWKS.Keys[0].KeyID
+	})
 	stop()
+	set = jose.JSONWebKeySet{Keys: next.JWKS.Keys}
 
 	keyBefore, _ := os.ReadFile(filepath.Join(creds, "jwt.key"))
 	listening, stop = start()
@@ -168,8 +215,8 @@ func TestJWTAndOIDC(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	getJSON(t, "http://127.0.0.1:"+port+"/auth/jwks.json", &set2)
-	if len(set2.Keys) != 1 || set2.Keys[0].KeyID != set.Keys[0].KeyID {
-		t.Fatal("the restarted sentry serves another key")
+	if len(set2.Keys) != 2 || set2.Keys[1].KeyID != set.Keys[0].KeyID {
+		t.Fatal("the restarted sentry serves another key set")
 	}
 }
 

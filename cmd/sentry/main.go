@@ -141,7 +141,7 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		log.Info("using issuer credentials from files", credsAttrs...)
 	}
 
-	jwtIss, err := jwtIssuer(ctx, o, km, mtls, log)
+	jwtIss, jwtOpts, err := jwtIssuer(ctx, o, km, mtls, log)
 	if err != nil {
 		return err
 	}
@@ -213,6 +213,34 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 			Options: ca.Options{WorkloadCertTTL: mtls.WorkloadCertTTL, AllowedClockSkew: mtls.AllowedClockSkew},
 		}
 		background = append(background, task.Task{Name: "ca files reload", Critical: true, Run: reloader.Run})
+		if jwtIss != nil {
+			// A rotated JWT signing key or key set takes effect without a
+			// restart too (Dapr restarts its CA on any change).
+			jr := &jwtsvid.Reloader{
+				Paths: jwtsvid.PathsIn(o.CredentialsDir, o.JWT.KeyFile, o.JWT.JWKSFile), KeyID: o.JWT.KeyID,
+				Interval: o.ReloadInterval, Log: log,
+				OnReload: func(b *jwtsvid.Bundle) error {
+					opts := jwtOpts
+					opts.Bundle = b
+					iss, err := jwtsvid.NewIssuer(opts)
+					if err != nil {
+						return err
+					}
+					jwks, err := b.PublicJWKS()
+					if err != nil {
+						return err
+					}
+					// The key set first, so verifiers can fetch the new key
+					// before tokens signed with it arrive.
+					if oidcSrv != nil {
+						oidcSrv.SetKeys(jwks, iss.Algorithm())
+					}
+					srv.SetJWT(iss)
+					return nil
+				},
+			}
+			background = append(background, task.Task{Name: "jwt files reload", Critical: true, Run: jr.Run})
+		}
 	}
 	attrs := []any{"grpc_address", srv.Addr().String(), "healthz_address", healthLis.Addr().String()}
 	if o.EnableMetrics {
@@ -313,9 +341,10 @@ func validators(o *Options, configured map[sentryv1.SignCertificateRequest_Token
 
 // jwtIssuer loads or generates the JWT signing key and key set beside the
 // issuer credentials (files, or the trust bundle Secret) when --jwt-enabled.
-func jwtIssuer(ctx context.Context, o *Options, km *kubeMode, mtls mtlsSettings, log *slog.Logger) (*jwtsvid.Issuer, error) {
+func jwtIssuer(ctx context.Context, o *Options, km *kubeMode, mtls mtlsSettings, log *slog.Logger) (*jwtsvid.Issuer, jwtsvid.IssuerOptions, error) {
+	var opts jwtsvid.IssuerOptions
 	if !o.JWT.Enabled {
-		return nil, nil
+		return nil, opts, nil
 	}
 	var b *jwtsvid.Bundle
 	var generated bool
@@ -324,13 +353,13 @@ func jwtIssuer(ctx context.Context, o *Options, km *kubeMode, mtls mtlsSettings,
 	if km != nil {
 		names := kube.JWTKeys{Key: filepath.Base(o.JWT.KeyFile), JWKS: filepath.Base(o.JWT.JWKSFile)}
 		if b, generated, err = km.store.LoadOrGenerateJWT(ctx, names, o.JWT.KeyID); err != nil {
-			return nil, err
+			return nil, opts, err
 		}
 		where = append(where, "secret", km.store.Namespace+"/"+kube.TrustBundleName, "key", names.Key, "jwks", names.JWKS)
 	} else {
 		paths := jwtsvid.PathsIn(o.CredentialsDir, o.JWT.KeyFile, o.JWT.JWKSFile)
 		if b, generated, err = jwtsvid.LoadOrGenerate(paths, o.JWT.KeyID); err != nil {
-			return nil, fmt.Errorf("jwt credentials: %w", err)
+			return nil, opts, fmt.Errorf("jwt credentials: %w", err)
 		}
 		where = append(where, "key_file", paths.Key, "jwks_file", paths.JWKS)
 	}
@@ -340,11 +369,12 @@ func jwtIssuer(ctx context.Context, o *Options, km *kubeMode, mtls mtlsSettings,
 		log.Warn("generated an RSA jwt signing key: tokens are signed RS256, not --jwt-signing-algorithm", "jwt_signing_algorithm", alg)
 		alg = jwtsvid.DefaultAlgorithm
 	}
-	iss, err := jwtsvid.NewIssuer(jwtsvid.IssuerOptions{
+	opts = jwtsvid.IssuerOptions{
 		Bundle: b, Algorithm: alg, KeyID: o.JWT.KeyID, Issuer: o.JWT.Issuer, TTL: o.JWT.TTL, AllowedClockSkew: mtls.AllowedClockSkew,
-	})
+	}
+	iss, err := jwtsvid.NewIssuer(opts)
 	if err != nil {
-		return nil, err
+		return nil, opts, err
 	}
 	attrs := append(where, "algorithm", iss.Algorithm(), "kid", iss.KeyID(), "ttl", o.JWT.TTL.String(), "issuer", o.JWT.Issuer)
 	if generated {
@@ -352,7 +382,7 @@ func jwtIssuer(ctx context.Context, o *Options, km *kubeMode, mtls mtlsSettings,
 	} else {
 		log.Info("jwt svids enabled with the stored signing key", attrs...)
 	}
-	return iss, nil
+	return iss, opts, nil
 }
 
 // oidcServer builds the OIDC discovery server when --oidc-enabled (and,

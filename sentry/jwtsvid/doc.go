@@ -13,6 +13,8 @@
 //	iss, err := jwtsvid.NewIssuer(jwtsvid.IssuerOptions{Bundle: b})
 //	token, err := iss.Issue(id, []string{"localhost", "my-api"})
 //
-// The package imports nothing of Tandem's; sentry/server and sentry/oidc
-// build on it.
+// A Reloader picks up a rotated key from the files without a restart.
+//
+// The package imports only internal/filewatch of Tandem's; sentry/server
+// builds on it.
 package jwtsvid

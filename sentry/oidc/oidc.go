@@ -84,6 +84,7 @@ type Options struct {
 // Server serves the discovery document and the key set.
 type Server struct {
 	opts     Options
+	keys     atomic.Pointer[keys]
 	doc      discovery
 	jwksPath string
 	docPath  string
@@ -124,18 +125,18 @@ func New(o Options) (*Server, error) {
 		docPath:  prefix + DiscoveryPath,
 		log:      o.Log,
 		doc: discovery{
-			Issuer:                  o.Issuer,
-			JWKSURI:                 o.JWKSURI,
-			ResponseTypes:           []string{"id_token"},
-			SubjectTypes:            []string{"public"},
-			IDTokenSigningAlgValues: []string{o.Algorithm},
-			Scopes:                  []string{"openid"},
-			Claims:                  []string{"sub", "iss", "aud", "exp", "iat", "nbf", "use"},
+			Issuer:        o.Issuer,
+			JWKSURI:       o.JWKSURI,
+			ResponseTypes: []string{"id_token"},
+			SubjectTypes:  []string{"public"},
+			Scopes:        []string{"openid"},
+			Claims:        []string{"sub", "iss", "aud", "exp", "iat", "nbf", "use"},
 		},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.keys.Store(&keys{jwks: o.JWKS, alg: o.Algorithm})
 	if o.TLSCertFile != "" {
 		s.certs = &certFiles{cert: o.TLSCertFile, key: o.TLSKeyFile}
 	}
@@ -151,6 +152,21 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// keys is what a key rotation changes: the key set and the algorithm.
+type keys struct {
+	jwks []byte
+	alg  string
+}
+
+// SetKeys replaces the served key set and signing algorithm (a rotated
+// JWT signing key); empty values are ignored.
+func (s *Server) SetKeys(jwks []byte, algorithm string) {
+	if len(jwks) == 0 || algorithm == "" {
+		return
+	}
+	s.keys.Store(&keys{jwks: jwks, alg: algorithm})
 }
 
 // Addr returns the address the server listens on.
@@ -248,7 +264,7 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	_, _ = w.Write(s.opts.JWKS)
+	_, _ = w.Write(s.keys.Load().jwks)
 }
 
 // discovery is the part of OpenID Connect Discovery 1.0's provider metadata
@@ -269,6 +285,7 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	doc := s.doc // the slices are shared but never written
+	doc.IDTokenSigningAlgValues = []string{s.keys.Load().alg}
 	if doc.Issuer == "" || doc.JWKSURI == "" {
 		base, err := s.requestBase(r)
 		if err != nil {

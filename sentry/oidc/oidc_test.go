@@ -362,3 +362,17 @@ func FuzzDiscoveryHosts(f *testing.F) {
 		}
 	})
 }
+
+func TestSetKeys(t *testing.T) {
+	s := newServer(t, Options{JWKS: []byte(`{"keys":["a"]}`)})
+	s.SetKeys([]byte(`{"keys":["b"]}`), "ES256")
+	s.SetKeys(nil, "RS256") // ignored
+	h := s.Handler()
+	if r := do(t, h, "GET", "/jwks.json", "", ""); r.body != `{"keys":["b"]}` {
+		t.Errorf("jwks after SetKeys = %s", r.body)
+	}
+	r := do(t, h, "GET", "/.well-known/openid-configuration", "localhost", "")
+	if algs, _ := r.doc["id_token_signing_alg_values_supported"].([]any); len(algs) != 1 || algs[0] != "ES256" {
+		t.Errorf("algorithms after SetKeys = %v", r.doc["id_token_signing_alg_values_supported"])
+	}
+}

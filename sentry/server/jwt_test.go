@@ -88,4 +88,26 @@ func TestJWTSVIDs(t *testing.T) {
 		}
 		check(per[aud].GetValue(), []string{aud})
 	}
+
+	// A rotated key signs from then on.
+	iss2, err := jwtsvid.NewIssuer(jwtsvid.IssuerOptions{Bundle: b, KeyID: "rotated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.SetJWT(iss2)
+	resp, err = sentryv1.NewCAClient(rawConn(t, h)).SignCertificate(context.Background(), &sentryv1.SignCertificateRequest{
+		Id: "payment", Namespace: "production", TrustDomain: "localhost",
+		CertificateSigningRequest: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+		TokenValidator:            sentryv1.SignCertificateRequest_INSECURE,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.ParseSigned(resp.GetJwt().GetValue(), []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Headers[0].KeyID != "rotated" || len(resp.GetPerAudienceJwts()) != 1 {
+		t.Fatalf("after SetJWT: kid %q, %d per-audience tokens", tok.Headers[0].KeyID, len(resp.GetPerAudienceJwts()))
+	}
 }

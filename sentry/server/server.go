@@ -93,7 +93,7 @@ type Server struct {
 	defaultVal sentryv1.SignCertificateRequest_TokenValidator
 	id         spiffeid.ID
 	namespace  string
-	jwt        *jwtsvid.Issuer
+	jwt        atomic.Pointer[jwtsvid.Issuer]
 	lis        net.Listener
 	grpc       *grpc.Server
 	metrics    *Metrics
@@ -139,13 +139,13 @@ func New(opts Options) (*Server, error) {
 		defaultVal: opts.DefaultValidator,
 		id:         id,
 		namespace:  opts.Namespace,
-		jwt:        opts.JWT,
 		metrics:    opts.Metrics,
 		log:        opts.Log,
 		warnWithin: opts.ExpiryWarning,
 		checkEvery: opts.ExpiryCheckInterval,
 	}
 	s.authority.Store(opts.CA)
+	s.jwt.Store(opts.JWT)
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
 	}
@@ -217,6 +217,16 @@ func (s *Server) SetCA(c *ca.CA) {
 		"issuer_serial", c.Issuer().SerialNumber.String(), "issuer_not_after", c.Issuer().NotAfter.UTC().Format(time.RFC3339),
 		"active_root", c.ActiveRoot().Subject.String())
 	s.checkExpiry()
+}
+
+// SetJWT replaces the JWT issuer while serving (a rotated signing key);
+// it cannot turn JWT SVIDs on or off (nil is ignored).
+func (s *Server) SetJWT(iss *jwtsvid.Issuer) {
+	if iss == nil || s.jwt.Load() == nil {
+		return
+	}
+	s.jwt.Store(iss)
+	s.log.Info("sentry jwt signing key replaced", "kid", iss.KeyID(), "algorithm", iss.Algorithm())
 }
 
 // Ready reports whether the service is serving.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/sentry/ca"
+	"github.com/tandemrun/tandem/sentry/jwtsvid"
 )
 
 // signError is a gRPC status plus the failure_total reason label.
@@ -88,8 +89,8 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 		TrustChainCertificates: [][]byte{authority.TrustAnchorsPEM()},
 		ValidUntil:             timestamppb.New(leaf.NotAfter),
 	}
-	if s.jwt != nil {
-		if serr := s.issueJWTs(resp, id, req.GetJwtAudiences()); serr != nil {
+	if iss := s.jwt.Load(); iss != nil {
+		if serr := s.issueJWTs(iss, resp, id, req.GetJwtAudiences()); serr != nil {
 			return nil, serr
 		}
 	}
@@ -99,9 +100,9 @@ func (s *Server) sign(ctx context.Context, req *sentryv1.SignCertificateRequest)
 // issueJWTs adds Dapr's JWT SVIDs to resp: jwt for the trust domain
 // followed by the requested audiences, and per_audience_jwts holding one
 // token for each of those audiences alone.
-func (s *Server) issueJWTs(resp *sentryv1.SignCertificateResponse, id spiffeid.ID, requested []string) *signError {
+func (s *Server) issueJWTs(iss *jwtsvid.Issuer, resp *sentryv1.SignCertificateResponse, id spiffeid.ID, requested []string) *signError {
 	audiences := append([]string{id.TrustDomain().Name()}, requested...)
-	token, err := s.jwt.Issue(id, audiences, 0)
+	token, err := iss.Issue(id, audiences, 0)
 	if err != nil {
 		s.log.Error("jwt signing failed", "spiffe_id", id.String(), "error", err)
 		return fail("jwt_sign", codes.Internal, "failed to generate JWT: "+err.Error())
@@ -109,7 +110,7 @@ func (s *Server) issueJWTs(resp *sentryv1.SignCertificateResponse, id spiffeid.I
 	resp.Jwt = wrapperspb.String(token)
 	resp.PerAudienceJwts = make(map[string]*wrapperspb.StringValue, len(audiences))
 	for _, aud := range audiences {
-		token, err := s.jwt.Issue(id, []string{aud}, 0)
+		token, err := iss.Issue(id, []string{aud}, 0)
 		if err != nil {
 			s.log.Error("jwt signing failed", "spiffe_id", id.String(), "audience", aud, "error", err)
 			return fail("jwt_sign", codes.Internal, "failed to generate JWT for audience "+aud+": "+err.Error())
