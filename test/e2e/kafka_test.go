@@ -130,7 +130,7 @@ func TestKafkaPubSubKillRestart(t *testing.T) {
 	got := &seqCounter{seen: map[int]int{}}
 	var bad atomic.Value
 	appPort := startSDKApp(t, func(s common.Service) error {
-		// Two handlers at a time, 2ms each: the publishers outrun the app,
+		// Two handlers at a time, 5ms each: the publishers outrun the app,
 		// so at each kill the sidecar holds records fetched and not yet
 		// delivered, besides those in flight.
 		sub := &common.Subscription{PubsubName: "kafka-pubsub", Topic: topic, Metadata: map[string]string{"maxConcurrency": "2"}}
@@ -143,7 +143,7 @@ func TestKafkaPubSubKillRestart(t *testing.T) {
 					bad.CompareAndSwap(nil, fmt.Sprintf("event without a seq: %q", e.RawData))
 					return false, nil
 				}
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(5 * time.Millisecond)
 				got.add(*d.Seq)
 				return false, nil
 			})
@@ -200,16 +200,24 @@ func TestKafkaPubSubKillRestart(t *testing.T) {
 		}()
 	}
 
-	// Each kill comes once the sidecar (the restarted one, the second time)
-	// has been delivering for a while and the publishers are far enough.
-	lastKill := got.delivered()
-	for _, at := range []int64{n / 4, n / 2} {
-		for published.Load() < at || got.delivered() < lastKill+100 {
+	// Each kill comes once the publishers are far enough and the sidecar
+	// (the restarted one, the second time) has been delivering for longer
+	// than the group's commit interval (1s), so that it holds records it
+	// fetched long enough ago to have committed them, had it committed
+	// before the app had them.
+	wait := func(what string, cond func() bool) {
+		for !cond() {
 			if ctx.Err() != nil {
-				t.Fatalf("stalled: %d published, %d delivered", published.Load(), got.delivered())
+				t.Fatalf("stalled waiting for %s: %d published, %d delivered", what, published.Load(), got.delivered())
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+	lastKill := got.delivered()
+	for _, at := range []int64{n / 4, n / 2} {
+		wait("deliveries", func() bool { return got.delivered() > lastKill+20 })
+		since := time.Now()
+		wait("the publishers", func() bool { return published.Load() >= at && time.Since(since) > 1500*time.Millisecond })
 		before := got.delivered()
 		lastKill = before
 		sub.Kill()
