@@ -69,9 +69,12 @@ type Config struct {
 	// ConsumeRetryInterval is consumeRetryInterval: the first wait before a
 	// failed handler is called again (bare numbers are milliseconds).
 	ConsumeRetryInterval time.Duration
-	// ConsumeRetryEnabled is consumeRetryEnabled. Dapr skips a message
-	// the app failed when it is false; Tandem never does (see the package
-	// documentation of the backends) and only reads it for compatibility.
+	// ConsumeRetryEnabled is consumeRetryEnabled (default true). When it
+	// is false a record the app failed is not called again: the failure is
+	// logged and the record settled, so its offset is committed with the
+	// records after it, as Dapr's Kafka components move past it. (Dapr's
+	// binding defaults it to false; Tandem's binding does not, so that a
+	// failed record is never dropped unless the component asks for it.)
 	ConsumeRetryEnabled bool
 	HeartbeatInterval   time.Duration // heartbeatInterval (3s)
 	SessionTimeout      time.Duration // sessionTimeout (10s)

@@ -19,7 +19,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/internal/kafkaconn"
 	"github.com/tandemrun/tandem/internal/kafkatest"
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
@@ -100,6 +103,8 @@ type pubsubRun struct {
 	Delivered  int
 	Span       time.Duration
 	SidecarCPU time.Duration
+	// Direct: no sidecar (the franz-go floor), so no sidecar CPU.
+	Direct bool
 }
 
 // TestPubSubLoad publishes N messages through a sidecar's HTTP API to a
@@ -147,10 +152,119 @@ func TestPubSubLoad(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			runs = append(runs, benchBroker(t, bins, cpu, b, n, workers, rate, wait)...)
 		})
+		if b.Name == "kafka" {
+			// The floor, in the same run against the same broker process.
+			t.Run("kafka-direct", func(t *testing.T) {
+				runs = append(runs, benchKafkaDirect(t, kafkaAddr, n, workers, rate, wait)...)
+			})
+		}
 	}
 	md := pubsubMarkdown(runs, n, workers, rate, loadBefore)
 	t.Logf("\n%s", md)
-	writeBenchReport(t, "TANDEM_BENCH_PUBSUB_OUT", filepath.Join("results", "pubsub.md"), md)
+	// A run of some brokers only does not replace the report of all.
+	out := "pubsub.md"
+	if only != "" {
+		out = "pubsub-" + strings.ReplaceAll(only, ",", "-") + ".md"
+	}
+	writeBenchReport(t, "TANDEM_BENCH_PUBSUB_OUT", filepath.Join("results", out), md)
+}
+
+// kafkaDirectName is the franz-go floor's row in the report.
+const kafkaDirectName = "kafka: franz-go direct (floor)"
+
+// benchKafkaDirect runs the same two phases as benchBroker on the Kafka
+// broker at addr with franz-go alone, no sidecar: producers with the
+// component's client settings (internal/kafkaconn: acks from all in-sync
+// replicas, Dapr's partitioner) each waiting for the broker's answer, as
+// the sidecar's publish does, and one consumer group member with the
+// component's group settings that records each message and marks it for
+// commit. The messages are the same JSON bodies, without the CloudEvent
+// envelope the sidecar adds.
+func benchKafkaDirect(t *testing.T, addr string, n, workers int, rate float64, wait time.Duration) []pubsubRun {
+	id := randomName("tbench-direct")
+	topic := id + "-topic"
+	cfg, err := kafkaconn.Parse("direct", "", components.Metadata{Name: "direct", Properties: map[string]string{
+		"brokers": addr, "authType": "none", "consumerGroup": id, "initialOffset": "oldest",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cfg.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	cons, err := kgo.NewClient(slices.Concat(opts, cfg.GroupOptions(id), []kgo.Opt{kgo.ConsumeTopics(topic)})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rcv := &receiver{runs: map[int]*received{}}
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil || fs.IsClientClosed() {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				var d struct {
+					Run int   `json:"run"`
+					Seq int   `json:"seq"`
+					TS  int64 `json:"ts"`
+				}
+				if json.Unmarshal(r.Value, &d) == nil {
+					rcv.note(d.Run, d.Seq, d.TS, time.Now())
+				}
+				cons.MarkCommitRecords(r)
+			})
+		}
+	}()
+	defer func() { cancel(); <-consumed; cons.Close() }()
+	produce := func(run, seq int) error {
+		body := fmt.Appendf(nil, `{"run":%d,"seq":%d,"ts":%d}`, run, seq, time.Now().UnixNano())
+		return kafkaconn.Produce(ctx, prod, &kgo.Record{Topic: topic, Value: body})
+	}
+
+	rcv.expect(0, 1)
+	deadline := time.Now().Add(30 * time.Second)
+	for rcv.delivered(0) == 0 {
+		if time.Now().After(deadline) {
+			t.Errorf("%s: the warm-up message never arrived", kafkaDirectName)
+			return []pubsubRun{{Broker: kafkaDirectName, Skipped: "the warm-up message never arrived"}}
+		}
+		if err := produce(0, 0); err != nil {
+			t.Logf("warm-up produce: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var runs []pubsubRun
+	for i, r := range []float64{rate, -1} {
+		run := i + 1
+		rcv.expect(run, n)
+		start := time.Now()
+		pub := publishAll(n, r, workers, func(seq int) error { return produce(run, seq) })
+		for rcv.delivered(run) < n && time.Since(start) < wait {
+			time.Sleep(10 * time.Millisecond)
+		}
+		res := rcv.result(run, start)
+		res.Broker, res.Rate, res.Sent, res.Publish, res.PubErrs, res.Direct = kafkaDirectName, r, n, pub, pub.Errors, true
+		t.Logf("%s %s: published %.0f msg/s (%d errors), delivered %d/%d, %.0f msg/s, latency p50 %.3f ms p99 %.3f ms",
+			kafkaDirectName, phaseLabel(r), pub.Rate(), pub.Errors, res.Delivered, n, res.DeliveredRate(), ms(res.Deliver.P50), ms(res.Deliver.P99))
+		if pub.Errors > 0 {
+			t.Errorf("%s: %d produce errors, first: %s", kafkaDirectName, pub.Errors, pub.FirstErr)
+		}
+		if res.Delivered < n {
+			t.Errorf("%s %s: %d of %d messages delivered after %s", kafkaDirectName, phaseLabel(r), res.Delivered, n, wait)
+		}
+		runs = append(runs, res)
+	}
+	return runs
 }
 
 // benchBroker starts a sidecar with broker b and the in-test subscriber,
@@ -329,21 +443,27 @@ func (r *receiver) event(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	d := ev.Data
-	r.mu.Lock()
-	if run := r.runs[d.Run]; run != nil && d.Seq >= 0 && d.Seq < len(run.seen) {
-		if run.seen[d.Seq] {
-			run.dups++
-		} else {
-			run.seen[d.Seq] = true
-			run.count++
-			run.lat = append(run.lat, now.Sub(time.Unix(0, d.TS)))
-			run.last = now
-		}
-	}
-	r.mu.Unlock()
+	r.note(ev.Data.Run, ev.Data.Seq, ev.Data.TS, now)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"SUCCESS"}`))
+}
+
+// note records message seq of run, published at ts (ns), received at now.
+func (r *receiver) note(run, seq int, ts int64, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.runs[run]
+	if rec == nil || seq < 0 || seq >= len(rec.seen) {
+		return
+	}
+	if rec.seen[seq] {
+		rec.dups++
+		return
+	}
+	rec.seen[seq] = true
+	rec.count++
+	rec.lat = append(rec.lat, now.Sub(time.Unix(0, ts)))
+	rec.last = now
 }
 
 // expect starts recording run, which has n messages.
@@ -384,6 +504,12 @@ func pubsubMarkdown(runs []pubsubRun, n, workers int, rate float64, loadBefore s
 	p("%d messages per phase published with `POST /v1.0/publish/pubsub/{topic}` (a ~50-byte JSON body carrying the publish time) from %d workers with keep-alive connections, first at %.0f msg/s, then at max rate (each worker publishes its next message as soon as the previous call returned)\n", n, workers, rate)
 	p("- latency = time the subscriber received the message − time just before the publish call (one clock, the test process); first delivery of each message only. Delivered msg/s = distinct messages delivered ÷ (last delivery − first publish)\n")
 	p("- broker settings changed from the defaults, to leave nothing behind: rabbitmq `deletedWhenUnused: true`, mqtt3 `cleanSession: true`; jetstream uses a stream of its own (deleted afterwards, file storage), redis a stream key of its own (deleted afterwards), sqlite a new database file\n")
+	for _, r := range runs {
+		if r.Direct {
+			p("- kafka is franz-go's kfake (test/apps/kafkabroker, an in-memory cluster speaking the Kafka protocol in its own process; not Apache Kafka, which this machine does not have). %q is the floor, run right after the kafka rows against the same broker process: franz-go alone, no sidecar, with the component's client and group settings (internal/kafkaconn: acks from all in-sync replicas, Dapr's partitioner, commits of marked offsets), the same JSON bodies without the CloudEvent envelope, the same %d publishing workers each waiting for the broker's answer, and one consumer group member recording each record as it is polled\n", kafkaDirectName, workers)
+			break
+		}
+	}
 	p("- the load generator, subscriber, tandemd and the broker servers share the same CPUs\n\n")
 	p("| broker | phase | publish msg/s | publish errors | publish call p50 / p99 ms | delivered | duplicates | delivered msg/s | latency p50 ms | p90 ms | p99 ms | max ms | sidecar CPU ms / 1000 msgs |\n")
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -397,7 +523,7 @@ func pubsubMarkdown(runs []pubsubRun, n, workers int, rate float64, loadBefore s
 			all = " **missing**"
 		}
 		cpuK := "–"
-		if r.Sent > 0 {
+		if r.Sent > 0 && !r.Direct {
 			cpuK = fmt.Sprintf("%.1f", ms(r.SidecarCPU)*1000/float64(r.Sent))
 		}
 		p("| %s | %s | %.0f | %d | %.3f / %.3f | %d / %d%s | %d | %.0f | %.3f | %.3f | %.3f | %.3f | %s |\n",

@@ -14,7 +14,11 @@
 // its partition; an app error makes the binding call the app again
 // (consumeRetryInterval, doubling up to 5s) until it accepts the record or
 // the partition goes to another member, which then reads it again. No
-// record is skipped.
+// record is skipped, unless consumeRetryEnabled is "false": then, as in
+// Dapr, the app is called once per record, and a failure is logged and the
+// partition moves past it. Dapr's binding defaults consumeRetryEnabled to
+// false; Tandem's defaults it to true (a record is dropped only when the
+// component asks for it).
 //
 // The tests run against franz-go's kfake in its own process
 // (test/apps/kafkabroker), not Apache Kafka.
@@ -186,7 +190,8 @@ func (b *Binding) Read(ctx context.Context, h bindings.Handler) error {
 		Topics: b.topics, Group: b.cfg.ConsumerGroup, Config: b.cfg, Options: b.opts,
 		Log: b.log.With("consumer_group", b.cfg.ConsumerGroup),
 		NewSink: func(pctx context.Context, _ string, _ int32) kafkaconn.Sink {
-			return &sink{ctx: pctx, h: h, retry: b.cfg.ConsumeRetryInterval, escape: b.cfg.EscapeHeaders, log: b.log}
+			return &sink{ctx: pctx, h: h, retry: b.cfg.ConsumeRetryInterval, once: !b.cfg.ConsumeRetryEnabled,
+				escape: b.cfg.EscapeHeaders, log: b.log}
 		},
 	})
 	if err != nil {
@@ -220,6 +225,7 @@ type sink struct {
 	ctx    context.Context
 	h      bindings.Handler
 	retry  time.Duration
+	once   bool // consumeRetryEnabled=false: a failed record is not called again
 	escape bool
 	log    *slog.Logger
 }
@@ -236,6 +242,12 @@ func (s *sink) Dispatch(r *kgo.Record, ack func()) error {
 		}
 		_, err := s.h(hctx, ev)
 		if err == nil {
+			ack()
+			return nil
+		}
+		if s.once {
+			s.log.Error("the app failed a record; consumeRetryEnabled is false, so it is not delivered again",
+				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", err)
 			ack()
 			return nil
 		}

@@ -108,6 +108,90 @@ func TestInputOrderAndMetadata(t *testing.T) {
 	}
 }
 
+// consumeRetryEnabled=false, as in Dapr: a record the app fails is handed
+// to it once and the partition moves on; the group's next member does not
+// get it again.
+func TestConsumeRetryDisabled(t *testing.T) {
+	b := kafkatest.Start(t)
+	topic := "once-" + bindingstest.RandomSuffix()
+	props := map[string]string{
+		"brokers": b.Brokers, "authType": "none", "topics": topic, "publishTopic": topic,
+		"consumerGroup": "g-" + bindingstest.RandomSuffix(), "initialOffset": "oldest",
+		"consumeRetryEnabled": "false", "consumeRetryInterval": "10",
+	}
+	read := func(h bindings.Handler) (*Binding, func()) {
+		bd := New(nil)
+		if err := bd.Init(t.Context(), components.Metadata{Name: "k", Type: Type, Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- bd.Read(ctx, h) }()
+		return bd, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			_ = bd.Close()
+		}
+	}
+	var mu sync.Mutex
+	calls := map[string]int{}
+	count := func(d string) int { mu.Lock(); defer mu.Unlock(); return calls[d] }
+	bd, stop := read(func(_ context.Context, ev *bindings.Event) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[string(ev.Data)]++
+		if string(ev.Data) == "poison" {
+			return nil, errors.New("the app cannot handle it")
+		}
+		return nil, nil
+	})
+	send := func(bd *Binding, d string) {
+		if _, err := bd.Invoke(t.Context(), &bindings.InvokeRequest{Operation: "create", Data: []byte(d),
+			Metadata: map[string]string{"partitionKey": "same"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"poison", "after-1", "after-2"} {
+		send(bd, d)
+	}
+	waitUntil(t, "the records behind the failed one", func() bool { return count("after-2") > 0 })
+	time.Sleep(300 * time.Millisecond) // retries would have come by now
+	if n := count("poison"); n != 1 {
+		t.Fatalf("the failed record was handed to the app %d times, want once", n)
+	}
+	stop()
+
+	next := map[string]int{}
+	var nmu sync.Mutex
+	bd2, stop2 := read(func(_ context.Context, ev *bindings.Event) ([]byte, error) {
+		nmu.Lock()
+		defer nmu.Unlock()
+		next[string(ev.Data)]++
+		return nil, nil
+	})
+	defer stop2()
+	send(bd2, "marker")
+	waitUntil(t, "the marker on the next member", func() bool { nmu.Lock(); defer nmu.Unlock(); return next["marker"] > 0 })
+	nmu.Lock()
+	defer nmu.Unlock()
+	if next["poison"] > 0 || next["after-1"] > 0 {
+		t.Fatalf("records came again to the next member: %v", next)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 var parseConfigCases = []struct {
 	name    string
 	props   map[string]string

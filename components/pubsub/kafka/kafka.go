@@ -11,12 +11,13 @@
 // Each subscription is a member of the consumer group, consuming its
 // topic. A record's offset is committed only after the app acknowledged it
 // and every record before it in its partition: a record is never skipped,
-// whatever the app answers. A failed handler is called again in place
+// whatever the app answers (unless consumeRetryEnabled is "false"). A failed handler is called again in place
 // (first after consumeRetryInterval, doubling up to 5s) until it succeeds or
 // the partition goes to another member, which then reads it again from the
-// last committed offset; Dapr's consumeRetryEnabled=false, which skips such
-// records, is not honoured (use the subscription's deadLetterTopic to move
-// on). Records of one partition with the same key (or the same value of the
+// last committed offset (or use the subscription's deadLetterTopic to move
+// on). With consumeRetryEnabled "false" the app is called once per record,
+// as in Dapr: a failure is logged and the partition moves past the record.
+// Records of one partition with the same key (or the same value of the
 // subscription's ordering key) are handed to the app one at a time, in
 // partition order; others run concurrently, up to the subscription's
 // concurrency. When partitions are revoked in a rebalance, or the

@@ -183,6 +183,64 @@ func TestFailingRecordIsNotCommittedPast(t *testing.T) {
 	})
 }
 
+// consumeRetryEnabled=false, as in Dapr: a record the app fails is handed
+// to it once, the records behind it (same key) follow, and its offset is
+// committed past, so the group's next member does not get it again.
+func TestConsumeRetryDisabled(t *testing.T) {
+	b := kafkatest.Start(t)
+	group := "once-" + pubsubtest.RandomSuffix()
+	topic := "once-" + pubsubtest.RandomSuffix()
+	first := open(t, b.Brokers, group, map[string]string{"consumeRetryEnabled": "false", "consumeRetryInterval": "10"})
+	var attempts atomic.Int32
+	var handled sync.Map
+	ctx, cancel := context.WithCancel(t.Context())
+	subscribe(t, ctx, first, pubsub.SubscribeRequest{Topic: topic}, func(_ context.Context, m *pubsub.Message) error {
+		if string(m.Data) == "poison" {
+			attempts.Add(1)
+			return errors.New("the app cannot handle it")
+		}
+		handled.Store(string(m.Data), true)
+		return nil
+	})
+	for _, d := range []string{"poison", "after-1", "after-2"} {
+		if err := first.Publish(t.Context(), &pubsub.PublishRequest{Topic: topic, Data: []byte(d),
+			Metadata: map[string]string{MetadataPartitionKey: "same"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the records behind the failed one", func() bool {
+		_, ok1 := handled.Load("after-1")
+		_, ok2 := handled.Load("after-2")
+		return ok1 && ok2
+	})
+	// With retries, the 10ms backoff would have called it again by now.
+	time.Sleep(300 * time.Millisecond)
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("the failed record was handed to the app %d times, want once", n)
+	}
+	cancel()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := open(t, b.Brokers, group, nil)
+	var again sync.Map
+	subscribe(t, t.Context(), second, pubsub.SubscribeRequest{Topic: topic}, func(_ context.Context, m *pubsub.Message) error {
+		again.Store(string(m.Data), true)
+		return nil
+	})
+	if err := second.Publish(t.Context(), &pubsub.PublishRequest{Topic: topic, Data: []byte("marker"),
+		Metadata: map[string]string{MetadataPartitionKey: "same"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the marker on the next member", func() bool { _, ok := again.Load("marker"); return ok })
+	for _, d := range []string{"poison", "after-1", "after-2"} {
+		if _, ok := again.Load(d); ok {
+			t.Errorf("%q came again to the next member: its offset was not committed past", d)
+		}
+	}
+}
+
 // Members joining and leaving a group while records flow: every record is
 // handled at least once, and only records in flight at a hand-over come
 // twice.

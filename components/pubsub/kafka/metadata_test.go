@@ -22,8 +22,12 @@ var parseCases = []struct {
 	{"defaults", map[string]string{"brokers": "a:9092, b:9092", "authType": "none"}, func(c kafkaconn.Config) bool {
 		return len(c.Brokers) == 2 && c.Brokers[1] == "b:9092" && c.ConsumerGroup == "app" && c.ClientID == "tandem" &&
 			!c.InitialOffsetOldest && c.ConsumeRetryInterval == 100*time.Millisecond &&
-			c.HeartbeatInterval == 3*time.Second && c.SessionTimeout == 10*time.Second
+			c.HeartbeatInterval == 3*time.Second && c.SessionTimeout == 10*time.Second && c.ConsumeRetryEnabled
 	}, ""},
+	{"consumeRetryEnabled false", map[string]string{"brokers": "a", "authType": "none", "consumeRetryEnabled": "false"}, func(c kafkaconn.Config) bool {
+		return !c.ConsumeRetryEnabled
+	}, ""},
+	{"bad consumeRetryEnabled", map[string]string{"brokers": "a", "authType": "none", "consumeRetryEnabled": "sometimes"}, nil, "consumeRetryEnabled"},
 	{"consumerID when no consumerGroup", map[string]string{"brokers": "a", "authType": "none", "consumerID": "cid"}, func(c kafkaconn.Config) bool {
 		return c.ConsumerGroup == "cid"
 	}, ""},

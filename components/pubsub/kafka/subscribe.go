@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,6 +32,9 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 		key = MetadataKey
 	}
 	log := p.log.With("topic", req.Topic, "consumer_group", group)
+	if !p.cfg.ConsumeRetryEnabled {
+		h = onceOnly(h, log)
+	}
 	sem := make(chan struct{}, conc) // handlers running, across partitions
 	m, err := kafkaconn.NewMember(kafkaconn.MemberConfig{
 		Topics: []string{req.Topic}, Group: group, Config: p.cfg, Options: p.opts, Log: log,
@@ -79,6 +83,22 @@ func (p *PubSub) Subscribe(ctx context.Context, req pubsub.SubscribeRequest, h p
 	}
 	m.WaitJoined(ctx)
 	return nil
+}
+
+// onceOnly is consumeRetryEnabled=false: the app is called once per
+// record; a failure is logged and the record counts as handled, so the
+// partition moves on and its offset is committed with the records after it
+// (Dapr marks the records after it, which commits past it). An error from
+// waiting for a handler slot is not the app's: it is not wrapped, so such a
+// record stays unsettled.
+func onceOnly(h pubsub.Handler, log *slog.Logger) pubsub.Handler {
+	return func(ctx context.Context, msg *pubsub.Message) error {
+		if err := h(ctx, msg); err != nil {
+			log.Error("the app failed a message; consumeRetryEnabled is false, so it is not delivered again",
+				"partition", msg.Metadata[MetadataPartition], "offset", msg.Metadata[MetadataOffset], "error", err)
+		}
+		return nil
+	}
 }
 
 // subscription is one group member consuming one topic.
