@@ -3,6 +3,8 @@ package injector
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -304,6 +307,11 @@ func TestIdempotentAndUntouched(t *testing.T) {
 
 func review(t *testing.T, h http.Handler, pod *corev1.Pod) *admissionv1.AdmissionResponse {
 	t.Helper()
+	return reviewBy(t, h, pod, authenticationv1.UserInfo{Username: "admin", Groups: []string{"system:masters"}})
+}
+
+func reviewBy(t *testing.T, h http.Handler, pod *corev1.Pod, user authenticationv1.UserInfo) *admissionv1.AdmissionResponse {
+	t.Helper()
 	raw, err := json.Marshal(pod)
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +319,7 @@ func review(t *testing.T, h http.Handler, pod *corev1.Pod) *admissionv1.Admissio
 	body, _ := json.Marshal(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{UID: "u1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-			Operation: admissionv1.Create, Namespace: "shop", Object: runtime.RawExtension{Raw: raw}},
+			Operation: admissionv1.Create, Namespace: "shop", Object: runtime.RawExtension{Raw: raw}, UserInfo: user},
 	})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body)))
@@ -337,6 +345,76 @@ func TestWebhook(t *testing.T) {
 	resp = review(t, h, testPod(nil))
 	if !resp.Allowed || resp.Patch != nil {
 		t.Fatalf("unannotated: %+v", resp)
+	}
+}
+
+// TestCallers: as Dapr's injector, only pods created by the workload
+// controllers, by system:masters, by an allowed service account (exact,
+// glob, or by UID) get a sidecar; anyone else's annotated pod is admitted
+// unchanged and counted as a failed injection. Unannotated pods are not
+// counted.
+func TestCallers(t *testing.T) {
+	callers, err := NewCallers(append(DefaultAllowedCallers, "team-*:deployer", "ci:bot?"), []string{"uid-42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	h := &Handler{Options: testOptions(), Callers: callers, Metrics: NewMetrics(reg)}
+	pod := testPod(map[string]string{"dapr.io/enabled": "true", "dapr.io/app-id": "orders"})
+	sa := func(ns, name string) authenticationv1.UserInfo {
+		return authenticationv1.UserInfo{Username: "system:serviceaccount:" + ns + ":" + name}
+	}
+	for _, tc := range []struct {
+		name   string
+		user   authenticationv1.UserInfo
+		inject bool
+	}{
+		{"replicaset controller", sa("kube-system", "replicaset-controller"), true},
+		{"job controller", sa("kube-system", "job-controller"), true},
+		{"system:masters", authenticationv1.UserInfo{Username: "kubernetes-admin", Groups: []string{"system:authenticated", "system:masters"}}, true},
+		{"glob namespace", sa("team-a", "deployer"), true},
+		{"question mark", sa("ci", "bot1"), true},
+		{"question mark, two characters", sa("ci", "bot12"), false},
+		{"by UID", authenticationv1.UserInfo{Username: "someone", UID: "uid-42"}, true},
+		{"a controller's name in another namespace", sa("default", "replicaset-controller"), false},
+		{"a user", authenticationv1.UserInfo{Username: "jane", Groups: []string{"system:authenticated"}}, false},
+		{"another service account", sa("some-ns", "some-sa"), false},
+		{"not a service account user", authenticationv1.UserInfo{Username: "kube-system:replicaset-controller"}, false},
+	} {
+		resp := reviewBy(t, h, pod, tc.user)
+		if !resp.Allowed || (len(resp.Patch) > 0) != tc.inject {
+			t.Errorf("%s: allowed %v, patched %v; want allowed, patched %v", tc.name, resp.Allowed, len(resp.Patch) > 0, tc.inject)
+		}
+	}
+	if resp := reviewBy(t, h, testPod(nil), sa("some-ns", "some-sa")); !resp.Allowed || resp.Patch != nil {
+		t.Errorf("an unannotated pod of anyone: %+v", resp)
+	}
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"dapr_injector_sidecar_injection_requests_total":                              12,
+		"dapr_injector_sidecar_injection_succeeded_total,app_id=orders":               6,
+		"dapr_injector_sidecar_injection_failed_total,app_id=orders,reason=pod_patch": 5,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("metrics %v, want %v", got, want)
+	}
+	for _, bad := range []string{"nocolon", "a:b:c", ":", "ns:[", "[:sa"} {
+		if _, err := NewCallers([]string{bad}, nil); err == nil {
+			t.Errorf("pattern %q accepted", bad)
+		}
 	}
 }
 

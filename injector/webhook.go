@@ -19,6 +19,10 @@ const maxReviewBytes = 4 << 20
 // Handler serves the mutating webhook (POST an AdmissionReview v1).
 type Handler struct {
 	Options *Options
+	// Callers says whose pods get a sidecar; nil allows every caller.
+	Callers *Callers
+	// Metrics, if set, counts requests and injections.
+	Metrics *Metrics
 	Log     *slog.Logger
 }
 
@@ -35,6 +39,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
 	}
+	h.Metrics.request()
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxReviewBytes))
 	if err != nil {
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
@@ -60,7 +65,11 @@ func (h *Handler) admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 			Status: metav1.StatusFailure, Message: msg, Reason: metav1.StatusReasonInvalid, Code: http.StatusUnprocessableEntity,
 		}}
 	}
-	if req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
+	if req.Kind.Kind != "Pod" {
+		h.Metrics.failedFor("", reasonPodPatch)
+		return &admissionv1.AdmissionResponse{Allowed: true}
+	}
+	if req.Operation != admissionv1.Create {
 		return &admissionv1.AdmissionResponse{Allowed: true}
 	}
 	var pod corev1.Pod
@@ -70,9 +79,23 @@ func (h *Handler) admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
+	if !Enabled(pod.Annotations) {
+		return &admissionv1.AdmissionResponse{Allowed: true}
+	}
+	appID := pod.Annotations[Prefix+"app-id"]
+	if h.Callers != nil && !h.Callers.Allowed(req.UserInfo) {
+		// As Dapr's injector: admitted without a sidecar, so only the
+		// workload controllers and the allowed accounts give pods an
+		// app's identity.
+		h.log().Error("pod admitted without a sidecar: its creator is not an allowed controller service account (see ALLOWED_SERVICE_ACCOUNTS)",
+			"namespace", req.Namespace, "pod", pod.Name+pod.GenerateName, "user", req.UserInfo.Username)
+		h.Metrics.failedFor(appID, reasonPodPatch)
+		return &admissionv1.AdmissionResponse{Allowed: true}
+	}
 	out, changed, err := h.Options.Mutate(&pod)
 	if err != nil {
 		h.log().Info("pod refused", "namespace", req.Namespace, "pod", pod.Name+pod.GenerateName, "error", err)
+		h.Metrics.failedFor(appID, reasonPatch)
 		return deny("tandem injector: " + err.Error())
 	}
 	if !changed {
@@ -80,8 +103,10 @@ func (h *Handler) admit(req *admissionv1.AdmissionRequest) *admissionv1.Admissio
 	}
 	patch, err := json.Marshal(podPatch(&pod, out))
 	if err != nil {
+		h.Metrics.failedFor(appID, reasonPatch)
 		return deny("tandem injector: encode patch: " + err.Error())
 	}
+	h.Metrics.injected(appID)
 	pt := admissionv1.PatchTypeJSONPatch
 	h.log().Debug("sidecar injected", "namespace", req.Namespace, "pod", pod.Name+pod.GenerateName)
 	return &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}

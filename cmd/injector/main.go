@@ -13,7 +13,10 @@
 // dapr-sidecar-injector.<namespace>.svc, renewed before it expires), and
 // patches the trust anchors into the caBundle of the
 // dapr-sidecar-injector MutatingWebhookConfiguration, again after every
-// root rotation. /healthz answers 503 until both are in place.
+// root rotation. /healthz answers 503 until both are in place. As Dapr's,
+// only pods created by the workload controllers, by members of
+// system:masters or by the service accounts of ALLOWED_SERVICE_ACCOUNTS get
+// a sidecar; Dapr's injection counters are on --metrics-port.
 package main
 
 import (
@@ -31,15 +34,20 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -72,6 +80,8 @@ type flags struct {
 	kubeconfig, tokenFile      string
 	logLevel                   string
 	logAsJSON, version         bool
+	metrics                    bool
+	metricsPort, metricsAddr   string
 }
 
 func parse(args []string, out io.Writer) (*flags, error) {
@@ -89,10 +99,9 @@ func parse(args []string, out io.Writer) (*flags, error) {
 	fs.BoolVar(&f.version, "version", false, "Print the version and exit")
 	var scheduler bool
 	fs.BoolVar(&scheduler, "scheduler-enabled", true, "Give sidecars the scheduler's address")
-	var metrics bool
-	var metricsPort string
-	fs.BoolVar(&metrics, "enable-metrics", true, "Accepted for compatibility with Dapr's chart")
-	fs.StringVar(&metricsPort, "metrics-port", "9090", "Accepted for compatibility with Dapr's chart")
+	fs.BoolVar(&f.metrics, "enable-metrics", true, "Serve Prometheus metrics")
+	fs.StringVar(&f.metricsPort, "metrics-port", "9090", "Port of /metrics")
+	fs.StringVar(&f.metricsAddr, "metrics-listen-address", "", "Address of /metrics (all interfaces if empty)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -126,7 +135,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		log.Error("injector configuration", "error", err)
 		return 2
 	}
-	if err := serve(ctx, f, opts, or(getenv("DAPR_TRUST_ANCHORS_FILE"), defaultTrustAnchorsFile), log); err != nil {
+	callers := allowedCallers(getenv, log)
+	if _, err := injector.NewCallers(callers, nil); err != nil {
+		log.Error("injector configuration: ALLOWED_SERVICE_ACCOUNTS", "error", err)
+		return 2
+	}
+	if err := serve(ctx, f, opts, callers, or(getenv("DAPR_TRUST_ANCHORS_FILE"), defaultTrustAnchorsFile), log); err != nil {
 		log.Error("injector failed", "error", err)
 		return 1
 	}
@@ -159,6 +173,47 @@ func optionsFromEnv(getenv func(string) string) (*injector.Options, error) {
 	}, nil
 }
 
+// allowedCallers are the service account patterns whose pods get a
+// sidecar: Dapr's defaults and those of ALLOWED_SERVICE_ACCOUNTS (and of the
+// deprecated ALLOWED_SERVICE_ACCOUNTS_PREFIX_NAMES), comma-separated.
+func allowedCallers(getenv func(string) string, log *slog.Logger) []string {
+	out := slices.Clone(injector.DefaultAllowedCallers)
+	if v := getenv("ALLOWED_SERVICE_ACCOUNTS"); v != "" {
+		out = append(out, strings.Split(v, ",")...)
+	}
+	if v := getenv("ALLOWED_SERVICE_ACCOUNTS_PREFIX_NAMES"); v != "" {
+		log.Warn("ALLOWED_SERVICE_ACCOUNTS_PREFIX_NAMES is deprecated; use ALLOWED_SERVICE_ACCOUNTS, which takes glob patterns")
+		out = append(out, strings.Split(v, ",")...)
+	}
+	return out
+}
+
+// callerUIDs looks up the UIDs of the service accounts patterns name
+// exactly, as Dapr's injector does; a failed look-up leaves the patterns
+// alone to decide.
+func callerUIDs(ctx context.Context, kube kubernetes.Interface, c *injector.Callers, log *slog.Logger) []string {
+	exact := c.Exact()
+	if len(exact) == 0 {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	list, err := kube.CoreV1().ServiceAccounts("").List(lctx, metav1.ListOptions{})
+	if err != nil {
+		log.Warn("cannot list service accounts; allowed callers are matched by name only", "error", err)
+		return nil
+	}
+	var uids []string
+	for _, e := range exact {
+		for _, sa := range list.Items {
+			if sa.Namespace == e[0] && sa.Name == e[1] {
+				uids = append(uids, string(sa.UID))
+			}
+		}
+	}
+	return uids
+}
+
 // or returns the first of vs that is not empty.
 func or(vs ...string) string {
 	for _, v := range vs {
@@ -182,7 +237,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 // per renewal, so its cost (~0.1 s) is paid once a day.
 func newKey() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }
 
-func serve(ctx context.Context, f *flags, opts *injector.Options, anchorsFile string, log *slog.Logger) error {
+func serve(ctx context.Context, f *flags, opts *injector.Options, callerPatterns []string, anchorsFile string, log *slog.Logger) error {
 	cfg, err := restConfig(f.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("kubernetes client configuration: %w (give --kubeconfig outside a cluster)", err)
@@ -211,9 +266,19 @@ func serve(ctx context.Context, f *flags, opts *injector.Options, anchorsFile st
 		_ = lis.Close()
 		return fmt.Errorf("healthz: listen: %w", err)
 	}
+	probe, err := injector.NewCallers(callerPatterns, nil)
+	if err != nil {
+		return err
+	}
+	callers, err := injector.NewCallers(callerPatterns, callerUIDs(ctx, kube, probe, log))
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	mux.Handle("/mutate", &injector.Handler{Options: opts, Log: log})
+	mux.Handle("/mutate", &injector.Handler{Options: opts, Callers: callers, Metrics: injector.NewMetrics(reg), Log: log})
 	web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: tlsconfig.GetCertificate(src)}}
 	health := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -242,11 +307,24 @@ func serve(ctx context.Context, f *flags, opts *injector.Options, anchorsFile st
 			return nil
 		}}
 	}
-	return task.Run(ctx, log, task.Stage{Name: "serve", Tasks: append(idTasks,
+	tasks := append(idTasks,
 		httpTask("webhook", web, func() error { return ignoreClosed(web.ServeTLS(lis, "", "")) }),
 		httpTask("healthz", health, func() error { return ignoreClosed(health.Serve(hlis)) }),
 		task.Task{Name: "webhook caBundle", Run: bundle.Run},
-	)})
+	)
+	if f.metrics {
+		mlis, err := net.Listen("tcp", net.JoinHostPort(f.metricsAddr, f.metricsPort))
+		if err != nil {
+			_ = lis.Close()
+			_ = hlis.Close()
+			return fmt.Errorf("metrics: listen: %w", err)
+		}
+		mmux := http.NewServeMux()
+		mmux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		metrics := &http.Server{Handler: mmux, ReadHeaderTimeout: 5 * time.Second}
+		tasks = append(tasks, httpTask("metrics", metrics, func() error { return ignoreClosed(metrics.Serve(mlis)) }))
+	}
+	return task.Run(ctx, log, task.Stage{Name: "serve", Tasks: tasks})
 }
 
 func ignoreClosed(err error) error {
