@@ -48,7 +48,8 @@ func StartControlPlane(t *testing.T, n *Node) *ControlPlane {
 	}
 	n.Kubectl(strings.Join(crds, "\n---\n"), "apply", "--server-side", "-f", "-")
 	n.Kubectl("", "wait", "--for=condition=Established", "--timeout=60s", "crd/components.dapr.io",
-		"crd/configurations.dapr.io", "crd/resiliencies.dapr.io", "crd/subscriptions.dapr.io", "crd/httpendpoints.dapr.io")
+		"crd/configurations.dapr.io", "crd/resiliencies.dapr.io", "crd/subscriptions.dapr.io", "crd/httpendpoints.dapr.io",
+		"crd/mcpservers.dapr.io", "crd/workflowaccesspolicies.dapr.io")
 	n.Kubectl(strings.Join(rest, "\n---\n"), "apply", "--server-side", "-f", "-")
 
 	cp := &ControlPlane{}

@@ -94,12 +94,13 @@ func TestDryRunServer(t *testing.T) {
 			rest = append(rest, doc)
 		}
 	}
-	if len(crds) != 5 {
-		t.Fatalf("%d CRDs rendered, want 5", len(crds))
+	if len(crds) != 7 {
+		t.Fatalf("%d CRDs rendered, want 7", len(crds))
 	}
 	mustKubectl(t, strings.Join(crds, "\n---\n"), "apply", "--server-side", "--field-manager=tandem-test", "-f", "-")
 	mustKubectl(t, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/components.dapr.io",
-		"crd/configurations.dapr.io", "crd/resiliencies.dapr.io", "crd/subscriptions.dapr.io", "crd/httpendpoints.dapr.io")
+		"crd/configurations.dapr.io", "crd/resiliencies.dapr.io", "crd/subscriptions.dapr.io", "crd/httpendpoints.dapr.io",
+		"crd/mcpservers.dapr.io", "crd/workflowaccesspolicies.dapr.io")
 	mustKubectl(t, "", "create", "namespace", "dryrun")
 	got := mustKubectl(t, strings.Join(rest, "\n---\n"), "apply", "--dry-run=server", "-f", "-")
 	for _, want := range []string{"deployment.apps/dapr-sentry created (server dry run)",

@@ -204,7 +204,8 @@ func TestRenderDefaults(t *testing.T) {
 	for _, want := range []string{
 		"CustomResourceDefinition/components.dapr.io", "CustomResourceDefinition/configurations.dapr.io",
 		"CustomResourceDefinition/resiliencies.dapr.io", "CustomResourceDefinition/subscriptions.dapr.io",
-		"CustomResourceDefinition/httpendpoints.dapr.io",
+		"CustomResourceDefinition/httpendpoints.dapr.io", "CustomResourceDefinition/mcpservers.dapr.io",
+		"CustomResourceDefinition/workflowaccesspolicies.dapr.io",
 		"Deployment/dapr-sentry", "Deployment/dapr-operator", "Deployment/dapr-sidecar-injector",
 		"Service/dapr-sentry", "Service/dapr-api", "Service/dapr-sidecar-injector",
 		"ServiceAccount/dapr-sentry", "ServiceAccount/dapr-operator", "ServiceAccount/dapr-injector",
