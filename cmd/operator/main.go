@@ -47,7 +47,18 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// watchListGate is client-go's feature gate for streaming an informer's
+// initial list over a watch (on by default since client-go 0.35).
+const watchListGate = "KUBE_FEATURE_WatchListClient"
+
 func main() {
+	// Informers list, then watch, as Dapr's operator's do (client-go 0.32):
+	// an API server, or a test double of one, that answers a streamed
+	// list with events but no initial-events bookmark makes client-go drop
+	// those events. KUBE_FEATURE_WatchListClient=true turns streaming back on.
+	if _, set := os.LookupEnv(watchListGate); !set {
+		_ = os.Setenv(watchListGate, "false")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()

@@ -84,14 +84,14 @@ func (s *Server) GetConfiguration(ctx context.Context, in *operatorv1.GetConfigu
 	return &operatorv1.GetConfigurationResponse{Configuration: b}, nil
 }
 
-// ListSubscriptions implements operatorv1.OperatorServer: the request has
-// no namespace, so the caller's own is used.
+// ListSubscriptions implements operatorv1.OperatorServer. Its request has no
+// namespace, so, as with Dapr's operator, it fails the namespace check for
+// every caller (PermissionDenied); sidecars use ListSubscriptionsV2.
 func (s *Server) ListSubscriptions(ctx context.Context, _ *emptypb.Empty) (*operatorv1.ListSubscriptionsResponse, error) {
-	app, err := peerApp(ctx)
-	if err != nil {
-		return nil, status.Error(codes.PermissionDenied, "failed to determine identity")
+	if _, err := caller(ctx, ""); err != nil {
+		return nil, err
 	}
-	return s.ListSubscriptionsV2(ctx, &operatorv1.ListSubscriptionsRequest{Namespace: app.Namespace})
+	return nil, status.Error(codes.Unimplemented, "ListSubscriptions has no namespace: use ListSubscriptionsV2")
 }
 
 // ListSubscriptionsV2 implements operatorv1.OperatorServer.
