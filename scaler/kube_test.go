@@ -85,10 +85,6 @@ func slice(ns, name, service string, port int32, serving bool, addrs ...string) 
 // <app-id>-dapr Service's slices, at the slice's dapr-http port or at a fixed port; another app's slices and
 // endpoints that do not serve are left out; with the slices gone the app has no replica (no error).
 func TestEndpointSlices(t *testing.T) {
-	// Written while this machine had no API server binaries: opt-in until it has passed here.
-	if os.Getenv("TANDEM_K8S_SCALER") != "1" {
-		t.Skip("set TANDEM_K8S_SCALER=1 to run the scaler against a real API server (not yet run on one)")
-	}
 	cfg := kube.Require(t)
 	ip := nodeIP(t)
 	cs, err := kubernetes.NewForConfig(cfg)

@@ -222,10 +222,6 @@ spec:
 	t.Run("a Dapr sample's manifests, applied unchanged", func(t *testing.T) { runDaprSample(t, n, cp) })
 
 	t.Run("the KEDA scaler finds a subscriber through the API server and reports its backlog over TLS", func(t *testing.T) {
-		// Written while this machine had no API server binaries: opt-in until it has passed here.
-		if os.Getenv("TANDEM_K8S_SCALER") != "1" {
-			t.Skip("set TANDEM_K8S_SCALER=1 to run the KEDA scaler scenario (not yet run on a real API server)")
-		}
 		runKEDAScaler(t, n, cp)
 	})
 
@@ -373,12 +369,6 @@ spec:
 		}
 
 		t.Run("deleting one callee pod fails no call", func(t *testing.T) {
-			if os.Getenv("TANDEM_K8S_POD_DELETION") != "1" {
-				// Seen at 19:48 on 2026-12-04 and unchanged on main since: about 1 call in 8000 fails with "grpc: the
-				// client connection is closing" when the callee's sidecar stops (invoke/transport's pool hands out a
-				// connection being closed). TANDEM_K8S_POD_DELETION=1 runs it.
-				t.Skip("invoke/transport: a call may get a pooled connection that is closing when a callee stops (1 in ~8000); TANDEM_K8S_POD_DELETION=1 runs it")
-			}
 			gone := callees[2]
 			load := framework.StartEchoLoad(context.Background(), caller.url("/v1.0/invoke/callee/method/echo"), 4)
 			defer load.Stop()
