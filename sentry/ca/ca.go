@@ -1,8 +1,7 @@
 package ca
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -143,10 +142,11 @@ func (c *CA) Sign(csr *x509.CertificateRequest, id spiffeid.ID, ttl time.Duratio
 	return append([]*x509.Certificate{leaf}, c.bundle.IssuerChain...), nil
 }
 
-// IssueTLS makes a fresh ECDSA P-256 key and signs a certificate for id
-// with it, returning it ready for a tls.Config (sentry's own serving cert).
+// IssueTLS makes a fresh Ed25519 key (as Dapr's sentry and daprd use) and
+// signs a certificate for id with it, returning it ready for a tls.Config
+// (sentry's own serving cert).
 func (c *CA) IssueTLS(id spiffeid.ID, ttl time.Duration) (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate serving key: %w", err)
 	}
