@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -279,5 +280,24 @@ func TestSignWithServiceAccountToken(t *testing.T) {
 	_, err = issue("billing")
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "app-id mismatch") {
 		t.Fatalf("another app's identity: %v, want PermissionDenied app-id mismatch", err)
+	}
+}
+
+// TestPublisherWaitsForTheAPIServer: with no API server reachable (sentry
+// often starts first), the publisher retries instead of failing, which
+// would take sentry down, and ends cleanly with its context.
+func TestPublisherWaitsForTheAPIServer(t *testing.T) {
+	c, err := cache.New(&rest.Config{Host: "https://127.0.0.1:1"}, cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	b, err := ca.GenerateBundle(ca.GenerateOptions{TrustDomain: "cluster.local", Namespace: "ctl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Publisher{Cache: c}).Run(ctx, b); err != nil {
+		t.Fatalf("Run with the API server down: %v, want it to wait and end with its context", err)
 	}
 }

@@ -73,9 +73,23 @@ func (p *Publisher) Run(ctx context.Context, b *ca.Bundle) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	inf, err := p.Cache.GetInformer(ctx, PodMetadata())
-	if err != nil {
-		return fmt.Errorf("watch pods: %w", err)
+	// An API server that is not up yet (sentry often starts first) is
+	// waited for: sentry keeps signing meanwhile.
+	var inf cache.Informer
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		var err error
+		if inf, err = p.Cache.GetInformer(ctx, PodMetadata()); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("cannot watch pods yet, so trust bundles are not published; retrying (is the API server reachable?)", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
 	onPod := func(obj any) {
 		if m, ok := obj.(metav1.Object); ok && strings.EqualFold(m.GetAnnotations()[annotationEnabled], "true") {
