@@ -51,6 +51,25 @@ func (r *Runtime) GetState(ctx context.Context, actorType, actorID, k string) ([
 	return data, err
 }
 
+// LookupState is GetState that also tells a key stored with an empty
+// value from a missing one (the actor state stores have ETags).
+func (r *Runtime) LookupState(ctx context.Context, actorType, actorID, k string) ([]byte, bool, error) {
+	if r == nil || r.placement == nil {
+		return nil, false, ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := st.Get(ctx, &state.GetRequest{
+		Key: r.stateKey(actorType, actorID, k), Metadata: map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID},
+	})
+	if err != nil || resp == nil {
+		return nil, false, err
+	}
+	return resp.Data, resp.ETag != nil || len(resp.Data) > 0, nil
+}
+
 // GetStateMetadata is GetState with the store's metadata of the value
 // (ttlExpireTime, which daprd's API returns).
 func (r *Runtime) GetStateMetadata(ctx context.Context, actorType, actorID, k string) ([]byte, map[string]string, error) {

@@ -49,6 +49,9 @@ type Host interface {
 	HostInternal(actorType string, h actors.Internal)
 	CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error)
 	GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error)
+	// LookupState is GetState that tells a stored empty value (found)
+	// from a missing key.
+	LookupState(ctx context.Context, actorType, actorID, key string) (data []byte, found bool, err error)
 	TransactState(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
 	CreateReminder(ctx context.Context, req actors.ReminderRequest) error
 	DeleteReminder(ctx context.Context, actorType, actorID, name string) error
@@ -74,7 +77,10 @@ type Config struct {
 	// reminder per activity or event) an instance keeps one watchdog from
 	// start to end.
 	SchedulerReminders bool
-	Log                *slog.Logger
+	// Retention, if set, purges instances some time after they end
+	// (the Configuration's spec.workflow.stateRetentionPolicy).
+	Retention *RetentionPolicy
+	Log       *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -314,7 +320,7 @@ func (e *Engine) addEvent(ctx context.Context, id string, ev *protos.HistoryEven
 func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, error) {
 	data := []byte{0}
 	if recursive {
-		data = []byte{1}
+		data[0] = purgeRecursive
 	}
 	out, err := e.call(ctx, e.workflowType, id, methodPurge, data)
 	if err != nil {

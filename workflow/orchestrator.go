@@ -72,7 +72,11 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		}
 		return nil, nil
 	case method == methodPurge:
-		return e.purgeInstance(ctx, inst, len(data) > 0 && data[0] == 1)
+		var flags byte
+		if len(data) > 0 {
+			flags = data[0]
+		}
+		return e.purgeInstance(ctx, inst, flags)
 	case method == methodRun:
 		return nil, e.run(ctx, inst)
 	case method == methodFork:
@@ -297,6 +301,19 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		}
 		if stop {
 			break
+		}
+	}
+	if inst.completed() != nil {
+		// The retention reminder is stored before the end is: once a
+		// client sees the instance ended, its reminder is there. Without
+		// it the turn fails and is run again (the instance still has its
+		// inbox and watchdog); a reminder left by a failed save finds the
+		// instance running and ends.
+		if err := e.retain(ctx, inst); err != nil {
+			e.mu.Lock()
+			delete(e.instances, inst.id)
+			e.mu.Unlock()
+			return fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
 		}
 	}
 	if err := e.saveOrDrop(ctx, inst); err != nil {
@@ -696,6 +713,11 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 	}
 	start := inst.started()
 	if c := inst.completed(); c != nil {
+		// Stored again (same name, same due time) in case the first
+		// store was lost, as daprd does on a wake-up of an ended instance.
+		if err := e.retain(ctx, inst); err != nil {
+			return fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
+		}
 		e.finish(inst.id, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
 		return nil
 	}
@@ -735,15 +757,24 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 	return e.settle(ctx, inst)
 }
 
+// Flags of a purge call (the first byte of its data).
+const (
+	// purgeRecursive purges the instance's children too.
+	purgeRecursive byte = 1 << iota
+	// purgeRetention: the instance's retention reminder asks; that
+	// reminder ends by itself once the call returns, so it is not deleted.
+	purgeRetention
+)
+
 // purgeInstance deletes an ended instance's state; [1] if there was one.
-func (e *Engine) purgeInstance(ctx context.Context, inst *instance, recursive bool) ([]byte, error) {
+func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) ([]byte, error) {
 	if !inst.exists || inst.started() == nil {
 		return []byte{0}, nil
 	}
 	if inst.completed() == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotCompleted, inst.id)
 	}
-	if recursive {
+	if flags&purgeRecursive != 0 {
 		for _, h := range inst.history {
 			if c := h.GetChildWorkflowInstanceCreated(); c != nil {
 				if _, err := e.Purge(ctx, c.GetInstanceId(), true); err != nil {
@@ -765,6 +796,12 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, recursive bo
 		activities = nil
 	}
 	e.deleteRemindersNow(ctx, inst.id, append(timers, watchdogName), activities)
+	if flags&purgeRetention == 0 && (e.cfg.Retention != nil || e.cfg.SchedulerReminders) {
+		if err := e.cfg.Actors.DeleteReminder(ctx, e.retainType, inst.id, retentionReminder); err != nil &&
+			!errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
+			e.log.Debug("delete retention reminder of purged workflow", "instance", inst.id, "error", err)
+		}
+	}
 	e.notify()
 	return []byte{1}, nil
 }

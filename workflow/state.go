@@ -36,6 +36,7 @@ type instance struct {
 
 	// What the store holds, to write only the difference.
 	savedHistory, savedInbox int
+	savedCustomStatus        bool // the customStatus key is stored
 	historyRewritten         bool
 }
 
@@ -81,7 +82,16 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 	if inst.inbox, err = readEvents(md.GetInboxLength(), inboxKey); err != nil {
 		return nil, fmt.Errorf("load workflow %s inbox: %w", id, err)
 	}
-	if b, err = get(keyCustomStatus); err == nil && len(b) > 0 {
+	// The customStatus key may be missing (a store that lost it, or a
+	// writer that never stored one): the purge deletes only what is
+	// there, as a store such as Cosmos DB fails a transaction that
+	// deletes a missing key.
+	b, found, err := e.cfg.Actors.LookupState(ctx, e.workflowType, id, keyCustomStatus)
+	if err != nil {
+		return nil, fmt.Errorf("load workflow %s custom status: %w", id, err)
+	}
+	inst.savedCustomStatus = found
+	if len(b) > 0 {
 		cs := new(wrapperspb.StringValue)
 		if unmarshal(b, cs) == nil {
 			inst.customStatus = cs
@@ -135,7 +145,7 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 		return fmt.Errorf("save workflow %s: %w", inst.id, err)
 	}
 	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
-	inst.exists = true
+	inst.exists, inst.savedCustomStatus = true, true
 	return nil
 }
 
@@ -147,13 +157,15 @@ func (e *Engine) purge(ctx context.Context, inst *instance) error {
 		op.Request.Key = k
 		ops = append(ops, op)
 	}
-	for i := range max(inst.savedHistory, len(inst.history)) {
+	for i := range inst.savedHistory {
 		del(historyKey(i))
 	}
-	for i := range max(inst.savedInbox, len(inst.inbox)) {
+	for i := range inst.savedInbox {
 		del(inboxKey(i))
 	}
-	del(keyCustomStatus)
+	if inst.savedCustomStatus {
+		del(keyCustomStatus)
+	}
 	del(keyMetadata)
 	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
 		return fmt.Errorf("purge workflow %s: %w", inst.id, err)
