@@ -291,6 +291,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	}
 	resp := res.(*protos.WorkflowResponse)
 	var post []func(context.Context)
+	from := len(inst.history)
 	inst.history = append(inst.history, newEvents...)
 	inst.inbox = nil
 	inst.customStatus = resp.GetCustomStatus()
@@ -301,6 +302,11 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		}
 		if stop {
 			break
+		}
+	}
+	if inst.completed() == nil {
+		if timers := cancelledEventTimers(inst.history, from); len(timers) > 0 {
+			post = append(post, func(ctx context.Context) { e.deleteTimers(ctx, inst.id, timers) })
 		}
 	}
 	if inst.completed() != nil {
