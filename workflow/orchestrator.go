@@ -178,6 +178,22 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	if !inst.exists || inst.started() == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, inst.id)
 	}
+	if name, dup := inst.duplicateAnswer(ev); dup {
+		// A sender that delivers an answer again may have lost the reply
+		// to the first delivery, whose wake-up may be lost too: as daprd,
+		// the instance's wake-up reminder is stored again (it fires at
+		// once and drives whatever is left, or finds nothing to do).
+		if !e.cfg.SchedulerReminders {
+			return nil
+		}
+		var due time.Duration // the instance's start: at once
+		if len(inst.history) > 0 {
+			due = time.Until(inst.history[0].GetTimestamp().AsTime())
+		}
+		return e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+			ActorType: e.workflowType, ActorID: inst.id, Name: name, DueTime: max(due, 0).String(),
+		})
+	}
 	if inst.completed() != nil {
 		return nil // nothing happens to an ended instance
 	}
@@ -191,6 +207,50 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	e.arm(ctx, inst)
 	e.kick(inst.id)
 	return nil
+}
+
+// duplicateAnswer reports whether ev answers a task, child or timer that
+// the history or inbox has an answer to already, with the name of daprd's
+// wake-up reminder for it (new-event-tc-{id}, ...).
+func (inst *instance) duplicateAnswer(ev *protos.HistoryEvent) (string, bool) {
+	kind := func(ev *protos.HistoryEvent) string {
+		switch {
+		case ev.GetTaskCompleted() != nil:
+			return "tc"
+		case ev.GetTaskFailed() != nil:
+			return "tf"
+		case ev.GetChildWorkflowInstanceCompleted() != nil:
+			return "cwc"
+		case ev.GetChildWorkflowInstanceFailed() != nil:
+			return "cwf"
+		case ev.GetTimerFired() != nil:
+			return "tmf"
+		}
+		return ""
+	}
+	// Completed and failed answer the same task (or child).
+	family := func(k string) string {
+		switch k {
+		case "tc", "tf":
+			return "task"
+		case "cwc", "cwf":
+			return "child"
+		}
+		return k
+	}
+	k := kind(ev)
+	id, ok := answerTo(ev)
+	if k == "" || !ok {
+		return "", false
+	}
+	for _, list := range [][]*protos.HistoryEvent{inst.history, inst.inbox} {
+		for _, h := range list {
+			if other, ok := answerTo(h); ok && other == id && family(kind(h)) == family(k) {
+				return newEventPrefix + "-" + k + "-" + strconv.Itoa(int(id)), true
+			}
+		}
+	}
+	return "", false
 }
 
 // answerTo is the event ID an event answers (task, child, timer).
