@@ -110,6 +110,24 @@ func (r *Runtime) TransactState(ctx context.Context, actorType, actorID string, 
 	if !active {
 		return ErrInstanceMissing
 	}
+	return r.transact(ctx, st, actorType, actorID, ops)
+}
+
+// TransactStateDirect is TransactState for an actor wherever it is
+// active, or nowhere: outside its turns, as daprd's workflow force purge
+// writes the store. The caller accepts racing the actor's own writes.
+func (r *Runtime) TransactStateDirect(ctx context.Context, actorType, actorID string, ops []StateOp) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return err
+	}
+	return r.transact(ctx, st, actorType, actorID, ops)
+}
+
+func (r *Runtime) transact(ctx context.Context, st state.Store, actorType, actorID string, ops []StateOp) error {
 	partition := map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID}
 	req := &state.TransactionRequest{Metadata: partition}
 	for _, op := range ops {

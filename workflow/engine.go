@@ -53,6 +53,9 @@ type Host interface {
 	// from a missing key.
 	LookupState(ctx context.Context, actorType, actorID, key string) (data []byte, found bool, err error)
 	TransactState(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
+	// TransactStateDirect is TransactState outside the actor's turns
+	// (force purge).
+	TransactStateDirect(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
 	CreateReminder(ctx context.Context, req actors.ReminderRequest) error
 	DeleteReminder(ctx context.Context, actorType, actorID, name string) error
 	ListActorIDs(ctx context.Context, actorType, key string, token *string, pageSize uint32) ([]string, *string, error)

@@ -31,7 +31,7 @@ func (e *Engine) ForcePurge(ctx context.Context, id string, recursive bool) (boo
 			}
 		}
 	}
-	if err := e.purge(ctx, inst); err != nil {
+	if err := e.purge(ctx, inst, true); err != nil {
 		return false, err
 	}
 	// The host's copy of the instance, if any, is stale now: the next

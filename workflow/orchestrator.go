@@ -850,7 +850,7 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) 
 		}
 	}
 	timers, activities := inst.pendingTimers(), inst.pendingActivities()
-	if err := e.purge(ctx, inst); err != nil {
+	if err := e.purge(ctx, inst, false); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()

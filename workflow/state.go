@@ -149,8 +149,9 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	return nil
 }
 
-// purge deletes every key of the instance.
-func (e *Engine) purge(ctx context.Context, inst *instance) error {
+// purge deletes every key of the instance, in its actor's turn or, with
+// direct, outside (force purge).
+func (e *Engine) purge(ctx context.Context, inst *instance, direct bool) error {
 	var ops []actors.StateOp
 	del := func(k string) {
 		op := actors.StateOp{Operation: "delete"}
@@ -167,7 +168,11 @@ func (e *Engine) purge(ctx context.Context, inst *instance) error {
 		del(keyCustomStatus)
 	}
 	del(keyMetadata)
-	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
+	transact := e.cfg.Actors.TransactState
+	if direct {
+		transact = e.cfg.Actors.TransactStateDirect
+	}
+	if err := transact(ctx, e.workflowType, inst.id, ops); err != nil {
 		return fmt.Errorf("purge workflow %s: %w", inst.id, err)
 	}
 	return nil
