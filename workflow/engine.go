@@ -268,7 +268,10 @@ func (e *Engine) List(ctx context.Context, token *string, pageSize uint32) ([]st
 }
 
 // Wait returns the instance's state once done(state) holds, or ctx ends.
+// An instance that is purged while waited for (by hand, or at once by a
+// retention policy) ends the wait with ErrNotFound.
 func (e *Engine) Wait(ctx context.Context, id string, withPayloads bool, done func(*protos.WorkflowState) bool) (*protos.WorkflowState, error) {
+	seen := false
 	for {
 		ch := e.changes()
 		st, err := e.Get(ctx, id, withPayloads)
@@ -278,6 +281,10 @@ func (e *Engine) Wait(ctx context.Context, id string, withPayloads bool, done fu
 		if st != nil && done(st) {
 			return st, nil
 		}
+		if st == nil && seen {
+			return nil, ErrNotFound
+		}
+		seen = seen || st != nil
 		// Local changes wake at once; an instance on another host is
 		// polled.
 		select {
