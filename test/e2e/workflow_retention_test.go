@@ -11,6 +11,11 @@ import (
 
 	"github.com/dapr/go-sdk/workflow"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // TestWorkflowRetentionWithScheduler: with spec.workflow.stateRetentionPolicy
@@ -19,7 +24,8 @@ import (
 // tests find in the scheduler's etcd): a completed instance after its 1s,
 // a terminated one at once, a failed one (anyTerminal: a week) not before
 // it is purged by hand, which takes its reminder along. A reused ID's new
-// run outlives the reminder its earlier run left.
+// run outlives the reminder its earlier run left. A force purge takes a
+// running instance and its reminders.
 func TestWorkflowRetentionWithScheduler(t *testing.T) {
 	sched := startTandemScheduler(t, t.TempDir())
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
@@ -138,4 +144,50 @@ spec:
 	}
 	wantCompleted(t, md, `"two"`)
 	eventually("purged run 2", func() bool { return gone("ret-reuse") && len(jobKeys()) == 0 })
+
+	// Force purge: a running instance, with its event's timer, is gone
+	// with its reminders; a plain purge refuses it.
+	if _, err := env.client.ScheduleNewWorkflow(ctx, "WaitEvent", workflow.WithInstanceID("ret-force"), workflow.WithInput(600)); err != nil {
+		t.Fatal(err)
+	}
+	eventually("stored the running instance's timer", func() bool { return len(jobKeys()) == 1 })
+	conn, err := grpc.NewClient(env.sidecar.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := purgeInstance(ctx, conn, "ret-force", false); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("plain purge of a running instance: %v, want FailedPrecondition", err)
+	}
+	if n, err := purgeInstance(ctx, conn, "ret-force", true); err != nil || n != 1 {
+		t.Fatalf("force purge: %d %v", n, err)
+	}
+	if keys := jobKeys(); len(keys) != 0 || !gone("ret-force") {
+		t.Fatalf("after the force purge: jobs %q, gone %v", keys, gone("ret-force"))
+	}
+	if n, err := purgeInstance(ctx, conn, "ret-force", true); err != nil || n != 0 {
+		t.Fatalf("force purge of nothing: %d %v, want 0 deleted", n, err)
+	}
+}
+
+// purgeInstance calls TaskHubSidecarService/PurgeInstances for one
+// instance (encoded by hand, see rerunRequest) and returns how many
+// instances it deleted.
+func purgeInstance(ctx context.Context, conn *grpc.ClientConn, id string, force bool) (int, error) {
+	var in []byte
+	in = protowire.AppendTag(in, 1, protowire.BytesType)
+	in = protowire.AppendString(in, id)
+	if force {
+		in = protowire.AppendTag(in, 4, protowire.VarintType)
+		in = protowire.AppendVarint(in, 1)
+	}
+	var out []byte
+	if err := conn.Invoke(ctx, "/TaskHubSidecarService/PurgeInstances", &in, &out, grpc.ForceCodec(rawCodec{})); err != nil {
+		return 0, err
+	}
+	if num, typ, n := protowire.ConsumeTag(out); n > 0 && num == 1 && typ == protowire.VarintType {
+		v, _ := protowire.ConsumeVarint(out[n:])
+		return int(v), nil
+	}
+	return 0, nil
 }
