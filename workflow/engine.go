@@ -47,6 +47,7 @@ var (
 // Host is what the engine needs of the actor runtime (actors.Runtime).
 type Host interface {
 	HostInternal(actorType string, h actors.Internal)
+	UnhostInternal(ctx context.Context, actorTypes ...string)
 	CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error)
 	GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error)
 	// LookupState is GetState that tells a stored empty value (found)
@@ -94,7 +95,8 @@ type Engine struct {
 	activityType string
 	retainType   string
 	workers      *workers
-	hostOnce     sync.Once // the actor types are hosted once a worker connects
+	hostMu       sync.Mutex // orders host and unhost
+	hosted       bool       // the actor types are hosted: a worker is connected
 
 	mu        sync.Mutex
 	instances map[string]*instance // loaded state of instances active here (used in their turn)
@@ -131,13 +133,29 @@ func New(cfg Config) *Engine {
 // placement). As in daprd, that waits for the app's first workflow worker:
 // a sidecar whose app runs no workflows hosts no workflow actors.
 func (e *Engine) host() {
-	e.hostOnce.Do(func() {
-		if e.cfg.Actors != nil {
-			e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
-			e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
-			e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
-		}
-	})
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	if e.hosted || e.cfg.Actors == nil {
+		return
+	}
+	e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
+	e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
+	e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
+	e.hosted = true
+}
+
+// unhost stops hosting the engine's actor types once the last worker is
+// gone, as daprd unregisters its workflow actors: their instances move to
+// a sidecar with workers (or wait for one), and a force purge is what
+// removes an instance no worker will run.
+func (e *Engine) unhost(ctx context.Context) {
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	if !e.hosted || e.workers.count() > 0 {
+		return
+	}
+	e.cfg.Actors.UnhostInternal(ctx, e.workflowType, e.activityType, e.retainType)
+	e.hosted = false
 }
 
 // router is the routing daprd records on the events an instance's own

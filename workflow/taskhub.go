@@ -223,7 +223,10 @@ func (t *TaskHub) ListInstanceIDs(ctx context.Context, req *protos.ListInstanceI
 // until it disconnects.
 func (t *TaskHub) GetWorkItems(_ *protos.GetWorkItemsRequest, stream protos.TaskHubSidecarService_GetWorkItemsServer) error {
 	w, remove := t.e.workers.add()
-	defer remove()
+	defer func() {
+		remove()
+		t.e.unhost(context.WithoutCancel(stream.Context()))
+	}()
 	t.e.host()
 	t.e.log.Info("workflow worker connected", "workers", t.e.workers.count())
 	t.e.kickStalled()
