@@ -81,6 +81,9 @@ type Config struct {
 	// reminder per activity or event) an instance keeps one watchdog from
 	// start to end.
 	SchedulerReminders bool
+	// MaxMessageSize is the gRPC API's max message size (--max-body-size):
+	// an instance whose work item would not fit stalls (0: no limit).
+	MaxMessageSize int
 	// Retention, if set, purges instances some time after they end
 	// (the Configuration's spec.workflow.stateRetentionPolicy).
 	Retention *RetentionPolicy

@@ -336,6 +336,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if ts := start.GetScheduledStartTimestamp(); ts != nil && ts.AsTime().After(time.Now()) && len(inst.history) == 0 {
 		return nil // its start timer runs it
 	}
+	if why := e.oversize(inst); why != "" {
+		return e.stall(ctx, inst, why)
+	}
 	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.inbox...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents}
 	res, err := e.workers.dispatch(ctx, "o|"+inst.id, &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}, waitWorker)

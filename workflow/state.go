@@ -225,12 +225,15 @@ func (inst *instance) state() *protos.WorkflowState {
 	if p := s.GetParentInstance(); p != nil {
 		st.ParentInstanceId = wrap(p.GetWorkflowInstance().GetInstanceId())
 	}
-	suspended := false
+	suspended, stalled := false, false
 	for _, ev := range inst.history {
 		switch {
+		case ev.GetExecutionStalled() != nil:
+			stalled = true
 		case ev.GetExecutionStarted() != nil:
 			st.CreatedTimestamp = ev.GetTimestamp()
 		case ev.GetWorkflowStarted() != nil:
+			stalled = false
 			if st.WorkflowStatus == protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
 				st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
 				st.StartedAt = ev.GetTimestamp()
@@ -255,6 +258,9 @@ func (inst *instance) state() *protos.WorkflowState {
 	}
 	if suspended && st.CompletedTimestamp == nil {
 		st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED
+	}
+	if stalled && st.CompletedTimestamp == nil {
+		st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED
 	}
 	return st
 }

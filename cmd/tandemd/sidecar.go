@@ -319,7 +319,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			return err
 		}
 		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
-			Retention: retention, Log: log.With("component", "workflow")})
+			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, Log: log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
 
