@@ -50,6 +50,32 @@ func (r *Runtime) HostInternal(actorType string, h Internal) {
 	r.announceTypes(types)
 }
 
+// UnhostInternal stops hosting internal actor types (the workflow engine's
+// last worker went away, as daprd unregisters its workflow actors then):
+// placement stops routing them here and their active actors are
+// deactivated.
+func (r *Runtime) UnhostInternal(ctx context.Context, actorTypes ...string) {
+	if r == nil || len(actorTypes) == 0 {
+		return
+	}
+	r.mu.Lock()
+	for _, t := range actorTypes {
+		delete(r.internal, t)
+	}
+	var types []string
+	if r.types != nil {
+		for _, t := range actorTypes {
+			delete(r.types, t)
+		}
+		types = slices.Sorted(maps.Keys(r.types))
+	} else {
+		types = slices.Sorted(maps.Keys(r.internal))
+	}
+	r.mu.Unlock()
+	r.announceTypes(types)
+	r.deactivateAll(ctx, func(a *actor) bool { return slices.Contains(actorTypes, a.typ) })
+}
+
 // internalHandler is the handler of an internal type, if actorType is one.
 func (r *Runtime) internalHandler(actorType string) (Internal, bool) {
 	r.mu.Lock()

@@ -51,6 +51,25 @@ func (r *Runtime) GetState(ctx context.Context, actorType, actorID, k string) ([
 	return data, err
 }
 
+// LookupState is GetState that also tells a key stored with an empty
+// value from a missing one (the actor state stores have ETags).
+func (r *Runtime) LookupState(ctx context.Context, actorType, actorID, k string) ([]byte, bool, error) {
+	if r == nil || r.placement == nil {
+		return nil, false, ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := st.Get(ctx, &state.GetRequest{
+		Key: r.stateKey(actorType, actorID, k), Metadata: map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID},
+	})
+	if err != nil || resp == nil {
+		return nil, false, err
+	}
+	return resp.Data, resp.ETag != nil || len(resp.Data) > 0, nil
+}
+
 // GetStateMetadata is GetState with the store's metadata of the value
 // (ttlExpireTime, which daprd's API returns).
 func (r *Runtime) GetStateMetadata(ctx context.Context, actorType, actorID, k string) ([]byte, map[string]string, error) {
@@ -91,6 +110,24 @@ func (r *Runtime) TransactState(ctx context.Context, actorType, actorID string, 
 	if !active {
 		return ErrInstanceMissing
 	}
+	return r.transact(ctx, st, actorType, actorID, ops)
+}
+
+// TransactStateDirect is TransactState for an actor wherever it is
+// active, or nowhere: outside its turns, as daprd's workflow force purge
+// writes the store. The caller accepts racing the actor's own writes.
+func (r *Runtime) TransactStateDirect(ctx context.Context, actorType, actorID string, ops []StateOp) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return err
+	}
+	return r.transact(ctx, st, actorType, actorID, ops)
+}
+
+func (r *Runtime) transact(ctx context.Context, st state.Store, actorType, actorID string, ops []StateOp) error {
 	partition := map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID}
 	req := &state.TransactionRequest{Metadata: partition}
 	for _, op := range ops {

@@ -33,6 +33,30 @@ var parseCases = []struct {
 		},
 	},
 	{
+		// The JSON the operator sends (metav1.Duration strings) and the
+		// YAML of a self-hosted file read the same.
+		name:     "workflow retention policy",
+		yaml:     `{"kind": "Configuration", "spec": {"workflow": {"maxConcurrentWorkflowInvocations": 5, "stateRetentionPolicy": {"anyTerminal": "168h", "completed": "0s", "failed": "1s", "Terminated": "2s"}}}}`,
+		wantWarn: []string{`spec.workflow.stateRetentionPolicy.Terminated: unknown field`, `did you mean "terminated"`},
+		check: func(t *testing.T, c *Configuration) {
+			r := c.Spec.Workflow.StateRetentionPolicy
+			if r == nil || c.Spec.Workflow.MaxConcurrentWorkflowInvocations != 5 {
+				t.Fatalf("workflow spec %+v", c.Spec.Workflow)
+			}
+			got := map[string]*time.Duration{}
+			for k, d := range map[string]*Duration{"any": r.AnyTerminal, "completed": r.Completed, "failed": r.Failed, "terminated": r.Terminated} {
+				v, err := d.ParseSet()
+				if err != nil {
+					t.Fatalf("%s: %v", k, err)
+				}
+				got[k] = v
+			}
+			if *got["any"] != 168*time.Hour || *got["completed"] != 0 || *got["failed"] != time.Second || got["terminated"] != nil {
+				t.Errorf("durations %v", got)
+			}
+		},
+	},
+	{
 		name:     "unknown fields are warnings with paths and suggestions",
 		yaml:     "kind: Configuration\nspec:\n  tracing:\n    samplingrate: \"1\"\n  bogus: 1\n  accessControl:\n    policies:\n    - appId: a\n      operation: []\n",
 		wantWarn: []string{`:4: spec.tracing.samplingrate: unknown field`, `did you mean "samplingRate"`, "spec.bogus: unknown field", "spec.accessControl.policies[0].operation: unknown field"},

@@ -65,9 +65,41 @@ type Spec struct {
 	API            API            `yaml:"api,omitempty"`
 	Components     Components     `yaml:"components,omitempty"`
 	Logging        Logging        `yaml:"logging,omitempty"`
-	// Wasm and Workflow are accepted so Dapr files load; Tandem does not use them.
-	Wasm     Wasm           `yaml:"wasm,omitempty"`
-	Workflow map[string]any `yaml:"workflow,omitempty"`
+	// Wasm is accepted so Dapr files load; Tandem does not use it.
+	Wasm     Wasm     `yaml:"wasm,omitempty"`
+	Workflow Workflow `yaml:"workflow,omitempty"`
+}
+
+// Workflow tunes the workflow engine. Tandem acts on StateRetentionPolicy;
+// the concurrency limits are accepted so Dapr files load.
+type Workflow struct {
+	MaxConcurrentWorkflowInvocations       int32                   `yaml:"maxConcurrentWorkflowInvocations,omitempty"`
+	MaxConcurrentActivityInvocations       int32                   `yaml:"maxConcurrentActivityInvocations,omitempty"`
+	GlobalMaxConcurrentWorkflowInvocations *int32                  `yaml:"globalMaxConcurrentWorkflowInvocations,omitempty"`
+	GlobalMaxConcurrentActivityInvocations *int32                  `yaml:"globalMaxConcurrentActivityInvocations,omitempty"`
+	WorkflowConcurrencyLimits              []NamedConcurrencyLimit `yaml:"workflowConcurrencyLimits,omitempty"`
+	ActivityConcurrencyLimits              []NamedConcurrencyLimit `yaml:"activityConcurrencyLimits,omitempty"`
+	// StateRetentionPolicy, if set, has the sidecar purge an instance's
+	// state some time after it ends.
+	StateRetentionPolicy *StateRetentionPolicy `yaml:"stateRetentionPolicy,omitempty"`
+}
+
+// NamedConcurrencyLimit limits the concurrent runs of one workflow or
+// activity name.
+type NamedConcurrencyLimit struct {
+	Name          *string `yaml:"name"`
+	MaxConcurrent *int32  `yaml:"maxConcurrent"`
+}
+
+// StateRetentionPolicy says how long the state of a workflow instance that
+// ended is kept, by how it ended; a status's own duration wins over
+// AnyTerminal, "0s" purges at once, and an instance no duration applies to
+// is kept until purged by hand. Absent fields are nil.
+type StateRetentionPolicy struct {
+	AnyTerminal *Duration `yaml:"anyTerminal,omitempty"`
+	Completed   *Duration `yaml:"completed,omitempty"`
+	Failed      *Duration `yaml:"failed,omitempty"`
+	Terminated  *Duration `yaml:"terminated,omitempty"`
 }
 
 // Pipeline is an HTTP middleware pipeline: middleware.http components, in
@@ -208,6 +240,19 @@ func (d Duration) Parse() (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration; write it like 24h, 15m or 500ms", string(d))
 	}
 	return v, nil
+}
+
+// ParseSet parses an optional duration: nil if d is nil (the field is
+// absent), as "" is not the same as unset there.
+func (d *Duration) ParseSet() (*time.Duration, error) {
+	if d == nil {
+		return nil, nil
+	}
+	v, err := d.Parse()
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // Metrics configures the Prometheus metrics.

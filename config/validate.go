@@ -115,6 +115,20 @@ func (c *Configuration) Validate() error {
 			p.oneOf(path+".protocol", r.Protocol, "http", "grpc")
 		}
 	}
+	if r := s.Workflow.StateRetentionPolicy; r != nil {
+		for _, f := range []struct {
+			key string
+			d   *Duration
+		}{{"anyTerminal", r.AnyTerminal}, {"completed", r.Completed}, {"failed", r.Failed}, {"terminated", r.Terminated}} {
+			path := "spec.workflow.stateRetentionPolicy." + f.key
+			switch v, err := f.d.ParseSet(); {
+			case err != nil:
+				p.add(path, string(*f.d), "%v", err)
+			case v != nil && *v < 0:
+				p.add(path, string(*f.d), "%q is negative; write how long to keep a workflow's state after it ends, \"0s\" to purge it at once", string(*f.d))
+			}
+		}
+	}
 	for i, d := range s.Components.Deny {
 		p.required(fmt.Sprintf("spec.components.deny[%d]", i), d, "a component type such as state.redis or state.redis/v1")
 	}

@@ -94,6 +94,15 @@ spec:
 		yaml: "kind: Configuration\nspec: {api: {allowed: [{name: state}], denied: [{name: x, version: v1.0, protocol: soap}]}}\n",
 		want: []string{"spec.api.allowed[0].version: is required", `spec.api.denied[0].protocol: "soap" is not valid; use one of http|grpc`},
 	},
+	{name: "retention policy ok", yaml: "kind: Configuration\nspec: {workflow: {stateRetentionPolicy: {anyTerminal: 168h, completed: 0s, failed: 1s, terminated: 30m}}}\n"},
+	{
+		name: "retention policy bad durations",
+		yaml: "kind: Configuration\nspec: {workflow: {stateRetentionPolicy: {anyTerminal: 1 week, failed: -1s}}}\n",
+		want: []string{
+			`spec.workflow.stateRetentionPolicy.anyTerminal: "1 week" is not a duration`,
+			`spec.workflow.stateRetentionPolicy.failed: "-1s" is negative`,
+		},
+	},
 	{name: "empty feature and deny", yaml: "kind: Configuration\nspec: {features: [{enabled: true}], components: {deny: [\"\"]}}\n", want: []string{"spec.features[0].name", "spec.components.deny[0]"}},
 }
 

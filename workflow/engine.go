@@ -47,9 +47,16 @@ var (
 // Host is what the engine needs of the actor runtime (actors.Runtime).
 type Host interface {
 	HostInternal(actorType string, h actors.Internal)
+	UnhostInternal(ctx context.Context, actorTypes ...string)
 	CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error)
 	GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error)
+	// LookupState is GetState that tells a stored empty value (found)
+	// from a missing key.
+	LookupState(ctx context.Context, actorType, actorID, key string) (data []byte, found bool, err error)
 	TransactState(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
+	// TransactStateDirect is TransactState outside the actor's turns
+	// (force purge).
+	TransactStateDirect(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
 	CreateReminder(ctx context.Context, req actors.ReminderRequest) error
 	DeleteReminder(ctx context.Context, actorType, actorID, name string) error
 	ListActorIDs(ctx context.Context, actorType, key string, token *string, pageSize uint32) ([]string, *string, error)
@@ -74,7 +81,13 @@ type Config struct {
 	// reminder per activity or event) an instance keeps one watchdog from
 	// start to end.
 	SchedulerReminders bool
-	Log                *slog.Logger
+	// MaxMessageSize is the gRPC API's max message size (--max-body-size):
+	// an instance whose work item would not fit stalls (0: no limit).
+	MaxMessageSize int
+	// Retention, if set, purges instances some time after they end
+	// (the Configuration's spec.workflow.stateRetentionPolicy).
+	Retention *RetentionPolicy
+	Log       *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -85,7 +98,8 @@ type Engine struct {
 	activityType string
 	retainType   string
 	workers      *workers
-	hostOnce     sync.Once // the actor types are hosted once a worker connects
+	hostMu       sync.Mutex // orders host and unhost
+	hosted       bool       // the actor types are hosted: a worker is connected
 
 	mu        sync.Mutex
 	instances map[string]*instance // loaded state of instances active here (used in their turn)
@@ -122,13 +136,29 @@ func New(cfg Config) *Engine {
 // placement). As in daprd, that waits for the app's first workflow worker:
 // a sidecar whose app runs no workflows hosts no workflow actors.
 func (e *Engine) host() {
-	e.hostOnce.Do(func() {
-		if e.cfg.Actors != nil {
-			e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
-			e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
-			e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
-		}
-	})
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	if e.hosted || e.cfg.Actors == nil {
+		return
+	}
+	e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
+	e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
+	e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
+	e.hosted = true
+}
+
+// unhost stops hosting the engine's actor types once the last worker is
+// gone, as daprd unregisters its workflow actors: their instances move to
+// a sidecar with workers (or wait for one), and a force purge is what
+// removes an instance no worker will run.
+func (e *Engine) unhost(ctx context.Context) {
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	if !e.hosted || e.workers.count() > 0 {
+		return
+	}
+	e.cfg.Actors.UnhostInternal(ctx, e.workflowType, e.activityType, e.retainType)
+	e.hosted = false
 }
 
 // router is the routing daprd records on the events an instance's own
@@ -259,7 +289,10 @@ func (e *Engine) List(ctx context.Context, token *string, pageSize uint32) ([]st
 }
 
 // Wait returns the instance's state once done(state) holds, or ctx ends.
+// An instance that is purged while waited for (by hand, or at once by a
+// retention policy) ends the wait with ErrNotFound.
 func (e *Engine) Wait(ctx context.Context, id string, withPayloads bool, done func(*protos.WorkflowState) bool) (*protos.WorkflowState, error) {
+	seen := false
 	for {
 		ch := e.changes()
 		st, err := e.Get(ctx, id, withPayloads)
@@ -269,6 +302,10 @@ func (e *Engine) Wait(ctx context.Context, id string, withPayloads bool, done fu
 		if st != nil && done(st) {
 			return st, nil
 		}
+		if st == nil && seen {
+			return nil, ErrNotFound
+		}
+		seen = seen || st != nil
 		// Local changes wake at once; an instance on another host is
 		// polled.
 		select {
@@ -314,7 +351,7 @@ func (e *Engine) addEvent(ctx context.Context, id string, ev *protos.HistoryEven
 func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, error) {
 	data := []byte{0}
 	if recursive {
-		data = []byte{1}
+		data[0] = purgeRecursive
 	}
 	out, err := e.call(ctx, e.workflowType, id, methodPurge, data)
 	if err != nil {

@@ -72,7 +72,11 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		}
 		return nil, nil
 	case method == methodPurge:
-		return e.purgeInstance(ctx, inst, len(data) > 0 && data[0] == 1)
+		var flags byte
+		if len(data) > 0 {
+			flags = data[0]
+		}
+		return e.purgeInstance(ctx, inst, flags)
 	case method == methodRun:
 		return nil, e.run(ctx, inst)
 	case method == methodFork:
@@ -174,6 +178,22 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	if !inst.exists || inst.started() == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, inst.id)
 	}
+	if name, dup := inst.duplicateAnswer(ev); dup {
+		// A sender that delivers an answer again may have lost the reply
+		// to the first delivery, whose wake-up may be lost too: as daprd,
+		// the instance's wake-up reminder is stored again (it fires at
+		// once and drives whatever is left, or finds nothing to do).
+		if !e.cfg.SchedulerReminders {
+			return nil
+		}
+		var due time.Duration // the instance's start: at once
+		if len(inst.history) > 0 {
+			due = time.Until(inst.history[0].GetTimestamp().AsTime())
+		}
+		return e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+			ActorType: e.workflowType, ActorID: inst.id, Name: name, DueTime: max(due, 0).String(),
+		})
+	}
 	if inst.completed() != nil {
 		return nil // nothing happens to an ended instance
 	}
@@ -187,6 +207,50 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	e.arm(ctx, inst)
 	e.kick(inst.id)
 	return nil
+}
+
+// duplicateAnswer reports whether ev answers a task, child or timer that
+// the history or inbox has an answer to already, with the name of daprd's
+// wake-up reminder for it (new-event-tc-{id}, ...).
+func (inst *instance) duplicateAnswer(ev *protos.HistoryEvent) (string, bool) {
+	kind := func(ev *protos.HistoryEvent) string {
+		switch {
+		case ev.GetTaskCompleted() != nil:
+			return "tc"
+		case ev.GetTaskFailed() != nil:
+			return "tf"
+		case ev.GetChildWorkflowInstanceCompleted() != nil:
+			return "cwc"
+		case ev.GetChildWorkflowInstanceFailed() != nil:
+			return "cwf"
+		case ev.GetTimerFired() != nil:
+			return "tmf"
+		}
+		return ""
+	}
+	// Completed and failed answer the same task (or child).
+	family := func(k string) string {
+		switch k {
+		case "tc", "tf":
+			return "task"
+		case "cwc", "cwf":
+			return "child"
+		}
+		return k
+	}
+	k := kind(ev)
+	id, ok := answerTo(ev)
+	if k == "" || !ok {
+		return "", false
+	}
+	for _, list := range [][]*protos.HistoryEvent{inst.history, inst.inbox} {
+		for _, h := range list {
+			if other, ok := answerTo(h); ok && other == id && family(kind(h)) == family(k) {
+				return newEventPrefix + "-" + k + "-" + strconv.Itoa(int(id)), true
+			}
+		}
+	}
+	return "", false
 }
 
 // answerTo is the event ID an event answers (task, child, timer).
@@ -272,6 +336,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if ts := start.GetScheduledStartTimestamp(); ts != nil && ts.AsTime().After(time.Now()) && len(inst.history) == 0 {
 		return nil // its start timer runs it
 	}
+	if why := e.oversize(inst); why != "" {
+		return e.stall(ctx, inst, why)
+	}
 	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.inbox...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents}
 	res, err := e.workers.dispatch(ctx, "o|"+inst.id, &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}, waitWorker)
@@ -287,6 +354,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	}
 	resp := res.(*protos.WorkflowResponse)
 	var post []func(context.Context)
+	from := len(inst.history)
 	inst.history = append(inst.history, newEvents...)
 	inst.inbox = nil
 	inst.customStatus = resp.GetCustomStatus()
@@ -297,6 +365,24 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		}
 		if stop {
 			break
+		}
+	}
+	if inst.completed() == nil {
+		if timers := cancelledEventTimers(inst.history, from); len(timers) > 0 {
+			post = append(post, func(ctx context.Context) { e.deleteTimers(ctx, inst.id, timers) })
+		}
+	}
+	if inst.completed() != nil {
+		// The retention reminder is stored before the end is: once a
+		// client sees the instance ended, its reminder is there. Without
+		// it the turn fails and is run again (the instance still has its
+		// inbox and watchdog); a reminder left by a failed save finds the
+		// instance running and ends.
+		if err := e.retain(ctx, inst); err != nil {
+			e.mu.Lock()
+			delete(e.instances, inst.id)
+			e.mu.Unlock()
+			return fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
 		}
 	}
 	if err := e.saveOrDrop(ctx, inst); err != nil {
@@ -696,6 +782,11 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 	}
 	start := inst.started()
 	if c := inst.completed(); c != nil {
+		// Stored again (same name, same due time) in case the first
+		// store was lost, as daprd does on a wake-up of an ended instance.
+		if err := e.retain(ctx, inst); err != nil {
+			return fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
+		}
 		e.finish(inst.id, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
 		return nil
 	}
@@ -735,15 +826,24 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 	return e.settle(ctx, inst)
 }
 
+// Flags of a purge call (the first byte of its data).
+const (
+	// purgeRecursive purges the instance's children too.
+	purgeRecursive byte = 1 << iota
+	// purgeRetention: the instance's retention reminder asks; that
+	// reminder ends by itself once the call returns, so it is not deleted.
+	purgeRetention
+)
+
 // purgeInstance deletes an ended instance's state; [1] if there was one.
-func (e *Engine) purgeInstance(ctx context.Context, inst *instance, recursive bool) ([]byte, error) {
+func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) ([]byte, error) {
 	if !inst.exists || inst.started() == nil {
 		return []byte{0}, nil
 	}
 	if inst.completed() == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotCompleted, inst.id)
 	}
-	if recursive {
+	if flags&purgeRecursive != 0 {
 		for _, h := range inst.history {
 			if c := h.GetChildWorkflowInstanceCreated(); c != nil {
 				if _, err := e.Purge(ctx, c.GetInstanceId(), true); err != nil {
@@ -753,7 +853,7 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, recursive bo
 		}
 	}
 	timers, activities := inst.pendingTimers(), inst.pendingActivities()
-	if err := e.purge(ctx, inst); err != nil {
+	if err := e.purge(ctx, inst, false); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
@@ -765,6 +865,12 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, recursive bo
 		activities = nil
 	}
 	e.deleteRemindersNow(ctx, inst.id, append(timers, watchdogName), activities)
+	if flags&purgeRetention == 0 && (e.cfg.Retention != nil || e.cfg.SchedulerReminders) {
+		if err := e.cfg.Actors.DeleteReminder(ctx, e.retainType, inst.id, retentionReminder); err != nil &&
+			!errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
+			e.log.Debug("delete retention reminder of purged workflow", "instance", inst.id, "error", err)
+		}
+	}
 	e.notify()
 	return []byte{1}, nil
 }

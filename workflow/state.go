@@ -36,6 +36,7 @@ type instance struct {
 
 	// What the store holds, to write only the difference.
 	savedHistory, savedInbox int
+	savedCustomStatus        bool // the customStatus key is stored
 	historyRewritten         bool
 }
 
@@ -81,7 +82,16 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 	if inst.inbox, err = readEvents(md.GetInboxLength(), inboxKey); err != nil {
 		return nil, fmt.Errorf("load workflow %s inbox: %w", id, err)
 	}
-	if b, err = get(keyCustomStatus); err == nil && len(b) > 0 {
+	// The customStatus key may be missing (a store that lost it, or a
+	// writer that never stored one): the purge deletes only what is
+	// there, as a store such as Cosmos DB fails a transaction that
+	// deletes a missing key.
+	b, found, err := e.cfg.Actors.LookupState(ctx, e.workflowType, id, keyCustomStatus)
+	if err != nil {
+		return nil, fmt.Errorf("load workflow %s custom status: %w", id, err)
+	}
+	inst.savedCustomStatus = found
+	if len(b) > 0 {
 		cs := new(wrapperspb.StringValue)
 		if unmarshal(b, cs) == nil {
 			inst.customStatus = cs
@@ -135,27 +145,34 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 		return fmt.Errorf("save workflow %s: %w", inst.id, err)
 	}
 	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
-	inst.exists = true
+	inst.exists, inst.savedCustomStatus = true, true
 	return nil
 }
 
-// purge deletes every key of the instance.
-func (e *Engine) purge(ctx context.Context, inst *instance) error {
+// purge deletes every key of the instance, in its actor's turn or, with
+// direct, outside (force purge).
+func (e *Engine) purge(ctx context.Context, inst *instance, direct bool) error {
 	var ops []actors.StateOp
 	del := func(k string) {
 		op := actors.StateOp{Operation: "delete"}
 		op.Request.Key = k
 		ops = append(ops, op)
 	}
-	for i := range max(inst.savedHistory, len(inst.history)) {
+	for i := range inst.savedHistory {
 		del(historyKey(i))
 	}
-	for i := range max(inst.savedInbox, len(inst.inbox)) {
+	for i := range inst.savedInbox {
 		del(inboxKey(i))
 	}
-	del(keyCustomStatus)
+	if inst.savedCustomStatus {
+		del(keyCustomStatus)
+	}
 	del(keyMetadata)
-	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
+	transact := e.cfg.Actors.TransactState
+	if direct {
+		transact = e.cfg.Actors.TransactStateDirect
+	}
+	if err := transact(ctx, e.workflowType, inst.id, ops); err != nil {
 		return fmt.Errorf("purge workflow %s: %w", inst.id, err)
 	}
 	return nil
@@ -208,12 +225,15 @@ func (inst *instance) state() *protos.WorkflowState {
 	if p := s.GetParentInstance(); p != nil {
 		st.ParentInstanceId = wrap(p.GetWorkflowInstance().GetInstanceId())
 	}
-	suspended := false
+	suspended, stalled := false, false
 	for _, ev := range inst.history {
 		switch {
+		case ev.GetExecutionStalled() != nil:
+			stalled = true
 		case ev.GetExecutionStarted() != nil:
 			st.CreatedTimestamp = ev.GetTimestamp()
 		case ev.GetWorkflowStarted() != nil:
+			stalled = false
 			if st.WorkflowStatus == protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
 				st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING
 				st.StartedAt = ev.GetTimestamp()
@@ -238,6 +258,9 @@ func (inst *instance) state() *protos.WorkflowState {
 	}
 	if suspended && st.CompletedTimestamp == nil {
 		st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_SUSPENDED
+	}
+	if stalled && st.CompletedTimestamp == nil {
+		st.WorkflowStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_STALLED
 	}
 	return st
 }

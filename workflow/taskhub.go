@@ -175,14 +175,19 @@ func (t *TaskHub) ResumeInstance(ctx context.Context, req *protos.ResumeRequest)
 	return &protos.ResumeResponse{}, err
 }
 
-// PurgeInstances deletes an ended instance (purging by filter is not
-// supported: the engine keeps no index of instances).
+// PurgeInstances deletes an ended instance, or with force any instance
+// (purging by filter is not supported: the engine keeps no index of
+// instances).
 func (t *TaskHub) PurgeInstances(ctx context.Context, req *protos.PurgeInstancesRequest) (*protos.PurgeInstancesResponse, error) {
 	id := req.GetInstanceId()
 	if id == "" {
 		return nil, status.Error(codes.Unimplemented, "purging workflow instances by filter is not supported; purge by instance ID")
 	}
-	deleted, err := t.e.Purge(ctx, id, req.GetRecursive())
+	purge := t.e.Purge
+	if req.GetForce() {
+		purge = t.e.ForcePurge
+	}
+	deleted, err := purge(ctx, id, req.GetRecursive())
 	if err != nil {
 		return nil, grpcErr(err)
 	}
@@ -218,7 +223,10 @@ func (t *TaskHub) ListInstanceIDs(ctx context.Context, req *protos.ListInstanceI
 // until it disconnects.
 func (t *TaskHub) GetWorkItems(_ *protos.GetWorkItemsRequest, stream protos.TaskHubSidecarService_GetWorkItemsServer) error {
 	w, remove := t.e.workers.add()
-	defer remove()
+	defer func() {
+		remove()
+		t.e.unhost(context.WithoutCancel(stream.Context()))
+	}()
 	t.e.host()
 	t.e.log.Info("workflow worker connected", "workers", t.e.workers.count())
 	t.e.kickStalled()

@@ -165,3 +165,35 @@ func TestNextGeneration(t *testing.T) {
 		t.Errorf("fresh generations %d, %d: want clock-based, never 1", purged, again)
 	}
 }
+
+// TestDuplicateAnswer: an answer to a task, child or timer already
+// answered (in history or inbox; completed and failed alike) is a
+// duplicate, named by daprd's wake-up reminder; a first answer is not.
+func TestDuplicateAnswer(t *testing.T) {
+	failed := func(id int32) *protos.HistoryEvent {
+		return ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskFailed{TaskFailed: &protos.TaskFailedEvent{TaskScheduledId: id}}}, -1)
+	}
+	childDone := func(id int32) *protos.HistoryEvent {
+		return ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCompleted{ChildWorkflowInstanceCompleted: &protos.ChildWorkflowInstanceCompletedEvent{TaskScheduledId: id}}}, -1)
+	}
+	inst := &instance{history: []*protos.HistoryEvent{started("w"), scheduled(0, ""), scheduled(1, ""), taskDone(0)}, inbox: []*protos.HistoryEvent{failed(1)}}
+	for _, tc := range []struct {
+		name string
+		ev   *protos.HistoryEvent
+		want string
+	}{
+		{"answered in history", taskDone(0), "new-event-tc-0"},
+		{"failed after completed", failed(0), "new-event-tf-0"},
+		{"answered in inbox", taskDone(1), "new-event-tc-1"},
+		{"first answer", taskDone(2), ""},
+		{"child is another family", childDone(0), ""},
+		{"not an answer", raised("x"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name, dup := inst.duplicateAnswer(tc.ev)
+			if dup != (tc.want != "") || name != tc.want {
+				t.Errorf("duplicateAnswer = %q, %v; want %q", name, dup, tc.want)
+			}
+		})
+	}
+}

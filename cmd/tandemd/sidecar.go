@@ -314,7 +314,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if actorsRT != nil {
 		// Stops before the connections its calls use.
 		background.Add(task.Task{Name: "actors", Run: actorsRT.Run})
-		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(), Log: log.With("component", "workflow")})
+		retention, err := workflowRetention(cfg.Spec.Workflow.StateRetentionPolicy)
+		if err != nil {
+			return err
+		}
+		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
+			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, Log: log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
 
@@ -570,4 +575,25 @@ func logConfiguration(cfg *config.Configuration, log *slog.Logger) {
 		return
 	}
 	log.Debug("configuration loaded", "source", cfg.Source, "spec", spec)
+}
+
+// workflowRetention is the workflow engine's retention policy from the
+// Configuration's spec.workflow.stateRetentionPolicy (nil: none).
+func workflowRetention(p *config.StateRetentionPolicy) (*workflow.RetentionPolicy, error) {
+	if p == nil {
+		return nil, nil
+	}
+	var out workflow.RetentionPolicy
+	for _, f := range []struct {
+		key string
+		in  *config.Duration
+		out **time.Duration
+	}{{"anyTerminal", p.AnyTerminal, &out.AnyTerminal}, {"completed", p.Completed, &out.Completed}, {"failed", p.Failed, &out.Failed}, {"terminated", p.Terminated, &out.Terminated}} {
+		d, err := f.in.ParseSet()
+		if err != nil {
+			return nil, fmt.Errorf("spec.workflow.stateRetentionPolicy.%s: %w", f.key, err)
+		}
+		*f.out = d
+	}
+	return &out, nil
 }

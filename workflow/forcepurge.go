@@ -1,0 +1,54 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tandemrun/tandem/actors"
+)
+
+// ForcePurge deletes an instance's state and reminders whatever its
+// status, as daprd's force purge does: directly in the actor state store,
+// not in the instance's actor turn, so it works on an instance whose
+// workers are gone or that is busy. A run in flight may then find its
+// state gone (daprd warns the same). It reports whether there was an
+// instance; recursive purges its children the same way.
+func (e *Engine) ForcePurge(ctx context.Context, id string, recursive bool) (bool, error) {
+	inst, err := e.loadDirect(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	e.log.Warn("Force purging workflow state; this can corrupt a workflow that is being processed", "instance", id)
+	if recursive {
+		for _, h := range inst.history {
+			if c := h.GetChildWorkflowInstanceCreated(); c != nil {
+				if _, err := e.ForcePurge(ctx, c.GetInstanceId(), true); err != nil {
+					e.log.Warn("force purge child workflow", "instance", id, "child", c.GetInstanceId(), "error", err)
+				}
+			}
+		}
+	}
+	if err := e.purge(ctx, inst, true); err != nil {
+		return false, err
+	}
+	// The host's copy of the instance, if any, is stale now: the next
+	// call loads what the store holds (nothing).
+	e.mu.Lock()
+	delete(e.instances, id)
+	e.mu.Unlock()
+	activities := inst.pendingActivities()
+	if !e.cfg.SchedulerReminders {
+		activities = nil
+	}
+	e.deleteRemindersNow(ctx, id, append(inst.pendingTimers(), watchdogName), activities)
+	if e.cfg.Retention != nil || e.cfg.SchedulerReminders {
+		if err := e.cfg.Actors.DeleteReminder(ctx, e.retainType, id, retentionReminder); err != nil && !errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
+			e.log.Debug("delete retention reminder of purged workflow", "instance", id, "error", err)
+		}
+	}
+	e.notify()
+	return true, nil
+}
