@@ -74,7 +74,10 @@ type Config struct {
 	// reminder per activity or event) an instance keeps one watchdog from
 	// start to end.
 	SchedulerReminders bool
-	Log                *slog.Logger
+	// InProcess, if set, runs the workflows and activities named
+	// dapr.internal.* (see InProcess).
+	InProcess InProcess
+	Log       *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
