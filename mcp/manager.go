@@ -27,9 +27,10 @@ type ManagerConfig struct {
 	Resolve func(ctx context.Context, s *Server) (Resolved, error)
 	// Kubernetes forbids the stdio transport.
 	Kubernetes bool
-	// OnRegister is called before a server's workflows are registered:
-	// the workflow engine hosts its actor types then, as daprd registers
-	// them for the first MCPServer even without an SDK worker.
+	// OnRegister is called once a server's workflows are registered: the
+	// workflow engine hosts its actor types then, as daprd registers them
+	// for the first MCPServer even without an SDK worker (and not before:
+	// an activity run left by a restart must find its server).
 	OnRegister func()
 	Log        *slog.Logger
 }
@@ -186,11 +187,11 @@ func (m *Manager) load(ctx context.Context, s *Server, spec []byte) error {
 	if m.cfg.Executor == nil {
 		return nil
 	}
-	if m.cfg.OnRegister != nil {
-		m.cfg.OnRegister()
-	}
 	if err := m.cfg.Executor.Register(ctx, s, resolved); err != nil {
 		return m.failed(s.Name(), s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q: failed to register workflows: %w", s.Name(), err))
+	}
+	if m.cfg.OnRegister != nil {
+		m.cfg.OnRegister()
 	}
 	return nil
 }
