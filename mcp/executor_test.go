@@ -81,7 +81,7 @@ func server(t *testing.T, doc string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Validate(false); err != nil {
+	if err := errors.Join(s.Validate(), s.CheckSecurity(false)); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -120,16 +120,20 @@ func (m *Manager) apply(ctx context.Context, docs []Doc) error {
 	var order []string
 	for _, d := range docs {
 		s, err := Parse(d.Raw)
-		if err == nil {
-			err = s.Validate(m.cfg.Kubernetes)
-		}
 		if err != nil {
-			name := ""
-			ignore := false
-			if s != nil {
-				name, ignore = s.Name(), s.Spec.IgnoreErrors
+			if err := m.failed(false, fmt.Errorf("MCPServer in %s: %w", d.Source, err)); err != nil {
+				return err
 			}
-			if err := m.failed(name, ignore, fmt.Errorf("MCPServer %q failed validation (%s): %w", name, d.Source, err)); err != nil {
+			continue
+		}
+		if err := s.Validate(); err != nil {
+			if err := m.failed(s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q failed validation: %w", s.Name(), err)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.CheckSecurity(m.cfg.Kubernetes); err != nil {
+			if err := m.failed(s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q failed security validation: MCPServer %q: %w", s.Name(), s.Name(), err)); err != nil {
 				return err
 			}
 			continue
@@ -177,7 +181,7 @@ func (m *Manager) apply(ctx context.Context, docs []Doc) error {
 func (m *Manager) load(ctx context.Context, s *Server, spec []byte) error {
 	resolved, err := m.resolve(ctx, s)
 	if err != nil {
-		return m.failed(s.Name(), s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q: %w", s.Name(), err))
+		return m.failed(s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q: %w", s.Name(), err))
 	}
 	m.mu.Lock()
 	m.loaded[s.Name()], m.specs[s.Name()] = s, spec
@@ -188,7 +192,7 @@ func (m *Manager) load(ctx context.Context, s *Server, spec []byte) error {
 		return nil
 	}
 	if err := m.cfg.Executor.Register(ctx, s, resolved); err != nil {
-		return m.failed(s.Name(), s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q: failed to register workflows: %w", s.Name(), err))
+		return m.failed(s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q: failed to register workflows: %w", s.Name(), err))
 	}
 	if m.cfg.OnRegister != nil {
 		m.cfg.OnRegister()
@@ -227,13 +231,13 @@ func (m *Manager) resolve(ctx context.Context, s *Server) (Resolved, error) {
 	return r, nil
 }
 
-// failed logs a server's failure; it is returned (the sidecar stops)
-// unless the server ignores errors.
-func (m *Manager) failed(name string, ignore bool, err error) error {
+// failed logs a server's failure in daprd's words (tools look for them);
+// it is returned (the sidecar stops) unless the server ignores errors.
+func (m *Manager) failed(ignore bool, err error) error {
 	if ignore {
-		m.cfg.Log.Error("Ignoring error processing MCPServer", "mcpserver", name, "error", err)
+		m.cfg.Log.Error("Ignoring error processing MCPServer: " + err.Error())
 		return nil
 	}
-	m.cfg.Log.Warn("Error processing MCPServer, the sidecar will exit gracefully", "mcpserver", name, "error", err)
+	m.cfg.Log.Warn("Error processing MCPServer, daprd will exit gracefully: " + err.Error())
 	return err
 }

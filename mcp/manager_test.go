@@ -89,7 +89,10 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Parse([]byte(tc.doc))
 			if err == nil {
-				err = s.Validate(false)
+				err = s.Validate()
+			}
+			if err == nil {
+				err = s.CheckSecurity(false)
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
@@ -97,8 +100,8 @@ func TestValidate(t *testing.T) {
 		})
 	}
 	s, err := Parse([]byte("metadata:\n  name: x\nspec:\n  endpoint:\n    stdio:\n      command: server\n"))
-	if err != nil || s.Validate(false) != nil || s.Validate(true) == nil {
-		t.Fatalf("stdio: parse %v, self-hosted %v, kubernetes must refuse", err, s.Validate(false))
+	if err != nil || s.Validate() != nil || s.CheckSecurity(false) != nil || s.CheckSecurity(true) == nil {
+		t.Fatalf("stdio: parse %v, self-hosted %v, kubernetes must refuse", err, s.CheckSecurity(false))
 	}
 }
 
@@ -111,7 +114,8 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = s.Validate(false)
+		_ = s.Validate()
+		_ = s.CheckSecurity(false)
 		_ = s.Timeout()
 		_ = s.LogName()
 		if _, ok := parseWorkflowName(ListToolsWorkflow(s.Name())); !ok && s.Name() != "" && !strings.Contains(s.Name(), ".") {

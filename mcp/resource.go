@@ -212,11 +212,9 @@ func Parse(raw []byte) (*Server, error) {
 	return &s, nil
 }
 
-// Validate checks what Dapr's CRD schema and its security rules check:
-// a name, exactly one transport, http(s) URLs with a host, a stdio
-// command that does not escape the working folder (and none in
-// Kubernetes mode), hooks that name a workflow.
-func (s *Server) Validate(kubernetes bool) error {
+// Validate checks what Dapr's CRD schema checks: a name, exactly one
+// transport with its required fields, hooks that name a workflow.
+func (s *Server) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if s.Metadata.Name == "" {
@@ -235,20 +233,19 @@ func (s *Server) Validate(kubernetes bool) error {
 	if n != 1 {
 		add("spec.endpoint: exactly one of streamableHTTP, sse, or stdio must be set")
 	}
-	checkURL := func(field, raw string) {
-		u, err := url.Parse(raw)
-		switch {
-		case raw == "":
-			add("%s.url: missing", field)
-		case err != nil:
-			add("%s.url is not a valid URL: %v", field, err)
-		case u.Scheme != "http" && u.Scheme != "https":
-			add("%s.url scheme must be http or https, got %q", field, u.Scheme)
-		case u.Host == "":
-			add("%s.url must have a host", field)
+	checkHTTP := func(field string, t *HTTPTransport) {
+		if t == nil {
+			return
 		}
-	}
-	checkAuth := func(field string, a *Auth) {
+		if t.URL == "" {
+			add("%s.url: missing", field)
+		}
+		for i, h := range t.Headers {
+			if h.Name == "" {
+				add("%s.headers[%d].name: missing", field, i)
+			}
+		}
+		a := t.Auth
 		if a == nil {
 			return
 		}
@@ -264,45 +261,26 @@ func (s *Server) Validate(kubernetes bool) error {
 			add("%s.auth.spiffe.jwt: header and audience are required", field)
 		}
 	}
-	checkPairs := func(field string, pairs []NameValue) {
-		for i, p := range pairs {
-			if p.Name == "" {
-				add("%s[%d].name: missing", field, i)
-			}
-			if strings.ContainsAny(p.Name, "=\n\x00") && field == "spec.endpoint.stdio.env" {
-				add("%s[%d].name %q contains invalid characters", field, i, p.Name)
-			}
-		}
-	}
-	if t := ep.StreamableHTTP; t != nil {
-		checkURL("spec.endpoint.streamableHTTP", t.URL)
-		checkAuth("spec.endpoint.streamableHTTP", t.Auth)
-		checkPairs("spec.endpoint.streamableHTTP.headers", t.Headers)
-	}
-	if t := ep.SSE; t != nil {
-		checkURL("spec.endpoint.sse", t.URL)
-		checkAuth("spec.endpoint.sse", t.Auth)
-		checkPairs("spec.endpoint.sse.headers", t.Headers)
-	}
+	checkHTTP("spec.endpoint.streamableHTTP", ep.StreamableHTTP)
+	checkHTTP("spec.endpoint.sse", ep.SSE)
 	if t := ep.Stdio; t != nil {
-		switch {
-		case kubernetes:
-			add("spec.endpoint.stdio: the stdio transport is not allowed in Kubernetes mode")
-		case t.Command == "":
+		if t.Command == "" {
 			add("spec.endpoint.stdio.command: missing")
-		default:
-			if err := checkCommand(t.Command); err != nil {
-				add("spec.endpoint.stdio.command: %v", err)
+		}
+		for i, v := range t.Env {
+			if v.Name == "" {
+				add("spec.endpoint.stdio.env[%d].name: missing", i)
 			}
 		}
-		checkPairs("spec.endpoint.stdio.env", t.Env)
 	}
 	if m := s.Spec.Middleware; m != nil {
-		for field, hooks := range map[string][]Hook{"beforeCallTool": m.BeforeCallTool, "afterCallTool": m.AfterCallTool,
-			"beforeListTools": m.BeforeListTools, "afterListTools": m.AfterListTools} {
-			for i, h := range hooks {
+		for _, hs := range []struct {
+			field string
+			hooks []Hook
+		}{{"beforeCallTool", m.BeforeCallTool}, {"afterCallTool", m.AfterCallTool}, {"beforeListTools", m.BeforeListTools}, {"afterListTools", m.AfterListTools}} {
+			for i, h := range hs.hooks {
 				if h.Workflow.WorkflowName == "" {
-					add("spec.middleware.%s[%d].workflow.workflowName: missing", field, i)
+					add("spec.middleware.%s[%d].workflow.workflowName: missing", hs.field, i)
 				}
 			}
 		}
@@ -315,6 +293,45 @@ func (s *Server) Validate(kubernetes bool) error {
 	return errors.Join(errs...)
 }
 
+// CheckSecurity checks what Dapr's security rules check beyond the
+// schema: http(s) URLs with a host; a stdio command that does not escape
+// the working folder, variable names without '=', and no stdio at all in
+// Kubernetes mode.
+func (s *Server) CheckSecurity(kubernetes bool) error {
+	ep := s.Spec.Endpoint
+	checkURL := func(transport, raw string) error {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s.url is not a valid URL: %w", transport, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return fmt.Errorf("%s.url scheme must be http or https, got %q", transport, u.Scheme)
+		case u.Host == "":
+			return fmt.Errorf("%s.url must have a host", transport)
+		}
+		return nil
+	}
+	switch {
+	case ep.Stdio != nil:
+		if kubernetes {
+			return errors.New("stdio transport is not allowed in Kubernetes mode")
+		}
+		if err := checkCommand(ep.Stdio.Command); err != nil {
+			return fmt.Errorf("stdio.command %w", err)
+		}
+		for _, v := range ep.Stdio.Env {
+			if strings.ContainsAny(v.Name, "=\n\x00") {
+				return fmt.Errorf("stdio.env name %q contains invalid characters", v.Name)
+			}
+		}
+	case ep.StreamableHTTP != nil:
+		return checkURL("streamableHTTP", ep.StreamableHTTP.URL)
+	case ep.SSE != nil:
+		return checkURL("sse", ep.SSE.URL)
+	}
+	return nil
+}
+
 // checkCommand rejects a relative command path that leads out of the
 // working folder; bare names are looked up in PATH when run, absolute
 // paths are the writer's choice (Dapr's rule).
@@ -324,7 +341,7 @@ func checkCommand(command string) error {
 	}
 	wd, err := os.Getwd()
 	if err != nil {
-		return fmt.Errorf("cannot determine the working folder: %w", err)
+		return fmt.Errorf("cannot determine the working directory: %w", err)
 	}
 	abs, err := filepath.Abs(command)
 	if err != nil {
@@ -339,7 +356,7 @@ func checkCommand(command string) error {
 	}
 	rel, err := filepath.Rel(wd, resolved)
 	if err != nil || strings.HasPrefix(rel, "..") {
-		return errors.New("must not escape the working folder")
+		return errors.New("must not escape working directory")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tandemrun/tandem/components"
@@ -27,7 +28,13 @@ func newMCPServers(o *Options, rc *runtimeComponents, exec *mcp.Executor, engine
 	}
 	if engine != nil {
 		cfg.Executor = exec
-		cfg.OnRegister = engine.HostActors
+		var once sync.Once
+		cfg.OnRegister = func() {
+			once.Do(func() {
+				log.Debug("Registering workflow actors for internal workflows") // daprd's words
+				engine.HostActors()
+			})
+		}
 	}
 	return mcp.NewManager(cfg)
 }
