@@ -12,6 +12,8 @@ import (
 	"time"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/config"
@@ -26,7 +28,7 @@ const defaultReconcileInterval = 60 * time.Second
 
 // operatorKinds are the resources read from the operator and applied
 // without a restart, in the order they are loaded.
-var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies, opclient.HTTPEndpoints}
+var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies, opclient.HTTPEndpoints, opclient.MCPServers}
 
 // Where a pod's token for sentry is mounted (daprd's paths).
 const (
@@ -168,6 +170,11 @@ func (r *operatorResources) load(ctx context.Context) (*components.Set, error) {
 		if err != nil && kind == opclient.Resiliencies && ctx.Err() == nil {
 			// daprd starts without them then.
 			r.log.Error("Error listing resiliency policies: " + err.Error())
+			continue
+		}
+		if err != nil && kind == opclient.MCPServers && status.Code(err) == codes.Unimplemented {
+			// An operator older than Dapr 1.18 (or Tandem's) serves none.
+			r.log.Info("the operator does not serve MCPServer resources; starting without them")
 			continue
 		}
 		if err != nil {

@@ -22,7 +22,7 @@ const mcpResolveWait = 30 * time.Second
 // loaded and listed only.
 func newMCPServers(o *Options, rc *runtimeComponents, exec *mcp.Executor, engine *workflow.Engine, log *slog.Logger) *mcp.Manager {
 	cfg := mcp.ManagerConfig{
-		Resolve:    resolveMCP(rc.env),
+		Resolve:    resolveMCP(rc.env, log),
 		Kubernetes: o.Mode == ModeKubernetes,
 		Log:        log,
 	}
@@ -74,93 +74,81 @@ func mcpDocs(set *components.Set) []mcp.Doc {
 // (secretKeyRef from auth.secretStore, envRef with the components' deny
 // list) and its OAuth2 client secret (auth.secretStore, "kubernetes" when
 // unset, as in daprd). A secret store that is not ready yet is waited for.
-func resolveMCP(env components.Env) func(context.Context, *mcp.Server) (mcp.Resolved, error) {
+// A header or variable that cannot be read is logged and left empty, as
+// daprd leaves it; an OAuth2 secret that cannot be read fails the server.
+func resolveMCP(env components.Env, log *slog.Logger) func(context.Context, *mcp.Server) (mcp.Resolved, error) {
 	return func(ctx context.Context, s *mcp.Server) (mcp.Resolved, error) {
 		ctx, cancel := context.WithTimeout(ctx, mcpResolveWait)
 		defer cancel()
-		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-			r, err := resolveMCPOnce(ctx, env, s)
-			if err == nil || components.IsPermanent(err) {
-				return r, err
+		var r mcp.Resolved
+		ep := s.Spec.Endpoint
+		t := ep.StreamableHTTP
+		if t == nil {
+			t = ep.SSE
+		}
+		if t != nil {
+			store := ""
+			if t.Auth != nil {
+				store = t.Auth.SecretStore
 			}
-			select {
-			case <-ctx.Done():
-				return r, err
-			case <-time.After(wait):
+			r.Headers = map[string]string{}
+			for _, h := range t.Headers {
+				v, err := resolvePair(ctx, env, s, store, h)
+				if err != nil {
+					log.Warn("MCPServer header not resolved; it is sent empty", "mcpserver", s.Name(), "header", h.Name, "error", err)
+				}
+				r.Headers[h.Name] = v
+			}
+			if t.Auth != nil && t.Auth.OAuth2 != nil && t.Auth.OAuth2.SecretKeyRef != nil {
+				if store == "" {
+					store = "kubernetes"
+				}
+				v, err := resolvePair(ctx, env, s, store, mcp.NameValue{Name: "clientSecret", SecretKeyRef: t.Auth.OAuth2.SecretKeyRef})
+				if err != nil {
+					return r, fmt.Errorf("OAuth2 credential retrieval failed: %w", err)
+				}
+				r.ClientSecret = v
+			}
+			if t.Auth != nil && t.Auth.SPIFFE != nil && t.Auth.SPIFFE.JWT != nil {
+				return r, errors.New("auth.spiffe needs JWT SVIDs, which Tandem does not request from sentry yet")
 			}
 		}
+		if ep.Stdio != nil {
+			for _, v := range ep.Stdio.Env {
+				val, err := resolvePair(ctx, env, s, "", v)
+				if err != nil {
+					log.Warn("MCPServer stdio variable not resolved; it is set empty", "mcpserver", s.Name(), "variable", v.Name, "error", err)
+				}
+				r.Env = append(r.Env, v.Name+"="+val)
+			}
+		}
+		return r, nil
 	}
 }
 
-func resolveMCPOnce(ctx context.Context, env components.Env, s *mcp.Server) (mcp.Resolved, error) {
-	var r mcp.Resolved
-	ep := s.Spec.Endpoint
-	var t *mcp.HTTPTransport
-	if ep.StreamableHTTP != nil {
-		t = ep.StreamableHTTP
-	} else {
-		t = ep.SSE
+// resolvePair resolves one name/value pair the way component metadata is
+// resolved, waiting (until ctx ends) for a secret store that is not ready.
+func resolvePair(ctx context.Context, env components.Env, s *mcp.Server, store string, p mcp.NameValue) (string, error) {
+	it := components.MetadataItem{Name: p.Name, EnvRef: p.EnvRef}
+	if p.Value != nil {
+		it.Value, it.HasValue = p.Value.Text, true
 	}
-	if t != nil {
-		store := ""
-		if t.Auth != nil {
-			store = t.Auth.SecretStore
+	if p.SecretKeyRef != nil {
+		it.SecretKeyRef = &components.SecretKeyRef{Name: p.SecretKeyRef.Name, Key: p.SecretKeyRef.Key}
+	}
+	c := components.Component{Name: s.Name(), SecretStore: store, Metadata: []components.MetadataItem{it}}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		md, err := env.Resolve(ctx, c)
+		if err == nil {
+			return md.Properties[p.Name], nil
 		}
-		md, err := resolvePairs(ctx, env, s, store, t.Headers)
-		if err != nil {
-			return r, fmt.Errorf("headers: %w", err)
+		if components.IsPermanent(err) {
+			return "", err
 		}
-		r.Headers = map[string]string{}
-		for _, h := range t.Headers {
-			r.Headers[h.Name] = md[h.Name]
-		}
-		if t.Auth != nil && t.Auth.OAuth2 != nil && t.Auth.OAuth2.SecretKeyRef != nil {
-			if store == "" {
-				store = "kubernetes"
-			}
-			ref := t.Auth.OAuth2.SecretKeyRef
-			md, err := resolvePairs(ctx, env, s, store, []mcp.NameValue{{Name: "clientSecret", SecretKeyRef: ref}})
-			if err != nil {
-				return r, fmt.Errorf("OAuth2 credential retrieval failed: %w", err)
-			}
-			r.ClientSecret = md["clientSecret"]
-		}
-		if t.Auth != nil && t.Auth.SPIFFE != nil && t.Auth.SPIFFE.JWT != nil {
-			return r, components.Permanent(errors.New("auth.spiffe needs JWT SVIDs, which Tandem does not request from sentry yet"))
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(wait):
 		}
 	}
-	if ep.Stdio != nil {
-		md, err := resolvePairs(ctx, env, s, "", ep.Stdio.Env)
-		if err != nil {
-			return r, fmt.Errorf("stdio env: %w", err)
-		}
-		for _, v := range ep.Stdio.Env {
-			r.Env = append(r.Env, v.Name+"="+md[v.Name])
-		}
-	}
-	return r, nil
-}
-
-// resolvePairs resolves name/value pairs the way component metadata is
-// resolved.
-func resolvePairs(ctx context.Context, env components.Env, s *mcp.Server, store string, pairs []mcp.NameValue) (map[string]string, error) {
-	if len(pairs) == 0 {
-		return map[string]string{}, nil
-	}
-	c := components.Component{Name: s.Name(), SecretStore: store}
-	for _, p := range pairs {
-		it := components.MetadataItem{Name: p.Name, EnvRef: p.EnvRef}
-		if p.Value != nil {
-			it.Value, it.HasValue = p.Value.Text, true
-		}
-		if p.SecretKeyRef != nil {
-			it.SecretKeyRef = &components.SecretKeyRef{Name: p.SecretKeyRef.Name, Key: p.SecretKeyRef.Key}
-		}
-		c.Metadata = append(c.Metadata, it)
-	}
-	md, err := env.Resolve(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return md.Properties, nil
 }

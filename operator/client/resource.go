@@ -15,6 +15,7 @@ const (
 	Subscriptions  Kind = "Subscription"
 	Resiliencies   Kind = "Resiliency"
 	HTTPEndpoints  Kind = "HTTPEndpoint"
+	MCPServers     Kind = "MCPServer"
 	Configurations Kind = "Configuration"
 )
 

@@ -30,6 +30,9 @@ func (c *Client) list(ctx context.Context, kind Kind) ([][]byte, error) {
 	case HTTPEndpoints:
 		resp, err := c.op.ListHTTPEndpoints(ctx, &operatorv1.ListHTTPEndpointsRequest{Namespace: ns})
 		return resp.GetHttpEndpoints(), err
+	case MCPServers:
+		resp, err := c.op.ListMCPServers(ctx, &operatorv1.ListMCPServersRequest{Namespace: ns})
+		return resp.GetMcpServers(), err
 	}
 	return nil, fmt.Errorf("operator client: %s cannot be listed", kind)
 }
@@ -76,6 +79,15 @@ func (c *Client) open(ctx context.Context, kind Kind) (recvFunc, error) {
 		return func() ([]byte, operatorv1.ResourceEventType, error) {
 			ev, err := s.Recv()
 			return ev.GetHttpEndpoints(), ev.GetType(), err
+		}, nil
+	case MCPServers:
+		s, err := c.op.MCPServerUpdate(ctx, &operatorv1.MCPServerUpdateRequest{Namespace: ns})
+		if err != nil {
+			return nil, err
+		}
+		return func() ([]byte, operatorv1.ResourceEventType, error) {
+			ev, err := s.Recv()
+			return ev.GetMcpServer(), ev.GetType(), err
 		}, nil
 	case Configurations:
 		s, err := c.op.ConfigurationUpdate(ctx, &operatorv1.ConfigurationUpdateRequest{Namespace: ns})
