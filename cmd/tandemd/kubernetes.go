@@ -254,6 +254,7 @@ func (r *operatorResources) watch(ctx context.Context, kind opclient.Kind, resyn
 		Started: func() {
 			r.log.Info(fmt.Sprintf("Starting to watch %s updates", kind))
 		},
+		Resyncing: func() { r.log.Debug(fmt.Sprintf("Running scheduled %s reconcile", kind)) }, // daprd's words
 		Snapshot: func(list []opclient.Resource) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -265,6 +266,13 @@ func (r *operatorResources) watch(ctx context.Context, kind opclient.Kind, resyn
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.log.Info(fmt.Sprintf("Received %s %s event: %s", kind, ev.Type, ev.Resource.Name))
+			unchanged := func(x opclient.Resource) bool {
+				return x.Name == ev.Resource.Name && bytes.Equal(x.JSON, ev.Resource.JSON)
+			}
+			if ev.Type != opclient.Deleted && slices.ContainsFunc(r.byKind[kind], unchanged) {
+				r.log.Debug(fmt.Sprintf("%s update skipped: no changes detected: %s", kind, ev.Resource.Name)) // daprd's words
+				return
+			}
 			if ev.Type == opclient.Deleted {
 				r.byKind[kind] = slices.DeleteFunc(slices.Clone(r.byKind[kind]), func(x opclient.Resource) bool { return x.Name == ev.Resource.Name })
 			} else {
