@@ -50,6 +50,25 @@ func (r *Runtime) HostInternal(actorType string, h Internal) {
 	r.announceTypes(types)
 }
 
+// UnhostInternal stops hosting internal actor types: placement stops
+// routing them here and their active actors are deactivated.
+func (r *Runtime) UnhostInternal(ctx context.Context, types ...string) {
+	r.mu.Lock()
+	for _, t := range types {
+		delete(r.internal, t)
+		delete(r.types, t)
+	}
+	var names []string
+	if r.types != nil {
+		names = slices.Sorted(maps.Keys(r.types))
+	} else {
+		names = slices.Sorted(maps.Keys(r.internal))
+	}
+	r.mu.Unlock()
+	r.announceTypes(names)
+	r.deactivateAll(ctx, func(a *actor) bool { return slices.Contains(types, a.typ) })
+}
+
 // internalHandler is the handler of an internal type, if actorType is one.
 func (r *Runtime) internalHandler(actorType string) (Internal, bool) {
 	r.mu.Lock()

@@ -32,7 +32,10 @@ type ManagerConfig struct {
 	// for the first MCPServer even without an SDK worker (and not before:
 	// an activity run left by a restart must find its server).
 	OnRegister func()
-	Log        *slog.Logger
+	// OnUnregister is called once a registered server's workflows are
+	// removed (one call per OnRegister).
+	OnUnregister func()
+	Log          *slog.Logger
 }
 
 // Manager keeps the MCPServer resources in effect: it validates them,
@@ -205,8 +208,8 @@ func (m *Manager) remove(name string) {
 	delete(m.loaded, name)
 	delete(m.specs, name)
 	m.mu.Unlock()
-	if m.cfg.Executor != nil {
-		m.cfg.Executor.Unregister(name)
+	if m.cfg.Executor != nil && m.cfg.Executor.Unregister(name) && m.cfg.OnUnregister != nil {
+		m.cfg.OnUnregister()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -22,8 +23,8 @@ func eventually(t *testing.T, what string, f func() bool) {
 func TestManager(t *testing.T) {
 	urlA, urlB := streamable(t, "A", nil), streamable(t, "B", nil)
 	e := NewExecutor(nil)
-	var hosted int
-	m := NewManager(ManagerConfig{Executor: e, OnRegister: func() { hosted++ }})
+	var hosted, released atomic.Int32
+	m := NewManager(ManagerConfig{Executor: e, OnRegister: func() { hosted.Add(1) }, OnUnregister: func() { released.Add(1) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -60,8 +61,9 @@ func TestManager(t *testing.T) {
 	eventually(t, "server B", func() bool { return strings.HasPrefix(call(), "B:") })
 	m.Update(nil)
 	eventually(t, "the removal", func() bool { return len(m.Names()) == 0 && len(e.Registered()) == 0 })
-	if hosted < 2 {
-		t.Fatalf("OnRegister called %d times", hosted)
+	// Every registration was released: A, then B after the reload.
+	if hosted.Load() != 2 || released.Load() != 2 {
+		t.Fatalf("OnRegister called %d times, OnUnregister %d", hosted.Load(), released.Load())
 	}
 }
 

@@ -47,6 +47,7 @@ var (
 // Host is what the engine needs of the actor runtime (actors.Runtime).
 type Host interface {
 	HostInternal(actorType string, h actors.Internal)
+	UnhostInternal(ctx context.Context, types ...string)
 	CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error)
 	GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error)
 	TransactState(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error
@@ -88,7 +89,9 @@ type Engine struct {
 	activityType string
 	retainType   string
 	workers      *workers
-	hostOnce     sync.Once // the actor types are hosted once a worker connects
+	hostMu       sync.Mutex
+	hosted       bool // the actor types are hosted (a worker connected, or in-process users)
+	inProcUsers  int  // holders of HostActors not yet released (MCPServers)
 
 	mu        sync.Mutex
 	instances map[string]*instance // loaded state of instances active here (used in their turn)
@@ -125,13 +128,22 @@ func New(cfg Config) *Engine {
 // placement). As in daprd, that waits for the app's first workflow worker:
 // a sidecar whose app runs no workflows hosts no workflow actors.
 func (e *Engine) host() {
-	e.hostOnce.Do(func() {
-		if e.cfg.Actors != nil {
-			e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
-			e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
-			e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
-		}
-	})
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	e.hostLocked()
+}
+
+// hostLocked hosts the types unless they are; false if they were. hostMu
+// is held.
+func (e *Engine) hostLocked() bool {
+	if e.hosted || e.cfg.Actors == nil {
+		return false
+	}
+	e.hosted = true
+	e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
+	e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
+	e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
+	return true
 }
 
 // router is the routing daprd records on the events an instance's own

@@ -28,5 +28,30 @@ func (e *Engine) inProcess(name string) bool {
 
 // HostActors hosts the engine's actor types now rather than when the first
 // worker connects: the sidecar has in-process workflows to run (daprd
-// registers the workflow actors for its first MCPServer).
-func (e *Engine) HostActors() { e.host() }
+// registers the workflow actors for its first MCPServer). Each call is
+// paired with a ReleaseActors.
+func (e *Engine) HostActors() {
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	e.inProcUsers++
+	if e.hostLocked() {
+		e.log.Debug("Registering workflow actors for internal workflows") // daprd's words
+	}
+}
+
+// ReleaseActors ends one HostActors. When none is left and no worker is
+// connected, the actor types are no longer hosted here, as daprd
+// unregisters the workflow actors when its last MCPServer goes.
+func (e *Engine) ReleaseActors(ctx context.Context) {
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	if e.inProcUsers > 0 {
+		e.inProcUsers--
+	}
+	if e.inProcUsers > 0 || !e.hosted || e.workers.count() > 0 || e.cfg.Actors == nil {
+		return
+	}
+	e.log.Debug("Unregistering workflow actors") // daprd's words
+	e.hosted = false
+	e.cfg.Actors.UnhostInternal(ctx, e.workflowType, e.activityType, e.retainType)
+}

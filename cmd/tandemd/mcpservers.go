@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/tandemrun/tandem/components"
@@ -28,13 +27,8 @@ func newMCPServers(o *Options, rc *runtimeComponents, exec *mcp.Executor, engine
 	}
 	if engine != nil {
 		cfg.Executor = exec
-		var once sync.Once
-		cfg.OnRegister = func() {
-			once.Do(func() {
-				log.Debug("Registering workflow actors for internal workflows") // daprd's words
-				engine.HostActors()
-			})
-		}
+		cfg.OnRegister = engine.HostActors
+		cfg.OnUnregister = func() { engine.ReleaseActors(context.Background()) }
 	}
 	return mcp.NewManager(cfg)
 }
