@@ -149,6 +149,14 @@ type APIs struct {
 	// HTTPEndpoints, if set, names the HTTPEndpoint resources in effect
 	// for the metadata API.
 	HTTPEndpoints func() []string
+	// MCPServers, if set, names the MCPServer resources loaded for the
+	// metadata API.
+	MCPServers func() []string
+	// ResourcesReady, if set, reports whether the resources loaded after
+	// start-up (MCPServers, which connect to their servers) are in
+	// effect; the health and outbound health endpoints wait for it, as
+	// daprd's do.
+	ResourcesReady func() bool
 	// Pipeline, if set, is the Configuration's spec.httpPipeline, run
 	// between the API token check and routing (see httpapi.Config).
 	Pipeline func(next http.Handler) http.Handler
@@ -325,7 +333,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Crypto: apis.Crypto, Conversation: apis.Conversation, Configuration: apis.Configuration, Actors: apis.Actors,
-		Jobs: apis.Jobs, Workflows: apis.Workflows, Ready: s.ready, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
+		Jobs: apis.Jobs, Workflows: apis.Workflows, Ready: s.ready, OutboundReady: apis.ResourcesReady, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 		Pipeline: apis.Pipeline,
 	})
 	// CORS before the token check: preflights carry no token.
@@ -605,6 +613,9 @@ func (s *Sidecar) ready() bool {
 	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() || !s.o.APIs.Jobs.Ready() {
 		return false
 	}
+	if r := s.o.APIs.ResourcesReady; r != nil && !r() {
+		return false
+	}
 	if b := s.o.APIs.Bindings; b != nil && !b.Settled() {
 		return false
 	}
@@ -681,6 +692,7 @@ func (s *Sidecar) metadata(ctx context.Context) *runtimev1.GetMetadataResponse {
 		},
 		Resiliencies:  s.resiliencies(),
 		HttpEndpoints: s.httpEndpoints(),
+		McpServers:    s.mcpServers(),
 		ActorRuntime:  actorRuntime,
 		Scheduler:     sched,
 		Workflows:     s.workflows(),
@@ -704,6 +716,17 @@ func (s *Sidecar) httpEndpoints() []*runtimev1.MetadataHTTPEndpoint {
 	var out []*runtimev1.MetadataHTTPEndpoint
 	for _, name := range s.o.APIs.HTTPEndpoints() {
 		out = append(out, &runtimev1.MetadataHTTPEndpoint{Name: name})
+	}
+	return out
+}
+
+func (s *Sidecar) mcpServers() []*runtimev1.MetadataMCPServer {
+	if s.o.APIs.MCPServers == nil {
+		return nil
+	}
+	var out []*runtimev1.MetadataMCPServer
+	for _, name := range s.o.APIs.MCPServers() {
+		out = append(out, &runtimev1.MetadataMCPServer{Name: name})
 	}
 	return out
 }

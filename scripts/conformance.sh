@@ -129,7 +129,11 @@ for b in $wanted; do
   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$CACHE/bin/$b-$$" "./cmd/$b" || die "building cmd/$b failed"
   chmod a+rx "$CACHE/bin/$b-$$"; OURS+=("$CACHE/bin/$b-$$")
 done
-trap 'rm -f "$SIDECAR" "${OURS[@]}"' EXIT
+# The stdio MCP server of the MCPServer cases (Dapr's helper is not in its module): ours.
+MCPSTDIO="$CACHE/bin/mcpstdioserver-$$"
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$MCPSTDIO" ./test/apps/mcpstdioserver || die "building test/apps/mcpstdioserver failed"
+chmod a+rx "$MCPSTDIO"
+trap 'rm -f "$SIDECAR" "$MCPSTDIO" "${OURS[@]}"' EXIT
 
 OUT="${TANDEM_CONFORMANCE_OUT:-$(mktemp -d /tmp/tandem-conformance.XXXXXX)}"
 mkdir -p "$OUT" && chmod 777 "$OUT"
@@ -138,7 +142,8 @@ echo "conformance: ${#CASES[@]} cases against tandemd, $JOBS at a time; logs in 
 export DAPR_INTEGRATION_DAPRD_PATH="$SIDECAR" DAPR_HOST_IP=127.0.0.1
 for b in placement scheduler sentry operator injector; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b"; done
 for b in ${TANDEM_CONFORMANCE_OURS:-}; do export "DAPR_INTEGRATION_${b^^}_PATH=$CACHE/bin/$b-$$"; done
-for b in helmtemplate mcpstdioserver controllergen; do export "DAPR_INTEGRATION_${b^^}_PATH=/bin/false"; done
+for b in helmtemplate controllergen; do export "DAPR_INTEGRATION_${b^^}_PATH=/bin/false"; done
+export DAPR_INTEGRATION_MCPSTDIOSERVER_PATH="$MCPSTDIO"
 RUN_ID=$$
 export SRC CACHE OUT CASE_TIMEOUT ATTEMPTS RUN_ID
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tandemrun/tandem/actors"
 )
@@ -70,7 +71,13 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	}
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
-	res, err := e.workers.dispatch(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1)
+	var res proto.Message
+	var err error
+	if e.inProcess(req.GetName()) {
+		res, err = e.cfg.InProcess.ExecuteActivity(ctx, req)
+	} else {
+		res, err = e.workers.dispatch(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1)
+	}
 	if err != nil {
 		return nil, err
 	}

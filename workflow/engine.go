@@ -87,6 +87,9 @@ type Config struct {
 	// Retention, if set, purges instances some time after they end
 	// (the Configuration's spec.workflow.stateRetentionPolicy).
 	Retention *RetentionPolicy
+	// InProcess, if set, runs the workflows and activities named
+	// dapr.internal.* (see InProcess).
+	InProcess InProcess
 	Log       *slog.Logger
 }
 
@@ -99,7 +102,8 @@ type Engine struct {
 	retainType   string
 	workers      *workers
 	hostMu       sync.Mutex // orders host and unhost
-	hosted       bool       // the actor types are hosted: a worker is connected
+	hosted       bool       // the actor types are hosted: a worker is connected, or in-process users
+	inProcUsers  int        // holders of HostActors not yet released (MCPServers)
 
 	mu        sync.Mutex
 	instances map[string]*instance // loaded state of instances active here (used in their turn)
@@ -138,23 +142,31 @@ func New(cfg Config) *Engine {
 func (e *Engine) host() {
 	e.hostMu.Lock()
 	defer e.hostMu.Unlock()
+	e.hostLocked()
+}
+
+// hostLocked hosts the types unless they are; false if they were. hostMu
+// is held.
+func (e *Engine) hostLocked() bool {
 	if e.hosted || e.cfg.Actors == nil {
-		return
+		return false
 	}
+	e.hosted = true
 	e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
 	e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
 	e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
-	e.hosted = true
+	return true
 }
 
 // unhost stops hosting the engine's actor types once the last worker is
-// gone, as daprd unregisters its workflow actors: their instances move to
-// a sidecar with workers (or wait for one), and a force purge is what
-// removes an instance no worker will run.
+// gone and no in-process user (an MCPServer) holds them, as daprd
+// unregisters its workflow actors: their instances move to a sidecar with
+// workers (or wait for one), and a force purge is what removes an instance
+// no worker will run.
 func (e *Engine) unhost(ctx context.Context) {
 	e.hostMu.Lock()
 	defer e.hostMu.Unlock()
-	if !e.hosted || e.workers.count() > 0 {
+	if !e.hosted || e.workers.count() > 0 || e.inProcUsers > 0 {
 		return
 	}
 	e.cfg.Actors.UnhostInternal(ctx, e.workflowType, e.activityType, e.retainType)

@@ -36,6 +36,7 @@ import (
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
 	"github.com/tandemrun/tandem/internal/task"
+	"github.com/tandemrun/tandem/mcp"
 	"github.com/tandemrun/tandem/proxy/httpendpoints"
 	"github.com/tandemrun/tandem/proxy/resilient"
 )
@@ -89,6 +90,8 @@ type runtimeComponents struct {
 	resLog     *slog.Logger
 	// endpoints, if set, gets the HTTPEndpoint resources of every change.
 	endpoints *httpendpoints.Router
+	// mcp, if set, gets the MCPServer resources of every change.
+	mcp *mcp.Manager
 }
 
 // useEndpoints applies the HTTPEndpoint resources loaded so far to r, and
@@ -364,6 +367,7 @@ func (rc *runtimeComponents) follow(ctx context.Context, changes <-chan componen
 		rc.mu.RUnlock()
 		rc.apply(guardActorStateStore(applied, ch.Set, ch.Events, rc.log))
 		rc.applyResiliency(ch.Set)
+		rc.applyMCP(ch.Set)
 		rc.changed()
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/config"
@@ -26,7 +28,7 @@ const defaultReconcileInterval = 60 * time.Second
 
 // operatorKinds are the resources read from the operator and applied
 // without a restart, in the order they are loaded.
-var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies, opclient.HTTPEndpoints}
+var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies, opclient.HTTPEndpoints, opclient.MCPServers}
 
 // Where a pod's token for sentry is mounted (daprd's paths).
 const (
@@ -170,6 +172,11 @@ func (r *operatorResources) load(ctx context.Context) (*components.Set, error) {
 			r.log.Error("Error listing resiliency policies: " + err.Error())
 			continue
 		}
+		if err != nil && kind == opclient.MCPServers && status.Code(err) == codes.Unimplemented {
+			// An operator older than Dapr 1.18 (or Tandem's) serves none.
+			r.log.Info("the operator does not serve MCPServer resources; starting without them")
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -247,6 +254,7 @@ func (r *operatorResources) watch(ctx context.Context, kind opclient.Kind, resyn
 		Started: func() {
 			r.log.Info(fmt.Sprintf("Starting to watch %s updates", kind))
 		},
+		Resyncing: func() { r.log.Debug(fmt.Sprintf("Running scheduled %s reconcile", kind)) }, // daprd's words
 		Snapshot: func(list []opclient.Resource) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -258,6 +266,13 @@ func (r *operatorResources) watch(ctx context.Context, kind opclient.Kind, resyn
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.log.Info(fmt.Sprintf("Received %s %s event: %s", kind, ev.Type, ev.Resource.Name))
+			unchanged := func(x opclient.Resource) bool {
+				return x.Name == ev.Resource.Name && bytes.Equal(x.JSON, ev.Resource.JSON)
+			}
+			if ev.Type != opclient.Deleted && slices.ContainsFunc(r.byKind[kind], unchanged) {
+				r.log.Debug(fmt.Sprintf("%s update skipped: no changes detected: %s", kind, ev.Resource.Name)) // daprd's words
+				return
+			}
 			if ev.Type == opclient.Deleted {
 				r.byKind[kind] = slices.DeleteFunc(slices.Clone(r.byKind[kind]), func(x opclient.Resource) bool { return x.Name == ev.Resource.Name })
 			} else {

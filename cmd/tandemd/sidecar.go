@@ -22,6 +22,7 @@ import (
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/resolvers"
 	"github.com/tandemrun/tandem/invoke/transport"
+	"github.com/tandemrun/tandem/mcp"
 	"github.com/tandemrun/tandem/observe"
 	"github.com/tandemrun/tandem/proxy"
 	"github.com/tandemrun/tandem/proxy/api"
@@ -311,6 +312,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		return fmt.Errorf("actors: %w", err)
 	}
 	var workflows *workflow.Engine
+	// The MCPServer resources' workflows run inside the sidecar.
+	mcpLog := log.With("component", "mcpserver")
+	mcpExec := mcp.NewExecutor(mcpLog)
 	if actorsRT != nil {
 		// Stops before the connections its calls use.
 		background.Add(task.Task{Name: "actors", Run: actorsRT.Run})
@@ -319,9 +323,15 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			return err
 		}
 		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
-			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, Log: log.With("component", "workflow")})
+			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, InProcess: mcpExec, Log: log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
+	// MCPServers load once the sidecar serves (the health endpoints wait
+	// for them); one that cannot load and does not ignore errors stops
+	// the sidecar, as daprd exits.
+	mcpServers := newMCPServers(o, rc, mcpExec, workflows, mcpLog)
+	rc.useMCP(mcpServers)
+	background.Add(task.Task{Name: "mcp servers", Critical: true, Run: mcpServers.Run})
 
 	s, err := proxy.New(proxy.Options{
 		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP},
@@ -333,7 +343,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			State: stateAPI, Secrets: secretsAPI, PubSub: pubsubAPI, Bindings: bindingsAPI, Lock: lockAPI, Crypto: cryptoAPI, Conversation: conversationAPI, Configuration: configAPI, Actors: actorsRT, ActorStreams: actorStreams, Jobs: jobsAPI, Workflows: workflows, Components: rc,
 			Resiliencies:  func() []string { return policies.Set().Loaded() },
 			HTTPEndpoints: endpoints.Names,
-			Pipeline:      pipes.server.Wrap,
+			MCPServers:    mcpServers.Names, ResourcesReady: mcpServers.Ready,
+			Pipeline: pipes.server.Wrap,
 		},
 		Interceptors: proxy.Interceptors{HTTP: obs.HTTPMiddleware, GRPC: obs.GRPCServerOptions, Internal: obs.InternalServerOptions, Lean: obs.LeanServer},
 		Identity:     peers, Metrics: reg, BlockShutdown: o.BlockShutdown, GracefulShutdown: o.GracefulShutdown,

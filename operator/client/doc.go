@@ -1,8 +1,8 @@
 // Package client is what a sidecar in Kubernetes mode uses to read its
 // resources from the operator (Dapr's dapr.proto.operator.v1.Operator
 // service, Tandem's or Dapr's): Components, Subscriptions, Resiliency,
-// HTTPEndpoints and its Configuration, listed once and then followed through
-// the operator's update streams.
+// HTTPEndpoints, MCPServers and its Configuration, listed once and then
+// followed through the operator's update streams.
 //
 // The connection is mutual TLS with the sidecar's SVID (identity.Source);
 // the operator must present

@@ -28,6 +28,9 @@ type Watch struct {
 	// Resync, if positive, lists the kind this often as a backup of the
 	// stream (daprd's --hot-reload-reconcile-interval).
 	Resync time.Duration
+	// Resyncing, if set, is called at each Resync tick, before the
+	// listing.
+	Resyncing func()
 }
 
 // Follow follows one kind until ctx ends, and returns nil then. It never
@@ -146,6 +149,9 @@ func (c *Client) session(ctx context.Context, w Watch, connected *bool) (opened 
 				w.Event(Event{Type: typ, Resource: res})
 			}
 		case <-tick:
+			if w.Resyncing != nil {
+				w.Resyncing()
+			}
 			list, err := c.ListOnce(sctx, w.Kind)
 			if err != nil {
 				c.cfg.Log.Warn("scheduled reconcile: "+err.Error(), "kind", string(w.Kind))

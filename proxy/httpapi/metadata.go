@@ -23,6 +23,7 @@ type metadataJSON struct {
 	Extended                map[string]string                 `json:"extended,omitempty"`
 	Subscriptions           []subscriptionJSON                `json:"subscriptions,omitempty"`
 	HTTPEndpoints           []*runtimev1.MetadataHTTPEndpoint `json:"httpEndpoints,omitempty"`
+	MCPServers              []*runtimev1.MetadataMCPServer    `json:"mcpServers,omitempty"`
 	AppConnectionProperties appConnectionJSON                 `json:"appConnectionProperties,omitzero"`
 	ActorRuntime            *actorRuntimeJSON                 `json:"actorRuntime,omitempty"`
 	Scheduler               *runtimev1.MetadataScheduler      `json:"scheduler,omitempty"`
@@ -81,6 +82,7 @@ func MetadataJSON(m *runtimev1.GetMetadataResponse) ([]byte, error) {
 		Components:    m.GetRegisteredComponents(),
 		Extended:      m.GetExtendedMetadata(),
 		HTTPEndpoints: m.GetHttpEndpoints(),
+		MCPServers:    m.GetMcpServers(),
 		Scheduler:     m.GetScheduler(),
 		Workflows:     workflowsJSON{ConnectedWorkers: m.GetWorkflows().GetConnectedWorkers()},
 		Resiliencies:  m.GetResiliencies(),
