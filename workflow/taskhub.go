@@ -175,14 +175,15 @@ func (t *TaskHub) ResumeInstance(ctx context.Context, req *protos.ResumeRequest)
 	return &protos.ResumeResponse{}, err
 }
 
-// PurgeInstances deletes an ended instance (purging by filter is not
-// supported: the engine keeps no index of instances).
+// PurgeInstances deletes an ended instance, or with force one in any
+// state (purging by filter is not supported: the engine keeps no index of
+// instances).
 func (t *TaskHub) PurgeInstances(ctx context.Context, req *protos.PurgeInstancesRequest) (*protos.PurgeInstancesResponse, error) {
 	id := req.GetInstanceId()
 	if id == "" {
 		return nil, status.Error(codes.Unimplemented, "purging workflow instances by filter is not supported; purge by instance ID")
 	}
-	deleted, err := t.e.Purge(ctx, id, req.GetRecursive())
+	deleted, err := t.e.purgeOn(ctx, "", id, req.GetRecursive(), req.GetForce())
 	if err != nil {
 		return nil, grpcErr(err)
 	}
