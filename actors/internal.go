@@ -94,3 +94,16 @@ func (r *Runtime) CallInternal(ctx context.Context, actorType, actorID, method s
 	}
 	return resp.GetMessage().GetData().GetValue(), nil
 }
+
+// Placed reports whether placement names a host of actor actorType/actorID
+// now, waiting up to LookupTimeout for its table (the workflow engine asks
+// before it counts on another app's actors).
+func (r *Runtime) Placed(ctx context.Context, actorType, actorID string) bool {
+	if r == nil || r.placement == nil {
+		return false
+	}
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+	defer cancel()
+	_, err := r.placement.Table().Lookup(lctx, actorType, actorID)
+	return err == nil
+}

@@ -274,3 +274,85 @@ func (e *Engine) deleteRuns(ctx context.Context, runs []actorRef) {
 		}
 	}
 }
+
+// placer is the part of the actor runtime that says whether an actor has
+// a host now (actors.Runtime.Placed).
+type placer interface {
+	Placed(ctx context.Context, actorType, actorID string) bool
+}
+
+// unplaced reports whether one of the actions sends work (an activity, a
+// child) to another app that has no host of the actor now.
+func (e *Engine) unplaced(ctx context.Context, inst *instance, actions []*protos.WorkflowAction) bool {
+	p, ok := e.cfg.Actors.(placer)
+	if !ok {
+		return false
+	}
+	for _, a := range actions {
+		app := a.GetRouter().GetTargetAppID()
+		if !e.remote(app) {
+			continue
+		}
+		switch {
+		case a.GetScheduleTask() != nil:
+			if !p.Placed(ctx, e.activityTypeOf(app), activityActorID(inst.id, inst.generation, a.GetId())) {
+				return true
+			}
+		case a.GetCreateChildWorkflow() != nil:
+			id := a.GetCreateChildWorkflow().GetInstanceId()
+			if id == "" {
+				id = childInstanceID(inst.id, a.GetId())
+			}
+			if !p.Placed(ctx, e.workflowTypeOf(app), id) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// holdFirstRun keeps an instance's first run from being recorded while
+// the work it sends to another app has nowhere to go, as daprd: the run's
+// new events (the start) become the history, so the instance is RUNNING,
+// and the inbox stays as it was, so that the watchdog runs it again (with
+// the start not repeated, newRunEvents) until the other app is up. Runs
+// of an instance held so are dropped while that lasts. It reports whether
+// the run was held.
+func (e *Engine) holdFirstRun(ctx context.Context, inst *instance, newEvents []*protos.HistoryEvent, actions []*protos.WorkflowAction) (bool, error) {
+	first := len(inst.history) == 0
+	if !first && !inst.held() {
+		return false, nil
+	}
+	if !e.unplaced(ctx, inst, actions) {
+		return false, nil
+	}
+	e.log.Info("workflow waits for another app to host its work", "instance", inst.id)
+	if !first {
+		return true, nil
+	}
+	inst.history = append(inst.history, newEvents...)
+	return true, e.saveOrDrop(ctx, inst)
+}
+
+// held reports whether the instance's start is both in its history and
+// its inbox: holdFirstRun kept its first run.
+func (inst *instance) held() bool {
+	if len(inst.inbox) == 0 || inst.inbox[0].GetExecutionStarted() == nil {
+		return false
+	}
+	for _, h := range inst.history {
+		if h.GetExecutionStarted() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// newRunEvents are the inbox events a run hands to the worker: all, but
+// the start of a held instance, which its history has already.
+func (inst *instance) newRunEvents() []*protos.HistoryEvent {
+	if inst.held() {
+		return inst.inbox[1:]
+	}
+	return inst.inbox
+}

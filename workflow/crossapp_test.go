@@ -151,3 +151,27 @@ func TestDetach(t *testing.T) {
 	}
 	<-done
 }
+
+func TestHeldInstanceRunsWithoutRepeatingItsStart(t *testing.T) {
+	wfStarted := ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}}, -1)
+	raised := ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: "x"}}}, -1)
+	start := started("w")
+	fresh := &instance{id: "i", exists: true, inbox: []*protos.HistoryEvent{start, raised}}
+	if fresh.held() || len(fresh.newRunEvents()) != 2 {
+		t.Error("a new instance is taken as held")
+	}
+	held := &instance{id: "i", exists: true, history: []*protos.HistoryEvent{wfStarted, start}, inbox: []*protos.HistoryEvent{start, raised}}
+	if !held.held() {
+		t.Fatal("an instance whose start is in history and inbox is not held")
+	}
+	if got := held.newRunEvents(); len(got) != 1 || got[0] != raised {
+		t.Errorf("held run events %v, want only the raised event", got)
+	}
+	if st := held.state(); StatusName(st.GetWorkflowStatus()) != "RUNNING" {
+		t.Errorf("held instance is %s, want RUNNING", StatusName(st.GetWorkflowStatus()))
+	}
+	running := &instance{id: "i", exists: true, history: []*protos.HistoryEvent{wfStarted, start}, inbox: []*protos.HistoryEvent{raised}}
+	if running.held() || len(running.newRunEvents()) != 1 {
+		t.Error("a running instance with new events is taken as held")
+	}
+}

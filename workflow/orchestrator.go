@@ -274,7 +274,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if ts := start.GetScheduledStartTimestamp(); ts != nil && ts.AsTime().After(time.Now()) && len(inst.history) == 0 {
 		return nil // its start timer runs it
 	}
-	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.inbox...)
+	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.newRunEvents()...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents}
 	res, err := e.workers.dispatch(ctx, "o|"+inst.id, &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}, waitWorker)
 	if err == errNoWorker {
@@ -288,6 +288,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		return err
 	}
 	resp := res.(*protos.WorkflowResponse)
+	if held, err := e.holdFirstRun(ctx, inst, newEvents, resp.GetActions()); held || err != nil {
+		return err
+	}
 	var post []func(context.Context)
 	inst.history = append(inst.history, newEvents...)
 	inst.inbox = nil
