@@ -95,15 +95,19 @@ func (r *Runtime) CallInternal(ctx context.Context, actorType, actorID, method s
 	return resp.GetMessage().GetData().GetValue(), nil
 }
 
-// Placed reports whether placement names a host of actor actorType/actorID
-// now, waiting up to LookupTimeout for its table (the workflow engine asks
-// before it counts on another app's actors).
-func (r *Runtime) Placed(ctx context.Context, actorType, actorID string) bool {
+// LookupHost returns the address of the host placement names for actor
+// actorType/actorID now, waiting up to LookupTimeout for its table (the
+// workflow engine asks before it counts on another app's actors); the
+// error wraps placement.ErrNoAddress when there is none.
+func (r *Runtime) LookupHost(ctx context.Context, actorType, actorID string) (string, error) {
 	if r == nil || r.placement == nil {
-		return false
+		return "", ErrNoPlacement
 	}
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
 	defer cancel()
-	_, err := r.placement.Table().Lookup(lctx, actorType, actorID)
-	return err == nil
+	h, err := r.placement.Table().Lookup(lctx, actorType, actorID)
+	if err != nil {
+		return "", err
+	}
+	return h.Name, nil
 }

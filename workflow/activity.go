@@ -155,7 +155,7 @@ func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.Activity
 			e.mu.Unlock()
 		}()
 		if _, err := e.call(ctx, actorType, id, methodExecute, data); err != nil && ctx.Err() == nil {
-			e.log.Warn("activity run failed; the instance's watchdog retries it", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+			e.log.Warn("activity run failed; the instance's watchdog retries it", "instance", instanceID, "task", req.GetTaskId(), "error", lookupErr(err))
 		}
 	})
 }

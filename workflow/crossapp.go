@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/actors/placement"
 )
 
 // Cross-app workflows (Dapr 1.16+): an instance's action may name another
@@ -275,40 +276,42 @@ func (e *Engine) deleteRuns(ctx context.Context, runs []actorRef) {
 	}
 }
 
-// placer is the part of the actor runtime that says whether an actor has
-// a host now (actors.Runtime.Placed).
-type placer interface {
-	Placed(ctx context.Context, actorType, actorID string) bool
+// hostLookup is the part of the actor runtime that names an actor's host
+// now (actors.Runtime.LookupHost).
+type hostLookup interface {
+	LookupHost(ctx context.Context, actorType, actorID string) (string, error)
 }
 
-// unplaced reports whether one of the actions sends work (an activity, a
-// child) to another app that has no host of the actor now.
-func (e *Engine) unplaced(ctx context.Context, inst *instance, actions []*protos.WorkflowAction) bool {
-	p, ok := e.cfg.Actors.(placer)
+// unplaced returns why one of the actions that sends work (an activity, a
+// child) to another app cannot go now: no host of its actor; nil if all
+// can.
+func (e *Engine) unplaced(ctx context.Context, inst *instance, actions []*protos.WorkflowAction) error {
+	l, ok := e.cfg.Actors.(hostLookup)
 	if !ok {
-		return false
+		return nil
 	}
 	for _, a := range actions {
 		app := a.GetRouter().GetTargetAppID()
 		if !e.remote(app) {
 			continue
 		}
+		var actorType, id string
 		switch {
 		case a.GetScheduleTask() != nil:
-			if !p.Placed(ctx, e.activityTypeOf(app), activityActorID(inst.id, inst.generation, a.GetId())) {
-				return true
-			}
+			actorType, id = e.activityTypeOf(app), activityActorID(inst.id, inst.generation, a.GetId())
 		case a.GetCreateChildWorkflow() != nil:
-			id := a.GetCreateChildWorkflow().GetInstanceId()
+			actorType, id = e.workflowTypeOf(app), a.GetCreateChildWorkflow().GetInstanceId()
 			if id == "" {
 				id = childInstanceID(inst.id, a.GetId())
 			}
-			if !p.Placed(ctx, e.workflowTypeOf(app), id) {
-				return true
-			}
+		default:
+			continue
+		}
+		if _, err := l.LookupHost(ctx, actorType, id); err != nil {
+			return err
 		}
 	}
-	return false
+	return nil
 }
 
 // holdFirstRun keeps an instance's first run from being recorded while
@@ -323,10 +326,11 @@ func (e *Engine) holdFirstRun(ctx context.Context, inst *instance, newEvents []*
 	if !first && !inst.held() {
 		return false, nil
 	}
-	if !e.unplaced(ctx, inst, actions) {
+	err := e.unplaced(ctx, inst, actions)
+	if err == nil {
 		return false, nil
 	}
-	e.log.Info("workflow waits for another app to host its work", "instance", inst.id)
+	e.log.Warn("workflow waits for another app to host its work", "instance", inst.id, "error", lookupErr(err))
 	if !first {
 		return true, nil
 	}
@@ -355,4 +359,14 @@ func (inst *instance) newRunEvents() []*protos.HistoryEvent {
 		return inst.inbox[1:]
 	}
 	return inst.inbox
+}
+
+// lookupErr words a call's failure to find the actor's host as daprd logs
+// it ("failed to lookup actor: api error: code = FailedPrecondition desc =
+// did not find address for actor ...").
+func lookupErr(err error) error {
+	if errors.Is(err, placement.ErrNoAddress) {
+		return fmt.Errorf("failed to lookup actor: api error: code = FailedPrecondition desc = %w", err)
+	}
+	return err
 }

@@ -572,7 +572,7 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 			return
 		}
 		if !e.childCreateFails(target, err) {
-			e.log.Warn("child workflow of another app not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", err)
+			e.log.Warn("child workflow of another app not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", lookupErr(err))
 			return
 		}
 		fd := &protos.TaskFailureDetails{ErrorType: "WorkflowCreateFailed", ErrorMessage: unwrapActorErr(err).Error()}
