@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -110,4 +111,40 @@ func (r *Runtime) LookupHost(ctx context.Context, actorType, actorID string) (st
 		return "", err
 	}
 	return h.Name, nil
+}
+
+// internalTypePrefix starts the sidecar's own actor types (workflow,
+// activity, retentioner of each app).
+const internalTypePrefix = "dapr.internal."
+
+// CreateInternalReminder stores a reminder of an internal actor type,
+// hosted here or by another app's sidecar (the workflow engine leaves an
+// activity's run or result on another app's workflow actors, as daprd
+// does through the scheduler); the reminder fires on a host of the type.
+func (r *Runtime) CreateInternalReminder(ctx context.Context, req ReminderRequest) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	if !strings.HasPrefix(req.ActorType, internalTypePrefix) {
+		return fmt.Errorf("%w: %s is not an internal actor type", ErrReminderNotHosted, req.ActorType)
+	}
+	if err := ValidName("name", req.Name); err != nil {
+		return err
+	}
+	if err := ValidName("actor ID", req.ActorID); err != nil {
+		return err
+	}
+	return r.remStore.Create(ctx, req)
+}
+
+// DeleteInternalReminder removes a reminder CreateInternalReminder may
+// have stored; a missing one is not an error.
+func (r *Runtime) DeleteInternalReminder(ctx context.Context, actorType, actorID, name string) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	if !strings.HasPrefix(actorType, internalTypePrefix) {
+		return fmt.Errorf("%w: %s is not an internal actor type", ErrReminderNotHosted, actorType)
+	}
+	return r.remStore.Delete(ctx, actorType, actorID, name)
 }

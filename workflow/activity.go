@@ -68,16 +68,16 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	if err != nil {
 		return nil, err
 	}
-	// The run goes on when its caller gives up (its sidecar stopped): the
-	// result is delivered all the same.
-	ctx, cancel := e.detach(ctx)
-	defer cancel()
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
-	res, err := e.workers.dispatch(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1)
+	// A run a worker took goes on when its caller gives up (the sidecar of
+	// the instance stopped), and its result is delivered all the same.
+	res, err := e.workers.dispatchKeep(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1, true)
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := e.detach(ctx)
+	defer cancel()
 	resp := res.(*protos.ActivityResponse)
 	var ev *protos.HistoryEvent
 	if fd := resp.GetFailureDetails(); fd != nil {
@@ -126,7 +126,7 @@ func (e *Engine) startActivity(ctx context.Context, gen uint64, req *protos.Acti
 		e.runActivity(instanceID, gen, req, router)
 		return
 	}
-	if err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+	if err := e.remind(ctx, actors.ReminderRequest{
 		ActorType: e.activityTypeOf(router.GetTargetAppID()), ActorID: activityActorID(instanceID, gen, req.GetTaskId()), Name: runActivityReminder,
 		DueTime: e.cfg.WatchdogPeriod.String(), Data: data,
 	}); err != nil {

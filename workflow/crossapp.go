@@ -142,7 +142,7 @@ func (e *Engine) resultReminder(ctx context.Context, actorType, id string, ev *p
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	data, _ := json.Marshal(mustMarshal(ev))
-	return e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
+	return e.remind(ctx, actors.ReminderRequest{
 		ActorType: actorType, ActorID: id, Name: activityResultPrefix + base64.RawURLEncoding.EncodeToString(b),
 		DueTime: "0s", Data: data,
 	})
@@ -270,7 +270,7 @@ func (e *Engine) remoteRuns(inst *instance) []actorRef {
 // deleteRuns deletes the run-activity reminders of activity actors.
 func (e *Engine) deleteRuns(ctx context.Context, runs []actorRef) {
 	for _, r := range runs {
-		if err := e.cfg.Actors.DeleteReminder(ctx, r.typ, r.id, runActivityReminder); err != nil && !errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
+		if err := e.unremind(ctx, r.typ, r.id, runActivityReminder); err != nil && !errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
 			e.log.Debug("delete run-activity reminder on another app", "activity", r.id, "type", r.typ, "error", err)
 		}
 	}
@@ -369,4 +369,34 @@ func lookupErr(err error) error {
 		return fmt.Errorf("failed to lookup actor: api error: code = FailedPrecondition desc = %w", err)
 	}
 	return err
+}
+
+// internalReminders is the part of the actor runtime that keeps
+// reminders of internal types hosted by other apps
+// (actors.Runtime.CreateInternalReminder, DeleteInternalReminder).
+type internalReminders interface {
+	CreateInternalReminder(ctx context.Context, req actors.ReminderRequest) error
+	DeleteInternalReminder(ctx context.Context, actorType, actorID, name string) error
+}
+
+// ownType reports whether actorType is one of this engine's.
+func (e *Engine) ownType(actorType string) bool {
+	return actorType == e.workflowType || actorType == e.activityType || actorType == e.retainType
+}
+
+// remind stores a reminder of this app's actor types or, through the
+// runtime's internal path, of another app's.
+func (e *Engine) remind(ctx context.Context, req actors.ReminderRequest) error {
+	if ir, ok := e.cfg.Actors.(internalReminders); ok && !e.ownType(req.ActorType) {
+		return ir.CreateInternalReminder(ctx, req)
+	}
+	return e.cfg.Actors.CreateReminder(ctx, req)
+}
+
+// unremind deletes a reminder remind stored.
+func (e *Engine) unremind(ctx context.Context, actorType, actorID, name string) error {
+	if ir, ok := e.cfg.Actors.(internalReminders); ok && !e.ownType(actorType) {
+		return ir.DeleteInternalReminder(ctx, actorType, actorID, name)
+	}
+	return e.cfg.Actors.DeleteReminder(ctx, actorType, actorID, name)
 }

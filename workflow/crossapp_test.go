@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -173,5 +174,66 @@ func TestHeldInstanceRunsWithoutRepeatingItsStart(t *testing.T) {
 	running := &instance{id: "i", exists: true, history: []*protos.HistoryEvent{wfStarted, start}, inbox: []*protos.HistoryEvent{raised}}
 	if running.held() || len(running.newRunEvents()) != 1 {
 		t.Error("a running instance with new events is taken as held")
+	}
+}
+
+func TestDispatchKeepOutlivesItsCaller(t *testing.T) {
+	ws := newWorkers()
+	w, remove := ws.add()
+	caller, cancelCaller := context.WithCancel(context.Background())
+	type result struct {
+		msg proto.Message
+		err error
+	}
+	got := make(chan result, 2)
+	go func() {
+		m, err := ws.dispatchKeep(caller, "kept", &protos.WorkItem{CompletionToken: "kept"}, -1, true)
+		got <- result{m, err}
+	}()
+	<-w.items
+	cancelCaller()
+	select {
+	case r := <-got:
+		t.Fatalf("a taken item was given up with its caller: %v %v", r.msg, r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if !ws.complete("kept", &protos.ActivityResponse{TaskId: 9}) {
+		t.Fatal("nothing waited for the answer")
+	}
+	if r := <-got; r.err != nil || r.msg.(*protos.ActivityResponse).GetTaskId() != 9 {
+		t.Fatalf("kept dispatch: %v %v", r.msg, r.err)
+	}
+
+	// Without keep the caller's end ends the wait.
+	caller, cancelCaller = context.WithCancel(context.Background())
+	go func() {
+		m, err := ws.dispatch(caller, "plain", &protos.WorkItem{}, -1)
+		got <- result{m, err}
+	}()
+	<-w.items
+	cancelCaller()
+	if r := <-got; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("plain dispatch after its caller ended: %v %v", r.msg, r.err)
+	}
+
+	// A kept item whose worker leaves with no other is given up once the
+	// caller has gone.
+	w2, remove2 := ws.add()
+	remove()
+	caller, cancelCaller = context.WithCancel(context.Background())
+	go func() {
+		m, err := ws.dispatchKeep(caller, "left", &protos.WorkItem{}, -1, true)
+		got <- result{m, err}
+	}()
+	<-w2.items
+	cancelCaller()
+	remove2()
+	select {
+	case r := <-got:
+		if !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("kept dispatch whose worker left: %v %v", r.msg, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a kept dispatch waits on after its worker and caller left")
 	}
 }

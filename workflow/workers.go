@@ -83,6 +83,13 @@ func (ws *workers) pick() (*worker, <-chan struct{}) {
 // answering gets its item sent to another. Without a worker for
 // waitWorker, it returns errNoWorker (waitWorker < 0: wait until ctx ends).
 func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkItem, waitWorker time.Duration) (proto.Message, error) {
+	return ws.dispatchKeep(ctx, key, item, waitWorker, false)
+}
+
+// dispatchKeep is dispatch; with keep, an item a worker took is waited for
+// past ctx's end, until the worker answers or disconnects (an activity
+// runs on when the instance's sidecar that asked for it stops).
+func (ws *workers) dispatchKeep(ctx context.Context, key string, item *protos.WorkItem, waitWorker time.Duration, keep bool) (proto.Message, error) {
 	var deadline <-chan time.Time
 	if waitWorker >= 0 {
 		t := time.NewTimer(waitWorker)
@@ -114,6 +121,10 @@ func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkIt
 			ws.forget(key, p)
 			return nil, ctx.Err()
 		}
+		taken := ctx.Done()
+		if keep {
+			taken = nil
+		}
 		select {
 		case res := <-p.result:
 			return res, nil
@@ -125,7 +136,7 @@ func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkIt
 				return res, nil
 			default:
 			}
-		case <-ctx.Done():
+		case <-taken:
 			ws.forget(key, p)
 			return nil, ctx.Err()
 		}
