@@ -216,8 +216,7 @@ func TestDispatchKeepOutlivesItsCaller(t *testing.T) {
 		t.Fatalf("plain dispatch after its caller ended: %v %v", r.msg, r.err)
 	}
 
-	// A kept item whose worker leaves with no other is given up once the
-	// caller has gone.
+	// A kept item whose worker leaves with no other is given up at once.
 	w2, remove2 := ws.add()
 	remove()
 	caller, cancelCaller = context.WithCancel(context.Background())
@@ -226,14 +225,14 @@ func TestDispatchKeepOutlivesItsCaller(t *testing.T) {
 		got <- result{m, err}
 	}()
 	<-w2.items
-	cancelCaller()
+	defer cancelCaller()
 	remove2()
 	select {
 	case r := <-got:
-		if !errors.Is(r.err, context.Canceled) {
+		if !errors.Is(r.err, errNoWorker) {
 			t.Fatalf("kept dispatch whose worker left: %v %v", r.msg, r.err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("a kept dispatch waits on after its worker and caller left")
+		t.Fatal("a kept dispatch waits on after its worker left")
 	}
 }

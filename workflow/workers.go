@@ -88,7 +88,10 @@ func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkIt
 
 // dispatchKeep is dispatch; with keep, an item a worker took is waited for
 // past ctx's end, until the worker answers or disconnects (an activity
-// runs on when the instance's sidecar that asked for it stops).
+// runs on when the instance's sidecar that asked for it stops), and when
+// it disconnects with no other worker left, errNoWorker is returned at
+// once (the run's reminder runs it again later; the sidecar may be
+// stopping).
 func (ws *workers) dispatchKeep(ctx context.Context, key string, item *protos.WorkItem, waitWorker time.Duration, keep bool) (proto.Message, error) {
 	var deadline <-chan time.Time
 	if waitWorker >= 0 {
@@ -135,6 +138,9 @@ func (ws *workers) dispatchKeep(ctx context.Context, key string, item *protos.Wo
 			case res := <-p.result:
 				return res, nil
 			default:
+			}
+			if keep && ws.count() == 0 {
+				return nil, errNoWorker
 			}
 		case <-taken:
 			ws.forget(key, p)
