@@ -45,6 +45,9 @@ func (a activityActor) Deactivate(id string) {
 // watchdog may ask again while the answer is on its way).
 func (a activityActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
 	e := a.e
+	if err := e.checkActivityCall(ctx, id, method, data); err != nil {
+		return nil, err
+	}
 	switch method {
 	case methodExecute:
 	case reminderPrefix + runActivityReminder:
@@ -154,7 +157,12 @@ func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.Activity
 			delete(e.running, "act|"+id)
 			e.mu.Unlock()
 		}()
-		if _, err := e.call(ctx, actorType, id, methodExecute, data); err != nil && ctx.Err() == nil {
+		_, err := e.call(ctx, actorType, id, methodExecute, data)
+		if denied(err) {
+			e.failDeniedActivity(ctx, gen, req, router)
+			return
+		}
+		if err != nil && ctx.Err() == nil {
 			e.log.Warn("activity run failed; the instance's watchdog retries it", "instance", instanceID, "task", req.GetTaskId(), "error", lookupErr(err))
 		}
 	})

@@ -61,6 +61,9 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkWorkflowCall(ctx, inst, method, data); err != nil {
+		return nil, err
+	}
 	switch {
 	case method == methodCreate:
 		return nil, e.create(ctx, inst, data)
@@ -571,11 +574,14 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 			ok = err == nil
 			return
 		}
-		if !e.childCreateFails(target, err) {
+		if !e.childCreateFails(target, err) && !denied(err) {
 			e.log.Warn("child workflow of another app not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", lookupErr(err))
 			return
 		}
 		fd := &protos.TaskFailureDetails{ErrorType: "WorkflowCreateFailed", ErrorMessage: unwrapActorErr(err).Error()}
+		if denied(err) {
+			fd = deniedFailure()
+		}
 		fail := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{TaskScheduledId: taskID, FailureDetails: fd}}})
 		if err := e.addEvent(ctx, parentID, fail); err != nil {
 			e.log.Warn("child workflow not created", "instance", parentID, "child", childID, "error", err)

@@ -314,7 +314,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if actorsRT != nil {
 		// Stops before the connections its calls use.
 		background.Add(task.Task{Name: "actors", Run: actorsRT.Run})
-		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(), Log: log.With("component", "workflow")})
+		wfPolicies := &workflowPolicies{rc: rc, appID: o.AppID}
+		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
+			AccessPolicy: wfPolicies.current, Log: log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
 
