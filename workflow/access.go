@@ -140,3 +140,7 @@ func (e *Engine) failDeniedActivity(ctx context.Context, gen uint64, req *protos
 		e.deleteRuns(ctx, []actorRef{{typ: e.activityTypeOf(router.GetTargetAppID()), id: activityActorID(instanceID, gen, req.GetTaskId())}})
 	}
 }
+
+// AccessPolicyNames are the workflow access policies in force (the
+// metadata API lists them).
+func (e *Engine) AccessPolicyNames() []string { return e.policies().Names() }

@@ -317,6 +317,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		wfPolicies := &workflowPolicies{rc: rc, appID: o.AppID}
 		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
 			AccessPolicy: wfPolicies.current, Log: log.With("component", "workflow")})
+		background.Add(task.Task{Name: "workflow access policies", Run: wfPolicies.Run})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
 

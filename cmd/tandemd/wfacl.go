@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/workflow/wfacl"
@@ -45,4 +47,20 @@ func (w *workflowPolicies) current() *wfacl.Policies {
 	}
 	w.from, w.p = set, p
 	return p
+}
+
+// Run compiles the policies whenever the resources change, so that a bad
+// policy is reported when it is loaded rather than at the next workflow
+// call, until ctx ends.
+func (w *workflowPolicies) Run(ctx context.Context) error {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		w.current()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

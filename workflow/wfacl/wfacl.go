@@ -105,7 +105,17 @@ func (w Warning) String() string { return w.Policy + ": " + w.Reason }
 
 // Policies is the compiled allow-list of one app; nil allows everything.
 type Policies struct {
+	names []string
 	rules []rule
+}
+
+// Names are the names of the policies loaded (the metadata API lists
+// them).
+func (p *Policies) Names() []string {
+	if p == nil {
+		return nil
+	}
+	return p.names
 }
 
 type rule struct {
@@ -119,25 +129,69 @@ type grant struct {
 	pattern string
 }
 
+// Validate checks a policy as the resource's schema does: every rule has
+// callers with app IDs and workflows or activities, every workflow entry
+// a name and known operations, every activity entry a name.
+func Validate(p Policy) error {
+	for i, r := range p.Spec.Rules {
+		if len(r.Callers) == 0 {
+			return fmt.Errorf("spec.rules[%d].callers: at least one caller is required", i)
+		}
+		for j, c := range r.Callers {
+			if c.AppID == "" {
+				return fmt.Errorf("spec.rules[%d].callers[%d].appID: must not be empty", i, j)
+			}
+		}
+		if len(r.Workflows) == 0 && len(r.Activities) == 0 {
+			return fmt.Errorf("spec.rules[%d]: at least one of workflows or activities must contain a rule", i)
+		}
+		for j, w := range r.Workflows {
+			if w.Name == "" {
+				return fmt.Errorf("spec.rules[%d].workflows[%d].name: must not be empty", i, j)
+			}
+			if len(w.Operations) == 0 {
+				return fmt.Errorf("spec.rules[%d].workflows[%d].operations: at least one operation is required", i, j)
+			}
+			for _, op := range w.Operations {
+				if !operations[op] {
+					return fmt.Errorf("spec.rules[%d].workflows[%d].operations: unsupported value %q", i, j, op)
+				}
+			}
+		}
+		for j, a := range r.Activities {
+			if a.Name == "" {
+				return fmt.Errorf("spec.rules[%d].activities[%d].name: must not be empty", i, j)
+			}
+		}
+	}
+	return nil
+}
+
 // Compile builds the allow-list from the policies in scope of appID (no
-// scopes: every app). No policy in scope: nil, every call allowed. Rules
-// with no callers, workflow entries with no operations and bad globs are
-// left out, as daprd leaves them (a policy that is loaded but grants
-// nothing denies every call).
+// scopes: every app). A policy that fails Validate is not loaded (a
+// Warning says why). No policy loaded: nil, every call allowed. Entries
+// with bad globs are left out, as daprd leaves them (a policy that is
+// loaded but grants nothing denies every call).
 func Compile(policies []Policy, appID string) (*Policies, []Warning) {
 	var warn []Warning
 	var in []Policy
 	for _, p := range policies {
-		if len(p.Scopes) == 0 || contains(p.Scopes, appID) {
-			in = append(in, p)
+		if len(p.Scopes) != 0 && !contains(p.Scopes, appID) {
+			continue
 		}
+		if err := Validate(p); err != nil {
+			warn = append(warn, Warning{p.Metadata.Name, fmt.Sprintf("workflow access policy %q failed validation: %v", p.Metadata.Name, err)})
+			continue
+		}
+		in = append(in, p)
 	}
 	if len(in) == 0 {
-		return nil, nil
+		return nil, warn
 	}
 	out := &Policies{rules: []rule{}}
 	for _, p := range in {
 		name := p.Metadata.Name
+		out.names = append(out.names, name)
 		for _, r := range p.Spec.Rules {
 			if len(r.Callers) == 0 {
 				warn = append(warn, Warning{name, "a rule with no callers is ignored"})

@@ -1,6 +1,7 @@
 package wfacl
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -22,15 +23,11 @@ spec:
       operations: [raise]
     activities:
     - name: Charge
-  - callers: []
-    activities:
-    - name: Anything
   - callers:
     - appID: other
     workflows:
     - name: "[bad"
       operations: [schedule]
-    - name: NoOps
 ---
 apiVersion: dapr.io/v1alpha1
 kind: Component
@@ -63,8 +60,11 @@ func TestCompileAndAllow(t *testing.T) {
 	if p == nil {
 		t.Fatal("a policy in scope compiled to allow-all")
 	}
-	if len(warn) != 3 {
-		t.Errorf("warnings %v, want 3 (no callers, bad glob, no operations)", warn)
+	if len(warn) != 1 {
+		t.Errorf("warnings %v, want 1 (bad glob)", warn)
+	}
+	if names := p.Names(); len(names) != 1 || names[0] != "p1" {
+		t.Errorf("loaded %v, want p1", names)
 	}
 	for _, tc := range []struct {
 		caller string
@@ -82,7 +82,7 @@ func TestCompileAndAllow(t *testing.T) {
 		{"caller", Activity, Schedule, "Refund", false},
 		{"caller", Workflow, Schedule, "Charge", false},
 		{"other", Workflow, Schedule, "OrderFlow", false},
-		{"", Activity, Schedule, "Anything", false},
+		{"", Activity, Schedule, "Charge", false},
 	} {
 		if got := p.Allows(tc.caller, tc.target, tc.op, tc.name); got != tc.want {
 			t.Errorf("Allows(%q, %v, %s, %q) = %v, want %v", tc.caller, tc.target, tc.op, tc.name, got, tc.want)
@@ -96,6 +96,26 @@ func TestCompileAndAllow(t *testing.T) {
 	empty, _ := Parse([]byte("kind: WorkflowAccessPolicy\nmetadata: {name: e}\nspec: {}\n"))
 	if p, _ := Compile(empty, "target"); p == nil || p.Allows("caller", Workflow, Schedule, "w") {
 		t.Error("an empty policy allows calls")
+	}
+}
+
+func TestInvalidPoliciesAreNotLoaded(t *testing.T) {
+	for name, rules := range map[string]string{
+		"empty-appid": "  - callers: [{appID: \"\"}]\n    workflows: [{name: WF, operations: [schedule]}]\n",
+		"empty-ops":   "  - callers: [{appID: a}]\n    workflows: [{name: WF, operations: []}]\n",
+		"empty-rule":  "  - callers: [{appID: a}]\n",
+		"no-callers":  "  - callers: []\n    activities: [{name: x}]\n",
+		"bad-op":      "  - callers: [{appID: a}]\n    workflows: [{name: WF, operations: [fly]}]\n",
+		"other-shape": "  - callers: [{appID: a}]\n    operations: [{type: workflow, name: P, action: allow}]\n",
+	} {
+		ps, err := Parse([]byte("kind: WorkflowAccessPolicy\nmetadata: {name: " + name + "}\nspec:\n  rules:\n" + rules))
+		if err != nil || len(ps) != 1 {
+			t.Fatalf("%s: %v %d", name, err, len(ps))
+		}
+		p, warn := Compile(ps, "t")
+		if p != nil || len(warn) != 1 || !strings.Contains(warn[0].Reason, `"`+name+`" failed validation`) {
+			t.Errorf("%s: compiled %v, warnings %v", name, p, warn)
+		}
 	}
 }
 
