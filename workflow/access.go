@@ -50,8 +50,8 @@ func (e *Engine) checkWorkflowCall(ctx context.Context, inst *instance, method s
 	switch method {
 	case methodCreate:
 		op = wfacl.Schedule
-		ev := new(protos.HistoryEvent)
-		if err := unmarshal(data, ev); err != nil || ev.GetExecutionStarted() == nil {
+		ev, ok := startEvent(data)
+		if !ok {
 			return fmt.Errorf("%w: malformed request for method '%s'", ErrAccessDenied, method)
 		}
 		name = ev.GetExecutionStarted().GetName()
@@ -144,3 +144,18 @@ func (e *Engine) failDeniedActivity(ctx context.Context, gen uint64, req *protos
 // AccessPolicyNames are the workflow access policies in force (the
 // metadata API lists them).
 func (e *Engine) AccessPolicyNames() []string { return e.policies().Names() }
+
+// startEvent reads a CreateWorkflowInstance call's data: the
+// ExecutionStarted event, bare (this engine's callers) or in daprd's
+// CreateWorkflowInstanceRequest (its sidecars', or a raw actor call).
+func startEvent(data []byte) (*protos.HistoryEvent, bool) {
+	ev := new(protos.HistoryEvent)
+	if unmarshal(data, ev) == nil && ev.GetExecutionStarted() != nil {
+		return ev, true
+	}
+	req := new(protos.CreateWorkflowInstanceRequest)
+	if unmarshal(data, req) == nil && req.GetStartEvent().GetExecutionStarted() != nil {
+		return req.GetStartEvent(), true
+	}
+	return nil, false
+}

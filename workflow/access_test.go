@@ -85,3 +85,25 @@ spec:
 		t.Errorf("local activity: %v", err)
 	}
 }
+
+func TestStartEventFormats(t *testing.T) {
+	es := &protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: &protos.ExecutionStartedEvent{Name: "w"}}}
+	for name, data := range map[string][]byte{
+		"bare":    mustMarshal(es),
+		"request": mustMarshal(&protos.CreateWorkflowInstanceRequest{StartEvent: es}),
+	} {
+		ev, ok := startEvent(data)
+		if !ok || ev.GetExecutionStarted().GetName() != "w" {
+			t.Errorf("%s: %v %v", name, ev, ok)
+		}
+	}
+	for name, data := range map[string][]byte{
+		"raised": mustMarshal(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{}}}),
+		"empty":  {},
+		"junk":   {0xff, 0x01},
+	} {
+		if _, ok := startEvent(data); ok {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}

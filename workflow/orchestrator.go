@@ -128,8 +128,8 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 
 // create starts (or restarts, when the old one ended) an instance.
 func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error {
-	ev := new(protos.HistoryEvent)
-	if err := unmarshal(data, ev); err != nil || ev.GetExecutionStarted() == nil {
+	ev, ok := startEvent(data)
+	if !ok {
 		return fmt.Errorf("create workflow %s: not an ExecutionStarted event", inst.id)
 	}
 	if inst.exists && inst.completed() == nil {
