@@ -43,7 +43,7 @@ func (w *workflowPolicies) current() *wfacl.Policies {
 	}
 	p, warnings := wfacl.Compile(all, w.appID)
 	for _, warn := range warnings {
-		w.rc.log.Warn("workflow access policy rule ignored", "policy", warn.Policy, "reason", warn.Reason)
+		w.rc.log.Warn("workflow access policy problem: not all of it is in force", "policy", warn.Policy, "reason", warn.Reason)
 	}
 	w.from, w.p = set, p
 	return p
