@@ -77,7 +77,8 @@ func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequ
 			return nil, err
 		}
 		if local {
-			resp, err = r.callLocal(ctx, req)
+			// This sidecar's own call, though made while serving another's.
+			resp, err = r.callLocal(withoutCaller(ctx), req)
 		} else {
 			resp, err = r.callRemote(ctx, addr, req)
 		}
@@ -173,7 +174,7 @@ func (r *Runtime) CallActor(ctx context.Context, req *internalsv1.InternalInvoke
 	case !local:
 		return nil, status.Errorf(codes.FailedPrecondition, "%s: actor %s||%s is owned by %s, not by this host", errMoved, req.GetActor().GetActorType(), req.GetActor().GetActorId(), addr)
 	}
-	resp, err := r.callLocal(ctx, req)
+	resp, err := r.callLocal(withCaller(ctx, servedCaller(ctx, req)), req)
 	if err != nil {
 		code := codes.Internal
 		switch {
@@ -212,7 +213,7 @@ func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.
 		return nil, err
 	}
 	out := new(internalsv1.InternalInvokeResponse)
-	if err := cc.Invoke(ctx, internalsv1.ServiceInvocation_CallActor_FullMethodName, req, out); err != nil {
+	if err := cc.Invoke(ctx, internalsv1.ServiceInvocation_CallActor_FullMethodName, r.stampCaller(req), out); err != nil {
 		if status.Code(err) == codes.Unavailable {
 			r.cfg.Pool.Discard(addr, cc)
 		}

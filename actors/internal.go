@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -119,4 +120,57 @@ func (r *Runtime) CallInternal(ctx context.Context, actorType, actorID, method s
 		return nil, err
 	}
 	return resp.GetMessage().GetData().GetValue(), nil
+}
+
+// LookupHost returns the address of the host placement names for actor
+// actorType/actorID now, waiting up to LookupTimeout for its table (the
+// workflow engine asks before it counts on another app's actors); the
+// error wraps placement.ErrNoAddress when there is none.
+func (r *Runtime) LookupHost(ctx context.Context, actorType, actorID string) (string, error) {
+	if r == nil || r.placement == nil {
+		return "", ErrNoPlacement
+	}
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+	defer cancel()
+	h, err := r.placement.Table().Lookup(lctx, actorType, actorID)
+	if err != nil {
+		return "", err
+	}
+	return h.Name, nil
+}
+
+// internalTypePrefix starts the sidecar's own actor types (workflow,
+// activity, retentioner of each app).
+const internalTypePrefix = "dapr.internal."
+
+// CreateInternalReminder stores a reminder of an internal actor type,
+// hosted here or by another app's sidecar (the workflow engine leaves an
+// activity's run or result on another app's workflow actors, as daprd
+// does through the scheduler); the reminder fires on a host of the type.
+func (r *Runtime) CreateInternalReminder(ctx context.Context, req ReminderRequest) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	if !strings.HasPrefix(req.ActorType, internalTypePrefix) {
+		return fmt.Errorf("%w: %s is not an internal actor type", ErrReminderNotHosted, req.ActorType)
+	}
+	if err := ValidName("name", req.Name); err != nil {
+		return err
+	}
+	if err := ValidName("actor ID", req.ActorID); err != nil {
+		return err
+	}
+	return r.remStore.Create(ctx, req)
+}
+
+// DeleteInternalReminder removes a reminder CreateInternalReminder may
+// have stored; a missing one is not an error.
+func (r *Runtime) DeleteInternalReminder(ctx context.Context, actorType, actorID, name string) error {
+	if r == nil || r.placement == nil {
+		return ErrNoPlacement
+	}
+	if !strings.HasPrefix(actorType, internalTypePrefix) {
+		return fmt.Errorf("%w: %s is not an internal actor type", ErrReminderNotHosted, actorType)
+	}
+	return r.remStore.Delete(ctx, actorType, actorID, name)
 }

@@ -690,15 +690,28 @@ func (s *Sidecar) metadata(ctx context.Context) *runtimev1.GetMetadataResponse {
 		AppConnectionProperties: &runtimev1.AppConnectionProperties{
 			Port: int32(app.Port), Protocol: protocol, ChannelAddress: channel,
 		},
-		Resiliencies:  s.resiliencies(),
-		HttpEndpoints: s.httpEndpoints(),
-		McpServers:    s.mcpServers(),
-		ActorRuntime:  actorRuntime,
-		Scheduler:     sched,
-		Workflows:     s.workflows(),
+		Resiliencies:           s.resiliencies(),
+		HttpEndpoints:          s.httpEndpoints(),
+		McpServers:             s.mcpServers(),
+		ActorRuntime:           actorRuntime,
+		Scheduler:              sched,
+		Workflows:              s.workflows(),
+		WorkflowAccessPolicies: s.workflowAccessPolicies(),
 		//lint:ignore SA1019 daprd still fills the alias
 		ActiveActorsCount: actorRuntime.GetActiveActors(),
 	}
+}
+
+// workflowAccessPolicies are the WorkflowAccessPolicy resources in force.
+func (s *Sidecar) workflowAccessPolicies() []*runtimev1.MetadataWorkflowAccessPolicy {
+	if s.o.APIs.Workflows == nil {
+		return nil
+	}
+	var out []*runtimev1.MetadataWorkflowAccessPolicy
+	for _, n := range s.o.APIs.Workflows.AccessPolicyNames() {
+		out = append(out, &runtimev1.MetadataWorkflowAccessPolicy{Name: n})
+	}
+	return out
 }
 
 // workflows is the workflow engine's part of the metadata; nil without one.

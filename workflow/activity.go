@@ -46,6 +46,9 @@ func (a activityActor) Deactivate(id string) {
 // watchdog may ask again while the answer is on its way).
 func (a activityActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
 	e := a.e
+	if err := e.checkActivityCall(ctx, id, method, data); err != nil {
+		return nil, err
+	}
 	switch method {
 	case methodExecute:
 	case reminderPrefix + runActivityReminder:
@@ -65,22 +68,25 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	if done {
 		return nil, nil
 	}
-	req := new(protos.ActivityRequest)
-	if err := unmarshal(data, req); err != nil {
-		return nil, fmt.Errorf("activity %s request: %w", id, err)
+	req, router, err := decodeActivity(id, data)
+	if err != nil {
+		return nil, err
 	}
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
 	var res proto.Message
-	var err error
 	if e.inProcess(req.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteActivity(ctx, req)
 	} else {
-		res, err = e.workers.dispatch(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1)
+		// A run a worker took goes on when its caller gives up (the sidecar
+		// of the instance stopped), and its result is delivered all the same.
+		res, err = e.workers.dispatchKeep(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1, true)
 	}
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := e.detach(ctx)
+	defer cancel()
 	resp := res.(*protos.ActivityResponse)
 	var ev *protos.HistoryEvent
 	if fd := resp.GetFailureDetails(); fd != nil {
@@ -91,8 +97,9 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 			TaskScheduledId: req.GetTaskId(), Result: resp.GetResult(), TaskExecutionId: req.GetTaskExecutionId()}}}
 	}
 	ev = stamp(ev)
+	ev.Router = cloneRouter(router)
 	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
-		err := e.addEvent(ctx, instanceID, ev)
+		err := e.sendResult(ctx, router.GetSourceAppID(), instanceID, ev)
 		if err == nil || strings.Contains(err.Error(), ErrNotFound.Error()) {
 			break
 		}
@@ -116,27 +123,32 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 }
 
 // startActivity stores the run's run-activity reminder, then calls its
-// activity actor in the background.
-func (e *Engine) startActivity(ctx context.Context, gen uint64, req *protos.ActivityRequest) {
+// activity actor in the background. router is the TaskScheduled event's:
+// its target app runs the activity.
+func (e *Engine) startActivity(ctx context.Context, gen uint64, req *protos.ActivityRequest, router *protos.TaskRouter) {
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
-	data, _ := json.Marshal(mustMarshal(req))
+	if router == nil {
+		router = &protos.TaskRouter{SourceAppID: e.cfg.AppID}
+	}
+	data, _ := json.Marshal(encodeActivity(req, router))
 	if !e.cfg.SchedulerReminders {
-		e.runActivity(instanceID, gen, req)
+		e.runActivity(instanceID, gen, req, router)
 		return
 	}
-	if err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
-		ActorType: e.activityType, ActorID: activityActorID(instanceID, gen, req.GetTaskId()), Name: runActivityReminder,
+	if err := e.remind(ctx, actors.ReminderRequest{
+		ActorType: e.activityTypeOf(router.GetTargetAppID()), ActorID: activityActorID(instanceID, gen, req.GetTaskId()), Name: runActivityReminder,
 		DueTime: e.cfg.WatchdogPeriod.String(), Data: data,
 	}); err != nil {
 		e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "instance", instanceID, "task", req.GetTaskId(), "error", err)
 	}
-	e.runActivity(instanceID, gen, req)
+	e.runActivity(instanceID, gen, req, router)
 }
 
 // runActivity calls the run's activity actor in the background, once at a
 // time per run from this host.
-func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.ActivityRequest) {
+func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.ActivityRequest, router *protos.TaskRouter) {
 	id := activityActorID(instanceID, gen, req.GetTaskId())
+	actorType := e.activityTypeOf(router.GetTargetAppID())
 	e.mu.Lock()
 	if e.running["act|"+id] {
 		e.mu.Unlock()
@@ -144,15 +156,20 @@ func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.Activity
 	}
 	e.running["act|"+id] = true
 	e.mu.Unlock()
-	data := mustMarshal(req)
+	data := encodeActivity(req, router)
 	e.goAsync(func(ctx context.Context) {
 		defer func() {
 			e.mu.Lock()
 			delete(e.running, "act|"+id)
 			e.mu.Unlock()
 		}()
-		if _, err := e.call(ctx, e.activityType, id, methodExecute, data); err != nil && ctx.Err() == nil {
-			e.log.Warn("activity run failed; the instance's watchdog retries it", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+		_, err := e.call(ctx, actorType, id, methodExecute, data)
+		if denied(err) {
+			e.failDeniedActivity(ctx, gen, req, router)
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("activity run failed; the instance's watchdog retries it", "instance", instanceID, "task", req.GetTaskId(), "error", lookupErr(err))
 		}
 	})
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/actors/placement"
+	"github.com/tandemrun/tandem/workflow/wfacl"
 )
 
 // Errors callers branch on; proxy maps them to Dapr's error codes.
@@ -90,7 +91,11 @@ type Config struct {
 	// InProcess, if set, runs the workflows and activities named
 	// dapr.internal.* (see InProcess).
 	InProcess InProcess
-	Log       *slog.Logger
+	// AccessPolicy returns the workflow access policy in force (nil:
+	// every app may call this app's workflows and activities); nil func:
+	// none.
+	AccessPolicy func() *wfacl.Policies
+	Log          *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.

@@ -25,15 +25,25 @@ func (e *Engine) ForcePurge(ctx context.Context, id string, recursive bool) (boo
 	if recursive {
 		for _, h := range inst.history {
 			if c := h.GetChildWorkflowInstanceCreated(); c != nil {
-				if _, err := e.ForcePurge(ctx, c.GetInstanceId(), true); err != nil {
+				purge := e.ForcePurge
+				if app := targetOf(h); e.remote(app) {
+					// Another app's child is force-purged in its actor's
+					// turn there.
+					purge = func(ctx context.Context, id string, recursive bool) (bool, error) {
+						return e.purgeOn(ctx, app, id, recursive, true)
+					}
+				}
+				if _, err := purge(ctx, c.GetInstanceId(), true); err != nil {
 					e.log.Warn("force purge child workflow", "instance", id, "child", c.GetInstanceId(), "error", err)
 				}
 			}
 		}
 	}
+	runs := e.remoteRuns(inst)
 	if err := e.purge(ctx, inst, true); err != nil {
 		return false, err
 	}
+	e.deleteRuns(ctx, runs)
 	// The host's copy of the instance, if any, is stale now: the next
 	// call loads what the store holds (nothing).
 	e.mu.Lock()

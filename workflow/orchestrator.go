@@ -61,6 +61,9 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkWorkflowCall(ctx, inst, method, data); err != nil {
+		return nil, err
+	}
 	switch {
 	case method == methodCreate:
 		return nil, e.create(ctx, inst, data)
@@ -87,6 +90,8 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		return nil, e.settle(ctx, inst)
 	case strings.HasPrefix(method, reminderPrefix+timerPrefix), strings.HasPrefix(method, reminderPrefix+startPrefix):
 		return nil, e.timerFired(ctx, inst, data)
+	case strings.HasPrefix(method, reminderPrefix+activityResultPrefix):
+		return nil, e.resultFired(ctx, inst, data)
 	case method == reminderPrefix+watchdogName, strings.HasPrefix(method, reminderPrefix+newEventPrefix):
 		return nil, e.recover(ctx, inst)
 	}
@@ -127,8 +132,8 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 
 // create starts (or restarts, when the old one ended) an instance.
 func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error {
-	ev := new(protos.HistoryEvent)
-	if err := unmarshal(data, ev); err != nil || ev.GetExecutionStarted() == nil {
+	ev, ok := startEvent(data)
+	if !ok {
 		return fmt.Errorf("create workflow %s: not an ExecutionStarted event", inst.id)
 	}
 	if inst.exists && inst.completed() == nil {
@@ -339,7 +344,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if why := e.oversize(inst); why != "" {
 		return e.stall(ctx, inst, why)
 	}
-	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.inbox...)
+	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.newRunEvents()...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents}
 	var res proto.Message
 	var err error
@@ -359,6 +364,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		return err
 	}
 	resp := res.(*protos.WorkflowResponse)
+	if held, err := e.holdFirstRun(ctx, inst, newEvents, resp.GetActions()); held || err != nil {
+		return err
+	}
 	var post []func(context.Context)
 	from := len(inst.history)
 	inst.history = append(inst.history, newEvents...)
@@ -404,9 +412,13 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 // the history is saved; stop ends the action list (continue-as-new).
 func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *protos.WorkflowAction) (post func(context.Context), stop bool) {
 	id := a.GetId()
+	router := e.actionRouter(a)
 	add := func(ev *protos.HistoryEvent) {
 		ev = stamp(ev)
 		ev.EventId = id
+		if ev.Router == nil {
+			ev.Router = router
+		}
 		inst.history = append(inst.history, ev)
 	}
 	gen := inst.generation
@@ -417,7 +429,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId()}}})
 		req := &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskId: id,
 			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()}
-		return func(ctx context.Context) { e.startActivity(ctx, gen, req) }, false
+		return func(ctx context.Context) { e.startActivity(ctx, gen, req, router) }, false
 	case a.GetCreateTimer() != nil:
 		t := a.GetCreateTimer()
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerCreated{TimerCreated: timerCreated(t)}})
@@ -436,7 +448,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCreated{ChildWorkflowInstanceCreated: &protos.ChildWorkflowInstanceCreatedEvent{
 			InstanceId: childID, Name: c.GetName(), Version: c.GetVersion(), Input: c.GetInput()}}})
 		ref := inst.ref()
-		return func(context.Context) { e.createChild(inst.id, start, ref, id, childID, c.GetName(), c) }, false
+		return func(context.Context) { e.createChild(inst.id, start, ref, id, childID, c.GetName(), c, router) }, false
 	case a.GetSendEvent() != nil:
 		s := a.GetSendEvent()
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{
@@ -462,17 +474,20 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
 			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}},
 			Router: e.router()})
-		var children []string
+		var children []childRef
 		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED && inst.terminateRecursive() {
-			children = inst.runningChildren()
+			children = inst.runningChildRefs()
 		}
-		timers, activities := inst.pendingTimers(), []string(nil)
+		timers, activities, runs := inst.pendingTimers(), []string(nil), e.remoteRuns(inst)
 		if e.cfg.SchedulerReminders {
 			activities = inst.pendingActivities()
 		}
 		return func(context.Context) {
+			if len(runs) > 0 {
+				e.goAsync(func(ctx context.Context) { e.deleteRuns(ctx, runs) })
+			}
 			for _, child := range children {
-				e.deliver(inst.id, child, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
+				e.deliverTo(inst.id, child.app, child.id, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
 			}
 			e.deleteReminders(inst.id, timers, activities)
 			e.finish(inst.id, start, c)
@@ -603,7 +618,9 @@ func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *proto
 				ev = &protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{
 					TaskScheduledId: p.GetTaskScheduledId(), FailureDetails: fd}}}
 			}
-			if err := e.addEvent(ctx, p.GetWorkflowInstance().GetInstanceId(), stamp(ev)); err != nil {
+			ev = stamp(ev)
+			ev.Router = &protos.TaskRouter{SourceAppID: e.cfg.AppID, TargetAppID: p.AppID}
+			if err := e.sendResult(ctx, p.GetAppID(), p.GetWorkflowInstance().GetInstanceId(), ev); err != nil {
 				e.log.Warn("tell parent workflow; the watchdog retries", "instance", id, "parent", p.GetWorkflowInstance().GetInstanceId(), "error", err)
 				return
 			}
@@ -615,8 +632,8 @@ func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *proto
 }
 
 // createChild starts a child instance of the parent ref (whose start
-// event is parent).
-func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEvent, ref *protos.WorkflowInstance, taskID int32, childID, name string, c *protos.CreateChildWorkflowAction) {
+// event is parent) on the app router targets (this one if none).
+func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEvent, ref *protos.WorkflowInstance, taskID int32, childID, name string, c *protos.CreateChildWorkflowAction, router *protos.TaskRouter) {
 	key := "child|" + parentID + "|" + strconv.Itoa(int(taskID))
 	e.mu.Lock()
 	if e.running[key] {
@@ -625,12 +642,16 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 	}
 	e.running[key] = true
 	e.mu.Unlock()
+	target := router.GetTargetAppID()
+	if router == nil {
+		router = e.router()
+	}
 	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: &protos.ExecutionStartedEvent{
 		Name: name, Version: c.GetVersion(), Input: c.GetInput(),
 		WorkflowInstance: &protos.WorkflowInstance{InstanceId: childID, ExecutionId: wrap(newID())},
 		ParentInstance: &protos.ParentInstanceInfo{TaskScheduledId: taskID, Name: wrap(parent.GetName()),
-			WorkflowInstance: ref},
-	}}, Router: e.router()})
+			WorkflowInstance: ref, AppID: &e.cfg.AppID},
+	}}, Router: router})
 	e.track(parentID)
 	e.goAsync(func(ctx context.Context) {
 		ok := false
@@ -640,12 +661,19 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 			e.mu.Unlock()
 			e.untrack(parentID, ok)
 		}()
-		_, err := e.call(ctx, e.workflowType, childID, methodCreate, mustMarshal(ev))
+		_, err := e.call(ctx, e.workflowTypeOf(target), childID, methodCreate, mustMarshal(ev))
 		if err == nil || ctx.Err() != nil {
 			ok = err == nil
 			return
 		}
+		if !e.childCreateFails(target, err) && !denied(err) {
+			e.log.Warn("child workflow of another app not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", lookupErr(err))
+			return
+		}
 		fd := &protos.TaskFailureDetails{ErrorType: "WorkflowCreateFailed", ErrorMessage: unwrapActorErr(err).Error()}
+		if denied(err) {
+			fd = deniedFailure()
+		}
 		fail := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{TaskScheduledId: taskID, FailureDetails: fd}}})
 		if err := e.addEvent(ctx, parentID, fail); err != nil {
 			e.log.Warn("child workflow not created", "instance", parentID, "child", childID, "error", err)
@@ -811,7 +839,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			if inst.waitsFor(probe, id) {
 				t := h.GetTaskScheduled()
 				e.startActivity(ctx, inst.generation, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
-					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()})
+					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()}, h.GetRouter())
 			}
 		case h.GetTimerCreated() != nil:
 			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{}}}
@@ -825,7 +853,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCompleted{ChildWorkflowInstanceCompleted: &protos.ChildWorkflowInstanceCompletedEvent{}}}
 			if inst.waitsFor(probe, id) {
 				c := h.GetChildWorkflowInstanceCreated()
-				e.createChild(inst.id, start, inst.ref(), id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()})
+				e.createChild(inst.id, start, inst.ref(), id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()}, h.GetRouter())
 			}
 		}
 	}
@@ -839,26 +867,30 @@ const (
 	// purgeRetention: the instance's retention reminder asks; that
 	// reminder ends by itself once the call returns, so it is not deleted.
 	purgeRetention
+	// purgeForce purges an instance that has not ended (a cross-app
+	// child of a force-purged parent).
+	purgeForce
 )
 
 // purgeInstance deletes an ended instance's state; [1] if there was one.
 func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) ([]byte, error) {
+	force := flags&purgeForce != 0
 	if !inst.exists || inst.started() == nil {
 		return []byte{0}, nil
 	}
-	if inst.completed() == nil {
+	if inst.completed() == nil && !force {
 		return nil, fmt.Errorf("%w: %s", ErrNotCompleted, inst.id)
 	}
 	if flags&purgeRecursive != 0 {
 		for _, h := range inst.history {
 			if c := h.GetChildWorkflowInstanceCreated(); c != nil {
-				if _, err := e.Purge(ctx, c.GetInstanceId(), true); err != nil {
+				if _, err := e.purgeOn(ctx, targetOf(h), c.GetInstanceId(), true, force); err != nil {
 					e.log.Warn("purge child workflow", "instance", inst.id, "child", c.GetInstanceId(), "error", err)
 				}
 			}
 		}
 	}
-	timers, activities := inst.pendingTimers(), inst.pendingActivities()
+	timers, activities, runs := inst.pendingTimers(), inst.pendingActivities(), e.remoteRuns(inst)
 	if err := e.purge(ctx, inst, false); err != nil {
 		return nil, err
 	}
@@ -877,6 +909,7 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) 
 			e.log.Debug("delete retention reminder of purged workflow", "instance", inst.id, "error", err)
 		}
 	}
+	e.deleteRuns(ctx, runs)
 	e.notify()
 	return []byte{1}, nil
 }

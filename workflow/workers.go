@@ -83,6 +83,16 @@ func (ws *workers) pick() (*worker, <-chan struct{}) {
 // answering gets its item sent to another. Without a worker for
 // waitWorker, it returns errNoWorker (waitWorker < 0: wait until ctx ends).
 func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkItem, waitWorker time.Duration) (proto.Message, error) {
+	return ws.dispatchKeep(ctx, key, item, waitWorker, false)
+}
+
+// dispatchKeep is dispatch; with keep, an item a worker took is waited for
+// past ctx's end, until the worker answers or disconnects (an activity
+// runs on when the instance's sidecar that asked for it stops), and when
+// it disconnects with no other worker left, errNoWorker is returned at
+// once (the run's reminder runs it again later; the sidecar may be
+// stopping).
+func (ws *workers) dispatchKeep(ctx context.Context, key string, item *protos.WorkItem, waitWorker time.Duration, keep bool) (proto.Message, error) {
 	var deadline <-chan time.Time
 	if waitWorker >= 0 {
 		t := time.NewTimer(waitWorker)
@@ -114,6 +124,10 @@ func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkIt
 			ws.forget(key, p)
 			return nil, ctx.Err()
 		}
+		taken := ctx.Done()
+		if keep {
+			taken = nil
+		}
 		select {
 		case res := <-p.result:
 			return res, nil
@@ -125,7 +139,10 @@ func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkIt
 				return res, nil
 			default:
 			}
-		case <-ctx.Done():
+			if keep && ws.count() == 0 {
+				return nil, errNoWorker
+			}
+		case <-taken:
 			ws.forget(key, p)
 			return nil, ctx.Err()
 		}

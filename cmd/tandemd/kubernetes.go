@@ -28,7 +28,8 @@ const defaultReconcileInterval = 60 * time.Second
 
 // operatorKinds are the resources read from the operator and applied
 // without a restart, in the order they are loaded.
-var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies, opclient.HTTPEndpoints, opclient.MCPServers}
+var operatorKinds = []opclient.Kind{opclient.Components, opclient.Subscriptions, opclient.Resiliencies, opclient.HTTPEndpoints, opclient.MCPServers,
+	opclient.WorkflowAccessPolicies}
 
 // Where a pod's token for sentry is mounted (daprd's paths).
 const (
@@ -172,9 +173,9 @@ func (r *operatorResources) load(ctx context.Context) (*components.Set, error) {
 			r.log.Error("Error listing resiliency policies: " + err.Error())
 			continue
 		}
-		if err != nil && kind == opclient.MCPServers && status.Code(err) == codes.Unimplemented {
-			// An operator older than Dapr 1.18 (or Tandem's) serves none.
-			r.log.Info("the operator does not serve MCPServer resources; starting without them")
+		if err != nil && (kind == opclient.MCPServers || kind == opclient.WorkflowAccessPolicies) && status.Code(err) == codes.Unimplemented {
+			// An operator older than Dapr 1.18 serves none.
+			r.log.Info("the operator does not serve " + string(kind) + " resources; starting without them")
 			continue
 		}
 		if err != nil {

@@ -322,8 +322,11 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		if err != nil {
 			return err
 		}
+		wfPolicies := &workflowPolicies{rc: rc, appID: o.AppID}
 		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
-			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, InProcess: mcpExec, Log: log.With("component", "workflow")})
+			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, InProcess: mcpExec, AccessPolicy: wfPolicies.current,
+			Log: log.With("component", "workflow")})
+		background.Add(task.Task{Name: "workflow access policies", Run: wfPolicies.Run})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
 	// MCPServers load once the sidecar serves (the health endpoints wait

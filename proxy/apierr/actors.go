@@ -2,6 +2,7 @@ package apierr
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -81,4 +82,17 @@ func Actor(op ActorOp, err error) *Error {
 		return actorErr("ERR_ACTOR_REMINDER_DELETE", http.StatusInternalServerError, codes.Internal, "error deleting actor reminder: "+err.Error())
 	}
 	return actorErr("ERR_ACTOR_INVOKE_METHOD", http.StatusInternalServerError, codes.Internal, "error invoke actor method: "+err.Error())
+}
+
+// ReservedActorType is daprd's refusal of the generic actor APIs (state,
+// timers, reminders; not invocation, which the workflow access policy
+// guards) for the sidecar's own actor types (dapr.internal.*: workflows,
+// activities, ...), whose state and reminders only the runtime may touch;
+// nil for another type.
+func ReservedActorType(actorType string) *Error {
+	if !strings.HasPrefix(actorType, "dapr.internal.") {
+		return nil
+	}
+	return actorErr("ERR_ACTOR_TYPE_RESERVED", http.StatusForbidden, codes.PermissionDenied,
+		fmt.Sprintf("actor type %q is reserved for the Dapr workflow runtime; direct actor API access is not permitted", actorType))
 }

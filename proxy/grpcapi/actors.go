@@ -54,6 +54,9 @@ func (a *API) InvokeActor(ctx context.Context, in *runtimev1.InvokeActorRequest)
 
 // GetActorState reads one key of an actor's state.
 func (a *API) GetActorState(ctx context.Context, in *runtimev1.GetActorStateRequest) (*runtimev1.GetActorStateResponse, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	data, md, err := a.cfg.Actors.GetStateMetadata(ctx, in.GetActorType(), in.GetActorId(), in.GetKey())
 	if err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorStateGet, err))
@@ -63,6 +66,9 @@ func (a *API) GetActorState(ctx context.Context, in *runtimev1.GetActorStateRequ
 
 // RegisterActorTimer starts a timer of a hosted actor.
 func (a *API) RegisterActorTimer(ctx context.Context, in *runtimev1.RegisterActorTimerRequest) (*emptypb.Empty, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	req := actors.TimerRequest{
 		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
 		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Callback: in.GetCallback(), Data: base64JSON(in.GetData()),
@@ -75,6 +81,9 @@ func (a *API) RegisterActorTimer(ctx context.Context, in *runtimev1.RegisterActo
 
 // UnregisterActorTimer stops a timer.
 func (a *API) UnregisterActorTimer(_ context.Context, in *runtimev1.UnregisterActorTimerRequest) (*emptypb.Empty, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	a.cfg.Actors.DeleteTimer(in.GetActorType(), in.GetActorId(), in.GetName())
 	return &emptypb.Empty{}, nil
 }
@@ -83,6 +92,9 @@ func (a *API) UnregisterActorTimer(_ context.Context, in *runtimev1.UnregisterAc
 // an actor active on this host. Values are sent as they are (Any.Value),
 // as daprd stores them.
 func (a *API) ExecuteActorStateTransaction(ctx context.Context, in *runtimev1.ExecuteActorStateTransactionRequest) (*emptypb.Empty, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	ops := make([]actors.StateOp, 0, len(in.GetOperations()))
 	for _, o := range in.GetOperations() {
 		var op actors.StateOp
@@ -100,6 +112,9 @@ func (a *API) ExecuteActorStateTransaction(ctx context.Context, in *runtimev1.Ex
 
 // RegisterActorReminder stores a reminder of a hosted actor type.
 func (a *API) RegisterActorReminder(ctx context.Context, in *runtimev1.RegisterActorReminderRequest) (*emptypb.Empty, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	req := actors.ReminderRequest{
 		ActorType: in.GetActorType(), ActorID: in.GetActorId(), Name: in.GetName(),
 		DueTime: in.GetDueTime(), Period: in.GetPeriod(), TTL: in.GetTtl(), Data: base64JSON(in.GetData()),
@@ -113,6 +128,9 @@ func (a *API) RegisterActorReminder(ctx context.Context, in *runtimev1.RegisterA
 
 // UnregisterActorReminder deletes a reminder.
 func (a *API) UnregisterActorReminder(ctx context.Context, in *runtimev1.UnregisterActorReminderRequest) (*emptypb.Empty, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	if err := a.cfg.Actors.DeleteReminder(ctx, in.GetActorType(), in.GetActorId(), in.GetName()); err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderDelete, err))
 	}
@@ -121,6 +139,9 @@ func (a *API) UnregisterActorReminder(ctx context.Context, in *runtimev1.Unregis
 
 // GetActorReminder returns a reminder of a hosted actor type.
 func (a *API) GetActorReminder(ctx context.Context, in *runtimev1.GetActorReminderRequest) (*runtimev1.GetActorReminderResponse, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	rem, err := a.cfg.Actors.GetReminder(ctx, in.GetActorType(), in.GetActorId(), in.GetName())
 	if err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderGet, err))
@@ -134,6 +155,9 @@ func (a *API) GetActorReminder(ctx context.Context, in *runtimev1.GetActorRemind
 // ListActorReminders returns the reminders of a hosted actor type, of one
 // actor when ActorId is set.
 func (a *API) ListActorReminders(ctx context.Context, in *runtimev1.ListActorRemindersRequest) (*runtimev1.ListActorRemindersResponse, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	list, err := a.cfg.Actors.ListReminders(ctx, in.GetActorType(), in.ActorId)
 	if err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderGet, err))
@@ -151,6 +175,9 @@ func (a *API) ListActorReminders(ctx context.Context, in *runtimev1.ListActorRem
 // UnregisterActorRemindersByType deletes the reminders of a hosted actor
 // type, of one actor when ActorId is set.
 func (a *API) UnregisterActorRemindersByType(ctx context.Context, in *runtimev1.UnregisterActorRemindersByTypeRequest) (*runtimev1.UnregisterActorRemindersByTypeResponse, error) {
+	if e := apierr.ReservedActorType(in.GetActorType()); e != nil {
+		return nil, apierr.GRPC(e)
+	}
 	if err := a.cfg.Actors.DeleteRemindersByActor(ctx, in.GetActorType(), in.ActorId); err != nil {
 		return nil, apierr.GRPC(apierr.Actor(apierr.ActorReminderDelete, err))
 	}

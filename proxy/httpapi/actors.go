@@ -107,6 +107,10 @@ func writeActorAnswer(w http.ResponseWriter, status int, contentType string, hdr
 }
 
 func (h *Handler) actorGetState(w http.ResponseWriter, r *http.Request) {
+	if e := apierr.ReservedActorType(r.PathValue("actorType")); e != nil {
+		apierr.WriteHTTP(w, e)
+		return
+	}
 	data, md, err := h.cfg.Actors.GetStateMetadata(r.Context(), r.PathValue("actorType"), r.PathValue("actorId"), r.PathValue("key"))
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorStateGet, err))
@@ -124,6 +128,10 @@ func (h *Handler) actorGetState(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) actorTransaction(w http.ResponseWriter, r *http.Request) {
+	if e := apierr.ReservedActorType(r.PathValue("actorType")); e != nil {
+		apierr.WriteHTTP(w, e)
+		return
+	}
 	body, err := h.stateReadBody(r)
 	if err != nil {
 		apierr.WriteHTTP(w, err)
@@ -142,6 +150,10 @@ func (h *Handler) actorTransaction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) actorCreateTimer(w http.ResponseWriter, r *http.Request) {
+	if e := apierr.ReservedActorType(r.PathValue("actorType")); e != nil {
+		apierr.WriteHTTP(w, e)
+		return
+	}
 	body, err := h.stateReadBody(r)
 	if err != nil {
 		apierr.WriteHTTP(w, err)
@@ -166,6 +178,10 @@ func (h *Handler) actorDeleteTimer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) actorCreateReminder(w http.ResponseWriter, r *http.Request) {
+	if e := apierr.ReservedActorType(r.PathValue("actorType")); e != nil {
+		apierr.WriteHTTP(w, e)
+		return
+	}
 	body, err := h.stateReadBody(r)
 	if err != nil {
 		apierr.WriteHTTP(w, err)

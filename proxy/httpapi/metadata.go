@@ -15,20 +15,21 @@ import (
 // protojson: Dapr keeps field names and the flat subscriptions[].rules of
 // its older releases, and clients (dapr list, dashboard, SDKs) read these.
 type metadataJSON struct {
-	ID                      string                            `json:"id,omitempty"`
-	RuntimeVersion          string                            `json:"runtimeVersion,omitempty"`
-	EnabledFeatures         []string                          `json:"enabledFeatures,omitempty"`
-	Actors                  []*runtimev1.ActiveActorsCount    `json:"actors,omitempty"`
-	Components              []*runtimev1.RegisteredComponents `json:"components,omitempty"`
-	Extended                map[string]string                 `json:"extended,omitempty"`
-	Subscriptions           []subscriptionJSON                `json:"subscriptions,omitempty"`
-	HTTPEndpoints           []*runtimev1.MetadataHTTPEndpoint `json:"httpEndpoints,omitempty"`
-	MCPServers              []*runtimev1.MetadataMCPServer    `json:"mcpServers,omitempty"`
-	AppConnectionProperties appConnectionJSON                 `json:"appConnectionProperties,omitzero"`
-	ActorRuntime            *actorRuntimeJSON                 `json:"actorRuntime,omitempty"`
-	Scheduler               *runtimev1.MetadataScheduler      `json:"scheduler,omitempty"`
-	Workflows               workflowsJSON                     `json:"workflows,omitzero"`
-	Resiliencies            []*runtimev1.MetadataResiliency   `json:"resiliencies,omitempty"`
+	ID                      string                                    `json:"id,omitempty"`
+	RuntimeVersion          string                                    `json:"runtimeVersion,omitempty"`
+	EnabledFeatures         []string                                  `json:"enabledFeatures,omitempty"`
+	Actors                  []*runtimev1.ActiveActorsCount            `json:"actors,omitempty"`
+	Components              []*runtimev1.RegisteredComponents         `json:"components,omitempty"`
+	Extended                map[string]string                         `json:"extended,omitempty"`
+	Subscriptions           []subscriptionJSON                        `json:"subscriptions,omitempty"`
+	HTTPEndpoints           []*runtimev1.MetadataHTTPEndpoint         `json:"httpEndpoints,omitempty"`
+	MCPServers              []*runtimev1.MetadataMCPServer            `json:"mcpServers,omitempty"`
+	AppConnectionProperties appConnectionJSON                         `json:"appConnectionProperties,omitzero"`
+	ActorRuntime            *actorRuntimeJSON                         `json:"actorRuntime,omitempty"`
+	Scheduler               *runtimev1.MetadataScheduler              `json:"scheduler,omitempty"`
+	Workflows               workflowsJSON                             `json:"workflows,omitzero"`
+	Resiliencies            []*runtimev1.MetadataResiliency           `json:"resiliencies,omitempty"`
+	WorkflowAccessPolicies  []*runtimev1.MetadataWorkflowAccessPolicy `json:"workflowAccessPolicies,omitempty"`
 }
 
 type workflowsJSON struct {
@@ -78,14 +79,15 @@ func MetadataJSON(m *runtimev1.GetMetadataResponse) ([]byte, error) {
 		RuntimeVersion:  m.GetRuntimeVersion(),
 		EnabledFeatures: m.GetEnabledFeatures(),
 		//lint:ignore SA1019 Dapr still serves the actors list
-		Actors:        m.GetActiveActorsCount(),
-		Components:    m.GetRegisteredComponents(),
-		Extended:      m.GetExtendedMetadata(),
-		HTTPEndpoints: m.GetHttpEndpoints(),
-		MCPServers:    m.GetMcpServers(),
-		Scheduler:     m.GetScheduler(),
-		Workflows:     workflowsJSON{ConnectedWorkers: m.GetWorkflows().GetConnectedWorkers()},
-		Resiliencies:  m.GetResiliencies(),
+		Actors:                 m.GetActiveActorsCount(),
+		Components:             m.GetRegisteredComponents(),
+		Extended:               m.GetExtendedMetadata(),
+		HTTPEndpoints:          m.GetHttpEndpoints(),
+		MCPServers:             m.GetMcpServers(),
+		Scheduler:              m.GetScheduler(),
+		Workflows:              workflowsJSON{ConnectedWorkers: m.GetWorkflows().GetConnectedWorkers()},
+		Resiliencies:           m.GetResiliencies(),
+		WorkflowAccessPolicies: m.GetWorkflowAccessPolicies(),
 	}
 	if acp := m.GetAppConnectionProperties(); acp != nil {
 		out.AppConnectionProperties = appConnectionJSON{
