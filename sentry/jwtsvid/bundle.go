@@ -2,8 +2,6 @@ package jwtsvid
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -17,6 +15,8 @@ import (
 	"path/filepath"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tandemrun/tandem/sentry/ca"
 )
 
 // Dapr's defaults (pkg/sentry/config, cmd/sentry/options).
@@ -79,7 +79,7 @@ func Thumbprint(pub crypto.PublicKey) (string, error) {
 // key's; without, any key (not marked for another use than "sig") with the
 // signing key's public key will do.
 func Parse(keyPEM, jwksJSON []byte, keyID string) (*Bundle, error) {
-	key, err := parsePrivateKey(keyPEM)
+	key, err := ca.ParsePrivateKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("jwt signing key: %w", err)
 	}
@@ -127,41 +127,6 @@ func matchKey(set jose.JSONWebKeySet, pub crypto.PublicKey, keyID string) error 
 		}
 	}
 	return errors.New("the jwks holds no public key of the jwt signing key")
-}
-
-func parsePrivateKey(data []byte) (crypto.Signer, error) {
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil, errors.New("no PEM private key block found")
-		}
-		var key any
-		var err error
-		switch block.Type {
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", block.Type, err)
-		}
-		switch k := key.(type) {
-		case *rsa.PrivateKey:
-			return k, nil
-		case *ecdsa.PrivateKey:
-			return k, nil
-		case ed25519.PrivateKey:
-			return k, nil
-		}
-		return nil, fmt.Errorf("unsupported private key type %T", key)
-	}
 }
 
 // PublicJWKS returns the key set as served to verifiers: every key's public
