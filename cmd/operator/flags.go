@@ -38,6 +38,9 @@ type Options struct {
 	// XDSPort, when not 0, serves xDS for proxyless gRPC apps (package xds).
 	XDSPort        int
 	XDSTrustDomain string
+	// WebhookPort serves the conversion webhook (0: off).
+	WebhookPort          int
+	WebhookListenAddress string
 	Ignored        map[string]string // Dapr flags accepted and not implemented
 }
 
@@ -49,12 +52,11 @@ const (
 )
 
 // ignoredFlags are Dapr operator flags Tandem accepts but does not act on
-// (true: boolean). The watchdog and the conversion webhook are not needed:
-// the injector is fail-closed for annotated pods, and the Subscription CRD
-// needs no conversion.
+// (true: boolean). The watchdog is not needed: the injector is fail-closed
+// for annotated pods.
 var ignoredFlags = map[string]bool{
 	"watch-interval": false, "max-pod-restarts-per-minute": false, "watchdog-can-patch-pod-labels": true,
-	"enable-argo-rollout-service-reconciler": true, "webhook-server-port": false, "webhook-server-listen-address": false,
+	"enable-argo-rollout-service-reconciler": true,
 	"enable-profiling": true, "profile-port": false, "metrics-push-enable": true,
 }
 
@@ -92,6 +94,8 @@ func ParseFlags(args []string, usage io.Writer) (*Options, error) {
 	fs.StringVar(&o.SentryAddress, "sentry-address", "", "Sentry's address (default: the Configuration's spec.mtls.sentryAddress, else dapr-sentry.<namespace>.svc:443)")
 	fs.StringVar(&o.SentryTokenFile, "sentry-token-file", defaultSentryTokenFile, "The pod's projected service account token, sent to sentry")
 	fs.BoolVar(&o.Version, "version", false, "Print the version and exit")
+	fs.IntVar(&o.WebhookPort, "webhook-server-port", 19443, "Port of the Subscription CRD's conversion webhook (/convert, HTTPS with the operator's certificate; 0: off)")
+	fs.StringVar(&o.WebhookListenAddress, "webhook-server-listen-address", "", "Address of the conversion webhook (all interfaces if empty)")
 	fs.IntVar(&o.XDSPort, "xds-port", 0, "Serve xDS (ADS) for proxyless gRPC apps on this port, with mTLS (0: off)")
 	fs.StringVar(&o.XDSTrustDomain, "xds-trust-domain", "public", "The apps' SPIFFE trust domain: the SANs xDS clients check, and who may connect")
 	for name, isBool := range ignoredFlags {
@@ -111,7 +115,7 @@ func (o *Options) validate() error {
 	if _, err := logging.ParseLevel(o.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
-	for name, p := range map[string]int{"--port": o.Port, "--healthz-port": o.HealthzPort} {
+	for name, p := range map[string]int{"--port": o.Port, "--healthz-port": o.HealthzPort, "--webhook-server-port": o.WebhookPort} {
 		if p < 0 || p > 65535 {
 			errs = append(errs, fmt.Errorf("%s %d is not a port number", name, p))
 		}

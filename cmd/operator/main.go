@@ -11,6 +11,9 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"flag"
 	"fmt"
@@ -153,7 +156,11 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	var plan task.Plan
 	serving := plan.Stage("serve", 0)
 	defer plan.Abort(ctx, log)
-	src, idTasks, err := sentryclient.Service{ID: id, SentryAddress: cp.sentryAddress, AnchorsFile: o.TrustAnchorsFile, TokenFile: o.SentryTokenFile, Log: log}.Start(ctx)
+	// An RSA key, as Dapr's operator: its certificate also serves the
+	// conversion webhook to the API server, and some refuse Ed25519.
+	newKey := func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }
+	src, idTasks, err := sentryclient.Service{ID: id, SentryAddress: cp.sentryAddress, AnchorsFile: o.TrustAnchorsFile,
+		TokenFile: o.SentryTokenFile, NewKey: newKey, Log: log}.Start(ctx)
 	if err != nil {
 		return err
 	}
@@ -182,6 +189,9 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		task.Task{Name: "controller manager", Critical: true, Run: mgr.Start},
 		task.Task{Name: "operator API", Critical: true, Run: srv.Run},
 	)
+	if o.WebhookPort != 0 {
+		serving.Add(webhookTask(o, src, log))
+	}
 	if o.XDSPort != 0 {
 		t, err := xdsTask(cfg, o, src, log)
 		if err != nil {
