@@ -77,6 +77,8 @@ type Metrics struct {
 	comp *componentMetrics
 	res  *resiliencyMetrics
 	jobs *jobMetrics
+	// wfacl counts the workflow access policy's decisions.
+	wfacl *workflowACLMetrics
 	// errCodes is nil unless recordErrorCodes is on.
 	errCodes *errorCodeMetrics
 }
@@ -105,6 +107,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	m.comp = newComponentMetrics(o.AppID, o.Namespace, buckets)
 	m.res = newResiliencyMetrics(o.AppID)
 	m.jobs = newJobMetrics(o.AppID, o.Namespace, buckets)
+	m.wfacl = newWorkflowACLMetrics()
 	var cs []prometheus.Collector
 	cs = append(cs, m.http.collectors()...)
 	cs = append(cs, m.grpc.collectors()...)
@@ -112,6 +115,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	cs = append(cs, m.comp.collectors()...)
 	cs = append(cs, m.res.collectors()...)
 	cs = append(cs, m.jobs.collectors()...)
+	cs = append(cs, m.wfacl.allowed, m.wfacl.denied)
 	if o.RecordErrorCodes {
 		m.errCodes = newErrorCodeMetrics(o.AppID)
 		cs = append(cs, m.errCodes.total)

@@ -84,7 +84,9 @@ func (e *Engine) checkWorkflowCall(ctx context.Context, inst *instance, method s
 	if caller == "" {
 		return fmt.Errorf("%w: caller identity missing on workflow '%s' operation", ErrAccessDenied, op)
 	}
-	if !p.Allows(caller, wfacl.Workflow, op, name) {
+	allowed := p.Allows(caller, wfacl.Workflow, op, name)
+	e.aclDecided(allowed, string(op), caller, "workflow")
+	if !allowed {
 		e.log.Warn("workflow access policy denied a call", "caller", caller, "operation", op, "workflow", name, "instance", inst.id)
 		return fmt.Errorf("%w: app '%s' operation '%s' on workflow '%s' (instance '%s')", ErrAccessDenied, caller, op, name, inst.id)
 	}
@@ -106,7 +108,9 @@ func (e *Engine) checkActivityCall(ctx context.Context, id, method string, data 
 	if err != nil {
 		return fmt.Errorf("%w: malformed request for method '%s'", ErrAccessDenied, method)
 	}
-	if caller == "" || !p.Allows(caller, wfacl.Activity, wfacl.Schedule, req.GetName()) {
+	allowed := caller != "" && p.Allows(caller, wfacl.Activity, wfacl.Schedule, req.GetName())
+	e.aclDecided(allowed, string(wfacl.Schedule), caller, "activity")
+	if !allowed {
 		e.log.Warn("workflow access policy denied an activity", "caller", caller, "activity", req.GetName())
 		return fmt.Errorf("%w: app '%s' cannot schedule activity '%s'", ErrAccessDenied, caller, req.GetName())
 	}
@@ -158,4 +162,11 @@ func startEvent(data []byte) (*protos.HistoryEvent, bool) {
 		return req.GetStartEvent(), true
 	}
 	return nil, false
+}
+
+// aclDecided reports a decision to Config.ACLDecided.
+func (e *Engine) aclDecided(allowed bool, op, caller, kind string) {
+	if e.cfg.ACLDecided != nil {
+		e.cfg.ACLDecided(allowed, op, caller, kind)
+	}
 }

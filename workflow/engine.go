@@ -95,6 +95,9 @@ type Config struct {
 	// every app may call this app's workflows and activities); nil func:
 	// none.
 	AccessPolicy func() *wfacl.Policies
+	// ACLDecided, if set, is told each access policy decision on another
+	// app's call: operation on a workflow or an activity (kind).
+	ACLDecided func(allowed bool, operation, caller, kind string)
 	Log          *slog.Logger
 }
 
