@@ -115,7 +115,17 @@ func TestMCPServer(t *testing.T) {
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
 	}
+	// Gone either way daprd shows it: the start is refused (the workflow
+	// actors are no longer hosted: no worker, no MCPServer), or the
+	// instance fails (the workflow is not registered).
 	for deadline := time.Now().Add(30 * time.Second); ; {
+		code, out := httpDo(t, http.MethodPost, s.HTTPURL()+"/v1.0-beta1/workflows/dapr/dapr.internal.mcp.tools.ListTools/start", "")
+		if code != http.StatusAccepted {
+			if !strings.Contains(out, "ERR_START_WORKFLOW") {
+				t.Fatalf("start after the file was removed: %d %s", code, out)
+			}
+			break
+		}
 		if status, _ = runWorkflowHTTP(t, s, "dapr.internal.mcp.tools.ListTools", nil); status == "FAILED" {
 			break
 		}
