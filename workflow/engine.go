@@ -98,7 +98,7 @@ type Config struct {
 	// ACLDecided, if set, is told each access policy decision on another
 	// app's call: operation on a workflow or an activity (kind).
 	ACLDecided func(allowed bool, operation, caller, kind string)
-	Log          *slog.Logger
+	Log        *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.

@@ -41,7 +41,7 @@ type Options struct {
 	// WebhookPort serves the conversion webhook (0: off).
 	WebhookPort          int
 	WebhookListenAddress string
-	Ignored        map[string]string // Dapr flags accepted and not implemented
+	Ignored              map[string]string // Dapr flags accepted and not implemented
 }
 
 // Dapr's defaults.
@@ -57,7 +57,7 @@ const (
 var ignoredFlags = map[string]bool{
 	"watch-interval": false, "max-pod-restarts-per-minute": false, "watchdog-can-patch-pod-labels": true,
 	"enable-argo-rollout-service-reconciler": true,
-	"enable-profiling": true, "profile-port": false, "metrics-push-enable": true,
+	"enable-profiling":                       true, "profile-port": false, "metrics-push-enable": true,
 }
 
 type ignored struct {
