@@ -56,8 +56,7 @@ const (
 // for annotated pods.
 var ignoredFlags = map[string]bool{
 	"watch-interval": false, "max-pod-restarts-per-minute": false, "watchdog-can-patch-pod-labels": true,
-	"enable-argo-rollout-service-reconciler": true,
-	"enable-profiling":                       true, "profile-port": false, "metrics-push-enable": true,
+	"enable-argo-rollout-service-reconciler": true, "enable-profiling": true, "profile-port": false, "metrics-push-enable": true,
 }
 
 type ignored struct {
