@@ -3,10 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/tandemrun/tandem/test/e2e/framework"
@@ -33,20 +30,7 @@ func TestActorsInteropWithDaprd(t *testing.T) {
 }
 
 func testActorsInterop(t *testing.T, daprd, place string) {
-	res := t.TempDir()
-	if err := os.WriteFile(res+"/state.yaml", []byte(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: actorstore
-spec:
-  type: state.in-memory
-  version: v1
-  metadata:
-  - name: actorStateStore
-    value: "true"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	res := memoryActorStore(t)
 	// daprd 1.18 keeps reminders in the scheduler only; none runs here, and
 	// none is needed for calls and state.
 	daprdArgs := []string{"--placement-host-address", place, "--scheduler-host-address", ""}
@@ -64,23 +48,7 @@ spec:
 	appT.turns, appD.turns = turns, turns
 
 	const callers, calls, ids = 8, 40, 16
-	sidecars := []*framework.Sidecar{hostT, hostD, callerT, callerD}
-	var wg sync.WaitGroup
-	var failures atomic.Int64
-	for c := range callers {
-		wg.Go(func() {
-			for i := range calls {
-				s := sidecars[(c+i)%len(sidecars)]
-				code, body := httpDo(t, http.MethodPost, fmt.Sprintf("%s/v1.0/actors/counter/id-%d/method/add", s.HTTPURL(), (c*calls+i)%ids), "")
-				if code != 200 {
-					if failures.Add(1) <= 3 {
-						t.Errorf("call through %s: %d %s", s.Process.Name, code, body)
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
+	failures := addConcurrently(t, []*framework.Sidecar{hostT, hostD, callerT, callerD}, callers, calls, ids)
 	total := 0
 	for _, app := range []*counterApp{appT, appD} {
 		app.mu.Lock()
@@ -98,7 +66,7 @@ spec:
 	if total != callers*calls {
 		t.Errorf("counted %d calls, want %d", total, callers*calls)
 	}
-	t.Logf("calls served: tandemd host %d, daprd host %d; %d failed", appT.served.Load(), appD.served.Load(), failures.Load())
+	t.Logf("calls served: tandemd host %d, daprd host %d; %d failed", appT.served.Load(), appD.served.Load(), failures)
 	if appT.served.Load() == 0 || appD.served.Load() == 0 {
 		t.Errorf("one runtime hosted nothing: tandemd %d, daprd %d", appT.served.Load(), appD.served.Load())
 	}

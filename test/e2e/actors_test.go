@@ -173,6 +173,49 @@ func actorSidecar(t *testing.T, appID string, appPort int, placement, resources 
 	})
 }
 
+// memoryActorStore returns a resources folder holding "actorstore", an
+// in-memory actor state store (each sidecar keeps its own).
+func memoryActorStore(t *testing.T) string {
+	t.Helper()
+	res := t.TempDir()
+	if err := os.WriteFile(res+"/state.yaml", []byte(`apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: actorstore
+spec:
+  type: state.in-memory
+  version: v1
+  metadata:
+  - name: actorStateStore
+    value: "true"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// addConcurrently has callers goroutines each make calls "add" calls on the
+// counter actors id-0 … id-(ids-1), spread over sidecars; a failed call is
+// a test error (the first three are shown). It returns the failures.
+func addConcurrently(t *testing.T, sidecars []*framework.Sidecar, callers, calls, ids int) int64 {
+	t.Helper()
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for c := range callers {
+		wg.Go(func() {
+			for i := range calls {
+				s := sidecars[(c+i)%len(sidecars)]
+				code, body := httpDo(t, http.MethodPost, fmt.Sprintf("%s/v1.0/actors/counter/id-%d/method/add", s.HTTPURL(), (c*calls+i)%ids), "")
+				if code != 200 && failures.Add(1) <= 3 {
+					t.Errorf("call through %s: %d %s", s.Process.Name, code, body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return failures.Load()
+}
+
 func httpDo(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -218,20 +261,7 @@ func TestActorsTwoHostsWithTandemPlacement(t *testing.T) {
 }
 
 func testActorsTwoHosts(t *testing.T, place string) {
-	res := t.TempDir()
-	if err := os.WriteFile(res+"/state.yaml", []byte(`apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: actorstore
-spec:
-  type: state.in-memory
-  version: v1
-  metadata:
-  - name: actorStateStore
-    value: "true"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	res := memoryActorStore(t)
 	appA, portA := startCounterApp(t, "a", "2s", true)
 	appB, portB := startCounterApp(t, "b", "2s", true)
 	sa := actorSidecar(t, "counters", portA, place, res)
@@ -245,23 +275,7 @@ spec:
 
 	// Contention: 8 callers x 50 calls over 10 actors, through all sidecars.
 	const callers, calls, ids = 8, 50, 10
-	sidecars := []*framework.Sidecar{sa, sb, caller}
-	var wg sync.WaitGroup
-	var failures atomic.Int64
-	for c := range callers {
-		wg.Go(func() {
-			for i := range calls {
-				s := sidecars[(c+i)%len(sidecars)]
-				code, body := httpDo(t, http.MethodPost, fmt.Sprintf("%s/v1.0/actors/counter/id-%d/method/add", s.HTTPURL(), (c*calls+i)%ids), "")
-				if code != 200 {
-					if failures.Add(1) == 1 {
-						t.Errorf("call: %d %s", code, body)
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
+	addConcurrently(t, []*framework.Sidecar{sa, sb, caller}, callers, calls, ids)
 	total := 0
 	for _, app := range []*counterApp{appA, appB} {
 		app.mu.Lock()

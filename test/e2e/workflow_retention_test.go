@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/dapr/go-sdk/workflow"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -42,24 +40,9 @@ spec:
 		t.Fatal(err)
 	}
 	env := startWorkflowEnv(t, "--scheduler-host-address", sched.Addr, "--config", cfg)
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("127.0.0.1:%d", sched.EtcdPort)}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etcd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	jobKeys := func() []string {
-		resp, err := etcd.Get(ctx, "dapr/jobs", clientv3.WithPrefix(), clientv3.WithKeysOnly())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []string
-		for _, kv := range resp.Kvs {
-			keys = append(keys, string(kv.Key))
-		}
-		return keys
-	}
+	jobKeys := schedulerJobKeys(t, ctx, sched)
 	retention := func(id string) string {
 		return "dapr/jobs/actorreminder||default||dapr.internal.default.wfapp.retentioner||" + id + "||retention"
 	}

@@ -22,24 +22,9 @@ import (
 func TestWorkflowRemindersWithScheduler(t *testing.T) {
 	sched := startTandemScheduler(t, t.TempDir())
 	env := startWorkflowEnv(t, "--scheduler-host-address", sched.Addr)
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("127.0.0.1:%d", sched.EtcdPort)}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etcd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	jobKeys := func() []string {
-		resp, err := etcd.Get(ctx, "dapr/jobs", clientv3.WithPrefix(), clientv3.WithKeysOnly())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []string
-		for _, kv := range resp.Kvs {
-			keys = append(keys, string(kv.Key))
-		}
-		return keys
-	}
+	jobKeys := schedulerJobKeys(t, ctx, sched)
 	eventually := func(what string, ok func([]string) bool) {
 		t.Helper()
 		var keys []string
@@ -87,4 +72,26 @@ func TestWorkflowRemindersWithScheduler(t *testing.T) {
 	env.crash(t)
 	env.waitSlow(t, ctx, env.reconnect(t), n)
 	eventually("emptied after the crashed workflows ended", func(keys []string) bool { return len(keys) == 0 })
+}
+
+// schedulerJobKeys returns a reader of the keys under dapr/jobs in the
+// scheduler's etcd: the jobs and reminders Dapr's workflow tests count.
+func schedulerJobKeys(t *testing.T, ctx context.Context, sched *schedulerProc) func() []string {
+	t.Helper()
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("127.0.0.1:%d", sched.EtcdPort)}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = etcd.Close() })
+	return func() []string {
+		resp, err := etcd.Get(ctx, "dapr/jobs", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, kv := range resp.Kvs {
+			keys = append(keys, string(kv.Key))
+		}
+		return keys
+	}
 }
