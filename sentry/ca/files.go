@@ -118,20 +118,29 @@ func isSelfSigned(c *x509.Certificate) bool {
 // read ca.crt as their trust anchors), the key 0600; a missing folder is
 // made with mode 0700.
 func (b *Bundle) Write(p Paths) error {
-	files := []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{{p.RootCert, b.TrustAnchorsPEM, 0o644}, {p.IssuerCert, b.IssuerChainPEM, 0o644}, {p.IssuerKey, b.IssuerKeyPEM, 0o600}}
+	return WriteCredentials(CredentialFile{p.RootCert, b.TrustAnchorsPEM, 0o644},
+		CredentialFile{p.IssuerCert, b.IssuerChainPEM, 0o644}, CredentialFile{p.IssuerKey, b.IssuerKeyPEM, 0o600})
+}
+
+// CredentialFile is one file of sentry's credentials and its mode.
+type CredentialFile struct {
+	Path string
+	Data []byte
+	Mode os.FileMode
+}
+
+// WriteCredentials writes files, making their folders (0700) and setting
+// each file's mode even where it existed with another.
+func WriteCredentials(files ...CredentialFile) error {
 	for _, f := range files {
-		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
 			return fmt.Errorf("create credentials folder: %w", err)
 		}
-		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
-			return fmt.Errorf("write %s: %w", f.path, err)
+		if err := os.WriteFile(f.Path, f.Data, f.Mode); err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
 		}
-		if err := os.Chmod(f.path, f.mode); err != nil {
-			return fmt.Errorf("chmod %s: %w", f.path, err)
+		if err := os.Chmod(f.Path, f.Mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", f.Path, err)
 		}
 	}
 	return nil

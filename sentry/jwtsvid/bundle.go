@@ -193,22 +193,8 @@ func Load(p Paths, keyID string) (*Bundle, error) {
 
 // Write stores the key (mode 0600) and the key set (0644: it is public).
 func (b *Bundle) Write(p Paths) error {
-	for _, f := range []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{{p.Key, b.KeyPEM, 0o600}, {p.JWKS, b.JWKSJSON, 0o644}} {
-		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
-			return fmt.Errorf("create credentials folder: %w", err)
-		}
-		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
-			return fmt.Errorf("write %s: %w", f.path, err)
-		}
-		if err := os.Chmod(f.path, f.mode); err != nil {
-			return fmt.Errorf("chmod %s: %w", f.path, err)
-		}
-	}
-	return nil
+	return ca.WriteCredentials(ca.CredentialFile{Path: p.Key, Data: b.KeyPEM, Mode: 0o600},
+		ca.CredentialFile{Path: p.JWKS, Data: b.JWKSJSON, Mode: 0o644})
 }
 
 // LoadOrGenerate loads the bundle at p, or generates one and writes it
