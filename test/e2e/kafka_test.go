@@ -184,15 +184,8 @@ func TestKafkaPubSubKillRestart(t *testing.T) {
 		go func() {
 			defer pubWG.Done()
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				var err error
-				for attempt := 0; attempt < 5; attempt++ {
-					if err = client.PublishEvent(ctx, "kafka-pubsub", topic, map[string]any{"seq": i}); err == nil {
-						break
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
-				if err != nil {
-					pubErr <- fmt.Errorf("publish %d: %w", i, err)
+				if err := publishSeq(ctx, client, "kafka-pubsub", topic, i); err != nil {
+					pubErr <- err
 					return
 				}
 				published.Add(1)

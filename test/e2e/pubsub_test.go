@@ -249,15 +249,8 @@ func TestPubSubKillRestart(t *testing.T) {
 	pubErr := make(chan error, 1)
 	go func() {
 		for i := 0; i < n; i++ {
-			var err error
-			for attempt := 0; attempt < 5; attempt++ {
-				if err = p.client.PublishEvent(ctx, "pubsub", p.topic, map[string]any{"seq": i}); err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if err != nil {
-				pubErr <- fmt.Errorf("publish %d: %w", i, err)
+			if err := publishSeq(ctx, p.client, "pubsub", p.topic, i); err != nil {
+				pubErr <- err
 				return
 			}
 			published.Add(1)
@@ -298,4 +291,17 @@ func TestPubSubKillRestart(t *testing.T) {
 	}
 	t.Logf("all %d events arrived (%.1fs after the last publish): %d deliveries, %d duplicates (warm-up included)",
 		n, time.Since(start).Seconds(), s.Total, s.Duplicates)
+}
+
+// publishSeq publishes {"seq": i} to topic, trying up to five times 100 ms
+// apart (a sidecar being restarted refuses for a moment).
+func publishSeq(ctx context.Context, client dapr.Client, pubsub, topic string, i int) error {
+	var err error
+	for range 5 {
+		if err = client.PublishEvent(ctx, pubsub, topic, map[string]any{"seq": i}); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("publish %d: %w", i, err)
 }
