@@ -3,8 +3,6 @@ package workflow
 import (
 	"context"
 	"errors"
-
-	"github.com/tandemrun/tandem/actors"
 )
 
 // ForcePurge deletes an instance's state and reminders whatever its
@@ -39,26 +37,8 @@ func (e *Engine) ForcePurge(ctx context.Context, id string, recursive bool) (boo
 			}
 		}
 	}
-	runs := e.remoteRuns(inst)
-	if err := e.purge(ctx, inst, true); err != nil {
+	if err := e.purgeAll(ctx, inst, true, false); err != nil {
 		return false, err
 	}
-	e.deleteRuns(ctx, runs)
-	// The host's copy of the instance, if any, is stale now: the next
-	// call loads what the store holds (nothing).
-	e.mu.Lock()
-	delete(e.instances, id)
-	e.mu.Unlock()
-	activities := inst.pendingActivities()
-	if !e.cfg.SchedulerReminders {
-		activities = nil
-	}
-	e.deleteRemindersNow(ctx, id, append(inst.pendingTimers(), watchdogName), activities)
-	if e.cfg.Retention != nil || e.cfg.SchedulerReminders {
-		if err := e.cfg.Actors.DeleteReminder(ctx, e.retainType, id, retentionReminder); err != nil && !errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
-			e.log.Debug("delete retention reminder of purged workflow", "instance", id, "error", err)
-		}
-	}
-	e.notify()
 	return true, nil
 }

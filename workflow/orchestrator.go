@@ -890,20 +890,31 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) 
 			}
 		}
 	}
-	timers, activities, runs := inst.pendingTimers(), inst.pendingActivities(), e.remoteRuns(inst)
-	if err := e.purge(ctx, inst, false); err != nil {
+	if err := e.purgeAll(ctx, inst, false, flags&purgeRetention != 0); err != nil {
 		return nil, err
 	}
+	return []byte{1}, nil
+}
+
+// purgeAll deletes inst's state (directly in the store, or in its actor's
+// turn) and every reminder it has, here and on other apps: daprd's purge
+// deletes them before it answers. The retention reminder is kept when it
+// is what asks (it ends by itself).
+func (e *Engine) purgeAll(ctx context.Context, inst *instance, direct, byRetention bool) error {
+	timers, activities, runs := inst.pendingTimers(), inst.pendingActivities(), e.remoteRuns(inst)
+	if err := e.purge(ctx, inst, direct); err != nil {
+		return err
+	}
+	// The host's copy of the instance, if any, is stale now: the next
+	// call loads what the store holds (nothing).
 	e.mu.Lock()
 	delete(e.instances, inst.id)
 	e.mu.Unlock()
-	// A purged instance leaves no reminder behind (daprd's purge deletes
-	// them before it answers).
 	if !e.cfg.SchedulerReminders {
 		activities = nil
 	}
 	e.deleteRemindersNow(ctx, inst.id, append(timers, watchdogName), activities)
-	if flags&purgeRetention == 0 && (e.cfg.Retention != nil || e.cfg.SchedulerReminders) {
+	if !byRetention && (e.cfg.Retention != nil || e.cfg.SchedulerReminders) {
 		if err := e.cfg.Actors.DeleteReminder(ctx, e.retainType, inst.id, retentionReminder); err != nil &&
 			!errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
 			e.log.Debug("delete retention reminder of purged workflow", "instance", inst.id, "error", err)
@@ -911,7 +922,7 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) 
 	}
 	e.deleteRuns(ctx, runs)
 	e.notify()
-	return []byte{1}, nil
+	return nil
 }
 
 // statusName is Dapr's name of a status: RUNNING, COMPLETED, ...
