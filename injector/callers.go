@@ -71,6 +71,10 @@ func NewCallers(patterns []string, uids []string) (*Callers, error) {
 	return c, nil
 }
 
+// AllowUIDs adds the UIDs of service accounts looked up from the exact
+// patterns; call it before the Callers are used.
+func (c *Callers) AllowUIDs(uids ...string) { c.uids = append(c.uids, uids...) }
+
 // Exact returns the patterns that name one service account (no glob), for
 // the UID look-up.
 func (c *Callers) Exact() [][2]string {

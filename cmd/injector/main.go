@@ -135,8 +135,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		log.Error("injector configuration", "error", err)
 		return 2
 	}
-	callers := allowedCallers(getenv, log)
-	if _, err := injector.NewCallers(callers, nil); err != nil {
+	callers, err := injector.NewCallers(allowedCallers(getenv, log), nil)
+	if err != nil {
 		log.Error("injector configuration: ALLOWED_SERVICE_ACCOUNTS", "error", err)
 		return 2
 	}
@@ -237,7 +237,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 // per renewal, so its cost (~0.1 s) is paid once a day.
 func newKey() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }
 
-func serve(ctx context.Context, f *flags, opts *injector.Options, callerPatterns []string, anchorsFile string, log *slog.Logger) error {
+func serve(ctx context.Context, f *flags, opts *injector.Options, callers *injector.Callers, anchorsFile string, log *slog.Logger) error {
 	cfg, err := restConfig(f.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("kubernetes client configuration: %w (give --kubeconfig outside a cluster)", err)
@@ -266,14 +266,7 @@ func serve(ctx context.Context, f *flags, opts *injector.Options, callerPatterns
 		_ = lis.Close()
 		return fmt.Errorf("healthz: listen: %w", err)
 	}
-	probe, err := injector.NewCallers(callerPatterns, nil)
-	if err != nil {
-		return err
-	}
-	callers, err := injector.NewCallers(callerPatterns, callerUIDs(ctx, kube, probe, log))
-	if err != nil {
-		return err
-	}
+	callers.AllowUIDs(callerUIDs(ctx, kube, callers, log)...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var ready atomic.Bool
