@@ -277,7 +277,12 @@ type reminderWriter struct {
 
 type pendingChange struct {
 	reminderChange
-	done chan error
+	// partitions is the count the caller's app asks for: a batch takes
+	// the largest among its changes, so a change that arrives while an
+	// earlier caller's batches are being written is not stored in that
+	// caller's (older) layout.
+	partitions int
+	done       chan error
 }
 
 // maxWriteAttempts bounds the retries of a batch whose keys another host
@@ -291,7 +296,7 @@ type writtenFunc func(set *reminderSet, applied []reminderChange)
 // update applies change to actorType's reminders and returns once it is
 // stored (or failed); written, when set, is told each batch stored.
 func (w *reminderWriter) update(ctx context.Context, st state.Store, actorType string, partitions int, change reminderChange, written writtenFunc) error {
-	p := &pendingChange{reminderChange: change, done: make(chan error, 1)}
+	p := &pendingChange{reminderChange: change, partitions: partitions, done: make(chan error, 1)}
 	w.mu.Lock()
 	if w.pending == nil {
 		w.pending, w.busy = map[string][]*pendingChange{}, map[string]bool{}
@@ -303,7 +308,7 @@ func (w *reminderWriter) update(ctx context.Context, st state.Store, actorType s
 	if lead {
 		// This caller writes batches until none is left; its own change
 		// is in the first one. The batches outlive a caller that gives up.
-		go w.flush(context.WithoutCancel(ctx), st, actorType, partitions, written)
+		go w.flush(context.WithoutCancel(ctx), st, actorType, written)
 	}
 	select {
 	case err := <-p.done:
@@ -313,7 +318,7 @@ func (w *reminderWriter) update(ctx context.Context, st state.Store, actorType s
 	}
 }
 
-func (w *reminderWriter) flush(ctx context.Context, st state.Store, actorType string, partitions int, written writtenFunc) {
+func (w *reminderWriter) flush(ctx context.Context, st state.Store, actorType string, written writtenFunc) {
 	for {
 		w.mu.Lock()
 		batch := w.pending[actorType]
@@ -324,11 +329,15 @@ func (w *reminderWriter) flush(ctx context.Context, st state.Store, actorType st
 			return
 		}
 		w.mu.Unlock()
-		w.writeBatch(ctx, st, actorType, partitions, batch, written)
+		w.writeBatch(ctx, st, actorType, batch, written)
 	}
 }
 
-func (w *reminderWriter) writeBatch(ctx context.Context, st state.Store, actorType string, partitions int, batch []*pendingChange, written writtenFunc) {
+func (w *reminderWriter) writeBatch(ctx context.Context, st state.Store, actorType string, batch []*pendingChange, written writtenFunc) {
+	partitions := 0
+	for _, p := range batch {
+		partitions = max(partitions, p.partitions)
+	}
 	errs := make([]error, len(batch))
 	var err error
 	for attempt := 0; attempt < maxWriteAttempts; attempt++ {
