@@ -10,10 +10,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,6 +84,8 @@ type testCA struct {
 	// issueFor, if set, is the SPIFFE ID put in certificates instead of
 	// the requested one (a sentry with its own trust domain, or a bad one).
 	issueFor string
+	// jwtAudience, if set, gets a JWT SVID with every certificate.
+	jwtAudience string
 }
 
 func newTestCA(t *testing.T, ttl time.Duration) *testCA {
@@ -140,7 +144,11 @@ func (ca *testCA) Issue(_ context.Context, id spiffeid.ID, csrDER []byte) (*Issu
 		return nil, err
 	}
 	leaf, _ := x509.ParseCertificate(der)
-	return &Issued{Chain: []*x509.Certificate{leaf}, TrustAnchors: []*x509.Certificate{ca.cert}, ValidUntil: leaf.NotAfter}, nil
+	var jwts map[string]string
+	if ca.jwtAudience != "" {
+		jwts = map[string]string{ca.jwtAudience: fmt.Sprintf("jwt-%d", n)}
+	}
+	return &Issued{Chain: []*x509.Certificate{leaf}, TrustAnchors: []*x509.Certificate{ca.cert}, ValidUntil: leaf.NotAfter, JWTs: jwts}, nil
 }
 
 func newRotator(t *testing.T, ca *testCA, app string) (*Rotator, *Source) {
@@ -151,6 +159,30 @@ func newRotator(t *testing.T, ca *testCA, app string) (*Rotator, *Source) {
 	}
 	src := NewSource()
 	return &Rotator{ID: id, Issuer: ca, Source: src, RetryInterval: 50 * time.Millisecond}, src
+}
+
+// The JWT SVIDs issued with a certificate are served by audience and
+// replaced at every renewal; an audience not asked for is an error that
+// names the flag.
+func TestSourceJWTFollowsRenewals(t *testing.T) {
+	ca := newTestCA(t, time.Hour)
+	ca.jwtAudience = "mcp://server"
+	r, src := newRotator(t, ca, "app")
+	if _, err := src.JWT("mcp://server"); !errors.Is(err, ErrNoSVID) {
+		t.Fatalf("JWT before the first SVID: %v, want ErrNoSVID", err)
+	}
+	for want := 1; want <= 2; want++ {
+		if _, err := r.Renew(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := src.JWT("mcp://server")
+		if err != nil || tok != fmt.Sprintf("jwt-%d", want) {
+			t.Fatalf("after renewal %d: %q, %v", want, tok, err)
+		}
+	}
+	if _, err := src.JWT("other"); err == nil || !strings.Contains(err.Error(), "--sentry-request-jwt-audiences") {
+		t.Fatalf("unknown audience: %v", err)
+	}
 }
 
 func TestSourceEmptyFailsClearly(t *testing.T) {

@@ -24,4 +24,7 @@ type Issued struct {
 	TrustAnchors []*x509.Certificate
 	// ValidUntil is when the workload certificate expires.
 	ValidUntil time.Time
+	// JWTs are JWT SVIDs for the same identity, by audience, when the
+	// issuer was asked for them (sentry's per-audience tokens).
+	JWTs map[string]string
 }

@@ -74,6 +74,7 @@ func (r *Rotator) Renew(ctx context.Context) (next time.Time, err error) {
 	if len(issued.TrustAnchors) > 0 {
 		r.Source.SetTrustAnchors(issued.TrustAnchors)
 	}
+	r.Source.SetJWTs(issued.JWTs)
 	r.Source.SetSVID(svid)
 	if r.OnRotate != nil {
 		r.OnRotate(svid)

@@ -3,6 +3,9 @@ package identity
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -26,7 +29,8 @@ type Source struct {
 	mu      sync.RWMutex
 	svid    *x509svid.SVID
 	anchors []*x509.Certificate
-	changed chan struct{} // closed and replaced on every change
+	jwts    map[string]string // JWT SVIDs by audience, renewed with the SVID
+	changed chan struct{}     // closed and replaced on every change
 }
 
 var (
@@ -54,6 +58,29 @@ func (s *Source) SetTrustAnchors(anchors []*x509.Certificate) {
 	s.anchors = append([]*x509.Certificate(nil), anchors...)
 	s.notifyLocked()
 	s.mu.Unlock()
+}
+
+// SetJWTs replaces the JWT SVIDs, by audience.
+func (s *Source) SetJWTs(jwts map[string]string) {
+	s.mu.Lock()
+	s.jwts = maps.Clone(jwts)
+	s.mu.Unlock()
+}
+
+// JWT returns the current JWT SVID for audience. Only the audiences asked
+// for when the SVID was issued have one (daprd's
+// --sentry-request-jwt-audiences), and the error says so.
+func (s *Source) JWT(audience string) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.svid == nil {
+		return "", ErrNoSVID
+	}
+	if t, ok := s.jwts[audience]; ok && t != "" {
+		return t, nil
+	}
+	known := slices.Sorted(maps.Keys(s.jwts))
+	return "", fmt.Errorf("identity: no JWT SVID for audience %q (have %q): add it to --sentry-request-jwt-audiences (dapr.io/sentry-request-jwt-audiences)", audience, known)
 }
 
 func (s *Source) notifyLocked() {

@@ -409,6 +409,47 @@ func TestHeadersAndOAuth2(t *testing.T) {
 	}
 }
 
+// auth.spiffe.jwt puts the sidecar's current JWT SVID for the audience
+// in the header, read at every request (a renewed token is used next);
+// without a token for the audience the call fails and says why.
+func TestSPIFFEJWT(t *testing.T) {
+	var got atomic.Value // the header of the last request
+	srv := testServer("w", nil)
+	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil)
+	url := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("X-SPIFFE-JWT"))
+		h.ServeHTTP(w, r)
+	}))
+	doc := httpDoc("spiffe", "streamableHTTP", url, `      auth:
+        spiffe:
+          jwt:
+            header: X-SPIFFE-JWT
+            headerValuePrefix: "Bearer "
+            audience: mcp://test
+`)
+	var current atomic.Value
+	current.Store("tok-1")
+	jwt := func(aud string) (string, error) {
+		if aud != "mcp://test" {
+			return "", fmt.Errorf("no JWT SVID for audience %q", aud)
+		}
+		return current.Load().(string), nil
+	}
+	e := NewExecutor(nil)
+	defer e.Close()
+	register(t, e, doc, Resolved{JWT: jwt})
+	for _, tok := range []string{"tok-1", "tok-2"} {
+		current.Store(tok)
+		res := callResult(t, run(t, e, CallToolWorkflow("spiffe", "get_weather"), map[string]any{"arguments": map[string]any{"city": "Rome"}}, nil))
+		if res.IsError {
+			t.Fatalf("result %q", text(res))
+		}
+		if got.Load() != "Bearer "+tok {
+			t.Fatalf("header %v, want Bearer %s", got.Load(), tok)
+		}
+	}
+}
+
 func TestReconnectAfterServerRestart(t *testing.T) {
 	var calls atomic.Int32
 	srv := testServer("w", &calls)

@@ -25,6 +25,9 @@ type ManagerConfig struct {
 	Executor *Executor
 	// Resolve reads a server's secret and environment references.
 	Resolve func(ctx context.Context, s *Server) (Resolved, error)
+	// JWT returns the sidecar's JWT SVID for an audience, sent where a
+	// server sets auth.spiffe.jwt; nil without a workload identity.
+	JWT func(audience string) (string, error)
 	// Kubernetes forbids the stdio transport.
 	Kubernetes bool
 	// OnRegister is called once a server's workflows are registered: the
@@ -185,6 +188,10 @@ func (m *Manager) load(ctx context.Context, s *Server, spec []byte) error {
 	resolved, err := m.resolve(ctx, s)
 	if err != nil {
 		return m.failed(s.Spec.IgnoreErrors, fmt.Errorf("MCPServer %q: %w", s.Name(), err))
+	}
+	resolved.JWT = m.cfg.JWT
+	if t := s.http(); t != nil && t.Auth != nil && t.Auth.SPIFFE != nil && t.Auth.SPIFFE.JWT != nil && m.cfg.JWT == nil {
+		m.cfg.Log.Warn("MCPServer " + s.Name() + " asks for a SPIFFE JWT, but the sidecar has no workload identity (enable mTLS): no token is sent")
 	}
 	m.mu.Lock()
 	m.loaded[s.Name()], m.specs[s.Name()] = s, spec

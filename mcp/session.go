@@ -25,6 +25,9 @@ type Resolved struct {
 	Env []string
 	// ClientSecret is auth.oauth2's secret.
 	ClientSecret string
+	// JWT returns the sidecar's JWT SVID for an audience (auth.spiffe.jwt);
+	// nil without a workload identity (no mTLS), when no token is sent.
+	JWT func(audience string) (string, error)
 }
 
 const (
@@ -207,10 +210,34 @@ func (s *session) httpClient(t *HTTPTransport) *http.Client {
 		life := context.WithValue(s.life, oauth2.HTTPClient, &http.Client{Transport: base})
 		rt = &oauth2.Transport{Source: cc.TokenSource(life), Base: base}
 	}
+	if t.Auth != nil && t.Auth.OAuth2 == nil && t.Auth.SPIFFE != nil && t.Auth.SPIFFE.JWT != nil && s.resolved.JWT != nil {
+		// OAuth2 wins when both are set, as in daprd.
+		j := t.Auth.SPIFFE.JWT
+		rt = jwtRoundTripper{header: j.Header, prefix: j.HeaderValuePrefix, audience: j.Audience, token: s.resolved.JWT, next: rt}
+	}
 	if len(s.resolved.Headers) > 0 {
 		rt = headerRoundTripper{headers: s.resolved.Headers, next: rt}
 	}
 	return &http.Client{Transport: rt}
+}
+
+// jwtRoundTripper puts the sidecar's current JWT SVID for audience in
+// header (after prefix) on every request: the token is read each time, so
+// a renewed SVID is used from the next request on.
+type jwtRoundTripper struct {
+	header, prefix, audience string
+	token                    func(audience string) (string, error)
+	next                     http.RoundTripper
+}
+
+func (j jwtRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok, err := j.token(j.audience)
+	if err != nil {
+		return nil, fmt.Errorf("SPIFFE JWT fetch failed: %w", err)
+	}
+	r := req.Clone(req.Context())
+	r.Header.Set(j.header, j.prefix+tok)
+	return j.next.RoundTrip(r)
 }
 
 type headerRoundTripper struct {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tandemrun/tandem/components"
+	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/mcp"
 	"github.com/tandemrun/tandem/workflow"
 )
@@ -19,11 +20,14 @@ const mcpResolveWait = 30 * time.Second
 // newMCPServers builds the MCPServer manager. exec registers the servers'
 // workflows on engine; without an engine (no placement) the servers are
 // loaded and listed only.
-func newMCPServers(o *Options, rc *runtimeComponents, exec *mcp.Executor, engine *workflow.Engine, log *slog.Logger) *mcp.Manager {
+func newMCPServers(o *Options, rc *runtimeComponents, exec *mcp.Executor, engine *workflow.Engine, src *identity.Source, log *slog.Logger) *mcp.Manager {
 	cfg := mcp.ManagerConfig{
 		Resolve:    resolveMCP(rc.env, log),
 		Kubernetes: o.Mode == ModeKubernetes,
 		Log:        log,
+	}
+	if src != nil {
+		cfg.JWT = src.JWT
 	}
 	if engine != nil {
 		cfg.Executor = exec

@@ -332,7 +332,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	// MCPServers load once the sidecar serves (the health endpoints wait
 	// for them); one that cannot load and does not ignore errors stops
 	// the sidecar, as daprd exits.
-	mcpServers := newMCPServers(o, rc, mcpExec, workflows, mcpLog)
+	mcpServers := newMCPServers(o, rc, mcpExec, workflows, src, mcpLog)
 	rc.useMCP(mcpServers)
 	background.Add(task.Task{Name: "mcp servers", Critical: true, Run: mcpServers.Run})
 
@@ -473,7 +473,7 @@ func startIdentity(ctx context.Context, o *Options, cfg *config.Configuration, r
 		token, validator = kubeSentryToken(token, log)
 	}
 	client, err := sentryclient.New(sentryclient.Config{Address: o.SentryAddress, CurrentTrustAnchors: src.TrustAnchors,
-		SentryID: sentryID, Token: token, TokenValidator: validator})
+		SentryID: sentryID, Token: token, TokenValidator: validator, JWTAudiences: o.SentryJWTAudiences})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -57,6 +57,10 @@ type Config struct {
 	// TokenValidator names the validator sentry should use; UNKNOWN lets
 	// sentry pick its default. A request without a token names none.
 	TokenValidator sentryv1.SignCertificateRequest_TokenValidator
+	// JWTAudiences are asked for JWT SVIDs with every certificate
+	// (daprd's --sentry-request-jwt-audiences); sentry returns one per
+	// audience, and one for its trust domain.
+	JWTAudiences []string
 	// PerTryTimeout (DefaultPerTryTimeout if zero) and MaxAttempts
 	// (DefaultMaxAttempts if zero).
 	PerTryTimeout time.Duration
@@ -145,12 +149,25 @@ func (c *Client) Issue(ctx context.Context, id spiffeid.ID, csrDER []byte) (*ide
 		Token:                     token,
 		TokenValidator:            validator,
 		CertificateSigningRequest: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
+		JwtAudiences:              c.cfg.JWTAudiences,
 	}
 	resp, err := c.call(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("sentry at %s: %w", c.cfg.Address, err)
 	}
-	return ParseResponse(resp)
+	issued, err := ParseResponse(resp)
+	if err != nil {
+		return nil, err
+	}
+	if issued.JWTs == nil && resp.GetJwt().GetValue() != "" && len(c.cfg.JWTAudiences) > 0 {
+		// A sentry without per-audience tokens: its one token carries
+		// every audience asked for.
+		issued.JWTs = make(map[string]string, len(c.cfg.JWTAudiences))
+		for _, aud := range c.cfg.JWTAudiences {
+			issued.JWTs[aud] = resp.GetJwt().GetValue()
+		}
+	}
+	return issued, nil
 }
 
 func (c *Client) call(ctx context.Context, req *sentryv1.SignCertificateRequest) (*sentryv1.SignCertificateResponse, error) {
@@ -212,7 +229,16 @@ func ParseResponse(resp *sentryv1.SignCertificateResponse) (*identity.Issued, er
 	if resp.GetValidUntil().IsValid() && resp.GetValidUntil().AsTime().Before(validUntil) {
 		validUntil = resp.GetValidUntil().AsTime()
 	}
-	return &identity.Issued{Chain: chain, TrustAnchors: anchors, ValidUntil: validUntil}, nil
+	var jwts map[string]string
+	if n := len(resp.GetPerAudienceJwts()); n > 0 {
+		jwts = make(map[string]string, n)
+		for aud, t := range resp.GetPerAudienceJwts() {
+			if t.GetValue() != "" {
+				jwts[aud] = t.GetValue()
+			}
+		}
+	}
+	return &identity.Issued{Chain: chain, TrustAnchors: anchors, ValidUntil: validUntil, JWTs: jwts}, nil
 }
 
 func selfSigned(c *x509.Certificate) bool {

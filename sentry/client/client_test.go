@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/internal/task"
@@ -168,6 +171,9 @@ type flakyCA struct {
 	code     codes.Code
 	calls    atomic.Int32
 	last     atomic.Pointer[sentryv1.SignCertificateRequest]
+	// jwts: answer the JWT audiences asked for, one token per audience
+	// (perAudience) or one for all (a sentry before per-audience tokens).
+	jwts, perAudience bool
 }
 
 func (f *flakyCA) SignCertificate(_ context.Context, req *sentryv1.SignCertificateRequest) (*sentryv1.SignCertificateResponse, error) {
@@ -179,11 +185,21 @@ func (f *flakyCA) SignCertificate(_ context.Context, req *sentryv1.SignCertifica
 	if err != nil {
 		return nil, err
 	}
-	return &sentryv1.SignCertificateResponse{
+	resp := &sentryv1.SignCertificateResponse{
 		WorkloadCertificate:    ca.EncodeCertificates([]*x509.Certificate{chain.Leaf, f.ca.Issuer()}),
 		TrustChainCertificates: [][]byte{f.ca.TrustAnchorsPEM()},
 		ValidUntil:             timestamppb.New(chain.Leaf.NotAfter),
-	}, nil
+	}
+	if f.jwts && len(req.GetJwtAudiences()) > 0 {
+		resp.Jwt = wrapperspb.String("tok-all")
+		if f.perAudience {
+			resp.PerAudienceJwts = map[string]*wrapperspb.StringValue{}
+			for _, aud := range req.GetJwtAudiences() {
+				resp.PerAudienceJwts[aud] = wrapperspb.String("tok-" + aud)
+			}
+		}
+	}
+	return resp, nil
 }
 
 func TestRetries(t *testing.T) {
@@ -244,6 +260,61 @@ func TestRetries(t *testing.T) {
 			}
 			if tt.wantOK && len(issued.TrustAnchors) != 1 {
 				t.Fatalf("anchors = %d", len(issued.TrustAnchors))
+			}
+		})
+	}
+}
+
+// The audiences configured are asked for with the certificate, and the
+// per-audience tokens sentry returns come back by audience; an older
+// sentry's single token stands for every audience asked for.
+func TestJWTAudiences(t *testing.T) {
+	for _, perAudience := range []bool{true, false} {
+		t.Run(fmt.Sprint("per audience ", perAudience), func(t *testing.T) {
+			b, err := ca.GenerateBundle(ca.GenerateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ca.New(b, ca.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sentryID, _ := SentryID("", "")
+			serving, err := c.IssueTLS(sentryID, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake := &flakyCA{ca: c, jwts: true, perAudience: perAudience}
+			gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
+			sentryv1.RegisterCAServer(gs, fake)
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = gs.Serve(lis) }()
+			defer gs.Stop()
+			cl, err := New(Config{Address: lis.Addr().String(), TrustAnchors: c.TrustAnchors(), SentryID: sentryID,
+				JWTAudiences: []string{"mcp://a", "mcp://b"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			id := spiffeid.RequireFromString("spiffe://public/ns/default/app")
+			csr, _ := identity.NewCSR(key, id)
+			issued, err := cl.Issue(context.Background(), id, csr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fake.last.Load().GetJwtAudiences(); !slices.Equal(got, []string{"mcp://a", "mcp://b"}) {
+				t.Fatalf("audiences asked for: %v", got)
+			}
+			want := map[string]string{"mcp://a": "tok-mcp://a", "mcp://b": "tok-mcp://b"}
+			if !perAudience {
+				want = map[string]string{"mcp://a": "tok-all", "mcp://b": "tok-all"}
+			}
+			if !maps.Equal(issued.JWTs, want) {
+				t.Fatalf("JWTs %v, want %v", issued.JWTs, want)
 			}
 		})
 	}
