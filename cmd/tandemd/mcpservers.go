@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -106,9 +105,6 @@ func resolveMCP(env components.Env, log *slog.Logger) func(context.Context, *mcp
 					return r, fmt.Errorf("OAuth2 credential retrieval failed: %w", err)
 				}
 				r.ClientSecret = v
-			}
-			if t.Auth != nil && t.Auth.SPIFFE != nil && t.Auth.SPIFFE.JWT != nil {
-				return r, errors.New("auth.spiffe needs JWT SVIDs, which Tandem does not request from sentry yet")
 			}
 		}
 		if ep.Stdio != nil {
