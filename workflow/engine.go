@@ -30,6 +30,7 @@ import (
 
 	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/actors/placement"
+	"github.com/tandemrun/tandem/workflow/signing"
 	"github.com/tandemrun/tandem/workflow/wfacl"
 )
 
@@ -98,7 +99,10 @@ type Config struct {
 	// ACLDecided, if set, is told each access policy decision on another
 	// app's call: operation on a workflow or an activity (kind).
 	ACLDecided func(allowed bool, operation, caller, kind string)
-	Log        *slog.Logger
+	// Signer, if set, signs the instances' histories and verifies them
+	// on load (Dapr's WorkflowHistorySigning feature; package signing).
+	Signer *signing.Signer
+	Log    *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.

@@ -109,7 +109,9 @@ func (e *Engine) instance(ctx context.Context, id string) (*instance, error) {
 	}
 	inst, err := e.load(ctx, id)
 	if err != nil {
-		return nil, err
+		if inst, err = e.endTampered(ctx, inst, err); err != nil {
+			return nil, err
+		}
 	}
 	e.mu.Lock()
 	e.instances[id] = inst
