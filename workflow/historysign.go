@@ -1,12 +1,14 @@
 package workflow
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tandemrun/tandem/actors"
@@ -42,8 +44,9 @@ type signedHistory struct {
 	rawHistory [][]byte
 	rawSigs    [][]byte // the signatures as stored
 	certs      []*protos.SigningCertificate
-	// extCerts are the other apps' certificates of attested results.
-	extCerts [][]byte
+	// extCerts are the signers' chains of the attested results the
+	// instance accepted (attest.go).
+	extCerts []*protos.ExternalSigningCertificate
 	// What the store holds, to write only the difference.
 	savedSigs, savedCerts, savedExt int
 }
@@ -92,8 +95,19 @@ func (e *Engine) loadSignatures(inst *instance, md *protos.BackendWorkflowStateM
 		}
 		s.certs = append(s.certs, c)
 	}
-	if s.extCerts, err = read(md.GetExternalSigningCertificateLength(), extSigCertKey, "external signing certificate"); err != nil {
+	ext, err := read(md.GetExternalSigningCertificateLength(), extSigCertKey, "external signing certificate")
+	if err != nil {
 		return err
+	}
+	for i, b := range ext {
+		c := new(protos.ExternalSigningCertificate)
+		if err := unmarshal(b, c); err != nil {
+			return fmt.Errorf("external signing certificate %d of workflow %s: %w", i, inst.id, err)
+		}
+		if !bytes.Equal(signing.Digest(c.GetCertificate()), c.GetDigest()) && !tamperMarked(inst) {
+			return &TamperedError{fmt.Errorf("external signing certificate index %d: stored digest does not match sha256 of certificate bytes", i)}
+		}
+		s.extCerts = append(s.extCerts, c)
 	}
 	if s.rawSigs, err = read(md.GetSignatureLength(), signatureKey, "signature"); err != nil {
 		return err
@@ -153,22 +167,30 @@ func (e *Engine) endTampered(ctx context.Context, inst *instance, loadErr error)
 	if inst == nil || !errors.As(loadErr, &te) || inst.completed() != nil {
 		return nil, loadErr
 	}
-	e.log.Warn("workflow history tampering detected, marking the workflow as FAILED", "instance", inst.id, "error", loadErr)
+	if err := e.failTampered(ctx, inst, loadErr); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// failTampered ends inst as FAILED because of cause: its stored history,
+// or a result sent to it, failed verification.
+func (e *Engine) failTampered(ctx context.Context, inst *instance, cause error) error {
+	e.log.Warn("workflow history tampering detected, marking the workflow as FAILED", "instance", inst.id, "error", cause)
 	timers, activities := inst.pendingTimers(), inst.pendingActivities()
 	inst.history = append(inst.history, &protos.HistoryEvent{EventId: -1, Timestamp: timestamppb.Now(),
 		EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
 			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED,
-			FailureDetails: &protos.TaskFailureDetails{ErrorType: ErrorTypeHistoryTampered, ErrorMessage: loadErr.Error()},
+			FailureDetails: &protos.TaskFailureDetails{ErrorType: ErrorTypeHistoryTampered, ErrorMessage: cause.Error()},
 		}}})
-	if err := e.save(ctx, inst); err != nil {
-		return nil, err
+	if err := e.saveOrDrop(ctx, inst); err != nil {
+		return err
 	}
 	if !e.cfg.SchedulerReminders {
 		activities = nil
 	}
 	e.deleteRemindersNow(ctx, inst.id, append(timers, watchdogName), activities)
-	e.notify()
-	return inst, nil
+	return nil
 }
 
 // signOps signs the history events a save writes, history[from:], and
@@ -205,14 +227,18 @@ func (e *Engine) signOps(inst *instance, from int, rewritten bool) ([][]byte, []
 		}
 		s.rawSigs = append(s.rawSigs, b.Raw)
 	}
-	certBytes := make([][]byte, len(s.certs))
-	for i, c := range s.certs {
-		certBytes[i] = mustMarshal(c)
-	}
 	ops = appendListOps(ops, s.rawSigs, s.savedSigs, rewritten, signatureKey)
-	ops = appendListOps(ops, certBytes, s.savedCerts, rewritten, sigCertKey)
-	ops = appendListOps(ops, s.extCerts, s.savedExt, rewritten, extSigCertKey)
+	ops = appendListOps(ops, marshalAll(s.certs), s.savedCerts, rewritten, sigCertKey)
+	ops = appendListOps(ops, marshalAll(s.extCerts), s.savedExt, rewritten, extSigCertKey)
 	return raw, ops, nil
+}
+
+func marshalAll[M proto.Message](ms []M) [][]byte {
+	out := make([][]byte, len(ms))
+	for i, m := range ms {
+		out[i] = mustMarshal(m)
+	}
+	return out
 }
 
 // appendListOps stores the entries of list past the saved ones (all of
