@@ -293,3 +293,61 @@ func TestRewrittenHistoryIsSignedAgain(t *testing.T) {
 		t.Fatalf("load of the rewritten history: %v", err)
 	}
 }
+
+func TestResultAttestation(t *testing.T) {
+	ctx := context.Background()
+	id := newTestIdentity(t, "app")
+	e := signingEngine(newMemHost(), signing.New(id))
+	sched := ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{Name: "say", Input: wrap("hi")}}}, 0)
+	result := func(out string) *protos.HistoryEvent {
+		return stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{TaskScheduledId: 0, Result: wrap(out)}}})
+	}
+	newInst := func() *instance {
+		return &instance{id: "i", exists: true, history: []*protos.HistoryEvent{wfStarted(), started("w"), sched}}
+	}
+
+	// The sidecar that ran the activity attests; the parent verifies.
+	worker := signingEngine(newMemHost(), signing.New(id)) // same trust anchors as the parent
+	good := result("hi!")
+	if err := worker.attest(good, "i", "say", wrap("hi")); err != nil {
+		t.Fatal(err)
+	}
+	inst := newInst()
+	if err := e.checkResult(inst, good); err != nil {
+		t.Fatalf("checkResult of an attested result: %v", err)
+	}
+	if good.GetTaskCompleted().GetSignerCertificate() != nil || good.GetTaskCompleted().GetAttestation() == nil {
+		t.Fatal("the chain is not stripped or the attestation is not kept")
+	}
+	if len(inst.sig.extCerts) != 1 {
+		t.Fatalf("%d external certificates, want 1", len(inst.sig.extCerts))
+	}
+	again := result("hi!")
+	_ = worker.attest(again, "i", "say", wrap("hi"))
+	if err := e.checkResult(inst, again); err != nil || len(inst.sig.extCerts) != 1 {
+		t.Fatalf("a second result of the same signer: %v, %d certificates", err, len(inst.sig.extCerts))
+	}
+
+	// A changed result, or none, ends the instance as tampered with.
+	forged := result("hi!")
+	_ = worker.attest(forged, "i", "say", wrap("hi"))
+	forged.GetTaskCompleted().Result = wrap("forged")
+	for name, ev := range map[string]*protos.HistoryEvent{"forged": forged, "unattested": result("hi!")} {
+		inst := newInst()
+		err := e.checkResult(inst, ev)
+		if err == nil {
+			t.Fatalf("%s result accepted", name)
+		}
+		if err := e.failTampered(ctx, inst, err); err != nil {
+			t.Fatal(err)
+		}
+		if st := inst.state(); st.GetFailureDetails().GetErrorType() != ErrorTypeHistoryTampered {
+			t.Fatalf("%s result: instance %v", name, st.GetWorkflowStatus())
+		}
+	}
+	// Without signing, results are taken as they come.
+	plain := signingEngine(newMemHost(), nil)
+	if err := plain.checkResult(newInst(), result("x")); err != nil {
+		t.Fatalf("no signer: %v", err)
+	}
+}
