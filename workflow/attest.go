@@ -3,6 +3,8 @@ package workflow
 import (
 	"bytes"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -18,6 +20,49 @@ import (
 // instance's external certificates (ext-sigcert-NNNNNN) and stores the
 // event without it. A result without a valid attestation ends the parent
 // as tampered with.
+
+// AttestationMetrics is told of attestations (*observe.Metrics is one);
+// kind is activity or child.
+type AttestationMetrics interface {
+	WorkflowAttestationGenerated(kind string, ok bool)
+	WorkflowAttestationVerified(kind string, ok bool, took time.Duration)
+	WorkflowAttestationCertCache(hit bool)
+}
+
+// trustedChains are the signers' chains whose chain of trust was
+// verified, with their leaves' validity: a chain is verified once while
+// valid, not for every result it signs (daprd's cert cache).
+type trustedChains struct {
+	mu     sync.Mutex
+	chains map[string][2]time.Time // by chain digest
+}
+
+func (t *trustedChains) has(digest []byte, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, ok := t.chains[string(digest)]
+	return ok && !now.Before(w[0]) && !now.After(w[1])
+}
+
+func (t *trustedChains) add(digest, chain []byte) {
+	from, to, err := signing.Validity(chain)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.chains == nil {
+		t.chains = map[string][2]time.Time{}
+	}
+	t.chains[string(digest)] = [2]time.Time{from, to}
+}
+
+func resultKind(r signing.Result) string {
+	if r.Child {
+		return "child"
+	}
+	return "activity"
+}
 
 // resultOf is what a result event claims; ok is false for other events.
 func resultOf(ev *protos.HistoryEvent) (r signing.Result, ok bool) {
@@ -109,6 +154,9 @@ func (e *Engine) attest(ev *protos.HistoryEvent, parentID, activity string, inpu
 	}
 	r.ParentID, r.Activity, r.Input = parentID, activity, input
 	a, err := e.cfg.Signer.Attest(r)
+	if m := e.cfg.AttestationMetrics; m != nil {
+		m.WorkflowAttestationGenerated(resultKind(r), err == nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -127,10 +175,16 @@ func (e *Engine) checkResult(inst *instance, ev *protos.HistoryEvent) error {
 	if !ok {
 		return nil
 	}
-	what := "activity"
-	if want.Child {
-		what = "child"
+	start := time.Now()
+	err := e.checkAttestation(inst, ev, want)
+	if m := e.cfg.AttestationMetrics; m != nil {
+		m.WorkflowAttestationVerified(resultKind(want), err == nil, time.Since(start))
 	}
+	return err
+}
+
+func (e *Engine) checkAttestation(inst *instance, ev *protos.HistoryEvent, want signing.Result) error {
+	what := resultKind(want)
 	want.ParentID = inst.id
 	var task *protos.HistoryEvent
 	for _, h := range inst.history {
@@ -155,9 +209,17 @@ func (e *Engine) checkResult(inst *instance, ev *protos.HistoryEvent) error {
 		}
 		return fmt.Errorf("%s %s missing required attestation for task %d", what, kind, want.TaskID)
 	}
-	digest, err := e.cfg.Signer.VerifyAttestation(want, a)
+	chainDigest := signing.Digest(a.Chain)
+	trusted := e.trusted.has(chainDigest, time.Now())
+	if m := e.cfg.AttestationMetrics; m != nil {
+		m.WorkflowAttestationCertCache(trusted)
+	}
+	digest, err := e.cfg.Signer.VerifyAttestation(want, a, trusted)
 	if err != nil {
 		return fmt.Errorf("%s attestation verification failed for task %d: %w", what, want.TaskID, err)
+	}
+	if !trusted {
+		e.trusted.add(chainDigest, a.Chain)
 	}
 	inst.sig.keepExternal(digest, a.Chain)
 	setAttestation(ev, nil, nil)

@@ -102,7 +102,9 @@ type Config struct {
 	// Signer, if set, signs the instances' histories and verifies them
 	// on load (Dapr's WorkflowHistorySigning feature; package signing).
 	Signer *signing.Signer
-	Log    *slog.Logger
+	// AttestationMetrics, if set, is told of the results' attestations.
+	AttestationMetrics AttestationMetrics
+	Log                *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -123,6 +125,7 @@ type Engine struct {
 	running   map[string]bool      // activity runs dispatched from here and not yet answered
 	done      map[string]bool      // activity actors that ran to the end on this host
 	pending   map[string]int       // deliveries in flight from each instance (children, events)
+	trusted   trustedChains        // signers' chains verified against the trust anchors (attest.go)
 	ctx       context.Context      // Run's; background work stops with it
 	bg        sync.WaitGroup
 }

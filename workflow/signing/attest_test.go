@@ -23,7 +23,7 @@ func TestAttestationVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		digest, err := s.VerifyAttestation(r, a)
+		digest, err := s.VerifyAttestation(r, a, false)
 		if err != nil {
 			t.Fatalf("VerifyAttestation(%+v): %v", r, err)
 		}
@@ -63,11 +63,11 @@ func TestAttestationTamperingIsDetected(t *testing.T) {
 		{"signature changed", r, Attestation{Payload: a.Payload, Signature: append([]byte{}, fa.Signature...), Chain: a.Chain}, time.Now(), "signature verification failed"},
 		{"chain swapped", r, Attestation{Payload: a.Payload, Signature: a.Signature, Chain: fa.Chain}, time.Now(), "digest mismatch"},
 		{"untrusted signer", r, *fa, time.Now(), "chain-of-trust"},
-		{"expired signer", r, *a, time.Now().Add(48 * time.Hour), "chain-of-trust"},
+		{"expired signer", r, *a, time.Now().Add(48 * time.Hour), "not valid"},
 		{"no chain", r, Attestation{Payload: a.Payload, Signature: a.Signature}, time.Now(), "signer cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.verifyAttestation(tc.want, &tc.att, tc.at)
+			_, err := s.verifyAttestation(tc.want, &tc.att, tc.at, false)
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("verify = %v, want an error containing %q", err, tc.err)
 			}
