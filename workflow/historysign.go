@@ -148,6 +148,35 @@ func (e *Engine) verifyHistory(inst *instance) error {
 	return nil
 }
 
+// checkInbox, with signing on, finds results in a running instance's
+// inbox for tasks its signed history does not have: only a write to the
+// store outside the engine puts them there (results are checked before
+// they are added).
+func (e *Engine) checkInbox(inst *instance) error {
+	if e.cfg.Signer == nil || len(inst.inbox) == 0 || inst.completed() != nil {
+		return nil
+	}
+	tasks, children := map[int32]bool{}, map[int32]bool{}
+	for _, h := range inst.history {
+		switch {
+		case h.GetTaskScheduled() != nil:
+			tasks[h.GetEventId()] = true
+		case h.GetChildWorkflowInstanceCreated() != nil:
+			children[h.GetEventId()] = true
+		}
+	}
+	bad := 0
+	for _, ev := range inst.inbox {
+		if r, ok := resultOf(ev); ok && (r.Child && !children[r.TaskID] || !r.Child && !tasks[r.TaskID]) {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return &TamperedError{fmt.Errorf("workflow actor '%s': inbox contained %d events that did not match signed history (state store tampering)", inst.id, bad)}
+	}
+	return nil
+}
+
 // tamperMarked says inst ended by failing verification.
 func tamperMarked(inst *instance) bool {
 	if len(inst.history) == 0 {

@@ -351,3 +351,34 @@ func TestResultAttestation(t *testing.T) {
 		t.Fatalf("no signer: %v", err)
 	}
 }
+
+func TestInjectedInboxResultFailsTheInstance(t *testing.T) {
+	ctx := context.Background()
+	h := newMemHost()
+	e := signingEngine(h, signing.New(newTestIdentity(t, "app")))
+	signedInstance(t, e) // tasks 0 and 1 scheduled
+	inst, err := e.load(ctx, "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{TaskScheduledId: 1}}})
+	inst.inbox = []*protos.HistoryEvent{ok}
+	if err := e.checkInbox(inst); err != nil {
+		t.Fatalf("a result for a scheduled task: %v", err)
+	}
+	// A result for a task never scheduled, written into the store.
+	injected := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{TaskScheduledId: 9999}}})
+	h.state["i||inbox-000000"] = mustMarshal(injected)
+	md := new(protos.BackendWorkflowStateMetadata)
+	_ = unmarshal(h.state["i||metadata"], md)
+	md.InboxLength = 1
+	h.state["i||metadata"] = mustMarshal(md)
+	got, err := e.instance(ctx, "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := got.state().GetFailureDetails()
+	if fd.GetErrorType() != ErrorTypeHistoryTampered || !strings.Contains(fd.GetErrorMessage(), "state store tampering") {
+		t.Fatalf("instance with an injected result: %v", fd)
+	}
+}

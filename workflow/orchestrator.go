@@ -108,6 +108,9 @@ func (e *Engine) instance(ctx context.Context, id string) (*instance, error) {
 		return inst, nil
 	}
 	inst, err := e.load(ctx, id)
+	if err == nil {
+		err = e.checkInbox(inst)
+	}
 	if err != nil {
 		if inst, err = e.endTampered(ctx, inst, err); err != nil {
 			return nil, err
