@@ -79,6 +79,8 @@ type Metrics struct {
 	jobs *jobMetrics
 	// wfacl counts the workflow access policy's decisions.
 	wfacl *workflowACLMetrics
+	// wfattest counts the attestations of workflow results.
+	wfattest *workflowAttestMetrics
 	// errCodes is nil unless recordErrorCodes is on.
 	errCodes *errorCodeMetrics
 }
@@ -108,6 +110,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	m.res = newResiliencyMetrics(o.AppID)
 	m.jobs = newJobMetrics(o.AppID, o.Namespace, buckets)
 	m.wfacl = newWorkflowACLMetrics()
+	m.wfattest = newWorkflowAttestMetrics(buckets)
 	var cs []prometheus.Collector
 	cs = append(cs, m.http.collectors()...)
 	cs = append(cs, m.grpc.collectors()...)
@@ -116,6 +119,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	cs = append(cs, m.res.collectors()...)
 	cs = append(cs, m.jobs.collectors()...)
 	cs = append(cs, m.wfacl.allowed, m.wfacl.denied)
+	cs = append(cs, m.wfattest.collectors()...)
 	if o.RecordErrorCodes {
 		m.errCodes = newErrorCodeMetrics(o.AppID)
 		cs = append(cs, m.errCodes.total)

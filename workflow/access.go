@@ -136,6 +136,10 @@ func (e *Engine) failDeniedActivity(ctx context.Context, gen uint64, req *protos
 	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskFailed{TaskFailed: &protos.TaskFailedEvent{
 		TaskScheduledId: req.GetTaskId(), FailureDetails: deniedFailure(), TaskExecutionId: req.GetTaskExecutionId()}}})
 	ev.Router = cloneRouter(router)
+	if err := e.attest(ev, instanceID, req.GetName(), req.GetInput()); err != nil {
+		e.log.Warn("denied activity's failure not attested", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+		return
+	}
 	if err := e.addEvent(ctx, instanceID, ev); err != nil {
 		e.log.Warn("denied activity's failure not recorded", "instance", instanceID, "task", req.GetTaskId(), "error", err)
 		return

@@ -98,6 +98,9 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	}
 	ev = stamp(ev)
 	ev.Router = cloneRouter(router)
+	if err := e.attest(ev, instanceID, req.GetName(), req.GetInput()); err != nil {
+		return nil, fmt.Errorf("activity %s: %w", id, err)
+	}
 	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
 		err := e.sendResult(ctx, router.GetSourceAppID(), instanceID, ev)
 		if err == nil || strings.Contains(err.Error(), ErrNotFound.Error()) {

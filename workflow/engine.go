@@ -30,6 +30,7 @@ import (
 
 	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/actors/placement"
+	"github.com/tandemrun/tandem/workflow/signing"
 	"github.com/tandemrun/tandem/workflow/wfacl"
 )
 
@@ -98,7 +99,12 @@ type Config struct {
 	// ACLDecided, if set, is told each access policy decision on another
 	// app's call: operation on a workflow or an activity (kind).
 	ACLDecided func(allowed bool, operation, caller, kind string)
-	Log        *slog.Logger
+	// Signer, if set, signs the instances' histories and verifies them
+	// on load (Dapr's WorkflowHistorySigning feature; package signing).
+	Signer *signing.Signer
+	// AttestationMetrics, if set, is told of the results' attestations.
+	AttestationMetrics AttestationMetrics
+	Log                *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -119,6 +125,7 @@ type Engine struct {
 	running   map[string]bool      // activity runs dispatched from here and not yet answered
 	done      map[string]bool      // activity actors that ran to the end on this host
 	pending   map[string]int       // deliveries in flight from each instance (children, events)
+	trusted   trustedChains        // signers' chains verified against the trust anchors (attest.go)
 	ctx       context.Context      // Run's; background work stops with it
 	bg        sync.WaitGroup
 }

@@ -108,8 +108,13 @@ func (e *Engine) instance(ctx context.Context, id string) (*instance, error) {
 		return inst, nil
 	}
 	inst, err := e.load(ctx, id)
+	if err == nil {
+		err = e.checkInbox(inst)
+	}
 	if err != nil {
-		return nil, err
+		if inst, err = e.endTampered(ctx, inst, err); err != nil {
+			return nil, err
+		}
 	}
 	e.mu.Lock()
 	e.instances[id] = inst
@@ -204,6 +209,14 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	}
 	if id, ok := answerTo(ev); ok && !inst.waitsFor(ev, id) {
 		return nil
+	}
+	if err := e.checkResult(inst, ev); err != nil {
+		// As daprd: the instance ends, and its sender is told it is gone
+		// (an activity stops running again).
+		if ferr := e.failTampered(ctx, inst, err); ferr != nil {
+			return ferr
+		}
+		return fmt.Errorf("%w: %s", ErrNotFound, inst.id)
 	}
 	inst.inbox = append(inst.inbox, ev)
 	if err := e.saveOrDrop(ctx, inst); err != nil {
@@ -620,6 +633,10 @@ func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *proto
 			}
 			ev = stamp(ev)
 			ev.Router = &protos.TaskRouter{SourceAppID: e.cfg.AppID, TargetAppID: p.AppID}
+			if err := e.attest(ev, p.GetWorkflowInstance().GetInstanceId(), "", start.GetInput()); err != nil {
+				e.log.Warn("attest result to parent workflow; the watchdog retries", "instance", id, "error", err)
+				return
+			}
 			if err := e.sendResult(ctx, p.GetAppID(), p.GetWorkflowInstance().GetInstanceId(), ev); err != nil {
 				e.log.Warn("tell parent workflow; the watchdog retries", "instance", id, "parent", p.GetWorkflowInstance().GetInstanceId(), "error", err)
 				return
@@ -675,6 +692,10 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 			fd = deniedFailure()
 		}
 		fail := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{TaskScheduledId: taskID, FailureDetails: fd}}})
+		if err := e.attest(fail, parentID, "", c.GetInput()); err != nil {
+			e.log.Warn("child workflow creation failure not attested", "instance", parentID, "child", childID, "error", err)
+			return
+		}
 		if err := e.addEvent(ctx, parentID, fail); err != nil {
 			e.log.Warn("child workflow not created", "instance", parentID, "child", childID, "error", err)
 			return

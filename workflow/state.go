@@ -38,6 +38,8 @@ type instance struct {
 	savedHistory, savedInbox int
 	savedCustomStatus        bool // the customStatus key is stored
 	historyRewritten         bool
+
+	sig signedHistory // its history's signatures (historysign.go)
 }
 
 // load reads an instance's state from the actor state store.
@@ -61,7 +63,7 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 		return nil, fmt.Errorf("workflow %s metadata claims %d history and %d inbox entries; more than %d", id, md.GetHistoryLength(), md.GetInboxLength(), maxEntries)
 	}
 	inst.exists, inst.generation = true, md.GetGeneration()
-	readEvents := func(n uint64, key func(int) string) ([]*protos.HistoryEvent, error) {
+	readEvents := func(n uint64, key func(int) string, raw *[][]byte) ([]*protos.HistoryEvent, error) {
 		out := make([]*protos.HistoryEvent, 0, n)
 		for i := range int(n) {
 			b, err := get(key(i))
@@ -73,14 +75,20 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 				return nil, fmt.Errorf("%s: %w", key(i), err)
 			}
 			out = append(out, ev)
+			if raw != nil {
+				*raw = append(*raw, b)
+			}
 		}
 		return out, nil
 	}
-	if inst.history, err = readEvents(md.GetHistoryLength(), historyKey); err != nil {
+	if inst.history, err = readEvents(md.GetHistoryLength(), historyKey, &inst.sig.rawHistory); err != nil {
 		return nil, fmt.Errorf("load workflow %s history: %w", id, err)
 	}
-	if inst.inbox, err = readEvents(md.GetInboxLength(), inboxKey); err != nil {
+	if inst.inbox, err = readEvents(md.GetInboxLength(), inboxKey, nil); err != nil {
 		return nil, fmt.Errorf("load workflow %s inbox: %w", id, err)
+	}
+	if err := e.loadSignatures(inst, md, get); err != nil {
+		return inst, fmt.Errorf("load workflow %s signatures: %w", id, err)
 	}
 	// The customStatus key may be missing (a store that lost it, or a
 	// writer that never stored one): the purge deletes only what is
@@ -98,7 +106,7 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 		}
 	}
 	inst.savedHistory, inst.savedInbox = len(inst.history), len(inst.inbox)
-	return inst, nil
+	return inst, e.verifyHistory(inst)
 }
 
 // save writes what changed since the last load or save, atomically.
@@ -121,9 +129,18 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	if inst.historyRewritten {
 		from = 0
 	}
+	signed, sigOps, err := e.signOps(inst, from, inst.historyRewritten)
+	if err != nil {
+		return fmt.Errorf("save workflow %s: %w", inst.id, err)
+	}
 	for i := from; i < len(inst.history); i++ {
+		if signed != nil {
+			upsert(historyKey(i), signed[i-from])
+			continue
+		}
 		upsert(historyKey(i), mustMarshal(inst.history[i]))
 	}
+	ops = append(ops, sigOps...)
 	for i := len(inst.history); i < inst.savedHistory; i++ {
 		del(historyKey(i))
 	}
@@ -138,13 +155,14 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 		cs = &wrapperspb.StringValue{}
 	}
 	upsert(keyCustomStatus, mustMarshal(cs))
-	upsert(keyMetadata, mustMarshal(&protos.BackendWorkflowStateMetadata{
+	upsert(keyMetadata, mustMarshal(inst.sig.signingMetadata(&protos.BackendWorkflowStateMetadata{
 		InboxLength: uint64(len(inst.inbox)), HistoryLength: uint64(len(inst.history)), Generation: inst.generation,
-	}))
+	})))
 	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
 		return fmt.Errorf("save workflow %s: %w", inst.id, err)
 	}
 	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
+	inst.sig.signedSaved()
 	inst.exists, inst.savedCustomStatus = true, true
 	return nil
 }
@@ -166,6 +184,9 @@ func (e *Engine) purge(ctx context.Context, inst *instance, direct bool) error {
 	}
 	if inst.savedCustomStatus {
 		del(keyCustomStatus)
+	}
+	for _, k := range inst.sig.purgeKeys() {
+		del(k)
 	}
 	del(keyMetadata)
 	transact := e.cfg.Actors.TransactState

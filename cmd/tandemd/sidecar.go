@@ -312,6 +312,10 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		return fmt.Errorf("actors: %w", err)
 	}
 	var workflows *workflow.Engine
+	wfSigner, err := workflowSigner(cfg, peers)
+	if err != nil {
+		return err
+	}
 	// The MCPServer resources' workflows run inside the sidecar.
 	mcpLog := log.With("component", "mcpserver")
 	mcpExec := mcp.NewExecutor(mcpLog)
@@ -325,6 +329,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		wfPolicies := &workflowPolicies{rc: rc, appID: o.AppID}
 		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
 			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, InProcess: mcpExec, AccessPolicy: wfPolicies.current, ACLDecided: metrics.WorkflowACL,
+			Signer: wfSigner, AttestationMetrics: metrics,
 			Log: log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow access policies", Run: wfPolicies.Run})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
