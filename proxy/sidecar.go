@@ -74,6 +74,9 @@ type Self struct {
 	// HostIP is the address other sidecars dial; it goes into the
 	// forwarding headers of calls to other apps.
 	HostIP string
+	// EnabledFeatures are the Configuration's preview features that are
+	// on, reported by the metadata API.
+	EnabledFeatures []string
 }
 
 // Invocation is service invocation, built by the binary's root.
@@ -684,7 +687,7 @@ func (s *Sidecar) metadata(ctx context.Context) *runtimev1.GetMetadataResponse {
 		Id:                   s.o.Self.AppID,
 		RuntimeVersion:       s.o.Self.RuntimeVersion,
 		ExtendedMetadata:     ext,
-		EnabledFeatures:      []string{},
+		EnabledFeatures:      append([]string{}, s.o.Self.EnabledFeatures...),
 		RegisteredComponents: registered,
 		Subscriptions:        subs,
 		AppConnectionProperties: &runtimev1.AppConnectionProperties{

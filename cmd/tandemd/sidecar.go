@@ -339,7 +339,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	background.Add(task.Task{Name: "mcp servers", Critical: true, Run: mcpServers.Run})
 
 	s, err := proxy.New(proxy.Options{
-		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP},
+		Self: proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP,
+			EnabledFeatures: cfg.EnabledFeatures()},
 		Listeners: lns, App: app,
 		Invocation: proxy.Invocation{Invoker: invoker, Resolver: resolver, Pool: pool, Access: live, External: endpoints.External,
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
