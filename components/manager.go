@@ -223,10 +223,11 @@ func (m *Manager[T]) run(ctx context.Context, c Component, gen uint64) {
 				return
 			}
 			m.notifyChanged()
+			// daprd's words: tools and tests look for them.
 			if attempt > 1 {
-				log.Info("component ready", "attempts", attempt)
+				log.Info("Component loaded: "+c.LogName(), "attempts", attempt)
 			} else {
-				log.Debug("component ready")
+				log.Info("Component loaded: " + c.LogName())
 			}
 			return
 		}

@@ -91,6 +91,32 @@ func (c *Configuration) FeatureEnabled(name string) bool {
 	return enabled
 }
 
+// EnabledFeatures are the names of the preview features that are on
+// (FeatureEnabled), sorted: what the metadata API reports.
+func (c *Configuration) EnabledFeatures() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range append([]string{"HotReload", "WorkflowsRemoteActivityReminder"}, featureNames(c.Spec.Features)...) {
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		if c.FeatureEnabled(name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func featureNames(fs []Feature) []string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.Name
+	}
+	return names
+}
+
 // SamplingRate is tracing.samplingRate as a number in [0, 1]; 0 (off) when
 // unset or invalid.
 func (c *Configuration) SamplingRate() float64 {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,6 +295,27 @@ func TestLoadFilesMergesAndExpandsEnv(t *testing.T) {
 	}
 	if !strings.Contains(c.Source, "a.yaml") || !strings.Contains(c.Source, "b.yaml") {
 		t.Errorf("source %q", c.Source)
+	}
+
+	// A later file's features replace an earlier file's, as in daprd
+	// (suite daprd/multipleconfigs).
+	f1 := filepath.Join(dir, "f1.yaml")
+	f2 := filepath.Join(dir, "f2.yaml")
+	write(f1, "kind: Configuration\nspec:\n  features: [{name: Feature1, enabled: true}, {name: HotReload, enabled: false}]\n")
+	write(f2, "kind: Configuration\nspec:\n  features: [{name: Feature2, enabled: true}]\n")
+	c, err = LoadFiles(nil, f1, f2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.EnabledFeatures(), []string{"Feature2", "HotReload", "WorkflowsRemoteActivityReminder"}; !slices.Equal(got, want) {
+		t.Errorf("EnabledFeatures = %v, want %v", got, want)
+	}
+	c, err = LoadFiles(nil, f1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.EnabledFeatures(), []string{"Feature1", "WorkflowsRemoteActivityReminder"}; !slices.Equal(got, want) {
+		t.Errorf("EnabledFeatures = %v, want %v", got, want)
 	}
 
 	if _, err := LoadFiles(nil, filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "--config") {

@@ -629,3 +629,48 @@ func invokerFor(t *testing.T, appID string, app AppChannel) *Client {
 	}
 	return inv
 }
+
+// A caller that asks for server-sent events gets an error in daprd's words
+// when the app does not answer 2xx (suite daprd/serviceinvocation/http/ssepanic),
+// over gRPC and over the lean transport alike.
+func TestInvokeEventStreamNeedsSuccess(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	callee := startSidecar(t, ca.Source(t, testTD, "default", "server"), "server", nil)
+	for _, lean := range []bool{false, true} {
+		pool := transport.NewPool(transport.Options{Source: ca.Source(t, testTD, "default", "caller"), Lean: lean})
+		defer pool.Close()
+		inv, err := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}, Pool: pool, AppID: "caller", Namespace: "default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name    string
+			md      map[string]string
+			wantErr bool
+		}{
+			{"stream refused by the app", map[string]string{"Accept": "text/event-stream", "x-status": "404"}, true},
+			{"stream accepted", map[string]string{"accept": "text/event-stream", "x-status": "200"}, false},
+			{"no stream asked", map[string]string{"x-status": "404"}, false},
+			{"a list of types is no stream", map[string]string{"Accept": "text/event-stream, application/json", "x-status": "404"}, false},
+		} {
+			for _, length := range []int64{0, -1} {
+				t.Run(fmt.Sprintf("lean=%v/%s/length=%d", lean, tc.name, length), func(t *testing.T) {
+					resp, err := inv.Invoke(context.Background(), "server", newReq("m", commonv1.HTTPExtension_GET, "", nil, length, tc.md))
+					if resp != nil {
+						resp.Body.Close()
+					}
+					if !tc.wantErr {
+						if err != nil {
+							t.Fatalf("err = %v", err)
+						}
+						return
+					}
+					st, _ := status.FromError(err)
+					if st.Code() != codes.Internal || st.Message() != "error invoking app channel: no response received from stream" {
+						t.Fatalf("err = %v, want Internal: error invoking app channel: no response received from stream", err)
+					}
+				})
+			}
+		}
+	}
+}

@@ -375,7 +375,7 @@ func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, in *
 	if err := s.admit(ctx, req); err != nil {
 		return nil, err
 	}
-	resp, err := s.app.Invoke(ctx, req)
+	resp, err := s.invokeApp(ctx, req)
 	if err != nil {
 		return nil, s.appError(in.GetMessage().GetMethod(), err)
 	}

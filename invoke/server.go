@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -152,6 +153,34 @@ func (s *Server) appError(method string, err error) error {
 	return status.Errorf(codes.Internal, "error invoking app channel: %v", err)
 }
 
+// invokeApp delivers req to the app. A caller that asked for server-sent
+// events (Accept: text/event-stream) gets them only from a 2xx HTTP answer;
+// any other answer is refused as daprd refuses it, with codes.Internal
+// "no response received from stream", since an event-stream client cannot
+// read it.
+func (s *Server) invokeApp(ctx context.Context, req *Request) (*Response, error) {
+	resp, err := s.app.Invoke(ctx, req)
+	if err != nil || !wantsEventStream(req.Message.GetMetadata()) {
+		return resp, err
+	}
+	if code := resp.Message.GetStatus().GetCode(); resp.IsHTTP() && code >= 200 && code < 300 {
+		return resp, nil
+	}
+	_ = resp.Body.Close()
+	return nil, status.Error(codes.Internal, "error invoking app channel: no response received from stream")
+}
+
+// wantsEventStream reports whether the request's Accept header is exactly
+// text/event-stream (daprd's test; a list of types is not a stream request).
+func wantsEventStream(md map[string]*internalsv1.ListStringValue) bool {
+	for k, v := range md {
+		if strings.EqualFold(k, "accept") && len(v.GetValues()) > 0 {
+			return strings.EqualFold(strings.TrimSpace(v.GetValues()[0]), "text/event-stream")
+		}
+	}
+	return false
+}
+
 // CallLocal serves a unary invocation: the body is in message.data.
 func (s *Server) CallLocal(ctx context.Context, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	m := in.GetMessage()
@@ -172,7 +201,7 @@ func (s *Server) CallLocal(ctx context.Context, in *internalsv1.InternalInvokeRe
 	if err := s.admit(ctx, req); err != nil {
 		return nil, err
 	}
-	resp, err := s.app.Invoke(ctx, req)
+	resp, err := s.invokeApp(ctx, req)
 	if err != nil {
 		return nil, s.appError(m.GetMethod(), err)
 	}
@@ -281,7 +310,7 @@ func (s *Server) CallLocalStream(ss internalsv1.ServiceInvocation_CallLocalStrea
 	if err := s.admit(ctx, req); err != nil {
 		return err
 	}
-	resp, err := s.app.Invoke(ctx, req)
+	resp, err := s.invokeApp(ctx, req)
 	if err != nil {
 		return s.appError(in.GetMessage().GetMethod(), err)
 	}

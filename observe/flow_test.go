@@ -169,9 +169,9 @@ func TestInvocationMetricsThroughRealGRPC(t *testing.T) {
 			"app_id=caller,src_app_id=callee,status=7":   1,
 		}},
 		{callerReg, "dapr_http_server_request_count", map[string]float64{
-			"app_id=caller,method=POST,status=200": 3,
-			"app_id=caller,method=POST,status=500": 1,
-			"app_id=caller,method=POST,status=403": 1,
+			"app_id=caller,method=POST,path=,status=200": 3,
+			"app_id=caller,method=POST,path=,status=500": 1,
+			"app_id=caller,method=POST,path=,status=403": 1,
 		}},
 		{calleeReg, "dapr_runtime_service_invocation_req_recv_total", map[string]float64{"app_id=callee,src_app_id=caller": 5}},
 		{calleeReg, "dapr_runtime_service_invocation_res_sent_total", map[string]float64{

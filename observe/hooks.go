@@ -49,7 +49,13 @@ func NewHooks(m *Metrics, t *Tracing, l *APILogger) Hooks {
 	h.DialOptions = append(h.DialOptions, t.DialOptions()...)
 	h.LeanClient = leanClientHook(m, t)
 	h.LeanServer = leanServerHook(m, t)
-	if t != nil {
+	// Metrics outside tracing: the measured call includes the span's cost.
+	switch {
+	case m != nil && t != nil:
+		h.AppHTTPTransport = func(next http.RoundTripper) http.RoundTripper { return m.AppTransport(t.AppTransport(next)) }
+	case m != nil:
+		h.AppHTTPTransport = m.AppTransport
+	case t != nil:
 		h.AppHTTPTransport = t.AppTransport
 	}
 	return h

@@ -8,10 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// unmatchedPath labels requests no pathMatching pattern matched (Dapr's
-// placeholder).
-const unmatchedPath = "_"
-
 type httpKey struct {
 	method string
 	status int
@@ -21,64 +17,75 @@ type httpKey struct {
 type httpChildren struct {
 	count   prometheus.Counter
 	latency prometheus.Observer
+	// responses is nil unless increasedCardinality is on (Dapr registers
+	// dapr_http_server_response_count only then).
+	responses prometheus.Counter
 }
 
 type httpMetrics struct {
 	count     *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
+	responses *prometheus.CounterVec // nil without increasedCardinality
 	reqBytes  *prometheus.HistogramVec
 	respBytes *prometheus.HistogramVec
 	reqObs    prometheus.Observer
 	respObs   prometheus.Observer
 
 	appID        string
-	withPath     bool
-	increased    bool
+	paths        pathLabeler
 	excludeVerbs bool
-	mux          *http.ServeMux // nil without pathMatching
 	cache        *boundCache[httpKey, httpChildren]
+
+	client *httpClientMetrics
 }
 
+// httpLabels are the labels of the per-request HTTP metrics. The path and
+// method labels are always there, empty when the configuration leaves them
+// out, as Dapr's exporter writes them.
+var httpLabels = []string{"app_id", "method", "path", "status"}
+
 func newHTTPMetrics(o MetricsOptions, buckets []float64, maxSeries int) (*httpMetrics, error) {
+	matcher, err := newPathMatcher(o.HTTP.PathMatching, o.HTTP.IncreasedCardinality)
+	if err != nil {
+		return nil, err
+	}
 	h := &httpMetrics{
 		appID:        o.AppID,
-		increased:    o.HTTP.IncreasedCardinality,
+		paths:        pathLabeler{legacy: o.HTTP.IncreasedCardinality, matcher: matcher},
 		excludeVerbs: o.HTTP.ExcludeVerbs,
 	}
-	if len(o.HTTP.PathMatching) > 0 {
-		mux, err := validatePatterns(o.HTTP.PathMatching)
-		if err != nil {
-			return nil, err
-		}
-		h.mux = mux
-	}
-	h.withPath = h.increased || h.mux != nil
-	labels := []string{"app_id", "method", "status"}
-	if h.withPath {
-		labels = []string{"app_id", "method", "path", "status"}
-	}
 	h.count = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "dapr_http_server_request_count", Help: "Number of HTTP requests completed by the Dapr HTTP API.",
-	}, labels)
+		Name: "dapr_http_server_request_count", Help: "Count of HTTP requests processed by the server.",
+	}, httpLabels)
 	h.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dapr_http_server_latency", Help: "Latency of HTTP requests to the Dapr HTTP API, in milliseconds.", Buckets: buckets,
-	}, labels)
+		Name: "dapr_http_server_latency", Help: "HTTP request end-to-end latency in server.", Buckets: buckets,
+	}, httpLabels)
+	if h.paths.legacy {
+		h.responses = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dapr_http_server_response_count", Help: "The number of HTTP responses",
+		}, httpLabels)
+	}
 	h.reqBytes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dapr_http_server_request_bytes", Help: "Size of HTTP request bodies (Content-Length) received by the Dapr HTTP API.", Buckets: defaultSizeBuckets,
+		Name: "dapr_http_server_request_bytes", Help: "HTTP request body size if set as ContentLength (uncompressed) in server.", Buckets: defaultSizeBuckets,
 	}, []string{"app_id"})
 	h.respBytes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dapr_http_server_response_bytes", Help: "Size of HTTP response bodies sent by the Dapr HTTP API.", Buckets: defaultSizeBuckets,
+		Name: "dapr_http_server_response_bytes", Help: "HTTP response body size (uncompressed) in server.", Buckets: defaultSizeBuckets,
 	}, []string{"app_id"})
 	h.reqObs = h.reqBytes.WithLabelValues(o.AppID)
 	h.respObs = h.respBytes.WithLabelValues(o.AppID)
 	h.cache = newBoundCache(maxSeries, h.bind, func() httpChildren {
 		return h.bind(httpKey{method: overflowLabel, path: overflowLabel})
 	})
+	h.client = newHTTPClientMetrics(o.AppID, h.paths, h.verb, buckets, maxSeries)
 	return h, nil
 }
 
 func (h *httpMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{h.count, h.latency, h.reqBytes, h.respBytes}
+	cs := []prometheus.Collector{h.count, h.latency, h.reqBytes, h.respBytes}
+	if h.responses != nil {
+		cs = append(cs, h.responses)
+	}
+	return append(cs, h.client.collectors()...)
 }
 
 func (h *httpMetrics) bind(k httpKey) httpChildren {
@@ -86,47 +93,36 @@ func (h *httpMetrics) bind(k httpKey) httpChildren {
 	if k.status == 0 {
 		status = overflowLabel
 	}
-	vals := []string{h.appID, k.method, status}
-	if h.withPath {
-		vals = []string{h.appID, k.method, k.path, status}
+	vals := []string{h.appID, k.method, k.path, status}
+	c := httpChildren{count: h.count.WithLabelValues(vals...), latency: h.latency.WithLabelValues(vals...)}
+	if h.responses != nil {
+		c.responses = h.responses.WithLabelValues(vals...)
 	}
-	return httpChildren{count: h.count.WithLabelValues(vals...), latency: h.latency.WithLabelValues(vals...)}
+	return c
 }
 
-// verb bounds the method label to the standard methods.
-func verb(m string) string {
+// verb is the method label: empty with excludeVerbs, UNKNOWN for a
+// method that is not a standard one (as in Dapr), which also bounds it.
+func (h *httpMetrics) verb(m string) string {
+	if h.excludeVerbs {
+		return ""
+	}
 	switch m {
 	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch,
 		http.MethodHead, http.MethodOptions, http.MethodConnect, http.MethodTrace:
 		return m
 	}
-	return overflowLabel
-}
-
-// pathLabel is the path label of r, "" when paths are not labels.
-func (h *httpMetrics) pathLabel(r *http.Request) string {
-	if !h.withPath {
-		return ""
-	}
-	if h.mux != nil {
-		if _, pattern := h.mux.Handler(r); pattern != "" {
-			return pattern
-		}
-		if !h.increased {
-			return unmatchedPath
-		}
-	}
-	return r.URL.Path
+	return "UNKNOWN"
 }
 
 func (h *httpMetrics) record(r *http.Request, status int, written int64, elapsed time.Duration) {
-	k := httpKey{status: status, path: h.pathLabel(r)}
-	if !h.excludeVerbs {
-		k.method = verb(r.Method)
-	}
+	k := httpKey{method: h.verb(r.Method), status: status, path: h.paths.label(h.paths.serverInput(r.URL.Path))}
 	c := h.cache.get(k)
 	c.count.Inc()
 	c.latency.Observe(float64(elapsed) / float64(time.Millisecond))
+	if c.responses != nil {
+		c.responses.Inc()
+	}
 	cl := r.ContentLength
 	if cl < 0 {
 		cl = 0

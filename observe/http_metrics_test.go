@@ -28,6 +28,8 @@ func serve(h http.Handler, method, path string, body string) int {
 }
 
 func TestHTTPMetricsLabels(t *testing.T) {
+	// The expectations are those of Dapr's integration suite
+	// (tests/integration/suite/daprd/metrics/http).
 	tests := []struct {
 		name     string
 		opts     HTTPMetricsOptions
@@ -35,51 +37,80 @@ func TestHTTPMetricsLabels(t *testing.T) {
 		want     map[string]float64
 	}{
 		{
-			name:     "no path label by default",
+			name:     "low cardinality: empty path label",
 			requests: [][2]string{{"GET", "/v1.0/state/s/k1"}, {"GET", "/v1.0/state/s/k2"}, {"POST", "/v1.0/invoke/b/method/x"}, {"GET", "/v1.0/state/s/missing"}},
 			want: map[string]float64{
-				"app_id=app,method=GET,status=200":  2,
-				"app_id=app,method=POST,status=200": 1,
-				"app_id=app,method=GET,status=404":  1,
+				"app_id=app,method=GET,path=,status=200":  2,
+				"app_id=app,method=POST,path=,status=200": 1,
+				"app_id=app,method=GET,path=,status=404":  1,
 			},
 		},
 		{
-			name:     "increased cardinality labels the path",
-			opts:     HTTPMetricsOptions{IncreasedCardinality: true},
-			requests: [][2]string{{"GET", "/v1.0/state/s/k1"}, {"GET", "/v1.0/state/s/k1"}, {"GET", "/v1.0/state/s/k2"}},
+			name: "increased cardinality: keys and IDs are left out",
+			opts: HTTPMetricsOptions{IncreasedCardinality: true},
+			requests: [][2]string{
+				{"GET", "/v1.0/state/s/k1"}, {"POST", "/v1.0/state/s"}, {"GET", "/v1.0/secrets/vault/db"},
+				{"POST", "/v1.0/actors/T/a1/method/foo"}, {"POST", "/v1.0/actors/T/a2/method/bar"},
+				{"GET", "/v1.0/invoke/myapp/method/hi"}, {"GET", "/v1.0/healthz"},
+			},
 			want: map[string]float64{
-				"app_id=app,method=GET,path=/v1.0/state/s/k1,status=200": 2,
-				"app_id=app,method=GET,path=/v1.0/state/s/k2,status=200": 1,
+				"app_id=app,method=GET,path=/v1.0/state/s,status=200":                1,
+				"app_id=app,method=POST,path=/v1.0/state/s,status=200":               1,
+				"app_id=app,method=GET,path=/v1.0/secrets/vault,status=200":          1,
+				"app_id=app,method=POST,path=/v1.0/actors/T/{id}/method,status=200":  2,
+				"app_id=app,method=GET,path=/v1.0/invoke/myapp/method/hi,status=200": 1,
+				"app_id=app,method=GET,path=/v1.0/healthz,status=200":                1,
 			},
 		},
 		{
-			name:     "path matching without increased cardinality",
-			opts:     HTTPMetricsOptions{PathMatching: []string{"/v1.0/state/{store}/{key}"}},
-			requests: [][2]string{{"GET", "/v1.0/state/s/k1"}, {"GET", "/v1.0/state/s/k2"}, {"GET", "/v1.0/invoke/b/method/x"}},
+			name: "path matching, low cardinality: unmatched paths share the empty label",
+			opts: HTTPMetricsOptions{PathMatching: []string{
+				"/v1.0/invoke/myapp/method/basket", "/v1.0/invoke/myapp/method/orders/1234",
+				"/v1.0/invoke/myapp/method/orders/{orderID}", "/v1.0/invoke/myapp/method/orders", "/v1.0/state/mystore/{key}",
+			}},
+			requests: [][2]string{
+				{"GET", "/v1.0/state/mystore/foo"}, {"POST", "/v1.0/state/mystore"},
+				{"GET", "/v1.0/invoke/myapp/method/orders/1111"}, {"GET", "/v1.0/invoke/myapp/method/orders/1234"},
+				{"GET", "/v1.0/invoke/myapp/method/orders"}, {"GET", "/v1.0/invoke/myapp/method/items/1234"},
+				{"GET", "//v1.0/invoke/myapp/method/orders/9999"},
+			},
 			want: map[string]float64{
-				"app_id=app,method=GET,path=/v1.0/state/{store}/{key},status=200": 2,
-				"app_id=app,method=GET,path=_,status=200":                         1,
+				"app_id=app,method=GET,path=/v1.0/state/mystore/{key},status=200":                  1,
+				"app_id=app,method=POST,path=,status=200":                                          1,
+				"app_id=app,method=GET,path=/v1.0/invoke/myapp/method/orders/{orderID},status=200": 2,
+				"app_id=app,method=GET,path=/v1.0/invoke/myapp/method/orders/1234,status=200":      1,
+				"app_id=app,method=GET,path=/v1.0/invoke/myapp/method/orders,status=200":           1,
+				"app_id=app,method=GET,path=,status=200":                                           1,
 			},
 		},
 		{
-			name:     "path matching with increased cardinality keeps unmatched paths",
-			opts:     HTTPMetricsOptions{IncreasedCardinality: true, PathMatching: []string{"GET /orders/{id}"}},
-			requests: [][2]string{{"GET", "/orders/1"}, {"GET", "/orders/2"}, {"GET", "/other"}},
+			name:     "path matching, high cardinality: unmatched paths keep theirs",
+			opts:     HTTPMetricsOptions{IncreasedCardinality: true, PathMatching: []string{"/v1.0/invoke/myapp/method/orders/{orderID}"}},
+			requests: [][2]string{{"GET", "/v1.0/invoke/myapp/method/orders/1"}, {"GET", "/v1.0/invoke/myapp/method/items/123"}, {"GET", "/v1.0/state/s/k"}},
 			want: map[string]float64{
-				"app_id=app,method=GET,path=GET /orders/{id},status=200": 2,
-				"app_id=app,method=GET,path=/other,status=200":           1,
+				"app_id=app,method=GET,path=/v1.0/invoke/myapp/method/orders/{orderID},status=200": 1,
+				"app_id=app,method=GET,path=/v1.0/invoke/myapp/method/items/123,status=200":        1,
+				"app_id=app,method=GET,path=/v1.0/state/s,status=200":                              1,
 			},
 		},
 		{
-			name:     "exclude verbs and odd methods",
-			opts:     HTTPMetricsOptions{ExcludeVerbs: true},
+			name:     "path matching registers app patterns under invoke",
+			opts:     HTTPMetricsOptions{PathMatching: []string{"/orders/{orderID}"}},
+			requests: [][2]string{{"GET", "/v1.0/invoke/myapp/method/orders/1234"}, {"GET", "/v1.0/invoke/other/method/orders/5678"}},
+			want: map[string]float64{
+				"app_id=app,method=GET,path=/v1.0/invoke/{app_id}/method/orders/{orderID},status=200": 2,
+			},
+		},
+		{
+			name:     "exclude verbs",
+			opts:     HTTPMetricsOptions{ExcludeVerbs: true, IncreasedCardinality: true},
 			requests: [][2]string{{"GET", "/a"}, {"BREW", "/a"}},
-			want:     map[string]float64{"app_id=app,method=,status=200": 2},
+			want:     map[string]float64{"app_id=app,method=,path=/a,status=200": 2},
 		},
 		{
 			name:     "unknown verbs share one label",
 			requests: [][2]string{{"BREW", "/a"}, {"PROPFIND", "/a"}},
-			want:     map[string]float64{"app_id=app,method=_other,status=200": 2},
+			want:     map[string]float64{"app_id=app,method=UNKNOWN,path=,status=200": 2},
 		},
 	}
 	for _, tt := range tests {
@@ -87,16 +118,102 @@ func TestHTTPMetricsLabels(t *testing.T) {
 			m, reg := newTestMetrics(t, MetricsOptions{HTTP: tt.opts})
 			h := m.HTTPMiddleware(statusHandler())
 			for _, r := range tt.requests {
-				serve(h, r[0], r[1], "")
+				serveRaw(h, r[0], r[1])
 			}
-			for _, name := range []string{"dapr_http_server_request_count", "dapr_http_server_latency"} {
+			names := []string{"dapr_http_server_request_count", "dapr_http_server_latency"}
+			if tt.opts.IncreasedCardinality {
+				names = append(names, "dapr_http_server_response_count")
+			} else if got := series(t, reg, "dapr_http_server_response_count"); len(got) != 0 {
+				t.Errorf("dapr_http_server_response_count without increased cardinality: %v", got)
+			}
+			for _, name := range names {
 				got := series(t, reg, name)
-				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				if !equalSeries(got, tt.want) {
 					t.Errorf("%s = %v, want %v", name, got, tt.want)
 				}
 			}
 		})
 	}
+}
+
+// serveRaw serves a request whose path is taken as is ("//a" included).
+func serveRaw(h http.Handler, method, path string) {
+	r := httptest.NewRequest(method, "/", nil)
+	r.URL.Path = path
+	h.ServeHTTP(httptest.NewRecorder(), r)
+}
+
+func TestLegacyPathLabel(t *testing.T) {
+	tests := map[string]string{
+		"":                                      "",
+		"/v1.0/healthz":                         "/v1.0/healthz",
+		"v1.0//state/s/k":                       "/v1.0/state/s",
+		"/v1.0/secrets/vault/key":               "/v1.0/secrets/vault",
+		"/v1.0/actors/T/id1/method/m":           "/v1.0/actors/T/{id}/method",
+		"/v1.0/actors/T":                        "/v1.0/actors/T",
+		"/v1.0/workflows/dapr/wf1":              "/v1.0/workflows/dapr/{instanceId}",
+		"/v1.0/workflows/dapr/MyWF/start":       "/v1.0/workflows/dapr/MyWF/start",
+		"/v1.0/workflows/dapr/i1/raiseEvent/ev": "/v1.0/workflows/dapr/{instanceId}/raiseEvent/{eventName}",
+		"/v1.0/workflows/dapr/i1/pause":         "/v1.0/workflows/dapr/{instanceId}/pause",
+		"/v1.0/invoke/app/method/a/b/c":         "/v1.0/invoke/app/method/a/b/c",
+	}
+	for in, want := range tests {
+		if got := legacyPathLabel(in); got != want {
+			t.Errorf("legacyPathLabel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHTTPClientMetrics(t *testing.T) {
+	app := httptest.NewServer(statusHandler())
+	defer app.Close()
+	tests := []struct {
+		name string
+		opts HTTPMetricsOptions
+		want map[string]float64
+	}{
+		{"low cardinality keeps only the static paths", HTTPMetricsOptions{}, map[string]float64{
+			"app_id=app,method=GET,path=/dapr/config,status=200": 1,
+			"app_id=app,method=GET,path=,status=200":             1,
+			"app_id=app,method=POST,path=,status=404":            1,
+		}},
+		{"increased cardinality", HTTPMetricsOptions{IncreasedCardinality: true}, map[string]float64{
+			"app_id=app,method=GET,path=/dapr/config,status=200": 1,
+			"app_id=app,method=GET,path=/hi,status=200":          1,
+			"app_id=app,method=POST,path=/x/missing,status=404":  1,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, reg := newTestMetrics(t, MetricsOptions{HTTP: tt.opts})
+			client := &http.Client{Transport: m.AppTransport(http.DefaultTransport)}
+			for _, c := range [][2]string{{"GET", "/dapr/config"}, {"GET", "/hi"}, {"POST", "/x/missing"}} {
+				req, _ := http.NewRequest(c[0], app.URL+c[1], strings.NewReader("body"))
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			for _, name := range []string{"dapr_http_client_completed_count", "dapr_http_client_roundtrip_latency"} {
+				if got := series(t, reg, name); !equalSeries(got, tt.want) {
+					t.Errorf("%s = %v, want %v", name, got, tt.want)
+				}
+			}
+		})
+	}
+	t.Run("a failed call counts as 500", func(t *testing.T) {
+		m, reg := newTestMetrics(t, MetricsOptions{})
+		client := &http.Client{Transport: m.AppTransport(http.DefaultTransport)}
+		if _, err := client.Get("http://127.0.0.1:1/dapr/config"); err == nil {
+			t.Fatal("call to a closed port succeeded")
+		}
+		want := map[string]float64{"app_id=app,method=GET,path=/dapr/config,status=500": 1}
+		if got := series(t, reg, "dapr_http_client_completed_count"); !equalSeries(got, want) {
+			t.Errorf("completed = %v, want %v", got, want)
+		}
+	})
 }
 
 func TestHTTPMetricsBytes(t *testing.T) {
@@ -127,8 +244,8 @@ func TestHTTPMetricsBoundedCardinality(t *testing.T) {
 		opts MetricsOptions
 		want int
 	}{
-		{"default: paths are not labels", MetricsOptions{}, 1},
-		{"path matching: unmatched share _", MetricsOptions{HTTP: HTTPMetricsOptions{PathMatching: []string{"/v1.0/state/{s}"}}}, 1},
+		{"low cardinality: paths are not labels", MetricsOptions{}, 1},
+		{"path matching: unmatched share the empty label", MetricsOptions{HTTP: HTTPMetricsOptions{PathMatching: []string{"/v1.0/state/{s}"}}}, 1},
 		{"increased cardinality is capped", MetricsOptions{HTTP: HTTPMetricsOptions{IncreasedCardinality: true}, MaxSeries: 100}, 101},
 	}
 	for _, tt := range tests {

@@ -2,7 +2,6 @@ package observe
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,14 +36,15 @@ type MetricsOptions struct {
 
 // HTTPMetricsOptions mirror spec.metrics.http.
 type HTTPMetricsOptions struct {
-	// IncreasedCardinality adds a path label with the request path (or
-	// the matching pattern). Off by default, as in Dapr: paths carry app
-	// IDs, keys and method names, and a label per distinct path is how
-	// sidecars grow to hundreds of MiB.
+	// IncreasedCardinality fills the path label with the request path,
+	// keys and IDs replaced (Dapr's legacy labels; on in a Configuration
+	// that does not say, as in Dapr 1.18). Off, the path label is empty.
+	// Label sets stay capped by MaxSeries either way.
 	IncreasedCardinality bool
-	// PathMatching are http.ServeMux patterns ("/v1.0/state/{store}/{key}",
-	// "GET /orders/{id}"); a request matching one is labelled with the
-	// pattern. Unmatched requests get "_" unless IncreasedCardinality is on.
+	// PathMatching are http.ServeMux path patterns
+	// ("/v1.0/state/{store}/{key}", "/orders/{id}", which also matches
+	// /v1.0/invoke/{app_id}/method/orders/{id}); a request matching one is
+	// labelled with the pattern, others as without patterns.
 	PathMatching []string
 	// ExcludeVerbs leaves the method label empty.
 	ExcludeVerbs bool
@@ -57,7 +57,8 @@ func MetricsOptionsFromConfig(appID, namespace string, m config.Metrics) Metrics
 	for _, b := range m.LatencyDistributionBuckets {
 		o.LatencyBucketsMS = append(o.LatencyBucketsMS, float64(b))
 	}
-	o.HTTP.IncreasedCardinality = m.HTTP.IncreasedCardinality != nil && *m.HTTP.IncreasedCardinality
+	// Dapr 1.18 still defaults to the high-cardinality labels.
+	o.HTTP.IncreasedCardinality = m.HTTP.IncreasedCardinality == nil || *m.HTTP.IncreasedCardinality
 	o.HTTP.ExcludeVerbs = m.HTTP.ExcludeVerbs != nil && *m.HTTP.ExcludeVerbs
 	o.HTTP.PathMatching = slices.Clone(m.HTTP.PathMatching)
 	o.RecordErrorCodes = m.RecordErrorCodes != nil && *m.RecordErrorCodes
@@ -130,19 +131,4 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// validatePatterns checks pathMatching patterns the way http.ServeMux
-// would, without panicking.
-func validatePatterns(patterns []string) (mux *http.ServeMux, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("spec.metrics.http.pathMatching: %v (write patterns like /v1.0/state/{store} or GET /orders/{id})", r)
-		}
-	}()
-	mux = http.NewServeMux()
-	for _, p := range patterns {
-		mux.Handle(p, http.NotFoundHandler())
-	}
-	return mux, nil
 }

@@ -87,6 +87,13 @@ latencyDistributionBuckets: [5, 50, 500]
 http: {increasedCardinality: true, pathMatching: ["/orders/{id}"], excludeVerbs: true}`), &m); err != nil {
 		t.Fatal(err)
 	}
+	if d := MetricsOptionsFromConfig("a", "ns", config.Metrics{}); !d.HTTP.IncreasedCardinality || d.HTTP.ExcludeVerbs {
+		t.Errorf("defaults: %+v, want increasedCardinality on and verbs kept, as in Dapr 1.18", d.HTTP)
+	}
+	off := false
+	if d := MetricsOptionsFromConfig("a", "ns", config.Metrics{HTTP: config.MetricsHTTP{IncreasedCardinality: &off}}); d.HTTP.IncreasedCardinality {
+		t.Error("increasedCardinality: false not honoured")
+	}
 	o := MetricsOptionsFromConfig("a", "ns", m)
 	if len(o.LatencyBucketsMS) != 3 || o.LatencyBucketsMS[2] != 500 || !o.HTTP.IncreasedCardinality || !o.HTTP.ExcludeVerbs || o.HTTP.PathMatching[0] != "/orders/{id}" {
 		t.Errorf("%+v", o)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -74,6 +75,9 @@ type Self struct {
 	// HostIP is the address other sidecars dial; it goes into the
 	// forwarding headers of calls to other apps.
 	HostIP string
+	// EnabledFeatures are the Configuration's preview features that are
+	// on, reported by the metadata API.
+	EnabledFeatures []string
 }
 
 // Invocation is service invocation, built by the binary's root.
@@ -593,17 +597,41 @@ func leanStop(lean *transport.LeanServer, stop func() bool, grace time.Duration)
 	}
 }
 
+// appWaitReminder is how often waitForApp says it is still waiting.
+const appWaitReminder = 5 * time.Second
+
 // waitForApp waits until the app's port accepts connections and reports
 // whether it did before ctx ended.
 func (s *Sidecar) waitForApp(ctx context.Context) bool {
 	c := s.o.App.cfg
-	s.log.Info("waiting for the app to listen", "address", c.ChannelAddress, "port", c.Port)
+	protocol := c.Protocol
+	if protocol == "" {
+		protocol = "http"
+	}
+	// daprd's words, which tools and tests look for.
+	s.log.Info(fmt.Sprintf("application protocol: %s. waiting on port %d.  This will block until the app is listening on that port.", protocol, c.Port),
+		"address", c.ChannelAddress)
 	start := time.Now()
+	waiting := make(chan struct{})
+	defer close(waiting)
+	go func() {
+		// A reminder now and then while the app is not there yet.
+		t := time.NewTicker(appWaitReminder)
+		defer t.Stop()
+		for {
+			select {
+			case <-waiting:
+				return
+			case <-t.C:
+				s.log.Info(fmt.Sprintf("waiting for application to listen on port %d", c.Port))
+			}
+		}
+	}()
 	if err := appchannel.WaitReady(ctx, c.ChannelAddress, c.Port, 50*time.Millisecond); err != nil {
 		return false
 	}
 	s.appReady.Store(true)
-	s.log.Info("app is listening; sidecar ready", "port", c.Port, "waited", time.Since(start).Round(time.Millisecond).String())
+	s.log.Info(fmt.Sprintf("application discovered on port %d", c.Port), "waited", time.Since(start).Round(time.Millisecond).String())
 	return true
 }
 
@@ -684,7 +712,7 @@ func (s *Sidecar) metadata(ctx context.Context) *runtimev1.GetMetadataResponse {
 		Id:                   s.o.Self.AppID,
 		RuntimeVersion:       s.o.Self.RuntimeVersion,
 		ExtendedMetadata:     ext,
-		EnabledFeatures:      []string{},
+		EnabledFeatures:      append([]string{}, s.o.Self.EnabledFeatures...),
 		RegisteredComponents: registered,
 		Subscriptions:        subs,
 		AppConnectionProperties: &runtimev1.AppConnectionProperties{

@@ -410,6 +410,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	e.ctx = ctx
 	e.mu.Unlock()
+	// daprd's words: tools and tests look for them.
+	e.log.Info("Workflow engine started")
 	<-ctx.Done()
 	e.bg.Wait()
 	return nil

@@ -236,15 +236,17 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		return err
 	}
 	connections.Add(task.Cleanup("app channel", app.Close))
-	if app.HTTP != nil && obs.AppHTTPTransport != nil {
-		app.HTTP.Client().Transport = obs.AppHTTPTransport(app.HTTP.Client().Transport)
-	}
 	if o.AppHealth.Enabled {
 		// Before app.Channel is handed out: calls to an unhealthy app fail.
+		// Before the transport is wrapped: probes are not calls to the app
+		// (no dapr_http_client_* metrics, no spans), as in daprd.
 		hc := proxy.AppHealthCheck{Path: o.AppHealth.Path, Interval: o.AppHealth.Interval, Timeout: o.AppHealth.Timeout, Threshold: o.AppHealth.Threshold}
 		if health := app.CheckHealth(hc, log); health != nil {
 			background.Add(task.Task{Name: "app health probes", Run: health.Run})
 		}
+	}
+	if app.HTTP != nil && obs.AppHTTPTransport != nil {
+		app.HTTP.Client().Transport = obs.AppHTTPTransport(app.HTTP.Client().Transport)
 	}
 
 	host := o.HostIP
@@ -342,7 +344,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	background.Add(task.Task{Name: "mcp servers", Critical: true, Run: mcpServers.Run})
 
 	s, err := proxy.New(proxy.Options{
-		Self:      proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP},
+		Self: proxy.Self{AppID: o.AppID, Namespace: o.Namespace, RuntimeVersion: runtimeVersion(version), HostIP: o.HostIP,
+			EnabledFeatures: cfg.EnabledFeatures()},
 		Listeners: lns, App: app,
 		Invocation: proxy.Invocation{Invoker: invoker, Resolver: resolver, Pool: pool, Access: live, External: endpoints.External,
 			ProxyPolicy: func(appID string) *resiliency.Policy { return policies.Set().ForApp(appID) }},
