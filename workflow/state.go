@@ -38,6 +38,11 @@ type instance struct {
 	savedHistory, savedInbox int
 	savedCustomStatus        bool // the customStatus key is stored
 	historyRewritten         bool
+
+	// incoming is the history the instance's parent propagated to it
+	// (propagation.go); savedIncoming: its key is stored.
+	incoming                       *protos.PropagatedHistory
+	incomingChanged, savedIncoming bool
 }
 
 // load reads an instance's state from the actor state store.
@@ -97,6 +102,9 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 			inst.customStatus = cs
 		}
 	}
+	if inst.incoming, inst.savedIncoming, err = e.loadIncoming(ctx, id); err != nil {
+		return nil, err
+	}
 	inst.savedHistory, inst.savedInbox = len(inst.history), len(inst.inbox)
 	return inst, nil
 }
@@ -138,6 +146,13 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 		cs = &wrapperspb.StringValue{}
 	}
 	upsert(keyCustomStatus, mustMarshal(cs))
+	if inst.incomingChanged {
+		if inst.incoming != nil {
+			upsert(keyPropagatedHistory, mustMarshal(inst.incoming))
+		} else if inst.savedIncoming {
+			del(keyPropagatedHistory)
+		}
+	}
 	upsert(keyMetadata, mustMarshal(&protos.BackendWorkflowStateMetadata{
 		InboxLength: uint64(len(inst.inbox)), HistoryLength: uint64(len(inst.history)), Generation: inst.generation,
 	}))
@@ -146,6 +161,9 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	}
 	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
 	inst.exists, inst.savedCustomStatus = true, true
+	if inst.incomingChanged {
+		inst.savedIncoming, inst.incomingChanged = inst.incoming != nil, false
+	}
 	return nil
 }
 
@@ -166,6 +184,9 @@ func (e *Engine) purge(ctx context.Context, inst *instance, direct bool) error {
 	}
 	if inst.savedCustomStatus {
 		del(keyCustomStatus)
+	}
+	if inst.savedIncoming {
+		del(keyPropagatedHistory)
 	}
 	del(keyMetadata)
 	transact := e.cfg.Actors.TransactState
