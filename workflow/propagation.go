@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/proto"
@@ -73,7 +74,21 @@ func (e *Engine) propagateAt(inst *instance, i int, scope protos.HistoryPropagat
 		e.log.Warn("history not propagated", "instance", inst.id, "error", err)
 		return nil
 	}
+	if ph != nil && i >= 0 {
+		// daprd's warning (its operators, and Dapr's suite, look for it).
+		e.log.Warn("propagating unsigned workflow history (signing is not configured; chunks cannot be cryptographically verified by the receiver)",
+			"instance", inst.id, "to", callTarget(inst.history[i]))
+	}
 	return ph
+}
+
+// callTarget names the activity run ({name}::{task ID}) or the child
+// instance that a call's event starts, for logs.
+func callTarget(ev *protos.HistoryEvent) string {
+	if c := ev.GetChildWorkflowInstanceCreated(); c != nil {
+		return c.GetInstanceId()
+	}
+	return ev.GetTaskScheduled().GetName() + "::" + strconv.Itoa(int(ev.GetEventId()))
 }
 
 // continuedIncoming is what the next generation of a workflow that
