@@ -260,3 +260,19 @@ func (h *stateHost) DeleteReminder(context.Context, string, string, string) erro
 func (h *stateHost) ListActorIDs(context.Context, string, string, *string, uint32) ([]string, *string, error) {
 	return nil, nil, nil
 }
+
+// TestOversizeCountsPropagatedHistory: what a child received travels in
+// every work item of it, so it counts toward the stall threshold.
+func TestOversizeCountsPropagatedHistory(t *testing.T) {
+	e := &Engine{cfg: Config{MaxMessageSize: 2000}}
+	inst := &instance{history: []*protos.HistoryEvent{wfStarted(), started("child")}}
+	if why := e.oversize(inst); why != "" {
+		t.Fatalf("small child stalls: %s", why)
+	}
+	inst.incoming = &protos.PropagatedHistory{Scope: scopeLineage, Chunks: []*protos.PropagatedHistoryChunk{
+		{AppId: "parent-app", InstanceId: "p", RawEvents: [][]byte{make([]byte, 3000)}},
+	}}
+	if why := e.oversize(inst); why == "" {
+		t.Error("a child whose propagated history passes the limit does not stall")
+	}
+}
