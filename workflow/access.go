@@ -157,15 +157,8 @@ func (e *Engine) AccessPolicyNames() []string { return e.policies().Names() }
 // ExecutionStarted event, bare (this engine's callers) or in daprd's
 // CreateWorkflowInstanceRequest (its sidecars', or a raw actor call).
 func startEvent(data []byte) (*protos.HistoryEvent, bool) {
-	ev := new(protos.HistoryEvent)
-	if unmarshal(data, ev) == nil && ev.GetExecutionStarted() != nil {
-		return ev, true
-	}
-	req := new(protos.CreateWorkflowInstanceRequest)
-	if unmarshal(data, req) == nil && req.GetStartEvent().GetExecutionStarted() != nil {
-		return req.GetStartEvent(), true
-	}
-	return nil, false
+	ev, _, ok := createRequest(data)
+	return ev, ok
 }
 
 // aclDecided reports a decision to Config.ACLDecided.

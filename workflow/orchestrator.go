@@ -137,7 +137,7 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 
 // create starts (or restarts, when the old one ended) an instance.
 func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error {
-	ev, ok := startEvent(data)
+	ev, incoming, ok := createRequest(data)
 	if !ok {
 		return fmt.Errorf("create workflow %s: not an ExecutionStarted event", inst.id)
 	}
@@ -153,6 +153,7 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 	inst.history, inst.historyRewritten = nil, true
 	inst.inbox = []*protos.HistoryEvent{ev}
 	inst.customStatus = nil
+	inst.setIncoming(incoming)
 	inst.generation = nextGeneration(inst)
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
@@ -358,7 +359,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		return e.stall(ctx, inst, why)
 	}
 	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.newRunEvents()...)
-	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents}
+	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents, PropagatedHistory: inst.incoming}
 	var res proto.Message
 	var err error
 	if e.inProcess(start.GetName()) {
@@ -439,9 +440,11 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 	case a.GetScheduleTask() != nil:
 		t := a.GetScheduleTask()
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{
-			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId()}}})
+			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId(),
+			HistoryPropagationScope: t.HistoryPropagationScope}}})
 		req := &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskId: id,
-			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()}
+			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref(),
+			PropagatedHistory: e.propagateFrom(inst, t.GetHistoryPropagationScope())}
 		return func(ctx context.Context) { e.startActivity(ctx, gen, req, router) }, false
 	case a.GetCreateTimer() != nil:
 		t := a.GetCreateTimer()
@@ -459,9 +462,10 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			childID = childInstanceID(inst.id, id)
 		}
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCreated{ChildWorkflowInstanceCreated: &protos.ChildWorkflowInstanceCreatedEvent{
-			InstanceId: childID, Name: c.GetName(), Version: c.GetVersion(), Input: c.GetInput()}}})
-		ref := inst.ref()
-		return func(context.Context) { e.createChild(inst.id, start, ref, id, childID, c.GetName(), c, router) }, false
+			InstanceId: childID, Name: c.GetName(), Version: c.GetVersion(), Input: c.GetInput(),
+			HistoryPropagationScope: c.HistoryPropagationScope}}})
+		ref, ph := inst.ref(), e.propagateFrom(inst, c.GetHistoryPropagationScope())
+		return func(context.Context) { e.createChild(inst.id, start, ref, id, childID, c.GetName(), c, router, ph) }, false
 	case a.GetSendEvent() != nil:
 		s := a.GetSendEvent()
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{
@@ -479,6 +483,9 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			next.Input = c.GetResult()
 			next.WorkflowInstance = &protos.WorkflowInstance{InstanceId: inst.id, ExecutionId: wrap(newID())}
 			next.ScheduledStartTimestamp = nil
+			if inst.incoming != nil {
+				inst.setIncoming(e.continuedIncoming(inst))
+			}
 			inst.history, inst.historyRewritten = nil, true
 			inst.inbox = append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: next}})}, c.GetCarryoverEvents()...)
 			inst.generation++
@@ -650,7 +657,7 @@ func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *proto
 
 // createChild starts a child instance of the parent ref (whose start
 // event is parent) on the app router targets (this one if none).
-func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEvent, ref *protos.WorkflowInstance, taskID int32, childID, name string, c *protos.CreateChildWorkflowAction, router *protos.TaskRouter) {
+func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEvent, ref *protos.WorkflowInstance, taskID int32, childID, name string, c *protos.CreateChildWorkflowAction, router *protos.TaskRouter, ph *protos.PropagatedHistory) {
 	key := "child|" + parentID + "|" + strconv.Itoa(int(taskID))
 	e.mu.Lock()
 	if e.running[key] {
@@ -678,7 +685,7 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 			e.mu.Unlock()
 			e.untrack(parentID, ok)
 		}()
-		_, err := e.call(ctx, e.workflowTypeOf(target), childID, methodCreate, mustMarshal(ev))
+		_, err := e.call(ctx, e.workflowTypeOf(target), childID, methodCreate, createData(ev, ph))
 		if err == nil || ctx.Err() != nil {
 			ok = err == nil
 			return
@@ -852,7 +859,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 	if len(inst.inbox) > 0 {
 		e.kick(inst.id)
 	}
-	for _, h := range inst.history {
+	for i, h := range inst.history {
 		id := h.GetEventId()
 		switch {
 		case h.GetTaskScheduled() != nil:
@@ -860,7 +867,8 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			if inst.waitsFor(probe, id) {
 				t := h.GetTaskScheduled()
 				e.startActivity(ctx, inst.generation, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
-					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref()}, h.GetRouter())
+					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref(),
+					PropagatedHistory: e.propagateAt(inst, i, t.GetHistoryPropagationScope())}, h.GetRouter())
 			}
 		case h.GetTimerCreated() != nil:
 			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{}}}
@@ -874,7 +882,8 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCompleted{ChildWorkflowInstanceCompleted: &protos.ChildWorkflowInstanceCompletedEvent{}}}
 			if inst.waitsFor(probe, id) {
 				c := h.GetChildWorkflowInstanceCreated()
-				e.createChild(inst.id, start, inst.ref(), id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()}, h.GetRouter())
+				e.createChild(inst.id, start, inst.ref(), id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()}, h.GetRouter(),
+					e.propagateAt(inst, i, c.GetHistoryPropagationScope()))
 			}
 		}
 	}

@@ -237,7 +237,8 @@ func (e *Engine) rerunInstance(ctx context.Context, inst *instance, data []byte)
 		case ev.GetTaskScheduled() != nil:
 			t := ev.GetTaskScheduled()
 			e.startActivity(ctx, gen, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
-				TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: ref}, ev.GetRouter())
+				TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: ref,
+				PropagatedHistory: e.propagateFrom(inst, t.GetHistoryPropagationScope())}, ev.GetRouter())
 		case ev.GetTimerCreated() != nil:
 			name := timerPrefix + fmt.Sprint(id)
 			at := ev.GetTimerCreated().GetFireAt().AsTime()
@@ -246,7 +247,8 @@ func (e *Engine) rerunInstance(ctx context.Context, inst *instance, data []byte)
 			}
 		case ev.GetChildWorkflowInstanceCreated() != nil:
 			c := ev.GetChildWorkflowInstanceCreated()
-			e.createChild(inst.id, start, ref, id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()}, ev.GetRouter())
+			e.createChild(inst.id, start, ref, id, c.GetInstanceId(), c.GetName(), &protos.CreateChildWorkflowAction{Version: c.GetVersion(), Input: c.GetInput()}, ev.GetRouter(),
+				e.propagateFrom(inst, c.GetHistoryPropagationScope()))
 		}
 	}
 	return nil

@@ -18,13 +18,13 @@ const (
 )
 
 // oversize is why an instance's next work item would not fit the worker's
-// stream (its history and inbox), "" if it fits or there is no limit.
+// stream (its history, inbox and propagated history), "" if it fits or there is no limit.
 func (e *Engine) oversize(inst *instance) string {
 	limit := e.cfg.MaxMessageSize
 	if limit <= 0 {
 		return ""
 	}
-	size := 0
+	size := proto.Size(inst.incoming) // the work item carries it too
 	for _, list := range [][]*protos.HistoryEvent{inst.history, inst.inbox} {
 		for _, ev := range list {
 			size += proto.Size(ev)

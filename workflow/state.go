@@ -40,6 +40,10 @@ type instance struct {
 	historyRewritten         bool
 
 	sig signedHistory // its history's signatures (historysign.go)
+	// incoming is the history the instance's parent propagated to it
+	// (propagation.go); savedIncoming: its key is stored.
+	incoming                       *protos.PropagatedHistory
+	incomingChanged, savedIncoming bool
 }
 
 // load reads an instance's state from the actor state store.
@@ -105,6 +109,9 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 			inst.customStatus = cs
 		}
 	}
+	if inst.incoming, inst.savedIncoming, err = e.loadIncoming(ctx, id); err != nil {
+		return nil, err
+	}
 	inst.savedHistory, inst.savedInbox = len(inst.history), len(inst.inbox)
 	return inst, e.verifyHistory(inst)
 }
@@ -155,6 +162,13 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 		cs = &wrapperspb.StringValue{}
 	}
 	upsert(keyCustomStatus, mustMarshal(cs))
+	if inst.incomingChanged {
+		if inst.incoming != nil {
+			upsert(keyPropagatedHistory, mustMarshal(inst.incoming))
+		} else if inst.savedIncoming {
+			del(keyPropagatedHistory)
+		}
+	}
 	upsert(keyMetadata, mustMarshal(inst.sig.signingMetadata(&protos.BackendWorkflowStateMetadata{
 		InboxLength: uint64(len(inst.inbox)), HistoryLength: uint64(len(inst.history)), Generation: inst.generation,
 	})))
@@ -164,6 +178,9 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
 	inst.sig.signedSaved()
 	inst.exists, inst.savedCustomStatus = true, true
+	if inst.incomingChanged {
+		inst.savedIncoming, inst.incomingChanged = inst.incoming != nil, false
+	}
 	return nil
 }
 
@@ -187,6 +204,9 @@ func (e *Engine) purge(ctx context.Context, inst *instance, direct bool) error {
 	}
 	for _, k := range inst.sig.purgeKeys() {
 		del(k)
+	}
+	if inst.savedIncoming {
+		del(keyPropagatedHistory)
 	}
 	del(keyMetadata)
 	transact := e.cfg.Actors.TransactState

@@ -1,0 +1,155 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/proto"
+)
+
+// History propagation (Dapr 1.18): a workflow that schedules an activity or
+// a child with a propagation scope hands it its history so far, as one
+// chunk per producing instance. With OWN_HISTORY the receiver sees only
+// the caller's chunk (a trust boundary: what the caller received stays
+// behind); with LINEAGE the chunks the caller received come first. A child
+// keeps what it received under daprd's state key (propagated-history), to
+// see it on every run and forward it; an activity gets it in its
+// invocation. Chunks carry each event as the deterministic protobuf bytes
+// its producer made, so that a signer and its verifiers digest the same
+// bytes.
+
+// keyPropagatedHistory is daprd's state key of the history an instance
+// received from its parent.
+const keyPropagatedHistory = "propagated-history"
+
+// scopeNone is the scope of a call that propagates nothing.
+const scopeNone = protos.HistoryPropagationScope_HISTORY_PROPAGATION_SCOPE_NONE
+
+// propagate builds what a call with scope receives from the instance
+// instanceID of this app (appID) whose history is history and which
+// received incoming from its own parent: nil for no scope. The history is
+// the caller's whole history at the call, the call's own event included.
+func propagate(scope protos.HistoryPropagationScope, history []*protos.HistoryEvent, incoming *protos.PropagatedHistory, appID, instanceID string) (*protos.PropagatedHistory, error) {
+	if scope == scopeNone {
+		return nil, nil
+	}
+	ph := &protos.PropagatedHistory{Scope: scope}
+	if scope == protos.HistoryPropagationScope_HISTORY_PROPAGATION_SCOPE_LINEAGE {
+		// Received chunks pass on as they came (their bytes and any
+		// signatures are their producers').
+		ph.Chunks = append(ph.Chunks, incoming.GetChunks()...)
+	}
+	if len(history) == 0 {
+		return ph, nil
+	}
+	chunk := &protos.PropagatedHistoryChunk{AppId: appID, InstanceId: instanceID, RawEvents: make([][]byte, len(history))}
+	for i, ev := range history {
+		if s := ev.GetExecutionStarted(); s != nil && chunk.WorkflowName == "" {
+			chunk.WorkflowName = s.GetName()
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+		if err != nil {
+			return nil, fmt.Errorf("propagated history of %s: event %d: %w", instanceID, i, err)
+		}
+		chunk.RawEvents[i] = b
+	}
+	ph.Chunks = append(ph.Chunks, chunk)
+	return ph, nil
+}
+
+// propagateFrom is propagate for a call of inst with scope; an event that
+// cannot be encoded (it was decoded from the store, so it can) leaves the
+// call without history, logged.
+func (e *Engine) propagateFrom(inst *instance, scope protos.HistoryPropagationScope) *protos.PropagatedHistory {
+	return e.propagateAt(inst, len(inst.history)-1, scope)
+}
+
+// propagateAt is propagateFrom for the call whose event is inst.history[i]
+// (the watchdog calls it again): the history up to that event.
+func (e *Engine) propagateAt(inst *instance, i int, scope protos.HistoryPropagationScope) *protos.PropagatedHistory {
+	ph, err := propagate(scope, inst.history[:i+1], inst.incoming, e.cfg.AppID, inst.id)
+	if err != nil {
+		e.log.Warn("history not propagated", "instance", inst.id, "error", err)
+		return nil
+	}
+	if ph != nil && i >= 0 {
+		// daprd's warning (its operators, and Dapr's suite, look for it).
+		e.log.Warn("propagating unsigned workflow history (signing is not configured; chunks cannot be cryptographically verified by the receiver)",
+			"instance", inst.id, "to", callTarget(inst.history[i]))
+	}
+	return ph
+}
+
+// callTarget names the activity run ({name}::{task ID}) or the child
+// instance that a call's event starts, for logs.
+func callTarget(ev *protos.HistoryEvent) string {
+	if c := ev.GetChildWorkflowInstanceCreated(); c != nil {
+		return c.GetInstanceId()
+	}
+	return ev.GetTaskScheduled().GetName() + "::" + strconv.Itoa(int(ev.GetEventId()))
+}
+
+// continuedIncoming is what the next generation of a workflow that
+// continues as new receives: the same scope as it received, over its
+// history so far. A workflow that received nothing (a root) hands nothing
+// on: its next generation starts clean.
+func (e *Engine) continuedIncoming(inst *instance) *protos.PropagatedHistory {
+	if inst.incoming == nil {
+		return nil
+	}
+	return e.propagateFrom(inst, inst.incoming.GetScope())
+}
+
+// setIncoming records what the instance received from its parent, to be
+// stored (or its key deleted) at the next save.
+func (inst *instance) setIncoming(ph *protos.PropagatedHistory) {
+	inst.incoming, inst.incomingChanged = ph, true
+}
+
+// createRequest reads the data of a CreateWorkflowInstance call: daprd's
+// CreateWorkflowInstanceRequest (the start event and what the parent
+// propagates) or a bare ExecutionStarted event.
+func createRequest(data []byte) (*protos.HistoryEvent, *protos.PropagatedHistory, bool) {
+	// The request is tried first: a request read as a HistoryEvent may
+	// look like one (its field 3, the history, is the event's
+	// ExecutionStarted), while an event read as a request has no start
+	// event.
+	req := new(protos.CreateWorkflowInstanceRequest)
+	if unmarshal(data, req) == nil && req.GetStartEvent().GetExecutionStarted() != nil {
+		return req.GetStartEvent(), req.PropagatedHistory, true
+	}
+	ev := new(protos.HistoryEvent)
+	if unmarshal(data, ev) == nil && ev.GetExecutionStarted() != nil {
+		return ev, nil, true
+	}
+	return nil, nil, false
+}
+
+// loadIncoming reads the history instance id received, and whether its
+// key is stored (a purge deletes only keys that are there).
+func (e *Engine) loadIncoming(ctx context.Context, id string) (*protos.PropagatedHistory, bool, error) {
+	b, found, err := e.cfg.Actors.LookupState(ctx, e.workflowType, id, keyPropagatedHistory)
+	if err != nil {
+		return nil, false, fmt.Errorf("load workflow %s propagated history: %w", id, err)
+	}
+	if len(b) == 0 {
+		return nil, found, nil
+	}
+	ph := new(protos.PropagatedHistory)
+	if err := unmarshal(b, ph); err != nil {
+		return nil, found, fmt.Errorf("workflow %s propagated history: %w", id, err)
+	}
+	return ph, found, nil
+}
+
+// createData is the data of a CreateWorkflowInstance call for the start
+// event ev: daprd's CreateWorkflowInstanceRequest when there is history
+// to hand on, the bare event otherwise (as before propagation).
+func createData(ev *protos.HistoryEvent, ph *protos.PropagatedHistory) []byte {
+	if ph == nil {
+		return mustMarshal(ev)
+	}
+	return mustMarshal(&protos.CreateWorkflowInstanceRequest{StartEvent: ev, PropagatedHistory: ph})
+}

@@ -1,0 +1,278 @@
+package workflow
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/dapr/durabletask-go/api"
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tandemrun/tandem/actors"
+)
+
+const (
+	scopeOwn     = protos.HistoryPropagationScope_HISTORY_PROPAGATION_SCOPE_OWN_HISTORY
+	scopeLineage = protos.HistoryPropagationScope_HISTORY_PROPAGATION_SCOPE_LINEAGE
+)
+
+func TestPropagate(t *testing.T) {
+	history := []*protos.HistoryEvent{wfStarted(), started("parent"), scheduled(0, "")}
+	upstream := &protos.PropagatedHistory{Scope: scopeLineage, Chunks: []*protos.PropagatedHistoryChunk{
+		{AppId: "app0", InstanceId: "grandparent", WorkflowName: "gp", RawEvents: [][]byte{mustMarshal(started("gp"))}},
+	}}
+	tests := []struct {
+		name     string
+		scope    protos.HistoryPropagationScope
+		incoming *protos.PropagatedHistory
+		chunks   []string // instance IDs, in order
+	}{
+		{"none", scopeNone, upstream, nil},
+		{"own history of a root", scopeOwn, nil, []string{"wf"}},
+		{"own history drops what was received", scopeOwn, upstream, []string{"wf"}},
+		{"lineage of a root", scopeLineage, nil, []string{"wf"}},
+		{"lineage puts the ancestors first", scopeLineage, upstream, []string{"grandparent", "wf"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ph, err := propagate(tc.scope, history, tc.incoming, "app1", "wf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.chunks == nil {
+				if ph != nil {
+					t.Fatalf("propagated %v with no scope", ph)
+				}
+				return
+			}
+			if ph.GetScope() != tc.scope {
+				t.Errorf("scope %v, want %v", ph.GetScope(), tc.scope)
+			}
+			var ids []string
+			for _, c := range ph.GetChunks() {
+				ids = append(ids, c.GetInstanceId())
+			}
+			if len(ids) != len(tc.chunks) {
+				t.Fatalf("chunks %v, want %v", ids, tc.chunks)
+			}
+			for i := range ids {
+				if ids[i] != tc.chunks[i] {
+					t.Fatalf("chunks %v, want %v", ids, tc.chunks)
+				}
+			}
+			own := ph.GetChunks()[len(ids)-1]
+			if own.GetAppId() != "app1" || own.GetWorkflowName() != "parent" || len(own.GetRawEvents()) != len(history) {
+				t.Errorf("own chunk: app %q, workflow %q, %d events", own.GetAppId(), own.GetWorkflowName(), len(own.GetRawEvents()))
+			}
+			// What the SDK hands the receiver: every event, decoded.
+			got, err := api.PropagatedHistoryFromProto(ph)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := got.GetEventsByInstanceID("wf")
+			for i, ev := range evs {
+				if !proto.Equal(ev, history[i]) {
+					t.Errorf("event %d: %v, want %v", i, ev, history[i])
+				}
+			}
+			if len(evs) != len(history) {
+				t.Errorf("%d own events, want %d", len(evs), len(history))
+			}
+		})
+	}
+}
+
+func TestCreateRequest(t *testing.T) {
+	start := started("child")
+	ph := &protos.PropagatedHistory{Scope: scopeOwn, Chunks: []*protos.PropagatedHistoryChunk{
+		{AppId: "app", InstanceId: "p", WorkflowName: "parent", RawEvents: [][]byte{mustMarshal(started("parent"))}},
+	}}
+	tests := []struct {
+		name   string
+		data   []byte
+		ok     bool
+		withPH bool
+	}{
+		{"bare start event", mustMarshal(start), true, false},
+		{"daprd's request", mustMarshal(&protos.CreateWorkflowInstanceRequest{StartEvent: start}), true, false},
+		{"request with history", createData(start, ph), true, true},
+		{"bare event from createData", createData(start, nil), true, false},
+		{"not a start event", mustMarshal(scheduled(1, "")), false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, got, ok := createRequest(tc.data)
+			if ok != tc.ok {
+				t.Fatalf("ok %v, want %v", ok, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			if ev.GetExecutionStarted().GetName() != "child" {
+				t.Errorf("start event %v", ev)
+			}
+			if tc.withPH != (got != nil) || (got != nil && !proto.Equal(got, ph)) {
+				t.Errorf("propagated history %v, want it: %v", got, tc.withPH)
+			}
+			if ok2 := func() bool { _, ok := startEvent(tc.data); return ok }(); ok2 != ok {
+				t.Errorf("startEvent disagrees: %v", ok2)
+			}
+		})
+	}
+}
+
+func TestIncomingIsStoredAndDeleted(t *testing.T) {
+	host := &stateHost{state: map[string][]byte{}}
+	e := New(Config{AppID: "app", Actors: host})
+	ctx := context.Background()
+	key := e.workflowType + "|child|" + keyPropagatedHistory
+	ph := &protos.PropagatedHistory{Scope: scopeLineage, Chunks: []*protos.PropagatedHistoryChunk{{AppId: "app", InstanceId: "p"}}}
+
+	inst := &instance{id: "child", history: []*protos.HistoryEvent{started("c")}, historyRewritten: true}
+	inst.setIncoming(ph)
+	if err := e.save(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := host.state[key]; !ok {
+		t.Fatalf("no %s key after save: %v", keyPropagatedHistory, host.keys())
+	}
+	loaded, err := e.load(ctx, "child")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(loaded.incoming, ph) || !loaded.savedIncoming {
+		t.Fatalf("loaded %v (stored %v)", loaded.incoming, loaded.savedIncoming)
+	}
+	// A save that changes nothing of it leaves the key alone.
+	host.ops = 0
+	if err := e.save(ctx, loaded); err != nil {
+		t.Fatal(err)
+	}
+	if host.touched[key] {
+		t.Error("an unchanged propagated history was written again")
+	}
+	// Recreated without propagation: the old history must not stay.
+	loaded.setIncoming(nil)
+	if err := e.save(ctx, loaded); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := host.state[key]; ok {
+		t.Fatal("propagated history of the previous run still stored")
+	}
+	// And a purge deletes only what is there.
+	loaded.setIncoming(ph)
+	if err := e.save(ctx, loaded); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.purge(ctx, loaded, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(host.state) != 0 {
+		t.Errorf("purge left %v", host.keys())
+	}
+	host.state = map[string][]byte{}
+	fresh := &instance{id: "root", history: []*protos.HistoryEvent{started("r")}, historyRewritten: true}
+	fresh.setIncoming(nil)
+	if err := e.save(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if host.deletedMissing {
+		t.Error("save deleted a key that was never stored")
+	}
+}
+
+func TestContinueAsNewCarriesOnlyWhatWasReceived(t *testing.T) {
+	e := New(Config{AppID: "app"})
+	root := &instance{id: "r", history: []*protos.HistoryEvent{wfStarted(), started("w")}}
+	if ph := e.continuedIncoming(root); ph != nil {
+		t.Fatalf("a root's next generation got %v", ph)
+	}
+	upstream := &protos.PropagatedHistory{Scope: scopeLineage, Chunks: []*protos.PropagatedHistoryChunk{{AppId: "up", InstanceId: "p"}}}
+	child := &instance{id: "c", history: []*protos.HistoryEvent{wfStarted(), started("w")}, incoming: upstream}
+	ph := e.continuedIncoming(child)
+	if ph.GetScope() != scopeLineage || len(ph.GetChunks()) != 2 || ph.GetChunks()[1].GetInstanceId() != "c" {
+		t.Fatalf("next generation got %v", ph)
+	}
+}
+
+// stateHost is the state part of Host over a map (keys
+// {type}|{id}|{key}); the rest is not used by these tests.
+type stateHost struct {
+	mu             sync.Mutex
+	state          map[string][]byte
+	touched        map[string]bool
+	ops            int
+	deletedMissing bool
+}
+
+func (h *stateHost) keys() []string {
+	var ks []string
+	for k := range h.state {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func (h *stateHost) HostInternal(string, actors.Internal)      {}
+func (h *stateHost) UnhostInternal(context.Context, ...string) {}
+func (h *stateHost) CallInternal(context.Context, string, string, string, []byte) ([]byte, error) {
+	return nil, nil
+}
+
+func (h *stateHost) GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error) {
+	b, _, err := h.LookupState(ctx, actorType, actorID, key)
+	return b, err
+}
+
+func (h *stateHost) LookupState(_ context.Context, actorType, actorID, key string) ([]byte, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.state[actorType+"|"+actorID+"|"+key]
+	return b, ok, nil
+}
+
+func (h *stateHost) TransactState(_ context.Context, actorType, actorID string, ops []actors.StateOp) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.touched = map[string]bool{}
+	for _, op := range ops {
+		k := actorType + "|" + actorID + "|" + op.Request.Key
+		h.touched[k] = true
+		h.ops++
+		if op.Operation == "delete" {
+			if _, ok := h.state[k]; !ok {
+				h.deletedMissing = true
+			}
+			delete(h.state, k)
+			continue
+		}
+		h.state[k] = op.Raw
+	}
+	return nil
+}
+
+func (h *stateHost) TransactStateDirect(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error {
+	return h.TransactState(ctx, actorType, actorID, ops)
+}
+func (h *stateHost) CreateReminder(context.Context, actors.ReminderRequest) error { return nil }
+func (h *stateHost) DeleteReminder(context.Context, string, string, string) error { return nil }
+func (h *stateHost) ListActorIDs(context.Context, string, string, *string, uint32) ([]string, *string, error) {
+	return nil, nil, nil
+}
+
+// TestOversizeCountsPropagatedHistory: what a child received travels in
+// every work item of it, so it counts toward the stall threshold.
+func TestOversizeCountsPropagatedHistory(t *testing.T) {
+	e := &Engine{cfg: Config{MaxMessageSize: 2000}}
+	inst := &instance{history: []*protos.HistoryEvent{wfStarted(), started("child")}}
+	if why := e.oversize(inst); why != "" {
+		t.Fatalf("small child stalls: %s", why)
+	}
+	inst.incoming = &protos.PropagatedHistory{Scope: scopeLineage, Chunks: []*protos.PropagatedHistoryChunk{
+		{AppId: "parent-app", InstanceId: "p", RawEvents: [][]byte{make([]byte, 3000)}},
+	}}
+	if why := e.oversize(inst); why == "" {
+		t.Error("a child whose propagated history passes the limit does not stall")
+	}
+}
