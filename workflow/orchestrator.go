@@ -64,6 +64,9 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 	if err := e.checkWorkflowCall(ctx, inst, method, data); err != nil {
 		return nil, err
 	}
+	if err := e.refuseStalled(inst, method, data); err != nil {
+		return nil, err
+	}
 	switch {
 	case method == methodCreate:
 		return nil, e.create(ctx, inst, data)
@@ -341,6 +344,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if ts := start.GetScheduledStartTimestamp(); ts != nil && ts.AsTime().After(time.Now()) && len(inst.history) == 0 {
 		return nil // its start timer runs it
 	}
+	if e.parked(inst) {
+		return nil // a worker that connects runs it
+	}
 	if why := e.oversize(inst); why != "" {
 		return e.stall(ctx, inst, why)
 	}
@@ -364,6 +370,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		return err
 	}
 	resp := res.(*protos.WorkflowResponse)
+	if reason, why, stalled := versionStall(inst.history, newEvents, resp); stalled {
+		return e.stallWith(ctx, inst, reason, why)
+	}
 	if held, err := e.holdFirstRun(ctx, inst, newEvents, resp.GetActions()); held || err != nil {
 		return err
 	}
