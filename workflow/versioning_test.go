@@ -284,7 +284,9 @@ func TestPatchStallParks(t *testing.T) {
 
 	done := &protos.WorkflowAction{WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
 		WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, Result: wrapperspb.String(`"ok"`)}}}
-	stop = serveWorker(t, e, func(*protos.WorkflowRequest) *protos.WorkflowResponse { return versioned(nil, []string{"patch1"}, done) })
+	stop = serveWorker(t, e, func(*protos.WorkflowRequest) *protos.WorkflowResponse {
+		return versioned(nil, []string{"patch1"}, done)
+	})
 	defer stop()
 	e.kickStalled() // what GetWorkItems does when a worker connects
 	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
