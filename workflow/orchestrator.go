@@ -383,6 +383,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	inst.customStatus = resp.GetCustomStatus()
 	for _, a := range resp.GetActions() {
 		p, stop := e.apply(inst, start, a)
+		if continuedAsNew(a) {
+			post = nil // as daprd, the new generation drops what the old one scheduled in this run
+		}
 		if p != nil {
 			post = append(post, p)
 		}

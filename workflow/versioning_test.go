@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,8 +202,11 @@ func (h *memHost) ListActorIDs(context.Context, string, string, *string, uint32)
 
 var _ Host = (*memHost)(nil)
 
-// serveWorker answers the engine's workflow work items with answer until
-// the returned stop is called.
+// activities counts the activity work items serveWorker's workers ran.
+var activities atomic.Int64
+
+// serveWorker answers the engine's workflow work items with answer (and
+// activities with no result) until the returned stop is called.
 func serveWorker(t *testing.T, e *Engine, answer func(*protos.WorkflowRequest) *protos.WorkflowResponse) (stop func()) {
 	t.Helper()
 	w, remove := e.workers.add()
@@ -213,6 +218,12 @@ func serveWorker(t *testing.T, e *Engine, answer func(*protos.WorkflowRequest) *
 			case <-done:
 				return
 			case item := <-w.items:
+				if a := item.GetActivityRequest(); a != nil {
+					activities.Add(1)
+					e.workers.complete("a|"+a.GetWorkflowInstance().GetInstanceId()+"|"+strconv.Itoa(int(a.GetTaskId())),
+						&protos.ActivityResponse{InstanceId: a.GetWorkflowInstance().GetInstanceId(), TaskId: a.GetTaskId()})
+					continue
+				}
 				req := item.GetWorkflowRequest()
 				res := answer(req)
 				res.InstanceId = req.GetInstanceId()
