@@ -10,3 +10,29 @@ import "github.com/dapr/durabletask-go/api/protos"
 func continuedAsNew(a *protos.WorkflowAction) bool {
 	return a.GetCompleteWorkflow().GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW
 }
+
+// pendingBeforeRun are the pending activities (pendingActivities) that
+// earlier runs scheduled. An instance that ends cancels those; the ones its
+// last run scheduled still run, as daprd dispatches a run's activities
+// before it records the end.
+func (inst *instance) pendingBeforeRun() []string {
+	last := -1
+	for i, h := range inst.history {
+		if h.GetWorkflowStarted() != nil {
+			last = i
+		}
+	}
+	before := map[string]bool{}
+	for i := 0; i < last; i++ {
+		if h := inst.history[i]; h.GetTaskScheduled() != nil {
+			before[activityActorID(inst.id, inst.generation, h.GetEventId())] = true
+		}
+	}
+	var out []string
+	for _, a := range inst.pendingActivities() {
+		if before[a] {
+			out = append(out, a)
+		}
+	}
+	return out
+}

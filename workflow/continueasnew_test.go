@@ -48,3 +48,15 @@ func TestContinueAsNewDropsScheduled(t *testing.T) {
 		t.Errorf("%d activities ran, want 0: the old generation's are dropped", n)
 	}
 }
+
+// TestPendingBeforeRun: an ending run cancels only the activities earlier
+// runs scheduled.
+func TestPendingBeforeRun(t *testing.T) {
+	inst := &instance{id: "i", generation: 1, history: []*protos.HistoryEvent{
+		wfStarted(), started("w"), scheduled(0, ""), scheduled(1, ""), wfStarted(), taskDone(0), scheduled(2, ""),
+	}}
+	got := inst.pendingBeforeRun()
+	if len(got) != 1 || got[0] != activityActorID("i", 1, 1) {
+		t.Errorf("cancelled %v, want only task 1's run", got)
+	}
+}

@@ -492,7 +492,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		}
 		timers, activities, runs := inst.pendingTimers(), []string(nil), e.remoteRuns(inst)
 		if e.cfg.SchedulerReminders {
-			activities = inst.pendingActivities()
+			activities = inst.pendingBeforeRun()
 		}
 		return func(context.Context) {
 			if len(runs) > 0 {
