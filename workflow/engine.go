@@ -393,7 +393,7 @@ func unwrapActorErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, s := range []error{ErrNotFound, ErrExists, ErrNotCompleted, ErrNoActors} {
+	for _, s := range []error{ErrNotFound, ErrExists, ErrNotCompleted, ErrNoActors, ErrStalled} {
 		if errors.Is(err, s) || containsText(err, s) {
 			return fmt.Errorf("%w", s)
 		}
@@ -431,7 +431,8 @@ func (e *Engine) goAsync(f func(ctx context.Context)) {
 	e.bg.Go(func() { f(ctx) })
 }
 
-// kickStalled runs the instances that waited for a worker.
+// kickStalled runs the instances that waited for a worker, and those
+// parked by a stall (the new worker may have their version or patches).
 func (e *Engine) kickStalled() {
 	e.mu.Lock()
 	var ids []string
@@ -445,4 +446,5 @@ func (e *Engine) kickStalled() {
 	for _, id := range ids {
 		e.kick(id)
 	}
+	e.unparkAll()
 }

@@ -64,6 +64,9 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 	if err := e.checkWorkflowCall(ctx, inst, method, data); err != nil {
 		return nil, err
 	}
+	if err := e.refuseStalled(inst, method, data); err != nil {
+		return nil, err
+	}
 	switch {
 	case method == methodCreate:
 		return nil, e.create(ctx, inst, data)
@@ -355,6 +358,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if ts := start.GetScheduledStartTimestamp(); ts != nil && ts.AsTime().After(time.Now()) && len(inst.history) == 0 {
 		return nil // its start timer runs it
 	}
+	if e.parked(inst) {
+		return nil // a worker that connects runs it
+	}
 	if why := e.oversize(inst); why != "" {
 		return e.stall(ctx, inst, why)
 	}
@@ -378,6 +384,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		return err
 	}
 	resp := res.(*protos.WorkflowResponse)
+	if reason, why, stalled := versionStall(inst.history, newEvents, resp); stalled {
+		return e.stallWith(ctx, inst, reason, why)
+	}
 	if held, err := e.holdFirstRun(ctx, inst, newEvents, resp.GetActions()); held || err != nil {
 		return err
 	}
@@ -388,6 +397,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	inst.customStatus = resp.GetCustomStatus()
 	for _, a := range resp.GetActions() {
 		p, stop := e.apply(inst, start, a)
+		if continuedAsNew(a) {
+			post = nil // as daprd, the new generation drops what the old one scheduled in this run
+		}
 		if p != nil {
 			post = append(post, p)
 		}
@@ -500,7 +512,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		}
 		timers, activities, runs := inst.pendingTimers(), []string(nil), e.remoteRuns(inst)
 		if e.cfg.SchedulerReminders {
-			activities = inst.pendingActivities()
+			activities = inst.pendingBeforeRun()
 		}
 		return func(context.Context) {
 			if len(runs) > 0 {

@@ -107,13 +107,14 @@ func (retentionerActor) Deactivate(string) {}
 // Invoke purges the instance once its retention reminder fires. The
 // reminder is done (nil) when the instance is gone (purged by hand) or
 // runs again (its ID was reused: the new run stores its own reminder when
-// it ends); any other failure is returned, and the scheduler retries it.
+// it ends) or is stalled (it stores its own when it ends, if ever); any
+// other failure is returned, and the scheduler retries it.
 func (r retentionerActor) Invoke(ctx context.Context, id, method string, _ []byte) ([]byte, error) {
 	if !strings.HasPrefix(method, reminderPrefix) {
 		return nil, fmt.Errorf("unknown workflow retentioner method %q", method)
 	}
 	_, err := r.e.call(ctx, r.e.workflowType, id, methodPurge, []byte{purgeRetention})
-	if err = unwrapActorErr(err); err != nil && !errors.Is(err, ErrNotCompleted) && !errors.Is(err, ErrNotFound) {
+	if err = unwrapActorErr(err); err != nil && !errors.Is(err, ErrNotCompleted) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrStalled) {
 		r.e.log.Warn("workflow retention purge failed; retried", "instance", id, "error", err)
 		return nil, err
 	}

@@ -41,11 +41,5 @@ func (e *Engine) oversize(inst *instance) string {
 // once per distinct description) and keeps its inbox for a sidecar
 // restarted with a larger limit; its status is STALLED until it runs.
 func (e *Engine) stall(ctx context.Context, inst *instance, description string) error {
-	if n := len(inst.history); n > 0 && inst.history[n-1].GetExecutionStalled().GetDescription() == description {
-		return nil
-	}
-	e.log.Warn("workflow stalled", "instance", inst.id, "reason", description)
-	inst.history = append(inst.history, stamp(&protos.HistoryEvent{EventId: -1, EventType: &protos.HistoryEvent_ExecutionStalled{
-		ExecutionStalled: &protos.ExecutionStalledEvent{Reason: protos.StalledReason_PAYLOAD_SIZE_EXCEEDED, Description: proto.String(description)}}}))
-	return e.saveOrDrop(ctx, inst)
+	return e.stallWith(ctx, inst, protos.StalledReason_PAYLOAD_SIZE_EXCEEDED, description)
 }

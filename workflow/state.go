@@ -258,7 +258,7 @@ func (inst *instance) state() *protos.WorkflowState {
 		return nil
 	}
 	st := &protos.WorkflowState{
-		InstanceId: inst.id, Name: s.GetName(), Version: s.GetVersion(), Input: s.GetInput(),
+		InstanceId: inst.id, Name: s.GetName(), Version: versionOf(inst.history), Input: s.GetInput(),
 		WorkflowStatus:          protos.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING,
 		ScheduledStartTimestamp: s.GetScheduledStartTimestamp(), CustomStatus: inst.customStatus,
 		ExecutionId: s.GetWorkflowInstance().GetExecutionId(), Tags: s.GetTags(),

@@ -1,0 +1,62 @@
+package workflow
+
+import (
+	"context"
+	"testing"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// TestContinueAsNewDropsScheduled: activities a run schedules before it
+// continues as new are never run; the new generation runs to its end.
+func TestContinueAsNewDropsScheduled(t *testing.T) {
+	e := New(Config{AppID: "app", Actors: newMemHost()})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+	activities.Store(0)
+	stop := serveWorker(t, e, func(req *protos.WorkflowRequest) *protos.WorkflowResponse {
+		var input string
+		for _, ev := range req.GetNewEvents() {
+			if s := ev.GetExecutionStarted(); s != nil {
+				input = s.GetInput().GetValue()
+			}
+		}
+		if input == "second" {
+			return &protos.WorkflowResponse{Actions: []*protos.WorkflowAction{{WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{
+				CompleteWorkflow: &protos.CompleteWorkflowAction{WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}}
+		}
+		var actions []*protos.WorkflowAction
+		for i := range 3 {
+			actions = append(actions, &protos.WorkflowAction{Id: int32(i), WorkflowActionType: &protos.WorkflowAction_ScheduleTask{
+				ScheduleTask: &protos.ScheduleTaskAction{Name: "bar"}}})
+		}
+		actions = append(actions, &protos.WorkflowAction{Id: 3, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW, Result: wrapperspb.String("second")}}})
+		return &protos.WorkflowResponse{Actions: actions}
+	})
+	defer stop()
+	id, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "can", Input: wrapperspb.String("first")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	e.bg.Wait()
+	if n := activities.Load(); n != 0 {
+		t.Errorf("%d activities ran, want 0: the old generation's are dropped", n)
+	}
+}
+
+// TestPendingBeforeRun: an ending run cancels only the activities earlier
+// runs scheduled.
+func TestPendingBeforeRun(t *testing.T) {
+	inst := &instance{id: "i", generation: 1, history: []*protos.HistoryEvent{
+		wfStarted(), started("w"), scheduled(0, ""), scheduled(1, ""), wfStarted(), taskDone(0), scheduled(2, ""),
+	}}
+	got := inst.pendingBeforeRun()
+	if len(got) != 1 || got[0] != activityActorID("i", 1, 1) {
+		t.Errorf("cancelled %v, want only task 1's run", got)
+	}
+}
