@@ -136,8 +136,8 @@ func TestTableUpdateDrainsCalls(t *testing.T) {
 			called := make(chan error, 1)
 			go func() {
 				_, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
-					Ver:   internalsv1.APIVersion_V1,
-					Actor: &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
+					Ver:     internalsv1.APIVersion_V1,
+					Actor:   &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
 					Message: &commonv1.InvokeRequest{Method: "m", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT}},
 				})
 				called <- err
