@@ -193,3 +193,44 @@ func TestDrainedCallOfCancelledCaller(t *testing.T) {
 		t.Fatalf("call ended with %v, want the caller's cancellation", err)
 	}
 }
+
+// TestHostInternalReportsOnce: internal types hosted together reach
+// placement in one report (one dissemination round, as daprd's).
+func TestHostInternalReportsOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fakePlacement{streams: make(chan placementv1.Placement_ReportDaprStatusServer, 1)}
+	g := grpc.NewServer()
+	placementv1.RegisterPlacementServer(g, srv)
+	go func() { _ = g.Serve(ln) }()
+	defer g.Stop()
+
+	r, err := New(Config{
+		AppID: "app", Namespace: "default",
+		Placement: &placement.Config{
+			Addresses: []string{ln.Addr().String()}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
+			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+	st := <-srv.streams
+	if h, err := st.Recv(); err != nil || len(h.GetEntities()) != 0 {
+		t.Fatalf("first report %v, %v; want no types", h, err)
+	}
+	r.HostInternal(map[string]Internal{"w.workflow": nil, "w.activity": nil, "w.retentioner": nil})
+	h, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(h.GetEntities(), ","); got != "w.activity,w.retentioner,w.workflow" {
+		t.Fatalf("reported %q, want the three types at once", got)
+	}
+}
