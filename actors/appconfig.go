@@ -3,6 +3,8 @@ package actors
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -61,6 +63,17 @@ type TypeConfig struct {
 // their effective configuration. Invalid durations fall back to the
 // defaults (as daprd does, with a warning each, returned in warnings).
 func ParseAppConfig(body []byte) (types map[string]TypeConfig, warnings []string, err error) {
+	return ParseAppConfigWithin(body, 0, nil)
+}
+
+// ParseAppConfigWithin is ParseAppConfig for a sidecar whose placement
+// rounds are bounded by disseminate (--actors-disseminate-timeout): drain
+// timeouts that do not fit in it are clamped (ClampDrainTimeout, which
+// logs to log) as daprd does. disseminate <= 0 clamps nothing.
+func ParseAppConfigWithin(body []byte, disseminate time.Duration, log *slog.Logger) (types map[string]TypeConfig, warnings []string, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var c AppConfig
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &c); err != nil {
@@ -79,6 +92,9 @@ func ParseAppConfig(body []byte) (types map[string]TypeConfig, warnings []string
 	base.DrainCallTimeout = duration(c.DrainOngoingCallTimeout, base.DrainCallTimeout, func() {
 		warn("drainOngoingCallTimeout", c.DrainOngoingCallTimeout, DefaultDrainCallTimeout)
 	})
+	if c.DrainOngoingCallTimeout != "" {
+		base.DrainCallTimeout = ClampDrainTimeout(base.DrainCallTimeout, disseminate, "global config", log)
+	}
 	if c.DrainRebalancedActors != nil {
 		base.DrainRebalanced = *c.DrainRebalancedActors
 	}
@@ -97,6 +113,9 @@ func ParseAppConfig(body []byte) (types map[string]TypeConfig, warnings []string
 		tc.DrainCallTimeout = duration(ec.DrainOngoingCallTimeout, base.DrainCallTimeout, func() {
 			warn("entitiesConfig.drainOngoingCallTimeout", ec.DrainOngoingCallTimeout, base.DrainCallTimeout)
 		})
+		if ec.DrainOngoingCallTimeout != "" {
+			tc.DrainCallTimeout = ClampDrainTimeout(tc.DrainCallTimeout, disseminate, "entities="+joinEntities(ec.Entities), log)
+		}
 		if ec.DrainRebalancedActors != nil {
 			tc.DrainRebalanced = *ec.DrainRebalancedActors
 		}
@@ -115,6 +134,14 @@ func ParseAppConfig(body []byte) (types map[string]TypeConfig, warnings []string
 		}
 	}
 	return types, warnings, nil
+}
+
+// joinEntities names an entitiesConfig entry's types in a log line.
+func joinEntities(entities []string) string {
+	if len(entities) == 0 {
+		return "<none>"
+	}
+	return strings.Join(entities, ",")
 }
 
 func duration(s string, def time.Duration, invalid func()) time.Duration {

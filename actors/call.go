@@ -238,6 +238,20 @@ func (r *Runtime) callLocal(ctx context.Context, req *internalsv1.InternalInvoke
 		return nil, ErrNoApp
 	}
 	actorType, actorID := req.GetActor().GetActorType(), req.GetActor().GetActorId()
+	// The call is in flight from here: a table update that changes its
+	// type's ring lets it run on for the drain timeout, then cancels it.
+	cctx, done := r.calls.acquire(ctx, actorType)
+	defer done()
+	resp, err := r.callTurn(cctx, internal, isInternal, actorType, actorID, req)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errTableUpdated) {
+		// Cut short by the update, not by the caller: routed again.
+		return nil, fmt.Errorf("%w: %w", errMoved, errTableUpdated)
+	}
+	return resp, err
+}
+
+// callTurn runs the call in the actor's turn.
+func (r *Runtime) callTurn(ctx context.Context, internal Internal, isInternal bool, actorType, actorID string, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
 	for attempt := 0; ; attempt++ {
 		a, err := r.activateOwned(actorType, actorID)
 		if err != nil {

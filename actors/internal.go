@@ -28,17 +28,24 @@ type Internal interface {
 // not reentrant.
 var internalTypeConfig = TypeConfig{IdleTimeout: DefaultIdleTimeout, DrainCallTimeout: DefaultDrainCallTimeout, MaxStackDepth: DefaultReentrancyMaxDepth}
 
-// HostInternal hosts actorType on this sidecar, handled by h, and reports
-// it to placement; call it before or after Run.
-func (r *Runtime) HostInternal(actorType string, h Internal) {
+// HostInternal hosts actor types on this sidecar, each handled by its
+// Internal, and reports them to placement at once (one report, so one
+// dissemination round, as daprd registers its workflow actors); call it
+// before or after Run.
+func (r *Runtime) HostInternal(handlers map[string]Internal) {
+	if len(handlers) == 0 {
+		return
+	}
 	r.mu.Lock()
 	if r.internal == nil {
 		r.internal = map[string]Internal{}
 	}
-	r.internal[actorType] = h
+	maps.Copy(r.internal, handlers)
 	var types []string
 	if r.types != nil {
-		r.types[actorType] = internalTypeConfig
+		for t := range handlers {
+			r.types[t] = internalTypeConfig
+		}
 		types = slices.Sorted(maps.Keys(r.types))
 	} else {
 		// The app's types are not known yet (it has not answered

@@ -81,6 +81,15 @@ type Runtime struct {
 	rem        reminders
 	remStore   ReminderStore
 	ready      atomic.Bool
+	calls      inflight // calls running in actors here, drained when their type's ring changes
+}
+
+// disseminateTimeout bounds a placement round (0: unbounded).
+func (r *Runtime) disseminateTimeout() time.Duration {
+	if r.cfg.Placement == nil {
+		return 0
+	}
+	return r.cfg.Placement.DisseminationTimeout
 }
 
 // New builds a Runtime; Run starts it.
@@ -152,7 +161,7 @@ func (r *Runtime) register(ctx context.Context) {
 			types := map[string]TypeConfig{}
 			if status == 200 {
 				var warnings []string
-				types, warnings, err = ParseAppConfig(body)
+				types, warnings, err = ParseAppConfigWithin(body, r.disseminateTimeout(), r.log)
 				for _, w := range warnings {
 					r.log.Warn("actor configuration", "warning", w)
 				}
@@ -316,9 +325,13 @@ func (r *Runtime) Status() *runtimev1.ActorRuntime {
 	return out
 }
 
-// onTableUpdate deactivates the actors this host no longer owns; the
-// placement client calls it during an update round.
+// onTableUpdate drains the calls in flight of the types whose ring
+// changed (they run on for their type's drain timeout, then are cancelled
+// and routed again against the new table, as daprd's are) and deactivates
+// the actors this host no longer owns; the placement client calls it
+// during an update round, before the update is acknowledged.
 func (r *Runtime) onTableUpdate(ctx context.Context, changed []string) {
+	r.calls.drain(r.drainPolicies(changed), r.log)
 	tbl := r.placement.Table()
 	r.deactivateAll(ctx, func(a *actor) bool {
 		if !slices.Contains(changed, a.typ) {

@@ -39,26 +39,45 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // timerSet is an actor's running timers.
 type timerSet struct {
 	mu     sync.Mutex
-	timers map[string]context.CancelFunc
+	timers map[string]*timerRun
 }
 
-func (s *timerSet) replace(name string, cancel context.CancelFunc) {
+// timerRun is one run of a timer: a timer made again under the same name
+// is a new run, which the old one's end must not stop.
+type timerRun struct{ cancel context.CancelFunc }
+
+// replace starts tracking a new run of timer name, stopping the one before.
+func (s *timerSet) replace(name string, cancel context.CancelFunc) *timerRun {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.timers == nil {
-		s.timers = map[string]context.CancelFunc{}
+		s.timers = map[string]*timerRun{}
 	}
 	if old, ok := s.timers[name]; ok {
-		old()
+		old.cancel()
 	}
-	s.timers[name] = cancel
+	run := &timerRun{cancel: cancel}
+	s.timers[name] = run
+	return run
 }
 
+// remove stops timer name (any run of it).
 func (s *timerSet) remove(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.timers[name]; ok {
-		c()
+	if run, ok := s.timers[name]; ok {
+		run.cancel()
+		delete(s.timers, name)
+	}
+}
+
+// finish ends run, a timer that fired for the last time; a newer run of the
+// same name goes on.
+func (s *timerSet) finish(name string, run *timerRun) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	run.cancel()
+	if s.timers[name] == run {
 		delete(s.timers, name)
 	}
 }
@@ -66,8 +85,8 @@ func (s *timerSet) remove(name string) {
 func (s *timerSet) stopAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.timers {
-		c()
+	for _, run := range s.timers {
+		run.cancel()
 	}
 	s.timers = nil
 }
@@ -113,8 +132,8 @@ func (r *Runtime) CreateTimer(ctx context.Context, req TimerRequest) error {
 		return err
 	}
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.timers.replace(req.Name, cancel)
-	go r.runTimer(tctx, a, req.Name, body, due, period, expires)
+	run := a.timers.replace(req.Name, cancel)
+	go r.runTimer(tctx, a, req.Name, run, body, due, period, expires)
 	return nil
 }
 
@@ -147,11 +166,11 @@ func (r *Runtime) DeleteTimer(actorType, actorID, name string) {
 	}
 }
 
-func (r *Runtime) runTimer(ctx context.Context, a *actor, name string, body []byte, next time.Time, p schedule.Period, expires time.Time) {
+func (r *Runtime) runTimer(ctx context.Context, a *actor, name string, run *timerRun, body []byte, next time.Time, p schedule.Period, expires time.Time) {
 	left := p.Repeats
 	for {
 		if !expires.IsZero() && !next.Before(expires) {
-			a.timers.remove(name)
+			a.timers.finish(name, run)
 			return
 		}
 		t := time.NewTimer(time.Until(next))
@@ -184,7 +203,7 @@ func (r *Runtime) runTimer(ctx context.Context, a *actor, name string, body []by
 		}
 		// The app may cancel the timer in its answer, as a reminder.
 		if !p.Repeating() || left == 0 || (resp != nil && cancelHeader(resp)) {
-			a.timers.remove(name)
+			a.timers.finish(name, run)
 			return
 		}
 		next = p.Next(next)

@@ -48,7 +48,7 @@ var (
 
 // Host is what the engine needs of the actor runtime (actors.Runtime).
 type Host interface {
-	HostInternal(actorType string, h actors.Internal)
+	HostInternal(handlers map[string]actors.Internal)
 	UnhostInternal(ctx context.Context, actorTypes ...string)
 	CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error)
 	GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error)
@@ -167,9 +167,9 @@ func (e *Engine) hostLocked() bool {
 		return false
 	}
 	e.hosted = true
-	e.cfg.Actors.HostInternal(e.workflowType, orchestratorActor{e})
-	e.cfg.Actors.HostInternal(e.activityType, activityActor{e})
-	e.cfg.Actors.HostInternal(e.retainType, retentionerActor{e})
+	e.cfg.Actors.HostInternal(map[string]actors.Internal{
+		e.workflowType: orchestratorActor{e}, e.activityType: activityActor{e}, e.retainType: retentionerActor{e},
+	})
 	return true
 }
 

@@ -1,0 +1,236 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
+	placementv1 "github.com/dapr/dapr/pkg/proto/placement/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tandemrun/tandem/actors/placement"
+	"github.com/tandemrun/tandem/invoke"
+)
+
+// fakePlacement is a small real placement server whose one stream the
+// test drives.
+type fakePlacement struct {
+	placementv1.UnimplementedPlacementServer
+	streams chan placementv1.Placement_ReportDaprStatusServer
+}
+
+func (s *fakePlacement) ReportDaprStatus(st placementv1.Placement_ReportDaprStatusServer) error {
+	s.streams <- st
+	<-st.Context().Done()
+	return st.Context().Err()
+}
+
+// blockingApp hosts type "counter": its first method call waits for its
+// context to end, the others answer at once.
+type blockingApp struct {
+	config    string
+	calls     atomic.Int32
+	started   chan struct{} // closed when the first call arrived
+	cancelled atomic.Bool
+}
+
+func (a *blockingApp) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
+	ok := func(body string) (*invoke.Response, error) {
+		return &invoke.Response{
+			Message: &internalsv1.InternalInvokeResponse{Status: &internalsv1.Status{Code: 200}, Message: &commonv1.InvokeResponse{}},
+			Body:    io.NopCloser(strings.NewReader(body)),
+		}, nil
+	}
+	method := req.Message.GetMessage().GetMethod()
+	switch {
+	case method == "dapr/config":
+		return ok(a.config)
+	case strings.Contains(method, "/method/"):
+		if a.calls.Add(1) == 1 {
+			close(a.started)
+			<-ctx.Done()
+			a.cancelled.Store(true)
+			return nil, ctx.Err()
+		}
+	}
+	return ok("")
+}
+
+func placementRound(t *testing.T, st placementv1.Placement_ReportDaprStatusServer, op string, v uint64, tb *placementv1.PlacementTables) {
+	t.Helper()
+	if err := st.Send(&placementv1.PlacementOrder{Operation: op, Version: v, Tables: tb}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func counterTable(hosts ...string) *placementv1.PlacementTables {
+	lm := map[string]*placementv1.Host{}
+	for _, h := range hosts {
+		lm[h] = &placementv1.Host{Name: h, Id: "app"}
+	}
+	return &placementv1.PlacementTables{ReplicationFactor: 100, Entries: map[string]*placementv1.PlacementTable{"counter": {LoadMap: lm}}}
+}
+
+// TestTableUpdateDrainsCalls: an update that changes the ring of a type
+// with a call in flight is acknowledged once the call was given its drain
+// timeout and cancelled; the call is then routed again against the new
+// table, and the caller gets the second attempt's answer.
+func TestTableUpdateDrainsCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config string
+		wait   time.Duration // the least time the update is held
+		max    time.Duration
+	}{
+		{"drained for the drain timeout", `{"entities":["counter"],"drainOngoingCallTimeout":"1s"}`, time.Second, 5 * time.Second},
+		{"clamped to the dissemination timeout", `{"entities":["counter"],"drainOngoingCallTimeout":"1m"}`, 2400 * time.Millisecond, 2900 * time.Millisecond},
+		{"cancelled at once without drainRebalancedActors", `{"entities":["counter"],"drainOngoingCallTimeout":"1m","drainRebalancedActors":false}`, 0, 900 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &fakePlacement{streams: make(chan placementv1.Placement_ReportDaprStatusServer, 1)}
+			g := grpc.NewServer()
+			placementv1.RegisterPlacementServer(g, srv)
+			go func() { _ = g.Serve(ln) }()
+			defer g.Stop()
+
+			app := &blockingApp{config: tc.config, started: make(chan struct{})}
+			r, err := New(Config{
+				AppID: "app", Namespace: "default", App: app,
+				Placement: &placement.Config{
+					Addresses: []string{ln.Addr().String()}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
+					DialOptions:          []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+					DisseminationTimeout: 3 * time.Second, // drains of 3s and more are clamped to 2.4s
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			ran := make(chan error, 1)
+			go func() { ran <- r.Run(ctx) }()
+			defer func() { cancel(); <-ran }()
+
+			st := <-srv.streams
+			if _, err := st.Recv(); err != nil { // the report
+				t.Fatal(err)
+			}
+			placementRound(t, st, "lock", 1, nil)
+			placementRound(t, st, "update", 1, counterTable("127.0.0.1:5000"))
+			placementRound(t, st, "unlock", 1, nil)
+
+			called := make(chan error, 1)
+			go func() {
+				_, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
+					Ver:     internalsv1.APIVersion_V1,
+					Actor:   &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
+					Message: &commonv1.InvokeRequest{Method: "m", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT}},
+				})
+				called <- err
+			}()
+			<-app.started
+
+			// Another name for this host: the ring changes, the actor stays.
+			placementRound(t, st, "lock", 2, nil)
+			start := time.Now()
+			placementRound(t, st, "update", 2, counterTable("127.0.0.1:5000", "localhost:5000"))
+			held := time.Since(start)
+			if held < tc.wait || held > tc.max {
+				t.Errorf("update acknowledged after %s, want between %s and %s", held, tc.wait, tc.max)
+			}
+			if !app.cancelled.Load() {
+				t.Error("the call in flight was not cancelled by the update")
+			}
+			placementRound(t, st, "unlock", 2, nil)
+			select {
+			case err := <-called:
+				if err != nil {
+					t.Fatalf("call: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the drained call was not routed again")
+			}
+			if n := app.calls.Load(); n != 2 {
+				t.Errorf("app got %d calls, want 2", n)
+			}
+		})
+	}
+}
+
+// TestDrainedCallOfCancelledCaller: a call its caller gave up on is not
+// routed again.
+func TestDrainedCallOfCancelledCaller(t *testing.T) {
+	r := &Runtime{cfg: Config{AppID: "app"}, active: map[string]*actor{}, draining: map[string]int{},
+		types: map[string]TypeConfig{"counter": {DrainCallTimeout: time.Second}}}
+	app := &blockingApp{started: make(chan struct{})}
+	r.cfg.App = app
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.callLocal(ctx, &internalsv1.InternalInvokeRequest{
+			Actor:   &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
+			Message: &commonv1.InvokeRequest{Method: "m"},
+		})
+		done <- err
+	}()
+	<-app.started
+	cancel()
+	if err := <-done; errors.Is(err, errMoved) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("call ended with %v, want the caller's cancellation", err)
+	}
+}
+
+// TestHostInternalReportsOnce: internal types hosted together reach
+// placement in one report (one dissemination round, as daprd's).
+func TestHostInternalReportsOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fakePlacement{streams: make(chan placementv1.Placement_ReportDaprStatusServer, 1)}
+	g := grpc.NewServer()
+	placementv1.RegisterPlacementServer(g, srv)
+	go func() { _ = g.Serve(ln) }()
+	defer g.Stop()
+
+	r, err := New(Config{
+		AppID: "app", Namespace: "default",
+		Placement: &placement.Config{
+			Addresses: []string{ln.Addr().String()}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
+			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+	st := <-srv.streams
+	if h, err := st.Recv(); err != nil || len(h.GetEntities()) != 0 {
+		t.Fatalf("first report %v, %v; want no types", h, err)
+	}
+	r.HostInternal(map[string]Internal{"w.workflow": nil, "w.activity": nil, "w.retentioner": nil})
+	h, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(h.GetEntities(), ","); got != "w.activity,w.retentioner,w.workflow" {
+		t.Fatalf("reported %q, want the three types at once", got)
+	}
+}
