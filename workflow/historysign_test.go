@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,53 +21,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/workflow/signing"
 )
-
-// memHost is an actor host whose state is a map and whose reminders are
-// only counted; enough for load, save and purge.
-type memHost struct {
-	mu      sync.Mutex
-	state   map[string][]byte
-	deleted []string // reminders deleted
-	Host             // the rest is not used
-}
-
-func newMemHost() *memHost { return &memHost{state: map[string][]byte{}} }
-
-func (h *memHost) GetState(_ context.Context, _, id, key string) ([]byte, error) {
-	b, _, err := h.LookupState(context.Background(), "", id, key)
-	return b, err
-}
-
-func (h *memHost) LookupState(_ context.Context, _, id, key string) ([]byte, bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	b, ok := h.state[id+"||"+key]
-	return b, ok, nil
-}
-
-func (h *memHost) TransactState(_ context.Context, _, id string, ops []actors.StateOp) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, op := range ops {
-		k := id + "||" + op.Request.Key
-		if op.Operation == "delete" {
-			delete(h.state, k)
-			continue
-		}
-		h.state[k] = append([]byte(nil), op.Raw...)
-	}
-	return nil
-}
-
-func (h *memHost) DeleteReminder(_ context.Context, _, _, name string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.deleted = append(h.deleted, name)
-	return nil
-}
 
 // testIdentity is an SVID of spiffe://public/ns/default/<app> issued by an
 // intermediate of a fresh root, which is the trust anchor.

@@ -2,14 +2,11 @@ package workflow
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/dapr/durabletask-go/api"
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/tandemrun/tandem/actors"
 )
 
 const (
@@ -123,10 +120,10 @@ func TestCreateRequest(t *testing.T) {
 }
 
 func TestIncomingIsStoredAndDeleted(t *testing.T) {
-	host := &stateHost{state: map[string][]byte{}}
+	host := newMemHost()
 	e := New(Config{AppID: "app", Actors: host})
 	ctx := context.Background()
-	key := e.workflowType + "|child|" + keyPropagatedHistory
+	key := "child||" + keyPropagatedHistory
 	ph := &protos.PropagatedHistory{Scope: scopeLineage, Chunks: []*protos.PropagatedHistoryChunk{{AppId: "app", InstanceId: "p"}}}
 
 	inst := &instance{id: "child", history: []*protos.HistoryEvent{started("c")}, historyRewritten: true}
@@ -194,71 +191,6 @@ func TestContinueAsNewCarriesOnlyWhatWasReceived(t *testing.T) {
 	if ph.GetScope() != scopeLineage || len(ph.GetChunks()) != 2 || ph.GetChunks()[1].GetInstanceId() != "c" {
 		t.Fatalf("next generation got %v", ph)
 	}
-}
-
-// stateHost is the state part of Host over a map (keys
-// {type}|{id}|{key}); the rest is not used by these tests.
-type stateHost struct {
-	mu             sync.Mutex
-	state          map[string][]byte
-	touched        map[string]bool
-	ops            int
-	deletedMissing bool
-}
-
-func (h *stateHost) keys() []string {
-	var ks []string
-	for k := range h.state {
-		ks = append(ks, k)
-	}
-	return ks
-}
-
-func (h *stateHost) HostInternal(string, actors.Internal)      {}
-func (h *stateHost) UnhostInternal(context.Context, ...string) {}
-func (h *stateHost) CallInternal(context.Context, string, string, string, []byte) ([]byte, error) {
-	return nil, nil
-}
-
-func (h *stateHost) GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error) {
-	b, _, err := h.LookupState(ctx, actorType, actorID, key)
-	return b, err
-}
-
-func (h *stateHost) LookupState(_ context.Context, actorType, actorID, key string) ([]byte, bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	b, ok := h.state[actorType+"|"+actorID+"|"+key]
-	return b, ok, nil
-}
-
-func (h *stateHost) TransactState(_ context.Context, actorType, actorID string, ops []actors.StateOp) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.touched = map[string]bool{}
-	for _, op := range ops {
-		k := actorType + "|" + actorID + "|" + op.Request.Key
-		h.touched[k] = true
-		h.ops++
-		if op.Operation == "delete" {
-			if _, ok := h.state[k]; !ok {
-				h.deletedMissing = true
-			}
-			delete(h.state, k)
-			continue
-		}
-		h.state[k] = op.Raw
-	}
-	return nil
-}
-
-func (h *stateHost) TransactStateDirect(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error {
-	return h.TransactState(ctx, actorType, actorID, ops)
-}
-func (h *stateHost) CreateReminder(context.Context, actors.ReminderRequest) error { return nil }
-func (h *stateHost) DeleteReminder(context.Context, string, string, string) error { return nil }
-func (h *stateHost) ListActorIDs(context.Context, string, string, *string, uint32) ([]string, *string, error) {
-	return nil, nil, nil
 }
 
 // TestOversizeCountsPropagatedHistory: what a child received travels in

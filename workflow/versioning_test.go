@@ -13,8 +13,6 @@ import (
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-
-	"github.com/tandemrun/tandem/actors"
 )
 
 func wfStartedWith(name *string, patches ...string) *protos.HistoryEvent {
@@ -105,102 +103,6 @@ func TestVersionOf(t *testing.T) {
 		t.Errorf("version %v, want none", got)
 	}
 }
-
-// memHost is an in-memory Host: actor state in maps, calls run at once
-// (one at a time per actor), reminders recorded.
-type memHost struct {
-	mu        sync.Mutex
-	hosted    map[string]actors.Internal
-	state     map[string][]byte
-	locks     map[string]*sync.Mutex
-	reminders map[string]bool
-}
-
-func newMemHost() *memHost {
-	return &memHost{hosted: map[string]actors.Internal{}, state: map[string][]byte{}, locks: map[string]*sync.Mutex{}, reminders: map[string]bool{}}
-}
-
-func (h *memHost) HostInternal(actorType string, a actors.Internal) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.hosted[actorType] = a
-}
-
-func (h *memHost) UnhostInternal(_ context.Context, types ...string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, t := range types {
-		delete(h.hosted, t)
-	}
-}
-
-func (h *memHost) CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error) {
-	h.mu.Lock()
-	a := h.hosted[actorType]
-	l := h.locks[actorType+"/"+actorID]
-	if l == nil {
-		l = new(sync.Mutex)
-		h.locks[actorType+"/"+actorID] = l
-	}
-	h.mu.Unlock()
-	if a == nil {
-		return nil, errors.New("no host for " + actorType)
-	}
-	l.Lock()
-	defer l.Unlock()
-	return a.Invoke(ctx, actorID, method, data)
-}
-
-func (h *memHost) GetState(_ context.Context, actorType, actorID, key string) ([]byte, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.state[actorType+"/"+actorID+"/"+key], nil
-}
-
-func (h *memHost) LookupState(_ context.Context, actorType, actorID, key string) ([]byte, bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	b, ok := h.state[actorType+"/"+actorID+"/"+key]
-	return b, ok, nil
-}
-
-func (h *memHost) TransactState(_ context.Context, actorType, actorID string, ops []actors.StateOp) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, op := range ops {
-		k := actorType + "/" + actorID + "/" + op.Request.Key
-		if op.Operation == "delete" {
-			delete(h.state, k)
-		} else {
-			h.state[k] = op.Raw
-		}
-	}
-	return nil
-}
-
-func (h *memHost) TransactStateDirect(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error {
-	return h.TransactState(ctx, actorType, actorID, ops)
-}
-
-func (h *memHost) CreateReminder(_ context.Context, req actors.ReminderRequest) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reminders[req.ActorType+"/"+req.ActorID+"/"+req.Name] = true
-	return nil
-}
-
-func (h *memHost) DeleteReminder(_ context.Context, actorType, actorID, name string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.reminders, actorType+"/"+actorID+"/"+name)
-	return nil
-}
-
-func (h *memHost) ListActorIDs(context.Context, string, string, *string, uint32) ([]string, *string, error) {
-	return nil, nil, nil
-}
-
-var _ Host = (*memHost)(nil)
 
 // activities counts the activity work items serveWorker's workers ran.
 var activities atomic.Int64

@@ -1,0 +1,133 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/tandemrun/tandem/actors"
+)
+
+// memHost is an in-memory Host for the engine's tests: actor state in a
+// map keyed {actor ID}||{key} (the tests' workflow and activity actor IDs
+// never collide), calls run at once (one at a time per actor), reminders
+// recorded. It also counts what the last transaction touched, to tell a
+// save that rewrites a key from one that leaves it alone.
+type memHost struct {
+	mu        sync.Mutex
+	hosted    map[string]actors.Internal
+	state     map[string][]byte
+	locks     map[string]*sync.Mutex
+	reminders map[string]bool
+	deleted   []string        // names of the reminders deleted
+	touched   map[string]bool // the keys the last transaction wrote or deleted
+	ops       int             // operations of every transaction
+	// deletedMissing: a transaction deleted a key that was not stored.
+	deletedMissing bool
+}
+
+func newMemHost() *memHost {
+	return &memHost{hosted: map[string]actors.Internal{}, state: map[string][]byte{}, locks: map[string]*sync.Mutex{}, reminders: map[string]bool{}}
+}
+
+var _ Host = (*memHost)(nil)
+
+func (h *memHost) keys() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ks := make([]string, 0, len(h.state))
+	for k := range h.state {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func (h *memHost) HostInternal(handlers map[string]actors.Internal) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for t, a := range handlers {
+		h.hosted[t] = a
+	}
+}
+
+func (h *memHost) UnhostInternal(_ context.Context, types ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range types {
+		delete(h.hosted, t)
+	}
+}
+
+func (h *memHost) CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error) {
+	h.mu.Lock()
+	a := h.hosted[actorType]
+	l := h.locks[actorType+"/"+actorID]
+	if l == nil {
+		l = new(sync.Mutex)
+		h.locks[actorType+"/"+actorID] = l
+	}
+	h.mu.Unlock()
+	if a == nil {
+		return nil, errors.New("no host for " + actorType)
+	}
+	l.Lock()
+	defer l.Unlock()
+	return a.Invoke(ctx, actorID, method, data)
+}
+
+func (h *memHost) GetState(ctx context.Context, actorType, actorID, key string) ([]byte, error) {
+	b, _, err := h.LookupState(ctx, actorType, actorID, key)
+	return b, err
+}
+
+func (h *memHost) LookupState(_ context.Context, _, actorID, key string) ([]byte, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.state[actorID+"||"+key]
+	return b, ok, nil
+}
+
+func (h *memHost) TransactState(_ context.Context, _, actorID string, ops []actors.StateOp) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.touched = map[string]bool{}
+	for _, op := range ops {
+		k := actorID + "||" + op.Request.Key
+		h.touched[k] = true
+		h.ops++
+		if op.Operation == "delete" {
+			if _, ok := h.state[k]; !ok {
+				h.deletedMissing = true
+			}
+			delete(h.state, k)
+			continue
+		}
+		h.state[k] = append([]byte(nil), op.Raw...)
+	}
+	return nil
+}
+
+func (h *memHost) TransactStateDirect(ctx context.Context, actorType, actorID string, ops []actors.StateOp) error {
+	return h.TransactState(ctx, actorType, actorID, ops)
+}
+
+func (h *memHost) CreateReminder(_ context.Context, req actors.ReminderRequest) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reminders[req.ActorType+"/"+req.ActorID+"/"+req.Name] = true
+	return nil
+}
+
+func (h *memHost) DeleteReminder(_ context.Context, actorType, actorID, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deleted = append(h.deleted, name)
+	delete(h.reminders, actorType+"/"+actorID+"/"+name)
+	return nil
+}
+
+func (h *memHost) ListActorIDs(context.Context, string, string, *string, uint32) ([]string, *string, error) {
+	return nil, nil, nil
+}
