@@ -43,11 +43,14 @@ type Deliverer interface {
 // Hooks are told what happens to ticks (for metrics); nil ones are
 // skipped.
 type Hooks struct {
-	// Triggered: a tick was delivered and the sidecar succeeded; lag is
-	// from its scheduled time to the answer.
-	Triggered func(meta *schedulerv1.JobMetadata, lag time.Duration)
+	// Triggered: a tick was delivered and the sidecar succeeded; took is
+	// from handing it to the pool to the answer (Dapr's trigger latency).
+	Triggered func(meta *schedulerv1.JobMetadata, took time.Duration)
 	// Failed: the sidecar answered FAILED.
-	Failed func(meta *schedulerv1.JobMetadata)
+	Failed func(meta *schedulerv1.JobMetadata, took time.Duration)
+	// Replicas: the replica set changed; count replicas are live and this
+	// one is at index (-1 while it is not among them).
+	Replicas func(count, index int)
 }
 
 // Options configure an Engine.
@@ -392,6 +395,9 @@ func (e *Engine) membersChangedLocked() {
 	e.members = members
 	e.idx = slices.Index(members, e.o.ID)
 	e.log.Info("replica set changed", "replicas", members, "index", e.idx)
+	if e.o.Hooks.Replicas != nil {
+		e.o.Hooks.Replicas(len(members), e.idx)
+	}
 	for _, ent := range e.jobs {
 		e.scheduleLocked(ent)
 	}
@@ -582,19 +588,20 @@ func (e *Engine) run(ctx context.Context, s step) {
 		return
 	}
 	prefix, _ := store.TargetPrefix(meta)
+	start := time.Now()
 	res, err := e.o.Pool.Deliver(ctx, pool.Tick{Name: s.name[len(prefix):], Data: job.GetData(), Metadata: meta})
 	if err != nil {
 		return // shutting down: the claim stays, the next owner delivers it
 	}
 	if res == schedulerv1.WatchJobsRequestResultStatus_SUCCESS {
 		if e.o.Hooks.Triggered != nil {
-			e.o.Hooks.Triggered(meta, time.Since(s.plan.tick))
+			e.o.Hooks.Triggered(meta, time.Since(start))
 		}
 		e.done(ctx, s, claimed)
 		return
 	}
 	if e.o.Hooks.Failed != nil {
-		e.o.Hooks.Failed(meta)
+		e.o.Hooks.Failed(meta, time.Since(start))
 	}
 	e.failed(ctx, s, claimed, job)
 }
