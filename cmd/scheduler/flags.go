@@ -65,7 +65,9 @@ type Options struct {
 const defaultTrustAnchorsFile = "/var/run/secrets/dapr.io/tls/ca.crt"
 
 // ParseFlags parses args (without the program name); -flag and --flag
-// both work. getenv supplies NAMESPACE.
+// both work. getenv supplies NAMESPACE. A command line that does not parse
+// returns no Options; one that parses to values Dapr's scheduler refuses
+// returns the Options with the error (the caller logs it as Dapr does).
 func ParseFlags(args []string, usageOut io.Writer, getenv func(string) string) (*Options, error) {
 	namespace := getenv("NAMESPACE")
 	if namespace == "" {
@@ -131,7 +133,7 @@ func ParseFlags(args []string, usageOut io.Writer, getenv func(string) string) (
 		errs = append(errs, errors.New("failed to parse backend batch interval. Please use a string representing time.Duration"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return o, err
 	}
 	return o, o.Validate()
 }

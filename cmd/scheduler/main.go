@@ -29,7 +29,6 @@ import (
 	"syscall"
 	"time"
 
-	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -69,9 +68,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	if err != nil {
+	if err != nil && o == nil {
 		fmt.Fprintln(stderr, "scheduler:", err)
 		return 2
+	}
+	if err != nil {
+		// Dapr's scheduler logs refused options on its log (stdout) and
+		// exits 1.
+		logging.New(stdout, slog.LevelInfo, false, "component", "scheduler").Error(err.Error())
+		return 1
 	}
 	if o.Version {
 		fmt.Fprintln(stdout, version)
@@ -79,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	level, _ := logging.ParseLevel(o.LogLevel)
 	log := logging.New(stdout, level, o.LogAsJSON, "component", "scheduler")
-	if err := serve(ctx, o, log, getenv); err != nil {
+	if err := serve(ctx, o, log, stderr, getenv); err != nil {
 		log.Error("scheduler failed", "error", err)
 		return 1
 	}
@@ -87,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return 0
 }
 
-func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string) string) error {
+func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, getenv func(string) string) error {
 	namespace := getenv("NAMESPACE")
 	if namespace == "" {
 		namespace = "default"
@@ -157,19 +162,19 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg)
 	p := pool.New(log, pool.Hooks{
-		Connected: func(d int) { metrics.SidecarsConnected.Add(float64(d)) },
+		Connected: func(d int) { metrics.SidecarsConnected.Add(float64(d)) }, Undelivered: metrics.Undelivered,
 		SendError: metrics.SidecarSendError, RecvError: metrics.SidecarRecvError,
 	})
 	eng := engine.New(engine.Options{
 		Client: cli, ID: o.ID, Address: broadcastAddress(o), Pool: p, Workers: int(o.Workers), Log: log,
 		Hooks: engine.Hooks{
-			Triggered: func(meta *schedulerv1.JobMetadata, lag time.Duration) {
-				metrics.Triggered(meta, float64(lag)/float64(time.Millisecond))
-			},
-			Failed: metrics.Failed,
+			Triggered: metrics.Triggered, Failed: metrics.Failed, Replicas: p.SetReplicas,
 		},
 	})
 	engineStage.Add(task.Task{Name: "engine", Critical: true, Run: eng.Run})
+	// Dapr's scheduler (its cron library) announces its delivery workers
+	// in a JSON line on stderr, which tools and Dapr's tests look for.
+	slog.New(slog.NewJSONHandler(stderr, nil)).Info("Starting queue with workers", "id", o.ID, "count", o.Workers)
 
 	var authorize func(ctx context.Context, ns, appID string) error
 	opts := []grpc.ServerOption{

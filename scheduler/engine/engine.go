@@ -14,6 +14,12 @@
 // it. A replica that restarts with its ID finds its own claims and delivers
 // them again. On a graceful stop a replica finishes the deliveries under
 // way (for a while) before giving up its lease.
+//
+// When a replica joins (or comes back on a new lease) each replica gives up
+// waiting for the answers of its deliveries under way and has those ticks
+// delivered again, as Dapr's scheduler does on a quorum change: a sidecar
+// that stopped answering does not hold them for good. A replica leaving
+// changes only who owns its jobs.
 package engine
 
 import (
@@ -43,11 +49,14 @@ type Deliverer interface {
 // Hooks are told what happens to ticks (for metrics); nil ones are
 // skipped.
 type Hooks struct {
-	// Triggered: a tick was delivered and the sidecar succeeded; lag is
-	// from its scheduled time to the answer.
-	Triggered func(meta *schedulerv1.JobMetadata, lag time.Duration)
+	// Triggered: a tick was delivered and the sidecar succeeded; took is
+	// from handing it to the pool to the answer (Dapr's trigger latency).
+	Triggered func(meta *schedulerv1.JobMetadata, took time.Duration)
 	// Failed: the sidecar answered FAILED.
-	Failed func(meta *schedulerv1.JobMetadata)
+	Failed func(meta *schedulerv1.JobMetadata, took time.Duration)
+	// Replicas: the replica set changed; count replicas are live and this
+	// one is at index (-1 while it is not among them).
+	Replicas func(count, index int)
 }
 
 // Options configure an Engine.
@@ -87,6 +96,14 @@ type Engine struct {
 	hostSubs map[chan []string]struct{}
 	wake     chan struct{}
 	inflight sync.WaitGroup
+	// leases are the leadership leases of the replicas, by ID.
+	leases map[string]int64
+	// epoch is the context of the deliveries started since the replica
+	// set last changed, under deliveries (which ends at shutdown);
+	// endEpoch ends it, which sends their ticks again.
+	deliveries context.Context
+	epoch      context.Context
+	endEpoch   context.CancelFunc
 }
 
 // entry is the cached state of one job.
@@ -115,7 +132,7 @@ func New(o Options) *Engine {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{o: o, log: o.Log, cli: o.Client, sem: make(chan struct{}, o.Workers),
-		jobs: map[string]*entry{}, leaders: map[string]store.Leader{}, idx: -1,
+		jobs: map[string]*entry{}, leaders: map[string]store.Leader{}, leases: map[string]int64{}, idx: -1,
 		hostSubs: map[chan []string]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
@@ -125,6 +142,10 @@ func New(o Options) *Engine {
 func (e *Engine) Run(ctx context.Context) error {
 	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliveries()
+	e.mu.Lock()
+	e.deliveries = deliverCtx
+	e.epoch, e.endEpoch = context.WithCancel(deliverCtx)
+	e.mu.Unlock()
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
@@ -310,6 +331,7 @@ func (e *Engine) reset(kvs []*mvccpb.KeyValue) {
 	for id := range e.leaders {
 		if !leaders[id] {
 			delete(e.leaders, id)
+			delete(e.leases, id)
 		}
 	}
 	e.membersChangedLocked()
@@ -359,9 +381,14 @@ func (e *Engine) applyLocked(kv *mvccpb.KeyValue, deleted bool) {
 		e.scheduleLocked(ent)
 	case len(k) > len(store.LeadershipPrefix) && k[:len(store.LeadershipPrefix)] == store.LeadershipPrefix:
 		id := k[len(store.LeadershipPrefix):]
+		if lease, known := e.leases[id]; !deleted && (!known || lease != kv.Lease) {
+			e.newEpochLocked()
+		}
 		if deleted {
 			delete(e.leaders, id)
+			delete(e.leases, id)
 		} else {
+			e.leases[id] = kv.Lease
 			l, err := store.DecodeLeader(kv.Value)
 			if err != nil {
 				// A replica that writes another format (Dapr's own) still
@@ -392,10 +419,23 @@ func (e *Engine) membersChangedLocked() {
 	e.members = members
 	e.idx = slices.Index(members, e.o.ID)
 	e.log.Info("replica set changed", "replicas", members, "index", e.idx)
+	if e.o.Hooks.Replicas != nil {
+		e.o.Hooks.Replicas(len(members), e.idx)
+	}
 	for _, ent := range e.jobs {
 		e.scheduleLocked(ent)
 	}
 	e.notifyHostsLocked()
+}
+
+// newEpochLocked ends the deliveries under way (their ticks are delivered
+// again) and starts a new epoch.
+func (e *Engine) newEpochLocked() {
+	if e.endEpoch == nil {
+		return // not running yet: nothing under way
+	}
+	e.endEpoch()
+	e.epoch, e.endEpoch = context.WithCancel(e.deliveries)
 }
 
 func (e *Engine) notifyHostsLocked() {
@@ -504,7 +544,7 @@ func (e *Engine) tick(ctx, deliverCtx context.Context) error {
 			}
 			ent.local = true
 			e.inflight.Add(1)
-			go e.run(deliverCtx, step{name: ent.name, job: ent.job, jobRev: ent.jobRev,
+			go e.run(deliverCtx, e.epoch, step{name: ent.name, job: ent.job, jobRev: ent.jobRev,
 				counter: counterOf(ent), counterRev: ent.counterRev, plan: p})
 		}
 		e.mu.Unlock()
@@ -529,8 +569,9 @@ type step struct {
 	plan       plan
 }
 
-// run claims, delivers and records one tick.
-func (e *Engine) run(ctx context.Context, s step) {
+// run claims, delivers and records one tick; the delivery itself ends
+// with epoch, the store writes with ctx.
+func (e *Engine) run(ctx, epoch context.Context, s step) {
 	defer e.inflight.Done()
 	retryIn := time.Duration(0)
 	defer func() {
@@ -582,19 +623,31 @@ func (e *Engine) run(ctx context.Context, s step) {
 		return
 	}
 	prefix, _ := store.TargetPrefix(meta)
-	res, err := e.o.Pool.Deliver(ctx, pool.Tick{Name: s.name[len(prefix):], Data: job.GetData(), Metadata: meta})
+	start := time.Now()
+	res, err := e.o.Pool.Deliver(epoch, pool.Tick{Name: s.name[len(prefix):], Data: job.GetData(), Metadata: meta})
 	if err != nil {
-		return // shutting down: the claim stays, the next owner delivers it
+		if ctx.Err() != nil {
+			return // shutting down: the claim stays, the next owner delivers it
+		}
+		// The replica set changed: the claim is given up, and the job's
+		// owner in the new set delivers the tick again.
+		released := claimed
+		released.Inflight, released.Owner = time.Time{}, ""
+		if _, _, err := e.put(ctx, s, released); err != nil {
+			e.log.Warn("giving up a tick's claim failed; retrying", "job", s.name, "error", err)
+			retryIn = time.Second
+		}
+		return
 	}
 	if res == schedulerv1.WatchJobsRequestResultStatus_SUCCESS {
 		if e.o.Hooks.Triggered != nil {
-			e.o.Hooks.Triggered(meta, time.Since(s.plan.tick))
+			e.o.Hooks.Triggered(meta, time.Since(start))
 		}
 		e.done(ctx, s, claimed)
 		return
 	}
 	if e.o.Hooks.Failed != nil {
-		e.o.Hooks.Failed(meta)
+		e.o.Hooks.Failed(meta, time.Since(start))
 	}
 	e.failed(ctx, s, claimed, job)
 }

@@ -219,3 +219,60 @@ func TestReplicasShareJobsAndOneStoppingLosesNoTick(t *testing.T) {
 		t.Error("replica s0 delivered nothing before it stopped: the jobs were not shared")
 	}
 }
+
+// mute is a sidecar that takes ticks and never answers.
+type mute struct {
+	ctx  context.Context
+	sent chan string
+}
+
+func (m *mute) Context() context.Context                    { return m.ctx }
+func (m *mute) Send(r *schedulerv1.WatchJobsResponse) error { m.sent <- r.GetName(); return nil }
+func (m *mute) Recv() (*schedulerv1.WatchJobsRequest, error) {
+	<-m.ctx.Done()
+	return nil, io.EOF
+}
+
+// TestARejoiningReplicaHasUnansweredTicksDeliveredAgain: a replica that
+// comes back on a new lease makes the deliveries under way start over, so
+// a sidecar that never answered gets the tick again.
+func TestARejoiningReplicaHasUnansweredTicksDeliveredAgain(t *testing.T) {
+	cli := startStore(t)
+	p := pool.New(nil, pool.Hooks{})
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &mute{ctx: ctx, sent: make(chan string, 16)}
+	done := make(chan struct{})
+	go func() {
+		_ = p.Serve(context.Background(), &schedulerv1.WatchJobsRequestInitial{Namespace: "ns", AppId: "app"}, m)
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	runEngine(t, cli, "s0", p)
+	putJob(t, cli, "app", "stalled", &schedulerv1.Job{DueTime: ptr("0s")})
+	next := func() string {
+		select {
+		case name := <-m.sent:
+			return name
+		case <-time.After(10 * time.Second):
+			return ""
+		}
+	}
+	if got := next(); got != "stalled" {
+		t.Fatalf("first delivery: %q", got)
+	}
+	select {
+	case name := <-m.sent:
+		t.Fatalf("%s delivered again with nothing changed", name)
+	case <-time.After(500 * time.Millisecond):
+	}
+	resp, err := cli.Get(context.Background(), store.LeadershipKey("s0"))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("leadership key: %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); got != "stalled" {
+		t.Fatalf("after the replica came back on a new lease: %q, want the tick again", got)
+	}
+}

@@ -3,7 +3,9 @@
 // actor reminder, of an app hosting the actor type) in its namespace, in
 // turn, and its result (the sidecar's SUCCESS or FAILED) comes back to the
 // caller. A tick with no stream to take it waits until one connects; a tick
-// whose stream goes away before answering goes to another.
+// whose stream goes away before answering goes to another. The concurrency
+// limits the streams ask for hold actor reminder ticks back while their
+// gate is full (gate.go).
 package pool
 
 import (
@@ -26,8 +28,10 @@ type Result = schedulerv1.WatchJobsRequestResultStatus
 // Hooks are told about connections (for metrics); nil ones are skipped.
 type Hooks struct {
 	Connected func(delta int)
-	SendError func()
-	RecvError func()
+	// Undelivered: a tick found no stream to take it (it waits for one).
+	Undelivered func(meta *schedulerv1.JobMetadata)
+	SendError   func()
+	RecvError   func()
 }
 
 // Pool is the set of connected streams.
@@ -40,7 +44,13 @@ type Pool struct {
 	byApp   map[string][]*stream // "ns||app id", streams that take jobs
 	byActor map[string][]*stream // "ns||actor type"
 	turn    map[string]int
-	added   chan struct{} // closed and replaced when a stream is added
+	gates   map[string]*gate
+	// replicas and index are the scheduler replica count and this
+	// replica's place, for its share of each gate's limit.
+	replicas, index uint32
+	// changed is closed and replaced when a waiting tick may go on: a
+	// stream was added, a gate slot freed or a gate removed.
+	changed chan struct{}
 }
 
 // New returns an empty pool.
@@ -49,7 +59,12 @@ func New(log *slog.Logger, hooks Hooks) *Pool {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Pool{log: log, hooks: hooks, byApp: map[string][]*stream{}, byActor: map[string][]*stream{},
-		turn: map[string]int{}, added: make(chan struct{})}
+		turn: map[string]int{}, gates: map[string]*gate{}, replicas: 1, changed: make(chan struct{})}
+}
+
+func (p *Pool) changedLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // Tick is one delivery.
@@ -64,10 +79,12 @@ type Tick struct {
 var errGone = errors.New("stream closed before the sidecar answered")
 
 // Deliver sends t to one of its target's streams and returns the
-// sidecar's result, waiting for a stream when none is connected. It
-// returns only when ctx ends without an answer.
+// sidecar's result, waiting for a stream when none is connected and for a
+// slot when its concurrency gates are full. It returns an error only when
+// ctx ends without an answer.
 func (p *Pool) Deliver(ctx context.Context, t Tick) (Result, error) {
 	key, byActor := routeKey(t.Metadata)
+	told := false
 	for {
 		p.mu.Lock()
 		var s *stream
@@ -75,22 +92,30 @@ func (p *Pool) Deliver(ctx context.Context, t Tick) (Result, error) {
 		if byActor {
 			list = p.byActor[key]
 		}
-		if len(list) > 0 {
+		gs := p.gatesLocked(t.Metadata)
+		if len(list) > 0 && p.acquireLocked(gs) {
 			i := p.turn[key] % len(list)
 			p.turn[key] = i + 1
 			s = list[i]
 		}
-		added := p.added
+		changed := p.changed
 		p.mu.Unlock()
 		if s == nil {
+			if len(list) == 0 && !told {
+				told = true
+				if p.hooks.Undelivered != nil {
+					p.hooks.Undelivered(t.Metadata)
+				}
+			}
 			select {
-			case <-added:
+			case <-changed:
 				continue
 			case <-ctx.Done():
 				return 0, ctx.Err()
 			}
 		}
 		r, err := s.deliver(ctx, t)
+		p.release(gs)
 		if errors.Is(err, errGone) {
 			continue
 		}
@@ -138,6 +163,7 @@ func (p *Pool) Serve(ctx context.Context, initial *schedulerv1.WatchJobsRequestI
 	takesJobs := len(types) == 0 || slices.Contains(types, schedulerv1.JobTargetType_JOB_TARGET_TYPE_JOB)
 	takesActors := len(types) == 0 || slices.Contains(types, schedulerv1.JobTargetType_JOB_TARGET_TYPE_ACTOR_REMINDER)
 	ns := initial.GetNamespace()
+	limits := limitsOf(initial)
 	var keysApp, keysActor []string
 	if takesJobs {
 		keysApp = append(keysApp, ns+"||"+initial.GetAppId())
@@ -156,8 +182,8 @@ func (p *Pool) Serve(ctx context.Context, initial *schedulerv1.WatchJobsRequestI
 	for _, k := range keysActor {
 		p.byActor[k] = append(p.byActor[k], s)
 	}
-	close(p.added)
-	p.added = make(chan struct{})
+	p.addLimitsLocked(limits)
+	p.changedLocked()
 	p.mu.Unlock()
 	if p.hooks.Connected != nil {
 		p.hooks.Connected(1)
@@ -172,6 +198,8 @@ func (p *Pool) Serve(ctx context.Context, initial *schedulerv1.WatchJobsRequestI
 		for _, k := range keysActor {
 			p.byActor[k] = remove(p.byActor[k], s)
 		}
+		p.removeLimitsLocked(limits)
+		p.changedLocked()
 		p.mu.Unlock()
 		s.close()
 		if p.hooks.Connected != nil {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -70,16 +72,17 @@ func (m *Metrics) deleted(meta *schedulerv1.JobMetadata) {
 	m.jobsDeleted.WithLabelValues(jobType(meta)).Inc()
 }
 
-// Triggered counts a tick the sidecar succeeded; lag is from its
-// scheduled time.
-func (m *Metrics) Triggered(meta *schedulerv1.JobMetadata, lagMillis float64) {
+// Triggered counts a tick the sidecar succeeded; took is how long its
+// delivery took, in whole milliseconds as Dapr records it.
+func (m *Metrics) Triggered(meta *schedulerv1.JobMetadata, took time.Duration) {
 	m.jobsTriggered.WithLabelValues(jobType(meta)).Inc()
-	m.triggerLatency.WithLabelValues(jobType(meta)).Observe(lagMillis)
+	m.triggerLatency.WithLabelValues(jobType(meta)).Observe(float64(took.Milliseconds()))
 }
 
-// Failed counts a tick the sidecar failed.
-func (m *Metrics) Failed(meta *schedulerv1.JobMetadata) {
+// Failed counts a tick the sidecar failed, with how long it took.
+func (m *Metrics) Failed(meta *schedulerv1.JobMetadata, took time.Duration) {
 	m.jobsFailed.WithLabelValues(jobType(meta)).Inc()
+	m.triggerLatency.WithLabelValues(jobType(meta)).Observe(float64(took.Milliseconds()))
 }
 
 // Undelivered counts a tick that found no sidecar to take it.

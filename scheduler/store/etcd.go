@@ -192,7 +192,12 @@ func NewClient(o ClientOptions) (*clientv3.Client, error) {
 		Username:    o.Username,
 		Password:    o.Password,
 		DialTimeout: 20 * time.Second,
-		Logger:      zap.NewNop(),
+		// Jobs carry their data (a few megabytes is allowed), and the
+		// engine lists them all at once: no client-side message bound
+		// below the server's.
+		MaxCallSendMsgSize: 1<<31 - 1,
+		MaxCallRecvMsgSize: 1<<31 - 1,
+		Logger:             zap.NewNop(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(o.Endpoints, ","), err)
