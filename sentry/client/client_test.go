@@ -163,6 +163,35 @@ func TestParseResponseOldSentry(t *testing.T) {
 	}
 }
 
+// serveFake serves fake as sentry, with a CA of its own, until the test
+// ends, and returns a client configuration that reaches it.
+func serveFake(t *testing.T, fake *flakyCA) Config {
+	t.Helper()
+	b, err := ca.GenerateBundle(ca.GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ca.New(b, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentryID, _ := SentryID("", "")
+	serving, err := c.IssueTLS(sentryID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.ca = c
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
+	sentryv1.RegisterCAServer(gs, fake)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	return Config{Address: lis.Addr().String(), TrustAnchors: c.TrustAnchors(), SentryID: sentryID}
+}
+
 // flakyCA fails the first `failures` calls with code, then signs.
 type flakyCA struct {
 	sentryv1.UnimplementedCAServer
@@ -216,31 +245,10 @@ func TestRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := ca.GenerateBundle(ca.GenerateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := ca.New(b, ca.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sentryID, _ := SentryID("", "")
-			serving, err := c.IssueTLS(sentryID, time.Hour)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fake := &flakyCA{ca: c, failures: tt.failures, code: tt.code}
-			gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
-			sentryv1.RegisterCAServer(gs, fake)
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() { _ = gs.Serve(lis) }()
-			defer gs.Stop()
-
-			cl, err := New(Config{Address: lis.Addr().String(), TrustAnchors: c.TrustAnchors(), SentryID: sentryID,
-				MaxAttempts: 4, RetryBackoff: time.Millisecond})
+			fake := &flakyCA{failures: tt.failures, code: tt.code}
+			cfg := serveFake(t, fake)
+			cfg.MaxAttempts, cfg.RetryBackoff = 4, time.Millisecond
+			cl, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -271,30 +279,10 @@ func TestRetries(t *testing.T) {
 func TestJWTAudiences(t *testing.T) {
 	for _, perAudience := range []bool{true, false} {
 		t.Run(fmt.Sprint("per audience ", perAudience), func(t *testing.T) {
-			b, err := ca.GenerateBundle(ca.GenerateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := ca.New(b, ca.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sentryID, _ := SentryID("", "")
-			serving, err := c.IssueTLS(sentryID, time.Hour)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fake := &flakyCA{ca: c, jwts: true, perAudience: perAudience}
-			gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
-			sentryv1.RegisterCAServer(gs, fake)
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() { _ = gs.Serve(lis) }()
-			defer gs.Stop()
-			cl, err := New(Config{Address: lis.Addr().String(), TrustAnchors: c.TrustAnchors(), SentryID: sentryID,
-				JWTAudiences: []string{"mcp://a", "mcp://b"}})
+			fake := &flakyCA{jwts: true, perAudience: perAudience}
+			cfg := serveFake(t, fake)
+			cfg.JWTAudiences = []string{"mcp://a", "mcp://b"}
+			cl, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/protobuf/proto"
 )
@@ -287,19 +288,28 @@ func (s *Signer) verifyOne(sig *protos.HistorySignature, certs []*protos.Signing
 	return at, nil
 }
 
-// VerifyTrust checks that the DER chain's leaf chains to the trust
-// anchors of its trust domain at time at.
-func (s *Signer) VerifyTrust(chain []byte, at time.Time) error {
+// parseChain parses a DER certificate chain and its leaf's SPIFFE ID.
+func parseChain(chain []byte) ([]*x509.Certificate, spiffeid.ID, error) {
 	certs, err := x509.ParseCertificates(chain)
 	if err != nil {
-		return fmt.Errorf("parse certificate chain: %w", err)
+		return nil, spiffeid.ID{}, fmt.Errorf("parse certificate chain: %w", err)
 	}
 	if len(certs) == 0 {
-		return errors.New("certificate chain is empty")
+		return nil, spiffeid.ID{}, errors.New("certificate chain is empty")
 	}
 	id, err := x509svid.IDFromCert(certs[0])
 	if err != nil {
-		return fmt.Errorf("SPIFFE ID of certificate: %w", err)
+		return nil, spiffeid.ID{}, fmt.Errorf("SPIFFE ID of certificate: %w", err)
+	}
+	return certs, id, nil
+}
+
+// VerifyTrust checks that the DER chain's leaf chains to the trust
+// anchors of its trust domain at time at.
+func (s *Signer) VerifyTrust(chain []byte, at time.Time) error {
+	certs, id, err := parseChain(chain)
+	if err != nil {
+		return err
 	}
 	b, err := s.id.GetX509BundleForTrustDomain(id.TrustDomain())
 	if err != nil {
@@ -322,16 +332,9 @@ func (s *Signer) VerifyTrust(chain []byte, at time.Time) error {
 // app appID in namespace ns (spiffe://<td>/ns/<ns>/<appID>): a history is
 // signed by its own app only.
 func CheckIdentity(chain []byte, appID, ns string) error {
-	certs, err := x509.ParseCertificates(chain)
+	_, id, err := parseChain(chain)
 	if err != nil {
-		return fmt.Errorf("parse certificate chain: %w", err)
-	}
-	if len(certs) == 0 {
-		return errors.New("certificate chain is empty")
-	}
-	id, err := x509svid.IDFromCert(certs[0])
-	if err != nil {
-		return fmt.Errorf("SPIFFE ID of certificate: %w", err)
+		return err
 	}
 	seg := strings.Split(id.Path(), "/")
 	if len(seg) != 4 || seg[1] != "ns" || seg[2] == "" || seg[3] == "" {
