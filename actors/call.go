@@ -82,7 +82,11 @@ func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequ
 		} else {
 			resp, err = r.callRemote(ctx, addr, req)
 		}
-		if errors.Is(err, errMoved) && moves < maxMoves {
+		// A type this host stopped hosting (the workflow engine's, between
+		// its last worker leaving and the next one connecting) is still
+		// given to it until placement's next table: routed again, as a
+		// moved actor, it waits for the table that has it hosted.
+		if (errors.Is(err, errMoved) || local && errors.Is(err, ErrNotHosted)) && moves < maxMoves {
 			select {
 			case <-changed:
 			case <-time.After(50 * time.Millisecond):
