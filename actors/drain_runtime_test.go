@@ -98,21 +98,13 @@ func TestTableUpdateDrainsCalls(t *testing.T) {
 		{"cancelled at once without drainRebalancedActors", `{"entities":["counter"],"drainOngoingCallTimeout":"1m","drainRebalancedActors":false}`, 0, 900 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := &fakePlacement{streams: make(chan placementv1.Placement_ReportDaprStatusServer, 1)}
-			g := grpc.NewServer()
-			placementv1.RegisterPlacementServer(g, srv)
-			go func() { _ = g.Serve(ln) }()
-			defer g.Stop()
+			srv, addr := serveFakePlacement(t)
 
 			app := &blockingApp{config: tc.config, started: make(chan struct{})}
 			r, err := New(Config{
 				AppID: "app", Namespace: "default", App: app,
 				Placement: &placement.Config{
-					Addresses: []string{ln.Addr().String()}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
+					Addresses: []string{addr}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
 					DialOptions:          []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
 					DisseminationTimeout: 3 * time.Second, // drains of 3s and more are clamped to 2.4s
 				},
@@ -194,9 +186,10 @@ func TestDrainedCallOfCancelledCaller(t *testing.T) {
 	}
 }
 
-// TestHostInternalReportsOnce: internal types hosted together reach
-// placement in one report (one dissemination round, as daprd's).
-func TestHostInternalReportsOnce(t *testing.T) {
+// serveFakePlacement serves a fakePlacement until the test ends and
+// returns it with its address.
+func serveFakePlacement(t *testing.T) (*fakePlacement, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -205,12 +198,19 @@ func TestHostInternalReportsOnce(t *testing.T) {
 	g := grpc.NewServer()
 	placementv1.RegisterPlacementServer(g, srv)
 	go func() { _ = g.Serve(ln) }()
-	defer g.Stop()
+	t.Cleanup(g.Stop)
+	return srv, ln.Addr().String()
+}
+
+// TestHostInternalReportsOnce: internal types hosted together reach
+// placement in one report (one dissemination round, as daprd's).
+func TestHostInternalReportsOnce(t *testing.T) {
+	srv, addr := serveFakePlacement(t)
 
 	r, err := New(Config{
 		AppID: "app", Namespace: "default",
 		Placement: &placement.Config{
-			Addresses: []string{ln.Addr().String()}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
+			Addresses: []string{addr}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
 			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
 		},
 	})

@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -89,12 +90,7 @@ func (m *Manager) Ready() bool { return m.ready.Load() }
 func (m *Manager) Names() []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]string, 0, len(m.loaded))
-	for n := range m.loaded {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(m.loaded))
 }
 
 // Run applies the sets handed to Update until ctx ends, then closes the

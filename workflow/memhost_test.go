@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 
@@ -36,12 +37,7 @@ var _ Host = (*memHost)(nil)
 func (h *memHost) keys() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ks := make([]string, 0, len(h.state))
-	for k := range h.state {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
+	return slices.Sorted(maps.Keys(h.state))
 }
 
 func (h *memHost) HostInternal(handlers map[string]actors.Internal) {

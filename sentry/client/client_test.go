@@ -163,11 +163,12 @@ func TestParseResponseOldSentry(t *testing.T) {
 	}
 }
 
-// serveFake serves fake as sentry, with a CA of its own, until the test
-// ends, and returns a client configuration that reaches it.
-func serveFake(t *testing.T, fake *flakyCA) Config {
+// serveFake serves fake as the sentry of control-plane namespace cpNS
+// ("" for the default), with a CA of its own, until the test ends, and
+// returns a client configuration that reaches it.
+func serveFake(t *testing.T, fake *flakyCA, cpNS string) Config {
 	t.Helper()
-	b, err := ca.GenerateBundle(ca.GenerateOptions{})
+	b, err := ca.GenerateBundle(ca.GenerateOptions{Namespace: cpNS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func serveFake(t *testing.T, fake *flakyCA) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sentryID, _ := SentryID("", "")
+	sentryID, _ := SentryID("", cpNS)
 	serving, err := c.IssueTLS(sentryID, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +247,7 @@ func TestRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &flakyCA{failures: tt.failures, code: tt.code}
-			cfg := serveFake(t, fake)
+			cfg := serveFake(t, fake, "")
 			cfg.MaxAttempts, cfg.RetryBackoff = 4, time.Millisecond
 			cl, err := New(cfg)
 			if err != nil {
@@ -280,7 +281,7 @@ func TestJWTAudiences(t *testing.T) {
 	for _, perAudience := range []bool{true, false} {
 		t.Run(fmt.Sprint("per audience ", perAudience), func(t *testing.T) {
 			fake := &flakyCA{jwts: true, perAudience: perAudience}
-			cfg := serveFake(t, fake)
+			cfg := serveFake(t, fake, "")
 			cfg.JWTAudiences = []string{"mcp://a", "mcp://b"}
 			cl, err := New(cfg)
 			if err != nil {
@@ -410,38 +411,18 @@ func TestCurrentTrustAnchors(t *testing.T) {
 // file holding "the-token\n".
 func controlPlaneSentry(t *testing.T) (fake *flakyCA, addr, anchors, tokenFile string) {
 	t.Helper()
-	b, err := ca.GenerateBundle(ca.GenerateOptions{Namespace: "cp"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ca.New(b, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sentryID, _ := SentryID("", "cp")
-	serving, err := c.IssueTLS(sentryID, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake = &flakyCA{ca: c}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*serving}})))
-	sentryv1.RegisterCAServer(gs, fake)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
+	fake = &flakyCA{}
+	addr = serveFake(t, fake, "cp").Address
 	dir := t.TempDir()
 	anchors = filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(anchors, c.TrustAnchorsPEM(), 0o600); err != nil {
+	if err := os.WriteFile(anchors, fake.ca.TrustAnchorsPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tokenFile = filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte("the-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return fake, lis.Addr().String(), anchors, tokenFile
+	return fake, addr, anchors, tokenFile
 }
 
 // runTasks runs the identity tasks until the test's end.
