@@ -72,6 +72,11 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	if err != nil {
 		return nil, err
 	}
+	// An activity keeps nothing: what it received is verified, or it
+	// does not run.
+	if _, err := e.verifyIncoming(req.GetPropagatedHistory()); err != nil {
+		return nil, fmt.Errorf("activity '%s::%d' rejecting invocation: propagated history verification failed: %w", req.GetName(), req.GetTaskId(), err)
+	}
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
 	var res proto.Message

@@ -226,11 +226,13 @@ func (e *Engine) failTampered(ctx context.Context, inst *instance, cause error) 
 // returns their stored form (nil when signing is off: the caller
 // marshals them) and the operations that store the new signature and
 // certificate. With rewritten, the history was replaced: its old
-// signatures, certificates and attested certificates go.
+// signatures and certificates go (whoever replaces it decides on the
+// external certificates: a re-created child keeps those of the history
+// it received).
 func (e *Engine) signOps(inst *instance, from int, rewritten bool) ([][]byte, []actors.StateOp, error) {
 	s := &inst.sig
 	if rewritten {
-		s.rawSigs, s.certs, s.extCerts = nil, nil, nil
+		s.rawSigs, s.certs = nil, nil
 	}
 	var ops []actors.StateOp
 	var raw [][]byte

@@ -33,28 +33,51 @@ type testIdentity struct {
 
 func newTestIdentity(t *testing.T, app string) *testIdentity {
 	t.Helper()
-	mk := func(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
-		if parent == nil {
-			parent = tmpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := x509.ParseCertificate(der)
-		return c
+	return newTestAuthority(t).identity(t, app)
+}
+
+// testAuthority is a root and its intermediate, which issues the
+// identities of apps that trust one another.
+type testAuthority struct {
+	root, mid *x509.Certificate
+	midKey    crypto.Signer
+	serial    int64
+}
+
+func mkCert(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	if parent == nil {
+		parent = tmpl
 	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+func newTestAuthority(t *testing.T) *testAuthority {
+	t.Helper()
 	nb, na := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	root := mk(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, IsCA: true, BasicConstraintsValid: true,
+	root := mkCert(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign, NotBefore: nb, NotAfter: na}, nil, &rk.PublicKey, rk)
 	mk2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	mid := mk(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "mid"}, IsCA: true, BasicConstraintsValid: true,
+	mid := mkCert(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "mid"}, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign, NotBefore: nb, NotAfter: na}, root, &mk2.PublicKey, rk)
+	return &testAuthority{root: root, mid: mid, midKey: mk2, serial: 2}
+}
+
+// identity issues the SVID of app in namespace default.
+func (a *testAuthority) identity(t *testing.T, app string) *testIdentity {
+	t.Helper()
+	nb, na := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 	id := spiffeid.RequireFromPath(spiffeid.RequireTrustDomainFromString("public"), "/ns/default/"+app)
 	lk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := mk(&x509.Certificate{SerialNumber: big.NewInt(3), URIs: []*url.URL{id.URL()}, NotBefore: nb, NotAfter: na}, mid, &lk.PublicKey, mk2)
-	return &testIdentity{svid: &x509svid.SVID{ID: id, Certificates: []*x509.Certificate{leaf, mid}, PrivateKey: lk}, root: root}
+	a.serial++
+	leaf := mkCert(t, &x509.Certificate{SerialNumber: big.NewInt(a.serial), URIs: []*url.URL{id.URL()}, NotBefore: nb, NotAfter: na}, a.mid, &lk.PublicKey, a.midKey)
+	return &testIdentity{svid: &x509svid.SVID{ID: id, Certificates: []*x509.Certificate{leaf, a.mid}, PrivateKey: lk}, root: a.root}
 }
 
 func (i *testIdentity) GetX509SVID() (*x509svid.SVID, error) { return i.svid, nil }

@@ -114,6 +114,9 @@ func (e *Engine) instance(ctx context.Context, id string) (*instance, error) {
 	if err == nil {
 		err = e.checkInbox(inst)
 	}
+	if err == nil {
+		err = e.checkIncoming(inst)
+	}
 	if err != nil {
 		if inst, err = e.endTampered(ctx, inst, err); err != nil {
 			return nil, err
@@ -153,7 +156,13 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 		}
 		return fmt.Errorf("%w: %s", ErrExists, inst.id)
 	}
+	chains, err := e.verifyIncoming(incoming)
+	if err != nil {
+		return fmt.Errorf("workflow actor '%s': propagated history verification failed: %w", inst.id, err)
+	}
 	inst.history, inst.historyRewritten = nil, true
+	inst.sig.extCerts = nil
+	inst.sig.keepExternals(chains)
 	inst.inbox = []*protos.HistoryEvent{ev}
 	inst.customStatus = nil
 	inst.setIncoming(incoming)
@@ -499,6 +508,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 				inst.setIncoming(e.continuedIncoming(inst))
 			}
 			inst.history, inst.historyRewritten = nil, true
+			inst.sig.extCerts = nil
 			inst.inbox = append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: next}})}, c.GetCarryoverEvents()...)
 			inst.generation++
 			return func(context.Context) { e.kick(inst.id) }, true

@@ -1,12 +1,15 @@
 package workflow
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tandemrun/tandem/workflow/signing"
 )
 
 // History propagation (Dapr 1.18): a workflow that schedules an activity or
@@ -67,19 +70,78 @@ func (e *Engine) propagateFrom(inst *instance, scope protos.HistoryPropagationSc
 }
 
 // propagateAt is propagateFrom for the call whose event is inst.history[i]
-// (the watchdog calls it again): the history up to that event.
+// (the watchdog calls it again): the history up to that event. With
+// signing on, the chunk of this instance's events is signed; chunks it
+// received pass on as their producers signed them.
 func (e *Engine) propagateAt(inst *instance, i int, scope protos.HistoryPropagationScope) *protos.PropagatedHistory {
 	ph, err := propagate(scope, inst.history[:i+1], inst.incoming, e.cfg.AppID, inst.id)
 	if err != nil {
 		e.log.Warn("history not propagated", "instance", inst.id, "error", err)
 		return nil
 	}
-	if ph != nil && i >= 0 {
+	if ph == nil || i < 0 {
+		return ph
+	}
+	if e.cfg.Signer == nil {
 		// daprd's warning (its operators, and Dapr's suite, look for it).
 		e.log.Warn("propagating unsigned workflow history (signing is not configured; chunks cannot be cryptographically verified by the receiver)",
 			"instance", inst.id, "to", callTarget(inst.history[i]))
+		return ph
+	}
+	// propagate built the last chunk from this instance's history.
+	if err := e.cfg.Signer.SignChunk(ph.Chunks[len(ph.Chunks)-1]); err != nil {
+		e.log.Warn("history not propagated", "instance", inst.id, "to", callTarget(inst.history[i]), "error", err)
+		return nil
 	}
 	return ph
+}
+
+// verifyIncoming verifies the history an instance or an activity received
+// and returns the signing chains to keep. A receiver without signing
+// takes it unverified, and says so when it is signed (a deployment that
+// signs on some sidecars only).
+func (e *Engine) verifyIncoming(ph *protos.PropagatedHistory) ([][]byte, error) {
+	if ph == nil {
+		return nil, nil
+	}
+	if e.cfg.Signer == nil {
+		if signing.Signed(ph) {
+			e.log.Warn("signing is disabled on this sidecar but the propagated history it received is signed; accepted unverified")
+		}
+		return nil, nil
+	}
+	return e.cfg.Signer.VerifyPropagated(ph, cmp.Or(e.cfg.Namespace, "default"))
+}
+
+// absorbIncoming verifies the history inst received and keeps its signers'
+// chains among the instance's external certificates.
+func (e *Engine) absorbIncoming(inst *instance, ph *protos.PropagatedHistory) error {
+	chains, err := e.verifyIncoming(ph)
+	if err != nil {
+		return err
+	}
+	inst.sig.keepExternals(chains)
+	return nil
+}
+
+// keepExternals keeps the verified signing chains of a received history.
+func (s *signedHistory) keepExternals(chains [][]byte) {
+	for _, c := range chains {
+		s.keepExternal(signing.Digest(c), c)
+	}
+}
+
+// checkIncoming verifies, on load, the propagated history a running
+// instance stored: the store is outside the trust boundary, and the
+// history's signatures do not cover that key.
+func (e *Engine) checkIncoming(inst *instance) error {
+	if inst.incoming == nil || inst.completed() != nil {
+		return nil
+	}
+	if err := e.absorbIncoming(inst, inst.incoming); err != nil {
+		return &TamperedError{fmt.Errorf("workflow actor '%s': persisted propagated history failed verification (state store tampering): %w", inst.id, err)}
+	}
+	return nil
 }
 
 // callTarget names the activity run ({name}::{task ID}) or the child

@@ -1,12 +1,16 @@
 package workflow
 
 import (
+	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/dapr/durabletask-go/api"
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tandemrun/tandem/workflow/signing"
 )
 
 const (
@@ -206,5 +210,126 @@ func TestOversizeCountsPropagatedHistory(t *testing.T) {
 	}}
 	if why := e.oversize(inst); why == "" {
 		t.Error("a child whose propagated history passes the limit does not stall")
+	}
+}
+
+// signedApp is an engine of app whose identity ca issued, with nothing
+// running in the background.
+func signedApp(t *testing.T, ca *testAuthority, app string, h *memHost) *Engine {
+	t.Helper()
+	var s *signing.Signer
+	if ca != nil {
+		s = signing.New(ca.identity(t, app))
+	}
+	e := New(Config{AppID: app, Namespace: "default", Actors: h, Signer: s})
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	e.ctx = stopped
+	return e
+}
+
+// TestSignedPropagation: a parent's sidecar signs the chunk of its own
+// events; the child's sidecar verifies what it receives on creation and on
+// every load, keeps the signers' chains, and ends the child as tampered
+// with when the stored history stops verifying.
+func TestSignedPropagation(t *testing.T) {
+	ctx := context.Background()
+	ca := newTestAuthority(t)
+	e0 := signedApp(t, ca, "app0", newMemHost())
+	h1 := newMemHost()
+	e1 := signedApp(t, ca, "app1", h1)
+
+	childCreated := ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCreated{
+		ChildWorkflowInstanceCreated: &protos.ChildWorkflowInstanceCreatedEvent{InstanceId: "c", Name: "child"}}}, 0)
+	parent := &instance{id: "p", history: []*protos.HistoryEvent{wfStarted(), started("parent"), childCreated}}
+	ph := e0.propagateFrom(parent, scopeLineage)
+	if len(ph.GetChunks()) != 1 || len(ph.GetChunks()[0].GetRawSignatures()) != 1 || len(ph.GetChunks()[0].GetSigningCertChains()) != 1 {
+		t.Fatalf("propagated %v, want one signed chunk", ph)
+	}
+
+	create := func(e *Engine, id string, ph *protos.PropagatedHistory) error {
+		inst, err := e.instance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.create(ctx, inst, createData(started("child"), ph))
+	}
+	if err := create(e1, "c", ph); err != nil {
+		t.Fatalf("create with a signed history: %v", err)
+	}
+	ext := new(protos.ExternalSigningCertificate)
+	if err := unmarshal(h1.state["c||ext-sigcert-000000"], ext); err != nil || !bytes.Equal(ext.GetCertificate(), ph.GetChunks()[0].GetSigningCertChains()[0]) {
+		t.Fatalf("the parent's chain is not kept (%v): %v", err, h1.keys())
+	}
+	reload := func() *instance {
+		t.Helper()
+		e1.mu.Lock()
+		delete(e1.instances, "c")
+		e1.mu.Unlock()
+		inst, err := e1.instance(ctx, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst
+	}
+	if inst := reload(); inst.completed() != nil || len(inst.sig.extCerts) != 1 {
+		t.Fatalf("untouched child on load: ended %v, %d external chains", inst.completed(), len(inst.sig.extCerts))
+	}
+
+	// A child re-created once it ended verifies and keeps the new history.
+	inst := reload()
+	inst.history = append(inst.history, ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
+		WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}, -1))
+	if err := e1.save(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(e1, "c", ph); err != nil {
+		t.Fatalf("re-create: %v", err)
+	}
+	if _, ok := h1.state["c||ext-sigcert-000000"]; !ok {
+		t.Fatal("the re-created child lost the parent's chain")
+	}
+
+	// The store is outside the trust boundary: a changed event fails the
+	// running child.
+	stored := new(protos.PropagatedHistory)
+	if err := unmarshal(h1.state["c||"+keyPropagatedHistory], stored); err != nil {
+		t.Fatal(err)
+	}
+	stored.Chunks[0].RawEvents[0][0] ^= 0xFF
+	h1.state["c||"+keyPropagatedHistory] = mustMarshal(stored)
+	fd := reload().state().GetFailureDetails()
+	if fd.GetErrorType() != ErrorTypeHistoryTampered || !strings.Contains(fd.GetErrorMessage(), "persisted propagated history failed verification") {
+		t.Fatalf("child with a tampered propagated history: %v", fd)
+	}
+
+	// A payload that does not verify is refused, and nothing is stored.
+	bad := proto.Clone(ph).(*protos.PropagatedHistory)
+	bad.Chunks[0].AppId = "spoofed-app-name"
+	if err := create(e1, "c2", bad); err == nil || !strings.Contains(err.Error(), "propagated history verification failed") {
+		t.Fatalf("create with a spoofed chunk: %v", err)
+	}
+	for _, k := range h1.keys() {
+		if strings.HasPrefix(k, "c2||") {
+			t.Fatalf("a refused child stored %s", k)
+		}
+	}
+
+	// A sidecar without signing takes a signed history as it is.
+	h2 := newMemHost()
+	e2 := signedApp(t, nil, "app1", h2)
+	if err := create(e2, "c", ph); err != nil {
+		t.Fatalf("create on a sidecar without signing: %v", err)
+	}
+	kept := new(protos.PropagatedHistory)
+	if err := unmarshal(h2.state["c||"+keyPropagatedHistory], kept); err != nil || !proto.Equal(kept, ph) {
+		t.Fatalf("stored %v (%v), want the signed history as sent", kept, err)
+	}
+
+	// An activity does not run on a history that does not verify.
+	req := &protos.ActivityRequest{Name: "a", TaskId: 1, WorkflowInstance: &protos.WorkflowInstance{InstanceId: "p"}, PropagatedHistory: bad}
+	data := encodeActivity(req, &protos.TaskRouter{SourceAppID: "app0"})
+	if _, err := (activityActor{e1}).Invoke(ctx, activityActorID("p", 1, 1), methodExecute, data); err == nil || !strings.Contains(err.Error(), "rejecting invocation") {
+		t.Fatalf("activity on a spoofed history: %v", err)
 	}
 }

@@ -219,6 +219,7 @@ func (e *Engine) rerunInstance(ctx context.Context, inst *instance, data []byte)
 		tasks = append(tasks, ev)
 	}
 	inst.history, inst.historyRewritten = history, true
+	inst.sig.extCerts = nil
 	inst.inbox, inst.customStatus = nil, nil
 	inst.generation = nextGeneration(inst)
 	start := inst.started()

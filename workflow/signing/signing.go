@@ -78,11 +78,27 @@ func Digest(b []byte) []byte {
 	return d[:]
 }
 
-// signedInput is what the key signs: SHA-256(previous || events).
-func signedInput(prev, events []byte) []byte {
+// binding is what a propagated chunk's signature covers beside its
+// events: the instance and the workflow the chunk claims to be from, so a
+// chunk cannot be relabelled as another's. Nil for an instance's own
+// history.
+type binding struct{ instanceID, workflowName string }
+
+// signedInput is what the key signs: SHA-256(previous || events), followed
+// for a chunk by its instance ID and workflow name, each preceded by its
+// length as 8 bytes big-endian.
+func signedInput(prev, events []byte, b *binding) []byte {
 	h := sha256.New()
 	h.Write(prev)
 	h.Write(events)
+	if b != nil {
+		var n [8]byte
+		for _, s := range []string{b.instanceID, b.workflowName} {
+			binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+			h.Write(n[:])
+			h.Write([]byte(s))
+		}
+	}
 	return h.Sum(nil)
 }
 
@@ -100,6 +116,10 @@ type Batch struct {
 // signature prevRaw (nil for the first batch); certs are the chains
 // stored so far.
 func (s *Signer) Sign(raw [][]byte, start uint64, prevRaw []byte, certs []*protos.SigningCertificate) (*Batch, error) {
+	return s.sign(raw, start, prevRaw, certs, nil)
+}
+
+func (s *Signer) sign(raw [][]byte, start uint64, prevRaw []byte, certs []*protos.SigningCertificate, bind *binding) (*Batch, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("sign history: no events")
 	}
@@ -122,7 +142,7 @@ func (s *Signer) Sign(raw [][]byte, start uint64, prevRaw []byte, certs []*proto
 		prev = Digest(prevRaw)
 	}
 	evDigest := EventsDigest(raw)
-	sig, err := signDigest(svid.PrivateKey, signedInput(prev, evDigest))
+	sig, err := signDigest(svid.PrivateKey, signedInput(prev, evDigest, bind))
 	if err != nil {
 		return nil, fmt.Errorf("sign history: %w", err)
 	}
@@ -195,18 +215,26 @@ func leaf(chain []byte) (*x509.Certificate, error) {
 // by the certificate it names, and that each certificate chains to the
 // trust anchors at the time of the last event it signed.
 func (s *Signer) VerifyChain(rawSigs [][]byte, certs []*protos.SigningCertificate, rawEvents [][]byte) error {
+	_, err := s.verifyChain(rawSigs, certs, rawEvents, nil)
+	return err
+}
+
+// verifyChain is VerifyChain for signatures bound to bind; it returns the
+// indexes of the certificates the signatures name.
+func (s *Signer) verifyChain(rawSigs [][]byte, certs []*protos.SigningCertificate, rawEvents [][]byte, bind *binding) (map[uint64]bool, error) {
 	if len(rawSigs) == 0 {
 		if len(rawEvents) == 0 {
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("no signatures but %d events exist", len(rawEvents))
+		return nil, fmt.Errorf("no signatures but %d events exist", len(rawEvents))
 	}
+	used := map[uint64]bool{}
 	var next uint64
 	trusted := map[uint64]struct{ from, to time.Time }{}
 	for i, raw := range rawSigs {
 		sig := new(protos.HistorySignature)
 		if err := proto.Unmarshal(raw, sig); err != nil {
-			return fmt.Errorf("signature %d: unmarshal: %w", i, err)
+			return nil, fmt.Errorf("signature %d: unmarshal: %w", i, err)
 		}
 		var prev []byte
 		if i > 0 {
@@ -214,24 +242,25 @@ func (s *Signer) VerifyChain(rawSigs [][]byte, certs []*protos.SigningCertificat
 		}
 		if !bytes.Equal(sig.GetPreviousSignatureDigest(), prev) {
 			if i == 0 {
-				return errors.New("signature 0: the root signature links to a previous one")
+				return nil, errors.New("signature 0: the root signature links to a previous one")
 			}
-			return fmt.Errorf("signature %d: previousSignatureDigest does not match digest of signature %d", i, i-1)
+			return nil, fmt.Errorf("signature %d: previousSignatureDigest does not match digest of signature %d", i, i-1)
 		}
 		if sig.GetStartEventIndex() != next {
-			return fmt.Errorf("signature %d: expected start event index %d, got %d", i, next, sig.GetStartEventIndex())
+			return nil, fmt.Errorf("signature %d: expected start event index %d, got %d", i, next, sig.GetStartEventIndex())
 		}
-		at, err := s.verifyOne(sig, certs, rawEvents)
+		at, err := s.verifyOne(sig, certs, rawEvents, bind)
 		if err != nil {
-			return fmt.Errorf("signature %d: %w", i, err)
+			return nil, fmt.Errorf("signature %d: %w", i, err)
 		}
 		next = sig.GetStartEventIndex() + sig.GetEventCount()
 		ci := sig.GetCertificateIndex()
+		used[ci] = true
 		if w, ok := trusted[ci]; ok && !at.Before(w.from) && !at.After(w.to) {
 			continue
 		}
 		if err := s.VerifyTrust(certs[ci].GetCertificate(), at); err != nil {
-			return fmt.Errorf("signature %d: chain-of-trust verification failed for certificate index %d: %w", i, ci, err)
+			return nil, fmt.Errorf("signature %d: chain-of-trust verification failed for certificate index %d: %w", i, ci, err)
 		}
 		w, ok := trusted[ci]
 		if !ok || at.Before(w.from) {
@@ -243,14 +272,14 @@ func (s *Signer) VerifyChain(rawSigs [][]byte, certs []*protos.SigningCertificat
 		trusted[ci] = w
 	}
 	if next != uint64(len(rawEvents)) {
-		return fmt.Errorf("signatures cover events [0, %d) but %d history events exist — signature coverage mismatch, state cannot be verified", next, len(rawEvents))
+		return nil, fmt.Errorf("signatures cover events [0, %d) but %d history events exist — signature coverage mismatch, state cannot be verified", next, len(rawEvents))
 	}
-	return nil
+	return used, nil
 }
 
 // verifyOne checks one signature's range, digest and signature; it
 // returns the time of the range's last event.
-func (s *Signer) verifyOne(sig *protos.HistorySignature, certs []*protos.SigningCertificate, rawEvents [][]byte) (time.Time, error) {
+func (s *Signer) verifyOne(sig *protos.HistorySignature, certs []*protos.SigningCertificate, rawEvents [][]byte, bind *binding) (time.Time, error) {
 	start, count, total := sig.GetStartEventIndex(), sig.GetEventCount(), uint64(len(rawEvents))
 	if count == 0 {
 		return time.Time{}, errors.New("signature has zero event count")
@@ -282,7 +311,7 @@ func (s *Signer) verifyOne(sig *protos.HistorySignature, certs []*protos.Signing
 	if !bytes.Equal(evDigest, sig.GetEventsDigest()) {
 		return time.Time{}, fmt.Errorf("events digest mismatch for range [%d, %d)", start, start+count)
 	}
-	if err := verifyDigest(cert.PublicKey, signedInput(sig.GetPreviousSignatureDigest(), evDigest), sig.GetSignature()); err != nil {
+	if err := verifyDigest(cert.PublicKey, signedInput(sig.GetPreviousSignatureDigest(), evDigest, bind), sig.GetSignature()); err != nil {
 		return time.Time{}, fmt.Errorf("signature verification failed: %w", err)
 	}
 	return at, nil

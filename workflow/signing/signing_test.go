@@ -27,7 +27,7 @@ type testCA struct {
 	serial    int64
 }
 
-func newCA(t *testing.T) *testCA {
+func newCA(t testing.TB) *testCA {
 	t.Helper()
 	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	root := issue(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, IsCA: true,
@@ -40,7 +40,7 @@ func newCA(t *testing.T) *testCA {
 	return &testCA{root: root, mid: mid, midKey: midKey, serial: 10}
 }
 
-func issue(t *testing.T, tmpl, parent *x509.Certificate, key crypto.Signer, pub crypto.PublicKey) *x509.Certificate {
+func issue(t testing.TB, tmpl, parent *x509.Certificate, key crypto.Signer, pub crypto.PublicKey) *x509.Certificate {
 	t.Helper()
 	if parent == nil {
 		parent = tmpl
@@ -57,7 +57,7 @@ func issue(t *testing.T, tmpl, parent *x509.Certificate, key crypto.Signer, pub 
 }
 
 // svid issues an SVID for path in trust domain public.
-func (ca *testCA) svid(t *testing.T, path string) *x509svid.SVID {
+func (ca *testCA) svid(t testing.TB, path string) *x509svid.SVID {
 	t.Helper()
 	id := spiffeid.RequireFromPath(spiffeid.RequireTrustDomainFromString("public"), path)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -79,7 +79,7 @@ func (f *fakeIdentity) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x5
 	return x509bundle.FromX509Authorities(td, []*x509.Certificate{f.root}), nil
 }
 
-func rawEvents(t *testing.T, n int) [][]byte {
+func rawEvents(t testing.TB, n int) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for i := range n {
