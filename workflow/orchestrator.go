@@ -373,7 +373,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if why := e.oversize(inst); why != "" {
 		return e.stall(ctx, inst, why)
 	}
-	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.newRunEvents()...)
+	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, freshEvents(inst.history, inst.newRunEvents())...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents, PropagatedHistory: inst.incoming}
 	var res proto.Message
 	var err error
@@ -463,6 +463,12 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{
 			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId(),
 			HistoryPropagationScope: t.HistoryPropagationScope}}})
+		if answered("task", id, inst.history) {
+			// The history has the task's answer already (it lost the
+			// scheduling): as daprd, the activity does not run again.
+			e.log.Debug("activity not run again: its result is in the history", "instance", inst.id, "task", id)
+			return nil, false
+		}
 		req := &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskId: id,
 			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref(),
 			PropagatedHistory: e.propagateFrom(inst, t.GetHistoryPropagationScope())}
