@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -13,16 +12,18 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// authenticator holds the token requests are made with, and gets a new one
-// when it is about to expire (renewing it while Vault allows, else logging
-// in again) or when Vault has refused it.
+// authenticator holds the client requests are made with (the base client
+// with the current token), and gets a new token when the current one is
+// about to expire (renewing it while Vault allows, else logging in again)
+// or when Vault has refused it.
 type authenticator struct {
-	cfg    authConfig
-	client *api.Client
-	now    func() time.Time
+	cfg  authConfig
+	base *api.Client // no token: logins
+	now  func() time.Time
 
-	mu    sync.Mutex
-	token string
+	mu     sync.Mutex
+	client *api.Client // base with the current token
+	token  string
 	// refreshAt is when the token is renewed or replaced; zero for a token
 	// that does not expire or that Tandem cannot replace (token auth).
 	refreshAt time.Time
@@ -59,8 +60,7 @@ func (a *authenticator) loginLocked(ctx context.Context) error {
 				return fmt.Errorf("%w: the file at vaultTokenMountPath %q is empty", errAuth, a.cfg.TokenPath)
 			}
 		}
-		a.token = tok
-		return nil
+		return a.use(tok)
 	case authAppRole:
 		body = map[string]any{"role_id": a.cfg.Role}
 		secretID := a.cfg.SecretID
@@ -81,22 +81,35 @@ func (a *authenticator) loginLocked(ctx context.Context) error {
 		}
 		body = map[string]any{"role": a.cfg.Role, "jwt": strings.TrimSpace(string(b))}
 	}
-	r := a.client.NewRequest(http.MethodPut, "/v1/auth/"+a.cfg.Mount+"/login")
-	r.ClientToken = "" // a login needs no token, and an expired one must not get in its way
-	if err := r.SetJSONBody(body); err != nil {
-		return err
-	}
-	s, err := send(ctx, a.client, r)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	s, err := a.base.Logical().WriteWithContext(ctx, "auth/"+a.cfg.Mount+"/login", body)
 	if err != nil {
 		return fmt.Errorf("%w: %s at auth/%s: %w", errAuth, a.cfg.Method, a.cfg.Mount, err)
 	}
 	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
 		return fmt.Errorf("%w: %s at auth/%s: no token in the answer", errAuth, a.cfg.Method, a.cfg.Mount)
 	}
-	a.token = s.Auth.ClientToken
+	if err := a.use(s.Auth.ClientToken); err != nil {
+		return err
+	}
 	a.ttl = time.Duration(s.Auth.LeaseDuration) * time.Second
 	a.renewable = s.Auth.Renewable
 	a.schedule(a.ttl)
+	return nil
+}
+
+// use makes tok the token of the requests to come.
+func (a *authenticator) use(tok string) error {
+	if a.client != nil && tok == a.token {
+		return nil
+	}
+	c, err := a.base.Clone()
+	if err != nil {
+		return err
+	}
+	c.SetToken(tok)
+	a.client, a.token = c, tok
 	return nil
 }
 
@@ -109,35 +122,29 @@ func (a *authenticator) schedule(ttl time.Duration) {
 	}
 }
 
-// current returns the token to use, refreshing it first when its time has
-// come. A failed renewal falls back to a login; a failed login keeps the
-// old token, which Vault may still accept.
-func (a *authenticator) current(ctx context.Context) (string, error) {
+// current returns the client to use, refreshing its token first when its
+// time has come. A failed renewal falls back to a login; a failed login
+// keeps the old token, which Vault may still accept.
+func (a *authenticator) current(ctx context.Context) (*api.Client, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.refreshAt.IsZero() || a.now().Before(a.refreshAt) {
-		return a.token, nil
+		return a.client, nil
 	}
 	if a.renewable && a.renewLocked(ctx) == nil {
-		return a.token, nil
+		return a.client, nil
 	}
-	if err := a.loginLocked(ctx); err != nil {
-		if a.token != "" {
-			return a.token, nil
-		}
-		return "", err
+	if err := a.loginLocked(ctx); err != nil && a.client == nil {
+		return nil, err
 	}
-	return a.token, nil
+	return a.client, nil
 }
 
 // renewLocked extends the token's lifetime by its original TTL.
 func (a *authenticator) renewLocked(ctx context.Context) error {
-	r := a.client.NewRequest(http.MethodPut, "/v1/auth/token/renew-self")
-	r.ClientToken = a.token
-	if err := r.SetJSONBody(map[string]any{"increment": int(a.ttl / time.Second)}); err != nil {
-		return err
-	}
-	s, err := send(ctx, a.client, r)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	s, err := a.client.Auth().Token().RenewSelfWithContext(ctx, int(a.ttl/time.Second))
 	if err != nil {
 		return err
 	}
@@ -150,14 +157,14 @@ func (a *authenticator) renewLocked(ctx context.Context) error {
 	return nil
 }
 
-// rejected is called when Vault refused the token a request was made with
-// (403). It reports whether a new token was obtained, so the request is
-// worth repeating: after a new login, or a token file that now holds
-// another token. A static vaultToken cannot be replaced.
-func (a *authenticator) rejected(ctx context.Context, used string) bool {
+// rejected is called when Vault refused the token of the client a request
+// was made with (403). It reports whether there is a new token, so the
+// request is worth repeating: after a new login, or a token file that now
+// holds another token. A static vaultToken cannot be replaced.
+func (a *authenticator) rejected(ctx context.Context, used *api.Client) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.token != used {
+	if a.client != used {
 		return true // another request already got a new one
 	}
 	if a.cfg.Method == authToken && a.cfg.TokenPath == "" {
@@ -166,5 +173,5 @@ func (a *authenticator) rejected(ctx context.Context, used string) bool {
 	if err := a.loginLocked(ctx); err != nil {
 		return false
 	}
-	return a.token != used
+	return a.client != used
 }

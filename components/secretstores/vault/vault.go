@@ -77,7 +77,6 @@ type Store struct {
 type conn struct {
 	cfg       config
 	kv        int // the engine's KV version, 1 or 2
-	client    *api.Client
 	transport *http.Transport
 	auth      *authenticator
 }
@@ -122,6 +121,8 @@ func dial(ctx context.Context, cfg config) (*conn, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		MaxRetries: 0, // Resiliency policies retry, not the client
+		// Clones (one per token) keep the namespace header.
+		CloneHeaders: true,
 	}
 	t := &api.TLSConfig{Insecure: cfg.TLS.SkipVerify, TLSServerName: cfg.TLS.ServerName}
 	// One CA source only, in Dapr's precedence (caPem, caPath, caCert): the
@@ -145,9 +146,8 @@ func dial(ctx context.Context, cfg config) (*conn, error) {
 	if cfg.Namespace != "" {
 		client.SetNamespace(cfg.Namespace)
 	}
-	client.ClearToken()
-	c := &conn{cfg: cfg, client: client, transport: transport,
-		auth: &authenticator{cfg: cfg.Auth, client: client, now: time.Now}}
+	client.ClearToken() // logins go without one
+	c := &conn{cfg: cfg, transport: transport, auth: &authenticator{cfg: cfg.Auth, base: client, now: time.Now}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -379,49 +379,23 @@ func (c *conn) list(ctx context.Context, folder string) ([]string, error) {
 // one when Vault refused it. A 404 is a nil secret, unless its body has
 // data (a deleted KV v2 version).
 func (c *conn) call(ctx context.Context, method, path string, params url.Values) (*api.Secret, error) {
-	tok, err := c.auth.current(ctx)
-	if err != nil {
-		return nil, err
-	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
-		r := c.client.NewRequest(method, "/v1/"+path)
-		r.ClientToken = tok
+		client, err := c.auth.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var s *api.Secret
 		if method == "LIST" {
-			r.Method = http.MethodGet
-			r.Params.Set("list", "true")
+			s, err = client.Logical().ListWithContext(ctx, path)
+		} else {
+			s, err = client.Logical().ReadWithDataWithContext(ctx, path, params)
 		}
-		for k, v := range params {
-			r.Params[k] = v
-		}
-		s, err := send(ctx, c.client, r)
 		var re *api.ResponseError
-		if attempt == 0 && errors.As(err, &re) && re.StatusCode == http.StatusForbidden && c.auth.rejected(ctx, tok) {
-			if tok, err = c.auth.current(ctx); err != nil {
-				return nil, err
-			}
+		if attempt == 0 && errors.As(err, &re) && re.StatusCode == http.StatusForbidden && c.auth.rejected(ctx, client) {
 			continue
 		}
 		return s, err
 	}
-}
-
-// send makes a request and parses Vault's answer.
-func send(ctx context.Context, client *api.Client, r *api.Request) (*api.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := client.RawRequestWithContext(ctx, r)
-	if resp != nil {
-		defer resp.Body.Close()
-	}
-	if resp != nil && resp.StatusCode == http.StatusNotFound {
-		s, perr := api.ParseSecret(resp.Body)
-		if perr != nil || s == nil || len(s.Data) == 0 {
-			return nil, nil
-		}
-		return s, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return api.ParseSecret(resp.Body)
 }
