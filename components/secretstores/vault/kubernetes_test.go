@@ -13,13 +13,14 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/tandemrun/tandem/internal/kubetest"
+	"github.com/tandemrun/tandem/internal/vaulttest"
 )
 
 // TestKubernetesAuth logs in with a service account token that a real
 // Kubernetes API server issued and Vault's kubernetes auth method checks
 // against that API server (TokenReview), as a sidecar in a pod does.
 func TestKubernetesAuth(t *testing.T) {
-	d := startVault(t)
+	d := vaulttest.Start(t)
 	kube := kubetest.Start()
 	t.Cleanup(kube.Stop)
 	admin := kube.Require(t)
@@ -45,25 +46,25 @@ func TestKubernetesAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d.policy(t, "reader", "secret/data/*", "secret/metadata/*")
-	d.put(t, "secret", 2, "dapr/db", map[string]any{"password": "from-k8s"})
-	if err := d.admin.Sys().EnableAuthWithOptions("k8s", &api.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+	d.Policy(t, "reader", "secret/data/*", "secret/metadata/*")
+	d.Put(t, "secret", 2, "dapr/db", map[string]any{"password": "from-k8s"})
+	if err := d.Admin.Sys().EnableAuthWithOptions("k8s", &api.EnableAuthOptions{Type: "kubernetes"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.admin.Logical().Write("auth/k8s/config", map[string]any{
+	if _, err := d.Admin.Logical().Write("auth/k8s/config", map[string]any{
 		"kubernetes_host": admin.Host, "kubernetes_ca_cert": string(admin.CAData),
 		"token_reviewer_jwt": reviewer.BearerToken, "disable_local_ca_jwt": true,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.admin.Logical().Write("auth/k8s/role/checkout", map[string]any{
+	if _, err := d.Admin.Logical().Write("auth/k8s/role/checkout", map[string]any{
 		"bound_service_account_names": "checkout", "bound_service_account_namespaces": "shop",
 		"token_policies": "reader", "token_ttl": "1h",
 	}); err != nil {
 		t.Fatal(err)
 	}
 
-	props := map[string]string{"vaultAddr": d.addr, "vaultAuthMethod": "kubernetes", "vaultKubernetesRole": "checkout",
+	props := map[string]string{"vaultAddr": d.Addr, "vaultAuthMethod": "kubernetes", "vaultKubernetesRole": "checkout",
 		"vaultKubernetesMountPath": "k8s", "vaultServiceAccountTokenPath": jwtFile}
 	s := open(t, props)
 	if got, err := get(t, s, "db", nil); err != nil || got["password"] != "from-k8s" {
@@ -71,7 +72,7 @@ func TestKubernetesAuth(t *testing.T) {
 	}
 
 	// A role the service account is not bound to: Init fails.
-	if _, err := d.admin.Logical().Write("auth/k8s/role/other", map[string]any{
+	if _, err := d.Admin.Logical().Write("auth/k8s/role/other", map[string]any{
 		"bound_service_account_names": "someone-else", "bound_service_account_namespaces": "shop", "token_policies": "reader",
 	}); err != nil {
 		t.Fatal(err)

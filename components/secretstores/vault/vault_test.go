@@ -13,11 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/secretstores"
 	"github.com/tandemrun/tandem/components/secretstores/secretstoretest"
+	"github.com/tandemrun/tandem/internal/vaulttest"
 )
 
 func md(props map[string]string) components.Metadata {
@@ -28,9 +27,9 @@ func md(props map[string]string) components.Metadata {
 // and without a prefix, KV v1 (found by asking Vault), and each way to
 // authenticate.
 func TestContract(t *testing.T) {
-	d := startVault(t)
-	d.policy(t, "reader", "secret/data/*", "secret/metadata/*")
-	roleID, secretID := d.appRole(t, "reader", "token_ttl=1h")
+	d := vaulttest.Start(t)
+	d.Policy(t, "reader", "secret/data/*", "secret/metadata/*")
+	roleID, secretID := d.AppRole(t, "reader", "token_ttl=1h")
 
 	cases := []struct {
 		name string
@@ -40,30 +39,30 @@ func TestContract(t *testing.T) {
 		{"kv2 with prefix", func(t *testing.T, secrets map[string]string) map[string]string {
 			prefix := "p-" + rand.Text()
 			writeAll(t, d, "secret", 2, prefix+"/", secrets)
-			return map[string]string{"vaultAddr": d.addr, "vaultToken": d.root, "vaultKVPrefix": prefix}
+			return map[string]string{"vaultAddr": d.Addr, "vaultToken": d.Root, "vaultKVPrefix": prefix}
 		}},
 		{"kv2 without prefix", func(t *testing.T, secrets map[string]string) map[string]string {
-			mount := d.mount(t, "2")
+			mount := d.Mount(t, "2")
 			writeAll(t, d, mount, 2, "", secrets)
-			return map[string]string{"vaultAddr": d.addr, "vaultToken": d.root, "enginePath": mount, "vaultKVUsePrefix": "false"}
+			return map[string]string{"vaultAddr": d.Addr, "vaultToken": d.Root, "enginePath": mount, "vaultKVUsePrefix": "false"}
 		}},
 		{"kv1 detected", func(t *testing.T, secrets map[string]string) map[string]string {
-			mount := d.mount(t, "1")
+			mount := d.Mount(t, "1")
 			writeAll(t, d, mount, 1, "dapr/", secrets)
-			return map[string]string{"vaultAddr": d.addr, "vaultToken": d.root, "enginePath": mount}
+			return map[string]string{"vaultAddr": d.Addr, "vaultToken": d.Root, "enginePath": mount}
 		}},
 		{"token file, reader policy", func(t *testing.T, secrets map[string]string) map[string]string {
 			writeAll(t, d, "secret", 2, "dapr/", secrets)
 			file := filepath.Join(t.TempDir(), "token")
-			if err := os.WriteFile(file, []byte(d.token(t, "1h", "reader").ClientToken+"\n"), 0o600); err != nil {
+			if err := os.WriteFile(file, []byte(d.Token(t, "1h", "reader").ClientToken+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			return map[string]string{"vaultAddr": d.addr, "vaultTokenMountPath": file}
+			return map[string]string{"vaultAddr": d.Addr, "vaultTokenMountPath": file}
 		}},
 		{"approle", func(t *testing.T, secrets map[string]string) map[string]string {
 			prefix := "ar-" + rand.Text()
 			writeAll(t, d, "secret", 2, prefix+"/", secrets)
-			return map[string]string{"vaultAddr": d.addr, "vaultAuthMethod": "approle", "vaultAppRoleID": roleID,
+			return map[string]string{"vaultAddr": d.Addr, "vaultAuthMethod": "approle", "vaultAppRoleID": roleID,
 				"vaultAppRoleSecretID": secretID, "vaultKVPrefix": prefix}
 		}},
 	}
@@ -77,44 +76,11 @@ func TestContract(t *testing.T) {
 }
 
 // writeAll writes each secret as an entry holding {name: value}.
-func writeAll(t *testing.T, d *devServer, mount string, kv int, folder string, secrets map[string]string) {
+func writeAll(t *testing.T, d *vaulttest.Server, mount string, kv int, folder string, secrets map[string]string) {
 	t.Helper()
 	for name, v := range secrets {
-		d.put(t, mount, kv, folder+name, map[string]any{name: v})
+		d.Put(t, mount, kv, folder+name, map[string]any{name: v})
 	}
-}
-
-// appRole enables the approle auth method (once) and makes a role with the
-// policy and extra settings (k=v); it returns the role and secret IDs.
-func (d *devServer) appRole(t *testing.T, policy string, settings ...string) (roleID, secretID string) {
-	t.Helper()
-	auths, err := d.admin.Sys().ListAuth()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := auths["approle/"]; !ok {
-		if err := d.admin.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	role := "r-" + strings.ToLower(rand.Text()[:10])
-	body := map[string]any{"token_policies": policy}
-	for _, s := range settings {
-		k, v, _ := strings.Cut(s, "=")
-		body[k] = v
-	}
-	if _, err := d.admin.Logical().Write("auth/approle/role/"+role, body); err != nil {
-		t.Fatal(err)
-	}
-	r, err := d.admin.Logical().Read("auth/approle/role/" + role + "/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := d.admin.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.Data["role_id"].(string), s.Data["secret_id"].(string)
 }
 
 func open(t *testing.T, props map[string]string) *Store {
@@ -136,9 +102,9 @@ func get(t *testing.T, s *Store, name string, meta map[string]string) (map[strin
 // values that are not strings, versions, deleted versions, folders, and
 // names that are not Vault paths.
 func TestReads(t *testing.T) {
-	d := startVault(t)
+	d := vaulttest.Start(t)
 	prefix := "reads-" + rand.Text()
-	base := map[string]string{"vaultAddr": d.addr, "vaultToken": d.root, "vaultKVPrefix": prefix}
+	base := map[string]string{"vaultAddr": d.Addr, "vaultToken": d.Root, "vaultKVPrefix": prefix}
 	with := func(kv ...string) map[string]string {
 		p := maps.Clone(base)
 		for i := 0; i < len(kv); i += 2 {
@@ -146,12 +112,12 @@ func TestReads(t *testing.T) {
 		}
 		return p
 	}
-	d.put(t, "secret", 2, prefix+"/db", map[string]any{"user": "app", "password": "v1"})
-	d.put(t, "secret", 2, prefix+"/db", map[string]any{"user": "app", "password": "v2"})
-	d.put(t, "secret", 2, prefix+"/typed", map[string]any{"port": 5432, "tls": true, "tags": []any{"a"}})
-	d.put(t, "secret", 2, prefix+"/app/cache/redis", map[string]any{"url": "redis://x"})
-	d.put(t, "secret", 2, prefix+"/gone", map[string]any{"k": "v"})
-	if _, err := d.admin.Logical().Delete("secret/data/" + prefix + "/gone"); err != nil {
+	d.Put(t, "secret", 2, prefix+"/db", map[string]any{"user": "app", "password": "v1"})
+	d.Put(t, "secret", 2, prefix+"/db", map[string]any{"user": "app", "password": "v2"})
+	d.Put(t, "secret", 2, prefix+"/typed", map[string]any{"port": 5432, "tls": true, "tags": []any{"a"}})
+	d.Put(t, "secret", 2, prefix+"/app/cache/redis", map[string]any{"url": "redis://x"})
+	d.Put(t, "secret", 2, prefix+"/gone", map[string]any{"k": "v"})
+	if _, err := d.Admin.Logical().Delete("secret/data/" + prefix + "/gone"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -242,10 +208,10 @@ func TestReads(t *testing.T) {
 		}
 	})
 	t.Run("kv1: versions refused, version explicit", func(t *testing.T) {
-		mount := d.mount(t, "1")
-		d.put(t, mount, 1, "dapr/one", map[string]any{"a": "b"})
+		mount := d.Mount(t, "1")
+		d.Put(t, mount, 1, "dapr/one", map[string]any{"a": "b"})
 		for _, kvv := range []string{"", "1"} {
-			s1 := open(t, map[string]string{"vaultAddr": d.addr, "vaultToken": d.root, "enginePath": mount, "vaultKVVersion": kvv})
+			s1 := open(t, map[string]string{"vaultAddr": d.Addr, "vaultToken": d.Root, "enginePath": mount, "vaultKVVersion": kvv})
 			if got, err := get(t, s1, "one", nil); err != nil || got["a"] != "b" {
 				t.Fatalf("vaultKVVersion %q: GetSecret = %v, %v", kvv, got, err)
 			}
@@ -255,7 +221,7 @@ func TestReads(t *testing.T) {
 		}
 		// Told the wrong version, it reads v2 paths, which a v1 mount
 		// stores as plain entries: nothing there.
-		s2 := open(t, map[string]string{"vaultAddr": d.addr, "vaultToken": d.root, "enginePath": mount, "vaultKVVersion": "2"})
+		s2 := open(t, map[string]string{"vaultAddr": d.Addr, "vaultToken": d.Root, "enginePath": mount, "vaultKVVersion": "2"})
 		if _, err := get(t, s2, "one", nil); !errors.Is(err, secretstores.ErrNotFound) {
 			t.Errorf("KV v1 read as v2: err = %v, want ErrNotFound", err)
 		}
@@ -266,17 +232,17 @@ func TestReads(t *testing.T) {
 // is read again when Vault refuses the token; an approle login is renewed
 // and replaced before it expires, and replaced when revoked.
 func TestTokens(t *testing.T) {
-	d := startVault(t)
-	d.policy(t, "reader", "secret/data/*", "secret/metadata/*")
-	d.put(t, "secret", 2, "dapr/k", map[string]any{"k": "v"})
+	d := vaulttest.Start(t)
+	d.Policy(t, "reader", "secret/data/*", "secret/metadata/*")
+	d.Put(t, "secret", 2, "dapr/k", map[string]any{"k": "v"})
 
 	t.Run("revoked static token", func(t *testing.T) {
-		tok := d.token(t, "1h", "reader")
-		s := open(t, map[string]string{"vaultAddr": d.addr, "vaultToken": tok.ClientToken})
+		tok := d.Token(t, "1h", "reader")
+		s := open(t, map[string]string{"vaultAddr": d.Addr, "vaultToken": tok.ClientToken})
 		if _, err := get(t, s, "k", nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.admin.Auth().Token().RevokeOrphan(tok.ClientToken); err != nil {
+		if err := d.Admin.Auth().Token().RevokeOrphan(tok.ClientToken); err != nil {
 			t.Fatal(err)
 		}
 		_, err := get(t, s, "k", nil)
@@ -289,15 +255,15 @@ func TestTokens(t *testing.T) {
 	})
 	t.Run("token file read again", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "token")
-		first := d.token(t, "1h", "reader")
+		first := d.Token(t, "1h", "reader")
 		if err := os.WriteFile(file, []byte(first.ClientToken), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s := open(t, map[string]string{"vaultAddr": d.addr, "vaultTokenMountPath": file})
-		if err := d.admin.Auth().Token().RevokeOrphan(first.ClientToken); err != nil {
+		s := open(t, map[string]string{"vaultAddr": d.Addr, "vaultTokenMountPath": file})
+		if err := d.Admin.Auth().Token().RevokeOrphan(first.ClientToken); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(file, []byte(d.token(t, "1h", "reader").ClientToken), 0o600); err != nil {
+		if err := os.WriteFile(file, []byte(d.Token(t, "1h", "reader").ClientToken), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := get(t, s, "k", nil); err != nil || got["k"] != "v" {
@@ -305,8 +271,8 @@ func TestTokens(t *testing.T) {
 		}
 	})
 	t.Run("approle renewed and logged in again", func(t *testing.T) {
-		roleID, secretID := d.appRole(t, "reader", "token_ttl=2s", "token_max_ttl=5s")
-		s := open(t, map[string]string{"vaultAddr": d.addr, "vaultAuthMethod": "approle",
+		roleID, secretID := d.AppRole(t, "reader", "token_ttl=2s", "token_max_ttl=5s")
+		s := open(t, map[string]string{"vaultAddr": d.Addr, "vaultAuthMethod": "approle",
 			"vaultAppRoleID": roleID, "vaultAppRoleSecretID": secretID})
 		tokens := map[string]bool{}
 		for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
@@ -321,13 +287,13 @@ func TestTokens(t *testing.T) {
 	})
 	t.Run("approle token revoked", func(t *testing.T) {
 		secretFile := filepath.Join(t.TempDir(), "secret-id")
-		roleID, secretID := d.appRole(t, "reader")
+		roleID, secretID := d.AppRole(t, "reader")
 		if err := os.WriteFile(secretFile, []byte(secretID+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s := open(t, map[string]string{"vaultAddr": d.addr, "vaultAuthMethod": "approle",
+		s := open(t, map[string]string{"vaultAddr": d.Addr, "vaultAuthMethod": "approle",
 			"vaultAppRoleID": roleID, "vaultAppRoleSecretIDPath": secretFile})
-		if err := d.admin.Auth().Token().RevokeOrphan(currentToken(s)); err != nil {
+		if err := d.Admin.Auth().Token().RevokeOrphan(currentToken(s)); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := get(t, s, "k", nil); err != nil || got["k"] != "v" {
@@ -335,8 +301,8 @@ func TestTokens(t *testing.T) {
 		}
 	})
 	t.Run("bad approle secret id", func(t *testing.T) {
-		roleID, _ := d.appRole(t, "reader")
-		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": d.addr, "vaultAuthMethod": "approle",
+		roleID, _ := d.AppRole(t, "reader")
+		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": d.Addr, "vaultAuthMethod": "approle",
 			"vaultAppRoleID": roleID, "vaultAppRoleSecretID": "wrong"}))
 		if !errors.Is(err, errAuth) || !strings.Contains(err.Error(), `"vault"`) {
 			t.Fatalf("Init with a wrong secret ID: err = %v", err)
@@ -355,17 +321,17 @@ func currentToken(s *Store) string {
 // sealed (the sidecar retries it), and the store refuses reads before Init.
 func TestInitNeedsAVaultThatServes(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
-		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": "http://127.0.0.1:" + freePort(t), "vaultToken": "t"}))
+		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": "http://127.0.0.1:" + vaulttest.FreePort(t), "vaultToken": "t"}))
 		if err == nil || !strings.Contains(err.Error(), `"vault"`) {
 			t.Fatalf("Init against a closed port: err = %v", err)
 		}
 	})
 	t.Run("sealed", func(t *testing.T) {
-		d := startVault(t)
-		if err := d.admin.Sys().Seal(); err != nil {
+		d := vaulttest.Start(t)
+		if err := d.Admin.Sys().Seal(); err != nil {
 			t.Fatal(err)
 		}
-		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": d.addr, "vaultToken": d.root}))
+		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": d.Addr, "vaultToken": d.Root}))
 		if err == nil || !strings.Contains(err.Error(), "sealed") {
 			t.Fatalf("Init against a sealed vault: err = %v", err)
 		}
@@ -444,15 +410,22 @@ func TestParseConfig(t *testing.T) {
 // TestInitTokenFile: a token file that is missing or empty
 // fails Init with the file named and no token shown.
 func TestInitTokenFile(t *testing.T) {
-	d := startVault(t)
+	d := vaulttest.Start(t)
 	empty := filepath.Join(t.TempDir(), "empty")
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, path := range []string{filepath.Join(t.TempDir(), "missing"), empty} {
-		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": d.addr, "vaultTokenMountPath": path}))
+		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": d.Addr, "vaultTokenMountPath": path}))
 		if !errors.Is(err, errAuth) {
 			t.Errorf("token file %s: err = %v, want a login error", path, err)
 		}
 	}
+}
+
+// ctxT is a context for one call of a test.
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
