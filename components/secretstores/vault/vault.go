@@ -87,11 +87,14 @@ var _ secretstores.SecretStore = (*Store)(nil)
 func New() *Store { return &Store{} }
 
 // Init parses the metadata, checks that Vault is up and unsealed, logs in
-// (approle, kubernetes) and finds the engine's KV version.
+// (approle, kubernetes) and finds the engine's KV version. Bad metadata is
+// a components.Permanent error (the sidecar stops, as daprd does); the
+// rest (Vault down or sealed, a refused login, a token file not there yet)
+// is retried.
 func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	cfg, err := parseConfig(md)
 	if err != nil {
-		return err
+		return components.Permanent(err) // only an edit of the component fixes it
 	}
 	c, err := dial(ctx, cfg)
 	if err != nil {
@@ -136,7 +139,12 @@ func dial(ctx context.Context, cfg config) (*conn, error) {
 		t.CACert = cfg.TLS.CACert
 	}
 	if err := acfg.ConfigureTLS(t); err != nil {
-		return nil, fmt.Errorf("TLS configuration: %w", err)
+		// A CA that does not parse; a missing file may yet appear.
+		err = fmt.Errorf("TLS configuration: %w", err)
+		if cfg.TLS.CAPem != "" {
+			err = components.Permanent(err)
+		}
+		return nil, err
 	}
 	client, err := api.NewClient(acfg)
 	if err != nil {

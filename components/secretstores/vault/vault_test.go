@@ -322,8 +322,14 @@ func currentToken(s *Store) string {
 func TestInitNeedsAVaultThatServes(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		err := New().Init(ctxT(t), md(map[string]string{"vaultAddr": "http://127.0.0.1:" + vaulttest.FreePort(t), "vaultToken": "t"}))
-		if err == nil || !strings.Contains(err.Error(), `"vault"`) {
-			t.Fatalf("Init against a closed port: err = %v", err)
+		if err == nil || !strings.Contains(err.Error(), `"vault"`) || components.IsPermanent(err) {
+			t.Fatalf("Init against a closed port: err = %v, want one to retry", err)
+		}
+	})
+	t.Run("CA that does not parse", func(t *testing.T) {
+		err := New().Init(ctxT(t), md(map[string]string{"vaultToken": "t", "caPem": "not a certificate"}))
+		if !components.IsPermanent(err) {
+			t.Fatalf("Init with a bad caPem: err = %v, want a permanent error", err)
 		}
 	})
 	t.Run("sealed", func(t *testing.T) {
@@ -397,6 +403,10 @@ func TestParseConfig(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `"vault"`) {
 					t.Fatalf("err = %v, want one naming %q and the component", err, tc.wantErr)
+				}
+				// Init says so without contacting Vault, and the sidecar does not retry.
+				if err := New().Init(context.Background(), md(tc.props)); !components.IsPermanent(err) {
+					t.Errorf("Init: err = %v, want a permanent error", err)
 				}
 				return
 			}
