@@ -71,13 +71,28 @@ type Server struct {
 }
 
 // Start starts a Vault on a free loopback port.
-func Start(t testing.TB) *Server { return StartOn(t, FreePort(t)) }
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
 
-// StartOn starts a Vault on a given loopback port.
-func StartOn(t testing.TB, port string) *Server {
+// Options of StartWith.
+type Options struct {
+	// Port is the loopback port (default: a free one), and Root the root
+	// token (default: a random one): chosen before the server starts, for
+	// a test that configures a component before Vault is up.
+	Port, Root string
+}
+
+// StartWith starts a Vault with options.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin := Binary(t)
-	s := &Server{Addr: "http://127.0.0.1:" + port, Root: "root-" + rand.Text(), log: &syncbuf.Buffer{}}
+	if o.Port == "" {
+		o.Port = FreePort(t)
+	}
+	if o.Root == "" {
+		o.Root = "root-" + rand.Text()
+	}
+	port := o.Port
+	s := &Server{Addr: "http://127.0.0.1:" + port, Root: o.Root, log: &syncbuf.Buffer{}}
 	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+s.Root,
 		"-dev-listen-address=127.0.0.1:"+port, "-dev-no-store-token")
 	// Without the caller's VAULT_* settings, and with a HOME of its own.
