@@ -8,10 +8,11 @@ import (
 	"github.com/tandemrun/tandem/components/secretstores/kubernetes"
 	"github.com/tandemrun/tandem/components/secretstores/localenv"
 	"github.com/tandemrun/tandem/components/secretstores/localfile"
+	"github.com/tandemrun/tandem/components/secretstores/vault"
 )
 
 // Types lists the known spec.type values.
-func Types() []string { return []string{kubernetes.Type, localenv.Type, localfile.Type} }
+func Types() []string { return []string{vault.Type, kubernetes.Type, localenv.Type, localfile.Type} }
 
 // New returns a fresh store for a spec.type.
 func New(typ string) (secretstores.SecretStore, bool) {
@@ -22,6 +23,8 @@ func New(typ string) (secretstores.SecretStore, bool) {
 		return localenv.New(), true
 	case kubernetes.Type:
 		return kubernetes.New(), true
+	case vault.Type:
+		return vault.New(), true
 	}
 	return nil, false
 }
