@@ -131,7 +131,7 @@ func putJob(t *testing.T, cli *clientv3.Client, app, name string, job *scheduler
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, _ := store.Encode(rec)
+	val, _ := store.EncodeJob(rec)
 	full, _ := store.JobName(name, meta)
 	if _, err := cli.Put(context.Background(), store.JobKey(full), val); err != nil {
 		t.Fatal(err)
