@@ -46,6 +46,13 @@ type Deliverer interface {
 	Deliver(ctx context.Context, t pool.Tick) (pool.Result, error)
 }
 
+// StreamWaiter is a Deliverer that tells when a tick's target has a
+// stream (pool.Pool): a tick waits for one before it takes a delivery
+// worker, so that an app that is not connected holds none.
+type StreamWaiter interface {
+	WaitStream(ctx context.Context, meta *schedulerv1.JobMetadata) error
+}
+
 // Hooks are told what happens to ticks (for metrics); nil ones are
 // skipped.
 type Hooks struct {
@@ -591,6 +598,15 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		}
 		e.mu.Unlock()
 	}()
+	if w, ok := e.o.Pool.(StreamWaiter); ok && !s.plan.finish {
+		// Unclaimed while it waits: a replica set change (the epoch's
+		// end) hands the job to its new owner.
+		if meta, err := s.job.DecodeMetadata(); err == nil {
+			if err := w.WaitStream(epoch, meta); err != nil {
+				return
+			}
+		}
+	}
 	select {
 	case e.sem <- struct{}{}:
 		defer func() { <-e.sem }()

@@ -88,6 +88,15 @@ func (j *Job) Decode() (*schedulerv1.Job, *schedulerv1.JobMetadata, error) {
 	return job, meta, nil
 }
 
+// DecodeMetadata returns the job's metadata alone (not its data).
+func (j *Job) DecodeMetadata() (*schedulerv1.JobMetadata, error) {
+	meta := new(schedulerv1.JobMetadata)
+	if err := proto.Unmarshal(j.Metadata, meta); err != nil {
+		return nil, fmt.Errorf("decode stored job metadata: %w", err)
+	}
+	return meta, nil
+}
+
 // Counter is a job's progress.
 type Counter struct {
 	// JobUID is the UID of the job this counter counts.
