@@ -57,7 +57,8 @@ type StreamWaiter interface {
 // skipped.
 type Hooks struct {
 	// Triggered: a tick was delivered and the sidecar succeeded; took is
-	// from handing it to the pool to the answer (Dapr's trigger latency).
+	// from its trigger (due, with a stream to take it), through its claim,
+	// to the answer (Dapr's trigger latency).
 	Triggered func(meta *schedulerv1.JobMetadata, took time.Duration)
 	// Failed: the sidecar answered FAILED.
 	Failed func(meta *schedulerv1.JobMetadata, took time.Duration)
@@ -607,6 +608,9 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 			}
 		}
 	}
+	// The trigger latency runs from here, as Dapr's from its trigger: the
+	// claim's write is in it.
+	start := time.Now()
 	select {
 	case e.sem <- struct{}{}:
 		defer func() { <-e.sem }()
@@ -639,7 +643,6 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		return
 	}
 	prefix, _ := store.TargetPrefix(meta)
-	start := time.Now()
 	res, err := e.o.Pool.Deliver(epoch, pool.Tick{Name: s.name[len(prefix):], Data: job.GetData(), Metadata: meta})
 	if err != nil {
 		if ctx.Err() != nil {
