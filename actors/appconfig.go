@@ -71,16 +71,25 @@ func ParseAppConfig(body []byte) (types map[string]TypeConfig, warnings []string
 // timeouts that do not fit in it are clamped (ClampDrainTimeout, which
 // logs to log) as daprd does. disseminate <= 0 clamps nothing.
 func ParseAppConfigWithin(body []byte, disseminate time.Duration, log *slog.Logger) (types map[string]TypeConfig, warnings []string, err error) {
+	_, types, warnings, err = parseAppConfig(body, disseminate, log)
+	return types, warnings, err
+}
+
+// parseAppConfig is ParseAppConfigWithin that also returns the app-wide
+// configuration (before entitiesConfig's overrides): daprd drains the
+// calls in flight by its drainOngoingCallTimeout and
+// drainRebalancedActors alone when its placement stream drops.
+func parseAppConfig(body []byte, disseminate time.Duration, log *slog.Logger) (base TypeConfig, types map[string]TypeConfig, warnings []string, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var c AppConfig
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &c); err != nil {
-			return nil, nil, fmt.Errorf("decode /dapr/config: %w", err)
+			return TypeConfig{}, nil, nil, fmt.Errorf("decode /dapr/config: %w", err)
 		}
 	}
-	base := TypeConfig{
+	base = TypeConfig{
 		IdleTimeout: DefaultIdleTimeout, DrainCallTimeout: DefaultDrainCallTimeout, DrainRebalanced: true,
 		Reentrant: c.Reentrancy.Enabled, MaxStackDepth: DefaultReentrancyMaxDepth,
 		RemindersPartitions: max(c.RemindersStoragePartitions, 0),
@@ -133,7 +142,7 @@ func ParseAppConfigWithin(body []byte, disseminate time.Duration, log *slog.Logg
 			}
 		}
 	}
-	return types, warnings, nil
+	return base, types, warnings, nil
 }
 
 // joinEntities names an entitiesConfig entry's types in a log line.

@@ -247,9 +247,12 @@ func (r *Runtime) callLocal(ctx context.Context, req *internalsv1.InternalInvoke
 	cctx, done := r.calls.acquire(ctx, actorType)
 	defer done()
 	resp, err := r.callTurn(cctx, internal, isInternal, actorType, actorID, req)
-	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errTableUpdated) {
-		// Cut short by the update, not by the caller: routed again.
-		return nil, fmt.Errorf("%w: %w", errMoved, errTableUpdated)
+	if err != nil && ctx.Err() == nil {
+		// Cut short by a table update or the loss of placement, not by the
+		// caller: routed again.
+		if cause := context.Cause(cctx); errors.Is(cause, errTableUpdated) || errors.Is(cause, errPlacementLost) {
+			return nil, fmt.Errorf("%w: %w", errMoved, cause)
+		}
 	}
 	return resp, err
 }

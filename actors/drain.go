@@ -14,6 +14,17 @@ import (
 // short, and is routed again against the new table.
 var errTableUpdated = errors.New("placement table updated")
 
+// errPlacementLost is the cause a call's context is cancelled with when
+// the stream to placement dropped and the call outlived its drain: this
+// host may no longer own the actor, and the call is routed again once a
+// table comes.
+var errPlacementLost = errors.New("placement stream lost")
+
+// defaultLostDrain is how the calls in flight are drained when the
+// placement stream drops and the app's configuration says nothing (or has
+// not been read): daprd's 2s.
+var defaultLostDrain = drainPolicy{wait: DefaultDrainCallTimeout, drain: true}
+
 // drainBudgetRatio is the share of the dissemination timeout a drain may
 // take when the configured drain timeout would not fit in it (daprd's).
 const drainBudgetRatio = 0.8
@@ -123,6 +134,40 @@ func (f *inflight) drain(policies map[string]drainPolicy, log *slog.Logger) {
 		})
 	}
 	wg.Wait()
+}
+
+// drainAll is daprd's drain when its placement stream drops: every call
+// in flight, of any type, may run on up to p.wait (one deadline for all),
+// then those still running are cancelled with cause; with p.drain false
+// they are cancelled at once. It returns when all are done or cancelled.
+// Calls that start meanwhile are not waited for: without a table they
+// wait in the lookup, or find the actor moved.
+func (f *inflight) drainAll(p drainPolicy, cause error, log *slog.Logger) {
+	f.mu.Lock()
+	calls := make([]*claim, 0, len(f.calls))
+	for _, c := range f.calls {
+		calls = append(calls, c)
+	}
+	f.mu.Unlock()
+	if !p.drain {
+		for _, c := range calls {
+			c.cancel(cause)
+		}
+		return
+	}
+	deadline := time.NewTimer(p.wait)
+	defer deadline.Stop()
+	for _, c := range calls {
+		select {
+		case <-c.done:
+		case <-deadline.C:
+			log.Error("Timed out waiting for actor in-flight lock claims to be released, force cancelling remaining claims")
+			for _, c := range calls {
+				c.cancel(cause)
+			}
+			return
+		}
+	}
 }
 
 // drainPolicies returns how to drain each of types this host serves.

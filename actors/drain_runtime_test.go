@@ -14,7 +14,9 @@ import (
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	placementv1 "github.com/dapr/dapr/pkg/proto/placement/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/actors/placement"
 	"github.com/tandemrun/tandem/invoke"
@@ -25,12 +27,19 @@ import (
 type fakePlacement struct {
 	placementv1.UnimplementedPlacementServer
 	streams chan placementv1.Placement_ReportDaprStatusServer
+	// drop, when a value is sent on it, ends the stream open then (the
+	// placement service went away).
+	drop chan struct{}
 }
 
 func (s *fakePlacement) ReportDaprStatus(st placementv1.Placement_ReportDaprStatusServer) error {
 	s.streams <- st
-	<-st.Context().Done()
-	return st.Context().Err()
+	select {
+	case <-st.Context().Done():
+		return st.Context().Err()
+	case <-s.drop:
+		return status.Error(codes.Unavailable, "placement went away")
+	}
 }
 
 // blockingApp hosts type "counter": its first method call waits for its
@@ -194,7 +203,7 @@ func serveFakePlacement(t *testing.T) (*fakePlacement, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fakePlacement{streams: make(chan placementv1.Placement_ReportDaprStatusServer, 1)}
+	srv := &fakePlacement{streams: make(chan placementv1.Placement_ReportDaprStatusServer, 1), drop: make(chan struct{})}
 	g := grpc.NewServer()
 	placementv1.RegisterPlacementServer(g, srv)
 	go func() { _ = g.Serve(ln) }()
@@ -232,5 +241,112 @@ func TestHostInternalReportsOnce(t *testing.T) {
 	}
 	if got := strings.Join(h.GetEntities(), ","); got != "w.activity,w.retentioner,w.workflow" {
 		t.Fatalf("reported %q, want the three types at once", got)
+	}
+}
+
+// TestPlacementLossDrainsCalls: when the stream to placement drops, the
+// calls in flight get the app's drainOngoingCallTimeout (daprd's drain on
+// a closed stream; the per-type override does not apply), then are
+// cancelled; every actor is deactivated, the runtime reports placement
+// disconnected, and only then does the host reconnect. The cancelled call
+// is routed again once the new stream's table comes.
+func TestPlacementLossDrainsCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		config   string
+		min, max time.Duration // bounds of the drop-to-reconnect time
+	}{
+		// 1s of drain, then 250-500ms of reconnect backoff; the
+		// entitiesConfig's 1m is not the one that counts.
+		{"drained for the app's timeout", `{"entities":["counter"],"drainOngoingCallTimeout":"1s",
+			"entitiesConfig":[{"entities":["counter"],"drainOngoingCallTimeout":"1m"}]}`, time.Second, 4 * time.Second},
+		{"cancelled at once without drainRebalancedActors", `{"entities":["counter"],"drainOngoingCallTimeout":"1m","drainRebalancedActors":false}`,
+			0, 900 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, addr := serveFakePlacement(t)
+			app := &blockingApp{config: tc.config, started: make(chan struct{})}
+			r, err := New(Config{
+				AppID: "app", Namespace: "default", App: app,
+				Placement: &placement.Config{
+					Addresses: []string{addr}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
+					DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			ran := make(chan error, 1)
+			go func() { ran <- r.Run(ctx) }()
+			defer func() { cancel(); <-ran }()
+
+			st := <-srv.streams
+			if _, err := st.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			placementRound(t, st, "lock", 1, nil)
+			placementRound(t, st, "update", 1, counterTable("127.0.0.1:5000"))
+			placementRound(t, st, "unlock", 1, nil)
+
+			called := make(chan error, 1)
+			go func() {
+				_, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
+					Ver:     internalsv1.APIVersion_V1,
+					Actor:   &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
+					Message: &commonv1.InvokeRequest{Method: "m", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT}},
+				})
+				called <- err
+			}()
+			<-app.started
+
+			start := time.Now()
+			srv.drop <- struct{}{}
+			var st2 placementv1.Placement_ReportDaprStatusServer
+			select {
+			case st2 = <-srv.streams:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the host did not reconnect")
+			}
+			took := time.Since(start)
+			if took < tc.min || took > tc.max {
+				t.Errorf("reconnected %s after the drop, want between %s and %s", took, tc.min, tc.max)
+			}
+			if !app.cancelled.Load() {
+				t.Error("the call in flight was not cancelled before the host reconnected")
+			}
+			s := r.Status()
+			if s.GetPlacement() != "placement: disconnected" || s.GetHostReady() {
+				t.Errorf("status before the new table: placement %q, host ready %v", s.GetPlacement(), s.GetHostReady())
+			}
+			for _, c := range s.GetActiveActors() {
+				if c.GetCount() != 0 {
+					t.Errorf("%d actors of %s still active after the drop", c.GetCount(), c.GetType())
+				}
+			}
+			select {
+			case err := <-called:
+				t.Fatalf("the call ended before a new table came: %v", err)
+			default:
+			}
+
+			if _, err := st2.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			placementRound(t, st2, "lock", 2, nil)
+			placementRound(t, st2, "update", 2, counterTable("127.0.0.1:5000"))
+			placementRound(t, st2, "unlock", 2, nil)
+			select {
+			case err := <-called:
+				if err != nil {
+					t.Fatalf("call: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the cancelled call was not routed again")
+			}
+			if n := app.calls.Load(); n != 2 {
+				t.Errorf("app got %d calls, want 2", n)
+			}
+		})
 	}
 }

@@ -152,6 +152,51 @@ func TestInflightDrain(t *testing.T) {
 		})
 	})
 
+	t.Run("placement lost: one deadline for every type", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			var f inflight
+			var buf bytes.Buffer
+			never, finish := make(chan struct{}), make(chan struct{})
+			a := startCall(&f, "a", never)
+			b := startCall(&f, "b", finish)
+			c := startCall(&f, "c", never)
+			time.AfterFunc(time.Second, func() { close(finish) })
+			start := time.Now()
+			f.drainAll(drainPolicy{wait: 2 * time.Second, drain: true}, errPlacementLost, slog.New(slog.NewTextHandler(&buf, nil)))
+			if d := time.Since(start); d != 2*time.Second {
+				t.Errorf("drain returned after %s, want 2s", d)
+			}
+			if err := <-b; err != nil {
+				t.Errorf("a call that ended in time ended with %v", err)
+			}
+			for _, res := range []<-chan error{a, c} {
+				if err := <-res; !errors.Is(err, errPlacementLost) {
+					t.Errorf("call ended with %v, want %v", err, errPlacementLost)
+				}
+			}
+			if !strings.Contains(buf.String(), "Timed out waiting for actor in-flight lock claims to be released, force cancelling remaining claims") {
+				t.Errorf("no timeout logged: %s", buf.String())
+			}
+		})
+	})
+
+	t.Run("placement lost without drainRebalancedActors: cancelled at once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			var f inflight
+			never := make(chan struct{})
+			defer close(never)
+			res := startCall(&f, "a", never)
+			start := time.Now()
+			f.drainAll(drainPolicy{wait: time.Minute}, errPlacementLost, log)
+			if err := <-res; !errors.Is(err, errPlacementLost) {
+				t.Errorf("call ended with %v, want %v", err, errPlacementLost)
+			}
+			if d := time.Since(start); d != 0 {
+				t.Errorf("cancelled after %s, want at once", d)
+			}
+		})
+	})
+
 	t.Run("ended calls are forgotten", func(t *testing.T) {
 		var f inflight
 		_, done := f.acquire(context.Background(), "a")

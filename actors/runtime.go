@@ -82,6 +82,10 @@ type Runtime struct {
 	remStore   ReminderStore
 	ready      atomic.Bool
 	calls      inflight // calls running in actors here, drained when their type's ring changes
+	// lostDrain is how calls in flight are drained when the placement
+	// stream drops: the app's drainOngoingCallTimeout and
+	// drainRebalancedActors, without entitiesConfig's overrides (daprd's).
+	lostDrain drainPolicy
 }
 
 // disseminateTimeout bounds a placement round (0: unbounded).
@@ -101,7 +105,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.LookupTimeout = 30 * time.Second
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, active: map[string]*actor{}, draining: map[string]int{}, registered: make(chan struct{}),
-		rem: reminders{running: map[string]reminderRunner{}, wake: make(chan struct{}, 1)}}
+		rem: reminders{running: map[string]reminderRunner{}, wake: make(chan struct{}, 1)}, lostDrain: defaultLostDrain}
 	r.remStore = stateReminders{r}
 	if cfg.Scheduler.Enabled() {
 		r.remStore = &schedulerReminders{r: r, sched: cfg.Scheduler}
@@ -161,13 +165,18 @@ func (r *Runtime) register(ctx context.Context) {
 			types := map[string]TypeConfig{}
 			if status == 200 {
 				var warnings []string
-				types, warnings, err = ParseAppConfigWithin(body, r.disseminateTimeout(), r.log)
+				var base TypeConfig
+				base, types, warnings, err = parseAppConfig(body, r.disseminateTimeout(), r.log)
 				for _, w := range warnings {
 					r.log.Warn("actor configuration", "warning", w)
 				}
 				if err != nil {
 					r.log.Error("app's /dapr/config is invalid; hosting no actors", "error", err)
 					types = map[string]TypeConfig{}
+				} else {
+					r.mu.Lock()
+					r.lostDrain = drainPolicy{wait: base.DrainCallTimeout, drain: base.DrainRebalanced}
+					r.mu.Unlock()
 				}
 			}
 			r.setTypes(types)
@@ -343,8 +352,17 @@ func (r *Runtime) onTableUpdate(ctx context.Context, changed []string) {
 	r.wakeReminders()
 }
 
-// onDisconnect deactivates every actor: without placement this host cannot
-// know it still owns them.
+// onDisconnect is daprd's halt when its placement stream drops (closed by
+// placement, lost, or reset at a dissemination timeout): without placement
+// this host cannot know it still owns its actors. The calls in flight get
+// the app's drainOngoingCallTimeout to finish (or are cancelled at once
+// without drainRebalancedActors); those cut short are routed again once a
+// table comes. Then every actor is deactivated. The placement client
+// reconnects after this returns, and lookups wait for its next table.
 func (r *Runtime) onDisconnect(ctx context.Context) {
+	r.mu.Lock()
+	p := r.lostDrain
+	r.mu.Unlock()
+	r.calls.drainAll(p, errPlacementLost, r.log)
 	r.deactivateAll(ctx, func(*actor) bool { return true })
 }

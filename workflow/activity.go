@@ -68,6 +68,15 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	if done {
 		return nil, nil
 	}
+	if method == methodExecute && e.cfg.SchedulerReminders {
+		// As daprd's activity actor, the run makes itself durable in its
+		// own turn, before it starts: the workflow's call activates the
+		// actor at once, and the runs one turn scheduled start together
+		// rather than one reminder after another.
+		if err := e.storeRunActivity(ctx, e.activityType, id, data); err != nil {
+			e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "activity", id, "error", err)
+		}
+	}
 	req, router, err := decodeActivity(id, data)
 	if err != nil {
 		return nil, err
@@ -130,26 +139,23 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	return nil, nil
 }
 
-// startActivity stores the run's run-activity reminder, then calls its
-// activity actor in the background. router is the TaskScheduled event's:
-// its target app runs the activity.
-func (e *Engine) startActivity(ctx context.Context, gen uint64, req *protos.ActivityRequest, router *protos.TaskRouter) {
-	instanceID := req.GetWorkflowInstance().GetInstanceId()
+// startActivity calls the run's activity actor in the background; the
+// actor stores the run's run-activity reminder before it runs. router is
+// the TaskScheduled event's: its target app runs the activity.
+func (e *Engine) startActivity(_ context.Context, gen uint64, req *protos.ActivityRequest, router *protos.TaskRouter) {
 	if router == nil {
 		router = &protos.TaskRouter{SourceAppID: e.cfg.AppID}
 	}
-	data, _ := json.Marshal(encodeActivity(req, router))
-	if !e.cfg.SchedulerReminders {
-		e.runActivity(instanceID, gen, req, router)
-		return
-	}
-	if err := e.remind(ctx, actors.ReminderRequest{
-		ActorType: e.activityTypeOf(router.GetTargetAppID()), ActorID: activityActorID(instanceID, gen, req.GetTaskId()), Name: runActivityReminder,
-		DueTime: e.cfg.WatchdogPeriod.String(), Data: data,
-	}); err != nil {
-		e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "instance", instanceID, "task", req.GetTaskId(), "error", err)
-	}
-	e.runActivity(instanceID, gen, req, router)
+	e.runActivity(req.GetWorkflowInstance().GetInstanceId(), gen, req, router)
+}
+
+// storeRunActivity stores the run-activity reminder of activity actor id
+// of actorType; run is the run's data (encodeActivity).
+func (e *Engine) storeRunActivity(ctx context.Context, actorType, id string, run []byte) error {
+	data, _ := json.Marshal(run)
+	return e.remind(ctx, actors.ReminderRequest{
+		ActorType: actorType, ActorID: id, Name: runActivityReminder, DueTime: e.cfg.WatchdogPeriod.String(), Data: data,
+	})
 }
 
 // runActivity calls the run's activity actor in the background, once at a
@@ -178,6 +184,13 @@ func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.Activity
 		}
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("activity run failed; the instance's watchdog retries it", "instance", instanceID, "task", req.GetTaskId(), "error", lookupErr(err))
+			if e.cfg.SchedulerReminders {
+				// The call may not have reached the actor, which stores the
+				// reminder: stored from here, the scheduler runs it again.
+				if err := e.storeRunActivity(ctx, actorType, id, data); err != nil {
+					e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+				}
+			}
 		}
 	})
 }

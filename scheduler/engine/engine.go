@@ -46,11 +46,19 @@ type Deliverer interface {
 	Deliver(ctx context.Context, t pool.Tick) (pool.Result, error)
 }
 
+// StreamWaiter is a Deliverer that tells when a tick's target has a
+// stream (pool.Pool): a tick waits for one before it takes a delivery
+// worker, so that an app that is not connected holds none.
+type StreamWaiter interface {
+	WaitStream(ctx context.Context, meta *schedulerv1.JobMetadata) error
+}
+
 // Hooks are told what happens to ticks (for metrics); nil ones are
 // skipped.
 type Hooks struct {
 	// Triggered: a tick was delivered and the sidecar succeeded; took is
-	// from handing it to the pool to the answer (Dapr's trigger latency).
+	// from its trigger (due, with a stream to take it), through its claim,
+	// to the answer (Dapr's trigger latency).
 	Triggered func(meta *schedulerv1.JobMetadata, took time.Duration)
 	// Failed: the sidecar answered FAILED.
 	Failed func(meta *schedulerv1.JobMetadata, took time.Duration)
@@ -591,6 +599,18 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		}
 		e.mu.Unlock()
 	}()
+	if w, ok := e.o.Pool.(StreamWaiter); ok && !s.plan.finish {
+		// Unclaimed while it waits: a replica set change (the epoch's
+		// end) hands the job to its new owner.
+		if meta, err := s.job.DecodeMetadata(); err == nil {
+			if err := w.WaitStream(epoch, meta); err != nil {
+				return
+			}
+		}
+	}
+	// The trigger latency runs from here, as Dapr's from its trigger: the
+	// claim's write is in it.
+	start := time.Now()
 	select {
 	case e.sem <- struct{}{}:
 		defer func() { <-e.sem }()
@@ -623,7 +643,6 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		return
 	}
 	prefix, _ := store.TargetPrefix(meta)
-	start := time.Now()
 	res, err := e.o.Pool.Deliver(epoch, pool.Tick{Name: s.name[len(prefix):], Data: job.GetData(), Metadata: meta})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -131,7 +131,7 @@ func putJob(t *testing.T, cli *clientv3.Client, app, name string, job *scheduler
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, _ := store.Encode(rec)
+	val, _ := store.EncodeJob(rec)
 	full, _ := store.JobName(name, meta)
 	if _, err := cli.Put(context.Background(), store.JobKey(full), val); err != nil {
 		t.Fatal(err)
@@ -274,5 +274,39 @@ func TestARejoiningReplicaHasUnansweredTicksDeliveredAgain(t *testing.T) {
 	}
 	if got := next(); got != "stalled" {
 		t.Fatalf("after the replica came back on a new lease: %q, want the tick again", got)
+	}
+}
+
+// TestTicksOfAnAbsentAppHoldNoWorker: the ticks of an app with no stream
+// wait without a delivery worker, so another app's ticks go on (Dapr's
+// integration suite fills its 128 workers with such ticks); once the app
+// connects, its ticks are delivered.
+func TestTicksOfAnAbsentAppHoldNoWorker(t *testing.T) {
+	cli := startStore(t)
+	p := pool.New(nil, pool.Hooks{})
+	sc := connect(t, p, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
+	e := New(Options{Client: cli, ID: "s0", Address: "s0:1", Pool: p, LeaseTTL: 2 * time.Second, Workers: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for i := range 5 {
+		putJob(t, cli, "absent", fmt.Sprintf("waiting%d", i), &schedulerv1.Job{DueTime: ptr("0s")})
+	}
+	time.Sleep(500 * time.Millisecond) // the absent app's ticks are due and wait
+	putJob(t, cli, "app", "served", &schedulerv1.Job{DueTime: ptr("0s")})
+	deadline := time.Now().Add(10 * time.Second)
+	for sc.count("served") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a connected app's tick waited behind the ticks of an app with no stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	late := connect(t, p, "absent", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
+	waitNoJobs(t, cli, 15*time.Second)
+	for i := range 5 {
+		if n := late.count(fmt.Sprintf("waiting%d", i)); n != 1 {
+			t.Errorf("waiting%d delivered %d times once its app connected, want 1", i, n)
+		}
 	}
 }

@@ -75,6 +75,40 @@ type Tick struct {
 	Metadata *schedulerv1.JobMetadata
 }
 
+// WaitStream returns once a stream of meta's target is connected (at once
+// when one is), or ctx's error if ctx ends first. The engine has a tick
+// wait here before it takes one of its delivery workers, so that the ticks
+// of an app that is not connected do not hold every worker while another
+// app's wait (Dapr's scheduler stages such ticks until their app
+// connects).
+func (p *Pool) WaitStream(ctx context.Context, meta *schedulerv1.JobMetadata) error {
+	key, byActor := routeKey(meta)
+	told := false
+	for {
+		p.mu.Lock()
+		list := p.byApp[key]
+		if byActor {
+			list = p.byActor[key]
+		}
+		n, changed := len(list), p.changed
+		p.mu.Unlock()
+		if n > 0 {
+			return nil
+		}
+		if !told {
+			told = true
+			if p.hooks.Undelivered != nil {
+				p.hooks.Undelivered(meta)
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // errGone is a stream closing before it answered.
 var errGone = errors.New("stream closed before the sidecar answered")
 

@@ -2,8 +2,10 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,4 +139,36 @@ func waitConnected(t *testing.T, p *Pool, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("%d streams connected, want %d", p.Connected(), n)
+}
+
+func TestWaitStream(t *testing.T) {
+	var undelivered atomic.Int32
+	p := New(nil, Hooks{Undelivered: func(*schedulerv1.JobMetadata) { undelivered.Add(1) }})
+	meta := &schedulerv1.JobMetadata{Namespace: "ns", AppId: "app",
+		Target: &schedulerv1.JobTargetMetadata{Type: &schedulerv1.JobTargetMetadata_Job{Job: new(schedulerv1.TargetJob)}}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.WaitStream(ctx, meta); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitStream without a stream: %v, want the context's end", err)
+	}
+	if n := undelivered.Load(); n != 1 {
+		t.Errorf("undelivered counted %d times, want 1", n)
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- p.WaitStream(context.Background(), meta) }()
+	time.Sleep(50 * time.Millisecond)
+	serve(t, p, &schedulerv1.WatchJobsRequestInitial{Namespace: "ns", AppId: "app"}, newSidecar(0))
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitStream did not return when a stream connected")
+	}
+	if err := p.WaitStream(context.Background(), meta); err != nil {
+		t.Fatalf("WaitStream with a stream: %v", err)
+	}
 }

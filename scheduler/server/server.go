@@ -128,7 +128,7 @@ func (s *Server) ScheduleJob(ctx context.Context, req *schedulerv1.ScheduleJobRe
 		s.o.Metrics.createdFailed(meta)
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	val, err := store.Encode(rec)
+	val, err := store.EncodeJob(rec)
 	if err != nil {
 		s.o.Metrics.createdFailed(meta)
 		return nil, status.Error(codes.Internal, err.Error())

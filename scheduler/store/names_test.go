@@ -49,6 +49,9 @@ func must(s string, err error) string {
 func FuzzDecodeRecords(f *testing.F) {
 	f.Add([]byte(`{"uid":1,"plan":{"schedule":"@every 1s","start":"2026-01-01T00:00:00Z"}}`))
 	f.Add([]byte(`{"jobUid":1,"count":2,"last":"2026-01-01T00:00:00Z"}`))
+	if rec, err := EncodeJob(&Job{UID: 7, Job: []byte{0x0a, 0x00}, Metadata: []byte{}}); err == nil {
+		f.Add([]byte(rec))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if j, err := DecodeJob(b); err == nil {
 			_, _, _ = j.Decode()
