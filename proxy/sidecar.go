@@ -341,7 +341,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		Pipeline: apis.Pipeline,
 	})
 	// CORS before the token check: preflights carry no token.
-	handler := httpapi.CORS(apis.AllowedOrigins, h)
+	handler := httpapi.Baggage(httpapi.CORS(apis.AllowedOrigins, h))
 	if o.Interceptors.HTTP != nil {
 		handler = o.Interceptors.HTTP(handler)
 	}
