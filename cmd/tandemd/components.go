@@ -228,11 +228,30 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	return rc
 }
 
+// componentCategories are the categories of spec.type a sidecar loads,
+// daprd's processor's; a component of any other ("workflow.dapr",
+// "pubsubs.redis") ends the sidecar as in daprd, unless it ignores errors.
+var componentCategories = map[string]bool{
+	"bindings": true, "configuration": true, "crypto": true, "lock": true, "pubsub": true,
+	"secretstores": true, "state": true, "middleware": true, "conversation": true,
+}
+
 // start applies the first set and logs what it holds.
 func (rc *runtimeComponents) start(set *components.Set) {
 	rc.report(set.Errors)
 	rc.apply(set)
 	for _, c := range set.Components {
+		if !componentCategories[c.Category()] {
+			// daprd's words: tools and tests look for them.
+			err := fmt.Errorf("process component %s error: incorrect type %s", c.Name, c.Type)
+			if c.IgnoreErrors {
+				rc.log.Error("Ignoring error processing component: " + err.Error())
+				continue
+			}
+			rc.log.Warn("Error processing component, daprd will exit gracefully: " + err.Error())
+			rc.stop(err)
+			continue
+		}
 		rc.log.Info("component loaded; initialising", "name", c.Name, "type", c.Type, "file", c.Source)
 	}
 	for _, e := range set.HTTPEndpoints {
