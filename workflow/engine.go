@@ -107,7 +107,7 @@ type Config struct {
 	// Metrics, if set, is told of the engine's work (daprd's
 	// dapr_runtime_workflow_* metrics).
 	Metrics RuntimeMetrics
-	Log                *slog.Logger
+	Log     *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.

@@ -37,7 +37,9 @@ func (r *recMetrics) count(prefix string) int {
 	return n
 }
 
-func (r *recMetrics) WorkflowOperation(op string, ok bool, _ time.Duration) { r.add("op %s %t", op, ok) }
+func (r *recMetrics) WorkflowOperation(op string, ok bool, _ time.Duration) {
+	r.add("op %s %t", op, ok)
+}
 func (r *recMetrics) WorkflowExecution(wf, status string, _ time.Duration) {
 	r.add("exec %s %s", wf, status)
 }
@@ -48,7 +50,9 @@ func (r *recMetrics) ActivityOperation(act, status string, _ time.Duration) {
 func (r *recMetrics) ActivityExecution(act, status string, _ time.Duration) {
 	r.add("actexec %s %s", act, status)
 }
-func (r *recMetrics) WorkflowPayloadRatio(wf string, ratio float64) { r.add("ratio %s %v", wf, ratio > 0) }
+func (r *recMetrics) WorkflowPayloadRatio(wf string, ratio float64) {
+	r.add("ratio %s %v", wf, ratio > 0)
+}
 func (r *recMetrics) ActivityPayloadRatio(wf, act string, ratio float64) {
 	r.add("actratio %s %s %v", wf, act, ratio > 0.5)
 }
