@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # conformance.sh: runs cases of Dapr 1.18.2's own integration suite (tests/integration/suite/{daprd,actors,scheduler,
-# placement,operator,sentry,injector}/...) against tandemd, one case per process, and fails when a case fails twice in
+# placement,operator,sentry,injector,healthz,ports}/...) against tandemd, one case per process, and fails when a case fails twice in
 # a row.
 #
 #   scripts/conformance.sh                        # the cases in test/conformance/passing.txt (the regression guard)
@@ -62,12 +62,13 @@ if [[ ! -d $SRC/tests/integration ]]; then
   rm -rf "$SRC.tmp" && cp -r "$dir" "$SRC.tmp" && chmod -R u+w,a+rX "$SRC.tmp" && mv "$SRC.tmp" "$SRC" || die "copy failed"
 fi
 
-# all_cases prints every case the suite registers under suite/{daprd,actors,scheduler,placement}, as
-# "<root>/<folders>/<type>".
+# all_cases prints every case the suite registers under suite/{daprd,actors,scheduler,placement,operator,sentry,
+# injector,healthz,ports}, as "<root>/<folders>/<type>" (suite/helm renders Dapr's chart with helm: not ours).
 all_cases() {
   local root="$SRC/tests/integration/suite"
   grep -rEo --include='*.go' --exclude='*_test.go' 'suite\.Register\(new\([A-Za-z0-9_]+\)\)' \
-    "$root/daprd" "$root/actors" "$root/scheduler" "$root/placement" "$root/operator" "$root/sentry" "$root/injector" |
+    "$root/daprd" "$root/actors" "$root/scheduler" "$root/placement" "$root/operator" "$root/sentry" "$root/injector" \
+    "$root/healthz" "$root/ports" |
     sed -E "s#^$root/(.*)/[^/]+\.go:suite\.Register\(new\(([A-Za-z0-9_]+)\)\)#\1/\2#" | sort -u
 }
 
