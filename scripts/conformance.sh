@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # conformance.sh: runs cases of Dapr 1.18.2's own integration suite (tests/integration/suite/{daprd,actors,scheduler,
-# placement,operator,sentry,injector,healthz,ports}/...) against tandemd, one case per process, and fails when a case fails twice in
-# a row.
+# placement,operator,sentry,injector,healthz,ports}/...) against tandemd, one case per process, and fails when a case
+# fails twice in a row.
 #
 #   scripts/conformance.sh                        # the cases in test/conformance/passing.txt (the regression guard)
 #   scripts/conformance.sh state pubsub           # whole areas (folders under suite/daprd)
