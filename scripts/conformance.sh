@@ -18,7 +18,8 @@
 # The first run copies github.com/dapr/dapr@v1.18.2 (one of our module dependencies) out of the module cache and
 # builds Dapr's placement, scheduler, sentry and operator (some cases start them) and the suite's test binary: about
 # 10 minutes on 2 cores, cached in TANDEM_CONFORMANCE_CACHE (default /var/tmp/tandem-dapr-suite; it must be readable
-# by user nobody, so not under /root). tandemd is built from this checkout with the release flags on every run.
+# by user nobody, so not under /root). tandemd is built from this checkout with the release flags on every run, plus the
+# state_spiffeprobe tag (the suite's probe store, never in a release).
 #
 # How it runs: the suite's framework takes ports from a fixed base, so each worker gets its own network namespace
 # (loopback up, multicast on loopback for mDNS). The suite refuses to run some cases as root, so the test binary runs
@@ -115,7 +116,9 @@ if [[ $build_only == 1 ]]; then echo "conformance: Dapr's binaries and the suite
 
 SIDECAR="$CACHE/bin/tandemd-$$"
 echo "conformance: building tandemd (release flags)" >&2
-CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$SIDECAR" ./cmd/tandemd || die "building tandemd failed"
+# state_spiffeprobe adds the suite's test-only state.spiffeprobe store, as Dapr's suite builds its daprd with it.
+CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace,state_spiffeprobe -ldflags="-s -w" -o "$SIDECAR" ./cmd/tandemd ||
+  die "building tandemd failed"
 chmod a+rx "$SIDECAR"
 OURS=()
 wanted=" ${TANDEM_CONFORMANCE_OURS:-} "

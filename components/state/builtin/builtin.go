@@ -19,11 +19,15 @@ import (
 // scopes with log.With("component", name) per component instead; pass nil
 // to discard.
 func Stores(log *slog.Logger) map[string]func() state.Store {
-	return map[string]func() state.Store{
+	m := map[string]func() state.Store{
 		inmemory.Type:   inmemory.NewStore,
 		sqlite.Type:     func() state.Store { return sqlite.NewStore(log) },
 		redis.Type:      func() state.Store { return redis.NewStore(log) },
 		postgresql.Type: func() state.Store { return postgresql.NewStore(log) },
 		mysql.Type:      func() state.Store { return mysql.NewStore(log) },
 	}
+	for t, f := range tagged(log) {
+		m[t] = f
+	}
+	return m
 }
