@@ -32,6 +32,7 @@ import (
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
 	"github.com/tandemrun/tandem/components/state"
 	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
+	"github.com/tandemrun/tandem/components/state/etcd"
 	statepluggable "github.com/tandemrun/tandem/components/state/pluggable"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
@@ -141,7 +142,7 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 		Types:    types,
 		New:      newStore,
 		// Dapr's v1 and v2 keep different tables: spec.version picks.
-		Versioned: map[string]components.Versions[state.Store]{postgresql.Type: postgresql.Versions(log)},
+		Versioned: map[string]components.Versions[state.Store]{postgresql.Type: postgresql.Versions(log), etcd.Type: etcd.Versions(log)},
 		Init: func(ctx context.Context, s state.Store, md components.Metadata) error {
 			// A bad keyPrefix fails the component, as in Dapr, not every call.
 			if _, err := state.NewKeyPrefix(md); err != nil {
