@@ -75,7 +75,7 @@ func (e *Engine) ended(inst *instance, c *protos.ExecutionCompletedEvent) {
 			break
 		}
 	}
-	m.WorkflowExecution(inst.started().GetName(), executionStatus(c.GetOrchestrationStatus()), took)
+	m.WorkflowExecution(inst.started().GetName(), executionStatus(c.GetWorkflowStatus()), took)
 }
 
 // firstRun records how long an instance waited for its first run: since
