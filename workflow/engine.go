@@ -389,6 +389,13 @@ func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, er
 		data[0] = purgeRecursive
 	}
 	began := time.Now()
+	// An instance the store does not have is answered at once, as daprd
+	// answers it, rather than by an actor type that may not be hosted
+	// yet (no worker connected).
+	if _, err := e.loadDirect(ctx, id); errors.Is(err, ErrNotFound) {
+		e.operation(opPurge, began, err)
+		return false, nil
+	}
 	out, err := e.call(ctx, e.workflowType, id, methodPurge, data)
 	e.operation(opPurge, began, err)
 	if err != nil {

@@ -136,3 +136,20 @@ func TestActivityOversizeStalls(t *testing.T) {
 		t.Errorf("recorded %v: want the oversize ratio once and no activity run", slices.Clone(m.lines))
 	}
 }
+
+// A purge of an instance the store does not have answers at once, also
+// before any worker connected (the actor types are not hosted yet), as
+// daprd's ERR_INSTANCE_ID_NOT_FOUND does; it counts as a failed purge.
+func TestPurgeUnknownAnswersAtOnce(t *testing.T) {
+	m := &recMetrics{}
+	e := New(Config{AppID: "app", Actors: newMemHost(), Metrics: m})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	deleted, err := e.Purge(ctx, "non-existent-id", true)
+	if err != nil || deleted {
+		t.Fatalf("Purge = %v, %v; want false, nil at once", deleted, err)
+	}
+	if m.count("op purge_workflow false") != 1 {
+		t.Errorf("recorded %v", slices.Clone(m.lines))
+	}
+}
