@@ -182,7 +182,8 @@ wait
 
 pass=$(grep -c '^PASS ' "$OUT/results.txt"); flaky=$(grep -c '^FLAKY ' "$OUT/results.txt")
 fail=$(grep -c '^FAIL ' "$OUT/results.txt"); skip=$(grep -c '^SKIP ' "$OUT/results.txt")
-for area in $(awk '{print $2}' "$OUT/results.txt" | cut -d/ -f1-2 | sort -u); do
+# Areas: the first two folders of a case (daprd/state), or the root of a two-part name (healthz/app -> healthz).
+for area in $(awk '{n = split($2, p, "/"); print (n > 2 ? p[1] "/" p[2] : p[1])}' "$OUT/results.txt" | sort -u); do
   printf '  %-24s %3d passed, %3d failed\n' "$area" \
     "$(grep -cE "^(PASS|FLAKY) $area/" "$OUT/results.txt")" "$(grep -cE "^FAIL $area/" "$OUT/results.txt")"
 done
