@@ -35,8 +35,7 @@ type TracingOptions struct {
 	// AppID is the service.name of every span (OTEL_SERVICE_NAME and
 	// OTEL_RESOURCE_ATTRIBUTES override it).
 	AppID string
-	// SamplingRate in [0, 1]; 0 exports nothing (trace context is still
-	// created and propagated, as in daprd).
+	// SamplingRate in [0, 1]; 0 turns tracing off entirely.
 	SamplingRate float64
 	// OTLP, if set, exports spans with OTLP.
 	OTLP *OTLPOptions
@@ -122,8 +121,8 @@ func TracingOptionsFromConfig(appID string, c *config.Configuration, getenv func
 }
 
 // Tracing creates spans for the sidecar's hops and exports them. A nil
-// *Tracing is valid: nothing is created and trace context passes through
-// untouched (NewTracing never returns one; tests and embedders use it).
+// *Tracing is valid: tracing is off, nothing is created and trace context
+// passes through untouched.
 type Tracing struct {
 	tp     *sdktrace.TracerProvider
 	tracer trace.Tracer
@@ -131,10 +130,9 @@ type Tracing struct {
 	appID  string
 }
 
-// NewTracing builds the tracer provider. When o.SamplingRate is 0 or no
-// exporter is configured, the Tracing exports nothing but still gives each
-// hop a span context, as daprd does (propagateOnly). Call Shutdown to
-// flush spans on exit.
+// NewTracing builds the tracer provider, or returns nil (tracing off,
+// trace context forwarded as it comes) when o.SamplingRate is 0 or no
+// exporter is configured. Call Shutdown to flush spans on exit.
 func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -146,11 +144,11 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	// daprd's line, which tools read to see the sampling in effect.
 	o.Log.Info("Dapr trace sampler initialized: " + sampler.Description())
 	if o.SamplingRate <= 0 {
-		return propagateOnly(o.AppID, sampler), nil
+		return nil, nil
 	}
 	if o.OTLP == nil && o.ZipkinURL == "" && o.Stdout == nil {
-		o.Log.Warn("tracing.samplingRate is set but no exporter is configured: no spans are exported (trace context is still propagated); set tracing.otel.endpointAddress or tracing.zipkin.endpointAddress")
-		return propagateOnly(o.AppID, sampler), nil
+		o.Log.Warn("tracing.samplingRate is set but no exporter is configured: tracing stays off (trace context is still forwarded); set tracing.otel.endpointAddress or tracing.zipkin.endpointAddress")
+		return nil, nil
 	}
 	res, err := resource.New(ctx,
 		resource.WithAttributes(attribute.String("service.name", o.AppID)),
@@ -195,21 +193,6 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 		prop:   propagation.TraceContext{},
 		appID:  o.AppID,
 	}, nil
-}
-
-// propagateOnly is the Tracing of a sidecar that exports no spans
-// (sampling rate 0, or no exporter). As in daprd, whose tracer is always
-// installed, every hop still gets a span context of its own: the app sees
-// a traceparent (grpc-trace-bin for a gRPC app) whether the caller sent one
-// or not, a child of the caller's when it did. Spans go to no exporter.
-func propagateOnly(appID string, sampler sdktrace.Sampler) *Tracing {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))
-	return &Tracing{
-		tp:     tp,
-		tracer: tp.Tracer("github.com/tandemrun/tandem/observe"),
-		prop:   propagation.TraceContext{},
-		appID:  appID,
-	}
 }
 
 func newOTLPExporter(ctx context.Context, o OTLPOptions) (sdktrace.SpanExporter, error) {
