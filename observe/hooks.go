@@ -39,6 +39,7 @@ func NewHooks(m *Metrics, t *Tracing, l *APILogger) Hooks {
 	}
 	h.GRPCServerOptions = append(h.GRPCServerOptions, l.GRPCServerOptions()...)
 	h.GRPCServerOptions = append(h.GRPCServerOptions, m.GRPCServerOptions()...)
+	h.GRPCServerOptions = append(h.GRPCServerOptions, m.errorCodeServerOptions()...)
 	h.GRPCServerOptions = append(h.GRPCServerOptions, t.GRPCServerOptions()...)
 
 	h.InternalServerOptions = append(h.InternalServerOptions, m.GRPCServerOptions()...)

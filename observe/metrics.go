@@ -82,6 +82,8 @@ type Metrics struct {
 	wfacl *workflowACLMetrics
 	// wfattest counts the attestations of workflow results.
 	wfattest *workflowAttestMetrics
+	// wf counts the workflow engine's work.
+	wf *workflowMetrics
 	// errCodes is nil unless recordErrorCodes is on.
 	errCodes *errorCodeMetrics
 }
@@ -112,6 +114,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	m.jobs = newJobMetrics(o.AppID, o.Namespace, buckets)
 	m.wfacl = newWorkflowACLMetrics()
 	m.wfattest = newWorkflowAttestMetrics(buckets)
+	m.wf = newWorkflowMetrics(buckets)
 	var cs []prometheus.Collector
 	cs = append(cs, m.http.collectors()...)
 	cs = append(cs, m.grpc.collectors()...)
@@ -121,6 +124,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	cs = append(cs, m.jobs.collectors()...)
 	cs = append(cs, m.wfacl.allowed, m.wfacl.denied)
 	cs = append(cs, m.wfattest.collectors()...)
+	cs = append(cs, m.wf.collectors()...)
 	if o.RecordErrorCodes {
 		m.errCodes = newErrorCodeMetrics(o.AppID)
 		cs = append(cs, m.errCodes.total)

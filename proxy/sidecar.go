@@ -326,6 +326,9 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	grpcOpts := append(append(slices.Clone(o.Interceptors.GRPC), gapi.ServerOptions()...), grpcproxy.ServerOption(),
 		grpc.MaxRecvMsgSize(apiRecvSize(o.APIs.MaxRequestBodySize, maxMsg)), grpc.MaxSendMsgSize(maxMsgOrDefault(maxMsg)),
 		grpc.UnknownServiceHandler(outbound.Handler()))
+	if o.Identity != nil {
+		grpcOpts = append(grpcOpts, svidGRPC(o.Identity)...)
+	}
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
 	gapi.Register(s.grpcSrv)
 	if apis.Workflows != nil {
@@ -341,7 +344,11 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 		Pipeline: apis.Pipeline,
 	})
 	// CORS before the token check: preflights carry no token.
-	handler := httpapi.CORS(apis.AllowedOrigins, h)
+	var api http.Handler = h
+	if o.Identity != nil {
+		api = svidHTTP(h, o.Identity)
+	}
+	handler := httpapi.Baggage(httpapi.CORS(apis.AllowedOrigins, api))
 	if o.Interceptors.HTTP != nil {
 		handler = o.Interceptors.HTTP(handler)
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # conformance.sh: runs cases of Dapr 1.18.2's own integration suite (tests/integration/suite/{daprd,actors,scheduler,
-# placement,operator,sentry,injector}/...) against tandemd, one case per process, and fails when a case fails twice in
-# a row.
+# placement,operator,sentry,injector,healthz,ports}/...) against tandemd, one case per process, and fails when a case
+# fails twice in a row.
 #
 #   scripts/conformance.sh                        # the cases in test/conformance/passing.txt (the regression guard)
 #   scripts/conformance.sh state pubsub           # whole areas (folders under suite/daprd)
@@ -18,7 +18,8 @@
 # The first run copies github.com/dapr/dapr@v1.18.2 (one of our module dependencies) out of the module cache and
 # builds Dapr's placement, scheduler, sentry and operator (some cases start them) and the suite's test binary: about
 # 10 minutes on 2 cores, cached in TANDEM_CONFORMANCE_CACHE (default /var/tmp/tandem-dapr-suite; it must be readable
-# by user nobody, so not under /root). tandemd is built from this checkout with the release flags on every run.
+# by user nobody, so not under /root). tandemd is built from this checkout with the release flags on every run, plus the
+# state_spiffeprobe tag (the suite's probe store, never in a release).
 #
 # How it runs: the suite's framework takes ports from a fixed base, so each worker gets its own network namespace
 # (loopback up, multicast on loopback for mDNS). The suite refuses to run some cases as root, so the test binary runs
@@ -62,12 +63,13 @@ if [[ ! -d $SRC/tests/integration ]]; then
   rm -rf "$SRC.tmp" && cp -r "$dir" "$SRC.tmp" && chmod -R u+w,a+rX "$SRC.tmp" && mv "$SRC.tmp" "$SRC" || die "copy failed"
 fi
 
-# all_cases prints every case the suite registers under suite/{daprd,actors,scheduler,placement}, as
-# "<root>/<folders>/<type>".
+# all_cases prints every case the suite registers under suite/{daprd,actors,scheduler,placement,operator,sentry,
+# injector,healthz,ports}, as "<root>/<folders>/<type>" (suite/helm renders Dapr's chart with helm: not ours).
 all_cases() {
   local root="$SRC/tests/integration/suite"
   grep -rEo --include='*.go' --exclude='*_test.go' 'suite\.Register\(new\([A-Za-z0-9_]+\)\)' \
-    "$root/daprd" "$root/actors" "$root/scheduler" "$root/placement" "$root/operator" "$root/sentry" "$root/injector" |
+    "$root/daprd" "$root/actors" "$root/scheduler" "$root/placement" "$root/operator" "$root/sentry" "$root/injector" \
+    "$root/healthz" "$root/ports" |
     sed -E "s#^$root/(.*)/[^/]+\.go:suite\.Register\(new\(([A-Za-z0-9_]+)\)\)#\1/\2#" | sort -u
 }
 
@@ -114,7 +116,9 @@ if [[ $build_only == 1 ]]; then echo "conformance: Dapr's binaries and the suite
 
 SIDECAR="$CACHE/bin/tandemd-$$"
 echo "conformance: building tandemd (release flags)" >&2
-CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace -ldflags="-s -w" -o "$SIDECAR" ./cmd/tandemd || die "building tandemd failed"
+# state_spiffeprobe adds the suite's test-only state.spiffeprobe store, as Dapr's suite builds its daprd with it.
+CGO_ENABLED=0 go build -trimpath -tags=grpcnotrace,state_spiffeprobe -ldflags="-s -w" -o "$SIDECAR" ./cmd/tandemd ||
+  die "building tandemd failed"
 chmod a+rx "$SIDECAR"
 OURS=()
 wanted=" ${TANDEM_CONFORMANCE_OURS:-} "
@@ -178,7 +182,8 @@ wait
 
 pass=$(grep -c '^PASS ' "$OUT/results.txt"); flaky=$(grep -c '^FLAKY ' "$OUT/results.txt")
 fail=$(grep -c '^FAIL ' "$OUT/results.txt"); skip=$(grep -c '^SKIP ' "$OUT/results.txt")
-for area in $(awk '{print $2}' "$OUT/results.txt" | cut -d/ -f1-2 | sort -u); do
+# Areas: the first two folders of a case (daprd/state), or the root of a two-part name (healthz/app -> healthz).
+for area in $(awk '{n = split($2, p, "/"); print (n > 2 ? p[1] "/" p[2] : p[1])}' "$OUT/results.txt" | sort -u); do
   printf '  %-24s %3d passed, %3d failed\n' "$area" \
     "$(grep -cE "^(PASS|FLAKY) $area/" "$OUT/results.txt")" "$(grep -cE "^FAIL $area/" "$OUT/results.txt")"
 done

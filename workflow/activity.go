@@ -89,6 +89,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
 	var res proto.Message
+	began := time.Now()
 	if e.inProcess(req.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteActivity(ctx, req)
 	} else {
@@ -97,11 +98,23 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		res, err = e.workers.dispatchKeep(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1, true)
 	}
 	if err != nil {
+		if m := e.cfg.Metrics; m != nil {
+			m.ActivityOperation(req.GetName(), statusRecoverable, time.Since(began))
+		}
 		return nil, err
 	}
 	ctx, cancel := e.detach(ctx)
 	defer cancel()
 	resp := res.(*protos.ActivityResponse)
+	if m := e.cfg.Metrics; m != nil {
+		took := time.Since(began)
+		m.ActivityOperation(req.GetName(), statusSuccess, took)
+		status := statusSuccess
+		if resp.GetFailureDetails() != nil {
+			status = statusFailed
+		}
+		m.ActivityExecution(req.GetName(), status, took)
+	}
 	var ev *protos.HistoryEvent
 	if fd := resp.GetFailureDetails(); fd != nil {
 		ev = &protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskFailed{TaskFailed: &protos.TaskFailedEvent{

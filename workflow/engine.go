@@ -104,7 +104,10 @@ type Config struct {
 	Signer *signing.Signer
 	// AttestationMetrics, if set, is told of the results' attestations.
 	AttestationMetrics AttestationMetrics
-	Log                *slog.Logger
+	// Metrics, if set, is told of the engine's work (daprd's
+	// dapr_runtime_workflow_* metrics).
+	Metrics RuntimeMetrics
+	Log     *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -254,7 +257,10 @@ func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (
 		WorkflowInstance:        &protos.WorkflowInstance{InstanceId: req.GetInstanceId(), ExecutionId: wrap(newID())},
 		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: req.GetParentTraceContext(),
 	}}, Router: e.router()})
-	if _, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, mustMarshal(ev)); err != nil {
+	began := time.Now()
+	_, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, mustMarshal(ev))
+	e.operation(opCreate, began, err)
+	if err != nil {
 		return "", unwrapActorErr(err)
 	}
 	return req.GetInstanceId(), nil
@@ -369,7 +375,9 @@ func (e *Engine) Resume(ctx context.Context, id string, reason *wrapperspb.Strin
 }
 
 func (e *Engine) addEvent(ctx context.Context, id string, ev *protos.HistoryEvent) error {
+	began := time.Now()
 	_, err := e.call(ctx, e.workflowType, id, methodAddEvent, mustMarshal(ev))
+	e.operation(opEvent, began, err)
 	return unwrapActorErr(err)
 }
 
@@ -380,7 +388,16 @@ func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, er
 	if recursive {
 		data[0] = purgeRecursive
 	}
+	began := time.Now()
+	// An instance the store does not have is answered at once, as daprd
+	// answers it, rather than by an actor type that may not be hosted
+	// yet (no worker connected).
+	if _, err := e.loadDirect(ctx, id); errors.Is(err, ErrNotFound) {
+		e.operation(opPurge, began, err)
+		return false, nil
+	}
 	out, err := e.call(ctx, e.workflowType, id, methodPurge, data)
+	e.operation(opPurge, began, err)
 	if err != nil {
 		return false, unwrapActorErr(err)
 	}

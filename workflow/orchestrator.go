@@ -392,9 +392,13 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if err != nil {
 		return err
 	}
+	e.firstRun(inst)
 	resp := res.(*protos.WorkflowResponse)
 	if reason, why, stalled := versionStall(inst.history, newEvents, resp); stalled {
 		return e.stallWith(ctx, inst, reason, why)
+	}
+	if why := e.activitiesOversize(inst, resp.GetActions()); why != "" {
+		return e.stall(ctx, inst, why)
 	}
 	if held, err := e.holdFirstRun(ctx, inst, newEvents, resp.GetActions()); held || err != nil {
 		return err
@@ -436,6 +440,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	}
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
+	}
+	if c := inst.completed(); c != nil {
+		e.ended(inst, c)
 	}
 	for _, p := range post {
 		p(ctx)

@@ -30,11 +30,21 @@ func (e *Engine) oversize(inst *instance) string {
 			size += proto.Size(ev)
 		}
 	}
+	if r, ok := e.ratio(size); ok && e.cfg.Metrics != nil {
+		e.cfg.Metrics.WorkflowPayloadRatio(inst.started().GetName(), r)
+	}
 	if size <= limit*stallNumerator/stallDenominator {
 		return ""
 	}
 	return fmt.Sprintf("Workflow payload size %d bytes exceeds %d%% of max gRPC body size %d bytes; increase daprd --max-body-size and restart to resume",
 		size, stallNumerator, limit)
+}
+
+// oversizeActivity is daprd's description of an activity whose request
+// would not fit the worker's stream.
+func oversizeActivity(name string, id int32, size, limit int) string {
+	return fmt.Sprintf("activity '%s::%d' payload %d bytes exceeds %d%% of max gRPC body size %d bytes; increase daprd --max-body-size and restart to resume: activity payload exceeds max gRPC body size",
+		name, id, size, stallNumerator, limit)
 }
 
 // stall records that the instance cannot run (an ExecutionStalled event,

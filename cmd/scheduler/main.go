@@ -186,6 +186,16 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, 
 		authorize = authorizePeer
 	}
 	srv := server.New(server.Options{Client: cli, Pool: p, Hosts: eng, Authorize: authorize, Metrics: metrics, Log: log})
+	if kube {
+		// A deleted namespace takes its jobs and reminders with it.
+		if cs, err := namespaceClient(o.Kubeconfig); err != nil {
+			log.Warn("jobs of deleted namespaces are kept: no Kubernetes client", "error", err)
+		} else {
+			serving.Add(task.Task{Name: "namespace watch", Run: func(ctx context.Context) error {
+				return watchNamespaces(ctx, cs, srv.DeleteNamespace, log)
+			}})
+		}
+	}
 	g := grpc.NewServer(opts...)
 	srv.Register(g)
 	serving.Add(task.Task{Name: "scheduler API", Critical: true, Run: func(ctx context.Context) error {

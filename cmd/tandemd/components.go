@@ -32,6 +32,7 @@ import (
 	secretsbuiltin "github.com/tandemrun/tandem/components/secretstores/builtin"
 	"github.com/tandemrun/tandem/components/state"
 	statebuiltin "github.com/tandemrun/tandem/components/state/builtin"
+	"github.com/tandemrun/tandem/components/state/etcd"
 	statepluggable "github.com/tandemrun/tandem/components/state/pluggable"
 	"github.com/tandemrun/tandem/components/state/postgresql"
 	"github.com/tandemrun/tandem/config"
@@ -141,7 +142,7 @@ func stateKind(log *slog.Logger) components.Kind[state.Store] {
 		Types:    types,
 		New:      newStore,
 		// Dapr's v1 and v2 keep different tables: spec.version picks.
-		Versioned: map[string]components.Versions[state.Store]{postgresql.Type: postgresql.Versions(log)},
+		Versioned: map[string]components.Versions[state.Store]{postgresql.Type: postgresql.Versions(log), etcd.Type: etcd.Versions(log)},
 		Init: func(ctx context.Context, s state.Store, md components.Metadata) error {
 			// A bad keyPrefix fails the component, as in Dapr, not every call.
 			if _, err := state.NewKeyPrefix(md); err != nil {
@@ -228,11 +229,30 @@ func newComponents(o *Options, log *slog.Logger) *runtimeComponents {
 	return rc
 }
 
+// componentCategories are the categories of spec.type a sidecar loads,
+// daprd's processor's; a component of any other ("workflow.dapr",
+// "pubsubs.redis") ends the sidecar as in daprd, unless it ignores errors.
+var componentCategories = map[string]bool{
+	"bindings": true, "configuration": true, "crypto": true, "lock": true, "pubsub": true,
+	"secretstores": true, "state": true, "middleware": true, "conversation": true,
+}
+
 // start applies the first set and logs what it holds.
 func (rc *runtimeComponents) start(set *components.Set) {
 	rc.report(set.Errors)
 	rc.apply(set)
 	for _, c := range set.Components {
+		if !componentCategories[c.Category()] {
+			// daprd's words: tools and tests look for them.
+			err := fmt.Errorf("process component %s error: incorrect type %s", c.Name, c.Type)
+			if c.IgnoreErrors {
+				rc.log.Error("Ignoring error processing component: " + err.Error())
+				continue
+			}
+			rc.log.Warn("Error processing component, daprd will exit gracefully: " + err.Error())
+			rc.stop(err)
+			continue
+		}
 		rc.log.Info("component loaded; initialising", "name", c.Name, "type", c.Type, "file", c.Source)
 	}
 	for _, e := range set.HTTPEndpoints {

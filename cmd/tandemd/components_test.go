@@ -139,6 +139,27 @@ func TestComponentsFatal(t *testing.T) {
 		}
 	})
 
+	// A category daprd has no processor for ends the sidecar at start-up,
+	// unless the component ignores errors (Dapr's resources/workflow).
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("incorrect type, ignoreErrors %t", ignore), func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, fmt.Sprintf(comp, "myworkflow", "workflow.dapr", ignore))
+			rc, err := loadComponents(options(dir), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			fctx, fcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer fcancel()
+			err = rc.fatalTask().Run(fctx)
+			want := "process component myworkflow error: incorrect type workflow.dapr"
+			if ignore && err != nil || !ignore && (err == nil || err.Error() != want) {
+				t.Fatalf("fatal: %v, want %q (ignoreErrors %t)", err, want, ignore)
+			}
+		})
+	}
+
 	for _, tc := range []struct {
 		name, reload string
 		want         string // the fatal error's text contains it; "" for none

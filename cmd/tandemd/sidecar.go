@@ -331,7 +331,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		wfPolicies := &workflowPolicies{rc: rc, appID: o.AppID}
 		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
 			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, InProcess: mcpExec, AccessPolicy: wfPolicies.current, ACLDecided: metrics.WorkflowACL,
-			Signer: wfSigner, AttestationMetrics: metrics,
+			Signer: wfSigner, AttestationMetrics: metrics, Metrics: metrics,
 			Log: log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow access policies", Run: wfPolicies.Run})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})

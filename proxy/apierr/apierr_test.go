@@ -160,3 +160,40 @@ func TestFromHTTPStatus(t *testing.T) {
 		t.Errorf("detail %q not a valid prefix of <= 63 bytes", d)
 	}
 }
+
+// The gRPC API's errors keep their *Error reachable for the error-code
+// metric, with daprd's category, while gRPC sends the same status and
+// the error reads as a status error.
+func TestGRPCKeepsCodeAndCategory(t *testing.T) {
+	tests := []struct {
+		err            *Error
+		code, category string
+	}{
+		{WorkflowNotFound("x"), "ERR_INSTANCE_ID_NOT_FOUND", CategoryWorkflow},
+		{Workflow(WorkflowPurge, "x", errors.New("boom")), "ERR_PURGE_WORKFLOW", CategoryWorkflow},
+		{WorkflowNameMissing(), "ERR_WORKFLOW_NAME_MISSING", CategoryWorkflow},
+		{DirectInvokeNoAppID(), CodeDirectInvoke, CategoryServiceInvocation},
+		{BodyTooLarge(1), "ERR_BODY_TOO_LARGE", CategoryCommon},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			out := GRPC(tt.err)
+			var e *Error
+			if !errors.As(out, &e) || e.ErrorCode() != tt.code || e.ErrorCategory() != tt.category {
+				t.Fatalf("GRPC(%v) unwraps to %v, want code %s category %s", tt.err, e, tt.code, tt.category)
+			}
+			st, ok := status.FromError(out)
+			if !ok || st.Code() != tt.err.GRPCCode || st.Message() != tt.err.Message {
+				t.Errorf("status %v, want %v %q", st, tt.err.GRPCCode, tt.err.Message)
+			}
+			if want := tt.err.GRPCStatus().Err().Error(); out.Error() != want {
+				t.Errorf("Error() = %q, want %q", out.Error(), want)
+			}
+		})
+	}
+	for code, want := range map[string]string{"ERR_TRY_LOCK": CategoryLock, "ERR_UNLOCK": CategoryLock, "ERR_INSTANCE_ID_TOO_LONG": CategoryWorkflow, "ERR_ACTOR_INSTANCE_MISSING": "actor"} {
+		if got := CategoryOf(code); got != want {
+			t.Errorf("CategoryOf(%s) = %s, want %s", code, got, want)
+		}
+	}
+}

@@ -214,6 +214,10 @@ func recordError(w http.ResponseWriter, e *Error) {
 	}
 }
 
+// ErrorCategory is the category label of dapr_error_code_total: Category,
+// or Dapr's category of the code.
+func (e *Error) ErrorCategory() string { return e.category() }
+
 // category is Category, or Dapr's category of the code.
 func (e *Error) category() string {
 	if e.Category != "" {
@@ -236,14 +240,16 @@ func WriteHTTP(w http.ResponseWriter, err error) {
 
 // GRPC returns err as a gRPC status error with the code and details of its
 // *Error (or codes.Internal). A status error that is not an *Error is
-// returned as is.
+// returned as is. The *Error stays reachable with errors.As, as daprd's
+// APIError unwraps to its error code, so the interceptors that count API
+// errors (dapr_error_code_total) see its code and category.
 func GRPC(err error) error {
 	if err == nil {
 		return nil
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		return e.GRPCStatus().Err()
+		return &grpcError{st: e.GRPCStatus(), err: e}
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
@@ -256,3 +262,19 @@ func GRPC(err error) error {
 func (e *Error) withHint(url, description string) *Error {
 	return e.withHelp(url, description)
 }
+
+// grpcError is an *Error on its way out of the gRPC API: the status gRPC
+// sends, and the *Error it came from.
+type grpcError struct {
+	st  *status.Status
+	err *Error
+}
+
+// Error is the status error's text ("rpc error: code = ... desc = ...").
+func (g *grpcError) Error() string { return g.st.Err().Error() }
+
+// GRPCStatus is what gRPC sends.
+func (g *grpcError) GRPCStatus() *status.Status { return g.st }
+
+// Unwrap returns the *Error.
+func (g *grpcError) Unwrap() error { return g.err }

@@ -216,6 +216,9 @@ func (g *GRPC) Close() error {
 	return errors.Join(errs...)
 }
 
+// traceBinKey is the binary trace context metadata of gRPC calls.
+const traceBinKey = "grpc-trace-bin"
+
 // Invoke calls AppCallback/OnInvoke. The app's gRPC status, success or not,
 // is the Response's Status (code < 100); an error is returned only when
 // the request cannot be built or read.
@@ -232,6 +235,11 @@ func (g *GRPC) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 		Data:          &anypb.Any{TypeUrl: msg.GetData().GetTypeUrl(), Value: data},
 	}
 	md := headers.ToGRPC(req.Message.GetMetadata())
+	if _, ok := md[traceBinKey]; !ok {
+		// daprd always sets grpc-trace-bin on calls to the app, empty
+		// for a call that came without trace context.
+		md[traceBinKey] = []string{""}
+	}
 	if g.apiToken != "" {
 		// The connection's interceptor would add it; set in metadata being
 		// built anyway, it costs the call no extra context.

@@ -179,6 +179,9 @@ func (r *router) CloseIdleConnections() {
 	r.lean.CloseIdleConnections()
 }
 
+// emptyTraceparent is the W3C form of an empty span context.
+const emptyTraceparent = "00-00000000000000000000000000000000-0000000000000000-00"
+
 // Invoke sends req to the app and returns its response with the body
 // streaming; the caller must close Response.Body.
 func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
@@ -188,6 +191,12 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	}
 	if h.apiToken != "" {
 		hreq.Header["Dapr-Api-Token"] = []string{h.apiToken}
+	}
+	if hreq.Header.Get("Traceparent") == "" {
+		// daprd hands the app the (empty) span context of a call that
+		// came without trace context, all zeros, as it delivers events
+		// published without one; tracing, when on, replaces it.
+		hreq.Header["Traceparent"] = []string{emptyTraceparent}
 	}
 	if h.pipeline != nil && !h.pipeline.Empty() {
 		return h.invokePiped(ctx, hreq)

@@ -14,16 +14,19 @@ import (
 const apiTokenKey = "dapr-api-token"
 
 // ServerOptions returns the options the public gRPC server needs from
-// this API: the API token interceptors when a token is configured. They
-// are chained, so other interceptors can be added too.
+// this API: the baggage check, and the API token interceptors when a token
+// is configured. They are chained, so other interceptors can be added too.
 func (a *API) ServerOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(baggageUnary),
+		grpc.ChainStreamInterceptor(baggageStream),
+	}
 	if a.cfg.APIToken == "" {
-		return nil
+		return opts
 	}
-	return []grpc.ServerOption{
+	return append(opts,
 		grpc.ChainUnaryInterceptor(a.UnaryInterceptor),
-		grpc.ChainStreamInterceptor(a.StreamInterceptor),
-	}
+		grpc.ChainStreamInterceptor(a.StreamInterceptor))
 }
 
 // UnaryInterceptor rejects calls without the API token (Unauthenticated,

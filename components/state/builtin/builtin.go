@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/tandemrun/tandem/components/state"
+	"github.com/tandemrun/tandem/components/state/etcd"
 	"github.com/tandemrun/tandem/components/state/inmemory"
 	"github.com/tandemrun/tandem/components/state/mysql"
 	"github.com/tandemrun/tandem/components/state/postgresql"
@@ -19,11 +20,16 @@ import (
 // scopes with log.With("component", name) per component instead; pass nil
 // to discard.
 func Stores(log *slog.Logger) map[string]func() state.Store {
-	return map[string]func() state.Store{
+	m := map[string]func() state.Store{
 		inmemory.Type:   inmemory.NewStore,
 		sqlite.Type:     func() state.Store { return sqlite.NewStore(log) },
 		redis.Type:      func() state.Store { return redis.NewStore(log) },
 		postgresql.Type: func() state.Store { return postgresql.NewStore(log) },
 		mysql.Type:      func() state.Store { return mysql.NewStore(log) },
+		etcd.Type:       func() state.Store { return etcd.New(log) },
 	}
+	for t, f := range tagged(log) {
+		m[t] = f
+	}
+	return m
 }

@@ -10,7 +10,7 @@ import (
 
 func TestStores(t *testing.T) {
 	stores := Stores(nil)
-	for _, typ := range []string{"state.in-memory", "state.sqlite", "state.redis", "state.postgresql", "state.mysql"} {
+	for _, typ := range []string{"state.in-memory", "state.sqlite", "state.redis", "state.postgresql", "state.mysql", "state.etcd"} {
 		newStore, ok := stores[typ]
 		if !ok {
 			t.Errorf("%s is not registered", typ)
@@ -24,14 +24,14 @@ func TestStores(t *testing.T) {
 			t.Errorf("%s: features %v lack ETAG", typ, a.Features())
 		}
 	}
-	if len(stores) != 5 {
-		t.Errorf("%d stores, want 5", len(stores))
+	if want := 6 + len(tagged(nil)); len(stores) != want {
+		t.Errorf("%d stores, want %d", len(stores), want)
 	}
 }
 
 func TestInitErrorsNameTheComponent(t *testing.T) {
 	for typ, newStore := range Stores(nil) {
-		if typ == "state.in-memory" {
+		if _, test := tagged(nil)[typ]; typ == "state.in-memory" || test {
 			continue // no metadata to get wrong
 		}
 		err := newStore().Init(context.Background(), components.Metadata{Name: "mystore", Type: typ})

@@ -1,0 +1,35 @@
+package components
+
+import (
+	"context"
+	"testing"
+
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+)
+
+type fakeX509 struct{}
+
+func (fakeX509) GetX509SVID() (*x509svid.SVID, error) { return &x509svid.SVID{}, nil }
+
+type fakeJWT struct{}
+
+func (fakeJWT) JWT(string) (string, error) { return "t", nil }
+
+func TestWithSVID(t *testing.T) {
+	ctx := context.Background()
+	if _, ok := X509SVIDFrom(ctx); ok {
+		t.Error("X.509 source in a bare context")
+	}
+	if _, ok := JWTSVIDFrom(WithSVID(ctx, nil, nil)); ok {
+		t.Error("nil JWT source stored")
+	}
+	ctx = WithSVID(ctx, fakeX509{}, fakeJWT{})
+	if _, ok := X509SVIDFrom(ctx); !ok {
+		t.Error("X.509 source lost")
+	}
+	if j, ok := JWTSVIDFrom(ctx); !ok {
+		t.Error("JWT source lost")
+	} else if tok, _ := j.JWT("a"); tok != "t" {
+		t.Errorf("JWT source gives %q", tok)
+	}
+}
