@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -52,13 +51,13 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	switch method {
 	case methodExecute:
 	case reminderPrefix + runActivityReminder:
-		var rb struct {
-			Data []byte `json:"data"`
+		a, err := reminderAny(data)
+		if err == nil {
+			data, err = readInvocation(a)
 		}
-		if err := json.Unmarshal(data, &rb); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("activity %s reminder: %w", id, err)
 		}
-		data = rb.Data
 	default:
 		return nil, fmt.Errorf("unknown activity actor method %q", method)
 	}
@@ -133,14 +132,13 @@ func (e *Engine) startActivity(ctx context.Context, gen uint64, req *protos.Acti
 	if router == nil {
 		router = &protos.TaskRouter{SourceAppID: e.cfg.AppID}
 	}
-	data, _ := json.Marshal(encodeActivity(req, router))
 	if !e.cfg.SchedulerReminders {
 		e.runActivity(instanceID, gen, req, router)
 		return
 	}
 	if err := e.remind(ctx, actors.ReminderRequest{
 		ActorType: e.activityTypeOf(router.GetTargetAppID()), ActorID: activityActorID(instanceID, gen, req.GetTaskId()), Name: runActivityReminder,
-		DueTime: e.cfg.WatchdogPeriod.String(), Data: data,
+		DueTime: e.cfg.WatchdogPeriod.String(), Any: mustAny(activityInvocation(req, router)),
 	}); err != nil {
 		e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "instance", instanceID, "task", req.GetTaskId(), "error", err)
 	}
