@@ -44,4 +44,3 @@ func TestScheduleFromPeriod(t *testing.T) {
 		}
 	}
 }
-

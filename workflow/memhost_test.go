@@ -21,9 +21,9 @@ type memHost struct {
 	state     map[string][]byte
 	locks     map[string]*sync.Mutex
 	reminders map[string]actors.ReminderRequest // by {type}/{id}/{name}
-	deleted   []string        // names of the reminders deleted
-	touched   map[string]bool // the keys the last transaction wrote or deleted
-	ops       int             // operations of every transaction
+	deleted   []string                          // names of the reminders deleted
+	touched   map[string]bool                   // the keys the last transaction wrote or deleted
+	ops       int                               // operations of every transaction
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
 }
