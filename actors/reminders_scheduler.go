@@ -212,7 +212,7 @@ func (s *schedulerReminders) trigger(ctx context.Context, job *schedulerv1.Watch
 			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 		},
 	}
-	resp, err := s.r.route(ctx, req)
+	resp, err := s.r.routeReminder(ctx, req)
 	if resp != nil && cancelHeader(resp) {
 		if derr := s.Delete(ctx, actor.GetType(), actor.GetId(), job.GetName()); derr != nil {
 			s.r.log.Warn("delete cancelled reminder", "reminder", job.GetName(), "error", derr)
