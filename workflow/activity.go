@@ -56,7 +56,9 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 			data, err = readInvocation(a)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("activity %s reminder: %w", id, err)
+			// Retrying cannot make it readable: dropped.
+			e.log.Error("run-activity reminder dropped", "activity", id, "error", err)
+			return nil, nil
 		}
 	default:
 		return nil, fmt.Errorf("unknown activity actor method %q", method)
@@ -138,7 +140,7 @@ func (e *Engine) startActivity(ctx context.Context, gen uint64, req *protos.Acti
 	}
 	if err := e.remind(ctx, actors.ReminderRequest{
 		ActorType: e.activityTypeOf(router.GetTargetAppID()), ActorID: activityActorID(instanceID, gen, req.GetTaskId()), Name: runActivityReminder,
-		DueTime: e.cfg.WatchdogPeriod.String(), Any: mustAny(activityInvocation(req, router)),
+		DueTime: e.cfg.WatchdogPeriod.String(), Any: mustAny(activityInvocation(req, router)), FailurePolicy: retryEverySecond(),
 	}); err != nil {
 		e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "instance", instanceID, "task", req.GetTaskId(), "error", err)
 	}

@@ -109,8 +109,10 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		e.goAsync(func(ctx context.Context) {
 			_ = e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, legacyWatchdogName)
 		})
-		inst.armed = false
-		e.arm(ctx, inst)
+		if inst.exists && inst.completed() == nil {
+			inst.armed = false
+			e.arm(ctx, inst)
+		}
 		return nil, e.recover(ctx, inst)
 	case strings.HasPrefix(method, reminderPrefix+newEventPrefix):
 		return nil, e.recover(ctx, inst)
