@@ -9,6 +9,7 @@ import (
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -44,7 +45,13 @@ func (r *Runtime) callRemoteReminder(ctx context.Context, addr string, req *inte
 	if d := req.GetMessage().GetData(); d.GetTypeUrl() != "" {
 		rem.Data = d
 	}
-	err = cc.Invoke(ctx, internalsv1.ServiceInvocation_CallActorReminder_FullMethodName, rem, new(emptypb.Empty))
+	// The Reminder message has no metadata: this sidecar's identity goes
+	// in the call's (read where there is no mTLS to tell it).
+	octx := metadata.AppendToOutgoingContext(ctx, callerAppHeader, r.cfg.AppID)
+	if r.cfg.Namespace != "" {
+		octx = metadata.AppendToOutgoingContext(octx, callerNamespaceHeader, r.cfg.Namespace)
+	}
+	err = cc.Invoke(octx, internalsv1.ServiceInvocation_CallActorReminder_FullMethodName, rem, new(emptypb.Empty))
 	switch status.Code(err) {
 	case codes.OK:
 		return &internalsv1.InternalInvokeResponse{Status: &internalsv1.Status{Code: 200}, Message: &commonv1.InvokeResponse{}}, nil
@@ -86,6 +93,16 @@ func (r *Runtime) CallActorReminder(ctx context.Context, in *internalsv1.Reminde
 			Method: "remind/" + in.GetName(), ContentType: "application/json", Data: msg,
 			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 		},
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		for _, h := range []string{callerAppHeader, callerNamespaceHeader} {
+			if v := md.Get(h); len(v) > 0 {
+				if req.Metadata == nil {
+					req.Metadata = map[string]*internalsv1.ListStringValue{}
+				}
+				req.Metadata[h] = &internalsv1.ListStringValue{Values: v[:1]}
+			}
+		}
 	}
 	resp, err := r.CallActor(ctx, req)
 	if err != nil {

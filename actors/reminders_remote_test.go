@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -32,16 +34,19 @@ type fakeOwner struct {
 	reminders bool
 	mu        sync.Mutex
 	got       []*internalsv1.Reminder
+	callers   []string // the dapr-caller-app-id of each reminder
 	calls     []*internalsv1.InternalInvokeRequest
 }
 
-func (f *fakeOwner) CallActorReminder(_ context.Context, in *internalsv1.Reminder) (*emptypb.Empty, error) {
+func (f *fakeOwner) CallActorReminder(ctx context.Context, in *internalsv1.Reminder) (*emptypb.Empty, error) {
 	if !f.reminders {
 		return nil, status.Error(codes.Unimplemented, "no")
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, in)
+	md, _ := metadata.FromIncomingContext(ctx)
+	f.callers = append(f.callers, strings.Join(md.Get(callerAppHeader), ","))
 	return &emptypb.Empty{}, nil
 }
 
@@ -91,6 +96,8 @@ func TestCallRemoteReminder(t *testing.T) {
 		if serves {
 			if len(owner.got) != 1 || owner.got[0].GetName() != "timer-1" || owner.got[0].GetActorType() != wfType || owner.got[0].GetActorId() != "i" || !proto.Equal(owner.got[0].GetData(), data) || len(owner.calls) != 0 {
 				t.Errorf("owner got reminders %v and calls %v; want the reminder with its data", owner.got, owner.calls)
+			} else if owner.callers[0] != "app" {
+				t.Errorf("owner saw caller %q, want app", owner.callers[0])
 			}
 		} else if len(owner.calls) != 1 || owner.calls[0].GetMessage().GetMethod() != "remind/timer-1" || !proto.Equal(owner.calls[0].GetMessage().GetData(), data) {
 			t.Errorf("owner without CallActorReminder got calls %v; want the remind call", owner.calls)
@@ -101,16 +108,19 @@ func TestCallRemoteReminder(t *testing.T) {
 
 // recordingInternal records the calls of an internal actor type.
 type recordingInternal struct {
-	mu    sync.Mutex
-	calls []string
-	data  [][]byte
+	mu      sync.Mutex
+	calls   []string
+	data    [][]byte
+	callers []string
 }
 
-func (a *recordingInternal) Invoke(_ context.Context, _, method string, data []byte) ([]byte, error) {
+func (a *recordingInternal) Invoke(ctx context.Context, _, method string, data []byte) ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls = append(a.calls, method)
 	a.data = append(a.data, data)
+	app, _ := CallerApp(ctx)
+	a.callers = append(a.callers, app)
 	return nil, nil
 }
 
@@ -155,13 +165,15 @@ func TestCallActorReminderServed(t *testing.T) {
 	placementRound(t, st, "unlock", 1, nil)
 
 	data, _ := anypb.New(durationpb.New(7))
-	if err := r.CallActorReminder(ctx, &internalsv1.Reminder{ActorType: wfType, ActorId: "i", Name: "timer-1", Data: data}); err != nil {
+	// A plaintext caller names itself in the call's metadata.
+	in := metadata.NewIncomingContext(ctx, metadata.Pairs(callerAppHeader, "app"))
+	if err := r.CallActorReminder(in, &internalsv1.Reminder{ActorType: wfType, ActorId: "i", Name: "timer-1", Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	wf.mu.Lock()
 	got := new(anypb.Any)
-	if len(wf.calls) != 1 || wf.calls[0] != "remind/timer-1" || proto.Unmarshal(wf.data[0], got) != nil || !proto.Equal(got, data) {
-		t.Errorf("the workflow actor got %v with %v; want remind/timer-1 with the reminder's data", wf.calls, got)
+	if len(wf.calls) != 1 || wf.calls[0] != "remind/timer-1" || proto.Unmarshal(wf.data[0], got) != nil || !proto.Equal(got, data) || wf.callers[0] != "app" {
+		t.Errorf("the workflow actor got %v with %v from %v; want remind/timer-1 with the reminder's data from app", wf.calls, got, wf.callers)
 	}
 	wf.mu.Unlock()
 
