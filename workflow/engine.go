@@ -254,7 +254,7 @@ func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (
 		WorkflowInstance:        &protos.WorkflowInstance{InstanceId: req.GetInstanceId(), ExecutionId: wrap(newID())},
 		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: req.GetParentTraceContext(),
 	}}, Router: e.router()})
-	if _, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, mustMarshal(ev)); err != nil {
+	if _, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, createData(ev, nil)); err != nil {
 		return "", unwrapActorErr(err)
 	}
 	return req.GetInstanceId(), nil

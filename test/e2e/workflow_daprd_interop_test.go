@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -144,88 +143,3 @@ func testWorkflowHandover(t *testing.T, first, second string) {
 	}
 }
 
-// TestWorkflowMixedMeshWithDaprd: a daprd 1.18.2 and a tandemd serve one
-// workflow app ID at once (an app behind each, one placement, scheduler
-// and state store), so placement spreads the workflow and activity actors
-// over both. The scheduler triggers a reminder on either sidecar, which
-// hands it to the actor's owner by CallActorReminder when that is the
-// other runtime: durable timers and activities on actors of both complete.
-func TestWorkflowMixedMeshWithDaprd(t *testing.T) {
-	daprd := requireDaprd(t)
-	place := startPlacement(t)
-	sched := startTandemScheduler(t, t.TempDir())
-	res := framework.ActorStore(t)
-	runs := filepath.Join(res, "runs.txt")
-	app := buildWorkflowApp(t)
-	var envs []*workflowEnv
-	for _, binary := range []string{daprd, ""} {
-		env := &workflowEnv{runs: runs}
-		env.sidecar = framework.StartSidecar(t, bins, framework.SidecarOptions{AppID: "wfapp", ResourcesDir: res, Binary: binary,
-			Args: []string{"--placement-host-address", place, "--scheduler-host-address", sched.Addr}})
-		waitActorsReady(t, env.sidecar)
-		env.app = framework.Start(t, "workflowapp", app, []string{"--dapr-grpc", env.sidecar.GRPCAddr(), "--runs", runs})
-		env.waitWorkers(t)
-		env.client = env.reconnect(t)
-		envs = append(envs, env)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	const n = 12
-	start := time.Now()
-	for i := range n {
-		c := envs[i%2].client
-		if _, err := c.ScheduleNewWorkflow(ctx, "Timer", workflow.WithInstanceID(fmt.Sprintf("timer-%d", i)), workflow.WithInput(3)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.ScheduleNewWorkflow(ctx, "Slow", workflow.WithInstanceID(fmt.Sprintf("slow-%d", i)), workflow.WithInput(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n {
-		c := envs[(i+1)%2].client // read through the other sidecar
-		md, err := c.WaitForWorkflowCompletion(ctx, fmt.Sprintf("timer-%d", i))
-		if err != nil {
-			t.Fatalf("timer-%d: %v\ndaprd:\n%s\ntandemd:\n%s", i, err, envs[0].sidecar.Output(), envs[1].sidecar.Output())
-		}
-		wantCompleted(t, md, `"done"`)
-		md, err = c.WaitForWorkflowCompletion(ctx, fmt.Sprintf("slow-%d", i))
-		if err != nil {
-			t.Fatalf("slow-%d: %v\ndaprd:\n%s\ntandemd:\n%s", i, err, envs[0].sidecar.Output(), envs[1].sidecar.Output())
-		}
-		wantCompleted(t, md, fmt.Sprintf(`"%d:3"`, i))
-	}
-	if took := time.Since(start); took < 3*time.Second {
-		t.Errorf("3 s timers fired after %s", took)
-	}
-	// Both runtimes hosted some of the instances.
-	for i, env := range envs {
-		if n := activeWorkflowActors(t, env.sidecar); n == 0 {
-			t.Errorf("sidecar %d (%s) hosted no workflow actor", i, []string{"daprd", "tandemd"}[i])
-		}
-	}
-}
-
-// activeWorkflowActors is the count of workflow actors active on the
-// sidecar, from its metadata API.
-func activeWorkflowActors(t *testing.T, s *framework.Sidecar) int {
-	t.Helper()
-	_, body := httpDo(t, "GET", s.HTTPURL()+"/v1.0/metadata", "")
-	var md struct {
-		ActorRuntime struct {
-			ActiveActors []struct {
-				Type  string `json:"type"`
-				Count int    `json:"count"`
-			} `json:"activeActors"`
-		} `json:"actorRuntime"`
-	}
-	if err := json.Unmarshal([]byte(body), &md); err != nil {
-		t.Fatalf("metadata: %v: %s", err, body)
-	}
-	n := 0
-	for _, a := range md.ActorRuntime.ActiveActors {
-		if strings.HasSuffix(a.Type, ".workflow") {
-			n += a.Count
-		}
-	}
-	return n
-}
