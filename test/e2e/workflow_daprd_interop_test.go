@@ -142,4 +142,3 @@ func testWorkflowHandover(t *testing.T, first, second string) {
 		}
 	}
 }
-
