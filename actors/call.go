@@ -69,6 +69,11 @@ const maxMoves = 10
 // owner it was sent to) reached no app: it is routed again once this
 // host's table has changed, or after a short pause.
 func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	return r.routeVia(ctx, req, r.callRemote)
+}
+
+// routeVia is route with remote as the call of another host.
+func (r *Runtime) routeVia(ctx context.Context, req *internalsv1.InternalInvokeRequest, remote func(context.Context, string, *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error)) (*internalsv1.InternalInvokeResponse, error) {
 	var resp *internalsv1.InternalInvokeResponse
 	for moves := 0; ; moves++ {
 		changed := r.placement.Table().Changed()
@@ -80,7 +85,7 @@ func (r *Runtime) route(ctx context.Context, req *internalsv1.InternalInvokeRequ
 			// This sidecar's own call, though made while serving another's.
 			resp, err = r.callLocal(withoutCaller(ctx), req)
 		} else {
-			resp, err = r.callRemote(ctx, addr, req)
+			resp, err = remote(ctx, addr, req)
 		}
 		// A type this host stopped hosting (the workflow engine's, between
 		// its last worker leaving and the next one connecting) is still

@@ -15,7 +15,10 @@ import (
 // Internal is an actor type the sidecar implements itself rather than the
 // app (the workflow engine's dapr.internal.{ns}.{app}.workflow and
 // .activity types). Its calls run in the actor's turn, as an app's do;
-// reminders of the type call Invoke with method "remind/{name}".
+// reminders of the type call Invoke with method "remind/{name}" and, as
+// data, the reminder's data as a marshaled anypb.Any (empty when it has
+// none): the message it was created with (ReminderRequest.Any), or a
+// BytesValue of the JSON of one created with ReminderRequest.Data.
 type Internal interface {
 	// Invoke runs one method of the actor and returns its answer.
 	Invoke(ctx context.Context, actorID, method string, data []byte) ([]byte, error)
@@ -102,7 +105,11 @@ func (r *Runtime) withInternal(types map[string]TypeConfig) map[string]TypeConfi
 
 // invokeInternal runs a call of an internal actor in its turn.
 func invokeInternal(ctx context.Context, h Internal, a *actor, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
-	out, err := h.Invoke(ctx, a.id, req.GetMessage().GetMethod(), req.GetMessage().GetData().GetValue())
+	method, data := req.GetMessage().GetMethod(), req.GetMessage().GetData().GetValue()
+	if strings.HasPrefix(method, "remind/") {
+		data = internalReminderData(req.GetMessage().GetData())
+	}
+	out, err := h.Invoke(ctx, a.id, method, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s||%s: %w", a.typ, a.id, err)
 	}

@@ -13,7 +13,6 @@ import (
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors/schedule"
 	"github.com/tandemrun/tandem/components/state"
@@ -38,6 +37,10 @@ type ReminderRequest struct {
 	Period    string          `json:"period"`
 	TTL       string          `json:"ttl"`
 	Data      json.RawMessage `json:"data"`
+	// Any, when set, is the data of an internal actor's reminder (the
+	// workflow engine's): a protobuf message, kept and handed back as it
+	// is, as daprd keeps its workflow reminders; Data is then unused.
+	Any *anypb.Any `json:"-"`
 	// Overwrite false refuses to replace a reminder (ErrReminderExists);
 	// unset replaces, as daprd.
 	Overwrite *bool `json:"overwrite"`
@@ -173,8 +176,12 @@ func (s stateReminders) Create(ctx context.Context, req ReminderRequest) error {
 	if err != nil {
 		return &FieldError{Field: "period", Err: err}
 	}
+	data, err := req.storedData()
+	if err != nil {
+		return fmt.Errorf("reminder %s data: %w", req.Name, err)
+	}
 	rec := storedReminder{
-		ActorID: req.ActorID, ActorType: req.ActorType, Name: req.Name, Data: req.Data, Period: req.Period,
+		ActorID: req.ActorID, ActorType: req.ActorType, Name: req.Name, Data: data, Period: req.Period,
 		DueTime: req.DueTime, RegisteredTime: now.UTC().Format(time.RFC3339Nano), NextFireTime: due.UTC(), RepetitionsLeft: period.Repeats,
 	}
 	if req.TTL != "" {
@@ -196,7 +203,8 @@ func (s stateReminders) Create(ctx context.Context, req ReminderRequest) error {
 // Reminder is a stored reminder as the actor API reads it back.
 type Reminder struct {
 	Name, ActorType, ActorID string
-	// Data is what the reminder was created with: a BytesValue of its JSON.
+	// Data is what the reminder was created with: a BytesValue of its
+	// JSON, or an internal actor's message (ReminderRequest.Any).
 	Data            *anypb.Any
 	DueTime, Period string
 	// TTL is the expiry (RFC 3339), or "".
@@ -238,11 +246,7 @@ func (r *Runtime) DeleteRemindersByActor(ctx context.Context, actorType string, 
 }
 
 func (s storedReminder) reminder() Reminder {
-	rem := Reminder{Name: s.Name, ActorType: s.ActorType, ActorID: s.ActorID, DueTime: s.DueTime, Period: s.Period, TTL: s.ExpirationTime}
-	if len(s.Data) > 0 {
-		rem.Data, _ = anypb.New(wrapperspb.Bytes(s.Data))
-	}
-	return rem
+	return Reminder{Name: s.Name, ActorType: s.ActorType, ActorID: s.ActorID, Data: s.dataAny(), DueTime: s.DueTime, Period: s.Period, TTL: s.ExpirationTime}
 }
 
 func (s stateReminders) Get(ctx context.Context, actorType, actorID, name string) (*Reminder, error) {
@@ -471,7 +475,12 @@ func (r *Runtime) fireReminder(ctx context.Context, s storedReminder, token *str
 		r.log.Error("stored reminder has an invalid period; not firing it", "reminder", s.id(), "error", err)
 		return
 	}
-	body, _ := json.Marshal(reminderBody{Data: dataOrNull(s.Data), DueTime: s.DueTime, Period: s.Period})
+	msg := &anypb.Any{}
+	if isInternalType(s.ActorType) {
+		msg = internalReminderMessage(s.dataAny())
+	} else {
+		msg.Value, _ = json.Marshal(reminderBody{Data: dataOrNull(s.Data), DueTime: s.DueTime, Period: s.Period})
+	}
 	for {
 		t := time.NewTimer(time.Until(s.NextFireTime))
 		select {
@@ -488,7 +497,7 @@ func (r *Runtime) fireReminder(ctx context.Context, s storedReminder, token *str
 			Ver:   internalsv1.APIVersion_V1,
 			Actor: &internalsv1.Actor{ActorType: s.ActorType, ActorId: s.ActorID},
 			Message: &commonv1.InvokeRequest{
-				Method: "remind/" + s.Name, ContentType: "application/json", Data: &anypb.Any{Value: body},
+				Method: "remind/" + s.Name, ContentType: "application/json", Data: msg,
 				HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 			},
 		}

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors/schedule"
 	"github.com/tandemrun/tandem/jobs"
@@ -92,10 +91,8 @@ func (s *schedulerReminders) Create(ctx context.Context, req ReminderRequest) er
 	if req.TTL != "" {
 		job.Ttl = &req.TTL
 	}
-	if len(req.Data) > 0 {
-		if job.Data, err = anypb.New(wrapperspb.Bytes(req.Data)); err != nil {
-			return err
-		}
+	if job.Data, err = req.jobData(); err != nil {
+		return err
 	}
 	overwrite := req.Overwrite == nil || *req.Overwrite
 	err = s.schedule(ctx, &schedulerv1.ScheduleJobRequest{
@@ -178,27 +175,6 @@ func deref(s *string) string {
 	return *s
 }
 
-// reminderData is a job's data as the reminder's JSON: the bytes the
-// reminder was created with.
-func reminderData(a *anypb.Any) json.RawMessage {
-	if a == nil {
-		return nil
-	}
-	var b wrapperspb.BytesValue
-	if a.MessageIs(&b) && a.UnmarshalTo(&b) == nil {
-		return jsonOrString(b.GetValue())
-	}
-	return jsonOrString(a.GetValue())
-}
-
-func jsonOrString(b []byte) json.RawMessage {
-	if len(b) == 0 || json.Valid(b) {
-		return b
-	}
-	s, _ := json.Marshal(string(b))
-	return s
-}
-
 func (s *schedulerReminders) Delete(ctx context.Context, actorType, actorID, name string) error {
 	_, err := jobs.Call(ctx, s.sched, func(ctx context.Context, c schedulerv1.SchedulerClient) (*schedulerv1.DeleteJobResponse, error) {
 		return c.DeleteJob(ctx, &schedulerv1.DeleteJobRequest{Name: name, Metadata: s.metadata(actorType, actorID)}, grpc.WaitForReady(true))
@@ -215,22 +191,28 @@ func (s *schedulerReminders) Delete(ctx context.Context, actorType, actorID, nam
 // deleted); FAILED otherwise, which the job's failure policy retries.
 func (s *schedulerReminders) trigger(ctx context.Context, job *schedulerv1.WatchJobsResponse) schedulerv1.WatchJobsRequestResultStatus {
 	actor := job.GetMetadata().GetTarget().GetActor()
-	// daprd's body: no "data" when the reminder has none, its JSON
-	// compacted otherwise; dueTime and period empty.
-	body, _ := json.Marshal(struct {
-		Data    json.RawMessage `json:"data,omitempty"`
-		DueTime string          `json:"dueTime"`
-		Period  string          `json:"period"`
-	}{Data: reminderData(job.GetData())})
+	// An app's actor gets daprd's body: no "data" when the reminder has
+	// none, its JSON compacted otherwise; dueTime and period empty. An
+	// internal actor gets the job's data as it is.
+	msg := &anypb.Any{}
+	if isInternalType(actor.GetType()) {
+		msg = internalReminderMessage(job.GetData())
+	} else {
+		msg.Value, _ = json.Marshal(struct {
+			Data    json.RawMessage `json:"data,omitempty"`
+			DueTime string          `json:"dueTime"`
+			Period  string          `json:"period"`
+		}{Data: reminderData(job.GetData())})
+	}
 	req := &internalsv1.InternalInvokeRequest{
 		Ver:   internalsv1.APIVersion_V1,
 		Actor: &internalsv1.Actor{ActorType: actor.GetType(), ActorId: actor.GetId()},
 		Message: &commonv1.InvokeRequest{
-			Method: "remind/" + job.GetName(), ContentType: "application/json", Data: &anypb.Any{Value: body},
+			Method: "remind/" + job.GetName(), ContentType: "application/json", Data: msg,
 			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 		},
 	}
-	resp, err := s.r.route(ctx, req)
+	resp, err := s.r.routeReminder(ctx, req)
 	if resp != nil && cancelHeader(resp) {
 		if derr := s.Delete(ctx, actor.GetType(), actor.GetId(), job.GetName()); derr != nil {
 			s.r.log.Warn("delete cancelled reminder", "reminder", job.GetName(), "error", derr)
@@ -306,11 +288,7 @@ func (s *schedulerReminders) migrateOne(ctx context.Context, rem storedReminder)
 	if rem.ExpirationTime != "" {
 		job.Ttl = &rem.ExpirationTime
 	}
-	if len(rem.Data) > 0 {
-		if job.Data, err = anypb.New(wrapperspb.Bytes(rem.Data)); err != nil {
-			return err
-		}
-	}
+	job.Data = rem.dataAny()
 	// A reminder already in the scheduler (an earlier, interrupted
 	// migration or one made since) is kept as it is.
 	err = s.schedule(ctx, &schedulerv1.ScheduleJobRequest{Name: rem.Name, Job: job, Metadata: s.metadata(rem.ActorType, rem.ActorID)})

@@ -44,12 +44,3 @@ func TestScheduleFromPeriod(t *testing.T) {
 		}
 	}
 }
-
-func TestReminderData(t *testing.T) {
-	if got := string(jsonOrString([]byte("plain"))); got != `"plain"` {
-		t.Fatalf("jsonOrString = %s", got)
-	}
-	if got := string(jsonOrString([]byte(`{"a":1}`))); got != `{"a":1}` {
-		t.Fatalf("jsonOrString = %s", got)
-	}
-}

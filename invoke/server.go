@@ -364,9 +364,16 @@ func (s *Server) CallActor(ctx context.Context, in *internalsv1.InternalInvokeRe
 	return s.actors.CallActor(ctx, in)
 }
 
-// CallActorReminder is not supported: Tandem has no reminders yet.
-func (s *Server) CallActorReminder(context.Context, *internalsv1.Reminder) (*emptypb.Empty, error) {
-	return nil, errActors
+// CallActorReminder hands a reminder another sidecar was triggered for
+// (daprd sends those of actors this host owns so) to the actor host.
+func (s *Server) CallActorReminder(ctx context.Context, in *internalsv1.Reminder) (*emptypb.Empty, error) {
+	if s.actors == nil {
+		return nil, errActors
+	}
+	if err := s.actors.CallActorReminder(ctx, in); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
 }
 
 // CallActorStream is not supported: Tandem's actor calls are unary.
@@ -380,4 +387,6 @@ var errActors = status.Error(codes.Unimplemented, "actors are not enabled on thi
 // actors package's Runtime).
 type ActorHost interface {
 	CallActor(ctx context.Context, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error)
+	// CallActorReminder fires a reminder of an actor this host owns.
+	CallActorReminder(ctx context.Context, in *internalsv1.Reminder) error
 }

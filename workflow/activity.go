@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -52,13 +51,15 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	switch method {
 	case methodExecute:
 	case reminderPrefix + runActivityReminder:
-		var rb struct {
-			Data []byte `json:"data"`
+		a, err := reminderAny(data)
+		if err == nil {
+			data, err = readInvocation(a)
 		}
-		if err := json.Unmarshal(data, &rb); err != nil {
-			return nil, fmt.Errorf("activity %s reminder: %w", id, err)
+		if err != nil {
+			// Retrying cannot make it readable: dropped.
+			e.log.Error("run-activity reminder dropped", "activity", id, "error", err)
+			return nil, nil
 		}
-		data = rb.Data
 	default:
 		return nil, fmt.Errorf("unknown activity actor method %q", method)
 	}
@@ -163,11 +164,12 @@ func (e *Engine) startActivity(_ context.Context, gen uint64, req *protos.Activi
 }
 
 // storeRunActivity stores the run-activity reminder of activity actor id
-// of actorType; run is the run's data (encodeActivity).
+// of actorType, with daprd's data: run is the run's ActivityInvocation as
+// encodeActivity wrote it.
 func (e *Engine) storeRunActivity(ctx context.Context, actorType, id string, run []byte) error {
-	data, _ := json.Marshal(run)
 	return e.remind(ctx, actors.ReminderRequest{
-		ActorType: actorType, ActorID: id, Name: runActivityReminder, DueTime: e.cfg.WatchdogPeriod.String(), Data: data,
+		ActorType: actorType, ActorID: id, Name: runActivityReminder, DueTime: e.cfg.WatchdogPeriod.String(),
+		Any: invocationAny(run), FailurePolicy: retryEverySecond(),
 	})
 }
 

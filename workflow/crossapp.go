@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -81,7 +80,12 @@ func targetOf(ev *protos.HistoryEvent) string { return ev.GetRouter().GetTargetA
 // task's) with its router, so that the activity's host knows which app's
 // instance waits for the result.
 func encodeActivity(req *protos.ActivityRequest, router *protos.TaskRouter) []byte {
-	return mustMarshal(&protos.ActivityInvocation{
+	return mustMarshal(activityInvocation(req, router))
+}
+
+// activityInvocation is encodeActivity's message.
+func activityInvocation(req *protos.ActivityRequest, router *protos.TaskRouter) *protos.ActivityInvocation {
+	return &protos.ActivityInvocation{
 		HistoryEvent: &protos.HistoryEvent{
 			EventId: req.GetTaskId(), Router: router,
 			EventType: &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{
@@ -90,7 +94,7 @@ func encodeActivity(req *protos.ActivityRequest, router *protos.TaskRouter) []by
 			}},
 		},
 		PropagatedHistory: req.GetPropagatedHistory(),
-	})
+	}
 }
 
 // decodeActivity reads encodeActivity's data back into the work item for
@@ -141,23 +145,24 @@ func (e *Engine) sendResult(ctx context.Context, appID, id string, ev *protos.Hi
 func (e *Engine) resultReminder(ctx context.Context, actorType, id string, ev *protos.HistoryEvent) error {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	data, _ := json.Marshal(mustMarshal(ev))
 	return e.remind(ctx, actors.ReminderRequest{
 		ActorType: actorType, ActorID: id, Name: activityResultPrefix + base64.RawURLEncoding.EncodeToString(b),
-		DueTime: "0s", Data: data,
+		DueTime: "0s", Any: mustAny(ev), FailurePolicy: retryEverySecond(),
 	})
 }
 
 // resultFired adds the event an activity-result reminder carries to the
 // instance; one that is gone drops it.
-func (e *Engine) resultFired(ctx context.Context, inst *instance, body []byte) error {
-	var rb struct {
-		Data []byte `json:"data"`
+func (e *Engine) resultFired(ctx context.Context, inst *instance, data []byte) error {
+	a, err := reminderAny(data)
+	var ev []byte
+	if err == nil {
+		ev, err = readEvent(a)
 	}
-	if err := json.Unmarshal(body, &rb); err != nil {
+	if err != nil {
 		return fmt.Errorf("activity-result reminder of %s: %w", inst.id, err)
 	}
-	err := e.addToInbox(ctx, inst, rb.Data)
+	err = e.addToInbox(ctx, inst, ev)
 	if errors.Is(err, ErrNotFound) {
 		e.log.Warn("result for a workflow that does not exist dropped", "instance", inst.id)
 		return nil

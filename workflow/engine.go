@@ -258,7 +258,7 @@ func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (
 		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: req.GetParentTraceContext(),
 	}}, Router: e.router()})
 	began := time.Now()
-	_, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, mustMarshal(ev))
+	_, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, createData(ev, nil))
 	e.operation(opCreate, began, err)
 	if err != nil {
 		return "", unwrapActorErr(err)

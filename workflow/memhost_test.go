@@ -20,16 +20,16 @@ type memHost struct {
 	hosted    map[string]actors.Internal
 	state     map[string][]byte
 	locks     map[string]*sync.Mutex
-	reminders map[string]bool
-	deleted   []string        // names of the reminders deleted
-	touched   map[string]bool // the keys the last transaction wrote or deleted
-	ops       int             // operations of every transaction
+	reminders map[string]actors.ReminderRequest // by {type}/{id}/{name}
+	deleted   []string                          // names of the reminders deleted
+	touched   map[string]bool                   // the keys the last transaction wrote or deleted
+	ops       int                               // operations of every transaction
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
 }
 
 func newMemHost() *memHost {
-	return &memHost{hosted: map[string]actors.Internal{}, state: map[string][]byte{}, locks: map[string]*sync.Mutex{}, reminders: map[string]bool{}}
+	return &memHost{hosted: map[string]actors.Internal{}, state: map[string][]byte{}, locks: map[string]*sync.Mutex{}, reminders: map[string]actors.ReminderRequest{}}
 }
 
 var _ Host = (*memHost)(nil)
@@ -112,8 +112,15 @@ func (h *memHost) TransactStateDirect(ctx context.Context, actorType, actorID st
 func (h *memHost) CreateReminder(_ context.Context, req actors.ReminderRequest) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.reminders[req.ActorType+"/"+req.ActorID+"/"+req.Name] = true
+	h.reminders[req.ActorType+"/"+req.ActorID+"/"+req.Name] = req
 	return nil
+}
+
+func (h *memHost) reminder(actorType, actorID, name string) (actors.ReminderRequest, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.reminders[actorType+"/"+actorID+"/"+name]
+	return r, ok
 }
 
 func (h *memHost) DeleteReminder(_ context.Context, actorType, actorID, name string) error {

@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -30,9 +29,16 @@ const (
 	// event in the inbox not run yet, a child to create, an event to send):
 	// an instance that waits only for durable things (timers, activities,
 	// children, external events) has none, so its reminders are those
-	// daprd's would be.
-	watchdogName = "watchdog"
-	timerPrefix  = "timer-"
+	// daprd's would be. It is named as daprd's wake-up reminders are, so
+	// that a daprd that takes the instance over (sharing the scheduler)
+	// runs what it finds in the inbox when it fires.
+	watchdogName = newEventPrefix + "-watchdog"
+	// legacyWatchdogName is the watchdog of an earlier Tandem.
+	legacyWatchdogName = "watchdog"
+	// cascadeTerminateName is daprd's reminder that carries a recursive
+	// terminate to a child (its ExecutionTerminated event).
+	cascadeTerminateName = "cascade-terminate"
+	timerPrefix          = "timer-"
 	// startPrefix names the reminder that runs an instance with a
 	// scheduled start time (start-{generation}, daprd's prefix).
 	startPrefix = "start-"
@@ -92,10 +98,23 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 	case method == methodSettle:
 		return nil, e.settle(ctx, inst)
 	case strings.HasPrefix(method, reminderPrefix+timerPrefix), strings.HasPrefix(method, reminderPrefix+startPrefix):
-		return nil, e.timerFired(ctx, inst, data)
+		return nil, e.timerFired(ctx, inst, strings.TrimPrefix(method, reminderPrefix), data)
 	case strings.HasPrefix(method, reminderPrefix+activityResultPrefix):
 		return nil, e.resultFired(ctx, inst, data)
-	case method == reminderPrefix+watchdogName, strings.HasPrefix(method, reminderPrefix+newEventPrefix):
+	case method == reminderPrefix+cascadeTerminateName:
+		return nil, e.cascadeFired(ctx, inst, data)
+	case method == reminderPrefix+legacyWatchdogName:
+		// An earlier Tandem's watchdog: its successor is stored under
+		// watchdogName if work is still in flight.
+		e.goAsync(func(ctx context.Context) {
+			_ = e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, legacyWatchdogName)
+		})
+		if inst.exists && inst.completed() == nil {
+			inst.armed = false
+			e.arm(ctx, inst)
+		}
+		return nil, e.recover(ctx, inst)
+	case strings.HasPrefix(method, reminderPrefix+newEventPrefix):
 		return nil, e.recover(ctx, inst)
 	}
 	return nil, fmt.Errorf("unknown workflow actor method %q", method)
@@ -839,26 +858,37 @@ func startReminderName(gen uint64) string { return startPrefix + strconv.FormatU
 // generation of the instance set it, so that one left by an earlier
 // generation (continue-as-new, a re-created ID) is ignored.
 func (e *Engine) createTimerReminder(ctx context.Context, id, name string, t timerData) error {
-	data, _ := json.Marshal(t)
 	due := time.Until(t.FireAt)
 	if due < 0 {
 		due = 0
 	}
 	return e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
-		ActorType: e.workflowType, ActorID: id, Name: name, DueTime: due.String(), Data: data,
+		ActorType: e.workflowType, ActorID: id, Name: name, DueTime: due.String(), Any: timerAny(t),
+		FailurePolicy: retryEverySecond(),
 	})
 }
 
 // timerFired turns a timer's reminder into a TimerFired event (timer 0
-// of a generation with no history is a scheduled start).
-func (e *Engine) timerFired(ctx context.Context, inst *instance, body []byte) error {
-	var rb struct {
-		Data timerData `json:"data"`
+// of a generation with no history is a scheduled start). A start
+// reminder with no data (daprd's) runs what the inbox holds.
+func (e *Engine) timerFired(ctx context.Context, inst *instance, name string, data []byte) error {
+	a, err := reminderAny(data)
+	if err != nil {
+		return fmt.Errorf("timer reminder %s of %s: %w", name, inst.id, err)
 	}
-	if err := json.Unmarshal(body, &rb); err != nil {
-		return fmt.Errorf("timer reminder of %s: %w", inst.id, err)
+	t, ok, err := readTimer(a)
+	if err != nil {
+		// As daprd: a timer it cannot read is dropped, not retried.
+		e.log.Error("workflow timer reminder dropped", "instance", inst.id, "reminder", name, "error", err)
+		return nil
 	}
-	t := rb.Data
+	if !ok {
+		if strings.HasPrefix(name, startPrefix) {
+			return e.recover(ctx, inst)
+		}
+		e.log.Error("workflow timer reminder with no data dropped", "instance", inst.id, "reminder", name)
+		return nil
+	}
 	if !inst.exists || t.Generation != inst.generation || inst.completed() != nil {
 		return nil
 	}
@@ -868,6 +898,36 @@ func (e *Engine) timerFired(ctx context.Context, inst *instance, body []byte) er
 	}
 	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TimerFired{TimerFired: &protos.TimerFiredEvent{FireAt: timestamppb.New(t.FireAt), TimerId: t.ID}}})
 	return e.addToInbox(ctx, inst, mustMarshal(ev))
+}
+
+// cascadeFired adds the ExecutionTerminated event daprd's
+// cascade-terminate reminder carries (a parent terminated recursively) to
+// the instance; an ended one has nothing to do.
+func (e *Engine) cascadeFired(ctx context.Context, inst *instance, data []byte) error {
+	a, err := reminderAny(data)
+	var b []byte
+	if err == nil {
+		b, err = readEvent(a)
+	}
+	ev := new(protos.HistoryEvent)
+	if err == nil {
+		err = unmarshal(b, ev)
+	}
+	if err == nil && ev.GetExecutionTerminated() == nil {
+		err = fmt.Errorf("carries a %T event, not ExecutionTerminated", ev.GetEventType())
+	}
+	if err != nil {
+		e.log.Error("workflow cascade-terminate reminder dropped", "instance", inst.id, "error", err)
+		return nil
+	}
+	if !inst.exists || inst.completed() != nil {
+		return nil
+	}
+	err = e.addToInbox(ctx, inst, mustMarshal(stamp(ev)))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // recover re-drives what a crash may have lost: queued events, activity

@@ -207,11 +207,8 @@ func (e *Engine) loadIncoming(ctx context.Context, id string) (*protos.Propagate
 }
 
 // createData is the data of a CreateWorkflowInstance call for the start
-// event ev: daprd's CreateWorkflowInstanceRequest when there is history
-// to hand on, the bare event otherwise (as before propagation).
+// event ev: daprd's CreateWorkflowInstanceRequest, with the history to
+// hand on if any (daprd 1.18's workflow actor takes nothing else).
 func createData(ev *protos.HistoryEvent, ph *protos.PropagatedHistory) []byte {
-	if ph == nil {
-		return mustMarshal(ev)
-	}
 	return mustMarshal(&protos.CreateWorkflowInstanceRequest{StartEvent: ev, PropagatedHistory: ph})
 }

@@ -7,9 +7,7 @@ import (
 	"strings"
 	"time"
 
-	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	"github.com/dapr/durabletask-go/api/protos"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tandemrun/tandem/actors"
 )
@@ -76,8 +74,7 @@ func (e *Engine) retain(ctx context.Context, inst *instance) error {
 		ActorType: e.retainType, ActorID: inst.id, Name: retentionReminder,
 		DueTime: end.Add(keep).UTC().Format(time.RFC3339Nano),
 		// One shot, retried every second until the purge succeeds.
-		FailurePolicy: &commonv1.JobFailurePolicy{Policy: &commonv1.JobFailurePolicy_Constant{
-			Constant: &commonv1.JobFailurePolicyConstant{Interval: durationpb.New(time.Second)}}},
+		FailurePolicy: retryEverySecond(),
 	})
 }
 

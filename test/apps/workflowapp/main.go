@@ -13,6 +13,7 @@
 //	Flaky      an activity that fails twice per instance, retried by the
 //	           workflow with a timer between attempts: the attempt count
 //	Slow       three SlowStep activities (300 ms each): "input:3"
+//	Sleepy     one Nap activity that sleeps the input's seconds: "rested"
 //
 // Every activity run is appended to --runs as "{activity} {instance}
 // {step}", so that a test can count runs across crashes.
@@ -207,6 +208,28 @@ func Flaky(ctx *workflow.WorkflowContext) (any, error) {
 	return nil, err
 }
 
+func nap(ctx workflow.ActivityContext) (any, error) {
+	var in stepInput
+	if err := ctx.GetInput(&in); err != nil {
+		return nil, err
+	}
+	record("Nap", in.Instance, in.Step)
+	time.Sleep(time.Duration(in.Value) * time.Second)
+	return "rested", nil
+}
+
+func Sleepy(ctx *workflow.WorkflowContext) (any, error) {
+	var secs int
+	if err := ctx.GetInput(&secs); err != nil {
+		return nil, err
+	}
+	var out string
+	if err := ctx.CallActivity(nap, workflow.ActivityInput(stepInput{Instance: ctx.InstanceID(), Value: secs})).Await(&out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func Slow(ctx *workflow.WorkflowContext) (any, error) {
 	var n int
 	if err := ctx.GetInput(&n); err != nil {
@@ -239,12 +262,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, wf := range []workflow.Workflow{Chain, FanOut, Timer, WaitEvent, Parent, Counter, Long, Flaky, Slow} {
+	for _, wf := range []workflow.Workflow{Chain, FanOut, Timer, WaitEvent, Parent, Counter, Long, Flaky, Slow, Sleepy} {
 		if err := w.RegisterWorkflow(wf); err != nil {
 			log.Fatal(err)
 		}
 	}
-	for _, a := range []workflow.Activity{add1, square, flakyAct, slowStep} {
+	for _, a := range []workflow.Activity{add1, square, flakyAct, slowStep, nap} {
 		if err := w.RegisterActivity(a); err != nil {
 			log.Fatal(err)
 		}
