@@ -220,10 +220,13 @@ func (e *Engine) purgeOn(ctx context.Context, appID, id string, recursive, force
 // (then the parent is told), rather than for a while (its app is not up:
 // the watchdog tries again).
 func (e *Engine) childCreateFails(appID string, err error) bool {
-	if !e.remote(appID) {
+	if childTaken(err) {
 		return true
 	}
-	return errors.Is(err, ErrExists) || containsText(err, ErrExists)
+	if errors.Is(err, ErrRecreate) || containsText(err, ErrRecreate) {
+		return false // the child's tree could not be asked: as daprd, try again
+	}
+	return !e.remote(appID)
 }
 
 // cloneRouter copies a router (nil stays nil).

@@ -393,6 +393,13 @@ func unwrapActorErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, ErrRecreate) {
+		return err
+	}
+	if i := strings.Index(err.Error(), ErrRecreate.Error()); i >= 0 {
+		// A remote host's refusal: its text from daprd's words on.
+		return recreateErr{msg: err.Error()[i:]}
+	}
 	for _, s := range []error{ErrNotFound, ErrExists, ErrNotCompleted, ErrNoActors, ErrStalled} {
 		if errors.Is(err, s) || containsText(err, s) {
 			return fmt.Errorf("%w", s)

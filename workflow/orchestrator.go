@@ -91,6 +91,8 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		return nil, e.rerunInstance(ctx, inst, data)
 	case method == methodSettle:
 		return nil, e.settle(ctx, inst)
+	case method == methodSubtree:
+		return e.subtreeAnswer(ctx, inst), nil
 	case strings.HasPrefix(method, reminderPrefix+timerPrefix), strings.HasPrefix(method, reminderPrefix+startPrefix):
 		return nil, e.timerFired(ctx, inst, data)
 	case strings.HasPrefix(method, reminderPrefix+activityResultPrefix):
@@ -152,6 +154,11 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 			return nil
 		}
 		return fmt.Errorf("%w: %s", ErrExists, inst.id)
+	}
+	if inst.exists {
+		if err := e.recreateRefused(ctx, inst); err != nil {
+			return err
+		}
 	}
 	inst.history, inst.historyRewritten = nil, true
 	inst.inbox = []*protos.HistoryEvent{ev}
@@ -703,12 +710,16 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 			return
 		}
 		if !e.childCreateFails(target, err) && !denied(err) {
-			e.log.Warn("child workflow of another app not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", lookupErr(err))
+			e.log.Warn("child workflow not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", lookupErr(err))
 			return
 		}
 		fd := &protos.TaskFailureDetails{ErrorType: "WorkflowCreateFailed", ErrorMessage: unwrapActorErr(err).Error()}
-		if denied(err) {
+		switch {
+		case denied(err):
 			fd = deniedFailure()
+		case childTaken(err):
+			e.log.Warn("child workflow instance ID already exists", "instance", parentID, "child", childID, "error", unwrapActorErr(err))
+			fd = childTakenFailure(unwrapActorErr(err))
 		}
 		fail := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{TaskScheduledId: taskID, FailureDetails: fd}}})
 		if err := e.attest(fail, parentID, "", c.GetInput()); err != nil {

@@ -35,8 +35,11 @@ func grpcErr(err error) error {
 		return err
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, ErrExists), idTaken(err):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ErrRecreate):
+		// The children's tree could not be asked: the caller may retry.
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ErrNotCompleted):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrNoActors):
