@@ -379,6 +379,12 @@ func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, er
 	data := []byte{0}
 	if recursive {
 		data[0] = purgeRecursive
+		// As daprd, a recursive purge reads the instance's state first
+		// (it walks the children from it): a store that cannot be read
+		// fails it here, with the store's error.
+		if _, err := e.loadDirect(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+			return false, err
+		}
 	}
 	out, err := e.call(ctx, e.workflowType, id, methodPurge, data)
 	if err != nil {
