@@ -402,7 +402,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	inst.history = append(inst.history, newEvents...)
 	inst.inbox = nil
 	inst.customStatus = resp.GetCustomStatus()
-	for _, a := range resp.GetActions() {
+	for _, a := range endLast(resp.GetActions()) {
 		p, stop := e.apply(inst, start, a)
 		if continuedAsNew(a) {
 			post = nil // as daprd, the new generation drops what the old one scheduled in this run
