@@ -82,6 +82,9 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		// of the instance stopped), and its result is delivered all the same.
 		res, err = e.workers.dispatchKeep(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1, true)
 	}
+	if errors.Is(err, errNoWorker) {
+		e.parkActivity(id, data)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +118,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	}
 	e.mu.Lock()
 	e.done[id] = true
+	delete(e.parkedActs, id)
 	e.mu.Unlock()
 	if !e.cfg.SchedulerReminders {
 		return nil, nil

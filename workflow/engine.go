@@ -119,15 +119,16 @@ type Engine struct {
 	hosted       bool       // the actor types are hosted: a worker is connected, or in-process users
 	inProcUsers  int        // holders of HostActors not yet released (MCPServers)
 
-	mu        sync.Mutex
-	instances map[string]*instance // loaded state of instances active here (used in their turn)
-	changed   chan struct{}        // closed and replaced when an instance here changes
-	running   map[string]bool      // activity runs dispatched from here and not yet answered
-	done      map[string]bool      // activity actors that ran to the end on this host
-	pending   map[string]int       // deliveries in flight from each instance (children, events)
-	trusted   trustedChains        // signers' chains verified against the trust anchors (attest.go)
-	ctx       context.Context      // Run's; background work stops with it
-	bg        sync.WaitGroup
+	mu         sync.Mutex
+	instances  map[string]*instance // loaded state of instances active here (used in their turn)
+	changed    chan struct{}        // closed and replaced when an instance here changes
+	running    map[string]bool      // activity runs dispatched from here and not yet answered
+	done       map[string]bool      // activity actors that ran to the end on this host
+	pending    map[string]int       // deliveries in flight from each instance (children, events)
+	parkedActs map[string][]byte    // activity runs whose worker left, by actor ID: their call data (reconnect.go)
+	trusted    trustedChains        // signers' chains verified against the trust anchors (attest.go)
+	ctx        context.Context      // Run's; background work stops with it
+	bg         sync.WaitGroup
 }
 
 // New builds an Engine and hosts its actor types on cfg.Actors.
@@ -146,7 +147,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
-		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{},
+		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
 	}
 	return e
 }
@@ -460,4 +461,5 @@ func (e *Engine) kickStalled() {
 		e.kick(id)
 	}
 	e.unparkAll()
+	e.rerunParkedActivities()
 }

@@ -1,0 +1,85 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dapr/durabletask-go/api/protos"
+)
+
+// TestDispatchLastWorkerLeaves: a work item whose worker disconnects with
+// no other worker connected ends the dispatch at once with errNoWorker
+// (the turn ends; the work is parked), kept or not.
+func TestDispatchLastWorkerLeaves(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run("keep="+strconv.FormatBool(keep), func(t *testing.T) {
+			ws := newWorkers()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			w, remove := ws.add()
+			got := make(chan error, 1)
+			go func() {
+				_, err := ws.dispatchKeep(ctx, "k", &protos.WorkItem{}, time.Minute, keep)
+				got <- err
+			}()
+			<-w.items
+			start := time.Now()
+			remove()
+			if err := <-got; !errors.Is(err, errNoWorker) {
+				t.Fatalf("dispatch after the last worker left: %v, want errNoWorker", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("dispatch waited %s for another worker", d)
+			}
+		})
+	}
+}
+
+// TestParkedActivityRunsOnConnect: an activity whose worker disconnected
+// before answering runs again as soon as a worker connects, and the
+// instance completes.
+func TestParkedActivityRunsOnConnect(t *testing.T) {
+	host := newMemHost()
+	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+
+	answer := func(req *protos.WorkflowRequest) *protos.WorkflowResponse {
+		for _, ev := range append(req.GetPastEvents(), req.GetNewEvents()...) {
+			if ev.GetTaskCompleted() != nil {
+				return &protos.WorkflowResponse{Actions: []*protos.WorkflowAction{{Id: 1, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{
+					CompleteWorkflow: &protos.CompleteWorkflowAction{WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}}
+			}
+		}
+		return &protos.WorkflowResponse{Actions: []*protos.WorkflowAction{{Id: 0, WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "a"}}}}}
+	}
+	// The first worker runs the workflow and takes the activity, then
+	// leaves without answering it.
+	w, remove := e.workers.add()
+	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "i1"}); err != nil {
+		t.Fatal(err)
+	}
+	item := <-w.items
+	req := item.GetWorkflowRequest()
+	res := answer(req)
+	res.InstanceId = req.GetInstanceId()
+	e.workers.complete("o|"+req.GetInstanceId(), res)
+	if item = <-w.items; item.GetActivityRequest() == nil {
+		t.Fatalf("second item %v, want the activity", item)
+	}
+	remove()
+
+	ran := activities.Load()
+	stop := serveWorker(t, e, answer)
+	defer stop()
+	e.kickStalled() // what a connecting worker's stream does
+	waitStatus(t, e, "i1", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	if n := activities.Load() - ran; n != 1 {
+		t.Errorf("the activity ran %d times on the second worker, want 1", n)
+	}
+}
