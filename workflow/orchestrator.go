@@ -160,21 +160,34 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 			return err
 		}
 	}
+	// As daprd, the reminder that runs the instance is stored before its
+	// state: a create whose reminder the scheduler refuses (its store is
+	// full, say) fails, and leaves nothing behind.
+	gen := nextGeneration(inst)
+	start := ev.GetExecutionStarted().GetScheduledStartTimestamp()
+	later := start != nil && start.AsTime().After(time.Now())
+	if later {
+		// The start reminder is durable: no watchdog while it waits.
+		if err := e.createTimerReminder(ctx, inst.id, startReminderName(gen), timerData{Generation: gen, FireAt: start.AsTime()}); err != nil {
+			return fmt.Errorf("create workflow %s start reminder: %w", inst.id, err)
+		}
+	} else {
+		inst.armed = false // a re-created instance's old watchdog was deleted at its end
+		if err := e.armErr(ctx, inst); err != nil {
+			return fmt.Errorf("create workflow %s: %w", inst.id, err)
+		}
+	}
 	inst.history, inst.historyRewritten = nil, true
 	inst.inbox = []*protos.HistoryEvent{ev}
 	inst.customStatus = nil
 	inst.setIncoming(incoming)
-	inst.generation = nextGeneration(inst)
+	inst.generation = gen
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
-	if start := ev.GetExecutionStarted().GetScheduledStartTimestamp(); start != nil && start.AsTime().After(time.Now()) {
-		// The start reminder is durable: no watchdog while it waits.
-		return e.createTimerReminder(ctx, inst.id, startReminderName(inst.generation), timerData{Generation: inst.generation, FireAt: start.AsTime()})
+	if !later {
+		e.kick(inst.id)
 	}
-	inst.armed = false // a re-created instance's old watchdog was deleted at its end
-	e.arm(ctx, inst)
-	e.kick(inst.id)
 	return nil
 }
 
@@ -776,17 +789,24 @@ func (e *Engine) untrack(id string, ok bool) {
 // arm makes sure the instance's watchdog reminder is stored: it has work
 // in flight that only the watchdog would re-drive after a crash.
 func (e *Engine) arm(ctx context.Context, inst *instance) {
+	if err := e.armErr(ctx, inst); err != nil {
+		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", inst.id, "error", err)
+	}
+}
+
+// armErr is arm that returns the failure to store the watchdog.
+func (e *Engine) armErr(ctx context.Context, inst *instance) error {
 	if inst.armed {
-		return
+		return nil
 	}
 	if err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
 		ActorType: e.workflowType, ActorID: inst.id, Name: watchdogName,
 		DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
 	}); err != nil {
-		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", inst.id, "error", err)
-		return
+		return fmt.Errorf("workflow watchdog: %w", err)
 	}
 	inst.armed = true
+	return nil
 }
 
 // settle deletes the watchdog of a running instance that has nothing in

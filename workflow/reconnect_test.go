@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // TestDispatchLastWorkerLeaves: a work item whose worker disconnects with
@@ -81,5 +83,36 @@ func TestParkedActivityRunsOnConnect(t *testing.T) {
 	waitStatus(t, e, "i1", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
 	if n := activities.Load() - ran; n != 1 {
 		t.Errorf("the activity ran %d times on the second worker, want 1", n)
+	}
+}
+
+// TestCreateFailsWithoutReminder: as daprd, an instance whose reminder
+// the scheduler refuses is not created (the client is told why) and
+// leaves no state; once reminders are stored again it is created.
+func TestCreateFailsWithoutReminder(t *testing.T) {
+	host := newMemHost()
+	host.remindErr = errors.New("etcdserver: mvcc: database space exceeded")
+	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+	for _, at := range []*timestamppb.Timestamp{nil, timestamppb.New(time.Now().Add(time.Hour))} {
+		_, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "i", ScheduledStartTimestamp: at})
+		if err == nil || !strings.Contains(err.Error(), "database space exceeded") {
+			t.Fatalf("start (at %v) with reminders refused: %v", at, err)
+		}
+		if keys := host.keys(); len(keys) != 0 {
+			t.Fatalf("a refused start left state %v", keys)
+		}
+	}
+	host.mu.Lock()
+	host.remindErr = nil
+	host.mu.Unlock()
+	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "i"}); err != nil {
+		t.Fatalf("start once reminders are stored: %v", err)
+	}
+	if _, err := e.Get(ctx, "i", false); err != nil {
+		t.Fatal(err)
 	}
 }
