@@ -75,6 +75,10 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
 	var res proto.Message
+	release, err := e.activitySlots.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if e.inProcess(req.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteActivity(ctx, req)
 	} else {
@@ -82,6 +86,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		// of the instance stopped), and its result is delivered all the same.
 		res, err = e.workers.dispatchKeep(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1, true)
 	}
+	release()
 	if errors.Is(err, errNoWorker) {
 		e.parkActivity(id, data)
 	}

@@ -104,7 +104,12 @@ type Config struct {
 	Signer *signing.Signer
 	// AttestationMetrics, if set, is told of the results' attestations.
 	AttestationMetrics AttestationMetrics
-	Log                *slog.Logger
+	// MaxConcurrentWorkflows and MaxConcurrentActivities bound the
+	// workflow runs and activity runs this sidecar has under way at once
+	// (the Configuration's spec.workflow.maxConcurrentWorkflowInvocations
+	// and maxConcurrentActivityInvocations); 0: no bound.
+	MaxConcurrentWorkflows, MaxConcurrentActivities int
+	Log                                             *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -127,8 +132,11 @@ type Engine struct {
 	pending    map[string]int       // deliveries in flight from each instance (children, events)
 	parkedActs map[string][]byte    // activity runs whose worker left, by actor ID: their call data (reconnect.go)
 	trusted    trustedChains        // signers' chains verified against the trust anchors (attest.go)
-	ctx        context.Context      // Run's; background work stops with it
-	bg         sync.WaitGroup
+	// workflowSlots, activitySlots: the runs under way, bounded
+	// (Config.MaxConcurrent*).
+	workflowSlots, activitySlots slots
+	ctx                          context.Context // Run's; background work stops with it
+	bg                           sync.WaitGroup
 }
 
 // New builds an Engine and hosts its actor types on cfg.Actors.
@@ -148,6 +156,7 @@ func New(cfg Config) *Engine {
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
 		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
+		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
 	}
 	return e
 }

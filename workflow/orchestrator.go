@@ -387,12 +387,16 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, inst.newRunEvents()...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents, PropagatedHistory: inst.incoming}
 	var res proto.Message
-	var err error
+	release, err := e.workflowSlots.acquire(ctx)
+	if err != nil {
+		return err
+	}
 	if e.inProcess(start.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteWorkflow(ctx, req)
 	} else {
 		res, err = e.workers.dispatch(ctx, "o|"+inst.id, &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}, waitWorker)
 	}
+	release()
 	if err == errNoWorker {
 		e.log.Debug("workflow waits for a worker", "instance", inst.id)
 		e.mu.Lock()
