@@ -126,6 +126,16 @@ func (e *Engine) sendResult(ctx context.Context, appID, id string, ev *protos.Hi
 	actorType := e.workflowTypeOf(appID)
 	if !e.remote(appID) {
 		_, err := e.call(ctx, actorType, id, methodAddEvent, mustMarshal(ev))
+		if err != nil && ctx.Err() == nil && errors.Is(err, placement.ErrNoAddress) {
+			// No sidecar of this app hosts its workflows now (their
+			// workers are gone, or the sidecars are stopping): as daprd,
+			// the result waits in a reminder on the instance, which
+			// fires once a host is back.
+			if ir, ok := e.cfg.Actors.(internalReminders); ok {
+				e.log.Info("workflow not hosted anywhere; its result waits in a reminder", "instance", id, "error", lookupErr(err))
+				return e.resultReminderWith(ctx, ir.CreateInternalReminder, actorType, id, ev)
+			}
+		}
 		return unwrapActorErr(err)
 	}
 	_, err := e.cfg.Actors.CallInternal(ctx, actorType, id, methodAddEvent, mustMarshal(ev))
@@ -139,10 +149,16 @@ func (e *Engine) sendResult(ctx context.Context, appID, id string, ev *protos.Hi
 // resultReminder stores ev in a one-shot reminder on workflow actor id of
 // actorType, due now.
 func (e *Engine) resultReminder(ctx context.Context, actorType, id string, ev *protos.HistoryEvent) error {
+	return e.resultReminderWith(ctx, e.remind, actorType, id, ev)
+}
+
+// resultReminderWith is resultReminder through create (an own type that
+// is not hosted here is reminded as another app's: CreateInternalReminder).
+func (e *Engine) resultReminderWith(ctx context.Context, create func(context.Context, actors.ReminderRequest) error, actorType, id string, ev *protos.HistoryEvent) error {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	data, _ := json.Marshal(mustMarshal(ev))
-	return e.remind(ctx, actors.ReminderRequest{
+	return create(ctx, actors.ReminderRequest{
 		ActorType: actorType, ActorID: id, Name: activityResultPrefix + base64.RawURLEncoding.EncodeToString(b),
 		DueTime: "0s", Data: data,
 	})

@@ -135,6 +135,7 @@ type Engine struct {
 	// workflowSlots, activitySlots: the runs under way, bounded
 	// (Config.MaxConcurrent*).
 	workflowSlots, activitySlots slots
+	hostWait                     time.Duration   // how long a call waits for a host of the engine's types (noHostRetry)
 	ctx                          context.Context // Run's; background work stops with it
 	bg                           sync.WaitGroup
 }
@@ -157,6 +158,7 @@ func New(cfg Config) *Engine {
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
 		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
 		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
+		hostWait: noHostRetry,
 	}
 	return e
 }
@@ -232,7 +234,7 @@ func (e *Engine) call(ctx context.Context, actorType, id, method string, data []
 	// No host of the engine's types yet: the app's worker is connecting
 	// (or placement has not disseminated its types). Retry for a while,
 	// as daprd retries actor calls with its built-in actor policy.
-	deadline := time.Now().Add(noHostRetry)
+	deadline := time.Now().Add(e.hostWait)
 	for {
 		out, err := e.cfg.Actors.CallInternal(ctx, actorType, id, method, data)
 		if err == nil || !errors.Is(err, placement.ErrNoAddress) || time.Now().After(deadline) {

@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tandemrun/tandem/actors"
+	"github.com/tandemrun/tandem/actors/placement"
 )
 
 // TestDispatchLastWorkerLeaves: a work item whose worker disconnects with
@@ -114,5 +118,47 @@ func TestCreateFailsWithoutReminder(t *testing.T) {
 	}
 	if _, err := e.Get(ctx, "i", false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// unhostedHost is a memHost on which no sidecar hosts the workflow type:
+// calls of it find no address; internal reminders are recorded.
+type unhostedHost struct {
+	*memHost
+	workflowType string
+	internal     []actors.ReminderRequest
+}
+
+func (h *unhostedHost) CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error) {
+	if actorType == h.workflowType {
+		return nil, fmt.Errorf("%w: %s", placement.ErrNoAddress, actorType)
+	}
+	return h.memHost.CallInternal(ctx, actorType, actorID, method, data)
+}
+
+func (h *unhostedHost) CreateInternalReminder(_ context.Context, req actors.ReminderRequest) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.internal = append(h.internal, req)
+	return nil
+}
+
+func (h *unhostedHost) DeleteInternalReminder(context.Context, string, string, string) error { return nil }
+
+// TestResultWaitsInReminder: an activity result for an instance of this
+// app that no sidecar hosts now is stored in an activity-result reminder
+// on the instance, as daprd does, rather than retried without end.
+func TestResultWaitsInReminder(t *testing.T) {
+	h := &unhostedHost{memHost: newMemHost()}
+	e := New(Config{AppID: "app", Actors: h})
+	h.workflowType = e.WorkflowActorType()
+	e.hostWait = 10 * time.Millisecond
+	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{TaskScheduledId: 3}}})
+	if err := e.sendResult(context.Background(), "app", "i", ev); err != nil {
+		t.Fatalf("send result to an unhosted instance: %v", err)
+	}
+	if len(h.internal) != 1 || h.internal[0].ActorType != e.WorkflowActorType() || h.internal[0].ActorID != "i" ||
+		!strings.HasPrefix(h.internal[0].Name, activityResultPrefix) {
+		t.Fatalf("reminders %+v, want one activity-result reminder on workflow i", h.internal)
 	}
 }
