@@ -143,7 +143,9 @@ func (h *unhostedHost) CreateInternalReminder(_ context.Context, req actors.Remi
 	return nil
 }
 
-func (h *unhostedHost) DeleteInternalReminder(context.Context, string, string, string) error { return nil }
+func (h *unhostedHost) DeleteInternalReminder(context.Context, string, string, string) error {
+	return nil
+}
 
 // TestResultWaitsInReminder: an activity result for an instance of this
 // app that no sidecar hosts now is stored in an activity-result reminder
