@@ -125,7 +125,10 @@ func decodeActivity(actorID string, data []byte) (*protos.ActivityRequest, *prot
 func (e *Engine) sendResult(ctx context.Context, appID, id string, ev *protos.HistoryEvent) error {
 	actorType := e.workflowTypeOf(appID)
 	if !e.remote(appID) {
-		_, err := e.call(ctx, actorType, id, methodAddEvent, mustMarshal(ev))
+		// One try, as daprd looks the instance up once: with no host the
+		// result goes to a reminder at once (a sidecar stopping with
+		// activities in flight must not wait for a host).
+		_, err := e.cfg.Actors.CallInternal(ctx, actorType, id, methodAddEvent, mustMarshal(ev))
 		if err != nil && ctx.Err() == nil && errors.Is(err, placement.ErrNoAddress) {
 			// No sidecar of this app hosts its workflows now (their
 			// workers are gone, or the sidecars are stopping): as daprd,
