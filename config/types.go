@@ -70,8 +70,9 @@ type Spec struct {
 	Workflow Workflow `yaml:"workflow,omitempty"`
 }
 
-// Workflow tunes the workflow engine. Tandem acts on StateRetentionPolicy;
-// the concurrency limits are accepted so Dapr files load.
+// Workflow tunes the workflow engine. Tandem acts on StateRetentionPolicy
+// and the per-sidecar limits (MaxConcurrent*Invocations); the global and
+// named concurrency limits are accepted so Dapr files load.
 type Workflow struct {
 	MaxConcurrentWorkflowInvocations       int32                   `yaml:"maxConcurrentWorkflowInvocations,omitempty"`
 	MaxConcurrentActivityInvocations       int32                   `yaml:"maxConcurrentActivityInvocations,omitempty"`

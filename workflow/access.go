@@ -74,7 +74,7 @@ func (e *Engine) checkWorkflowCall(ctx context.Context, inst *instance, method s
 		}
 	case methodPurge:
 		op = wfacl.Purge
-	case methodGet:
+	case methodGet, methodSubtree:
 		op = wfacl.Get
 	case methodFork, methodRerun:
 		op = wfacl.Rerun

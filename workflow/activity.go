@@ -90,6 +90,10 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
 	var res proto.Message
+	release, err := e.activitySlots.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	began := time.Now()
 	if e.inProcess(req.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteActivity(ctx, req)
@@ -97,6 +101,10 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		// A run a worker took goes on when its caller gives up (the sidecar
 		// of the instance stopped), and its result is delivered all the same.
 		res, err = e.workers.dispatchKeep(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1, true)
+	}
+	release()
+	if errors.Is(err, errNoWorker) {
+		e.parkActivity(id, data)
 	}
 	if err != nil {
 		if m := e.cfg.Metrics; m != nil {
@@ -143,6 +151,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	}
 	e.mu.Lock()
 	e.done[id] = true
+	delete(e.parkedActs, id)
 	e.mu.Unlock()
 	if !e.cfg.SchedulerReminders {
 		return nil, nil

@@ -36,3 +36,22 @@ func (inst *instance) pendingBeforeRun() []string {
 	}
 	return out
 }
+
+// endLast orders a run's actions so that its end (completion, failure,
+// termination) comes after the others. The SDKs send actions in no set
+// order (the Go SDK's come from a map), and daprd applies every action
+// of the run that ends an instance: a child created or an activity
+// scheduled next to the end is still created or run. A continue-as-new
+// keeps its place: what comes after it is dropped, as daprd drops it.
+func endLast(actions []*protos.WorkflowAction) []*protos.WorkflowAction {
+	out := make([]*protos.WorkflowAction, 0, len(actions))
+	var ends []*protos.WorkflowAction
+	for _, a := range actions {
+		if a.GetCompleteWorkflow() != nil && !continuedAsNew(a) {
+			ends = append(ends, a)
+			continue
+		}
+		out = append(out, a)
+	}
+	return append(out, ends...)
+}

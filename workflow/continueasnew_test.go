@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/dapr/durabletask-go/api/protos"
@@ -59,4 +60,60 @@ func TestPendingBeforeRun(t *testing.T) {
 	if len(got) != 1 || got[0] != activityActorID("i", 1, 1) {
 		t.Errorf("cancelled %v, want only task 1's run", got)
 	}
+}
+
+// TestEndLast: a run's end is applied after its other actions, whatever
+// order the SDK sent them in; a continue-as-new keeps its place.
+func TestEndLast(t *testing.T) {
+	end := &protos.WorkflowAction{Id: 2, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+		WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}
+	can := &protos.WorkflowAction{Id: 3, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+		WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW}}}
+	child := &protos.WorkflowAction{Id: 0, WorkflowActionType: &protos.WorkflowAction_CreateChildWorkflow{CreateChildWorkflow: &protos.CreateChildWorkflowAction{Name: "c"}}}
+	task := &protos.WorkflowAction{Id: 1, WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "a"}}}
+	ids := func(as []*protos.WorkflowAction) (out []int32) {
+		for _, a := range as {
+			out = append(out, a.GetId())
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		in   []*protos.WorkflowAction
+		want []int32
+	}{
+		{[]*protos.WorkflowAction{end, child, task}, []int32{0, 1, 2}},
+		{[]*protos.WorkflowAction{child, end, task}, []int32{0, 1, 2}},
+		{[]*protos.WorkflowAction{can, child}, []int32{3, 0}},
+	} {
+		if got := ids(endLast(tc.in)); !slices.Equal(got, tc.want) {
+			t.Errorf("endLast(%v) = %v, want %v", ids(tc.in), got, tc.want)
+		}
+	}
+}
+
+// TestEndingRunCreatesChild: a child created in the run that ends the
+// instance is created even when the SDK sends the end first.
+func TestEndingRunCreatesChild(t *testing.T) {
+	host := newMemHost()
+	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+	stop := serveWorker(t, e, func(req *protos.WorkflowRequest) *protos.WorkflowResponse {
+		if req.GetInstanceId() != "p" {
+			return &protos.WorkflowResponse{}
+		}
+		return &protos.WorkflowResponse{Actions: []*protos.WorkflowAction{
+			{Id: 1, WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+				WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}},
+			{Id: 0, WorkflowActionType: &protos.WorkflowAction_CreateChildWorkflow{CreateChildWorkflow: &protos.CreateChildWorkflowAction{Name: "child", InstanceId: "c"}}},
+		}}
+	})
+	defer stop()
+	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "parent", InstanceId: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, "p", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	waitStatus(t, e, "c", protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING)
 }

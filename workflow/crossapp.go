@@ -129,7 +129,20 @@ func decodeActivity(actorID string, data []byte) (*protos.ActivityRequest, *prot
 func (e *Engine) sendResult(ctx context.Context, appID, id string, ev *protos.HistoryEvent) error {
 	actorType := e.workflowTypeOf(appID)
 	if !e.remote(appID) {
-		_, err := e.call(ctx, actorType, id, methodAddEvent, mustMarshal(ev))
+		// One try, as daprd looks the instance up once: with no host the
+		// result goes to a reminder at once (a sidecar stopping with
+		// activities in flight must not wait for a host).
+		_, err := e.cfg.Actors.CallInternal(ctx, actorType, id, methodAddEvent, mustMarshal(ev))
+		if err != nil && ctx.Err() == nil && errors.Is(err, placement.ErrNoAddress) {
+			// No sidecar of this app hosts its workflows now (their
+			// workers are gone, or the sidecars are stopping): as daprd,
+			// the result waits in a reminder on the instance, which
+			// fires once a host is back.
+			if ir, ok := e.cfg.Actors.(internalReminders); ok {
+				e.log.Info("workflow not hosted anywhere; its result waits in a reminder", "instance", id, "error", lookupErr(err))
+				return e.resultReminderWith(ctx, ir.CreateInternalReminder, actorType, id, ev)
+			}
+		}
 		return unwrapActorErr(err)
 	}
 	_, err := e.cfg.Actors.CallInternal(ctx, actorType, id, methodAddEvent, mustMarshal(ev))
@@ -143,9 +156,15 @@ func (e *Engine) sendResult(ctx context.Context, appID, id string, ev *protos.Hi
 // resultReminder stores ev in a one-shot reminder on workflow actor id of
 // actorType, due now.
 func (e *Engine) resultReminder(ctx context.Context, actorType, id string, ev *protos.HistoryEvent) error {
+	return e.resultReminderWith(ctx, e.remind, actorType, id, ev)
+}
+
+// resultReminderWith is resultReminder through create (an own type that
+// is not hosted here is reminded as another app's: CreateInternalReminder).
+func (e *Engine) resultReminderWith(ctx context.Context, create func(context.Context, actors.ReminderRequest) error, actorType, id string, ev *protos.HistoryEvent) error {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return e.remind(ctx, actors.ReminderRequest{
+	return create(ctx, actors.ReminderRequest{
 		ActorType: actorType, ActorID: id, Name: activityResultPrefix + base64.RawURLEncoding.EncodeToString(b),
 		DueTime: "0s", Any: mustAny(ev), FailurePolicy: retryEverySecond(),
 	})
@@ -225,10 +244,13 @@ func (e *Engine) purgeOn(ctx context.Context, appID, id string, recursive, force
 // (then the parent is told), rather than for a while (its app is not up:
 // the watchdog tries again).
 func (e *Engine) childCreateFails(appID string, err error) bool {
-	if !e.remote(appID) {
+	if childTaken(err) {
 		return true
 	}
-	return errors.Is(err, ErrExists) || containsText(err, ErrExists)
+	if errors.Is(err, ErrRecreate) || containsText(err, ErrRecreate) {
+		return false // the child's tree could not be asked: as daprd, try again
+	}
+	return !e.remote(appID)
 }
 
 // cloneRouter copies a router (nil stays nil).

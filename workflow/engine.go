@@ -107,7 +107,12 @@ type Config struct {
 	// Metrics, if set, is told of the engine's work (daprd's
 	// dapr_runtime_workflow_* metrics).
 	Metrics RuntimeMetrics
-	Log     *slog.Logger
+	// MaxConcurrentWorkflows and MaxConcurrentActivities bound the
+	// workflow runs and activity runs this sidecar has under way at once
+	// (the Configuration's spec.workflow.maxConcurrentWorkflowInvocations
+	// and maxConcurrentActivityInvocations); 0: no bound.
+	MaxConcurrentWorkflows, MaxConcurrentActivities int
+	Log                                             *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -122,15 +127,20 @@ type Engine struct {
 	hosted       bool       // the actor types are hosted: a worker is connected, or in-process users
 	inProcUsers  int        // holders of HostActors not yet released (MCPServers)
 
-	mu        sync.Mutex
-	instances map[string]*instance // loaded state of instances active here (used in their turn)
-	changed   chan struct{}        // closed and replaced when an instance here changes
-	running   map[string]bool      // activity runs dispatched from here and not yet answered
-	done      map[string]bool      // activity actors that ran to the end on this host
-	pending   map[string]int       // deliveries in flight from each instance (children, events)
-	trusted   trustedChains        // signers' chains verified against the trust anchors (attest.go)
-	ctx       context.Context      // Run's; background work stops with it
-	bg        sync.WaitGroup
+	mu         sync.Mutex
+	instances  map[string]*instance // loaded state of instances active here (used in their turn)
+	changed    chan struct{}        // closed and replaced when an instance here changes
+	running    map[string]bool      // activity runs dispatched from here and not yet answered
+	done       map[string]bool      // activity actors that ran to the end on this host
+	pending    map[string]int       // deliveries in flight from each instance (children, events)
+	parkedActs map[string][]byte    // activity runs whose worker left, by actor ID: their call data (reconnect.go)
+	trusted    trustedChains        // signers' chains verified against the trust anchors (attest.go)
+	// workflowSlots, activitySlots: the runs under way, bounded
+	// (Config.MaxConcurrent*).
+	workflowSlots, activitySlots slots
+	hostWait                     time.Duration   // how long a call waits for a host of the engine's types (noHostRetry)
+	ctx                          context.Context // Run's; background work stops with it
+	bg                           sync.WaitGroup
 }
 
 // New builds an Engine and hosts its actor types on cfg.Actors.
@@ -149,7 +159,9 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
-		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{},
+		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
+		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
+		hostWait: noHostRetry,
 	}
 	return e
 }
@@ -225,7 +237,7 @@ func (e *Engine) call(ctx context.Context, actorType, id, method string, data []
 	// No host of the engine's types yet: the app's worker is connecting
 	// (or placement has not disseminated its types). Retry for a while,
 	// as daprd retries actor calls with its built-in actor policy.
-	deadline := time.Now().Add(noHostRetry)
+	deadline := time.Now().Add(e.hostWait)
 	for {
 		out, err := e.cfg.Actors.CallInternal(ctx, actorType, id, method, data)
 		if err == nil || !errors.Is(err, placement.ErrNoAddress) || time.Now().After(deadline) {
@@ -387,6 +399,12 @@ func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, er
 	data := []byte{0}
 	if recursive {
 		data[0] = purgeRecursive
+		// As daprd, a recursive purge reads the instance's state first
+		// (it walks the children from it): a store that cannot be read
+		// fails it here, with the store's error.
+		if _, err := e.loadDirect(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+			return false, err
+		}
 	}
 	began := time.Now()
 	// An instance the store does not have is answered at once, as daprd
@@ -409,6 +427,13 @@ func (e *Engine) Purge(ctx context.Context, id string, recursive bool) (bool, er
 func unwrapActorErr(err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, ErrRecreate) {
+		return err
+	}
+	if i := strings.Index(err.Error(), ErrRecreate.Error()); i >= 0 {
+		// A remote host's refusal: its text from daprd's words on.
+		return recreateErr{msg: err.Error()[i:]}
 	}
 	for _, s := range []error{ErrNotFound, ErrExists, ErrNotCompleted, ErrNoActors, ErrStalled} {
 		if errors.Is(err, s) || containsText(err, s) {
@@ -464,4 +489,5 @@ func (e *Engine) kickStalled() {
 		e.kick(id)
 	}
 	e.unparkAll()
+	e.rerunParkedActivities()
 }

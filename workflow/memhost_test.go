@@ -26,6 +26,8 @@ type memHost struct {
 	ops       int                               // operations of every transaction
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
+	// remindErr, if set, fails every CreateReminder (a full scheduler).
+	remindErr error
 }
 
 func newMemHost() *memHost {
@@ -112,6 +114,9 @@ func (h *memHost) TransactStateDirect(ctx context.Context, actorType, actorID st
 func (h *memHost) CreateReminder(_ context.Context, req actors.ReminderRequest) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.remindErr != nil {
+		return h.remindErr
+	}
 	h.reminders[req.ActorType+"/"+req.ActorID+"/"+req.Name] = req
 	return nil
 }

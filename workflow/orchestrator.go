@@ -97,6 +97,8 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		return nil, e.rerunInstance(ctx, inst, data)
 	case method == methodSettle:
 		return nil, e.settle(ctx, inst)
+	case method == methodSubtree:
+		return e.subtreeAnswer(ctx, inst), nil
 	case strings.HasPrefix(method, reminderPrefix+timerPrefix), strings.HasPrefix(method, reminderPrefix+startPrefix):
 		return nil, e.timerFired(ctx, inst, strings.TrimPrefix(method, reminderPrefix), data)
 	case strings.HasPrefix(method, reminderPrefix+activityResultPrefix):
@@ -179,23 +181,41 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 	if err != nil {
 		return fmt.Errorf("workflow actor '%s': propagated history verification failed: %w", inst.id, err)
 	}
+	if inst.exists {
+		if err := e.recreateRefused(ctx, inst); err != nil {
+			return err
+		}
+	}
+	// As daprd, the reminder that runs the instance is stored before its
+	// state: a create whose reminder the scheduler refuses (its store is
+	// full, say) fails, and leaves nothing behind.
+	gen := nextGeneration(inst)
+	start := ev.GetExecutionStarted().GetScheduledStartTimestamp()
+	later := start != nil && start.AsTime().After(time.Now())
+	if later {
+		// The start reminder is durable: no watchdog while it waits.
+		if err := e.createTimerReminder(ctx, inst.id, startReminderName(gen), timerData{Generation: gen, FireAt: start.AsTime()}); err != nil {
+			return fmt.Errorf("create workflow %s start reminder: %w", inst.id, err)
+		}
+	} else {
+		inst.armed = false // a re-created instance's old watchdog was deleted at its end
+		if err := e.armErr(ctx, inst); err != nil {
+			return fmt.Errorf("create workflow %s: %w", inst.id, err)
+		}
+	}
 	inst.history, inst.historyRewritten = nil, true
 	inst.sig.extCerts = nil
 	inst.sig.keepExternals(chains)
 	inst.inbox = []*protos.HistoryEvent{ev}
 	inst.customStatus = nil
 	inst.setIncoming(incoming)
-	inst.generation = nextGeneration(inst)
+	inst.generation = gen
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
-	if start := ev.GetExecutionStarted().GetScheduledStartTimestamp(); start != nil && start.AsTime().After(time.Now()) {
-		// The start reminder is durable: no watchdog while it waits.
-		return e.createTimerReminder(ctx, inst.id, startReminderName(inst.generation), timerData{Generation: inst.generation, FireAt: start.AsTime()})
+	if !later {
+		e.kick(inst.id)
 	}
-	inst.armed = false // a re-created instance's old watchdog was deleted at its end
-	e.arm(ctx, inst)
-	e.kick(inst.id)
 	return nil
 }
 
@@ -395,12 +415,16 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, freshEvents(inst.history, inst.newRunEvents())...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents, PropagatedHistory: inst.incoming}
 	var res proto.Message
-	var err error
+	release, err := e.workflowSlots.acquire(ctx)
+	if err != nil {
+		return err
+	}
 	if e.inProcess(start.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteWorkflow(ctx, req)
 	} else {
 		res, err = e.workers.dispatch(ctx, "o|"+inst.id, &protos.WorkItem{Request: &protos.WorkItem_WorkflowRequest{WorkflowRequest: req}}, waitWorker)
 	}
+	release()
 	if err == errNoWorker {
 		e.log.Debug("workflow waits for a worker", "instance", inst.id)
 		e.mu.Lock()
@@ -427,7 +451,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	inst.history = append(inst.history, newEvents...)
 	inst.inbox = nil
 	inst.customStatus = resp.GetCustomStatus()
-	for _, a := range resp.GetActions() {
+	for _, a := range endLast(resp.GetActions()) {
 		p, stop := e.apply(inst, start, a)
 		if continuedAsNew(a) {
 			post = nil // as daprd, the new generation drops what the old one scheduled in this run
@@ -745,12 +769,16 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 			return
 		}
 		if !e.childCreateFails(target, err) && !denied(err) {
-			e.log.Warn("child workflow of another app not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", lookupErr(err))
+			e.log.Warn("child workflow not created yet; the watchdog retries", "instance", parentID, "child", childID, "app", target, "error", lookupErr(err))
 			return
 		}
 		fd := &protos.TaskFailureDetails{ErrorType: "WorkflowCreateFailed", ErrorMessage: unwrapActorErr(err).Error()}
-		if denied(err) {
+		switch {
+		case denied(err):
 			fd = deniedFailure()
+		case childTaken(err):
+			e.log.Warn("child workflow instance ID already exists", "instance", parentID, "child", childID, "error", unwrapActorErr(err))
+			fd = childTakenFailure(unwrapActorErr(err))
 		}
 		fail := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceFailed{ChildWorkflowInstanceFailed: &protos.ChildWorkflowInstanceFailedEvent{TaskScheduledId: taskID, FailureDetails: fd}}})
 		if err := e.attest(fail, parentID, "", c.GetInput()); err != nil {
@@ -807,17 +835,24 @@ func (e *Engine) untrack(id string, ok bool) {
 // arm makes sure the instance's watchdog reminder is stored: it has work
 // in flight that only the watchdog would re-drive after a crash.
 func (e *Engine) arm(ctx context.Context, inst *instance) {
+	if err := e.armErr(ctx, inst); err != nil {
+		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", inst.id, "error", err)
+	}
+}
+
+// armErr is arm that returns the failure to store the watchdog.
+func (e *Engine) armErr(ctx context.Context, inst *instance) error {
 	if inst.armed {
-		return
+		return nil
 	}
 	if err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
 		ActorType: e.workflowType, ActorID: inst.id, Name: watchdogName,
 		DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
 	}); err != nil {
-		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", inst.id, "error", err)
-		return
+		return fmt.Errorf("workflow watchdog: %w", err)
 	}
 	inst.armed = true
+	return nil
 }
 
 // settle deletes the watchdog of a running instance that has nothing in

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/tandemrun/tandem/actors"
 )
 
 // TaskHub is the durabletask TaskHubSidecarService the SDKs' workflow
@@ -35,12 +37,18 @@ func grpcErr(err error) error {
 		return err
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, ErrExists), idTaken(err):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ErrRecreate):
+		// The children's tree could not be asked: the caller may retry.
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, ErrNotCompleted):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrNoActors):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, actors.ErrNoStateStore) || containsText(err, actors.ErrNoStateStore):
+		// As daprd: Internal, in the actor runtime's words.
+		return status.Error(codes.Internal, actors.ErrNoStateStore.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

@@ -88,10 +88,10 @@ func (ws *workers) dispatch(ctx context.Context, key string, item *protos.WorkIt
 
 // dispatchKeep is dispatch; with keep, an item a worker took is waited for
 // past ctx's end, until the worker answers or disconnects (an activity
-// runs on when the instance's sidecar that asked for it stops), and when
-// it disconnects with no other worker left, errNoWorker is returned at
-// once (the run's reminder runs it again later; the sidecar may be
-// stopping).
+// runs on when the instance's sidecar that asked for it stops). When the
+// worker that took the item disconnects with no other worker left,
+// errNoWorker is returned at once (the work runs again when a worker
+// connects; the sidecar may be stopping).
 func (ws *workers) dispatchKeep(ctx context.Context, key string, item *protos.WorkItem, waitWorker time.Duration, keep bool) (proto.Message, error) {
 	var deadline <-chan time.Time
 	if waitWorker >= 0 {
@@ -139,7 +139,12 @@ func (ws *workers) dispatchKeep(ctx context.Context, key string, item *protos.Wo
 				return res, nil
 			default:
 			}
-			if keep && ws.count() == 0 {
+			if ws.count() == 0 {
+				// The last worker left with the item: the caller parks
+				// the work until one connects, rather than holding its
+				// actor's turn (the engine's actors are being
+				// deactivated: a turn that went on would run the item
+				// on the next worker and then find its actor gone).
 				return nil, errNoWorker
 			}
 		case <-taken:

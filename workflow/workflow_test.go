@@ -92,9 +92,9 @@ func TestWorkersRedispatchOnDisconnect(t *testing.T) {
 		got <- result{m, err}
 	}()
 	<-first.items // taken, then the worker goes away unanswered
-	removeFirst()
 	second, removeSecond := ws.add()
 	defer removeSecond()
+	removeFirst()
 	item := <-second.items
 	if item.GetCompletionToken() != "t" {
 		t.Fatalf("redispatched item %v", item)

@@ -332,7 +332,9 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		workflows = workflow.New(workflow.Config{AppID: o.AppID, Namespace: o.Namespace, Actors: actorsRT, SchedulerReminders: sched.Enabled(),
 			MaxMessageSize: o.MaxRequestBodySize, Retention: retention, InProcess: mcpExec, AccessPolicy: wfPolicies.current, ACLDecided: metrics.WorkflowACL,
 			Signer: wfSigner, AttestationMetrics: metrics, Metrics: metrics,
-			Log: log.With("component", "workflow")})
+			MaxConcurrentWorkflows:  int(cfg.Spec.Workflow.MaxConcurrentWorkflowInvocations),
+			MaxConcurrentActivities: int(cfg.Spec.Workflow.MaxConcurrentActivityInvocations),
+			Log:                     log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow access policies", Run: wfPolicies.Run})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
 	}
