@@ -65,8 +65,8 @@ func TestBlocksLoad(t *testing.T) {
 	warmup := benchSeconds(t, "TANDEM_BENCH_WARMUP_SECONDS", 2)
 	workers := int(benchNum(t, "TANDEM_BENCH_CONNECTIONS", 16))
 	payload := int(benchNum(t, "TANDEM_BENCH_PAYLOAD_BYTES", 1024))
-	if workers < 1 || payload < 1 {
-		t.Fatal("TANDEM_BENCH_CONNECTIONS and TANDEM_BENCH_PAYLOAD_BYTES must be at least 1")
+	if workers < 1 || payload < 2 {
+		t.Fatal("TANDEM_BENCH_CONNECTIONS must be at least 1 and TANDEM_BENCH_PAYLOAD_BYTES at least 2")
 	}
 	bins, err := framework.Build()
 	if err != nil {
@@ -116,8 +116,11 @@ spec:
 	}
 
 	ctx := context.Background()
-	body := []byte(strings.Repeat("x", payload))
-	bindingBody := fmt.Appendf(nil, `{"operation":"post","data":%q}`, body)
+	// The binding's data is a JSON string: daprd and tandemd hand the
+	// binding its JSON encoding, so body (payload bytes with the quotes)
+	// is what every path sends the echo app and gets back.
+	body := []byte(`"` + strings.Repeat("x", payload-2) + `"`)
+	bindingBody := fmt.Appendf(nil, `{"operation":"post","data":%s}`, body)
 	resource := func(w, i int) string { return fmt.Sprintf("r-%d-%d", w, i%64) }
 	owner := func(w int) string { return fmt.Sprintf("owner-%d", w) }
 	prefix, err := lock.PrefixOf(components.Metadata{Name: "lockstore"})
@@ -295,7 +298,7 @@ func blocksMarkdown(runs []blockRun, e blocksEnv) string {
 	p("- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", e.loadBefore, e.loadAfter)
 	p("- load: %d workers, each with its own connection, each sending its next operation as soon as the previous one returned; %s per run after %s warm-up of each path\n", e.workers, e.seconds, e.warmup)
 	p("- **lock**: one operation = a TryLock and its Unlock of one of 64 resources per worker. **sidecar** = lean HTTP/1.1 client (`proxy/appchannel/h1`) → tandemd `POST /v1.0-alpha1/lock/lockstore` then `/unlock/lockstore` → lock.redis → Redis; **component** = the `components/lock/redis` store in-process (SET NX EX, compare-and-delete script); **direct** = go-redis, the same two commands\n")
-	p("- **binding**: one operation = an output binding call with a %d-byte body, echoed back. **sidecar** = the same client → tandemd `POST /v1.0/bindings/echo` (`{\"operation\":\"post\",\"data\":…}`) → bindings.http → `test/bench/echoapp`; **component** = the `components/bindings/http` binding in-process → echo app; **direct** = the client's `POST` straight to the echo app\n", e.payload)
+	p("- **binding**: one operation = an output binding call with a %d-byte body (a JSON string, quotes included), echoed back. **sidecar** = the same client → tandemd `POST /v1.0/bindings/echo` (`{\"operation\":\"post\",\"data\":…}`) → bindings.http → `test/bench/echoapp`; **component** = the `components/bindings/http` binding in-process → echo app; **direct** = the client's `POST` straight to the echo app\n", e.payload)
 	p("- the load generator (this process), tandemd, redis-server and the echo app share the same CPUs\n\n")
 
 	find := func(block, path string) (blockRun, bool) {
