@@ -652,7 +652,7 @@ func (r *actorReport) markdown() string {
 	fmt.Fprintf(&b, "- date: %s\n- commit: %s\n", r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Commit)
 	fmt.Fprintf(&b, "- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s, %s\n", m.NProc, m.CPUModel, m.GOMAXPROCS, m.Kernel, m.GoVersion)
 	fmt.Fprintf(&b, "- `uptime` before: %s\n- `uptime` after: %s\n", r.UptimeBefore, r.UptimeAfter)
-	fmt.Fprintf(&b, "- **the machine was shared** (other helpers' builds and tests): with a load average above the 2 CPUs, every figure here is inflated by waiting for a CPU, latencies most of all; compare the paths of one run with each other, not with other runs\n")
+	fmt.Fprintf(&b, "- the load generator, both sidecars, sentry, placement, the scheduler and the app share these CPUs; the `uptime` lines say whether other work shared them too (with a load average before the run above the CPU count, every figure is inflated by waiting for a CPU, latencies most of all)\n")
 	fmt.Fprintf(&b, "- load: %d workers, one keep-alive HTTP/1.1 connection each, %d-byte bodies echoed; fixed rate %.0f calls/s spread over the workers (a late answer delays that worker's next calls), max rate = each worker sends its next call when the previous one returned; %s per run after %s warm-up of each path\n",
 		r.Set.Connections, r.Set.PayloadBytes, r.Set.FixedQPS, r.Set.Run, r.Set.Warmup)
 	fmt.Fprintf(&b, "- processes: sentry, Tandem's placement (one replica), the echo app (`test/bench/echoapp --actor-types bench`), **callee** tandemd (the app, hosts type `bench`) and **caller** tandemd (no app), both with mTLS from sentry, log level info\n")
