@@ -120,7 +120,9 @@ func TestBinary(t *testing.T) {
 			t.Errorf("%s not written: %v", f, err)
 		}
 	}
-	if body := httpGet(t, "http://"+listening["healthz_address"].(string)+"/healthz"); !strings.Contains(body, "ok") {
+	// "sentry listening" is logged as the servers start: /healthz answers
+	// 503 until the CA service serves, then 200.
+	if body := healthy(t, "http://"+listening["healthz_address"].(string)+"/healthz", 10*time.Second); !strings.Contains(body, "ok") {
 		t.Errorf("healthz body = %q", body)
 	}
 
@@ -192,6 +194,28 @@ func errorsUnwrapAll(err error) error {
 			return err
 		}
 		err = u.Unwrap()
+	}
+}
+
+// healthy polls url until it answers 200, for at most wait, and returns
+// the body.
+func healthy(t *testing.T, url string, wait time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return string(body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s = %d after %s", url, resp.StatusCode, wait)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
