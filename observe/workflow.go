@@ -58,6 +58,15 @@ func (w *workflowMetrics) collectors() []prometheus.Collector {
 		w.actOpCount, w.actOpLatency, w.actExecCount, w.actExecLatency, w.payloadRatio, w.actPayloadRatio}
 }
 
+// record counts one event of name (an operation, workflow or activity)
+// with status and, when took is known, observes its latency.
+func (m *Metrics) record(count *prometheus.CounterVec, latency *prometheus.HistogramVec, name, status string, took time.Duration) {
+	count.WithLabelValues(m.appID, m.namespace, name, status).Inc()
+	if took > 0 {
+		latency.WithLabelValues(m.appID, m.namespace, name, status).Observe(ms(took))
+	}
+}
+
 // ms is d in milliseconds, as daprd's latencies.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -71,10 +80,7 @@ func (m *Metrics) WorkflowOperation(operation string, ok bool, took time.Duratio
 	if !ok {
 		status = "failed"
 	}
-	m.wf.opCount.WithLabelValues(m.appID, m.namespace, operation, status).Inc()
-	if took > 0 {
-		m.wf.opLatency.WithLabelValues(m.appID, m.namespace, operation, status).Observe(ms(took))
-	}
+	m.record(m.wf.opCount, m.wf.opLatency, operation, status, took)
 }
 
 // WorkflowExecution records an instance that ended with status (success,
@@ -83,10 +89,7 @@ func (m *Metrics) WorkflowExecution(workflow, status string, took time.Duration)
 	if m == nil || m.wf == nil {
 		return
 	}
-	m.wf.execCount.WithLabelValues(m.appID, m.namespace, workflow, status).Inc()
-	if took > 0 {
-		m.wf.execLatency.WithLabelValues(m.appID, m.namespace, workflow, status).Observe(ms(took))
-	}
+	m.record(m.wf.execCount, m.wf.execLatency, workflow, status, took)
 }
 
 // WorkflowScheduling records how long an instance waited for its first
@@ -103,10 +106,7 @@ func (m *Metrics) ActivityOperation(activity, status string, took time.Duration)
 	if m == nil || m.wf == nil {
 		return
 	}
-	m.wf.actOpCount.WithLabelValues(m.appID, m.namespace, activity, status).Inc()
-	if took > 0 {
-		m.wf.actOpLatency.WithLabelValues(m.appID, m.namespace, activity, status).Observe(ms(took))
-	}
+	m.record(m.wf.actOpCount, m.wf.actOpLatency, activity, status, took)
 }
 
 // ActivityExecution records an activity's result (success or failed).
@@ -114,10 +114,7 @@ func (m *Metrics) ActivityExecution(activity, status string, took time.Duration)
 	if m == nil || m.wf == nil {
 		return
 	}
-	m.wf.actExecCount.WithLabelValues(m.appID, m.namespace, activity, status).Inc()
-	if took > 0 {
-		m.wf.actExecLatency.WithLabelValues(m.appID, m.namespace, activity, status).Observe(ms(took))
-	}
+	m.record(m.wf.actExecCount, m.wf.actExecLatency, activity, status, took)
 }
 
 // WorkflowPayloadRatio records a workflow work item's size as a share of
