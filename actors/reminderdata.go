@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 
+	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -123,4 +125,29 @@ func internalReminderData(msg *anypb.Any) []byte {
 	}
 	out, _ := proto.Marshal(a)
 	return out
+}
+
+// reminderCall is the actor call that fires reminder name on an actor: an
+// app's actor gets daprd's body (no "data" when the reminder has none,
+// its JSON compacted otherwise, with dueTime and period as given), an
+// internal actor the data as it is stored.
+func reminderCall(actorType, actorID, name string, data *anypb.Any, dueTime, period string) *internalsv1.InternalInvokeRequest {
+	msg := &anypb.Any{}
+	if isInternalType(actorType) {
+		msg = internalReminderMessage(data)
+	} else {
+		msg.Value, _ = json.Marshal(struct {
+			Data    json.RawMessage `json:"data,omitempty"`
+			DueTime string          `json:"dueTime"`
+			Period  string          `json:"period"`
+		}{Data: reminderData(data), DueTime: dueTime, Period: period})
+	}
+	return &internalsv1.InternalInvokeRequest{
+		Ver:   internalsv1.APIVersion_V1,
+		Actor: &internalsv1.Actor{ActorType: actorType, ActorId: actorID},
+		Message: &commonv1.InvokeRequest{
+			Method: "remind/" + name, ContentType: "application/json", Data: msg,
+			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
+		},
+	}
 }

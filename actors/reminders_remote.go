@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -11,7 +10,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
@@ -76,24 +74,7 @@ func (r *Runtime) CallActorReminder(ctx context.Context, in *internalsv1.Reminde
 	if r == nil || r.placement == nil {
 		return status.Error(codes.FailedPrecondition, ErrNoPlacement.Error())
 	}
-	msg := &anypb.Any{}
-	if isInternalType(in.GetActorType()) {
-		msg = internalReminderMessage(in.GetData())
-	} else {
-		msg.Value, _ = json.Marshal(struct {
-			Data    json.RawMessage `json:"data,omitempty"`
-			DueTime string          `json:"dueTime"`
-			Period  string          `json:"period"`
-		}{Data: reminderData(in.GetData()), DueTime: in.GetDueTime(), Period: in.GetPeriod()})
-	}
-	req := &internalsv1.InternalInvokeRequest{
-		Ver:   internalsv1.APIVersion_V1,
-		Actor: &internalsv1.Actor{ActorType: in.GetActorType(), ActorId: in.GetActorId()},
-		Message: &commonv1.InvokeRequest{
-			Method: "remind/" + in.GetName(), ContentType: "application/json", Data: msg,
-			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
-		},
-	}
+	req := reminderCall(in.GetActorType(), in.GetActorId(), in.GetName(), in.GetData(), in.GetDueTime(), in.GetPeriod())
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		for _, h := range []string{callerAppHeader, callerNamespaceHeader} {
 			if v := md.Get(h); len(v) > 0 {

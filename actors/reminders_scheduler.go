@@ -2,19 +2,15 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
-	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tandemrun/tandem/actors/schedule"
 	"github.com/tandemrun/tandem/jobs"
@@ -191,27 +187,8 @@ func (s *schedulerReminders) Delete(ctx context.Context, actorType, actorID, nam
 // deleted); FAILED otherwise, which the job's failure policy retries.
 func (s *schedulerReminders) trigger(ctx context.Context, job *schedulerv1.WatchJobsResponse) schedulerv1.WatchJobsRequestResultStatus {
 	actor := job.GetMetadata().GetTarget().GetActor()
-	// An app's actor gets daprd's body: no "data" when the reminder has
-	// none, its JSON compacted otherwise; dueTime and period empty. An
-	// internal actor gets the job's data as it is.
-	msg := &anypb.Any{}
-	if isInternalType(actor.GetType()) {
-		msg = internalReminderMessage(job.GetData())
-	} else {
-		msg.Value, _ = json.Marshal(struct {
-			Data    json.RawMessage `json:"data,omitempty"`
-			DueTime string          `json:"dueTime"`
-			Period  string          `json:"period"`
-		}{Data: reminderData(job.GetData())})
-	}
-	req := &internalsv1.InternalInvokeRequest{
-		Ver:   internalsv1.APIVersion_V1,
-		Actor: &internalsv1.Actor{ActorType: actor.GetType(), ActorId: actor.GetId()},
-		Message: &commonv1.InvokeRequest{
-			Method: "remind/" + job.GetName(), ContentType: "application/json", Data: msg,
-			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
-		},
-	}
+	// dueTime and period are empty, as in daprd's.
+	req := reminderCall(actor.GetType(), actor.GetId(), job.GetName(), job.GetData(), "", "")
 	resp, err := s.r.routeReminder(ctx, req)
 	if resp != nil && cancelHeader(resp) {
 		if derr := s.Delete(ctx, actor.GetType(), actor.GetId(), job.GetName()); derr != nil {
