@@ -128,9 +128,9 @@ func TestResolverMissingKey(t *testing.T) {
 func TestBuiltinUnknownType(t *testing.T) {
 	m := components.NewManager(builtin.Kind(), components.ManagerOptions{Resolve: components.Env{}.Resolve})
 	defer m.Close()
-	m.Apply([]components.Component{{Name: "v", Type: "secretstores.hashicorp.vault", Source: "vault.yaml", InitTimeout: time.Second}})
+	m.Apply([]components.Component{{Name: "v", Type: "secretstores.azure.keyvault", Source: "keyvault.yaml", InitTimeout: time.Second}})
 	err := m.Wait(context.Background())
-	want := `vault.yaml: component "v": spec.type: unknown secretstores type "secretstores.hashicorp.vault"; known types: secretstores.kubernetes, secretstores.local.env, secretstores.local.file`
+	want := `keyvault.yaml: component "v": spec.type: unknown secretstores type "secretstores.azure.keyvault"; known types: secretstores.hashicorp.vault, secretstores.kubernetes, secretstores.local.env, secretstores.local.file`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Wait = %v\nwant it to contain %s", err, want)
 	}
