@@ -3,9 +3,9 @@
 // them with, and Resolver, which resolves secretKeyRef entries of other
 // components through the loaded stores.
 //
-// Backends live in sub-packages (localfile, localenv) and import only this
-// package and components; builtin lists them for cmd; secretstoretest is
-// the contract suite every backend passes.
+// Backends live in sub-packages (localfile, localenv, kubernetes, vault)
+// and import only this package and components; builtin lists them for
+// cmd; secretstoretest is the contract suite every backend passes.
 package secretstores
 
 import (
