@@ -151,8 +151,8 @@ func invokeVia(t *testing.T, httpPort int, app, method string, body string) (*ht
 // app as "grpcsvc", each under its own `tandem run`, as two terminals would.
 func startPair(t *testing.T, c *tandemCLI) (web, grpcsvc *framework.Process, apps map[string]listed) {
 	t.Helper()
-	web = c.start("tandem run web", "run", "--app-id", "web", "--app-port", fmt.Sprint(framework.FreePort(t)), "--", bins.Echo)
-	grpcsvc = c.start("tandem run grpcsvc", "run", "--app-id", "grpcsvc", "--app-port", fmt.Sprint(framework.FreePort(t)),
+	web = c.start("tandem run web", "run", "--app-id", "web", "--app-port", fmt.Sprint(framework.AppPort(t)), "--", bins.Echo)
+	grpcsvc = c.start("tandem run grpcsvc", "run", "--app-id", "grpcsvc", "--app-port", fmt.Sprint(framework.AppPort(t)),
 		"--app-protocol", "grpc", "--", bins.GRPCEcho)
 	apps = c.waitApps([]*framework.Process{web, grpcsvc}, "web", "grpcsvc")
 	return web, grpcsvc, apps

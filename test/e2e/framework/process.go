@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -192,6 +193,32 @@ func FreePort(t testing.TB) int {
 		}
 	}
 	t.Fatal("free port: no unused port after 100 tries")
+	return 0
+}
+
+// AppPort returns a free loopback TCP port below the kernel's ephemeral
+// range (20000-32767), for a port a process binds only after others
+// started: `tandem run` starts the local sentry, whose listeners take
+// ephemeral ports, before the app listens on its --app-port, and a port
+// from FreePort may be handed to the sentry in between.
+func AppPort(t testing.TB) int {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		port := 20000 + rand.IntN(12768)
+		if given[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		given[port] = true
+		return port
+	}
+	t.Fatal("app port: no free port in 20000-32767 after 200 tries")
 	return 0
 }
 
