@@ -107,26 +107,9 @@ func TestTableUpdateDrainsCalls(t *testing.T) {
 		{"cancelled at once without drainRebalancedActors", `{"entities":["counter"],"drainOngoingCallTimeout":"1m","drainRebalancedActors":false}`, 0, 900 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, addr := serveFakePlacement(t)
-
 			app := &blockingApp{config: tc.config, started: make(chan struct{})}
-			r, err := New(Config{
-				AppID: "app", Namespace: "default", App: app,
-				Placement: &placement.Config{
-					Addresses: []string{addr}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
-					DialOptions:          []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
-					DisseminationTimeout: 3 * time.Second, // drains of 3s and more are clamped to 2.4s
-				},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			ran := make(chan error, 1)
-			go func() { ran <- r.Run(ctx) }()
-			defer func() { cancel(); <-ran }()
-
-			st := <-srv.streams
+			// Drains of 3s and more are clamped to 2.4s.
+			r, _, st, ctx := runOnFakePlacement(t, app, 3*time.Second)
 			if _, err := st.Recv(); err != nil { // the report
 				t.Fatal(err)
 			}
@@ -134,15 +117,7 @@ func TestTableUpdateDrainsCalls(t *testing.T) {
 			placementRound(t, st, "update", 1, counterTable("127.0.0.1:5000"))
 			placementRound(t, st, "unlock", 1, nil)
 
-			called := make(chan error, 1)
-			go func() {
-				_, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
-					Ver:     internalsv1.APIVersion_V1,
-					Actor:   &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
-					Message: &commonv1.InvokeRequest{Method: "m", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT}},
-				})
-				called <- err
-			}()
+			called := callCounter(ctx, r)
 			<-app.started
 
 			// Another name for this host: the ring changes, the actor stays.
@@ -211,16 +186,20 @@ func serveFakePlacement(t *testing.T) (*fakePlacement, string) {
 	return srv, ln.Addr().String()
 }
 
-// TestHostInternalReportsOnce: internal types hosted together reach
-// placement in one report (one dissemination round, as daprd's).
-func TestHostInternalReportsOnce(t *testing.T) {
+// runOnFakePlacement runs a Runtime of app "app", host 127.0.0.1:5000,
+// with app as its app channel (nil: none), on a fake placement with the
+// given dissemination timeout (0: the default) until the test ends. It
+// returns the runtime, the placement server, its first stream (whose
+// first report the caller reads) and the context the runtime runs in.
+func runOnFakePlacement(t *testing.T, app invoke.AppChannel, dissemination time.Duration) (*Runtime, *fakePlacement, placementv1.Placement_ReportDaprStatusServer, context.Context) {
+	t.Helper()
 	srv, addr := serveFakePlacement(t)
-
 	r, err := New(Config{
-		AppID: "app", Namespace: "default",
+		AppID: "app", Namespace: "default", App: app,
 		Placement: &placement.Config{
 			Addresses: []string{addr}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
-			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+			DialOptions:          []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+			DisseminationTimeout: dissemination,
 		},
 	})
 	if err != nil {
@@ -229,8 +208,29 @@ func TestHostInternalReportsOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(ctx) }()
-	defer func() { cancel(); <-ran }()
-	st := <-srv.streams
+	t.Cleanup(func() { cancel(); <-ran })
+	return r, srv, <-srv.streams, ctx
+}
+
+// callCounter calls method m of counter actor 1 through r in the
+// background; the channel gets the call's error.
+func callCounter(ctx context.Context, r *Runtime) <-chan error {
+	called := make(chan error, 1)
+	go func() {
+		_, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
+			Ver:     internalsv1.APIVersion_V1,
+			Actor:   &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
+			Message: &commonv1.InvokeRequest{Method: "m", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT}},
+		})
+		called <- err
+	}()
+	return called
+}
+
+// TestHostInternalReportsOnce: internal types hosted together reach
+// placement in one report (one dissemination round, as daprd's).
+func TestHostInternalReportsOnce(t *testing.T) {
+	r, _, st, _ := runOnFakePlacement(t, nil, 0)
 	if h, err := st.Recv(); err != nil || len(h.GetEntities()) != 0 {
 		t.Fatalf("first report %v, %v; want no types", h, err)
 	}
@@ -264,24 +264,8 @@ func TestPlacementLossDrainsCalls(t *testing.T) {
 			0, 900 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, addr := serveFakePlacement(t)
 			app := &blockingApp{config: tc.config, started: make(chan struct{})}
-			r, err := New(Config{
-				AppID: "app", Namespace: "default", App: app,
-				Placement: &placement.Config{
-					Addresses: []string{addr}, HostName: "127.0.0.1:5000", AppID: "app", Namespace: "default",
-					DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
-				},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			ran := make(chan error, 1)
-			go func() { ran <- r.Run(ctx) }()
-			defer func() { cancel(); <-ran }()
-
-			st := <-srv.streams
+			r, srv, st, ctx := runOnFakePlacement(t, app, 0)
 			if _, err := st.Recv(); err != nil {
 				t.Fatal(err)
 			}
@@ -289,15 +273,7 @@ func TestPlacementLossDrainsCalls(t *testing.T) {
 			placementRound(t, st, "update", 1, counterTable("127.0.0.1:5000"))
 			placementRound(t, st, "unlock", 1, nil)
 
-			called := make(chan error, 1)
-			go func() {
-				_, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
-					Ver:     internalsv1.APIVersion_V1,
-					Actor:   &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
-					Message: &commonv1.InvokeRequest{Method: "m", HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT}},
-				})
-				called <- err
-			}()
+			called := callCounter(ctx, r)
 			<-app.started
 
 			start := time.Now()

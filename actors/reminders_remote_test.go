@@ -12,7 +12,6 @@ import (
 	placementv1 "github.com/dapr/dapr/pkg/proto/placement/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/tandemrun/tandem/actors/placement"
 	"github.com/tandemrun/tandem/invoke/transport"
 )
 
@@ -131,23 +129,8 @@ func (a *recordingInternal) Deactivate(string) {}
 // reminder's data as stored; one of an actor owned elsewhere is refused
 // as moved.
 func TestCallActorReminderServed(t *testing.T) {
-	srv, addr := serveFakePlacement(t)
-	const self = "127.0.0.1:5000"
-	r, err := New(Config{
-		AppID: "app", Namespace: "default",
-		Placement: &placement.Config{
-			Addresses: []string{addr}, HostName: self, AppID: "app", Namespace: "default",
-			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ran := make(chan error, 1)
-	go func() { ran <- r.Run(ctx) }()
-	defer func() { cancel(); <-ran }()
-	st := <-srv.streams
+	const self = "127.0.0.1:5000" // runOnFakePlacement's host
+	r, _, st, ctx := runOnFakePlacement(t, nil, 0)
 	if _, err := st.Recv(); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +163,7 @@ func TestCallActorReminderServed(t *testing.T) {
 	placementRound(t, st, "lock", 2, nil)
 	placementRound(t, st, "update", 2, table("10.9.9.9:5000"))
 	placementRound(t, st, "unlock", 2, nil)
-	err = r.CallActorReminder(ctx, &internalsv1.Reminder{ActorType: wfType, ActorId: "i", Name: "timer-1", Data: data})
+	err := r.CallActorReminder(ctx, &internalsv1.Reminder{ActorType: wfType, ActorId: "i", Name: "timer-1", Data: data})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("a reminder of an actor owned elsewhere: %v, want FailedPrecondition (moved)", err)
 	}
