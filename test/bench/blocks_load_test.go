@@ -22,22 +22,6 @@ import (
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
-// blockRun is one measured run of a building block's operation on one path.
-type blockRun struct {
-	Block, Path string // "lock" or "binding"; "sidecar", "component" or "direct"
-	Stats       opStats
-	SidecarCPU  time.Duration // the sidecar's CPU; 0 for the other paths
-	PeerCPU     time.Duration // redis-server's or the echo app's CPU; -1 when not visible
-	ClientCPU   time.Duration
-}
-
-func (r blockRun) perK(d time.Duration) string {
-	if d < 0 || r.Stats.Ops == 0 {
-		return "–"
-	}
-	return fmt.Sprintf("%.1f", ms(d)*1000/float64(r.Stats.Ops))
-}
-
 // TestBlocksLoad measures the building blocks of issue 15 that have a
 // direct counterpart, each in one run against it:
 //   - lock: a TryLock and its Unlock through tandemd's
@@ -233,25 +217,16 @@ spec:
 	}
 
 	cpu := NewProcCPU()
-	readCPU := func(pid int) time.Duration {
-		if pid == 0 {
-			return -1
-		}
-		d, err := cpu.CPU(pid)
-		if err != nil {
-			return -1
-		}
-		return d
-	}
+	readCPU := cpu.CPUOrUnknown
 	peer := map[string]int{"lock": findPID("redis-server"), "binding": echo.PID()}
 	sampler := StartRSSSampler(50*time.Millisecond, sc.PID())
-	var runs []blockRun
+	var runs []pathRun
 	for _, b := range blocks {
 		for _, path := range order {
 			dropKeys()
 			scBefore, pBefore, cBefore := readCPU(sc.PID()), readCPU(peer[b]), selfCPU()
 			s := closedLoop(workers, seconds, ops[b+" "+path])
-			run := blockRun{Block: b, Path: path, Stats: s, ClientCPU: selfCPU() - cBefore, PeerCPU: -1}
+			run := pathRun{Op: b, Path: path, Stats: s, ClientCPU: selfCPU() - cBefore, PeerCPU: -1}
 			if path == "sidecar" {
 				run.SidecarCPU = readCPU(sc.PID()) - scBefore
 			}
@@ -275,7 +250,7 @@ spec:
 	writeBenchReport(t, "TANDEM_BENCH_BLOCKS_OUT", filepath.Join("results", "blocks.md"), md)
 	for _, r := range runs {
 		if r.Stats.Errors > 0 {
-			t.Errorf("%s %s: %d of %d operations failed, first: %s", r.Block, r.Path, r.Stats.Errors, r.Stats.Ops, r.Stats.FirstErr)
+			t.Errorf("%s %s: %d of %d operations failed, first: %s", r.Op, r.Path, r.Stats.Errors, r.Stats.Ops, r.Stats.FirstErr)
 		}
 	}
 }
@@ -287,7 +262,7 @@ type blocksEnv struct {
 	idle, peak, hwm       uint64
 }
 
-func blocksMarkdown(runs []blockRun, e blocksEnv) string {
+func blocksMarkdown(runs []pathRun, e blocksEnv) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	m := machine()
@@ -301,13 +276,13 @@ func blocksMarkdown(runs []blockRun, e blocksEnv) string {
 	p("- **binding**: one operation = an output binding call with a %d-byte body (a JSON string, quotes included), echoed back. **sidecar** = the same client → tandemd `POST /v1.0/bindings/echo` (`{\"operation\":\"post\",\"data\":…}`) → bindings.http → `test/bench/echoapp`; **component** = the `components/bindings/http` binding in-process → echo app; **direct** = the client's `POST` straight to the echo app\n", e.payload)
 	p("- the load generator (this process), tandemd, redis-server and the echo app share the same CPUs\n\n")
 
-	find := func(block, path string) (blockRun, bool) {
+	find := func(block, path string) (pathRun, bool) {
 		for _, r := range runs {
-			if r.Block == block && r.Path == path {
+			if r.Op == block && r.Path == path {
 				return r, true
 			}
 		}
-		return blockRun{}, false
+		return pathRun{}, false
 	}
 	p("## Through the sidecar against direct\n\n| figure | value |\n|---|---|\n")
 	for _, blk := range []string{"lock", "binding"} {
@@ -330,7 +305,7 @@ func blocksMarkdown(runs []blockRun, e blocksEnv) string {
 		}
 		s := r.Stats
 		p("| %s | %s | %.0f | %d | %d | %.3f | %.3f | %.3f | %.3f | %s | %s | %s |\n",
-			r.Block, r.Path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), sc, r.perK(r.PeerCPU), r.perK(r.ClientCPU))
+			r.Op, r.Path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), sc, r.perK(r.PeerCPU), r.perK(r.ClientCPU))
 	}
 	p("\n## Sidecar memory\n\n| idle VmRSS | max sampled VmRSS (all runs) | VmHWM (after all runs) |\n|---|---|---|\n| %s | %s | %s |\n",
 		mib(e.idle), mib(e.peak), mib(e.hwm))

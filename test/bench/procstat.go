@@ -30,6 +30,19 @@ func NewProcCPU() ProcCPU {
 	return ProcCPU{Tick: time.Second / time.Duration(hz)}
 }
 
+// CPUOrUnknown is CPU of pid, or -1 when pid is 0 (a process not found)
+// or its CPU time cannot be read.
+func (p ProcCPU) CPUOrUnknown(pid int) time.Duration {
+	if pid == 0 {
+		return -1
+	}
+	d, err := p.CPU(pid)
+	if err != nil {
+		return -1
+	}
+	return d
+}
+
 // CPU returns utime+stime of pid.
 func (p ProcCPU) CPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

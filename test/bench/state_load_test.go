@@ -23,16 +23,18 @@ import (
 	"github.com/tandemrun/tandem/test/e2e/framework"
 )
 
-// stateRun is one measured state run.
-type stateRun struct {
-	Op, Path   string // "save"/"get"; "sidecar", "component" or "plain"
+// pathRun is one measured run of an operation on one path, in the state
+// and the building-block benchmarks.
+type pathRun struct {
+	Op, Path   string // e.g. "save"/"get", "lock"/"binding"; "sidecar", "component", "plain", "direct"
 	Stats      opStats
-	SidecarCPU time.Duration // 0 for direct runs
-	RedisCPU   time.Duration // -1 when redis-server is not visible here
+	SidecarCPU time.Duration // the sidecar's (or the floor server's); 0 for direct runs
+	PeerCPU    time.Duration // the backend's (redis-server, an echo app); -1 when not visible here
 	ClientCPU  time.Duration
 }
 
-func (r stateRun) perK(d time.Duration) string {
+// perK is d per 1000 operations of the run, in ms; "–" when unknown.
+func (r pathRun) perK(d time.Duration) string {
 	if d < 0 || r.Stats.Ops == 0 {
 		return "–"
 	}
@@ -194,23 +196,14 @@ spec:
 
 	cpu := NewProcCPU()
 	redisPID := findPID("redis-server")
-	readCPU := func(pid int) time.Duration {
-		if pid == 0 {
-			return -1
-		}
-		d, err := cpu.CPU(pid)
-		if err != nil {
-			return -1
-		}
-		return d
-	}
+	readCPU := cpu.CPUOrUnknown
 	sampler := StartRSSSampler(50*time.Millisecond, sc.PID())
-	var runs []stateRun
+	var runs []pathRun
 	for _, op := range []string{"save", "get"} {
 		for _, path := range order {
 			scBefore, rBefore, cBefore, floorBefore := readCPU(sc.PID()), readCPU(redisPID), selfCPU(), readCPU(floor.pid)
 			s := closedLoop(workers, seconds, ops[op+" "+path])
-			run := stateRun{Op: op, Path: path, Stats: s, ClientCPU: selfCPU() - cBefore, RedisCPU: -1}
+			run := pathRun{Op: op, Path: path, Stats: s, ClientCPU: selfCPU() - cBefore, PeerCPU: -1}
 			switch path {
 			case "sidecar":
 				run.SidecarCPU = readCPU(sc.PID()) - scBefore
@@ -218,7 +211,7 @@ spec:
 				run.SidecarCPU = readCPU(floor.pid) - floorBefore
 			}
 			if rBefore >= 0 {
-				run.RedisCPU = readCPU(redisPID) - rBefore
+				run.PeerCPU = readCPU(redisPID) - rBefore
 			}
 			t.Logf("%s %s: %.0f ops/s, %d ops, %d errors, p50 %.3f ms, p99 %.3f ms",
 				op, path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P99))
@@ -345,7 +338,7 @@ type stateEnv struct {
 	idle, peak, hwm       uint64
 }
 
-func stateMarkdown(runs []stateRun, e stateEnv) string {
+func stateMarkdown(runs []pathRun, e stateEnv) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	m := machine()
@@ -367,13 +360,13 @@ func stateMarkdown(runs []stateRun, e stateEnv) string {
 	p("- the load generator (this process), tandemd and redis-server share the same CPUs\n\n")
 
 	p("## Targets (issue 3)\n\n| figure | Tandem | target | Dapr 1.18 | met |\n|---|---|---|---|---|\n")
-	find := func(op, path string) (stateRun, bool) {
+	find := func(op, path string) (pathRun, bool) {
 		for _, r := range runs {
 			if r.Op == op && r.Path == path {
 				return r, true
 			}
 		}
-		return stateRun{}, false
+		return pathRun{}, false
 	}
 	for _, op := range []string{"save", "get"} {
 		dapr := map[string]string{"save": "0.05×", "get": "0.12×"}[op]
@@ -407,7 +400,7 @@ func stateMarkdown(runs []stateRun, e stateEnv) string {
 		}
 		s := r.Stats
 		p("| %s | %s | %.0f | %d | %d | %.3f | %.3f | %.3f | %.3f | %s | %s | %s |\n",
-			r.Op, r.Path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), sc, r.perK(r.RedisCPU), r.perK(r.ClientCPU))
+			r.Op, r.Path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), sc, r.perK(r.PeerCPU), r.perK(r.ClientCPU))
 	}
 	p("\n## Sidecar memory\n\n| idle VmRSS | max sampled VmRSS (all runs) | VmHWM (after all runs) |\n|---|---|---|\n| %s | %s | %s |\n",
 		mib(e.idle), mib(e.peak), mib(e.hwm))
