@@ -46,7 +46,7 @@ func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeReque
 		p = r.cfg.Policy(req.GetActor().GetActorType(), req.GetActor().GetActorId())
 	}
 	resp, err := resiliency.Do(ctx, p, func(ctx context.Context) (*internalsv1.InternalInvokeResponse, error) {
-		resp, err := r.route(ctx, req)
+		resp, err := r.routeFound(ctx, req, r.callRemote)
 		var ae *AppError
 		if errors.As(err, &ae) {
 			return resp, &resiliency.StatusError{HTTP: ae.Status, Err: ae}
@@ -58,6 +58,38 @@ func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeReque
 		return resp, ae
 	}
 	return resp, err
+}
+
+// notFoundWait is how long a call of an actor type that no host has
+// registered waits for one, as daprd's built-in
+// DaprBuiltInActorNotFoundRetries (5 retries, 1 s apart) does: the app
+// that hosts the type may have just registered it (a workflow worker that
+// connected), and placement's next table brings it.
+const notFoundWait = 5 * time.Second
+
+// routeFound is route that gives an actor type missing from the placement
+// table up to notFoundWait to appear, trying again on each new table and
+// at least every second.
+// remote is the call of another host.
+func (r *Runtime) routeFound(ctx context.Context, req *internalsv1.InternalInvokeRequest, remote func(context.Context, string, *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error)) (*internalsv1.InternalInvokeResponse, error) {
+	deadline := time.Now().Add(notFoundWait)
+	for {
+		changed := r.placement.Table().Changed()
+		resp, err := r.routeVia(ctx, req, remote)
+		left := time.Until(deadline)
+		if !errors.Is(err, placement.ErrNoAddress) || left <= 0 {
+			return resp, err
+		}
+		t := time.NewTimer(min(left, time.Second))
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+		t.Stop()
+	}
 }
 
 // maxMoves bounds how often one attempt follows an actor that moved to
