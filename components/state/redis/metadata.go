@@ -20,7 +20,8 @@ type config struct {
 // parseConfig reads Dapr's state.redis metadata. Supported: redisHost,
 // redisUsername, redisPassword, redisDB, enableTLS, the topology (redisType
 // "cluster"; failover, sentinelMasterName, sentinelUsername,
-// sentinelPassword: see internal/redisconn), insecureSkipVerify,
+// sentinelPassword: see internal/redisconn), insecureSkipTLSVerify (or
+// insecureSkipVerify),
 // ttlInSeconds, redisMaxRetries, redisMinRetryInterval,
 // redisMaxRetryInterval, dialTimeout, readTimeout, writeTimeout, poolSize,
 // minIdleConns, poolTimeout.
@@ -36,9 +37,15 @@ func parseConfig(md components.Metadata) (config, error) {
 	c.opts.Protocol = 2
 	c.opts.DisableIdentity = true
 	if c.opts.TLSConfig != nil {
-		skip, err := md.Bool("insecureSkipVerify", false)
+		// Dapr's name, or the one this store read first.
+		skip, err := md.Bool("insecureSkipTLSVerify", false)
 		if err != nil {
 			return c, err
+		}
+		if !skip {
+			if skip, err = md.Bool("insecureSkipVerify", false); err != nil {
+				return c, err
+			}
 		}
 		c.opts.TLSConfig.InsecureSkipVerify = skip //nolint:gosec // opt-in, as in Dapr
 	}

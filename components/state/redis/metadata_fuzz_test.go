@@ -26,4 +26,4 @@ func FuzzParseConfig(f *testing.F) {
 }
 
 // metadataNames are the properties parseConfig reads.
-var metadataNames = []string{"dialTimeout", "enableTLS", "failover", "sentinelMasterName", "sentinelPassword", "sentinelUsername", "insecureSkipVerify", "minIdleConns", "poolSize", "poolTimeout", "readTimeout", "redisDB", "redisHost", "redisMaxRetries", "redisMaxRetryInterval", "redisMinRetryInterval", "redisPassword", "redisType", "redisUsername", "ttlInSeconds", "writeTimeout"}
+var metadataNames = []string{"dialTimeout", "enableTLS", "failover", "sentinelMasterName", "sentinelPassword", "sentinelUsername", "insecureSkipTLSVerify", "insecureSkipVerify", "minIdleConns", "poolSize", "poolTimeout", "readTimeout", "redisDB", "redisHost", "redisMaxRetries", "redisMaxRetryInterval", "redisMinRetryInterval", "redisPassword", "redisType", "redisUsername", "ttlInSeconds", "writeTimeout"}

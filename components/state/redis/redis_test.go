@@ -240,7 +240,7 @@ var configCases = []struct {
 	{"several hosts, no topology", map[string]string{"redisHost": "h:1,h:2"}, `set redisType "cluster"`},
 	{"sentinel without master name", map[string]string{"redisHost": "h:1", "failover": "true"}, "sentinelMasterName"},
 	{"bad db", map[string]string{"redisHost": "h:1", "redisDB": "x"}, "not an integer"},
-	{"ok", map[string]string{"redisHost": "h:1", "redisDB": "3", "enableTLS": "true", "dialTimeout": "2s"}, ""},
+	{"ok", map[string]string{"redisHost": "h:1", "redisDB": "3", "enableTLS": "true", "dialTimeout": "2s", "insecureSkipTLSVerify": "true"}, ""},
 }
 
 func TestConfig(t *testing.T) {
@@ -253,7 +253,7 @@ func TestConfig(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || c.opts.DB != 3 || c.opts.TLSConfig == nil {
+			if err != nil || c.opts.DB != 3 || c.opts.TLSConfig == nil || !c.opts.TLSConfig.InsecureSkipVerify {
 				t.Fatalf("config = %+v, %v", c.opts, err)
 			}
 		})
