@@ -126,11 +126,30 @@ func StartSentinel(t testing.TB) *Sentinel {
 		}
 		return []string{conf, "--sentinel"}
 	})
-	waitFor(ctx, t, s.Sentinel, "sentinel sees the replica", func(cl *goredis.Client) (bool, error) {
-		reps, err := cl.Do(ctx, "SENTINEL", "REPLICAS", MasterName).Slice()
-		return err == nil && len(reps) > 0 && strings.Contains(fmt.Sprint(reps), "slave"), err
-	})
-	return s
+	// SENTINEL FAILOVER answers NOGOODSLAVE until the sentinel is connected
+	// to the replica and has its INFO (with the link to the master up).
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: s.Sentinel, MaxRetries: -1})
+	defer sc.Close()
+	var last []map[string]string
+	for {
+		reps, err := sc.Replicas(ctx, MasterName).Result()
+		if err == nil && len(reps) == 1 && goodReplica(reps[0]) {
+			return s
+		}
+		last = reps
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the sentinel does not see a replica fit for a failover: %v (last error %v)", last, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// goodReplica reports whether a SENTINEL REPLICAS entry is one the sentinel
+// would promote: connected, not down, its INFO fresh, its link up.
+func goodReplica(r map[string]string) bool {
+	refresh, err := strconv.Atoi(r["info-refresh"])
+	return r["flags"] == "slave" && r["master-link-status"] == "ok" && err == nil && refresh < 5000
 }
 
 // CurrentMaster asks the sentinel for the master's address.
