@@ -16,7 +16,7 @@ func FuzzParseConfig(f *testing.F) {
 	for _, c := range parseConfigCases {
 		seeds = append(seeds, c.props)
 	}
-	names := []string{"redisHost", "redisUsername", "redisPassword", "redisDB", "enableTLS", "dialTimeout"}
+	names := []string{"redisHost", "redisUsername", "redisPassword", "redisDB", "enableTLS", "dialTimeout", "redisType", "failover", "sentinelMasterName"}
 	metadatafuzz.Run(f, "fuzzed", names, seeds, func(p map[string]string) (config, error) {
 		return parseConfig(components.Metadata{Name: "fuzzed", Properties: p})
 	}, func(c config) error {

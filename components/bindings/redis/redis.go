@@ -38,7 +38,7 @@ func parseConfig(md components.Metadata) (config, error) {
 // Binding is a Redis output binding.
 type Binding struct {
 	mu     sync.RWMutex
-	client *goredis.Client
+	client goredis.UniversalClient
 }
 
 // New returns an uninitialised Redis binding.

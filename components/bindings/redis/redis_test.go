@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/bindings"
 	"github.com/tandemrun/tandem/components/bindings/bindingstest"
+	"github.com/tandemrun/tandem/internal/redisconn/redistest"
 )
 
 const addr = "127.0.0.1:6379"
@@ -25,14 +27,55 @@ func TestContract(t *testing.T) {
 
 func TestOperations(t *testing.T) {
 	bindingstest.RequireServer(t, addr, "Redis")
-	ctx := context.Background()
+	raw := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer raw.Close()
+	testOperations(t, meta(), raw)
+}
+
+// TestCluster runs the contract and the operations on a three-master
+// Redis Cluster: every operation is on one key, so any key works.
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	md := components.Metadata{Name: "r", Type: Type, Properties: map[string]string{"redisHost": c.Host(), "redisType": "cluster"}}
+	bindingstest.Run(t, bindingstest.Config{New: func() bindings.Binding { return New() }, Metadata: func(*testing.T) components.Metadata { return md }})
+	raw := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+	defer raw.Close()
+	for i := range 5 { // keys on different masters
+		t.Run(fmt.Sprint("Operations", i), func(t *testing.T) { testOperations(t, md, raw) })
+	}
+}
+
+// TestSentinel runs the contract through a sentinel, then fails the master
+// over and runs the operations on the new one.
+func TestSentinel(t *testing.T) {
+	sn := redistest.StartSentinel(t)
+	md := components.Metadata{Name: "r", Type: Type, Properties: map[string]string{
+		"redisHost": sn.Sentinel, "failover": "true", "sentinelMasterName": redistest.MasterName,
+	}}
+	bindingstest.Run(t, bindingstest.Config{New: func() bindings.Binding { return New() }, Metadata: func(*testing.T) components.Metadata { return md }})
 	b := New()
-	if err := b.Init(ctx, meta()); err != nil {
+	if err := b.Init(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	raw := goredis.NewClient(&goredis.Options{Addr: addr})
+	sn.Failover(t)
+	raw := goredis.NewFailoverClient(&goredis.FailoverOptions{SentinelAddrs: []string{sn.Sentinel}, MasterName: redistest.MasterName})
 	defer raw.Close()
+	testOperations(t, md, raw)
+	// The binding opened before the failover follows the new master.
+	if _, err := b.Invoke(context.Background(), &bindings.InvokeRequest{Operation: "create", Data: []byte("x"),
+		Metadata: map[string]string{"key": "tandemtest-after-failover-" + bindingstest.RandomSuffix(), "ttlInSeconds": "60"}}); err != nil {
+		t.Fatalf("create after failover: %v", err)
+	}
+}
+
+func testOperations(t *testing.T, md components.Metadata, raw goredis.UniversalClient) {
+	ctx := context.Background()
+	b := New()
+	if err := b.Init(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	key := "tandemtest-" + bindingstest.RandomSuffix()
 	do := func(op string, data string, md map[string]string) *bindings.InvokeResponse {
 		t.Helper()
@@ -83,6 +126,9 @@ var parseConfigCases = []struct {
 	{"all", map[string]string{"redisHost": "h:1", "redisPassword": "p", "redisDB": "2", "enableTLS": "true", "dialTimeout": "2s"}, false},
 	{"no host", map[string]string{}, true},
 	{"bad db", map[string]string{"redisHost": "h", "redisDB": "x"}, true},
+	{"cluster", map[string]string{"redisHost": "a:1,b:2", "redisType": "cluster"}, false},
+	{"sentinel", map[string]string{"redisHost": "s:26379", "failover": "true", "sentinelMasterName": "m"}, false},
+	{"hosts without a topology", map[string]string{"redisHost": "a:1,b:2"}, true},
 }
 
 func TestParseConfig(t *testing.T) {

@@ -3,6 +3,14 @@
 // changes are followed through Redis keyspace notifications, which the
 // server must publish (notify-keyspace-events with at least K, g and $,
 // e.g. "KEA"; Init turns them on when the server allows CONFIG SET).
+//
+// On a Redis Cluster (redisType "cluster") each master publishes the
+// notifications of its own keys only, so Init configures every master and
+// Subscribe listens on every master, and reading all keys scans every
+// master; masters added or promoted after Subscribe are not followed
+// (subscribe again). With Sentinel (failover "true") the subscription moves
+// to the new master after a failover, but CONFIG SET is not replicated:
+// set notify-keyspace-events in every server's redis.conf.
 package redis
 
 import (
@@ -41,7 +49,7 @@ type Store struct {
 	cfg  config
 
 	mu     sync.RWMutex
-	client *goredis.Client
+	client goredis.UniversalClient
 	wg     sync.WaitGroup
 	stop   chan struct{}
 }
@@ -66,11 +74,14 @@ func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	if ev, err := client.ConfigGet(pctx, "notify-keyspace-events").Result(); err == nil && !notifies(ev["notify-keyspace-events"]) {
-		if err := client.ConfigSet(pctx, "notify-keyspace-events", "KEA").Err(); err != nil {
-			s.log.Warn("Redis does not publish keyspace notifications and refused CONFIG SET; subscriptions will see no changes until notify-keyspace-events is set to KEA", "component", md.Name, "error", err)
+	_ = redisconn.EachMaster(pctx, client, func(ctx context.Context, m *goredis.Client) error {
+		if ev, err := m.ConfigGet(ctx, "notify-keyspace-events").Result(); err == nil && !notifies(ev["notify-keyspace-events"]) {
+			if err := m.ConfigSet(ctx, "notify-keyspace-events", "KEA").Err(); err != nil {
+				s.log.Warn("Redis does not publish keyspace notifications and refused CONFIG SET; subscriptions will see no changes until notify-keyspace-events is set to KEA", "component", md.Name, "server", m.Options().Addr, "error", err)
+			}
 		}
-	}
+		return nil
+	})
 	s.mu.Lock()
 	s.client, s.cfg, s.name = client, c, md.Name
 	s.mu.Unlock()
@@ -86,7 +97,7 @@ func notifies(v string) bool {
 	return strings.Contains(v, "A") || strings.Contains(v, "$") && strings.Contains(v, "g")
 }
 
-func (s *Store) get() (*goredis.Client, error) {
+func (s *Store) get() (goredis.UniversalClient, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.client == nil {
@@ -112,12 +123,8 @@ func (s *Store) Get(ctx context.Context, keys []string, _ map[string]string) (ma
 		return nil, err
 	}
 	if len(keys) == 0 {
-		iter := c.Scan(ctx, 0, "*", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			return nil, fmt.Errorf("redis: list keys: %w", err)
+		if keys, err = allKeys(ctx, c); err != nil {
+			return nil, err
 		}
 	}
 	items := make(map[string]*configuration.Item, len(keys))
@@ -138,6 +145,27 @@ func (s *Store) Get(ctx context.Context, keys []string, _ map[string]string) (ma
 	return items, nil
 }
 
+// allKeys scans every master (a cluster's masters each hold some keys).
+func allKeys(ctx context.Context, c goredis.UniversalClient) ([]string, error) {
+	var mu sync.Mutex // EachMaster calls concurrently
+	var keys []string
+	err := redisconn.EachMaster(ctx, c, func(ctx context.Context, m *goredis.Client) error {
+		var found []string
+		iter := m.Scan(ctx, 0, "*", 1000).Iterator()
+		for iter.Next(ctx) {
+			found = append(found, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("redis: list keys on %s: %w", m.Options().Addr, err)
+		}
+		mu.Lock()
+		keys = append(keys, found...)
+		mu.Unlock()
+		return nil
+	})
+	return keys, err
+}
+
 // Subscribe follows keys (every key when empty) through keyspace
 // notifications.
 func (s *Store) Subscribe(ctx context.Context, keys []string, md map[string]string, h configuration.Handler) error {
@@ -146,35 +174,69 @@ func (s *Store) Subscribe(ctx context.Context, keys []string, md map[string]stri
 		return err
 	}
 	prefix := "__keyspace@" + strconv.Itoa(s.cfg.DB) + "__:"
-	var ps *goredis.PubSub
-	if len(keys) == 0 {
-		ps = c.PSubscribe(ctx, prefix+"*")
-	} else {
-		channels := make([]string, len(keys))
-		for i, k := range keys {
-			channels[i] = prefix + k
+	channels := make([]string, len(keys))
+	for i, k := range keys {
+		channels[i] = prefix + k
+	}
+	// One subscription per master: each publishes only its own keys' events.
+	var mu sync.Mutex
+	var subs []*goredis.PubSub
+	err = redisconn.EachMaster(ctx, c, func(ctx context.Context, m *goredis.Client) error {
+		var ps *goredis.PubSub
+		if len(keys) == 0 {
+			ps = m.PSubscribe(ctx, prefix+"*")
+		} else {
+			ps = m.Subscribe(ctx, channels...)
 		}
-		ps = c.Subscribe(ctx, channels...)
+		mu.Lock()
+		subs = append(subs, ps)
+		mu.Unlock()
+		if _, err := ps.Receive(ctx); err != nil {
+			return fmt.Errorf("redis: subscribe to keyspace notifications on %s: %w", m.Options().Addr, err)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, ps := range subs {
+			_ = ps.Close()
+		}
+		return err
 	}
-	if _, err := ps.Receive(ctx); err != nil {
-		_ = ps.Close()
-		return fmt.Errorf("redis: subscribe to keyspace notifications: %w", err)
+	msgs := make(chan *goredis.Message)
+	for _, ps := range subs {
+		s.wg.Go(func() {
+			defer ps.Close()
+			ch := ps.Channel()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-s.stop:
+					return
+				case m, ok := <-ch:
+					if !ok {
+						return
+					}
+					select {
+					case msgs <- m:
+					case <-ctx.Done():
+						return
+					case <-s.stop:
+						return
+					}
+				}
+			}
+		})
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer ps.Close()
-		ch := ps.Channel()
+	// One goroutine calls the handler, so changes arrive one at a time.
+	s.wg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-s.stop:
 				return
-			case m, ok := <-ch:
-				if !ok {
-					return
-				}
+			case m := <-msgs:
 				key := strings.TrimPrefix(m.Channel, prefix)
 				items, err := s.Get(ctx, []string{key}, md)
 				if err != nil {
@@ -189,7 +251,7 @@ func (s *Store) Subscribe(ctx context.Context, keys []string, md map[string]stri
 				}
 			}
 		}
-	}()
+	})
 	return nil
 }
 

@@ -1,13 +1,17 @@
 // Package redis is the lock.redis distributed lock: SET key owner NX EX
 // to take a lock, and a script that deletes the key only for its owner to
 // release it (Dapr's layout, so tandemd and daprd share locks).
+//
+// It connects to one Redis node, or to the master Sentinel names (failover
+// "true", sentinelMasterName); a failover may lose locks taken just before
+// it, since replication is asynchronous. Redis Cluster is refused, as in
+// Dapr.
 package redis
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,8 +41,8 @@ func parseConfig(md components.Metadata) (config, error) {
 	if err != nil {
 		return c, err
 	}
-	if strings.EqualFold(md.String("redisType", "node"), "cluster") || md.String("failover", "") == "true" {
-		return c, fmt.Errorf("component %q: lock.redis needs a single Redis node (redisType cluster and failover are not supported, as in Dapr)", md.Name)
+	if c.Cluster() {
+		return c, fmt.Errorf("component %q: lock.redis does not support Redis Cluster (as in Dapr): point redisHost at a single node and remove redisType \"cluster\", or use Sentinel (failover \"true\", sentinelMasterName)", md.Name)
 	}
 	return c, nil
 }
@@ -46,7 +50,7 @@ func parseConfig(md components.Metadata) (config, error) {
 // Store is a Redis lock store.
 type Store struct {
 	mu     sync.RWMutex
-	client *goredis.Client
+	client goredis.UniversalClient
 }
 
 // New returns an uninitialised store.
@@ -68,7 +72,7 @@ func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	return nil
 }
 
-func (s *Store) get() (*goredis.Client, func(), error) {
+func (s *Store) get() (goredis.UniversalClient, func(), error) {
 	s.mu.RLock()
 	if s.client == nil {
 		s.mu.RUnlock()

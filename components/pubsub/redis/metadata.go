@@ -8,15 +8,16 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
+	"github.com/tandemrun/tandem/internal/redisconn"
 )
 
 // config is the component's metadata, with Dapr's names and defaults.
 type config struct {
-	Host      string // redisHost
-	Username  string // redisUsername
-	Password  string // redisPassword
-	DB        int    // redisDB
-	EnableTLS bool   // enableTLS
+	// The connection: redisHost (default 127.0.0.1:6379), redisUsername,
+	// redisPassword, redisDB, enableTLS, dialTimeout, and the topology
+	// (redisType, failover, sentinelMasterName, sentinelUsername,
+	// sentinelPassword).
+	redisconn.Config
 
 	ConsumerID        string        // consumerID (default: app ID)
 	ProcessingTimeout time.Duration // processingTimeout; 0 disables reclaiming
@@ -27,17 +28,9 @@ type config struct {
 }
 
 func parseConfig(md components.Metadata) (config, error) {
-	c := config{
-		Host:       md.String("redisHost", "127.0.0.1:6379"),
-		Username:   md.String("redisUsername", ""),
-		Password:   md.String("redisPassword", ""),
-		ConsumerID: md.String(pubsub.MetadataConsumerID, md.AppID),
-	}
+	c := config{ConsumerID: md.String(pubsub.MetadataConsumerID, md.AppID)}
 	var err error
-	if c.DB, err = md.Int("redisDB", 0); err != nil {
-		return c, err
-	}
-	if c.EnableTLS, err = md.Bool("enableTLS", false); err != nil {
+	if c.Config, err = redisconn.ParseOr(md.Name, md, "127.0.0.1:6379"); err != nil {
 		return c, err
 	}
 	if c.ProcessingTimeout, err = msDuration(md, "processingTimeout", 60*time.Second); err != nil {
@@ -62,9 +55,6 @@ func parseConfig(md components.Metadata) (config, error) {
 	}
 	if c.QueueDepth < 1 || c.Concurrency < 1 {
 		return c, fmt.Errorf("component %q: queueDepth and concurrency must be at least 1", md.Name)
-	}
-	if !strings.Contains(c.Host, ":") {
-		c.Host += ":6379"
 	}
 	return c, nil
 }

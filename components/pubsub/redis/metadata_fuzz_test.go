@@ -28,4 +28,4 @@ func FuzzParseConfig(f *testing.F) {
 }
 
 // metadataNames are the properties parseConfig reads.
-var metadataNames = []string{"concurrency", "consumerID", "enableTLS", "maxLenApprox", "processingTimeout", "queueDepth", "redeliverInterval", "redisDB", "redisHost", "redisPassword", "redisUsername"}
+var metadataNames = []string{"concurrency", "consumerID", "dialTimeout", "enableTLS", "failover", "maxLenApprox", "processingTimeout", "queueDepth", "redeliverInterval", "redisDB", "redisHost", "redisPassword", "redisType", "redisUsername", "sentinelMasterName", "sentinelPassword", "sentinelUsername"}

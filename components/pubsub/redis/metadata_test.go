@@ -27,6 +27,13 @@ var parseConfigCases = []struct {
 	{"no consumer", nil, "", nil, true},
 	{"bad duration", map[string]string{"processingTimeout": "soon"}, "app", nil, true},
 	{"bad db", map[string]string{"redisDB": "x"}, "app", nil, true},
+	{"cluster", map[string]string{"redisHost": "a:7000,b:7001", "redisType": "cluster"}, "app", func(c config) bool {
+		return c.Cluster() && len(c.Addrs) == 2
+	}, false},
+	{"sentinel", map[string]string{"redisHost": "s:26379", "failover": "true", "sentinelMasterName": "m"}, "app", func(c config) bool {
+		return c.Failover && c.Master == "m"
+	}, false},
+	{"sentinel without master name", map[string]string{"redisHost": "s:26379", "failover": "true"}, "app", nil, true},
 }
 
 func TestParseConfig(t *testing.T) {

@@ -9,11 +9,15 @@
 // group's pending list; every redeliverInterval the subscriber claims those
 // idle longer than processingTimeout with XAUTOCLAIM and handles them again,
 // so a killed subscriber's messages reach the next one.
+//
+// It connects to one node, a Redis Cluster (redisType "cluster") or the
+// master Sentinel names (failover "true", sentinelMasterName). Every
+// command is on one topic's stream, so a cluster spreads topics over its
+// masters and needs no hash tags.
 package redis
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +44,7 @@ var _ pubsub.PubSub = (*PubSub)(nil)
 type PubSub struct {
 	log    *slog.Logger
 	cfg    config
-	client *goredis.Client
+	client goredis.UniversalClient
 
 	life pubsub.Lifecycle
 }
@@ -63,20 +67,11 @@ func (p *PubSub) Init(ctx context.Context, md components.Metadata) error {
 	if md.Name != "" {
 		p.log = p.log.With("component", md.Name)
 	}
-	opts := &goredis.Options{
-		Addr:     cfg.Host,
-		Username: cfg.Username,
-		Password: cfg.Password,
-		DB:       cfg.DB,
+	client, err := cfg.Connect(ctx, md.Name)
+	if err != nil {
+		return fmt.Errorf("redis pubsub: %w", err)
 	}
-	if cfg.EnableTLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	p.client = goredis.NewClient(opts)
-	if err := p.client.Ping(ctx).Err(); err != nil {
-		_ = p.client.Close()
-		return fmt.Errorf("redis pubsub: connect to %s: %w (check redisHost and redisPassword)", cfg.Host, err)
-	}
+	p.client = client
 	return nil
 }
 

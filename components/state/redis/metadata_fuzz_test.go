@@ -18,7 +18,7 @@ func FuzzParseConfig(f *testing.F) {
 	metadatafuzz.Run(f, "fuzzed", metadataNames, seeds, func(p map[string]string) (config, error) {
 		return parseConfig(components.Metadata{Name: "fuzzed", Properties: p})
 	}, func(c config) error {
-		if c.opts.Addr == "" || c.opts.Protocol != 2 {
+		if len(c.opts.Addrs) == 0 || c.opts.Protocol != 2 {
 			return errors.New("no address, or not RESP2")
 		}
 		return nil
@@ -26,4 +26,4 @@ func FuzzParseConfig(f *testing.F) {
 }
 
 // metadataNames are the properties parseConfig reads.
-var metadataNames = []string{"dialTimeout", "enableTLS", "failover", "insecureSkipVerify", "minIdleConns", "poolSize", "poolTimeout", "readTimeout", "redisDB", "redisHost", "redisMaxRetries", "redisMaxRetryInterval", "redisMinRetryInterval", "redisPassword", "redisType", "redisUsername", "ttlInSeconds", "writeTimeout"}
+var metadataNames = []string{"dialTimeout", "enableTLS", "failover", "sentinelMasterName", "sentinelPassword", "sentinelUsername", "insecureSkipTLSVerify", "insecureSkipVerify", "minIdleConns", "poolSize", "poolTimeout", "readTimeout", "redisDB", "redisHost", "redisMaxRetries", "redisMaxRetryInterval", "redisMinRetryInterval", "redisPassword", "redisType", "redisUsername", "ttlInSeconds", "writeTimeout"}

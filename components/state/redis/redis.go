@@ -14,6 +14,17 @@
 // write nor need); transactions are atomic with WATCH/MULTI/EXEC (Dapr's
 // MULTI of scripts applies the operations before a failing one). The query
 // API is not offered: Dapr's needs the RediSearch module and JSON documents.
+//
+// It connects to one node, a Redis Cluster (redisType "cluster") or the
+// master Sentinel names (failover "true", sentinelMasterName). On a cluster
+// single-key operations work on any key, but a transaction must keep all
+// its keys in one hash slot, since WATCH/MULTI/EXEC cannot span masters:
+// give the keys a common hash tag ("order-{42}-items", "order-{42}-total";
+// the app-ID prefix has no braces, so the tag is the user's). A transaction
+// over several slots fails with state.ErrNotSupported and says so (Dapr's
+// component instead splits it per slot and applies it non-atomically).
+// Actor state keys ("app||type||id||key") carry no tag, so an actor's
+// multi-key transactions need a node or Sentinel.
 package redis
 
 import (
@@ -29,6 +40,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
+	"github.com/tandemrun/tandem/internal/redisconn"
 )
 
 // Type is the component type this store registers as.
@@ -86,7 +98,7 @@ return {r[1], r[2] or "", redis.call("TTL", KEYS[1])}`)
 type Store struct {
 	log    *slog.Logger
 	cfg    config
-	client *goredis.Client
+	client goredis.UniversalClient
 	now    func() time.Time
 }
 
@@ -112,13 +124,12 @@ func (s *Store) Init(ctx context.Context, md components.Metadata) error {
 	if err != nil {
 		return err
 	}
-	client := goredis.NewClient(&cfg.opts)
-	if err := client.Ping(ctx).Err(); err != nil {
-		_ = client.Close()
-		return fmt.Errorf("component %q: connect to redis at %s: %w (is the server up and redisHost right?)", md.Name, cfg.opts.Addr, err)
+	client, err := cfg.conn.ConnectWith(ctx, md.Name, cfg.opts)
+	if err != nil {
+		return err
 	}
 	s.cfg, s.client = cfg, client
-	s.log.Debug("redis state store ready", "component", md.Name, "addr", cfg.opts.Addr, "db", cfg.opts.DB)
+	s.log.Debug("redis state store ready", "component", md.Name, "server", cfg.conn.Describe(), "db", cfg.opts.DB)
 	return nil
 }
 
@@ -277,6 +288,11 @@ func (s *Store) Multi(ctx context.Context, req *state.TransactionRequest) error 
 		if !seen[op.Key()] {
 			seen[op.Key()] = true
 			keys = append(keys, op.Key())
+		}
+	}
+	if s.cfg.conn.Cluster() {
+		if err := redisconn.SameSlot(keys); err != nil {
+			return fmt.Errorf("transaction: %w (%w)", err, state.ErrNotSupported)
 		}
 	}
 	for attempt := 0; attempt < maxTxAttempts; attempt++ {

@@ -2,7 +2,12 @@ package redis
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -10,6 +15,8 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/components/state/statetest"
+	"github.com/tandemrun/tandem/internal/redisconn"
+	"github.com/tandemrun/tandem/internal/redisconn/redistest"
 )
 
 const addr = "127.0.0.1:6379"
@@ -17,7 +24,16 @@ const addr = "127.0.0.1:6379"
 func open(t *testing.T, props map[string]string) *Store {
 	t.Helper()
 	statetest.RequireServer(t, addr)
-	p := map[string]string{"redisHost": addr}
+	return openWith(t, map[string]string{"redisHost": addr}, props)
+}
+
+// openWith opens a store with the metadata base plus props.
+func openWith(t *testing.T, base, props map[string]string) *Store {
+	t.Helper()
+	p := map[string]string{}
+	for k, v := range base {
+		p[k] = v
+	}
 	for k, v := range props {
 		p[k] = v
 	}
@@ -31,6 +47,123 @@ func open(t *testing.T, props map[string]string) *Store {
 
 func TestConformance(t *testing.T) {
 	statetest.Run(t, func(t *testing.T) state.Store { return open(t, nil) })
+}
+
+// TestConformanceCluster runs the suite on a three-master Redis Cluster
+// (each subtest's keys share a hash tag, so its transactions are in one
+// slot), then checks transactions across slots fail clearly and change
+// nothing, and that single-key writes reach every master.
+func TestConformanceCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	md := map[string]string{"redisHost": c.Host(), "redisType": "cluster"}
+	statetest.Run(t, func(t *testing.T) state.Store { return openWith(t, md, nil) })
+	t.Run("TransactionAcrossSlots", func(t *testing.T) {
+		s := openWith(t, md, nil)
+		ctx := context.Background()
+		suffix := randomSuffix()
+		a, b := "statetest-a-"+suffix, "statetest-b-"+suffix
+		if redisconn.Slot(a) == redisconn.Slot(b) {
+			t.Skip("the random keys happen to share a slot")
+		}
+		t.Cleanup(func() {
+			_ = s.Delete(context.Background(), &state.DeleteRequest{Key: a})
+			_ = s.Delete(context.Background(), &state.DeleteRequest{Key: b})
+		})
+		err := s.Multi(ctx, &state.TransactionRequest{Operations: []state.Operation{
+			{Upsert: &state.SetRequest{Key: a, Value: []byte(`1`)}},
+			{Upsert: &state.SetRequest{Key: b, Value: []byte(`2`)}},
+		}})
+		if !errors.Is(err, state.ErrNotSupported) || !strings.Contains(err.Error(), "hash tag") {
+			t.Fatalf("transaction across slots: %v; want ErrNotSupported explaining hash tags", err)
+		}
+		for _, k := range []string{a, b} {
+			if r, err := s.Get(ctx, &state.GetRequest{Key: k}); err != nil || r != nil {
+				t.Fatalf("get %q after the refused transaction = %+v, %v; want nothing written", k, r, err)
+			}
+		}
+		// The same keys with a common tag work.
+		ta, tb := "statetest-{"+suffix+"}-a", "statetest-{"+suffix+"}-b"
+		t.Cleanup(func() {
+			_ = s.Delete(context.Background(), &state.DeleteRequest{Key: ta})
+			_ = s.Delete(context.Background(), &state.DeleteRequest{Key: tb})
+		})
+		if err := s.Multi(ctx, &state.TransactionRequest{Operations: []state.Operation{
+			{Upsert: &state.SetRequest{Key: ta, Value: []byte(`1`)}},
+			{Upsert: &state.SetRequest{Key: tb, Value: []byte(`2`)}},
+		}}); err != nil {
+			t.Fatalf("transaction with a hash tag: %v", err)
+		}
+	})
+	t.Run("KeysOnEveryMaster", func(t *testing.T) {
+		s := openWith(t, md, nil)
+		ctx := context.Background()
+		raw := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+		defer raw.Close()
+		var keys []string
+		for i := range 30 {
+			key := fmt.Sprintf("statetest-spread-%d-%s", i, randomSuffix())
+			keys = append(keys, key)
+			if err := s.Set(ctx, &state.SetRequest{Key: key, Value: []byte(`"v"`), Metadata: map[string]string{"ttlInSeconds": "60"}}); err != nil {
+				t.Fatalf("set %q: %v", key, err)
+			}
+		}
+		var withKeys atomic.Int32
+		err := raw.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+			if m.DBSize(ctx).Val() > 0 {
+				withKeys.Add(1)
+			}
+			return nil
+		})
+		if err != nil || withKeys.Load() != 3 {
+			t.Fatalf("masters holding keys = %d, %v; want all 3", withKeys.Load(), err)
+		}
+		for _, key := range keys {
+			if err := s.Delete(ctx, &state.DeleteRequest{Key: key}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestConformanceSentinel runs the suite through a sentinel, then fails
+// the master over and checks a store opened before keeps reading what was
+// written before and writing after.
+func TestConformanceSentinel(t *testing.T) {
+	sn := redistest.StartSentinel(t)
+	md := map[string]string{"redisHost": sn.Sentinel, "failover": "true", "sentinelMasterName": redistest.MasterName}
+	statetest.Run(t, func(t *testing.T) state.Store { return openWith(t, md, nil) })
+	t.Run("Failover", func(t *testing.T) {
+		s := openWith(t, md, nil)
+		ctx := context.Background()
+		key := "statetest-failover-" + randomSuffix()
+		t.Cleanup(func() { _ = s.Delete(context.Background(), &state.DeleteRequest{Key: key}) })
+		if err := s.Set(ctx, &state.SetRequest{Key: key, Value: []byte(`"before"`)}); err != nil {
+			t.Fatal(err)
+		}
+		// WAIT: the replica has the write before it is promoted.
+		if err := s.client.Do(ctx, "WAIT", 1, 5000).Err(); err != nil {
+			t.Fatalf("wait for the replica: %v", err)
+		}
+		if now := sn.Failover(t); now != sn.Replica {
+			t.Fatalf("new master %s, want the former replica %s", now, sn.Replica)
+		}
+		r, err := s.Get(ctx, &state.GetRequest{Key: key})
+		if err != nil || r == nil || string(r.Data) != `"before"` {
+			t.Fatalf("get after failover = %+v, %v", r, err)
+		}
+		etag := *r.ETag
+		if err := s.Set(ctx, &state.SetRequest{Key: key, Value: []byte(`"after"`), ETag: &etag}); err != nil {
+			t.Fatalf("set after failover: %v", err)
+		}
+		if err := s.Multi(ctx, &state.TransactionRequest{Operations: []state.Operation{
+			{Upsert: &state.SetRequest{Key: key, Value: []byte(`"tx"`)}},
+		}}); err != nil {
+			t.Fatalf("transaction after failover: %v", err)
+		}
+		if r, err := s.Get(ctx, &state.GetRequest{Key: key}); err != nil || r == nil || string(r.Data) != `"tx"` {
+			t.Fatalf("get = %+v, %v", r, err)
+		}
+	})
 }
 
 // TestDaprLayout checks keys are hashes {data, version} like Dapr's, and
@@ -103,10 +236,11 @@ var configCases = []struct {
 	props   map[string]string
 	wantErr string
 }{
-	{"missing host", map[string]string{}, "redisHost is required"},
-	{"cluster", map[string]string{"redisHost": "h:1", "redisType": "cluster"}, "not supported"},
+	{"missing host", map[string]string{}, `"redisHost" is required`},
+	{"several hosts, no topology", map[string]string{"redisHost": "h:1,h:2"}, `set redisType "cluster"`},
+	{"sentinel without master name", map[string]string{"redisHost": "h:1", "failover": "true"}, "sentinelMasterName"},
 	{"bad db", map[string]string{"redisHost": "h:1", "redisDB": "x"}, "not an integer"},
-	{"ok", map[string]string{"redisHost": "h:1", "redisDB": "3", "enableTLS": "true", "dialTimeout": "2s"}, ""},
+	{"ok", map[string]string{"redisHost": "h:1", "redisDB": "3", "enableTLS": "true", "dialTimeout": "2s", "insecureSkipTLSVerify": "true"}, ""},
 }
 
 func TestConfig(t *testing.T) {
@@ -119,7 +253,7 @@ func TestConfig(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || c.opts.DB != 3 || c.opts.TLSConfig == nil {
+			if err != nil || c.opts.DB != 3 || c.opts.TLSConfig == nil || !c.opts.TLSConfig.InsecureSkipVerify {
 				t.Fatalf("config = %+v, %v", c.opts, err)
 			}
 		})
@@ -133,3 +267,5 @@ func TestInitUnreachable(t *testing.T) {
 		t.Fatalf("init against a closed port: %v", err)
 	}
 }
+
+func randomSuffix() string { return strconv.FormatUint(rand.Uint64(), 36) }

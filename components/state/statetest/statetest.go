@@ -6,8 +6,10 @@
 //		statetest.Run(t, func(t *testing.T) state.Store { … initialised store … })
 //	}
 //
-// Keys are unique per run ("statetest-<random>||…") and deleted afterwards,
-// so the suite can share a database with other data.
+// Keys are unique per run ("statetest-{<random>}||…") and deleted
+// afterwards, so the suite can share a database with other data. The braces
+// are a Redis Cluster hash tag: a subtest's keys share one hash slot, as a
+// cluster's multi-key transactions need; other stores ignore them.
 package statetest
 
 import (
@@ -87,7 +89,7 @@ type keys struct {
 func newKeys(t *testing.T, s state.Store) *keys {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	k := &keys{prefix: "statetest-" + hex.EncodeToString(b) + "||", used: map[string]bool{}}
+	k := &keys{prefix: "statetest-{" + hex.EncodeToString(b) + "}||", used: map[string]bool{}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
