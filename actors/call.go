@@ -145,9 +145,12 @@ func (r *Runtime) routeVia(ctx context.Context, req *internalsv1.InternalInvokeR
 
 // locate finds the owner, waiting up to LookupTimeout for placement.
 func (r *Runtime) locate(ctx context.Context, actorType, actorID string) (local bool, addr string, err error) {
+	tbl := r.placement.Table()
+	if h, settled, err := tbl.TryLookup(actorType, actorID); settled && err == nil {
+		return isLocal(h.Name, r.hostName), h.Name, nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
 	defer cancel()
-	tbl := r.placement.Table()
 	changed := tbl.Changed()
 	h, err := tbl.Lookup(lctx, actorType, actorID)
 	// A type this host has just begun to serve (a workflow worker that
@@ -327,7 +330,10 @@ func (r *Runtime) callTurn(ctx context.Context, internal Internal, isInternal bo
 // reentrant types, a fresh one otherwise.
 func (r *Runtime) turnID(a *actor, req *internalsv1.InternalInvokeRequest) string {
 	if !a.cfg.Reentrant {
-		return uuid.NewString()
+		// The lock of a type without reentrancy never compares IDs: no
+		// ID need be made (a random one cost a read of crypto/rand per
+		// call).
+		return ""
 	}
 	for k, v := range req.GetMetadata() {
 		if strings.EqualFold(k, ReentrancyIDHeader) && len(v.GetValues()) > 0 && v.GetValues()[0] != "" {
@@ -374,7 +380,7 @@ func (r *Runtime) invokeApp(ctx context.Context, a *actor, req *internalsv1.Inte
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxActorResponseBytes))
+	body, err := readAnswer(resp)
 	if err != nil {
 		return nil, fmt.Errorf("read actor response: %w", err)
 	}
@@ -386,15 +392,40 @@ func (r *Runtime) invokeApp(ctx context.Context, a *actor, req *internalsv1.Inte
 	return m, nil
 }
 
+// readAnswer reads the app's answer (up to maxActorResponseBytes), into
+// one buffer of the size the app announced when it did.
+func readAnswer(resp *invoke.Response) ([]byte, error) {
+	n := resp.ContentLength
+	if n <= 0 || n > maxActorResponseBytes {
+		return io.ReadAll(io.LimitReader(resp.Body, maxActorResponseBytes))
+	}
+	// One byte more than announced, so that a longer body is still read
+	// whole (up to the limit) rather than cut at the announced size.
+	buf := make([]byte, 0, n+1)
+	for {
+		m, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			rest, err := io.ReadAll(io.LimitReader(resp.Body, maxActorResponseBytes-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
+}
+
 // appError is the *AppError of a failed answer, or nil.
 func appError(resp *internalsv1.InternalInvokeResponse) error {
 	code := int(resp.GetStatus().GetCode())
 	flagged := false
-	hdr := map[string][]string{}
-	for k, v := range resp.GetHeaders() {
-		hdr[k] = v.GetValues()
+	for k := range resp.GetHeaders() {
 		if strings.EqualFold(k, errorResponseHeader) {
 			flagged = true
+			break
 		}
 	}
 	switch {
@@ -405,6 +436,10 @@ func appError(resp *internalsv1.InternalInvokeResponse) error {
 	}
 	if code == http.StatusOK && !flagged {
 		return nil
+	}
+	hdr := make(map[string][]string, len(resp.GetHeaders()))
+	for k, v := range resp.GetHeaders() {
+		hdr[k] = v.GetValues()
 	}
 	body := resp.GetMessage().GetData().GetValue()
 	return &AppError{Status: code, ContentType: resp.GetMessage().GetContentType(), Headers: hdr, Body: bytes.Clone(body), Flagged: flagged}

@@ -44,11 +44,29 @@ func (r *Runtime) stampCaller(req *internalsv1.InternalInvokeRequest) *internals
 	for k, v := range req.GetMetadata() {
 		md[k] = v
 	}
-	md[callerAppHeader] = &internalsv1.ListStringValue{Values: []string{r.cfg.AppID}}
-	if r.cfg.Namespace != "" {
-		md[callerNamespaceHeader] = &internalsv1.ListStringValue{Values: []string{r.cfg.Namespace}}
+	st := r.stamp
+	if st.app == nil { // a Runtime not made by New (tests)
+		st = newCallerStamp(r.cfg.AppID, r.cfg.Namespace)
+	}
+	md[callerAppHeader] = st.app
+	if st.namespace != nil {
+		md[callerNamespaceHeader] = st.namespace
 	}
 	return &internalsv1.InternalInvokeRequest{Ver: req.GetVer(), Actor: req.GetActor(), Message: req.GetMessage(), Metadata: md}
+}
+
+// callerStamp is the metadata stampCaller adds, made once: the values are
+// only read (by the encoder), never changed, so every call shares them.
+type callerStamp struct {
+	app, namespace *internalsv1.ListStringValue // namespace nil without one
+}
+
+func newCallerStamp(appID, namespace string) callerStamp {
+	s := callerStamp{app: &internalsv1.ListStringValue{Values: []string{appID}}}
+	if namespace != "" {
+		s.namespace = &internalsv1.ListStringValue{Values: []string{namespace}}
+	}
+	return s
 }
 
 // servedCaller is the app ID of the sidecar that sent req to CallActor:

@@ -71,6 +71,7 @@ type Runtime struct {
 	log       *slog.Logger
 	placement *placement.Client // nil without placement
 	hostName  string
+	stamp     callerStamp // this sidecar's identity on calls to other hosts
 
 	mu         sync.Mutex
 	types      map[string]TypeConfig // hosted types; nil until /dapr/config was read
@@ -105,7 +106,8 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.LookupTimeout = 30 * time.Second
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, active: map[string]*actor{}, draining: map[string]int{}, registered: make(chan struct{}),
-		rem: reminders{running: map[string]reminderRunner{}, wake: make(chan struct{}, 1)}, lostDrain: defaultLostDrain}
+		rem: reminders{running: map[string]reminderRunner{}, wake: make(chan struct{}, 1)}, lostDrain: defaultLostDrain,
+		stamp: newCallerStamp(cfg.AppID, cfg.Namespace)}
 	r.remStore = stateReminders{r}
 	if cfg.Scheduler.Enabled() {
 		r.remStore = &schedulerReminders{r: r, sched: cfg.Scheduler}

@@ -255,8 +255,15 @@ func (s *Set) ForActor(actorType, actorID string) *Policy {
 		return nil
 	}
 	a, ok := s.c.actors[actorType]
-	p := s.policy("actor/"+actorType, fmt.Sprintf("actor type %q", actorType), "actor_"+actorType, Outbound,
-		PolicyNames{Timeout: a.Timeout, Retry: a.Retry, CircuitBreaker: a.CircuitBreaker}, ok, "Actor")
+	// Every actor call asks: the type's policy, once made, is found
+	// without formatting its label again.
+	s.mu.Lock()
+	p, made := s.policies["actor/"+actorType]
+	s.mu.Unlock()
+	if !made {
+		p = s.policy("actor/"+actorType, fmt.Sprintf("actor type %q", actorType), "actor_"+actorType, Outbound,
+			PolicyNames{Timeout: a.Timeout, Retry: a.Retry, CircuitBreaker: a.CircuitBreaker}, ok, "Actor")
+	}
 	if p == nil || p.breaker == nil || (a.CircuitBreakerScope != "id" && a.CircuitBreakerScope != "both") {
 		return p
 	}

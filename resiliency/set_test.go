@@ -227,3 +227,29 @@ spec:
 		t.Errorf("the other actor's own breaker is %s, want closed", st)
 	}
 }
+
+// BenchmarkForActor is the lookup every actor call makes: a type with a
+// policy and one with none (the defaults).
+func BenchmarkForActor(b *testing.B) {
+	s, err := Build("me", []*Resiliency{mustParse(b, "a.yaml", `
+kind: Resiliency
+spec:
+  policies:
+    timeouts:
+      fast: 500ms
+  targets:
+    actors:
+      abc: {timeout: fast}
+`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, typ := range []string{"abc", "other"} {
+		b.Run("type="+typ, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.ForActor(typ, "1")
+			}
+		})
+	}
+}

@@ -42,27 +42,44 @@ func (t *Table) notifyLocked() {
 // ends) while the table is not ready or the type is being rebalanced.
 func (t *Table) Lookup(ctx context.Context, actorType, actorID string) (hashing.Host, error) {
 	for {
-		t.mu.Lock()
-		if t.ready && !t.blocked[actorType] {
-			r, ok := t.rings[actorType]
-			t.mu.Unlock()
-			if !ok {
-				return hashing.Host{}, fmt.Errorf("%w '%s||%s'", ErrNoAddress, actorType, actorID)
-			}
-			h, ok := r.Owner(actorID)
-			if !ok {
-				return hashing.Host{}, fmt.Errorf("%w '%s||%s'", ErrNoAddress, actorType, actorID)
-			}
-			return h, nil
+		h, settled, ch, err := t.lookupNow(actorType, actorID)
+		if settled {
+			return h, err
 		}
-		ch := t.changed
-		t.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return hashing.Host{}, ctx.Err()
 		case <-ch:
 		}
 	}
+}
+
+// TryLookup is Lookup without the wait: settled is false (and the error
+// nil) when Lookup would wait. A caller with a table in effect, the
+// usual case, finds the owner without making a context to bound a wait.
+func (t *Table) TryLookup(actorType, actorID string) (h hashing.Host, settled bool, err error) {
+	h, settled, _, err = t.lookupNow(actorType, actorID)
+	return h, settled, err
+}
+
+// lookupNow is one round of Lookup; when it is not settled, ch is closed
+// at the table's next change.
+func (t *Table) lookupNow(actorType, actorID string) (h hashing.Host, settled bool, ch <-chan struct{}, err error) {
+	t.mu.Lock()
+	if !t.ready || t.blocked[actorType] {
+		ch = t.changed
+		t.mu.Unlock()
+		return hashing.Host{}, false, ch, nil
+	}
+	r, ok := t.rings[actorType]
+	t.mu.Unlock()
+	if ok {
+		h, ok = r.Owner(actorID)
+	}
+	if !ok {
+		return hashing.Host{}, true, nil, fmt.Errorf("%w '%s||%s'", ErrNoAddress, actorType, actorID)
+	}
+	return h, true, nil, nil
 }
 
 // Changed is closed at the table's next change.

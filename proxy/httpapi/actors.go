@@ -63,18 +63,18 @@ func (h *Handler) actorMethod(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := h.cfg.Actors.Call(r.Context(), req)
 	if ae, ok := err.(*actors.AppError); ok && ae.Flagged {
-		writeActorAnswer(w, ae.Status, ae.ContentType, ae.Headers, ae.Body)
+		md := make(headers.Metadata, len(ae.Headers))
+		for k, v := range ae.Headers {
+			md[k] = &internalsv1.ListStringValue{Values: v}
+		}
+		writeActorAnswer(w, ae.Status, ae.ContentType, md, ae.Body)
 		return
 	}
 	if err != nil {
 		apierr.WriteHTTP(w, apierr.Actor(apierr.ActorInvoke, err))
 		return
 	}
-	hdr := map[string][]string{}
-	for k, v := range resp.GetHeaders() {
-		hdr[k] = v.GetValues()
-	}
-	writeActorAnswer(w, http.StatusOK, resp.GetMessage().GetContentType(), hdr, resp.GetMessage().GetData().GetValue())
+	writeActorAnswer(w, http.StatusOK, resp.GetMessage().GetContentType(), resp.GetHeaders(), resp.GetMessage().GetData().GetValue())
 }
 
 // validActor refuses an actor type or ID that would change the path of
@@ -93,11 +93,9 @@ func verb(m string) commonv1.HTTPExtension_Verb {
 	return commonv1.HTTPExtension_POST
 }
 
-func writeActorAnswer(w http.ResponseWriter, status int, contentType string, hdr map[string][]string, body []byte) {
-	md := make(headers.Metadata, len(hdr))
-	for k, v := range hdr {
-		md[k] = &internalsv1.ListStringValue{Values: v}
-	}
+// writeActorAnswer writes an actor's answer: status, the app's headers
+// (md, only read) and body.
+func writeActorAnswer(w http.ResponseWriter, status int, contentType string, md headers.Metadata, body []byte) {
 	headers.ToHTTP(md, w.Header())
 	if contentType != "" {
 		w.Header().Set("Content-Type", contentType)
