@@ -435,6 +435,9 @@ func unwrapActorErr(err error) error {
 		// A remote host's refusal: its text from daprd's words on.
 		return recreateErr{msg: err.Error()[i:]}
 	}
+	if x, ok := existsFrom(err); ok {
+		return x
+	}
 	for _, s := range []error{ErrNotFound, ErrExists, ErrNotCompleted, ErrNoActors, ErrStalled} {
 		if errors.Is(err, s) || containsText(err, s) {
 			return fmt.Errorf("%w", s)

@@ -175,7 +175,7 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 			old.GetParentInstance().GetTaskScheduledId() == p.GetTaskScheduledId() {
 			return nil
 		}
-		return fmt.Errorf("%w: %s", ErrExists, inst.id)
+		return existsErr{id: inst.id}
 	}
 	chains, err := e.verifyIncoming(incoming)
 	if err != nil {

@@ -125,7 +125,7 @@ func (e *Engine) subtreeAnswer(ctx context.Context, inst *instance) []byte {
 // that has it has not ended): then the parent's task fails as daprd's,
 // WorkflowInstanceAlreadyExists.
 func childTaken(err error) bool {
-	return errors.Is(err, ErrExists) || containsText(err, ErrExists) || idTaken(unwrapActorErr(err))
+	return isExists(err) || idTaken(unwrapActorErr(err))
 }
 
 // errorTypeAlreadyExists is daprd's failure type of a child whose ID is

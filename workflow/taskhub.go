@@ -37,7 +37,7 @@ func grpcErr(err error) error {
 		return err
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrExists), idTaken(err):
+	case isExists(err), idTaken(err):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, ErrRecreate):
 		// The children's tree could not be asked: the caller may retry.
