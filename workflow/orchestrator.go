@@ -117,7 +117,7 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		}
 		return nil, e.recover(ctx, inst)
 	case strings.HasPrefix(method, reminderPrefix+newEventPrefix):
-		return nil, e.recover(ctx, inst)
+		return nil, e.wake(ctx, inst)
 	}
 	return nil, fmt.Errorf("unknown workflow actor method %q", method)
 }
@@ -157,6 +157,13 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 		delete(e.instances, inst.id)
 		e.mu.Unlock()
 		return err
+	}
+	if err := e.refreshETag(ctx, inst); err != nil {
+		// Saved, but its version is not known: the next turn loads it.
+		e.log.Debug("workflow state saved; reloaded on next use", "instance", inst.id, "error", err)
+		e.mu.Lock()
+		delete(e.instances, inst.id)
+		e.mu.Unlock()
 	}
 	e.notify()
 	return nil
@@ -258,6 +265,14 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	}
 	if inst.completed() != nil {
 		return nil // nothing happens to an ended instance
+	}
+	if inst.duplicateExternal(ev) {
+		// Sent again (its sender lost the answer): one event. Its run
+		// may have been lost with that answer, so the inbox is run.
+		if len(inst.inbox) > 0 {
+			e.kick(inst.id)
+		}
+		return nil
 	}
 	if id, ok := answerTo(ev); ok && !inst.waitsFor(ev, id) {
 		return nil
@@ -548,6 +563,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{
 			InstanceId: s.GetInstance().GetInstanceId(), Name: s.GetName(), Input: s.GetData()}}})
 		ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: s.GetName(), Input: s.GetData()}}})
+		ev.Timestamp = e.uniqueEventTime() // its identity (eventdedup.go)
 		return func(context.Context) { e.deliver(inst.id, s.GetInstance().GetInstanceId(), ev) }, false
 	case a.GetTerminateWorkflow() != nil:
 		t := a.GetTerminateWorkflow()
