@@ -588,10 +588,6 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
 			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}},
 			Router: e.router()})
-		var children []childRef
-		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED && inst.terminateRecursive() {
-			children = inst.runningChildRefs()
-		}
 		timers, activities, runs := inst.pendingTimers(), []string(nil), e.remoteRuns(inst)
 		if e.cfg.SchedulerReminders {
 			activities = inst.pendingBeforeRun()
@@ -600,11 +596,8 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			if len(runs) > 0 {
 				e.goAsync(func(ctx context.Context) { e.deleteRuns(ctx, runs) })
 			}
-			for _, child := range children {
-				e.deliverTo(inst.id, child.app, child.id, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
-			}
 			e.deleteReminders(inst.id, timers, activities)
-			e.finish(inst.id, start, c)
+			e.finish(inst, start, c)
 		}, true
 	}
 	return nil, false
@@ -626,17 +619,6 @@ func timerCreated(t *protos.CreateTimerAction) *protos.TimerCreatedEvent {
 		ev.Origin = &protos.TimerCreatedEvent_ChildWorkflowRetry{ChildWorkflowRetry: o.ChildWorkflowRetry}
 	}
 	return ev
-}
-
-// terminateRecursive reports whether the termination asked for the
-// children too.
-func (inst *instance) terminateRecursive() bool {
-	for i := len(inst.history) - 1; i >= 0; i-- {
-		if t := inst.history[i].GetExecutionTerminated(); t != nil {
-			return t.GetRecurse()
-		}
-	}
-	return false
 }
 
 // runningChildren are the children created and not answered yet.
@@ -715,10 +697,16 @@ func (e *Engine) deleteRemindersNow(ctx context.Context, id string, timers, acti
 	}
 }
 
-// finish tells the parent, if any, that the instance ended, then stops
-// its watchdog (which repeats this until it succeeds).
-func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *protos.CompleteWorkflowAction) {
+// finish ends the children of a recursive terminate (cascade.go) and
+// tells the parent, if any, that the instance ended, then stops its
+// watchdog (which repeats this until it succeeds). inst has ended.
+func (e *Engine) finish(inst *instance, start *protos.ExecutionStartedEvent, c *protos.CompleteWorkflowAction) {
+	id := inst.id
+	children, term := inst.cascadeChildren()
 	e.goAsync(func(ctx context.Context) {
+		if len(children) > 0 && !e.cascade(ctx, id, children, term) {
+			return
+		}
 		if p := start.GetParentInstance(); p != nil {
 			var ev *protos.HistoryEvent
 			if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
@@ -995,7 +983,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 		if err := e.retain(ctx, inst); err != nil {
 			return fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
 		}
-		e.finish(inst.id, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
+		e.finish(inst, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
 		return nil
 	}
 	inst.armed = true // fired by it, or by a wake-up reminder: delete it if it is there
