@@ -840,7 +840,8 @@ func (e *Engine) untrack(id string, ok bool) {
 // in flight that only the watchdog would re-drive after a crash.
 func (e *Engine) arm(ctx context.Context, inst *instance) {
 	if err := e.armErr(ctx, inst); err != nil {
-		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", inst.id, "error", err)
+		e.log.Warn("workflow watchdog not stored yet; retrying in the background", "instance", inst.id, "error", err)
+		e.rearm(inst.id)
 	}
 }
 
