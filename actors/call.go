@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
@@ -314,13 +315,19 @@ func (r *Runtime) callTurn(ctx context.Context, internal Internal, isInternal bo
 			return nil, err
 		}
 		var resp *internalsv1.InternalInvokeResponse
+		var idle *atomic.Bool // set by DeactivateAfterTurn
 		if isInternal {
-			resp, err = invokeInternal(ctx, internal, a, req)
+			var ictx context.Context
+			ictx, idle = withDeactivateFlag(ctx)
+			resp, err = invokeInternal(ictx, internal, a, req)
 		} else {
 			resp, err = r.invokeApp(ctx, a, req)
 		}
 		a.lastUse.Store(time.Now().UnixNano())
 		release()
+		if idle != nil && idle.Load() {
+			r.deactivateIdle(context.WithoutCancel(ctx), a)
+		}
 		return resp, err
 	}
 }

@@ -24,6 +24,11 @@ type StateOp struct {
 	// Raw, when set, is stored as is instead of Request.Value (the gRPC
 	// API's values are bytes).
 	Raw []byte `json:"-"`
+	// ETag, when set, must be the key's stored version, or the whole
+	// transaction fails with state.ErrETagMismatch: the workflow engine's
+	// optimistic concurrency on its metadata row (the actors API has no
+	// ETags).
+	ETag *string `json:"-"`
 }
 
 // stateKey is Dapr's layout: {appId}||{type}||{id}||{key}.
@@ -68,6 +73,25 @@ func (r *Runtime) LookupState(ctx context.Context, actorType, actorID, k string)
 		return nil, false, err
 	}
 	return resp.Data, resp.ETag != nil || len(resp.Data) > 0, nil
+}
+
+// GetStateETag is GetState with the value's version (nil when the key is
+// missing), which a StateOp.ETag of a later transaction can name.
+func (r *Runtime) GetStateETag(ctx context.Context, actorType, actorID, k string) ([]byte, *string, error) {
+	if r == nil || r.placement == nil {
+		return nil, nil, ErrNoPlacement
+	}
+	st, err := r.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := st.Get(ctx, &state.GetRequest{
+		Key: r.stateKey(actorType, actorID, k), Metadata: map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID},
+	})
+	if err != nil || resp == nil {
+		return nil, nil, err
+	}
+	return resp.Data, resp.ETag, nil
 }
 
 // GetStateMetadata is GetState with the store's metadata of the value
@@ -138,7 +162,7 @@ func (r *Runtime) transact(ctx context.Context, st state.Store, actorType, actor
 		k := r.stateKey(actorType, actorID, op.Request.Key)
 		switch strings.ToLower(op.Operation) {
 		case "upsert":
-			set := &state.SetRequest{Key: k, Value: op.Raw, IsBinary: op.Raw != nil && !json.Valid(op.Raw), Metadata: md}
+			set := &state.SetRequest{Key: k, Value: op.Raw, IsBinary: op.Raw != nil && !json.Valid(op.Raw), Metadata: md, ETag: op.ETag}
 			if op.Raw == nil {
 				v, err := compactJSON(op.Request.Value)
 				if err != nil {
@@ -148,7 +172,7 @@ func (r *Runtime) transact(ctx context.Context, st state.Store, actorType, actor
 			}
 			req.Operations = append(req.Operations, state.Operation{Upsert: set})
 		case "delete":
-			req.Operations = append(req.Operations, state.Operation{Delete: &state.DeleteRequest{Key: k, Metadata: md}})
+			req.Operations = append(req.Operations, state.Operation{Delete: &state.DeleteRequest{Key: k, Metadata: md, ETag: op.ETag}})
 		default:
 			return fmt.Errorf("operation type %s not supported", op.Operation)
 		}

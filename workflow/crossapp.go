@@ -208,22 +208,6 @@ func (inst *instance) runningChildRefs() []childRef {
 	return out
 }
 
-// deliverTo is deliver for an instance of app appID.
-func (e *Engine) deliverTo(from, appID, id string, ev *protos.HistoryEvent) {
-	if !e.remote(appID) {
-		e.deliver(from, id, ev)
-		return
-	}
-	e.track(from)
-	e.goAsync(func(ctx context.Context) {
-		_, err := e.call(ctx, e.workflowTypeOf(appID), id, methodAddEvent, mustMarshal(ev))
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("deliver workflow event to another app", "app", appID, "instance", id, "error", err)
-		}
-		e.untrack(from, err == nil || containsText(err, ErrNotFound))
-	})
-}
-
 // purgeOn purges instance id of app appID (recursive: its children too).
 func (e *Engine) purgeOn(ctx context.Context, appID, id string, recursive, force bool) (bool, error) {
 	data := []byte{0}

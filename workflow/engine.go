@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dapr/durabletask-go/api/protos"
@@ -139,6 +140,7 @@ type Engine struct {
 	// (Config.MaxConcurrent*).
 	workflowSlots, activitySlots slots
 	hostWait                     time.Duration   // how long a call waits for a host of the engine's types (noHostRetry)
+	lastEventNano                atomic.Int64    // the last external event's ingestion time (eventdedup.go)
 	ctx                          context.Context // Run's; background work stops with it
 	bg                           sync.WaitGroup
 }
@@ -387,6 +389,9 @@ func (e *Engine) Resume(ctx context.Context, id string, reason *wrapperspb.Strin
 }
 
 func (e *Engine) addEvent(ctx context.Context, id string, ev *protos.HistoryEvent) error {
+	if ev.GetEventRaised() != nil {
+		ev.Timestamp = e.uniqueEventTime() // its identity (eventdedup.go)
+	}
 	began := time.Now()
 	_, err := e.call(ctx, e.workflowType, id, methodAddEvent, mustMarshal(ev))
 	e.operation(opEvent, began, err)

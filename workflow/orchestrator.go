@@ -117,7 +117,7 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 		}
 		return nil, e.recover(ctx, inst)
 	case strings.HasPrefix(method, reminderPrefix+newEventPrefix):
-		return nil, e.recover(ctx, inst)
+		return nil, e.wake(ctx, inst)
 	}
 	return nil, fmt.Errorf("unknown workflow actor method %q", method)
 }
@@ -157,6 +157,13 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 		delete(e.instances, inst.id)
 		e.mu.Unlock()
 		return err
+	}
+	if err := e.refreshETag(ctx, inst); err != nil {
+		// Saved, but its version is not known: the next turn loads it.
+		e.log.Debug("workflow state saved; reloaded on next use", "instance", inst.id, "error", err)
+		e.mu.Lock()
+		delete(e.instances, inst.id)
+		e.mu.Unlock()
 	}
 	e.notify()
 	return nil
@@ -258,6 +265,14 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	}
 	if inst.completed() != nil {
 		return nil // nothing happens to an ended instance
+	}
+	if inst.duplicateExternal(ev) {
+		// Sent again (its sender lost the answer): one event. Its run
+		// may have been lost with that answer, so the inbox is run.
+		if len(inst.inbox) > 0 {
+			e.kick(inst.id)
+		}
+		return nil
 	}
 	if id, ok := answerTo(ev); ok && !inst.waitsFor(ev, id) {
 		return nil
@@ -548,6 +563,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventSent{EventSent: &protos.EventSentEvent{
 			InstanceId: s.GetInstance().GetInstanceId(), Name: s.GetName(), Input: s.GetData()}}})
 		ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_EventRaised{EventRaised: &protos.EventRaisedEvent{Name: s.GetName(), Input: s.GetData()}}})
+		ev.Timestamp = e.uniqueEventTime() // its identity (eventdedup.go)
 		return func(context.Context) { e.deliver(inst.id, s.GetInstance().GetInstanceId(), ev) }, false
 	case a.GetTerminateWorkflow() != nil:
 		t := a.GetTerminateWorkflow()
@@ -572,10 +588,6 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
 			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}},
 			Router: e.router()})
-		var children []childRef
-		if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED && inst.terminateRecursive() {
-			children = inst.runningChildRefs()
-		}
 		timers, activities, runs := inst.pendingTimers(), []string(nil), e.remoteRuns(inst)
 		if e.cfg.SchedulerReminders {
 			activities = inst.pendingBeforeRun()
@@ -584,11 +596,8 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			if len(runs) > 0 {
 				e.goAsync(func(ctx context.Context) { e.deleteRuns(ctx, runs) })
 			}
-			for _, child := range children {
-				e.deliverTo(inst.id, child.app, child.id, stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &protos.ExecutionTerminatedEvent{Recurse: true}}}))
-			}
 			e.deleteReminders(inst.id, timers, activities)
-			e.finish(inst.id, start, c)
+			e.finish(inst, start, c)
 		}, true
 	}
 	return nil, false
@@ -610,17 +619,6 @@ func timerCreated(t *protos.CreateTimerAction) *protos.TimerCreatedEvent {
 		ev.Origin = &protos.TimerCreatedEvent_ChildWorkflowRetry{ChildWorkflowRetry: o.ChildWorkflowRetry}
 	}
 	return ev
-}
-
-// terminateRecursive reports whether the termination asked for the
-// children too.
-func (inst *instance) terminateRecursive() bool {
-	for i := len(inst.history) - 1; i >= 0; i-- {
-		if t := inst.history[i].GetExecutionTerminated(); t != nil {
-			return t.GetRecurse()
-		}
-	}
-	return false
 }
 
 // runningChildren are the children created and not answered yet.
@@ -699,10 +697,16 @@ func (e *Engine) deleteRemindersNow(ctx context.Context, id string, timers, acti
 	}
 }
 
-// finish tells the parent, if any, that the instance ended, then stops
-// its watchdog (which repeats this until it succeeds).
-func (e *Engine) finish(id string, start *protos.ExecutionStartedEvent, c *protos.CompleteWorkflowAction) {
+// finish ends the children of a recursive terminate (cascade.go) and
+// tells the parent, if any, that the instance ended, then stops its
+// watchdog (which repeats this until it succeeds). inst has ended.
+func (e *Engine) finish(inst *instance, start *protos.ExecutionStartedEvent, c *protos.CompleteWorkflowAction) {
+	id := inst.id
+	children, term := inst.cascadeChildren()
 	e.goAsync(func(ctx context.Context) {
+		if len(children) > 0 && !e.cascade(ctx, id, children, term) {
+			return
+		}
 		if p := start.GetParentInstance(); p != nil {
 			var ev *protos.HistoryEvent
 			if c.GetWorkflowStatus() == protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
@@ -836,7 +840,8 @@ func (e *Engine) untrack(id string, ok bool) {
 // in flight that only the watchdog would re-drive after a crash.
 func (e *Engine) arm(ctx context.Context, inst *instance) {
 	if err := e.armErr(ctx, inst); err != nil {
-		e.log.Warn("workflow watchdog not stored: a crash may leave the instance waiting", "instance", inst.id, "error", err)
+		e.log.Warn("workflow watchdog not stored yet; retrying in the background", "instance", inst.id, "error", err)
+		e.rearm(inst.id)
 	}
 }
 
@@ -979,7 +984,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 		if err := e.retain(ctx, inst); err != nil {
 			return fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
 		}
-		e.finish(inst.id, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
+		e.finish(inst, start, &protos.CompleteWorkflowAction{WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()})
 		return nil
 	}
 	inst.armed = true // fired by it, or by a wake-up reminder: delete it if it is there

@@ -44,6 +44,9 @@ type instance struct {
 	// (propagation.go); savedIncoming: its key is stored.
 	incoming                       *protos.PropagatedHistory
 	incomingChanged, savedIncoming bool
+	// metaETag is the version of the metadata row loaded or last saved
+	// (etag.go); nil: none known, the next save writes unconditionally.
+	metaETag *string
 }
 
 // load reads an instance's state from the actor state store.
@@ -52,13 +55,14 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 	get := func(k string) ([]byte, error) {
 		return e.cfg.Actors.GetState(ctx, e.workflowType, id, k)
 	}
-	b, err := get(keyMetadata)
+	b, tag, err := e.getMetadata(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("load workflow %s metadata: %w", id, err)
 	}
 	if b == nil {
 		return inst, nil
 	}
+	inst.metaETag = tag
 	md := new(protos.BackendWorkflowStateMetadata)
 	if err := unmarshal(b, md); err != nil {
 		return nil, fmt.Errorf("workflow %s metadata: %w", id, err)
@@ -172,6 +176,9 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	upsert(keyMetadata, mustMarshal(inst.sig.signingMetadata(&protos.BackendWorkflowStateMetadata{
 		InboxLength: uint64(len(inst.inbox)), HistoryLength: uint64(len(inst.history)), Generation: inst.generation,
 	})))
+	// The metadata row is the instance's version: a store changed since
+	// the load fails the whole transaction (etag.go).
+	ops[len(ops)-1].ETag = inst.metaETag
 	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
 		return fmt.Errorf("save workflow %s: %w", inst.id, err)
 	}
