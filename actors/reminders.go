@@ -46,6 +46,11 @@ type ReminderRequest struct {
 	Overwrite *bool `json:"overwrite"`
 	// FailurePolicy is how the scheduler retries a reminder the app fails.
 	FailurePolicy *commonv1.JobFailurePolicy `json:"-"`
+	// ConcurrencyKey, if set, names the reminder's target for the
+	// scheduler's concurrency limits by name (the workflow engine's: a
+	// workflow's or an activity's name), as daprd's reminders carry it;
+	// the state store ignores it.
+	ConcurrencyKey *string `json:"-"`
 }
 
 // ValidName checks a reminder's (or timer's) name or actor ID as daprd

@@ -91,8 +91,10 @@ func (s *schedulerReminders) Create(ctx context.Context, req ReminderRequest) er
 		return err
 	}
 	overwrite := req.Overwrite == nil || *req.Overwrite
+	md := s.metadata(req.ActorType, req.ActorID)
+	md.ConcurrencyKey = req.ConcurrencyKey
 	err = s.schedule(ctx, &schedulerv1.ScheduleJobRequest{
-		Name: req.Name, Overwrite: overwrite, Job: job, Metadata: s.metadata(req.ActorType, req.ActorID),
+		Name: req.Name, Overwrite: overwrite, Job: job, Metadata: md,
 	})
 	if status.Code(err) == codes.AlreadyExists {
 		return fmt.Errorf("%w: %s", ErrReminderExists, req.Name)

@@ -44,7 +44,15 @@ type Config struct {
 	// (DefaultReadyTimeout if 0): a scheduler that is down, or that the
 	// sidecar cannot authenticate, must not hang the API's callers.
 	ReadyTimeout time.Duration
-	Log          *slog.Logger
+	// ConcurrencyLimits go on every stream's opening message: the
+	// cluster-wide limits of the workflow engine's runs (the
+	// Configuration's spec.workflow globalMaxConcurrent*Invocations and
+	// *ConcurrencyLimits), which the scheduler enforces by holding
+	// back the triggers of the limited actor types (and, by name, of
+	// those whose reminders carry that concurrency key) while as many
+	// are unanswered.
+	ConcurrencyLimits []*schedulerv1.ConcurrencyLimit
+	Log               *slog.Logger
 }
 
 // DefaultReadyTimeout is Config.ReadyTimeout's default.

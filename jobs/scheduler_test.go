@@ -243,3 +243,38 @@ func TestUnreachableSchedulerFailsCallsAfterReadyTimeout(t *testing.T) {
 		t.Fatalf("after %s: err = %v, want a prompt error naming %s", time.Since(start), err, addr)
 	}
 }
+
+// The streams open with the configured concurrency limits, whatever they
+// deliver.
+func TestStreamsCarryConcurrencyLimits(t *testing.T) {
+	f := startFake(t)
+	name := "slow"
+	limits := []*schedulerv1.ConcurrencyLimit{
+		{MaxConcurrent: 2, Target: &schedulerv1.ConcurrencyLimit_Actor{Actor: &schedulerv1.ConcurrencyLimitActor{Type: "wf"}}},
+		{MaxConcurrent: 1, Name: &name, Target: &schedulerv1.ConcurrencyLimit_Actor{Actor: &schedulerv1.ConcurrencyLimitActor{Type: "act"}}},
+	}
+	s := New(Config{
+		Addresses: []string{f.addr}, AppID: "app", Namespace: "ns", ConcurrencyLimits: limits,
+		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	s.SetActorTypes([]string{"wf", "act"}, func(context.Context, *schedulerv1.WatchJobsResponse) schedulerv1.WatchJobsRequestResultStatus {
+		return schedulerv1.WatchJobsRequestResultStatus_SUCCESS
+	})
+	f.wait(t, "a stream", func() bool { return len(f.initials) > 0 })
+	f.mu.Lock()
+	got := f.initials[0].GetConcurrencyLimits()
+	f.mu.Unlock()
+	if len(got) != 2 || got[0].GetActor().GetType() != "wf" || got[0].GetMaxConcurrent() != 2 || got[0].Name != nil ||
+		got[1].GetActor().GetType() != "act" || got[1].GetName() != "slow" || got[1].GetMaxConcurrent() != 1 {
+		t.Fatalf("limits = %v", got)
+	}
+}

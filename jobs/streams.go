@@ -28,7 +28,7 @@ func (s *Scheduler) targets() targets {
 
 // request is the stream's opening message: which jobs this sidecar takes.
 func (s *Scheduler) request(t targets) *schedulerv1.WatchJobsRequest {
-	in := &schedulerv1.WatchJobsRequestInitial{AppId: s.cfg.AppID, Namespace: s.cfg.Namespace}
+	in := &schedulerv1.WatchJobsRequestInitial{AppId: s.cfg.AppID, Namespace: s.cfg.Namespace, ConcurrencyLimits: s.cfg.ConcurrencyLimits}
 	if t.app != nil {
 		in.AcceptJobTypes = append(in.AcceptJobTypes, schedulerv1.JobTargetType_JOB_TARGET_TYPE_JOB)
 	}

@@ -3,6 +3,7 @@ package observe
 import (
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -24,6 +25,9 @@ type Hooks struct {
 	// InternalServerOptions observe gRPC ones (invoke's LeanHook options).
 	LeanClient LeanClientHook
 	LeanServer LeanServerHook
+	// WorkflowTracer records the workflow engine's spans (never nil:
+	// with tracing off it records nothing).
+	WorkflowTracer trace.Tracer
 }
 
 // NewHooks combines metrics, tracing and API logging; each may be nil.
@@ -31,7 +35,7 @@ type Hooks struct {
 // and measured durations include everything. With all three nil, Hooks
 // is empty and the proxy runs with no observation cost at all.
 func NewHooks(m *Metrics, t *Tracing, l *APILogger) Hooks {
-	var h Hooks
+	h := Hooks{WorkflowTracer: t.Tracer("durabletask")}
 	if m != nil || t != nil || l != nil {
 		h.HTTPMiddleware = func(next http.Handler) http.Handler {
 			return l.HTTPMiddleware(m.HTTPMiddleware(t.HTTPMiddleware(next)))

@@ -284,12 +284,13 @@ func (t *Tracing) publicUnary(ctx context.Context, req any, info *grpc.UnaryServ
 	return resp, err
 }
 
-// GRPCServerOptions trace InvokeService calls on the public gRPC API.
+// GRPCServerOptions trace InvokeService calls and the workflow API
+// (TaskHubSidecarService's unary calls) on the public gRPC API.
 func (t *Tracing) GRPCServerOptions() []grpc.ServerOption {
 	if t == nil {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(t.publicUnary)}
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(t.publicUnary, t.workflowUnary)}
 }
 
 // InternalServerOptions trace CallLocal and CallLocalStream on the

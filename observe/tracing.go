@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tandemrun/tandem/config"
+	"github.com/tandemrun/tandem/observe/spanid"
 )
 
 // OTLP protocols (tracing.otel.protocol).
@@ -159,6 +160,9 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sampler),
+		// The workflow engine's spans keep the IDs their work items
+		// named as parent (spanid.With).
+		sdktrace.WithIDGenerator(spanid.Generator()),
 	}
 	if o.OTLP != nil {
 		exp, err := newOTLPExporter(ctx, *o.OTLP)

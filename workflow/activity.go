@@ -69,6 +69,10 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	if done {
 		return nil, nil
 	}
+	if method == methodExecute && e.activitiesLimited() {
+		// The scheduler runs it when the cluster-wide limits allow.
+		return nil, e.scheduleActivity(ctx, id, data)
+	}
 	if method == methodExecute && e.cfg.SchedulerReminders {
 		// As daprd's activity actor, the run makes itself durable in its
 		// own turn, before it starts: the workflow's call activates the
@@ -94,6 +98,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	if err != nil {
 		return nil, err
 	}
+	endSpan := e.startActivitySpan(ctx, req)
 	began := time.Now()
 	if e.inProcess(req.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteActivity(ctx, req)
@@ -103,6 +108,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		res, err = e.workers.dispatchKeep(ctx, key, &protos.WorkItem{Request: &protos.WorkItem_ActivityRequest{ActivityRequest: req}}, -1, true)
 	}
 	release()
+	endSpan(err)
 	if errors.Is(err, errNoWorker) {
 		e.parkActivity(id, data)
 	}
@@ -153,7 +159,8 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	e.done[id] = true
 	delete(e.parkedActs, id)
 	e.mu.Unlock()
-	if !e.cfg.SchedulerReminders {
+	if !e.cfg.SchedulerReminders || method != methodExecute {
+		// Fired by its run-activity reminder, which ends with this answer.
 		return nil, nil
 	}
 	if err := e.cfg.Actors.DeleteReminder(ctx, e.activityType, id, runActivityReminder); err != nil && !errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/dapr/durabletask-go/api/protos"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/actors"
@@ -113,7 +114,12 @@ type Config struct {
 	// (the Configuration's spec.workflow.maxConcurrentWorkflowInvocations
 	// and maxConcurrentActivityInvocations); 0: no bound.
 	MaxConcurrentWorkflows, MaxConcurrentActivities int
-	Log                                             *slog.Logger
+	// Tracer, if set, records the engine's spans (tracing.go).
+	Tracer trace.Tracer
+	// ClusterLimits says which runs the scheduler bounds cluster-wide
+	// (clusterlimits.go); it needs SchedulerReminders.
+	ClusterLimits ClusterLimits
+	Log           *slog.Logger
 }
 
 // Engine runs workflow instances; it is safe for concurrent use.
@@ -139,10 +145,13 @@ type Engine struct {
 	// workflowSlots, activitySlots: the runs under way, bounded
 	// (Config.MaxConcurrent*).
 	workflowSlots, activitySlots slots
-	hostWait                     time.Duration   // how long a call waits for a host of the engine's types (noHostRetry)
-	lastEventNano                atomic.Int64    // the last external event's ingestion time (eventdedup.go)
-	ctx                          context.Context // Run's; background work stops with it
-	bg                           sync.WaitGroup
+	// runNames: the workflow names of instances whose runs go through
+	// the cluster-wide limits, by ID (clusterlimits.go).
+	runNames      sync.Map
+	hostWait      time.Duration   // how long a call waits for a host of the engine's types (noHostRetry)
+	lastEventNano atomic.Int64    // the last external event's ingestion time (eventdedup.go)
+	ctx           context.Context // Run's; background work stops with it
+	bg            sync.WaitGroup
 }
 
 // New builds an Engine and hosts its actor types on cfg.Actors.
@@ -266,10 +275,12 @@ func (e *Engine) Start(ctx context.Context, req *protos.CreateInstanceRequest) (
 	if req.GetInstanceId() == "" {
 		req.InstanceId = newID()
 	}
+	span, traceParent := e.startCreateSpan(ctx, req)
+	defer span.End()
 	ev := stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: &protos.ExecutionStartedEvent{
 		Name: req.GetName(), Version: req.GetVersion(), Input: req.GetInput(),
 		WorkflowInstance:        &protos.WorkflowInstance{InstanceId: req.GetInstanceId(), ExecutionId: wrap(newID())},
-		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: req.GetParentTraceContext(),
+		ScheduledStartTimestamp: req.GetScheduledStartTimestamp(), Tags: req.GetTags(), ParentTraceContext: traceParent,
 	}}, Router: e.router()})
 	began := time.Now()
 	_, err := e.call(ctx, e.workflowType, req.GetInstanceId(), methodCreate, createData(ev, nil))

@@ -59,6 +59,7 @@ func (o orchestratorActor) Deactivate(id string) {
 	o.e.mu.Lock()
 	delete(o.e.instances, id)
 	o.e.mu.Unlock()
+	o.e.runNames.Delete(id)
 }
 
 func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
@@ -116,6 +117,8 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 			e.arm(ctx, inst)
 		}
 		return nil, e.recover(ctx, inst)
+	case strings.HasPrefix(method, reminderPrefix+limitedRunPrefix):
+		return nil, e.runLimited(ctx, inst)
 	case strings.HasPrefix(method, reminderPrefix+newEventPrefix):
 		return nil, e.wake(ctx, inst)
 	}
@@ -394,6 +397,10 @@ func (e *Engine) kick(id string) {
 	}
 	e.running["run|"+id] = true
 	e.mu.Unlock()
+	if e.runsLimited() {
+		e.kickLimited(id)
+		return
+	}
 	e.goAsync(func(ctx context.Context) {
 		if _, err := e.call(ctx, e.workflowType, id, methodRun, nil); err != nil && ctx.Err() == nil {
 			e.log.Warn("workflow run failed; its watchdog retries it", "instance", id, "error", err)
@@ -427,6 +434,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if why := e.oversize(inst); why != "" {
 		return e.stall(ctx, inst, why)
 	}
+	chooseSpanID(inst, start)
 	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, freshEvents(inst.history, inst.newRunEvents())...)
 	req := &protos.WorkflowRequest{InstanceId: inst.id, ExecutionId: start.GetWorkflowInstance().GetExecutionId(), PastEvents: inst.history, NewEvents: newEvents, PropagatedHistory: inst.incoming}
 	var res proto.Message
@@ -463,6 +471,11 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	}
 	var post []func(context.Context)
 	from := len(inst.history)
+	began := newEvents[0].GetTimestamp().AsTime()
+	if from > 0 {
+		began = inst.history[0].GetTimestamp().AsTime()
+	}
+	canStatus := protos.OrchestrationStatus(-1)
 	inst.history = append(inst.history, newEvents...)
 	inst.inbox = nil
 	inst.customStatus = resp.GetCustomStatus()
@@ -470,6 +483,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		p, stop := e.apply(inst, start, a)
 		if continuedAsNew(a) {
 			post = nil // as daprd, the new generation drops what the old one scheduled in this run
+			canStatus = protos.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW
 		}
 		if p != nil {
 			post = append(post, p)
@@ -501,6 +515,9 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	}
 	if c := inst.completed(); c != nil {
 		e.ended(inst, c)
+		e.endOrchestrationSpan(start, began, c.GetWorkflowStatus(), c.GetFailureDetails())
+	} else if canStatus >= 0 {
+		e.endOrchestrationSpan(start, began, canStatus, nil)
 	}
 	for _, p := range post {
 		p(ctx)
@@ -525,9 +542,10 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 	switch {
 	case a.GetScheduleTask() != nil:
 		t := a.GetScheduleTask()
+		traceParent := orchestrationTraceContext(start)
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskScheduled{TaskScheduled: &protos.TaskScheduledEvent{
 			Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskExecutionId: t.GetTaskExecutionId(),
-			HistoryPropagationScope: t.HistoryPropagationScope}}})
+			HistoryPropagationScope: t.HistoryPropagationScope, ParentTraceContext: traceParent}}})
 		if answered("task", id, inst.history) {
 			// The history has the task's answer already (it lost the
 			// scheduling): as daprd, the activity does not run again.
@@ -536,7 +554,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		}
 		req := &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(), TaskId: id,
 			TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref(),
-			PropagatedHistory: e.propagateFrom(inst, t.GetHistoryPropagationScope())}
+			PropagatedHistory: e.propagateFrom(inst, t.GetHistoryPropagationScope()), ParentTraceContext: traceParent}
 		return func(ctx context.Context) { e.startActivity(ctx, gen, req, router) }, false
 	case a.GetCreateTimer() != nil:
 		t := a.GetCreateTimer()
@@ -555,7 +573,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 		}
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ChildWorkflowInstanceCreated{ChildWorkflowInstanceCreated: &protos.ChildWorkflowInstanceCreatedEvent{
 			InstanceId: childID, Name: c.GetName(), Version: c.GetVersion(), Input: c.GetInput(),
-			HistoryPropagationScope: c.HistoryPropagationScope}}})
+			HistoryPropagationScope: c.HistoryPropagationScope, ParentTraceContext: orchestrationTraceContext(start)}}})
 		ref, ph := inst.ref(), e.propagateFrom(inst, c.GetHistoryPropagationScope())
 		return func(context.Context) { e.createChild(inst.id, start, ref, id, childID, c.GetName(), c, router, ph) }, false
 	case a.GetSendEvent() != nil:
@@ -576,6 +594,7 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			next.Input = c.GetResult()
 			next.WorkflowInstance = &protos.WorkflowInstance{InstanceId: inst.id, ExecutionId: wrap(newID())}
 			next.ScheduledStartTimestamp = nil
+			next.WorkflowSpanID = nil // each generation has its own orchestration span
 			if inst.incoming != nil {
 				inst.setIncoming(e.continuedIncoming(inst))
 			}
@@ -757,6 +776,7 @@ func (e *Engine) createChild(parentID string, parent *protos.ExecutionStartedEve
 		WorkflowInstance: &protos.WorkflowInstance{InstanceId: childID, ExecutionId: wrap(newID())},
 		ParentInstance: &protos.ParentInstanceInfo{TaskScheduledId: taskID, Name: wrap(parent.GetName()),
 			WorkflowInstance: ref, AppID: &e.cfg.AppID},
+		ParentTraceContext: orchestrationTraceContext(parent),
 	}}, Router: router})
 	e.track(parentID)
 	e.goAsync(func(ctx context.Context) {
@@ -1002,7 +1022,7 @@ func (e *Engine) recover(ctx context.Context, inst *instance) error {
 			if inst.waitsFor(probe, id) {
 				t := h.GetTaskScheduled()
 				e.startActivity(ctx, inst.generation, &protos.ActivityRequest{Name: t.GetName(), Version: t.GetVersion(), Input: t.GetInput(),
-					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref(),
+					TaskId: id, TaskExecutionId: t.GetTaskExecutionId(), WorkflowInstance: inst.ref(), ParentTraceContext: t.GetParentTraceContext(),
 					PropagatedHistory: e.propagateAt(inst, i, t.GetHistoryPropagationScope())}, h.GetRouter())
 			}
 		case h.GetTimerCreated() != nil:

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 
+	schedulerv1 "github.com/dapr/dapr/pkg/proto/scheduler/v1"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"google.golang.org/grpc"
@@ -17,7 +18,8 @@ import (
 // --scheduler-host-address (disabled without one, as daprd). With an
 // identity it uses mTLS with the sidecar's SVID and accepts only the
 // scheduler's SPIFFE ID, as daprd does.
-func schedulerConnection(o *Options, src *identity.Source, log *slog.Logger) (*jobs.Scheduler, error) {
+// limits are the cluster-wide workflow limits its streams carry.
+func schedulerConnection(o *Options, src *identity.Source, limits []*schedulerv1.ConcurrencyLimit, log *slog.Logger) (*jobs.Scheduler, error) {
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if src != nil && len(jobs.Addresses(o.SchedulerAddresses)) > 0 {
 		td, err := spiffeid.TrustDomainFromString(o.ControlPlaneTrustDomain)
@@ -32,6 +34,6 @@ func schedulerConnection(o *Options, src *identity.Source, log *slog.Logger) (*j
 	}
 	return jobs.New(jobs.Config{
 		Addresses: o.SchedulerAddresses, AppID: o.AppID, Namespace: o.Namespace, Streams: o.SchedulerJobStreams,
-		DialOptions: dial, Log: log.With("component", "scheduler"),
+		DialOptions: dial, ConcurrencyLimits: limits, Log: log.With("component", "scheduler"),
 	}), nil
 }

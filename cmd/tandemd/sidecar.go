@@ -289,7 +289,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	// Policies for targets.apps.<name> apply to HTTP endpoints too, as in
 	// daprd: the resilient invoker wraps the endpoints' router.
 	invoker := resilient.NewInvoker(resilient.InvokerOptions{Next: endpoints, Policies: policies.Set, Resolver: resolver, Log: resLog})
-	sched, err := schedulerConnection(o, src, log)
+	wfLimits, wfLimitedRuns := workflowClusterLimits(o.Namespace, o.AppID, cfg.Spec.Workflow)
+	sched, err := schedulerConnection(o, src, wfLimits, log)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -334,6 +335,8 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 			Signer: wfSigner, AttestationMetrics: metrics, Metrics: metrics,
 			MaxConcurrentWorkflows:  int(cfg.Spec.Workflow.MaxConcurrentWorkflowInvocations),
 			MaxConcurrentActivities: int(cfg.Spec.Workflow.MaxConcurrentActivityInvocations),
+			ClusterLimits:           wfLimitedRuns,
+			Tracer:                  obs.WorkflowTracer,
 			Log:                     log.With("component", "workflow")})
 		background.Add(task.Task{Name: "workflow access policies", Run: wfPolicies.Run})
 		background.Add(task.Task{Name: "workflow engine", Run: workflows.Run})
