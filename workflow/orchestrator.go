@@ -486,6 +486,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	}
 	if c := inst.completed(); c != nil {
 		e.ended(inst, c)
+		e.forget(inst.id)
 	}
 	for _, p := range post {
 		p(ctx)
