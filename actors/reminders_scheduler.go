@@ -192,6 +192,9 @@ func (s *schedulerReminders) trigger(ctx context.Context, job *schedulerv1.Watch
 	// dueTime and period are empty, as in daprd's.
 	req := reminderCall(actor.GetType(), actor.GetId(), job.GetName(), job.GetData(), "", "")
 	resp, err := s.r.routeReminder(ctx, req)
+	if f := s.r.cfg.ReminderFired; f != nil {
+		f(actor.GetType(), err == nil)
+	}
 	if resp != nil && cancelHeader(resp) {
 		if derr := s.Delete(ctx, actor.GetType(), actor.GetId(), job.GetName()); derr != nil {
 			s.r.log.Warn("delete cancelled reminder", "reminder", job.GetName(), "error", derr)

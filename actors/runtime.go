@@ -62,7 +62,11 @@ type Config struct {
 	// --scheduler-host-address): those in the state store move to it at
 	// start-up; otherwise they stay in the actor state store.
 	Scheduler *jobs.Scheduler
-	Log       *slog.Logger
+	// ReminderFired, if set, is told of each reminder the scheduler
+	// triggered here: the actor type and whether the actor took it
+	// (daprd's dapr_runtime_actor_reminders_fired_total).
+	ReminderFired func(actorType string, success bool)
+	Log           *slog.Logger
 }
 
 // Runtime is one sidecar's actor host and router.

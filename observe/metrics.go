@@ -84,6 +84,8 @@ type Metrics struct {
 	wfattest *workflowAttestMetrics
 	// wf counts the workflow engine's work.
 	wf *workflowMetrics
+	// actors counts the actor reminders fired here.
+	actors *actorMetrics
 	// errCodes is nil unless recordErrorCodes is on.
 	errCodes *errorCodeMetrics
 }
@@ -115,6 +117,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	m.wfacl = newWorkflowACLMetrics()
 	m.wfattest = newWorkflowAttestMetrics(buckets)
 	m.wf = newWorkflowMetrics(buckets)
+	m.actors = newActorMetrics(o.AppID)
 	var cs []prometheus.Collector
 	cs = append(cs, m.http.collectors()...)
 	cs = append(cs, m.grpc.collectors()...)
@@ -125,6 +128,7 @@ func NewMetrics(reg prometheus.Registerer, o MetricsOptions) (*Metrics, error) {
 	cs = append(cs, m.wfacl.allowed, m.wfacl.denied)
 	cs = append(cs, m.wfattest.collectors()...)
 	cs = append(cs, m.wf.collectors()...)
+	cs = append(cs, m.actors.remindersFired)
 	if o.RecordErrorCodes {
 		m.errCodes = newErrorCodeMetrics(o.AppID)
 		cs = append(cs, m.errCodes.total)

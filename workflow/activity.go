@@ -121,14 +121,16 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	ctx, cancel := e.detach(ctx)
 	defer cancel()
 	resp := res.(*protos.ActivityResponse)
+	took := time.Since(began)
 	if m := e.cfg.Metrics; m != nil {
-		took := time.Since(began)
 		m.ActivityOperation(req.GetName(), statusSuccess, took)
-		status := statusSuccess
-		if resp.GetFailureDetails() != nil {
-			status = statusFailed
-		}
-		m.ActivityExecution(req.GetName(), status, took)
+	}
+	// The execution's status, as daprd's, once its result is delivered:
+	// failed when the activity failed or its instance is gone (its state
+	// was purged or lost), success otherwise.
+	status := statusSuccess
+	if resp.GetFailureDetails() != nil {
+		status = statusFailed
 	}
 	var ev *protos.HistoryEvent
 	if fd := resp.GetFailureDetails(); fd != nil {
@@ -145,7 +147,12 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	}
 	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
 		err := e.sendResult(ctx, router.GetSourceAppID(), instanceID, ev)
-		if err == nil || strings.Contains(err.Error(), ErrNotFound.Error()) {
+		if err == nil {
+			break
+		}
+		if strings.Contains(err.Error(), ErrNotFound.Error()) {
+			e.log.Error("workflow instance not found when reporting activity result", "instance", instanceID, "task", req.GetTaskId(), "activity", id)
+			status = statusFailed
 			break
 		}
 		e.log.Warn("activity result not delivered yet", "instance", instanceID, "task", req.GetTaskId(), "error", err)
@@ -154,6 +161,9 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
+	}
+	if m := e.cfg.Metrics; m != nil {
+		m.ActivityExecution(req.GetName(), status, took)
 	}
 	e.mu.Lock()
 	e.done[id] = true

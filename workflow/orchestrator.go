@@ -516,6 +516,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	if c := inst.completed(); c != nil {
 		e.ended(inst, c)
 		e.endOrchestrationSpan(start, began, c.GetWorkflowStatus(), c.GetFailureDetails())
+		e.forget(inst.id)
 	} else if canStatus >= 0 {
 		e.endOrchestrationSpan(start, began, canStatus, nil)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/invoke/transport"
 	"github.com/tandemrun/tandem/jobs"
+	"github.com/tandemrun/tandem/observe"
 	"github.com/tandemrun/tandem/resiliency"
 )
 
@@ -29,7 +30,7 @@ import (
 // The placement stream uses mTLS with the sidecar's SVID when sentry is in
 // use, and accepts only placement's SPIFFE ID, as daprd does.
 func actorRuntime(o *Options, src *identity.Source, host string, internalPort int, pool *transport.Pool,
-	app invoke.AppChannel, rc *runtimeComponents, policies func() *resiliency.Set, sched *jobs.Scheduler, log *slog.Logger) (*actors.Runtime, error) {
+	app invoke.AppChannel, rc *runtimeComponents, policies func() *resiliency.Set, sched *jobs.Scheduler, metrics *observe.Metrics, log *slog.Logger) (*actors.Runtime, error) {
 	addrs := placementAddresses(o)
 	if len(addrs) == 0 {
 		log.Warn("Actor runtime disabled: placement service is not configured. Actors and Workflow APIs will be unavailable")
@@ -56,7 +57,7 @@ func actorRuntime(o *Options, src *identity.Source, host string, internalPort in
 		},
 		Pool: pool, App: app, StateStore: stores.get, StateStorePending: stores.pending,
 		Policy:        func(actorType, actorID string) *resiliency.Policy { return policies().ForActor(actorType, actorID) },
-		LookupTimeout: o.ActorsDisseminateTimeout, Scheduler: sched,
+		LookupTimeout: o.ActorsDisseminateTimeout, Scheduler: sched, ReminderFired: metrics.ActorReminderFired,
 		Log: log.With("component", "actors"),
 	})
 }

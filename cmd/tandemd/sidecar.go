@@ -310,7 +310,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		actorStreams = appstream.New()
 		actorApp = actorStreams
 	}
-	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, actorApp, rc, policies.Set, sched, log)
+	actorsRT, err := actorRuntime(o, src, host, lns.InternalPort(), pool, actorApp, rc, policies.Set, sched, metrics, log)
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)
 	}

@@ -1,0 +1,62 @@
+package workflow
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// An activity run whose instance is gone by the time it ends (its state
+// was purged, or lost with an in-memory store) counts as a failed
+// execution, as daprd counts it; one whose instance takes the result
+// counts as a success.
+func TestActivityExecutionStatus(t *testing.T) {
+	m := &recMetrics{}
+	e, ctx := metricsEngine(t, m, 0)
+	stop := serveWorker(t, e, oneActivity("in"))
+	defer stop()
+
+	req := &protos.ActivityRequest{Name: "gone", Input: wrapperspb.String(`"x"`), TaskId: 0,
+		WorkflowInstance: &protos.WorkflowInstance{InstanceId: "no-such-instance"}}
+	data := encodeActivity(req, &protos.TaskRouter{SourceAppID: "app"})
+	if _, err := e.call(ctx, e.activityType, activityActorID("no-such-instance", 1, 0), methodExecute, data); err != nil {
+		t.Fatalf("activity run for a missing instance: %v", err)
+	}
+	if m.count("actexec gone failed") != 1 || m.count("actexec gone success") != 0 || m.count("actop gone success") != 1 {
+		t.Errorf("recorded %v; want one successful operation and one failed execution of gone", slices.Clone(m.lines))
+	}
+
+	id, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	if m.count("actexec act success") != 1 || m.count("actexec act failed") != 0 {
+		t.Errorf("recorded %v; want one successful execution of act", slices.Clone(m.lines))
+	}
+}
+
+// An instance that ends is no longer held in memory (daprd deactivates
+// its actor): its state is read from the store again when asked for.
+func TestEndedInstanceForgotten(t *testing.T) {
+	m := &recMetrics{}
+	e, ctx := metricsEngine(t, m, 0)
+	stop := serveWorker(t, e, oneActivity("in"))
+	defer stop()
+	id, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "ended"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	e.mu.Lock()
+	_, cached := e.instances[id]
+	e.mu.Unlock()
+	if cached {
+		t.Error("the ended instance's state is still cached")
+	}
+	if ok, err := e.Purge(ctx, id, false); err != nil || !ok {
+		t.Errorf("Purge of the ended instance = %v, %v; want true, nil", ok, err)
+	}
+}
