@@ -77,6 +77,7 @@ func spanContextOf(tc *protos.TraceContext) (trace.SpanContext, error) {
 	if tc == nil {
 		return trace.SpanContext{}, errors.New("no trace context")
 	}
+	//lint:ignore SA1019 the SDKs' older form still arrives from older clients
 	traceID, spanID, flags := tc.GetTraceParent(), tc.GetSpanID(), "01"
 	if parts := strings.Split(tc.GetTraceParent(), "-"); len(parts) == 4 {
 		traceID, spanID, flags = parts[1], parts[2], parts[3]

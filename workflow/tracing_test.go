@@ -24,6 +24,7 @@ func TestSpanContextOf(t *testing.T) {
 		t.Fatalf("round trip: %v", back)
 	}
 	// The SDKs' older form is sampled.
+	//lint:ignore SA1019 the older form is what this case sends
 	legacy := &protos.TraceContext{TraceParent: "0102030405060708090a0b0c0d0e0f10", SpanID: "1112131415161718"}
 	if sc, err := spanContextOf(legacy); err != nil || !sc.IsSampled() || sc.SpanID().String() != "1112131415161718" {
 		t.Fatalf("legacy: %v, %v", sc, err)
@@ -76,6 +77,7 @@ func TestWorkflowSpans(t *testing.T) {
 		}
 	}()
 
+	//lint:ignore SA1019 the older form is what this case sends
 	client := &protos.TraceContext{TraceParent: "0102030405060708090a0b0c0d0e0f10", SpanID: "1112131415161718"}
 	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "foo", InstanceId: "i1", ParentTraceContext: client}); err != nil {
 		t.Fatal(err)
