@@ -59,20 +59,11 @@ func (r *Runtime) GetState(ctx context.Context, actorType, actorID, k string) ([
 // LookupState is GetState that also tells a key stored with an empty
 // value from a missing one (the actor state stores have ETags).
 func (r *Runtime) LookupState(ctx context.Context, actorType, actorID, k string) ([]byte, bool, error) {
-	if r == nil || r.placement == nil {
-		return nil, false, ErrNoPlacement
-	}
-	st, err := r.store()
+	data, etag, err := r.GetStateETag(ctx, actorType, actorID, k)
 	if err != nil {
 		return nil, false, err
 	}
-	resp, err := st.Get(ctx, &state.GetRequest{
-		Key: r.stateKey(actorType, actorID, k), Metadata: map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID},
-	})
-	if err != nil || resp == nil {
-		return nil, false, err
-	}
-	return resp.Data, resp.ETag != nil || len(resp.Data) > 0, nil
+	return data, etag != nil || len(data) > 0, nil
 }
 
 // GetStateETag is GetState with the value's version (nil when the key is
