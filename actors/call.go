@@ -37,8 +37,17 @@ const (
 // X-DaprErrorResponseHeader, is an *AppError. The actor's Resiliency
 // policy (Config.Policy) retries, times out and breaks whole calls, app
 // errors included; when it gives up on an app error, that last answer is
-// the *AppError returned.
+// the *AppError returned. A type missing from the placement table gets
+// notFoundWait to appear (routeFound).
 func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	return r.call(ctx, req, true)
+}
+
+// call is Call; waitType chooses whether a type missing from the table is
+// waited for (the API's calls) or fails at once (the engine's internal
+// calls, which have their own fallbacks and must not hold a stopping
+// sidecar).
+func (r *Runtime) call(ctx context.Context, req *internalsv1.InternalInvokeRequest, waitType bool) (*internalsv1.InternalInvokeResponse, error) {
 	if r == nil || r.placement == nil {
 		return nil, ErrNoPlacement
 	}
@@ -47,7 +56,13 @@ func (r *Runtime) Call(ctx context.Context, req *internalsv1.InternalInvokeReque
 		p = r.cfg.Policy(req.GetActor().GetActorType(), req.GetActor().GetActorId())
 	}
 	resp, err := resiliency.Do(ctx, p, func(ctx context.Context) (*internalsv1.InternalInvokeResponse, error) {
-		resp, err := r.routeFound(ctx, req, r.callRemote)
+		var resp *internalsv1.InternalInvokeResponse
+		var err error
+		if waitType {
+			resp, err = r.routeFound(ctx, req, r.callRemote)
+		} else {
+			resp, err = r.route(ctx, req)
+		}
 		var ae *AppError
 		if errors.As(err, &ae) {
 			return resp, &resiliency.StatusError{HTTP: ae.Status, Err: ae}

@@ -120,16 +120,18 @@ func invokeInternal(ctx context.Context, h Internal, a *actor, req *internalsv1.
 }
 
 // CallInternal calls method of an internal actor wherever it is hosted
-// and returns its answer's bytes.
+// and returns its answer's bytes. A type no host has fails at once with
+// placement.ErrNoAddress: the callers (the workflow engine) wait or fall
+// back themselves.
 func (r *Runtime) CallInternal(ctx context.Context, actorType, actorID, method string, data []byte) ([]byte, error) {
-	resp, err := r.Call(ctx, &internalsv1.InternalInvokeRequest{
+	resp, err := r.call(ctx, &internalsv1.InternalInvokeRequest{
 		Ver:   internalsv1.APIVersion_V1,
 		Actor: &internalsv1.Actor{ActorType: actorType, ActorId: actorID},
 		Message: &commonv1.InvokeRequest{
 			Method: method, Data: &anypb.Any{Value: data}, ContentType: "application/octet-stream",
 			HttpExtension: &commonv1.HTTPExtension{Verb: commonv1.HTTPExtension_PUT},
 		},
-	})
+	}, false)
 	if err != nil {
 		return nil, err
 	}
