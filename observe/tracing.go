@@ -22,7 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tandemrun/tandem/config"
-	"github.com/tandemrun/tandem/observe/spanid"
+	"github.com/tandemrun/tandem/internal/spanid"
 )
 
 // OTLP protocols (tracing.otel.protocol).

@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/tandemrun/tandem/observe/spanid"
+	"github.com/tandemrun/tandem/internal/spanid"
 )
 
 // The engine's spans are those durabletask-go's backend makes in daprd:

@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/tandemrun/tandem/observe/spanid"
+	"github.com/tandemrun/tandem/internal/spanid"
 )
 
 func TestSpanContextOf(t *testing.T) {
