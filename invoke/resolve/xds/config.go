@@ -17,6 +17,11 @@ import (
 // in milliseconds; the wait only matters for an app it does not know.
 const DefaultTimeout = 2 * time.Second
 
+// DefaultUnsubscribeAfter is how long an app goes without a lookup before
+// the resolver stops subscribing to its endpoints, when the configuration
+// does not say.
+const DefaultUnsubscribeAfter = 10 * time.Minute
+
 // Options is the decoded spec.nameResolution.configuration.
 type Options struct {
 	// Server is the xDS server's host:port.
@@ -31,6 +36,11 @@ type Options struct {
 	// Timeout bounds the wait of an app's first lookup for the server's
 	// answer (DefaultTimeout).
 	Timeout time.Duration
+	// UnsubscribeAfter: an app not looked up for this long is unsubscribed
+	// from, so the server stops pushing its changes to this sidecar; the next
+	// lookup subscribes again (DefaultUnsubscribeAfter; 0 never
+	// unsubscribes).
+	UnsubscribeAfter time.Duration
 }
 
 // ParseOptions reads the configuration map. Keys the resolvers package
@@ -66,6 +76,12 @@ func ParseOptions(m map[string]any) (Options, error) {
 	}
 	if o.Timeout <= 0 {
 		return o, fmt.Errorf("configuration \"timeout\": %v must be positive", o.Timeout)
+	}
+	if o.UnsubscribeAfter, err = c.Duration(DefaultUnsubscribeAfter, "unsubscribeAfter"); err != nil {
+		return o, err
+	}
+	if o.UnsubscribeAfter < 0 {
+		return o, fmt.Errorf("configuration \"unsubscribeAfter\": %v must not be negative (0 never unsubscribes)", o.UnsubscribeAfter)
 	}
 	return o, nil
 }

@@ -14,7 +14,9 @@
 // again with backoff, lookups keep answering from the last endpoints
 // received, and an app never received fails at once with an error naming
 // the server. On reconnection the stream subscribes again, telling the
-// server the versions it holds.
+// server the versions it holds. An app not looked up for unsubscribeAfter
+// is unsubscribed from, so a sidecar that stopped calling an app stops
+// receiving its changes; its next lookup subscribes again.
 //
 // Configuration (spec.nameResolution.configuration):
 //
@@ -23,6 +25,8 @@
 //	           ending in /dapr-xds or /dapr-operator)
 //	insecure   plaintext to the server (false: mTLS with this sidecar's SVID)
 //	timeout    how long an app's first lookup waits for the server (2s)
+//	unsubscribeAfter  how long an app may go without a lookup before it is
+//	           unsubscribed from (10m; 0 never)
 //
 // It registers nothing: the server's source does (the SQLite registry,
 // EndpointSlices). The resolvers package adds the SQLite registration when
@@ -107,6 +111,9 @@ type entry struct {
 	// the first lookup's wait.
 	known, absent bool
 	ready         chan struct{} // closed at the first answer (or removal)
+	// used is the time of the last lookup; an app unused for
+	// UnsubscribeAfter is dropped.
+	used time.Time
 }
 
 type stream struct {
@@ -213,12 +220,13 @@ func (r *Resolver) List(ctx context.Context, req resolve.Request) ([]string, err
 	r.mu.Lock()
 	e := r.apps[name]
 	if e == nil {
-		e = &entry{req: req, ready: make(chan struct{})}
+		e = &entry{req: req, ready: make(chan struct{}), used: time.Now()}
 		r.apps[name] = e
 		r.mu.Unlock()
 		r.subscribe(name)
 		r.mu.Lock()
 	}
+	e.used = time.Now()
 	if addrs, err, done := r.answerLocked(e, name); done {
 		r.mu.Unlock()
 		return addrs, err
@@ -340,13 +348,21 @@ func (r *Resolver) sendLocked(st *stream, req *discoveryv3.DeltaDiscoveryRequest
 // logged, never fatal.
 func (r *Resolver) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
+	wg.Add(2)
 	go func() {
+		defer wg.Done()
 		select {
 		case <-r.closed:
 			cancel()
 		case <-ctx.Done():
 		}
+	}()
+	go func() {
+		defer wg.Done()
+		r.unsubscribeIdle(ctx)
 	}()
 	for ctx.Err() == nil {
 		started := time.Now()
@@ -376,6 +392,58 @@ func (r *Resolver) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// unsubscribeIdle drops, until ctx ends, the apps not looked up for
+// UnsubscribeAfter: a sidecar that stopped calling an app stops receiving
+// its endpoint changes. It checks a few times per period.
+func (r *Resolver) unsubscribeIdle(ctx context.Context) {
+	after := r.o.UnsubscribeAfter
+	if after <= 0 {
+		return
+	}
+	tick := time.NewTicker(min(max(after/4, 10*time.Millisecond), time.Minute))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			r.dropUnused(time.Now().Add(-after))
+		}
+	}
+}
+
+// dropUnused unsubscribes from the apps last looked up before cutoff and
+// tells the cache in front to forget them.
+func (r *Resolver) dropUnused(cutoff time.Time) {
+	r.sendMu.Lock()
+	r.mu.Lock()
+	var names []string
+	var dropped []resolve.Request
+	for name, e := range r.apps {
+		if e.used.Before(cutoff) {
+			names = append(names, name)
+			dropped = append(dropped, e.req)
+			delete(r.apps, name)
+			e.markReady()
+		}
+	}
+	st, fn := r.stream, r.onChange
+	r.mu.Unlock()
+	if len(names) > 0 && st != nil {
+		slices.Sort(names)
+		// A failed send ends the stream; Run sees it on Recv and reconnects,
+		// subscribing only to the apps still in the table.
+		_ = r.sendLocked(st, &discoveryv3.DeltaDiscoveryRequest{TypeUrl: EndpointType, ResourceNamesUnsubscribe: names})
+	}
+	r.sendMu.Unlock()
+	for _, req := range dropped {
+		r.log.Debug("unsubscribed from an app not looked up lately", "app_id", req.AppID, "namespace", req.Namespace, "unused_for", r.o.UnsubscribeAfter.String())
+		if fn != nil {
+			fn(req)
+		}
+	}
 }
 
 // backoff is the wait before attempt n+1: exponential from minBackoff to

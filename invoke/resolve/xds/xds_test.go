@@ -357,8 +357,14 @@ func TestParseOptions(t *testing.T) {
 	if o.Server != "xds:15010" || o.ServerID.String() != "spiffe://td/ns/x/dapr-xds" || o.Insecure || o.Timeout != 3*time.Second {
 		t.Fatalf("ParseOptions = %+v", o)
 	}
-	if o, _ := xds.ParseOptions(map[string]any{"server": "h:1"}); o.Timeout != xds.DefaultTimeout {
-		t.Fatalf("default timeout %v", o.Timeout)
+	if o, _ := xds.ParseOptions(map[string]any{"server": "h:1"}); o.Timeout != xds.DefaultTimeout || o.UnsubscribeAfter != xds.DefaultUnsubscribeAfter {
+		t.Fatalf("defaults: timeout %v, unsubscribeAfter %v", o.Timeout, o.UnsubscribeAfter)
+	}
+	if o, err := xds.ParseOptions(map[string]any{"server": "h:1", "unsubscribeAfter": "0"}); err != nil || o.UnsubscribeAfter != 0 {
+		t.Fatalf("unsubscribeAfter 0: %+v, %v", o, err)
+	}
+	if _, err := xds.ParseOptions(map[string]any{"server": "h:1", "unsubscribeAfter": "-1s"}); err == nil || !strings.Contains(err.Error(), "unsubscribeAfter") {
+		t.Fatalf("negative unsubscribeAfter: %v", err)
 	}
 }
 
@@ -380,4 +386,64 @@ func FuzzParseOptions(f *testing.F) {
 			t.Fatalf("accepted %+v", o)
 		}
 	})
+}
+
+// TestUnusedAppsAreUnsubscribed: an app not looked up for unsubscribeAfter
+// stops receiving pushes (and the cache in front is told to forget it),
+// while an app in use keeps receiving them; the next lookup of the dropped
+// app subscribes again and gets its current endpoints.
+func TestUnusedAppsAreUnsubscribed(t *testing.T) {
+	src := newSource(app("orders", 5001), app("other", 6001))
+	lis := listen(t, "127.0.0.1:0")
+	serve(t, lis, src, nil)
+	r := start(t, resolve.Config{Configuration: map[string]any{
+		"server": lis.Addr().String(), "insecure": true, "unsubscribeAfter": "300ms",
+	}})
+	var mu sync.Mutex
+	changes := map[string]int{}
+	r.OnChange(func(req resolve.Request) {
+		mu.Lock()
+		changes[req.AppID]++
+		mu.Unlock()
+	})
+	count := func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return changes[id]
+	}
+	for _, id := range []string{"orders", "other"} {
+		if _, err := list(r, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Keep "other" in use; leave "orders" alone until it is dropped (the
+	// drop is announced to the cache in front).
+	ordersFirst := count("orders")
+	stop := make(chan struct{})
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				_, _ = list(r, "other")
+			}
+		}
+	}()
+	defer func() { close(stop); <-kept }()
+	eventually(t, 3*time.Second, "orders dropped after 300 ms unused", func() bool { return count("orders") > ordersFirst })
+	ordersBefore, otherBefore := count("orders"), count("other")
+
+	src.set(app("orders", 5002), app("other", 6002))
+	eventually(t, time.Second, "the change of the app in use pushed", func() bool { return count("other") > otherBefore })
+	time.Sleep(200 * time.Millisecond)
+	if got := count("orders"); got != ordersBefore {
+		t.Fatalf("orders changed %d times after it was unsubscribed from; want no push", got-ordersBefore)
+	}
+	got, err := list(r, "orders")
+	if err != nil || !slices.Equal(got, []string{"127.0.0.1:5002"}) {
+		t.Fatalf("lookup after the drop: %v, %v; want the current endpoint 127.0.0.1:5002", got, err)
+	}
 }
