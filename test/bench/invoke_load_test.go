@@ -69,7 +69,7 @@ func TestInvokeLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep.Memory = append(rep.Memory, SidecarMem{Name: name, Idle: m.RSS, IdleFile: m.File})
+		rep.Memory = append(rep.Memory, SidecarMem{Name: name, Idle: m.RSS, IdleFile: m.File, IdleAnon: m.Anon})
 	}
 
 	direct := fmt.Sprintf("http://127.0.0.1:%d/echo", app.Port)
@@ -100,6 +100,9 @@ func TestInvokeLoad(t *testing.T) {
 	}
 	if os.Getenv("TANDEM_BENCH_FLOOR") != "0" {
 		rep.Floor = h.floor(bins, app.Port)
+	}
+	if daprd := daprdForBench(t); daprd != "" {
+		rep.Dapr = h.dapr(bins, daprd, sentry, app.Port)
 	}
 
 	rep.ColdOutbound, rep.ColdHealthz = coldStarts(t, bins, sentry, registry, app.Port, set.ColdStarts)
@@ -162,6 +165,50 @@ func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
 			h.measure("floor: 2 "+mode+" relays, fixed rate, staggered", url, true, h.set.FixedQPS, true, nil),
 			h.measure("floor: 2 "+mode+" relays, max rate", url, true, -1, false, nil))
 	}
+	return runs
+}
+
+// daprdForBench is the daprd 1.18.2 that scripts/build-daprd.sh builds
+// (or TANDEM_DAPRD), or "" with a note in the log when there is none: the
+// comparison with Dapr is then left out of the report.
+func daprdForBench(t *testing.T) string {
+	path := os.Getenv("TANDEM_DAPRD")
+	if path == "" {
+		home, _ := os.UserHomeDir()
+		path = filepath.Join(home, ".cache", "tandem", "daprd-1.18.2")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Logf("no daprd at %s: the report has no Dapr rows (run scripts/build-daprd.sh, or set TANDEM_DAPRD)", path)
+		return ""
+	}
+	return path
+}
+
+// dapr measures the same load (staggered fixed rate, max rate) through two
+// real daprd with certificates from our sentry: client → caller daprd →
+// mTLS gRPC → callee daprd → the same echo app. They find each other over
+// mDNS, daprd's default name resolution.
+func (h *harness) dapr(bins *framework.Binaries, daprd string, sentry *framework.Sentry, appPort int) []Run {
+	h.t.Helper()
+	args := []string{"--log-level", "warn", "--placement-host-address", "", "--scheduler-host-address", ""}
+	callee := framework.StartSidecar(h.t, bins, framework.SidecarOptions{
+		AppID: "dcallee", AppPort: appPort, Sentry: sentry, Binary: daprd, Args: args,
+	})
+	caller := framework.StartSidecar(h.t, bins, framework.SidecarOptions{
+		AppID: "dcaller", Sentry: sentry, Binary: daprd, Args: args,
+	})
+	saved := h.sidecarPIDs
+	defer func() { h.sidecarPIDs = saved }()
+	h.sidecarPIDs = []int{caller.PID(), callee.PID()}
+	url := caller.HTTPURL() + "/v1.0/invoke/dcallee/method/echo"
+	h.waitEcho(url)
+	h.load(url, -1, false, h.set.Warmup)
+	runs := []Run{
+		h.measure("dapr: 2 daprd, fixed rate, staggered", url, true, h.set.FixedQPS, true, nil),
+		h.measure("dapr: 2 daprd, max rate", url, true, -1, false, nil),
+	}
+	caller.Stop()
+	callee.Stop()
 	return runs
 }
 
@@ -324,6 +371,9 @@ func (h *harness) measure(name, url string, sidecars bool, qps float64, staggere
 	if sampler != nil {
 		for i, v := range sampler.Stop() {
 			mem[i].LoadPeak = v
+		}
+		for i, v := range sampler.AnonPeaks() {
+			mem[i].LoadAnon = v
 		}
 	}
 	hist := res.DurationHistogram

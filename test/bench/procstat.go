@@ -86,9 +86,12 @@ type Mem struct {
 	RSS  uint64 // VmRSS: resident now
 	HWM  uint64 // VmHWM: peak resident since start
 	File uint64 // RssFile: the part of RSS that is mapped file pages (the binary's own)
+	// Anon is RssAnon: the process's private memory (heap, stacks), what
+	// each further sidecar on a host costs; File pages are shared.
+	Anon uint64
 }
 
-// ReadMem reads VmRSS and VmHWM of pid.
+// ReadMem reads VmRSS, VmHWM, RssFile and RssAnon of pid.
 func ReadMem(pid int) (Mem, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -101,14 +104,14 @@ func ReadMem(pid int) (Mem, error) {
 	return m, nil
 }
 
-// parseStatus extracts VmRSS and VmHWM ("VmRSS:    12345 kB") from the
-// content of /proc/<pid>/status.
+// parseStatus extracts VmRSS, VmHWM, RssFile and RssAnon ("VmRSS:    12345
+// kB") from the content of /proc/<pid>/status.
 func parseStatus(b []byte) (Mem, error) {
 	var m Mem
 	var seen int
 	for _, line := range strings.Split(string(b), "\n") {
 		key, rest, ok := strings.Cut(line, ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM" && key != "RssFile") {
+		if !ok || (key != "VmRSS" && key != "VmHWM" && key != "RssFile" && key != "RssAnon") {
 			continue
 		}
 		f := strings.Fields(rest)
@@ -126,6 +129,8 @@ func parseStatus(b []byte) (Mem, error) {
 		case "VmHWM":
 			m.HWM = kb * 1024
 			seen++
+		case "RssAnon":
+			m.Anon = kb * 1024
 		default:
 			m.File = kb * 1024
 		}
@@ -136,19 +141,23 @@ func parseStatus(b []byte) (Mem, error) {
 	return m, nil
 }
 
-// RSSSampler polls VmRSS of some processes and keeps the highest value seen
-// for each, to catch the resident size under load (VmHWM only says the peak
-// since start).
+// RSSSampler polls VmRSS and RssAnon of some processes and keeps the
+// highest value of each seen per process, to catch the resident size under
+// load (VmHWM only says the peak since start, and has no private part).
 type RSSSampler struct {
-	pids []int
-	max  []uint64
-	stop chan struct{}
-	done chan struct{}
+	pids    []int
+	max     []uint64
+	maxAnon []uint64
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // StartRSSSampler polls pids every interval until Stop.
 func StartRSSSampler(interval time.Duration, pids ...int) *RSSSampler {
-	s := &RSSSampler{pids: pids, max: make([]uint64, len(pids)), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &RSSSampler{
+		pids: pids, max: make([]uint64, len(pids)), maxAnon: make([]uint64, len(pids)),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(interval)
@@ -168,8 +177,9 @@ func StartRSSSampler(interval time.Duration, pids ...int) *RSSSampler {
 
 func (s *RSSSampler) sample() {
 	for i, pid := range s.pids {
-		if m, err := ReadMem(pid); err == nil && m.RSS > s.max[i] {
-			s.max[i] = m.RSS
+		if m, err := ReadMem(pid); err == nil {
+			s.max[i] = max(s.max[i], m.RSS)
+			s.maxAnon[i] = max(s.maxAnon[i], m.Anon)
 		}
 	}
 }
@@ -180,4 +190,66 @@ func (s *RSSSampler) Stop() []uint64 {
 	close(s.stop)
 	<-s.done
 	return s.max
+}
+
+// AnonPeaks is the highest RssAnon seen per pid, in the order given to
+// StartRSSSampler; call it after Stop.
+func (s *RSSSampler) AnonPeaks() []uint64 {
+	<-s.done
+	return s.maxAnon
+}
+
+// PSS is a process's proportional set size from /proc/<pid>/smaps_rollup,
+// in bytes: each shared page counted once across the processes that map it,
+// so the sum over many sidecars is what they cost the host together.
+type PSS struct {
+	Total uint64 // Pss
+	Anon  uint64 // Pss_Anon: private heap and stacks
+	File  uint64 // Pss_File: the binary's pages, shared by every sidecar
+}
+
+// ReadPSS reads Pss, Pss_Anon and Pss_File of pid.
+func ReadPSS(pid int) (PSS, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return PSS{}, fmt.Errorf("read smaps_rollup of pid %d (is it still running?): %w", pid, err)
+	}
+	p, err := parseSmapsRollup(b)
+	if err != nil {
+		return PSS{}, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	return p, nil
+}
+
+// parseSmapsRollup extracts Pss, Pss_Anon and Pss_File ("Pss:   213 kB")
+// from the content of /proc/<pid>/smaps_rollup.
+func parseSmapsRollup(b []byte) (PSS, error) {
+	var p PSS
+	seen := false
+	for _, line := range strings.Split(string(b), "\n") {
+		key, rest, ok := strings.Cut(line, ":")
+		if !ok || (key != "Pss" && key != "Pss_Anon" && key != "Pss_File") {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return PSS{}, fmt.Errorf("parse smaps_rollup %s: unexpected %q", key, strings.TrimSpace(rest))
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return PSS{}, fmt.Errorf("parse smaps_rollup %s: %w", key, err)
+		}
+		switch key {
+		case "Pss":
+			p.Total, seen = kb*1024, true
+		case "Pss_Anon":
+			p.Anon = kb * 1024
+		default:
+			p.File = kb * 1024
+		}
+	}
+	if !seen {
+		return PSS{}, fmt.Errorf("parse smaps_rollup: no Pss line (kernel threads have none)")
+	}
+	return p, nil
 }

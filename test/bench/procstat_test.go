@@ -52,6 +52,11 @@ func TestParseStatus(t *testing.T) {
 			in:   "Name:\ttandemd\nVmPeak:\t 1000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nThreads:\t7\n",
 			want: Mem{RSS: 10 << 20, HWM: 20 << 20},
 		},
+		{
+			name: "private and file pages",
+			in:   "VmHWM:\t20480 kB\nVmRSS:\t10240 kB\nRssAnon:\t3072 kB\nRssFile:\t7168 kB\nRssShmem:\t0 kB\n",
+			want: Mem{RSS: 10 << 20, HWM: 20 << 20, Anon: 3 << 20, File: 7 << 20},
+		},
 		{name: "kernel thread", in: "Name:\tkthreadd\nThreads:\t1\n", wantErr: true},
 		{name: "bad unit", in: "VmHWM:\t1 MB\nVmRSS:\t1 kB\n", wantErr: true},
 	}
@@ -96,7 +101,30 @@ func TestSelf(t *testing.T) {
 	if got := s.Stop(); len(got) != 1 || got[0] < 1<<20 {
 		t.Errorf("sampled rss = %v, want one value above 1 MiB", got)
 	}
+	if got := s.AnonPeaks(); len(got) != 1 || got[0] == 0 || got[0] >= s.max[0] {
+		t.Errorf("sampled private memory = %v, want one value above 0 and below VmRSS %d", got, s.max[0])
+	}
 	if _, err := ReadMem(-1); err == nil {
 		t.Error("ReadMem(-1): want an error")
+	}
+}
+
+func TestParseSmapsRollup(t *testing.T) {
+	in := "55a6c603e000-7fffc3d94000 ---p 00000000 00:00 0   [rollup]\nRss:  1684 kB\nPss:  213 kB\nPss_Dirty:  112 kB\nPss_Anon:  112 kB\nPss_File:  101 kB\n"
+	got, err := parseSmapsRollup([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (PSS{Total: 213 << 10, Anon: 112 << 10, File: 101 << 10}); got != want {
+		t.Errorf("pss = %+v, want %+v", got, want)
+	}
+	if _, err := parseSmapsRollup([]byte("Rss: 1 kB\n")); err == nil {
+		t.Error("no Pss line: want an error")
+	}
+	if _, err := parseSmapsRollup([]byte("Pss: 1 MB\n")); err == nil {
+		t.Error("bad unit: want an error")
+	}
+	if p, err := ReadPSS(os.Getpid()); err != nil || p.Total == 0 {
+		t.Errorf("ReadPSS(self) = %+v, %v", p, err)
 	}
 }

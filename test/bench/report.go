@@ -56,6 +56,10 @@ type SidecarMem struct {
 	LoadPeak  uint64 // highest VmRSS sampled during the max-rate run
 	HWM       uint64 // VmHWM after all runs
 	AfterLoad uint64 // VmRSS after all runs
+	// IdleAnon and LoadAnon are RssAnon (private memory) right after start
+	// and the highest sampled during the max-rate run.
+	IdleAnon uint64
+	LoadAnon uint64
 }
 
 // Machine describes where the figures were taken.
@@ -89,7 +93,10 @@ type Report struct {
 	Runs     []Run
 	// Floor holds the max-rate runs through two minimal relays instead of
 	// the sidecars (their CPU in SidecarCPU); optional.
-	Floor  []Run
+	Floor []Run
+	// Dapr holds the same runs through two real daprd 1.18.2 (optional:
+	// only when scripts/build-daprd.sh has built one).
+	Dapr   []Run
 	Memory []SidecarMem
 	// ColdOutbound and ColdHealthz are the times from exec to the first
 	// 204 on /v1.0/healthz/outbound and /v1.0/healthz, one per start.
@@ -178,6 +185,93 @@ func (r *Report) Targets() []Target {
 	return ts
 }
 
+// floorRun finds the run of the floor (TCP or HTTP relays) at max rate or
+// at the staggered fixed rate.
+func (r *Report) floorRun(mode string, maxRate bool) (Run, bool) {
+	for _, run := range r.Floor {
+		if strings.Contains(run.Name, " "+mode+" relays") && (run.TargetQPS <= 0) == maxRate {
+			return run, true
+		}
+	}
+	return Run{}, false
+}
+
+// daprRun finds the run through two daprd at max rate or at the staggered
+// fixed rate.
+func (r *Report) daprRun(maxRate bool) (Run, bool) {
+	for _, run := range r.Dapr {
+		if (run.TargetQPS <= 0) == maxRate && (maxRate || run.Staggered) {
+			return run, true
+		}
+	}
+	return Run{}, false
+}
+
+// cpuPerRequest is the CPU both sidecars (or relays) spent per request of run.
+func cpuPerRequest(run Run) float64 { return ms(run.PerK(run.SidecarsCPU())) / 1000 }
+
+// FloorTargets compares the figures with issue 16's goals: ratios to the
+// TCP-relay pair measured in the same run, private memory, cold start, and
+// Dapr in the same run.
+func (r *Report) FloorTargets() []Target {
+	var ts []Target
+	ratio := func(figure string, a, b float64, unit, goal string, atMost bool, limit float64) {
+		if b <= 0 {
+			return
+		}
+		v := a / b
+		met := v >= limit
+		if atMost {
+			met = v <= limit
+		}
+		prec := 3
+		if unit == "qps" {
+			prec = 0
+		}
+		ts = append(ts, Target{figure, fmt.Sprintf("%.2f× (%.*f / %.*f %s)", v, prec, a, prec, b, unit), goal, "", met})
+	}
+	tcpMax, okTM := r.floorRun("tcp", true)
+	tcpStag, okTS := r.floorRun("tcp", false)
+	sMax, okSM := r.find(true, true, false)
+	sStag, okSS := r.find(true, false, true)
+	dStag, okDS := r.find(false, false, true)
+	if okTM && okSM {
+		ratio("pair CPU per request, max rate, ÷ TCP-relay pair", cpuPerRequest(sMax), cpuPerRequest(tcpMax), "ms", "≤ 2×", true, 2)
+		ratio("max qps through the pair ÷ TCP-relay pair's", sMax.QPS, tcpMax.QPS, "qps", "≥ 0.6×", false, 0.6)
+	}
+	if okTS && okSS {
+		ratio("pair CPU per request, staggered 1000 qps, ÷ TCP-relay pair", cpuPerRequest(sStag), cpuPerRequest(tcpStag), "ms", "≤ 1.5×", true, 1.5)
+		if okDS {
+			ratio("added p50, staggered 1000 qps, ÷ TCP-relay pair's", ms(sStag.P50-dStag.P50), ms(tcpStag.P50-dStag.P50), "ms", "≤ 1.5×", true, 1.5)
+		}
+	}
+	for _, m := range r.Memory {
+		if m.IdleAnon > 0 {
+			ts = append(ts, Target{"private memory (RssAnon) idle, " + m.Name, mib(m.IdleAnon), "≤ 8 MiB", "", m.IdleAnon <= 8<<20})
+		}
+	}
+	for _, m := range r.Memory {
+		if m.LoadAnon > 0 {
+			ts = append(ts, Target{"private memory (RssAnon) under load, " + m.Name + " (sampled, max-rate run)", mib(m.LoadAnon), "≤ 16 MiB", "", m.LoadAnon <= 16<<20})
+		}
+	}
+	if len(r.ColdOutbound) > 0 {
+		v := median(r.ColdOutbound)
+		ts = append(ts, Target{fmt.Sprintf("cold start to /v1.0/healthz/outbound 204 (median of %d)", len(r.ColdOutbound)), spread(r.ColdOutbound), "≤ 10 ms", "", v <= 10*time.Millisecond})
+	}
+	for _, maxRate := range []bool{true, false} {
+		d, okD := r.daprRun(maxRate)
+		s, okS := r.find(true, maxRate, !maxRate)
+		if okD && okS && cpuPerRequest(s) > 0 {
+			ratio("Dapr's CPU per request ÷ Tandem's, "+runLabel(s), cpuPerRequest(d), cpuPerRequest(s), "ms", "≥ 5×", false, 5)
+		}
+	}
+	if d, okD := r.daprRun(true); okD && okSM && d.QPS > 0 {
+		ratio("max qps, Tandem ÷ Dapr", sMax.QPS, d.QPS, "qps", "", false, 0)
+	}
+	return ts
+}
+
 // Markdown renders the report.
 func (r *Report) Markdown() string {
 	var b strings.Builder
@@ -195,7 +289,22 @@ func (r *Report) Markdown() string {
 	p("- path: direct = client → echo app; sidecars = client → caller tandemd (HTTP API) → mTLS gRPC → callee tandemd → echo app\n")
 	p("- the load generator, the echo app and both sidecars (and sentry) share the same CPUs\n\n")
 
-	p("## Targets (issue 2)\n\n")
+	if ts := r.FloorTargets(); len(ts) > 0 {
+		p("## Targets (issue 16: ratios to the floor and to Dapr in this run)\n\n")
+		p("| figure | Tandem | target | met |\n|---|---|---|---|\n")
+		for _, t := range ts {
+			met := "yes"
+			switch {
+			case t.Goal == "":
+				met = "–"
+			case !t.Met:
+				met = "**no**"
+			}
+			p("| %s | %s | %s | %s |\n", t.Figure, t.Value, t.Goal, met)
+		}
+		p("\n")
+	}
+	p("## Targets (issue 2, absolute)\n\n")
 	p("| figure | Tandem | target | Dapr 1.18 | met |\n|---|---|---|---|---|\n")
 	for _, t := range r.Targets() {
 		met := "yes"
@@ -255,11 +364,21 @@ func (r *Report) Markdown() string {
 		}
 	}
 
+	if len(r.Dapr) > 0 {
+		p("\n## Dapr 1.18.2 in the same run\n\n")
+		p("The same load through two real daprd (`scripts/build-daprd.sh`) with certificates from Tandem's sentry, calling each other over mTLS gRPC: client → caller daprd → callee daprd → echo app. Their CPU is in the sidecars' column.\n\n")
+		header()
+		for _, run := range r.Dapr {
+			row(run)
+		}
+	}
+
 	if len(r.Memory) > 0 {
 		p("\n## Sidecar memory\n\n")
-		p("| sidecar | idle VmRSS (after start) | max sampled VmRSS (max-rate run) | VmHWM (after all runs) | VmRSS after all runs |\n|---|---|---|---|---|\n")
+		p("RssAnon is a sidecar's private memory (what each further sidecar on a host costs); RssFile, the binary's mapped pages, is shared by every sidecar on the host.\n\n")
+		p("| sidecar | idle VmRSS (after start) | idle RssAnon / RssFile | max sampled VmRSS (max-rate run) | max sampled RssAnon (max-rate run) | VmHWM (after all runs) | VmRSS after all runs |\n|---|---|---|---|---|---|---|\n")
 		for _, m := range r.Memory {
-			p("| %s | %s (binary pages %s) | %s | %s | %s |\n", m.Name, mib(m.Idle), mib(m.IdleFile), mib(m.LoadPeak), mib(m.HWM), mib(m.AfterLoad))
+			p("| %s | %s | %s / %s | %s | %s | %s | %s |\n", m.Name, mib(m.Idle), mib(m.IdleAnon), mib(m.IdleFile), mib(m.LoadPeak), mib(m.LoadAnon), mib(m.HWM), mib(m.AfterLoad))
 		}
 	}
 	if len(r.ColdOutbound) > 0 {

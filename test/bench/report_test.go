@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,91 @@ func TestMedian(t *testing.T) {
 		if got := median(tt.in); got != tt.want {
 			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestFloorTargets(t *testing.T) {
+	r := sampleReport()
+	r.Floor = []Run{
+		{Name: "floor: 2 tcp relays, fixed rate, staggered", Sidecars: true, TargetQPS: 1000, Staggered: true, Requests: 10000, QPS: 1000, P50: 300 * time.Microsecond,
+			SidecarCPU: []time.Duration{800 * time.Millisecond, 800 * time.Millisecond}},
+		{Name: "floor: 2 tcp relays, max rate", Sidecars: true, TargetQPS: -1, Requests: 300000, QPS: 30000,
+			SidecarCPU: []time.Duration{4 * time.Second, 5 * time.Second}},
+		{Name: "floor: 2 http relays, max rate", Sidecars: true, TargetQPS: -1, Requests: 90000, QPS: 9000,
+			SidecarCPU: []time.Duration{6 * time.Second, 6 * time.Second}},
+	}
+	r.Dapr = []Run{
+		{Name: "dapr: 2 daprd, fixed rate, staggered", Sidecars: true, TargetQPS: 1000, Staggered: true, Requests: 10000, QPS: 1000,
+			SidecarCPU: []time.Duration{5 * time.Second, 5 * time.Second}},
+		{Name: "dapr: 2 daprd, max rate", Sidecars: true, TargetQPS: -1, Requests: 50000, QPS: 5000,
+			SidecarCPU: []time.Duration{20 * time.Second, 20 * time.Second}},
+	}
+	r.Memory[0].IdleAnon, r.Memory[0].LoadAnon = 7<<20, 17<<20
+	got := map[string]Target{}
+	for _, tg := range r.FloorTargets() {
+		got[tg.Figure] = tg
+	}
+	tests := []struct {
+		figure string
+		value  string
+		met    bool
+	}{
+		// 0.130 ms against 9 s / 300000 = 0.030 ms.
+		{"pair CPU per request, max rate, ÷ TCP-relay pair", "4.33× (0.130 / 0.030 ms)", false},
+		{"max qps through the pair ÷ TCP-relay pair's", "0.33× (10000 / 30000 qps)", false},
+		{"pair CPU per request, staggered 1000 qps, ÷ TCP-relay pair", "1.25× (0.200 / 0.160 ms)", true},
+		// added p50: 0.4 ms against 0.2 ms.
+		{"added p50, staggered 1000 qps, ÷ TCP-relay pair's", "2.00× (0.400 / 0.200 ms)", false},
+		{"private memory (RssAnon) idle, caller", "7.0 MiB", true},
+		{"private memory (RssAnon) under load, caller (sampled, max-rate run)", "17.0 MiB", false},
+		{"cold start to /v1.0/healthz/outbound 204 (median of 3)", "20.0 ms (min 10.0, max 40.0)", false},
+		// daprd 0.8 ms against 0.13 at max rate; 1.0 against 0.2 staggered.
+		{"Dapr's CPU per request ÷ Tandem's, max rate", "6.15× (0.800 / 0.130 ms)", true},
+		{"Dapr's CPU per request ÷ Tandem's, 1000 qps staggered", "5.00× (1.000 / 0.200 ms)", true},
+		{"max qps, Tandem ÷ Dapr", "2.00× (10000 / 5000 qps)", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.figure, func(t *testing.T) {
+			tg, ok := got[tt.figure]
+			if !ok {
+				t.Fatalf("figure missing; have %v", got)
+			}
+			if tg.Value != tt.value || tg.Met != tt.met {
+				t.Errorf("got %q met=%v, want %q met=%v", tg.Value, tg.Met, tt.value, tt.met)
+			}
+		})
+	}
+	if len(got) != len(tests) {
+		t.Errorf("%d targets, want %d", len(got), len(tests))
+	}
+	md := r.Markdown()
+	for _, want := range []string{"## Targets (issue 16", "## Dapr 1.18.2 in the same run", "dapr: 2 daprd, max rate", "7.0 MiB / "} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+}
+
+func TestSumSeriesAndBalance(t *testing.T) {
+	text := `# HELP dapr_runtime_service_invocation_req_recv_total x
+# TYPE dapr_runtime_service_invocation_req_recv_total counter
+dapr_runtime_service_invocation_req_recv_total{app_id="spread",src_app_id="caller"} 120
+dapr_runtime_service_invocation_req_recv_total{app_id="spread",src_app_id="other"} 3
+dapr_runtime_service_invocation_req_recv_total_extra 999
+dapr_runtime_service_invocation_req_recv_total_seconds{a="b"} 7
+`
+	v, err := sumSeries(bufio.NewScanner(strings.NewReader(text)), "dapr_runtime_service_invocation_req_recv_total")
+	if err != nil || v != 123 {
+		t.Fatalf("sumSeries = %v, %v; want 123", v, err)
+	}
+	if _, err := sumSeries(bufio.NewScanner(strings.NewReader("m{a=\"b\"} x\n")), "m"); err == nil {
+		t.Error("a value that is not a number: want an error")
+	}
+	lo, hi, cv := balance([]float64{90, 100, 110, 100})
+	if lo != 0.9 || hi != 1.1 || cv < 0.07 || cv > 0.071 {
+		t.Errorf("balance = %v, %v, %v; want 0.9, 1.1, ~0.0707", lo, hi, cv)
+	}
+	if lo, hi, cv := balance(nil); lo != 0 || hi != 0 || cv != 0 {
+		t.Errorf("balance(nil) = %v %v %v", lo, hi, cv)
 	}
 }

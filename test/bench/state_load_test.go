@@ -97,6 +97,15 @@ spec:
 		t.Fatal(err)
 	}
 	floor := startStateFloor(t, bins, addr)
+	// Dapr in the same run, when scripts/build-daprd.sh has built daprd:
+	// the same component file (Dapr's format), the same client.
+	var dsc *framework.Sidecar
+	if daprd := daprdForBench(t); daprd != "" {
+		dsc = framework.StartSidecar(t, bins, framework.SidecarOptions{
+			AppID: "benchstate", ResourcesDir: dir, Binary: daprd,
+			Args: []string{"--log-level", "warn", "--placement-host-address", "", "--scheduler-host-address", ""},
+		})
+	}
 
 	ctx := context.Background()
 	value := stateValue(100)
@@ -130,14 +139,19 @@ spec:
 	}
 	httpc := make([]*http.Client, workers)
 	floorc := make([]*http.Client, workers)
+	daprc := make([]*http.Client, workers)
 	plain := make([]*goredis.Client, workers)
 	stores := make([]*redisstate.Store, workers)
 	for w := range workers {
 		httpc[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 		floorc[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+		daprc[w] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 		if clientKind == "h1" {
 			httpc[w].Transport = h1.New(h1.Config{Addr: strings.TrimPrefix(sc.HTTPURL(), "http://"), MaxIdle: 1})
 			floorc[w].Transport = h1.New(h1.Config{Addr: floor.addr, MaxIdle: 1})
+			if dsc != nil {
+				daprc[w].Transport = h1.New(h1.Config{Addr: strings.TrimPrefix(dsc.HTTPURL(), "http://"), MaxIdle: 1})
+			}
 		}
 		plain[w] = goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1, Protocol: 2, DisableIdentity: true})
 		stores[w] = redisstate.New(nil)
@@ -155,6 +169,12 @@ spec:
 		},
 		"get sidecar": func(w, i int) error {
 			return httpDo(httpc[w], http.MethodGet, base+"/"+name(key(w, i)), nil, http.StatusOK, len(value))
+		},
+		"save daprd": func(w, i int) error {
+			return httpDo(daprc[w], http.MethodPost, dsc.HTTPURL()+"/v1.0/state/statestore", saveBodies[key(w, i)], http.StatusNoContent, -1)
+		},
+		"get daprd": func(w, i int) error {
+			return httpDo(daprc[w], http.MethodGet, dsc.HTTPURL()+"/v1.0/state/statestore/"+name(key(w, i)), nil, http.StatusOK, len(value))
 		},
 		"save floor": func(w, i int) error {
 			return httpDo(floorc[w], http.MethodPost, "http://"+floor.addr+"/s/"+stored(key(w, i)), value, http.StatusNoContent, -1)
@@ -186,6 +206,9 @@ spec:
 		}
 	}
 	order := []string{"plain", "component", "floor", "sidecar"}
+	if dsc != nil {
+		order = append(order, "daprd")
+	}
 	for _, op := range []string{"save", "get"} {
 		for _, path := range order {
 			if s := closedLoop(workers, warmup, ops[op+" "+path]); s.Errors > 0 {
@@ -201,7 +224,11 @@ spec:
 	var runs []pathRun
 	for _, op := range []string{"save", "get"} {
 		for _, path := range order {
-			scBefore, rBefore, cBefore, floorBefore := readCPU(sc.PID()), readCPU(redisPID), selfCPU(), readCPU(floor.pid)
+			dPID := 0
+			if dsc != nil {
+				dPID = dsc.PID()
+			}
+			scBefore, rBefore, cBefore, floorBefore, dBefore := readCPU(sc.PID()), readCPU(redisPID), selfCPU(), readCPU(floor.pid), readCPU(dPID)
 			s := closedLoop(workers, seconds, ops[op+" "+path])
 			run := pathRun{Op: op, Path: path, Stats: s, ClientCPU: selfCPU() - cBefore, PeerCPU: -1}
 			switch path {
@@ -209,6 +236,8 @@ spec:
 				run.SidecarCPU = readCPU(sc.PID()) - scBefore
 			case "floor":
 				run.SidecarCPU = readCPU(floor.pid) - floorBefore
+			case "daprd":
+				run.SidecarCPU = readCPU(dPID) - dBefore
 			}
 			if rBefore >= 0 {
 				run.PeerCPU = readCPU(redisPID) - rBefore
@@ -219,6 +248,7 @@ spec:
 		}
 	}
 	peak := sampler.Stop()[0]
+	peakAnon := sampler.AnonPeaks()[0]
 	after, err := ReadMem(sc.PID())
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +256,7 @@ spec:
 
 	md := stateMarkdown(runs, stateEnv{
 		workers: workers, keys: nkeys, seconds: seconds, warmup: warmup, loadBefore: loadBefore, loadAfter: machine().LoadAvg,
-		idle: idle.RSS, peak: peak, hwm: after.HWM, client: clientKind,
+		idle: idle.RSS, idleAnon: idle.Anon, peak: peak, peakAnon: peakAnon, hwm: after.HWM, client: clientKind,
 	})
 	t.Logf("\n%s", md)
 	writeBenchReport(t, "TANDEM_BENCH_STATE_OUT", filepath.Join("results", "state.md"), md)
@@ -235,6 +265,13 @@ spec:
 			t.Errorf("%s %s: %d of %d operations failed, first: %s", r.Op, r.Path, r.Stats.Errors, r.Stats.Ops, r.Stats.FirstErr)
 		}
 	}
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
 }
 
 // stateFloor is the running test/bench/statefloor server.
@@ -336,6 +373,7 @@ type stateEnv struct {
 	seconds, warmup       time.Duration
 	loadBefore, loadAfter string
 	idle, peak, hwm       uint64
+	idleAnon, peakAnon    uint64 // RssAnon, private memory
 }
 
 func stateMarkdown(runs []pathRun, e stateEnv) string {
@@ -356,7 +394,8 @@ func stateMarkdown(runs []pathRun, e stateEnv) string {
 	p("- paths: **sidecar** = %s → tandemd HTTP API (`POST /v1.0/state/statestore` one item; `GET /v1.0/state/statestore/{key}`) → state.redis → Redis, plaintext (the store call is local: no app, no mTLS); ", cl)
 	p("**component** = the same `components/state/redis` store called in-process (the same Lua scripts over go-redis: set = HGET version + HSET data + HINCRBY version + PERSIST, get = HMGET data version + TTL); ")
 	p("**plain** = go-redis `HSET key data <value>` / `HGETALL key` (no ETag, no script: the \"straight to Redis\" baseline); ")
-	p("**floor** = the same client → `test/bench/statefloor`, the least an HTTP server in front of Redis can do (net/http, `HSET`/`HGET` of the raw body: no JSON, no ETag, no script), in its own process like the sidecar: no HTTP state API can beat it here\n")
+	p("**floor** = the same client → `test/bench/statefloor`, the least an HTTP server in front of Redis can do (net/http, `HSET`/`HGET` of the raw body: no JSON, no ETag, no script), in its own process like the sidecar: no HTTP state API can beat it here")
+	p("; **daprd** = the same client → a real daprd 1.18.2 (`scripts/build-daprd.sh`) with the same component file, when it is built\n")
 	p("- the load generator (this process), tandemd and redis-server share the same CPUs\n\n")
 
 	p("## Targets (issue 3)\n\n| figure | Tandem | target | Dapr 1.18 | met |\n|---|---|---|---|---|\n")
@@ -391,18 +430,35 @@ func stateMarkdown(runs []pathRun, e stateEnv) string {
 		}
 	}
 
+	p("\n## Targets (issue 16: the floor and Dapr in this run)\n\n| figure | Tandem | target | met |\n|---|---|---|---|\n")
+	for _, op := range []string{"save", "get"} {
+		s, ok := find(op, "sidecar")
+		f, okf := find(op, "floor")
+		if ok && okf && f.Stats.Rate() > 0 {
+			v := s.Stats.Rate() / f.Stats.Rate()
+			p("| %s ops/s through the sidecar ÷ the bare HTTP-to-Redis floor | %.2f× (%.0f / %.0f) | ≥ 0.9× | %s |\n", op, v, s.Stats.Rate(), f.Stats.Rate(), yesNo(v >= 0.9))
+		}
+		d, okd := find(op, "daprd")
+		if ok && okd && s.Stats.Ops > 0 && d.Stats.Ops > 0 && s.SidecarCPU > 0 {
+			tc := ms(s.SidecarCPU) / float64(s.Stats.Ops)
+			dc := ms(d.SidecarCPU) / float64(d.Stats.Ops)
+			p("| %s: daprd's CPU per op ÷ tandemd's | %.2f× (%.3f / %.3f ms) | ≥ 5× | %s |\n", op, dc/tc, dc, tc, yesNo(dc/tc >= 5))
+			p("| %s: ops/s, tandemd ÷ daprd | %.2f× (%.0f / %.0f) | – | – |\n", op, s.Stats.Rate()/d.Stats.Rate(), s.Stats.Rate(), d.Stats.Rate())
+		}
+	}
+
 	p("\n## Runs\n\n| op | path | ops/s | ops | errors | p50 ms | p90 ms | p99 ms | max ms | sidecar CPU ms / 1000 ops | redis-server CPU ms / 1000 ops | client CPU ms / 1000 ops |\n")
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		sc := "–"
-		if r.Path == "sidecar" || r.Path == "floor" {
+		if r.Path == "sidecar" || r.Path == "floor" || r.Path == "daprd" {
 			sc = r.perK(r.SidecarCPU)
 		}
 		s := r.Stats
 		p("| %s | %s | %.0f | %d | %d | %.3f | %.3f | %.3f | %.3f | %s | %s | %s |\n",
 			r.Op, r.Path, s.Rate(), s.Ops, s.Errors, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), sc, r.perK(r.PeerCPU), r.perK(r.ClientCPU))
 	}
-	p("\n## Sidecar memory\n\n| idle VmRSS | max sampled VmRSS (all runs) | VmHWM (after all runs) |\n|---|---|---|\n| %s | %s | %s |\n",
-		mib(e.idle), mib(e.peak), mib(e.hwm))
+	p("\n## Sidecar memory\n\n| idle VmRSS | idle RssAnon (private) | max sampled VmRSS (all runs) | max sampled RssAnon | VmHWM (after all runs) |\n|---|---|---|---|---|\n| %s | %s | %s | %s | %s |\n",
+		mib(e.idle), mib(e.idleAnon), mib(e.peak), mib(e.peakAnon), mib(e.hwm))
 	return b.String()
 }
