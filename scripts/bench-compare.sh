@@ -74,11 +74,11 @@ done
 
 "$benchstat" -alpha 0.05 "old=$work/old.txt" "new=$work/new.txt" | tee "$work/table.txt"
 
-# A regression is a row of the cpu-ns/op or allocs/op sections whose delta is +THRESHOLD% or more and significant
+# A regression is a row of the cpu-ns/op (benchstat prints it as cpu-sec/op) or allocs/op sections whose delta is +THRESHOLD% or more and significant
 # (benchstat prints "~" for a change it cannot tell from noise).
 worse=$(awk -v limit="$THRESHOLD" '
-	/cpu-ns\/op|allocs\/op/ { section = 1; next }
-	/^ *│|sec\/op|B\/op/ && !/cpu-ns|allocs/ { section = 0 }
+	/cpu-(ns|sec)\/op|allocs\/op/ { section = 1; next }
+	/^ *│|sec\/op|B\/op/ && !/cpu-|allocs/ { section = 0 }
 	section && $0 ~ /\+[0-9.]+%/ {
 		match($0, /\+[0-9.]+%/); d = substr($0, RSTART + 1, RLENGTH - 2) + 0
 		if (d >= limit) print "  " $0
