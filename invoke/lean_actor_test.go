@@ -65,6 +65,8 @@ func (f *fakeActorHost) last() *internalsv1.InternalInvokeRequest {
 type actorCallee struct {
 	addr      string
 	grpcCalls atomic.Int64
+	// conns counts the connections accepted.
+	conns atomic.Int64
 	// methods are what the lean hook observed.
 	mu      sync.Mutex
 	methods []string
@@ -104,10 +106,23 @@ func startActorCallee(t *testing.T, src *identity.Source, host ActorHost, noLean
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = g.Serve(ln) }()
+	go func() { _ = g.Serve(countingListener{ln, &c.conns}) }()
 	t.Cleanup(g.Stop)
 	c.addr = ln.Addr().String()
 	return c
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // grpcCallActor is the call over gRPC, for comparison.
@@ -189,6 +204,9 @@ func TestLeanActorCall(t *testing.T) {
 				t.Error("CallActor changed the caller's request")
 			}
 		})
+	}
+	if n := callee.conns.Load(); n != 2 {
+		t.Errorf("callee accepted %d connections, want 2 (gRPC's and one lean connection, reused)", n)
 	}
 	callee.mu.Lock()
 	defer callee.mu.Unlock()
