@@ -125,8 +125,11 @@ func (p *Pool) leanConn(ctx context.Context, addr string, actors bool) (*LeanCon
 	if actors && !c.actors {
 		p.log.Debug("sidecar speaks tandem-invoke/2; actor calls use Dapr's gRPC", "address", addr)
 		c.lastUsed = time.Now()
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
 		lp.mu.Lock()
-		if len(lp.idle) < maxIdleLean {
+		if !closed && len(lp.idle) < maxIdleLean {
 			// Kept for the invocations to that peer.
 			lp.idle = append(lp.idle, c)
 			c = nil
@@ -162,9 +165,15 @@ func (c *LeanConn) Actors() bool { return c.actors }
 
 // Start begins a call: head is the caller's head (the invoke layer's
 // encoding), contentLength the request body's size (-1: unknown), flags
-// FlagStream or 0; the context's deadline goes with it. The call owns the
+// FlagStream, FlagActor (only if Actors) or 0; the context's deadline goes
+// with it. The call owns the
 // connection until Close.
 func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, head []byte) (*ClientCall, error) {
+	if flags&FlagActor != 0 && !c.actors {
+		// A tandem-invoke/2 callee would take it for an invocation.
+		c.Discard()
+		return nil, grpcstatus.Error(codes.Internal, "lean transport: actor call on a tandem-invoke/2 connection (get it with Pool.LeanActor)")
+	}
 	call := &ClientCall{c: c, ctx: ctx}
 	var timeout int64
 	if d, ok := ctx.Deadline(); ok {

@@ -140,11 +140,20 @@ func TestLeanVersions(t *testing.T) {
 		if err := roundTrip(t, c, 0); err != nil {
 			t.Fatal(err)
 		}
-		// A client that sent an actor call on it anyway: refused.
+		// An actor call on it: refused by the client, and by the server
+		// if it came.
 		c, err = pool.Lean(t.Context(), addr)
 		if err != nil || c == nil {
 			t.Fatalf("Lean = %v, %v", c, err)
 		}
+		if err := roundTrip(t, c, FlagActor); err == nil {
+			t.Error("an actor call on a version 2 connection was sent")
+		}
+		c, err = pool.Lean(t.Context(), addr)
+		if err != nil || c == nil {
+			t.Fatalf("Lean = %v, %v", c, err)
+		}
+		c.actors = true // a client that misreads the protocol
 		if err := roundTrip(t, c, FlagActor); err == nil {
 			t.Error("an actor call on a version 2 connection was answered")
 		}
