@@ -267,28 +267,47 @@ func (e *RemoteError) Error() string { return e.st.Err().Error() }
 // GRPCStatus is the owner's status.
 func (e *RemoteError) GRPCStatus() *status.Status { return e.st }
 
+// callRemote sends the call to the host at addr: over the lean transport
+// when that host is a Tandem that speaks it with actor calls, else by
+// Dapr's internal CallActor gRPC (a daprd, an earlier Tandem, no mTLS).
 func (r *Runtime) callRemote(ctx context.Context, addr string, req *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	req = r.stampCaller(req)
+	out, handled, err := invoke.CallActor(ctx, r.cfg.Pool, addr, req)
+	if handled {
+		if err != nil {
+			return nil, remoteCallError(addr, err)
+		}
+		return out, nil
+	}
 	cc, err := r.cfg.Pool.Get(addr)
 	if err != nil {
 		return nil, err
 	}
-	out := new(internalsv1.InternalInvokeResponse)
-	if err := cc.Invoke(ctx, internalsv1.ServiceInvocation_CallActor_FullMethodName, r.stampCaller(req), out); err != nil {
+	out = new(internalsv1.InternalInvokeResponse)
+	if err := cc.Invoke(ctx, internalsv1.ServiceInvocation_CallActor_FullMethodName, req, out); err != nil {
 		if status.Code(err) == codes.Unavailable {
 			r.cfg.Pool.Discard(addr, cc)
 		}
-		if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), ErrMaxStackDepth.Error()) {
-			return nil, ErrMaxStackDepth
-		}
-		if status.Code(err) == codes.FailedPrecondition && strings.HasPrefix(status.Convert(err).Message(), errMoved.Error()) {
-			return nil, fmt.Errorf("call actor on host %s: %w", addr, errMoved)
-		}
-		if st := status.Convert(err); st.Code() == codes.Internal && strings.HasPrefix(st.Message(), remoteInvokePrefix) {
-			return nil, &RemoteError{st: st}
-		}
-		return nil, fmt.Errorf("call actor on host %s: %s", addr, status.Convert(err).Message())
+		return nil, remoteCallError(addr, err)
 	}
 	return out, nil
+}
+
+// remoteCallError is the error of a call the host at addr failed with
+// the status error err: those the router acts on (too deep a reentrant
+// stack; the actor moved: routed again on the next table) by their
+// sentinels, the owner's app failure as a *RemoteError.
+func remoteCallError(addr string, err error) error {
+	st := status.Convert(err)
+	switch {
+	case st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), ErrMaxStackDepth.Error()):
+		return ErrMaxStackDepth
+	case st.Code() == codes.FailedPrecondition && strings.HasPrefix(st.Message(), errMoved.Error()):
+		return fmt.Errorf("call actor on host %s: %w", addr, errMoved)
+	case st.Code() == codes.Internal && strings.HasPrefix(st.Message(), remoteInvokePrefix):
+		return &RemoteError{st: st}
+	}
+	return fmt.Errorf("call actor on host %s: %s", addr, st.Message())
 }
 
 // callLocal runs the call in the actor's turn on this host's app.

@@ -2,8 +2,9 @@
 // app's actor types from GET /dapr/config, keeps this host in placement's
 // table (actors/placement), routes each actor call to the host that owns
 // the actor (this one: through a turn lock to the app at
-// PUT /actors/{type}/{id}/method/{method}; another: Dapr's internal
-// CallActor RPC over the sidecars' mTLS pool), deactivates idle actors
+// PUT /actors/{type}/{id}/method/{method}; another: over the sidecars'
+// mTLS pool, by the lean transport to a Tandem host (invoke.CallActor),
+// else by Dapr's internal CallActor RPC), deactivates idle actors
 // with DELETE /actors/{type}/{id}, and serves actor state (keys
 // "{appId}||{type}||{id}||{key}" in the state store marked actorStateStore)
 // and timers.

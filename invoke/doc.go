@@ -15,6 +15,11 @@
 // takes the caller's identity from its certificate and hands the request
 // to the local app through an AppChannel.
 //
+// Actor calls between hosts take the same two ways: CallActor (lean_actor.go)
+// sends the actor router's call over the lean transport to a Tandem host
+// of transport.LeanALPN, and Server serves it as the gRPC CallActor does,
+// through its ActorHost; other peers get gRPC's CallActor.
+//
 // Request and Response are the protocol-neutral currency shared with proxy,
 // which turns the Dapr HTTP and gRPC APIs into them.
 package invoke

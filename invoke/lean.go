@@ -34,10 +34,10 @@ type LeanClientHook func(ctx context.Context, method string, in *internalsv1.Int
 	_ context.Context, answered func(*internalsv1.InternalInvokeResponse, error), ended func(error))
 
 // LeanServerHook observes a call served over the lean transport as the
-// internal gRPC server's interceptors observe a CallLocal or
-// CallLocalStream: serve runs the call (admission, the app, the answer
-// sent) and returns the answer's head (nil if none went out) and its
-// error.
+// internal gRPC server's interceptors observe a CallLocal,
+// CallLocalStream or CallActor (method): serve runs the call (admission,
+// the app or the actor, the answer sent) and returns the answer's head
+// (nil if none went out) and its error.
 type LeanServerHook func(ctx context.Context, method string, in *internalsv1.InternalInvokeRequest,
 	serve func(context.Context) (*internalsv1.InternalInvokeResponse, error)) (*internalsv1.InternalInvokeResponse, error)
 
@@ -318,10 +318,14 @@ func (b *leanBody) Close() error {
 	return b.call.Close()
 }
 
-// ServeLean serves one call of the lean transport: the same admission,
-// access control and app channel as CallLocal and CallLocalStream, and
-// the same observation (the server's LeanHook).
+// ServeLean serves one call of the lean transport: an invocation with the
+// same admission, access control and app channel as CallLocal and
+// CallLocalStream, or an actor call (transport.FlagActor) as CallActor;
+// observed as those are (the server's LeanHook).
 func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) error {
+	if call.Flags&transport.FlagActor != 0 {
+		return s.serveLeanActor(ctx, call)
+	}
 	in := new(internalsv1.InternalInvokeRequest)
 	if err := proto.Unmarshal(call.Head, in); err != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid internal invoke request: %v", err)

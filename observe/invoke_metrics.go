@@ -16,6 +16,7 @@ import (
 const (
 	callLocalMethod       = internalsv1.ServiceInvocation_CallLocal_FullMethodName
 	callLocalStreamMethod = internalsv1.ServiceInvocation_CallLocalStream_FullMethodName
+	callActorMethod       = internalsv1.ServiceInvocation_CallActor_FullMethodName
 	callerAppIDKey        = "dapr-caller-app-id"
 	calleeAppIDKey        = "dapr-callee-app-id"
 )

@@ -10,7 +10,7 @@ import (
 )
 
 // The lean transport between Tandem sidecars carries the calls that would
-// otherwise be a CallLocal or CallLocalStream over gRPC. Its hooks record
+// otherwise be a CallLocal, CallLocalStream or CallActor over gRPC. Its hooks record
 // them exactly as the gRPC interceptors and dial options do: the same
 // metrics with the same labels (the method label is the gRPC method the
 // call stands for) and the same spans, parented through the trace context
@@ -35,6 +35,17 @@ func leanServerHook(m *Metrics, t *Tracing) LeanServerHook {
 		return nil
 	}
 	return func(ctx context.Context, method string, in *internalsv1.InternalInvokeRequest, serve LeanServeFunc) (*internalsv1.InternalInvokeResponse, error) {
+		if method == callActorMethod {
+			// Of the internal server's interceptors only the gRPC server
+			// metrics observe CallActor.
+			if m == nil {
+				return serve(ctx)
+			}
+			start := time.Now()
+			out, err := serve(ctx)
+			m.grpc.record(method, err, time.Since(start))
+			return out, err
+		}
 		inner := serve
 		if t != nil {
 			inner = func(ctx context.Context) (*internalsv1.InternalInvokeResponse, error) {

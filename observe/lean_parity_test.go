@@ -17,6 +17,9 @@ import (
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/invoke"
@@ -108,6 +111,20 @@ func (a *parityApp) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Re
 	}, nil
 }
 
+// parityActors is an actor host: it echoes a call's data, and fails
+// method "moved" as a host that no longer owns the actor.
+type parityActors struct{}
+
+func (parityActors) CallActor(_ context.Context, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
+	if in.GetMessage().GetMethod() == "moved" {
+		return nil, status.Error(codes.FailedPrecondition, "actor moved")
+	}
+	return &internalsv1.InternalInvokeResponse{Status: &internalsv1.Status{Code: 200},
+		Message: &commonv1.InvokeResponse{Data: &anypb.Any{Value: in.GetMessage().GetData().GetValue()}}}, nil
+}
+
+func (parityActors) CallActorReminder(context.Context, *internalsv1.Reminder) error { return nil }
+
 type oneResolver struct{ addr string }
 
 func (r oneResolver) Resolve(context.Context, resolve.Request) (string, error) { return r.addr, nil }
@@ -140,7 +157,7 @@ func runObservedCalls(t *testing.T, rcv *otlptest.Receiver, lean bool, traceID s
 
 	// The callee, wired as proxy wires it.
 	app := &parityApp{seen: map[string][2]string{}}
-	srv, err := invoke.NewServer(invoke.ServerOptions{AppID: "callee", Namespace: "default", App: app,
+	srv, err := invoke.NewServer(invoke.ServerOptions{AppID: "callee", Namespace: "default", App: app, Actors: parityActors{},
 		Authorize: func(_ context.Context, _ identity.App, req *invoke.Request) error {
 			if req.Message.GetMessage().GetMethod() == "denied" {
 				return errors.New("access control policy has denied access to method denied")
@@ -232,6 +249,34 @@ func runObservedCalls(t *testing.T, rcv *otlptest.Receiver, lean bool, traceID s
 		cancel()
 		if err != nil || !bytes.Equal(got, c.body) {
 			t.Fatalf("lean=%v: call %s: %d bytes back, %v", lean, c.method, len(got), err)
+		}
+	}
+	// Actor calls, as the actor router makes them: the lean transport's
+	// or gRPC's CallActor.
+	for _, method := range []string{"echo", "echo", "moved"} {
+		req := &internalsv1.InternalInvokeRequest{Ver: internalsv1.APIVersion_V1,
+			Actor: &internalsv1.Actor{ActorType: "counter", ActorId: "1"},
+			Metadata: map[string]*internalsv1.ListStringValue{
+				"traceparent": {Values: []string{"00-" + traceID + "-00000000000000aa-01"}},
+			},
+			Message: &commonv1.InvokeRequest{Method: method, Data: &anypb.Any{Value: []byte("a")}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var err error
+		if lean {
+			var handled bool
+			_, handled, err = invoke.CallActor(ctx, pool, ln.Addr().String(), req)
+			if !handled {
+				t.Fatal("the lean actor call was not made")
+			}
+		} else {
+			var cc *grpc.ClientConn
+			if cc, err = pool.Get(ln.Addr().String()); err == nil {
+				err = cc.Invoke(ctx, internalsv1.ServiceInvocation_CallActor_FullMethodName, req, new(internalsv1.InternalInvokeResponse))
+			}
+		}
+		cancel()
+		if (method == "moved") != (status.Code(err) == codes.FailedPrecondition) {
+			t.Fatalf("lean=%v: actor call %s: %v", lean, method, err)
 		}
 	}
 	_ = callerT.ForceFlush(context.Background())

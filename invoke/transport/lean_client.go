@@ -25,10 +25,14 @@ const maxIdleLean = 64
 
 // leanPeer is the lean side of the pool for one address.
 type leanPeer struct {
-	// h2Only: the peer did not offer LeanALPN (a daprd); use gRPC.
+	// h2Only: the peer offered neither lean version (a daprd); use gRPC.
 	h2Only atomic.Bool
-	mu     sync.Mutex
-	idle   []*LeanConn
+	// noActors: the last connection dialed negotiated LeanALPNv2 (an
+	// earlier Tandem): actor calls use gRPC. A later dial that negotiates
+	// LeanALPN (the peer was upgraded) clears it.
+	noActors atomic.Bool
+	mu       sync.Mutex
+	idle     []*LeanConn
 }
 
 // ErrStaleConn marks a failure of a reused idle connection before any
@@ -43,6 +47,17 @@ var ErrStaleConn = errors.New("lean transport: idle connection to sidecar was cl
 // failures are codes.Unavailable. A connection carries one call at a
 // time; Start one and Close it.
 func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
+	return p.leanConn(ctx, addr, false)
+}
+
+// LeanActor is Lean for an actor call: it returns (nil, nil) also when the
+// peer speaks only LeanALPNv2, which has no actor calls (then use gRPC's
+// CallActor). A connection it returns has Actors true.
+func (p *Pool) LeanActor(ctx context.Context, addr string) (*LeanConn, error) {
+	return p.leanConn(ctx, addr, true)
+}
+
+func (p *Pool) leanConn(ctx context.Context, addr string, actors bool) (*LeanConn, error) {
 	if p.leanTLS == nil {
 		return nil, nil
 	}
@@ -57,7 +72,7 @@ func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
 		p.lean[addr] = lp
 	}
 	p.mu.Unlock()
-	if lp.h2Only.Load() {
+	if lp.h2Only.Load() || actors && lp.noActors.Load() {
 		return nil, nil
 	}
 	now := time.Now()
@@ -65,6 +80,12 @@ func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
 	for len(lp.idle) > 0 {
 		c := lp.idle[len(lp.idle)-1]
 		lp.idle = lp.idle[:len(lp.idle)-1]
+		if actors && !c.actors {
+			// Made before the peer was upgraded; it still carries
+			// invocations, but this call needs another.
+			_ = c.conn.Close()
+			continue
+		}
 		if now.Sub(c.lastUsed) < leanClientIdle && c.fr.br.Buffered() == 0 && !peerClosed(c.conn.NetConn()) {
 			lp.mu.Unlock()
 			c.reused = true
@@ -88,17 +109,38 @@ func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
 		}
 		return nil, grpcstatus.Errorf(codes.Unavailable, "TLS handshake with sidecar at %s: %v", addr, err)
 	}
-	if conn.ConnectionState().NegotiatedProtocol != LeanALPN {
+	proto := conn.ConnectionState().NegotiatedProtocol
+	if proto != LeanALPN && proto != LeanALPNv2 {
 		_ = conn.Close()
 		lp.h2Only.Store(true)
 		p.log.Debug("sidecar offers only h2; using Dapr's gRPC", "address", addr)
 		return nil, nil
 	}
-	return &LeanConn{
-		pool: p, peer: lp, conn: conn,
+	c := &LeanConn{
+		pool: p, peer: lp, conn: conn, actors: proto == LeanALPN,
 		fr: frameReader{br: bufio.NewReaderSize(conn, 32<<10), max: p.maxSize},
 		fw: frameWriter{w: conn},
-	}, nil
+	}
+	lp.noActors.Store(!c.actors)
+	if actors && !c.actors {
+		p.log.Debug("sidecar speaks tandem-invoke/2; actor calls use Dapr's gRPC", "address", addr)
+		c.lastUsed = time.Now()
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		lp.mu.Lock()
+		if !closed && len(lp.idle) < maxIdleLean {
+			// Kept for the invocations to that peer.
+			lp.idle = append(lp.idle, c)
+			c = nil
+		}
+		lp.mu.Unlock()
+		if c != nil {
+			_ = conn.Close()
+		}
+		return nil, nil
+	}
+	return c, nil
 }
 
 // LeanConn is a lean connection to another sidecar, lent for one call.
@@ -110,16 +152,28 @@ type LeanConn struct {
 	fw       frameWriter
 	reused   bool
 	lastUsed time.Time
+	// actors: the connection negotiated LeanALPN and may carry FlagActor.
+	actors bool
 	// goAway: the callee said it closes the connection after this call
 	// (set by the answer side, read by the request side too).
 	goAway atomic.Bool
 }
 
+// Actors reports whether the connection may carry actor calls
+// (FlagActor): it negotiated LeanALPN, not LeanALPNv2.
+func (c *LeanConn) Actors() bool { return c.actors }
+
 // Start begins a call: head is the caller's head (the invoke layer's
 // encoding), contentLength the request body's size (-1: unknown), flags
-// FlagStream or 0; the context's deadline goes with it. The call owns the
+// FlagStream, FlagActor (only if Actors) or 0; the context's deadline goes
+// with it. The call owns the
 // connection until Close.
 func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, head []byte) (*ClientCall, error) {
+	if flags&FlagActor != 0 && !c.actors {
+		// A tandem-invoke/2 callee would take it for an invocation.
+		c.Discard()
+		return nil, grpcstatus.Error(codes.Internal, "lean transport: actor call on a tandem-invoke/2 connection (get it with Pool.LeanActor)")
+	}
 	call := &ClientCall{c: c, ctx: ctx}
 	var timeout int64
 	if d, ok := ctx.Deadline(); ok {

@@ -15,14 +15,25 @@ import (
 )
 
 // LeanALPN is the TLS application protocol of the lean transport between
-// Tandem sidecars. A Tandem client offers it before "h2"; a Tandem server
-// prefers it; a daprd on either end offers only "h2", so the pair falls
-// back to Dapr's ServiceInvocation gRPC.
+// Tandem sidecars. A Tandem client offers it (and LeanALPNv2) before "h2";
+// a Tandem server prefers it; a daprd on either end offers only "h2", so
+// the pair falls back to Dapr's gRPC.
 //
-// Version 2 added the flags byte to the request head; a version 1 peer
-// (an older Tandem) negotiates h2 with a version 2 one, so the pair falls
-// back to gRPC rather than misreading heads.
-const LeanALPN = "tandem-invoke/2"
+// Version 3 added actor calls (FlagActor); its frames are version 2's. A
+// connection that negotiated LeanALPNv2 (a peer of the previous Tandem)
+// carries service invocation only, and that pair keeps gRPC's CallActor
+// for actors. Version 2 added the flags byte to the request head; a
+// version 1 peer negotiates h2 with a later one, so the pair falls back to
+// gRPC rather than misreading heads.
+const LeanALPN = "tandem-invoke/3"
+
+// LeanALPNv2 is the previous version of the lean transport, still offered
+// and accepted: service invocation only, no FlagActor.
+const LeanALPNv2 = "tandem-invoke/2"
+
+// leanProtos are the application protocols a Tandem end offers, preferred
+// first.
+var leanProtos = []string{LeanALPN, LeanALPNv2, "h2"}
 
 // Frames of the lean transport. Every frame is a 5-byte header, the type
 // and the payload's length (big endian), then the payload:
@@ -62,10 +73,18 @@ const (
 	writeBufferMax = dataFrameMax + 4<<10
 )
 
-// FlagStream, in a request head's flags, says the caller streams the call
-// (over gRPC it would be a CallLocalStream, not a CallLocal), so the callee
-// observes it under that method.
-const FlagStream byte = 1
+// Flags of a request head.
+const (
+	// FlagStream says the caller streams the call (over gRPC it would be a
+	// CallLocalStream, not a CallLocal), so the callee observes it under
+	// that method.
+	FlagStream byte = 1
+	// FlagActor says the call is an actor call (what gRPC's CallActor
+	// carries), not a service invocation; only on a LeanALPN connection
+	// (LeanConn.Actors), never on a LeanALPNv2 one, whose callee would take
+	// it for an invocation of its app.
+	FlagActor byte = 2
+)
 
 // errProtocol marks a malformed frame stream; the connection is closed.
 var errProtocol = errors.New("lean transport: protocol error")

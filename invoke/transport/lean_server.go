@@ -44,7 +44,7 @@ const (
 
 // LeanServer serves the lean transport on the connections whose TLS
 // handshake, done by the internal gRPC server's credentials
-// (ServerConfig.Lean), chose LeanALPN. Each connection is served by one
+// (ServerConfig.Lean), chose LeanALPN or LeanALPNv2. Each connection is served by one
 // goroutine that reads a call, runs the handler on it and writes the
 // answer.
 type LeanServer struct {
@@ -237,6 +237,12 @@ func (s *LeanServer) goAway(base context.Context, conn *tls.Conn, fr *frameReade
 
 // serveCall runs one call; false means the connection cannot carry another.
 func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameReader, fw *frameWriter, payload []byte) bool {
+	if payload[16]&FlagActor != 0 && conn.ConnectionState().NegotiatedProtocol != LeanALPN {
+		// Only a version 3 caller sends actor calls; this one misreads the
+		// protocol it negotiated.
+		s.log.Debug("lean connection: actor call on a tandem-invoke/2 connection", "remote", conn.RemoteAddr().String())
+		return false
+	}
 	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	if t := int64(binary.BigEndian.Uint64(payload)); t > 0 {
@@ -245,7 +251,7 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 		defer cancelT()
 	}
 	call := &ServerCall{Head: payload[headPrefixLen:], ContentLength: int64(binary.BigEndian.Uint64(payload[8:])),
-		Flags: payload[16], w: fw, conn: conn, cancel: cancel}
+		Flags: payload[16], MaxMessageSize: s.max, w: fw, conn: conn, cancel: cancel}
 	call.body = bodyReader{fr: fr, onErr: func(err error) error {
 		cancel()
 		call.broken.Store(true)
@@ -286,8 +292,11 @@ type ServerCall struct {
 	// ContentLength is the request body's size as the caller announced
 	// it, -1 when unknown.
 	ContentLength int64
-	// Flags are the caller's (FlagStream).
+	// Flags are the caller's (FlagStream, FlagActor).
 	Flags byte
+	// MaxMessageSize is the server's bound on one message, what a handler
+	// reading a whole body into memory allows (gRPC's MaxRecvMsgSize).
+	MaxMessageSize int
 
 	body   bodyReader
 	w      *frameWriter
@@ -385,7 +394,7 @@ func tlsInfo(state tls.ConnectionState) credentials.TLSInfo {
 }
 
 // alpnCreds are the internal server's TLS credentials with the lean
-// transport negotiated: a connection that chose LeanALPN is handed to the
+// transport negotiated: a connection that chose LeanALPN (or LeanALPNv2) is handed to the
 // LeanServer (gRPC's credentials.ErrConnDispatched), any other goes on as
 // gRPC over h2.
 type alpnCreds struct {
@@ -401,7 +410,7 @@ func (c *alpnCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInf
 		return nil, nil, err
 	}
 	state := conn.ConnectionState()
-	if state.NegotiatedProtocol == LeanALPN {
+	if p := state.NegotiatedProtocol; p == LeanALPN || p == LeanALPNv2 {
 		_ = raw.SetDeadline(time.Time{})
 		if !c.lean.serve(conn) {
 			_ = conn.Close()

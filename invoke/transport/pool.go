@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,7 +184,7 @@ func NewPool(o Options) *Pool {
 		creds = credentials.NewTLS(conf)
 		if o.Lean {
 			leanTLS = conf.Clone()
-			leanTLS.NextProtos = []string{LeanALPN, "h2"}
+			leanTLS.NextProtos = slices.Clone(leanProtos)
 		}
 	}
 	opts := []grpc.DialOption{

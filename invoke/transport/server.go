@@ -2,6 +2,7 @@ package transport
 
 import (
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -59,7 +60,7 @@ func ServerOptions(c ServerConfig) []grpc.ServerOption {
 		creds := credentials.NewTLS(conf)
 		if c.Lean != nil {
 			lc := conf.Clone()
-			lc.NextProtos = []string{LeanALPN, "h2"}
+			lc.NextProtos = slices.Clone(leanProtos)
 			creds = &alpnCreds{TransportCredentials: creds, conf: lc, lean: c.Lean}
 		}
 		opts = append(opts, grpc.Creds(creds))
