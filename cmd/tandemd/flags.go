@@ -307,7 +307,7 @@ func newRegistry(o *Options, raw *rawFlags) *registry {
 
 	r.group("Identity and mTLS")
 	r.boolean(&o.EnableMTLS, "enable-mtls", false, "Use mTLS with SPIFFE identities from sentry for sidecar-to-sidecar calls")
-	r.boolean(&o.LeanTransport, "lean-transport", true, "With mTLS, call Tandem peers over the lean transport (ALPN tandem-invoke/2: less CPU per call than gRPC, the same metrics, spans, access control and errors); daprd peers, and older Tandem ones, keep Dapr's gRPC. --lean-transport=false uses gRPC for every peer")
+	r.boolean(&o.LeanTransport, "lean-transport", true, "With mTLS, make service invocations and actor calls to Tandem peers over the lean transport (ALPN tandem-invoke/3: less CPU per call than gRPC, the same metrics, spans, access control and errors); daprd peers, and older Tandem ones, keep Dapr's gRPC. --lean-transport=false uses gRPC for every peer")
 	r.str(&o.SentryAddress, "sentry-address", "", "Address (host:port) of the sentry CA")
 	r.str(&o.TrustAnchorsFile, "trust-anchors-file", "", "PEM file of trust anchors, watched for rotation (env "+envTrustAnchorsFile+"; or PEM in "+envTrustAnchors+")")
 	r.str(&o.SentryToken, "sentry-token", "", "Join token sent to sentry; prefer env "+envSentryToken+" (command lines are visible to other users)")
