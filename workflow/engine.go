@@ -133,10 +133,10 @@ type Engine struct {
 	hostMu       sync.Mutex // orders host and unhost
 	hosted       bool       // the actor types are hosted: a worker is connected, or in-process users
 	inProcUsers  int        // holders of HostActors not yet released (MCPServers)
+	watchers     watchers   // the waiters of each instance (Wait)
 
 	mu         sync.Mutex
 	instances  map[string]*instance // loaded state of instances active here (used in their turn)
-	changed    chan struct{}        // closed and replaced when an instance here changes
 	running    map[string]bool      // activity runs dispatched from here and not yet answered
 	done       map[string]bool      // activity actors that ran to the end on this host
 	pending    map[string]int       // deliveries in flight from each instance (children, events)
@@ -169,7 +169,7 @@ func New(cfg Config) *Engine {
 	prefix := "dapr.internal." + ns + "." + cfg.AppID
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
-		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
+		workers: newWorkers(), instances: map[string]*instance{},
 		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
 		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
 		hostWait: noHostRetry,
@@ -227,19 +227,8 @@ func (e *Engine) ActivityActorType() string { return e.activityType }
 // ConnectedWorkers is the number of open work-item streams (metadata API).
 func (e *Engine) ConnectedWorkers() int { return e.workers.count() }
 
-// notify wakes the waiters of instance changes.
-func (e *Engine) notify() {
-	e.mu.Lock()
-	close(e.changed)
-	e.changed = make(chan struct{})
-	e.mu.Unlock()
-}
-
-func (e *Engine) changes() <-chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.changed
-}
+// notify wakes the waiters of instance id (Wait).
+func (e *Engine) notify(id string) { e.watchers.notify(id) }
 
 func (e *Engine) call(ctx context.Context, actorType, id, method string, data []byte) ([]byte, error) {
 	if e.cfg.Actors == nil {
@@ -352,27 +341,39 @@ func (e *Engine) List(ctx context.Context, token *string, pageSize uint32) ([]st
 func (e *Engine) Wait(ctx context.Context, id string, withPayloads bool, done func(*protos.WorkflowState) bool) (*protos.WorkflowState, error) {
 	seen := false
 	for {
-		ch := e.changes()
-		st, err := e.Get(ctx, id, withPayloads)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-		if st != nil && done(st) {
-			return st, nil
-		}
-		if st == nil && seen {
-			return nil, ErrNotFound
+		st, finished, err := e.waitOnce(ctx, id, withPayloads, done, seen)
+		if finished {
+			return st, err
 		}
 		seen = seen || st != nil
-		// Local changes wake at once; an instance on another host is
-		// polled.
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-ch:
-		case <-time.After(500 * time.Millisecond):
-		}
 	}
+}
+
+// waitOnce reads the instance and, unless it is done (or gone after being
+// seen), waits for its next change here, or half a second for an instance
+// on another host.
+func (e *Engine) waitOnce(ctx context.Context, id string, withPayloads bool, done func(*protos.WorkflowState) bool, seen bool) (*protos.WorkflowState, bool, error) {
+	ch, release := e.watchers.watch(id)
+	defer release()
+	st, err := e.Get(ctx, id, withPayloads)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, true, err
+	}
+	if st != nil && done(st) {
+		return st, true, nil
+	}
+	if st == nil && seen {
+		return nil, true, ErrNotFound
+	}
+	t := time.NewTimer(500 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	case <-ch:
+	case <-t.C:
+	}
+	return st, false, nil
 }
 
 // RaiseEvent delivers an external event to an instance.

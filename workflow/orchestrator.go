@@ -168,7 +168,7 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 		delete(e.instances, inst.id)
 		e.mu.Unlock()
 	}
-	e.notify()
+	e.notify(inst.id)
 	return nil
 }
 
@@ -1107,7 +1107,7 @@ func (e *Engine) purgeAll(ctx context.Context, inst *instance, direct, byRetenti
 		}
 	}
 	e.deleteRuns(ctx, runs)
-	e.notify()
+	e.notify(inst.id)
 	return nil
 }
 
