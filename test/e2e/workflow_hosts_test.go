@@ -50,7 +50,7 @@ spec:
 
 // TestWorkflowHostKilled: two hosts of one app ID (a tandemd and the Go SDK
 // workflow app each) share placement and a Redis actor state store; 200
-// Slow workflows (three 2 s activities) run spread over both; one host (sidecar and app) is
+// Slow workflows (three 5 s activities) run spread over both; one host (sidecar and app) is
 // SIGKILLed and never comes back. Every workflow completes on the
 // survivor with the right output, and no activity ran more than once plus
 // once for the lost host.

@@ -425,9 +425,10 @@ func waitHTTPStatus(t *testing.T, url, want string) string {
 }
 
 // crashStep is how long a Slow workflow's activity takes in the crash
-// tests: long enough that, with 200 of them scheduled on a loaded machine,
-// most workflows are still running when the crash comes.
-var crashStep = []string{"--slow-step", "2s"}
+// tests: long enough that, with 200 of them scheduled on a loaded machine
+// (2 to 8 s for all), most workflows are still before their last step when
+// the crash comes (with 2 s, a slow scheduling left only 65 of 200).
+var crashStep = []string{"--slow-step", "5s"}
 
 // scheduleSlow schedules n Slow workflows (slow-0...) through client, ten
 // at a time.
@@ -473,7 +474,7 @@ func slowProgress(t *testing.T, n int, files ...string) (runs, unfinished int) {
 }
 
 // TestWorkflowSurvivesCrash: SIGKILL the sidecar and the app while 200
-// workflows of three 2 s activities run (at least half of them before their
+// workflows of three 5 s activities run (at least half of them before their
 // last step); after both restart, every workflow completes with the right
 // output, and no activity ran more than once plus once for the crash.
 func TestWorkflowSurvivesCrash(t *testing.T) {
