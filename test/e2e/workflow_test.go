@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,25 +42,26 @@ type workflowEnv struct {
 
 func startWorkflowEnv(t *testing.T, sidecarArgs ...string) *workflowEnv {
 	t.Helper()
-	place := startPlacement(t)
-	res := framework.ActorStore(t)
-	env := &workflowEnv{runs: filepath.Join(res, "runs.txt")}
+	return startWorkflowHost(t, "wfapp", startPlacement(t), framework.ActorStore(t), "", nil, sidecarArgs...)
+}
+
+// startWorkflowHost starts one host of appID: a tandemd on placement place
+// with the resources in res, and the Go SDK workflow app (with appArgs),
+// which appends its activity runs to runs (default: runs.txt in res).
+func startWorkflowHost(t *testing.T, appID, place, res, runs string, appArgs []string, sidecarArgs ...string) *workflowEnv {
+	t.Helper()
+	if runs == "" {
+		runs = filepath.Join(res, "runs.txt")
+	}
+	env := &workflowEnv{runs: runs}
 	env.sidecar = framework.StartSidecar(t, bins, framework.SidecarOptions{
-		AppID: "wfapp", ResourcesDir: res,
+		AppID: appID, ResourcesDir: res,
 		Args: append([]string{"--placement-host-address", place, "--actors-disseminate-timeout", "10s"}, sidecarArgs...),
 	})
 	waitActorsReady(t, env.sidecar)
-	env.app = framework.Start(t, "workflowapp", buildWorkflowApp(t), []string{"--dapr-grpc", env.sidecar.GRPCAddr(), "--runs", env.runs})
+	env.app = framework.Start(t, "workflowapp "+appID, buildWorkflowApp(t), append([]string{"--dapr-grpc", env.sidecar.GRPCAddr(), "--runs", env.runs}, appArgs...))
 	env.waitWorkers(t)
-	c, err := dapr.NewClientWithAddress(env.sidecar.GRPCAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	env.client, err = workflow.NewClient(workflow.WithDaprClient(c))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env.client = env.reconnect(t)
 	return env
 }
 
@@ -422,32 +424,105 @@ func waitHTTPStatus(t *testing.T, url, want string) string {
 	return ""
 }
 
-// TestWorkflowSurvivesCrash: SIGKILL the sidecar and the app while 20
-// workflows of three 300 ms activities run; after both restart, every
-// workflow completes with the right output, and no activity ran more than
-// once plus once for the crash.
+// crashStep is how long a Slow workflow's activity takes in the crash
+// tests: long enough that, with 200 of them scheduled on a loaded machine
+// (2 to 8 s for all), most workflows are still before their last step when
+// the crash comes (with 2 s, a slow scheduling left only 65 of 200).
+var crashStep = []string{"--slow-step", "5s"}
+
+// scheduleSlow schedules n Slow workflows (slow-0...) through client, ten
+// at a time.
+func scheduleSlow(t *testing.T, ctx context.Context, client *workflow.Client, n int) {
+	t.Helper()
+	ids := make(chan int)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			for i := range ids {
+				if _, err := client.ScheduleNewWorkflow(ctx, "Slow", workflow.WithInstanceID(fmt.Sprintf("slow-%d", i)), workflow.WithInput(i)); err != nil {
+					errs <- fmt.Errorf("schedule slow-%d: %w", i, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// slowProgress reads the runs files: how many activity runs there were,
+// and how many of the n Slow workflows had not started their last step.
+func slowProgress(t *testing.T, n int, files ...string) (runs, unfinished int) {
+	t.Helper()
+	all := ""
+	for _, f := range files {
+		all += readFile(t, f)
+	}
+	for i := range n {
+		if !strings.Contains(all, fmt.Sprintf("SlowStep slow-%d 2\n", i)) {
+			unfinished++
+		}
+	}
+	return strings.Count(all, "\n"), unfinished
+}
+
+// TestWorkflowSurvivesCrash: SIGKILL the sidecar and the app while 200
+// workflows of three 5 s activities run (at least half of them before their
+// last step); after both restart, every workflow completes with the right
+// output, and no activity ran more than once plus once for the crash.
 func TestWorkflowSurvivesCrash(t *testing.T) {
-	env := startWorkflowEnv(t)
+	env := startWorkflowHost(t, "wfapp", startPlacement(t), framework.ActorStore(t), "", crashStep)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	const n = 20
-	before := env.startSlow(t, ctx, n)
-	if before >= 3*n {
-		t.Fatalf("every activity ran (%d) before the crash: nothing to test", before)
+	const n = 200
+	start := time.Now()
+	scheduleSlow(t, ctx, env.client, n)
+	before, unfinished := slowProgress(t, n, env.runs)
+	if unfinished < n/2 {
+		t.Fatalf("only %d of %d workflows were before their last step at the crash (%d runs): too few to test", unfinished, n, before)
 	}
+	crashed := time.Now()
 	env.crash(t)
+	restarted := time.Now()
 	env.waitSlow(t, ctx, env.reconnect(t), n)
+	checkSlowRuns(t, n, 1, env.runs)
+	t.Logf("crash %s after the first start: %d activity runs, %d workflows before their last step; restart took %s; all %d done %s after it",
+		crashed.Sub(start).Round(time.Millisecond), before, unfinished, restarted.Sub(crashed).Round(time.Millisecond), n, time.Since(restarted).Round(time.Millisecond))
+}
+
+// checkSlowRuns checks the activity runs the workflow apps appended to
+// files for n Slow workflows (which have no retries) across crashes: every
+// one of the 3n steps ran, none more than once plus once per crash.
+func checkSlowRuns(t *testing.T, n, crashes int, files ...string) {
+	t.Helper()
 	runs := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(readFile(t, env.runs)), "\n") {
-		runs[line]++
+	for _, f := range files {
+		for line := range strings.SplitSeq(strings.TrimSpace(readFile(t, f)), "\n") {
+			if line != "" {
+				runs[line]++
+			}
+		}
 	}
 	for step, count := range runs {
-		if count > 2 {
-			t.Errorf("%s ran %d times; at most 2 allowed (one crash)", step, count)
+		if count > 1+crashes {
+			t.Errorf("%s ran %d times; at most %d allowed (%d crashes)", step, count, 1+crashes, crashes)
 		}
 	}
 	if len(runs) != 3*n {
 		t.Errorf("%d distinct activity runs, want %d", len(runs), 3*n)
 	}
-	t.Logf("%d activity runs before the crash, %d distinct steps", before, len(runs))
+	for i := range n {
+		for step := range 3 {
+			if runs[fmt.Sprintf("SlowStep slow-%d %d", i, step)] == 0 {
+				t.Errorf("step %d of slow-%d never ran", step, i)
+			}
+		}
+	}
 }

@@ -12,7 +12,8 @@
 //	Long       waits for event "go" with no timeout and returns its data
 //	Flaky      an activity that fails twice per instance, retried by the
 //	           workflow with a timer between attempts: the attempt count
-//	Slow       three SlowStep activities (300 ms each): "input:3"
+//	Slow       three SlowStep activities (--slow-step each, 300 ms by
+//	           default): "input:3"
 //	Sleepy     one Nap activity that sleeps the input's seconds: "rested"
 //
 // Every activity run is appended to --runs as "{activity} {instance}
@@ -40,6 +41,8 @@ var (
 	runsFile *os.File
 	flakyMu  sync.Mutex
 	flaky    = map[string]int{}
+	// slowFor is how long a SlowStep takes (--slow-step).
+	slowFor = 300 * time.Millisecond
 )
 
 func record(activity, instance string, step int) {
@@ -97,7 +100,7 @@ func slowStep(ctx workflow.ActivityContext) (any, error) {
 		return nil, err
 	}
 	record("SlowStep", in.Instance, in.Step)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(slowFor)
 	return in.Value + 1, nil
 }
 
@@ -246,6 +249,7 @@ func Slow(ctx *workflow.WorkflowContext) (any, error) {
 func main() {
 	addr := flag.String("dapr-grpc", "", "the sidecar's gRPC address (host:port)")
 	runs := flag.String("runs", "", "file to append activity runs to")
+	flag.DurationVar(&slowFor, "slow-step", slowFor, "how long a SlowStep activity takes")
 	flag.Parse()
 	if *runs != "" {
 		f, err := os.OpenFile(*runs, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
