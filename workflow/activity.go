@@ -63,10 +63,19 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	default:
 		return nil, fmt.Errorf("unknown activity actor method %q", method)
 	}
+	// An activity actor ID repeats when an instance is purged and created
+	// again (both start at generation 1): as daprd's in-flight key, a run
+	// is the same only with the same task execution ID (the SDK's for the
+	// scheduled call, kept across its retries).
+	req, router, err := decodeActivity(id, data)
+	if err != nil {
+		return nil, err
+	}
+	execution := req.GetTaskExecutionId()
 	e.mu.Lock()
-	done := e.done[id]
+	doneFor, done := e.done[id]
 	e.mu.Unlock()
-	if done {
+	if done && doneFor == execution {
 		return nil, nil
 	}
 	if method == methodExecute && e.activitiesLimited() {
@@ -81,10 +90,6 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		if err := e.storeRunActivity(ctx, e.activityType, id, data); err != nil {
 			e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "activity", id, "error", err)
 		}
-	}
-	req, router, err := decodeActivity(id, data)
-	if err != nil {
-		return nil, err
 	}
 	// An activity keeps nothing: what it received is verified, or it
 	// does not run.
@@ -166,7 +171,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		m.ActivityExecution(req.GetName(), status, took)
 	}
 	e.mu.Lock()
-	e.done[id] = true
+	e.done[id] = execution
 	delete(e.parkedActs, id)
 	e.mu.Unlock()
 	if !e.cfg.SchedulerReminders || method != methodExecute {

@@ -138,7 +138,7 @@ type Engine struct {
 	instances  map[string]*instance // loaded state of instances active here (used in their turn)
 	changed    chan struct{}        // closed and replaced when an instance here changes
 	running    map[string]bool      // activity runs dispatched from here and not yet answered
-	done       map[string]bool      // activity actors that ran to the end on this host
+	done       map[string]string    // activity actors that ran to the end on this host: the run's task execution ID
 	pending    map[string]int       // deliveries in flight from each instance (children, events)
 	parkedActs map[string][]byte    // activity runs whose worker left, by actor ID: their call data (reconnect.go)
 	trusted    trustedChains        // signers' chains verified against the trust anchors (attest.go)
@@ -170,7 +170,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{}, changed: make(chan struct{}),
-		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
+		running: map[string]bool{}, done: map[string]string{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
 		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
 		hostWait: noHostRetry,
 	}
