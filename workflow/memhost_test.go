@@ -26,9 +26,9 @@ type memHost struct {
 	reminders map[string]actors.ReminderRequest // by {type}/{id}/{name}
 	fired     map[string]int                    // the firing under way of a reminder (its seq)
 	seq       int
-	deleted   []string                          // names of the reminders deleted
-	touched   map[string]bool                   // the keys the last transaction wrote or deleted
-	ops       int                               // operations of every transaction
+	deleted   []string        // names of the reminders deleted
+	touched   map[string]bool // the keys the last transaction wrote or deleted
+	ops       int             // operations of every transaction
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
 	// remindErr, if set, fails every CreateReminder (a full scheduler).
