@@ -557,13 +557,17 @@ func HTTPTask(name string, srv *http.Server, lns []net.Listener, grace time.Dura
 }
 
 // grpcStop lets in-flight calls finish for up to grace, then stops.
-// stopGRPCAPI ends the API's open topic event streams, as daprd does, and
-// then stops the public gRPC server gracefully: streams would otherwise
-// hold it until the grace runs out.
+// stopGRPCAPI ends the API's open topic event streams and the workflow
+// workers' work-item streams, as daprd does, and then stops the public
+// gRPC server gracefully: streams would otherwise hold it until the grace
+// runs out.
 func (s *Sidecar) stopGRPCAPI(grace time.Duration) func() bool {
 	stop := grpcStop(s.grpcSrv, grace)
 	return func() bool {
 		s.grpcAPI.CloseStreams()
+		if s.o.APIs.Workflows != nil {
+			s.o.APIs.Workflows.CloseStreams()
+		}
 		finished := stop()
 		s.grpcAPI.Wait()
 		return finished

@@ -9,13 +9,17 @@ import (
 	"time"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/pubsub"
 	"github.com/tandemrun/tandem/components/pubsub/inmemory"
 	"github.com/tandemrun/tandem/proxy/api"
+	"github.com/tandemrun/tandem/workflow"
 )
 
 // TestStopEndsTopicEventStreams: open topic event streams (one subscribed,
@@ -163,5 +167,54 @@ func TestShutdownDrainsTopicEventStreams(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Equal(statuses, []string{"success"}) {
 		t.Fatalf("deliveries = %v, want one success", statuses)
+	}
+}
+
+// TestStopEndsWorkItemStreams: a workflow worker's open GetWorkItems
+// stream does not hold the gRPC server until the grace runs out (a
+// SIGHUP's restart stalled on it): the stream ends with daprd's Canceled
+// "shutting down", which the SDKs reconnect on, and Run returns nil well
+// within the grace.
+func TestStopEndsWorkItemStreams(t *testing.T) {
+	wf := workflow.New(workflow.Config{AppID: "lone"})
+	s, _ := loneWith(t, ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1},
+		Self{AppID: "lone"}, APIs{Workflows: wf})
+	s.o.GracefulShutdown = 5 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitHTTP(t, s.HTTPAddr())
+
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	stream, err := protos.NewTaskHubSidecarServiceClient(conn).GetWorkItems(context.Background(), &protos.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); wf.ConnectedWorkers() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never connected")
+		}
+	}
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil (the work-item stream should end when the sidecar stops)", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("stopping took %v: the work-item stream held the server", took)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("work-item stream ended with %v, want Canceled (daprd's shutting down)", err)
 	}
 }

@@ -17,10 +17,9 @@ import (
 const (
 	methodExecute = "Execute"
 	// runActivityReminder is daprd's name of the reminder on an activity
-	// actor that keeps its run durable: stored before the run starts, due
-	// a watchdog period later, deleted once the result is delivered; it
-	// fires only when a crash (or a very long activity) is in the way,
-	// and then runs the activity from its data.
+	// actor that runs it and keeps the run durable: with the scheduler,
+	// the workflow's call stores it due at once and the run happens inside
+	// its trigger (one shot, retried every second until a run succeeds).
 	runActivityReminder = "run-activity"
 )
 
@@ -40,9 +39,15 @@ func (a activityActor) Deactivate(id string) {
 	a.e.mu.Unlock()
 }
 
-// Invoke runs the activity on a worker of this host and adds its result
-// to the instance. A run that ended here is not repeated (the instance's
-// watchdog may ask again while the answer is on its way).
+// Invoke takes an activity run (Execute) or runs it (its run-activity
+// reminder's trigger). With the scheduler, as daprd's activity actor,
+// Execute only stores the run-activity reminder, due at once, and the run
+// goes on inside its trigger: when the trigger is called off (the app
+// turned unhealthy, the sidecar's scheduler streams were opened again)
+// the run goes on in the background and the reminder's next try follows
+// it. Without the scheduler Execute runs the activity itself. A run that
+// ended here is not repeated (the instance's watchdog may ask again while
+// the answer is on its way).
 func (a activityActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
 	e := a.e
 	if err := e.checkActivityCall(ctx, id, method, data); err != nil {
@@ -63,40 +68,90 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	default:
 		return nil, fmt.Errorf("unknown activity actor method %q", method)
 	}
-	e.mu.Lock()
-	done := e.done[id]
-	e.mu.Unlock()
-	if done {
-		return nil, nil
-	}
-	if method == methodExecute && e.activitiesLimited() {
-		// The scheduler runs it when the cluster-wide limits allow.
-		return nil, e.scheduleActivity(ctx, id, data)
-	}
-	if method == methodExecute && e.cfg.SchedulerReminders {
-		// As daprd's activity actor, the run makes itself durable in its
-		// own turn, before it starts: the workflow's call activates the
-		// actor at once, and the runs one turn scheduled start together
-		// rather than one reminder after another.
-		if err := e.storeRunActivity(ctx, e.activityType, id, data); err != nil {
-			e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "activity", id, "error", err)
-		}
-	}
+	// An activity actor ID repeats when an instance is purged and created
+	// again (both start at generation 1): as daprd's in-flight key, a run
+	// is the same only with the same task execution ID (the SDK's for the
+	// scheduled call, kept across its retries).
 	req, router, err := decodeActivity(id, data)
 	if err != nil {
 		return nil, err
 	}
+	execution := req.GetTaskExecutionId()
+	e.mu.Lock()
+	doneFor, done := e.done[id]
+	e.mu.Unlock()
+	if done && doneFor == execution {
+		return nil, nil
+	}
+	if method == methodExecute && e.cfg.SchedulerReminders {
+		// The scheduler runs it at once, or when the cluster-wide limits
+		// allow.
+		return nil, e.scheduleActivity(ctx, id, data)
+	}
+	if method == methodExecute {
+		return nil, e.execute(ctx, id, req, router, data)
+	}
+	return nil, e.executeInTrigger(ctx, id, req, router, data)
+}
+
+// activityRun is an activity run under way on this host, which the
+// retries of its run-activity reminder follow.
+type activityRun struct {
+	done chan struct{}
+	err  error
+}
+
+// executeInTrigger runs the activity inside its run-activity reminder's
+// trigger ctx. The run itself goes on under the engine's context: if ctx
+// ends first (the trigger is called off) it logs daprd's words and
+// returns ctx's error, which the reminder's failure policy retries; a
+// retry that finds the run under way waits for it, as daprd's in-flight
+// calls.
+func (e *Engine) executeInTrigger(ctx context.Context, id string, req *protos.ActivityRequest, router *protos.TaskRouter, data []byte) error {
+	key := id + "::" + req.GetTaskExecutionId()
+	e.mu.Lock()
+	run, following := e.inflight[key]
+	if !following {
+		run = &activityRun{done: make(chan struct{})}
+		e.inflight[key] = run
+	}
+	e.mu.Unlock()
+	if !following {
+		finish := func(err error) {
+			e.mu.Lock()
+			delete(e.inflight, key)
+			e.mu.Unlock()
+			run.err = err
+			close(run.done)
+		}
+		if !e.goAsync(func(bg context.Context) { finish(e.execute(bg, id, req, router, data)) }) {
+			finish(errors.New("the workflow engine is stopping"))
+		}
+	}
+	select {
+	case <-run.done:
+		return run.err
+	case <-ctx.Done():
+		// daprd's words: tools and tests look for them.
+		e.log.Warn(fmt.Sprintf("%s: received cancellation signal while waiting for activity execution '%s'", id, runActivityReminder))
+		return ctx.Err()
+	}
+}
+
+// execute runs the activity on a worker of this host (or in process) and
+// adds its result to the instance.
+func (e *Engine) execute(ctx context.Context, id string, req *protos.ActivityRequest, router *protos.TaskRouter, data []byte) error {
 	// An activity keeps nothing: what it received is verified, or it
 	// does not run.
 	if _, err := e.verifyIncoming(req.GetPropagatedHistory()); err != nil {
-		return nil, fmt.Errorf("activity '%s::%d' rejecting invocation: propagated history verification failed: %w", req.GetName(), req.GetTaskId(), err)
+		return fmt.Errorf("activity '%s::%d' rejecting invocation: propagated history verification failed: %w", req.GetName(), req.GetTaskId(), err)
 	}
 	instanceID := req.GetWorkflowInstance().GetInstanceId()
 	key := "a|" + instanceID + "|" + strconv.Itoa(int(req.GetTaskId()))
 	var res proto.Message
 	release, err := e.activitySlots.acquire(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	endSpan := e.startActivitySpan(ctx, req)
 	began := time.Now()
@@ -116,7 +171,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		if m := e.cfg.Metrics; m != nil {
 			m.ActivityOperation(req.GetName(), statusRecoverable, time.Since(began))
 		}
-		return nil, err
+		return err
 	}
 	ctx, cancel := e.detach(ctx)
 	defer cancel()
@@ -143,7 +198,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	ev = stamp(ev)
 	ev.Router = cloneRouter(router)
 	if err := e.attest(ev, instanceID, req.GetName(), req.GetInput()); err != nil {
-		return nil, fmt.Errorf("activity %s: %w", id, err)
+		return fmt.Errorf("activity %s: %w", id, err)
 	}
 	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
 		err := e.sendResult(ctx, router.GetSourceAppID(), instanceID, ev)
@@ -158,7 +213,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		e.log.Warn("activity result not delivered yet", "instance", instanceID, "task", req.GetTaskId(), "error", err)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
@@ -166,17 +221,10 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 		m.ActivityExecution(req.GetName(), status, took)
 	}
 	e.mu.Lock()
-	e.done[id] = true
+	e.done[id] = req.GetTaskExecutionId()
 	delete(e.parkedActs, id)
 	e.mu.Unlock()
-	if !e.cfg.SchedulerReminders || method != methodExecute {
-		// Fired by its run-activity reminder, which ends with this answer.
-		return nil, nil
-	}
-	if err := e.cfg.Actors.DeleteReminder(ctx, e.activityType, id, runActivityReminder); err != nil && !errors.Is(err, actors.ErrReminderNotFound) && ctx.Err() == nil {
-		e.log.Debug("delete run-activity reminder", "activity", id, "error", err)
-	}
-	return nil, nil
+	return nil
 }
 
 // startActivity calls the run's activity actor in the background; the

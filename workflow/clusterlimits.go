@@ -22,7 +22,9 @@ type ClusterLimits struct {
 	// workflow's name.
 	Workflows bool
 	// Activities: each activity run is its run-activity reminder, due at
-	// once, whose key is the activity's name.
+	// once, whose key is the activity's name. With the scheduler every
+	// activity runs so, limited or not (as daprd's): the field only says
+	// that the limits apply.
 	Activities bool
 }
 
@@ -47,12 +49,6 @@ func ActorTypes(namespace, appID string) (workflowType, activityType string) {
 // scheduler's limits.
 func (e *Engine) runsLimited() bool {
 	return e.cfg.SchedulerReminders && e.cfg.ClusterLimits.Workflows && e.cfg.Actors != nil
-}
-
-// activitiesLimited reports whether the activity runs go through the
-// scheduler's limits.
-func (e *Engine) activitiesLimited() bool {
-	return e.cfg.SchedulerReminders && e.cfg.ClusterLimits.Activities && e.cfg.Actors != nil
 }
 
 // kickLimited stores the reminder whose trigger runs the instance (kick

@@ -42,17 +42,24 @@ func waitReminder(t *testing.T, h *memHost, actorType, prefix string) actors.Rem
 	return actors.ReminderRequest{}
 }
 
+// reminderData is the data a reminder's trigger hands its actor.
+func reminderData(t *testing.T, r actors.ReminderRequest) []byte {
+	t.Helper()
+	if r.Any == nil {
+		return nil
+	}
+	data, err := proto.Marshal(r.Any)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // fire delivers a reminder as the scheduler's trigger does, and forgets
 // it (one shot).
 func fire(t *testing.T, h *memHost, r actors.ReminderRequest) {
 	t.Helper()
-	var data []byte
-	if r.Any != nil {
-		var err error
-		if data, err = proto.Marshal(r.Any); err != nil {
-			t.Fatal(err)
-		}
-	}
+	data := reminderData(t, r)
 	h.mu.Lock()
 	delete(h.reminders, r.ActorType+"/"+r.ActorID+"/"+r.Name)
 	h.mu.Unlock()
@@ -67,6 +74,7 @@ func fire(t *testing.T, h *memHost, r actors.ReminderRequest) {
 // the run happens inside that trigger, and the instance completes.
 func TestClusterLimitedRuns(t *testing.T) {
 	host := newMemHost()
+	host.noFire = true // the test fires them
 	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour,
 		ClusterLimits: ClusterLimits{Workflows: true, Activities: true}})
 	e.host()

@@ -136,12 +136,13 @@ type Engine struct {
 	watchers     watchers   // the waiters of each instance (Wait)
 
 	mu         sync.Mutex
-	instances  map[string]*instance // loaded state of instances active here (used in their turn)
-	running    map[string]bool      // activity runs dispatched from here and not yet answered
-	done       map[string]bool      // activity actors that ran to the end on this host
-	pending    map[string]int       // deliveries in flight from each instance (children, events)
-	parkedActs map[string][]byte    // activity runs whose worker left, by actor ID: their call data (reconnect.go)
-	trusted    trustedChains        // signers' chains verified against the trust anchors (attest.go)
+	instances  map[string]*instance    // loaded state of instances active here (used in their turn)
+	running    map[string]bool         // activity runs dispatched from here and not yet answered
+	done       map[string]string       // activity actors that ran to the end on this host: the run's task execution ID
+	inflight   map[string]*activityRun // activity runs under way in a reminder's trigger, by actor ID and task execution ID
+	pending    map[string]int          // deliveries in flight from each instance (children, events)
+	parkedActs map[string][]byte       // activity runs whose worker left, by actor ID: their call data (reconnect.go)
+	trusted    trustedChains           // signers' chains verified against the trust anchors (attest.go)
 	// workflowSlots, activitySlots: the runs under way, bounded
 	// (Config.MaxConcurrent*).
 	workflowSlots, activitySlots slots
@@ -170,7 +171,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{},
-		running: map[string]bool{}, done: map[string]bool{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
+		running: map[string]bool{}, done: map[string]string{}, inflight: map[string]*activityRun{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
 		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
 		hostWait: noHostRetry,
 	}
@@ -479,8 +480,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// goAsync runs f in the background under the engine's context.
-func (e *Engine) goAsync(f func(ctx context.Context)) {
+// goAsync runs f in the background under the engine's context; false if
+// the engine has stopped (f does not run).
+func (e *Engine) goAsync(f func(ctx context.Context)) bool {
 	e.mu.Lock()
 	ctx := e.ctx
 	e.mu.Unlock()
@@ -488,9 +490,10 @@ func (e *Engine) goAsync(f func(ctx context.Context)) {
 		ctx = context.Background()
 	}
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	e.bg.Go(func() { f(ctx) })
+	return true
 }
 
 // kickStalled runs the instances that waited for a worker, and those

@@ -6,6 +6,9 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tandemrun/tandem/actors"
 )
@@ -21,17 +24,22 @@ type memHost struct {
 	state     map[string][]byte
 	locks     map[string]*sync.Mutex
 	reminders map[string]actors.ReminderRequest // by {type}/{id}/{name}
-	deleted   []string                          // names of the reminders deleted
-	touched   map[string]bool                   // the keys the last transaction wrote or deleted
-	ops       int                               // operations of every transaction
+	fired     map[string]int                    // the firing under way of a reminder (its seq)
+	seq       int
+	deleted   []string        // names of the reminders deleted
+	touched   map[string]bool // the keys the last transaction wrote or deleted
+	ops       int             // operations of every transaction
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
 	// remindErr, if set, fails every CreateReminder (a full scheduler).
 	remindErr error
+	// noFire: run-activity reminders due at once are only recorded; else
+	// they fire at once, as the scheduler's triggers, until they succeed.
+	noFire bool
 }
 
 func newMemHost() *memHost {
-	return &memHost{hosted: map[string]actors.Internal{}, state: map[string][]byte{}, locks: map[string]*sync.Mutex{}, reminders: map[string]actors.ReminderRequest{}}
+	return &memHost{hosted: map[string]actors.Internal{}, state: map[string][]byte{}, locks: map[string]*sync.Mutex{}, reminders: map[string]actors.ReminderRequest{}, fired: map[string]int{}}
 }
 
 var _ Host = (*memHost)(nil)
@@ -117,8 +125,42 @@ func (h *memHost) CreateReminder(_ context.Context, req actors.ReminderRequest) 
 	if h.remindErr != nil {
 		return h.remindErr
 	}
-	h.reminders[req.ActorType+"/"+req.ActorID+"/"+req.Name] = req
+	k := req.ActorType + "/" + req.ActorID + "/" + req.Name
+	h.reminders[k] = req
+	if !h.noFire && req.Name == runActivityReminder && req.DueTime == "0s" {
+		h.seq++
+		h.fired[k] = h.seq
+		go h.fire(k, h.seq, req)
+	}
 	return nil
+}
+
+// fire triggers a reminder due at once, again every 20ms while it fails,
+// and deletes it once it succeeds (one shot), until it is replaced or
+// deleted.
+func (h *memHost) fire(k string, seq int, req actors.ReminderRequest) {
+	var data []byte
+	if req.Any != nil {
+		data, _ = proto.Marshal(req.Any)
+	}
+	for {
+		h.mu.Lock()
+		current := h.fired[k] == seq
+		_, stored := h.reminders[k]
+		h.mu.Unlock()
+		if !current || !stored {
+			return
+		}
+		if _, err := h.CallInternal(context.Background(), req.ActorType, req.ActorID, reminderPrefix+req.Name, data); err == nil {
+			h.mu.Lock()
+			if h.fired[k] == seq {
+				delete(h.reminders, k)
+			}
+			h.mu.Unlock()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (h *memHost) reminder(actorType, actorID, name string) (actors.ReminderRequest, bool) {

@@ -229,15 +229,16 @@ func (e *Engine) create(ctx context.Context, inst *instance, data []byte) error 
 	return nil
 }
 
-// nextGeneration is the generation of a (re)created instance: one more
-// than the last, or, for an ID with no state (new, or purged), one from
-// the clock, so that a purged instance's activity runs
-// ({instance}::{task}::{generation}) are never taken for the new one's.
+// nextGeneration is the generation of a (re)created instance, as daprd
+// counts: one more than the last, or 1 for an ID with no state (new, or
+// purged). A purged instance's activity runs
+// ({instance}::{task}::{generation}) that ended on this host are told from
+// the new one's by the execution ID (activityActor.Invoke).
 func nextGeneration(inst *instance) uint64 {
 	if inst.exists {
 		return inst.generation + 1
 	}
-	return max(inst.generation+1, uint64(time.Now().UnixNano()))
+	return 1
 }
 
 // addToInbox queues an event for the next run, dropping duplicates and
@@ -411,28 +412,55 @@ func (e *Engine) kick(id string) {
 	})
 }
 
-// run hands the instance's new events to a worker and applies the
-// actions it answers with.
+// maxContinuesPerTurn is how many times an instance may continue as new
+// in one turn (durabletask's tight-loop limit, as in daprd); then the
+// turn ends and the next one goes on.
+const maxContinuesPerTurn = 20
+
+// run is one turn of the instance: it hands the instance's new events to
+// a worker and applies the actions it answers with. An instance that
+// continues as new runs its next execution in the same turn, up to
+// maxContinuesPerTurn times, as daprd's durabletask backend does; the
+// generation counts the turns in which it continued, not the
+// continuations (daprd's rule: continue-as-new (multi)).
 func (e *Engine) run(ctx context.Context, inst *instance) error {
+	inst.turnContinues = 0
+	for {
+		continued, err := e.runOnce(ctx, inst)
+		if err != nil || !continued {
+			return err
+		}
+		if inst.turnContinues >= maxContinuesPerTurn {
+			// The rest in a turn of its own.
+			e.kick(inst.id)
+			return nil
+		}
+	}
+}
+
+// runOnce runs the instance's new events once; continued reports that
+// the instance continued as new (its next execution's start is in its
+// inbox).
+func (e *Engine) runOnce(ctx context.Context, inst *instance) (continued bool, err error) {
 	e.mu.Lock()
 	delete(e.running, "run|"+inst.id)
 	e.mu.Unlock()
 	if !inst.exists || len(inst.inbox) == 0 {
-		return nil
+		return false, nil
 	}
 	if inst.completed() != nil {
 		inst.inbox = nil
-		return e.saveOrDrop(ctx, inst)
+		return false, e.saveOrDrop(ctx, inst)
 	}
 	start := inst.started()
 	if ts := start.GetScheduledStartTimestamp(); ts != nil && ts.AsTime().After(time.Now()) && len(inst.history) == 0 {
-		return nil // its start timer runs it
+		return false, nil // its start timer runs it
 	}
 	if e.parked(inst) {
-		return nil // a worker that connects runs it
+		return false, nil // a worker that connects runs it
 	}
 	if why := e.oversize(inst); why != "" {
-		return e.stall(ctx, inst, why)
+		return false, e.stall(ctx, inst, why)
 	}
 	chooseSpanID(inst, start)
 	newEvents := append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_WorkflowStarted{WorkflowStarted: &protos.WorkflowStartedEvent{}}})}, freshEvents(inst.history, inst.newRunEvents())...)
@@ -440,7 +468,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	var res proto.Message
 	release, err := e.workflowSlots.acquire(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if e.inProcess(start.GetName()) {
 		res, err = e.cfg.InProcess.ExecuteWorkflow(ctx, req)
@@ -453,21 +481,21 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 		e.mu.Lock()
 		e.running["stalled|"+inst.id] = true
 		e.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	e.firstRun(inst)
 	resp := res.(*protos.WorkflowResponse)
 	if reason, why, stalled := versionStall(inst.history, newEvents, resp); stalled {
-		return e.stallWith(ctx, inst, reason, why)
+		return false, e.stallWith(ctx, inst, reason, why)
 	}
 	if why := e.activitiesOversize(inst, resp.GetActions()); why != "" {
-		return e.stall(ctx, inst, why)
+		return false, e.stall(ctx, inst, why)
 	}
 	if held, err := e.holdFirstRun(ctx, inst, newEvents, resp.GetActions()); held || err != nil {
-		return err
+		return false, err
 	}
 	var post []func(context.Context)
 	from := len(inst.history)
@@ -507,11 +535,11 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 			e.mu.Lock()
 			delete(e.instances, inst.id)
 			e.mu.Unlock()
-			return fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
+			return false, fmt.Errorf("workflow %s retention reminder: %w", inst.id, err)
 		}
 	}
 	if err := e.saveOrDrop(ctx, inst); err != nil {
-		return err
+		return false, err
 	}
 	if c := inst.completed(); c != nil {
 		e.ended(inst, c)
@@ -523,7 +551,7 @@ func (e *Engine) run(ctx context.Context, inst *instance) error {
 	for _, p := range post {
 		p(ctx)
 	}
-	return e.settle(ctx, inst)
+	return canStatus >= 0, e.settle(ctx, inst)
 }
 
 // apply records one action in the history and returns what to do once
@@ -602,8 +630,11 @@ func (e *Engine) apply(inst *instance, start *protos.ExecutionStartedEvent, a *p
 			inst.history, inst.historyRewritten = nil, true
 			inst.sig.extCerts = nil
 			inst.inbox = append([]*protos.HistoryEvent{stamp(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionStarted{ExecutionStarted: next}})}, c.GetCarryoverEvents()...)
-			inst.generation++
-			return func(context.Context) { e.kick(inst.id) }, true
+			if inst.turnContinues == 0 {
+				inst.generation++ // once per turn (run)
+			}
+			inst.turnContinues++
+			return nil, true // run goes on with the next execution
 		}
 		add(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
 			WorkflowStatus: c.GetWorkflowStatus(), Result: c.GetResult(), FailureDetails: c.GetFailureDetails()}},

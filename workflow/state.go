@@ -30,6 +30,9 @@ type instance struct {
 	inbox        []*protos.HistoryEvent
 	customStatus *wrapperspb.StringValue
 	generation   uint64
+	// turnContinues counts the times the instance continued as new in the
+	// turn under way (run).
+	turnContinues int
 	// armed: this host stored the instance's watchdog reminder and has
 	// not deleted it since.
 	armed bool

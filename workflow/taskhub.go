@@ -227,9 +227,26 @@ func (t *TaskHub) ListInstanceIDs(ctx context.Context, req *protos.ListInstanceI
 	return &protos.ListInstanceIDsResponse{InstanceIds: ids, ContinuationToken: next}, nil
 }
 
+// errShuttingDown ends the work-item streams of a stopping sidecar, in
+// daprd's words and code: the SDKs take Canceled as a cue to reconnect.
+var errShuttingDown = status.Error(codes.Canceled, "shutting down")
+
+// CloseStreams ends the open GetWorkItems streams, and refuses those
+// opened later, so that the gRPC server they are on can stop gracefully
+// (a stream lasts as long as its worker otherwise: a SIGHUP's restart, or
+// a shutdown, would wait out its grace). The workers reconnect, to the
+// next server on a restart. Work items the streams had taken and not
+// answered wait for a worker again, as when a worker disconnects.
+func (e *Engine) CloseStreams() { e.workers.closeStreams() }
+
 // GetWorkItems streams orchestrator and activity work items to a worker
-// until it disconnects.
+// until it disconnects or the sidecar stops (CloseStreams).
 func (t *TaskHub) GetWorkItems(_ *protos.GetWorkItemsRequest, stream protos.TaskHubSidecarService_GetWorkItemsServer) error {
+	select {
+	case <-t.e.workers.closing:
+		return errShuttingDown
+	default:
+	}
 	w, remove := t.e.workers.add()
 	defer func() {
 		remove()
@@ -244,6 +261,9 @@ func (t *TaskHub) GetWorkItems(_ *protos.GetWorkItemsRequest, stream protos.Task
 		case <-ctx.Done():
 			t.e.log.Info("workflow worker disconnected")
 			return nil
+		case <-t.e.workers.closing:
+			t.e.log.Info("workflow worker stream closed: the sidecar is stopping")
+			return errShuttingDown
 		case item := <-w.items:
 			if err := stream.Send(item); err != nil {
 				t.e.log.Warn("send workflow work item", "error", err)

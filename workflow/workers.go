@@ -28,6 +28,11 @@ type workers struct {
 	next    int
 	joined  chan struct{} // closed and replaced when a worker connects
 	pending map[string]*pendingItem
+
+	// closing ends every stream, open or opened later (closeStreams): the
+	// server they are on is stopping.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 type pendingItem struct {
@@ -36,7 +41,12 @@ type pendingItem struct {
 }
 
 func newWorkers() *workers {
-	return &workers{joined: make(chan struct{}), pending: map[string]*pendingItem{}}
+	return &workers{joined: make(chan struct{}), pending: map[string]*pendingItem{}, closing: make(chan struct{})}
+}
+
+// closeStreams ends the streams: their GetWorkItems calls return.
+func (ws *workers) closeStreams() {
+	ws.closeOnce.Do(func() { close(ws.closing) })
 }
 
 func (ws *workers) count() int {

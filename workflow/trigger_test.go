@@ -1,0 +1,113 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dapr/durabletask-go/api/protos"
+
+	"github.com/tandemrun/tandem/internal/syncbuf"
+)
+
+// TestActivityRunsInTrigger: with the scheduler, as daprd, an activity
+// runs inside its run-activity reminder's trigger, not in the workflow's
+// call: nothing is dispatched before the reminder (due at once) fires. A
+// trigger called off while the worker holds the run (the app turned
+// unhealthy) logs daprd's words and fails, and the run goes on; the
+// reminder's retry follows it rather than dispatching it again, and
+// succeeds with its answer; the instance completes.
+func TestActivityRunsInTrigger(t *testing.T) {
+	host := newMemHost()
+	host.noFire = true // the test fires it
+	var logs syncbuf.Buffer
+	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+
+	w, remove := e.workers.add()
+	defer remove()
+	next := func(what string) *protos.WorkItem {
+		t.Helper()
+		select {
+		case item := <-w.items:
+			return item
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no work item: %s", what)
+			return nil
+		}
+	}
+	idle := func(what string) {
+		t.Helper()
+		select {
+		case item := <-w.items:
+			t.Fatalf("%s: work item %v dispatched", what, item)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
+		t.Fatal(err)
+	}
+	next("the first run")
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 0,
+		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "slow", TaskExecutionId: "x1"}}}}})
+	act := waitReminder(t, host, e.activityType, runActivityReminder)
+	if act.DueTime != "0s" || act.ConcurrencyKey == nil || *act.ConcurrencyKey != "slow" || act.FailurePolicy == nil {
+		t.Fatalf("run-activity reminder %+v, want one due at once keyed slow, retried", act)
+	}
+	idle("before the reminder fired")
+
+	data := reminderData(t, act)
+	trigger, callOff := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := host.CallInternal(trigger, act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data)
+		first <- err
+	}()
+	item := next("the activity, in its trigger").GetActivityRequest()
+	if item == nil {
+		t.Fatal("the trigger dispatched no activity")
+	}
+	callOff()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the called-off trigger = %v, want context.Canceled", err)
+	}
+	if want := act.ActorID + ": received cancellation signal while waiting for activity execution 'run-activity'"; !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs.String())
+	}
+
+	retry := make(chan error, 1)
+	go func() {
+		_, err := host.CallInternal(context.Background(), act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data)
+		retry <- err
+	}()
+	idle("the retry while the run is under way")
+	select {
+	case err := <-retry:
+		t.Fatalf("the retry returned (%v) before the run ended", err)
+	default:
+	}
+	if !e.workers.complete("a|i1|"+strconv.Itoa(int(item.GetTaskId())), &protos.ActivityResponse{InstanceId: "i1", TaskId: item.GetTaskId()}) {
+		t.Fatal("nothing waited for the activity's answer after its trigger was called off")
+	}
+	if err := <-retry; err != nil {
+		t.Fatalf("the retry = %v, want nil once the run ended", err)
+	}
+	next("the run with the result")
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 1,
+		WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}})
+	waitStatus(t, e, "i1", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	// One more firing after the end is answered without a run.
+	if _, err := host.CallInternal(context.Background(), act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data); err != nil {
+		t.Fatal(err)
+	}
+	idle("a firing after the run ended")
+}
