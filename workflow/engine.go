@@ -364,6 +364,14 @@ func (e *Engine) waitOnce(ctx context.Context, id string, withPayloads bool, don
 		return st, true, nil
 	}
 	if st == nil && seen {
+		// Purged since it was seen: by its retention policy right after it
+		// ended, the ending is still known here.
+		if f := e.watchers.final(id); f != nil && done(f) {
+			if !withPayloads {
+				f.Input, f.Output, f.CustomStatus = nil, nil, nil
+			}
+			return f, true, nil
+		}
 		return nil, true, ErrNotFound
 	}
 	t := time.NewTimer(500 * time.Millisecond)

@@ -1119,6 +1119,11 @@ func (e *Engine) purgeInstance(ctx context.Context, inst *instance, flags byte) 
 // is what asks (it ends by itself).
 func (e *Engine) purgeAll(ctx context.Context, inst *instance, direct, byRetention bool) error {
 	timers, activities, runs := inst.pendingTimers(), inst.pendingActivities(), e.remoteRuns(inst)
+	if byRetention {
+		if st := inst.state(); st != nil {
+			e.watchers.rememberFinal(inst.id, st)
+		}
+	}
 	if err := e.purge(ctx, inst, direct); err != nil {
 		return err
 	}

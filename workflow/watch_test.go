@@ -3,6 +3,9 @@ package workflow
 import (
 	"testing"
 	"time"
+
+	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 func TestWatchersWakeOnlyTheChangedInstance(t *testing.T) {
@@ -42,4 +45,24 @@ func TestWatchersWakeOnlyTheChangedInstance(t *testing.T) {
 		t.Fatalf("%d instances watched after every release, want 0", got)
 	}
 	w.notify("nobody") // no waiters: nothing happens
+}
+
+func TestWatchersKeepTheFinalStateOfARetentionPurge(t *testing.T) {
+	var w watchers
+	if w.final("a") != nil {
+		t.Fatal("a final state before any purge")
+	}
+	w.rememberFinal("a", &protos.WorkflowState{InstanceId: "a", Output: wrapperspb.String("done")})
+	got := w.final("a")
+	if got.GetOutput().GetValue() != "done" {
+		t.Fatalf("final = %v", got)
+	}
+	got.Output = nil // a copy: the kept state is not changed
+	if w.final("a").GetOutput().GetValue() != "done" {
+		t.Fatal("the kept state changed through a copy")
+	}
+	w.finals["a"] = finalState{st: w.finals["a"].st, at: time.Now().Add(-2 * finalKept)}
+	if w.final("a") != nil {
+		t.Fatal("a final state older than finalKept is still known")
+	}
 }
