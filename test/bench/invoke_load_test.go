@@ -172,16 +172,26 @@ func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
 // (or TANDEM_DAPRD), or "" with a note in the log when there is none: the
 // comparison with Dapr is then left out of the report.
 func daprdForBench(t *testing.T) string {
+	path, err := daprdPath()
+	if err != nil {
+		t.Logf("%v: the report has no Dapr rows", err)
+		return ""
+	}
+	return path
+}
+
+// daprdPath is TANDEM_DAPRD, or the daprd 1.18.2 that
+// scripts/build-daprd.sh builds; an error says how to get one.
+func daprdPath() (string, error) {
 	path := os.Getenv("TANDEM_DAPRD")
 	if path == "" {
 		home, _ := os.UserHomeDir()
 		path = filepath.Join(home, ".cache", "tandem", "daprd-1.18.2")
 	}
 	if _, err := os.Stat(path); err != nil {
-		t.Logf("no daprd at %s: the report has no Dapr rows (run scripts/build-daprd.sh, or set TANDEM_DAPRD)", path)
-		return ""
+		return "", fmt.Errorf("no daprd at %s: run scripts/build-daprd.sh (or set TANDEM_DAPRD)", path)
 	}
-	return path
+	return path, nil
 }
 
 // dapr measures the same load (staggered fixed rate, max rate) through two

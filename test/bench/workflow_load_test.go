@@ -140,13 +140,9 @@ type wfRuntime struct {
 // speaks the same protocols, and the report says so.
 func daprRuntime(bins *framework.Binaries) wfRuntime {
 	r := wfRuntime{Name: "daprd 1.18.2", Placement: bins.Placement, Scheduler: bins.Scheduler}
-	path := os.Getenv("TANDEM_DAPRD")
-	if path == "" {
-		home, _ := os.UserHomeDir()
-		path = filepath.Join(home, ".cache", "tandem", "daprd-1.18.2")
-	}
-	if _, err := os.Stat(path); err != nil {
-		r.Skip = fmt.Sprintf("no daprd at %s: run scripts/build-daprd.sh (or set TANDEM_DAPRD) to measure Dapr in the same run", path)
+	path, err := daprdPath()
+	if err != nil {
+		r.Skip = err.Error() + " to measure Dapr in the same run"
 		return r
 	}
 	r.Binary = path
