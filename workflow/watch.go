@@ -100,10 +100,3 @@ func (w *watchers) notify(id string) {
 		delete(w.m, id)
 	}
 }
-
-// waiting is the number of instances with waiters (tests).
-func (w *watchers) waiting() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.m)
-}

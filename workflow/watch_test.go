@@ -66,3 +66,10 @@ func TestWatchersKeepTheFinalStateOfARetentionPurge(t *testing.T) {
 		t.Fatal("a final state older than finalKept is still known")
 	}
 }
+
+// waiting is the number of instances with waiters.
+func (w *watchers) waiting() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.m)
+}
