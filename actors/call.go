@@ -317,6 +317,15 @@ func (r *Runtime) callLocal(ctx context.Context, req *internalsv1.InternalInvoke
 		return nil, ErrNoApp
 	}
 	actorType, actorID := req.GetActor().GetActorType(), req.GetActor().GetActorId()
+	if isInternal && skipsLock(internal, req) {
+		a, err := r.activateOwned(actorType, actorID)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := invokeInternal(ctx, internal, a, req)
+		a.lastUse.Store(time.Now().UnixNano())
+		return resp, err
+	}
 	// The call is in flight from here: a table update that changes its
 	// type's ring lets it run on for the drain timeout, then cancels it.
 	cctx, done := r.calls.acquire(ctx, actorType)

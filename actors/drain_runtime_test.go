@@ -326,3 +326,77 @@ func TestPlacementLossDrainsCalls(t *testing.T) {
 		})
 	}
 }
+
+// slowReminders is an internal type whose calls wait for their context or
+// for release; outside says whether its reminders skip the turn.
+type slowReminders struct {
+	outside bool
+	started chan string
+	release chan struct{}
+}
+
+func (s *slowReminders) Invoke(ctx context.Context, _, method string, _ []byte) ([]byte, error) {
+	s.started <- method
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.release:
+		return nil, nil
+	}
+}
+
+func (*slowReminders) Deactivate(string)            {}
+func (s *slowReminders) RemindersOutsideTurn() bool { return s.outside }
+
+// TestReminderOutsideTurnIsNotDrained: a table update cancels an internal
+// type's method call in flight, but not a reminder of a type whose
+// reminders run outside the turn (daprd's SkipLock for its activity
+// actor), which also does not wait for the actor's turn.
+func TestReminderOutsideTurnIsNotDrained(t *testing.T) {
+	h := &slowReminders{outside: true, started: make(chan string, 2), release: make(chan struct{})}
+	r := &Runtime{cfg: Config{AppID: "app"}, active: map[string]*actor{}, draining: map[string]int{},
+		internal: map[string]Internal{"act": h}, types: map[string]TypeConfig{"act": internalTypeConfig}}
+	call := func(method string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.callLocal(t.Context(), &internalsv1.InternalInvokeRequest{
+				Actor:   &internalsv1.Actor{ActorType: "act", ActorId: "1"},
+				Message: &commonv1.InvokeRequest{Method: method},
+			})
+			done <- err
+		}()
+		return done
+	}
+	method := call("Execute")
+	if m := <-h.started; m != "Execute" {
+		t.Fatalf("first call %q", m)
+	}
+	// The method call holds the turn; the reminder runs beside it.
+	reminder := call("remind/run-activity")
+	select {
+	case m := <-h.started:
+		if m != "remind/run-activity" {
+			t.Fatalf("second call %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reminder waited for the actor's turn")
+	}
+	r.calls.drain(map[string]drainPolicy{"act": {}}, r.log)
+	select {
+	case err := <-method:
+		if !errors.Is(err, errMoved) {
+			t.Fatalf("drained method call ended with %v, want it routed again", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the method call was not cancelled by the drain")
+	}
+	select {
+	case err := <-reminder:
+		t.Fatalf("the reminder ended with the drain: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(h.release)
+	if err := <-reminder; err != nil {
+		t.Fatalf("reminder: %v", err)
+	}
+}

@@ -27,6 +27,26 @@ type Internal interface {
 	Deactivate(actorID string)
 }
 
+// ReminderRunner is an Internal whose reminders run outside the actor's
+// turn and outside the calls a table update drains, as daprd runs its
+// activity actor's reminders (SkipLock): a reminder that runs an activity
+// may take as long as the activity, and cutting it short when the table
+// changes would send its retry to the actor's new owner, which would run
+// the activity a second time.
+type ReminderRunner interface {
+	Internal
+	// RemindersOutsideTurn reports that the type's reminders skip the
+	// turn and the drain.
+	RemindersOutsideTurn() bool
+}
+
+// skipsLock reports whether req, a call of internal handler h, is a
+// reminder that runs outside the turn (see ReminderRunner).
+func skipsLock(h Internal, req *internalsv1.InternalInvokeRequest) bool {
+	rr, ok := h.(ReminderRunner)
+	return ok && rr.RemindersOutsideTurn() && strings.HasPrefix(req.GetMessage().GetMethod(), "remind/")
+}
+
 // internalTypeConfig is how internal types are hosted: daprd's defaults,
 // not reentrant.
 var internalTypeConfig = TypeConfig{IdleTimeout: DefaultIdleTimeout, DrainCallTimeout: DefaultDrainCallTimeout, MaxStackDepth: DefaultReentrancyMaxDepth}

@@ -33,6 +33,14 @@ func activityActorID(instanceID string, gen uint64, taskID int32) string {
 	return instanceID + "::" + strconv.Itoa(int(taskID)) + "::" + strconv.FormatUint(gen, 10)
 }
 
+// RemindersOutsideTurn: the run-activity reminder runs the activity
+// outside the actor's turn and is not cut short when the placement table
+// changes (daprd's SkipLock), so a run is not repeated on the actor's new
+// owner when hosts join mid-run.
+func (activityActor) RemindersOutsideTurn() bool { return true }
+
+var _ actors.ReminderRunner = activityActor{}
+
 func (a activityActor) Deactivate(id string) {
 	a.e.mu.Lock()
 	delete(a.e.done, id)
