@@ -229,7 +229,9 @@ func (e *Engine) ActivityActorType() string { return e.activityType }
 func (e *Engine) ConnectedWorkers() int { return e.workers.count() }
 
 // notify wakes the waiters of instance id (Wait).
-func (e *Engine) notify(id string) { e.watchers.notify(id) }
+// notify wakes the waiters of inst after it changed here, handing them
+// its state.
+func (e *Engine) notify(inst *instance) { e.watchers.notify(inst.id, inst.state) }
 
 func (e *Engine) call(ctx context.Context, actorType, id, method string, data []byte) ([]byte, error) {
 	if e.cfg.Actors == nil {
@@ -294,9 +296,7 @@ func (e *Engine) Get(ctx context.Context, id string, withPayloads bool) (*protos
 	if st == nil {
 		return nil, ErrNotFound
 	}
-	if !withPayloads {
-		st.Input, st.Output, st.CustomStatus = nil, nil, nil
-	}
+	trimPayloads(st, withPayloads)
 	return st, nil
 }
 
@@ -338,51 +338,62 @@ func (e *Engine) List(ctx context.Context, token *string, pageSize uint32) ([]st
 
 // Wait returns the instance's state once done(state) holds, or ctx ends.
 // An instance that is purged while waited for (by hand, or at once by a
-// retention policy) ends the wait with ErrNotFound.
+// retention policy) ends the wait with ErrNotFound. The state is read from
+// the store once; after that, a change on this host hands the waiter the
+// instance's new state, and an instance on another host is read again
+// every half second.
 func (e *Engine) Wait(ctx context.Context, id string, withPayloads bool, done func(*protos.WorkflowState) bool) (*protos.WorkflowState, error) {
+	sub := e.watchers.subscribe(id)
+	defer sub.release()
+	ch, _ := sub.next()
+	st, err := e.Get(ctx, id, withPayloads)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
 	seen := false
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
-		st, finished, err := e.waitOnce(ctx, id, withPayloads, done, seen)
-		if finished {
-			return st, err
+		if st != nil && done(st) {
+			return st, nil
+		}
+		if st == nil && seen {
+			// Purged since it was seen: by its retention policy right after
+			// it ended, the ending is still known here.
+			if f := e.watchers.final(id); f != nil && done(f) {
+				trimPayloads(f, withPayloads)
+				return f, nil
+			}
+			return nil, ErrNotFound
 		}
 		seen = seen || st != nil
+		t.Reset(500 * time.Millisecond)
+		var handed *protos.WorkflowState
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+			ch, handed = sub.next()
+		case <-t.C:
+			ch, _ = sub.next()
+		}
+		if handed != nil {
+			st = handed
+			trimPayloads(st, withPayloads)
+			continue
+		}
+		if st, err = e.Get(ctx, id, withPayloads); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
 	}
 }
 
-// waitOnce reads the instance and, unless it is done (or gone after being
-// seen), waits for its next change here, or half a second for an instance
-// on another host.
-func (e *Engine) waitOnce(ctx context.Context, id string, withPayloads bool, done func(*protos.WorkflowState) bool, seen bool) (*protos.WorkflowState, bool, error) {
-	ch, release := e.watchers.watch(id)
-	defer release()
-	st, err := e.Get(ctx, id, withPayloads)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, true, err
+// trimPayloads drops st's input, output and custom status unless the
+// caller asked for them.
+func trimPayloads(st *protos.WorkflowState, withPayloads bool) {
+	if !withPayloads {
+		st.Input, st.Output, st.CustomStatus = nil, nil, nil
 	}
-	if st != nil && done(st) {
-		return st, true, nil
-	}
-	if st == nil && seen {
-		// Purged since it was seen: by its retention policy right after it
-		// ended, the ending is still known here.
-		if f := e.watchers.final(id); f != nil && done(f) {
-			if !withPayloads {
-				f.Input, f.Output, f.CustomStatus = nil, nil, nil
-			}
-			return f, true, nil
-		}
-		return nil, true, ErrNotFound
-	}
-	t := time.NewTimer(500 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return nil, true, ctx.Err()
-	case <-ch:
-	case <-t.C:
-	}
-	return st, false, nil
 }
 
 // RaiseEvent delivers an external event to an instance.

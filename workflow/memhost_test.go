@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ type memHost struct {
 	deleted   []string        // names of the reminders deleted
 	touched   map[string]bool // the keys the last transaction wrote or deleted
 	ops       int             // operations of every transaction
+	historyReads int // reads of history keys
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
 	// remindErr, if set, fails every CreateReminder (a full scheduler).
@@ -91,6 +93,9 @@ func (h *memHost) GetState(ctx context.Context, actorType, actorID, key string) 
 func (h *memHost) LookupState(_ context.Context, _, actorID, key string) ([]byte, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if strings.HasPrefix(key, "history-") {
+		h.historyReads++
+	}
 	b, ok := h.state[actorID+"||"+key]
 	return b, ok, nil
 }

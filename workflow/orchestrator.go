@@ -168,7 +168,7 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 		delete(e.instances, inst.id)
 		e.mu.Unlock()
 	}
-	e.notify(inst.id)
+	e.notify(inst)
 	return nil
 }
 
@@ -1143,7 +1143,7 @@ func (e *Engine) purgeAll(ctx context.Context, inst *instance, direct, byRetenti
 		}
 	}
 	e.deleteRuns(ctx, runs)
-	e.notify(inst.id)
+	e.watchers.notify(inst.id, nil)
 	return nil
 }
 

@@ -58,15 +58,25 @@ func (w *watchers) final(id string) *protos.WorkflowState {
 	return proto.Clone(f.st).(*protos.WorkflowState)
 }
 
-// watch is the channel the waiters of one instance share.
+// watch is what the waiters of one instance share: a channel closed at
+// the instance's next change (then replaced), and the instance's state as
+// of its last change here, so that waiters need not read it back from the
+// store.
 type watch struct {
-	ch chan struct{} // closed at the instance's next change
-	n  int           // waiters holding ch
+	ch chan struct{}
+	st *protos.WorkflowState // nil: not known (the instance was purged, or no change yet)
+	n  int                   // waiters subscribed
 }
 
-// watch returns a channel closed at id's next change here, and a release
-// to call once the caller stops waiting on it.
-func (w *watchers) watch(id string) (<-chan struct{}, func()) {
+// subscription is one waiter's hold on an instance's changes.
+type subscription struct {
+	w  *watchers
+	id string
+	x  *watch
+}
+
+// subscribe starts following id's changes here; call release once done.
+func (w *watchers) subscribe(id string) *subscription {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
@@ -78,25 +88,51 @@ func (w *watchers) watch(id string) (<-chan struct{}, func()) {
 		w.m[id] = x
 	}
 	x.n++
-	var once sync.Once
-	return x.ch, func() {
-		once.Do(func() {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			x.n--
-			if x.n == 0 && w.m[id] == x {
-				delete(w.m, id)
-			}
-		})
-	}
+	return &subscription{w: w, id: id, x: x}
 }
 
-// notify wakes the waiters of id.
-func (w *watchers) notify(id string) {
+// next returns the channel closed at the next change from now, and a copy
+// of the state the last change here left (nil if not known).
+func (s *subscription) next() (<-chan struct{}, *protos.WorkflowState) {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	var st *protos.WorkflowState
+	if s.x.st != nil {
+		st = proto.Clone(s.x.st).(*protos.WorkflowState)
+	}
+	return s.x.ch, st
+}
+
+// release ends the subscription; a second call does nothing.
+func (s *subscription) release() {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	if s.x == nil {
+		return
+	}
+	s.x.n--
+	if s.x.n == 0 && s.w.m[s.id] == s.x {
+		delete(s.w.m, s.id)
+	}
+	s.x = nil
+}
+
+// notify wakes the waiters of id. state, when not nil, is called (only if
+// someone waits) for the instance's state after the change; nil tells that
+// it is not known (purged), and the waiters read the store.
+func (w *watchers) notify(id string, state func() *protos.WorkflowState) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if x := w.m[id]; x != nil {
-		close(x.ch)
-		delete(w.m, id)
+	x := w.m[id]
+	if x == nil {
+		return
 	}
+	x.st = nil
+	if state != nil {
+		if st := state(); st != nil {
+			x.st = proto.Clone(st).(*protos.WorkflowState)
+		}
+	}
+	close(x.ch)
+	x.ch = make(chan struct{})
 }
