@@ -20,17 +20,17 @@ import (
 // recorded. It also counts what the last transaction touched, to tell a
 // save that rewrites a key from one that leaves it alone.
 type memHost struct {
-	mu        sync.Mutex
-	hosted    map[string]actors.Internal
-	state     map[string][]byte
-	locks     map[string]*sync.Mutex
-	reminders map[string]actors.ReminderRequest // by {type}/{id}/{name}
-	fired     map[string]int                    // the firing under way of a reminder (its seq)
-	seq       int
-	deleted   []string        // names of the reminders deleted
-	touched   map[string]bool // the keys the last transaction wrote or deleted
-	ops       int             // operations of every transaction
-	historyReads int // reads of history keys
+	mu           sync.Mutex
+	hosted       map[string]actors.Internal
+	state        map[string][]byte
+	locks        map[string]*sync.Mutex
+	reminders    map[string]actors.ReminderRequest // by {type}/{id}/{name}
+	fired        map[string]int                    // the firing under way of a reminder (its seq)
+	seq          int
+	deleted      []string        // names of the reminders deleted
+	touched      map[string]bool // the keys the last transaction wrote or deleted
+	ops          int             // operations of every transaction
+	historyReads int             // reads of history keys
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
 	// remindErr, if set, fails every CreateReminder (a full scheduler).
