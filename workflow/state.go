@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -39,6 +40,11 @@ type instance struct {
 
 	// What the store holds, to write only the difference.
 	savedHistory, savedInbox int
+	// savedInboxEvents is the inbox the store holds, event by event: a
+	// save writes the inbox from the first entry that differs (by
+	// identity), so that results arriving one by one during a fan-in do
+	// not rewrite all those before them each time.
+	savedInboxEvents []*protos.HistoryEvent
 	savedCustomStatus        bool // the customStatus key is stored
 	historyRewritten         bool
 
@@ -120,6 +126,7 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 		return nil, err
 	}
 	inst.savedHistory, inst.savedInbox = len(inst.history), len(inst.inbox)
+	inst.savedInboxEvents = slices.Clone(inst.inbox)
 	return inst, e.verifyHistory(inst)
 }
 
@@ -158,8 +165,12 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	for i := len(inst.history); i < inst.savedHistory; i++ {
 		del(historyKey(i))
 	}
-	for i, ev := range inst.inbox {
-		upsert(inboxKey(i), mustMarshal(ev))
+	same := 0
+	for same < len(inst.inbox) && same < len(inst.savedInboxEvents) && inst.inbox[same] == inst.savedInboxEvents[same] {
+		same++
+	}
+	for i := same; i < len(inst.inbox); i++ {
+		upsert(inboxKey(i), mustMarshal(inst.inbox[i]))
 	}
 	for i := len(inst.inbox); i < inst.savedInbox; i++ {
 		del(inboxKey(i))
@@ -186,6 +197,7 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 		return fmt.Errorf("save workflow %s: %w", inst.id, err)
 	}
 	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
+	inst.savedInboxEvents = slices.Clone(inst.inbox)
 	inst.sig.signedSaved()
 	inst.exists, inst.savedCustomStatus = true, true
 	if inst.incomingChanged {
