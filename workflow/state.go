@@ -44,9 +44,9 @@ type instance struct {
 	// save writes the inbox from the first entry that differs (by
 	// identity), so that results arriving one by one during a fan-in do
 	// not rewrite all those before them each time.
-	savedInboxEvents []*protos.HistoryEvent
-	savedCustomStatus        bool // the customStatus key is stored
-	historyRewritten         bool
+	savedInboxEvents  []*protos.HistoryEvent
+	savedCustomStatus bool // the customStatus key is stored
+	historyRewritten  bool
 
 	sig signedHistory // its history's signatures (historysign.go)
 	// incoming is the history the instance's parent propagated to it
