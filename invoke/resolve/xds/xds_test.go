@@ -162,7 +162,7 @@ func TestPushedOverMTLS(t *testing.T) {
 	serve(t, lis, src, ca.Source(t, "public", "default", "dapr-xds"))
 	r := start(t, resolve.Config{
 		Self:          resolve.Instance{AppID: "caller", Namespace: "default", Address: "127.0.0.1", InternalPort: 7000},
-		Configuration: map[string]any{"server": lis.Addr().String(), "timeout": "300ms"},
+		Configuration: map[string]any{"server": lis.Addr().String(), "timeout": "2s"},
 		Identity:      ca.Source(t, "public", "default", "caller"),
 	})
 	var mu sync.Mutex
@@ -194,7 +194,7 @@ func TestPushedOverMTLS(t *testing.T) {
 	orders := app("orders", 5001, 5002, 5003)
 	orders.Endpoints[1].Health = xdsserver.Unhealthy
 	src.set(orders, app("other", 6001))
-	took := eventually(t, time.Second, "the change pushed", func() bool { return changed() > base })
+	took := eventually(t, 10*time.Second, "the change pushed", func() bool { return changed() > base })
 	got, _ = list(r, "orders")
 	if want := []string{"127.0.0.1:5001", "127.0.0.1:5003"}; !slices.Equal(got, want) {
 		t.Fatalf("after the push List = %v, want %v", got, want)
@@ -204,7 +204,7 @@ func TestPushedOverMTLS(t *testing.T) {
 	// The app goes away: not found, promptly.
 	base = changed()
 	src.set(app("other", 6001))
-	eventually(t, time.Second, "the removal pushed", func() bool { return changed() > base })
+	eventually(t, 10*time.Second, "the removal pushed", func() bool { return changed() > base })
 	if _, err := list(r, "orders"); !errors.Is(err, resolve.ErrNotFound) {
 		t.Fatalf("List of a removed app: %v, want ErrNotFound", err)
 	}
@@ -215,11 +215,11 @@ func TestPushedOverMTLS(t *testing.T) {
 		t.Fatalf("List of an unknown app: %v, want ErrNotFound naming its cluster", err)
 	}
 	start := time.Now()
-	if _, err := list(r, "later"); !errors.Is(err, resolve.ErrNotFound) || time.Since(start) > 100*time.Millisecond {
-		t.Fatalf("second List of an unknown app: %v after %v, want ErrNotFound at once", err, time.Since(start))
+	if _, err := list(r, "later"); !errors.Is(err, resolve.ErrNotFound) || time.Since(start) > time.Second {
+		t.Fatalf("second List of an unknown app: %v after %v, want ErrNotFound without waiting out the 2s timeout again", err, time.Since(start))
 	}
 	src.set(app("other", 6001), app("later", 8001))
-	eventually(t, time.Second, "the new app pushed", func() bool {
+	eventually(t, 10*time.Second, "the new app pushed", func() bool {
 		got, err := list(r, "later")
 		return err == nil && slices.Equal(got, []string{"127.0.0.1:8001"})
 	})
@@ -245,7 +245,7 @@ func TestCachedAndEjection(t *testing.T) {
 		}
 	}
 	src.set(app("orders", 5003))
-	eventually(t, time.Second, "the cache follows the push", func() bool {
+	eventually(t, 10*time.Second, "the cache follows the push", func() bool {
 		addr, err := c.Resolve(ctx, req)
 		return err == nil && addr == "127.0.0.1:5003"
 	})
@@ -437,7 +437,7 @@ func TestUnusedAppsAreUnsubscribed(t *testing.T) {
 	ordersBefore, otherBefore := count("orders"), count("other")
 
 	src.set(app("orders", 5002), app("other", 6002))
-	eventually(t, time.Second, "the change of the app in use pushed", func() bool { return count("other") > otherBefore })
+	eventually(t, 10*time.Second, "the change of the app in use pushed", func() bool { return count("other") > otherBefore })
 	time.Sleep(200 * time.Millisecond)
 	if got := count("orders"); got != ordersBefore {
 		t.Fatalf("orders changed %d times after it was unsubscribed from; want no push", got-ordersBefore)
