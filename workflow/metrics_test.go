@@ -37,6 +37,22 @@ func (r *recMetrics) count(prefix string) int {
 	return n
 }
 
+// all is a copy of the lines recorded so far.
+func (r *recMetrics) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lines)
+}
+
+// settle waits up to 5 s for prefix to be recorded n times: an activity's
+// execution is recorded once its result was delivered, which may be after
+// its instance ended and its waiter returned.
+func (r *recMetrics) settle(prefix string, n int) {
+	for deadline := time.Now().Add(5 * time.Second); r.count(prefix) < n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (r *recMetrics) WorkflowOperation(op string, ok bool, _ time.Duration) {
 	r.add("op %s %t", op, ok)
 }
@@ -95,6 +111,7 @@ func TestRuntimeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	m.settle("actexec act success", 1)
 	if _, err := e.Purge(ctx, id, false); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +122,7 @@ func TestRuntimeMetrics(t *testing.T) {
 	}
 	for prefix, n := range want {
 		if got := m.count(prefix); got != n {
-			t.Errorf("%q recorded %d times, want %d; all: %v", prefix, got, n, slices.Clone(m.lines))
+			t.Errorf("%q recorded %d times, want %d; all: %v", prefix, got, n, m.all())
 		}
 	}
 }
@@ -133,7 +150,7 @@ func TestActivityOversizeStalls(t *testing.T) {
 		t.Errorf("last event %v, want the activity's PAYLOAD_SIZE_EXCEEDED stall", hist[len(hist)-1])
 	}
 	if m.count("actratio w act true") != 1 || m.count("actop ") != 0 {
-		t.Errorf("recorded %v: want the oversize ratio once and no activity run", slices.Clone(m.lines))
+		t.Errorf("recorded %v: want the oversize ratio once and no activity run", m.all())
 	}
 }
 
@@ -150,6 +167,6 @@ func TestPurgeUnknownAnswersAtOnce(t *testing.T) {
 		t.Fatalf("Purge = %v, %v; want false, nil at once", deleted, err)
 	}
 	if m.count("op purge_workflow false") != 1 {
-		t.Errorf("recorded %v", slices.Clone(m.lines))
+		t.Errorf("recorded %v", m.all())
 	}
 }
