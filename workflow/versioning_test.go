@@ -153,11 +153,7 @@ func waitStatus(t *testing.T, e *Engine, id string, want protos.OrchestrationSta
 // the end.
 func TestPatchStallParks(t *testing.T) {
 	host := newMemHost()
-	e := New(Config{AppID: "app", Actors: host})
-	e.host()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); e.bg.Wait() })
-	go func() { _ = e.Run(ctx) }()
+	e, ctx := runEngine(t, host)
 
 	waiting := func(*protos.WorkflowRequest) *protos.WorkflowResponse { return versioned(nil, []string{"patch1"}) }
 	stop := serveWorker(t, e, waiting)

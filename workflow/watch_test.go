@@ -110,11 +110,7 @@ func (w *watchers) waiting() int {
 // history back at every change: O(n²) reads for a fan-out).
 func TestWaitIsHandedChanges(t *testing.T) {
 	host := newMemHost()
-	e := New(Config{AppID: "app", Actors: host})
-	e.host()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); e.bg.Wait() })
-	go func() { _ = e.Run(ctx) }()
+	e, ctx := runEngine(t, host)
 	const events = 5
 	stop := serveWorker(t, e, func(req *protos.WorkflowRequest) *protos.WorkflowResponse {
 		raised := 0
