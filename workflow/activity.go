@@ -260,18 +260,22 @@ func (e *Engine) storeRunActivity(ctx context.Context, actorType, id string, run
 func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.ActivityRequest, router *protos.TaskRouter) {
 	id := activityActorID(instanceID, gen, req.GetTaskId())
 	actorType := e.activityTypeOf(router.GetTargetAppID())
+	// Keyed by the run's execution too: an instance purged and created
+	// again reuses the actor IDs, and its new run must not wait for the
+	// old one's call to return.
+	key := "act|" + id + "|" + req.GetTaskExecutionId()
 	e.mu.Lock()
-	if e.running["act|"+id] {
+	if e.running[key] {
 		e.mu.Unlock()
 		return
 	}
-	e.running["act|"+id] = true
+	e.running[key] = true
 	e.mu.Unlock()
 	data := encodeActivity(req, router)
 	e.goAsync(func(ctx context.Context) {
 		defer func() {
 			e.mu.Lock()
-			delete(e.running, "act|"+id)
+			delete(e.running, key)
 			e.mu.Unlock()
 		}()
 		_, err := e.call(ctx, actorType, id, methodExecute, data)
