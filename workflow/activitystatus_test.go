@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"testing"
-	"time"
 
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -33,7 +32,7 @@ func TestActivityExecutionStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
-	m.settle("actexec act success", 1)
+	waitFor(t, "the activity's execution recorded", func() bool { return m.count("actexec act success") > 0 })
 	if m.count("actexec act success") != 1 || m.count("actexec act failed") != 0 {
 		t.Errorf("recorded %v; want one successful execution of act", m.all())
 	}
@@ -53,15 +52,12 @@ func TestEndedInstanceForgotten(t *testing.T) {
 	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
 	// The instance is forgotten once its last turn ended, which may be
 	// after its waiter was told it completed.
-	cached := true
-	for deadline := time.Now().Add(5 * time.Second); cached && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	waitFor(t, "the ended instance's state dropped from the cache", func() bool {
 		e.mu.Lock()
-		_, cached = e.instances[id]
-		e.mu.Unlock()
-	}
-	if cached {
-		t.Error("the ended instance's state is still cached")
-	}
+		defer e.mu.Unlock()
+		_, cached := e.instances[id]
+		return !cached
+	})
 	if ok, err := e.Purge(ctx, id, false); err != nil || !ok {
 		t.Errorf("Purge of the ended instance = %v, %v; want true, nil", ok, err)
 	}

@@ -228,7 +228,6 @@ func (e *Engine) ActivityActorType() string { return e.activityType }
 // ConnectedWorkers is the number of open work-item streams (metadata API).
 func (e *Engine) ConnectedWorkers() int { return e.workers.count() }
 
-// notify wakes the waiters of instance id (Wait).
 // notify wakes the waiters of inst after it changed here, handing them
 // its state.
 func (e *Engine) notify(inst *instance) { e.watchers.notify(inst.id, inst.state) }

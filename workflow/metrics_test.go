@@ -44,15 +44,6 @@ func (r *recMetrics) all() []string {
 	return slices.Clone(r.lines)
 }
 
-// settle waits up to 5 s for prefix to be recorded n times: an activity's
-// execution is recorded once its result was delivered, which may be after
-// its instance ended and its waiter returned.
-func (r *recMetrics) settle(prefix string, n int) {
-	for deadline := time.Now().Add(5 * time.Second); r.count(prefix) < n && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func (r *recMetrics) WorkflowOperation(op string, ok bool, _ time.Duration) {
 	r.add("op %s %t", op, ok)
 }
@@ -111,7 +102,9 @@ func TestRuntimeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
-	m.settle("actexec act success", 1)
+	// The execution is recorded once the result was delivered, which may
+	// follow the waiter's answer.
+	waitFor(t, "the activity's execution recorded", func() bool { return m.count("actexec act success") > 0 })
 	if _, err := e.Purge(ctx, id, false); err != nil {
 		t.Fatal(err)
 	}
