@@ -36,7 +36,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tandemrun/tandem/internal/logging"
@@ -185,6 +184,18 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		_ = lis.Close()
 		return err
 	}
+	// /healthz answers once the caches have synced and the API serves, as
+	// Dapr's operator's does.
+	if err := mgr.AddHealthzCheck("operator-api", func(*http.Request) error {
+		select {
+		case <-srv.Ready():
+			return nil
+		default:
+			return errors.New("the operator API is not serving yet: its caches are still syncing with the API server")
+		}
+	}); err != nil {
+		return err
+	}
 	serving.Add(
 		task.Task{Name: "controller manager", Critical: true, Run: mgr.Start},
 		task.Task{Name: "operator API", Critical: true, Run: srv.Run},
@@ -235,9 +246,6 @@ func newManager(cfg *rest.Config, o *Options, namespace string, log *slog.Logger
 	})
 	if err != nil {
 		return nil, fmt.Errorf("controller manager: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
 		if !mgr.GetCache().WaitForCacheSync(req.Context()) {

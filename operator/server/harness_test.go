@@ -50,15 +50,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := ca.GenerateBundle(ca.GenerateOptions{TrustDomain: "cluster.local", Namespace: "tandem-system"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	authority, err := ca.New(bundle, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{k: k, ca: authority, opID: spiffeid.RequireFromString("spiffe://cluster.local/ns/tandem-system/dapr-operator"), sent: map[string]int{}}
+	h := &harness{k: k, ca: newTestCA(t), opID: spiffeid.RequireFromString("spiffe://cluster.local/ns/tandem-system/dapr-operator"), sent: map[string]int{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +79,20 @@ func newHarness(t *testing.T) *harness {
 	})
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return h
+}
+
+// newTestCA is a CA of trust domain cluster.local.
+func newTestCA(t *testing.T) *ca.CA {
+	t.Helper()
+	bundle, err := ca.GenerateBundle(ca.GenerateOptions{TrustDomain: "cluster.local", Namespace: "tandem-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, err := ca.New(bundle, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authority
 }
 
 // source returns an identity.Source holding an SVID for id from the test CA.

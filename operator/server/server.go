@@ -52,6 +52,8 @@ type Server struct {
 	// absent holds the optional kinds whose CRD the API server does not
 	// serve; set before serving, read-only after.
 	absent map[string]bool
+	// ready is closed once the caches have synced and the API serves.
+	ready chan struct{}
 }
 
 var _ operatorv1.OperatorServer = (*Server)(nil)
@@ -65,8 +67,15 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cache: o.Cache, api: o.APIReader, source: o.Source, lis: o.Listener, hub: newHub(), log: log, sent: func(string) {}, absent: map[string]bool{}}, nil
+	return &Server{cache: o.Cache, api: o.APIReader, source: o.Source, lis: o.Listener, hub: newHub(), log: log, sent: func(string) {}, absent: map[string]bool{}, ready: make(chan struct{})}, nil
 }
+
+// Ready is closed once the informers have synced and the API serves: from
+// then on a change is streamed to every sidecar subscribed to it. Dapr's
+// operator reports healthy only then, and clients (Dapr's own tests among
+// them) rely on it: a resource created after /healthz answers is streamed as
+// CREATED, never folded silently into the first list.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addr is where the Server listens.
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
@@ -97,6 +106,7 @@ func (s *Server) Run(ctx context.Context) error {
 	operatorv1.RegisterOperatorServer(srv, s)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(s.lis) }()
+	close(s.ready)
 	s.log.Info("operator API serving sidecars", "address", s.lis.Addr().String())
 	select {
 	case err := <-done:

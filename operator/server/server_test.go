@@ -1,19 +1,26 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	operatorv1 "github.com/dapr/dapr/pkg/proto/operator/v1"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tandemrun/tandem/operator/api"
 	"github.com/tandemrun/tandem/operator/api/v1alpha1"
 	"github.com/tandemrun/tandem/operator/api/v2alpha1"
 )
@@ -319,5 +326,59 @@ func TestConfigurationUpdatesAssigned(t *testing.T) {
 	}
 	if got.Name != "orderscfg" || ev.GetType() != operatorv1.ResourceEventType_CREATED {
 		t.Fatalf("first event %s %s, want CREATED orderscfg (the others belong to other apps)", ev.GetType(), got.Name)
+	}
+}
+
+// TestReadyAfterCacheSync: Ready (what the operator's /healthz reports) is
+// closed only once the informers have synced and the API serves, so that a
+// resource created after it is streamed to subscribers as a change.
+func TestReadyAfterCacheSync(t *testing.T) {
+	cfg := kube.Require(t)
+	scheme, err := api.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{ca: newTestCA(t)}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{Cache: c, APIReader: k, Source: h.source(t, spiffeid.RequireFromString("spiffe://cluster.local/ns/tandem-system/dapr-operator")), Listener: lis})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() {
+		if err := srv.Run(ctx); err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	select {
+	case <-srv.Ready():
+		t.Fatal("Ready before the cache was started")
+	case <-time.After(300 * time.Millisecond):
+	}
+	wg.Go(func() {
+		if err := c.Start(ctx); err != nil {
+			t.Errorf("cache: %v", err)
+		}
+	})
+	select {
+	case <-srv.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("not Ready 30 s after the cache started")
+	}
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("cache not synced")
 	}
 }
