@@ -10,6 +10,15 @@
 //	-> {"code":"OK","data":"<answer>","peer":"<sidecar addr>","elapsed_ms":"3"}
 //
 // One connection per app, made on first use and kept.
+//
+// For the benchmark (test/bench TestProxylessLoad) it also drives load from
+// its own process, so that the client's CPU is not the sidecars':
+//
+//	GET /load?target=xds:///echo&qps=1000&duration=10s&workers=16&size=1024
+//	GET /load?target=127.0.0.1:50001&app_id=echo&...   (a sidecar's gRPC port)
+//	-> {"requests":10000,"errors":0,"p50_ns":...,"p90_ns":...,"p99_ns":...}
+//
+// qps 0 (the default) calls as fast as the workers go.
 package main
 
 import (
@@ -60,6 +69,8 @@ func main() {
 		conns[app] = runtimev1.NewAppCallbackClient(cc)
 		return conns[app], nil
 	}
+	load := &loadConns{xds: creds, conns: map[string]runtimev1.AppCallbackClient{}}
+	http.HandleFunc("/load", load.serveLoad)
 	http.HandleFunc("/call", func(w http.ResponseWriter, r *http.Request) {
 		cb, err := client(r.URL.Query().Get("app"))
 		if err != nil {
