@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tandemrun/tandem/internal/endpointslices"
+	"github.com/tandemrun/tandem/internal/kubecore"
 	"github.com/tandemrun/tandem/internal/kubetest"
 	"github.com/tandemrun/tandem/internal/loadreport"
 	"github.com/tandemrun/tandem/scaler/externalscaler"
@@ -112,7 +113,11 @@ func TestEndpointSlices(t *testing.T) {
 		}
 	}
 
-	w := endpointslices.New(endpointslices.Options{Client: cs, Port: SidecarPortName})
+	wc, err := kubecore.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := endpointslices.New(endpointslices.Options{Client: wc, Port: SidecarPortName})
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(wctx) }()

@@ -8,10 +8,10 @@ import (
 	"strconv"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/internal/kubecore"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/xds"
 	"github.com/tandemrun/tandem/xds/kubesource"
@@ -24,7 +24,7 @@ func xdsTask(cfg *rest.Config, o *Options, src *identity.Source, log *slog.Logge
 	if err != nil {
 		return task.Task{}, fmt.Errorf("--xds-trust-domain %q: %w", o.XDSTrustDomain, err)
 	}
-	kc, err := kubernetes.NewForConfig(cfg)
+	kc, err := kubecore.New(cfg)
 	if err != nil {
 		return task.Task{}, fmt.Errorf("xds: kubernetes client: %w", err)
 	}

@@ -40,12 +40,12 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/tandemrun/tandem/identity"
 	"github.com/tandemrun/tandem/internal/endpointslices"
 	"github.com/tandemrun/tandem/internal/flagvalue"
 	"github.com/tandemrun/tandem/internal/kubeclient"
+	"github.com/tandemrun/tandem/internal/kubecore"
 	"github.com/tandemrun/tandem/internal/logging"
 	"github.com/tandemrun/tandem/internal/task"
 	"github.com/tandemrun/tandem/scaler"
@@ -218,7 +218,7 @@ func serve(ctx context.Context, o Options, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		cs, err := kubernetes.NewForConfig(cfg)
+		cs, err := kubecore.New(cfg)
 		if err != nil {
 			return fmt.Errorf("kubernetes client (%s): %w", from, err)
 		}

@@ -25,8 +25,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 )
+
+// API lists and watches EndpointSlices (kubecore.Client does, with a
+// scheme of only the groups a sidecar reads).
+type API interface {
+	EndpointSlices(ctx context.Context, namespace string, opts metav1.ListOptions) (*discoveryv1.EndpointSliceList, error)
+	WatchEndpointSlices(ctx context.Context, namespace string, opts metav1.ListOptions) (watch.Interface, error)
+}
 
 // Key names a Service.
 type Key struct {
@@ -60,7 +66,7 @@ func (e Endpoint) HostPort() string {
 
 // Options configure a Watcher.
 type Options struct {
-	Client kubernetes.Interface
+	Client API
 	// Namespace limits the watch to one namespace; empty watches all.
 	Namespace string
 	// Service limits the watch to the slices of one Service (the
@@ -228,7 +234,7 @@ func (w *Watcher) list(ctx context.Context) (string, error) {
 		cont  string
 	)
 	for {
-		l, err := w.o.Client.DiscoveryV1().EndpointSlices(w.o.Namespace).List(ctx, metav1.ListOptions{
+		l, err := w.o.Client.EndpointSlices(ctx, w.o.Namespace, metav1.ListOptions{
 			LabelSelector: w.selector(), Limit: 500, Continue: cont,
 		})
 		if err != nil {
@@ -289,7 +295,7 @@ var errExpired = errors.New("watch version expired")
 // watch applies events from version rv until the watch ends.
 func (w *Watcher) watch(ctx context.Context, rv string) error {
 	for {
-		wi, err := w.o.Client.DiscoveryV1().EndpointSlices(w.o.Namespace).Watch(ctx, metav1.ListOptions{
+		wi, err := w.o.Client.WatchEndpointSlices(ctx, w.o.Namespace, metav1.ListOptions{
 			LabelSelector: w.selector(), ResourceVersion: rv, AllowWatchBookmarks: true,
 		})
 		if err != nil {

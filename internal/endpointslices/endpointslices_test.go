@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tandemrun/tandem/internal/kubecore"
 	"github.com/tandemrun/tandem/internal/kubetest"
 )
 
@@ -33,6 +34,16 @@ func clientset(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// watchClient is the client a Watcher uses in a sidecar.
+func watchClient(t *testing.T, cfg *rest.Config) *kubecore.Client {
+	t.Helper()
+	c, err := kubecore.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func namespace(t *testing.T, cs kubernetes.Interface, ns string) {
@@ -131,7 +142,7 @@ func TestWatchOneService(t *testing.T) {
 
 	ch := &changes{}
 	orders := Key{Namespace: ns, Service: "orders-dapr"}
-	w := New(Options{Client: cs, Namespace: ns, Service: "orders-dapr", Port: "dapr-internal", OnChange: ch.add})
+	w := New(Options{Client: watchClient(t, kube.Require(t)), Namespace: ns, Service: "orders-dapr", Port: "dapr-internal", OnChange: ch.add})
 	if _, ok := w.Endpoints(orders); ok {
 		t.Fatal("Endpoints answered before the first listing")
 	}
@@ -208,7 +219,7 @@ func TestWatchAllServices(t *testing.T) {
 	const ns = "watch-all"
 	namespace(t, cs, ns)
 	api := cs.DiscoveryV1().EndpointSlices(ns)
-	w := New(Options{Client: cs, Namespace: ns, Port: "dapr-internal"})
+	w := New(Options{Client: watchClient(t, kube.Require(t)), Namespace: ns, Port: "dapr-internal"})
 	run(t, w)
 	<-w.Ready()
 	for _, svc := range []string{"a-dapr", "b-dapr"} {
@@ -230,7 +241,7 @@ func TestWatchAllServices(t *testing.T) {
 func TestForbidden(t *testing.T) {
 	const ns = "watch-forbidden"
 	sa := kube.ServiceAccount(t, ns, "app")
-	w := New(Options{Client: clientset(t, sa), Namespace: ns, Service: "x-dapr", Backoff: 50 * time.Millisecond})
+	w := New(Options{Client: watchClient(t, sa), Namespace: ns, Service: "x-dapr", Backoff: 50 * time.Millisecond})
 	run(t, w)
 	<-w.Ready()
 	if err := w.Err(); !apierrors.IsForbidden(err) {

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/tandemrun/tandem/internal/endpointslices"
 	"github.com/tandemrun/tandem/xds"
 )
@@ -24,7 +22,7 @@ const (
 
 // Options configure a Source.
 type Options struct {
-	Client kubernetes.Interface
+	Client endpointslices.API
 	// Namespace limits the source to one namespace; empty means all.
 	Namespace string
 	Log       *slog.Logger

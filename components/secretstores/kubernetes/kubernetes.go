@@ -24,11 +24,11 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/secretstores"
 	"github.com/tandemrun/tandem/internal/kubeclient"
+	"github.com/tandemrun/tandem/internal/kubecore"
 )
 
 // Type is the component type.
@@ -44,7 +44,7 @@ type Store struct {
 	getenv func(string) string
 
 	mu        sync.RWMutex
-	client    k8s.Interface
+	client    *kubecore.Client
 	defaultNS string
 }
 
@@ -55,7 +55,7 @@ func New() *Store { return &Store{getenv: os.Getenv} }
 
 // NewWithClient returns a store over a given API client (Init then only
 // reads the metadata), reading NAMESPACE through getenv.
-func NewWithClient(client k8s.Interface, getenv func(string) string) *Store {
+func NewWithClient(client *kubecore.Client, getenv func(string) string) *Store {
 	return &Store{client: client, getenv: getenv}
 }
 
@@ -71,14 +71,14 @@ func (s *Store) Init(_ context.Context, md components.Metadata) error {
 	if err != nil {
 		return components.Permanent(fmt.Errorf("kubernetes secret store %q: %w", md.Name, err))
 	}
-	if s.client, err = k8s.NewForConfig(rc); err != nil {
+	if s.client, err = kubecore.New(rc); err != nil {
 		return components.Permanent(fmt.Errorf("kubernetes secret store %q: %w", md.Name, err))
 	}
 	return nil
 }
 
 // namespace picks the namespace of a request, as Dapr does.
-func (s *Store) namespace(md map[string]string) (string, k8s.Interface, error) {
+func (s *Store) namespace(md map[string]string) (string, *kubecore.Client, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ns := md["namespace"]
@@ -103,7 +103,7 @@ func (s *Store) GetSecret(ctx context.Context, req secretstores.GetRequest) (map
 	if err != nil {
 		return nil, err
 	}
-	sec, err := client.CoreV1().Secrets(ns).Get(ctx, req.Name, metav1.GetOptions{})
+	sec, err := client.Secret(ctx, ns, req.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("%w (no Secret %q in namespace %q)", secretstores.NotFound(req.Name), req.Name, ns)
@@ -123,7 +123,7 @@ func (s *Store) BulkGetSecret(ctx context.Context, req secretstores.BulkGetReque
 	if err != nil {
 		return nil, err
 	}
-	list, err := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	list, err := client.Secrets(ctx, ns, metav1.ListOptions{})
 	if err != nil {
 		return nil, explain(err, "list", ns)
 	}

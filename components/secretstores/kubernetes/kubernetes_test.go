@@ -16,6 +16,7 @@ import (
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/secretstores"
+	"github.com/tandemrun/tandem/internal/kubecore"
 	"github.com/tandemrun/tandem/internal/kubetest"
 )
 
@@ -145,11 +146,15 @@ func TestNamespaceAndPermissions(t *testing.T) {
 
 func TestNoNamespace(t *testing.T) {
 	// A client that is never called: the namespace is checked first.
-	st := NewWithClient(k8s.NewForConfigOrDie(&rest.Config{Host: "http://127.0.0.1:1"}), func(string) string { return "" })
+	c, err := kubecore.New(&rest.Config{Host: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewWithClient(c, func(string) string { return "" })
 	if err := st.Init(context.Background(), components.Metadata{Name: "k"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := st.GetSecret(context.Background(), secretstores.GetRequest{Name: "x"})
+	_, err = st.GetSecret(context.Background(), secretstores.GetRequest{Name: "x"})
 	if err == nil || !strings.Contains(err.Error(), "namespace is missing") {
 		t.Fatalf("got %v", err)
 	}

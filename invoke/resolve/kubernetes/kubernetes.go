@@ -40,10 +40,10 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/tandemrun/tandem/internal/endpointslices"
 	"github.com/tandemrun/tandem/internal/kubeclient"
+	"github.com/tandemrun/tandem/internal/kubecore"
 	"github.com/tandemrun/tandem/invoke/resolve"
 	"github.com/tandemrun/tandem/invoke/resolve/internal/conf"
 )
@@ -128,7 +128,7 @@ type TemplateData struct {
 type Resolver struct {
 	cfg    Config
 	self   resolve.Instance
-	client k8s.Interface // nil: DNS only
+	client *kubecore.Client // nil: DNS only
 	log    *slog.Logger
 	lookup func(ctx context.Context, host string) ([]net.IPAddr, error)
 
@@ -161,11 +161,11 @@ func New(c resolve.Config) (*Resolver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var client k8s.Interface
+	var client *kubecore.Client
 	if cfg.Watch {
 		rc, where, err := kubeclient.Config(cfg.Kubeconfig)
 		if err == nil {
-			client, err = k8s.NewForConfig(rc)
+			client, err = kubecore.New(rc)
 		}
 		if err != nil {
 			log.Info("no Kubernetes API access; resolving app IDs through DNS", "error", err)
@@ -177,7 +177,7 @@ func New(c resolve.Config) (*Resolver, error) {
 }
 
 // NewWithClient builds the resolver with a given API client (nil: DNS only).
-func NewWithClient(c resolve.Config, cfg Config, client k8s.Interface) *Resolver {
+func NewWithClient(c resolve.Config, cfg Config, client *kubecore.Client) *Resolver {
 	log := c.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -16,6 +16,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tandemrun/tandem/internal/kubecore"
 	"github.com/tandemrun/tandem/internal/kubetest"
 	"github.com/tandemrun/tandem/invoke/resolve"
 )
@@ -163,6 +164,16 @@ func clientset(t *testing.T, cfg *rest.Config) k8s.Interface {
 	return cs
 }
 
+// sidecarClient is the client the resolver uses in a sidecar.
+func sidecarClient(t *testing.T, cfg *rest.Config) *kubecore.Client {
+	t.Helper()
+	c, err := kubecore.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func slice(ns, name, service string, port int32, addrs ...string) *discoveryv1.EndpointSlice {
 	portName := DefaultPortName
 	s := &discoveryv1.EndpointSlice{
@@ -217,7 +228,7 @@ func TestEndpointSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := NewWithClient(resolve.Config{Self: resolve.Instance{AppID: "me", Namespace: ns, InternalPort: 1}}, Config{Watch: true}, clientset(t, sa))
+	r := NewWithClient(resolve.Config{Self: resolve.Instance{AppID: "me", Namespace: ns, InternalPort: 1}}, Config{Watch: true}, sidecarClient(t, sa))
 	r.lookup = fakeDNS(nil) // DNS must not be used
 	running(t, r)
 	cached := resolve.NewCached(r, time.Hour) // pushes, not the TTL, refresh it
@@ -278,7 +289,7 @@ func TestEndpointSlices(t *testing.T) {
 func TestForbiddenFallsBackToDNS(t *testing.T) {
 	const ns = "resolve-forbidden"
 	sa := kube.ServiceAccount(t, ns, "nobody")
-	r := NewWithClient(resolve.Config{Self: resolve.Instance{Namespace: ns, InternalPort: 50002}}, Config{Watch: true}, clientset(t, sa))
+	r := NewWithClient(resolve.Config{Self: resolve.Instance{Namespace: ns, InternalPort: 50002}}, Config{Watch: true}, sidecarClient(t, sa))
 	r.lookup = fakeDNS(map[string][]string{"orders-dapr." + ns + ".svc.cluster.local": {"10.3.3.3"}})
 	running(t, r)
 	got, err := r.List(context.Background(), resolve.Request{AppID: "orders"})
