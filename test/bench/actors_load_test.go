@@ -38,11 +38,7 @@ func TestActorsLoad(t *testing.T) {
 	set := settingsFromEnv(t)
 	reminders := int(envNum(t, "TANDEM_BENCH_REMINDERS", 10000))
 	stateReminders := int(envNum(t, "TANDEM_BENCH_STATE_REMINDERS", 1000))
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
+	bins := benchBinaries(t)
 	rep := &actorReport{Machine: machine(), Commit: commit(), Date: time.Now(), Set: set, UptimeBefore: uptime()}
 	parts := benchParts(t)
 

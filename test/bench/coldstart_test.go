@@ -18,16 +18,7 @@ func TestColdStart(t *testing.T) {
 		t.Skip("benchmark: run it with TANDEM_BENCH=1 go test ./test/bench -run TestColdStart -v (see test/bench/README.md)")
 	}
 	set := settingsFromEnv(t)
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
-	if alt := os.Getenv("TANDEM_BENCH_TANDEMD"); alt != "" {
-		b := *bins
-		b.Tandemd = alt
-		bins = &b
-	}
+	bins := benchBinaries(t)
 	sentry := framework.StartSentry(t, bins, framework.SentryOptions{})
 	app := framework.StartApp(t, "echo app", buildEchoApp(t, bins), "APP_ID=coldstart")
 	registry := filepath.Join(t.TempDir(), "registry.db")

@@ -31,21 +31,7 @@ func TestInvokeLoad(t *testing.T) {
 		t.Skip("load benchmark: run it with TANDEM_BENCH=1 go test ./test/bench -run TestInvokeLoad -v -timeout 20m (see test/bench/README.md)")
 	}
 	set := settingsFromEnv(t)
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup) // runs last: processes are stopped first
-	if alt := os.Getenv("TANDEM_BENCH_TANDEMD"); alt != "" {
-		// A/B comparisons: run a tandemd built elsewhere (another commit)
-		// against the same sentry, app and load generator.
-		if _, err := os.Stat(alt); err != nil {
-			t.Fatalf("TANDEM_BENCH_TANDEMD: %v", err)
-		}
-		b := *bins
-		b.Tandemd = alt
-		bins = &b
-	}
+	bins := benchBinaries(t)
 	flog.SetLogLevelQuiet(flog.Warning)
 
 	h := &harness{t: t, set: set, cpu: NewProcCPU(), payload: payload(set.PayloadBytes)}
@@ -126,6 +112,29 @@ func TestInvokeLoad(t *testing.T) {
 			t.Errorf("%s: %d of %d requests failed", run.Name, run.Errors, run.Requests)
 		}
 	}
+}
+
+// benchBinaries builds the binaries (stopped and removed when the test
+// ends, after its processes) and, for A/B comparisons, puts
+// TANDEM_BENCH_TANDEMD (a tandemd built elsewhere, another commit, or a
+// wrapper script that sets GOGC or GOMAXPROCS and execs one) in the place
+// of the tandemd built from the tree.
+func benchBinaries(t *testing.T) *framework.Binaries {
+	t.Helper()
+	bins, err := framework.Build()
+	if err != nil {
+		t.Fatalf("build the binaries: %v", err)
+	}
+	t.Cleanup(framework.Cleanup) // runs last: processes are stopped first
+	if alt := os.Getenv("TANDEM_BENCH_TANDEMD"); alt != "" {
+		if _, err := os.Stat(alt); err != nil {
+			t.Fatalf("TANDEM_BENCH_TANDEMD: %v", err)
+		}
+		b := *bins
+		b.Tandemd = alt
+		bins = &b
+	}
+	return bins
 }
 
 // floor measures the same load (staggered fixed rate, then max rate)
