@@ -35,7 +35,9 @@ type harness struct {
 	sent map[string]int
 }
 
-func newHarness(t *testing.T) *harness {
+// cacheAndClient returns an unstarted cache and a direct client of the
+// shared API server, with the dapr.io kinds in their scheme.
+func cacheAndClient(t *testing.T) (cache.Cache, client.Client) {
 	t.Helper()
 	cfg := kube.Require(t)
 	scheme, err := api.NewScheme()
@@ -50,6 +52,12 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, k
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	c, k := cacheAndClient(t)
 	h := &harness{k: k, ca: newTestCA(t), opID: spiffeid.RequireFromString("spiffe://cluster.local/ns/tandem-system/dapr-operator"), sent: map[string]int{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

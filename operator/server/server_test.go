@@ -17,10 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tandemrun/tandem/operator/api"
 	"github.com/tandemrun/tandem/operator/api/v1alpha1"
 	"github.com/tandemrun/tandem/operator/api/v2alpha1"
 )
@@ -333,19 +331,7 @@ func TestConfigurationUpdatesAssigned(t *testing.T) {
 // closed only once the informers have synced and the API serves, so that a
 // resource created after it is streamed to subscribers as a change.
 func TestReadyAfterCacheSync(t *testing.T) {
-	cfg := kube.Require(t)
-	scheme, err := api.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cfg, cache.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, k := cacheAndClient(t)
 	h := &harness{ca: newTestCA(t)}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -163,17 +163,7 @@ func TestProxylessLoad(t *testing.T) {
 	}
 	md := proxylessMarkdown(set, runs, dapr != nil)
 	t.Logf("\n%s", md)
-	out := os.Getenv("TANDEM_BENCH_OUT")
-	if out == "" {
-		out = filepath.Join("results", "xds-proxyless.md")
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
-		t.Fatalf("write %s: %v", out, err)
-	}
-	t.Logf("wrote %s", out)
+	writeBenchReport(t, "TANDEM_BENCH_OUT", filepath.Join("results", "xds-proxyless.md"), md)
 	for _, r := range runs {
 		if r.Result.Errors > 0 {
 			t.Errorf("%s at %s: %d of %d calls failed (first: %s)", r.Path, qpsLabel(r.TargetQPS), r.Result.Errors, r.Result.Requests, r.Result.FirstError)
