@@ -521,11 +521,22 @@ func startWfPlacement(t *testing.T, bin string, daprs bool) (string, *framework.
 func startWfScheduler(t *testing.T, bin string, daprs bool) (string, *framework.Process) {
 	t.Helper()
 	port, hz := framework.FreePort(t), framework.FreePort(t)
+	dataDir := t.TempDir()
+	if parent := os.Getenv("TANDEM_BENCH_ETCD_PARENT"); parent != "" {
+		// e.g. /dev/shm: etcd's commits without a disk's fsync, to see
+		// what the durable writes cost on the critical path.
+		d, err := os.MkdirTemp(parent, "wf-etcd-")
+		if err != nil {
+			t.Fatalf("TANDEM_BENCH_ETCD_PARENT: %v", err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(d) })
+		dataDir = d
+	}
 	args := []string{
 		"--id=s0", "--port=" + strconv.Itoa(port), "--listen-address=127.0.0.1",
 		"--healthz-port=" + strconv.Itoa(hz), "--healthz-listen-address=127.0.0.1",
 		"--metrics-port=" + strconv.Itoa(framework.FreePort(t)), "--metrics-listen-address=127.0.0.1",
-		"--etcd-data-dir=" + t.TempDir(), "--etcd-client-port=" + strconv.Itoa(framework.FreePort(t)),
+		"--etcd-data-dir=" + dataDir, "--etcd-client-port=" + strconv.Itoa(framework.FreePort(t)),
 		"--etcd-client-listen-address=127.0.0.1",
 		"--etcd-initial-cluster=s0=http://127.0.0.1:" + strconv.Itoa(framework.FreePort(t)),
 	}
