@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -136,6 +137,7 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, 
 	serving.Add(task.Cleanup("healthz listener", func() error { _ = healthLis.Close(); return nil }))
 
 	endpoints := o.EtcdClientEndpoints
+	var local *clientv3.Client // the embedded server's, in process
 	if o.EtcdEmbed {
 		e, err := store.StartEtcd(ctx, store.EtcdOptions{
 			Name: o.ID, InitialCluster: o.EtcdInitialCluster, DataDir: o.EtcdDataDir, Kubernetes: kube, Namespace: namespace,
@@ -151,10 +153,19 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, 
 		}
 		storeStage.Add(task.Task{Name: "embedded etcd", Critical: true, Run: e.Run})
 		endpoints = []string{e.Endpoint()}
+		if o.EtcdClientUsername == "" {
+			// The engine's own client calls the server in process; the
+			// client port still serves other clients (etcdctl, tools).
+			local = e.LocalClient()
+		}
 	}
-	cli, err := store.NewClient(store.ClientOptions{Endpoints: endpoints, Username: o.EtcdClientUsername, Password: o.EtcdClientPassword})
-	if err != nil {
-		return err
+	cli := local
+	if cli == nil {
+		var err error
+		cli, err = store.NewClient(store.ClientOptions{Endpoints: endpoints, Username: o.EtcdClientUsername, Password: o.EtcdClientPassword})
+		if err != nil {
+			return err
+		}
 	}
 	storeStage.Add(task.Cleanup("etcd client", cli.Close))
 

@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
 
@@ -177,6 +178,12 @@ func (e *Etcd) Run(ctx context.Context) error {
 		return fmt.Errorf("embedded etcd: %w", err)
 	}
 }
+
+// LocalClient is a client of this embedded etcd that calls its server in
+// process, as function calls through etcd's v3rpc interfaces: no socket,
+// HTTP/2 framing or protobuf round trip through gRPC for each transaction.
+// Close it before the server stops.
+func (e *Etcd) LocalClient() *clientv3.Client { return v3client.New(e.e.Server) }
 
 // ClientOptions configure a client of the store.
 type ClientOptions struct {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -82,7 +83,7 @@ func TestWorkflowLoad(t *testing.T) {
 	if runtimes["tandemd"] {
 		rep.Targets = append(rep.Targets, h.runtime(wfRuntime{
 			Name: "tandemd", Binary: bins.Tandemd,
-			Placement: bins.Placement, Scheduler: bins.Scheduler, ControlPlane: "Tandem's placement and scheduler (cmd/placement, cmd/scheduler)",
+			Placement: bins.Placement, Scheduler: cmp.Or(os.Getenv("TANDEM_BENCH_SCHEDULER"), bins.Scheduler), ControlPlane: "Tandem's placement and scheduler (cmd/placement, cmd/scheduler)",
 		}, app, profile))
 	}
 	if runtimes["daprd"] {
