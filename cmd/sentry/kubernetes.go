@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -30,7 +31,14 @@ type kubeMode struct {
 	cache  cache.Cache
 	cs     *kubernetes.Clientset
 	store  *kube.SecretStore
+	// started is set once the pod cache has started and synced: until
+	// then a token's pod may not be readable from it, so /healthz waits
+	// for it (as Dapr's sentry reports healthy once its validator is).
+	started atomic.Bool
 }
+
+// ready reports whether the pod cache serves reads.
+func (k *kubeMode) ready() bool { return k.started.Load() }
 
 func newKubeMode(o *Options, namespace string) (*kubeMode, error) {
 	var cfg *rest.Config
@@ -97,6 +105,13 @@ func (k *kubeMode) tasks(b *ca.Bundle, jwks []byte, caOpts ca.Options, onReload 
 		}}
 	return []task.Task{
 		{Name: "pod cache", Critical: true, Run: k.cache.Start},
+		{Name: "pod cache sync", Run: func(ctx context.Context) error {
+			if k.cache.WaitForCacheSync(ctx) {
+				k.started.Store(true)
+			}
+			<-ctx.Done()
+			return nil
+		}},
 		{Name: "trust bundle publisher", Critical: true, Run: func(ctx context.Context) error { return p.Run(ctx, b) }},
 	}
 }

@@ -187,6 +187,9 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		return err
 	}
 	var also []func() bool
+	if km != nil {
+		also = append(also, km.ready)
+	}
 	// Every task is critical: sentry stops, and says why, when any fails.
 	serving := []task.Task{{Name: "ca service", Critical: true, Run: srv.Run}}
 	if oidcSrv != nil {

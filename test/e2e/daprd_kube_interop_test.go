@@ -148,20 +148,27 @@ func kubeInterop(t *testing.T, daprd string) {
 		}
 	}
 
-	// daprd has our operator's Component.
-	resp, body := do(t, "GET", dap.url()+"/v1.0/metadata", nil, nil)
-	var md struct {
-		Components []struct{ Name, Type string } `json:"components"`
-	}
-	if resp.StatusCode != 200 || json.Unmarshal(body, &md) != nil {
-		t.Fatalf("daprd metadata: %d %s", resp.StatusCode, body)
-	}
+	// daprd has our operator's Component: in its first list, or, when the
+	// operator's cache had not yet seen the Component created a moment
+	// before daprd started (its informer's watch is eventually
+	// consistent), through the update stream a moment later.
+	var body []byte
 	found := false
-	for _, c := range md.Components {
-		found = found || c.Name == "statestore"
+	for deadline := time.Now().Add(15 * time.Second); !found && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var resp *http.Response
+		resp, body = do(t, "GET", dap.url()+"/v1.0/metadata", nil, nil)
+		var md struct {
+			Components []struct{ Name, Type string } `json:"components"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(body, &md) != nil {
+			t.Fatalf("daprd metadata: %d %s", resp.StatusCode, body)
+		}
+		for _, c := range md.Components {
+			found = found || c.Name == "statestore"
+		}
 	}
 	if !found {
-		t.Fatalf("daprd did not get the statestore Component from the operator: %s", body)
+		t.Fatalf("daprd did not get the statestore Component from the operator in 15 s: %s", body)
 	}
 	if resp, body := do(t, "POST", dap.url()+"/v1.0/state/statestore", strings.NewReader(`[{"key":"k","value":"v"}]`), map[string]string{"Content-Type": "application/json"}); resp.StatusCode != 204 {
 		t.Fatalf("daprd state save: %d %s", resp.StatusCode, body)
@@ -179,7 +186,7 @@ func kubeInterop(t *testing.T, daprd string) {
 	}
 
 	// tandemd's built-in secret store "kubernetes".
-	resp, body = do(t, "GET", tan.url()+"/v1.0/secrets/kubernetes/interop-secret", nil, nil)
+	resp, body := do(t, "GET", tan.url()+"/v1.0/secrets/kubernetes/interop-secret", nil, nil)
 	var secret map[string]string
 	if resp.StatusCode != 200 || json.Unmarshal(body, &secret) != nil || secret["password"] != "s3cret" || secret["user"] != "admin" {
 		t.Fatalf("tandemd GET secret: %d %s", resp.StatusCode, body)
