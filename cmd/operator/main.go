@@ -184,16 +184,20 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, getenv func(string
 		_ = lis.Close()
 		return err
 	}
-	// /healthz answers once the caches have synced and the API serves, as
-	// Dapr's operator's does.
-	if err := mgr.AddHealthzCheck("operator-api", func(*http.Request) error {
+	// /healthz and /readyz answer once the caches have synced and the API
+	// serves, as Dapr's operator's /healthz does.
+	apiServing := func(*http.Request) error {
 		select {
 		case <-srv.Ready():
 			return nil
 		default:
 			return errors.New("the operator API is not serving yet: its caches are still syncing with the API server")
 		}
-	}); err != nil {
+	}
+	if err := mgr.AddHealthzCheck("operator-api", apiServing); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("operator-api", apiServing); err != nil {
 		return err
 	}
 	serving.Add(
@@ -246,14 +250,6 @@ func newManager(cfg *rest.Config, o *Options, namespace string, log *slog.Logger
 	})
 	if err != nil {
 		return nil, fmt.Errorf("controller manager: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
-		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
-			return errors.New("cache not synced")
-		}
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 	return mgr, nil
 }

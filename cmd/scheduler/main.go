@@ -137,7 +137,7 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, 
 	serving.Add(task.Cleanup("healthz listener", func() error { _ = healthLis.Close(); return nil }))
 
 	endpoints := o.EtcdClientEndpoints
-	var local *clientv3.Client // the embedded server's, in process
+	var cli *clientv3.Client
 	if o.EtcdEmbed {
 		e, err := store.StartEtcd(ctx, store.EtcdOptions{
 			Name: o.ID, InitialCluster: o.EtcdInitialCluster, DataDir: o.EtcdDataDir, Kubernetes: kube, Namespace: namespace,
@@ -156,10 +156,9 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, 
 		if o.EtcdClientUsername == "" {
 			// The engine's own client calls the server in process; the
 			// client port still serves other clients (etcdctl, tools).
-			local = e.LocalClient()
+			cli = e.LocalClient()
 		}
 	}
-	cli := local
 	if cli == nil {
 		var err error
 		cli, err = store.NewClient(store.ClientOptions{Endpoints: endpoints, Username: o.EtcdClientUsername, Password: o.EtcdClientPassword})

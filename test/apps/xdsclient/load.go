@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,7 +85,7 @@ func (c *loadConns) get(target string) (runtimev1.AppCallbackClient, error) {
 		return cb, nil
 	}
 	creds := insecure.NewCredentials()
-	if len(target) > 7 && target[:7] == "xds:///" {
+	if strings.HasPrefix(target, "xds:///") {
 		creds = c.xds
 	}
 	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
