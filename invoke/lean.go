@@ -274,6 +274,10 @@ func (b *leanBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Ready reports whether the next Read returns at once (see
+// transport.ClientCall.Ready).
+func (b *leanBody) Ready() bool { return b.call.Ready() }
+
 // end reports the end of the body to the hook, once: io.EOF as success.
 func (b *leanBody) end(err error) {
 	if b.ended == nil {

@@ -322,6 +322,12 @@ func (cl *ClientCall) RecvHead() ([]byte, error) {
 // it with the status error.
 func (cl *ClientCall) Read(p []byte) (int, error) { return cl.body.Read(p) }
 
+// Ready reports whether the next Read returns without waiting for the
+// callee (data, the end or a failure is buffered): a relay of the answer
+// flushes its own buffer only when it is not. Call it from the goroutine
+// that reads.
+func (cl *ClientCall) Ready() bool { return cl.body.ready() }
+
 // Close ends the call. The connection goes back to the pool when the
 // whole exchange is complete; otherwise it is closed, which cancels the
 // call at the callee.

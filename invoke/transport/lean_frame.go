@@ -206,6 +206,38 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 }
 
+// ready reports whether the next Read returns without waiting for the
+// network: some data, the body's end or its failure is already buffered.
+// It never blocks.
+func (b *bodyReader) ready() bool {
+	if b.err != nil || b.done {
+		return true
+	}
+	br := b.fr.br
+	n := br.Buffered()
+	if b.fr.remain > 0 {
+		return n > 0
+	}
+	if n < frameHeaderLen {
+		return false
+	}
+	h, err := br.Peek(frameHeaderLen) // buffered: no read
+	if err != nil {
+		return false
+	}
+	size := int(binary.BigEndian.Uint32(h[1:]))
+	switch h[0] {
+	case frameData:
+		// An empty data frame is followed by another frame: not known.
+		return size > 0 && n > frameHeaderLen
+	case frameEnd, frameGoAway:
+		return true
+	case frameHead, frameStatus:
+		return n >= frameHeaderLen+size
+	}
+	return true // an unknown frame type fails at once
+}
+
 func (b *bodyReader) fail(err error) {
 	if b.onErr != nil {
 		err = b.onErr(err)

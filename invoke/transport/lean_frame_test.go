@@ -106,3 +106,69 @@ func FuzzFrameReader(f *testing.F) {
 		}
 	})
 }
+
+// TestBodyReady: ready is true exactly when the next Read returns without
+// reading the connection.
+func TestBodyReady(t *testing.T) {
+	st, _ := proto.Marshal(grpcstatus.New(codes.NotFound, "gone").Proto())
+	var statusFrame bytes.Buffer
+	w := &frameWriter{w: &statusFrame}
+	_ = w.frame(frameStatus, st)
+	_ = w.flush()
+	whole := frames(t, nil, []byte("hello"), true)
+	cases := []struct {
+		name string
+		in   []byte
+		// read: bytes read from the body before asking.
+		read int
+		want bool
+	}{
+		{"nothing came", nil, 0, false},
+		{"part of a frame header", whole[:3], 0, false},
+		{"a data frame's header only", whole[:frameHeaderLen], 0, false},
+		{"a data frame's first byte", whole[:frameHeaderLen+1], 0, true},
+		{"the rest of a data frame", whole[:frameHeaderLen+3], 1, true},
+		{"a data frame read, nothing after", whole[:frameHeaderLen+5], 5, false},
+		{"a data frame read, the end buffered", whole, 5, true},
+		{"a status frame in part", statusFrame.Bytes()[:frameHeaderLen+1], 0, false},
+		{"a whole status frame", statusFrame.Bytes(), 0, true},
+		{"an empty data frame", frames(t, nil, nil, false), 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// The reader counts reads of the "connection" after the setup.
+			src := &countingReader{r: bytes.NewReader(tc.in)}
+			br := bufio.NewReader(src)
+			_, _ = br.Peek(len(tc.in)) // all that came is buffered
+			fr := &frameReader{br: br, max: 1 << 20}
+			b := &bodyReader{fr: fr}
+			if tc.read > 0 {
+				buf := make([]byte, tc.read)
+				if _, err := io.ReadFull(b, buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := b.ready(); got != tc.want {
+				t.Fatalf("ready = %v, want %v", got, tc.want)
+			}
+			if !tc.want {
+				return
+			}
+			reads := src.reads
+			_, _ = b.Read(make([]byte, 8))
+			if src.reads != reads {
+				t.Errorf("ready, but Read read the connection")
+			}
+		})
+	}
+}
+
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}

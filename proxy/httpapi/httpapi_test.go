@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
@@ -327,6 +328,42 @@ func TestInvokeStreamingResponse(t *testing.T) {
 	pw.Close()
 	if rest, _ := io.ReadAll(resp.Body); len(rest) != 0 {
 		t.Errorf("rest %q", rest)
+	}
+}
+
+// readyBody is a streamed answer whose next Read never waits (all of it
+// came), or always waits (ready false).
+type readyBody struct {
+	io.Reader
+	ready bool
+}
+
+func (b readyBody) Ready() bool  { return b.ready }
+func (b readyBody) Close() error { return nil }
+
+// TestInvokeResponseNotFlushedWhenReady: an answer that came whole (its
+// body says the next read will not wait) is not flushed chunk by chunk,
+// so it leaves with a Content-Length, in one write; a body that would wait
+// is flushed, so it goes out chunked.
+func TestInvokeResponseNotFlushedWhenReady(t *testing.T) {
+	for _, ready := range []bool{true, false} {
+		inv := &fakeInvoker{respond: func(string, *invoke.Request) (*invoke.Response, error) {
+			r := httpResp(200, nil, "text/plain", "")
+			r.Body = readyBody{Reader: iotest.OneByteReader(strings.NewReader("hello")), ready: ready}
+			return r, nil
+		}}
+		srv := serve(t, Config{Invoker: inv})
+		resp, body := do(t, "GET", srv.URL+"/v1.0/invoke/a/method/m", nil, nil)
+		if string(body) != "hello" {
+			t.Fatalf("ready %v: body %q", ready, body)
+		}
+		chunked := len(resp.TransferEncoding) > 0
+		if ready && (chunked || resp.ContentLength != 5) {
+			t.Errorf("ready body: transfer encoding %v, content length %d; want one unchunked write of 5 bytes", resp.TransferEncoding, resp.ContentLength)
+		}
+		if !ready && !chunked {
+			t.Errorf("body that waits: not chunked (content length %d): it was not flushed as it came", resp.ContentLength)
+		}
 	}
 }
 

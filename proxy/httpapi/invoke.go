@@ -196,10 +196,18 @@ func bodyAllowed(code int) bool {
 	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
-// copyFlush copies src to w, flushing after each write so streamed
-// responses (server-sent events, long polls) reach the caller at once.
+// readyReader is a body that knows whether its next Read returns at once
+// (the lean transport's answer).
+type readyReader interface{ Ready() bool }
+
+// copyFlush copies src to w, flushing whenever src has nothing more at
+// hand, so streamed responses (server-sent events, long polls) reach the
+// caller at once. A body whose next Read would not wait is not flushed
+// in between: an answer that came whole leaves in one write with its end
+// (net/http then sends it with its length instead of in chunks).
 func copyFlush(w http.ResponseWriter, src io.Reader) error {
 	f, _ := w.(http.Flusher)
+	rr, _ := src.(readyReader)
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -210,7 +218,7 @@ func copyFlush(w http.ResponseWriter, src io.Reader) error {
 				// The caller went away; nothing to tell it.
 				return nil
 			}
-			if f != nil {
+			if f != nil && (rr == nil || !rr.Ready()) {
 				f.Flush()
 			}
 		}

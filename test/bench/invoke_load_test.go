@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
@@ -460,7 +461,8 @@ func (h *harness) profile(url string) string {
 	if _, err := exec.LookPath("perf"); err != nil {
 		return "perf is not installed: " + err.Error()
 	}
-	data := filepath.Join(h.t.TempDir(), "perf.data")
+	// TANDEM_BENCH_PERF_DATA keeps perf's data for perf report.
+	data := cmp.Or(os.Getenv("TANDEM_BENCH_PERF_DATA"), filepath.Join(h.t.TempDir(), "perf.data"))
 	pids := make([]string, len(h.sidecarPIDs))
 	for i, pid := range h.sidecarPIDs {
 		pids[i] = strconv.Itoa(pid)

@@ -21,13 +21,20 @@ import (
 )
 
 // BenchmarkSidecarPair runs the whole invocation path of the load harness
-// in one process: HTTP client → Dapr HTTP API (caller) → mTLS gRPC
-// CallLocal → callee's invoke.Server → HTTP app channel → echo app, with
-// 1 KiB bodies and 16 concurrent clients. cpu-ns/op is this process's CPU
-// time per request (client and app included); use -cpuprofile to see where
-// it goes. It is a quick, quieter companion to TestInvokeLoad for A/B
-// comparisons of the hot path, not a replacement for it.
+// in one process: HTTP client → Dapr HTTP API (caller) → mTLS between the
+// sidecars → callee's invoke.Server → HTTP app channel → echo app, with
+// 1 KiB bodies and 16 concurrent clients. "lean" is tandemd's default
+// transport between sidecars (ALPN tandem-invoke), "grpc" Dapr's CallLocal
+// (what a daprd peer gets). cpu-ns/op is this process's CPU time per
+// request (client and app included); use -cpuprofile to see where it goes.
+// It is a quick, quieter companion to TestInvokeLoad for A/B comparisons
+// of the hot path, not a replacement for it.
 func BenchmarkSidecarPair(b *testing.B) {
+	b.Run("lean", func(b *testing.B) { benchPair(b, true) })
+	b.Run("grpc", func(b *testing.B) { benchPair(b, false) })
+}
+
+func benchPair(b *testing.B, lean bool) {
 	ca := transporttest.NewCA(b)
 	callerSrc := ca.Source(b, "public", "default", "caller")
 	calleeSrc := ca.Source(b, "public", "default", "callee")
@@ -54,7 +61,12 @@ func BenchmarkSidecarPair(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := grpc.NewServer(transport.ServerOptions(transport.ServerConfig{Source: calleeSrc})...)
+	cfg := transport.ServerConfig{Source: calleeSrc}
+	if lean {
+		cfg.Lean = transport.NewLeanServer(srv, 0, nil)
+		b.Cleanup(func() { _ = cfg.Lean.Close() })
+	}
+	g := grpc.NewServer(transport.ServerOptions(cfg)...)
 	srv.Register(g)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +76,7 @@ func BenchmarkSidecarPair(b *testing.B) {
 	b.Cleanup(g.Stop)
 
 	// Caller: HTTP API with an Invoker.
-	pool := transport.NewPool(transport.Options{Source: callerSrc})
+	pool := transport.NewPool(transport.Options{Source: callerSrc, Lean: lean})
 	b.Cleanup(func() { _ = pool.Close() })
 	inv, err := invoke.NewClient(invoke.ClientOptions{
 		Resolver: staticResolver(ln.Addr().String()), Pool: pool, AppID: "caller", Namespace: "default",
