@@ -201,11 +201,41 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 	if h.pipeline != nil && !h.pipeline.Empty() {
 		return h.invokePiped(ctx, hreq)
 	}
-	resp, err := h.client.Do(hreq)
+	resp, err := h.do(hreq)
 	if err != nil {
 		return nil, callErr(h.host, err)
 	}
 	return NewResponse(resp), nil
+}
+
+// do sends req with the client's transport. It is http.Client.Do for a
+// client that follows no redirect and has no timeout or cookie jar, less
+// the copies Do makes of every request for redirects it would follow (the
+// header map, the URL): the same answer, and the same *url.Error on
+// failure.
+func (h *HTTP) do(req *http.Request) (*http.Response, error) {
+	resp, err := h.client.Transport.RoundTrip(req)
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.Redacted(), Err: err}
+	}
+	if resp == nil {
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.Redacted(), Err: errors.New("http: RoundTripper returned a nil *Response with a nil error")}
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// urlErrorOp is the Op of http.Client's errors: "Post" for POST.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
 }
 
 func callErr(host string, err error) error { return fmt.Errorf("call app at %s: %w", host, err) }

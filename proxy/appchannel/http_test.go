@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -289,8 +290,14 @@ func TestHTTPInvokeErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ch.Invoke(context.Background(), newReq("x", commonv1.HTTPExtension_GET, "", "", nil, nil, 0)); err == nil || !strings.Contains(err.Error(), "call app at 127.0.0.1:") {
+	_, err = ch.Invoke(context.Background(), newReq("x", commonv1.HTTPExtension_POST, "", "", nil, nil, 0))
+	if err == nil || !strings.Contains(err.Error(), "call app at 127.0.0.1:") {
 		t.Errorf("want a dial error naming the app, got %v", err)
+	}
+	// The error reads as http.Client's would (daprd's says the same).
+	_, want := ch.Client().Post(fmt.Sprintf("http://127.0.0.1:%d/x", port), "", nil)
+	if want == nil || !strings.HasSuffix(err.Error(), ": "+want.Error()) {
+		t.Errorf("error %q, want it to end with http.Client's %q", err, want)
 	}
 	bad := newReq("x", commonv1.HTTPExtension_GET, "", "", nil, nil, 0)
 	bad.Message.Message.HttpExtension = nil

@@ -31,7 +31,7 @@ type call struct{ err error }
 // middleware.
 func (h *HTTP) send(w http.ResponseWriter, r *http.Request) {
 	r.RequestURI = "" // a middleware may have set it; a client request has none
-	resp, err := h.client.Do(r)
+	resp, err := h.do(r)
 	if err != nil {
 		if c, ok := r.Context().Value(callKey{}).(*call); ok {
 			c.err = err
