@@ -11,8 +11,8 @@ import (
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/tandemrun/tandem/invoke/headwire"
 	"github.com/tandemrun/tandem/invoke/transport"
 )
 
@@ -161,7 +161,7 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 		defer func() { m.Data.Value = saved }()
 	}
 	hb := headBufs.Get().(*[]byte)
-	head, err := proto.MarshalOptions{}.MarshalAppend((*hb)[:0], req.Message)
+	head, err := headwire.AppendRequest((*hb)[:0], req.Message)
 	if err != nil {
 		headBufs.Put(hb)
 		lc.Discard()
@@ -183,7 +183,7 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 		return nil, err
 	}
 	out := new(internalsv1.InternalInvokeResponse)
-	if err := proto.Unmarshal(rh, out); err != nil {
+	if err := headwire.UnmarshalResponse(rh, out); err != nil {
 		call.Close()
 		return nil, fmt.Errorf("invoke app %q: undecodable response head: %w", appID, err)
 	}
@@ -331,7 +331,7 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 		return s.serveLeanActor(ctx, call)
 	}
 	in := new(internalsv1.InternalInvokeRequest)
-	if err := proto.Unmarshal(call.Head, in); err != nil {
+	if err := headwire.UnmarshalRequest(call.Head, in); err != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid internal invoke request: %v", err)
 	}
 	if in.GetMessage() == nil {
@@ -396,7 +396,7 @@ func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, in *
 		d.Value = nil
 	}
 	hb := headBufs.Get().(*[]byte)
-	head, err := proto.MarshalOptions{}.MarshalAppend((*hb)[:0], out)
+	head, err := headwire.AppendResponse((*hb)[:0], out)
 	if err == nil {
 		err = call.SendHead(head)
 	}

@@ -10,9 +10,9 @@ import (
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/tandemrun/tandem/invoke/headwire"
 	"github.com/tandemrun/tandem/invoke/transport"
 )
 
@@ -83,7 +83,7 @@ func callActorLean(ctx context.Context, lc *transport.LeanConn, maxSize int, req
 		head = &internalsv1.InternalInvokeRequest{Ver: req.Ver, Actor: req.Actor, Message: hm, Metadata: req.Metadata}
 	}
 	hb := headBufs.Get().(*[]byte)
-	b, err := proto.MarshalOptions{}.MarshalAppend((*hb)[:0], head)
+	b, err := headwire.AppendRequest((*hb)[:0], head)
 	if err != nil {
 		headBufs.Put(hb)
 		lc.Discard()
@@ -113,7 +113,7 @@ func callActorLean(ctx context.Context, lc *transport.LeanConn, maxSize int, req
 	}
 	n := binary.BigEndian.Uint64(rh)
 	out := new(internalsv1.InternalInvokeResponse)
-	if err := proto.Unmarshal(rh[8:], out); err != nil {
+	if err := headwire.UnmarshalResponse(rh[8:], out); err != nil {
 		return nil, status.Errorf(codes.Internal, "lean transport: undecodable actor answer: %v", err)
 	}
 	if n > uint64(maxSize) {
@@ -166,7 +166,7 @@ func (s *Server) serveLeanActor(ctx context.Context, call *transport.ServerCall)
 		return errActors
 	}
 	in := new(internalsv1.InternalInvokeRequest)
-	if err := proto.Unmarshal(call.Head, in); err != nil {
+	if err := headwire.UnmarshalRequest(call.Head, in); err != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid actor call: %v", err)
 	}
 	n := call.ContentLength
@@ -214,7 +214,7 @@ func (s *Server) serveActor(ctx context.Context, call *transport.ServerCall, in 
 	}
 	hb := headBufs.Get().(*[]byte)
 	b := binary.BigEndian.AppendUint64((*hb)[:0], uint64(len(body)))
-	b, err = proto.MarshalOptions{}.MarshalAppend(b, out)
+	b, err = headwire.AppendResponse(b, out)
 	if d != nil {
 		d.Value = body
 	}
