@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+
+	"github.com/tandemrun/tandem/internal/rawio"
 )
 
 // listen opens one TCP listener per host on port. flag names the
@@ -29,7 +31,9 @@ func listen(hosts []string, port int, flag string) ([]net.Listener, error) {
 			}
 			return nil, fmt.Errorf("listen on %s: %w (set %s)", addr, err, flag)
 		}
-		out = append(out, ln)
+		// Accepted connections read and write without waking the
+		// runtime's monitor (internal/rawio).
+		out = append(out, rawio.Listen(ln))
 	}
 	return out, nil
 }

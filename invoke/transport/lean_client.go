@@ -15,6 +15,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
+
+	"github.com/tandemrun/tandem/internal/rawio"
 )
 
 // errBodyClosed is what reading an answer returns after Close.
@@ -86,7 +88,7 @@ func (p *Pool) leanConn(ctx context.Context, addr string, actors bool) (*LeanCon
 			_ = c.conn.Close()
 			continue
 		}
-		if now.Sub(c.lastUsed) < leanClientIdle && c.fr.br.Buffered() == 0 && !peerClosed(c.conn.NetConn()) {
+		if now.Sub(c.lastUsed) < leanClientIdle && c.fr.br.Buffered() == 0 && rawio.IdleOpen(c.conn.NetConn()) {
 			lp.mu.Unlock()
 			c.reused = true
 			return c, nil
@@ -101,7 +103,7 @@ func (p *Pool) leanConn(ctx context.Context, addr string, actors bool) (*LeanCon
 	if err != nil {
 		return nil, grpcstatus.Errorf(codes.Unavailable, "connect to sidecar at %s: %v", addr, err)
 	}
-	conn := tls.Client(raw, p.leanTLS)
+	conn := tls.Client(rawio.Wrap(raw), p.leanTLS)
 	if err := conn.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
 		if ctx.Err() != nil {

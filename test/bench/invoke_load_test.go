@@ -463,6 +463,8 @@ func (h *harness) profile(url string) string {
 	}
 	// TANDEM_BENCH_PERF_DATA keeps perf's data for perf report.
 	data := cmp.Or(os.Getenv("TANDEM_BENCH_PERF_DATA"), filepath.Join(h.t.TempDir(), "perf.data"))
+	// TANDEM_BENCH_PERF_QPS profiles a staggered fixed rate instead.
+	qps, _ := strconv.ParseFloat(os.Getenv("TANDEM_BENCH_PERF_QPS"), 64)
 	pids := make([]string, len(h.sidecarPIDs))
 	for i, pid := range h.sidecarPIDs {
 		pids[i] = strconv.Itoa(pid)
@@ -475,7 +477,7 @@ func (h *harness) profile(url string) string {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res, loadErr = h.run(url, -1, false, d+time.Second)
+		res, loadErr = h.run(url, qps, qps > 0, d+time.Second)
 	}()
 	time.Sleep(500 * time.Millisecond)
 	// perf stat per sidecar counts syscalls and context switches in the

@@ -387,7 +387,7 @@ func (r *Report) Markdown() string {
 		p("- /v1.0/healthz (app already listening): %s\n", list(r.ColdHealthz))
 	}
 	if r.Profile != "" {
-		p("\n## Where the sidecars' CPU goes (perf, max-rate run)\n\n```\n%s\n```\n", strings.TrimRight(r.Profile, "\n"))
+		p("\n## Where the sidecars' CPU goes (perf, max-rate run unless TANDEM_BENCH_PERF_QPS)\n\n```\n%s\n```\n", strings.TrimRight(r.Profile, "\n"))
 	}
 	return b.String()
 }

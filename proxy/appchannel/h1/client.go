@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tandemrun/tandem/internal/rawio"
 )
 
 // DefaultMaxHeaderBytes bounds a response's status line and headers when
@@ -257,7 +259,7 @@ func (cl *Client) get(ctx context.Context) (*conn, bool, error) {
 			continue
 		}
 		cl.mu.Unlock()
-		if c.br.Buffered() == 0 && peerOpen(c.nc) {
+		if c.br.Buffered() == 0 && rawio.IdleOpen(c.nc) {
 			return c, true, nil
 		}
 		_ = c.nc.Close() // closed by the server, or it sent bytes nobody asked for
@@ -268,7 +270,7 @@ func (cl *Client) get(ctx context.Context) (*conn, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	c := &conn{nc: nc, limit: -1}
+	c := &conn{nc: rawio.Wrap(nc), limit: -1}
 	c.br = bufio.NewReaderSize(c, 4096)
 	c.bw = bufio.NewWriterSize(c, 4096)
 	return c, false, nil
