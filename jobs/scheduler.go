@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/tandemrun/tandem/internal/rawio"
 )
 
 // ErrDisabled is the error of every call when no scheduler address is
@@ -333,6 +335,7 @@ func (s *Scheduler) closeConns() {
 
 func (s *Scheduler) dial(addr string) (*grpc.ClientConn, error) {
 	opts := append([]grpc.DialOption{
+		grpc.WithContextDialer(rawio.Dial),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 3 * time.Second, Timeout: 5 * time.Second}),
 		// A restarted scheduler is found again within a couple of seconds.

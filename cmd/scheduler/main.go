@@ -51,6 +51,8 @@ import (
 	"github.com/tandemrun/tandem/scheduler/store"
 	sentryclient "github.com/tandemrun/tandem/sentry/client"
 	sentryserver "github.com/tandemrun/tandem/sentry/server"
+
+	"github.com/tandemrun/tandem/internal/rawio"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -210,7 +212,7 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, 
 	srv.Register(g)
 	serving.Add(task.Task{Name: "scheduler API", Critical: true, Run: func(ctx context.Context) error {
 		errc := make(chan error, 1)
-		go func() { errc <- g.Serve(lis) }()
+		go func() { errc <- g.Serve(rawio.Listen(lis)) }()
 		select {
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)

@@ -24,6 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemrun/tandem/identity"
+
+	"github.com/tandemrun/tandem/internal/rawio"
 )
 
 // DefaultMaxMessageSize is the largest gRPC message sent or received on the
@@ -188,6 +190,7 @@ func NewPool(o Options) *Pool {
 		}
 	}
 	opts := []grpc.DialOption{
+		grpc.WithContextDialer(rawio.Dial),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(o.MaxMessageSize),

@@ -24,6 +24,8 @@ import (
 
 	"github.com/tandemrun/tandem/invoke"
 	"github.com/tandemrun/tandem/proxy/headers"
+
+	"github.com/tandemrun/tandem/internal/rawio"
 )
 
 // App protocols (--app-protocol) served by gRPC.
@@ -108,6 +110,7 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 		maxSize = DefaultMaxMessageSize
 	}
 	opts := []grpc.DialOption{
+		grpc.WithContextDialer(rawio.Dial),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxSize), grpc.MaxCallSendMsgSize(maxSize)),
 	}
