@@ -120,7 +120,7 @@ func (p *Pool) leanConn(ctx context.Context, addr string, actors bool) (*LeanCon
 	}
 	c := &LeanConn{
 		pool: p, peer: lp, conn: conn, actors: proto == LeanALPN,
-		fr: frameReader{br: bufio.NewReaderSize(conn, 32<<10), max: p.maxSize},
+		fr: frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: p.maxSize},
 		fw: frameWriter{w: conn},
 	}
 	lp.noActors.Store(!c.actors)

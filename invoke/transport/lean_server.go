@@ -40,6 +40,10 @@ const (
 	// watching its connection for the caller going away: quick calls
 	// never pay for the watch.
 	watchAfter = 2 * time.Millisecond
+	// leanReadBuffer is a lean connection's read buffer: one TLS record's
+	// plaintext at most (16 KiB), which is all a read of the TLS
+	// connection returns at a time anyway.
+	leanReadBuffer = 16 << 10
 )
 
 // LeanServer serves the lean transport on the connections whose TLS
@@ -97,7 +101,7 @@ func (s *LeanServer) serve(conn *tls.Conn) bool {
 		base := peer.NewContext(context.Background(), &peer.Peer{
 			Addr: conn.RemoteAddr(), LocalAddr: conn.LocalAddr(), AuthInfo: tlsInfo(state),
 		})
-		s.goAway(base, conn, &frameReader{br: bufio.NewReaderSize(conn, 32<<10), max: s.max}, &frameWriter{w: conn})
+		s.goAway(base, conn, &frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: s.max}, &frameWriter{w: conn})
 		_ = conn.Close()
 		return true
 	}
@@ -169,7 +173,7 @@ func (s *LeanServer) serveConn(c *leanServerConn) {
 	base := peer.NewContext(context.Background(), &peer.Peer{
 		Addr: conn.RemoteAddr(), LocalAddr: conn.LocalAddr(), AuthInfo: tlsInfo(state),
 	})
-	fr := &frameReader{br: bufio.NewReaderSize(conn, 32<<10), max: s.max}
+	fr := &frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: s.max}
 	fw := &frameWriter{w: conn}
 	for {
 		if s.isClosing() {
