@@ -1,7 +1,6 @@
 package appchannel
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -269,6 +268,14 @@ func (b shortBodyOK) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// memReader is a body held whole in memory that can be read again: a
+// *bytes.Reader, or a reader embedding one (invoke.MemBody).
+type memReader interface {
+	io.ReadSeeker
+	Size() int64
+	Len() int
+}
+
 // NewRequest builds the HTTP request for req: its method as a path under
 // base (scheme, host and an optional path prefix), its query, body and
 // metadata as headers. Used for the app and for HTTP endpoints.
@@ -316,9 +323,11 @@ func NewRequest(ctx context.Context, req *invoke.Request, base *url.URL) (*http.
 	if body == http.NoBody {
 		hreq.ContentLength = 0
 	}
-	// A body held in memory (a unary CallLocal's) can be sent again when
-	// the app closed a keep-alive connection just as it was reused.
-	if br, ok := req.Body.(*bytes.Reader); ok && body != http.NoBody && br.Size() == hreq.ContentLength && int64(br.Len()) == br.Size() {
+	// A body held in memory (a unary CallLocal's, an actor call's
+	// invoke.MemBody) can be sent again when the app closed a keep-alive
+	// connection just as it was reused; it also lets the request go over
+	// h1 (leanFits).
+	if br, ok := req.Body.(memReader); ok && body != http.NoBody && br.Size() == hreq.ContentLength && int64(br.Len()) == br.Size() {
 		hreq.GetBody = func() (io.ReadCloser, error) {
 			if _, err := br.Seek(0, io.SeekStart); err != nil {
 				return nil, err

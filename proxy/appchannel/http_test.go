@@ -341,6 +341,34 @@ func TestLeanFits(t *testing.T) {
 			t.Errorf("%s: leanFits = %v, want %v", tt.name, got, tt.want)
 		}
 	}
+	// The requests NewRequest builds: a body in memory, as a bytes.Reader
+	// (CallLocal) or an invoke.MemBody (an actor call), can be sent again
+	// and goes over h1; a streamed one does not.
+	base := &url.URL{Scheme: "http", Host: "127.0.0.1:1"}
+	for _, tt := range []struct {
+		name string
+		body io.Reader
+		want bool
+	}{
+		{"bytes.Reader", bytes.NewReader(small), true},
+		{"invoke.MemBody", invoke.NewMemBody(small), true},
+		{"stream", io.NopCloser(bytes.NewReader(small)), false},
+	} {
+		hreq, err := NewRequest(context.Background(), newReq("m", commonv1.HTTPExtension_PUT, "", "", nil, tt.body, int64(len(small))), base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := leanFits(hreq); got != tt.want {
+			t.Errorf("NewRequest with a %s body: leanFits = %v, want %v", tt.name, got, tt.want)
+		}
+		if tt.want {
+			_, _ = io.Copy(io.Discard, hreq.Body)
+			again, err := hreq.GetBody()
+			if b, _ := io.ReadAll(again); err != nil || !bytes.Equal(b, small) {
+				t.Errorf("%s: GetBody gave %d bytes (%v)", tt.name, len(b), err)
+			}
+		}
+	}
 }
 
 // TestHTTPInvokeWrappedTransport: a wrapper around the channel's transport
