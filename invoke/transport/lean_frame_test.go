@@ -36,12 +36,26 @@ func frames(tb testing.TB, head []byte, body []byte, end bool) []byte {
 	return out.Bytes()
 }
 
+// notFoundFrame is a status frame of NotFound "gone".
+func notFoundFrame(tb testing.TB) *bytes.Buffer {
+	tb.Helper()
+	st, err := proto.Marshal(grpcstatus.New(codes.NotFound, "gone").Proto())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out bytes.Buffer
+	w := &frameWriter{w: &out}
+	if err := w.frame(frameStatus, st); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return &out
+}
+
 func TestFrameRoundTrip(t *testing.T) {
-	st, _ := proto.Marshal(grpcstatus.New(codes.NotFound, "gone").Proto())
-	var statusFrame bytes.Buffer
-	w := &frameWriter{w: &statusFrame}
-	_ = w.frame(frameStatus, st)
-	_ = w.flush()
+	statusFrame := notFoundFrame(t)
 	cases := []struct {
 		name    string
 		in      []byte
@@ -110,11 +124,7 @@ func FuzzFrameReader(f *testing.F) {
 // TestBodyReady: ready is true exactly when the next Read returns without
 // reading the connection.
 func TestBodyReady(t *testing.T) {
-	st, _ := proto.Marshal(grpcstatus.New(codes.NotFound, "gone").Proto())
-	var statusFrame bytes.Buffer
-	w := &frameWriter{w: &statusFrame}
-	_ = w.frame(frameStatus, st)
-	_ = w.flush()
+	statusFrame := notFoundFrame(t)
 	whole := frames(t, nil, []byte("hello"), true)
 	cases := []struct {
 		name string
