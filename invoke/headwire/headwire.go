@@ -215,16 +215,18 @@ type decoder struct {
 	values []string
 }
 
-// str returns p, a piece of the input starting at off, as a string; it
-// must be UTF-8 (proto3 strings are).
-func (d *decoder) str(p []byte, off int) (string, error) {
+// str sets *s to p, a piece of the input starting at off, which must be
+// UTF-8 (proto3 strings are).
+func (d *decoder) str(p []byte, off int, s *string) error {
 	if len(p) == 0 {
-		return "", nil
+		*s = ""
+		return nil
 	}
 	if !utf8.Valid(p) {
-		return "", errSlow
+		return errSlow
 	}
-	return d.in[off : off+len(p)], nil
+	*s = d.in[off : off+len(p)]
+	return nil
 }
 
 // list returns a new empty list.
@@ -252,7 +254,9 @@ func (d *decoder) appendValue(l *internalsv1.ListStringValue, s string) {
 	d.values = d.values[1:]
 }
 
-// UnmarshalRequest decodes b into m, which it resets first.
+// UnmarshalRequest decodes b into m, which it resets first. (It and
+// UnmarshalResponse are two copies rather than one generic function: a
+// decoder passed through a function value would escape to the heap.)
 func UnmarshalRequest(b []byte, m *internalsv1.InternalInvokeRequest) error {
 	proto.Reset(m)
 	d := &decoder{in: string(b)}
@@ -305,18 +309,14 @@ func (d *decoder) invokeRequest(b []byte, base int, m *commonv1.InvokeRequest) e
 	return fields(b, base, func(num protowire.Number, typ protowire.Type, v uint64, p []byte, off int) error {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			var err error
-			m.Method, err = d.str(p, off)
-			return err
+			return d.str(p, off, &m.Method)
 		case num == 2 && typ == protowire.BytesType:
 			if m.Data == nil {
 				m.Data = &anypb.Any{}
 			}
 			return proto.UnmarshalOptions{Merge: true}.Unmarshal(p, m.Data)
 		case num == 3 && typ == protowire.BytesType:
-			var err error
-			m.ContentType, err = d.str(p, off)
-			return err
+			return d.str(p, off, &m.ContentType)
 		case num == 4 && typ == protowire.BytesType:
 			if m.HttpExtension == nil {
 				m.HttpExtension = &commonv1.HTTPExtension{}
@@ -327,9 +327,7 @@ func (d *decoder) invokeRequest(b []byte, base int, m *commonv1.InvokeRequest) e
 				case num == 1 && typ == protowire.VarintType:
 					ext.Verb = commonv1.HTTPExtension_Verb(int32(v)) //nolint:gosec // as the runtime does
 				case num == 2 && typ == protowire.BytesType:
-					var err error
-					ext.Querystring, err = d.str(p, off)
-					return err
+					return d.str(p, off, &ext.Querystring)
 				default:
 					return errSlow
 				}
@@ -354,9 +352,7 @@ func (d *decoder) response(b []byte, m *internalsv1.InternalInvokeResponse) erro
 				case num == 1 && typ == protowire.VarintType:
 					st.Code = int32(v) //nolint:gosec // int32 fields truncate, as in the runtime
 				case num == 2 && typ == protowire.BytesType:
-					var err error
-					st.Message, err = d.str(p, off)
-					return err
+					return d.str(p, off, &st.Message)
 				case num == 3 && typ == protowire.BytesType:
 					d := &anypb.Any{}
 					if err := proto.Unmarshal(p, d); err != nil {
@@ -391,9 +387,7 @@ func (d *decoder) response(b []byte, m *internalsv1.InternalInvokeResponse) erro
 					}
 					return proto.UnmarshalOptions{Merge: true}.Unmarshal(p, msg.Data)
 				case num == 2 && typ == protowire.BytesType:
-					var err error
-					msg.ContentType, err = d.str(p, off)
-					return err
+					return d.str(p, off, &msg.ContentType)
 				default:
 					return errSlow
 				}
@@ -413,9 +407,7 @@ func (d *decoder) entry(b []byte, base int, m map[string]*internalsv1.ListString
 	err := fields(b, base, func(num protowire.Number, typ protowire.Type, v uint64, p []byte, off int) error {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			var err error
-			key, err = d.str(p, off)
-			return err
+			return d.str(p, off, &key)
 		case num == 2 && typ == protowire.BytesType:
 			if val == nil {
 				val = d.list()
@@ -424,8 +416,8 @@ func (d *decoder) entry(b []byte, base int, m map[string]*internalsv1.ListString
 				if num != 1 || typ != protowire.BytesType {
 					return errSlow
 				}
-				s, err := d.str(p, off)
-				if err != nil {
+				var s string
+				if err := d.str(p, off, &s); err != nil {
 					return err
 				}
 				d.appendValue(val, s)

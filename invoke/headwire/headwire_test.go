@@ -144,35 +144,31 @@ func FuzzUnmarshal(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		want := &internalsv1.InternalInvokeRequest{}
-		wantErr := proto.Unmarshal(in, want)
-		got := &internalsv1.InternalInvokeRequest{}
-		err := UnmarshalRequest(in, got)
-		if (err == nil) != (wantErr == nil) || (err == nil && !proto.Equal(got, want)) {
-			t.Fatalf("request: got %v (%v), the runtime %v (%v)", got, err, want, wantErr)
-		}
-		if err == nil {
-			b, err := AppendRequest(nil, got)
-			back := &internalsv1.InternalInvokeRequest{}
-			if err != nil || proto.Unmarshal(b, back) != nil || !proto.Equal(back, got) {
-				t.Fatalf("request %v does not survive a round trip (%v)", got, err)
-			}
-		}
-		wantR := &internalsv1.InternalInvokeResponse{}
-		wantErr = proto.Unmarshal(in, wantR)
-		gotR := &internalsv1.InternalInvokeResponse{}
-		err = UnmarshalResponse(in, gotR)
-		if (err == nil) != (wantErr == nil) || (err == nil && !proto.Equal(gotR, wantR)) {
-			t.Fatalf("response: got %v (%v), the runtime %v (%v)", gotR, err, wantR, wantErr)
-		}
-		if err == nil {
-			b, err := AppendResponse(nil, gotR)
-			back := &internalsv1.InternalInvokeResponse{}
-			if err != nil || proto.Unmarshal(b, back) != nil || !proto.Equal(back, gotR) {
-				t.Fatalf("response %v does not survive a round trip (%v)", gotR, err)
-			}
-		}
+		agrees(t, "request", in, func() *internalsv1.InternalInvokeRequest { return &internalsv1.InternalInvokeRequest{} },
+			UnmarshalRequest, AppendRequest)
+		agrees(t, "response", in, func() *internalsv1.InternalInvokeResponse { return &internalsv1.InternalInvokeResponse{} },
+			UnmarshalResponse, AppendResponse)
 	})
+}
+
+// agrees checks that unmarshal reads in as the runtime does, and that what
+// it read survives a round trip through appendTo and the runtime.
+func agrees[M proto.Message](t *testing.T, what string, in []byte, newM func() M, unmarshal func([]byte, M) error, appendTo func([]byte, M) ([]byte, error)) {
+	t.Helper()
+	want, got := newM(), newM()
+	wantErr := proto.Unmarshal(in, want)
+	err := unmarshal(in, got)
+	if (err == nil) != (wantErr == nil) || (err == nil && !proto.Equal(got, want)) {
+		t.Fatalf("%s: got %v (%v), the runtime %v (%v)", what, got, err, want, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	b, err := appendTo(nil, got)
+	back := newM()
+	if err != nil || proto.Unmarshal(b, back) != nil || !proto.Equal(back, got) {
+		t.Fatalf("%s %v does not survive a round trip (%v)", what, got, err)
+	}
 }
 
 func BenchmarkRequest(b *testing.B) {

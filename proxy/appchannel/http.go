@@ -214,14 +214,14 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 // failure.
 func (h *HTTP) do(req *http.Request) (*http.Response, error) {
 	resp, err := h.client.Transport.RoundTrip(req)
+	if err == nil && resp == nil {
+		err = errors.New("http: RoundTripper returned a nil *Response with a nil error")
+	}
 	if err != nil {
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
 		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.Redacted(), Err: err}
-	}
-	if resp == nil {
-		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.Redacted(), Err: errors.New("http: RoundTripper returned a nil *Response with a nil error")}
 	}
 	if resp.Body == nil {
 		resp.Body = http.NoBody
