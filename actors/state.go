@@ -110,12 +110,22 @@ func (r *Runtime) GetStateMetadata(ctx context.Context, actorType, actorID, k st
 // TransactState applies ops to the state of an actor active on this host,
 // atomically.
 func (r *Runtime) TransactState(ctx context.Context, actorType, actorID string, ops []StateOp) error {
+	st, err := r.activeStore(actorType, actorID)
+	if err != nil {
+		return err
+	}
+	return r.transact(ctx, st, actorType, actorID, ops)
+}
+
+// activeStore is the actor state store, for an actor active on this
+// host.
+func (r *Runtime) activeStore(actorType, actorID string) (state.Store, error) {
 	if r == nil || r.placement == nil {
-		return ErrNoPlacement
+		return nil, ErrNoPlacement
 	}
 	st, err := r.store()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.mu.Lock()
 	k := key(actorType, actorID)
@@ -123,9 +133,9 @@ func (r *Runtime) TransactState(ctx context.Context, actorType, actorID string, 
 	active = active || r.draining[k] > 0 // the last turn of an actor being deactivated
 	r.mu.Unlock()
 	if !active {
-		return ErrInstanceMissing
+		return nil, ErrInstanceMissing
 	}
-	return r.transact(ctx, st, actorType, actorID, ops)
+	return st, nil
 }
 
 // TransactStateDirect is TransactState for an actor wherever it is
@@ -142,7 +152,46 @@ func (r *Runtime) TransactStateDirect(ctx context.Context, actorType, actorID st
 	return r.transact(ctx, st, actorType, actorID, ops)
 }
 
+// TransactStateETags is TransactState that also returns the ETag each key
+// the operations leave stored ends with, by the actor's key; nil (and no
+// error) when the store does not tell them (read them with GetStateETag).
+func (r *Runtime) TransactStateETags(ctx context.Context, actorType, actorID string, ops []StateOp) (map[string]string, error) {
+	st, err := r.activeStore(actorType, actorID)
+	if err != nil {
+		return nil, err
+	}
+	tx, ok := st.(state.TransactionalETags)
+	if !ok {
+		return nil, r.transact(ctx, st, actorType, actorID, ops)
+	}
+	req, err := r.transaction(actorType, actorID, ops)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := tx.MultiETags(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	tags := make(map[string]string, len(stored))
+	prefix := r.stateKey(actorType, actorID, "")
+	for k, v := range stored {
+		if ak, ok := strings.CutPrefix(k, prefix); ok {
+			tags[ak] = v
+		}
+	}
+	return tags, nil
+}
+
 func (r *Runtime) transact(ctx context.Context, st state.Store, actorType, actorID string, ops []StateOp) error {
+	req, err := r.transaction(actorType, actorID, ops)
+	if err != nil {
+		return err
+	}
+	return st.(state.Transactional).Multi(ctx, req)
+}
+
+// transaction is the store's transaction of an actor's ops.
+func (r *Runtime) transaction(actorType, actorID string, ops []StateOp) (*state.TransactionRequest, error) {
 	partition := map[string]string{"partitionKey": r.cfg.AppID + "||" + actorType + "||" + actorID}
 	req := &state.TransactionRequest{Metadata: partition}
 	for _, op := range ops {
@@ -157,7 +206,7 @@ func (r *Runtime) transact(ctx context.Context, st state.Store, actorType, actor
 			if op.Raw == nil {
 				v, err := compactJSON(op.Request.Value)
 				if err != nil {
-					return fmt.Errorf("value of %q: %w", op.Request.Key, err)
+					return nil, fmt.Errorf("value of %q: %w", op.Request.Key, err)
 				}
 				set.Value = v
 			}
@@ -165,10 +214,10 @@ func (r *Runtime) transact(ctx context.Context, st state.Store, actorType, actor
 		case "delete":
 			req.Operations = append(req.Operations, state.Operation{Delete: &state.DeleteRequest{Key: k, Metadata: md, ETag: op.ETag}})
 		default:
-			return fmt.Errorf("operation type %s not supported", op.Operation)
+			return nil, fmt.Errorf("operation type %s not supported", op.Operation)
 		}
 	}
-	return st.(state.Transactional).Multi(ctx, req)
+	return req, nil
 }
 
 // compactJSON re-encodes a value as daprd stores it (decoded, then

@@ -93,7 +93,16 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	}
 	if method == methodExecute && e.cfg.SchedulerReminders {
 		// The scheduler runs it at once, or when the cluster-wide limits
-		// allow.
+		// allow. With no limit on activities the run starts here at once,
+		// beside the reminder's write: the reminder keeps it durable (its
+		// trigger follows this run, or finds it done), and the run does
+		// not wait for the scheduler's two commits (the reminder's and its
+		// tick's claim) and its delivery. Until the reminder is stored the
+		// instance's watchdog re-drives a run a crash lost: the caller
+		// holds the instance's settle until this call returns.
+		if !e.cfg.ClusterLimits.Activities {
+			e.beginRun(id, req, router, data)
+		}
 		return nil, e.scheduleActivity(ctx, id, data)
 	}
 	if method == methodExecute {
@@ -116,6 +125,21 @@ type activityRun struct {
 // retry that finds the run under way waits for it, as daprd's in-flight
 // calls.
 func (e *Engine) executeInTrigger(ctx context.Context, id string, req *protos.ActivityRequest, router *protos.TaskRouter, data []byte) error {
+	run := e.beginRun(id, req, router, data)
+	select {
+	case <-run.done:
+		return run.err
+	case <-ctx.Done():
+		// daprd's words: tools and tests look for them.
+		e.log.Warn(fmt.Sprintf("%s: received cancellation signal while waiting for activity execution '%s'", id, runActivityReminder))
+		return ctx.Err()
+	}
+}
+
+// beginRun starts the activity run under the engine's context, unless a
+// run of the same actor and task execution is under way here, and
+// returns the run to follow.
+func (e *Engine) beginRun(id string, req *protos.ActivityRequest, router *protos.TaskRouter, data []byte) *activityRun {
 	key := id + "::" + req.GetTaskExecutionId()
 	e.mu.Lock()
 	run, following := e.inflight[key]
@@ -136,14 +160,7 @@ func (e *Engine) executeInTrigger(ctx context.Context, id string, req *protos.Ac
 			finish(errors.New("the workflow engine is stopping"))
 		}
 	}
-	select {
-	case <-run.done:
-		return run.err
-	case <-ctx.Done():
-		// daprd's words: tools and tests look for them.
-		e.log.Warn(fmt.Sprintf("%s: received cancellation signal while waiting for activity execution '%s'", id, runActivityReminder))
-		return ctx.Err()
-	}
+	return run
 }
 
 // execute runs the activity on a worker of this host (or in process) and
@@ -272,13 +289,19 @@ func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.Activity
 	e.running[key] = true
 	e.mu.Unlock()
 	data := encodeActivity(req, router)
-	e.goAsync(func(ctx context.Context) {
+	// The instance keeps its watchdog until the run's reminder is stored
+	// (settle waits for its deliveries in flight).
+	e.track(instanceID)
+	stored := false
+	started := e.goAsync(func(ctx context.Context) {
 		defer func() {
 			e.mu.Lock()
 			delete(e.running, key)
 			e.mu.Unlock()
+			e.untrack(instanceID, stored)
 		}()
 		_, err := e.call(ctx, actorType, id, methodExecute, data)
+		stored = err == nil
 		if denied(err) {
 			e.failDeniedActivity(ctx, gen, req, router)
 			return
@@ -290,8 +313,16 @@ func (e *Engine) runActivity(instanceID string, gen uint64, req *protos.Activity
 				// reminder: stored from here, the scheduler runs it again.
 				if err := e.storeRunActivity(ctx, actorType, id, data); err != nil {
 					e.log.Warn("run-activity reminder not stored: a crash may lose the activity run", "instance", instanceID, "task", req.GetTaskId(), "error", err)
+				} else {
+					stored = true
 				}
 			}
 		}
 	})
+	if !started {
+		e.mu.Lock()
+		delete(e.running, key)
+		e.mu.Unlock()
+		e.untrack(instanceID, false)
+	}
 }

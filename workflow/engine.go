@@ -85,6 +85,12 @@ type Config struct {
 	// reminder per activity or event) an instance keeps one watchdog from
 	// start to end.
 	SchedulerReminders bool
+	// SettleDelay is how long a running instance with nothing in flight
+	// keeps its watchdog before it is deleted (settle), so that an
+	// instance whose next event comes soon (a chain of activities) does
+	// not delete and store it again for each: 1s if 0, at once if
+	// negative. Only with SchedulerReminders.
+	SettleDelay time.Duration
 	// MaxMessageSize is the gRPC API's max message size (--max-body-size):
 	// an instance whose work item would not fit stalls (0: no limit).
 	MaxMessageSize int
@@ -141,6 +147,7 @@ type Engine struct {
 	done       map[string]string       // activity actors that ran to the end on this host: the run's task execution ID
 	inflight   map[string]*activityRun // activity runs under way in a reminder's trigger, by actor ID and task execution ID
 	pending    map[string]int          // deliveries in flight from each instance (children, events)
+	settling   map[string]bool         // instances whose settle waits for SettleDelay (settleLater)
 	parkedActs map[string][]byte       // activity runs whose worker left, by actor ID: their call data (reconnect.go)
 	trusted    trustedChains           // signers' chains verified against the trust anchors (attest.go)
 	// workflowSlots, activitySlots: the runs under way, bounded
@@ -163,6 +170,9 @@ func New(cfg Config) *Engine {
 	if cfg.WatchdogPeriod <= 0 {
 		cfg.WatchdogPeriod = 10 * time.Second
 	}
+	if cfg.SettleDelay == 0 {
+		cfg.SettleDelay = time.Second
+	}
 	ns := cfg.Namespace
 	if ns == "" {
 		ns = "default"
@@ -171,7 +181,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{},
-		running: map[string]bool{}, done: map[string]string{}, inflight: map[string]*activityRun{}, pending: map[string]int{}, parkedActs: map[string][]byte{},
+		running: map[string]bool{}, done: map[string]string{}, inflight: map[string]*activityRun{}, pending: map[string]int{}, settling: map[string]bool{}, parkedActs: map[string][]byte{},
 		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
 		hostWait: noHostRetry,
 	}

@@ -3,6 +3,8 @@ package workflow
 import (
 	"context"
 	"fmt"
+
+	"github.com/tandemrun/tandem/actors"
 )
 
 // Optimistic concurrency on an instance's state, as daprd's: the engine
@@ -19,6 +21,12 @@ import (
 // (actors.Runtime). With a Host that does not, saves are unconditional.
 type etagHost interface {
 	GetStateETag(ctx context.Context, actorType, actorID, key string) ([]byte, *string, error)
+}
+
+// etagSaver is a Host whose transactions tell the versions they wrote
+// (actors.Runtime): a save then needs no read of the metadata row's ETag.
+type etagSaver interface {
+	TransactStateETags(ctx context.Context, actorType, actorID string, ops []actors.StateOp) (map[string]string, error)
 }
 
 // getMetadata reads an instance's metadata row and its ETag (nil when the

@@ -98,11 +98,11 @@ func signedInstance(t *testing.T, e *Engine) {
 	t.Helper()
 	ctx := context.Background()
 	inst := &instance{id: "i", history: []*protos.HistoryEvent{wfStarted(), started("w")}}
-	if err := e.save(ctx, inst); err != nil {
+	if _, err := e.save(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 	inst.history = append(inst.history, taskEvent(0), taskEvent(1))
-	if err := e.save(ctx, inst); err != nil {
+	if _, err := e.save(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -129,7 +129,7 @@ func TestSignedHistoryRoundTrip(t *testing.T) {
 	}
 	// A third turn links to the loaded chain.
 	inst.history = append(inst.history, taskEvent(2))
-	if err := e.save(ctx, inst); err != nil {
+	if _, err := e.save(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.load(ctx, "i"); err != nil {
@@ -260,7 +260,7 @@ func TestRewrittenHistoryIsSignedAgain(t *testing.T) {
 	}
 	// As continue-as-new: the history is replaced.
 	inst.history, inst.historyRewritten = []*protos.HistoryEvent{wfStarted()}, true
-	if err := e.save(ctx, inst); err != nil {
+	if _, err := e.save(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := h.state["i||signature-000001"]; ok {

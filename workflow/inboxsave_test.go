@@ -16,12 +16,12 @@ func TestSaveWritesOnlyNewInboxEntries(t *testing.T) {
 	e := New(Config{AppID: "app", Actors: host})
 	ctx := context.Background()
 	inst := &instance{id: "fan", history: []*protos.HistoryEvent{started("w")}, historyRewritten: true}
-	if err := e.save(ctx, inst); err != nil {
+	if _, err := e.save(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
 		inst.inbox = append(inst.inbox, taskDone(int32(i)))
-		if err := e.save(ctx, inst); err != nil {
+		if _, err := e.save(ctx, inst); err != nil {
 			t.Fatal(err)
 		}
 		for j := range i + 1 {
@@ -36,7 +36,7 @@ func TestSaveWritesOnlyNewInboxEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	loaded.inbox = append(loaded.inbox, taskDone(5))
-	if err := e.save(ctx, loaded); err != nil {
+	if _, err := e.save(ctx, loaded); err != nil {
 		t.Fatal(err)
 	}
 	if host.touched["fan||"+inboxKey(0)] || !host.touched["fan||"+inboxKey(5)] {
@@ -45,7 +45,7 @@ func TestSaveWritesOnlyNewInboxEntries(t *testing.T) {
 	// Shifted by one: every entry moves, so every one is written, and
 	// the last key is deleted.
 	loaded.inbox = loaded.inbox[1:]
-	if err := e.save(ctx, loaded); err != nil {
+	if _, err := e.save(ctx, loaded); err != nil {
 		t.Fatal(err)
 	}
 	for j := range 6 {

@@ -155,11 +155,16 @@ func (e *Engine) instance(ctx context.Context, id string) (*instance, error) {
 // saveOrDrop saves inst; on failure the cache is dropped so that the next
 // turn reloads what the store holds.
 func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
-	if err := e.save(ctx, inst); err != nil {
+	fresh, err := e.save(ctx, inst)
+	if err != nil {
 		e.mu.Lock()
 		delete(e.instances, inst.id)
 		e.mu.Unlock()
 		return err
+	}
+	if fresh {
+		e.notify(inst)
+		return nil
 	}
 	if err := e.refreshETag(ctx, inst); err != nil {
 		// Saved, but its version is not known: the next turn loads it.
@@ -551,7 +556,10 @@ func (e *Engine) runOnce(ctx context.Context, inst *instance) (continued bool, e
 	for _, p := range post {
 		p(ctx)
 	}
-	return canStatus >= 0, e.settle(ctx, inst)
+	if e.settleable(inst) {
+		e.settleLater(inst.id)
+	}
+	return canStatus >= 0, nil
 }
 
 // apply records one action in the history and returns what to do once
@@ -880,11 +888,54 @@ func (e *Engine) untrack(id string, ok bool) {
 	}
 	e.mu.Unlock()
 	if ok && last {
-		e.goAsync(func(ctx context.Context) {
-			if _, err := e.call(ctx, e.workflowType, id, methodSettle, nil); err != nil && ctx.Err() == nil {
-				e.log.Debug("settle workflow", "instance", id, "error", err)
+		e.settleLater(id)
+	}
+}
+
+// settleLater settles instance id in its own turn once SettleDelay has
+// passed, once however often it is asked before: an instance whose next
+// event comes sooner (the next activity of a chain) keeps its watchdog
+// instead of deleting it and storing it again, two writes to the
+// scheduler per activity. Keeping a watchdog longer is always safe: it
+// only re-drives what a crash may have lost.
+func (e *Engine) settleLater(id string) {
+	delay := e.cfg.SettleDelay
+	if delay > 0 {
+		e.mu.Lock()
+		if e.settling[id] {
+			e.mu.Unlock()
+			return
+		}
+		e.settling[id] = true
+		e.mu.Unlock()
+	}
+	started := e.goAsync(func(ctx context.Context) {
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
 			}
-		})
+			e.mu.Lock()
+			delete(e.settling, id)
+			_, cached := e.instances[id]
+			e.mu.Unlock()
+			// Only a copy kept here can have stored the watchdog (one
+			// loaded from the store has not; an ended one was forgotten):
+			// the turn would load an instance for nothing.
+			if ctx.Err() != nil || !cached {
+				return
+			}
+		}
+		if _, err := e.call(ctx, e.workflowType, id, methodSettle, nil); err != nil && ctx.Err() == nil {
+			e.log.Debug("settle workflow", "instance", id, "error", err)
+		}
+	})
+	if !started && delay > 0 {
+		e.mu.Lock()
+		delete(e.settling, id)
+		e.mu.Unlock()
 	}
 }
 
@@ -917,13 +968,7 @@ func (e *Engine) armErr(ctx context.Context, inst *instance) error {
 // for then is durable by itself (timer and activity reminders, children,
 // external events).
 func (e *Engine) settle(ctx context.Context, inst *instance) error {
-	if !e.cfg.SchedulerReminders || !inst.armed || !inst.exists || inst.completed() != nil || len(inst.inbox) > 0 {
-		return nil
-	}
-	e.mu.Lock()
-	busy := e.pending[inst.id] > 0 || e.running["run|"+inst.id] || e.running["stalled|"+inst.id]
-	e.mu.Unlock()
-	if busy {
+	if !e.settleable(inst) {
 		return nil
 	}
 	if err := e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, watchdogName); err != nil && !errors.Is(err, actors.ErrReminderNotFound) {
@@ -932,6 +977,17 @@ func (e *Engine) settle(ctx context.Context, inst *instance) error {
 	}
 	inst.armed = false
 	return nil
+}
+
+// settleable reports whether settle would delete the instance's
+// watchdog now.
+func (e *Engine) settleable(inst *instance) bool {
+	if !e.cfg.SchedulerReminders || !inst.armed || !inst.exists || inst.completed() != nil || len(inst.inbox) > 0 {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pending[inst.id] == 0 && !e.running["run|"+inst.id] && !e.running["stalled|"+inst.id]
 }
 
 // timerData is the data of a timer's reminder.

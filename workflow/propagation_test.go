@@ -132,7 +132,7 @@ func TestIncomingIsStoredAndDeleted(t *testing.T) {
 
 	inst := &instance{id: "child", history: []*protos.HistoryEvent{started("c")}, historyRewritten: true}
 	inst.setIncoming(ph)
-	if err := e.save(ctx, inst); err != nil {
+	if _, err := e.save(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := host.state[key]; !ok {
@@ -147,7 +147,7 @@ func TestIncomingIsStoredAndDeleted(t *testing.T) {
 	}
 	// A save that changes nothing of it leaves the key alone.
 	host.ops = 0
-	if err := e.save(ctx, loaded); err != nil {
+	if _, err := e.save(ctx, loaded); err != nil {
 		t.Fatal(err)
 	}
 	if host.touched[key] {
@@ -155,7 +155,7 @@ func TestIncomingIsStoredAndDeleted(t *testing.T) {
 	}
 	// Recreated without propagation: the old history must not stay.
 	loaded.setIncoming(nil)
-	if err := e.save(ctx, loaded); err != nil {
+	if _, err := e.save(ctx, loaded); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := host.state[key]; ok {
@@ -163,7 +163,7 @@ func TestIncomingIsStoredAndDeleted(t *testing.T) {
 	}
 	// And a purge deletes only what is there.
 	loaded.setIncoming(ph)
-	if err := e.save(ctx, loaded); err != nil {
+	if _, err := e.save(ctx, loaded); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.purge(ctx, loaded, false); err != nil {
@@ -175,7 +175,7 @@ func TestIncomingIsStoredAndDeleted(t *testing.T) {
 	host.state = map[string][]byte{}
 	fresh := &instance{id: "root", history: []*protos.HistoryEvent{started("r")}, historyRewritten: true}
 	fresh.setIncoming(nil)
-	if err := e.save(ctx, fresh); err != nil {
+	if _, err := e.save(ctx, fresh); err != nil {
 		t.Fatal(err)
 	}
 	if host.deletedMissing {
@@ -280,7 +280,7 @@ func TestSignedPropagation(t *testing.T) {
 	inst := reload()
 	inst.history = append(inst.history, ev(&protos.HistoryEvent{EventType: &protos.HistoryEvent_ExecutionCompleted{ExecutionCompleted: &protos.ExecutionCompletedEvent{
 		WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}, -1))
-	if err := e1.save(ctx, inst); err != nil {
+	if _, err := e1.save(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 	if err := create(e1, "c", ph); err != nil {

@@ -13,7 +13,7 @@ import (
 // storeInstance saves instance id with history as the engine would.
 func storeInstance(t *testing.T, e *Engine, id string, history ...*protos.HistoryEvent) {
 	t.Helper()
-	if err := e.save(context.Background(), &instance{id: id, history: history, historyRewritten: true}); err != nil {
+	if _, err := e.save(context.Background(), &instance{id: id, history: history, historyRewritten: true}); err != nil {
 		t.Fatal(err)
 	}
 }

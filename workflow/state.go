@@ -130,8 +130,10 @@ func (e *Engine) load(ctx context.Context, id string) (*instance, error) {
 	return inst, e.verifyHistory(inst)
 }
 
-// save writes what changed since the last load or save, atomically.
-func (e *Engine) save(ctx context.Context, inst *instance) error {
+// save writes what changed since the last load or save, atomically;
+// fresh reports that the store told the metadata row's new ETag (else
+// refreshETag reads it).
+func (e *Engine) save(ctx context.Context, inst *instance) (fresh bool, err error) {
 	var ops []actors.StateOp
 	upsert := func(k string, v []byte) {
 		if v == nil {
@@ -152,7 +154,7 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	}
 	signed, sigOps, err := e.signOps(inst, from, inst.historyRewritten)
 	if err != nil {
-		return fmt.Errorf("save workflow %s: %w", inst.id, err)
+		return false, fmt.Errorf("save workflow %s: %w", inst.id, err)
 	}
 	for i := from; i < len(inst.history); i++ {
 		if signed != nil {
@@ -193,8 +195,16 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	// The metadata row is the instance's version: a store changed since
 	// the load fails the whole transaction (etag.go).
 	ops[len(ops)-1].ETag = inst.metaETag
-	if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
-		return fmt.Errorf("save workflow %s: %w", inst.id, err)
+	if h, ok := e.cfg.Actors.(etagSaver); ok {
+		tags, err := h.TransactStateETags(ctx, e.workflowType, inst.id, ops)
+		if err != nil {
+			return false, fmt.Errorf("save workflow %s: %w", inst.id, err)
+		}
+		if tag, ok := tags[keyMetadata]; ok {
+			inst.metaETag, fresh = &tag, true
+		}
+	} else if err := e.cfg.Actors.TransactState(ctx, e.workflowType, inst.id, ops); err != nil {
+		return false, fmt.Errorf("save workflow %s: %w", inst.id, err)
 	}
 	inst.savedHistory, inst.savedInbox, inst.historyRewritten = len(inst.history), len(inst.inbox), false
 	inst.savedInboxEvents = slices.Clone(inst.inbox)
@@ -203,7 +213,7 @@ func (e *Engine) save(ctx context.Context, inst *instance) error {
 	if inst.incomingChanged {
 		inst.savedIncoming, inst.incomingChanged = inst.incoming != nil, false
 	}
-	return nil
+	return fresh, nil
 }
 
 // purge deletes every key of the instance, in its actor's turn or, with

@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/dapr/durabletask-go/api/protos"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tandemrun/tandem/internal/syncbuf"
 )
 
-// TestActivityRunsInTrigger: with the scheduler, as daprd, an activity
-// runs inside its run-activity reminder's trigger, not in the workflow's
-// call: nothing is dispatched before the reminder (due at once) fires. A
+// TestActivityRunsInTrigger: with the scheduler and cluster-wide limits
+// on activities, as daprd, an activity runs inside its run-activity
+// reminder's trigger, not in the workflow's call: nothing is dispatched
+// before the reminder (due at once) fires. A
 // trigger called off while the worker holds the run (the app turned
 // unhealthy) logs daprd's words and fails, and the run goes on; the
 // reminder's retry follows it rather than dispatching it again, and
@@ -26,7 +28,7 @@ func TestActivityRunsInTrigger(t *testing.T) {
 	host.noFire = true // the test fires it
 	var logs syncbuf.Buffer
 	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour,
-		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		ClusterLimits: ClusterLimits{Activities: true}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	e.host()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); e.bg.Wait() })
@@ -110,4 +112,96 @@ func TestActivityRunsInTrigger(t *testing.T) {
 		t.Fatal(err)
 	}
 	idle("a firing after the run ended")
+}
+
+// TestActivityStartsBesideItsReminder: with the scheduler and no
+// cluster-wide limit on activities, the workflow's call starts the run at
+// once, beside storing its run-activity reminder: the worker has the
+// activity before the reminder fires. The reminder firing while the run is
+// under way follows it (nothing is dispatched again) and succeeds with its
+// answer; one firing after the end is answered without a run. The
+// instance completes with the activity's result.
+func TestActivityStartsBesideItsReminder(t *testing.T) {
+	host := newMemHost()
+	host.noFire = true // the test fires it
+	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+
+	w, remove := e.workers.add()
+	defer remove()
+	next := func(what string) *protos.WorkItem {
+		t.Helper()
+		select {
+		case item := <-w.items:
+			return item
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no work item: %s", what)
+			return nil
+		}
+	}
+	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
+		t.Fatal(err)
+	}
+	next("the first run")
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 0,
+		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "slow", TaskExecutionId: "x1"}}}}})
+	item := next("the activity, before its reminder fired").GetActivityRequest()
+	if item == nil {
+		t.Fatal("the workflow's call dispatched no activity")
+	}
+	act := waitReminder(t, host, e.activityType, runActivityReminder)
+	if act.DueTime != "0s" || act.FailurePolicy == nil {
+		t.Fatalf("run-activity reminder %+v, want one due at once, retried", act)
+	}
+	data := reminderData(t, act)
+	fired := make(chan error, 1)
+	go func() {
+		_, err := host.CallInternal(context.Background(), act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data)
+		fired <- err
+	}()
+	select {
+	case item := <-w.items:
+		t.Fatalf("the reminder's firing dispatched %v again", item)
+	case err := <-fired:
+		t.Fatalf("the firing returned (%v) before the run ended", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if !e.workers.complete("a|i1|"+strconv.Itoa(int(item.GetTaskId())), &protos.ActivityResponse{InstanceId: "i1", TaskId: item.GetTaskId(),
+		Result: wrapperspb.String("7")}) {
+		t.Fatal("nothing waited for the activity's answer")
+	}
+	if err := <-fired; err != nil {
+		t.Fatalf("the firing = %v, want nil once the run ended", err)
+	}
+	res := next("the run with the result").GetWorkflowRequest()
+	if got := lastResult(res); got != "7" {
+		t.Fatalf("the instance's new events carry result %q, want 7", got)
+	}
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 1,
+		WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}})
+	waitStatus(t, e, "i1", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	if _, err := host.CallInternal(context.Background(), act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case item := <-w.items:
+		t.Fatalf("a firing after the run ended dispatched %v", item)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// lastResult is the result of the last TaskCompleted among a run's new
+// events.
+func lastResult(req *protos.WorkflowRequest) string {
+	got := ""
+	for _, ev := range req.GetNewEvents() {
+		if tc := ev.GetTaskCompleted(); tc != nil {
+			got = tc.GetResult().GetValue()
+		}
+	}
+	return got
 }

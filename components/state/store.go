@@ -36,6 +36,15 @@ type Transactional interface {
 	Multi(ctx context.Context, req *TransactionRequest) error
 }
 
+// TransactionalETags is a Transactional store whose transactions tell the
+// ETag each key they leave stored ends with, so that a writer that keeps
+// versions (the workflow engine) needs no read after its write.
+type TransactionalETags interface {
+	// MultiETags is Multi that returns the ETag of each key the
+	// operations leave stored, by key (deleted keys are absent).
+	MultiETags(ctx context.Context, req *TransactionRequest) (map[string]string, error)
+}
+
 // BulkStore is implemented by stores with native multi-key operations. For
 // the others use the package functions BulkGet, BulkSet and BulkDelete, which
 // fall back to one call per key.

@@ -11,14 +11,15 @@
 // concurrency last-write is checked (Dapr's Redis ignores it, unlike its
 // other stores); first-write without an ETag fails on any existing key
 // (Dapr's Redis decides by a "first-write" hash field, which we neither
-// write nor need); transactions are atomic with WATCH/MULTI/EXEC (Dapr's
-// MULTI of scripts applies the operations before a failing one). The query
-// API is not offered: Dapr's needs the RediSearch module and JSON documents.
+// write nor need); a transaction is atomic, one script that checks every
+// ETag before it writes (Dapr's MULTI of scripts applies the operations
+// before a failing one). The query API is not offered: Dapr's needs the
+// RediSearch module and JSON documents.
 //
 // It connects to one node, a Redis Cluster (redisType "cluster") or the
 // master Sentinel names (failover "true", sentinelMasterName). On a cluster
 // single-key operations work on any key, but a transaction must keep all
-// its keys in one hash slot, since WATCH/MULTI/EXEC cannot span masters:
+// its keys in one hash slot, since one script cannot span masters:
 // give the keys a common hash tag ("order-{42}-items", "order-{42}-total";
 // the app-ID prefix has no braces, so the tag is the user's). A transaction
 // over several slots fails with state.ErrNotSupported and says so (Dapr's
@@ -258,113 +259,153 @@ func scriptErr(op, key string, err error) error {
 	return fmt.Errorf("%s %q: %w", op, key, err)
 }
 
-// maxTxAttempts bounds retries when a watched key changes under a
-// transaction.
-const maxTxAttempts = 20
+// multiScript applies a transaction in one round trip, atomically (a
+// script runs alone in Redis). KEYS are the transaction's keys, each once;
+// ARGV holds six values per operation: "s" (upsert) or "d" (delete), the
+// index of its key in KEYS (from 1), its etag ("" = none), "1" for
+// first-write, the TTL in seconds (<= 0: persist) and the data. Every
+// check runs before the first write, on the versions the earlier
+// operations leave, so a failing one writes nothing: the reply is an
+// error naming the operation's index (from 0), else the versions the
+// keys end with ("" for deleted ones). A key of another type is replaced,
+// as the set script does.
+var multiScript = goredis.NewScript(`
+local cur, replace = {}, {}
+for i = 1, #KEYS do
+  local v = redis.pcall("HGET", KEYS[i], "version")
+  if type(v) == "table" then
+    cur[i], replace[i] = false, true
+  else
+    cur[i] = v
+  end
+end
+local n = #ARGV / 6
+for j = 0, n - 1 do
+  local b = j * 6
+  local k, etag = tonumber(ARGV[b + 2]), ARGV[b + 3]
+  local v = cur[k]
+  if etag ~= "" and (not v or v ~= etag) then
+    return redis.error_reply("` + mismatch + ` " .. j)
+  end
+  if ARGV[b + 1] == "s" then
+    if etag == "" and ARGV[b + 4] == "1" and v then
+      return redis.error_reply("` + firstWriteTaken + ` " .. j)
+    end
+    cur[k] = tostring((tonumber(v) or 0) + 1)
+  else
+    cur[k] = false
+  end
+end
+for j = 0, n - 1 do
+  local b = j * 6
+  local k = tonumber(ARGV[b + 2])
+  local key = KEYS[k]
+  if ARGV[b + 1] == "d" or replace[k] then
+    redis.call("DEL", key)
+    replace[k] = nil
+  end
+  if ARGV[b + 1] == "s" then
+    redis.call("HSET", key, "data", ARGV[b + 6])
+    redis.call("HINCRBY", key, "version", 1)
+    local ttl = tonumber(ARGV[b + 5])
+    if ttl > 0 then
+      redis.call("EXPIRE", key, ttl)
+    else
+      redis.call("PERSIST", key)
+    end
+  end
+end
+local out = {}
+for i = 1, #KEYS do
+  out[i] = cur[i] or ""
+end
+return out`)
 
-// Multi applies a transaction atomically: it WATCHes the keys, checks every
-// ETag against the current versions, then writes everything in MULTI/EXEC;
-// if another client changed a key in between, EXEC fails and it starts over.
+// firstWriteTaken is the error text of the transaction script when a
+// first-write upsert without an etag finds its key.
+const firstWriteTaken = "TANDEM_FIRST_WRITE_TAKEN"
+
+// Multi applies a transaction atomically, in one round trip: the multi
+// script checks every ETag (and first-write) against the current
+// versions, as the earlier operations leave them, and writes everything
+// only if all pass.
 func (s *Store) Multi(ctx context.Context, req *state.TransactionRequest) error {
+	_, err := s.MultiETags(ctx, req)
+	return err
+}
+
+var _ state.TransactionalETags = (*Store)(nil)
+
+// MultiETags is Multi that returns the versions the keys end with (the
+// script's answer).
+func (s *Store) MultiETags(ctx context.Context, req *state.TransactionRequest) (map[string]string, error) {
 	if err := req.Validate(); err != nil {
-		return err
+		return nil, err
 	}
-	writes := make([]write, len(req.Operations))
 	keys := make([]string, 0, len(req.Operations))
-	seen := map[string]bool{}
-	for i, op := range req.Operations {
+	index := make(map[string]int, len(req.Operations))
+	args := make([]any, 0, 6*len(req.Operations))
+	for _, op := range req.Operations {
+		k := op.Key()
+		i, ok := index[k]
+		if !ok {
+			keys = append(keys, k)
+			i = len(keys)
+			index[k] = i
+		}
 		if op.Upsert != nil {
 			w, err := s.prepare(op.Upsert)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			writes[i] = w
-		} else {
-			writes[i] = write{key: op.Delete.Key}
-			if state.HasETag(op.Delete.ETag) {
-				writes[i].etag = *op.Delete.ETag
+			fw := "0"
+			if w.firstWrite {
+				fw = "1"
 			}
+			args = append(args, "s", i, w.etag, fw, w.ttl, w.data)
+			continue
 		}
-		if !seen[op.Key()] {
-			seen[op.Key()] = true
-			keys = append(keys, op.Key())
+		etag := ""
+		if state.HasETag(op.Delete.ETag) {
+			etag = *op.Delete.ETag
 		}
+		args = append(args, "d", i, etag, "0", 0, "")
 	}
 	if s.cfg.conn.Cluster() {
 		if err := redisconn.SameSlot(keys); err != nil {
-			return fmt.Errorf("transaction: %w (%w)", err, state.ErrNotSupported)
+			return nil, fmt.Errorf("transaction: %w (%w)", err, state.ErrNotSupported)
 		}
 	}
-	for attempt := 0; attempt < maxTxAttempts; attempt++ {
-		err := s.client.Watch(ctx, func(tx *goredis.Tx) error {
-			return s.multiOnce(ctx, tx, req.Operations, writes, keys)
-		}, keys...)
-		if !errors.Is(err, goredis.TxFailedErr) {
-			return err
+	res, err := multiScript.Run(ctx, s.client, keys, args...).StringSlice()
+	if err == nil {
+		if len(res) != len(keys) {
+			return nil, fmt.Errorf("transaction: unexpected reply %v", res)
 		}
-	}
-	return fmt.Errorf("transaction: keys kept changing under it after %d attempts; retry later", maxTxAttempts)
-}
-
-func (s *Store) multiOnce(ctx context.Context, tx *goredis.Tx, ops []state.Operation, writes []write, keys []string) error {
-	// Current versions ("" = missing), updated as the operations are
-	// simulated so later operations see earlier ones.
-	versions := make(map[string]string, len(keys))
-	wrongType := map[string]bool{}
-	for _, k := range keys {
-		v, err := tx.HGet(ctx, k, "version").Result()
-		switch {
-		case errors.Is(err, goredis.Nil):
-			v = ""
-		case err != nil && strings.Contains(err.Error(), "WRONGTYPE"):
-			// Replaced by the write, as the set script does.
-			v, wrongType[k] = "", true
-		case err != nil:
-			return fmt.Errorf("transaction: read %q: %w", k, err)
-		}
-		versions[k] = v
-	}
-	for i, op := range ops {
-		w := writes[i]
-		cur := versions[w.key]
-		if w.etag != "" && cur != w.etag {
-			return fmt.Errorf("transaction: %s %q: %w", opName(op), w.key, state.ErrETagMismatch)
-		}
-		if op.Upsert != nil && w.etag == "" && w.firstWrite && cur != "" {
-			return fmt.Errorf("transaction: set %q: key exists and first-write was asked without an etag: %w", w.key, state.ErrETagMismatch)
-		}
-		if op.Upsert != nil {
-			n, _ := strconv.ParseInt(cur, 10, 64)
-			versions[w.key] = strconv.FormatInt(n+1, 10)
-		} else {
-			versions[w.key] = ""
-		}
-	}
-	_, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, op := range ops {
-			w := writes[i]
-			if op.Delete != nil {
-				p.Del(ctx, w.key)
-				continue
-			}
-			if wrongType[w.key] {
-				p.Del(ctx, w.key)
-				wrongType[w.key] = false
-			}
-			p.HSet(ctx, w.key, "data", w.data)
-			p.HIncrBy(ctx, w.key, "version", 1)
-			if w.ttl > 0 {
-				p.Expire(ctx, w.key, time.Duration(w.ttl)*time.Second)
-			} else {
-				p.Persist(ctx, w.key)
+		tags := make(map[string]string, len(keys))
+		for i, v := range res {
+			if v != "" {
+				tags[keys[i]] = v
 			}
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, goredis.TxFailedErr) {
-		return fmt.Errorf("transaction: %w", err)
+		return tags, nil
 	}
-	return err
+	msg := err.Error()
+	for _, reason := range []string{mismatch, firstWriteTaken} {
+		at := strings.Index(msg, reason+" ")
+		if at < 0 {
+			continue
+		}
+		j, perr := strconv.Atoi(strings.TrimSpace(msg[at+len(reason)+1:]))
+		if perr != nil || j < 0 || j >= len(req.Operations) {
+			break
+		}
+		op := req.Operations[j]
+		if reason == firstWriteTaken {
+			return nil, fmt.Errorf("transaction: set %q: key exists and first-write was asked without an etag: %w", op.Key(), state.ErrETagMismatch)
+		}
+		return nil, fmt.Errorf("transaction: %s %q: %w", opName(op), op.Key(), state.ErrETagMismatch)
+	}
+	return nil, fmt.Errorf("transaction: %w", err)
 }
 
 func opName(op state.Operation) string {

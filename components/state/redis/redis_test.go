@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -209,6 +210,58 @@ func TestDaprLayout(t *testing.T) {
 	r, err = s.Get(ctx, &state.GetRequest{Key: dapr})
 	if err != nil || r == nil || string(r.Data) != "plain" || r.ETag != nil {
 		t.Fatalf("get plain = %+v, %v", r, err)
+	}
+}
+
+// TestTransactionScript checks what the transaction script does beyond
+// the suite: a plain string key (very old Dapr) is replaced by an upsert,
+// an etag checked later in the list sees the version an earlier operation
+// left (a key deleted and written again starts at 1), TTLs are set and
+// cleared, and a failing operation named in the error leaves the keys as
+// they were.
+func TestTransactionScript(t *testing.T) {
+	s := open(t, nil)
+	ctx := context.Background()
+	raw := goredis.NewClient(&goredis.Options{Addr: addr, Protocol: 2})
+	plain, hashed := "statetest-txscript||plain", "statetest-txscript||hashed"
+	raw.Del(ctx, plain, hashed)
+	t.Cleanup(func() {
+		raw.Del(context.Background(), plain, hashed)
+		_ = raw.Close()
+	})
+	raw.Set(ctx, plain, "old", 0)
+	raw.HSet(ctx, hashed, "data", `"v5"`, "version", "5")
+	raw.Expire(ctx, hashed, time.Hour)
+	v5, v1 := "5", "1"
+	if err := s.Multi(ctx, &state.TransactionRequest{Operations: []state.Operation{
+		{Upsert: &state.SetRequest{Key: plain, Value: []byte(`"new"`), Metadata: map[string]string{"ttlInSeconds": "100"}}},
+		{Delete: &state.DeleteRequest{Key: hashed, ETag: &v5}},
+		{Upsert: &state.SetRequest{Key: hashed, Value: []byte(`"again"`), Options: state.Options{Concurrency: state.FirstWrite}}},
+		{Upsert: &state.SetRequest{Key: hashed, Value: []byte(`"twice"`), ETag: &v1}},
+	}}); err != nil {
+		t.Fatalf("multi: %v", err)
+	}
+	if h := raw.HGetAll(ctx, plain).Val(); h["data"] != `"new"` || h["version"] != "1" {
+		t.Fatalf("plain key after the upsert = %v, want a hash at version 1", h)
+	}
+	if ttl := raw.TTL(ctx, plain).Val(); ttl <= 0 {
+		t.Fatalf("plain key's ttl = %v, want an expiry", ttl)
+	}
+	if h := raw.HGetAll(ctx, hashed).Val(); h["data"] != `"twice"` || h["version"] != "2" {
+		t.Fatalf("hashed key = %v, want data twice at version 2", h)
+	}
+	if ttl := raw.TTL(ctx, hashed).Val(); ttl != -1 {
+		t.Fatalf("hashed key's ttl = %v, want none (persisted)", ttl)
+	}
+	err := s.Multi(ctx, &state.TransactionRequest{Operations: []state.Operation{
+		{Upsert: &state.SetRequest{Key: plain, Value: []byte(`"lost"`)}},
+		{Upsert: &state.SetRequest{Key: hashed, Value: []byte(`"lost"`), ETag: &v5}},
+	}})
+	if !errors.Is(err, state.ErrETagMismatch) || !strings.Contains(err.Error(), hashed) {
+		t.Fatalf("multi with a stale etag = %v, want an etag mismatch naming %q", err, hashed)
+	}
+	if d := raw.HGet(ctx, plain, "data").Val(); d != `"new"` {
+		t.Fatalf("plain key after the failed transaction = %q, want it unchanged", d)
 	}
 }
 

@@ -41,8 +41,17 @@ func RepoRoot() string {
 // of every type alive in the linker (about 11 MiB of tandemd); -s -w drops
 // the symbol table and DWARF (stack traces keep their function names).
 // Build also sets CGO_ENABLED=0 (a static binary). Tests run the binaries
-// a user runs.
-var ReleaseFlags = []string{"-trimpath", "-tags=grpcnotrace", "-ldflags=-s -w"}
+// a user runs. TANDEM_BUILD_SYMBOLS=1 keeps the symbol table (and DWARF),
+// and Cleanup keeps the binaries, for perf's reports of the processes
+// after the run.
+var ReleaseFlags = releaseFlags()
+
+func releaseFlags() []string {
+	if os.Getenv("TANDEM_BUILD_SYMBOLS") == "1" {
+		return []string{"-trimpath", "-tags=grpcnotrace"}
+	}
+	return []string{"-trimpath", "-tags=grpcnotrace", "-ldflags=-s -w"}
+}
 
 // Build compiles the binaries once per test process into a temporary folder.
 // Call Cleanup from TestMain to remove it.
@@ -81,7 +90,7 @@ func Build() (*Binaries, error) {
 // Cleanup removes the built binaries; a later Build builds them again
 // (tests that clean up after themselves can run one after another).
 func Cleanup() {
-	if built != nil {
+	if built != nil && os.Getenv("TANDEM_BUILD_SYMBOLS") != "1" {
 		_ = os.RemoveAll(built.Dir)
 	}
 	buildOnce, built, buildErr = sync.Once{}, nil, nil
