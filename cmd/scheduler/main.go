@@ -197,7 +197,7 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, stderr io.Writer, 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(identity.ServerTLS(src, tlsconfig.AuthorizeAny()))))
 		authorize = authorizePeer
 	}
-	srv := server.New(server.Options{Client: cli, Pool: p, Hosts: eng, Authorize: authorize, Metrics: metrics, Log: log})
+	srv := server.New(server.Options{Client: cli, Pool: p, Hosts: eng, Claims: eng, Authorize: authorize, Metrics: metrics, Log: log})
 	if kube {
 		// A deleted namespace takes its jobs and reminders with it.
 		if cs, err := namespaceClient(o.Kubeconfig); err != nil {

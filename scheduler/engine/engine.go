@@ -27,6 +27,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -106,6 +108,12 @@ type Engine struct {
 	inflight sync.WaitGroup
 	// leases are the leadership leases of the replicas, by ID.
 	leases map[string]int64
+	// seenRev is the store revision the engine's cache has caught up
+	// with (the listing's, then the last watched event's).
+	seenRev int64
+	// accepting: the ticker runs, so DeliverClaimed may start deliveries
+	// (Run clears it before it waits for those under way).
+	accepting bool
 	// epoch is the context of the deliveries started since the replica
 	// set last changed, under deliveries (which ends at shutdown);
 	// endEpoch ends it, which sends their ticks again.
@@ -167,6 +175,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); errc <- e.lead(leadCtx) }()
 	go func() { defer wg.Done(); errc <- e.follow(runCtx) }()
 	go func() { defer wg.Done(); defer close(tickerDone); errc <- e.tick(runCtx, deliverCtx) }()
+	e.mu.Lock()
+	e.accepting = true
+	e.mu.Unlock()
 
 	var err error
 	select {
@@ -177,6 +188,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	// inflight.Wait does not race its Add); those under way may end.
 	stopRun()
 	<-tickerDone
+	e.mu.Lock()
+	e.accepting = false
+	e.mu.Unlock()
 	drained := make(chan struct{})
 	go func() { e.inflight.Wait(); close(drained) }()
 	select {
@@ -292,6 +306,9 @@ func (e *Engine) follow(ctx context.Context) error {
 			continue
 		}
 		e.reset(resp.Kvs)
+		e.mu.Lock()
+		e.seenRev = max(e.seenRev, resp.Header.Revision)
+		e.mu.Unlock()
 		wctx, cancel := context.WithCancel(ctx)
 		wch := e.cli.Watch(clientv3.WithRequireLeader(wctx), "dapr/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 		for wr := range wch {
@@ -302,6 +319,7 @@ func (e *Engine) follow(ctx context.Context) error {
 			e.mu.Lock()
 			for _, ev := range wr.Events {
 				e.applyLocked(ev.Kv, ev.Type == mvccpb.DELETE)
+				e.seenRev = max(e.seenRev, ev.Kv.ModRevision)
 			}
 			e.mu.Unlock()
 		}
@@ -467,8 +485,9 @@ func (e *Engine) ownsLocked(j *store.Job) bool {
 // plan is what to do next for a job.
 type plan struct {
 	at     time.Time
-	tick   time.Time // the scheduled time of the tick to deliver
-	finish bool      // no tick left: delete the job
+	tick    time.Time // the scheduled time of the tick to deliver
+	finish  bool      // no tick left: delete the job
+	release bool      // give up this replica's claim on a job another replica owns
 }
 
 // counterOf is the job's counter, fresh when the stored one belongs to an
@@ -484,10 +503,18 @@ func counterOf(ent *entry) store.Counter {
 // this replica to do now (not its job, a delivery under way, or a tick
 // claimed by another live replica).
 func (e *Engine) nextLocked(ent *entry) (plan, bool) {
-	if ent.job == nil || ent.local || !e.ownsLocked(ent.job) {
+	if ent.job == nil || ent.local {
 		return plan{}, false
 	}
 	c := counterOf(ent)
+	if !e.ownsLocked(ent.job) {
+		if !c.Inflight.IsZero() && c.Owner == e.o.ID {
+			// Claimed here (Claim) but owned by another replica since: the
+			// owner leaves a live replica's claim alone, so it is given up.
+			return plan{release: true}, true
+		}
+		return plan{}, false
+	}
 	if !c.Inflight.IsZero() {
 		if _, alive := e.leaders[c.Owner]; alive && c.Owner != e.o.ID {
 			return plan{}, false
@@ -575,6 +602,9 @@ type step struct {
 	counter    store.Counter
 	counterRev int64
 	plan       plan
+	// claimed: the job's creator stored the tick's claim with the job
+	// (DeliverClaimed).
+	claimed bool
 }
 
 // run claims, delivers and records one tick; the delivery itself ends
@@ -599,6 +629,12 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		}
 		e.mu.Unlock()
 	}()
+	if s.plan.release {
+		if err := e.release(ctx, s, s.counter); err != nil {
+			retryIn = time.Second
+		}
+		return
+	}
 	if w, ok := e.o.Pool.(StreamWaiter); ok && !s.plan.finish {
 		// Unclaimed while it waits: a replica set change (the epoch's
 		// end) hands the job to its new owner.
@@ -625,17 +661,19 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		return
 	}
 	claimed := s.counter
-	claimed.Inflight, claimed.Owner, claimed.RetryAt = s.plan.tick, e.o.ID, time.Time{}
-	rev, ok, err := e.put(ctx, s, claimed)
-	if err != nil {
-		e.log.Warn("claiming a tick failed; retrying", "job", s.name, "error", err)
-		retryIn = time.Second
-		return
+	if !s.claimed {
+		claimed.Inflight, claimed.Owner, claimed.RetryAt = s.plan.tick, e.o.ID, time.Time{}
+		rev, ok, err := e.put(ctx, s, claimed)
+		if err != nil {
+			e.log.Warn("claiming a tick failed; retrying", "job", s.name, "error", err)
+			retryIn = time.Second
+			return
+		}
+		if !ok {
+			return // the job or its counter changed: the watch brings the news
+		}
+		s.counterRev = rev
 	}
-	if !ok {
-		return // the job or its counter changed: the watch brings the news
-	}
-	s.counterRev = rev
 	job, meta, err := s.job.Decode()
 	if err != nil {
 		e.log.Error("job record unreadable; dropping the tick", "job", s.name, "error", err)
@@ -650,10 +688,7 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		}
 		// The replica set changed: the claim is given up, and the job's
 		// owner in the new set delivers the tick again.
-		released := claimed
-		released.Inflight, released.Owner = time.Time{}, ""
-		if _, _, err := e.put(ctx, s, released); err != nil {
-			e.log.Warn("giving up a tick's claim failed; retrying", "job", s.name, "error", err)
+		if err := e.release(ctx, s, claimed); err != nil {
 			retryIn = time.Second
 		}
 		return
@@ -669,6 +704,67 @@ func (e *Engine) run(ctx, epoch context.Context, s step) {
 		e.o.Hooks.Failed(meta, time.Since(start))
 	}
 	e.failed(ctx, s, claimed, job)
+}
+
+// release gives up this replica's claim c of s's tick.
+func (e *Engine) release(ctx context.Context, s step, c store.Counter) error {
+	c.Inflight, c.Owner = time.Time{}, ""
+	if _, _, err := e.put(ctx, s, c); err != nil {
+		e.log.Warn("giving up a tick's claim failed; retrying", "job", s.name, "error", err)
+		return err
+	}
+	return nil
+}
+
+// Claim is for a new job whose first tick is due now: it returns a job
+// UID this replica owns in the current replica set and the job's counter
+// with that tick claimed by this replica, to store in the job's own write
+// and hand to DeliverClaimed, which delivers the tick at once. This saves
+// the claim's write and the watch's round trip. ok is false when this
+// replica owns no job now (not a member, not running).
+func (e *Engine) Claim(tick time.Time) (uid uint64, c store.Counter, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := uint64(len(e.members))
+	if !e.accepting || e.idx < 0 || n == 0 {
+		return 0, store.Counter{}, false
+	}
+	uid = rand.Uint64N(math.MaxUint64/n)*n + uint64(e.idx)
+	return uid, store.Counter{JobUID: uid, Inflight: tick, Owner: e.o.ID}, true
+}
+
+// DeliverClaimed delivers the first tick of job name, stored at revision
+// rev together with its counter c as Claim made it. A cache that has seen
+// the write already, a delivery of the name under way here, or a replica set
+// that changed meanwhile leave the tick to the usual path, which delivers
+// a claim of this replica's (or, when another replica owns the job now,
+// gives it up so that the owner does: nextLocked's release).
+func (e *Engine) DeliverClaimed(name string, job *store.Job, rev int64, c store.Counter) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.accepting {
+		return // stopping: a claim of this replica's is delivered again at its restart, or by the next owner
+	}
+	if e.seenRev >= rev {
+		// The cache has the write already: the watch's path delivers the
+		// claim (or did, and the job may be gone since).
+		return
+	}
+	ent := e.entryLocked(name)
+	if ent.local || ent.jobRev > rev || ent.counterRev > rev {
+		return
+	}
+	cc := c
+	ent.job, ent.jobRev, ent.counter, ent.counterRev = job, rev, &cc, rev
+	p, ok := e.nextLocked(ent)
+	if !ok || p.finish || p.release || !p.tick.Equal(c.Inflight) {
+		e.scheduleLocked(ent)
+		return
+	}
+	ent.gen++ // a timer pushed for it earlier is stale
+	ent.local = true
+	e.inflight.Add(1)
+	go e.run(e.deliveries, e.epoch, step{name: name, job: job, jobRev: rev, counter: c, counterRev: rev, plan: p, claimed: true})
 }
 
 // done records the tick done and deletes the job when it has no tick

@@ -310,3 +310,143 @@ func TestTicksOfAnAbsentAppHoldNoWorker(t *testing.T) {
 		}
 	}
 }
+
+// startEngine runs a replica until the test ends and returns it.
+func startEngine(t *testing.T, cli *clientv3.Client, id string, p *pool.Pool) *Engine {
+	t.Helper()
+	e := New(Options{Client: cli, ID: id, Address: id + ":1", Pool: p, LeaseTTL: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s not ready", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return e
+}
+
+// putClaimed stores a job due at once with its first tick claimed, as the
+// server's fast path does (Claim, one write, DeliverClaimed): false when
+// the replica owns no job now.
+func putClaimed(t *testing.T, cli *clientv3.Client, e *Engine, app, name string, deliver bool) bool {
+	t.Helper()
+	now := time.Now()
+	p, err := schedule.Make(schedule.Spec{DueTime: ptr("0s")}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := p.Next(0, time.Time{})
+	uid, c, ok := e.Claim(first)
+	if !ok {
+		return false
+	}
+	meta := &schedulerv1.JobMetadata{Namespace: "ns", AppId: app,
+		Target: &schedulerv1.JobTargetMetadata{Type: &schedulerv1.JobTargetMetadata_Job{Job: new(schedulerv1.TargetJob)}}}
+	rec, err := store.NewJob(uid, p, &schedulerv1.Job{DueTime: ptr("0s")}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, _ := store.EncodeJob(rec)
+	cval, _ := store.Encode(c)
+	full, _ := store.JobName(name, meta)
+	resp, err := cli.Txn(context.Background()).Then(clientv3.OpPut(store.JobKey(full), val), clientv3.OpPut(store.CounterKey(full), cval)).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deliver {
+		e.DeliverClaimed(full, rec, resp.Header.Revision, c)
+	}
+	return true
+}
+
+// TestClaimedTicksAreDeliveredOnce: jobs stored with their first tick
+// claimed (the server's path for jobs due at once) are delivered once each,
+// whether DeliverClaimed hands them over at once, or is not called (the
+// claim is found in the store, as after a crash), or is called after a
+// second replica joined and owns some of them (those claims are given up
+// and their new owner delivers them); then the jobs are deleted.
+func TestClaimedTicksAreDeliveredOnce(t *testing.T) {
+	cli := startStore(t)
+	p0, p1 := pool.New(nil, pool.Hooks{}), pool.New(nil, pool.Hooks{})
+	sc0 := connect(t, p0, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
+	sc1 := connect(t, p1, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
+	e0 := startEngine(t, cli, "s0", p0)
+	const n = 40
+	for i := range n {
+		if !putClaimed(t, cli, e0, "app", fmt.Sprintf("fast-%d", i), i%4 != 0) {
+			t.Fatal("the only replica owns no job")
+		}
+	}
+	waitNoJobs(t, cli, 15*time.Second)
+	for i := range n {
+		if got := sc0.count(fmt.Sprintf("fast-%d", i)); got != 1 {
+			t.Fatalf("fast-%d delivered %d times, want once", i, got)
+		}
+	}
+
+	// Claimed while s0 is alone; s1 joins before the hand-over.
+	type claimed struct {
+		name string
+		rec  *store.Job
+		rev  int64
+		c    store.Counter
+	}
+	var held []claimed
+	meta := &schedulerv1.JobMetadata{Namespace: "ns", AppId: "app",
+		Target: &schedulerv1.JobTargetMetadata{Type: &schedulerv1.JobTargetMetadata_Job{Job: new(schedulerv1.TargetJob)}}}
+	for i := range n {
+		p, err := schedule.Make(schedule.Spec{DueTime: ptr("0s")}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := p.Next(0, time.Time{})
+		uid, c, ok := e0.Claim(first)
+		if !ok {
+			t.Fatal("the only replica owns no job")
+		}
+		rec, _ := store.NewJob(uid, p, &schedulerv1.Job{DueTime: ptr("0s")}, meta)
+		full, _ := store.JobName(fmt.Sprintf("late-%d", i), meta)
+		held = append(held, claimed{name: full, rec: rec, c: c})
+	}
+	startEngine(t, cli, "s1", p1)
+	// A replica joining sends the ticks under way again (at least once):
+	// the hand-over starts once s0 counts s1.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		hosts, _, cancel := e0.Hosts()
+		cancel()
+		if len(hosts) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s0 does not see s1: hosts %v", hosts)
+		}
+	}
+	for i := range held {
+		val, _ := store.EncodeJob(held[i].rec)
+		cval, _ := store.Encode(held[i].c)
+		resp, err := cli.Txn(context.Background()).Then(clientv3.OpPut(store.JobKey(held[i].name), val), clientv3.OpPut(store.CounterKey(held[i].name), cval)).Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[i].rev = resp.Header.Revision
+	}
+	for _, h := range held {
+		e0.DeliverClaimed(h.name, h.rec, h.rev, h.c)
+	}
+	waitNoJobs(t, cli, 15*time.Second)
+	moved := 0
+	for i := range n {
+		name := fmt.Sprintf("late-%d", i)
+		if got := sc0.count(name) + sc1.count(name); got != 1 {
+			t.Fatalf("%s delivered %d times (s0 %d, s1 %d), want once", name, got, sc0.count(name), sc1.count(name))
+		}
+		moved += sc1.count(name)
+	}
+	if moved == 0 {
+		t.Fatalf("no claimed job moved to the replica that joined: the test did not cover giving claims up")
+	}
+}

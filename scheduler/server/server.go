@@ -42,7 +42,18 @@ type Options struct {
 	// namespace a request names (mTLS); nil lets every caller in.
 	Authorize func(ctx context.Context, namespace, appID string) error
 	Metrics   *Metrics
-	Log       *slog.Logger
+	// Claims, when set, delivers a job due at once straight from its
+	// creation (engine.Engine): the job is stored with its first tick
+	// claimed by this replica.
+	Claims Claims
+	Log    *slog.Logger
+}
+
+// Claims is the engine's fast path for jobs due at once (engine.Engine's
+// Claim and DeliverClaimed).
+type Claims interface {
+	Claim(tick time.Time) (uid uint64, c store.Counter, ok bool)
+	DeliverClaimed(name string, job *store.Job, rev int64, c store.Counter)
 }
 
 // Server implements dapr.proto.scheduler.v1.Scheduler.
@@ -123,7 +134,14 @@ func (s *Server) ScheduleJob(ctx context.Context, req *schedulerv1.ScheduleJobRe
 	if job.FailurePolicy == nil || job.FailurePolicy.GetPolicy() == nil {
 		job.FailurePolicy = defaultFailurePolicy()
 	}
-	rec, err := store.NewJob(rand.Uint64(), p, job, meta)
+	uid := rand.Uint64()
+	var claim *store.Counter
+	if first, ok := p.Next(0, time.Time{}); ok && s.o.Claims != nil && !first.After(time.Now()) {
+		if owned, c, ok := s.o.Claims.Claim(first); ok {
+			uid, claim = owned, &c
+		}
+	}
+	rec, err := store.NewJob(uid, p, job, meta)
 	if err != nil {
 		s.o.Metrics.createdFailed(meta)
 		return nil, status.Error(codes.Internal, err.Error())
@@ -134,21 +152,31 @@ func (s *Server) ScheduleJob(ctx context.Context, req *schedulerv1.ScheduleJobRe
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	key := store.JobKey(name)
-	if req.GetOverwrite() {
-		_, err = s.o.Client.Put(ctx, key, val)
-	} else {
-		var resp *clientv3.TxnResponse
-		resp, err = s.o.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, val)).Commit()
-		if err == nil && !resp.Succeeded {
+	ops := []clientv3.Op{clientv3.OpPut(key, val)}
+	if claim != nil {
+		cval, err := store.Encode(*claim)
+		if err != nil {
 			s.o.Metrics.createdFailed(meta)
-			return nil, status.Errorf(codes.AlreadyExists, "job already exists: %s", name)
+			return nil, status.Error(codes.Internal, err.Error())
 		}
+		ops = append(ops, clientv3.OpPut(store.CounterKey(name), cval))
+	}
+	txn := s.o.Client.Txn(ctx)
+	if !req.GetOverwrite() {
+		txn = txn.If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	}
+	resp, err := txn.Then(ops...).Commit()
+	if err == nil && !resp.Succeeded {
+		s.o.Metrics.createdFailed(meta)
+		return nil, status.Errorf(codes.AlreadyExists, "job already exists: %s", name)
 	}
 	if err != nil {
 		s.o.Metrics.createdFailed(meta)
 		s.log.Error("scheduling a job failed", "job", name, "error", err)
 		return nil, status.Errorf(codes.Unavailable, "store job %s: %v", req.GetName(), err)
+	}
+	if claim != nil {
+		s.o.Claims.DeliverClaimed(name, rec, resp.Header.Revision, *claim)
 	}
 	s.o.Metrics.created(meta)
 	s.log.Debug("job scheduled", "job", name, "overwrite", req.GetOverwrite())
