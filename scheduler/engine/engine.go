@@ -484,7 +484,7 @@ func (e *Engine) ownsLocked(j *store.Job) bool {
 
 // plan is what to do next for a job.
 type plan struct {
-	at     time.Time
+	at      time.Time
 	tick    time.Time // the scheduled time of the tick to deliver
 	finish  bool      // no tick left: delete the job
 	release bool      // give up this replica's claim on a job another replica owns
