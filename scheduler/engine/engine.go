@@ -131,6 +131,10 @@ type entry struct {
 	counterRev int64
 	local      bool // a delivery of this replica is under way
 	gen        uint64
+	// freshRev is the counter revision of a claim stored with the job
+	// (Claim) that no delivery has used yet: the watch's path delivers it
+	// without claiming it again.
+	freshRev int64
 }
 
 // New returns an engine; Run runs it.
@@ -579,8 +583,13 @@ func (e *Engine) tick(ctx, deliverCtx context.Context) error {
 			}
 			ent.local = true
 			e.inflight.Add(1)
+			// A tick claimed with its job (Claim) whose cache the watch
+			// filled before DeliverClaimed came needs no claim again.
+			c := counterOf(ent)
+			mine := ent.freshRev != 0 && ent.freshRev == ent.counterRev && !p.finish && !p.release && c.Owner == e.o.ID && c.Inflight.Equal(p.tick)
+			ent.freshRev = 0
 			go e.run(deliverCtx, e.epoch, step{name: ent.name, job: ent.job, jobRev: ent.jobRev,
-				counter: counterOf(ent), counterRev: ent.counterRev, plan: p})
+				counter: c, counterRev: ent.counterRev, plan: p, claimed: mine})
 		}
 		e.mu.Unlock()
 		t.Reset(wait)
@@ -747,7 +756,11 @@ func (e *Engine) DeliverClaimed(name string, job *store.Job, rev int64, c store.
 	}
 	if e.seenRev >= rev {
 		// The cache has the write already: the watch's path delivers the
-		// claim (or did, and the job may be gone since).
+		// claim (or did, and the job may be gone since). Unused, it needs
+		// no claim again.
+		if ent := e.jobs[name]; ent != nil && !ent.local && ent.counterRev == rev {
+			ent.freshRev = rev
+		}
 		return
 	}
 	ent := e.entryLocked(name)
