@@ -160,6 +160,11 @@ func (r *Runtime) TransactStateETags(ctx context.Context, actorType, actorID str
 	if err != nil {
 		return nil, err
 	}
+	return r.transactETags(ctx, st, actorType, actorID, ops)
+}
+
+// transactETags is TransactStateETags on st.
+func (r *Runtime) transactETags(ctx context.Context, st state.Store, actorType, actorID string, ops []StateOp) (map[string]string, error) {
 	tx, ok := st.(state.TransactionalETags)
 	if !ok {
 		return nil, r.transact(ctx, st, actorType, actorID, ops)
