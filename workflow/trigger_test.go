@@ -12,6 +12,7 @@ import (
 	"github.com/dapr/durabletask-go/api/protos"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/tandemrun/tandem/actors"
 	"github.com/tandemrun/tandem/internal/syncbuf"
 )
 
@@ -27,25 +28,9 @@ func TestActivityRunsInTrigger(t *testing.T) {
 	host := newMemHost()
 	host.noFire = true // the test fires it
 	var logs syncbuf.Buffer
-	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour,
+	e, w, next := triggerEngine(t, Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour,
 		ClusterLimits: ClusterLimits{Activities: true}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	e.host()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); e.bg.Wait() })
-	go func() { _ = e.Run(ctx) }()
-
-	w, remove := e.workers.add()
-	defer remove()
-	next := func(what string) *protos.WorkItem {
-		t.Helper()
-		select {
-		case item := <-w.items:
-			return item
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no work item: %s", what)
-			return nil
-		}
-	}
+	ctx := t.Context()
 	idle := func(what string) {
 		t.Helper()
 		select {
@@ -103,14 +88,7 @@ func TestActivityRunsInTrigger(t *testing.T) {
 		t.Fatalf("the retry = %v, want nil once the run ended", err)
 	}
 	next("the run with the result")
-	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 1,
-		WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
-			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}})
-	waitStatus(t, e, "i1", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
-	// One more firing after the end is answered without a run.
-	if _, err := host.CallInternal(context.Background(), act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data); err != nil {
-		t.Fatal(err)
-	}
+	completeAndFireAgain(t, e, host, act, data) // answered without a run
 	idle("a firing after the run ended")
 }
 
@@ -124,24 +102,8 @@ func TestActivityRunsInTrigger(t *testing.T) {
 func TestActivityStartsBesideItsReminder(t *testing.T) {
 	host := newMemHost()
 	host.noFire = true // the test fires it
-	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
-	e.host()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); e.bg.Wait() })
-	go func() { _ = e.Run(ctx) }()
-
-	w, remove := e.workers.add()
-	defer remove()
-	next := func(what string) *protos.WorkItem {
-		t.Helper()
-		select {
-		case item := <-w.items:
-			return item
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no work item: %s", what)
-			return nil
-		}
-	}
+	e, w, next := triggerEngine(t, Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
+	ctx := t.Context()
 	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,13 +142,7 @@ func TestActivityStartsBesideItsReminder(t *testing.T) {
 	if got := lastResult(res); got != "7" {
 		t.Fatalf("the instance's new events carry result %q, want 7", got)
 	}
-	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 1,
-		WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
-			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}})
-	waitStatus(t, e, "i1", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
-	if _, err := host.CallInternal(context.Background(), act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data); err != nil {
-		t.Fatal(err)
-	}
+	completeAndFireAgain(t, e, host, act, data)
 	select {
 	case item := <-w.items:
 		t.Fatalf("a firing after the run ended dispatched %v", item)
@@ -204,4 +160,41 @@ func lastResult(req *protos.WorkflowRequest) string {
 		}
 	}
 	return got
+}
+
+// triggerEngine runs an engine of cfg with one worker until the test
+// ends; next takes the worker's next work item (failing after 10s).
+func triggerEngine(t *testing.T, cfg Config) (e *Engine, w *worker, next func(what string) *protos.WorkItem) {
+	t.Helper()
+	e = New(cfg)
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+	w, remove := e.workers.add()
+	t.Cleanup(remove)
+	next = func(what string) *protos.WorkItem {
+		t.Helper()
+		select {
+		case item := <-w.items:
+			return item
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no work item: %s", what)
+			return nil
+		}
+	}
+	return e, w, next
+}
+
+// completeAndFireAgain completes instance i1 (its run with the activity's
+// result is under way) and fires its run-activity reminder act once more.
+func completeAndFireAgain(t *testing.T, e *Engine, host *memHost, act actors.ReminderRequest, data []byte) {
+	t.Helper()
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 1,
+		WorkflowActionType: &protos.WorkflowAction_CompleteWorkflow{CompleteWorkflow: &protos.CompleteWorkflowAction{
+			WorkflowStatus: protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED}}}}})
+	waitStatus(t, e, "i1", protos.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED)
+	if _, err := host.CallInternal(context.Background(), act.ActorType, act.ActorID, reminderPrefix+runActivityReminder, data); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -101,7 +101,15 @@ func connect(t *testing.T, p *pool.Pool, app string, status pool.Result) *sideca
 // test ends).
 func runEngine(t *testing.T, cli *clientv3.Client, id string, p *pool.Pool) (stop func()) {
 	t.Helper()
-	e := New(Options{Client: cli, ID: id, Address: id + ":1", Pool: p, LeaseTTL: 2 * time.Second})
+	_, stop = startEngine(t, cli, id, p)
+	return stop
+}
+
+// startEngine runs a replica until stop is called (or the test ends) and
+// returns it once it is ready.
+func startEngine(t *testing.T, cli *clientv3.Client, id string, p *pool.Pool) (e *Engine, stop func()) {
+	t.Helper()
+	e = New(Options{Client: cli, ID: id, Address: id + ":1", Pool: p, LeaseTTL: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = e.Run(ctx); close(done) }()
@@ -115,7 +123,7 @@ func runEngine(t *testing.T, cli *clientv3.Client, id string, p *pool.Pool) (sto
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return stop
+	return e, stop
 }
 
 // putJob writes a job as the server does.
@@ -311,24 +319,6 @@ func TestTicksOfAnAbsentAppHoldNoWorker(t *testing.T) {
 	}
 }
 
-// startEngine runs a replica until the test ends and returns it.
-func startEngine(t *testing.T, cli *clientv3.Client, id string, p *pool.Pool) *Engine {
-	t.Helper()
-	e := New(Options{Client: cli, ID: id, Address: id + ":1", Pool: p, LeaseTTL: 2 * time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = e.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s not ready", id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return e
-}
-
 // putClaimed stores a job due at once with its first tick claimed, as the
 // server's fast path does (Claim, one write, DeliverClaimed): false when
 // the replica owns no job now.
@@ -374,7 +364,7 @@ func TestClaimedTicksAreDeliveredOnce(t *testing.T) {
 	p0, p1 := pool.New(nil, pool.Hooks{}), pool.New(nil, pool.Hooks{})
 	sc0 := connect(t, p0, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
 	sc1 := connect(t, p1, "app", schedulerv1.WatchJobsRequestResultStatus_SUCCESS)
-	e0 := startEngine(t, cli, "s0", p0)
+	e0, _ := startEngine(t, cli, "s0", p0)
 	const n = 40
 	for i := range n {
 		if !putClaimed(t, cli, e0, "app", fmt.Sprintf("fast-%d", i), i%4 != 0) {
