@@ -33,8 +33,10 @@ type memHost struct {
 	historyReads int             // reads of history keys
 	// deletedMissing: a transaction deleted a key that was not stored.
 	deletedMissing bool
-	// remindErr, if set, fails every CreateReminder (a full scheduler).
-	remindErr error
+	// remindErr, if set, fails every CreateReminder (a full scheduler);
+	// failedReminders counts those calls.
+	remindErr       error
+	failedReminders int
 	// noFire: run-activity reminders due at once are only recorded; else
 	// they fire at once, as the scheduler's triggers, until they succeed.
 	noFire bool
@@ -128,6 +130,7 @@ func (h *memHost) CreateReminder(_ context.Context, req actors.ReminderRequest) 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.remindErr != nil {
+		h.failedReminders++
 		return h.remindErr
 	}
 	k := req.ActorType + "/" + req.ActorID + "/" + req.Name
@@ -185,4 +188,11 @@ func (h *memHost) DeleteReminder(_ context.Context, actorType, actorID, name str
 
 func (h *memHost) ListActorIDs(context.Context, string, string, *string, uint32) ([]string, *string, error) {
 	return nil, nil, nil
+}
+
+// remindFailures is how many CreateReminder calls remindErr failed.
+func (h *memHost) remindFailures() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failedReminders
 }

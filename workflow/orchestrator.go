@@ -298,9 +298,28 @@ func (e *Engine) addToInbox(ctx context.Context, inst *instance, data []byte) er
 	if err := e.saveOrDrop(ctx, inst); err != nil {
 		return err
 	}
+	if inst.armed && e.cfg.SchedulerReminders {
+		// The watchdog kept since the last turn (settleLater) keeps the
+		// event's run durable: the run starts at once, and the watchdog
+		// is stored again beside it, as daprd stores a wake-up reminder
+		// for each event (a scheduler that fails it loses nothing).
+		e.kick(inst.id)
+		e.restoreWatchdog(inst.id)
+		return nil
+	}
 	e.arm(ctx, inst)
 	e.kick(inst.id)
 	return nil
+}
+
+// restoreWatchdog stores instance id's watchdog again, in the
+// background.
+func (e *Engine) restoreWatchdog(id string) {
+	e.goAsync(func(ctx context.Context) {
+		if err := e.cfg.Actors.CreateReminder(ctx, e.watchdogReminder(id)); err != nil && ctx.Err() == nil {
+			e.log.Debug("workflow watchdog not stored again; the one stored before stays", "instance", id, "error", err)
+		}
+	})
 }
 
 // duplicateAnswer reports whether ev answers a task, child or timer that
@@ -953,14 +972,19 @@ func (e *Engine) armErr(ctx context.Context, inst *instance) error {
 	if inst.armed {
 		return nil
 	}
-	if err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
-		ActorType: e.workflowType, ActorID: inst.id, Name: watchdogName,
-		DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
-	}); err != nil {
+	if err := e.cfg.Actors.CreateReminder(ctx, e.watchdogReminder(inst.id)); err != nil {
 		return fmt.Errorf("workflow watchdog: %w", err)
 	}
 	inst.armed = true
 	return nil
+}
+
+// watchdogReminder is instance id's watchdog reminder.
+func (e *Engine) watchdogReminder(id string) actors.ReminderRequest {
+	return actors.ReminderRequest{
+		ActorType: e.workflowType, ActorID: id, Name: watchdogName,
+		DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
+	}
 }
 
 // settle deletes the watchdog of a running instance that has nothing in

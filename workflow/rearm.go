@@ -3,8 +3,6 @@ package workflow
 import (
 	"context"
 	"time"
-
-	"github.com/tandemrun/tandem/actors"
 )
 
 // rearm stores an instance's watchdog in the background after the turn
@@ -33,10 +31,7 @@ func (e *Engine) rearm(id string) {
 				return
 			case <-time.After(wait):
 			}
-			err := e.cfg.Actors.CreateReminder(ctx, actors.ReminderRequest{
-				ActorType: e.workflowType, ActorID: id, Name: watchdogName,
-				DueTime: e.cfg.WatchdogPeriod.String(), Period: e.cfg.WatchdogPeriod.String(),
-			})
+			err := e.cfg.Actors.CreateReminder(ctx, e.watchdogReminder(id))
 			if err == nil {
 				return
 			}

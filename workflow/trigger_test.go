@@ -198,3 +198,36 @@ func completeAndFireAgain(t *testing.T, e *Engine, host *memHost, act actors.Rem
 		t.Fatal(err)
 	}
 }
+
+// TestEventStoresTheKeptWatchdogAgain: an event that reaches an instance
+// whose watchdog is kept since its last turn (settleLater) runs it at
+// once and stores the watchdog again, as daprd stores a wake-up reminder
+// per event; a scheduler that fails that write delays nothing.
+func TestEventStoresTheKeptWatchdogAgain(t *testing.T) {
+	host := newMemHost()
+	e, _, next := triggerEngine(t, Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour, SettleDelay: time.Hour})
+	ctx := t.Context()
+	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
+		t.Fatal(err)
+	}
+	next("the first run")
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1"}) // waits for an event
+	waitReminder(t, host, e.workflowType, watchdogName)
+	failed := errors.New("scheduler unavailable")
+	host.mu.Lock()
+	host.remindErr = failed
+	host.mu.Unlock()
+	if err := e.RaiseEvent(ctx, "i1", "go", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := next("the run with the event").GetWorkflowRequest(); got == nil || len(got.GetNewEvents()) < 2 {
+		t.Fatalf("the run after the event = %v, want its new events", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for host.remindFailures() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the event did not store the watchdog again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
