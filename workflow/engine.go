@@ -85,11 +85,11 @@ type Config struct {
 	// reminder per activity or event) an instance keeps one watchdog from
 	// start to end.
 	SchedulerReminders bool
-	// SettleDelay is how long a running instance with nothing in flight
-	// keeps its watchdog before it is deleted (settle), so that an
-	// instance whose next event comes soon (a chain of activities) does
-	// not delete and store it again for each: 1s if 0, at once if
-	// negative. Only with SchedulerReminders.
+	// SettleDelay is how long a running instance that waits for an
+	// activity of its own app keeps its watchdog before it is deleted
+	// (settle), so that a chain of activities does not delete and store
+	// it again for each: 1s if 0, at once if negative. Only with
+	// SchedulerReminders.
 	SettleDelay time.Duration
 	// MaxMessageSize is the gRPC API's max message size (--max-body-size):
 	// an instance whose work item would not fit stalls (0: no limit).

@@ -97,7 +97,10 @@ func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data [
 	case method == methodRerun:
 		return nil, e.rerunInstance(ctx, inst, data)
 	case method == methodSettle:
-		return nil, e.settle(ctx, inst)
+		if len(data) > 0 && data[0] == settleNow {
+			return nil, e.settle(ctx, inst)
+		}
+		return nil, e.settleSoon(ctx, inst)
 	case method == methodSubtree:
 		return e.subtreeAnswer(ctx, inst), nil
 	case strings.HasPrefix(method, reminderPrefix+timerPrefix), strings.HasPrefix(method, reminderPrefix+startPrefix):
@@ -575,10 +578,7 @@ func (e *Engine) runOnce(ctx context.Context, inst *instance) (continued bool, e
 	for _, p := range post {
 		p(ctx)
 	}
-	if e.settleable(inst) {
-		e.settleLater(inst.id)
-	}
-	return canStatus >= 0, nil
+	return canStatus >= 0, e.settleSoon(ctx, inst)
 }
 
 // apply records one action in the history and returns what to do once
@@ -907,8 +907,51 @@ func (e *Engine) untrack(id string, ok bool) {
 	}
 	e.mu.Unlock()
 	if ok && last {
-		e.settleLater(id)
+		e.goAsync(func(ctx context.Context) {
+			if _, err := e.call(ctx, e.workflowType, id, methodSettle, nil); err != nil && ctx.Err() == nil {
+				e.log.Debug("settle workflow", "instance", id, "error", err)
+			}
+		})
 	}
+}
+
+// settleNow is the data of a settle call that deletes the watchdog
+// without waiting (settleLater's).
+const settleNow = 1
+
+// settleSoon settles the instance in its turn, at once unless what it
+// waits for is an activity of its own app: then the watchdog is kept for
+// SettleDelay (settleLater), so that a chain of activities does not delete
+// and store it again for each. What waits on events, timers, children or
+// another app's activities settles at once, as daprd keeps only their
+// reminders.
+func (e *Engine) settleSoon(ctx context.Context, inst *instance) error {
+	if !e.settleable(inst) {
+		return nil
+	}
+	if e.cfg.SettleDelay > 0 && inst.waitsOnOwnActivity(e.cfg.AppID) {
+		e.settleLater(inst.id)
+		return nil
+	}
+	return e.settle(ctx, inst)
+}
+
+// waitsOnOwnActivity reports whether the instance waits for the result
+// of an activity that its own app runs.
+func (inst *instance) waitsOnOwnActivity(appID string) bool {
+	probe := &protos.HistoryEvent{EventType: &protos.HistoryEvent_TaskCompleted{TaskCompleted: &protos.TaskCompletedEvent{}}}
+	for _, h := range inst.history {
+		if h.GetTaskScheduled() == nil {
+			continue
+		}
+		if target := h.GetRouter().GetTargetAppID(); target != "" && target != appID {
+			continue
+		}
+		if inst.waitsFor(probe, h.GetEventId()) {
+			return true
+		}
+	}
+	return false
 }
 
 // settleLater settles instance id in its own turn once SettleDelay has
@@ -947,7 +990,7 @@ func (e *Engine) settleLater(id string) {
 				return
 			}
 		}
-		if _, err := e.call(ctx, e.workflowType, id, methodSettle, nil); err != nil && ctx.Err() == nil {
+		if _, err := e.call(ctx, e.workflowType, id, methodSettle, []byte{settleNow}); err != nil && ctx.Err() == nil {
 			e.log.Debug("settle workflow", "instance", id, "error", err)
 		}
 	})

@@ -171,6 +171,12 @@ func triggerEngine(t *testing.T, cfg Config) (e *Engine, w *worker, next func(wh
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); e.bg.Wait() })
 	go func() { _ = e.Run(ctx) }()
+	// Background work started before Run would not stop with it.
+	for running := false; !running; time.Sleep(time.Millisecond) {
+		e.mu.Lock()
+		running = e.ctx != nil
+		e.mu.Unlock()
+	}
 	w, remove := e.workers.add()
 	t.Cleanup(remove)
 	next = func(what string) *protos.WorkItem {
@@ -199,34 +205,38 @@ func completeAndFireAgain(t *testing.T, e *Engine, host *memHost, act actors.Rem
 	}
 }
 
-// TestEventStoresTheKeptWatchdogAgain: an event that reaches an instance
-// whose watchdog is kept since its last turn (settleLater) runs it at
-// once and stores the watchdog again, as daprd stores a wake-up reminder
-// per event; a scheduler that fails that write delays nothing.
+// TestEventStoresTheKeptWatchdogAgain: an activity's result that reaches
+// an instance whose watchdog is kept since its last turn (it waits for
+// an activity of its own app: settleLater) runs it at once and stores the
+// watchdog again, as daprd stores a wake-up reminder per event; a
+// scheduler that fails that write delays nothing.
 func TestEventStoresTheKeptWatchdogAgain(t *testing.T) {
 	host := newMemHost()
+	host.noFire = true
 	e, _, next := triggerEngine(t, Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour, SettleDelay: time.Hour})
 	ctx := t.Context()
 	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
 		t.Fatal(err)
 	}
 	next("the first run")
-	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1"}) // waits for an event
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 0,
+		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "act", TaskExecutionId: "x1"}}}}})
+	item := next("the activity").GetActivityRequest()
+	waitReminder(t, host, e.activityType, runActivityReminder)
 	waitReminder(t, host, e.workflowType, watchdogName)
-	failed := errors.New("scheduler unavailable")
 	host.mu.Lock()
-	host.remindErr = failed
+	host.remindErr = errors.New("scheduler unavailable")
 	host.mu.Unlock()
-	if err := e.RaiseEvent(ctx, "i1", "go", nil); err != nil {
-		t.Fatal(err)
+	if !e.workers.complete("a|i1|"+strconv.Itoa(int(item.GetTaskId())), &protos.ActivityResponse{InstanceId: "i1", TaskId: item.GetTaskId()}) {
+		t.Fatal("nothing waited for the activity's answer")
 	}
-	if got := next("the run with the event").GetWorkflowRequest(); got == nil || len(got.GetNewEvents()) < 2 {
-		t.Fatalf("the run after the event = %v, want its new events", got)
+	if got := next("the run with the result").GetWorkflowRequest(); got == nil {
+		t.Fatal("no run after the activity's result")
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for host.remindFailures() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the event did not store the watchdog again")
+			t.Fatal("the result did not store the watchdog again")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
