@@ -906,8 +906,17 @@ func (e *Engine) untrack(id string, ok bool) {
 		delete(e.pending, id)
 	}
 	e.mu.Unlock()
-	if ok && last {
+	if ok && last && e.cfg.SchedulerReminders {
 		e.goAsync(func(ctx context.Context) {
+			// Only a copy kept here can have stored the watchdog: an ended
+			// instance (forgotten) or one not loaded here is not loaded
+			// for nothing.
+			e.mu.Lock()
+			_, cached := e.instances[id]
+			e.mu.Unlock()
+			if !cached {
+				return
+			}
 			if _, err := e.call(ctx, e.workflowType, id, methodSettle, nil); err != nil && ctx.Err() == nil {
 				e.log.Debug("settle workflow", "instance", id, "error", err)
 			}
