@@ -165,16 +165,14 @@ func (e *Engine) saveOrDrop(ctx context.Context, inst *instance) error {
 		e.mu.Unlock()
 		return err
 	}
-	if fresh {
-		e.notify(inst)
-		return nil
-	}
-	if err := e.refreshETag(ctx, inst); err != nil {
-		// Saved, but its version is not known: the next turn loads it.
-		e.log.Debug("workflow state saved; reloaded on next use", "instance", inst.id, "error", err)
-		e.mu.Lock()
-		delete(e.instances, inst.id)
-		e.mu.Unlock()
+	if !fresh { // the store did not tell the new ETag
+		if err := e.refreshETag(ctx, inst); err != nil {
+			// Saved, but its version is not known: the next turn loads it.
+			e.log.Debug("workflow state saved; reloaded on next use", "instance", inst.id, "error", err)
+			e.mu.Lock()
+			delete(e.instances, inst.id)
+			e.mu.Unlock()
+		}
 	}
 	e.notify(inst)
 	return nil
@@ -907,20 +905,23 @@ func (e *Engine) untrack(id string, ok bool) {
 	}
 	e.mu.Unlock()
 	if ok && last && e.cfg.SchedulerReminders {
-		e.goAsync(func(ctx context.Context) {
-			// Only a copy kept here can have stored the watchdog: an ended
-			// instance (forgotten) or one not loaded here is not loaded
-			// for nothing.
-			e.mu.Lock()
-			_, cached := e.instances[id]
-			e.mu.Unlock()
-			if !cached {
-				return
-			}
-			if _, err := e.call(ctx, e.workflowType, id, methodSettle, nil); err != nil && ctx.Err() == nil {
-				e.log.Debug("settle workflow", "instance", id, "error", err)
-			}
-		})
+		e.goAsync(func(ctx context.Context) { e.settleCall(ctx, id, nil) })
+	}
+}
+
+// settleCall calls the settle method of instance id in its own turn,
+// with data, if a copy of it is kept here: only such a copy can have
+// stored the watchdog (one loaded from the store has not; an ended one
+// was forgotten), and the turn would load an instance for nothing.
+func (e *Engine) settleCall(ctx context.Context, id string, data []byte) {
+	e.mu.Lock()
+	_, cached := e.instances[id]
+	e.mu.Unlock()
+	if !cached {
+		return
+	}
+	if _, err := e.call(ctx, e.workflowType, id, methodSettle, data); err != nil && ctx.Err() == nil {
+		e.log.Debug("settle workflow", "instance", id, "error", err)
 	}
 }
 
@@ -970,40 +971,28 @@ func (inst *instance) waitsOnOwnActivity(appID string) bool {
 // scheduler per activity. Keeping a watchdog longer is always safe: it
 // only re-drives what a crash may have lost.
 func (e *Engine) settleLater(id string) {
-	delay := e.cfg.SettleDelay
-	if delay > 0 {
-		e.mu.Lock()
-		if e.settling[id] {
-			e.mu.Unlock()
-			return
-		}
-		e.settling[id] = true
+	e.mu.Lock()
+	if e.settling[id] {
 		e.mu.Unlock()
+		return
 	}
+	e.settling[id] = true
+	e.mu.Unlock()
 	started := e.goAsync(func(ctx context.Context) {
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
-			e.mu.Lock()
-			delete(e.settling, id)
-			_, cached := e.instances[id]
-			e.mu.Unlock()
-			// Only a copy kept here can have stored the watchdog (one
-			// loaded from the store has not; an ended one was forgotten):
-			// the turn would load an instance for nothing.
-			if ctx.Err() != nil || !cached {
-				return
-			}
+		t := time.NewTimer(e.cfg.SettleDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 		}
-		if _, err := e.call(ctx, e.workflowType, id, methodSettle, []byte{settleNow}); err != nil && ctx.Err() == nil {
-			e.log.Debug("settle workflow", "instance", id, "error", err)
+		e.mu.Lock()
+		delete(e.settling, id)
+		e.mu.Unlock()
+		if ctx.Err() == nil {
+			e.settleCall(ctx, id, []byte{settleNow})
 		}
 	})
-	if !started && delay > 0 {
+	if !started {
 		e.mu.Lock()
 		delete(e.settling, id)
 		e.mu.Unlock()
@@ -1061,9 +1050,15 @@ func (e *Engine) settleable(inst *instance) bool {
 	if !e.cfg.SchedulerReminders || !inst.armed || !inst.exists || inst.completed() != nil || len(inst.inbox) > 0 {
 		return false
 	}
+	return !e.busy(inst.id)
+}
+
+// busy reports whether this host drives work of instance id: deliveries
+// in flight from it, a run, or a run that waits for a worker.
+func (e *Engine) busy(id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.pending[inst.id] == 0 && !e.running["run|"+inst.id] && !e.running["stalled|"+inst.id]
+	return e.pending[id] > 0 || e.running["run|"+id] || e.running["stalled|"+id]
 }
 
 // timerData is the data of a timer's reminder.

@@ -103,17 +103,7 @@ func TestActivityStartsBesideItsReminder(t *testing.T) {
 	host := newMemHost()
 	host.noFire = true // the test fires it
 	e, w, next := triggerEngine(t, Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
-	ctx := t.Context()
-	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
-		t.Fatal(err)
-	}
-	next("the first run")
-	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 0,
-		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "slow", TaskExecutionId: "x1"}}}}})
-	item := next("the activity, before its reminder fired").GetActivityRequest()
-	if item == nil {
-		t.Fatal("the workflow's call dispatched no activity")
-	}
+	item := startWithActivity(t, e, next, "slow", "the activity, before its reminder fired")
 	act := waitReminder(t, host, e.activityType, runActivityReminder)
 	if act.DueTime != "0s" || act.FailurePolicy == nil {
 		t.Fatalf("run-activity reminder %+v, want one due at once, retried", act)
@@ -214,14 +204,7 @@ func TestEventStoresTheKeptWatchdogAgain(t *testing.T) {
 	host := newMemHost()
 	host.noFire = true
 	e, _, next := triggerEngine(t, Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour, SettleDelay: time.Hour})
-	ctx := t.Context()
-	if _, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
-		t.Fatal(err)
-	}
-	next("the first run")
-	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 0,
-		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: "act", TaskExecutionId: "x1"}}}}})
-	item := next("the activity").GetActivityRequest()
+	item := startWithActivity(t, e, next, "act", "the activity")
 	waitReminder(t, host, e.activityType, runActivityReminder)
 	waitReminder(t, host, e.workflowType, watchdogName)
 	host.mu.Lock()
@@ -240,4 +223,21 @@ func TestEventStoresTheKeptWatchdogAgain(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// startWithActivity starts instance i1, whose first run schedules
+// activity name (task execution x1), and returns the activity's work item.
+func startWithActivity(t *testing.T, e *Engine, next func(string) *protos.WorkItem, name, what string) *protos.ActivityRequest {
+	t.Helper()
+	if _, err := e.Start(t.Context(), &protos.CreateInstanceRequest{Name: "wf", InstanceId: "i1"}); err != nil {
+		t.Fatal(err)
+	}
+	next("the first run")
+	e.workers.complete("o|i1", &protos.WorkflowResponse{InstanceId: "i1", Actions: []*protos.WorkflowAction{{Id: 0,
+		WorkflowActionType: &protos.WorkflowAction_ScheduleTask{ScheduleTask: &protos.ScheduleTaskAction{Name: name, TaskExecutionId: "x1"}}}}})
+	item := next(what).GetActivityRequest()
+	if item == nil {
+		t.Fatalf("%s: no activity dispatched", what)
+	}
+	return item
 }

@@ -50,7 +50,5 @@ func (e *Engine) idle(inst *instance) bool {
 	if len(inst.inbox) > 0 || inst.armed {
 		return false
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.pending[inst.id] == 0 && !e.running["run|"+inst.id] && !e.running["stalled|"+inst.id]
+	return !e.busy(inst.id)
 }

@@ -319,20 +319,26 @@ func TestTicksOfAnAbsentAppHoldNoWorker(t *testing.T) {
 	}
 }
 
-// putClaimed stores a job due at once with its first tick claimed, as the
-// server's fast path does (Claim, one write, DeliverClaimed): false when
-// the replica owns no job now.
-func putClaimed(t *testing.T, cli *clientv3.Client, e *Engine, app, name string, deliver bool) bool {
+// claimedJob is a job due at once with its first tick claimed by e, as
+// the server's fast path makes it (Claim).
+type claimedJob struct {
+	name string // full job name
+	rec  *store.Job
+	c    store.Counter
+	rev  int64 // its write's revision, once stored
+}
+
+// claimJob makes a claimed job for app; false when e owns no job now.
+func claimJob(t *testing.T, e *Engine, app, name string) (claimedJob, bool) {
 	t.Helper()
-	now := time.Now()
-	p, err := schedule.Make(schedule.Spec{DueTime: ptr("0s")}, now)
+	p, err := schedule.Make(schedule.Spec{DueTime: ptr("0s")}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	first, _ := p.Next(0, time.Time{})
 	uid, c, ok := e.Claim(first)
 	if !ok {
-		return false
+		return claimedJob{}, false
 	}
 	meta := &schedulerv1.JobMetadata{Namespace: "ns", AppId: app,
 		Target: &schedulerv1.JobTargetMetadata{Type: &schedulerv1.JobTargetMetadata_Job{Job: new(schedulerv1.TargetJob)}}}
@@ -340,17 +346,21 @@ func putClaimed(t *testing.T, cli *clientv3.Client, e *Engine, app, name string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, _ := store.EncodeJob(rec)
-	cval, _ := store.Encode(c)
 	full, _ := store.JobName(name, meta)
-	resp, err := cli.Txn(context.Background()).Then(clientv3.OpPut(store.JobKey(full), val), clientv3.OpPut(store.CounterKey(full), cval)).Commit()
+	return claimedJob{name: full, rec: rec, c: c}, true
+}
+
+// put writes the job and its claimed counter in one write, as the
+// server does, and records the write's revision.
+func (j *claimedJob) put(t *testing.T, cli *clientv3.Client) {
+	t.Helper()
+	val, _ := store.EncodeJob(j.rec)
+	cval, _ := store.Encode(j.c)
+	resp, err := cli.Txn(context.Background()).Then(clientv3.OpPut(store.JobKey(j.name), val), clientv3.OpPut(store.CounterKey(j.name), cval)).Commit()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if deliver {
-		e.DeliverClaimed(full, rec, resp.Header.Revision, c)
-	}
-	return true
+	j.rev = resp.Header.Revision
 }
 
 // TestClaimedTicksAreDeliveredOnce: jobs stored with their first tick
@@ -367,8 +377,13 @@ func TestClaimedTicksAreDeliveredOnce(t *testing.T) {
 	e0, _ := startEngine(t, cli, "s0", p0)
 	const n = 40
 	for i := range n {
-		if !putClaimed(t, cli, e0, "app", fmt.Sprintf("fast-%d", i), i%4 != 0) {
+		j, ok := claimJob(t, e0, "app", fmt.Sprintf("fast-%d", i))
+		if !ok {
 			t.Fatal("the only replica owns no job")
+		}
+		j.put(t, cli)
+		if i%4 != 0 {
+			e0.DeliverClaimed(j.name, j.rec, j.rev, j.c)
 		}
 	}
 	waitNoJobs(t, cli, 15*time.Second)
@@ -379,28 +394,13 @@ func TestClaimedTicksAreDeliveredOnce(t *testing.T) {
 	}
 
 	// Claimed while s0 is alone; s1 joins before the hand-over.
-	type claimed struct {
-		name string
-		rec  *store.Job
-		rev  int64
-		c    store.Counter
-	}
-	var held []claimed
-	meta := &schedulerv1.JobMetadata{Namespace: "ns", AppId: "app",
-		Target: &schedulerv1.JobTargetMetadata{Type: &schedulerv1.JobTargetMetadata_Job{Job: new(schedulerv1.TargetJob)}}}
+	var held []claimedJob
 	for i := range n {
-		p, err := schedule.Make(schedule.Spec{DueTime: ptr("0s")}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, _ := p.Next(0, time.Time{})
-		uid, c, ok := e0.Claim(first)
+		j, ok := claimJob(t, e0, "app", fmt.Sprintf("late-%d", i))
 		if !ok {
 			t.Fatal("the only replica owns no job")
 		}
-		rec, _ := store.NewJob(uid, p, &schedulerv1.Job{DueTime: ptr("0s")}, meta)
-		full, _ := store.JobName(fmt.Sprintf("late-%d", i), meta)
-		held = append(held, claimed{name: full, rec: rec, c: c})
+		held = append(held, j)
 	}
 	startEngine(t, cli, "s1", p1)
 	// A replica joining sends the ticks under way again (at least once):
@@ -416,13 +416,7 @@ func TestClaimedTicksAreDeliveredOnce(t *testing.T) {
 		}
 	}
 	for i := range held {
-		val, _ := store.EncodeJob(held[i].rec)
-		cval, _ := store.Encode(held[i].c)
-		resp, err := cli.Txn(context.Background()).Then(clientv3.OpPut(store.JobKey(held[i].name), val), clientv3.OpPut(store.CounterKey(held[i].name), cval)).Commit()
-		if err != nil {
-			t.Fatal(err)
-		}
-		held[i].rev = resp.Header.Revision
+		held[i].put(t, cli)
 	}
 	for _, h := range held {
 		e0.DeliverClaimed(h.name, h.rec, h.rev, h.c)

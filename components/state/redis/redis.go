@@ -389,6 +389,12 @@ func (s *Store) MultiETags(ctx context.Context, req *state.TransactionRequest) (
 		}
 		return tags, nil
 	}
+	return nil, multiErr(req.Operations, err)
+}
+
+// multiErr is the error of a failed multi script: an ETag or first-write
+// failure names the operation the script reported ("<reason> <index>").
+func multiErr(ops []state.Operation, err error) error {
 	msg := err.Error()
 	for _, reason := range []string{mismatch, firstWriteTaken} {
 		at := strings.Index(msg, reason+" ")
@@ -396,16 +402,15 @@ func (s *Store) MultiETags(ctx context.Context, req *state.TransactionRequest) (
 			continue
 		}
 		j, perr := strconv.Atoi(strings.TrimSpace(msg[at+len(reason)+1:]))
-		if perr != nil || j < 0 || j >= len(req.Operations) {
-			break
+		if perr != nil || j < 0 || j >= len(ops) {
+			return fmt.Errorf("transaction: %s: %w", msg, state.ErrETagMismatch)
 		}
-		op := req.Operations[j]
 		if reason == firstWriteTaken {
-			return nil, fmt.Errorf("transaction: set %q: key exists and first-write was asked without an etag: %w", op.Key(), state.ErrETagMismatch)
+			return fmt.Errorf("transaction: set %q: key exists and first-write was asked without an etag: %w", ops[j].Key(), state.ErrETagMismatch)
 		}
-		return nil, fmt.Errorf("transaction: %s %q: %w", opName(op), op.Key(), state.ErrETagMismatch)
+		return fmt.Errorf("transaction: %s %q: %w", opName(ops[j]), ops[j].Key(), state.ErrETagMismatch)
 	}
-	return nil, fmt.Errorf("transaction: %w", err)
+	return fmt.Errorf("transaction: %w", err)
 }
 
 func opName(op state.Operation) string {

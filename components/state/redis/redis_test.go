@@ -322,3 +322,24 @@ func TestInitUnreachable(t *testing.T) {
 }
 
 func randomSuffix() string { return strconv.FormatUint(rand.Uint64(), 36) }
+
+// TestMultiErr: the script's failure reply names the operation; one that
+// cannot be read is still an ETag mismatch; any other error is not.
+func TestMultiErr(t *testing.T) {
+	ops := []state.Operation{
+		{Upsert: &state.SetRequest{Key: "a"}},
+		{Delete: &state.DeleteRequest{Key: "b"}},
+	}
+	if err := multiErr(ops, errors.New(mismatch+" 1")); !errors.Is(err, state.ErrETagMismatch) || !strings.Contains(err.Error(), `delete "b"`) {
+		t.Errorf("mismatch on operation 1 = %v, want an etag mismatch naming delete \"b\"", err)
+	}
+	if err := multiErr(ops, errors.New(firstWriteTaken+" 0")); !errors.Is(err, state.ErrETagMismatch) || !strings.Contains(err.Error(), `set "a": key exists`) {
+		t.Errorf("first-write on operation 0 = %v, want an etag mismatch naming set \"a\"", err)
+	}
+	if err := multiErr(ops, errors.New(mismatch+" 7")); !errors.Is(err, state.ErrETagMismatch) {
+		t.Errorf("mismatch on an operation out of range = %v, want an etag mismatch", err)
+	}
+	if err := multiErr(ops, errors.New("NOSCRIPT")); errors.Is(err, state.ErrETagMismatch) {
+		t.Errorf("another error = %v, want no etag mismatch", err)
+	}
+}
