@@ -22,6 +22,10 @@ type actor struct {
 	turn    *turnLock
 	lastUse atomic.Int64 // unix nanoseconds of the last call's end
 	timers  timerSet
+	// internal is the handler of an internal type, kept from activation:
+	// the actor is told it leaves even when its type stopped being hosted
+	// first (UnhostInternal).
+	internal Internal
 }
 
 func key(actorType, actorID string) string { return actorType + "||" + actorID }
@@ -67,13 +71,14 @@ func (r *Runtime) activateLocked(actorType, actorID string) (*actor, error) {
 		return a, nil
 	}
 	tc, ok := r.types[actorType]
-	if _, internal := r.internal[actorType]; !ok && internal {
+	h, internal := r.internal[actorType]
+	if !ok && internal {
 		tc, ok = internalTypeConfig, true // hosted before the app's types are known
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotHosted, actorType)
 	}
-	a := &actor{typ: actorType, id: actorID, cfg: tc, turn: newTurnLock(tc.Reentrant, tc.MaxStackDepth)}
+	a := &actor{typ: actorType, id: actorID, cfg: tc, turn: newTurnLock(tc.Reentrant, tc.MaxStackDepth), internal: h}
 	a.lastUse.Store(time.Now().UnixNano())
 	r.active[k] = a
 	return a, nil
@@ -118,8 +123,8 @@ func (r *Runtime) deactivate(ctx context.Context, a *actor) {
 	if err == nil {
 		defer release()
 	}
-	if h, ok := r.internalHandler(a.typ); ok {
-		h.Deactivate(a.id)
+	if a.internal != nil {
+		a.internal.Deactivate(a.id)
 		return
 	}
 	if r.cfg.App == nil {

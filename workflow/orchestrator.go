@@ -56,10 +56,15 @@ type orchestratorActor struct{ e *Engine }
 var _ actors.Internal = orchestratorActor{}
 
 func (o orchestratorActor) Deactivate(id string) {
-	o.e.mu.Lock()
-	delete(o.e.instances, id)
-	o.e.mu.Unlock()
-	o.e.runNames.Delete(id)
+	e := o.e
+	e.mu.Lock()
+	inst := e.instances[id]
+	delete(e.instances, id)
+	e.mu.Unlock()
+	e.runNames.Delete(id)
+	if inst != nil && inst.armed {
+		e.settleLeaving(inst)
+	}
 }
 
 func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
@@ -902,11 +907,70 @@ func (e *Engine) untrack(id string, ok bool) {
 	last := e.pending[id] <= 0
 	if last {
 		delete(e.pending, id)
+		if ch, waited := e.delivered[id]; waited {
+			close(ch)
+			delete(e.delivered, id)
+		}
 	}
 	e.mu.Unlock()
 	if ok && last && e.cfg.SchedulerReminders {
 		e.goAsync(func(ctx context.Context) { e.settleCall(ctx, id, nil) })
 	}
+}
+
+// awaitDeliveries returns a channel closed once instance id has no
+// delivery in flight from this host.
+func (e *Engine) awaitDeliveries(id string) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending[id] <= 0 {
+		return closedChan
+	}
+	ch, ok := e.delivered[id]
+	if !ok {
+		ch = make(chan struct{})
+		e.delivered[id] = ch
+	}
+	return ch
+}
+
+// closedChan is a channel that is closed.
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+// leaveWait bounds how long an instance that leaves this host waits for
+// its deliveries in flight before it settles (settleLeaving).
+const leaveWait = 5 * time.Second
+
+// settleLeaving settles an instance whose actor leaves this host (its
+// type is no longer hosted here: the app's last worker left; or placement
+// moved it) with its watchdog stored: once its deliveries in flight from
+// here ended (up to leaveWait), an instance with nothing else in flight
+// deletes the watchdog, as its last turn here would have. Its copy is gone
+// with the actor, so no later settle call would find it (settleCall): the
+// watchdog would stay until it fires, beside the reminders daprd keeps for
+// such an instance. It runs in the deactivation, which holds the actor's
+// turn.
+func (e *Engine) settleLeaving(inst *instance) {
+	e.mu.Lock()
+	ectx := e.ctx
+	e.mu.Unlock()
+	if ectx == nil || ectx.Err() != nil {
+		return // stopping: the watchdog stays, which is always safe
+	}
+	ctx, cancel := context.WithTimeout(ectx, leaveWait)
+	defer cancel()
+	select {
+	case <-e.awaitDeliveries(inst.id):
+	case <-ctx.Done():
+		return // the watchdog stays: it re-drives what is still in flight
+	}
+	// The type may be hosted here no more: the watchdog is deleted as
+	// another app's internal reminder is.
+	del := e.cfg.Actors.DeleteReminder
+	if ir, ok := e.cfg.Actors.(internalReminders); ok {
+		del = ir.DeleteInternalReminder
+	}
+	_ = e.settleWith(ctx, inst, del)
 }
 
 // settleCall calls the settle method of instance id in its own turn,
@@ -1033,10 +1097,15 @@ func (e *Engine) watchdogReminder(id string) actors.ReminderRequest {
 // for then is durable by itself (timer and activity reminders, children,
 // external events).
 func (e *Engine) settle(ctx context.Context, inst *instance) error {
+	return e.settleWith(ctx, inst, e.cfg.Actors.DeleteReminder)
+}
+
+// settleWith is settle deleting the watchdog with del.
+func (e *Engine) settleWith(ctx context.Context, inst *instance, del func(ctx context.Context, actorType, actorID, name string) error) error {
 	if !e.settleable(inst) {
 		return nil
 	}
-	if err := e.cfg.Actors.DeleteReminder(ctx, e.workflowType, inst.id, watchdogName); err != nil && !errors.Is(err, actors.ErrReminderNotFound) {
+	if err := del(ctx, e.workflowType, inst.id, watchdogName); err != nil && !errors.Is(err, actors.ErrReminderNotFound) {
 		e.log.Debug("delete workflow watchdog", "instance", inst.id, "error", err)
 		return nil
 	}

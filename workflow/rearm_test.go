@@ -62,3 +62,73 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestLeavingInstanceSettles: an instance whose actor leaves this host
+// (the app's last worker left) with its watchdog stored and a delivery in
+// flight settles once the delivery ended: no copy is left here for a later
+// settle call to find, and the watchdog would stay beside the reminders
+// daprd keeps for such an instance.
+func TestLeavingInstanceSettles(t *testing.T) {
+	host := newMemHost()
+	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	stop := serveWorker(t, e, eventsThenDone(2, &seen, &mu))
+	defer stop()
+	id, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING)
+	watchdog := func() bool { _, ok := host.reminder(e.workflowType, id, watchdogName); return ok }
+	waitFor(t, "the settled instance's watchdog deleted", func() bool { return !watchdog() })
+
+	// A delivery of the instance in flight, and its watchdog stored (in
+	// the actor's turn).
+	e.track(id)
+	host.mu.Lock()
+	turn := host.locks[e.workflowType+"/"+id]
+	host.mu.Unlock()
+	turn.Lock()
+	e.mu.Lock()
+	inst := e.instances[id]
+	e.mu.Unlock()
+	if inst == nil {
+		turn.Unlock()
+		t.Fatal("the running instance is not kept here")
+	}
+	err = e.armErr(ctx, inst)
+	turn.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := make(chan struct{})
+	go func() {
+		orchestratorActor{e}.Deactivate(id)
+		close(left)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-left:
+		t.Fatal("the deactivation did not wait for the delivery in flight")
+	default:
+	}
+	if !watchdog() {
+		t.Fatal("the watchdog was deleted while a delivery was in flight")
+	}
+	e.untrack(id, true)
+	select {
+	case <-left:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deactivation did not end once the delivery ended")
+	}
+	if watchdog() {
+		t.Fatal("the instance left with its watchdog stored")
+	}
+}
