@@ -937,35 +937,75 @@ func (e *Engine) awaitDeliveries(id string) <-chan struct{} {
 // closedChan is a channel that is closed.
 var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
-// leaveWait bounds how long an instance that leaves this host waits for
-// its deliveries in flight before it settles (settleLeaving).
+// leaveWait bounds how long an instance that left this host waits for
+// its deliveries in flight before it settles (settleLeaving), and the
+// settle itself.
 const leaveWait = 5 * time.Second
 
 // settleLeaving settles an instance whose actor leaves this host (its
-// type is no longer hosted here: the app's last worker left; or placement
-// moved it) with its watchdog stored: once its deliveries in flight from
-// here ended (up to leaveWait), an instance with nothing else in flight
-// deletes the watchdog, as its last turn here would have. Its copy is gone
-// with the actor, so no later settle call would find it (settleCall): the
-// watchdog would stay until it fires, beside the reminders daprd keeps for
-// such an instance. It runs in the deactivation, which holds the actor's
-// turn.
+// type is no longer hosted here: the app's last worker left; placement
+// moved it or was lost) with its watchdog stored, as its last turn here
+// would have: its copy goes with the actor, so no later settle call finds
+// it (settleCall), and the watchdog would stay until it fires, beside the
+// reminders daprd keeps for such an instance. With nothing in flight it
+// settles at once, in the deactivation (which holds the turn). With
+// deliveries of this host in flight it settles once they ended (up to
+// leaveWait), in the background: a deactivation never waits for them (a
+// lost placement's would hold the reconnection). A copy loaded here again
+// meanwhile keeps the watchdog; a host that took the instance over in that
+// moment and stored the watchdog again may find it deleted, which only
+// leaves a crash of that host in that turn to the instance's other
+// reminders.
 func (e *Engine) settleLeaving(inst *instance) {
+	delivered := e.awaitDeliveries(inst.id)
+	select {
+	case <-delivered:
+		ctx, cancel, ok := e.leaveContext(context.Background())
+		if ok {
+			e.settleGone(ctx, inst)
+			cancel()
+		}
+		return
+	default:
+	}
+	e.goAsync(func(ctx context.Context) {
+		ctx, cancel, ok := e.leaveContext(ctx)
+		if !ok {
+			return
+		}
+		defer cancel()
+		select {
+		case <-delivered:
+		case <-ctx.Done():
+			return // the watchdog stays: it re-drives what is still in flight
+		}
+		e.mu.Lock()
+		_, back := e.instances[inst.id]
+		e.mu.Unlock()
+		if !back {
+			e.settleGone(ctx, inst)
+		}
+	})
+}
+
+// leaveContext is ctx bounded by leaveWait and by the engine's run; ok is
+// false once the engine stops (the watchdog stays, which is always safe).
+func (e *Engine) leaveContext(ctx context.Context) (context.Context, context.CancelFunc, bool) {
 	e.mu.Lock()
 	ectx := e.ctx
 	e.mu.Unlock()
 	if ectx == nil || ectx.Err() != nil {
-		return // stopping: the watchdog stays, which is always safe
+		return nil, nil, false
 	}
-	ctx, cancel := context.WithTimeout(ectx, leaveWait)
-	defer cancel()
-	select {
-	case <-e.awaitDeliveries(inst.id):
-	case <-ctx.Done():
-		return // the watchdog stays: it re-drives what is still in flight
-	}
-	// The type may be hosted here no more: the watchdog is deleted as
-	// another app's internal reminder is.
+	ctx, cancel := context.WithTimeout(ctx, leaveWait)
+	stop := context.AfterFunc(ectx, cancel)
+	return ctx, func() { stop(); cancel() }, true
+}
+
+// settleGone settles an instance whose actor left this host: its type may
+// be hosted here no more, so the watchdog is deleted as another app's
+// internal reminder is.
+func (e *Engine) settleGone(ctx context.Context, inst *instance) {
 	del := e.cfg.Actors.DeleteReminder
 	if ir, ok := e.cfg.Actors.(internalReminders); ok {
 		del = ir.DeleteInternalReminder
