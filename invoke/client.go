@@ -116,11 +116,12 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	}
 	// Always at least one entry: daprd rejects a streamed request whose
 	// metadata map is empty (indistinguishable from absent on the wire).
-	setMeta(msg.Metadata, DestinationAppIDKey, appID)
-	setMeta(msg.Metadata, CallerAppIDKey, iv.appID)
-	setMeta(msg.Metadata, CalleeAppIDKey, appID)
+	slab := new(metaSlab)
+	slab.set(msg.Metadata, DestinationAppIDKey, appID)
+	slab.set(msg.Metadata, CallerAppIDKey, iv.appID)
+	slab.set(msg.Metadata, CalleeAppIDKey, appID)
 	// The callee trusts this only without mTLS (then it is all it has).
-	setMeta(msg.Metadata, CallerNamespaceKey, iv.namespace)
+	slab.set(msg.Metadata, CallerNamespaceKey, iv.namespace)
 
 	if iv.local != nil && appID == iv.appID && ns == iv.namespace {
 		return iv.local.Invoke(ctx, req)

@@ -48,6 +48,31 @@ func setMeta(md map[string]*internalsv1.ListStringValue, key, v string) {
 	md[key] = &internalsv1.ListStringValue{Values: []string{v}}
 }
 
+// metaSlab gives setMeta's single-value lists out of one allocation: a
+// call sets four keys on its way out (setMetas), eight allocations
+// otherwise.
+type metaSlab struct {
+	lists [4]internalsv1.ListStringValue
+	vals  [4][1]string
+	n     int
+}
+
+// set is setMeta with the list taken from the slab while it lasts.
+func (s *metaSlab) set(md map[string]*internalsv1.ListStringValue, key, v string) {
+	if cur := md[key]; cur != nil && len(cur.Values) == 1 && cur.Values[0] == v {
+		return
+	}
+	if s.n == len(s.lists) {
+		setMeta(md, key, v)
+		return
+	}
+	l := &s.lists[s.n]
+	s.vals[s.n][0] = v
+	l.Values = s.vals[s.n][:]
+	s.n++
+	md[key] = l
+}
+
 // firstMeta returns the first value of key in md.
 func firstMeta(md map[string]*internalsv1.ListStringValue, key string) string {
 	if l := md[key]; l != nil && len(l.Values) > 0 {

@@ -244,15 +244,27 @@ func callErr(host string, err error) error { return fmt.Errorf("call app at %s: 
 func NewResponse(resp *http.Response) *invoke.Response {
 	md := make(headers.Metadata, len(resp.Header))
 	headers.FromHTTP(resp.Header, md)
-	return &invoke.Response{
-		Message: &internalsv1.InternalInvokeResponse{
-			Status:  &internalsv1.Status{Code: int32(resp.StatusCode)}, //nolint:gosec // HTTP status fits.
-			Headers: md,
-			Message: &commonv1.InvokeResponse{ContentType: resp.Header.Get("Content-Type")},
-		},
-		Body:          shortBodyOK{resp.Body},
-		ContentLength: resp.ContentLength,
-	}
+	// The response's messages share one allocation.
+	a := &responseAlloc{}
+	a.status.Code = int32(resp.StatusCode) //nolint:gosec // HTTP status fits.
+	a.inner.ContentType = resp.Header.Get("Content-Type")
+	a.msg.Status = &a.status
+	a.msg.Headers = md
+	a.msg.Message = &a.inner
+	a.body.ReadCloser = resp.Body
+	a.resp.Message = &a.msg
+	a.resp.Body = &a.body
+	a.resp.ContentLength = resp.ContentLength
+	return &a.resp
+}
+
+// responseAlloc holds what NewResponse builds.
+type responseAlloc struct {
+	resp   invoke.Response
+	msg    internalsv1.InternalInvokeResponse
+	status internalsv1.Status
+	inner  commonv1.InvokeResponse
+	body   shortBodyOK
 }
 
 // shortBodyOK ends a response body that is shorter than the app's

@@ -121,9 +121,38 @@ func ToHTTP(md Metadata, h http.Header) {
 		if !validHeaderName(name) {
 			continue
 		}
-		key := http.CanonicalHeaderKey(name)
-		h[key] = append(h[key], vals...)
+		key := canonicalKey(name)
+		if cur, ok := h[key]; ok {
+			h[key] = append(cur, vals...)
+		} else {
+			// The metadata's own list, capped: an append to the header
+			// copies it first, and neither side writes into it.
+			h[key] = vals[:len(vals):len(vals)]
+		}
 	}
+}
+
+// daprHeaders are the canonical forms of the names every invocation
+// carries that net/http does not keep canonical copies of: looked up, they
+// cost no allocation per call.
+var daprHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"dapr-caller-app-id", "dapr-callee-app-id", "dapr-caller-namespace", "dapr-app-id",
+		"traceparent", "tracestate", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+		"dapr-api-token", "dapr-reentrancy-id", "grpc-trace-bin",
+	} {
+		m[n] = http.CanonicalHeaderKey(n)
+	}
+	return m
+}()
+
+// canonicalKey is http.CanonicalHeaderKey of a lower-case name.
+func canonicalKey(name string) string {
+	if k, ok := daprHeaders[name]; ok {
+		return k
+	}
+	return http.CanonicalHeaderKey(name)
 }
 
 // daprPrefixReserved renames gRPC's reserved names for HTTP, as Dapr does.

@@ -69,6 +69,33 @@ func TestToHTTP(t *testing.T) {
 	}
 }
 
+// TestToHTTPSharesCapped: the header takes the metadata's lists without
+// copying them, capped, so that an append to the header leaves the
+// metadata as it was; two names that are one header are joined; the names
+// every call carries cost no allocation.
+func TestToHTTPSharesCapped(t *testing.T) {
+	list := make([]string, 1, 4)
+	list[0] = "a"
+	md := Metadata{"x-one": {Values: list}, "X-Two": lv("b"), "x-two": lv("c"), "dapr-caller-app-id": lv("caller")}
+	h := http.Header{}
+	ToHTTP(md, h)
+	h.Add("X-One", "added")
+	if got := md["x-one"].GetValues(); len(got) != 1 || got[0] != "a" || list[:2][1] != "" {
+		t.Errorf("the metadata's list was written into: %v (%q)", got, list[:2])
+	}
+	if got := h.Values("X-Two"); len(got) != 2 {
+		t.Errorf("X-Two = %v, want both values", got)
+	}
+	if got := h["Dapr-Caller-App-Id"]; len(got) != 1 || got[0] != "caller" {
+		t.Errorf("Dapr-Caller-App-Id = %v", got)
+	}
+	md = Metadata{"dapr-caller-app-id": lv("c"), "dapr-callee-app-id": lv("d"), "traceparent": lv("t")}
+	h = make(http.Header, 8)
+	if allocs := testing.AllocsPerRun(100, func() { clear(h); ToHTTP(md, h) }); allocs > 0 {
+		t.Errorf("%v allocations for Dapr's names, want none", allocs)
+	}
+}
+
 func TestFromHTTP(t *testing.T) {
 	h := http.Header{
 		"Content-Type":      {"a/b"},
