@@ -15,25 +15,7 @@ import (
 // refuses the instance's watchdog still gets its watchdog once the
 // scheduler takes reminders again.
 func TestWatchdogStoredOnceSchedulerBack(t *testing.T) {
-	host := newMemHost()
-	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
-	e.host()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); e.bg.Wait() })
-	go func() { _ = e.Run(ctx) }()
-	var (
-		mu   sync.Mutex
-		seen []string
-	)
-	stop := serveWorker(t, e, eventsThenDone(2, &seen, &mu))
-	defer stop()
-	id, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "i"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING)
-	watchdog := func() bool { _, ok := host.reminder(e.workflowType, id, watchdogName); return ok }
-	waitFor(t, "the settled instance's watchdog deleted", func() bool { return !watchdog() })
+	host, e, ctx, id, watchdog := startSettled(t)
 
 	host.mu.Lock()
 	host.remindErr = errors.New("scheduler unavailable")
@@ -49,6 +31,52 @@ func TestWatchdogStoredOnceSchedulerBack(t *testing.T) {
 	host.remindErr = nil
 	host.mu.Unlock()
 	waitFor(t, "the watchdog stored once the scheduler is back", watchdog)
+}
+
+// startSettled runs an engine on a memHost with a worker and starts an
+// instance that waits for events, once it settled (its watchdog deleted);
+// watchdog reports whether the instance's watchdog is stored.
+func startSettled(t *testing.T) (host *memHost, e *Engine, ctx context.Context, id string, watchdog func() bool) {
+	t.Helper()
+	host = newMemHost()
+	e = New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
+	e.host()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); e.bg.Wait() })
+	go func() { _ = e.Run(ctx) }()
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	t.Cleanup(serveWorker(t, e, eventsThenDone(2, &seen, &mu)))
+	id, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING)
+	watchdog = func() bool { _, ok := host.reminder(e.workflowType, id, watchdogName); return ok }
+	waitFor(t, "the settled instance's watchdog deleted", func() bool { return !watchdog() })
+	return host, e, ctx, id, watchdog
+}
+
+// armInTurn stores the watchdog of instance id, kept here, in its
+// actor's turn.
+func armInTurn(t *testing.T, ctx context.Context, host *memHost, e *Engine, id string) {
+	t.Helper()
+	host.mu.Lock()
+	turn := host.locks[e.workflowType+"/"+id]
+	host.mu.Unlock()
+	turn.Lock()
+	defer turn.Unlock()
+	e.mu.Lock()
+	inst := e.instances[id]
+	e.mu.Unlock()
+	if inst == nil {
+		t.Fatal("the running instance is not kept here")
+	}
+	if err := e.armErr(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitFor waits up to 10s for ok.
@@ -69,45 +97,12 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // is left here for a later settle call to find, and the watchdog would
 // stay beside the reminders daprd keeps for such an instance.
 func TestLeavingInstanceSettles(t *testing.T) {
-	host := newMemHost()
-	e := New(Config{AppID: "app", Actors: host, SchedulerReminders: true, WatchdogPeriod: time.Hour})
-	e.host()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); e.bg.Wait() })
-	go func() { _ = e.Run(ctx) }()
-	var (
-		mu   sync.Mutex
-		seen []string
-	)
-	stop := serveWorker(t, e, eventsThenDone(2, &seen, &mu))
-	defer stop()
-	id, err := e.Start(ctx, &protos.CreateInstanceRequest{Name: "w", InstanceId: "i"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, e, id, protos.OrchestrationStatus_ORCHESTRATION_STATUS_RUNNING)
-	watchdog := func() bool { _, ok := host.reminder(e.workflowType, id, watchdogName); return ok }
-	waitFor(t, "the settled instance's watchdog deleted", func() bool { return !watchdog() })
+	host, e, ctx, id, watchdog := startSettled(t)
 
 	// A delivery of the instance in flight, and its watchdog stored (in
 	// the actor's turn).
 	e.track(id)
-	host.mu.Lock()
-	turn := host.locks[e.workflowType+"/"+id]
-	host.mu.Unlock()
-	turn.Lock()
-	e.mu.Lock()
-	inst := e.instances[id]
-	e.mu.Unlock()
-	if inst == nil {
-		turn.Unlock()
-		t.Fatal("the running instance is not kept here")
-	}
-	err = e.armErr(ctx, inst)
-	turn.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	armInTurn(t, ctx, host, e, id)
 	// The deactivation does not wait for the delivery (a lost
 	// placement's would hold the reconnection); the watchdog stays
 	// until the delivery ended.
@@ -123,18 +118,7 @@ func TestLeavingInstanceSettles(t *testing.T) {
 	if _, err := e.call(ctx, e.workflowType, id, methodGet, nil); err != nil {
 		t.Fatal(err)
 	}
-	host.mu.Lock()
-	turn = host.locks[e.workflowType+"/"+id]
-	host.mu.Unlock()
-	turn.Lock()
-	e.mu.Lock()
-	inst = e.instances[id]
-	e.mu.Unlock()
-	err = e.armErr(ctx, inst)
-	turn.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	armInTurn(t, ctx, host, e, id)
 	orchestratorActor{e}.Deactivate(id)
 	if watchdog() {
 		t.Fatal("the idle instance left with its watchdog stored")
