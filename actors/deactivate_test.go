@@ -71,3 +71,25 @@ func TestDeactivateAfterTurn(t *testing.T) {
 	}
 	DeactivateAfterTurn(t.Context()) // outside a turn: nothing
 }
+
+// TestUnhostInternalDeactivates: an internal actor active when its type
+// stops being hosted is told it leaves, though the type is gone from the
+// host before its actors are deactivated (the workflow engine drops its
+// copy of the instance, and settles it).
+func TestUnhostInternalDeactivates(t *testing.T) {
+	h := &idleActor{}
+	r := &Runtime{cfg: Config{AppID: "app"}, active: map[string]*actor{}, draining: map[string]int{},
+		types: map[string]TypeConfig{}, internal: map[string]Internal{"w": h}}
+	if _, err := r.callLocal(t.Context(), &internalsv1.InternalInvokeRequest{
+		Actor:   &internalsv1.Actor{ActorType: "w", ActorId: "1"},
+		Message: &commonv1.InvokeRequest{Method: "work"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.UnhostInternal(t.Context(), "w")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.deactivated) != 1 || h.deactivated[0] != "1" {
+		t.Fatalf("told %v they left, want [1]", h.deactivated)
+	}
+}

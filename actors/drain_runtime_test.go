@@ -5,9 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -400,50 +398,5 @@ func TestReminderOutsideTurnIsNotDrained(t *testing.T) {
 	close(h.release)
 	if err := <-reminder; err != nil {
 		t.Fatalf("reminder: %v", err)
-	}
-}
-
-// leavingInternal is an internal actor type that records the actors told
-// they leave.
-type leavingInternal struct {
-	mu   sync.Mutex
-	left []string
-}
-
-func (*leavingInternal) Invoke(context.Context, string, string, []byte) ([]byte, error) {
-	return nil, nil
-}
-
-func (l *leavingInternal) Deactivate(id string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.left = append(l.left, id)
-}
-
-// TestUnhostInternalDeactivates: an internal actor active when its type
-// stops being hosted is told it leaves, though the type is gone from the
-// host before its actors are deactivated (the workflow engine drops its
-// copy of the instance, and settles it).
-func TestUnhostInternalDeactivates(t *testing.T) {
-	r, _, st, ctx := runOnFakePlacement(t, nil, 0)
-	if _, err := st.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	h := &leavingInternal{}
-	r.HostInternal(map[string]Internal{"counter": h})
-	if _, err := st.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	placementRound(t, st, "lock", 1, nil)
-	placementRound(t, st, "update", 1, counterTable("127.0.0.1:5000"))
-	placementRound(t, st, "unlock", 1, nil)
-	if _, err := r.CallInternal(ctx, "counter", "1", "m", nil); err != nil {
-		t.Fatal(err)
-	}
-	r.UnhostInternal(ctx, "counter")
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !slices.Equal(h.left, []string{"1"}) {
-		t.Fatalf("told %v they left, want [1]", h.left)
 	}
 }

@@ -42,14 +42,19 @@ func SplitAppID(target, defaultNamespace string) (appID, namespace string, err e
 // never writes into an existing value list, which may be shared with the
 // caller's own header map.
 func setMeta(md map[string]*internalsv1.ListStringValue, key, v string) {
-	if cur := md[key]; cur != nil && len(cur.Values) == 1 && cur.Values[0] == v {
-		return
+	if !hasMeta(md, key, v) {
+		md[key] = &internalsv1.ListStringValue{Values: []string{v}}
 	}
-	md[key] = &internalsv1.ListStringValue{Values: []string{v}}
+}
+
+// hasMeta reports whether key's values in md are v alone.
+func hasMeta(md map[string]*internalsv1.ListStringValue, key, v string) bool {
+	cur := md[key]
+	return cur != nil && len(cur.Values) == 1 && cur.Values[0] == v
 }
 
 // metaSlab gives setMeta's single-value lists out of one allocation: a
-// call sets four keys on its way out (setMetas), eight allocations
+// call sets four keys on its way out (Client.Invoke), eight allocations
 // otherwise.
 type metaSlab struct {
 	lists [4]internalsv1.ListStringValue
@@ -59,11 +64,11 @@ type metaSlab struct {
 
 // set is setMeta with the list taken from the slab while it lasts.
 func (s *metaSlab) set(md map[string]*internalsv1.ListStringValue, key, v string) {
-	if cur := md[key]; cur != nil && len(cur.Values) == 1 && cur.Values[0] == v {
-		return
-	}
 	if s.n == len(s.lists) {
 		setMeta(md, key, v)
+		return
+	}
+	if hasMeta(md, key, v) {
 		return
 	}
 	l := &s.lists[s.n]

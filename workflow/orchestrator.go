@@ -69,6 +69,12 @@ func (o orchestratorActor) Deactivate(id string) {
 
 func (o orchestratorActor) Invoke(ctx context.Context, id, method string, data []byte) ([]byte, error) {
 	e := o.e
+	if method == methodSettle && !e.cached(id) {
+		// Only a copy kept here can have stored the watchdog: one loaded
+		// for the settle would do nothing, and would keep the watchdog of
+		// an instance that just left (settleLeaving).
+		return nil, nil
+	}
 	inst, err := e.instance(ctx, id)
 	if err != nil {
 		return nil, err
@@ -960,16 +966,15 @@ func (e *Engine) settleLeaving(inst *instance) {
 	delivered := e.awaitDeliveries(inst.id)
 	select {
 	case <-delivered:
-		ctx, cancel, ok := e.leaveContext(context.Background())
-		if ok {
+		if ctx, cancel, ok := e.leaveContext(); ok {
 			e.settleGone(ctx, inst)
 			cancel()
 		}
 		return
 	default:
 	}
-	e.goAsync(func(ctx context.Context) {
-		ctx, cancel, ok := e.leaveContext(ctx)
+	e.goAsync(func(context.Context) {
+		ctx, cancel, ok := e.leaveContext()
 		if !ok {
 			return
 		}
@@ -979,27 +984,23 @@ func (e *Engine) settleLeaving(inst *instance) {
 		case <-ctx.Done():
 			return // the watchdog stays: it re-drives what is still in flight
 		}
-		e.mu.Lock()
-		_, back := e.instances[inst.id]
-		e.mu.Unlock()
-		if !back {
+		if !e.cached(inst.id) {
 			e.settleGone(ctx, inst)
 		}
 	})
 }
 
-// leaveContext is ctx bounded by leaveWait and by the engine's run; ok is
-// false once the engine stops (the watchdog stays, which is always safe).
-func (e *Engine) leaveContext(ctx context.Context) (context.Context, context.CancelFunc, bool) {
+// leaveContext is the engine's run bounded by leaveWait; ok is false once
+// the engine stops (the watchdog stays, which is always safe).
+func (e *Engine) leaveContext() (context.Context, context.CancelFunc, bool) {
 	e.mu.Lock()
 	ectx := e.ctx
 	e.mu.Unlock()
 	if ectx == nil || ectx.Err() != nil {
 		return nil, nil, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, leaveWait)
-	stop := context.AfterFunc(ectx, cancel)
-	return ctx, func() { stop(); cancel() }, true
+	ctx, cancel := context.WithTimeout(ectx, leaveWait)
+	return ctx, cancel, true
 }
 
 // settleGone settles an instance whose actor left this host: its type may
@@ -1018,15 +1019,20 @@ func (e *Engine) settleGone(ctx context.Context, inst *instance) {
 // stored the watchdog (one loaded from the store has not; an ended one
 // was forgotten), and the turn would load an instance for nothing.
 func (e *Engine) settleCall(ctx context.Context, id string, data []byte) {
-	e.mu.Lock()
-	_, cached := e.instances[id]
-	e.mu.Unlock()
-	if !cached {
+	if !e.cached(id) {
 		return
 	}
 	if _, err := e.call(ctx, e.workflowType, id, methodSettle, data); err != nil && ctx.Err() == nil {
 		e.log.Debug("settle workflow", "instance", id, "error", err)
 	}
+}
+
+// cached reports whether a copy of instance id is kept here.
+func (e *Engine) cached(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.instances[id]
+	return ok
 }
 
 // settleNow is the data of a settle call that deletes the watchdog

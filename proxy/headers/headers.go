@@ -132,15 +132,16 @@ func ToHTTP(md Metadata, h http.Header) {
 	}
 }
 
-// daprHeaders are the canonical forms of the names every invocation
-// carries that net/http does not keep canonical copies of: looked up, they
-// cost no allocation per call.
+// daprHeaders are the canonical forms of the names Dapr's calls carry
+// (-bin and grpc- names never reach them): looked up, they cost no
+// allocation per call, where http.CanonicalHeaderKey allocates for a name
+// outside net/http's own short list.
 var daprHeaders = func() map[string]string {
 	m := map[string]string{}
 	for _, n := range []string{
 		"dapr-caller-app-id", "dapr-callee-app-id", "dapr-caller-namespace", "dapr-app-id",
 		"traceparent", "tracestate", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
-		"dapr-api-token", "dapr-reentrancy-id", "grpc-trace-bin",
+		"dapr-api-token", "dapr-reentrancy-id",
 	} {
 		m[n] = http.CanonicalHeaderKey(n)
 	}
