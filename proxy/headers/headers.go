@@ -132,25 +132,9 @@ func ToHTTP(md Metadata, h http.Header) {
 	}
 }
 
-// daprHeaders are the canonical forms of the names Dapr's calls carry
-// (-bin and grpc- names never reach them): looked up, they cost no
-// allocation per call, where http.CanonicalHeaderKey allocates for a name
-// outside net/http's own short list.
-var daprHeaders = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{
-		"dapr-caller-app-id", "dapr-callee-app-id", "dapr-caller-namespace", "dapr-app-id",
-		"traceparent", "tracestate", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
-		"dapr-api-token", "dapr-reentrancy-id",
-	} {
-		m[n] = http.CanonicalHeaderKey(n)
-	}
-	return m
-}()
-
 // canonicalKey is http.CanonicalHeaderKey of a lower-case name.
 func canonicalKey(name string) string {
-	if k, ok := daprHeaders[name]; ok {
+	if k, ok := commonCanonical[name]; ok {
 		return k
 	}
 	return http.CanonicalHeaderKey(name)
@@ -184,23 +168,27 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-// commonLower maps frequent canonical header names to their lower-case
-// form so converting them does not allocate on the invocation hot path.
-var commonLower = func() map[string]string {
-	m := make(map[string]string)
-	for _, n := range []string{
-		"Accept", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Content-Type", "Content-Length", "Content-Encoding",
-		"Cookie", "Date", "Etag", "Expect", "If-Match", "If-None-Match",
-		"Last-Modified", "Location", "Origin", "Referer", "Server", "Set-Cookie",
-		"Traceparent", "Tracestate", "Baggage", "User-Agent", "Vary",
-		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
-		"Grpc-Trace-Bin", "Dapr-App-Id", "Dapr-Api-Token", "Dapr-Caller-App-Id",
-		"Dapr-Caller-Namespace", "Dapr-Callee-App-Id",
-	} {
-		m[n] = strings.ToLower(n)
+// commonHeaders are frequent header names, canonical: commonLower maps
+// them to their lower-case form and commonCanonical back, so converting
+// them either way does not allocate on the invocation hot path.
+var commonHeaders = []string{
+	"Accept", "Accept-Encoding", "Accept-Language", "Authorization",
+	"Cache-Control", "Content-Type", "Content-Length", "Content-Encoding",
+	"Cookie", "Date", "Etag", "Expect", "If-Match", "If-None-Match",
+	"Last-Modified", "Location", "Origin", "Referer", "Server", "Set-Cookie",
+	"Traceparent", "Tracestate", "Baggage", "User-Agent", "Vary", "Forwarded",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
+	"Grpc-Trace-Bin", "Dapr-App-Id", "Dapr-Api-Token", "Dapr-Caller-App-Id",
+	"Dapr-Caller-Namespace", "Dapr-Callee-App-Id", "Dapr-Reentrancy-Id",
+}
+
+var commonLower, commonCanonical = func() (lower, canonical map[string]string) {
+	lower, canonical = map[string]string{}, map[string]string{}
+	for _, n := range commonHeaders {
+		l := strings.ToLower(n)
+		lower[n], canonical[l] = l, n
 	}
-	return m
+	return lower, canonical
 }()
 
 // lowerASCII lower-cases s without allocating when it already is or is a

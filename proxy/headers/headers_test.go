@@ -2,6 +2,7 @@ package headers
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -88,6 +89,11 @@ func TestToHTTPSharesCapped(t *testing.T) {
 	}
 	if got := h["Dapr-Caller-App-Id"]; len(got) != 1 || got[0] != "caller" {
 		t.Errorf("Dapr-Caller-App-Id = %v", got)
+	}
+	for _, n := range commonHeaders {
+		if c := http.CanonicalHeaderKey(n); c != n || canonicalKey(strings.ToLower(n)) != n {
+			t.Errorf("common header %q: canonical %q, looked up %q", n, c, canonicalKey(strings.ToLower(n)))
+		}
 	}
 	md = Metadata{"dapr-caller-app-id": lv("c"), "dapr-callee-app-id": lv("d"), "traceparent": lv("t")}
 	h = make(http.Header, 8)
