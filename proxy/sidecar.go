@@ -340,7 +340,7 @@ func (s *Sidecar) buildServers(maxMsg int) error {
 	h := httpapi.New(httpapi.Config{
 		AppID: self.AppID, Forwarded: forwarded, Invoker: inv.Invoker, External: inv.External, APIToken: apis.Token, MaxRequestBodySize: apis.MaxRequestBodySize,
 		State: apis.State, Secrets: apis.Secrets, PubSub: apis.PubSub, Bindings: apis.Bindings, Lock: apis.Lock, Crypto: apis.Crypto, Conversation: apis.Conversation, Configuration: apis.Configuration, Actors: apis.Actors,
-		Jobs: apis.Jobs, Workflows: apis.Workflows, Ready: s.ready, OutboundReady: apis.ResourcesReady, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
+		Jobs: apis.Jobs, Workflows: apis.Workflows, Ready: s.ready, OutboundReady: s.outboundReady, Metadata: s.metadata, SetMetadata: s.setMetadata, Shutdown: s.Shutdown, ForceShutdown: s.ForceShutdown, Log: s.log,
 		Pipeline: apis.Pipeline,
 	})
 	// CORS before the token check: preflights carry no token.
@@ -649,16 +649,7 @@ func (s *Sidecar) waitForApp(ctx context.Context) bool {
 // ready reports whether the sidecar is healthy: the app is reachable and
 // its first subscriptions are made.
 func (s *Sidecar) ready() bool {
-	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() || !s.o.APIs.Jobs.Ready() {
-		return false
-	}
-	if r := s.o.APIs.ResourcesReady; r != nil && !r() {
-		return false
-	}
-	if b := s.o.APIs.Bindings; b != nil && !b.Settled() {
-		return false
-	}
-	if st := s.o.APIs.State; st != nil && !st.Settled() {
+	if !s.appReady.Load() || !s.o.APIs.Actors.Ready() || !s.o.APIs.Jobs.Ready() || !s.outboundReady() {
 		return false
 	}
 	if s.o.APIs.PubSub == nil || s.o.APIs.PubSub.Started() {
@@ -671,6 +662,24 @@ func (s *Sidecar) ready() bool {
 		return !healthy
 	}
 	return false
+}
+
+// outboundReady reports whether the outbound APIs are up: the resources
+// loaded after start-up are in effect and every binding and state store
+// has had its first Init attempt, as daprd's outbound health is ready
+// once its components are initialised. /v1.0/healthz/outbound answers
+// with it, and the sidecar's health waits for it too.
+func (s *Sidecar) outboundReady() bool {
+	if r := s.o.APIs.ResourcesReady; r != nil && !r() {
+		return false
+	}
+	if b := s.o.APIs.Bindings; b != nil && !b.Settled() {
+		return false
+	}
+	if st := s.o.APIs.State; st != nil && !st.Settled() {
+		return false
+	}
+	return true
 }
 
 func (s *Sidecar) setMetadata(_ context.Context, key, value string) {
