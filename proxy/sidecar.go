@@ -665,10 +665,11 @@ func (s *Sidecar) ready() bool {
 }
 
 // outboundReady reports whether the outbound APIs are up: the resources
-// loaded after start-up are in effect and every binding and state store
-// has had its first Init attempt, as daprd's outbound health is ready
-// once its components are initialised. /v1.0/healthz/outbound answers
-// with it, and the sidecar's health waits for it too.
+// loaded after start-up are in effect, and every binding, state store and
+// pub/sub component has had its first Init attempt, as daprd's outbound
+// health is ready once its components are initialised.
+// /v1.0/healthz/outbound answers with it, and the sidecar's health waits
+// for it too.
 func (s *Sidecar) outboundReady() bool {
 	if r := s.o.APIs.ResourcesReady; r != nil && !r() {
 		return false
@@ -677,6 +678,9 @@ func (s *Sidecar) outboundReady() bool {
 		return false
 	}
 	if st := s.o.APIs.State; st != nil && !st.Settled() {
+		return false
+	}
+	if p := s.o.APIs.PubSub; p != nil && !p.InitAttempted() {
 		return false
 	}
 	return true

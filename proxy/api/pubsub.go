@@ -117,6 +117,8 @@ type PubSub struct {
 	// and made the first round of them (Started).
 	started     chan struct{}
 	startedOnce sync.Once
+	// created is when the API was made (InitAttempted).
+	created time.Time
 }
 
 // activeSub is one running broker subscription.
@@ -157,6 +159,7 @@ func NewPubSub(cfg PubSubConfig) *PubSub {
 		streams:    map[*activeSub]struct{}{},
 		reported:   map[string]string{},
 		started:    make(chan struct{}),
+		created:    time.Now(),
 	}
 }
 
@@ -173,6 +176,15 @@ func (p *PubSub) Started() bool {
 	default:
 		return false
 	}
+}
+
+// InitAttempted reports whether every pub/sub component has had its
+// first Init attempt (or firstInitLimit has passed since the API was
+// made): the sidecar's outbound health waits for it, as daprd's waits for
+// its components, so that a publish made as soon as it answers finds the
+// component initialised.
+func (p *PubSub) InitAttempted() bool {
+	return p.cfg.Registry == nil || firstAttemptsDone(p.cfg.Registry, p.created)
 }
 
 func (p *PubSub) markStarted() { p.startedOnce.Do(func() { close(p.started) }) }
