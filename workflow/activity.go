@@ -41,9 +41,11 @@ func (activityActor) RemindersOutsideTurn() bool { return true }
 
 var _ actors.ReminderRunner = activityActor{}
 
+// Deactivate starts the grace of the actor's done mark (doneMarks): a
+// trigger tried again soon after finds the run done all the same.
 func (a activityActor) Deactivate(id string) {
 	a.e.mu.Lock()
-	delete(a.e.done, id)
+	a.e.done.deactivated(id, time.Now())
 	a.e.mu.Unlock()
 }
 
@@ -86,7 +88,7 @@ func (a activityActor) Invoke(ctx context.Context, id, method string, data []byt
 	}
 	execution := req.GetTaskExecutionId()
 	e.mu.Lock()
-	doneFor, done := e.done[id]
+	doneFor, done := e.done.get(id)
 	e.mu.Unlock()
 	if done && doneFor == execution {
 		return nil, nil
@@ -246,7 +248,7 @@ func (e *Engine) execute(ctx context.Context, id string, req *protos.ActivityReq
 		m.ActivityExecution(req.GetName(), status, took)
 	}
 	e.mu.Lock()
-	e.done[id] = req.GetTaskExecutionId()
+	e.done.set(id, req.GetTaskExecutionId())
 	delete(e.parkedActs, id)
 	e.mu.Unlock()
 	return nil

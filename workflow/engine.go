@@ -144,7 +144,7 @@ type Engine struct {
 	mu         sync.Mutex
 	instances  map[string]*instance     // loaded state of instances active here (used in their turn)
 	running    map[string]bool          // activity runs dispatched from here and not yet answered
-	done       map[string]string        // activity actors that ran to the end on this host: the run's task execution ID
+	done       doneMarks                // activity actors that ran to the end on this host: the run's task execution ID
 	inflight   map[string]*activityRun  // activity runs under way in a reminder's trigger, by actor ID and task execution ID
 	pending    map[string]int           // deliveries in flight from each instance (children, events)
 	delivered  map[string]chan struct{} // closed when an instance's last delivery in flight ends (awaitDeliveries)
@@ -182,7 +182,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, workflowType: prefix + ".workflow", activityType: prefix + ".activity", retainType: prefix + ".retentioner",
 		workers: newWorkers(), instances: map[string]*instance{},
-		running: map[string]bool{}, done: map[string]string{}, inflight: map[string]*activityRun{}, pending: map[string]int{}, delivered: map[string]chan struct{}{}, settling: map[string]bool{}, parkedActs: map[string][]byte{},
+		running: map[string]bool{}, inflight: map[string]*activityRun{}, pending: map[string]int{}, delivered: map[string]chan struct{}{}, settling: map[string]bool{}, parkedActs: map[string][]byte{},
 		workflowSlots: newSlots(cfg.MaxConcurrentWorkflows), activitySlots: newSlots(cfg.MaxConcurrentActivities),
 		hostWait: noHostRetry,
 	}
