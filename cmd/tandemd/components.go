@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
@@ -75,6 +76,10 @@ type runtimeComponents struct {
 	// component without spec.ignoreErrors that cannot work as written, two
 	// components with one name. Capacity 1: the first is enough.
 	fatal chan error
+	// firstFatal is the first error sent to stop, which makes tandemd
+	// exit 1 even when a signal began the shutdown before the fatal task
+	// took it (Failure).
+	firstFatal atomic.Pointer[error]
 
 	mu  sync.RWMutex
 	set *components.Set
@@ -281,10 +286,19 @@ func (rc *runtimeComponents) changed() {
 
 // stop asks for the sidecar to stop with err (the first one wins).
 func (rc *runtimeComponents) stop(err error) {
+	rc.firstFatal.CompareAndSwap(nil, &err)
 	select {
 	case rc.fatal <- err:
 	default:
 	}
+}
+
+// Failure returns the first error sent to stop, if any.
+func (rc *runtimeComponents) Failure() error {
+	if p := rc.firstFatal.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // fatalTask is the critical task that ends the sidecar with the first

@@ -157,6 +157,11 @@ func TestComponentsFatal(t *testing.T) {
 			if ignore && err != nil || !ignore && (err == nil || err.Error() != want) {
 				t.Fatalf("fatal: %v, want %q (ignoreErrors %t)", err, want, ignore)
 			}
+			// Failure keeps it for the exit code, even when a signal ends
+			// the fatal task's context before it takes the error.
+			if got := rc.Failure(); ignore && got != nil || !ignore && (got == nil || got.Error() != want) {
+				t.Fatalf("Failure() = %v, want %q (ignoreErrors %t)", got, want, ignore)
+			}
 		})
 	}
 

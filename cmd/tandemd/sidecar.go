@@ -390,6 +390,12 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 	if err := plan.Run(ctx, log); err != nil {
 		return err
 	}
+	if err := rc.Failure(); err != nil {
+		// A component that stops the sidecar makes it exit 1, as daprd,
+		// even when a signal began the shutdown before the components
+		// task took the error.
+		return fmt.Errorf("components: %w", err)
+	}
 	return sidecarErr
 }
 

@@ -99,3 +99,27 @@ func TestSidecarShutdownAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestComponentFailureExitsWithSignal: a component that stops the sidecar
+// makes the root fail even when the shutdown began with a signal before
+// the components task took the error (Dapr's resources/workflow once saw
+// tandemd exit 0: its test stops daprd as soon as the error is logged).
+func TestComponentFailureExitsWithSignal(t *testing.T) {
+	dir := t.TempDir()
+	comp := "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: myworkflow\nspec:\n  type: workflow.dapr\n  version: v1\n"
+	if err := os.WriteFile(filepath.Join(dir, "wf.yaml"), []byte(comp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := ParseFlags([]string{"--app-id", "lone", "--dapr-http-port", "0", "--dapr-grpc-port", "0", "--dapr-internal-grpc-port", "0",
+		"--dapr-listen-addresses", "127.0.0.1", "--enable-metrics=false", "--resources-path", dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signalled, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = runSidecar(signalled, o, slog.New(slog.DiscardHandler), func() {})
+	want := "process component myworkflow error: incorrect type workflow.dapr"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("runSidecar = %v, want an error containing %q", err, want)
+	}
+}
