@@ -137,15 +137,16 @@ func (c *conn) open(ctx context.Context, md components.Metadata, cfg config, l l
 func (c *conn) migrate(ctx context.Context, l layout) error {
 	meta := c.cfg.metadataTableName
 	var err error
-	for range 3 {
+	for range 5 {
 		// Creating the same table at once can fail on a catalog unique
-		// index or as duplicate_table (42P07) despite IF NOT EXISTS; the
-		// loser tries again and finds it.
+		// index, as duplicate_table (42P07) or as duplicate_object (42710,
+		// the table's row type) despite IF NOT EXISTS; the loser tries
+		// again and finds it.
 		_, err = c.db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+meta+` (
 			key text NOT NULL PRIMARY KEY,
 			value text NOT NULL
 		)`)
-		if !isUniqueViolation(err) && !isDuplicateTable(err) {
+		if !isUniqueViolation(err) && !isDuplicateTable(err) && !isDuplicateObject(err) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -188,6 +189,11 @@ func (c *conn) migrate(ctx context.Context, l layout) error {
 func isDuplicateTable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "42P07"
+}
+
+func isDuplicateObject(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42710"
 }
 
 func isUniqueViolation(err error) bool {
