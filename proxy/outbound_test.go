@@ -9,23 +9,9 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/components/state/inmemory"
+	"github.com/tandemrun/tandem/components/state/statetest"
 	"github.com/tandemrun/tandem/proxy/api"
 )
-
-// gatedStore is a state store whose Init waits for release.
-type gatedStore struct {
-	*inmemory.Store
-	release chan struct{}
-}
-
-func (s gatedStore) Init(ctx context.Context, md components.Metadata) error {
-	select {
-	case <-s.release:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return s.Store.Init(ctx, md)
-}
 
 // TestOutboundHealthWaitsForComponents: /v1.0/healthz/outbound answers 204
 // only once the state store's first Init has run, as daprd's outbound
@@ -33,15 +19,8 @@ func (s gatedStore) Init(ctx context.Context, md components.Metadata) error {
 // the component ready).
 func TestOutboundHealthWaitsForComponents(t *testing.T) {
 	release := make(chan struct{})
-	newFn, types := components.FactoryFromMap(map[string]func() state.Store{
-		"state.gated": func() state.Store { return gatedStore{inmemory.New(), release} },
-	})
-	m := components.NewManager(components.Kind[state.Store]{Category: "state", Types: types, New: newFn,
-		Init:  func(ctx context.Context, s state.Store, md components.Metadata) error { return s.Init(ctx, md) },
-		Close: func(s state.Store) error { return s.Close() },
-	}, components.ManagerOptions{Resolve: components.Env{AppID: "lone"}.Resolve, Grace: time.Millisecond})
-	t.Cleanup(func() { _ = m.Close() })
-	m.Apply([]components.Component{{Name: "store", Type: "state.gated", InitTimeout: components.DefaultInitTimeout}})
+	m := statetest.GatedManager(t, "lone", func() state.Store { return inmemory.New() }, release)
+	m.Apply([]components.Component{statetest.GatedComponent()})
 
 	s, _ := loneWith(t, ListenConfig{Addresses: []string{"127.0.0.1"}, InternalAddress: "127.0.0.1", MetricsPort: -1},
 		Self{AppID: "lone"}, APIs{State: api.NewState(api.StateConfig{Registry: m.Registry(), AppID: "lone"})})

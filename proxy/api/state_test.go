@@ -9,6 +9,7 @@ import (
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/state"
 	"github.com/tandemrun/tandem/components/state/inmemory"
+	"github.com/tandemrun/tandem/components/state/statetest"
 	"github.com/tandemrun/tandem/proxy/apierr"
 )
 
@@ -188,38 +189,16 @@ func TestEncryptedStore(t *testing.T) {
 	}
 }
 
-// slowStore is an in-memory store whose Init waits for release.
-type slowStore struct {
-	*inmemory.Store
-	release chan struct{}
-}
-
-func (s slowStore) Init(ctx context.Context, md components.Metadata) error {
-	select {
-	case <-s.release:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return s.Store.Init(ctx, md)
-}
-
 // TestStateSettled: the state API is settled (and the sidecar healthy)
 // once every store has had its first Init attempt.
 func TestStateSettled(t *testing.T) {
 	release := make(chan struct{})
-	newFn, types := components.FactoryFromMap(map[string]func() state.Store{
-		"state.slow": func() state.Store { return slowStore{inmemory.New(), release} },
-	})
-	m := components.NewManager(components.Kind[state.Store]{Category: "state", Types: types, New: newFn,
-		Init:  func(ctx context.Context, s state.Store, md components.Metadata) error { return s.Init(ctx, md) },
-		Close: func(s state.Store) error { return s.Close() },
-	}, components.ManagerOptions{Resolve: components.Env{AppID: "app1"}.Resolve, Grace: time.Millisecond})
-	t.Cleanup(func() { _ = m.Close() })
+	m := statetest.GatedManager(t, "app1", func() state.Store { return inmemory.New() }, release)
 	s := NewState(StateConfig{Registry: m.Registry(), AppID: "app1"})
 	if !s.Settled() {
 		t.Fatal("settled = false with no store")
 	}
-	m.Apply([]components.Component{comp("state.slow", "")})
+	m.Apply([]components.Component{statetest.GatedComponent()})
 	if s.Settled() {
 		t.Fatal("settled = true while the store's first Init runs")
 	}
