@@ -68,6 +68,3 @@ func (d *doneMarks) deactivated(id string, now time.Time) {
 		d.left = append(d.left[:0], d.left[n:]...)
 	}
 }
-
-// len is the number of marks kept.
-func (d *doneMarks) len() int { return len(d.m) }

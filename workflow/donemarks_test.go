@@ -30,8 +30,8 @@ func TestDoneMarks(t *testing.T) {
 		t.Errorf("b's mark of its second run: %q %v", got, ok)
 	}
 	d.deactivated("nobody", t0.Add(2*doneGrace))
-	if d.len() != 0 || len(d.left) != 0 {
-		t.Errorf("after every grace: %d marks, %d deactivations kept", d.len(), len(d.left))
+	if len(d.m) != 0 || len(d.left) != 0 {
+		t.Errorf("after every grace: %d marks, %d deactivations kept", len(d.m), len(d.left))
 	}
 }
 
