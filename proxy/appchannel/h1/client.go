@@ -172,7 +172,7 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*h
 		return nil, err
 	}
 	c.read, c.wrote = 0, 0
-	if err := req.Write(c.bw); err != nil {
+	if err := writeRequest(c.bw, req); err != nil {
 		return fail(fmt.Errorf("write request: %w", err))
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -180,7 +180,7 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*h
 	}
 	for {
 		c.limit = cl.cfg.MaxHeaderBytes
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err := readResponse(c.br, req, cl.cfg.MaxHeaderBytes)
 		c.limit = -1
 		if err != nil {
 			if c.read == 0 && errors.Is(err, io.EOF) {

@@ -1,0 +1,378 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The common case of an exchange with a local app (a request whose body is
+// in memory, an answer with a Content-Length that arrived whole) is
+// written and parsed here with fewer allocations and copies than
+// http.Request.Write and http.ReadResponse. Anything else, or anything
+// unusual, goes to those two: writeRequest and readResponse fall back to
+// them before touching the connection, so the answer is always net/http's.
+
+// maxFastHeaders bounds the header lines the fast parser takes.
+const maxFastHeaders = 64
+
+// defaultUserAgent is what http.Request.Write sends without a User-Agent.
+const defaultUserAgent = "Go-http-client/1.1"
+
+// writeRequest writes req to bw as http.Request.Write does (and closes its
+// body), the headers in map order rather than sorted.
+func writeRequest(bw *bufio.Writer, req *http.Request) error {
+	if !fastRequest(req) {
+		return req.Write(bw)
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	_, _ = bw.WriteString(method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(req.URL.EscapedPath())
+	if req.URL.RawQuery != "" {
+		_ = bw.WriteByte('?')
+		_, _ = bw.WriteString(req.URL.RawQuery)
+	}
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(requestHost(req))
+	_, _ = bw.WriteString("\r\n")
+	if ua, ok := req.Header["User-Agent"]; !ok {
+		_, _ = bw.WriteString("User-Agent: " + defaultUserAgent + "\r\n")
+	} else if len(ua) > 0 && ua[0] != "" {
+		writeField(bw, "User-Agent", trimOWS(ua[0]))
+	}
+	n := req.ContentLength
+	if n > 0 || n == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
+		var num [20]byte
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.Write(strconv.AppendInt(num[:0], n, 10))
+		_, _ = bw.WriteString("\r\n")
+	}
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		for _, v := range vv {
+			writeField(bw, k, trimOWS(v))
+		}
+	}
+	_, err := bw.WriteString("\r\n")
+	if req.Body == nil || req.Body == http.NoBody {
+		return err
+	}
+	defer req.Body.Close()
+	if err != nil {
+		return err
+	}
+	// The body is exactly ContentLength bytes, as Request.Write insists.
+	copied, err := io.CopyN(bw, req.Body, n)
+	if err != nil {
+		if err == io.EOF {
+			return errBodyLength(n, copied)
+		}
+		return err
+	}
+	var one [1]byte
+	if m, _ := io.ReadFull(req.Body, one[:]); m > 0 {
+		return errBodyLength(n, n+1)
+	}
+	return nil
+}
+
+func writeField(bw *bufio.Writer, k, v string) {
+	_, _ = bw.WriteString(k)
+	_, _ = bw.WriteString(": ")
+	_, _ = bw.WriteString(v)
+	_, _ = bw.WriteString("\r\n")
+}
+
+func errBodyLength(want, got int64) error {
+	return &bodyLengthError{want: want, got: got}
+}
+
+type bodyLengthError struct{ want, got int64 }
+
+func (e *bodyLengthError) Error() string {
+	if e.got > e.want {
+		return "http: ContentLength=" + strconv.FormatInt(e.want, 10) + " with Body length greater than it"
+	}
+	return "http: ContentLength=" + strconv.FormatInt(e.want, 10) + " with Body length " + strconv.FormatInt(e.got, 10)
+}
+
+// trimOWS trims the spaces and tabs around a header value.
+func trimOWS(v string) string { return strings.Trim(v, " \t") }
+
+// requestHost is the Host header http.Request.Write sends.
+func requestHost(req *http.Request) string {
+	if req.Host != "" {
+		return req.Host
+	}
+	return req.URL.Host
+}
+
+// fastRequest reports whether writeRequest may write req itself: a plain
+// request with a known length, an ASCII host, and header names and values
+// that need no rewriting.
+func fastRequest(req *http.Request) bool {
+	u := req.URL
+	if u == nil || u.Opaque != "" || u.ForceQuery || req.Close || req.ContentLength < 0 ||
+		len(req.TransferEncoding) > 0 || req.Trailer != nil || req.Method == http.MethodConnect {
+		return false
+	}
+	if req.ContentLength == 0 && req.Body != nil && req.Body != http.NoBody {
+		return false // Request.Write probes such a body for bytes
+	}
+	if req.ContentLength > 0 && (req.Body == nil || req.Body == http.NoBody) {
+		return false
+	}
+	if !validToken(req.Method) && req.Method != "" {
+		return false
+	}
+	host := requestHost(req)
+	if host == "" || !asciiPrintable(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
+		return false
+	}
+	if !asciiPrintable(u.EscapedPath()) || !asciiPrintable(u.RawQuery) || strings.ContainsAny(u.RawQuery, " #") {
+		return false
+	}
+	if !strings.HasPrefix(u.EscapedPath(), "/") {
+		return false
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return false
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) || strings.ContainsAny(v, "\r\n") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validToken reports whether s is a non-empty HTTP token.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiPrintable reports whether s is printable ASCII without spaces.
+func asciiPrintable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// readResponse reads a response to req from br as http.ReadResponse does.
+// A response whose head is already whole in br's buffer and that is plain
+// (HTTP/1.1, a Content-Length body or none, no Transfer-Encoding, no
+// trailers) is parsed in place; anything else is left to ReadResponse.
+func readResponse(br *bufio.Reader, req *http.Request, limit int64) (*http.Response, error) {
+	if br.Buffered() == 0 {
+		if _, err := br.Peek(1); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	if resp, ok := parseResponse(br, req, limit); ok {
+		return resp, nil
+	}
+	return http.ReadResponse(br, req)
+}
+
+// fastResponse is what parseResponse allocates for one answer, in one.
+type fastResponse struct {
+	resp http.Response
+	body lenBody
+}
+
+// parseResponse parses a plain response head that is whole in br's buffer
+// and at most limit bytes long (limit < 0: any), consuming it; ok is false,
+// and nothing consumed, when the response is not plain or not all there.
+func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*http.Response, bool) {
+	if req != nil && req.Method == http.MethodHead {
+		return nil, false
+	}
+	buf, _ := br.Peek(br.Buffered())
+	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	if end < 0 || limit >= 0 && int64(end+4) > limit {
+		return nil, false
+	}
+	head := buf[:end+2] // every line with its CRLF
+	// Status line: "HTTP/1.1 200 OK".
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' {
+		return nil, false
+	}
+	code := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return nil, false
+	}
+	for _, c := range line {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, false
+		}
+	}
+	// Count the header lines first: the values share one slice.
+	lines := bytes.Count(rest, []byte("\r\n"))
+	if lines > maxFastHeaders {
+		return nil, false
+	}
+	// One string holds the head; names and values are its substrings.
+	s := string(head)
+	status := s[9:len(line)]
+	pos := len(line) + 2
+	hdr := make(http.Header, lines)
+	vals := make([]string, lines)
+	length := int64(-1)
+	closing := false
+	for pos < len(s) {
+		eol := strings.Index(s[pos:], "\r\n") + pos
+		kv := s[pos:eol]
+		pos = eol + 2
+		colon := strings.IndexByte(kv, ':')
+		if colon <= 0 {
+			return nil, false
+		}
+		name, ok := canonicalName(kv[:colon])
+		if !ok {
+			return nil, false
+		}
+		v := trimOWS(kv[colon+1:])
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+				return nil, false
+			}
+		}
+		switch name {
+		case "Transfer-Encoding", "Trailer", "Pragma":
+			return nil, false
+		case "Content-Length":
+			if length >= 0 {
+				return nil, false
+			}
+			n, err := strconv.ParseUint(v, 10, 63)
+			if err != nil {
+				return nil, false
+			}
+			length = int64(n)
+		case "Connection":
+			switch {
+			case strings.EqualFold(v, "close"):
+				// ReadResponse takes a "close" out of the header.
+				closing = true
+				continue
+			case strings.EqualFold(v, "keep-alive"):
+			default:
+				return nil, false
+			}
+		}
+		if vv, ok := hdr[name]; ok {
+			hdr[name] = append(vv, v)
+			continue
+		}
+		vals[0] = v
+		hdr[name] = vals[:1:1]
+		vals = vals[1:]
+	}
+	if length < 0 {
+		return nil, false // a body up to the close: ReadResponse's case
+	}
+	if closing && len(hdr["Connection"]) > 0 {
+		return nil, false // "close" beside "keep-alive": ReadResponse's case
+	}
+	_, _ = br.Discard(end + 4)
+	f := &fastResponse{}
+	r := &f.resp
+	r.Status = status
+	r.StatusCode = code
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.Header = hdr
+	r.ContentLength = length
+	r.Close = closing
+	r.Request = req
+	if length == 0 {
+		r.Body = http.NoBody
+	} else {
+		f.body = lenBody{r: br, n: length}
+		r.Body = &f.body
+	}
+	return r, true
+}
+
+// canonicalName returns the canonical form of a header name as net/http's
+// parser gives it, without allocating when it already is; ok is false for
+// a name that is not a token.
+func canonicalName(k string) (string, bool) {
+	upper := true
+	canonical := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !httpguts.IsTokenRune(rune(c)) {
+			return "", false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		return k, true
+	}
+	return http.CanonicalHeaderKey(k), true
+}
+
+// lenBody reads a Content-Length body, as net/http's: the last bytes come
+// with io.EOF, and a connection that ends early is io.ErrUnexpectedEOF.
+type lenBody struct {
+	r *bufio.Reader
+	n int64 // bytes left
+}
+
+func (b *lenBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	switch {
+	case err == io.EOF && b.n > 0:
+		err = io.ErrUnexpectedEOF
+	case err == nil && b.n == 0:
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (b *lenBody) Close() error { return nil }
