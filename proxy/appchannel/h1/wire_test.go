@@ -100,7 +100,7 @@ func TestParseResponseTakesPlainAnswers(t *testing.T) {
 		{responseSeeds[6], false}, // 100 Continue first
 		{responseSeeds[7], false}, // HTTP/1.0, body to the close
 		{responseSeeds[11], false},
-		{responseSeeds[13], false}, // Pragma
+		{responseSeeds[13], false},                          // Pragma
 		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", false}, // head not whole yet
 	} {
 		br := bufio.NewReader(strings.NewReader(tc.in))
