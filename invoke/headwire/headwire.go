@@ -213,6 +213,28 @@ type decoder struct {
 	in     string
 	lists  []internalsv1.ListStringValue
 	values []string
+	req    *requestParts
+	resp   *responseParts
+}
+
+// slabs are the first lists and values of a head's map entries.
+type slabs struct {
+	lists  [8]internalsv1.ListStringValue
+	values [16]string
+}
+
+// requestParts and responseParts are a head's nested messages and slabs in
+// one allocation.
+type requestParts struct {
+	msg commonv1.InvokeRequest
+	ext commonv1.HTTPExtension
+	slabs
+}
+
+type responseParts struct {
+	status internalsv1.Status
+	msg    commonv1.InvokeResponse
+	slabs
 }
 
 // str sets *s to p, a piece of the input starting at off, which must be
@@ -259,7 +281,8 @@ func (d *decoder) appendValue(l *internalsv1.ListStringValue, s string) {
 // decoder passed through a function value would escape to the heap.)
 func UnmarshalRequest(b []byte, m *internalsv1.InternalInvokeRequest) error {
 	proto.Reset(m)
-	d := &decoder{in: string(b)}
+	parts := &requestParts{}
+	d := &decoder{in: string(b), lists: parts.lists[:], values: parts.values[:], req: parts}
 	if err := d.request(b, m); err != nil {
 		proto.Reset(m)
 		return proto.Unmarshal(b, m)
@@ -270,7 +293,8 @@ func UnmarshalRequest(b []byte, m *internalsv1.InternalInvokeRequest) error {
 // UnmarshalResponse decodes b into m, which it resets first.
 func UnmarshalResponse(b []byte, m *internalsv1.InternalInvokeResponse) error {
 	proto.Reset(m)
-	d := &decoder{in: string(b)}
+	parts := &responseParts{}
+	d := &decoder{in: string(b), lists: parts.lists[:], values: parts.values[:], resp: parts}
 	if err := d.response(b, m); err != nil {
 		proto.Reset(m)
 		return proto.Unmarshal(b, m)
@@ -290,7 +314,7 @@ func (d *decoder) request(b []byte, m *internalsv1.InternalInvokeRequest) error 
 			return d.entry(p, off, m.Metadata)
 		case num == 3 && typ == protowire.BytesType:
 			if m.Message == nil {
-				m.Message = &commonv1.InvokeRequest{}
+				m.Message = &d.req.msg
 			}
 			return d.invokeRequest(p, off, m.Message)
 		case num == 4 && typ == protowire.BytesType:
@@ -319,7 +343,7 @@ func (d *decoder) invokeRequest(b []byte, base int, m *commonv1.InvokeRequest) e
 			return d.str(p, off, &m.ContentType)
 		case num == 4 && typ == protowire.BytesType:
 			if m.HttpExtension == nil {
-				m.HttpExtension = &commonv1.HTTPExtension{}
+				m.HttpExtension = &d.req.ext
 			}
 			ext := m.HttpExtension
 			return fields(p, off, func(num protowire.Number, typ protowire.Type, v uint64, p []byte, off int) error {
@@ -344,7 +368,7 @@ func (d *decoder) response(b []byte, m *internalsv1.InternalInvokeResponse) erro
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			if m.Status == nil {
-				m.Status = &internalsv1.Status{}
+				m.Status = &d.resp.status
 			}
 			st := m.Status
 			return fields(p, off, func(num protowire.Number, typ protowire.Type, v uint64, p []byte, off int) error {
@@ -376,7 +400,7 @@ func (d *decoder) response(b []byte, m *internalsv1.InternalInvokeResponse) erro
 			return d.entry(p, off, m.Trailers)
 		case num == 4 && typ == protowire.BytesType:
 			if m.Message == nil {
-				m.Message = &commonv1.InvokeResponse{}
+				m.Message = &d.resp.msg
 			}
 			msg := m.Message
 			return fields(p, off, func(num protowire.Number, typ protowire.Type, v uint64, p []byte, off int) error {
