@@ -84,6 +84,9 @@ func (a *echoApp) Invoke(ctx context.Context, req *Request) (*Response, error) {
 		return nil, status.Error(codes.NotFound, "no such thing")
 	case "broken":
 		return nil, io.ErrUnexpectedEOF
+	case "slow":
+		// Longer than the lean server's watchAfter: the call is watched.
+		time.Sleep(20 * time.Millisecond)
 	case "block":
 		a.block.started <- struct{}{}
 		select {

@@ -136,3 +136,45 @@ func TestLeanDeadlineAndCancel(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestLeanWatchAcrossCalls: the callee watches a long call's connection
+// with one timer per connection; calls after a watched one are watched
+// too (a cancelled call is seen), and a watch never fails a call that
+// ends normally.
+func TestLeanWatchAcrossCalls(t *testing.T) {
+	t.Setenv("TANDEM_TEST_LEAN", "1")
+	p := newPair(t, true)
+	app := &blockingApp{started: make(chan struct{}, 2), done: make(chan error, 2)}
+	p.callee.app.block = app
+	for round := range 3 {
+		for i := range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			resp, err := p.inv.Invoke(ctx, "server", newReq("slow", commonv1.HTTPExtension_POST, "", []byte("x"), 1, nil))
+			if err != nil {
+				cancel()
+				t.Fatalf("round %d, slow call %d: %v", round, i, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			cancel()
+			if err != nil || string(b) != "x" {
+				t.Fatalf("round %d, slow call %d: %q, %v", round, i, b, err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := p.inv.Invoke(ctx, "server", newReq("block", commonv1.HTTPExtension_POST, "", []byte("x"), 1, nil))
+			errc <- err
+		}()
+		<-app.started
+		time.Sleep(10 * time.Millisecond) // past watchAfter: the watch is on
+		cancel()
+		if err := <-errc; err == nil {
+			t.Fatalf("round %d: cancelled call succeeded", round)
+		}
+		if e := <-app.done; e == nil {
+			t.Fatalf("round %d: callee's app context was not cancelled with the call", round)
+		}
+	}
+}

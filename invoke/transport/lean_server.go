@@ -101,7 +101,9 @@ func (s *LeanServer) serve(conn *tls.Conn) bool {
 		base := peer.NewContext(context.Background(), &peer.Peer{
 			Addr: conn.RemoteAddr(), LocalAddr: conn.LocalAddr(), AuthInfo: tlsInfo(state),
 		})
-		s.goAway(base, conn, &frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: s.max}, &frameWriter{w: conn})
+		cw := newCallWatch()
+		s.goAway(base, conn, &frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: s.max}, &frameWriter{w: conn}, cw)
+		cw.timer.Stop()
 		_ = conn.Close()
 		return true
 	}
@@ -175,9 +177,11 @@ func (s *LeanServer) serveConn(c *leanServerConn) {
 	})
 	fr := &frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: s.max}
 	fw := &frameWriter{w: conn}
+	cw := newCallWatch()
+	defer cw.timer.Stop()
 	for {
 		if s.isClosing() {
-			s.goAway(base, conn, fr, fw)
+			s.goAway(base, conn, fr, fw, cw)
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(leanIdleTimeout))
@@ -186,7 +190,7 @@ func (s *LeanServer) serveConn(c *leanServerConn) {
 		if _, err := fr.br.Peek(1); err != nil {
 			if isTimeout(err) {
 				// Idle too long, or woken by Shutdown.
-				s.goAway(base, conn, fr, fw)
+				s.goAway(base, conn, fr, fw, cw)
 				return
 			}
 			if !errors.Is(err, io.EOF) {
@@ -207,7 +211,7 @@ func (s *LeanServer) serveConn(c *leanServerConn) {
 			s.log.Debug("lean connection: protocol error", "remote", conn.RemoteAddr().String(), "frame", typ)
 			return
 		}
-		ok := s.serveCall(base, conn, fr, fw, payload)
+		ok := s.serveCall(base, conn, fr, fw, cw, payload)
 		c.mu.Lock()
 		c.busy = false
 		c.mu.Unlock()
@@ -223,7 +227,7 @@ const goAwayGrace = time.Second
 
 // goAway tells the caller that the connection closes, so it does not send
 // another call on it, and serves a call that was already on its way.
-func (s *LeanServer) goAway(base context.Context, conn *tls.Conn, fr *frameReader, fw *frameWriter) {
+func (s *LeanServer) goAway(base context.Context, conn *tls.Conn, fr *frameReader, fw *frameWriter, cw *callWatch) {
 	if fw.frame(frameGoAway, nil) != nil || fw.flush() != nil {
 		return
 	}
@@ -236,11 +240,46 @@ func (s *LeanServer) goAway(base context.Context, conn *tls.Conn, fr *frameReade
 	if err != nil || typ != frameHead || len(payload) < headPrefixLen {
 		return
 	}
-	s.serveCall(base, conn, fr, fw, payload)
+	s.serveCall(base, conn, fr, fw, cw, payload)
+}
+
+// callWatch is a connection's one timer for watching its calls (one at a
+// time): a call does not allocate a timer of its own.
+type callWatch struct {
+	timer *time.Timer
+	mu    sync.Mutex
+	call  *ServerCall
+}
+
+func newCallWatch() *callWatch {
+	cw := &callWatch{}
+	cw.timer = time.AfterFunc(time.Hour, cw.fire)
+	cw.timer.Stop()
+	return cw
+}
+
+// start watches call once it has taken watchAfter.
+func (cw *callWatch) start(call *ServerCall) {
+	cw.mu.Lock()
+	cw.call = call
+	cw.mu.Unlock()
+	cw.timer.Reset(watchAfter)
+}
+
+// fire runs on the timer's goroutine. One that fired for an earlier call
+// and ran late finds that call finished, or the current call, which it
+// may watch early: nothing is lost, a call is watched once (watch).
+func (cw *callWatch) fire() {
+	cw.mu.Lock()
+	call := cw.call
+	cw.mu.Unlock()
+	if call != nil {
+		call.watch()
+	}
 }
 
 // serveCall runs one call; false means the connection cannot carry another.
-func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameReader, fw *frameWriter, payload []byte) bool {
+func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameReader, fw *frameWriter, cw *callWatch, payload []byte) bool {
 	if payload[16]&FlagActor != 0 && conn.ConnectionState().NegotiatedProtocol != LeanALPN {
 		// Only a version 3 caller sends actor calls; this one misreads the
 		// protocol it negotiated.
@@ -261,11 +300,11 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 		call.broken.Store(true)
 		return fmt.Errorf("receive request body: %w", err)
 	}}
-	timer := time.AfterFunc(watchAfter, call.watch)
+	cw.start(call)
 	err := s.handler.ServeLean(ctx, call)
 	// Before the end goes out: once the caller has it, it may send its
 	// next call, which the watch must not take for a departure.
-	call.stopWatch(timer)
+	call.stopWatch(cw.timer)
 	if err != nil {
 		st := grpcstatus.Convert(err)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -352,7 +391,7 @@ func (c *ServerCall) Flush() error {
 // cancelled.
 func (c *ServerCall) watch() {
 	c.mu.Lock()
-	if c.finished || !c.ended.Load() {
+	if c.finished || c.watchDone != nil || !c.ended.Load() {
 		c.mu.Unlock()
 		return
 	}
