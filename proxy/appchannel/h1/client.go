@@ -180,7 +180,7 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*h
 	}
 	for {
 		c.limit = cl.cfg.MaxHeaderBytes
-		resp, err := readResponse(c.br, req, cl.cfg.MaxHeaderBytes)
+		resp, spare, err := readResponse(c.br, req, cl.cfg.MaxHeaderBytes)
 		c.limit = -1
 		if err != nil {
 			if c.read == 0 && errors.Is(err, io.EOF) {
@@ -193,8 +193,12 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*h
 			continue
 		}
 		resp.Request = req
-		resp.Body = &body{rc: resp.Body, c: c, cl: cl, stop: stop, keep: !resp.Close && !req.Close,
+		if spare == nil {
+			spare = &body{}
+		}
+		*spare = body{rc: resp.Body, c: c, cl: cl, stop: stop, keep: !resp.Close && !req.Close,
 			eof: resp.Body == http.NoBody, size: resp.ContentLength}
+		resp.Body = spare
 		return resp, nil
 	}
 }

@@ -187,31 +187,35 @@ func asciiPrintable(s string) bool {
 // A response whose head is already whole in br's buffer and that is plain
 // (HTTP/1.1, a Content-Length body or none, no Transfer-Encoding, no
 // trailers) is parsed in place; anything else is left to ReadResponse.
-func readResponse(br *bufio.Reader, req *http.Request, limit int64) (*http.Response, error) {
+// A parsed answer comes with room for the client's body wrapper (spare),
+// nil when ReadResponse parsed it.
+func readResponse(br *bufio.Reader, req *http.Request, limit int64) (resp *http.Response, spare *body, err error) {
 	if br.Buffered() == 0 {
 		if _, err := br.Peek(1); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	if resp, ok := parseResponse(br, req, limit); ok {
-		return resp, nil
+	if f, ok := parseResponse(br, req, limit); ok {
+		return &f.resp, &f.outer, nil
 	}
-	return http.ReadResponse(br, req)
+	resp, err = http.ReadResponse(br, req)
+	return resp, nil, err
 }
 
 // fastResponse is what parseResponse allocates for one answer, in one.
 type fastResponse struct {
-	resp http.Response
-	body lenBody
+	resp  http.Response
+	body  lenBody
+	outer body
 }
 
 // parseResponse parses a plain response head that is whole in br's buffer
 // and at most limit bytes long (limit < 0: any), consuming it; ok is false,
 // and nothing consumed, when the response is not plain or not all there.
-func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*http.Response, bool) {
+func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*fastResponse, bool) {
 	if req != nil && req.Method == http.MethodHead {
 		return nil, false
 	}
@@ -325,7 +329,7 @@ func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*http.Resp
 		f.body = lenBody{r: br, n: length}
 		r.Body = &f.body
 	}
-	return r, true
+	return f, true
 }
 
 // canonicalName returns the canonical form of a header name as net/http's

@@ -46,7 +46,7 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		br := bufio.NewReaderSize(bytes.NewReader(data), 4096)
 		_, _ = br.Peek(min(len(data), 4096))
-		resp, ok := parseResponse(br, req, -1)
+		f, ok := parseResponse(br, req, -1)
 		if !ok {
 			if br.Buffered() != min(len(data), 4096) {
 				t.Fatal("a response the fast parser declined was consumed")
@@ -58,7 +58,7 @@ func FuzzParseResponse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("fast parser took %q, ReadResponse refused it: %v", data, err)
 		}
-		compareResponses(t, resp, std)
+		compareResponses(t, &f.resp, std)
 		rest, _ := io.ReadAll(br)
 		srest, _ := io.ReadAll(sbr)
 		if !bytes.Equal(rest, srest) {
@@ -105,7 +105,7 @@ func TestParseResponseTakesPlainAnswers(t *testing.T) {
 	} {
 		br := bufio.NewReader(strings.NewReader(tc.in))
 		_, _ = br.Peek(len(tc.in))
-		resp, ok := parseResponse(br, &http.Request{Method: http.MethodGet}, -1)
+		f, ok := parseResponse(br, &http.Request{Method: http.MethodGet}, -1)
 		if ok != tc.fast {
 			t.Errorf("%q: fast %v, want %v", tc.in, ok, tc.fast)
 			continue
@@ -117,7 +117,7 @@ func TestParseResponseTakesPlainAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		compareResponses(t, resp, std)
+		compareResponses(t, &f.resp, std)
 	}
 	// The head must fit the limit.
 	br := bufio.NewReader(strings.NewReader(responseSeeds[0]))
