@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 	"google.golang.org/grpc/codes"
@@ -116,13 +117,28 @@ func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *R
 	}
 }
 
-// leanConn gets a connection to addr, trying once more when connecting
-// failed: nothing of the call was sent, so even a streamed body can wait
-// (a callee that stopped accepting as it restarts).
+// connectAttempts is how many times leanConn tries to connect, with
+// connectPause times the attempt's number between two.
+const (
+	connectAttempts = 3
+	connectPause    = 10 * time.Millisecond
+)
+
+// leanConn gets a connection to addr, trying again when connecting failed:
+// nothing of the call was sent, so even a streamed body can wait (a callee
+// that stopped accepting as it restarts resets the connections it had
+// accepted but not served; its replacement takes the next ones).
 func (iv *Client) leanConn(ctx context.Context, addr string) (*transport.LeanConn, error) {
 	lc, err := iv.pool.Lean(ctx, addr)
-	if err != nil && ctx.Err() == nil && status.Code(err) == codes.Unavailable {
+	for attempt := 1; attempt < connectAttempts && err != nil && ctx.Err() == nil && status.Code(err) == codes.Unavailable; attempt++ {
 		iv.log.Debug("connecting to sidecar failed; trying again", "address", addr, "error", err)
+		t := time.NewTimer(time.Duration(attempt) * connectPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
 		lc, err = iv.pool.Lean(ctx, addr)
 	}
 	return lc, err
