@@ -113,21 +113,8 @@ func TestLeanDeadlineAndCancel(t *testing.T) {
 		t.Fatal("callee's app context did not end with the caller's deadline")
 	}
 
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.inv.Invoke(ctx2, "server", newReq("block", commonv1.HTTPExtension_POST, "", []byte("x"), 1, nil))
-		errc <- err
-	}()
-	<-app.started
-	<-app.started
-	cancel2()
-	if err := <-errc; err == nil {
-		t.Fatal("cancelled call succeeded")
-	}
-	if e := <-app.done; e == nil {
-		t.Fatal("callee's app context was not cancelled with the call")
-	}
+	<-app.started // the first call's
+	cancelBlocked(t, p, app, 0)
 	ctx3, cancel3 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel3()
 	resp, err := p.inv.Invoke(ctx3, "server", newReq("echo", commonv1.HTTPExtension_POST, "", []byte("ok"), 2, nil))
@@ -161,20 +148,27 @@ func TestLeanWatchAcrossCalls(t *testing.T) {
 				t.Fatalf("round %d, slow call %d: %q, %v", round, i, b, err)
 			}
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := p.inv.Invoke(ctx, "server", newReq("block", commonv1.HTTPExtension_POST, "", []byte("x"), 1, nil))
-			errc <- err
-		}()
-		<-app.started
-		time.Sleep(10 * time.Millisecond) // past watchAfter: the watch is on
-		cancel()
-		if err := <-errc; err == nil {
-			t.Fatalf("round %d: cancelled call succeeded", round)
-		}
-		if e := <-app.done; e == nil {
-			t.Fatalf("round %d: callee's app context was not cancelled with the call", round)
-		}
+		cancelBlocked(t, p, app, 10*time.Millisecond) // past watchAfter: the watch is on
+	}
+}
+
+// cancelBlocked makes a "block" call and cancels it pause after the app
+// has it: the call must fail and the app's context end with it.
+func cancelBlocked(t *testing.T, p *pair, app *blockingApp, pause time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.inv.Invoke(ctx, "server", newReq("block", commonv1.HTTPExtension_POST, "", []byte("x"), 1, nil))
+		errc <- err
+	}()
+	<-app.started
+	time.Sleep(pause)
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("cancelled call succeeded")
+	}
+	if e := <-app.done; e == nil {
+		t.Fatal("callee's app context was not cancelled with the call")
 	}
 }
