@@ -266,6 +266,14 @@ func (cw *callWatch) start(call *ServerCall) {
 	cw.timer.Reset(watchAfter)
 }
 
+// stop ends call's watch (stopWatch) and lets the connection forget it.
+func (cw *callWatch) stop(call *ServerCall) {
+	call.stopWatch(cw.timer)
+	cw.mu.Lock()
+	cw.call = nil
+	cw.mu.Unlock()
+}
+
 // fire runs on the timer's goroutine. One that fired for an earlier call
 // and ran late finds that call finished, or the current call, which it
 // may watch early: nothing is lost, a call is watched once (watch).
@@ -304,7 +312,7 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 	err := s.handler.ServeLean(ctx, call)
 	// Before the end goes out: once the caller has it, it may send its
 	// next call, which the watch must not take for a departure.
-	call.stopWatch(cw.timer)
+	cw.stop(call)
 	if err != nil {
 		st := grpcstatus.Convert(err)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
