@@ -146,7 +146,7 @@ func (c *conn) migrate(ctx context.Context, l layout) error {
 			key text NOT NULL PRIMARY KEY,
 			value text NOT NULL
 		)`)
-		if !isUniqueViolation(err) && !isDuplicateTable(err) && !isDuplicateObject(err) {
+		if !lostCreateRace(err) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -186,19 +186,19 @@ func (c *conn) migrate(ctx context.Context, l layout) error {
 	})
 }
 
-func isDuplicateTable(err error) bool {
+// lostCreateRace reports whether err is how PostgreSQL fails a CREATE ...
+// IF NOT EXISTS that raced another: unique_violation (23505, a catalog
+// index), duplicate_table (42P07) or duplicate_object (42710).
+func lostCreateRace(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "42P07"
-}
-
-func isDuplicateObject(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "42710"
-}
-
-func isUniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "42P07", "42710":
+		return true
+	}
+	return false
 }
 
 // Close stops the sweep of expired rows and closes the pool.
