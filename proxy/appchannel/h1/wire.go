@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -27,7 +28,8 @@ const defaultUserAgent = "Go-http-client/1.1"
 // writeRequest writes req to bw as http.Request.Write does (and closes its
 // body), the headers in map order rather than sorted.
 func writeRequest(bw *bufio.Writer, req *http.Request) error {
-	if !fastRequest(req) {
+	path, ok := fastRequest(req)
+	if !ok {
 		return req.Write(bw)
 	}
 	method := req.Method
@@ -36,7 +38,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	}
 	_, _ = bw.WriteString(method)
 	_ = bw.WriteByte(' ')
-	_, _ = bw.WriteString(req.URL.EscapedPath())
+	_, _ = bw.WriteString(path)
 	if req.URL.RawQuery != "" {
 		_ = bw.WriteByte('?')
 		_, _ = bw.WriteString(req.URL.RawQuery)
@@ -75,15 +77,15 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	}
 	// The body is exactly ContentLength bytes, as Request.Write insists.
 	copied, err := io.CopyN(bw, req.Body, n)
+	if err == io.EOF {
+		return fmt.Errorf("http: ContentLength=%d with Body length %d", n, copied)
+	}
 	if err != nil {
-		if err == io.EOF {
-			return errBodyLength(n, copied)
-		}
 		return err
 	}
 	var one [1]byte
 	if m, _ := io.ReadFull(req.Body, one[:]); m > 0 {
-		return errBodyLength(n, n+1)
+		return fmt.Errorf("http: ContentLength=%d with Body length greater than it", n)
 	}
 	return nil
 }
@@ -93,19 +95,6 @@ func writeField(bw *bufio.Writer, k, v string) {
 	_, _ = bw.WriteString(": ")
 	_, _ = bw.WriteString(v)
 	_, _ = bw.WriteString("\r\n")
-}
-
-func errBodyLength(want, got int64) error {
-	return &bodyLengthError{want: want, got: got}
-}
-
-type bodyLengthError struct{ want, got int64 }
-
-func (e *bodyLengthError) Error() string {
-	if e.got > e.want {
-		return "http: ContentLength=" + strconv.FormatInt(e.want, 10) + " with Body length greater than it"
-	}
-	return "http: ContentLength=" + strconv.FormatInt(e.want, 10) + " with Body length " + strconv.FormatInt(e.got, 10)
 }
 
 // trimOWS trims the spaces and tabs around a header value.
@@ -119,58 +108,45 @@ func requestHost(req *http.Request) string {
 	return req.URL.Host
 }
 
-// fastRequest reports whether writeRequest may write req itself: a plain
-// request with a known length, an ASCII host, and header names and values
-// that need no rewriting.
-func fastRequest(req *http.Request) bool {
+// fastRequest reports whether writeRequest may write req itself, and the
+// path it writes: a plain request with a known length, an ASCII host, and
+// header names and values that need no rewriting.
+func fastRequest(req *http.Request) (path string, ok bool) {
 	u := req.URL
 	if u == nil || u.Opaque != "" || u.ForceQuery || req.Close || req.ContentLength < 0 ||
 		len(req.TransferEncoding) > 0 || req.Trailer != nil || req.Method == http.MethodConnect {
-		return false
+		return "", false
 	}
 	if req.ContentLength == 0 && req.Body != nil && req.Body != http.NoBody {
-		return false // Request.Write probes such a body for bytes
+		return "", false // Request.Write probes such a body for bytes
 	}
 	if req.ContentLength > 0 && (req.Body == nil || req.Body == http.NoBody) {
-		return false
+		return "", false
 	}
-	if !validToken(req.Method) && req.Method != "" {
-		return false
+	// A method is a token, as a header name is.
+	if req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method) {
+		return "", false
 	}
 	host := requestHost(req)
 	if host == "" || !asciiPrintable(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
-		return false
+		return "", false
 	}
-	if !asciiPrintable(u.EscapedPath()) || !asciiPrintable(u.RawQuery) || strings.ContainsAny(u.RawQuery, " #") {
-		return false
-	}
-	if !strings.HasPrefix(u.EscapedPath(), "/") {
-		return false
+	path = u.EscapedPath()
+	if !strings.HasPrefix(path, "/") || !asciiPrintable(path) || !asciiPrintable(u.RawQuery) || strings.IndexByte(u.RawQuery, '#') >= 0 {
+		return "", false
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
-			return false
+			return "", false
 		}
 		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) || strings.ContainsAny(v, "\r\n") {
-				return false
+			// No control bytes (CR and LF among them): nothing to rewrite.
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return "", false
 			}
 		}
 	}
-	return true
-}
-
-// validToken reports whether s is a non-empty HTTP token.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
+	return path, true
 }
 
 // asciiPrintable reports whether s is printable ASCII without spaces.
@@ -240,10 +216,8 @@ func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*fastRespo
 	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil, false
 	}
-	for _, c := range line {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return nil, false
-		}
+	if hasCTL(line) {
+		return nil, false
 	}
 	// Count the header lines first: the values share one slice.
 	lines := bytes.Count(rest, []byte("\r\n"))
@@ -271,10 +245,8 @@ func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*fastRespo
 			return nil, false
 		}
 		v := trimOWS(kv[colon+1:])
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-				return nil, false
-			}
+		if hasCTL(v) {
+			return nil, false
 		}
 		switch name {
 		case "Transfer-Encoding", "Trailer", "Pragma":
@@ -330,6 +302,16 @@ func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*fastRespo
 		r.Body = &f.body
 	}
 	return f, true
+}
+
+// hasCTL reports whether s holds a control byte other than a tab.
+func hasCTL[S ~string | ~[]byte](s S) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // canonicalName returns the canonical form of a header name as net/http's

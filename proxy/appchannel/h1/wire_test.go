@@ -167,7 +167,7 @@ func FuzzWriteRequest(f *testing.F) {
 			}
 			return req
 		}
-		if !fastRequest(build()) {
+		if _, ok := fastRequest(build()); !ok {
 			return
 		}
 		std := build()
@@ -201,7 +201,7 @@ func TestWriteRequestBodyLength(t *testing.T) {
 	}{{5, "abc"}, {2, "abc"}} {
 		req := &http.Request{Method: http.MethodPost, URL: u, Host: "h", Header: http.Header{},
 			ContentLength: tc.n, Body: io.NopCloser(strings.NewReader(tc.body))}
-		if !fastRequest(req) {
+		if _, ok := fastRequest(req); !ok {
 			t.Fatal("a plain POST was not written by the fast writer")
 		}
 		var buf bytes.Buffer
