@@ -30,6 +30,19 @@ func TestSetRuntimeDefaults(t *testing.T) {
 	}
 }
 
+func TestStopHeapSampling(t *testing.T) {
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 4096
+	stopHeapSampling(func(string) string { return "http2debug=1,memprofilerate=4096" })
+	if runtime.MemProfileRate != 4096 {
+		t.Fatalf("with memprofilerate in GODEBUG, rate = %d, want it left at 4096", runtime.MemProfileRate)
+	}
+	stopHeapSampling(func(string) string { return "http2debug=1" })
+	if runtime.MemProfileRate != 0 {
+		t.Fatalf("rate = %d, want 0", runtime.MemProfileRate)
+	}
+}
+
 func TestRuntimeVersion(t *testing.T) {
 	for in, want := range map[string]string{"dev": "edge", "": "edge", "v1.4.0": "1.4.0", "1.4.0-rc.1": "1.4.0-rc.1"} {
 		if got := runtimeVersion(in); got != want {
