@@ -334,7 +334,9 @@ func (b *leanBody) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (b *leanBody) Close() error {
-	b.end(status.Error(codes.Canceled, "the answer's body was closed before its end"))
+	if b.ended != nil { // the error only when someone will see it
+		b.end(status.Error(codes.Canceled, "the answer's body was closed before its end"))
+	}
 	return b.call.Close()
 }
 

@@ -162,6 +162,10 @@ func TestLegacyPathLabel(t *testing.T) {
 			t.Errorf("legacyPathLabel(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// An invocation's label is its path, found without allocating.
+	if n := testing.AllocsPerRun(100, func() { legacyPathLabel("/v1.0/invoke/app/method/a/b/c") }); n != 0 {
+		t.Errorf("legacyPathLabel of an invocation: %v allocations, want 0", n)
+	}
 }
 
 func TestHTTPClientMetrics(t *testing.T) {

@@ -47,6 +47,13 @@ func legacyPathLabel(path string) string {
 		return path
 	}
 	path = normalizePath(path)
+	// Most paths (invocations above all) keep their label: decided without
+	// splitting the path, which costs an allocation per request.
+	first, rest, _ := strings.Cut(path[1:], "/")
+	if second, _, _ := strings.Cut(rest, "/"); first != "actors" && second != "state" && second != "secrets" &&
+		second != "actors" && second != "workflows" {
+		return path
+	}
 	parts := strings.SplitN(path[1:], "/", 6)
 	if len(parts) < 3 {
 		return path

@@ -109,6 +109,10 @@ type Set struct {
 	breakers map[string]*breaker // policy name + "\x00" + target key
 	budgets  map[string]*budget  // target key
 	policies map[string]*Policy  // target key
+	// components are the component targets' policies again, by a key that
+	// costs no allocation to look up (every state, pub/sub and binding
+	// operation asks).
+	components map[componentKey]*Policy
 	// actorBreakers are the per-actor breakers of actor types with
 	// circuitBreakerScope id or both, by type.
 	actorBreakers map[string]*lruBreakers
@@ -148,9 +152,10 @@ func Build(appID string, docs []*Resiliency, opts ...BuildOption) (*Set, error) 
 	}
 	s := &Set{
 		appID: appID, c: c, cfg: cfg, loaded: loaded,
-		breakers: map[string]*breaker{},
-		budgets:  map[string]*budget{},
-		policies: map[string]*Policy{},
+		breakers:   map[string]*breaker{},
+		budgets:    map[string]*budget{},
+		policies:   map[string]*Policy{},
+		components: map[componentKey]*Policy{},
 	}
 	if old := cfg.previous; old != nil {
 		old.mu.Lock()
@@ -234,8 +239,21 @@ func (s *Set) ForApp(appID string) *Policy {
 	if s == nil {
 		return nil
 	}
+	// Every invocation asks: the policy, once made, is found without
+	// formatting its label again.
+	if p, ok := s.made("app/" + appID); ok {
+		return p
+	}
 	names, ok := s.c.apps[appID]
 	return s.policy("app/"+appID, fmt.Sprintf("app %q", appID), "app_"+appID, Outbound, names, ok, "App")
+}
+
+// made returns the policy made earlier for key, if any.
+func (s *Set) made(key string) (*Policy, bool) {
+	s.mu.Lock()
+	p, ok := s.policies[key]
+	s.mu.Unlock()
+	return p, ok
 }
 
 // defaultActorBreakers is how many actors of a type keep a circuit breaker
@@ -257,9 +275,7 @@ func (s *Set) ForActor(actorType, actorID string) *Policy {
 	a, ok := s.c.actors[actorType]
 	// Every actor call asks: the type's policy, once made, is found
 	// without formatting its label again.
-	s.mu.Lock()
-	p, made := s.policies["actor/"+actorType]
-	s.mu.Unlock()
+	p, made := s.made("actor/" + actorType)
 	if !made {
 		p = s.policy("actor/"+actorType, fmt.Sprintf("actor type %q", actorType), "actor_"+actorType, Outbound,
 			PolicyNames{Timeout: a.Timeout, Retry: a.Retry, CircuitBreaker: a.CircuitBreaker}, ok, "Actor")
@@ -335,6 +351,13 @@ func (s *Set) forComponent(name string, kind ComponentKind, dir string) *Policy 
 	if s == nil {
 		return nil
 	}
+	ck := componentKey{name: name, kind: kind, inbound: dir == "Inbound"}
+	s.mu.Lock()
+	p, made := s.components[ck]
+	s.mu.Unlock()
+	if made {
+		return p
+	}
 	cp, ok := s.c.comps[name]
 	names := cp.Outbound
 	if dir == "Inbound" {
@@ -346,7 +369,18 @@ func (s *Set) forComponent(name string, kind ComponentKind, dir string) *Policy 
 	}
 	key := "component/" + name + "/" + strings.ToLower(dir) + "/" + string(kind)
 	label := fmt.Sprintf("component %q (%s)", name, strings.ToLower(dir))
-	return s.policy(key, label, string(kind)+"_"+name, strings.ToLower(dir), names, ok, levels...)
+	p = s.policy(key, label, string(kind)+"_"+name, strings.ToLower(dir), names, ok, levels...)
+	s.mu.Lock()
+	s.components[ck] = p
+	s.mu.Unlock()
+	return p
+}
+
+// componentKey names a component target: its name, kind and direction.
+type componentKey struct {
+	name    string
+	kind    ComponentKind
+	inbound bool
 }
 
 // BuiltIn returns one of Dapr's built-in retry policies
@@ -356,7 +390,11 @@ func (s *Set) BuiltIn(name string) *Policy {
 	if s == nil {
 		return nil
 	}
-	return s.policy("builtin/"+name, name, "", "", PolicyNames{Retry: name}, true)
+	// A short key: found without allocating (up to 32 bytes).
+	if p, ok := s.made("b/" + name); ok {
+		return p
+	}
+	return s.policy("b/"+name, name, "", "", PolicyNames{Retry: name}, true)
 }
 
 // policy returns the cached Policy for a target, building it on first use.

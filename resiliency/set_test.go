@@ -81,6 +81,32 @@ func TestDefaultPolicyPrecedence(t *testing.T) {
 	}
 }
 
+func TestPoliciesFoundAgainWithoutAllocating(t *testing.T) {
+	s, err := Build("me", []*Resiliency{mustParse(t, "d.yaml", defaultsYAML)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asks := map[string]func() *Policy{
+		"app":                func() *Policy { return s.ForApp("other") },
+		"component outbound": func() *Policy { return s.ForComponentOutbound("mystatestore", Statestore) },
+		"component inbound":  func() *Policy { return s.ForComponentInbound("mystatestore", Statestore) },
+		"actor type":         func() *Policy { return s.ForActor("T", "a1") },
+		"built-in":           func() *Policy { return s.BuiltIn(BuiltInServiceRetries) },
+	}
+	for name, ask := range asks {
+		first := ask()
+		if first == nil || ask() != first {
+			t.Errorf("%s: asked twice, got %p then another policy", name, first)
+		}
+		if n := testing.AllocsPerRun(50, func() { ask() }); n != 0 {
+			t.Errorf("%s: %v allocations to find the policy again, want 0", name, n)
+		}
+	}
+	if s.ForComponentInbound("mystatestore", Statestore) == s.ForComponentOutbound("mystatestore", Statestore) {
+		t.Error("a component's inbound and outbound calls share a policy")
+	}
+}
+
 func TestNoPoliciesNilPolicy(t *testing.T) {
 	s, err := Build("me", nil)
 	if err != nil {

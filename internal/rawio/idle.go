@@ -13,6 +13,9 @@ import (
 // socket, or a system without the peek, counts as open: a request on a
 // closed one then fails and is retried by its caller's rules.
 func IdleOpen(c net.Conn) bool {
+	if open, ok := connIdleOpen(c); ok {
+		return open
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true
@@ -23,18 +26,24 @@ func IdleOpen(c net.Conn) bool {
 	}
 	open := true
 	err = rc.Read(func(fd uintptr) bool {
-		for {
-			switch err := peek(fd); {
-			case errors.Is(err, syscall.EINTR):
-				continue
-			case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK), errors.Is(err, errNoPeek):
-			default:
-				open = false // nil: end of stream or data; else an error
-			}
-			return true // never wait: one look is the answer
-		}
+		open = peekOpen(fd)
+		return true // never wait: one look is the answer
 	})
 	return err == nil && open
+}
+
+// peekOpen is IdleOpen's look at fd.
+func peekOpen(fd uintptr) bool {
+	for {
+		switch err := peek(fd); {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK), errors.Is(err, errNoPeek):
+			return true
+		default:
+			return false // nil: end of stream or data; else an error
+		}
+	}
 }
 
 // errNoPeek: this system cannot peek at a socket.

@@ -3,7 +3,6 @@
 package rawio
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -34,6 +33,9 @@ type Conn struct {
 	werr    syscall.Errno
 	wzero   bool // a write took nothing, with no error
 	writeFn func(uintptr) bool
+	// peekFn is IdleOpen's RawConn callback; it sets idle under rmu.
+	peekFn func(uintptr) bool
+	idle   bool
 }
 
 // Wrap returns c as a Conn when it is a *net.TCPConn, else c itself.
@@ -49,6 +51,7 @@ func Wrap(c net.Conn) net.Conn {
 	rw := &Conn{TCPConn: tc, rc: rc}
 	rw.readFn = rw.read
 	rw.writeFn = rw.write
+	rw.peekFn = rw.peek
 	return rw
 }
 
@@ -147,11 +150,38 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // opError shapes an error as package net's: an *net.OpError whose Err is
 // the RawConn's own cause (net.ErrClosed, os.ErrDeadlineExceeded) or the
-// system call's.
+// system call's. The RawConn's error is an *net.OpError made for this
+// call ("raw-read"): it is renamed rather than copied, since net/http's
+// server ends a background read by a deadline on every request.
 func (c *Conn) opError(op string, err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		err = oe.Err
+	if oe, ok := err.(*net.OpError); ok {
+		oe.Op, oe.Net, oe.Source, oe.Addr = op, "tcp", c.LocalAddr(), c.RemoteAddr()
+		return oe
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
+
+// peek is the RawConn callback of IdleOpen.
+func (c *Conn) peek(fd uintptr) bool {
+	c.idle = peekOpen(fd)
+	return true
+}
+
+// connIdleOpen is IdleOpen for a Conn, with callbacks made once (the
+// generic one allocates a closure per look).
+func connIdleOpen(nc net.Conn) (open, ok bool) {
+	c, ok := nc.(*Conn)
+	if !ok {
+		return false, false
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.idle = false
+	err := c.rc.Read(c.peekFn)
+	return err == nil && c.idle, true
+}
+
+// SyscallConn returns the connection's raw connection, made once (the
+// embedded TCPConn's makes one per call; IdleOpen asks for it before each
+// reuse of a pooled connection).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }

@@ -9,3 +9,7 @@ const Enabled = false
 
 // Wrap returns c: this build keeps package net's reads and writes.
 func Wrap(c net.Conn) net.Conn { return c }
+
+// connIdleOpen: this build has no Conn of its own (IdleOpen peeks the
+// generic way).
+func connIdleOpen(net.Conn) (open, ok bool) { return false, false }

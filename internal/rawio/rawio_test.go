@@ -126,10 +126,26 @@ func TestErrors(t *testing.T) {
 		t.Errorf("read past deadline: %v", err)
 	}
 	var oe *net.OpError
-	if !errors.As(err, &oe) || oe.Op != "read" {
-		t.Errorf("read past deadline: %#v is not a read OpError", err)
+	if !errors.As(err, &oe) || oe.Op != "read" || oe.Net != "tcp" || oe.Addr == nil || errors.As(oe.Err, new(*net.OpError)) {
+		t.Errorf("read past deadline: %#v is not a read OpError (with one level)", err)
+	}
+	if Enabled {
+		// net/http's server ends a background read so on every request: the
+		// RawConn's error is the only allocation.
+		if n := testing.AllocsPerRun(20, func() { _, _ = c.Read(b[:]) }); n > 1 {
+			t.Errorf("read past deadline: %v allocations, want 1", n)
+		}
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	if Enabled {
+		if n := testing.AllocsPerRun(20, func() {
+			if !IdleOpen(c) {
+				t.Fatal("IdleOpen: an idle open connection counts as closed")
+			}
+		}); n != 0 {
+			t.Errorf("IdleOpen: %v allocations, want 0", n)
+		}
+	}
 	// The peer closes: EOF, as io.EOF itself.
 	s.Close()
 	if _, err := c.Read(b[:]); err != io.EOF {
