@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/tandemrun/tandem/identity"
+	"github.com/tandemrun/tandem/invoke/transport"
 )
 
 // ErrNoPeerIdentity is returned by PeerApp when a TLS peer presented no
@@ -19,6 +20,25 @@ var ErrNoPeerIdentity = errors.New("caller presented no app identity")
 // ctx. secure is false when the connection is not TLS (mTLS disabled); then
 // app is zero and the caller can only be known from what it claims.
 func PeerApp(ctx context.Context) (app identity.App, secure bool, err error) {
+	if m := transport.PeerMemoFrom(ctx); m != nil {
+		// A lean connection: its certificate is parsed for its first call.
+		r := m.Do(func() any {
+			app, secure, err := peerApp(ctx)
+			return peerAppResult{app, secure, err}
+		}).(peerAppResult)
+		return r.app, r.secure, r.err
+	}
+	return peerApp(ctx)
+}
+
+// peerAppResult is what PeerApp keeps for a lean connection.
+type peerAppResult struct {
+	app    identity.App
+	secure bool
+	err    error
+}
+
+func peerApp(ctx context.Context) (app identity.App, secure bool, err error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.AuthInfo == nil {
 		return identity.App{}, false, nil

@@ -102,10 +102,7 @@ func (s *LeanServer) serve(conn *tls.Conn) bool {
 		// its way; serve it (goaway first), as a call that crossed the
 		// goaway of an idle connection.
 		s.mu.Unlock()
-		state := conn.ConnectionState()
-		base := peer.NewContext(context.Background(), &peer.Peer{
-			Addr: conn.RemoteAddr(), LocalAddr: conn.LocalAddr(), AuthInfo: tlsInfo(state),
-		})
+		base := connContext(conn)
 		cw := newCallWatch()
 		s.goAway(base, conn, &frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: s.max}, &frameWriter{w: conn}, cw)
 		cw.timer.Stop()
@@ -168,6 +165,38 @@ func (s *LeanServer) Close() error {
 	return nil
 }
 
+// connContext is the context every call on conn starts from: its peer
+// (address and TLS state, as gRPC's) and its PeerMemo.
+func connContext(conn *tls.Conn) context.Context {
+	ctx := peer.NewContext(context.Background(), &peer.Peer{
+		Addr: conn.RemoteAddr(), LocalAddr: conn.LocalAddr(), AuthInfo: tlsInfo(conn.ConnectionState()),
+	})
+	return context.WithValue(ctx, peerMemoKey{}, new(PeerMemo))
+}
+
+// PeerMemo keeps what a handler derives from a lean connection's peer
+// alone (the caller's identity, parsed from its certificate), so that it
+// is worked out once per connection rather than once per call.
+type PeerMemo struct {
+	once sync.Once
+	val  any
+}
+
+// Do returns what f returned the first time Do was called on m.
+func (m *PeerMemo) Do(f func() any) any {
+	m.once.Do(func() { m.val = f() })
+	return m.val
+}
+
+type peerMemoKey struct{}
+
+// PeerMemoFrom returns the PeerMemo of the lean connection a call's ctx
+// comes from; nil for a call that did not come over one.
+func PeerMemoFrom(ctx context.Context) *PeerMemo {
+	m, _ := ctx.Value(peerMemoKey{}).(*PeerMemo)
+	return m
+}
+
 func (s *LeanServer) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,10 +205,7 @@ func (s *LeanServer) isClosing() bool {
 
 func (s *LeanServer) serveConn(c *leanServerConn) {
 	conn := c.conn
-	state := conn.ConnectionState()
-	base := peer.NewContext(context.Background(), &peer.Peer{
-		Addr: conn.RemoteAddr(), LocalAddr: conn.LocalAddr(), AuthInfo: tlsInfo(state),
-	})
+	base := connContext(conn)
 	fr := &frameReader{br: bufio.NewReaderSize(conn, leanReadBuffer), max: s.max}
 	fw := &frameWriter{w: conn}
 	cw := newCallWatch()
