@@ -1,7 +1,6 @@
 package invoke
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -389,7 +388,7 @@ func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, in *
 			if _, err := io.ReadFull(call, data); err != nil {
 				return nil, status.Errorf(codes.InvalidArgument, "read request body (%d bytes announced): %v", n, err)
 			}
-			req.Body = bytes.NewReader(data)
+			req.Body = NewMemBody(data)
 		} else {
 			req.Body = nil
 		}

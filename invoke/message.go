@@ -49,6 +49,10 @@ func NewMemBody(b []byte) *MemBody {
 	return m
 }
 
+// Close does nothing: the bytes are the caller's. It lets the body go out
+// as an io.ReadCloser (an HTTP request's) without a wrapper.
+func (m *MemBody) Close() error { return nil }
+
 // unread returns the whole content when nothing has been read yet.
 func (m *MemBody) unread() ([]byte, bool) {
 	return m.b, m.Len() == len(m.b)

@@ -1,7 +1,6 @@
 package invoke
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -196,7 +195,7 @@ func (s *Server) CallLocal(ctx context.Context, in *internalsv1.InternalInvokeRe
 	}
 	req := &Request{Message: in, ContentLength: int64(len(data))}
 	if len(data) > 0 {
-		req.Body = bytes.NewReader(data)
+		req.Body = NewMemBody(data)
 	}
 	if err := s.admit(ctx, req); err != nil {
 		return nil, err

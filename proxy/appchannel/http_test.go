@@ -439,3 +439,23 @@ func TestHTTPInvokeStaleContentLength(t *testing.T) {
 		t.Error("the app's Content-Length is relayed")
 	}
 }
+
+// FuzzPlainPath holds NewRequest's shortcut to url.Parse: a path plainPath
+// takes parses to a URL with that Path and nothing else.
+func FuzzPlainPath(f *testing.F) {
+	for _, s := range []string{"/echo", "/a/b:c@d", "/$&+,;=", "/~x._-", "/a%41", "/a b", "/?q", "echo", "/é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainPath(s) {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatalf("plainPath(%q), but url.Parse: %v", s, err)
+		}
+		if *u != (url.URL{Path: s}) {
+			t.Fatalf("plainPath(%q), but url.Parse gives %#v", s, *u)
+		}
+	})
+}

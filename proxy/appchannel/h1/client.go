@@ -86,6 +86,9 @@ type conn struct {
 	wrote  int64 // bytes written since the current request began
 	limit  int64 // bytes left for the response head; < 0: no limit
 	idleAt time.Time
+	// abort wakes a blocked read or write of the call in progress (its
+	// context ended); made once per connection, not per call.
+	abort func()
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -162,7 +165,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // roundTrip writes req on c and reads the response.
 func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, c.abort)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		_ = c.nc.Close()
@@ -275,6 +278,7 @@ func (cl *Client) get(ctx context.Context) (*conn, bool, error) {
 		return nil, false, err
 	}
 	c := &conn{nc: rawio.Wrap(nc), limit: -1}
+	c.abort = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 	c.br = bufio.NewReaderSize(c, 4096)
 	c.bw = bufio.NewWriterSize(c, 4096)
 	return c, false, nil
