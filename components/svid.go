@@ -11,31 +11,50 @@ type JWTSource interface {
 	JWT(audience string) (string, error)
 }
 
-type x509Key struct{}
-type jwtKey struct{}
+// SVIDs are the workload's SPIFFE identity sources, as daprd puts its
+// X.509 and JWT SVID sources into the context of component operations, so
+// a component can authenticate to its backend as the app.
+type SVIDs struct {
+	x509 x509svid.Source
+	jwt  JWTSource
+}
 
-// WithSVID returns ctx carrying the workload's SPIFFE identity, as daprd
-// puts its X.509 and JWT SVID sources into the context of component
-// operations, so a component can authenticate to its backend as the app.
-// A nil source is left out.
+// NewSVIDs returns the sources to put into contexts (a nil one is left
+// out). Made once, it costs each request one context value.
+func NewSVIDs(x509 x509svid.Source, jwt JWTSource) *SVIDs {
+	return &SVIDs{x509: x509, jwt: jwt}
+}
+
+type svidKey struct{}
+
+// Context returns ctx carrying s.
+func (s *SVIDs) Context(ctx context.Context) context.Context {
+	if s == nil || (s.x509 == nil && s.jwt == nil) {
+		return ctx
+	}
+	return context.WithValue(ctx, svidKey{}, s)
+}
+
+// WithSVID returns ctx carrying the workload's SPIFFE identity sources
+// (NewSVIDs(x509, jwt).Context(ctx)).
 func WithSVID(ctx context.Context, x509 x509svid.Source, jwt JWTSource) context.Context {
-	if x509 != nil {
-		ctx = context.WithValue(ctx, x509Key{}, x509)
-	}
-	if jwt != nil {
-		ctx = context.WithValue(ctx, jwtKey{}, jwt)
-	}
-	return ctx
+	return NewSVIDs(x509, jwt).Context(ctx)
 }
 
 // X509SVIDFrom returns the X.509 SVID source in ctx, if any.
 func X509SVIDFrom(ctx context.Context) (x509svid.Source, bool) {
-	s, ok := ctx.Value(x509Key{}).(x509svid.Source)
-	return s, ok
+	s, _ := ctx.Value(svidKey{}).(*SVIDs)
+	if s == nil || s.x509 == nil {
+		return nil, false
+	}
+	return s.x509, true
 }
 
 // JWTSVIDFrom returns the JWT SVID source in ctx, if any.
 func JWTSVIDFrom(ctx context.Context) (JWTSource, bool) {
-	s, ok := ctx.Value(jwtKey{}).(JWTSource)
-	return s, ok
+	s, _ := ctx.Value(svidKey{}).(*SVIDs)
+	if s == nil || s.jwt == nil {
+		return nil, false
+	}
+	return s.jwt, true
 }

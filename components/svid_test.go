@@ -23,6 +23,17 @@ func TestWithSVID(t *testing.T) {
 	if _, ok := JWTSVIDFrom(WithSVID(ctx, nil, nil)); ok {
 		t.Error("nil JWT source stored")
 	}
+	if _, ok := JWTSVIDFrom(WithSVID(ctx, fakeX509{}, nil)); ok {
+		t.Error("JWT source found where only an X.509 one was stored")
+	}
+	if _, ok := X509SVIDFrom(WithSVID(ctx, nil, fakeJWT{})); ok {
+		t.Error("X.509 source found where only a JWT one was stored")
+	}
+	// One value per request, made from sources put together once.
+	svids := NewSVIDs(fakeX509{}, fakeJWT{})
+	if n := testing.AllocsPerRun(50, func() { svids.Context(ctx) }); n > 1 {
+		t.Errorf("SVIDs.Context: %v allocations, want 1", n)
+	}
 	ctx = WithSVID(ctx, fakeX509{}, fakeJWT{})
 	if _, ok := X509SVIDFrom(ctx); !ok {
 		t.Error("X.509 source lost")

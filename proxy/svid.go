@@ -14,8 +14,9 @@ import (
 // workload's SPIFFE identity (components.WithSVID), as daprd does with
 // mTLS on.
 func svidHTTP(next http.Handler, id *identity.Source) http.Handler {
+	svids := components.NewSVIDs(id, id)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(components.WithSVID(r.Context(), id, id)))
+		next.ServeHTTP(w, r.WithContext(svids.Context(r.Context())))
 	})
 }
 
@@ -25,14 +26,16 @@ func svidGRPC(id *identity.Source) []grpc.ServerOption {
 }
 
 func svidUnary(id *identity.Source) grpc.UnaryServerInterceptor {
+	svids := components.NewSVIDs(id, id)
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return handler(components.WithSVID(ctx, id, id), req)
+		return handler(svids.Context(ctx), req)
 	}
 }
 
 func svidStreamed(id *identity.Source) grpc.StreamServerInterceptor {
+	svids := components.NewSVIDs(id, id)
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return handler(srv, &svidStream{ServerStream: ss, ctx: components.WithSVID(ss.Context(), id, id)})
+		return handler(srv, &svidStream{ServerStream: ss, ctx: svids.Context(ss.Context())})
 	}
 }
 
