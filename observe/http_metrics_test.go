@@ -149,6 +149,11 @@ func TestLegacyPathLabel(t *testing.T) {
 		"/v1.0/healthz":                         "/v1.0/healthz",
 		"v1.0//state/s/k":                       "/v1.0/state/s",
 		"/v1.0/secrets/vault/key":               "/v1.0/secrets/vault",
+		"/v1.0/state/s/":                        "/v1.0/state/s",
+		"/v1.0/state/":                          "/v1.0/state/",
+		"/v1.0/state":                           "/v1.0/state",
+		"/v1.0-alpha1/state/s/k/x":              "/v1.0-alpha1/state/s",
+		"/actors/state/id1/x":                   "actors/state/{id}/x", // as Dapr: no leading slash
 		"/v1.0/actors/T/id1/method/m":           "/v1.0/actors/T/{id}/method",
 		"/v1.0/actors/T":                        "/v1.0/actors/T",
 		"/v1.0/workflows/dapr/wf1":              "/v1.0/workflows/dapr/{instanceId}",
@@ -162,9 +167,12 @@ func TestLegacyPathLabel(t *testing.T) {
 			t.Errorf("legacyPathLabel(%q) = %q, want %q", in, got, want)
 		}
 	}
-	// An invocation's label is its path, found without allocating.
-	if n := testing.AllocsPerRun(100, func() { legacyPathLabel("/v1.0/invoke/app/method/a/b/c") }); n != 0 {
-		t.Errorf("legacyPathLabel of an invocation: %v allocations, want 0", n)
+	// An invocation's label is its path, a state or secret operation's a
+	// part of it: found without allocating.
+	for _, p := range []string{"/v1.0/invoke/app/method/a/b/c", "/v1.0/state/s/k", "/v1.0/state/s", "/v1.0/secrets/v/k"} {
+		if n := testing.AllocsPerRun(100, func() { legacyPathLabel(p) }); n != 0 {
+			t.Errorf("legacyPathLabel(%q): %v allocations, want 0", p, n)
+		}
 	}
 }
 

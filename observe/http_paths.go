@@ -50,8 +50,16 @@ func legacyPathLabel(path string) string {
 	// Most paths (invocations above all) keep their label: decided without
 	// splitting the path, which costs an allocation per request.
 	first, rest, _ := strings.Cut(path[1:], "/")
-	if second, _, _ := strings.Cut(rest, "/"); first != "actors" && second != "state" && second != "secrets" &&
-		second != "actors" && second != "workflows" {
+	second, _, _ := strings.Cut(rest, "/")
+	if first != "actors" && second != "state" && second != "secrets" && second != "actors" && second != "workflows" {
+		return path
+	}
+	if first != "actors" && (second == "state" || second == "secrets") {
+		// "/v1.0/state/store/key": the path up to the store's name, a
+		// substring (no allocation).
+		if i := nthSlash(path, 4); i > 0 {
+			return path[:i]
+		}
 		return path
 	}
 	parts := strings.SplitN(path[1:], "/", 6)
@@ -63,8 +71,6 @@ func legacyPathLabel(path string) string {
 		return strings.Join(parts, "/")
 	}
 	switch parts[1] {
-	case "state", "secrets":
-		return "/" + strings.Join(parts[:3], "/")
 	case "actors":
 		if len(parts) < 5 {
 			return path
@@ -89,6 +95,18 @@ func legacyPathLabel(path string) string {
 		return "/" + strings.Join(parts[:5], "/")
 	}
 	return path
+}
+
+// nthSlash is the index of the nth '/' in s, -1 if it has fewer.
+func nthSlash(s string, n int) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			if n--; n == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // pathMatcher labels paths with the pathMatching pattern they match.

@@ -26,25 +26,38 @@ func daprParams(next http.Handler) http.HandlerFunc {
 			pattern = r.Pattern
 		}
 		if strings.Contains(pattern, "{") {
-			segs := strings.Split(pattern, "/")
-			raw := strings.Split(r.URL.EscapedPath(), "/")
-			for i, s := range segs {
-				name, ok := strings.CutPrefix(s, "{")
-				if !ok || i >= len(raw) {
-					continue
-				}
-				name = strings.TrimSuffix(name, "}")
-				v := raw[i]
-				if rest, ok := strings.CutSuffix(name, "..."); ok {
-					name, v = rest, strings.Join(raw[i:], "/")
-				} else if len(segs) != len(raw) {
-					continue
-				}
+			pathParams(pattern, r.URL.EscapedPath(), func(name, v string) {
 				if u, err := url.QueryUnescape(v); err == nil {
 					r.SetPathValue(name, u)
 				}
-			}
+			})
 		}
 		next.ServeHTTP(w, r)
+	}
+}
+
+// pathParams calls set with each parameter of pattern and its segment of
+// the escaped path: a {name...} parameter gets the rest of the path; a
+// single-segment one only when path has as many segments as pattern. It
+// walks the two strings side by side (splitting them cost two allocations
+// per request).
+func pathParams(pattern, path string, set func(name, value string)) {
+	sameLen := strings.Count(pattern, "/") == strings.Count(path, "/")
+	p, e := pattern, path
+	for {
+		seg, pRest, pMore := strings.Cut(p, "/")
+		v, eRest, eMore := strings.Cut(e, "/")
+		if name, ok := strings.CutPrefix(seg, "{"); ok {
+			name = strings.TrimSuffix(name, "}")
+			if rest, ok := strings.CutSuffix(name, "..."); ok {
+				set(rest, e)
+			} else if sameLen {
+				set(name, v)
+			}
+		}
+		if !pMore || !eMore {
+			return // no segment of path is left for the pattern's next ones
+		}
+		p, e = pRest, eRest
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +51,42 @@ func FuzzDaprParams(f *testing.F) {
 		u := &url.URL{Path: "/v1.0/state/s/" + s, RawPath: "/v1.0/state/s/" + s}
 		req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
 		mux.ServeHTTP(httptest.NewRecorder(), req)
+	})
+}
+
+// splitParams is pathParams as it was written first, by splitting both
+// strings: the reference FuzzPathParams holds the walk to.
+func splitParams(pattern, path string, set func(name, value string)) {
+	segs := strings.Split(pattern, "/")
+	raw := strings.Split(path, "/")
+	for i, s := range segs {
+		name, ok := strings.CutPrefix(s, "{")
+		if !ok || i >= len(raw) {
+			continue
+		}
+		name = strings.TrimSuffix(name, "}")
+		v := raw[i]
+		if rest, ok := strings.CutSuffix(name, "..."); ok {
+			name, v = rest, strings.Join(raw[i:], "/")
+		} else if len(segs) != len(raw) {
+			continue
+		}
+		set(name, v)
+	}
+}
+
+func FuzzPathParams(f *testing.F) {
+	f.Add("/v1.0/state/{storeName}/{key}", "/v1.0/state/s/k%2B1")
+	f.Add("/v1.0/publish/{pubsub}/{topic...}", "/v1.0/publish/ps/a/b/c")
+	f.Add("/v1.0/actors/{actorType}/{actorId}/method/{method...}", "/v1.0/actors/T/1/method/")
+	f.Add("/{a}/{b}", "/x")
+	f.Add("{a}", "")
+	f.Fuzz(func(t *testing.T, pattern, path string) {
+		var want, got []string
+		splitParams(pattern, path, func(n, v string) { want = append(want, n, v) })
+		pathParams(pattern, path, func(n, v string) { got = append(got, n, v) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("pathParams(%q, %q) sets %q, want %q", pattern, path, got, want)
+		}
 	})
 }
