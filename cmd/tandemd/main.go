@@ -41,9 +41,36 @@ func runtimeVersion(v string) string {
 
 func main() {
 	setRuntimeDefaults(os.Getenv)
+	// SIGINT and SIGTERM stay caught from here to the exit: run watches
+	// them while the sidecar runs, and once it has returned, a signal (a
+	// parent stopping a sidecar that is already on its way out after a
+	// fatal error) ends the wait for the log to be read instead of killing
+	// the process, whose exit status would then say "signal: interrupt"
+	// rather than the sidecar's code.
+	late := make(chan os.Signal, 1)
+	signal.Notify(late, os.Interrupt, syscall.SIGTERM)
 	code := run(os.Args[1:])
-	waitStdoutRead(os.Stdout, stdoutDrainLimit)
-	os.Exit(code)
+	finish(code, late, func() { waitStdoutRead(os.Stdout, stdoutDrainLimit) }, os.Exit)
+}
+
+// finish calls exit with code once drain has returned, or as soon as a
+// signal comes on late while it waits. A signal already on late came while
+// run was watching: run has dealt with it.
+func finish(code int, late <-chan os.Signal, drain func(), exit func(int)) {
+	select {
+	case <-late:
+	default:
+	}
+	drained := make(chan struct{})
+	go func() {
+		drain()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-late:
+	}
+	exit(code)
 }
 
 // setRuntimeDefaults tunes Go's runtime for a sidecar, unless the

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestSetRuntimeDefaults(t *testing.T) {
@@ -40,6 +43,39 @@ func TestStopHeapSampling(t *testing.T) {
 	stopHeapSampling(func(string) string { return "http2debug=1" })
 	if runtime.MemProfileRate != 0 {
 		t.Fatalf("rate = %d, want 0", runtime.MemProfileRate)
+	}
+}
+
+func TestFinish(t *testing.T) {
+	exited := make(chan int, 1)
+	exit := func(code int) { exited <- code }
+
+	// A signal that run saw does not cut the wait for the log.
+	late := make(chan os.Signal, 1)
+	late <- os.Interrupt
+	drained := false
+	finish(1, late, func() { drained = true }, exit)
+	if code := <-exited; code != 1 || !drained {
+		t.Fatalf("exit(%d), drained %v; want exit(1) after the drain", code, drained)
+	}
+
+	// A signal during the wait ends it, with the sidecar's code.
+	release := make(chan struct{})
+	defer close(release)
+	go finish(1, late, func() { <-release }, exit)
+	select {
+	case code := <-exited:
+		t.Fatalf("exit(%d) before the drain ended or a signal came", code)
+	case <-time.After(20 * time.Millisecond):
+	}
+	late <- syscall.SIGTERM
+	select {
+	case code := <-exited:
+		if code != 1 {
+			t.Fatalf("exit(%d) after a late signal, want exit(1)", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a late signal did not end the wait")
 	}
 }
 
