@@ -47,20 +47,21 @@ func legacyPathLabel(path string) string {
 		return path
 	}
 	path = normalizePath(path)
-	// Most paths (invocations above all) keep their label: decided without
-	// splitting the path, which costs an allocation per request.
+	// Decided from the first two segments without splitting the path
+	// (an allocation per request) where no segment is replaced.
 	first, rest, _ := strings.Cut(path[1:], "/")
-	second, _, _ := strings.Cut(rest, "/")
-	if first != "actors" && second != "state" && second != "secrets" && second != "actors" && second != "workflows" {
-		return path
-	}
-	if first != "actors" && (second == "state" || second == "secrets") {
-		// "/v1.0/state/store/key": the path up to the store's name, a
-		// substring (no allocation).
-		if i := nthSlash(path, 4); i > 0 {
-			return path[:i]
+	if second, _, _ := strings.Cut(rest, "/"); first != "actors" {
+		switch second {
+		case "state", "secrets":
+			// "/v1.0/state/store/key": the path up to the store's name.
+			if i := nthSlash(path, 4); i > 0 {
+				return path[:i]
+			}
+			return path
+		case "actors", "workflows":
+		default: // invocations above all
+			return path
 		}
-		return path
 	}
 	parts := strings.SplitN(path[1:], "/", 6)
 	if len(parts) < 3 {

@@ -180,8 +180,3 @@ func connIdleOpen(nc net.Conn) (open, ok bool) {
 	err := c.rc.Read(c.peekFn)
 	return err == nil && c.idle, true
 }
-
-// SyscallConn returns the connection's raw connection, made once (the
-// embedded TCPConn's makes one per call; IdleOpen asks for it before each
-// reuse of a pooled connection).
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
