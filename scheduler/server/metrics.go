@@ -73,16 +73,26 @@ func (m *Metrics) deleted(meta *schedulerv1.JobMetadata) {
 }
 
 // Triggered counts a tick the sidecar succeeded; took is how long its
-// delivery took, in whole milliseconds as Dapr records it.
+// delivery took.
 func (m *Metrics) Triggered(meta *schedulerv1.JobMetadata, took time.Duration) {
 	m.jobsTriggered.WithLabelValues(jobType(meta)).Inc()
-	m.triggerLatency.WithLabelValues(jobType(meta)).Observe(float64(took.Milliseconds()))
+	m.triggerLatency.WithLabelValues(jobType(meta)).Observe(milliseconds(took))
 }
 
 // Failed counts a tick the sidecar failed, with how long it took.
 func (m *Metrics) Failed(meta *schedulerv1.JobMetadata, took time.Duration) {
 	m.jobsFailed.WithLabelValues(jobType(meta)).Inc()
-	m.triggerLatency.WithLabelValues(jobType(meta)).Observe(float64(took.Milliseconds()))
+	m.triggerLatency.WithLabelValues(jobType(meta)).Observe(milliseconds(took))
+}
+
+// milliseconds is d in milliseconds with its fraction. Dapr records whole
+// milliseconds into OpenCensus buckets that hold the values below their bound,
+// so 1000.4 ms is 1000, counted above le=1000; Prometheus's buckets hold the
+// values up to their bound, so the truncated 1000 would be counted at le=1000.
+// Untruncated, 1000.4 lands above le=1000 as in Dapr, for any whole-millisecond
+// bound (Dapr's suite checks it: an app that sleeps exactly a second).
+func milliseconds(d time.Duration) float64 {
+	return float64(d) / float64(time.Millisecond)
 }
 
 // Undelivered counts a tick that found no sidecar to take it.
