@@ -36,6 +36,15 @@ func (s opStats) Rate() float64 {
 // operation as soon as the previous one returned, for d; it returns the
 // achieved rate and the latency percentiles of all operations.
 func closedLoop(workers int, d time.Duration, op func(worker, i int) error) opStats {
+	return pacedLoop(workers, 0, d, op)
+}
+
+// pacedLoop is closedLoop at qps operations per second in all (qps <= 0:
+// as fast as they go), spread evenly over the workers as fortio -uniform
+// does: worker w sends its operation i at (w + i*workers)/qps after the
+// start, or as soon as its previous one returned if that is later. Each
+// latency runs from the operation's actual start.
+func pacedLoop(workers int, qps float64, d time.Duration, op func(worker, i int) error) opStats {
 	lat := make([][]time.Duration, workers)
 	errs := make([]int64, workers)
 	var once sync.Once
@@ -49,6 +58,13 @@ func closedLoop(workers int, d time.Duration, op func(worker, i int) error) opSt
 			defer wg.Done()
 			l := make([]time.Duration, 0, 1<<14)
 			for i := 0; ; i++ {
+				if qps > 0 {
+					at := start.Add(time.Duration(float64(w+i*workers) / qps * float64(time.Second)))
+					if !at.Before(deadline) {
+						break
+					}
+					time.Sleep(time.Until(at))
+				}
 				t0 := time.Now()
 				if !t0.Before(deadline) {
 					break
@@ -191,5 +207,34 @@ func TestClosedLoop(t *testing.T) {
 	}
 	if s.Ops < 9 || s.P50 < time.Millisecond || s.Rate() <= 0 {
 		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestPacedLoop(t *testing.T) {
+	var mu sync.Mutex
+	var starts []time.Duration
+	begin := time.Now()
+	s := pacedLoop(4, 200, 500*time.Millisecond, func(w, i int) error {
+		mu.Lock()
+		starts = append(starts, time.Since(begin))
+		mu.Unlock()
+		return nil
+	})
+	// 200 per second for half a second: 100 operations, 5 ms apart.
+	if s.Ops < 95 || s.Ops > 100 || s.Errors != 0 {
+		t.Errorf("ops = %d, errors %d; want about 100 and none", s.Ops, s.Errors)
+	}
+	slices.Sort(starts)
+	var early int
+	for i, at := range starts {
+		if at < time.Duration(i)*5*time.Millisecond {
+			early++
+		}
+	}
+	if early > 0 {
+		t.Errorf("%d operations started before their slot (starts %v)", early, starts)
+	}
+	if r := s.Rate(); r < 150 || r > 210 {
+		t.Errorf("rate %.0f/s, want about 200", r)
 	}
 }

@@ -145,28 +145,11 @@ func benchBinaries(t *testing.T) *framework.Binaries {
 // column.
 func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
 	h.t.Helper()
-	relayBin := filepath.Join(bins.Dir, "benchrelay")
-	cmd := exec.Command("go", "build", "-o", relayBin, "./test/bench/relay")
-	cmd.Dir = framework.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		h.t.Fatalf("build test/bench/relay: %v\n%s", err, b)
-	}
 	saved := h.sidecarPIDs
 	defer func() { h.sidecarPIDs = saved }()
 	var runs []Run
 	for _, mode := range []string{"tcp", "http"} {
-		to := fmt.Sprintf("127.0.0.1:%d", appPort)
-		var pids []int
-		for _, hop := range []string{"second", "first"} {
-			port := framework.FreePort(h.t)
-			p := framework.Start(h.t, mode+" relay "+hop, relayBin,
-				[]string{"-mode", mode, "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-to", to})
-			if err := framework.WaitTCP(fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second); err != nil {
-				h.t.Fatalf("%s relay: %v\n%s", mode, err, p.Output())
-			}
-			pids = append([]int{p.PID()}, pids...)
-			to = fmt.Sprintf("127.0.0.1:%d", port)
-		}
+		to, pids := startRelays(h.t, bins, mode, fmt.Sprintf("127.0.0.1:%d", appPort))
 		url := "http://" + to + "/echo"
 		h.waitEcho(url)
 		h.load(url, -1, false, h.set.Warmup)
@@ -176,6 +159,31 @@ func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
 			h.measure("floor: 2 "+mode+" relays, max rate", url, true, -1, false, nil))
 	}
 	return runs
+}
+
+// startRelays builds test/bench/relay and starts two of it in series in
+// mode (tcp or http) in front of to; it returns the first relay's address
+// and both relays' process IDs (first, second).
+func startRelays(t *testing.T, bins *framework.Binaries, mode, to string) (string, []int) {
+	t.Helper()
+	relayBin := filepath.Join(bins.Dir, "benchrelay")
+	cmd := exec.Command("go", "build", "-o", relayBin, "./test/bench/relay")
+	cmd.Dir = framework.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build test/bench/relay: %v\n%s", err, b)
+	}
+	var pids []int
+	for _, hop := range []string{"second", "first"} {
+		port := framework.FreePort(t)
+		p := framework.Start(t, mode+" relay "+hop, relayBin,
+			[]string{"-mode", mode, "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-to", to})
+		if err := framework.WaitTCP(fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second); err != nil {
+			t.Fatalf("%s relay: %v\n%s", mode, err, p.Output())
+		}
+		pids = append([]int{p.PID()}, pids...)
+		to = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	return to, pids
 }
 
 // daprdForBench is the daprd 1.18.2 that scripts/build-daprd.sh builds
