@@ -152,6 +152,11 @@ func TestGRPCInvoke(t *testing.T) {
 			if got := resp.Message.GetMessage().GetData().GetTypeUrl(); got != tt.wantType {
 				t.Errorf("type url = %q", got)
 			}
+			// The length is known, so the lean transport sends the answer
+			// with its end in one write.
+			if resp.ContentLength != int64(len(tt.wantBody)) {
+				t.Errorf("content length = %d, want %d", resp.ContentLength, len(tt.wantBody))
+			}
 			b, _ := io.ReadAll(resp.Body)
 			if string(b) != tt.wantBody {
 				t.Errorf("body = %q", b)
