@@ -149,6 +149,7 @@ type sidecar struct {
 	// grpcCalls counts the calls that came over gRPC (not the lean
 	// transport).
 	grpcCalls *atomic.Int64
+	stop      func()
 }
 
 func startSidecar(t testing.TB, src *identity.Source, appID string, authz AuthorizeFunc) *sidecar {
@@ -158,6 +159,13 @@ func startSidecar(t testing.TB, src *identity.Source, appID string, authz Author
 // startSidecarWith starts a callee; noLean makes it offer only h2, as a
 // daprd does.
 func startSidecarWith(t testing.TB, src *identity.Source, appID string, authz AuthorizeFunc, noLean bool) *sidecar {
+	t.Helper()
+	return startSidecarOn(t, src, appID, authz, noLean, "127.0.0.1:0")
+}
+
+// startSidecarOn is startSidecarWith listening on addr; stop ends the
+// callee (its gRPC server and lean connections) before the test does.
+func startSidecarOn(t testing.TB, src *identity.Source, appID string, authz AuthorizeFunc, noLean bool, addr string) *sidecar {
 	t.Helper()
 	app := &echoApp{}
 	s, err := NewServer(ServerOptions{AppID: appID, Namespace: "default", App: app, Authorize: authz})
@@ -180,13 +188,19 @@ func startSidecarWith(t testing.TB, src *identity.Source, appID string, authz Au
 			return h(srv, ss)
 		}))...)
 	s.Register(g)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = g.Serve(ln) }()
 	t.Cleanup(g.Stop)
-	return &sidecar{addr: ln.Addr().String(), app: app, srv: g, grpcCalls: grpcCalls}
+	stop := func() {
+		g.Stop()
+		if cfg.Lean != nil {
+			_ = cfg.Lean.Close()
+		}
+	}
+	return &sidecar{addr: ln.Addr().String(), app: app, srv: g, grpcCalls: grpcCalls, stop: stop}
 }
 
 // pair is a caller Client wired to a callee sidecar "server" (and any

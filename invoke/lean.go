@@ -58,23 +58,20 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // speaks it. handled is false when it does not (a daprd): then the caller
 // uses gRPC, at addr, which a retry may have changed.
 func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *Request) (resp *Response, at string, handled bool, err error) {
-	lc, err := iv.leanConn(ctx, addr)
-	if lc == nil && err == nil {
-		return nil, addr, false, nil
-	}
 	if _, mem := req.Body.(*MemBody); !mem && req.Body != nil && req.ContentLength > 0 && req.ContentLength <= UnaryLimit {
 		// Read a small body of known size first so that the call can be
 		// replayed after a transport failure, as with gRPC.
 		data := make([]byte, req.ContentLength)
 		if _, err := io.ReadFull(req.Body, data); err != nil {
-			if lc != nil {
-				lc.Discard()
-			}
 			return nil, addr, true, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
 		}
 		req.Body = NewMemBody(data)
 	}
 	replay, canReplay := replayable(req)
+	lc, err := iv.leanConn(ctx, addr, canReplay)
+	if lc == nil && err == nil {
+		return nil, addr, false, nil
+	}
 	stale, failed := false, false
 	for {
 		if err == nil {
@@ -109,7 +106,7 @@ func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *R
 		if replay != nil {
 			req.Body = NewMemBody(replay)
 		}
-		lc, err = iv.leanConn(ctx, addr)
+		lc, err = iv.leanConn(ctx, addr, canReplay)
 		if lc == nil && err == nil {
 			return nil, addr, false, nil
 		}
@@ -127,8 +124,12 @@ const (
 // nothing of the call was sent, so even a streamed body can wait (a callee
 // that stopped accepting as it restarts resets the connections it had
 // accepted but not served; its replacement takes the next ones).
-func (iv *Client) leanConn(ctx context.Context, addr string) (*transport.LeanConn, error) {
-	lc, err := iv.pool.Lean(ctx, addr)
+func (iv *Client) leanConn(ctx context.Context, addr string, replayable bool) (*transport.LeanConn, error) {
+	get := iv.pool.Lean
+	if replayable {
+		get = iv.pool.LeanReplayable
+	}
+	lc, err := get(ctx, addr)
 	for attempt := 1; attempt < connectAttempts && err != nil && ctx.Err() == nil && status.Code(err) == codes.Unavailable; attempt++ {
 		iv.log.Debug("connecting to sidecar failed; trying again", "address", addr, "error", err)
 		t := time.NewTimer(time.Duration(attempt) * connectPause)
@@ -138,7 +139,7 @@ func (iv *Client) leanConn(ctx context.Context, addr string) (*transport.LeanCon
 			return nil, err
 		case <-t.C:
 		}
-		lc, err = iv.pool.Lean(ctx, addr)
+		lc, err = get(ctx, addr)
 	}
 	return lc, err
 }

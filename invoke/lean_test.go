@@ -3,6 +3,7 @@ package invoke
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -170,5 +171,66 @@ func cancelBlocked(t *testing.T, p *pair, app *blockingApp, pause time.Duration)
 	}
 	if e := <-app.done; e == nil {
 		t.Fatal("callee's app context was not cancelled with the call")
+	}
+}
+
+// TestLeanCalleeRestart: a callee that restarts on the same address closes
+// the caller's pooled connections. A call right after, small (replayable:
+// its reused connection is not checked first, and it is sent again on a
+// fresh one) or streamed (not replayable: its connection is checked
+// first), reaches the new callee once.
+func TestLeanCalleeRestart(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	src := ca.Source(t, testTD, "default", "server")
+	callee := startSidecar(t, src, "server", nil)
+	pool := transport.NewPool(transport.Options{Source: ca.Source(t, testTD, "default", "caller"), Lean: true})
+	t.Cleanup(func() { _ = pool.Close() })
+	inv, err := NewClient(ClientOptions{Resolver: &mapResolver{addrs: map[string][]string{"server/default": {callee.addr}}}, Pool: pool, AppID: "caller", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(body []byte, size int64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req := newReq("echo", commonv1.HTTPExtension_POST, "", nil, size, nil)
+		req.Body = onlyReader{bytes.NewReader(body)}
+		resp, err := inv.Invoke(ctx, "server", req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(got, body) {
+			return fmt.Errorf("echoed %d bytes of %d: %v", len(got), len(body), err)
+		}
+		return nil
+	}
+	for i, c := range []struct {
+		name string
+		body []byte
+		size int64
+	}{
+		{"small", []byte("small"), 5},
+		{"streamed", bytes.Repeat([]byte("x"), 100), -1},
+		{"small again", []byte("again"), 5},
+	} {
+		// Two calls in parallel leave two pooled connections.
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() { errs <- call([]byte("warm"), 4) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("%s: call before the restart: %v", c.name, err)
+			}
+		}
+		callee.stop()
+		callee = startSidecarOn(t, src, "server", nil, false, callee.addr)
+		if err := call(c.body, c.size); err != nil {
+			t.Fatalf("%s (restart %d): call after the restart: %v", c.name, i+1, err)
+		}
+		if n := callee.app.calls.Load(); n != 1 {
+			t.Errorf("%s: the new callee's app got %d calls, want 1", c.name, n)
+		}
 	}
 }

@@ -49,17 +49,32 @@ var ErrStaleConn = errors.New("lean transport: idle connection to sidecar was cl
 // failures are codes.Unavailable. A connection carries one call at a
 // time; Start one and Close it.
 func (p *Pool) Lean(ctx context.Context, addr string) (*LeanConn, error) {
-	return p.leanConn(ctx, addr, false)
+	return p.leanConn(ctx, addr, false, false)
 }
+
+// LeanReplayable is Lean for a call that its caller sends again on a fresh
+// connection when the reused one turns out closed (IsStale): a connection
+// used less than trustRecent ago is handed out without first asking the
+// kernel whether the peer closed it, a system call per call otherwise.
+func (p *Pool) LeanReplayable(ctx context.Context, addr string) (*LeanConn, error) {
+	return p.leanConn(ctx, addr, false, true)
+}
+
+// trustRecent is how recently a connection must have been used for
+// LeanReplayable to reuse it unchecked. The callee closes a connection
+// after leanIdleTimeout without calls, or as it stops; within a second of
+// a call that is a stop, whose closed connections fail the next call
+// before anything is answered, and a replayable call is sent again.
+const trustRecent = time.Second
 
 // LeanActor is Lean for an actor call: it returns (nil, nil) also when the
 // peer speaks only LeanALPNv2, which has no actor calls (then use gRPC's
 // CallActor). A connection it returns has Actors true.
 func (p *Pool) LeanActor(ctx context.Context, addr string) (*LeanConn, error) {
-	return p.leanConn(ctx, addr, true)
+	return p.leanConn(ctx, addr, true, false)
 }
 
-func (p *Pool) leanConn(ctx context.Context, addr string, actors bool) (*LeanConn, error) {
+func (p *Pool) leanConn(ctx context.Context, addr string, actors, replayable bool) (*LeanConn, error) {
 	if p.leanTLS == nil {
 		return nil, nil
 	}
@@ -88,7 +103,8 @@ func (p *Pool) leanConn(ctx context.Context, addr string, actors bool) (*LeanCon
 			_ = c.conn.Close()
 			continue
 		}
-		if now.Sub(c.lastUsed) < leanClientIdle && c.fr.br.Buffered() == 0 && rawio.IdleOpen(c.conn.NetConn()) {
+		idle := now.Sub(c.lastUsed)
+		if idle < leanClientIdle && c.fr.br.Buffered() == 0 && (replayable && idle < trustRecent || rawio.IdleOpen(c.conn.NetConn())) {
 			lp.mu.Unlock()
 			c.reused = true
 			return c, nil
