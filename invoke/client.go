@@ -189,7 +189,7 @@ func replayable(req *Request) ([]byte, bool) {
 		return nil, true
 	}
 	if mb, ok := req.Body.(*MemBody); ok {
-		if b, whole := mb.unread(); whole {
+		if b, whole := mb.Unread(); whole {
 			return b, true
 		}
 	}
@@ -210,7 +210,7 @@ func (iv *Client) resolve(ctx context.Context, appID, ns string) (string, error)
 func (iv *Client) invokeUnary(ctx context.Context, appID, ns, addr string, req *Request) (*Response, error) {
 	var data []byte
 	if mb, ok := req.Body.(*MemBody); ok {
-		if b, whole := mb.unread(); whole && int64(len(b)) == req.ContentLength {
+		if b, whole := mb.Unread(); whole && int64(len(b)) == req.ContentLength {
 			data = b
 		}
 	}

@@ -218,7 +218,7 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 // from a goroutine.
 func sendLeanBody(call *transport.ClientCall, req *Request) error {
 	if mb, ok := req.Body.(*MemBody); ok {
-		if b, whole := mb.unread(); whole {
+		if b, whole := mb.Unread(); whole {
 			if _, err := call.Write(b); err != nil {
 				return err
 			}

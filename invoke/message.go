@@ -42,7 +42,9 @@ type MemBody struct {
 	b []byte
 }
 
-// NewMemBody returns a body reading b, which must not change while in use.
+// NewMemBody returns a body reading b, which must not change while in use:
+// an attempt abandoned by a timeout may still send it after Invoke
+// returned, so b is never pooled memory.
 func NewMemBody(b []byte) *MemBody {
 	m := &MemBody{b: b}
 	m.Reset(b)
@@ -53,8 +55,10 @@ func NewMemBody(b []byte) *MemBody {
 // as an io.ReadCloser (an HTTP request's) without a wrapper.
 func (m *MemBody) Close() error { return nil }
 
-// unread returns the whole content when nothing has been read yet.
-func (m *MemBody) unread() ([]byte, bool) {
+// Unread returns the whole content when nothing has been read yet (false
+// otherwise), so that a caller that must keep the bytes to send them again
+// can take them without a copy.
+func (m *MemBody) Unread() ([]byte, bool) {
 	return m.b, m.Len() == len(m.b)
 }
 

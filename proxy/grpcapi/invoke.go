@@ -68,7 +68,9 @@ func (a *API) InvokeService(ctx context.Context, in *runtimev1.InvokeServiceRequ
 			Message:  fwd,
 			Metadata: md,
 		},
-		Body:          bytes.NewReader(data),
+		// The request's bytes go out as they are (not copied to be
+		// replayable): the message is this call's until it returns.
+		Body:          invoke.NewMemBody(data),
 		ContentLength: int64(len(data)),
 	}
 

@@ -105,9 +105,16 @@ func (iv *ResilientInvoker) Invoke(ctx context.Context, target string, req *invo
 	replayable := retry != nil && (req.Body == nil || req.ContentLength == 0 ||
 		(req.ContentLength > 0 && req.ContentLength <= limit))
 	if replayable && req.Body != nil && req.ContentLength > 0 {
-		body = make([]byte, req.ContentLength)
-		if _, err := io.ReadFull(req.Body, body); err != nil {
-			return nil, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
+		if mb, ok := req.Body.(*invoke.MemBody); ok {
+			if b, whole := mb.Unread(); whole && int64(len(b)) == req.ContentLength {
+				body = b // in memory already, and not changed while in use
+			}
+		}
+		if body == nil {
+			body = make([]byte, req.ContentLength)
+			if _, err := io.ReadFull(req.Body, body); err != nil {
+				return nil, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
+			}
 		}
 	}
 
