@@ -70,11 +70,19 @@ type actorCallee struct {
 	// methods are what the lean hook observed.
 	mu      sync.Mutex
 	methods []string
+	// stop ends the callee before the test does.
+	stop func()
 }
 
 // startActorCallee serves host (nil: no actors) on gRPC and, unless
 // noLean, the lean transport.
 func startActorCallee(t *testing.T, src *identity.Source, host ActorHost, noLean bool) *actorCallee {
+	t.Helper()
+	return startActorCalleeOn(t, src, host, noLean, "127.0.0.1:0")
+}
+
+// startActorCalleeOn is startActorCallee listening on addr.
+func startActorCalleeOn(t *testing.T, src *identity.Source, host ActorHost, noLean bool, addr string) *actorCallee {
 	t.Helper()
 	c := &actorCallee{}
 	o := ServerOptions{AppID: "server", Namespace: "default", App: &echoApp{},
@@ -102,13 +110,19 @@ func startActorCallee(t *testing.T, src *identity.Source, host ActorHost, noLean
 			return h(ctx, req)
 		}))...)
 	s.Register(g)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = g.Serve(countingListener{ln, &c.conns}) }()
 	t.Cleanup(g.Stop)
 	c.addr = ln.Addr().String()
+	c.stop = func() {
+		g.Stop()
+		if cfg.Lean != nil {
+			_ = cfg.Lean.Close()
+		}
+	}
 	return c
 }
 
@@ -351,5 +365,37 @@ func TestLeanActorDeadlineAndCancel(t *testing.T) {
 	defer cancel3()
 	if _, _, err := CallActor(ctx3, pool, callee.addr, actorReq("ok", nil)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLeanActorCalleeRestart: an actor call right after the callee
+// restarted on its address (its reused connection, not checked first, was
+// closed) goes again on a fresh connection and reaches the new host once.
+func TestLeanActorCalleeRestart(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	src := ca.Source(t, testTD, "default", "server")
+	callee := startActorCallee(t, src, &fakeActorHost{}, false)
+	pool := transport.NewPool(transport.Options{Source: ca.Source(t, testTD, "default", "caller"), Lean: true})
+	t.Cleanup(func() { _ = pool.Close() })
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, handled, err := CallActor(ctx, pool, callee.addr, actorReq("echo", &anypb.Any{Value: []byte("1")})); err != nil || !handled {
+			cancel()
+			t.Fatalf("call before restart %d: handled %v, %v", i+1, handled, err)
+		}
+		callee.stop()
+		host := &fakeActorHost{}
+		callee = startActorCalleeOn(t, src, host, false, callee.addr)
+		_, handled, err := CallActor(ctx, pool, callee.addr, actorReq("echo", &anypb.Any{Value: []byte("2")}))
+		cancel()
+		if err != nil || !handled {
+			t.Fatalf("call after restart %d: handled %v, %v", i+1, handled, err)
+		}
+		host.mu.Lock()
+		n := len(host.got)
+		host.mu.Unlock()
+		if n != 1 {
+			t.Errorf("restart %d: the new host got %d calls, want 1", i+1, n)
+		}
 	}
 }

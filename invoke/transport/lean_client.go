@@ -67,11 +67,12 @@ func (p *Pool) LeanReplayable(ctx context.Context, addr string) (*LeanConn, erro
 // before anything is answered, and a replayable call is sent again.
 const trustRecent = time.Second
 
-// LeanActor is Lean for an actor call: it returns (nil, nil) also when the
-// peer speaks only LeanALPNv2, which has no actor calls (then use gRPC's
-// CallActor). A connection it returns has Actors true.
+// LeanActor is LeanReplayable for an actor call (its request is in
+// memory): it returns (nil, nil) also when the peer speaks only
+// LeanALPNv2, which has no actor calls (then use gRPC's CallActor). A
+// connection it returns has Actors true.
 func (p *Pool) LeanActor(ctx context.Context, addr string) (*LeanConn, error) {
-	return p.leanConn(ctx, addr, true, false)
+	return p.leanConn(ctx, addr, true, true)
 }
 
 func (p *Pool) leanConn(ctx context.Context, addr string, actors, replayable bool) (*LeanConn, error) {
