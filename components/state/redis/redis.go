@@ -87,14 +87,6 @@ if ARGV[1] ~= "" then
 end
 return redis.call("DEL", KEYS[1])`)
 
-// getScript returns {data, version, ttl} in one round trip.
-var getScript = goredis.NewScript(`
-local r = redis.call("HMGET", KEYS[1], "data", "version")
-if not r[1] then
-  return false
-end
-return {r[1], r[2] or "", redis.call("TTL", KEYS[1])}`)
-
 // Store is the Redis state store.
 type Store struct {
 	log    *slog.Logger
@@ -154,27 +146,37 @@ func (s *Store) Get(ctx context.Context, req *state.GetRequest) (*state.GetRespo
 	if req.Key == "" {
 		return nil, errors.New("get: missing key")
 	}
-	res, err := getScript.Run(ctx, s.client, []string{req.Key}).Slice()
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
-	}
+	// HMGET and TTL in one round trip, pipelined: no script for Redis to
+	// run. A write between the two can only make the expiry the newer
+	// write's.
+	var fields *goredis.SliceCmd
+	var ttl *goredis.DurationCmd
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		fields = p.HMGet(ctx, req.Key, "data", "version")
+		ttl = p.TTL(ctx, req.Key)
+		return nil
+	})
 	if err != nil {
 		if strings.Contains(err.Error(), "WRONGTYPE") {
 			return s.plainGet(ctx, req.Key)
 		}
 		return nil, fmt.Errorf("get %q: %w", req.Key, err)
 	}
-	if len(res) != 3 {
+	res := fields.Val()
+	if len(res) != 2 {
 		return nil, fmt.Errorf("get %q: unexpected reply %v", req.Key, res)
 	}
-	data, _ := res[0].(string)
+	data, ok := res[0].(string)
+	if !ok {
+		return nil, nil
+	}
 	ver, _ := res[1].(string)
 	resp := &state.GetResponse{Data: []byte(data)}
 	if ver != "" {
 		resp.ETag = &ver
 	}
-	if ttl, ok := res[2].(int64); ok && ttl > 0 {
-		resp.Metadata = state.ExpireTimeMetadata(s.now().Add(time.Duration(ttl) * time.Second))
+	if d := ttl.Val(); d > 0 {
+		resp.Metadata = state.ExpireTimeMetadata(s.now().Add(d))
 	}
 	return resp, nil
 }
