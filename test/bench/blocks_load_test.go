@@ -265,12 +265,7 @@ type blocksEnv struct {
 func blocksMarkdown(runs []pathRun, e blocksEnv) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	m := machine()
-	p("# Lock and output binding load benchmark\n\n")
-	p("- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	p("- commit: %s\n", commit())
-	p("- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s, %s\n", m.NProc, m.CPUModel, m.GOMAXPROCS, m.Kernel, m.GoVersion)
-	p("- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", e.loadBefore, e.loadAfter)
+	writeReportHead(&b, "Lock and output binding load benchmark", e.loadBefore, e.loadAfter)
 	p("- load: %d workers, each with its own connection, each sending its next operation as soon as the previous one returned; %s per run after %s warm-up of each path\n", e.workers, e.seconds, e.warmup)
 	p("- **lock**: one operation = a TryLock and its Unlock of one of 64 resources per worker. **sidecar** = lean HTTP/1.1 client (`proxy/appchannel/h1`) → tandemd `POST /v1.0-alpha1/lock/lockstore` then `/unlock/lockstore` → lock.redis → Redis; **component** = the `components/lock/redis` store in-process (SET NX EX, compare-and-delete script); **direct** = go-redis, the same two commands\n")
 	p("- **binding**: one operation = an output binding call with a %d-byte body (a JSON string, quotes included), echoed back. **sidecar** = the same client → tandemd `POST /v1.0/bindings/echo` (`{\"operation\":\"post\",\"data\":…}`) → bindings.http → `test/bench/echoapp`; **component** = the `components/bindings/http` binding in-process → echo app; **direct** = the client's `POST` straight to the echo app\n", e.payload)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,17 @@ func randomName(prefix string) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
+}
+
+// writeReportHead starts a report: its title, when, which commit, the
+// machine, and the load average before and after the run.
+func writeReportHead(b *strings.Builder, title, loadBefore, loadAfter string) {
+	m := machine()
+	fmt.Fprintf(b, "# %s\n\n", title)
+	fmt.Fprintf(b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(b, "- commit: %s\n", commit())
+	fmt.Fprintf(b, "- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s, %s\n", m.NProc, m.CPUModel, m.GOMAXPROCS, m.Kernel, m.GoVersion)
+	fmt.Fprintf(b, "- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", loadBefore, loadAfter)
 }
 
 // writeBenchReport writes md to the file named by $envName, or to def.

@@ -81,13 +81,7 @@ func TestGRPCInvokeLoad(t *testing.T) {
 	relays, relayPIDs := startRelays(t, bins, "tcp", appAddr)
 	paths = append(paths, path{"tcp relays", relayPIDs, g.onInvoke(relays, "")})
 	if daprd := daprdForBench(t); daprd != "" {
-		dargs := []string{"--log-level", "warn", "--placement-host-address", "", "--scheduler-host-address", ""}
-		dcallee := framework.StartSidecar(t, bins, framework.SidecarOptions{
-			AppID: "dcallee", AppPort: app.Port, AppProtocol: "grpc", Sentry: sentry, Binary: daprd, Args: dargs,
-		})
-		dcaller := framework.StartSidecar(t, bins, framework.SidecarOptions{
-			AppID: "dcaller", Sentry: sentry, Binary: daprd, Args: dargs,
-		})
+		dcaller, dcallee := startDaprdPair(t, bins, daprd, sentry, app.Port, "grpc")
 		pids := []int{dcaller.PID(), dcallee.PID()}
 		paths = append(paths,
 			path{"dapr invoke", pids, g.invokeService(dcaller.GRPCAddr(), "dcallee")},
@@ -239,12 +233,7 @@ func grpcMarkdown(runs []grpcRun, set Settings, loadBefore string) string {
 		}
 		return grpcRun{}, false
 	}
-	m := machine()
-	p("# gRPC invocation load benchmark\n\n")
-	p("- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	p("- commit: %s\n", commit())
-	p("- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s, %s\n", m.NProc, m.CPUModel, m.GOMAXPROCS, m.Kernel, m.GoVersion)
-	p("- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", loadBefore, m.LoadAvg)
+	writeReportHead(&b, "gRPC invocation load benchmark", loadBefore, machine().LoadAvg)
 	p("- load: %d workers sharing one gRPC connection per path (as an SDK client does), %d-byte data echoed back; %s per run after %s warm-up of each path; "+
 		"a staggered fixed rate of %.0f calls/s (worker w sends call i at (w + 16·i) / rate, fortio -uniform's pacing) and max rate (each worker sends its next call when the last returned)\n",
 		set.Connections, set.PayloadBytes, set.Run, set.Warmup, set.FixedQPS)

@@ -218,13 +218,7 @@ func daprdPath() (string, error) {
 // mDNS, daprd's default name resolution.
 func (h *harness) dapr(bins *framework.Binaries, daprd string, sentry *framework.Sentry, appPort int) []Run {
 	h.t.Helper()
-	args := []string{"--log-level", "warn", "--placement-host-address", "", "--scheduler-host-address", ""}
-	callee := framework.StartSidecar(h.t, bins, framework.SidecarOptions{
-		AppID: "dcallee", AppPort: appPort, Sentry: sentry, Binary: daprd, Args: args,
-	})
-	caller := framework.StartSidecar(h.t, bins, framework.SidecarOptions{
-		AppID: "dcaller", Sentry: sentry, Binary: daprd, Args: args,
-	})
+	caller, callee := startDaprdPair(h.t, bins, daprd, sentry, appPort, "http")
 	saved := h.sidecarPIDs
 	defer func() { h.sidecarPIDs = saved }()
 	h.sidecarPIDs = []int{caller.PID(), callee.PID()}
@@ -238,6 +232,22 @@ func (h *harness) dapr(bins *framework.Binaries, daprd string, sentry *framework
 	caller.Stop()
 	callee.Stop()
 	return runs
+}
+
+// startDaprdPair starts two daprd (no placement or scheduler) with
+// certificates from sentry: dcallee in front of the app at appPort
+// speaking appProtocol, and dcaller with no app. They find each other
+// over mDNS, daprd's default name resolution.
+func startDaprdPair(t *testing.T, bins *framework.Binaries, daprd string, sentry *framework.Sentry, appPort int, appProtocol string) (caller, callee *framework.Sidecar) {
+	t.Helper()
+	args := []string{"--log-level", "warn", "--placement-host-address", "", "--scheduler-host-address", ""}
+	callee = framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "dcallee", AppPort: appPort, AppProtocol: appProtocol, Sentry: sentry, Binary: daprd, Args: args,
+	})
+	caller = framework.StartSidecar(t, bins, framework.SidecarOptions{
+		AppID: "dcaller", Sentry: sentry, Binary: daprd, Args: args,
+	})
+	return caller, callee
 }
 
 // buildEchoApp builds test/bench/echoapp next to the other binaries.

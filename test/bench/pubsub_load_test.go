@@ -494,12 +494,7 @@ func (r *receiver) result(run int, start time.Time) pubsubRun {
 func pubsubMarkdown(runs []pubsubRun, n, workers int, rate float64, loadBefore string) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	m := machine()
-	p("# Pub/sub load benchmark\n\n")
-	p("- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	p("- commit: %s\n", commit())
-	p("- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s, %s\n", m.NProc, m.CPUModel, m.GOMAXPROCS, m.Kernel, m.GoVersion)
-	p("- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", loadBefore, m.LoadAvg)
+	writeReportHead(&b, "Pub/sub load benchmark", loadBefore, machine().LoadAvg)
 	p("- per broker: one tandemd (plaintext, no mTLS: publisher and subscriber are the same app) with component \"pubsub\" at its defaults unless noted, and an in-test subscriber app (GET /dapr/subscribe, answers SUCCESS at once); ")
 	p("%d messages per phase published with `POST /v1.0/publish/pubsub/{topic}` (a ~50-byte JSON body carrying the publish time) from %d workers with keep-alive connections, first at %.0f msg/s, then at max rate (each worker publishes its next message as soon as the previous call returned)\n", n, workers, rate)
 	p("- latency = time the subscriber received the message − time just before the publish call (one clock, the test process); first delivery of each message only. Delivered msg/s = distinct messages delivered ÷ (last delivery − first publish)\n")

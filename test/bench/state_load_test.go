@@ -379,12 +379,7 @@ type stateEnv struct {
 func stateMarkdown(runs []pathRun, e stateEnv) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	m := machine()
-	p("# State load benchmark\n\n")
-	p("- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	p("- commit: %s\n", commit())
-	p("- machine: %d CPUs (%s), GOMAXPROCS %d, kernel %s, %s\n", m.NProc, m.CPUModel, m.GOMAXPROCS, m.Kernel, m.GoVersion)
-	p("- load average (1, 5, 15 min) before: %s; after: %s (other work shares the machine)\n", e.loadBefore, e.loadAfter)
+	writeReportHead(&b, "State load benchmark", e.loadBefore, e.loadAfter)
 	p("- load: %d workers, each with its own connection, each sending its next operation as soon as the previous one returned; %s per run after %s warm-up of each path; %d keys (preloaded), 100-byte JSON values\n",
 		e.workers, e.seconds, e.warmup, e.keys)
 	cl := "Go net/http client (`TANDEM_BENCH_STATE_CLIENT=nethttp`)"

@@ -138,13 +138,7 @@ func TestProxylessLoad(t *testing.T) {
 	}
 	var dapr *proxylessPath
 	if daprd := daprdForBench(t); daprd != "" {
-		dargs := []string{"--log-level", "warn", "--placement-host-address", "", "--scheduler-host-address", ""}
-		dcallee := framework.StartSidecar(t, bins, framework.SidecarOptions{
-			AppID: "dcallee", AppPort: app.Port, AppProtocol: "grpc", Sentry: sentry, Binary: daprd, Args: dargs,
-		})
-		dcaller := framework.StartSidecar(t, bins, framework.SidecarOptions{
-			AppID: "dcaller", Sentry: sentry, Binary: daprd, Args: dargs,
-		})
+		dcaller, dcallee := startDaprdPair(t, bins, daprd, sentry, app.Port, "grpc")
 		dapr = &proxylessPath{name: "Dapr 1.18.2: caller daprd → callee daprd", target: dcaller.GRPCAddr(), appID: "dcallee",
 			sidecars: []int{dcaller.PID(), dcallee.PID()}}
 		paths = append(paths, *dapr)
