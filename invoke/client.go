@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -150,14 +149,8 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	if !req.StreamResponse && req.ContentLength >= 0 && req.ContentLength <= UnaryLimit {
 		return iv.invokeUnary(ctx, appID, ns, addr, req)
 	}
-	if _, mem := req.Body.(*MemBody); !mem && req.Body != nil && req.ContentLength > 0 && req.ContentLength <= UnaryLimit {
-		// A small body of known size is read first, as for CallLocal, so
-		// that the call can be replayed after a transport failure.
-		data := make([]byte, req.ContentLength)
-		if _, err := io.ReadFull(req.Body, data); err != nil {
-			return nil, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
-		}
-		req.Body = NewMemBody(data)
+	if err := req.holdSmall(); err != nil {
+		return nil, err
 	}
 	replay, canReplay := replayable(req)
 	resp, err = iv.invokeStream(ctx, appID, addr, req)
@@ -189,7 +182,7 @@ func replayable(req *Request) ([]byte, bool) {
 		return nil, true
 	}
 	if mb, ok := req.Body.(*MemBody); ok {
-		if b, whole := mb.Unread(); whole {
+		if b, whole := mb.unread(); whole {
 			return b, true
 		}
 	}
@@ -208,17 +201,9 @@ func (iv *Client) resolve(ctx context.Context, appID, ns string) (string, error)
 }
 
 func (iv *Client) invokeUnary(ctx context.Context, appID, ns, addr string, req *Request) (*Response, error) {
-	var data []byte
-	if mb, ok := req.Body.(*MemBody); ok {
-		if b, whole := mb.Unread(); whole && int64(len(b)) == req.ContentLength {
-			data = b
-		}
-	}
-	if data == nil && req.Body != nil && req.ContentLength > 0 {
-		data = make([]byte, req.ContentLength)
-		if _, err := io.ReadFull(req.Body, data); err != nil {
-			return nil, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
-		}
+	data, err := req.Bytes()
+	if err != nil {
+		return nil, err
 	}
 	m := req.Message.Message
 	if m.Data == nil {

@@ -527,14 +527,14 @@ func TestResponseBodyClosedEarly(t *testing.T) {
 func TestMemBodySentAsIs(t *testing.T) {
 	b := []byte("in memory")
 	m := NewMemBody(b)
-	if got, whole := m.Unread(); !whole || &got[0] != &b[0] {
+	if got, whole := m.unread(); !whole || &got[0] != &b[0] {
 		t.Fatalf("unread of a fresh body: whole %v, same bytes %v", whole, &got[0] == &b[0])
 	}
 	buf := make([]byte, 3)
 	if _, err := m.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	if _, whole := m.Unread(); whole {
+	if _, whole := m.unread(); whole {
 		t.Fatal("unread after a read still reports the whole body")
 	}
 }

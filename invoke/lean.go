@@ -58,14 +58,8 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // speaks it. handled is false when it does not (a daprd): then the caller
 // uses gRPC, at addr, which a retry may have changed.
 func (iv *Client) invokeLean(ctx context.Context, appID, ns, addr string, req *Request) (resp *Response, at string, handled bool, err error) {
-	if _, mem := req.Body.(*MemBody); !mem && req.Body != nil && req.ContentLength > 0 && req.ContentLength <= UnaryLimit {
-		// Read a small body of known size first so that the call can be
-		// replayed after a transport failure, as with gRPC.
-		data := make([]byte, req.ContentLength)
-		if _, err := io.ReadFull(req.Body, data); err != nil {
-			return nil, addr, true, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
-		}
-		req.Body = NewMemBody(data)
+	if err := req.holdSmall(); err != nil {
+		return nil, addr, true, err
 	}
 	replay, canReplay := replayable(req)
 	lc, err := iv.leanConn(ctx, addr, canReplay)
@@ -218,7 +212,7 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 // from a goroutine.
 func sendLeanBody(call *transport.ClientCall, req *Request) error {
 	if mb, ok := req.Body.(*MemBody); ok {
-		if b, whole := mb.Unread(); whole {
+		if b, whole := mb.unread(); whole {
 			if _, err := call.Write(b); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package invoke
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 
 	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
@@ -55,11 +56,44 @@ func NewMemBody(b []byte) *MemBody {
 // as an io.ReadCloser (an HTTP request's) without a wrapper.
 func (m *MemBody) Close() error { return nil }
 
-// Unread returns the whole content when nothing has been read yet (false
-// otherwise), so that a caller that must keep the bytes to send them again
-// can take them without a copy.
-func (m *MemBody) Unread() ([]byte, bool) {
+// unread returns the whole content when nothing has been read yet.
+func (m *MemBody) unread() ([]byte, bool) {
 	return m.b, m.Len() == len(m.b)
+}
+
+// Bytes returns the whole body of a request of known length: a MemBody's
+// own bytes when nothing has been read from it and it has the announced
+// length (no copy), else ContentLength bytes read from Body. It is nil
+// without a body or a known, non-zero length.
+func (r *Request) Bytes() ([]byte, error) {
+	if r.Body == nil || r.ContentLength <= 0 {
+		return nil, nil
+	}
+	if mb, ok := r.Body.(*MemBody); ok {
+		if b, whole := mb.unread(); whole && int64(len(b)) == r.ContentLength {
+			return b, nil
+		}
+	}
+	data := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, data); err != nil {
+		return nil, fmt.Errorf("read request body (%d bytes announced): %w", r.ContentLength, err)
+	}
+	return data, nil
+}
+
+// holdSmall reads a small body of known size into memory (a MemBody), as
+// CallLocal has it, so that the call can be sent again after a transport
+// failure.
+func (r *Request) holdSmall() error {
+	if _, mem := r.Body.(*MemBody); mem || r.ContentLength > UnaryLimit {
+		return nil
+	}
+	data, err := r.Bytes()
+	if err != nil || data == nil {
+		return err
+	}
+	r.Body = NewMemBody(data)
+	return nil
 }
 
 // Response is the answer of the callee's app.

@@ -104,17 +104,12 @@ func (iv *ResilientInvoker) Invoke(ctx context.Context, target string, req *invo
 	var body []byte
 	replayable := retry != nil && (req.Body == nil || req.ContentLength == 0 ||
 		(req.ContentLength > 0 && req.ContentLength <= limit))
-	if replayable && req.Body != nil && req.ContentLength > 0 {
-		if mb, ok := req.Body.(*invoke.MemBody); ok {
-			if b, whole := mb.Unread(); whole && int64(len(b)) == req.ContentLength {
-				body = b // in memory already, and not changed while in use
-			}
-		}
-		if body == nil {
-			body = make([]byte, req.ContentLength)
-			if _, err := io.ReadFull(req.Body, body); err != nil {
-				return nil, fmt.Errorf("read request body (%d bytes announced): %w", req.ContentLength, err)
-			}
+	if replayable {
+		// A body in memory already is taken as it is (not changed while
+		// in use).
+		var err error
+		if body, err = req.Bytes(); err != nil {
+			return nil, err
 		}
 	}
 

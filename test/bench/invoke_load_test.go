@@ -161,16 +161,19 @@ func (h *harness) floor(bins *framework.Binaries, appPort int) []Run {
 	return runs
 }
 
-// startRelays builds test/bench/relay and starts two of it in series in
-// mode (tcp or http) in front of to; it returns the first relay's address
-// and both relays' process IDs (first, second).
+// startRelays builds test/bench/relay (once per set of binaries) and
+// starts two of it in series in mode (tcp or http) in front of to; it
+// returns the first relay's address and both relays' process IDs (first,
+// second).
 func startRelays(t *testing.T, bins *framework.Binaries, mode, to string) (string, []int) {
 	t.Helper()
 	relayBin := filepath.Join(bins.Dir, "benchrelay")
-	cmd := exec.Command("go", "build", "-o", relayBin, "./test/bench/relay")
-	cmd.Dir = framework.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build test/bench/relay: %v\n%s", err, b)
+	if _, err := os.Stat(relayBin); err != nil {
+		cmd := exec.Command("go", "build", "-o", relayBin, "./test/bench/relay")
+		cmd.Dir = framework.RepoRoot()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build test/bench/relay: %v\n%s", err, b)
+		}
 	}
 	var pids []int
 	for _, hop := range []string{"second", "first"} {
