@@ -52,11 +52,7 @@ func TestBlocksLoad(t *testing.T) {
 	if workers < 1 || payload < 2 {
 		t.Fatal("TANDEM_BENCH_CONNECTIONS must be at least 1 and TANDEM_BENCH_PAYLOAD_BYTES at least 2")
 	}
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
+	bins := benchBinaries(t)
 	loadBefore := machine().LoadAvg
 
 	echo := framework.StartApp(t, "echo app", buildEchoApp(t, bins), "APP_ID=bindingtarget")

@@ -122,11 +122,7 @@ func TestPubSubLoad(t *testing.T) {
 	if n < 1 || workers < 1 {
 		t.Fatal("TANDEM_BENCH_PUBSUB_MESSAGES and TANDEM_BENCH_CONNECTIONS must be at least 1")
 	}
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
+	bins := benchBinaries(t)
 	loadBefore := machine().LoadAvg
 	cpu := NewProcCPU()
 

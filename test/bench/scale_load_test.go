@@ -39,11 +39,7 @@ func TestScaleLoad(t *testing.T) {
 	idleWindow := benchSeconds(t, "TANDEM_BENCH_IDLE_SECONDS", 30)
 	const registered, instances = 500, 10
 
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
+	bins := benchBinaries(t)
 	started := time.Now()
 	loadBefore := loadavg()
 

@@ -62,11 +62,7 @@ func TestStateLoad(t *testing.T) {
 	if workers < 1 || nkeys < 1 {
 		t.Fatal("TANDEM_BENCH_CONNECTIONS and TANDEM_BENCH_STATE_KEYS must be at least 1")
 	}
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
+	bins := benchBinaries(t)
 	loadBefore := machine().LoadAvg
 
 	// A key prefix of our own keeps the run apart from other users of this

@@ -39,11 +39,7 @@ func TestWasmAppLoad(t *testing.T) {
 		t.Skip("load benchmark: run it with TANDEM_BENCH=1 go test ./test/bench -run TestWasmAppLoad -v -timeout 20m (see test/bench/README.md)")
 	}
 	set := settingsFromEnv(t)
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
+	bins := benchBinaries(t)
 	flog.SetLogLevelQuiet(flog.Warning)
 	module := wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmapp", true)
 	leanModule := wasmguesttest.Build(t, "github.com/tandemrun/tandem/test/apps/wasmlean", true)

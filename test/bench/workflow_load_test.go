@@ -67,11 +67,7 @@ func TestWorkflowLoad(t *testing.T) {
 	}
 	runtimes := wfRuntimesFromEnv(t)
 	profile := os.Getenv("TANDEM_BENCH_WF_PPROF") == "1"
-	bins, err := framework.Build()
-	if err != nil {
-		t.Fatalf("build the binaries: %v", err)
-	}
-	t.Cleanup(framework.Cleanup)
+	bins := benchBinaries(t)
 	app, err := framework.BuildApp("./test/bench/wfapp")
 	if err != nil {
 		t.Fatal(err)
