@@ -192,7 +192,8 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 		call.Close()
 		return nil, err
 	}
-	out := new(internalsv1.InternalInvokeResponse)
+	a := new(leanAnswer)
+	out := &a.msg
 	if err := headwire.UnmarshalResponse(rh, out); err != nil {
 		call.Close()
 		return nil, fmt.Errorf("invoke app %q: undecodable response head: %w", appID, err)
@@ -204,7 +205,25 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 	if d := out.GetMessage().GetData(); d != nil {
 		d.Value = nil
 	}
-	return &Response{Message: out, Body: &leanBody{call: call, ended: ended}}, nil
+	a.body = leanBody{call: call, ended: ended}
+	a.resp = Response{Message: out, Body: &a.body}
+	return &a.resp, nil
+}
+
+// leanAnswer is what an answer over the lean transport is made of, in one
+// allocation.
+type leanAnswer struct {
+	resp Response
+	msg  internalsv1.InternalInvokeResponse
+	body leanBody
+}
+
+// leanServed is what a call served over the lean transport is made of, in
+// one allocation.
+type leanServed struct {
+	req Request
+	in  internalsv1.InternalInvokeRequest
+	mem MemBody
 }
 
 // sendLeanBody writes the request body: all of it and the end when it is
@@ -342,7 +361,8 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 	if call.Flags&transport.FlagActor != 0 {
 		return s.serveLeanActor(ctx, call)
 	}
-	in := new(internalsv1.InternalInvokeRequest)
+	served := new(leanServed)
+	in := &served.in
 	if err := headwire.UnmarshalRequest(call.Head, in); err != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid internal invoke request: %v", err)
 	}
@@ -353,7 +373,7 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 		in.Message.Data = nil // the body is in the data frames
 	}
 	if s.leanHook == nil {
-		_, err := s.serveLean(ctx, call, in)
+		_, err := s.serveLean(ctx, call, served)
 		return err
 	}
 	method := internalsv1.ServiceInvocation_CallLocal_FullMethodName
@@ -361,14 +381,15 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 		method = internalsv1.ServiceInvocation_CallLocalStream_FullMethodName
 	}
 	_, err := s.leanHook(ctx, method, in, func(ctx context.Context) (*internalsv1.InternalInvokeResponse, error) {
-		return s.serveLean(ctx, call, in)
+		return s.serveLean(ctx, call, served)
 	})
 	return err
 }
 
 // serveLean runs a call; it returns the answer's head once it went out.
-func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, in *internalsv1.InternalInvokeRequest) (*internalsv1.InternalInvokeResponse, error) {
-	req := &Request{Message: in, Body: call, ContentLength: call.ContentLength}
+func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, served *leanServed) (*internalsv1.InternalInvokeResponse, error) {
+	in, req := &served.in, &served.req
+	*req = Request{Message: in, Body: call, ContentLength: call.ContentLength}
 	if req.ContentLength > UnaryLimit {
 		// As over gRPC, where a body this size is streamed (CallLocalStream).
 		req.ContentLength = -1
@@ -383,7 +404,8 @@ func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, in *
 			if _, err := io.ReadFull(call, data); err != nil {
 				return nil, status.Errorf(codes.InvalidArgument, "read request body (%d bytes announced): %v", n, err)
 			}
-			req.Body = NewMemBody(data)
+			served.mem.set(data)
+			req.Body = &served.mem
 		} else {
 			req.Body = nil
 		}

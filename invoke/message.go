@@ -47,9 +47,16 @@ type MemBody struct {
 // an attempt abandoned by a timeout may still send it after Invoke
 // returned, so b is never pooled memory.
 func NewMemBody(b []byte) *MemBody {
-	m := &MemBody{b: b}
-	m.Reset(b)
+	m := new(MemBody)
+	m.set(b)
 	return m
+}
+
+// set makes m read b from its start (NewMemBody for a MemBody that is part
+// of a larger allocation).
+func (m *MemBody) set(b []byte) {
+	m.b = b
+	m.Reset(b)
 }
 
 // Close does nothing: the bytes are the caller's. It lets the body go out

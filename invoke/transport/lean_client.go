@@ -215,7 +215,7 @@ func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, h
 			_ = c.conn.SetDeadline(time.Unix(1, 0))
 		})
 	}
-	call.body = bodyReader{fr: &c.fr, onErr: call.fail}
+	call.body = bodyReader{fr: &c.fr, owner: call}
 	return call, nil
 }
 
@@ -236,6 +236,9 @@ type ClientCall struct {
 	broken   atomic.Bool
 	closed   bool
 }
+
+// connFailed is fail, for the answer's bodyReader.
+func (cl *ClientCall) connFailed(err error) error { return cl.fail(err) }
 
 // fail turns a connection failure into the call's status error and marks
 // the connection unusable.

@@ -110,11 +110,17 @@ func (r *frameReader) next() (typ byte, payload []byte, err error) {
 		}
 		r.remain = 0
 	}
-	var h [frameHeaderLen]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+	// Peek and Discard, not ReadFull into an array: the array would
+	// escape to the heap through io.Reader, one allocation per frame.
+	h, err := r.br.Peek(frameHeaderLen)
+	if err != nil {
+		if len(h) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF // as ReadFull: a partial header
+		}
 		return 0, nil, err
 	}
 	typ, n := h[0], int(binary.BigEndian.Uint32(h[1:]))
+	_, _ = r.br.Discard(frameHeaderLen) // buffered: cannot fail
 	switch typ {
 	case frameData:
 		if n > dataFrameMax {
@@ -162,8 +168,16 @@ type bodyReader struct {
 	fr   *frameReader
 	done bool
 	err  error
-	// onErr sees a failure of the connection (not the end of the body).
-	onErr func(error) error
+	// owner sees a failure of the connection (not the end of the body).
+	// An interface, not a func: a method value or closure would be one
+	// more allocation per call.
+	owner connFailer
+}
+
+// connFailer is the call a bodyReader reads for: connFailed is told of a
+// connection failure and returns the error the body reports.
+type connFailer interface {
+	connFailed(error) error
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -239,8 +253,8 @@ func (b *bodyReader) ready() bool {
 }
 
 func (b *bodyReader) fail(err error) {
-	if b.onErr != nil {
-		err = b.onErr(err)
+	if b.owner != nil {
+		err = b.owner.connFailed(err)
 	}
 	b.err = err
 }

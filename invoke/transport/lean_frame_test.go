@@ -91,6 +91,26 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFrameReaderEOF: a connection that ends between frames is io.EOF (a
+// clean end the pool can tell apart), one that ends inside a frame header
+// io.ErrUnexpectedEOF.
+func TestFrameReaderEOF(t *testing.T) {
+	whole := frames(t, []byte("h"), nil, true)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"nothing", nil, io.EOF},
+		{"part of a header", whole[:3], io.ErrUnexpectedEOF},
+	} {
+		fr := &frameReader{br: bufio.NewReader(bytes.NewReader(tc.in)), max: 1 << 20}
+		if _, _, err := fr.next(); err != tc.want {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
 // FuzzFrameReader: any byte stream is read without panic, and no head
 // larger than the limit is allocated.
 func FuzzFrameReader(f *testing.F) {

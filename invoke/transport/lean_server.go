@@ -334,11 +334,7 @@ func (s *LeanServer) serveCall(base context.Context, conn *tls.Conn, fr *frameRe
 	}
 	call := &ServerCall{Head: payload[headPrefixLen:], ContentLength: int64(binary.BigEndian.Uint64(payload[8:])),
 		Flags: payload[16], MaxMessageSize: s.max, w: fw, conn: conn, cancel: cancel}
-	call.body = bodyReader{fr: fr, onErr: func(err error) error {
-		cancel()
-		call.broken.Store(true)
-		return fmt.Errorf("receive request body: %w", err)
-	}}
+	call.body = bodyReader{fr: fr, owner: call}
 	cw.start(call)
 	err := s.handler.ServeLean(ctx, call)
 	// Before the end goes out: once the caller has it, it may send its
@@ -391,6 +387,15 @@ type ServerCall struct {
 	mu        sync.Mutex
 	finished  bool
 	watchDone chan struct{}
+}
+
+// connFailed ends the call when the connection fails inside its request
+// body: the handler's context is cancelled and the connection carries no
+// other call.
+func (c *ServerCall) connFailed(err error) error {
+	c.cancel()
+	c.broken.Store(true)
+	return fmt.Errorf("receive request body: %w", err)
 }
 
 // Read reads the request body.

@@ -53,9 +53,9 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	}
 	n := req.ContentLength
 	if n > 0 || n == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
-		var num [20]byte
 		_, _ = bw.WriteString("Content-Length: ")
-		_, _ = bw.Write(strconv.AppendInt(num[:0], n, 10))
+		// Formatted in the buffer's free space: no allocation.
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
 		_, _ = bw.WriteString("\r\n")
 	}
 	for k, vv := range req.Header {
