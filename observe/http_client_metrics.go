@@ -13,8 +13,8 @@ import (
 // /dapr/subscribe, deliveries). Their path label follows the same rules as
 // the server's (pathLabeler.clientLabel).
 type httpClientMetrics struct {
-	sent      *prometheus.HistogramVec
-	received  *prometheus.HistogramVec
+	sent      *byteHistogramVec
+	received  *byteHistogramVec
 	latency   *prometheus.HistogramVec
 	completed *prometheus.CounterVec
 	recvObs   prometheus.Observer
@@ -33,12 +33,8 @@ type httpClientChildren struct {
 
 func newHTTPClientMetrics(appID string, paths pathLabeler, verb func(string) string, buckets []float64, maxSeries int) *httpClientMetrics {
 	c := &httpClientMetrics{appID: appID, paths: paths, verb: verb}
-	c.sent = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dapr_http_client_sent_bytes", Help: "Total bytes sent in request body (not including headers)", Buckets: defaultSizeBuckets,
-	}, httpLabels)
-	c.received = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dapr_http_client_received_bytes", Help: "Total bytes received in response bodies (not including headers but including error responses with bodies)", Buckets: defaultSizeBuckets,
-	}, []string{"app_id"})
+	c.sent = newByteHistogramVec("dapr_http_client_sent_bytes", "Total bytes sent in request body (not including headers)", httpLabels)
+	c.received = newByteHistogramVec("dapr_http_client_received_bytes", "Total bytes received in response bodies (not including headers but including error responses with bodies)", []string{"app_id"})
 	c.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "dapr_http_client_roundtrip_latency", Help: "Time between first byte of request headers sent to last byte of response received, or terminal error", Buckets: buckets,
 	}, httpLabels)

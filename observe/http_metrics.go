@@ -26,8 +26,8 @@ type httpMetrics struct {
 	count     *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	responses *prometheus.CounterVec // nil without increasedCardinality
-	reqBytes  *prometheus.HistogramVec
-	respBytes *prometheus.HistogramVec
+	reqBytes  *byteHistogramVec
+	respBytes *byteHistogramVec
 	reqObs    prometheus.Observer
 	respObs   prometheus.Observer
 
@@ -65,12 +65,8 @@ func newHTTPMetrics(o MetricsOptions, buckets []float64, maxSeries int) (*httpMe
 			Name: "dapr_http_server_response_count", Help: "The number of HTTP responses",
 		}, httpLabels)
 	}
-	h.reqBytes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dapr_http_server_request_bytes", Help: "HTTP request body size if set as ContentLength (uncompressed) in server.", Buckets: defaultSizeBuckets,
-	}, []string{"app_id"})
-	h.respBytes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "dapr_http_server_response_bytes", Help: "HTTP response body size (uncompressed) in server.", Buckets: defaultSizeBuckets,
-	}, []string{"app_id"})
+	h.reqBytes = newByteHistogramVec("dapr_http_server_request_bytes", "HTTP request body size if set as ContentLength (uncompressed) in server.", []string{"app_id"})
+	h.respBytes = newByteHistogramVec("dapr_http_server_response_bytes", "HTTP response body size (uncompressed) in server.", []string{"app_id"})
 	h.reqObs = h.reqBytes.WithLabelValues(o.AppID)
 	h.respObs = h.respBytes.WithLabelValues(o.AppID)
 	h.cache = newBoundCache(maxSeries, h.bind, func() httpChildren {
