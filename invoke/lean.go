@@ -398,16 +398,14 @@ func (s *Server) serveLean(ctx context.Context, call *transport.ServerCall, serv
 		// A small body is read whole first, as CallLocal has it: the app
 		// channel sends it with its length, and the end of the call's
 		// frames is in, so the transport can notice the caller leaving.
-		var data []byte
-		if n > 0 {
-			data = make([]byte, n)
-			if _, err := io.ReadFull(call, data); err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "read request body (%d bytes announced): %v", n, err)
-			}
+		data, err := req.Bytes()
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		req.Body = nil
+		if data != nil {
 			served.mem.set(data)
 			req.Body = &served.mem
-		} else {
-			req.Body = nil
 		}
 		var one [1]byte
 		if m, err := call.Read(one[:]); m > 0 || err != io.EOF {
