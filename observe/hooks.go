@@ -2,6 +2,7 @@ package observe
 
 import (
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -20,6 +21,12 @@ type Hooks struct {
 	DialOptions []grpc.DialOption
 	// AppHTTPTransport wraps the HTTP app channel's transport.
 	AppHTTPTransport func(http.RoundTripper) http.RoundTripper
+	// AppHTTPCall records the calls the HTTP app channel writes without
+	// an http.Request, as AppHTTPTransport would have (an
+	// appchannel.CallRecorder). Nil when those calls must go through
+	// AppHTTPTransport: tracing is on (a span needs the request) or
+	// nothing observes them.
+	AppHTTPCall func(method, path string, sent int64, status int, received int64, err error, elapsed time.Duration)
 	// LeanClient and LeanServer observe the calls made and served over
 	// the lean transport between Tandem sidecars as DialOptions and
 	// InternalServerOptions observe gRPC ones (invoke's LeanHook options).
@@ -60,6 +67,7 @@ func NewHooks(m *Metrics, t *Tracing, l *APILogger) Hooks {
 		h.AppHTTPTransport = func(next http.RoundTripper) http.RoundTripper { return m.AppTransport(t.AppTransport(next)) }
 	case m != nil:
 		h.AppHTTPTransport = m.AppTransport
+		h.AppHTTPCall = m.AppCall
 	case t != nil:
 		h.AppHTTPTransport = t.AppTransport
 	}

@@ -65,14 +65,26 @@ func (c *httpClientMetrics) bind(k httpKey) httpClientChildren {
 }
 
 func (c *httpClientMetrics) record(req *http.Request, resp *http.Response, err error, elapsed time.Duration) {
-	k := httpKey{method: c.verb(req.Method), path: c.paths.clientLabel(req.URL.Path), status: http.StatusInternalServerError}
-	received := int64(0)
+	status, received := 0, int64(0)
 	if err == nil {
-		k.status = resp.StatusCode
-		received = max(resp.ContentLength, 0)
+		status, received = resp.StatusCode, max(resp.ContentLength, 0)
+	}
+	c.recordCall(req.Method, req.URL.Path, req.ContentLength, status, received, err, elapsed)
+}
+
+// recordCall records one call: its method, URL path and request body size,
+// the response's status and Content-Length (unused when err is not nil:
+// the call counts as a 500 that received nothing) and the time to the
+// response's headers.
+func (c *httpClientMetrics) recordCall(method, path string, sent int64, status int, received int64, err error, elapsed time.Duration) {
+	k := httpKey{method: c.verb(method), path: c.paths.clientLabel(path), status: http.StatusInternalServerError}
+	if err == nil {
+		k.status = status
+	} else {
+		received = 0
 	}
 	ch := c.cache.get(k)
-	ch.sent.Observe(float64(max(req.ContentLength, 0)))
+	ch.sent.Observe(float64(max(sent, 0)))
 	ch.latency.Observe(float64(elapsed) / float64(time.Millisecond))
 	ch.completed.Inc()
 	c.recvObs.Observe(float64(received))
@@ -86,6 +98,13 @@ func (m *Metrics) AppTransport(next http.RoundTripper) http.RoundTripper {
 		return next
 	}
 	return &metricsTransport{c: m.http.client, next: next}
+}
+
+// AppCall records dapr_http_client_* for a call to the app that the HTTP
+// app channel wrote without an http.Request (an appchannel.CallRecorder):
+// the figures AppTransport takes from the request and its response.
+func (m *Metrics) AppCall(method, path string, sent int64, status int, received int64, err error, elapsed time.Duration) {
+	m.http.client.recordCall(method, path, sent, status, received, err, elapsed)
 }
 
 type metricsTransport struct {

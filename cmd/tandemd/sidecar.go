@@ -246,7 +246,7 @@ func runSidecar(ctx context.Context, o *Options, log *slog.Logger, restart func(
 		}
 	}
 	if app.HTTP != nil && obs.AppHTTPTransport != nil {
-		app.HTTP.Client().Transport = obs.AppHTTPTransport(app.HTTP.Client().Transport)
+		app.HTTP.WrapTransport(obs.AppHTTPTransport, obs.AppHTTPCall)
 	}
 
 	host := o.HostIP

@@ -62,6 +62,52 @@ type HTTP struct {
 	apiToken string
 	pipeline Pipeline
 	piped    http.Handler // the pipeline ending in send
+	// lean is the h1 client of a plaintext app, which small calls take
+	// straight from their metadata (newDirect); nil for other apps.
+	lean *h1.Client
+	// rt is the transport NewHTTP made; observed is the one WrapTransport
+	// installed, and record what reports the direct calls it does not see.
+	// Direct calls are made while the client's transport is one of those.
+	rt       http.RoundTripper
+	observed *observedTransport
+	record   CallRecorder
+}
+
+// CallRecorder records a call to the app that was written without an
+// http.Request, with what a transport wrapper measuring it would have
+// taken from the request and its response: method, URL path, request body
+// size, status and response Content-Length (0 and 0 when err is not nil),
+// and the time to the response's headers.
+type CallRecorder func(method, path string, sent int64, status int, received int64, err error, elapsed time.Duration)
+
+// observedTransport is the transport WrapTransport installed.
+type observedTransport struct{ http.RoundTripper }
+
+// WrapTransport wraps the channel's transport with wrap (metrics, tracing),
+// which sees every call that has an http.Request. With record nil, every
+// call to the app gets one, so wrap sees them all; with record set, the
+// calls the channel writes straight from their metadata are reported to
+// record instead. Call it before the channel is used.
+func (h *HTTP) WrapTransport(wrap func(http.RoundTripper) http.RoundTripper, record CallRecorder) {
+	h.observed = &observedTransport{wrap(h.client.Transport)}
+	h.client.Transport = h.observed
+	h.record = record
+}
+
+// direct reports whether a call may be written straight from its metadata:
+// a plaintext app, no middleware, and no transport wrapper that would not
+// see it.
+func (h *HTTP) direct(piped bool) bool {
+	if h.lean == nil || piped {
+		return false
+	}
+	switch t := h.client.Transport; {
+	case t == h.rt:
+		return true
+	case h.observed != nil && t == http.RoundTripper(h.observed):
+		return h.record != nil
+	}
+	return false
 }
 
 var _ invoke.AppChannel = (*HTTP)(nil)
@@ -111,10 +157,14 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	}
 	host := net.JoinHostPort(addr, strconv.Itoa(cfg.Port))
 	var rt http.RoundTripper = tr
+	var lean *h1.Client
 	if scheme == "http" && tr.Protocols == nil {
-		rt = &router{std: tr, lean: h1.New(h1.Config{Addr: host, MaxIdle: 1024, MaxHeaderBytes: cfg.MaxResponseHeaderBytes})}
+		lean = h1.New(h1.Config{Addr: host, MaxIdle: 1024, MaxHeaderBytes: cfg.MaxResponseHeaderBytes})
+		rt = &router{std: tr, lean: lean}
 	}
-	return newHTTP(cfg, &http.Client{Transport: rt}, scheme, host), nil
+	h := newHTTP(cfg, &http.Client{Transport: rt}, scheme, host)
+	h.lean, h.rt = lean, rt
+	return h, nil
 }
 
 func newHTTP(cfg HTTPConfig, client *http.Client, scheme, host string) *HTTP {
@@ -137,6 +187,11 @@ func (h *HTTP) BaseURL() string { return h.scheme + "://" + h.host }
 
 // Close releases idle connections.
 func (h *HTTP) Close() error {
+	// The transport NewHTTP made holds them; a wrapper around it may not
+	// pass CloseIdleConnections on.
+	if c, ok := h.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 	h.client.CloseIdleConnections()
 	return nil
 }
@@ -184,6 +239,12 @@ const emptyTraceparent = "00-00000000000000000000000000000000-0000000000000000-0
 // Invoke sends req to the app and returns its response with the body
 // streaming; the caller must close Response.Body.
 func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Response, error) {
+	piped := h.pipeline != nil && !h.pipeline.Empty()
+	if h.direct(piped) {
+		if d := h.newDirect(req); d != nil {
+			return h.invokeDirect(ctx, d)
+		}
+	}
 	hreq, err := NewRequest(ctx, req, &url.URL{Scheme: h.scheme, Host: h.host})
 	if err != nil {
 		return nil, err
@@ -197,7 +258,7 @@ func (h *HTTP) Invoke(ctx context.Context, req *invoke.Request) (*invoke.Respons
 		// published without one; tracing, when on, replaces it.
 		hreq.Header["Traceparent"] = []string{emptyTraceparent}
 	}
-	if h.pipeline != nil && !h.pipeline.Empty() {
+	if piped {
 		return h.invokePiped(ctx, hreq)
 	}
 	resp, err := h.do(hreq)

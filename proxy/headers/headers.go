@@ -107,21 +107,14 @@ func ToHTTP(md Metadata, h http.Header) {
 			continue
 		}
 		name := lowerASCII(k)
-		switch name {
-		case contentTypeKey, contentLengthKey, destinationKey:
-			continue
-		}
-		if strings.HasSuffix(name, binSuffix) || IsHopByHop(name) {
-			continue
-		}
 		if _, ok := conn[name]; ok {
 			continue
 		}
-		name = daprPrefixReserved(name)
-		if !validHeaderName(name) {
+		name, ok := HTTPName(name)
+		if !ok {
 			continue
 		}
-		key := canonicalKey(name)
+		key := CanonicalKey(name)
 		if cur, ok := h[key]; ok {
 			h[key] = append(cur, vals...)
 		} else {
@@ -132,8 +125,29 @@ func ToHTTP(md Metadata, h http.Header) {
 	}
 }
 
-// canonicalKey is http.CanonicalHeaderKey of a lower-case name.
-func canonicalKey(name string) string {
+// HTTPName is the header name, lower-case, that ToHTTP gives a lower-case
+// metadata name; ok is false for the names it drops: hop-by-hop ones,
+// content-type, content-length, destination-app-id, binary "-bin" ones and
+// those that are no HTTP token. (ToHTTP also drops the names a connection
+// entry nominates, which a name alone cannot tell.)
+func HTTPName(name string) (string, bool) {
+	switch name {
+	case contentTypeKey, contentLengthKey, destinationKey:
+		return "", false
+	}
+	if strings.HasSuffix(name, binSuffix) || IsHopByHop(name) {
+		return "", false
+	}
+	name = daprPrefixReserved(name)
+	if !validHeaderName(name) {
+		return "", false
+	}
+	return name, true
+}
+
+// CanonicalKey is http.CanonicalHeaderKey of a lower-case name, without
+// allocating for the common ones.
+func CanonicalKey(name string) string {
 	if k, ok := commonCanonical[name]; ok {
 		return k
 	}

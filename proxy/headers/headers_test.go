@@ -91,8 +91,8 @@ func TestToHTTPSharesCapped(t *testing.T) {
 		t.Errorf("Dapr-Caller-App-Id = %v", got)
 	}
 	for _, n := range commonHeaders {
-		if c := http.CanonicalHeaderKey(n); c != n || canonicalKey(strings.ToLower(n)) != n {
-			t.Errorf("common header %q: canonical %q, looked up %q", n, c, canonicalKey(strings.ToLower(n)))
+		if c := http.CanonicalHeaderKey(n); c != n || CanonicalKey(strings.ToLower(n)) != n {
+			t.Errorf("common header %q: canonical %q, looked up %q", n, c, CanonicalKey(strings.ToLower(n)))
 		}
 	}
 	md = Metadata{"dapr-caller-app-id": lv("c"), "dapr-callee-app-id": lv("d"), "traceparent": lv("t")}

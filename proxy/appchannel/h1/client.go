@@ -124,30 +124,64 @@ func (c *conn) Write(p []byte) (int, error) {
 // HEAD, OPTIONS, TRACE). A request with a body needs req.GetBody to be
 // sent again.
 func (cl *Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+	return cl.send(req.Context(), req, nil)
+}
+
+// WireRequest is a request that writes itself: Send puts it on the
+// connection as it is. It is for a caller that holds a request in another
+// form than an http.Request (the sidecar's invocation metadata) and would
+// otherwise build one only to have it written.
+type WireRequest interface {
+	// Method is the request's method, as written.
+	Method() string
+	// WriteRequest writes the whole request to bw: request line, headers
+	// (Host among them), the blank line and the body, which must be
+	// Content-Length bytes. Send calls it once more, on a new connection,
+	// when it sends the request again, so it must be able to write the
+	// same request twice.
+	WriteRequest(bw *bufio.Writer) error
+}
+
+// Send sends req and returns the response, with RoundTrip's rules for
+// reused connections and for sending again (the body of a WireRequest can
+// always be written again). The response's Request is nil.
+func (cl *Client) Send(ctx context.Context, req WireRequest) (*http.Response, error) {
+	return cl.send(ctx, nil, req)
+}
+
+// send sends std or wire, whichever is not nil.
+func (cl *Client) send(ctx context.Context, std *http.Request, wire WireRequest) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		c, reused, err := cl.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := cl.roundTrip(ctx, c, req)
+		resp, err := cl.roundTrip(ctx, c, std, wire)
 		if err == nil {
 			return resp, nil
 		}
-		hasBody := req.Body != nil && req.Body != http.NoBody
+		method := ""
+		replayable := true
+		if std != nil {
+			method = std.Method
+			hasBody := std.Body != nil && std.Body != http.NoBody
+			replayable = !hasBody || std.GetBody != nil
+		} else {
+			method = wire.Method()
+		}
 		retry := reused && attempt == 0 && ctx.Err() == nil && c.read == 0 &&
-			(c.wrote == 0 || idempotent(req.Method)) && (!hasBody || req.GetBody != nil)
+			(c.wrote == 0 || idempotent(method)) && replayable
 		if !retry {
 			return nil, err
 		}
-		if hasBody {
-			body, err := req.GetBody()
+		if std != nil && std.Body != nil && std.Body != http.NoBody {
+			body, err := std.GetBody()
 			if err != nil {
 				return nil, err
 			}
-			r2 := *req
+			r2 := *std
 			r2.Body = body
-			req = &r2
+			std = &r2
 		}
 	}
 }
@@ -163,8 +197,8 @@ func idempotent(method string) bool {
 // aLongTimeAgo is a deadline in the past: it wakes a blocked read or write.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// roundTrip writes req on c and reads the response.
-func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*http.Response, error) {
+// roundTrip writes std or wire on c and reads the response.
+func (cl *Client) roundTrip(ctx context.Context, c *conn, std *http.Request, wire WireRequest) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, c.abort)
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -175,7 +209,16 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*h
 		return nil, err
 	}
 	c.read, c.wrote = 0, 0
-	if err := writeRequest(c.bw, req); err != nil {
+	var err error
+	method := ""
+	if std != nil {
+		method = std.Method
+		err = writeRequest(c.bw, std)
+	} else {
+		method = wire.Method()
+		err = wire.WriteRequest(c.bw)
+	}
+	if err != nil {
 		return fail(fmt.Errorf("write request: %w", err))
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -183,7 +226,7 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*h
 	}
 	for {
 		c.limit = cl.cfg.MaxHeaderBytes
-		resp, spare, err := readResponse(c.br, req, cl.cfg.MaxHeaderBytes)
+		resp, spare, err := readResponse(c.br, std, method, cl.cfg.MaxHeaderBytes)
 		c.limit = -1
 		if err != nil {
 			if c.read == 0 && errors.Is(err, io.EOF) {
@@ -195,11 +238,11 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, req *http.Request) (*h
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
-		resp.Request = req
+		resp.Request = std
 		if spare == nil {
 			spare = &body{}
 		}
-		*spare = body{rc: resp.Body, c: c, cl: cl, stop: stop, keep: !resp.Close && !req.Close,
+		*spare = body{rc: resp.Body, c: c, cl: cl, stop: stop, keep: !resp.Close && (std == nil || !std.Close),
 			eof: resp.Body == http.NoBody, size: resp.ContentLength}
 		resp.Body = spare
 		return resp, nil

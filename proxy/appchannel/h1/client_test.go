@@ -315,3 +315,92 @@ func TestDialError(t *testing.T) {
 		t.Fatal("no error from a closed port")
 	}
 }
+
+// wireReq is a WireRequest that writes a fixed request and counts its writes.
+type wireReq struct {
+	method, path, body string
+	writes             int
+}
+
+func (w *wireReq) Method() string { return w.method }
+
+func (w *wireReq) WriteRequest(bw *bufio.Writer) error {
+	w.writes++
+	_, err := fmt.Fprintf(bw, "%s %s HTTP/1.1\r\nHost: app\r\nX-Wire: yes\r\nContent-Length: %d\r\n\r\n%s", w.method, w.path, len(w.body), w.body)
+	return err
+}
+
+func TestSendWritesTheWireRequest(t *testing.T) {
+	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Seen", r.Header.Get("X-Wire")+" "+r.Host)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+	})
+	cl := New(Config{Addr: srv.Listener.Addr().String()})
+	t.Cleanup(cl.CloseIdleConnections)
+	for i := range 10 {
+		w := &wireReq{method: http.MethodPost, path: "/w", body: fmt.Sprint("b", i)}
+		resp, err := cl.Send(context.Background(), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(b) != "POST /w "+w.body || resp.Header.Get("X-Seen") != "yes app" || resp.Request != nil || w.writes != 1 {
+			t.Fatalf("request %d: %q, header %v, request %v, %d writes", i, b, resp.Header, resp.Request, w.writes)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 10 sequential requests, want 1", n)
+	}
+	// A HEAD answer (parsed by ReadResponse, which needs the method) has no
+	// body, whatever its Content-Length says.
+	resp, err := cl.Send(context.Background(), &wireReq{method: http.MethodHead, path: "/h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); len(b) != 0 || resp.Request != nil {
+		t.Fatalf("HEAD: body %q, request %v", b, resp.Request)
+	}
+	_ = resp.Body.Close()
+}
+
+func TestSendRetryRules(t *testing.T) {
+	for _, tt := range []struct {
+		method     string
+		wantErr    bool
+		wantWrites int
+	}{
+		{http.MethodGet, false, 2}, // idempotent: written again on a new connection
+		{http.MethodPost, true, 1}, // the server may have acted on it: not again
+	} {
+		t.Run(tt.method, func(t *testing.T) {
+			addr, _ := rawServer(t, func(n int, c net.Conn, r *http.Request) bool {
+				if r.URL.Path == "/warm" {
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+					return true
+				}
+				if n == 1 {
+					return false // read the request, close without an answer
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes")
+				return true
+			})
+			cl := New(Config{Addr: addr})
+			defer cl.CloseIdleConnections()
+			do(t, cl, newReq(t, context.Background(), http.MethodGet, addr, "/warm", nil))
+			w := &wireReq{method: tt.method, path: "/x", body: "b"}
+			resp, err := cl.Send(context.Background(), w)
+			if (err != nil) != tt.wantErr || w.writes != tt.wantWrites {
+				t.Fatalf("err = %v (want error %v), %d writes (want %d)", err, tt.wantErr, w.writes, tt.wantWrites)
+			}
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if string(b) != "yes" {
+					t.Fatalf("body %q", b)
+				}
+			}
+		})
+	}
+}

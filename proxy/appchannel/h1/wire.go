@@ -159,13 +159,14 @@ func asciiPrintable(s string) bool {
 	return true
 }
 
-// readResponse reads a response to req from br as http.ReadResponse does.
-// A response whose head is already whole in br's buffer and that is plain
-// (HTTP/1.1, a Content-Length body or none, no Transfer-Encoding, no
-// trailers) is parsed in place; anything else is left to ReadResponse.
-// A parsed answer comes with room for the client's body wrapper (spare),
-// nil when ReadResponse parsed it.
-func readResponse(br *bufio.Reader, req *http.Request, limit int64) (resp *http.Response, spare *body, err error) {
+// readResponse reads a response to a request with this method from br as
+// http.ReadResponse does; req, when not nil, is the request (Send has
+// none). A response whose head is already whole in br's buffer and that is
+// plain (HTTP/1.1, a Content-Length body or none, no Transfer-Encoding, no
+// trailers) is parsed in place; anything else is left to ReadResponse. A
+// parsed answer comes with room for the client's body wrapper (spare), nil
+// when ReadResponse parsed it.
+func readResponse(br *bufio.Reader, req *http.Request, method string, limit int64) (resp *http.Response, spare *body, err error) {
 	if br.Buffered() == 0 {
 		if _, err := br.Peek(1); err != nil {
 			if err == io.EOF {
@@ -174,8 +175,18 @@ func readResponse(br *bufio.Reader, req *http.Request, limit int64) (resp *http.
 			return nil, nil, err
 		}
 	}
-	if f, ok := parseResponse(br, req, limit); ok {
+	if f, ok := parseResponse(br, method, limit); ok {
+		f.resp.Request = req
 		return &f.resp, &f.outer, nil
+	}
+	if req == nil {
+		// ReadResponse needs only the method (a HEAD answer has no body).
+		req = &http.Request{Method: method}
+		defer func() {
+			if resp != nil {
+				resp.Request = nil
+			}
+		}()
 	}
 	resp, err = http.ReadResponse(br, req)
 	return resp, nil, err
@@ -188,11 +199,11 @@ type fastResponse struct {
 	outer body
 }
 
-// parseResponse parses a plain response head that is whole in br's buffer
-// and at most limit bytes long (limit < 0: any), consuming it; ok is false,
+// parseResponse parses a plain response head (to a request with this
+// method) that is whole in br's buffer and at most limit bytes long (limit < 0: any), consuming it; ok is false,
 // and nothing consumed, when the response is not plain or not all there.
-func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*fastResponse, bool) {
-	if req != nil && req.Method == http.MethodHead {
+func parseResponse(br *bufio.Reader, method string, limit int64) (*fastResponse, bool) {
+	if method == http.MethodHead {
 		return nil, false
 	}
 	buf, _ := br.Peek(br.Buffered())
@@ -294,7 +305,6 @@ func parseResponse(br *bufio.Reader, req *http.Request, limit int64) (*fastRespo
 	r.Header = hdr
 	r.ContentLength = length
 	r.Close = closing
-	r.Request = req
 	if length == 0 {
 		r.Body = http.NoBody
 	} else {
