@@ -34,6 +34,9 @@ type Request struct {
 	// answers only once the app has finished, in one message of bounded
 	// size (no chunked or server-sent events, nothing over the limit).
 	StreamResponse bool
+
+	// mem holds a small body read into memory by holdSmall.
+	mem MemBody
 }
 
 // MemBody is a request body held whole in memory. The invoker sends its
@@ -99,7 +102,8 @@ func (r *Request) holdSmall() error {
 	if err != nil || data == nil {
 		return err
 	}
-	r.Body = NewMemBody(data)
+	r.mem.set(data)
+	r.Body = &r.mem
 	return nil
 }
 

@@ -121,6 +121,12 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 		resp.Body = http.NoBody
 	}
 	defer resp.Body.Close()
+	if _, held := req.Body.(*invoke.MemBody); held && req.Body != r.Body {
+		// The invoker read the body into memory before sending it: it is
+		// over, and closed now, net/http's server does not look for more
+		// of it before writing the response.
+		_ = r.Body.Close()
+	}
 	h.writeResponse(w, r, appID, resp)
 }
 
