@@ -10,7 +10,9 @@
 // from the standard library. It is meant for requests whose body is small
 // and in memory (it writes the whole request before reading, so a server
 // that answers early and stops reading a large body would stall it);
-// anything else belongs to net/http.
+// anything else belongs to net/http. A caller that holds a request in
+// another form than an http.Request can write it itself (Send with a
+// WireRequest) and skip building one.
 package h1
 
 import (
