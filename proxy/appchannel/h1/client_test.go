@@ -209,42 +209,55 @@ func TestRetryRules(t *testing.T) {
 		{http.MethodPost, true, 1},   // the server may have acted on it: not again
 		{http.MethodDelete, true, 1}, // same
 	} {
-		t.Run(tt.method, func(t *testing.T) {
-			// Connection 1 answers /warm, then reads /x and closes without
-			// a byte of answer; later connections answer.
-			var tries atomic.Int64
-			addr, _ := rawServer(t, func(n int, c net.Conn, r *http.Request) bool {
-				if r.URL.Path == "/warm" {
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-					return true
-				}
-				tries.Add(1)
-				if n == 1 {
-					return false
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes")
-				return true
-			})
-			cl := New(Config{Addr: addr})
-			defer cl.CloseIdleConnections()
-			req := newReq(t, context.Background(), http.MethodGet, addr, "/warm", nil)
-			do(t, cl, req)
-			req = newReq(t, context.Background(), tt.method, addr, "/x", []byte("b"))
-			resp, err := cl.RoundTrip(req)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
-			}
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				_ = resp.Body.Close()
-				if string(b) != "yes" {
-					t.Fatalf("body %q", b)
-				}
-			}
-			if got := tries.Load(); got != tt.wantTries {
-				t.Fatalf("server saw %d tries, want %d", got, tt.wantTries)
-			}
-		})
+		for _, wire := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/wire=%v", tt.method, wire), func(t *testing.T) { testRetry(t, tt.method, wire, tt.wantErr, tt.wantTries) })
+		}
+	}
+}
+
+// testRetry sends a request with this method (an http.Request to
+// RoundTrip, or a WireRequest to Send) on a connection the server closes
+// after reading it.
+func testRetry(t *testing.T, method string, wire, wantErr bool, wantTries int64) {
+	// Connection 1 answers /warm, then reads /x and closes without
+	// a byte of answer; later connections answer.
+	var tries atomic.Int64
+	addr, _ := rawServer(t, func(n int, c net.Conn, r *http.Request) bool {
+		if r.URL.Path == "/warm" {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return true
+		}
+		tries.Add(1)
+		if n == 1 {
+			return false
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes")
+		return true
+	})
+	cl := New(Config{Addr: addr})
+	defer cl.CloseIdleConnections()
+	req := newReq(t, context.Background(), http.MethodGet, addr, "/warm", nil)
+	do(t, cl, req)
+	var resp *http.Response
+	var err error
+	w := &wireReq{method: method, path: "/x", body: "b"}
+	if wire {
+		resp, err = cl.Send(context.Background(), w)
+	} else {
+		resp, err = cl.RoundTrip(newReq(t, context.Background(), method, addr, "/x", []byte("b")))
+	}
+	if (err != nil) != wantErr {
+		t.Fatalf("err = %v, want error %v", err, wantErr)
+	}
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(b) != "yes" {
+			t.Fatalf("body %q", b)
+		}
+	}
+	if got := tries.Load(); got != wantTries || wire && int64(w.writes) != wantTries {
+		t.Fatalf("server saw %d tries (%d written), want %d", got, w.writes, wantTries)
 	}
 }
 
@@ -363,44 +376,4 @@ func TestSendWritesTheWireRequest(t *testing.T) {
 		t.Fatalf("HEAD: body %q, request %v", b, resp.Request)
 	}
 	_ = resp.Body.Close()
-}
-
-func TestSendRetryRules(t *testing.T) {
-	for _, tt := range []struct {
-		method     string
-		wantErr    bool
-		wantWrites int
-	}{
-		{http.MethodGet, false, 2}, // idempotent: written again on a new connection
-		{http.MethodPost, true, 1}, // the server may have acted on it: not again
-	} {
-		t.Run(tt.method, func(t *testing.T) {
-			addr, _ := rawServer(t, func(n int, c net.Conn, r *http.Request) bool {
-				if r.URL.Path == "/warm" {
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-					return true
-				}
-				if n == 1 {
-					return false // read the request, close without an answer
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes")
-				return true
-			})
-			cl := New(Config{Addr: addr})
-			defer cl.CloseIdleConnections()
-			do(t, cl, newReq(t, context.Background(), http.MethodGet, addr, "/warm", nil))
-			w := &wireReq{method: tt.method, path: "/x", body: "b"}
-			resp, err := cl.Send(context.Background(), w)
-			if (err != nil) != tt.wantErr || w.writes != tt.wantWrites {
-				t.Fatalf("err = %v (want error %v), %d writes (want %d)", err, tt.wantErr, w.writes, tt.wantWrites)
-			}
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				_ = resp.Body.Close()
-				if string(b) != "yes" {
-					t.Fatalf("body %q", b)
-				}
-			}
-		})
-	}
 }
