@@ -20,7 +20,7 @@ import (
 )
 
 // recordingBroker records what is published; with fail set it refuses
-// entries whose data contains "bad".
+// entries whose data is "bad".
 type recordingBroker struct {
 	pubsub.PubSub
 	fail bool
@@ -29,7 +29,9 @@ type recordingBroker struct {
 }
 
 func (r *recordingBroker) Publish(ctx context.Context, req *pubsub.PublishRequest) error {
-	if r.fail && strings.Contains(string(req.Data), "bad") {
+	// The event's data, not anywhere in its envelope: a random id such as
+	// "…-4bad-…" must not make the broker refuse it.
+	if r.fail && (string(req.Data) == "bad" || strings.Contains(string(req.Data), `"data":"bad"`)) {
 		return errors.New("broker refused the message")
 	}
 	r.mu.Lock()
