@@ -304,9 +304,10 @@ func callErr(host string, err error) error { return fmt.Errorf("call app at %s: 
 // whose body streams from resp's.
 func NewResponse(resp *http.Response) *invoke.Response {
 	md := make(headers.Metadata, len(resp.Header))
-	headers.FromHTTP(resp.Header, md)
-	// The response's messages share one allocation.
+	// The response's messages (and the entries of a few headers) share
+	// one allocation.
 	a := &responseAlloc{}
+	headers.FromHTTPInto(resp.Header, md, a.entries[:])
 	a.status.Code = int32(resp.StatusCode) //nolint:gosec // HTTP status fits.
 	a.inner.ContentType = resp.Header.Get("Content-Type")
 	a.msg.Status = &a.status
@@ -326,6 +327,9 @@ type responseAlloc struct {
 	status internalsv1.Status
 	inner  commonv1.InvokeResponse
 	body   shortBodyOK
+	// entries back the metadata of an answer with this many headers or
+	// fewer (most apps send a handful).
+	entries [4]internalsv1.ListStringValue
 }
 
 // shortBodyOK ends a response body that is shorter than the app's

@@ -58,9 +58,19 @@ func connectionTokens(values []string) map[string]struct{} {
 // Content-Length (the body's size travels separately) and the names in
 // skip (lower-case; e.g. "dapr-app-id"). Values are shared, not copied.
 func FromHTTP(h http.Header, md Metadata, skip ...string) {
+	FromHTTPInto(h, md, nil, skip...)
+}
+
+// FromHTTPInto is FromHTTP with room for the entries: spare backs them when
+// it holds one per header (it is part of the caller's own allocation), and
+// one new array does otherwise.
+func FromHTTPInto(h http.Header, md Metadata, spare []internalsv1.ListStringValue, skip ...string) {
 	conn := connectionTokens(h["Connection"])
 	// One backing array for all entries: one allocation, not one per header.
-	lvs := make([]internalsv1.ListStringValue, len(h))
+	lvs := spare
+	if len(lvs) < len(h) {
+		lvs = make([]internalsv1.ListStringValue, len(h))
+	}
 	used := 0
 outer:
 	for k, vv := range h {

@@ -1,6 +1,7 @@
 package headers
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -103,6 +104,15 @@ func TestToHTTPSharesCapped(t *testing.T) {
 }
 
 func TestFromHTTP(t *testing.T) {
+	for _, spare := range []int{0, 3, 8} {
+		t.Run(fmt.Sprintf("spare=%d", spare), func(t *testing.T) { testFromHTTP(t, spare) })
+	}
+}
+
+// testFromHTTP converts headers with FromHTTPInto and room for this many
+// entries: the metadata is the same whatever the room, and entries use it
+// when it is enough (one per header).
+func testFromHTTP(t *testing.T, spare int) {
 	h := http.Header{
 		"Content-Type":      {"a/b"},
 		"Content-Length":    {"3"},
@@ -114,7 +124,19 @@ func TestFromHTTP(t *testing.T) {
 		"x-multi":           {"3"},
 	}
 	md := Metadata{}
-	FromHTTP(h, md, "dapr-app-id")
+	room := make([]internalsv1.ListStringValue, spare)
+	FromHTTPInto(h, md, room, "dapr-app-id")
+	inRoom := 0
+	for _, v := range md {
+		for i := range room {
+			if v == &room[i] {
+				inRoom++
+			}
+		}
+	}
+	if enough := spare >= len(h); enough && inRoom != len(md) || !enough && inRoom != 0 {
+		t.Errorf("%d of %d entries in the %d given", inRoom, len(md), spare)
+	}
 	want := map[string][]string{"content-type": {"a/b"}, "x-multi": nil}
 	if len(md) != len(want) {
 		t.Fatalf("md = %v", md)

@@ -58,6 +58,9 @@ type requestAlloc struct {
 	internal internalsv1.InternalInvokeRequest
 	msg      commonv1.InvokeRequest
 	ext      commonv1.HTTPExtension
+	// entries back the metadata of a request with this many headers or
+	// fewer.
+	entries [6]internalsv1.ListStringValue
 }
 
 // invoke serves a service invocation.
@@ -82,15 +85,16 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 	}
 
 	// Room for the forwarding entries and the invoker's routing ones.
+	// The request's messages (and the entries of a few headers) share one
+	// allocation.
+	a := &requestAlloc{}
 	md := make(headers.Metadata, len(r.Header)+6)
-	headers.FromHTTP(r.Header, md)
+	headers.FromHTTPInto(r.Header, md, a.entries[:])
 	if appID != h.cfg.AppID && (h.cfg.External == nil || !h.cfg.External(appID)) {
 		// As daprd, only calls that leave for another sidecar say which
 		// host they were forwarded by.
 		h.cfg.Forwarded.AddTo(md)
 	}
-	// The request's messages share one allocation.
-	a := &requestAlloc{}
 	a.ext.Verb = commonv1.HTTPExtension_Verb(verb)
 	a.ext.Querystring = r.URL.RawQuery
 	a.msg.Method = method
