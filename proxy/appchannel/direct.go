@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/tandemrun/tandem/invoke"
+	"github.com/tandemrun/tandem/proxy/appchannel/h1"
 	"github.com/tandemrun/tandem/proxy/headers"
 )
 
@@ -58,7 +59,7 @@ func (h *HTTP) newDirect(req *invoke.Request) *directRequest {
 		return nil
 	}
 	query := ext.GetQuerystring()
-	if !asciiPrintable(query) || strings.IndexByte(query, '#') >= 0 {
+	if !h1.ASCIIPrintable(query) || strings.IndexByte(query, '#') >= 0 {
 		return nil
 	}
 	ctype := msg.GetContentType()
@@ -125,16 +126,6 @@ func hasUpper(s string) bool {
 	return false
 }
 
-// asciiPrintable reports whether s is printable ASCII without spaces.
-func asciiPrintable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 func (d *directRequest) Method() string { return d.method }
 
 // WriteRequest writes the request as h1 writes NewRequest's (see
@@ -153,9 +144,9 @@ func (d *directRequest) WriteRequest(bw *bufio.Writer) error {
 	_, _ = bw.WriteString(d.host)
 	_, _ = bw.WriteString("\r\n")
 	if lv := d.md["user-agent"]; lv == nil || len(lv.Values) == 0 {
-		_, _ = bw.WriteString("User-Agent: Go-http-client/1.1\r\n")
+		_, _ = bw.WriteString("User-Agent: " + h1.DefaultUserAgent + "\r\n")
 	} else if ua := lv.Values[0]; ua != "" {
-		writeField(bw, "User-Agent", ua)
+		h1.WriteField(bw, "User-Agent", ua)
 	}
 	if d.n > 0 || d.method == http.MethodPost || d.method == http.MethodPut || d.method == http.MethodPatch {
 		_, _ = bw.WriteString("Content-Length: ")
@@ -163,13 +154,13 @@ func (d *directRequest) WriteRequest(bw *bufio.Writer) error {
 		_, _ = bw.WriteString("\r\n")
 	}
 	if d.ctype != "" {
-		writeField(bw, "Content-Type", d.ctype)
+		h1.WriteField(bw, "Content-Type", d.ctype)
 	}
 	if d.token != "" {
-		writeField(bw, "Dapr-Api-Token", d.token)
+		h1.WriteField(bw, "Dapr-Api-Token", d.token)
 	}
 	if d.trace != "" {
-		writeField(bw, "Traceparent", d.trace)
+		h1.WriteField(bw, "Traceparent", d.trace)
 	}
 	for k, lv := range d.md {
 		vals := lv.GetValues()
@@ -194,7 +185,7 @@ func (d *directRequest) WriteRequest(bw *bufio.Writer) error {
 		}
 		key := headers.CanonicalKey(name)
 		for _, v := range vals {
-			writeField(bw, key, v)
+			h1.WriteField(bw, key, v)
 		}
 	}
 	_, err := bw.WriteString("\r\n")
@@ -211,15 +202,6 @@ func (d *directRequest) WriteRequest(bw *bufio.Writer) error {
 		_, err = io.CopyN(bw, d.body, d.n)
 	}
 	return err
-}
-
-// writeField writes one header line, the value without the spaces and tabs
-// around it.
-func writeField(bw *bufio.Writer, k, v string) {
-	_, _ = bw.WriteString(k)
-	_, _ = bw.WriteString(": ")
-	_, _ = bw.WriteString(strings.Trim(v, " \t"))
-	_, _ = bw.WriteString("\r\n")
 }
 
 // invokeDirect sends d to the app; its errors are Invoke's.

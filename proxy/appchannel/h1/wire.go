@@ -22,8 +22,8 @@ import (
 // maxFastHeaders bounds the header lines the fast parser takes.
 const maxFastHeaders = 64
 
-// defaultUserAgent is what http.Request.Write sends without a User-Agent.
-const defaultUserAgent = "Go-http-client/1.1"
+// DefaultUserAgent is what http.Request.Write sends without a User-Agent.
+const DefaultUserAgent = "Go-http-client/1.1"
 
 // writeRequest writes req to bw as http.Request.Write does (and closes its
 // body), the headers in map order rather than sorted.
@@ -47,9 +47,9 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	_, _ = bw.WriteString(requestHost(req))
 	_, _ = bw.WriteString("\r\n")
 	if ua, ok := req.Header["User-Agent"]; !ok {
-		_, _ = bw.WriteString("User-Agent: " + defaultUserAgent + "\r\n")
+		_, _ = bw.WriteString("User-Agent: " + DefaultUserAgent + "\r\n")
 	} else if len(ua) > 0 && ua[0] != "" {
-		writeField(bw, "User-Agent", trimOWS(ua[0]))
+		WriteField(bw, "User-Agent", ua[0])
 	}
 	n := req.ContentLength
 	if n > 0 || n == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
@@ -64,7 +64,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 			continue
 		}
 		for _, v := range vv {
-			writeField(bw, k, trimOWS(v))
+			WriteField(bw, k, v)
 		}
 	}
 	_, err := bw.WriteString("\r\n")
@@ -90,10 +90,12 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	return nil
 }
 
-func writeField(bw *bufio.Writer, k, v string) {
+// WriteField writes one header line, the value without the spaces and tabs
+// around it (as http.Header.Write does); name and value must be valid.
+func WriteField(bw *bufio.Writer, k, v string) {
 	_, _ = bw.WriteString(k)
 	_, _ = bw.WriteString(": ")
-	_, _ = bw.WriteString(v)
+	_, _ = bw.WriteString(trimOWS(v))
 	_, _ = bw.WriteString("\r\n")
 }
 
@@ -128,11 +130,11 @@ func fastRequest(req *http.Request) (path string, ok bool) {
 		return "", false
 	}
 	host := requestHost(req)
-	if host == "" || !asciiPrintable(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
+	if host == "" || !ASCIIPrintable(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
 		return "", false
 	}
 	path = u.EscapedPath()
-	if !strings.HasPrefix(path, "/") || !asciiPrintable(path) || !asciiPrintable(u.RawQuery) || strings.IndexByte(u.RawQuery, '#') >= 0 {
+	if !strings.HasPrefix(path, "/") || !ASCIIPrintable(path) || !ASCIIPrintable(u.RawQuery) || strings.IndexByte(u.RawQuery, '#') >= 0 {
 		return "", false
 	}
 	for k, vv := range req.Header {
@@ -149,8 +151,9 @@ func fastRequest(req *http.Request) (path string, ok bool) {
 	return path, true
 }
 
-// asciiPrintable reports whether s is printable ASCII without spaces.
-func asciiPrintable(s string) bool {
+// ASCIIPrintable reports whether s is printable ASCII without spaces (what a
+// request target or Host can be written as without escaping).
+func ASCIIPrintable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] <= ' ' || s[i] >= 0x7f {
 			return false
@@ -179,16 +182,15 @@ func readResponse(br *bufio.Reader, req *http.Request, method string, limit int6
 		f.resp.Request = req
 		return &f.resp, &f.outer, nil
 	}
-	if req == nil {
+	std := req
+	if std == nil {
 		// ReadResponse needs only the method (a HEAD answer has no body).
-		req = &http.Request{Method: method}
-		defer func() {
-			if resp != nil {
-				resp.Request = nil
-			}
-		}()
+		std = &http.Request{Method: method}
 	}
-	resp, err = http.ReadResponse(br, req)
+	resp, err = http.ReadResponse(br, std)
+	if resp != nil {
+		resp.Request = req
+	}
 	return resp, nil, err
 }
 
