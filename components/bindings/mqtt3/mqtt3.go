@@ -238,49 +238,68 @@ func (b *Binding) Read(ctx context.Context, h bindings.Handler) error {
 	if err != nil {
 		return err
 	}
-	// Read returns only once the handlers it started have returned.
+	// Read returns only once the handlers it started have returned. stop
+	// turns new ones away and waits for those running; Read calls it before
+	// it closes the connection, because paho's Subscribe (in the connect
+	// handler) waits for its write timeout on a connection closed under it.
 	var running sync.WaitGroup
-	defer running.Wait()
 	var mu sync.Mutex
 	stopped := false
-	handle := func(_ mqtt.Client, m mqtt.Message) {
+	enter := func() bool {
 		mu.Lock()
-		if stopped {
-			mu.Unlock()
+		defer mu.Unlock()
+		if !stopped {
+			running.Add(1)
+		}
+		return !stopped
+	}
+	stop := func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		running.Wait()
+	}
+	handle := func(_ mqtt.Client, m mqtt.Message) {
+		if !enter() {
 			return // unacknowledged: the broker's session keeps it
 		}
-		running.Add(1)
-		mu.Unlock()
 		defer running.Done()
 		b.handle(ctx, h, m)
 	}
 	o.SetAutoAckDisabled(true).SetOrderMatters(true).SetResumeSubs(true).SetDefaultPublishHandler(handle).
+		SetWriteTimeout(connectTimeout).
 		SetOnConnectHandler(func(c mqtt.Client) {
+			if !enter() {
+				return
+			}
+			defer running.Done()
 			if err := pahotoken.Wait(ctx, c.Subscribe(b.cfg.Topic, qos, handle), connectTimeout); err != nil && ctx.Err() == nil {
 				b.log.Error("mqtt3 input binding could not subscribe; it tries again on reconnect", "binding", b.name, "topic", b.cfg.Topic, "error", err)
 			}
 		})
 	client := mqtt.NewClient(o)
-	for {
-		err := pahotoken.Connect(ctx, client, connectTimeout)
+	defer client.Disconnect(250) // after stop, below
+	defer stop()
+	for ctx.Err() == nil {
+		t := client.Connect()
+		err := pahotoken.Wait(ctx, t, connectTimeout)
 		if err == nil {
-			break
+			<-ctx.Done()
+			return nil
 		}
+		// A connection still being made is let finish (at most
+		// connectTimeout); when ctx ended, it is closed after stop.
+		t.WaitTimeout(connectTimeout)
 		if ctx.Err() != nil {
 			return nil
 		}
+		client.Disconnect(0)
 		b.log.Warn("mqtt3 input binding cannot connect; retrying", "binding", b.name, "error", err)
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-time.After(time.Second):
 		}
 	}
-	<-ctx.Done()
-	mu.Lock()
-	stopped = true
-	mu.Unlock()
-	client.Disconnect(250)
 	return nil
 }
 

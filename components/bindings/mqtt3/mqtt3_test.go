@@ -1,7 +1,12 @@
 package mqtt3
 
 import (
+	"context"
+	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/tandemrun/tandem/components"
 	"github.com/tandemrun/tandem/components/bindings"
@@ -52,5 +57,39 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("config = %+v", cfg)
 			}
 		})
+	}
+}
+
+// Read returns only once the subscription its connect handler started has
+// returned, also when Read is stopped just as the client connects (paho's
+// Subscribe then waits on a connection that Disconnect closed under it).
+func TestReadStoppedAtConnectLeavesNoSubscribe(t *testing.T) {
+	bindingstest.RequireServer(t, "127.0.0.1:1883", "Mosquitto")
+	suffix := bindingstest.RandomSuffix()
+	b := New(nil)
+	if err := b.Init(context.Background(), components.Metadata{Name: "mq", Type: Type, Properties: map[string]string{
+		"url": "tcp://127.0.0.1:1883", "topic": "tandemtest/" + suffix, "consumerID": "tandemtest-" + suffix,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	handler := func(context.Context, *bindings.Event) ([]byte, error) { return nil, nil }
+	before := goleak.IgnoreCurrent()
+	for i := range 40 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Read(ctx, handler) }()
+		time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		// Only a Subscribe left behind is this test's business; paho's
+		// other goroutines end on their own after Disconnect.
+		if err := goleak.Find(before); err != nil {
+			if strings.Contains(err.Error(), "(*client).Subscribe") {
+				t.Fatalf("round %d: a Subscribe outlived Read: %v", i, err)
+			}
+		}
 	}
 }
