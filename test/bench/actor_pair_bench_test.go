@@ -134,7 +134,7 @@ func BenchmarkActorPair(b *testing.B) {
 		b.Fatal(err)
 	}
 	run(callerRT.Run)
-	api := serveHTTP(b, httpapi.New(httpapi.Config{AppID: "caller", Invoker: inv, Actors: callerRT}))
+	api := serveAPI(b, httpapi.New(httpapi.Config{AppID: "caller", Invoker: inv, Actors: callerRT}))
 	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer lcancel()
 	for {

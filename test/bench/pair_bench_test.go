@@ -17,6 +17,7 @@ import (
 	"github.com/tandemrun/tandem/invoke/transport"
 	"github.com/tandemrun/tandem/invoke/transport/transporttest"
 	"github.com/tandemrun/tandem/proxy/appchannel"
+	"github.com/tandemrun/tandem/proxy/h1server"
 	"github.com/tandemrun/tandem/proxy/httpapi"
 )
 
@@ -97,7 +98,7 @@ func benchPair(b *testing.B, lean bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	api := serveHTTP(b, httpapi.New(httpapi.Config{AppID: "caller", Invoker: inv}))
+	api := serveAPI(b, httpapi.New(httpapi.Config{AppID: "caller", Invoker: inv}))
 
 	runPairLoad(b, "http://"+api+"/v1.0/invoke/callee/method/echo")
 }
@@ -164,6 +165,19 @@ func serveHTTP(tb testing.TB, h http.Handler) string {
 		tb.Fatal(err)
 	}
 	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	tb.Cleanup(func() { _ = s.Close() })
+	return ln.Addr().String()
+}
+
+// serveAPI serves a sidecar's HTTP API as tandemd does (proxy/h1server).
+func serveAPI(tb testing.TB, h http.Handler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &h1server.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.Serve(ln) }()
 	tb.Cleanup(func() { _ = s.Close() })
 	return ln.Addr().String()
