@@ -195,13 +195,13 @@ type badRequest string
 
 func (e badRequest) Error() string { return "bad request: " + string(e) }
 
-// versionError is a protocol version net/http's server does not serve.
-var versionError = errors.New("unsupported protocol version")
+// errVersion is a protocol version net/http's server does not serve.
+var errVersion = errors.New("unsupported protocol version")
 
 // check applies the checks net/http's server makes after parsing.
 func check(req *http.Request, hosts hostFields) error {
 	if req.ProtoMajor != 1 && (req.ProtoMajor != 2 || req.ProtoMinor != 0 || req.Method != "PRI" || req.RequestURI != "*") {
-		return versionError
+		return errVersion
 	}
 	if hosts.count < 0 {
 		// Not seen: what ReadRequest kept of them.
@@ -251,7 +251,7 @@ func (c *conn) refuse(err error, hitLimit bool) {
 	case strings.Contains(err.Error(), "unsupported transfer encoding"):
 		_, _ = io.WriteString(c.rwc, "HTTP/1.1 501 Not Implemented"+errorHeaders+"Unsupported transfer encoding")
 	case isCommonNetReadError(err):
-	case errors.Is(err, versionError):
+	case errors.Is(err, errVersion):
 		_, _ = io.WriteString(c.rwc, "HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version"+errorHeaders+"505 HTTP Version Not Supported: unsupported protocol version")
 	case errors.As(err, &bad):
 		_, _ = fmt.Fprintf(c.rwc, "HTTP/1.1 400 Bad Request: %s%s400 Bad Request: %s", string(bad), errorHeaders, string(bad))

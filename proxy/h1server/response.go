@@ -687,12 +687,6 @@ func (b *reqBody) finished() bool {
 	return b.done
 }
 
-func (b *reqBody) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
-
 // closedEarly reports whether the body was closed with more left than
 // the server reads.
 func (b *reqBody) closedEarly() bool {

@@ -257,5 +257,4 @@ type conn struct {
 	snap    http.Header
 	keys    []string
 	pending []byte
-	hijack  bool
 }
