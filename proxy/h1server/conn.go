@@ -84,6 +84,12 @@ func (c *conn) next(lastMethod *string) bool {
 	first := c.state.Load() == stateNew
 	if first {
 		c.cr.setLimit(c.srv.headerLimit())
+		// A new connection has ReadHeaderTimeout to send its first
+		// header, as with net/http; a kept one may wait for its next
+		// request without a bound.
+		if d := c.srv.ReadHeaderTimeout; d > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+		}
 	} else {
 		c.state.Store(stateIdle)
 	}
@@ -116,10 +122,15 @@ func (c *conn) next(lastMethod *string) bool {
 	if whole {
 		hosts = scanHosts(header)
 	}
-	deadline := false
-	if d := c.srv.ReadHeaderTimeout; d > 0 && !whole {
+	deadline := first && c.srv.ReadHeaderTimeout > 0
+	switch d := c.srv.ReadHeaderTimeout; {
+	case d > 0 && !whole && !first:
 		deadline = true
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+	case whole && first && deadline:
+		// Received whole: nothing left to time out.
+		_ = c.rwc.SetReadDeadline(time.Time{})
+		deadline = false
 	}
 	if !first {
 		c.cr.setLimit(c.srv.headerLimit())

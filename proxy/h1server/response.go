@@ -187,9 +187,13 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if c.state.Load() == stateHijacked {
 		return nil, nil, http.ErrHijacked
 	}
+	// Under c.mu, so that the watch cannot start a read on a connection
+	// now the handler's; one already started is stopped below.
+	c.mu.Lock()
 	c.watch.Stop()
-	c.cr.abortPendingRead()
 	c.state.Store(stateHijacked)
+	c.mu.Unlock()
+	c.cr.abortPendingRead()
 	c.srv.forget(c)
 	_ = c.bw.Flush()
 	rw := bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc))

@@ -508,3 +508,54 @@ func FuzzServerAnswersAsNetHTTP(f *testing.F) {
 		}
 	})
 }
+
+// TestSilentConnectionClosed: a connection that sends no request is closed
+// after ReadHeaderTimeout, by both servers; one kept after an answer may
+// wait longer for its next request.
+func TestSilentConnectionClosed(t *testing.T) {
+	h := http.HandlerFunc(handler)
+	std := &http.Server{Handler: h, ReadHeaderTimeout: 200 * time.Millisecond}
+	ours := &Server{Handler: h, ReadHeaderTimeout: 200 * time.Millisecond}
+	for name, srv := range map[string]interface{ Serve(net.Listener) error }{"net/http": std, "h1server": ours} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = srv.Serve(ln) }()
+			defer ln.Close()
+			silent, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer silent.Close()
+			kept, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer kept.Close()
+			_, _ = io.WriteString(kept, get("/small"))
+			br := bufio.NewReader(kept)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = silent.SetReadDeadline(time.Now().Add(3 * time.Second))
+			start := time.Now()
+			if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("silent connection: %v, want EOF (closed by the server)", err)
+			}
+			if waited := time.Since(start); waited < 150*time.Millisecond {
+				t.Errorf("closed after %s, before the header timeout", waited)
+			}
+			_ = kept.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			var ne net.Error
+			if _, err := br.ReadByte(); !errors.As(err, &ne) || !ne.Timeout() {
+				t.Errorf("kept connection after %s idle: %v, want it still open", time.Since(start), err)
+			}
+		})
+	}
+	_ = std.Close()
+	_ = ours.Close()
+}
