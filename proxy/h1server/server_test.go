@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -558,4 +560,44 @@ func TestSilentConnectionClosed(t *testing.T) {
 	}
 	_ = std.Close()
 	_ = ours.Close()
+}
+
+// flakyListener fails its first Accepts with EMFILE, as a process out of
+// file descriptors sees.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeOutlivesTemporaryAcceptErrors: running out of file descriptors
+// makes Serve wait and accept again, not return (which would stop the
+// sidecar's API).
+func TestServeOutlivesTemporaryAcceptErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Handler: http.HandlerFunc(handler)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(&flakyListener{Listener: ln, fails: 3}) }()
+	defer srv.Close()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + ln.Addr().String() + "/small")
+	if err != nil {
+		t.Fatalf("GET after EMFILE: %v", err)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v on a temporary Accept error", err)
+	default:
+	}
 }
