@@ -122,15 +122,15 @@ func (c *conn) next(lastMethod *string) bool {
 	if whole {
 		hosts = scanHosts(header)
 	}
-	deadline := first && c.srv.ReadHeaderTimeout > 0
-	switch d := c.srv.ReadHeaderTimeout; {
-	case d > 0 && !whole && !first:
-		deadline = true
+	// A first request's header deadline runs since the connection came;
+	// a later one's starts now. A header received whole needs none.
+	d := c.srv.ReadHeaderTimeout
+	deadline := d > 0 && !whole
+	switch {
+	case deadline && !first:
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
-	case whole && first && deadline:
-		// Received whole: nothing left to time out.
+	case d > 0 && whole && first:
 		_ = c.rwc.SetReadDeadline(time.Time{})
-		deadline = false
 	}
 	if !first {
 		c.cr.setLimit(c.srv.headerLimit())
@@ -295,7 +295,7 @@ func (c *conn) closeWriteAndWait() {
 }
 
 // handle runs the handler for req and finishes its answer.
-func (c *conn) handle(req *http.Request) (keep bool) {
+func (c *conn) handle(req *http.Request) bool {
 	ctx, cancel := context.WithCancel(c.ctx)
 	x := &exchange{}
 	w := &x.resp
@@ -340,42 +340,7 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 	} else {
 		handler = c.srv.handler()
 	}
-	c.mu.Lock()
-	c.running = w
-	c.mu.Unlock()
-	c.watch.Reset(WatchAfter)
-	completed := false
-	defer func() {
-		c.watch.Stop()
-		c.mu.Lock()
-		c.running = nil
-		c.mu.Unlock()
-		cancel()
-		if completed {
-			return
-		}
-		v := recover()
-		if v != http.ErrAbortHandler {
-			c.srv.logPanic(c.remote, v)
-		}
-		if c.state.Load() == stateHijacked {
-			keep = false
-			return
-		}
-		c.cr.abortPendingRead()
-		w.bodyMu.Lock()
-		w.handlerDone = true
-		w.bodyMu.Unlock()
-		keep = false
-	}()
-	handler.ServeHTTP(w, req)
-	completed = true
-	c.watch.Stop()
-	c.mu.Lock()
-	c.running = nil
-	c.mu.Unlock()
-	cancel()
-	if c.state.Load() == stateHijacked {
+	if !c.run(handler, w, req, cancel) || c.state.Load() == stateHijacked {
 		return false
 	}
 	w.finish()
@@ -385,6 +350,37 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 		}
 		return false
 	}
+	return true
+}
+
+// run calls the handler with the disconnect watch armed, and ends the
+// request's context after it. It reports false when the handler panicked:
+// the answer is cut short and the connection ends.
+func (c *conn) run(h http.Handler, w *response, req *http.Request, cancel context.CancelFunc) (ok bool) {
+	c.mu.Lock()
+	c.running = w
+	c.mu.Unlock()
+	c.watch.Reset(WatchAfter)
+	defer func() {
+		c.watch.Stop()
+		c.mu.Lock()
+		c.running = nil
+		c.mu.Unlock()
+		cancel()
+		if ok {
+			return
+		}
+		if v := recover(); v != http.ErrAbortHandler {
+			c.srv.logPanic(c.remote, v)
+		}
+		if c.state.Load() != stateHijacked {
+			c.cr.abortPendingRead()
+			w.bodyMu.Lock()
+			w.handlerDone = true
+			w.bodyMu.Unlock()
+		}
+	}()
+	h.ServeHTTP(w, req)
 	return true
 }
 

@@ -140,11 +140,16 @@ func (w *response) WriteString(s string) (int, error) {
 
 // writeBody writes body bytes once the header is out.
 func (w *response) writeBody(p []byte) (int, error) {
+	w.bodyMu.Lock()
+	defer w.bodyMu.Unlock()
+	return w.writeBodyLocked(p)
+}
+
+// writeBodyLocked writes body bytes, with w.bodyMu held.
+func (w *response) writeBodyLocked(p []byte) (int, error) {
 	if w.req.Method == http.MethodHead {
 		return len(p), nil // eaten, as net/http
 	}
-	w.bodyMu.Lock()
-	defer w.bodyMu.Unlock()
 	bw := w.c.bw
 	if w.chunking {
 		_, _ = fmt.Fprintf(bw, "%x\r\n", len(p))
@@ -412,9 +417,7 @@ func (w *response) commit(final bool, next []byte) error {
 	if !final && len(p) > 0 {
 		// What was held goes out as the body's first part.
 		c.pending = c.pending[:0]
-		w.bodyMu.Unlock()
-		_, err = w.writeBody(p)
-		w.bodyMu.Lock()
+		_, err = w.writeBodyLocked(p)
 	}
 	return err
 }

@@ -158,27 +158,28 @@ func (r staticResolver) Resolve(context.Context, resolve.Request) (string, error
 func (staticResolver) Close() error { return nil }
 
 // serveHTTP serves h on a random loopback port until the benchmark ends.
+
+// serveHTTP serves h with net/http's server (the apps).
 func serveHTTP(tb testing.TB, h http.Handler) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.Serve(ln) }()
-	tb.Cleanup(func() { _ = s.Close() })
-	return ln.Addr().String()
+	return serveOn(tb, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second})
 }
 
 // serveAPI serves a sidecar's HTTP API as tandemd does (proxy/h1server).
 func serveAPI(tb testing.TB, h http.Handler) string {
+	return serveOn(tb, &h1server.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second})
+}
+
+// serveOn runs srv on a new loopback listener until the test ends.
+func serveOn(tb testing.TB, srv interface {
+	Serve(net.Listener) error
+	Close() error
+}) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &h1server.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.Serve(ln) }()
-	tb.Cleanup(func() { _ = s.Close() })
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
 }
