@@ -115,13 +115,8 @@ func (c *conn) next(lastMethod *string) bool {
 		}
 		_, _ = c.br.Discard(n)
 	}
-	// http.ReadRequest drops the Host fields it read; net/http's server
-	// checks them first. A header received whole is looked at here.
-	hosts := hostFields{count: -1}
+	// A header received whole is parsed by parseFast when it can.
 	header, whole := bufferedHeader(c.br)
-	if whole {
-		hosts = scanHosts(header)
-	}
 	// A first request's header deadline runs since the connection came;
 	// a later one's starts now. A header received whole needs none.
 	d := c.srv.ReadHeaderTimeout
@@ -135,13 +130,26 @@ func (c *conn) next(lastMethod *string) bool {
 	if !first {
 		c.cr.setLimit(c.srv.headerLimit())
 	}
-	req, err := http.ReadRequest(c.br)
+	req, fast := (*http.Request)(nil), false
+	if whole {
+		req, fast = parseFast(c.br, header)
+	}
+	// http.ReadRequest drops the Host fields it read; net/http's server
+	// checks them first. A header received whole is looked at here.
+	hosts := hostFields{count: -1}
+	if whole && !fast {
+		hosts = scanHosts(header)
+	}
+	var err error
+	if !fast {
+		req, err = http.ReadRequest(c.br)
+	}
 	hitLimit := c.cr.hitLimit()
 	c.cr.setLimit(-1)
 	if deadline {
 		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
-	if err == nil {
+	if err == nil && !fast {
 		err = check(req, hosts)
 	}
 	if err != nil {

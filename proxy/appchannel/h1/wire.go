@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/tandemrun/tandem/proxy/h1wire"
 )
 
 // The common case of an exchange with a local app (a request whose body is
@@ -95,12 +97,9 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 func WriteField(bw *bufio.Writer, k, v string) {
 	_, _ = bw.WriteString(k)
 	_, _ = bw.WriteString(": ")
-	_, _ = bw.WriteString(trimOWS(v))
+	_, _ = bw.WriteString(h1wire.TrimOWS(v))
 	_, _ = bw.WriteString("\r\n")
 }
-
-// trimOWS trims the spaces and tabs around a header value.
-func trimOWS(v string) string { return strings.Trim(v, " \t") }
 
 // requestHost is the Host header http.Request.Write sends.
 func requestHost(req *http.Request) string {
@@ -197,7 +196,7 @@ func readResponse(br *bufio.Reader, req *http.Request, method string, limit int6
 // fastResponse is what parseResponse allocates for one answer, in one.
 type fastResponse struct {
 	resp  http.Response
-	body  lenBody
+	body  h1wire.LenBody
 	outer body
 }
 
@@ -229,7 +228,7 @@ func parseResponse(br *bufio.Reader, method string, limit int64) (*fastResponse,
 	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil, false
 	}
-	if hasCTL(line) {
+	if h1wire.HasCTL(line) {
 		return nil, false
 	}
 	// Count the header lines first: the values share one slice.
@@ -253,12 +252,12 @@ func parseResponse(br *bufio.Reader, method string, limit int64) (*fastResponse,
 		if colon <= 0 {
 			return nil, false
 		}
-		name, ok := canonicalName(kv[:colon])
+		name, ok := h1wire.CanonicalName(kv[:colon])
 		if !ok {
 			return nil, false
 		}
-		v := trimOWS(kv[colon+1:])
-		if hasCTL(v) {
+		v := h1wire.TrimOWS(kv[colon+1:])
+		if h1wire.HasCTL(v) {
 			return nil, false
 		}
 		switch name {
@@ -310,67 +309,8 @@ func parseResponse(br *bufio.Reader, method string, limit int64) (*fastResponse,
 	if length == 0 {
 		r.Body = http.NoBody
 	} else {
-		f.body = lenBody{r: br, n: length}
+		f.body = h1wire.LenBody{R: br, N: length}
 		r.Body = &f.body
 	}
 	return f, true
 }
-
-// hasCTL reports whether s holds a control byte other than a tab.
-func hasCTL[S ~string | ~[]byte](s S) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// canonicalName returns the canonical form of a header name as net/http's
-// parser gives it, without allocating when it already is; ok is false for
-// a name that is not a token.
-func canonicalName(k string) (string, bool) {
-	upper := true
-	canonical := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !httpguts.IsTokenRune(rune(c)) {
-			return "", false
-		}
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return k, true
-	}
-	return http.CanonicalHeaderKey(k), true
-}
-
-// lenBody reads a Content-Length body, as net/http's: the last bytes come
-// with io.EOF, and a connection that ends early is io.ErrUnexpectedEOF.
-type lenBody struct {
-	r *bufio.Reader
-	n int64 // bytes left
-}
-
-func (b *lenBody) Read(p []byte) (int, error) {
-	if b.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.n {
-		p = p[:b.n]
-	}
-	n, err := b.r.Read(p)
-	b.n -= int64(n)
-	switch {
-	case err == io.EOF && b.n > 0:
-		err = io.ErrUnexpectedEOF
-	case err == nil && b.n == 0:
-		err = io.EOF
-	}
-	return n, err
-}
-
-func (b *lenBody) Close() error { return nil }
