@@ -115,7 +115,7 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	}
 	// Always at least one entry: daprd rejects a streamed request whose
 	// metadata map is empty (indistinguishable from absent on the wire).
-	slab := new(metaSlab)
+	slab := &req.slab
 	slab.set(msg.Metadata, DestinationAppIDKey, appID)
 	slab.set(msg.Metadata, CallerAppIDKey, iv.appID)
 	slab.set(msg.Metadata, CalleeAppIDKey, appID)

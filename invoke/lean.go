@@ -194,7 +194,7 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 	}
 	a := new(leanAnswer)
 	out := &a.msg
-	if err := headwire.UnmarshalResponse(rh, out); err != nil {
+	if err := headwire.UnmarshalResponseInto(rh, out, &a.parts); err != nil {
 		call.Close()
 		return nil, fmt.Errorf("invoke app %q: undecodable response head: %w", appID, err)
 	}
@@ -213,17 +213,19 @@ func (iv *Client) callLeanOnce(ctx context.Context, appID string, lc *transport.
 // leanAnswer is what an answer over the lean transport is made of, in one
 // allocation.
 type leanAnswer struct {
-	resp Response
-	msg  internalsv1.InternalInvokeResponse
-	body leanBody
+	resp  Response
+	msg   internalsv1.InternalInvokeResponse
+	parts headwire.ResponseParts
+	body  leanBody
 }
 
 // leanServed is what a call served over the lean transport is made of, in
 // one allocation.
 type leanServed struct {
-	req Request
-	in  internalsv1.InternalInvokeRequest
-	mem MemBody
+	req   Request
+	in    internalsv1.InternalInvokeRequest
+	parts headwire.RequestParts
+	mem   MemBody
 }
 
 // sendLeanBody writes the request body: all of it and the end when it is
@@ -363,7 +365,7 @@ func (s *Server) ServeLean(ctx context.Context, call *transport.ServerCall) erro
 	}
 	served := new(leanServed)
 	in := &served.in
-	if err := headwire.UnmarshalRequest(call.Head, in); err != nil {
+	if err := headwire.UnmarshalRequestInto(call.Head, in, &served.parts); err != nil {
 		return status.Errorf(codes.InvalidArgument, "invalid internal invoke request: %v", err)
 	}
 	if in.GetMessage() == nil {

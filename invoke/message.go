@@ -37,6 +37,8 @@ type Request struct {
 
 	// mem holds a small body read into memory by holdSmall.
 	mem MemBody
+	// slab gives the routing entries Client.Invoke sets.
+	slab metaSlab
 }
 
 // MemBody is a request body held whole in memory. The invoker sends its

@@ -223,6 +223,14 @@ type slabs struct {
 	values [16]string
 }
 
+// RequestParts is room for a decoded request's nested messages and its
+// first metadata entries (UnmarshalRequestInto).
+type RequestParts struct{ p requestParts }
+
+// ResponseParts is room for a decoded response's nested messages and its
+// first headers (UnmarshalResponseInto).
+type ResponseParts struct{ p responseParts }
+
 // requestParts and responseParts are a head's nested messages and slabs in
 // one allocation.
 type requestParts struct {
@@ -280,9 +288,15 @@ func (d *decoder) appendValue(l *internalsv1.ListStringValue, s string) {
 // UnmarshalResponse are two copies rather than one generic function: a
 // decoder passed through a function value would escape to the heap.)
 func UnmarshalRequest(b []byte, m *internalsv1.InternalInvokeRequest) error {
+	return UnmarshalRequestInto(b, m, new(RequestParts))
+}
+
+// UnmarshalRequestInto is UnmarshalRequest with room for what m will point
+// to in parts, which the caller allocates with m (one allocation less);
+// parts serves one decode and must live as long as m.
+func UnmarshalRequestInto(b []byte, m *internalsv1.InternalInvokeRequest, parts *RequestParts) error {
 	proto.Reset(m)
-	parts := &requestParts{}
-	d := &decoder{in: string(b), lists: parts.lists[:], values: parts.values[:], req: parts}
+	d := &decoder{in: string(b), lists: parts.p.lists[:], values: parts.p.values[:], req: &parts.p}
 	if err := d.request(b, m); err != nil {
 		proto.Reset(m)
 		return proto.Unmarshal(b, m)
@@ -292,9 +306,14 @@ func UnmarshalRequest(b []byte, m *internalsv1.InternalInvokeRequest) error {
 
 // UnmarshalResponse decodes b into m, which it resets first.
 func UnmarshalResponse(b []byte, m *internalsv1.InternalInvokeResponse) error {
+	return UnmarshalResponseInto(b, m, new(ResponseParts))
+}
+
+// UnmarshalResponseInto is UnmarshalResponse with room for what m will
+// point to in parts, as UnmarshalRequestInto.
+func UnmarshalResponseInto(b []byte, m *internalsv1.InternalInvokeResponse, parts *ResponseParts) error {
 	proto.Reset(m)
-	parts := &responseParts{}
-	d := &decoder{in: string(b), lists: parts.lists[:], values: parts.values[:], resp: parts}
+	d := &decoder{in: string(b), lists: parts.p.lists[:], values: parts.p.values[:], resp: &parts.p}
 	if err := d.response(b, m); err != nil {
 		proto.Reset(m)
 		return proto.Unmarshal(b, m)

@@ -161,7 +161,12 @@ func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, appID st
 		}
 	}
 	if ct != "" {
-		hdr["Content-Type"] = []string{ct}
+		if vv := msg.GetHeaders()["content-type"].GetValues(); len(vv) == 1 && vv[0] == ct {
+			// The answer's own list, as ToHTTP shares the others'.
+			hdr["Content-Type"] = vv[:1:1]
+		} else {
+			hdr["Content-Type"] = []string{ct}
+		}
 	}
 	stream := isEventStream(ct) || strings.Contains(firstHeader(r.Header, "Accept"), "text/event-stream")
 	if mem, ok := resp.Body.(inMemory); ok && !stream {
