@@ -53,12 +53,17 @@ func hasMeta(md map[string]*internalsv1.ListStringValue, key, v string) bool {
 	return cur != nil && len(cur.Values) == 1 && cur.Values[0] == v
 }
 
+// RoutingEntries is how many metadata entries Client.Invoke adds to a
+// request's (the destination, caller and callee app IDs and the caller's
+// namespace), for a caller that sizes the map.
+const RoutingEntries = 4
+
 // metaSlab gives setMeta's single-value lists out of one allocation: a
 // call sets four keys on its way out (Client.Invoke), eight allocations
 // otherwise.
 type metaSlab struct {
-	lists [4]internalsv1.ListStringValue
-	vals  [4][1]string
+	lists [RoutingEntries]internalsv1.ListStringValue
+	vals  [RoutingEntries][1]string
 	n     int
 }
 

@@ -61,11 +61,18 @@ func NewForwarded(addr, name string) *Forwarded {
 // front; their slice is not written to (it may be the caller's request
 // headers). At most one allocation when none of the names is present yet.
 // A nil Forwarded adds nothing.
-func (f *Forwarded) AddTo(md Metadata) {
+func (f *Forwarded) AddTo(md Metadata) { f.AddToInto(md, nil) }
+
+// AddToInto is AddTo with room for the new entries in spare, when it holds
+// Len of them (it is part of the caller's own allocation).
+func (f *Forwarded) AddToInto(md Metadata, spare []internalsv1.ListStringValue) {
 	if f == nil {
 		return
 	}
 	var fresh []internalsv1.ListStringValue
+	if len(spare) >= len(f.entries) {
+		fresh = spare
+	}
 	for _, e := range f.entries {
 		if cur := md[e.key]; len(cur.GetValues()) > 0 {
 			vals := make([]string, len(cur.Values)+1)
@@ -82,6 +89,14 @@ func (f *Forwarded) AddTo(md Metadata) {
 		lv.Values = e.vals
 		md[e.key] = lv
 	}
+}
+
+// Len is how many entries AddTo adds at most.
+func (f *Forwarded) Len() int {
+	if f == nil {
+		return 0
+	}
+	return len(f.entries)
 }
 
 // HostForwarded returns this host's entries, worked out as daprd does: the

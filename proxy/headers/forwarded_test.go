@@ -5,6 +5,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	internalsv1 "github.com/dapr/dapr/pkg/proto/internals/v1"
 )
 
 func TestForwardedValues(t *testing.T) {
@@ -88,6 +90,17 @@ func TestForwardedAllocations(t *testing.T) {
 	})
 	if allocs > 1 {
 		t.Errorf("AddTo allocates %v times per call, want at most 1", allocs)
+	}
+	spare := make([]internalsv1.ListStringValue, f.Len())
+	allocs = testing.AllocsPerRun(100, func() {
+		clear(md)
+		f.AddToInto(md, spare)
+	})
+	if allocs != 0 || len(md) != f.Len() || md["forwarded"] != &spare[2] {
+		t.Errorf("AddToInto with room for %d entries: %v allocations per call, %d entries, want none and %d in spare", f.Len(), allocs, len(md), f.Len())
+	}
+	if (*Forwarded)(nil).Len() != 0 {
+		t.Error("a nil Forwarded adds entries")
 	}
 }
 

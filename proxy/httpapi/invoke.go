@@ -59,8 +59,9 @@ type requestAlloc struct {
 	msg      commonv1.InvokeRequest
 	ext      commonv1.HTTPExtension
 	// entries back the metadata of a request with this many headers or
-	// fewer.
-	entries [6]internalsv1.ListStringValue
+	// fewer, forwarded the forwarding entries.
+	entries   [6]internalsv1.ListStringValue
+	forwarded [3]internalsv1.ListStringValue
 }
 
 // invoke serves a service invocation.
@@ -88,12 +89,18 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 	// The request's messages (and the entries of a few headers) share one
 	// allocation.
 	a := &requestAlloc{}
-	md := make(headers.Metadata, len(r.Header)+6)
+	// The map is sized for what it will hold at most: a map of up to
+	// eight entries is two allocations, a larger one four.
+	n := len(r.Header) + h.cfg.Forwarded.Len() + invoke.RoutingEntries
+	if _, ok := r.Header["Content-Length"]; ok {
+		n-- // never relayed
+	}
+	md := make(headers.Metadata, n)
 	headers.FromHTTPInto(r.Header, md, a.entries[:])
 	if appID != h.cfg.AppID && (h.cfg.External == nil || !h.cfg.External(appID)) {
 		// As daprd, only calls that leave for another sidecar say which
 		// host they were forwarded by.
-		h.cfg.Forwarded.AddTo(md)
+		h.cfg.Forwarded.AddToInto(md, a.forwarded[:])
 	}
 	a.ext.Verb = commonv1.HTTPExtension_Verb(verb)
 	a.ext.Querystring = r.URL.RawQuery
