@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -59,7 +58,7 @@ func parseFast(br *bufio.Reader, header []byte) (*http.Request, bool) {
 	}
 	fields := header[eol+2 : len(header)-2]
 	lines := bytes.Count(fields, []byte("\r\n"))
-	if lines > maxFastLines || hasCTLInLines(fields) {
+	if lines > maxFastLines {
 		return nil, false
 	}
 
@@ -76,25 +75,16 @@ func parseFast(br *bufio.Reader, header []byte) (*http.Request, bool) {
 	} else {
 		f.url.Path = r.RequestURI
 	}
-	hdr := make(http.Header, lines)
-	vals := make([]string, lines)
+	hdr := h1wire.NewHeader(lines)
 	hosts := 0
 	length := int64(0)
 	sawLength := false
-	end := len(s) - 2
-	for pos < end {
-		e := strings.Index(s[pos:end], "\r\n") + pos
-		kv := s[pos:e]
-		pos = e + 2
-		colon := strings.IndexByte(kv, ':')
-		if colon <= 0 {
-			return nil, false
-		}
-		name, ok := h1wire.CanonicalName(kv[:colon])
+	for end := len(s) - 2; pos < end; {
+		name, v, next, ok := h1wire.NextField(s, pos)
 		if !ok {
 			return nil, false
 		}
-		v := h1wire.TrimOWS(kv[colon+1:])
+		pos = next
 		switch name {
 		case "Host":
 			hosts++
@@ -103,22 +93,13 @@ func parseFast(br *bufio.Reader, header []byte) (*http.Request, bool) {
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil, false
 		case "Content-Length":
-			if sawLength || v == "" || len(v) > 18 || strings.Trim(v, "0123456789") != "" {
+			n, err := strconv.ParseUint(v, 10, 63)
+			if sawLength || err != nil {
 				return nil, false
 			}
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, false
-			}
-			sawLength, length = true, n
+			sawLength, length = true, int64(n)
 		}
-		if vv, ok := hdr[name]; ok {
-			hdr[name] = append(vv, v)
-			continue
-		}
-		vals[0] = v
-		hdr[name] = vals[:1:1]
-		vals = vals[1:]
+		hdr.Add(name, v)
 	}
 	if hosts != 1 || !httpguts.ValidHostHeader(r.Host) {
 		return nil, false
@@ -126,8 +107,8 @@ func parseFast(br *bufio.Reader, header []byte) (*http.Request, bool) {
 	_, _ = br.Discard(len(header))
 	r.URL = &f.url
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	r.Header = hdr
-	r.Close = httpguts.HeaderValuesContainsToken(hdr["Connection"], "close")
+	r.Header = hdr.H
+	r.Close = httpguts.HeaderValuesContainsToken(hdr.H["Connection"], "close")
 	r.ContentLength = length
 	if length == 0 {
 		r.Body = http.NoBody
@@ -136,19 +117,6 @@ func parseFast(br *bufio.Reader, header []byte) (*http.Request, bool) {
 		r.Body = &f.body
 	}
 	return r, true
-}
-
-// hasCTLInLines reports whether a header's field lines hold a control
-// byte other than a tab, apart from their CRLF ends.
-func hasCTLInLines(fields []byte) bool {
-	for len(fields) > 0 {
-		line, rest, _ := bytes.Cut(fields, []byte("\r\n"))
-		if h1wire.HasCTL(line) {
-			return true
-		}
-		fields = rest
-	}
-	return false
 }
 
 // knownMethod returns the method's name, or "" for one parseFast leaves to

@@ -86,3 +86,57 @@ func (b *LenBody) Read(p []byte) (int, error) {
 
 // Close does nothing: what is left of the body is its reader's to handle.
 func (b *LenBody) Close() error { return nil }
+
+// NextField reads the field line of s that starts at pos and ends with
+// CRLF: its canonical name, its value without the white space around it,
+// and where the next line starts. ok is false for a line the fast parsers
+// leave to net/http: no CRLF, no colon or an empty name, a name that is
+// not a token, a control byte in the value.
+func NextField(s string, pos int) (name, value string, next int, ok bool) {
+	e := strings.Index(s[pos:], "\r\n")
+	if e < 0 {
+		return "", "", 0, false
+	}
+	kv := s[pos : pos+e]
+	colon := strings.IndexByte(kv, ':')
+	if colon <= 0 {
+		return "", "", 0, false
+	}
+	name, ok = CanonicalName(kv[:colon])
+	if !ok {
+		return "", "", 0, false
+	}
+	value = TrimOWS(kv[colon+1:])
+	if HasCTL(value) {
+		return "", "", 0, false
+	}
+	return name, value, pos + e + 2, true
+}
+
+// Header builds an http.Header for a known number of field lines, the
+// first value of every name in one shared slice (two allocations for a
+// header of up to eight names).
+type Header struct {
+	H    http.Header
+	vals []string
+}
+
+// NewHeader returns a Header for up to lines field lines.
+func NewHeader(lines int) Header {
+	return Header{H: make(http.Header, lines), vals: make([]string, lines)}
+}
+
+// Add adds a value under a canonical name, after the ones it has.
+func (h *Header) Add(name, v string) {
+	if vv, ok := h.H[name]; ok {
+		h.H[name] = append(vv, v)
+		return
+	}
+	if len(h.vals) == 0 {
+		h.H[name] = []string{v}
+		return
+	}
+	h.vals[0] = v
+	h.H[name] = h.vals[:1:1]
+	h.vals = h.vals[1:]
+}

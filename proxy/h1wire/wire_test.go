@@ -66,3 +66,51 @@ func TestLenBody(t *testing.T) {
 		t.Errorf("short body: %q, %v", got, errs)
 	}
 }
+
+func TestNextField(t *testing.T) {
+	s := "content-type:  text/plain \r\nX-A:\r\nbad line\r\nX-B: a\x01\r\nna me: v\r\nX-C: end"
+	type field struct {
+		name, value string
+		ok          bool
+	}
+	var got []field
+	for pos := 0; pos < len(s); {
+		name, v, next, ok := NextField(s, pos)
+		got = append(got, field{name, v, ok})
+		if !ok {
+			// Skip the line to look at the next one.
+			e := strings.Index(s[pos:], "\r\n")
+			if e < 0 {
+				break
+			}
+			next = pos + e + 2
+		}
+		pos = next
+	}
+	want := []field{{"Content-Type", "text/plain", true}, {"X-A", "", true}, {}, {}, {}, {}}
+	if len(got) != len(want) {
+		t.Fatalf("NextField read %d lines, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestHeader(t *testing.T) {
+	h := NewHeader(2)
+	h.Add("A", "1")
+	h.Add("B", "2")
+	h.Add("A", "3")
+	h.Add("C", "4") // more names than lines announced
+	want := http.Header{"A": {"1", "3"}, "B": {"2"}, "C": {"4"}}
+	if len(h.H) != len(want) || h.H.Get("C") != "4" || strings.Join(h.H["A"], ",") != "1,3" || h.H.Get("B") != "2" {
+		t.Errorf("header %v, want %v", h.H, want)
+	}
+	// A first value's slice has no room: appending to it copies, so the
+	// next name's value is not overwritten.
+	if h.H.Get("B") != "2" || cap(h.H["B"]) != 1 {
+		t.Errorf("values share room: %v", h.H)
+	}
+}

@@ -240,26 +240,15 @@ func parseResponse(br *bufio.Reader, method string, limit int64) (*fastResponse,
 	s := string(head)
 	status := s[9:len(line)]
 	pos := len(line) + 2
-	hdr := make(http.Header, lines)
-	vals := make([]string, lines)
+	hdr := h1wire.NewHeader(lines)
 	length := int64(-1)
 	closing := false
 	for pos < len(s) {
-		eol := strings.Index(s[pos:], "\r\n") + pos
-		kv := s[pos:eol]
-		pos = eol + 2
-		colon := strings.IndexByte(kv, ':')
-		if colon <= 0 {
-			return nil, false
-		}
-		name, ok := h1wire.CanonicalName(kv[:colon])
+		name, v, next, ok := h1wire.NextField(s, pos)
 		if !ok {
 			return nil, false
 		}
-		v := h1wire.TrimOWS(kv[colon+1:])
-		if h1wire.HasCTL(v) {
-			return nil, false
-		}
+		pos = next
 		switch name {
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil, false
@@ -283,18 +272,12 @@ func parseResponse(br *bufio.Reader, method string, limit int64) (*fastResponse,
 				return nil, false
 			}
 		}
-		if vv, ok := hdr[name]; ok {
-			hdr[name] = append(vv, v)
-			continue
-		}
-		vals[0] = v
-		hdr[name] = vals[:1:1]
-		vals = vals[1:]
+		hdr.Add(name, v)
 	}
 	if length < 0 {
 		return nil, false // a body up to the close: ReadResponse's case
 	}
-	if closing && len(hdr["Connection"]) > 0 {
+	if closing && len(hdr.H["Connection"]) > 0 {
 		return nil, false // "close" beside "keep-alive": ReadResponse's case
 	}
 	_, _ = br.Discard(end + 4)
@@ -303,7 +286,7 @@ func parseResponse(br *bufio.Reader, method string, limit int64) (*fastResponse,
 	r.Status = status
 	r.StatusCode = code
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	r.Header = hdr
+	r.Header = hdr.H
 	r.ContentLength = length
 	r.Close = closing
 	if length == 0 {
