@@ -91,6 +91,55 @@ type conn struct {
 	// abort wakes a blocked read or write of the call in progress (its
 	// context ended); made once per connection, not per call.
 	abort func()
+
+	// The call's context is watched (context.AfterFunc with abort) only
+	// once the call has lasted WatchAfter, or from its deadline if that
+	// comes first: a quick call allocates nothing for it. timer is made
+	// once per connection; mu guards ctx (the call in progress, nil between
+	// calls) and stopWatch (the watch, nil before it starts).
+	timer     *time.Timer
+	mu        sync.Mutex
+	ctx       context.Context
+	stopWatch func() bool
+}
+
+// WatchAfter is how long a call to the app runs before its context is
+// watched: a context cancelled earlier (not by its deadline, which is
+// kept to the moment) cuts the call's I/O at most this late.
+const WatchAfter = 10 * time.Millisecond
+
+// watch arms the context watch for a call with context ctx.
+func (c *conn) watch(ctx context.Context) {
+	d := WatchAfter
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, max(time.Until(dl), 0))
+	}
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+	c.timer.Reset(d)
+}
+
+// startWatch watches the context of the call in progress, if any; the
+// timer calls it. One that fires late for an earlier call watches the
+// current one early, which changes nothing.
+func (c *conn) startWatch() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx != nil && c.stopWatch == nil {
+		c.stopWatch = context.AfterFunc(c.ctx, c.abort)
+	}
+}
+
+// unwatch ends the call's watch. It reports false when the watch cut the
+// call's I/O (the connection cannot be reused).
+func (c *conn) unwatch() bool {
+	c.timer.Stop()
+	c.mu.Lock()
+	stop := c.stopWatch
+	c.ctx, c.stopWatch = nil, nil
+	c.mu.Unlock()
+	return stop == nil || stop()
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -153,6 +202,9 @@ func (cl *Client) Send(ctx context.Context, req WireRequest) (*http.Response, er
 
 // send sends std or wire, whichever is not nil.
 func (cl *Client) send(ctx context.Context, std *http.Request, wire WireRequest) (*http.Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the watch would only see it later
+	}
 	for attempt := 0; ; attempt++ {
 		c, reused, err := cl.get(ctx)
 		if err != nil {
@@ -201,9 +253,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // roundTrip writes std or wire on c and reads the response.
 func (cl *Client) roundTrip(ctx context.Context, c *conn, std *http.Request, wire WireRequest) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, c.abort)
+	c.watch(ctx)
 	fail := func(err error) (*http.Response, error) {
-		stop()
+		c.unwatch()
 		_ = c.nc.Close()
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
@@ -244,7 +296,7 @@ func (cl *Client) roundTrip(ctx context.Context, c *conn, std *http.Request, wir
 		if spare == nil {
 			spare = &body{}
 		}
-		*spare = body{rc: resp.Body, c: c, cl: cl, stop: stop, keep: !resp.Close && (std == nil || !std.Close),
+		*spare = body{rc: resp.Body, c: c, cl: cl, keep: !resp.Close && (std == nil || !std.Close),
 			eof: resp.Body == http.NoBody, size: resp.ContentLength}
 		resp.Body = spare
 		return resp, nil
@@ -257,7 +309,6 @@ type body struct {
 	rc   io.ReadCloser
 	c    *conn
 	cl   *Client
-	stop func() bool
 	keep bool
 	eof  bool
 	done bool
@@ -290,8 +341,8 @@ func (b *body) Close() error {
 			b.eof = true
 		}
 	}
-	// stop reports false when the context's deadline already hit the conn.
-	if b.stop() && b.keep && b.eof {
+	// unwatch reports false when the context's end already hit the conn.
+	if b.c.unwatch() && b.keep && b.eof {
 		b.cl.put(b.c)
 		return nil
 	}
@@ -324,6 +375,8 @@ func (cl *Client) get(ctx context.Context) (*conn, bool, error) {
 	}
 	c := &conn{nc: rawio.Wrap(nc), limit: -1}
 	c.abort = func() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+	c.timer = time.AfterFunc(time.Hour, c.startWatch)
+	c.timer.Stop()
 	c.br = bufio.NewReaderSize(c, 4096)
 	c.bw = bufio.NewWriterSize(c, 4096)
 	return c, false, nil

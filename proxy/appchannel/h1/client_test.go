@@ -315,6 +315,56 @@ func TestContextCancel(t *testing.T) {
 	}
 }
 
+// TestContextCancelWithoutDeadline cancels stalled calls before and after
+// WatchAfter: both end with context.Canceled, the connection they cut is
+// not reused, and a context cancelled before the call sends nothing.
+func TestContextCancelWithoutDeadline(t *testing.T) {
+	var stalled atomic.Int32
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stall" {
+			stalled.Add(1)
+			// Answers after 2 s unless the client leaves: a call the
+			// watch does not cut gets an answer instead of an error.
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "fine")
+	})
+	addr := srv.Listener.Addr().String()
+	cl := New(Config{Addr: addr})
+	t.Cleanup(cl.CloseIdleConnections)
+	for _, after := range []time.Duration{WatchAfter / 5, 3 * WatchAfter} {
+		ctx, cancel := context.WithCancel(context.Background())
+		timer := time.AfterFunc(after, cancel)
+		start := time.Now()
+		_, err := cl.RoundTrip(newReq(t, ctx, http.MethodGet, addr, "/stall", nil))
+		timer.Stop()
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled after %v: %v, want context.Canceled", after, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("cancelled after %v: the call ended after %v", after, d)
+		}
+		if _, got := do(t, cl, newReq(t, context.Background(), http.MethodGet, addr, "/ok", nil)); got != "fine" {
+			t.Fatalf("after a call cancelled at %v: %q", after, got)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := stalled.Load()
+	if _, err := cl.RoundTrip(newReq(t, ctx, http.MethodGet, addr, "/stall", nil)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v, want context.Canceled", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := stalled.Load() - before; n != 0 {
+		t.Fatalf("a call with a cancelled context reached the server %d times", n)
+	}
+}
+
 func TestDialError(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
