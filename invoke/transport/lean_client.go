@@ -176,6 +176,14 @@ type LeanConn struct {
 	// goAway: the callee said it closes the connection after this call
 	// (set by the answer side, read by the request side too).
 	goAway atomic.Bool
+
+	// The context watch of the call in progress (watch): timer is made
+	// with the first call; watchMu guards watched (the call, nil between
+	// calls) and stopWatch (nil before the watch starts).
+	timer     *time.Timer
+	watchMu   sync.Mutex
+	watched   *ClientCall
+	stopWatch func() bool
 }
 
 // Actors reports whether the connection may carry actor calls
@@ -193,10 +201,18 @@ func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, h
 		c.Discard()
 		return nil, grpcstatus.Error(codes.Internal, "lean transport: actor call on a tandem-invoke/2 connection (get it with Pool.LeanActor)")
 	}
+	if err := ctx.Err(); err != nil {
+		// The watch would only see it later.
+		c.Discard()
+		return nil, grpcstatus.FromContextError(err).Err()
+	}
 	call := &ClientCall{c: c, ctx: ctx}
 	var timeout int64
+	watchIn := WatchAfter
 	if d, ok := ctx.Deadline(); ok {
-		timeout = max(int64(time.Until(d)), 1)
+		left := time.Until(d)
+		timeout = max(int64(left), 1)
+		watchIn = min(watchIn, max(left, 0))
 	}
 	n := headPrefixLen + len(head)
 	if len(c.fw.b())+frameHeaderLen+n > writeBufferMax {
@@ -209,14 +225,56 @@ func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, h
 	b = binary.BigEndian.AppendUint64(b, uint64(contentLength))
 	b = append(b, flags)
 	*c.fw.buf = append(b, head...)
-	if ctx.Done() != nil {
-		call.stop = context.AfterFunc(ctx, func() {
-			call.canceled.Store(true)
-			_ = c.conn.SetDeadline(time.Unix(1, 0))
-		})
-	}
 	call.body = bodyReader{fr: &c.fr, owner: call}
+	c.watch(call, watchIn)
 	return call, nil
+}
+
+// WatchAfter is how long a call runs before its context is watched: a
+// context cancelled earlier (not by its deadline, which is kept to the
+// moment) cuts the call at most this late. A quick call allocates nothing
+// for the watch.
+const WatchAfter = 10 * time.Millisecond
+
+// watch arms the context watch of call, the connection's call in
+// progress, to start in d.
+func (c *LeanConn) watch(call *ClientCall, d time.Duration) {
+	c.watchMu.Lock()
+	c.watched = call
+	c.watchMu.Unlock()
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.startWatch)
+		return
+	}
+	c.timer.Reset(d)
+}
+
+// startWatch watches the context of the call in progress, if any: when
+// it ends, the call is cancelled and its connection's I/O cut. The timer
+// calls it; one that fires late for an earlier call watches the current
+// one early, which changes nothing.
+func (c *LeanConn) startWatch() {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	call := c.watched
+	if call == nil || c.stopWatch != nil {
+		return
+	}
+	c.stopWatch = context.AfterFunc(call.ctx, func() {
+		call.canceled.Store(true)
+		_ = c.conn.SetDeadline(time.Unix(1, 0))
+	})
+}
+
+// unwatch ends the watch of the call in progress. It reports false when
+// the watch cancelled the call.
+func (c *LeanConn) unwatch() bool {
+	c.timer.Stop()
+	c.watchMu.Lock()
+	stop := c.stopWatch
+	c.watched, c.stopWatch = nil, nil
+	c.watchMu.Unlock()
+	return stop == nil || stop()
 }
 
 // ClientCall is one call on a LeanConn. The request side (Write, Flush,
@@ -225,7 +283,6 @@ func (c *LeanConn) Start(ctx context.Context, contentLength int64, flags byte, h
 type ClientCall struct {
 	c    *LeanConn
 	ctx  context.Context
-	stop func() bool
 	body bodyReader
 
 	canceled atomic.Bool
@@ -361,7 +418,7 @@ func (cl *ClientCall) Close() error {
 	if !cl.body.done && cl.body.err == nil {
 		cl.body.err = errBodyClosed
 	}
-	if cl.stop != nil && !cl.stop() {
+	if !cl.c.unwatch() {
 		cl.broken.Store(true)
 	}
 	c := cl.c
