@@ -157,8 +157,6 @@ func (r staticResolver) Resolve(context.Context, resolve.Request) (string, error
 }
 func (staticResolver) Close() error { return nil }
 
-// serveHTTP serves h on a random loopback port until the benchmark ends.
-
 // serveHTTP serves h with net/http's server (the apps).
 func serveHTTP(tb testing.TB, h http.Handler) string {
 	return serveOn(tb, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second})
