@@ -130,27 +130,28 @@ func (c *conn) next(lastMethod *string) bool {
 	if !first {
 		c.cr.setLimit(c.srv.headerLimit())
 	}
-	req, fast := (*http.Request)(nil), false
+	var req *http.Request
+	var err error
+	fast := false
 	if whole {
 		req, fast = parseFast(c.br, header)
 	}
-	// http.ReadRequest drops the Host fields it read; net/http's server
-	// checks them first. A header received whole is looked at here.
-	hosts := hostFields{count: -1}
-	if whole && !fast {
-		hosts = scanHosts(header)
-	}
-	var err error
 	if !fast {
-		req, err = http.ReadRequest(c.br)
+		// http.ReadRequest drops the Host fields it read; net/http's
+		// server checks them first: a header received whole is looked
+		// at here.
+		hosts := hostFields{count: -1}
+		if whole {
+			hosts = scanHosts(header)
+		}
+		if req, err = http.ReadRequest(c.br); err == nil {
+			err = check(req, hosts)
+		}
 	}
 	hitLimit := c.cr.hitLimit()
 	c.cr.setLimit(-1)
 	if deadline {
 		_ = c.rwc.SetReadDeadline(time.Time{})
-	}
-	if err == nil && !fast {
-		err = check(req, hosts)
 	}
 	if err != nil {
 		c.refuse(err, hitLimit)
