@@ -115,7 +115,12 @@ func (iv *Client) Invoke(ctx context.Context, target string, req *Request) (*Res
 	}
 	// Always at least one entry: daprd rejects a streamed request whose
 	// metadata map is empty (indistinguishable from absent on the wire).
-	slab := &req.slab
+	var slab *metaSlab
+	if req.Routing != nil {
+		slab = &req.Routing.slab
+	} else {
+		slab = new(metaSlab)
+	}
 	slab.set(msg.Metadata, DestinationAppIDKey, appID)
 	slab.set(msg.Metadata, CallerAppIDKey, iv.appID)
 	slab.set(msg.Metadata, CalleeAppIDKey, appID)

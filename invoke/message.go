@@ -35,10 +35,13 @@ type Request struct {
 	// size (no chunked or server-sent events, nothing over the limit).
 	StreamResponse bool
 
+	// Routing, when set, is room for the metadata entries Client.Invoke
+	// adds, allocated by the caller with the request; nil: Invoke
+	// allocates it.
+	Routing *RoutingRoom
+
 	// mem holds a small body read into memory by holdSmall.
 	mem MemBody
-	// slab gives the routing entries Client.Invoke sets.
-	slab metaSlab
 }
 
 // MemBody is a request body held whole in memory. The invoker sends its

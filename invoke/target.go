@@ -58,6 +58,10 @@ func hasMeta(md map[string]*internalsv1.ListStringValue, key, v string) bool {
 // namespace), for a caller that sizes the map.
 const RoutingEntries = 4
 
+// RoutingRoom is room for the RoutingEntries a call's metadata gets
+// (Request.Routing). It must live as long as the request's message.
+type RoutingRoom struct{ slab metaSlab }
+
 // metaSlab gives setMeta's single-value lists out of one allocation: a
 // call sets four keys on its way out (Client.Invoke), eight allocations
 // otherwise.

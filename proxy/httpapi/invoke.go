@@ -58,6 +58,7 @@ type requestAlloc struct {
 	internal internalsv1.InternalInvokeRequest
 	msg      commonv1.InvokeRequest
 	ext      commonv1.HTTPExtension
+	routing  invoke.RoutingRoom
 	// entries back the metadata of a request with this many headers or
 	// fewer, forwarded the forwarding entries.
 	entries   [6]internalsv1.ListStringValue
@@ -112,6 +113,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, lb *limitedBody
 	a.internal.Metadata = md
 	req := &a.req
 	req.Message = &a.internal
+	req.Routing = &a.routing
 	req.ContentLength = r.ContentLength
 	req.StreamResponse = true // relayed as it comes, chunked or SSE, any size
 	if r.ContentLength != 0 {
